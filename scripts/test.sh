@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole suite: prerequisites (installed if missing), build, type checks, lint, unit, integration, UI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm run build
+npm run typecheck
+npm run lint
+npx vitest run --project unit
+npx vitest run --project integration
+npx vitest run --project ui

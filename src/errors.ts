@@ -1,0 +1,45 @@
+// One error type for everything the core reports to a person: a stable `code` for programs and tests,
+// and a message that says what to do.
+export type TapscopeErrorCode =
+  | 'E_USAGE'
+  | 'E_FILTER_SYNTAX'
+  | 'E_PCAPNG_MALFORMED'
+  | 'E_PCAPNG_TRUNCATED'
+  | 'E_FILE_NOT_FOUND'
+  | 'E_SESSION_NOT_FOUND'
+  | 'E_TARGET_UNREACHABLE'
+  | 'E_TARGET_INVALID'
+  | 'E_HOST_KEY_UNKNOWN'
+  | 'E_HOST_KEY_CHANGED'
+  | 'E_AUTH_FAILED'
+  | 'E_SUDO_REQUIRED'
+  | 'E_NOT_PERMITTED'
+  | 'E_KERNEL_UNSUPPORTED'
+  | 'E_HELPER_MISSING'
+  | 'E_HELPER_EXITED'
+  | 'E_KUBECONFIG'
+  | 'E_K8S_FORBIDDEN'
+  | 'E_K8S_ADMISSION'
+  | 'E_K8S_NODE_FAILED'
+  | 'E_EXPORT'
+  | 'E_INTERNAL';
+
+export class TapscopeError extends Error {
+  readonly code: TapscopeErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: TapscopeErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TapscopeError';
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): { code: TapscopeErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  }
+}
+
+export function isTapscopeError(e: unknown, code?: TapscopeErrorCode): e is TapscopeError {
+  return e instanceof TapscopeError && (code === undefined || e.code === code);
+}

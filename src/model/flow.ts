@@ -1,0 +1,91 @@
+// The flow record: what every consumer (CLI `flows --json`, filter language, UI, exports) sees of a flow.
+// Field names are part of the CLI contract; add fields, never rename them.
+
+export const TLS_LIBRARIES = [
+  'openssl', 'boringssl', 'gnutls', 'nss', 'go-crypto-tls', 'java-jsse', 'rustls', 'schannel', 'unknown',
+] as const;
+export type TlsLibrary = (typeof TLS_LIBRARIES)[number];
+
+export type VerdictSource = 'hook' | 'process' | 'fingerprint';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+export interface ProcessRef {
+  pid: number;
+  comm: string;
+  exe: string | null;
+  cgroup?: string | null;
+  containerId?: string | null;
+}
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+  workload?: string | null;
+}
+
+/** The verdict for one side (client or server) of a TLS flow. */
+export interface TlsSideVerdict {
+  library: TlsLibrary;
+  via: VerdictSource;
+  /** 0..1 */
+  confidence: number;
+  plaintext: boolean;
+  /** Why plaintext was not captured; null when it was. */
+  reason: string | null;
+  /** Library version when known (from the mapped file name or fingerprint data). */
+  version?: string | null;
+}
+
+export interface TlsInfo {
+  sni: string | null;
+  alpn: string[];
+  version: string | null;
+  cipher: string | null;
+  ja3: string | null;
+  ja3Hash: string | null;
+  ja4: string | null;
+  client: TlsSideVerdict | null;
+  server: TlsSideVerdict | null;
+}
+
+export interface HttpExchangeSummary {
+  method: string | null;
+  host: string | null;
+  path: string | null;
+  status: number | null;
+}
+
+export interface Flow {
+  id: string;
+  transport: 'tcp' | 'udp';
+  src: Endpoint;
+  dst: Endpoint;
+  /** ms since epoch */
+  firstSeen: number;
+  lastSeen: number;
+  packets: number;
+  bytes: number;
+  process: ProcessRef | null;
+  /** The process owning the other (server) end when it is on a captured node too. */
+  peerProcess?: ProcessRef | null;
+  node: string;
+  pod: PodRef | null;
+  /** Application protocol: tls, http, http2, grpc, dns, ssh, unknown */
+  app: string;
+  tls: TlsInfo | null;
+  http: HttpExchangeSummary[];
+}
+
+export interface LibraryBreakdownRow {
+  library: TlsLibrary;
+  side: 'client' | 'server';
+  flows: number;
+  bytes: number;
+  plaintextFlows: number;
+  /** reason -> number of flows without plaintext for that reason */
+  reasons?: Record<string, number>;
+}

@@ -1,0 +1,100 @@
+// The CaptureTarget contract: one interface for "this machine", SSH hosts and Kubernetes clusters.
+// A target deploys the helper on its nodes, streams each node's pcapng back, and cleans up after itself.
+import type { Readable } from 'node:stream';
+import type { TapscopeErrorCode } from '../errors.js';
+
+export type CaptureMode = 'auto' | 'ebpf' | 'afpacket';
+export type TargetKind = 'local' | 'ssh' | 'k8s';
+
+export interface NodeInfo {
+  name: string;
+  ready: boolean;
+  kernel: string | null;
+  arch: string | null;
+  address?: string | null;
+}
+
+export interface CaptureOptions {
+  mode: CaptureMode;
+  /** Interface names; empty means all. */
+  ifaces: string[];
+  /** Seconds; undefined runs until stop(). */
+  duration?: number;
+  snaplen?: number;
+  /** Node names to capture on; undefined means every node of the target. */
+  nodes?: string[];
+}
+
+export type NodePhase =
+  | 'preflight' | 'deploying' | 'scheduled' | 'pulling' | 'running' | 'streaming'
+  | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
+
+export interface NodeStatus {
+  node: string;
+  phase: NodePhase;
+  message?: string;
+  error?: { code: TapscopeErrorCode; message: string };
+}
+
+export interface PreflightReport {
+  node: string;
+  arch: string | null;
+  kernel: string | null;
+  btf: boolean | null;
+  privileged: 'root' | 'sudo' | 'sudo-password' | 'none';
+  helperVersion: string | null;
+  problems: string[];
+}
+
+/** A gap in a node's stream (connection lost and resumed): the session marks it. */
+export interface StreamGap {
+  node: string;
+  fromMs: number;
+  toMs: number | null;
+  reason: string;
+}
+
+export interface CaptureHandlers {
+  onStatus(status: NodeStatus): void;
+  /** Called once per (re)started helper stream of a node: the helper's pcapng bytes. */
+  onStream(node: string, stream: Readable): void;
+  onGap?(gap: StreamGap): void;
+}
+
+export interface CaptureHandle {
+  /** Stops every node's helper and removes everything deployed. Idempotent. */
+  stop(): Promise<void>;
+  /** Settles when every node has stopped (by stop(), duration or failure). */
+  readonly done: Promise<void>;
+  /** Human-readable notes for the session, e.g. "the SSH connection carrying the stream is excluded". */
+  readonly notes: string[];
+}
+
+export interface ShellChannel {
+  write(data: string | Buffer): void;
+  resize(cols: number, rows: number): void;
+  onData(cb: (data: Buffer) => void): () => void;
+  onExit(cb: (code: number | null) => void): () => void;
+  close(): void;
+}
+
+/** Questions a target may need a person to answer (host keys, passwords, passphrases). */
+export interface Prompt {
+  kind: 'host-key' | 'password' | 'passphrase' | 'keyboard-interactive' | 'sudo-password';
+  message: string;
+  fingerprint?: string;
+  echo?: boolean;
+}
+export type PromptFn = (prompt: Prompt) => Promise<string | boolean | null>;
+
+export interface CaptureTarget {
+  readonly kind: TargetKind;
+  /** The URI the user gave: local, ssh://user@host:port, k8s://context[/node] */
+  readonly uri: string;
+  listNodes(): Promise<NodeInfo[]>;
+  preflight(nodes?: string[]): Promise<PreflightReport[]>;
+  start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle>;
+  openShell(node: string): Promise<ShellChannel>;
+  /** Releases connections; does not stop running captures started through start(). */
+  close(): Promise<void>;
+}
