@@ -1,0 +1,177 @@
+// Network lab for integration tests: two private network namespaces ("node" and "server") joined by a
+// veth pair, plus HTTPS servers with a throwaway CA. Tests capture in the node namespace and talk to
+// the server namespace, so nothing touches the host's own interfaces or /etc/hosts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface ExecResult { code: number | null; stdout: string; stderr: string }
+export interface ExecOptions { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string; cwd?: string }
+
+export interface Lab {
+  prefix: string;
+  nodeNs: string;
+  serverNs: string;
+  nodeIp: string;
+  serverIp: string;
+  execIn(ns: string, cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult>;
+  spawnIn(ns: string, cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcess;
+  close(): Promise<void>;
+}
+
+export interface HttpsServers {
+  /** PEM file of the CA that signed the server certificate. */
+  ca: string;
+  ports: number[];
+  /** Names the node namespace resolves to the server (all `*.tapscope.test`). */
+  hostnames: string[];
+  stop(): Promise<void>;
+}
+
+/** Every name `<n>.tapscope.test` the node namespace resolves to the server (via /etc/netns/NS/hosts). */
+export const LAB_HOST_LABELS = [
+  'curl', 'python', 'node', 'wget', 'gnutls', 'java', 'go', 'nss', 'late', 'www', 'api', 'bench',
+  'a', 'b', 'c', 'd', 'e', 'f',
+];
+
+export const CACHE_DIR = '/tmp/tapscope-test-cache';
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tls');
+
+/** Runs a command to completion; never rejects on a non-zero exit (the caller checks `code`). */
+export function run(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdin.on('error', () => {});
+    if (opts.input !== undefined) child.stdin.end(opts.input); else child.stdin.end();
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    child.on('error', (e) => { if (timer) clearTimeout(timer); reject(e); });
+    child.on('close', (code) => { if (timer) clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+async function must(cmd: string, args: string[]): Promise<string> {
+  const r = await run(cmd, args, { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function deleteNs(name: string): Promise<void> {
+  await run('ip', ['netns', 'pids', name]).then(async (r) => {
+    for (const pid of r.stdout.split(/\s+/).filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
+    }
+  });
+  await run('ip', ['netns', 'delete', name]);
+  await rm(`/etc/netns/${name}`, { recursive: true, force: true });
+}
+
+/**
+ * Creates `${prefix}node` and `${prefix}srv`, each with `lo` up and an `eth0` (veth) on `${subnet}.0/24`:
+ * node = `${subnet}.1`, server = `${subnet}.2`. Leftovers of an earlier run with the same prefix are removed first.
+ */
+export async function createLab(prefix: string, subnet: string): Promise<Lab> {
+  const nodeNs = `${prefix}node`;
+  const serverNs = `${prefix}srv`;
+  const nodeIp = `${subnet}.1`;
+  const serverIp = `${subnet}.2`;
+  // why: veth names live in the root namespace until moved and are limited to 15 characters.
+  const vethNode = `${prefix}vn`.slice(-15);
+  const vethSrv = `${prefix}vs`.slice(-15);
+  await deleteNs(nodeNs);
+  await deleteNs(serverNs);
+  await run('ip', ['link', 'delete', vethNode]);
+  const children = new Set<ChildProcess>();
+
+  try {
+    await must('ip', ['netns', 'add', nodeNs]);
+    await must('ip', ['netns', 'add', serverNs]);
+    await must('ip', ['link', 'add', vethNode, 'type', 'veth', 'peer', 'name', vethSrv]);
+    for (const [veth, ns, ip] of [[vethNode, nodeNs, nodeIp], [vethSrv, serverNs, serverIp]] as const) {
+      await must('ip', ['link', 'set', veth, 'netns', ns]);
+      await must('ip', ['-n', ns, 'link', 'set', veth, 'name', 'eth0']);
+      await must('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+      await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    // why: `ip netns exec` bind-mounts /etc/netns/NS/* over /etc, so clients resolve the test names
+    // without touching the host's /etc/hosts and without per-client resolve flags.
+    await mkdir(`/etc/netns/${nodeNs}`, { recursive: true });
+    const hosts = [`127.0.0.1 localhost`, `${nodeIp} node.lab`, ...LAB_HOST_LABELS.map((l) => `${serverIp} ${l}.tapscope.test`)];
+    await writeFile(`/etc/netns/${nodeNs}/hosts`, hosts.join('\n') + '\n');
+  } catch (e) {
+    await deleteNs(nodeNs);
+    await deleteNs(serverNs);
+    throw e;
+  }
+
+  const nsArgs = (ns: string, cmd: string, args: string[]) => ['netns', 'exec', ns, cmd, ...args];
+  return {
+    prefix, nodeNs, serverNs, nodeIp, serverIp,
+    execIn: (ns, cmd, args, opts) => run('ip', nsArgs(ns, cmd, args), opts),
+    spawnIn: (ns, cmd, args, opts) => {
+      const child = spawn('ip', nsArgs(ns, cmd, args), { env: opts?.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      children.add(child);
+      child.on('exit', () => children.delete(child));
+      return child;
+    },
+    close: async () => {
+      for (const c of children) c.kill('SIGKILL');
+      await deleteNs(nodeNs);
+      await deleteNs(serverNs);
+    },
+  };
+}
+
+/** Writes a CA and a `*.tapscope.test` server certificate signed by it into a fresh temp dir. */
+export async function makeTestCa(serverIp: string): Promise<{ dir: string; ca: string; cert: string; key: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'tapscope-ca-'));
+  const ca = join(dir, 'ca.pem');
+  const caKey = join(dir, 'ca.key');
+  const key = join(dir, 'server.key');
+  const csr = join(dir, 'server.csr');
+  const cert = join(dir, 'server.pem');
+  const ext = join(dir, 'ext.cnf');
+  await writeFile(ext, `subjectAltName=DNS:*.tapscope.test,DNS:tapscope.test,IP:${serverIp}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+  await must('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '3',
+    '-subj', '/CN=Tapscope Test CA', '-keyout', caKey, '-out', ca]);
+  await must('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-subj', '/CN=*.tapscope.test', '-keyout', key, '-out', csr]);
+  await must('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-days', '3',
+    '-extfile', ext, '-out', cert]);
+  return { dir, ca, cert, key };
+}
+
+/** Starts one Node HTTPS server (HTTP/1.1 + h2) per port in the lab's server namespace. */
+export async function startHttpsServers(lab: Lab, ports: number[]): Promise<HttpsServers> {
+  const { dir, ca, cert, key } = await makeTestCa(lab.serverIp);
+  const child = lab.spawnIn(lab.serverNs, process.execPath, [join(FIXTURES, 'https-server.mjs'), cert, key, ...ports.map(String)]);
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`HTTPS servers did not start: ${err}`)), 15_000);
+    child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (ports.every((p) => out.includes(`listening ${p}\n`))) { clearTimeout(timer); resolve(); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`HTTPS server exited (${code}): ${err}`)); });
+  });
+  return {
+    ca, ports,
+    hostnames: LAB_HOST_LABELS.map((l) => `${l}.tapscope.test`),
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
