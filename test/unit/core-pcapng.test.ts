@@ -1,0 +1,249 @@
+// pcapng reader/writer: golden fixtures from dumpcap/tcpdump, both byte orders, every chunking, malformed
+// input, random mutations, and the writer checked by tshark.
+import { describe, it, expect } from 'vitest';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import {
+  PcapngParser, PcapngReader, parseBuffer, readBlocks, encodeShb, encodeIdb, encodeEpb, encodeIsb, encodeTapscopeRecord,
+  encodeNrb, encodeDsb, encodeCustom, buildExportedPdu, parseExportedPdu, parseTlsComment, tsFromMs,
+  type PcapngBlock, type PacketBlock,
+} from '../../src/pcapng/index.js';
+import { isTapscopeError, TapscopeError } from '../../src/errors.js';
+
+const FIX = join(import.meta.dirname, '../fixtures/pcapng');
+const pcapng = readFileSync(join(FIX, 'lo-udp.pcapng'));
+const pcapngBe = readFileSync(join(FIX, 'lo-udp-be.pcapng'));
+const pcap = readFileSync(join(FIX, 'lo-udp.pcap'));
+const expected = JSON.parse(readFileSync(join(FIX, 'lo-udp.expected.json'), 'utf8')) as {
+  shb: { hardware: string; os: string; userappl: string };
+  iface: { name: string; description: string; linkType: number; snapLen: number; tsresol: number };
+  packets: { timeEpoch: string; len: number; capLen: number; payloadHex: string }[];
+};
+const expectedPcap = JSON.parse(readFileSync(join(FIX, 'lo-udp.pcap.expected.json'), 'utf8')) as typeof expected;
+
+/** A comparable view of blocks (no offsets, data as hex, bigint as string). */
+function view(blocks: PcapngBlock[]): unknown[] {
+  return blocks.map((b) => JSON.parse(JSON.stringify(b, (k, v: unknown) => {
+    if (k === 'offset' || k === 'littleEndian') return undefined;
+    if (typeof v === 'bigint') return v.toString();
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return Buffer.from((v as { data: number[] }).data).toString('hex');
+    return v;
+  })));
+}
+
+function ticksString(p: PacketBlock): string {
+  const ns = (BigInt(p.tsHigh) << 32n) | BigInt(p.tsLow);
+  const per = BigInt(p.iface.unitsPerSecond);
+  const frac = (ns % per).toString().padStart(String(p.iface.unitsPerSecond).length - 1, '0');
+  return `${ns / per}.${frac}`;
+}
+
+function parseChunked(buf: Buffer, size: number): PcapngBlock[] {
+  const out: PcapngBlock[] = [];
+  const p = new PcapngParser();
+  for (let i = 0; i < buf.length; i += size) p.push(buf.subarray(i, i + size), (b) => out.push(b));
+  p.end();
+  return out;
+}
+
+function expectMalformed(buf: Buffer, text: RegExp, offset: number): void {
+  let err: unknown;
+  try {
+    parseBuffer(buf);
+  } catch (e) {
+    err = e;
+  }
+  expect(isTapscopeError(err, 'E_PCAPNG_MALFORMED'), String(err)).toBe(true);
+  expect((err as TapscopeError).message).toMatch(text);
+  expect((err as TapscopeError).message).toContain(`at offset ${offset}`);
+}
+
+describe('pcapng reader: golden fixture (dumpcap on lo)', () => {
+  const blocks = parseBuffer(pcapng);
+  const packets = blocks.filter((b): b is PacketBlock => b.type === 'epb');
+
+  it('decodes the section header and interface as capinfos reports them', () => {
+    const shb = blocks[0];
+    expect(shb?.type).toBe('shb');
+    if (shb?.type !== 'shb') return;
+    expect({ hardware: shb.hardware, os: shb.os, userappl: shb.userappl }).toEqual(expected.shb);
+    const idb = blocks.find((b) => b.type === 'idb');
+    expect(idb?.type === 'idb' && {
+      name: idb.iface.name, description: idb.iface.description, linkType: idb.iface.linkType, snapLen: idb.iface.snapLen, tsresol: idb.iface.tsresol,
+    }).toEqual(expected.iface);
+  });
+
+  it('decodes every packet with the timestamp, lengths and payload tshark shows', () => {
+    expect(packets).toHaveLength(expected.packets.length);
+    packets.forEach((p, i) => {
+      const e = expected.packets[i]!;
+      expect(ticksString(p)).toBe(e.timeEpoch);
+      expect(p.origLen).toBe(e.len);
+      expect(p.capLen).toBe(e.capLen);
+      expect(p.data.toString('hex').endsWith(e.payloadHex)).toBe(true);
+      expect(p.tsMs).toBeCloseTo(Number(e.timeEpoch) * 1000, 0);
+    });
+  });
+
+  it('reads the big-endian rewrite of the same capture into identical blocks', () => {
+    const be = parseBuffer(pcapngBe);
+    expect(be[0]?.type === 'shb' && be[0].littleEndian).toBe(false);
+    expect(view(be)).toEqual(view(blocks));
+  });
+
+  it('reads classic pcap (tcpdump) files', () => {
+    const pb = parseBuffer(pcap).filter((b): b is PacketBlock => b.type === 'epb');
+    expect(pb).toHaveLength(expectedPcap.packets.length);
+    pb.forEach((p, i) => {
+      const e = expectedPcap.packets[i]!;
+      expect(ticksString(p)).toBe(e.timeEpoch.replace(/000$/, ''));
+      expect(p.origLen).toBe(e.len);
+      expect(p.iface.linkType).toBe(1);
+      expect(p.data.toString('hex').endsWith(e.payloadHex)).toBe(true);
+    });
+  });
+
+  it('gives identical blocks for every chunk size (stride test)', () => {
+    const whole = view(blocks);
+    for (let size = 1; size <= 97; size++) expect(view(parseChunked(pcapng, size)), `chunk ${size}`).toEqual(whole);
+    for (let size = 1; size <= 41; size += 4) expect(view(parseChunked(pcap, size))).toEqual(view(parseBuffer(pcap)));
+  });
+
+  it('streams through the Transform with backpressure and the same result', async () => {
+    const got: PcapngBlock[] = [];
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < pcapng.length; i += 13) chunks.push(pcapng.subarray(i, i + 13));
+    await pipeline(Readable.from(chunks), new PcapngReader(), new Writable({
+      objectMode: true, highWaterMark: 1,
+      write(b: PcapngBlock, _e, cb) { got.push(b); setImmediate(cb); },
+    }));
+    expect(view(got)).toEqual(view(blocks));
+  });
+});
+
+describe('pcapng reader: truncated and malformed input', () => {
+  const all = parseBuffer(pcapng);
+  const third = all[3]!;
+
+  it('rejects a partial last block with E_PCAPNG_TRUNCATED and its offset, after delivering the complete ones', async () => {
+    const cut = pcapng.subarray(0, third.offset + 10);
+    const got: PcapngBlock[] = [];
+    const reader = new PcapngReader();
+    reader.on('data', (b: PcapngBlock) => got.push(b));
+    const err = await new Promise<unknown>((resolve) => {
+      reader.on('error', resolve);
+      reader.on('end', () => resolve(null));
+      reader.end(cut);
+    });
+    expect(isTapscopeError(err, 'E_PCAPNG_TRUNCATED')).toBe(true);
+    expect((err as TapscopeError).message).toContain(`offset ${third.offset}`);
+    expect(view(got)).toEqual(view(all.slice(0, 3)));
+  });
+
+  it('tolerates the truncated tail when asked (crash recovery)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-pcapng-'));
+    const f = join(dir, 'cut.pcapng');
+    writeFileSync(f, pcapng.subarray(0, third.offset + 10));
+    const got: PcapngBlock[] = [];
+    const res = await readBlocks(f, (b) => got.push(b), { tolerateTruncatedTail: true });
+    expect(res.truncated).toEqual({ offset: third.offset, pending: 10 });
+    expect(got).toHaveLength(3);
+    await expect(readBlocks(f, () => undefined)).rejects.toMatchObject({ code: 'E_PCAPNG_TRUNCATED' });
+    await expect(readBlocks(join(dir, 'none.pcapng'), () => undefined)).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND' });
+  });
+
+  it('names the offset for each kind of corruption', () => {
+    const at = third.offset;
+    const withLen = (len: number): Buffer => { const b = Buffer.from(pcapng); b.writeUInt32LE(len, at + 4); return b; };
+    expectMalformed(withLen(8), /less than 12/, at);
+    expectMalformed(withLen(30), /not a multiple of 4/, at);
+    expectMalformed(withLen(300 * 1024 * 1024), /absurd/, at);
+    const trailer = Buffer.from(pcapng);
+    const len = trailer.readUInt32LE(at + 4);
+    trailer.writeUInt32LE(len + 4, at + len - 4);
+    expectMalformed(trailer, /trailing length/, at);
+    expectMalformed(Buffer.from('GET / HTTP/1.1\r\n\r\n'), /not a pcapng or pcap file/, 0);
+    const badIface = Buffer.from(pcapng);
+    const firstEpb = all.find((b) => b.type === 'epb')!;
+    badIface.writeUInt32LE(7, firstEpb.offset + 8);
+    expectMalformed(badIface, /interface 7/, firstEpb.offset);
+    const badBom = Buffer.from(pcapng);
+    badBom.writeUInt32LE(0x12345678, 8);
+    expectMalformed(badBom, /byte-order magic/, 0);
+  });
+
+  it('survives random mutations with only TapscopeErrors (fuzz smoke)', () => {
+    let seed = 12345;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const codes = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const src = i % 3 === 0 ? pcap : i % 3 === 1 ? pcapngBe : pcapng;
+      const b = Buffer.from(src.subarray(0, rnd(src.length) + 1));
+      const mutations = 1 + rnd(6);
+      for (let m = 0; m < mutations; m++) b[rnd(b.length)] = rnd(256);
+      try {
+        parseChunked(b, 1 + rnd(300));
+        codes.add('ok');
+      } catch (e) {
+        if (!(e instanceof TapscopeError)) throw e;
+        codes.add(e.code);
+      }
+    }
+    expect(codes.has('E_PCAPNG_MALFORMED')).toBe(true);
+    expect(codes.has('E_PCAPNG_TRUNCATED')).toBe(true);
+  });
+});
+
+describe('pcapng writer', () => {
+  it('round-trips every block kind and tshark reads the file without warnings', () => {
+    const t0 = tsFromMs(1732620000123.456);
+    const http = Buffer.from('GET /hello HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\n\r\n');
+    const pdu = buildExportedPdu('http', { ip: '10.202.0.1', port: 41000 }, { ip: '10.202.0.2', port: 443 }, http);
+    const file = Buffer.concat([
+      encodeShb({ hardware: 'x86_64', os: 'Linux', userappl: 'tapscope test', comments: ['hi'] }),
+      encodeTapscopeRecord({ t: 'capture', mode: 'ebpf', reason: 'test', hostname: 'node-1' }),
+      encodeIdb({ linkType: 1, snapLen: 262144, name: 'lo', description: 'ifindex=1', tsresol: 9 }),
+      encodeIdb({ linkType: 252, snapLen: 0, name: 'tapscope-tls', description: 'decrypted TLS plaintext from uprobes', tsresol: 9 }),
+      encodeEpb({ interfaceId: 0, ...t0, data: Buffer.alloc(60, 1), origLen: 1500, flags: 2, comments: ['a packet'] }),
+      encodeEpb({ interfaceId: 1, ...t0, data: pdu, flags: 2, comments: ['tapscope-tls pid=7 tid=7 comm=curl lib=openssl fn=SSL_write dir=out len=58 trunc=0'] }),
+      encodeNrb([{ kind: 'ipv4', address: '10.202.0.2', names: ['example.test'] }, { kind: 'ipv6', address: 'fd00::2', names: ['v6.test'] }]),
+      encodeDsb(0x544c534b, Buffer.from('CLIENT_RANDOM 00 11\n')),
+      encodeCustom(99, Buffer.from([1, 2, 3]), false),
+      encodeIsb({ interfaceId: 0, ...t0, ifRecv: 5n, ifDrop: 1n, osDrop: 0n }),
+    ]);
+    const blocks = parseBuffer(file);
+    expect(blocks.map((b) => b.type)).toEqual(['shb', 'custom', 'idb', 'idb', 'epb', 'epb', 'nrb', 'dsb', 'custom', 'isb']);
+    const [shb, cb, idb, , epb, tls, nrb, dsb, other, isb] = blocks;
+    expect(shb?.type === 'shb' && [shb.hardware, shb.os, shb.userappl, shb.comments]).toEqual(['x86_64', 'Linux', 'tapscope test', ['hi']]);
+    expect(cb?.type === 'custom' && cb.json).toEqual({ t: 'capture', mode: 'ebpf', reason: 'test', hostname: 'node-1' });
+    expect(idb?.type === 'idb' && [idb.iface.name, idb.iface.description, idb.iface.unitsPerSecond]).toEqual(['lo', 'ifindex=1', 1e9]);
+    expect(epb?.type === 'epb' && [epb.capLen, epb.origLen, epb.flags, epb.comments, Math.round(epb.tsMs)]).toEqual([60, 1500, 2, ['a packet'], 1732620000123]);
+    if (tls?.type !== 'epb') throw new Error('no tls epb');
+    const parsed = parseExportedPdu(tls.data);
+    expect(parsed && { p: parsed.protoName, s: parsed.src, d: parsed.dst, body: parsed.payload.toString() }).toEqual({
+      p: 'http', s: { ip: '10.202.0.1', port: 41000 }, d: { ip: '10.202.0.2', port: 443 }, body: http.toString(),
+    });
+    expect(parseTlsComment(tls.comments[0]!)).toMatchObject({ comm: 'curl', lib: 'openssl', dir: 'out', len: '58' });
+    expect(nrb?.type === 'nrb' && nrb.records).toEqual([
+      { kind: 'ipv4', address: '10.202.0.2', names: ['example.test'] }, { kind: 'ipv6', address: 'fd00::2', names: ['v6.test'] },
+    ]);
+    expect(dsb?.type === 'dsb' && dsb.data.toString()).toBe('CLIENT_RANDOM 00 11\n');
+    expect(other?.type === 'custom' && [other.pen, other.copiable, other.json]).toEqual([99, false, undefined]);
+    expect(isb?.type === 'isb' && [isb.ifRecv, isb.ifDrop, isb.osDrop]).toEqual([5n, 1n, 0n]);
+
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-pcapng-'));
+    const f = join(dir, 'w.pcapng');
+    writeFileSync(f, file);
+    const r = spawnSync('tshark', ['-r', f, '-Y', 'http.request', '-T', 'fields', '-e', 'http.host', '-e', 'http.request.uri'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('Running as user'))).toEqual([]);
+    expect(r.stdout.trim()).toBe('example.test\t/hello');
+    const count = execFileSync('capinfos', ['-c', '-M', f], { encoding: 'utf8' });
+    expect(count).toMatch(/Number of packets:\s+2/);
+  });
+});
