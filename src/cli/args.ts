@@ -1,0 +1,122 @@
+// Command-line parsing for `tapscope`: turns argv into one typed command, or a usage TapscopeError.
+// Pure (no I/O) so it can be table-tested.
+import { parseArgs } from 'node:util';
+import { TapscopeError } from '../errors.js';
+import type { CaptureMode } from '../targets/target.js';
+
+export const USAGE = `Usage:
+  tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
+                   [--iface NAME]... [--duration SECONDS] --out FILE.pcapng [--accept-new-host-key]
+  tapscope flows FILE [--json] [--filter EXPR]
+  tapscope libraries FILE [--json]
+  tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets]
+  tapscope sessions [--json]
+  tapscope serve [--port N] [SESSION]
+  tapscope clean --target k8s://CONTEXT
+  tapscope --help | --version
+
+FILE is a pcapng/pcap path or a session id (see \`tapscope sessions\`).
+Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
+
+export type Command =
+  | { cmd: 'help' }
+  | { cmd: 'version' }
+  | { cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean }
+  | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined }
+  | { cmd: 'libraries'; file: string; json: boolean }
+  | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean }
+  | { cmd: 'sessions'; json: boolean }
+  | { cmd: 'serve'; port: number | undefined; session: string | undefined }
+  | { cmd: 'clean'; target: string };
+
+function usage(message: string): TapscopeError {
+  return new TapscopeError('E_USAGE', `${message}; see tapscope --help`);
+}
+
+type OptSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+function parse(args: string[], options: OptSpec, maxPositionals: number, cmd: string): { values: Record<string, unknown>; positionals: string[] } {
+  let res: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    res = parseArgs({ args, options, allowPositionals: true, strict: true }) as { values: Record<string, unknown>; positionals: string[] };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] ?? String(e) : String(e);
+    throw usage(`${cmd}: ${msg.replace(/\. To specify a positional argument.*$/, '')}`);
+  }
+  if (res.positionals.length > maxPositionals) throw usage(`${cmd}: unexpected argument '${res.positionals[maxPositionals]}'`);
+  return res;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function positiveNumber(v: string | undefined, what: string, cmd: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw usage(`${cmd}: ${what} must be a positive number, got '${v}'`);
+  return n;
+}
+
+export function parseCommand(argv: string[]): Command {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') return { cmd: 'help' };
+  if (first === '--version' || first === '-V' || first === 'version') return { cmd: 'version' };
+  if (rest.includes('--help') || rest.includes('-h')) return { cmd: 'help' };
+  switch (first) {
+    case 'capture': {
+      const { values } = parse(rest, {
+        target: { type: 'string' }, mode: { type: 'string' }, iface: { type: 'string', multiple: true }, duration: { type: 'string' },
+        out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' },
+      }, 0, 'capture');
+      const mode = str(values.mode) ?? 'auto';
+      if (mode !== 'auto' && mode !== 'ebpf' && mode !== 'afpacket') throw usage(`capture: --mode must be auto, ebpf or afpacket, got '${mode}'`);
+      const out = str(values.out);
+      if (!out) throw usage('capture: --out FILE.pcapng is required');
+      return {
+        cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
+        duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
+      };
+    }
+    case 'flows': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, filter: { type: 'string' } }, 1, 'flows');
+      if (!positionals[0]) throw usage('flows: FILE is required');
+      return { cmd: 'flows', file: positionals[0], json: values.json === true, filter: str(values.filter) };
+    }
+    case 'libraries': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'libraries');
+      if (!positionals[0]) throw usage('libraries: FILE is required');
+      return { cmd: 'libraries', file: positionals[0], json: values.json === true };
+    }
+    case 'export': {
+      const { values, positionals } = parse(rest, {
+        format: { type: 'string' }, out: { type: 'string' }, filter: { type: 'string' }, 'include-secrets': { type: 'boolean' },
+      }, 1, 'export');
+      if (!positionals[0]) throw usage('export: FILE is required');
+      const format = str(values.format);
+      if (format !== 'pcapng' && format !== 'har' && format !== 'json') throw usage(`export: --format must be pcapng, har or json${format ? `, got '${format}'` : ''}`);
+      const out = str(values.out);
+      if (!out) throw usage('export: --out PATH is required');
+      return { cmd: 'export', file: positionals[0], format, out, filter: str(values.filter), includeSecrets: values['include-secrets'] === true };
+    }
+    case 'sessions': {
+      const { values } = parse(rest, { json: { type: 'boolean' } }, 0, 'sessions');
+      return { cmd: 'sessions', json: values.json === true };
+    }
+    case 'serve': {
+      const { values, positionals } = parse(rest, { port: { type: 'string' } }, 1, 'serve');
+      const port = str(values.port);
+      const n = port === undefined ? undefined : Number(port);
+      if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 65535)) throw usage(`serve: --port must be 0-65535, got '${port}'`);
+      return { cmd: 'serve', port: n, session: positionals[0] };
+    }
+    case 'clean': {
+      const { values } = parse(rest, { target: { type: 'string' } }, 0, 'clean');
+      const target = str(values.target);
+      if (!target || !target.startsWith('k8s://')) throw usage('clean: --target k8s://CONTEXT is required');
+      return { cmd: 'clean', target };
+    }
+    default:
+      throw usage(`unknown command '${first}'`);
+  }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// The `tapscope` command line: capture, flows, libraries, export, sessions, serve, clean.
+// Errors print as one line `tapscope: <message> (<code>)`; exit 1, or 2 for usage errors.
+import { TapscopeError, isTapscopeError } from '../errors.js';
+import { packageVersion } from '../util/paths.js';
+import { USAGE, parseCommand } from './args.js';
+
+async function main(argv: string[]): Promise<number> {
+  const command = parseCommand(argv);
+  switch (command.cmd) {
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    case 'version':
+      process.stdout.write(`tapscope ${packageVersion()}\n`);
+      return 0;
+    default: {
+      const { runCommand } = await import('./commands.js');
+      return runCommand(command);
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
+    process.stderr.write(`tapscope: ${err.message} (${err.code})\n`);
+    process.exitCode = err.code === 'E_USAGE' ? 2 : 1;
+  },
+);

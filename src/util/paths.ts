@@ -1,0 +1,56 @@
+// Where things are: the package root (works from src/ under tsx and from dist/src/ after tsc), the app-data
+// folder for sessions, and the helper binary.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let cachedRoot: string | null = null;
+
+export function packageRoot(): string {
+  if (cachedRoot) return cachedRoot;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'tapscope') {
+          cachedRoot = dir;
+          return dir;
+        }
+      } catch {
+        // why: an unreadable package.json on the way up is not ours; keep walking.
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  cachedRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return cachedRoot;
+}
+
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** Root of Tapscope's data: $TAPSCOPE_HOME, else $XDG_DATA_HOME/tapscope, else ~/.local/share/tapscope. */
+export function dataRoot(): string {
+  const env = process.env.TAPSCOPE_HOME;
+  if (env) return env;
+  const xdg = process.env.XDG_DATA_HOME;
+  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), '.local', 'share'), 'tapscope');
+}
+
+export function sessionsRoot(): string {
+  return join(dataRoot(), 'sessions');
+}
+
+/** The helper binary for this machine: $TAPSCOPE_HELPER, else resources/helper/linux-x64/tapscope-helper. */
+export function helperPath(): string {
+  return process.env.TAPSCOPE_HELPER ?? join(packageRoot(), 'resources', 'helper', 'linux-x64', 'tapscope-helper');
+}
