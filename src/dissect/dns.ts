@@ -1,0 +1,55 @@
+// DNS message dissector over UDP or TCP (2-byte length prefix), using the dns-packet package; answers
+// are flattened to text so every consumer (CLI, filter, UI) shows the same thing.
+import dnsPacket, { type DnsAnswer } from 'dns-packet';
+
+export interface DnsMessage {
+  id: number;
+  qr: boolean;
+  questions: { name: string; type: string }[];
+  answers: { name: string; type: string; data: string }[];
+  rcode: string;
+}
+
+/** Decode one DNS message; null when the payload is not a well-formed DNS message. */
+export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
+  let body = payload;
+  if (overTcp) {
+    if (payload.length < 2) return null;
+    const len = payload.readUInt16BE(0);
+    if (payload.length < 2 + len) return null;
+    body = payload.subarray(2, 2 + len);
+  }
+  if (body.length < 12) return null;
+  try {
+    const p = dnsPacket.decode(body);
+    return {
+      id: p.id ?? 0,
+      qr: p.type === 'response',
+      questions: (p.questions ?? []).map((q) => ({ name: q.name, type: q.type })),
+      answers: (p.answers ?? []).map((a) => ({ name: a.name, type: a.type, data: answerText(a) })),
+      rcode: p.rcode ?? 'NOERROR',
+    };
+  } catch {
+    return null;
+  }
+}
+
+function answerText(a: DnsAnswer): string {
+  const d = a.data;
+  if (d === undefined || d === null) return '';
+  if (typeof d === 'string') return d;
+  if (Buffer.isBuffer(d)) return d.toString('hex');
+  if (Array.isArray(d)) return d.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x))).join(' ');
+  if (typeof d === 'object') {
+    const o = d as Record<string, unknown>;
+    switch (a.type) {
+      case 'MX': return `${String(o.preference)} ${String(o.exchange)}`;
+      case 'SRV': return `${String(o.priority)} ${String(o.weight)} ${String(o.port)} ${String(o.target)}`;
+      case 'SOA': return `${String(o.mname)} ${String(o.rname)} ${String(o.serial)}`;
+      case 'CAA': return `${String(o.flags)} ${String(o.tag)} "${String(o.value)}"`;
+      default:
+        return JSON.stringify(o, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
+    }
+  }
+  return String(d);
+}

@@ -1,0 +1,284 @@
+// Incremental HTTP/2 parser for one direction of a connection: frames (preface, SETTINGS, HEADERS +
+// CONTINUATION, DATA, padding, priority, PUSH_PROMISE), one HPACK dynamic table per direction, and one
+// HttpMessage per stream once the stream ends (END_STREAM or RST_STREAM). gRPC requests carry the
+// method name (`:path`) in grpcMethod.
+import hpack from 'hpack.js';
+import { BODY_CAP, type HttpMessage } from './http1.js';
+
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+const FRAME_DATA = 0x0;
+const FRAME_HEADERS = 0x1;
+const FRAME_RST_STREAM = 0x3;
+const FRAME_PUSH_PROMISE = 0x5;
+const FRAME_CONTINUATION = 0x9;
+
+const FLAG_END_STREAM = 0x1;
+const FLAG_END_HEADERS = 0x4;
+const FLAG_PADDED = 0x8;
+const FLAG_PRIORITY = 0x20;
+
+// why: the largest frame a peer may send is 2^24-1 (SETTINGS_MAX_FRAME_SIZE upper bound); anything
+// longer means we are not looking at an HTTP/2 frame boundary.
+const MAX_FRAME = (1 << 24) - 1;
+// why: the decoder's table limit is set by the *other* side's SETTINGS; we accept whatever size the
+// encoder signals (dynamic table size update) up to a generous bound instead of tracking SETTINGS.
+const HPACK_PROTOCOL_MAX = 1 << 20;
+const HPACK_DEFAULT = 4096;
+
+/** True when the bytes begin with (a prefix of) the HTTP/2 client connection preface. */
+export function looksLikeHttp2(firstBytes: Buffer): boolean {
+  const n = Math.min(firstBytes.length, H2_PREFACE.length);
+  return n >= 3 && firstBytes.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+}
+
+interface StreamState {
+  msg: HttpMessage;
+  parts: Buffer[];
+  kept: number;
+  headersDone: boolean;
+}
+
+export class Http2Parser {
+  private buf: Buffer = Buffer.alloc(0);
+  private prefaceChecked: boolean;
+  private readonly streams = new Map<number, StreamState>();
+  private readonly table = hpack.table.create({ maxSize: HPACK_DEFAULT });
+  /** header block being collected across CONTINUATION frames */
+  private block: { streamId: number; parts: Buffer[]; endStream: boolean; promised: boolean } | null = null;
+  /** once HPACK state is lost (bad frame, gap) nothing after can be decoded reliably */
+  private broken = false;
+
+  constructor(private readonly side: 'client' | 'server') {
+    this.prefaceChecked = side === 'server';
+    (this.table as unknown as { protocolMaxSize: number }).protocolMaxSize = HPACK_PROTOCOL_MAX;
+  }
+
+  /** True after a framing or HPACK error: this direction can no longer be decoded. */
+  get failed(): boolean {
+    return this.broken;
+  }
+
+  push(chunk: Buffer, ts: number): HttpMessage[] {
+    if (this.broken) return [];
+    const out: HttpMessage[] = [];
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (!this.prefaceChecked) {
+      const n = Math.min(this.buf.length, H2_PREFACE.length);
+      if (!this.buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+        // no preface: the capture started mid-connection; try frames from here
+        this.prefaceChecked = true;
+      } else if (n < H2_PREFACE.length) {
+        return out;
+      } else {
+        this.buf = this.buf.subarray(H2_PREFACE.length);
+        this.prefaceChecked = true;
+      }
+    }
+    while (this.buf.length >= 9 && !this.broken) {
+      const len = this.buf.readUIntBE(0, 3);
+      if (len > MAX_FRAME) {
+        this.broken = true;
+        break;
+      }
+      if (this.buf.length < 9 + len) break;
+      const type = this.buf[3]!;
+      const flags = this.buf[4]!;
+      const streamId = this.buf.readUInt32BE(5) & 0x7fffffff;
+      const payload = this.buf.subarray(9, 9 + len);
+      this.buf = this.buf.subarray(9 + len);
+      try {
+        this.frame(type, flags, streamId, payload, ts, out);
+      } catch {
+        // a malformed frame or an HPACK error: the dynamic table is out of step from here on
+        this.broken = true;
+      }
+    }
+    return out;
+  }
+
+  /** Bytes were lost: HPACK state cannot be recovered, streams in flight are returned truncated. */
+  gap(): HttpMessage[] {
+    const out: HttpMessage[] = [];
+    for (const s of this.streams.values()) {
+      if (!s.headersDone) continue;
+      s.msg.bodyTruncated = true;
+      out.push(this.finish(s));
+    }
+    this.streams.clear();
+    this.buf = Buffer.alloc(0);
+    this.broken = true;
+    return out;
+  }
+
+  private frame(type: number, flags: number, streamId: number, payload: Buffer, ts: number, out: HttpMessage[]): void {
+    if (this.block && type !== FRAME_CONTINUATION) throw new Error('header block interrupted');
+    switch (type) {
+      case FRAME_DATA: {
+        const s = this.streams.get(streamId);
+        const data = unpad(payload, flags);
+        if (s) this.appendBody(s, data);
+        if (s && flags & FLAG_END_STREAM) this.end(streamId, out);
+        break;
+      }
+      case FRAME_HEADERS: {
+        let p = unpad(payload, flags);
+        if (flags & FLAG_PRIORITY) p = p.subarray(5);
+        if (!this.streams.has(streamId)) this.streams.set(streamId, this.newStream(streamId, ts));
+        this.block = { streamId, parts: [p], endStream: (flags & FLAG_END_STREAM) !== 0, promised: false };
+        if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
+        break;
+      }
+      case FRAME_PUSH_PROMISE: {
+        const p = unpad(payload, flags);
+        const promisedId = p.readUInt32BE(0) & 0x7fffffff;
+        // why: a promise is a request the server makes up; it must be decoded to keep HPACK in step
+        const s = this.newStream(promisedId, ts);
+        s.msg.kind = 'request';
+        this.streams.set(promisedId, s);
+        this.block = { streamId: promisedId, parts: [p.subarray(4)], endStream: false, promised: true };
+        if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
+        break;
+      }
+      case FRAME_CONTINUATION: {
+        if (!this.block || this.block.streamId !== streamId) throw new Error('unexpected CONTINUATION');
+        this.block.parts.push(payload);
+        if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
+        break;
+      }
+      case FRAME_RST_STREAM: {
+        const s = this.streams.get(streamId);
+        if (s && s.headersDone) {
+          s.msg.bodyTruncated = true;
+          out.push(this.finish(s));
+        }
+        this.streams.delete(streamId);
+        break;
+      }
+      default:
+        // SETTINGS, PRIORITY, PING, GOAWAY, WINDOW_UPDATE and unknown types carry nothing we show
+        break;
+    }
+  }
+
+  private newStream(streamId: number, ts: number): StreamState {
+    const kind = this.side === 'client' ? 'request' : 'response';
+    return { msg: { kind, headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts, streamId }, parts: [], kept: 0, headersDone: false };
+  }
+
+  private headerBlockDone(out: HttpMessage[]): void {
+    const block = this.block!;
+    this.block = null;
+    const headers = this.decode(block.parts.length === 1 ? block.parts[0]! : Buffer.concat(block.parts));
+    const s = this.streams.get(block.streamId);
+    if (!s) return;
+    if (!s.headersDone) {
+      const status = headers.find(([k]) => k === ':status')?.[1];
+      if (status !== undefined && /^1\d\d$/.test(status)) {
+        // interim response (100, 103): its own message; the final headers follow on the same stream
+        const interim = this.newStream(block.streamId, s.msg.ts);
+        interim.headersDone = true;
+        this.applyHeaders(interim.msg, headers);
+        out.push(this.finish(interim));
+        return;
+      }
+      this.applyHeaders(s.msg, headers);
+      s.headersDone = true;
+    } else {
+      // trailers (e.g. grpc-status)
+      s.msg.headers.push(...headers);
+    }
+    if (block.promised) {
+      out.push(this.finish(s));
+      this.streams.delete(block.streamId);
+      return;
+    }
+    if (block.endStream) this.end(block.streamId, out);
+  }
+
+  private applyHeaders(msg: HttpMessage, headers: [string, string][]): void {
+    msg.headers = headers;
+    const get = (k: string): string | undefined => headers.find(([n]) => n === k)?.[1];
+    const status = get(':status');
+    if (status !== undefined) {
+      msg.kind = 'response';
+      msg.status = Number(status);
+    } else {
+      const method = get(':method');
+      const path = get(':path');
+      if (method !== undefined) msg.method = method;
+      if (path !== undefined) msg.path = path;
+      if (path !== undefined && get('content-type')?.startsWith('application/grpc')) msg.grpcMethod = path;
+    }
+  }
+
+  private decode(block: Buffer): [string, string][] {
+    const d = hpack.decoder.create();
+    d.push(block);
+    const out: [string, string][] = [];
+    while (!d.isEmpty()) {
+      if (d.decodeBit()) {
+        const e = this.table.lookup(d.decodeInt());
+        out.push([e.name, e.value]);
+        continue;
+      }
+      const incremental = d.decodeBit();
+      if (!incremental) {
+        if (d.decodeBit()) {
+          this.table.updateSize(d.decodeInt());
+          continue;
+        }
+        d.decodeBit(); // never-indexed flag: matters to proxies, not to us
+      }
+      const index = d.decodeInt();
+      let name: string;
+      let nameSize: number;
+      if (index === 0) {
+        const raw = d.decodeStr();
+        nameSize = raw.length;
+        name = hpack.utils.stringify(raw);
+      } else {
+        const e = this.table.lookup(index);
+        name = e.name;
+        nameSize = e.nameSize;
+      }
+      const rawValue = d.decodeStr();
+      const value = hpack.utils.stringify(rawValue);
+      if (incremental) this.table.add(name, value, nameSize, rawValue.length);
+      out.push([name, value]);
+    }
+    return out;
+  }
+
+  private appendBody(s: StreamState, b: Buffer): void {
+    if (b.length === 0) return;
+    const room = BODY_CAP - s.kept;
+    if (room <= 0) {
+      s.msg.bodyTruncated = true;
+      return;
+    }
+    const take = b.length <= room ? b : b.subarray(0, room);
+    s.parts.push(Buffer.from(take));
+    s.kept += take.length;
+    if (take.length < b.length) s.msg.bodyTruncated = true;
+  }
+
+  private end(streamId: number, out: HttpMessage[]): void {
+    const s = this.streams.get(streamId);
+    if (!s) return;
+    this.streams.delete(streamId);
+    if (s.headersDone) out.push(this.finish(s));
+  }
+
+  private finish(s: StreamState): HttpMessage {
+    s.msg.body = s.parts.length === 1 ? s.parts[0]! : Buffer.concat(s.parts);
+    return s.msg;
+  }
+}
+
+function unpad(payload: Buffer, flags: number): Buffer {
+  if (!(flags & FLAG_PADDED)) return payload;
+  const padLen = payload[0];
+  if (padLen === undefined || padLen >= payload.length) throw new Error('bad padding');
+  return payload.subarray(1, payload.length - padLen);
+}

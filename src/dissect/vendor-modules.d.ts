@@ -1,0 +1,44 @@
+// Type declarations for the untyped npm packages the dissectors use (only the parts used here).
+declare module 'hpack.js' {
+  interface HpackDecoder {
+    push(chunk: Buffer): void;
+    isEmpty(): boolean;
+    decodeBit(): number;
+    decodeInt(): number;
+    decodeStr(): number[];
+  }
+  interface HpackTable {
+    lookup(index: number): { name: string; value: string; nameSize: number };
+    add(name: string, value: string, nameSize: number, valueSize: number): void;
+    updateSize(size: number): void;
+  }
+  const hpack: {
+    decoder: { create(): HpackDecoder };
+    table: { create(options: { maxSize: number }): HpackTable };
+    utils: { stringify(arr: number[]): string };
+  };
+  export default hpack;
+}
+
+declare module 'dns-packet' {
+  export interface DnsQuestion { name: string; type: string; class?: string }
+  export interface DnsAnswer { name: string; type: string; class?: string; ttl?: number; data?: unknown; flush?: boolean }
+  export interface DnsPacket {
+    id?: number;
+    type?: 'query' | 'response';
+    flags?: number;
+    flag_qr?: boolean;
+    rcode?: string;
+    opcode?: string;
+    questions?: DnsQuestion[];
+    answers?: DnsAnswer[];
+    authorities?: DnsAnswer[];
+    additionals?: DnsAnswer[];
+  }
+  export function decode(buf: Buffer, offset?: number): DnsPacket;
+  export function encode(packet: DnsPacket, buf?: Buffer, offset?: number): Buffer;
+  export function streamEncode(packet: DnsPacket): Buffer;
+  export function streamDecode(buf: Buffer): DnsPacket;
+  const _default: { decode: typeof decode; encode: typeof encode; streamEncode: typeof streamEncode; streamDecode: typeof streamDecode };
+  export default _default;
+}

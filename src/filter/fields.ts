@@ -1,0 +1,95 @@
+// The filter language's field table: every Flow field a filter can name, its value type, and how to
+// read it from a Flow. Array-valued fields (ip, port, tls.alpn, http.*) match when any element does.
+import type { Flow, TlsSideVerdict } from '../model/flow.js';
+
+export type FieldType = 'string' | 'number' | 'ip' | 'bool';
+export type FieldValue = string | number | boolean | null | undefined;
+
+export interface FieldDef {
+  type: FieldType;
+  /** one value, or a list whose elements are each compared (any-match) */
+  get: (f: Flow) => FieldValue | FieldValue[];
+  help: string;
+}
+
+function side(name: 'client' | 'server'): Record<string, FieldDef> {
+  const v = (f: Flow): TlsSideVerdict | null | undefined => f.tls?.[name];
+  return {
+    [`tls.${name}`]: { type: 'bool', get: (f) => v(f) != null, help: `a ${name}-side TLS verdict exists` },
+    [`tls.${name}.library`]: { type: 'string', get: (f) => v(f)?.library, help: `TLS library of the ${name}` },
+    [`tls.${name}.via`]: { type: 'string', get: (f) => v(f)?.via, help: 'hook | process | fingerprint' },
+    [`tls.${name}.confidence`]: { type: 'number', get: (f) => v(f)?.confidence, help: '0..1' },
+    [`tls.${name}.plaintext`]: { type: 'bool', get: (f) => v(f)?.plaintext, help: `plaintext of the ${name} side was captured` },
+    [`tls.${name}.reason`]: { type: 'string', get: (f) => v(f)?.reason, help: 'why plaintext was not captured' },
+    [`tls.${name}.version`]: { type: 'string', get: (f) => v(f)?.version, help: 'library version' },
+  };
+}
+
+export const FIELDS: Record<string, FieldDef> = {
+  id: { type: 'string', get: (f) => f.id, help: 'flow id' },
+  transport: { type: 'string', get: (f) => f.transport, help: 'tcp | udp' },
+  app: { type: 'string', get: (f) => f.app, help: 'tls, http, http2, grpc, dns, ssh, unknown' },
+  node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on' },
+  'src.ip': { type: 'ip', get: (f) => f.src.ip, help: 'client address' },
+  'src.port': { type: 'number', get: (f) => f.src.port, help: 'client port' },
+  'dst.ip': { type: 'ip', get: (f) => f.dst.ip, help: 'server address' },
+  'dst.port': { type: 'number', get: (f) => f.dst.port, help: 'server port' },
+  ip: { type: 'ip', get: (f) => [f.src.ip, f.dst.ip], help: 'either address' },
+  port: { type: 'number', get: (f) => [f.src.port, f.dst.port], help: 'either port' },
+  bytes: { type: 'number', get: (f) => f.bytes, help: 'bytes in both directions' },
+  packets: { type: 'number', get: (f) => f.packets, help: 'packets in both directions' },
+  firstSeen: { type: 'number', get: (f) => f.firstSeen, help: 'ms since epoch' },
+  lastSeen: { type: 'number', get: (f) => f.lastSeen, help: 'ms since epoch' },
+  duration: { type: 'number', get: (f) => f.lastSeen - f.firstSeen, help: 'ms between first and last packet' },
+  pod: { type: 'bool', get: (f) => f.pod != null, help: 'the flow belongs to a pod' },
+  'pod.namespace': { type: 'string', get: (f) => f.pod?.namespace, help: 'Kubernetes namespace' },
+  'pod.name': { type: 'string', get: (f) => f.pod?.name, help: 'Kubernetes pod name' },
+  'pod.workload': { type: 'string', get: (f) => f.pod?.workload, help: 'owning workload' },
+  process: { type: 'bool', get: (f) => f.process != null, help: 'the owning process is known' },
+  'process.pid': { type: 'number', get: (f) => f.process?.pid, help: 'process id' },
+  'process.comm': { type: 'string', get: (f) => f.process?.comm, help: 'process name' },
+  'process.exe': { type: 'string', get: (f) => f.process?.exe, help: 'executable path' },
+  'process.container': { type: 'string', get: (f) => f.process?.containerId, help: 'container id' },
+  'peer.pid': { type: 'number', get: (f) => f.peerProcess?.pid, help: 'server-side process id' },
+  'peer.comm': { type: 'string', get: (f) => f.peerProcess?.comm, help: 'server-side process name' },
+  'peer.exe': { type: 'string', get: (f) => f.peerProcess?.exe, help: 'server-side executable path' },
+  tls: { type: 'bool', get: (f) => f.tls != null, help: 'the flow is TLS' },
+  'tls.sni': { type: 'string', get: (f) => f.tls?.sni, help: 'server name from the ClientHello' },
+  'tls.alpn': { type: 'string', get: (f) => f.tls?.alpn ?? [], help: 'ALPN protocols offered' },
+  'tls.version': { type: 'string', get: (f) => f.tls?.version, help: 'negotiated version, e.g. "TLS 1.3"' },
+  'tls.cipher': { type: 'string', get: (f) => f.tls?.cipher, help: 'negotiated cipher suite' },
+  'tls.ja3': { type: 'string', get: (f) => [f.tls?.ja3Hash, f.tls?.ja3], help: 'JA3 hash (or full string)' },
+  'tls.ja4': { type: 'string', get: (f) => f.tls?.ja4, help: 'JA4 fingerprint' },
+  'tls.library': { type: 'string', get: (f) => [f.tls?.client?.library, f.tls?.server?.library], help: 'TLS library of either side' },
+  'tls.plaintext': { type: 'bool', get: (f) => [f.tls?.client?.plaintext, f.tls?.server?.plaintext], help: 'plaintext captured on either side' },
+  ...side('client'),
+  ...side('server'),
+  http: { type: 'bool', get: (f) => f.http.length > 0, help: 'the flow carried HTTP exchanges' },
+  'http.method': { type: 'string', get: (f) => f.http.map((h) => h.method), help: 'request method of any exchange' },
+  'http.host': { type: 'string', get: (f) => f.http.map((h) => h.host), help: 'Host / :authority of any exchange' },
+  'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), help: 'request path of any exchange' },
+  'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), help: 'response status of any exchange' },
+};
+
+/** Up to three known field names closest to `name` (edit distance), for "did you mean" hints. */
+export function suggestFields(name: string): string[] {
+  const scored = Object.keys(FIELDS)
+    .map((k) => ({ k, d: distance(name, k) }))
+    .filter(({ k, d }) => d <= Math.max(2, Math.floor(k.length / 3)) || k.startsWith(`${name}.`))
+    .sort((a, b) => a.d - b.d || a.k.localeCompare(b.k));
+  return scored.slice(0, 3).map((s) => s.k);
+}
+
+function distance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,299 @@
+// The flow filter language (Wireshark-display-filter-like) over Flow fields, e.g.
+//   tls.client.library == "java-jsse" && dst.port == 443
+//   !tls.client.plaintext || http.status >= 500
+//   ip == 10.0.0.0/8 && process.comm in {"curl" "java"} && http.host matches "^api\."
+// Precedence: not > and > or. A filter is compiled once into a closure tree; errors carry the 1-based
+// column of the bad token. Semantics: a comparison on an absent field is false; on a list field it
+// matches when any element matches; `!=` means present and no element equal; `matches` is a
+// case-insensitive regular expression; a bare field tests presence/truthiness.
+import { TapscopeError } from '../errors.js';
+import type { Flow } from '../model/flow.js';
+import { FIELDS, suggestFields, type FieldDef, type FieldValue } from './fields.js';
+import { parseIp, parseIpOrCidr, type IpMatcher } from './ip.js';
+
+export { FIELDS } from './fields.js';
+
+export type FlowPredicate = (flow: Flow) => boolean;
+
+type TokKind = 'word' | 'string' | 'op' | 'punct' | 'end';
+interface Token {
+  kind: TokKind;
+  text: string;
+  /** 1-based column */
+  pos: number;
+}
+
+const OPS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!'];
+const WORD = /[A-Za-z0-9_.:/\-*+]/;
+
+function syntax(message: string, tok: { pos: number; text: string }): TapscopeError {
+  return new TapscopeError('E_FILTER_SYNTAX', message, { position: tok.pos, token: tok.text });
+}
+
+function lex(src: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      i++;
+      continue;
+    }
+    const pos = i + 1;
+    if (c === '"' || c === "'") {
+      let j = i + 1;
+      let text = '';
+      for (;;) {
+        if (j >= src.length) throw syntax(`unterminated string at ${pos}`, { pos, text: src.slice(i) });
+        const d = src[j]!;
+        if (d === c) break;
+        if (d === '\\' && j + 1 < src.length) {
+          const e = src[j + 1]!;
+          text += e === 'n' ? '\n' : e === 't' ? '\t' : e === c || e === '\\' ? e : `\\${e}`;
+          j += 2;
+          continue;
+        }
+        text += d;
+        j++;
+      }
+      out.push({ kind: 'string', text, pos });
+      i = j + 1;
+      continue;
+    }
+    const op = OPS.find((o) => src.startsWith(o, i));
+    if (op) {
+      out.push({ kind: 'op', text: op, pos });
+      i += op.length;
+      continue;
+    }
+    if ('(){},'.includes(c)) {
+      out.push({ kind: 'punct', text: c, pos });
+      i++;
+      continue;
+    }
+    if (c === '=') throw syntax(`unexpected "=" at ${pos} (use "==" to compare)`, { pos, text: '=' });
+    if (c === '&' || c === '|') throw syntax(`unexpected "${c}" at ${pos} (use "${c}${c}")`, { pos, text: c });
+    if (WORD.test(c)) {
+      let j = i;
+      while (j < src.length && WORD.test(src[j]!)) j++;
+      out.push({ kind: 'word', text: src.slice(i, j), pos });
+      i = j;
+      continue;
+    }
+    throw syntax(`unexpected "${c}" at ${pos}`, { pos, text: c });
+  }
+  out.push({ kind: 'end', text: '', pos: src.length + 1 });
+  return out;
+}
+
+const COMPARE_OPS = new Set(['==', '!=', '<', '<=', '>', '>=', 'contains', 'matches', 'in']);
+
+class Parser {
+  private i = 0;
+  constructor(private readonly toks: Token[]) {}
+
+  private peek(): Token {
+    return this.toks[this.i]!;
+  }
+  private next(): Token {
+    return this.toks[this.i++]!;
+  }
+  private isWord(t: Token, w: string): boolean {
+    return t.kind === 'word' && t.text === w;
+  }
+
+  parse(): FlowPredicate {
+    const p = this.or();
+    const t = this.peek();
+    if (t.kind !== 'end') {
+      if (t.kind === 'punct' && t.text === ')') throw syntax(`unexpected ")" at ${t.pos} (no matching "(")`, t);
+      throw syntax(`unexpected "${t.text}" at ${t.pos} (expected "&&", "||" or end of filter)`, t);
+    }
+    return p;
+  }
+
+  private or(): FlowPredicate {
+    let left = this.and();
+    for (;;) {
+      const t = this.peek();
+      if (!((t.kind === 'op' && t.text === '||') || this.isWord(t, 'or'))) return left;
+      this.next();
+      const l = left;
+      const r = this.and();
+      left = (f) => l(f) || r(f);
+    }
+  }
+
+  private and(): FlowPredicate {
+    let left = this.not();
+    for (;;) {
+      const t = this.peek();
+      if (!((t.kind === 'op' && t.text === '&&') || this.isWord(t, 'and'))) return left;
+      this.next();
+      const l = left;
+      const r = this.not();
+      left = (f) => l(f) && r(f);
+    }
+  }
+
+  private not(): FlowPredicate {
+    const t = this.peek();
+    if ((t.kind === 'op' && t.text === '!') || this.isWord(t, 'not')) {
+      this.next();
+      const inner = this.not();
+      return (f) => !inner(f);
+    }
+    return this.primary();
+  }
+
+  private primary(): FlowPredicate {
+    const t = this.next();
+    if (t.kind === 'punct' && t.text === '(') {
+      const inner = this.or();
+      const close = this.next();
+      if (!(close.kind === 'punct' && close.text === ')')) {
+        throw syntax(`expected ")" at ${close.pos} to close "(" at ${t.pos}`, close);
+      }
+      return inner;
+    }
+    if (t.kind === 'end') throw syntax(`expected a field at ${t.pos}, got end of filter`, t);
+    if (t.kind !== 'word') throw syntax(`expected a field at ${t.pos}, got "${t.text}"`, t);
+    const def = FIELDS[t.text];
+    if (!def) {
+      const hint = suggestFields(t.text);
+      const more = hint.length > 0 ? ` (did you mean ${hint.map((h) => `"${h}"`).join(', ')}?)` : '';
+      throw syntax(`unknown field "${t.text}" at ${t.pos}${more}`, t);
+    }
+    const opTok = this.peek();
+    const op = opTok.kind === 'op' || opTok.kind === 'word' ? opTok.text : '';
+    if (!COMPARE_OPS.has(op)) return truthy(def);
+    this.next();
+    if (op === 'in') return this.setMembership(t.text, def, opTok);
+    const v = this.next();
+    if (v.kind !== 'string' && v.kind !== 'word') {
+      throw syntax(`expected value after "${op}" at ${v.pos}`, v);
+    }
+    return compare(t.text, def, op, v);
+  }
+
+  private setMembership(name: string, def: FieldDef, opTok: Token): FlowPredicate {
+    const open = this.next();
+    if (!(open.kind === 'punct' && open.text === '{')) throw syntax(`expected "{" after "in" at ${open.pos}`, open);
+    const members: FlowPredicate[] = [];
+    for (;;) {
+      const v = this.next();
+      if (v.kind === 'punct' && v.text === '}') break;
+      if (v.kind === 'punct' && v.text === ',') continue;
+      if (v.kind !== 'string' && v.kind !== 'word') {
+        throw syntax(v.kind === 'end' ? `missing "}" for "{" at ${open.pos}` : `expected value in set at ${v.pos}, got "${v.text}"`, v);
+      }
+      members.push(compare(name, def, '==', v));
+    }
+    if (members.length === 0) throw syntax(`empty set after "in" at ${opTok.pos}`, opTok);
+    return (f) => {
+      for (const m of members) if (m(f)) return true;
+      return false;
+    };
+  }
+}
+
+function values(def: FieldDef, f: Flow): FieldValue[] {
+  const v = def.get(f);
+  return Array.isArray(v) ? v : [v];
+}
+
+function truthy(def: FieldDef): FlowPredicate {
+  return (f) => values(def, f).some((v) => v !== null && v !== undefined && v !== false && v !== '');
+}
+
+/** Build a predicate "any present element satisfies test"; `!=` is "present and none equal". */
+function anyOf(def: FieldDef, op: string, test: (v: NonNullable<FieldValue>) => boolean): FlowPredicate {
+  if (op === '!=') {
+    return (f) => {
+      let present = false;
+      for (const v of values(def, f)) {
+        if (v === null || v === undefined) continue;
+        present = true;
+        if (test(v)) return false;
+      }
+      return present;
+    };
+  }
+  return (f) => {
+    const raw = def.get(f);
+    if (!Array.isArray(raw)) return raw !== null && raw !== undefined && test(raw);
+    for (const v of raw) if (v !== null && v !== undefined && test(v)) return true;
+    return false;
+  };
+}
+
+function compare(name: string, def: FieldDef, op: string, v: Token): FlowPredicate {
+  const bad = (what: string): TapscopeError => syntax(`${what} at ${v.pos}`, v);
+  switch (def.type) {
+    case 'string': {
+      const s = v.text;
+      switch (op) {
+        case '==':
+        case '!=':
+          return anyOf(def, op, (x) => x === s);
+        case 'contains':
+          return anyOf(def, op, (x) => String(x).includes(s));
+        case 'matches': {
+          let re: RegExp;
+          try {
+            re = new RegExp(s, 'i');
+          } catch (e) {
+            throw bad(`invalid regular expression "${s}" (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
+          }
+          return anyOf(def, op, (x) => re.test(String(x)));
+        }
+        default:
+          throw bad(`operator "${op}" does not apply to text field "${name}"; use ==, !=, contains, matches or in`);
+      }
+    }
+    case 'number': {
+      if (op === 'contains' || op === 'matches') throw bad(`operator "${op}" does not apply to number field "${name}"`);
+      const n = Number(v.text);
+      if (v.text.trim() === '' || !Number.isFinite(n)) throw bad(`expected a number for "${name}", got "${v.text}"`);
+      const tests: Record<string, (x: number) => boolean> = {
+        '==': (x) => x === n, '!=': (x) => x === n, '<': (x) => x < n, '<=': (x) => x <= n, '>': (x) => x > n, '>=': (x) => x >= n,
+      };
+      const t = tests[op]!;
+      return anyOf(def, op, (x) => typeof x === 'number' && t(x));
+    }
+    case 'ip': {
+      if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to address field "${name}"; use ==, != or in`);
+      const m: IpMatcher | null = parseIpOrCidr(v.text);
+      if (!m) throw bad(`expected an IP address or CIDR for "${name}", got "${v.text}"`);
+      return anyOf(def, op, (x) => {
+        const ip = parseIp(String(x));
+        return ip !== null && m(ip);
+      });
+    }
+    case 'bool': {
+      if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to yes/no field "${name}"; use == true or == false`);
+      const t = v.text.toLowerCase();
+      if (!['true', 'false', '1', '0', 'yes', 'no'].includes(t)) throw bad(`expected true or false for "${name}", got "${v.text}"`);
+      const want = t === 'true' || t === '1' || t === 'yes';
+      return anyOf(def, op, (x) => x === want);
+    }
+  }
+}
+
+/** Compile a filter once; the returned predicate is cheap. Empty filter matches everything. */
+export function compileFilter(expr: string): FlowPredicate {
+  if (expr.trim() === '') return () => true;
+  return new Parser(lex(expr)).parse();
+}
+
+export function checkFilter(expr: string): { ok: true } | { ok: false; message: string; position: number } {
+  try {
+    compileFilter(expr);
+    return { ok: true };
+  } catch (e) {
+    if (e instanceof TapscopeError && e.code === 'E_FILTER_SYNTAX') {
+      return { ok: false, message: e.message, position: Number(e.details?.position ?? 0) };
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,116 @@
+// Per-side TLS verdicts: which library made this side of a TLS flow, was its plaintext captured, and
+// if not, why — in words a person can act on. Evidence is weighed strongest first: a hook that fired
+// for this connection, then what the helper learned about the owning process (mapped libraries,
+// binary symbols, Go build info), then the ClientHello fingerprint (JA4) against
+// resources/fingerprints/ja4.json. Every TLS flow gets a verdict for both sides, 'unknown' included.
+import { TLS_LIBRARIES, type TlsLibrary, type TlsSideVerdict } from '../model/flow.js';
+import { lookupJa4 } from './ja4-table.js';
+
+export { lookupJa4, ja4Entries, type Ja4Entry, type Ja4Match } from './ja4-table.js';
+
+export interface ProcessTlsEvidence {
+  library: TlsLibrary | null;
+  via: 'maps' | 'binary' | 'buildid';
+  evidence: string;
+  version?: string | null;
+  hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason?: string | null }[];
+  startedBeforeCapture?: boolean;
+}
+
+export interface SideInput {
+  /** the process owning this side, when it is on a captured node */
+  process: ProcessTlsEvidence | null;
+  /** hook events seen for this exact connection and side */
+  plaintextSeen: { library: string; bytes: number } | null;
+  /** only for the client side */
+  ja4: string | null;
+}
+
+export interface CaptureContext {
+  mode: 'ebpf' | 'afpacket' | null;
+  modeReason: string | null;
+}
+
+/** Confidence of a verdict from the owning process's binary/libraries without a hook firing. */
+export const PROCESS_CONFIDENCE = 0.9;
+
+// Libraries the helper cannot hook at all, with the reason in words.
+const NO_HOOK: Partial<Record<TlsLibrary, string>> = {
+  'java-jsse': 'java-jsse has no hook: JSSE encrypts inside the JVM, where uprobes cannot reach (packets are still captured)',
+  rustls: 'rustls has no hook: it is compiled into the program without stable symbols to attach to (packets are still captured)',
+  boringssl: 'boringssl has no hook: it is linked statically without exported symbols (packets are still captured)',
+  schannel: 'schannel has no hook: it is the Windows TLS stack',
+  unknown: 'the TLS library is not one Tapscope can hook',
+};
+
+export function normalizeLibrary(name: string): TlsLibrary {
+  const n = name.toLowerCase();
+  if ((TLS_LIBRARIES as readonly string[]).includes(n)) return n as TlsLibrary;
+  if (n.startsWith('libssl') || n === 'ssl') return 'openssl';
+  if (n.startsWith('libgnutls')) return 'gnutls';
+  if (n.startsWith('libnss') || n.startsWith('libssl3')) return 'nss';
+  if (n === 'go' || n === 'crypto/tls') return 'go-crypto-tls';
+  if (n === 'jsse' || n === 'java') return 'java-jsse';
+  return 'unknown';
+}
+
+function label(lib: TlsLibrary, version: string | null | undefined): string {
+  return version ? `${lib} ${version}` : lib;
+}
+
+/** Why a process known to use `lib` produced no plaintext for this connection. */
+function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext): string {
+  const fixed = NO_HOOK[lib];
+  if (fixed) return fixed;
+  if (ctx.mode === 'afpacket') {
+    return `capture ran in afpacket mode because ${ctx.modeReason ?? 'eBPF was not available'}; no hooks were attached`;
+  }
+  if (ctx.mode === null) return 'this capture has no hook data (it was not made in eBPF mode)';
+  const mine = p.hooks.filter((h) => normalizeLibrary(h.library) === lib);
+  const attached = mine.filter((h) => h.status === 'attached');
+  if (attached.length === 0) {
+    const failed = mine.find((h) => h.status === 'failed');
+    if (failed) return `hook not attached: ${failed.reason ?? `attaching to ${failed.path} failed`}`;
+    const unsupported = mine.find((h) => h.status === 'unsupported');
+    if (unsupported) {
+      return `hook not attached: ${label(lib, p.version)} in ${unsupported.path} is not supported${unsupported.reason ? ` (${unsupported.reason})` : ''}`;
+    }
+    return `no ${lib} hook was attached for this process (library found via ${p.via}: ${p.evidence})`;
+  }
+  if (p.startedBeforeCapture) {
+    return `process started before capture and the hook saw no reads or writes on this connection; it was probably set up before the hook attached — restart the process or reconnect while capturing`;
+  }
+  return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
+}
+
+/** The verdict for one side of a TLS flow. Never null: with no evidence the verdict is 'unknown'. */
+export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
+  const p = input.process;
+  if (input.plaintextSeen) {
+    const library = normalizeLibrary(input.plaintextSeen.library);
+    return {
+      library, via: 'hook', confidence: 1, plaintext: true, reason: null,
+      version: p && p.library === library ? (p.version ?? null) : null,
+    };
+  }
+  if (p && p.library) {
+    return {
+      library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false,
+      reason: noPlaintextReason(p.library, p, ctx), version: p.version ?? null,
+    };
+  }
+  const whereabouts = p
+    ? `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`
+    : `${side} process not on a captured node`;
+  const match = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
+  if (match) {
+    return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason: whereabouts, version: match.version };
+  }
+  let why = whereabouts;
+  if (side === 'client') {
+    why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table` : ', and no ClientHello was seen';
+  } else if (!p) {
+    why += '; a server\'s library cannot be told from the ClientHello';
+  }
+  return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, reason: why, version: null };
+}
