@@ -50,6 +50,8 @@ export interface TlsInfo {
   ja4: string | null;
   client: TlsSideVerdict | null;
   server: TlsSideVerdict | null;
+  /** ALPN protocol the server selected (ServerHello), when seen. `alpn` is what the client offered. */
+  negotiatedAlpn?: string | null;
 }
 
 export interface HttpExchangeSummary {
@@ -57,6 +59,17 @@ export interface HttpExchangeSummary {
   host: string | null;
   path: string | null;
   status: number | null;
+}
+
+/** One DNS question and its answer as seen in a flow (UDP or TCP port 53). */
+export interface DnsSummary {
+  id: number;
+  query: string | null;
+  type: string | null;
+  /** null until the response is seen */
+  rcode: string | null;
+  /** "TYPE data" per answer record */
+  answers: string[];
 }
 
 export interface Flow {
@@ -78,6 +91,8 @@ export interface Flow {
   app: string;
   tls: TlsInfo | null;
   http: HttpExchangeSummary[];
+  /** DNS questions and answers (app 'dns'), capped per flow. */
+  dns?: DnsSummary[];
 }
 
 export interface LibraryBreakdownRow {

@@ -1,0 +1,195 @@
+// Per-node metadata from the helper's custom blocks (native/FORMAT.md): capture mode and reason, processes,
+// connection owners, hook attach results and counters. Unknown record types and fields are ignored.
+import type { TapscopeRecord } from '../pcapng/types.js';
+import type { ProcessRef, TlsLibrary } from '../model/flow.js';
+import { TLS_LIBRARIES } from '../model/flow.js';
+import type { ProcessTlsEvidence } from '../verdict/index.js';
+
+export interface ProcRecord {
+  pid: number;
+  ppid: number | null;
+  comm: string;
+  exe: string | null;
+  cmdline: string | null;
+  cgroup: string | null;
+  containerId: string | null;
+  startedBeforeCapture: boolean;
+  tls: { library: TlsLibrary | null; via: 'maps' | 'binary' | 'buildid'; evidence: string; version: string | null } | null;
+  hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason: string | null }[];
+}
+
+export interface ConnOwner {
+  pid: number;
+  comm: string;
+  role: 'client' | 'server' | 'unknown';
+}
+
+export interface HookRecord {
+  library: string;
+  path: string;
+  status: 'attached' | 'failed' | 'unsupported';
+  reason: string | null;
+  pid: number | null;
+}
+
+export interface NodeStats {
+  packets: number;
+  bytes: number;
+  ringDrops: number;
+  ringbufDrops: number;
+  snaplenCuts: number;
+  tlsEvents: number;
+  tlsBytes: number;
+  tlsTruncated: number;
+  final: boolean;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** IPv4-mapped IPv6 addresses (dual-stack sockets) name the same endpoint as the IPv4 address on the wire. */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+export function endpointPairKey(localIp: string, localPort: number, remoteIp: string, remotePort: number): string {
+  return `${normalizeIp(localIp)}|${localPort}|${normalizeIp(remoteIp)}|${remotePort}`;
+}
+
+function parseHooks(v: unknown): ProcRecord['hooks'] {
+  if (!Array.isArray(v)) return [];
+  const out: ProcRecord['hooks'] = [];
+  for (const h of v as Record<string, unknown>[]) {
+    if (!h || typeof h !== 'object') continue;
+    const status = h.status === 'attached' || h.status === 'failed' || h.status === 'unsupported' ? h.status : null;
+    if (!status) continue;
+    out.push({ library: str(h.library) ?? 'unknown', path: str(h.path) ?? '', status, reason: str(h.reason) });
+  }
+  return out;
+}
+
+export class NodeMeta {
+  hostname: string | null = null;
+  /** Node name given by the store (`{"t":"node"}` record) — wins over the helper's hostname. */
+  nodeName: string | null = null;
+  mode: 'ebpf' | 'afpacket' | null = null;
+  modeReason: string | null = null;
+  requestedMode: string | null = null;
+  helperVersion: string | null = null;
+  kernel: string | null = null;
+  startNs: number | null = null;
+  readonly procs = new Map<number, ProcRecord>();
+  /** "localIp|localPort|remoteIp|remotePort" (tcp) -> owner */
+  readonly conns = new Map<string, ConnOwner>();
+  readonly hooks: HookRecord[] = [];
+  stats: NodeStats | null = null;
+  /** Drops reported by ISBs (per interface, latest value). */
+  readonly isbDrops = new Map<string, number>();
+  hasCaptureRecord = false;
+
+  apply(rec: TapscopeRecord): void {
+    switch (rec.t) {
+      case 'capture': {
+        this.hasCaptureRecord = true;
+        const mode = rec.mode === 'ebpf' || rec.mode === 'afpacket' ? rec.mode : null;
+        this.mode = mode;
+        this.modeReason = str(rec.reason);
+        this.requestedMode = str(rec.requestedMode);
+        this.helperVersion = str(rec.helper);
+        this.kernel = str(rec.kernel);
+        this.hostname = str(rec.hostname) ?? this.hostname;
+        this.startNs = num(rec.startNs);
+        break;
+      }
+      case 'node':
+        this.nodeName = str(rec.node) ?? this.nodeName;
+        break;
+      case 'proc': {
+        const pid = num(rec.pid);
+        if (pid === null) break;
+        const tlsRaw = rec.tls && typeof rec.tls === 'object' ? (rec.tls as Record<string, unknown>) : null;
+        let tls: ProcRecord['tls'] = null;
+        if (tlsRaw) {
+          const lib = str(tlsRaw.library);
+          const via = tlsRaw.via === 'binary' || tlsRaw.via === 'buildid' ? tlsRaw.via : 'maps';
+          tls = {
+            library: lib && (TLS_LIBRARIES as readonly string[]).includes(lib) ? (lib as TlsLibrary) : lib ? 'unknown' : null,
+            via, evidence: str(tlsRaw.evidence) ?? '', version: str(tlsRaw.version),
+          };
+        }
+        const prev = this.procs.get(pid);
+        this.procs.set(pid, {
+          pid, ppid: num(rec.ppid), comm: str(rec.comm) ?? prev?.comm ?? '?', exe: str(rec.exe) ?? prev?.exe ?? null,
+          cmdline: str(rec.cmdline) ?? prev?.cmdline ?? null, cgroup: str(rec.cgroup) ?? prev?.cgroup ?? null,
+          containerId: str(rec.containerId) ?? prev?.containerId ?? null,
+          startedBeforeCapture: rec.startedBeforeCapture === true,
+          tls: tls ?? prev?.tls ?? null,
+          hooks: Array.isArray(rec.hooks) ? parseHooks(rec.hooks) : prev?.hooks ?? [],
+        });
+        break;
+      }
+      case 'conn': {
+        const local = rec.local as { ip?: unknown; port?: unknown } | undefined;
+        const remote = rec.remote as { ip?: unknown; port?: unknown } | undefined;
+        const pid = num(rec.pid);
+        const lip = str(local?.ip);
+        const lport = num(local?.port);
+        const rip = str(remote?.ip);
+        const rport = num(remote?.port);
+        if (pid === null || lip === null || lport === null || rip === null || rport === null) break;
+        if (rec.proto !== undefined && rec.proto !== 'tcp' && rec.proto !== 'udp') break;
+        const role = rec.role === 'client' || rec.role === 'server' ? rec.role : 'unknown';
+        this.conns.set(`${rec.proto === 'udp' ? 'u' : 't'}|${endpointPairKey(lip, lport, rip, rport)}`, { pid, comm: str(rec.comm) ?? '?', role });
+        break;
+      }
+      case 'hook': {
+        const status = rec.status === 'attached' || rec.status === 'failed' || rec.status === 'unsupported' ? rec.status : null;
+        if (!status) break;
+        this.hooks.push({ library: str(rec.library) ?? 'unknown', path: str(rec.path) ?? '', status, reason: str(rec.reason), pid: num(rec.pid) });
+        break;
+      }
+      case 'stats':
+        this.stats = {
+          packets: num(rec.packets) ?? 0, bytes: num(rec.bytes) ?? 0, ringDrops: num(rec.ringDrops) ?? 0, ringbufDrops: num(rec.ringbufDrops) ?? 0,
+          snaplenCuts: num(rec.snaplenCuts) ?? 0, tlsEvents: num(rec.tlsEvents) ?? 0, tlsBytes: num(rec.tlsBytes) ?? 0,
+          tlsTruncated: num(rec.tlsTruncated) ?? 0, final: rec.final === true,
+        };
+        break;
+      default:
+        break;
+    }
+  }
+
+  owner(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number): ConnOwner | null {
+    return this.conns.get(`${transport === 'udp' ? 'u' : 't'}|${endpointPairKey(localIp, localPort, remoteIp, remotePort)}`) ?? null;
+  }
+
+  processRef(pid: number, fallbackComm: string): ProcessRef {
+    const p = this.procs.get(pid);
+    return { pid, comm: p?.comm ?? fallbackComm, exe: p?.exe ?? null, cgroup: p?.cgroup ?? null, containerId: p?.containerId ?? null };
+  }
+
+  /** What the verdict needs to know about a process's TLS library and hooks. */
+  evidence(pid: number): ProcessTlsEvidence | null {
+    const p = this.procs.get(pid);
+    if (!p) return null;
+    const tls = p.tls;
+    let hooks = p.hooks;
+    if (hooks.length === 0 && tls?.evidence) {
+      // why: the helper may report hook attempts only as global `hook` records for a library file.
+      hooks = this.hooks.filter((h) => h.path === tls.evidence && (h.pid === null || h.pid === pid));
+    }
+    return {
+      library: tls?.library ?? null, via: tls?.via ?? 'maps', evidence: tls?.evidence ?? '', version: tls?.version ?? null,
+      hooks, startedBeforeCapture: p.startedBeforeCapture,
+    };
+  }
+
+  /** Drops: the helper's counters when present, else the ISBs' if_drop. */
+  get drops(): number {
+    if (this.stats) return this.stats.ringDrops + this.stats.ringbufDrops;
+    let n = 0;
+    for (const v of this.isbDrops.values()) n += v;
+    return n;
+  }
+}

@@ -1,0 +1,127 @@
+// TCP reassembly for one direction of a connection: delivers the byte stream in order to a sink,
+// buffering out-of-order segments (bounded), dropping retransmitted bytes, and declaring a gap when the
+// missing bytes do not arrive before the buffer limit is reached.
+
+export interface StreamSink {
+  data(chunk: Buffer, ts: number): void;
+  /** `bytes` were lost before the next data() chunk. */
+  gap(bytes: number): void;
+}
+
+export interface ReassemblyLimits {
+  /** Bytes of out-of-order data buffered before giving up on the hole (default 256 KiB). */
+  maxBuffered: number;
+  /** Out-of-order segments buffered before giving up on the hole. */
+  maxSegments: number;
+}
+
+export const DEFAULT_LIMITS: ReassemblyLimits = { maxBuffered: 256 * 1024, maxSegments: 512 };
+
+interface Pending {
+  seq: number;
+  data: Buffer;
+  ts: number;
+}
+
+export class TcpReassembler {
+  /** Next expected sequence number (raw, uint32); null until the first segment or SYN. */
+  private next: number | null = null;
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private stopped = false;
+  delivered = 0;
+  retransmittedBytes = 0;
+  gaps = 0;
+  lostBytes = 0;
+
+  constructor(private readonly sink: StreamSink, private readonly limits: ReassemblyLimits = DEFAULT_LIMITS) {}
+
+  /** Bytes held for a hole right now (the memory this direction uses beyond the sink). */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** The SYN's sequence number: data starts at seq + 1. */
+  syn(seq: number): void {
+    if (this.next === null) this.next = (seq + 1) >>> 0;
+  }
+
+  /** Stop reassembling (the dissectors have what they need); frees buffered segments. */
+  stop(): void {
+    this.stopped = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  segment(seq: number, payload: Buffer, ts: number): void {
+    if (this.stopped || payload.length === 0) return;
+    if (this.next === null) this.next = seq >>> 0;
+    const diff = (seq - this.next) | 0;
+    if (diff <= 0) {
+      this.deliverAt(diff, payload, ts);
+      this.flushPending();
+      return;
+    }
+    // Out of order: keep a copy (the packet buffer belongs to the reader) unless we already hold it.
+    for (const p of this.pending) {
+      if (p.seq === (seq >>> 0) && p.data.length >= payload.length) {
+        this.retransmittedBytes += payload.length;
+        return;
+      }
+    }
+    this.pending.push({ seq: seq >>> 0, data: Buffer.from(payload), ts });
+    this.pendingBytes += payload.length;
+    if (this.pendingBytes > this.limits.maxBuffered || this.pending.length > this.limits.maxSegments) this.skipHole();
+  }
+
+  /** Declares the current hole lost and continues from the earliest buffered segment. */
+  private skipHole(): void {
+    if (this.next === null || this.pending.length === 0) return;
+    let best: Pending | undefined;
+    let bestDiff = Infinity;
+    for (const p of this.pending) {
+      const d = (p.seq - this.next) | 0;
+      if (d < bestDiff) { bestDiff = d; best = p; }
+    }
+    if (!best || bestDiff <= 0) { this.flushPending(); return; }
+    this.gaps++;
+    this.lostBytes += bestDiff;
+    this.sink.gap(bestDiff);
+    this.next = best.seq;
+    this.flushPending();
+  }
+
+  private deliverAt(diff: number, payload: Buffer, ts: number): void {
+    if (diff + payload.length <= 0) {
+      this.retransmittedBytes += payload.length;
+      return;
+    }
+    const chunk = diff < 0 ? payload.subarray(-diff) : payload;
+    if (diff < 0) this.retransmittedBytes += -diff;
+    this.next = ((this.next ?? 0) + chunk.length) >>> 0;
+    this.delivered += chunk.length;
+    this.sink.data(chunk, ts);
+  }
+
+  private flushPending(): void {
+    let progressed = true;
+    while (progressed && this.pending.length > 0 && !this.stopped) {
+      progressed = false;
+      for (let i = 0; i < this.pending.length; i++) {
+        const p = this.pending[i]!;
+        const d = (p.seq - (this.next ?? 0)) | 0;
+        if (d <= 0) {
+          this.pending.splice(i, 1);
+          this.pendingBytes -= p.data.length;
+          this.deliverAt(d, p.data, p.ts);
+          progressed = true;
+          break;
+        }
+      }
+    }
+  }
+}
