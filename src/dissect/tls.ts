@@ -25,6 +25,7 @@ export interface ServerHello {
   /** from supported_versions if present, else legacy version */
   selectedVersion: number;
   cipher: number;
+  /** selected ALPN; only visible up to TLS 1.2 (TLS 1.3 sends it in the encrypted EncryptedExtensions) */
   alpn: string | null;
   extensions: number[];
 }

@@ -1,0 +1,334 @@
+#!/usr/bin/env node
+// Generates resources/fingerprints/ja4.json from the real TLS clients installed on this machine, and
+// (with --fixtures) the ClientHello golden fixtures in test/fixtures/dissect/.
+//
+// How: inside a private network namespace (tsd-fp, whose /etc/hosts maps fp.tapscope.test to
+// 127.0.0.1 so every client sends SNI the ordinary way), a raw TCP server on 127.0.0.1:8443 reads
+// each client's ClientHello and hangs up, while tcpdump records loopback. Each client runs the way a
+// user runs it (default ALPN, SNI from the URL). JA3/JA4 come from src/dissect/tls.ts and are
+// cross-checked against tshark: JA3 against tshark's own ja3/ja3_full fields, JA4 against a JA4
+// assembled here from tshark's dissected fields (this tshark has no ja4 field). Any disagreement
+// fails the run.
+//
+// Usage (root): node scripts/gen-fingerprints.mjs [--fixtures]
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NETNS = 'tsd-fp';
+const HOST = 'fp.tapscope.test';
+const PORT = 8443;
+const URL_ = `https://${HOST}:${PORT}/`;
+const FIXTURES = path.join(ROOT, 'test/fixtures/dissect');
+const OUT = path.join(ROOT, 'resources/fingerprints/ja4.json');
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, ...opts });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
+}
+function firstLine(s) {
+  return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+}
+function have(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+function dpkgVersion(pkg) {
+  const v = sh('dpkg-query', ['-W', '-f=${Version}', pkg]);
+  return /no packages found/i.test(v) || v === '' ? null : v;
+}
+
+// ---------- outer: set up the namespace, re-run inside it, clean up ----------
+if (!process.argv.includes('--inside')) {
+  if (process.getuid?.() !== 0) {
+    console.error('gen-fingerprints: needs root (creates network namespace tsd-fp)');
+    process.exit(1);
+  }
+  const etc = `/etc/netns/${NETNS}`;
+  const cleanup = () => {
+    spawnSync('ip', ['netns', 'del', NETNS]);
+    fs.rmSync(etc, { recursive: true, force: true });
+  };
+  cleanup();
+  let status = 1;
+  try {
+    execFileSync('ip', ['netns', 'add', NETNS]);
+    execFileSync('ip', ['-n', NETNS, 'link', 'set', 'lo', 'up']);
+    fs.mkdirSync(etc, { recursive: true });
+    // why: `ip netns exec` bind-mounts /etc/netns/NAME/hosts over /etc/hosts, so clients resolve a
+    // dotted name (Java sends no SNI for dotless names like "localhost") without touching the host.
+    fs.writeFileSync(path.join(etc, 'hosts'), `127.0.0.1 ${HOST} localhost\n::1 localhost\n`);
+    const r = spawnSync('ip', ['netns', 'exec', NETNS, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), '--inside', ...process.argv.slice(2)], {
+      stdio: 'inherit', cwd: ROOT,
+    });
+    status = r.status ?? 1;
+  } finally {
+    cleanup();
+  }
+  process.exit(status);
+}
+
+// ---------- inner: inside the namespace ----------
+const { parseClientHello, ja3, ja4, ja4Raw } = await import('../src/dissect/tls.ts');
+const writeFixtures = process.argv.includes('--fixtures');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
+
+const opensslVersion = firstLine(sh('openssl', ['version'])).replace(/^OpenSSL\s+/, '').split(' ')[0];
+const gnutlsVersion = (sh('gnutls-cli', ['--version']).match(/gnutls-cli ([\d.]+)/) ?? [])[1] ?? dpkgVersion('libgnutls30');
+
+/** @type {{name: string, library: string, libraryVersion: string|null, client: string, run: () => string[]|null, env?: object, timeoutMs?: number}[]} */
+const clients = [];
+
+if (have('curl')) {
+  clients.push({ name: 'curl', library: 'openssl', libraryVersion: opensslVersion, client: firstLine(sh('curl', ['--version'])).split(' ').slice(0, 2).join(' '),
+    run: () => ['curl', '-s', '-m', '5', '-o', '/dev/null', URL_] });
+}
+if (have('openssl')) {
+  clients.push({ name: 'openssl-s_client', library: 'openssl', libraryVersion: opensslVersion, client: `openssl s_client ${opensslVersion}`,
+    run: () => ['sh', '-c', `openssl s_client -connect ${HOST}:${PORT} </dev/null`] });
+}
+if (have('python3')) {
+  const pyssl = firstLine(sh('python3', ['-c', 'import ssl,sys;print(sys.version.split()[0], ssl.OPENSSL_VERSION)']));
+  clients.push({ name: 'python-urllib', library: 'openssl', libraryVersion: (pyssl.match(/OpenSSL ([\w.]+)/) ?? [])[1] ?? opensslVersion,
+    client: `python ${pyssl.split(' ')[0]} urllib`,
+    run: () => ['python3', '-c', `import urllib.request\ntry: urllib.request.urlopen('${URL_}', timeout=5)\nexcept Exception: pass`] });
+}
+clients.push({ name: 'node-https', library: 'openssl', libraryVersion: process.versions.openssl.replace(/\+.*/, ''), client: `node ${process.version} https`,
+  run: () => [process.execPath, '-e', `require('https').get('${URL_}').on('error', () => {})`] });
+if (have('wget') && /\+ssl\/gnutls/.test(sh('wget', ['--version']))) {
+  clients.push({ name: 'wget', library: 'gnutls', libraryVersion: gnutlsVersion, client: firstLine(sh('wget', ['--version'])).split(' ').slice(0, 3).join(' '),
+    run: () => ['wget', '-q', '-T', '5', '-t', '1', '-O', '/dev/null', URL_] });
+}
+if (have('gnutls-cli')) {
+  clients.push({ name: 'gnutls-cli', library: 'gnutls', libraryVersion: gnutlsVersion, client: `gnutls-cli ${gnutlsVersion}`,
+    run: () => ['sh', '-c', `gnutls-cli -p ${PORT} ${HOST} </dev/null`] });
+}
+if (have('java')) {
+  const jv = sh('java', ['-version']);
+  const javaVersion = (jv.match(/version "([^"]+)"/) ?? [])[1] ?? null;
+  const src = path.join(work, 'Fp.java');
+  fs.writeFileSync(src, `import java.net.URI;
+import java.net.http.*;
+public class Fp {
+  public static void main(String[] a) throws Exception {
+    try {
+      if (a[0].equals("urlconnection")) {
+        javax.net.ssl.HttpsURLConnection c = (javax.net.ssl.HttpsURLConnection) new java.net.URL(a[1]).openConnection();
+        c.setConnectTimeout(5000); c.setReadTimeout(5000); c.getResponseCode();
+      } else {
+        HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(a[1])).build(), HttpResponse.BodyHandlers.discarding());
+      }
+    } catch (Exception e) { }
+  }
+}
+`);
+  clients.push({ name: 'java-httpclient', library: 'java-jsse', libraryVersion: javaVersion, client: `java ${javaVersion} HttpClient`, timeoutMs: 30_000,
+    run: () => ['java', src, 'httpclient', URL_] });
+  clients.push({ name: 'java-urlconnection', library: 'java-jsse', libraryVersion: javaVersion, client: `java ${javaVersion} HttpsURLConnection`, timeoutMs: 30_000,
+    run: () => ['java', src, 'urlconnection', URL_] });
+}
+if (have('go')) {
+  const dir = path.join(work, 'gofp');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'main.go'), `package main
+
+import (
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	c := &http.Client{Timeout: 5 * time.Second}
+	if r, err := c.Get(os.Args[1]); err == nil {
+		r.Body.Close()
+	}
+}
+`);
+  fs.writeFileSync(path.join(dir, 'go.mod'), 'module gofp\n\ngo 1.19\n');
+  const goVersion = (sh('go', ['version']).match(/go version go([\d.]+)/) ?? [])[1] ?? null;
+  const built = spawnSync('go', ['build', '-o', path.join(dir, 'gofp'), '.'], {
+    cwd: dir, encoding: 'utf8', timeout: 300_000, env: { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: path.join(work, 'gocache') },
+  });
+  if (built.status === 0) {
+    clients.push({ name: 'go-net-http', library: 'go-crypto-tls', libraryVersion: goVersion, client: `go ${goVersion} net/http`,
+      run: () => [path.join(dir, 'gofp'), URL_] });
+  } else {
+    console.error(`gen-fingerprints: go build failed, skipping Go: ${built.stderr}`);
+  }
+}
+if (have('tstclnt')) {
+  const nss = dpkgVersion('libnss3');
+  clients.push({ name: 'nss-tstclnt', library: 'nss', libraryVersion: nss ? nss.replace(/-.*/, '') : null, client: `NSS tstclnt ${nss ?? ''}`.trim(),
+    run: () => ['sh', '-c', `tstclnt -h ${HOST} -p ${PORT} -D -o </dev/null`] });
+}
+if (have('chromium')) {
+  const cv = (sh('chromium', ['--version']).match(/Chromium ([\d.]+)/) ?? [])[1] ?? null;
+  clients.push({ name: 'chromium', library: 'boringssl', libraryVersion: null, client: `chromium ${cv}`, timeoutMs: 30_000,
+    run: () => ['chromium', '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${path.join(work, 'chromium')}`, '--dump-dom', URL_] });
+}
+
+// why: FP_ONLY=name[,name] runs a subset, for debugging one client
+if (process.env.FP_ONLY) {
+  const only = new Set(process.env.FP_ONLY.split(','));
+  clients.splice(0, clients.length, ...clients.filter((c) => only.has(c.name)));
+}
+
+// Raw server: read one ClientHello per connection, remember it under the client currently running.
+let current = null;
+/** @type {Map<string, {port: number, hello: Buffer}>} */
+const hellos = new Map();
+const server = net.createServer((sock) => {
+  const name = current;
+  let buf = Buffer.alloc(0);
+  sock.on('error', () => {});
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    const ch = parseClientHello(buf);
+    if (ch === 'incomplete') return;
+    if (ch && name && !hellos.has(name)) hellos.set(name, { port: sock.remotePort, hello: buf });
+    sock.destroy();
+  });
+});
+await new Promise((res) => server.listen(PORT, '127.0.0.1', res));
+
+const pcap = path.join(work, 'clienthellos.pcap');
+const dump = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `tcp dst port ${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+await new Promise((res, rej) => {
+  let err = '';
+  dump.stderr.on('data', (d) => {
+    err += d;
+    if (/listening on/.test(err)) res();
+  });
+  dump.on('exit', () => rej(new Error(`tcpdump exited: ${err}`)));
+});
+
+for (const c of clients) {
+  current = c.name;
+  const [cmd, ...args] = c.run();
+  const t0 = Date.now();
+  await new Promise((res) => {
+    const p = spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, ...(c.env ?? {}) } });
+    const timer = setTimeout(() => p.kill('SIGKILL'), c.timeoutMs ?? 15_000);
+    // why: some clients (chromium) keep running after the server hangs up; once we have the hello
+    // there is no reason to wait for them
+    const poll = setInterval(() => {
+      if (hellos.has(c.name) && Date.now() - t0 > 500) p.kill('SIGKILL');
+    }, 200);
+    p.on('exit', () => { clearTimeout(timer); clearInterval(poll); res(); });
+    p.on('error', () => { clearTimeout(timer); clearInterval(poll); res(); });
+  });
+  console.error(`gen-fingerprints: ${c.name}: ${hellos.has(c.name) ? 'hello captured' : 'NO HELLO'} (${Date.now() - t0} ms)`);
+}
+current = null;
+await new Promise((r) => setTimeout(r, 1000));
+dump.kill('SIGINT');
+await new Promise((r) => dump.on('exit', r));
+server.close();
+
+// tshark's view of the same hellos, keyed by client port.
+const FIELDS = ['tcp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', 'tls.handshake.version', 'tls.handshake.ciphersuite',
+  'tls.handshake.extension.type', 'tls.handshake.sig_hash_alg', 'tls.handshake.extensions_alpn_str',
+  'tls.handshake.extensions.supported_version', 'tls.handshake.extensions_server_name'];
+const tsharkOut = execFileSync('tshark', ['-r', pcap, '-d', `tcp.port==${PORT},tls`, '-Y', 'tls.handshake.type == 1', '-T', 'fields',
+  ...FIELDS.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+const tshark = new Map();
+for (const line of tsharkOut.split('\n').filter(Boolean)) {
+  const cols = line.split('\t');
+  const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
+  tshark.set(Number(row['tcp.srcport']), row);
+}
+// why: tls.handshake.sig_hash_alg also occurs in signature_algorithms_cert and delegated_credentials;
+// JA4 takes only the signature_algorithms extension (FoxIO-LLC/ja4#41), so read those from the tree.
+const tree = JSON.parse(execFileSync('tshark', ['-r', pcap, '-d', `tcp.port==${PORT},tls`, '-Y', 'tls.handshake.type == 1', '-T', 'json', '--no-duplicate-keys'],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
+function collect(node, key, gate, inside, out) {
+  if (Array.isArray(node)) { for (const n of node) collect(n, key, gate, inside, out); return out; }
+  if (node === null || typeof node !== 'object') return out;
+  for (const [k, v] of Object.entries(node)) {
+    if (k === key && inside) out.push(...(Array.isArray(v) ? v : [v]));
+    else collect(v, key, gate, inside || k.startsWith(gate), out);
+  }
+  return out;
+}
+for (const pkt of tree) {
+  const port = Number(collect(pkt._source.layers.tcp, 'tcp.srcport', '', true, [])[0]);
+  const row = tshark.get(port);
+  if (row) row['tls.handshake.sig_hash_alg'] = collect(pkt._source.layers.tls, 'tls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
+}
+
+/** JA4 assembled from tshark's dissection only: an independent check of our parser and our JA4. */
+function ja4FromTshark(row) {
+  const list = (s) => (s ? s.split(',').map((x) => parseInt(x, x.startsWith('0x') ? 16 : 10)) : []);
+  const grease = (v) => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
+  const hex = (v) => v.toString(16).padStart(4, '0');
+  const ciphers = list(row['tls.handshake.ciphersuite']).filter((v) => !grease(v));
+  const exts = list(row['tls.handshake.extension.type']).filter((v) => !grease(v));
+  const sigs = list(row['tls.handshake.sig_hash_alg']).filter((v) => !grease(v));
+  const sv = list(row['tls.handshake.extensions.supported_version']).filter((v) => !grease(v));
+  const ver = sv.length ? Math.max(...sv) : list(row['tls.handshake.version'])[0];
+  const vmap = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10', 0x0300: 's3' };
+  const alpn = row['tls.handshake.extensions_alpn_str'].split(',')[0] ?? '';
+  const alnum = (c) => /[0-9A-Za-z]/.test(c);
+  let al = '00';
+  if (alpn.length > 0) al = alnum(alpn[0]) && alnum(alpn.at(-1)) ? alpn[0] + alpn.at(-1) : (() => { const h = Buffer.from(alpn, 'latin1').toString('hex'); return h[0] + h.at(-1); })();
+  const n2 = (n) => String(Math.min(n, 99)).padStart(2, '0');
+  const a = `t${vmap[ver] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${n2(ciphers.length)}${n2(exts.length)}${al}`;
+  const sha = (s) => createHash('sha256').update(s).digest('hex').slice(0, 12);
+  const cs = ciphers.map(hex).sort().join(',');
+  const es = exts.filter((e) => e !== 0 && e !== 0x10).map(hex).sort().join(',');
+  const c = es === '' ? '000000000000' : sha(sigs.length ? `${es}_${sigs.map(hex).join(',')}` : es);
+  return `${a}_${cs === '' ? '000000000000' : sha(cs)}_${c}`;
+}
+
+const entries = [];
+const fixtures = [];
+let failures = 0;
+for (const c of clients) {
+  const got = hellos.get(c.name);
+  if (!got) continue;
+  const ch = parseClientHello(got.hello);
+  const mine = { ja4: ja4(ch, 'tcp'), ja3: ja3(ch) };
+  const row = tshark.get(got.port);
+  if (!row) {
+    console.error(`gen-fingerprints: ${c.name}: tshark saw no ClientHello from port ${got.port}`);
+    failures++;
+    continue;
+  }
+  const theirs = { ja4: ja4FromTshark(row), ja3: row['tls.handshake.ja3'], ja3Full: row['tls.handshake.ja3_full'] };
+  if (theirs.ja4 !== mine.ja4 || theirs.ja3 !== mine.ja3.hash || theirs.ja3Full !== mine.ja3.string) {
+    console.error(`gen-fingerprints: ${c.name}: MISMATCH ours ${mine.ja4} ${mine.ja3.hash} vs tshark ${theirs.ja4} ${theirs.ja3}`);
+    failures++;
+  }
+  entries.push({ ja4: mine.ja4, ja3: mine.ja3.hash, library: c.library, libraryVersion: c.libraryVersion, client: c.client, source: 'captured' });
+  fixtures.push({
+    name: c.name, client: c.client, library: c.library, clientPort: got.port, helloHex: got.hello.toString('hex'),
+    sni: ch.sni, alpn: ch.alpn, ja4Raw: ja4Raw(ch, 'tcp'),
+    expected: { ja4: theirs.ja4, ja3: theirs.ja3, ja3Full: theirs.ja3Full },
+  });
+  console.error(`gen-fingerprints: ${c.name.padEnd(20)} ${mine.ja4}  ja3=${mine.ja3.hash}`);
+}
+
+const osRelease = fs.readFileSync('/etc/os-release', 'utf8');
+const pretty = (osRelease.match(/^PRETTY_NAME="?([^"\n]+)"?/m) ?? [])[1] ?? os.type();
+const doc = {
+  generatedBy: 'scripts/gen-fingerprints.mjs',
+  generatedAt: new Date().toISOString(),
+  host: `${pretty}, ${os.arch()}, tshark ${(sh('tshark', ['--version']).match(/TShark \(Wireshark\) ([\d.]+)/) ?? [])[1] ?? '?'}`,
+  entries,
+};
+fs.writeFileSync(OUT, `${JSON.stringify(doc, null, 2)}\n`);
+console.error(`gen-fingerprints: wrote ${entries.length} entries to ${path.relative(ROOT, OUT)}`);
+if (writeFixtures) {
+  fs.mkdirSync(FIXTURES, { recursive: true });
+  fs.copyFileSync(pcap, path.join(FIXTURES, 'clienthellos.pcap'));
+  fs.writeFileSync(path.join(FIXTURES, 'clienthellos.json'), `${JSON.stringify({ generatedBy: doc.generatedBy, host: doc.host, port: PORT, hellos: fixtures }, null, 2)}\n`);
+  console.error(`gen-fingerprints: wrote fixtures for ${fixtures.length} clients to ${path.relative(ROOT, FIXTURES)}`);
+}
+if (!process.env.FP_KEEP) fs.rmSync(work, { recursive: true, force: true });
+else console.error(`gen-fingerprints: kept ${work}`);
+process.exit(failures > 0 ? 1 : 0);
