@@ -1,0 +1,123 @@
+// Helper deployment shared by the SSH and Kubernetes targets: where the helper binary is, its digest,
+// the helper's command line for a capture, and the small POSIX shell programs that upload it into a
+// private temp dir, verify it, run it and remove it again on the remote side.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TapscopeError } from '../errors.js';
+import type { CaptureOptions } from './target.js';
+
+export interface HelperBinary {
+  path: string;
+  data: Buffer;
+  sha256: string;
+}
+
+/** Finds the helper: an explicit path, $TAPSCOPE_HELPER, or resources/helper/linux-<arch>/ next to the app. */
+export function locateHelper(explicit?: string, arch = 'x64'): string {
+  const candidates: string[] = [];
+  if (explicit) candidates.push(explicit);
+  if (process.env.TAPSCOPE_HELPER) candidates.push(process.env.TAPSCOPE_HELPER);
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    candidates.push(join(dir, 'resources', 'helper', `linux-${arch}`, 'tapscope-helper'));
+    dir = dirname(dir);
+  }
+  for (const c of candidates) if (existsSync(c)) return resolve(c);
+  throw new TapscopeError(
+    'E_HELPER_MISSING',
+    `The capture helper for linux-${arch} was not found (looked in ${candidates.join(', ')}). Run \`make -C native\` or pass --helper PATH.`,
+  );
+}
+
+export function loadHelper(explicit?: string, arch = 'x64'): HelperBinary {
+  const path = locateHelper(explicit, arch);
+  const data = readFileSync(path);
+  return { path, data, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** Maps `uname -m` to the helper's resource folder name. */
+export function helperArch(unameM: string | null): string | null {
+  switch ((unameM ?? '').trim()) {
+    case 'x86_64': case 'amd64': return 'x64';
+    case 'aarch64': case 'arm64': return 'arm64';
+    default: return null;
+  }
+}
+
+/** The helper's flags for one capture. */
+export function helperArgs(opts: CaptureOptions, excludeTcp: string[] = []): string[] {
+  const args = ['--mode', opts.mode];
+  for (const i of opts.ifaces) args.push('--iface', i);
+  if (opts.duration !== undefined) args.push('--duration', String(opts.duration));
+  if (opts.snaplen !== undefined) args.push('--snaplen', String(opts.snaplen));
+  for (const e of excludeTcp) args.push('--exclude-tcp', e);
+  return args;
+}
+
+/** Single-quotes a word for POSIX sh. */
+export function shQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export const HELPER_NAME = 'tapscope-helper';
+
+/** Creates the private temp dir (mktemp -d is 0700) and prints its path. */
+export const MKTEMP_SCRIPT = 'umask 077; mktemp -d "${TMPDIR:-/tmp}/tapscope.XXXXXXXX"';
+
+/**
+ * Receives exactly SIZE bytes on stdin into DIR/tapscope-helper and prints its sha256.
+ * why: `head -c` instead of `cat`, because a Kubernetes v4 exec stream cannot signal end of stdin.
+ */
+export function uploadScript(dir: string, size: number): string {
+  const f = `${shQuote(dir)}/${HELPER_NAME}`;
+  return `umask 077; head -c ${size} > ${f} && chmod 0700 ${f} && sha256sum ${f}`;
+}
+
+/** Parses `sha256sum` output and checks it against the local digest. */
+export function checkUploadDigest(output: string, expected: string, where: string): void {
+  const got = output.trim().split(/\s+/)[0] ?? '';
+  if (got !== expected) {
+    throw new TapscopeError(
+      'E_HELPER_MISSING',
+      `The helper uploaded to ${where} is corrupt (sha256 ${got || 'unavailable'}, expected ${expected}). Check free space in the remote /tmp and retry.`,
+    );
+  }
+}
+
+/**
+ * Runs the helper in DIR with the remaining arguments. When our end of stdin closes (stop, or the
+ * transport died) the helper gets SIGTERM; when the helper exits the dir is removed. The helper's
+ * PID goes to DIR/pid so a second session can signal it too.
+ * why: an asynchronous list in sh reads /dev/null unless redirected, so stdin is kept on fd 3 for the
+ * watcher; the watcher's stdout/stderr go to /dev/null so it cannot hold the channel open.
+ */
+export const RUN_SCRIPT = [
+  'd="$1"; shift',
+  'exec 3<&0',
+  '"$d/tapscope-helper" "$@" </dev/null &',
+  'p=$!',
+  'echo "$p" > "$d/pid"',
+  '( cat <&3 >/dev/null 2>&1; kill -TERM "$p" 2>/dev/null ) >/dev/null 2>&1 &',
+  'exec 3<&-',
+  'wait "$p"; rc=$?',
+  'rm -rf "$d"',
+  'exit "$rc"',
+].join('\n');
+
+/** argv that runs RUN_SCRIPT (for exec APIs taking a vector). */
+export function runArgv(dir: string, args: string[]): string[] {
+  return ['sh', '-c', RUN_SCRIPT, 'tapscope', dir, ...args];
+}
+
+/** The same as one shell command line (for SSH exec). */
+export function runCommandLine(dir: string, args: string[], prefix: string[] = []): string {
+  return [...prefix, ...runArgv(dir, args)].map(shQuote).join(' ');
+}
+
+/** Signals a running helper through its pid file (used when stdin cannot be closed) and removes DIR. */
+export function killScript(dir: string): string {
+  const d = shQuote(dir);
+  return `if [ -f ${d}/pid ]; then kill -TERM "$(cat ${d}/pid)" 2>/dev/null; fi; for i in 1 2 3 4 5 6 7 8 9 10; do [ -e ${d} ] || break; sleep 0.2; done; rm -rf ${d}; [ ! -e ${d} ] && echo gone`;
+}

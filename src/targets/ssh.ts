@@ -1,0 +1,471 @@
+// The SSH capture target: one host reached with OpenSSH semantics (ssh_config, known_hosts, agent,
+// ProxyJump). It uploads the helper into a private temp dir, runs it as root (directly, `sudo -n`, or
+// sudo with a password), streams its pcapng back over the exec channel, reconnects and redeploys when
+// the connection drops, and leaves nothing behind on stop.
+import { PassThrough } from 'node:stream';
+import type { Client, ClientChannel } from 'ssh2';
+import { TapscopeError, isTapscopeError } from '../errors.js';
+import {
+  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, killScript, loadHelper, runCommandLine, shQuote, uploadScript,
+  type HelperBinary,
+} from './deploy.js';
+import { parseJump } from './ssh/config.js';
+import { connectSsh, execCollect, type SecretCache, type SshConnectOptions, type SshConnection, type SshDestination } from './ssh/connect.js';
+import type {
+  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, PreflightReport, PromptFn, ShellChannel,
+} from './target.js';
+
+export interface SshTargetOptions {
+  prompt?: PromptFn;
+  acceptNewHostKey?: boolean;
+  sshConfigPath?: string;
+  knownHostsPath?: string;
+  helperPath?: string;
+  /** Reconnect backoff in ms: first delay and cap. Defaults 500 and 8000. */
+  backoffMs?: { first: number; max: number };
+  keepaliveMs?: number;
+}
+
+/** Parses `ssh://[user@]host[:port]` (or the bare `user@host:port` form). */
+export function parseSshUri(uri: string): SshDestination {
+  const s = uri.startsWith('ssh://') ? uri.slice(6) : uri;
+  if (!s || s.includes('/') && !s.endsWith('/')) {
+    throw new TapscopeError('E_TARGET_INVALID', `Not an SSH target: "${uri}". Use ssh://user@host:port.`);
+  }
+  return parseJump(s.replace(/\/$/, ''));
+}
+
+interface Facts {
+  arch: string | null;
+  kernel: string | null;
+  btf: boolean;
+  uid: number | null;
+  sudo: 'nopasswd' | 'password' | 'none';
+  sshConnection: string | null;
+}
+
+const FACTS_SCRIPT = [
+  'echo "arch=$(uname -m)"',
+  'echo "kernel=$(uname -r)"',
+  'if [ -r /sys/kernel/btf/vmlinux ]; then echo btf=1; else echo btf=0; fi',
+  'echo "uid=$(id -u)"',
+  'if [ "$(id -u)" = 0 ]; then echo sudo=none; elif sudo -n true 2>/dev/null; then echo sudo=nopasswd; elif command -v sudo >/dev/null 2>&1; then echo sudo=password; else echo sudo=none; fi',
+  'echo "sshconn=$SSH_CONNECTION"',
+].join('; ');
+
+async function readFacts(client: Client): Promise<Facts> {
+  const r = await execCollect(client, FACTS_SCRIPT);
+  const kv = new Map<string, string>();
+  for (const line of r.stdout.toString('utf8').split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  const uid = kv.get('uid');
+  return {
+    arch: kv.get('arch') || null,
+    kernel: kv.get('kernel') || null,
+    btf: kv.get('btf') === '1',
+    uid: uid && /^\d+$/.test(uid) ? Number(uid) : null,
+    sudo: (kv.get('sudo') as Facts['sudo']) ?? 'none',
+    sshConnection: kv.get('sshconn') || null,
+  };
+}
+
+/** `$SSH_CONNECTION` is "client_ip client_port server_ip server_port" as the server sees it. */
+export function excludeFromSshConnection(v: string | null): { client: string; server: string } | null {
+  const p = (v ?? '').trim().split(/\s+/);
+  if (p.length !== 4) return null;
+  const ep = (ip: string, port: string) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+  return { client: ep(p[0] as string, p[1] as string), server: ep(p[2] as string, p[3] as string) };
+}
+
+type Privilege = { kind: 'root' } | { kind: 'sudo' } | { kind: 'sudo-password'; password: string };
+
+function privilegePrefix(p: Privilege): string[] {
+  if (p.kind === 'root') return [];
+  if (p.kind === 'sudo') return ['sudo', '-n'];
+  // why: -k makes sudo always read the password we feed, so stdin never depends on cached credentials.
+  return ['sudo', '-k', '-S', '-p', ''];
+}
+
+export class SshTarget implements CaptureTarget {
+  readonly kind = 'ssh' as const;
+  readonly uri: string;
+  private readonly dest: SshDestination;
+  private readonly opts: SshTargetOptions;
+  private readonly secrets: SecretCache = new Map();
+  private conn: SshConnection | null = null;
+  private connecting: Promise<SshConnection> | null = null;
+
+  constructor(uri: string, opts: SshTargetOptions) {
+    this.uri = uri;
+    this.dest = parseSshUri(uri);
+    this.opts = opts;
+  }
+
+  /** The node name: the host as the user wrote it (an ssh_config alias stays an alias). */
+  get nodeName(): string {
+    return this.dest.host;
+  }
+
+  private connectOpts(): SshConnectOptions {
+    const o: SshConnectOptions = {};
+    if (this.opts.prompt) o.prompt = this.opts.prompt;
+    if (this.opts.acceptNewHostKey !== undefined) o.acceptNewHostKey = this.opts.acceptNewHostKey;
+    if (this.opts.sshConfigPath) o.sshConfigPath = this.opts.sshConfigPath;
+    if (this.opts.knownHostsPath) o.knownHostsPath = this.opts.knownHostsPath;
+    if (this.opts.keepaliveMs) o.keepaliveMs = this.opts.keepaliveMs;
+    return o;
+  }
+
+  /** A fresh connection (captures own theirs so close() does not stop them). */
+  openConnection(): Promise<SshConnection> {
+    return connectSsh(this.dest, this.connectOpts(), this.secrets);
+  }
+
+  private async shared(): Promise<SshConnection> {
+    if (this.conn) return this.conn;
+    this.connecting ??= this.openConnection().then((c) => {
+      this.conn = c;
+      void c.closed.then(() => {
+        if (this.conn === c) this.conn = null;
+      });
+      return c;
+    }).finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private checkNode(node: string): void {
+    if (node !== this.nodeName) {
+      throw new TapscopeError('E_TARGET_INVALID', `Unknown node "${node}": this SSH target has one node, "${this.nodeName}".`);
+    }
+  }
+
+  async listNodes(): Promise<NodeInfo[]> {
+    const c = await this.shared();
+    const f = await readFacts(c.client);
+    return [{ name: this.nodeName, ready: true, kernel: f.kernel, arch: f.arch, address: c.resolved.hostName }];
+  }
+
+  async preflight(nodes?: string[]): Promise<PreflightReport[]> {
+    for (const n of nodes ?? []) this.checkNode(n);
+    const c = await this.shared();
+    const f = await readFacts(c.client);
+    const problems: string[] = [];
+    if (!helperArch(f.arch)) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
+    if (!f.btf) problems.push('The kernel has no BTF (/sys/kernel/btf/vmlinux): eBPF mode is unavailable, AF_PACKET will be used.');
+    const privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
+    if (privileged === 'none') problems.push(`User ${c.resolved.user} is not root and cannot use sudo: capture needs root. Connect as root or grant sudo.`);
+    return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: null, problems }];
+  }
+
+  /** Decides how to become root on this connection, asking for the sudo password once. */
+  async privilege(client: Client, facts: Facts, user: string): Promise<Privilege> {
+    if (facts.uid === 0) return { kind: 'root' };
+    if (facts.sudo === 'nopasswd') return { kind: 'sudo' };
+    if (facts.sudo === 'none') {
+      throw new TapscopeError('E_SUDO_REQUIRED', `User ${user} on ${this.nodeName} is not root and sudo is not available. Capture needs root: connect as root or install and configure sudo.`);
+    }
+    const cacheKey = 'sudo-password';
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let password = attempt === 0 ? this.secrets.get(cacheKey) : undefined;
+      if (password === undefined) {
+        const a = this.opts.prompt
+          ? await this.opts.prompt({ kind: 'sudo-password', message: `[sudo] password for ${user} on ${this.nodeName}:`, echo: false })
+          : null;
+        if (typeof a !== 'string') {
+          throw new TapscopeError('E_SUDO_REQUIRED', `User ${user} on ${this.nodeName} needs a sudo password and none was given. Enter it when asked, or allow NOPASSWD for the helper.`);
+        }
+        password = a;
+      }
+      const r = await execCollect(client, 'sudo -k -S -p "" true', `${password}\n`);
+      if (r.code === 0) {
+        this.secrets.set(cacheKey, password);
+        return { kind: 'sudo-password', password };
+      }
+      this.secrets.delete(cacheKey);
+    }
+    throw new TapscopeError('E_AUTH_FAILED', `sudo on ${this.nodeName} rejected the password three times.`);
+  }
+
+  async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle> {
+    for (const n of options.nodes ?? []) this.checkNode(n);
+    const helper = loadHelper(this.opts.helperPath);
+    const run = new SshCapture(this, options, handlers, helper, this.opts.backoffMs ?? { first: 500, max: 8000 });
+    await run.begin();
+    return run.handle();
+  }
+
+  async openShell(node: string): Promise<ShellChannel> {
+    this.checkNode(node);
+    const c = await this.shared();
+    const ch = await new Promise<ClientChannel>((resolve, reject) => {
+      c.client.shell({ term: 'xterm-256color', cols: 80, rows: 24 }, (err, s) => (err ? reject(new TapscopeError('E_TARGET_UNREACHABLE', `Could not open a shell on ${node}: ${err.message}`)) : resolve(s)));
+    });
+    return channelToShell(ch);
+  }
+
+  async close(): Promise<void> {
+    const c = this.conn ?? (this.connecting ? await this.connecting.catch(() => null) : null);
+    this.conn = null;
+    c?.end();
+  }
+}
+
+function channelToShell(ch: ClientChannel): ShellChannel {
+  let exitCode: number | null = null;
+  ch.on('exit', (code: number | null) => {
+    exitCode = code;
+  });
+  return {
+    write: (d) => void ch.write(d),
+    resize: (cols, rows) => void ch.setWindow(rows, cols, 0, 0),
+    onData(cb) {
+      const f = (d: Buffer) => cb(d);
+      ch.on('data', f);
+      ch.stderr.on('data', f);
+      return () => {
+        ch.off('data', f);
+        ch.stderr.off('data', f);
+      };
+    },
+    onExit(cb) {
+      const f = () => cb(exitCode);
+      ch.once('close', f);
+      return () => ch.off('close', f);
+    },
+    close: () => void ch.close(),
+  };
+}
+
+/** One capture on the SSH node: deploy, stream, reconnect on loss, clean up. */
+class SshCapture {
+  private stopping = false;
+  private stopped: Promise<void> | null = null;
+  private conn: SshConnection | null = null;
+  private channel: ClientChannel | null = null;
+  private dir: string | null = null;
+  private priv: Privilege | null = null;
+  private leftovers: string[] = [];
+  private wakeBackoff: (() => void) | null = null;
+  private resolveDone!: () => void;
+  private readonly done = new Promise<void>((r) => (this.resolveDone = r));
+  private readonly notes: string[] = [];
+  private readonly startedAt = Date.now();
+  private readonly node: string;
+
+  constructor(
+    private readonly target: SshTarget,
+    private readonly options: CaptureOptions,
+    private readonly handlers: CaptureHandlers,
+    private readonly helper: HelperBinary,
+    private readonly backoff: { first: number; max: number },
+  ) {
+    this.node = target.nodeName;
+  }
+
+  handle(): CaptureHandle {
+    return { stop: () => this.stop(), done: this.done, notes: this.notes };
+  }
+
+  private status(phase: Parameters<CaptureHandlers['onStatus']>[0]['phase'], message?: string, error?: TapscopeError): void {
+    this.handlers.onStatus({
+      node: this.node,
+      phase,
+      ...(message ? { message } : {}),
+      ...(error ? { error: { code: error.code, message: error.message } } : {}),
+    });
+  }
+
+  /** First deployment: errors reach the caller of start(). */
+  async begin(): Promise<void> {
+    try {
+      await this.deploy();
+    } catch (e) {
+      this.status('failed', undefined, asTapscope(e));
+      await this.cleanupConnection();
+      this.resolveDone();
+      throw e;
+    }
+  }
+
+  private remainingDuration(): number | undefined {
+    if (this.options.duration === undefined) return undefined;
+    return Math.max(1, Math.ceil(this.options.duration - (Date.now() - this.startedAt) / 1000));
+  }
+
+  private async deploy(): Promise<void> {
+    this.status('preflight');
+    const conn = await this.target.openConnection();
+    this.conn = conn;
+    const facts = await readFacts(conn.client);
+    if (helperArch(facts.arch) !== 'x64') {
+      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${this.node} is ${facts.arch ?? 'an unknown architecture'}; this build ships the helper for x86_64 only.`);
+    }
+    this.priv ??= await this.target.privilege(conn.client, facts, conn.resolved.user);
+    this.status('deploying', `uploading helper (${this.helper.data.length} bytes)`);
+    const mk = await execCollect(conn.client, MKTEMP_SCRIPT);
+    const dir = mk.stdout.toString('utf8').trim();
+    if (mk.code !== 0 || !dir.startsWith('/')) {
+      throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir on ${this.node}: ${mk.stderr.trim() || 'mktemp failed'}.`);
+    }
+    this.dir = dir;
+    const up = await execCollect(conn.client, uploadScript(dir, this.helper.data.length), this.helper.data);
+    checkUploadDigest(up.stdout.toString('utf8'), this.helper.sha256, `${this.node}:${dir}`);
+    const ex = excludeFromSshConnection(facts.sshConnection);
+    const excludes = ex ? [ex.client] : [];
+    if (ex && this.notes.length === 0) {
+      this.notes.push(`The SSH connection carrying the stream (${ex.client} → ${ex.server} on ${this.node}) is excluded from the capture.`);
+    }
+    const args = helperArgs({ ...this.options, ...(this.options.duration !== undefined ? { duration: this.remainingDuration() as number } : {}) }, excludes);
+    const cmd = runCommandLine(dir, args, privilegePrefix(this.priv));
+    const ch = await new Promise<ClientChannel>((resolve, reject) => {
+      conn.client.exec(cmd, (err, c) => (err ? reject(new TapscopeError('E_TARGET_UNREACHABLE', `Could not start the helper on ${this.node}: ${err.message}`)) : resolve(c)));
+    });
+    this.channel = ch;
+    if (this.priv.kind === 'sudo-password') ch.write(`${this.priv.password}\n`);
+    this.watch(conn, ch, dir);
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    ch.pipe(out);
+    this.status('running');
+    this.handlers.onStream(this.node, out);
+    this.status('streaming');
+  }
+
+  private watch(conn: SshConnection, ch: ClientChannel, dir: string): void {
+    let exit: { code: number | null; signal: string | null } | null = null;
+    let stderrTail = '';
+    ch.on('exit', (code: number | null, signal?: string) => {
+      exit = { code, signal: signal ?? null };
+    });
+    ch.stderr.on('data', (d: Buffer) => {
+      const text = d.toString('utf8');
+      stderrTail = (stderrTail + text).slice(-2000);
+      for (const line of text.split('\n')) if (line.trim()) this.status('streaming', line.trim());
+    });
+    let handled = false;
+    const onEnd = () => {
+      if (handled) return;
+      handled = true;
+      if (this.stopping) return;
+      if (exit) {
+        // The helper itself ended (duration reached or it failed): this is not a connection loss.
+        void this.finish(exit.code === 0 ? null : new TapscopeError('E_HELPER_EXITED',
+          `The helper on ${this.node} exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}: ${stderrTail.trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+        return;
+      }
+      this.leftovers.push(dir);
+      void this.reconnect(conn);
+    };
+    ch.on('close', onEnd);
+    void conn.closed.then(onEnd);
+  }
+
+  private async finish(error: TapscopeError | null): Promise<void> {
+    await this.cleanupConnection();
+    if (error) this.status('failed', error.message, error);
+    else this.status('stopped');
+    this.resolveDone();
+  }
+
+  private async cleanupConnection(): Promise<void> {
+    this.conn?.end();
+    this.conn = null;
+    this.channel = null;
+  }
+
+  private async reconnect(lost: SshConnection): Promise<void> {
+    lost.end();
+    const fromMs = Date.now();
+    const reason = `SSH connection to ${this.node} lost`;
+    this.handlers.onGap?.({ node: this.node, fromMs, toMs: null, reason });
+    let delay = this.backoff.first;
+    while (!this.stopping) {
+      this.status('reconnecting', `${reason}; retrying in ${(delay / 1000).toFixed(1)} s`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, delay);
+        this.wakeBackoff = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wakeBackoff = null;
+      if (this.stopping) break;
+      if (this.remainingDuration() !== undefined && Date.now() - this.startedAt >= (this.options.duration as number) * 1000) {
+        await this.finish(null);
+        return;
+      }
+      try {
+        await this.deploy();
+        this.handlers.onGap?.({ node: this.node, fromMs, toMs: Date.now(), reason });
+        await this.removeLeftovers();
+        return;
+      } catch (e) {
+        await this.cleanupConnection();
+        const err = asTapscope(e);
+        if (['E_HOST_KEY_CHANGED', 'E_HOST_KEY_UNKNOWN', 'E_AUTH_FAILED', 'E_SUDO_REQUIRED'].includes(err.code)) {
+          await this.finish(err);
+          return;
+        }
+        delay = Math.min(delay * 2, this.backoff.max);
+      }
+    }
+  }
+
+  /** Temp dirs of helpers whose connection died: their wrapper removes them; make sure. */
+  private async removeLeftovers(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || !this.priv || this.leftovers.length === 0) return;
+    const dirs = this.leftovers.splice(0);
+    for (const d of dirs) await this.privExec(conn.client, killScript(d)).catch(() => undefined);
+  }
+
+  private privExec(client: Client, script: string): ReturnType<typeof execCollect> {
+    const p = this.priv ?? { kind: 'root' as const };
+    const cmd = [...privilegePrefix(p), 'sh', '-c', script].map(shQuote).join(' ');
+    return execCollect(client, cmd, p.kind === 'sudo-password' ? `${p.password}\n` : undefined);
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    this.wakeBackoff?.();
+    const conn = this.conn;
+    const ch = this.channel;
+    const dir = this.dir;
+    if (conn && ch) {
+      this.status('stopping');
+      const closed = new Promise<void>((r) => ch.once('close', () => r()));
+      ch.end();
+      const timedOut = await Promise.race([closed.then(() => false), sleep(5000).then(() => true)]);
+      if (timedOut || dir) {
+        // Make sure: signal through the pid file and remove the dir, then confirm it is gone.
+        const r = dir ? await this.privExec(conn.client, killScript(dir)).catch(() => null) : null;
+        if (dir && r && !r.stdout.toString().includes('gone')) {
+          this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
+        }
+      }
+      await this.removeLeftovers();
+    }
+    await this.finish(null);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+function asTapscope(e: unknown): TapscopeError {
+  if (isTapscopeError(e)) return e;
+  return new TapscopeError('E_INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+export function createSshTarget(uri: string, opts: SshTargetOptions = {}): SshTarget {
+  return new SshTarget(uri, opts);
+}

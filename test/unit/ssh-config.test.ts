@@ -1,0 +1,103 @@
+// ssh_config resolution: first value wins, IdentityFile accumulates, Host patterns with * ? and !,
+// ProxyJump chains with user@host:port, quoting and key=value syntax, Include.
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hostMatches, parseJump, parseSshConfig, resolveHost, tokenizeLine } from '../../src/targets/ssh/config.js';
+import { parseSshUri } from '../../src/targets/ssh.js';
+
+const CONFIG = `
+# global defaults come first and apply to all hosts
+ServerAliveInterval 7
+
+Host web-* !web-legacy
+  User deploy
+  Port 2222
+  IdentityFile ~/.ssh/web_key
+
+Host web-?? db
+  User ignored-because-first-wins
+  IdentityFile "/keys/with space"
+
+Host bastion
+  HostName 198.51.100.7
+  User jump
+
+Host inner
+  HostName=10.0.0.5
+  ProxyJump bastion,admin@hop2:2200
+  StrictHostKeyChecking accept-new
+
+Host *
+  User fallback
+  IdentityFile %d/.ssh/id_%r
+`;
+
+describe('ssh_config', () => {
+  const entries = parseSshConfig(CONFIG);
+
+  it('applies the first value per keyword across matching blocks and accumulates IdentityFile', () => {
+    const r = resolveHost(entries, 'web-01');
+    expect(r.user).toBe('deploy');
+    expect(r.port).toBe(2222);
+    expect(r.hostName).toBe('web-01');
+    expect(r.identityFiles).toEqual([join(homedir(), '.ssh/web_key'), '/keys/with space', join(homedir(), '.ssh/id_deploy')]);
+    expect(r.serverAliveIntervalMs).toBe(7000);
+  });
+
+  it('honours negated patterns', () => {
+    const r = resolveHost(entries, 'web-legacy');
+    expect(r.user).toBe('fallback');
+    expect(r.port).toBe(22);
+  });
+
+  it('lets the URI override user and port, as ssh -l/-p do', () => {
+    const r = resolveHost(entries, 'web-01', { user: 'alice', port: 22 });
+    expect([r.user, r.port]).toEqual(['alice', 22]);
+    expect(r.identityFiles).toContain(join(homedir(), '.ssh/id_alice'));
+  });
+
+  it('parses ProxyJump chains with user@host:port', () => {
+    const r = resolveHost(entries, 'inner');
+    expect(r.hostName).toBe('10.0.0.5');
+    expect(r.proxyJump).toEqual([
+      { host: 'bastion', user: null, port: null },
+      { host: 'hop2', user: 'admin', port: 2200 },
+    ]);
+    expect(r.strictHostKeyChecking).toBe('accept-new');
+    expect(resolveHost(entries, 'bastion')).toMatchObject({ hostName: '198.51.100.7', user: 'jump', proxyJump: [] });
+  });
+
+  it('matches ? as exactly one character and is case-insensitive on keywords', () => {
+    expect(hostMatches(['web-??'], 'web-01')).toBe(true);
+    expect(hostMatches(['web-??'], 'web-001')).toBe(false);
+    expect(parseSshConfig('HOSTNAME x\n')[0]?.options).toEqual([['hostname', ['x']]]);
+  });
+
+  it('tokenizes key=value and quotes', () => {
+    expect(tokenizeLine('IdentityFile="/a b/c"')).toEqual(['IdentityFile', '/a b/c']);
+    expect(tokenizeLine('  Host a b  ')).toEqual(['Host', 'a', 'b']);
+    expect(() => tokenizeLine('User "x')).toThrow(/unbalanced/);
+  });
+
+  it('follows Include files relative to ~/.ssh or absolute', () => {
+    const d = mkdtempSync(join(tmpdir(), 'tss-unit-'));
+    writeFileSync(join(d, 'extra.conf'), 'Host included\n  HostName 192.0.2.9\n  Port 2022\n');
+    const e = parseSshConfig(`Include ${d}/*.conf\nHost other\n  User o\n`);
+    expect(resolveHost(e, 'included')).toMatchObject({ hostName: '192.0.2.9', port: 2022 });
+    expect(resolveHost(e, 'other').user).toBe('o');
+  });
+
+  it('skips Match blocks (not evaluated) instead of applying them to every host', () => {
+    const e = parseSshConfig('Match host x\n  User matched\nHost *\n  User all\n');
+    expect(resolveHost(e, 'x').user).toBe('all');
+  });
+
+  it('parses destinations and URIs, including IPv6', () => {
+    expect(parseJump('[fd00::1]:2222')).toEqual({ host: 'fd00::1', user: null, port: 2222 });
+    expect(parseSshUri('ssh://root@10.0.0.1:2200')).toEqual({ host: '10.0.0.1', user: 'root', port: 2200 });
+    expect(parseSshUri('ssh://alias')).toEqual({ host: 'alias', user: null, port: null });
+    expect(() => parseSshUri('ssh://host:99999')).toThrow(/user@host:port/);
+  });
+});
