@@ -1,0 +1,285 @@
+// Flow table: decoding of every link type, orientation, counters, TCP reassembly (out of order, retransmit,
+// gap, memory bound), dissector feeding, decrypted plaintext matching and process attribution.
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { parseBuffer, type PacketBlock } from '../../src/pcapng/index.js';
+import { Analyzer } from '../../src/flows/analyzer.js';
+import { decodePacket } from '../../src/flows/decode.js';
+import { TcpReassembler } from '../../src/flows/reassembly.js';
+import { CaptureBuilder, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
+import type { Flow } from '../../src/model/flow.js';
+
+const FIX = join(import.meta.dirname, '../fixtures/pcapng');
+const mixFile = join(FIX, 'loopback-mix.pcapng');
+const mix = readFileSync(mixFile);
+
+function analyze(buf: Buffer, node?: string): { a: Analyzer; flows: Flow[] } {
+  const a = new Analyzer();
+  const feed = a.stream(node);
+  for (const b of parseBuffer(buf)) feed(b);
+  return { a, flows: a.flows() };
+}
+
+/** The first client→server TCP payload to a port in the fixture: a real ClientHello from curl (OpenSSL). */
+function clientHelloFromFixture(): Buffer {
+  for (const b of parseBuffer(mix)) {
+    if (b.type !== 'epb') continue;
+    const d = decodePacket(b.iface.linkType, b.data);
+    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
+  }
+  throw new Error('no ClientHello in fixture');
+}
+
+describe('flows from a real loopback capture (curl, gnutls-cli, python http.server)', () => {
+  const { flows } = analyze(mix);
+
+  it('finds each connection once, oriented client → server, with counters matching tshark', () => {
+    expect(flows.map((f) => `${f.app} ${f.dst.port}`).sort()).toEqual(['http 18080', 'http 18080', 'tls 18443', 'tls 18443']);
+    const conv = spawnSync('tshark', ['-r', mixFile, '-q', '-z', 'conv,tcp'], { encoding: 'utf8' }).stdout;
+    for (const f of flows) {
+      expect(f.src.port).toBeGreaterThan(30000);
+      const line = conv.split('\n').find((l) => l.includes(`:${f.src.port} `));
+      expect(line, `conv line for ${f.src.port}`).toBeTruthy();
+      const nums = line!.trim().split(/\s+/).filter((x) => /^\d+$/.test(x)).map(Number);
+      // columns: frames<- bytes<- frames-> bytes-> frames bytes ...
+      expect(f.packets).toBe(nums[4]);
+      expect(f.bytes).toBe(nums[5]);
+    }
+  });
+
+  it('computes JA3 exactly as tshark does, and SNI, version, cipher', () => {
+    const r = spawnSync('tshark', ['-r', mixFile, '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full', '-e', 'tls.handshake.extensions_server_name'], { encoding: 'utf8' });
+    const rows = r.stdout.trim().split('\n').map((l) => l.split('\t'));
+    expect(rows).toHaveLength(2);
+    for (const [port, hash, full, sni] of rows) {
+      const f = flows.find((x) => x.src.port === Number(port))!;
+      expect(f.tls?.ja3Hash).toBe(hash);
+      expect(f.tls?.ja3).toBe(full);
+      expect(f.tls?.sni).toBe(sni);
+      expect(f.tls?.version).toBe('TLS 1.3');
+      expect(f.tls?.ja4).toMatch(/^t13d\d{4}(h2|00)_[0-9a-f]{12}_[0-9a-f]{12}$/);
+      expect(f.tls?.client?.via).toBe('fingerprint');
+      expect(f.tls?.server?.library).toBe('unknown');
+    }
+  });
+
+  it('lists plain HTTP exchanges with status', () => {
+    const http = flows.filter((f) => f.app === 'http').flatMap((f) => f.http).map((h) => `${h.method} ${h.path} ${h.status}`).sort();
+    expect(http).toEqual(['GET / 200', 'GET /nonexist 404']);
+  });
+});
+
+describe('packet decoding', () => {
+  const seg = { src: '10.202.0.1', dst: '10.202.0.2', sport: 40000, dport: 443, seq: 7, flags: 0x18, payload: Buffer.from('hi') };
+  const seg6 = { ...seg, src: 'fd00:202::1', dst: 'fd00:202::2' };
+
+  it('decodes Ethernet, VLAN, SLL, SLL2, RAW and NULL framing for IPv4 and IPv6', () => {
+    for (const s of [seg, seg6]) {
+      const ip = ipPacket('tcp', s);
+      const frames: [number, Buffer][] = [[1, ethernet(ip)], [1, ethernet(ip, 42)], [113, sll(ip)], [276, sll2(ip)], [101, ip], [0, nullLink(ip)], [s === seg ? 228 : 229, ip]];
+      for (const [lt, frame] of frames) {
+        const d = decodePacket(lt, frame);
+        expect(d, `linktype ${lt}`).toMatchObject({ src: s.src, dst: s.dst, srcPort: 40000, dstPort: 443, seq: 7, proto: 6 });
+        expect(d!.payload.toString()).toBe('hi');
+      }
+    }
+  });
+
+  it('trims Ethernet padding using the IP length and skips IPv6 extension headers', () => {
+    const padded = Buffer.concat([ethernet(ipPacket('udp', { ...seg, payload: Buffer.from('x') })), Buffer.alloc(20)]);
+    expect(decodePacket(1, padded)!.payload.toString()).toBe('x');
+    const ip6 = ipPacket('udp', { ...seg6, payload: Buffer.from('yy') });
+    // insert a hop-by-hop header (8 bytes) before UDP
+    const hbh = Buffer.from([17, 0, 1, 4, 0, 0, 0, 0]);
+    const withExt = Buffer.concat([ip6.subarray(0, 40), hbh, ip6.subarray(40)]);
+    withExt[6] = 0;
+    withExt.writeUInt16BE(ip6.readUInt16BE(4) + 8, 4);
+    expect(decodePacket(101, withExt)).toMatchObject({ proto: 17, srcPort: 40000, dstPort: 443 });
+    expect(decodePacket(101, withExt)!.payload.toString()).toBe('yy');
+  });
+
+  it('counts IPv4 fragments without reassembling them, and ignores non-IP frames', () => {
+    const first = ipPacket('udp', { ...seg, payload: Buffer.alloc(100) });
+    first.writeUInt16BE(0x2000, 6); // MF
+    const second = ipPacket('udp', { ...seg, payload: Buffer.alloc(40) });
+    second.writeUInt16BE(0x000d, 6); // offset 13*8
+    const arp = Buffer.alloc(42);
+    arp.writeUInt16BE(0x0806, 12);
+    const b = new CaptureBuilder();
+    b.packet(ethernet(first)).packet(ethernet(second)).packet(arp);
+    const { a, flows } = analyze(b.build());
+    expect(a.counters).toMatchObject({ packets: 3, fragments: 2, nonIp: 1 });
+    expect(flows).toHaveLength(1);
+  });
+});
+
+describe('flow table', () => {
+  const C = { ip: '10.202.1.1', port: 51000 };
+  const S = { ip: '10.202.1.2', port: 8080 };
+
+  it('orients by SYN, else the lower port is the server; IPv6 and UDP too', () => {
+    const b = new CaptureBuilder();
+    // mid-stream capture: the first packet seen goes server → client
+    b.tcp({ src: S.ip, dst: C.ip, sport: S.port, dport: C.port, seq: 1, payload: Buffer.from('data') });
+    b.tcp({ src: C.ip, dst: S.ip, sport: C.port, dport: S.port, seq: 1, payload: Buffer.from('more') });
+    // SYN from the higher port to a lower port: the SYN decides
+    b.tcp({ src: 'fd00:202::5', dst: 'fd00:202::6', sport: 80, dport: 60000, seq: 9, flags: 0x02 });
+    b.udp({ src: '10.202.1.3', dst: '10.202.1.4', sport: 5353, dport: 53, payload: Buffer.from('zz') });
+    const { flows } = analyze(b.build(), 'node-a');
+    expect(flows.map((f) => [f.transport, `${f.src.ip}:${f.src.port}`, `${f.dst.ip}:${f.dst.port}`, f.packets, f.node])).toEqual([
+      ['tcp', '10.202.1.1:51000', '10.202.1.2:8080', 2, 'node-a'],
+      ['tcp', 'fd00:202::5:80', 'fd00:202::6:60000', 1, 'node-a'],
+      ['udp', '10.202.1.3:5353', '10.202.1.4:53', 1, 'node-a'],
+    ]);
+    expect(flows[0]!.bytes).toBe(2 * (14 + 20 + 20 + 4));
+  });
+
+  it('starts a new flow when a closed connection\'s port is reused', () => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, C, S, [Buffer.from('GET /a HTTP/1.1\r\nHost: x\r\n\r\n')], [Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
+    tcpConversation(b, C, S, [Buffer.from('GET /b HTTP/1.1\r\nHost: x\r\n\r\n')], [Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')], { isnC: 90000 });
+    const { flows } = analyze(b.build());
+    expect(flows.map((f) => f.http.map((h) => `${h.path} ${h.status}`))).toEqual([['/a 204'], ['/b 200']]);
+    expect(new Set(flows.map((f) => f.id)).size).toBe(2);
+  });
+
+  it('reassembles a ClientHello split across out-of-order and retransmitted segments', () => {
+    const ch = clientHelloFromFixture();
+    const parts = [ch.subarray(0, 100), ch.subarray(100, 250), ch.subarray(250)];
+    const b = new CaptureBuilder();
+    const base = { src: C.ip, dst: '10.202.1.9', sport: C.port, dport: 443 };
+    b.tcp({ ...base, seq: 999, flags: 0x02 });
+    b.tcp({ ...base, seq: 1000 + 250, payload: parts[2] }); // third first
+    b.tcp({ ...base, seq: 1000, payload: parts[0] });
+    b.tcp({ ...base, seq: 1000, payload: parts[0] }); // retransmit
+    b.tcp({ ...base, seq: 1000 + 50, payload: ch.subarray(50, 250) }); // overlapping retransmit
+    const { a, flows } = analyze(b.build());
+    expect(flows[0]!.tls?.sni).toBe('localhost');
+    expect(flows[0]!.app).toBe('tls');
+    expect(a.counters.retransmittedBytes).toBe(100 + 50);
+  });
+
+  it('marks a gap after the buffer limit and keeps parsing HTTP after it', () => {
+    const b = new CaptureBuilder();
+    const base = { src: C.ip, dst: S.ip, sport: C.port, dport: S.port };
+    const req1 = Buffer.from('GET /one HTTP/1.1\r\nHost: h\r\n\r\n');
+    b.tcp({ ...base, seq: 0, flags: 0x02 });
+    b.tcp({ ...base, seq: 1, payload: req1 });
+    // a hole of 1000 bytes, then 300 KiB of later data in 10 KiB segments (more than the 256 KiB bound)
+    let seq = 1 + req1.length + 1000;
+    const filler = Buffer.alloc(10 * 1024, 0x61);
+    for (let i = 0; i < 30; i++) { b.tcp({ ...base, seq, payload: filler }); seq += filler.length; }
+    const req2 = Buffer.from('GET /two HTTP/1.1\r\nHost: h\r\n\r\n');
+    b.tcp({ ...base, seq, payload: req2 });
+    const { a, flows } = analyze(b.build());
+    expect(a.counters.gaps).toBe(1);
+    expect(flows[0]!.http.map((h) => h.path)).toEqual(['/one', '/two']);
+    expect(a.bufferedBytes()).toBe(0);
+  });
+
+  it('bounds memory per flow: buffered out-of-order bytes never exceed the limit', () => {
+    const gaps: number[] = [];
+    let maxBuffered = 0;
+    const r = new TcpReassembler({ data: () => undefined, gap: (n) => gaps.push(n) }, { maxBuffered: 64 * 1024, maxSegments: 1000 });
+    r.syn(0);
+    for (let i = 0; i < 500; i++) {
+      // every segment leaves a 10-byte hole before it
+      r.segment(1 + 10 + i * 1010, Buffer.alloc(1000), i);
+      maxBuffered = Math.max(maxBuffered, r.buffered);
+    }
+    expect(maxBuffered).toBeLessThanOrEqual(64 * 1024 + 1000);
+    expect(gaps.length).toBeGreaterThan(0);
+    expect(r.gaps).toBe(gaps.length);
+  });
+
+  it('handles sequence number wrap-around', () => {
+    const out: string[] = [];
+    const r = new TcpReassembler({ data: (c) => out.push(c.toString()), gap: () => out.push('<gap>') });
+    r.syn(0xfffffffd);
+    r.segment(0x00000002, Buffer.from('CD'), 0);
+    r.segment(0xfffffffe, Buffer.from('AB12'), 0);
+    expect(out.join('')).toBe('AB12CD');
+  });
+
+  it('stops dissecting a non-HTTP stream early (memory independent of payload)', () => {
+    const b = new CaptureBuilder();
+    const big = Buffer.alloc(8192, 0x07);
+    const chunks = Array.from({ length: 40 }, () => big);
+    tcpConversation(b, C, { ip: S.ip, port: 9999 }, chunks, []);
+    const { a, flows } = analyze(b.build());
+    expect(flows[0]!.app).toBe('unknown');
+    expect(flows[0]!.bytes).toBeGreaterThan(40 * 8192);
+    expect(a.bufferedBytes()).toBe(0);
+  });
+});
+
+describe('decrypted plaintext and process attribution', () => {
+  const client = { ip: '10.202.2.1', port: 43210 };
+  const server = { ip: '10.202.2.2', port: 443 };
+
+  function capture(opts: { hookClient: boolean; mode: 'ebpf' | 'afpacket'; javaServer?: boolean }): Buffer {
+    const ch = clientHelloFromFixture();
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: opts.mode, requestedMode: 'auto', reason: opts.mode === 'ebpf' ? 'auto: BTF, ringbuf and uprobes available' : 'uprobes unavailable', hostname: 'node-1' });
+    b.record({ t: 'proc', pid: 100, ppid: 1, comm: 'curl', exe: '/usr/bin/curl', startedBeforeCapture: false,
+      tls: { library: 'openssl', via: 'maps', evidence: '/usr/lib/x86_64-linux-gnu/libssl.so.3', version: '3.0' },
+      hooks: [{ library: 'openssl', path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', status: opts.mode === 'ebpf' ? 'attached' : 'failed', reason: null }] });
+    b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 100, tid: 100, comm: 'curl', via: 'tracepoint' });
+    if (opts.javaServer) {
+      b.record({ t: 'proc', pid: 200, comm: 'java', exe: '/usr/lib/jvm/bin/java', tls: { library: 'java-jsse', via: 'binary', evidence: 'libjava.so' }, hooks: [] });
+      b.record({ t: 'conn', proto: 'tcp', local: server, remote: client, role: 'server', pid: 200, comm: 'java' });
+    }
+    const req = Buffer.from('GET /secret HTTP/1.1\r\nHost: api.tapscope.test\r\nAuthorization: Bearer abc\r\n\r\n');
+    const res = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+    if (opts.hookClient) b.tls(client, server, 'out', req, { pid: 100, comm: 'curl', lib: 'openssl' });
+    tcpConversation(b, client, server, [ch], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+    if (opts.hookClient) b.tls(server, client, 'in', res, { pid: 100, comm: 'curl', lib: 'openssl' });
+    return b.build();
+  }
+
+  it('matches hook records to the flow, marks the client side plaintext and lists the decrypted requests', () => {
+    const { a, flows } = analyze(capture({ hookClient: true, mode: 'ebpf' }));
+    expect(flows).toHaveLength(1);
+    const f = flows[0]!;
+    expect(f.node).toBe('node-1');
+    expect(f.process).toMatchObject({ pid: 100, comm: 'curl', exe: '/usr/bin/curl' });
+    expect(f.tls?.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true, reason: null });
+    expect(f.tls?.server?.plaintext).toBe(false);
+    expect(f.http).toEqual([{ method: 'GET', host: 'api.tapscope.test', path: '/secret', status: 200 }]);
+    const d = a.detail(f.id)!;
+    expect(d.exchanges[0]).toMatchObject({ source: 'decrypted', responseBody: 'hello' });
+    expect(d.clientBytesHex.startsWith('1603')).toBe(true);
+  });
+
+  it('gives process verdicts with reasons when no hook fired (afpacket mode, java server)', () => {
+    const { flows } = analyze(capture({ hookClient: false, mode: 'afpacket', javaServer: true }));
+    const f = flows[0]!;
+    expect(f.process?.comm).toBe('curl');
+    expect(f.peerProcess?.comm).toBe('java');
+    expect(f.tls?.client).toMatchObject({ library: 'openssl', via: 'process', plaintext: false });
+    expect(f.tls?.client?.reason).toContain('afpacket');
+    expect(f.tls?.server).toMatchObject({ library: 'java-jsse', via: 'process', plaintext: false });
+    expect(f.tls?.server?.reason).toMatch(/java-jsse has no hook/);
+  });
+
+  it('creates the flow from a hook record that arrives before any packet', () => {
+    const b = new CaptureBuilder();
+    b.tls(client, server, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: early\r\n\r\n'), { pid: 7, comm: 'python3', lib: 'openssl' });
+    const { flows } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]!.src).toEqual(client);
+    expect(flows[0]!.tls?.client?.via).toBe('hook');
+    expect(flows[0]!.http[0]?.host).toBe('early');
+  });
+
+  it('keeps packets and records in their own flows per node of a multi-section file', () => {
+    const one = capture({ hookClient: true, mode: 'ebpf' });
+    const two = Buffer.from(one.toString('latin1').replace('node-1', 'node-2'), 'latin1');
+    const blocks = parseBuffer(Buffer.concat([one, two]));
+    expect(blocks.filter((x): x is PacketBlock => x.type === 'epb').length).toBeGreaterThan(4);
+    const { flows } = analyze(Buffer.concat([one, two]));
+    expect(flows.map((f) => f.node).sort()).toEqual(['node-1', 'node-2']);
+  });
+});
