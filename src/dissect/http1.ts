@@ -65,6 +65,8 @@ export class Http1Parser {
   private buf: Buffer = Buffer.alloc(0);
   private state: State = { t: 'start' };
   private cur: Building | null = null;
+  /** ts of the chunk that carried the first byte of the message being started */
+  private headTs: number | null = null;
   /** request methods this (response) side is answering, oldest first; see expectResponseTo */
   private readonly pendingMethods: string[] = [];
 
@@ -96,6 +98,7 @@ export class Http1Parser {
       out.push(this.finish());
     }
     this.buf = Buffer.alloc(0);
+    this.headTs = null;
     this.state = { t: 'resync' };
     return out;
   }
@@ -155,9 +158,11 @@ export class Http1Parser {
         while (skip < this.buf.length && (this.buf[skip] === 0x0d || this.buf[skip] === 0x0a)) skip++;
         if (skip > 0) this.buf = this.buf.subarray(skip);
         if (this.buf.length === 0) return false;
+        if (this.headTs === null) this.headTs = ts;
         const end = this.buf.indexOf('\r\n\r\n');
         if (end < 0) {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
+            this.headTs = null;
             this.state = { t: 'resync' };
             this.buf = this.buf.subarray(1);
             return true;
@@ -166,7 +171,8 @@ export class Http1Parser {
         }
         const head = this.buf.subarray(0, end).toString('latin1');
         const rest = this.buf.subarray(end + 4);
-        const msg = this.parseHead(head, ts);
+        const msg = this.parseHead(head, this.headTs);
+        this.headTs = null;
         if (!msg) {
           this.state = { t: 'resync' };
           this.buf = this.buf.subarray(1);

@@ -39,6 +39,12 @@ declare module 'dns-packet' {
   export function encode(packet: DnsPacket, buf?: Buffer, offset?: number): Buffer;
   export function streamEncode(packet: DnsPacket): Buffer;
   export function streamDecode(buf: Buffer): DnsPacket;
-  const _default: { decode: typeof decode; encode: typeof encode; streamEncode: typeof streamEncode; streamDecode: typeof streamDecode };
+  export const TRUNCATED_RESPONSE: number;
+  export const RECURSION_DESIRED: number;
+  export const RECURSION_AVAILABLE: number;
+  const _default: {
+    decode: typeof decode; encode: typeof encode; streamEncode: typeof streamEncode; streamDecode: typeof streamDecode;
+    TRUNCATED_RESPONSE: number; RECURSION_DESIRED: number; RECURSION_AVAILABLE: number;
+  };
   export default _default;
 }

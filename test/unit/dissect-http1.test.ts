@@ -1,0 +1,158 @@
+// HTTP/1 parser against a real Node HTTP server: a pipelined keep-alive request stream (GET, POST with
+// body, HEAD, chunked and content-length responses, a body over the 64 KiB cap, 204), then the same
+// bytes in every chunk size (stride), gaps, garbage and close-delimited bodies.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import http from 'node:http';
+import net from 'node:net';
+import { Http1Parser, looksLikeHttp1, BODY_CAP, type HttpMessage } from '../../src/dissect/http1.js';
+
+const BIG = 100 * 1024;
+let server: http.Server;
+let port = 0;
+
+const requests = Buffer.from([
+  'GET /len?x=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: t\r\n\r\n',
+  'POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world',
+  'GET /chunked HTTP/1.1\r\nHost: a.test\r\n\r\n',
+  'HEAD /len HTTP/1.1\r\nHost: a.test\r\n\r\n',
+  'GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n',
+  'GET /nocontent HTTP/1.1\r\nHost: a.test\r\n\r\n',
+  'PUT /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nchunk\r\n7;ext=1\r\ned body\r\n0\r\nX-Trailer: yes\r\n\r\n',
+].join(''), 'latin1');
+let responses: Buffer;
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    const body: Buffer[] = [];
+    req.on('data', (d: Buffer) => body.push(d));
+    req.on('end', () => {
+      if (req.url?.startsWith('/len')) {
+        res.setHeader('Content-Length', 5);
+        res.end(req.method === 'HEAD' ? undefined : 'short');
+      } else if (req.url === '/echo') {
+        res.setHeader('Content-Type', 'text/plain');
+        res.end(Buffer.concat(body));
+      } else if (req.url === '/chunked') {
+        res.write('part one, ');
+        setTimeout(() => res.end('part two'), 5);
+      } else if (req.url === '/big') {
+        res.end(Buffer.alloc(BIG, 0x61));
+      } else {
+        res.statusCode = 204;
+        res.end();
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as net.AddressInfo).port;
+  responses = await new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const s = net.connect(port, '127.0.0.1', () => s.write(requests));
+    s.on('data', (d) => parts.push(d));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+  });
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+const METHODS = ['GET', 'POST', 'GET', 'HEAD', 'GET', 'GET', 'PUT'];
+
+function summary(msgs: HttpMessage[]): unknown[] {
+  return msgs.map((m) => ({ ...m, ts: undefined, body: m.body.toString('latin1') }));
+}
+
+function parseAll(data: Buffer, chunk: number, response: boolean): HttpMessage[] {
+  const p = new Http1Parser();
+  if (response) for (const m of METHODS) p.expectResponseTo(m);
+  const out: HttpMessage[] = [];
+  for (let o = 0; o < data.length; o += chunk) out.push(...p.push(data.subarray(o, o + chunk), o));
+  out.push(...p.end());
+  return out;
+}
+
+describe('HTTP/1 requests (pipelined keep-alive stream)', () => {
+  it('parses every request with method, path, headers and body', () => {
+    const msgs = parseAll(requests, requests.length, false);
+    expect(msgs.map((m) => `${m.method} ${m.path}`)).toEqual([
+      'GET /len?x=1', 'POST /echo', 'GET /chunked', 'HEAD /len', 'GET /big', 'GET /nocontent', 'PUT /echo',
+    ]);
+    expect(msgs.every((m) => m.kind === 'request')).toBe(true);
+    expect(msgs[0]!.headers).toContainEqual(['User-Agent', 't']);
+    expect(msgs[1]!.body.toString()).toBe('hello world');
+    expect(msgs[6]!.body.toString()).toBe('chunked body');
+    expect(msgs[6]!.headers).toContainEqual(['X-Trailer', 'yes']);
+  });
+  it('stride: every chunk size gives the same messages', () => {
+    const ref = summary(parseAll(requests, requests.length, false));
+    for (let size = 1; size <= 64; size++) expect(summary(parseAll(requests, size, false))).toEqual(ref);
+    for (const size of [97, 128, 255, 400]) expect(summary(parseAll(requests, size, false))).toEqual(ref);
+  });
+});
+
+describe('HTTP/1 responses from a real server', () => {
+  it('content-length, chunked, HEAD, cap and 204 in one keep-alive stream', () => {
+    const msgs = parseAll(responses, responses.length, true);
+    expect(msgs.map((m) => m.status)).toEqual([200, 200, 200, 200, 200, 204, 200]);
+    expect(msgs[0]!.body.toString()).toBe('short');
+    expect(msgs[1]!.body.toString()).toBe('hello world');
+    expect(msgs[2]!.body.toString()).toBe('part one, part two');
+    expect(msgs[2]!.headers.some(([k, v]) => k.toLowerCase() === 'transfer-encoding' && v === 'chunked')).toBe(true);
+    // HEAD: Content-Length 5 but no body; the next response still parses
+    expect(msgs[3]!.body.length).toBe(0);
+    expect(msgs[3]!.headers).toContainEqual(['Content-Length', '5']);
+    expect(msgs[4]!.body.length).toBe(BODY_CAP);
+    expect(msgs[4]!.bodyTruncated).toBe(true);
+    expect(msgs[5]!.body.length).toBe(0);
+    expect(msgs[6]!.body.toString()).toBe('chunked body');
+    expect(msgs.filter((m) => m.bodyTruncated).length).toBe(1);
+  });
+  it('stride: every chunk size gives the same messages', () => {
+    const ref = summary(parseAll(responses, responses.length, true));
+    for (const size of [1, 2, 3, 5, 8, 13, 64, 1000, 4096, 65536]) expect(summary(parseAll(responses, size, true))).toEqual(ref);
+  });
+  it('timestamps come from the chunk that carried the start line', () => {
+    const p = new Http1Parser();
+    const a = p.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Le'), 100);
+    const b = p.push(Buffer.from('ngth: 2\r\n\r\nok'), 200);
+    expect(a).toEqual([]);
+    expect(b[0]!.ts).toBe(100);
+  });
+});
+
+describe('HTTP/1 resynchronisation', () => {
+  it('gap() returns the partial message and parsing resumes at the next message start', () => {
+    const p = new Http1Parser();
+    const first = requests.indexOf('hello world');
+    expect(p.push(requests.subarray(0, first + 3), 1).map((m) => m.path)).toEqual(['/len?x=1']);
+    const partial = p.gap();
+    expect(partial.map((m) => [m.path, m.bodyTruncated, m.body.toString()])).toEqual([['/echo', true, 'hel']]);
+    // resume in the middle of the next request line: that one is lost, the ones after are found
+    const resumeAt = requests.indexOf('GET /chunked') + 4;
+    const rest = p.push(requests.subarray(resumeAt), 2);
+    expect(rest.map((m) => m.path)).toEqual(['/len', '/big', '/nocontent', '/echo']);
+  });
+  it('garbage before the first message is skipped', () => {
+    const p = new Http1Parser();
+    const msgs = p.push(Buffer.concat([Buffer.from([0, 1, 2, 0xff, 0x16, 0x03]), Buffer.from('xx\r\n'), requests.subarray(0, 60)]), 1);
+    expect(msgs.map((m) => m.path)).toEqual(['/len?x=1']);
+  });
+  it('a response without length runs to the end of the stream', () => {
+    const p = new Http1Parser();
+    expect(p.push(Buffer.from('HTTP/1.0 200 OK\r\nServer: x\r\n\r\nall of '), 1)).toEqual([]);
+    expect(p.push(Buffer.from('this'), 2)).toEqual([]);
+    expect(p.end().map((m) => m.body.toString())).toEqual(['all of this']);
+  });
+  it('100 Continue is its own message and does not consume the pending request', () => {
+    const p = new Http1Parser();
+    p.expectResponseTo('HEAD');
+    const msgs = p.push(Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n'), 1);
+    expect(msgs.map((m) => [m.status, m.body.length])).toEqual([[100, 0], [200, 0]]);
+  });
+});
+
+describe('looksLikeHttp1', () => {
+  it('detects request and status lines, rejects others', () => {
+    for (const s of ['GET / HTTP/1.1\r\n', 'POST /x', 'HTTP/1.1 200 OK', 'OPTIONS * HTTP/1.1', 'PATCH']) expect(looksLikeHttp1(Buffer.from(s))).toBe(true);
+    for (const s of ['PRI * HTTP/2.0', 'SSH-2.0-x', '\x16\x03\x01', 'GETX /', 'ge']) expect(looksLikeHttp1(Buffer.from(s, 'latin1'))).toBe(false);
+  });
+});
