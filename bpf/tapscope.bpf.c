@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Kernel side of the capture helper's eBPF mode:
+ *  - TLS uprobes (OpenSSL/BoringSSL, GnuTLS, NSS): entry saves the call in `start` keyed by thread,
+ *    return emits the plaintext; the return path always deletes the entry.
+ *  - syscall tracepoints reveal the fd a TLS call uses (read/write/send/recv family) -> 5-tuple.
+ *  - connect/accept tracepoints attribute connections to processes; sched_process_exec announces
+ *    new processes so user space can hook their TLS libraries.
+ * On any miss: return 0 and count it in `stats`. Never print. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "tapscope.h"
+#include "sock.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 max_tls_record = 16384;
+const volatile __u32 self_tgid = 0;
+
+struct tls_call {
+	__u64 buf;
+	__u64 outlen_ptr; /* size_t * of the *_ex functions, else 0 */
+	__u64 ctx;        /* SSL * / gnutls_session_t / PRFileDesc * */
+	__s32 fd;         /* first fd the call touched, -1 until known */
+	__u32 nest;
+	__u8 lib;
+	__u8 fn;
+	__u8 dir_out;
+	__u8 pad[5];
+};
+
+struct ctx_key {
+	__u64 ctx;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct tls_call);
+} start SEC(".maps");
+
+/* TLS context -> connection, learned from a call that touched its socket */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ctx_key);
+	__type(value, struct tuple);
+} ctx_tuples SEC(".maps");
+
+/* thread -> TLS context whose last call touched no socket (memory BIOs, e.g. node): the thread's
+ * next socket syscall tells the connection */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __s32);
+} connects SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tls_event);
+} heap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += n;
+}
+
+static __always_inline void fill_hdr(struct event_hdr *h, __u32 kind, __u64 id)
+{
+	h->kind = kind;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->pad = 0;
+	h->ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_ptr, __u8 lib, __u8 fn, __u8 dir_out)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
+	struct tls_call n = {};
+
+	if ((id >> 32) == self_tgid)
+		return 0;
+	if (c) {
+		/* why: some libraries call their own exported functions (e.g. PR_Write -> PR_Send); keep the outer call */
+		c->nest++;
+		count(STAT_NESTED, 1);
+		return 0;
+	}
+	n.buf = (__u64)buf;
+	n.outlen_ptr = outlen_ptr;
+	n.ctx = ctx;
+	n.fd = -1;
+	n.lib = lib;
+	n.fn = fn;
+	n.dir_out = dir_out;
+	if (bpf_map_update_elem(&start, &id, &n, BPF_ANY))
+		count(STAT_START_FULL, 1);
+	return 0;
+}
+
+static __always_inline int tls_leave(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
+	struct tls_call call;
+	struct ctx_key key = {};
+	struct tls_event *e;
+	struct tuple *known;
+	__u32 zero = 0, n, max;
+	long len = ret;
+	int r;
+
+	if (!c) {
+		if ((id >> 32) != self_tgid)
+			count(STAT_NO_ENTRY, 1);
+		return 0;
+	}
+	if (c->nest) {
+		c->nest--;
+		return 0;
+	}
+	call = *c;
+	bpf_map_delete_elem(&start, &id);
+
+	if (call.outlen_ptr) {
+		__u64 v = 0;
+
+		if (ret <= 0 || bpf_probe_read_user(&v, sizeof(v), (void *)call.outlen_ptr))
+			return 0;
+		len = (long)v;
+	}
+	if (len <= 0)
+		return 0;
+
+	e = bpf_map_lookup_elem(&heap, &zero);
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, EV_TLS, id);
+	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+	key.ctx = call.ctx;
+	key.tgid = id >> 32;
+	r = call.fd >= 0 ? fd_to_tuple(call.fd, &e->tuple) : -1;
+	if (r == 0) {
+		bpf_map_update_elem(&ctx_tuples, &key, &e->tuple, BPF_ANY);
+	} else if (r == 1 && call.lib == LIB_NSS) {
+		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
+		count(STAT_NO_SOCKET, 1);
+		return 0;
+	} else {
+		known = bpf_map_lookup_elem(&ctx_tuples, &key);
+		if (known) {
+			e->tuple = *known;
+		} else {
+			__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+			bpf_map_update_elem(&pending, &id, &call.ctx, BPF_ANY);
+			count(STAT_CONN_UNKNOWN, 1);
+		}
+	}
+	e->len = (__u32)len;
+	e->ctx = call.ctx;
+	e->lib = call.lib;
+	e->fn = call.fn;
+	e->dir_out = call.dir_out;
+	max = max_tls_record;
+	n = len < max ? (__u32)len : max;
+	barrier_var(n);
+	if (n > TLS_DATA_MAX)
+		n = TLS_DATA_MAX;
+	if (bpf_probe_read_user(e->data, n, (void *)call.buf)) {
+		count(STAT_READ_FAILS, 1);
+		n = 0;
+	}
+	e->captured = n;
+	if (n < (__u32)len)
+		count(STAT_TLS_TRUNCATED, 1);
+	if (bpf_ringbuf_output(&events, e, offsetof(struct tls_event, data) + n, 0)) {
+		count(STAT_RINGBUF_DROPS, 1);
+		return 0;
+	}
+	count(STAT_TLS_EVENTS, 1);
+	count(STAT_TLS_BYTES, n);
+	return 0;
+}
+
+/* A socket syscall: tells the fd of the TLS call in flight on this thread, or resolves a pending context. */
+static __always_inline void note_fd(int fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
+	struct ctx_key key = {};
+	struct tuple t = {};
+	struct ctx_event *ce;
+	__u64 *ctx;
+
+	if (c) {
+		if (c->fd < 0)
+			c->fd = fd;
+		return;
+	}
+	ctx = bpf_map_lookup_elem(&pending, &id);
+	if (!ctx)
+		return;
+	if (fd_to_tuple(fd, &t) != 0 || t.proto != 6 /* IPPROTO_TCP */)
+		return;
+	key.ctx = *ctx;
+	key.tgid = id >> 32;
+	bpf_map_update_elem(&ctx_tuples, &key, &t, BPF_ANY);
+	bpf_map_delete_elem(&pending, &id);
+	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
+	if (!ce) {
+		count(STAT_RINGBUF_DROPS, 1);
+		return;
+	}
+	fill_hdr(&ce->hdr, EV_CTX, id);
+	ce->tuple = t;
+	ce->ctx = key.ctx;
+	bpf_ringbuf_submit(ce, 0);
+}
+
+/* ---- OpenSSL 1.1.x / 3.x (libssl.so*, node's static copy) and BoringSSL: same exported ABI ---- */
+
+/* the attach cookie tells which library the probed file holds (LIB_OPENSSL or LIB_BORINGSSL) */
+static __always_inline __u8 ssl_lib(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+
+	return cookie ? (__u8)cookie : LIB_OPENSSL;
+}
+
+/* Probed: int SSL_write(SSL *s, const void *buf, int num); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_write, void *s, const void *buf, int num)
+{
+	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), FN_SSL_WRITE, 1);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_write, int ret)
+{
+	return tls_leave(ret);
+}
+
+/* Probed: int SSL_read(SSL *s, void *buf, int num); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_read, void *s, void *buf, int num)
+{
+	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), FN_SSL_READ, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_read, int ret)
+{
+	return tls_leave(ret);
+}
+
+/* Probed: int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_write_ex, void *s, const void *buf, __u64 num, __u64 *written)
+{
+	return tls_enter((__u64)s, buf, (__u64)written, ssl_lib(ctx), FN_SSL_WRITE_EX, 1);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_write_ex, int ret)
+{
+	return tls_leave(ret);
+}
+
+/* Probed: int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_read_ex, void *s, void *buf, __u64 num, __u64 *readbytes)
+{
+	return tls_enter((__u64)s, buf, (__u64)readbytes, ssl_lib(ctx), FN_SSL_READ_EX, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_read_ex, int ret)
+{
+	return tls_leave(ret);
+}
+
+/* ---- GnuTLS 3.x (libgnutls.so.30) ---- */
+
+/* Probed: ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t data_size); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_record_send, void *session, const void *data, __u64 size)
+{
+	return tls_enter((__u64)session, data, 0, LIB_GNUTLS, FN_GNUTLS_SEND, 1);
+}
+
+/* Probed: ssize_t gnutls_record_recv(gnutls_session_t session, void *data, size_t data_size); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_record_recv, void *session, void *data, __u64 size)
+{
+	return tls_enter((__u64)session, data, 0, LIB_GNUTLS, FN_GNUTLS_RECV, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_tls_ret_long, long ret)
+{
+	return tls_leave(ret);
+}
+
+/* ---- NSS via NSPR (libnspr4.so): the SSL layer sits under these on SSL file descriptors ---- */
+
+/* Probed: PRInt32 PR_Write(PRFileDesc *fd, const void *buf, PRInt32 amount); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_pr_write, void *fd, const void *buf, int amount)
+{
+	return tls_enter((__u64)fd, buf, 0, LIB_NSS, FN_PR_WRITE, 1);
+}
+
+/* Probed: PRInt32 PR_Read(PRFileDesc *fd, void *buf, PRInt32 amount); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_pr_read, void *fd, void *buf, int amount)
+{
+	return tls_enter((__u64)fd, buf, 0, LIB_NSS, FN_PR_READ, 0);
+}
+
+/* Probed: PRInt32 PR_Send(PRFileDesc *fd, const void *buf, PRInt32 amount, PRIntn flags, PRIntervalTime timeout); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_pr_send, void *fd, const void *buf, int amount)
+{
+	return tls_enter((__u64)fd, buf, 0, LIB_NSS, FN_PR_SEND, 1);
+}
+
+/* Probed: PRInt32 PR_Recv(PRFileDesc *fd, void *buf, PRInt32 amount, PRIntn flags, PRIntervalTime timeout); */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_pr_recv, void *fd, void *buf, int amount)
+{
+	return tls_enter((__u64)fd, buf, 0, LIB_NSS, FN_PR_RECV, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_tls_ret_int, int ret)
+{
+	return tls_leave(ret);
+}
+
+/* ---- socket syscalls: fd of the TLS call in flight ---- */
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int tp_enter_write(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_read")
+int tp_enter_read(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tp_enter_writev(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_readv")
+int tp_enter_readv(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+
+/* ---- connection attribution ---- */
+
+static __always_inline int emit_conn(__u64 id, int fd, __u32 role)
+{
+	struct conn_event *e;
+	struct tuple t = {};
+
+	if (fd_to_tuple(fd, &t) != 0)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(STAT_RINGBUF_DROPS, 1);
+		return 0;
+	}
+	fill_hdr(&e->hdr, EV_CONN, id);
+	e->tuple = t;
+	e->role = role;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	count(STAT_CONN_EVENTS, 1);
+	return 0;
+}
+
+/* Probed: int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 fd = (__s32)ctx->args[0];
+
+	if ((id >> 32) == self_tgid)
+		return 0;
+	bpf_map_update_elem(&connects, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&connects, &id);
+	__s32 f;
+
+	if (!fd)
+		return 0;
+	f = *fd;
+	bpf_map_delete_elem(&connects, &id);
+	if (ctx->ret != 0 && ctx->ret != -115 /* -EINPROGRESS */)
+		return 0;
+	return emit_conn(id, f, ROLE_CLIENT);
+}
+
+/* Probed: int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags); returns the new fd */
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (ctx->ret < 0 || (id >> 32) == self_tgid)
+		return 0;
+	return emit_conn(id, (int)ctx->ret, ROLE_SERVER);
+}
+
+/* Probed: int accept(int fd, struct sockaddr *addr, socklen_t *addrlen); returns the new fd */
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (ctx->ret < 0 || (id >> 32) == self_tgid)
+		return 0;
+	return emit_conn(id, (int)ctx->ret, ROLE_SERVER);
+}
+
+/* ---- new processes: user space hooks their executable and libraries ---- */
+
+SEC("tracepoint/sched/sched_process_exec")
+int tp_sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct exec_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(STAT_RINGBUF_DROPS, 1);
+		return 0;
+	}
+	fill_hdr(&e->hdr, EV_EXEC, id);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	count(STAT_EXEC_EVENTS, 1);
+	return 0;
+}

@@ -1,0 +1,356 @@
+/* Implementation of afpacket.h. */
+#include <net/if.h> /* why: before the linux/ headers, so libc-compat skips their duplicates */
+#include "afpacket.h"
+#include "pcapng.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_arp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_SEEN_IFACES 256
+#define BLOCK_SIZE (1u << 20)
+
+struct ring {
+	int fd;
+	int ifindex;        /* 0 = any */
+	uint8_t *map;
+	size_t map_len;
+	uint32_t nr_blocks;
+	uint32_t next;
+	uint64_t drops;     /* accumulated tp_drops */
+};
+
+struct iface {
+	int ifindex;
+	uint16_t hatype;
+	uint16_t linktype;
+	uint32_t ifid;
+	char name[IF_NAMESIZE + 8];
+	uint64_t packets, bytes, cuts, drops;
+	int bound;          /* has its own socket: drops are its own */
+};
+
+static struct ring rings[MAX_IFACES];
+static int n_rings;
+static struct iface ifaces[MAX_SEEN_IFACES];
+static int n_seen;
+
+static uint16_t linktype_for(uint16_t hatype)
+{
+	switch (hatype) {
+	case ARPHRD_ETHER:
+	case ARPHRD_LOOPBACK:
+		return LINKTYPE_ETHERNET;
+	case ARPHRD_NONE:
+	case ARPHRD_PPP:
+	case ARPHRD_IPGRE:
+	case ARPHRD_TUNNEL:
+	case ARPHRD_TUNNEL6:
+		return LINKTYPE_RAW;
+	default:
+		return LINKTYPE_LINUX_SLL2;
+	}
+}
+
+static struct iface *iface_get(int ifindex, uint16_t hatype)
+{
+	struct iface *f;
+	char desc[32];
+	int i;
+
+	for (i = 0; i < n_seen; i++)
+		if (ifaces[i].ifindex == ifindex)
+			return &ifaces[i];
+	if (n_seen >= MAX_SEEN_IFACES)
+		return NULL;
+	f = &ifaces[n_seen++];
+	memset(f, 0, sizeof(*f));
+	f->ifindex = ifindex;
+	f->hatype = hatype;
+	f->linktype = linktype_for(hatype);
+	if (!if_indextoname((unsigned)ifindex, f->name))
+		snprintf(f->name, sizeof(f->name), "if%d", ifindex);
+	for (i = 0; i < n_rings; i++)
+		if (rings[i].ifindex == ifindex)
+			f->bound = 1;
+	snprintf(desc, sizeof(desc), "ifindex=%d", ifindex);
+	f->ifid = pcapng_idb(f->linktype, opts.snaplen, f->name, desc);
+	return f;
+}
+
+static int open_ring(int ifindex)
+{
+	struct tpacket_req3 req;
+	struct sockaddr_ll sll;
+	struct ring *r = &rings[n_rings];
+	int ver = TPACKET_V3, fd, err;
+	struct sock_filter snap_insn = BPF_STMT(BPF_RET | BPF_K, opts.snaplen);
+	struct sock_fprog snap_prog = {.len = 1, .filter = &snap_insn};
+	uint32_t nr = opts.ring_mb ? opts.ring_mb : 8;
+
+	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+	if (fd < 0) {
+		err = errno;
+		warnx_("AF_PACKET socket: %s", strerror(err));
+		return err == EPERM || err == EACCES ? 2 : 4;
+	}
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)) < 0)
+		goto fail;
+	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length */
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0)
+		goto fail;
+	memset(&req, 0, sizeof(req));
+	req.tp_block_size = BLOCK_SIZE;
+	req.tp_block_nr = nr;
+	req.tp_frame_size = 2048;
+	req.tp_frame_nr = (BLOCK_SIZE / 2048) * nr;
+	req.tp_retire_blk_tov = 50; /* ms: a quiet ring still hands over its block soon */
+	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+		goto fail;
+	r->map_len = (size_t)BLOCK_SIZE * nr;
+	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
+	if (r->map == MAP_FAILED)
+		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (r->map == MAP_FAILED)
+		goto fail;
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(ETH_P_ALL);
+	sll.sll_ifindex = ifindex;
+	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		goto fail;
+	r->fd = fd;
+	r->ifindex = ifindex;
+	r->nr_blocks = nr;
+	r->next = 0;
+	r->drops = 0;
+	n_rings++;
+	return 0;
+fail:
+	warnx_("AF_PACKET ring setup: %s", strerror(errno));
+	close(fd);
+	return 4;
+}
+
+int afp_open(void)
+{
+	int i, err;
+
+	if (opts.n_ifaces == 0)
+		return open_ring(0);
+	for (i = 0; i < opts.n_ifaces; i++) {
+		unsigned idx;
+
+		if (!strcmp(opts.ifaces[i], "any"))
+			idx = 0;
+		else if (!(idx = if_nametoindex(opts.ifaces[i]))) {
+			warnx_("no such interface: %s", opts.ifaces[i]);
+			return 4;
+		}
+		err = open_ring((int)idx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int afp_pollfds(struct pollfd *pfds, int max)
+{
+	int i;
+
+	for (i = 0; i < n_rings && i < max; i++) {
+		pfds[i].fd = rings[i].fd;
+		pfds[i].events = POLLIN | POLLERR;
+		pfds[i].revents = 0;
+	}
+	return i;
+}
+
+/* why: the helper's own output stream (SSH/API connection) would otherwise capture itself in a loop */
+static int excluded(const uint8_t *net, uint32_t len)
+{
+	const uint8_t *src, *dst;
+	uint32_t l4off;
+	int family, i;
+	uint16_t sport, dport;
+
+	if (!opts.n_excludes || len < 20)
+		return 0;
+	if ((net[0] >> 4) == 4) {
+		if (net[9] != IPPROTO_TCP)
+			return 0;
+		l4off = (uint32_t)(net[0] & 0xf) * 4;
+		family = AF_INET;
+		src = net + 12;
+		dst = net + 16;
+	} else if ((net[0] >> 4) == 6 && len >= 40) {
+		if (net[6] != IPPROTO_TCP)
+			return 0;
+		l4off = 40;
+		family = AF_INET6;
+		src = net + 8;
+		dst = net + 24;
+	} else {
+		return 0;
+	}
+	if (len < l4off + 4)
+		return 0;
+	sport = (uint16_t)(net[l4off] << 8 | net[l4off + 1]);
+	dport = (uint16_t)(net[l4off + 2] << 8 | net[l4off + 3]);
+	for (i = 0; i < opts.n_excludes; i++) {
+		const struct exclude *x = &opts.excludes[i];
+		size_t alen = family == AF_INET ? 4 : 16;
+
+		if (x->family != family)
+			continue;
+		if ((x->port == sport && !memcmp(x->addr, src, alen)) || (x->port == dport && !memcmp(x->addr, dst, alen)))
+			return 1;
+	}
+	return 0;
+}
+
+static void handle_packet(struct tpacket3_hdr *h)
+{
+	struct sockaddr_ll *sll = (struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
+	const uint8_t *mac = (uint8_t *)h + h->tp_mac;
+	const uint8_t *net = (uint8_t *)h + h->tp_net;
+	uint32_t caplen = h->tp_snaplen, origlen = h->tp_len, flags;
+	uint64_t ts = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
+	struct iface *f;
+
+	if (sll->sll_pkttype == PACKET_OUTGOING && sll->sll_hatype == ARPHRD_LOOPBACK)
+		return;
+	if (h->tp_net >= h->tp_mac && excluded(net, caplen - (h->tp_net - h->tp_mac))) {
+		ctr.excluded++;
+		return;
+	}
+	f = iface_get(sll->sll_ifindex, sll->sll_hatype);
+	if (!f)
+		return;
+	flags = sll->sll_pkttype == PACKET_OUTGOING ? EPB_FLAG_OUTBOUND : EPB_FLAG_INBOUND;
+	f->packets++;
+	f->bytes += origlen;
+	ctr.packets++;
+	ctr.bytes += origlen;
+	if (caplen < origlen) {
+		f->cuts++;
+		ctr.snaplen_cuts++;
+	}
+	if (f->linktype == LINKTYPE_ETHERNET) {
+		pcapng_epb(f->ifid, ts, mac, caplen, origlen, flags, NULL);
+	} else if (f->linktype == LINKTYPE_RAW) {
+		uint32_t off = h->tp_net - h->tp_mac;
+
+		pcapng_epb(f->ifid, ts, net, caplen - off, origlen - off, flags, NULL);
+	} else {
+		/* LINUX_SLL2 pseudo header, then the network-layer packet */
+		uint8_t sll2[20];
+		uint32_t off = h->tp_net - h->tp_mac;
+		uint32_t ifx = htonl((uint32_t)sll->sll_ifindex);
+		uint16_t hat = htons(sll->sll_hatype);
+
+		memset(sll2, 0, sizeof(sll2));
+		memcpy(sll2, &sll->sll_protocol, 2);
+		memcpy(sll2 + 4, &ifx, 4);
+		memcpy(sll2 + 8, &hat, 2);
+		sll2[10] = sll->sll_pkttype;
+		sll2[11] = sll->sll_halen > 8 ? 8 : sll->sll_halen;
+		memcpy(sll2 + 12, sll->sll_addr, sll2[11]);
+		pcapng_epb2(f->ifid, ts, sll2, sizeof(sll2), net, caplen - off, origlen - off + 20, flags, NULL);
+	}
+}
+
+void afp_drain(void)
+{
+	int i;
+
+	for (i = 0; i < n_rings; i++) {
+		struct ring *r = &rings[i];
+
+		for (;;) {
+			struct tpacket_block_desc *bd = (void *)(r->map + (size_t)r->next * BLOCK_SIZE);
+			struct tpacket3_hdr *h;
+			uint32_t n;
+
+			if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+				break;
+			h = (void *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
+			for (n = 0; n < bd->hdr.bh1.num_pkts; n++) {
+				handle_packet(h);
+				h = (void *)((uint8_t *)h + h->tp_next_offset);
+			}
+			__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+			r->next = (r->next + 1) % r->nr_blocks;
+			pcapng_maybe_flush(1u << 20);
+			if (stop_requested && pcapng_error())
+				return;
+		}
+	}
+	pcapng_flush();
+}
+
+void afp_update_stats(void)
+{
+	int i, j;
+
+	for (i = 0; i < n_rings; i++) {
+		struct tpacket_stats_v3 st;
+		socklen_t len = sizeof(st);
+
+		/* why: PACKET_STATISTICS resets the kernel's counters on each read, so accumulate */
+		if (getsockopt(rings[i].fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
+			continue;
+		rings[i].drops += st.tp_drops;
+		ctr.ring_drops += st.tp_drops;
+		for (j = 0; j < n_seen; j++)
+			if (rings[i].ifindex && ifaces[j].ifindex == rings[i].ifindex)
+				ifaces[j].drops += st.tp_drops;
+	}
+}
+
+void afp_write_isbs(uint64_t ts_ns)
+{
+	int i;
+
+	for (i = 0; i < n_seen; i++)
+		pcapng_isb(ifaces[i].ifid, ts_ns, ifaces[i].packets, ifaces[i].drops, ifaces[i].bound, 0);
+}
+
+void afp_stats_json(struct sbuf *b)
+{
+	int i;
+
+	sb_puts(b, "\"ifaces\":{");
+	for (i = 0; i < n_seen; i++) {
+		if (i)
+			sb_putc(b, ',');
+		sb_json_str(b, ifaces[i].name);
+		sb_printf(b, ":{\"packets\":%llu,\"bytes\":%llu,\"drops\":%llu,\"snaplenCuts\":%llu}",
+			  (unsigned long long)ifaces[i].packets, (unsigned long long)ifaces[i].bytes,
+			  (unsigned long long)(ifaces[i].bound ? ifaces[i].drops : 0),
+			  (unsigned long long)ifaces[i].cuts);
+	}
+	sb_putc(b, '}');
+}
+
+void afp_close(void)
+{
+	int i;
+
+	for (i = 0; i < n_rings; i++) {
+		munmap(rings[i].map, rings[i].map_len);
+		close(rings[i].fd);
+	}
+	n_rings = 0;
+}

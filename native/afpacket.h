@@ -1,0 +1,25 @@
+/* Packet capture with AF_PACKET SOCK_RAW + TPACKET_V3 mmap rings: every packet of every flow, one
+ * socket for "any" or one per named interface, drops from PACKET_STATISTICS. */
+#ifndef TAPSCOPE_AFPACKET_H
+#define TAPSCOPE_AFPACKET_H
+
+#include <poll.h>
+#include <stdint.h>
+
+struct sbuf;
+
+/* opens the sockets; returns 0, or a helper exit code (2 not permitted, 4 failure) */
+int afp_open(void);
+/* adds the sockets' fds to pfds; returns how many */
+int afp_pollfds(struct pollfd *pfds, int max);
+/* drains every ready block of every ring */
+void afp_drain(void);
+/* reads PACKET_STATISTICS into the counters */
+void afp_update_stats(void);
+/* writes one ISB per interface seen so far */
+void afp_write_isbs(uint64_t ts_ns);
+/* appends `"ifaces":{...}` to a stats JSON object */
+void afp_stats_json(struct sbuf *b);
+void afp_close(void);
+
+#endif

@@ -1,0 +1,660 @@
+/* Implementation of ebpf.h. */
+#include "ebpf.h"
+#include "pcapng.h"
+#include "procinfo.h"
+#include "util.h"
+#include "tapscope.h"
+#include "tapscope.skel.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_HOOKS 512
+#define MAX_LINKS 8
+#define MAX_DEFERRED 512
+#define DEFER_NS (300ull * 1000000ull)
+#define MAX_EXECQ 1024
+#define H2_SLOTS 1024
+
+int ebpf_active;
+
+struct hook {
+	uint64_t dev, ino;
+	char library[24];
+	char path[512];
+	const char *status;
+	char reason[200];
+	struct bpf_link *links[MAX_LINKS];
+	int n_links;
+};
+
+struct deferred {
+	uint64_t arrived_ns;
+	uint32_t size;
+	struct tls_event *ev;
+};
+
+struct exec_item {
+	uint32_t pid;
+	uint64_t due_ns;
+	int round;
+};
+
+static struct tapscope_bpf *skel;
+static struct ring_buffer *rb;
+static struct hook hooks[MAX_HOOKS];
+static int n_hooks;
+static struct deferred deferred[MAX_DEFERRED];
+static int n_deferred;
+static struct exec_item execq[MAX_EXECQ];
+static int n_execq;
+static uint32_t tls_ifid = UINT32_MAX;
+static uint64_t h2_ctx[H2_SLOTS];
+static struct sbuf jb;
+
+static const char *lib_name(uint8_t lib)
+{
+	switch (lib) {
+	case LIB_OPENSSL: return "openssl";
+	case LIB_GNUTLS: return "gnutls";
+	case LIB_NSS: return "nss";
+	case LIB_BORINGSSL: return "boringssl";
+	case LIB_GO: return "go-crypto-tls";
+	default: return "unknown";
+	}
+}
+
+static const char *fn_name(uint8_t fn)
+{
+	static const char *names[] = {"?", "SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "gnutls_record_send",
+				      "gnutls_record_recv", "PR_Write", "PR_Read", "PR_Send", "PR_Recv"};
+
+	return fn < sizeof(names) / sizeof(names[0]) ? names[fn] : "?";
+}
+
+/* ---- hooks ---- */
+
+struct sym_spec {
+	const char *sym;
+	struct bpf_program *entry;
+	struct bpf_program *ret;
+	int required;
+};
+
+static struct hook *hook_find(uint64_t dev, uint64_t ino)
+{
+	int i;
+
+	for (i = 0; i < n_hooks; i++)
+		if (hooks[i].dev == dev && hooks[i].ino == ino)
+			return &hooks[i];
+	return NULL;
+}
+
+static void hook_cb(const struct hook *h, uint32_t pid, const char **syms, int n_syms)
+{
+	int i;
+
+	sb_reset(&jb);
+	sb_puts(&jb, "{\"t\":\"hook\",\"library\":");
+	sb_json_str(&jb, h->library);
+	sb_puts(&jb, ",\"path\":");
+	sb_json_str(&jb, h->path);
+	sb_printf(&jb, ",\"inode\":%llu,\"dev\":%llu,\"pid\":", (unsigned long long)h->ino, (unsigned long long)h->dev);
+	if (pid)
+		sb_printf(&jb, "%u", pid);
+	else
+		sb_puts(&jb, "null");
+	sb_printf(&jb, ",\"status\":\"%s\",\"symbols\":[", h->status);
+	for (i = 0; i < n_syms; i++) {
+		if (i)
+			sb_putc(&jb, ',');
+		sb_json_str(&jb, syms[i]);
+	}
+	sb_puts(&jb, "],\"reason\":");
+	sb_json_str(&jb, h->reason[0] ? h->reason : NULL);
+	sb_putc(&jb, '}');
+	pcapng_custom_json(jb.p, jb.len);
+	logf_("hook %s %s: %s%s%s", h->library, h->path, h->status, h->reason[0] ? " - " : "", h->reason);
+}
+
+static int specs_for(const char *library, struct sym_spec *s, uint64_t *cookie)
+{
+	__typeof__(skel->progs) *p = &skel->progs;
+
+	*cookie = 0;
+	if (!strcmp(library, "openssl") || !strcmp(library, "boringssl")) {
+		*cookie = !strcmp(library, "boringssl") ? LIB_BORINGSSL : LIB_OPENSSL;
+		s[0] = (struct sym_spec){"SSL_write", p->uprobe_ssl_write, p->uretprobe_ssl_write, 1};
+		s[1] = (struct sym_spec){"SSL_read", p->uprobe_ssl_read, p->uretprobe_ssl_read, 1};
+		s[2] = (struct sym_spec){"SSL_write_ex", p->uprobe_ssl_write_ex, p->uretprobe_ssl_write_ex, 0};
+		s[3] = (struct sym_spec){"SSL_read_ex", p->uprobe_ssl_read_ex, p->uretprobe_ssl_read_ex, 0};
+		return 4;
+	}
+	if (!strcmp(library, "gnutls")) {
+		s[0] = (struct sym_spec){"gnutls_record_send", p->uprobe_gnutls_record_send, p->uretprobe_tls_ret_long, 1};
+		s[1] = (struct sym_spec){"gnutls_record_recv", p->uprobe_gnutls_record_recv, p->uretprobe_tls_ret_long, 1};
+		return 2;
+	}
+	if (!strcmp(library, "nss")) {
+		s[0] = (struct sym_spec){"PR_Write", p->uprobe_pr_write, p->uretprobe_tls_ret_int, 1};
+		s[1] = (struct sym_spec){"PR_Read", p->uprobe_pr_read, p->uretprobe_tls_ret_int, 1};
+		s[2] = (struct sym_spec){"PR_Send", p->uprobe_pr_send, p->uretprobe_tls_ret_int, 0};
+		s[3] = (struct sym_spec){"PR_Recv", p->uprobe_pr_recv, p->uretprobe_tls_ret_int, 0};
+		return 4;
+	}
+	return 0;
+}
+
+static const char *unsupported_reason(const char *library)
+{
+	if (!strcmp(library, "java-jsse"))
+		return "JSSE encrypts inside the JVM (Java code, no native symbol to probe); packets are still captured";
+	if (!strcmp(library, "go-crypto-tls"))
+		return "Go crypto/tls hooks are not implemented in this helper version; packets are still captured";
+	return "no uprobe support for this TLS library";
+}
+
+void ebpf_hook_file(const char *library, const char *display_path, const char *open_path, uint32_t pid)
+{
+	struct sym_spec specs[8];
+	const char *ok_syms[8];
+	struct stat st;
+	struct hook *h;
+	uint64_t cookie;
+	int n, i, n_ok = 0, err = 0, req_fail = 0;
+
+	if (!ebpf_active || stat(open_path, &st) < 0)
+		return;
+	if (hook_find(st.st_dev, st.st_ino) || n_hooks >= MAX_HOOKS)
+		return;
+	h = &hooks[n_hooks++];
+	memset(h, 0, sizeof(*h));
+	h->dev = st.st_dev;
+	h->ino = st.st_ino;
+	snprintf(h->library, sizeof(h->library), "%s", library);
+	snprintf(h->path, sizeof(h->path), "%s", display_path);
+	n = specs_for(library, specs, &cookie);
+	if (!n) {
+		h->status = "unsupported";
+		snprintf(h->reason, sizeof(h->reason), "%s", unsupported_reason(library));
+		hook_cb(h, pid, NULL, 0);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, eo, .func_name = specs[i].sym, .bpf_cookie = cookie);
+		LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = specs[i].sym, .retprobe = true);
+		struct bpf_link *le, *lr;
+
+		le = bpf_program__attach_uprobe_opts(specs[i].entry, -1, open_path, 0, &eo);
+		if (!le) {
+			err = -errno;
+			if (specs[i].required)
+				req_fail = 1;
+			continue;
+		}
+		lr = bpf_program__attach_uprobe_opts(specs[i].ret, -1, open_path, 0, &ro);
+		if (!lr) {
+			err = -errno;
+			bpf_link__destroy(le);
+			if (specs[i].required)
+				req_fail = 1;
+			continue;
+		}
+		h->links[h->n_links++] = le;
+		h->links[h->n_links++] = lr;
+		ok_syms[n_ok++] = specs[i].sym;
+	}
+	if (req_fail || !n_ok) {
+		for (i = 0; i < h->n_links; i++)
+			bpf_link__destroy(h->links[i]);
+		h->n_links = 0;
+		h->status = "failed";
+		snprintf(h->reason, sizeof(h->reason), "uprobe attach failed: %s (errno %d)", strerror(-err), -err);
+		ctr.hooks_failed++;
+		hook_cb(h, pid, NULL, 0);
+		return;
+	}
+	h->status = "attached";
+	ctr.hooks_attached++;
+	hook_cb(h, pid, ok_syms, n_ok);
+}
+
+int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const char *path, const char *library)
+{
+	struct hook *h = hook_find(dev, ino);
+
+	if (!h)
+		return 0;
+	if (comma)
+		sb_putc(b, ',');
+	sb_puts(b, "{\"library\":");
+	sb_json_str(b, library);
+	sb_puts(b, ",\"path\":");
+	sb_json_str(b, path);
+	sb_printf(b, ",\"status\":\"%s\",\"reason\":", h->status);
+	sb_json_str(b, h->reason[0] ? h->reason : NULL);
+	sb_putc(b, '}');
+	return 1;
+}
+
+/* hooks every TLS library a process maps and its executable when it carries TLS itself */
+void ebpf_hook_process(uint32_t pid)
+{
+	char path[64], line[1024], exe[512], open_path[700];
+	struct elf_facts ef;
+	FILE *f;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	f = fopen(path, "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			char *file = strchr(line, '/'), *nl, *base;
+			const char *lib;
+
+			if (!file)
+				continue;
+			nl = strchr(file, '\n');
+			if (nl)
+				*nl = 0;
+			base = strrchr(file, '/') + 1;
+			lib = tls_library_for_file(base, NULL, 0);
+			if (!lib || !strcmp(lib, "java-jsse") || (!strcmp(lib, "nss")))
+				continue;
+			snprintf(open_path, sizeof(open_path), "/proc/%u/root%s", pid, file);
+			ebpf_hook_file(!strcmp(lib, "nspr") ? "nss" : lib, file, open_path, pid);
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	len = readlink(path, exe, sizeof(exe) - 1);
+	if (len <= 0)
+		return;
+	exe[len] = 0;
+	if (elf_inspect(path, &ef) < 0)
+		return;
+	if (ef.exports_ssl_write)
+		ebpf_hook_file(ef.boringssl ? "boringssl" : "openssl", exe, path, pid);
+	else if (ef.go)
+		ebpf_hook_file("go-crypto-tls", exe, path, pid);
+	else if (!strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe, "java"))
+		ebpf_hook_file("java-jsse", exe, path, pid);
+}
+
+/* why: uprobes are per file, so hooking the system's TLS libraries up front covers every process
+ * that loads them later, including short-lived ones that exit before user space could look at them */
+static void hook_system_libraries(void)
+{
+	static const char *dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+				     "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/lib"};
+	char path[600];
+	size_t d;
+
+	for (d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		DIR *dir = opendir(dirs[d]);
+		struct dirent *de;
+
+		if (!dir)
+			continue;
+		while ((de = readdir(dir))) {
+			const char *lib = tls_library_for_file(de->d_name, NULL, 0);
+
+			if (!lib || !strcmp(lib, "java-jsse") || !strcmp(lib, "nss"))
+				continue;
+			/* the unversioned libssl.so / libgnutls.so are dev symlinks to the same inode */
+			snprintf(path, sizeof(path), "%s/%s", dirs[d], de->d_name);
+			ebpf_hook_file(!strcmp(lib, "nspr") ? "nss" : lib, path, path, 0);
+		}
+		closedir(dir);
+	}
+}
+
+static void hook_running_processes(void)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+
+	if (!proc)
+		return;
+	while ((de = readdir(proc)))
+		if (isdigit((unsigned char)de->d_name[0]) && (uint32_t)atoi(de->d_name) != (uint32_t)getpid())
+			ebpf_hook_process((uint32_t)atoi(de->d_name));
+	closedir(proc);
+}
+
+/* ---- events ---- */
+
+static int h2_check(uint32_t pid, uint64_t ctx, const uint8_t *d, uint32_t n)
+{
+	uint64_t key = (ctx ^ ((uint64_t)pid << 48)) | 1;
+	uint32_t slot = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 54) & (H2_SLOTS - 1);
+
+	if (n >= 14 && !memcmp(d, "PRI * HTTP/2.0", 14))
+		h2_ctx[slot] = key;
+	return h2_ctx[slot] == key;
+}
+
+static const char *proto_for(const struct tls_event *e)
+{
+	static const char *starts[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ",
+				       "TRACE ", "HTTP/1."};
+	uint32_t n = e->captured;
+	size_t i;
+
+	if (h2_check(e->hdr.pid, e->ctx, e->data, n))
+		return "http2";
+	for (i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
+		if (n >= strlen(starts[i]) && !memcmp(e->data, starts[i], strlen(starts[i])))
+			return "http";
+	return "data";
+}
+
+static uint8_t *put_tag(uint8_t *p, uint16_t tag, const void *val, uint16_t len)
+{
+	uint16_t plen = (uint16_t)((len + 3) & ~3);
+
+	p[0] = (uint8_t)(tag >> 8);
+	p[1] = (uint8_t)tag;
+	p[2] = (uint8_t)(plen >> 8);
+	p[3] = (uint8_t)plen;
+	memset(p + 4, 0, plen);
+	memcpy(p + 4, val, len);
+	return p + 4 + plen;
+}
+
+static uint8_t *put_u32_tag(uint8_t *p, uint16_t tag, uint32_t v)
+{
+	uint8_t be[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+	return put_tag(p, tag, be, 4);
+}
+
+static void write_tls(const struct tls_event *e)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	uint8_t tags[128], *p = tags;
+	const char *proto = proto_for(e);
+	char comment[256], comm[TASK_COMM_LEN + 1];
+	int i, known = e->tuple.family != 0;
+
+	if (tls_ifid == UINT32_MAX)
+		tls_ifid = pcapng_idb(LINKTYPE_WIRESHARK_UPPER_PDU, TLS_DATA_MAX + 256, "tapscope-tls",
+				      "decrypted TLS plaintext from uprobes");
+	p = put_tag(p, 12, proto, (uint16_t)strlen(proto));
+	if (known) {
+		const uint8_t *src = e->dir_out ? e->tuple.saddr : e->tuple.daddr;
+		const uint8_t *dst = e->dir_out ? e->tuple.daddr : e->tuple.saddr;
+		uint16_t sport = e->dir_out ? e->tuple.sport : e->tuple.dport;
+		uint16_t dport = e->dir_out ? e->tuple.dport : e->tuple.sport;
+
+		if (e->tuple.family == 2) {
+			p = put_tag(p, 20, src, 4);
+			p = put_tag(p, 21, dst, 4);
+		} else if (!memcmp(src, v4mapped, 12) && !memcmp(dst, v4mapped, 12)) {
+			p = put_tag(p, 20, src + 12, 4);
+			p = put_tag(p, 21, dst + 12, 4);
+		} else {
+			p = put_tag(p, 22, src, 16);
+			p = put_tag(p, 23, dst, 16);
+		}
+		p = put_u32_tag(p, 24, 2);
+		p = put_u32_tag(p, 25, sport);
+		p = put_u32_tag(p, 26, dport);
+	}
+	memset(p, 0, 4);
+	p += 4;
+	memcpy(comm, e->hdr.comm, TASK_COMM_LEN);
+	comm[TASK_COMM_LEN] = 0;
+	for (i = 0; comm[i]; i++)
+		if (isspace((unsigned char)comm[i]) || comm[i] == '=')
+			comm[i] = '_';
+	snprintf(comment, sizeof(comment), "tapscope-tls pid=%u tid=%u comm=%s lib=%s fn=%s dir=%s len=%u trunc=%d%s",
+		 e->hdr.pid, e->hdr.tid, comm[0] ? comm : "?", lib_name(e->lib), fn_name(e->fn), e->dir_out ? "out" : "in",
+		 e->len, e->captured < e->len ? 1 : 0, known ? "" : " conn=unknown");
+	if (!known)
+		ctr.tls_conn_unknown++;
+	pcapng_epb2(tls_ifid, mono_to_real_ns(e->hdr.ts_ns), tags, (uint32_t)(p - tags), e->data, e->captured,
+		    (uint32_t)(p - tags) + e->len, e->dir_out ? EPB_FLAG_OUTBOUND : EPB_FLAG_INBOUND, comment);
+}
+
+static void flush_deferred(uint64_t older_than_ns, int all)
+{
+	int i, j = 0;
+
+	for (i = 0; i < n_deferred; i++) {
+		if (all || deferred[i].arrived_ns < older_than_ns) {
+			write_tls(deferred[i].ev);
+			free(deferred[i].ev);
+		} else {
+			deferred[j++] = deferred[i];
+		}
+	}
+	n_deferred = j;
+}
+
+static void resolve_deferred(const struct ctx_event *c)
+{
+	int i, j = 0;
+
+	for (i = 0; i < n_deferred; i++) {
+		struct tls_event *e = deferred[i].ev;
+
+		if (e->hdr.pid == c->hdr.pid && e->ctx == c->ctx) {
+			e->tuple = c->tuple;
+			write_tls(e);
+			free(e);
+		} else {
+			deferred[j++] = deferred[i];
+		}
+	}
+	n_deferred = j;
+}
+
+static void defer_tls(const struct tls_event *e, uint32_t size)
+{
+	struct tls_event *copy;
+
+	if (n_deferred >= MAX_DEFERRED) {
+		write_tls(deferred[0].ev);
+		free(deferred[0].ev);
+		memmove(deferred, deferred + 1, sizeof(deferred[0]) * (MAX_DEFERRED - 1));
+		n_deferred--;
+	}
+	copy = malloc(size);
+	if (!copy) {
+		write_tls(e);
+		return;
+	}
+	memcpy(copy, e, size);
+	deferred[n_deferred].arrived_ns = now_monotonic_ns();
+	deferred[n_deferred].size = size;
+	deferred[n_deferred].ev = copy;
+	n_deferred++;
+}
+
+static void queue_exec(uint32_t pid)
+{
+	uint64_t now = now_monotonic_ns();
+
+	if (n_execq >= MAX_EXECQ)
+		return;
+	execq[n_execq++] = (struct exec_item){pid, now, 0};
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	const struct event_hdr *h = data;
+	char comm[TASK_COMM_LEN + 1];
+
+	if (size < sizeof(*h))
+		return 0;
+	memcpy(comm, h->comm, TASK_COMM_LEN);
+	comm[TASK_COMM_LEN] = 0;
+	switch (h->kind) {
+	case EV_TLS: {
+		const struct tls_event *e = data;
+
+		if (size < offsetof(struct tls_event, data) || e->captured > size - offsetof(struct tls_event, data))
+			return 0;
+		proc_note(h->pid, comm);
+		if (e->tuple.family)
+			write_tls(e);
+		else
+			defer_tls(e, (uint32_t)size);
+		break;
+	}
+	case EV_CTX:
+		if (size >= sizeof(struct ctx_event))
+			resolve_deferred(data);
+		break;
+	case EV_CONN:
+		if (size >= sizeof(struct conn_event)) {
+			const struct conn_event *c = data;
+
+			conn_note(&c->tuple, (int)c->role, h->pid, h->tid, comm, "tracepoint", mono_to_real_ns(h->ts_ns));
+		}
+		break;
+	case EV_EXEC:
+		proc_forget(h->pid);
+		ebpf_hook_process(h->pid);
+		queue_exec(h->pid);
+		break;
+	}
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int ebpf_start(char *reason, int reason_len)
+{
+	uint32_t rb_bytes = 1;
+	int err;
+
+	skel = tapscope_bpf__open();
+	if (!skel) {
+		snprintf(reason, (size_t)reason_len, "open BPF object: %s", strerror(errno));
+		return 3;
+	}
+	skel->rodata->max_tls_record = opts.max_tls_record;
+	skel->rodata->self_tgid = (uint32_t)getpid();
+	while (rb_bytes < (opts.ringbuf_mb ? opts.ringbuf_mb : 8) * 1024u * 1024u)
+		rb_bytes <<= 1;
+	bpf_map__set_max_entries(skel->maps.events, rb_bytes);
+	err = tapscope_bpf__load(skel);
+	if (err) {
+		snprintf(reason, (size_t)reason_len, "load BPF programs: %s", strerror(-err));
+		goto fail;
+	}
+	err = tapscope_bpf__attach(skel);
+	if (err) {
+		snprintf(reason, (size_t)reason_len, "attach tracepoints: %s", strerror(-err));
+		goto fail;
+	}
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, NULL, NULL);
+	if (!rb) {
+		snprintf(reason, (size_t)reason_len, "ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	ebpf_active = 1;
+	return 0;
+fail:
+	tapscope_bpf__destroy(skel);
+	skel = NULL;
+	return 3;
+}
+
+void ebpf_hook_all(void)
+{
+	hook_system_libraries();
+	hook_running_processes();
+}
+
+int ebpf_fd(void) { return rb ? ring_buffer__epoll_fd(rb) : -1; }
+
+void ebpf_poll(void)
+{
+	if (!rb)
+		return;
+	ring_buffer__consume(rb);
+	if (n_deferred)
+		flush_deferred(now_monotonic_ns() - DEFER_NS, 0);
+}
+
+void ebpf_tick(void)
+{
+	uint64_t now = now_monotonic_ns();
+	int i, j = 0;
+
+	/* why: at exec time the dynamic loader has not mapped the libraries yet; look again shortly after */
+	for (i = 0; i < n_execq; i++) {
+		struct exec_item it = execq[i];
+
+		if (it.due_ns > now) {
+			execq[j++] = it;
+			continue;
+		}
+		ebpf_hook_process(it.pid);
+		if (++it.round < 3) {
+			it.due_ns = now + 200ull * 1000000ull * (uint64_t)it.round;
+			execq[j++] = it;
+		}
+	}
+	n_execq = j;
+}
+
+void ebpf_update_stats(void)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd, c;
+	uint64_t *vals;
+	uint32_t k;
+
+	if (!skel || ncpu <= 0)
+		return;
+	vals = calloc((size_t)ncpu, sizeof(uint64_t));
+	if (!vals)
+		return;
+	fd = bpf_map__fd(skel->maps.stats);
+	for (k = 0; k < STAT_MAX; k++) {
+		uint64_t sum = 0;
+
+		if (bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			sum += vals[c];
+		switch (k) {
+		case STAT_TLS_EVENTS: ctr.tls_events = sum; break;
+		case STAT_TLS_BYTES: ctr.tls_bytes = sum; break;
+		case STAT_TLS_TRUNCATED: ctr.tls_truncated = sum; break;
+		case STAT_RINGBUF_DROPS: ctr.ringbuf_drops = sum; break;
+		}
+	}
+	free(vals);
+}
+
+void ebpf_stop(void)
+{
+	int i, j;
+
+	if (rb)
+		ring_buffer__consume(rb);
+	flush_deferred(0, 1);
+	for (i = 0; i < n_hooks; i++) {
+		for (j = 0; j < hooks[i].n_links; j++)
+			bpf_link__destroy(hooks[i].links[j]);
+		hooks[i].n_links = 0;
+	}
+	ring_buffer__free(rb);
+	rb = NULL;
+	tapscope_bpf__destroy(skel);
+	skel = NULL;
+	ebpf_active = 0;
+}

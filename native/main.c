@@ -1,0 +1,386 @@
+/* tapscope-helper: captures every packet (AF_PACKET) and, in eBPF mode, TLS plaintext and process
+ * attribution, and writes it all as one pcapng stream on stdout (native/FORMAT.md). */
+#include "afpacket.h"
+#include "ebpf.h"
+#include "pcapng.h"
+#include "probe.h"
+#include "procinfo.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+	"usage: tapscope-helper [--mode auto|ebpf|afpacket] [--iface any|NAME]... [--duration SECONDS]\n"
+	"                       [--snaplen N] [--ring-mb N] [--ringbuf-mb N] [--max-tls-record N]\n"
+	"                       [--exclude-tcp IP:PORT]... [--probe] [--version]\n"
+	"Writes pcapng to stdout. Exit codes: 0 ok, 1 usage, 2 not permitted, 3 mode unsupported, 4 runtime failure.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("tapscope-helper: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	fputs(usage_text, stderr);
+	return 1;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < min || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_exclude(const char *s, struct exclude *x)
+{
+	char host[64];
+	const char *colon;
+	uint32_t port;
+	size_t hl;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+	}
+	host[hl] = 0;
+	if (parse_u32(colon + 1, 1, 65535, &port))
+		return -1;
+	x->port = (uint16_t)port;
+	memset(x->addr, 0, sizeof(x->addr));
+	if (inet_pton(AF_INET, host, x->addr) == 1)
+		x->family = AF_INET;
+	else if (inet_pton(AF_INET6, host, x->addr) == 1)
+		x->family = AF_INET6;
+	else
+		return -1;
+	return 0;
+}
+
+static void on_signal(int sig) { stop_requested = 1; }
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || !getenv("TAPSCOPE_HELPER_DEBUG"))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static void write_stats(int final)
+{
+	struct sbuf b = {0};
+
+	sb_printf(&b,
+		  "{\"t\":\"stats\",\"final\":%s,\"tsNs\":%llu,\"packets\":%llu,\"bytes\":%llu,\"ringDrops\":%llu,"
+		  "\"ringbufDrops\":%llu,\"snaplenCuts\":%llu,\"excluded\":%llu,\"tlsEvents\":%llu,\"tlsBytes\":%llu,"
+		  "\"tlsTruncated\":%llu,\"tlsConnUnknown\":%llu,\"conns\":%llu,\"procs\":%llu,\"hooksAttached\":%llu,"
+		  "\"hooksFailed\":%llu,",
+		  final ? "true" : "false", (unsigned long long)now_realtime_ns(), (unsigned long long)ctr.packets,
+		  (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops, (unsigned long long)ctr.ringbuf_drops,
+		  (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.tls_events,
+		  (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.tls_truncated,
+		  (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
+		  (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
+	afp_stats_json(&b);
+	sb_putc(&b, '}');
+	pcapng_custom_json(b.p, b.len);
+	sb_free(&b);
+}
+
+static void write_capture_cb(const char *mode, const char *reason, const struct probe_report *pr)
+{
+	struct sbuf b = {0};
+	char host[256] = "";
+	int i;
+
+	gethostname(host, sizeof(host) - 1);
+	sb_printf(&b, "{\"t\":\"capture\",\"v\":1,\"helper\":\"%s\",\"mode\":\"%s\",\"requestedMode\":\"%s\",\"reason\":",
+		  TAPSCOPE_VERSION, mode, opts.mode);
+	sb_json_str(&b, reason);
+	sb_puts(&b, ",\"kernel\":");
+	sb_json_str(&b, pr->kernel);
+	sb_puts(&b, ",\"arch\":");
+	sb_json_str(&b, pr->machine);
+	sb_puts(&b, ",\"hostname\":");
+	sb_json_str(&b, host);
+	sb_printf(&b, ",\"startNs\":%llu,\"snaplen\":%u,\"maxTlsRecord\":%u,\"ifaces\":[",
+		  (unsigned long long)capture_start_ns, opts.snaplen, opts.max_tls_record);
+	if (!opts.n_ifaces)
+		sb_puts(&b, "\"any\"");
+	for (i = 0; i < opts.n_ifaces; i++) {
+		if (i)
+			sb_putc(&b, ',');
+		sb_json_str(&b, opts.ifaces[i]);
+	}
+	sb_puts(&b, "],\"excludedTcp\":[");
+	for (i = 0; i < opts.n_excludes; i++) {
+		char a[64];
+
+		inet_ntop(opts.excludes[i].family, opts.excludes[i].addr, a, sizeof(a));
+		sb_printf(&b, "%s{\"ip\":\"%s\",\"port\":%u}", i ? "," : "", a, opts.excludes[i].port);
+	}
+	sb_puts(&b, "]}");
+	pcapng_custom_json(b.p, b.len);
+	sb_free(&b);
+}
+
+int main(int argc, char **argv)
+{
+	struct probe_report pr;
+	struct utsname u;
+	struct sigaction sa;
+	char reason[400] = "", os[400], appl[64], fail[300] = "";
+	const char *mode;
+	uint64_t next_sec, next_scan, deadline = 0;
+	int i, err, want_probe = 0, use_ebpf = 0, exit_code = 0;
+
+	opts.mode = "auto";
+	opts.snaplen = 262144;
+	opts.ring_mb = 8;
+	opts.ringbuf_mb = 8;
+	opts.max_tls_record = 16384;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		char name[64];
+		const char *eq = strchr(a, '=');
+		uint32_t n;
+
+		if (strncmp(a, "--", 2))
+			return usage_error("unexpected argument: %s", a);
+		if (eq && (size_t)(eq - a) < sizeof(name)) {
+			memcpy(name, a, (size_t)(eq - a));
+			name[eq - a] = 0;
+			v = eq + 1;
+		} else {
+			snprintf(name, sizeof(name), "%s", a);
+		}
+		if (!strcmp(name, "--version")) {
+			printf("tapscope-helper %s\n", TAPSCOPE_VERSION);
+			return 0;
+		}
+		if (!strcmp(name, "--probe")) {
+			want_probe = 1;
+			continue;
+		}
+		if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (strcmp(name, "--mode") && strcmp(name, "--iface") && strcmp(name, "--duration") && strcmp(name, "--snaplen") &&
+		    strcmp(name, "--ring-mb") && strcmp(name, "--ringbuf-mb") && strcmp(name, "--max-tls-record") &&
+		    strcmp(name, "--exclude-tcp"))
+			return usage_error("unknown flag: %s", name);
+		if (!v) {
+			if (i + 1 >= argc)
+				return usage_error("missing value for %s", name);
+			v = argv[++i];
+		}
+		if (!strcmp(name, "--mode")) {
+			if (strcmp(v, "auto") && strcmp(v, "ebpf") && strcmp(v, "afpacket"))
+				return usage_error("bad --mode: %s (auto, ebpf or afpacket)", v);
+			opts.mode = v;
+		} else if (!strcmp(name, "--iface")) {
+			if (!strcmp(v, "any"))
+				continue;
+			if (opts.n_ifaces >= MAX_IFACES || !*v)
+				return usage_error("bad or too many --iface: %s", v);
+			opts.ifaces[opts.n_ifaces++] = v;
+		} else if (!strcmp(name, "--duration")) {
+			char *end;
+
+			opts.duration = strtod(v, &end);
+			if (*end || end == v || opts.duration <= 0)
+				return usage_error("bad --duration: %s (seconds > 0)", v);
+		} else if (!strcmp(name, "--snaplen")) {
+			if (parse_u32(v, 64, 262144, &n))
+				return usage_error("bad --snaplen: %s (64..262144)", v);
+			opts.snaplen = n;
+		} else if (!strcmp(name, "--ring-mb")) {
+			if (parse_u32(v, 1, 1024, &n))
+				return usage_error("bad --ring-mb: %s (1..1024)", v);
+			opts.ring_mb = n;
+		} else if (!strcmp(name, "--ringbuf-mb")) {
+			if (parse_u32(v, 1, 1024, &n))
+				return usage_error("bad --ringbuf-mb: %s (1..1024)", v);
+			opts.ringbuf_mb = n;
+		} else if (!strcmp(name, "--max-tls-record")) {
+			if (parse_u32(v, 0, TLS_DATA_MAX, &n))
+				return usage_error("bad --max-tls-record: %s (0..32512)", v);
+			opts.max_tls_record = n;
+		} else if (!strcmp(name, "--exclude-tcp")) {
+			if (opts.n_excludes >= MAX_EXCLUDES || parse_exclude(v, &opts.excludes[opts.n_excludes]))
+				return usage_error("bad --exclude-tcp: %s (IP:PORT or [IPv6]:PORT)", v);
+			opts.n_excludes++;
+		} else {
+			return usage_error("unknown flag: %s", name);
+		}
+	}
+
+	libbpf_set_print(libbpf_log);
+	probe_run(&pr);
+	if (want_probe) {
+		probe_print_json(&pr);
+		return 0;
+	}
+	if (!pr.root && !pr.afpacket) {
+		logf_("not permitted: run as root (or with CAP_NET_RAW, CAP_BPF and CAP_PERFMON)");
+		return 2;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	clock_sync();
+	capture_start_ns = now_realtime_ns();
+	procinfo_init();
+
+	if (!strcmp(opts.mode, "afpacket")) {
+		snprintf(reason, sizeof(reason), "afpacket requested");
+	} else {
+		char why[320];
+
+		use_ebpf = probe_ebpf_ok(&pr, why, sizeof(why));
+		if (!use_ebpf && !strcmp(opts.mode, "ebpf")) {
+			logf_("eBPF mode not supported here: %s", why);
+			return 3;
+		}
+		snprintf(reason, sizeof(reason), "%s: %s", opts.mode, why);
+	}
+	err = afp_open();
+	if (err) {
+		logf_("%s", err == 2 ? "not permitted to open AF_PACKET sockets (needs root or CAP_NET_RAW)"
+				     : "cannot set up packet capture");
+		return err;
+	}
+	if (use_ebpf) {
+		err = ebpf_start(fail, sizeof(fail));
+		if (err) {
+			if (!strcmp(opts.mode, "ebpf")) {
+				logf_("eBPF mode failed: %s", fail);
+				afp_close();
+				return 3;
+			}
+			use_ebpf = 0;
+			snprintf(reason, sizeof(reason), "auto: eBPF failed (%s), falling back to afpacket", fail);
+		}
+	}
+	mode = use_ebpf ? "ebpf" : "afpacket";
+	logf_("mode %s (%s)", mode, reason);
+
+	pcapng_open(STDOUT_FILENO);
+	uname(&u);
+	snprintf(os, sizeof(os), "%s %s %s", u.sysname, u.release, u.version);
+	snprintf(appl, sizeof(appl), "tapscope-helper %s", TAPSCOPE_VERSION);
+	pcapng_shb(u.machine, os, appl);
+	write_capture_cb(mode, reason, &pr);
+	pcapng_flush();
+	if (use_ebpf)
+		ebpf_hook_all();
+	proc_scan_conns();
+	pcapng_flush();
+	logf_("capturing");
+
+	next_sec = now_monotonic_ns() + 1000000000ull;
+	next_scan = now_monotonic_ns() + 500000000ull;
+	if (opts.duration > 0)
+		deadline = now_monotonic_ns() + (uint64_t)(opts.duration * 1e9);
+	while (!stop_requested) {
+		struct pollfd pfds[MAX_IFACES + 1];
+		int n = afp_pollfds(pfds, MAX_IFACES);
+		uint64_t now;
+
+		if (use_ebpf) {
+			pfds[n].fd = ebpf_fd();
+			pfds[n].events = POLLIN;
+			pfds[n].revents = 0;
+			n++;
+		}
+		if (poll(pfds, (nfds_t)n, 100) < 0 && errno != EINTR) {
+			logf_("poll: %s", strerror(errno));
+			exit_code = 4;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			if (pfds[i].revents & POLLERR) {
+				logf_("capture socket error");
+				exit_code = 4;
+				stop_requested = 1;
+			}
+		afp_drain();
+		if (use_ebpf) {
+			ebpf_poll();
+			ebpf_tick();
+		}
+		now = now_monotonic_ns();
+		if (now >= next_scan) {
+			proc_scan_conns();
+			next_scan = now + 500000000ull;
+		}
+		if (now >= next_sec) {
+			afp_update_stats();
+			if (use_ebpf)
+				ebpf_update_stats();
+			afp_write_isbs(now_realtime_ns());
+			write_stats(0);
+			next_sec = now + 1000000000ull;
+		}
+		pcapng_flush();
+		if (pcapng_error()) {
+			logf_("stdout closed, stopping");
+			break;
+		}
+		if (deadline && now >= deadline)
+			break;
+	}
+
+	afp_drain();
+	if (use_ebpf) {
+		ebpf_poll();
+		ebpf_update_stats();
+		ebpf_stop();
+	}
+	afp_update_stats();
+	afp_write_isbs(now_realtime_ns());
+	write_stats(1);
+	pcapng_flush();
+	afp_close();
+	logf_("stopped: packets=%llu bytes=%llu ringDrops=%llu snaplenCuts=%llu excluded=%llu tlsEvents=%llu "
+	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu",
+	      (unsigned long long)ctr.packets, (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops,
+	      (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.tls_events,
+	      (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.ringbuf_drops,
+	      (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
+	      (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
+	return exit_code;
+}

@@ -1,0 +1,658 @@
+/* Implementation of procinfo.h. */
+#include "procinfo.h"
+#include "ebpf.h"
+#include "pcapng.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define PID_SLOTS 65536
+#define CONN_SLOTS 65536
+#define INODE_SLOTS 65536
+#define ELF_SLOTS 4096
+
+static uint32_t pid_seen[PID_SLOTS];
+static uint64_t conn_seen[CONN_SLOTS];
+static uint64_t inode_seen[INODE_SLOTS];
+static unsigned long long capture_start_ticks;
+static struct sbuf jb;
+
+struct elf_cache_ent {
+	uint64_t dev, ino;
+	struct elf_facts f;
+	int used;
+};
+static struct elf_cache_ent elf_cache[ELF_SLOTS];
+
+/* open-addressing set of nonzero 64-bit keys; returns 1 when newly inserted */
+static int set_add64(uint64_t *slots, uint32_t n, uint64_t key)
+{
+	uint32_t i, h;
+
+	if (!key)
+		key = 1;
+	h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40);
+	for (i = 0; i < n; i++) {
+		uint64_t *s = &slots[(h + i) & (n - 1)];
+
+		if (*s == key)
+			return 0;
+		if (!*s) {
+			*s = key;
+			return 1;
+		}
+	}
+	memset(slots, 0, sizeof(uint64_t) * n); /* full: forget everything rather than fail */
+	slots[h & (n - 1)] = key;
+	return 1;
+}
+
+static int set_has64(uint64_t *slots, uint32_t n, uint64_t key)
+{
+	uint32_t i, h;
+
+	if (!key)
+		key = 1;
+	h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40);
+	for (i = 0; i < n; i++) {
+		uint64_t s = slots[(h + i) & (n - 1)];
+
+		if (s == key)
+			return 1;
+		if (!s)
+			return 0;
+	}
+	return 0;
+}
+
+static unsigned long long proc_start_ticks(uint32_t pid, uint32_t *ppid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start = 0;
+	int fd, n, field;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = (int)read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p += 2; /* state */
+	for (field = 3; *p && field < 22; field++) {
+		if (field == 4 && ppid)
+			*ppid = (uint32_t)strtoul(p, NULL, 10);
+		p = strchr(p, ' ');
+		if (!p)
+			return 0;
+		p++;
+	}
+	start = strtoull(p, NULL, 10);
+	return start;
+}
+
+void procinfo_init(void)
+{
+	FILE *f = fopen("/proc/uptime", "r");
+	double up = 0;
+
+	if (f) {
+		if (fscanf(f, "%lf", &up) != 1)
+			up = 0;
+		fclose(f);
+	}
+	capture_start_ticks = (unsigned long long)(up * (double)sysconf(_SC_CLK_TCK));
+}
+
+int elf_inspect(const char *path, struct elf_facts *out)
+{
+	struct stat st;
+	Elf *e = NULL;
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+	int fd, i, slot;
+
+	memset(out, 0, sizeof(*out));
+	if (stat(path, &st) < 0)
+		return -1;
+	slot = (int)((st.st_ino * 31 + st.st_dev) % ELF_SLOTS);
+	if (elf_cache[slot].used && elf_cache[slot].dev == st.st_dev && elf_cache[slot].ino == st.st_ino) {
+		*out = elf_cache[slot].f;
+		return 0;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF || elf_getshdrstrndx(e, &shstrndx))
+		goto done;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (name && (!strcmp(name, ".go.buildinfo") || !strcmp(name, ".gopclntab")))
+			out->go = 1;
+		if (sh.sh_type == SHT_DYNSYM) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+			size_t n = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+
+			for (i = 0; d && (size_t)i < n; i++) {
+				GElf_Sym sym;
+				const char *sn;
+
+				if (!gelf_getsym(d, i, &sym))
+					continue;
+				sn = elf_strptr(e, sh.sh_link, sym.st_name);
+				if (!sn || sym.st_shndx == SHN_UNDEF)
+					continue;
+				if (!strcmp(sn, "SSL_write"))
+					out->exports_ssl_write = 1;
+				else if (!strncmp(sn, "BORINGSSL", 9))
+					out->boringssl = 1;
+			}
+		}
+	}
+done:
+	if (e)
+		elf_end(e);
+	close(fd);
+	elf_cache[slot].used = 1;
+	elf_cache[slot].dev = st.st_dev;
+	elf_cache[slot].ino = st.st_ino;
+	elf_cache[slot].f = *out;
+	return 0;
+}
+
+const char *tls_library_for_file(const char *base, char *version, int version_len)
+{
+	if (version && version_len)
+		version[0] = 0;
+	if (!strncmp(base, "libssl.so", 9)) {
+		if (version && base[9] == '.')
+			snprintf(version, (size_t)version_len, "%s", base + 10);
+		return "openssl";
+	}
+	if (!strcmp(base, "libssl3.so") || !strcmp(base, "libnss3.so"))
+		return "nss";
+	if (!strncmp(base, "libgnutls.so", 12)) {
+		if (version && base[12] == '.')
+			snprintf(version, (size_t)version_len, "%s", base + 13);
+		return "gnutls";
+	}
+	if (!strcmp(base, "libjvm.so"))
+		return "java-jsse";
+	if (!strcmp(base, "libnspr4.so"))
+		return "nspr";
+	return NULL;
+}
+
+static int lib_rank(const char *lib)
+{
+	static const char *order[] = {"gnutls", "nss", "openssl", "boringssl", "go-crypto-tls", "java-jsse"};
+	int i;
+
+	for (i = 0; i < (int)(sizeof(order) / sizeof(order[0])); i++)
+		if (!strcmp(order[i], lib))
+			return i + 1;
+	return 0;
+}
+
+static void read_small(const char *path, char *out, int outlen, int nul_to_space)
+{
+	int fd = open(path, O_RDONLY), n, i;
+
+	out[0] = 0;
+	if (fd < 0)
+		return;
+	n = (int)read(fd, out, (size_t)outlen - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	out[n] = 0;
+	for (i = 0; i < n; i++)
+		if (out[i] == 0 && nul_to_space)
+			out[i] = ' ';
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		out[--n] = 0;
+}
+
+/* container id: the last 64-hex-character run in the cgroup path (docker, containerd, cri-o) */
+static void container_id(const char *cgroup, char *out, int outlen)
+{
+	const char *p = cgroup, *best = NULL;
+
+	out[0] = 0;
+	while (*p) {
+		int n = 0;
+
+		while (isxdigit((unsigned char)p[n]) && !isupper((unsigned char)p[n]))
+			n++;
+		if (n == 64)
+			best = p;
+		p += n ? n : 1;
+	}
+	if (best && outlen > 64) {
+		memcpy(out, best, 64);
+		out[64] = 0;
+	}
+}
+
+struct maplib {
+	char path[512];
+	char lib[24];
+	char version[16];
+	uint64_t dev, ino;
+};
+
+#define MAX_MAPLIBS 16
+
+static int read_maplibs(uint32_t pid, struct maplib *libs, int max)
+{
+	char path[64], line[1024];
+	FILE *f;
+	int n = 0, i;
+
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f) && n < max) {
+		unsigned int maj, min;
+		unsigned long long ino;
+		int off = 0;
+		char *file, *base, *nl;
+		const char *lib;
+		char version[16];
+
+		if (sscanf(line, "%*s %*s %*s %x:%x %llu %n", &maj, &min, &ino, &off) < 3 || !off || !ino)
+			continue;
+		file = line + off;
+		nl = strchr(file, '\n');
+		if (nl)
+			*nl = 0;
+		if (file[0] != '/')
+			continue;
+		base = strrchr(file, '/') + 1;
+		lib = tls_library_for_file(base, version, sizeof(version));
+		if (!lib)
+			continue;
+		for (i = 0; i < n; i++)
+			if (libs[i].ino == ino && libs[i].dev == makedev(maj, min))
+				break;
+		if (i < n)
+			continue;
+		snprintf(libs[n].path, sizeof(libs[n].path), "%s", file);
+		snprintf(libs[n].lib, sizeof(libs[n].lib), "%s", lib);
+		snprintf(libs[n].version, sizeof(libs[n].version), "%s", version);
+		libs[n].dev = makedev(maj, min);
+		libs[n].ino = ino;
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+void proc_forget(uint32_t pid)
+{
+	uint32_t i, h = (pid * 2654435761u) & (PID_SLOTS - 1);
+
+	for (i = 0; i < PID_SLOTS; i++) {
+		uint32_t *s = &pid_seen[(h + i) & (PID_SLOTS - 1)];
+
+		if (!*s)
+			return;
+		if (*s == pid) {
+			*s = UINT32_MAX; /* tombstone */
+			return;
+		}
+	}
+}
+
+static int pid_mark(uint32_t pid)
+{
+	uint32_t i, h = (pid * 2654435761u) & (PID_SLOTS - 1);
+	uint32_t *tomb = NULL;
+
+	for (i = 0; i < PID_SLOTS; i++) {
+		uint32_t *s = &pid_seen[(h + i) & (PID_SLOTS - 1)];
+
+		if (*s == pid)
+			return 0;
+		if (*s == UINT32_MAX && !tomb)
+			tomb = s;
+		if (!*s) {
+			*(tomb ? tomb : s) = pid;
+			return 1;
+		}
+	}
+	memset(pid_seen, 0, sizeof(pid_seen));
+	pid_seen[h] = pid;
+	return 1;
+}
+
+void proc_note(uint32_t pid, const char *comm_fallback)
+{
+	char path[64], exe[512], comm[64], cmdline[512], cgroup[1024], cid[80], rootpath[600];
+	struct maplib libs[MAX_MAPLIBS];
+	const char *lib = NULL, *via = NULL, *evidence = NULL, *version = NULL, *cg = NULL;
+	struct elf_facts ef;
+	uint32_t ppid = 0;
+	unsigned long long start;
+	int n, i, first = 1, alive;
+	ssize_t len;
+
+	if (!pid || !pid_mark(pid))
+		return;
+	ctr.procs++;
+	if (ebpf_active)
+		ebpf_hook_process(pid);
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	len = readlink(path, exe, sizeof(exe) - 1);
+	alive = len > 0;
+	exe[len > 0 ? len : 0] = 0;
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	read_small(path, comm, sizeof(comm), 0);
+	if (!comm[0] && comm_fallback)
+		snprintf(comm, sizeof(comm), "%s", comm_fallback);
+	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
+	read_small(path, cmdline, sizeof(cmdline), 1);
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
+	read_small(path, cgroup, sizeof(cgroup), 0);
+	cg = strstr(cgroup, "0::");
+	cg = cg ? cg + 3 : (cgroup[0] ? strchr(cgroup, '/') : NULL);
+	if (cg) {
+		char *nl = strchr(cg, '\n');
+
+		if (nl)
+			*nl = 0;
+	}
+	container_id(cg ? cg : "", cid, sizeof(cid));
+	start = proc_start_ticks(pid, &ppid);
+
+	n = read_maplibs(pid, libs, MAX_MAPLIBS);
+	for (i = 0; i < n; i++) {
+		if (!strcmp(libs[i].lib, "nspr"))
+			continue;
+		if (!lib || lib_rank(libs[i].lib) > lib_rank(lib)) {
+			lib = libs[i].lib;
+			via = "maps";
+			evidence = libs[i].path;
+			version = libs[i].version[0] ? libs[i].version : NULL;
+		}
+	}
+	if (exe[0]) {
+		const char *base = strrchr(exe, '/');
+
+		snprintf(rootpath, sizeof(rootpath), "/proc/%u/exe", pid);
+		if (elf_inspect(rootpath, &ef) == 0) {
+			if (ef.go && (!lib || lib_rank("go-crypto-tls") > lib_rank(lib))) {
+				lib = "go-crypto-tls";
+				via = "buildid";
+				evidence = exe;
+				version = NULL;
+			} else if (ef.exports_ssl_write && (!lib || strcmp(lib, "java-jsse"))) {
+				lib = ef.boringssl ? "boringssl" : "openssl";
+				via = "binary";
+				evidence = exe;
+				version = NULL;
+			}
+		}
+		if (base && !strcmp(base + 1, "java")) {
+			lib = "java-jsse";
+			via = "binary";
+			evidence = exe;
+			version = NULL;
+		}
+	}
+
+	sb_reset(&jb);
+	sb_printf(&jb, "{\"t\":\"proc\",\"pid\":%u,\"ppid\":%u,\"comm\":", pid, ppid);
+	sb_json_str(&jb, comm);
+	sb_puts(&jb, ",\"exe\":");
+	sb_json_str(&jb, exe[0] ? exe : NULL);
+	sb_puts(&jb, ",\"cmdline\":");
+	sb_json_str(&jb, cmdline[0] ? cmdline : NULL);
+	sb_puts(&jb, ",\"cgroup\":");
+	sb_json_str(&jb, cg);
+	sb_puts(&jb, ",\"containerId\":");
+	sb_json_str(&jb, cid[0] ? cid : NULL);
+	sb_printf(&jb, ",\"startedBeforeCapture\":%s,\"alive\":%s,\"tls\":",
+		  alive && start && start < capture_start_ticks ? "true" : "false", alive ? "true" : "false");
+	if (lib) {
+		sb_puts(&jb, "{\"library\":");
+		sb_json_str(&jb, lib);
+		sb_puts(&jb, ",\"via\":");
+		sb_json_str(&jb, via);
+		sb_puts(&jb, ",\"evidence\":");
+		sb_json_str(&jb, evidence);
+		sb_puts(&jb, ",\"version\":");
+		sb_json_str(&jb, version);
+		sb_putc(&jb, '}');
+	} else {
+		sb_puts(&jb, "null");
+	}
+	sb_puts(&jb, ",\"hooks\":[");
+	if (ebpf_active) {
+		for (i = 0; i < n; i++) {
+			if (!strcmp(libs[i].lib, "nss") || !strcmp(libs[i].lib, "java-jsse"))
+				continue; /* NSS is hooked through libnspr4.so; the JVM entry is the executable's */
+			if (ebpf_hook_json(&jb, !first, libs[i].dev, libs[i].ino, libs[i].path,
+					   strcmp(libs[i].lib, "nspr") ? libs[i].lib : "nss"))
+				first = 0;
+		}
+		if (exe[0] && lib && (!strcmp(via, "binary") || !strcmp(via, "buildid"))) {
+			struct stat st;
+
+			snprintf(rootpath, sizeof(rootpath), "/proc/%u/exe", pid);
+			if (stat(rootpath, &st) == 0 && ebpf_hook_json(&jb, !first, st.st_dev, st.st_ino, exe, lib))
+				first = 0;
+		}
+	}
+	sb_puts(&jb, "]}");
+	pcapng_custom_json(jb.p, jb.len);
+}
+
+void tuple_addr_str(const struct tuple *t, int local, char *out, int outlen)
+{
+	const uint8_t *a = local ? t->saddr : t->daddr;
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (t->family == 2)
+		inet_ntop(AF_INET, a, out, (socklen_t)outlen);
+	else if (!memcmp(a, v4mapped, 12))
+		inet_ntop(AF_INET, a + 12, out, (socklen_t)outlen);
+	else
+		inet_ntop(AF_INET6, a, out, (socklen_t)outlen);
+}
+
+static uint64_t tuple_key(const struct tuple *t)
+{
+	uint64_t h = 1469598103934665603ull;
+	const uint8_t *p = (const uint8_t *)t;
+	size_t i;
+
+	for (i = 0; i < offsetof(struct tuple, family); i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return (h ^ t->proto) * 1099511628211ull;
+}
+
+void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, const char *comm, const char *via,
+	       uint64_t ts_ns)
+{
+	char l[64], r[64];
+
+	if (!set_add64(conn_seen, CONN_SLOTS, tuple_key(t)))
+		return;
+	ctr.conns++;
+	proc_note(pid, comm);
+	tuple_addr_str(t, 1, l, sizeof(l));
+	tuple_addr_str(t, 0, r, sizeof(r));
+	sb_reset(&jb);
+	sb_printf(&jb, "{\"t\":\"conn\",\"proto\":\"%s\",\"local\":{\"ip\":\"%s\",\"port\":%u},\"remote\":{\"ip\":\"%s\",\"port\":%u},"
+		  "\"role\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
+		  t->proto == 17 ? "udp" : "tcp", l, t->sport, r, t->dport,
+		  role == ROLE_CLIENT ? "client" : role == ROLE_SERVER ? "server" : "unknown", pid, tid);
+	sb_json_str(&jb, comm);
+	sb_printf(&jb, ",\"via\":\"%s\",\"tsNs\":%llu}", via, (unsigned long long)ts_ns);
+	pcapng_custom_json(jb.p, jb.len);
+}
+
+struct sockrow {
+	struct tuple t;
+	uint64_t ino;
+	int listen;
+};
+
+static void parse_hex_addr(const char *hex, uint8_t *out, int words)
+{
+	int w;
+
+	for (w = 0; w < words; w++) {
+		char tmp[9];
+		uint32_t v;
+
+		memcpy(tmp, hex + w * 8, 8);
+		tmp[8] = 0;
+		v = (uint32_t)strtoul(tmp, NULL, 16);
+		memcpy(out + w * 4, &v, 4);
+	}
+}
+
+static int read_net(const char *file, int family, uint8_t proto, struct sockrow *rows, int n, int max)
+{
+	char line[512];
+	FILE *f = fopen(file, "r");
+
+	if (!f)
+		return n;
+	if (!fgets(line, sizeof(line), f)) {
+		fclose(f);
+		return n;
+	}
+	while (n < max && fgets(line, sizeof(line), f)) {
+		char la[40], ra[40];
+		unsigned lp, rp, st;
+		unsigned long long ino;
+		struct sockrow *r = &rows[n];
+
+		if (sscanf(line, " %*d: %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %x %*s %*s %*s %*s %*s %llu", la, &lp, ra, &rp, &st,
+			   &ino) != 6)
+			continue;
+		memset(r, 0, sizeof(*r));
+		r->t.family = (uint16_t)family;
+		r->t.proto = proto;
+		parse_hex_addr(la, r->t.saddr, family == 2 ? 1 : 4);
+		parse_hex_addr(ra, r->t.daddr, family == 2 ? 1 : 4);
+		r->t.sport = (uint16_t)lp;
+		r->t.dport = (uint16_t)rp;
+		r->ino = ino;
+		r->listen = proto == 6 ? st == 0x0A : rp == 0;
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+#define MAX_ROWS 8192
+
+void proc_scan_conns(void)
+{
+	static struct sockrow rows[MAX_ROWS];
+	static uint16_t listen_ports[1024];
+	int n = 0, i, n_listen = 0, unknown = 0;
+	DIR *proc;
+	struct dirent *de;
+
+	n = read_net("/proc/self/net/tcp", 2, 6, rows, n, MAX_ROWS);
+	n = read_net("/proc/self/net/tcp6", 10, 6, rows, n, MAX_ROWS);
+	n = read_net("/proc/self/net/udp", 2, 17, rows, n, MAX_ROWS);
+	n = read_net("/proc/self/net/udp6", 10, 17, rows, n, MAX_ROWS);
+	for (i = 0; i < n; i++) {
+		if (rows[i].listen) {
+			if (rows[i].t.proto == 6 && n_listen < 1024)
+				listen_ports[n_listen++] = rows[i].t.sport;
+			continue;
+		}
+		if (rows[i].ino && !set_has64(inode_seen, INODE_SLOTS, rows[i].ino))
+			unknown++;
+	}
+	if (!unknown)
+		return;
+	/* why: walking every process's fds is the expensive part; do it only when new sockets exist */
+	proc = opendir("/proc");
+	if (!proc)
+		return;
+	while ((de = readdir(proc))) {
+		char fddir[64], link[64], comm[64], path[300];
+		uint32_t pid;
+		DIR *fds;
+		struct dirent *fe;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+		if (pid == (uint32_t)getpid())
+			continue;
+		snprintf(fddir, sizeof(fddir), "/proc/%u/fd", pid);
+		fds = opendir(fddir);
+		if (!fds)
+			continue;
+		comm[0] = 0;
+		while ((fe = readdir(fds))) {
+			ssize_t len;
+			unsigned long long ino;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", fddir, fe->d_name);
+			len = readlink(path, link, sizeof(link) - 1);
+			if (len <= 8 || strncmp(link, "socket:[", 8))
+				continue;
+			link[len] = 0;
+			ino = strtoull(link + 8, NULL, 10);
+			for (i = 0; i < n; i++) {
+				int j, role = ROLE_CLIENT;
+
+				if (rows[i].ino != ino || rows[i].listen || set_has64(inode_seen, INODE_SLOTS, ino))
+					continue;
+				if (!comm[0]) {
+					char cpath[64];
+
+					snprintf(cpath, sizeof(cpath), "/proc/%u/comm", pid);
+					read_small(cpath, comm, sizeof(comm), 0);
+				}
+				for (j = 0; j < n_listen; j++)
+					if (listen_ports[j] == rows[i].t.sport)
+						role = ROLE_SERVER;
+				if (rows[i].t.proto == 17)
+					role = 0;
+				conn_note(&rows[i].t, role, pid, pid, comm, "proc", now_realtime_ns());
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	for (i = 0; i < n; i++)
+		if (rows[i].ino && !rows[i].listen)
+			set_add64(inode_seen, INODE_SLOTS, rows[i].ino);
+}

@@ -1,0 +1,38 @@
+/* Process attribution from /proc: `proc` and `conn` custom blocks, TLS library detection from
+ * /proc/PID/maps and the executable, and the periodic /proc/net + /proc/PID/fd scan. */
+#ifndef TAPSCOPE_PROCINFO_H
+#define TAPSCOPE_PROCINFO_H
+
+#include <stdint.h>
+#include <linux/types.h>
+#include "tapscope.h"
+
+struct sbuf;
+
+/* ELF facts about a file, cached by (dev, inode) */
+struct elf_facts {
+	int exports_ssl_write;
+	int boringssl;
+	int go;
+};
+
+int elf_inspect(const char *path, struct elf_facts *out);
+
+/* TLS library identifier for a mapped file's basename, or NULL; version gets the soname version */
+const char *tls_library_for_file(const char *base, char *version, int version_len);
+
+/* writes `proc` CB for pid unless already written; comm is used when /proc/PID is gone */
+void proc_note(uint32_t pid, const char *comm);
+/* forgets pid (exec: the next sighting writes a fresh `proc` CB) */
+void proc_forget(uint32_t pid);
+/* writes a `conn` CB unless this connection was already reported */
+void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, const char *comm, const char *via,
+	       uint64_t ts_ns);
+/* scans /proc/net/{tcp,tcp6,udp,udp6} of the helper's network namespace and attributes new sockets */
+void proc_scan_conns(void);
+/* formats a tuple address as text */
+void tuple_addr_str(const struct tuple *t, int local, char *out, int outlen);
+/* boot-relative start time of capture, in clock ticks (for startedBeforeCapture) */
+void procinfo_init(void);
+
+#endif
