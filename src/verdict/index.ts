@@ -6,7 +6,7 @@
 import { TLS_LIBRARIES, type TlsLibrary, type TlsSideVerdict } from '../model/flow.js';
 import { lookupJa4 } from './ja4-table.js';
 
-export { lookupJa4, ja4Entries, type Ja4Entry, type Ja4Match } from './ja4-table.js';
+export { lookupJa4, buildJa4Lookup, ja4Entries, type Ja4Entry, type Ja4Match } from './ja4-table.js';
 
 export interface ProcessTlsEvidence {
   library: TlsLibrary | null;

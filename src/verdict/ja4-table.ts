@@ -36,14 +36,14 @@ function validEntries(raw: unknown): Ja4Entry[] {
 
 const entries = validEntries(table);
 
-function index(key: (ja4: string) => string | null): Map<string, Ja4Entry[]> {
+function index(list: Ja4Entry[], key: (ja4: string) => string | null): Map<string, Ja4Entry[]> {
   const m = new Map<string, Ja4Entry[]>();
-  for (const e of entries) {
+  for (const e of list) {
     const k = key(e.ja4);
     if (k === null) continue;
-    const list = m.get(k) ?? [];
-    list.push(e);
-    m.set(k, list);
+    const found = m.get(k) ?? [];
+    found.push(e);
+    m.set(k, found);
   }
   return m;
 }
@@ -55,35 +55,40 @@ function parts(ja4: string): [string, string, string] | null {
 const keyBC = (j: string): string | null => { const p = parts(j); return p ? `${p[1]}_${p[2]}` : null; };
 const keyAB = (j: string): string | null => { const p = parts(j); return p ? `${p[0]}_${p[1]}` : null; };
 
-const byExact = index((j) => j);
-const byBC = index(keyBC);
-const byAB = index(keyAB);
-
 function pick(list: Ja4Entry[] | undefined, base: number): Ja4Match | null {
   if (!list || list.length === 0) return null;
-  const counts = new Map<TlsLibrary, Ja4Entry[]>();
-  for (const e of list) counts.set(e.library, [...(counts.get(e.library) ?? []), e]);
-  const ranked = [...counts.entries()].sort((a, b) => b[1].length - a[1].length);
+  const byLib = new Map<TlsLibrary, Ja4Entry[]>();
+  for (const e of list) byLib.set(e.library, [...(byLib.get(e.library) ?? []), e]);
+  const ranked = [...byLib.entries()].sort((a, b) => b[1].length - a[1].length);
   const [library, mine] = ranked[0]!;
   const versions = [...new Set(mine.map((e) => e.libraryVersion).filter((v): v is string => !!v))];
-  // why: when several libraries produced this fingerprint, the share of entries is all we know
+  // why: when several libraries produced this fingerprint, the share of entries is all we know, and
+  // even a majority is a guess, so a shared fingerprint never gets more than 0.8 of the base
   const share = mine.length / list.length;
   return {
     library,
     version: versions.length === 1 ? versions[0]! : null,
     client: [...new Set(mine.map((e) => e.client))].join(', '),
-    confidence: Math.round(base * (counts.size === 1 ? 1 : share * 0.8) * 100) / 100,
+    confidence: Math.round(base * (byLib.size === 1 ? 1 : share * 0.8) * 100) / 100,
   };
 }
 
-/** The library a JA4 fingerprint points to, or null when the table knows nothing like it. */
-export function lookupJa4(ja4: string): Ja4Match | null {
-  const bc = keyBC(ja4);
-  const ab = keyAB(ja4);
-  return pick(byExact.get(ja4), EXACT)
-    ?? (bc ? pick(byBC.get(bc), SAME_HASHES) : null)
-    ?? (ab ? pick(byAB.get(ab), SAME_CIPHERS) : null);
+/** A lookup function over a fingerprint table (exported for tests with synthetic tables). */
+export function buildJa4Lookup(list: Ja4Entry[]): (ja4: string) => Ja4Match | null {
+  const byExact = index(list, (j) => j);
+  const byBC = index(list, keyBC);
+  const byAB = index(list, keyAB);
+  return (ja4) => {
+    const bc = keyBC(ja4);
+    const ab = keyAB(ja4);
+    return pick(byExact.get(ja4), EXACT)
+      ?? (bc ? pick(byBC.get(bc), SAME_HASHES) : null)
+      ?? (ab ? pick(byAB.get(ab), SAME_CIPHERS) : null);
+  };
 }
+
+/** The library a JA4 fingerprint points to (from resources/fingerprints/ja4.json), or null. */
+export const lookupJa4: (ja4: string) => Ja4Match | null = buildJa4Lookup(entries);
 
 /** All fingerprint entries (for the UI's "known fingerprints" view and tests). */
 export function ja4Entries(): readonly Ja4Entry[] {

@@ -1,0 +1,132 @@
+// TLS side verdicts: one row per branch of decideSide (hook, process evidence with each reason for
+// missing plaintext, fingerprint, unknown), and JA4 lookups against the generated fingerprint table
+// and a synthetic table with shared fingerprints.
+import { describe, it, expect } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  decideSide, lookupJa4, buildJa4Lookup, ja4Entries, normalizeLibrary,
+  type CaptureContext, type ProcessTlsEvidence, type SideInput, type Ja4Entry,
+} from '../../src/verdict/index.js';
+import type { TlsSideVerdict } from '../../src/model/flow.js';
+
+const EBPF: CaptureContext = { mode: 'ebpf', modeReason: 'auto: BTF, ringbuf and uprobes available' };
+const AFP: CaptureContext = { mode: 'afpacket', modeReason: 'the kernel has no BTF (/sys/kernel/btf/vmlinux missing)' };
+const FILE: CaptureContext = { mode: null, modeReason: null };
+
+const table = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../resources/fingerprints/ja4.json'), 'utf8')) as { entries: Ja4Entry[] };
+const curlJa4 = table.entries.find((e) => e.client.startsWith('curl'))!.ja4;
+const javaJa4 = table.entries.find((e) => e.library === 'java-jsse')!.ja4;
+
+function proc(library: ProcessTlsEvidence['library'], hooks: ProcessTlsEvidence['hooks'] = [], extra: Partial<ProcessTlsEvidence> = {}): ProcessTlsEvidence {
+  return { library, via: 'maps', evidence: '/usr/lib/x86_64-linux-gnu/libssl.so.3', version: '3.0', hooks, ...extra };
+}
+const attached = [{ library: 'openssl', path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', status: 'attached' as const }];
+const input = (over: Partial<SideInput>): SideInput => ({ process: null, plaintextSeen: null, ja4: null, ...over });
+
+type Row = [string, 'client' | 'server', SideInput, CaptureContext, Partial<TlsSideVerdict>, RegExp | null];
+const rows: Row[] = [
+  ['hook fired', 'client', input({ process: proc('openssl', attached), plaintextSeen: { library: 'openssl', bytes: 512 } }), EBPF,
+    { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, version: '3.0' }, null],
+  ['hook fired, library named by file', 'server', input({ plaintextSeen: { library: 'libgnutls.so.30', bytes: 10 } }), EBPF,
+    { library: 'gnutls', via: 'hook', confidence: 1, plaintext: true, version: null }, null],
+  ['JSSE: no hook exists', 'client', input({ process: proc('java-jsse', [], { via: 'binary', evidence: '/usr/lib/jvm/java-17/lib/libjava.so', version: '17' }), ja4: javaJa4 }), EBPF,
+    { library: 'java-jsse', via: 'process', confidence: 0.9, plaintext: false, version: '17' }, /^java-jsse has no hook/],
+  ['rustls: no hook exists', 'client', input({ process: proc('rustls', [], { via: 'binary' }) }), EBPF,
+    { library: 'rustls', via: 'process', plaintext: false }, /^rustls has no hook/],
+  ['afpacket mode', 'client', input({ process: proc('openssl') }), AFP,
+    { library: 'openssl', via: 'process', plaintext: false }, /^capture ran in afpacket mode because the kernel has no BTF/],
+  ['no hook data (file)', 'client', input({ process: proc('openssl') }), FILE,
+    { library: 'openssl', via: 'process', plaintext: false }, /has no hook data/],
+  ['hook failed to attach', 'client', input({ process: proc('openssl', [{ library: 'openssl', path: '/x/libssl.so.3', status: 'failed', reason: 'uprobe on SSL_write: Permission denied' }]) }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^hook not attached: uprobe on SSL_write: Permission denied$/],
+  ['hook unsupported', 'client', input({ process: proc('go-crypto-tls', [{ library: 'go-crypto-tls', path: '/app/server', status: 'unsupported', reason: 'stripped binary without symbols' }], { via: 'buildid', version: 'go1.19' }) }), EBPF,
+    { library: 'go-crypto-tls', via: 'process', plaintext: false }, /^hook not attached: go-crypto-tls go1\.19 in \/app\/server is not supported \(stripped binary without symbols\)$/],
+  ['no attach attempt recorded', 'client', input({ process: proc('nss', [], { evidence: '/usr/lib/x86_64-linux-gnu/libnss3.so' }) }), EBPF,
+    { library: 'nss', via: 'process', plaintext: false }, /^no nss hook was attached for this process \(library found via maps: \/usr\/lib\/x86_64-linux-gnu\/libnss3\.so\)$/],
+  ['hook for another library only', 'client', input({ process: proc('gnutls', attached) }), EBPF,
+    { library: 'gnutls', via: 'process', plaintext: false }, /^no gnutls hook was attached/],
+  ['attached, process predates capture', 'client', input({ process: proc('openssl', attached, { startedBeforeCapture: true }) }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^process started before capture and the hook saw no reads or writes on this connection/],
+  ['attached, saw nothing', 'server', input({ process: proc('openssl', attached) }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads or writes on this connection/],
+  ['process without TLS library: fingerprint', 'client', input({ process: proc(null, [], { evidence: '/usr/local/bin/app' }), ja4: curlJa4 }), EBPF,
+    { library: 'openssl', via: 'fingerprint', confidence: 1, plaintext: false }, /^no TLS library found in the client process \(\/usr\/local\/bin\/app\)/],
+  ['not on a captured node: fingerprint', 'client', input({ ja4: javaJa4 }), EBPF,
+    { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false }, /^client process not on a captured node$/],
+  ['not on a captured node: unknown fingerprint', 'client', input({ ja4: 't13d0101h2_000000000001_000000000001' }), EBPF,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /not in the fingerprint table/],
+  ['not on a captured node: no hello', 'client', input({}), AFP,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /no ClientHello was seen$/],
+  ['server not on a captured node', 'server', input({ ja4: curlJa4 }), EBPF,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^server process not on a captured node; a server's library cannot be told from the ClientHello$/],
+  ['server process without TLS library', 'server', input({ process: proc(null) }), EBPF,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^no TLS library found in the server process/],
+];
+
+describe('decideSide', () => {
+  for (const [name, side, inp, ctx, want, reason] of rows) {
+    it(name, () => {
+      const v = decideSide(side, inp, ctx);
+      expect(v).not.toBeNull();
+      expect(v).toMatchObject(want);
+      if (reason) expect(v!.reason).toMatch(reason);
+      else expect(v!.reason).toBeNull();
+      // a verdict without plaintext always says why
+      if (!v!.plaintext) expect(v!.reason?.length ?? 0).toBeGreaterThan(10);
+    });
+  }
+});
+
+describe('JA4 lookup over the generated table', () => {
+  it('has entries from real clients of several libraries', () => {
+    const libs = new Set(ja4Entries().map((e) => e.library));
+    expect(libs.size).toBeGreaterThanOrEqual(5);
+    expect(ja4Entries().every((e) => e.source === 'captured')).toBe(true);
+  });
+  it('every entry maps back to its own library', () => {
+    for (const e of ja4Entries()) expect(lookupJa4(e.ja4)?.library, e.client).toBe(e.library);
+  });
+  it('same cipher and extension hashes with another SNI/ALPN is a weaker match', () => {
+    const [, b, c] = curlJa4.split('_');
+    const m = lookupJa4(`t13i3111h1_${b}_${c}`);
+    expect(m).toMatchObject({ library: 'openssl', confidence: 0.8 });
+  });
+  it('same a and cipher hash only is weaker still', () => {
+    const [a, b] = curlJa4.split('_');
+    expect(lookupJa4(`${a}_${b}_ffffffffffff`)).toMatchObject({ library: 'openssl', confidence: 0.5 });
+  });
+  it('unknown and malformed fingerprints give null', () => {
+    expect(lookupJa4('t13d0101h2_000000000001_000000000001')).toBeNull();
+    expect(lookupJa4('garbage')).toBeNull();
+  });
+});
+
+describe('JA4 lookup with shared fingerprints (synthetic table)', () => {
+  const e = (ja4: string, library: Ja4Entry['library'], client: string, libraryVersion: string | null = null): Ja4Entry =>
+    ({ ja4, library, client, libraryVersion, source: 'test' });
+  const lookup = buildJa4Lookup([
+    e('t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb', 'openssl', 'a', '3.0'),
+    e('t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb', 'openssl', 'b', '3.1'),
+    e('t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb', 'boringssl', 'c'),
+    e('t13d0202h2_cccccccccccc_dddddddddddd', 'gnutls', 'd', '3.7.9'),
+  ]);
+  it('a fingerprint shared by libraries picks the majority at lower confidence', () => {
+    const m = lookup('t13d0101h2_aaaaaaaaaaaa_bbbbbbbbbbbb');
+    expect(m).toMatchObject({ library: 'openssl', version: null, client: 'a, b' });
+    expect(m!.confidence).toBeCloseTo(1 * (2 / 3) * 0.8, 2);
+  });
+  it('a unique fingerprint is certain and carries the version', () => {
+    expect(lookup('t13d0202h2_cccccccccccc_dddddddddddd')).toEqual({ library: 'gnutls', version: '3.7.9', client: 'd', confidence: 1 });
+  });
+});
+
+describe('normalizeLibrary', () => {
+  it('maps ids and file names', () => {
+    expect(normalizeLibrary('openssl')).toBe('openssl');
+    expect(normalizeLibrary('libssl.so.3')).toBe('openssl');
+    expect(normalizeLibrary('libgnutls.so.30')).toBe('gnutls');
+    expect(normalizeLibrary('libnss3.so')).toBe('nss');
+    expect(normalizeLibrary('what')).toBe('unknown');
+  });
+});
