@@ -9,6 +9,8 @@ export interface FieldDef {
   type: FieldType;
   /** one value, or a list whose elements are each compared (any-match) */
   get: (f: Flow) => FieldValue | FieldValue[];
+  /** for list fields: "does any element pass", without building the list (the hot path) */
+  some?: (f: Flow, test: (v: FieldValue) => boolean) => boolean;
   help: string;
 }
 
@@ -34,8 +36,8 @@ export const FIELDS: Record<string, FieldDef> = {
   'src.port': { type: 'number', get: (f) => f.src.port, help: 'client port' },
   'dst.ip': { type: 'ip', get: (f) => f.dst.ip, help: 'server address' },
   'dst.port': { type: 'number', get: (f) => f.dst.port, help: 'server port' },
-  ip: { type: 'ip', get: (f) => [f.src.ip, f.dst.ip], help: 'either address' },
-  port: { type: 'number', get: (f) => [f.src.port, f.dst.port], help: 'either port' },
+  ip: { type: 'ip', get: (f) => [f.src.ip, f.dst.ip], some: (f, t) => t(f.src.ip) || t(f.dst.ip), help: 'either address' },
+  port: { type: 'number', get: (f) => [f.src.port, f.dst.port], some: (f, t) => t(f.src.port) || t(f.dst.port), help: 'either port' },
   bytes: { type: 'number', get: (f) => f.bytes, help: 'bytes in both directions' },
   packets: { type: 'number', get: (f) => f.packets, help: 'packets in both directions' },
   firstSeen: { type: 'number', get: (f) => f.firstSeen, help: 'ms since epoch' },
@@ -55,7 +57,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'peer.exe': { type: 'string', get: (f) => f.peerProcess?.exe, help: 'server-side executable path' },
   tls: { type: 'bool', get: (f) => f.tls != null, help: 'the flow is TLS' },
   'tls.sni': { type: 'string', get: (f) => f.tls?.sni, help: 'server name from the ClientHello' },
-  'tls.alpn': { type: 'string', get: (f) => f.tls?.alpn ?? [], help: 'ALPN protocols offered' },
+  'tls.alpn': { type: 'string', get: (f) => f.tls?.alpn ?? [], some: (f, t) => f.tls?.alpn.some(t) ?? false, help: 'ALPN protocols offered' },
   'tls.version': { type: 'string', get: (f) => f.tls?.version, help: 'negotiated version, e.g. "TLS 1.3"' },
   'tls.cipher': { type: 'string', get: (f) => f.tls?.cipher, help: 'negotiated cipher suite' },
   'tls.ja3': { type: 'string', get: (f) => [f.tls?.ja3Hash, f.tls?.ja3], help: 'JA3 hash (or full string)' },
@@ -65,10 +67,10 @@ export const FIELDS: Record<string, FieldDef> = {
   ...side('client'),
   ...side('server'),
   http: { type: 'bool', get: (f) => f.http.length > 0, help: 'the flow carried HTTP exchanges' },
-  'http.method': { type: 'string', get: (f) => f.http.map((h) => h.method), help: 'request method of any exchange' },
-  'http.host': { type: 'string', get: (f) => f.http.map((h) => h.host), help: 'Host / :authority of any exchange' },
-  'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), help: 'request path of any exchange' },
-  'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), help: 'response status of any exchange' },
+  'http.method': { type: 'string', get: (f) => f.http.map((h) => h.method), some: (f, t) => f.http.some((h) => t(h.method)), help: 'request method of any exchange' },
+  'http.host': { type: 'string', get: (f) => f.http.map((h) => h.host), some: (f, t) => f.http.some((h) => t(h.host)), help: 'Host / :authority of any exchange' },
+  'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), some: (f, t) => f.http.some((h) => t(h.path)), help: 'request path of any exchange' },
+  'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
 };
 
 /** Up to three known field names closest to `name` (edit distance), for "did you mean" hints. */

@@ -9,7 +9,7 @@
 import { TapscopeError } from '../errors.js';
 import type { Flow } from '../model/flow.js';
 import { FIELDS, suggestFields, type FieldDef, type FieldValue } from './fields.js';
-import { parseIp, parseIpOrCidr, type IpMatcher } from './ip.js';
+import { parseIpOrCidr, type IpMatcher } from './ip.js';
 
 export { FIELDS } from './fields.js';
 
@@ -219,6 +219,11 @@ function anyOf(def: FieldDef, op: string, test: (v: NonNullable<FieldValue>) => 
       return present;
     };
   }
+  const some = def.some;
+  if (some) {
+    const guarded = (v: FieldValue): boolean => v !== null && v !== undefined && test(v);
+    return (f) => some(f, guarded);
+  }
   return (f) => {
     const raw = def.get(f);
     if (!Array.isArray(raw)) return raw !== null && raw !== undefined && test(raw);
@@ -265,10 +270,7 @@ function compare(name: string, def: FieldDef, op: string, v: Token): FlowPredica
       if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to address field "${name}"; use ==, != or in`);
       const m: IpMatcher | null = parseIpOrCidr(v.text);
       if (!m) throw bad(`expected an IP address or CIDR for "${name}", got "${v.text}"`);
-      return anyOf(def, op, (x) => {
-        const ip = parseIp(String(x));
-        return ip !== null && m(ip);
-      });
+      return anyOf(def, op, (x) => m(String(x)));
     }
     case 'bool': {
       if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to yes/no field "${name}"; use == true or == false`);

@@ -4,7 +4,8 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 export type ParsedIp = { v: 4; n: number } | { v: 6; n: bigint };
-export type IpMatcher = (ip: ParsedIp) => boolean;
+/** Tests an address given as text (the form flows carry). */
+export type IpMatcher = (ip: string) => boolean;
 
 const cache = new Map<string, ParsedIp | null>();
 const CACHE_MAX = 1 << 16;
@@ -42,7 +43,33 @@ function v6(s: string): bigint {
 
 const MAPPED_PREFIX = 0xffffn << 32n;
 
+/** Dotted-quad fast path (no regex, no allocation); null if `s` is not exactly a.b.c.d. */
+function quickV4(s: string): number | null {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return null;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return null;
+    } else {
+      return null;
+    }
+  }
+  if (dots !== 3 || digits === 0) return null;
+  return n * 256 + part;
+}
+
 function parseUncached(s: string): ParsedIp | null {
+  const q = quickV4(s);
+  if (q !== null) return { v: 4, n: q };
   if (isIPv4(s)) return { v: 4, n: v4(s) };
   if (isIPv6(s)) {
     const n = v6(s);
@@ -66,23 +93,33 @@ export function parseIpOrCidr(text: string): IpMatcher | null {
   const slash = text.indexOf('/');
   const addr = parseUncached(slash < 0 ? text : text.slice(0, slash));
   if (!addr) return null;
-  if (slash < 0) return addr.v === 4 ? (ip) => ip.v === 4 && ip.n === addr.n : (ip) => ip.v === 6 && ip.n === addr.n;
-  const bitsText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(bitsText)) return null;
-  let bits = Number(bitsText);
-  // an IPv4-mapped network written in IPv6 form keeps its meaning for IPv4 addresses
-  const mapped = addr.v === 4 && slash >= 0 && text.includes(':');
-  if (mapped) bits -= 96;
+  let bits = addr.v === 4 ? 32 : 128;
+  if (slash >= 0) {
+    const bitsText = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(bitsText)) return null;
+    bits = Number(bitsText);
+    // an IPv4-mapped network written in IPv6 form keeps its meaning for IPv4 addresses
+    if (addr.v === 4 && text.includes(':')) bits -= 96;
+  }
   if (addr.v === 4) {
     if (bits < 0 || bits > 32) return null;
-    if (bits === 0) return (ip) => ip.v === 4;
+    // why: JS shifts are mod 32, so /0 cannot be built by shifting; it matches every IPv4 address
     const shift = 32 - bits;
-    // why: JS shifts are mod 32, so a /0 mask cannot be built by shifting; it is handled above
-    const base = addr.n >>> shift;
-    return (ip) => ip.v === 4 && ip.n >>> shift === base;
+    const base = bits === 0 ? 0 : addr.n >>> shift;
+    const test = (n: number): boolean => bits === 0 || n >>> shift === base;
+    return (s) => {
+      // hot path: plain dotted quads need neither allocation nor the memo
+      const q = quickV4(s);
+      if (q !== null) return test(q);
+      const ip = parseIp(s);
+      return ip !== null && ip.v === 4 && test(ip.n);
+    };
   }
   if (bits < 0 || bits > 128) return null;
   const shift = BigInt(128 - bits);
   const base = addr.n >> shift;
-  return (ip) => ip.v === 6 && ip.n >> shift === base;
+  return (s) => {
+    const ip = parseIp(s);
+    return ip !== null && ip.v === 6 && ip.n >> shift === base;
+  };
 }
