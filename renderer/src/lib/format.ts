@@ -1,0 +1,63 @@
+// Small formatters shared by the views: sizes, counts, times, endpoints.
+import type { Endpoint } from '../../../src/model/flow.js';
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function formatTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (x: number, w = 2) => String(x).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+export function formatDateTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (x: number) => String(x).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
+}
+
+/** Pretty-prints a body when it is JSON; returns null otherwise. */
+export function prettyJson(body: string | null): string | null {
+  if (!body) return null;
+  const t = body.trim();
+  if (!(t.startsWith('{') || t.startsWith('['))) return null;
+  try {
+    return JSON.stringify(JSON.parse(t), null, 2);
+  } catch {
+    return null;
+  }
+}
+
+/** Hex dump lines: offset, 16 hex bytes, ASCII. */
+export function hexLines(hex: string, maxBytes = 4096): { offset: string; hex: string; ascii: string }[] {
+  const clean = hex.replace(/[^0-9a-f]/gi, '');
+  const bytes: number[] = [];
+  for (let i = 0; i + 1 < clean.length && bytes.length < maxBytes; i += 2) bytes.push(parseInt(clean.slice(i, i + 2), 16));
+  const lines = [];
+  for (let off = 0; off < bytes.length; off += 16) {
+    const chunk = bytes.slice(off, off + 16);
+    lines.push({
+      offset: off.toString(16).padStart(6, '0'),
+      hex: chunk.map((b) => b.toString(16).padStart(2, '0')).join(' '),
+      ascii: chunk.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join(''),
+    });
+  }
+  return lines;
+}

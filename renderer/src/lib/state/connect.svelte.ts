@@ -1,0 +1,96 @@
+// The Connect view's state: targets from the core, the chosen target's nodes, capture options, and the
+// start sequence with per-node progress and failures.
+import type { TargetChoice } from '../../../../src/api/contract.js';
+import type { CaptureMode, NodeInfo } from '../../../../src/targets/target.js';
+import { getApi } from '../api.js';
+import { sessions } from './sessions.svelte.js';
+import { ui } from './ui.svelte.js';
+
+export class ConnectState {
+  targets = $state<TargetChoice[]>([]);
+  targetsLoading = $state(false);
+  selectedUri = $state<string | null>(null);
+  nodes = $state<NodeInfo[]>([]);
+  nodesLoading = $state(false);
+  nodesError = $state<string | null>(null);
+  chosenNodes = $state<string[]>([]);
+  mode = $state<CaptureMode>('auto');
+  ifaces = $state('');
+  name = $state('');
+  starting = $state(false);
+  startError = $state<string | null>(null);
+  /** The session the last Start created (its node progress shows under the button). */
+  startedSessionId = $state<string | null>(null);
+  selected = $derived(this.targets.find((t) => t.uri === this.selectedUri) ?? null);
+  grouped = $derived({
+    local: this.targets.filter((t) => t.kind === 'local'),
+    ssh: this.targets.filter((t) => t.kind === 'ssh'),
+    k8s: this.targets.filter((t) => t.kind === 'k8s'),
+  });
+  canStart = $derived(this.selectedUri !== null && !this.starting && (this.nodes.length === 0 || this.chosenNodes.length > 0));
+
+  async loadTargets(): Promise<void> {
+    this.targetsLoading = true;
+    try {
+      this.targets = await getApi().listTargets();
+      if (!this.selectedUri && this.targets[0]) await this.choose(this.targets[0].uri);
+    } catch (e) {
+      ui.error(e);
+    } finally {
+      this.targetsLoading = false;
+    }
+  }
+
+  async choose(uri: string): Promise<void> {
+    this.selectedUri = uri;
+    this.nodes = [];
+    this.chosenNodes = [];
+    this.nodesError = null;
+    this.nodesLoading = true;
+    try {
+      const nodes = await getApi().listNodes({ target: uri });
+      if (this.selectedUri !== uri) return;
+      this.nodes = nodes;
+      this.chosenNodes = nodes.filter((n) => n.ready).map((n) => n.name);
+    } catch (e) {
+      if (this.selectedUri === uri) this.nodesError = (e as Error).message;
+    } finally {
+      if (this.selectedUri === uri) this.nodesLoading = false;
+    }
+  }
+
+  toggleNode(name: string): void {
+    this.chosenNodes = this.chosenNodes.includes(name) ? this.chosenNodes.filter((n) => n !== name) : [...this.chosenNodes, name];
+  }
+
+  parsedIfaces(): string[] {
+    return this.ifaces.split(/[\s,]+/).filter((s) => s.length > 0);
+  }
+
+  async start(): Promise<string | null> {
+    if (!this.selectedUri) return null;
+    this.starting = true;
+    this.startError = null;
+    try {
+      const req = {
+        target: this.selectedUri,
+        mode: this.mode,
+        ifaces: this.parsedIfaces(),
+        ...(this.nodes.length > 0 ? { nodes: [...this.chosenNodes] } : {}),
+        ...(this.name.trim() ? { name: this.name.trim() } : {}),
+      };
+      const s = await getApi().startCapture(req);
+      sessions.upsert(s);
+      sessions.currentId = s.id;
+      this.startedSessionId = s.id;
+      return s.id;
+    } catch (e) {
+      this.startError = (e as Error).message;
+      return null;
+    } finally {
+      this.starting = false;
+    }
+  }
+}
+
+export const connect = new ConnectState();

@@ -1,0 +1,190 @@
+// The Flows view's state: the current session's flows as a virtual list fetched page by page via
+// queryFlows, the filter (checked by the core before it is applied), selection and the detail pane.
+import type { FlowDetail } from '../../../../src/api/contract.js';
+import type { Flow } from '../../../../src/model/flow.js';
+import { getApi } from '../api.js';
+import { PageCache } from '../page-cache.js';
+import { clampIndex, pagesFor } from '../virtual.js';
+import { ui } from './ui.svelte.js';
+
+export const PAGE_SIZE = 200;
+const MAX_PAGES = 40;
+
+export class FlowsState {
+  sessionId = $state<string | null>(null);
+  /** The filter in effect. */
+  filter = $state('');
+  /** What is typed in the filter bar. */
+  draft = $state('');
+  filterError = $state<{ message: string; position: number } | null>(null);
+  total = $state(0);
+  loading = $state(false);
+  selectedIndex = $state(-1);
+  selected = $state<Flow | null>(null);
+  detail = $state<FlowDetail | null>(null);
+  detailError = $state<string | null>(null);
+  follow = $state(false);
+  /** Bumped when rows arrive, so rows read through rowAt() re-render. */
+  version = $state(0);
+  /** ms of the last completed query (shown in the status bar). */
+  lastQueryMs = $state(0);
+
+  private cache = new PageCache<Flow>(PAGE_SIZE, MAX_PAGES);
+  // why: bookkeeping only; the UI re-renders on `version`, not on this set.
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity
+  private inflight = new Set<number>();
+  private gen = 0;
+  private detailSeq = 0;
+  private range = { first: 0, end: 0 };
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+
+  rowAt(index: number): Flow | undefined {
+    void this.version;
+    return this.cache.row(index);
+  }
+
+  /** Switches to a session (or reloads it) with the current filter. */
+  async load(sessionId: string | null): Promise<void> {
+    this.sessionId = sessionId;
+    this.reset();
+    if (sessionId) await this.fetchPage(0, this.gen);
+  }
+
+  private reset(): void {
+    this.gen++;
+    this.cache.clear();
+    this.inflight.clear();
+    this.total = 0;
+    this.selectedIndex = -1;
+    this.selected = null;
+    this.detail = null;
+    this.detailError = null;
+    this.version++;
+  }
+
+  /** Called by the table with the rows it is about to draw. */
+  ensure(first: number, end: number): void {
+    this.range = { first, end };
+    for (const p of pagesFor(first, end, PAGE_SIZE)) {
+      if (!this.cache.has(p) && !this.inflight.has(p)) void this.fetchPage(p, this.gen);
+    }
+  }
+
+  private async fetchPage(page: number, gen: number): Promise<void> {
+    const sessionId = this.sessionId;
+    if (!sessionId) return;
+    this.inflight.add(page);
+    this.loading = true;
+    const t0 = performance.now();
+    try {
+      const req = { sessionId, offset: page * PAGE_SIZE, limit: PAGE_SIZE, ...(this.filter ? { filter: this.filter } : {}) };
+      const res = await getApi().queryFlows(req);
+      if (gen !== this.gen) return;
+      this.cache.set(page, res.rows);
+      this.total = res.total;
+      this.lastQueryMs = performance.now() - t0;
+      this.version++;
+      if (this.selectedIndex >= 0 && !this.selected) {
+        this.selected = this.cache.row(this.selectedIndex) ?? null;
+        if (this.selected) void this.loadDetail();
+      }
+    } catch (e) {
+      if (gen === this.gen) ui.error(e);
+    } finally {
+      if (gen === this.gen) {
+        this.inflight.delete(page);
+        this.loading = this.inflight.size > 0;
+      }
+    }
+  }
+
+  /** Re-reads the visible pages (live capture): keeps rows on screen until fresh ones arrive. */
+  async refresh(): Promise<void> {
+    if (!this.sessionId) return;
+    this.gen++;
+    const gen = this.gen;
+    this.inflight.clear();
+    const pages = pagesFor(this.range.first, Math.max(this.range.end, 1), PAGE_SIZE);
+    const keep = new PageCache<Flow>(PAGE_SIZE, MAX_PAGES);
+    await Promise.all(
+      pages.map(async (p) => {
+        const sessionId = this.sessionId as string;
+        const res = await getApi().queryFlows({ sessionId, offset: p * PAGE_SIZE, limit: PAGE_SIZE, ...(this.filter ? { filter: this.filter } : {}) });
+        if (gen !== this.gen) return;
+        keep.set(p, res.rows);
+        this.total = res.total;
+      }),
+    ).catch((e: unknown) => ui.error(e));
+    if (gen !== this.gen) return;
+    this.cache = keep;
+    this.version++;
+  }
+
+  /** Live updates arrive about once a second per node; coalesce them. */
+  scheduleRefresh(delayMs = 400): void {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      void this.refresh();
+    }, delayMs);
+  }
+
+  /** Validates the draft with the core; applies it only when valid. Returns whether it applied. */
+  async applyFilter(text: string = this.draft): Promise<boolean> {
+    this.draft = text;
+    const trimmed = text.trim();
+    if (trimmed) {
+      try {
+        const r = await getApi().checkFilter({ filter: trimmed });
+        if (!r.ok) {
+          this.filterError = { message: r.message, position: r.position };
+          return false;
+        }
+      } catch (e) {
+        this.filterError = { message: ui.error(e), position: 0 };
+        return false;
+      }
+    }
+    this.filterError = null;
+    this.filter = trimmed;
+    await this.load(this.sessionId);
+    return true;
+  }
+
+  select(index: number): void {
+    const i = clampIndex(index, this.total);
+    this.selectedIndex = i;
+    this.selected = i >= 0 ? (this.cache.row(i) ?? null) : null;
+    void this.loadDetail();
+  }
+
+  move(delta: number): void {
+    this.select(this.selectedIndex < 0 ? 0 : this.selectedIndex + delta);
+  }
+
+  closeDetail(): void {
+    this.detailSeq++;
+    this.detail = null;
+    this.detailError = null;
+  }
+
+  private async loadDetail(): Promise<void> {
+    const seq = ++this.detailSeq;
+    const flow = this.selected;
+    if (!flow || !this.sessionId) {
+      this.detail = null;
+      return;
+    }
+    try {
+      const d = await getApi().flowDetail({ sessionId: this.sessionId, flowId: flow.id });
+      if (seq === this.detailSeq) {
+        this.detail = d;
+        this.detailError = null;
+      }
+    } catch (e) {
+      if (seq === this.detailSeq) this.detailError = (e as Error).message;
+    }
+  }
+}
+
+export const flows = new FlowsState();

@@ -1,0 +1,125 @@
+// Sessions: the list, the session being looked at, live counters per node, and export progress.
+import type { NodeCounters, SessionSummary } from '../../../../src/api/contract.js';
+import type { NodeStatus } from '../../../../src/targets/target.js';
+import { getApi } from '../api.js';
+import { ui } from './ui.svelte.js';
+
+export interface LiveCounters {
+  nodes: NodeCounters[];
+  flows: number;
+}
+
+export class SessionsState {
+  list = $state<SessionSummary[]>([]);
+  currentId = $state<string | null>(null);
+  counters = $state<Record<string, LiveCounters>>({});
+  nodeStatus = $state<Record<string, Record<string, NodeStatus>>>({});
+  exportProgress = $state<Record<string, { done: number; total: number }>>({});
+  lastExport = $state<{ path: string; bytes: number; format: string } | null>(null);
+  current = $derived(this.list.find((s) => s.id === this.currentId) ?? null);
+  sorted = $derived([...this.list].sort((a, b) => b.createdAt - a.createdAt));
+  /** Totals of the current session's live counters (drops summed over nodes). */
+  currentTotals = $derived.by(() => {
+    const c = this.currentId ? this.counters[this.currentId] : undefined;
+    if (!c) return null;
+    return c.nodes.reduce(
+      (t, n) => ({ packets: t.packets + n.packets, bytes: t.bytes + n.bytes, drops: t.drops + n.drops, flows: c.flows }),
+      { packets: 0, bytes: 0, drops: 0, flows: c.flows },
+    );
+  });
+
+  upsert(s: SessionSummary): void {
+    const i = this.list.findIndex((x) => x.id === s.id);
+    if (i === -1) this.list = [...this.list, s];
+    else this.list[i] = s;
+  }
+
+  remove(id: string): void {
+    this.list = this.list.filter((s) => s.id !== id);
+    if (this.currentId === id) this.currentId = null;
+  }
+
+  setCounters(sessionId: string, c: LiveCounters): void {
+    this.counters[sessionId] = c;
+  }
+
+  setNodeStatus(sessionId: string, status: NodeStatus): void {
+    const byNode = this.nodeStatus[sessionId] ?? {};
+    byNode[status.node] = status;
+    this.nodeStatus[sessionId] = { ...byNode };
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.list = await getApi().listSessions();
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+
+  async open(id: string): Promise<SessionSummary | null> {
+    try {
+      const s = await getApi().openSession({ sessionId: id });
+      this.upsert(s);
+      this.currentId = s.id;
+      return s;
+    } catch (e) {
+      ui.error(e);
+      return null;
+    }
+  }
+
+  async openFile(path: string): Promise<SessionSummary | null> {
+    try {
+      const s = await getApi().openFile({ path });
+      this.upsert(s);
+      this.currentId = s.id;
+      return s;
+    } catch (e) {
+      ui.error(e);
+      return null;
+    }
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    try {
+      this.upsert(await getApi().renameSession({ sessionId: id, name }));
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      await getApi().deleteSession({ sessionId: id });
+      this.remove(id);
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+
+  async stop(id: string): Promise<void> {
+    try {
+      this.upsert(await getApi().stopCapture({ sessionId: id }));
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+
+  async export(id: string, format: 'pcapng' | 'har' | 'json', filter?: string): Promise<{ path: string; bytes: number } | null> {
+    this.exportProgress[id] = { done: 0, total: 1 };
+    try {
+      const r = await getApi().exportSession(filter ? { sessionId: id, format, filter } : { sessionId: id, format });
+      this.lastExport = { ...r, format };
+      ui.notify('info', `Exported ${format.toUpperCase()} to ${r.path}`);
+      return r;
+    } catch (e) {
+      ui.error(e);
+      return null;
+    } finally {
+      delete this.exportProgress[id];
+    }
+  }
+}
+
+export const sessions = new SessionsState();

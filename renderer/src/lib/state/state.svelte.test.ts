@@ -1,0 +1,185 @@
+// Rune state classes: derived values follow their sources, buffering and de-duplication behave, and the
+// flows state drives the real web-mode carrier (paging, filter check, selection + detail).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createApiClient } from '../../../../src/api/client.js';
+import type { NodeCounters, SessionSummary } from '../../../../src/api/contract.js';
+import { startWebServer, type WebServer } from '../../../../src/server/index.js';
+import { DevService } from '../../../../test/ui/dev-service.js';
+import { createWsTransport } from '../ws-transport.js';
+import { ConnectState } from './connect.svelte.js';
+import { FlowsState, PAGE_SIZE } from './flows.svelte.js';
+import { LibrariesState, libraryFilter, mergeRows } from './libraries.svelte.js';
+import { PromptsState } from './prompts.svelte.js';
+import { SessionsState } from './sessions.svelte.js';
+import { TerminalsState } from './terminals.svelte.js';
+import { UiState } from './ui.svelte.js';
+
+function session(id: string, createdAt: number, extra: Partial<SessionSummary> = {}): SessionSummary {
+  return { id, name: id, target: 'local', mode: 'ebpf', modeReason: null, createdAt, endedAt: null, live: false, packets: 0, bytes: 0, flows: 0, drops: 0, nodes: [], notes: [], file: `/tmp/${id}.pcapng`, ...extra };
+}
+
+describe('UiState', () => {
+  it('keeps the last five notices and cycles the theme', () => {
+    const ui = new UiState();
+    for (let i = 0; i < 7; i++) ui.notify('info', `n${i}`);
+    expect(ui.notices.map((n) => n.text)).toEqual(['n2', 'n3', 'n4', 'n5', 'n6']);
+    ui.dismiss(ui.notices[0]!.id);
+    expect(ui.notices).toHaveLength(4);
+    expect(ui.error({ code: 'E_AUTH_FAILED', message: 'wrong password' })).toBe('wrong password');
+    expect(ui.notices.at(-1)).toMatchObject({ kind: 'error', code: 'E_AUTH_FAILED' });
+    expect([ui.theme, (ui.cycleTheme(), ui.theme), (ui.cycleTheme(), ui.theme), (ui.cycleTheme(), ui.theme)]).toEqual(['system', 'dark', 'light', 'system']);
+  });
+});
+
+describe('SessionsState', () => {
+  it('derives the current session, newest-first order and live totals with drops', () => {
+    const s = new SessionsState();
+    s.upsert(session('a', 1));
+    s.upsert(session('b', 2));
+    expect(s.sorted.map((x) => x.id)).toEqual(['b', 'a']);
+    expect(s.current).toBeNull();
+    s.currentId = 'a';
+    expect(s.current?.id).toBe('a');
+    s.upsert(session('a', 1, { name: 'renamed' }));
+    expect(s.current?.name).toBe('renamed');
+    expect(s.currentTotals).toBeNull();
+    const nodes: NodeCounters[] = [
+      { node: 'n1', packets: 10, bytes: 100, drops: 0, phase: 'streaming' },
+      { node: 'n2', packets: 5, bytes: 50, drops: 7, phase: 'streaming' },
+    ];
+    s.setCounters('a', { nodes, flows: 3 });
+    expect(s.currentTotals).toEqual({ packets: 15, bytes: 150, drops: 7, flows: 3 });
+    s.setNodeStatus('a', { node: 'n2', phase: 'failed', error: { code: 'E_HELPER_EXITED', message: 'x' } });
+    expect(s.nodeStatus.a?.n2?.phase).toBe('failed');
+    s.remove('a');
+    expect(s.currentId).toBeNull();
+    expect(s.list.map((x) => x.id)).toEqual(['b']);
+  });
+});
+
+describe('TerminalsState', () => {
+  it('buffers output until the terminal attaches, then streams it', () => {
+    const t = new TerminalsState();
+    t.data('sh1', 'hello ');
+    t.data('sh1', 'world');
+    const got: string[] = [];
+    const detach = t.attach('sh1', (d) => got.push(d));
+    expect(got.join('')).toBe('hello world');
+    t.data('sh1', '!');
+    expect(got.join('')).toBe('hello world!');
+    detach();
+    t.data('sh1', 'later');
+    expect(got.join('')).toBe('hello world!');
+  });
+});
+
+describe('PromptsState', () => {
+  it('queues prompts once each, in order', () => {
+    const p = new PromptsState();
+    p.push({ promptId: '1', prompt: { kind: 'host-key', message: 'trust?', fingerprint: 'SHA256:x' } });
+    p.push({ promptId: '1', prompt: { kind: 'host-key', message: 'trust?' } });
+    p.push({ promptId: '2', prompt: { kind: 'password', message: 'pw' } });
+    expect(p.queue).toHaveLength(2);
+    expect(p.current?.promptId).toBe('1');
+  });
+});
+
+describe('ConnectState', () => {
+  it('toggles nodes and parses interfaces', () => {
+    const c = new ConnectState();
+    c.selectedUri = 'local';
+    expect(c.canStart).toBe(true);
+    c.nodes = [{ name: 'a', ready: true, kernel: null, arch: null }];
+    expect(c.canStart).toBe(false);
+    c.toggleNode('a');
+    expect(c.canStart).toBe(true);
+    c.toggleNode('a');
+    expect(c.chosenNodes).toEqual([]);
+    c.ifaces = ' eth0, lo  veth1 ';
+    expect(c.parsedIfaces()).toEqual(['eth0', 'lo', 'veth1']);
+  });
+});
+
+describe('LibrariesState', () => {
+  it('merges client and server sides per library with reasons, biggest first', () => {
+    const bars = mergeRows([
+      { library: 'openssl', side: 'client', flows: 3, bytes: 300, plaintextFlows: 3 },
+      { library: 'java-jsse', side: 'client', flows: 4, bytes: 10, plaintextFlows: 0, reasons: { 'no hook for JSSE': 4 } },
+      { library: 'openssl', side: 'server', flows: 2, bytes: 200, plaintextFlows: 1, reasons: { 'process started before capture': 1 } },
+    ]);
+    expect(bars.map((b) => [b.library, b.flows, b.plaintextFlows, b.sides.join('+')])).toEqual([
+      ['openssl', 5, 4, 'client+server'],
+      ['java-jsse', 4, 0, 'client'],
+    ]);
+    expect(bars[1]?.reasons).toEqual([['no hook for JSSE', 4]]);
+    const l = new LibrariesState();
+    l.rows = [{ library: 'gnutls', side: 'client', flows: 2, bytes: 5, plaintextFlows: 1 }];
+    expect(l.maxFlows).toBe(2);
+    expect(l.totals).toEqual({ flows: 2, plaintext: 1 });
+    expect(libraryFilter('go-crypto-tls')).toBe('tls.library == "go-crypto-tls"');
+  });
+});
+
+describe('FlowsState over the real web-mode carrier', () => {
+  let server: WebServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tsu-state-'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html>');
+    process.env.TAPSCOPE_RENDERER_DIR = dir;
+    server = await startWebServer({ service: new DevService(2000) });
+    const origin = `http://127.0.0.1:${server.port}`;
+    (globalThis as Record<string, unknown>).WebSocket = class extends WebSocket {
+      constructor(url: string) {
+        super(url, { origin });
+      }
+    };
+    (globalThis as Record<string, unknown>).window = { tapscope: createApiClient(createWsTransport(`ws://127.0.0.1:${server.port}/ws?token=${server.token}`)) };
+  });
+  afterAll(async () => {
+    await server?.close();
+    delete (globalThis as Record<string, unknown>).window;
+    delete (globalThis as Record<string, unknown>).WebSocket;
+    delete process.env.TAPSCOPE_RENDERER_DIR;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function until(cond: () => boolean): Promise<void> {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(cond()).toBe(true);
+  }
+
+  it('loads the first page, fetches pages for the visible range, and selects with detail', async () => {
+    const f = new FlowsState();
+    await f.load('dev');
+    expect(f.total).toBe(2000);
+    expect(f.rowAt(0)?.id).toBe('f0');
+    expect(f.rowAt(PAGE_SIZE * 5)).toBeUndefined();
+    f.ensure(PAGE_SIZE * 5 - 3, PAGE_SIZE * 5 + 3);
+    await until(() => f.rowAt(PAGE_SIZE * 5 + 2) !== undefined);
+    expect(f.rowAt(PAGE_SIZE * 5 - 1)?.id).toBe(`f${PAGE_SIZE * 5 - 1}`);
+    f.select(7);
+    await until(() => f.detail !== null);
+    expect(f.detail?.flow.id).toBe('f7');
+    f.move(-100);
+    expect(f.selectedIndex).toBe(0);
+  });
+
+  it('shows a bad filter inline without applying it, and applies a good one', async () => {
+    const f = new FlowsState();
+    await f.load('dev');
+    expect(await f.applyFilter('dst.port == ')).toBe(false);
+    expect(f.filterError?.message).toBeTruthy();
+    expect(f.filter).toBe('');
+    expect(f.total).toBe(2000);
+    expect(await f.applyFilter('tls.library == "java-jsse"')).toBe(true);
+    expect(f.filterError).toBeNull();
+    expect(f.total).toBeGreaterThan(0);
+    expect(f.total).toBeLessThan(2000);
+    expect(f.rowAt(0)?.tls?.client?.library).toBe('java-jsse');
+  });
+});

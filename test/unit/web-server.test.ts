@@ -1,0 +1,180 @@
+// Web mode's gatekeeping and carrier, end to end over real HTTP and WebSocket: the token, Host and
+// Origin checks, the call/response/event protocol, request validation, local pty shells, upload/download.
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startWebServer, type WebServer } from '../../src/server/index.js';
+import { DevService } from '../ui/dev-service.js';
+
+let server: WebServer;
+let dir: string;
+const service = new DevService(300);
+
+function get(path: string, headers: Record<string, string> = {}, method = 'GET', body?: Buffer): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, path, method, headers: { host: `127.0.0.1:${server.port}`, ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function openWs(query: string, origin: string | undefined): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws${query}`, origin ? { origin } : {});
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+function rpc(ws: WebSocket, id: number, call: string, req?: unknown): Promise<{ id: number; ok: boolean; result?: unknown; error?: { code: string; message: string } }> {
+  return new Promise((resolve) => {
+    const onMsg = (raw: WebSocket.RawData) => {
+      const m = JSON.parse(String(raw)) as { id?: number };
+      if (m.id === id) {
+        ws.off('message', onMsg);
+        resolve(m as never);
+      }
+    };
+    ws.on('message', onMsg);
+    ws.send(JSON.stringify({ id, call, req }));
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tsu-web-'));
+  mkdirSync(join(dir, 'assets'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>t</title>');
+  writeFileSync(join(dir, 'assets', 'app.js'), 'console.log(1)');
+  process.env.TAPSCOPE_RENDERER_DIR = dir;
+  server = await startWebServer({ service });
+});
+
+afterAll(async () => {
+  await server?.close();
+  delete process.env.TAPSCOPE_RENDERER_DIR;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('web server gatekeeping', () => {
+  it('binds to 127.0.0.1 and prints a URL with a long random token', () => {
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}/?token=${server.token}`);
+    expect(server.token.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it('refuses the page without the token, or with a wrong one', async () => {
+    expect((await get('/')).status).toBe(403);
+    expect((await get('/?token=nope')).status).toBe(403);
+    const last = server.token.endsWith('A') ? 'B' : 'A';
+    expect((await get(`/?token=${server.token.slice(0, -1)}${last}`)).status).toBe(403);
+    expect((await get('/assets/app.js')).status).toBe(403);
+  });
+
+  it('serves the page with the token, a strict CSP and a cookie that then unlocks assets', async () => {
+    const page = await get(`/?token=${server.token}`);
+    expect(page.status).toBe(200);
+    expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
+    expect(String(page.headers['content-security-policy'])).not.toMatch(/script-src[^;]*unsafe/);
+    const cookie = String((page.headers['set-cookie'] as string[])[0]).split(';')[0] as string;
+    expect(cookie).toContain(server.token);
+    const asset = await get('/assets/app.js', { cookie });
+    expect(asset.status).toBe(200);
+    expect(asset.body).toBe('console.log(1)');
+  });
+
+  it('refuses a foreign Host header (DNS rebinding) even with the token', async () => {
+    expect((await get(`/?token=${server.token}`, { host: `evil.example:${server.port}` })).status).toBe(403);
+  });
+
+  it('does not serve files outside the renderer directory', async () => {
+    const r = await get(`/..%2f..%2fetc%2fpasswd?token=${server.token}`);
+    expect([403, 404]).toContain(r.status);
+    expect(r.body).not.toContain('root:');
+  });
+
+  it('refuses WebSockets without the token, from another origin, or with no origin', async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    await expect(openWs('', origin)).rejects.toThrow('HTTP 403');
+    await expect(openWs('?token=wrong', origin)).rejects.toThrow('HTTP 403');
+    await expect(openWs(`?token=${server.token}`, 'http://evil.example')).rejects.toThrow('HTTP 403');
+    await expect(openWs(`?token=${server.token}`, undefined)).rejects.toThrow('HTTP 403');
+  });
+});
+
+describe('web server API carrier', () => {
+  it('answers calls, validates requests and reports errors with their codes', async () => {
+    const ws = await openWs(`?token=${server.token}`, `http://localhost:${server.port}`);
+    try {
+      const sessions = await rpc(ws, 1, 'listSessions');
+      expect(sessions.ok).toBe(true);
+      expect((sessions.result as { id: string }[])[0]?.id).toBe('dev');
+
+      const page = await rpc(ws, 2, 'queryFlows', { sessionId: 'dev', offset: 10, limit: 5 });
+      expect(page.ok).toBe(true);
+      expect((page.result as { total: number; rows: { id: string }[] }).rows.map((r) => r.id)).toEqual(['f10', 'f11', 'f12', 'f13', 'f14']);
+
+      const bad = await rpc(ws, 3, 'queryFlows', { sessionId: 'dev', offset: -1, limit: 5 });
+      expect(bad.ok).toBe(false);
+      expect(bad.error?.code).toBe('E_USAGE');
+      expect(bad.error?.message).toContain('offset');
+
+      const extra = await rpc(ws, 4, 'openFile', { path: '/x.pcapng', evil: true });
+      expect(extra.error?.code).toBe('E_USAGE');
+
+      const unknown = await rpc(ws, 5, 'rm -rf', {});
+      expect(unknown.error?.code).toBe('E_USAGE');
+
+      const core = await rpc(ws, 6, 'startCapture', { target: 'local', mode: 'auto', ifaces: [] });
+      expect(core.ok).toBe(false);
+      expect(core.error?.code).toBe('E_NOT_PERMITTED');
+    } finally {
+      ws.close();
+    }
+  });
+
+  it('runs a local pty shell and streams its output as events', async () => {
+    const ws = await openWs(`?token=${server.token}`, `http://127.0.0.1:${server.port}`);
+    try {
+      let out = '';
+      const seen = new Promise<void>((resolve) => {
+        ws.on('message', (raw) => {
+          const m = JSON.parse(String(raw)) as { event?: string; payload?: { data: string } };
+          if (m.event === 'shellData') out += m.payload?.data ?? '';
+          if (out.includes('tapscope-ok-42')) resolve();
+        });
+      });
+      const opened = await rpc(ws, 1, 'openShell', { target: 'local-pty', cols: 80, rows: 24 });
+      expect(opened.ok).toBe(true);
+      const shellId = (opened.result as { shellId: string }).shellId;
+      await rpc(ws, 2, 'shellInput', { shellId, data: 'echo tapscope-ok-$((40+2))\n' });
+      await seen;
+      expect(out).toContain('tapscope-ok-42');
+      expect((await rpc(ws, 3, 'shellResize', { shellId, cols: 100, rows: 30 })).ok).toBe(true);
+      expect((await rpc(ws, 4, 'shellClose', { shellId })).ok).toBe(true);
+    } finally {
+      ws.close();
+    }
+  });
+
+  it('accepts an upload only with token and same origin, and never downloads unexported paths', async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    const noOrigin = await get(`/api/upload?token=${server.token}&name=a.pcapng`, {}, 'POST', Buffer.from('abc'));
+    expect(noOrigin.status).toBe(403);
+    const up = await get(`/api/upload?token=${server.token}&name=../../a.pcapng`, { origin }, 'POST', Buffer.from('pcapng-bytes'));
+    expect(up.status).toBe(200);
+    const path = (JSON.parse(up.body) as { path: string }).path;
+    expect(path).toMatch(/a\.pcapng$/);
+    expect(path).not.toContain('..');
+    expect(readFileSync(path, 'utf8')).toBe('pcapng-bytes');
+    const dl = await get(`/api/download?token=${server.token}&path=${encodeURIComponent(path)}`);
+    expect(dl.status).toBe(404);
+    rmSync(path);
+  });
+});
