@@ -7,6 +7,7 @@ export type TapscopeErrorCode =
   | 'E_PCAPNG_TRUNCATED'
   | 'E_FILE_NOT_FOUND'
   | 'E_SESSION_NOT_FOUND'
+  | 'E_FLOW_NOT_FOUND'
   | 'E_TARGET_UNREACHABLE'
   | 'E_TARGET_INVALID'
   | 'E_HOST_KEY_UNKNOWN'

@@ -1,7 +1,263 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
+import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
+import type { Analyzer } from '../flows/analyzer.js';
+import type { CaptureFile } from '../flows/load.js';
+import type { Prompt } from '../targets/target.js';
 
-export async function runCommand(command: Exclude<Command, { cmd: 'help' | 'version' }>): Promise<number> {
-  throw new TapscopeError('E_INTERNAL', `${command.cmd} is not available yet`);
+type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
+
+const out = (s: string): void => { process.stdout.write(s); };
+const err = (s: string): void => { process.stderr.write(s); };
+
+export async function runCommand(command: RunnableCommand): Promise<number> {
+  switch (command.cmd) {
+    case 'capture': return capture(command);
+    case 'flows': return flows(command);
+    case 'libraries': return libraries(command);
+    case 'export': return exportCmd(command);
+    case 'sessions': return sessions(command);
+    case 'serve': return serve(command);
+    case 'clean': return clean(command);
+  }
+}
+
+// ---- sources: a pcapng path or a session id ----
+
+interface Source {
+  files: CaptureFile[];
+  analyzer: Analyzer;
+  notes: string[];
+}
+
+async function openSource(file: string): Promise<Source> {
+  if (existsSync(file) && statSync(file).isFile()) {
+    const { analyzeFiles } = await import('../flows/load.js');
+    const files = [{ path: resolve(file) }];
+    const { analyzer, notes } = await analyzeFiles(files);
+    return { files, analyzer, notes };
+  }
+  const { SessionStore } = await import('../store/session-store.js');
+  const store = new SessionStore();
+  if (!/[/\\]/.test(file) && store.exists(file)) {
+    const { CoreService } = await import('../service/core-service.js');
+    const svc = new CoreService({ store });
+    const l = await svc.load(file);
+    return { files: l.files, analyzer: l.analyzer, notes: l.notes };
+  }
+  throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
+}
+
+async function predicate(filter: string | undefined): Promise<((f: Flow) => boolean) | null> {
+  if (!filter || !filter.trim()) return null;
+  const { compileFilter } = await import('../filter/index.js');
+  return compileFilter(filter);
+}
+
+function printNotes(notes: string[]): void {
+  for (const n of notes) err(`tapscope: note: ${n}\n`);
+}
+
+// ---- table output ----
+
+function table(headers: string[], rows: string[][], maxWidths: number[] = []): string {
+  const widths = headers.map((h, i) => Math.min(maxWidths[i] ?? 200, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
+  const clip = (s: string, w: number): string => (s.length > w ? `${s.slice(0, Math.max(0, w - 1))}…` : s);
+  const line = (cells: string[]): string => cells.map((c, i) => {
+    const w = widths[i] ?? 0;
+    const v = clip(c, w);
+    return i === cells.length - 1 ? v : v.padEnd(w);
+  }).join('  ').trimEnd();
+  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
+}
+
+function human(n: number): string {
+  if (n < 1024) return `${n}B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)}K`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)}M`;
+  return `${(n / 1024 ** 3).toFixed(2)}G`;
+}
+
+function endpoint(e: { ip: string; port: number }): string {
+  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
+}
+
+function flowRow(f: Flow): string[] {
+  const v = f.tls?.client;
+  const tlsCol = f.tls
+    ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${v?.plaintext ? 'plaintext' : 'encrypted'}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}`
+    : '';
+  const what = f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? '';
+  const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';
+  return [
+    new Date(f.firstSeen).toISOString().slice(11, 23), f.transport, endpoint(f.src), endpoint(f.dst), f.app, what, String(f.packets), human(f.bytes), proc,
+    f.http.length ? `${f.http.length} http` : '', tlsCol,
+  ];
+}
+
+// ---- commands ----
+
+async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<number> {
+  const pred = await predicate(c.filter);
+  const src = await openSource(c.file);
+  printNotes(src.notes);
+  const all = src.analyzer.flows();
+  const rows = pred ? all.filter(pred) : all;
+  if (c.json) {
+    const chunks: string[] = [];
+    for (const f of rows) {
+      chunks.push(JSON.stringify(f));
+      if (chunks.length >= 1000) { out(`${chunks.join('\n')}\n`); chunks.length = 0; }
+    }
+    if (chunks.length) out(`${chunks.join('\n')}\n`);
+    return 0;
+  }
+  out(table(['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'], rows.map(flowRow), [12, 5, 46, 46, 7, 40, 8, 8, 24, 9, 120]));
+  err(`${rows.length} flow${rows.length === 1 ? '' : 's'}${pred ? ` matching (of ${all.length})` : ''}, ${src.analyzer.counters.packets} packets\n`);
+  return 0;
+}
+
+async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Promise<number> {
+  const { libraryBreakdown } = await import('../flows/libraries.js');
+  const src = await openSource(c.file);
+  printNotes(src.notes);
+  const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
+  if (c.json) {
+    out(`${JSON.stringify(rows.map((r) => ({ library: r.library, side: r.side, flows: r.flows, bytes: r.bytes, plaintextFlows: r.plaintextFlows, reasons: r.reasons ?? {} })))}\n`);
+    return 0;
+  }
+  out(table(['LIBRARY', 'SIDE', 'FLOWS', 'BYTES', 'PLAINTEXT', 'WHY NOT (most flows)'], rows.map((r) => {
+    const top = Object.entries(r.reasons ?? {}).sort((a, b) => b[1] - a[1])[0];
+    return [r.library, r.side, String(r.flows), human(r.bytes), `${r.plaintextFlows}/${r.flows}`, top ? `${top[0]} (${top[1]})` : ''];
+  }), [14, 6, 7, 8, 10, 140]));
+  return 0;
+}
+
+async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {
+  const pred = await predicate(c.filter);
+  const src = await openSource(c.file);
+  printNotes(src.notes);
+  const { exportCapture } = await import('../export/index.js');
+  const flowIds = pred ? new Set(src.analyzer.flows().filter(pred).map((f) => f.id)) : undefined;
+  const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: resolve(c.out), flowIds, includeSecrets: c.includeSecrets });
+  err(`wrote ${res.path} (${human(res.bytes)}${flowIds ? `, ${flowIds.size} flow${flowIds.size === 1 ? '' : 's'}` : ''}${c.includeSecrets ? ', secrets included' : ', secrets redacted'})\n`);
+  return 0;
+}
+
+async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promise<number> {
+  const { CoreService } = await import('../service/core-service.js');
+  const list = await new CoreService().listSessions();
+  if (c.json) {
+    for (const s of list) out(`${JSON.stringify(s)}\n`);
+    return 0;
+  }
+  out(table(['ID', 'NAME', 'TARGET', 'STARTED', 'MODE', 'FLOWS', 'PACKETS', 'DROPS', 'FILE'], list.map((s) => [
+    s.id, s.name, s.target, new Date(s.createdAt).toISOString().slice(0, 19).replace('T', ' '), s.mode ?? '', String(s.flows), String(s.packets), String(s.drops), s.file,
+  ]), [26, 30, 30, 19, 8, 8, 10, 6, 120]));
+  return 0;
+}
+
+async function cliPrompt(p: Prompt, acceptNewHostKey: boolean): Promise<string | boolean | null> {
+  if (p.kind === 'host-key') {
+    if (acceptNewHostKey) return true;
+    err(`tapscope: ${p.message}${p.fingerprint ? ` (${p.fingerprint})` : ''}; rerun with --accept-new-host-key to trust it\n`);
+    return false;
+  }
+  if (!process.stdin.isTTY) return null;
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  // why: hide typed secrets (passwords, passphrases) by swallowing the echo.
+  const hidden = p.echo !== true;
+  const output = rl as unknown as { _writeToOutput?: (s: string) => void };
+  const answer = await new Promise<string>((res) => {
+    rl.question(`${p.message} `, res);
+    if (hidden) output._writeToOutput = () => undefined;
+  });
+  rl.close();
+  if (hidden) err('\n');
+  return answer;
+}
+
+async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise<number> {
+  const { CoreService } = await import('../service/core-service.js');
+  const svc = new CoreService({
+    targetOptions: { acceptNewHostKey: c.acceptNewHostKey },
+    promptHandler: (p) => cliPrompt(p, c.acceptNewHostKey),
+  });
+  const outPath = resolve(c.out);
+  svc.on('nodeStatus', ({ status }) => {
+    if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${status.node}: ${status.phase}${status.message ? `: ${status.message}` : ''}\n`);
+  });
+  const started = await svc.startCapture({ target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: outPath });
+  err(`capturing on ${c.target} into ${outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
+  let signals = 0;
+  const onSignal = (): void => {
+    signals++;
+    if (signals === 1) {
+      err('\ntapscope: stopping…\n');
+      void svc.stopCapture({ sessionId: started.id });
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const statuses = () => svc.liveStatus(started.id);
+    let failed: ReturnType<typeof statuses> = [];
+    svc.on('nodeStatus', ({ status }) => { if (status.phase === 'failed') failed = [...failed, status]; });
+    const summary = await svc.waitForCapture(started.id);
+    printNotes(summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))));
+    err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}\n`);
+    const firstFail = failed.find((f) => f.error);
+    if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
+      throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<number> {
+  const spec = '../server/index.js';
+  const mod = (await import(spec)) as { startWebServer?: (o: Record<string, unknown>) => Promise<{ url: string; close(): Promise<void> }> };
+  if (typeof mod.startWebServer !== 'function') throw new TapscopeError('E_INTERNAL', 'web mode is not available in this build (src/server has no startWebServer)');
+  const { CoreService } = await import('../service/core-service.js');
+  const service = new CoreService();
+  if (c.session) {
+    if (existsSync(c.session)) {
+      const s = await service.openFile({ path: c.session });
+      c = { ...c, session: s.id };
+    } else {
+      await service.openSession({ sessionId: c.session });
+    }
+  }
+  const server = await mod.startWebServer({ service, port: c.port, openSessionId: c.session });
+  out(`${server.url}\n`);
+  await new Promise<void>((res) => {
+    const stop = (): void => { void server.close().finally(() => { void service.close().finally(res); }); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
+async function clean(c: Extract<RunnableCommand, { cmd: 'clean' }>): Promise<number> {
+  const { createTarget } = await import('../targets/index.js');
+  const t = await createTarget(c.target, {});
+  const cleaner = (t as unknown as { clean?: () => Promise<unknown> }).clean;
+  if (typeof cleaner !== 'function') throw new TapscopeError('E_TARGET_INVALID', `${c.target} has nothing to clean (only Kubernetes targets deploy objects)`);
+  try {
+    const r = await cleaner.call(t);
+    if (typeof r === 'string') out(`${r}\n`);
+    else if (r !== undefined) out(`${JSON.stringify(r)}\n`);
+  } finally {
+    await t.close();
+  }
+  return 0;
 }

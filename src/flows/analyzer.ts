@@ -89,6 +89,7 @@ interface StreamState {
   fixedNode: string | null;
   node: string;
   namedByRecord: boolean;
+  meta: NodeMeta | null;
 }
 
 function newDir(): DirState {
@@ -125,6 +126,7 @@ export class Analyzer {
   private readonly states: FlowState[] = [];
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
+  private changes = 0;
   private snapshotVersion = -1;
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
@@ -146,7 +148,7 @@ export class Analyzer {
    * taken from the stream (the store's `node` record, else the helper's hostname), else "local".
    */
   stream(node?: string): (block: PcapngBlock) => void {
-    const st: StreamState = { fixedNode: node ?? null, node: node ?? 'local', namedByRecord: false };
+    const st: StreamState = { fixedNode: node ?? null, node: node ?? 'local', namedByRecord: false, meta: null };
     return (b) => this.onBlock(st, b);
   }
 
@@ -163,11 +165,18 @@ export class Analyzer {
     return m;
   }
 
+  /** Changes whenever a block changed anything (queries cache on it). */
+  get version(): number {
+    return this.changes;
+  }
+
   private onBlock(st: StreamState, b: PcapngBlock): void {
+    this.changes++;
     switch (b.type) {
       case 'shb':
         st.node = st.fixedNode ?? 'local';
         st.namedByRecord = false;
+        st.meta = null;
         break;
       case 'epb':
       case 'spb':
@@ -175,6 +184,9 @@ export class Analyzer {
           const id = this.onTlsRecord(st.node, b);
           if (this.observe) this.observe(b, id);
         } else {
+          const m = st.meta ?? (st.meta = this.meta(st.node));
+          m.packets++;
+          m.bytes += b.origLen;
           const id = this.onPacket(st.node, b);
           if (this.observe) this.observe(b, id);
         }
@@ -183,7 +195,7 @@ export class Analyzer {
         if (b.pen === TAPSCOPE_PEN && b.json) {
           if (!st.fixedNode && (b.json.t === 'node' || (b.json.t === 'capture' && !st.namedByRecord))) {
             const name = b.json.t === 'node' ? b.json.node : b.json.hostname;
-            if (typeof name === 'string' && name) st.node = name;
+            if (typeof name === 'string' && name && name !== st.node) { st.node = name; st.meta = null; }
             if (b.json.t === 'node') st.namedByRecord = true;
           }
           this.meta(st.node).apply(b.json);

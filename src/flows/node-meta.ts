@@ -86,6 +86,9 @@ export class NodeMeta {
   /** Drops reported by ISBs (per interface, latest value). */
   readonly isbDrops = new Map<string, number>();
   hasCaptureRecord = false;
+  /** Packets and bytes of this node as read from its stream(s). */
+  packets = 0;
+  bytes = 0;
 
   apply(rec: TapscopeRecord): void {
     switch (rec.t) {

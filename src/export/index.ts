@@ -1,0 +1,273 @@
+// Exports of a capture: pcapng (Wireshark-ready, keeps the decrypted-plaintext interface so HTTP inside TLS
+// shows; with a filter only the matching flows' packets), HAR 1.2 of the HTTP exchanges, and JSON Lines of
+// flows. Secrets are redacted unless includeSecrets (see redact.ts); decryption-secrets blocks are dropped too.
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import { TapscopeError, isTapscopeError } from '../errors.js';
+import { Analyzer } from '../flows/analyzer.js';
+import type { CaptureFile } from '../flows/load.js';
+import { decodePacket } from '../flows/decode.js';
+import type { Flow } from '../model/flow.js';
+import type { HttpExchangeDetail } from '../api/contract.js';
+import { readBlocks } from '../pcapng/reader.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU, type PcapngBlock } from '../pcapng/types.js';
+import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
+import { parseExportedPdu } from '../pcapng/exported-pdu.js';
+import { packageVersion } from '../util/paths.js';
+import { REDACTED, isSecretHeader, redactHeaders, redactHttp1Bytes } from './redact.js';
+
+export type ExportFormat = 'pcapng' | 'har' | 'json';
+
+export interface ExportRequest {
+  format: ExportFormat;
+  out: string;
+  /** The flows to export (already filtered by the caller); undefined exports everything. */
+  flowIds?: Set<string>;
+  includeSecrets?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Buffered synchronous file output (exports are written start to end, once). */
+class OutFile {
+  private fd: number;
+  private parts: Buffer[] = [];
+  private queued = 0;
+  bytes = 0;
+
+  constructor(path: string) {
+    try {
+      this.fd = openSync(path, 'w');
+    } catch (e) {
+      throw new TapscopeError('E_EXPORT', `cannot write ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  write(b: Buffer): void {
+    this.parts.push(b);
+    this.queued += b.length;
+    this.bytes += b.length;
+    if (this.queued >= 1 << 20) this.flush();
+  }
+
+  flush(): void {
+    if (this.parts.length === 0) return;
+    const buf = Buffer.concat(this.parts, this.queued);
+    let off = 0;
+    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    this.parts = [];
+    this.queued = 0;
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}
+
+export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, req: ExportRequest): Promise<{ path: string; bytes: number }> {
+  const out = new OutFile(req.out);
+  try {
+    if (req.format === 'pcapng') await writePcapng(files, req, out);
+    else {
+      const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
+      if (req.format === 'json') {
+        for (const f of flows) out.write(Buffer.from(`${JSON.stringify(f)}\n`));
+      } else {
+        out.write(Buffer.from(JSON.stringify(har(flows, (id) => analyzer.exchangesOf(id), req.includeSecrets ?? false), null, 1)));
+      }
+      req.onProgress?.(flows.length, flows.length);
+    }
+  } finally {
+    out.close();
+  }
+  return { path: req.out, bytes: out.bytes };
+}
+
+// ---- pcapng ----
+
+async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFile): Promise<void> {
+  const total = files.reduce((n, f) => n + safeSize(f.path), 0);
+  let doneBefore = 0;
+  let lastReport = 0;
+  let matchedId: string | null = null;
+  const secrets = req.includeSecrets ?? false;
+  // why: a second analysis pass gives each packet the same flow id as the first (ids are derived from the
+  // packets), so the filter's flow set selects packets without keeping a per-packet index.
+  const tracker = new Analyzer({ onPacket: (_b, id) => { matchedId = id; } });
+  let wroteShb = false;
+  for (const f of files) {
+    const feed = tracker.stream(f.node);
+    // Interface ids of this file's current section -> id in the output section.
+    await readBlocks(f.path, (b: PcapngBlock) => {
+      if (b.type !== 'shb' && !wroteShb) {
+        out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
+        wroteShb = true;
+      }
+      switch (b.type) {
+        case 'shb':
+          feed(b);
+          out.write(encodeShb({
+            hardware: b.hardware, os: b.os, userappl: b.userappl ?? `tapscope ${packageVersion()}`,
+            comments: [...b.comments, `exported by tapscope ${packageVersion()}${secrets ? '' : '; Authorization/Cookie/Set-Cookie values redacted'}`],
+          }));
+          wroteShb = true;
+          break;
+        case 'idb':
+          feed(b);
+          out.write(encodeIdb({
+            linkType: b.iface.linkType, snapLen: b.iface.snapLen, name: b.iface.name, description: b.iface.description,
+            tsresol: b.iface.tsresol, tsoffset: b.iface.tsoffset, comments: b.iface.comments,
+          }));
+          break;
+        case 'epb':
+        case 'spb': {
+          matchedId = null;
+          feed(b);
+          if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
+          const data = secrets ? b.data : redactPacket(b.iface.linkType, b.data);
+          out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
+          if (req.onProgress && b.offset - lastReport > 4 << 20) {
+            lastReport = b.offset;
+            req.onProgress(doneBefore + b.offset, total);
+          }
+          break;
+        }
+        case 'isb':
+          out.write(encodeIsb({
+            interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, ifRecv: b.ifRecv, ifDrop: b.ifDrop, osDrop: b.osDrop,
+            filterAccept: b.filterAccept, usrDeliv: b.usrDeliv, comments: b.comments,
+          }));
+          break;
+        case 'nrb':
+          out.write(encodeNrb(b.records));
+          break;
+        case 'dsb':
+          if (secrets) out.write(encodeDsb(b.secretsType, b.data));
+          break;
+        case 'custom':
+          feed(b);
+          out.write(encodeCustom(b.pen, b.data, b.copiable));
+          break;
+      }
+    }, { tolerateTruncatedTail: true }).catch((e: unknown) => {
+      if (isTapscopeError(e)) throw e;
+      throw new TapscopeError('E_EXPORT', `export failed reading ${f.path}: ${(e as Error).message}`);
+    });
+    doneBefore += safeSize(f.path);
+    lastReport = 0;
+  }
+  if (!wroteShb) out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
+  req.onProgress?.(total, total);
+}
+
+function safeSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Redacts secret header values in a packet's application bytes (same length; see redact.ts). */
+export function redactPacket(linkType: number, data: Buffer): Buffer {
+  if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
+    const pdu = parseExportedPdu(data);
+    if (!pdu) return data;
+    const red = redactHttp1Bytes(pdu.payload);
+    if (!red) return data;
+    const copy = Buffer.from(data);
+    red.copy(copy, pdu.payloadOffset);
+    return copy;
+  }
+  const d = decodePacket(linkType, data);
+  if (!d || d.payload.length === 0 || d.proto !== 6) return data;
+  const red = redactHttp1Bytes(d.payload);
+  if (!red) return data;
+  const copy = Buffer.from(data);
+  red.copy(copy, d.payload.byteOffset - data.byteOffset);
+  return copy;
+}
+
+// ---- HAR 1.2 ----
+
+interface HarHeader { name: string; value: string }
+
+function harHeaders(h: [string, string][]): HarHeader[] {
+  return h.map(([name, value]) => ({ name, value }));
+}
+
+function cookiesOf(headers: [string, string][], response: boolean, secrets: boolean): { name: string; value: string }[] {
+  const out: { name: string; value: string }[] = [];
+  for (const [k, v] of headers) {
+    const n = k.toLowerCase();
+    if (!response && n === 'cookie') {
+      for (const part of v.split(';')) {
+        const eq = part.indexOf('=');
+        if (eq > 0) out.push({ name: part.slice(0, eq).trim(), value: secrets ? part.slice(eq + 1).trim() : REDACTED });
+      }
+    } else if (response && n === 'set-cookie') {
+      const first = v.split(';')[0] ?? '';
+      const eq = first.indexOf('=');
+      if (eq > 0) out.push({ name: first.slice(0, eq).trim(), value: secrets ? first.slice(eq + 1).trim() : REDACTED });
+    }
+  }
+  return out;
+}
+
+function headerValue(h: [string, string][], name: string): string | null {
+  for (const [k, v] of h) if (k.toLowerCase() === name) return v;
+  return null;
+}
+
+export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDetail[], includeSecrets: boolean): unknown {
+  const entries: { startedDateTime: string; sort: number; [k: string]: unknown }[] = [];
+  for (const f of flows) {
+    const h2 = f.app === 'http2' || f.app === 'grpc' || f.tls?.negotiatedAlpn === 'h2';
+    const scheme = f.tls ? 'https' : 'http';
+    for (const e of exchangesOf(f.id)) {
+      if (e.method === null && e.status === null) continue;
+      const reqH = includeSecrets ? e.requestHeaders : redactHeaders(e.requestHeaders);
+      const resH = includeSecrets ? e.responseHeaders : redactHeaders(e.responseHeaders);
+      const defaultPort = scheme === 'https' ? 443 : 80;
+      const host = e.host ?? f.tls?.sni ?? (f.dst.port === defaultPort ? f.dst.ip : `${f.dst.ip}:${f.dst.port}`);
+      const path = e.path ?? '/';
+      let url = `${scheme}://${host}${path.startsWith('/') ? path : `/${path}`}`;
+      let queryString: HarHeader[] = [];
+      try {
+        const u = new URL(url);
+        url = u.toString();
+        queryString = [...u.searchParams.entries()].map(([name, value]) => ({ name, value }));
+      } catch {
+        // why: a path we cannot parse as a URL is still worth listing verbatim.
+      }
+      const httpVersion = h2 ? 'HTTP/2.0' : 'HTTP/1.1';
+      const reqType = headerValue(e.requestHeaders, 'content-type') ?? 'application/octet-stream';
+      const resType = headerValue(e.responseHeaders, 'content-type') ?? 'application/octet-stream';
+      const request: Record<string, unknown> = {
+        method: e.method ?? 'GET', url, httpVersion, cookies: cookiesOf(e.requestHeaders, false, includeSecrets), headers: harHeaders(reqH),
+        queryString, headersSize: -1, bodySize: e.requestBody ? Buffer.byteLength(e.requestBody) : 0,
+      };
+      if (e.requestBody) request.postData = { mimeType: reqType, text: e.requestBody };
+      const response = {
+        status: e.status ?? 0, statusText: '', httpVersion, cookies: cookiesOf(e.responseHeaders, true, includeSecrets), headers: harHeaders(resH),
+        content: { size: e.responseBody ? Buffer.byteLength(e.responseBody) : 0, mimeType: resType, ...(e.responseBody ? { text: e.responseBody } : {}) },
+        redirectURL: headerValue(e.responseHeaders, 'location') ?? '', headersSize: -1, bodySize: e.responseBody ? Buffer.byteLength(e.responseBody) : 0,
+      };
+      entries.push({
+        sort: e.startedAt,
+        startedDateTime: new Date(e.startedAt).toISOString(), time: 0, request, response, cache: {},
+        timings: { send: 0, wait: 0, receive: 0 }, serverIPAddress: f.dst.ip, connection: `${f.src.port}`,
+        comment: `flow ${f.id}, ${e.source === 'decrypted' ? 'decrypted from TLS hooks' : 'plain HTTP'}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}`,
+      });
+    }
+  }
+  entries.sort((a, b) => a.sort - b.sort);
+  return {
+    log: {
+      version: '1.2', creator: { name: 'tapscope', version: packageVersion() }, pages: [],
+      entries: entries.map(({ sort: _sort, ...rest }) => rest),
+      comment: includeSecrets ? 'includes secrets' : `values of ${['Authorization', 'Proxy-Authorization', 'Cookie', 'Set-Cookie'].join(', ')} are "${REDACTED}"`,
+    },
+  };
+}
+
+export { isSecretHeader };

@@ -1,0 +1,531 @@
+// CoreService: the core behind the API contract (src/api/contract.ts). Live captures into sessions (target →
+// per-node stream → session file + live analyzer), stored sessions, flow queries, details, library breakdown,
+// exports with progress, and shells/prompts of the targets. Events go out through on().
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { TapscopeError, isTapscopeError } from '../errors.js';
+import type {
+  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, NodeCounters, SessionSummary, TargetChoice,
+} from '../api/contract.js';
+import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
+import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
+import { Analyzer } from '../flows/analyzer.js';
+import { analyzeFiles, type CaptureFile } from '../flows/load.js';
+import { libraryBreakdown } from '../flows/libraries.js';
+import { PcapngParser } from '../pcapng/parser.js';
+import { SessionStore, type SessionRecord } from '../store/session-store.js';
+import type { NodeFileWriter } from '../store/node-writer.js';
+import { exportCapture } from '../export/index.js';
+import { compileFilter, checkFilter } from '../filter/index.js';
+import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
+
+export interface CoreServiceOptions {
+  store?: SessionStore;
+  createTarget?: (uri: string, opts: TargetOptions) => Promise<CaptureTarget>;
+  /** Extra options for every target (e.g. acceptNewHostKey for the CLI, netns for tests). */
+  targetOptions?: TargetOptions;
+  /** Answers prompts directly instead of emitting 'prompt' events (the CLI). */
+  promptHandler?: (prompt: Prompt) => Promise<string | boolean | null>;
+  /** How often live counters are emitted (ms). */
+  countersIntervalMs?: number;
+  /** Loaded sessions kept in memory. */
+  cacheSize?: number;
+}
+
+interface Loaded {
+  analyzer: Analyzer;
+  notes: string[];
+  files: CaptureFile[];
+  sorted: Map<string, { version: number; rows: Flow[] }>;
+}
+
+interface LiveSession {
+  id: string;
+  target: CaptureTarget;
+  handle: CaptureHandle | null;
+  analyzer: Analyzer;
+  writers: Map<string, NodeFileWriter>;
+  status: Map<string, NodeStatus>;
+  notes: string[];
+  timer: NodeJS.Timeout | null;
+  finished: Promise<SessionSummary> | null;
+  sorted: Map<string, { version: number; rows: Flow[] }>;
+}
+
+const MAX_LIMIT = 10_000;
+
+export class CoreService implements ApiCalls {
+  readonly store: SessionStore;
+  private readonly emitter = new EventEmitter();
+  private readonly makeTarget: (uri: string, opts: TargetOptions) => Promise<CaptureTarget>;
+  private readonly targetOptions: TargetOptions;
+  private readonly promptHandler: CoreServiceOptions['promptHandler'];
+  private readonly countersMs: number;
+  private readonly cacheSize: number;
+  private readonly live = new Map<string, LiveSession>();
+  private readonly loaded = new Map<string, Loaded>();
+  private readonly loading = new Map<string, Promise<Loaded>>();
+  private readonly prompts = new Map<string, (answer: string | boolean | null) => void>();
+  private readonly shells = new Map<string, { channel: ShellChannel; target: CaptureTarget; unsubs: (() => void)[] }>();
+
+  constructor(opts: CoreServiceOptions = {}) {
+    this.store = opts.store ?? new SessionStore();
+    this.makeTarget = opts.createTarget ?? defaultCreateTarget;
+    this.targetOptions = opts.targetOptions ?? {};
+    this.promptHandler = opts.promptHandler;
+    this.countersMs = opts.countersIntervalMs ?? 1000;
+    this.cacheSize = opts.cacheSize ?? 3;
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<E extends ApiEventName>(event: E, cb: (payload: ApiEvents[E]) => void): () => void {
+    const l = cb as (p: unknown) => void;
+    this.emitter.on(event, l);
+    return () => { this.emitter.off(event, l); };
+  }
+
+  private emit<E extends ApiEventName>(event: E, payload: ApiEvents[E]): void {
+    this.emitter.emit(event, payload);
+  }
+
+  private prompt = (p: Prompt): Promise<string | boolean | null> => {
+    if (this.promptHandler) return this.promptHandler(p);
+    const promptId = randomBytes(8).toString('hex');
+    return new Promise((resolvePrompt) => {
+      this.prompts.set(promptId, resolvePrompt);
+      this.emit('prompt', { promptId, prompt: p });
+    });
+  };
+
+  private target(uri: string): Promise<CaptureTarget> {
+    return this.makeTarget(uri, { ...this.targetOptions, prompt: this.prompt });
+  }
+
+  // ---- targets ----
+
+  async listTargets(): Promise<TargetChoice[]> {
+    const out: TargetChoice[] = [{ kind: 'local', uri: 'local', label: `This machine (${hostname()})` }];
+    try {
+      const cfg = readFileSync(join(homedir(), '.ssh', 'config'), 'utf8');
+      for (const line of cfg.split('\n')) {
+        const m = /^\s*Host\s+(.+)$/i.exec(line);
+        if (!m) continue;
+        for (const h of (m[1] ?? '').split(/\s+/)) {
+          if (h && !/[*?!]/.test(h)) out.push({ kind: 'ssh', uri: `ssh://${h}`, label: h, detail: 'from ~/.ssh/config' });
+        }
+      }
+    } catch {
+      // why: no SSH config is normal.
+    }
+    try {
+      const kubeconfig = process.env.KUBECONFIG?.split(':')[0] || join(homedir(), '.kube', 'config');
+      if (existsSync(kubeconfig)) {
+        const text = readFileSync(kubeconfig, 'utf8');
+        const ctxSection = text.split(/^contexts:\s*$/m)[1] ?? '';
+        for (const m of ctxSection.matchAll(/^\s*name:\s*"?([^"\n]+?)"?\s*$/gm)) {
+          const name = m[1];
+          if (name) out.push({ kind: 'k8s', uri: `k8s://${name}`, label: name, detail: `Kubernetes context from ${kubeconfig}` });
+        }
+      }
+    } catch {
+      // why: an unreadable kubeconfig only hides its contexts from the picker.
+    }
+    return out;
+  }
+
+  async listNodes(req: { target: string }): Promise<NodeInfo[]> {
+    const t = await this.target(req.target);
+    try {
+      return await t.listNodes();
+    } finally {
+      await t.close();
+    }
+  }
+
+  // ---- capture ----
+
+  async startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string }): Promise<SessionSummary> {
+    const target = await this.target(req.target);
+    const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, file: req.file });
+    const ls: LiveSession = {
+      id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
+      sorted: new Map(),
+    };
+    this.live.set(rec.id, ls);
+    try {
+      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration }, {
+        onStatus: (status) => {
+          ls.status.set(status.node, status);
+          if (status.error) {
+            const n = `${status.node}: ${status.error.message} (${status.error.code})`;
+            if (!ls.notes.includes(n)) ls.notes.push(n);
+          }
+          this.emit('nodeStatus', { sessionId: rec.id, status });
+        },
+        onStream: (node, stream) => this.attachStream(ls, node, stream),
+        onGap: (gap) => {
+          ls.notes.push(`${gap.node}: stream gap from ${new Date(gap.fromMs).toISOString()}${gap.toMs ? ` to ${new Date(gap.toMs).toISOString()}` : ''} (${gap.reason})`);
+        },
+      });
+    } catch (e) {
+      this.live.delete(rec.id);
+      for (const w of ls.writers.values()) w.close();
+      await target.close().catch(() => undefined);
+      this.store.delete(rec.id);
+      throw e;
+    }
+    ls.timer = setInterval(() => this.emitCounters(ls), this.countersMs);
+    ls.timer.unref();
+    void ls.handle.done.then(() => this.finishLive(ls));
+    const summary = this.summaryOf(this.store.get(rec.id));
+    this.emit('sessionChanged', summary);
+    return summary;
+  }
+
+  private attachStream(ls: LiveSession, node: string, stream: Readable): void {
+    let writer = ls.writers.get(node);
+    if (!writer) {
+      writer = this.store.nodeWriter(ls.id, node);
+      ls.writers.set(node, writer);
+    }
+    writer.beginStream();
+    const w = writer;
+    const parser = new PcapngParser();
+    const feed = ls.analyzer.stream(node);
+    let broken = false;
+    stream.on('data', (chunk: Buffer) => {
+      w.write(chunk);
+      if (broken) return;
+      try {
+        parser.push(chunk, feed);
+      } catch (e) {
+        broken = true;
+        ls.notes.push(`${node}: live analysis stopped: ${(e as Error).message}; the bytes are still saved`);
+      }
+    });
+    stream.on('end', () => {
+      if (broken) return;
+      try {
+        parser.end();
+      } catch (e) {
+        if (isTapscopeError(e, 'E_PCAPNG_TRUNCATED') && parser.completeOffset > 0) {
+          ls.notes.push(`${node}: the stream ended inside a block; the partial block was ignored`);
+        } else if (!isTapscopeError(e, 'E_PCAPNG_TRUNCATED')) {
+          ls.notes.push(`${node}: ${(e as Error).message}`);
+        }
+      }
+    });
+    stream.on('error', (e) => ls.notes.push(`${node}: stream error: ${e.message}`));
+  }
+
+  private nodeCounters(ls: LiveSession): NodeCounters[] {
+    const out: NodeCounters[] = [];
+    const names = new Set([...ls.status.keys(), ...ls.writers.keys()]);
+    for (const node of names) {
+      const meta = ls.analyzer.nodes.get(node);
+      out.push({
+        node, packets: meta?.packets ?? 0, bytes: meta?.bytes ?? 0, drops: meta?.drops ?? 0, phase: ls.status.get(node)?.phase ?? 'running',
+      });
+    }
+    return out;
+  }
+
+  private emitCounters(ls: LiveSession): void {
+    this.emit('counters', { sessionId: ls.id, nodes: this.nodeCounters(ls), flows: ls.analyzer.flowCount });
+  }
+
+  private finishLive(ls: LiveSession): Promise<SessionSummary> {
+    if (ls.finished) return ls.finished;
+    ls.finished = (async () => {
+      if (ls.timer) clearInterval(ls.timer);
+      this.emitCounters(ls);
+      // why: let the last 'data'/'end' events of the streams run before the files are closed.
+      await new Promise((r) => setImmediate(r));
+      for (const w of ls.writers.values()) w.close();
+      await ls.target.close().catch(() => undefined);
+      const meta = [...ls.analyzer.nodes.values()][0];
+      const rec = await this.store.finish(ls.id, {
+        notes: [...(ls.handle?.notes ?? []), ...ls.notes], mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
+      });
+      this.indexFrom(rec, ls.analyzer, []);
+      this.remember(ls.id, { analyzer: ls.analyzer, notes: [], files: this.store.captureFiles(rec), sorted: new Map() });
+      this.live.delete(ls.id);
+      const summary = this.summaryOf(rec);
+      this.emit('sessionChanged', summary);
+      return summary;
+    })();
+    return ls.finished;
+  }
+
+  async stopCapture(req: { sessionId: string }): Promise<SessionSummary> {
+    const ls = this.live.get(req.sessionId);
+    if (!ls) return this.summaryOf(this.store.get(req.sessionId));
+    await ls.handle?.stop();
+    return this.finishLive(ls);
+  }
+
+  /** Settles when a live capture has ended on its own (duration) or been stopped. */
+  async waitForCapture(sessionId: string): Promise<SessionSummary> {
+    const ls = this.live.get(sessionId);
+    if (!ls) return this.summaryOf(this.store.get(sessionId));
+    await ls.handle?.done;
+    return this.finishLive(ls);
+  }
+
+  /** Node statuses of a live capture (the CLI reports failures from them). */
+  liveStatus(sessionId: string): NodeStatus[] {
+    return [...(this.live.get(sessionId)?.status.values() ?? [])];
+  }
+
+  // ---- sessions ----
+
+  private indexFrom(rec: SessionRecord, a: Analyzer, notes: string[]): void {
+    const metas = [...a.nodes.values()];
+    const first = metas.find((m) => m.hasCaptureRecord);
+    this.store.writeIndex(rec, {
+      packets: a.counters.packets, bytes: a.counters.bytes, flows: a.flowCount, drops: metas.reduce((n, m) => n + m.drops, 0),
+      mode: first?.mode ?? rec.mode, modeReason: first?.modeReason ?? rec.modeReason, nodes: [...a.nodes.keys()], notes,
+    });
+  }
+
+  private summaryOf(rec: SessionRecord): SessionSummary {
+    const ls = this.live.get(rec.id);
+    const base = {
+      id: rec.id, name: rec.name, target: rec.target, createdAt: rec.createdAt, endedAt: rec.endedAt, file: rec.file,
+    };
+    if (ls) {
+      const metas = [...ls.analyzer.nodes.values()];
+      const m = metas.find((x) => x.hasCaptureRecord);
+      return {
+        ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, packets: ls.analyzer.counters.packets,
+        bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
+        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: [...(ls.handle?.notes ?? []), ...ls.notes],
+      };
+    }
+    const idx = this.store.readIndex(rec);
+    const loaded = this.loaded.get(rec.id);
+    return {
+      ...base, live: false, mode: idx?.mode ?? rec.mode, modeReason: idx?.modeReason ?? rec.modeReason,
+      packets: idx?.packets ?? loaded?.analyzer.counters.packets ?? 0, bytes: idx?.bytes ?? loaded?.analyzer.counters.bytes ?? 0,
+      flows: idx?.flows ?? loaded?.analyzer.flowCount ?? 0, drops: idx?.drops ?? 0,
+      nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [], notes: [...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? [])].filter((n, i, all) => all.indexOf(n) === i),
+    };
+  }
+
+  async listSessions(): Promise<SessionSummary[]> {
+    const out: SessionSummary[] = [];
+    for (const rec of this.store.list()) {
+      if (!this.live.has(rec.id) && !this.store.readIndex(rec)) {
+        // why: the index is a cache; rebuild it from the capture when it is missing or stale (e.g. after a crash).
+        try {
+          await this.load(rec.id);
+        } catch {
+          // why: an unreadable capture still lists, with zero counters and its notes.
+        }
+      }
+      out.push(this.summaryOf(this.store.get(rec.id)));
+    }
+    return out;
+  }
+
+  private remember(id: string, l: Loaded): void {
+    this.loaded.delete(id);
+    this.loaded.set(id, l);
+    while (this.loaded.size > this.cacheSize) {
+      const oldest = this.loaded.keys().next().value;
+      if (oldest === undefined) break;
+      this.loaded.delete(oldest);
+    }
+  }
+
+  /** Analyzes a stored session (cached). */
+  async load(id: string): Promise<Loaded> {
+    const cached = this.loaded.get(id);
+    if (cached) {
+      this.remember(id, cached);
+      return cached;
+    }
+    const pending = this.loading.get(id);
+    if (pending) return pending;
+    const p = (async () => {
+      const rec = this.store.get(id);
+      const files = this.store.captureFiles(rec);
+      if (files.length === 0) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${rec.file} is missing)`);
+      const { analyzer, notes } = await analyzeFiles(files);
+      const l: Loaded = { analyzer, notes, files, sorted: new Map() };
+      this.indexFrom(rec, analyzer, notes);
+      this.remember(id, l);
+      return l;
+    })();
+    this.loading.set(id, p);
+    try {
+      return await p;
+    } finally {
+      this.loading.delete(id);
+    }
+  }
+
+  async openSession(req: { sessionId: string }): Promise<SessionSummary> {
+    if (!this.live.has(req.sessionId)) await this.load(req.sessionId);
+    return this.summaryOf(this.store.get(req.sessionId));
+  }
+
+  async openFile(req: { path: string }): Promise<SessionSummary> {
+    const path = resolve(req.path);
+    if (!existsSync(path) || !statSync(path).isFile()) throw new TapscopeError('E_FILE_NOT_FOUND', `no such file: ${path}`);
+    const existing = this.store.list().find((r) => r.file === path && r.target === 'file');
+    const rec = existing ?? this.store.create({ target: 'file', name: path.split('/').pop() ?? path, file: path, existing: true });
+    if (!existing) this.store.update(rec.id, (r) => { r.endedAt = r.createdAt; });
+    this.loaded.delete(rec.id);
+    await this.load(rec.id);
+    const summary = this.summaryOf(this.store.get(rec.id));
+    this.emit('sessionChanged', summary);
+    return summary;
+  }
+
+  async renameSession(req: { sessionId: string; name: string }): Promise<SessionSummary> {
+    const summary = this.summaryOf(this.store.rename(req.sessionId, req.name));
+    this.emit('sessionChanged', summary);
+    return summary;
+  }
+
+  async deleteSession(req: { sessionId: string }): Promise<void> {
+    if (this.live.has(req.sessionId)) await this.stopCapture(req);
+    this.loaded.delete(req.sessionId);
+    this.store.delete(req.sessionId);
+  }
+
+  // ---- queries ----
+
+  private async analyzerOf(sessionId: string): Promise<{ analyzer: Analyzer; sorted: Map<string, { version: number; rows: Flow[] }>; files: CaptureFile[] }> {
+    const ls = this.live.get(sessionId);
+    if (ls) return { analyzer: ls.analyzer, sorted: ls.sorted, files: this.store.captureFiles(this.store.get(sessionId)) };
+    return this.load(sessionId);
+  }
+
+  async queryFlows(req: FlowQuery): Promise<{ total: number; rows: Flow[] }> {
+    const { analyzer, sorted } = await this.analyzerOf(req.sessionId);
+    const sort = req.sort ?? { field: 'firstSeen', dir: 'asc' };
+    const key = `${req.filter ?? ''}\u0000${sort.field}\u0000${sort.dir}`;
+    const version = analyzer.version;
+    let hit = sorted.get(key);
+    if (!hit || hit.version !== version) {
+      const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
+      const all = analyzer.flows();
+      const rows = pred ? all.filter(pred) : all.slice();
+      const field = sort.field;
+      const sign = sort.dir === 'desc' ? -1 : 1;
+      rows.sort((a, b) => (a[field] - b[field]) * sign || (a.firstSeen - b.firstSeen) || (a.id < b.id ? -1 : 1));
+      hit = { version, rows };
+      sorted.set(key, hit);
+      // why: bound the cache; paging reuses one entry, a new filter or sort makes a new one.
+      if (sorted.size > 8) sorted.delete(sorted.keys().next().value as string);
+    }
+    const offset = Math.max(0, Math.floor(req.offset));
+    const limit = Math.min(MAX_LIMIT, Math.max(0, Math.floor(req.limit)));
+    return { total: hit.rows.length, rows: hit.rows.slice(offset, offset + limit) };
+  }
+
+  async flowDetail(req: { sessionId: string; flowId: string }): Promise<FlowDetail> {
+    const { analyzer } = await this.analyzerOf(req.sessionId);
+    const d = analyzer.detail(req.flowId);
+    if (!d) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
+    return d;
+  }
+
+  async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {
+    const { analyzer } = await this.analyzerOf(req.sessionId);
+    const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
+    const flows = analyzer.flows();
+    return libraryBreakdown(pred ? flows.filter(pred) : flows);
+  }
+
+  async checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }> {
+    return checkFilter(req.filter);
+  }
+
+  async exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }> {
+    const { analyzer, files } = await this.analyzerOf(req.sessionId);
+    const rec = this.store.get(req.sessionId);
+    const ext = req.format === 'json' ? 'jsonl' : req.format;
+    const out = req.path ? resolve(req.path) : join(this.store.root, rec.id, `export-${Date.now()}.${ext}`);
+    let flowIds: Set<string> | undefined;
+    if (req.filter && req.filter.trim()) {
+      const pred = compileFilter(req.filter);
+      flowIds = new Set(analyzer.flows().filter(pred).map((f) => f.id));
+    }
+    return exportCapture(files, analyzer, {
+      format: req.format, out, flowIds, includeSecrets: req.includeSecrets ?? false,
+      onProgress: (done, total) => this.emit('exportProgress', { sessionId: req.sessionId, done, total }),
+    });
+  }
+
+  // ---- shells and prompts ----
+
+  async openShell(req: { target: string | 'local-pty'; node?: string; cols: number; rows: number }): Promise<{ shellId: string }> {
+    const target = await this.target(req.target === 'local-pty' ? 'local' : req.target);
+    let node = req.node;
+    if (!node) node = (await target.listNodes())[0]?.name;
+    if (!node) throw new TapscopeError('E_TARGET_INVALID', `target ${req.target} has no nodes`);
+    const channel = await target.openShell(node);
+    channel.resize(req.cols, req.rows);
+    const shellId = randomBytes(8).toString('hex');
+    const unsubs = [
+      channel.onData((d) => this.emit('shellData', { shellId, data: d.toString('utf8') })),
+      channel.onExit((code) => {
+        this.emit('shellExit', { shellId, code });
+        const s = this.shells.get(shellId);
+        this.shells.delete(shellId);
+        if (s) { for (const u of s.unsubs) u(); void s.target.close().catch(() => undefined); }
+      }),
+    ];
+    this.shells.set(shellId, { channel, target, unsubs });
+    return { shellId };
+  }
+
+  private shell(id: string): ShellChannel {
+    const s = this.shells.get(id);
+    if (!s) throw new TapscopeError('E_USAGE', `no open shell '${id}'`);
+    return s.channel;
+  }
+
+  async shellInput(req: { shellId: string; data: string }): Promise<void> {
+    this.shell(req.shellId).write(req.data);
+  }
+
+  async shellResize(req: { shellId: string; cols: number; rows: number }): Promise<void> {
+    this.shell(req.shellId).resize(req.cols, req.rows);
+  }
+
+  async shellClose(req: { shellId: string }): Promise<void> {
+    const s = this.shells.get(req.shellId);
+    if (!s) return;
+    this.shells.delete(req.shellId);
+    for (const u of s.unsubs) u();
+    s.channel.close();
+    await s.target.close().catch(() => undefined);
+  }
+
+  async answerPrompt(req: { promptId: string; answer: string | boolean | null }): Promise<void> {
+    const r = this.prompts.get(req.promptId);
+    if (!r) throw new TapscopeError('E_USAGE', `no pending prompt '${req.promptId}' (it was answered or timed out)`);
+    this.prompts.delete(req.promptId);
+    r(req.answer);
+  }
+
+  /** Stops every live capture and closes shells (app shutdown). */
+  async close(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((id) => this.stopCapture({ sessionId: id }).catch(() => undefined)));
+    for (const id of [...this.shells.keys()]) await this.shellClose({ shellId: id });
+    for (const r of this.prompts.values()) r(null);
+    this.prompts.clear();
+  }
+}
+
+export function createCoreService(opts: CoreServiceOptions = {}): CoreService {
+  return new CoreService(opts);
+}

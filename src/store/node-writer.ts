@@ -1,0 +1,81 @@
+// Writes one node's pcapng stream to disk as the bytes arrive: appended, fsynced about once a second, so a
+// killed capture leaves every complete block on disk. After the SHB of each stream it inserts a Tapscope
+// `{"t":"node","node":NAME}` custom block, so a merged multi-node file still says which node each section is.
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
+import { encodeTapscopeRecord } from '../pcapng/writer.js';
+
+const FSYNC_INTERVAL_MS = 1000;
+
+export class NodeFileWriter {
+  private fd: number | null;
+  private timer: NodeJS.Timeout | null = null;
+  private dirty = false;
+  /** Bytes of the current stream's first block seen so far (until the SHB is complete). */
+  private shbPending: Buffer[] | null = null;
+  bytesWritten = 0;
+
+  constructor(readonly path: string, readonly node: string) {
+    this.fd = openSync(path, 'a');
+    this.timer = setInterval(() => this.sync(), FSYNC_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** A new helper stream begins (first start or a reconnect): its first block is an SHB. */
+  beginStream(): void {
+    this.shbPending = [];
+  }
+
+  write(chunk: Buffer): void {
+    if (this.fd === null) return;
+    if (this.shbPending) {
+      this.shbPending.push(chunk);
+      const joined = Buffer.concat(this.shbPending);
+      if (joined.length < 12) return;
+      const le = joined.readUInt32LE(8) === BYTE_ORDER_MAGIC;
+      const len = le ? joined.readUInt32LE(4) : joined.readUInt32BE(4);
+      // why: the node record is little-endian; only insert it into a little-endian section (the helper's).
+      const valid = joined.readUInt32LE(0) === BLOCK_SHB && le && len >= 28 && len % 4 === 0 && len <= 1024 * 1024;
+      if (valid && len > joined.length) {
+        this.shbPending = [joined];
+        return;
+      }
+      this.shbPending = null;
+      if (!valid) {
+        this.raw(joined);
+        return;
+      }
+      this.raw(joined.subarray(0, len));
+      this.raw(encodeTapscopeRecord({ t: 'node', node: this.node }));
+      this.raw(joined.subarray(len));
+      return;
+    }
+    this.raw(chunk);
+  }
+
+  private raw(b: Buffer): void {
+    if (this.fd === null || b.length === 0) return;
+    let off = 0;
+    while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
+    this.bytesWritten += b.length;
+    this.dirty = true;
+  }
+
+  sync(): void {
+    if (this.fd !== null && this.dirty) {
+      fsyncSync(this.fd);
+      this.dirty = false;
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.fd === null) return;
+    if (this.shbPending && this.shbPending.length > 0) this.raw(Buffer.concat(this.shbPending));
+    this.shbPending = null;
+    this.sync();
+    closeSync(this.fd);
+    this.fd = null;
+  }
+}

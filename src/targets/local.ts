@@ -1,0 +1,174 @@
+// The local target ("this machine", uri `local`): runs the helper binary directly when root, else through
+// `sudo -n`, and streams its pcapng stdout as one node named after this host.
+// Test/dev knob: TAPSCOPE_LOCAL_NETNS=NAME (or the `netns` option) runs the helper inside that network
+// namespace (`ip netns exec NAME helper ...`), so tests can capture a private lab without touching the host.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { arch, hostname, release } from 'node:os';
+import { TapscopeError, type TapscopeErrorCode } from '../errors.js';
+import { helperPath } from '../util/paths.js';
+import type {
+  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, PreflightReport, PromptFn, ShellChannel,
+} from './target.js';
+
+export interface LocalTargetOptions {
+  helperPath?: string;
+  /** Run the helper inside this network namespace (test/dev knob; default $TAPSCOPE_LOCAL_NETNS). */
+  netns?: string | null;
+  prompt?: PromptFn;
+  /** Milliseconds to wait after SIGINT before SIGKILL. */
+  stopGraceMs?: number;
+}
+
+const STDERR_TAIL = 4096;
+
+function machineArch(): string {
+  const a = arch();
+  return a === 'x64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : a;
+}
+
+/** How the helper's exit code maps to an error a person can act on (native/FORMAT.md "Exit codes"). */
+function exitError(code: number | null, signal: NodeJS.Signals | null, stderr: string): { code: TapscopeErrorCode; message: string } {
+  const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+  const said = tail ? `: ${tail}` : '';
+  switch (code) {
+    case 1: return { code: 'E_USAGE', message: `the helper rejected its arguments${said}` };
+    case 2: return { code: 'E_NOT_PERMITTED', message: `the helper is not permitted to capture (it needs root, or CAP_NET_RAW + CAP_BPF + CAP_PERFMON)${said}` };
+    case 3: return { code: 'E_KERNEL_UNSUPPORTED', message: `the requested capture mode is not supported by this kernel; try --mode auto or afpacket${said}` };
+    default: return { code: 'E_HELPER_EXITED', message: `the helper exited with ${code !== null ? `code ${code}` : `signal ${signal}`}${said}` };
+  }
+}
+
+export class LocalTarget implements CaptureTarget {
+  readonly kind = 'local' as const;
+  readonly uri = 'local';
+  private readonly helper: string;
+  private readonly netns: string | null;
+  private readonly grace: number;
+
+  constructor(private readonly opts: LocalTargetOptions = {}) {
+    this.helper = opts.helperPath ?? helperPath();
+    this.netns = opts.netns !== undefined ? opts.netns : (process.env.TAPSCOPE_LOCAL_NETNS || null);
+    this.grace = opts.stopGraceMs ?? 5000;
+  }
+
+  get nodeName(): string {
+    return hostname();
+  }
+
+  async listNodes(): Promise<NodeInfo[]> {
+    return [{ name: this.nodeName, ready: true, kernel: release(), arch: machineArch(), address: null }];
+  }
+
+  private privilege(): 'root' | 'sudo' | 'none' {
+    if (process.getuid?.() === 0) return 'root';
+    const r = spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore', timeout: 5000 });
+    return r.status === 0 ? 'sudo' : 'none';
+  }
+
+  async preflight(): Promise<PreflightReport[]> {
+    const problems: string[] = [];
+    let helperVersion: string | null = null;
+    if (!existsSync(this.helper)) problems.push(`helper binary not found at ${this.helper}; build it with \`make -C native\` or set TAPSCOPE_HELPER`);
+    else {
+      const v = spawnSync(this.helper, ['--version'], { encoding: 'utf8', timeout: 5000 });
+      helperVersion = v.status === 0 ? v.stdout.trim() || null : null;
+    }
+    const privileged = this.privilege();
+    if (privileged === 'none') problems.push('capturing needs root: run tapscope as root, or allow passwordless sudo for the helper');
+    return [{
+      node: this.nodeName, arch: machineArch(), kernel: release(), btf: existsSync('/sys/kernel/btf/vmlinux'), privileged, helperVersion, problems,
+    }];
+  }
+
+  /** The argv that runs the helper with these options (exposed for tests). */
+  command(options: CaptureOptions): string[] {
+    if (!existsSync(this.helper)) {
+      throw new TapscopeError('E_HELPER_MISSING', `the capture helper is missing at ${this.helper}; build it with \`make -C native\` (or \`npm run build:native\`), or point TAPSCOPE_HELPER at it`);
+    }
+    const args = ['--mode', options.mode];
+    for (const i of options.ifaces) args.push('--iface', i);
+    if (options.duration !== undefined) args.push('--duration', String(options.duration));
+    if (options.snaplen !== undefined) args.push('--snaplen', String(options.snaplen));
+    let argv = [this.helper, ...args];
+    if (this.netns) argv = ['ip', 'netns', 'exec', this.netns, ...argv];
+    const priv = this.privilege();
+    if (priv === 'sudo') argv = ['sudo', '-n', ...argv];
+    else if (priv === 'none') {
+      throw new TapscopeError('E_SUDO_REQUIRED', 'capturing on this machine needs root: run tapscope with sudo, or allow passwordless sudo for the helper (e.g. a sudoers line `USER ALL=(root) NOPASSWD: /path/to/tapscope-helper`)');
+    }
+    return argv;
+  }
+
+  async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle> {
+    const node = this.nodeName;
+    if (options.nodes && options.nodes.length > 0 && !options.nodes.includes(node)) {
+      throw new TapscopeError('E_TARGET_INVALID', `this machine is node '${node}', not ${options.nodes.map((n) => `'${n}'`).join(', ')}`);
+    }
+    handlers.onStatus({ node, phase: 'preflight' });
+    const argv = this.command(options);
+    const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (s: string) => { stderr = (stderr + s).slice(-STDERR_TAIL); });
+    let stopping = false;
+    let exited = false;
+    const done = new Promise<void>((resolve) => {
+      child.on('error', (e) => {
+        exited = true;
+        handlers.onStatus({ node, phase: 'failed', error: { code: 'E_HELPER_EXITED', message: `cannot run the helper: ${e.message}` } });
+        resolve();
+      });
+      child.on('close', (code, signal) => {
+        exited = true;
+        if (code === 0 || (stopping && (signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGKILL'))) {
+          handlers.onStatus({ node, phase: 'stopped' });
+        } else {
+          const err = exitError(code, signal, stderr);
+          handlers.onStatus({ node, phase: 'failed', message: err.message, error: err });
+        }
+        resolve();
+      });
+    });
+    handlers.onStatus({ node, phase: 'running' });
+    if (child.stdout) {
+      handlers.onStream(node, child.stdout);
+      handlers.onStatus({ node, phase: 'streaming' });
+    }
+    let stopPromise: Promise<void> | null = null;
+    const stop = (): Promise<void> => {
+      if (stopPromise) return stopPromise;
+      stopping = true;
+      if (exited) return (stopPromise = done);
+      handlers.onStatus({ node, phase: 'stopping' });
+      child.kill('SIGINT');
+      const timer = setTimeout(() => { if (!exited) child.kill('SIGKILL'); }, this.grace);
+      stopPromise = done.then(() => clearTimeout(timer));
+      return stopPromise;
+    };
+    const notes: string[] = [];
+    if (this.netns) notes.push(`captured inside network namespace ${this.netns} (TAPSCOPE_LOCAL_NETNS)`);
+    return { stop, done, notes };
+  }
+
+  async openShell(_node: string): Promise<ShellChannel> {
+    const pty = await import('node-pty');
+    const shell = process.env.SHELL || '/bin/bash';
+    const p = pty.spawn(shell, [], { name: 'xterm-256color', cols: 80, rows: 24, cwd: process.env.HOME ?? '/', env: process.env as Record<string, string> });
+    return {
+      write: (d) => p.write(typeof d === 'string' ? d : d.toString('utf8')),
+      resize: (c, r) => p.resize(c, r),
+      onData: (cb) => { const sub = p.onData((s) => cb(Buffer.from(s, 'utf8'))); return () => sub.dispose(); },
+      onExit: (cb) => { const sub = p.onExit((e) => cb(e.exitCode)); return () => sub.dispose(); },
+      close: () => p.kill(),
+    };
+  }
+
+  async close(): Promise<void> {
+    // why: nothing is held between captures; running captures are stopped through their handles.
+  }
+}
+
+export function createLocalTarget(opts: LocalTargetOptions = {}): LocalTarget {
+  return new LocalTarget(opts);
+}
