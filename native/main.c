@@ -364,6 +364,10 @@ int main(int argc, char **argv)
 			break;
 	}
 
+	/* why: the ring's current block is handed over only when full or after its retire timeout (50 ms);
+	 * wait for it so the packets of the last moments are not lost */
+	if (!pcapng_error())
+		usleep(80 * 1000);
 	afp_drain();
 	if (use_ebpf) {
 		ebpf_poll();

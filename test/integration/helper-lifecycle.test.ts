@@ -1,0 +1,188 @@
+// The capture helper's command line and lifecycle: version, capability probe, usage errors, clean stop
+// on SIGTERM / duration / closed stdout, exclusion of its own transport connection, and hooking of a
+// process (and a TLS library copy) that only appears after the capture started.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir, release } from 'node:os';
+import { join } from 'node:path';
+import { createLab, run, startHttpsServers, type Lab, type HttpsServers } from '../lib/lab.js';
+import { tlsClient } from '../lib/tls-clients.js';
+import { HELPER, startHelper } from '../lib/helper-process.js';
+import { readCapture, walkBlocks, parseTlsComment } from '../lib/pcapng-walk.js';
+
+let lab: Lab;
+let servers: HttpsServers;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tsh-life-'));
+  lab = await createLab('tsh-life-', '10.201.2');
+  servers = await startHttpsServers(lab, [443, 8443]);
+});
+
+afterAll(async () => {
+  await servers?.stop();
+  await lab?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** BPF program ids and uprobe/tracepoint perf events held open by a process, from /proc/PID/fd{,info}. */
+async function heldProbes(pid: number): Promise<{ progIds: number[]; perfEvents: number }> {
+  const fds = await readdir(`/proc/${pid}/fd`);
+  const progIds = new Set<number>();
+  let perfEvents = 0;
+  for (const fd of fds) {
+    const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    if (link === 'anon_inode:[perf_event]') perfEvents++;
+    const info = await readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const m = /^prog_id:\s+(\d+)/m.exec(info);
+    if (m) progIds.add(Number(m[1]));
+  }
+  return { progIds: [...progIds], perfEvents };
+}
+
+async function progLoaded(id: number): Promise<boolean> {
+  return (await run('bpftool', ['prog', 'show', 'id', String(id)], { timeoutMs: 20_000 })).code === 0;
+}
+
+describe('helper command line', () => {
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await run(HELPER, ['--version']);
+    expect(r).toMatchObject({ code: 0, stdout: `tapscope-helper ${pkg.version}\n` });
+  });
+
+  it('--probe reports what this kernel really supports and the mode auto would pick', async () => {
+    const r = await run(HELPER, ['--probe'], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    const p = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(p).toMatchObject({ kernel: release(), btf: true, bpf: true, ringbuf: true, uprobe: true, tracepoint: true,
+      afpacket: true, autoMode: 'ebpf' });
+    expect(p.reason).toMatch(/BTF/);
+  });
+
+  it.each([
+    [['--bogus'], /unknown flag: --bogus/],
+    [['--mode', 'kprobe'], /bad --mode/],
+    [['--snaplen', '10'], /bad --snaplen/],
+    [['--exclude-tcp', 'nonsense'], /bad --exclude-tcp/],
+    [['--duration'], /missing value/],
+  ])('usage error %j exits 1 with a message and writes no capture', async (args, msg) => {
+    const r = await run(HELPER, args as string[]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(msg);
+    expect(r.stdout).toBe('');
+  });
+
+  it('an interface that does not exist is a runtime failure (exit 4)', async () => {
+    const r = await lab.execIn(lab.nodeNs, HELPER, ['--mode', 'afpacket', '--iface', 'nosuch0', '--duration', '1']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no such interface: nosuch0/);
+  });
+});
+
+describe('helper lifecycle', () => {
+  it('SIGTERM: valid file, final ISBs and stats, probes detached', async () => {
+    const out = join(dir, 'term.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+    // why: `ip netns exec` execs the helper, so the child's pid is the helper's
+    const pid = h.child.pid!;
+    const held = await heldProbes(pid);
+    // 4 OpenSSL + 2 GnuTLS + 4 NSPR symbols (entry and return each) at least, plus the tracepoints
+    expect(held.perfEvents).toBeGreaterThanOrEqual(20);
+    expect(held.progIds.length).toBeGreaterThanOrEqual(10);
+    for (const id of held.progIds) expect(await progLoaded(id)).toBe(true);
+    const c = tlsClient('curl');
+    expect((await c.request(lab, 'https://curl.tapscope.test/x', { ca: servers.ca, sni: 'curl.tapscope.test', serverIp: lab.serverIp })).ok).toBe(true);
+    expect(await h.stop('SIGTERM')).toBe(0);
+    for (const id of held.progIds) expect(await progLoaded(id), `prog ${id} unloaded`).toBe(false);
+    const cap = readCapture(out);
+    expect(cap.blocks[0]!.type).toBe(0x0a0d0d0a);
+    const last = cap.records.at(-1)!;
+    expect(last).toMatchObject({ t: 'stats', final: true });
+    expect(cap.blocks.at(-1)!.type).toBe(0xbad);
+    // an ISB per packet interface right before the final stats block
+    const isbs = cap.blocks.filter((b) => b.type === 5);
+    expect(isbs.length).toBeGreaterThanOrEqual(cap.idbs.filter((i) => i.linktype !== 252).length);
+    expect(h.stderr()).toMatch(/stopped: packets=\d+/);
+  });
+
+  it('--duration stops by itself with exit 0', async () => {
+    const out = join(dir, 'dur.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'afpacket', '--duration', '1'], out);
+    expect(await h.exited).toBe(0);
+    expect(readCapture(out).records.at(-1)).toMatchObject({ t: 'stats', final: true });
+  });
+
+  it('stops with exit 0 when its reader closes stdout, and what it wrote before parses as pcapng', async () => {
+    const child = spawn('ip', ['netns', 'exec', lab.nodeNs, HELPER, '--mode', 'afpacket'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => { chunks.push(d); if (Buffer.concat(chunks).length > 300) resolve(); }));
+    child.stdout!.destroy();
+    // traffic so the helper has something to write into the closed pipe
+    await lab.execIn(lab.nodeNs, 'curl', ['-s', '--max-time', '2', `http://${lab.serverIp}:9/`]);
+    expect(await exited).toBe(0);
+    const blocks = walkBlocks(Buffer.concat(chunks).subarray(0, wholeLength(Buffer.concat(chunks))));
+    expect(blocks[0]!.type).toBe(0x0a0d0d0a);
+  });
+
+  it('--exclude-tcp drops exactly its own connection and counts it', async () => {
+    const out = join(dir, 'excl.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'afpacket', '--exclude-tcp', `${lab.serverIp}:8443`], out);
+    const c = tlsClient('curl');
+    for (const port of [443, 8443]) {
+      expect((await c.request(lab, `https://curl.tapscope.test:${port}/`, { ca: servers.ca, sni: 'curl.tapscope.test', serverIp: lab.serverIp })).ok).toBe(true);
+    }
+    expect(await h.stop()).toBe(0);
+    const r = await run('tshark', ['-r', out, '-Y', `ip.addr==${lab.serverIp} && tcp`, '-T', 'fields', '-e', 'tcp.port']);
+    const ports = new Set(r.stdout.split(/[\n,]/).filter(Boolean));
+    expect(ports.has('443')).toBe(true);
+    expect(ports.has('8443')).toBe(false);
+    const stats = readCapture(out).records.at(-1)!;
+    expect(stats.excluded).toBeGreaterThan(5);
+    expect(readCapture(out).records[0]).toMatchObject({ excludedTcp: [{ ip: lab.serverIp, port: 8443 }] });
+  });
+
+  it('hooks a process started after capture start that loads a TLS library the helper had not seen', async () => {
+    // why: a private copy of libssl has its own inode, so only the exec/maps path can hook it
+    const libdir = join(dir, 'lib');
+    await mkdir(libdir, { recursive: true });
+    await copyFile('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(libdir, 'libssl.so.3'));
+    const copyIno = (await stat(join(libdir, 'libssl.so.3'))).ino;
+    const out = join(dir, 'late.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+    const script = [
+      'import socket, ssl, sys, time',
+      'time.sleep(1.5)',
+      `ctx = ssl.create_default_context(cafile=${JSON.stringify(servers.ca)})`,
+      `s = ctx.wrap_socket(socket.create_connection((${JSON.stringify(lab.serverIp)}, 443)), server_hostname="late.tapscope.test")`,
+      's.sendall(b"GET /late HTTP/1.1\\r\\nHost: late.tapscope.test\\r\\nConnection: close\\r\\n\\r\\n")',
+      'print(s.recv(4096).decode())',
+    ].join('\n');
+    const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script],
+      { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 30_000 });
+    expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+    expect(await h.stop()).toBe(0);
+    const cap = readCapture(out);
+    const hook = cap.records.find((x) => x.t === 'hook' && x.inode === copyIno);
+    expect(hook).toMatchObject({ library: 'openssl', status: 'attached' });
+    expect(typeof hook!.pid).toBe('number');
+    const req = cap.epbs.find((e) => parseTlsComment(e.comment)?.dir === 'out' && e.data.includes('Host: late.tapscope.test'));
+    expect(parseTlsComment(req?.comment ?? null)).toMatchObject({ comm: 'python3', lib: 'openssl', fn: 'SSL_write_ex' });
+  });
+});
+
+/** Length of the longest prefix of whole pcapng blocks. */
+function wholeLength(buf: Buffer): number {
+  let off = 0;
+  while (off + 8 <= buf.length) {
+    const len = buf.readUInt32LE(off + 4);
+    if (off + len > buf.length) break;
+    off += len;
+  }
+  return off;
+}
+
