@@ -10,7 +10,8 @@
 // assembled here from tshark's dissected fields (this tshark has no ja4 field). Any disagreement
 // fails the run.
 //
-// Usage (root): node scripts/gen-fingerprints.mjs [--fixtures]
+// Usage (root): node scripts/gen-fingerprints.mjs [--fixtures] [--out FILE] [--fixtures-dir DIR]
+//   FP_ONLY=curl,wget runs a subset; FP_KEEP=1 keeps the work directory (pcap) for inspection.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -24,8 +25,12 @@ const NETNS = 'tsd-fp';
 const HOST = 'fp.tapscope.test';
 const PORT = 8443;
 const URL_ = `https://${HOST}:${PORT}/`;
-const FIXTURES = path.join(ROOT, 'test/fixtures/dissect');
-const OUT = path.join(ROOT, 'resources/fingerprints/ja4.json');
+function option(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? path.resolve(process.argv[i + 1]) : fallback;
+}
+const FIXTURES = option('--fixtures-dir', path.join(ROOT, 'test/fixtures/dissect'));
+const OUT = option('--out', path.join(ROOT, 'resources/fingerprints/ja4.json'));
 
 function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, ...opts });
@@ -40,6 +45,11 @@ function have(cmd) {
 function dpkgVersion(pkg) {
   const v = sh('dpkg-query', ['-W', '-f=${Version}', pkg]);
   return /no packages found/i.test(v) || v === '' ? null : v;
+}
+
+/** Path options resolved against the caller's cwd, since the inner run works in ROOT. */
+function absoluteArgs(args) {
+  return args.map((a, i) => (i > 0 && (args[i - 1] === '--out' || args[i - 1] === '--fixtures-dir') ? path.resolve(a) : a));
 }
 
 // ---------- outer: set up the namespace, re-run inside it, clean up ----------
@@ -62,7 +72,7 @@ if (!process.argv.includes('--inside')) {
     // why: `ip netns exec` bind-mounts /etc/netns/NAME/hosts over /etc/hosts, so clients resolve a
     // dotted name (Java sends no SNI for dotless names like "localhost") without touching the host.
     fs.writeFileSync(path.join(etc, 'hosts'), `127.0.0.1 ${HOST} localhost\n::1 localhost\n`);
-    const r = spawnSync('ip', ['netns', 'exec', NETNS, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), '--inside', ...process.argv.slice(2)], {
+    const r = spawnSync('ip', ['netns', 'exec', NETNS, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), '--inside', ...absoluteArgs(process.argv.slice(2))], {
       stdio: 'inherit', cwd: ROOT,
     });
     status = r.status ?? 1;
@@ -74,7 +84,7 @@ if (!process.argv.includes('--inside')) {
 
 // ---------- inner: inside the namespace ----------
 const { parseClientHello, ja3, ja4, ja4Raw } = await import('../src/dissect/tls.ts');
-const writeFixtures = process.argv.includes('--fixtures');
+const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
 
 const opensslVersion = firstLine(sh('openssl', ['version'])).replace(/^OpenSSL\s+/, '').split(' ')[0];
@@ -97,11 +107,17 @@ if (have('python3')) {
     client: `python ${pyssl.split(' ')[0]} urllib`,
     run: () => ['python3', '-c', `import urllib.request\ntry: urllib.request.urlopen('${URL_}', timeout=5)\nexcept Exception: pass`] });
 }
+clients.push({ name: 'node-fetch', library: 'openssl', libraryVersion: process.versions.openssl.replace(/\+.*/, ''), client: `node ${process.version} fetch (undici)`,
+  run: () => [process.execPath, '-e', `fetch('${URL_}').catch(() => {})`] });
 clients.push({ name: 'node-https', library: 'openssl', libraryVersion: process.versions.openssl.replace(/\+.*/, ''), client: `node ${process.version} https`,
   run: () => [process.execPath, '-e', `require('https').get('${URL_}').on('error', () => {})`] });
 if (have('wget') && /\+ssl\/gnutls/.test(sh('wget', ['--version']))) {
   clients.push({ name: 'wget', library: 'gnutls', libraryVersion: gnutlsVersion, client: firstLine(sh('wget', ['--version'])).split(' ').slice(0, 3).join(' '),
     run: () => ['wget', '-q', '-T', '5', '-t', '1', '-O', '/dev/null', URL_] });
+}
+if (have('git') && fs.existsSync('/usr/lib/git-core/git-remote-https')) {
+  clients.push({ name: 'git', library: 'gnutls', libraryVersion: gnutlsVersion, client: `${firstLine(sh('git', ['--version']))} (libcurl-gnutls)`,
+    run: () => ['git', 'ls-remote', `${URL_}repo.git`], env: { GIT_TERMINAL_PROMPT: '0', GIT_SSL_NO_VERIFY: '1' } });
 }
 if (have('gnutls-cli')) {
   clients.push({ name: 'gnutls-cli', library: 'gnutls', libraryVersion: gnutlsVersion, client: `gnutls-cli ${gnutlsVersion}`,
@@ -321,6 +337,7 @@ const doc = {
   host: `${pretty}, ${os.arch()}, tshark ${(sh('tshark', ['--version']).match(/TShark \(Wireshark\) ([\d.]+)/) ?? [])[1] ?? '?'}`,
   entries,
 };
+fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, `${JSON.stringify(doc, null, 2)}\n`);
 console.error(`gen-fingerprints: wrote ${entries.length} entries to ${path.relative(ROOT, OUT)}`);
 if (writeFixtures) {
