@@ -647,6 +647,8 @@ void ebpf_stop(void)
 	if (rb)
 		ring_buffer__consume(rb);
 	flush_deferred(0, 1);
+	/* note: each uprobe detach waits for an SRCU grace period in the kernel (~100 ms on 6.x, serialized
+	 * even from parallel threads), so stopping with ~30 probes takes a few seconds */
 	for (i = 0; i < n_hooks; i++) {
 		for (j = 0; j < hooks[i].n_links; j++)
 			bpf_link__destroy(hooks[i].links[j]);
