@@ -2,6 +2,7 @@
 // A target deploys the helper on its nodes, streams each node's pcapng back, and cleans up after itself.
 import type { Readable } from 'node:stream';
 import type { TapscopeErrorCode } from '../errors.js';
+import type { PodRef } from '../model/flow.js';
 
 export type CaptureMode = 'auto' | 'ebpf' | 'afpacket';
 export type TargetKind = 'local' | 'ssh' | 'k8s';
@@ -68,6 +69,11 @@ export interface CaptureHandle {
   readonly done: Promise<void>;
   /** Human-readable notes for the session, e.g. "the SSH connection carrying the stream is excluded". */
   readonly notes: string[];
+  /**
+   * Kubernetes targets: the pod (or Service) that owns an IP, from a live watch of the cluster, for
+   * `flow.pod`. Returns null for unknown IPs and for host-network pods (their IP is the node's).
+   */
+  enrich?: (ip: string) => PodRef | null;
 }
 
 export interface ShellChannel {
