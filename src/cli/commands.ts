@@ -206,8 +206,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const statuses = () => svc.liveStatus(started.id);
-    let failed: ReturnType<typeof statuses> = [];
+    let failed: ReturnType<typeof svc.liveStatus> = [];
     svc.on('nodeStatus', ({ status }) => { if (status.phase === 'failed') failed = [...failed, status]; });
     const summary = await svc.waitForCapture(started.id);
     printNotes(summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))));

@@ -239,7 +239,7 @@ export class Analyzer {
     fs.version++;
     const fromClient = f.src.port === d.srcPort && f.src.ip === d.src;
     if (transport === 'tcp') this.onTcp(fs, d, fromClient, b.tsMs);
-    else this.onUdp(fs, d, fromClient, b.tsMs);
+    else this.onUdp(fs, d, fromClient);
     return f.id;
   }
 
@@ -304,7 +304,7 @@ export class Analyzer {
     }
   }
 
-  private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number): void {
+  private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
     const dir = fromClient ? fs.c2s : fs.s2c;
     if (dir.first === null && d.payload.length > 0) dir.first = Buffer.from(d.payload.subarray(0, FIRST_BYTES));
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
