@@ -84,6 +84,8 @@ if (!process.argv.includes('--inside')) {
 
 // ---------- inner: inside the namespace ----------
 const { parseClientHello, ja3, ja4, ja4Raw } = await import('../src/dissect/tls.ts');
+const { QuicInitialParser } = await import('../src/dissect/quic.ts');
+const dgram = await import('node:dgram');
 const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
 
@@ -186,6 +188,10 @@ if (have('chromium')) {
   const cv = (sh('chromium', ['--version']).match(/Chromium ([\d.]+)/) ?? [])[1] ?? null;
   clients.push({ name: 'chromium', library: 'boringssl', libraryVersion: null, client: `chromium ${cv}`, timeoutMs: 30_000,
     run: () => ['chromium', '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${path.join(work, 'chromium')}`, '--dump-dom', URL_] });
+  // HTTP/3: the same browser's ClientHello inside QUIC Initial packets (JA4 starts with q)
+  clients.push({ name: 'chromium-quic', quic: true, library: 'boringssl', libraryVersion: null, client: `chromium ${cv} (QUIC)`, timeoutMs: 30_000,
+    run: () => ['chromium', '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${path.join(work, 'chromium-quic')}`,
+      '--enable-quic', `--origin-to-force-quic-on=${HOST}:${PORT}`, '--dump-dom', URL_] });
 }
 
 // why: FP_ONLY=name[,name] runs a subset, for debugging one client
@@ -196,7 +202,7 @@ if (process.env.FP_ONLY) {
 
 // Raw server: read one ClientHello per connection, remember it under the client currently running.
 let current = null;
-/** @type {Map<string, {port: number, hello: Buffer}>} */
+/** @type {Map<string, {transport: 'tcp'|'quic', port: number, hello?: Buffer, datagrams?: Buffer[], ch: object}>} */
 const hellos = new Map();
 const server = net.createServer((sock) => {
   const name = current;
@@ -206,14 +212,27 @@ const server = net.createServer((sock) => {
     buf = Buffer.concat([buf, d]);
     const ch = parseClientHello(buf);
     if (ch === 'incomplete') return;
-    if (ch && name && !hellos.has(name)) hellos.set(name, { port: sock.remotePort, hello: buf });
+    if (ch && name && !hellos.has(name)) hellos.set(name, { transport: 'tcp', port: sock.remotePort, hello: buf, ch });
     sock.destroy();
   });
 });
 await new Promise((res) => server.listen(PORT, '127.0.0.1', res));
+// QUIC: collect each client port's Initial datagrams until the ClientHello is complete; never answer.
+const quic = new Map();
+const udp = dgram.createSocket('udp4');
+udp.on('message', (msg, rinfo) => {
+  const name = current;
+  if (!name || hellos.has(name)) return;
+  const st = quic.get(rinfo.port) ?? { parser: new QuicInitialParser(), datagrams: [] };
+  quic.set(rinfo.port, st);
+  st.datagrams.push(msg);
+  const ch = st.parser.push(msg);
+  if (ch && ch !== 'incomplete') hellos.set(name, { transport: 'quic', port: rinfo.port, datagrams: st.datagrams, ch });
+});
+await new Promise((res) => udp.bind(PORT, '127.0.0.1', res));
 
 const pcap = path.join(work, 'clienthellos.pcap');
-const dump = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `tcp dst port ${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+const dump = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `dst port ${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
 await new Promise((res, rej) => {
   let err = '';
   dump.stderr.on('data', (d) => {
@@ -245,22 +264,26 @@ await new Promise((r) => setTimeout(r, 1000));
 dump.kill('SIGINT');
 await new Promise((r) => dump.on('exit', r));
 server.close();
+udp.close();
 
 // tshark's view of the same hellos, keyed by client port.
-const FIELDS = ['tcp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', 'tls.handshake.version', 'tls.handshake.ciphersuite',
+const FIELDS = ['tcp.srcport', 'udp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', 'tls.handshake.version', 'tls.handshake.ciphersuite',
   'tls.handshake.extension.type', 'tls.handshake.sig_hash_alg', 'tls.handshake.extensions_alpn_str',
   'tls.handshake.extensions.supported_version', 'tls.handshake.extensions_server_name'];
-const tsharkOut = execFileSync('tshark', ['-r', pcap, '-d', `tcp.port==${PORT},tls`, '-Y', 'tls.handshake.type == 1', '-T', 'fields',
+const DECODE = ['-d', `tcp.port==${PORT},tls`, '-d', `udp.port==${PORT},quic`];
+const tsharkOut = execFileSync('tshark', ['-r', pcap, ...DECODE, '-Y', 'tls.handshake.type == 1', '-T', 'fields',
   ...FIELDS.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 const tshark = new Map();
 for (const line of tsharkOut.split('\n').filter(Boolean)) {
   const cols = line.split('\t');
   const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
-  tshark.set(Number(row['tcp.srcport']), row);
+  const key = row['tcp.srcport'] ? `tcp:${row['tcp.srcport']}` : `quic:${row['udp.srcport']}`;
+  // why: a client that gets no answer retransmits its Initial; the first hello per port is the one
+  if (!tshark.has(key)) tshark.set(key, row);
 }
 // why: tls.handshake.sig_hash_alg also occurs in signature_algorithms_cert and delegated_credentials;
 // JA4 takes only the signature_algorithms extension (FoxIO-LLC/ja4#41), so read those from the tree.
-const tree = JSON.parse(execFileSync('tshark', ['-r', pcap, '-d', `tcp.port==${PORT},tls`, '-Y', 'tls.handshake.type == 1', '-T', 'json', '--no-duplicate-keys'],
+const tree = JSON.parse(execFileSync('tshark', ['-r', pcap, ...DECODE, '-Y', 'tls.handshake.type == 1', '-T', 'json', '--no-duplicate-keys'],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
 function collect(node, key, gate, inside, out) {
   if (Array.isArray(node)) { for (const n of node) collect(n, key, gate, inside, out); return out; }
@@ -271,14 +294,18 @@ function collect(node, key, gate, inside, out) {
   }
   return out;
 }
+const sigsDone = new Set();
 for (const pkt of tree) {
-  const port = Number(collect(pkt._source.layers.tcp, 'tcp.srcport', '', true, [])[0]);
-  const row = tshark.get(port);
-  if (row) row['tls.handshake.sig_hash_alg'] = collect(pkt._source.layers.tls, 'tls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
+  const layers = pkt._source.layers;
+  const key = layers.tcp ? `tcp:${collect(layers.tcp, 'tcp.srcport', '', true, [])[0]}` : `quic:${collect(layers.udp, 'udp.srcport', '', true, [])[0]}`;
+  const row = tshark.get(key);
+  if (!row || sigsDone.has(key)) continue;
+  sigsDone.add(key);
+  row['tls.handshake.sig_hash_alg'] = collect(layers.tls ?? layers.quic, 'tls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
 }
 
 /** JA4 assembled from tshark's dissection only: an independent check of our parser and our JA4. */
-function ja4FromTshark(row) {
+function ja4FromTshark(row, transport) {
   const list = (s) => (s ? s.split(',').map((x) => parseInt(x, x.startsWith('0x') ? 16 : 10)) : []);
   const grease = (v) => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
   const hex = (v) => v.toString(16).padStart(4, '0');
@@ -293,7 +320,7 @@ function ja4FromTshark(row) {
   let al = '00';
   if (alpn.length > 0) al = alnum(alpn[0]) && alnum(alpn.at(-1)) ? alpn[0] + alpn.at(-1) : (() => { const h = Buffer.from(alpn, 'latin1').toString('hex'); return h[0] + h.at(-1); })();
   const n2 = (n) => String(Math.min(n, 99)).padStart(2, '0');
-  const a = `t${vmap[ver] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${n2(ciphers.length)}${n2(exts.length)}${al}`;
+  const a = `${transport === 'quic' ? 'q' : 't'}${vmap[ver] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${n2(ciphers.length)}${n2(exts.length)}${al}`;
   const sha = (s) => createHash('sha256').update(s).digest('hex').slice(0, 12);
   const cs = ciphers.map(hex).sort().join(',');
   const es = exts.filter((e) => e !== 0 && e !== 0x10).map(hex).sort().join(',');
@@ -307,23 +334,24 @@ let failures = 0;
 for (const c of clients) {
   const got = hellos.get(c.name);
   if (!got) continue;
-  const ch = parseClientHello(got.hello);
-  const mine = { ja4: ja4(ch, 'tcp'), ja3: ja3(ch) };
-  const row = tshark.get(got.port);
+  const ch = got.ch;
+  const mine = { ja4: ja4(ch, got.transport), ja3: ja3(ch) };
+  const row = tshark.get(`${got.transport}:${got.port}`);
   if (!row) {
     console.error(`gen-fingerprints: ${c.name}: tshark saw no ClientHello from port ${got.port}`);
     failures++;
     continue;
   }
-  const theirs = { ja4: ja4FromTshark(row), ja3: row['tls.handshake.ja3'], ja3Full: row['tls.handshake.ja3_full'] };
+  const theirs = { ja4: ja4FromTshark(row, got.transport), ja3: row['tls.handshake.ja3'], ja3Full: row['tls.handshake.ja3_full'] };
   if (theirs.ja4 !== mine.ja4 || theirs.ja3 !== mine.ja3.hash || theirs.ja3Full !== mine.ja3.string) {
     console.error(`gen-fingerprints: ${c.name}: MISMATCH ours ${mine.ja4} ${mine.ja3.hash} vs tshark ${theirs.ja4} ${theirs.ja3}`);
     failures++;
   }
   entries.push({ ja4: mine.ja4, ja3: mine.ja3.hash, library: c.library, libraryVersion: c.libraryVersion, client: c.client, source: 'captured' });
   fixtures.push({
-    name: c.name, client: c.client, library: c.library, clientPort: got.port, helloHex: got.hello.toString('hex'),
-    sni: ch.sni, alpn: ch.alpn, ja4Raw: ja4Raw(ch, 'tcp'),
+    name: c.name, client: c.client, library: c.library, transport: got.transport, clientPort: got.port,
+    ...(got.hello ? { helloHex: got.hello.toString('hex') } : { datagramsHex: got.datagrams.map((d) => d.toString('hex')) }),
+    sni: ch.sni, alpn: ch.alpn, ja4Raw: ja4Raw(ch, got.transport),
     expected: { ja4: theirs.ja4, ja3: theirs.ja3, ja3Full: theirs.ja3Full },
   });
   console.error(`gen-fingerprints: ${c.name.padEnd(20)} ${mine.ja4}  ja3=${mine.ja3.hash}`);

@@ -141,8 +141,25 @@ export function parseClientHello(stream: Buffer): ClientHello | null | 'incomple
   const msg = firstHandshakeMessage(stream);
   if (msg === null || msg === 'incomplete') return msg;
   if (msg.type !== HS_CLIENT_HELLO) return null;
+  return parseClientHelloBody(msg.body);
+}
+
+/**
+ * A ClientHello from a bare handshake message (4-byte handshake header + body), as carried without TLS
+ * records by QUIC CRYPTO frames. 'incomplete' until the whole message is there.
+ */
+export function parseClientHelloMessage(msg: Buffer): ClientHello | null | 'incomplete' {
+  if (msg.length < 4) return msg.length > 0 && msg[0] !== HS_CLIENT_HELLO ? null : 'incomplete';
+  if (msg[0] !== HS_CLIENT_HELLO) return null;
+  const len = msg.readUIntBE(1, 3);
+  if (len + 4 > MAX_HELLO) return null;
+  if (msg.length < 4 + len) return 'incomplete';
+  return parseClientHelloBody(msg.subarray(4, 4 + len));
+}
+
+function parseClientHelloBody(body: Buffer): ClientHello | null {
   try {
-    const r = new Reader(msg.body);
+    const r = new Reader(body);
     const version = r.u16();
     r.bytes(32);
     r.vec8();

@@ -10,8 +10,8 @@ import { parseDns } from '../../src/dissect/dns.js';
 import dnsPacket from 'dns-packet';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
-const hellos = (JSON.parse(fs.readFileSync(path.join(FIX, 'clienthellos.json'), 'utf8')) as { hellos: { helloHex: string }[] })
-  .hellos.map((h) => Buffer.from(h.helloHex, 'hex'));
+const hellos = (JSON.parse(fs.readFileSync(path.join(FIX, 'clienthellos.json'), 'utf8')) as { hellos: { helloHex?: string }[] })
+  .hellos.flatMap((h) => (h.helloHex ? [Buffer.from(h.helloHex, 'hex')] : []));
 const h2 = JSON.parse(fs.readFileSync(path.join(FIX, 'h2c.json'), 'utf8')) as { client: string; server: string };
 
 /** xorshift32: small, seeded, good enough to scatter mutations */
