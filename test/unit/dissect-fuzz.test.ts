@@ -7,6 +7,7 @@ import { parseClientHello, parseServerHello, ja3, ja4 } from '../../src/dissect/
 import { Http1Parser } from '../../src/dissect/http1.js';
 import { Http2Parser } from '../../src/dissect/http2.js';
 import { parseDns } from '../../src/dissect/dns.js';
+import { QuicInitialParser } from '../../src/dissect/quic.js';
 import dnsPacket from 'dns-packet';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
@@ -79,6 +80,17 @@ describe('dissectors never throw on mutated input', () => {
         p.push(m.subarray(0, 1000), 0);
         p.push(m.subarray(1000), 1);
       }
+    }
+  });
+  it('QUIC Initials (1000 mutated datagrams, headers included)', () => {
+    const rfc = Buffer.from(fs.readFileSync(path.join(FIX, 'rfc9001-a2-client-initial.hex'), 'utf8').trim(), 'hex');
+    const r = rng(1234);
+    for (let i = 0; i < 1000; i++) {
+      // mutate mostly the header, where the parsing is (the payload is authenticated)
+      const head = mutate(rfc.subarray(0, 64), r);
+      const p = new QuicInitialParser();
+      p.push(Buffer.concat([head, rfc.subarray(64)]));
+      p.push(mutate(rfc, r));
     }
   });
   it('DNS (2000 mutated messages)', () => {
