@@ -33,6 +33,9 @@ export interface CaptureContext {
 
 /** Confidence of a verdict from the owning process's binary/libraries without a hook firing. */
 export const PROCESS_CONFIDENCE = 0.9;
+/** ...lowered to this when the connection's JA4 strongly points at a different library. */
+export const CONTRADICTED_CONFIDENCE = 0.6;
+const CONTRADICTION_MIN = 0.8;
 
 // Libraries the helper cannot hook at all, with the reason in words.
 const NO_HOOK: Partial<Record<TlsLibrary, string>> = {
@@ -94,10 +97,17 @@ export function decideSide(side: 'client' | 'server', input: SideInput, ctx: Cap
     };
   }
   if (p && p.library) {
-    return {
-      library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false,
-      reason: noPlaintextReason(p.library, p, ctx), version: p.version ?? null,
-    };
+    const reason = noPlaintextReason(p.library, p, ctx);
+    // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
+    // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
+    const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
+    if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN) {
+      return {
+        library: p.library, via: 'process', confidence: CONTRADICTED_CONFIDENCE, plaintext: false,
+        reason: `${reason}; note: this connection's ClientHello looks like ${fp.library} (${fp.client})`, version: p.version ?? null,
+      };
+    }
+    return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, reason, version: p.version ?? null };
   }
   const whereabouts = p
     ? `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`
