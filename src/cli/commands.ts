@@ -190,9 +190,10 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   const outPath = resolve(c.out);
   svc.on('nodeStatus', ({ status }) => {
     if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${status.node}: ${status.phase}${status.message ? `: ${status.message}` : ''}\n`);
+    if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
   const started = await svc.startCapture({ target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: outPath });
-  err(`capturing on ${c.target} into ${outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
+  err(`starting capture on ${c.target} into ${outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
   let signals = 0;
   const onSignal = (): void => {
     signals++;

@@ -109,8 +109,16 @@ export class LocalTarget implements CaptureTarget {
     const argv = this.command(options);
     const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let streaming = false;
     child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (s: string) => { stderr = (stderr + s).slice(-STDERR_TAIL); });
+    child.stderr?.on('data', (s: string) => {
+      stderr = (stderr + s).slice(-STDERR_TAIL);
+      // why: the helper says "capturing" once its sockets and hooks are in place; only then is traffic seen.
+      if (!streaming && stderr.includes('capturing')) {
+        streaming = true;
+        handlers.onStatus({ node, phase: 'streaming' });
+      }
+    });
     let stopping = false;
     let exited = false;
     const done = new Promise<void>((resolve) => {
@@ -131,10 +139,7 @@ export class LocalTarget implements CaptureTarget {
       });
     });
     handlers.onStatus({ node, phase: 'running' });
-    if (child.stdout) {
-      handlers.onStream(node, child.stdout);
-      handlers.onStatus({ node, phase: 'streaming' });
-    }
+    if (child.stdout) handlers.onStream(node, child.stdout);
     let stopPromise: Promise<void> | null = null;
     const stop = (): Promise<void> => {
       if (stopPromise) return stopPromise;

@@ -1,0 +1,52 @@
+// Runs the `tapscope` CLI for the core's integration tests: the built CLI (dist/) when TAPSCOPE_TEST_BUILT=1,
+// else the TypeScript sources through tsx (the same code, no build step needed).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function cliArgv(args: string[]): [string, string[]] {
+  if (process.env.TAPSCOPE_TEST_BUILT === '1') return [process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args]];
+  return [process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args]];
+}
+
+export interface CliRun {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<number | null>;
+  /** Resolves when stderr contains `text`; rejects if the process exits first or after timeoutMs. */
+  waitFor(text: string, timeoutMs?: number): Promise<void>;
+}
+
+export function startCli(args: string[], env: NodeJS.ProcessEnv, opts: { detached?: boolean } = {}): CliRun {
+  const [cmd, argv] = cliArgv(args);
+  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  return {
+    child, exited, stdout: () => out, stderr: () => err,
+    waitFor: (text, timeoutMs = 60_000) => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { clearInterval(poll); reject(new Error(`CLI did not print '${text}': ${err}`)); }, timeoutMs);
+      const poll = setInterval(() => {
+        if (err.includes(text)) { clearTimeout(timer); clearInterval(poll); resolve(); }
+      }, 50);
+      void exited.then((code) => {
+        if (err.includes(text)) return;
+        clearTimeout(timer);
+        clearInterval(poll);
+        reject(new Error(`CLI exited (${code}) before printing '${text}': ${err}`));
+      });
+    }),
+  };
+}
+
+export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = startCli(args, env);
+  const code = await r.exited;
+  return { code, stdout: r.stdout(), stderr: r.stderr() };
+}
