@@ -19,6 +19,7 @@ const stateFile = () => join(app.getPath('userData'), 'window-state.json');
 
 let win: BrowserWindow | null = null;
 let host: ApiHost | null = null;
+let core: Awaited<ReturnType<typeof loadCoreService>> | null = null;
 const pendingFiles: string[] = [];
 
 function pcapngArgs(argv: string[]): string[] {
@@ -150,6 +151,8 @@ function createWindow(): void {
       allowRunningInsecureContent: false,
       experimentalFeatures: false,
       spellcheck: false,
+      // why: middle-click (auxclick) can open links in new windows outside the window-open handler.
+      disableBlinkFeatures: 'Auxclick',
     },
   });
   if (st.maximized) win.maximize();
@@ -205,9 +208,14 @@ if (!app.requestSingleInstanceLock()) {
   void app.whenReady().then(async () => {
     session.defaultSession.setPermissionRequestHandler((_wc, _perm, cb) => cb(false));
     session.defaultSession.setPermissionCheckHandler(() => false);
+    session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
+      // why: same policy as renderer/index.html's meta tag, also sent as a header for anything loaded over a protocol.
+      cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': ["default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"] } });
+    });
     buildMenu();
     try {
-      host = createApiHost(await loadCoreService({ userData: app.getPath('userData') }));
+      core = await loadCoreService();
+      host = createApiHost(core);
       registerIpc(host);
     } catch (e) {
       const w = errorToWire(e);
@@ -226,5 +234,7 @@ if (!app.requestSingleInstanceLock()) {
   });
   app.on('will-quit', () => {
     host?.close();
+    // why: stops live captures so no helper keeps running on a node after the window is gone.
+    void core?.close();
   });
 }

@@ -48,6 +48,7 @@ if (reasons.length === 0 && existsSync(join(root, 'dist/electron/main.js'))) {
   console.log(server.url);
   const stop = async () => {
     await server.close();
+    await service.close();
     process.exit(0);
   };
   process.on('SIGINT', stop);

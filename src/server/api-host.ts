@@ -7,7 +7,7 @@ import type { ApiCallName, ApiCalls, ApiEventName, ApiEvents } from '../api/cont
 import { parseRequest } from '../api/schemas.js';
 import { LOCAL_PTY_TARGET, LocalShells } from './local-shells.js';
 
-export type ApiService = ApiCalls & { on(event: ApiEventName, cb: (payload: never) => void): () => void };
+export type ApiService = ApiCalls & ApiEventSource;
 
 export interface ApiHost extends ApiEventSource {
   call(call: ApiCallName, req: unknown): Promise<unknown>;
@@ -21,9 +21,7 @@ export function createApiHost(service: ApiService): ApiHost {
     events.emit(event, payload);
   };
   const shells = new LocalShells(emit);
-  const unsubs = API_EVENTS.map((event) =>
-    service.on(event, ((payload: unknown) => events.emit(event, payload)) as (p: never) => void),
-  );
+  const unsubs = API_EVENTS.map((event) => service.on(event, (payload) => events.emit(event, payload)));
 
   async function call(name: ApiCallName, req: unknown): Promise<unknown> {
     switch (name) {

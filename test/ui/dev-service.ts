@@ -1,7 +1,7 @@
 // Dev-only stand-in for the CoreService while src/service/ is being written: synthetic flows through
 // the real filter language. Used for early UI iteration only; the UI tests run the real CoreService.
 import { EventEmitter } from 'node:events';
-import type { ApiCalls, ApiEventName, FlowDetail, SessionSummary } from '../../src/api/contract.js';
+import type { ApiCalls, ApiEventName, ApiEvents, FlowDetail, SessionSummary } from '../../src/api/contract.js';
 import { TapscopeError } from '../../src/errors.js';
 import { checkFilter, compileFilter } from '../../src/filter/index.js';
 import { TLS_LIBRARIES, type Flow, type LibraryBreakdownRow } from '../../src/model/flow.js';
@@ -44,7 +44,7 @@ export class DevService implements ApiCalls {
     this.flows = Array.from({ length: n }, (_, i) => syntheticFlow(i, t0));
     this.session = { id: 'dev', name: 'Synthetic session', target: 'local', mode: 'ebpf', modeReason: 'dev', createdAt: t0, endedAt: null, live: false, packets: n * 20, bytes: n * 5000, flows: n, drops: 3, nodes: ['node-0', 'node-1', 'node-2'], notes: [], file: '/tmp/dev.pcapng' };
   }
-  on(event: ApiEventName, cb: (p: never) => void): () => void {
+  on<E extends ApiEventName>(event: E, cb: (p: ApiEvents[E]) => void): () => void {
     const l = cb as (p: unknown) => void;
     this.events.on(event, l);
     return () => this.events.off(event, l);

@@ -1,17 +1,28 @@
-// UI: the app frame in Chromium over web mode — navigation, keyboard shortcuts, theme, and a local
-// terminal tab running a real shell through node-pty.
+// UI: the app frame in Chromium over web mode with the real CoreService — navigation, keyboard
+// shortcuts, and a local terminal tab running a real shell through node-pty.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { screenshot } from './browser.js';
-import { DevService } from './dev-service.js';
+import { execSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreService } from '../../src/service/core-service.js';
+import { SessionStore } from '../../src/store/session-store.js';
 import { openUi, type UiHarness } from './support.js';
 
 let ui: UiHarness;
+let service: CoreService;
+let home: string;
 
 beforeAll(async () => {
-  ui = await openUi(new DevService(500));
+  home = mkdtempSync(join(tmpdir(), 'tsu-ui-shell-'));
+  service = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
+  ui = await openUi(service);
 });
 afterAll(async () => {
   await ui?.close();
+  await service?.close();
+  if (home) rmSync(home, { recursive: true, force: true });
 });
 
 describe('app frame', () => {
@@ -20,7 +31,8 @@ describe('app frame', () => {
     await page.getByTestId('target').first().waitFor();
     expect(await page.getByTestId('target').first().textContent()).toContain('This machine');
     await page.getByTestId('nodes').waitFor();
-    expect(await page.getByTestId('nodes').textContent()).toContain('Ready');
+    expect(await page.getByTestId('nodes').textContent()).toMatch(/Ready/);
+    expect(await page.getByTestId('nodes').textContent()).toContain(execSync('uname -r').toString().trim());
   });
 
   it('switches views with Ctrl+digits and focuses the filter with /', async () => {
@@ -41,7 +53,7 @@ describe('app frame', () => {
     await term.waitFor();
     await page.locator('.xterm-helper-textarea').first().focus();
     await page.keyboard.type('echo hi-$((6*7))\n');
-    await page.waitForFunction('document.querySelector("[data-testid=terminal] .xterm-rows")?.textContent?.includes("hi-42")', undefined, { timeout: 15_000 });
+    await expect.poll(async () => (await page.locator('[data-testid=terminal] .xterm-rows').first().textContent()) ?? '', { timeout: 15_000 }).toContain('hi-42');
     await screenshot(page, 'terminal');
     expect(ui.pageErrors).toEqual([]);
   });
