@@ -299,3 +299,22 @@ export function checkFilter(expr: string): { ok: true } | { ok: false; message: 
     throw e;
   }
 }
+
+/** The filter language in a few lines, for `tapscope flows --help` and the UI's filter hint. */
+export function filterHelp(): string {
+  const width = Math.max(...Object.keys(FIELDS).map((k) => k.length));
+  const fields = Object.entries(FIELDS).map(([k, d]) => `  ${k.padEnd(width)}  ${d.type.padEnd(6)}  ${d.help}`);
+  return [
+    'Filter: comparisons joined by && (and), || (or), ! (not), with parentheses; not > and > or.',
+    '  == != < <= > >=  contains  matches (regular expression, case-insensitive)  in {a b c}',
+    '  a bare field tests presence: tls, http, !tls.client.plaintext',
+    '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match if any element does',
+    'Examples:',
+    '  tls.client.library == "java-jsse" && dst.port == 443',
+    '  tls && !tls.client.plaintext',
+    '  http.status >= 500 || http.host matches "^api\\."',
+    '  process.comm in {"curl" "java"}',
+    'Fields:',
+    ...fields,
+  ].join('\n');
+}

@@ -2,7 +2,7 @@
 // semantics, IP/CIDR, errors that point at the bad token, and a 1M-flow timing printed beside a
 // hand-written predicate (not gated).
 import { describe, it, expect } from 'vitest';
-import { compileFilter, checkFilter, FIELDS } from '../../src/filter/index.js';
+import { compileFilter, checkFilter, filterHelp, FIELDS } from '../../src/filter/index.js';
 import { isTapscopeError } from '../../src/errors.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
 
@@ -151,6 +151,16 @@ describe('field table', () => {
       'http', 'http.method', 'http.host', 'http.path', 'http.status']) {
       expect(FIELDS[f], f).toBeDefined();
     }
+  });
+});
+
+describe('help text', () => {
+  it('lists every field, and every example in it compiles', () => {
+    const help = filterHelp();
+    for (const f of Object.keys(FIELDS)) expect(help).toContain(`  ${f} `);
+    const examples = help.split('Examples:\n')[1]!.split('\nFields:')[0]!.split('\n').map((l) => l.trim());
+    expect(examples.length).toBe(4);
+    for (const e of examples) expect(checkFilter(e)).toEqual({ ok: true });
   });
 });
 
