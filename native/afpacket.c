@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #define MAX_SEEN_IFACES 256
-#define BLOCK_SIZE (1u << 20)
 
 struct ring {
 	int fd;
@@ -40,6 +39,10 @@ struct iface {
 	uint64_t packets, bytes, cuts, drops;
 	int bound;          /* has its own socket: drops are its own */
 };
+
+/* why: like libpcap, the smallest power-of-two block that holds one full snaplen packet: more, smaller
+ * blocks hand packets to user space sooner and drop less under bursts than a few big ones */
+static uint32_t block_size;
 
 static struct ring rings[MAX_IFACES];
 static int n_rings;
@@ -97,7 +100,7 @@ static int open_ring(int ifindex)
 	int ver = TPACKET_V3, fd, err;
 	struct sock_filter snap_insn = BPF_STMT(BPF_RET | BPF_K, opts.snaplen);
 	struct sock_fprog snap_prog = {.len = 1, .filter = &snap_insn};
-	uint32_t nr = opts.ring_mb ? opts.ring_mb : 8;
+	uint32_t nr;
 
 	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
 	if (fd < 0) {
@@ -110,15 +113,21 @@ static int open_ring(int ifindex)
 	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length */
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0)
 		goto fail;
+	block_size = 1u << 16;
+	while (block_size < opts.snaplen + 4096)
+		block_size <<= 1;
+	nr = (uint32_t)(((uint64_t)(opts.ring_mb ? opts.ring_mb : 32) << 20) / block_size);
+	if (nr < 2)
+		nr = 2;
 	memset(&req, 0, sizeof(req));
-	req.tp_block_size = BLOCK_SIZE;
+	req.tp_block_size = block_size;
 	req.tp_block_nr = nr;
 	req.tp_frame_size = 2048;
-	req.tp_frame_nr = (BLOCK_SIZE / 2048) * nr;
+	req.tp_frame_nr = (block_size / 2048) * nr;
 	req.tp_retire_blk_tov = 50; /* ms: a quiet ring still hands over its block soon */
 	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
 		goto fail;
-	r->map_len = (size_t)BLOCK_SIZE * nr;
+	r->map_len = (size_t)block_size * nr;
 	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
 	if (r->map == MAP_FAILED)
 		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -279,7 +288,7 @@ void afp_drain(void)
 		struct ring *r = &rings[i];
 
 		for (;;) {
-			struct tpacket_block_desc *bd = (void *)(r->map + (size_t)r->next * BLOCK_SIZE);
+			struct tpacket_block_desc *bd = (void *)(r->map + (size_t)r->next * block_size);
 			struct tpacket3_hdr *h;
 			uint32_t n;
 

@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 
 	opts.mode = "auto";
 	opts.snaplen = 262144;
-	opts.ring_mb = 8;
+	opts.ring_mb = 32;
 	opts.ringbuf_mb = 8;
 	opts.max_tls_record = 16384;
 	for (i = 1; i < argc; i++) {
