@@ -84,6 +84,8 @@ export class Http1Parser {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     let progressed = true;
     while (progressed && this.buf.length > 0) progressed = this.step(ts, out);
+    // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
+    if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
     return out;
   }
 

@@ -69,6 +69,7 @@ export class Http2Parser {
         // no preface: the capture started mid-connection; try frames from here
         this.prefaceChecked = true;
       } else if (n < H2_PREFACE.length) {
+        this.buf = Buffer.from(this.buf);
         return out;
       } else {
         this.buf = this.buf.subarray(H2_PREFACE.length);
@@ -94,6 +95,8 @@ export class Http2Parser {
         this.broken = true;
       }
     }
+    // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
+    if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
     return out;
   }
 
@@ -125,7 +128,7 @@ export class Http2Parser {
         let p = unpad(payload, flags);
         if (flags & FLAG_PRIORITY) p = p.subarray(5);
         if (!this.streams.has(streamId)) this.streams.set(streamId, this.newStream(streamId, ts));
-        this.block = { streamId, parts: [p], endStream: (flags & FLAG_END_STREAM) !== 0, promised: false };
+        this.block = { streamId, parts: [Buffer.from(p)], endStream: (flags & FLAG_END_STREAM) !== 0, promised: false };
         if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
         break;
       }
@@ -136,13 +139,13 @@ export class Http2Parser {
         const s = this.newStream(promisedId, ts);
         s.msg.kind = 'request';
         this.streams.set(promisedId, s);
-        this.block = { streamId: promisedId, parts: [p.subarray(4)], endStream: false, promised: true };
+        this.block = { streamId: promisedId, parts: [Buffer.from(p.subarray(4))], endStream: false, promised: true };
         if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
         break;
       }
       case FRAME_CONTINUATION: {
         if (!this.block || this.block.streamId !== streamId) throw new Error('unexpected CONTINUATION');
-        this.block.parts.push(payload);
+        this.block.parts.push(Buffer.from(payload));
         if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
         break;
       }

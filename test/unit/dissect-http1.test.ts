@@ -156,3 +156,18 @@ describe('looksLikeHttp1', () => {
     for (const s of ['PRI * HTTP/2.0', 'SSH-2.0-x', '\x16\x03\x01', 'GETX /', 'ge']) expect(looksLikeHttp1(Buffer.from(s, 'latin1'))).toBe(false);
   });
 });
+
+describe('buffer ownership', () => {
+  it('the parser keeps no view into the caller\'s chunk', () => {
+    const p = new Http1Parser();
+    const chunk = Buffer.from('GET /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234');
+    p.push(chunk, 1);
+    chunk.fill(0x58);
+    const second = Buffer.from('56789GET /b HTTP/1.1\r\n');
+    const [m] = p.push(second, 2);
+    second.fill(0x58);
+    expect(m!.body.toString()).toBe('0123456789');
+    const head = Buffer.from('\r\n');
+    expect(p.push(head, 3).map((x) => x.path)).toEqual(['/b']);
+  });
+});

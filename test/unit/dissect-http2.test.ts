@@ -156,6 +156,19 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
     expect(p.push(rec.server.subarray(cut), 1)).toEqual([]);
     expect(p.failed).toBe(true);
   });
+  it('keeps no view into the caller\'s chunks', () => {
+    const ref = JSON.stringify(parse('client', rec.client).map((m) => ({ ...m, ts: 0 })));
+    for (const size of [5, 20, 700, 9000]) {
+      const p = new Http2Parser('client');
+      const out: HttpMessage[] = [];
+      for (let o = 0; o < rec.client.length; o += size) {
+        const chunk = Buffer.from(rec.client.subarray(o, o + size));
+        out.push(...p.push(chunk, o));
+        chunk.fill(0);
+      }
+      expect(JSON.stringify(out.map((m) => ({ ...m, ts: 0 })))).toBe(ref);
+    }
+  });
   it('a parser started mid-connection (no preface) still reads frames', () => {
     const settingsEnd = 24 + 9 + rec.client.readUIntBE(24, 3);
     const msgs = parse('client', rec.client.subarray(settingsEnd));
