@@ -159,7 +159,8 @@ describe('ClientHello framing', () => {
   it('a hello split over several TLS records and fed a segment at a time', () => {
     for (const recordSize of [1, 7, 100, 512]) {
       const stream = reframe(wire, recordSize);
-      for (const seg of [1, 13, 200]) {
+      // why: byte-at-a-time over 1-byte records re-parses ~10k prefixes; 13 already splits every field
+      for (const seg of recordSize === 1 ? [13, 200] : [1, 13, 200]) {
         let got: ReturnType<typeof parseClientHello> = 'incomplete';
         let fed = 0;
         while (got === 'incomplete' && fed < stream.length) {
