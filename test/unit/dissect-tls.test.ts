@@ -56,6 +56,11 @@ describe('ClientHello golden fixtures from real clients (expected values from ts
       expect(ja4(ch, 'tcp')).toBe(h.expected.ja4);
     });
   }
+  it('curl (OpenSSL 3.0) gives the JA3/JA4 widely published for it, a third, independent reference', () => {
+    const ch = must(parseClientHello(Buffer.from(golden.hellos.find((h) => h.name === 'curl')!.helloHex, 'hex')));
+    expect(ja4(ch, 'tcp')).toBe('t13d3112h2_e8f1e7e78f70_b26ce05bbdd6');
+    expect(ja3(ch).hash).toBe('0149f47eabf9a20d0893e2a44e5a6323');
+  });
   it('one client: parsed fields match what the client sends', () => {
     const curl = golden.hellos.find((h) => h.name === 'curl')!;
     const ch = must(parseClientHello(Buffer.from(curl.helloHex, 'hex')));
