@@ -131,17 +131,72 @@ static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_pt
 	return 0;
 }
 
+/* Emits one TLS record of `len` bytes at call->buf; resolves the connection from the fd the call used,
+ * or from what an earlier call on the same library object learned. */
+static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long len)
+{
+	struct ctx_key key = {};
+	struct tls_event *e;
+	struct tuple *known;
+	__u32 zero = 0, n, max;
+	int r;
+
+	e = bpf_map_lookup_elem(&heap, &zero);
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, EV_TLS, id);
+	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+	key.ctx = call->ctx;
+	key.tgid = id >> 32;
+	r = call->fd >= 0 ? fd_to_tuple(call->fd, &e->tuple) : -1;
+	if (r == 0) {
+		bpf_map_update_elem(&ctx_tuples, &key, &e->tuple, BPF_ANY);
+	} else if (r == 1 && call->lib == LIB_NSS) {
+		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
+		count(STAT_NO_SOCKET, 1);
+		return 0;
+	} else {
+		known = bpf_map_lookup_elem(&ctx_tuples, &key);
+		if (known) {
+			e->tuple = *known;
+		} else {
+			__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+			bpf_map_update_elem(&pending, &id, &call->ctx, BPF_ANY);
+			count(STAT_CONN_UNKNOWN, 1);
+		}
+	}
+	e->len = (__u32)len;
+	e->ctx = call->ctx;
+	e->lib = call->lib;
+	e->fn = call->fn;
+	e->dir_out = call->dir_out;
+	max = max_tls_record;
+	n = len < max ? (__u32)len : max;
+	barrier_var(n);
+	if (n > TLS_DATA_MAX)
+		n = TLS_DATA_MAX;
+	if (bpf_probe_read_user(e->data, n, (void *)call->buf)) {
+		count(STAT_READ_FAILS, 1);
+		n = 0;
+	}
+	e->captured = n;
+	if (n < (__u32)len)
+		count(STAT_TLS_TRUNCATED, 1);
+	if (bpf_ringbuf_output(&events, e, offsetof(struct tls_event, data) + n, 0)) {
+		count(STAT_RINGBUF_DROPS, 1);
+		return 0;
+	}
+	count(STAT_TLS_EVENTS, 1);
+	count(STAT_TLS_BYTES, n);
+	return 0;
+}
+
 static __always_inline int tls_leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
 	struct tls_call call;
-	struct ctx_key key = {};
-	struct tls_event *e;
-	struct tuple *known;
-	__u32 zero = 0, n, max;
 	long len = ret;
-	int r;
 
 	if (!c) {
 		if ((id >> 32) != self_tgid)
@@ -164,55 +219,7 @@ static __always_inline int tls_leave(long ret)
 	}
 	if (len <= 0)
 		return 0;
-
-	e = bpf_map_lookup_elem(&heap, &zero);
-	if (!e)
-		return 0;
-	fill_hdr(&e->hdr, EV_TLS, id);
-	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
-	key.ctx = call.ctx;
-	key.tgid = id >> 32;
-	r = call.fd >= 0 ? fd_to_tuple(call.fd, &e->tuple) : -1;
-	if (r == 0) {
-		bpf_map_update_elem(&ctx_tuples, &key, &e->tuple, BPF_ANY);
-	} else if (r == 1 && call.lib == LIB_NSS) {
-		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
-		count(STAT_NO_SOCKET, 1);
-		return 0;
-	} else {
-		known = bpf_map_lookup_elem(&ctx_tuples, &key);
-		if (known) {
-			e->tuple = *known;
-		} else {
-			__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
-			bpf_map_update_elem(&pending, &id, &call.ctx, BPF_ANY);
-			count(STAT_CONN_UNKNOWN, 1);
-		}
-	}
-	e->len = (__u32)len;
-	e->ctx = call.ctx;
-	e->lib = call.lib;
-	e->fn = call.fn;
-	e->dir_out = call.dir_out;
-	max = max_tls_record;
-	n = len < max ? (__u32)len : max;
-	barrier_var(n);
-	if (n > TLS_DATA_MAX)
-		n = TLS_DATA_MAX;
-	if (bpf_probe_read_user(e->data, n, (void *)call.buf)) {
-		count(STAT_READ_FAILS, 1);
-		n = 0;
-	}
-	e->captured = n;
-	if (n < (__u32)len)
-		count(STAT_TLS_TRUNCATED, 1);
-	if (bpf_ringbuf_output(&events, e, offsetof(struct tls_event, data) + n, 0)) {
-		count(STAT_RINGBUF_DROPS, 1);
-		return 0;
-	}
-	count(STAT_TLS_EVENTS, 1);
-	count(STAT_TLS_BYTES, n);
-	return 0;
+	return emit_tls(id, &call, len);
 }
 
 /* A socket syscall: tells the fd of the TLS call in flight on this thread, or resolves a pending context. */
@@ -368,6 +375,97 @@ SEC("uretprobe")
 int BPF_KRETPROBE(uretprobe_tls_ret_int, int ret)
 {
 	return tls_leave(ret);
+}
+
+/* ---- Go crypto/tls (regabi, Go >= 1.17 on amd64) ----
+ * Go moves goroutine stacks, so return probes are unsafe: Write is complete at entry; Read is probed at
+ * entry and at each RET instruction of the function (found by user space), keyed by goroutine (R14 = g),
+ * because a goroutine may resume on another thread after blocking. */
+
+struct go_read_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_read_key);
+	__type(value, struct tls_call);
+} go_reads SEC(".maps");
+
+/* Conn.conn (net.Conn interface data word) -> *net.TCPConn -> conn.fd (*netFD) -> pfd.Sysfd.
+ * Offsets checked against Go 1.17-1.23: tls.Conn.conn at 0 (iface data at +8), net.conn.fd at 0,
+ * netFD.pfd at 0, poll.FD.Sysfd at 16 (after fdMutex{uint64, uint32, uint32}). */
+static __always_inline __s32 go_conn_fd(__u64 c)
+{
+	__u64 data = 0, netfd = 0;
+	__s64 sysfd = -1;
+
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(c + 8)) || !data)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)data) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + 16)))
+		return -1;
+	return sysfd >= 0 && sysfd < 1 << 20 ? (__s32)sysfd : -1;
+}
+
+/* Probed: func (c *tls.Conn) Write(b []byte) (int, error); c in RAX, b.ptr in RBX, b.len in RCX */
+SEC("uprobe")
+int uprobe_go_tls_write(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call call = {};
+	long len = (long)ctx->cx;
+
+	if (len <= 0)
+		return 0;
+	call.buf = ctx->bx;
+	call.ctx = ctx->ax;
+	call.fd = go_conn_fd(ctx->ax);
+	call.lib = LIB_GO;
+	call.fn = FN_GO_WRITE;
+	call.dir_out = 1;
+	return emit_tls(id, &call, len);
+}
+
+/* Probed: func (c *tls.Conn) Read(b []byte) (int, error), entry */
+SEC("uprobe")
+int uprobe_go_tls_read(struct pt_regs *ctx)
+{
+	struct go_read_key key = {.g = ctx->r14, .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct tls_call call = {};
+
+	call.buf = ctx->bx;
+	call.ctx = ctx->ax;
+	call.fd = go_conn_fd(ctx->ax);
+	call.lib = LIB_GO;
+	call.fn = FN_GO_READ;
+	bpf_map_update_elem(&go_reads, &key, &call, BPF_ANY);
+	return 0;
+}
+
+/* Probed: each RET of (*tls.Conn).Read; n in RAX */
+SEC("uprobe")
+int uprobe_go_tls_read_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_read_key key = {.g = ctx->r14, .tgid = id >> 32};
+	struct tls_call *c = bpf_map_lookup_elem(&go_reads, &key);
+	struct tls_call call;
+	long n = (long)ctx->ax;
+
+	if (!c) {
+		count(STAT_NO_ENTRY, 1);
+		return 0;
+	}
+	call = *c;
+	bpf_map_delete_elem(&go_reads, &key);
+	if (n <= 0)
+		return 0;
+	return emit_tls(id, &call, n);
 }
 
 /* ---- socket syscalls: fd of the TLS call in flight ---- */

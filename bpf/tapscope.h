@@ -33,6 +33,8 @@
 #define FN_PR_READ 8
 #define FN_PR_SEND 9
 #define FN_PR_RECV 10
+#define FN_GO_WRITE 11
+#define FN_GO_READ 12
 
 /* connection roles (struct conn_event.role) */
 #define ROLE_CLIENT 1

@@ -9,6 +9,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +21,7 @@
 #include <unistd.h>
 
 #define MAX_HOOKS 512
-#define MAX_LINKS 8
+#define MAX_LINKS 40
 #define MAX_DEFERRED 512
 #define DEFER_NS (300ull * 1000000ull)
 #define MAX_EXECQ 1024
@@ -75,7 +78,8 @@ static const char *lib_name(uint8_t lib)
 static const char *fn_name(uint8_t fn)
 {
 	static const char *names[] = {"?", "SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "gnutls_record_send",
-				      "gnutls_record_recv", "PR_Write", "PR_Read", "PR_Send", "PR_Recv"};
+				      "gnutls_record_recv", "PR_Write", "PR_Read", "PR_Send", "PR_Recv",
+				      "crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read"};
 
 	return fn < sizeof(names) / sizeof(names[0]) ? names[fn] : "?";
 }
@@ -158,9 +162,155 @@ static const char *unsupported_reason(const char *library)
 {
 	if (!strcmp(library, "java-jsse"))
 		return "JSSE encrypts inside the JVM (Java code, no native symbol to probe); packets are still captured";
-	if (!strcmp(library, "go-crypto-tls"))
-		return "Go crypto/tls hooks are not implemented in this helper version; packets are still captured";
 	return "no uprobe support for this TLS library";
+}
+
+#define GO_WRITE_SYM "crypto/tls.(*Conn).Write"
+#define GO_READ_SYM "crypto/tls.(*Conn).Read"
+#define MAX_GO_RETS 32
+
+/* Finds a function in .symtab and the offsets (from its start) of its RET instructions. Go's amd64
+ * epilogue is `MOVQ off(SP), BP; ADDQ $off+8, SP; RET`; matching that whole sequence (with the two
+ * constants agreeing) instead of a lone 0xC3 keeps probes on instruction boundaries.
+ * Returns the number of RETs, 0 when none matched, -1 when the symbol is missing (e.g. stripped). */
+static int go_find_rets(const char *path, const char *sym, uint64_t *rets, int max)
+{
+	Elf *e = NULL;
+	Elf_Scn *scn = NULL;
+	GElf_Sym found;
+	int fd, n = -1, have = 0;
+	size_t i;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	while (e && !have && (scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB)
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym s;
+			const char *name;
+
+			if (!gelf_getsym(d, (int)i, &s))
+				continue;
+			name = elf_strptr(e, sh.sh_link, s.st_name);
+			if (name && !strcmp(name, sym) && s.st_size) {
+				found = s;
+				have = 1;
+				break;
+			}
+		}
+	}
+	if (!have)
+		goto done;
+	n = 0;
+	scn = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		uint8_t *code;
+		uint64_t j, len;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || found.st_value < sh.sh_addr ||
+		    found.st_value + found.st_size > sh.sh_addr + sh.sh_size)
+			continue;
+		len = found.st_size;
+		code = malloc(len);
+		if (!code || pread(fd, code, len, (off_t)(sh.sh_offset + found.st_value - sh.sh_addr)) != (ssize_t)len) {
+			free(code);
+			break;
+		}
+		for (j = 0; j + 10 <= len && n < max; j++) {
+			/* 48 8b 6c 24 XX  48 83 c4 XX+8  c3 */
+			if (code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0x6c && code[j + 3] == 0x24 &&
+			    code[j + 5] == 0x48 && code[j + 6] == 0x83 && code[j + 7] == 0xc4 &&
+			    code[j + 8] == (uint8_t)(code[j + 4] + 8) && code[j + 9] == 0xc3)
+				rets[n++] = j + 9;
+			/* 48 8b ac 24 XXXXXXXX  48 81 c4 XXXXXXXX+8  c3 */
+			else if (j + 16 <= len && code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0xac &&
+				 code[j + 3] == 0x24 && code[j + 8] == 0x48 && code[j + 9] == 0x81 && code[j + 10] == 0xc4 &&
+				 code[j + 15] == 0xc3) {
+				uint32_t a, b;
+
+				memcpy(&a, code + j + 4, 4);
+				memcpy(&b, code + j + 11, 4);
+				if (b == a + 8)
+					rets[n++] = j + 15;
+			}
+		}
+		free(code);
+		break;
+	}
+done:
+	if (e)
+		elf_end(e);
+	close(fd);
+	return n;
+}
+
+static void hook_go(struct hook *h, const char *open_path, uint32_t pid)
+{
+	uint64_t rets[MAX_GO_RETS];
+	const char *ok_syms[2];
+	int n_rets, i, n_ok = 0, err = 0;
+	struct bpf_link *l;
+
+	{
+		LIBBPF_OPTS(bpf_uprobe_opts, wo, .func_name = GO_WRITE_SYM);
+
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path, 0, &wo);
+		if (l) {
+			h->links[h->n_links++] = l;
+			ok_syms[n_ok++] = GO_WRITE_SYM;
+		} else {
+			err = -errno;
+		}
+	}
+	n_rets = go_find_rets(open_path, GO_READ_SYM, rets, MAX_GO_RETS);
+	if (n_rets > 0 && h->n_links + 1 + n_rets <= MAX_LINKS) {
+		LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = GO_READ_SYM);
+		int start = h->n_links;
+
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path, 0, &ro);
+		if (l)
+			h->links[h->n_links++] = l;
+		for (i = 0; l && i < n_rets; i++) {
+			struct bpf_link *lr = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read_ret, -1, open_path,
+									      rets[i], &ro);
+			if (!lr) {
+				err = -errno;
+				l = NULL;
+				break;
+			}
+			h->links[h->n_links++] = lr;
+		}
+		if (l) {
+			ok_syms[n_ok++] = GO_READ_SYM;
+		} else {
+			while (h->n_links > start)
+				bpf_link__destroy(h->links[--h->n_links]);
+		}
+	}
+	if (!n_ok) {
+		h->status = "failed";
+		if (n_rets < 0)
+			snprintf(h->reason, sizeof(h->reason), "no %s in the symbol table (stripped Go binary?)", GO_WRITE_SYM);
+		else
+			snprintf(h->reason, sizeof(h->reason), "uprobe attach failed: %s (errno %d)", strerror(-err), -err);
+		ctr.hooks_failed++;
+	} else {
+		h->status = "attached";
+		if (n_ok < 2)
+			snprintf(h->reason, sizeof(h->reason), "only %s hooked: %s", ok_syms[0],
+				 n_rets < 0 ? "Read not found" : n_rets == 0 ? "no recognizable RET in Read" : "Read attach failed");
+		ctr.hooks_attached++;
+	}
+	hook_cb(h, pid, ok_syms, n_ok);
 }
 
 void ebpf_hook_file(const char *library, const char *display_path, const char *open_path, uint32_t pid)
@@ -172,21 +322,37 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 	uint64_t cookie;
 	int n, i, n_ok = 0, err = 0, req_fail = 0;
 
+	char fd_path[64];
+	int fd;
+
 	if (!ebpf_active || stat(open_path, &st) < 0)
 		return;
 	if (hook_find(st.st_dev, st.st_ino) || n_hooks >= MAX_HOOKS)
 		return;
+	/* why: short-lived processes exit while we attach; holding the file open keeps /proc/self/fd/N
+	 * valid for every attach and ELF read that follows */
+	fd = open(open_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", fd);
+	open_path = fd_path;
 	h = &hooks[n_hooks++];
 	memset(h, 0, sizeof(*h));
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
 	snprintf(h->library, sizeof(h->library), "%s", library);
 	snprintf(h->path, sizeof(h->path), "%s", display_path);
+	if (!strcmp(library, "go-crypto-tls")) {
+		hook_go(h, open_path, pid);
+		close(fd);
+		return;
+	}
 	n = specs_for(library, specs, &cookie);
 	if (!n) {
 		h->status = "unsupported";
 		snprintf(h->reason, sizeof(h->reason), "%s", unsupported_reason(library));
 		hook_cb(h, pid, NULL, 0);
+		close(fd);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -221,11 +387,13 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 		snprintf(h->reason, sizeof(h->reason), "uprobe attach failed: %s (errno %d)", strerror(-err), -err);
 		ctr.hooks_failed++;
 		hook_cb(h, pid, NULL, 0);
+		close(fd);
 		return;
 	}
 	h->status = "attached";
 	ctr.hooks_attached++;
 	hook_cb(h, pid, ok_syms, n_ok);
+	close(fd);
 }
 
 int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const char *path, const char *library)
@@ -284,7 +452,7 @@ void ebpf_hook_process(uint32_t pid)
 		return;
 	if (ef.exports_ssl_write)
 		ebpf_hook_file(ef.boringssl ? "boringssl" : "openssl", exe, path, pid);
-	else if (ef.go)
+	else if (ef.go_tls)
 		ebpf_hook_file("go-crypto-tls", exe, path, pid);
 	else if (!strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe, "java"))
 		ebpf_hook_file("java-jsse", exe, path, pid);

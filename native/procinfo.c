@@ -152,6 +152,14 @@ int elf_inspect(const char *path, struct elf_facts *out)
 		name = elf_strptr(e, shstrndx, sh.sh_name);
 		if (name && (!strcmp(name, ".go.buildinfo") || !strcmp(name, ".gopclntab")))
 			out->go = 1;
+		if (name && !strcmp(name, ".gopclntab")) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+			static const char needle[] = "crypto/tls.(*Conn).Write";
+
+			/* why: pclntab keeps function names even in stripped binaries */
+			if (d && d->d_buf && memmem(d->d_buf, d->d_size, needle, sizeof(needle) - 1))
+				out->go_tls = 1;
+		}
 		if (sh.sh_type == SHT_DYNSYM) {
 			Elf_Data *d = elf_getdata(scn, NULL);
 			size_t n = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
@@ -405,7 +413,7 @@ void proc_note(uint32_t pid, const char *comm_fallback)
 
 		snprintf(rootpath, sizeof(rootpath), "/proc/%u/exe", pid);
 		if (elf_inspect(rootpath, &ef) == 0) {
-			if (ef.go && (!lib || lib_rank("go-crypto-tls") > lib_rank(lib))) {
+			if (ef.go_tls && (!lib || lib_rank("go-crypto-tls") > lib_rank(lib))) {
 				lib = "go-crypto-tls";
 				via = "buildid";
 				evidence = exe;

@@ -14,6 +14,7 @@ struct elf_facts {
 	int exports_ssl_write;
 	int boringssl;
 	int go;
+	int go_tls; /* a Go binary with crypto/tls linked in (name found in .gopclntab) */
 };
 
 int elf_inspect(const char *path, struct elf_facts *out);

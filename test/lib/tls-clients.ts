@@ -215,7 +215,7 @@ export const TLS_CLIENTS: TlsClient[] = [
     },
   },
   {
-    name: 'go', library: 'go-crypto-tls', hookable: false,
+    name: 'go', library: 'go-crypto-tls', hookable: true,
     available: () => exists('/usr/bin/go'),
     request: async (lab, url, o) => {
       const t = target(url, o);
