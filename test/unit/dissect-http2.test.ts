@@ -8,7 +8,10 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { Http2Parser, looksLikeHttp2, H2_PREFACE } from '../../src/dissect/http2.js';
+import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 import type { HttpMessage } from '../../src/dissect/http1.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../fixtures/dissect/h2c.json');
@@ -173,6 +176,36 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
     const settingsEnd = 24 + 9 + rec.client.readUIntBE(24, 3);
     const msgs = parse('client', rec.client.subarray(settingsEnd));
     expect(msgs.length).toBe(5);
+  });
+});
+
+describe.skipIf(spawnSync('tshark', ['--version']).status !== 0)('HTTP/2 cross-check with tshark', () => {
+  it('tshark decodes the same requests, statuses and headers from the golden bytes', () => {
+    const golden = JSON.parse(fs.readFileSync(GOLDEN, 'utf8')) as { client: string; server: string };
+    const client = Buffer.from(golden.client, 'hex');
+    const server = Buffer.from(golden.server, 'hex');
+    const segs = (b: Buffer): Buffer[] => Array.from({ length: Math.ceil(b.length / 1400) }, (_, i) => b.subarray(i * 1400, (i + 1) * 1400));
+    const cap = new CaptureBuilder();
+    tcpConversation(cap, { ip: '10.206.0.1', port: 40000 }, { ip: '10.206.0.2', port: 8080 }, segs(client), segs(server));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-h2-'));
+    try {
+      const file = path.join(dir, 'h2c.pcapng');
+      fs.writeFileSync(file, cap.build());
+      const out = execFileSync('tshark', ['-r', file, '-d', 'tcp.port==8080,http2', '-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
+        '-e', 'tcp.srcport', '-e', 'http2.headers.path', '-e', 'http2.headers.status', '-e', 'http2.headers.user_agent', '-e', 'http2.header.name'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const rows = out.trim().split('\n').map((l) => l.split('\t'));
+      const col = (i: number, port: string): string[] => rows.filter((r) => r[0] === port).flatMap((r) => (r[i] ? r[i]!.split('|') : []));
+      const reqs = parse('client', client);
+      const resps = parse('server', server);
+      expect(col(1, '40000')).toEqual(reqs.map((m) => m.path));
+      expect(col(2, '8080').map(Number)).toEqual(resps.map((m) => m.status));
+      expect(col(3, '40000')).toEqual(reqs.filter((m) => m.headers.some(([k]) => k === 'user-agent')).map((m) => m.headers.find(([k]) => k === 'user-agent')![1]));
+      expect(col(4, '8080')).toEqual(resps.flatMap((m) => m.headers.map(([k]) => k)));
+      expect(col(4, '40000')).toEqual(reqs.flatMap((m) => m.headers.map(([k]) => k)));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
