@@ -11,7 +11,7 @@ import { parseRequest, requestSchemas } from '../../src/api/schemas.js';
 import { isTapscopeError, TapscopeError } from '../../src/errors.js';
 import { startWebServer, type WebServer } from '../../src/server/index.js';
 import { createWsTransport } from '../../renderer/src/lib/ws-transport.js';
-import { DevService } from '../ui/dev-service.js';
+import { openSyntheticSession, type CoreSession } from '../ui/core-session.js';
 
 describe('request schemas', () => {
   it('cover every call of the contract', () => {
@@ -73,12 +73,14 @@ describe('createApiClient over the web-mode WebSocket', () => {
   let server: WebServer;
   let dir: string;
   let client: ApiClient;
+  let core: CoreSession;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tsu-client-'));
     writeFileSync(join(dir, 'index.html'), '<!doctype html>');
     process.env.TAPSCOPE_RENDERER_DIR = dir;
-    server = await startWebServer({ service: new DevService(1000) });
+    core = await openSyntheticSession(1000);
+    server = await startWebServer({ service: core.service });
     const origin = `http://127.0.0.1:${server.port}`;
     // why: the renderer's carrier uses the browser WebSocket API; `ws` implements it, plus an Origin as a browser sends.
     (globalThis as Record<string, unknown>).WebSocket = class extends WebSocket {
@@ -91,19 +93,20 @@ describe('createApiClient over the web-mode WebSocket', () => {
 
   afterAll(async () => {
     await server?.close();
+    await core?.close();
     delete (globalThis as Record<string, unknown>).WebSocket;
     delete process.env.TAPSCOPE_RENDERER_DIR;
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('pages flows and applies filters through the core', async () => {
-    const all = await client.queryFlows({ sessionId: 'dev', offset: 0, limit: 10 });
+    const sessionId = core.session.id;
+    const all = await client.queryFlows({ sessionId, offset: 0, limit: 10 });
     expect(all.total).toBe(1000);
     expect(all.rows).toHaveLength(10);
-    const http = await client.queryFlows({ sessionId: 'dev', offset: 0, limit: 1000, filter: 'app == "http"' });
-    expect(http.total).toBeGreaterThan(0);
-    expect(http.total).toBeLessThan(1000);
-    expect(http.rows.every((r) => r.app === 'http')).toBe(true);
+    const https = await client.queryFlows({ sessionId, offset: 0, limit: 1000, filter: 'dst.port == 443' });
+    expect(https.total).toBe(250);
+    expect(https.rows.every((r) => r.dst.port === 443)).toBe(true);
   });
 
   it('reports a bad filter with its position instead of throwing', async () => {
@@ -114,9 +117,9 @@ describe('createApiClient over the web-mode WebSocket', () => {
 
   it('rejects an invalid request before it leaves, and core errors keep their code', async () => {
     await expect(client.queryFlows({ sessionId: '', offset: 0, limit: 1 })).rejects.toMatchObject({ code: 'E_USAGE' });
-    const e = await client.exportSession({ sessionId: 'dev', format: 'pcapng' }).catch((x: unknown) => x);
+    const e = await client.exportSession({ sessionId: 'no-such-session', format: 'pcapng' }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TapscopeError);
-    expect((e as TapscopeError).code).toBe('E_EXPORT');
+    expect((e as TapscopeError).code).toBe('E_SESSION_NOT_FOUND');
   });
 
   it('delivers events until unsubscribed', async () => {

@@ -7,11 +7,11 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startWebServer, type WebServer } from '../../src/server/index.js';
-import { DevService } from '../ui/dev-service.js';
+import { openSyntheticSession, type CoreSession } from '../ui/core-session.js';
 
 let server: WebServer;
 let dir: string;
-const service = new DevService(300);
+let core: CoreSession;
 
 function get(path: string, headers: Record<string, string> = {}, method = 'GET', body?: Buffer): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -54,11 +54,13 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>t</title>');
   writeFileSync(join(dir, 'assets', 'app.js'), 'console.log(1)');
   process.env.TAPSCOPE_RENDERER_DIR = dir;
-  server = await startWebServer({ service });
+  core = await openSyntheticSession(300);
+  server = await startWebServer({ service: core.service });
 });
 
 afterAll(async () => {
   await server?.close();
+  await core?.close();
   delete process.env.TAPSCOPE_RENDERER_DIR;
   rmSync(dir, { recursive: true, force: true });
 });
@@ -114,13 +116,16 @@ describe('web server API carrier', () => {
     try {
       const sessions = await rpc(ws, 1, 'listSessions');
       expect(sessions.ok).toBe(true);
-      expect((sessions.result as { id: string }[])[0]?.id).toBe('dev');
+      const sid = core.session.id;
+      expect((sessions.result as { id: string }[]).map((x) => x.id)).toEqual([sid]);
 
-      const page = await rpc(ws, 2, 'queryFlows', { sessionId: 'dev', offset: 10, limit: 5 });
+      const page = await rpc(ws, 2, 'queryFlows', { sessionId: sid, offset: 10, limit: 5 });
       expect(page.ok).toBe(true);
-      expect((page.result as { total: number; rows: { id: string }[] }).rows.map((r) => r.id)).toEqual(['f10', 'f11', 'f12', 'f13', 'f14']);
+      const direct = await core.service.queryFlows({ sessionId: sid, offset: 0, limit: 300 });
+      expect((page.result as { total: number; rows: { id: string }[] }).total).toBe(300);
+      expect((page.result as { total: number; rows: { id: string }[] }).rows.map((r) => r.id)).toEqual(direct.rows.slice(10, 15).map((r) => r.id));
 
-      const bad = await rpc(ws, 3, 'queryFlows', { sessionId: 'dev', offset: -1, limit: 5 });
+      const bad = await rpc(ws, 3, 'queryFlows', { sessionId: sid, offset: -1, limit: 5 });
       expect(bad.ok).toBe(false);
       expect(bad.error?.code).toBe('E_USAGE');
       expect(bad.error?.message).toContain('offset');
@@ -131,9 +136,9 @@ describe('web server API carrier', () => {
       const unknown = await rpc(ws, 5, 'rm -rf', {});
       expect(unknown.error?.code).toBe('E_USAGE');
 
-      const core = await rpc(ws, 6, 'startCapture', { target: 'local', mode: 'auto', ifaces: [] });
-      expect(core.ok).toBe(false);
-      expect(core.error?.code).toBe('E_NOT_PERMITTED');
+      const fromCore = await rpc(ws, 6, 'startCapture', { target: 'bogus://nowhere', mode: 'auto', ifaces: [] });
+      expect(fromCore.ok).toBe(false);
+      expect(fromCore.error?.code).toBe('E_TARGET_INVALID');
     } finally {
       ws.close();
     }
