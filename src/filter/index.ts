@@ -2,6 +2,7 @@
 //   tls.client.library == "java-jsse" && dst.port == 443
 //   !tls.client.plaintext || http.status >= 500
 //   ip == 10.0.0.0/8 && process.comm in {"curl" "java"} && http.host matches "^api\."
+//   http.status in {500..599} ; port in {80 443 8000..8099}
 // Precedence: not > and > or. A filter is compiled once into a closure tree; errors carry the 1-based
 // column of the bad token. Semantics: a comparison on an absent field is false; on a list field it
 // matches when any element matches; `!=` means present and no element equal; `matches` is a
@@ -187,6 +188,14 @@ class Parser {
       if (v.kind !== 'string' && v.kind !== 'word') {
         throw syntax(v.kind === 'end' ? `missing "}" for "{" at ${open.pos}` : `expected value in set at ${v.pos}, got "${v.text}"`, v);
       }
+      const range = def.type === 'number' && v.kind === 'word' ? /^(-?\d+(?:\.\d+)?)\.\.(-?\d+(?:\.\d+)?)$/.exec(v.text) : null;
+      if (range) {
+        const lo = Number(range[1]);
+        const hi = Number(range[2]);
+        if (lo > hi) throw syntax(`empty range "${v.text}" at ${v.pos}`, v);
+        members.push(anyOf(def, '==', (x) => typeof x === 'number' && x >= lo && x <= hi));
+        continue;
+      }
       members.push(compare(name, def, '==', v));
     }
     if (members.length === 0) throw syntax(`empty set after "in" at ${opTok.pos}`, opTok);
@@ -306,7 +315,7 @@ export function filterHelp(): string {
   const fields = Object.entries(FIELDS).map(([k, d]) => `  ${k.padEnd(width)}  ${d.type.padEnd(6)}  ${d.help}`);
   return [
     'Filter: comparisons joined by && (and), || (or), ! (not), with parentheses; not > and > or.',
-    '  == != < <= > >=  contains  matches (regular expression, case-insensitive)  in {a b c}',
+    '  == != < <= > >=  contains  matches (regular expression, case-insensitive)  in {a b c}  in {500..599}',
     '  a bare field tests presence: tls, http, !tls.client.plaintext',
     '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match if any element does',
     'Examples:',
