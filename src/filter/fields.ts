@@ -58,6 +58,7 @@ export const FIELDS: Record<string, FieldDef> = {
   tls: { type: 'bool', get: (f) => f.tls != null, help: 'the flow is TLS' },
   'tls.sni': { type: 'string', get: (f) => f.tls?.sni, help: 'server name from the ClientHello' },
   'tls.alpn': { type: 'string', get: (f) => f.tls?.alpn ?? [], some: (f, t) => f.tls?.alpn.some(t) ?? false, help: 'ALPN protocols offered' },
+  'tls.alpn.negotiated': { type: 'string', get: (f) => f.tls?.negotiatedAlpn, help: 'ALPN protocol the server selected (TLS 1.2 and below)' },
   'tls.version': { type: 'string', get: (f) => f.tls?.version, help: 'negotiated version, e.g. "TLS 1.3"' },
   'tls.cipher': { type: 'string', get: (f) => f.tls?.cipher, help: 'negotiated cipher suite' },
   'tls.ja3': { type: 'string', get: (f) => [f.tls?.ja3Hash, f.tls?.ja3], help: 'JA3 hash (or full string)' },
@@ -71,6 +72,11 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.host': { type: 'string', get: (f) => f.http.map((h) => h.host), some: (f, t) => f.http.some((h) => t(h.host)), help: 'Host / :authority of any exchange' },
   'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), some: (f, t) => f.http.some((h) => t(h.path)), help: 'request path of any exchange' },
   'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
+  dns: { type: 'bool', get: (f) => (f.dns?.length ?? 0) > 0, help: 'the flow carried DNS messages' },
+  'dns.query': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.query), some: (f, t) => (f.dns ?? []).some((d) => t(d.query)), help: 'queried name of any question' },
+  'dns.type': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.type), some: (f, t) => (f.dns ?? []).some((d) => t(d.type)), help: 'query type (A, AAAA, ...)' },
+  'dns.rcode': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.rcode), some: (f, t) => (f.dns ?? []).some((d) => t(d.rcode)), help: 'response code (NOERROR, NXDOMAIN, ...)' },
+  'dns.answer': { type: 'string', get: (f) => (f.dns ?? []).flatMap((d) => d.answers), some: (f, t) => (f.dns ?? []).some((d) => d.answers.some(t)), help: 'any answer record, "TYPE data"' },
 };
 
 /** Up to three known field names closest to `name` (edit distance), for "did you mean" hints. */

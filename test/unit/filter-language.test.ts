@@ -28,7 +28,10 @@ const flows: Flow[] = [
     app: 'http', src: { ip: '10.1.2.3', port: 50000 }, dst: { ip: '192.168.1.10', port: 80 }, process: { pid: 200, comm: 'curl', exe: '/usr/bin/curl' },
     http: [{ method: 'GET', host: 'api.internal', path: '/health', status: 200 }, { method: 'POST', host: 'api.internal', path: '/order', status: 503 }],
   }),
-  flow('dns', { transport: 'udp', app: 'dns', src: { ip: 'fd00::5', port: 5353 }, dst: { ip: '::ffff:10.9.9.9', port: 53 }, bytes: 120, packets: 2 }),
+  flow('dns', {
+    transport: 'udp', app: 'dns', src: { ip: 'fd00::5', port: 5353 }, dst: { ip: '::ffff:10.9.9.9', port: 53 }, bytes: 120, packets: 2,
+    dns: [{ id: 1, query: 'api.example.com', type: 'A', rcode: 'NOERROR', answers: ['A 10.0.0.2'] }, { id: 2, query: 'nope.test', type: 'AAAA', rcode: 'NXDOMAIN', answers: [] }],
+  }),
   flow('gnutls', {
     app: 'tls', process: { pid: 300, comm: 'wget', exe: null }, dst: { ip: '10.0.0.2', port: 8443 },
     tls: { sni: null, alpn: [], version: 'TLS 1.2', cipher: null, ja3: null, ja3Hash: null, ja4: null, client: side('gnutls', true, 'hook'), server: null },
@@ -72,6 +75,11 @@ describe('filter matching', () => {
     ['tls.alpn == "h2"', ['java']],
     ['tls.alpn != "h2"', []],
     ['tls.alpn', ['java']],
+    ['tls.alpn.negotiated == h2', []],
+    ['dns', ['dns']],
+    ['dns.rcode == NXDOMAIN', ['dns']],
+    ['dns.query contains "example" && dns.type == A', ['dns']],
+    ['dns.answer matches "^A 10\\."', ['dns']],
     ['http', ['curl']],
     ['tls.server.via == hook and tls.server.plaintext', ['java']],
     ['tls.library == gnutls', ['gnutls']],
@@ -152,7 +160,7 @@ describe('field table', () => {
       'process.pid', 'process.comm', 'process.exe', 'bytes', 'packets', 'tls', 'tls.sni', 'tls.alpn', 'tls.version', 'tls.ja3', 'tls.ja4',
       'tls.client.library', 'tls.client.via', 'tls.client.confidence', 'tls.client.plaintext', 'tls.client.reason',
       'tls.server.library', 'tls.server.via', 'tls.server.confidence', 'tls.server.plaintext', 'tls.server.reason',
-      'http', 'http.method', 'http.host', 'http.path', 'http.status']) {
+      'http', 'http.method', 'http.host', 'http.path', 'http.status', 'dns', 'dns.query', 'dns.type', 'dns.rcode', 'dns.answer', 'tls.alpn.negotiated']) {
       expect(FIELDS[f], f).toBeDefined();
     }
   });
