@@ -52,6 +52,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'process.comm': { type: 'string', get: (f) => f.process?.comm, help: 'process name' },
   'process.exe': { type: 'string', get: (f) => f.process?.exe, help: 'executable path' },
   'process.container': { type: 'string', get: (f) => f.process?.containerId, help: 'container id' },
+  'process.cgroup': { type: 'string', get: (f) => f.process?.cgroup, help: 'cgroup path' },
   'peer.pid': { type: 'number', get: (f) => f.peerProcess?.pid, help: 'server-side process id' },
   'peer.comm': { type: 'string', get: (f) => f.peerProcess?.comm, help: 'server-side process name' },
   'peer.exe': { type: 'string', get: (f) => f.peerProcess?.exe, help: 'server-side executable path' },
