@@ -297,6 +297,7 @@ export function compileFilter(expr: string): FlowPredicate {
   return new Parser(lex(expr)).parse();
 }
 
+/** Validate without throwing; `position` is the 1-based column of the offending token. */
 export function checkFilter(expr: string): { ok: true } | { ok: false; message: string; position: number } {
   try {
     compileFilter(expr);
