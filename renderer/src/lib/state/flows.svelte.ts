@@ -65,7 +65,10 @@ export class FlowsState {
   /** Called by the table with the rows it is about to draw. */
   ensure(first: number, end: number): void {
     this.range = { first, end };
-    for (const p of pagesFor(first, end, PAGE_SIZE)) {
+    const wanted = pagesFor(first, end, PAGE_SIZE);
+    // why: prefetch the pages just above and below so wheel scrolling rarely shows placeholder rows.
+    const ahead = pagesFor(Math.max(0, first - PAGE_SIZE / 2), Math.min(Math.max(this.total, end), end + PAGE_SIZE / 2), PAGE_SIZE);
+    for (const p of [...wanted, ...ahead.filter((x) => !wanted.includes(x))]) {
       if (!this.cache.has(p) && !this.inflight.has(p)) void this.fetchPage(p, this.gen);
     }
   }
