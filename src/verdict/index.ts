@@ -63,13 +63,15 @@ function label(lib: TlsLibrary, version: string | null | undefined): string {
 
 /** Why a process known to use `lib` produced no plaintext for this connection. */
 function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext): string {
+  const mine = p.hooks.filter((h) => normalizeLibrary(h.library) === lib);
+  // why: the helper may learn to hook a library listed here (e.g. BoringSSL with symbols, as in
+  // Envoy); once it reports an attach attempt, that attempt is the better explanation
   const fixed = NO_HOOK[lib];
-  if (fixed) return fixed;
+  if (fixed && mine.length === 0) return fixed;
   if (ctx.mode === 'afpacket') {
     return `capture ran in afpacket mode because ${ctx.modeReason ?? 'eBPF was not available'}; no hooks were attached`;
   }
   if (ctx.mode === null) return 'this capture has no hook data (it was not made in eBPF mode)';
-  const mine = p.hooks.filter((h) => normalizeLibrary(h.library) === lib);
   const attached = mine.filter((h) => h.status === 'attached');
   if (attached.length === 0) {
     const failed = mine.find((h) => h.status === 'failed');
