@@ -59,6 +59,17 @@ export class ConnectState {
     }
   }
 
+  /** A target typed by hand (ssh://user@host:port, k8s://context[/node]); kept in the list for this run. */
+  async addTarget(uri: string): Promise<void> {
+    const u = uri.trim();
+    if (!u) return;
+    if (!this.targets.some((t) => t.uri === u)) {
+      const kind = u.startsWith('ssh://') ? 'ssh' : u.startsWith('k8s://') ? 'k8s' : 'local';
+      this.targets = [...this.targets, { kind, uri: u, label: u.replace(/^(ssh|k8s):\/\//, ''), detail: 'added by hand' }];
+    }
+    await this.choose(u);
+  }
+
   toggleNode(name: string): void {
     this.chosenNodes = this.chosenNodes.includes(name) ? this.chosenNodes.filter((n) => n !== name) : [...this.chosenNodes, name];
   }
