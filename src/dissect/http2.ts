@@ -285,3 +285,24 @@ function unpad(payload: Buffer, flags: number): Buffer {
   if (padLen === undefined || padLen >= payload.length) throw new Error('bad padding');
   return payload.subarray(1, payload.length - padLen);
 }
+
+export interface GrpcMessage {
+  compressed: boolean;
+  /** declared length; `data` is shorter when the body was capped */
+  length: number;
+  data: Buffer;
+}
+
+/** Split a gRPC request or response body into its length-prefixed messages (5-byte prefix each). */
+export function grpcMessages(body: Buffer): GrpcMessage[] {
+  const out: GrpcMessage[] = [];
+  let o = 0;
+  while (o + 5 <= body.length) {
+    const flag = body[o]!;
+    if (flag > 1) break;
+    const length = body.readUInt32BE(o + 1);
+    out.push({ compressed: flag === 1, length, data: body.subarray(o + 5, Math.min(body.length, o + 5 + length)) });
+    o += 5 + length;
+  }
+  return out;
+}

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
-import { Http2Parser, looksLikeHttp2, H2_PREFACE } from '../../src/dissect/http2.js';
+import { Http2Parser, looksLikeHttp2, grpcMessages, H2_PREFACE } from '../../src/dissect/http2.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 import type { HttpMessage } from '../../src/dissect/http1.js';
 
@@ -108,6 +108,8 @@ function check(rec: { client: Buffer; server: Buffer }): void {
   expect(resps[3]!.body.toString()).toBe('posted body');
   expect(get(resps[4]!, 'grpc-status')).toBe('0');
   expect(resps[4]!.body).toEqual(Buffer.from([0, 0, 0, 0, 2, 0x08, 0x01]));
+  expect(grpcMessages(reqs[4]!.body)).toEqual([{ compressed: false, length: 3, data: Buffer.from([0x0a, 0x01, 0x41]) }]);
+  expect(grpcMessages(resps[4]!.body)).toEqual([{ compressed: false, length: 2, data: Buffer.from([0x08, 0x01]) }]);
 }
 
 /** Frame types and flags present in a direction, to prove the traffic exercises what we claim. */
@@ -212,6 +214,18 @@ describe.skipIf(spawnSync('tshark', ['--version']).status !== 0)('HTTP/2 cross-c
 describe('HTTP/2 live traffic', () => {
   it('the current Node/nghttp2 produces traffic the parser reads the same way', async () => {
     check(await record());
+  });
+});
+
+describe('grpcMessages', () => {
+  it('splits several messages, marks compression, keeps a capped tail', () => {
+    const body = Buffer.from([0, 0, 0, 0, 1, 0xaa, 1, 0, 0, 0, 2, 0xbb, 0xcc, 0, 0, 0, 0, 9, 0xdd]);
+    expect(grpcMessages(body)).toEqual([
+      { compressed: false, length: 1, data: Buffer.from([0xaa]) },
+      { compressed: true, length: 2, data: Buffer.from([0xbb, 0xcc]) },
+      { compressed: false, length: 9, data: Buffer.from([0xdd]) },
+    ]);
+    expect(grpcMessages(Buffer.from('not grpc'))).toEqual([]);
   });
 });
 
