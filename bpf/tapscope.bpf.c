@@ -578,6 +578,8 @@ int tp_sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	fill_hdr(&e->hdr, EV_EXEC, id);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->pad = 0;
+	/* why: short-lived processes may be gone before user space reads /proc/PID/exe */
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (void *)ctx + (ctx->__data_loc_filename & 0xFFFF));
 	bpf_ringbuf_submit(e, 0);
 	count(STAT_EXEC_EVENTS, 1);
 	return 0;

@@ -100,10 +100,13 @@ struct ctx_event {
 	__u64 ctx;
 };
 
+#define EXEC_PATH_MAX 256
+
 struct exec_event {
 	struct event_hdr hdr;
 	__u32 ppid;
 	__u32 pad;
+	char filename[EXEC_PATH_MAX]; /* as passed to execve, in the process's mount namespace */
 };
 
 #endif /* __TAPSCOPE_H */

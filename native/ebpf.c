@@ -169,24 +169,18 @@ static const char *unsupported_reason(const char *library)
 #define GO_READ_SYM "crypto/tls.(*Conn).Read"
 #define MAX_GO_RETS 32
 
-/* Finds a function in .symtab and the offsets (from its start) of its RET instructions. Go's amd64
- * epilogue is `MOVQ off(SP), BP; ADDQ $off+8, SP; RET`; matching that whole sequence (with the two
- * constants agreeing) instead of a lone 0xC3 keeps probes on instruction boundaries.
- * Returns the number of RETs, 0 when none matched, -1 when the symbol is missing (e.g. stripped). */
-static int go_find_rets(const char *path, const char *sym, uint64_t *rets, int max)
+/* Locates a function in a Go binary: .symtab when present, else the pclntab function table (Go >= 1.18
+ * layout: pcHeader magic 0xfffffff0/0xfffffff1), which stripped binaries keep. Gives the file offset
+ * and size of its code. Returns 0, or -1 when not found. */
+static int go_func_locate(Elf *e, const char *sym, uint64_t *file_off, uint64_t *size)
 {
-	Elf *e = NULL;
 	Elf_Scn *scn = NULL;
-	GElf_Sym found;
-	int fd, n = -1, have = 0;
-	size_t i;
+	uint64_t addr = 0, len = 0;
+	size_t i, shstrndx;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (elf_getshdrstrndx(e, &shstrndx))
 		return -1;
-	elf_version(EV_CURRENT);
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	while (e && !have && (scn = elf_nextscn(e, scn))) {
+	while (!addr && (scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
 		Elf_Data *d;
 
@@ -201,69 +195,122 @@ static int go_find_rets(const char *path, const char *sym, uint64_t *rets, int m
 				continue;
 			name = elf_strptr(e, sh.sh_link, s.st_name);
 			if (name && !strcmp(name, sym) && s.st_size) {
-				found = s;
-				have = 1;
+				addr = s.st_value;
+				len = s.st_size;
 				break;
 			}
 		}
 	}
-	if (!have)
-		goto done;
-	n = 0;
+	scn = NULL;
+	while (!addr && (scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		const uint8_t *p;
+		uint32_t magic, k;
+		uint64_t nfunc, text, nameoff, pcln;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(e, shstrndx, sh.sh_name)) || strcmp(name, ".gopclntab"))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || d->d_size < 64)
+			break;
+		p = d->d_buf;
+		memcpy(&magic, p, 4);
+		if ((magic != 0xfffffff0 && magic != 0xfffffff1) || p[7] != 8)
+			break;
+		memcpy(&nfunc, p + 8, 8);
+		memcpy(&text, p + 24, 8);
+		memcpy(&nameoff, p + 32, 8);
+		memcpy(&pcln, p + 64, 8);
+		if (pcln + (nfunc + 1) * 8 > d->d_size)
+			break;
+		for (k = 0; k < nfunc; k++) {
+			uint32_t entry, funcoff, next, nmoff;
+
+			memcpy(&entry, p + pcln + k * 8, 4);
+			memcpy(&funcoff, p + pcln + k * 8 + 4, 4);
+			memcpy(&next, p + pcln + (k + 1) * 8, 4);
+			if (pcln + funcoff + 8 > d->d_size)
+				continue;
+			memcpy(&nmoff, p + pcln + funcoff + 4, 4);
+			if (nameoff + nmoff + strlen(sym) + 1 > d->d_size)
+				continue;
+			if (!memcmp(p + nameoff + nmoff, sym, strlen(sym) + 1)) {
+				addr = text + entry;
+				len = next - entry;
+				break;
+			}
+		}
+		break;
+	}
+	if (!addr)
+		return -1;
 	scn = NULL;
 	while ((scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
-		uint8_t *code;
-		uint64_t j, len;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || found.st_value < sh.sh_addr ||
-		    found.st_value + found.st_size > sh.sh_addr + sh.sh_size)
-			continue;
-		len = found.st_size;
-		code = malloc(len);
-		if (!code || pread(fd, code, len, (off_t)(sh.sh_offset + found.st_value - sh.sh_addr)) != (ssize_t)len) {
-			free(code);
-			break;
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_PROGBITS && addr >= sh.sh_addr &&
+		    addr + len <= sh.sh_addr + sh.sh_size) {
+			*file_off = sh.sh_offset + addr - sh.sh_addr;
+			*size = len;
+			return 0;
 		}
-		for (j = 0; j + 10 <= len && n < max; j++) {
-			/* 48 8b 6c 24 XX  48 83 c4 XX+8  c3 */
-			if (code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0x6c && code[j + 3] == 0x24 &&
-			    code[j + 5] == 0x48 && code[j + 6] == 0x83 && code[j + 7] == 0xc4 &&
-			    code[j + 8] == (uint8_t)(code[j + 4] + 8) && code[j + 9] == 0xc3)
-				rets[n++] = j + 9;
-			/* 48 8b ac 24 XXXXXXXX  48 81 c4 XXXXXXXX+8  c3 */
-			else if (j + 16 <= len && code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0xac &&
-				 code[j + 3] == 0x24 && code[j + 8] == 0x48 && code[j + 9] == 0x81 && code[j + 10] == 0xc4 &&
-				 code[j + 15] == 0xc3) {
-				uint32_t a, b;
-
-				memcpy(&a, code + j + 4, 4);
-				memcpy(&b, code + j + 11, 4);
-				if (b == a + 8)
-					rets[n++] = j + 15;
-			}
-		}
-		free(code);
-		break;
 	}
-done:
-	if (e)
-		elf_end(e);
-	close(fd);
+	return -1;
+}
+
+/* Offsets (from the function start) of a Go function's RET instructions. Go's amd64 epilogue is
+ * `MOVQ off(SP), BP; ADDQ $off+8, SP; RET`; matching that whole sequence (with the two constants
+ * agreeing) instead of a lone 0xC3 keeps probes on instruction boundaries. */
+static int go_find_rets(int fd, uint64_t file_off, uint64_t len, uint64_t *rets, int max)
+{
+	uint8_t *code = malloc(len);
+	uint64_t j;
+	int n = 0;
+
+	if (!code || pread(fd, code, len, (off_t)file_off) != (ssize_t)len) {
+		free(code);
+		return 0;
+	}
+	for (j = 0; j + 10 <= len && n < max; j++) {
+		/* 48 8b 6c 24 XX  48 83 c4 XX+8  c3 */
+		if (code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0x6c && code[j + 3] == 0x24 &&
+		    code[j + 5] == 0x48 && code[j + 6] == 0x83 && code[j + 7] == 0xc4 && code[j + 8] == (uint8_t)(code[j + 4] + 8) &&
+		    code[j + 9] == 0xc3) {
+			rets[n++] = j + 9;
+		} else if (j + 16 <= len && code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0xac && code[j + 3] == 0x24 &&
+			   code[j + 8] == 0x48 && code[j + 9] == 0x81 && code[j + 10] == 0xc4 && code[j + 15] == 0xc3) {
+			/* 48 8b ac 24 XXXXXXXX  48 81 c4 XXXXXXXX+8  c3 */
+			uint32_t a, b;
+
+			memcpy(&a, code + j + 4, 4);
+			memcpy(&b, code + j + 11, 4);
+			if (b == a + 8)
+				rets[n++] = j + 15;
+		}
+	}
+	free(code);
 	return n;
 }
 
-static void hook_go(struct hook *h, const char *open_path, uint32_t pid)
+static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 {
-	uint64_t rets[MAX_GO_RETS];
+	LIBBPF_OPTS(bpf_uprobe_opts, uo);
+	uint64_t rets[MAX_GO_RETS], woff = 0, wlen = 0, roff = 0, rlen = 0;
 	const char *ok_syms[2];
-	int n_rets, i, n_ok = 0, err = 0;
+	int n_rets = 0, i, n_ok = 0, err = 0, have_w, have_r;
 	struct bpf_link *l;
+	Elf *e;
 
-	{
-		LIBBPF_OPTS(bpf_uprobe_opts, wo, .func_name = GO_WRITE_SYM);
-
-		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path, 0, &wo);
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	have_w = e && go_func_locate(e, GO_WRITE_SYM, &woff, &wlen) == 0;
+	have_r = e && go_func_locate(e, GO_READ_SYM, &roff, &rlen) == 0;
+	if (e)
+		elf_end(e);
+	if (have_w) {
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path, woff, &uo);
 		if (l) {
 			h->links[h->n_links++] = l;
 			ok_syms[n_ok++] = GO_WRITE_SYM;
@@ -271,17 +318,19 @@ static void hook_go(struct hook *h, const char *open_path, uint32_t pid)
 			err = -errno;
 		}
 	}
-	n_rets = go_find_rets(open_path, GO_READ_SYM, rets, MAX_GO_RETS);
+	if (have_r)
+		n_rets = go_find_rets(fd, roff, rlen, rets, MAX_GO_RETS);
 	if (n_rets > 0 && h->n_links + 1 + n_rets <= MAX_LINKS) {
-		LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = GO_READ_SYM);
 		int start = h->n_links;
 
-		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path, 0, &ro);
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path, roff, &uo);
 		if (l)
 			h->links[h->n_links++] = l;
+		else
+			err = -errno;
 		for (i = 0; l && i < n_rets; i++) {
 			struct bpf_link *lr = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read_ret, -1, open_path,
-									      rets[i], &ro);
+									      roff + rets[i], &uo);
 			if (!lr) {
 				err = -errno;
 				l = NULL;
@@ -298,8 +347,8 @@ static void hook_go(struct hook *h, const char *open_path, uint32_t pid)
 	}
 	if (!n_ok) {
 		h->status = "failed";
-		if (n_rets < 0)
-			snprintf(h->reason, sizeof(h->reason), "no %s in the symbol table (stripped Go binary?)", GO_WRITE_SYM);
+		if (!have_w)
+			snprintf(h->reason, sizeof(h->reason), "%s not found in .symtab or .gopclntab (Go < 1.18?)", GO_WRITE_SYM);
 		else
 			snprintf(h->reason, sizeof(h->reason), "uprobe attach failed: %s (errno %d)", strerror(-err), -err);
 		ctr.hooks_failed++;
@@ -307,7 +356,7 @@ static void hook_go(struct hook *h, const char *open_path, uint32_t pid)
 		h->status = "attached";
 		if (n_ok < 2)
 			snprintf(h->reason, sizeof(h->reason), "only %s hooked: %s", ok_syms[0],
-				 n_rets < 0 ? "Read not found" : n_rets == 0 ? "no recognizable RET in Read" : "Read attach failed");
+				 !have_r ? "Read not found" : n_rets == 0 ? "no recognizable RET in Read" : "Read attach failed");
 		ctr.hooks_attached++;
 	}
 	hook_cb(h, pid, ok_syms, n_ok);
@@ -343,7 +392,7 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 	snprintf(h->library, sizeof(h->library), "%s", library);
 	snprintf(h->path, sizeof(h->path), "%s", display_path);
 	if (!strcmp(library, "go-crypto-tls")) {
-		hook_go(h, open_path, pid);
+		hook_go(h, fd, open_path, pid);
 		close(fd);
 		return;
 	}
@@ -414,6 +463,8 @@ int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const 
 	return 1;
 }
 
+static void hook_exe(const char *exe, const char *path, uint32_t pid, const struct elf_facts *efp);
+
 /* hooks every TLS library a process maps and its executable when it carries TLS itself */
 void ebpf_hook_process(uint32_t pid)
 {
@@ -450,6 +501,29 @@ void ebpf_hook_process(uint32_t pid)
 	exe[len] = 0;
 	if (elf_inspect(path, &ef) < 0)
 		return;
+	hook_exe(exe, path, pid, &ef);
+}
+
+/* An exec: hook the new executable. When the process already exited, fall back to the path it was
+ * started with, which resolves in the helper's mount namespace when the process shares it. */
+static void hook_exec(uint32_t pid, const char *filename)
+{
+	struct elf_facts ef;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	if (access(path, F_OK) == 0) {
+		ebpf_hook_process(pid);
+		return;
+	}
+	if (filename[0] == '/' && elf_inspect(filename, &ef) == 0)
+		hook_exe(filename, filename, pid, &ef);
+}
+
+static void hook_exe(const char *exe, const char *path, uint32_t pid, const struct elf_facts *efp)
+{
+	struct elf_facts ef = *efp;
+
 	if (ef.exports_ssl_write)
 		ebpf_hook_file(ef.boringssl ? "boringssl" : "openssl", exe, path, pid);
 	else if (ef.go_tls)
@@ -673,7 +747,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 		if (size < offsetof(struct tls_event, data) || e->captured > size - offsetof(struct tls_event, data))
 			return 0;
-		proc_note(h->pid, comm);
+		proc_note_tls(h->pid, comm, lib_name(e->lib), fn_name(e->fn));
 		if (e->tuple.family)
 			write_tls(e);
 		else
@@ -693,7 +767,13 @@ static int handle_event(void *ctx, void *data, size_t size)
 		break;
 	case EV_EXEC:
 		proc_forget(h->pid);
-		ebpf_hook_process(h->pid);
+		if (size >= sizeof(struct exec_event)) {
+			char filename[EXEC_PATH_MAX + 1];
+
+			memcpy(filename, ((const struct exec_event *)data)->filename, EXEC_PATH_MAX);
+			filename[EXEC_PATH_MAX] = 0;
+			hook_exec(h->pid, filename);
+		}
 		queue_exec(h->pid);
 		break;
 	}

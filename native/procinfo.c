@@ -25,6 +25,7 @@
 static uint32_t pid_seen[PID_SLOTS];
 static uint64_t conn_seen[CONN_SLOTS];
 static uint64_t inode_seen[INODE_SLOTS];
+static uint64_t pid_tls_known[PID_SLOTS];
 static unsigned long long capture_start_ticks;
 static struct sbuf jb;
 
@@ -360,6 +361,11 @@ static int pid_mark(uint32_t pid)
 
 void proc_note(uint32_t pid, const char *comm_fallback)
 {
+	proc_note_tls(pid, comm_fallback, NULL, NULL);
+}
+
+void proc_note_tls(uint32_t pid, const char *comm_fallback, const char *hook_lib, const char *hook_fn)
+{
 	char path[64], exe[512], comm[64], cmdline[512], cgroup[1024], cid[80], rootpath[600];
 	struct maplib libs[MAX_MAPLIBS];
 	const char *lib = NULL, *via = NULL, *evidence = NULL, *version = NULL, *cg = NULL;
@@ -369,9 +375,15 @@ void proc_note(uint32_t pid, const char *comm_fallback)
 	int n, i, first = 1, alive;
 	ssize_t len;
 
-	if (!pid || !pid_mark(pid))
+	if (!pid)
 		return;
-	ctr.procs++;
+	if (!pid_mark(pid)) {
+		/* seen before: write again only when a hook just told the library and /proc could not */
+		if (!hook_lib || set_has64(pid_tls_known, PID_SLOTS, pid))
+			return;
+	} else {
+		ctr.procs++;
+	}
 	if (ebpf_active)
 		ebpf_hook_process(pid);
 	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
@@ -432,6 +444,15 @@ void proc_note(uint32_t pid, const char *comm_fallback)
 			version = NULL;
 		}
 	}
+
+	if (!lib && hook_lib) {
+		lib = hook_lib;
+		via = "hook";
+		evidence = hook_fn;
+		version = NULL;
+	}
+	if (lib)
+		set_add64(pid_tls_known, PID_SLOTS, pid);
 
 	sb_reset(&jb);
 	sb_printf(&jb, "{\"t\":\"proc\",\"pid\":%u,\"ppid\":%u,\"comm\":", pid, ppid);

@@ -24,6 +24,9 @@ const char *tls_library_for_file(const char *base, char *version, int version_le
 
 /* writes `proc` CB for pid unless already written; comm is used when /proc/PID is gone */
 void proc_note(uint32_t pid, const char *comm);
+/* like proc_note; when /proc could not tell the TLS library (process gone) but a hook fired, writes
+ * (again) a `proc` CB with tls.via = "hook" */
+void proc_note_tls(uint32_t pid, const char *comm, const char *hook_lib, const char *hook_fn);
 /* forgets pid (exec: the next sighting writes a fresh `proc` CB) */
 void proc_forget(uint32_t pid);
 /* writes a `conn` CB unless this connection was already reported */

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { createLab, run, startHttpsServers, type Lab, type HttpsServers } from '../lib/lab.js';
-import { tlsClient } from '../lib/tls-clients.js';
+import { buildGoClient, tlsClient } from '../lib/tls-clients.js';
 import { HELPER, startHelper } from '../lib/helper-process.js';
 import { readCapture, walkBlocks, parseTlsComment } from '../lib/pcapng-walk.js';
 
@@ -170,8 +170,31 @@ describe('helper lifecycle', () => {
     const hook = cap.records.find((x) => x.t === 'hook' && x.inode === copyIno);
     expect(hook).toMatchObject({ library: 'openssl', status: 'attached' });
     expect(typeof hook!.pid).toBe('number');
-    const req = cap.epbs.find((e) => parseTlsComment(e.comment)?.dir === 'out' && e.data.includes('Host: late.tapscope.test'));
-    expect(parseTlsComment(req?.comment ?? null)).toMatchObject({ comm: 'python3', lib: 'openssl', fn: 'SSL_write_ex' });
+    const req = cap.epbs.find((e) => parseTlsComment(e.comment)?.comm === 'python3' && e.data.includes('Host: late.tapscope.test'));
+    expect(parseTlsComment(req?.comment ?? null)).toMatchObject({ dir: 'out', lib: 'openssl', fn: 'SSL_write_ex' });
+  });
+});
+
+describe('helper Go hooks', () => {
+  it('hooks a stripped Go binary through its .gopclntab function table (Write and Read)', async () => {
+    const bin = await buildGoClient({ stripped: true });
+    const nm = await run('nm', [bin]);
+    expect(nm.stderr).toMatch(/no symbols/);
+    const out = join(dir, 'go-stripped.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+    // why: the first run of a static binary races its exec-time attach; the second run must be decrypted
+    for (let i = 0; i < 2; i++) {
+      const r = await lab.execIn(lab.nodeNs, bin, [servers.ca, `https://go.tapscope.test/stripped${i}`, lab.serverIp], { timeoutMs: 30_000 });
+      expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+    }
+    expect(await h.stop()).toBe(0);
+    const cap = readCapture(out);
+    expect(cap.records.find((x) => x.t === 'hook' && x.path === bin), JSON.stringify(cap.records.filter((x) => x.t === 'hook'))).toMatchObject({
+      library: 'go-crypto-tls', status: 'attached', symbols: ['crypto/tls.(*Conn).Write', 'crypto/tls.(*Conn).Read'] });
+    const records = cap.epbs.map((e) => ({ kv: parseTlsComment(e.comment), data: e.data.toString('latin1') }))
+      .filter((r) => r.kv?.lib === 'go-crypto-tls' && r.data.includes('stripped1') || r.kv?.fn === 'crypto/tls.(*Conn).Read');
+    expect(records.some((r) => r.kv?.dir === 'out' && r.data.includes('GET /stripped1 HTTP/1.1'))).toBe(true);
+    expect(records.some((r) => r.kv?.dir === 'in' && r.data.includes('hello from tapscope lab: GET /stripped1'))).toBe(true);
   });
 });
 
@@ -185,4 +208,3 @@ function wholeLength(buf: Buffer): number {
   }
   return off;
 }
-

@@ -114,12 +114,13 @@ public class Client {
 }
 `;
 
-export async function buildGoClient(): Promise<string> {
-  return buildOnce('go-client', 'go-client', async (dir) => {
+/** Builds the Go client once; `stripped` drops .symtab (as release builds do), leaving only .gopclntab. */
+export async function buildGoClient(opts: { stripped?: boolean } = {}): Promise<string> {
+  return buildOnce(opts.stripped ? 'go-client-stripped' : 'go-client', 'go-client', async (dir) => {
     await writeFile(join(dir, 'main.go'), GO_CLIENT);
     await writeFile(join(dir, 'go.mod'), 'module tapscopelab\n\ngo 1.19\n');
     const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: join(CACHE_DIR, 'go-build'), CGO_ENABLED: '0' };
-    const r = await run('go', ['build', '-o', 'go-client', '.'], { env, cwd: dir, timeoutMs: 180_000 });
+    const r = await run('go', ['build', ...(opts.stripped ? ['-ldflags=-s -w'] : []), '-o', 'go-client', '.'], { env, cwd: dir, timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`go build failed: ${r.stderr}`);
   });
 }
