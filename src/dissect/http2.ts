@@ -54,6 +54,11 @@ export class Http2Parser {
     (this.table as unknown as { protocolMaxSize: number }).protocolMaxSize = HPACK_PROTOCOL_MAX;
   }
 
+  /** Current HPACK dynamic table limit of this direction, as last signalled by its encoder. */
+  get hpackTableSize(): number {
+    return (this.table as unknown as { maxSize: number }).maxSize;
+  }
+
   /** True after a framing or HPACK error: this direction can no longer be decoded. */
   get failed(): boolean {
     return this.broken;

@@ -18,8 +18,8 @@ const GOLDEN = path.join(import.meta.dirname, '../fixtures/dissect/h2c.json');
 const BIG_HEADER = 'x'.repeat(20_000);
 
 /** Run the exchange through a tapping relay; return both byte streams. */
-async function record(): Promise<{ client: Buffer; server: Buffer }> {
-  const server = http2.createServer({ paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
+async function record(settings: { server?: http2.Settings; client?: http2.Settings } = {}): Promise<{ client: Buffer; server: Buffer }> {
+  const server = http2.createServer({ paddingStrategy: http2.constants.PADDING_STRATEGY_MAX, settings: settings.server ?? {} });
   server.on('stream', (stream, headers) => {
     const body: Buffer[] = [];
     stream.on('data', (d: Buffer) => body.push(d));
@@ -53,7 +53,7 @@ async function record(): Promise<{ client: Buffer; server: Buffer }> {
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
   const relayPort = (relay.address() as net.AddressInfo).port;
-  const session = http2.connect(`http://127.0.0.1:${relayPort}`, { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
+  const session = http2.connect(`http://127.0.0.1:${relayPort}`, { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX, settings: settings.client ?? {} });
   const call = (headers: http2.OutgoingHttpHeaders, body?: Buffer, opts?: http2.ClientSessionRequestOptions): Promise<void> =>
     new Promise((resolve, reject) => {
       const req = session.request(headers, { endStream: body === undefined, ...opts });
@@ -214,6 +214,16 @@ describe.skipIf(spawnSync('tshark', ['--version']).status !== 0)('HTTP/2 cross-c
 describe('HTTP/2 live traffic', () => {
   it('the current Node/nghttp2 produces traffic the parser reads the same way', async () => {
     check(await record());
+  });
+  it('HPACK dynamic table resized by SETTINGS_HEADER_TABLE_SIZE (0 and 256) on both sides', async () => {
+    const rec = await record({ server: { headerTableSize: 0 }, client: { headerTableSize: 256 } });
+    check(rec);
+    // the client's encoder follows the server's SETTINGS (0) and vice versa (256): size updates were applied
+    const c = new Http2Parser('client');
+    c.push(rec.client, 0);
+    const sv = new Http2Parser('server');
+    sv.push(rec.server, 0);
+    expect([c.hpackTableSize, sv.hpackTableSize]).toEqual([0, 256]);
   });
 });
 
