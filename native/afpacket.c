@@ -186,6 +186,28 @@ int afp_pollfds(struct pollfd *pfds, int max)
 	return i;
 }
 
+int afp_new_flows;
+
+/* Counts TCP SYNs (new connections) so the /proc attribution scan can run soon after, not only on its
+ * 500 ms period. */
+static void note_syn(const uint8_t *net, uint32_t len)
+{
+	uint32_t l4off;
+	uint8_t proto;
+
+	if (len >= 20 && (net[0] >> 4) == 4) {
+		l4off = (uint32_t)(net[0] & 0xf) * 4;
+		proto = net[9];
+	} else if (len >= 40 && (net[0] >> 4) == 6) {
+		l4off = 40;
+		proto = net[6];
+	} else {
+		return;
+	}
+	if (proto == IPPROTO_TCP && len >= l4off + 14 && (net[l4off + 13] & 0x02))
+		afp_new_flows++;
+}
+
 /* why: the helper's own output stream (SSH/API connection) would otherwise capture itself in a loop */
 static int excluded(const uint8_t *net, uint32_t len)
 {
@@ -244,6 +266,8 @@ static void handle_packet(struct tpacket3_hdr *h)
 		ctr.excluded++;
 		return;
 	}
+	if (h->tp_net >= h->tp_mac)
+		note_syn(net, caplen - (h->tp_net - h->tp_mac));
 	f = iface_get(sll->sll_ifindex, sll->sll_hatype);
 	if (!f)
 		return;

@@ -8,6 +8,9 @@
 
 struct sbuf;
 
+/* TCP SYNs seen so far (main loop triggers an early /proc attribution scan when this grows) */
+extern int afp_new_flows;
+
 /* opens the sockets; returns 0, or a helper exit code (2 not permitted, 4 failure) */
 int afp_open(void);
 /* adds the sockets' fds to pfds; returns how many */

@@ -160,7 +160,8 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	char reason[400] = "", os[400], appl[64], fail[300] = "";
 	const char *mode;
-	uint64_t next_sec, next_scan, deadline = 0;
+	uint64_t next_sec, next_scan, last_scan = 0, deadline = 0;
+	int syns_scanned = 0;
 	int i, err, want_probe = 0, use_ebpf = 0, exit_code = 0;
 
 	opts.mode = "auto";
@@ -343,8 +344,12 @@ int main(int argc, char **argv)
 			ebpf_tick();
 		}
 		now = now_monotonic_ns();
-		if (now >= next_scan) {
+		/* why: short-lived connections close before the next periodic scan; a SYN brings the scan
+		 * forward, at most every 50 ms */
+		if (now >= next_scan || (afp_new_flows != syns_scanned && now >= last_scan + 50000000ull)) {
+			syns_scanned = afp_new_flows;
 			proc_scan_conns();
+			last_scan = now;
 			next_scan = now + 500000000ull;
 		}
 		if (now >= next_sec) {

@@ -14,7 +14,7 @@ const PORTS = [443, 8443];
 let lab: Lab;
 let servers: HttpsServers;
 let dir: string;
-let clients: TlsClient[] = [];
+const clients: TlsClient[] = [];
 const file = { ebpf: '', afpacket: '' };
 const cap: { ebpf?: Capture; afpacket?: Capture } = {};
 const exitCodes: Record<string, number | null> = {};
@@ -157,6 +157,10 @@ describe('capture helper in a lab with real TLS clients', () => {
     const conns = c.records.filter((r) => r.t === 'conn');
     expect(conns.length).toBeGreaterThan(0);
     for (const r of conns) expect(r.via).toBe('proc');
+    // the JVM lives long enough for any /proc scan; its process block names JSSE from the executable
+    const java = conns.find((r) => r.comm === 'java' && (r.remote as { ip: string }).ip === lab.serverIp);
+    expect(java).toMatchObject({ role: 'client' });
+    expect(c.records.find((r) => r.t === 'proc' && r.pid === java!.pid)).toMatchObject({ tls: { library: 'java-jsse' }, hooks: [] });
     for (const r of c.records.filter((x) => x.t === 'proc')) expect(r.hooks).toEqual([]);
   });
 

@@ -146,6 +146,32 @@ describe('helper lifecycle', () => {
     expect(readCapture(out).records[0]).toMatchObject({ excludedTcp: [{ ip: lab.serverIp, port: 8443 }] });
   });
 
+  it('--iface NAME captures only that interface, with its own drop counter; --snaplen cuts are counted, not dropped', async () => {
+    const out = join(dir, 'iface.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'afpacket', '--iface', 'eth0', '--snaplen', '96'], out);
+    const c = tlsClient('curl');
+    expect((await c.request(lab, 'https://curl.tapscope.test/', { ca: servers.ca, sni: 'curl.tapscope.test', serverIp: lab.serverIp })).ok).toBe(true);
+    await lab.execIn(lab.nodeNs, 'curl', ['-s', '--max-time', '2', 'http://127.0.0.1:9/']);
+    expect(await h.stop()).toBe(0);
+    const cap = readCapture(out);
+    expect(cap.idbs.map((i) => i.name)).toEqual(['eth0']);
+    expect(cap.idbs[0]!.snaplen).toBe(96);
+    const cut = cap.epbs.filter((e) => e.caplen < e.origlen);
+    expect(cut.length).toBeGreaterThan(0);
+    for (const e of cap.epbs) expect(e.caplen).toBeLessThanOrEqual(96);
+    const stats = cap.records.at(-1)!;
+    expect(stats).toMatchObject({ final: true, ringDrops: 0, snaplenCuts: cut.length, ifaces: { eth0: { drops: 0, snaplenCuts: cut.length } } });
+    // a bound interface's ISB carries isb_ifdrop (option 5)
+    const isb = cap.blocks.filter((b) => b.type === 5).at(-1)!;
+    const codes: number[] = [];
+    for (let o = 12; o + 4 <= isb.body.length; o += 4 + ((isb.body.readUInt16LE(o + 2) + 3) & ~3)) {
+      const code = isb.body.readUInt16LE(o);
+      if (code === 0) break;
+      codes.push(code);
+    }
+    expect(codes).toEqual([4, 5, 7]);
+  });
+
   it('hooks a process started after capture start that loads a TLS library the helper had not seen', async () => {
     // why: a private copy of libssl has its own inode, so only the exec/maps path can hook it
     const libdir = join(dir, 'lib');
