@@ -1,7 +1,6 @@
 // The flow table: pcapng blocks in (one or more node streams), Flow records out. Decodes packets, orients
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
-import { createHash } from 'node:crypto';
 import { parseClientHello, parseServerHello, ja3, ja4, tlsVersionName, cipherName, type ClientHello, type ServerHello } from '../dissect/tls.js';
 import { Http1Parser, looksLikeHttp1, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
@@ -39,21 +38,34 @@ export interface AnalyzerCounters {
 
 type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'unknown';
 
-const FIRST_BYTES = 256;
+// why: kept for every flow (FlowDetail's hex), so small: memory must stay ~flat per flow at a million flows.
+const FIRST_BYTES = 64;
 const HEAD_CAP = 64 * 1024;
 const BODY_TEXT_CAP = 16 * 1024;
 const MAX_DNS_PER_FLOW = 50;
 
 type Side = 'client' | 'server';
 
+/** Reassembly and parser state of one direction; allocated on first payload, replaced by DONE when finished. */
 interface DirState {
   reasm: TcpReassembler | null;
-  first: Buffer | null;
   head: Buffer | null;
   http1: Http1Parser | null;
   http2: Http2Parser | null;
   done: boolean;
-  delivered: number;
+}
+
+const DONE: DirState = Object.freeze({ reasm: null, head: null, http1: null, http2: null, done: true }) as DirState;
+const NO_HTTP: Flow['http'] = Object.freeze([]) as unknown as Flow['http'];
+
+/** State only flows with TLS hooks or HTTP need; allocated on first use. */
+interface FlowExtra {
+  plaintext: { client: { library: string; bytes: number } | null; server: { library: string; bytes: number } | null };
+  tlsPid: { client: { pid: number; comm: string } | null; server: { pid: number; comm: string } | null };
+  decrypted: { c2s: DecryptedDir | null; s2c: DecryptedDir | null };
+  exchanges: HttpExchangeDetail[];
+  exchangeStreams: (number | undefined)[];
+  exchangesDropped: number;
 }
 
 interface DecryptedDir {
@@ -64,23 +76,22 @@ interface DecryptedDir {
 
 interface FlowState {
   flow: Flow;
-  key: string;
-  node: string;
-  transport: 'tcp' | 'udp';
+  /** The client's address in key form (IPv4 as a number) and port: orients each packet without strings. */
+  cip: number | string;
+  cport: number;
   app: App;
   closed: boolean;
-  c2s: DirState;
-  s2c: DirState;
-  ch: ClientHello | null;
-  sh: ServerHello | null;
+  /** null until the direction carries payload (or a SYN), DONE once the dissectors are finished with it. */
+  c2s: DirState | null;
+  s2c: DirState | null;
+  /** SYN sequence numbers seen before the direction's state exists (-1: none). */
+  synC: number;
+  synS: number;
+  firstC: Buffer | null;
+  firstS: Buffer | null;
   chDone: boolean;
   shDone: boolean;
-  plaintext: { client: { library: string; bytes: number } | null; server: { library: string; bytes: number } | null };
-  tlsPid: { client: { pid: number; comm: string } | null; server: { pid: number; comm: string } | null };
-  decrypted: { c2s: DecryptedDir | null; s2c: DecryptedDir | null };
-  exchanges: HttpExchangeDetail[];
-  exchangeStreams: (number | undefined)[];
-  exchangesDropped: number;
+  x: FlowExtra | null;
   resolvedAt: number;
   version: number;
 }
@@ -92,8 +103,26 @@ interface StreamState {
   meta: NodeMeta | null;
 }
 
-function newDir(): DirState {
-  return { reasm: null, first: null, head: null, http1: null, http2: null, done: false, delivered: 0 };
+function extra(fs: FlowState): FlowExtra {
+  if (!fs.x) {
+    fs.x = {
+      plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null },
+      exchanges: [], exchangeStreams: [], exchangesDropped: 0,
+    };
+  }
+  return fs.x;
+}
+
+/** FNV-1a (64-bit, two 32-bit lanes) as 16 hex digits: flow ids, stable for the same packets. */
+function hashId(s: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0xcbf29ce4;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x01b3) ^ (h1 >>> 7);
+  }
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }
 
 function appendCapped(prev: Buffer | null, chunk: Buffer, cap: number): Buffer {
@@ -104,11 +133,15 @@ function appendCapped(prev: Buffer | null, chunk: Buffer, cap: number): Buffer {
 
 function bodyText(b: Buffer): string | null {
   if (b.length === 0) return null;
-  const slice = b.subarray(0, BODY_TEXT_CAP);
+  // why: a sample decides text vs binary; scanning whole 64 KiB bodies dominated large captures.
+  const sample = Math.min(b.length, 512);
   let ctl = 0;
-  for (const c of slice) if (c < 9 || (c > 13 && c < 32)) ctl++;
-  if (ctl > slice.length / 20) return `[${b.length} bytes of binary data]`;
-  const text = slice.toString('utf8');
+  for (let i = 0; i < sample; i++) {
+    const c = b[i]!;
+    if (c < 9 || (c > 13 && c < 32)) ctl++;
+  }
+  if (ctl > sample / 20) return `[${b.length} bytes of binary data]`;
+  const text = b.toString('utf8', 0, Math.min(b.length, BODY_TEXT_CAP));
   return b.length > BODY_TEXT_CAP ? `${text}…` : text;
 }
 
@@ -121,7 +154,8 @@ function header(headers: [string, string][], name: string): string | null {
 export class Analyzer {
   private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket'>>;
   private readonly observe: ((block: PacketBlock, flowId: string | null) => void) | null;
-  private readonly table = new Map<string, FlowState>();
+  /** node -> canonical 5-tuple key -> the flow currently using that tuple */
+  private readonly tables = new Map<string, Map<string, FlowState>>();
   private readonly byId = new Map<string, FlowState>();
   private readonly states: FlowState[] = [];
   readonly nodes = new Map<string, NodeMeta>();
@@ -168,6 +202,15 @@ export class Analyzer {
   /** Changes whenever a block changed anything (queries cache on it). */
   get version(): number {
     return this.changes;
+  }
+
+  private table(node: string): Map<string, FlowState> {
+    let t = this.tables.get(node);
+    if (!t) {
+      t = new Map();
+      this.tables.set(node, t);
+    }
+    return t;
   }
 
   private onBlock(st: StreamState, b: PcapngBlock): void {
@@ -227,8 +270,12 @@ export class Analyzer {
     if (d.fragment && !d.firstFragment) return null;
     if (d.srcPort === 0 && d.dstPort === 0) { c.otherProto++; return null; }
     const transport = d.proto === PROTO_TCP ? 'tcp' : 'udp';
-    const key = flowKey(node, transport, d.src, d.srcPort, d.dst, d.dstPort);
-    let fs = this.table.get(key);
+    const v4 = d.ipVersion === 4;
+    const sip: number | string = v4 ? d.src4 : d.src;
+    const dip: number | string = v4 ? d.dst4 : d.dst;
+    const key = tupleKey(transport, sip, d.srcPort, dip, d.dstPort);
+    const table = this.table(node);
+    let fs = table.get(key);
     const syn = transport === 'tcp' && (d.tcpFlags & TCP_SYN) !== 0 && (d.tcpFlags & TCP_ACK) === 0;
     if (fs && syn && fs.closed) fs = undefined; // port reused for a new connection
     if (!fs) fs = this.createFlow(node, transport, key, d, b.tsMs);
@@ -237,7 +284,7 @@ export class Analyzer {
     f.bytes += b.origLen;
     if (b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
     fs.version++;
-    const fromClient = f.src.port === d.srcPort && f.src.ip === d.src;
+    const fromClient = fs.cport === d.srcPort && fs.cip === sip;
     if (transport === 'tcp') this.onTcp(fs, d, fromClient, b.tsMs);
     else this.onUdp(fs, d, fromClient);
     return f.id;
@@ -246,41 +293,53 @@ export class Analyzer {
   private createFlow(node: string, transport: 'tcp' | 'udp', key: string, d: DecodedPacket, ts: number): FlowState {
     let srcIsClient: boolean;
     const flags = d.tcpFlags;
+    const src = d.src;
+    const dst = d.dst;
     if (transport === 'tcp' && flags & TCP_SYN) {
       srcIsClient = (flags & TCP_ACK) === 0;
     } else {
       const meta = this.nodes.get(node);
-      const role = meta?.owner(transport, d.src, d.srcPort, d.dst, d.dstPort)?.role ?? meta?.owner(transport, d.dst, d.dstPort, d.src, d.srcPort)?.role;
-      const srcRole = meta?.owner(transport, d.src, d.srcPort, d.dst, d.dstPort)?.role;
+      const srcRole = meta?.owner(transport, src, d.srcPort, dst, d.dstPort)?.role;
+      const dstRole = meta?.owner(transport, dst, d.dstPort, src, d.srcPort)?.role;
       if (srcRole === 'client' || srcRole === 'server') srcIsClient = srcRole === 'client';
-      else if (role === 'client' || role === 'server') srcIsClient = role === 'server';
-      else srcIsClient = d.srcPort > d.dstPort || (d.srcPort === d.dstPort && d.src > d.dst);
+      else if (dstRole === 'client' || dstRole === 'server') srcIsClient = dstRole === 'server';
+      else srcIsClient = d.srcPort > d.dstPort || (d.srcPort === d.dstPort && src > dst);
     }
-    const client = srcIsClient ? { ip: d.src, port: d.srcPort } : { ip: d.dst, port: d.dstPort };
-    const server = srcIsClient ? { ip: d.dst, port: d.dstPort } : { ip: d.src, port: d.srcPort };
+    const client = srcIsClient ? { ip: src, port: d.srcPort } : { ip: dst, port: d.dstPort };
+    const server = srcIsClient ? { ip: dst, port: d.dstPort } : { ip: src, port: d.srcPort };
     return this.addFlow(node, transport, key, client, server, ts);
   }
 
   private addFlow(node: string, transport: 'tcp' | 'udp', key: string, client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number): FlowState {
-    let id = createHash('sha1').update(`${node}|${transport}|${client.ip}|${client.port}|${server.ip}|${server.port}|${ts}`).digest('hex').slice(0, 16);
-    while (this.byId.has(id)) id = createHash('sha1').update(id).digest('hex').slice(0, 16);
+    let id = hashId(`${node}|${transport}|${client.ip}|${client.port}|${server.ip}|${server.port}|${ts}`);
+    while (this.byId.has(id)) id = hashId(`${id}+`);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
-      node, pod: null, app: 'unknown', tls: null, http: [],
+      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP,
     };
     const fs: FlowState = {
-      flow, key, node, transport, app: 'classify', closed: false, c2s: newDir(), s2c: newDir(), ch: null, sh: null, chDone: false, shDone: false,
-      plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null },
-      exchanges: [], exchangeStreams: [], exchangesDropped: 0, resolvedAt: -1, version: 0,
+      flow, cip: ipKeyPart(client.ip), cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
+      x: null, resolvedAt: -1, version: 0,
     };
-    if (transport === 'tcp') {
-      fs.c2s.reasm = new TcpReassembler(this.sink(fs, true), this.opts.reassembly);
-      fs.s2c.reasm = new TcpReassembler(this.sink(fs, false), this.opts.reassembly);
-    }
-    this.table.set(key, fs);
+    this.table(node).set(key, fs);
     this.byId.set(id, fs);
     this.states.push(fs);
     return fs;
+  }
+
+  /** The direction's state, created (with its reassembler) on first use. */
+  private dir(fs: FlowState, c2s: boolean): DirState {
+    const cur = c2s ? fs.c2s : fs.s2c;
+    if (cur) return cur;
+    const d: DirState = { reasm: null, head: null, http1: null, http2: null, done: false };
+    if (fs.flow.transport === 'tcp') {
+      d.reasm = new TcpReassembler(this.sink(fs, c2s), this.opts.reassembly);
+      const syn = c2s ? fs.synC : fs.synS;
+      if (syn >= 0) d.reasm.syn(syn);
+    }
+    if (c2s) fs.c2s = d;
+    else fs.s2c = d;
+    return d;
   }
 
   private sink(fs: FlowState, c2s: boolean): StreamSink {
@@ -291,22 +350,46 @@ export class Analyzer {
   }
 
   private onTcp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number): void {
-    const dir = fromClient ? fs.c2s : fs.s2c;
-    if (d.tcpFlags & TCP_SYN) dir.reasm?.syn(d.seq);
+    const cur = fromClient ? fs.c2s : fs.s2c;
+    if (d.tcpFlags & TCP_SYN) {
+      if (cur) cur.reasm?.syn(d.seq);
+      else if (fromClient) fs.synC = d.seq;
+      else fs.synS = d.seq;
+    }
+    if (d.payloadEnd > d.payloadStart) {
+      if (cur === DONE) {
+        // why: the dissectors are done with this direction; still keep its first bytes for the flow detail.
+        if (fromClient ? fs.firstC === null : fs.firstS === null) this.keepFirst(fs, fromClient, d.payload);
+      } else {
+        const dir = cur ?? this.dir(fs, fromClient);
+        if (dir.reasm && !dir.reasm.isStopped) {
+          const before = dir.reasm.retransmittedBytes;
+          dir.reasm.segment(d.seq, d.payload, ts);
+          this.counters.retransmittedBytes += dir.reasm.retransmittedBytes - before;
+        }
+      }
+    }
     if (d.tcpFlags & (TCP_FIN | TCP_RST)) {
       fs.closed = true;
-      if (d.tcpFlags & TCP_FIN && dir.http1 && !dir.done) this.onMessages(fs, dir.http1.end(), 'plain', ts);
-    }
-    if (d.payload.length > 0 && dir.reasm && !dir.reasm.isStopped) {
-      const before = dir.reasm.retransmittedBytes;
-      dir.reasm.segment(d.seq, d.payload, ts);
-      this.counters.retransmittedBytes += dir.reasm.retransmittedBytes - before;
+      // why: the direction's stream is over; finish its parser (a body delimited by close) and free its state.
+      const dir = fromClient ? fs.c2s : fs.s2c;
+      if (dir && dir !== DONE && (dir.reasm?.buffered ?? 0) === 0) {
+        if (d.tcpFlags & TCP_FIN && dir.http1) this.onMessages(fs, dir.http1.end(), 'plain', ts);
+        if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, fromClient);
+      }
     }
   }
 
+  private keepFirst(fs: FlowState, c2s: boolean, chunk: Buffer): void {
+    const prev = c2s ? fs.firstC : fs.firstS;
+    if (prev && prev.length >= FIRST_BYTES) return;
+    const next = appendCapped(prev, chunk, FIRST_BYTES);
+    if (c2s) fs.firstC = next;
+    else fs.firstS = next;
+  }
+
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
-    const dir = fromClient ? fs.c2s : fs.s2c;
-    if (dir.first === null && d.payload.length > 0) dir.first = Buffer.from(d.payload.subarray(0, FIRST_BYTES));
+    if ((fromClient ? fs.firstC : fs.firstS) === null && d.payload.length > 0) this.keepFirst(fs, fromClient, d.payload);
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
       if (fs.app === 'classify') { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
       return;
@@ -331,32 +414,31 @@ export class Analyzer {
 
   // ---- reassembled streams ----
 
-  private stopDir(dir: DirState): void {
-    dir.done = true;
-    dir.head = null;
-    dir.http1 = null;
-    dir.http2 = null;
-    dir.reasm?.stop();
+  /** The dissectors are finished with a direction: free its reassembler, buffers and parsers. */
+  private stopDir(fs: FlowState, c2s: boolean): void {
+    const dir = c2s ? fs.c2s : fs.s2c;
+    dir?.reasm?.stop();
+    if (c2s) fs.c2s = DONE;
+    else fs.s2c = DONE;
   }
 
   private onStreamGap(fs: FlowState, c2s: boolean): void {
     this.counters.gaps++;
-    const dir = c2s ? fs.c2s : fs.s2c;
+    const dir = this.dir(fs, c2s);
     if (dir.http1) this.onMessages(fs, dir.http1.gap(), 'plain', fs.flow.lastSeen);
     else if (dir.http2) this.onMessages(fs, dir.http2.gap(), 'plain', fs.flow.lastSeen);
     else if (fs.app === 'tls') {
       if (c2s && !fs.chDone) fs.chDone = true;
       if (!c2s && !fs.shDone) fs.shDone = true;
-      this.stopDir(dir);
+      this.stopDir(fs, c2s);
     } else if (fs.app === 'classify') {
       this.setApp(fs, 'unknown');
     }
   }
 
   private onStreamData(fs: FlowState, c2s: boolean, chunk: Buffer, ts: number): void {
-    const dir = c2s ? fs.c2s : fs.s2c;
-    dir.delivered += chunk.length;
-    if (dir.first === null || dir.first.length < FIRST_BYTES) dir.first = appendCapped(dir.first, chunk, FIRST_BYTES);
+    this.keepFirst(fs, c2s, chunk);
+    const dir = this.dir(fs, c2s);
     if (dir.done) return;
     switch (fs.app) {
       case 'classify':
@@ -373,13 +455,13 @@ export class Analyzer {
         this.feedPlainHttp(fs, dir, chunk, ts);
         return;
       default:
-        this.stopDir(dir);
+        this.stopDir(fs, c2s);
     }
   }
 
   private classify(fs: FlowState, c2s: boolean): void {
-    const ch = fs.c2s.head;
-    const sh = fs.s2c.head;
+    const ch = fs.c2s?.head ?? null;
+    const sh = fs.s2c?.head ?? null;
     if (sh && sh.length >= 4 && sh.toString('latin1', 0, 4) === 'SSH-') return this.setApp(fs, 'ssh');
     if (!ch || ch.length === 0) {
       if (!c2s && sh && sh.length >= HEAD_CAP) this.setApp(fs, 'unknown');
@@ -405,7 +487,6 @@ export class Analyzer {
   private setApp(fs: FlowState, app: App): void {
     fs.app = app;
     fs.flow.app = app === 'classify' ? 'unknown' : app;
-    const heads: [DirState, boolean][] = [[fs.c2s, true], [fs.s2c, false]];
     switch (app) {
       case 'tls':
         this.tlsHello(fs, true);
@@ -413,7 +494,8 @@ export class Analyzer {
         break;
       case 'http':
       case 'http2':
-        for (const [dir, c2s] of heads) {
+        for (const c2s of [true, false]) {
+          const dir = this.dir(fs, c2s);
           if (app === 'http') dir.http1 = new Http1Parser();
           else dir.http2 = new Http2Parser(c2s ? 'client' : 'server');
           const head = dir.head;
@@ -422,38 +504,36 @@ export class Analyzer {
         }
         break;
       case 'dns': {
-        const head = fs.c2s.head;
+        const head = fs.c2s?.head ?? null;
         const msg = head ? parseDns(head, true) : null;
         if (msg && msg.questions[0]) {
           fs.flow.dns = [{ id: msg.id, query: msg.questions[0].name, type: msg.questions[0].type, rcode: null, answers: [] }];
         }
-        this.stopDir(fs.c2s);
-        this.stopDir(fs.s2c);
+        this.stopDir(fs, true);
+        this.stopDir(fs, false);
         break;
       }
       default:
-        this.stopDir(fs.c2s);
-        this.stopDir(fs.s2c);
+        this.stopDir(fs, true);
+        this.stopDir(fs, false);
     }
   }
 
   private tlsHello(fs: FlowState, c2s: boolean): void {
     const dir = c2s ? fs.c2s : fs.s2c;
-    if (dir.done || !dir.head) return;
+    if (!dir || dir.done || !dir.head) return;
     if (c2s && !fs.chDone) {
       const r = parseClientHello(dir.head);
       if (r === 'incomplete' && dir.head.length < HEAD_CAP) return;
       fs.chDone = true;
-      fs.ch = r === 'incomplete' ? null : r;
-      if (fs.ch) this.applyClientHello(fs, fs.ch);
+      if (r && r !== 'incomplete') this.applyClientHello(fs, r);
     } else if (!c2s && !fs.shDone) {
       const r = parseServerHello(dir.head);
       if (r === 'incomplete' && dir.head.length < HEAD_CAP) return;
       fs.shDone = true;
-      fs.sh = r === 'incomplete' ? null : r;
-      if (fs.sh) this.applyServerHello(fs, fs.sh);
+      if (r && r !== 'incomplete') this.applyServerHello(fs, r);
     }
-    this.stopDir(dir);
+    this.stopDir(fs, c2s);
   }
 
   private ensureTls(fs: FlowState): NonNullable<Flow['tls']> {
@@ -486,52 +566,55 @@ export class Analyzer {
     if (dir.http1) this.onMessages(fs, dir.http1.push(copy, ts), 'plain', ts);
     else if (dir.http2) {
       this.onMessages(fs, dir.http2.push(copy, ts), 'plain', ts);
-      if (dir.http2.failed) this.stopDir(dir);
+      if (dir.http2.failed) this.stopDir(fs, dir === fs.c2s);
     }
   }
 
   // ---- exchanges ----
 
   private onMessages(fs: FlowState, msgs: HttpMessage[], source: 'plain' | 'decrypted', _ts: number): void {
+    if (msgs.length === 0) return;
+    const x = extra(fs);
+    if (fs.flow.http === NO_HTTP) fs.flow.http = [];
     for (const m of msgs) {
       if (m.grpcMethod && (fs.app === 'http2' || fs.app === 'grpc')) { fs.app = 'grpc'; fs.flow.app = 'grpc'; }
       if (m.kind === 'request') {
         const host = header(m.headers, 'host') ?? header(m.headers, ':authority');
         const summary: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
         fs.flow.http.push(summary);
-        if (source === 'plain' && fs.s2c.http1 && m.method) fs.s2c.http1.expectResponseTo(m.method);
-        if (fs.exchanges.length >= this.opts.maxExchangesPerFlow) { fs.exchangesDropped++; continue; }
-        fs.exchanges.push({
+        if (source === 'plain' && fs.s2c?.http1 && m.method) fs.s2c.http1.expectResponseTo(m.method);
+        if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; continue; }
+        x.exchanges.push({
           method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: m.headers, responseHeaders: [],
           requestBody: bodyText(m.body), responseBody: null, source, startedAt: m.ts,
         });
-        fs.exchangeStreams.push(m.streamId);
+        x.exchangeStreams.push(m.streamId);
       } else {
         let idx = -1;
-        for (let i = 0; i < fs.exchanges.length; i++) {
-          const e = fs.exchanges[i]!;
+        for (let i = 0; i < x.exchanges.length; i++) {
+          const e = x.exchanges[i]!;
           if (e.source !== source || e.status !== null) continue;
-          if (m.streamId !== undefined && fs.exchangeStreams[i] !== m.streamId) continue;
+          if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
           idx = i;
           break;
         }
         if (idx < 0) {
-          if (fs.exchanges.length >= this.opts.maxExchangesPerFlow) { fs.exchangesDropped++; continue; }
-          fs.exchanges.push({
+          if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; continue; }
+          x.exchanges.push({
             method: null, host: null, path: null, status: null, requestHeaders: [], responseHeaders: [], requestBody: null, responseBody: null,
             source, startedAt: m.ts,
           });
-          fs.exchangeStreams.push(m.streamId);
+          x.exchangeStreams.push(m.streamId);
           fs.flow.http.push({ method: null, host: null, path: null, status: null });
-          idx = fs.exchanges.length - 1;
+          idx = x.exchanges.length - 1;
         }
-        const e = fs.exchanges[idx]!;
+        const e = x.exchanges[idx]!;
         e.status = m.status ?? 0;
         e.responseHeaders = m.headers;
         e.responseBody = bodyText(m.body);
         // why: summaries and exchanges are pushed together, so the same index names the same exchange
         // while nothing was dropped; after drops the summary list is longer and we match from its end.
-        const offset = fs.flow.http.length - fs.exchanges.length;
+        const offset = fs.flow.http.length - x.exchanges.length;
         const s = fs.flow.http[idx + offset];
         if (s) s.status = e.status;
       }
@@ -547,8 +630,8 @@ export class Analyzer {
     if (!pdu || !pdu.src || !pdu.dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const src = { ip: normalizeIp(pdu.src.ip), port: pdu.src.port };
     const dst = { ip: normalizeIp(pdu.dst.ip), port: pdu.dst.port };
-    const key = flowKey(node, 'tcp', src.ip, src.port, dst.ip, dst.port);
-    let fs = this.table.get(key);
+    const key = tupleKey('tcp', ipKeyPart(src.ip), src.port, ipKeyPart(dst.ip), dst.port);
+    let fs = this.table(node).get(key);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
     const other = dirOut ? dst : src;
@@ -566,25 +649,26 @@ export class Analyzer {
     const side: Side = f.src.ip === mine.ip && f.src.port === mine.port ? 'client' : 'server';
     const len = Number(attrs.len ?? pdu.payload.length) || pdu.payload.length;
     const lib = attrs.lib ?? 'unknown';
-    const seen = fs.plaintext[side];
+    const x = extra(fs);
+    const seen = x.plaintext[side];
     if (seen) seen.bytes += len;
-    else fs.plaintext[side] = { library: lib, bytes: len };
+    else x.plaintext[side] = { library: lib, bytes: len };
     const pid = Number(attrs.pid);
-    if (Number.isFinite(pid) && pid > 0 && !fs.tlsPid[side]) fs.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
+    if (Number.isFinite(pid) && pid > 0 && !x.tlsPid[side]) x.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
     this.ensureTls(fs);
     if (fs.app === 'classify') { fs.app = 'tls'; f.app = 'tls'; }
     const c2s = f.src.ip === src.ip && f.src.port === src.port;
     const dk = c2s ? 'c2s' : 's2c';
-    let dd = fs.decrypted[dk];
+    let dd = x.decrypted[dk];
     if (!dd) {
       dd = { feeder: side, http1: null, http2: null };
-      fs.decrypted[dk] = dd;
+      x.decrypted[dk] = dd;
     }
     // why: when both ends are hooked, the client's write and the server's read carry the same bytes; parse one.
     if (dd.feeder !== side) return f.id;
     const payload = Buffer.from(pdu.payload);
     if (!dd.http1 && !dd.http2) {
-      const other2 = fs.decrypted[c2s ? 's2c' : 'c2s'];
+      const other2 = x.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
       else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) dd.http1 = new Http1Parser();
       else return f.id;
@@ -603,18 +687,19 @@ export class Analyzer {
 
   private resolve(fs: FlowState): void {
     const f = fs.flow;
-    const meta = this.nodes.get(fs.node);
-    const t = fs.transport;
-    const clientOwner = meta?.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port) ?? fs.tlsPid.client;
-    const serverOwner = meta?.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port) ?? fs.tlsPid.server;
+    const meta = this.nodes.get(f.node);
+    const t = f.transport;
+    const hasConns = meta !== undefined && meta.conns.size > 0;
+    const clientOwner = (hasConns ? meta.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port) : null) ?? fs.x?.tlsPid.client ?? null;
+    const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port) : null) ?? fs.x?.tlsPid.server ?? null;
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
       const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.plaintext.client, ja4: f.tls.ja4 }, ctx);
-      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.plaintext.server, ja4: null }, ctx);
+      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.plaintext.client ?? null, ja4: f.tls.ja4 }, ctx);
+      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.plaintext.server ?? null, ja4: null }, ctx);
     }
   }
 
@@ -647,33 +732,38 @@ export class Analyzer {
     this.resolve(fs);
     return {
       flow: fs.flow,
-      exchanges: fs.exchanges,
-      clientBytesHex: fs.c2s.first?.toString('hex') ?? '',
-      serverBytesHex: fs.s2c.first?.toString('hex') ?? '',
+      exchanges: fs.x?.exchanges ?? [],
+      clientBytesHex: fs.firstC?.toString('hex') ?? '',
+      serverBytesHex: fs.firstS?.toString('hex') ?? '',
     };
   }
 
   /** Exchanges with headers and bodies, for HAR export. */
   exchangesOf(id: string): HttpExchangeDetail[] {
-    return this.byId.get(id)?.exchanges ?? [];
+    return this.byId.get(id)?.x?.exchanges ?? [];
   }
 
-  /** The flow a packet belongs to (by node and 5-tuple), for filtered export. */
-  flowIdForTuple(node: string, transport: 'tcp' | 'udp', a: string, ap: number, b: string, bp: number): string | null {
-    return this.table.get(flowKey(node, transport, normalizeIp(a), ap, normalizeIp(b), bp))?.flow.id ?? null;
-  }
 
   /** Bytes held by reassembly buffers right now (for the memory-bound test). */
   bufferedBytes(): number {
     let n = 0;
-    for (const fs of this.states) n += (fs.c2s.reasm?.buffered ?? 0) + (fs.s2c.reasm?.buffered ?? 0);
+    for (const fs of this.states) n += (fs.c2s?.reasm?.buffered ?? 0) + (fs.s2c?.reasm?.buffered ?? 0);
     return n;
   }
 }
 
-export function flowKey(node: string, transport: string, a: string, ap: number, b: string, bp: number): string {
+/** An address in key form: IPv4 as its 32-bit number (what packets give cheaply), anything else as text. */
+export function ipKeyPart(ip: string): number | string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return ip;
+  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+}
+
+/** The canonical (direction-free) key of a transport 5-tuple within one node. */
+export function tupleKey(transport: 'tcp' | 'udp', a: number | string, ap: number, b: number | string, bp: number): string {
   const aFirst = a < b || (a === b && ap <= bp);
-  return aFirst ? `${node}|${transport}|${a}|${ap}|${b}|${bp}` : `${node}|${transport}|${b}|${bp}|${a}|${ap}`;
+  const t = transport === 'tcp' ? 't' : 'u';
+  return aFirst ? `${t}${a}:${ap}/${b}:${bp}` : `${t}${b}:${bp}/${a}:${ap}`;
 }
 
 export type { DnsSummary };

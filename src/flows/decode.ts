@@ -14,24 +14,58 @@ export const TCP_RST = 0x04;
 export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
 
-export interface DecodedPacket {
-  ipVersion: 4 | 6;
-  src: string;
-  dst: string;
-  /** IP protocol number (6 TCP, 17 UDP, anything else is only counted). */
-  proto: number;
-  srcPort: number;
-  dstPort: number;
-  seq: number;
-  ack: number;
-  tcpFlags: number;
-  /** Transport payload as captured (may be shorter than payloadLen after a snaplen cut). */
-  payload: Buffer;
+/**
+ * One decoded packet. Addresses and payload are computed on first use: the flow table reads them only for
+ * packets that start a flow or feed a dissector, and skipping the allocations is most of its speed.
+ */
+export class DecodedPacket {
+  proto = 0;
+  srcPort = 0;
+  dstPort = 0;
+  seq = 0;
+  ack = 0;
+  tcpFlags = 0;
   /** Transport payload length according to the IP header. */
-  payloadLen: number;
+  payloadLen = 0;
   /** Part of a fragmented datagram. Non-first fragments carry no ports (proto set, ports 0). */
-  fragment: boolean;
-  firstFragment: boolean;
+  fragment = false;
+  firstFragment = false;
+  /** Where the captured transport payload lies in `data`. */
+  payloadStart = 0;
+  payloadEnd = 0;
+
+  constructor(
+    readonly ipVersion: 4 | 6,
+    readonly data: Buffer,
+    /** Offset of the IP source address in `data` (the destination follows it). */
+    readonly addrOffset: number,
+  ) {}
+
+  /** IPv4 source as an unsigned 32-bit number (IPv4 only). */
+  get src4(): number {
+    return this.data.readUInt32BE(this.addrOffset);
+  }
+
+  get dst4(): number {
+    return this.data.readUInt32BE(this.addrOffset + 4);
+  }
+
+  get src(): string {
+    return this.ipVersion === 4 ? ipv4ToString(this.data, this.addrOffset) : ipv6ToString(this.data, this.addrOffset);
+  }
+
+  get dst(): string {
+    return this.ipVersion === 4 ? ipv4ToString(this.data, this.addrOffset + 4) : ipv6ToString(this.data, this.addrOffset + 16);
+  }
+
+  /** Transport payload as captured (may be shorter than payloadLen after a snaplen cut). */
+  get payload(): Buffer {
+    return this.data.subarray(this.payloadStart, this.payloadEnd);
+  }
+
+  get payloadSize(): number {
+    return this.payloadEnd - this.payloadStart;
+  }
 }
 
 const ETH_IPV4 = 0x0800;
@@ -103,17 +137,16 @@ function decodeIpv4(data: Buffer, off: number): DecodedPacket | null {
   const fragField = data.readUInt16BE(off + 6);
   const moreFragments = (fragField & 0x2000) !== 0;
   const fragOffset = fragField & 0x1fff;
-  const proto = data[off + 9] ?? 0;
-  const src = ipv4ToString(data, off + 12);
-  const dst = ipv4ToString(data, off + 16);
+  const d = new DecodedPacket(4, data, off + 12);
+  d.proto = data[off + 9] ?? 0;
   // why: totalLen trims Ethernet padding; 0 happens with TSO on outgoing captures — trust the capture then.
   const ipEnd = totalLen >= ihl ? Math.min(data.length, off + totalLen) : data.length;
   const l4Len = totalLen >= ihl ? totalLen - ihl : data.length - off - ihl;
-  const fragment = moreFragments || fragOffset > 0;
-  if (fragOffset > 0) {
-    return { ipVersion: 4, src, dst, proto, srcPort: 0, dstPort: 0, seq: 0, ack: 0, tcpFlags: 0, payload: data.subarray(0, 0), payloadLen: 0, fragment, firstFragment: false };
-  }
-  return transport(4, src, dst, proto, data, off + ihl, ipEnd, l4Len, fragment);
+  d.fragment = moreFragments || fragOffset > 0;
+  if (fragOffset > 0) return d;
+  d.firstFragment = d.fragment;
+  transport(d, off + ihl, ipEnd, l4Len);
+  return d;
 }
 
 function decodeIpv6(data: Buffer, off: number): DecodedPacket | null {
@@ -121,11 +154,9 @@ function decodeIpv6(data: Buffer, off: number): DecodedPacket | null {
   if ((data[off] ?? 0) >> 4 !== 6) return null;
   const payloadLength = data.readUInt16BE(off + 4);
   let next = data[off + 6] ?? 0;
-  const src = ipv6ToString(data, off + 8);
-  const dst = ipv6ToString(data, off + 24);
+  const d = new DecodedPacket(6, data, off + 8);
   let p = off + 40;
   const end = payloadLength > 0 ? Math.min(data.length, p + payloadLength) : data.length;
-  let fragment = false;
   for (let hops = 0; hops < 16; hops++) {
     if (next === 0 || next === 43 || next === 60 || next === 135 || next === 139 || next === 140) {
       if (p + 8 > end) return null;
@@ -136,12 +167,14 @@ function decodeIpv6(data: Buffer, off: number): DecodedPacket | null {
       if (p + 8 > end) return null;
       const nh = data[p] ?? 0;
       const fo = data.readUInt16BE(p + 2);
-      fragment = true;
+      d.fragment = true;
       p += 8;
       next = nh;
       if ((fo & 0xfff8) !== 0) {
-        return { ipVersion: 6, src, dst, proto: next, srcPort: 0, dstPort: 0, seq: 0, ack: 0, tcpFlags: 0, payload: data.subarray(0, 0), payloadLen: 0, fragment, firstFragment: false };
+        d.proto = next;
+        return d;
       }
+      d.firstFragment = true;
     } else if (next === 51) {
       if (p + 8 > end) return null;
       const nh = data[p] ?? 0;
@@ -151,35 +184,33 @@ function decodeIpv6(data: Buffer, off: number): DecodedPacket | null {
       break;
     }
   }
+  d.proto = next;
   const l4Len = payloadLength > 0 ? off + 40 + payloadLength - p : data.length - p;
-  return transport(6, src, dst, next, data, p, end, l4Len, fragment);
+  transport(d, p, end, l4Len);
+  return d;
 }
 
-function transport(
-  ipVersion: 4 | 6, src: string, dst: string, proto: number, data: Buffer, p: number, end: number, l4Len: number, fragment: boolean,
-): DecodedPacket {
-  const base: DecodedPacket = {
-    ipVersion, src, dst, proto, srcPort: 0, dstPort: 0, seq: 0, ack: 0, tcpFlags: 0, payload: data.subarray(0, 0), payloadLen: 0,
-    fragment, firstFragment: fragment,
-  };
-  if (proto === PROTO_TCP) {
-    if (p + 20 > data.length) return base;
+function transport(d: DecodedPacket, p: number, end: number, l4Len: number): void {
+  const data = d.data;
+  if (d.proto === PROTO_TCP) {
+    if (p + 20 > data.length) return;
     const doff = ((data[p + 12] ?? 0) >> 4) * 4;
-    base.srcPort = data.readUInt16BE(p);
-    base.dstPort = data.readUInt16BE(p + 2);
-    base.seq = data.readUInt32BE(p + 4);
-    base.ack = data.readUInt32BE(p + 8);
-    base.tcpFlags = data[p + 13] ?? 0;
+    d.srcPort = data.readUInt16BE(p);
+    d.dstPort = data.readUInt16BE(p + 2);
+    d.seq = data.readUInt32BE(p + 4);
+    d.ack = data.readUInt32BE(p + 8);
+    d.tcpFlags = data[p + 13] ?? 0;
     if (doff >= 20) {
-      base.payload = data.subarray(Math.min(p + doff, end), Math.max(Math.min(p + doff, end), end));
-      base.payloadLen = Math.max(0, l4Len - doff);
+      d.payloadStart = Math.min(p + doff, end);
+      d.payloadEnd = Math.max(d.payloadStart, end);
+      d.payloadLen = Math.max(0, l4Len - doff);
     }
-  } else if (proto === PROTO_UDP) {
-    if (p + 8 > data.length) return base;
-    base.srcPort = data.readUInt16BE(p);
-    base.dstPort = data.readUInt16BE(p + 2);
-    base.payload = data.subarray(Math.min(p + 8, end), Math.max(Math.min(p + 8, end), end));
-    base.payloadLen = Math.max(0, l4Len - 8);
+  } else if (d.proto === PROTO_UDP) {
+    if (p + 8 > data.length) return;
+    d.srcPort = data.readUInt16BE(p);
+    d.dstPort = data.readUInt16BE(p + 2);
+    d.payloadStart = Math.min(p + 8, end);
+    d.payloadEnd = Math.max(d.payloadStart, end);
+    d.payloadLen = Math.max(0, l4Len - 8);
   }
-  return base;
 }

@@ -204,19 +204,12 @@ export class PcapngParser {
   private decodeBlock(
     type: number, body: Buffer, offset: number, le: boolean, st: { section: number; ifaces: InterfaceInfo[] },
   ): PcapngBlock | null {
-    const u16 = (o: number): number => (le ? body.readUInt16LE(o) : body.readUInt16BE(o));
-    const u32 = (o: number): number => (le ? body.readUInt32LE(o) : body.readUInt32BE(o));
-    const need = (n: number, what: string): void => {
-      if (body.length < n) throw malformed(`${what} block is too short (${body.length + 12} bytes)`, offset);
-    };
-    const ifaceOf = (id: number, what: string): InterfaceInfo => {
-      const iface = st.ifaces[id];
-      if (!iface) throw malformed(`${what} refers to interface ${id} but the section defines ${st.ifaces.length}`, offset);
-      return iface;
-    };
+    // why: no per-block closures here: this runs for every packet of multi-GB captures.
+    const u16 = (o: number): number => rd16(body, o, le);
+    const u32 = (o: number): number => rd32(body, o, le);
     switch (type) {
       case BLOCK_SHB: {
-        need(16, 'section header');
+        need(body, 16, 'section header', offset);
         const major = u16(4);
         const minor = u16(6);
         if (major !== 1) throw malformed(`unsupported pcapng major version ${major}`, offset);
@@ -227,7 +220,7 @@ export class PcapngParser {
         };
       }
       case BLOCK_IDB: {
-        need(8, 'interface description');
+        need(body, 8, 'interface description', offset);
         const opts = parseOptions(body, 8, le, offset);
         const tsresolOpt = opts.find((o) => o.code === 9);
         const tsresol = tsresolOpt && tsresolOpt.value.length >= 1 ? (tsresolOpt.value[0] ?? 6) : 6;
@@ -243,12 +236,12 @@ export class PcapngParser {
         return { type: 'idb', offset, iface };
       }
       case BLOCK_EPB: {
-        need(20, 'enhanced packet');
-        const iface = ifaceOf(u32(0), 'enhanced packet block');
-        const tsHigh = u32(4);
-        const tsLow = u32(8);
-        const capLen = u32(12);
-        const origLen = u32(16);
+        need(body, 20, 'enhanced packet', offset);
+        const iface = ifaceOf(st.ifaces, rd32(body, 0, le), 'enhanced packet block', offset);
+        const tsHigh = rd32(body, 4, le);
+        const tsLow = rd32(body, 8, le);
+        const capLen = rd32(body, 12, le);
+        const origLen = rd32(body, 16, le);
         if (20 + capLen > body.length) throw malformed(`packet captured length ${capLen} overruns its block`, offset);
         const data = body.subarray(20, 20 + capLen);
         const opts = parseOptions(body, 20 + pad4(capLen), le, offset);
@@ -260,8 +253,8 @@ export class PcapngParser {
         };
       }
       case BLOCK_SPB: {
-        need(4, 'simple packet');
-        const iface = ifaceOf(0, 'simple packet block');
+        need(body, 4, 'simple packet', offset);
+        const iface = ifaceOf(st.ifaces, 0, 'simple packet block', offset);
         const origLen = u32(0);
         let capLen = Math.min(origLen, body.length - 4);
         if (iface.snapLen > 0) capLen = Math.min(capLen, iface.snapLen);
@@ -270,8 +263,8 @@ export class PcapngParser {
         };
       }
       case BLOCK_ISB: {
-        need(12, 'interface statistics');
-        const iface = ifaceOf(u32(0), 'interface statistics block');
+        need(body, 12, 'interface statistics', offset);
+        const iface = ifaceOf(st.ifaces, u32(0), 'interface statistics block', offset);
         const tsHigh = u32(4);
         const tsLow = u32(8);
         const opts = parseOptions(body, 12, le, offset);
@@ -304,7 +297,7 @@ export class PcapngParser {
         return { type: 'nrb', offset, section: st.section, records };
       }
       case BLOCK_DSB: {
-        need(8, 'decryption secrets');
+        need(body, 8, 'decryption secrets', offset);
         const secretsType = u32(0);
         const slen = u32(4);
         if (8 + slen > body.length) throw malformed(`decryption secrets length ${slen} overruns its block`, offset);
@@ -312,7 +305,7 @@ export class PcapngParser {
       }
       case BLOCK_CB_COPY:
       case BLOCK_CB_NOCOPY: {
-        need(4, 'custom');
+        need(body, 4, 'custom', offset);
         const pen = u32(0);
         const data = body.subarray(4);
         const block: PcapngBlock = { type: 'custom', offset, section: st.section, copiable: type === BLOCK_CB_COPY, pen, data };
@@ -329,6 +322,24 @@ export class PcapngParser {
   }
 }
 
+function rd16(b: Buffer, o: number, le: boolean): number {
+  return le ? b.readUInt16LE(o) : b.readUInt16BE(o);
+}
+
+function rd32(b: Buffer, o: number, le: boolean): number {
+  return le ? b.readUInt32LE(o) : b.readUInt32BE(o);
+}
+
+function need(body: Buffer, n: number, what: string, offset: number): void {
+  if (body.length < n) throw malformed(`${what} block is too short (${body.length + 12} bytes)`, offset);
+}
+
+function ifaceOf(ifaces: InterfaceInfo[], id: number, what: string, offset: number): InterfaceInfo {
+  const iface = ifaces[id];
+  if (!iface) throw malformed(`${what} refers to interface ${id} but the section defines ${ifaces.length}`, offset);
+  return iface;
+}
+
 export function pad4(n: number): number {
   return (n + 3) & ~3;
 }
@@ -337,7 +348,12 @@ function tsToMs(iface: InterfaceInfo, high: number, low: number): number {
   return ((high * TWO32 + low) / iface.unitsPerSecond) * 1000 + iface.tsoffset * 1000;
 }
 
+const NO_OPTIONS: RawOption[] = [];
+const NO_COMMENTS: string[] = [];
+
 function parseOptions(body: Buffer, start: number, le: boolean, offset: number): RawOption[] {
+  // why: most packets carry no options; skip the allocation on that hot path.
+  if (start + 4 > body.length) return NO_OPTIONS;
   const out: RawOption[] = [];
   let p = start;
   while (p + 4 <= body.length) {
@@ -357,6 +373,7 @@ function optString(opts: RawOption[], code: number): string | null {
 }
 
 function comments(opts: RawOption[]): string[] {
+  if (opts.length === 0) return NO_COMMENTS;
   const out: string[] = [];
   for (const o of opts) if (o.code === 1) out.push(o.value.toString('utf8').replace(/\0+$/, ''));
   return out;

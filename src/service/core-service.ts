@@ -25,7 +25,7 @@ import { createTarget as defaultCreateTarget, type TargetOptions } from '../targ
 
 export interface CoreServiceOptions {
   store?: SessionStore;
-  createTarget?: (uri: string, opts: TargetOptions) => Promise<CaptureTarget>;
+  createTarget?: (uri: string, opts: TargetOptions) => CaptureTarget | Promise<CaptureTarget>;
   /** Extra options for every target (e.g. acceptNewHostKey for the CLI, netns for tests). */
   targetOptions?: TargetOptions;
   /** Answers prompts directly instead of emitting 'prompt' events (the CLI). */
@@ -61,7 +61,7 @@ const MAX_LIMIT = 10_000;
 export class CoreService implements ApiCalls {
   readonly store: SessionStore;
   private readonly emitter = new EventEmitter();
-  private readonly makeTarget: (uri: string, opts: TargetOptions) => Promise<CaptureTarget>;
+  private readonly makeTarget: (uri: string, opts: TargetOptions) => CaptureTarget | Promise<CaptureTarget>;
   private readonly targetOptions: TargetOptions;
   private readonly promptHandler: CoreServiceOptions['promptHandler'];
   private readonly countersMs: number;
@@ -101,7 +101,7 @@ export class CoreService implements ApiCalls {
     });
   };
 
-  private target(uri: string): Promise<CaptureTarget> {
+  private async target(uri: string): Promise<CaptureTarget> {
     return this.makeTarget(uri, { ...this.targetOptions, prompt: this.prompt });
   }
 

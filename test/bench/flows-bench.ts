@@ -1,0 +1,192 @@
+// Benchmark: `tapscope flows FILE` against `tshark -r FILE -q -z conv,tcp` on a large generated capture
+// (default 1 GiB; BENCH_SIZE_MB shrinks it) with many TLS, HTTP and DNS flows. Prints wall time and peak RSS
+// of both and their ratios, and the RSS for the same flows carrying a quarter of the bytes (memory must follow
+// flows, not bytes). Never gates on absolute times.
+import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import dnsPacket from 'dns-packet';
+import { encodeEpb, encodeIdb, encodeShb, tsFromMs } from '../../src/pcapng/writer.js';
+import { parseBuffer } from '../../src/pcapng/reader.js';
+import { decodePacket } from '../../src/flows/decode.js';
+import { ethernet, ipPacket } from '../unit/core-packet-builder.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function clientHello(): Buffer {
+  for (const b of parseBuffer(readFileSync(join(ROOT, 'test/fixtures/pcapng/loopback-mix.pcapng')))) {
+    if (b.type !== 'epb') continue;
+    const d = decodePacket(b.iface.linkType, b.data);
+    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
+  }
+  throw new Error('no ClientHello in the fixture');
+}
+
+class Out {
+  private fd: number;
+  private parts: Buffer[] = [];
+  private queued = 0;
+  bytes = 0;
+  packets = 0;
+  ts = 1_732_620_000_000;
+  constructor(path: string) { this.fd = openSync(path, 'w'); }
+  raw(b: Buffer): void {
+    this.parts.push(b);
+    this.queued += b.length;
+    this.bytes += b.length;
+    if (this.queued > 4 << 20) this.flush();
+  }
+  packet(frame: Buffer): void {
+    this.ts += 0.01;
+    this.packets++;
+    this.raw(encodeEpb({ interfaceId: 0, ...tsFromMs(this.ts), data: frame }));
+  }
+  flush(): void {
+    const b = Buffer.concat(this.parts, this.queued);
+    let o = 0;
+    while (o < b.length) o += writeSync(this.fd, b, o, b.length - o);
+    this.parts = [];
+    this.queued = 0;
+  }
+  close(): void { this.flush(); closeSync(this.fd); }
+}
+
+export interface GeneratedCapture { path: string; flows: number; tcpFlows: number; packets: number; bytes: number }
+
+/**
+ * Writes a capture of about `sizeMb` MiB. `flows` fixes the number of flows (default: what fills the size
+ * with ~16 KiB per flow), so the same flows can be written with fewer bytes.
+ */
+export function generateCapture(path: string, sizeMb: number, flowsWanted?: number): GeneratedCapture {
+  const metaPath = `${path}.json`;
+  if (existsSync(path) && existsSync(metaPath)) return JSON.parse(readFileSync(metaPath, 'utf8')) as GeneratedCapture;
+  const target = sizeMb * 1024 * 1024;
+  const flowCount = flowsWanted ?? Math.max(10, Math.floor(target / (16 * 1024)));
+  const perFlow = target / flowCount;
+  const ch = clientHello();
+  const appData = Buffer.alloc(1400);
+  for (let i = 0; i < appData.length; i++) appData[i] = (i * 7919) & 0xff;
+  appData[0] = 0x17; appData[1] = 0x03; appData[2] = 0x03; appData.writeUInt16BE(1395, 3);
+  const serverHello = Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0x00, 0x40, 0x02, 0x00, 0x00, 0x3c, 0x03, 0x03]), Buffer.alloc(0x3c)]);
+  const tmp = `${path}.partial`;
+  const out = new Out(tmp);
+  out.raw(encodeShb({ hardware: 'x86_64', os: 'Linux bench', userappl: 'tapscope flows-bench' }));
+  out.raw(encodeIdb({ linkType: 1, snapLen: 262144, name: 'eth0', description: 'ifindex=2', tsresol: 9 }));
+  let tcpFlows = 0;
+  for (let i = 0; i < flowCount; i++) {
+    const client = `10.${100 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
+    const server = `10.250.${(i >> 8) & 15}.${1 + (i % 200)}`;
+    const sport = 1024 + (i % 60000);
+    const kind = i % 10;
+    const start = out.bytes;
+    if (kind === 9) {
+      const q = dnsPacket.encode({ type: 'query', id: i & 0xffff, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: `host${i}.bench.test` }] });
+      const r = dnsPacket.encode({ type: 'response', id: i & 0xffff, questions: [{ type: 'A', name: `host${i}.bench.test` }], answers: [{ type: 'A', name: `host${i}.bench.test`, data: '10.9.8.7' }] });
+      out.packet(ethernet(ipPacket('udp', { src: client, dst: server, sport, dport: 53, payload: q })));
+      out.packet(ethernet(ipPacket('udp', { src: server, dst: client, sport: 53, dport: sport, payload: r })));
+      continue;
+    }
+    tcpFlows++;
+    const dport = kind < 6 ? 443 : 80;
+    const C = { src: client, dst: server, sport, dport };
+    const S = { src: server, dst: client, sport: dport, dport: sport };
+    let cs = 1000 + i;
+    let ss = 900000 + i;
+    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, flags: 0x02 })));
+    out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs + 1, flags: 0x12 })));
+    cs++; ss++;
+    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, flags: 0x10 })));
+    const first = dport === 443 ? ch : Buffer.from(`GET /item/${i}?q=${i % 97} HTTP/1.1\r\nHost: www${i % 50}.bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n`);
+    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, payload: first })));
+    cs += first.length;
+    // bulk data server → client until this flow has its share of the file (an HTTP body of exactly that size)
+    const bulk = Math.max(1, Math.round((perFlow - (out.bytes - start) - 700) / (appData.length + 78)));
+    const reply = dport === 443 ? serverHello : Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bulk * appData.length}\r\n\r\n`);
+    out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs, payload: reply })));
+    ss += reply.length;
+    for (let k = 0; k < bulk; k++) {
+      out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs, payload: appData })));
+      ss += appData.length;
+    }
+    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, flags: 0x11 })));
+    out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs + 1, flags: 0x11 })));
+  }
+  out.close();
+  renameSync(tmp, path);
+  const meta: GeneratedCapture = { path, flows: flowCount, tcpFlows, packets: out.packets, bytes: statSync(path).size };
+  writeFileSyncJson(metaPath, meta);
+  return meta;
+}
+
+function writeFileSyncJson(path: string, v: unknown): void {
+  const fd = openSync(path, 'w');
+  writeSync(fd, JSON.stringify(v));
+  closeSync(fd);
+}
+
+export interface Measured { wallS: number; cpuS: number; rssMb: number; stdout: string; code: number | null }
+
+/** Runs a command under /usr/bin/time -v: wall time and peak RSS. */
+export function measure(cmd: string, args: string[]): Measured {
+  const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, cwd: ROOT });
+  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr);
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  const user = /User time \(seconds\): ([\d.]+)/.exec(r.stderr);
+  const sys = /System time \(seconds\): ([\d.]+)/.exec(r.stderr);
+  const wallS = wall ? Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]) : NaN;
+  return { wallS, cpuS: Number(user?.[1] ?? NaN) + Number(sys?.[1] ?? NaN), rssMb: rss ? Number(rss[1]) / 1024 : NaN, stdout: r.stdout, code: r.status };
+}
+
+/** The tapscope CLI: the build when present (bench.sh builds), else the sources through tsx. */
+export function tapscopeArgv(args: string[]): [string, string[]] {
+  const built = join(ROOT, 'dist/src/cli/main.js');
+  if (existsSync(built) && process.env.BENCH_FROM_SOURCE !== '1') return [process.execPath, [built, ...args]];
+  return [process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args]];
+}
+
+export interface BenchResult {
+  capture: GeneratedCapture;
+  tapscope: Measured;
+  tshark: Measured;
+  tapscopeTcpFlows: number;
+  tsharkConversations: number;
+  lighter: { capture: GeneratedCapture; tapscope: Measured } | null;
+}
+
+export function runFlowsBench(sizeMb: number, opts: { lighter?: boolean; dir?: string } = {}): BenchResult {
+  const dir = opts.dir ?? '/tmp';
+  const capture = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}.pcapng`), sizeMb);
+  const [cmd, argv] = tapscopeArgv(['flows', capture.path, '--json']);
+  const tapscope = measure(cmd, argv);
+  const tapscopeTcpFlows = tapscope.stdout.split('\n').filter((l) => l.includes('"transport":"tcp"')).length;
+  tapscope.stdout = '';
+  const tshark = measure('tshark', ['-r', capture.path, '-q', '-z', 'conv,tcp']);
+  const tsharkConversations = tshark.stdout.split('\n').filter((l) => l.includes('<->')).length;
+  tshark.stdout = '';
+  let lighter: BenchResult['lighter'] = null;
+  if (opts.lighter) {
+    const lc = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-quarter.pcapng`), Math.max(1, Math.round(sizeMb / 4)), capture.flows);
+    const [c2, a2] = tapscopeArgv(['flows', lc.path, '--json']);
+    const m = measure(c2, a2);
+    m.stdout = '';
+    lighter = { capture: lc, tapscope: m };
+  }
+  return { capture, tapscope, tshark, tapscopeTcpFlows, tsharkConversations, lighter };
+}
+
+function main(): void {
+  const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
+  const t0 = Date.now();
+  const r = runFlowsBench(sizeMb, { lighter: true });
+  const mb = (n: number) => (n / 1024 / 1024).toFixed(0);
+  console.log(`flows-bench: ${mb(r.capture.bytes)} MiB, ${r.capture.flows} flows (${r.capture.tcpFlows} TCP), ${r.capture.packets} packets (setup+runs ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  console.log(`  tapscope flows       : ${r.tapscope.wallS.toFixed(2)} s wall, ${r.tapscope.cpuS.toFixed(2)} s CPU, peak RSS ${r.tapscope.rssMb.toFixed(0)} MiB, ${r.tapscopeTcpFlows} TCP flows (exit ${r.tapscope.code})`);
+  console.log(`  tshark -z conv,tcp   : ${r.tshark.wallS.toFixed(2)} s wall, ${r.tshark.cpuS.toFixed(2)} s CPU, peak RSS ${r.tshark.rssMb.toFixed(0)} MiB, ${r.tsharkConversations} conversations (exit ${r.tshark.code})`);
+  console.log(`  ratio                : tapscope ${(r.tshark.wallS / r.tapscope.wallS).toFixed(1)}x faster by wall time, ${(r.tshark.cpuS / r.tapscope.cpuS).toFixed(1)}x by CPU time, ${(r.tapscope.rssMb / r.tshark.rssMb).toFixed(2)}x tshark's memory`);
+  if (r.lighter) {
+    console.log(`  same flows, 1/4 bytes: ${r.lighter.tapscope.wallS.toFixed(2)} s wall, ${r.lighter.tapscope.cpuS.toFixed(2)} s CPU, peak RSS ${r.lighter.tapscope.rssMb.toFixed(0)} MiB (RSS ratio full/quarter ${(r.tapscope.rssMb / r.lighter.tapscope.rssMb).toFixed(2)}; bytes ratio ${(r.capture.bytes / r.lighter.capture.bytes).toFixed(1)})`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();
