@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { screenshot } from './browser.js';
 import { execSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreService } from '../../src/service/core-service.js';
@@ -43,6 +43,35 @@ describe('app frame', () => {
     await page.keyboard.press('/');
     await page.getByTestId('filter').waitFor();
     expect(await page.evaluate('document.activeElement?.getAttribute("data-testid")')).toBe('filter');
+  });
+
+  it('opens a .pcapng dropped on the window (uploaded to the server in web mode)', async () => {
+    const { page } = ui;
+    const b64 = readFileSync(join('test', 'fixtures', 'pcapng', 'loopback-mix.pcapng')).toString('base64');
+    // why: a string expression runs through CDP, so the app's CSP (no eval) stays on.
+    const dt = await page.evaluateHandle(`(() => {
+      const bin = atob(${JSON.stringify(b64)});
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped-capture.pcapng'));
+      return dt;
+    })()`);
+    await page.dispatchEvent('main', 'drop', { dataTransfer: dt });
+    await page.getByTestId('flow-row').first().waitFor({ timeout: 15_000 });
+    expect(await page.getByTestId('session-name').textContent()).toContain('dropped-capture');
+    const sessions = await service.listSessions();
+    expect(sessions.some((s) => s.name.includes('dropped-capture') && s.flows > 0)).toBe(true);
+    await page.getByTestId('sort-bytes').click();
+    await expect.poll(async () => page.getByTestId('sort-bytes').getAttribute('aria-sort')).toBe('descending');
+    const units: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    const bytes = async () =>
+      (await page.locator('[data-testid=flow-row] span.num').allTextContents()).map((t) => {
+        const [n, u] = t.trim().split(' ');
+        return Number(n) * (units[u ?? 'B'] ?? 1);
+      });
+    await expect.poll(async () => { const b = await bytes(); return b.length > 1 && b.every((x, i) => i === 0 || x <= (b[i - 1] ?? 0)); }).toBe(true);
+    expect(new Set(await bytes()).size).toBeGreaterThan(1);
   });
 
   it('runs `echo hi` in a local terminal tab', async () => {

@@ -26,6 +26,8 @@ export class FlowsState {
   follow = $state(false);
   /** Bumped when rows arrive, so rows read through rowAt() re-render. */
   version = $state(0);
+  /** Row order; the core sorts (time ascending unless chosen). */
+  sort = $state<{ field: 'firstSeen' | 'bytes' | 'packets'; dir: 'asc' | 'desc' }>({ field: 'firstSeen', dir: 'asc' });
   /** ms of the last completed query (shown in the status bar). */
   lastQueryMs = $state(0);
 
@@ -80,13 +82,15 @@ export class FlowsState {
     this.loading = true;
     const t0 = performance.now();
     try {
-      const req = { sessionId, offset: page * PAGE_SIZE, limit: PAGE_SIZE, ...(this.filter ? { filter: this.filter } : {}) };
-      const res = await getApi().queryFlows(req);
+      const res = await getApi().queryFlows(this.query(sessionId, page));
       if (gen !== this.gen) return;
       this.cache.set(page, res.rows);
       this.total = res.total;
       this.lastQueryMs = performance.now() - t0;
-      this.version++;
+      // why: a prefetched page off screen changes nothing drawn; re-rendering the rows for it costs frames.
+      const start = page * PAGE_SIZE;
+      if (start < this.range.end && start + PAGE_SIZE > this.range.first) this.version++;
+      else if (this.range.end === 0) this.version++;
       if (this.selectedIndex >= 0 && !this.selected) {
         this.selected = this.cache.row(this.selectedIndex) ?? null;
         if (this.selected) void this.loadDetail();
@@ -101,6 +105,16 @@ export class FlowsState {
     }
   }
 
+  private query(sessionId: string, page: number) {
+    return { sessionId, offset: page * PAGE_SIZE, limit: PAGE_SIZE, sort: { ...this.sort }, ...(this.filter ? { filter: this.filter } : {}) };
+  }
+
+  /** Orders by a column: a new column starts descending for sizes, ascending for time; again flips it. */
+  async sortBy(field: 'firstSeen' | 'bytes' | 'packets'): Promise<void> {
+    this.sort = this.sort.field === field ? { field, dir: this.sort.dir === 'asc' ? 'desc' : 'asc' } : { field, dir: field === 'firstSeen' ? 'asc' : 'desc' };
+    await this.load(this.sessionId);
+  }
+
   /** Re-reads the visible pages (live capture): keeps rows on screen until fresh ones arrive. */
   async refresh(): Promise<void> {
     if (!this.sessionId) return;
@@ -112,7 +126,7 @@ export class FlowsState {
     await Promise.all(
       pages.map(async (p) => {
         const sessionId = this.sessionId as string;
-        const res = await getApi().queryFlows({ sessionId, offset: p * PAGE_SIZE, limit: PAGE_SIZE, ...(this.filter ? { filter: this.filter } : {}) });
+        const res = await getApi().queryFlows(this.query(sessionId, p));
         if (gen !== this.gen) return;
         keep.set(p, res.rows);
         this.total = res.total;
