@@ -7,7 +7,7 @@
 // Prints figures and ratios; never gates on absolute times. Needs root. Run: npx tsx test/bench/helper-bench.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createLab, startHttpsServers, type Lab } from '../lib/lab.js';
+import { createLab, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
 import { HELPER } from '../lib/helper-process.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -85,7 +85,7 @@ print((time.perf_counter() - t) / n * 1e6)
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 async function main(): Promise<void> {
-  const lab = await createLab('tsh-bench-', '10.201.50');
+  const lab = await createLab(uniquePrefix('tsh-bench-'), '10.201.50');
   try {
     const results: Result[] = [];
     const tcpdumpStats = (out: string) => ({ packets: Number(/(\d+) packets captured/.exec(out)?.[1] ?? NaN),

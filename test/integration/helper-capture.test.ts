@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, type Lab, type HttpsServers } from '../lib/lab.js';
+import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { TLS_CLIENTS, type TlsClient } from '../lib/tls-clients.js';
 import { startHelper } from '../lib/helper-process.js';
 import { readCapture, parseTlsComment, type Capture } from '../lib/pcapng-walk.js';
@@ -33,7 +33,7 @@ async function labFlows(path: string): Promise<Set<string>> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tsh-capture-'));
-  lab = await createLab('tsh-cap-', '10.201.1');
+  lab = await createLab(uniquePrefix('tsh-cap-'), '10.201.1');
   servers = await startHttpsServers(lab, PORTS);
   for (const c of TLS_CLIENTS) if (await c.available()) clients.push(c);
   file.ebpf = join(dir, 'ebpf.pcapng');

@@ -7,7 +7,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 
 import { readFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, type Lab, type HttpsServers } from '../lib/lab.js';
+import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { buildGoClient, tlsClient } from '../lib/tls-clients.js';
 import { HELPER, startHelper } from '../lib/helper-process.js';
 import { readCapture, walkBlocks, parseTlsComment } from '../lib/pcapng-walk.js';
@@ -18,7 +18,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tsh-life-'));
-  lab = await createLab('tsh-life-', '10.201.2');
+  lab = await createLab(uniquePrefix('tsh-life-'), '10.201.2');
   servers = await startHttpsServers(lab, [443, 8443]);
 });
 

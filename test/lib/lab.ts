@@ -2,6 +2,7 @@
 // veth pair, plus HTTPS servers with a throwaway CA. Tests capture in the node namespace and talk to
 // the server namespace, so nothing touches the host's own interfaces or /etc/hosts.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -72,6 +73,27 @@ async function deleteNs(name: string): Promise<void> {
 }
 
 /**
+ * When `prefix` ends in `-<pid>-` (see `uniquePrefix`), removes namespaces left behind by earlier runs of
+ * the same base prefix whose process is gone (a crashed run cannot clean up after itself).
+ */
+async function deleteStaleLabs(prefix: string): Promise<void> {
+  const m = /^(.*-)\d+-$/.exec(prefix);
+  if (!m) return;
+  const base = m[1]!;
+  const list = await run('ip', ['netns', 'list']);
+  for (const line of list.stdout.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const pm = name.startsWith(base) ? /-(\d+)-(node|srv)$/.exec(name.slice(base.length - 1)) : null;
+    if (pm && !existsSync(`/proc/${pm[1]}`)) await deleteNs(name);
+  }
+}
+
+/** A lab prefix unique to this process, so concurrent runs of the same test file do not collide. */
+export function uniquePrefix(base: string): string {
+  return `${base}${process.pid}-`;
+}
+
+/**
  * Creates `${prefix}node` and `${prefix}srv`, each with `lo` up and an `eth0` (veth) on `${subnet}.0/24`:
  * node = `${subnet}.1`, server = `${subnet}.2`. Leftovers of an earlier run with the same prefix are removed first.
  */
@@ -83,6 +105,7 @@ export async function createLab(prefix: string, subnet: string): Promise<Lab> {
   // why: veth names live in the root namespace until moved and are limited to 15 characters.
   const vethNode = `${prefix}vn`.slice(-15);
   const vethSrv = `${prefix}vs`.slice(-15);
+  await deleteStaleLabs(prefix);
   await deleteNs(nodeNs);
   await deleteNs(serverNs);
   await run('ip', ['link', 'delete', vethNode]);
