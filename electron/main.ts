@@ -9,6 +9,7 @@ import { API_CALLS, API_EVENTS, callChannel, eventChannel } from '../src/api/cha
 import { errorToWire } from '../src/api/client.js';
 import { createApiHost, type ApiHost } from '../src/server/api-host.js';
 import { loadCoreService } from '../src/server/load-service.js';
+import { isSafeExternalUrl, isTrustedSender } from './policy.js';
 import { captureWindowState, restoreWindowState } from './window-state.js';
 
 const MENU_CHANNEL = 'tapscope:menu';
@@ -46,7 +47,17 @@ async function openCaptureFile(path: string): Promise<void> {
 
 // why: only our own window's top frame, showing our own renderer, may call the core.
 function senderOk(e: IpcMainInvokeEvent): boolean {
-  return !!win && e.sender.id === win.webContents.id && e.senderFrame?.url.split('#')[0] === rendererUrl && e.senderFrame === win.webContents.mainFrame;
+  const frame = e.senderFrame;
+  const main = win?.webContents.mainFrame;
+  return isTrustedSender(
+    {
+      senderId: e.sender.id,
+      windowId: win ? win.webContents.id : null,
+      frameUrl: frame ? frame.url : null,
+      isMainFrame: !!frame && !!main && frame.processId === main.processId && frame.routingId === main.routingId,
+    },
+    rendererUrl,
+  );
 }
 
 function registerIpc(h: ApiHost): void {
@@ -181,7 +192,7 @@ function hardenContents(): void {
     contents.on('will-redirect', (ev) => ev.preventDefault());
     contents.on('will-attach-webview', (ev) => ev.preventDefault());
     contents.setWindowOpenHandler(({ url }) => {
-      if (url.startsWith('https://')) void shell.openExternal(url);
+      if (isSafeExternalUrl(url)) void shell.openExternal(url);
       return { action: 'deny' };
     });
   });

@@ -15,7 +15,7 @@ describe('npm start fallback', () => {
   it('explains in one line why Electron cannot start and serves web mode', async () => {
     ensureRendererBuilt();
     if (!existsSync(join(process.cwd(), 'dist', 'src', 'server', 'index.js'))) execFileSync('npm', ['run', 'build:core'], { stdio: 'inherit' });
-    const env = { ...process.env, TAPSCOPE_HOME: home };
+    const env: NodeJS.ProcessEnv = { ...process.env, TAPSCOPE_HOME: home };
     delete env.DISPLAY;
     delete env.WAYLAND_DISPLAY;
     const child = spawn(process.execPath, ['scripts/start.mjs'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
