@@ -189,4 +189,18 @@ describe('capture from the UI', () => {
     await screenshot(page, 'flows-dark');
     await page.close();
   });
+
+  it('deletes the session after a confirmation, removing its files', async () => {
+    const { page } = ui;
+    const [session] = await service.listSessions();
+    expect(session).toBeDefined();
+    const dir = join(home, 'sessions', session!.id);
+    expect(existsSync(dir)).toBe(true);
+    await page.click('[data-view=sessions]');
+    await page.getByRole('button', { name: `Delete ${session!.name}` }).click();
+    await page.getByTestId('confirm-delete').click();
+    await page.getByTestId('session-row').waitFor({ state: 'detached' });
+    expect(existsSync(dir)).toBe(false);
+    expect(await service.listSessions()).toEqual([]);
+  });
 });
