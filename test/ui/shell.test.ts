@@ -74,6 +74,18 @@ describe('app frame', () => {
     expect(new Set(await bytes()).size).toBeGreaterThan(1);
   });
 
+  it("lists the filter language's fields and applies a picked one", async () => {
+    const { page } = ui;
+    await page.getByTestId('filter').fill('');
+    await page.getByTestId('filter-fields').click();
+    await page.getByRole('textbox', { name: 'Search fields' }).fill('plaintext captured on either');
+    await page.getByRole('dialog', { name: 'Filter fields' }).getByRole('button').first().click();
+    expect(await page.getByTestId('filter').inputValue()).toBe('tls.plaintext ');
+    await page.getByTestId('filter').press('Enter');
+    await expect.poll(async () => page.getByTestId('flow-total').textContent()).toMatch(/^0 matching flows/);
+    expect(await page.getByTestId('flow-scroller').textContent()).toContain('No flow matches the filter.');
+  });
+
   it('runs `echo hi` in a local terminal tab', async () => {
     const { page } = ui;
     await page.click('[data-view=terminal]');

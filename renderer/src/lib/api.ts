@@ -1,7 +1,7 @@
 // The renderer's one handle on the core: Electron's preload client when present, else the web-mode
 // WebSocket client. State classes call getApi() lazily so they can be unit-tested without a carrier.
 import { createApiClient, type ApiClient } from '../../../src/api/client.js';
-import { createWsTransport } from './ws-transport.js';
+import { createWsTransport, type WsTransport } from './ws-transport.js';
 
 /** What the Electron menu asks the renderer to do. */
 export interface MenuMessage {
@@ -17,6 +17,7 @@ declare global {
 }
 
 let client: ApiClient | null = null;
+let transport: WsTransport | null = null;
 let token = '';
 
 export function webToken(): string {
@@ -43,8 +44,15 @@ export function getApi(): ApiClient {
   token = params.get('token') ?? sessionStorage.getItem('tapscope-token') ?? '';
   sessionStorage.setItem('tapscope-token', token);
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}`;
-  client = createApiClient(createWsTransport(wsUrl));
+  transport = createWsTransport(wsUrl);
+  client = createApiClient(transport);
   return client;
+}
+
+/** Web mode: told when the WebSocket to the server drops and comes back (Electron's IPC never drops). */
+export function onConnection(cb: (up: boolean) => void): () => void {
+  getApi();
+  return transport ? transport.onConnection(cb) : () => undefined;
 }
 
 /** Web mode only: sends a dropped file to the server, which stores it and returns its path there. */
