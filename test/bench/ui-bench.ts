@@ -32,6 +32,7 @@ interface Figures {
   filterMs: number;
   filterMatches: number;
   heapMb: number;
+  domNodes: number;
 }
 
 function pct(xs: number[], p: number): number {
@@ -108,10 +109,11 @@ async function measure(flows: number): Promise<Figures> {
     await cdp.send('Performance.enable');
     const { metrics } = await cdp.send('Performance.getMetrics');
     const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN;
+    const domNodes = Number(await page.evaluate('document.getElementsByTagName("*").length'));
     return {
       flows: session.flows, loadMs, firstRowsMs, warmRowsMs,
       scrollP50: pct(smooth.intervals, 50), scrollP95: pct(smooth.intervals, 95), blankFrames: smooth.blank / Math.max(1, smooth.intervals.length),
-      jumpP95: pct(jump.intervals, 95), filterMs, filterMatches, heapMb: heap / 1e6,
+      jumpP95: pct(jump.intervals, 95), filterMs, filterMatches, heapMb: heap / 1e6, domNodes,
     };
   } finally {
     await browser.close();
@@ -143,4 +145,4 @@ console.log(`  time to first rows   ${f(big.warmRowsMs, 0)} ms warm (page load +
 console.log(`  scroll frame p95     ${f(big.scrollP95)} ms (p50 ${f(big.scrollP50)})   target < 16 ms  ${ok(big.scrollP95, 16)}   vs peer ${ratio(big.scrollP95, peer.scrollP95)}; frames with placeholder rows ${f(big.blankFrames * 100)}%`);
 console.log(`  scrollbar-jump p95   ${f(big.jumpP95)} ms   (random positions across the whole list)   vs peer ${ratio(big.jumpP95, peer.jumpP95)}`);
 console.log(`  apply filter         ${f(big.filterMs, 0)} ms (${big.filterMatches.toLocaleString('en-US')} matches)   target < 100 ms  ${ok(big.filterMs, 100)}   vs peer ${ratio(big.filterMs, peer.filterMs)}`);
-console.log(`  renderer JS heap     ${f(big.heapMb)} MB after GC   vs peer ${ratio(big.heapMb, peer.heapMb)}`);
+console.log(`  renderer JS heap     ${f(big.heapMb)} MB after GC   vs peer ${ratio(big.heapMb, peer.heapMb)}; DOM elements ${big.domNodes} (peer ${peer.domNodes})`);

@@ -1,0 +1,104 @@
+// The one typed API between the renderer and the core. Electron IPC (preload) and the web-mode
+// WebSocket both carry exactly these calls and events; payloads are validated at each boundary.
+import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
+import type { CaptureMode, NodeInfo, NodeStatus, Prompt } from '../targets/target.js';
+
+export interface TargetChoice {
+  kind: 'local' | 'ssh' | 'k8s';
+  /** URI usable with `tapscope capture --target` */
+  uri: string;
+  label: string;
+  detail?: string;
+}
+
+export interface SessionSummary {
+  id: string;
+  name: string;
+  target: string;
+  mode: string | null;
+  modeReason: string | null;
+  createdAt: number;
+  endedAt: number | null;
+  live: boolean;
+  packets: number;
+  bytes: number;
+  flows: number;
+  drops: number;
+  nodes: string[];
+  notes: string[];
+  /** Absolute path of the session's pcapng */
+  file: string;
+}
+
+export interface NodeCounters {
+  node: string;
+  packets: number;
+  bytes: number;
+  drops: number;
+  phase: NodeStatus['phase'];
+}
+
+export interface HttpExchangeDetail {
+  method: string | null;
+  host: string | null;
+  path: string | null;
+  status: number | null;
+  requestHeaders: [string, string][];
+  responseHeaders: [string, string][];
+  requestBody: string | null;
+  responseBody: string | null;
+  /** 'decrypted' when it came from hook plaintext, 'plain' from cleartext TCP */
+  source: 'decrypted' | 'plain';
+  startedAt: number;
+}
+
+export interface FlowDetail {
+  flow: Flow;
+  exchanges: HttpExchangeDetail[];
+  /** Hex of the first bytes of each direction (client→server, server→client) */
+  clientBytesHex: string;
+  serverBytesHex: string;
+}
+
+export interface FlowQuery {
+  sessionId: string;
+  filter?: string;
+  offset: number;
+  limit: number;
+  sort?: { field: 'firstSeen' | 'bytes' | 'packets'; dir: 'asc' | 'desc' };
+}
+
+export interface ApiCalls {
+  listTargets(): Promise<TargetChoice[]>;
+  listNodes(req: { target: string }): Promise<NodeInfo[]>;
+  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string }): Promise<SessionSummary>;
+  stopCapture(req: { sessionId: string }): Promise<SessionSummary>;
+  listSessions(): Promise<SessionSummary[]>;
+  openSession(req: { sessionId: string }): Promise<SessionSummary>;
+  openFile(req: { path: string }): Promise<SessionSummary>;
+  renameSession(req: { sessionId: string; name: string }): Promise<SessionSummary>;
+  deleteSession(req: { sessionId: string }): Promise<void>;
+  queryFlows(req: FlowQuery): Promise<{ total: number; rows: Flow[] }>;
+  flowDetail(req: { sessionId: string; flowId: string }): Promise<FlowDetail>;
+  libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
+  checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
+  exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }>;
+  openShell(req: { target: string | 'local-pty'; node?: string; cols: number; rows: number }): Promise<{ shellId: string }>;
+  shellInput(req: { shellId: string; data: string }): Promise<void>;
+  shellResize(req: { shellId: string; cols: number; rows: number }): Promise<void>;
+  shellClose(req: { shellId: string }): Promise<void>;
+  answerPrompt(req: { promptId: string; answer: string | boolean | null }): Promise<void>;
+}
+
+export interface ApiEvents {
+  nodeStatus: { sessionId: string; status: NodeStatus };
+  counters: { sessionId: string; nodes: NodeCounters[]; flows: number };
+  sessionChanged: SessionSummary;
+  prompt: { promptId: string; prompt: Prompt };
+  shellData: { shellId: string; data: string };
+  shellExit: { shellId: string; code: number | null };
+  exportProgress: { sessionId: string; done: number; total: number };
+}
+
+export type ApiCallName = keyof ApiCalls;
+export type ApiEventName = keyof ApiEvents;
