@@ -16,5 +16,12 @@ export default defineConfig({
     target: 'es2022',
     sourcemap: false,
     chunkSizeWarningLimit: 1500,
+    rollupOptions: {
+      onwarn(warning, warn) {
+        // why: zod ships /*@__PURE__*/ comments Rollup cannot place; harmless, and it would bury real warnings.
+        if (warning.code === 'INVALID_ANNOTATION' && warning.id?.includes('node_modules/zod')) return;
+        warn(warning);
+      },
+    },
   },
 });
