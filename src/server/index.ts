@@ -4,7 +4,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -12,7 +11,7 @@ import { isApiCall, API_EVENTS } from '../api/channels.js';
 import { errorToWire } from '../api/client.js';
 import { TapscopeError } from '../errors.js';
 import { createApiHost, type ApiService } from './api-host.js';
-import { rendererDir } from './paths.js';
+import { rendererDir, uploadsDir } from './paths.js';
 
 export type { ApiService } from './api-host.js';
 
@@ -24,6 +23,8 @@ export interface WebServerOptions {
   openSessionId?: string;
   /** Max upload size for drag-and-drop of a .pcapng in web mode (bytes). */
   maxUploadBytes?: number;
+  /** Where dropped captures are stored (default: Tapscope's data folder, uploads/). */
+  uploadDir?: string;
 }
 
 export interface WebServer {
@@ -82,7 +83,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   const root = resolve(rendererDir());
   const api = createApiHost(opts.service);
   const exported = new Set<string>();
-  const uploadDir = join(tmpdir(), `tapscope-uploads-${process.pid}`);
+  const uploadDir = opts.uploadDir ?? uploadsDir();
   const maxUpload = opts.maxUploadBytes ?? 4 * 1024 * 1024 * 1024;
   let port = 0;
 

@@ -1,7 +1,8 @@
 // Shared set-up for the UI tests: make sure the renderer is built, start web mode on a service, open
 // Chromium on it, and collect page errors so a test fails on any uncaught renderer exception.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startWebServer, type ApiService, type WebServer } from '../../src/server/index.js';
@@ -23,7 +24,8 @@ export interface UiHarness {
 
 export async function openUi(service: ApiService, opts: { colorScheme?: 'light' | 'dark'; openSessionId?: string } = {}): Promise<UiHarness> {
   ensureRendererBuilt();
-  const server = await startWebServer(opts.openSessionId ? { service, openSessionId: opts.openSessionId } : { service });
+  const uploadDir = mkdtempSync(join(tmpdir(), 'tsu-uploads-'));
+  const server = await startWebServer(opts.openSessionId ? { service, uploadDir, openSessionId: opts.openSessionId } : { service, uploadDir });
   const browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: opts.colorScheme ?? 'light', acceptDownloads: true });
   const page = await context.newPage();
@@ -39,6 +41,7 @@ export async function openUi(service: ApiService, opts: { colorScheme?: 'light' 
     async close() {
       await browser.close().catch(() => undefined);
       await server.close();
+      rmSync(uploadDir, { recursive: true, force: true });
     },
   };
 }

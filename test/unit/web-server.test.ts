@@ -55,7 +55,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'assets', 'app.js'), 'console.log(1)');
   process.env.TAPSCOPE_RENDERER_DIR = dir;
   core = await openSyntheticSession(300);
-  server = await startWebServer({ service: core.service });
+  server = await startWebServer({ service: core.service, uploadDir: join(dir, 'uploads') });
 });
 
 afterAll(async () => {
@@ -176,6 +176,7 @@ describe('web server API carrier', () => {
     expect(up.status).toBe(200);
     const path = (JSON.parse(up.body) as { path: string }).path;
     expect(path).toMatch(/a\.pcapng$/);
+    expect(path.startsWith(join(dir, 'uploads') + '/')).toBe(true);
     expect(path).not.toContain('..');
     expect(readFileSync(path, 'utf8')).toBe('pcapng-bytes');
     const dl = await get(`/api/download?token=${server.token}&path=${encodeURIComponent(path)}`);
