@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, type Lab, type HttpsServers } from '../lib/lab.js';
+import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { TLS_CLIENTS, tlsClient, type TlsClient } from '../lib/tls-clients.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
@@ -17,6 +17,7 @@ import type { NodeStatus } from '../../src/targets/target.js';
 import { runCli, startCli } from './core-cli.js';
 
 const PORTS = [443, 8443];
+const JAVA_NO_HOOK = /java-jsse has no hook|hook not attached: java-jsse .* is not supported/;
 let lab: Lab;
 let servers: HttpsServers;
 let dir: string;
@@ -25,6 +26,11 @@ let summary: SessionSummary;
 let flows: Flow[] = [];
 const clients: TlsClient[] = [];
 const failures: string[] = [];
+
+/** The client's flow to the lab (its last one when it ran more than once). */
+function flowOf(c: TlsClient): Flow | undefined {
+  return flows.filter((x) => x.tls?.sni === `${c.name}.tapscope.test`).sort((a, b) => a.firstSeen - b.firstSeen).at(-1);
+}
 
 const isGrease = (v: number): boolean => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
 const hex4 = (v: number): string => v.toString(16).padStart(4, '0');
@@ -79,7 +85,7 @@ async function tsharkHellos(file: string): Promise<Map<number, Record<string, st
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tsc-e2e-'));
-  lab = await createLab('tsc-e2e-', '10.202.2');
+  lab = await createLab(uniquePrefix('tsc-e2e-'), '10.202.2');
   servers = await startHttpsServers(lab, PORTS);
   for (const c of TLS_CLIENTS) if (await c.available()) clients.push(c);
   svc = new CoreService({ store: new SessionStore(join(dir, 'sessions')), targetOptions: { netns: lab.nodeNs } });
@@ -94,8 +100,15 @@ beforeAll(async () => {
   for (const [i, c] of clients.entries()) {
     const port = PORTS[i % PORTS.length]!;
     const sni = `${c.name}.tapscope.test`;
-    const r = await c.request(lab, `https://${sni}:${port}/hello-${c.name}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
-    if (!r.ok) failures.push(`${c.name}: ${r.stderr}`);
+    // why: a Go client is statically linked and hooked at exec time, so its very first run races the attach
+    // (the helper's own tests do the same); the second run of the same binary must be decrypted.
+    const rounds = c.library === 'go-crypto-tls' ? 2 : 1;
+    for (let round = 0; round < rounds; round++) {
+      // why: the attach triggered by the first exec completes asynchronously; give it a moment under load
+      if (round > 0) await new Promise((r) => setTimeout(r, 500));
+      const r = await c.request(lab, `https://${sni}:${port}/hello-${c.name}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
+      if (!r.ok) failures.push(`${c.name}: ${r.stderr}`);
+    }
   }
   // why: the helper flushes hook events and attribution records asynchronously; give the last ones a moment.
   await new Promise((r) => setTimeout(r, 500));
@@ -122,8 +135,7 @@ describe('live capture through the core with real TLS clients', () => {
 
   it('finds every client\'s flow with the right library and plaintext verdict', () => {
     for (const c of clients) {
-      const sni = `${c.name}.tapscope.test`;
-      const f = flows.find((x) => x.tls?.sni === sni);
+      const f = flowOf(c);
       expect(f, `flow for ${c.name}`).toBeDefined();
       const v = f!.tls!.client!;
       expect(v.library, c.name).toBe(c.library);
@@ -131,7 +143,9 @@ describe('live capture through the core with real TLS clients', () => {
         expect(v, c.name).toMatchObject({ via: 'hook', plaintext: true, reason: null });
       } else if (c.name === 'java') {
         expect(v, c.name).toMatchObject({ via: 'process', plaintext: false });
-        expect(v.reason, c.name).toContain('java-jsse has no hook');
+        // why: the verdict names the helper's attach attempt when there is one ("… is not supported"), else
+        // the fixed "java-jsse has no hook"; both say the same thing to the user.
+        expect(v.reason, c.name).toMatch(JAVA_NO_HOOK);
       } else {
         // why: a client that exits within milliseconds may be gone before the helper reads its /proc entry;
         // the verdict then rests on the ClientHello fingerprint, still with the right library and a reason.
@@ -146,19 +160,19 @@ describe('live capture through the core with real TLS clients', () => {
 
   it('computes JA3 equal to tshark\'s and JA4 equal to an independent computation from tshark\'s fields', async () => {
     const hellos = await tsharkHellos(summary.file);
-    for (const c of clients) {
-      const f = flows.find((x) => x.tls?.sni === `${c.name}.tapscope.test`)!;
+    for (const f of flows.filter((x) => x.tls?.sni?.endsWith('.tapscope.test'))) {
       const row = hellos.get(f.src.port);
-      expect(row, c.name).toBeDefined();
-      expect(f.tls!.ja3Hash, c.name).toBe(row!['tls.handshake.ja3']);
-      expect(f.tls!.ja3, c.name).toBe(row!['tls.handshake.ja3_full']);
-      expect(f.tls!.ja4, c.name).toBe(ja4FromTshark(row!));
+      expect(row, f.tls!.sni!).toBeDefined();
+      expect(f.tls!.ja3Hash, f.tls!.sni!).toBe(row!['tls.handshake.ja3']);
+      expect(f.tls!.ja3, f.tls!.sni!).toBe(row!['tls.handshake.ja3_full']);
+      expect(f.tls!.ja4, f.tls!.sni!).toBe(ja4FromTshark(row!));
     }
+    expect(hellos.size).toBeGreaterThanOrEqual(clients.length);
   });
 
   it('lists the HTTP requests decrypted from the hooks', async () => {
     for (const c of clients.filter((x) => x.hookable)) {
-      const f = flows.find((x) => x.tls?.sni === `${c.name}.tapscope.test`)!;
+      const f = flowOf(c)!;
       expect(f.http.map((h) => h.path), c.name).toContain(`/hello-${c.name}`);
       const d: FlowDetail = await svc.flowDetail({ sessionId: summary.id, flowId: f.id });
       const ex = d.exchanges.find((e) => e.path === `/hello-${c.name}`)!;
@@ -170,15 +184,39 @@ describe('live capture through the core with real TLS clients', () => {
 
   it('breaks the flows down by library with reasons', async () => {
     const rows = await svc.libraries({ sessionId: summary.id, filter: 'tls.sni contains "tapscope.test"' });
+    const lastFlows = clients.map((c) => flowOf(c)!);
     for (const lib of new Set(clients.map((c) => c.library))) {
       const row = rows.find((r) => r.library === lib && r.side === 'client');
       expect(row, lib).toBeDefined();
-      const n = clients.filter((c) => c.library === lib).length;
-      expect(row!.flows, lib).toBe(n);
-      expect(row!.plaintextFlows, lib).toBe(clients.filter((c) => c.library === lib && c.hookable).length);
+      const mine = flows.filter((f) => f.tls?.sni?.endsWith('.tapscope.test') && f.tls.client?.library === lib);
+      expect(row!.flows, lib).toBe(mine.length);
+      expect(row!.plaintextFlows, lib).toBe(mine.filter((f) => f.tls!.client!.plaintext).length);
+      const hooked = clients.filter((c) => c.library === lib && c.hookable).length;
+      expect(lastFlows.filter((f) => f.tls!.client!.library === lib && f.tls!.client!.plaintext).length, lib).toBe(hooked);
     }
     const jsse = rows.find((r) => r.library === 'java-jsse' && r.side === 'client');
-    if (jsse) expect(Object.keys(jsse.reasons ?? {}).join()).toContain('java-jsse has no hook');
+    if (jsse) expect(Object.keys(jsse.reasons ?? {}).join()).toMatch(JAVA_NO_HOOK);
+  });
+});
+
+describe('stopping the CLI capture', () => {
+  it('Ctrl-C (SIGINT to the process group) stops cleanly and leaves a file tshark reads without warnings', async () => {
+    const env = { TAPSCOPE_HOME: join(dir, 'int-home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+    const out = join(dir, 'interrupted.pcapng');
+    const cap = startCli(['capture', '--out', out], env, { detached: true });
+    await cap.waitFor(': capturing');
+    const sni = 'curl.tapscope.test';
+    const r = await tlsClient('curl').request(lab, `https://${sni}:8443/before-ctrl-c`, { ca: servers.ca, sni, serverIp: lab.serverIp });
+    expect(r.ok, r.stderr).toBe(true);
+    process.kill(-cap.child.pid!, 'SIGINT');
+    expect(await cap.exited, cap.stderr()).toBe(0);
+    const t = await run('tshark', ['-r', out, '-Y', 'http.request', '-T', 'fields', '-e', 'http.request.uri'], { timeoutMs: 60_000 });
+    expect(t.code).toBe(0);
+    expect(t.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Running as user'))).toEqual([]);
+    expect(t.stdout).toContain('/before-ctrl-c');
+    const f = await runCli(['flows', out, '--json', '--filter', 'tls.sni == "curl.tapscope.test"'], env);
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stdout.trim().split('\n')).toHaveLength(1);
   });
 });
 

@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, startHttpsServers, type Lab, type HttpsServers } from '../lib/lab.js';
+import { createLab, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { tlsClient } from '../lib/tls-clients.js';
 import { ROOT, runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -15,7 +15,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tsc-smoke-'));
-  lab = await createLab('tsc-smoke-', '10.202.1');
+  lab = await createLab(uniquePrefix('tsc-smoke-'), '10.202.1');
   servers = await startHttpsServers(lab, [443]);
 });
 
