@@ -44,13 +44,8 @@ beforeAll(async () => {
     for (const [i, c] of clients.entries()) {
       const port = PORTS[i % PORTS.length]!;
       const sni = `${c.name}.tapscope.test`;
-      // why: a Go client is statically linked, so it is hooked at exec time and its very first run races
-      // the attach; a second run of the same binary (same inode) must be decrypted
-      const rounds = c.library === 'go-crypto-tls' ? 2 : 1;
-      for (let round = 0; round < rounds; round++) {
-        const r = await c.request(lab, `https://${sni}:${port}/hello-${c.name}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
-        expect(r.ok, `${c.name}: ${r.stderr}`).toBe(true);
-      }
+      const r = await c.request(lab, `https://${sni}:${port}/hello-${c.name}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
+      expect(r.ok, `${c.name}: ${r.stderr}`).toBe(true);
     }
     // one refused TCP connection on loopback: its SYN must appear exactly once per capture
     await lab.execIn(lab.nodeNs, 'curl', ['-s', '--max-time', '5', 'http://127.0.0.1:9/']);
@@ -126,7 +121,10 @@ describe('capture helper in a lab with real TLS clients', () => {
     expect(java, 'java client available').toBeDefined();
     const c = cap.ebpf!;
     const conn = c.records.find((r) => r.t === 'conn' && r.comm === 'java' && (r.remote as { ip: string }).ip === lab.serverIp);
-    expect(conn).toMatchObject({ role: 'client', via: 'tracepoint' });
+    // why: the SYN-triggered /proc scan and the connect tracepoint race; either may report it first (once)
+    expect(conn).toMatchObject({ role: 'client', via: expect.stringMatching(/^(tracepoint|proc)$/) });
+    const key = (r: Record<string, unknown>) => JSON.stringify([r.local, r.remote]);
+    expect(c.records.filter((r) => r.t === 'conn' && key(r) === key(conn!))).toHaveLength(1);
     const proc = c.records.find((r) => r.t === 'proc' && r.pid === conn!.pid);
     expect(proc).toMatchObject({ tls: { library: 'java-jsse' } });
     const hooks = proc!.hooks as Array<{ library: string; status: string }>;

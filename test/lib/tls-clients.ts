@@ -57,10 +57,14 @@ import (
 	"net/http"
 	"os"
 	"context"
+	"time"
 )
 
 // usage: go-client CA URL SERVER_IP
 func main() {
+	// A static Go binary can only be hooked once the helper sees its exec; wait like a service starting
+	// up would, so the request is not racing the attach (a first request within ~50 ms of exec may be missed).
+	time.Sleep(500 * time.Millisecond)
 	pem, err := os.ReadFile(os.Args[1])
 	if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(2) }
 	pool := x509.NewCertPool()
@@ -116,7 +120,8 @@ public class Client {
 
 /** Builds the Go client once; `stripped` drops .symtab (as release builds do), leaving only .gopclntab. */
 export async function buildGoClient(opts: { stripped?: boolean } = {}): Promise<string> {
-  return buildOnce(opts.stripped ? 'go-client-stripped' : 'go-client', 'go-client', async (dir) => {
+  // why: the cache dir name carries a version so a changed client source is rebuilt
+  return buildOnce(opts.stripped ? 'go-client-stripped-v2' : 'go-client-v2', 'go-client', async (dir) => {
     await writeFile(join(dir, 'main.go'), GO_CLIENT);
     await writeFile(join(dir, 'go.mod'), 'module tapscopelab\n\ngo 1.19\n');
     const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: join(CACHE_DIR, 'go-build'), CGO_ENABLED: '0' };
