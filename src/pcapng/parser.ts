@@ -26,7 +26,9 @@ export type BlockSink = (block: PcapngBlock) => void;
 
 export class PcapngParser {
   private state: ParserState = { kind: 'detect' };
+  /** Received bytes not yet consumed: chunks[0] from `off` on, then the other chunks whole. */
   private chunks: Buffer[] = [];
+  private off = 0;
   private queued = 0;
   /** File offset of the first queued byte. */
   private base = 0;
@@ -69,30 +71,30 @@ export class PcapngParser {
     }
   }
 
-  /** Joins queued chunks so that at least `need` bytes are contiguous; returns null when fewer are queued. */
+  /**
+   * Makes at least `need` queued bytes contiguous and returns the buffer holding them, starting at `this.off`
+   * (read it only after the call: joining moves `off`); null when fewer bytes are queued.
+   */
   private peek(need: number): Buffer | null {
     if (this.queued < need) return null;
-    const first = this.chunks[0];
-    if (first !== undefined && first.length >= need) return first;
-    const joined = Buffer.concat(this.chunks, this.queued);
+    const first = this.chunks[0]!;
+    if (first.length - this.off >= need) return first;
+    const parts = this.chunks.slice();
+    parts[0] = first.subarray(this.off);
+    const joined = Buffer.concat(parts, this.queued);
     this.chunks = [joined];
+    this.off = 0;
     return joined;
   }
 
+  // why: an offset instead of re-slicing the chunk saves a Buffer allocation per block on multi-GB reads.
   private consume(n: number): void {
     this.base += n;
     this.queued -= n;
-    let left = n;
-    while (left > 0) {
-      const first = this.chunks[0];
-      if (first === undefined) break;
-      if (first.length <= left) {
-        left -= first.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = first.subarray(left);
-        left = 0;
-      }
+    this.off += n;
+    while (this.chunks.length > 0 && this.off >= this.chunks[0]!.length) {
+      this.off -= this.chunks[0]!.length;
+      this.chunks.shift();
     }
   }
 
@@ -102,10 +104,11 @@ export class PcapngParser {
       if (st.kind === 'detect') {
         const b = this.peek(4);
         if (!b) return;
-        const magicLe = b.readUInt32LE(0);
+        const o = this.off;
+        const magicLe = b.readUInt32LE(o);
         if (magicLe === BLOCK_SHB) {
           this.state = { kind: 'pcapng', le: true, section: -1, ifaces: [] };
-        } else if (magicLe === PCAP_MAGIC_US || magicLe === PCAP_MAGIC_NS || b.readUInt32BE(0) === PCAP_MAGIC_US || b.readUInt32BE(0) === PCAP_MAGIC_NS) {
+        } else if (magicLe === PCAP_MAGIC_US || magicLe === PCAP_MAGIC_NS || b.readUInt32BE(o) === PCAP_MAGIC_US || b.readUInt32BE(o) === PCAP_MAGIC_NS) {
           if (!this.pcapHeader(emit)) return;
         } else {
           throw malformed('not a pcapng or pcap file (no section header block or pcap magic)', this.base);
@@ -123,8 +126,9 @@ export class PcapngParser {
   // ---- classic pcap ----
 
   private pcapHeader(emit: BlockSink): boolean {
-    const b = this.peek(24);
-    if (!b) return false;
+    const whole = this.peek(24);
+    if (!whole) return false;
+    const b = whole.subarray(this.off, this.off + 24);
     const le = b.readUInt32LE(0) === PCAP_MAGIC_US || b.readUInt32LE(0) === PCAP_MAGIC_NS;
     const magic = le ? b.readUInt32LE(0) : b.readUInt32BE(0);
     const nanos = magic === PCAP_MAGIC_NS;
@@ -145,17 +149,18 @@ export class PcapngParser {
     const h = this.peek(16);
     if (!h) return false;
     const le = st.le;
-    const u32 = (buf: Buffer, o: number): number => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
-    const sec = u32(h, 0);
-    const frac = u32(h, 4);
-    const capLen = u32(h, 8);
-    const origLen = u32(h, 12);
+    let o = this.off;
+    const sec = rd32(h, o, le);
+    const frac = rd32(h, o + 4, le);
+    const capLen = rd32(h, o + 8, le);
+    const origLen = rd32(h, o + 12, le);
     if (capLen > MAX_BLOCK_LENGTH) throw malformed(`pcap record length ${capLen} is absurd (> 256 MiB)`, this.base);
     const b = this.peek(16 + capLen);
     if (!b) return false;
+    o = this.off;
     const offset = this.base;
     const units = sec * st.iface.unitsPerSecond + frac;
-    const data = b.subarray(16, 16 + capLen);
+    const data = b.subarray(o + 16, o + 16 + capLen);
     emit({
       type: 'epb', offset, iface: st.iface, tsHigh: Math.floor(units / TWO32), tsLow: units % TWO32,
       tsMs: sec * 1000 + frac / (st.iface.unitsPerSecond / 1000), capLen, origLen, data, flags: null, comments: [],
@@ -170,35 +175,60 @@ export class PcapngParser {
     const h = this.peek(12);
     if (!h) return false;
     const offset = this.base;
-    const typeLe = h.readUInt32LE(0);
+    let o = this.off;
+    const typeLe = h.readUInt32LE(o);
     let le = st.le;
     if (typeLe === BLOCK_SHB) {
-      const bom = h.readUInt32LE(8);
+      const bom = h.readUInt32LE(o + 8);
       if (bom === BYTE_ORDER_MAGIC) le = true;
-      else if (h.readUInt32BE(8) === BYTE_ORDER_MAGIC) le = false;
+      else if (h.readUInt32BE(o + 8) === BYTE_ORDER_MAGIC) le = false;
       else throw malformed('section header block has a bad byte-order magic', offset);
     } else if (st.section < 0) {
       throw malformed('first block is not a section header block', offset);
     }
-    const type = le ? typeLe : h.readUInt32BE(0);
-    const len = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
+    const type = le ? typeLe : h.readUInt32BE(o);
+    const len = rd32(h, o + 4, le);
     if (len < 12) throw malformed(`block length ${len} is less than 12`, offset);
     if (len % 4 !== 0) throw malformed(`block length ${len} is not a multiple of 4`, offset);
     if (len > MAX_BLOCK_LENGTH) throw malformed(`block length ${len} is absurd (> 256 MiB)`, offset);
     const b = this.peek(len);
     if (!b) return false;
-    const trailer = le ? b.readUInt32LE(len - 4) : b.readUInt32BE(len - 4);
+    o = this.off;
+    const trailer = rd32(b, o + len - 4, le);
     if (trailer !== len) throw malformed(`block trailing length ${trailer} does not match leading length ${len}`, offset);
-    const body = b.subarray(8, len - 4);
     if (type === BLOCK_SHB) {
       st.le = le;
       st.section += 1;
       st.ifaces = [];
     }
-    const block = this.decodeBlock(type, body, offset, le, st);
+    const block = type === BLOCK_EPB
+      ? this.decodeEpb(b, o + 8, o + len - 4, offset, le, st)
+      : this.decodeBlock(type, b.subarray(o + 8, o + len - 4), offset, le, st);
     this.consume(len);
     if (block) emit(block);
     return true;
+  }
+
+  /** The hot path: an EPB read in place from the chunk (body is buf[bs..be)). */
+  private decodeEpb(buf: Buffer, bs: number, be: number, offset: number, le: boolean, st: { ifaces: InterfaceInfo[] }): PcapngBlock {
+    if (be - bs < 20) throw malformed(`enhanced packet block is too short (${be - bs + 12} bytes)`, offset);
+    const iface = ifaceOf(st.ifaces, rd32(buf, bs, le), 'enhanced packet block', offset);
+    const tsHigh = rd32(buf, bs + 4, le);
+    const tsLow = rd32(buf, bs + 8, le);
+    const capLen = rd32(buf, bs + 12, le);
+    const origLen = rd32(buf, bs + 16, le);
+    if (bs + 20 + capLen > be) throw malformed(`packet captured length ${capLen} overruns its block`, offset);
+    const data = buf.subarray(bs + 20, bs + 20 + capLen);
+    const optStart = bs + 20 + pad4(capLen);
+    let flags: number | null = null;
+    let comments = NO_COMMENTS;
+    if (optStart + 4 <= be) {
+      const opts = parseOptions(buf.subarray(bs, be), 20 + pad4(capLen), le, offset);
+      const flagsOpt = opts.find((x) => x.code === 2);
+      if (flagsOpt && flagsOpt.value.length >= 4) flags = le ? flagsOpt.value.readUInt32LE(0) : flagsOpt.value.readUInt32BE(0);
+      comments = commentsOf(opts);
+    }
+    return { type: 'epb', offset, iface, tsHigh, tsLow, tsMs: tsToMs(iface, tsHigh, tsLow), capLen, origLen, data, flags, comments };
   }
 
   private decodeBlock(
@@ -216,7 +246,7 @@ export class PcapngParser {
         const opts = parseOptions(body, 16, le, offset);
         return {
           type: 'shb', offset, section: st.section, littleEndian: le, major, minor,
-          hardware: optString(opts, 2), os: optString(opts, 3), userappl: optString(opts, 4), comments: comments(opts),
+          hardware: optString(opts, 2), os: optString(opts, 3), userappl: optString(opts, 4), comments: commentsOf(opts),
         };
       }
       case BLOCK_IDB: {
@@ -230,27 +260,10 @@ export class PcapngParser {
           ? Number(le ? tsoffsetOpt.value.readBigInt64LE(0) : tsoffsetOpt.value.readBigInt64BE(0)) : 0;
         const iface: InterfaceInfo = {
           section: st.section, interfaceId: st.ifaces.length, linkType: u16(0), snapLen: u32(4),
-          name: optString(opts, 2), description: optString(opts, 3), tsresol, unitsPerSecond, tsoffset, comments: comments(opts),
+          name: optString(opts, 2), description: optString(opts, 3), tsresol, unitsPerSecond, tsoffset, comments: commentsOf(opts),
         };
         st.ifaces.push(iface);
         return { type: 'idb', offset, iface };
-      }
-      case BLOCK_EPB: {
-        need(body, 20, 'enhanced packet', offset);
-        const iface = ifaceOf(st.ifaces, rd32(body, 0, le), 'enhanced packet block', offset);
-        const tsHigh = rd32(body, 4, le);
-        const tsLow = rd32(body, 8, le);
-        const capLen = rd32(body, 12, le);
-        const origLen = rd32(body, 16, le);
-        if (20 + capLen > body.length) throw malformed(`packet captured length ${capLen} overruns its block`, offset);
-        const data = body.subarray(20, 20 + capLen);
-        const opts = parseOptions(body, 20 + pad4(capLen), le, offset);
-        const flagsOpt = opts.find((o) => o.code === 2);
-        const flags = flagsOpt && flagsOpt.value.length >= 4 ? (le ? flagsOpt.value.readUInt32LE(0) : flagsOpt.value.readUInt32BE(0)) : null;
-        return {
-          type: 'epb', offset, iface, tsHigh, tsLow, tsMs: tsToMs(iface, tsHigh, tsLow), capLen, origLen, data, flags,
-          comments: comments(opts),
-        };
       }
       case BLOCK_SPB: {
         need(body, 4, 'simple packet', offset);
@@ -275,7 +288,7 @@ export class PcapngParser {
         };
         return {
           type: 'isb', offset, iface, tsHigh, tsLow, tsMs: tsToMs(iface, tsHigh, tsLow),
-          ifRecv: u64(4), ifDrop: u64(5), filterAccept: u64(6), osDrop: u64(7), usrDeliv: u64(8), comments: comments(opts),
+          ifRecv: u64(4), ifDrop: u64(5), filterAccept: u64(6), osDrop: u64(7), usrDeliv: u64(8), comments: commentsOf(opts),
         };
       }
       case BLOCK_NRB: {
@@ -372,7 +385,7 @@ function optString(opts: RawOption[], code: number): string | null {
   return o ? o.value.toString('utf8').replace(/\0+$/, '') : null;
 }
 
-function comments(opts: RawOption[]): string[] {
+function commentsOf(opts: RawOption[]): string[] {
   if (opts.length === 0) return NO_COMMENTS;
   const out: string[] = [];
   for (const o of opts) if (o.code === 1) out.push(o.value.toString('utf8').replace(/\0+$/, ''));
