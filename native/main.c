@@ -344,9 +344,11 @@ int main(int argc, char **argv)
 			ebpf_tick();
 		}
 		now = now_monotonic_ns();
-		/* why: short-lived connections close before the next periodic scan; a SYN brings the scan
-		 * forward, at most every 50 ms */
-		if (now >= next_scan || (afp_new_flows != syns_scanned && now >= last_scan + 50000000ull)) {
+		/* why: in afpacket mode /proc is the only attribution: scan every 500 ms, and sooner (at most every
+		 * 50 ms) after a SYN, since short-lived connections close before the next periodic scan. In eBPF
+		 * mode the connect/accept tracepoints see every new connection; the scan at start covered the
+		 * older ones, so walking every process's fds again would only cost CPU. */
+		if (!use_ebpf && (now >= next_scan || (afp_new_flows != syns_scanned && now >= last_scan + 50000000ull))) {
 			syns_scanned = afp_new_flows;
 			proc_scan_conns();
 			last_scan = now;
