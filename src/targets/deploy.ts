@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
 import { TapscopeError } from '../errors.js';
 import type { CaptureOptions } from './target.js';
 
@@ -120,4 +121,22 @@ export function runCommandLine(dir: string, args: string[], prefix: string[] = [
 export function killScript(dir: string): string {
   const d = shQuote(dir);
   return `if [ -f ${d}/pid ]; then kill -TERM "$(cat ${d}/pid)" 2>/dev/null; fi; for i in 1 2 3 4 5 6 7 8 9 10; do [ -e ${d} ] || break; sleep 0.2; done; rm -rf ${d}; [ ! -e ${d} ] && echo gone`;
+}
+
+/** Calls `cb` with each complete, non-empty line of a text stream (the helper's stderr), and keeps a tail. */
+export function onLines(stream: Readable, cb: (line: string) => void): { tail(): string } {
+  let partial = '';
+  let tail = '';
+  stream.on('data', (d: Buffer) => {
+    const text = partial + d.toString('utf8');
+    tail = (tail + d.toString('utf8')).slice(-2000);
+    const lines = text.split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) if (l.trim()) cb(l.trim());
+  });
+  stream.on('end', () => {
+    if (partial.trim()) cb(partial.trim());
+    partial = '';
+  });
+  return { tail: () => tail };
 }

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, killScript, loadHelper, runCommandLine, shQuote, uploadScript,
+  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, killScript, loadHelper, onLines, runCommandLine, shQuote, uploadScript,
   type HelperBinary,
 } from './deploy.js';
 import { parseJump } from './ssh/config.js';
@@ -336,14 +336,9 @@ class SshCapture {
 
   private watch(conn: SshConnection, ch: ClientChannel, dir: string): void {
     let exit: { code: number | null; signal: string | null } | null = null;
-    let stderrTail = '';
+    const err = onLines(ch.stderr, (line) => this.status('streaming', line));
     ch.on('exit', (code: number | null, signal?: string) => {
       exit = { code, signal: signal ?? null };
-    });
-    ch.stderr.on('data', (d: Buffer) => {
-      const text = d.toString('utf8');
-      stderrTail = (stderrTail + text).slice(-2000);
-      for (const line of text.split('\n')) if (line.trim()) this.status('streaming', line.trim());
     });
     let handled = false;
     const onEnd = () => {
@@ -353,7 +348,7 @@ class SshCapture {
       if (exit) {
         // The helper itself ended (duration reached or it failed): this is not a connection loss.
         void this.finish(exit.code === 0 ? null : new TapscopeError('E_HELPER_EXITED',
-          `The helper on ${this.node} exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}: ${stderrTail.trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+          `The helper on ${this.node} exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}: ${err.tail().trim().split('\n').slice(-3).join(' ') || 'no message'}`));
         return;
       }
       this.leftovers.push(dir);

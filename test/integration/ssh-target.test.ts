@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { createSshTarget, type SshTargetOptions } from '../../src/targets/ssh.js';
 import { isTapscopeError } from '../../src/errors.js';
-import type { CaptureHandle, NodeStatus, Prompt, StreamGap } from '../../src/targets/target.js';
+import type { CaptureHandle, CaptureMode, NodeStatus, Prompt, StreamGap } from '../../src/targets/target.js';
 import { sh, startSshLab, type SshLab, type SshNode } from '../lib/sshd.js';
 
 let lab: SshLab;
@@ -184,11 +184,13 @@ describe('authentication', () => {
   });
 });
 
-async function captureOnce(uri: string, node: SshNode, o: SshTargetOptions, marker: string): Promise<{ rec: Recorder; handle: CaptureHandle; uris: string[] }> {
+// why: afpacket except where stated: eBPF TLS hooks are host-wide, and every "node" here shares one
+// kernel with the other tests; one capture runs in auto mode to cover the eBPF path through SSH.
+async function captureOnce(uri: string, node: SshNode, o: SshTargetOptions, marker: string, mode: CaptureMode = 'afpacket'): Promise<{ rec: Recorder; handle: CaptureHandle; uris: string[] }> {
   const before = tapscopeDirs();
   const t = createSshTarget(uri, o);
   const rec = recorder();
-  const handle = await t.start({ mode: 'auto', ifaces: [] }, rec.handlers);
+  const handle = await t.start({ mode, ifaces: [] }, rec.handlers);
   await trafficSeen(node, rec, marker);
   await handle.stop();
   await handle.done;
@@ -201,7 +203,7 @@ describe('capture', () => {
   it('captures traffic made inside the node as root, tagged with the node, excluding its own SSH connection', async () => {
     trustAll();
     const n = lab.nodes[0] as SshNode;
-    const { rec, handle, uris } = await captureOnce(`ssh://root@${n.ip}`, n, opts(), 'tss-root-marker');
+    const { rec, handle, uris } = await captureOnce(`ssh://root@${n.ip}`, n, opts(), 'tss-root-marker', 'auto');
     expect(rec.nodes).toEqual([n.ip]);
     expect(uris).toContain('/tss-root-marker');
     expect(handle.notes.join(' ')).toMatch(/SSH connection .* excluded/);
@@ -252,7 +254,7 @@ describe('capture', () => {
     const before = tapscopeDirs();
     const t = createSshTarget(`ssh://root@${n.ip}`, opts({ backoffMs: { first: 200, max: 1000 } }));
     const rec = recorder();
-    const handle = await t.start({ mode: 'auto', ifaces: [] }, rec.handlers);
+    const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
     await trafficSeen(n, rec, 'tss-before-cut', 0);
     expect(await lab.cutSessions(n)).toBeGreaterThan(0);
     await until('a second stream', () => rec.sections.length >= 2);

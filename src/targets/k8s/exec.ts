@@ -1,0 +1,61 @@
+// Pod exec over the API server's WebSocket (client-node's Exec, v5.channel.k8s.io when the server has it):
+// one-shot commands with collected output, and long-running streams whose stdout is the helper's pcapng.
+import { PassThrough, Writable } from 'node:stream';
+import { Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
+
+export interface ExecStream {
+  stdout: PassThrough;
+  stderr: PassThrough;
+  /** Ending it closes the command's stdin (v5) or the stream (v4): the run script then stops the helper. */
+  stdin: PassThrough;
+  /** Exit code (0 on Success), or null when the stream ended without a status (connection lost). */
+  exit: Promise<number | null>;
+  close(): void;
+}
+
+function exitCode(st: V1Status | null): number | null {
+  if (!st) return null;
+  if (st.status === 'Success') return 0;
+  const cause = st.details?.causes?.find((c) => c.reason === 'ExitCode');
+  return cause?.message ? Number(cause.message) : 1;
+}
+
+/** Starts a command in a pod; resolves once the WebSocket is open. */
+export async function execStream(kc: KubeConfig, ns: string, pod: string, container: string, command: string[], tty = false, stdout?: PassThrough): Promise<ExecStream> {
+  const out = stdout ?? new PassThrough({ highWaterMark: 1 << 20 });
+  const err = new PassThrough();
+  const stdin = new PassThrough();
+  let status: V1Status | null = null;
+  const ws = await new Exec(kc).exec(ns, pod, container, command, out, tty ? null : err, stdin, tty, (s) => {
+    status = s;
+  });
+  const exit = new Promise<number | null>((resolve) => {
+    ws.on('close', () => {
+      if (!out.writableEnded) out.end();
+      if (!err.writableEnded) err.end();
+      resolve(exitCode(status));
+    });
+  });
+  return { stdout: out, stderr: err, stdin, exit, close: () => ws.close() };
+}
+
+export interface ExecResult { code: number | null; stdout: Buffer; stderr: string }
+
+/**
+ * Runs a command to completion. `input` is written to stdin, which is then left open: a v4 stream cannot
+ * signal end-of-input without closing, so commands read exactly the bytes they expect (head -c).
+ */
+export async function execCollect(kc: KubeConfig, ns: string, pod: string, container: string, command: string[], input?: Buffer): Promise<ExecResult> {
+  const chunks: Buffer[] = [];
+  const errs: Buffer[] = [];
+  const sink = (into: Buffer[]) => new Writable({ write(c: Buffer, _e, cb) { into.push(c); cb(); } });
+  const stdin = new PassThrough();
+  let status: V1Status | null = null;
+  const ws = await new Exec(kc).exec(ns, pod, container, command, sink(chunks), sink(errs), stdin, false, (s) => {
+    status = s;
+  });
+  if (input) stdin.write(input);
+  await new Promise<void>((resolve) => ws.on('close', () => resolve()));
+  stdin.destroy();
+  return { code: exitCode(status), stdout: Buffer.concat(chunks), stderr: Buffer.concat(errs).toString('utf8') };
+}

@@ -1,0 +1,552 @@
+// The Kubernetes capture target: nodes of a kubeconfig context. A capture creates (in its own namespace,
+// default `tapscope`) a ServiceAccount and a DaemonSet of idle host-network pods on the chosen nodes,
+// delivers the helper into each pod through exec, runs it through exec and streams its stdout back;
+// stop() removes every object it created and checks that nothing labelled with the session remains.
+// Pod and Service IPs seen in the capture are resolved through a live pod index (handle.enrich).
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import {
+  AppsV1Api, AuthorizationV1Api, CoreV1Api, Watch, type KubeConfig, type V1Node, type V1Pod,
+} from '@kubernetes/client-node';
+import { TapscopeError, isTapscopeError } from '../../errors.js';
+import type { PodRef } from '../../model/flow.js';
+import {
+  MKTEMP_SCRIPT, checkUploadDigest, helperArgs, killScript, loadHelper, onLines, runArgv, uploadScript, type HelperBinary,
+} from '../deploy.js';
+import type {
+  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, NodePhase, PreflightReport, PromptFn, ShellChannel,
+} from '../target.js';
+import { PSA_LABEL, k8sError, psaAdvice } from './errors.js';
+import { execCollect, execStream, type ExecStream } from './exec.js';
+import { kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from './kubeconfig.js';
+import {
+  CONTAINER, CREATED_NS_LABEL, DEFAULT_IMAGE, MANAGED_SELECTOR, SESSION_LABEL, daemonSetManifest, dryRunPod, namespaceManifest,
+  serviceAccountManifest, type DaemonSetSpec,
+} from './manifests.js';
+import { PodIndex } from './pod-index.js';
+
+export { PodIndex } from './pod-index.js';
+
+export interface K8sTargetOptions {
+  prompt?: PromptFn;
+  /** A kubeconfig path, or several in KUBECONFIG syntax. */
+  kubeconfig?: string;
+  image?: string;
+  namespace?: string;
+  helperPath?: string;
+  /** How long a node may take from DaemonSet creation to a running pod. Default 120 s. */
+  readyTimeoutMs?: number;
+}
+
+/** `k8s://CONTEXT[/NODE]`; an empty context means current-context. */
+export function parseK8sUri(uri: string): { context: string | null; node: string | null } {
+  const m = /^k8s:\/\/([^/]*)(?:\/([^/]+))?\/?$/.exec(uri);
+  if (!m) throw new TapscopeError('E_TARGET_INVALID', `Not a Kubernetes target: "${uri}". Use k8s://CONTEXT or k8s://CONTEXT/NODE.`);
+  return { context: m[1] ? decodeURIComponent(m[1]) : null, node: m[2] ? decodeURIComponent(m[2]) : null };
+}
+
+function archName(a: string | undefined): string | null {
+  return a === 'amd64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : a ?? null;
+}
+
+function nodeInfo(n: V1Node): NodeInfo {
+  return {
+    name: n.metadata?.name ?? '',
+    ready: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    kernel: n.status?.nodeInfo?.kernelVersion ?? null,
+    arch: archName(n.status?.nodeInfo?.architecture),
+    address: n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? null,
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** Shared by capture and shell sessions: the objects of one session and how to remove them. */
+class Deployment {
+  readonly name: string;
+  createdNs = false;
+  private created: Array<'sa' | 'ds'> = [];
+
+  constructor(
+    readonly kc: KubeConfig,
+    readonly ctx: { context: string; namespace: string; user: string | null },
+    readonly session: string,
+  ) {
+    this.name = `tapscope-${session}`;
+  }
+
+  get core(): CoreV1Api {
+    return this.kc.makeApiClient(CoreV1Api);
+  }
+
+  get apps(): AppsV1Api {
+    return this.kc.makeApiClient(AppsV1Api);
+  }
+
+  private err(e: unknown, what: string): TapscopeError {
+    return k8sError(e, what, this.ctx);
+  }
+
+  async create(spec: Omit<DaemonSetSpec, 'name' | 'namespace' | 'session' | 'serviceAccount'>): Promise<void> {
+    const ns = this.ctx.namespace;
+    const full: DaemonSetSpec = { ...spec, name: this.name, namespace: ns, session: this.session, serviceAccount: this.name };
+    try {
+      const existing = await this.core.readNamespace({ name: ns }).catch((e: unknown) => {
+        if ((e as { code?: number }).code === 404) return null;
+        throw this.err(e, `read namespace ${ns}`);
+      });
+      if (existing) {
+        const level = existing.metadata?.labels?.[PSA_LABEL];
+        if (level && level !== 'privileged') {
+          throw new TapscopeError('E_K8S_ADMISSION', `Namespace "${ns}" enforces Pod Security level "${level}", which refuses the capture pods. ${psaAdvice(ns)}`);
+        }
+      } else {
+        await this.core.createNamespace({ body: namespaceManifest(ns, this.session) }).catch((e: unknown) => {
+          throw this.err(e, `create namespaces (namespace ${ns})`);
+        });
+        this.createdNs = true;
+      }
+      await this.core.createNamespacedServiceAccount({ namespace: ns, body: serviceAccountManifest(this.name, ns, this.session) }).catch((e: unknown) => {
+        throw this.err(e, `create serviceaccounts in namespace ${ns}`);
+      });
+      this.created.push('sa');
+      // why: a dry-run pod goes through Pod Security admission now, so a refusal is an error with the
+      // reason instead of a DaemonSet that silently never gets pods.
+      await this.core.createNamespacedPod({ namespace: ns, body: dryRunPod(full), dryRun: 'All' }).catch((e: unknown) => {
+        const te = this.err(e, `create pods in namespace ${ns}`);
+        if (te.code === 'E_K8S_ADMISSION') throw te;
+      });
+      await this.apps.createNamespacedDaemonSet({ namespace: ns, body: daemonSetManifest(full) }).catch((e: unknown) => {
+        throw this.err(e, `create daemonsets.apps in namespace ${ns}`);
+      });
+      this.created.push('ds');
+    } catch (e) {
+      await this.remove().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Deletes what this session created; returns what could not be confirmed gone. */
+  async remove(): Promise<string[]> {
+    const ns = this.ctx.namespace;
+    const ignore404 = (e: unknown) => {
+      if ((e as { code?: number }).code !== 404) throw e;
+    };
+    if (this.created.includes('ds')) await this.apps.deleteNamespacedDaemonSet({ name: this.name, namespace: ns, propagationPolicy: 'Background' }).catch(ignore404);
+    if (this.created.includes('sa')) await this.core.deleteNamespacedServiceAccount({ name: this.name, namespace: ns }).catch(ignore404);
+    this.created = [];
+    if (this.createdNs) {
+      const others = await this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: MANAGED_SELECTOR });
+      // why: another Tapscope session may be using the namespace we created; it will remove it.
+      if (!others.items.some((d) => d.metadata?.labels?.[SESSION_LABEL] !== this.session)) {
+        await this.core.deleteNamespace({ name: ns }).catch(ignore404);
+      }
+    }
+    const selector = `${SESSION_LABEL}=${this.session}`;
+    const remaining: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      remaining.length = 0;
+      const [ds, sa, pods] = await Promise.all([
+        this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: selector }),
+        this.core.listNamespacedServiceAccount({ namespace: ns, labelSelector: selector }),
+        this.core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
+      ]);
+      for (const d of ds.items) remaining.push(`daemonset ${ns}/${d.metadata?.name}`);
+      for (const s of sa.items) remaining.push(`serviceaccount ${ns}/${s.metadata?.name}`);
+      for (const p of pods.items) remaining.push(`pod ${ns}/${p.metadata?.name}`);
+      if (remaining.length === 0) break;
+      await sleep(500);
+    }
+    return remaining;
+  }
+
+  /** Calls `on` for every change of this session's pods until the returned function is called. */
+  async watchPods(on: (type: string, pod: V1Pod) => void): Promise<() => void> {
+    let stopped = false;
+    let ac: AbortController | null = null;
+    const start = async () => {
+      if (stopped) return;
+      ac = await new Watch(this.kc).watch(`/api/v1/namespaces/${this.ctx.namespace}/pods`, { labelSelector: `${SESSION_LABEL}=${this.session}` }, on, () => {
+        if (!stopped) setTimeout(() => void start().catch(() => undefined), 500).unref();
+      });
+    };
+    await start();
+    return () => {
+      stopped = true;
+      ac?.abort();
+    };
+  }
+
+  /** FailedCreate events of the DaemonSet (e.g. admission refusals at pod creation). */
+  async failedCreate(): Promise<string | null> {
+    const ev = await this.core.listNamespacedEvent({ namespace: this.ctx.namespace, fieldSelector: `involvedObject.name=${this.name}` }).catch(() => null);
+    return ev?.items.filter((e) => e.reason === 'FailedCreate').map((e) => e.message ?? '').at(-1) ?? null;
+  }
+}
+
+interface NodeRun {
+  node: string;
+  phase: NodePhase;
+  pod: string | null;
+  deploying: boolean;
+  stream: ExecStream | null;
+  dir: string | null;
+  done: boolean;
+  error?: TapscopeError;
+}
+
+class K8sCapture {
+  private readonly nodes = new Map<string, NodeRun>();
+  private readonly notes: string[] = [];
+  private stopping = false;
+  private stopPromise: Promise<void> | null = null;
+  private unwatch: (() => void) | null = null;
+  private readonly index: PodIndex;
+  private resolveDone!: () => void;
+  private readonly done = new Promise<void>((r) => (this.resolveDone = r));
+  private settled: (() => void) | null = null;
+
+  constructor(
+    private readonly dep: Deployment,
+    private readonly options: CaptureOptions,
+    private readonly handlers: CaptureHandlers,
+    private readonly helper: HelperBinary,
+    private readonly image: string,
+    private readonly readyTimeoutMs: number,
+    nodeNames: string[],
+  ) {
+    for (const n of nodeNames) this.nodes.set(n, { node: n, phase: 'deploying', pod: null, deploying: false, stream: null, dir: null, done: false });
+    this.index = new PodIndex(dep.kc);
+  }
+
+  handle(): CaptureHandle & { enrich: (ip: string) => PodRef | null; podIndex: PodIndex } {
+    return { stop: () => this.stop(), done: this.done, notes: this.notes, enrich: (ip) => this.index.lookup(ip), podIndex: this.index };
+  }
+
+  private status(n: NodeRun, phase: NodePhase, message?: string, error?: TapscopeError): void {
+    n.phase = phase;
+    if (phase === 'failed' || phase === 'stopped') n.done = true;
+    this.handlers.onStatus({ node: n.node, phase, ...(message ? { message } : {}), ...(error ? { error: { code: error.code, message: error.message } } : {}) });
+    if ([...this.nodes.values()].every((x) => x.done || x.phase === 'streaming')) this.settled?.();
+    if (!this.stopping && [...this.nodes.values()].every((x) => x.done)) void this.stop();
+  }
+
+  private fail(n: NodeRun, e: TapscopeError): void {
+    if (n.done) return;
+    n.error = e;
+    this.status(n, 'failed', e.message, e);
+  }
+
+  async begin(): Promise<void> {
+    for (const n of this.nodes.values()) this.status(n, 'deploying', `creating DaemonSet ${this.dep.ctx.namespace}/${this.dep.name}`);
+    await this.dep.create({ image: this.image, nodes: [...this.nodes.keys()] });
+    this.notes.push(`Deployed DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} (session ${this.dep.session}); it is removed on stop.`);
+    this.notes.push('Helper output travels through the Kubernetes exec stream (API server → kubelet), not through a connection on the node.');
+    const allSettled = new Promise<void>((r) => (this.settled = r));
+    try {
+      const [, unwatch] = await Promise.all([
+        this.index.start().then(() => this.notes.push(...this.index.problems)),
+        this.dep.watchPods((type, pod) => this.onPod(type, pod)),
+      ]);
+      this.unwatch = unwatch;
+    } catch (e) {
+      await this.stop();
+      throw k8sError(e, 'watch pods', this.dep.ctx);
+    }
+    const deadline = Date.now() + this.readyTimeoutMs;
+    let settled = false;
+    void allSettled.then(() => (settled = true));
+    while (!settled && Date.now() < deadline) {
+      await Promise.race([allSettled, sleep(1000)]);
+      if (settled) break;
+      const failed = await this.dep.failedCreate();
+      if (failed) {
+        const e = /violates PodSecurity/.test(failed)
+          ? new TapscopeError('E_K8S_ADMISSION', `Pod Security admission refused the capture pods: ${failed}. ${psaAdvice(this.dep.ctx.namespace)}`)
+          : new TapscopeError('E_K8S_NODE_FAILED', `The DaemonSet could not create pods: ${failed}`);
+        for (const n of this.nodes.values()) if (!n.pod) this.fail(n, e);
+      }
+    }
+    for (const n of this.nodes.values()) {
+      if (!n.done && n.phase !== 'streaming') {
+        this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} did not get a running capture pod within ${Math.round(this.readyTimeoutMs / 1000)} s (last phase: ${n.phase}). Check \`kubectl -n ${this.dep.ctx.namespace} describe ds ${this.dep.name}\`.`));
+      }
+    }
+    const runs = [...this.nodes.values()];
+    if (runs.every((n) => n.phase === 'failed')) {
+      await this.stop();
+      const first = runs.map((n) => n.error).find(Boolean);
+      throw first ?? new TapscopeError('E_K8S_NODE_FAILED', 'No node could start the capture.');
+    }
+  }
+
+  private onPod(type: string, pod: V1Pod): void {
+    const nodeName = pod.spec?.nodeName;
+    const n = nodeName ? this.nodes.get(nodeName) : undefined;
+    if (!n || n.done) return;
+    const podName = pod.metadata?.name ?? '';
+    if (type === 'DELETED') {
+      if (!this.stopping && n.pod === podName) this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `The capture pod ${podName} on ${n.node} was deleted.`));
+      return;
+    }
+    n.pod = podName;
+    if (n.deploying || n.stream) return;
+    const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting;
+    const running = pod.status?.phase === 'Running' && pod.status?.containerStatuses?.[0]?.state?.running;
+    if (running) {
+      this.status(n, 'running', `pod ${podName}`);
+      n.deploying = true;
+      void this.deployNode(n, podName).catch((e: unknown) => this.fail(n, k8sError(e, `run the helper in pod ${podName}`, this.dep.ctx)));
+    } else if (waiting && /ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError/.test(waiting.reason ?? '')) {
+      this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Pod ${podName} on ${n.node} cannot start: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}. Set another image with --image.`));
+    } else if (waiting) {
+      this.status(n, 'pulling', `${waiting.reason ?? 'waiting'} (image ${this.image})`);
+    } else if (n.phase !== 'scheduled') {
+      this.status(n, 'scheduled', `pod ${podName}`);
+    }
+  }
+
+  private async deployNode(n: NodeRun, pod: string): Promise<void> {
+    const ns = this.dep.ctx.namespace;
+    const kc = this.dep.kc;
+    this.status(n, 'deploying', `uploading helper (${this.helper.data.length} bytes)`);
+    const mk = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', MKTEMP_SCRIPT]);
+    const dir = mk.stdout.toString('utf8').trim();
+    if (mk.code !== 0 || !dir.startsWith('/')) throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir in pod ${pod}: ${mk.stderr.trim() || `exit ${mk.code}`}.`);
+    n.dir = dir;
+    const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, this.helper.data.length)], this.helper.data);
+    checkUploadDigest(up.stdout.toString('utf8'), this.helper.sha256, `${n.node} (pod ${pod}):${dir}`);
+    if (this.stopping) return;
+    const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(this.options)));
+    n.stream = s;
+    const err = onLines(s.stderr, (line) => {
+      if (!n.done) this.handlers.onStatus({ node: n.node, phase: n.phase, message: line });
+    });
+    this.handlers.onStream(n.node, s.stdout);
+    this.status(n, 'streaming');
+    void s.exit.then((code) => {
+      if (this.stopping || n.done) return;
+      if (code === 0) this.status(n, 'stopped');
+      else {
+        this.fail(n, new TapscopeError('E_HELPER_EXITED', `The helper on ${n.node} ${code === null ? 'lost its exec stream' : `exited with code ${code}`}: ${err.tail().trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+      }
+    });
+  }
+
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    const runs = [...this.nodes.values()];
+    for (const n of runs) if (n.stream && !n.done) this.handlers.onStatus({ node: n.node, phase: 'stopping' });
+    await Promise.all(runs.map(async (n) => {
+      if (!n.stream) return;
+      n.stream.stdin.end();
+      const exited = await Promise.race([n.stream.exit.then(() => true), sleep(5000).then(() => false)]);
+      if (!exited && n.pod && n.dir) {
+        await execCollect(this.dep.kc, this.dep.ctx.namespace, n.pod, CONTAINER, ['sh', '-c', killScript(n.dir)]).catch(() => undefined);
+        n.stream.close();
+      }
+    }));
+    this.unwatch?.();
+    this.index.stop();
+    const remaining = await this.dep.remove().catch((e: unknown) => [`(could not verify: ${k8sError(e, 'list session objects', this.dep.ctx).message})`]);
+    if (remaining.length) this.notes.push(`Not removed yet: ${remaining.join(', ')}. Run \`tapscope clean --target k8s://${this.dep.ctx.context}\`.`);
+    for (const n of runs) if (!n.done) this.status(n, 'stopped');
+    this.resolveDone();
+  }
+}
+
+export class K8sTarget implements CaptureTarget {
+  readonly kind = 'k8s' as const;
+  readonly uri: string;
+  private readonly context: string | null;
+  private readonly nodeFilter: string | null;
+  private kcCache: { kc: KubeConfig; context: string; user: string | null } | null = null;
+
+  constructor(uri: string, private readonly opts: K8sTargetOptions) {
+    this.uri = uri;
+    const p = parseK8sUri(uri);
+    this.context = p.context;
+    this.nodeFilter = p.node;
+  }
+
+  private config(): { kc: KubeConfig; context: string; user: string | null } {
+    if (!this.kcCache) {
+      const merged = mergeKubeconfigs(kubeconfigFiles(this.opts.kubeconfig));
+      const kc = kubeConfigFor(merged, this.context);
+      this.kcCache = { kc, context: kc.getCurrentContext(), user: kc.getCurrentUser()?.name ?? null };
+    }
+    return this.kcCache;
+  }
+
+  get namespace(): string {
+    return this.opts.namespace ?? 'tapscope';
+  }
+
+  private ctx(): { context: string; namespace: string; user: string | null } {
+    const c = this.config();
+    return { context: c.context, namespace: this.namespace, user: c.user };
+  }
+
+  async listNodes(): Promise<NodeInfo[]> {
+    const { kc } = this.config();
+    const list = await kc.makeApiClient(CoreV1Api).listNode().catch((e: unknown) => {
+      throw k8sError(e, 'list nodes', this.ctx());
+    });
+    const nodes = list.items.map(nodeInfo);
+    if (this.nodeFilter) {
+      const n = nodes.filter((x) => x.name === this.nodeFilter);
+      if (n.length === 0) throw new TapscopeError('E_TARGET_INVALID', `Node "${this.nodeFilter}" is not in context "${this.ctx().context}". Nodes: ${nodes.map((x) => x.name).join(', ')}.`);
+      return n;
+    }
+    return nodes;
+  }
+
+  private async chooseNodes(requested?: string[]): Promise<string[]> {
+    const all = await this.listNodes();
+    if (requested && requested.length > 0) {
+      const unknown = requested.filter((r) => !all.some((n) => n.name === r));
+      if (unknown.length) throw new TapscopeError('E_TARGET_INVALID', `Unknown node(s) ${unknown.join(', ')} in context "${this.ctx().context}". Nodes: ${all.map((n) => n.name).join(', ')}.`);
+      return requested;
+    }
+    const ready = all.filter((n) => n.ready).map((n) => n.name);
+    if (ready.length === 0) throw new TapscopeError('E_K8S_NODE_FAILED', `No ready node in context "${this.ctx().context}".`);
+    return ready;
+  }
+
+  async preflight(nodes?: string[]): Promise<PreflightReport[]> {
+    const names = await this.chooseNodes(nodes);
+    const all = await this.listNodes();
+    const { kc } = this.config();
+    const authz = kc.makeApiClient(AuthorizationV1Api);
+    const ns = this.namespace;
+    const checks: Array<[string, string, string, string | undefined]> = [
+      ['create', 'apps', 'daemonsets', undefined], ['delete', 'apps', 'daemonsets', undefined], ['create', '', 'serviceaccounts', undefined],
+      ['create', '', 'pods', 'exec'], ['watch', '', 'pods', undefined],
+    ];
+    const problems: string[] = [];
+    for (const [verb, group, resource, subresource] of checks) {
+      const r = await authz.createSelfSubjectAccessReview({
+        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb, group, resource, namespace: ns, ...(subresource ? { subresource } : {}) } } },
+      }).catch(() => null);
+      if (r && r.status?.allowed === false) problems.push(`RBAC: cannot ${verb} ${resource}${subresource ? `/${subresource}` : ''}${group ? `.${group}` : ''} in namespace ${ns}.`);
+    }
+    return names.map((name) => {
+      const n = all.find((x) => x.name === name) as NodeInfo;
+      return {
+        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: null,
+        problems: [...(n.ready ? [] : ['Node is not Ready.']), ...(n.arch && n.arch !== 'x86_64' ? [`No helper is built for ${n.arch}.`] : []), ...problems],
+      };
+    });
+  }
+
+  async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle & { enrich: (ip: string) => PodRef | null }> {
+    const nodes = await this.chooseNodes(options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined));
+    const helper = loadHelper(this.opts.helperPath);
+    const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
+    const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes);
+    await cap.begin();
+    return cap.handle();
+  }
+
+  async openShell(node: string): Promise<ShellChannel> {
+    await this.chooseNodes([node]);
+    const dep = new Deployment(this.config().kc, this.ctx(), `shell-${randomBytes(3).toString('hex')}`);
+    await dep.create({ image: this.opts.image ?? DEFAULT_IMAGE, nodes: [node], shell: true });
+    let pod: string | null = null;
+    try {
+      const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 120_000);
+      while (!pod && Date.now() < deadline) {
+        const pods = await dep.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${SESSION_LABEL}=${dep.session}` });
+        pod = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name ?? null;
+        if (!pod) await sleep(200);
+      }
+      if (!pod) throw new TapscopeError('E_K8S_NODE_FAILED', `The shell pod on ${node} did not start.`);
+    } catch (e) {
+      await dep.remove().catch(() => undefined);
+      throw isTapscopeError(e) ? e : k8sError(e, 'start a shell pod', this.ctx());
+    }
+    // why: client-node sends terminal sizes only for an output stream that looks like a TTY.
+    const out = Object.assign(new PassThrough(), { columns: 80, rows: 24 });
+    const s = await execStream(dep.kc, this.namespace, pod, CONTAINER, ['sh', '-c', HOST_SHELL], true, out);
+    let cleaned: Promise<unknown> | null = null;
+    const cleanup = () => (cleaned ??= dep.remove().catch(() => undefined));
+    void s.exit.then(cleanup);
+    return {
+      write: (d) => void s.stdin.write(d),
+      resize(cols, rows) {
+        out.columns = cols;
+        out.rows = rows;
+        out.emit('resize');
+      },
+      onData(cb) {
+        const f = (d: Buffer) => cb(d);
+        out.on('data', f);
+        return () => out.off('data', f);
+      },
+      onExit(cb) {
+        let live = true;
+        void s.exit.then(async (code) => {
+          await cleanup();
+          if (live) cb(code);
+        });
+        return () => {
+          live = false;
+        };
+      },
+      close: () => s.close(),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.kcCache = null;
+  }
+}
+
+/**
+ * A shell in the node's own namespaces (hostPID lets us enter PID 1's). Where that is refused (a node
+ * that is itself a container, a hardened runtime) it says so and falls back to the capture pod's shell.
+ */
+const HOST_SHELL = [
+  'n="nsenter -t 1 -m -u -i -n -p --"',
+  'if $n true 2>/dev/null; then exec $n sh; fi',
+  'echo "tapscope: cannot enter the host namespaces of PID 1 here; this is a shell in the capture pod (host network and PIDs)." >&2',
+  'exec sh',
+].join('\n');
+
+export function createK8sTarget(uri: string, opts: K8sTargetOptions = {}): K8sTarget {
+  return new K8sTarget(uri, opts);
+}
+
+/** Removes everything Tapscope left in a cluster (crashed sessions), selected by the managed-by label. */
+export async function cleanK8s(context: string, opts: { kubeconfig?: string } = {}): Promise<{ removed: string[] }> {
+  const merged = mergeKubeconfigs(kubeconfigFiles(opts.kubeconfig));
+  const kc = kubeConfigFor(merged, context || null);
+  const ctx = { context: kc.getCurrentContext(), user: kc.getCurrentUser()?.name ?? null };
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const removed: string[] = [];
+  const wrap = <T>(p: Promise<T>, what: string) => p.catch((e: unknown) => {
+    throw k8sError(e, what, ctx);
+  });
+  const ds = await wrap(apps.listDaemonSetForAllNamespaces({ labelSelector: MANAGED_SELECTOR }), 'list daemonsets.apps');
+  for (const d of ds.items) {
+    await wrap(apps.deleteNamespacedDaemonSet({ name: d.metadata?.name ?? '', namespace: d.metadata?.namespace ?? '', propagationPolicy: 'Background' }), 'delete daemonsets.apps');
+    removed.push(`daemonset ${d.metadata?.namespace}/${d.metadata?.name}`);
+  }
+  const sas = await wrap(core.listServiceAccountForAllNamespaces({ labelSelector: MANAGED_SELECTOR }), 'list serviceaccounts');
+  for (const s of sas.items) {
+    await wrap(core.deleteNamespacedServiceAccount({ name: s.metadata?.name ?? '', namespace: s.metadata?.namespace ?? '' }), 'delete serviceaccounts');
+    removed.push(`serviceaccount ${s.metadata?.namespace}/${s.metadata?.name}`);
+  }
+  const nss = await wrap(core.listNamespace({ labelSelector: `${MANAGED_SELECTOR},${CREATED_NS_LABEL}=true` }), 'list namespaces');
+  for (const n of nss.items) {
+    await wrap(core.deleteNamespace({ name: n.metadata?.name ?? '' }), 'delete namespaces');
+    removed.push(`namespace ${n.metadata?.name}`);
+  }
+  return { removed };
+}

@@ -1,0 +1,113 @@
+// Kubeconfig loading with kubectl's semantics: KUBECONFIG lists several files that are merged with the
+// first file winning for each named cluster/user/context and for current-context (client-node's own
+// merge throws on duplicates and lets the last file win). Exec credential plugins are resolved to an
+// absolute path even when PATH is short (apps started from a desktop launcher), by also looking in the
+// places installers put them.
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, isAbsolute, join } from 'node:path';
+import { KubeConfig, type Cluster, type Context, type User } from '@kubernetes/client-node';
+import { TapscopeError } from '../../errors.js';
+
+export interface MergedKubeConfig {
+  clusters: Cluster[];
+  users: User[];
+  contexts: Context[];
+  currentContext: string | null;
+  files: string[];
+}
+
+/** The kubeconfig files in effect: an explicit list (KUBECONFIG syntax), $KUBECONFIG, or ~/.kube/config. */
+export function kubeconfigFiles(explicit?: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const spec = explicit ?? env.KUBECONFIG;
+  if (spec && spec.length > 0) return spec.split(delimiter).filter(Boolean);
+  return [join(env.HOME ?? homedir(), '.kube', 'config')];
+}
+
+export function mergeKubeconfigs(files: string[]): MergedKubeConfig {
+  const out: MergedKubeConfig = { clusters: [], users: [], contexts: [], currentContext: null, files: [] };
+  for (const f of files) {
+    if (!existsSync(f)) continue;
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromFile(f);
+    } catch (e) {
+      throw new TapscopeError('E_KUBECONFIG', `Cannot read kubeconfig ${f}: ${e instanceof Error ? e.message : String(e)}. Fix the file or point KUBECONFIG elsewhere.`);
+    }
+    out.files.push(f);
+    const add = <T extends { name: string }>(into: T[], items: T[]) => {
+      for (const it of items) if (!into.some((x) => x.name === it.name)) into.push(it);
+    };
+    add(out.clusters, kc.clusters);
+    add(out.users, kc.users);
+    add(out.contexts, kc.contexts);
+    if (!out.currentContext && kc.currentContext) out.currentContext = kc.currentContext;
+  }
+  if (out.files.length === 0) {
+    throw new TapscopeError('E_KUBECONFIG', `No kubeconfig found (looked at ${files.join(', ')}). Set KUBECONFIG or create ~/.kube/config.`);
+  }
+  return out;
+}
+
+/** Where exec credential plugins usually live, beyond PATH. */
+export function pluginSearchDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const home = env.HOME ?? homedir();
+  const dirs = (env.PATH ?? '').split(delimiter).filter(Boolean);
+  dirs.push(
+    '/usr/local/bin', '/usr/bin', '/bin', '/opt/homebrew/bin', '/home/linuxbrew/.linuxbrew/bin', '/snap/bin',
+    join(home, '.krew', 'bin'), join(home, 'go', 'bin'), join(home, 'bin'), join(home, '.local', 'bin'),
+    join(home, 'google-cloud-sdk', 'bin'), '/usr/lib/google-cloud-sdk/bin', '/opt/google-cloud-sdk/bin',
+    '/usr/local/google-cloud-sdk/bin', '/opt/homebrew/share/google-cloud-sdk/bin',
+  );
+  if (env.CLOUDSDK_ROOT_DIR) dirs.push(join(env.CLOUDSDK_ROOT_DIR, 'bin'));
+  return [...new Set(dirs)];
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    const s = statSync(p);
+    return s.isFile() && (s.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves an exec plugin command to an absolute path, or null when it is nowhere to be found. */
+export function findExecPlugin(command: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (isAbsolute(command) || command.includes('/')) return isExecutable(command) ? command : null;
+  for (const d of pluginSearchDirs(env)) {
+    const p = join(d, command);
+    if (isExecutable(p)) return p;
+  }
+  return null;
+}
+
+/** A KubeConfig for one context (default: current-context), with exec plugins made absolute. */
+export function kubeConfigFor(merged: MergedKubeConfig, context?: string | null, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const name = context || merged.currentContext;
+  if (!name) throw new TapscopeError('E_KUBECONFIG', `No context given and no current-context set in ${merged.files.join(', ')}. Use k8s://CONTEXT.`);
+  const ctx = merged.contexts.find((c) => c.name === name);
+  if (!ctx) {
+    throw new TapscopeError('E_KUBECONFIG', `Context "${name}" is not in ${merged.files.join(', ')}. Known contexts: ${merged.contexts.map((c) => c.name).join(', ') || 'none'}.`);
+  }
+  const cluster = merged.clusters.find((c) => c.name === ctx.cluster);
+  if (!cluster) throw new TapscopeError('E_KUBECONFIG', `Context "${name}" names cluster "${ctx.cluster}", which is not defined.`);
+  let user = merged.users.find((u) => u.name === ctx.user);
+  if (!user) throw new TapscopeError('E_KUBECONFIG', `Context "${name}" names user "${ctx.user}", which is not defined.`);
+  if (user.exec?.command) {
+    const resolved = findExecPlugin(String(user.exec.command), env);
+    if (!resolved) {
+      throw new TapscopeError('E_KUBECONFIG',
+        `The credential plugin "${user.exec.command}" of user "${user.name}" was not found in PATH or ${pluginSearchDirs(env).slice(-12).join(', ')}. Install it or give its full path in the kubeconfig.`);
+    }
+    user = { ...user, exec: { ...user.exec, command: resolved } };
+  }
+  const kc = new KubeConfig();
+  kc.loadFromOptions({ clusters: [cluster], users: [user], contexts: [ctx], currentContext: ctx.name });
+  return kc;
+}
+
+export function listContexts(explicit?: string): { names: string[]; current: string | null } {
+  const m = mergeKubeconfigs(kubeconfigFiles(explicit));
+  return { names: m.contexts.map((c) => c.name), current: m.currentContext };
+}

@@ -1,0 +1,110 @@
+// The objects Tapscope creates in a cluster: its namespace, a ServiceAccount without API rights, and a
+// DaemonSet of idle host-network pods restricted to the chosen nodes, into which the helper is delivered
+// and run through exec. All carry the managed-by and session labels that stop() and `clean` select on.
+import type { V1DaemonSet, V1Namespace, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
+import { PSA_LABEL } from './errors.js';
+
+export const MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'tapscope';
+export const SESSION_LABEL = 'tapscope.dev/session';
+/** On namespaces Tapscope created (and so may delete). */
+export const CREATED_NS_LABEL = 'tapscope.dev/created-namespace';
+export const MANAGED_SELECTOR = `${MANAGED_BY}=${MANAGED_BY_VALUE}`;
+export const DEFAULT_IMAGE = 'busybox:1.36';
+export const CONTAINER = 'helper';
+
+export function sessionLabels(session: string): Record<string, string> {
+  return { [MANAGED_BY]: MANAGED_BY_VALUE, [SESSION_LABEL]: session, 'app.kubernetes.io/name': 'tapscope-helper' };
+}
+
+export function namespaceManifest(name: string, session: string): V1Namespace {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    // why: the capture pods use host namespaces; in a namespace Tapscope owns, it says so to Pod Security admission.
+    metadata: { name, labels: { ...sessionLabels(session), [CREATED_NS_LABEL]: 'true', [PSA_LABEL]: 'privileged' } },
+  };
+}
+
+export function serviceAccountManifest(name: string, namespace: string, session: string): V1ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name, namespace, labels: sessionLabels(session) },
+    automountServiceAccountToken: false,
+  };
+}
+
+/**
+ * Capabilities of the capture container, and why each is needed:
+ * - NET_RAW: AF_PACKET sockets (the packet path of every mode).
+ * - NET_ADMIN: promiscuous mode and packet-socket/TC filter setup on host interfaces.
+ * - BPF: create maps and load programs (kernel 5.8+ split this out of SYS_ADMIN).
+ * - PERFMON: perf_event_open for uprobes and tracepoints and reading their ringbuf.
+ * - SYS_PTRACE: read /proc/PID/maps and /proc/PID/root of other processes to find TLS libraries.
+ * - SYS_RESOURCE: raise RLIMIT_MEMLOCK for BPF maps on kernels before 5.11.
+ * Not SYS_ADMIN: nothing in the capture path needs it on 5.8+ kernels; the interactive host shell,
+ * which must enter PID 1's namespaces, runs in a separate privileged pod only when asked for.
+ */
+export const CAPTURE_CAPABILITIES = ['NET_RAW', 'NET_ADMIN', 'BPF', 'PERFMON', 'SYS_PTRACE', 'SYS_RESOURCE'];
+
+export interface DaemonSetSpec {
+  name: string;
+  namespace: string;
+  session: string;
+  serviceAccount: string;
+  image: string;
+  nodes: string[];
+  /** The host-shell variant: privileged, for nsenter into PID 1. */
+  shell?: boolean;
+}
+
+function podSpec(o: DaemonSetSpec): NonNullable<V1Pod['spec']> {
+  return {
+    serviceAccountName: o.serviceAccount,
+    automountServiceAccountToken: false,
+    hostNetwork: true,
+    hostPID: true,
+    dnsPolicy: 'ClusterFirstWithHostNet',
+    terminationGracePeriodSeconds: 2,
+    tolerations: [{ operator: 'Exists' }],
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: o.nodes }] }],
+        },
+      },
+    },
+    containers: [{
+      name: CONTAINER,
+      image: o.image,
+      // why: an idle container; the helper is delivered and started through exec, so the image stays stock.
+      command: ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
+      securityContext: o.shell
+        ? { privileged: true }
+        : { privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: CAPTURE_CAPABILITIES } },
+      resources: { requests: { cpu: '20m', memory: '32Mi' }, limits: { memory: '512Mi' } },
+      ...(o.shell ? {} : { volumeMounts: [{ name: 'tracefs', mountPath: '/sys/kernel/tracing', readOnly: true }] }),
+    }],
+    // why: tracepoint ids are read from tracefs, which container runtimes do not mount.
+    ...(o.shell ? {} : { volumes: [{ name: 'tracefs', hostPath: { path: '/sys/kernel/tracing', type: 'DirectoryOrCreate' } }] }),
+  };
+}
+
+export function daemonSetManifest(o: DaemonSetSpec): V1DaemonSet {
+  const labels = sessionLabels(o.session);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: o.name, namespace: o.namespace, labels },
+    spec: {
+      selector: { matchLabels: { [SESSION_LABEL]: o.session, 'app.kubernetes.io/name': 'tapscope-helper' } },
+      template: { metadata: { labels }, spec: podSpec(o) },
+    },
+  };
+}
+
+/** The pod a DaemonSet would create, for a dry-run admission check. */
+export function dryRunPod(o: DaemonSetSpec): V1Pod {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${o.name}-admission-check`, namespace: o.namespace, labels: sessionLabels(o.session) }, spec: podSpec(o) };
+}

@@ -1,0 +1,235 @@
+// The Kubernetes target against the strict test API server: token, client-certificate and exec-plugin
+// users, node listing, a capture on six nodes at once with the helper really running in each node's
+// network namespace, pod enrichment from watches, RBAC and Pod Security refusals, shell, and cleanup.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targets/k8s/index.js';
+import { isTapscopeError } from '../../src/errors.js';
+import type { CaptureHandlers, NodeStatus } from '../../src/targets/target.js';
+import { startK8sApi, type K8sApi } from '../k8s-api/server.js';
+import { testHelper } from '../lib/sshd.js';
+
+let api: K8sApi;
+let dir: string;
+let kcToken: string;
+
+beforeAll(async () => {
+  api = await startK8sApi({ id: 2, nodes: 6 });
+  dir = mkdtempSync('/tmp/tsk-test-');
+  kcToken = api.kubeconfig(dir, 'token');
+});
+
+afterAll(async () => {
+  await api?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// why: afpacket, because eBPF TLS hooks are host-wide: on this one machine they would also record this
+// test process's own TLS to the API server, which carries the helper's output — a feedback loop.
+function opts(extra: K8sTargetOptions = {}): K8sTargetOptions {
+  return { kubeconfig: kcToken, helperPath: testHelper(), readyTimeoutMs: 30_000, ...extra };
+}
+
+async function until<T>(what: string, f: () => T | Promise<T>, tries = 150): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await f();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function recorder(): { handlers: CaptureHandlers; streams: Map<string, Buffer[]>; statuses: NodeStatus[] } {
+  const streams = new Map<string, Buffer[]>();
+  const statuses: NodeStatus[] = [];
+  return {
+    streams,
+    statuses,
+    handlers: {
+      onStatus: (s) => statuses.push(s),
+      onStream: (node: string, s: Readable) => {
+        const chunks = streams.get(node) ?? [];
+        streams.set(node, chunks);
+        s.on('data', (d: Buffer) => chunks.push(d));
+      },
+    },
+  };
+}
+
+function tapscopeObjects(): string[] {
+  return ['daemonsets', 'serviceaccounts', 'pods', 'namespaces'].flatMap((k) => api.list(k)
+    .filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'tapscope')
+    .map((o) => `${k}/${o.metadata.name}`));
+}
+
+describe('authentication and nodes', () => {
+  it('lists nodes with readiness, kernel and architecture using a bearer token', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const nodes = await t.listNodes();
+    expect(nodes.map((n) => n.name)).toEqual(api.nodes.map((n) => n.name));
+    const kernel = execFileSync('uname', ['-r']).toString().trim();
+    for (const n of nodes) expect(n).toMatchObject({ ready: true, kernel, arch: 'x86_64' });
+    expect(nodes[2]?.address).toBe(api.nodes[2]?.ip);
+  });
+
+  it('authenticates with a client certificate and with an exec credential plugin', async () => {
+    const cert = createK8sTarget('k8s://tsk-cert', opts({ kubeconfig: api.kubeconfig(dir, 'cert') }));
+    expect(await cert.listNodes()).toHaveLength(6);
+    const exec = createK8sTarget('k8s://tsk-exec', opts({ kubeconfig: api.kubeconfig(dir, 'exec') }));
+    expect(await exec.listNodes()).toHaveLength(6);
+    expect(api.requests.length).toBeGreaterThan(0);
+  });
+
+  it('reports rejected credentials and an unreachable server', async () => {
+    const bad = createK8sTarget('k8s://tsk-bad', opts({ kubeconfig: api.kubeconfig(dir, 'token', { context: 'tsk-bad', token: 'nope' }) }));
+    const e1 = await bad.listNodes().then(() => null, (e: unknown) => e);
+    expect(isTapscopeError(e1, 'E_AUTH_FAILED'), String(e1)).toBe(true);
+    const f = join(dir, 'kc-down');
+    writeFileSync(f, [
+      'apiVersion: v1', 'kind: Config', 'current-context: down',
+      'clusters:', '- name: down', '  cluster:', '    server: https://127.0.0.1:1', '    insecure-skip-tls-verify: true',
+      'users:', '- name: down', '  user:', '    token: x',
+      'contexts:', '- name: down', '  context:', '    cluster: down', '    user: down', '',
+    ].join('\n'));
+    const down = createK8sTarget('k8s://down', opts({ kubeconfig: f }));
+    const e2 = await down.listNodes().then(() => null, (e: unknown) => e);
+    expect(isTapscopeError(e2, 'E_TARGET_UNREACHABLE'), String(e2)).toBe(true);
+  });
+
+  it('merges KUBECONFIG files with the first file winning, as kubectl does', async () => {
+    const first = api.kubeconfig(dir, 'token', { context: 'dup' });
+    const second = join(dir, 'kc-second');
+    writeFileSync(second, [
+      'apiVersion: v1', 'kind: Config', 'current-context: other',
+      'clusters:', '- name: dup-cluster', '  cluster:', '    server: https://127.0.0.1:1',
+      'users:', '- name: dup-user', '  user:', '    token: wrong',
+      'contexts:', '- name: dup', '  context:', '    cluster: dup-cluster', '    user: dup-user', '',
+    ].join('\n'));
+    // Current context from the first file, and its cluster/user definitions win over the second's.
+    const t = createK8sTarget('k8s://', opts({ kubeconfig: `${first}:${second}` }));
+    expect(await t.listNodes()).toHaveLength(6);
+  });
+});
+
+describe('capture', () => {
+  it('deploys to six nodes at once, streams real helper output from each, enriches pod IPs, and leaves nothing behind', async () => {
+    const workloadIp = '10.205.99.50';
+    api.put('namespaces', { metadata: { name: 'shop', labels: {} }, status: { phase: 'Active' } });
+    api.put('pods', {
+      metadata: {
+        name: 'web-7d9f5c6b8-x2x9k', namespace: 'shop', labels: { app: 'web', 'pod-template-hash': '7d9f5c6b8' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9f5c6b8', uid: 'u1', controller: true }],
+      },
+      spec: { nodeName: api.nodes[1]?.name, containers: [{ name: 'web', image: 'nginx' }] },
+      status: { phase: 'Running', podIP: workloadIp, podIPs: [{ ip: workloadIp }] },
+    });
+    api.put('services', { metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20'], ports: [{ port: 80 }] } });
+
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const rec = recorder();
+    const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
+    expect([...rec.streams.keys()].sort()).toEqual(api.nodes.map((n) => n.name).sort());
+    for (const n of api.nodes) {
+      const phases = rec.statuses.filter((s) => s.node === n.name).map((s) => s.phase);
+      expect(phases).toEqual(expect.arrayContaining(['deploying', 'scheduled', 'pulling', 'running', 'streaming']));
+    }
+    // Traffic made inside each node (a DNS lookup of a name unique to the node) arrives in that node's stream only.
+    await Promise.all(api.nodes.map((n, i) => until(`tsknodemark${i} in ${n.name}'s stream`, () => {
+      spawnSync('ip', ['netns', 'exec', n.ns, 'getent', 'hosts', `tsknodemark${i}.test`], { stdio: 'ignore' });
+      return Buffer.concat(rec.streams.get(n.name) ?? []).includes(`tsknodemark${i}`);
+    })));
+    for (const [i, n] of api.nodes.entries()) {
+      const bytes = Buffer.concat(rec.streams.get(n.name) ?? []);
+      expect(bytes.readUInt32LE(0)).toBe(0x0a0d0d0a);
+      expect(bytes.includes(`tsknodemark${i}`)).toBe(true);
+      expect(bytes.includes(`tsknodemark${(i + 1) % 6}`)).toBe(false);
+    }
+
+    const enrich = handle.enrich as (ip: string) => unknown;
+    expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web' });
+    expect(enrich('10.96.0.20')).toEqual({ namespace: 'shop', name: 'web', workload: 'Service/web' });
+    expect(enrich(api.nodes[0]?.ip as string)).toBeNull();
+    api.put('pods', {
+      metadata: { name: 'db-0', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u2', controller: true }] },
+      spec: { nodeName: api.nodes[2]?.name, containers: [{ name: 'db', image: 'postgres' }] },
+      status: { phase: 'Running', podIP: '10.205.99.51' },
+    });
+    await until('the new pod in the index', () => enrich('10.205.99.51'));
+    expect(enrich('10.205.99.51')).toEqual({ namespace: 'shop', name: 'db-0', workload: 'StatefulSet/db' });
+
+    expect(tapscopeObjects().length).toBeGreaterThan(0);
+    await handle.stop();
+    await handle.done;
+    expect(tapscopeObjects()).toEqual([]);
+    expect(handle.notes.join('\n')).not.toMatch(/Not removed/);
+    expect(api.rejected).toEqual([]);
+    for (const n of api.nodes) expect(rec.statuses.filter((s) => s.node === n.name).at(-1)?.phase).toBe('stopped');
+    api.remove('namespaces', null, 'shop');
+  });
+
+  it('names the verb and resource when RBAC forbids the DaemonSet, and removes what it had created', async () => {
+    api.deny.push({ user: 'admin', verb: 'create', resource: 'daemonsets.apps' });
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts());
+      const e = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[3]?.name as string] }, recorder().handlers).then(() => null, (x: unknown) => x);
+      expect(isTapscopeError(e, 'E_K8S_FORBIDDEN'), String(e)).toBe(true);
+      expect((e as Error).message).toContain('cannot create daemonsets.apps in namespace tapscope');
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      api.deny.length = 0;
+    }
+  });
+
+  it('explains Pod Security refusals with the namespace label that would allow the pods', async () => {
+    api.put('namespaces', { metadata: { name: 'locked', labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } }, status: { phase: 'Active' } });
+    api.put('namespaces', { metadata: { name: 'plain', labels: {} }, status: { phase: 'Active' } });
+    api.setPsaDefault('baseline');
+    try {
+      for (const namespace of ['locked', 'plain']) {
+        const t = createK8sTarget('k8s://tsk-token', opts({ namespace }));
+        const e = await t.start({ mode: 'afpacket', ifaces: [] }, recorder().handlers).then(() => null, (x: unknown) => x);
+        expect(isTapscopeError(e, 'E_K8S_ADMISSION'), String(e)).toBe(true);
+        expect((e as Error).message).toContain(`kubectl label namespace ${namespace} pod-security.kubernetes.io/enforce=privileged`);
+      }
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      api.setPsaDefault('privileged');
+      api.remove('namespaces', null, 'locked');
+      api.remove('namespaces', null, 'plain');
+    }
+  });
+
+  it('clean removes the leftovers of a session that never stopped', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[4]?.name as string] }, recorder().handlers);
+    expect(tapscopeObjects().length).toBeGreaterThan(0);
+    const { removed } = await cleanK8s('tsk-token', { kubeconfig: kcToken });
+    expect(removed.some((r) => r.startsWith('daemonset tapscope/tapscope-'))).toBe(true);
+    expect(removed).toContain('namespace tapscope');
+    expect(tapscopeObjects()).toEqual([]);
+    await handle.stop();
+  });
+});
+
+describe('shell', () => {
+  it('opens a host shell on a node through a TTY exec and removes the shell pod after exit', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const shell = await t.openShell(api.nodes[5]?.name as string);
+    let out = '';
+    shell.onData((d) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => shell.onExit(r));
+    shell.resize(100, 30);
+    shell.write('stty size; echo tsk-$((6*7)); exit 3\n');
+    const code = await exited;
+    expect(out).toContain('tsk-42');
+    // Where nsenter into PID 1 is refused (this machine may itself be a container) the fallback must say so.
+    const hostNs = spawnSync('nsenter', ['-t', '1', '-m', '-u', '-i', '-n', '-p', '--', 'true']).status === 0;
+    expect(out.includes('tapscope: cannot enter the host namespaces')).toBe(!hostNs);
+    expect(code).toBe(3);
+    expect(out).toContain('30 100');
+    expect(tapscopeObjects()).toEqual([]);
+  });
+});
