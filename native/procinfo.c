@@ -266,6 +266,36 @@ static void container_id(const char *cgroup, char *out, int outlen)
 	}
 }
 
+/* the process's cgroup path: the unified (v2) one unless it is just "/", else the longest v1 path;
+ * rewrites buf (one path, NUL-terminated) and returns it, or NULL */
+static const char *pick_cgroup(char *buf)
+{
+	char *line = buf, *best = NULL, *unified = NULL;
+	size_t best_len = 0;
+
+	while (line && *line) {
+		char *nl = strchr(line, '\n'), *path;
+
+		if (nl)
+			*nl = 0;
+		path = strchr(line, ':');
+		path = path ? strchr(path + 1, ':') : NULL;
+		if (path) {
+			path++;
+			if (!strncmp(line, "0::", 3))
+				unified = path;
+			if (strlen(path) > best_len) {
+				best = path;
+				best_len = strlen(path);
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	if (unified && strcmp(unified, "/"))
+		return unified;
+	return best ? best : unified;
+}
+
 struct maplib {
 	char path[512];
 	char lib[24];
@@ -398,15 +428,10 @@ void proc_note_tls(uint32_t pid, const char *comm_fallback, const char *hook_lib
 	read_small(path, cmdline, sizeof(cmdline), 1);
 	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
 	read_small(path, cgroup, sizeof(cgroup), 0);
-	cg = strstr(cgroup, "0::");
-	cg = cg ? cg + 3 : (cgroup[0] ? strchr(cgroup, '/') : NULL);
-	if (cg) {
-		char *nl = strchr(cg, '\n');
-
-		if (nl)
-			*nl = 0;
-	}
-	container_id(cg ? cg : "", cid, sizeof(cid));
+	/* why: container runtimes name cgroups after the container id, in the unified (v2) hierarchy or,
+	 * on hybrid hosts, only in v1 controller lines: search every line */
+	container_id(cgroup, cid, sizeof(cid));
+	cg = pick_cgroup(cgroup);
 	start = proc_start_ticks(pid, &ppid);
 
 	n = read_maplibs(pid, libs, MAX_MAPLIBS);

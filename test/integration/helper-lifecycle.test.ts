@@ -3,8 +3,9 @@
 // process (and a TLS library copy) that only appears after the capture started.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
@@ -170,6 +171,29 @@ describe('helper lifecycle', () => {
       codes.push(code);
     }
     expect(codes).toEqual([4, 5, 7]);
+  });
+
+  it('names the container of a process from its cgroup path', async () => {
+    const root = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
+    const id = createHash('sha256').update(`tapscope-${process.pid}`).digest('hex');
+    const parent = join(root, `tsh-life-${process.pid}`);
+    const cg = join(parent, `docker-${id}.scope`);
+    await mkdir(cg, { recursive: true });
+    try {
+      const out = join(dir, 'cgroup.pcapng');
+      const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+      // why: `ip netns exec` remounts /sys without the cgroup mounts, so join the cgroup before entering the namespace
+      const r = await run('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec ip netns exec ${lab.nodeNs} curl -sS --cacert ${servers.ca} ` +
+        `--resolve curl.tapscope.test:443:${lab.serverIp} https://curl.tapscope.test/in-container`], { timeoutMs: 30_000 });
+      expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+      expect(await h.stop()).toBe(0);
+      const proc = readCapture(out).records.find((x) => x.t === 'proc' && x.containerId === id);
+      expect(proc, 'proc block with the container id').toBeDefined();
+      expect(proc!.cgroup).toBe(cg.slice(root.length));
+    } finally {
+      await rmdir(cg).catch(() => {});
+      await rmdir(parent).catch(() => {});
+    }
   });
 
   it('hooks a process started after capture start that loads a TLS library the helper had not seen', async () => {
