@@ -2,8 +2,8 @@
 // every authentication path, sudo, ProxyJump, capture of traffic made inside the node, a connection
 // cut in the middle of a capture, and a clean remote /tmp afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { createSshTarget, type SshTargetOptions } from '../../src/targets/ssh.js';
 import { isTapscopeError } from '../../src/errors.js';
@@ -34,7 +34,11 @@ beforeAll(async () => {
     `  HostName ${n0.ip}`,
     '  User root',
     `  IdentityFile ${lab.encryptedKey}`,
-    'Host * !pw-only',
+    'Host agent-only',
+    `  HostName ${n0.ip}`,
+    '  User root',
+    '  IdentityFile none',
+    'Host * !pw-only !agent-only',
     `  IdentityFile ${lab.key}`,
     '',
   ].join('\n'));
@@ -186,6 +190,31 @@ describe('authentication', () => {
 
 // why: afpacket except where stated: eBPF TLS hooks are host-wide, and every "node" here shares one
 // kernel with the other tests; one capture runs in auto mode to cover the eBPF path through SSH.
+describe('ssh-agent', () => {
+  it('authenticates with a key held by ssh-agent (SSH_AUTH_SOCK) and fails without it', async () => {
+    trustAll();
+    const sock = `${lab.dir}/agent.sock`;
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    const saved = process.env.SSH_AUTH_SOCK;
+    try {
+      await until('ssh-agent socket', () => existsSync(sock));
+      const add = spawnSync('ssh-add', [lab.key], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'pipe' });
+      expect(add.status, add.stderr.toString()).toBe(0);
+      delete process.env.SSH_AUTH_SOCK;
+      const without = await createSshTarget('ssh://agent-only', opts()).listNodes().then(() => null, (e: unknown) => e);
+      expect(isTapscopeError(without, 'E_AUTH_FAILED'), String(without)).toBe(true);
+      process.env.SSH_AUTH_SOCK = sock;
+      const t = createSshTarget('ssh://agent-only', opts());
+      expect((await t.listNodes())[0]?.name).toBe('agent-only');
+      await t.close();
+    } finally {
+      if (saved === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = saved;
+      agent.kill();
+    }
+  });
+});
+
 async function captureOnce(uri: string, node: SshNode, o: SshTargetOptions, marker: string, mode: CaptureMode = 'afpacket'): Promise<{ rec: Recorder; handle: CaptureHandle; uris: string[] }> {
   const before = tapscopeDirs();
   const t = createSshTarget(uri, o);

@@ -1,0 +1,141 @@
+// Kubeconfig merging as kubectl does it, exec-plugin lookup with a short PATH, target URIs, error
+// wording for RBAC/admission, workload names, and the manifests checked against the real schemas.
+import { describe, it, expect, beforeAll } from 'vitest';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findExecPlugin, kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
+import { parseK8sUri } from '../../src/targets/k8s/index.js';
+import { describeForbidden, k8sError } from '../../src/targets/k8s/errors.js';
+import { workloadOf } from '../../src/targets/k8s/pod-index.js';
+import { CAPTURE_CAPABILITIES, daemonSetManifest, dryRunPod, namespaceManifest, serviceAccountManifest } from '../../src/targets/k8s/manifests.js';
+import { validateBody } from '../k8s-api/validate.js';
+
+let dir: string;
+
+function kc(name: string, body: { current?: string; clusters: Array<[string, string]>; users: Array<[string, string]>; contexts: Array<[string, string, string]> }): string {
+  const f = join(dir, name);
+  writeFileSync(f, [
+    'apiVersion: v1', 'kind: Config', ...(body.current ? [`current-context: ${body.current}`] : []),
+    'clusters:', ...body.clusters.flatMap(([n, s]) => [`- name: ${n}`, '  cluster:', `    server: ${s}`]),
+    'users:', ...body.users.flatMap(([n, t]) => [`- name: ${n}`, '  user:', `    token: ${t}`]),
+    'contexts:', ...body.contexts.flatMap(([n, c, u]) => [`- name: ${n}`, '  context:', `    cluster: ${c}`, `    user: ${u}`]),
+    '',
+  ].join('\n'));
+  return f;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tsk-unit-'));
+});
+
+describe('KUBECONFIG merge', () => {
+  it('lets the first file win for each name and for current-context', () => {
+    const a = kc('a', { current: 'ctx-a', clusters: [['c1', 'https://a.example:6443']], users: [['u1', 'token-a']], contexts: [['ctx-a', 'c1', 'u1'], ['shared', 'c1', 'u1']] });
+    const b = kc('b', { current: 'ctx-b', clusters: [['c1', 'https://b.example:6443'], ['c2', 'https://c2.example']], users: [['u1', 'token-b'], ['u2', 'x']], contexts: [['ctx-b', 'c2', 'u2'], ['shared', 'c2', 'u2']] });
+    const m = mergeKubeconfigs(kubeconfigFiles(`${a}:${b}`));
+    expect(m.currentContext).toBe('ctx-a');
+    expect(m.contexts.map((c) => c.name)).toEqual(['ctx-a', 'shared', 'ctx-b']);
+    expect(m.clusters.find((c) => c.name === 'c1')?.server).toBe('https://a.example:6443');
+    expect(m.users.find((u) => u.name === 'u1')?.token).toBe('token-a');
+    expect(kubeConfigFor(m, 'shared').getCurrentCluster()?.server).toBe('https://a.example:6443');
+    expect(kubeConfigFor(m, 'ctx-b').getCurrentCluster()?.server).toBe('https://c2.example');
+  });
+
+  it('skips missing files, and says which contexts exist when one is unknown', () => {
+    const a = kc('only', { current: 'x', clusters: [['c', 'https://c']], users: [['u', 't']], contexts: [['x', 'c', 'u']] });
+    const m = mergeKubeconfigs([join(dir, 'missing'), a]);
+    expect(() => kubeConfigFor(m, 'nope')).toThrow(/Known contexts: x/);
+    expect(() => mergeKubeconfigs([join(dir, 'missing')])).toThrow(/No kubeconfig found/);
+  });
+
+  it('uses ~/.kube/config when KUBECONFIG is unset', () => {
+    expect(kubeconfigFiles(undefined, { HOME: '/home/someone' })).toEqual(['/home/someone/.kube/config']);
+  });
+});
+
+describe('exec credential plugins', () => {
+  it('are found outside a short PATH (~/bin, ~/.krew/bin, ~/go/bin ...) and made absolute', () => {
+    const home = join(dir, 'home');
+    mkdirSync(join(home, 'go', 'bin'), { recursive: true });
+    const plugin = join(home, 'go', 'bin', 'tsk-auth-plugin');
+    writeFileSync(plugin, '#!/bin/sh\necho {}\n');
+    chmodSync(plugin, 0o755);
+    const env = { PATH: '/nonexistent', HOME: home };
+    expect(findExecPlugin('tsk-auth-plugin', env)).toBe(plugin);
+    expect(findExecPlugin('tsk-no-such-plugin', env)).toBeNull();
+    const f = join(dir, 'kc-exec');
+    writeFileSync(f, [
+      'apiVersion: v1', 'kind: Config', 'current-context: e',
+      'clusters:', '- name: c', '  cluster:', '    server: https://c',
+      'users:', '- name: u', '  user:', '    exec:', '      apiVersion: client.authentication.k8s.io/v1', '      command: tsk-auth-plugin',
+      'contexts:', '- name: e', '  context:', '    cluster: c', '    user: u', '',
+    ].join('\n'));
+    const k = kubeConfigFor(mergeKubeconfigs([f]), null, env);
+    expect(k.getCurrentUser()?.exec.command).toBe(plugin);
+    expect(() => kubeConfigFor(mergeKubeconfigs([f]), null, { PATH: '/nonexistent', HOME: dir })).toThrow(/tsk-auth-plugin.*not found/);
+  });
+});
+
+describe('URIs and errors', () => {
+  it('parses k8s://CONTEXT[/NODE]', () => {
+    expect(parseK8sUri('k8s://prod')).toEqual({ context: 'prod', node: null });
+    expect(parseK8sUri('k8s://prod/node-1')).toEqual({ context: 'prod', node: 'node-1' });
+    expect(parseK8sUri('k8s://')).toEqual({ context: null, node: null });
+    expect(() => parseK8sUri('ssh://x')).toThrow(/k8s:\/\/CONTEXT/);
+  });
+
+  it('names verb and resource of RBAC denials, and the label for admission refusals', () => {
+    const rbac = 'daemonsets.apps is forbidden: User "alice" cannot create resource "daemonsets" in API group "apps" in the namespace "tapscope"';
+    expect(describeForbidden(rbac)).toBe('cannot create daemonsets.apps in namespace tapscope');
+    expect(describeForbidden('nodes is forbidden: User "bob" cannot list resource "nodes" in API group "" at the cluster scope')).toBe('cannot list nodes at cluster scope');
+    const e = k8sError({ code: 403, body: JSON.stringify({ kind: 'Status', message: rbac, reason: 'Forbidden', code: 403 }) }, 'create daemonsets.apps', { context: 'c' });
+    expect(e.code).toBe('E_K8S_FORBIDDEN');
+    const psa = k8sError({ code: 403, body: { message: 'pods "x" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' } }, 'create pods', { context: 'c', namespace: 'obs' });
+    expect(psa.code).toBe('E_K8S_ADMISSION');
+    expect(psa.message).toContain('kubectl label namespace obs pod-security.kubernetes.io/enforce=privileged');
+    expect(k8sError({ code: 401 }, 'list nodes', { context: 'c', user: 'u' }).code).toBe('E_AUTH_FAILED');
+    expect(k8sError(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }), 'list nodes', { context: 'c' }).code).toBe('E_TARGET_UNREACHABLE');
+  });
+
+  it('names workloads from owners (Deployment through its ReplicaSet)', () => {
+    const owner = (kind: string, name: string) => [{ apiVersion: 'apps/v1', kind, name, uid: 'u', controller: true }];
+    expect(workloadOf({ metadata: { labels: { 'pod-template-hash': '5d4f8' }, ownerReferences: owner('ReplicaSet', 'api-5d4f8') } })).toBe('Deployment/api');
+    expect(workloadOf({ metadata: { ownerReferences: owner('ReplicaSet', 'bare-rs') } })).toBe('ReplicaSet/bare-rs');
+    expect(workloadOf({ metadata: { ownerReferences: owner('DaemonSet', 'agent') } })).toBe('DaemonSet/agent');
+    expect(workloadOf({ metadata: {} })).toBeNull();
+  });
+});
+
+describe('manifests', () => {
+  const spec = { name: 'tapscope-ab12', namespace: 'tapscope', session: 'ab12', serviceAccount: 'tapscope-ab12', image: 'busybox:1.36', nodes: ['n1', 'n2'] };
+
+  it('pass the real schemas with no unknown fields', () => {
+    expect(validateBody('DaemonSet', daemonSetManifest(spec))).toBeNull();
+    expect(validateBody('DaemonSet', daemonSetManifest({ ...spec, shell: true }))).toBeNull();
+    expect(validateBody('Pod', dryRunPod(spec))).toBeNull();
+    expect(validateBody('Namespace', namespaceManifest('tapscope', 'ab12'))).toBeNull();
+    expect(validateBody('ServiceAccount', serviceAccountManifest('tapscope-ab12', 'tapscope', 'ab12'))).toBeNull();
+    // The validator itself rejects what a strict API server rejects.
+    const bad = daemonSetManifest(spec) as unknown as { spec: { template: { spec: { containers: Array<Record<string, unknown>> } } } };
+    (bad.spec.template.spec.containers[0] as Record<string, unknown>).privilegedd = true;
+    expect(validateBody('DaemonSet', bad)?.causes[0]?.message).toBe('unknown field "spec.template.spec.containers.0.privilegedd"');
+  });
+
+  it('restrict pods to the chosen nodes, tolerate every taint, use host namespaces and only the needed capabilities', () => {
+    const ds = daemonSetManifest(spec);
+    const pod = ds.spec?.template.spec;
+    expect(pod?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
+      { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1', 'n2'] }] },
+    ]);
+    expect(pod?.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect([pod?.hostNetwork, pod?.hostPID]).toEqual([true, true]);
+    const sc = pod?.containers[0]?.securityContext;
+    expect(sc?.privileged).toBe(false);
+    expect(sc?.capabilities?.add).toEqual(CAPTURE_CAPABILITIES);
+    expect(CAPTURE_CAPABILITIES).not.toContain('SYS_ADMIN');
+    for (const o of [ds, ds.spec?.template]) {
+      expect(o?.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': 'ab12' });
+    }
+  });
+});
