@@ -8,5 +8,5 @@ npm run build
 npm run typecheck
 npm run lint
 npx vitest run --project unit --passWithNoTests
-npx vitest run --project integration --passWithNoTests
-npx vitest run --project ui --passWithNoTests
+npx vitest run --project integration --passWithNoTests --no-file-parallelism
+npx vitest run --project ui --passWithNoTests --no-file-parallelism
