@@ -173,6 +173,23 @@ describe('helper lifecycle', () => {
     expect(codes).toEqual([4, 5, 7]);
   });
 
+  it('--max-tls-record cuts decrypted records, marks them trunc=1 and counts them', async () => {
+    const out = join(dir, 'trunc.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf', '--max-tls-record', '20'], out);
+    const c = tlsClient('curl');
+    expect((await c.request(lab, 'https://curl.tapscope.test/a-rather-long-path-for-truncation', { ca: servers.ca, sni: 'curl.tapscope.test', serverIp: lab.serverIp })).ok).toBe(true);
+    expect(await h.stop()).toBe(0);
+    const cap = readCapture(out);
+    const req = cap.epbs.find((e) => { const kv = parseTlsComment(e.comment); return kv?.comm === 'curl' && kv.dir === 'out'; });
+    expect(req).toBeDefined();
+    const kv = parseTlsComment(req!.comment)!;
+    expect(kv.trunc).toBe('1');
+    expect(Number(kv.len)).toBeGreaterThan(60);
+    expect(req!.data.subarray(-20).toString()).toBe('GET /a-rather-long-p');
+    expect(req!.origlen - req!.caplen).toBe(Number(kv.len) - 20);
+    expect(cap.records.at(-1)!.tlsTruncated).toBeGreaterThan(0);
+  });
+
   it('names the container of a process from its cgroup path', async () => {
     const root = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
     const id = createHash('sha256').update(`tapscope-${process.pid}`).digest('hex');
