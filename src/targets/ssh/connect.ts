@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig, type ParsedKey } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig, type NegotiatedAlgorithms, type ParsedKey } from 'ssh2';
 import { TapscopeError } from '../../errors.js';
 import type { PromptFn } from '../target.js';
 
@@ -44,6 +44,13 @@ export interface ExecResult {
   signal: string | null;
   stdout: Buffer;
   stderr: string;
+}
+
+const negotiated = new WeakMap<Client, NegotiatedAlgorithms>();
+
+/** The algorithms a connection negotiated (cipher, kex, host key), for notes and benchmarks. */
+export function negotiatedOf(client: Client): NegotiatedAlgorithms | null {
+  return negotiated.get(client) ?? null;
 }
 
 /** Secrets asked once per target and reused on reconnect (passwords, passphrases). */
@@ -254,6 +261,7 @@ function connectHop(hop: ResolvedHost, _config: SshConfigEntry[], opts: SshConne
       cfg.host = hop.hostName;
       cfg.port = hop.port;
     }
+    client.once('handshake', (n: NegotiatedAlgorithms) => negotiated.set(client, n));
     client.once('ready', () => {
       settled = true;
       resolve(client);
