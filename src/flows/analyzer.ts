@@ -592,47 +592,69 @@ export class Analyzer {
     if (fs.flow.http === NO_HTTP) fs.flow.http = [];
     for (const m of msgs) {
       if (m.grpcMethod && (fs.app === 'http2' || fs.app === 'grpc')) { fs.app = 'grpc'; fs.flow.app = 'grpc'; }
-      if (m.kind === 'request') {
-        const host = header(m.headers, 'host') ?? header(m.headers, ':authority');
-        const summary: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
-        fs.flow.http.push(summary);
-        if (source === 'plain' && fs.s2c?.http1 && m.method) fs.s2c.http1.expectResponseTo(m.method);
-        if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; continue; }
-        x.exchanges.push({
-          method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: m.headers, responseHeaders: [],
-          requestBody: bodyText(m.body), responseBody: null, source, startedAt: m.ts,
-        });
-        x.exchangeStreams.push(m.streamId);
-      } else {
-        let idx = -1;
-        for (let i = 0; i < x.exchanges.length; i++) {
-          const e = x.exchanges[i]!;
-          if (e.source !== source || e.status !== null) continue;
-          if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
-          idx = i;
-          break;
-        }
-        if (idx < 0) {
-          if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; continue; }
-          x.exchanges.push({
-            method: null, host: null, path: null, status: null, requestHeaders: [], responseHeaders: [], requestBody: null, responseBody: null,
-            source, startedAt: m.ts,
-          });
-          x.exchangeStreams.push(m.streamId);
-          fs.flow.http.push({ method: null, host: null, path: null, status: null });
-          idx = x.exchanges.length - 1;
-        }
-        const e = x.exchanges[idx]!;
-        e.status = m.status ?? 0;
-        e.responseHeaders = m.headers;
-        e.responseBody = bodyText(m.body);
-        // why: summaries and exchanges are pushed together, so the same index names the same exchange
-        // while nothing was dropped; after drops the summary list is longer and we match from its end.
-        const offset = fs.flow.http.length - x.exchanges.length;
-        const s = fs.flow.http[idx + offset];
-        if (s) s.status = e.status;
-      }
+      if (m.kind === 'request') this.onRequest(fs, x, m, source);
+      else this.onResponse(fs, x, m, source);
     }
+  }
+
+  // Exchanges and their summaries (flow.http) share indexes: summary i describes exchange i while i is below
+  // the per-flow cap; summaries beyond it have no detail.
+  private onRequest(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
+    const host = header(m.headers, 'host') ?? header(m.headers, ':authority');
+    if (source === 'plain' && fs.s2c?.http1 && m.method) fs.s2c.http1.expectResponseTo(m.method);
+    // why: captures can deliver a response before its request (HTTP/2 streams interleave; nodes' clocks and
+    // streams differ); such a response waits as an exchange without a request, which this request completes.
+    for (let i = 0; i < x.exchanges.length; i++) {
+      const e = x.exchanges[i]!;
+      if (e.source !== source || e.method !== null || e.path !== null || e.status === null) continue;
+      if (m.streamId !== undefined ? x.exchangeStreams[i] !== m.streamId : x.exchangeStreams[i] !== undefined) continue;
+      e.method = m.method ?? null;
+      e.host = host;
+      e.path = m.path ?? null;
+      e.requestHeaders = m.headers;
+      e.requestBody = bodyText(m.body);
+      e.startedAt = Math.min(e.startedAt, m.ts);
+      const s = fs.flow.http[i];
+      if (s) { s.method = e.method; s.host = host; s.path = e.path; }
+      return;
+    }
+    fs.flow.http.push({ method: m.method ?? null, host, path: m.path ?? null, status: null });
+    if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
+    x.exchanges.push({
+      method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: m.headers, responseHeaders: [],
+      requestBody: bodyText(m.body), responseBody: null, source, startedAt: m.ts,
+    });
+    x.exchangeStreams.push(m.streamId);
+  }
+
+  private onResponse(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
+    const status = m.status ?? 0;
+    for (let i = 0; i < x.exchanges.length; i++) {
+      const e = x.exchanges[i]!;
+      if (e.source !== source || e.status !== null) continue;
+      if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
+      e.status = status;
+      e.responseHeaders = m.headers;
+      e.responseBody = bodyText(m.body);
+      const s = fs.flow.http[i];
+      if (s) s.status = status;
+      return;
+    }
+    if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
+      // beyond the cap: complete the oldest summary still waiting for its status
+      for (let i = x.exchanges.length; i < fs.flow.http.length; i++) {
+        const s = fs.flow.http[i]!;
+        if (s.status === null) { s.status = status; return; }
+      }
+      x.exchangesDropped++;
+      return;
+    }
+    fs.flow.http.push({ method: null, host: null, path: null, status });
+    x.exchanges.push({
+      method: null, host: null, path: null, status, requestHeaders: [], responseHeaders: m.headers, requestBody: null,
+      responseBody: bodyText(m.body), source, startedAt: m.ts,
+    });
+    x.exchangeStreams.push(m.streamId);
   }
 
   // ---- decrypted plaintext ----

@@ -101,7 +101,7 @@ export function generateCapture(path: string, sizeMb: number, flowsWanted?: numb
     out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, payload: first })));
     cs += first.length;
     // bulk data server → client until this flow has its share of the file (an HTTP body of exactly that size)
-    const bulk = Math.max(1, Math.round((perFlow - (out.bytes - start) - 700) / (appData.length + 78)));
+    const bulk = Math.max(1, Math.ceil((perFlow - (out.bytes - start) - 250) / (appData.length + 86)));
     const reply = dport === 443 ? serverHello : Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bulk * appData.length}\r\n\r\n`);
     out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs, payload: reply })));
     ss += reply.length;

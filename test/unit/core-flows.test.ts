@@ -10,6 +10,7 @@ import { decodePacket } from '../../src/flows/decode.js';
 import { TcpReassembler } from '../../src/flows/reassembly.js';
 import { CaptureBuilder, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
+import dnsPacket from 'dns-packet';
 
 const FIX = join(import.meta.dirname, '../fixtures/pcapng');
 const mixFile = join(FIX, 'loopback-mix.pcapng');
@@ -212,6 +213,40 @@ describe('flow table', () => {
     expect(flows[0]!.app).toBe('unknown');
     expect(flows[0]!.bytes).toBeGreaterThan(40 * 8192);
     expect(a.bufferedBytes()).toBe(0);
+  });
+});
+
+describe('plain-text protocols from the wire', () => {
+  it('follows a recorded h2c connection (HPACK, CONTINUATION, gRPC) split into segments', () => {
+    const golden = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/dissect/h2c.json'), 'utf8')) as { client: string; server: string };
+    const seg = (hex: string): Buffer[] => {
+      const b = Buffer.from(hex, 'hex');
+      const out: Buffer[] = [];
+      for (let i = 0; i < b.length; i += 1400) out.push(b.subarray(i, i + 1400));
+      return out;
+    };
+    const b = new CaptureBuilder();
+    tcpConversation(b, { ip: '10.202.3.1', port: 45000 }, { ip: '10.202.3.2', port: 8080 }, seg(golden.client), seg(golden.server));
+    const { a, flows } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]!.app).toBe('grpc');
+    expect(flows[0]!.http.map((h) => `${h.method} ${h.path} ${h.status}`)).toEqual([
+      'GET /one 200', 'GET /two 200', 'GET /big 200', 'POST /echo 201', 'POST /helloworld.Greeter/SayHello 200',
+    ]);
+    const d = a.detail(flows[0]!.id)!;
+    expect(d.exchanges.find((e) => e.path === '/echo')?.requestBody).toBe('posted body');
+  });
+
+  it('decodes DNS questions and answers over UDP', () => {
+    const q = dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'api.tapscope.test' }] });
+    const r = dnsPacket.encode({ type: 'response', id: 77, questions: [{ type: 'A', name: 'api.tapscope.test' }], answers: [{ type: 'A', name: 'api.tapscope.test', data: '10.202.3.9' }] });
+    const b = new CaptureBuilder();
+    b.udp({ src: '10.202.3.1', dst: '10.202.3.53', sport: 40404, dport: 53, payload: q });
+    b.udp({ src: '10.202.3.53', dst: '10.202.3.1', sport: 53, dport: 40404, payload: r });
+    const { flows } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]!.app).toBe('dns');
+    expect(flows[0]!.dns).toEqual([{ id: 77, query: 'api.tapscope.test', type: 'A', rcode: 'NOERROR', answers: ['A 10.202.3.9'] }]);
   });
 });
 
