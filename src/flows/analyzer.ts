@@ -6,7 +6,7 @@ import { Http1Parser, looksLikeHttp1, type HttpMessage } from '../dissect/http1.
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { decideSide } from '../verdict/index.js';
-import type { DnsSummary, Flow, HttpExchangeSummary } from '../model/flow.js';
+import type { DnsSummary, Flow } from '../model/flow.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
