@@ -182,7 +182,11 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 	e->captured = n;
 	if (n < (__u32)len)
 		count(STAT_TLS_TRUNCATED, 1);
-	if (bpf_ringbuf_output(&events, e, offsetof(struct tls_event, data) + n, 0)) {
+	/* why: waking the helper for every record costs the traced processes CPU on small machines; it
+	 * polls at least every 100 ms anyway, and is woken early once 1 MiB is waiting */
+	if (bpf_ringbuf_output(&events, e, offsetof(struct tls_event, data) + n,
+			       bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (1 << 20) ? BPF_RB_FORCE_WAKEUP
+											   : BPF_RB_NO_WAKEUP)) {
 		count(STAT_RINGBUF_DROPS, 1);
 		return 0;
 	}
