@@ -302,6 +302,37 @@ describe('capture', () => {
   });
 });
 
+describe('link loss', () => {
+  it('notices a dead link by keepalive, resumes when it is back, and kills the orphaned helper', async () => {
+    trustAll();
+    const n = lab.nodes[0] as SshNode;
+    const hostSide = `tss1x0h`;
+    const before = tapscopeDirs();
+    const t = createSshTarget(`ssh://root@${n.ip}`, opts({ keepaliveMs: 300, backoffMs: { first: 200, max: 500 } }));
+    const rec = recorder();
+    const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
+    try {
+      await trafficSeen(n, rec, 'tss-before-link-down', 0);
+      await sh('ip', ['link', 'set', hostSide, 'down']);
+      await until('the gap to be reported', () => rec.gaps.length > 0);
+      expect(rec.gaps[0]).toMatchObject({ node: n.ip, toMs: null });
+      // The old session is still alive on the node (its TCP peer vanished silently), helper included.
+      expect(tapscopeDirs().length).toBeGreaterThan(before.length);
+    } finally {
+      await sh('ip', ['link', 'set', hostSide, 'up']);
+    }
+    await until('a second stream', () => rec.sections.length >= 2, 300);
+    await trafficSeen(n, rec, 'tss-after-link-up', 1);
+    // Only the new helper's dir remains: the orphan was signalled through its pid file.
+    await until('the orphaned helper dir to go', () => tapscopeDirs().length === before.length + 1, 100);
+    await handle.stop();
+    await handle.done;
+    await t.close();
+    await until('temp dirs removed', () => tapscopeDirs().join() === before.join(), 50);
+    expect(rec.gaps.some((g) => g.toMs !== null)).toBe(true);
+  });
+});
+
 describe('shell', () => {
   it('opens an interactive PTY shell', async () => {
     trustAll();

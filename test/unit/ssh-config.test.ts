@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostMatches, parseJump, parseSshConfig, resolveHost, tokenizeLine } from '../../src/targets/ssh/config.js';
-import { parseSshUri } from '../../src/targets/ssh.js';
+import { excludeFromSshConnection, parseSshUri } from '../../src/targets/ssh.js';
 
 const CONFIG = `
 # global defaults come first and apply to all hosts
@@ -99,5 +99,11 @@ describe('ssh_config', () => {
     expect(parseSshUri('ssh://root@10.0.0.1:2200')).toEqual({ host: '10.0.0.1', user: 'root', port: 2200 });
     expect(parseSshUri('ssh://alias')).toEqual({ host: 'alias', user: null, port: null });
     expect(() => parseSshUri('ssh://host:99999')).toThrow(/user@host:port/);
+  });
+
+  it('derives the excluded endpoint from $SSH_CONNECTION as the server sees it', () => {
+    expect(excludeFromSshConnection('10.0.0.1 51234 10.0.0.2 22')).toEqual({ client: '10.0.0.1:51234', server: '10.0.0.2:22' });
+    expect(excludeFromSshConnection('fd00::1 40000 fd00::2 2222')).toEqual({ client: '[fd00::1]:40000', server: '[fd00::2]:2222' });
+    expect(excludeFromSshConnection('')).toBeNull();
   });
 });
