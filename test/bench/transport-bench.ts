@@ -4,7 +4,6 @@
 // the same run; never gates on absolute numbers. Run: npx tsx test/bench/transport-bench.ts [MiB]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { connectSsh, negotiatedOf } from '../../src/targets/ssh/connect.js';
 import { execStream } from '../../src/targets/k8s/exec.js';
 import { kubeConfigFor, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';

@@ -3,7 +3,9 @@
 // network namespace, pod enrichment from watches, RBAC and Pod Security refusals, shell, and cleanup.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targets/k8s/index.js';
@@ -111,6 +113,46 @@ describe('authentication and nodes', () => {
     // Current context from the first file, and its cluster/user definitions win over the second's.
     const t = createK8sTarget('k8s://', opts({ kubeconfig: `${first}:${second}` }));
     expect(await t.listNodes()).toHaveLength(6);
+  });
+});
+
+describe('proxy-url', () => {
+  it('reaches the API server and pod exec through an HTTP CONNECT proxy named in the kubeconfig', async () => {
+    const tunnels: string[] = [];
+    const proxy = createServer();
+    proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host as string, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const f = api.kubeconfig(dir, 'token', { context: 'via-proxy' });
+      const port = (proxy.address() as AddressInfo).port;
+      writeFileSync(f, readFileSync(f, 'utf8').replace(/( {4}server: .*\n)/, `$1    proxy-url: http://127.0.0.1:${port}\n`));
+      const t = createK8sTarget('k8s://via-proxy', opts({ kubeconfig: f }));
+      const seen = api.requests.length;
+      expect(await t.listNodes()).toHaveLength(6);
+      const rec = recorder();
+      const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[1]?.name as string] }, rec.handlers);
+      await handle.stop();
+      expect(rec.streams.size).toBe(1);
+      // Each exec WebSocket is its own connection: all of them went through the proxy.
+      const upgrades = api.requests.slice(seen).filter((r) => r.startsWith('UPGRADE')).length;
+      expect(upgrades).toBeGreaterThanOrEqual(3);
+      expect(tunnels.length).toBeGreaterThanOrEqual(upgrades);
+      expect(new Set(tunnels)).toEqual(new Set([new URL(api.url).host]));
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 });
 
