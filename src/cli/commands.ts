@@ -248,16 +248,14 @@ async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<num
 }
 
 async function clean(c: Extract<RunnableCommand, { cmd: 'clean' }>): Promise<number> {
-  const { createTarget } = await import('../targets/index.js');
-  const t = await createTarget(c.target, {});
-  const cleaner = (t as unknown as { clean?: () => Promise<unknown> }).clean;
-  if (typeof cleaner !== 'function') throw new TapscopeError('E_TARGET_INVALID', `${c.target} has nothing to clean (only Kubernetes targets deploy objects)`);
-  try {
-    const r = await cleaner.call(t);
-    if (typeof r === 'string') out(`${r}\n`);
-    else if (r !== undefined) out(`${JSON.stringify(r)}\n`);
-  } finally {
-    await t.close();
-  }
+  const { parseTargetUri } = await import('../targets/index.js');
+  const parsed = parseTargetUri(c.target);
+  if (parsed.kind !== 'k8s') throw new TapscopeError('E_USAGE', 'clean: --target k8s://CONTEXT is required');
+  // why: a specifier in a variable keeps the CLI loadable in builds without the Kubernetes target.
+  const spec = '../targets/k8s/index.js';
+  const mod = (await import(spec)) as { cleanK8s?: (context: string) => Promise<{ removed: string[] }> };
+  if (typeof mod.cleanK8s !== 'function') throw new TapscopeError('E_TARGET_INVALID', 'Kubernetes targets are not available in this build');
+  const { removed } = await mod.cleanK8s(parsed.context);
+  out(removed.length ? `${removed.map((r) => `removed ${r}`).join('\n')}\n` : `nothing of tapscope's left in ${parsed.context}\n`);
   return 0;
 }

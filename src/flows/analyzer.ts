@@ -6,7 +6,7 @@ import { Http1Parser, looksLikeHttp1, type HttpMessage } from '../dissect/http1.
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { decideSide } from '../verdict/index.js';
-import type { DnsSummary, Flow } from '../model/flow.js';
+import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
@@ -168,6 +168,8 @@ export class Analyzer {
   };
   firstTs: number | null = null;
   lastTs: number | null = null;
+  /** Names the pod owning an address (Kubernetes captures); flow.pod is the client's pod, else the server's. */
+  podLookup: ((ip: string) => PodRef | null) | null = null;
 
   constructor(options: AnalyzerOptions = {}) {
     this.opts = {
@@ -730,6 +732,7 @@ export class Analyzer {
     const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port) : null) ?? fs.x?.tlsPid.server ?? null;
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
+    if (this.podLookup) f.pod = this.podLookup(f.src.ip) ?? this.podLookup(f.dst.ip) ?? f.pod;
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };

@@ -11,7 +11,7 @@ import { TapscopeError, isTapscopeError } from '../errors.js';
 import type {
   ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
-import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
+import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { analyzeFiles, type CaptureFile } from '../flows/load.js';
@@ -54,6 +54,7 @@ interface LiveSession {
   timer: NodeJS.Timeout | null;
   finished: Promise<SessionSummary> | null;
   sorted: Map<string, { version: number; rows: Flow[] }>;
+  pods: Map<string, PodRef>;
 }
 
 const MAX_LIMIT = 10_000;
@@ -153,7 +154,7 @@ export class CoreService implements ApiCalls {
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(),
+      sorted: new Map(), pods: new Map(),
     };
     this.live.set(rec.id, ls);
     try {
@@ -177,6 +178,14 @@ export class CoreService implements ApiCalls {
       await target.close().catch(() => undefined);
       this.store.delete(rec.id);
       throw e;
+    }
+    const handle = ls.handle;
+    if (handle.enrich) {
+      ls.analyzer.podLookup = (ip) => {
+        const pod = handle.enrich?.(ip) ?? null;
+        if (pod) ls.pods.set(ip, pod);
+        return pod;
+      };
     }
     ls.timer = setInterval(() => this.emitCounters(ls), this.countersMs);
     ls.timer.unref();
@@ -251,6 +260,9 @@ export class CoreService implements ApiCalls {
       const rec = await this.store.finish(ls.id, {
         notes: [...(ls.handle?.notes ?? []), ...ls.notes], mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
       });
+      // why: resolve every flow (and so its pod) while the cluster's pod index is still live, then keep the map.
+      ls.analyzer.flows();
+      this.store.writePods(rec, ls.pods);
       this.indexFrom(rec, ls.analyzer, []);
       this.remember(ls.id, { analyzer: ls.analyzer, notes: [], files: this.store.captureFiles(rec), sorted: new Map() });
       this.live.delete(ls.id);
@@ -356,6 +368,8 @@ export class CoreService implements ApiCalls {
       const files = this.store.captureFiles(rec);
       if (files.length === 0) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${rec.file} is missing)`);
       const { analyzer, notes } = await analyzeFiles(files);
+      const pods = this.store.readPods(rec);
+      if (pods) analyzer.podLookup = (ip) => pods.get(ip) ?? null;
       const l: Loaded = { analyzer, notes, files, sorted: new Map() };
       this.indexFrom(rec, analyzer, notes);
       this.remember(id, l);

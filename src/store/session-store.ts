@@ -4,6 +4,7 @@
 //   capture.pcapng  the capture: the helper's pcapng bytes as they arrived (the capture file may instead be a
 //                   path the user chose, e.g. `tapscope capture --out`)
 //   index.json      counters summarised from the capture; rebuilt from the pcapng when missing or stale
+//   pods.json       (Kubernetes) address -> pod seen during the capture, for flow.pod when reopened
 // Multi-node captures: every node streams into its own file while live (CAPTURE.<node>.pcapng next to the
 // capture file; the first node writes the capture file itself). When the capture ends the other nodes' files
 // are appended to the capture file — one pcapng section per node stream — and removed. A `{"t":"node"}` custom
@@ -17,6 +18,7 @@ import { TapscopeError } from '../errors.js';
 import { sessionsRoot } from '../util/paths.js';
 import { NodeFileWriter } from './node-writer.js';
 import type { CaptureFile } from '../flows/load.js';
+import type { PodRef } from '../model/flow.js';
 
 export interface SessionRecord {
   version: 1;
@@ -51,6 +53,7 @@ export interface SessionIndex {
 
 const SESSION_JSON = 'session.json';
 const INDEX_JSON = 'index.json';
+const PODS_JSON = 'pods.json';
 
 function safeName(node: string): string {
   return node.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80) || 'node';
@@ -216,6 +219,22 @@ export class SessionStore {
     const full: SessionIndex = { ...idx, fileSize: this.totalSize(rec), builtAt: Date.now() };
     writeJsonAtomic(join(this.dir(rec.id), INDEX_JSON), full);
     return full;
+  }
+
+  /** Pod names seen for addresses during a Kubernetes capture (the cluster may have changed since). */
+  writePods(rec: SessionRecord, pods: Map<string, PodRef>): void {
+    if (pods.size === 0) return;
+    writeJsonAtomic(join(this.dir(rec.id), PODS_JSON), Object.fromEntries(pods));
+  }
+
+  readPods(rec: SessionRecord): Map<string, PodRef> | null {
+    const p = join(this.dir(rec.id), PODS_JSON);
+    if (!existsSync(p)) return null;
+    try {
+      return new Map(Object.entries(JSON.parse(readFileSync(p, 'utf8')) as Record<string, PodRef>));
+    } catch {
+      return null;
+    }
   }
 
   totalSize(rec: SessionRecord): number {

@@ -109,6 +109,19 @@ describe('session store', () => {
     expect(summary.mode).toBe('ebpf');
   });
 
+  it('keeps the pods seen during a Kubernetes capture for flow.pod when the session is reopened', async () => {
+    const store = new SessionStore(join(tmp, 'pods'));
+    const file = join(tmp, 'pods.pcapng');
+    writeFileSync(file, nodeStream('node-p', 60));
+    const rec = store.create({ target: 'k8s://test', file, existing: true });
+    store.writePods(rec, new Map([['10.202.60.2', { namespace: 'shop', name: 'web-1', workload: 'Deployment/web' }]]));
+    const svc = new CoreService({ store });
+    const { rows } = await svc.queryFlows({ sessionId: rec.id, offset: 0, limit: 10 });
+    const byServer = new Map(rows.map((f) => [f.dst.ip, f.pod]));
+    expect(byServer.get('10.202.60.2')).toEqual({ namespace: 'shop', name: 'web-1', workload: 'Deployment/web' });
+    expect(byServer.get('10.202.60.3')).toBeNull();
+  });
+
   it('lists, renames and deletes sessions', async () => {
     const store = new SessionStore(join(tmp, 'crud'));
     const a = store.create({ target: 'local' });
