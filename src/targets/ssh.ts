@@ -29,7 +29,7 @@ export interface SshTargetOptions {
 /** Parses `ssh://[user@]host[:port]` (or the bare `user@host:port` form). */
 export function parseSshUri(uri: string): SshDestination {
   const s = uri.startsWith('ssh://') ? uri.slice(6) : uri;
-  if (!s || s.includes('/') && !s.endsWith('/')) {
+  if (!s || (s.includes('/') && !s.endsWith('/'))) {
     throw new TapscopeError('E_TARGET_INVALID', `Not an SSH target: "${uri}". Use ssh://user@host:port.`);
   }
   return parseJump(s.replace(/\/$/, ''));
@@ -250,6 +250,7 @@ class SshCapture {
   private priv: Privilege | null = null;
   private leftovers: string[] = [];
   private wakeBackoff: (() => void) | null = null;
+  private reconnecting: Promise<void> | null = null;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
   private readonly notes: string[] = [];
@@ -393,7 +394,13 @@ class SshCapture {
         return;
       }
       try {
-        await this.deploy();
+        this.reconnecting = this.deploy();
+        await this.reconnecting;
+        if (this.stopping) {
+          await this.teardown();
+          await this.finish(null);
+          return;
+        }
         this.handlers.onGap?.({ node: this.node, fromMs, toMs: Date.now(), reason });
         await this.removeLeftovers();
         return;
@@ -431,24 +438,34 @@ class SshCapture {
   private async doStop(): Promise<void> {
     this.stopping = true;
     this.wakeBackoff?.();
+    // why: a redeploy may be half-way; give it a moment to land so its helper is stopped below,
+    // and a later landing tears itself down (see reconnect()).
+    if (this.reconnecting) await Promise.race([this.reconnecting, sleep(3000)]);
+    await this.teardown();
+    await this.finish(null);
+  }
+
+  /** Stops the current helper (closing its stdin makes the run script signal it), then makes sure its dir is gone. */
+  private async teardown(): Promise<void> {
     const conn = this.conn;
     const ch = this.channel;
     const dir = this.dir;
-    if (conn && ch) {
-      this.status('stopping');
-      const closed = new Promise<void>((r) => ch.once('close', () => r()));
-      ch.end();
-      const timedOut = await Promise.race([closed.then(() => false), sleep(5000).then(() => true)]);
-      if (timedOut || dir) {
-        // Make sure: signal through the pid file and remove the dir, then confirm it is gone.
-        const r = dir ? await this.privExec(conn.client, killScript(dir)).catch(() => null) : null;
-        if (dir && r && !r.stdout.toString().includes('gone')) {
-          this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
-        }
+    if (!conn || !ch) return;
+    // Claimed: a second teardown (stop racing a redeploy) finds nothing to do.
+    this.channel = null;
+    this.dir = null;
+    this.status('stopping');
+    const closed = new Promise<void>((r) => ch.once('close', () => r()));
+    ch.end();
+    await Promise.race([closed, sleep(5000)]);
+    if (dir) {
+      // Signal through the pid file if still running, remove the dir, and confirm it is gone.
+      const r = await this.privExec(conn.client, killScript(dir)).catch(() => null);
+      if (!r || !r.stdout.toString().includes('gone')) {
+        this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
       }
-      await this.removeLeftovers();
     }
-    await this.finish(null);
+    await this.removeLeftovers();
   }
 }
 

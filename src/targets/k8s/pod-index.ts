@@ -78,8 +78,10 @@ export class PodIndex {
       const ac = await w.watch(path, { resourceVersion: from, allowWatchBookmarks: false }, (type, obj: T) => {
         if (obj?.metadata?.resourceVersion) from = obj.metadata.resourceVersion;
         if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') on(type, obj);
-      }, () => {
-        if (!this.stopped) setTimeout(() => void loop(from).catch(() => undefined), 1000).unref();
+      }, (err: unknown) => {
+        if (this.stopped) return;
+        // why: after an error the resourceVersion may be too old (410 Gone): list again, then watch.
+        setTimeout(() => void (err ? this.follow(path, what, on) : loop(from)).catch(() => undefined), 1000).unref();
       });
       this.aborts.push(ac);
     };
