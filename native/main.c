@@ -273,6 +273,10 @@ int main(int argc, char **argv)
 
 		use_ebpf = probe_ebpf_ok(&pr, why, sizeof(why));
 		if (!use_ebpf && !strcmp(opts.mode, "ebpf")) {
+			if (pr.load_errno == EPERM || pr.load_errno == EACCES) {
+				logf_("not permitted to load BPF programs: run as root (or with CAP_BPF and CAP_PERFMON)");
+				return 2;
+			}
 			logf_("eBPF mode not supported here: %s", why);
 			return 3;
 		}

@@ -75,6 +75,7 @@ void probe_run(struct probe_report *r)
 	skel->rodata->self_tgid = (uint32_t)getpid();
 	err = probe_bpf__load(skel);
 	if (err) {
+		r->load_errno = -err;
 		snprintf(r->error, sizeof(r->error), "load probe programs: %s", strerror(-err));
 		goto cleanup;
 	}

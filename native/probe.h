@@ -4,7 +4,7 @@
 
 struct probe_report {
 	char kernel[128];
-	char machine[32];
+	char machine[65];
 	int root;
 	int btf;
 	int bpf_load;
@@ -12,6 +12,7 @@ struct probe_report {
 	int uprobe;
 	int tracepoint;
 	int afpacket;
+	int load_errno; /* errno of a failed BPF load (EPERM: missing privileges) */
 	const char *tracefs; /* present | mounted | missing */
 	char error[256];
 };

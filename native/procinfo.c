@@ -657,7 +657,7 @@ void proc_scan_conns(void)
 	if (!proc)
 		return;
 	while ((de = readdir(proc))) {
-		char fddir[64], link[64], comm[64], path[300];
+		char fddir[64], link[64], comm[64], path[600];
 		uint32_t pid;
 		DIR *fds;
 		struct dirent *fe;

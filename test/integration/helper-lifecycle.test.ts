@@ -77,6 +77,23 @@ describe('helper command line', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('without privileges: exit 2; with only CAP_NET_RAW, auto falls back to afpacket and says why', async () => {
+    const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+    const none = await run('setpriv', [...nobody, HELPER, '--duration', '1']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/not permitted/);
+    const raw = [...nobody, '--inh-caps=+net_raw', '--ambient-caps=+net_raw'];
+    const ebpf = await run('setpriv', [...raw, HELPER, '--mode', 'ebpf', '--duration', '1']);
+    expect(ebpf.code).toBe(2);
+    expect(ebpf.stderr).toMatch(/not permitted to load BPF/);
+    const out = join(dir, 'fallback.pcapng');
+    const auto = await run('sh', ['-c', `exec setpriv ${raw.join(' ')} ${HELPER} --mode auto --duration 1 > ${out}`]);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(readCapture(out).records[0]).toMatchObject({ t: 'capture', mode: 'afpacket', requestedMode: 'auto',
+      reason: expect.stringMatching(/^auto: cannot load BPF programs/) });
+    expect(auto.stderr).toMatch(/mode afpacket \(auto: cannot load BPF/);
+  });
+
   it('an interface that does not exist is a runtime failure (exit 4)', async () => {
     const r = await lab.execIn(lab.nodeNs, HELPER, ['--mode', 'afpacket', '--iface', 'nosuch0', '--duration', '1']);
     expect(r.code).toBe(4);
