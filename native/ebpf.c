@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -553,8 +554,10 @@ static void hook_system_libraries(void)
 			if (!lib || !strcmp(lib, "java-jsse") || !strcmp(lib, "nss"))
 				continue;
 			/* the unversioned libssl.so / libgnutls.so are dev symlinks to the same inode */
+			char real[PATH_MAX];
+
 			snprintf(path, sizeof(path), "%s/%s", dirs[d], de->d_name);
-			ebpf_hook_file(!strcmp(lib, "nspr") ? "nss" : lib, path, path, 0);
+			ebpf_hook_file(!strcmp(lib, "nspr") ? "nss" : lib, realpath(path, real) ? real : path, path, 0);
 		}
 		closedir(dir);
 	}
