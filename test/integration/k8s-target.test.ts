@@ -247,6 +247,25 @@ describe('capture', () => {
     }
   });
 
+  it('marks a node failed when its capture pod is deleted, while the other node keeps streaming', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const rec = recorder();
+    const [a, b] = [api.nodes[2]?.name as string, api.nodes[3]?.name as string];
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
+    const victim = api.list('pods', 'tapscope').find((p) => p.spec.nodeName === a);
+    api.remove('pods', 'tapscope', victim?.metadata.name);
+    const failed = await until('node failure', () => rec.statuses.find((s) => s.node === a && s.phase === 'failed'));
+    expect(failed.error?.code).toBe('E_K8S_NODE_FAILED');
+    expect(rec.statuses.filter((s) => s.node === b).at(-1)?.phase).not.toBe('failed');
+    const before = Buffer.concat(rec.streams.get(b) ?? []).length;
+    await until('more data from the surviving node', () => {
+      spawnSync('ip', ['netns', 'exec', api.nodes[3]?.ns as string, 'getent', 'hosts', 'tsksurvivor.test'], { stdio: 'ignore' });
+      return Buffer.concat(rec.streams.get(b) ?? []).length > before;
+    });
+    await handle.stop();
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
   it('clean removes the leftovers of a session that never stopped', async () => {
     const t = createK8sTarget('k8s://tsk-token', opts());
     const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[4]?.name as string] }, recorder().handlers);
