@@ -14,6 +14,8 @@ import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, en
 import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
 import { REDACTED, isSecretHeader, redactHeaders, redactHttp1Bytes } from './redact.js';
+import { H2Redactor } from './redact-h2.js';
+import { H2_PREFACE } from '../dissect/http2.js';
 
 export type ExportFormat = 'pcapng' | 'har' | 'json';
 
@@ -93,6 +95,7 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
   // why: a second analysis pass gives each packet the same flow id as the first (ids are derived from the
   // packets), so the filter's flow set selects packets without keeping a per-packet index.
   const tracker = new Analyzer({ onPacket: (_b, id) => { matchedId = id; } });
+  const redactor = new PacketRedactor();
   let wroteShb = false;
   for (const f of files) {
     const feed = tracker.stream(f.node);
@@ -123,7 +126,7 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
           matchedId = null;
           feed(b);
           if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
-          const data = secrets ? b.data : redactPacket(b.iface.linkType, b.data);
+          const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`);
           out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
           if (req.onProgress && b.offset - lastReport > 4 << 20) {
             lastReport = b.offset;
@@ -167,24 +170,52 @@ function safeSize(path: string): number {
   }
 }
 
-/** Redacts secret header values in a packet's application bytes (same length; see redact.ts). */
-export function redactPacket(linkType: number, data: Buffer): Buffer {
-  if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
+/**
+ * Redacts secret header values in packets' application bytes, keeping every length (see redact.ts and
+ * redact-h2.ts). Stateful: HTTP/2 is followed per direction across decrypted records.
+ */
+export class PacketRedactor {
+  private readonly h2Dirs = new Map<string, H2Redactor>();
+  private readonly h2Conns = new Set<string>();
+
+  packet(linkType: number, data: Buffer, scope: string): Buffer {
+    if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope);
+    const d = decodePacket(linkType, data);
+    if (!d || d.payloadSize === 0 || d.proto !== 6) return data;
+    const red = redactHttp1Bytes(d.payload);
+    if (!red) return data;
+    const copy = Buffer.from(data);
+    red.copy(copy, d.payloadStart);
+    return copy;
+  }
+
+  private record(data: Buffer, scope: string): Buffer {
     const pdu = parseExportedPdu(data);
     if (!pdu) return data;
-    const red = redactHttp1Bytes(pdu.payload);
+    let red: Buffer | null;
+    if (pdu.src && pdu.dst) {
+      const dirKey = `${scope}|${pdu.src.ip}|${pdu.src.port}|${pdu.dst.ip}|${pdu.dst.port}`;
+      const ends = [`${pdu.src.ip}|${pdu.src.port}`, `${pdu.dst.ip}|${pdu.dst.port}`].sort();
+      const connKey = `${scope}|${ends[0]}|${ends[1]}`;
+      let h2 = this.h2Dirs.get(dirKey);
+      if (!h2) {
+        const head = pdu.payload.subarray(0, H2_PREFACE.length);
+        const preface = head.length > 0 && head.equals(H2_PREFACE.subarray(0, head.length));
+        if (preface || pdu.protoName === 'http2' || this.h2Conns.has(connKey)) {
+          h2 = new H2Redactor(preface);
+          this.h2Dirs.set(dirKey, h2);
+          this.h2Conns.add(connKey);
+        }
+      }
+      red = h2 ? h2.redact(pdu.payload) : redactHttp1Bytes(pdu.payload);
+    } else {
+      red = redactHttp1Bytes(pdu.payload);
+    }
     if (!red) return data;
     const copy = Buffer.from(data);
     red.copy(copy, pdu.payloadOffset);
     return copy;
   }
-  const d = decodePacket(linkType, data);
-  if (!d || d.payload.length === 0 || d.proto !== 6) return data;
-  const red = redactHttp1Bytes(d.payload);
-  if (!red) return data;
-  const copy = Buffer.from(data);
-  red.copy(copy, d.payload.byteOffset - data.byteOffset);
-  return copy;
 }
 
 // ---- HAR 1.2 ----

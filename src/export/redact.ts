@@ -1,8 +1,9 @@
 // Secret redaction for exports. Header values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are
 // secrets. In packet bytes (plain HTTP/1 payloads and decrypted HTTP/1 records) each value byte becomes 'x',
 // keeping every length and TCP sequence number intact so Wireshark still dissects the stream; in HAR the value
-// becomes "[redacted]". Known limits: a header split across two TCP segments, and HTTP/2 header blocks (HPACK
-// compressed, often Huffman-coded) are not rewritten in pcapng exports; HAR exports redact both.
+// becomes "[redacted]". HTTP/2 header blocks in decrypted records are rewritten by redact-h2.ts. Known limits of
+// pcapng exports: a header split across two TCP segments or records, and HTTP/2 in cleartext (h2c) on the wire,
+// are left as they are; HAR exports redact everything they list.
 
 export const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 export const REDACTED = '[redacted]';

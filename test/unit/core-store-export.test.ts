@@ -295,3 +295,54 @@ describe('CLI parsing and exit codes', () => {
     expect(j.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { tls: { sni: string } }).tls.sni)).toEqual(['localhost', 'localhost']);
   });
 });
+
+describe('HTTP/2 redaction in decrypted records', () => {
+  const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
+    const h = Buffer.alloc(9);
+    h.writeUIntBE(payload.length, 0, 3);
+    h[3] = type;
+    h[4] = flags;
+    h.writeUInt32BE(stream, 5);
+    return Buffer.concat([h, payload]);
+  };
+  const raw = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'latin1')]);
+
+  it('overwrites secret HPACK literals (raw and Huffman) and keeps the other headers decodable', async () => {
+    const block = Buffer.concat([
+      Buffer.from([0x82, 0x84, 0x87]), // :method GET, :path /, :scheme https
+      Buffer.from([0x41]), raw('api.test'), // :authority, incremental indexing
+      Buffer.from([0x0f, 0x08]), raw('Bearer h2secret'), // authorization (static 23), without indexing
+      Buffer.from([0x60, 0x89]), Buffer.from('25a849e95bb8e8b4bf', 'hex'), // cookie (static 32) = Huffman "custom-value"
+      Buffer.from([0x00]), raw('proxy-authorization'), raw('Basic zzz'), // literal name
+      Buffer.from([0x00]), raw('x-trace'), raw('keepme'),
+    ]);
+    const client = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x5, 1, block)]);
+    const server = Buffer.concat([frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x5, 1, Buffer.concat([Buffer.from([0x88, 0x0f, 0x28]), raw('sid=topsecret')]))]);
+    const b = new CaptureBuilder();
+    const c = { ip: '10.202.70.1', port: 41000 };
+    const sv = { ip: '10.202.70.2', port: 443 };
+    b.tls(c, sv, 'out', client, { pid: 5, comm: 'client', lib: 'openssl', proto: 'http2' });
+    b.tls(sv, c, 'in', server, { pid: 5, comm: 'client', lib: 'openssl', proto: 'data' });
+    const file = join(tmp, 'h2.pcapng');
+    writeFileSync(file, b.build());
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'h2')) });
+    const s = await svc.openFile({ path: file });
+    const before = (await svc.flowDetail({ sessionId: s.id, flowId: (await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 1 })).rows[0]!.id })).exchanges[0]!;
+    expect(before.requestHeaders).toContainEqual(['cookie', 'custom-value']);
+    const out = join(tmp, 'h2-red.pcapng');
+    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: out });
+    expect(tshark(['-r', out]).warnings).toEqual([]);
+    const again = await svc.openFile({ path: out });
+    const e = (await svc.flowDetail({ sessionId: again.id, flowId: (await svc.queryFlows({ sessionId: again.id, offset: 0, limit: 1 })).rows[0]!.id })).exchanges[0]!;
+    const h = new Map(e.requestHeaders);
+    expect(h.get('authorization')).toBe('x'.repeat('Bearer h2secret'.length));
+    expect(h.get('cookie')).toMatch(/^0+$/);
+    expect(h.get('proxy-authorization')).toBe('xxxxxxxxx');
+    expect(h.get('x-trace')).toBe('keepme');
+    expect(h.get(':authority')).toBe('api.test');
+    expect(new Map(e.responseHeaders).get('set-cookie')).toBe('x'.repeat('sid=topsecret'.length));
+    expect(e.status).toBe(200);
+    expect(readFileSync(out).includes('h2secret')).toBe(false);
+    expect(readFileSync(out).includes('topsecret')).toBe(false);
+  });
+});
