@@ -207,6 +207,20 @@ describe('helper lifecycle', () => {
     expect(cap.records.at(-1)!.tlsTruncated).toBeGreaterThan(0);
   });
 
+  it('IPv6: decrypted records carry IPv6 address tags and the conn block the IPv6 ends', async () => {
+    const out = join(dir, 'v6.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+    const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '--resolve', `curl.tapscope.test:443:[${lab.serverIp6}]`,
+      'https://curl.tapscope.test/over-ipv6'], { timeoutMs: 30_000 });
+    expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+    expect(await h.stop()).toBe(0);
+    const rows = await run('tshark', ['-r', out, '-Y', 'http.request.uri == "/over-ipv6" && frame.comment contains "comm=curl"', '-T', 'fields',
+      '-e', 'exported_pdu.ipv6_src', '-e', 'exported_pdu.ipv6_dst', '-e', 'exported_pdu.dst_port']);
+    expect(rows.stdout.trim().split('\t')).toEqual([lab.nodeIp6, lab.serverIp6, '443']);
+    const conn = readCapture(out).records.find((x) => x.t === 'conn' && x.comm === 'curl');
+    expect(conn).toMatchObject({ role: 'client', local: { ip: lab.nodeIp6 }, remote: { ip: lab.serverIp6, port: 443 } });
+  });
+
   it('names the container of a process from its cgroup path', async () => {
     const root = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
     const id = createHash('sha256').update(`tapscope-${process.pid}`).digest('hex');

@@ -17,6 +17,9 @@ export interface Lab {
   serverNs: string;
   nodeIp: string;
   serverIp: string;
+  /** IPv6 addresses on the same veth (`fd00:<3rd octet of subnet>::1` / `::2`). */
+  nodeIp6: string;
+  serverIp6: string;
   execIn(ns: string, cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult>;
   spawnIn(ns: string, cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcess;
   close(): Promise<void>;
@@ -102,6 +105,9 @@ export async function createLab(prefix: string, subnet: string): Promise<Lab> {
   const serverNs = `${prefix}srv`;
   const nodeIp = `${subnet}.1`;
   const serverIp = `${subnet}.2`;
+  const v6net = `fd00:${subnet.split('.').map((x) => Number(x).toString(16)).join(':')}`;
+  const nodeIp6 = `${v6net}::1`;
+  const serverIp6 = `${v6net}::2`;
   // why: veth names live in the root namespace until moved and are limited to 15 characters.
   const vethNode = `${prefix}vn`.slice(-15);
   const vethSrv = `${prefix}vs`.slice(-15);
@@ -115,10 +121,12 @@ export async function createLab(prefix: string, subnet: string): Promise<Lab> {
     await must('ip', ['netns', 'add', nodeNs]);
     await must('ip', ['netns', 'add', serverNs]);
     await must('ip', ['link', 'add', vethNode, 'type', 'veth', 'peer', 'name', vethSrv]);
-    for (const [veth, ns, ip] of [[vethNode, nodeNs, nodeIp], [vethSrv, serverNs, serverIp]] as const) {
+    for (const [veth, ns, ip, ip6] of [[vethNode, nodeNs, nodeIp, nodeIp6], [vethSrv, serverNs, serverIp, serverIp6]] as const) {
       await must('ip', ['link', 'set', veth, 'netns', ns]);
       await must('ip', ['-n', ns, 'link', 'set', veth, 'name', 'eth0']);
       await must('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      // why: nodad makes the address usable at once instead of after duplicate address detection
+      await must('ip', ['-n', ns, '-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
       await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
       await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     }
@@ -135,7 +143,7 @@ export async function createLab(prefix: string, subnet: string): Promise<Lab> {
 
   const nsArgs = (ns: string, cmd: string, args: string[]) => ['netns', 'exec', ns, cmd, ...args];
   return {
-    prefix, nodeNs, serverNs, nodeIp, serverIp,
+    prefix, nodeNs, serverNs, nodeIp, serverIp, nodeIp6, serverIp6,
     execIn: (ns, cmd, args, opts) => run('ip', nsArgs(ns, cmd, args), opts),
     spawnIn: (ns, cmd, args, opts) => {
       const child = spawn('ip', nsArgs(ns, cmd, args), { env: opts?.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
