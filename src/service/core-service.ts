@@ -3,7 +3,7 @@
 // exports with progress, and shells/prompts of the targets. Events go out through on().
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -177,6 +177,8 @@ export class CoreService implements ApiCalls {
       for (const w of ls.writers.values()) w.close();
       await target.close().catch(() => undefined);
       this.store.delete(rec.id);
+      // why: a capture file the user named but that never received a byte would only mislead.
+      if (req.file && existsSync(rec.file) && statSync(rec.file).size === 0) rmSync(rec.file, { force: true });
       throw e;
     }
     const handle = ls.handle;
