@@ -3,7 +3,7 @@
 // network namespace, pod enrichment from watches, RBAC and Pod Security refusals, shell, and cleanup.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -59,6 +59,11 @@ function recorder(): { handlers: CaptureHandlers; streams: Map<string, Buffer[]>
       },
     },
   };
+}
+
+/** Helper temp dirs in the fake pods' /tmp (each pod's /tmp is a dir of the test API server). */
+function podTempDirs(): string[] {
+  return existsSync(api.podTmpRoot) ? readdirSync(api.podTmpRoot).flatMap((p) => readdirSync(join(api.podTmpRoot, p)).map((d) => `${p}/${d}`)) : [];
 }
 
 function tapscopeObjects(): string[] {
@@ -173,39 +178,44 @@ describe('capture', () => {
     const t = createK8sTarget('k8s://tsk-token', opts());
     const rec = recorder();
     const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
-    expect([...rec.streams.keys()].sort()).toEqual(api.nodes.map((n) => n.name).sort());
-    for (const n of api.nodes) {
-      const phases = rec.statuses.filter((s) => s.node === n.name).map((s) => s.phase);
-      expect(phases).toEqual(expect.arrayContaining(['deploying', 'scheduled', 'pulling', 'running', 'streaming']));
-    }
-    // Traffic made inside each node (a DNS lookup of a name unique to the node) arrives in that node's stream only.
-    await Promise.all(api.nodes.map((n, i) => until(`tsknodemark${i} in ${n.name}'s stream`, () => {
-      spawnSync('ip', ['netns', 'exec', n.ns, 'getent', 'hosts', `tsknodemark${i}.test`], { stdio: 'ignore' });
-      return Buffer.concat(rec.streams.get(n.name) ?? []).includes(`tsknodemark${i}`);
-    })));
-    for (const [i, n] of api.nodes.entries()) {
-      const bytes = Buffer.concat(rec.streams.get(n.name) ?? []);
-      expect(bytes.readUInt32LE(0)).toBe(0x0a0d0d0a);
-      expect(bytes.includes(`tsknodemark${i}`)).toBe(true);
-      expect(bytes.includes(`tsknodemark${(i + 1) % 6}`)).toBe(false);
-    }
+    try {
+      expect([...rec.streams.keys()].sort()).toEqual(api.nodes.map((n) => n.name).sort());
+      for (const n of api.nodes) {
+        const phases = rec.statuses.filter((s) => s.node === n.name).map((s) => s.phase);
+        expect(phases).toEqual(expect.arrayContaining(['deploying', 'scheduled', 'pulling', 'running', 'streaming']));
+      }
+      // Traffic made inside each node (a DNS lookup of a name unique to the node) arrives in that node's stream only.
+      await Promise.all(api.nodes.map((n, i) => until(`tsknodemark${i} in ${n.name}'s stream`, () => {
+        spawnSync('ip', ['netns', 'exec', n.ns, 'getent', 'hosts', `tsknodemark${i}.test`], { stdio: 'ignore' });
+        return Buffer.concat(rec.streams.get(n.name) ?? []).includes(`tsknodemark${i}`);
+      })));
+      for (const [i, n] of api.nodes.entries()) {
+        const bytes = Buffer.concat(rec.streams.get(n.name) ?? []);
+        expect(bytes.readUInt32LE(0)).toBe(0x0a0d0d0a);
+        expect(bytes.includes(`tsknodemark${i}`)).toBe(true);
+        expect(bytes.includes(`tsknodemark${(i + 1) % 6}`)).toBe(false);
+      }
 
-    const enrich = handle.enrich as (ip: string) => unknown;
-    expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web' });
-    expect(enrich('10.96.0.20')).toEqual({ namespace: 'shop', name: 'web', workload: 'Service/web' });
-    expect(enrich(api.nodes[0]?.ip as string)).toBeNull();
-    api.put('pods', {
-      metadata: { name: 'db-0', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u2', controller: true }] },
-      spec: { nodeName: api.nodes[2]?.name, containers: [{ name: 'db', image: 'postgres' }] },
-      status: { phase: 'Running', podIP: '10.205.99.51' },
-    });
-    await until('the new pod in the index', () => enrich('10.205.99.51'));
-    expect(enrich('10.205.99.51')).toEqual({ namespace: 'shop', name: 'db-0', workload: 'StatefulSet/db' });
+      const enrich = handle.enrich as (ip: string) => unknown;
+      expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web' });
+      expect(enrich('10.96.0.20')).toEqual({ namespace: 'shop', name: 'web', workload: 'Service/web' });
+      expect(enrich(api.nodes[0]?.ip as string)).toBeNull();
+      api.put('pods', {
+        metadata: { name: 'db-0', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u2', controller: true }] },
+        spec: { nodeName: api.nodes[2]?.name, containers: [{ name: 'db', image: 'postgres' }] },
+        status: { phase: 'Running', podIP: '10.205.99.51' },
+      });
+      await until('the new pod in the index', () => enrich('10.205.99.51'));
+      expect(enrich('10.205.99.51')).toEqual({ namespace: 'shop', name: 'db-0', workload: 'StatefulSet/db' });
 
-    expect(tapscopeObjects().length).toBeGreaterThan(0);
-    await handle.stop();
+      expect(tapscopeObjects().length).toBeGreaterThan(0);
+      expect(podTempDirs().filter((d) => /\/tapscope\./.test(d))).toHaveLength(6);
+    } finally {
+      await handle.stop();
+    }
     await handle.done;
     expect(tapscopeObjects()).toEqual([]);
+    expect(podTempDirs()).toEqual([]);
     expect(handle.notes.join('\n')).not.toMatch(/Not removed/);
     expect(api.rejected).toEqual([]);
     for (const n of api.nodes) expect(rec.statuses.filter((s) => s.node === n.name).at(-1)?.phase).toBe('stopped');
@@ -255,7 +265,7 @@ describe('capture', () => {
     const victim = api.list('pods', 'tapscope').find((p) => p.spec.nodeName === a);
     api.remove('pods', 'tapscope', victim?.metadata.name);
     const failed = await until('node failure', () => rec.statuses.find((s) => s.node === a && s.phase === 'failed'));
-    expect(failed.error?.code).toBe('E_K8S_NODE_FAILED');
+    expect(failed?.error?.code).toBe('E_K8S_NODE_FAILED');
     expect(rec.statuses.filter((s) => s.node === b).at(-1)?.phase).not.toBe('failed');
     const before = Buffer.concat(rec.streams.get(b) ?? []).length;
     await until('more data from the surviving node', () => {

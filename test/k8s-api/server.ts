@@ -54,6 +54,8 @@ export interface K8sApi {
   put(kind: 'pods' | 'services' | 'namespaces', obj: Obj): Obj;
   remove(kind: 'pods' | 'services' | 'namespaces', namespace: string | null, name: string): void;
   list(kind: string, namespace?: string | null): Obj[];
+  /** Parent of the per-pod dirs that stand in for each container's /tmp (removed with the pod). */
+  podTmpRoot: string;
   /** Every request seen, for assertions ("METHOD path"). */
   requests: string[];
   /** Bodies rejected as invalid (a test failing here means our client sent something a real server refuses). */
@@ -245,6 +247,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   const timers = new Set<NodeJS.Timeout>();
 
   const key = (ns: string | null, name: string) => (ns ? `${ns}/${name}` : name);
+  const podTmp = (pod: Obj) => join(dir, 'pods', String(pod.metadata.uid));
   const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   function emit(kind: string, type: string, obj: Obj): void {
     log.push({ rv: Number(obj.metadata.resourceVersion), kind, type, obj: structuredClone(obj) });
@@ -280,6 +283,8 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     if (kind === 'pods') {
       for (const p of execs.get(key(ns, name)) ?? []) killExec(p);
       execs.delete(key(ns, name));
+      // why: a deleted container takes its filesystem with it; here its /tmp is a per-pod host dir.
+      rmSync(podTmp(o), { recursive: true, force: true });
     }
     if (kind === 'daemonsets') {
       for (const p of [...(store.get('pods') as Map<string, Obj>).values()]) {
@@ -590,10 +595,14 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     const node = nodes.find((n) => n.name === pod.spec.nodeName) as FakeNode;
     const command = url.searchParams.getAll('command');
     const tty = url.searchParams.get('tty') === 'true';
-    wss.handleUpgrade(req, socket, head, (ws) => runExec(ws, node, key(r.ns, r.name as string), command, tty));
+    const tmp = podTmp(pod);
+    mkdirSync(tmp, { recursive: true });
+    wss.handleUpgrade(req, socket, head, (ws) => runExec(ws, node, key(r.ns, r.name as string), command, tty, tmp));
   });
 
-  function runExec(ws: WebSocket, node: FakeNode, podKey: string, command: string[], tty: boolean): void {
+  /** Runs an exec in the node's network namespace; TMPDIR stands in for the container's own /tmp. */
+  function runExec(ws: WebSocket, node: FakeNode, podKey: string, command: string[], tty: boolean, tmp: string): void {
+    const env = { ...process.env, TMPDIR: tmp } as Record<string, string>;
     const v5 = ws.protocol === 'v5.channel.k8s.io';
     const set = execs.get(podKey) ?? new Set();
     execs.set(podKey, set);
@@ -616,7 +625,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       }
     };
     if (tty) {
-      const p = pty.spawn('ip', ['netns', 'exec', node.ns, ...command], { name: 'xterm', cols: 80, rows: 24, env: process.env as Record<string, string> });
+      const p = pty.spawn('ip', ['netns', 'exec', node.ns, ...command], { name: 'xterm', cols: 80, rows: 24, env });
       set.add(p);
       p.onData((d) => out(1, d));
       p.onExit(({ exitCode }) => {
@@ -636,7 +645,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       ws.on('close', () => killExec(p));
       return;
     }
-    const child = spawn('ip', ['netns', 'exec', node.ns, ...command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn('ip', ['netns', 'exec', node.ns, ...command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env });
     set.add(child);
     child.stdin.on('error', () => undefined);
     const pause = (p: boolean) => (p ? child.stdout.pause() : child.stdout.resume());
@@ -663,7 +672,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const api: K8sApi = {
-    url, caFile: pki.ca, clientCert: { cert: pki.clientCert, key: pki.clientKey, user: 'cert-user' }, execPlugin, nodes, deny, requests, rejected,
+    url, podTmpRoot: join(dir, 'pods'), caFile: pki.ca, clientCert: { cert: pki.clientCert, key: pki.clientKey, user: 'cert-user' }, execPlugin, nodes, deny, requests, rejected,
     setPsaDefault(level) {
       psaDefault = level;
     },

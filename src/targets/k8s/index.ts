@@ -291,6 +291,8 @@ class K8sCapture {
     }
     n.pod = podName;
     if (n.deploying || n.stream) return;
+    // why: the first event may already show a later state; a pod with a node is scheduled, say so once.
+    if (n.phase === 'deploying') this.status(n, 'scheduled', `pod ${podName}`);
     const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting;
     const running = pod.status?.phase === 'Running' && pod.status?.containerStatuses?.[0]?.state?.running;
     if (running) {
@@ -533,19 +535,23 @@ export async function cleanK8s(context: string, opts: { kubeconfig?: string } = 
   const wrap = <T>(p: Promise<T>, what: string) => p.catch((e: unknown) => {
     throw k8sError(e, what, ctx);
   });
+  // why: a session stopping at the same time may delete the object first; gone is what we want.
+  const gone = (p: Promise<unknown>, what: string) => wrap(p.catch((e: unknown) => {
+    if ((e as { code?: number }).code !== 404) throw e;
+  }), what);
   const ds = await wrap(apps.listDaemonSetForAllNamespaces({ labelSelector: MANAGED_SELECTOR }), 'list daemonsets.apps');
   for (const d of ds.items) {
-    await wrap(apps.deleteNamespacedDaemonSet({ name: d.metadata?.name ?? '', namespace: d.metadata?.namespace ?? '', propagationPolicy: 'Background' }), 'delete daemonsets.apps');
+    await gone(apps.deleteNamespacedDaemonSet({ name: d.metadata?.name ?? '', namespace: d.metadata?.namespace ?? '', propagationPolicy: 'Background' }), 'delete daemonsets.apps');
     removed.push(`daemonset ${d.metadata?.namespace}/${d.metadata?.name}`);
   }
   const sas = await wrap(core.listServiceAccountForAllNamespaces({ labelSelector: MANAGED_SELECTOR }), 'list serviceaccounts');
   for (const s of sas.items) {
-    await wrap(core.deleteNamespacedServiceAccount({ name: s.metadata?.name ?? '', namespace: s.metadata?.namespace ?? '' }), 'delete serviceaccounts');
+    await gone(core.deleteNamespacedServiceAccount({ name: s.metadata?.name ?? '', namespace: s.metadata?.namespace ?? '' }), 'delete serviceaccounts');
     removed.push(`serviceaccount ${s.metadata?.namespace}/${s.metadata?.name}`);
   }
   const nss = await wrap(core.listNamespace({ labelSelector: `${MANAGED_SELECTOR},${CREATED_NS_LABEL}=true` }), 'list namespaces');
   for (const n of nss.items) {
-    await wrap(core.deleteNamespace({ name: n.metadata?.name ?? '' }), 'delete namespaces');
+    await gone(core.deleteNamespace({ name: n.metadata?.name ?? '' }), 'delete namespaces');
     removed.push(`namespace ${n.metadata?.name}`);
   }
   return { removed };
