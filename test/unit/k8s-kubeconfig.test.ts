@@ -1,7 +1,7 @@
 // Kubeconfig merging as kubectl does it, exec-plugin lookup with a short PATH, target URIs, error
 // wording for RBAC/admission, workload names, and the manifests checked against the real schemas.
-import { describe, it, expect, beforeAll } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findExecPlugin, kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
@@ -28,6 +28,8 @@ function kc(name: string, body: { current?: string; clusters: Array<[string, str
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tsk-unit-'));
 });
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('KUBECONFIG merge', () => {
   it('lets the first file win for each name and for current-context', () => {

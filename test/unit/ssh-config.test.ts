@@ -1,7 +1,7 @@
 // ssh_config resolution: first value wins, IdentityFile accumulates, Host patterns with * ? and !,
 // ProxyJump chains with user@host:port, quoting and key=value syntax, Include.
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostMatches, parseJump, parseSshConfig, resolveHost, tokenizeLine } from '../../src/targets/ssh/config.js';
@@ -87,6 +87,7 @@ describe('ssh_config', () => {
     const e = parseSshConfig(`Include ${d}/*.conf\nHost other\n  User o\n`);
     expect(resolveHost(e, 'included')).toMatchObject({ hostName: '192.0.2.9', port: 2022 });
     expect(resolveHost(e, 'other').user).toBe('o');
+    rmSync(d, { recursive: true, force: true });
   });
 
   it('skips Match blocks (not evaluated) instead of applying them to every host', () => {

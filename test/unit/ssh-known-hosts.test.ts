@@ -1,8 +1,8 @@
 // known_hosts matching against files written by OpenSSH's own tools: plain, hashed (ssh-keygen -H),
 // [host]:port, wildcards, @revoked and @cert-authority markers, and the SHA256 fingerprint format.
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appendKnownHost, checkHostKey, fingerprintSha256, keyTypeOf, knownHostsName } from '../../src/targets/ssh/known-hosts.js';
@@ -30,6 +30,8 @@ beforeAll(() => {
   fpA = a.fp;
   lineA = a.pub.split(' ').slice(0, 2).join(' ');
 });
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('known_hosts', () => {
   it('prints fingerprints exactly as ssh-keygen does', () => {
