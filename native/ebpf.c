@@ -891,13 +891,17 @@ void ebpf_update_stats(void)
 	free(vals);
 }
 
+void ebpf_flush_output(void)
+{
+	if (rb)
+		ring_buffer__consume(rb);
+	flush_deferred(0, 1);
+}
+
 void ebpf_stop(void)
 {
 	int i, j;
 
-	if (rb)
-		ring_buffer__consume(rb);
-	flush_deferred(0, 1);
 	/* note: each uprobe detach waits for an SRCU grace period in the kernel (~100 ms on 6.x, serialized
 	 * even from parallel threads), so stopping with ~30 probes takes a few seconds */
 	for (i = 0; i < n_hooks; i++) {

@@ -21,6 +21,9 @@ void ebpf_poll(void);
 void ebpf_tick(void);
 /* sums the kernel-side counters into ctr */
 void ebpf_update_stats(void);
+/* consumes what is left in the ring buffer and writes held-back records (before the final blocks) */
+void ebpf_flush_output(void);
+/* detaches every probe and unloads (slow: a kernel grace period per probe); writes nothing */
 void ebpf_stop(void);
 
 /* appends a hooks[] entry for a mapped file when eBPF mode knows it; returns 1 when written */

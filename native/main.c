@@ -382,14 +382,17 @@ int main(int argc, char **argv)
 	afp_drain();
 	if (use_ebpf) {
 		ebpf_poll();
+		ebpf_flush_output();
 		ebpf_update_stats();
-		ebpf_stop();
 	}
 	afp_update_stats();
 	afp_write_isbs(now_realtime_ns());
 	write_stats(1);
 	pcapng_flush();
 	afp_close();
+	/* why: detaching uprobes takes seconds (see ebpf_stop); the reader gets the complete stream and its
+	 * end of file first, the process exits once the probes are gone */
+	close(STDOUT_FILENO);
 	logf_("stopped: packets=%llu bytes=%llu ringDrops=%llu snaplenCuts=%llu excluded=%llu tlsEvents=%llu "
 	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu",
 	      (unsigned long long)ctr.packets, (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops,
@@ -397,5 +400,9 @@ int main(int argc, char **argv)
 	      (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.ringbuf_drops,
 	      (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
 	      (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
+	if (use_ebpf) {
+		ebpf_stop();
+		logf_("probes detached");
+	}
 	return exit_code;
 }
