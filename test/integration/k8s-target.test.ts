@@ -307,3 +307,27 @@ describe('shell', () => {
     expect(tapscopeObjects()).toEqual([]);
   });
 });
+
+describe('architectures', () => {
+  it('captures only on nodes this build has a helper for, and says which it left out', async () => {
+    api.put('nodes', {
+      metadata: { name: 'tsk-arm-node', labels: { 'kubernetes.io/arch': 'arm64' } },
+      status: { conditions: [{ type: 'Ready', status: 'True' }], nodeInfo: { architecture: 'arm64', kernelVersion: '6.1.0', operatingSystem: 'linux' } },
+    });
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts());
+      expect((await t.listNodes()).find((n) => n.name === 'tsk-arm-node')?.arch).toBe('aarch64');
+      const e = await t.start({ mode: 'afpacket', ifaces: [], nodes: ['tsk-arm-node'] }, recorder().handlers).then(() => null, (x: unknown) => x);
+      expect(isTapscopeError(e, 'E_KERNEL_UNSUPPORTED'), String(e)).toBe(true);
+      const rec = recorder();
+      const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
+      await handle.stop();
+      expect([...rec.streams.keys()]).not.toContain('tsk-arm-node');
+      expect(rec.streams.size).toBe(6);
+      expect(handle.notes.join('\n')).toContain('Not captured: tsk-arm-node');
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      api.remove('nodes', null, 'tsk-arm-node');
+    }
+  });
+});

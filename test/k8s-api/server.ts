@@ -51,8 +51,8 @@ export interface K8sApi {
   deny: RbacRule[];
   setPsaDefault(level: 'privileged' | 'baseline' | 'restricted'): void;
   /** Direct store access for tests (pods of other workloads, services, pre-existing namespaces). */
-  put(kind: 'pods' | 'services' | 'namespaces', obj: Obj): Obj;
-  remove(kind: 'pods' | 'services' | 'namespaces', namespace: string | null, name: string): void;
+  put(kind: 'pods' | 'services' | 'namespaces' | 'nodes', obj: Obj): Obj;
+  remove(kind: 'pods' | 'services' | 'namespaces' | 'nodes', namespace: string | null, name: string): void;
   list(kind: string, namespace?: string | null): Obj[];
   /** Parent of the per-pod dirs that stand in for each container's /tmp (removed with the pod). */
   podTmpRoot: string;

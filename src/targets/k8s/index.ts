@@ -447,12 +447,23 @@ export class K8sTarget implements CaptureTarget {
   }
 
   async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle & { enrich: (ip: string) => PodRef | null }> {
-    const nodes = await this.chooseNodes(options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined));
+    const requested = options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined);
+    const chosen = await this.chooseNodes(requested);
+    // why: this build ships an x86_64 helper; other nodes are named instead of failing with "exec format error".
+    const info = await this.listNodes();
+    const foreign = chosen.filter((n) => !['x86_64', null].includes(info.find((x) => x.name === n)?.arch ?? null));
+    const nodes = chosen.filter((n) => !foreign.includes(n));
+    const foreignNote = foreign.length ? `Not captured: ${foreign.join(', ')} (no helper for their architecture in this build).` : null;
+    if (nodes.length === 0 || (requested && foreign.length)) {
+      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${foreignNote ?? 'No node to capture on.'} This build has the helper for x86_64 nodes only.`);
+    }
     const helper = loadHelper(this.opts.helperPath);
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
     const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes);
     await cap.begin();
-    return cap.handle();
+    const handle = cap.handle();
+    if (foreignNote) handle.notes.push(foreignNote);
+    return handle;
   }
 
   async openShell(node: string): Promise<ShellChannel> {
