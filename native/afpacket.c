@@ -102,6 +102,7 @@ static int open_ring(int ifindex)
 	struct sock_fprog snap_prog = {.len = 1, .filter = &snap_insn};
 	uint32_t nr;
 
+	r->map = NULL;
 	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
 	if (fd < 0) {
 		err = errno;
@@ -109,10 +110,10 @@ static int open_ring(int ifindex)
 		return err == EPERM || err == EACCES ? 2 : 4;
 	}
 	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)) < 0)
-		goto fail;
+		goto cleanup;
 	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length */
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0)
-		goto fail;
+		goto cleanup;
 	block_size = 1u << 16;
 	while (block_size < opts.snaplen + 4096)
 		block_size <<= 1;
@@ -126,19 +127,19 @@ static int open_ring(int ifindex)
 	req.tp_frame_nr = (block_size / 2048) * nr;
 	req.tp_retire_blk_tov = 50; /* ms: a quiet ring still hands over its block soon */
 	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
-		goto fail;
+		goto cleanup;
 	r->map_len = (size_t)block_size * nr;
 	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
 	if (r->map == MAP_FAILED)
 		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (r->map == MAP_FAILED)
-		goto fail;
+		goto cleanup;
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = ifindex;
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
-		goto fail;
+		goto cleanup;
 	r->fd = fd;
 	r->ifindex = ifindex;
 	r->nr_blocks = nr;
@@ -146,10 +147,14 @@ static int open_ring(int ifindex)
 	r->drops = 0;
 	n_rings++;
 	return 0;
-fail:
-	warnx_("AF_PACKET ring setup: %s", strerror(errno));
+cleanup:
+	err = errno;
+	warnx_("AF_PACKET ring setup: %s", strerror(err));
+	if (r->map && r->map != MAP_FAILED)
+		munmap(r->map, r->map_len);
+	r->map = NULL;
 	close(fd);
-	return 4;
+	return err == EPERM || err == EACCES ? 2 : 4;
 }
 
 int afp_open(void)

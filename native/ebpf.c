@@ -803,21 +803,21 @@ int ebpf_start(char *reason, int reason_len)
 	err = tapscope_bpf__load(skel);
 	if (err) {
 		snprintf(reason, (size_t)reason_len, "load BPF programs: %s", strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	err = tapscope_bpf__attach(skel);
 	if (err) {
 		snprintf(reason, (size_t)reason_len, "attach tracepoints: %s", strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, NULL, NULL);
 	if (!rb) {
 		snprintf(reason, (size_t)reason_len, "ring buffer: %s", strerror(errno));
-		goto fail;
+		goto cleanup;
 	}
 	ebpf_active = 1;
 	return 0;
-fail:
+cleanup:
 	tapscope_bpf__destroy(skel);
 	skel = NULL;
 	return 3;
