@@ -472,7 +472,13 @@ int uprobe_go_tls_read_ret(struct pt_regs *ctx)
 	return emit_tls(id, &call, n);
 }
 
-/* ---- socket syscalls: fd of the TLS call in flight ---- */
+/* ---- socket syscalls: fd of the TLS call in flight ----
+ * Probed (first argument is the fd in each):
+ *   ssize_t write(int fd, const void *buf, size_t count);   ssize_t read(int fd, void *buf, size_t count);
+ *   ssize_t writev(int fd, const struct iovec *iov, int n);  ssize_t readv(int fd, const struct iovec *iov, int n);
+ *   ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen);
+ *   ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen);
+ *   ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int tp_enter_write(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
