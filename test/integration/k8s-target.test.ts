@@ -9,6 +9,8 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targets/k8s/index.js';
+import { execStream } from '../../src/targets/k8s/exec.js';
+import { kubeConfigFor, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
 import { isTapscopeError } from '../../src/errors.js';
 import type { CaptureHandlers, NodeStatus } from '../../src/targets/target.js';
 import { startK8sApi, type K8sApi } from '../k8s-api/server.js';
@@ -328,6 +330,30 @@ describe('architectures', () => {
       expect(tapscopeObjects()).toEqual([]);
     } finally {
       api.remove('nodes', null, 'tsk-arm-node');
+    }
+  });
+});
+
+describe('exec stream', () => {
+  it('applies backpressure: a reader that stops reading stops the transfer instead of buffering it', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[1]?.name as string] }, recorder().handlers);
+    try {
+      const pod = api.list('pods', 'tapscope')[0]?.metadata.name as string;
+      const kc = kubeConfigFor(mergeKubeconfigs([kcToken]), 'tsk-token');
+      const total = 256 * 1024 * 1024;
+      const s = await execStream(kc, 'tapscope', pod, 'helper', ['head', '-c', String(total), '/dev/zero']);
+      await until('the buffer to fill', () => s.stdout.readableLength >= 1 << 20);
+      await new Promise((r) => setTimeout(r, 500));
+      // Without backpressure the whole 256 MiB would pile up here while nobody reads.
+      expect(s.stdout.readableLength + s.stdout.writableLength).toBeLessThan(16 << 20);
+      let n = 0;
+      s.stdout.on('data', (d: Buffer) => (n += d.length));
+      expect(await s.exit).toBe(0);
+      await until('all bytes read', () => n === total);
+      s.stdin.destroy();
+    } finally {
+      await handle.stop();
     }
   });
 });

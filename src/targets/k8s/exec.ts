@@ -20,18 +20,37 @@ function exitCode(st: V1Status | null): number | null {
   return cause?.message ? Number(cause.message) : 1;
 }
 
-/** Starts a command in a pod; resolves once the WebSocket is open. */
+/**
+ * Starts a command in a pod; resolves once the WebSocket is open. Without `stdout` (a TTY stream the
+ * caller owns), output gets backpressure: client-node writes every frame regardless, so when the
+ * reader falls behind the WebSocket's socket is paused until the reader drains the buffer.
+ */
 export async function execStream(kc: KubeConfig, ns: string, pod: string, container: string, command: string[], tty = false, stdout?: PassThrough): Promise<ExecStream> {
+  let socket: { pause(): void; resume(): void } | null = null;
   const out = stdout ?? new PassThrough({ highWaterMark: 1 << 20 });
+  const sink = stdout ?? new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      if (!out.write(chunk)) socket?.pause();
+      cb();
+    },
+    final(cb) {
+      out.end();
+      cb();
+    },
+  });
+  if (!stdout) out.on('drain', () => socket?.resume());
   const err = new PassThrough();
   const stdin = new PassThrough();
   let status: V1Status | null = null;
-  const ws = await new Exec(kc).exec(ns, pod, container, command, out, tty ? null : err, stdin, tty, (s) => {
+  const ws = await new Exec(kc).exec(ns, pod, container, command, sink, tty ? null : err, stdin, tty, (s) => {
     status = s;
   });
+  // why: `ws` keeps its net.Socket private; pausing it is the only way to stop reading frames.
+  socket = (ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket ?? null;
   const exit = new Promise<number | null>((resolve) => {
     ws.on('close', () => {
-      if (!out.writableEnded) out.end();
+      if (!sink.writableEnded) sink.end();
       if (!err.writableEnded) err.end();
       resolve(exitCode(status));
     });
