@@ -188,7 +188,11 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     promptHandler: (p) => cliPrompt(p, c.acceptNewHostKey),
   });
   const outPath = resolve(c.out);
+  const phases = new Map<string, string>();
   svc.on('nodeStatus', ({ status }) => {
+    // why: targets repeat a phase (e.g. streaming on every reconnect check); print changes only.
+    if (phases.get(status.node) === status.phase) return;
+    phases.set(status.node, status.phase);
     if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${status.node}: ${status.phase}${status.message ? `: ${status.message}` : ''}\n`);
     if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
