@@ -15,7 +15,7 @@ import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink 
 import { NodeMeta, normalizeIp } from './node-meta.js';
 
 export interface AnalyzerOptions {
-  /** Bytes per direction handed to non-HTTP dissectors before reassembly stops (default 64 KiB). */
+  /** Bytes per direction buffered for protocol detection and the TLS hellos before dissection gives up (default 64 KiB). */
   dissectLimit?: number;
   /** Exchanges kept per flow with headers and bodies (default 200); more are only summarised. */
   maxExchangesPerFlow?: number;
@@ -40,7 +40,6 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'unk
 
 // why: kept for every flow (FlowDetail's hex), so small: memory must stay ~flat per flow at a million flows.
 const FIRST_BYTES = 64;
-const HEAD_CAP = 64 * 1024;
 const BODY_TEXT_CAP = 16 * 1024;
 const MAX_DNS_PER_FLOW = 50;
 
@@ -449,11 +448,11 @@ export class Analyzer {
     if (dir.done) return;
     switch (fs.app) {
       case 'classify':
-        dir.head = appendCapped(dir.head, chunk, HEAD_CAP);
+        dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
         this.classify(fs, c2s);
         return;
       case 'tls':
-        dir.head = appendCapped(dir.head, chunk, HEAD_CAP);
+        dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
         this.tlsHello(fs, c2s);
         return;
       case 'http':
@@ -471,7 +470,7 @@ export class Analyzer {
     const sh = fs.s2c?.head ?? null;
     if (sh && sh.length >= 4 && sh.toString('latin1', 0, 4) === 'SSH-') return this.setApp(fs, 'ssh');
     if (!ch || ch.length === 0) {
-      if (!c2s && sh && sh.length >= HEAD_CAP) this.setApp(fs, 'unknown');
+      if (!c2s && sh && sh.length >= this.opts.dissectLimit) this.setApp(fs, 'unknown');
       return;
     }
     if (ch.length >= 4 && ch.toString('latin1', 0, 4) === 'SSH-') return this.setApp(fs, 'ssh');
@@ -531,12 +530,12 @@ export class Analyzer {
     if (!dir || dir.done || !dir.head) return;
     if (c2s && !fs.chDone) {
       const r = parseClientHello(dir.head);
-      if (r === 'incomplete' && dir.head.length < HEAD_CAP) return;
+      if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.chDone = true;
       if (r && r !== 'incomplete') this.applyClientHello(fs, r);
     } else if (!c2s && !fs.shDone) {
       const r = parseServerHello(dir.head);
-      if (r === 'incomplete' && dir.head.length < HEAD_CAP) return;
+      if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.shDone = true;
       if (r && r !== 'incomplete') this.applyServerHello(fs, r);
     }
