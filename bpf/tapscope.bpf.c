@@ -52,14 +52,25 @@ struct {
 	__type(value, struct tuple);
 } ctx_tuples SEC(".maps");
 
-/* thread -> TLS context whose last call touched no socket (memory BIOs, e.g. node): the thread's
- * next socket syscall tells the connection */
+/* Per thread that made TLS calls, for libraries that encrypt into memory and do socket I/O outside
+ * the call (node: libuv reads the socket, then feeds SSL_read; SSL_write fills a buffer libuv writes
+ * later). last_rfd: the socket the thread read last, outside TLS calls; pending: a context whose
+ * record went out without a connection, resolved by the thread's next socket syscall of the same
+ * direction. */
+struct thread_state {
+	__u64 pending_ctx;
+	__s32 last_rfd;
+	__u8 has_pending;
+	__u8 pending_out;
+	__u8 pad[2];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u64);
-} pending SEC(".maps");
+	__type(value, struct thread_state);
+} threads SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -119,6 +130,11 @@ static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_pt
 		count(STAT_NESTED, 1);
 		return 0;
 	}
+	if (!bpf_map_lookup_elem(&threads, &id)) {
+		struct thread_state ts = {.last_rfd = -1};
+
+		bpf_map_update_elem(&threads, &id, &ts, BPF_NOEXIST);
+	}
 	n.buf = (__u64)buf;
 	n.outlen_ptr = outlen_ptr;
 	n.ctx = ctx;
@@ -156,12 +172,22 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 		count(STAT_NO_SOCKET, 1);
 		return 0;
 	} else {
+		struct thread_state *ts = bpf_map_lookup_elem(&threads, &id);
+
 		known = bpf_map_lookup_elem(&ctx_tuples, &key);
 		if (known) {
 			e->tuple = *known;
+		} else if (!call->dir_out && ts && ts->last_rfd >= 0 && fd_to_tuple(ts->last_rfd, &e->tuple) == 0 &&
+			   e->tuple.proto == 6 /* IPPROTO_TCP */) {
+			/* the socket this thread just read is where the record came from */
+			bpf_map_update_elem(&ctx_tuples, &key, &e->tuple, BPF_ANY);
 		} else {
 			__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
-			bpf_map_update_elem(&pending, &id, &call->ctx, BPF_ANY);
+			if (ts) {
+				ts->pending_ctx = call->ctx;
+				ts->has_pending = 1;
+				ts->pending_out = call->dir_out;
+			}
 			count(STAT_CONN_UNKNOWN, 1);
 		}
 	}
@@ -226,30 +252,35 @@ static __always_inline int tls_leave(long ret)
 	return emit_tls(id, &call, len);
 }
 
-/* A socket syscall: tells the fd of the TLS call in flight on this thread, or resolves a pending context. */
-static __always_inline void note_fd(int fd)
+/* A socket syscall: tells the fd of the TLS call in flight on this thread; outside TLS calls, notes
+ * the last socket read and resolves a pending context of the same direction. */
+static __always_inline void note_fd(int fd, int is_read)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
+	struct thread_state *ts;
 	struct ctx_key key = {};
 	struct tuple t = {};
 	struct ctx_event *ce;
-	__u64 *ctx;
 
 	if (c) {
 		if (c->fd < 0)
 			c->fd = fd;
 		return;
 	}
-	ctx = bpf_map_lookup_elem(&pending, &id);
-	if (!ctx)
+	ts = bpf_map_lookup_elem(&threads, &id);
+	if (!ts)
+		return;
+	if (is_read)
+		ts->last_rfd = fd;
+	if (!ts->has_pending || ts->pending_out == is_read)
 		return;
 	if (fd_to_tuple(fd, &t) != 0 || t.proto != 6 /* IPPROTO_TCP */)
 		return;
-	key.ctx = *ctx;
+	key.ctx = ts->pending_ctx;
 	key.tgid = id >> 32;
+	ts->has_pending = 0;
 	bpf_map_update_elem(&ctx_tuples, &key, &t, BPF_ANY);
-	bpf_map_delete_elem(&pending, &id);
 	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
 	if (!ce) {
 		count(STAT_RINGBUF_DROPS, 1);
@@ -481,21 +512,21 @@ int uprobe_go_tls_read_ret(struct pt_regs *ctx)
  *   ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
 
 SEC("tracepoint/syscalls/sys_enter_write")
-int tp_enter_write(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_write(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
 SEC("tracepoint/syscalls/sys_enter_read")
-int tp_enter_read(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_read(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
 SEC("tracepoint/syscalls/sys_enter_writev")
-int tp_enter_writev(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_writev(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
 SEC("tracepoint/syscalls/sys_enter_readv")
-int tp_enter_readv(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_readv(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
 SEC("tracepoint/syscalls/sys_enter_sendto")
-int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0]); return 0; }
+int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
 
 /* ---- connection attribution ---- */
 
