@@ -1,7 +1,7 @@
 // pcapng reader/writer: golden fixtures from dumpcap/tcpdump, both byte orders, every chunking, malformed
 // input, random mutations, and the writer checked by tshark.
-import { describe, it, expect } from 'vitest';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { describe, it, expect, afterAll } from 'vitest';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,6 +25,8 @@ const expected = JSON.parse(readFileSync(join(FIX, 'lo-udp.expected.json'), 'utf
   packets: { timeEpoch: string; len: number; capLen: number; payloadHex: string }[];
 };
 const expectedPcap = JSON.parse(readFileSync(join(FIX, 'lo-udp.pcap.expected.json'), 'utf8')) as typeof expected;
+const tmp = mkdtempSync(join(tmpdir(), 'tsc-pcapng-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A comparable view of blocks (no offsets, data as hex, bigint as string). */
 function view(blocks: PcapngBlock[]): unknown[] {
@@ -146,15 +148,14 @@ describe('pcapng reader: truncated and malformed input', () => {
   });
 
   it('tolerates the truncated tail when asked (crash recovery)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tsc-pcapng-'));
-    const f = join(dir, 'cut.pcapng');
+    const f = join(tmp, 'cut.pcapng');
     writeFileSync(f, pcapng.subarray(0, third.offset + 10));
     const got: PcapngBlock[] = [];
     const res = await readBlocks(f, (b) => got.push(b), { tolerateTruncatedTail: true });
     expect(res.truncated).toEqual({ offset: third.offset, pending: 10 });
     expect(got).toHaveLength(3);
     await expect(readBlocks(f, () => undefined)).rejects.toMatchObject({ code: 'E_PCAPNG_TRUNCATED' });
-    await expect(readBlocks(join(dir, 'none.pcapng'), () => undefined)).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND' });
+    await expect(readBlocks(join(tmp, 'none.pcapng'), () => undefined)).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND' });
   });
 
   it('names the offset for each kind of corruption', () => {
@@ -236,8 +237,7 @@ describe('pcapng writer', () => {
     expect(other?.type === 'custom' && [other.pen, other.copiable, other.json]).toEqual([99, false, undefined]);
     expect(isb?.type === 'isb' && [isb.ifRecv, isb.ifDrop, isb.osDrop]).toEqual([5n, 1n, 0n]);
 
-    const dir = mkdtempSync(join(tmpdir(), 'tsc-pcapng-'));
-    const f = join(dir, 'w.pcapng');
+    const f = join(tmp, 'w.pcapng');
     writeFileSync(f, file);
     const r = spawnSync('tshark', ['-r', f, '-Y', 'http.request', '-T', 'fields', '-e', 'http.host', '-e', 'http.request.uri'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
