@@ -127,6 +127,31 @@ describe('helper lifecycle', () => {
     expect(h.stderr()).toMatch(/stopped: packets=\d+/);
   });
 
+  it('streams: `helper | tshark -r -` shows a ClientHello while the capture is still running', async () => {
+    // why: a shell pipe, because tshark refuses a socket on stdin (Node's child stdio 'pipe' is a socketpair)
+    const sh = spawn('sh', ['-c', `ip netns exec ${lab.nodeNs} ${HELPER} --mode afpacket --duration 60 | ` +
+      'tshark -r - -l -Y tls.handshake.type==1 -T fields -e tls.handshake.extensions_server_name'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const events: string[] = [];
+    let seen = '';
+    const sawHello = new Promise<void>((resolve) => sh.stdout!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('stream.tapscope.test')) { events.push('hello'); resolve(); }
+    }));
+    const exited = new Promise<number | null>((r) => sh.on('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 1000));
+    const c = tlsClient('curl');
+    expect((await c.request(lab, 'https://stream.tapscope.test/', { ca: servers.ca, sni: 'stream.tapscope.test', serverIp: lab.serverIp })).ok).toBe(true);
+    await Promise.race([sawHello, new Promise((r) => setTimeout(r, 10_000))]);
+    // stop the helper (the pipe's left side); a helper that only wrote at exit would show the hello after this
+    events.push('stop');
+    const pids = (await run('pgrep', ['-P', String(sh.pid)])).stdout.split('\n').filter(Boolean);
+    for (const pid of pids) {
+      if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('tapscope-helper')) process.kill(Number(pid), 'SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(events.slice(0, 2)).toEqual(['hello', 'stop']);
+  });
+
   it('--duration stops by itself with exit 0', async () => {
     const out = join(dir, 'dur.pcapng');
     const h = await startHelper(lab.nodeNs, ['--mode', 'afpacket', '--duration', '1'], out);
