@@ -10,7 +10,7 @@ import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
-import { decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from './decode.js';
+import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
 
@@ -160,6 +160,8 @@ export class Analyzer {
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
   private readonly fingerprints = new Map<string, { ja3: string; ja3Hash: string; ja4: string }>();
+  // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
+  private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   private changes = 0;
   private snapshotVersion = -1;
   readonly counters: AnalyzerCounters = {
@@ -265,7 +267,7 @@ export class Analyzer {
       if (this.firstTs === null || b.tsMs < this.firstTs) this.firstTs = b.tsMs;
       if (this.lastTs === null || b.tsMs > this.lastTs) this.lastTs = b.tsMs;
     }
-    const d = decodePacket(b.iface.linkType, b.data);
+    const d = decodePacket(b.iface.linkType, b.data, this.scratch);
     if (!d) { c.nonIp++; return null; }
     if (d.fragment) c.fragments++;
     if (d.proto !== PROTO_TCP && d.proto !== PROTO_UDP) { c.otherProto++; return null; }

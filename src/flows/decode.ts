@@ -35,11 +35,30 @@ export class DecodedPacket {
   payloadEnd = 0;
 
   constructor(
-    readonly ipVersion: 4 | 6,
-    readonly data: Buffer,
+    public ipVersion: 4 | 6,
+    public data: Buffer,
     /** Offset of the IP source address in `data` (the destination follows it). */
-    readonly addrOffset: number,
+    public addrOffset: number,
   ) {}
+
+  /** Re-initialises a scratch instance (the flow table decodes every packet into the same object). */
+  reset(ipVersion: 4 | 6, data: Buffer, addrOffset: number): this {
+    this.ipVersion = ipVersion;
+    this.data = data;
+    this.addrOffset = addrOffset;
+    this.proto = 0;
+    this.srcPort = 0;
+    this.dstPort = 0;
+    this.seq = 0;
+    this.ack = 0;
+    this.tcpFlags = 0;
+    this.payloadLen = 0;
+    this.fragment = false;
+    this.firstFragment = false;
+    this.payloadStart = 0;
+    this.payloadEnd = 0;
+    return this;
+  }
 
   /** IPv4 source as an unsigned 32-bit number (IPv4 only). */
   get src4(): number {
@@ -75,7 +94,8 @@ const ETH_QINQ = 0x88a8;
 const ETH_QINQ_OLD = 0x9100;
 
 /** Returns the decoded IP packet, or null for non-IP frames (ARP, LLDP, ...) and frames too short to decode. */
-export function decodePacket(linkType: number, data: Buffer): DecodedPacket | null {
+/** Decodes a frame; `into` (a scratch instance) avoids an allocation when the caller keeps nothing of it. */
+export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacket): DecodedPacket | null {
   let off: number;
   let etherType: number;
   switch (linkType) {
@@ -122,12 +142,12 @@ export function decodePacket(linkType: number, data: Buffer): DecodedPacket | nu
     default:
       return null;
   }
-  if (etherType === ETH_IPV4) return decodeIpv4(data, off);
-  if (etherType === ETH_IPV6) return decodeIpv6(data, off);
+  if (etherType === ETH_IPV4) return decodeIpv4(data, off, into);
+  if (etherType === ETH_IPV6) return decodeIpv6(data, off, into);
   return null;
 }
 
-function decodeIpv4(data: Buffer, off: number): DecodedPacket | null {
+function decodeIpv4(data: Buffer, off: number, into?: DecodedPacket): DecodedPacket | null {
   if (data.length < off + 20) return null;
   const vihl = data[off] ?? 0;
   if (vihl >> 4 !== 4) return null;
@@ -137,7 +157,7 @@ function decodeIpv4(data: Buffer, off: number): DecodedPacket | null {
   const fragField = data.readUInt16BE(off + 6);
   const moreFragments = (fragField & 0x2000) !== 0;
   const fragOffset = fragField & 0x1fff;
-  const d = new DecodedPacket(4, data, off + 12);
+  const d = into ? into.reset(4, data, off + 12) : new DecodedPacket(4, data, off + 12);
   d.proto = data[off + 9] ?? 0;
   // why: totalLen trims Ethernet padding; 0 happens with TSO on outgoing captures — trust the capture then.
   const ipEnd = totalLen >= ihl ? Math.min(data.length, off + totalLen) : data.length;
@@ -149,12 +169,12 @@ function decodeIpv4(data: Buffer, off: number): DecodedPacket | null {
   return d;
 }
 
-function decodeIpv6(data: Buffer, off: number): DecodedPacket | null {
+function decodeIpv6(data: Buffer, off: number, into?: DecodedPacket): DecodedPacket | null {
   if (data.length < off + 40) return null;
   if ((data[off] ?? 0) >> 4 !== 6) return null;
   const payloadLength = data.readUInt16BE(off + 4);
   let next = data[off + 6] ?? 0;
-  const d = new DecodedPacket(6, data, off + 8);
+  const d = into ? into.reset(6, data, off + 8) : new DecodedPacket(6, data, off + 8);
   let p = off + 40;
   const end = payloadLength > 0 ? Math.min(data.length, p + payloadLength) : data.length;
   for (let hops = 0; hops < 16; hops++) {
