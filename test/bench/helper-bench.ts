@@ -99,15 +99,20 @@ async function main(): Promise<void> {
         (out) => out.includes('tapscope-helper: capturing')));
     }
     console.log(`iperf3 over veth, ${SECONDS}s each, capture on the client namespace (-i any / all interfaces), output to /dev/null`);
-    console.log('capturer          packets    drops   cpu_s  maxRSS_MB  iperf_Gbps');
+    // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
+    // also given per GB of traffic carried during the capture
+    const cpuPerGb = (r: Result) => r.cpuS / (r.iperfGbps * SECONDS / 8);
+    console.log('capturer          packets    drops   cpu_s  cpu_s/GB  maxRSS_MB  iperf_Gbps');
     for (const r of results) {
-      console.log(`${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ${fmt(r.cpuS).padStart(7)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
+      console.log(`${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ${fmt(r.cpuS).padStart(7)} ` +
+        `${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
     }
     const td = results[1]!;
     for (const r of results.slice(2)) {
       // why: iperf throughput differs a little per run; compare CPU per captured packet as well as totals
       const cpuPerPkt = (r.cpuS / r.packets) / (td.cpuS / td.packets);
-      console.log(`ratio ${r.name}/tcpdump -B 32M: packets ${fmt(r.packets / td.packets)}  cpu ${fmt(r.cpuS / td.cpuS)}  cpu/packet ${fmt(cpuPerPkt)}  maxRSS ${fmt(r.maxRssMb / td.maxRssMb)}  drops ${r.drops} vs ${td.drops}`);
+      console.log(`ratio ${r.name}/tcpdump -B 32M: packets ${fmt(r.packets / td.packets)}  cpu ${fmt(r.cpuS / td.cpuS)}  cpu/packet ${fmt(cpuPerPkt)}  ` +
+        `cpu/GB ${fmt(cpuPerGb(r) / cpuPerGb(td))}  maxRSS ${fmt(r.maxRssMb / td.maxRssMb)}  drops ${r.drops} vs ${td.drops}`);
     }
 
     const servers = await startHttpsServers(lab, [443]);
