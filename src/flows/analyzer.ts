@@ -42,6 +42,7 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'unk
 const FIRST_BYTES = 64;
 const BODY_TEXT_CAP = 16 * 1024;
 const MAX_DNS_PER_FLOW = 50;
+const MAX_HTTP_SUMMARIES = 1000;
 
 type Side = 'client' | 'server';
 
@@ -65,6 +66,8 @@ interface FlowExtra {
   exchanges: HttpExchangeDetail[];
   exchangeStreams: (number | undefined)[];
   exchangesDropped: number;
+  /** First summary past the exchange cap that may still wait for its response. */
+  cursor: number;
 }
 
 interface DecryptedDir {
@@ -106,7 +109,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null },
-      exchanges: [], exchangeStreams: [], exchangesDropped: 0,
+      exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0,
     };
   }
   return fs.x;
@@ -621,6 +624,11 @@ export class Analyzer {
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
       return;
     }
+    if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
+      // why: a keep-alive connection can carry millions of requests; memory must not follow them.
+      fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
+      return;
+    }
     fs.flow.http.push({ method: m.method ?? null, host, path: m.path ?? null, status: null });
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
     x.exchanges.push({
@@ -644,12 +652,21 @@ export class Analyzer {
       return;
     }
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
-      // beyond the cap: complete the oldest summary still waiting for its status
-      for (let i = x.exchanges.length; i < fs.flow.http.length; i++) {
-        const s = fs.flow.http[i]!;
-        if (s.status === null) { s.status = status; return; }
+      // beyond the cap: complete the oldest summary still waiting for its status (a cursor keeps this O(1))
+      const list = fs.flow.http;
+      x.cursor = Math.max(x.cursor, x.exchanges.length);
+      while (x.cursor < list.length && list[x.cursor]!.status !== null) x.cursor++;
+      const s = list[x.cursor];
+      if (s) {
+        s.status = status;
+        x.cursor++;
+        return;
       }
       x.exchangesDropped++;
+      return;
+    }
+    if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
+      fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
     fs.flow.http.push({ method: null, host: null, path: null, status });

@@ -91,6 +91,8 @@ export interface Flow {
   app: string;
   tls: TlsInfo | null;
   http: HttpExchangeSummary[];
+  /** Exchanges beyond the per-flow cap of `http` (long keep-alive connections), counted but not listed. */
+  httpOmitted?: number;
   /** DNS questions and answers (app 'dns'), capped per flow. */
   dns?: DnsSummary[];
 }

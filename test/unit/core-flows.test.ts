@@ -204,6 +204,20 @@ describe('flow table', () => {
     expect(out.join('')).toBe('AB12CD');
   });
 
+  it('bounds what a long keep-alive HTTP connection keeps: 1000 summaries, 200 detailed exchanges, the rest counted', () => {
+    const n = 1500;
+    const reqs = Array.from({ length: n }, (_, i) => Buffer.from(`GET /r${i} HTTP/1.1\r\nHost: k\r\n\r\n`));
+    const resps = Array.from({ length: n }, (_, i) => Buffer.from(`HTTP/1.1 ${i % 2 ? 204 : 200} OK\r\nContent-Length: 0\r\n\r\n`));
+    const b = new CaptureBuilder();
+    tcpConversation(b, C, S, reqs, resps);
+    const { a, flows } = analyze(b.build());
+    const f = flows[0]!;
+    expect(f.http).toHaveLength(1000);
+    expect(f.httpOmitted).toBe(500);
+    expect(f.http.every((h, i) => h.path === `/r${i}` && h.status === (i % 2 ? 204 : 200))).toBe(true);
+    expect(a.detail(f.id)!.exchanges).toHaveLength(200);
+  });
+
   it('stops dissecting a non-HTTP stream early (memory independent of payload)', () => {
     const b = new CaptureBuilder();
     const big = Buffer.alloc(8192, 0x07);
