@@ -37,8 +37,10 @@ struct ctx_key {
 	__u32 pad;
 };
 
+/* why LRU: a thread that exits (or blocks forever) inside a TLS call never reaches the return probe;
+ * its entry must not pin a slot for the life of the capture */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct tls_call);
@@ -73,7 +75,7 @@ struct {
 } threads SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, __s32);
