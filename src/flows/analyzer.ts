@@ -41,6 +41,9 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'unk
 // why: kept for every flow (FlowDetail's hex), so small: memory must stay ~flat per flow at a million flows.
 const FIRST_BYTES = 64;
 const BODY_TEXT_CAP = 16 * 1024;
+// why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
+// growing memory with its traffic.
+const BODY_BUDGET = 256 * 1024;
 const MAX_DNS_PER_FLOW = 50;
 const MAX_HTTP_SUMMARIES = 1000;
 
@@ -68,6 +71,7 @@ interface FlowExtra {
   exchangesDropped: number;
   /** First summary past the exchange cap that may still wait for its response. */
   cursor: number;
+  bodyChars: number;
 }
 
 interface DecryptedDir {
@@ -109,7 +113,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null },
-      exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0,
+      exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0,
     };
   }
   return fs.x;
@@ -145,6 +149,15 @@ function bodyText(b: Buffer): string | null {
   if (ctl > sample / 20) return `[${b.length} bytes of binary data]`;
   const text = b.toString('utf8', 0, Math.min(b.length, BODY_TEXT_CAP));
   return b.length > BODY_TEXT_CAP ? `${text}…` : text;
+}
+
+/** Bodies kept for a flow's detail, at most BODY_BUDGET characters in all; later ones are only described. */
+function keptBody(x: FlowExtra, b: Buffer): string | null {
+  if (b.length === 0) return null;
+  if (x.bodyChars >= BODY_BUDGET) return `[${b.length} bytes, not kept: this flow's body budget is used]`;
+  const t = bodyText(b);
+  x.bodyChars += t?.length ?? 0;
+  return t;
 }
 
 function header(headers: [string, string][], name: string): string | null {
@@ -618,7 +631,7 @@ export class Analyzer {
       e.host = host;
       e.path = m.path ?? null;
       e.requestHeaders = m.headers;
-      e.requestBody = bodyText(m.body);
+      e.requestBody = keptBody(x, m.body);
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
@@ -633,7 +646,7 @@ export class Analyzer {
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
     x.exchanges.push({
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: m.headers, responseHeaders: [],
-      requestBody: bodyText(m.body), responseBody: null, source, startedAt: m.ts,
+      requestBody: keptBody(x, m.body), responseBody: null, source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
@@ -646,7 +659,7 @@ export class Analyzer {
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
       e.responseHeaders = m.headers;
-      e.responseBody = bodyText(m.body);
+      e.responseBody = keptBody(x, m.body);
       const s = fs.flow.http[i];
       if (s) s.status = status;
       return;
@@ -672,7 +685,7 @@ export class Analyzer {
     fs.flow.http.push({ method: null, host: null, path: null, status });
     x.exchanges.push({
       method: null, host: null, path: null, status, requestHeaders: [], responseHeaders: m.headers, requestBody: null,
-      responseBody: bodyText(m.body), source, startedAt: m.ts,
+      responseBody: keptBody(x, m.body), source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
