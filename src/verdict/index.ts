@@ -37,14 +37,26 @@ export const PROCESS_CONFIDENCE = 0.9;
 export const CONTRADICTED_CONFIDENCE = 0.6;
 const CONTRADICTION_MIN = 0.8;
 
-// Libraries the helper cannot hook at all, with the reason in words.
+// Libraries the helper cannot hook at all, with what to do instead. Their reason always starts with
+// "<library> has no hook"; "hook not attached: …" is kept for hookable libraries whose attach failed.
 const NO_HOOK: Partial<Record<TlsLibrary, string>> = {
-  'java-jsse': 'java-jsse has no hook: JSSE encrypts inside the JVM, where uprobes cannot reach (packets are still captured)',
-  rustls: 'rustls has no hook: it is compiled into the program without stable symbols to attach to (packets are still captured)',
-  boringssl: 'boringssl has no hook: it is linked statically without exported symbols (packets are still captured)',
-  schannel: 'schannel has no hook: it is the Windows TLS stack',
-  unknown: 'the TLS library is not one Tapscope can hook',
+  'java-jsse': 'JSSE does its TLS in Java code, where uprobes cannot reach; decrypt with an SSLKEYLOGFILE-capable agent (packets are still captured)',
+  rustls: 'it is compiled into the program without stable symbols to attach to; enable its SSLKEYLOGFILE support to decrypt (packets are still captured)',
+  schannel: 'it is the Windows TLS stack',
+  unknown: 'the TLS library could not be identified, so there was nothing to attach to',
 };
+
+// why: BoringSSL can be hooked when its symbols are present (Envoy); only without an attach attempt
+// is "no hook" the explanation, otherwise the attempt says more
+const NO_HOOK_UNLESS_ATTEMPTED: Partial<Record<TlsLibrary, string>> = {
+  boringssl: 'it is linked statically without exported symbols (packets are still captured)',
+};
+
+/** The reason for a library the helper cannot hook: "<library> has no hook — <what to do>". */
+export function noHookReason(lib: TlsLibrary): string | null {
+  const why = NO_HOOK[lib];
+  return why ? `${lib} has no hook — ${why}` : null;
+}
 
 export function normalizeLibrary(name: string): TlsLibrary {
   const n = name.toLowerCase();
@@ -64,10 +76,12 @@ function label(lib: TlsLibrary, version: string | null | undefined): string {
 /** Why a process known to use `lib` produced no plaintext for this connection. */
 function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext): string {
   const mine = p.hooks.filter((h) => normalizeLibrary(h.library) === lib);
-  // why: the helper may learn to hook a library listed here (e.g. BoringSSL with symbols, as in
-  // Envoy); once it reports an attach attempt, that attempt is the better explanation
-  const fixed = NO_HOOK[lib];
-  if (fixed && mine.length === 0) return fixed;
+  // why: an unhookable library stays unhookable whatever the helper reported about it (e.g. an
+  // "unsupported" entry for a JVM): the library is the reason, in every capture mode
+  const fixed = noHookReason(lib);
+  if (fixed) return fixed;
+  const soft = NO_HOOK_UNLESS_ATTEMPTED[lib];
+  if (soft && mine.length === 0) return `${lib} has no hook — ${soft}`;
   if (ctx.mode === 'afpacket') {
     return `capture ran in afpacket mode because ${ctx.modeReason ?? 'eBPF was not available'}; no hooks were attached`;
   }
