@@ -72,6 +72,8 @@ interface FlowExtra {
   /** First summary past the exchange cap that may still wait for its response. */
   cursor: number;
   bodyChars: number;
+  /** Decrypted request methods seen before the decrypted response side has an HTTP/1 parser. */
+  pendingMethods: string[] | null;
 }
 
 interface DecryptedDir {
@@ -113,7 +115,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null },
-      exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0,
+      exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null,
     };
   }
   return fs.x;
@@ -620,7 +622,19 @@ export class Analyzer {
   // the per-flow cap; summaries beyond it have no detail.
   private onRequest(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
     const host = header(m.headers, 'host') ?? header(m.headers, ':authority');
-    if (source === 'plain' && fs.s2c?.http1 && m.method) fs.s2c.http1.expectResponseTo(m.method);
+    if (m.method && m.streamId === undefined) {
+      // why: HEAD and CONNECT responses have no body whatever their Content-Length says; the response
+      // parser must know each request's method or it swallows the next response
+      if (source === 'plain') fs.s2c?.http1?.expectResponseTo(m.method);
+      else {
+        const res = x.decrypted.s2c;
+        if (res?.http1) res.http1.expectResponseTo(m.method);
+        else if (!res?.http2) {
+          const q = x.pendingMethods ?? (x.pendingMethods = []);
+          if (q.length < 1024) q.push(m.method);
+        }
+      }
+    }
     // why: captures can deliver a response before its request (HTTP/2 streams interleave; nodes' clocks and
     // streams differ); such a response waits as an exchange without a request, which this request completes.
     for (let i = 0; i < x.exchanges.length; i++) {
@@ -739,8 +753,13 @@ export class Analyzer {
     if (!dd.http1 && !dd.http2) {
       const other2 = x.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
-      else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) dd.http1 = new Http1Parser();
-      else return f.id;
+      else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) {
+        dd.http1 = new Http1Parser();
+        if (!c2s && x.pendingMethods) {
+          for (const method of x.pendingMethods) dd.http1.expectResponseTo(method);
+          x.pendingMethods = null;
+        }
+      } else return f.id;
     }
     if (dd.http1) {
       this.onMessages(fs, dd.http1.push(payload, b.tsMs), 'decrypted', b.tsMs);

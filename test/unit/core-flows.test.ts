@@ -313,6 +313,32 @@ describe('decrypted plaintext and process attribution', () => {
     expect(f.tls?.server?.reason).toMatch(/java-jsse has no hook/);
   });
 
+  it('tells the decrypted response parser each request method: a HEAD response with Content-Length has no body', () => {
+    for (const pipelined of [false, true]) {
+      const b = new CaptureBuilder();
+      const head = Buffer.from('HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n');
+      const get = Buffer.from('GET /b HTTP/1.1\r\nHost: h\r\n\r\n');
+      const r1 = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n');
+      const r2 = Buffer.from('HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!');
+      const attrs = { pid: 7, comm: 'curl', lib: 'openssl' };
+      if (pipelined) {
+        b.tls(client, server, 'out', Buffer.concat([head, get]), attrs);
+        b.tls(server, client, 'in', Buffer.concat([r1, r2]), attrs);
+      } else {
+        b.tls(client, server, 'out', head, attrs);
+        b.tls(server, client, 'in', r1, attrs);
+        b.tls(client, server, 'out', get, attrs);
+        b.tls(server, client, 'in', r2, attrs);
+      }
+      const { a, flows } = analyze(b.build());
+      expect(flows[0]!.http, `pipelined=${pipelined}`).toEqual([
+        { method: 'HEAD', host: 'h', path: '/a', status: 200 },
+        { method: 'GET', host: 'h', path: '/b', status: 404 },
+      ]);
+      expect(a.detail(flows[0]!.id)!.exchanges[1]).toMatchObject({ source: 'decrypted', responseBody: 'nope!' });
+    }
+  });
+
   it('creates the flow from a hook record that arrives before any packet', () => {
     const b = new CaptureBuilder();
     b.tls(client, server, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: early\r\n\r\n'), { pid: 7, comm: 'python3', lib: 'openssl' });
