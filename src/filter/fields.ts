@@ -30,7 +30,7 @@ function side(name: 'client' | 'server'): Record<string, FieldDef> {
 export const FIELDS: Record<string, FieldDef> = {
   id: { type: 'string', get: (f) => f.id, help: 'flow id' },
   transport: { type: 'string', get: (f) => f.transport, help: 'tcp | udp' },
-  app: { type: 'string', get: (f) => f.app, help: 'tls, http, http2, grpc, dns, ssh, unknown' },
+  app: { type: 'string', get: (f) => f.app, help: 'tls, http, http2, grpc, dns, ssh, quic, unknown' },
   node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on' },
   'src.ip': { type: 'ip', get: (f) => f.src.ip, help: 'client address' },
   'src.port': { type: 'number', get: (f) => f.src.port, help: 'client port' },

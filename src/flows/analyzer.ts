@@ -5,6 +5,7 @@ import { parseClientHello, parseServerHello, ja3, ja4, tlsVersionName, cipherNam
 import { Http1Parser, looksLikeHttp1, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
+import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
@@ -36,7 +37,7 @@ export interface AnalyzerCounters {
   gaps: number;
 }
 
-type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'unknown';
+type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | 'unknown';
 
 // why: kept for every flow (FlowDetail's hex), so small: memory must stay ~flat per flow at a million flows.
 const FIRST_BYTES = 64;
@@ -46,6 +47,10 @@ const BODY_TEXT_CAP = 16 * 1024;
 const BODY_BUDGET = 256 * 1024;
 const MAX_DNS_PER_FLOW = 50;
 const MAX_HTTP_SUMMARIES = 1000;
+// why: a ClientHello with post-quantum key shares spans two or three Initials; a client that never
+// completes one (or a damaged capture) must not keep a parser forever
+const MAX_QUIC_DATAGRAMS = 8;
+const QUIC_PORT = 443;
 
 type Side = 'client' | 'server';
 
@@ -100,6 +105,8 @@ interface FlowState {
   chDone: boolean;
   shDone: boolean;
   x: FlowExtra | null;
+  /** UDP flows that started with a QUIC Initial, until their ClientHello is assembled. */
+  quic: { parser: QuicInitialParser; datagrams: number } | null;
   resolvedAt: number;
   version: number;
 }
@@ -345,7 +352,7 @@ export class Analyzer {
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
-      x: null, resolvedAt: -1, version: 0,
+      x: null, quic: null, resolvedAt: -1, version: 0,
     };
     this.table(node).set(key, fs);
     this.byId.set(id, fs);
@@ -417,7 +424,7 @@ export class Analyzer {
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
     if ((fromClient ? fs.firstC : fs.firstS) === null && d.payload.length > 0) this.keepFirst(fs, fromClient, d.payload);
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
-      if (fs.app === 'classify') { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
+      if (fs.app === 'classify' || fs.quic) this.onQuic(fs, d, fromClient);
       return;
     }
     const msg = parseDns(d.payload, false);
@@ -436,6 +443,32 @@ export class Analyzer {
       entry.rcode = msg.rcode;
       entry.answers = msg.answers.map((a) => `${a.type} ${a.data}`);
     }
+  }
+
+  /**
+   * UDP that is not DNS: a flow whose first client datagram is a QUIC Initial is 'quic' and gets its
+   * ClientHello (SNI, ALPN, JA3/JA4 with the 'q' prefix) from the Initials; anything else is 'unknown'.
+   */
+  private onQuic(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
+    const payload = d.payload;
+    if (!fromClient || payload.length === 0) {
+      // why: a capture can start after the client's first datagram; to port 443 wait for the next one
+      if (fs.app === 'classify' && fs.flow.dst.port !== QUIC_PORT) { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
+      return;
+    }
+    let q = fs.quic;
+    if (!q) {
+      if (!looksLikeQuicInitial(payload)) { fs.app = 'unknown'; fs.flow.app = 'unknown'; return; }
+      q = fs.quic = { parser: new QuicInitialParser(), datagrams: 0 };
+      fs.app = 'quic';
+      fs.flow.app = 'quic';
+      this.ensureTls(fs);
+    }
+    const r = q.parser.push(payload);
+    q.datagrams++;
+    if (r === 'incomplete' && q.datagrams < MAX_QUIC_DATAGRAMS) return;
+    fs.quic = null;
+    if (r && r !== 'incomplete') this.applyClientHello(fs, r, 'quic');
   }
 
   // ---- reassembled streams ----
@@ -569,17 +602,17 @@ export class Analyzer {
     return fs.flow.tls;
   }
 
-  private applyClientHello(fs: FlowState, ch: ClientHello): void {
+  private applyClientHello(fs: FlowState, ch: ClientHello, transport: 'tcp' | 'quic' = 'tcp'): void {
     const tls = this.ensureTls(fs);
     tls.sni = ch.sni;
     tls.alpn = ch.alpn;
     // why: one client sends the same hello fields on every connection; hashing them once per distinct set
     // instead of per flow was a sixth of the time on captures with many short TLS connections.
-    const key = `${ch.version}|${ch.supportedVersions.join(',')}|${ch.ciphers.join(',')}|${ch.extensions.join(',')}|${ch.groups.join(',')}|${ch.ecPointFormats.join(',')}|${ch.signatureAlgorithms.join(',')}|${ch.alpn.join(',')}|${ch.sni === null ? 0 : 1}`;
+    const key = `${ch.version}|${ch.supportedVersions.join(',')}|${ch.ciphers.join(',')}|${ch.extensions.join(',')}|${ch.groups.join(',')}|${ch.ecPointFormats.join(',')}|${ch.signatureAlgorithms.join(',')}|${ch.alpn.join(',')}|${ch.sni === null ? 0 : 1}|${transport}`;
     let fp = this.fingerprints.get(key);
     if (!fp) {
       const j3 = ja3(ch);
-      fp = { ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, 'tcp') };
+      fp = { ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
       if (this.fingerprints.size >= 4096) this.fingerprints.clear();
       this.fingerprints.set(key, fp);
     }

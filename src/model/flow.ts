@@ -87,7 +87,7 @@ export interface Flow {
   peerProcess?: ProcessRef | null;
   node: string;
   pod: PodRef | null;
-  /** Application protocol: tls, http, http2, grpc, dns, ssh, unknown */
+  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, unknown */
   app: string;
   tls: TlsInfo | null;
   http: HttpExchangeSummary[];

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseBuffer, type PacketBlock } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
+import { compileFilter } from '../../src/filter/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { TcpReassembler } from '../../src/flows/reassembly.js';
 import { CaptureBuilder, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
@@ -261,6 +262,56 @@ describe('plain-text protocols from the wire', () => {
     expect(flows).toHaveLength(1);
     expect(flows[0]!.app).toBe('dns');
     expect(flows[0]!.dns).toEqual([{ id: 77, query: 'api.tapscope.test', type: 'A', rcode: 'NOERROR', answers: ['A 10.202.3.9'] }]);
+  });
+});
+
+describe('QUIC Initials in UDP flows', () => {
+  const DFIX = join(import.meta.dirname, '../fixtures/dissect');
+  const rfc = Buffer.from(readFileSync(join(DFIX, 'rfc9001-a2-client-initial.hex'), 'utf8').trim(), 'hex');
+  const chromium = (JSON.parse(readFileSync(join(DFIX, 'clienthellos.json'), 'utf8')) as {
+    hellos: { transport: string; datagramsHex?: string[]; sni: string; expected: { ja4: string; ja3: string } }[];
+  }).hellos.find((h) => h.transport === 'quic')!;
+  const c = '10.202.5.1';
+  const s = '10.202.5.2';
+
+  it('decrypts the client Initial (RFC 9001 A.2) into SNI, ALPN and a q-prefixed JA4, on port 443 and elsewhere', () => {
+    const b = new CaptureBuilder();
+    b.udp({ src: c, dst: s, sport: 50000, dport: 443, payload: rfc });
+    b.udp({ src: s, dst: c, sport: 443, dport: 50000, payload: Buffer.from([0xc0, 0, 0, 0, 1, 0]) });
+    b.udp({ src: c, dst: s, sport: 50001, dport: 4433, payload: rfc });
+    b.udp({ src: c, dst: s, sport: 50002, dport: 443, payload: Buffer.from('not quic, just a datagram to 443') });
+    b.udp({ src: c, dst: s, sport: 50003, dport: 9999, payload: Buffer.from('something else') });
+    const { flows } = analyze(b.build());
+    const by = (p: number) => flows.find((f) => f.src.port === p)!;
+    for (const p of [50000, 50001]) {
+      const f = by(p);
+      expect(f.app, String(p)).toBe('quic');
+      expect(f.tls).toMatchObject({ sni: 'example.com', alpn: ['alpn'] });
+      expect(f.tls!.ja4!.slice(0, 10)).toBe('q13d0211an');
+      expect(f.tls!.client).toMatchObject({ plaintext: false });
+      expect(f.tls!.server).not.toBeNull();
+    }
+    expect(by(50000).packets).toBe(2);
+    for (const p of [50002, 50003]) {
+      expect(by(p).app).toBe('unknown');
+      expect(by(p).tls).toBeNull();
+    }
+  });
+
+  it('assembles a ClientHello spread over two Initials (Chromium) with tshark\'s JA3 and JA4', () => {
+    const b = new CaptureBuilder();
+    for (const hex of chromium.datagramsHex!) b.udp({ src: c, dst: s, sport: 51000, dport: 443, payload: Buffer.from(hex, 'hex') });
+    const { flows } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]!.app).toBe('quic');
+    expect(flows[0]!.tls).toMatchObject({ sni: chromium.sni, ja4: chromium.expected.ja4, ja3Hash: chromium.expected.ja3 });
+  });
+
+  it('is found by the filter language as app == "quic"', () => {
+    const b = new CaptureBuilder();
+    b.udp({ src: c, dst: s, sport: 50000, dport: 443, payload: rfc });
+    const { flows } = analyze(b.build());
+    expect(flows.filter(compileFilter('app == "quic" && tls.sni == "example.com"'))).toHaveLength(1);
   });
 });
 
