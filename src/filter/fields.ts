@@ -32,6 +32,7 @@ export const FIELDS: Record<string, FieldDef> = {
   transport: { type: 'string', get: (f) => f.transport, help: 'tcp | udp' },
   app: { type: 'string', get: (f) => f.app, help: 'tls, http, http2, grpc, dns, ssh, quic, unknown' },
   node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on' },
+  seenBy: { type: 'string', get: (f) => f.seenBy ?? 'packets', help: 'packets | hook-only (known only from decrypted TLS records, no packet captured)' },
   'src.ip': { type: 'ip', get: (f) => f.src.ip, help: 'client address' },
   'src.port': { type: 'number', get: (f) => f.src.port, help: 'client port' },
   'dst.ip': { type: 'ip', get: (f) => f.dst.ip, help: 'server address' },

@@ -51,6 +51,7 @@ const MAX_HTTP_SUMMARIES = 1000;
 // completes one (or a damaged capture) must not keep a parser forever
 const MAX_QUIC_DATAGRAMS = 8;
 const QUIC_PORT = 443;
+const HOOK_ONLY_NOTE = 'note: this connection was seen only through TLS hooks, no packet of it was captured (it ran in another network namespace, such as a container or pod, or on an interface the capture did not cover)';
 
 type Side = 'client' | 'server';
 
@@ -309,6 +310,8 @@ export class Analyzer {
     if (fs && syn && fs.closed) fs = undefined; // port reused for a new connection
     if (!fs) fs = this.createFlow(node, transport, key, d, b.tsMs);
     const f = fs.flow;
+    // why: a hook record can come before the first packet of its connection; packets make it a captured flow
+    if (f.seenBy === 'hook-only') f.seenBy = 'packets';
     f.packets++;
     f.bytes += b.origLen;
     if (b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
@@ -348,7 +351,7 @@ export class Analyzer {
     while (this.byId.has(id)) id = hashId(`${id}+`);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
-      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP,
+      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
@@ -759,9 +762,11 @@ export class Analyzer {
       fs = this.addFlow(node, 'tcp', key, mineIsClient ? mine : other, mineIsClient ? other : mine, b.tsMs);
       fs.app = 'tls';
       fs.flow.app = 'tls';
+      fs.flow.seenBy = 'hook-only';
     }
     const f = fs.flow;
     fs.version++;
+    if (f.seenBy === 'hook-only' && b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
     const side: Side = f.src.ip === mine.ip && f.src.port === mine.port ? 'client' : 'server';
     const len = Number(attrs.len ?? pdu.payload.length) || pdu.payload.length;
     const lib = attrs.lib ?? 'unknown';
@@ -822,6 +827,9 @@ export class Analyzer {
       const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
       f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.plaintext.client ?? null, ja4: f.tls.ja4 }, ctx);
       f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.plaintext.server ?? null, ja4: null }, ctx);
+      if (f.seenBy === 'hook-only') {
+        for (const v of [f.tls.client, f.tls.server]) if (v?.reason) v.reason = `${v.reason}; ${HOOK_ONLY_NOTE}`;
+      }
     }
   }
 

@@ -95,6 +95,12 @@ export interface Flow {
   httpOmitted?: number;
   /** DNS questions and answers (app 'dns'), capped per flow. */
   dns?: DnsSummary[];
+  /**
+   * 'packets': captured packets carried this connection. 'hook-only': known only from decrypted TLS
+   * records whose 5-tuple matched no captured packet (a process in another network namespace, pod-local
+   * loopback when capturing on the host); packets and bytes then stay 0.
+   */
+  seenBy?: 'packets' | 'hook-only';
 }
 
 export interface LibraryBreakdownRow {

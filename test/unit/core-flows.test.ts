@@ -400,6 +400,37 @@ describe('decrypted plaintext and process attribution', () => {
     expect(flows[0]!.http[0]?.host).toBe('early');
   });
 
+  it('keeps records whose 5-tuple matched no captured packet as hook-only flows, with a note in their reasons', () => {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+    const podC = { ip: '10.244.1.5', port: 40000 };
+    const podS = { ip: '10.96.0.10', port: 443 };
+    const early = { ip: '10.202.2.7', port: 41000 };
+    const attrs = { pid: 9, comm: 'app', lib: 'openssl' };
+    b.tls(podC, podS, 'out', Buffer.from('GET /in-pod HTTP/1.1\r\nHost: svc\r\n\r\n'), attrs);
+    b.tls(early, server, 'out', Buffer.from('GET /early HTTP/1.1\r\nHost: e\r\n\r\n'), attrs);
+    tcpConversation(b, client, server, [clientHelloFromFixture()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+    tcpConversation(b, early, server, [Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, 0x01])], []);
+    b.tls(podS, podC, 'in', Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'), attrs);
+    const { flows } = analyze(b.build());
+    expect(flows).toHaveLength(3);
+    const pod = flows.find((f) => f.src.ip === podC.ip)!;
+    expect(pod).toMatchObject({ seenBy: 'hook-only', packets: 0, bytes: 0, app: 'tls', src: podC, dst: podS });
+    expect(pod.lastSeen).toBeGreaterThan(pod.firstSeen);
+    expect(pod.http).toEqual([{ method: 'GET', host: 'svc', path: '/in-pod', status: 204 }]);
+    expect(pod.tls?.client).toMatchObject({ via: 'hook', plaintext: true, reason: null });
+    expect(pod.tls?.server?.plaintext).toBe(false);
+    expect(pod.tls?.server?.reason).toMatch(/; note: this connection was seen only through TLS hooks, no packet of it was captured/);
+    for (const f of flows.filter((x) => x !== pod)) {
+      expect(f.seenBy, `${f.src.ip}:${f.src.port}`).toBe('packets');
+      expect(f.packets).toBeGreaterThan(0);
+      for (const v of [f.tls?.client, f.tls?.server]) expect(v?.reason ?? '').not.toMatch(/seen only through TLS hooks/);
+    }
+    expect(flows.find((f) => f.src.port === early.port)!.http[0]?.path).toBe('/early');
+    expect(flows.filter(compileFilter('seenBy == "hook-only"')).map((f) => f.id)).toEqual([pod.id]);
+    expect(flows.filter(compileFilter('seenBy == "packets"'))).toHaveLength(2);
+  });
+
   it('keeps packets and records in their own flows per node of a multi-section file', () => {
     const one = capture({ hookClient: true, mode: 'ebpf' });
     const two = Buffer.from(one.toString('latin1').replace('node-1', 'node-2'), 'latin1');
