@@ -106,6 +106,8 @@ interface FlowState {
   chDone: boolean;
   shDone: boolean;
   x: FlowExtra | null;
+  /** metaVersion when last resolved */
+  resolvedMeta: number;
   /** UDP flows that started with a QUIC Initial, until their ClientHello is assembled. */
   quic: { parser: QuicInitialParser; datagrams: number } | null;
   resolvedAt: number;
@@ -183,13 +185,18 @@ export class Analyzer {
   private readonly tables = new Map<string, Map<string, FlowState>>();
   private readonly byId = new Map<string, FlowState>();
   private readonly states: FlowState[] = [];
+  /** Every flow in creation (arrival) order; resolved lazily, see resolved(). */
+  private readonly list: Flow[] = [];
+  /** Flows with TLS info, in creation order: the library breakdown walks only these. */
+  private readonly tlsStates: FlowState[] = [];
+  private ordered = true;
+  private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
   private readonly fingerprints = new Map<string, { ja3: string; ja3Hash: string; ja4: string }>();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   private changes = 0;
-  private snapshotVersion = -1;
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
   };
@@ -355,11 +362,16 @@ export class Analyzer {
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
-      x: null, quic: null, resolvedAt: -1, version: 0,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0,
     };
     this.table(node).set(key, fs);
     this.byId.set(id, fs);
     this.states.push(fs);
+    this.list.push(flow);
+    // why: flows are created as their first packet arrives, so creation order is firstSeen order unless
+    // timestamps went backwards (several nodes' streams, clock steps); queries rely on this to skip sorting
+    if (ts < this.lastCreated) this.ordered = false;
+    else this.lastCreated = ts;
     return fs;
   }
 
@@ -601,6 +613,7 @@ export class Analyzer {
   private ensureTls(fs: FlowState): NonNullable<Flow['tls']> {
     if (!fs.flow.tls) {
       fs.flow.tls = { sni: null, alpn: [], version: null, cipher: null, ja3: null, ja3Hash: null, ja4: null, client: null, server: null };
+      this.tlsStates.push(fs);
     }
     return fs.flow.tls;
   }
@@ -833,19 +846,50 @@ export class Analyzer {
     }
   }
 
+  /** Brings one flow's attribution and verdicts up to date unless nothing changed since the last time. */
+  private fresh(fs: FlowState): Flow {
+    if (fs.resolvedAt !== fs.version || fs.resolvedMeta !== this.metaVersion) {
+      this.resolve(fs);
+      fs.resolvedAt = fs.version;
+      fs.resolvedMeta = this.metaVersion;
+    }
+    return fs.flow;
+  }
+
   /** Every flow, with process attribution and verdicts brought up to date. Returned objects are live: do not mutate. */
   flows(): Flow[] {
     const out: Flow[] = new Array<Flow>(this.states.length);
-    const metaChanged = this.snapshotVersion !== this.metaVersion;
-    for (let i = 0; i < this.states.length; i++) {
-      const fs = this.states[i]!;
-      if (metaChanged || fs.resolvedAt !== fs.version) {
-        this.resolve(fs);
-        fs.resolvedAt = fs.version;
-      }
-      out[i] = fs.flow;
+    for (let i = 0; i < this.states.length; i++) out[i] = this.fresh(this.states[i]!);
+    return out;
+  }
+
+  /**
+   * Every flow in creation order WITHOUT bringing attribution and verdicts up to date (firstSeen, bytes
+   * and packets are current): for sorting and paging; pass the rows handed out through resolved().
+   * The array is the analyzer's own and grows: do not mutate it.
+   */
+  arrivalOrder(): readonly Flow[] {
+    return this.list;
+  }
+
+  /** True while creation order is also firstSeen order (no flow started before an earlier-created one). */
+  get arrivalIsFirstSeenOrder(): boolean {
+    return this.ordered;
+  }
+
+  /** The given flows (of this analyzer) with attribution and verdicts brought up to date. */
+  resolved(rows: Flow[]): Flow[] {
+    for (const f of rows) {
+      const fs = this.byId.get(f.id);
+      if (fs) this.fresh(fs);
     }
-    this.snapshotVersion = this.metaVersion;
+    return rows;
+  }
+
+  /** The flows with TLS info, brought up to date, in creation order. */
+  tlsFlows(): Flow[] {
+    const out: Flow[] = new Array<Flow>(this.tlsStates.length);
+    for (let i = 0; i < this.tlsStates.length; i++) out[i] = this.fresh(this.tlsStates[i]!);
     return out;
   }
 

@@ -70,6 +70,8 @@ export class CoreService implements ApiCalls {
   private readonly live = new Map<string, LiveSession>();
   private readonly loaded = new Map<string, Loaded>();
   private readonly loading = new Map<string, Promise<Loaded>>();
+  /** Library breakdowns per analyzer and filter, valid while the analyzer's version is unchanged. */
+  private readonly libraryCache = new WeakMap<Analyzer, Map<string, { version: number; rows: LibraryBreakdownRow[] }>>();
   private readonly prompts = new Map<string, (answer: string | boolean | null) => void>();
   private readonly shells = new Map<string, { channel: ShellChannel; target: CaptureTarget; unsubs: (() => void)[] }>();
 
@@ -423,27 +425,37 @@ export class CoreService implements ApiCalls {
     return this.load(sessionId);
   }
 
+  // Order: by the sort field, ties by firstSeen, then in arrival (creation) order.
   async queryFlows(req: FlowQuery): Promise<{ total: number; rows: Flow[] }> {
     const { analyzer, sorted } = await this.analyzerOf(req.sessionId);
     const sort = req.sort ?? { field: 'firstSeen', dir: 'asc' };
+    const offset = Math.max(0, Math.floor(req.offset));
+    const limit = Math.min(MAX_LIMIT, Math.max(0, Math.floor(req.limit)));
+    const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
+    const inArrivalOrder = sort.field === 'firstSeen' && sort.dir === 'asc' && analyzer.arrivalIsFirstSeenOrder;
+    if (!pred && inArrivalOrder) {
+      // why: the default view of a million flows: no copy, no sort, only the page's flows are resolved
+      const all = analyzer.arrivalOrder();
+      return { total: all.length, rows: analyzer.resolved(all.slice(offset, offset + limit)) };
+    }
     const key = `${req.filter ?? ''}\u0000${sort.field}\u0000${sort.dir}`;
     const version = analyzer.version;
     let hit = sorted.get(key);
     if (!hit || hit.version !== version) {
-      const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
-      const all = analyzer.flows();
-      const rows = pred ? all.filter(pred) : all.slice();
-      const field = sort.field;
-      const sign = sort.dir === 'desc' ? -1 : 1;
-      rows.sort((a, b) => (a[field] - b[field]) * sign || (a.firstSeen - b.firstSeen) || (a.id < b.id ? -1 : 1));
+      // why: sorting needs only firstSeen/bytes/packets, current without resolving; a filter needs verdicts
+      const rows = pred ? analyzer.flows().filter(pred) : analyzer.arrivalOrder().slice();
+      if (!inArrivalOrder) {
+        const field = sort.field;
+        const sign = sort.dir === 'desc' ? -1 : 1;
+        // stable: equal keys stay in arrival order
+        rows.sort((a, b) => (a[field] - b[field]) * sign || (a.firstSeen - b.firstSeen));
+      }
       hit = { version, rows };
       sorted.set(key, hit);
       // why: bound the cache; paging reuses one entry, a new filter or sort makes a new one.
       if (sorted.size > 8) sorted.delete(sorted.keys().next().value as string);
     }
-    const offset = Math.max(0, Math.floor(req.offset));
-    const limit = Math.min(MAX_LIMIT, Math.max(0, Math.floor(req.limit)));
-    return { total: hit.rows.length, rows: hit.rows.slice(offset, offset + limit) };
+    return { total: hit.rows.length, rows: analyzer.resolved(hit.rows.slice(offset, offset + limit)) };
   }
 
   async flowDetail(req: { sessionId: string; flowId: string }): Promise<FlowDetail> {
@@ -456,8 +468,20 @@ export class CoreService implements ApiCalls {
   async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {
     const { analyzer } = await this.analyzerOf(req.sessionId);
     const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
-    const flows = analyzer.flows();
-    return libraryBreakdown(pred ? flows.filter(pred) : flows);
+    let cache = this.libraryCache.get(analyzer);
+    if (!cache) {
+      cache = new Map();
+      this.libraryCache.set(analyzer, cache);
+    }
+    const key = req.filter?.trim() ?? '';
+    const hit = cache.get(key);
+    if (hit && hit.version === analyzer.version) return hit.rows;
+    // why: the breakdown counts TLS flows only; walking just those keeps it cheap among a million UDP/HTTP flows
+    const flows = analyzer.tlsFlows();
+    const rows = libraryBreakdown(pred ? flows.filter(pred) : flows);
+    cache.set(key, { version: analyzer.version, rows });
+    if (cache.size > 8) cache.delete(cache.keys().next().value as string);
+    return rows;
   }
 
   async checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }> {

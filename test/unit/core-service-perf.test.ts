@@ -1,0 +1,134 @@
+// CoreService query cost at many flows: the first page in arrival order (firstSeen ascending) must not sort
+// or resolve every flow, other orders are cached until the flows change, and libraries() is cached per
+// session version. Prints the figures; gates only on ratios against the old full resolve + sort done in
+// the same test on the same flows (CORE_PERF_FLOWS sets the count, default 100k; 1M needs ~4 GB of heap).
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SessionStore } from '../../src/store/session-store.js';
+import { CoreService } from '../../src/service/core-service.js';
+import { libraryBreakdown } from '../../src/flows/libraries.js';
+import { analyzeFiles } from '../../src/flows/load.js';
+import { decodePacket } from '../../src/flows/decode.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { CaptureBuilder, ethernet, ipPacket } from './core-packet-builder.js';
+import type { Flow } from '../../src/model/flow.js';
+
+const N = Number(process.env.CORE_PERF_FLOWS ?? 100_000);
+const HELLO = clientHello();
+let tmp: string;
+
+beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tsc-perf-')); });
+afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
+
+/** N one-packet flows in arrival order: every tenth a TLS ClientHello, the rest UDP datagrams. */
+function bigCapture(n: number, shuffleTs = false): Buffer {
+  const b = new CaptureBuilder();
+  b.record({ t: 'capture', v: 1, mode: 'ebpf', reason: 'auto: test', hostname: 'perf' });
+  for (let i = 0; i < n; i++) {
+    const src = `10.207.${(i >> 16) & 255}.${(i >> 8) & 255}`;
+    const sport = 1024 + (i & 255) * 200 + (i % 7);
+    if (shuffleTs) b.ts = 1_732_620_000_000 + ((i * 7919) % n) * 3;
+    const payload = Buffer.alloc(20 + (i % 13) * 10, i & 255);
+    if (i % 10 === 0) b.packet(ethernet(ipPacket('tcp', { src, dst: '10.207.255.1', sport, dport: 443, seq: 1, flags: 0x18, payload: HELLO })));
+    else b.packet(ethernet(ipPacket('udp', { src, dst: '10.207.255.2', sport, dport: 9000 + (i % 5), payload })));
+  }
+  return b.build();
+}
+
+/** A real ClientHello (curl, OpenSSL) from the loopback fixture. */
+function clientHello(): Buffer {
+  for (const b of parseBuffer(readFileSync(join(import.meta.dirname, '../fixtures/pcapng/loopback-mix.pcapng')))) {
+    if (b.type !== 'epb') continue;
+    const d = decodePacket(b.iface.linkType, b.data);
+    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
+  }
+  throw new Error('no ClientHello in fixture');
+}
+
+function ms(t0: number): number {
+  return Math.round((performance.now() - t0) * 10) / 10;
+}
+
+describe('CoreService at many flows', () => {
+  it('pages in arrival order without sorting, caches other orders and the library breakdown', async () => {
+    const file = join(tmp, 'big.pcapng');
+    writeFileSync(file, bigCapture(N));
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
+    let t0 = performance.now();
+    const s = await svc.openFile({ path: file });
+    const loadMs = ms(t0);
+    expect(s.flows).toBe(N);
+
+    t0 = performance.now();
+    const first = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 200 });
+    const firstMs = ms(t0);
+    t0 = performance.now();
+    const deep = await svc.queryFlows({ sessionId: s.id, offset: N - 100, limit: 200 });
+    const deepMs = ms(t0);
+
+    // the old path, on a second analysis of the same file (nothing resolved yet): resolve every flow, copy, sort
+    const fresh = (await analyzeFiles([{ path: file }])).analyzer;
+    t0 = performance.now();
+    const old = fresh.flows().slice().sort((a, b) => (a.firstSeen - b.firstSeen) || (a.id < b.id ? -1 : 1));
+    const oldMs = ms(t0);
+    expect(first.total).toBe(N);
+    expect(first.rows.map((f) => f.id)).toEqual(old.slice(0, 200).map((f) => f.id));
+    expect(deep.rows.map((f) => f.id)).toEqual(old.slice(N - 100).map((f) => f.id));
+    expect(first.rows[0]!.tls?.client).not.toBeNull();
+
+    t0 = performance.now();
+    const byBytes = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 200, sort: { field: 'bytes', dir: 'desc' } });
+    const bytesColdMs = ms(t0);
+    t0 = performance.now();
+    const byBytes2 = await svc.queryFlows({ sessionId: s.id, offset: 200, limit: 200, sort: { field: 'bytes', dir: 'desc' } });
+    const bytesWarmMs = ms(t0);
+    const maxBytes = old.reduce((m, f) => Math.max(m, f.bytes), 0);
+    expect(byBytes.rows[0]!.bytes).toBe(maxBytes);
+    expect(byBytes2.rows[0]!.bytes).toBeLessThanOrEqual(byBytes.rows[199]!.bytes);
+
+    // the old libraries(): every flow brought up to date (already resolved: a walk) and broken down
+    t0 = performance.now();
+    const oldLibs = libraryBreakdown(fresh.flows());
+    const oldLibsMs = ms(t0);
+    t0 = performance.now();
+    const libs = await svc.libraries({ sessionId: s.id });
+    const libsColdMs = ms(t0);
+    t0 = performance.now();
+    const libs2 = await svc.libraries({ sessionId: s.id });
+    const libsWarmMs = ms(t0);
+    expect(libs).toEqual(oldLibs);
+    expect(libs2).toEqual(oldLibs);
+    expect(libs.reduce((n, r) => n + r.flows, 0)).toBe(2 * Math.ceil(N / 10));
+
+    const filtered = await svc.queryFlows({ sessionId: s.id, filter: 'tls', offset: 0, limit: 5 });
+    expect(filtered.total).toBe(Math.ceil(N / 10));
+    expect(filtered.rows.map((f) => f.id)).toEqual(old.filter((f) => f.tls).slice(0, 5).map((f) => f.id));
+
+    console.log(`[core-service-perf] flows=${N} load=${loadMs}ms firstPage=${firstMs}ms deepPage=${deepMs}ms `
+      + `oldResolveAndSort=${oldMs}ms bytesSortCold=${bytesColdMs}ms bytesSortWarm=${bytesWarmMs}ms `
+      + `librariesOld=${oldLibsMs}ms librariesCold=${libsColdMs}ms librariesWarm=${libsWarmMs}ms`);
+    // why: ratios against the old path on the same flows in the same process, never absolute times
+    expect(firstMs).toBeLessThan(oldMs / 5);
+    expect(deepMs).toBeLessThan(oldMs / 5);
+    expect(bytesWarmMs).toBeLessThan(oldMs / 5);
+    expect(libsWarmMs).toBeLessThan(oldLibsMs / 5 + 1);
+    await svc.close();
+  }, 120_000);
+
+  it('sorts by firstSeen when packets did not arrive in time order', async () => {
+    const file = join(tmp, 'shuffled.pcapng');
+    writeFileSync(file, bigCapture(500, true));
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store2')) });
+    const s = await svc.openFile({ path: file });
+    const asc = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 10_000 });
+    const desc = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 10_000, sort: { field: 'firstSeen', dir: 'desc' } });
+    const ts = (rows: Flow[]) => rows.map((f) => f.firstSeen);
+    expect(ts(asc.rows)).toEqual(ts(asc.rows).slice().sort((a, b) => a - b));
+    expect(ts(desc.rows)).toEqual(ts(asc.rows).slice().reverse());
+    expect(asc.total).toBe(500);
+    await svc.close();
+  });
+});
