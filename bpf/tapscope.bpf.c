@@ -46,26 +46,52 @@ struct {
 	__type(value, struct tls_call);
 } start SEC(".maps");
 
-/* TLS context -> connection, learned from a call that touched its socket */
+/* TLS context -> connection. Deleted when the library frees the object (SSL_free, SSL_clear,
+ * gnutls_deinit, PR_Close): addresses are reused for new connections. */
+struct ctx_conn {
+	struct tuple t;
+	__s32 fd;
+	__u8 via; /* CONN_FD / CONN_THREAD_READ / CONN_THREAD_WRITE */
+	__u8 pad[3];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct ctx_key);
-	__type(value, struct tuple);
+	__type(value, struct ctx_conn);
 } ctx_tuples SEC(".maps");
+
+/* (tgid, fd) -> the context that knows this socket as its connection: a guess must not give a socket
+ * to a second live context */
+struct fd_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fd_key);
+	__type(value, __u64);
+} fd_owner SEC(".maps");
 
 /* Per thread that made TLS calls, for libraries that encrypt into memory and do socket I/O outside
  * the call (node: libuv reads the socket, then feeds SSL_read; SSL_write fills a buffer libuv writes
- * later). last_rfd: the socket the thread read last, outside TLS calls; pending: a context whose
- * record went out without a connection, resolved by the thread's next socket syscall of the same
- * direction. */
+ * right after). last_rfd: the TCP socket the thread read last outside TLS calls, consumed by the next
+ * memory-BIO read; pending: a context whose write went out without a connection, resolved by the
+ * thread's next TCP socket write within PENDING_NS; blocked: two contexts wrote before any socket
+ * write, so the next socket write is ambiguous and resolves nothing. */
 struct thread_state {
 	__u64 pending_ctx;
+	__u64 pending_ns;
 	__s32 last_rfd;
 	__u8 has_pending;
-	__u8 pending_out;
+	__u8 blocked;
 	__u8 pad[2];
 };
+
+#define PENDING_NS (100ull * 1000000ull)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -108,6 +134,56 @@ static __always_inline void count(__u32 idx, __u64 n)
 		*v += n;
 }
 
+static __always_inline int tuple_eq(const struct tuple *a, const struct tuple *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	int i;
+
+	for (i = 0; i < (int)(sizeof(struct tuple) / 8); i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+/* 1 when socket fd (now tuple t) is the known connection of another live context of this process */
+static __always_inline int owned_by_other(__u32 tgid, int fd, __u64 ctx, const struct tuple *t)
+{
+	struct fd_key fk = {.tgid = tgid, .fd = fd};
+	struct ctx_key ok = {};
+	struct ctx_conn *oc;
+	__u64 *owner = bpf_map_lookup_elem(&fd_owner, &fk);
+
+	if (!owner || *owner == ctx)
+		return 0;
+	ok.ctx = *owner;
+	ok.tgid = tgid;
+	oc = bpf_map_lookup_elem(&ctx_tuples, &ok);
+	return oc && oc->fd == fd && tuple_eq(&oc->t, t);
+}
+
+/* Remembers ctx's connection. A socket seen inside the call (CONN_FD) overrides a guess another
+ * context made for the same socket. */
+static __always_inline void learn(__u32 tgid, __u64 ctx, int fd, const struct tuple *t, __u8 via)
+{
+	struct ctx_key k = {.ctx = ctx, .tgid = tgid};
+	struct fd_key fk = {.tgid = tgid, .fd = fd};
+	struct ctx_conn c = {};
+	__u64 *owner = bpf_map_lookup_elem(&fd_owner, &fk);
+
+	if (via == CONN_FD && owner && *owner != ctx) {
+		struct ctx_key ok = {.ctx = *owner, .tgid = tgid};
+		struct ctx_conn *oc = bpf_map_lookup_elem(&ctx_tuples, &ok);
+
+		if (oc && oc->fd == fd && oc->via != CONN_FD)
+			bpf_map_delete_elem(&ctx_tuples, &ok);
+	}
+	c.t = *t;
+	c.fd = fd;
+	c.via = via;
+	bpf_map_update_elem(&ctx_tuples, &k, &c, BPF_ANY);
+	bpf_map_update_elem(&fd_owner, &fk, &ctx, BPF_ANY);
+}
+
 static __always_inline void fill_hdr(struct event_hdr *h, __u32 kind, __u64 id)
 {
 	h->kind = kind;
@@ -135,6 +211,7 @@ static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_pt
 	if (!bpf_map_lookup_elem(&threads, &id)) {
 		struct thread_state ts = {.last_rfd = -1};
 
+
 		bpf_map_update_elem(&threads, &id, &ts, BPF_NOEXIST);
 	}
 	n.buf = (__u64)buf;
@@ -149,14 +226,18 @@ static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_pt
 	return 0;
 }
 
-/* Emits one TLS record of `len` bytes at call->buf; resolves the connection from the fd the call used,
- * or from what an earlier call on the same library object learned. */
+/* Emits one TLS record of `len` bytes at call->buf. The connection, most certain first: the fd the call
+ * used; what this (live) library object learned earlier; for memory-BIO reads the socket the thread
+ * just read; for memory-BIO writes the thread's next socket write (resolved later, EV_CTX). A guess
+ * that would give a socket known to belong to another live object is refused: conn unknown. */
 static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long len)
 {
 	struct ctx_key key = {};
 	struct tls_event *e;
-	struct tuple *known;
-	__u32 zero = 0, n, max;
+	struct ctx_conn *known;
+	struct thread_state *ts;
+	__u32 zero = 0, n, max, tgid = id >> 32;
+	__u8 via = CONN_UNKNOWN;
 	int r;
 
 	e = bpf_map_lookup_elem(&heap, &zero);
@@ -165,34 +246,49 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 	fill_hdr(&e->hdr, EV_TLS, id);
 	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
 	key.ctx = call->ctx;
-	key.tgid = id >> 32;
+	key.tgid = tgid;
 	r = call->fd >= 0 ? fd_to_tuple(call->fd, &e->tuple) : -1;
 	if (r == 0) {
-		bpf_map_update_elem(&ctx_tuples, &key, &e->tuple, BPF_ANY);
+		via = CONN_FD;
+		learn(tgid, call->ctx, call->fd, &e->tuple, CONN_FD);
 	} else if (r == 1 && call->lib == LIB_NSS) {
 		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
 		count(STAT_NO_SOCKET, 1);
 		return 0;
-	} else {
-		struct thread_state *ts = bpf_map_lookup_elem(&threads, &id);
-
+	} else if (call->lib != LIB_GO) {
+		/* why not Go: tls.Conn objects are garbage collected without a hook; only the fd they carry counts */
 		known = bpf_map_lookup_elem(&ctx_tuples, &key);
+		ts = bpf_map_lookup_elem(&threads, &id);
 		if (known) {
-			e->tuple = *known;
-		} else if (!call->dir_out && ts && ts->last_rfd >= 0 && fd_to_tuple(ts->last_rfd, &e->tuple) == 0 &&
-			   e->tuple.proto == 6 /* IPPROTO_TCP */) {
-			/* the socket this thread just read is where the record came from */
-			bpf_map_update_elem(&ctx_tuples, &key, &e->tuple, BPF_ANY);
-		} else {
-			__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
-			if (ts) {
-				ts->pending_ctx = call->ctx;
-				ts->has_pending = 1;
-				ts->pending_out = call->dir_out;
+			e->tuple = known->t;
+			via = CONN_CTX;
+		} else if (!call->dir_out) {
+			__s32 rfd = ts ? ts->last_rfd : -1;
+
+			if (rfd >= 0 && fd_to_tuple(rfd, &e->tuple) == 0 && e->tuple.proto == 6 /* IPPROTO_TCP */) {
+				if (owned_by_other(tgid, rfd, call->ctx, &e->tuple)) {
+					count(STAT_CONFLICTS, 1);
+				} else {
+					via = CONN_THREAD_READ;
+					learn(tgid, call->ctx, rfd, &e->tuple, CONN_THREAD_READ);
+				}
 			}
-			count(STAT_CONN_UNKNOWN, 1);
+		} else if (ts) {
+			if (ts->blocked || (ts->has_pending && ts->pending_ctx != call->ctx)) {
+				ts->has_pending = 0;
+				ts->blocked = 1;
+			} else {
+				ts->pending_ctx = call->ctx;
+				ts->pending_ns = bpf_ktime_get_ns();
+				ts->has_pending = 1;
+			}
 		}
 	}
+	if (via == CONN_UNKNOWN) {
+		__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+		count(STAT_CONN_UNKNOWN, 1);
+	}
+	e->conn_via = via;
 	e->len = (__u32)len;
 	e->ctx = call->ctx;
 	e->lib = call->lib;
@@ -227,6 +323,7 @@ static __always_inline int tls_leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
+	struct thread_state *ts;
 	struct tls_call call;
 	long len = ret;
 
@@ -246,24 +343,33 @@ static __always_inline int tls_leave(long ret)
 		__u64 v = 0;
 
 		if (ret <= 0 || bpf_probe_read_user(&v, sizeof(v), (void *)call.outlen_ptr))
-			return 0;
-		len = (long)v;
+			len = 0;
+		else
+			len = (long)v;
 	}
-	if (len <= 0)
-		return 0;
-	return emit_tls(id, &call, len);
+	if (len > 0)
+		emit_tls(id, &call, len);
+	/* why: a socket read serves the first memory-BIO read after it only; a later one may be another
+	 * object's buffered data */
+	if (!call.dir_out && call.fd < 0) {
+		ts = bpf_map_lookup_elem(&threads, &id);
+		if (ts)
+			ts->last_rfd = -1;
+	}
+	return 0;
 }
 
 /* A socket syscall: tells the fd of the TLS call in flight on this thread; outside TLS calls, notes
- * the last socket read and resolves a pending context of the same direction. */
+ * the last TCP socket read and resolves a pending write context with the next TCP socket write. */
 static __always_inline void note_fd(int fd, int is_read)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
 	struct thread_state *ts;
-	struct ctx_key key = {};
 	struct tuple t = {};
 	struct ctx_event *ce;
+	__u64 pctx;
+	__u32 tgid = id >> 32;
 
 	if (c) {
 		if (c->fd < 0)
@@ -273,16 +379,27 @@ static __always_inline void note_fd(int fd, int is_read)
 	ts = bpf_map_lookup_elem(&threads, &id);
 	if (!ts)
 		return;
-	if (is_read)
-		ts->last_rfd = fd;
-	if (!ts->has_pending || ts->pending_out == is_read)
+	if (is_read) {
+		if (fd_to_tuple(fd, &t) == 0 && t.proto == 6 /* IPPROTO_TCP */)
+			ts->last_rfd = fd;
+		return;
+	}
+	if (!ts->has_pending && !ts->blocked)
 		return;
 	if (fd_to_tuple(fd, &t) != 0 || t.proto != 6 /* IPPROTO_TCP */)
 		return;
-	key.ctx = ts->pending_ctx;
-	key.tgid = id >> 32;
+	pctx = ts->pending_ctx;
+	if (ts->blocked || bpf_ktime_get_ns() - ts->pending_ns > PENDING_NS || !ts->has_pending) {
+		ts->blocked = 0;
+		ts->has_pending = 0;
+		return;
+	}
 	ts->has_pending = 0;
-	bpf_map_update_elem(&ctx_tuples, &key, &t, BPF_ANY);
+	if (owned_by_other(tgid, fd, pctx, &t)) {
+		count(STAT_CONFLICTS, 1);
+		return;
+	}
+	learn(tgid, pctx, fd, &t, CONN_THREAD_WRITE);
 	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
 	if (!ce) {
 		count(STAT_RINGBUF_DROPS, 1);
@@ -290,8 +407,57 @@ static __always_inline void note_fd(int fd, int is_read)
 	}
 	fill_hdr(&ce->hdr, EV_CTX, id);
 	ce->tuple = t;
-	ce->ctx = key.ctx;
+	ce->ctx = pctx;
 	bpf_ringbuf_submit(ce, 0);
+}
+
+/* The library freed (or reset) a connection object: forget its connection, since the address will be
+ * reused. Tells user space when it had none, so records waiting for it are written as conn=unknown
+ * at once instead of being resolved by a new object at the same address. */
+static __always_inline int ctx_freed(__u64 ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct ctx_key k = {.ctx = ctx, .tgid = tgid};
+	struct ctx_conn *cc;
+	struct thread_state *ts;
+	struct ctx_event *ce;
+
+	if (tgid == self_tgid || !ctx)
+		return 0;
+	ts = bpf_map_lookup_elem(&threads, &id);
+	if (ts && ts->has_pending && ts->pending_ctx == ctx)
+		ts->has_pending = 0;
+	cc = bpf_map_lookup_elem(&ctx_tuples, &k);
+	if (cc) {
+		struct fd_key fk = {.tgid = tgid, .fd = cc->fd};
+		__u64 *owner = bpf_map_lookup_elem(&fd_owner, &fk);
+
+		if (owner && *owner == ctx)
+			bpf_map_delete_elem(&fd_owner, &fk);
+		bpf_map_delete_elem(&ctx_tuples, &k);
+		count(STAT_CTX_FREED, 1);
+		return 0;
+	}
+	/* only threads that made TLS calls can have records waiting in user space */
+	if (!ts)
+		return 0;
+	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
+	if (!ce)
+		return 0;
+	fill_hdr(&ce->hdr, EV_FREE, id);
+	__builtin_memset(&ce->tuple, 0, sizeof(ce->tuple));
+	ce->ctx = ctx;
+	bpf_ringbuf_submit(ce, 0);
+	return 0;
+}
+
+/* Probed: void SSL_free(SSL *s); int SSL_clear(SSL *s); void gnutls_deinit(gnutls_session_t s);
+ * PRStatus PR_Close(PRFileDesc *fd) -- entry only */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_tls_free, void *obj)
+{
+	return ctx_freed((__u64)obj);
 }
 
 /* ---- OpenSSL 1.1.x / 3.x (libssl.so*, node's static copy) and BoringSSL: same exported ABI ---- */

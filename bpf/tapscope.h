@@ -14,6 +14,7 @@
 #define EV_CONN 2
 #define EV_EXEC 3
 #define EV_CTX 4 /* a TLS context's connection learned after its first event */
+#define EV_FREE 5 /* a TLS context without a known connection was freed (struct ctx_event, tuple zero) */
 
 /* TLS libraries (struct tls_event.lib) */
 #define LIB_OPENSSL 1
@@ -36,6 +37,13 @@
 #define FN_GO_WRITE 11
 #define FN_GO_READ 12
 
+/* how a TLS record's connection was learned (struct tls_event.conn_via; EPB comment conn=...) */
+#define CONN_UNKNOWN 0
+#define CONN_FD 1           /* a socket syscall inside the call (or Go's netFD) */
+#define CONN_CTX 2          /* learned earlier for this library object, which is still alive */
+#define CONN_THREAD_READ 3  /* memory-BIO read: the socket the thread read last, outside TLS calls */
+#define CONN_THREAD_WRITE 4 /* memory-BIO write: the thread's next socket write (set by user space) */
+
 /* connection roles (struct conn_event.role) */
 #define ROLE_CLIENT 1
 #define ROLE_SERVER 2
@@ -53,7 +61,9 @@
 #define STAT_EXEC_EVENTS 9
 #define STAT_START_FULL 10     /* entry map full */
 #define STAT_NESTED 11         /* nested TLS call on the same thread (inner one ignored) */
-#define STAT_MAX 12
+#define STAT_CTX_FREED 12      /* library objects freed while their connection was known */
+#define STAT_CONFLICTS 13      /* guesses refused because the socket belongs to another live object */
+#define STAT_MAX 14
 
 struct tuple {
 	__u8 saddr[16]; /* IPv4 in the first 4 bytes */
@@ -82,7 +92,8 @@ struct tls_event {
 	__u8 lib;
 	__u8 fn;
 	__u8 dir_out;       /* 1 = write (outbound), 0 = read */
-	__u8 pad[5];
+	__u8 conn_via;      /* CONN_* */
+	__u8 pad[4];
 	__u64 ctx;          /* the library's connection object (SSL *, session, PRFileDesc *) as a number */
 	__u8 data[TLS_DATA_MAX];
 };

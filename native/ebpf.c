@@ -142,19 +142,24 @@ static int specs_for(const char *library, struct sym_spec *s, uint64_t *cookie)
 		s[1] = (struct sym_spec){"SSL_read", p->uprobe_ssl_read, p->uretprobe_ssl_read, 1};
 		s[2] = (struct sym_spec){"SSL_write_ex", p->uprobe_ssl_write_ex, p->uretprobe_ssl_write_ex, 0};
 		s[3] = (struct sym_spec){"SSL_read_ex", p->uprobe_ssl_read_ex, p->uretprobe_ssl_read_ex, 0};
-		return 4;
+		/* why: freed objects' addresses are reused for new connections; their learned connection must go */
+		s[4] = (struct sym_spec){"SSL_free", p->uprobe_tls_free, NULL, 0};
+		s[5] = (struct sym_spec){"SSL_clear", p->uprobe_tls_free, NULL, 0};
+		return 6;
 	}
 	if (!strcmp(library, "gnutls")) {
 		s[0] = (struct sym_spec){"gnutls_record_send", p->uprobe_gnutls_record_send, p->uretprobe_tls_ret_long, 1};
 		s[1] = (struct sym_spec){"gnutls_record_recv", p->uprobe_gnutls_record_recv, p->uretprobe_tls_ret_long, 1};
-		return 2;
+		s[2] = (struct sym_spec){"gnutls_deinit", p->uprobe_tls_free, NULL, 0};
+		return 3;
 	}
 	if (!strcmp(library, "nss")) {
 		s[0] = (struct sym_spec){"PR_Write", p->uprobe_pr_write, p->uretprobe_tls_ret_int, 1};
 		s[1] = (struct sym_spec){"PR_Read", p->uprobe_pr_read, p->uretprobe_tls_ret_int, 1};
 		s[2] = (struct sym_spec){"PR_Send", p->uprobe_pr_send, p->uretprobe_tls_ret_int, 0};
 		s[3] = (struct sym_spec){"PR_Recv", p->uprobe_pr_recv, p->uretprobe_tls_ret_int, 0};
-		return 4;
+		s[4] = (struct sym_spec){"PR_Close", p->uprobe_tls_free, NULL, 0};
+		return 5;
 	}
 	return 0;
 }
@@ -417,8 +422,8 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 				req_fail = 1;
 			continue;
 		}
-		lr = bpf_program__attach_uprobe_opts(specs[i].ret, -1, open_path, 0, &ro);
-		if (!lr) {
+		lr = specs[i].ret ? bpf_program__attach_uprobe_opts(specs[i].ret, -1, open_path, 0, &ro) : NULL;
+		if (specs[i].ret && !lr) {
 			err = -errno;
 			bpf_link__destroy(le);
 			if (specs[i].required)
@@ -426,7 +431,8 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 			continue;
 		}
 		h->links[h->n_links++] = le;
-		h->links[h->n_links++] = lr;
+		if (lr)
+			h->links[h->n_links++] = lr;
 		ok_syms[n_ok++] = specs[i].sym;
 	}
 	if (req_fail || !n_ok) {
@@ -623,6 +629,17 @@ static uint8_t *put_u32_tag(uint8_t *p, uint16_t tag, uint32_t v)
 	return put_tag(p, tag, be, 4);
 }
 
+static const char *conn_via_name(uint8_t via)
+{
+	switch (via) {
+	case CONN_FD: return "fd";
+	case CONN_CTX: return "ctx";
+	case CONN_THREAD_READ: return "thread-read";
+	case CONN_THREAD_WRITE: return "thread-write";
+	default: return "unknown";
+	}
+}
+
 static void write_tls(const struct tls_event *e)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -631,6 +648,12 @@ static void write_tls(const struct tls_event *e)
 	char comment[256], comm[TASK_COMM_LEN + 1];
 	int i, known = e->tuple.family != 0;
 
+	/* why: with hooks host-wide, the helper's own output riding TLS on this host would come back as
+	 * plaintext records of itself, in a loop */
+	if (known && tuple_excluded(&e->tuple)) {
+		ctr.excluded++;
+		return;
+	}
 	if (tls_ifid == UINT32_MAX)
 		tls_ifid = pcapng_idb(LINKTYPE_WIRESHARK_UPPER_PDU, TLS_DATA_MAX + 256, "tapscope-tls",
 				      "decrypted TLS plaintext from uprobes");
@@ -662,9 +685,9 @@ static void write_tls(const struct tls_event *e)
 	for (i = 0; comm[i]; i++)
 		if (isspace((unsigned char)comm[i]) || comm[i] == '=')
 			comm[i] = '_';
-	snprintf(comment, sizeof(comment), "tapscope-tls pid=%u tid=%u comm=%s lib=%s fn=%s dir=%s len=%u trunc=%d%s",
+	snprintf(comment, sizeof(comment), "tapscope-tls pid=%u tid=%u comm=%s lib=%s fn=%s dir=%s len=%u trunc=%d conn=%s",
 		 e->hdr.pid, e->hdr.tid, comm[0] ? comm : "?", lib_name(e->lib), fn_name(e->fn), e->dir_out ? "out" : "in",
-		 e->len, e->captured < e->len ? 1 : 0, known ? "" : " conn=unknown");
+		 e->len, e->captured < e->len ? 1 : 0, known ? conn_via_name(e->conn_via) : "unknown");
 	if (!known)
 		ctr.tls_conn_unknown++;
 	pcapng_epb2(tls_ifid, mono_to_real_ns(e->hdr.ts_ns), tags, (uint32_t)(p - tags), e->data, e->captured,
@@ -694,7 +717,11 @@ static void resolve_deferred(const struct ctx_event *c)
 		struct tls_event *e = deferred[i].ev;
 
 		if (e->hdr.pid == c->hdr.pid && e->ctx == c->ctx) {
-			e->tuple = c->tuple;
+			/* EV_FREE: the object is gone without a connection; never let its successor claim these */
+			if (c->hdr.kind == EV_CTX) {
+				e->tuple = c->tuple;
+				e->conn_via = CONN_THREAD_WRITE;
+			}
 			write_tls(e);
 			free(e);
 		} else {
@@ -758,6 +785,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 		break;
 	}
 	case EV_CTX:
+	case EV_FREE:
 		if (size >= sizeof(struct ctx_event))
 			resolve_deferred(data);
 		break;

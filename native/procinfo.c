@@ -550,10 +550,37 @@ static uint64_t tuple_key(const struct tuple *t)
 	return (h ^ t->proto) * 1099511628211ull;
 }
 
+static int end_excluded(const struct tuple *t, const uint8_t *addr, uint16_t port)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	int i, v4 = t->family == AF_INET || (t->family == AF_INET6 && !memcmp(addr, v4mapped, 12));
+	const uint8_t *a = t->family == AF_INET6 && v4 ? addr + 12 : addr;
+
+	for (i = 0; i < opts.n_excludes; i++) {
+		const struct exclude *x = &opts.excludes[i];
+
+		if (x->port == port && x->family == (v4 ? AF_INET : AF_INET6) && !memcmp(x->addr, a, v4 ? 4 : 16))
+			return 1;
+	}
+	return 0;
+}
+
+int tuple_excluded(const struct tuple *t)
+{
+	if (!opts.n_excludes || !t->family || t->proto != 6 /* IPPROTO_TCP */)
+		return 0;
+	return end_excluded(t, t->saddr, t->sport) || end_excluded(t, t->daddr, t->dport);
+}
+
 void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, const char *comm, const char *via,
 	       uint64_t ts_ns)
 {
 	char l[64], r[64];
+
+	if (tuple_excluded(t)) {
+		ctr.excluded++;
+		return;
+	}
 
 	if (!set_add64(conn_seen, CONN_SLOTS, tuple_key(t)))
 		return;

@@ -29,6 +29,8 @@ void proc_note(uint32_t pid, const char *comm);
 void proc_note_tls(uint32_t pid, const char *comm, const char *hook_lib, const char *hook_fn);
 /* forgets pid (exec: the next sighting writes a fresh `proc` CB) */
 void proc_forget(uint32_t pid);
+/* 1 when a TCP tuple has an end named by --exclude-tcp (the capture's own output connection) */
+int tuple_excluded(const struct tuple *t);
 /* writes a `conn` CB unless this connection was already reported */
 void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, const char *comm, const char *via,
 	       uint64_t ts_ns);
