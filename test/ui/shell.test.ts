@@ -83,7 +83,7 @@ describe('app frame', () => {
     expect(await page.getByTestId('filter').inputValue()).toBe('tls.plaintext ');
     await page.getByTestId('filter').press('Enter');
     await expect.poll(async () => page.getByTestId('flow-total').textContent()).toMatch(/^0 matching flows/);
-    expect(await page.getByTestId('flow-scroller').textContent()).toContain('No flow matches the filter.');
+    await expect.poll(async () => page.getByTestId('flow-scroller').textContent()).toContain('No flow matches the filter.');
   });
 
   it('runs `echo hi` in a local terminal tab', async () => {
