@@ -1,6 +1,7 @@
 // Helper deployment shared by the SSH and Kubernetes targets: where the helper binary is, its digest,
 // the helper's command line for a capture, and the small POSIX shell programs that upload it into a
 // private temp dir, verify it, run it and remove it again on the remote side.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -32,10 +33,27 @@ export function locateHelper(explicit?: string, arch = 'x64'): string {
   );
 }
 
+/** locateHelper, or '' when there is none (preflight reports problems instead of throwing). */
+export function locateHelperOrNull(explicit?: string, arch = 'x64'): string {
+  try {
+    return locateHelper(explicit, arch);
+  } catch {
+    return '';
+  }
+}
+
 export function loadHelper(explicit?: string, arch = 'x64'): HelperBinary {
   const path = locateHelper(explicit, arch);
   const data = readFileSync(path);
   return { path, data, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** The version the helper at `path` reports (`--version`), or null when it cannot run here (another
+ *  architecture, missing): preflight shows which helper a capture would deploy. */
+export function helperVersion(path: string): string | null {
+  if (!existsSync(path)) return null;
+  const v = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  return v.status === 0 ? v.stdout.trim() || null : null;
 }
 
 /** Maps `uname -m` to the helper's resource folder name. */

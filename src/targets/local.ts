@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { arch, hostname, release } from 'node:os';
 import { TapscopeError, type TapscopeErrorCode } from '../errors.js';
 import { helperPath } from '../util/paths.js';
+import { helperVersion as helperVersionOf } from './deploy.js';
 import type {
   CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, PreflightReport, PromptFn, ShellChannel,
 } from './target.js';
@@ -70,10 +71,7 @@ export class LocalTarget implements CaptureTarget {
     const problems: string[] = [];
     let helperVersion: string | null = null;
     if (!existsSync(this.helper)) problems.push(`helper binary not found at ${this.helper}; build it with \`make -C native\` or set TAPSCOPE_HELPER`);
-    else {
-      const v = spawnSync(this.helper, ['--version'], { encoding: 'utf8', timeout: 5000 });
-      helperVersion = v.status === 0 ? v.stdout.trim() || null : null;
-    }
+    else helperVersion = helperVersionOf(this.helper);
     const privileged = this.privilege();
     if (privileged === 'none') problems.push('capturing needs root: run tapscope as root, or allow passwordless sudo for the helper');
     return [{

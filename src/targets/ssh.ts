@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, killScript, loadHelper, onLines, runCommandLine, shQuote, uploadScript,
+  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines, runCommandLine, shQuote, uploadScript,
   type HelperBinary,
 } from './deploy.js';
 import { parseJump } from './ssh/config.js';
@@ -158,7 +158,9 @@ export class SshTarget implements CaptureTarget {
     if (!f.btf) problems.push('The kernel has no BTF (/sys/kernel/btf/vmlinux): eBPF mode is unavailable, AF_PACKET will be used.');
     const privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
     if (privileged === 'none') problems.push(`User ${c.resolved.user} is not root and cannot use sudo: capture needs root. Connect as root or grant sudo.`);
-    return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: null, problems }];
+    const arch = helperArch(f.arch);
+    const version = arch ? helperVersion(locateHelperOrNull(this.opts.helperPath, arch)) : null;
+    return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: version, problems }];
   }
 
   /** Decides how to become root on this connection, asking for the sudo password once. */

@@ -231,6 +231,7 @@ describe('capture', () => {
       const [pre] = await t.preflight([api.nodes[3]?.name as string]);
       expect(pre?.problems).toContain('RBAC: cannot create daemonsets.apps in namespace tapscope.');
       expect(pre?.privileged).toBe('none');
+      expect(pre?.helperVersion).toMatch(/^tapscope-helper \d+\.\d+\.\d+/);
       const e = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[3]?.name as string] }, recorder().handlers).then(() => null, (x: unknown) => x);
       expect(isTapscopeError(e, 'E_K8S_FORBIDDEN'), String(e)).toBe(true);
       expect((e as Error).message).toContain('cannot create daemonsets.apps in namespace tapscope');

@@ -182,6 +182,7 @@ describe('authentication', () => {
     await good.close();
     expect(asked).toEqual(['password']);
     expect(pre?.privileged).toBe('sudo-password');
+    expect(pre?.helperVersion).toMatch(/^tapscope-helper \d+\.\d+\.\d+/);
     const bad = createSshTarget(`ssh://${lab.users.password}@pw-only`, opts({ prompt: async (p) => (p.kind === 'password' ? 'wrong' : null) }));
     const err = await bad.listNodes().then(() => null, (e: unknown) => e);
     expect(isTapscopeError(err, 'E_AUTH_FAILED'), String(err)).toBe(true);

@@ -11,7 +11,8 @@ import {
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
-  MKTEMP_SCRIPT, checkUploadDigest, helperArgs, killScript, loadHelper, onLines, runArgv, uploadScript, type HelperBinary,
+  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines, runArgv,
+  uploadScript, type HelperBinary,
 } from '../deploy.js';
 import type {
   CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, NodePhase, PreflightReport, PromptFn, ShellChannel,
@@ -440,7 +441,7 @@ export class K8sTarget implements CaptureTarget {
     return names.map((name) => {
       const n = all.find((x) => x.name === name) as NodeInfo;
       return {
-        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: null,
+        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: helperVersion(locateHelperOrNull(this.opts.helperPath, helperArch(n.arch) ?? 'x64')),
         problems: [...(n.ready ? [] : ['Node is not Ready.']), ...(n.arch && n.arch !== 'x86_64' ? [`No helper is built for ${n.arch}.`] : []), ...problems],
       };
     });
