@@ -64,7 +64,15 @@ function printNotes(notes: string[]): void {
 // ---- table output ----
 
 function table(headers: string[], rows: string[][], maxWidths: number[] = []): string {
-  const widths = headers.map((h, i) => Math.min(maxWidths[i] ?? 200, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
+  // why: a loop, not Math.max(...column): spreading a million rows overflows the call stack
+  const widths = headers.map((h) => h.length);
+  for (const r of rows) {
+    for (let i = 0; i < widths.length; i++) {
+      const n = (r[i] ?? '').length;
+      if (n > widths[i]!) widths[i] = n;
+    }
+  }
+  for (let i = 0; i < widths.length; i++) widths[i] = Math.min(maxWidths[i] ?? 200, widths[i]!);
   const clip = (s: string, w: number): string => (s.length > w ? `${s.slice(0, Math.max(0, w - 1))}…` : s);
   const line = (cells: string[]): string => cells.map((c, i) => {
     const w = widths[i] ?? 0;

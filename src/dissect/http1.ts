@@ -59,6 +59,8 @@ interface Building {
   msg: HttpMessage;
   parts: Buffer[];
   kept: number;
+  /** For a Content-Length body within the cap: one buffer of its size, filled in place (one copy, no joins). */
+  into: Buffer | null;
 }
 
 export class Http1Parser {
@@ -123,16 +125,18 @@ export class Http1Parser {
       cur.msg.bodyTruncated = true;
       return;
     }
-    const take = b.length <= room ? b : b.subarray(0, room);
+    const n = Math.min(b.length, room);
     // why: copy, because `b` is a view into the caller's chunk, which the caller may reuse
-    cur.parts.push(Buffer.from(take));
-    cur.kept += take.length;
-    if (take.length < b.length) cur.msg.bodyTruncated = true;
+    if (cur.into) b.copy(cur.into, cur.kept, 0, n);
+    else cur.parts.push(Buffer.from(n < b.length ? b.subarray(0, n) : b));
+    cur.kept += n;
+    if (n < b.length) cur.msg.bodyTruncated = true;
   }
 
   private finish(): HttpMessage {
     const cur = this.cur!;
-    cur.msg.body = cur.parts.length === 1 ? cur.parts[0]! : Buffer.concat(cur.parts);
+    if (cur.into) cur.msg.body = cur.kept === cur.into.length ? cur.into : cur.into.subarray(0, cur.kept);
+    else cur.msg.body = cur.parts.length === 1 ? cur.parts[0]! : Buffer.concat(cur.parts);
     this.cur = null;
     return cur.msg;
   }
@@ -181,8 +185,10 @@ export class Http1Parser {
           return true;
         }
         this.buf = rest;
-        this.cur = { msg, parts: [], kept: 0 };
+        this.cur = { msg, parts: [], kept: 0, into: null };
         this.state = this.bodyState(msg);
+        // why: only bodies that fit the cap: a large Content-Length must not reserve the cap for bytes never seen
+        if (this.state.t === 'body-length' && this.state.left <= BODY_CAP) this.cur.into = Buffer.allocUnsafe(this.state.left);
         if (this.state.t === 'start') out.push(this.finish());
         return true;
       }

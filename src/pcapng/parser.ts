@@ -79,10 +79,22 @@ export class PcapngParser {
     if (this.queued < need) return null;
     const first = this.chunks[0]!;
     if (first.length - this.off >= need) return first;
-    const parts = this.chunks.slice();
-    parts[0] = first.subarray(this.off);
-    const joined = Buffer.concat(parts, this.queued);
-    this.chunks = [joined];
+    // why: join only the `need` bytes of the block that straddles chunks; joining everything queued copied
+    // the whole next 1 MiB read for every chunk boundary (a full copy of the file)
+    const joined = Buffer.allocUnsafe(need);
+    let filled = first.copy(joined, 0, this.off);
+    let i = 1;
+    for (; filled < need; i++) {
+      const c = this.chunks[i]!;
+      const take = Math.min(c.length, need - filled);
+      c.copy(joined, filled, 0, take);
+      filled += take;
+      if (take < c.length) {
+        this.chunks[i] = c.subarray(take);
+        break;
+      }
+    }
+    this.chunks.splice(0, i, joined);
     this.off = 0;
     return joined;
   }

@@ -78,12 +78,19 @@ export function buildJa4Lookup(list: Ja4Entry[]): (ja4: string) => Ja4Match | nu
   const byExact = index(list, (j) => j);
   const byBC = index(list, keyBC);
   const byAB = index(list, keyAB);
+  // why: every TLS flow's verdict looks its JA4 up, and a capture holds few distinct ones
+  const memo = new Map<string, Ja4Match | null>();
   return (ja4) => {
+    const known = memo.get(ja4);
+    if (known !== undefined) return known;
     const bc = keyBC(ja4);
     const ab = keyAB(ja4);
-    return pick(byExact.get(ja4), EXACT)
+    const m = pick(byExact.get(ja4), EXACT)
       ?? (bc ? pick(byBC.get(bc), SAME_HASHES) : null)
       ?? (ab ? pick(byAB.get(ab), SAME_CIPHERS) : null);
+    if (memo.size >= 4096) memo.clear();
+    memo.set(ja4, m);
+    return m;
   };
 }
 
