@@ -33,6 +33,16 @@ describe('UiState', () => {
     expect(ui.notices.at(-1)).toMatchObject({ kind: 'error', code: 'E_AUTH_FAILED' });
     expect([ui.theme, (ui.cycleTheme(), ui.theme), (ui.cycleTheme(), ui.theme), (ui.cycleTheme(), ui.theme)]).toEqual(['system', 'dark', 'light', 'system']);
   });
+
+  it('resolves the shown theme from the choice, and from the OS preference for "system"', () => {
+    const ui = new UiState();
+    const shown = (theme: 'system' | 'light' | 'dark', systemDark: boolean): string => {
+      ui.theme = theme;
+      ui.systemDark = systemDark;
+      return ui.resolvedTheme;
+    };
+    expect([shown('system', false), shown('system', true), shown('light', true), shown('dark', false)]).toEqual(['light', 'dark', 'light', 'dark']);
+  });
 });
 
 describe('SessionsState', () => {

@@ -20,6 +20,8 @@ export const VIEWS: { id: View; label: string; key: string }[] = [
 export class UiState {
   view = $state<View>('connect');
   theme = $state<ThemeChoice>('system');
+  /** The OS preference, kept current by App through matchMedia. */
+  systemDark = $state(false);
   notices = $state<Notice[]>([]);
   connected = $state(true);
   private nextId = 1;
@@ -44,6 +46,11 @@ export class UiState {
 
   dismiss(id: number): void {
     this.notices = this.notices.filter((n) => n.id !== id);
+  }
+
+  /** The theme actually shown: the choice, or the OS preference when the choice is 'system'. */
+  get resolvedTheme(): 'light' | 'dark' {
+    return this.theme === 'system' ? (this.systemDark ? 'dark' : 'light') : this.theme;
   }
 
   cycleTheme(): void {
