@@ -20,6 +20,8 @@ export interface HttpMessage {
 }
 
 export const BODY_CAP = 64 * 1024;
+// why: shared, never written to: a parser between messages holds no bytes and needs no allocation
+const EMPTY = Buffer.alloc(0);
 // why: a header section larger than this is not HTTP we can use; treating it as garbage keeps a
 // mis-detected binary stream from growing the buffer without bound.
 const MAX_HEAD = 64 * 1024;
@@ -64,7 +66,7 @@ interface Building {
 }
 
 export class Http1Parser {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private state: State = { t: 'start' };
   private cur: Building | null = null;
   /** ts of the chunk that carried the first byte of the message being started */
@@ -193,9 +195,12 @@ export class Http1Parser {
         return true;
       }
       case 'body-length': {
-        const take = Math.min(st.left, this.buf.length);
-        this.appendBody(this.buf.subarray(0, take));
-        this.buf = this.buf.subarray(take);
+        const buf = this.buf;
+        const take = Math.min(st.left, buf.length);
+        // why: a body packet is usually consumed whole; no views for that case (this runs per packet)
+        const whole = take === buf.length;
+        this.appendBody(whole ? buf : buf.subarray(0, take));
+        this.buf = whole ? EMPTY : buf.subarray(take);
         st.left -= take;
         if (st.left === 0) {
           out.push(this.finish());

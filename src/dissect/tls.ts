@@ -90,12 +90,14 @@ function firstHandshakeMessage(stream: Buffer): { type: number; body: Buffer } |
   return { type: all[0]!, body: all.subarray(4, need) };
 }
 
-/** Bounds-checked big-endian reader; every read past the end throws RangeError. */
+/**
+ * Bounds-checked big-endian reader over buf[off, end); every read past the end throws RangeError.
+ * Nested vectors share the buffer (offsets, no subarray): hellos are parsed for every TLS flow.
+ */
 class Reader {
-  off = 0;
-  constructor(private readonly buf: Buffer) {}
+  constructor(private readonly buf: Buffer, public off = 0, private readonly end = buf.length) {}
   get left(): number {
-    return this.buf.length - this.off;
+    return this.end - this.off;
   }
   u8(): number {
     if (this.left < 1) throw new RangeError('short');
@@ -103,21 +105,31 @@ class Reader {
   }
   u16(): number {
     if (this.left < 2) throw new RangeError('short');
-    const v = this.buf.readUInt16BE(this.off);
+    const v = (this.buf[this.off]! << 8) | this.buf[this.off + 1]!;
     this.off += 2;
     return v;
   }
-  bytes(n: number): Buffer {
+  skip(n: number): void {
     if (this.left < n) throw new RangeError('short');
-    const b = this.buf.subarray(this.off, this.off + n);
     this.off += n;
-    return b;
+  }
+  /** The rest as latin1 text. */
+  rest(): string {
+    const s = this.buf.toString('latin1', this.off, this.end);
+    this.off = this.end;
+    return s;
+  }
+  private sub(n: number): Reader {
+    if (this.left < n) throw new RangeError('short');
+    const r = new Reader(this.buf, this.off, this.off + n);
+    this.off += n;
+    return r;
   }
   vec8(): Reader {
-    return new Reader(this.bytes(this.u8()));
+    return this.sub(this.u8());
   }
   vec16(): Reader {
-    return new Reader(this.bytes(this.u16()));
+    return this.sub(this.u16());
   }
   u16List(): number[] {
     const out: number[] = [];
@@ -161,7 +173,7 @@ function parseClientHelloBody(body: Buffer): ClientHello | null {
   try {
     const r = new Reader(body);
     const version = r.u16();
-    r.bytes(32);
+    r.skip(32);
     r.vec8();
     const ciphers = r.vec16().u16List();
     r.vec8();
@@ -177,7 +189,7 @@ function parseClientHelloBody(body: Buffer): ClientHello | null {
           while (list.left > 0) {
             const nameType = list.u8();
             const name = list.vec16();
-            if (nameType === 0 && ch.sni === null) ch.sni = name.bytes(name.left).toString('latin1');
+            if (nameType === 0 && ch.sni === null) ch.sni = name.rest();
           }
           break;
         }
@@ -214,7 +226,7 @@ function readAlpn(data: Reader): string[] {
   const out: string[] = [];
   while (list.left > 0) {
     const p = list.vec8();
-    out.push(p.bytes(p.left).toString('latin1'));
+    out.push(p.rest());
   }
   return out;
 }
@@ -226,7 +238,7 @@ export function parseServerHello(stream: Buffer): ServerHello | null | 'incomple
   try {
     const r = new Reader(msg.body);
     const version = r.u16();
-    r.bytes(32);
+    r.skip(32);
     r.vec8();
     const cipher = r.u16();
     r.u8();

@@ -380,7 +380,9 @@ export class Analyzer {
     if (transport === 'tcp' && flags & TCP_SYN) {
       srcIsClient = (flags & TCP_ACK) === 0;
     } else {
-      const meta = this.nodes.get(node);
+      const m = this.nodes.get(node);
+      // why: without connection records there is nothing to look up; skip building the keys
+      const meta = m && m.conns.size > 0 ? m : undefined;
       const srcRole = meta?.owner(transport, src, d.srcPort, dst, d.dstPort)?.role;
       const dstRole = meta?.owner(transport, dst, d.dstPort, src, d.srcPort)?.role;
       if (srcRole === 'client' || srcRole === 'server') srcIsClient = srcRole === 'client';
