@@ -19,6 +19,10 @@ export class FlowsState {
   filterError = $state<{ message: string; position: number } | null>(null);
   total = $state(0);
   loading = $state(false);
+  /** Whether the core has answered for the current session, filter and sort (until then `total` is not known). */
+  answered = $state(false);
+  /** Bumped when a new filter or sort result replaces the rows, so the table returns to the top. */
+  epoch = $state(0);
   selectedIndex = $state(-1);
   selected = $state<Flow | null>(null);
   detail = $state<FlowDetail | null>(null);
@@ -38,6 +42,9 @@ export class FlowsState {
   private gen = 0;
   private detailSeq = 0;
   private range = { first: 0, end: 0 };
+  private direction = 1;
+  /** A new filter or sort is on its way; the previous result stays on screen until it lands. */
+  private replacing = false;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
 
   rowAt(index: number): Flow | undefined {
@@ -45,10 +52,17 @@ export class FlowsState {
     return this.cache.row(index);
   }
 
-  /** Switches to a session (or reloads it) with the current filter. */
+  /** Switches to a session, or re-queries the current one after a filter or sort change. */
   async load(sessionId: string | null): Promise<void> {
+    // why: re-querying the same session keeps its rows and total on screen until the new result arrives,
+    // so the table never flashes "Loading…" or a zero count, and an empty result reads as such at once.
+    const replace = sessionId !== null && sessionId === this.sessionId && this.answered;
     this.sessionId = sessionId;
-    this.reset();
+    if (replace) {
+      this.gen++;
+      this.inflight.clear();
+      this.replacing = true;
+    } else this.reset();
     if (sessionId) await this.fetchPage(0, this.gen);
   }
 
@@ -56,20 +70,33 @@ export class FlowsState {
     this.gen++;
     this.cache.clear();
     this.inflight.clear();
+    this.loading = false;
+    this.replacing = false;
+    this.answered = false;
     this.total = 0;
+    this.clearSelection();
+    this.version++;
+  }
+
+  private clearSelection(): void {
     this.selectedIndex = -1;
     this.selected = null;
+    this.detailSeq++;
     this.detail = null;
     this.detailError = null;
-    this.version++;
   }
 
   /** Called by the table with the rows it is about to draw. */
   ensure(first: number, end: number): void {
+    if (first !== this.range.first) this.direction = first > this.range.first ? 1 : -1;
     this.range = { first, end };
+    if (this.replacing) return;
     const wanted = pagesFor(first, end, PAGE_SIZE);
-    // why: prefetch the pages just above and below so wheel scrolling rarely shows placeholder rows.
-    const ahead = pagesFor(Math.max(0, first - PAGE_SIZE / 2), Math.min(Math.max(this.total, end), end + PAGE_SIZE / 2), PAGE_SIZE);
+    // why: prefetch a page ahead in the direction of scrolling (and a little behind) so wheel scrolling
+    // rarely shows placeholder rows; visible pages are requested first.
+    const before = this.direction < 0 ? PAGE_SIZE : PAGE_SIZE / 4;
+    const after = this.direction > 0 ? PAGE_SIZE : PAGE_SIZE / 4;
+    const ahead = pagesFor(Math.max(0, first - before), Math.min(Math.max(this.total, end), end + after), PAGE_SIZE);
     for (const p of [...wanted, ...ahead.filter((x) => !wanted.includes(x))]) {
       if (!this.cache.has(p) && !this.inflight.has(p)) void this.fetchPage(p, this.gen);
     }
@@ -84,8 +111,16 @@ export class FlowsState {
     try {
       const res = await getApi().queryFlows(this.query(sessionId, page));
       if (gen !== this.gen) return;
+      if (this.replacing) {
+        this.replacing = false;
+        this.cache.clear();
+        this.clearSelection();
+        this.epoch++;
+        this.version++;
+      }
       this.cache.set(page, res.rows);
       this.total = res.total;
+      this.answered = true;
       this.lastQueryMs = performance.now() - t0;
       // why: a prefetched page off screen changes nothing drawn; re-rendering the rows for it costs frames.
       const start = page * PAGE_SIZE;
@@ -96,7 +131,10 @@ export class FlowsState {
         if (this.selected) void this.loadDetail();
       }
     } catch (e) {
-      if (gen === this.gen) ui.error(e);
+      if (gen === this.gen) {
+        ui.error(e);
+        this.replacing = false;
+      }
     } finally {
       if (gen === this.gen) {
         this.inflight.delete(page);
@@ -117,10 +155,13 @@ export class FlowsState {
 
   /** Re-reads the visible pages (live capture): keeps rows on screen until fresh ones arrive. */
   async refresh(): Promise<void> {
-    if (!this.sessionId) return;
+    // why: a pending filter or sort result is fresher than what a refresh would re-read.
+    if (!this.sessionId || this.replacing) return;
     this.gen++;
     const gen = this.gen;
     this.inflight.clear();
+    this.loading = false;
+    this.replacing = false;
     const pages = pagesFor(this.range.first, Math.max(this.range.end, 1), PAGE_SIZE);
     const keep = new PageCache<Flow>(PAGE_SIZE, MAX_PAGES);
     await Promise.all(
@@ -134,6 +175,7 @@ export class FlowsState {
     ).catch((e: unknown) => ui.error(e));
     if (gen !== this.gen) return;
     this.cache = keep;
+    this.answered = true;
     this.version++;
   }
 

@@ -1,0 +1,62 @@
+// Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
+// page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
+import type { Flow } from '../../../src/model/flow.js';
+import { formatBytes, formatEndpoint, formatTime } from './format.js';
+
+export interface RowTls {
+  library: string;
+  plaintext: boolean;
+  /** SVG path of the lock or unlock icon (the Icon component's 16px grid). */
+  icon: string;
+}
+
+export interface RowView {
+  time: string;
+  node: string;
+  owner: string;
+  src: string;
+  dst: string;
+  proto: string;
+  host: string;
+  tls: RowTls | null;
+  /** Hover text of the TLS cell: library, how it was identified, and why no plaintext. */
+  tlsTitle: string;
+  bytes: string;
+}
+
+const LOCK = 'M4.5 7.5h7v6h-7zM6 7.5V5.5a2 2 0 0 1 4 0v2';
+const UNLOCK = 'M4.5 7.5h7v6h-7zM6 7.5V5.5a2 2 0 0 1 3.9-.6';
+
+// why: rows come from a bounded page cache; a WeakMap lets evicted flows and their strings be collected together.
+const memo = new WeakMap<Flow, RowView>();
+
+export function rowView(f: Flow): RowView {
+  let v = memo.get(f);
+  if (!v) {
+    v = build(f);
+    memo.set(f, v);
+  }
+  return v;
+}
+
+function build(f: Flow): RowView {
+  const verdict = f.tls ? (f.tls.client ?? f.tls.server) : null;
+  const plaintext = !!f.tls && !!(f.tls.client?.plaintext || f.tls.server?.plaintext);
+  const tlsTitle = verdict
+    ? `${verdict.library} (via ${verdict.via}, ${Math.round(verdict.confidence * 100)}%) — ${plaintext ? 'plaintext captured' : `no plaintext: ${verdict.reason ?? 'unknown reason'}`}`
+    : f.tls
+      ? 'TLS, library not identified'
+      : 'not TLS';
+  return {
+    time: formatTime(f.firstSeen),
+    node: f.node,
+    owner: f.pod ? `${f.pod.namespace}/${f.pod.name}` : f.process ? `${f.process.comm} (${f.process.pid})` : '—',
+    src: formatEndpoint(f.src),
+    dst: formatEndpoint(f.dst),
+    proto: f.app === 'unknown' ? f.transport : f.app,
+    host: f.tls?.sni ?? f.http[0]?.host ?? '',
+    tls: f.tls ? { library: verdict?.library ?? 'unknown', plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
+    tlsTitle,
+    bytes: formatBytes(f.bytes),
+  };
+}
