@@ -2,6 +2,7 @@
 #include <net/if.h> /* why: before the linux/ headers, so libc-compat skips their duplicates */
 #include "afpacket.h"
 #include "pcapng.h"
+#include "procinfo.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -192,10 +193,11 @@ int afp_pollfds(struct pollfd *pfds, int max)
 }
 
 int afp_new_flows;
+static int syn_fd = -1;
 
 /* Counts TCP SYNs (new connections) so the /proc attribution scan can run soon after, not only on its
  * 500 ms period. */
-static void note_syn(const uint8_t *net, uint32_t len)
+static void note_syn(const uint8_t *net, uint32_t len, int dir)
 {
 	uint32_t l4off;
 	uint8_t proto;
@@ -209,8 +211,29 @@ static void note_syn(const uint8_t *net, uint32_t len)
 	} else {
 		return;
 	}
-	if (proto == IPPROTO_TCP && len >= l4off + 14 && (net[l4off + 13] & 0x02))
+	if (proto == IPPROTO_TCP && len >= l4off + 14 && (net[l4off + 13] & 0x02)) {
 		afp_new_flows++;
+		/* a pure SYN opens a flow: resolve its owner now, while the (maybe short-lived) socket exists */
+		if (!(net[l4off + 13] & 0x10)) {
+			struct tuple t;
+
+			memset(&t, 0, sizeof(t));
+			t.proto = IPPROTO_TCP;
+			if ((net[0] >> 4) == 4) {
+				t.family = AF_INET;
+				memcpy(t.saddr, net + 12, 4);
+				memcpy(t.daddr, net + 16, 4);
+			} else {
+				t.family = AF_INET6;
+				memcpy(t.saddr, net + 8, 16);
+				memcpy(t.daddr, net + 24, 16);
+			}
+			t.sport = (uint16_t)(net[l4off] << 8 | net[l4off + 1]);
+			t.dport = (uint16_t)(net[l4off + 2] << 8 | net[l4off + 3]);
+			if (syn_fd < 0)
+				proc_note_syn(&t, dir);
+		}
+	}
 }
 
 /* why: the helper's own output stream (SSH/API connection) would otherwise capture itself in a loop */
@@ -272,7 +295,8 @@ static void handle_packet(struct tpacket3_hdr *h)
 		return;
 	}
 	if (h->tp_net >= h->tp_mac)
-		note_syn(net, caplen - (h->tp_net - h->tp_mac));
+		note_syn(net, caplen - (h->tp_net - h->tp_mac),
+			 sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
 	f = iface_get(sll->sll_ifindex, sll->sll_hatype);
 	if (!f)
 		return;
@@ -386,9 +410,93 @@ void afp_close(void)
 {
 	int i;
 
+	if (syn_fd >= 0) {
+		close(syn_fd);
+		syn_fd = -1;
+	}
 	for (i = 0; i < n_rings; i++) {
 		munmap(rings[i].map, rings[i].map_len);
 		close(rings[i].fd);
 	}
 	n_rings = 0;
+}
+
+/* ---- SYN watch (afpacket mode): a second, filtered packet socket that wakes the helper on each new
+ * TCP flow at once, instead of when the ring hands over its block ---- */
+
+int afp_open_syn_watch(void)
+{
+	/* on SOCK_DGRAM the filter sees the network header first: accept IPv4/IPv6 TCP with SYN and not ACK */
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 6),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 11),
+		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
+		BPF_STMT(BPF_LD | BPF_B | BPF_IND, 13),
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 6, 7),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x60, 0, 6),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 4),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 53),
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 96),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+		close(fd);
+		return -1;
+	}
+	syn_fd = fd;
+	return 0;
+}
+
+int afp_syn_fd(void) { return syn_fd; }
+
+void afp_syn_drain(void)
+{
+	uint8_t buf[96];
+
+	if (syn_fd < 0)
+		return;
+	for (;;) {
+		struct sockaddr_ll sll;
+		socklen_t sl = sizeof(sll);
+		ssize_t n = recvfrom(syn_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&sll, &sl);
+		struct tuple t;
+		uint32_t l4off;
+
+		if (n <= 0)
+			return;
+		if (sll.sll_pkttype == PACKET_OUTGOING && sll.sll_hatype == ARPHRD_LOOPBACK)
+			continue;
+		memset(&t, 0, sizeof(t));
+		t.proto = IPPROTO_TCP;
+		if ((buf[0] >> 4) == 4 && n >= 20) {
+			l4off = (uint32_t)(buf[0] & 0xf) * 4;
+			t.family = AF_INET;
+			memcpy(t.saddr, buf + 12, 4);
+			memcpy(t.daddr, buf + 16, 4);
+		} else if ((buf[0] >> 4) == 6 && n >= 40) {
+			l4off = 40;
+			t.family = AF_INET6;
+			memcpy(t.saddr, buf + 8, 16);
+			memcpy(t.daddr, buf + 24, 16);
+		} else {
+			continue;
+		}
+		if ((uint32_t)n < l4off + 4 || excluded(buf, (uint32_t)n))
+			continue;
+		t.sport = (uint16_t)(buf[l4off] << 8 | buf[l4off + 1]);
+		t.dport = (uint16_t)(buf[l4off + 2] << 8 | buf[l4off + 3]);
+		proc_note_syn(&t, sll.sll_hatype == ARPHRD_LOOPBACK ? 0 : sll.sll_pkttype == PACKET_OUTGOING ? 1 : -1);
+	}
 }

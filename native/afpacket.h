@@ -24,5 +24,11 @@ void afp_write_isbs(uint64_t ts_ns);
 /* appends `"ifaces":{...}` to a stats JSON object */
 void afp_stats_json(struct sbuf *b);
 void afp_close(void);
+/* afpacket mode: a SYN-only packet socket that wakes the loop on each new TCP flow (0, or -1 when it
+ * could not be opened: the ring then queues SYNs itself) */
+int afp_open_syn_watch(void);
+int afp_syn_fd(void);
+/* queues the SYNs read from it for proc_resolve_syns() */
+void afp_syn_drain(void);
 
 #endif

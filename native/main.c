@@ -302,6 +302,8 @@ int main(int argc, char **argv)
 	}
 	mode = use_ebpf ? "ebpf" : "afpacket";
 	logf_("mode %s (%s)", mode, reason);
+	if (!use_ebpf && afp_open_syn_watch() < 0)
+		logf_("SYN watch socket: %s (connections are attributed when the ring hands over packets)", strerror(errno));
 
 	pcapng_open(STDOUT_FILENO);
 	uname(&u);
@@ -321,7 +323,7 @@ int main(int argc, char **argv)
 	if (opts.duration > 0)
 		deadline = now_monotonic_ns() + (uint64_t)(opts.duration * 1e9);
 	while (!stop_requested) {
-		struct pollfd pfds[MAX_IFACES + 1];
+		struct pollfd pfds[MAX_IFACES + 2];
 		int n = afp_pollfds(pfds, MAX_IFACES);
 		uint64_t now;
 
@@ -330,8 +332,14 @@ int main(int argc, char **argv)
 			pfds[n].events = POLLIN;
 			pfds[n].revents = 0;
 			n++;
+		} else if (afp_syn_fd() >= 0) {
+			pfds[n].fd = afp_syn_fd();
+			pfds[n].events = POLLIN;
+			pfds[n].revents = 0;
+			n++;
 		}
-		if (poll(pfds, (nfds_t)n, 100) < 0 && errno != EINTR) {
+		/* why: queued SYNs are retried every few ms while their (maybe short-lived) socket exists */
+		if (poll(pfds, (nfds_t)n, !use_ebpf && proc_syns_pending() ? 5 : 100) < 0 && errno != EINTR) {
 			logf_("poll: %s", strerror(errno));
 			exit_code = 4;
 			break;
@@ -352,6 +360,10 @@ int main(int argc, char **argv)
 		 * 50 ms) after a SYN, since short-lived connections close before the next periodic scan. In eBPF
 		 * mode the connect/accept tracepoints see every new connection; the scan at start covered the
 		 * older ones, so walking every process's fds again would only cost CPU. */
+		if (!use_ebpf) {
+			afp_syn_drain();
+			proc_resolve_syns();
+		}
 		if (!use_ebpf && (now >= next_scan || (afp_new_flows != syns_scanned && now >= last_scan + 50000000ull))) {
 			syns_scanned = afp_new_flows;
 			proc_scan_conns();

@@ -5,6 +5,12 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -736,4 +742,270 @@ void proc_scan_conns(void)
 	for (i = 0; i < n; i++)
 		if (rows[i].ino && !rows[i].listen)
 			set_add64(inode_seen, INODE_SLOTS, rows[i].ino);
+}
+
+/* ---- afpacket mode: resolve a new TCP flow at its SYN (sock_diag + cached inode -> pid map) ---- */
+
+#define SYN_PENDING 256
+#define SYN_TTL_NS (500ull * 1000000ull)
+#define SYN_RETRY_NS (5ull * 1000000ull)
+#define WALK_MIN_NS (20ull * 1000000ull)
+#define INO_SLOTS 32768
+
+struct syn_item {
+	struct tuple t; /* oriented local end first */
+	int role;
+	uint64_t first_ns, next_ns;
+};
+
+static struct syn_item syn_pending[SYN_PENDING];
+static int n_syn_pending;
+static int diag_fd = -1;
+static uint32_t diag_seq;
+static uint64_t last_walk_ns;
+static struct {
+	uint64_t ino;
+	uint32_t pid;
+} ino_pid[INO_SLOTS];
+
+void proc_note_syn(const struct tuple *pkt, int dir)
+{
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		struct syn_item *it;
+
+		/* outbound SYN: a local client socket; inbound: a local server (accepted) socket; loopback: both */
+		if ((dir > 0 && k == 1) || (dir < 0 && k == 0))
+			continue;
+		if (n_syn_pending >= SYN_PENDING)
+			return;
+		it = &syn_pending[n_syn_pending++];
+		memset(it, 0, sizeof(*it));
+		it->t.family = pkt->family;
+		it->t.proto = 6;
+		/* the SYN's source is the local end of a client socket here, or the remote end of a server one */
+		memcpy(it->t.saddr, k ? pkt->daddr : pkt->saddr, 16);
+		memcpy(it->t.daddr, k ? pkt->saddr : pkt->daddr, 16);
+		it->t.sport = k ? pkt->dport : pkt->sport;
+		it->t.dport = k ? pkt->sport : pkt->dport;
+		it->role = k ? ROLE_SERVER : ROLE_CLIENT;
+		it->first_ns = now_monotonic_ns();
+	}
+}
+
+/* Exact socket lookup by tuple (NETLINK_SOCK_DIAG, inet_diag_req_v2 without NLM_F_DUMP). Returns the
+ * socket's inode, 0 when there is none yet (or only a listener / TIME_WAIT socket without one). */
+static uint64_t diag_inode(const struct tuple *t)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req;
+	union {
+		char buf[1024];
+		struct nlmsghdr align;
+	} resp;
+	struct nlmsghdr *h;
+	ssize_t n;
+	size_t alen = t->family == AF_INET ? 4 : 16;
+
+	if (diag_fd < 0) {
+		struct timeval tv = {0, 20000};
+
+		diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		if (diag_fd < 0)
+			return 0;
+		setsockopt(diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST;
+	req.r.sdiag_family = (uint8_t)t->family;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = ~0u;
+	req.r.id.idiag_sport = htons(t->sport);
+	req.r.id.idiag_dport = htons(t->dport);
+	memcpy(req.r.id.idiag_src, t->saddr, alen);
+	memcpy(req.r.id.idiag_dst, t->daddr, alen);
+	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	req.nlh.nlmsg_seq = ++diag_seq;
+	if (send(diag_fd, &req, sizeof(req), 0) < 0)
+		return 0;
+	for (;;) {
+		n = recv(diag_fd, &resp, sizeof(resp), 0);
+		if (n <= 0)
+			return 0;
+		/* why: a reply that came after an earlier timeout belongs to another lookup */
+		if (resp.align.nlmsg_seq == diag_seq)
+			break;
+	}
+	for (h = &resp.align; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		const struct inet_diag_msg *m;
+
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) {
+			return 0; /* NLMSG_ERROR: no such socket */
+		}
+		m = NLMSG_DATA(h);
+		if (ntohs(m->id.idiag_sport) != t->sport || ntohs(m->id.idiag_dport) != t->dport)
+			return 0;
+		/* why: a lookup falls back to the listener; the accepted socket appears a moment later */
+		if (m->idiag_state == 10 /* TCP_LISTEN */ || !m->id.idiag_dport)
+			return 0;
+		return m->idiag_inode;
+	}
+	return 0;
+}
+
+static uint32_t ino_pid_get(uint64_t ino)
+{
+	uint32_t h = (uint32_t)((ino * 0x9E3779B97F4A7C15ull) >> 40), i;
+
+	for (i = 0; i < 64; i++) {
+		uint32_t s = (h + i) & (INO_SLOTS - 1);
+
+		if (!ino_pid[s].ino)
+			return 0;
+		if (ino_pid[s].ino == ino)
+			return ino_pid[s].pid;
+	}
+	return 0;
+}
+
+static void ino_pid_put(uint64_t ino, uint32_t pid)
+{
+	uint32_t h = (uint32_t)((ino * 0x9E3779B97F4A7C15ull) >> 40), i;
+
+	for (i = 0; i < 64; i++) {
+		uint32_t s = (h + i) & (INO_SLOTS - 1);
+
+		if (!ino_pid[s].ino || ino_pid[s].ino == ino) {
+			ino_pid[s].ino = ino;
+			ino_pid[s].pid = pid;
+			return;
+		}
+	}
+}
+
+/* per pid: when it was first seen by a walk, in 100 ms units + 1 (0 = never); sized by pid_max */
+static uint16_t *walk_seen;
+static uint32_t walk_seen_max;
+
+/* Fills the socket inode -> pid map from /proc/PID/fd: all processes (full, rebuilds the map: the
+ * expensive part, rate-limited by the caller) or only those first seen in the last 2 s (cheap: a new
+ * short-lived connection usually belongs to a process that started a moment ago). */
+static void ino_pid_walk(int full)
+{
+	DIR *proc;
+	struct dirent *de;
+	uint16_t tnow = (uint16_t)(now_monotonic_ns() / 100000000ull) | 1;
+
+	if (!walk_seen) {
+		char v[32];
+
+		read_small("/proc/sys/kernel/pid_max", v, sizeof(v), 0);
+		walk_seen_max = (uint32_t)strtoul(v, NULL, 10);
+		if (walk_seen_max < 32768 || walk_seen_max > 4194304)
+			walk_seen_max = 4194304;
+		/* why calloc: only the pages of pids in use are ever touched */
+		walk_seen = calloc(walk_seen_max + 1, sizeof(*walk_seen));
+		if (!walk_seen)
+			full = 1;
+	}
+	proc = opendir("/proc");
+	if (!proc)
+		return;
+	if (full)
+		memset(ino_pid, 0, sizeof(ino_pid));
+	while ((de = readdir(proc))) {
+		char fddir[64], path[600], link[64];
+		struct dirent *fe;
+		uint32_t pid;
+		DIR *fds;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+		if (pid == (uint32_t)getpid())
+			continue;
+		if (walk_seen && pid <= walk_seen_max) {
+			if (!walk_seen[pid])
+				walk_seen[pid] = tnow;
+			else if (!full && (uint16_t)(tnow - walk_seen[pid]) > 20)
+				continue;
+		}
+		snprintf(fddir, sizeof(fddir), "/proc/%u/fd", pid);
+		fds = opendir(fddir);
+		if (!fds)
+			continue;
+		while ((fe = readdir(fds))) {
+			ssize_t len;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", fddir, fe->d_name);
+			len = readlink(path, link, sizeof(link) - 1);
+			if (len <= 8 || strncmp(link, "socket:[", 8))
+				continue;
+			link[len] = 0;
+			ino_pid_put(strtoull(link + 8, NULL, 10), pid);
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+}
+
+int proc_syns_pending(void) { return n_syn_pending; }
+
+void proc_resolve_syns(void)
+{
+	uint64_t now = now_monotonic_ns(), walked_new_ns = 0;
+	int i, j = 0, queries = 0;
+
+	for (i = 0; i < n_syn_pending; i++) {
+		struct syn_item *it = &syn_pending[i];
+		uint64_t ino;
+		uint32_t pid;
+
+		if (now - it->first_ns > SYN_TTL_NS)
+			continue;
+		/* why: bounded work per loop iteration; the rest waits for the next one */
+		if (it->next_ns > now || queries >= 64) {
+			syn_pending[j++] = *it;
+			continue;
+		}
+		queries++;
+		ino = diag_inode(&it->t);
+		pid = ino ? ino_pid_get(ino) : 0;
+		if (ino && !pid) {
+			/* why: a new socket usually belongs to a new process; only when the cheap look at new pids
+			 * fails is every process walked again (pid reuse after wrap, fds passed between processes) */
+			if (walked_new_ns != now) {
+				ino_pid_walk(0);
+				walked_new_ns = now;
+				pid = ino_pid_get(ino);
+			}
+			if (!pid && now - last_walk_ns >= WALK_MIN_NS) {
+				ino_pid_walk(1);
+				last_walk_ns = now_monotonic_ns();
+				pid = ino_pid_get(ino);
+			}
+		}
+		if (!pid) {
+			it->next_ns = now + SYN_RETRY_NS;
+			syn_pending[j++] = *it;
+			continue;
+		}
+		{
+			char cpath[64], comm[64];
+
+			snprintf(cpath, sizeof(cpath), "/proc/%u/comm", pid);
+			read_small(cpath, comm, sizeof(comm), 0);
+			conn_note(&it->t, it->role, pid, pid, comm, "proc", now_realtime_ns());
+			set_add64(inode_seen, INODE_SLOTS, ino);
+		}
+	}
+	n_syn_pending = j;
 }

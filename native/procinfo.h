@@ -36,6 +36,14 @@ void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, cons
 	       uint64_t ts_ns);
 /* scans /proc/net/{tcp,tcp6,udp,udp6} of the helper's network namespace and attributes new sockets */
 void proc_scan_conns(void);
+/* afpacket mode: queues a TCP SYN's tuple (as seen in the packet) for attribution via sock_diag;
+ * dir: 1 outbound, -1 inbound, 0 both ends may be local (loopback) */
+void proc_note_syn(const struct tuple *pkt, int dir);
+/* resolves queued SYNs: sock_diag exact lookup -> inode -> pid from a cached /proc fd map, refreshed
+ * on a miss at most every 20 ms; writes `conn` CBs */
+void proc_resolve_syns(void);
+/* number of queued SYNs (the poll loop wakes sooner while there are some) */
+int proc_syns_pending(void);
 /* formats a tuple address as text */
 void tuple_addr_str(const struct tuple *t, int local, char *out, int outlen);
 /* boot-relative start time of capture, in clock ticks (for startedBeforeCapture) */
