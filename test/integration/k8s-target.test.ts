@@ -13,7 +13,7 @@ import { execStream } from '../../src/targets/k8s/exec.js';
 import { kubeConfigFor, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
 import { isTapscopeError } from '../../src/errors.js';
 import type { CaptureHandlers, NodeStatus } from '../../src/targets/target.js';
-import { startK8sApi, type K8sApi } from '../k8s-api/server.js';
+import { KUBELET_PORT, startK8sApi, type K8sApi } from '../k8s-api/server.js';
 import { testHelper } from '../lib/sshd.js';
 
 let api: K8sApi;
@@ -196,7 +196,10 @@ describe('capture', () => {
         expect(bytes.readUInt32LE(0)).toBe(0x0a0d0d0a);
         expect(bytes.includes(`tsknodemark${i}`)).toBe(true);
         expect(bytes.includes(`tsknodemark${(i + 1) % 6}`)).toBe(false);
+        // The kubelet API that carries the helper's own output is excluded on each node, and the helper says so.
+        expect(bytes.includes(`"excludedTcp":[{"ip":"${n.ip}","port":${KUBELET_PORT}}]`)).toBe(true);
       }
+      expect(handle.notes.join('\n')).toContain(`kubelet API (${api.nodes.map((n) => `${n.ip}:${KUBELET_PORT}`).join(', ')})`);
 
       const enrich = handle.enrich as (ip: string) => unknown;
       expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web' });

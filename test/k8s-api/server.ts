@@ -19,6 +19,9 @@ import { validateBody } from './validate.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** The kubelet port the fake nodes report in status.daemonEndpoints. */
+export const KUBELET_PORT = 11250;
+
 export interface FakeNode { name: string; ns: string; ip: string; taints?: Obj[]; ready?: boolean }
 
 export interface RbacRule {
@@ -321,6 +324,8 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       status: {
         conditions: [{ type: 'Ready', status: n.ready === false ? 'False' : 'True', reason: 'KubeletReady', lastHeartbeatTime: now(), lastTransitionTime: now() }],
         addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }],
+        // why: a non-default kubelet port, so tests see that it is read from the node and not assumed
+        daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } },
         nodeInfo: {
           architecture: 'amd64', kernelVersion: execFileSync('uname', ['-r']).toString().trim(), operatingSystem: 'linux', osImage: 'Debian GNU/Linux 12 (bookworm)',
           containerRuntimeVersion: 'containerd://1.7.0', kubeletVersion: 'v1.31.0', kubeProxyVersion: 'v1.31.0', machineID: n.name, systemUUID: n.name, bootID: n.name,

@@ -60,6 +60,14 @@ function nodeInfo(n: V1Node): NodeInfo {
   };
 }
 
+/** The kubelet API endpoints of a node (its addresses, the kubelet's port): the API server reaches the node's
+ *  exec streams there, so the helper's own output crosses these connections. */
+export function kubeletEndpoints(n: V1Node): string[] {
+  const port = n.status?.daemonEndpoints?.kubeletEndpoint?.Port ?? 10250;
+  const ips = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address);
+  return [...new Set(ips)].map((ip) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`));
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Shared by capture and shell sessions: the objects of one session and how to remove them. */
@@ -215,6 +223,7 @@ class K8sCapture {
     private readonly image: string,
     private readonly readyTimeoutMs: number,
     nodeNames: string[],
+    private readonly excludes: ReadonlyMap<string, string[]>,
   ) {
     for (const n of nodeNames) this.nodes.set(n, { node: n, phase: 'deploying', pod: null, deploying: false, stream: null, dir: null, done: false });
     this.index = new PodIndex(dep.kc);
@@ -242,7 +251,10 @@ class K8sCapture {
     for (const n of this.nodes.values()) this.status(n, 'deploying', `creating DaemonSet ${this.dep.ctx.namespace}/${this.dep.name}`);
     await this.dep.create({ image: this.image, nodes: [...this.nodes.keys()] });
     this.notes.push(`Deployed DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} (session ${this.dep.session}); it is removed on stop.`);
-    this.notes.push('Helper output travels through the Kubernetes exec stream (API server → kubelet), not through a connection on the node.');
+    const excluded = [...new Set([...this.excludes.values()].flat())];
+    this.notes.push(excluded.length
+      ? `Excluded from the capture: TCP to the kubelet API (${excluded.join(', ')}). The helper's output reaches the API server through the kubelet's exec stream on that port, so capturing it would capture itself in a loop; other kubelet API traffic on that port is excluded too.`
+      : 'The nodes report no address for the kubelet API, so the exec stream carrying the helper output could not be excluded: expect its packets in the capture.');
     const allSettled = new Promise<void>((r) => (this.settled = r));
     try {
       const [, unwatch] = await Promise.all([
@@ -320,7 +332,7 @@ class K8sCapture {
     const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, this.helper.data.length)], this.helper.data);
     checkUploadDigest(up.stdout.toString('utf8'), this.helper.sha256, `${n.node} (pod ${pod}):${dir}`);
     if (this.stopping) return;
-    const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(this.options)));
+    const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(this.options, this.excludes.get(n.node) ?? [])));
     n.stream = s;
     const err = onLines(s.stderr, (line) => {
       if (!n.done) this.handlers.onStatus({ node: n.node, phase: n.phase, message: line });
@@ -368,6 +380,8 @@ export class K8sTarget implements CaptureTarget {
   readonly uri: string;
   private readonly context: string | null;
   private readonly nodeFilter: string | null;
+  /** node name -> its kubelet API endpoints, from the last node listing (excluded from its capture). */
+  private readonly kubelet = new Map<string, string[]>();
   private kcCache: { kc: KubeConfig; context: string; user: string | null } | null = null;
 
   constructor(uri: string, private readonly opts: K8sTargetOptions) {
@@ -400,6 +414,7 @@ export class K8sTarget implements CaptureTarget {
     const list = await kc.makeApiClient(CoreV1Api).listNode().catch((e: unknown) => {
       throw k8sError(e, 'list nodes', this.ctx());
     });
+    for (const n of list.items) this.kubelet.set(n.metadata?.name ?? '', kubeletEndpoints(n));
     const nodes = list.items.map(nodeInfo);
     if (this.nodeFilter) {
       const n = nodes.filter((x) => x.name === this.nodeFilter);
@@ -460,7 +475,7 @@ export class K8sTarget implements CaptureTarget {
     }
     const helper = loadHelper(this.opts.helperPath);
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
-    const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes);
+    const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet);
     await cap.begin();
     const handle = cap.handle();
     if (foreignNote) handle.notes.push(foreignNote);
