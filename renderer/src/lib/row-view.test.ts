@@ -1,0 +1,41 @@
+// Display strings of flow-table rows: formatted once per flow object (memoized), with the TLS cell's
+// library, plaintext mark and hover reason, and owner/host fallbacks.
+import { describe, expect, it } from 'vitest';
+import type { Flow } from '../../../src/model/flow.js';
+import { formatTime } from './format.js';
+import { rowView } from './row-view.js';
+
+function flow(extra: Partial<Flow> = {}): Flow {
+  return {
+    id: 'f1', transport: 'tcp', src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: 'fd00::1', port: 443 },
+    firstSeen: 1_732_620_000_123, lastSeen: 1_732_620_001_000, packets: 9, bytes: 5 * 1024 * 1024,
+    process: { pid: 42, comm: 'curl' }, node: 'node-a', pod: null, app: 'unknown', tls: null, http: [],
+    ...extra,
+  } as Flow;
+}
+
+describe('rowView', () => {
+  it('formats the cells once per flow object', () => {
+    const f = flow();
+    const v = rowView(f);
+    expect(v).toMatchObject({ time: formatTime(f.firstSeen), node: 'node-a', owner: 'curl (42)', src: '10.0.0.1:40000', dst: '[fd00::1]:443', proto: 'tcp', host: '', tls: null, tlsTitle: 'not TLS', bytes: '5.0 MiB' });
+    expect(rowView(f)).toBe(v);
+    expect(rowView(flow())).not.toBe(v);
+  });
+
+  it('shows the TLS library, the plaintext mark and why plaintext is missing', () => {
+    const side = { library: 'openssl', via: 'hook', confidence: 0.9, plaintext: false, reason: 'process started before capture' };
+    const tls = { sni: 'example.org', alpn: [], version: null, cipher: null, ja3: null, ja3Hash: null, ja4: null, client: side, server: null };
+    const none = rowView(flow({ app: 'tls', tls: tls as Flow['tls'], pod: { namespace: 'shop', name: 'cart-1' } }));
+    expect(none).toMatchObject({ owner: 'shop/cart-1', proto: 'tls', host: 'example.org' });
+    expect(none.tls).toMatchObject({ library: 'openssl', plaintext: false });
+    expect(none.tlsTitle).toBe('openssl (via hook, 90%) — no plaintext: process started before capture');
+    const captured = rowView(flow({ app: 'tls', tls: { ...tls, client: { ...side, plaintext: true, reason: null } } as Flow['tls'] }));
+    expect(captured.tls?.plaintext).toBe(true);
+    expect(captured.tls?.icon).not.toBe(none.tls?.icon);
+    expect(captured.tlsTitle).toContain('plaintext captured');
+    const unknown = rowView(flow({ app: 'tls', tls: { ...tls, sni: null, client: null } as Flow['tls'], http: [{ method: 'GET', host: 'h.test', path: '/', status: 200 }] }));
+    expect(unknown).toMatchObject({ host: 'h.test', tlsTitle: 'TLS, library not identified' });
+    expect(unknown.tls?.library).toBe('unknown');
+  });
+});
