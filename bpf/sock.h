@@ -35,25 +35,34 @@ static __always_inline int sk_to_tuple(struct sock *sk, struct tuple *t)
 	return 0;
 }
 
-/* Returns 0 and fills t for an inet socket, 1 when fd is not a socket (or not inet), -1 on read failure. */
-static __always_inline int fd_to_tuple(int fd, struct tuple *t)
+/* The open file behind fd of the current task, or 0. */
+static __always_inline struct file *fd_to_file(int fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds;
 	struct file *f = 0;
-	struct socket *sock;
-	struct sock *sk;
 	unsigned int max_fds;
-	__u16 mode;
 
 	if (!fdt || fd < 0)
-		return -1;
+		return 0;
 	max_fds = BPF_CORE_READ(fdt, max_fds);
 	if ((unsigned int)fd >= max_fds)
-		return -1;
+		return 0;
 	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return 0;
+	return f;
+}
+
+/* Returns 0 and fills t for an inet socket, 1 when f is not a socket (or not inet), -1 on read failure. */
+static __always_inline int file_to_tuple(struct file *f, struct tuple *t)
+{
+	struct socket *sock;
+	struct sock *sk;
+	__u16 mode;
+
+	if (!f)
 		return -1;
 	mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & TS_S_IFMT) != TS_S_IFSOCK)
@@ -65,6 +74,12 @@ static __always_inline int fd_to_tuple(int fd, struct tuple *t)
 	if (!sk)
 		return -1;
 	return sk_to_tuple(sk, t) ? 1 : 0;
+}
+
+/* Returns 0 and fills t for an inet socket, 1 when fd is not a socket (or not inet), -1 on read failure. */
+static __always_inline int fd_to_tuple(int fd, struct tuple *t)
+{
+	return file_to_tuple(fd_to_file(fd), t);
 }
 
 #endif /* __TAPSCOPE_SOCK_H */

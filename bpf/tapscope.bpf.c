@@ -28,7 +28,8 @@ struct tls_call {
 	__u8 lib;
 	__u8 fn;
 	__u8 dir_out;
-	__u8 pad[5];
+	__u8 active; /* 0: the thread's slot is kept for its next call (no call in flight) */
+	__u8 pad[4];
 };
 
 struct ctx_key {
@@ -38,7 +39,9 @@ struct ctx_key {
 };
 
 /* why LRU: a thread that exits (or blocks forever) inside a TLS call never reaches the return probe;
- * its entry must not pin a slot for the life of the capture */
+ * its entry must not pin a slot for the life of the capture. why a kept slot (`active`) instead of
+ * insert + delete per call: LRU map updates are the largest part of a probe's cost, and a thread
+ * that made one TLS call makes many */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -50,6 +53,8 @@ struct {
  * gnutls_deinit, PR_Close): addresses are reused for new connections. */
 struct ctx_conn {
 	struct tuple t;
+	__u64 file; /* struct file * of fd when learned (0 unless CONN_FD): a later call on the same open
+		     * file needs no socket walk */
 	__s32 fd;
 	__u8 via; /* CONN_FD / CONN_THREAD_READ / CONN_THREAD_WRITE */
 	__u8 pad[3];
@@ -85,6 +90,7 @@ struct {
 struct thread_state {
 	__u64 pending_ctx;
 	__u64 pending_ns;
+	__u64 tcp_file; /* struct file * of the last TCP socket the thread read: its next read needs no walk */
 	__s32 last_rfd;
 	__u8 has_pending;
 	__u8 blocked;
@@ -163,7 +169,7 @@ static __always_inline int owned_by_other(__u32 tgid, int fd, __u64 ctx, const s
 
 /* Remembers ctx's connection. A socket seen inside the call (CONN_FD) overrides a guess another
  * context made for the same socket. */
-static __always_inline void learn(__u32 tgid, __u64 ctx, int fd, const struct tuple *t, __u8 via)
+static __always_inline void learn(__u32 tgid, __u64 ctx, int fd, const struct tuple *t, __u8 via, __u64 file)
 {
 	struct ctx_key k = {.ctx = ctx, .tgid = tgid};
 	struct fd_key fk = {.tgid = tgid, .fd = fd};
@@ -177,11 +183,21 @@ static __always_inline void learn(__u32 tgid, __u64 ctx, int fd, const struct tu
 		if (oc && oc->fd == fd && oc->via != CONN_FD)
 			bpf_map_delete_elem(&ctx_tuples, &ok);
 	}
+	/* why: the common case is a call on a connection the object already knows; two map updates per
+	 * record were most of the return probe's cost */
+	if (owner && *owner == ctx) {
+		struct ctx_conn *cur = bpf_map_lookup_elem(&ctx_tuples, &k);
+
+		if (cur && cur->fd == fd && cur->via == via && cur->file == file && tuple_eq(&cur->t, t))
+			return;
+	}
 	c.t = *t;
+	c.file = file;
 	c.fd = fd;
 	c.via = via;
 	bpf_map_update_elem(&ctx_tuples, &k, &c, BPF_ANY);
-	bpf_map_update_elem(&fd_owner, &fk, &ctx, BPF_ANY);
+	if (!owner || *owner != ctx)
+		bpf_map_update_elem(&fd_owner, &fk, &ctx, BPF_ANY);
 }
 
 static __always_inline void fill_hdr(struct event_hdr *h, __u32 kind, __u64 id)
@@ -202,18 +218,31 @@ static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_pt
 
 	if ((id >> 32) == self_tgid)
 		return 0;
-	if (c) {
+	if (c && c->active) {
 		/* why: some libraries call their own exported functions (e.g. PR_Write -> PR_Send); keep the outer call */
 		c->nest++;
 		count(STAT_NESTED, 1);
 		return 0;
 	}
+	if (c) {
+		/* why: only this thread touches its slot; filling it in place avoids a map update */
+		c->buf = (__u64)buf;
+		c->outlen_ptr = outlen_ptr;
+		c->ctx = ctx;
+		c->fd = -1;
+		c->nest = 0;
+		c->lib = lib;
+		c->fn = fn;
+		c->dir_out = dir_out;
+		c->active = 1;
+		return 0;
+	}
 	if (!bpf_map_lookup_elem(&threads, &id)) {
 		struct thread_state ts = {.last_rfd = -1};
 
-
 		bpf_map_update_elem(&threads, &id, &ts, BPF_NOEXIST);
 	}
+	n.active = 1;
 	n.buf = (__u64)buf;
 	n.outlen_ptr = outlen_ptr;
 	n.ctx = ctx;
@@ -247,10 +276,25 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
 	key.ctx = call->ctx;
 	key.tgid = tgid;
-	r = call->fd >= 0 ? fd_to_tuple(call->fd, &e->tuple) : -1;
+	known = 0;
+	if (call->fd >= 0) {
+		struct file *f = fd_to_file(call->fd);
+
+		/* why: the same open file as last time is the same socket; skip the walk to the tuple */
+		known = f ? bpf_map_lookup_elem(&ctx_tuples, &key) : 0;
+		if (known && known->via == CONN_FD && known->fd == call->fd && known->file == (__u64)f) {
+			e->tuple = known->t;
+			r = 0;
+		} else {
+			r = file_to_tuple(f, &e->tuple);
+			if (r == 0)
+				learn(tgid, call->ctx, call->fd, &e->tuple, CONN_FD, (__u64)f);
+		}
+	} else {
+		r = -1;
+	}
 	if (r == 0) {
 		via = CONN_FD;
-		learn(tgid, call->ctx, call->fd, &e->tuple, CONN_FD);
 	} else if (r == 1 && call->lib == LIB_NSS) {
 		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
 		count(STAT_NO_SOCKET, 1);
@@ -270,7 +314,7 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 					count(STAT_CONFLICTS, 1);
 				} else {
 					via = CONN_THREAD_READ;
-					learn(tgid, call->ctx, rfd, &e->tuple, CONN_THREAD_READ);
+					learn(tgid, call->ctx, rfd, &e->tuple, CONN_THREAD_READ, 0);
 				}
 			}
 		} else if (ts) {
@@ -327,7 +371,7 @@ static __always_inline int tls_leave(long ret)
 	struct tls_call call;
 	long len = ret;
 
-	if (!c) {
+	if (!c || !c->active) {
 		if ((id >> 32) != self_tgid)
 			count(STAT_NO_ENTRY, 1);
 		return 0;
@@ -337,7 +381,7 @@ static __always_inline int tls_leave(long ret)
 		return 0;
 	}
 	call = *c;
-	bpf_map_delete_elem(&start, &id);
+	c->active = 0;
 
 	if (call.outlen_ptr) {
 		__u64 v = 0;
@@ -371,7 +415,7 @@ static __always_inline void note_fd(int fd, int is_read)
 	__u64 pctx;
 	__u32 tgid = id >> 32;
 
-	if (c) {
+	if (c && c->active) {
 		if (c->fd < 0)
 			c->fd = fd;
 		return;
@@ -380,8 +424,14 @@ static __always_inline void note_fd(int fd, int is_read)
 	if (!ts)
 		return;
 	if (is_read) {
-		if (fd_to_tuple(fd, &t) == 0 && t.proto == 6 /* IPPROTO_TCP */)
+		struct file *f = fd_to_file(fd);
+
+		if (f && (__u64)f == ts->tcp_file) {
 			ts->last_rfd = fd;
+		} else if (file_to_tuple(f, &t) == 0 && t.proto == 6 /* IPPROTO_TCP */) {
+			ts->last_rfd = fd;
+			ts->tcp_file = (__u64)f;
+		}
 		return;
 	}
 	if (!ts->has_pending && !ts->blocked)
@@ -399,7 +449,7 @@ static __always_inline void note_fd(int fd, int is_read)
 		count(STAT_CONFLICTS, 1);
 		return;
 	}
-	learn(tgid, pctx, fd, &t, CONN_THREAD_WRITE);
+	learn(tgid, pctx, fd, &t, CONN_THREAD_WRITE, 0);
 	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
 	if (!ce) {
 		count(STAT_RINGBUF_DROPS, 1);

@@ -2,16 +2,25 @@
 // 1. iperf3 over a veth pair between two private namespaces, captured in turn by tcpdump, the helper in
 //    afpacket mode and the helper in ebpf mode (all writing to /dev/null): packets, drops, CPU seconds,
 //    max RSS, and helper/tcpdump ratios.
-// 2. TLS latency: sequential keep-alive HTTPS requests (Python, OpenSSL) with the helper's uprobes
-//    attached vs. no helper running, as a ratio.
+// 2. TLS latency: sequential keep-alive HTTPS requests (Python, OpenSSL) in three configurations measured
+//    in the same run, interleaved in rounds: no helper, helper --mode afpacket (packets only) and helper
+//    --mode ebpf (packets + TLS hooks). ebpf/afpacket is the cost of the hooks; ebpf/none the whole helper.
 // Prints figures and ratios; never gates on absolute times. Needs root. Run: npx tsx test/bench/helper-bench.ts
+// Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|latency|all,
+// BENCH_ROUNDS, BENCH_REQUESTS, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
+// BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved configuration).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createLab, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
 import { HELPER } from '../lib/helper-process.js';
 
+const QUICK = process.env.BENCH_QUICK === '1';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 500);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? (QUICK ? 200 : 500));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5));
+const PART = process.env.BENCH_PART ?? (QUICK ? 'latency' : 'all');
+const HELPER_ARGS = (process.env.BENCH_HELPER_ARGS ?? '').split(' ').filter(Boolean);
+const BASELINE = process.env.BENCH_BASELINE;
 
 interface Result { name: string; packets: number; drops: number; cpuS: number; maxRssMb: number; iperfGbps: number }
 
@@ -84,61 +93,115 @@ print((time.perf_counter() - t) / n * 1e6)
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
-async function main(): Promise<void> {
-  const lab = await createLab(uniquePrefix('tsh-bench-'), '10.201.50');
-  try {
-    const results: Result[] = [];
-    const tcpdumpStats = (out: string) => ({ packets: Number(/(\d+) packets captured/.exec(out)?.[1] ?? NaN),
-      drops: Number(/(\d+) packets dropped by kernel/.exec(out)?.[1] ?? NaN) });
-    // tcpdump with its default 2 MiB buffer, and with the helper's default ring size (32 MiB) for a like-for-like row
-    results.push(await runCapture(lab, 'tcpdump', ['tcpdump', '-i', 'any', '-w', '/dev/null'], tcpdumpStats, (out) => out.includes('listening on')));
-    results.push(await runCapture(lab, 'tcpdump -B 32M', ['tcpdump', '-i', 'any', '-B', '32768', '-w', '/dev/null'], tcpdumpStats,
-      (out) => out.includes('listening on')));
-    for (const mode of ['afpacket', 'ebpf']) {
-      results.push(await runCapture(lab, `helper ${mode}`, [HELPER, '--mode', mode, ...(process.env.BENCH_HELPER_ARGS ?? '').split(' ').filter(Boolean)], helperStats,
-        (out) => out.includes('tapscope-helper: capturing')));
-    }
-    console.log(`iperf3 over veth, ${SECONDS}s each, capture on the client namespace (-i any / all interfaces), output to /dev/null`);
-    // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
-    // also given per GB of traffic carried during the capture
-    const cpuPerGb = (r: Result) => r.cpuS / (r.iperfGbps * SECONDS / 8);
-    console.log('capturer          packets    drops   cpu_s  cpu_s/GB  maxRSS_MB  iperf_Gbps');
-    for (const r of results) {
-      console.log(`${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ${fmt(r.cpuS).padStart(7)} ` +
-        `${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
-    }
-    const td = results[1]!;
-    for (const r of results.slice(2)) {
-      // why: iperf throughput differs a little per run; compare CPU per captured packet as well as totals
-      const cpuPerPkt = (r.cpuS / r.packets) / (td.cpuS / td.packets);
-      console.log(`ratio ${r.name}/tcpdump -B 32M: packets ${fmt(r.packets / td.packets)}  cpu ${fmt(r.cpuS / td.cpuS)}  cpu/packet ${fmt(cpuPerPkt)}  ` +
-        `cpu/GB ${fmt(cpuPerGb(r) / cpuPerGb(td))}  maxRSS ${fmt(r.maxRssMb / td.maxRssMb)}  drops ${r.drops} vs ${td.drops}`);
-    }
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
 
-    const servers = await startHttpsServers(lab, [443]);
-    try {
-      await tlsLatency(lab, servers.ca); // warm-up
-      // why: two shared cores make single runs noisy; alternate bare and hooked rounds and take medians
-      const bare: number[] = [];
-      const hooked: number[] = [];
-      let events = 0;
-      for (let round = 0; round < 3; round++) {
-        bare.push(await tlsLatency(lab, servers.ca));
-        const helper = spawn('ip', ['netns', 'exec', lab.nodeNs, HELPER, '--mode', 'ebpf'], { stdio: ['ignore', 'ignore', 'pipe'] });
-        const h = collect(helper);
-        await waitFor(() => h.text().includes('tapscope-helper: capturing'), 30_000, 'helper start');
-        hooked.push(await tlsLatency(lab, servers.ca));
-        helper.kill('SIGTERM');
-        await h.exited;
-        events += Number(/tlsEvents=(\d+)/.exec(h.text())?.[1] ?? NaN);
+async function throughput(lab: Lab): Promise<void> {
+  const results: Result[] = [];
+  const tcpdumpStats = (out: string) => ({ packets: Number(/(\d+) packets captured/.exec(out)?.[1] ?? NaN),
+    drops: Number(/(\d+) packets dropped by kernel/.exec(out)?.[1] ?? NaN) });
+  // tcpdump with its default 2 MiB buffer, and with the helper's default ring size (32 MiB) for a like-for-like row
+  results.push(await runCapture(lab, 'tcpdump', ['tcpdump', '-i', 'any', '-w', '/dev/null'], tcpdumpStats, (out) => out.includes('listening on')));
+  results.push(await runCapture(lab, 'tcpdump -B 32M', ['tcpdump', '-i', 'any', '-B', '32768', '-w', '/dev/null'], tcpdumpStats,
+    (out) => out.includes('listening on')));
+  for (const mode of ['afpacket', 'ebpf']) {
+    results.push(await runCapture(lab, `helper ${mode}`, [HELPER, '--mode', mode, ...HELPER_ARGS], helperStats,
+      (out) => out.includes('tapscope-helper: capturing')));
+  }
+  console.log(`iperf3 over veth, ${SECONDS}s each, capture on the client namespace (-i any / all interfaces), output to /dev/null`);
+  // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
+  // also given per GB of traffic carried during the capture
+  const cpuPerGb = (r: Result) => r.cpuS / (r.iperfGbps * SECONDS / 8);
+  console.log('capturer          packets    drops   cpu_s  cpu_s/GB  maxRSS_MB  iperf_Gbps');
+  for (const r of results) {
+    console.log(`${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ${fmt(r.cpuS).padStart(7)} ` +
+      `${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
+  }
+  const td = results[1]!;
+  for (const r of results.slice(2)) {
+    // why: iperf throughput differs a little per run; compare CPU per captured packet as well as totals
+    const cpuPerPkt = (r.cpuS / r.packets) / (td.cpuS / td.packets);
+    console.log(`ratio ${r.name}/tcpdump -B 32M: packets ${fmt(r.packets / td.packets)}  cpu ${fmt(r.cpuS / td.cpuS)}  cpu/packet ${fmt(cpuPerPkt)}  ` +
+      `cpu/GB ${fmt(cpuPerGb(r) / cpuPerGb(td))}  maxRSS ${fmt(r.maxRssMb / td.maxRssMb)}  drops ${r.drops} vs ${td.drops}`);
+  }
+}
+
+type Config = 'none' | 'afpacket' | 'ebpf' | 'baseline';
+
+/** One latency measurement with the helper in `config` (started before, stopped after the client). */
+async function latencyRun(lab: Lab, ca: string, config: Config): Promise<{ us: number; events: number; cpuS: number }> {
+  if (config === 'none') return { us: await tlsLatency(lab, ca), events: 0, cpuS: 0 };
+  const [bin, mode] = config === 'baseline' ? [BASELINE!, 'ebpf'] : [HELPER, config];
+  const helper = spawn('ip', ['netns', 'exec', lab.nodeNs, bin, '--mode', mode, ...HELPER_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const h = collect(helper);
+  await waitFor(() => h.text().includes('tapscope-helper: capturing'), 30_000, `helper ${config} start`);
+  // why: the helper's start (hooking running processes, first /proc scan) must not overlap the client
+  await new Promise((r) => setTimeout(r, 300));
+  const before = procUsage(helper.pid!).cpuS;
+  const us = await tlsLatency(lab, ca);
+  const cpuS = procUsage(helper.pid!).cpuS - before;
+  helper.kill('SIGTERM');
+  await h.exited;
+  return { us, events: Number(/tlsEvents=(\d+)/.exec(h.text())?.[1] ?? 0), cpuS };
+}
+
+async function latency(lab: Lab): Promise<void> {
+  const servers = await startHttpsServers(lab, [443]);
+  try {
+    await tlsLatency(lab, servers.ca); // warm-up
+    // why: two shared cores make single runs noisy and machine load drifts; every round measures all three
+    // configurations back to back (in a rotating order) so drift hits them alike, and ratios are also taken
+    // within each round before the median
+    const configs: Config[] = ['none', 'afpacket', 'ebpf', ...(BASELINE ? ['baseline' as const] : [])];
+    const us: Record<Config, number[]> = { none: [], afpacket: [], ebpf: [], baseline: [] };
+    const cpu: Record<Config, number[]> = { none: [], afpacket: [], ebpf: [], baseline: [] };
+    const baselineRatio: number[] = [];
+    const hooksRatio: number[] = [];
+    const totalRatio: number[] = [];
+    let events = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const got: Partial<Record<Config, number>> = {};
+      for (let k = 0; k < configs.length; k++) {
+        const config = configs[(k + round) % configs.length]!;
+        const r = await latencyRun(lab, servers.ca, config);
+        got[config] = r.us;
+        us[config].push(r.us);
+        cpu[config].push(r.cpuS);
+        events += r.events;
       }
-      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-      console.log(`TLS latency, ${REQUESTS} sequential keep-alive HTTPS requests (python3/OpenSSL), median of 3 rounds: ` +
-        `no helper ${fmt(median(bare), 0)} us/req, helper ebpf (uprobes attached) ${fmt(median(hooked), 0)} us/req, ` +
-        `ratio ${fmt(median(hooked) / median(bare))} (helper saw ${events} TLS records)`);
-    } finally {
-      await servers.stop();
+      hooksRatio.push(got.ebpf! / got.afpacket!);
+      totalRatio.push(got.ebpf! / got.none!);
+      if (BASELINE) baselineRatio.push(got.baseline! / got.afpacket!);
+      console.log(`round ${round + 1}: ` + configs.map((c) => `${c} ${fmt(got[c]!, 0)}`).join('  ') + ' us/req');
     }
+    console.log(`TLS latency, ${REQUESTS} sequential keep-alive HTTPS requests (python3/OpenSSL to node), medians of ${ROUNDS} rounds:`);
+    for (const c of configs) {
+      console.log(`  ${c.padEnd(9)} ${fmt(median(us[c]), 0).padStart(5)} us/req  (min ${fmt(Math.min(...us[c]), 0)}, max ${fmt(Math.max(...us[c]), 0)})` +
+        (c === 'none' ? '' : `  helper cpu ${fmt(median(cpu[c]) * 1e6 / REQUESTS, 1)} us/req`));
+    }
+    console.log(`ratio ebpf/afpacket (cost of the TLS hooks): ${fmt(median(us.ebpf) / median(us.afpacket), 3)} of medians, ` +
+      `${fmt(median(hooksRatio), 3)} median per round`);
+    console.log(`ratio ebpf/none (whole helper): ${fmt(median(us.ebpf) / median(us.none), 3)} of medians, ` +
+      `${fmt(median(totalRatio), 3)} median per round`);
+    console.log(`ratio afpacket/none (packet capture): ${fmt(median(us.afpacket) / median(us.none), 3)} of medians`);
+    if (BASELINE) {
+      console.log(`baseline (${BASELINE}) ebpf/afpacket: ${fmt(median(us.baseline) / median(us.afpacket), 3)} of medians, ` +
+        `${fmt(median(baselineRatio), 3)} median per round; ebpf/baseline ${fmt(median(us.ebpf) / median(us.baseline), 3)}`);
+    }
+    console.log(`(the ebpf helpers saw ${events} TLS records in all; expected about ${ROUNDS * REQUESTS * 4 * (BASELINE ? 2 : 1)})`);
+  } finally {
+    await servers.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const lab = await createLab(uniquePrefix('tsy-bench-'), '10.210.50');
+  try {
+    if (PART === 'all' || PART === 'throughput') await throughput(lab);
+    if (PART === 'all' || PART === 'latency') await latency(lab);
   } finally {
     await lab.close();
   }
