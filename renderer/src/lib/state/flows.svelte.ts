@@ -9,6 +9,8 @@ import { ui } from './ui.svelte.js';
 
 export const PAGE_SIZE = 200;
 const MAX_PAGES = 40;
+/** Page requests in flight at once; further wanted pages wait and are dropped if scrolled past. */
+const MAX_INFLIGHT = 3;
 
 export class FlowsState {
   sessionId = $state<string | null>(null);
@@ -39,6 +41,8 @@ export class FlowsState {
   // why: bookkeeping only; the UI re-renders on `version`, not on this set.
   // eslint-disable-next-line svelte/prefer-svelte-reactivity
   private inflight = new Set<number>();
+  /** Pages wanted for the current range, nearest first, not yet requested. */
+  private queue: number[] = [];
   private gen = 0;
   private detailSeq = 0;
   private range = { first: 0, end: 0 };
@@ -61,6 +65,7 @@ export class FlowsState {
     if (replace) {
       this.gen++;
       this.inflight.clear();
+      this.queue = [];
       this.replacing = true;
     } else this.reset();
     if (sessionId) await this.fetchPage(0, this.gen);
@@ -70,6 +75,7 @@ export class FlowsState {
     this.gen++;
     this.cache.clear();
     this.inflight.clear();
+    this.queue = [];
     this.loading = false;
     this.replacing = false;
     this.answered = false;
@@ -97,7 +103,15 @@ export class FlowsState {
     const before = this.direction < 0 ? PAGE_SIZE : PAGE_SIZE / 4;
     const after = this.direction > 0 ? PAGE_SIZE : PAGE_SIZE / 4;
     const ahead = pagesFor(Math.max(0, first - before), Math.min(Math.max(this.total, end), end + after), PAGE_SIZE);
-    for (const p of [...wanted, ...ahead.filter((x) => !wanted.includes(x))]) {
+    // why: dragging the scrollbar across a million rows passes hundreds of pages; requesting each would
+    // queue seconds of core work ahead of the page finally shown (and of a filter applied next).
+    this.queue = [...wanted, ...ahead.filter((x) => !wanted.includes(x))].filter((p) => !this.cache.has(p) && !this.inflight.has(p));
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inflight.size < MAX_INFLIGHT && this.queue.length > 0) {
+      const p = this.queue.shift() as number;
       if (!this.cache.has(p) && !this.inflight.has(p)) void this.fetchPage(p, this.gen);
     }
   }
@@ -139,6 +153,7 @@ export class FlowsState {
       if (gen === this.gen) {
         this.inflight.delete(page);
         this.loading = this.inflight.size > 0;
+        this.pump();
       }
     }
   }
@@ -160,6 +175,7 @@ export class FlowsState {
     this.gen++;
     const gen = this.gen;
     this.inflight.clear();
+    this.queue = [];
     this.loading = false;
     this.replacing = false;
     const pages = pagesFor(this.range.first, Math.max(this.range.end, 1), PAGE_SIZE);

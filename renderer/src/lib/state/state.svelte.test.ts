@@ -186,6 +186,28 @@ describe('FlowsState over the real web-mode carrier', () => {
     expect(f.selectedIndex).toBe(0);
   });
 
+  it('keeps few page requests in flight while the range jumps, skipping pages scrolled past', async () => {
+    const f = new FlowsState();
+    await f.load(sid);
+    const api = (globalThis as unknown as { window: { tapscope: { queryFlows(req: { offset: number }): Promise<unknown> } } }).window.tapscope;
+    const real = api.queryFlows;
+    const asked: number[] = [];
+    // why: a counting pass-through over the real client; the requests still reach the real core.
+    api.queryFlows = (req) => {
+      asked.push(req.offset / PAGE_SIZE);
+      return real.call(api, req);
+    };
+    try {
+      for (let first = PAGE_SIZE; first < 2000; first += PAGE_SIZE) f.ensure(first, first + 30);
+      await until(() => f.rowAt(1800) !== undefined && f.rowAt(1829) !== undefined);
+      expect(asked.slice(0, 3)).toEqual([1, 2, 3]);
+      expect(asked).toContain(9);
+      expect(asked.filter((p) => p >= 4 && p <= 7)).toEqual([]);
+    } finally {
+      api.queryFlows = real;
+    }
+  });
+
   it('shows a bad filter inline without applying it, and applies a good one', async () => {
     const f = new FlowsState();
     await f.load(sid);
