@@ -6,7 +6,7 @@ PKGS=(
   # build: C helper + eBPF objects
   make clang llvm libbpf-dev libelf-dev zlib1g-dev libzstd-dev bpftool gcc libc6-dev pkg-config
   # capture peers and network plumbing for tests and benchmarks
-  tshark tcpdump iproute2 iperf3 procps
+  tshark tcpdump iproute2 iperf3 procps time
   # real TLS clients and servers from several libraries
   curl wget openssl gnutls-bin libnss3-tools libnss3-dev openjdk-17-jdk-headless golang-go python3
   # SSH targets
