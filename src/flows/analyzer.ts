@@ -228,8 +228,9 @@ export class Analyzer {
   };
   firstTs: number | null = null;
   lastTs: number | null = null;
-  /** Names the pod owning an address (Kubernetes captures); flow.pod is the client's pod, else the server's. */
-  podLookup: ((ip: string) => PodRef | null) | null = null;
+  /** Names the pod owning an address, or `container:<id>` (a container id from the helper's proc records), in
+   *  Kubernetes captures; flow.pod is the owning process's pod, else the client's, else the server's. */
+  podLookup: ((key: string) => PodRef | null) | null = null;
 
   constructor(options: AnalyzerOptions = {}) {
     this.opts = {
@@ -880,7 +881,11 @@ export class Analyzer {
     const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port) : null) ?? fs.x?.tlsPid.server ?? null;
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
-    if (this.podLookup) f.pod = this.podLookup(f.src.ip) ?? this.podLookup(f.dst.ip) ?? f.pod;
+    if (this.podLookup) {
+      // why: the owning process's container is the most exact answer (hostNetwork pods share the node's IP)
+      const cid = f.process?.containerId;
+      f.pod = (cid ? this.podLookup(`container:${cid}`) : null) ?? this.podLookup(f.src.ip) ?? this.podLookup(f.dst.ip) ?? f.pod;
+    }
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };

@@ -72,8 +72,10 @@ export interface CaptureHandle {
   /**
    * Kubernetes targets: the pod (or Service) that owns an IP, from a live watch of the cluster, for
    * `flow.pod`. Returns null for unknown IPs and for host-network pods (their IP is the node's).
+   * A key `container:<id>` names a container id (as the helper reads it from a process's cgroup):
+   * that resolves host-network pods too.
    */
-  enrich?: (ip: string) => PodRef | null;
+  enrich?: (key: string) => PodRef | null;
 }
 
 export interface ShellChannel {

@@ -212,6 +212,16 @@ describe('capture', () => {
       });
       await until('the new pod in the index', () => enrich('10.205.99.51'));
       expect(enrich('10.205.99.51')).toEqual({ namespace: 'shop', name: 'db-0', workload: 'StatefulSet/db' });
+      // A host-network pod shares its node's address: its container ids (as the helper reads them from cgroups) name it.
+      const cid = 'ab12'.repeat(16);
+      api.put('pods', {
+        metadata: { name: 'node-exporter-q8', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'node-exporter', uid: 'u3', controller: true }] },
+        spec: { nodeName: api.nodes[3]?.name, hostNetwork: true, containers: [{ name: 'exporter', image: 'prom/node-exporter' }] },
+        status: { phase: 'Running', podIP: api.nodes[3]?.ip, containerStatuses: [{ name: 'exporter', image: 'prom/node-exporter', imageID: '', ready: true, restartCount: 0, containerID: `containerd://${cid}` }] },
+      });
+      await until('the host-network pod by container id', () => enrich(`container:${cid}`));
+      expect(enrich(`container:${cid}`)).toEqual({ namespace: 'shop', name: 'node-exporter-q8', workload: 'DaemonSet/node-exporter' });
+      expect(enrich(api.nodes[3]?.ip as string)).toBeNull();
 
       expect(tapscopeObjects().length).toBeGreaterThan(0);
       expect(podTempDirs().filter((d) => /\/tapscope\./.test(d))).toHaveLength(6);

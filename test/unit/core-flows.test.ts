@@ -353,6 +353,29 @@ describe('decrypted plaintext and process attribution', () => {
     expect(d.clientBytesHex.startsWith('1603')).toBe(true);
   });
 
+  it("names the owning process's pod by its container id before the addresses (host-network pods share the node's IP)", () => {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+    b.record({ t: 'proc', pid: 300, comm: 'agent', exe: '/agent', containerId: 'c0ffee'.repeat(10) + 'beef', hooks: [] });
+    b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 300, tid: 300, comm: 'agent', via: 'tracepoint' });
+    tcpConversation(b, client, server, [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')], [Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
+    const pods: Record<string, { namespace: string; name: string }> = {
+      [`container:${'c0ffee'.repeat(10)}beef`]: { namespace: 'monitoring', name: 'node-agent-x7' },
+      [server.ip]: { namespace: 'shop', name: 'web-1' },
+    };
+    const flowWith = (lookup: (key: string) => { namespace: string; name: string } | null): Flow | undefined => {
+      const a = new Analyzer();
+      a.podLookup = lookup;
+      const feed = a.stream();
+      for (const blk of parseBuffer(b.build())) feed(blk);
+      return a.flows()[0];
+    };
+    const f = flowWith((key) => pods[key] ?? null);
+    expect(f?.process).toMatchObject({ pid: 300, containerId: `${'c0ffee'.repeat(10)}beef` });
+    expect(f?.pod).toEqual({ namespace: 'monitoring', name: 'node-agent-x7' });
+    expect(flowWith((key) => (key.startsWith('container:') ? null : pods[key] ?? null))?.pod).toEqual({ namespace: 'shop', name: 'web-1' });
+  });
+
   it('gives process verdicts with reasons when no hook fired (afpacket mode, java server)', () => {
     const { flows } = analyze(capture({ hookClient: false, mode: 'afpacket', javaServer: true }));
     const f = flows[0]!;

@@ -13,9 +13,14 @@ export function workloadOf(pod: V1Pod): string | null {
   return `${owner.kind}/${owner.name}`;
 }
 
+/** Prefix of PodIndex keys that name a container id rather than an IP address. */
+export const CONTAINER_KEY = 'container:';
+
 export class PodIndex {
   private readonly pods = new Map<string, { key: string; ref: PodRef }>();
   private readonly services = new Map<string, { key: string; ref: PodRef }>();
+  /** container id (hex, without the runtime's `containerd://` scheme) -> pod; hostNetwork pods too */
+  private readonly containers = new Map<string, { key: string; ref: PodRef }>();
   private readonly aborts: AbortController[] = [];
   private stopped = false;
   /** Why the index is incomplete (e.g. RBAC), for the session notes. */
@@ -23,8 +28,10 @@ export class PodIndex {
 
   constructor(private readonly kc: KubeConfig) {}
 
-  lookup(ip: string): PodRef | null {
-    return this.pods.get(ip)?.ref ?? this.services.get(ip)?.ref ?? null;
+  /** `key` is an IP address, or `container:<id>` for a container id the helper read from a process's cgroup. */
+  lookup(key: string): PodRef | null {
+    if (key.startsWith(CONTAINER_KEY)) return this.containers.get(key.slice(CONTAINER_KEY.length))?.ref ?? null;
+    return this.pods.get(key)?.ref ?? this.services.get(key)?.ref ?? null;
   }
 
   get size(): number {
@@ -47,8 +54,16 @@ export class PodIndex {
   private onPod(type: string, p: V1Pod): void {
     const key = `${p.metadata?.namespace}/${p.metadata?.name}`;
     for (const [ip, v] of this.pods) if (v.key === key) this.pods.delete(ip);
-    if (type === 'DELETED' || p.spec?.hostNetwork) return;
+    for (const [id, v] of this.containers) if (v.key === key) this.containers.delete(id);
+    if (type === 'DELETED') return;
     const ref: PodRef = { namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', workload: workloadOf(p) };
+    const statuses = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? []), ...(p.status?.ephemeralContainerStatuses ?? [])];
+    for (const c of statuses) {
+      const id = c.containerID?.replace(/^[a-z0-9-]+:\/\//, '');
+      if (id) this.containers.set(id, { key, ref });
+    }
+    // why: a hostNetwork pod shares the node's address; only its container ids say which flows are its own
+    if (p.spec?.hostNetwork) return;
     const ips = new Set([p.status?.podIP, ...(p.status?.podIPs ?? []).map((x) => x.ip)].filter((x): x is string => !!x));
     for (const ip of ips) this.pods.set(ip, { key, ref });
   }
