@@ -91,6 +91,8 @@ const COMPARE_OPS = new Set(['==', '!=', '<', '<=', '>', '>=', 'contains', 'matc
 
 class Parser {
   private i = 0;
+  /** the field names the filter reads */
+  readonly used = new Set<string>();
   constructor(private readonly toks: Token[]) {}
 
   private peek(): Token {
@@ -165,6 +167,7 @@ class Parser {
       const more = hint.length > 0 ? ` (did you mean ${hint.map((h) => `"${h}"`).join(', ')}?)` : '';
       throw syntax(`unknown field "${t.text}" at ${t.pos}${more}`, t);
     }
+    this.used.add(t.text);
     const opTok = this.peek();
     const op = opTok.kind === 'op' || opTok.kind === 'word' ? opTok.text : '';
     if (!COMPARE_OPS.has(op)) return truthy(def);
@@ -295,6 +298,40 @@ function compare(name: string, def: FieldDef, op: string, v: Token): FlowPredica
 export function compileFilter(expr: string): FlowPredicate {
   if (expr.trim() === '') return () => true;
   return new Parser(lex(expr)).parse();
+}
+
+/** A compiled filter and what it needs from a flow. */
+export interface CompiledFilter {
+  predicate: FlowPredicate;
+  /** the fields it reads */
+  fields: string[];
+  /** true when a field it reads is current only on resolved flows (process, pod, TLS verdicts); when false
+   *  the predicate may run over flows the analyzer has not brought up to date */
+  needsResolve: boolean;
+  /** true when every field it reads never changes once a flow exists: a flow's match never changes */
+  stable: boolean;
+}
+
+const compiledCache = new Map<string, CompiledFilter>();
+const COMPILED_CACHE_SIZE = 64;
+
+/** compileFilter plus the fields it reads; compiled filters are cached by their text (paging re-sends it). */
+export function compileFilterPlan(expr: string): CompiledFilter {
+  const key = expr.trim();
+  const hit = compiledCache.get(key);
+  if (hit) return hit;
+  let plan: CompiledFilter;
+  if (key === '') plan = { predicate: () => true, fields: [], needsResolve: false, stable: true };
+  else {
+    const parser = new Parser(lex(expr));
+    const predicate = parser.parse();
+    const fields = [...parser.used];
+    plan = { predicate, fields, needsResolve: fields.some((f) => FIELDS[f]?.resolved === true), stable: fields.every((f) => FIELDS[f]?.stable === true) };
+  }
+  compiledCache.set(key, plan);
+  // why: bounded; the oldest filter text goes first
+  if (compiledCache.size > COMPILED_CACHE_SIZE) compiledCache.delete(compiledCache.keys().next().value as string);
+  return plan;
 }
 
 /** Validate without throwing; `position` is the 1-based column of the offending token. */

@@ -20,7 +20,7 @@ import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
 import { exportCapture } from '../export/index.js';
-import { compileFilter, checkFilter } from '../filter/index.js';
+import { compileFilter, compileFilterPlan, checkFilter, type CompiledFilter } from '../filter/index.js';
 import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
 
 export interface CoreServiceOptions {
@@ -59,6 +59,16 @@ interface LiveSession {
 
 const MAX_LIMIT = 10_000;
 
+/** The arrival-order positions of the flows a filter accepts, valid for one analyzer version. */
+interface MatchSet {
+  version: number;
+  /** flows [0, scanned) of the arrival order have been tested */
+  scanned: number;
+  /** positions in arrival order, ascending; [0, count) are used */
+  idx: Int32Array;
+  count: number;
+}
+
 export class CoreService implements ApiCalls {
   readonly store: SessionStore;
   private readonly emitter = new EventEmitter();
@@ -72,6 +82,8 @@ export class CoreService implements ApiCalls {
   private readonly loading = new Map<string, Promise<Loaded>>();
   /** Library breakdowns per analyzer and filter, valid while the analyzer's version is unchanged. */
   private readonly libraryCache = new WeakMap<Analyzer, Map<string, { version: number; rows: LibraryBreakdownRow[] }>>();
+  /** Filter matches per analyzer and filter text, for filters that need no resolved flows (see matches()). */
+  private readonly matchCache = new WeakMap<Analyzer, Map<string, MatchSet>>();
   private readonly prompts = new Map<string, (answer: string | boolean | null) => void>();
   private readonly shells = new Map<string, { channel: ShellChannel; target: CaptureTarget; unsubs: (() => void)[] }>();
 
@@ -431,19 +443,31 @@ export class CoreService implements ApiCalls {
     const sort = req.sort ?? { field: 'firstSeen', dir: 'asc' };
     const offset = Math.max(0, Math.floor(req.offset));
     const limit = Math.min(MAX_LIMIT, Math.max(0, Math.floor(req.limit)));
-    const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
+    const plan = req.filter && req.filter.trim() ? compileFilterPlan(req.filter) : null;
+    const pred = plan?.predicate ?? null;
     const inArrivalOrder = sort.field === 'firstSeen' && sort.dir === 'asc' && analyzer.arrivalIsFirstSeenOrder;
     if (!pred && inArrivalOrder) {
       // why: the default view of a million flows: no copy, no sort, only the page's flows are resolved
       const all = analyzer.arrivalOrder();
       return { total: all.length, rows: analyzer.resolved(all.slice(offset, offset + limit)) };
     }
+    if (plan && !plan.needsResolve && inArrivalOrder) {
+      // why: the filtered default view: positions of the matches in arrival order (a typed array, no Flow[]
+      // of a million rows), the exact total, and only the page's flows resolved
+      const m = this.matches(analyzer, plan, req.filter!.trim());
+      const list = analyzer.arrivalOrder();
+      const rows: Flow[] = [];
+      for (let i = offset; i < Math.min(m.count, offset + limit); i++) rows.push(list[m.idx[i]!]!);
+      return { total: m.count, rows: analyzer.resolved(rows) };
+    }
     const key = `${req.filter ?? ''}\u0000${sort.field}\u0000${sort.dir}`;
     const version = analyzer.version;
     let hit = sorted.get(key);
     if (!hit || hit.version !== version) {
-      // why: sorting needs only firstSeen/bytes/packets, current without resolving; a filter needs verdicts
-      const rows = pred ? analyzer.flows().filter(pred) : analyzer.arrivalOrder().slice();
+      // why: sorting needs only firstSeen/bytes/packets, current without resolving; a filter resolves every
+      // flow only when it reads process, pod or verdict fields (ports, addresses, SNI, HTTP are always current)
+      const rows = !plan ? analyzer.arrivalOrder().slice()
+        : plan.needsResolve ? analyzer.flows().filter(plan.predicate) : this.matchedFlows(analyzer, plan, req.filter!.trim());
       if (!inArrivalOrder) {
         const field = sort.field;
         const sign = sort.dir === 'desc' ? -1 : 1;
@@ -456,6 +480,55 @@ export class CoreService implements ApiCalls {
       if (sorted.size > 8) sorted.delete(sorted.keys().next().value as string);
     }
     return { total: hit.rows.length, rows: analyzer.resolved(hit.rows.slice(offset, offset + limit)) };
+  }
+
+  /**
+   * Which flows (by arrival position) a filter that reads no resolved fields accepts, cached per analyzer
+   * version. A stable filter (addresses, ports, transport, node) keeps its matches as flows grow: only the
+   * flows created since the last scan are tested, so a live capture's filtered view stays cheap.
+   */
+  private matches(analyzer: Analyzer, plan: CompiledFilter, key: string): MatchSet {
+    let cache = this.matchCache.get(analyzer);
+    if (!cache) {
+      cache = new Map();
+      this.matchCache.set(analyzer, cache);
+    }
+    let m = cache.get(key);
+    if (m && m.version === analyzer.version) return m;
+    if (!m) {
+      m = { version: -1, scanned: 0, idx: new Int32Array(4096), count: 0 };
+      cache.set(key, m);
+      if (cache.size > 8) cache.delete(cache.keys().next().value as string);
+    } else if (!plan.stable) {
+      m.scanned = 0;
+      m.count = 0;
+    }
+    const list = analyzer.arrivalOrder();
+    const pred = plan.predicate;
+    let idx = m.idx;
+    let count = m.count;
+    for (let i = m.scanned; i < list.length; i++) {
+      if (!pred(list[i]!)) continue;
+      if (count === idx.length) {
+        const grown = new Int32Array(idx.length * 2);
+        grown.set(idx);
+        idx = grown;
+      }
+      idx[count++] = i;
+    }
+    m.idx = idx;
+    m.count = count;
+    m.scanned = list.length;
+    m.version = analyzer.version;
+    return m;
+  }
+
+  private matchedFlows(analyzer: Analyzer, plan: CompiledFilter, key: string): Flow[] {
+    const m = this.matches(analyzer, plan, key);
+    const list = analyzer.arrivalOrder();
+    const out = new Array<Flow>(m.count);
+    for (let i = 0; i < m.count; i++) out[i] = list[m.idx[i]!]!;
+    return out;
   }
 
   async flowDetail(req: { sessionId: string; flowId: string }): Promise<FlowDetail> {

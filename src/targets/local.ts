@@ -1,9 +1,11 @@
 // The local target ("this machine", uri `local`): runs the helper binary directly when root, else through
-// `sudo -n`, and streams its pcapng stdout as one node named after this host.
+// `sudo -n`, else through `pkexec` in a graphical session (a polkit agent asks the password), and streams
+// its pcapng stdout as one node named after this host.
 // Test/dev knob: TAPSCOPE_LOCAL_NETNS=NAME (or the `netns` option) runs the helper inside that network
 // namespace (`ip netns exec NAME helper ...`), so tests can capture a private lab without touching the host.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { arch, hostname, release } from 'node:os';
 import { TapscopeError, type TapscopeErrorCode } from '../errors.js';
 import { helperPath } from '../util/paths.js';
@@ -40,6 +42,44 @@ function exitError(code: number | null, signal: NodeJS.Signals | null, stderr: s
   }
 }
 
+const NEEDS_ROOT = 'capturing on this machine needs root: run tapscope with sudo, allow passwordless sudo for the helper '
+  + '(e.g. a sudoers line `USER ALL=(root) NOPASSWD: /path/to/tapscope-helper`), or run it from a graphical session with '
+  + 'pkexec and a polkit agent that asks for the password';
+
+/** How the helper gets root: the argv prefix to run it with, or why it cannot. */
+export type LocalPrivilege =
+  | { via: 'root' | 'sudo' | 'pkexec'; prefix: string[] }
+  | { via: 'none'; message: string };
+
+/**
+ * The privilege decision, pure: root runs the helper directly; passwordless `sudo -n` next; else `pkexec`
+ * when it is installed and a graphical session is there for its polkit agent ($DISPLAY or $WAYLAND_DISPLAY);
+ * else E_SUDO_REQUIRED's message naming the ways.
+ */
+export function decidePrivilege(input: { uid: number | null; sudoOk: boolean; pkexecPath: string | null; env: Record<string, string | undefined> }): LocalPrivilege {
+  if (input.uid === 0) return { via: 'root', prefix: [] };
+  if (input.sudoOk) return { via: 'sudo', prefix: ['sudo', '-n'] };
+  const graphical = Boolean(input.env.DISPLAY) || Boolean(input.env.WAYLAND_DISPLAY);
+  if (input.pkexecPath && graphical) return { via: 'pkexec', prefix: [input.pkexecPath] };
+  const why = !input.pkexecPath ? 'pkexec is not installed' : 'there is no graphical session for a polkit agent ($DISPLAY / $WAYLAND_DISPLAY unset)';
+  return { via: 'none', message: `${NEEDS_ROOT} (${why})` };
+}
+
+/** The first executable `name` on $PATH, or null. */
+export function findOnPath(name: string, pathVar = process.env.PATH ?? ''): string | null {
+  for (const dir of pathVar.split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
 export class LocalTarget implements CaptureTarget {
   readonly kind = 'local' as const;
   readonly uri = 'local';
@@ -61,10 +101,11 @@ export class LocalTarget implements CaptureTarget {
     return [{ name: this.nodeName, ready: true, kernel: release(), arch: machineArch(), address: null }];
   }
 
-  private privilege(): 'root' | 'sudo' | 'none' {
-    if (process.getuid?.() === 0) return 'root';
-    const r = spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore', timeout: 5000 });
-    return r.status === 0 ? 'sudo' : 'none';
+  private privilege(): LocalPrivilege {
+    const uid = process.getuid?.() ?? null;
+    const sudoOk = uid !== 0 && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    const pkexecPath = uid !== 0 && !sudoOk ? findOnPath('pkexec') : null;
+    return decidePrivilege({ uid, sudoOk, pkexecPath, env: process.env });
   }
 
   async preflight(): Promise<PreflightReport[]> {
@@ -72,8 +113,10 @@ export class LocalTarget implements CaptureTarget {
     let helperVersion: string | null = null;
     if (!existsSync(this.helper)) problems.push(`helper binary not found at ${this.helper}; build it with \`make -C native\` or set TAPSCOPE_HELPER`);
     else helperVersion = helperVersionOf(this.helper);
-    const privileged = this.privilege();
-    if (privileged === 'none') problems.push('capturing needs root: run tapscope as root, or allow passwordless sudo for the helper');
+    const priv = this.privilege();
+    if (priv.via === 'none') problems.push(priv.message);
+    // why: pkexec asks for a password through the polkit agent, like sudo with a password
+    const privileged: PreflightReport['privileged'] = priv.via === 'pkexec' ? 'sudo-password' : priv.via;
     return [{
       node: this.nodeName, arch: machineArch(), kernel: release(), btf: existsSync('/sys/kernel/btf/vmlinux'), privileged, helperVersion, problems,
     }];
@@ -81,6 +124,10 @@ export class LocalTarget implements CaptureTarget {
 
   /** The argv that runs the helper with these options (exposed for tests). */
   command(options: CaptureOptions): string[] {
+    return this.plan(options).argv;
+  }
+
+  private plan(options: CaptureOptions): { argv: string[]; via: LocalPrivilege['via'] } {
     if (!existsSync(this.helper)) {
       throw new TapscopeError('E_HELPER_MISSING', `the capture helper is missing at ${this.helper}; build it with \`make -C native\` (or \`npm run build:native\`), or point TAPSCOPE_HELPER at it`);
     }
@@ -91,11 +138,8 @@ export class LocalTarget implements CaptureTarget {
     let argv = [this.helper, ...args];
     if (this.netns) argv = ['ip', 'netns', 'exec', this.netns, ...argv];
     const priv = this.privilege();
-    if (priv === 'sudo') argv = ['sudo', '-n', ...argv];
-    else if (priv === 'none') {
-      throw new TapscopeError('E_SUDO_REQUIRED', 'capturing on this machine needs root: run tapscope with sudo, or allow passwordless sudo for the helper (e.g. a sudoers line `USER ALL=(root) NOPASSWD: /path/to/tapscope-helper`)');
-    }
-    return argv;
+    if (priv.via === 'none') throw new TapscopeError('E_SUDO_REQUIRED', priv.message);
+    return { argv: [...priv.prefix, ...argv], via: priv.via };
   }
 
   async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle> {
@@ -104,7 +148,8 @@ export class LocalTarget implements CaptureTarget {
       throw new TapscopeError('E_TARGET_INVALID', `this machine is node '${node}', not ${options.nodes.map((n) => `'${n}'`).join(', ')}`);
     }
     handlers.onStatus({ node, phase: 'preflight' });
-    const argv = this.command(options);
+    const { argv, via } = this.plan(options);
+    const pkexec = via === 'pkexec';
     const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let streaming = false;
@@ -127,8 +172,14 @@ export class LocalTarget implements CaptureTarget {
       });
       child.on('close', (code, signal) => {
         exited = true;
-        if (code === 0 || (stopping && (signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGKILL'))) {
+        // why: under pkexec the helper is stopped by closing its stdout; it exits on EPIPE with its own code
+        if (code === 0 || (stopping && (pkexec || signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGKILL'))) {
           handlers.onStatus({ node, phase: 'stopped' });
+        } else if (pkexec && (code === 126 || code === 127) && !streaming) {
+          handlers.onStatus({
+            node, phase: 'failed', message: `pkexec could not run the helper as root (exit ${code}: no polkit agent, or the password was not given)`,
+            error: { code: 'E_SUDO_REQUIRED', message: `pkexec could not run the helper as root (exit ${code}: no polkit agent answered, or authentication was dismissed); ${NEEDS_ROOT}` },
+          });
         } else {
           const err = exitError(code, signal, stderr);
           handlers.onStatus({ node, phase: 'failed', message: err.message, error: err });
@@ -136,13 +187,20 @@ export class LocalTarget implements CaptureTarget {
         resolve();
       });
     });
-    handlers.onStatus({ node, phase: 'running' });
+    handlers.onStatus({ node, phase: 'running', ...(pkexec ? { message: 'running the helper as root through pkexec (polkit asks for the password)' } : {}) });
     if (child.stdout) handlers.onStream(node, child.stdout);
     let stopPromise: Promise<void> | null = null;
     const stop = (): Promise<void> => {
       if (stopPromise) return stopPromise;
       stopping = true;
       if (exited) return (stopPromise = done);
+      if (pkexec) {
+        // why: pkexec is setuid and execs the helper as root, so our signals cannot reach it; the helper
+        // exits when a write to its closed stdout fails (EPIPE)
+        handlers.onStatus({ node, phase: 'stopping', message: 'stopping the helper (run through pkexec) by closing its output; it exits on its next write' });
+        child.stdout?.destroy();
+        return (stopPromise = done);
+      }
       handlers.onStatus({ node, phase: 'stopping' });
       child.kill('SIGINT');
       const timer = setTimeout(() => { if (!exited) child.kill('SIGKILL'); }, this.grace);

@@ -2,7 +2,7 @@
 // semantics, IP/CIDR, errors that point at the bad token, and a 1M-flow timing printed beside a
 // hand-written predicate (not gated).
 import { describe, it, expect } from 'vitest';
-import { compileFilter, checkFilter, filterHelp, FIELDS } from '../../src/filter/index.js';
+import { compileFilter, compileFilterPlan, checkFilter, filterHelp, FIELDS } from '../../src/filter/index.js';
 import { isTapscopeError } from '../../src/errors.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
 
@@ -197,5 +197,27 @@ describe('speed (printed, not gated)', () => {
     const hand = performance.now() - t1;
     expect(n).toBe(m);
     console.log(`filter: 1M flows in ${ours.toFixed(0)} ms (hand-written predicate ${hand.toFixed(0)} ms, ratio ${(ours / hand).toFixed(1)}x)`);
+  });
+});
+
+describe('compileFilterPlan', () => {
+  it('says which filters need resolved flows and which never change their answer for a flow', () => {
+    const table: [string, boolean, boolean][] = [
+      ['dst.port == 443', false, true],
+      ['ip == 10.0.0.0/8 && transport == "tcp"', false, true],
+      ['tls.sni contains "x"', false, false],
+      ['bytes > 100 || port == 53', false, false],
+      ['process.comm == "curl"', true, false],
+      ['tls.client.plaintext', true, false],
+      ['!(pod.namespace == "a") && dst.port == 1', true, false],
+      ['tls.library == "openssl"', true, false],
+      ['', false, true],
+    ];
+    for (const [expr, needsResolve, stable] of table) {
+      const p = compileFilterPlan(expr);
+      expect({ expr, needsResolve: p.needsResolve, stable: p.stable }).toEqual({ expr, needsResolve, stable });
+    }
+    expect(compileFilterPlan(' dst.port == 443 ')).toBe(compileFilterPlan('dst.port == 443'));
+    expect(() => compileFilterPlan('dst.port ==')).toThrow(/expected value/);
   });
 });
