@@ -5,6 +5,12 @@ import type { Flow, TlsSideVerdict } from '../model/flow.js';
 export type FieldType = 'string' | 'number' | 'ip' | 'bool';
 export type FieldValue = string | number | boolean | null | undefined;
 
+/** Per-flow values kept in typed arrays by the analyzer, indexed by the flow's arrival position. */
+export interface FlowColumns {
+  srcPort: Uint16Array;
+  dstPort: Uint16Array;
+}
+
 export interface FieldDef {
   type: FieldType;
   /** one value, or a list whose elements are each compared (any-match) */
@@ -16,6 +22,8 @@ export interface FieldDef {
   resolved?: true;
   /** the value never changes once the flow exists (addresses, ports, transport, node, id, firstSeen) */
   stable?: true;
+  /** number fields also kept as columns (one column, or two for "either" fields): filters read those */
+  columns?: [keyof FlowColumns] | [keyof FlowColumns, keyof FlowColumns];
 }
 
 function side(name: 'client' | 'server'): Record<string, FieldDef> {
@@ -38,11 +46,11 @@ export const FIELDS: Record<string, FieldDef> = {
   node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on', stable: true },
   seenBy: { type: 'string', get: (f) => f.seenBy ?? 'packets', help: 'packets | hook-only (known only from decrypted TLS records, no packet captured)' },
   'src.ip': { type: 'ip', get: (f) => f.src.ip, help: 'client address', stable: true },
-  'src.port': { type: 'number', get: (f) => f.src.port, help: 'client port', stable: true },
+  'src.port': { type: 'number', columns: ['srcPort'], get: (f) => f.src.port, help: 'client port', stable: true },
   'dst.ip': { type: 'ip', get: (f) => f.dst.ip, help: 'server address', stable: true },
-  'dst.port': { type: 'number', get: (f) => f.dst.port, help: 'server port', stable: true },
+  'dst.port': { type: 'number', columns: ['dstPort'], get: (f) => f.dst.port, help: 'server port', stable: true },
   ip: { type: 'ip', get: (f) => [f.src.ip, f.dst.ip], some: (f, t) => t(f.src.ip) || t(f.dst.ip), help: 'either address', stable: true },
-  port: { type: 'number', get: (f) => [f.src.port, f.dst.port], some: (f, t) => t(f.src.port) || t(f.dst.port), help: 'either port', stable: true },
+  port: { type: 'number', columns: ['srcPort', 'dstPort'], get: (f) => [f.src.port, f.dst.port], some: (f, t) => t(f.src.port) || t(f.dst.port), help: 'either port', stable: true },
   bytes: { type: 'number', get: (f) => f.bytes, help: 'bytes in both directions' },
   packets: { type: 'number', get: (f) => f.packets, help: 'packets in both directions' },
   firstSeen: { type: 'number', get: (f) => f.firstSeen, help: 'ms since epoch', stable: true },

@@ -9,12 +9,15 @@
 // case-insensitive regular expression; a bare field tests presence/truthiness.
 import { TapscopeError } from '../errors.js';
 import type { Flow } from '../model/flow.js';
-import { FIELDS, suggestFields, type FieldDef, type FieldValue } from './fields.js';
+import { FIELDS, suggestFields, type FieldDef, type FieldValue, type FlowColumns } from './fields.js';
 import { parseIpOrCidr, type IpMatcher } from './ip.js';
 
-export { FIELDS } from './fields.js';
+export { FIELDS, type FlowColumns } from './fields.js';
 
 export type FlowPredicate = (flow: Flow) => boolean;
+/** A predicate over the flow at position `i` of `cols` (the analyzer's arrival order); i < 0 or no cols: the object. */
+export type IndexedPredicate = (flow: Flow, i: number, cols: FlowColumns | null) => boolean;
+type Pred = IndexedPredicate;
 
 type TokKind = 'word' | 'string' | 'op' | 'punct' | 'end';
 interface Token {
@@ -105,7 +108,7 @@ class Parser {
     return t.kind === 'word' && t.text === w;
   }
 
-  parse(): FlowPredicate {
+  parse(): Pred {
     const p = this.or();
     const t = this.peek();
     if (t.kind !== 'end') {
@@ -115,7 +118,7 @@ class Parser {
     return p;
   }
 
-  private or(): FlowPredicate {
+  private or(): Pred {
     let left = this.and();
     for (;;) {
       const t = this.peek();
@@ -123,11 +126,11 @@ class Parser {
       this.next();
       const l = left;
       const r = this.and();
-      left = (f) => l(f) || r(f);
+      left = (f, i, c) => l(f, i, c) || r(f, i, c);
     }
   }
 
-  private and(): FlowPredicate {
+  private and(): Pred {
     let left = this.not();
     for (;;) {
       const t = this.peek();
@@ -135,21 +138,21 @@ class Parser {
       this.next();
       const l = left;
       const r = this.not();
-      left = (f) => l(f) && r(f);
+      left = (f, i, c) => l(f, i, c) && r(f, i, c);
     }
   }
 
-  private not(): FlowPredicate {
+  private not(): Pred {
     const t = this.peek();
     if ((t.kind === 'op' && t.text === '!') || this.isWord(t, 'not')) {
       this.next();
       const inner = this.not();
-      return (f) => !inner(f);
+      return (f, i, c) => !inner(f, i, c);
     }
     return this.primary();
   }
 
-  private primary(): FlowPredicate {
+  private primary(): Pred {
     const t = this.next();
     if (t.kind === 'punct' && t.text === '(') {
       const inner = this.or();
@@ -180,10 +183,10 @@ class Parser {
     return compare(t.text, def, op, v);
   }
 
-  private setMembership(name: string, def: FieldDef, opTok: Token): FlowPredicate {
+  private setMembership(name: string, def: FieldDef, opTok: Token): Pred {
     const open = this.next();
     if (!(open.kind === 'punct' && open.text === '{')) throw syntax(`expected "{" after "in" at ${open.pos}`, open);
-    const members: FlowPredicate[] = [];
+    const members: Pred[] = [];
     for (;;) {
       const v = this.next();
       if (v.kind === 'punct' && v.text === '}') break;
@@ -202,8 +205,8 @@ class Parser {
       members.push(compare(name, def, '==', v));
     }
     if (members.length === 0) throw syntax(`empty set after "in" at ${opTok.pos}`, opTok);
-    return (f) => {
-      for (const m of members) if (m(f)) return true;
+    return (f, i, c) => {
+      for (const m of members) if (m(f, i, c)) return true;
       return false;
     };
   }
@@ -214,12 +217,27 @@ function values(def: FieldDef, f: Flow): FieldValue[] {
   return Array.isArray(v) ? v : [v];
 }
 
-function truthy(def: FieldDef): FlowPredicate {
+function truthy(def: FieldDef): Pred {
   return (f) => values(def, f).some((v) => v !== null && v !== undefined && v !== false && v !== '');
 }
 
 /** Build a predicate "any present element satisfies test"; `!=` is "present and none equal". */
-function anyOf(def: FieldDef, op: string, test: (v: NonNullable<FieldValue>) => boolean): FlowPredicate {
+function anyOf(def: FieldDef, op: string, test: (v: NonNullable<FieldValue>) => boolean): Pred {
+  const onObject = anyOfObject(def, op, test);
+  const cols = def.columns;
+  if (!cols) return onObject;
+  // why: a column read is one typed-array load; the object path chases Flow -> src/dst -> port across a
+  // heap of a million flows. Column values are always present, so `!=` is "none equal".
+  const [a, b] = cols;
+  if (b === undefined) {
+    if (op === '!=') return (f, i, c) => (c !== null && i >= 0 ? !test(c[a][i]!) : onObject(f, i, c));
+    return (f, i, c) => (c !== null && i >= 0 ? test(c[a][i]!) : onObject(f, i, c));
+  }
+  if (op === '!=') return (f, i, c) => (c !== null && i >= 0 ? !(test(c[a][i]!) || test(c[b][i]!)) : onObject(f, i, c));
+  return (f, i, c) => (c !== null && i >= 0 ? test(c[a][i]!) || test(c[b][i]!) : onObject(f, i, c));
+}
+
+function anyOfObject(def: FieldDef, op: string, test: (v: NonNullable<FieldValue>) => boolean): Pred {
   if (op === '!=') {
     return (f) => {
       let present = false;
@@ -244,7 +262,7 @@ function anyOf(def: FieldDef, op: string, test: (v: NonNullable<FieldValue>) => 
   };
 }
 
-function compare(name: string, def: FieldDef, op: string, v: Token): FlowPredicate {
+function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
   const bad = (what: string): TapscopeError => syntax(`${what} at ${v.pos}`, v);
   switch (def.type) {
     case 'string': {
@@ -297,12 +315,15 @@ function compare(name: string, def: FieldDef, op: string, v: Token): FlowPredica
 /** Compile a filter once; the returned predicate is cheap. Empty filter matches everything. */
 export function compileFilter(expr: string): FlowPredicate {
   if (expr.trim() === '') return () => true;
-  return new Parser(lex(expr)).parse();
+  const p = new Parser(lex(expr)).parse();
+  return (f) => p(f, -1, null);
 }
 
 /** A compiled filter and what it needs from a flow. */
 export interface CompiledFilter {
   predicate: FlowPredicate;
+  /** the same test, reading the analyzer's columns at the flow's arrival position where it can */
+  indexed: IndexedPredicate;
   /** the fields it reads */
   fields: string[];
   /** true when a field it reads is current only on resolved flows (process, pod, TLS verdicts); when false
@@ -321,12 +342,12 @@ export function compileFilterPlan(expr: string): CompiledFilter {
   const hit = compiledCache.get(key);
   if (hit) return hit;
   let plan: CompiledFilter;
-  if (key === '') plan = { predicate: () => true, fields: [], needsResolve: false, stable: true };
+  if (key === '') plan = { predicate: () => true, indexed: () => true, fields: [], needsResolve: false, stable: true };
   else {
     const parser = new Parser(lex(expr));
-    const predicate = parser.parse();
+    const indexed = parser.parse();
     const fields = [...parser.used];
-    plan = { predicate, fields, needsResolve: fields.some((f) => FIELDS[f]?.resolved === true), stable: fields.every((f) => FIELDS[f]?.stable === true) };
+    plan = { predicate: (f) => indexed(f, -1, null), indexed, fields, needsResolve: fields.some((f) => FIELDS[f]?.resolved === true), stable: fields.every((f) => FIELDS[f]?.stable === true) };
   }
   compiledCache.set(key, plan);
   // why: bounded; the oldest filter text goes first

@@ -8,6 +8,7 @@ import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
+import type { FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
@@ -207,6 +208,8 @@ export class Analyzer {
   private readonly list: Flow[] = [];
   /** Flows with TLS info, in creation order: the library breakdown walks only these. */
   private readonly tlsStates: FlowState[] = [];
+  /** src/dst ports of list[i], as typed arrays (grown by doubling): filters read these instead of the objects */
+  private cols: FlowColumns = { srcPort: new Uint16Array(1024), dstPort: new Uint16Array(1024) };
   private ordered = true;
   private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
@@ -415,7 +418,14 @@ export class Analyzer {
     this.last = null;
     this.byId.set(id, fs);
     this.states.push(fs);
+    const at = this.list.length;
     this.list.push(flow);
+    if (at === this.cols.srcPort.length) {
+      const grow = (a: Uint16Array): Uint16Array => { const b = new Uint16Array(a.length * 2); b.set(a); return b; };
+      this.cols = { srcPort: grow(this.cols.srcPort), dstPort: grow(this.cols.dstPort) };
+    }
+    this.cols.srcPort[at] = client.port;
+    this.cols.dstPort[at] = server.port;
     // why: flows are created as their first packet arrives, so creation order is firstSeen order unless
     // timestamps went backwards (several nodes' streams, clock steps); queries rely on this to skip sorting
     if (ts < this.lastCreated) this.ordered = false;
@@ -922,6 +932,11 @@ export class Analyzer {
    */
   arrivalOrder(): readonly Flow[] {
     return this.list;
+  }
+
+  /** Column views of arrivalOrder() (index i is arrivalOrder()[i]); the arrays are replaced as they grow. */
+  columns(): FlowColumns {
+    return this.cols;
   }
 
   /** True while creation order is also firstSeen order (no flow started before an earlier-created one). */

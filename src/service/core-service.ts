@@ -504,11 +504,12 @@ export class CoreService implements ApiCalls {
       m.count = 0;
     }
     const list = analyzer.arrivalOrder();
-    const pred = plan.predicate;
+    const cols = analyzer.columns();
+    const pred = plan.indexed;
     let idx = m.idx;
     let count = m.count;
     for (let i = m.scanned; i < list.length; i++) {
-      if (!pred(list[i]!)) continue;
+      if (!pred(list[i]!, i, cols)) continue;
       if (count === idx.length) {
         const grown = new Int32Array(idx.length * 2);
         grown.set(idx);
