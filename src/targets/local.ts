@@ -21,6 +21,8 @@ export interface LocalTargetOptions {
   prompt?: PromptFn;
   /** Milliseconds to wait after SIGINT before SIGKILL. */
   stopGraceMs?: number;
+  /** Use this privilege decision instead of probing sudo/pkexec (test knob: the pkexec stop and failure paths). */
+  privilege?: LocalPrivilege;
 }
 
 const STDERR_TAIL = 4096;
@@ -102,6 +104,7 @@ export class LocalTarget implements CaptureTarget {
   }
 
   private privilege(): LocalPrivilege {
+    if (this.opts.privilege) return this.opts.privilege;
     const uid = process.getuid?.() ?? null;
     const sudoOk = uid !== 0 && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
     const pkexecPath = uid !== 0 && !sudoOk ? findOnPath('pkexec') : null;

@@ -26,3 +26,42 @@ describe('local target with the real helper', () => {
     expect(argv.slice(5)).toEqual(['--mode', 'ebpf', '--iface', 'eth0', '--iface', 'lo', '--duration', '5', '--snaplen', '128']);
   });
 });
+
+describe('local target, the pkexec stop and failure paths', () => {
+  it('stops the helper by closing its output, and says so', async () => {
+    // why: pkexec itself needs a polkit agent; here the helper runs directly (we are root) with the pkexec
+    // stop path, which must not rely on signals
+    const t = new LocalTarget({ privilege: { via: 'pkexec', prefix: [] }, netns: null });
+    const statuses: NodeStatus[] = [];
+    let bytes = 0;
+    let streaming!: () => void;
+    const started = new Promise<void>((r) => { streaming = r; });
+    const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, {
+      onStatus: (s) => { statuses.push(s); if (s.phase === 'streaming') streaming(); },
+      onStream: (_node, s) => { s.on('data', (d: Buffer) => { bytes += d.length; }); s.on('error', () => {}); },
+    });
+    await started;
+    await h.stop();
+    const phases = statuses.map((s) => s.phase);
+    expect(phases).toContain('stopped');
+    expect(phases).not.toContain('failed');
+    expect(statuses.find((s) => s.phase === 'running')?.message).toMatch(/pkexec/);
+    expect(statuses.find((s) => s.phase === 'stopping')?.message).toMatch(/closing its output/);
+    expect(bytes).toBeGreaterThan(0);
+  }, 20_000);
+
+  it('turns pkexec exit 126/127 (no polkit agent, dismissed) into E_SUDO_REQUIRED naming sudo and pkexec', async () => {
+    for (const code of [126, 127]) {
+      // a process that exits as pkexec does when no agent can authenticate
+      const t = new LocalTarget({ privilege: { via: 'pkexec', prefix: ['sh', '-c', `exit ${code}`, 'pkexec'] }, netns: null });
+      const statuses: NodeStatus[] = [];
+      const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, { onStatus: (s) => statuses.push(s), onStream: (_n, s) => { s.resume(); } });
+      await h.done;
+      const failed = statuses.find((s) => s.phase === 'failed');
+      expect(failed?.error?.code).toBe('E_SUDO_REQUIRED');
+      expect(failed?.error?.message).toMatch(new RegExp(`exit ${code}`));
+      expect(failed?.error?.message).toMatch(/sudo/);
+      expect(failed?.error?.message).toMatch(/pkexec/);
+    }
+  });
+});
