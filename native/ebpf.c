@@ -494,6 +494,8 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 			eo.func_name = NULL;
 			ro.func_name = NULL;
 		}
+		/* why: each attach is a few ms of kernel work (more under load); drain the ring in between */
+		capture_yield();
 		le = bpf_program__attach_uprobe_opts(specs[i].entry, -1, open_path, (size_t)at, &eo);
 		if (!le) {
 			err = -errno;

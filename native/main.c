@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -161,7 +162,7 @@ int main(int argc, char **argv)
 	char reason[400] = "", os[400], appl[64], fail[300] = "";
 	const char *mode;
 	uint64_t next_sec, next_scan, last_scan = 0, deadline = 0;
-	int syns_scanned = 0;
+	int syns_scanned = 0, tcp_scan_tick = 0;
 	int i, err, want_probe = 0, use_ebpf = 0, exit_code = 0;
 
 	opts.mode = "auto";
@@ -306,12 +307,16 @@ int main(int argc, char **argv)
 		logf_("SYN watch socket: %s (connections are attributed when the ring hands over packets)", strerror(errno));
 
 	pcapng_open(STDOUT_FILENO);
+	/* why: a bigger pipe (1 MiB, the default pipe-max-size) absorbs a reader's short stalls (SSH, the core
+	 * parsing) so the ring keeps draining; not a pipe or not allowed: keep what there is */
+	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
 	uname(&u);
 	snprintf(os, sizeof(os), "%s %s %s", u.sysname, u.release, u.version);
 	snprintf(appl, sizeof(appl), "tapscope-helper %s", TAPSCOPE_VERSION);
 	pcapng_shb(u.machine, os, appl);
 	write_capture_cb(mode, reason, &pr);
 	pcapng_flush();
+	capture_yield_hook = afp_drain;
 	if (use_ebpf)
 		ebpf_hook_all();
 	proc_scan_conns();
@@ -365,8 +370,13 @@ int main(int argc, char **argv)
 			proc_resolve_syns();
 		}
 		if (!use_ebpf && (now >= next_scan || (afp_new_flows != syns_scanned && now >= last_scan + 50000000ull))) {
+			/* why: reading /proc/net/tcp* walks the kernel's whole TCP hash table, long enough under load to
+			 * overflow the ring; with the SYN watch every new TCP flow is resolved at its SYN, so the periodic
+			 * scan reads the TCP tables only every 2 s as a fallback, UDP every time */
+			int with_tcp = afp_syn_fd() < 0 || afp_new_flows != syns_scanned || ++tcp_scan_tick % 4 == 0;
+
 			syns_scanned = afp_new_flows;
-			proc_scan_conns();
+			proc_scan(with_tcp);
 			last_scan = now;
 			next_scan = now + 500000000ull;
 		}

@@ -36,6 +36,8 @@ void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, cons
 	       uint64_t ts_ns);
 /* scans /proc/net/{tcp,tcp6,udp,udp6} of the helper's network namespace and attributes new sockets */
 void proc_scan_conns(void);
+/* Same, with or without TCP: the /proc/net/tcp* reads are the costly part (see proc_scan). */
+void proc_scan(int with_tcp);
 /* afpacket mode: queues a TCP SYN's tuple (as seen in the packet) for attribution via sock_diag;
  * dir: 1 outbound, -1 inbound, 0 both ends may be local (loopback) */
 void proc_note_syn(const struct tuple *pkt, int dir);

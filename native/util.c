@@ -9,6 +9,19 @@
 struct options opts;
 struct counters ctr;
 volatile sig_atomic_t stop_requested;
+void (*capture_yield_hook)(void);
+
+void capture_yield(void)
+{
+	static int depth;
+
+	/* why: the hook may itself end up in code that yields; never recurse */
+	if (!capture_yield_hook || depth)
+		return;
+	depth++;
+	capture_yield_hook();
+	depth--;
+}
 uint64_t capture_start_ns;
 
 static int64_t mono_to_real_offset;

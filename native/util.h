@@ -68,4 +68,9 @@ extern struct counters ctr;
 extern volatile sig_atomic_t stop_requested;
 extern uint64_t capture_start_ns;
 
+/* Long synchronous work (walking /proc, attaching uprobes) calls this now and then: it drains the capture
+ * ring (the hook main installs), so a stall of tens of ms does not overflow the ring and drop packets. */
+extern void (*capture_yield_hook)(void);
+void capture_yield(void);
+
 #endif

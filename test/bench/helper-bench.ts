@@ -1,14 +1,16 @@
 // Benchmark of the capture helper against tcpdump, measured in the same run on the same traffic:
-// 1. iperf3 over a veth pair between two private namespaces, captured in turn by tcpdump, the helper in
-//    afpacket mode and the helper in ebpf mode (all writing to /dev/null): packets, drops, CPU seconds,
-//    max RSS, and helper/tcpdump ratios.
+// 1. iperf3 over a veth pair between two private namespaces, captured in turn by tcpdump -B N, the helper
+//    --mode afpacket --ring-mb N and --mode ebpf --ring-mb N (same kernel buffer; all writing to /dev/null),
+//    in interleaved rounds: drops as a fraction of packets offered, CPU seconds per GB carried, max RSS;
+//    medians over rounds and helper/tcpdump ratios taken within each round.
 // 2. TLS latency: sequential keep-alive HTTPS requests (Python, OpenSSL) in three configurations measured
 //    in the same run, interleaved in rounds: no helper, helper --mode afpacket (packets only) and helper
 //    --mode ebpf (packets + TLS hooks). ebpf/afpacket is the cost of the hooks; ebpf/none the whole helper.
 // Prints figures and ratios; never gates on absolute times. Needs root. Run: npx tsx test/bench/helper-bench.ts
 // Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|latency|all,
 // BENCH_ROUNDS, BENCH_REQUESTS, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
-// BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved configuration).
+// BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved latency configuration,
+// and its afpacket/ebpf modes as throughput capturers), BENCH_RING_MB (default 32), BENCH_TP_ROUNDS (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createLab, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
@@ -21,6 +23,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5));
 const PART = process.env.BENCH_PART ?? (QUICK ? 'latency' : 'all');
 const HELPER_ARGS = (process.env.BENCH_HELPER_ARGS ?? '').split(' ').filter(Boolean);
 const BASELINE = process.env.BENCH_BASELINE;
+const RING_MB = Number(process.env.BENCH_RING_MB ?? 32);
+const ROUNDS_TP = Number(process.env.BENCH_TP_ROUNDS ?? 3);
 
 interface Result { name: string; packets: number; drops: number; cpuS: number; maxRssMb: number; iperfGbps: number }
 
@@ -106,32 +110,46 @@ const median = (xs: number[]) => {
 };
 
 async function throughput(lab: Lab): Promise<void> {
-  const results: Result[] = [];
   const tcpdumpStats = (out: string) => ({ packets: Number(/(\d+) packets captured/.exec(out)?.[1] ?? NaN),
     drops: Number(/(\d+) packets dropped by kernel/.exec(out)?.[1] ?? NaN) });
-  // tcpdump with its default 2 MiB buffer, and with the helper's default ring size (32 MiB) for a like-for-like row
-  results.push(await runCapture(lab, 'tcpdump', ['tcpdump', '-i', 'any', '-w', '/dev/null'], tcpdumpStats, (out) => out.includes('listening on')));
-  results.push(await runCapture(lab, 'tcpdump -B 32M', ['tcpdump', '-i', 'any', '-B', '32768', '-w', '/dev/null'], tcpdumpStats,
-    (out) => out.includes('listening on')));
-  for (const mode of ['afpacket', 'ebpf']) {
-    results.push(await runCapture(lab, `helper ${mode}`, [HELPER, '--mode', mode, ...HELPER_ARGS], helperStats,
-      (out) => out.includes('tapscope-helper: capturing')));
-  }
-  console.log(`iperf3 over veth, ${SECONDS}s each, capture on the client namespace (-i any / all interfaces), output to /dev/null`);
+  // why: like for like: tcpdump's kernel buffer (-B, KiB) and the helper's ring (--ring-mb) are the same size
+  const capturers: { name: string; argv: string[]; parse: typeof helperStats; ready: (out: string) => boolean }[] = [
+    { name: `tcpdump -B ${RING_MB}M`, argv: ['tcpdump', '-i', 'any', '-B', String(RING_MB * 1024), '-w', '/dev/null'], parse: tcpdumpStats,
+      ready: (out) => out.includes('listening on') },
+    ...['afpacket', 'ebpf'].map((mode) => ({ name: `helper ${mode}`, argv: [HELPER, '--mode', mode, '--ring-mb', String(RING_MB), ...HELPER_ARGS],
+      parse: helperStats, ready: (out: string) => out.includes('tapscope-helper: capturing') })),
+    ...(BASELINE ? ['afpacket', 'ebpf'].map((mode) => ({ name: `baseline ${mode}`, argv: [BASELINE, '--mode', mode, '--ring-mb', String(RING_MB), ...HELPER_ARGS],
+      parse: helperStats, ready: (out: string) => out.includes('tapscope-helper: capturing') })) : []),
+  ];
   // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
-  // also given per GB of traffic carried during the capture
+  // given per GB of traffic carried during the capture, and drops as a fraction of the packets the kernel offered
   const cpuPerGb = (r: Result) => r.cpuS / (r.iperfGbps * SECONDS / 8);
-  console.log('capturer          packets    drops   cpu_s  cpu_s/GB  maxRSS_MB  iperf_Gbps');
-  for (const r of results) {
-    console.log(`${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ${fmt(r.cpuS).padStart(7)} ` +
-      `${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
+  const dropFrac = (r: Result) => r.drops / (r.packets + r.drops);
+  const byName = new Map<string, Result[]>(capturers.map((c) => [c.name, []]));
+  console.log(`iperf3 over veth, ${SECONDS}s per capture, ${ROUNDS_TP} interleaved rounds, ring ${RING_MB} MiB, capture on the client namespace (-i any), output to /dev/null`);
+  console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  maxRSS_MB  iperf_Gbps');
+  for (let round = 0; round < ROUNDS_TP; round++) {
+    // why: machine load on the shared cores drifts; every round runs every capturer, in a rotating order
+    for (let k = 0; k < capturers.length; k++) {
+      const c = capturers[(k + round) % capturers.length]!;
+      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready);
+      byName.get(c.name)!.push(r);
+      console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ` +
+        `${fmt(dropFrac(r) * 100, 3).padStart(7)} ${fmt(r.cpuS).padStart(7)} ${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
+    }
   }
-  const td = results[1]!;
-  for (const r of results.slice(2)) {
-    // why: iperf throughput differs a little per run; compare CPU per captured packet as well as totals
-    const cpuPerPkt = (r.cpuS / r.packets) / (td.cpuS / td.packets);
-    console.log(`ratio ${r.name}/tcpdump -B 32M: packets ${fmt(r.packets / td.packets)}  cpu ${fmt(r.cpuS / td.cpuS)}  cpu/packet ${fmt(cpuPerPkt)}  ` +
-      `cpu/GB ${fmt(cpuPerGb(r) / cpuPerGb(td))}  maxRSS ${fmt(r.maxRssMb / td.maxRssMb)}  drops ${r.drops} vs ${td.drops}`);
+  console.log(`medians of ${ROUNDS_TP} rounds:`);
+  console.log('capturer          drop_%  drops(total)  cpu_s/GB  maxRSS_MB  iperf_Gbps');
+  for (const [name, rs] of byName) {
+    console.log(`${name.padEnd(16)} ${fmt(median(rs.map(dropFrac)) * 100, 3).padStart(7)} ${String(rs.reduce((a, r) => a + r.drops, 0)).padStart(13)} ` +
+      `${fmt(median(rs.map(cpuPerGb)), 3).padStart(9)} ${fmt(median(rs.map((r) => r.maxRssMb)), 1).padStart(10)} ${fmt(median(rs.map((r) => r.iperfGbps))).padStart(11)}`);
+  }
+  const td = byName.get(capturers[0]!.name)!;
+  for (const c of capturers.slice(1)) {
+    const rs = byName.get(c.name)!;
+    // why: ratios within each round first (same load), then the median
+    const cpuRatio = median(rs.map((r, i) => cpuPerGb(r) / cpuPerGb(td[i]!)));
+    console.log(`ratio ${c.name}/${capturers[0]!.name}: cpu/GB ${fmt(cpuRatio)} (median per round)  drop_% ${fmt(median(rs.map(dropFrac)) * 100, 3)} vs ${fmt(median(td.map(dropFrac)) * 100, 3)}`);
   }
 }
 
@@ -204,7 +222,7 @@ async function latency(lab: Lab): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const lab = await createLab(uniquePrefix('tsy-bench-'), '10.210.50');
+  const lab = await createLab(uniquePrefix('tsz-'), '10.211.50');
   try {
     if (PART === 'all' || PART === 'throughput') await throughput(lab);
     if (PART === 'all' || PART === 'latency') await latency(lab);
