@@ -9,6 +9,8 @@ export type FieldValue = string | number | boolean | null | undefined;
 export interface FlowColumns {
   srcPort: Uint16Array;
   dstPort: Uint16Array;
+  bytes: Float64Array;
+  packets: Float64Array;
 }
 
 export interface FieldDef {
@@ -51,8 +53,8 @@ export const FIELDS: Record<string, FieldDef> = {
   'dst.port': { type: 'number', columns: ['dstPort'], get: (f) => f.dst.port, help: 'server port', stable: true },
   ip: { type: 'ip', get: (f) => [f.src.ip, f.dst.ip], some: (f, t) => t(f.src.ip) || t(f.dst.ip), help: 'either address', stable: true },
   port: { type: 'number', columns: ['srcPort', 'dstPort'], get: (f) => [f.src.port, f.dst.port], some: (f, t) => t(f.src.port) || t(f.dst.port), help: 'either port', stable: true },
-  bytes: { type: 'number', get: (f) => f.bytes, help: 'bytes in both directions' },
-  packets: { type: 'number', get: (f) => f.packets, help: 'packets in both directions' },
+  bytes: { type: 'number', columns: ['bytes'], get: (f) => f.bytes, help: 'bytes in both directions' },
+  packets: { type: 'number', columns: ['packets'], get: (f) => f.packets, help: 'packets in both directions' },
   firstSeen: { type: 'number', get: (f) => f.firstSeen, help: 'ms since epoch', stable: true },
   lastSeen: { type: 'number', get: (f) => f.lastSeen, help: 'ms since epoch' },
   duration: { type: 'number', get: (f) => f.lastSeen - f.firstSeen, help: 'ms between first and last packet' },

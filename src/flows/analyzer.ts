@@ -113,6 +113,8 @@ interface FlowState {
   quic: { parser: QuicInitialParser; datagrams: number } | null;
   resolvedAt: number;
   version: number;
+  /** position in arrival order (the analyzer's columns) */
+  at: number;
 }
 
 interface StreamState {
@@ -208,8 +210,8 @@ export class Analyzer {
   private readonly list: Flow[] = [];
   /** Flows with TLS info, in creation order: the library breakdown walks only these. */
   private readonly tlsStates: FlowState[] = [];
-  /** src/dst ports of list[i], as typed arrays (grown by doubling): filters read these instead of the objects */
-  private cols: FlowColumns = { srcPort: new Uint16Array(1024), dstPort: new Uint16Array(1024) };
+  /** ports, bytes and packets of list[i], as typed arrays (grown by doubling): filters read these instead of the objects */
+  private cols: FlowColumns = { srcPort: new Uint16Array(1024), dstPort: new Uint16Array(1024), bytes: new Float64Array(1024), packets: new Float64Array(1024) };
   private ordered = true;
   private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
@@ -368,6 +370,8 @@ export class Analyzer {
     if (f.seenBy === 'hook-only') f.seenBy = 'packets';
     f.packets++;
     f.bytes += b.origLen;
+    this.cols.packets[fs.at] = f.packets;
+    this.cols.bytes[fs.at] = f.bytes;
     if (b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
     fs.version++;
     const fromClient = fs.cport === d.srcPort && fs.cip === sip;
@@ -411,7 +415,7 @@ export class Analyzer {
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
-      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length,
     };
     this.table(node).set(key, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
@@ -421,11 +425,15 @@ export class Analyzer {
     const at = this.list.length;
     this.list.push(flow);
     if (at === this.cols.srcPort.length) {
-      const grow = (a: Uint16Array): Uint16Array => { const b = new Uint16Array(a.length * 2); b.set(a); return b; };
-      this.cols = { srcPort: grow(this.cols.srcPort), dstPort: grow(this.cols.dstPort) };
+      const c = this.cols;
+      const ports = (a: Uint16Array): Uint16Array => { const b = new Uint16Array(a.length * 2); b.set(a); return b; };
+      const counts = (a: Float64Array): Float64Array => { const b = new Float64Array(a.length * 2); b.set(a); return b; };
+      this.cols = { srcPort: ports(c.srcPort), dstPort: ports(c.dstPort), bytes: counts(c.bytes), packets: counts(c.packets) };
     }
     this.cols.srcPort[at] = client.port;
     this.cols.dstPort[at] = server.port;
+    this.cols.bytes[at] = 0;
+    this.cols.packets[at] = 0;
     // why: flows are created as their first packet arrives, so creation order is firstSeen order unless
     // timestamps went backwards (several nodes' streams, clock steps); queries rely on this to skip sorting
     if (ts < this.lastCreated) this.ordered = false;
