@@ -11,7 +11,12 @@ export interface FlowColumns {
   dstPort: Uint16Array;
   bytes: Float64Array;
   packets: Float64Array;
+  /** TRANSPORTS index */
+  transport: Uint8Array;
 }
+
+/** transport column codes */
+export const TRANSPORTS = ['tcp', 'udp'] as const;
 
 export interface FieldDef {
   type: FieldType;
@@ -24,8 +29,10 @@ export interface FieldDef {
   resolved?: true;
   /** the value never changes once the flow exists (addresses, ports, transport, node, id, firstSeen) */
   stable?: true;
-  /** number fields also kept as columns (one column, or two for "either" fields): filters read those */
+  /** fields also kept as columns (one column, or two for "either" fields): filters read those */
   columns?: [keyof FlowColumns] | [keyof FlowColumns, keyof FlowColumns];
+  /** for a text field kept as a column of codes: code -> text */
+  codes?: readonly string[];
 }
 
 function side(name: 'client' | 'server'): Record<string, FieldDef> {
@@ -43,7 +50,7 @@ function side(name: 'client' | 'server'): Record<string, FieldDef> {
 
 export const FIELDS: Record<string, FieldDef> = {
   id: { type: 'string', get: (f) => f.id, help: 'flow id', stable: true },
-  transport: { type: 'string', get: (f) => f.transport, help: 'tcp | udp', stable: true },
+  transport: { type: 'string', columns: ['transport'], codes: TRANSPORTS, get: (f) => f.transport, help: 'tcp | udp', stable: true },
   app: { type: 'string', get: (f) => f.app, help: 'tls, http, http2, grpc, dns, ssh, quic, unknown' },
   node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on', stable: true },
   seenBy: { type: 'string', get: (f) => f.seenBy ?? 'packets', help: 'packets | hook-only (known only from decrypted TLS records, no packet captured)' },

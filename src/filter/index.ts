@@ -267,12 +267,15 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
   switch (def.type) {
     case 'string': {
       const s = v.text;
+      const codes = def.codes;
+      // why: a coded column hands the test a number; the object path a string
+      const text = codes ? (x: NonNullable<FieldValue>): string => (typeof x === 'number' ? codes[x] ?? '' : String(x)) : String;
       switch (op) {
         case '==':
         case '!=':
-          return anyOf(def, op, (x) => x === s);
+          return codes ? anyOf(def, op, (x) => text(x) === s) : anyOf(def, op, (x) => x === s);
         case 'contains':
-          return anyOf(def, op, (x) => String(x).includes(s));
+          return anyOf(def, op, (x) => text(x).includes(s));
         case 'matches': {
           let re: RegExp;
           try {
@@ -280,7 +283,7 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
           } catch (e) {
             throw bad(`invalid regular expression "${s}" (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
           }
-          return anyOf(def, op, (x) => re.test(String(x)));
+          return anyOf(def, op, (x) => re.test(text(x)));
         }
         default:
           throw bad(`operator "${op}" does not apply to text field "${name}"; use ==, !=, contains, matches or in`);

@@ -8,7 +8,7 @@ import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
-import type { FlowColumns } from '../filter/fields.js';
+import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
@@ -211,7 +211,9 @@ export class Analyzer {
   /** Flows with TLS info, in creation order: the library breakdown walks only these. */
   private readonly tlsStates: FlowState[] = [];
   /** ports, bytes and packets of list[i], as typed arrays (grown by doubling): filters read these instead of the objects */
-  private cols: FlowColumns = { srcPort: new Uint16Array(1024), dstPort: new Uint16Array(1024), bytes: new Float64Array(1024), packets: new Float64Array(1024) };
+  private cols: FlowColumns = {
+    srcPort: new Uint16Array(1024), dstPort: new Uint16Array(1024), bytes: new Float64Array(1024), packets: new Float64Array(1024), transport: new Uint8Array(1024),
+  };
   private ordered = true;
   private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
@@ -428,12 +430,14 @@ export class Analyzer {
       const c = this.cols;
       const ports = (a: Uint16Array): Uint16Array => { const b = new Uint16Array(a.length * 2); b.set(a); return b; };
       const counts = (a: Float64Array): Float64Array => { const b = new Float64Array(a.length * 2); b.set(a); return b; };
-      this.cols = { srcPort: ports(c.srcPort), dstPort: ports(c.dstPort), bytes: counts(c.bytes), packets: counts(c.packets) };
+      const codes = (a: Uint8Array): Uint8Array => { const b = new Uint8Array(a.length * 2); b.set(a); return b; };
+      this.cols = { srcPort: ports(c.srcPort), dstPort: ports(c.dstPort), bytes: counts(c.bytes), packets: counts(c.packets), transport: codes(c.transport) };
     }
     this.cols.srcPort[at] = client.port;
     this.cols.dstPort[at] = server.port;
     this.cols.bytes[at] = 0;
     this.cols.packets[at] = 0;
+    this.cols.transport[at] = TRANSPORTS.indexOf(transport);
     // why: flows are created as their first packet arrives, so creation order is firstSeen order unless
     // timestamps went backwards (several nodes' streams, clock steps); queries rely on this to skip sorting
     if (ts < this.lastCreated) this.ordered = false;

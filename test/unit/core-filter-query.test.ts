@@ -66,7 +66,7 @@ describe('filtered flow queries', () => {
     const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
     const s = await svc.openFile({ path: file });
     const { analyzer } = await svc.load(s.id);
-    const filters = ['tls && !tls.client', 'process', 'dst.port == 443', 'port in {9001 9002} && ip == 10.208.1.0/24', 'bytes > 250', 'transport == "udp" && packets >= 2', 'tls.sni contains "o"', 'port != 443 && src.port in {40100..40300 40555}', '!(dst.port > 9001)'];
+    const filters = ['tls && !tls.client', 'process', 'dst.port == 443', 'port in {9001 9002} && ip == 10.208.1.0/24', 'bytes > 250', 'transport == "udp" && packets >= 2', 'tls.sni contains "o"', 'port != 443 && src.port in {40100..40300 40555}', '!(dst.port > 9001)', 'transport == "tcp" || transport matches "^U" && bytes < 100', 'transport != "udp"', 'transport contains "cp"', 'transport in {"udp" "sctp"}'];
     const check = async (): Promise<void> => {
       // why: query before anything resolves every flow, so a filter on verdicts/processes that skipped
       // resolving would answer from stale flows and differ
