@@ -370,10 +370,11 @@ int main(int argc, char **argv)
 			proc_resolve_syns();
 		}
 		if (!use_ebpf && (now >= next_scan || (afp_new_flows != syns_scanned && now >= last_scan + 50000000ull))) {
-			/* why: reading /proc/net/tcp* walks the kernel's whole TCP hash table, long enough under load to
-			 * overflow the ring; with the SYN watch every new TCP flow is resolved at its SYN, so the periodic
-			 * scan reads the TCP tables only every 2 s as a fallback, UDP every time */
-			int with_tcp = afp_syn_fd() < 0 || afp_new_flows != syns_scanned || ++tcp_scan_tick % 4 == 0;
+			/* why: reading /proc/net/tcp* walks the kernel's whole TCP hash table (15-30 ms under load, long
+			 * enough to overflow the ring just as a new flow starts sending); with the SYN watch every new TCP
+			 * flow is resolved at its SYN (proc_resolve_syns), so the scan reads the TCP tables only every
+			 * 2 s as a fallback, UDP every time */
+			int with_tcp = afp_syn_fd() < 0 || ++tcp_scan_tick % 4 == 0;
 
 			syns_scanned = afp_new_flows;
 			proc_scan(with_tcp);
