@@ -3,31 +3,21 @@
 // flows grow and only test new flows; other filters re-test every flow once anything changed. Every answer
 // is checked against the predicate over all resolved flows.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SessionStore } from '../../src/store/session-store.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
-import { decodePacket } from '../../src/flows/decode.js';
-import { CaptureBuilder, ethernet, ipPacket } from './core-packet-builder.js';
+import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket } from './core-packet-builder.js';
 import type { Analyzer } from '../../src/flows/analyzer.js';
 
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tsc-fq-')); });
 afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
 
-/** A real ClientHello (curl, OpenSSL) from the loopback fixture. */
-function clientHello(): Buffer {
-  for (const b of parseBuffer(readFileSync(join(import.meta.dirname, '../fixtures/pcapng/loopback-mix.pcapng')))) {
-    if (b.type !== 'epb') continue;
-    const d = decodePacket(b.iface.linkType, b.data);
-    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
-  }
-  throw new Error('no ClientHello in fixture');
-}
-const HELLO = clientHello();
+const HELLO = fixtureClientHello();
 
 /** Flows `from`..`to`-1: every third a TLS ClientHello to port 443 (every sixth), the rest UDP to 9000+i%4, each one packet of i%5*40 bytes. */
 function capture(from: number, to: number, startMs: number): Buffer {

@@ -9,7 +9,7 @@ import { Analyzer } from '../../src/flows/analyzer.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { TcpReassembler } from '../../src/flows/reassembly.js';
-import { CaptureBuilder, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
+import { CaptureBuilder, fixtureClientHello, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
 import dnsPacket from 'dns-packet';
 
@@ -24,15 +24,6 @@ function analyze(buf: Buffer, node?: string): { a: Analyzer; flows: Flow[] } {
   return { a, flows: a.flows() };
 }
 
-/** The first client→server TCP payload to a port in the fixture: a real ClientHello from curl (OpenSSL). */
-function clientHelloFromFixture(): Buffer {
-  for (const b of parseBuffer(mix)) {
-    if (b.type !== 'epb') continue;
-    const d = decodePacket(b.iface.linkType, b.data);
-    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
-  }
-  throw new Error('no ClientHello in fixture');
-}
 
 describe('flows from a real loopback capture (curl, gnutls-cli, python http.server)', () => {
   const { flows } = analyze(mix);
@@ -148,7 +139,7 @@ describe('flow table', () => {
   });
 
   it('reassembles a ClientHello split across out-of-order and retransmitted segments', () => {
-    const ch = clientHelloFromFixture();
+    const ch = fixtureClientHello();
     const parts = [ch.subarray(0, 100), ch.subarray(100, 250), ch.subarray(250)];
     const b = new CaptureBuilder();
     const base = { src: C.ip, dst: '10.202.1.9', sport: C.port, dport: 443 };
@@ -320,7 +311,7 @@ describe('decrypted plaintext and process attribution', () => {
   const server = { ip: '10.202.2.2', port: 443 };
 
   function capture(opts: { hookClient: boolean; mode: 'ebpf' | 'afpacket'; javaServer?: boolean }): Buffer {
-    const ch = clientHelloFromFixture();
+    const ch = fixtureClientHello();
     const b = new CaptureBuilder();
     b.record({ t: 'capture', v: 1, mode: opts.mode, requestedMode: 'auto', reason: opts.mode === 'ebpf' ? 'auto: BTF, ringbuf and uprobes available' : 'uprobes unavailable', hostname: 'node-1' });
     b.record({ t: 'proc', pid: 100, ppid: 1, comm: 'curl', exe: '/usr/bin/curl', startedBeforeCapture: false,
@@ -432,7 +423,7 @@ describe('decrypted plaintext and process attribution', () => {
     const attrs = { pid: 9, comm: 'app', lib: 'openssl' };
     b.tls(podC, podS, 'out', Buffer.from('GET /in-pod HTTP/1.1\r\nHost: svc\r\n\r\n'), attrs);
     b.tls(early, server, 'out', Buffer.from('GET /early HTTP/1.1\r\nHost: e\r\n\r\n'), attrs);
-    tcpConversation(b, client, server, [clientHelloFromFixture()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+    tcpConversation(b, client, server, [fixtureClientHello()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
     tcpConversation(b, early, server, [Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, 0x01])], []);
     b.tls(podS, podC, 'in', Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'), attrs);
     const { flows } = analyze(b.build());

@@ -2,6 +2,23 @@
 import { ipToBytes } from '../../src/util/ip.js';
 import { encodeEpb, encodeIdb, encodeShb, encodeTapscopeRecord, tsFromMs } from '../../src/pcapng/writer.js';
 import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { decodePacket } from '../../src/flows/decode.js';
+
+/** Path of the real loopback capture fixture (curl, gnutls-cli, python http.server). */
+export const LOOPBACK_MIX = join(import.meta.dirname, '../fixtures/pcapng/loopback-mix.pcapng');
+
+/** The first client→server TCP payload to port 18443 in the loopback fixture: a real ClientHello from curl (OpenSSL). */
+export function fixtureClientHello(): Buffer {
+  for (const b of parseBuffer(readFileSync(LOOPBACK_MIX))) {
+    if (b.type !== 'epb') continue;
+    const d = decodePacket(b.iface.linkType, b.data);
+    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
+  }
+  throw new Error('no ClientHello in fixture');
+}
 
 export interface Seg {
   src: string;
