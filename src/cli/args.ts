@@ -7,12 +7,13 @@ import type { CaptureMode } from '../targets/target.js';
 export const USAGE = `Usage:
   tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
                    [--iface NAME]... [--duration SECONDS] --out FILE.pcapng [--accept-new-host-key]
+                   [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope flows FILE [--json] [--filter EXPR]
   tapscope libraries FILE [--json]
   tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets]
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
-  tapscope clean --target k8s://CONTEXT
+  tapscope clean --target k8s://CONTEXT [--kubeconfig PATH]
   tapscope --help | --version
 
 FILE is a pcapng/pcap path or a session id (see \`tapscope sessions\`).
@@ -21,13 +22,16 @@ Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are reda
 export type Command =
   | { cmd: 'help' }
   | { cmd: 'version' }
-  | { cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean }
+  | {
+    cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
+    k8s: { image?: string; namespace?: string; kubeconfig?: string };
+  }
   | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined }
   | { cmd: 'libraries'; file: string; json: boolean }
   | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean }
   | { cmd: 'sessions'; json: boolean }
   | { cmd: 'serve'; port: number | undefined; session: string | undefined }
-  | { cmd: 'clean'; target: string };
+  | { cmd: 'clean'; target: string; kubeconfig: string | undefined };
 
 function usage(message: string): TapscopeError {
   return new TapscopeError('E_USAGE', `${message}; see tapscope --help`);
@@ -58,6 +62,13 @@ function positiveNumber(v: string | undefined, what: string, cmd: string): numbe
   return n;
 }
 
+/** --image/--namespace/--kubeconfig only mean something for a Kubernetes target: refuse them elsewhere. */
+function k8sOptions(target: string, o: { image?: string; namespace?: string; kubeconfig?: string }): { image?: string; namespace?: string; kubeconfig?: string } {
+  const given = Object.entries(o).filter(([, v]) => v !== undefined);
+  if (given.length && !target.startsWith('k8s://')) throw usage(`capture: --${given.map(([k]) => k).join(', --')} only applies to k8s:// targets`);
+  return Object.fromEntries(given);
+}
+
 export function parseCommand(argv: string[]): Command {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') return { cmd: 'help' };
@@ -68,6 +79,7 @@ export function parseCommand(argv: string[]): Command {
       const { values } = parse(rest, {
         target: { type: 'string' }, mode: { type: 'string' }, iface: { type: 'string', multiple: true }, duration: { type: 'string' },
         out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' },
+        image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' },
       }, 0, 'capture');
       const mode = str(values.mode) ?? 'auto';
       if (mode !== 'auto' && mode !== 'ebpf' && mode !== 'afpacket') throw usage(`capture: --mode must be auto, ebpf or afpacket, got '${mode}'`);
@@ -76,6 +88,7 @@ export function parseCommand(argv: string[]): Command {
       return {
         cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
         duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
+        k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }),
       };
     }
     case 'flows': {
@@ -111,10 +124,10 @@ export function parseCommand(argv: string[]): Command {
       return { cmd: 'serve', port: n, session: positionals[0] };
     }
     case 'clean': {
-      const { values } = parse(rest, { target: { type: 'string' } }, 0, 'clean');
+      const { values } = parse(rest, { target: { type: 'string' }, kubeconfig: { type: 'string' } }, 0, 'clean');
       const target = str(values.target);
       if (!target || !target.startsWith('k8s://')) throw usage('clean: --target k8s://CONTEXT is required');
-      return { cmd: 'clean', target };
+      return { cmd: 'clean', target, kubeconfig: str(values.kubeconfig) };
     }
     default:
       throw usage(`unknown command '${first}'`);

@@ -192,7 +192,7 @@ async function cliPrompt(p: Prompt, acceptNewHostKey: boolean): Promise<string |
 async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise<number> {
   const { CoreService } = await import('../service/core-service.js');
   const svc = new CoreService({
-    targetOptions: { acceptNewHostKey: c.acceptNewHostKey },
+    targetOptions: { acceptNewHostKey: c.acceptNewHostKey, ...c.k8s },
     promptHandler: (p) => cliPrompt(p, c.acceptNewHostKey),
   });
   const outPath = resolve(c.out);
@@ -265,9 +265,9 @@ async function clean(c: Extract<RunnableCommand, { cmd: 'clean' }>): Promise<num
   if (parsed.kind !== 'k8s') throw new TapscopeError('E_USAGE', 'clean: --target k8s://CONTEXT is required');
   // why: a specifier in a variable keeps the CLI loadable in builds without the Kubernetes target.
   const spec = '../targets/k8s/index.js';
-  const mod = (await import(spec)) as { cleanK8s?: (context: string) => Promise<{ removed: string[] }> };
+  const mod = (await import(spec)) as { cleanK8s?: (context: string, opts: { kubeconfig?: string }) => Promise<{ removed: string[] }> };
   if (typeof mod.cleanK8s !== 'function') throw new TapscopeError('E_TARGET_INVALID', 'Kubernetes targets are not available in this build');
-  const { removed } = await mod.cleanK8s(parsed.context);
+  const { removed } = await mod.cleanK8s(parsed.context, c.kubeconfig ? { kubeconfig: c.kubeconfig } : {});
   out(removed.length ? `${removed.map((r) => `removed ${r}`).join('\n')}\n` : `nothing of tapscope's left in ${parsed.context}\n`);
   return 0;
 }

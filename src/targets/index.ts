@@ -10,6 +10,10 @@ export interface TargetOptions {
   helperPath?: string;
   /** local only: run the helper in this network namespace (test/dev knob, see local.ts). */
   netns?: string | null;
+  /** Kubernetes only: the pod image (for air-gapped mirrors), the namespace, kubeconfig path(s). */
+  image?: string;
+  namespace?: string;
+  kubeconfig?: string;
 }
 
 export type ParsedTargetUri =

@@ -257,6 +257,10 @@ describe('CLI parsing and exit codes', () => {
     expect(parseCommand(['capture', '--out', 'x.pcapng', '--iface', 'eth0', '--iface', 'lo', '--duration', '3'])).toMatchObject({
       cmd: 'capture', target: 'local', mode: 'auto', ifaces: ['eth0', 'lo'], duration: 3, out: 'x.pcapng', acceptNewHostKey: false,
     });
+    expect(parseCommand(['capture', '--target', 'k8s://prod', '--image', 'mirror.local/busybox:1.36', '--namespace', 'ops', '--out', 'x'])).toMatchObject({
+      target: 'k8s://prod', k8s: { image: 'mirror.local/busybox:1.36', namespace: 'ops' },
+    });
+    expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k' });
     expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls' });
     expect(parseCommand(['export', 'f', '--format', 'har', '--out', 'o.har', '--include-secrets'])).toMatchObject({ format: 'har', includeSecrets: true });
     expect(parseCommand(['serve', '--port', '0'])).toEqual({ cmd: 'serve', port: 0, session: undefined });
@@ -264,6 +268,7 @@ describe('CLI parsing and exit codes', () => {
     const bad: string[][] = [
       ['capture'], ['capture', '--out', 'x', '--mode', 'magic'], ['capture', '--out', 'x', '--duration', '-1'], ['flows'], ['flows', 'a', 'b'],
       ['export', 'f', '--format', 'xml', '--out', 'o'], ['export', 'f', '--format', 'har'], ['clean', '--target', 'ssh://x'], ['frobnicate'],
+      ['capture', '--out', 'x', '--image', 'busybox'], ['capture', '--target', 'ssh://h', '--namespace', 'n', '--out', 'x'],
       ['flows', 'f', '--jsn'], ['serve', '--port', '70000'],
     ];
     for (const argv of bad) {
