@@ -42,45 +42,45 @@ struct elf_cache_ent {
 };
 static struct elf_cache_ent elf_cache[ELF_SLOTS];
 
-/* open-addressing set of nonzero 64-bit keys; returns 1 when newly inserted */
-static int set_add64(uint64_t *slots, uint32_t n, uint64_t key)
+/* Open-addressing sets of 64-bit keys (0 is stored as 1: an empty slot is 0). The slot holding `key`,
+ * else the empty slot where it would go, else NULL when the set is full. */
+static uint64_t *set_slot64(uint64_t *slots, uint32_t n, uint64_t key)
 {
-	uint32_t i, h;
+	uint32_t i, h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40);
 
-	if (!key)
-		key = 1;
-	h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40);
 	for (i = 0; i < n; i++) {
 		uint64_t *s = &slots[(h + i) & (n - 1)];
 
-		if (*s == key)
-			return 0;
-		if (!*s) {
-			*s = key;
-			return 1;
-		}
+		if (*s == key || !*s)
+			return s;
 	}
-	memset(slots, 0, sizeof(uint64_t) * n); /* full: forget everything rather than fail */
-	slots[h & (n - 1)] = key;
+	return NULL;
+}
+
+/* returns 1 when newly inserted */
+static int set_add64(uint64_t *slots, uint32_t n, uint64_t key)
+{
+	uint64_t *s;
+
+	key = key ? key : 1;
+	s = set_slot64(slots, n, key);
+	if (s && *s == key)
+		return 0;
+	if (!s) {
+		memset(slots, 0, sizeof(uint64_t) * n); /* full: forget everything rather than fail */
+		s = set_slot64(slots, n, key);
+	}
+	*s = key;
 	return 1;
 }
 
 static int set_has64(uint64_t *slots, uint32_t n, uint64_t key)
 {
-	uint32_t i, h;
+	const uint64_t *s;
 
-	if (!key)
-		key = 1;
-	h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40);
-	for (i = 0; i < n; i++) {
-		uint64_t s = slots[(h + i) & (n - 1)];
-
-		if (s == key)
-			return 1;
-		if (!s)
-			return 0;
-	}
-	return 0;
+	key = key ? key : 1;
+	s = set_slot64(slots, n, key);
+	return s && *s == key;
 }
 
 static unsigned long long proc_start_ticks(uint32_t pid, uint32_t *ppid)
