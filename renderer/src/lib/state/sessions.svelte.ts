@@ -57,21 +57,18 @@ export class SessionsState {
     }
   }
 
-  async open(id: string): Promise<SessionSummary | null> {
-    try {
-      const s = await getApi().openSession({ sessionId: id });
-      this.upsert(s);
-      this.currentId = s.id;
-      return s;
-    } catch (e) {
-      ui.error(e);
-      return null;
-    }
+  open(id: string): Promise<SessionSummary | null> {
+    return this.makeCurrent(() => getApi().openSession({ sessionId: id }));
   }
 
-  async openFile(path: string): Promise<SessionSummary | null> {
+  openFile(path: string): Promise<SessionSummary | null> {
+    return this.makeCurrent(() => getApi().openFile({ path }));
+  }
+
+  /** Opens a session (by id or from a file) and makes it the current one; errors become notices. */
+  private async makeCurrent(opening: () => Promise<SessionSummary>): Promise<SessionSummary | null> {
     try {
-      const s = await getApi().openFile({ path });
+      const s = await opening();
       this.upsert(s);
       this.currentId = s.id;
       return s;
