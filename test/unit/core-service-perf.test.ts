@@ -39,6 +39,19 @@ function bigCapture(n: number, shuffleTs = false): Buffer {
 }
 
 
+/** Best of three runs of a repeatable (cached or cache-free) call: one GC pause or a busy neighbour on a
+ *  shared machine must not decide a ratio of a few milliseconds. */
+async function bestOf3<T>(call: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  let best = Infinity;
+  let result!: T;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    result = await call();
+    best = Math.min(best, ms(t0));
+  }
+  return { result, ms: best };
+}
+
 function ms(t0: number): number {
   return Math.round((performance.now() - t0) * 10) / 10;
 }
@@ -53,12 +66,8 @@ describe('CoreService at many flows', () => {
     const loadMs = ms(t0);
     expect(s.flows).toBe(N);
 
-    t0 = performance.now();
-    const first = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 200 });
-    const firstMs = ms(t0);
-    t0 = performance.now();
-    const deep = await svc.queryFlows({ sessionId: s.id, offset: N - 100, limit: 200 });
-    const deepMs = ms(t0);
+    const { result: first, ms: firstMs } = await bestOf3(() => svc.queryFlows({ sessionId: s.id, offset: 0, limit: 200 }));
+    const { result: deep, ms: deepMs } = await bestOf3(() => svc.queryFlows({ sessionId: s.id, offset: N - 100, limit: 200 }));
 
     // the old path, on a second analysis of the same file (nothing resolved yet): resolve every flow, copy, sort
     const fresh = (await analyzeFiles([{ path: file }])).analyzer;
@@ -73,9 +82,7 @@ describe('CoreService at many flows', () => {
     t0 = performance.now();
     const byBytes = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 200, sort: { field: 'bytes', dir: 'desc' } });
     const bytesColdMs = ms(t0);
-    t0 = performance.now();
-    const byBytes2 = await svc.queryFlows({ sessionId: s.id, offset: 200, limit: 200, sort: { field: 'bytes', dir: 'desc' } });
-    const bytesWarmMs = ms(t0);
+    const { result: byBytes2, ms: bytesWarmMs } = await bestOf3(() => svc.queryFlows({ sessionId: s.id, offset: 200, limit: 200, sort: { field: 'bytes', dir: 'desc' } }));
     const maxBytes = old.reduce((m, f) => Math.max(m, f.bytes), 0);
     expect(byBytes.rows[0]!.bytes).toBe(maxBytes);
     expect(byBytes2.rows[0]!.bytes).toBeLessThanOrEqual(byBytes.rows[199]!.bytes);
@@ -87,9 +94,7 @@ describe('CoreService at many flows', () => {
     t0 = performance.now();
     const libs = await svc.libraries({ sessionId: s.id });
     const libsColdMs = ms(t0);
-    t0 = performance.now();
-    const libs2 = await svc.libraries({ sessionId: s.id });
-    const libsWarmMs = ms(t0);
+    const { result: libs2, ms: libsWarmMs } = await bestOf3(() => svc.libraries({ sessionId: s.id }));
     expect(libs).toEqual(oldLibs);
     expect(libs2).toEqual(oldLibs);
     expect(libs.reduce((n, r) => n + r.flows, 0)).toBe(2 * Math.ceil(N / 10));
@@ -114,9 +119,7 @@ describe('CoreService at many flows', () => {
         page1 = await svc.queryFlows({ sessionId: s.id, filter: `${'('.repeat(attempt)}${expr}${')'.repeat(attempt)}`, offset: 0, limit: 200 });
         coldMs = Math.min(coldMs, ms(t0));
       }
-      t0 = performance.now();
-      const page2 = await svc.queryFlows({ sessionId: s.id, filter: expr, offset: 200, limit: 200 });
-      const warmMs = ms(t0);
+      const { result: page2, ms: warmMs } = await bestOf3(() => svc.queryFlows({ sessionId: s.id, filter: expr, offset: 200, limit: 200 }));
       expect(want.length).toBeGreaterThan(0);
       expect(page1.total).toBe(want.length);
       expect(page2.total).toBe(want.length);
