@@ -83,6 +83,22 @@ static int set_has64(uint64_t *slots, uint32_t n, uint64_t key)
 	return s && *s == key;
 }
 
+/* The socket inode an entry of /proc/PID/fd points at (`socket:[INODE]`), or 0 for anything else. */
+static unsigned long long fd_socket_inode(const char *fddir, const char *name)
+{
+	char path[300], link[64];
+	ssize_t len;
+
+	if (name[0] == '.')
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", fddir, name);
+	len = readlink(path, link, sizeof(link) - 1);
+	if (len <= 8 || strncmp(link, "socket:[", 8))
+		return 0;
+	link[len] = 0;
+	return strtoull(link + 8, NULL, 10);
+}
+
 static unsigned long long proc_start_ticks(uint32_t pid, uint32_t *ppid)
 {
 	char path[64], buf[1024], *p;
@@ -701,7 +717,7 @@ void proc_scan(int with_tcp)
 	if (!proc)
 		return;
 	while ((de = readdir(proc))) {
-		char fddir[64], link[64], comm[64], path[600];
+		char fddir[64], comm[64];
 		uint32_t pid;
 		DIR *fds;
 		struct dirent *fe;
@@ -718,17 +734,10 @@ void proc_scan(int with_tcp)
 			continue;
 		comm[0] = 0;
 		while ((fe = readdir(fds))) {
-			ssize_t len;
-			unsigned long long ino;
+			unsigned long long ino = fd_socket_inode(fddir, fe->d_name);
 
-			if (fe->d_name[0] == '.')
+			if (!ino)
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", fddir, fe->d_name);
-			len = readlink(path, link, sizeof(link) - 1);
-			if (len <= 8 || strncmp(link, "socket:[", 8))
-				continue;
-			link[len] = 0;
-			ino = strtoull(link + 8, NULL, 10);
 			for (i = 0; i < n; i++) {
 				int j, role = ROLE_CLIENT;
 
@@ -932,7 +941,7 @@ static void ino_pid_walk(int full)
 	if (full)
 		memset(ino_pid, 0, sizeof(ino_pid));
 	while ((de = readdir(proc))) {
-		char fddir[64], path[600], link[64];
+		char fddir[64];
 		struct dirent *fe;
 		uint32_t pid;
 		DIR *fds;
@@ -954,16 +963,10 @@ static void ino_pid_walk(int full)
 		if (!fds)
 			continue;
 		while ((fe = readdir(fds))) {
-			ssize_t len;
+			unsigned long long ino = fd_socket_inode(fddir, fe->d_name);
 
-			if (fe->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", fddir, fe->d_name);
-			len = readlink(path, link, sizeof(link) - 1);
-			if (len <= 8 || strncmp(link, "socket:[", 8))
-				continue;
-			link[len] = 0;
-			ino_pid_put(strtoull(link + 8, NULL, 10), pid);
+			if (ino)
+				ino_pid_put(ino, pid);
 		}
 		closedir(fds);
 	}
