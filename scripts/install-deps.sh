@@ -9,6 +9,7 @@ PKGS=(
   tshark tcpdump iproute2 iperf3 procps time
   # real TLS clients and servers from several libraries
   curl wget openssl gnutls-bin libnss3-tools libnss3-dev openjdk-17-jdk-headless golang-go python3
+  android-libboringssl android-libboringssl-dev
   # SSH targets
   openssh-server openssh-client sudo
   # UI tests
