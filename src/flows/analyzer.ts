@@ -11,6 +11,7 @@ import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
+import type { RawPacketSink } from '../pcapng/parser.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
@@ -253,8 +254,32 @@ export class Analyzer {
    * taken from the stream (the store's `node` record, else the helper's hostname), else "local".
    */
   stream(node?: string): (block: PcapngBlock) => void {
+    return this.sinks(node).block;
+  }
+
+  /**
+   * The same consumer as stream(), with the packet fast path for the reader (readBlocks' onPacket): packets
+   * read in place, without block objects. It declines (false) what needs the whole block: decrypted records
+   * and every packet when an onPacket observer is set.
+   */
+  sinks(node?: string): { block: (block: PcapngBlock) => void; packet: RawPacketSink } {
     const st: StreamState = { fixedNode: node ?? null, node: node ?? 'local', namedByRecord: false, meta: null };
-    return (b) => this.onBlock(st, b);
+    return {
+      block: (b) => this.onBlock(st, b),
+      packet: (iface, buf, start, capLen, origLen, tsMs) => {
+        if (this.observe || iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return false;
+        this.changes++;
+        this.countNode(st, origLen);
+        this.onPacket(st.node, iface.linkType, buf, start, start + capLen, tsMs, origLen);
+        return true;
+      },
+    };
+  }
+
+  private countNode(st: StreamState, origLen: number): void {
+    const m = st.meta ?? (st.meta = this.meta(st.node));
+    m.packets++;
+    m.bytes += origLen;
   }
 
   get flowCount(): number {
@@ -298,10 +323,8 @@ export class Analyzer {
           const id = this.onTlsRecord(st.node, b);
           if (this.observe) this.observe(b, id);
         } else {
-          const m = st.meta ?? (st.meta = this.meta(st.node));
-          m.packets++;
-          m.bytes += b.origLen;
-          const id = this.onPacket(st.node, b);
+          this.countNode(st, b.origLen);
+          const id = this.onPacket(st.node, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen);
           if (this.observe) this.observe(b, id);
         }
         break;
@@ -326,15 +349,16 @@ export class Analyzer {
 
   // ---- packets ----
 
-  private onPacket(node: string, b: PacketBlock): string | null {
+  /** One packet: the frame is buf[start, end). */
+  private onPacket(node: string, linkType: number, buf: Buffer, start: number, end: number, tsMs: number, origLen: number): string | null {
     const c = this.counters;
     c.packets++;
-    c.bytes += b.origLen;
-    if (b.tsMs > 0) {
-      if (this.firstTs === null || b.tsMs < this.firstTs) this.firstTs = b.tsMs;
-      if (this.lastTs === null || b.tsMs > this.lastTs) this.lastTs = b.tsMs;
+    c.bytes += origLen;
+    if (tsMs > 0) {
+      if (this.firstTs === null || tsMs < this.firstTs) this.firstTs = tsMs;
+      if (this.lastTs === null || tsMs > this.lastTs) this.lastTs = tsMs;
     }
-    const d = decodePacket(b.iface.linkType, b.data, this.scratch);
+    const d = decodePacket(linkType, buf, this.scratch, start, end);
     if (!d) { c.nonIp++; return null; }
     if (d.fragment) c.fragments++;
     if (d.proto !== PROTO_TCP && d.proto !== PROTO_UDP) { c.otherProto++; return null; }
@@ -358,7 +382,7 @@ export class Analyzer {
     }
     const syn = transport === 'tcp' && (d.tcpFlags & TCP_SYN) !== 0 && (d.tcpFlags & TCP_ACK) === 0;
     if (fs && syn && fs.closed) fs = undefined; // port reused for a new connection
-    if (!fs) fs = this.createFlow(node, transport, key || tupleKey(transport, sip, d.srcPort, dip, d.dstPort), d, b.tsMs);
+    if (!fs) fs = this.createFlow(node, transport, key || tupleKey(transport, sip, d.srcPort, dip, d.dstPort), d, tsMs);
     if (v4 && fs !== this.last) {
       this.last = fs;
       this.lastNode = node;
@@ -371,13 +395,13 @@ export class Analyzer {
     // why: a hook record can come before the first packet of its connection; packets make it a captured flow
     if (f.seenBy === 'hook-only') f.seenBy = 'packets';
     f.packets++;
-    f.bytes += b.origLen;
+    f.bytes += origLen;
     this.cols.packets[fs.at] = f.packets;
     this.cols.bytes[fs.at] = f.bytes;
-    if (b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
+    if (tsMs > f.lastSeen) f.lastSeen = tsMs;
     fs.version++;
     const fromClient = fs.cport === d.srcPort && fs.cip === sip;
-    if (transport === 'tcp') this.onTcp(fs, d, fromClient, b.tsMs);
+    if (transport === 'tcp') this.onTcp(fs, d, fromClient, tsMs);
     else this.onUdp(fs, d, fromClient);
     return f.id;
   }

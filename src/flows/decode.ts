@@ -39,13 +39,16 @@ export class DecodedPacket {
     public data: Buffer,
     /** Offset of the IP source address in `data` (the destination follows it). */
     public addrOffset: number,
+    /** Where the frame ends in `data`. */
+    public frameEnd = data.length,
   ) {}
 
   /** Re-initialises a scratch instance (the flow table decodes every packet into the same object). */
-  reset(ipVersion: 4 | 6, data: Buffer, addrOffset: number): this {
+  reset(ipVersion: 4 | 6, data: Buffer, addrOffset: number, frameEnd: number): this {
     this.ipVersion = ipVersion;
     this.data = data;
     this.addrOffset = addrOffset;
+    this.frameEnd = frameEnd;
     this.proto = 0;
     this.srcPort = 0;
     this.dstPort = 0;
@@ -93,75 +96,79 @@ const ETH_VLAN = 0x8100;
 const ETH_QINQ = 0x88a8;
 const ETH_QINQ_OLD = 0x9100;
 
-/** Returns the decoded IP packet, or null for non-IP frames (ARP, LLDP, ...) and frames too short to decode. */
-/** Decodes a frame; `into` (a scratch instance) avoids an allocation when the caller keeps nothing of it. */
-export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacket): DecodedPacket | null {
+/**
+ * Decodes the frame data[start, end) (default: all of data); null for non-IP frames (ARP, LLDP, ...) and
+ * frames too short to decode. Offsets in the result index `data`. `into` (a scratch instance) avoids an
+ * allocation when the caller keeps nothing of it.
+ */
+export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacket, start = 0, end = data.length): DecodedPacket | null {
   let off: number;
   let etherType: number;
+  const len = end - start;
   switch (linkType) {
     case LINKTYPE_ETHERNET: {
-      if (data.length < 14) return null;
-      etherType = data.readUInt16BE(12);
-      off = 14;
-      while ((etherType === ETH_VLAN || etherType === ETH_QINQ || etherType === ETH_QINQ_OLD) && off + 4 <= data.length) {
+      if (len < 14) return null;
+      etherType = data.readUInt16BE(start + 12);
+      off = start + 14;
+      while ((etherType === ETH_VLAN || etherType === ETH_QINQ || etherType === ETH_QINQ_OLD) && off + 4 <= end) {
         etherType = data.readUInt16BE(off + 2);
         off += 4;
       }
       break;
     }
     case LINKTYPE_LINUX_SLL:
-      if (data.length < 16) return null;
-      etherType = data.readUInt16BE(14);
-      off = 16;
+      if (len < 16) return null;
+      etherType = data.readUInt16BE(start + 14);
+      off = start + 16;
       break;
     case LINKTYPE_LINUX_SLL2:
-      if (data.length < 20) return null;
-      etherType = data.readUInt16BE(0);
-      off = 20;
+      if (len < 20) return null;
+      etherType = data.readUInt16BE(start);
+      off = start + 20;
       break;
     case LINKTYPE_RAW:
     case 12: // why: LINKTYPE_RAW's old number on some BSDs, written by some tools on Linux too
     case 14:
     case LINKTYPE_IPV4:
     case LINKTYPE_IPV6: {
-      if (data.length < 1) return null;
-      const v = (data[0] ?? 0) >> 4;
+      if (len < 1) return null;
+      const v = (data[start] ?? 0) >> 4;
       etherType = v === 4 ? ETH_IPV4 : v === 6 ? ETH_IPV6 : 0;
-      off = 0;
+      off = start;
       break;
     }
     case LINKTYPE_NULL:
     case LINKTYPE_LOOP: {
-      if (data.length < 4) return null;
+      if (len < 4) return null;
       // why: NULL stores the address family in the capturing host's byte order, LOOP in network order.
-      const fam = linkType === LINKTYPE_LOOP ? data.readUInt32BE(0) : (data.readUInt32LE(0) < 0x10000 ? data.readUInt32LE(0) : data.readUInt32BE(0));
+      const fam = linkType === LINKTYPE_LOOP ? data.readUInt32BE(start) : (data.readUInt32LE(start) < 0x10000 ? data.readUInt32LE(start) : data.readUInt32BE(start));
       etherType = fam === 2 ? ETH_IPV4 : fam === 24 || fam === 28 || fam === 30 || fam === 10 ? ETH_IPV6 : 0;
-      off = 4;
+      off = start + 4;
       break;
     }
     default:
       return null;
   }
-  if (etherType === ETH_IPV4) return decodeIpv4(data, off, into);
-  if (etherType === ETH_IPV6) return decodeIpv6(data, off, into);
+  if (etherType === ETH_IPV4) return decodeIpv4(data, off, end, into);
+  if (etherType === ETH_IPV6) return decodeIpv6(data, off, end, into);
   return null;
 }
 
-function decodeIpv4(data: Buffer, off: number, into?: DecodedPacket): DecodedPacket | null {
-  if (data.length < off + 20) return null;
+function decodeIpv4(data: Buffer, off: number, end: number, into?: DecodedPacket): DecodedPacket | null {
+  if (end < off + 20) return null;
   const vihl = data[off] ?? 0;
   if (vihl >> 4 !== 4) return null;
   const ihl = (vihl & 0x0f) * 4;
-  if (ihl < 20 || data.length < off + ihl) return null;
+  if (ihl < 20 || end < off + ihl) return null;
   const totalLen = data.readUInt16BE(off + 2);
   const fragField = data.readUInt16BE(off + 6);
   const moreFragments = (fragField & 0x2000) !== 0;
   const fragOffset = fragField & 0x1fff;
-  const d = into ? into.reset(4, data, off + 12) : new DecodedPacket(4, data, off + 12);
+  const d = into ? into.reset(4, data, off + 12, end) : new DecodedPacket(4, data, off + 12, end);
   d.proto = data[off + 9] ?? 0;
   // why: totalLen trims Ethernet padding; 0 happens with TSO on outgoing captures — trust the capture then.
-  const ipEnd = totalLen >= ihl ? Math.min(data.length, off + totalLen) : data.length;
-  const l4Len = totalLen >= ihl ? totalLen - ihl : data.length - off - ihl;
+  const ipEnd = totalLen >= ihl ? Math.min(end, off + totalLen) : end;
+  const l4Len = totalLen >= ihl ? totalLen - ihl : end - off - ihl;
   d.fragment = moreFragments || fragOffset > 0;
   if (fragOffset > 0) return d;
   d.firstFragment = d.fragment;
@@ -169,14 +176,14 @@ function decodeIpv4(data: Buffer, off: number, into?: DecodedPacket): DecodedPac
   return d;
 }
 
-function decodeIpv6(data: Buffer, off: number, into?: DecodedPacket): DecodedPacket | null {
-  if (data.length < off + 40) return null;
+function decodeIpv6(data: Buffer, off: number, frameEnd: number, into?: DecodedPacket): DecodedPacket | null {
+  if (frameEnd < off + 40) return null;
   if ((data[off] ?? 0) >> 4 !== 6) return null;
   const payloadLength = data.readUInt16BE(off + 4);
   let next = data[off + 6] ?? 0;
-  const d = into ? into.reset(6, data, off + 8) : new DecodedPacket(6, data, off + 8);
+  const d = into ? into.reset(6, data, off + 8, frameEnd) : new DecodedPacket(6, data, off + 8, frameEnd);
   let p = off + 40;
-  const end = payloadLength > 0 ? Math.min(data.length, p + payloadLength) : data.length;
+  const end = payloadLength > 0 ? Math.min(frameEnd, p + payloadLength) : frameEnd;
   for (let hops = 0; hops < 16; hops++) {
     if (next === 0 || next === 43 || next === 60 || next === 135 || next === 139 || next === 140) {
       if (p + 8 > end) return null;
@@ -205,7 +212,7 @@ function decodeIpv6(data: Buffer, off: number, into?: DecodedPacket): DecodedPac
     }
   }
   d.proto = next;
-  const l4Len = payloadLength > 0 ? off + 40 + payloadLength - p : data.length - p;
+  const l4Len = payloadLength > 0 ? off + 40 + payloadLength - p : frameEnd - p;
   transport(d, p, end, l4Len);
   return d;
 }
@@ -213,7 +220,7 @@ function decodeIpv6(data: Buffer, off: number, into?: DecodedPacket): DecodedPac
 function transport(d: DecodedPacket, p: number, end: number, l4Len: number): void {
   const data = d.data;
   if (d.proto === PROTO_TCP) {
-    if (p + 20 > data.length) return;
+    if (p + 20 > d.frameEnd) return;
     const doff = ((data[p + 12] ?? 0) >> 4) * 4;
     d.srcPort = data.readUInt16BE(p);
     d.dstPort = data.readUInt16BE(p + 2);
@@ -226,7 +233,7 @@ function transport(d: DecodedPacket, p: number, end: number, l4Len: number): voi
       d.payloadLen = Math.max(0, l4Len - doff);
     }
   } else if (d.proto === PROTO_UDP) {
-    if (p + 8 > data.length) return;
+    if (p + 8 > d.frameEnd) return;
     d.srcPort = data.readUInt16BE(p);
     d.dstPort = data.readUInt16BE(p + 2);
     d.payloadStart = Math.min(p + 8, end);

@@ -20,7 +20,8 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
   const notes: string[] = [];
   let bytes = 0;
   for (const f of files) {
-    const res = await readBlocks(f.path, analyzer.stream(f.node), { tolerateTruncatedTail: true });
+    const sink = analyzer.sinks(f.node);
+    const res = await readBlocks(f.path, sink.block, { tolerateTruncatedTail: true, onPacket: sink.packet });
     bytes += res.bytes;
     if (res.truncated) {
       notes.push(`${f.path} ends inside a block at offset ${res.truncated.offset} (the capture was interrupted); the last ${res.truncated.pending} bytes were ignored and every complete block before them was read`);

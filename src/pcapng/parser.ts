@@ -24,6 +24,14 @@ function malformed(message: string, offset: number): TapscopeError {
 
 export type BlockSink = (block: PcapngBlock) => void;
 
+/**
+ * Takes a packet read in place (the fast path: no block object): its bytes are buf[start, start + capLen),
+ * valid only during the call. Returns false to get the packet as a block object from the BlockSink instead.
+ */
+export type RawPacketSink = (
+  iface: InterfaceInfo, buf: Buffer, start: number, capLen: number, origLen: number, tsMs: number, offset: number,
+) => boolean;
+
 export class PcapngParser {
   private state: ParserState = { kind: 'detect' };
   /** Received bytes not yet consumed: chunks[0] from `off` on, then the other chunks whole. */
@@ -32,6 +40,7 @@ export class PcapngParser {
   private queued = 0;
   /** File offset of the first queued byte. */
   private base = 0;
+  private packet: RawPacketSink | null = null;
 
   /** Offset just past the last complete block: everything before it has been emitted. */
   get completeOffset(): number {
@@ -43,17 +52,29 @@ export class PcapngParser {
     return this.queued;
   }
 
-  push(chunk: Buffer, emit: BlockSink): void {
+  /** `packet`, when given, takes packet blocks read in place before any block object is made for them. */
+  push(chunk: Buffer, emit: BlockSink, packet: RawPacketSink | null = null): void {
     if (this.state.kind === 'failed') throw this.state.error;
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.queued += chunk.length;
+    this.packet = packet;
     try {
       this.drain(emit);
     } catch (e) {
       if (e instanceof TapscopeError) this.state = { kind: 'failed', error: e };
       throw e;
     }
+  }
+
+  /** Copies the queued bytes of an incomplete block, so that the caller may overwrite the chunks it pushed. */
+  detach(): void {
+    if (this.queued === 0) return;
+    const copy = Buffer.allocUnsafe(this.queued);
+    let filled = 0;
+    for (let i = 0; i < this.chunks.length; i++) filled += this.chunks[i]!.copy(copy, filled, i === 0 ? this.off : 0);
+    this.chunks = [copy];
+    this.off = 0;
   }
 
   /** Call at end of input: throws E_PCAPNG_TRUNCATED when a partial block is left (everything complete was emitted). */
@@ -172,10 +193,15 @@ export class PcapngParser {
     o = this.off;
     const offset = this.base;
     const units = sec * st.iface.unitsPerSecond + frac;
+    const tsMs = sec * 1000 + frac / (st.iface.unitsPerSecond / 1000);
+    if (this.packet?.(st.iface, b, o + 16, capLen, origLen, tsMs, offset)) {
+      this.consume(16 + capLen);
+      return true;
+    }
     const data = b.subarray(o + 16, o + 16 + capLen);
     emit({
       type: 'epb', offset, iface: st.iface, tsHigh: Math.floor(units / TWO32), tsLow: units % TWO32,
-      tsMs: sec * 1000 + frac / (st.iface.unitsPerSecond / 1000), capLen, origLen, data, flags: null, comments: [],
+      tsMs, capLen, origLen, data, flags: null, comments: [],
     });
     this.consume(16 + capLen);
     return true;
@@ -221,8 +247,8 @@ export class PcapngParser {
     return true;
   }
 
-  /** The hot path: an EPB read in place from the chunk (body is buf[bs..be)). */
-  private decodeEpb(buf: Buffer, bs: number, be: number, offset: number, le: boolean, st: { ifaces: InterfaceInfo[] }): PcapngBlock {
+  /** The hot path: an EPB read in place from the chunk (body is buf[bs..be)); null when the raw sink took it. */
+  private decodeEpb(buf: Buffer, bs: number, be: number, offset: number, le: boolean, st: { ifaces: InterfaceInfo[] }): PcapngBlock | null {
     if (be - bs < 20) throw malformed(`enhanced packet block is too short (${be - bs + 12} bytes)`, offset);
     const iface = ifaceOf(st.ifaces, rd32(buf, bs, le), 'enhanced packet block', offset);
     const tsHigh = rd32(buf, bs + 4, le);
@@ -230,8 +256,13 @@ export class PcapngParser {
     const capLen = rd32(buf, bs + 12, le);
     const origLen = rd32(buf, bs + 16, le);
     if (bs + 20 + capLen > be) throw malformed(`packet captured length ${capLen} overruns its block`, offset);
-    const data = buf.subarray(bs + 20, bs + 20 + capLen);
     const optStart = bs + 20 + pad4(capLen);
+    if (this.packet) {
+      // why: the options are checked like the object path does (same errors), without building them
+      if (optStart + 4 <= be) checkOptions(buf, optStart, be, le, offset);
+      if (this.packet(iface, buf, bs + 20, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) return null;
+    }
+    const data = buf.subarray(bs + 20, bs + 20 + capLen);
     let flags: number | null = null;
     let comments = NO_COMMENTS;
     if (optStart + 4 <= be) {
@@ -390,6 +421,18 @@ function parseOptions(body: Buffer, start: number, le: boolean, offset: number):
     p += 4 + pad4(len);
   }
   return out;
+}
+
+/** Throws like parseOptions on an option overrunning buf[start, end), without collecting them. */
+function checkOptions(buf: Buffer, start: number, end: number, le: boolean, offset: number): void {
+  let p = start;
+  while (p + 4 <= end) {
+    const code = rd16(buf, p, le);
+    const len = rd16(buf, p + 2, le);
+    if (code === 0) return;
+    if (p + 4 + len > end) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
+    p += 4 + pad4(len);
+  }
 }
 
 function optString(opts: RawOption[], code: number): string | null {
