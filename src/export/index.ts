@@ -5,7 +5,7 @@ import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { Analyzer } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
-import { decodePacket } from '../flows/decode.js';
+import { PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
@@ -13,7 +13,8 @@ import { LINKTYPE_WIRESHARK_UPPER_PDU, type PcapngBlock } from '../pcapng/types.
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
 import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
-import { REDACTED, isSecretHeader, redactHeaders, redactHttp1Bytes } from './redact.js';
+import { REDACTED, isSecretHeader, redactHeaders, resyncRedact } from './redact.js';
+import { Http1Stream } from './redact-stream.js';
 import { H2Redactor } from './redact-h2.js';
 import { H2_PREFACE } from '../dissect/http2.js';
 
@@ -126,7 +127,7 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
           matchedId = null;
           feed(b);
           if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
-          const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`);
+          const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`, b.origLen);
           out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
           if (req.onProgress && b.offset - lastReport > 4 << 20) {
             lastReport = b.offset;
@@ -172,44 +173,74 @@ function safeSize(path: string): number {
 
 /**
  * Redacts secret header values in packets' application bytes, keeping every length (see redact.ts and
- * redact-h2.ts). Stateful: HTTP/2 is followed per direction across decrypted records.
+ * redact-h2.ts). Stateful: each direction of each TCP connection and of each decrypted-record stream is
+ * followed as a stream (HTTP/1 by TCP sequence number or record offset, HTTP/2 frame by frame), so a header
+ * split across packets is found. A direction's state is dropped at its FIN or RST (later retransmissions are
+ * scanned conservatively).
  */
 export class PacketRedactor {
-  private readonly h2Dirs = new Map<string, H2Redactor>();
-  private readonly h2Conns = new Set<string>();
+  private readonly tcpDirs = new Map<string, Http1Stream>();
+  private readonly recordDirs = new Map<string, { h1: Http1Stream; offset: number } | H2Redactor>();
+  /** Connections of decrypted records known to speak HTTP/2 -> whether the client preface was seen. */
+  private readonly h2Conns = new Map<string, boolean>();
 
-  packet(linkType: number, data: Buffer, scope: string): Buffer {
-    if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope);
+  /** `origLen` is the packet's length before the capture cut it (bytes the export cannot see). */
+  packet(linkType: number, data: Buffer, scope: string, origLen = data.length): Buffer {
+    if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope, origLen);
     const d = decodePacket(linkType, data);
-    if (!d || d.payloadSize === 0 || d.proto !== 6) return data;
-    const red = redactHttp1Bytes(d.payload);
+    // why: a later IP fragment carries no TCP header to place its bytes (documented limit; TCP sets DF)
+    if (!d || d.proto !== PROTO_TCP || (d.fragment && !d.firstFragment)) return data;
+    const syn = (d.tcpFlags & TCP_SYN) !== 0;
+    const end = (d.tcpFlags & (TCP_FIN | TCP_RST)) !== 0;
+    if (d.payloadLen === 0 && !syn && !end) return data;
+    const key = `${scope}|${d.src}|${d.srcPort}|${d.dst}|${d.dstPort}`;
+    let dir = this.tcpDirs.get(key);
+    if (!dir) {
+      dir = new Http1Stream();
+      this.tcpDirs.set(key, dir);
+    }
+    if (syn) dir.open((d.seq + 1) >>> 0);
+    const red = d.payloadLen > 0 ? dir.push(syn ? d.seq + 1 : d.seq, d.payload, d.payloadLen) : null;
+    if (end) this.tcpDirs.delete(key);
     if (!red) return data;
     const copy = Buffer.from(data);
     red.copy(copy, d.payloadStart);
     return copy;
   }
 
-  private record(data: Buffer, scope: string): Buffer {
+  private record(data: Buffer, scope: string, origLen: number): Buffer {
     const pdu = parseExportedPdu(data);
     if (!pdu) return data;
+    const missing = Math.max(0, origLen - data.length);
     let red: Buffer | null;
     if (pdu.src && pdu.dst) {
       const dirKey = `${scope}|${pdu.src.ip}|${pdu.src.port}|${pdu.dst.ip}|${pdu.dst.port}`;
       const ends = [`${pdu.src.ip}|${pdu.src.port}`, `${pdu.dst.ip}|${pdu.dst.port}`].sort();
       const connKey = `${scope}|${ends[0]}|${ends[1]}`;
-      let h2 = this.h2Dirs.get(dirKey);
-      if (!h2) {
+      let dir = this.recordDirs.get(dirKey);
+      if (!(dir instanceof H2Redactor)) {
         const head = pdu.payload.subarray(0, H2_PREFACE.length);
         const preface = head.length > 0 && head.equals(H2_PREFACE.subarray(0, head.length));
-        if (preface || pdu.protoName === 'http2' || this.h2Conns.has(connKey)) {
-          h2 = new H2Redactor(preface);
-          this.h2Dirs.set(dirKey, h2);
-          this.h2Conns.add(connKey);
+        if (preface) this.h2Conns.set(connKey, true);
+        else if (pdu.protoName === 'http2' && !this.h2Conns.has(connKey)) this.h2Conns.set(connKey, false);
+        const fromStart = this.h2Conns.get(connKey);
+        if (fromStart !== undefined) {
+          // why: a direction already followed as HTTP/1 turning to HTTP/2 (h2c upgrade) starts its frames here
+          dir = new H2Redactor(preface, fromStart && (preface || !dir));
+          this.recordDirs.set(dirKey, dir);
         }
       }
-      red = h2 ? h2.redact(pdu.payload) : redactHttp1Bytes(pdu.payload);
+      if (dir instanceof H2Redactor) red = dir.redact(pdu.payload, missing);
+      else {
+        if (!dir) {
+          dir = { h1: new Http1Stream(), offset: 0 };
+          this.recordDirs.set(dirKey, dir);
+        }
+        red = dir.h1.push(dir.offset, pdu.payload, pdu.payload.length + missing);
+        dir.offset = (dir.offset + pdu.payload.length + missing) >>> 0;
+      }
     } else {
-      red = redactHttp1Bytes(pdu.payload);
+      red = resyncRedact(pdu.payload);
     }
     if (!red) return data;
     const copy = Buffer.from(data);
