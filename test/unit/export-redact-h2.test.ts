@@ -1,0 +1,266 @@
+// HTTP/2 secret redaction in decrypted records: names from the HPACK dynamic table, header blocks split over
+// HEADERS + CONTINUATION and over records (every byte offset), same-length Huffman fills that keep the HPACK
+// stream decodable (checked with hpack.js as an independent decoder, and with tshark), undecodable blocks,
+// records cut by the capture, and connections seen mid-way.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import hpack from 'hpack.js';
+import { PacketRedactor } from '../../src/export/index.js';
+import { huffmanDecode, huffmanFiller } from '../../src/export/redact-h2.js';
+import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
+import { H2_PREFACE } from '../../src/dissect/http2.js';
+import { CaptureBuilder } from './core-packet-builder.js';
+import { CoreService } from '../../src/service/core-service.js';
+import { SessionStore } from '../../src/store/session-store.js';
+
+interface HpackLib {
+  encoder: { create(): { encodeStr(v: number[], huffman: boolean): void; render(): Buffer[] } };
+  decompressor: { create(o: { table: { maxSize: number } }): { write(b: Buffer): void; execute(): void; read(): { name: string; value: string } | null; on(e: string, f: (err: Error) => void): void } };
+}
+const lib = hpack as unknown as HpackLib;
+
+const CLIENT = { ip: '10.232.10.1', port: 41000 };
+const SERVER = { ip: '10.232.10.2', port: 443 };
+const LINK_UPPER_PDU = 252;
+
+// ---- HPACK and frame builders (field encodings by hand, strings through hpack.js's encoder) ----
+
+function int(v: number, prefixBits: number, pattern: number): Buffer {
+  const max = (1 << prefixBits) - 1;
+  if (v < max) return Buffer.from([pattern | v]);
+  const out = [pattern | max];
+  for (v -= max; v >= 128; v >>= 7) out.push((v & 0x7f) | 0x80);
+  out.push(v);
+  return Buffer.from(out);
+}
+
+function str(s: string, huffman: boolean): Buffer {
+  const e = lib.encoder.create();
+  e.encodeStr([...Buffer.from(s, 'latin1')], huffman);
+  return Buffer.concat(e.render());
+}
+
+type Field = Buffer;
+const indexed = (i: number): Field => int(i, 7, 0x80);
+/** Literal with incremental indexing, new name. */
+const addNew = (name: string, value: string, huffman = false): Field => Buffer.concat([Buffer.from([0x40]), str(name, huffman), str(value, huffman)]);
+/** Literal with incremental indexing, indexed name. */
+const addIdx = (i: number, value: string, huffman = false): Field => Buffer.concat([int(i, 6, 0x40), str(value, huffman)]);
+/** Literal without indexing (or never indexed), indexed name. */
+const litIdx = (i: number, value: string, huffman = false, never = false): Field => Buffer.concat([int(i, 4, never ? 0x10 : 0), str(value, huffman)]);
+const sizeUpdate = (n: number): Field => int(n, 5, 0x20);
+
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+const HEADERS = 1;
+const CONTINUATION = 9;
+const DATA = 0;
+const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
+
+const SETTINGS = frame(4, 0, 0, Buffer.alloc(0));
+
+// Request 1 puts 'Cookie' (capitalised, so not the static name) and 'authorization' (spelled as a literal)
+// into the dynamic table; requests 2 and 3 send new secret values under those dynamic-table names.
+const SECRETS = ['sid=one', 'sid=two-huff', 'sid=three', 'Bearer first', 'Bearer second-raw', 'tok=cont-split', 'Bearer 4th', 'Bearer 5th-dyn'];
+function clientBlocks(): { blocks: Buffer[]; stream: Buffer } {
+  const b1 = Buffer.concat([indexed(2), indexed(4), indexed(7), addIdx(1, 'api.test'),
+    addNew('Cookie', 'sid=one', true), addNew('authorization', 'Bearer first'), addNew('x-pad', 'keep-pad', true)]);
+  // dynamic table now: x-pad (62), authorization (63), Cookie (64), :authority (65)
+  const b2 = Buffer.concat([indexed(2), indexed(4), indexed(7), indexed(65),
+    litIdx(64, 'sid=two-huff', true), litIdx(63, 'Bearer second-raw', false, true), litIdx(62, 'visible-pad', true),
+    addIdx(64, 'tok=cont-split', true), litIdx(15, 'x-keep', false)]);
+  // a size update to 120 keeps Cookie (62) and x-pad (63); adding authorization evicts x-pad, adding x-later
+  // evicts Cookie, so authorization is 63 at the end
+  const b3 = Buffer.concat([sizeUpdate(120), indexed(2), indexed(4), indexed(7), litIdx(62, 'sid=three', true),
+    addNew('authorization', 'Bearer 4th'), addNew('x-later', 'later-value'), litIdx(63, 'Bearer 5th-dyn', true)]);
+  const h1 = frame(HEADERS, END_HEADERS | END_STREAM, 1, b1);
+  // request 2's block is cut inside 'tok=cont-split' (a Huffman value) into HEADERS + CONTINUATION
+  const cut = b2.length - 12;
+  const h2 = Buffer.concat([frame(HEADERS, END_STREAM, 3, b2.subarray(0, cut)), frame(CONTINUATION, END_HEADERS, 3, b2.subarray(cut))]);
+  const d = frame(DATA, 0, 3, Buffer.from('body bytes'));
+  const h3 = frame(HEADERS, END_HEADERS | END_STREAM, 5, b3);
+  return { blocks: [b1, b2, b3], stream: Buffer.concat([H2_PREFACE, SETTINGS, h1, h2, d, h3]) };
+}
+
+/** Decodes header blocks in order with hpack.js (one table across them); throws on an HPACK error. */
+function decodeBlocks(blocks: Buffer[]): [string, string][][] {
+  const d = lib.decompressor.create({ table: { maxSize: 4096 } });
+  let err: Error | null = null;
+  d.on('error', (e) => { err = e; });
+  return blocks.map((b) => {
+    d.write(b);
+    d.execute();
+    if (err) throw err;
+    const out: [string, string][] = [];
+    for (let h = d.read(); h; h = d.read()) out.push([h.name, h.value]);
+    return out;
+  });
+}
+
+/** The header block fragments of a client byte stream (frames parsed plainly; test input is well formed). */
+function blocksOf(stream: Buffer): Buffer[] {
+  const blocks: Buffer[] = [];
+  let cur: Buffer[] = [];
+  for (let p = H2_PREFACE.length; p < stream.length;) {
+    const len = stream.readUIntBE(p, 3);
+    const type = stream[p + 3]!;
+    const flags = stream[p + 4]!;
+    if (type === HEADERS || type === CONTINUATION) {
+      cur.push(stream.subarray(p + 9, p + 9 + len));
+      if (flags & END_HEADERS) { blocks.push(Buffer.concat(cur)); cur = []; }
+    }
+    p += 9 + len;
+  }
+  return blocks;
+}
+
+const isSecretName = (n: string): boolean => ['authorization', 'cookie', 'proxy-authorization', 'set-cookie'].includes(n.toLowerCase());
+
+/** Feeds the records of one direction through a PacketRedactor; returns the redacted payloads. */
+function redactRecords(records: Buffer[], opts: { proto?: string; missing?: number[]; redactor?: PacketRedactor; from?: typeof CLIENT; to?: typeof SERVER } = {}): Buffer[] {
+  const r = opts.redactor ?? new PacketRedactor();
+  return records.map((rec, i) => {
+    const pdu = buildExportedPdu(opts.proto ?? 'http2', opts.from ?? CLIENT, opts.to ?? SERVER, rec);
+    const out = r.packet(LINK_UPPER_PDU, pdu, 's', pdu.length + (opts.missing?.[i] ?? 0));
+    expect(out.length).toBe(pdu.length);
+    return out.subarray(pdu.length - rec.length);
+  });
+}
+
+/** Checks a redacted stream against the original: same headers except secrets, which are masked. */
+function expectRedacted(original: Buffer, redacted: Buffer): void {
+  const before = decodeBlocks(blocksOf(original));
+  const after = decodeBlocks(blocksOf(redacted));
+  expect(after.map((b) => b.map(([n]) => n))).toEqual(before.map((b) => b.map(([n]) => n)));
+  before.forEach((block, i) => block.forEach(([name, value], j) => {
+    const got = after[i]![j]![1];
+    if (!isSecretName(name)) expect(got, `${name} in block ${i}`).toBe(value);
+    else expect(got, `${name} in block ${i}`).toMatch(/^[x0*-]*$/);
+  }));
+  const text = redacted.toString('latin1');
+  expect(SECRETS.filter((s) => text.includes(s))).toEqual([]);
+}
+
+describe('HPACK Huffman fill', () => {
+  it('gives a valid Huffman string of the same byte length and the same decoded length for every value hpack.js encodes', () => {
+    let seed = 7;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const samples: string[] = ['a', 'Bearer eyJhbGciOi.J9', 'sid=1; theme=dark', '%%%%', '~~~~~~', '\u00ff\u00fe\u0001'];
+    for (let i = 0; i < 2000; i++) {
+      const alphabet = i % 3 === 0 ? 256 : 95;
+      samples.push(String.fromCharCode(...Array.from({ length: 1 + rnd(60) }, () => (alphabet === 256 ? rnd(256) : 0x20 + rnd(95)))));
+    }
+    for (const s of samples) {
+      const enc = str(s, true);
+      const n = enc.length - (enc.length > 127 ? 2 : 1);
+      const fill = huffmanFiller(n, s.length);
+      expect(fill, JSON.stringify(s)).not.toBeNull();
+      expect(fill!.length).toBe(n);
+      expect(huffmanDecode(fill!, 0, n)?.length).toBe(s.length);
+      // the independent decoder accepts it too
+      const d = decodeBlocks([Buffer.concat([Buffer.from([0x00]), str('x-k', false), int(n, 7, 0x80), fill!])]);
+      expect(d[0]![0]![1]).toHaveLength(s.length);
+    }
+  });
+});
+
+describe('HTTP/2 redaction in decrypted records', () => {
+  it('masks values under dynamic-table names and keeps the HPACK stream decodable with the same table (one record)', () => {
+    const { stream } = clientBlocks();
+    const [out] = redactRecords([stream]);
+    expectRedacted(stream, out!);
+  });
+
+  it('masks every secret when the client stream is split into two records at every byte offset', () => {
+    const { stream } = clientBlocks();
+    for (let cut = 1; cut < stream.length; cut++) {
+      const out = Buffer.concat(redactRecords([stream.subarray(0, cut), stream.subarray(cut)]));
+      try {
+        expectRedacted(stream, out);
+      } catch (e) {
+        throw new Error(`cut at ${cut}: ${(e as Error).message}`);
+      }
+    }
+  });
+
+  it('masks every secret when each byte is its own record', () => {
+    const { stream } = clientBlocks();
+    const out = Buffer.concat(redactRecords([...stream].map((b) => Buffer.from([b]))));
+    const text = out.toString('latin1');
+    expect(SECRETS.filter((s) => text.includes(s))).toEqual([]);
+    // raw values keep their exact masks; the stream still decodes
+    expect(decodeBlocks(blocksOf(out)).flat().filter(([n]) => n === 'accept-charset' || n === 'x-later').map(([, v]) => v)).toEqual(['x-keep', 'later-value']);
+  });
+
+  it('masks the rest of a block that ends inside a field, and literals under dynamic names after bytes went missing', () => {
+    // the last field claims a 20-byte value but the block ends after 8 bytes of it
+    const bad = Buffer.concat([indexed(2), indexed(4), Buffer.from([0x0f, 0x11]), int(20, 7, 0), Buffer.from('sid=leak')]);
+    const s1 = Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_HEADERS, 1, bad)]);
+    const [o1] = redactRecords([s1]);
+    expect(o1!.includes('sid=leak')).toBe(false);
+    expect(o1!.subarray(o1!.length - bad.length, o1!.length - bad.length + 2).equals(bad.subarray(0, 2))).toBe(true);
+
+    // a record cut by the capture inside a header block: the table is unknown afterwards
+    const b1 = Buffer.concat([indexed(2), addNew('x-name', 'plain'), addNew('x-two', 'also')]);
+    const h1 = frame(HEADERS, END_HEADERS, 1, b1);
+    const h3 = frame(HEADERS, END_HEADERS, 3, Buffer.concat([indexed(2), litIdx(62, 'maybe-secret')]));
+    const rec1 = Buffer.concat([H2_PREFACE, SETTINGS, h1.subarray(0, h1.length - 6)]);
+    const [, o2] = redactRecords([rec1, h3], { missing: [6, 0] });
+    expect(o2!.includes('maybe-secret')).toBe(false);
+
+    // bytes missing inside a DATA frame only: the table stays known and the same literal is left alone
+    const d = frame(DATA, 0, 1, Buffer.alloc(100, 0x61));
+    const rec2 = Buffer.concat([H2_PREFACE, SETTINGS, h1, d.subarray(0, 50)]);
+    const [, o3] = redactRecords([rec2, h3], { missing: [59, 0] });
+    expect(o3!.includes('maybe-secret')).toBe(true);
+  });
+
+  it('masks values under dynamic-table names on a connection seen mid-way (no preface: table unknown)', () => {
+    const h = frame(HEADERS, END_HEADERS, 7, Buffer.concat([indexed(2), litIdx(62, 'unknown-name-value'), litIdx(15, 'x-static-ok')]));
+    const [out] = redactRecords([h], { from: SERVER, to: CLIENT });
+    expect(out!.includes('unknown-name-value')).toBe(false);
+    expect(out!.includes('x-static-ok')).toBe(true);
+  });
+});
+
+describe('HTTP/2 redaction checked with tshark', () => {
+  let tmp: string;
+  beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tsr-h2-')); });
+  afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
+
+  it('tshark decodes every header block of the redacted export, with no secret value left', async () => {
+    const { stream } = clientBlocks();
+    const b = new CaptureBuilder();
+    b.tls(CLIENT, SERVER, 'out', stream, { pid: 5, comm: 'client', lib: 'openssl', proto: 'http2' });
+    const file = join(tmp, 'h2.pcapng');
+    writeFileSync(file, b.build());
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
+    const s = await svc.openFile({ path: file });
+    const fields = ['-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-e', 'http2.header.name', '-e', 'http2.header.value'];
+    const red = join(tmp, 'red.pcapng');
+    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: red });
+    const t = spawnSync('tshark', ['-r', red, ...fields], { encoding: 'utf8' });
+    expect(t.status, t.stderr).toBe(0);
+    const [names, values] = t.stdout.trim().split('\t');
+    const pairs = names!.split(',').map((n, i) => [n, values!.split(',')[i]]);
+    expect(pairs.filter(([n]) => n === ':authority').map(([, v]) => v)).toEqual(['api.test', 'api.test']);
+    expect(pairs.filter(([n]) => n === 'x-pad' || n === 'x-later').map(([, v]) => v)).toEqual(['keep-pad', 'visible-pad', 'later-value']);
+    expect(pairs.filter(([n]) => isSecretName(n!)).every(([, v]) => /^[x0*-]+$/.test(v!))).toBe(true);
+    expect(pairs.filter(([n]) => isSecretName(n!))).toHaveLength(SECRETS.length);
+    expect(SECRETS.filter((x) => t.stdout.includes(x) || readFileSync(red).includes(x))).toEqual([]);
+    const all = join(tmp, 'all.pcapng');
+    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
+    const t2 = spawnSync('tshark', ['-r', all, ...fields], { encoding: 'utf8' });
+    expect(SECRETS.filter((x) => t2.stdout.includes(x))).toEqual(SECRETS);
+  });
+});
