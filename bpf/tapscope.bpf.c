@@ -512,19 +512,27 @@ int BPF_KPROBE(uprobe_tls_free, void *obj)
 
 /* ---- OpenSSL 1.1.x / 3.x (libssl.so*, node's static copy) and BoringSSL: same exported ABI ---- */
 
-/* the attach cookie tells which library the probed file holds (LIB_OPENSSL or LIB_BORINGSSL) */
+/* the attach cookie: bits 0-7 the library the probed file holds (LIB_OPENSSL or LIB_BORINGSSL), bits 8-15
+ * the function to report when the probe sits elsewhere than the program's own function (FN_SSL_*_INTERNAL) */
 static __always_inline __u8 ssl_lib(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u8 lib = (__u8)bpf_get_attach_cookie(ctx);
 
-	return cookie ? (__u8)cookie : LIB_OPENSSL;
+	return lib ? lib : LIB_OPENSSL;
+}
+
+static __always_inline __u8 ssl_fn(struct pt_regs *ctx, __u8 own)
+{
+	__u8 fn = (__u8)(bpf_get_attach_cookie(ctx) >> 8);
+
+	return fn ? fn : own;
 }
 
 /* Probed: int SSL_write(SSL *s, const void *buf, int num); */
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_write, void *s, const void *buf, int num)
 {
-	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), FN_SSL_WRITE, 1);
+	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_WRITE), 1);
 }
 
 SEC("uretprobe")
@@ -537,7 +545,7 @@ int BPF_KRETPROBE(uretprobe_ssl_write, int ret)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read, void *s, void *buf, int num)
 {
-	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), FN_SSL_READ, 0);
+	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_READ), 0);
 }
 
 SEC("uretprobe")
@@ -550,7 +558,7 @@ int BPF_KRETPROBE(uretprobe_ssl_read, int ret)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_write_ex, void *s, const void *buf, __u64 num, __u64 *written)
 {
-	return tls_enter((__u64)s, buf, (__u64)written, ssl_lib(ctx), FN_SSL_WRITE_EX, 1);
+	return tls_enter((__u64)s, buf, (__u64)written, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_WRITE_EX), 1);
 }
 
 SEC("uretprobe")
@@ -563,7 +571,7 @@ int BPF_KRETPROBE(uretprobe_ssl_write_ex, int ret)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read_ex, void *s, void *buf, __u64 num, __u64 *readbytes)
 {
-	return tls_enter((__u64)s, buf, (__u64)readbytes, ssl_lib(ctx), FN_SSL_READ_EX, 0);
+	return tls_enter((__u64)s, buf, (__u64)readbytes, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_READ_EX), 0);
 }
 
 SEC("uretprobe")

@@ -1,6 +1,7 @@
 /* Implementation of ebpf.h. */
 #include "ebpf.h"
 #include "pcapng.h"
+#include "probesite.h"
 #include "procinfo.h"
 #include "util.h"
 #include "tapscope.h"
@@ -80,7 +81,8 @@ static const char *fn_name(uint8_t fn)
 {
 	static const char *names[] = {"?", "SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "gnutls_record_send",
 				      "gnutls_record_recv", "PR_Write", "PR_Read", "PR_Send", "PR_Recv",
-				      "crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read"};
+				      "crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read", "ssl_write_internal",
+				      "ssl_read_internal"};
 
 	return fn < sizeof(names) / sizeof(names[0]) ? names[fn] : "?";
 }
@@ -92,7 +94,12 @@ struct sym_spec {
 	struct bpf_program *entry;
 	struct bpf_program *ret;
 	int required;
+	uint32_t keep; /* registers the entry program reads: a probe may move past code writing none of them */
 };
+
+#define KEEP_ARG1 PS_REG(PS_DI)
+#define KEEP_ARGS2 (PS_REG(PS_DI) | PS_REG(PS_SI))
+#define KEEP_ARGS4 (PS_REG(PS_DI) | PS_REG(PS_SI) | PS_REG(PS_DX) | PS_REG(PS_CX))
 
 static struct hook *hook_find(uint64_t dev, uint64_t ino)
 {
@@ -138,27 +145,27 @@ static int specs_for(const char *library, struct sym_spec *s, uint64_t *cookie)
 	*cookie = 0;
 	if (!strcmp(library, "openssl") || !strcmp(library, "boringssl")) {
 		*cookie = !strcmp(library, "boringssl") ? LIB_BORINGSSL : LIB_OPENSSL;
-		s[0] = (struct sym_spec){"SSL_write", p->uprobe_ssl_write, p->uretprobe_ssl_write, 1};
-		s[1] = (struct sym_spec){"SSL_read", p->uprobe_ssl_read, p->uretprobe_ssl_read, 1};
-		s[2] = (struct sym_spec){"SSL_write_ex", p->uprobe_ssl_write_ex, p->uretprobe_ssl_write_ex, 0};
-		s[3] = (struct sym_spec){"SSL_read_ex", p->uprobe_ssl_read_ex, p->uretprobe_ssl_read_ex, 0};
+		s[0] = (struct sym_spec){"SSL_write", p->uprobe_ssl_write, p->uretprobe_ssl_write, 1, KEEP_ARGS4};
+		s[1] = (struct sym_spec){"SSL_read", p->uprobe_ssl_read, p->uretprobe_ssl_read, 1, KEEP_ARGS4};
+		s[2] = (struct sym_spec){"SSL_write_ex", p->uprobe_ssl_write_ex, p->uretprobe_ssl_write_ex, 0, KEEP_ARGS4};
+		s[3] = (struct sym_spec){"SSL_read_ex", p->uprobe_ssl_read_ex, p->uretprobe_ssl_read_ex, 0, KEEP_ARGS4};
 		/* why: freed objects' addresses are reused for new connections; their learned connection must go */
-		s[4] = (struct sym_spec){"SSL_free", p->uprobe_tls_free, NULL, 0};
-		s[5] = (struct sym_spec){"SSL_clear", p->uprobe_tls_free, NULL, 0};
+		s[4] = (struct sym_spec){"SSL_free", p->uprobe_tls_free, NULL, 0, KEEP_ARG1};
+		s[5] = (struct sym_spec){"SSL_clear", p->uprobe_tls_free, NULL, 0, KEEP_ARG1};
 		return 6;
 	}
 	if (!strcmp(library, "gnutls")) {
-		s[0] = (struct sym_spec){"gnutls_record_send", p->uprobe_gnutls_record_send, p->uretprobe_tls_ret_long, 1};
-		s[1] = (struct sym_spec){"gnutls_record_recv", p->uprobe_gnutls_record_recv, p->uretprobe_tls_ret_long, 1};
-		s[2] = (struct sym_spec){"gnutls_deinit", p->uprobe_tls_free, NULL, 0};
+		s[0] = (struct sym_spec){"gnutls_record_send", p->uprobe_gnutls_record_send, p->uretprobe_tls_ret_long, 1, KEEP_ARGS2};
+		s[1] = (struct sym_spec){"gnutls_record_recv", p->uprobe_gnutls_record_recv, p->uretprobe_tls_ret_long, 1, KEEP_ARGS2};
+		s[2] = (struct sym_spec){"gnutls_deinit", p->uprobe_tls_free, NULL, 0, KEEP_ARG1};
 		return 3;
 	}
 	if (!strcmp(library, "nss")) {
-		s[0] = (struct sym_spec){"PR_Write", p->uprobe_pr_write, p->uretprobe_tls_ret_int, 1};
-		s[1] = (struct sym_spec){"PR_Read", p->uprobe_pr_read, p->uretprobe_tls_ret_int, 1};
-		s[2] = (struct sym_spec){"PR_Send", p->uprobe_pr_send, p->uretprobe_tls_ret_int, 0};
-		s[3] = (struct sym_spec){"PR_Recv", p->uprobe_pr_recv, p->uretprobe_tls_ret_int, 0};
-		s[4] = (struct sym_spec){"PR_Close", p->uprobe_tls_free, NULL, 0};
+		s[0] = (struct sym_spec){"PR_Write", p->uprobe_pr_write, p->uretprobe_tls_ret_int, 1, KEEP_ARGS2};
+		s[1] = (struct sym_spec){"PR_Read", p->uprobe_pr_read, p->uretprobe_tls_ret_int, 1, KEEP_ARGS2};
+		s[2] = (struct sym_spec){"PR_Send", p->uprobe_pr_send, p->uretprobe_tls_ret_int, 0, KEEP_ARGS2};
+		s[3] = (struct sym_spec){"PR_Recv", p->uprobe_pr_recv, p->uretprobe_tls_ret_int, 0, KEEP_ARGS2};
+		s[4] = (struct sym_spec){"PR_Close", p->uprobe_tls_free, NULL, 0, KEEP_ARG1};
 		return 5;
 	}
 	return 0;
@@ -171,83 +178,164 @@ static const char *unsupported_reason(const char *library)
 	return "no uprobe support for this TLS library";
 }
 
-/* File offset of a defined function symbol (.dynsym or .symtab), 0 when not found. */
-static uint64_t elf_func_offset(Elf *e, const char *sym, uint64_t *vaddr)
+/* File offsets of defined function symbols (.dynsym or .symtab), one pass over the symbol tables
+ * (node's are large); offs[i] = 0 when syms[i] is not found. */
+static void elf_func_offsets(Elf *e, const char **syms, int n, uint64_t *offs)
 {
 	Elf_Scn *scn = NULL;
 	size_t i, nph;
+	uint64_t vaddr[8] = {0};
+	int k, left = n;
 
-	*vaddr = 0;
-	while (!*vaddr && (scn = elf_nextscn(e, scn))) {
+	while (left && (scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
 		Elf_Data *d;
 
 		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB))
 			continue;
 		d = elf_getdata(scn, NULL);
-		for (i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+		for (i = 0; left && d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
 			GElf_Sym s;
 			const char *name;
 
 			if (!gelf_getsym(d, (int)i, &s) || GELF_ST_TYPE(s.st_info) != STT_FUNC || !s.st_value)
 				continue;
 			name = elf_strptr(e, sh.sh_link, s.st_name);
-			if (name && !strcmp(name, sym)) {
-				*vaddr = s.st_value;
-				break;
+			for (k = 0; name && k < n; k++) {
+				if (!vaddr[k] && !strcmp(name, syms[k])) {
+					vaddr[k] = s.st_value;
+					left--;
+				}
 			}
 		}
 	}
-	if (!*vaddr || elf_getphdrnum(e, &nph))
-		return 0;
+	memset(offs, 0, sizeof(offs[0]) * (size_t)n);
+	if (elf_getphdrnum(e, &nph))
+		return;
 	for (i = 0; i < nph; i++) {
 		GElf_Phdr ph;
 
-		if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD && (ph.p_flags & PF_X) &&
-		    *vaddr >= ph.p_vaddr && *vaddr < ph.p_vaddr + ph.p_filesz)
-			return *vaddr - ph.p_vaddr + ph.p_offset;
+		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+			continue;
+		for (k = 0; k < n; k++)
+			if (vaddr[k] >= ph.p_vaddr && vaddr[k] < ph.p_vaddr + ph.p_filesz)
+				offs[k] = vaddr[k] - ph.p_vaddr + ph.p_offset;
 	}
-	return 0;
 }
 
-/* Where to probe OpenSSL 3's SSL_read_ex / SSL_write_ex: when the function is only
- * `sub $imm8,%rsp; call ssl_{read,write}_internal` (Debian's libssl3), the callee, which takes the very
- * same arguments and starts with a push. why: the kernel cannot emulate `sub` and single-steps it
- * out of line for every hit (~9.7 us per call on the lab VM vs ~1 us for a probe on a push, which it
- * emulates); the callee's return value is <= 0 exactly when the wrapper's is 0. Returns the file offset
- * to attach to, or 0 to attach by name at the symbol. */
-static uint64_t ssl_ex_probe_offset(int fd, const char *sym)
-{
-	uint64_t vaddr, off, target_off;
-	uint8_t code[9], t[2];
-	int32_t rel;
-	Elf *e;
+#define CODE_PEEK 64
 
-	if (strcmp(sym, "SSL_read_ex") && strcmp(sym, "SSL_write_ex"))
+/* The first CODE_PEEK bytes at file offset off (zero-padded at the end of the file). */
+static int read_code(int fd, uint64_t off, uint8_t *code)
+{
+	memset(code, 0, CODE_PEEK);
+	return off && pread(fd, code, CODE_PEEK, (off_t)off) > 0 ? 0 : -1;
+}
+
+/* Where a function's probe goes: past leading instructions the kernel would single-step, onto the
+ * first one it emulates (see probesite.h), when only code the program does not depend on is skipped.
+ * Returns the file offset, off itself when no better site exists. */
+static uint64_t emulated_site(int fd, uint64_t off, uint32_t keep, int with_return)
+{
+	uint8_t code[CODE_PEEK];
+	long skip;
+
+	if (read_code(fd, off, code))
+		return off;
+	skip = probe_skip(code, CODE_PEEK, keep, with_return);
+	return skip > 0 ? off + (uint64_t)skip : off;
+}
+
+/* OpenSSL 3's SSL_read_ex / SSL_write_ex are `sub $8,%rsp; call ssl_{read,write}_internal` (Debian),
+ * and SSL_read / SSL_write call the same internal function with the same first arguments and a
+ * size_t * for the length (like the _ex functions' 4th argument). The `sub` cannot move before a
+ * return probe, so the kernel would single-step it at every call; the callee starts with a push (or
+ * gets there past endbr64). One probe there serves both exported functions: the callee's return
+ * value is > 0 exactly when the data was transferred, and its 4th argument holds the length. Returns
+ * the callee's probe site for the _ex function at ex_off, or 0. */
+static uint64_t ssl_internal_site(int fd, uint64_t ex_off)
+{
+	uint8_t code[CODE_PEEK];
+	uint64_t callee;
+	long skip;
+
+	if (read_code(fd, ex_off, code) || !wrapper_callee(code, CODE_PEEK, ex_off, &callee) || read_code(fd, callee, code))
 		return 0;
+	skip = probe_skip(code, CODE_PEEK, KEEP_ARGS4, 1);
+	return skip >= 0 ? callee + (uint64_t)skip : 0;
+}
+
+/* 1 when the function at off calls the function at target within its first bytes */
+static int function_calls(int fd, uint64_t off, uint64_t target)
+{
+	uint8_t code[CODE_PEEK];
+
+	return !read_code(fd, off, code) && calls_target(code, CODE_PEEK, off, target);
+}
+
+/* Probe sites of an OpenSSL-ABI library's specs: SSL_read_ex/SSL_write_ex at their internal callee
+ * when ssl_internal_site finds it (fn reported as ssl_{read,write}_internal), and SSL_read/SSL_write
+ * then not probed at all when they call that same function (covered[i] = 1: one trap per call instead
+ * of two). Specs 0-3 are SSL_write, SSL_read, SSL_write_ex, SSL_read_ex (specs_for). */
+static void ssl_sites(int fd, const uint64_t *offs, uint64_t *sites, uint8_t *fns, int *covered)
+{
+	static const uint8_t internal_fn[2] = {FN_SSL_WRITE_INTERNAL, FN_SSL_READ_INTERNAL};
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		uint64_t callee = offs[2 + k] ? ssl_internal_site(fd, offs[2 + k]) : 0;
+
+		if (!callee)
+			continue;
+		sites[2 + k] = callee;
+		fns[2 + k] = internal_fn[k];
+		if (offs[k] && function_calls(fd, offs[k], callee))
+			covered[k] = 1;
+	}
+}
+
+/* File offsets to probe for each spec (0: symbol not found), the fn to report when not the spec's
+ * own (0), and which specs another probe already covers. */
+static void find_sites(int fd, const char *path, const struct sym_spec *specs, int n, uint64_t cookie, uint64_t *sites,
+		       uint8_t *fns, int *covered)
+{
+	const char *names[8];
+	uint64_t offs[8];
+	Elf *e;
+	int i;
+
+	for (i = 0; i < n; i++)
+		names[i] = specs[i].sym;
 	elf_version(EV_CURRENT);
 	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e)
-		return 0;
-	off = elf_func_offset(e, sym, &vaddr);
+	if (!e) {
+		memset(sites, 0, sizeof(sites[0]) * (size_t)n);
+		return;
+	}
+	elf_func_offsets(e, names, n, offs);
 	elf_end(e);
-	if (!off || pread(fd, code, sizeof(code), (off_t)off) != (ssize_t)sizeof(code))
-		return 0;
-	if (code[0] != 0x48 || code[1] != 0x83 || code[2] != 0xec || code[4] != 0xe8)
-		return 0;
-	memcpy(&rel, code + 5, 4);
-	target_off = (uint64_t)((int64_t)off + 9 + rel);
-	if (pread(fd, t, sizeof(t), (off_t)target_off) != (ssize_t)sizeof(t))
-		return 0;
-	/* push %reg or push %r8-%r15: emulated */
-	if ((t[0] >= 0x50 && t[0] <= 0x57) || (t[0] == 0x41 && t[1] >= 0x50 && t[1] <= 0x57))
-		return target_off;
-	return 0;
+	for (i = 0; i < n; i++)
+		sites[i] = offs[i] ? emulated_site(fd, offs[i], specs[i].keep, specs[i].ret != NULL) : 0;
+	if (cookie)
+		ssl_sites(fd, offs, sites, fns, covered);
+	/* why log: where a probe sits decides whether each hit costs ~1 us or ~10 us */
+	for (i = 0; i < n; i++) {
+		if (covered[i])
+			logf_("probe %s %s: covered by the probe on its callee", path, specs[i].sym);
+		else if (fns[i])
+			logf_("probe %s %s: at its callee %s", path, specs[i].sym, fn_name(fns[i]));
+		else if (sites[i] != offs[i])
+			logf_("probe %s %s: at +%llu, past instructions the kernel would single-step", path, specs[i].sym,
+			      (unsigned long long)(sites[i] - offs[i]));
+	}
 }
 
 #define GO_WRITE_SYM "crypto/tls.(*Conn).Write"
 #define GO_READ_SYM "crypto/tls.(*Conn).Read"
 #define MAX_GO_RETS 32
+/* registers the Go programs read at entry: c (RAX), b.ptr (RBX), b.len (RCX), g (R14) */
+#define GO_KEEP_WRITE (PS_REG(PS_AX) | PS_REG(PS_BX) | PS_REG(PS_CX) | PS_REG(PS_R14))
+#define GO_KEEP_READ (PS_REG(PS_AX) | PS_REG(PS_BX) | PS_REG(PS_R14))
 
 /* Locates a function in a Go binary: .symtab when present, else the pclntab function table (Go >= 1.18
  * layout: pcHeader magic 0xfffffff0/0xfffffff1), which stripped binaries keep. Gives the file offset
@@ -390,7 +478,9 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 	if (e)
 		elf_end(e);
 	if (have_w) {
-		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path, woff, &uo);
+		/* why: Go's prologue starts with `cmp 16(%r14),%rsp` (single-stepped); the jbe after it is emulated */
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path,
+						    emulated_site(fd, woff, GO_KEEP_WRITE, 0), &uo);
 		if (l) {
 			h->links[h->n_links++] = l;
 			ok_syms[n_ok++] = GO_WRITE_SYM;
@@ -403,7 +493,8 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 	if (n_rets > 0 && h->n_links + 1 + n_rets <= MAX_LINKS) {
 		int start = h->n_links;
 
-		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path, roff, &uo);
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path,
+						    emulated_site(fd, roff, GO_KEEP_READ, 0), &uo);
 		if (l)
 			h->links[h->n_links++] = l;
 		else
@@ -446,6 +537,9 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 {
 	struct sym_spec specs[8];
 	const char *ok_syms[8];
+	uint64_t sites[8];
+	uint8_t fns[8] = {0};
+	int covered[8] = {0};
 	struct stat st;
 	struct hook *h;
 	uint64_t cookie;
@@ -484,26 +578,32 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 		close(fd);
 		return;
 	}
+	find_sites(fd, display_path, specs, n, cookie, sites, fns, covered);
 	for (i = 0; i < n; i++) {
-		LIBBPF_OPTS(bpf_uprobe_opts, eo, .func_name = specs[i].sym, .bpf_cookie = cookie);
-		LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = specs[i].sym, .retprobe = true);
+		LIBBPF_OPTS(bpf_uprobe_opts, eo, .bpf_cookie = cookie | (uint64_t)fns[i] << 8);
+		LIBBPF_OPTS(bpf_uprobe_opts, ro, .retprobe = true);
 		struct bpf_link *le, *lr;
-		uint64_t at = cookie ? ssl_ex_probe_offset(fd, specs[i].sym) : 0;
 
-		if (at) {
-			eo.func_name = NULL;
-			ro.func_name = NULL;
+		if (covered[i]) {
+			ok_syms[n_ok++] = specs[i].sym;
+			continue;
+		}
+		if (!sites[i]) {
+			err = -ENOENT;
+			if (specs[i].required)
+				req_fail = 1;
+			continue;
 		}
 		/* why: each attach is a few ms of kernel work (more under load); drain the ring in between */
 		capture_yield();
-		le = bpf_program__attach_uprobe_opts(specs[i].entry, -1, open_path, (size_t)at, &eo);
+		le = bpf_program__attach_uprobe_opts(specs[i].entry, -1, open_path, (size_t)sites[i], &eo);
 		if (!le) {
 			err = -errno;
 			if (specs[i].required)
 				req_fail = 1;
 			continue;
 		}
-		lr = specs[i].ret ? bpf_program__attach_uprobe_opts(specs[i].ret, -1, open_path, (size_t)at, &ro) : NULL;
+		lr = specs[i].ret ? bpf_program__attach_uprobe_opts(specs[i].ret, -1, open_path, (size_t)sites[i], &ro) : NULL;
 		if (specs[i].ret && !lr) {
 			err = -errno;
 			bpf_link__destroy(le);
@@ -553,6 +653,15 @@ int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const 
 
 static void hook_exe(const char *exe, const char *path, uint32_t pid, const struct elf_facts *efp);
 
+/* the hook library for a file tls_library_for_file named: NSS is hooked in NSPR, and a libssl.so* may
+ * be BoringSSL's */
+static const char *library_of_file(const char *lib, const char *path)
+{
+	if (!strcmp(lib, "nspr"))
+		return "nss";
+	return strcmp(lib, "openssl") ? lib : ssl_flavor(path);
+}
+
 /* hooks every TLS library a process maps and its executable when it carries TLS itself */
 void ebpf_hook_process(uint32_t pid)
 {
@@ -578,7 +687,7 @@ void ebpf_hook_process(uint32_t pid)
 			if (!lib || !strcmp(lib, "java-jsse") || (!strcmp(lib, "nss")))
 				continue;
 			snprintf(open_path, sizeof(open_path), "/proc/%u/root%s", pid, file);
-			ebpf_hook_file(!strcmp(lib, "nspr") ? "nss" : lib, file, open_path, pid);
+			ebpf_hook_file(library_of_file(lib, open_path), file, open_path, pid);
 		}
 		fclose(f);
 	}
@@ -624,8 +733,10 @@ static void hook_exe(const char *exe, const char *path, uint32_t pid, const stru
  * that loads them later, including short-lived ones that exit before user space could look at them */
 static void hook_system_libraries(void)
 {
+	/* android/: Debian's BoringSSL (android-libboringssl) */
 	static const char *dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
-				     "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/lib"};
+				     "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/lib",
+				     "/usr/lib/x86_64-linux-gnu/android", "/usr/lib/aarch64-linux-gnu/android"};
 	char path[600];
 	size_t d;
 
@@ -644,7 +755,7 @@ static void hook_system_libraries(void)
 			char real[PATH_MAX];
 
 			snprintf(path, sizeof(path), "%s/%s", dirs[d], de->d_name);
-			ebpf_hook_file(!strcmp(lib, "nspr") ? "nss" : lib, realpath(path, real) ? real : path, path, 0);
+			ebpf_hook_file(library_of_file(lib, path), realpath(path, real) ? real : path, path, 0);
 		}
 		closedir(dir);
 	}

@@ -198,7 +198,10 @@ int elf_inspect(const char *path, struct elf_facts *out)
 					continue;
 				if (!strcmp(sn, "SSL_write"))
 					out->exports_ssl_write = 1;
-				else if (!strncmp(sn, "BORINGSSL", 9))
+				/* why the GREASE setter: BoringSSL's libssl (e.g. Debian's android-libboringssl) has the
+				 * same soname and SSL_* ABI as OpenSSL's and exports no BORINGSSL_* symbol itself;
+				 * OpenSSL has no GREASE */
+				else if (!strncmp(sn, "BORINGSSL", 9) || !strcmp(sn, "SSL_CTX_set_grease_enabled"))
 					out->boringssl = 1;
 			}
 		}
@@ -212,6 +215,13 @@ done:
 	elf_cache[slot].ino = st.st_ino;
 	elf_cache[slot].f = *out;
 	return 0;
+}
+
+const char *ssl_flavor(const char *path)
+{
+	struct elf_facts ef;
+
+	return elf_inspect(path, &ef) == 0 && ef.boringssl ? "boringssl" : "openssl";
 }
 
 const char *tls_library_for_file(const char *base, char *version, int version_len)
@@ -357,6 +367,14 @@ static int read_maplibs(uint32_t pid, struct maplib *libs, int max)
 		lib = tls_library_for_file(base, version, sizeof(version));
 		if (!lib)
 			continue;
+		if (!strcmp(lib, "openssl")) {
+			char rootpath[700];
+
+			snprintf(rootpath, sizeof(rootpath), "/proc/%u/root%s", pid, file);
+			lib = ssl_flavor(rootpath);
+			if (!strcmp(lib, "boringssl"))
+				version[0] = 0; /* its soname number is not a BoringSSL version */
+		}
 		for (i = 0; i < n; i++)
 			if (libs[i].ino == ino && libs[i].dev == makedev(maj, min))
 				break;

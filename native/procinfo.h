@@ -19,6 +19,9 @@ struct elf_facts {
 
 int elf_inspect(const char *path, struct elf_facts *out);
 
+/* "boringssl" or "openssl" for a libssl.so* file (same soname and ABI; told apart by exported symbols) */
+const char *ssl_flavor(const char *path);
+
 /* TLS library identifier for a mapped file's basename, or NULL; version gets the soname version */
 const char *tls_library_for_file(const char *base, char *version, int version_len);
 

@@ -140,7 +140,7 @@ describe('capture helper in a lab with real TLS clients', () => {
 
   it('ebpf: proc blocks name each hookable client library and an attached hook', () => {
     const c = cap.ebpf!;
-    const comms: Record<string, string> = { curl: 'curl', python: 'python3', wget: 'wget', nss: 'tstclnt' };
+    const comms: Record<string, string> = { curl: 'curl', python: 'python3', wget: 'wget', nss: 'tstclnt', boringssl: 'bssl-client' };
     for (const client of clients.filter((x) => comms[x.name])) {
       const conn = c.records.find((r) => r.t === 'conn' && r.comm === comms[client.name] && r.role === 'client');
       expect(conn, client.name).toBeDefined();

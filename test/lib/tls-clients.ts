@@ -3,7 +3,8 @@
 // ClientHellos (and decrypted requests) by that name. Compiled clients are built once into CACHE_DIR.
 import { access, mkdir, rename, rm, writeFile, mkdtemp } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TlsLibrary } from '../../src/model/flow.js';
 import { CACHE_DIR, run, type Lab } from './lab.js';
 
@@ -139,6 +140,18 @@ export async function buildJavaClient(): Promise<string> {
   return join(cls, '..');
 }
 
+const BORINGSSL_LIB = '/usr/lib/x86_64-linux-gnu/android';
+const BORINGSSL_SRC = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'boringssl', 'client.c');
+
+/** Builds the C client linked against Debian's BoringSSL (android-libboringssl-dev) once. */
+export async function buildBoringsslClient(): Promise<string> {
+  return buildOnce('boringssl-client-v1', 'bssl-client', async (dir) => {
+    const r = await run('clang', ['-O2', '-Wall', '-I/usr/include/android', '-o', join(dir, 'bssl-client'), BORINGSSL_SRC,
+      `-L${BORINGSSL_LIB}`, `-Wl,-rpath,${BORINGSSL_LIB}`, '-lssl', '-lcrypto'], { timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`building the BoringSSL client failed: ${r.stderr}`);
+  });
+}
+
 const PY_CLIENT = `
 import socket, ssl, sys
 ca, ip, port, sni, req = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -227,6 +240,16 @@ export const TLS_CLIENTS: TlsClient[] = [
       const t = target(url, o);
       const bin = await buildGoClient();
       const r = await lab.execIn(lab.nodeNs, bin, [o.ca, `https://${t.host}:${t.port}${t.path}`, o.serverIp], { timeoutMs: TIMEOUT_MS });
+      return { ok: r.code === 0 && okBody(r.stdout), stderr: r.stderr };
+    },
+  },
+  {
+    name: 'boringssl', library: 'boringssl', hookable: true,
+    available: async () => (await exists('/usr/bin/clang')) && (await access(`${BORINGSSL_LIB}/libssl.so`).then(() => true, () => false)),
+    request: async (lab, url, o) => {
+      const t = target(url, o);
+      const bin = await buildBoringsslClient();
+      const r = await lab.execIn(lab.nodeNs, bin, [o.ca, o.serverIp, String(t.port), t.host, t.path], { timeoutMs: TIMEOUT_MS });
       return { ok: r.code === 0 && okBody(r.stdout), stderr: r.stderr };
     },
   },

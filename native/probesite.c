@@ -1,0 +1,150 @@
+/* Implementation of probesite.h: a decoder for the handful of x86-64 instructions compilers put in
+ * front of a function's first push/call/branch (endbr64, stack protector load, test/cmp, register
+ * moves and clears, frame setup). Anything else ends the search: the probe stays at the entry. */
+#include "probesite.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+
+/* 1 when the kernel emulates the instruction at c (arch/x86/kernel/uprobes.c: push, call, jmp, jcc,
+ * nop), i.e. a hit needs no single-step */
+static int emulated(const uint8_t *c, size_t n)
+{
+	if (c[0] >= 0x50 && c[0] <= 0x57)
+		return 1; /* push %reg */
+	if (c[0] == 0xe8 || c[0] == 0xe9 || c[0] == 0xeb || c[0] == 0x90 || (c[0] >= 0x70 && c[0] <= 0x7f))
+		return 1; /* call, jmp, jcc rel8, nop */
+	if (n >= 2 && c[0] == 0x41 && c[1] >= 0x50 && c[1] <= 0x57)
+		return 1; /* push %r8-%r15 */
+	if (n >= 2 && c[0] == 0x0f && ((c[1] >= 0x80 && c[1] <= 0x8f) || c[1] == 0x1f))
+		return 1; /* jcc rel32, multi-byte nop */
+	return 0;
+}
+
+/* Bytes of ModRM + SIB + displacement at c, 0 for forms not decoded here (RIP-relative). */
+static size_t modrm_len(const uint8_t *c, size_t n)
+{
+	uint8_t mod = c[0] >> 6, rm = c[0] & 7;
+	size_t len = 1;
+
+	if (mod == 3)
+		return 1;
+	if (rm == 4) {
+		if (n < 2)
+			return 0;
+		len++;
+		if (mod == 0 && (c[1] & 7) == 5)
+			return len + 4; /* SIB with disp32 and no base, e.g. %fs:0x28 */
+	} else if (mod == 0 && rm == 5) {
+		return 0;
+	}
+	return len + (mod == 1 ? 1 : mod == 2 ? 4 : 0);
+}
+
+/* Length of a skippable instruction at c and the registers it writes (flags and memory are not
+ * tracked: no BPF program reads them), or 0 when it is not one we know. */
+static size_t skippable(const uint8_t *c, size_t n, uint32_t *writes)
+{
+	size_t p = 0, ml;
+	uint8_t rex = 0, op, ext;
+	int reg, rm, mod;
+
+	*writes = 0;
+	if (n >= 4 && c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa)
+		return 4; /* endbr64 */
+	if (c[p] == 0x64 || c[p] == 0x65)
+		p++; /* %fs/%gs segment prefix */
+	if (p < n && (c[p] & 0xf0) == 0x40)
+		rex = c[p++];
+	if (p + 2 > n)
+		return 0;
+	op = c[p++];
+	mod = c[p] >> 6;
+	ext = (c[p] >> 3) & 7;
+	reg = ext | (rex & 4 ? 8 : 0);
+	rm = (c[p] & 7) | (rex & 1 ? 8 : 0);
+	ml = modrm_len(c + p, n - p);
+	if (!ml || p + ml > n)
+		return 0;
+	switch (op) {
+	case 0x85: /* test */
+	case 0x39: /* cmp */
+	case 0x3b:
+		return p + ml;
+	case 0x31: /* xor r/m, reg */
+	case 0x89: /* mov r/m, reg */
+		if (mod == 3)
+			*writes = 1u << rm;
+		return p + ml;
+	case 0x33: /* xor reg, r/m */
+	case 0x8b: /* mov reg, r/m */
+	case 0x8d: /* lea */
+		if (op == 0x8d && mod == 3)
+			return 0;
+		*writes = 1u << reg;
+		return p + ml;
+	case 0x80: /* arithmetic with an immediate: only cmp anywhere, add/sub on a register */
+	case 0x81:
+	case 0x83:
+		if (ext == 7)
+			return p + ml + (op == 0x81 ? 4 : 1);
+		if ((ext != 0 && ext != 5) || mod != 3 || op == 0x80)
+			return 0;
+		*writes = 1u << rm;
+		return p + ml + (op == 0x81 ? 4 : 1);
+	default:
+		return 0;
+	}
+}
+
+long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return)
+{
+	size_t off = 0, len;
+	uint32_t w;
+
+	while (off < n) {
+		if (emulated(code + off, n - off))
+			return (long)off;
+		len = skippable(code + off, n - off, &w);
+		if (!len || (w & keep) || (with_return && (w & PS_REG(PS_SP))))
+			return -1;
+		off += len;
+	}
+	return -1;
+}
+
+int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off)
+{
+	size_t p = n >= 4 && code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa ? 4 : 0;
+	int32_t rel;
+
+	if (n < p + 9 || code[p] != 0x48 || code[p + 1] != 0x83 || code[p + 2] != 0xec || code[p + 4] != 0xe8)
+		return 0;
+	memcpy(&rel, code + p + 5, 4);
+	*callee_off = (uint64_t)((int64_t)code_off + (int64_t)p + 9 + rel);
+	return 1;
+}
+
+int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target)
+{
+	size_t i;
+	int32_t rel;
+
+	for (i = 0; i + 5 <= n; i++) {
+		if (code[i] != 0xe8)
+			continue;
+		memcpy(&rel, code + i + 1, 4);
+		if ((uint64_t)((int64_t)code_off + (int64_t)i + 5 + rel) == target)
+			return 1;
+	}
+	return 0;
+}
+
+#else
+
+long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return) { return -1; }
+int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off) { return 0; }
+int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target) { return 0; }
+
+#endif

@@ -1,0 +1,30 @@
+/* Where to put a uprobe in a function so the kernel emulates the probed instruction instead of
+ * single-stepping it. On the lab VM (kernel 6.18, Firecracker) a hit on an instruction the kernel
+ * emulates (push, call, jmp, jcc, nop) costs ~0.6-0.9 us; on any other (sub, mov, xor, test, endbr64,
+ * ret) it is executed out of line under a debug trap: ~10-12 us per hit. x86-64 only; elsewhere every
+ * function reports "no better site" and is probed at its entry. */
+#ifndef TAPSCOPE_PROBESITE_H
+#define TAPSCOPE_PROBESITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* x86-64 register numbers (ModRM encoding order), as bits of a `keep` mask */
+enum { PS_AX, PS_CX, PS_DX, PS_BX, PS_SP, PS_BP, PS_SI, PS_DI, PS_R8, PS_R9, PS_R10, PS_R11, PS_R12, PS_R13, PS_R14 };
+#define PS_REG(r) (1u << (r))
+
+/* Offset from the start of `code` (a function's first n bytes) of the first instruction the kernel
+ * emulates, reached by skipping only straight-line instructions that write none of the registers in
+ * `keep` (the ones the BPF program reads) -- and, with a return probe, not %rsp, because the return
+ * probe takes the return address at the probed instruction's stack pointer. -1 when there is none. */
+long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return);
+
+/* 1 when code is a wrapper that only reserves stack and calls another function with the same
+ * arguments: `[endbr64;] sub $imm8,%rsp; call rel32` (OpenSSL 3's SSL_read_ex/SSL_write_ex around
+ * ssl_read_internal/ssl_write_internal); *callee_off is the callee's offset relative to code_off's base. */
+int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off);
+
+/* 1 when code (at offset code_off) contains a `call rel32` to target within its first n bytes */
+int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target);
+
+#endif
