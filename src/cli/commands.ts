@@ -1,5 +1,6 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
 import { existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
@@ -7,6 +8,7 @@ import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
+import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
 
@@ -61,71 +63,46 @@ function printNotes(notes: string[]): void {
   for (const n of notes) err(`tapscope: note: ${n}\n`);
 }
 
-// ---- table output ----
-
-function table(headers: string[], rows: string[][], maxWidths: number[] = []): string {
-  // why: a loop, not Math.max(...column): spreading a million rows overflows the call stack
-  const widths = headers.map((h) => h.length);
-  for (const r of rows) {
-    for (let i = 0; i < widths.length; i++) {
-      const n = (r[i] ?? '').length;
-      if (n > widths[i]!) widths[i] = n;
-    }
-  }
-  for (let i = 0; i < widths.length; i++) widths[i] = Math.min(maxWidths[i] ?? 200, widths[i]!);
-  const clip = (s: string, w: number): string => (s.length > w ? `${s.slice(0, Math.max(0, w - 1))}…` : s);
-  const line = (cells: string[]): string => cells.map((c, i) => {
-    const w = widths[i] ?? 0;
-    const v = clip(c, w);
-    return i === cells.length - 1 ? v : v.padEnd(w);
-  }).join('  ').trimEnd();
-  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
-}
-
-function human(n: number): string {
-  if (n < 1024) return `${n}B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)}K`;
-  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)}M`;
-  return `${(n / 1024 ** 3).toFixed(2)}G`;
-}
-
-function endpoint(e: { ip: string; port: number }): string {
-  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
-}
-
-function flowRow(f: Flow): string[] {
-  const v = f.tls?.client;
-  const tlsCol = f.tls
-    ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${v?.plaintext ? 'plaintext' : 'encrypted'}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}`
-    : '';
-  const what = f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? '';
-  const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';
-  return [
-    new Date(f.firstSeen).toISOString().slice(11, 23), f.transport, endpoint(f.src), endpoint(f.dst), f.app, what, String(f.packets), human(f.bytes), proc,
-    f.http.length ? `${f.http.length} http` : '', tlsCol,
-  ];
-}
-
 // ---- commands ----
 
 async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<number> {
   const pred = await predicate(c.filter);
+  const threads = flowThreads(c.file);
+  if (threads > 1) {
+    const { flowsOnThreads } = await import('./flows-parallel.js');
+    const r = await flowsOnThreads({ files: [{ path: resolve(c.file) }], json: c.json, filter: c.filter ?? null }, threads);
+    printNotes(r.notes);
+    printFlows(c.json, r.rows, r.total, r.packets, pred !== null);
+    return 0;
+  }
   const src = await openSource(c.file);
   printNotes(src.notes);
   const all = src.analyzer.flows();
-  const rows = pred ? all.filter(pred) : all;
-  if (c.json) {
-    const chunks: string[] = [];
-    for (const f of rows) {
-      chunks.push(JSON.stringify(f));
-      if (chunks.length >= 1000) { out(`${chunks.join('\n')}\n`); chunks.length = 0; }
-    }
-    if (chunks.length) out(`${chunks.join('\n')}\n`);
-    return 0;
-  }
-  out(table(['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'], rows.map(flowRow), [12, 5, 46, 46, 7, 40, 8, 8, 24, 9, 120]));
-  err(`${rows.length} flow${rows.length === 1 ? '' : 's'}${pred ? ` matching (of ${all.length})` : ''}, ${src.analyzer.counters.packets} packets\n`);
+  const kept = pred ? all.filter(pred) : all;
+  printFlows(c.json, c.json ? kept.map((f) => JSON.stringify(f)) : kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
   return 0;
+}
+
+/**
+ * Threads for `flows` on a capture file: TAPSCOPE_THREADS when set, else one per core (at most 4) from
+ * 64 MiB on (below, starting workers costs more than it saves); sessions load on one thread.
+ */
+function flowThreads(file: string): number {
+  const env = Number(process.env.TAPSCOPE_THREADS);
+  if (!existsSync(file) || !statSync(file).isFile()) return 1;
+  if (Number.isInteger(env) && env >= 1) return env;
+  return statSync(file).size >= 64 * 1024 * 1024 ? Math.min(4, availableParallelism()) : 1;
+}
+
+function printFlows(json: boolean, rows: string[] | string[][], total: number, packets: number, filtered: boolean): void {
+  if (json) {
+    // why: a few large writes; one write per line was most of the output time at 65k flows
+    const lines = rows as string[];
+    for (let i = 0; i < lines.length; i += 4096) out(`${lines.slice(i, i + 4096).join('\n')}\n`);
+    return;
+  }
+  out(table(FLOW_HEADERS, rows as string[][], FLOW_WIDTHS));
+  err(`${rows.length} flow${rows.length === 1 ? '' : 's'}${filtered ? ` matching (of ${total})` : ''}, ${packets} packets\n`);
 }
 
 async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Promise<number> {

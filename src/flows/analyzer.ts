@@ -25,6 +25,12 @@ export interface AnalyzerOptions {
   reassembly?: ReassemblyLimits;
   /** Called for every packet (and decrypted record) with the id of the flow it was counted in. */
   onPacket?: ((block: PacketBlock, flowId: string | null) => void) | null;
+  /**
+   * Keep only the flows of one partition of `count` (a hash of the 5-tuple that both directions share), and
+   * count only their packets; packets of no flow belong to partition 0. The partitions of one capture add
+   * up to the whole analysis: see arrivalOrigins() to interleave their flows in creation order.
+   */
+  partition?: { index: number; count: number } | null;
 }
 
 export interface AnalyzerCounters {
@@ -116,9 +122,13 @@ interface FlowState {
   version: number;
   /** position in arrival order (the analyzer's columns) */
   at: number;
+  /** the creating block's origin (see arrivalOrigins) */
+  origin: number;
 }
 
 interface StreamState {
+  /** arrivalOrigins() of this stream's blocks start here */
+  originBase: number;
   fixedNode: string | null;
   node: string;
   namedByRecord: boolean;
@@ -201,7 +211,11 @@ function header(headers: [string, string][], name: string): string | null {
 }
 
 export class Analyzer {
-  private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket'>>;
+  private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'partition'>>;
+  private readonly part: { index: number; count: number } | null;
+  private streams = 0;
+  /** origin of the block being processed */
+  private origin = 0;
   private readonly observe: ((block: PacketBlock, flowId: string | null) => void) | null;
   /** node -> canonical 5-tuple key -> the flow currently using that tuple */
   private readonly tables = new Map<string, Map<string, FlowState>>();
@@ -247,6 +261,7 @@ export class Analyzer {
       reassembly: options.reassembly ?? DEFAULT_LIMITS,
     };
     this.observe = options.onPacket ?? null;
+    this.part = options.partition && options.partition.count > 1 ? options.partition : null;
   }
 
   /**
@@ -263,14 +278,14 @@ export class Analyzer {
    * and every packet when an onPacket observer is set.
    */
   sinks(node?: string): { block: (block: PcapngBlock) => void; packet: RawPacketSink } {
-    const st: StreamState = { fixedNode: node ?? null, node: node ?? 'local', namedByRecord: false, meta: null };
+    const st: StreamState = { originBase: ORIGIN_STREAM * this.streams++, fixedNode: node ?? null, node: node ?? 'local', namedByRecord: false, meta: null };
     return {
       block: (b) => this.onBlock(st, b),
-      packet: (iface, buf, start, capLen, origLen, tsMs) => {
+      packet: (iface, buf, start, capLen, origLen, tsMs, offset) => {
         if (this.observe || iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return false;
         this.changes++;
-        this.countNode(st, origLen);
-        this.onPacket(st.node, iface.linkType, buf, start, start + capLen, tsMs, origLen);
+        this.origin = st.originBase + offset;
+        this.onPacket(st, iface.linkType, buf, start, start + capLen, tsMs, origLen);
         return true;
       },
     };
@@ -311,6 +326,7 @@ export class Analyzer {
 
   private onBlock(st: StreamState, b: PcapngBlock): void {
     this.changes++;
+    this.origin = st.originBase + b.offset;
     switch (b.type) {
       case 'shb':
         st.node = st.fixedNode ?? 'local';
@@ -323,8 +339,7 @@ export class Analyzer {
           const id = this.onTlsRecord(st.node, b);
           if (this.observe) this.observe(b, id);
         } else {
-          this.countNode(st, b.origLen);
-          const id = this.onPacket(st.node, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen);
+          const id = this.onPacket(st, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen);
           if (this.observe) this.observe(b, id);
         }
         break;
@@ -350,7 +365,15 @@ export class Analyzer {
   // ---- packets ----
 
   /** One packet: the frame is buf[start, end). */
-  private onPacket(node: string, linkType: number, buf: Buffer, start: number, end: number, tsMs: number, origLen: number): string | null {
+  private onPacket(st: StreamState, linkType: number, buf: Buffer, start: number, end: number, tsMs: number, origLen: number): string | null {
+    const d = decodePacket(linkType, buf, this.scratch, start, end);
+    const flowPacket = d !== null && (d.proto === PROTO_TCP || d.proto === PROTO_UDP) && (!d.fragment || d.firstFragment) && (d.srcPort !== 0 || d.dstPort !== 0);
+    const v4 = d !== null && d.ipVersion === 4;
+    const sip: number | string = flowPacket ? (v4 ? d.src4 : d.src) : 0;
+    const dip: number | string = flowPacket ? (v4 ? d.dst4 : d.dst) : 0;
+    if (this.part && (flowPacket ? partitionOf(sip, d.srcPort, dip, d.dstPort, this.part.count) : 0) !== this.part.index) return null;
+    this.countNode(st, origLen);
+    const node = st.node;
     const c = this.counters;
     c.packets++;
     c.bytes += origLen;
@@ -358,16 +381,12 @@ export class Analyzer {
       if (this.firstTs === null || tsMs < this.firstTs) this.firstTs = tsMs;
       if (this.lastTs === null || tsMs > this.lastTs) this.lastTs = tsMs;
     }
-    const d = decodePacket(linkType, buf, this.scratch, start, end);
     if (!d) { c.nonIp++; return null; }
     if (d.fragment) c.fragments++;
     if (d.proto !== PROTO_TCP && d.proto !== PROTO_UDP) { c.otherProto++; return null; }
     if (d.fragment && !d.firstFragment) return null;
     if (d.srcPort === 0 && d.dstPort === 0) { c.otherProto++; return null; }
     const transport = d.proto === PROTO_TCP ? 'tcp' : 'udp';
-    const v4 = d.ipVersion === 4;
-    const sip: number | string = v4 ? d.src4 : d.src;
-    const dip: number | string = v4 ? d.dst4 : d.dst;
     let fs: FlowState | undefined;
     let key = '';
     if (v4 && this.last !== null && node === this.lastNode && (transport === 'tcp') === this.lastTcp) {
@@ -441,7 +460,7 @@ export class Analyzer {
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
-      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length, origin: this.origin,
     };
     this.table(node).set(key, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
@@ -850,13 +869,17 @@ export class Analyzer {
   // ---- decrypted plaintext ----
 
   private onTlsRecord(node: string, b: PacketBlock): string | null {
-    this.counters.tlsRecords++;
     const pdu = parseExportedPdu(b.data);
+    const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
+    const src = matched ? { ip: normalizeIp(pdu.src!.ip), port: pdu.src!.port } : null;
+    const dst = matched ? { ip: normalizeIp(pdu.dst!.ip), port: pdu.dst!.port } : null;
+    const srcKey = src ? ipKeyPart(src.ip) : 0;
+    const dstKey = dst ? ipKeyPart(dst.ip) : 0;
+    if (this.part && (src && dst ? partitionOf(srcKey, src.port, dstKey, dst.port, this.part.count) : 0) !== this.part.index) return null;
+    this.counters.tlsRecords++;
+    if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = b.comments.map(parseTlsComment).find((x) => x !== null) ?? {};
-    if (!pdu || !pdu.src || !pdu.dst) { this.counters.tlsRecordsUnmatched++; return null; }
-    const src = { ip: normalizeIp(pdu.src.ip), port: pdu.src.port };
-    const dst = { ip: normalizeIp(pdu.dst.ip), port: pdu.dst.port };
-    const key = tupleKey('tcp', ipKeyPart(src.ip), src.port, ipKeyPart(dst.ip), dst.port);
+    const key = tupleKey('tcp', srcKey, src.port, dstKey, dst.port);
     let fs = this.table(node).get(key);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
@@ -970,6 +993,17 @@ export class Analyzer {
     return this.list;
   }
 
+  /**
+   * Where each flow of arrivalOrder() was created: the offset of its first block, plus 2^40 per earlier
+   * stream (file) of this analyzer. Increasing when the streams are read one after another (analyzeFiles):
+   * the partitions of one capture then merge by it into the whole analysis's creation order.
+   */
+  arrivalOrigins(): Float64Array {
+    const out = new Float64Array(this.states.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.states[i]!.origin;
+    return out;
+  }
+
   /** Column views of arrivalOrder() (index i is arrivalOrder()[i]); the arrays are replaced as they grow. */
   columns(): FlowColumns {
     return this.cols;
@@ -1034,6 +1068,28 @@ export function ipKeyPart(ip: string): number | string {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
   if (!m) return ip;
   return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+}
+
+/** Origins of successive streams (files) of one analyzer are this far apart: file offsets stay below 1 TiB. */
+const ORIGIN_STREAM = 2 ** 40;
+
+function mixIp(ip: number | string): number {
+  if (typeof ip === 'number') return ip;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ip.length; i++) h = Math.imul(h ^ ip.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+function mixEndpoint(ip: number | string, port: number): number {
+  let h = Math.imul(mixIp(ip) ^ (port * 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  return Math.imul(h, 0xc2b2ae35);
+}
+
+/** The partition of a flow: a hash both directions share (XOR of the endpoints' hashes), so no flow is split. */
+export function partitionOf(a: number | string, ap: number, b: number | string, bp: number, count: number): number {
+  const h = mixEndpoint(a, ap) ^ mixEndpoint(b, bp);
+  return ((h ^ (h >>> 16)) >>> 0) % count;
 }
 
 /** The canonical (direction-free) key of a transport 5-tuple within one node. */

@@ -139,3 +139,50 @@ describe('load fast path equals the full path', () => {
     expect(snapshot(analyzer)).toEqual(fullPath(readFileSync(f)));
   });
 });
+
+describe('flows on several threads equal the one-thread flows', () => {
+  it('JSON lines and table rows, with and without a filter, for 2 and 3 partitions (worker threads)', async () => {
+    const { flowsOnThreads, renderPartition } = await import('../../src/cli/flows-parallel.js');
+    for (const f of files) {
+      const job = { files: [{ path: f }], json: true, filter: null };
+      const one = await renderPartition(job, 0, 1);
+      expect(one.rows.length, f).toBeGreaterThan(0);
+      for (const threads of [2, 3]) {
+        expect(await flowsOnThreads(job, threads), `${f} on ${threads} threads`).toEqual({ rows: one.rows, total: one.total, packets: one.packets, notes: one.notes });
+      }
+      const table = { ...job, json: false, filter: 'transport == "tcp"' };
+      const oneTable = await renderPartition(table, 0, 1);
+      expect(await flowsOnThreads(table, 2), `${f} table`).toEqual({ rows: oneTable.rows, total: oneTable.total, packets: oneTable.packets, notes: oneTable.notes });
+    }
+  }, 60_000);
+
+  it('the partitions of the generated capture each hold flows, interleaved in creation order', async () => {
+    const { renderPartition } = await import('../../src/cli/flows-parallel.js');
+    const job = { files: [{ path: files[0]! }], json: true, filter: null };
+    const [a, b] = [await renderPartition(job, 0, 2), await renderPartition(job, 1, 2)];
+    expect(a.rows.length).toBeGreaterThan(10);
+    expect(b.rows.length).toBeGreaterThan(10);
+    // interleaved: neither partition's flows all come before the other's
+    expect(a.origins[0]! < b.origins[b.origins.length - 1]! && b.origins[0]! < a.origins[a.origins.length - 1]!).toBe(true);
+    expect(a.packets + b.packets).toBe((await renderPartition(job, 0, 1)).packets);
+  });
+
+  it('a malformed capture fails on every thread with the one-thread error and offset', async () => {
+    const { flowsOnThreads } = await import('../../src/cli/flows-parallel.js');
+    const bad = join(dir, 'bad.pcapng');
+    const good = readFileSync(join(FIX, 'loopback-mix.pcapng'));
+    const broken = Buffer.from(good);
+    broken.writeUInt32LE(8, blockAt(good, 5) + 4);
+    writeFileSync(bad, broken);
+    await expect(flowsOnThreads({ files: [{ path: bad }], json: true, filter: null }, 2)).rejects.toMatchObject({
+      code: 'E_PCAPNG_MALFORMED', message: `block length 8 is less than 12 at offset ${blockAt(good, 5)}`,
+    });
+  });
+});
+
+/** File offset of the n-th block of a little-endian pcapng. */
+function blockAt(buf: Buffer, n: number): number {
+  let o = 0;
+  for (let i = 0; i < n; i++) o += buf.readUInt32LE(o + 4);
+  return o;
+}

@@ -1,0 +1,131 @@
+// `tapscope flows FILE` on several threads. Every thread reads the whole capture (the cheap part) but keeps
+// only the flows of its partition (Analyzer's `partition` option: a hash both directions of a flow share, so
+// no flow is split and nothing needs merging but the order), resolves and renders them; the rendered rows
+// then interleave by each flow's origin into the one-thread creation order. The output is the one-thread
+// output exactly (test/unit/core-flows-fast.test.ts compares them).
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { TapscopeError, isTapscopeError, type TapscopeErrorCode } from '../errors.js';
+import type { CaptureFile } from '../flows/load.js';
+
+export interface FlowsJob {
+  files: CaptureFile[];
+  /** JSON lines (true) or table cells (false) */
+  json: boolean;
+  filter: string | null;
+}
+
+export interface RenderedFlows {
+  /** in creation order: JSON lines, or table rows */
+  rows: string[] | string[][];
+  /** flows before the filter */
+  total: number;
+  packets: number;
+  notes: string[];
+}
+
+interface Part extends RenderedFlows {
+  origins: Float64Array;
+}
+
+interface WorkerJob {
+  tapscopeFlowsPartition: { job: FlowsJob; index: number; count: number };
+}
+
+type WorkerReply = { part: Part } | { error: { code: TapscopeErrorCode; message: string; details?: Record<string, unknown> } };
+
+/** Analyzes and renders one partition: the flows the filter keeps, with their origins. */
+export async function renderPartition(job: FlowsJob, index: number, count: number): Promise<Part> {
+  const { analyzeFiles } = await import('../flows/load.js');
+  const { flowRow } = await import('./flows-output.js');
+  const { compileFilter } = await import('../filter/index.js');
+  const pred = job.filter && job.filter.trim() ? compileFilter(job.filter) : null;
+  const { analyzer, notes } = await analyzeFiles(job.files, { partition: { index, count } });
+  const all = analyzer.flows();
+  const allOrigins = analyzer.arrivalOrigins();
+  const origins = new Float64Array(all.length);
+  const rows: string[] | string[][] = [];
+  for (let i = 0; i < all.length; i++) {
+    const f = all[i]!;
+    if (pred && !pred(f)) continue;
+    origins[rows.length] = allOrigins[i]!;
+    if (job.json) (rows as string[]).push(JSON.stringify(f));
+    else (rows as string[][]).push(flowRow(f));
+  }
+  return { rows, origins: origins.slice(0, rows.length), total: all.length, packets: analyzer.counters.packets, notes };
+}
+
+/**
+ * The worker: this module. Run from the TypeScript sources (tests, `node --import tsx`), a worker does not
+ * inherit tsx's loader, so it registers it first (tsx's ESM API, resolved from here) and then imports this file.
+ */
+function startWorker(data: WorkerJob): Worker {
+  const self = import.meta.url;
+  if (!self.endsWith('.ts')) return new Worker(fileURLToPath(self), { workerData: data });
+  const api = createRequire(self).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs');
+  const boot = `import(${JSON.stringify(pathToFileURL(api).href)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); })`;
+  return new Worker(boot, { eval: true, workerData: data });
+}
+
+function runWorker(job: FlowsJob, index: number, count: number, started: Worker[]): Promise<Part> {
+  const w = startWorker({ tapscopeFlowsPartition: { job, index, count } });
+  started.push(w);
+  return new Promise<Part>((res, rej) => {
+    w.once('message', (m: WorkerReply) => {
+      if ('part' in m) res(m.part);
+      else rej(new TapscopeError(m.error.code, m.error.message, m.error.details));
+    });
+    w.once('error', rej);
+    w.once('exit', (code) => rej(new TapscopeError('E_INTERNAL', `flows worker ${index} exited (code ${code}) without a result`)));
+  });
+}
+
+/** Interleaves the partitions' rows by origin: the creation order of a one-thread analysis. */
+function mergeParts(parts: Part[]): RenderedFlows {
+  const rows: (string | string[])[] = [];
+  const at = parts.map(() => 0);
+  for (;;) {
+    let best = -1;
+    for (let p = 0; p < parts.length; p++) {
+      if (at[p]! < parts[p]!.origins.length && (best < 0 || parts[p]!.origins[at[p]!]! < parts[best]!.origins[at[best]!]!)) best = p;
+    }
+    if (best < 0) break;
+    rows.push(parts[best]!.rows[at[best]!]!);
+    at[best]!++;
+  }
+  return {
+    rows: rows as string[] | string[][],
+    total: parts.reduce((n, p) => n + p.total, 0),
+    packets: parts.reduce((n, p) => n + p.packets, 0),
+    // why: every thread read the same files and saw the same truncation
+    notes: parts[0]!.notes,
+  };
+}
+
+/** Analyzes and renders on `threads` threads (this one and threads - 1 workers). */
+export async function flowsOnThreads(job: FlowsJob, threads: number): Promise<RenderedFlows> {
+  const workers: Worker[] = [];
+  try {
+    const others = Array.from({ length: threads - 1 }, (_, i) => runWorker(job, i + 1, threads, workers));
+    const parts = await Promise.all([renderPartition(job, 0, threads), ...others]);
+    return mergeParts(parts);
+  } finally {
+    // why: after a failure the other threads' work is moot; finished workers have exited already
+    for (const w of workers) void w.terminate();
+  }
+}
+
+async function workerMain(w: WorkerJob['tapscopeFlowsPartition']): Promise<void> {
+  try {
+    const part = await renderPartition(w.job, w.index, w.count);
+    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer as ArrayBuffer]);
+  } catch (e) {
+    const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
+    parentPort!.postMessage({ error: { code: err.code, message: err.message, details: err.details } } satisfies WorkerReply);
+  }
+}
+
+if (!isMainThread && (workerData as Partial<WorkerJob> | null)?.tapscopeFlowsPartition) {
+  void workerMain((workerData as WorkerJob).tapscopeFlowsPartition);
+}
