@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import hpack from 'hpack.js';
 import { PacketRedactor } from '../../src/export/index.js';
 import { huffmanDecode, huffmanFiller } from '../../src/export/redact-h2.js';
 import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
@@ -15,59 +14,13 @@ import { H2_PREFACE } from '../../src/dissect/http2.js';
 import { CaptureBuilder } from './core-packet-builder.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
-
-interface HpackLib {
-  encoder: { create(): { encodeStr(v: number[], huffman: boolean): void; render(): Buffer[] } };
-  decompressor: { create(o: { table: { maxSize: number } }): { write(b: Buffer): void; execute(): void; read(): { name: string; value: string } | null; on(e: string, f: (err: Error) => void): void } };
-}
-const lib = hpack as unknown as HpackLib;
+import {
+  CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, SETTINGS, addIdx, addNew, decodeBlocks, frame, indexed, int, litIdx, sizeUpdate, str,
+} from './export-h2-frames.js';
 
 const CLIENT = { ip: '10.232.10.1', port: 41000 };
 const SERVER = { ip: '10.232.10.2', port: 443 };
 const LINK_UPPER_PDU = 252;
-
-// ---- HPACK and frame builders (field encodings by hand, strings through hpack.js's encoder) ----
-
-function int(v: number, prefixBits: number, pattern: number): Buffer {
-  const max = (1 << prefixBits) - 1;
-  if (v < max) return Buffer.from([pattern | v]);
-  const out = [pattern | max];
-  for (v -= max; v >= 128; v >>= 7) out.push((v & 0x7f) | 0x80);
-  out.push(v);
-  return Buffer.from(out);
-}
-
-function str(s: string, huffman: boolean): Buffer {
-  const e = lib.encoder.create();
-  e.encodeStr([...Buffer.from(s, 'latin1')], huffman);
-  return Buffer.concat(e.render());
-}
-
-type Field = Buffer;
-const indexed = (i: number): Field => int(i, 7, 0x80);
-/** Literal with incremental indexing, new name. */
-const addNew = (name: string, value: string, huffman = false): Field => Buffer.concat([Buffer.from([0x40]), str(name, huffman), str(value, huffman)]);
-/** Literal with incremental indexing, indexed name. */
-const addIdx = (i: number, value: string, huffman = false): Field => Buffer.concat([int(i, 6, 0x40), str(value, huffman)]);
-/** Literal without indexing (or never indexed), indexed name. */
-const litIdx = (i: number, value: string, huffman = false, never = false): Field => Buffer.concat([int(i, 4, never ? 0x10 : 0), str(value, huffman)]);
-const sizeUpdate = (n: number): Field => int(n, 5, 0x20);
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-const HEADERS = 1;
-const CONTINUATION = 9;
-const DATA = 0;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
-
-const SETTINGS = frame(4, 0, 0, Buffer.alloc(0));
 
 // Request 1 puts 'Cookie' (capitalised, so not the static name) and 'authorization' (spelled as a literal)
 // into the dynamic table; requests 2 and 3 send new secret values under those dynamic-table names.
@@ -90,21 +43,6 @@ function clientBlocks(): { blocks: Buffer[]; stream: Buffer } {
   const d = frame(DATA, 0, 3, Buffer.from('body bytes'));
   const h3 = frame(HEADERS, END_HEADERS | END_STREAM, 5, b3);
   return { blocks: [b1, b2, b3], stream: Buffer.concat([H2_PREFACE, SETTINGS, h1, h2, d, h3]) };
-}
-
-/** Decodes header blocks in order with hpack.js (one table across them); throws on an HPACK error. */
-function decodeBlocks(blocks: Buffer[]): [string, string][][] {
-  const d = lib.decompressor.create({ table: { maxSize: 4096 } });
-  let err: Error | null = null;
-  d.on('error', (e) => { err = e; });
-  return blocks.map((b) => {
-    d.write(b);
-    d.execute();
-    if (err) throw err;
-    const out: [string, string][] = [];
-    for (let h = d.read(); h; h = d.read()) out.push([h.name, h.value]);
-    return out;
-  });
 }
 
 /** The header block fragments of a client byte stream (frames parsed plainly; test input is well formed). */
