@@ -11,7 +11,7 @@ import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, type PcapngBlock } from '../pcapng/types.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
-import { parseExportedPdu } from '../pcapng/exported-pdu.js';
+import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
 import { REDACTED, isSecretHeader, redactHeaders, resyncRedact } from './redact.js';
 import { Http1Stream } from './redact-stream.js';
@@ -127,7 +127,7 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
           matchedId = null;
           feed(b);
           if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
-          const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`, b.origLen);
+          const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`, b.origLen, recordObserver(b));
           out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
           if (req.onProgress && b.offset - lastReport > 4 << 20) {
             lastReport = b.offset;
@@ -163,6 +163,16 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
   req.onProgress?.(total, total);
 }
 
+/**
+ * Which end's process a decrypted record came from ('out': the writer, 'in': the reader). When both ends are
+ * hooked each direction's bytes arrive twice, once per observer, possibly cut at different places.
+ */
+function recordObserver(b: { comments: string[]; flags: number | null }): 'in' | 'out' {
+  const dir = b.comments.map(parseTlsComment).find((x) => x !== null)?.dir;
+  if (dir === 'in' || dir === 'out') return dir;
+  return (b.flags ?? 0) & 2 ? 'out' : 'in';
+}
+
 function safeSize(path: string): number {
   try {
     return statSync(path).size;
@@ -184,9 +194,12 @@ export class PacketRedactor {
   /** Connections of decrypted records known to speak HTTP/2 -> whether the client preface was seen. */
   private readonly h2Conns = new Map<string, boolean>();
 
-  /** `origLen` is the packet's length before the capture cut it (bytes the export cannot see). */
-  packet(linkType: number, data: Buffer, scope: string, origLen = data.length): Buffer {
-    if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope, origLen);
+  /**
+   * `origLen` is the packet's length before the capture cut it (bytes the export cannot see); `observer` tells
+   * the two copies of a decrypted direction apart (see recordObserver).
+   */
+  packet(linkType: number, data: Buffer, scope: string, origLen = data.length, observer: 'in' | 'out' = 'out'): Buffer {
+    if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope, origLen, observer);
     const d = decodePacket(linkType, data);
     // why: a later IP fragment carries no TCP header to place its bytes (documented limit; TCP sets DF)
     if (!d || d.proto !== PROTO_TCP || (d.fragment && !d.firstFragment)) return data;
@@ -208,13 +221,13 @@ export class PacketRedactor {
     return copy;
   }
 
-  private record(data: Buffer, scope: string, origLen: number): Buffer {
+  private record(data: Buffer, scope: string, origLen: number, observer: 'in' | 'out'): Buffer {
     const pdu = parseExportedPdu(data);
     if (!pdu) return data;
     const missing = Math.max(0, origLen - data.length);
     let red: Buffer | null;
     if (pdu.src && pdu.dst) {
-      const dirKey = `${scope}|${pdu.src.ip}|${pdu.src.port}|${pdu.dst.ip}|${pdu.dst.port}`;
+      const dirKey = `${scope}|${observer}|${pdu.src.ip}|${pdu.src.port}|${pdu.dst.ip}|${pdu.dst.port}`;
       const ends = [`${pdu.src.ip}|${pdu.src.port}`, `${pdu.dst.ip}|${pdu.dst.port}`].sort();
       const connKey = `${scope}|${ends[0]}|${ends[1]}`;
       let dir = this.recordDirs.get(dirKey);
