@@ -498,7 +498,9 @@ static __always_inline int ctx_freed(__u64 ctx)
 	fill_hdr(&ce->hdr, EV_FREE, id);
 	__builtin_memset(&ce->tuple, 0, sizeof(ce->tuple));
 	ce->ctx = ctx;
-	bpf_ringbuf_submit(ce, 0);
+	/* why no wakeup: it only releases held records, which wait for the next poll anyway; the ring keeps
+	 * it ordered before any later event about a new object at the same address */
+	bpf_ringbuf_submit(ce, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
@@ -508,6 +510,21 @@ SEC("uprobe")
 int BPF_KPROBE(uprobe_tls_free, void *obj)
 {
 	return ctx_freed((__u64)obj);
+}
+
+/* Return probes: the entry probe saved which call this is, so one program serves every function with
+ * the same return type (why: each program costs start-up verification time; see native/README.md).
+ * int: OpenSSL/BoringSSL SSL_* (and ssl_*_internal), NSPR PR_*; long (ssize_t): gnutls_record_*. */
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_tls_ret_int, int ret)
+{
+	return tls_leave(ret);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_tls_ret_long, long ret)
+{
+	return tls_leave(ret);
 }
 
 /* ---- OpenSSL 1.1.x / 3.x (libssl.so*, node's static copy) and BoringSSL: same exported ABI ---- */
@@ -535,23 +552,11 @@ int BPF_KPROBE(uprobe_ssl_write, void *s, const void *buf, int num)
 	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_WRITE), 1);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_ssl_write, int ret)
-{
-	return tls_leave(ret);
-}
-
 /* Probed: int SSL_read(SSL *s, void *buf, int num); */
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read, void *s, void *buf, int num)
 {
 	return tls_enter((__u64)s, buf, 0, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_READ), 0);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_ssl_read, int ret)
-{
-	return tls_leave(ret);
 }
 
 /* Probed: int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); */
@@ -561,23 +566,11 @@ int BPF_KPROBE(uprobe_ssl_write_ex, void *s, const void *buf, __u64 num, __u64 *
 	return tls_enter((__u64)s, buf, (__u64)written, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_WRITE_EX), 1);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_ssl_write_ex, int ret)
-{
-	return tls_leave(ret);
-}
-
 /* Probed: int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes); */
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read_ex, void *s, void *buf, __u64 num, __u64 *readbytes)
 {
 	return tls_enter((__u64)s, buf, (__u64)readbytes, ssl_lib(ctx), ssl_fn(ctx, FN_SSL_READ_EX), 0);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_ssl_read_ex, int ret)
-{
-	return tls_leave(ret);
 }
 
 /* ---- GnuTLS 3.x (libgnutls.so.30) ---- */
@@ -594,12 +587,6 @@ SEC("uprobe")
 int BPF_KPROBE(uprobe_gnutls_record_recv, void *session, void *data, __u64 size)
 {
 	return tls_enter((__u64)session, data, 0, LIB_GNUTLS, FN_GNUTLS_RECV, 0);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_tls_ret_long, long ret)
-{
-	return tls_leave(ret);
 }
 
 /* ---- NSS via NSPR (libnspr4.so): the SSL layer sits under these on SSL file descriptors ---- */
@@ -630,12 +617,6 @@ SEC("uprobe")
 int BPF_KPROBE(uprobe_pr_recv, void *fd, void *buf, int amount)
 {
 	return tls_enter((__u64)fd, buf, 0, LIB_NSS, FN_PR_RECV, 0);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(uretprobe_tls_ret_int, int ret)
-{
-	return tls_leave(ret);
 }
 
 /* ---- Go crypto/tls (regabi, Go >= 1.17 on amd64) ----

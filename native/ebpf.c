@@ -145,10 +145,10 @@ static int specs_for(const char *library, struct sym_spec *s, uint64_t *cookie)
 	*cookie = 0;
 	if (!strcmp(library, "openssl") || !strcmp(library, "boringssl")) {
 		*cookie = !strcmp(library, "boringssl") ? LIB_BORINGSSL : LIB_OPENSSL;
-		s[0] = (struct sym_spec){"SSL_write", p->uprobe_ssl_write, p->uretprobe_ssl_write, 1, KEEP_ARGS4};
-		s[1] = (struct sym_spec){"SSL_read", p->uprobe_ssl_read, p->uretprobe_ssl_read, 1, KEEP_ARGS4};
-		s[2] = (struct sym_spec){"SSL_write_ex", p->uprobe_ssl_write_ex, p->uretprobe_ssl_write_ex, 0, KEEP_ARGS4};
-		s[3] = (struct sym_spec){"SSL_read_ex", p->uprobe_ssl_read_ex, p->uretprobe_ssl_read_ex, 0, KEEP_ARGS4};
+		s[0] = (struct sym_spec){"SSL_write", p->uprobe_ssl_write, p->uretprobe_tls_ret_int, 1, KEEP_ARGS4};
+		s[1] = (struct sym_spec){"SSL_read", p->uprobe_ssl_read, p->uretprobe_tls_ret_int, 1, KEEP_ARGS4};
+		s[2] = (struct sym_spec){"SSL_write_ex", p->uprobe_ssl_write_ex, p->uretprobe_tls_ret_int, 0, KEEP_ARGS4};
+		s[3] = (struct sym_spec){"SSL_read_ex", p->uprobe_ssl_read_ex, p->uretprobe_tls_ret_int, 0, KEEP_ARGS4};
 		/* why: freed objects' addresses are reused for new connections; their learned connection must go */
 		s[4] = (struct sym_spec){"SSL_free", p->uprobe_tls_free, NULL, 0, KEEP_ARG1};
 		s[5] = (struct sym_spec){"SSL_clear", p->uprobe_tls_free, NULL, 0, KEEP_ARG1};
@@ -202,7 +202,9 @@ static void elf_func_offsets(Elf *e, const char **syms, int n, uint64_t *offs)
 				continue;
 			name = elf_strptr(e, sh.sh_link, s.st_name);
 			for (k = 0; name && k < n; k++) {
-				if (!vaddr[k] && !strcmp(name, syms[k])) {
+				/* why the first byte first: node has 75k dynamic symbols; a full strcmp of each against
+				 * each name was a fifth of the helper's start-up CPU */
+				if (!vaddr[k] && name[0] == syms[k][0] && !strcmp(name, syms[k])) {
 					vaddr[k] = s.st_value;
 					left--;
 				}
@@ -362,7 +364,7 @@ static int go_func_locate(Elf *e, const char *sym, uint64_t *file_off, uint64_t 
 			if (!gelf_getsym(d, (int)i, &s))
 				continue;
 			name = elf_strptr(e, sh.sh_link, s.st_name);
-			if (name && !strcmp(name, sym) && s.st_size) {
+			if (name && name[0] == sym[0] && !strcmp(name, sym) && s.st_size) {
 				addr = s.st_value;
 				len = s.st_size;
 				break;
