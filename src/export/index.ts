@@ -9,11 +9,11 @@ import { PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/dec
 import type { Flow } from '../model/flow.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
-import { LINKTYPE_WIRESHARK_UPPER_PDU, type PcapngBlock } from '../pcapng/types.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
-import { REDACTED, isSecretHeader, redactHeaders, resyncRedact } from './redact.js';
+import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact } from './redact.js';
 import { Http1Stream } from './redact-stream.js';
 import { H2Redactor } from './redact-h2.js';
 import { H2_PREFACE } from '../dissect/http2.js';
@@ -149,7 +149,7 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
           break;
         case 'custom':
           feed(b);
-          out.write(encodeCustom(b.pen, b.data, b.copiable));
+          out.write(encodeCustom(b.pen, (!secrets && b.pen === TAPSCOPE_PEN && redactRecordText(b.data)) || b.data, b.copiable));
           break;
       }
     }, { tolerateTruncatedTail: true }).catch((e: unknown) => {

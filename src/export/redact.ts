@@ -170,6 +170,18 @@ export function scanHttp1(st: Http1State, buf: Buffer): Buffer | null {
   return out;
 }
 
+// why: a command line like `curl -H 'Authorization: Bearer ...'` carries a header value too; in a JSON string
+// its end is not known (arguments are joined by spaces), so the rest of the string is masked, escapes included.
+const JSON_HEADER = /(authorization|proxy-authorization|cookie|set-cookie)([ \t]*:[ \t]*)((?:\\u[0-9a-fA-F]{4}|\\.|[^"\\])*)/gi;
+
+/** Masks secret header values inside the JSON text of a Tapscope record (process command lines); null when none. */
+export function redactRecordText(data: Buffer): Buffer | null {
+  const text = data.toString('utf8');
+  JSON_HEADER.lastIndex = 0;
+  if (!JSON_HEADER.test(text)) return null;
+  return Buffer.from(text.replace(JSON_HEADER, (_m, name: string, sep: string, value: string) => `${name}${sep}${value.replace(/\\u[0-9a-fA-F]{4}|\\.|[^]/g, 'x')}`));
+}
+
 /** Masks the secret header values in a buffer that belongs to no stream we can follow. */
 export function resyncRedact(buf: Buffer): Buffer | null {
   return scanHttp1(resyncState(buf), buf);
