@@ -79,8 +79,20 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
   printNotes(src.notes);
   const all = src.analyzer.flows();
   const kept = pred ? all.filter(pred) : all;
-  printFlows(c.json, c.json ? kept.map((f) => JSON.stringify(f)) : kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
+  if (c.json) {
+    // why: rendered a chunk at a time, so the text of a million flows is never held at once
+    for (let i = 0; i < kept.length; i += JSON_CHUNK) writeLines(kept.slice(i, i + JSON_CHUNK).map((f) => JSON.stringify(f)));
+    return 0;
+  }
+  printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
   return 0;
+}
+
+const JSON_CHUNK = 4096;
+
+// why: a few large writes, not one per line
+function writeLines(lines: string[]): void {
+  if (lines.length > 0) out(`${lines.join('\n')}\n`);
 }
 
 /**
@@ -96,9 +108,8 @@ function flowThreads(file: string): number {
 
 function printFlows(json: boolean, rows: string[] | string[][], total: number, packets: number, filtered: boolean): void {
   if (json) {
-    // why: a few large writes; one write per line was most of the output time at 65k flows
     const lines = rows as string[];
-    for (let i = 0; i < lines.length; i += 4096) out(`${lines.slice(i, i + 4096).join('\n')}\n`);
+    for (let i = 0; i < lines.length; i += JSON_CHUNK) writeLines(lines.slice(i, i + JSON_CHUNK));
     return;
   }
   out(table(FLOW_HEADERS, rows as string[][], FLOW_WIDTHS));

@@ -16,6 +16,7 @@ import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
+import { PairSet, TupleIndex, type KeyIp } from './tuple-index.js';
 
 export interface AnalyzerOptions {
   /** Bytes per direction buffered for protocol detection and the TLS hellos before dissection gives up (default 64 KiB). */
@@ -163,7 +164,8 @@ function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): string {
   return String.fromCharCode.apply(null, k);
 }
 
-/** FNV-1a (64-bit, two 32-bit lanes) as 16 hex digits: flow ids, stable for the same packets. */
+/** FNV-1a (64-bit, two 32-bit lanes): flow ids, stable for the same packets. The lanes land in ID_LANES. */
+const ID_LANES = new Uint32Array(2);
 function hashId(s: string): string {
   let h1 = 0x811c9dc5;
   let h2 = 0xcbf29ce4;
@@ -172,6 +174,8 @@ function hashId(s: string): string {
     h1 = Math.imul(h1 ^ c, 0x01000193);
     h2 = Math.imul(h2 ^ c, 0x01b3) ^ (h1 >>> 7);
   }
+  ID_LANES[0] = h1;
+  ID_LANES[1] = h2;
   return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }
 
@@ -217,9 +221,11 @@ export class Analyzer {
   /** origin of the block being processed */
   private origin = 0;
   private readonly observe: ((block: PacketBlock, flowId: string | null) => void) | null;
-  /** node -> canonical 5-tuple key -> the flow currently using that tuple */
-  private readonly tables = new Map<string, Map<string, FlowState>>();
-  private readonly byId = new Map<string, FlowState>();
+  /** (node, 5-tuple) -> the flow currently using that tuple */
+  private readonly index = new TupleIndex<FlowState>();
+  /** every id handed out (the collision check); the id -> flow Map is built on first use (queries, details) */
+  private readonly ids = new PairSet();
+  private idMap: Map<string, FlowState> | null = null;
   private readonly states: FlowState[] = [];
   /** Every flow in creation (arrival) order; resolved lazily, see resolved(). */
   private readonly list: Flow[] = [];
@@ -315,13 +321,12 @@ export class Analyzer {
     return this.changes;
   }
 
-  private table(node: string): Map<string, FlowState> {
-    let t = this.tables.get(node);
-    if (!t) {
-      t = new Map();
-      this.tables.set(node, t);
+  private get byId(): Map<string, FlowState> {
+    if (!this.idMap) {
+      this.idMap = new Map();
+      for (const fs of this.states) this.idMap.set(fs.flow.id, fs);
     }
-    return t;
+    return this.idMap;
   }
 
   private onBlock(st: StreamState, b: PcapngBlock): void {
@@ -388,20 +393,16 @@ export class Analyzer {
     if (d.srcPort === 0 && d.dstPort === 0) { c.otherProto++; return null; }
     const transport = d.proto === PROTO_TCP ? 'tcp' : 'udp';
     let fs: FlowState | undefined;
-    let key = '';
     if (v4 && this.last !== null && node === this.lastNode && (transport === 'tcp') === this.lastTcp) {
       const a = sip as number;
       const bb = dip as number;
       if (a === this.lastA && bb === this.lastB && d.srcPort * 65536 + d.dstPort === this.lastPorts) fs = this.last;
       else if (a === this.lastB && bb === this.lastA && d.dstPort * 65536 + d.srcPort === this.lastPorts) fs = this.last;
     }
-    if (!fs) {
-      key = tupleKey(transport, sip, d.srcPort, dip, d.dstPort);
-      fs = this.table(node).get(key);
-    }
+    fs ??= this.index.get(node, transport === 'tcp', sip, d.srcPort, dip, d.dstPort);
     const syn = transport === 'tcp' && (d.tcpFlags & TCP_SYN) !== 0 && (d.tcpFlags & TCP_ACK) === 0;
     if (fs && syn && fs.closed) fs = undefined; // port reused for a new connection
-    if (!fs) fs = this.createFlow(node, transport, key || tupleKey(transport, sip, d.srcPort, dip, d.dstPort), d, tsMs);
+    if (!fs) fs = this.createFlow(node, transport, sip, dip, d, tsMs);
     if (v4 && fs !== this.last) {
       this.last = fs;
       this.lastNode = node;
@@ -425,7 +426,7 @@ export class Analyzer {
     return f.id;
   }
 
-  private createFlow(node: string, transport: 'tcp' | 'udp', key: string, d: DecodedPacket, ts: number): FlowState {
+  private createFlow(node: string, transport: 'tcp' | 'udp', sip: KeyIp, dip: KeyIp, d: DecodedPacket, ts: number): FlowState {
     let srcIsClient: boolean;
     const flags = d.tcpFlags;
     const src = d.src;
@@ -444,16 +445,17 @@ export class Analyzer {
     }
     const client = srcIsClient ? { ip: src, port: d.srcPort } : { ip: dst, port: d.dstPort };
     const server = srcIsClient ? { ip: dst, port: d.dstPort } : { ip: src, port: d.srcPort };
-    const cip = d.ipVersion === 4 ? (srcIsClient ? d.src4 : d.dst4) : client.ip;
-    return this.addFlow(node, transport, key, client, server, ts, cip);
+    const tuple: Tuple = [sip, d.srcPort, dip, d.dstPort];
+    return this.addFlow(node, transport, tuple, client, server, ts, srcIsClient ? sip : dip);
   }
 
   private addFlow(
-    node: string, transport: 'tcp' | 'udp', key: string, client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number,
-    cip: number | string = ipKeyPart(client.ip),
+    node: string, transport: 'tcp' | 'udp', tuple: Tuple, client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number,
+    cip: KeyIp,
   ): FlowState {
     let id = hashId(`${node}|${transport}|${client.ip}|${client.port}|${server.ip}|${server.port}|${ts}`);
-    while (this.byId.has(id)) id = hashId(`${id}+`);
+    while (this.ids.has(ID_LANES[0]!, ID_LANES[1]!)) id = hashId(`${id}+`);
+    this.ids.add(ID_LANES[0]!, ID_LANES[1]!);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
@@ -462,10 +464,10 @@ export class Analyzer {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
       x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length, origin: this.origin,
     };
-    this.table(node).set(key, fs);
+    this.index.set(node, transport === 'tcp', tuple[0], tuple[1], tuple[2], tuple[3], fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
     this.last = null;
-    this.byId.set(id, fs);
+    this.idMap?.set(id, fs);
     this.states.push(fs);
     const at = this.list.length;
     this.list.push(flow);
@@ -879,8 +881,8 @@ export class Analyzer {
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = b.comments.map(parseTlsComment).find((x) => x !== null) ?? {};
-    const key = tupleKey('tcp', srcKey, src.port, dstKey, dst.port);
-    let fs = this.table(node).get(key);
+    const tuple: Tuple = [srcKey, src.port, dstKey, dst.port];
+    let fs = this.index.get(node, true, srcKey, src.port, dstKey, dst.port);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
     const other = dirOut ? dst : src;
@@ -889,7 +891,8 @@ export class Analyzer {
       const meta = this.nodes.get(node);
       const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port)?.role;
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
-      fs = this.addFlow(node, 'tcp', key, mineIsClient ? mine : other, mineIsClient ? other : mine, b.tsMs);
+      const client = mineIsClient ? mine : other;
+      fs = this.addFlow(node, 'tcp', tuple, client, mineIsClient ? other : mine, b.tsMs, ipKeyPart(client.ip));
       fs.app = 'tls';
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
@@ -1092,11 +1095,7 @@ export function partitionOf(a: number | string, ap: number, b: number | string, 
   return ((h ^ (h >>> 16)) >>> 0) % count;
 }
 
-/** The canonical (direction-free) key of a transport 5-tuple within one node. */
-export function tupleKey(transport: 'tcp' | 'udp', a: number | string, ap: number, b: number | string, bp: number): string {
-  const aFirst = a < b || (a === b && ap <= bp);
-  const t = transport === 'tcp' ? 't' : 'u';
-  return aFirst ? `${t}${a}:${ap}/${b}:${bp}` : `${t}${b}:${bp}/${a}:${ap}`;
-}
+/** A flow's 5-tuple as packets give it: addresses in key form, ports. */
+type Tuple = [KeyIp, number, KeyIp, number];
 
 export type { DnsSummary };

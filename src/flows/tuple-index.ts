@@ -1,0 +1,166 @@
+// The flow table's index: the value (flow) using each transport 5-tuple, per node. Both directions of a
+// tuple find the same entry. IPv4 tuples, the bulk of traffic, are keyed by their numbers in an
+// open-addressing table: no key string per packet, no string hashing, no Map growth (a million flows spent
+// most of their load time in Map lookups of fresh key strings). Other tuples (IPv6) are keyed by strings.
+
+const EMPTY = -1;
+
+/** A tuple's endpoints as the analyzer keys them: an IPv4 address as its 32-bit number, else the text. */
+export type KeyIp = number | string;
+
+export class TupleIndex<T> {
+  private mask = (1 << 12) - 1;
+  private slots = new Int32Array(this.mask + 1).fill(EMPTY);
+  /** columns of entry i: the canonical tuple (first endpoint's address and port, second's) and node/transport tag */
+  private ipA = new Uint32Array(2048);
+  private ipB = new Uint32Array(2048);
+  private ports = new Uint32Array(2048);
+  private tags = new Uint32Array(2048);
+  private values: T[] = [];
+  private readonly nodes = new Map<string, number>();
+  private lastNode = '';
+  private lastNodeTag = 0;
+  private readonly other = new Map<string, T>();
+
+  get(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number): T | undefined {
+    if (typeof a !== 'number' || typeof b !== 'number') return this.other.get(textKey(node, tcp, a, ap, b, bp));
+    const i = this.find(this.tag(node, tcp), a, ap, b, bp);
+    return i === EMPTY ? undefined : this.values[i];
+  }
+
+  /** Makes `value` the one using the tuple (replacing any earlier one). */
+  set(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number, value: T): void {
+    if (typeof a !== 'number' || typeof b !== 'number') {
+      this.other.set(textKey(node, tcp, a, ap, b, bp), value);
+      return;
+    }
+    const tag = this.tag(node, tcp);
+    const i = this.find(tag, a, ap, b, bp);
+    if (i !== EMPTY) {
+      this.values[i] = value;
+      return;
+    }
+    const n = this.values.length;
+    if (n === this.ipA.length) this.growColumns();
+    const aFirst = a < b || (a === b && ap <= bp);
+    this.ipA[n] = aFirst ? a : b;
+    this.ipB[n] = aFirst ? b : a;
+    this.ports[n] = aFirst ? ap * 65536 + bp : bp * 65536 + ap;
+    this.tags[n] = tag;
+    this.values.push(value);
+    // why: at most half full, so probes stay short
+    if ((n + 1) * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
+    else this.place(n);
+  }
+
+  private tag(node: string, tcp: boolean): number {
+    if (node !== this.lastNode) {
+      let t = this.nodes.get(node);
+      if (t === undefined) {
+        t = this.nodes.size;
+        this.nodes.set(node, t);
+      }
+      this.lastNode = node;
+      this.lastNodeTag = t;
+    }
+    return this.lastNodeTag * 2 + (tcp ? 1 : 0);
+  }
+
+  private find(tag: number, a: number, ap: number, b: number, bp: number): number {
+    const aFirst = a < b || (a === b && ap <= bp);
+    const x = aFirst ? a : b;
+    const y = aFirst ? b : a;
+    const p = aFirst ? ap * 65536 + bp : bp * 65536 + ap;
+    let s = hash(x, y, p, tag) & this.mask;
+    for (;;) {
+      const i = this.slots[s]!;
+      if (i === EMPTY) return EMPTY;
+      if (this.ipA[i] === x && this.ipB[i] === y && this.ports[i] === p && this.tags[i] === tag) return i;
+      s = (s + 1) & this.mask;
+    }
+  }
+
+  private place(i: number): void {
+    let s = hash(this.ipA[i]!, this.ipB[i]!, this.ports[i]!, this.tags[i]!) & this.mask;
+    while (this.slots[s] !== EMPTY) s = (s + 1) & this.mask;
+    this.slots[s] = i;
+  }
+
+  private rehash(size: number): void {
+    this.mask = size - 1;
+    this.slots = new Int32Array(size).fill(EMPTY);
+    for (let i = 0; i < this.values.length; i++) this.place(i);
+  }
+
+  private growColumns(): void {
+    const grow = (c: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
+      const g = new Uint32Array(c.length * 2);
+      g.set(c);
+      return g;
+    };
+    this.ipA = grow(this.ipA);
+    this.ipB = grow(this.ipB);
+    this.ports = grow(this.ports);
+    this.tags = grow(this.tags);
+  }
+}
+
+function hash(x: number, y: number, p: number, tag: number): number {
+  let h = Math.imul(x ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15) ^ y, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 13) ^ p, 0x27d4eb2f);
+  h ^= tag;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function textKey(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number): string {
+  const aFirst = a < b || (a === b && ap <= bp);
+  const t = tcp ? 't' : 'u';
+  return aFirst ? `${node}\0${t}${a}:${ap}/${b}:${bp}` : `${node}\0${t}${b}:${bp}/${a}:${ap}`;
+}
+
+/** A set of 64-bit values given as two 32-bit halves (already hashes, e.g. flow ids): open addressing on numbers. */
+export class PairSet {
+  private mask = (1 << 12) - 1;
+  private hi = new Uint32Array(this.mask + 1);
+  private lo = new Uint32Array(this.mask + 1);
+  private used = new Uint8Array(this.mask + 1);
+  private size = 0;
+
+  has(h: number, l: number): boolean {
+    return this.slotOf(h >>> 0, l >>> 0) >= 0;
+  }
+
+  add(h: number, l: number): void {
+    if (this.has(h, l)) return;
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    this.put(h >>> 0, l >>> 0);
+    this.size++;
+  }
+
+  /** The slot holding (h, l), or -(free slot + 1). */
+  private slotOf(h: number, l: number): number {
+    let s = (h ^ Math.imul(l, 0x9e3779b1)) & this.mask;
+    while (this.used[s]) {
+      if (this.hi[s] === h && this.lo[s] === l) return s;
+      s = (s + 1) & this.mask;
+    }
+    return -(s + 1);
+  }
+
+  private put(h: number, l: number): void {
+    const s = -this.slotOf(h, l) - 1;
+    this.used[s] = 1;
+    this.hi[s] = h;
+    this.lo[s] = l;
+  }
+
+  private grow(): void {
+    const { hi, lo, used } = this;
+    this.mask = used.length * 2 - 1;
+    this.hi = new Uint32Array(this.mask + 1);
+    this.lo = new Uint32Array(this.mask + 1);
+    this.used = new Uint8Array(this.mask + 1);
+    for (let s = 0; s < used.length; s++) if (used[s]) this.put(hi[s]!, lo[s]!);
+  }
+}
