@@ -1,9 +1,14 @@
-// Benchmark: `tapscope flows FILE` against `tshark -r FILE -q -z conv,tcp` on a large generated capture
-// (default 1 GiB; BENCH_SIZE_MB shrinks it) with many TLS, HTTP and DNS flows. Prints wall time and peak RSS
-// of both and their ratios, and the RSS for the same flows carrying a quarter of the bytes (memory must follow
-// flows, not bytes). Never gates on absolute times.
+// Benchmark: `tapscope flows FILE --json` against `tshark -r FILE -q -z conv,tcp` on a large generated capture
+// (default 1 GiB; BENCH_SIZE_MB shrinks it) with many TLS, HTTP and DNS flows, BENCH_ROUNDS (default 3) runs
+// of each, interleaved; prints best and median wall time, CPU and peak RSS of both and their ratios, the RSS
+// for the same flows carrying a quarter of the bytes (memory must follow flows, not bytes), and both tools on
+// BENCH_MANY_FLOWS (default 1,000,000; 0 skips) flows of one packet each. Every tapscope run is a cold first
+// run: tapscope keeps no index or cache between runs. Both tools read the file from the page cache (it was
+// just written or read). TAPSCOPE_THREADS is passed through (default: tapscope picks one thread per core).
+// Never gates on absolute times.
 import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
@@ -119,6 +124,31 @@ export function generateCapture(path: string, sizeMb: number, flowsWanted?: numb
   return meta;
 }
 
+/**
+ * Writes `flows` flows of one packet each (a TCP SYN, or a UDP datagram every fourth flow): the per-flow cost
+ * with nothing to dissect, the worst case for loading a capture with many short connections.
+ */
+export function generateOnePacketFlows(path: string, flows: number): GeneratedCapture {
+  const metaPath = `${path}.json`;
+  if (existsSync(path) && existsSync(metaPath)) return JSON.parse(readFileSync(metaPath, 'utf8')) as GeneratedCapture;
+  const tmp = `${path}.partial`;
+  const out = new Out(tmp);
+  out.raw(encodeShb({ hardware: 'x86_64', os: 'Linux bench', userappl: 'tapscope flows-bench' }));
+  out.raw(encodeIdb({ linkType: 1, snapLen: 262144, name: 'eth0', description: 'ifindex=2', tsresol: 9 }));
+  const payload = Buffer.from('ping');
+  let tcpFlows = 0;
+  for (let i = 0; i < flows; i++) {
+    const seg = { src: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, dst: `10.200.${(i >> 10) & 63}.${1 + (i % 250)}`, sport: 1024 + (i % 60000), dport: 443, seq: i, flags: 0x02 };
+    if (i % 4 === 3) out.packet(ethernet(ipPacket('udp', { ...seg, dport: 5353 + (i & 7), payload })));
+    else { tcpFlows++; out.packet(ethernet(ipPacket('tcp', seg))); }
+  }
+  out.close();
+  renameSync(tmp, path);
+  const meta: GeneratedCapture = { path, flows, tcpFlows, packets: out.packets, bytes: statSync(path).size };
+  writeFileSyncJson(metaPath, meta);
+  return meta;
+}
+
 function writeFileSyncJson(path: string, v: unknown): void {
   const fd = openSync(path, 'w');
   writeSync(fd, JSON.stringify(v));
@@ -147,45 +177,96 @@ export function tapscopeArgv(args: string[]): [string, string[]] {
 
 export interface BenchResult {
   capture: GeneratedCapture;
+  /** the best (lowest wall time) of the rounds */
   tapscope: Measured;
   tshark: Measured;
+  tapscopeRuns: Measured[];
+  tsharkRuns: Measured[];
   tapscopeTcpFlows: number;
   tsharkConversations: number;
   lighter: { capture: GeneratedCapture; tapscope: Measured } | null;
+  manyFlows: { capture: GeneratedCapture; tapscope: Measured; tshark: Measured; tapscopeFlows: number } | null;
 }
 
-export function runFlowsBench(sizeMb: number, opts: { lighter?: boolean; dir?: string } = {}): BenchResult {
+function tapscopeFlows(path: string): Measured {
+  const [cmd, argv] = tapscopeArgv(['flows', path, '--json']);
+  return measure(cmd, argv);
+}
+
+function tsharkConv(path: string): Measured {
+  return measure('tshark', ['-r', path, '-q', '-z', 'conv,tcp']);
+}
+
+function best(runs: Measured[]): Measured {
+  return runs.reduce((a, b) => (b.wallS < a.wallS ? b : a));
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+const lines = (text: string, pred: (l: string) => boolean): number => text.split('\n').filter(pred).length;
+
+export function runFlowsBench(sizeMb: number, opts: { lighter?: boolean; dir?: string; rounds?: number; manyFlows?: number } = {}): BenchResult {
   const dir = opts.dir ?? '/tmp';
   const capture = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}.pcapng`), sizeMb);
-  const [cmd, argv] = tapscopeArgv(['flows', capture.path, '--json']);
-  const tapscope = measure(cmd, argv);
-  const tapscopeTcpFlows = tapscope.stdout.split('\n').filter((l) => l.includes('"transport":"tcp"')).length;
-  tapscope.stdout = '';
-  const tshark = measure('tshark', ['-r', capture.path, '-q', '-z', 'conv,tcp']);
-  const tsharkConversations = tshark.stdout.split('\n').filter((l) => l.includes('<->')).length;
-  tshark.stdout = '';
+  const tapscopeRuns: Measured[] = [];
+  const tsharkRuns: Measured[] = [];
+  let tapscopeTcpFlows = -1;
+  let tsharkConversations = -1;
+  // why: interleaved, so a burst of load from other work on a shared machine hits both tools alike
+  for (let r = 0; r < Math.max(1, opts.rounds ?? 1); r++) {
+    const t = tapscopeFlows(capture.path);
+    const tcp = lines(t.stdout, (l) => l.includes('"transport":"tcp"'));
+    if (tapscopeTcpFlows >= 0 && tcp !== tapscopeTcpFlows) throw new Error(`tapscope found ${tcp} TCP flows, ${tapscopeTcpFlows} in an earlier round`);
+    tapscopeTcpFlows = tcp;
+    t.stdout = '';
+    tapscopeRuns.push(t);
+    const w = tsharkConv(capture.path);
+    tsharkConversations = lines(w.stdout, (l) => l.includes('<->'));
+    w.stdout = '';
+    tsharkRuns.push(w);
+  }
   let lighter: BenchResult['lighter'] = null;
   if (opts.lighter) {
     const lc = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-quarter.pcapng`), Math.max(1, Math.round(sizeMb / 4)), capture.flows);
-    const [c2, a2] = tapscopeArgv(['flows', lc.path, '--json']);
-    const m = measure(c2, a2);
+    const m = tapscopeFlows(lc.path);
     m.stdout = '';
     lighter = { capture: lc, tapscope: m };
   }
-  return { capture, tapscope, tshark, tapscopeTcpFlows, tsharkConversations, lighter };
+  let manyFlows: BenchResult['manyFlows'] = null;
+  if (opts.manyFlows) {
+    const mc = generateOnePacketFlows(join(dir, `tapscope-flows-bench-${opts.manyFlows}-flows.pcapng`), opts.manyFlows);
+    const t = tapscopeFlows(mc.path);
+    const tapscopeFlowCount = lines(t.stdout, (l) => l.startsWith('{'));
+    t.stdout = '';
+    const w = tsharkConv(mc.path);
+    w.stdout = '';
+    manyFlows = { capture: mc, tapscope: t, tshark: w, tapscopeFlows: tapscopeFlowCount };
+  }
+  return { capture, tapscope: best(tapscopeRuns), tshark: best(tsharkRuns), tapscopeRuns, tsharkRuns, tapscopeTcpFlows, tsharkConversations, lighter, manyFlows };
 }
 
 function main(): void {
   const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const manyFlows = Number(process.env.BENCH_MANY_FLOWS ?? 1_000_000);
   const t0 = Date.now();
-  const r = runFlowsBench(sizeMb, { lighter: true });
+  const r = runFlowsBench(sizeMb, { lighter: true, rounds, manyFlows });
   const mb = (n: number) => (n / 1024 / 1024).toFixed(0);
-  console.log(`flows-bench: ${mb(r.capture.bytes)} MiB, ${r.capture.flows} flows (${r.capture.tcpFlows} TCP), ${r.capture.packets} packets (setup+runs ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-  console.log(`  tapscope flows       : ${r.tapscope.wallS.toFixed(2)} s wall, ${r.tapscope.cpuS.toFixed(2)} s CPU, peak RSS ${r.tapscope.rssMb.toFixed(0)} MiB, ${r.tapscopeTcpFlows} TCP flows (exit ${r.tapscope.code})`);
-  console.log(`  tshark -z conv,tcp   : ${r.tshark.wallS.toFixed(2)} s wall, ${r.tshark.cpuS.toFixed(2)} s CPU, peak RSS ${r.tshark.rssMb.toFixed(0)} MiB, ${r.tsharkConversations} conversations (exit ${r.tshark.code})`);
-  console.log(`  ratio                : tapscope ${(r.tshark.wallS / r.tapscope.wallS).toFixed(1)}x faster by wall time, ${(r.tshark.cpuS / r.tapscope.cpuS).toFixed(1)}x by CPU time, ${(r.tapscope.rssMb / r.tshark.rssMb).toFixed(2)}x tshark's memory`);
+  const s = (m: Measured) => `${m.wallS.toFixed(2)} s wall, ${m.cpuS.toFixed(2)} s CPU, peak RSS ${m.rssMb.toFixed(0)} MiB`;
+  const med = (runs: Measured[], k: 'wallS' | 'cpuS' | 'rssMb') => median(runs.map((m) => m[k]));
+  console.log(`flows-bench: ${mb(r.capture.bytes)} MiB, ${r.capture.flows} flows (${r.capture.tcpFlows} TCP), ${r.capture.packets} packets, ${rounds} interleaved rounds, ${availableParallelism()} CPUs, load ${loadavg()[0]!.toFixed(1)} (setup+runs ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  console.log(`  tapscope flows --json: best ${s(r.tapscope)}; median ${med(r.tapscopeRuns, 'wallS').toFixed(2)} s wall; ${r.tapscopeTcpFlows} TCP flows (exit ${r.tapscope.code}; cold runs, no cache)`);
+  console.log(`  tshark -z conv,tcp   : best ${s(r.tshark)}; median ${med(r.tsharkRuns, 'wallS').toFixed(2)} s wall; ${r.tsharkConversations} conversations (exit ${r.tshark.code})`);
+  console.log(`  ratio                : tapscope ${(r.tshark.wallS / r.tapscope.wallS).toFixed(1)}x faster best vs best, ${(med(r.tsharkRuns, 'wallS') / med(r.tapscopeRuns, 'wallS')).toFixed(1)}x median vs median, ${(med(r.tsharkRuns, 'cpuS') / med(r.tapscopeRuns, 'cpuS')).toFixed(1)}x by median CPU time; ${(med(r.tapscopeRuns, 'rssMb') / med(r.tsharkRuns, 'rssMb')).toFixed(2)}x tshark's memory`);
   if (r.lighter) {
-    console.log(`  same flows, 1/4 bytes: ${r.lighter.tapscope.wallS.toFixed(2)} s wall, ${r.lighter.tapscope.cpuS.toFixed(2)} s CPU, peak RSS ${r.lighter.tapscope.rssMb.toFixed(0)} MiB (RSS ratio full/quarter ${(r.tapscope.rssMb / r.lighter.tapscope.rssMb).toFixed(2)}; bytes ratio ${(r.capture.bytes / r.lighter.capture.bytes).toFixed(1)})`);
+    console.log(`  same flows, 1/4 bytes: ${s(r.lighter.tapscope)} (RSS ratio full/quarter ${(r.tapscope.rssMb / r.lighter.tapscope.rssMb).toFixed(2)}; bytes ratio ${(r.capture.bytes / r.lighter.capture.bytes).toFixed(1)})`);
+  }
+  if (r.manyFlows) {
+    const m = r.manyFlows;
+    console.log(`  ${m.capture.flows} one-packet flows (${mb(m.capture.bytes)} MiB): tapscope ${s(m.tapscope)}, ${m.tapscopeFlows} flows; tshark ${s(m.tshark)}; tapscope ${(m.tshark.wallS / m.tapscope.wallS).toFixed(1)}x faster, ${(m.tapscope.rssMb / m.tshark.rssMb).toFixed(2)}x tshark's memory`);
   }
 }
 
