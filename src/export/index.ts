@@ -5,7 +5,7 @@ import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { Analyzer } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
-import { PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
+import { PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket, type DecodedPacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
@@ -14,7 +14,7 @@ import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, en
 import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
 import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact } from './redact.js';
-import { Http1Stream } from './redact-stream.js';
+import { H2Stream, Http1Stream } from './redact-stream.js';
 import { H2Redactor } from './redact-h2.js';
 import { H2_PREFACE } from '../dissect/http2.js';
 
@@ -184,12 +184,14 @@ function safeSize(path: string): number {
 /**
  * Redacts secret header values in packets' application bytes, keeping every length (see redact.ts and
  * redact-h2.ts). Stateful: each direction of each TCP connection and of each decrypted-record stream is
- * followed as a stream (HTTP/1 by TCP sequence number or record offset, HTTP/2 frame by frame), so a header
- * split across packets is found. A direction's state is dropped at its FIN or RST (later retransmissions are
- * scanned conservatively).
+ * followed as a stream (HTTP/1 by TCP sequence number or record offset, HTTP/2 frame by frame in records and
+ * in cleartext h2c), so a header split across packets is found. A TCP direction's state is dropped at its FIN
+ * or RST (later retransmissions are scanned conservatively).
  */
 export class PacketRedactor {
-  private readonly tcpDirs = new Map<string, Http1Stream>();
+  private readonly tcpDirs = new Map<string, Http1Stream | H2Stream>();
+  /** TCP connections seen starting HTTP/2 in cleartext. */
+  private readonly h2cConns = new Set<string>();
   private readonly recordDirs = new Map<string, { h1: Http1Stream; offset: number } | H2Redactor>();
   /** Connections of decrypted records known to speak HTTP/2 -> whether the client preface was seen. */
   private readonly h2Conns = new Map<string, boolean>();
@@ -207,18 +209,31 @@ export class PacketRedactor {
     const end = (d.tcpFlags & (TCP_FIN | TCP_RST)) !== 0;
     if (d.payloadLen === 0 && !syn && !end) return data;
     const key = `${scope}|${d.src}|${d.srcPort}|${d.dst}|${d.dstPort}`;
+    const seq = syn ? (d.seq + 1) >>> 0 : d.seq;
     let dir = this.tcpDirs.get(key);
-    if (!dir) {
-      dir = new Http1Stream();
-      this.tcpDirs.set(key, dir);
-    }
-    if (syn) dir.open((d.seq + 1) >>> 0);
-    const red = d.payloadLen > 0 ? dir.push(syn ? d.seq + 1 : d.seq, d.payload, d.payloadLen) : null;
+    if (d.payloadLen > 0 && !(dir instanceof H2Stream)) dir = this.h2cStart(scope, d, seq) ?? dir;
+    if (!dir) dir = new Http1Stream();
+    this.tcpDirs.set(key, dir);
+    if (syn && dir instanceof Http1Stream) dir.open(seq);
+    const red = d.payloadLen > 0 ? dir.push(seq, d.payload, d.payloadLen) : null;
     if (end) this.tcpDirs.delete(key);
     if (!red) return data;
     const copy = Buffer.from(data);
     red.copy(copy, d.payloadStart);
     return copy;
+  }
+
+  /**
+   * Cleartext HTTP/2 (prior knowledge, or after an Upgrade): a segment that begins with the whole client
+   * preface turns its direction to HTTP/2 frames, and the other direction of that connection at its next data.
+   */
+  private h2cStart(scope: string, d: DecodedPacket, seq: number): H2Stream | null {
+    const ends = [`${d.src}|${d.srcPort}`, `${d.dst}|${d.dstPort}`].sort();
+    const connKey = `${scope}|${ends[0]}|${ends[1]}`;
+    const preface = d.payload.length >= H2_PREFACE.length && d.payload.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
+    if (preface) this.h2cConns.add(connKey);
+    else if (!this.h2cConns.has(connKey)) return null;
+    return new H2Stream(seq, new H2Redactor(preface));
   }
 
   private record(data: Buffer, scope: string, origLen: number, observer: 'in' | 'out'): Buffer {

@@ -532,8 +532,19 @@ export class H2Redactor {
     }
   }
 
+  /**
+   * Bytes of this direction the capture does not have (a TCP gap): skipped like a record's cut-off tail.
+   * Returns true when they all lay inside payloads of frames other than header blocks, so nothing secret was
+   * in them.
+   */
+  skip(missing: number): boolean {
+    this.block.newRecord();
+    return this.skipMissing(missing, Buffer.alloc(0));
+  }
+
   /** Bytes the capture cut off the record: skip them inside a frame; across a frame header, boundaries are lost. */
-  private skipMissing(missing: number, out: Buffer): void {
+  private skipMissing(missing: number, out: Buffer): boolean {
+    let harmless = !this.lost;
     while (missing > 0 && !this.lost) {
       const f = this.frame;
       if (!f) {
@@ -541,13 +552,17 @@ export class H2Redactor {
         this.headFill = 0;
         this.block.lose();
         this.blockOpen = false;
-        return;
+        return false;
       }
       const n = Math.min(f.left, missing);
-      if (f.isBlock) this.blockBytes(f, null, 0, n, out);
+      if (f.isBlock) {
+        harmless = false;
+        this.blockBytes(f, null, 0, n, out);
+      }
       f.left -= n;
       missing -= n;
       if (f.left === 0) this.endFrame(out);
     }
+    return harmless;
   }
 }

@@ -1,9 +1,11 @@
 // One direction of a byte stream (a TCP direction by sequence number, or a direction of decrypted TLS records
-// by running offset) scanned for HTTP/1 secrets across packets. Bounded state: the scan state at the
+// by running offset) scanned for HTTP/1 secrets across packets (Http1Stream), or a TCP direction of cleartext
+// HTTP/2 (H2Stream). Bounded state: the scan state at the
 // highest byte seen so far plus a few checkpoints (scan state at recent packet starts and at the start of a
 // gap), so a retransmission or the packet filling a gap is scanned from where it really starts. Anything
 // else behind or beyond a gap starts from resyncState (conservative: see redact.ts).
-import { copyState, lineStartState, resyncState, scanHttp1, type Http1State } from './redact.js';
+import { MASK, copyState, lineStartState, resyncState, scanHttp1, type Http1State } from './redact.js';
+import type { H2Redactor } from './redact-h2.js';
 
 const CHECKPOINTS = 8;
 
@@ -60,5 +62,66 @@ export class Http1Stream {
     if (i >= 0) this.checkpoints.splice(i, 1);
     this.checkpoints.push({ seq, state: copyState(state) });
     if (this.checkpoints.length > CHECKPOINTS) this.checkpoints.shift();
+  }
+}
+
+/** The runs of bytes where `out` differs from `buf`. */
+function patchesOf(buf: Buffer, out: Buffer): [number, Buffer][] {
+  const patches: [number, Buffer][] = [];
+  for (let i = 0; i < buf.length;) {
+    if (buf[i] === out[i]) { i++; continue; }
+    let j = i;
+    while (j < buf.length && buf[j] !== out[j]) j++;
+    patches.push([i, Buffer.from(out.subarray(i, j))]);
+    i = j;
+  }
+  return patches;
+}
+
+/** How many recent segments (and gaps) an H2Stream remembers for retransmissions. */
+const RECENT = 16;
+
+/**
+ * One TCP direction of cleartext HTTP/2 (h2c, e.g. plaintext gRPC): segments in sequence order go through an
+ * H2Redactor; a gap is skipped as missing bytes (harmless inside a DATA frame; inside a header block or across
+ * a frame header the redactor turns conservative). A retransmission of a recent segment gets that segment's
+ * redacted bytes, data filling a gap that lay inside DATA frames is left as it is, and any other data behind
+ * the stream's front cannot be placed in a frame, so it is masked whole.
+ */
+export class H2Stream {
+  private next: number;
+  /** Recent segments and the bytes their redaction replaced (offset, new bytes); TCP resends the same bytes. */
+  private readonly recent: { seq: number; len: number; patches: [number, Buffer][] }[] = [];
+  private readonly harmlessGaps: { from: number; to: number }[] = [];
+
+  constructor(seq: number, private readonly h2: H2Redactor) {
+    this.next = seq >>> 0;
+  }
+
+  push(seq: number, buf: Buffer, wireLen = buf.length): Buffer | null {
+    seq >>>= 0;
+    const ahead = seqDiff(seq, this.next);
+    if (ahead >= 0) {
+      if (ahead > 0 && this.h2.skip(ahead)) this.keep(this.harmlessGaps, { from: this.next, to: seq });
+      const out = this.h2.redact(buf, wireLen - buf.length);
+      this.next = (seq + wireLen) >>> 0;
+      this.keep(this.recent, { seq, len: buf.length, patches: out ? patchesOf(buf, out) : [] });
+      return out;
+    }
+    const same = this.recent.find((r) => r.seq === seq && r.len === buf.length);
+    if (same) {
+      if (same.patches.length === 0) return null;
+      const out = Buffer.from(buf);
+      for (const [off, bytes] of same.patches) bytes.copy(out, off);
+      return out;
+    }
+    const end = (seq + buf.length) >>> 0;
+    if (this.harmlessGaps.some((g) => seqDiff(seq, g.from) >= 0 && seqDiff(g.to, end) >= 0)) return null;
+    return Buffer.alloc(buf.length, MASK);
+  }
+
+  private keep<T>(list: T[], item: T): void {
+    list.push(item);
+    if (list.length > RECENT) list.shift();
   }
 }

@@ -2,9 +2,13 @@
 // secrets. In packet bytes (plain HTTP/1 payloads and decrypted HTTP/1 records) each value byte becomes 'x',
 // keeping every length and TCP sequence number intact so Wireshark still dissects the stream; in HAR the value
 // becomes "[redacted]". HTTP/1 is scanned as a stream per direction (Http1State carries an unfinished header
-// line into the next packet), so a name or value split across packets is still found; where the position in
-// the stream is unknown (out-of-order or retransmitted data without a checkpoint, bytes missing from the
-// capture) the scan starts conservatively, see resyncState. HTTP/2 header blocks are handled by redact-h2.ts.
+// line into the next packet; redact-stream.ts orders packets by TCP sequence number or record offset), so a
+// name or value split across packets is still found; where the position in the stream is unknown
+// (out-of-order or retransmitted data without a checkpoint, bytes missing from the capture) the scan starts
+// conservatively, see resyncState. HTTP/2 header blocks, in decrypted records and in cleartext h2c on the wire,
+// are handled by redact-h2.ts. Header values in recorded process command lines are masked too.
+// Known limits: TCP in IP fragments after the first is not scanned; an h2c connection is recognised only by a
+// segment that begins with the whole client preface; bodies are not redacted (only header values).
 
 export const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 export const REDACTED = '[redacted]';

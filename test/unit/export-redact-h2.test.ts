@@ -11,7 +11,8 @@ import { PacketRedactor } from '../../src/export/index.js';
 import { huffmanDecode, huffmanFiller } from '../../src/export/redact-h2.js';
 import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
-import { CaptureBuilder } from './core-packet-builder.js';
+import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from './core-packet-builder.js';
+import { decodePacket } from '../../src/flows/decode.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import {
@@ -171,7 +172,56 @@ describe('HTTP/2 redaction in decrypted records', () => {
   });
 });
 
+describe('cleartext HTTP/2 (h2c) over TCP', () => {
+  const C = { src: CLIENT.ip, dst: SERVER.ip, sport: CLIENT.port, dport: 80 };
+  const ISN = 3000;
+  const seg = (seq: number, payload: Buffer, flags = 0x18): Buffer => ethernet(ipPacket('tcp', { ...C, seq, flags, payload }));
+  const payloadOf = (frame: Buffer): Buffer => decodePacket(1, frame)!.payload;
+  /** Feeds SYN + segments [seq offset, bytes] of the client stream; returns the redacted payloads. */
+  const feed = (pieces: [number, Buffer][]): Buffer[] => {
+    const r = new PacketRedactor();
+    r.packet(1, seg(ISN, Buffer.alloc(0), 0x02), 's');
+    return pieces.map(([off, bytes]) => {
+      const f = seg(ISN + 1 + off, bytes);
+      const out = r.packet(1, f, 's');
+      expect(out.length).toBe(f.length);
+      return payloadOf(out);
+    });
+  };
+
+  it('masks every secret with the stream split into two segments at every offset', () => {
+    const { stream } = clientBlocks();
+    for (let cut = H2_PREFACE.length; cut < stream.length; cut++) {
+      const out = Buffer.concat(feed([[0, stream.subarray(0, cut)], [cut, stream.subarray(cut)]]));
+      try {
+        expectRedacted(stream, out);
+      } catch (e) {
+        throw new Error(`cut at ${cut}: ${(e as Error).message}`);
+      }
+    }
+  });
+
+  it('gives a retransmitted segment the same masks; data filling a gap inside DATA stays, other late data is masked', () => {
+    const { stream } = clientBlocks();
+    const dataAt = stream.indexOf('body bytes');
+    const [a, b, again, gapFill] = feed([
+      [0, stream.subarray(0, dataAt + 2)],
+      // 'body bytes' is DATA: a gap of 4 bytes inside it, then the rest of the stream
+      [dataAt + 6, stream.subarray(dataAt + 6)],
+      [dataAt + 6, stream.subarray(dataAt + 6)],
+      [dataAt + 2, stream.subarray(dataAt + 2, dataAt + 6)],
+    ]);
+    expect(again!.equals(b!)).toBe(true);
+    expect(gapFill!.toString('latin1')).toBe('dy b');
+    expectRedacted(stream, Buffer.concat([a!, gapFill!, b!]));
+    // a late piece of a header block cannot be placed: masked whole
+    const [, , late] = feed([[0, stream.subarray(0, 200)], [200, stream.subarray(200)], [100, stream.subarray(100, 150)]]);
+    expect(late!.equals(Buffer.alloc(50, 0x78))).toBe(true);
+  });
+});
+
 describe('HTTP/2 redaction checked with tshark', () => {
+  const fields = ['-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-e', 'http2.header.name', '-e', 'http2.header.value'];
   let tmp: string;
   beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tsr-h2-')); });
   afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
@@ -184,7 +234,6 @@ describe('HTTP/2 redaction checked with tshark', () => {
     writeFileSync(file, b.build());
     const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
     const s = await svc.openFile({ path: file });
-    const fields = ['-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-e', 'http2.header.name', '-e', 'http2.header.value'];
     const red = join(tmp, 'red.pcapng');
     await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: red });
     const t = spawnSync('tshark', ['-r', red, ...fields], { encoding: 'utf8' });
@@ -200,5 +249,22 @@ describe('HTTP/2 redaction checked with tshark', () => {
     await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
     const t2 = spawnSync('tshark', ['-r', all, ...fields], { encoding: 'utf8' });
     expect(SECRETS.filter((x) => t2.stdout.includes(x))).toEqual(SECRETS);
+  });
+
+  it('tshark decodes cleartext HTTP/2 (h2c) on the wire after the export, with the secret masked', async () => {
+    const block = Buffer.concat([indexed(2), indexed(6), indexed(4), litIdx(1, 'h2c.test'), litIdx(23, 'Bearer h2c-secret'), litIdx(32, 'sid=h2c-huff', true)]);
+    const b = new CaptureBuilder();
+    tcpConversation(b, CLIENT, { ip: SERVER.ip, port: 8080 }, [Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_HEADERS | END_STREAM, 1, block)])], [SETTINGS]);
+    const file = join(tmp, 'h2c.pcapng');
+    writeFileSync(file, b.build());
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store-h2c')) });
+    const s = await svc.openFile({ path: file });
+    const red = join(tmp, 'h2c-red.pcapng');
+    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: red });
+    const t = spawnSync('tshark', ['-r', red, ...fields], { encoding: 'utf8' });
+    expect(t.stdout.trim()).toMatch(new RegExp(`^:method,:scheme,:path,:authority,authorization,cookie\tGET,http,/,h2c\\.test,x{17},[x0*-]{12}$`));
+    const all = join(tmp, 'h2c-all.pcapng');
+    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
+    expect(spawnSync('tshark', ['-r', all, ...fields], { encoding: 'utf8' }).stdout).toContain('Bearer h2c-secret,sid=h2c-huff');
   });
 });
