@@ -995,9 +995,15 @@ static int handle_event(void *ctx, void *data, size_t size)
 		if (size >= sizeof(struct exec_event)) {
 			char filename[EXEC_PATH_MAX + 1];
 
+			uint64_t attached = ctr.hooks_attached;
+
 			memcpy(filename, ((const struct exec_event *)data)->filename, EXEC_PATH_MAX);
 			filename[EXEC_PATH_MAX] = 0;
 			hook_exec(h->pid, filename);
+			/* why: TLS calls a new executable makes before this are not seen (native/README.md) */
+			if (ctr.hooks_attached != attached)
+				logf_("exec %s (pid %u) hooked %.1f ms after its exec", filename, h->pid,
+				      (double)(now_monotonic_ns() - h->ts_ns) / 1e6);
 		}
 		queue_exec(h->pid);
 		break;
