@@ -163,6 +163,17 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
   req.onProgress?.(total, total);
 }
 
+// why: a direction's state is small, but a capture can hold millions of connections that never close; the least
+// recently used states go beyond this many (their later packets are then scanned conservatively).
+const MAX_DIRECTIONS = 100_000;
+
+/** Stores `value` as the most recently used entry of a bounded map (a Map iterates in insertion order). */
+function touch<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_DIRECTIONS) map.delete(map.keys().next().value!);
+}
+
 /**
  * Which end's process a decrypted record came from ('out': the writer, 'in': the reader). When both ends are
  * hooked each direction's bytes arrive twice, once per observer, possibly cut at different places.
@@ -191,7 +202,7 @@ function safeSize(path: string): number {
 export class PacketRedactor {
   private readonly tcpDirs = new Map<string, Http1Stream | H2Stream>();
   /** TCP connections seen starting HTTP/2 in cleartext. */
-  private readonly h2cConns = new Set<string>();
+  private readonly h2cConns = new Map<string, true>();
   private readonly recordDirs = new Map<string, { h1: Http1Stream; offset: number } | H2Redactor>();
   /** Connections of decrypted records known to speak HTTP/2 -> whether the client preface was seen. */
   private readonly h2Conns = new Map<string, boolean>();
@@ -213,7 +224,7 @@ export class PacketRedactor {
     let dir = this.tcpDirs.get(key);
     if (d.payloadLen > 0 && !(dir instanceof H2Stream)) dir = this.h2cStart(scope, d, seq) ?? dir;
     if (!dir) dir = new Http1Stream();
-    this.tcpDirs.set(key, dir);
+    touch(this.tcpDirs, key, dir);
     if (syn && dir instanceof Http1Stream) dir.open(seq);
     const red = d.payloadLen > 0 ? dir.push(seq, d.payload, d.payloadLen) : null;
     if (end) this.tcpDirs.delete(key);
@@ -231,7 +242,7 @@ export class PacketRedactor {
     const ends = [`${d.src}|${d.srcPort}`, `${d.dst}|${d.dstPort}`].sort();
     const connKey = `${scope}|${ends[0]}|${ends[1]}`;
     const preface = d.payload.length >= H2_PREFACE.length && d.payload.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
-    if (preface) this.h2cConns.add(connKey);
+    if (preface) touch(this.h2cConns, connKey, true);
     else if (!this.h2cConns.has(connKey)) return null;
     return new H2Stream(seq, new H2Redactor(preface));
   }
@@ -249,21 +260,18 @@ export class PacketRedactor {
       if (!(dir instanceof H2Redactor)) {
         const head = pdu.payload.subarray(0, H2_PREFACE.length);
         const preface = head.length > 0 && head.equals(H2_PREFACE.subarray(0, head.length));
-        if (preface) this.h2Conns.set(connKey, true);
-        else if (pdu.protoName === 'http2' && !this.h2Conns.has(connKey)) this.h2Conns.set(connKey, false);
+        if (preface) touch(this.h2Conns, connKey, true);
+        else if (pdu.protoName === 'http2' && !this.h2Conns.has(connKey)) touch(this.h2Conns, connKey, false);
         const fromStart = this.h2Conns.get(connKey);
         if (fromStart !== undefined) {
           // why: a direction already followed as HTTP/1 turning to HTTP/2 (h2c upgrade) starts its frames here
           dir = new H2Redactor(preface, fromStart && (preface || !dir));
-          this.recordDirs.set(dirKey, dir);
         }
       }
+      dir ??= { h1: new Http1Stream(), offset: 0 };
+      touch(this.recordDirs, dirKey, dir);
       if (dir instanceof H2Redactor) red = dir.redact(pdu.payload, missing);
       else {
-        if (!dir) {
-          dir = { h1: new Http1Stream(), offset: 0 };
-          this.recordDirs.set(dirKey, dir);
-        }
         red = dir.h1.push(dir.offset, pdu.payload, pdu.payload.length + missing);
         dir.offset = (dir.offset + pdu.payload.length + missing) >>> 0;
       }

@@ -155,6 +155,21 @@ describe('HTTP/1 redaction across packets', () => {
   });
 });
 
+describe('bounded state', () => {
+  it('forgets the least recently used directions beyond 100k: their later packets are scanned conservatively', () => {
+    const first = REQUEST.subarray(0, REQUEST.indexOf('rization'));
+    const rest = REQUEST.subarray(first.length);
+    const run = (others: number): string => {
+      const r = new PacketRedactor();
+      r.packet(LINK_ETHERNET, segment(CLIENT, SERVER, 1000, first), 's');
+      for (let i = 0; i < others; i++) r.packet(LINK_ETHERNET, segment({ ip: '10.232.9.3', port: 1024 + (i % 60000) }, { ip: `10.232.${100 + Math.floor(i / 60000)}.4`, port: 80 }, 1, first), 's');
+      return payloadOf(r.packet(LINK_ETHERNET, segment(CLIENT, SERVER, 1000 + first.length, rest), 's')).toString('latin1');
+    };
+    expect(run(10)).toMatch(/^rization: x{19}\r\n/);
+    expect(run(100_000)).toMatch(/^x{28}\r\n/);
+  });
+});
+
 describe('HTTP/1 redaction checked with tshark', () => {
   let tmp: string;
   beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tsr-h1-')); });
