@@ -1,7 +1,7 @@
 // Redaction of real captures: in a private namespace pair, a Python client writes requests in pieces (TCP_NODELAY,
-// one send per piece) so the Authorization and Cookie headers straddle TCP segments (plain HTTP) and decrypted
-// TLS records (HTTPS, HTTP/1.1 and HTTP/2 with HEADERS + CONTINUATION in two writes and a value under a
-// dynamic-table name). `tapscope capture` records it with the real helper; `tapscope export --format pcapng`
+// one send per piece) so the Authorization and Cookie headers straddle TCP segments (plain HTTP/1.1 and
+// cleartext HTTP/2) and decrypted TLS records (HTTPS, HTTP/1.1 and HTTP/2), HTTP/2 with HEADERS + CONTINUATION
+// in two writes and values under a dynamic-table name. `tapscope capture` records it with the real helper; `tapscope export --format pcapng`
 // must leave no secret (tshark's fields, the file's bytes, and the HAR our own dissectors read back from the
 // export), while tshark still dissects the requests; with --include-secrets the values are there.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -18,6 +18,8 @@ const TLS_PORT = 8443;
 const PLAIN_HOST = 'a.tapscope.test';
 const TLS_HOST = 'b.tapscope.test';
 const H2_HOST = 'c.tapscope.test';
+const H2C_HOST = 'd.tapscope.test';
+const H2C_PORT = 8081;
 const SECRETS = {
   plainAuth: 'Bearer plain-auth-0001',
   plainCookie: 'sid=plain-cookie-0002',
@@ -28,6 +30,10 @@ const SECRETS = {
   h2Split: 'Bearer h2-split-0009',
   h2Dynamic: 'Bearer h2-dynamic-0007',
   h2Huffman: 'sid=h2-huffman-0008',
+  h2cNew: 'Bearer h2c-new-0010',
+  h2cSplit: 'Bearer h2c-split-0011',
+  h2cDynamic: 'Bearer h2c-dynamic-0012',
+  h2cHuffman: 'sid=h2c-huffman-0013',
 };
 const ALL = Object.values(SECRETS);
 /** Distinctive tails: a secret split across packets still shows its tail whole in one of them. */
@@ -62,11 +68,15 @@ except socket.timeout:
 sys.stdout.write(got.decode('latin1'))
 `;
 
+// Plain HTTP/1.1 and cleartext HTTP/2 (prior knowledge) servers.
 const PLAIN_SERVER = `
+let ready = 0;
+const up = () => { if (++ready === 2) process.stdout.write('listening\\n'); };
 require('node:http').createServer((req, res) => {
   res.setHeader('Set-Cookie', process.env.SET_COOKIE);
   res.end('hello from tapscope lab ' + req.url);
-}).listen(${PLAIN_PORT}, () => process.stdout.write('listening\\n'));
+}).listen(${PLAIN_PORT}, up);
+require('node:http2').createServer((req, res) => res.end('hello from tapscope lab: ' + req.method + ' ' + req.url + ' \\n')).listen(${H2C_PORT}, up);
 `;
 
 /** An HTTP/1.1 request cut inside the Authorization name, inside its value and inside the Cookie name. */
@@ -80,13 +90,14 @@ function http1Pieces(host: string, path: string, auth: string, cookie: string): 
  * HTTP/2 on one connection, one write per piece: request 1 adds authorization to the dynamic table as a new
  * literal name; request 2 sends another value under that dynamic-table name (index 62) and a Huffman-coded
  * cookie; request 3's block is cut inside its dynamic-name value into HEADERS and CONTINUATION, sent in two
- * writes (two records). tshark decodes requests 1 and 2 (it does not join a header block across records).
+ * writes (two records, or two segments for h2c). tshark decodes requests 1 and 2 from records (it does not
+ * join a header block across records) and all three on the wire.
  */
-function h2Pieces(): Buffer[] {
-  const common = (path: string) => [indexed(2), indexed(7), litIdx(4, path), litIdx(1, H2_HOST)];
-  const b1 = Buffer.concat([...common('/h2-one'), addNew('authorization', SECRETS.h2New)]);
-  const b2 = Buffer.concat([...common('/h2-two'), litIdx(62, SECRETS.h2Dynamic), litIdx(32, SECRETS.h2Huffman, true)]);
-  const b3 = Buffer.concat([...common('/h2-three'), litIdx(62, SECRETS.h2Split)]);
+function h2Pieces(host: string, prefix: string, v: { fresh: string; dynamic: string; huffman: string; split: string }): Buffer[] {
+  const common = (path: string) => [indexed(2), indexed(7), litIdx(4, `/${prefix}-${path}`), litIdx(1, host)];
+  const b1 = Buffer.concat([...common('one'), addNew('authorization', v.fresh)]);
+  const b2 = Buffer.concat([...common('two'), litIdx(62, v.dynamic), litIdx(32, v.huffman, true)]);
+  const b3 = Buffer.concat([...common('three'), litIdx(62, v.split)]);
   const cut = b3.length - 8;
   return [
     Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_STREAM | END_HEADERS, 1, b1)]),
@@ -117,7 +128,8 @@ async function tshark(file: string, args: string[]): Promise<string> {
 }
 
 const HTTP_FIELDS = ['-Y', 'http', '-T', 'fields', '-e', 'http.request.method', '-e', 'http.host', '-e', 'http.authorization', '-e', 'http.cookie'];
-const H2_FIELDS = ['-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-e', 'http2.header.name', '-e', 'http2.header.value'];
+// why: the h2c server speaks first (SETTINGS), which hides the client preface from tshark's heuristic
+const H2_FIELDS = ['-d', `tcp.port==${H2C_PORT},http2`, '-Y', 'http2.type == 1 || http2.type == 9', '-T', 'fields', '-E', 'occurrence=a', '-e', 'http2.header.name', '-e', 'http2.header.value'];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tsr-export-'));
@@ -135,7 +147,8 @@ beforeAll(async () => {
   await cap.waitFor(': capturing');
   replies.push(await client('plain', PLAIN_HOST, PLAIN_PORT, http1Pieces(PLAIN_HOST, '/plain', SECRETS.plainAuth, SECRETS.plainCookie)));
   replies.push(await client('http/1.1', TLS_HOST, TLS_PORT, http1Pieces(TLS_HOST, '/tls', SECRETS.tlsAuth, SECRETS.tlsCookie)));
-  replies.push(await client('h2', H2_HOST, TLS_PORT, h2Pieces()));
+  replies.push(await client('h2', H2_HOST, TLS_PORT, h2Pieces(H2_HOST, 'h2', { fresh: SECRETS.h2New, dynamic: SECRETS.h2Dynamic, huffman: SECRETS.h2Huffman, split: SECRETS.h2Split })));
+  replies.push(await client('plain', H2C_HOST, H2C_PORT, h2Pieces(H2C_HOST, 'h2c', { fresh: SECRETS.h2cNew, dynamic: SECRETS.h2cDynamic, huffman: SECRETS.h2cHuffman, split: SECRETS.h2cSplit })));
   // why: the helper flushes hook events asynchronously; give the last ones a moment
   await new Promise((r) => setTimeout(r, 500));
   process.kill(-cap.child.pid!, 'SIGINT');
@@ -152,14 +165,16 @@ describe('redaction of a real capture with headers split across packets', () => 
   it('the servers answered, and the capture really holds the requests in pieces (segments and records)', async () => {
     expect(replies[0]).toContain('hello from tapscope lab /plain');
     expect(replies[1]).toContain('hello from tapscope lab: GET /tls');
-    for (const path of ['/h2-one', '/h2-two', '/h2-three']) expect(replies[2]).toContain(`hello from tapscope lab: GET ${path} `);
+    for (const [i, p] of [[2, 'h2'], [3, 'h2c']] as const) {
+      for (const n of ['one', 'two', 'three']) expect(replies[i]).toContain(`hello from tapscope lab: GET /${p}-${n} `);
+    }
     const segs = await tshark(capture, ['-Y', `tcp.dstport == ${PLAIN_PORT} && tcp.len > 0`, '-T', 'fields', '-e', 'tcp.len']);
     expect(segs.trim().split('\n').length).toBeGreaterThanOrEqual(5);
     const recs = await tshark(capture, ['-Y', `exported_pdu.dst_port == ${TLS_PORT}`, '-T', 'fields', '-e', 'frame.len']);
     expect(recs.trim().split('\n').length).toBeGreaterThanOrEqual(5 + 4);
     // the secrets are in the capture as it was recorded
     const bytes = readFileSync(capture).toString('latin1');
-    expect(TAILS.filter((t) => !bytes.includes(t))).toEqual([SECRETS.h2Huffman.slice(-8)]);
+    expect(TAILS.filter((t) => !bytes.includes(t))).toEqual([SECRETS.h2Huffman.slice(-8), SECRETS.h2cHuffman.slice(-8)]);
   });
 
   it('export --format pcapng leaves no secret value, and tshark still dissects the requests', async () => {
@@ -178,6 +193,11 @@ describe('redaction of a real capture with headers split across packets', () => 
     const esc = (x: string) => x.replace(/\./g, '\\.');
     expect(h2).toMatch(new RegExp(`/h2-one,${esc(H2_HOST)},x{${SECRETS.h2New.length}}$`, 'm'));
     expect(h2).toMatch(new RegExp(`/h2-two,${esc(H2_HOST)},x{${SECRETS.h2Dynamic.length}},[x0*-]{${SECRETS.h2Huffman.length}}$`, 'm'));
+    // h2c: tshark joins the segments, so the block cut into HEADERS + CONTINUATION decodes too
+    expect(h2).toMatch(new RegExp(`/h2c-one,${esc(H2C_HOST)},x{${SECRETS.h2cNew.length}}$`, 'm'));
+    expect(h2).toMatch(new RegExp(`/h2c-two,${esc(H2C_HOST)},x{${SECRETS.h2cDynamic.length}},[x0*-]{${SECRETS.h2cHuffman.length}}$`, 'm'));
+    // (tshark lists the header that ends in the CONTINUATION frame on that frame's row)
+    expect(h2).toMatch(new RegExp(`/h2c-three,${esc(H2C_HOST)}\n(.*\n)*authorization\tx{${SECRETS.h2cSplit.length}}$`, 'm'));
     const setCookie = await tshark(out, ['-Y', 'http.response', '-T', 'fields', '-e', 'http.set_cookie']);
     expect(setCookie.trim()).toBe('x'.repeat(`${SECRETS.setCookie}; Path=/`.length));
     const full = await tshark(out, ['-V', '-x']);
@@ -190,9 +210,9 @@ describe('redaction of a real capture with headers split across packets', () => 
     const entries = (JSON.parse(readFileSync(har, 'utf8')) as { log: { entries: { serverIPAddress: string; request: { url: string; headers: { name: string; value: string }[] } }[] } })
       .log.entries.filter((x) => x.serverIPAddress === lab.serverIp);
     expect(entries.map((x) => x.request.url).sort()).toEqual([
-      `http://${PLAIN_HOST}/plain`, `https://${TLS_HOST}/tls`, `https://${H2_HOST}/h2-one`, `https://${H2_HOST}/h2-two`, `https://${H2_HOST}/h2-three`].sort());
+      `http://${PLAIN_HOST}/plain`, `https://${TLS_HOST}/tls`, ...['one', 'two', 'three'].flatMap((n) => [`https://${H2_HOST}/h2-${n}`, `http://${H2C_HOST}/h2c-${n}`])].sort());
     const secretValues = entries.flatMap((x) => x.request.headers).filter((h) => /^(authorization|cookie)$/i.test(h.name)).map((h) => h.value);
-    expect(secretValues).toHaveLength(8);
+    expect(secretValues).toHaveLength(12);
     for (const v of secretValues) expect(v).toMatch(/^[x0*-]+$/);
   });
 
@@ -203,7 +223,7 @@ describe('redaction of a real capture with headers split across packets', () => 
     const rows = (await tshark(out, HTTP_FIELDS)).split('\n').map((l) => l.trimEnd());
     expect(rows).toContain(`GET\t${PLAIN_HOST}\t${SECRETS.plainAuth}\t${SECRETS.plainCookie}`);
     const h2 = await tshark(out, H2_FIELDS);
-    for (const v of [SECRETS.h2New, SECRETS.h2Dynamic, SECRETS.h2Huffman]) expect(h2).toContain(v);
+    for (const v of [SECRETS.h2New, SECRETS.h2Dynamic, SECRETS.h2Huffman, SECRETS.h2cNew, SECRETS.h2cDynamic, SECRETS.h2cHuffman, SECRETS.h2cSplit]) expect(h2).toContain(v);
     const har = join(dir, 'secrets.har');
     expect((await runCli(['export', out, '--format', 'har', '--out', har, '--include-secrets'], env)).code).toBe(0);
     const text = readFileSync(har, 'utf8');
