@@ -176,8 +176,16 @@ function hashId(s: string): string {
   }
   ID_LANES[0] = h1;
   ID_LANES[1] = h2;
-  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+  // why: one flat string (joining two hex halves made a rope of three strings per flow, kept for the flow's life)
+  return String.fromCharCode(
+    HEX[(h1 >>> 28) & 15]!, HEX[(h1 >>> 24) & 15]!, HEX[(h1 >>> 20) & 15]!, HEX[(h1 >>> 16) & 15]!,
+    HEX[(h1 >>> 12) & 15]!, HEX[(h1 >>> 8) & 15]!, HEX[(h1 >>> 4) & 15]!, HEX[h1 & 15]!,
+    HEX[(h2 >>> 28) & 15]!, HEX[(h2 >>> 24) & 15]!, HEX[(h2 >>> 20) & 15]!, HEX[(h2 >>> 16) & 15]!,
+    HEX[(h2 >>> 12) & 15]!, HEX[(h2 >>> 8) & 15]!, HEX[(h2 >>> 4) & 15]!, HEX[h2 & 15]!,
+  );
 }
+
+const HEX = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 function appendCapped(prev: Buffer | null, chunk: Buffer, cap: number): Buffer {
   if (prev && prev.length >= cap) return prev;
@@ -445,17 +453,15 @@ export class Analyzer {
     }
     const client = srcIsClient ? { ip: src, port: d.srcPort } : { ip: dst, port: d.dstPort };
     const server = srcIsClient ? { ip: dst, port: d.dstPort } : { ip: src, port: d.srcPort };
-    const tuple: Tuple = [sip, d.srcPort, dip, d.dstPort];
-    return this.addFlow(node, transport, tuple, client, server, ts, srcIsClient ? sip : dip);
+    return this.addFlow(node, transport, sip, d.srcPort, dip, d.dstPort, client, server, ts, srcIsClient ? sip : dip);
   }
 
   private addFlow(
-    node: string, transport: 'tcp' | 'udp', tuple: Tuple, client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number,
-    cip: KeyIp,
+    node: string, transport: 'tcp' | 'udp', a: KeyIp, ap: number, b: KeyIp, bp: number,
+    client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number, cip: KeyIp,
   ): FlowState {
     let id = hashId(`${node}|${transport}|${client.ip}|${client.port}|${server.ip}|${server.port}|${ts}`);
-    while (this.ids.has(ID_LANES[0]!, ID_LANES[1]!)) id = hashId(`${id}+`);
-    this.ids.add(ID_LANES[0]!, ID_LANES[1]!);
+    while (!this.ids.add(ID_LANES[0]!, ID_LANES[1]!)) id = hashId(`${id}+`);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
@@ -464,7 +470,7 @@ export class Analyzer {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
       x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length, origin: this.origin,
     };
-    this.index.set(node, transport === 'tcp', tuple[0], tuple[1], tuple[2], tuple[3], fs);
+    this.index.set(node, transport === 'tcp', a, ap, b, bp, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
     this.last = null;
     this.idMap?.set(id, fs);
@@ -881,7 +887,6 @@ export class Analyzer {
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = b.comments.map(parseTlsComment).find((x) => x !== null) ?? {};
-    const tuple: Tuple = [srcKey, src.port, dstKey, dst.port];
     let fs = this.index.get(node, true, srcKey, src.port, dstKey, dst.port);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
@@ -892,7 +897,7 @@ export class Analyzer {
       const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port)?.role;
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
       const client = mineIsClient ? mine : other;
-      fs = this.addFlow(node, 'tcp', tuple, client, mineIsClient ? other : mine, b.tsMs, ipKeyPart(client.ip));
+      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, client, mineIsClient ? other : mine, b.tsMs, ipKeyPart(client.ip));
       fs.app = 'tls';
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
@@ -1094,8 +1099,5 @@ export function partitionOf(a: number | string, ap: number, b: number | string, 
   const h = mixEndpoint(a, ap) ^ mixEndpoint(b, bp);
   return ((h ^ (h >>> 16)) >>> 0) % count;
 }
-
-/** A flow's 5-tuple as packets give it: addresses in key form, ports. */
-type Tuple = [KeyIp, number, KeyIp, number];
 
 export type { DnsSummary };

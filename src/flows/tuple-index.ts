@@ -122,45 +122,34 @@ function textKey(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp:
 /** A set of 64-bit values given as two 32-bit halves (already hashes, e.g. flow ids): open addressing on numbers. */
 export class PairSet {
   private mask = (1 << 12) - 1;
-  private hi = new Uint32Array(this.mask + 1);
-  private lo = new Uint32Array(this.mask + 1);
+  /** slot s holds halves keys[2s], keys[2s + 1] when used[s] */
+  private keys = new Uint32Array((this.mask + 1) * 2);
   private used = new Uint8Array(this.mask + 1);
   private size = 0;
 
-  has(h: number, l: number): boolean {
-    return this.slotOf(h >>> 0, l >>> 0) >= 0;
-  }
-
-  add(h: number, l: number): void {
-    if (this.has(h, l)) return;
-    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
-    this.put(h >>> 0, l >>> 0);
-    this.size++;
-  }
-
-  /** The slot holding (h, l), or -(free slot + 1). */
-  private slotOf(h: number, l: number): number {
+  /** Adds (h, l); false when it was there already. */
+  add(h: number, l: number): boolean {
+    h >>>= 0;
+    l >>>= 0;
     let s = (h ^ Math.imul(l, 0x9e3779b1)) & this.mask;
     while (this.used[s]) {
-      if (this.hi[s] === h && this.lo[s] === l) return s;
+      if (this.keys[2 * s] === h && this.keys[2 * s + 1] === l) return false;
       s = (s + 1) & this.mask;
     }
-    return -(s + 1);
-  }
-
-  private put(h: number, l: number): void {
-    const s = -this.slotOf(h, l) - 1;
     this.used[s] = 1;
-    this.hi[s] = h;
-    this.lo[s] = l;
+    this.keys[2 * s] = h;
+    this.keys[2 * s + 1] = l;
+    // why: at most half full, so probes stay short
+    if (++this.size * 2 > this.mask + 1) this.grow();
+    return true;
   }
 
   private grow(): void {
-    const { hi, lo, used } = this;
+    const { keys, used } = this;
     this.mask = used.length * 2 - 1;
-    this.hi = new Uint32Array(this.mask + 1);
-    this.lo = new Uint32Array(this.mask + 1);
+    this.keys = new Uint32Array((this.mask + 1) * 2);
     this.used = new Uint8Array(this.mask + 1);
-    for (let s = 0; s < used.length; s++) if (used[s]) this.put(hi[s]!, lo[s]!);
+    this.size = 0;
+    for (let s = 0; s < used.length; s++) if (used[s]) this.add(keys[2 * s]!, keys[2 * s + 1]!);
   }
 }

@@ -186,3 +186,65 @@ function blockAt(buf: Buffer, n: number): number {
   for (let i = 0; i < n; i++) o += buf.readUInt32LE(o + 4);
   return o;
 }
+
+describe('the flow table index', () => {
+  it('finds a tuple from both directions, per node and transport, through growth; set replaces', async () => {
+    const { TupleIndex } = await import('../../src/flows/tuple-index.js');
+    const idx = new TupleIndex<number>();
+    const n = 20_000;
+    const ip = (i: number): number => (0x0a000000 + i * 7919) >>> 0;
+    for (let i = 0; i < n; i++) idx.set(i % 2 ? 'a' : 'b', i % 3 === 0, ip(i), 1000 + (i % 50000), ip(i + 1), 443, i);
+    for (let i = 0; i < n; i++) {
+      const node = i % 2 ? 'a' : 'b';
+      expect(idx.get(node, i % 3 === 0, ip(i), 1000 + (i % 50000), ip(i + 1), 443)).toBe(i);
+      expect(idx.get(node, i % 3 === 0, ip(i + 1), 443, ip(i), 1000 + (i % 50000))).toBe(i);
+      expect(idx.get(node, i % 3 !== 0, ip(i), 1000 + (i % 50000), ip(i + 1), 443)).toBeUndefined();
+      expect(idx.get(i % 2 ? 'b' : 'a', i % 3 === 0, ip(i), 1000 + (i % 50000), ip(i + 1), 443)).toBeUndefined();
+    }
+    // same address both ends: the ports order the tuple
+    idx.set('a', true, 5, 80, 5, 81, -1);
+    expect(idx.get('a', true, 5, 81, 5, 80)).toBe(-1);
+    idx.set('a', true, 5, 81, 5, 80, -2);
+    expect(idx.get('a', true, 5, 80, 5, 81)).toBe(-2);
+    idx.set('a', false, 'fd00::1', 5353, 'fd00::2', 53, 6);
+    expect(idx.get('a', false, 'fd00::2', 53, 'fd00::1', 5353)).toBe(6);
+    expect(idx.get('a', true, 'fd00::2', 53, 'fd00::1', 5353)).toBeUndefined();
+  });
+
+  it('the id set adds once, through growth', async () => {
+    const { PairSet } = await import('../../src/flows/tuple-index.js');
+    const s = new PairSet();
+    const added = (): boolean[] => Array.from({ length: 50_000 }, (_, i) => s.add(Math.imul(i, 0x9e3779b1), i));
+    expect(added().every((x) => x)).toBe(true);
+    expect(added().some((x) => x)).toBe(false);
+    expect(s.add(0xffffffff, 0xffffffff)).toBe(true);
+    expect(s.add(-1, -1)).toBe(false);
+  });
+
+  it('a reused tuple at the same timestamp gets a fresh id (the collision path), and both are found by id', () => {
+    const b = new CaptureBuilder();
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 80 };
+    b.tcp({ ...C, seq: 1, flags: 0x02 });
+    b.tcp({ ...C, seq: 2, flags: 0x11 });
+    b.packet(ethernet(ipPacket('tcp', { ...C, seq: 9, flags: 0x02 })), { stepMs: 0 });
+    const a = new Analyzer();
+    const feed = a.stream();
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    const flows = a.flows();
+    expect(flows).toHaveLength(2);
+    expect(flows[0]!.firstSeen).not.toBe(flows[1]!.firstSeen);
+    const c = new CaptureBuilder();
+    c.tcp({ ...C, seq: 1, flags: 0x02 });
+    c.packet(ethernet(ipPacket('tcp', { ...C, seq: 2, flags: 0x04 })), { stepMs: 0 });
+    c.packet(ethernet(ipPacket('tcp', { ...C, seq: 9, flags: 0x02 })), { stepMs: 0 });
+    const a2 = new Analyzer();
+    const feed2 = a2.stream();
+    for (const blk of parseBuffer(c.build())) feed2(blk);
+    const [f1, f2] = a2.flows();
+    expect(f1!.firstSeen).toBe(f2!.firstSeen);
+    expect(f1!.id).not.toBe(f2!.id);
+    expect(f2!.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(a2.flowById(f1!.id)).toBe(f1);
+    expect(a2.flowById(f2!.id)).toBe(f2);
+  });
+});
