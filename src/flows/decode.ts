@@ -4,6 +4,7 @@ import {
   LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
 } from '../pcapng/types.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
+import { be16, be32, le32 } from '../pcapng/bytes.js';
 
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
@@ -65,11 +66,11 @@ export class DecodedPacket {
 
   /** IPv4 source as an unsigned 32-bit number (IPv4 only). */
   get src4(): number {
-    return this.data.readUInt32BE(this.addrOffset);
+    return be32(this.data, this.addrOffset);
   }
 
   get dst4(): number {
-    return this.data.readUInt32BE(this.addrOffset + 4);
+    return be32(this.data, this.addrOffset + 4);
   }
 
   get src(): string {
@@ -108,22 +109,22 @@ export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacke
   switch (linkType) {
     case LINKTYPE_ETHERNET: {
       if (len < 14) return null;
-      etherType = data.readUInt16BE(start + 12);
+      etherType = be16(data, start + 12);
       off = start + 14;
       while ((etherType === ETH_VLAN || etherType === ETH_QINQ || etherType === ETH_QINQ_OLD) && off + 4 <= end) {
-        etherType = data.readUInt16BE(off + 2);
+        etherType = be16(data, off + 2);
         off += 4;
       }
       break;
     }
     case LINKTYPE_LINUX_SLL:
       if (len < 16) return null;
-      etherType = data.readUInt16BE(start + 14);
+      etherType = be16(data, start + 14);
       off = start + 16;
       break;
     case LINKTYPE_LINUX_SLL2:
       if (len < 20) return null;
-      etherType = data.readUInt16BE(start);
+      etherType = be16(data, start);
       off = start + 20;
       break;
     case LINKTYPE_RAW:
@@ -141,7 +142,7 @@ export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacke
     case LINKTYPE_LOOP: {
       if (len < 4) return null;
       // why: NULL stores the address family in the capturing host's byte order, LOOP in network order.
-      const fam = linkType === LINKTYPE_LOOP ? data.readUInt32BE(start) : (data.readUInt32LE(start) < 0x10000 ? data.readUInt32LE(start) : data.readUInt32BE(start));
+      const fam = linkType === LINKTYPE_LOOP ? be32(data, start) : (le32(data, start) < 0x10000 ? le32(data, start) : be32(data, start));
       etherType = fam === 2 ? ETH_IPV4 : fam === 24 || fam === 28 || fam === 30 || fam === 10 ? ETH_IPV6 : 0;
       off = start + 4;
       break;
@@ -160,8 +161,8 @@ function decodeIpv4(data: Buffer, off: number, end: number, into?: DecodedPacket
   if (vihl >> 4 !== 4) return null;
   const ihl = (vihl & 0x0f) * 4;
   if (ihl < 20 || end < off + ihl) return null;
-  const totalLen = data.readUInt16BE(off + 2);
-  const fragField = data.readUInt16BE(off + 6);
+  const totalLen = be16(data, off + 2);
+  const fragField = be16(data, off + 6);
   const moreFragments = (fragField & 0x2000) !== 0;
   const fragOffset = fragField & 0x1fff;
   const d = into ? into.reset(4, data, off + 12, end) : new DecodedPacket(4, data, off + 12, end);
@@ -179,7 +180,7 @@ function decodeIpv4(data: Buffer, off: number, end: number, into?: DecodedPacket
 function decodeIpv6(data: Buffer, off: number, frameEnd: number, into?: DecodedPacket): DecodedPacket | null {
   if (frameEnd < off + 40) return null;
   if ((data[off] ?? 0) >> 4 !== 6) return null;
-  const payloadLength = data.readUInt16BE(off + 4);
+  const payloadLength = be16(data, off + 4);
   let next = data[off + 6] ?? 0;
   const d = into ? into.reset(6, data, off + 8, frameEnd) : new DecodedPacket(6, data, off + 8, frameEnd);
   let p = off + 40;
@@ -193,7 +194,7 @@ function decodeIpv6(data: Buffer, off: number, frameEnd: number, into?: DecodedP
     } else if (next === 44) {
       if (p + 8 > end) return null;
       const nh = data[p] ?? 0;
-      const fo = data.readUInt16BE(p + 2);
+      const fo = be16(data, p + 2);
       d.fragment = true;
       p += 8;
       next = nh;
@@ -222,10 +223,10 @@ function transport(d: DecodedPacket, p: number, end: number, l4Len: number): voi
   if (d.proto === PROTO_TCP) {
     if (p + 20 > d.frameEnd) return;
     const doff = ((data[p + 12] ?? 0) >> 4) * 4;
-    d.srcPort = data.readUInt16BE(p);
-    d.dstPort = data.readUInt16BE(p + 2);
-    d.seq = data.readUInt32BE(p + 4);
-    d.ack = data.readUInt32BE(p + 8);
+    d.srcPort = be16(data, p);
+    d.dstPort = be16(data, p + 2);
+    d.seq = be32(data, p + 4);
+    d.ack = be32(data, p + 8);
     d.tcpFlags = data[p + 13] ?? 0;
     if (doff >= 20) {
       d.payloadStart = Math.min(p + doff, end);
@@ -234,8 +235,8 @@ function transport(d: DecodedPacket, p: number, end: number, l4Len: number): voi
     }
   } else if (d.proto === PROTO_UDP) {
     if (p + 8 > d.frameEnd) return;
-    d.srcPort = data.readUInt16BE(p);
-    d.dstPort = data.readUInt16BE(p + 2);
+    d.srcPort = be16(data, p);
+    d.dstPort = be16(data, p + 2);
     d.payloadStart = Math.min(p + 8, end);
     d.payloadEnd = Math.max(d.payloadStart, end);
     d.payloadLen = Math.max(0, l4Len - 8);

@@ -2,6 +2,7 @@
 // It knows nothing about streams or files; reader.ts wraps it as a Node Transform and as file helpers.
 import { TapscopeError } from '../errors.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
+import { be32, le32 } from './bytes.js';
 import {
   BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_DSB, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_SHB, BLOCK_SPB,
   BYTE_ORDER_MAGIC, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
@@ -171,19 +172,19 @@ export class PcapngParser {
     const ifaces = st.ifaces;
     let o = from;
     while (o + 32 <= end) {
-      if ((le ? u32le(buf, o) : u32be(buf, o)) !== BLOCK_EPB) break;
-      const len = le ? u32le(buf, o + 4) : u32be(buf, o + 4);
-      if (len < 32 || (len & 3) !== 0 || len > end - o || (le ? u32le(buf, o + len - 4) : u32be(buf, o + len - 4)) !== len) break;
-      const iface = ifaces[le ? u32le(buf, o + 8) : u32be(buf, o + 8)];
-      const capLen = le ? u32le(buf, o + 20) : u32be(buf, o + 20);
+      if ((le ? le32(buf, o) : be32(buf, o)) !== BLOCK_EPB) break;
+      const len = le ? le32(buf, o + 4) : be32(buf, o + 4);
+      if (len < 32 || (len & 3) !== 0 || len > end - o || (le ? le32(buf, o + len - 4) : be32(buf, o + len - 4)) !== len) break;
+      const iface = ifaces[le ? le32(buf, o + 8) : be32(buf, o + 8)];
+      const capLen = le ? le32(buf, o + 20) : be32(buf, o + 20);
       const be = o + len - 4;
       const optStart = o + 28 + pad4(capLen);
       if (iface === undefined || o + 28 + capLen > be) break;
       const offset = this.base + (o - from);
       if (optStart + 4 <= be) checkOptions(buf, optStart, be, le, offset);
-      const tsHigh = le ? u32le(buf, o + 12) : u32be(buf, o + 12);
-      const tsLow = le ? u32le(buf, o + 16) : u32be(buf, o + 16);
-      const origLen = le ? u32le(buf, o + 24) : u32be(buf, o + 24);
+      const tsHigh = le ? le32(buf, o + 12) : be32(buf, o + 12);
+      const tsLow = le ? le32(buf, o + 16) : be32(buf, o + 16);
+      const origLen = le ? le32(buf, o + 24) : be32(buf, o + 24);
       if (!packet(iface, buf, o + 28, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) break;
       o += len;
     }
@@ -418,15 +419,6 @@ function rd16(b: Buffer, o: number, le: boolean): number {
 
 function rd32(b: Buffer, o: number, le: boolean): number {
   return le ? b.readUInt32LE(o) : b.readUInt32BE(o);
-}
-
-// why: byte reads inline; Buffer.readUInt32LE/BE calls were a third of the block walk
-function u32le(b: Buffer, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
-
-function u32be(b: Buffer, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
 function need(body: Buffer, n: number, what: string, offset: number): void {
