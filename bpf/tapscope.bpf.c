@@ -589,6 +589,25 @@ int BPF_KPROBE(uprobe_gnutls_record_recv, void *session, void *data, __u64 size)
 	return tls_enter((__u64)session, data, 0, LIB_GNUTLS, FN_GNUTLS_RECV, 0);
 }
 
+/* Probed: ssize_t _gnutls_recv_int(gnutls_session_t session, content_type_t type, uint8_t *data,
+ * size_t data_size, void *seq, unsigned int ms) -- the function gnutls_record_recv tail-calls with type
+ * GNUTLS_APPLICATION_DATA, probed instead of it when its first instruction would be single-stepped
+ * (native/probesite.h); the handshake reads other record types through it */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_recv_int, void *session, int type, void *data)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *c;
+
+	if (type == 23 /* GNUTLS_APPLICATION_DATA */)
+		return tls_enter((__u64)session, data, 0, LIB_GNUTLS, FN_GNUTLS_RECV_INT, 0);
+	/* why: its return probe fires for these calls too; inside a read in flight it must not end that read */
+	c = bpf_map_lookup_elem(&start, &id);
+	if (c && c->active)
+		c->nest++;
+	return 0;
+}
+
 /* ---- NSS via NSPR (libnspr4.so): the SSL layer sits under these on SSL file descriptors ---- */
 
 /* Probed: PRInt32 PR_Write(PRFileDesc *fd, const void *buf, PRInt32 amount); */

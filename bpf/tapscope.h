@@ -38,6 +38,7 @@
 #define FN_GO_READ 12
 #define FN_SSL_WRITE_INTERNAL 13 /* OpenSSL's ssl_write_internal: SSL_write and SSL_write_ex in one probe */
 #define FN_SSL_READ_INTERNAL 14  /* ssl_read_internal: SSL_read and SSL_read_ex */
+#define FN_GNUTLS_RECV_INT 15    /* GnuTLS's _gnutls_recv_int, where gnutls_record_recv jumps to */
 
 /* how a TLS record's connection was learned (struct tls_event.conn_via; EPB comment conn=...) */
 #define CONN_UNKNOWN 0

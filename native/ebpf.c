@@ -82,7 +82,7 @@ static const char *fn_name(uint8_t fn)
 	static const char *names[] = {"?", "SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "gnutls_record_send",
 				      "gnutls_record_recv", "PR_Write", "PR_Read", "PR_Send", "PR_Recv",
 				      "crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read", "ssl_write_internal",
-				      "ssl_read_internal"};
+				      "ssl_read_internal", "_gnutls_recv_int"};
 
 	return fn < sizeof(names) / sizeof(names[0]) ? names[fn] : "?";
 }
@@ -225,7 +225,7 @@ static void elf_func_offsets(Elf *e, const char **syms, int n, uint64_t *offs)
 	}
 }
 
-#define CODE_PEEK 64
+#define CODE_PEEK 96
 
 /* The first CODE_PEEK bytes at file offset off (zero-padded at the end of the file). */
 static int read_code(int fd, uint64_t off, uint8_t *code)
@@ -296,6 +296,23 @@ static void ssl_sites(int fd, const uint64_t *offs, uint64_t *sites, uint8_t *fn
 	}
 }
 
+/* gnutls_record_recv starts with `sub $8,%rsp` (Debian's 3.7), which cannot move before its return probe:
+ * probe the function it tail-calls for application data instead, when that starts with an emulated
+ * instruction. (The kTLS branch, off unless enabled in GnuTLS's configuration, calls elsewhere.) Returns
+ * the site, or 0. */
+static uint64_t gnutls_recv_site(int fd, uint64_t off)
+{
+	uint8_t code[CODE_PEEK];
+	uint64_t callee;
+	long skip;
+
+	if (read_code(fd, off, code) || probe_skip(code, CODE_PEEK, KEEP_ARGS2, 1) >= 0 ||
+	    !tail_call_with_arg2(code, CODE_PEEK, off, 23 /* GNUTLS_APPLICATION_DATA */, &callee) || read_code(fd, callee, code))
+		return 0;
+	skip = probe_skip(code, CODE_PEEK, KEEP_ARGS2 | PS_REG(PS_DX), 1);
+	return skip >= 0 ? callee + (uint64_t)skip : 0;
+}
+
 /* File offsets to probe for each spec (0: symbol not found), the fn to report when not the spec's
  * own (0), and which specs another probe already covers. */
 static void find_sites(int fd, const char *path, const struct sym_spec *specs, int n, uint64_t cookie, uint64_t *sites,
@@ -320,6 +337,14 @@ static void find_sites(int fd, const char *path, const struct sym_spec *specs, i
 		sites[i] = offs[i] ? emulated_site(fd, offs[i], specs[i].keep, specs[i].ret != NULL) : 0;
 	if (cookie)
 		ssl_sites(fd, offs, sites, fns, covered);
+	for (i = 0; i < n; i++) {
+		uint64_t at = specs[i].entry == skel->progs.uprobe_gnutls_record_recv ? gnutls_recv_site(fd, offs[i]) : 0;
+
+		if (at) {
+			sites[i] = at;
+			fns[i] = FN_GNUTLS_RECV_INT;
+		}
+	}
 	/* why log: where a probe sits decides whether each hit costs ~1 us or ~10 us */
 	for (i = 0; i < n; i++) {
 		if (covered[i])
@@ -598,7 +623,8 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 		}
 		/* why: each attach is a few ms of kernel work (more under load); drain the ring in between */
 		capture_yield();
-		le = bpf_program__attach_uprobe_opts(specs[i].entry, -1, open_path, (size_t)sites[i], &eo);
+		le = bpf_program__attach_uprobe_opts(fns[i] == FN_GNUTLS_RECV_INT ? skel->progs.uprobe_gnutls_recv_int : specs[i].entry,
+						     -1, open_path, (size_t)sites[i], &eo);
 		if (!le) {
 			err = -errno;
 			if (specs[i].required)

@@ -126,6 +126,34 @@ int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *c
 	return 1;
 }
 
+int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32_t imm, uint64_t *callee_off)
+{
+	size_t i, j, len;
+	uint32_t v;
+	int32_t rel;
+
+	for (i = 0; i + 5 <= n; i++) {
+		memcpy(&v, code + i + 1, 4);
+		if (code[i] != 0xbe || v != imm)
+			continue;
+		/* why decode instead of searching for 0xe9: a byte inside another instruction is not a jmp, and
+		 * a probe off an instruction boundary would corrupt the traced program */
+		for (j = i + 5; j + 5 <= n && j < i + 5 + 24; j += len) {
+			uint32_t w;
+
+			if (code[j] == 0xe9) {
+				memcpy(&rel, code + j + 1, 4);
+				*callee_off = (uint64_t)((int64_t)code_off + (int64_t)j + 5 + rel);
+				return 1;
+			}
+			len = skippable(code + j, n - j, &w);
+			if (!len)
+				break;
+		}
+	}
+	return 0;
+}
+
 int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target)
 {
 	size_t i;
@@ -145,6 +173,7 @@ int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t targ
 
 long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return) { return -1; }
 int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off) { return 0; }
+int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32_t imm, uint64_t *callee_off) { return 0; }
 int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target) { return 0; }
 
 #endif

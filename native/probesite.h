@@ -24,6 +24,11 @@ long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return);
  * ssl_read_internal/ssl_write_internal); *callee_off is the callee's offset relative to code_off's base. */
 int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off);
 
+/* 1 when code, within its first n bytes, sets the second argument to imm (`mov $imm,%esi`) and then
+ * tail-calls (`jmp rel32`, within 24 bytes) another function: GnuTLS's gnutls_record_recv jumps to
+ * _gnutls_recv_int(session, GNUTLS_APPLICATION_DATA = 23, data, size, ...). *callee_off as in wrapper_callee. */
+int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32_t imm, uint64_t *callee_off);
+
 /* 1 when code (at offset code_off) contains a `call rel32` to target within its first n bytes */
 int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target);
 

@@ -6,9 +6,10 @@
 // 2. TLS latency: sequential keep-alive HTTPS requests (Python, OpenSSL) in three configurations measured
 //    in the same run, interleaved in rounds: no helper, helper --mode afpacket (packets only) and helper
 //    --mode ebpf (packets + TLS hooks). ebpf/afpacket is the cost of the hooks; ebpf/none the whole helper.
+//    A second figure, with the same helpers: requests each on a new connection (curl, full handshake).
 // Prints figures and ratios; never gates on absolute times. Needs root. Run: npx tsx test/bench/helper-bench.ts
 // Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|latency|all,
-// BENCH_ROUNDS, BENCH_REQUESTS, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
+// BENCH_ROUNDS, BENCH_REQUESTS, BENCH_NEW_CONN, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
 // BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved latency configuration,
 // and its afpacket/ebpf modes as throughput capturers), BENCH_RING_MB (default 32), BENCH_TP_ROUNDS (default 3).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +20,7 @@ import { HELPER } from '../lib/helper-process.js';
 const QUICK = process.env.BENCH_QUICK === '1';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? (QUICK ? 200 : 500));
+const NEW_CONN = Number(process.env.BENCH_NEW_CONN ?? (QUICK ? 100 : 200));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5));
 const PART = process.env.BENCH_PART ?? (QUICK ? 'latency' : 'all');
 const HELPER_ARGS = (process.env.BENCH_HELPER_ARGS ?? '').split(' ').filter(Boolean);
@@ -26,7 +28,7 @@ const BASELINE = process.env.BENCH_BASELINE;
 const RING_MB = Number(process.env.BENCH_RING_MB ?? 32);
 const ROUNDS_TP = Number(process.env.BENCH_TP_ROUNDS ?? 3);
 
-interface Result { name: string; packets: number; drops: number; cpuS: number; maxRssMb: number; iperfGbps: number }
+interface Result { name: string; packets: number; drops: number; cpuS: number; startCpuS: number; maxRssMb: number; iperfGbps: number }
 
 function procUsage(pid: number): { cpuS: number; maxRssMb: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -65,11 +67,15 @@ async function runCapture(lab: Lab, name: string, argv: string[], parse: (out: s
   const child = spawn('ip', ['netns', 'exec', lab.nodeNs, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   const c = collect(child);
   await waitFor(() => ready(c.text()), 30_000, `${name} start`);
+  // why: start-up work (the helper's eBPF mode verifies its programs, parses kernel BTF, hooks the TLS
+  // libraries of running processes: ~0.2 s of CPU) is a fixed cost; reported on its own so CPU per GB
+  // compares the capture itself, and also included in a second figure
+  const startCpuS = procUsage(child.pid!).cpuS;
   const gbps = await iperf(lab);
   const usage = procUsage(child.pid!);
   child.kill('SIGTERM');
   await c.exited;
-  return { name, ...parse(c.text()), ...usage, iperfGbps: gbps };
+  return { name, ...parse(c.text()), ...usage, startCpuS, iperfGbps: gbps };
 }
 
 const helperStats = (out: string) => ({
@@ -101,6 +107,18 @@ print(ts[n // 2] * 1e6)
   return Number(r.stdout.trim());
 }
 
+/** Median latency in microseconds of NEW_CONN requests made by one curl, each on a new connection (TCP and a
+ * full TLS handshake, no session resumption: `Connection: close`, --no-sessionid). curl uses libssl's
+ * SSL_read/SSL_write (python the _ex functions). */
+async function newConnLatency(lab: Lab, ca: string): Promise<number> {
+  const config = Array.from({ length: NEW_CONN }, (_, i) => `url = "https://bench.tapscope.test/new/${i}"\noutput = "/dev/null"`).join('\n');
+  const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--no-sessionid', '--cacert', ca, '--resolve', `bench.tapscope.test:443:${lab.serverIp}`,
+    '-H', 'Connection: close', '-w', '%{time_total}\n', '-K', '-'], { input: config + '\n', timeoutMs: 300_000 });
+  const times = r.stdout.split('\n').filter(Boolean).map(Number);
+  if (r.code !== 0 || times.length !== NEW_CONN) throw new Error(`new-connection latency client failed (${times.length} of ${NEW_CONN}): ${r.stderr}`);
+  return median(times) * 1e6;
+}
+
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 const median = (xs: number[]) => {
@@ -123,11 +141,14 @@ async function throughput(lab: Lab): Promise<void> {
   ];
   // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
   // given per GB of traffic carried during the capture, and drops as a fraction of the packets the kernel offered
-  const cpuPerGb = (r: Result) => r.cpuS / (r.iperfGbps * SECONDS / 8);
+  const gb = (r: Result) => r.iperfGbps * SECONDS / 8;
+  const cpuPerGb = (r: Result) => (r.cpuS - r.startCpuS) / gb(r);
+  const totalCpuPerGb = (r: Result) => r.cpuS / gb(r);
   const dropFrac = (r: Result) => r.drops / (r.packets + r.drops);
   const byName = new Map<string, Result[]>(capturers.map((c) => [c.name, []]));
   console.log(`iperf3 over veth, ${SECONDS}s per capture, ${ROUNDS_TP} interleaved rounds, ring ${RING_MB} MiB, capture on the client namespace (-i any), output to /dev/null`);
-  console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  maxRSS_MB  iperf_Gbps');
+  console.log('cpu_s/GB: CPU from "ready" to the end of the traffic per GB carried; start_cpu_s: CPU used before "ready"; total_s/GB: both');
+  console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps');
   for (let round = 0; round < ROUNDS_TP; round++) {
     // why: machine load on the shared cores drifts; every round runs every capturer, in a rotating order
     for (let k = 0; k < capturers.length; k++) {
@@ -135,29 +156,33 @@ async function throughput(lab: Lab): Promise<void> {
       const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready);
       byName.get(c.name)!.push(r);
       console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ` +
-        `${fmt(dropFrac(r) * 100, 3).padStart(7)} ${fmt(r.cpuS).padStart(7)} ${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
+        `${fmt(dropFrac(r) * 100, 3).padStart(7)} ${fmt(r.cpuS).padStart(7)} ${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.startCpuS).padStart(12)} ` +
+        `${fmt(totalCpuPerGb(r), 3).padStart(11)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
     }
   }
   console.log(`medians of ${ROUNDS_TP} rounds:`);
-  console.log('capturer          drop_%  drops(total)  cpu_s/GB  maxRSS_MB  iperf_Gbps');
+  console.log('capturer          drop_%  drops(total)  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps');
   for (const [name, rs] of byName) {
     console.log(`${name.padEnd(16)} ${fmt(median(rs.map(dropFrac)) * 100, 3).padStart(7)} ${String(rs.reduce((a, r) => a + r.drops, 0)).padStart(13)} ` +
-      `${fmt(median(rs.map(cpuPerGb)), 3).padStart(9)} ${fmt(median(rs.map((r) => r.maxRssMb)), 1).padStart(10)} ${fmt(median(rs.map((r) => r.iperfGbps))).padStart(11)}`);
+      `${fmt(median(rs.map(cpuPerGb)), 3).padStart(9)} ${fmt(median(rs.map((r) => r.startCpuS))).padStart(12)} ${fmt(median(rs.map(totalCpuPerGb)), 3).padStart(11)} ` +
+      `${fmt(median(rs.map((r) => r.maxRssMb)), 1).padStart(10)} ${fmt(median(rs.map((r) => r.iperfGbps))).padStart(11)}`);
   }
   const td = byName.get(capturers[0]!.name)!;
   for (const c of capturers.slice(1)) {
     const rs = byName.get(c.name)!;
     // why: ratios within each round first (same load), then the median
     const cpuRatio = median(rs.map((r, i) => cpuPerGb(r) / cpuPerGb(td[i]!)));
-    console.log(`ratio ${c.name}/${capturers[0]!.name}: cpu/GB ${fmt(cpuRatio)} (median per round)  drop_% ${fmt(median(rs.map(dropFrac)) * 100, 3)} vs ${fmt(median(td.map(dropFrac)) * 100, 3)}`);
+    const totalRatio = median(rs.map((r, i) => totalCpuPerGb(r) / totalCpuPerGb(td[i]!)));
+    console.log(`ratio ${c.name}/${capturers[0]!.name}: cpu/GB ${fmt(cpuRatio)}, with start-up ${fmt(totalRatio)} (medians per round)  ` +
+      `drop_% ${fmt(median(rs.map(dropFrac)) * 100, 3)} vs ${fmt(median(td.map(dropFrac)) * 100, 3)}`);
   }
 }
 
 type Config = 'none' | 'afpacket' | 'ebpf' | 'baseline';
 
 /** One latency measurement with the helper in `config` (started before, stopped after the client). */
-async function latencyRun(lab: Lab, ca: string, config: Config): Promise<{ us: number; events: number; cpuS: number }> {
-  if (config === 'none') return { us: await tlsLatency(lab, ca), events: 0, cpuS: 0 };
+async function latencyRun(lab: Lab, ca: string, config: Config): Promise<{ us: number; usNew: number; events: number; cpuS: number }> {
+  if (config === 'none') return { us: await tlsLatency(lab, ca), usNew: await newConnLatency(lab, ca), events: 0, cpuS: 0 };
   const [bin, mode] = config === 'baseline' ? [BASELINE!, 'ebpf'] : [HELPER, config];
   const helper = spawn('ip', ['netns', 'exec', lab.nodeNs, bin, '--mode', mode, ...HELPER_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
   const h = collect(helper);
@@ -167,9 +192,10 @@ async function latencyRun(lab: Lab, ca: string, config: Config): Promise<{ us: n
   const before = procUsage(helper.pid!).cpuS;
   const us = await tlsLatency(lab, ca);
   const cpuS = procUsage(helper.pid!).cpuS - before;
+  const usNew = await newConnLatency(lab, ca);
   helper.kill('SIGTERM');
   await h.exited;
-  return { us, events: Number(/tlsEvents=(\d+)/.exec(h.text())?.[1] ?? 0), cpuS };
+  return { us, usNew, events: Number(/tlsEvents=(\d+)/.exec(h.text())?.[1] ?? 0), cpuS };
 }
 
 async function latency(lab: Lab): Promise<void> {
@@ -181,25 +207,34 @@ async function latency(lab: Lab): Promise<void> {
     // within each round before the median
     const configs: Config[] = ['none', 'afpacket', 'ebpf', ...(BASELINE ? ['baseline' as const] : [])];
     const us: Record<Config, number[]> = { none: [], afpacket: [], ebpf: [], baseline: [] };
+    const usNew: Record<Config, number[]> = { none: [], afpacket: [], ebpf: [], baseline: [] };
     const cpu: Record<Config, number[]> = { none: [], afpacket: [], ebpf: [], baseline: [] };
     const baselineRatio: number[] = [];
     const hooksRatio: number[] = [];
+    const hooksRatioNew: number[] = [];
+    const baselineRatioNew: number[] = [];
     const totalRatio: number[] = [];
     let events = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const got: Partial<Record<Config, number>> = {};
+      const gotNew: Partial<Record<Config, number>> = {};
       for (let k = 0; k < configs.length; k++) {
         const config = configs[(k + round) % configs.length]!;
         const r = await latencyRun(lab, servers.ca, config);
         got[config] = r.us;
+        gotNew[config] = r.usNew;
         us[config].push(r.us);
+        usNew[config].push(r.usNew);
         cpu[config].push(r.cpuS);
         events += r.events;
       }
       hooksRatio.push(got.ebpf! / got.afpacket!);
+      hooksRatioNew.push(gotNew.ebpf! / gotNew.afpacket!);
+      if (BASELINE) baselineRatioNew.push(gotNew.baseline! / gotNew.afpacket!);
       totalRatio.push(got.ebpf! / got.none!);
       if (BASELINE) baselineRatio.push(got.baseline! / got.afpacket!);
-      console.log(`round ${round + 1}: ` + configs.map((c) => `${c} ${fmt(got[c]!, 0)}`).join('  ') + ' us/req');
+      console.log(`round ${round + 1}: keep-alive ` + configs.map((c) => `${c} ${fmt(got[c]!, 0)}`).join('  ') + ' us/req;  new connection ' +
+        configs.map((c) => `${c} ${fmt(gotNew[c]!, 0)}`).join('  ') + ' us/req');
     }
     console.log(`TLS latency, ${REQUESTS} sequential keep-alive HTTPS requests (python3/OpenSSL to node), median request, medians of ${ROUNDS} rounds:`);
     for (const c of configs) {
@@ -215,14 +250,25 @@ async function latency(lab: Lab): Promise<void> {
       console.log(`baseline (${BASELINE}) ebpf/afpacket: ${fmt(median(us.baseline) / median(us.afpacket), 3)} of medians, ` +
         `${fmt(median(baselineRatio), 3)} median per round; ebpf/baseline ${fmt(median(us.ebpf) / median(us.baseline), 3)}`);
     }
-    console.log(`(the ebpf helpers saw ${events} TLS records in all; expected about ${ROUNDS * REQUESTS * 4 * (BASELINE ? 2 : 1)})`);
+    console.log(`TLS latency, ${NEW_CONN} HTTPS requests each on a new connection (curl/OpenSSL to node, full handshake), median request, medians of ${ROUNDS} rounds:`);
+    for (const c of configs) {
+      console.log(`  ${c.padEnd(9)} ${fmt(median(usNew[c]), 0).padStart(5)} us/req  (min ${fmt(Math.min(...usNew[c]), 0)}, max ${fmt(Math.max(...usNew[c]), 0)})`);
+    }
+    console.log(`ratio ebpf/afpacket, new connections: ${fmt(median(usNew.ebpf) / median(usNew.afpacket), 3)} of medians, ` +
+      `${fmt(median(hooksRatioNew), 3)} median per round` +
+      (BASELINE ? `; baseline ${fmt(median(usNew.baseline) / median(usNew.afpacket), 3)} of medians, ${fmt(median(baselineRatioNew), 3)} median per round` : ''));
+    // why also against none: afpacket mode resolves each new connection's process at its SYN (sock_diag, /proc
+    // fd maps), work that competes with the clients for the CPUs, so afpacket is not a neutral reference here
+    console.log(`ratio ebpf/none, new connections: ${fmt(median(usNew.ebpf) / median(usNew.none), 3)} of medians; ` +
+      `afpacket/none ${fmt(median(usNew.afpacket) / median(usNew.none), 3)}`);
+    console.log(`(the ebpf helpers saw ${events} TLS records in all; expected about ${ROUNDS * (REQUESTS + NEW_CONN) * 4 * (BASELINE ? 2 : 1)})`);
   } finally {
     await servers.stop();
   }
 }
 
 async function main(): Promise<void> {
-  const lab = await createLab(uniquePrefix('tsz-'), '10.211.50');
+  const lab = await createLab(uniquePrefix('tsh-bench-'), '10.231.50');
   try {
     if (PART === 'all' || PART === 'throughput') await throughput(lab);
     if (PART === 'all' || PART === 'latency') await latency(lab);

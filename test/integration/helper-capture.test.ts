@@ -103,6 +103,16 @@ describe('capture helper in a lab with real TLS clients', () => {
     }
   });
 
+  // why per client: each library's read is probed at a different site (ssl_read_internal, _gnutls_recv_int,
+  // SSL_read, PR_Read/PR_Recv, Go's RETs), moved there so the kernel emulates the probed instruction
+  it('ebpf: decrypted responses of every hookable client are read back by its own library', () => {
+    for (const c of clients.filter((x) => x.hookable)) {
+      const body = `hello from tapscope lab: GET /hello-${c.name} `;
+      const reads = cap.ebpf!.epbs.filter((e) => parseTlsComment(e.comment)?.dir === 'in' && e.data.includes(body));
+      expect(reads.map((e) => parseTlsComment(e.comment)!.lib), `${c.name} decrypted response`).toContain(c.library);
+    }
+  });
+
   it('ebpf: decrypted records of clients and of the (node) server carry the real 5-tuple of their connection', async () => {
     const rows = await tshark(file.ebpf, 'exported_pdu', ['exported_pdu.ipv4_src', 'exported_pdu.src_port', 'exported_pdu.ipv4_dst',
       'exported_pdu.dst_port', 'frame.comment']);
