@@ -1,6 +1,6 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
 import { existsSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
@@ -96,14 +96,17 @@ function writeLines(lines: string[]): void {
 }
 
 /**
- * Threads for `flows` on a capture file: TAPSCOPE_THREADS when set, else one per core (at most 4) from
- * 64 MiB on (below, starting workers costs more than it saves); sessions load on one thread.
+ * Threads for `flows` on a capture file: TAPSCOPE_THREADS when set; else, from 64 MiB on (below, starting
+ * workers costs more than it saves), one per idle core (at most 4), judged by the load average: every thread
+ * reads the whole file, so on a busy machine extra threads only add work. Sessions load on one thread.
  */
 function flowThreads(file: string): number {
   const env = Number(process.env.TAPSCOPE_THREADS);
   if (!existsSync(file) || !statSync(file).isFile()) return 1;
   if (Number.isInteger(env) && env >= 1) return env;
-  return statSync(file).size >= 64 * 1024 * 1024 ? Math.min(4, availableParallelism()) : 1;
+  if (statSync(file).size < 64 * 1024 * 1024) return 1;
+  const cores = availableParallelism();
+  return Math.max(1, Math.min(4, cores, Math.round(cores + 1 - loadavg()[0]!)));
 }
 
 function printFlows(json: boolean, rows: string[] | string[][], total: number, packets: number, filtered: boolean): void {
