@@ -5,7 +5,7 @@ import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { Analyzer } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
-import { PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket, type DecodedPacket } from '../flows/decode.js';
+import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
@@ -167,6 +167,12 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
 // recently used states go beyond this many (their later packets are then scanned conservatively).
 const MAX_DIRECTIONS = 100_000;
 
+/** One end of a decoded packet as a map key part (IPv4 as a number: no address string per packet). */
+function endKey(d: DecodedPacket, src: boolean): string {
+  if (d.ipVersion === 4) return `${src ? d.src4 : d.dst4}|${src ? d.srcPort : d.dstPort}`;
+  return `${src ? d.src : d.dst}|${src ? d.srcPort : d.dstPort}`;
+}
+
 /** Stores `value` as the most recently used entry of a bounded map (a Map iterates in insertion order). */
 function touch<V>(map: Map<string, V>, key: string, value: V): void {
   map.delete(key);
@@ -201,6 +207,8 @@ function safeSize(path: string): number {
  */
 export class PacketRedactor {
   private readonly tcpDirs = new Map<string, Http1Stream | H2Stream>();
+  /** Reused for every packet (decodePacket fills it in). */
+  private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   /** TCP connections seen starting HTTP/2 in cleartext. */
   private readonly h2cConns = new Map<string, true>();
   private readonly recordDirs = new Map<string, { h1: Http1Stream; offset: number } | H2Redactor>();
@@ -213,13 +221,13 @@ export class PacketRedactor {
    */
   packet(linkType: number, data: Buffer, scope: string, origLen = data.length, observer: 'in' | 'out' = 'out'): Buffer {
     if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope, origLen, observer);
-    const d = decodePacket(linkType, data);
+    const d = decodePacket(linkType, data, this.scratch);
     // why: a later IP fragment carries no TCP header to place its bytes (documented limit; TCP sets DF)
     if (!d || d.proto !== PROTO_TCP || (d.fragment && !d.firstFragment)) return data;
     const syn = (d.tcpFlags & TCP_SYN) !== 0;
     const end = (d.tcpFlags & (TCP_FIN | TCP_RST)) !== 0;
     if (d.payloadLen === 0 && !syn && !end) return data;
-    const key = `${scope}|${d.src}|${d.srcPort}|${d.dst}|${d.dstPort}`;
+    const key = `${scope}|${endKey(d, true)}|${endKey(d, false)}`;
     const seq = syn ? (d.seq + 1) >>> 0 : d.seq;
     let dir = this.tcpDirs.get(key);
     if (d.payloadLen > 0 && !(dir instanceof H2Stream)) dir = this.h2cStart(scope, d, seq) ?? dir;
@@ -239,9 +247,11 @@ export class PacketRedactor {
    * preface turns its direction to HTTP/2 frames, and the other direction of that connection at its next data.
    */
   private h2cStart(scope: string, d: DecodedPacket, seq: number): H2Stream | null {
-    const ends = [`${d.src}|${d.srcPort}`, `${d.dst}|${d.dstPort}`].sort();
+    const p = d.payload;
+    const preface = p.length >= H2_PREFACE.length && p[0] === H2_PREFACE[0] && p.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
+    if (!preface && this.h2cConns.size === 0) return null;
+    const ends = [endKey(d, true), endKey(d, false)].sort();
     const connKey = `${scope}|${ends[0]}|${ends[1]}`;
-    const preface = d.payload.length >= H2_PREFACE.length && d.payload.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
     if (preface) touch(this.h2cConns, connKey, true);
     else if (!this.h2cConns.has(connKey)) return null;
     return new H2Stream(seq, new H2Redactor(preface));

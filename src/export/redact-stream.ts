@@ -60,7 +60,7 @@ export class Http1Stream {
   private remember(seq: number, state: Http1State): void {
     const i = this.checkpoints.findIndex((c) => c.seq === seq);
     if (i >= 0) this.checkpoints.splice(i, 1);
-    this.checkpoints.push({ seq, state: copyState(state) });
+    this.checkpoints.push({ seq, state });
     if (this.checkpoints.length > CHECKPOINTS) this.checkpoints.shift();
   }
 }

@@ -15,10 +15,9 @@ export const REDACTED = '[redacted]';
 /** The byte a redacted HTTP/1 value byte becomes. */
 export const MASK = 0x78; // 'x'
 
-const LONGEST_SECRET = Math.max(...SECRET_HEADERS.map((n) => n.length));
-// why: whitespace between a name and its colon is tolerated (as the old per-packet scan did); a longer
-// run of name bytes cannot be a secret name, and stopping there keeps the carried state small.
-const NAME_CAP = LONGEST_SECRET + 8;
+/** The secret names as lowercase byte codes, matched byte by byte while a name streams in. */
+const SECRET_CODES = SECRET_HEADERS.map((n) => [...Buffer.from(n, 'latin1')]);
+const ALL_CANDIDATES = (1 << SECRET_HEADERS.length) - 1;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -37,7 +36,7 @@ export function redactHeaders(headers: [string, string][]): [string, string][] {
 export const enum LineMode {
   /** At the first byte of a line. */
   Start,
-  /** Reading what may be a header name (`name` holds it so far). */
+  /** Reading what may be a header name (`nameLen` bytes so far, still matching the secret names in `candidates`). */
   Name,
   /** In the value of a secret header: mask up to the end of the line. */
   Secret,
@@ -47,11 +46,14 @@ export const enum LineMode {
   Unknown,
 }
 
-/** Where one direction's HTTP/1 scan stands between two packets. Small and copyable (checkpoints keep copies). */
+/** Where one direction's HTTP/1 scan stands between two packets. Small; a stored state is never changed (scans work on copies). */
 export interface Http1State {
   mode: LineMode;
-  /** Lowercased name bytes so far (mode Name). */
-  name: string;
+  /** Mode Name: bytes of the name so far, and a bit per secret name it still matches. */
+  nameLen: number;
+  candidates: number;
+  /** Mode Name: whitespace followed the name; only more whitespace or the colon may come. */
+  nameWs: boolean;
   /** Mode Secret: still skipping the optional whitespace after the colon (not masked, as before). */
   leadingWs: boolean;
   /** The last header line was a secret one: an obs-fold continuation line (leading SP/HT) belongs to it. */
@@ -59,7 +61,7 @@ export interface Http1State {
 }
 
 export function lineStartState(): Http1State {
-  return { mode: LineMode.Start, name: '', leadingWs: false, foldSecret: false };
+  return { mode: LineMode.Start, nameLen: 0, candidates: 0, nameWs: false, leadingWs: false, foldSecret: false };
 }
 
 export function copyState(s: Http1State): Http1State {
@@ -86,13 +88,42 @@ const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'OPTIONS', 'PATCH', 'CO
 export function resyncState(buf: Buffer): Http1State {
   const head = buf.toString('latin1', 0, Math.min(buf.length, 256));
   if (START_LINE.test(head) || (buf.length === head.length && isStartLinePrefix(head))) return lineStartState();
-  return { mode: LineMode.Unknown, name: '', leadingWs: false, foldSecret: true };
+  return { ...lineStartState(), mode: LineMode.Unknown, foldSecret: true };
 }
 
 function isStartLinePrefix(text: string): boolean {
   if (STATUS_LINE_PREFIX.test(text)) return true;
   const method = text.split(' ', 1)[0]!;
   return text.includes(' ') ? METHODS.includes(method) && REQUEST_LINE_PREFIX.test(text) : METHODS.some((m) => m.startsWith(text));
+}
+
+/** One byte of a possible header name (whitespace before the colon is tolerated, as the old per-packet scan did). */
+function nameByte(st: Http1State, b: number): void {
+  if (b === COLON) {
+    const secret = SECRET_CODES.some((code, k) => (st.candidates >> k) & 1 && code.length === st.nameLen);
+    st.mode = secret ? LineMode.Secret : LineMode.Other;
+    st.leadingWs = true;
+    st.foldSecret = secret;
+    return;
+  }
+  if (b === LF) {
+    st.mode = LineMode.Start;
+    st.foldSecret = false;
+    return;
+  }
+  if (b === SP || b === HT) {
+    st.nameWs = true;
+    return;
+  }
+  const lower = b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
+  let left = st.nameWs ? 0 : st.candidates;
+  for (let k = 0; k < SECRET_CODES.length; k++) if ((left >> k) & 1 && SECRET_CODES[k]![st.nameLen] !== lower) left &= ~(1 << k);
+  st.nameLen++;
+  st.candidates = left;
+  if (left === 0) {
+    st.mode = LineMode.Other;
+    st.foldSecret = false;
+  }
 }
 
 function isValueByte(b: number): boolean {
@@ -105,10 +136,6 @@ function isValueByte(b: number): boolean {
  */
 export function scanHttp1(st: Http1State, buf: Buffer): Buffer | null {
   let out: Buffer | null = null;
-  const mask = (i: number): void => {
-    out ??= Buffer.from(buf);
-    out[i] = MASK;
-  };
   let i = 0;
   while (i < buf.length) {
     const b = buf[i]!;
@@ -117,30 +144,19 @@ export function scanHttp1(st: Http1State, buf: Buffer): Buffer | null {
         if (b === SP || b === HT) {
           st.mode = st.foldSecret ? LineMode.Secret : LineMode.Other;
           st.leadingWs = true;
+          i++;
         } else if (b === LF) {
           st.foldSecret = false;
+          i++;
         } else {
           st.mode = LineMode.Name;
-          st.name = String.fromCharCode(b).toLowerCase();
+          st.nameLen = 0;
+          st.candidates = ALL_CANDIDATES;
+          st.nameWs = false;
         }
-        i++;
         break;
       case LineMode.Name:
-        if (b === COLON) {
-          const secret = isSecretHeader(st.name.replace(/[ \t]+$/, ''));
-          st.mode = secret ? LineMode.Secret : LineMode.Other;
-          st.leadingWs = true;
-          st.foldSecret = secret;
-        } else if (b === LF) {
-          st.mode = LineMode.Start;
-          st.foldSecret = false;
-        } else if (st.name.length >= NAME_CAP) {
-          st.mode = LineMode.Other;
-          st.foldSecret = false;
-        } else {
-          st.name += String.fromCharCode(b).toLowerCase();
-        }
-        if (st.mode !== LineMode.Name) st.name = '';
+        nameByte(st, b);
         i++;
         break;
       case LineMode.Secret:
@@ -148,15 +164,18 @@ export function scanHttp1(st: Http1State, buf: Buffer): Buffer | null {
         else if (st.leadingWs && (b === SP || b === HT)) { /* optional whitespace stays */ }
         else if (b !== CR) {
           st.leadingWs = false;
-          mask(i);
+          out ??= Buffer.from(buf);
+          out[i] = MASK;
         }
         i++;
         break;
       case LineMode.Unknown:
         if (b === LF) st.mode = LineMode.Start;
         else if (b === CR) { /* a line end follows */ }
-        else if (isValueByte(b)) mask(i);
-        else {
+        else if (isValueByte(b)) {
+          out ??= Buffer.from(buf);
+          out[i] = MASK;
+        } else {
           st.mode = LineMode.Other;
           st.foldSecret = false;
         }
