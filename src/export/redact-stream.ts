@@ -1,9 +1,9 @@
 // One direction of a byte stream (a TCP direction by sequence number, or a direction of decrypted TLS records
 // by running offset) scanned for HTTP/1 secrets across packets (Http1Stream), or a TCP direction of cleartext
-// HTTP/2 (H2Stream). Bounded state: the scan state at the
-// highest byte seen so far plus a few checkpoints (scan state at recent packet starts and at the start of a
-// gap), so a retransmission or the packet filling a gap is scanned from where it really starts. Anything
-// else behind or beyond a gap starts from resyncState (conservative: see redact.ts).
+// HTTP/2 (H2Stream). Http1Stream's state is bounded: the scan state at the highest byte seen so far plus a few
+// checkpoints (scan state at recent packet starts and at the start of a gap), so a retransmission or the
+// packet filling a gap is scanned from where it really starts. Anything else behind or beyond a gap starts
+// from resyncState (conservative: see redact.ts).
 import { MASK, copyState, lineStartState, resyncState, scanHttp1, type Http1State } from './redact.js';
 import type { H2Redactor } from './redact-h2.js';
 
