@@ -936,6 +936,26 @@ static uint32_t walk_seen_max;
 /* Fills the socket inode -> pid map from /proc/PID/fd: all processes (full, rebuilds the map: the
  * expensive part, rate-limited by the caller) or only those first seen in the last 2 s (cheap: a new
  * short-lived connection usually belongs to a process that started a moment ago). */
+/* adds pid's sockets to the inode -> pid map */
+static void walk_pid_fds(uint32_t pid)
+{
+	char fddir[64];
+	struct dirent *fe;
+	DIR *fds;
+
+	snprintf(fddir, sizeof(fddir), "/proc/%u/fd", pid);
+	fds = opendir(fddir);
+	if (!fds)
+		return;
+	while ((fe = readdir(fds))) {
+		unsigned long long ino = fd_socket_inode(fddir, fe->d_name);
+
+		if (ino)
+			ino_pid_put(ino, pid);
+	}
+	closedir(fds);
+}
+
 static void ino_pid_walk(int full)
 {
 	DIR *proc;
@@ -960,10 +980,7 @@ static void ino_pid_walk(int full)
 	if (full)
 		memset(ino_pid, 0, sizeof(ino_pid));
 	while ((de = readdir(proc))) {
-		char fddir[64];
-		struct dirent *fe;
 		uint32_t pid;
-		DIR *fds;
 
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
@@ -977,19 +994,35 @@ static void ino_pid_walk(int full)
 				continue;
 		}
 		capture_yield();
-		snprintf(fddir, sizeof(fddir), "/proc/%u/fd", pid);
-		fds = opendir(fddir);
-		if (!fds)
-			continue;
-		while ((fe = readdir(fds))) {
-			unsigned long long ino = fd_socket_inode(fddir, fe->d_name);
-
-			if (ino)
-				ino_pid_put(ino, pid);
-		}
-		closedir(fds);
+		walk_pid_fds(pid);
 	}
 	closedir(proc);
+}
+
+/* pids that owned the last connections resolved, most recent first: a process that opened one
+ * connection tends to open the next (a client's requests, a pool) */
+#define RECENT_OWNERS 8
+static uint32_t recent_owners[RECENT_OWNERS];
+
+static void recent_owner_note(uint32_t pid)
+{
+	int i;
+
+	for (i = 0; i < RECENT_OWNERS - 1 && recent_owners[i] != pid; i++)
+		;
+	memmove(recent_owners + 1, recent_owners, sizeof(recent_owners[0]) * (size_t)i);
+	recent_owners[0] = pid;
+}
+
+/* why: without it every new connection of a long-running client (older than the 2 s "new process"
+ * window) cost a walk of every process's fds: curl making one connection per request ran at half speed
+ * in afpacket mode on the 2-core lab VM (native/README.md) */
+static void walk_recent_owners(void)
+{
+	int i;
+
+	for (i = 0; i < RECENT_OWNERS && recent_owners[i]; i++)
+		walk_pid_fds(recent_owners[i]);
 }
 
 int proc_syns_pending(void) { return n_syn_pending; }
@@ -1014,6 +1047,10 @@ void proc_resolve_syns(void)
 		queries++;
 		ino = diag_inode(&it->t);
 		pid = ino ? ino_pid_get(ino) : 0;
+		if (ino && !pid) {
+			walk_recent_owners();
+			pid = ino_pid_get(ino);
+		}
 		if (ino && !pid) {
 			/* why: a new socket usually belongs to a new process; only when the cheap look at new pids
 			 * fails is every process walked again (pid reuse after wrap, fds passed between processes) */
@@ -1040,6 +1077,7 @@ void proc_resolve_syns(void)
 			read_small(cpath, comm, sizeof(comm), 0);
 			conn_note(&it->t, it->role, pid, pid, comm, "proc", now_realtime_ns());
 			set_add64(inode_seen, INODE_SLOTS, ino);
+			recent_owner_note(pid);
 		}
 	}
 	n_syn_pending = j;
