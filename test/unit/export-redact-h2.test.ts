@@ -164,6 +164,29 @@ describe('HTTP/2 redaction in decrypted records', () => {
     expect(o3!.includes('maybe-secret')).toBe(true);
   });
 
+  it('finds the header block inside padded and prioritised HEADERS and in PUSH_PROMISE, split at every offset', () => {
+    const PADDED = 0x8;
+    const PRIORITY = 0x20;
+    const pad = Buffer.from('PADPAD');
+    const block = Buffer.concat([indexed(8), litIdx(55, 'push=secret-one'), litIdx(54, 'x-keep-server')]);
+    const headers = frame(HEADERS, END_HEADERS | PADDED | PRIORITY, 1,
+      Buffer.concat([Buffer.from([pad.length]), Buffer.from([0, 0, 0, 3, 16]), block, pad]));
+    const promised = Buffer.concat([indexed(2), indexed(4), litIdx(32, 'sid=promise-two')]);
+    const push = frame(5, END_HEADERS | PADDED, 1, Buffer.concat([Buffer.from([pad.length]), Buffer.from([0, 0, 0, 2]), promised, pad]));
+    const stream = Buffer.concat([SETTINGS, push, headers]);
+    for (let cut = 1; cut < stream.length; cut++) {
+      const r = new PacketRedactor();
+      // the client preface makes the connection known as HTTP/2 from its start
+      redactRecords([Buffer.concat([H2_PREFACE, SETTINGS])], { redactor: r });
+      const out = Buffer.concat(redactRecords([stream.subarray(0, cut), stream.subarray(cut)], { redactor: r, from: SERVER, to: CLIENT }));
+      const text = out.toString('latin1');
+      expect(text.includes('secret-one') || text.includes('promise-two'), `cut at ${cut}`).toBe(false);
+      expect(text.split('PADPAD').length, `cut at ${cut}`).toBe(3);
+      expect(text.includes('x-keep-server'), `cut at ${cut}`).toBe(true);
+      expect(out.length).toBe(stream.length);
+    }
+  });
+
   it('masks values under dynamic-table names on a connection seen mid-way (no preface: table unknown)', () => {
     const h = frame(HEADERS, END_HEADERS, 7, Buffer.concat([indexed(2), litIdx(62, 'unknown-name-value'), litIdx(15, 'x-static-ok')]));
     const [out] = redactRecords([h], { from: SERVER, to: CLIENT });
