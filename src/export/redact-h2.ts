@@ -396,12 +396,32 @@ function isHeaderFrame(type: number): boolean {
   return type === FRAME_HEADERS || type === FRAME_PUSH_PROMISE || type === FRAME_CONTINUATION;
 }
 
-/** A frame header at p that a sender could have written (used to find frame boundaries again). */
+// why: finding frame boundaries again after a loss must not take payload bytes for a frame header (garbage
+// "frames" would hide real header blocks), so a candidate must hold for every frame up to the buffer's end.
+const DEFAULT_MAX_FRAME = 16384;
+const FIXED_LENGTH: Record<number, number> = { 2: 5, 3: 4, 6: 8, 8: 4 };
+const STREAM_ZERO = new Set([4, 6, 7]);
+
+/** A frame header at p that a sender could have written: type, length and stream id fit the type. */
 function plausibleFrameHeader(buf: Buffer, p: number): boolean {
   if (p + 9 > buf.length) return false;
+  const len = buf.readUIntBE(p, 3);
   const type = buf[p + 3]!;
-  const reserved = (buf[p + 5]! & 0x80) !== 0;
-  return type <= MAX_KNOWN_FRAME_TYPE && !reserved;
+  const stream = buf.readUInt32BE(p + 5);
+  if (type > MAX_KNOWN_FRAME_TYPE || stream >>> 31 || len > DEFAULT_MAX_FRAME) return false;
+  if (FIXED_LENGTH[type] !== undefined && len !== FIXED_LENGTH[type]) return false;
+  if (type === 4 && len % 6 !== 0) return false;
+  return STREAM_ZERO.has(type) ? stream === 0 : type === 8 || stream !== 0;
+}
+
+/** Whether buf, from its first byte, reads as whole plausible frames (the last may run past its end). */
+function framesFromStart(buf: Buffer): boolean {
+  let p = 0;
+  while (p < buf.length) {
+    if (!plausibleFrameHeader(buf, p)) return p + 9 > buf.length && p > 0;
+    p += 9 + buf.readUIntBE(p, 3);
+  }
+  return true;
 }
 
 /** Follows one direction of an HTTP/2 connection across decrypted records and redacts its header blocks. */
@@ -433,7 +453,7 @@ export class H2Redactor {
     this.block.newRecord();
     let p = this.skipPreface(buf);
     if (this.lost && p < buf.length) {
-      if (p === 0 && plausibleFrameHeader(buf, 0)) {
+      if (p === 0 && framesFromStart(buf)) {
         this.lost = false;
         this.block.table.forget();
       } else {
@@ -530,6 +550,11 @@ export class H2Redactor {
       this.block.end(out);
       this.blockOpen = false;
     }
+  }
+
+  /** Whether the next `n` bytes all lie inside the payload of the current frame, which is not a header block. */
+  insideOtherFrame(n: number): boolean {
+    return !this.lost && this.prefaceLeft === 0 && this.frame !== null && !this.frame.isBlock && this.frame.left >= n;
   }
 
   /**

@@ -80,19 +80,27 @@ function patchesOf(buf: Buffer, out: Buffer): [number, Buffer][] {
 
 /** How many recent segments (and gaps) an H2Stream remembers for retransmissions. */
 const RECENT = 16;
+/** Bytes of early segments an H2Stream holds until the gap before them is filled. */
+const REORDER_CAP = 1 << 20;
 
 /**
  * One TCP direction of cleartext HTTP/2 (h2c, e.g. plaintext gRPC): segments in sequence order go through an
- * H2Redactor; a gap is skipped as missing bytes (harmless inside a DATA frame; inside a header block or across
- * a frame header the redactor turns conservative). A retransmission of a recent segment gets that segment's
- * redacted bytes, data filling a gap that lay inside DATA frames is left as it is, and any other data behind
- * the stream's front cannot be placed in a frame, so it is masked whole.
+ * H2Redactor. A segment that arrives before the bytes ahead of it is masked whole (its place in the frames is
+ * not known yet) and held until the gap is filled; then it is run through the redactor after the filler, so
+ * frame and HPACK state stay right. A gap that lies inside a DATA (or other non-header) frame is skipped at
+ * once instead, and the early segment is redacted normally. A retransmission of a recent segment gets that
+ * segment's redacted bytes, data filling a skipped gap is left as it is, and any other data behind the
+ * stream's front cannot be placed, so it is masked whole. Beyond REORDER_CAP held bytes a gap is skipped as
+ * missing bytes (the redactor then turns conservative).
  */
 export class H2Stream {
   private next: number;
   /** Recent segments and the bytes their redaction replaced (offset, new bytes); TCP resends the same bytes. */
   private readonly recent: { seq: number; len: number; patches: [number, Buffer][] }[] = [];
   private readonly harmlessGaps: { from: number; to: number }[] = [];
+  /** Early segments, already written masked, to run through the redactor once the gap before them is filled. */
+  private held: { seq: number; buf: Buffer; wireLen: number }[] = [];
+  private heldBytes = 0;
 
   constructor(seq: number, private readonly h2: H2Redactor) {
     this.next = seq >>> 0;
@@ -101,13 +109,60 @@ export class H2Stream {
   push(seq: number, buf: Buffer, wireLen = buf.length): Buffer | null {
     seq >>>= 0;
     const ahead = seqDiff(seq, this.next);
+    if (ahead > 0) {
+      if (this.h2.insideOtherFrame(ahead)) {
+        this.h2.skip(ahead);
+        this.keep(this.harmlessGaps, { from: this.next, to: seq });
+      } else if (this.heldBytes + buf.length <= REORDER_CAP) {
+        if (!this.held.some((h) => h.seq === seq)) {
+          this.held.push({ seq, buf: Buffer.from(buf), wireLen });
+          this.heldBytes += buf.length;
+        }
+        return Buffer.alloc(buf.length, MASK);
+      } else {
+        this.h2.skip(ahead);
+      }
+    }
     if (ahead >= 0) {
-      if (ahead > 0 && this.h2.skip(ahead)) this.keep(this.harmlessGaps, { from: this.next, to: seq });
-      const out = this.h2.redact(buf, wireLen - buf.length);
-      this.next = (seq + wireLen) >>> 0;
-      this.keep(this.recent, { seq, len: buf.length, patches: out ? patchesOf(buf, out) : [] });
+      const out = this.take(seq, buf, wireLen);
+      this.release();
       return out;
     }
+    const old = -ahead;
+    if (old >= wireLen) return this.behind(seq, buf);
+    // a resend that also carries new bytes: the part already seen is masked, the new part redacted
+    const out = Buffer.alloc(buf.length, MASK);
+    if (old < buf.length) {
+      const fresh = buf.subarray(old);
+      (this.take(this.next, fresh, wireLen - old) ?? fresh).copy(out, old);
+      this.release();
+    } else {
+      this.take(this.next, Buffer.alloc(0), wireLen - old);
+    }
+    return out;
+  }
+
+  /** Redacts the bytes at the front of the stream. */
+  private take(seq: number, buf: Buffer, wireLen: number): Buffer | null {
+    const out = this.h2.redact(buf, wireLen - buf.length);
+    this.next = (seq + wireLen) >>> 0;
+    this.keep(this.recent, { seq, len: buf.length, patches: out ? patchesOf(buf, out) : [] });
+    return out;
+  }
+
+  /** Runs held segments that now continue the stream through the redactor (their masked copies are written). */
+  private release(): void {
+    for (let h = this.held.find((x) => x.seq === this.next); h; h = this.held.find((x) => x.seq === this.next)) {
+      this.take(h.seq, h.buf, h.wireLen);
+      this.held = this.held.filter((x) => x !== h);
+      this.heldBytes -= h.buf.length;
+    }
+    const stale = this.held.filter((x) => seqDiff(x.seq, this.next) < 0);
+    for (const x of stale) this.heldBytes -= x.buf.length;
+    if (stale.length > 0) this.held = this.held.filter((x) => seqDiff(x.seq, this.next) >= 0);
+  }
+
+  private behind(seq: number, buf: Buffer): Buffer | null {
     const same = this.recent.find((r) => r.seq === seq && r.len === buf.length);
     if (same) {
       if (same.patches.length === 0) return null;

@@ -224,6 +224,45 @@ describe('cleartext HTTP/2 (h2c) over TCP', () => {
     }
   });
 
+  it('holds an early segment until the gap before it is filled, so the frames after stay in step', () => {
+    const { stream } = clientBlocks();
+    // after request 3 the dynamic table holds x-later (62) and authorization (63)
+    const extra = frame(HEADERS, END_HEADERS | END_STREAM, 7, Buffer.concat([indexed(2), litIdx(63, 'Bearer after-gap'), litIdx(15, 'x-keep-after')]));
+    // the gap [40, 90) holds request 1's header block: the segment after it cannot be placed until it comes
+    const [, early, filler, later] = feed([[0, stream.subarray(0, 40)], [90, stream.subarray(90)], [40, stream.subarray(40, 90)], [stream.length, extra]]);
+    expect(early!.equals(Buffer.alloc(stream.length - 90, 0x78))).toBe(true);
+    expect(filler!.includes('Bearer first')).toBe(false);
+    expect(filler!.includes('api.test')).toBe(true);
+    expect(later!.toString('latin1')).toContain(`${'x'.repeat('Bearer after-gap'.length)}\x0f\x00\x0cx-keep-after`);
+  });
+
+  it('never lets a raw secret through with random cuts, duplicates, reordering and overlapping retransmissions (seeded)', () => {
+    const { stream } = clientBlocks();
+    const raws = ['Bearer first', 'Bearer second-raw', 'Bearer 4th'];
+    let seed = 9;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    for (let round = 0; round < 300; round++) {
+      const cuts = [...new Set(Array.from({ length: 1 + rnd(6) }, () => H2_PREFACE.length + rnd(stream.length - H2_PREFACE.length)))].sort((a, b) => a - b);
+      const bounds = [0, ...cuts, stream.length];
+      const pieces: [number, Buffer][] = bounds.slice(0, -1).map((a, i) => [a, stream.subarray(a, bounds[i + 1])]);
+      const sent = [...pieces];
+      for (let k = rnd(4); k > 0; k--) {
+        const a = rnd(stream.length - 1);
+        sent.splice(1 + rnd(sent.length), 0, rnd(2) ? pieces[rnd(pieces.length)]! : [a, stream.subarray(a, a + 1 + rnd(stream.length - a - 1))]);
+      }
+      for (let k = rnd(3); k > 0 && sent.length > 2; k--) {
+        const i = 1 + rnd(sent.length - 2);
+        [sent[i], sent[i + 1]] = [sent[i + 1]!, sent[i]!];
+      }
+      const out = feed(sent);
+      const text = out.map((o) => o.toString('latin1'));
+      expect(raws.filter((r) => text.some((t) => t.includes(r))), `round ${round}`).toEqual([]);
+      const rebuilt = Buffer.alloc(stream.length);
+      sent.forEach(([off], i) => out[i]!.copy(rebuilt, off));
+      expect(raws.filter((r) => rebuilt.includes(r)), `round ${round}`).toEqual([]);
+    }
+  });
+
   it('gives a retransmitted segment the same masks; data filling a gap inside DATA stays, other late data is masked', () => {
     const { stream } = clientBlocks();
     const dataAt = stream.indexOf('body bytes');
