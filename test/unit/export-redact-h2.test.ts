@@ -195,6 +195,27 @@ describe('HTTP/2 redaction in decrypted records', () => {
   });
 });
 
+describe('garbage', () => {
+  it('never throws and keeps every length on random records, mutated HTTP/2 streams and random h2c segments (seeded)', () => {
+    let seed = 5;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => rnd(256)));
+    const { stream } = clientBlocks();
+    for (let round = 0; round < 300; round++) {
+      const mutated = Buffer.from(stream);
+      for (let k = 1 + rnd(8); k > 0; k--) mutated[H2_PREFACE.length + rnd(mutated.length - H2_PREFACE.length)] = rnd(256);
+      const records = [mutated.subarray(0, 30 + rnd(100)), mutated.subarray(130), bytes(rnd(300))];
+      redactRecords(records, { missing: [0, rnd(3) * 50, 0] });
+      redactRecords([bytes(1 + rnd(500)), bytes(1 + rnd(500))], { from: SERVER, to: CLIENT });
+      const r = new PacketRedactor();
+      for (let k = 0; k < 5; k++) {
+        const f = ethernet(ipPacket('tcp', { src: CLIENT.ip, dst: SERVER.ip, sport: CLIENT.port, dport: 80, seq: 7000 + rnd(400), flags: 0x18, payload: k === 0 ? mutated : bytes(1 + rnd(300)) }));
+        expect(r.packet(1, f, 's').length).toBe(f.length);
+      }
+    }
+  });
+});
+
 describe('cleartext HTTP/2 (h2c) over TCP', () => {
   const C = { src: CLIENT.ip, dst: SERVER.ip, sport: CLIENT.port, dport: 80 };
   const ISN = 3000;
