@@ -2,6 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { once } from 'node:events';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
@@ -72,7 +73,7 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
     const { flowsOnThreads } = await import('./flows-parallel.js');
     const r = await flowsOnThreads({ files: [{ path: resolve(c.file) }], json: c.json, filter: c.filter ?? null }, threads);
     printNotes(r.notes);
-    printFlows(c.json, r.rows, r.total, r.packets, pred !== null);
+    await printFlows(c.json, r.rows, r.total, r.packets, pred !== null);
     return 0;
   }
   const src = await openSource(c.file);
@@ -81,18 +82,18 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
   const kept = pred ? all.filter(pred) : all;
   if (c.json) {
     // why: rendered a chunk at a time, so the text of a million flows is never held at once
-    for (let i = 0; i < kept.length; i += JSON_CHUNK) writeLines(kept.slice(i, i + JSON_CHUNK).map((f) => JSON.stringify(f)));
+    for (let i = 0; i < kept.length; i += JSON_CHUNK) await writeLines(kept.slice(i, i + JSON_CHUNK).map((f) => JSON.stringify(f)));
     return 0;
   }
-  printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
+  await printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
   return 0;
 }
 
 const JSON_CHUNK = 4096;
 
-// why: a few large writes, not one per line
-function writeLines(lines: string[]): void {
-  if (lines.length > 0) out(`${lines.join('\n')}\n`);
+// why: a few large writes, not one per line; waiting for a pipe to drain keeps one chunk in memory, not all
+async function writeLines(lines: string[]): Promise<void> {
+  if (lines.length > 0 && !process.stdout.write(`${lines.join('\n')}\n`)) await once(process.stdout, 'drain');
 }
 
 /**
@@ -109,10 +110,10 @@ function flowThreads(file: string): number {
   return Math.max(1, Math.min(4, cores, Math.round(cores + 1 - loadavg()[0]!)));
 }
 
-function printFlows(json: boolean, rows: string[] | string[][], total: number, packets: number, filtered: boolean): void {
+async function printFlows(json: boolean, rows: string[] | string[][], total: number, packets: number, filtered: boolean): Promise<void> {
   if (json) {
     const lines = rows as string[];
-    for (let i = 0; i < lines.length; i += JSON_CHUNK) writeLines(lines.slice(i, i + JSON_CHUNK));
+    for (let i = 0; i < lines.length; i += JSON_CHUNK) await writeLines(lines.slice(i, i + JSON_CHUNK));
     return;
   }
   out(table(FLOW_HEADERS, rows as string[][], FLOW_WIDTHS));
