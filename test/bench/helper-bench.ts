@@ -12,8 +12,8 @@
 // BENCH_ROUNDS, BENCH_REQUESTS, BENCH_NEW_CONN, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
 // BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved latency configuration,
 // and its afpacket/ebpf modes as throughput capturers), BENCH_RING_MB (default 32), BENCH_TP_ROUNDS (default 3).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createLab, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
 import { HELPER } from '../lib/helper-process.js';
 
@@ -181,21 +181,77 @@ async function throughput(lab: Lab): Promise<void> {
 type Config = 'none' | 'afpacket' | 'ebpf' | 'baseline';
 
 /** One latency measurement with the helper in `config` (started before, stopped after the client). */
-async function latencyRun(lab: Lab, ca: string, config: Config): Promise<{ us: number; usNew: number; events: number; cpuS: number }> {
+/** Per request: uprobe/uretprobe program runs, syscall tracepoint program runs, and BPF program time. */
+interface HookCost { probeHits: number; probeUs: number; tpHits: number; tpUs: number }
+type ProgStats = Map<number, { name: string; runs: number; ns: number }>;
+
+function bpfPrograms(): ProgStats {
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j']).toString()) as
+    Array<{ id: number; name?: string; run_cnt?: number; run_time_ns?: number }>;
+  return new Map(progs.map((p) => [p.id, { name: p.name ?? '', runs: p.run_cnt ?? 0, ns: p.run_time_ns ?? 0 }]));
+}
+
+/** Runs `work` (`requests` requests) with kernel.bpf_stats_enabled and counts what the helper's programs `ids` did. */
+// why: wall-clock ratios on the shared cores swing by more than the hooks cost; program runs and their time
+// (kernel.bpf_stats_enabled) are exact, and with the per-hit trap costs in native/README.md give the floor
+async function hookCost(ids: Set<number>, requests: number, work: () => Promise<number>): Promise<{ us: number; cost: HookCost }> {
+  const sysctl = '/proc/sys/kernel/bpf_stats_enabled';
+  const was = readFileSync(sysctl, 'utf8').trim();
+  writeFileSync(sysctl, '1');
+  try {
+    const a = bpfPrograms();
+    const us = await work();
+    const b = bpfPrograms();
+    const cost: HookCost = { probeHits: 0, probeUs: 0, tpHits: 0, tpUs: 0 };
+    for (const id of ids) {
+      const x = a.get(id), y = b.get(id);
+      if (!x || !y) continue;
+      const runs = (y.runs - x.runs) / requests, us = (y.ns - x.ns) / requests / 1000;
+      if (/^u(ret)?probe_/.test(y.name)) {
+        cost.probeHits += runs;
+        cost.probeUs += us;
+      } else if (/^tp_/.test(y.name)) {
+        cost.tpHits += runs;
+        cost.tpUs += us;
+      }
+    }
+    return { us, cost };
+  } finally {
+    writeFileSync(sysctl, was);
+  }
+}
+
+interface RunResult { us: number; usNew: number; events: number; cpuS: number; cost?: HookCost; costNew?: HookCost }
+
+async function latencyRun(lab: Lab, ca: string, config: Config): Promise<RunResult> {
   if (config === 'none') return { us: await tlsLatency(lab, ca), usNew: await newConnLatency(lab, ca), events: 0, cpuS: 0 };
   const [bin, mode] = config === 'baseline' ? [BASELINE!, 'ebpf'] : [HELPER, config];
+  const idsBefore = new Set(bpfPrograms().keys());
   const helper = spawn('ip', ['netns', 'exec', lab.nodeNs, bin, '--mode', mode, ...HELPER_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
   const h = collect(helper);
   await waitFor(() => h.text().includes('tapscope-helper: capturing'), 30_000, `helper ${config} start`);
   // why: the helper's start (hooking running processes, first /proc scan) must not overlap the client
   await new Promise((r) => setTimeout(r, 300));
+  // the programs this helper loaded (other helpers on the machine have programs of the same names)
+  const ids = new Set([...bpfPrograms().keys()].filter((id) => !idsBefore.has(id)));
   const before = procUsage(helper.pid!).cpuS;
-  const us = await tlsLatency(lab, ca);
+  const keepAlive = config === 'ebpf' ? await hookCost(ids, REQUESTS, () => tlsLatency(lab, ca)) : { us: await tlsLatency(lab, ca) };
   const cpuS = procUsage(helper.pid!).cpuS - before;
-  const usNew = await newConnLatency(lab, ca);
+  const newConn = config === 'ebpf' ? await hookCost(ids, NEW_CONN, () => newConnLatency(lab, ca)) : { us: await newConnLatency(lab, ca) };
   helper.kill('SIGTERM');
   await h.exited;
-  return { us, usNew, events: Number(/tlsEvents=(\d+)/.exec(h.text())?.[1] ?? 0), cpuS };
+  return { us: keepAlive.us, usNew: newConn.us, events: Number(/tlsEvents=(\d+)/.exec(h.text())?.[1] ?? 0), cpuS,
+    cost: 'cost' in keepAlive ? keepAlive.cost : undefined, costNew: 'cost' in newConn ? newConn.cost : undefined };
+}
+
+function printHookCost(what: string, costs: HookCost[]): void {
+  if (!costs.length) return;
+  const m = (f: (c: HookCost) => number) => fmt(median(costs.map(f)), 1);
+  // why "host-wide": probes and tracepoints fire for every process on the machine, so other work during the
+  // run adds runs (mostly tracepoints: every read/write syscall)
+  console.log(`hooks per ${what} (ebpf, kernel.bpf_stats_enabled, host-wide, median of rounds): ${m((c) => c.probeHits)} uprobe/uretprobe ` +
+    `program runs taking ${m((c) => c.probeUs)} us, ${m((c) => c.tpHits)} tracepoint program runs taking ${m((c) => c.tpUs)} us; the traps come on ` +
+    'top (~0.9 us per entry probe hit, ~0.6 us more with a return probe, on the lab VM: native/README.md)');
 }
 
 async function latency(lab: Lab): Promise<void> {
@@ -215,6 +271,8 @@ async function latency(lab: Lab): Promise<void> {
     const baselineRatioNew: number[] = [];
     const totalRatio: number[] = [];
     let events = 0;
+    const costs: HookCost[] = [];
+    const costsNew: HookCost[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const got: Partial<Record<Config, number>> = {};
       const gotNew: Partial<Record<Config, number>> = {};
@@ -227,6 +285,8 @@ async function latency(lab: Lab): Promise<void> {
         usNew[config].push(r.usNew);
         cpu[config].push(r.cpuS);
         events += r.events;
+        if (r.cost) costs.push(r.cost);
+        if (r.costNew) costsNew.push(r.costNew);
       }
       hooksRatio.push(got.ebpf! / got.afpacket!);
       hooksRatioNew.push(gotNew.ebpf! / gotNew.afpacket!);
@@ -250,6 +310,7 @@ async function latency(lab: Lab): Promise<void> {
       console.log(`baseline (${BASELINE}) ebpf/afpacket: ${fmt(median(us.baseline) / median(us.afpacket), 3)} of medians, ` +
         `${fmt(median(baselineRatio), 3)} median per round; ebpf/baseline ${fmt(median(us.ebpf) / median(us.baseline), 3)}`);
     }
+    printHookCost('keep-alive request', costs);
     console.log(`TLS latency, ${NEW_CONN} HTTPS requests each on a new connection (curl/OpenSSL to node, full handshake), median request, medians of ${ROUNDS} rounds:`);
     for (const c of configs) {
       console.log(`  ${c.padEnd(9)} ${fmt(median(usNew[c]), 0).padStart(5)} us/req  (min ${fmt(Math.min(...usNew[c]), 0)}, max ${fmt(Math.max(...usNew[c]), 0)})`);
@@ -261,6 +322,7 @@ async function latency(lab: Lab): Promise<void> {
     // fd maps), work that competes with the clients for the CPUs, so afpacket is not a neutral reference here
     console.log(`ratio ebpf/none, new connections: ${fmt(median(usNew.ebpf) / median(usNew.none), 3)} of medians; ` +
       `afpacket/none ${fmt(median(usNew.afpacket) / median(usNew.none), 3)}`);
+    printHookCost('new-connection request', costsNew);
     console.log(`(the ebpf helpers saw ${events} TLS records in all; expected about ${ROUNDS * (REQUESTS + NEW_CONN) * 4 * (BASELINE ? 2 : 1)})`);
   } finally {
     await servers.stop();
