@@ -123,7 +123,8 @@ async function readFile(
   let yielded = performance.now();
   try {
     for (;;) {
-      const n = readSync(fh.fd, buf, 0, size, bytes);
+      // why: no position, so pipes and FIFOs read like files
+      const n = readSync(fh.fd, buf, 0, size, null);
       if (n === 0) break;
       bytes += n;
       parser.push(buf.subarray(0, n), onBlock, packet);
