@@ -25,8 +25,10 @@ export interface RenderedFlows {
   notes: string[];
 }
 
-interface Part extends RenderedFlows {
+export interface Part extends RenderedFlows {
   origins: Float64Array;
+  /** the first 13 hex digits (52 bits) of every flow's id, filtered or not: see idsCollide */
+  idKeys: Float64Array;
 }
 
 interface WorkerJob {
@@ -45,15 +47,17 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const all = analyzer.flows();
   const allOrigins = analyzer.arrivalOrigins();
   const origins = new Float64Array(all.length);
+  const idKeys = new Float64Array(all.length);
   const rows: string[] | string[][] = [];
   for (let i = 0; i < all.length; i++) {
     const f = all[i]!;
+    idKeys[i] = parseInt(f.id.slice(0, 13), 16);
     if (pred && !pred(f)) continue;
     origins[rows.length] = allOrigins[i]!;
     if (job.json) (rows as string[]).push(JSON.stringify(f));
     else (rows as string[][]).push(flowRow(f));
   }
-  return { rows, origins: origins.slice(0, rows.length), total: all.length, packets: analyzer.counters.packets, notes };
+  return { rows, origins: origins.slice(0, rows.length), idKeys, total: all.length, packets: analyzer.counters.packets, notes };
 }
 
 /**
@@ -103,13 +107,31 @@ function mergeParts(parts: Part[]): RenderedFlows {
   };
 }
 
+/**
+ * True when two partitions may hold the same flow id. One analysis gives a flow whose id is taken the next id
+ * in a chain (Analyzer.addFlow); partitions only see their own ids. Equal inputs (same tuple) share a
+ * partition, so this takes a 64-bit hash collision between different tuples, but then the threads' ids would
+ * differ from one thread's: the caller starts over on one thread.
+ */
+export function idsCollide(parts: Part[]): boolean {
+  const keys = new Float64Array(parts.reduce((n, p) => n + p.idKeys.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    keys.set(p.idKeys, at);
+    at += p.idKeys.length;
+  }
+  keys.sort();
+  for (let i = 1; i < keys.length; i++) if (keys[i] === keys[i - 1]) return true;
+  return false;
+}
+
 /** Analyzes and renders on `threads` threads (this one and threads - 1 workers). */
 export async function flowsOnThreads(job: FlowsJob, threads: number): Promise<RenderedFlows> {
   const workers: Worker[] = [];
   try {
     const others = Array.from({ length: threads - 1 }, (_, i) => runWorker(job, i + 1, threads, workers));
     const parts = await Promise.all([renderPartition(job, 0, threads), ...others]);
-    return mergeParts(parts);
+    return idsCollide(parts) ? mergeParts([await renderPartition(job, 0, 1)]) : mergeParts(parts);
   } finally {
     // why: after a failure the other threads' work is moot; finished workers have exited already
     for (const w of workers) void w.terminate();
@@ -119,7 +141,7 @@ export async function flowsOnThreads(job: FlowsJob, threads: number): Promise<Re
 async function workerMain(w: WorkerJob['tapscopeFlowsPartition']): Promise<void> {
   try {
     const part = await renderPartition(w.job, w.index, w.count);
-    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer as ArrayBuffer]);
+    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer as ArrayBuffer, part.idKeys.buffer as ArrayBuffer]);
   } catch (e) {
     const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
     parentPort!.postMessage({ error: { code: err.code, message: err.message, details: err.details } } satisfies WorkerReply);

@@ -167,6 +167,15 @@ describe('flows on several threads equal the one-thread flows', () => {
     expect(a.packets + b.packets).toBe((await renderPartition(job, 0, 1)).packets);
   });
 
+  it('an id two partitions share (a 64-bit hash collision) is detected, so the threads give way to one', async () => {
+    const { idsCollide, renderPartition } = await import('../../src/cli/flows-parallel.js');
+    const job = { files: [{ path: files[0]! }], json: true, filter: null };
+    const parts = [await renderPartition(job, 0, 2), await renderPartition(job, 1, 2)];
+    expect(idsCollide(parts)).toBe(false);
+    const clash = { ...parts[1]!, idKeys: Float64Array.from([...parts[1]!.idKeys, parts[0]!.idKeys[3]!]) };
+    expect(idsCollide([parts[0]!, clash])).toBe(true);
+  });
+
   it('a malformed capture fails on every thread with the one-thread error and offset', async () => {
     const { flowsOnThreads } = await import('../../src/cli/flows-parallel.js');
     const bad = join(dir, 'bad.pcapng');
