@@ -164,11 +164,16 @@ function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): string {
   return String.fromCharCode.apply(null, k);
 }
 
-/** FNV-1a (64-bit, two 32-bit lanes): flow ids, stable for the same packets. The lanes land in ID_LANES. */
+/**
+ * Flow ids: FNV-1a (64-bit, two 32-bit lanes) of `node|transport|client ip|port|server ip|port|first seen`
+ * as 16 hex digits, stable for the same packets. The text is hashed piece by piece (the same bytes in the
+ * same order as the joined string, without building it); the lanes stay in ID_LANES for the collision check.
+ */
 const ID_LANES = new Uint32Array(2);
-function hashId(s: string): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0xcbf29ce4;
+
+function fnv(s: string): void {
+  let h1 = ID_LANES[0]!;
+  let h2 = ID_LANES[1]!;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     h1 = Math.imul(h1 ^ c, 0x01000193);
@@ -176,6 +181,30 @@ function hashId(s: string): string {
   }
   ID_LANES[0] = h1;
   ID_LANES[1] = h2;
+}
+
+function flowId(parts: readonly string[]): string {
+  ID_LANES[0] = 0x811c9dc5;
+  ID_LANES[1] = 0xcbf29ce4;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) fnv('|');
+    fnv(parts[i]!);
+  }
+  return hexLanes();
+}
+
+/** The id after `id` in a collision chain: the hash of `${id}+`. */
+function nextId(id: string): string {
+  ID_LANES[0] = 0x811c9dc5;
+  ID_LANES[1] = 0xcbf29ce4;
+  fnv(id);
+  fnv('+');
+  return hexLanes();
+}
+
+function hexLanes(): string {
+  const h1 = ID_LANES[0]!;
+  const h2 = ID_LANES[1]!;
   // why: one flat string (joining two hex halves made a rope of three strings per flow, kept for the flow's life)
   return String.fromCharCode(
     HEX[(h1 >>> 28) & 15]!, HEX[(h1 >>> 24) & 15]!, HEX[(h1 >>> 20) & 15]!, HEX[(h1 >>> 16) & 15]!,
@@ -460,8 +489,8 @@ export class Analyzer {
     node: string, transport: 'tcp' | 'udp', a: KeyIp, ap: number, b: KeyIp, bp: number,
     client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number, cip: KeyIp,
   ): FlowState {
-    let id = hashId(`${node}|${transport}|${client.ip}|${client.port}|${server.ip}|${server.port}|${ts}`);
-    while (!this.ids.add(ID_LANES[0]!, ID_LANES[1]!)) id = hashId(`${id}+`);
+    let id = flowId([node, transport, client.ip, String(client.port), server.ip, String(server.port), String(ts)]);
+    while (!this.ids.add(ID_LANES[0]!, ID_LANES[1]!)) id = nextId(id);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
