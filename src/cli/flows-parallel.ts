@@ -25,7 +25,16 @@ export interface RenderedFlows {
   notes: string[];
 }
 
-export interface Part extends RenderedFlows {
+export interface Part {
+  /** the JSON lines joined by newlines (one string crosses threads as one copy, not a clone per line) */
+  text: string;
+  /** where each JSON line ends in text */
+  ends: Uint32Array;
+  /** the table rows (table output) */
+  table: string[][];
+  total: number;
+  packets: number;
+  notes: string[];
   origins: Float64Array;
   /** the first 13 hex digits (52 bits) of every flow's id, filtered or not: see idsCollide */
   idKeys: Float64Array;
@@ -48,16 +57,23 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const allOrigins = analyzer.arrivalOrigins();
   const origins = new Float64Array(all.length);
   const idKeys = new Float64Array(all.length);
-  const rows: string[] | string[][] = [];
+  const lines: string[] = [];
+  const table: string[][] = [];
   for (let i = 0; i < all.length; i++) {
     const f = all[i]!;
     idKeys[i] = parseInt(f.id.slice(0, 13), 16);
     if (pred && !pred(f)) continue;
-    origins[rows.length] = allOrigins[i]!;
-    if (job.json) (rows as string[]).push(JSON.stringify(f));
-    else (rows as string[][]).push(flowRow(f));
+    origins[lines.length + table.length] = allOrigins[i]!;
+    if (job.json) lines.push(JSON.stringify(f));
+    else table.push(flowRow(f));
   }
-  return { rows, origins: origins.slice(0, rows.length), idKeys, total: all.length, packets: analyzer.counters.packets, notes };
+  const ends = new Uint32Array(lines.length);
+  let end = -1;
+  for (let i = 0; i < lines.length; i++) ends[i] = end += lines[i]!.length + 1;
+  return {
+    text: lines.join('\n'), ends, table, origins: origins.slice(0, lines.length + table.length), idKeys,
+    total: all.length, packets: analyzer.counters.packets, notes,
+  };
 }
 
 /**
@@ -85,6 +101,10 @@ function runWorker(job: FlowsJob, index: number, count: number, started: Worker[
   });
 }
 
+function row(p: Part, i: number): string | string[] {
+  return p.table.length > 0 ? p.table[i]! : p.text.slice(i > 0 ? p.ends[i - 1]! + 1 : 0, p.ends[i]);
+}
+
 /** Interleaves the partitions' rows by origin: the creation order of a one-thread analysis. */
 function mergeParts(parts: Part[]): RenderedFlows {
   const rows: (string | string[])[] = [];
@@ -95,7 +115,7 @@ function mergeParts(parts: Part[]): RenderedFlows {
       if (at[p]! < parts[p]!.origins.length && (best < 0 || parts[p]!.origins[at[p]!]! < parts[best]!.origins[at[best]!]!)) best = p;
     }
     if (best < 0) break;
-    rows.push(parts[best]!.rows[at[best]!]!);
+    rows.push(row(parts[best]!, at[best]!));
     at[best]!++;
   }
   return {
@@ -141,7 +161,7 @@ export async function flowsOnThreads(job: FlowsJob, threads: number): Promise<Re
 async function workerMain(w: WorkerJob['tapscopeFlowsPartition']): Promise<void> {
   try {
     const part = await renderPartition(w.job, w.index, w.count);
-    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer as ArrayBuffer, part.idKeys.buffer as ArrayBuffer]);
+    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer, part.idKeys.buffer, part.ends.buffer] as ArrayBuffer[]);
   } catch (e) {
     const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
     parentPort!.postMessage({ error: { code: err.code, message: err.message, details: err.details } } satisfies WorkerReply);
