@@ -1,5 +1,6 @@
 // Incremental HTTP/1.x parser for one direction of a TCP stream: requests or responses (detected from
-// the start line), Content-Length, chunked and keep-alive pipelines. Bodies are kept up to 64 KiB.
+// the start line), Content-Length, chunked and keep-alive pipelines. Bodies are kept up to 64 KiB, except
+// binary ones: their bytes are never shown (only their size), so only their first BODY_SAMPLE bytes are kept.
 // After a gap in the stream it skips bytes until something that looks like the next message start.
 
 export interface HttpMessage {
@@ -8,8 +9,10 @@ export interface HttpMessage {
   path?: string;
   status?: number;
   headers: [string, string][];
-  /** capped at BODY_CAP bytes */
+  /** capped at BODY_CAP bytes; of a binary body (looksBinary) only the first BODY_SAMPLE bytes, see bodySize */
   body: Buffer;
+  /** The body's size (capped at BODY_CAP) when `body` holds only its first bytes; absent: body.length. */
+  bodySize?: number;
   bodyTruncated: boolean;
   /** timestamp of the chunk that carried the start line */
   ts: number;
@@ -20,6 +23,23 @@ export interface HttpMessage {
 }
 
 export const BODY_CAP = 64 * 1024;
+/** A body's first bytes that decide whether it is text (looksBinary). */
+export const BODY_SAMPLE = 512;
+
+/**
+ * True when a body is binary, judged by its first BODY_SAMPLE bytes: more than one in 20 is a control
+ * character other than tab, newline and carriage return. A sample, because scanning whole bodies dominated
+ * large captures.
+ */
+export function looksBinary(body: Buffer): boolean {
+  const sample = Math.min(body.length, BODY_SAMPLE);
+  let ctl = 0;
+  for (let i = 0; i < sample; i++) {
+    const c = body[i]!;
+    if (c < 9 || (c > 13 && c < 32)) ctl++;
+  }
+  return ctl > sample / 20;
+}
 // why: shared, never written to: a parser between messages holds no bytes and needs no allocation
 const EMPTY = Buffer.alloc(0);
 // why: a header section larger than this is not HTTP we can use; treating it as garbage keeps a
@@ -59,10 +79,18 @@ type State =
 
 interface Building {
   msg: HttpMessage;
-  parts: Buffer[];
+  /** body bytes seen, up to BODY_CAP */
   kept: number;
-  /** For a Content-Length body within the cap: one buffer of its size, filled in place (one copy, no joins). */
+  /** the Content-Length, -1 when the body has none (chunked, or delimited by close) */
+  expect: number;
+  /** the body's first BODY_SAMPLE bytes (all of a shorter Content-Length body), filled in place */
+  sample: Buffer | null;
+  /** the sample was binary: later bytes are only counted */
+  binary: boolean;
+  /** a text body within the cap with a Content-Length: one buffer of its size, filled in place (one copy, no joins) */
   into: Buffer | null;
+  /** a text body otherwise: the sample, then copies of the later pieces */
+  parts: Buffer[];
 }
 
 export class Http1Parser {
@@ -128,19 +156,42 @@ export class Http1Parser {
       return;
     }
     const n = Math.min(b.length, room);
-    // why: copy, because `b` is a view into the caller's chunk, which the caller may reuse
-    if (cur.into) b.copy(cur.into, cur.kept, 0, n);
-    else cur.parts.push(Buffer.from(n < b.length ? b.subarray(0, n) : b));
-    cur.kept += n;
     if (n < b.length) cur.msg.bodyTruncated = true;
+    // why: copies, because `b` is a view into the caller's chunk, which the caller may reuse
+    let from = 0;
+    if (cur.kept < BODY_SAMPLE) {
+      const sample = cur.sample ?? (cur.sample = Buffer.allocUnsafe(cur.expect >= 0 ? Math.min(cur.expect, BODY_SAMPLE) : BODY_SAMPLE));
+      from = b.copy(sample, cur.kept, 0, n);
+      cur.kept += from;
+      if (cur.kept < BODY_SAMPLE) return;
+      this.sampled(cur, sample);
+    }
+    if (from === n) return;
+    if (cur.into) b.copy(cur.into, cur.kept, from, n);
+    else if (!cur.binary) cur.parts.push(Buffer.from(b.subarray(from, n)));
+    cur.kept += n - from;
+  }
+
+  /** The sample is complete: a binary body keeps no more bytes, a text body gets its store. */
+  private sampled(cur: Building, sample: Buffer): void {
+    cur.binary = looksBinary(sample);
+    if (cur.binary) return;
+    // why: only bodies that fit the cap: a large Content-Length must not reserve the cap for bytes never seen
+    if (cur.expect > BODY_SAMPLE && cur.expect <= BODY_CAP) {
+      cur.into = Buffer.allocUnsafe(cur.expect);
+      sample.copy(cur.into);
+    } else cur.parts.push(sample);
   }
 
   private finish(): HttpMessage {
     const cur = this.cur!;
-    if (cur.into) cur.msg.body = cur.kept === cur.into.length ? cur.into : cur.into.subarray(0, cur.kept);
-    else cur.msg.body = cur.parts.length === 1 ? cur.parts[0]! : Buffer.concat(cur.parts);
+    const m = cur.msg;
+    if (cur.into) m.body = cur.kept === cur.into.length ? cur.into : cur.into.subarray(0, cur.kept);
+    else if (cur.parts.length > 1) m.body = Buffer.concat(cur.parts);
+    else if (cur.sample) m.body = cur.kept === cur.sample.length ? cur.sample : cur.sample.subarray(0, cur.kept);
+    if (cur.binary) m.bodySize = cur.kept;
     this.cur = null;
-    return cur.msg;
+    return m;
   }
 
   /** One state transition; false when it needs more bytes. */
@@ -187,10 +238,9 @@ export class Http1Parser {
           return true;
         }
         this.buf = rest;
-        this.cur = { msg, parts: [], kept: 0, into: null };
         this.state = this.bodyState(msg);
-        // why: only bodies that fit the cap: a large Content-Length must not reserve the cap for bytes never seen
-        if (this.state.t === 'body-length' && this.state.left <= BODY_CAP) this.cur.into = Buffer.allocUnsafe(this.state.left);
+        const expect = this.state.t === 'body-length' ? this.state.left : -1;
+        this.cur = { msg, kept: 0, expect, sample: null, binary: false, into: null, parts: [] };
         if (this.state.t === 'start') out.push(this.finish());
         return true;
       }
@@ -284,11 +334,11 @@ export class Http1Parser {
     let msg: HttpMessage;
     const req = REQUEST_LINE.exec(start);
     if (req) {
-      msg = { kind: 'request', method: req[1]!, path: req[2]!, headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts };
+      msg = { kind: 'request', method: req[1]!, path: req[2]!, headers: [], body: EMPTY, bodyTruncated: false, ts };
     } else {
       const res = STATUS_LINE.exec(start);
       if (!res) return null;
-      msg = { kind: 'response', status: Number(res[3]), headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts };
+      msg = { kind: 'response', status: Number(res[3]), headers: [], body: EMPTY, bodyTruncated: false, ts };
     }
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;

@@ -2,7 +2,7 @@
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
 import { parseClientHello, parseServerHello, ja3, ja4, tlsVersionName, cipherName, type ClientHello, type ServerHello } from '../dissect/tls.js';
-import { Http1Parser, looksLikeHttp1, type HttpMessage } from '../dissect/http1.js';
+import { Http1Parser, looksBinary, looksLikeHttp1, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
@@ -222,25 +222,20 @@ function appendCapped(prev: Buffer | null, chunk: Buffer, cap: number): Buffer {
   return prev ? Buffer.concat([prev, take]) : Buffer.from(take);
 }
 
-function bodyText(b: Buffer): string | null {
-  if (b.length === 0) return null;
-  // why: a sample decides text vs binary; scanning whole 64 KiB bodies dominated large captures.
-  const sample = Math.min(b.length, 512);
-  let ctl = 0;
-  for (let i = 0; i < sample; i++) {
-    const c = b[i]!;
-    if (c < 9 || (c > 13 && c < 32)) ctl++;
-  }
-  if (ctl > sample / 20) return `[${b.length} bytes of binary data]`;
+/** A body for reading: its text (the first BODY_TEXT_CAP bytes), or its size when binary. */
+function bodyText(b: Buffer, size: number): string | null {
+  if (size === 0) return null;
+  if (looksBinary(b)) return `[${size} bytes of binary data]`;
   const text = b.toString('utf8', 0, Math.min(b.length, BODY_TEXT_CAP));
   return b.length > BODY_TEXT_CAP ? `${text}…` : text;
 }
 
 /** Bodies kept for a flow's detail, at most BODY_BUDGET characters in all; later ones are only described. */
-function keptBody(x: FlowExtra, b: Buffer): string | null {
-  if (b.length === 0) return null;
-  if (x.bodyChars >= BODY_BUDGET) return `[${b.length} bytes, not kept: this flow's body budget is used]`;
-  const t = bodyText(b);
+function keptBody(x: FlowExtra, m: HttpMessage): string | null {
+  const size = m.bodySize ?? m.body.length;
+  if (size === 0) return null;
+  if (x.bodyChars >= BODY_BUDGET) return `[${size} bytes, not kept: this flow's body budget is used]`;
+  const t = bodyText(m.body, size);
   x.bodyChars += t?.length ?? 0;
   return t;
 }
@@ -844,7 +839,7 @@ export class Analyzer {
       e.host = host;
       e.path = m.path ?? null;
       e.requestHeaders = m.headers;
-      e.requestBody = keptBody(x, m.body);
+      e.requestBody = keptBody(x, m);
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
@@ -859,7 +854,7 @@ export class Analyzer {
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
     x.exchanges.push({
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: m.headers, responseHeaders: [],
-      requestBody: keptBody(x, m.body), responseBody: null, source, startedAt: m.ts,
+      requestBody: keptBody(x, m), responseBody: null, source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
@@ -872,7 +867,7 @@ export class Analyzer {
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
       e.responseHeaders = m.headers;
-      e.responseBody = keptBody(x, m.body);
+      e.responseBody = keptBody(x, m);
       const s = fs.flow.http[i];
       if (s) s.status = status;
       return;
@@ -898,7 +893,7 @@ export class Analyzer {
     fs.flow.http.push({ method: null, host: null, path: null, status });
     x.exchanges.push({
       method: null, host: null, path: null, status, requestHeaders: [], responseHeaders: m.headers, requestBody: null,
-      responseBody: keptBody(x, m.body), source, startedAt: m.ts,
+      responseBody: keptBody(x, m), source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }

@@ -16,9 +16,10 @@ import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket, tcpConversation
 const FIX = join(import.meta.dirname, '../fixtures/pcapng');
 const SERVER_HELLO = Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0x00, 0x40, 0x02, 0x00, 0x00, 0x3c, 0x03, 0x03]), Buffer.alloc(0x3c, 7)]);
 
+/** Text, except every fourth body: binary (shown as its size; the parser keeps only its sample) */
 function httpBody(i: number, n: number): Buffer {
   const b = Buffer.alloc(n);
-  for (let k = 0; k < n; k++) b[k] = 0x41 + ((k * 7 + i) % 26);
+  for (let k = 0; k < n; k++) b[k] = i % 4 === 1 ? (k * 7919 + i) & 0xff : 0x41 + ((k * 7 + i) % 26);
   return b;
 }
 
@@ -130,6 +131,8 @@ describe('load fast path equals the full path', () => {
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);
     const bodies = JSON.parse(fullPath(readFileSync(files[0]!)).details) as { exchanges: { responseBody: string | null }[] }[];
     expect(bodies.some((d) => d.exchanges.some((e) => (e.responseBody?.length ?? 0) > 3000))).toBe(true);
+    // the binary body of flow 1 (3500 bytes), by its whole size though the parser kept only its first bytes
+    expect(bodies.filter((d) => d.exchanges.some((e) => e.responseBody === '[3500 bytes of binary data]')).length).toBe(2);
   });
 
   it('analyzeFiles (the app and CLI load) gives the full path\'s flows', async () => {

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Http1Parser, looksLikeHttp1, BODY_CAP, type HttpMessage } from '../../src/dissect/http1.js';
+import { Http1Parser, looksLikeHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const BIG = 100 * 1024;
@@ -202,5 +202,56 @@ describe('buffer ownership', () => {
     expect(m!.body.toString()).toBe('0123456789');
     const head = Buffer.from('\r\n');
     expect(p.push(head, 3).map((x) => x.path)).toEqual(['/b']);
+  });
+});
+
+describe('body sample: binary bodies keep only their first bytes', () => {
+  const binary = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) & 0xff));
+  const text = Buffer.from('x'.repeat(2990) + '\u00e9t\u00e9 ok', 'utf8');
+  const chunked = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
+  const framings: [string, (b: Buffer) => Buffer][] = [
+    ['content-length', (b) => Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${b.length}\r\n\r\n`), b])],
+    ['chunked', (b) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'), chunked(b)])],
+    ['close', (b) => Buffer.concat([Buffer.from('HTTP/1.0 200 OK\r\n\r\n'), b])],
+  ];
+  const parse = (wire: Buffer, at: number[]): HttpMessage => {
+    const p = new Http1Parser();
+    const out: HttpMessage[] = [];
+    let o = 0;
+    for (const cut of [...at, wire.length]) { out.push(...p.push(wire.subarray(o, cut), o)); o = cut; }
+    out.push(...p.end());
+    expect(out.length).toBe(1);
+    return out[0]!;
+  };
+  it('the sample decides: random bytes are binary, text (with UTF-8) is not', () => {
+    expect(looksBinary(binary)).toBe(true);
+    expect(looksBinary(text)).toBe(false);
+  });
+  for (const [name, frame] of framings) {
+    it(`${name}: a binary body keeps ${BODY_SAMPLE} bytes and its size, a text body all its bytes, at every split`, () => {
+      const bw = frame(binary);
+      const tw = frame(text);
+      const bodyStart = (w: Buffer, b: Buffer): number => w.length - b.length - (name === 'chunked' ? 7 : 0);
+      // splits around the sample's end and one piece per byte of the body's start
+      const cuts = [1, BODY_SAMPLE - 1, BODY_SAMPLE, BODY_SAMPLE + 1, 1400];
+      for (const c of cuts) {
+        const b = parse(bw, [bodyStart(bw, binary) + c]);
+        expect(b.body.equals(binary.subarray(0, BODY_SAMPLE))).toBe(true);
+        expect(b.bodySize).toBe(binary.length);
+        const t = parse(tw, [bodyStart(tw, text) + c]);
+        expect(t.body.equals(text)).toBe(true);
+        expect(t.bodySize).toBeUndefined();
+      }
+      const bytewise = (w: Buffer): number[] => Array.from({ length: w.length - 1 }, (_, i) => i + 1);
+      expect(parse(bw, bytewise(bw)).bodySize).toBe(binary.length);
+      expect(parse(tw, bytewise(tw)).body.equals(text)).toBe(true);
+    });
+  }
+  it('a short binary body is kept whole; a binary body over the cap counts to the cap', () => {
+    const short = parse(framings[0]![1](binary.subarray(0, 100)), []);
+    expect([short.body.equals(binary.subarray(0, 100)), short.bodySize]).toEqual([true, undefined]);
+    const huge = Buffer.concat(Array.from({ length: 30 }, () => binary));
+    const capped = parse(framings[0]![1](huge), [5000, 70000]);
+    expect([capped.body.length, capped.bodySize, capped.bodyTruncated]).toEqual([BODY_SAMPLE, BODY_CAP, true]);
   });
 });
