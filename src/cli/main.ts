@@ -21,6 +21,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// why: a reader that stops early (`tapscope flows FILE | head`) closes the pipe; like other Unix tools,
+// stop quietly and successfully instead of reporting the failed write
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {

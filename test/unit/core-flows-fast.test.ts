@@ -265,3 +265,24 @@ describe('the flow table index', () => {
     expect(a2.flowById(f2!.id)).toBe(f2);
   });
 });
+
+describe('tapscope flows into a reader that stops early', () => {
+  it('exits 0 without a message when the pipe closes (like `| head`), on one thread and on two', async () => {
+    const { spawn } = await import('node:child_process');
+    const many = new CaptureBuilder();
+    // ~3000 flows: far more output than a pipe buffers, so writes fail after the reader is gone
+    for (let i = 0; i < 3000; i++) many.tcp({ src: `10.5.${i >> 8}.${i & 255}`, dst: '10.6.0.1', sport: 30000 + i, dport: 443, seq: i, flags: 0x02 });
+    const path = join(dir, 'many.pcapng');
+    writeFileSync(path, many.build());
+    const cli = join(import.meta.dirname, '../../src/cli/main.ts');
+    for (const [threads, args] of [['1', ['--json']], ['1', []], ['2', ['--json']]] as const) {
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, 'flows', path, ...args], { env: { ...process.env, TAPSCOPE_THREADS: threads } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      // the first bytes, then the read end closes, as `head -1` does
+      await new Promise<void>((res) => child.stdout.once('data', () => { child.stdout.destroy(); res(); }));
+      const code = await new Promise<number | null>((res) => child.on('close', res));
+      expect([code, stderr.replace(/^\d+ flows, \d+ packets\n$/, '')], `threads ${threads} ${args.join(' ')}`).toEqual([0, '']);
+    }
+  }, 60_000);
+});
