@@ -64,16 +64,31 @@ const HOOK_ONLY_NOTE = 'note: this connection was seen only through TLS hooks, n
 
 type Side = 'client' | 'server';
 
-/** Reassembly and parser state of one direction; allocated on first payload, replaced by DONE when finished. */
-interface DirState {
-  reasm: TcpReassembler | null;
-  head: Buffer | null;
-  http1: Http1Parser | null;
-  http2: Http2Parser | null;
-  done: boolean;
+/** Where a direction's reassembled stream goes: the analyzer, one object for all directions. */
+interface StreamEvents {
+  data(fs: FlowState, c2s: boolean, chunk: Buffer, ts: number): void;
+  gap(fs: FlowState, c2s: boolean): void;
 }
 
-const DONE: DirState = Object.freeze({ reasm: null, head: null, http1: null, http2: null, done: true }) as DirState;
+/**
+ * Reassembly and parser state of one direction; allocated on first payload, replaced by DONE when finished.
+ * It is its reassembler's sink itself (no sink object and closures per direction).
+ */
+class DirState implements StreamSink {
+  reasm: TcpReassembler | null = null;
+  head: Buffer | null = null;
+  http1: Http1Parser | null = null;
+  http2: Http2Parser | null = null;
+  constructor(private readonly events: StreamEvents | null, private readonly fs: FlowState | null, private readonly c2s: boolean, readonly done: boolean) {}
+  data(chunk: Buffer, ts: number): void {
+    this.events!.data(this.fs!, this.c2s, chunk, ts);
+  }
+  gap(): void {
+    this.events!.gap(this.fs!, this.c2s);
+  }
+}
+
+const DONE = Object.freeze(new DirState(null, null, false, true)) as DirState;
 const NO_HTTP: Flow['http'] = Object.freeze([]) as unknown as Flow['http'];
 
 /** State only flows with TLS hooks or HTTP need; allocated on first use. */
@@ -151,17 +166,33 @@ function extra(fs: FlowState): FlowExtra {
  * preceded by its length): cheaper to build and hash than joined decimal text.
  */
 function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): string {
-  const k: number[] = [ch.version, ch.sni === null ? 0 : 1, transport === 'quic' ? 1 : 0];
+  let n = 0;
+  const put = (v: number): void => {
+    if (n === KEY.length) KEY = growKey(KEY);
+    KEY[n++] = v;
+  };
+  put(ch.version);
+  put(ch.sni === null ? 0 : 1);
+  put(transport === 'quic' ? 1 : 0);
   for (const list of [ch.supportedVersions, ch.ciphers, ch.extensions, ch.groups, ch.ecPointFormats, ch.signatureAlgorithms]) {
-    k.push(list.length);
-    for (const v of list) k.push(v & 0xffff);
+    put(list.length);
+    for (const v of list) put(v);
   }
-  k.push(ch.alpn.length);
+  put(ch.alpn.length);
   for (const a of ch.alpn) {
-    k.push(a.length);
-    for (let i = 0; i < a.length; i++) k.push(a.charCodeAt(i));
+    put(a.length);
+    for (let i = 0; i < a.length; i++) put(a.charCodeAt(i));
   }
-  return String.fromCharCode.apply(null, k);
+  return String.fromCharCode.apply(null, KEY.subarray(0, n) as unknown as number[]);
+}
+
+/** helloKey's scratch (one per analysis thread, reused): no array grown per ClientHello. */
+let KEY: Uint16Array = new Uint16Array(512);
+
+function growKey(k: Uint16Array): Uint16Array {
+  const b = new Uint16Array(k.length * 2);
+  b.set(k);
+  return b;
 }
 
 /**
@@ -524,9 +555,9 @@ export class Analyzer {
   private dir(fs: FlowState, c2s: boolean): DirState {
     const cur = c2s ? fs.c2s : fs.s2c;
     if (cur) return cur;
-    const d: DirState = { reasm: null, head: null, http1: null, http2: null, done: false };
+    const d = new DirState(this.events, fs, c2s, false);
     if (fs.flow.transport === 'tcp') {
-      d.reasm = new TcpReassembler(this.sink(fs, c2s), this.opts.reassembly);
+      d.reasm = new TcpReassembler(d, this.opts.reassembly);
       const syn = c2s ? fs.synC : fs.synS;
       if (syn >= 0) d.reasm.syn(syn);
     }
@@ -535,12 +566,10 @@ export class Analyzer {
     return d;
   }
 
-  private sink(fs: FlowState, c2s: boolean): StreamSink {
-    return {
-      data: (chunk, ts) => this.onStreamData(fs, c2s, chunk, ts),
-      gap: () => this.onStreamGap(fs, c2s),
-    };
-  }
+  private readonly events: StreamEvents = {
+    data: (fs, c2s, chunk, ts) => this.onStreamData(fs, c2s, chunk, ts),
+    gap: (fs, c2s) => this.onStreamGap(fs, c2s),
+  };
 
   private onTcp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number): void {
     const cur = fromClient ? fs.c2s : fs.s2c;
