@@ -125,8 +125,9 @@ interface FlowState {
   /** SYN sequence numbers seen before the direction's state exists (-1: none). */
   synC: number;
   synS: number;
-  firstC: Buffer | null;
-  firstS: Buffer | null;
+  /** The direction's first FIRST_BYTES bytes as hex, what FlowDetail shows (a string: no buffer object per flow). */
+  firstC: string | null;
+  firstS: string | null;
   chDone: boolean;
   shDone: boolean;
   x: FlowExtra | null;
@@ -604,8 +605,10 @@ export class Analyzer {
 
   private keepFirst(fs: FlowState, c2s: boolean, chunk: Buffer): void {
     const prev = c2s ? fs.firstC : fs.firstS;
-    if (prev && prev.length >= FIRST_BYTES) return;
-    const next = appendCapped(prev, chunk, FIRST_BYTES);
+    const have = prev === null ? 0 : prev.length / 2;
+    if (have >= FIRST_BYTES) return;
+    const more = chunk.toString('hex', 0, Math.min(chunk.length, FIRST_BYTES - have));
+    const next = prev === null ? more : prev + more;
     if (c2s) fs.firstC = next;
     else fs.firstS = next;
   }
@@ -1105,8 +1108,8 @@ export class Analyzer {
     return {
       flow: fs.flow,
       exchanges: fs.x?.exchanges ?? [],
-      clientBytesHex: fs.firstC?.toString('hex') ?? '',
-      serverBytesHex: fs.firstS?.toString('hex') ?? '',
+      clientBytesHex: fs.firstC ?? '',
+      serverBytesHex: fs.firstS ?? '',
     };
   }
 
