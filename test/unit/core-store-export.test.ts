@@ -11,6 +11,7 @@ import { parseBuffer } from '../../src/pcapng/index.js';
 import { parseCommand } from '../../src/cli/args.js';
 import { isTapscopeError } from '../../src/errors.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+import { frame, str } from './export-h2-frames.js';
 import type { ApiEvents } from '../../src/api/contract.js';
 
 interface HarNv { name: string; value: string }
@@ -302,15 +303,7 @@ describe('CLI parsing and exit codes', () => {
 });
 
 describe('HTTP/2 redaction in decrypted records', () => {
-  const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
-    const h = Buffer.alloc(9);
-    h.writeUIntBE(payload.length, 0, 3);
-    h[3] = type;
-    h[4] = flags;
-    h.writeUInt32BE(stream, 5);
-    return Buffer.concat([h, payload]);
-  };
-  const raw = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'latin1')]);
+  const raw = (s: string): Buffer => str(s, false);
 
   it('overwrites secret HPACK literals (raw and Huffman) and keeps the other headers decodable', async () => {
     const block = Buffer.concat([

@@ -9,18 +9,11 @@ import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
+import { frame, str } from './export-h2-frames.js';
 
 const SECRETS = ['lower-auth', 'UPPER-COOKIE', 'second-cookie', 'proxy-cred', 'folded-tail', 'resp-one', 'RESP-TWO', 'tls-bearer', 'h2crumb1', 'h2crumb2', 'h2-auth'];
 
-function h2Frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-const raw = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'latin1')]);
+const raw = (s: string): Buffer => str(s, false);
 
 function capture(): Buffer {
   const b = new CaptureBuilder();
@@ -36,8 +29,8 @@ function capture(): Buffer {
   const h2c = { ip: '10.232.11.1', port: 42002 };
   const block = Buffer.concat([Buffer.from([0x82, 0x84, 0x87, 0x41]), raw('h2.har.test'),
     Buffer.from([0x0f, 0x11]), raw('k=h2crumb1'), Buffer.from([0x0f, 0x11]), raw('j=h2crumb2'), Buffer.from([0x0f, 0x08]), raw('Bearer h2-auth')]);
-  b.tls(h2c, s, 'out', Buffer.concat([H2_PREFACE, h2Frame(4, 0, 0, Buffer.alloc(0)), h2Frame(1, 0x5, 1, block)]), { pid: 3, comm: 'c', lib: 'openssl', proto: 'http2' });
-  b.tls(s, h2c, 'in', Buffer.concat([h2Frame(4, 0, 0, Buffer.alloc(0)), h2Frame(1, 0x5, 1, Buffer.from([0x88]))]), { pid: 3, comm: 'c', lib: 'openssl', proto: 'http2' });
+  b.tls(h2c, s, 'out', Buffer.concat([H2_PREFACE, frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x5, 1, block)]), { pid: 3, comm: 'c', lib: 'openssl', proto: 'http2' });
+  b.tls(s, h2c, 'in', Buffer.concat([frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x5, 1, Buffer.from([0x88]))]), { pid: 3, comm: 'c', lib: 'openssl', proto: 'http2' });
   return b.build();
 }
 
