@@ -286,3 +286,22 @@ describe('tapscope flows into a reader that stops early', () => {
     }
   }, 60_000);
 });
+
+describe('flows table rendering', () => {
+  it('clock() is the ISO time of day for years 0-9999 (4-digit ISO years): fractions, before the epoch, midnight', async () => {
+    const { clock } = await import('../../src/cli/flows-output.js');
+    let seed = 7;
+    const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
+    const times = [0, -1, -0.5, 0.999, 86_399_999.9, 86_400_000, -86_400_000.5, 1_732_620_000_719.752, -62_167_219_200_000, 253_402_300_799_999.9];
+    for (let i = 0; i < 20_000; i++) times.push((rnd() - 0.3) * 4e12 + (i % 3 === 0 ? rnd() : 0));
+    for (let i = 0; i < 2000; i++) times.push(-62_167_219_200_000 + rnd() * 315_569_520_000_000);
+    for (const t of times) expect(clock(t), String(t)).toBe(new Date(t).toISOString().slice(11, 23));
+  });
+  it('table(): columns padded to the widest cell within the limit, long cells cut with an ellipsis, no trailing blanks', async () => {
+    const { table } = await import('../../src/cli/flows-output.js');
+    expect(table(['A', 'BB', 'C'], [['xyz', '', 'last'], ['1', 'toolongcell', ''], ['q', 'w']], [5, 6])).toBe(
+      'A    BB      C\nxyz          last\n1    toolo…\nq    w\n',
+    );
+    expect(table(['H'], [])).toBe('H\n');
+  });
+});
