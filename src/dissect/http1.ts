@@ -55,6 +55,23 @@ const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r
 
 const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)];
 
+// why: header names and most values repeat across messages (and flows keep their exchanges' headers): one
+// string each instead of one per message keeps the per-flow heap, and the garbage collector's work, smaller
+const SHARED = new Map<string, string>();
+const SHARED_MAX = 4096;
+const SHARED_LEN = 64;
+
+/** The one shared copy of a short string (a fresh flat one: never a slice pinning a larger string). */
+function shared(s: string): string {
+  if (s.length > SHARED_LEN) return s;
+  const known = SHARED.get(s);
+  if (known !== undefined) return known;
+  if (SHARED.size >= SHARED_MAX) SHARED.clear();
+  const own = Buffer.from(s, 'latin1').toString('latin1');
+  SHARED.set(own, own);
+  return own;
+}
+
 /** Is `head` a start token ("GET ", "HTTP/1.") or could it still grow into one? */
 function startPrefixOk(head: string): boolean {
   return START_TOKENS.some((p) => head.startsWith(p) || (head.length < p.length && p.startsWith(head)));
@@ -228,9 +245,8 @@ export class Http1Parser {
           }
           return false;
         }
-        const head = this.buf.subarray(0, end).toString('latin1');
         const rest = this.buf.subarray(end + 4);
-        const msg = this.parseHead(head, this.headTs);
+        const msg = this.parseHead(this.buf, end, this.headTs);
         this.headTs = null;
         if (!msg) {
           this.state = { t: 'resync' };
@@ -328,20 +344,25 @@ export class Http1Parser {
     return startPrefixOk(first);
   }
 
-  private parseHead(head: string, ts: number): HttpMessage | null {
-    const lines = head.split('\r\n');
-    const start = lines[0]!;
+  /**
+   * The head in buf[0, end). The start line and the header lines are decoded apart, so the strings a message
+   * keeps (path, long values) pin only their own line, not the whole head; names and short values are shared.
+   */
+  private parseHead(buf: Buffer, end: number, ts: number): HttpMessage | null {
+    const nl = buf.indexOf('\r\n');
+    const startEnd = nl >= 0 && nl < end ? nl : end;
+    const start = buf.toString('latin1', 0, startEnd);
     let msg: HttpMessage;
     const req = REQUEST_LINE.exec(start);
     if (req) {
-      msg = { kind: 'request', method: req[1]!, path: req[2]!, headers: [], body: EMPTY, bodyTruncated: false, ts };
+      msg = { kind: 'request', method: shared(req[1]!), path: req[2]!, headers: [], body: EMPTY, bodyTruncated: false, ts };
     } else {
       const res = STATUS_LINE.exec(start);
       if (!res) return null;
       msg = { kind: 'response', status: Number(res[3]), headers: [], body: EMPTY, bodyTruncated: false, ts };
     }
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
+    const lines = startEnd < end ? buf.toString('latin1', startEnd + 2, end).split('\r\n') : [];
+    for (const line of lines) {
       if ((line.startsWith(' ') || line.startsWith('\t')) && msg.headers.length > 0) {
         // obsolete line folding: continuation of the previous header value
         const last = msg.headers[msg.headers.length - 1]!;
@@ -350,7 +371,7 @@ export class Http1Parser {
       }
       const c = line.indexOf(':');
       if (c <= 0) return null;
-      msg.headers.push([line.slice(0, c).trim(), line.slice(c + 1).trim()]);
+      msg.headers.push([shared(line.slice(0, c).trim()), shared(line.slice(c + 1).trim())]);
     }
     return msg;
   }
