@@ -4,7 +4,8 @@
 // for the same flows carrying a quarter of the bytes (memory must follow flows, not bytes), and both tools on
 // BENCH_MANY_FLOWS (default 1,000,000; 0 skips) flows of one packet each. Every tapscope run is a cold first
 // run: tapscope keeps no index or cache between runs. Both tools read the file from the page cache (it was
-// just written or read). TAPSCOPE_THREADS is passed through (default: tapscope picks one thread per core).
+// just written or read). TAPSCOPE_THREADS is passed through (default: tapscope picks its threads by idle
+// cores, one on a 2-core machine; TAPSCOPE_THREADS=2 measures the threaded path).
 // Never gates on absolute times.
 import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
