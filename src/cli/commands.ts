@@ -9,7 +9,7 @@ import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
-import { flowRow, human, jsonLines, table, FLOW_HEADERS, FLOW_WIDTHS, JSON_CHUNK } from './flows-output.js';
+import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
 
@@ -82,12 +82,14 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
   const kept = pred ? all.filter(pred) : all;
   if (c.json) {
     // why: rendered a chunk at a time, so the text of a million flows is never held at once
-    for (let i = 0; i < kept.length; i += JSON_CHUNK) await writeLines(jsonLines(kept.slice(i, i + JSON_CHUNK)));
+    for (let i = 0; i < kept.length; i += JSON_CHUNK) await writeLines(kept.slice(i, i + JSON_CHUNK).map((f) => JSON.stringify(f)));
     return 0;
   }
   await printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
   return 0;
 }
+
+const JSON_CHUNK = 4096;
 
 // why: a few large writes, not one per line; waiting for a pipe to drain keeps one chunk in memory, not all
 async function writeLines(lines: string[]): Promise<void> {

@@ -2,28 +2,6 @@
 // `tapscope flows`).
 import type { Flow } from '../model/flow.js';
 
-// why: one JSON.stringify call for many flows is a third faster than one call per flow (V8's set-up per
-// call); a separator value between the flows marks where each line ends. Its text, `,"\u0001\u0002",`, has no
-// brace, so it can only stand between two flows or wholly inside one (a flow's own list holding that string): then there are
-// more of them than flows less one, and that chunk is rendered flow by flow instead.
-const SEPARATOR = '\u0001\u0002';
-const SEPARATOR_TEXT = `,${JSON.stringify(SEPARATOR)},`;
-
-/** Flows rendered and written at a time (one chunk's text in memory, and twice while it is split into lines) */
-export const JSON_CHUNK = 4096;
-
-/** Each flow's JSON line, exactly JSON.stringify(flow). */
-export function jsonLines(flows: readonly Flow[]): string[] {
-  if (flows.length === 0) return [];
-  const spaced = new Array<unknown>(flows.length * 2 - 1);
-  for (let i = 0; i < flows.length; i++) {
-    spaced[2 * i] = flows[i];
-    if (i > 0) spaced[2 * i - 1] = SEPARATOR;
-  }
-  const lines = JSON.stringify(spaced).slice(1, -1).split(SEPARATOR_TEXT);
-  return lines.length === flows.length ? lines : flows.map((f) => JSON.stringify(f));
-}
-
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
 export const FLOW_WIDTHS = [12, 5, 46, 46, 7, 40, 8, 8, 24, 9, 120];
 

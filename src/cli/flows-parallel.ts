@@ -8,8 +8,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { TapscopeError, isTapscopeError, type TapscopeErrorCode } from '../errors.js';
 import type { CaptureFile } from '../flows/load.js';
-import type { Flow } from '../model/flow.js';
-
 
 export interface FlowsJob {
   files: CaptureFile[];
@@ -51,7 +49,7 @@ type WorkerReply = { part: Part } | { error: { code: TapscopeErrorCode; message:
 /** Analyzes and renders one partition: the flows the filter keeps, with their origins. */
 export async function renderPartition(job: FlowsJob, index: number, count: number): Promise<Part> {
   const { analyzeFiles } = await import('../flows/load.js');
-  const { flowRow, jsonLines, JSON_CHUNK } = await import('./flows-output.js');
+  const { flowRow } = await import('./flows-output.js');
   const { compileFilter } = await import('../filter/index.js');
   const pred = job.filter && job.filter.trim() ? compileFilter(job.filter) : null;
   const { analyzer, notes } = await analyzeFiles(job.files, { partition: { index, count } });
@@ -59,26 +57,21 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const allOrigins = analyzer.arrivalOrigins();
   const origins = new Float64Array(all.length);
   const idKeys = new Float64Array(all.length);
-  const kept: Flow[] = [];
+  const lines: string[] = [];
+  const table: string[][] = [];
   for (let i = 0; i < all.length; i++) {
     const f = all[i]!;
     idKeys[i] = parseInt(f.id.slice(0, 13), 16);
     if (pred && !pred(f)) continue;
-    origins[kept.length] = allOrigins[i]!;
-    kept.push(f);
-  }
-  const lines: string[] = [];
-  const table: string[][] = [];
-  if (job.json) {
-    for (let i = 0; i < kept.length; i += JSON_CHUNK) for (const l of jsonLines(kept.slice(i, i + JSON_CHUNK))) lines.push(l);
-  } else {
-    for (const f of kept) table.push(flowRow(f));
+    origins[lines.length + table.length] = allOrigins[i]!;
+    if (job.json) lines.push(JSON.stringify(f));
+    else table.push(flowRow(f));
   }
   const ends = new Uint32Array(lines.length);
   let end = -1;
   for (let i = 0; i < lines.length; i++) ends[i] = end += lines[i]!.length + 1;
   return {
-    text: lines.join('\n'), ends, table, origins: origins.slice(0, kept.length), idKeys,
+    text: lines.join('\n'), ends, table, origins: origins.slice(0, lines.length + table.length), idKeys,
     total: all.length, packets: analyzer.counters.packets, notes,
   };
 }

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { parseBuffer, readBlocks } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
-import type { Flow } from '../../src/model/flow.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket, tcpConversation } from './core-packet-builder.js';
 
@@ -304,29 +303,5 @@ describe('flows table rendering', () => {
       'A    BB      C\nxyz          last\n1    toolo…\nq    w\n',
     );
     expect(table(['H'], [])).toBe('H\n');
-  });
-});
-
-describe('flows --json lines', () => {
-  it('jsonLines() is JSON.stringify per flow: every capture, and strings with quotes, escapes, unicode, lone surrogates and the separator itself', async () => {
-    const { jsonLines } = await import('../../src/cli/flows-output.js');
-    const each = (fl: Flow[]): string[] => fl.map((f) => JSON.stringify(f));
-    for (const f of files) {
-      const all = (await analyzeFiles([{ path: f }])).analyzer.flows();
-      expect(jsonLines(all), f).toEqual(each(all));
-      expect(jsonLines(all.slice(0, 1)), f).toEqual(each(all.slice(0, 1)));
-    }
-    expect(jsonLines([])).toEqual([]);
-    const base = (await analyzeFiles([{ path: files[0]! }])).analyzer.flows();
-    const hostile = ['"\\', '\u0000\u001f\u007f', 'é😀\u2028\u2029', '\ud800', 'x\udfffy', '\u0001\u0002', ',"\\u0001\\u0002",', '},{"id":"'];
-    for (let i = 0; i < hostile.length; i++) {
-      // a copy of real flows whose own strings hold the text: its line must stay one line
-      const odd = base.slice(0, 5).map((f, k) => ({ ...f, app: k === 2 ? hostile[i]! : f.app, http: k === 3 ? [{ method: hostile[i]!, host: null, path: hostile[i]!, status: 200 }] : f.http }));
-      expect(jsonLines(odd), JSON.stringify(hostile[i])).toEqual(each(odd));
-    }
-    // the separator as an array element (an ALPN list, DNS answers) forges the separator's exact text
-    const forged = base.slice(0, 4).map((f, k) => (k === 1 ? { ...f, dns: [{ id: 1, query: 'q', type: 'A', rcode: null, answers: ['a', '\u0001\u0002', 'b'] }] } : f));
-    expect(JSON.stringify(forged[1]).includes(',"\\u0001\\u0002",')).toBe(true);
-    expect(jsonLines(forged)).toEqual(each(forged));
   });
 });
