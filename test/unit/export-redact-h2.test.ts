@@ -3,7 +3,7 @@
 // stream decodable (checked with hpack.js as an independent decoder, and with tshark), undecodable blocks,
 // records cut by the capture, and connections seen mid-way.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -12,9 +12,8 @@ import { huffmanDecode, huffmanFiller } from '../../src/export/redact-h2.js';
 import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
 import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from './core-packet-builder.js';
+import { exportBothWays } from './export-capture.js';
 import { decodePacket } from '../../src/flows/decode.js';
-import { CoreService } from '../../src/service/core-service.js';
-import { SessionStore } from '../../src/store/session-store.js';
 import {
   CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, SETTINGS, addIdx, addNew, decodeBlocks, frame, indexed, int, litIdx, sizeUpdate, str,
 } from './export-h2-frames.js';
@@ -313,12 +312,7 @@ describe('HTTP/2 redaction checked with tshark', () => {
     const { stream } = clientBlocks();
     const b = new CaptureBuilder();
     b.tls(CLIENT, SERVER, 'out', stream, { pid: 5, comm: 'client', lib: 'openssl', proto: 'http2' });
-    const file = join(tmp, 'h2.pcapng');
-    writeFileSync(file, b.build());
-    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
-    const s = await svc.openFile({ path: file });
-    const red = join(tmp, 'red.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: red });
+    const { redacted: red, all } = await exportBothWays(b, tmp, 'h2');
     const t = spawnSync('tshark', ['-r', red, ...fields], { encoding: 'utf8' });
     expect(t.status, t.stderr).toBe(0);
     const [names, values] = t.stdout.trim().split('\t');
@@ -328,8 +322,6 @@ describe('HTTP/2 redaction checked with tshark', () => {
     expect(pairs.filter(([n]) => isSecretName(n!)).every(([, v]) => /^[x0*-]+$/.test(v!))).toBe(true);
     expect(pairs.filter(([n]) => isSecretName(n!))).toHaveLength(SECRETS.length);
     expect(SECRETS.filter((x) => t.stdout.includes(x) || readFileSync(red).includes(x))).toEqual([]);
-    const all = join(tmp, 'all.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
     const t2 = spawnSync('tshark', ['-r', all, ...fields], { encoding: 'utf8' });
     expect(SECRETS.filter((x) => t2.stdout.includes(x))).toEqual(SECRETS);
   });
@@ -338,16 +330,9 @@ describe('HTTP/2 redaction checked with tshark', () => {
     const block = Buffer.concat([indexed(2), indexed(6), indexed(4), litIdx(1, 'h2c.test'), litIdx(23, 'Bearer h2c-secret'), litIdx(32, 'sid=h2c-huff', true)]);
     const b = new CaptureBuilder();
     tcpConversation(b, CLIENT, { ip: SERVER.ip, port: 8080 }, [Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_HEADERS | END_STREAM, 1, block)])], [SETTINGS]);
-    const file = join(tmp, 'h2c.pcapng');
-    writeFileSync(file, b.build());
-    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store-h2c')) });
-    const s = await svc.openFile({ path: file });
-    const red = join(tmp, 'h2c-red.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: red });
+    const { redacted: red, all } = await exportBothWays(b, tmp, 'h2c');
     const t = spawnSync('tshark', ['-r', red, ...fields], { encoding: 'utf8' });
     expect(t.stdout.trim()).toMatch(new RegExp(`^:method,:scheme,:path,:authority,authorization,cookie\tGET,http,/,h2c\\.test,x{17},[x0*-]{12}$`));
-    const all = join(tmp, 'h2c-all.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
     expect(spawnSync('tshark', ['-r', all, ...fields], { encoding: 'utf8' }).stdout).toContain('Bearer h2c-secret,sid=h2c-huff');
   });
 });

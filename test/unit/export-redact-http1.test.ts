@@ -2,7 +2,7 @@
 // two TCP segments or two decrypted records (both directions), retransmitted, out-of-order and cut segments,
 // and a crafted capture checked with tshark.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -11,8 +11,7 @@ import { lineStartState, scanHttp1 } from '../../src/export/redact.js';
 import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { CaptureBuilder, ethernet, ipPacket } from './core-packet-builder.js';
-import { CoreService } from '../../src/service/core-service.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { exportBothWays } from './export-capture.js';
 
 const CLIENT = { ip: '10.232.9.1', port: 40100 };
 const SERVER = { ip: '10.232.9.2', port: 80 };
@@ -226,12 +225,7 @@ describe('HTTP/1 redaction checked with tshark', () => {
     const tc = { ip: CLIENT.ip, port: 40101 };
     const ts = { ip: SERVER.ip, port: 443 };
     for (const piece of [REQUEST.subarray(0, at), REQUEST.subarray(at)]) b.tls(tc, ts, 'out', piece, { pid: 7, comm: 'client', lib: 'openssl' });
-    const file = join(tmp, 'split.pcapng');
-    writeFileSync(file, b.build());
-    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
-    const s = await svc.openFile({ path: file });
-    const red = join(tmp, 'red.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: red });
+    const { redacted: red, all } = await exportBothWays(b, tmp, 'split');
     const fields = ['-T', 'fields', '-e', 'http.request.method', '-e', 'http.host', '-e', 'http.authorization', '-e', 'http.cookie', '-e', 'http.set_cookie'];
     const t = spawnSync('tshark', ['-r', red, '-Y', 'http', ...fields], { encoding: 'utf8' });
     expect(t.status, t.stderr).toBe(0);
@@ -244,8 +238,6 @@ describe('HTTP/1 redaction checked with tshark', () => {
       `GET\th.test\t${'x'.repeat('Bearer s3cr3t-token'.length)}\txxxxxxxx`,
     ]);
     expect(leaked([readFileSync(red)])).toEqual([]);
-    const all = join(tmp, 'all.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
     const t2 = spawnSync('tshark', ['-r', all, '-Y', 'http', ...fields], { encoding: 'utf8' });
     expect(t2.stdout).toContain('GET\th.test\tBearer s3cr3t-token\ta=1; b=2');
     expect(leaked([readFileSync(all)])).toEqual(SECRETS);

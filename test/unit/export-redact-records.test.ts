@@ -1,12 +1,11 @@
 // Secret header values in the helper's process records (a command line such as curl -H 'Authorization: ...')
 // are masked in pcapng exports too; the records stay valid JSON that tapscope reads back.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
-import { CoreService } from '../../src/service/core-service.js';
-import { SessionStore } from '../../src/store/session-store.js';
+import { exportBothWays } from './export-capture.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 
 const CMDLINE = 'curl -H Authorization: Bearer cmdline-secret -H "cookie:\tsid=\\"quoted\\"" https://r.test/x';
@@ -21,17 +20,10 @@ describe('process records in pcapng exports', () => {
     b.record({ t: 'proc', pid: 77, ppid: 1, comm: 'curl', exe: '/usr/bin/curl', cmdline: CMDLINE, cgroup: null, alive: true });
     b.record({ t: 'proc', pid: 78, ppid: 1, comm: 'wget', exe: '/usr/bin/wget', cmdline: 'wget https://r.test/cookies', cgroup: null, alive: true });
     tcpConversation(b, { ip: '10.232.12.1', port: 43000 }, { ip: '10.232.12.2', port: 80 }, [Buffer.from('GET / HTTP/1.1\r\nHost: r.test\r\n\r\n')], []);
-    const file = join(tmp, 'p.pcapng');
-    writeFileSync(file, b.build());
-    const svc = new CoreService({ store: new SessionStore(join(tmp, 'store')) });
-    const s = await svc.openFile({ path: file });
-    const out = join(tmp, 'red.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: out });
+    const { redacted: out, all } = await exportBothWays(b, tmp, 'p');
     const cmdlines = (path: string) => parseBuffer(readFileSync(path)).flatMap((x) => (x.type === 'custom' && x.json?.t === 'proc' ? [String(x.json.cmdline)] : []));
     expect(cmdlines(out)).toEqual([`curl -H Authorization: ${'x'.repeat(CMDLINE.length - 'curl -H Authorization: '.length)}`, 'wget https://r.test/cookies']);
     expect(readFileSync(out).includes('cmdline-secret')).toBe(false);
-    const all = join(tmp, 'all.pcapng');
-    await svc.exportSession({ sessionId: s.id, format: 'pcapng', path: all, includeSecrets: true });
     expect(cmdlines(all)).toEqual([CMDLINE, 'wget https://r.test/cookies']);
   });
 });
