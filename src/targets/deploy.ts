@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError } from '../errors.js';
 import type { CaptureOptions } from './target.js';
 
@@ -73,6 +73,17 @@ export function helperArgs(opts: CaptureOptions, excludeTcp: string[] = []): str
   if (opts.snaplen !== undefined) args.push('--snaplen', String(opts.snaplen));
   for (const e of excludeTcp) args.push('--exclude-tcp', e);
   return args;
+}
+
+/** Seconds left of a capture's duration started at `startedAt` (at least 1, for a resumed helper), or undefined without one. */
+export function remainingDuration(opts: CaptureOptions, startedAt: number): number | undefined {
+  if (opts.duration === undefined) return undefined;
+  return Math.max(1, Math.ceil(opts.duration - (Date.now() - startedAt) / 1000));
+}
+
+/** True once a capture with a duration has run for all of it. */
+export function durationElapsed(opts: CaptureOptions, startedAt: number): boolean {
+  return opts.duration !== undefined && Date.now() - startedAt >= opts.duration * 1000;
 }
 
 /** Single-quotes a word for POSIX sh. */
@@ -157,4 +168,43 @@ export function onLines(stream: Readable, cb: (line: string) => void): { tail():
     partial = '';
   });
   return { tail: () => tail };
+}
+
+const PCAPNG_SHB = 0x0a0d0d0a;
+const PCAPNG_BYTE_ORDER = 0x1a2b3c4d;
+
+/**
+ * Passes a helper's pcapng stream on in whole blocks only, dropping a block the transport cut off.
+ * why: a resumed stream starts a new section in the same file; a torn block before its SHB would make
+ * the whole file unreadable from there on. Bytes that are not pcapng are passed on unchanged.
+ */
+export class CompleteBlocks extends Transform {
+  private pending = Buffer.alloc(0);
+  private littleEndian = true;
+  private raw = false;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.raw) return cb(null, chunk);
+    const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= 12) {
+      if (buf.readUInt32LE(off) === PCAPNG_SHB) this.littleEndian = buf.readUInt32LE(off + 8) === PCAPNG_BYTE_ORDER;
+      const len = this.littleEndian ? buf.readUInt32LE(off + 4) : buf.readUInt32BE(off + 4);
+      if (len < 12 || len % 4 !== 0) {
+        this.raw = true;
+        off = buf.length;
+        break;
+      }
+      if (buf.length - off < len) break;
+      off += len;
+    }
+    if (off > 0) this.push(buf.subarray(0, off));
+    this.pending = Buffer.from(buf.subarray(off));
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.pending = Buffer.alloc(0);
+    cb();
+  }
 }

@@ -12,7 +12,8 @@ import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targ
 import { execStream } from '../../src/targets/k8s/exec.js';
 import { kubeConfigFor, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
 import { isTapscopeError } from '../../src/errors.js';
-import type { CaptureHandlers, NodeStatus } from '../../src/targets/target.js';
+import { NodeFileWriter } from '../../src/store/node-writer.js';
+import type { CaptureHandlers, NodeStatus, StreamGap } from '../../src/targets/target.js';
 import { KUBELET_PORT, startK8sApi, type K8sApi } from '../k8s-api/server.js';
 import { testHelper } from '../lib/sshd.js';
 
@@ -46,19 +47,40 @@ async function until<T>(what: string, f: () => T | Promise<T>, tries = 150): Pro
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function recorder(): { handlers: CaptureHandlers; streams: Map<string, Buffer[]>; statuses: NodeStatus[] } {
+interface Recorder {
+  handlers: CaptureHandlers;
+  streams: Map<string, Buffer[]>;
+  statuses: NodeStatus[];
+  gaps: StreamGap[];
+  /** node -> its session file, when the recorder writes them (`fileDir`) */
+  writers: Map<string, NodeFileWriter>;
+}
+
+/** Records statuses, gaps and stream bytes; with `fileDir`, also writes each node's streams as the session store does. */
+function recorder(fileDir?: string): Recorder {
   const streams = new Map<string, Buffer[]>();
   const statuses: NodeStatus[] = [];
+  const gaps: StreamGap[] = [];
+  const writers = new Map<string, NodeFileWriter>();
   return {
     streams,
     statuses,
+    gaps,
+    writers,
     handlers: {
       onStatus: (s) => statuses.push(s),
       onStream: (node: string, s: Readable) => {
         const chunks = streams.get(node) ?? [];
         streams.set(node, chunks);
-        s.on('data', (d: Buffer) => chunks.push(d));
+        const w = fileDir ? writers.get(node) ?? new NodeFileWriter(join(fileDir, `${node}.pcapng`), node) : null;
+        if (w) writers.set(node, w);
+        w?.beginStream();
+        s.on('data', (d: Buffer) => {
+          chunks.push(d);
+          w?.write(d);
+        });
       },
+      onGap: (g) => gaps.push(g),
     },
   };
 }
@@ -273,8 +295,8 @@ describe('capture', () => {
     }
   });
 
-  it('marks a node failed when its capture pod is deleted, while the other node keeps streaming', async () => {
-    const t = createK8sTarget('k8s://tsk-token', opts());
+  it('marks a node failed when its capture pod is deleted and no replacement comes, while the other node keeps streaming', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 100, max: 400, giveUpMs: 2000 } }));
     const rec = recorder();
     const [a, b] = [api.nodes[2]?.name as string, api.nodes[3]?.name as string];
     const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
@@ -282,6 +304,7 @@ describe('capture', () => {
     api.remove('pods', 'tapscope', victim?.metadata.name);
     const failed = await until('node failure', () => rec.statuses.find((s) => s.node === a && s.phase === 'failed'));
     expect(failed?.error?.code).toBe('E_K8S_NODE_FAILED');
+    expect(failed?.message).toContain(`the capture pod ${victim?.metadata.name} is gone, and resuming failed`);
     expect(rec.statuses.filter((s) => s.node === b).at(-1)?.phase).not.toBe('failed');
     const before = Buffer.concat(rec.streams.get(b) ?? []).length;
     await until('more data from the surviving node', () => {
@@ -369,5 +392,125 @@ describe('exec stream', () => {
     } finally {
       await handle.stop();
     }
+  });
+});
+
+describe('lost exec stream', () => {
+  /** Makes DNS queries for NAME inside the node until its stream has them. */
+  function markIn(rec: Recorder, i: number, name: string): Promise<boolean> {
+    const n = api.nodes[i] as (typeof api.nodes)[number];
+    return until(`${name} in ${n.name}'s stream`, () => {
+      spawnSync('ip', ['netns', 'exec', n.ns, 'getent', 'hosts', name], { stdio: 'ignore' });
+      return Buffer.concat(rec.streams.get(n.name) ?? []).includes(name.split('.')[0] as string);
+    });
+  }
+
+  function phasesOf(rec: Recorder, node: string): string[] {
+    return rec.statuses.filter((s) => s.node === node).map((s) => s.phase);
+  }
+
+  function tsharkNames(file: string): { code: number | null; stderr: string; names: string } {
+    const r = spawnSync('tshark', ['-r', file, '-T', 'fields', '-e', 'dns.qry.name'], { encoding: 'utf8' });
+    return { code: r.status, stderr: warnings(r.stderr), names: r.stdout };
+  }
+
+  /** tshark's stderr without its note about running as root. */
+  function warnings(stderr: string): string {
+    return stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Running as user')).join('\n');
+  }
+
+  it('resumes a node whose exec WebSocket is cut: data before and after in one valid file, a gap, other nodes untouched', async () => {
+    const files = mkdtempSync(join(dir, 'resume-'));
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 200, max: 1000, giveUpMs: 30_000 } }));
+    const rec = recorder(files);
+    const [a, b] = [api.nodes[0]?.name as string, api.nodes[1]?.name as string];
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
+    try {
+      await Promise.all([markIn(rec, 0, 'tskbefore0.test'), markIn(rec, 1, 'tskbefore1.test')]);
+      expect(api.dropExec(a)).toBeGreaterThan(0);
+      await until('node a reconnecting', () => phasesOf(rec, a).includes('reconnecting'));
+      await until('node a streaming again', () => phasesOf(rec, a).slice(phasesOf(rec, a).indexOf('reconnecting')).includes('streaming'));
+      await Promise.all([markIn(rec, 0, 'tskafter0.test'), markIn(rec, 1, 'tskafter1.test')]);
+    } finally {
+      await handle.stop();
+    }
+    await handle.done;
+    for (const w of rec.writers.values()) w.close();
+    // Two streams from a (the second a new section), one from b, which never noticed.
+    expect(rec.gaps.filter((g) => g.node === a).map((g) => g.toMs === null)).toEqual([true, false]);
+    const [open, closed] = rec.gaps as [StreamGap, StreamGap];
+    expect(closed).toMatchObject({ node: a, fromMs: open.fromMs, reason: open.reason });
+    expect(closed.toMs as number).toBeGreaterThanOrEqual(open.fromMs);
+    expect(open.reason).toMatch(/exec stream .* was lost/);
+    expect(phasesOf(rec, b)).not.toContain('reconnecting');
+    expect(phasesOf(rec, a).at(-1)).toBe('stopped');
+    for (const [node, i] of [[a, 0], [b, 1]] as const) {
+      const r = tsharkNames(join(files, `${node}.pcapng`));
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.names).toContain(`tskbefore${i}.test`);
+      expect(r.names).toContain(`tskafter${i}.test`);
+    }
+    const quiet = spawnSync('tshark', ['-r', join(files, `${a}.pcapng`), '-q'], { encoding: 'utf8' });
+    expect([quiet.status, warnings(quiet.stderr)]).toEqual([0, '']);
+    expect(tapscopeObjects()).toEqual([]);
+    expect(podTempDirs()).toEqual([]);
+  });
+
+  it('fails the node with the reason after bounded retries when exec keeps being refused, and keeps the others going', async () => {
+    const files = mkdtempSync(join(dir, 'refused-'));
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 100, max: 400, giveUpMs: 2500 } }));
+    const rec = recorder(files);
+    const [a, b] = [api.nodes[2]?.name as string, api.nodes[3]?.name as string];
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
+    try {
+      await Promise.all([markIn(rec, 2, 'tskbefore2.test'), markIn(rec, 3, 'tskbefore3.test')]);
+      api.refuseExec(a, 500);
+      expect(api.dropExec(a)).toBeGreaterThan(0);
+      const failed = await until('node a failed', () => rec.statuses.find((s) => s.node === a && s.phase === 'failed'), 300);
+      expect(failed?.error?.code).toBe('E_K8S_NODE_FAILED');
+      expect(failed?.message).toMatch(/exec stream .* was lost, and resuming failed for \d+ s; last try: .*\(HTTP 500\)/);
+      expect(rec.statuses.filter((s) => s.node === a && s.phase === 'reconnecting').length).toBeGreaterThan(1);
+      expect(rec.gaps.filter((g) => g.node === a).map((g) => g.toMs)).toEqual([null]);
+      await markIn(rec, 3, 'tskafter3.test');
+      expect(phasesOf(rec, b)).not.toContain('reconnecting');
+      expect(phasesOf(rec, b)).not.toContain('failed');
+    } finally {
+      api.refuseExec(a, null);
+      await handle.stop();
+    }
+    for (const w of rec.writers.values()) w.close();
+    // What a sent before the cut is kept and readable, and b's file is whole.
+    const ra = tsharkNames(join(files, `${a}.pcapng`));
+    expect([ra.code, ra.stderr]).toEqual([0, '']);
+    expect(ra.names).toContain('tskbefore2.test');
+    const rb = tsharkNames(join(files, `${b}.pcapng`));
+    expect([rb.code, rb.stderr]).toEqual([0, '']);
+    expect(rb.names).toContain('tskafter3.test');
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
+  it('stops promptly and cleans up while a node is waiting to reconnect', async () => {
+    const giveUpMs = 60_000;
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 20_000, max: 20_000, giveUpMs } }));
+    const rec = recorder();
+    const [a, b] = [api.nodes[4]?.name as string, api.nodes[5]?.name as string];
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
+    api.refuseExec(a, 500);
+    try {
+      expect(api.dropExec(a)).toBeGreaterThan(0);
+      await until('node a reconnecting', () => phasesOf(rec, a).includes('reconnecting'));
+      const t0 = Date.now();
+      await handle.stop();
+      await handle.done;
+      // Far less than one backoff step: the stop did not wait for the retry.
+      expect(Date.now() - t0).toBeLessThan(20_000);
+    } finally {
+      api.refuseExec(a, null);
+    }
+    expect(phasesOf(rec, a).at(-1)).toBe('stopped');
+    expect(phasesOf(rec, a)).not.toContain('failed');
+    expect(tapscopeObjects()).toEqual([]);
+    expect(podTempDirs()).toEqual([]);
   });
 });

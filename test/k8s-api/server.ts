@@ -64,6 +64,10 @@ export interface K8sApi {
   /** Bodies rejected as invalid (a test failing here means our client sent something a real server refuses). */
   rejected: Array<{ path: string; message: string }>;
   kubeconfig(dir: string, user: 'token' | 'cert' | 'exec', extra?: { context?: string; token?: string }): string;
+  /** Test hook: cuts the open exec WebSockets into pods on `node` (socket destroyed, no status), as a lost connection does. Returns how many. */
+  dropExec(node: string): number;
+  /** Test hook: answers new exec requests into pods on `node` with HTTP `code` (null: serve them again). */
+  refuseExec(node: string, code: number | null): void;
   close(): Promise<void>;
 }
 
@@ -244,6 +248,9 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   const watchers = new Set<Watcher>();
   const log: Array<{ rv: number; kind: string; type: string; obj: Obj }> = [];
   const execs = new Map<string, Set<ChildProcess | pty.IPty>>();
+  /** node name -> open exec WebSockets and the refusal status, for the test hooks */
+  const execSockets = new Map<string, Set<WebSocket>>();
+  const execRefusals = new Map<string, number>();
   const requests: string[] = [];
   const rejected: K8sApi['rejected'] = [];
   const deny: RbacRule[] = [];
@@ -586,7 +593,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     const url = new URL(req.url ?? '/', 'https://x');
     requests.push(`UPGRADE ${url.pathname}${url.search}`);
     const reject = (code: number, st: Obj) => {
-      socket.end(`HTTP/1.1 ${code} ${code === 401 ? 'Unauthorized' : code === 403 ? 'Forbidden' : code === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify(st)}`);
+      socket.end(`HTTP/1.1 ${code} ${code === 401 ? 'Unauthorized' : code === 403 ? 'Forbidden' : code === 404 ? 'Not Found' : code >= 500 ? 'Internal Server Error' : 'Bad Request'}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify(st)}`);
     };
     const user = authenticate(req);
     if (!user) return reject(401, status(401, 'Unauthorized', 'Unauthorized'));
@@ -598,6 +605,8 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     if (!pod) return reject(404, status(404, 'NotFound', `pods "${r.name}" not found`));
     if (pod.status?.phase !== 'Running') return reject(400, status(400, 'BadRequest', `pod ${r.name} does not have a host assigned or is not running`));
     const node = nodes.find((n) => n.name === pod.spec.nodeName) as FakeNode;
+    const refusal = execRefusals.get(node.name);
+    if (refusal) return reject(refusal, status(refusal, 'InternalError', `error dialing backend: kubelet on ${node.name} refused (test hook)`));
     const command = url.searchParams.getAll('command');
     const tty = url.searchParams.get('tty') === 'true';
     const tmp = podTmp(pod);
@@ -611,6 +620,10 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     const v5 = ws.protocol === 'v5.channel.k8s.io';
     const set = execs.get(podKey) ?? new Set();
     execs.set(podKey, set);
+    const sockets = execSockets.get(node.name) ?? new Set();
+    execSockets.set(node.name, sockets);
+    sockets.add(ws);
+    ws.on('close', () => sockets.delete(ws));
     let pending = 0;
     const out = (ch: number, d: Buffer | string, onPaused?: (p: boolean) => void) => {
       if (ws.readyState !== ws.OPEN) return;
@@ -705,6 +718,15 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         'contexts:', `- name: ${ctx}`, '  context:', `    cluster: ${ctx}-cluster`, `    user: ${ctx}-user`, '',
       ].join('\n'));
       return f;
+    },
+    dropExec(node) {
+      const open = [...(execSockets.get(node) ?? [])];
+      for (const ws of open) ws.terminate();
+      return open.length;
+    },
+    refuseExec(node, code) {
+      if (code === null) execRefusals.delete(node);
+      else execRefusals.set(node, code);
     },
     async close() {
       for (const t of timers) clearTimeout(t);

@@ -13,6 +13,21 @@ export interface ExecStream {
   close(): void;
 }
 
+/**
+ * Opens an exec WebSocket. client-node rejects with the socket's error event, not an Error: turned into
+ * one, with the HTTP status of a refused upgrade as `code` so k8sError words it like any API answer.
+ */
+async function openExec(kc: KubeConfig, ...args: Parameters<Exec['exec']>): ReturnType<Exec['exec']> {
+  try {
+    return await new Exec(kc).exec(...args);
+  } catch (e) {
+    if (e instanceof Error) throw e;
+    const message = String((e as { message?: unknown })?.message ?? e);
+    const status = /Unexpected server response: (\d{3})/.exec(message)?.[1];
+    throw Object.assign(new Error(message), status ? { code: Number(status), body: { message } } : {});
+  }
+}
+
 function exitCode(st: V1Status | null): number | null {
   if (!st) return null;
   if (st.status === 'Success') return 0;
@@ -43,7 +58,7 @@ export async function execStream(kc: KubeConfig, ns: string, pod: string, contai
   const err = new PassThrough();
   const stdin = new PassThrough();
   let status: V1Status | null = null;
-  const ws = await new Exec(kc).exec(ns, pod, container, command, sink, tty ? null : err, stdin, tty, (s) => {
+  const ws = await openExec(kc, ns, pod, container, command, sink, tty ? null : err, stdin, tty, (s) => {
     status = s;
   });
   // why: `ws` keeps its net.Socket private; pausing it is the only way to stop reading frames.
@@ -70,7 +85,7 @@ export async function execCollect(kc: KubeConfig, ns: string, pod: string, conta
   const sink = (into: Buffer[]) => new Writable({ write(c: Buffer, _e, cb) { into.push(c); cb(); } });
   const stdin = new PassThrough();
   let status: V1Status | null = null;
-  const ws = await new Exec(kc).exec(ns, pod, container, command, sink(chunks), sink(errs), stdin, false, (s) => {
+  const ws = await openExec(kc, ns, pod, container, command, sink(chunks), sink(errs), stdin, false, (s) => {
     status = s;
   });
   if (input) stdin.write(input);

@@ -11,9 +11,10 @@ import {
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
-  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines, runArgv,
-  uploadScript, type HelperBinary,
+  CompleteBlocks, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull,
+  onLines, remainingDuration, runArgv, uploadScript, type HelperBinary,
 } from '../deploy.js';
+import { retryWithBackoff, type Backoff } from '../retry.js';
 import type {
   CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, NodePhase, PreflightReport, PromptFn, ShellChannel,
 } from '../target.js';
@@ -37,7 +38,11 @@ export interface K8sTargetOptions {
   helperPath?: string;
   /** How long a node may take from DaemonSet creation to a running pod. Default 120 s. */
   readyTimeoutMs?: number;
+  /** Resuming a node's lost exec stream: first delay, cap, and when to give up (ms). Defaults 500, 8000, 120000. */
+  reconnect?: Backoff;
 }
+
+const DEFAULT_RECONNECT: Required<Backoff> = { first: 500, max: 8000, giveUpMs: 120_000 };
 
 /** `k8s://CONTEXT[/NODE]`; an empty context means current-context. */
 export function parseK8sUri(uri: string): { context: string | null; node: string | null } {
@@ -69,6 +74,10 @@ export function kubeletEndpoints(n: V1Node): string[] {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** Shared by capture and shell sessions: the objects of one session and how to remove them. */
 class Deployment {
@@ -196,11 +205,17 @@ class Deployment {
 interface NodeRun {
   node: string;
   phase: NodePhase;
+  /** The node's capture pod and whether it runs, from the watch (a replacement pod shows up here). */
   pod: string | null;
+  podRunning: boolean;
   deploying: boolean;
   stream: ExecStream | null;
   dir: string | null;
   done: boolean;
+  /** A resume in progress (stop waits for a try that is half-way). */
+  resuming: Promise<void> | null;
+  /** Temp dirs of helpers whose stream was lost: their run script removes them; make sure. */
+  leftovers: Array<{ pod: string; dir: string }>;
   error?: TapscopeError;
 }
 
@@ -214,6 +229,8 @@ class K8sCapture {
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
   private settled: (() => void) | null = null;
+  private readonly stopSignal = new AbortController();
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly dep: Deployment,
@@ -224,8 +241,11 @@ class K8sCapture {
     private readonly readyTimeoutMs: number,
     nodeNames: string[],
     private readonly excludes: ReadonlyMap<string, string[]>,
+    private readonly backoff: Backoff,
   ) {
-    for (const n of nodeNames) this.nodes.set(n, { node: n, phase: 'deploying', pod: null, deploying: false, stream: null, dir: null, done: false });
+    for (const n of nodeNames) {
+      this.nodes.set(n, { node: n, phase: 'deploying', pod: null, podRunning: false, deploying: false, stream: null, dir: null, done: false, resuming: null, leftovers: [] });
+    }
     this.index = new PodIndex(dep.kc);
   }
 
@@ -299,15 +319,20 @@ class K8sCapture {
     if (!n || n.done) return;
     const podName = pod.metadata?.name ?? '';
     if (type === 'DELETED') {
-      if (!this.stopping && n.pod === podName) this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `The capture pod ${podName} on ${n.node} was deleted.`));
+      if (n.pod !== podName) return;
+      n.pod = null;
+      n.podRunning = false;
+      // why: once streaming, the lost exec stream resumes in the DaemonSet's replacement pod (see resume()).
+      if (!this.stopping && !n.stream && !n.resuming) this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `The capture pod ${podName} on ${n.node} was deleted.`));
       return;
     }
+    const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting;
+    const running = pod.status?.phase === 'Running' && !!pod.status?.containerStatuses?.[0]?.state?.running;
     n.pod = podName;
-    if (n.deploying || n.stream) return;
+    n.podRunning = running;
+    if (n.deploying || n.stream || n.resuming) return;
     // why: the first event may already show a later state; a pod with a node is scheduled, say so once.
     if (n.phase === 'deploying') this.status(n, 'scheduled', `pod ${podName}`);
-    const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting;
-    const running = pod.status?.phase === 'Running' && pod.status?.containerStatuses?.[0]?.state?.running;
     if (running) {
       this.status(n, 'running', `pod ${podName}`);
       n.deploying = true;
@@ -324,7 +349,7 @@ class K8sCapture {
   private async deployNode(n: NodeRun, pod: string): Promise<void> {
     const ns = this.dep.ctx.namespace;
     const kc = this.dep.kc;
-    this.status(n, 'deploying', `uploading helper (${this.helper.data.length} bytes)`);
+    if (!n.resuming) this.status(n, 'deploying', `uploading helper (${this.helper.data.length} bytes)`);
     const mk = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', MKTEMP_SCRIPT]);
     const dir = mk.stdout.toString('utf8').trim();
     if (mk.code !== 0 || !dir.startsWith('/')) throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir in pod ${pod}: ${mk.stderr.trim() || `exit ${mk.code}`}.`);
@@ -332,20 +357,71 @@ class K8sCapture {
     const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, this.helper.data.length)], this.helper.data);
     checkUploadDigest(up.stdout.toString('utf8'), this.helper.sha256, `${n.node} (pod ${pod}):${dir}`);
     if (this.stopping) return;
-    const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(this.options, this.excludes.get(n.node) ?? [])));
+    const opts = { ...this.options, duration: remainingDuration(this.options, this.startedAt) };
+    const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(opts, this.excludes.get(n.node) ?? [])));
     n.stream = s;
     const err = onLines(s.stderr, (line) => {
       if (!n.done) this.handlers.onStatus({ node: n.node, phase: n.phase, message: line });
     });
-    this.handlers.onStream(n.node, s.stdout);
+    this.handlers.onStream(n.node, s.stdout.pipe(new CompleteBlocks()));
     this.status(n, 'streaming');
-    void s.exit.then((code) => {
+    void s.exit.then(async (code) => {
       if (this.stopping || n.done) return;
-      if (code === 0) this.status(n, 'stopped');
-      else {
-        this.fail(n, new TapscopeError('E_HELPER_EXITED', `The helper on ${n.node} ${code === null ? 'lost its exec stream' : `exited with code ${code}`}: ${err.tail().trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+      if (code === 0) return this.status(n, 'stopped');
+      const lost = code === null ? `the exec stream of pod ${pod} was lost` : (await this.podGone(n, pod)) ? `the capture pod ${pod} is gone` : null;
+      if (this.stopping || n.done) return;
+      if (!lost) {
+        this.fail(n, new TapscopeError('E_HELPER_EXITED', `The helper on ${n.node} exited with code ${code}: ${err.tail().trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+      } else if (durationElapsed(this.options, this.startedAt)) {
+        this.status(n, 'stopped', lost);
+      } else {
+        n.leftovers.push({ pod, dir });
+        n.resuming = this.resume(n, lost).finally(() => (n.resuming = null));
       }
     });
+  }
+
+  private async podGone(n: NodeRun, pod: string): Promise<boolean> {
+    if (n.pod !== pod) return true;
+    return this.dep.core.readNamespacedPod({ name: pod, namespace: this.dep.ctx.namespace }).then(() => false, (e: unknown) => (e as { code?: number }).code === 404);
+  }
+
+  /**
+   * Resumes a node whose exec stream ended without a stop: re-runs the helper in the node's capture pod
+   * (the DaemonSet's replacement if the pod is gone) with backoff, as a new stream, and records the gap.
+   */
+  private async resume(n: NodeRun, reason: string): Promise<void> {
+    n.stream = null;
+    const fromMs = Date.now();
+    this.handlers.onGap?.({ node: n.node, fromMs, toMs: null, reason });
+    const r = await retryWithBackoff(async () => {
+      if (durationElapsed(this.options, this.startedAt)) return false;
+      const pod = n.podRunning ? n.pod : null;
+      if (!pod) throw new TapscopeError('E_K8S_NODE_FAILED', `no running capture pod on ${n.node} yet`);
+      await this.deployNode(n, pod).catch((e: unknown) => {
+        throw k8sError(e, `run the helper in pod ${pod}`, this.dep.ctx);
+      });
+      return true;
+    }, {
+      backoff: this.backoff,
+      signal: this.stopSignal.signal,
+      onWait: (ms, e) => this.status(n, 'reconnecting', `${reason}; retrying in ${(ms / 1000).toFixed(1)} s${e ? ` (last try: ${errorText(e)})` : ''}`),
+    });
+    if (r.outcome === 'stopped' || this.stopping) return;
+    if (r.outcome === 'failed') {
+      this.fail(n, new TapscopeError('E_K8S_NODE_FAILED',
+        `Node ${n.node}: ${reason}, and resuming failed for ${Math.round((Date.now() - fromMs) / 1000)} s; last try: ${errorText(r.error)}`));
+      return;
+    }
+    if (!r.value) return this.status(n, 'stopped', reason);
+    this.handlers.onGap?.({ node: n.node, fromMs, toMs: Date.now(), reason });
+    await this.removeLeftovers(n);
+  }
+
+  private async removeLeftovers(n: NodeRun): Promise<void> {
+    for (const { pod, dir } of n.leftovers.splice(0)) {
+      await execCollect(this.dep.kc, this.dep.ctx.namespace, pod, CONTAINER, ['sh', '-c', killScript(dir)]).catch(() => undefined);
+    }
   }
 
   stop(): Promise<void> {
@@ -355,7 +431,10 @@ class K8sCapture {
 
   private async doStop(): Promise<void> {
     this.stopping = true;
+    this.stopSignal.abort();
     const runs = [...this.nodes.values()];
+    // why: a resume may be half-way; let it land so its helper is stopped below like the others.
+    await Promise.all(runs.map((n) => (n.resuming ? Promise.race([n.resuming, sleep(3000)]) : undefined)));
     for (const n of runs) if (n.stream && !n.done) this.handlers.onStatus({ node: n.node, phase: 'stopping' });
     await Promise.all(runs.map(async (n) => {
       if (!n.stream) return;
@@ -475,7 +554,8 @@ export class K8sTarget implements CaptureTarget {
     }
     const helper = loadHelper(this.opts.helperPath);
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
-    const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet);
+    const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
+      { ...DEFAULT_RECONNECT, ...this.opts.reconnect });
     await cap.begin();
     const handle = cap.handle();
     if (foreignNote) handle.notes.push(foreignNote);
