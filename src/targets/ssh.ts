@@ -6,9 +6,10 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  MKTEMP_SCRIPT, checkUploadDigest, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines, runCommandLine, shQuote, uploadScript,
-  type HelperBinary,
+  MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines,
+  remainingDuration, runCommandLine, shQuote, uploadScript, type HelperBinary,
 } from './deploy.js';
+import { retryWithBackoff, type Backoff } from './retry.js';
 import { parseJump } from './ssh/config.js';
 import { connectSsh, execCollect, type SecretCache, type SshConnectOptions, type SshConnection, type SshDestination } from './ssh/connect.js';
 import type {
@@ -251,7 +252,7 @@ class SshCapture {
   private dir: string | null = null;
   private priv: Privilege | null = null;
   private leftovers: string[] = [];
-  private wakeBackoff: (() => void) | null = null;
+  private readonly stopSignal = new AbortController();
   private reconnecting: Promise<void> | null = null;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
@@ -264,7 +265,7 @@ class SshCapture {
     private readonly options: CaptureOptions,
     private readonly handlers: CaptureHandlers,
     private readonly helper: HelperBinary,
-    private readonly backoff: { first: number; max: number },
+    private readonly backoff: Backoff,
   ) {
     this.node = target.nodeName;
   }
@@ -294,11 +295,6 @@ class SshCapture {
     }
   }
 
-  private remainingDuration(): number | undefined {
-    if (this.options.duration === undefined) return undefined;
-    return Math.max(1, Math.ceil(this.options.duration - (Date.now() - this.startedAt) / 1000));
-  }
-
   private async deploy(): Promise<void> {
     this.status('preflight');
     const conn = await this.target.openConnection();
@@ -322,7 +318,7 @@ class SshCapture {
     if (ex && this.notes.length === 0) {
       this.notes.push(`The SSH connection carrying the stream (${ex.client} → ${ex.server} on ${this.node}) is excluded from the capture.`);
     }
-    const args = helperArgs({ ...this.options, ...(this.options.duration !== undefined ? { duration: this.remainingDuration() as number } : {}) }, excludes);
+    const args = helperArgs({ ...this.options, duration: remainingDuration(this.options, this.startedAt) }, excludes);
     const cmd = runCommandLine(dir, args, privilegePrefix(this.priv));
     const ch = await new Promise<ClientChannel>((resolve, reject) => {
       conn.client.exec(cmd, (err, c) => (err ? reject(new TapscopeError('E_TARGET_UNREACHABLE', `Could not start the helper on ${this.node}: ${err.message}`)) : resolve(c)));
@@ -379,43 +375,30 @@ class SshCapture {
     const fromMs = Date.now();
     const reason = `SSH connection to ${this.node} lost`;
     this.handlers.onGap?.({ node: this.node, fromMs, toMs: null, reason });
-    let delay = this.backoff.first;
-    while (!this.stopping) {
-      this.status('reconnecting', `${reason}; retrying in ${(delay / 1000).toFixed(1)} s`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, delay);
-        this.wakeBackoff = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      this.wakeBackoff = null;
-      if (this.stopping) break;
-      if (this.remainingDuration() !== undefined && Date.now() - this.startedAt >= (this.options.duration as number) * 1000) {
-        await this.finish(null);
-        return;
-      }
-      try {
-        this.reconnecting = this.deploy();
-        await this.reconnecting;
-        if (this.stopping) {
-          await this.teardown();
-          await this.finish(null);
-          return;
-        }
-        this.handlers.onGap?.({ node: this.node, fromMs, toMs: Date.now(), reason });
-        await this.removeLeftovers();
-        return;
-      } catch (e) {
+    const r = await retryWithBackoff(async () => {
+      if (durationElapsed(this.options, this.startedAt)) return false;
+      this.reconnecting = this.deploy();
+      await this.reconnecting.catch(async (e: unknown) => {
         await this.cleanupConnection();
-        const err = asTapscope(e);
-        if (['E_HOST_KEY_CHANGED', 'E_HOST_KEY_UNKNOWN', 'E_AUTH_FAILED', 'E_SUDO_REQUIRED'].includes(err.code)) {
-          await this.finish(err);
-          return;
-        }
-        delay = Math.min(delay * 2, this.backoff.max);
-      }
+        throw asTapscope(e);
+      });
+      return true;
+    }, {
+      backoff: this.backoff,
+      signal: this.stopSignal.signal,
+      onWait: (ms) => this.status('reconnecting', `${reason}; retrying in ${(ms / 1000).toFixed(1)} s`),
+      fatal: (e) => ['E_HOST_KEY_CHANGED', 'E_HOST_KEY_UNKNOWN', 'E_AUTH_FAILED', 'E_SUDO_REQUIRED'].includes(asTapscope(e).code),
+    });
+    if (r.outcome === 'stopped') return;
+    if (r.outcome === 'failed') return this.finish(asTapscope(r.error));
+    if (!r.value) return this.finish(null);
+    if (this.stopping) {
+      await this.teardown();
+      await this.finish(null);
+      return;
     }
+    this.handlers.onGap?.({ node: this.node, fromMs, toMs: Date.now(), reason });
+    await this.removeLeftovers();
   }
 
   /** Temp dirs of helpers whose connection died: their wrapper removes them; make sure. */
@@ -439,7 +422,7 @@ class SshCapture {
 
   private async doStop(): Promise<void> {
     this.stopping = true;
-    this.wakeBackoff?.();
+    this.stopSignal.abort();
     // why: a redeploy may be half-way; give it a moment to land so its helper is stopped below,
     // and a later landing tears itself down (see reconnect()).
     if (this.reconnecting) await Promise.race([this.reconnecting, sleep(3000)]);
