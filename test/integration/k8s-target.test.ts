@@ -295,24 +295,30 @@ describe('capture', () => {
     }
   });
 
-  it('marks a node failed when its capture pod is deleted and no replacement comes, while the other node keeps streaming', async () => {
-    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 100, max: 400, giveUpMs: 2000 } }));
+  it('resumes in the DaemonSet\'s replacement pod when the capture pod is deleted, while the other node keeps streaming', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 100, max: 400, giveUpMs: 20_000 } }));
     const rec = recorder();
     const [a, b] = [api.nodes[2]?.name as string, api.nodes[3]?.name as string];
     const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
-    const victim = api.list('pods', 'tapscope').find((p) => p.spec.nodeName === a);
-    api.remove('pods', 'tapscope', victim?.metadata.name);
-    const failed = await until('node failure', () => rec.statuses.find((s) => s.node === a && s.phase === 'failed'));
-    expect(failed?.error?.code).toBe('E_K8S_NODE_FAILED');
-    expect(failed?.message).toContain(`the capture pod ${victim?.metadata.name} is gone, and resuming failed`);
-    expect(rec.statuses.filter((s) => s.node === b).at(-1)?.phase).not.toBe('failed');
-    const before = Buffer.concat(rec.streams.get(b) ?? []).length;
-    await until('more data from the surviving node', () => {
-      spawnSync('ip', ['netns', 'exec', api.nodes[3]?.ns as string, 'getent', 'hosts', 'tsksurvivor.test'], { stdio: 'ignore' });
-      return Buffer.concat(rec.streams.get(b) ?? []).length > before;
-    });
-    await handle.stop();
+    try {
+      const victim = api.list('pods', 'tapscope').find((p) => p.spec.nodeName === a)?.metadata.name as string;
+      api.remove('pods', 'tapscope', victim);
+      const replacement = await until('the replacement pod', () => api.list('pods', 'tapscope').find((p) => p.spec.nodeName === a)?.metadata.name);
+      expect(replacement).not.toBe(victim);
+      await until('a second stream from the node', () => rec.gaps.some((g) => g.node === a && g.toMs !== null));
+      expect(rec.gaps.find((g) => g.node === a)?.reason).toContain(`the capture pod ${victim} is gone`);
+      const before = Buffer.concat(rec.streams.get(a) ?? []).length;
+      await until('data from the replacement pod', () => {
+        spawnSync('ip', ['netns', 'exec', api.nodes[2]?.ns as string, 'getent', 'hosts', 'tskreplaced.test'], { stdio: 'ignore' });
+        return Buffer.concat(rec.streams.get(a) ?? []).subarray(before).includes('tskreplaced');
+      });
+      expect(rec.statuses.filter((s) => s.node === b).map((s) => s.phase)).not.toContain('reconnecting');
+    } finally {
+      await handle.stop();
+    }
+    expect(rec.statuses.filter((s) => s.node === a).map((s) => s.phase)).not.toContain('failed');
     expect(tapscopeObjects()).toEqual([]);
+    expect(podTempDirs()).toEqual([]);
   });
 
   it('clean removes the leftovers of a session that never stopped', async () => {

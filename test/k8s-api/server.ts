@@ -295,6 +295,14 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       execs.delete(key(ns, name));
       // why: a deleted container takes its filesystem with it; here its /tmp is a per-pod host dir.
       rmSync(podTmp(o), { recursive: true, force: true });
+      // Like the DaemonSet controller: a pod of a DaemonSet that still exists is replaced.
+      const owner = o.metadata.ownerReferences?.find((r: Obj) => r.kind === 'DaemonSet');
+      if (owner) {
+        later(30, () => {
+          const ds = store.get('daemonsets')?.get(key(ns, owner.name));
+          if (ds && ds.metadata.uid === owner.uid) reconcile(ds);
+        });
+      }
     }
     if (kind === 'daemonsets') {
       for (const p of [...(store.get('pods') as Map<string, Obj>).values()]) {
@@ -360,9 +368,11 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     const ns = ds.metadata.namespace;
     const tmpl = ds.spec.template;
     let desired = 0;
+    const pods = [...(store.get('pods') as Map<string, Obj>).values()];
     for (const n of nodes) {
       if (!affinityAllows(tmpl.spec, n) || !tolerates(tmpl.spec.tolerations, n.taints)) continue;
       desired++;
+      if (pods.some((p) => p.spec.nodeName === n.name && p.metadata.ownerReferences?.some((r: Obj) => r.uid === ds.metadata.uid))) continue;
       const podName = `${ds.metadata.name}-${randomBytes(3).toString('hex').slice(0, 5)}`;
       const violations = podSecurityViolations(nsLevel(ns), tmpl.spec);
       if (violations.length) {
