@@ -165,9 +165,12 @@ describe('decrypted records are attributed to the right connection', () => {
     // ground truth from the packets: client port -> SNI label
     const r = await run('tshark', ['-r', pcap, '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tls.handshake.extensions_server_name'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
-    const sniByPort = new Map(r.stdout.split('\n').filter(Boolean).map((l) => { const [p, s] = l.split('\t'); return [Number(p), s!.split('.')[0]!]; }));
+    const hellos = r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]);
+    const sniByPort = new Map(hellos.map(([p, s]) => [Number(p), s.split('.')[0]!]));
     // the clients and the one extra curl of the --exclude-tcp test
-    expect(sniByPort.size).toBe(CLIENTS + 1);
+    const stats = cap.records.filter((x) => x.t === 'stats').at(-1);
+    expect(hellos.length, `ClientHellos in the capture (helper stats ${JSON.stringify(stats)})`).toBe(CLIENTS + 1);
+    expect(sniByPort.size, `client ports used twice: ${JSON.stringify(hellos)}`).toBe(CLIENTS + 1);
     const idsByConn = new Map<number, Set<number>>();
     const wrong: string[] = [];
     let tagged = 0;
