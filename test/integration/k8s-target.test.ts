@@ -450,6 +450,9 @@ describe('lost exec stream', () => {
     expect(open.reason).toMatch(/exec stream .* was lost/);
     expect(phasesOf(rec, b)).not.toContain('reconnecting');
     expect(phasesOf(rec, a).at(-1)).toBe('stopped');
+    // The resumed helper excludes the kubelet API too (each section's header says so).
+    const excluded = `"excludedTcp":[{"ip":"${api.nodes[0]?.ip}","port":${KUBELET_PORT}}]`;
+    expect(Buffer.concat(rec.streams.get(a) ?? []).toString('latin1').split(excluded).length - 1).toBe(2);
     for (const [node, i] of [[a, 0], [b, 1]] as const) {
       const r = tsharkNames(join(files, `${node}.pcapng`));
       expect(r.code, r.stderr).toBe(0);

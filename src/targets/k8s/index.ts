@@ -392,6 +392,7 @@ class K8sCapture {
    */
   private async resume(n: NodeRun, reason: string): Promise<void> {
     n.stream = null;
+    n.dir = null;
     const fromMs = Date.now();
     this.handlers.onGap?.({ node: n.node, fromMs, toMs: null, reason });
     const r = await retryWithBackoff(async () => {
@@ -399,6 +400,9 @@ class K8sCapture {
       const pod = n.podRunning ? n.pod : null;
       if (!pod) throw new TapscopeError('E_K8S_NODE_FAILED', `no running capture pod on ${n.node} yet`);
       await this.deployNode(n, pod).catch((e: unknown) => {
+        // why: a try that got as far as its temp dir leaves it behind; removed with the others once resumed.
+        if (n.dir) n.leftovers.push({ pod, dir: n.dir });
+        n.dir = null;
         throw k8sError(e, `run the helper in pod ${pod}`, this.dep.ctx);
       });
       return true;
