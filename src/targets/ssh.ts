@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines,
+  CompleteBlocks, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines,
   remainingDuration, runCommandLine, shQuote, uploadScript, type HelperBinary,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
@@ -329,7 +329,7 @@ class SshCapture {
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     ch.pipe(out);
     this.status('running');
-    this.handlers.onStream(this.node, out);
+    this.handlers.onStream(this.node, out.pipe(new CompleteBlocks()));
     this.status('streaming');
   }
 
