@@ -202,10 +202,14 @@ static __always_inline void learn(__u32 tgid, __u64 ctx, int fd, const struct tu
 
 static __always_inline void fill_hdr(struct event_hdr *h, __u32 kind, __u64 id)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
 	h->kind = kind;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->pad = 0;
+	/* why: the same 5-tuple can exist in several network namespaces (pods' own loopback); the core keeps
+	 * records of a namespace other than the capture's apart. 0 when the task has no nsproxy (exiting) */
+	h->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	h->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }

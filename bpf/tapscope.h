@@ -82,7 +82,7 @@ struct event_hdr {
 	__u32 kind;
 	__u32 pid;
 	__u32 tid;
-	__u32 pad;
+	__u32 netns; /* inode of the task's network namespace (0 = unknown): hooks are host-wide */
 	__u64 ts_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	char comm[TASK_COMM_LEN];
 };

@@ -865,7 +865,7 @@ static void write_tls(const struct tls_event *e)
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	uint8_t tags[128], *p = tags;
 	const char *proto = proto_for(e);
-	char comment[256], comm[TASK_COMM_LEN + 1];
+	char comment[256], comm[TASK_COMM_LEN + 1], netns[24] = "";
 	int i, known = e->tuple.family != 0;
 
 	/* why: with hooks host-wide, the helper's own output riding TLS on this host would come back as
@@ -905,9 +905,11 @@ static void write_tls(const struct tls_event *e)
 	for (i = 0; comm[i]; i++)
 		if (isspace((unsigned char)comm[i]) || comm[i] == '=')
 			comm[i] = '_';
-	snprintf(comment, sizeof(comment), "tapscope-tls pid=%u tid=%u comm=%s lib=%s fn=%s dir=%s len=%u trunc=%d conn=%s",
+	if (e->hdr.netns)
+		snprintf(netns, sizeof(netns), " netns=%u", e->hdr.netns);
+	snprintf(comment, sizeof(comment), "tapscope-tls pid=%u tid=%u comm=%s lib=%s fn=%s dir=%s len=%u trunc=%d conn=%s%s",
 		 e->hdr.pid, e->hdr.tid, comm[0] ? comm : "?", lib_name(e->lib), fn_name(e->fn), e->dir_out ? "out" : "in",
-		 e->len, e->captured < e->len ? 1 : 0, known ? conn_via_name(e->conn_via) : "unknown");
+		 e->len, e->captured < e->len ? 1 : 0, known ? conn_via_name(e->conn_via) : "unknown", netns);
 	if (!known)
 		ctr.tls_conn_unknown++;
 	pcapng_epb2(tls_ifid, mono_to_real_ns(e->hdr.ts_ns), tags, (uint32_t)(p - tags), e->data, e->captured,
@@ -1013,7 +1015,8 @@ static int handle_event(void *ctx, void *data, size_t size)
 		if (size >= sizeof(struct conn_event)) {
 			const struct conn_event *c = data;
 
-			conn_note(&c->tuple, (int)c->role, h->pid, h->tid, comm, "tracepoint", mono_to_real_ns(h->ts_ns));
+			conn_note(&c->tuple, h->netns, (int)c->role, h->pid, h->tid, comm, "tracepoint",
+				  mono_to_real_ns(h->ts_ns));
 		}
 		break;
 	case EV_EXEC:

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -117,6 +118,14 @@ static void write_stats(int final)
 	sb_free(&b);
 }
 
+/* Inode of the helper's network namespace: the one its packet sockets and /proc/net scans see. */
+static uint32_t own_netns(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/net", &st) ? 0 : (uint32_t)st.st_ino;
+}
+
 static void write_capture_cb(const char *mode, const char *reason, const struct probe_report *pr)
 {
 	struct sbuf b = {0};
@@ -149,7 +158,10 @@ static void write_capture_cb(const char *mode, const char *reason, const struct 
 		inet_ntop(opts.excludes[i].family, opts.excludes[i].addr, a, sizeof(a));
 		sb_printf(&b, "%s{\"ip\":\"%s\",\"port\":%u}", i ? "," : "", a, opts.excludes[i].port);
 	}
-	sb_puts(&b, "]}");
+	sb_putc(&b, ']');
+	if (capture_netns)
+		sb_printf(&b, ",\"netns\":%u", capture_netns);
+	sb_putc(&b, '}');
 	pcapng_custom_json(b.p, b.len);
 	sb_free(&b);
 }
@@ -265,6 +277,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	clock_sync();
 	capture_start_ns = now_realtime_ns();
+	capture_netns = own_netns();
 	procinfo_init();
 
 	if (!strcmp(opts.mode, "afpacket")) {

@@ -613,8 +613,8 @@ int tuple_excluded(const struct tuple *t)
 	return end_excluded(t, t->saddr, t->sport) || end_excluded(t, t->daddr, t->dport);
 }
 
-void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, const char *comm, const char *via,
-	       uint64_t ts_ns)
+void conn_note(const struct tuple *t, uint32_t netns, int role, uint32_t pid, uint32_t tid, const char *comm,
+	       const char *via, uint64_t ts_ns)
 {
 	char l[64], r[64];
 
@@ -623,7 +623,8 @@ void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, cons
 		return;
 	}
 
-	if (!set_add64(conn_seen, CONN_SLOTS, tuple_key(t)))
+	/* why the namespace: pods' own loopback connections can share one 5-tuple */
+	if (!set_add64(conn_seen, CONN_SLOTS, (tuple_key(t) ^ netns) * 1099511628211ull))
 		return;
 	ctr.conns++;
 	proc_note(pid, comm);
@@ -635,7 +636,10 @@ void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, cons
 		  t->proto == 17 ? "udp" : "tcp", l, t->sport, r, t->dport,
 		  role == ROLE_CLIENT ? "client" : role == ROLE_SERVER ? "server" : "unknown", pid, tid);
 	sb_json_str(&jb, comm);
-	sb_printf(&jb, ",\"via\":\"%s\",\"tsNs\":%llu}", via, (unsigned long long)ts_ns);
+	sb_printf(&jb, ",\"via\":\"%s\",\"tsNs\":%llu", via, (unsigned long long)ts_ns);
+	if (netns)
+		sb_printf(&jb, ",\"netns\":%u", netns);
+	sb_putc(&jb, '}');
 	pcapng_custom_json(jb.p, jb.len);
 }
 
@@ -773,7 +777,8 @@ void proc_scan(int with_tcp)
 						role = ROLE_SERVER;
 				if (rows[i].t.proto == 17)
 					role = 0;
-				conn_note(&rows[i].t, role, pid, pid, comm, "proc", now_realtime_ns());
+				/* the helper's own /proc/net: sockets of its network namespace */
+				conn_note(&rows[i].t, capture_netns, role, pid, pid, comm, "proc", now_realtime_ns());
 			}
 		}
 		closedir(fds);
@@ -1075,7 +1080,7 @@ void proc_resolve_syns(void)
 
 			snprintf(cpath, sizeof(cpath), "/proc/%u/comm", pid);
 			read_small(cpath, comm, sizeof(comm), 0);
-			conn_note(&it->t, it->role, pid, pid, comm, "proc", now_realtime_ns());
+			conn_note(&it->t, capture_netns, it->role, pid, pid, comm, "proc", now_realtime_ns());
 			set_add64(inode_seen, INODE_SLOTS, ino);
 			recent_owner_note(pid);
 		}

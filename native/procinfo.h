@@ -34,9 +34,9 @@ void proc_note_tls(uint32_t pid, const char *comm, const char *hook_lib, const c
 void proc_forget(uint32_t pid);
 /* 1 when a TCP tuple has an end named by --exclude-tcp (the capture's own output connection) */
 int tuple_excluded(const struct tuple *t);
-/* writes a `conn` CB unless this connection was already reported */
-void conn_note(const struct tuple *t, int role, uint32_t pid, uint32_t tid, const char *comm, const char *via,
-	       uint64_t ts_ns);
+/* writes a `conn` CB unless this connection (in network namespace netns, 0 = unknown) was already reported */
+void conn_note(const struct tuple *t, uint32_t netns, int role, uint32_t pid, uint32_t tid, const char *comm,
+	       const char *via, uint64_t ts_ns);
 /* scans /proc/net/{tcp,tcp6,udp,udp6} of the helper's network namespace and attributes new sockets */
 void proc_scan_conns(void);
 /* Same, with or without TCP: the /proc/net/tcp* reads are the costly part (see proc_scan). */

@@ -23,6 +23,7 @@ void capture_yield(void)
 	depth--;
 }
 uint64_t capture_start_ns;
+uint32_t capture_netns;
 
 static int64_t mono_to_real_offset;
 

@@ -67,6 +67,8 @@ extern struct options opts;
 extern struct counters ctr;
 extern volatile sig_atomic_t stop_requested;
 extern uint64_t capture_start_ns;
+/* inode of the helper's network namespace (the one its packet sockets capture), 0 = unknown */
+extern uint32_t capture_netns;
 
 /* Long synchronous work (walking /proc, attaching uprobes) calls this now and then: it drains the capture
  * ring (the hook main installs), so a stall of tens of ms does not overflow the ring and drop packets. */

@@ -54,6 +54,7 @@ export const FIELDS: Record<string, FieldDef> = {
   app: { type: 'string', get: (f) => f.app, help: 'tls, http, http2, grpc, dns, ssh, quic, unknown' },
   node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on', stable: true },
   seenBy: { type: 'string', get: (f) => f.seenBy ?? 'packets', help: 'packets | hook-only (known only from decrypted TLS records, no packet captured)' },
+  netns: { type: 'number', get: (f) => f.netns ?? undefined, help: 'network namespace inode of a hook-only flow from a namespace other than the capture\'s (absent otherwise)' },
   'src.ip': { type: 'ip', get: (f) => f.src.ip, help: 'client address', stable: true },
   'src.port': { type: 'number', columns: ['srcPort'], get: (f) => f.src.port, help: 'client port', stable: true },
   'dst.ip': { type: 'ip', get: (f) => f.dst.ip, help: 'server address', stable: true },

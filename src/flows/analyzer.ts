@@ -514,9 +514,12 @@ export class Analyzer {
 
   private addFlow(
     node: string, transport: 'tcp' | 'udp', a: KeyIp, ap: number, b: KeyIp, bp: number,
-    client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number, cip: KeyIp,
+    client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number, cip: KeyIp, netns: number | null = null,
   ): FlowState {
-    let id = flowId([node, transport, client.ip, String(client.port), server.ip, String(server.port), String(ts)]);
+    const parts = [node, transport, client.ip, String(client.port), server.ip, String(server.port), String(ts)];
+    // why only then: ids of the capture's own flows must not change
+    if (netns !== null) parts.push(`netns=${netns}`);
+    let id = flowId(parts);
     while (!this.ids.add(ID_LANES[0]!, ID_LANES[1]!)) id = nextId(id);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
@@ -526,7 +529,8 @@ export class Analyzer {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
       x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length, origin: this.origin,
     };
-    this.index.set(node, transport === 'tcp', a, ap, b, bp, fs);
+    if (netns !== null) flow.netns = netns;
+    this.index.set(indexNode(node, netns), transport === 'tcp', a, ap, b, bp, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
     this.last = null;
     this.idMap?.set(id, fs);
@@ -943,17 +947,20 @@ export class Analyzer {
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = b.comments.map(parseTlsComment).find((x) => x !== null) ?? {};
-    let fs = this.index.get(node, true, srcKey, src.port, dstKey, dst.port);
+    const meta = this.nodes.get(node);
+    // why: hooks are host-wide; a record from another network namespace (a pod's own loopback) must never
+    // join a captured flow that merely has the same 5-tuple
+    const netns = meta?.foreignNetns(attrs.netns ? Number(attrs.netns) : null) ?? null;
+    let fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
     const other = dirOut ? dst : src;
     if (!fs) {
       // why: a hook event can reach us before the first packet of its connection; orient by the owner's role.
-      const meta = this.nodes.get(node);
-      const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port)?.role;
+      const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
       const client = mineIsClient ? mine : other;
-      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, client, mineIsClient ? other : mine, b.tsMs, ipKeyPart(client.ip));
+      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, client, mineIsClient ? other : mine, b.tsMs, ipKeyPart(client.ip), netns);
       fs.app = 'tls';
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
@@ -1010,8 +1017,9 @@ export class Analyzer {
     const meta = this.nodes.get(f.node);
     const t = f.transport;
     const hasConns = meta !== undefined && meta.conns.size > 0;
-    const clientOwner = (hasConns ? meta.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port) : null) ?? fs.x?.tlsPid.client ?? null;
-    const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port) : null) ?? fs.x?.tlsPid.server ?? null;
+    const ns = f.netns ?? null;
+    const clientOwner = (hasConns ? meta.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port, ns) : null) ?? fs.x?.tlsPid.client ?? null;
+    const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port, ns) : null) ?? fs.x?.tlsPid.server ?? null;
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
     if (this.podLookup) {
@@ -1128,6 +1136,11 @@ export class Analyzer {
 }
 
 /** An address in key form: IPv4 as its 32-bit number (what packets give cheaply), anything else as text. */
+/** The flow table's node key: a foreign network namespace's hook-only flows live apart from the node's captured ones. */
+function indexNode(node: string, netns: number | null): string {
+  return netns === null ? node : `${node}\0netns=${netns}`;
+}
+
 export function ipKeyPart(ip: string): number | string {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
   if (!m) return ip;

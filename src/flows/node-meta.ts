@@ -56,6 +56,12 @@ export function endpointPairKey(localIp: string, localPort: number, remoteIp: st
   return `${normalizeIp(localIp)}|${localPort}|${normalizeIp(remoteIp)}|${remotePort}`;
 }
 
+// why the namespace: hooks are host-wide, and pods' own loopback connections can share one 5-tuple
+function connKey(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null): string {
+  const key = `${transport === 'udp' ? 'u' : 't'}|${endpointPairKey(localIp, localPort, remoteIp, remotePort)}`;
+  return netns === null ? key : `${netns}|${key}`;
+}
+
 function parseHooks(v: unknown): ProcRecord['hooks'] {
   if (!Array.isArray(v)) return [];
   const out: ProcRecord['hooks'] = [];
@@ -78,8 +84,10 @@ export class NodeMeta {
   helperVersion: string | null = null;
   kernel: string | null = null;
   startNs: number | null = null;
+  /** Inode of the network namespace the helper captured packets in (capture record), null when not stated. */
+  netns: number | null = null;
   readonly procs = new Map<number, ProcRecord>();
-  /** "localIp|localPort|remoteIp|remotePort" (tcp) -> owner */
+  /** "t|localIp|localPort|remoteIp|remotePort" (tcp) -> owner; prefixed "netns|" for another network namespace */
   readonly conns = new Map<string, ConnOwner>();
   readonly hooks: HookRecord[] = [];
   stats: NodeStats | null = null;
@@ -102,6 +110,7 @@ export class NodeMeta {
         this.kernel = str(rec.kernel);
         this.hostname = str(rec.hostname) ?? this.hostname;
         this.startNs = num(rec.startNs);
+        this.netns = num(rec.netns);
         break;
       }
       case 'node':
@@ -142,7 +151,7 @@ export class NodeMeta {
         if (pid === null || lip === null || lport === null || rip === null || rport === null) break;
         if (rec.proto !== undefined && rec.proto !== 'tcp' && rec.proto !== 'udp') break;
         const role = rec.role === 'client' || rec.role === 'server' ? rec.role : 'unknown';
-        this.conns.set(`${rec.proto === 'udp' ? 'u' : 't'}|${endpointPairKey(lip, lport, rip, rport)}`, { pid, comm: str(rec.comm) ?? '?', role });
+        this.conns.set(connKey(rec.proto === 'udp' ? 'udp' : 'tcp', lip, lport, rip, rport, this.foreignNetns(num(rec.netns))), { pid, comm: str(rec.comm) ?? '?', role });
         break;
       }
       case 'hook': {
@@ -163,8 +172,14 @@ export class NodeMeta {
     }
   }
 
-  owner(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number): ConnOwner | null {
-    return this.conns.get(`${transport === 'udp' ? 'u' : 't'}|${endpointPairKey(localIp, localPort, remoteIp, remotePort)}`) ?? null;
+  /** netns (of a hooked record) when it is known and not the one the packets were captured in, else null. */
+  foreignNetns(netns: number | null): number | null {
+    return netns !== null && this.netns !== null && netns !== this.netns ? netns : null;
+  }
+
+  /** The owner of a local end; `netns` names a foreign network namespace (foreignNetns), null for the capture's own. */
+  owner(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null = null): ConnOwner | null {
+    return this.conns.get(connKey(transport, localIp, localPort, remoteIp, remotePort, netns)) ?? null;
   }
 
   processRef(pid: number, fallbackComm: string): ProcessRef {

@@ -101,6 +101,12 @@ export interface Flow {
    * loopback when capturing on the host); packets and bytes then stay 0.
    */
   seenBy?: 'packets' | 'hook-only';
+  /**
+   * Inode of the network namespace of a flow known only from hooks in a namespace other than the one the
+   * packets were captured in (a pod's own loopback): such records never join a captured flow. Absent (null)
+   * for flows of the capture's own namespace and for captures that do not state namespaces.
+   */
+  netns?: number | null;
 }
 
 export interface LibraryBreakdownRow {
