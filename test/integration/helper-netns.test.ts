@@ -47,7 +47,7 @@ let dir: string;
 const servers: ChildProcess[] = [];
 const inode = new Map<Name, number>();
 let flows: Flow[] = [];
-let recordsNetns: { name: Name; netns: string | undefined }[] = [];
+const recordsNetns: { name: Name; netns: string | undefined }[] = [];
 let captureNetns: unknown;
 const curlOut = new Map<Name, string>();
 
