@@ -466,6 +466,32 @@ describe('lost exec stream', () => {
     expect(podTempDirs()).toEqual([]);
   });
 
+  it('resumes every node after an API server restart, with a gap each and valid files', async () => {
+    const files = mkdtempSync(join(dir, 'restart-'));
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 200, max: 1000, giveUpMs: 30_000 } }));
+    const rec = recorder(files);
+    const [a, b] = [api.nodes[0]?.name as string, api.nodes[1]?.name as string];
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [a, b] }, rec.handlers);
+    try {
+      await Promise.all([markIn(rec, 0, 'tskprerestart0.test'), markIn(rec, 1, 'tskprerestart1.test')]);
+      await api.restart(1500);
+      await until('both nodes resumed', () => [a, b].every((n) => rec.gaps.some((g) => g.node === n && g.toMs !== null)), 300);
+      await Promise.all([markIn(rec, 0, 'tskpostrestart0.test'), markIn(rec, 1, 'tskpostrestart1.test')]);
+    } finally {
+      await handle.stop();
+    }
+    for (const w of rec.writers.values()) w.close();
+    for (const [node, i] of [[a, 0], [b, 1]] as const) {
+      expect(phasesOf(rec, node)).toContain('reconnecting');
+      const r = tsharkNames(join(files, `${node}.pcapng`));
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(r.names).toContain(`tskprerestart${i}.test`);
+      expect(r.names).toContain(`tskpostrestart${i}.test`);
+    }
+    expect(tapscopeObjects()).toEqual([]);
+    expect(podTempDirs()).toEqual([]);
+  });
+
   it('fails the node with the reason after bounded retries when exec keeps being refused, and keeps the others going', async () => {
     const files = mkdtempSync(join(dir, 'refused-'));
     const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 100, max: 400, giveUpMs: 2500 } }));

@@ -68,6 +68,8 @@ export interface K8sApi {
   dropExec(node: string): number;
   /** Test hook: answers new exec requests into pods on `node` with HTTP `code` (null: serve them again). */
   refuseExec(node: string, code: number | null): void;
+  /** Test hook: an API server restart: every connection is cut, the port refuses connections for `downMs`, then listens again. */
+  restart(downMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -737,6 +739,14 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     refuseExec(node, code) {
       if (code === null) execRefusals.delete(node);
       else execRefusals.set(node, code);
+    },
+    async restart(downMs) {
+      const port = (server.address() as AddressInfo).port;
+      for (const c of wss.clients) c.terminate();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise((r) => setTimeout(r, downMs));
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
     },
     async close() {
       for (const t of timers) clearTimeout(t);
