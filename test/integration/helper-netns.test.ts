@@ -47,7 +47,11 @@ let dir: string;
 const servers: ChildProcess[] = [];
 const inode = new Map<Name, number>();
 let flows: Flow[] = [];
-const recordsNetns: { name: Name; netns: string | undefined }[] = [];
+const recordsNetns: { name: Name; netns: string | undefined; pid: number }[] = [];
+/** conn records of the test's 5-tuple (either end): "role netns" */
+let conns: string[] = [];
+/** server pid -> the inode of /proc/PID/ns/net, read while it runs */
+const serverNetns = new Map<number, number>();
 let captureNetns: unknown;
 const curlOut = new Map<Name, string>();
 
@@ -83,7 +87,10 @@ beforeAll(async () => {
     inode.set(n, statSync(`/run/netns/${ns(n)}`).ino);
   }
   const tls = await makeTestCa('127.0.0.1');
-  for (const n of NAMES) await startServer(n, tls.cert, tls.key);
+  for (const n of NAMES) {
+    const s = await startServer(n, tls.cert, tls.key);
+    serverNetns.set(s.pid!, statSync(`/proc/${s.pid}/ns/net`).ino);
+  }
   const pcap = join(dir, 'netns.pcapng');
   const helper = await startHelper(ns('cap'), ['--mode', 'ebpf'], pcap);
   try {
@@ -104,8 +111,12 @@ beforeAll(async () => {
   for (const e of cap.epbs) {
     const attrs = parseTlsComment(e.comment);
     const name = NAMES.find((n) => e.data.includes(`/ns-${n}`) || e.data.includes(`from ${n}`));
-    if (attrs && name) recordsNetns.push({ name, netns: attrs.netns });
+    if (attrs && name) recordsNetns.push({ name, netns: attrs.netns, pid: Number(attrs.pid) });
   }
+  const ends = [LOCAL_PORT, PORT];
+  conns = cap.records
+    .filter((r) => r.t === 'conn' && ends.includes((r.local as { port: number }).port) && ends.includes((r.remote as { port: number }).port))
+    .map((r) => `${String(r.role)} ${String(r.netns)}`).sort();
   const f = await runCli(['flows', pcap, '--json', '--filter', `port == ${PORT} and port == ${LOCAL_PORT}`], { TAPSCOPE_HOME: join(dir, 'home') });
   if (f.code !== 0) throw new Error(`tapscope flows failed: ${f.stderr}`);
   flows = f.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow);
@@ -130,6 +141,15 @@ describe('decrypted records from several network namespaces with one 5-tuple', (
       expect(mine.length, n).toBeGreaterThanOrEqual(2);
       for (const r of mine) expect(Number(r.netns), n).toBe(inode.get(n));
     }
+    // the servers' own records against /proc/PID/ns/net of the (still running) server process
+    const byServers = recordsNetns.filter((r) => serverNetns.has(r.pid));
+    expect(byServers.length).toBeGreaterThanOrEqual(3);
+    for (const r of byServers) expect(Number(r.netns)).toBe(serverNetns.get(r.pid));
+  });
+
+  it('writes the conn records of each namespace, though they share one 5-tuple', () => {
+    const want = NAMES.flatMap((n) => [`client ${inode.get(n)}`, `server ${inode.get(n)}`]).sort();
+    expect(conns).toEqual(want);
   });
 
   it('keeps the three connections apart: packets + plaintext in the helper\'s namespace, one hook-only flow per other one', () => {
