@@ -201,7 +201,9 @@ describe('capture', () => {
 
     const t = createK8sTarget('k8s://tsk-token', opts());
     const rec = recorder();
-    const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
+    // a slow link: the pods are running before the pod watch opens, and every phase must still be reported
+    api.slowWatches(150);
+    const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers).finally(() => api.slowWatches(0));
     try {
       expect([...rec.streams.keys()].sort()).toEqual(api.nodes.map((n) => n.name).sort());
       for (const n of api.nodes) {

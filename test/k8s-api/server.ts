@@ -68,6 +68,8 @@ export interface K8sApi {
   dropExec(node: string): number;
   /** Test hook: answers new exec requests into pods on `node` with HTTP `code` (null: serve them again). */
   refuseExec(node: string, code: number | null): void;
+  /** Test hook: watches open `ms` later (a slow link), so objects may change before a watch sees them. */
+  slowWatches(ms: number): void;
   /** Test hook: an API server restart: every connection is cut, the port refuses connections for `downMs`, then listens again. */
   restart(downMs: number): Promise<void>;
   close(): Promise<void>;
@@ -253,6 +255,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   /** node name -> open exec WebSockets and the refusal status, for the test hooks */
   const execSockets = new Map<string, Set<WebSocket>>();
   const execRefusals = new Map<string, number>();
+  let watchDelayMs = 0;
   const requests: string[] = [];
   const rejected: K8sApi['rejected'] = [];
   const deny: RbacRule[] = [];
@@ -519,6 +522,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       const field = q.get('fieldSelector');
       const sel = (o: Obj) => (!r.ns || o.metadata.namespace === r.ns) && matchLabels(label, o.metadata.labels) && matchFields(field, o);
       if (watch) {
+        if (watchDelayMs) await new Promise((r) => setTimeout(r, watchDelayMs));
         res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
         res.flushHeaders();
         const w: Watcher = { kind: r.resource, ns: r.ns, label, field, send: (type, o) => res.write(JSON.stringify({ type, object: o }) + '\n') };
@@ -730,6 +734,9 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         'contexts:', `- name: ${ctx}`, '  context:', `    cluster: ${ctx}-cluster`, `    user: ${ctx}-user`, '',
       ].join('\n'));
       return f;
+    },
+    slowWatches(ms) {
+      watchDelayMs = ms;
     },
     dropExec(node) {
       const open = [...(execSockets.get(node) ?? [])];

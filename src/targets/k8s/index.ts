@@ -84,6 +84,8 @@ class Deployment {
   readonly name: string;
   createdNs = false;
   private created: Array<'sa' | 'ds'> = [];
+  /** The DaemonSet's resourceVersion at creation: the pod watch starts there, so it sees every pod change. */
+  private createdAt: string | undefined;
 
   constructor(
     readonly kc: KubeConfig,
@@ -134,10 +136,11 @@ class Deployment {
         const te = this.err(e, `create pods in namespace ${ns}`);
         if (te.code === 'E_K8S_ADMISSION') throw te;
       });
-      await this.apps.createNamespacedDaemonSet({ namespace: ns, body: daemonSetManifest(full) }).catch((e: unknown) => {
+      const ds = await this.apps.createNamespacedDaemonSet({ namespace: ns, body: daemonSetManifest(full) }).catch((e: unknown) => {
         throw this.err(e, `create daemonsets.apps in namespace ${ns}`);
       });
       this.created.push('ds');
+      this.createdAt = ds.metadata?.resourceVersion;
     } catch (e) {
       await this.remove().catch(() => undefined);
       throw e;
@@ -182,9 +185,15 @@ class Deployment {
   async watchPods(on: (type: string, pod: V1Pod) => void): Promise<() => void> {
     let stopped = false;
     let ac: AbortController | null = null;
+    // why: the first watch starts at the DaemonSet's creation, not "now": its pods may already be past a
+    // phase (pulling) by the time the watch is open. A re-opened watch takes the current state instead (an
+    // old resourceVersion may have been compacted away).
+    let from = this.createdAt;
     const start = async () => {
       if (stopped) return;
-      ac = await new Watch(this.kc).watch(`/api/v1/namespaces/${this.ctx.namespace}/pods`, { labelSelector: `${SESSION_LABEL}=${this.session}` }, on, () => {
+      const query = { labelSelector: `${SESSION_LABEL}=${this.session}`, ...(from ? { resourceVersion: from } : {}) };
+      from = undefined;
+      ac = await new Watch(this.kc).watch(`/api/v1/namespaces/${this.ctx.namespace}/pods`, query, on, () => {
         if (!stopped) setTimeout(() => void start().catch(() => undefined), 500).unref();
       });
     };
