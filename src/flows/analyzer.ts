@@ -948,9 +948,9 @@ export class Analyzer {
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = b.comments.map(parseTlsComment).find((x) => x !== null) ?? {};
     const meta = this.nodes.get(node);
-    // why: hooks are host-wide; a record from another network namespace (a pod's own loopback) must never
-    // join a captured flow that merely has the same 5-tuple
-    const netns = meta?.foreignNetns(attrs.netns ? Number(attrs.netns) : null) ?? null;
+    // why: hooks are host-wide; a record from another network namespace's loopback (a pod's own 127.0.0.1)
+    // must never join a captured flow that merely has the same 5-tuple
+    const netns = meta?.separateNetns(attrs.netns ? Number(attrs.netns) : null, src.ip) ?? null;
     let fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;

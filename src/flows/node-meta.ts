@@ -52,6 +52,11 @@ export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
+export function isLoopback(ip: string): boolean {
+  const n = normalizeIp(ip);
+  return n.startsWith('127.') || n === '::1';
+}
+
 export function endpointPairKey(localIp: string, localPort: number, remoteIp: string, remotePort: number): string {
   return `${normalizeIp(localIp)}|${localPort}|${normalizeIp(remoteIp)}|${remotePort}`;
 }
@@ -151,7 +156,7 @@ export class NodeMeta {
         if (pid === null || lip === null || lport === null || rip === null || rport === null) break;
         if (rec.proto !== undefined && rec.proto !== 'tcp' && rec.proto !== 'udp') break;
         const role = rec.role === 'client' || rec.role === 'server' ? rec.role : 'unknown';
-        this.conns.set(connKey(rec.proto === 'udp' ? 'udp' : 'tcp', lip, lport, rip, rport, this.foreignNetns(num(rec.netns))), { pid, comm: str(rec.comm) ?? '?', role });
+        this.conns.set(connKey(rec.proto === 'udp' ? 'udp' : 'tcp', lip, lport, rip, rport, this.separateNetns(num(rec.netns), lip)), { pid, comm: str(rec.comm) ?? '?', role });
         break;
       }
       case 'hook': {
@@ -172,12 +177,17 @@ export class NodeMeta {
     }
   }
 
-  /** netns (of a hooked record) when it is known and not the one the packets were captured in, else null. */
-  foreignNetns(netns: number | null): number | null {
-    return netns !== null && this.netns !== null && netns !== this.netns ? netns : null;
+  /**
+   * The network namespace of a hooked record (or conn record) whose connection has local address `ip`, when
+   * it must be kept apart from the capture's packets: known, not the namespace the packets were captured in,
+   * and on loopback, which never leaves its namespace (pods' own 127.0.0.1 reuse one 5-tuple). Else null:
+   * a foreign namespace's other connections cross captured interfaces (a pod's veth) and join by 5-tuple.
+   */
+  separateNetns(netns: number | null, ip: string): number | null {
+    return netns !== null && this.netns !== null && netns !== this.netns && isLoopback(ip) ? netns : null;
   }
 
-  /** The owner of a local end; `netns` names a foreign network namespace (foreignNetns), null for the capture's own. */
+  /** The owner of a local end; `netns` as separateNetns gives it, null for connections joined by 5-tuple. */
   owner(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null = null): ConnOwner | null {
     return this.conns.get(connKey(transport, localIp, localPort, remoteIp, remotePort, netns)) ?? null;
   }

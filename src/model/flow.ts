@@ -102,9 +102,11 @@ export interface Flow {
    */
   seenBy?: 'packets' | 'hook-only';
   /**
-   * Inode of the network namespace of a flow known only from hooks in a namespace other than the one the
-   * packets were captured in (a pod's own loopback): such records never join a captured flow. Absent (null)
-   * for flows of the capture's own namespace and for captures that do not state namespaces.
+   * Inode of the network namespace of a loopback flow known only from hooks in a namespace other than the
+   * one the packets were captured in (a pod's own 127.0.0.1): such records never join a captured flow.
+   * Absent (null) otherwise: flows of the capture's own namespace, other namespaces' non-loopback flows
+   * (they cross captured interfaces such as a pod's veth, and join by 5-tuple), and captures that do not
+   * state namespaces.
    */
   netns?: number | null;
 }

@@ -1,6 +1,7 @@
 // Hooked TLS records and conn records are host-wide; packets are those of the helper's network namespace.
-// A record from another namespace (a pod's own loopback) with the same 5-tuple as a captured flow must
-// form its own hook-only flow per namespace, and records without namespace info join by 5-tuple as before.
+// A record from another namespace's loopback (a pod's own 127.0.0.1) with the same 5-tuple as a captured
+// flow must form its own hook-only flow per namespace; a foreign namespace's other connections (a pod's
+// traffic crossing the node's veth) and records without namespace info join by 5-tuple as before.
 import { describe, it, expect } from 'vitest';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
@@ -11,8 +12,8 @@ import type { Flow } from '../../src/model/flow.js';
 const OWN = 4026531840;
 const POD_A = 4026532300;
 const POD_B = 4026532411;
-const client = { ip: '127.0.0.1', port: 40555 };
-const server = { ip: '127.0.0.1', port: 15001 };
+const LOOP = { client: { ip: '127.0.0.1', port: 40555 }, server: { ip: '127.0.0.1', port: 15001 } };
+const { client, server } = LOOP;
 
 function flowsOf(buf: Buffer): Flow[] {
   const a = new Analyzer();
@@ -22,7 +23,7 @@ function flowsOf(buf: Buffer): Flow[] {
 }
 
 /** One captured loopback flow in the helper's namespace plus hooked exchanges with the same 5-tuple. */
-function capture(captureNetns: number | null, records: { netns?: number; path: string; pid: number }[]): Buffer {
+function capture(captureNetns: number | null, records: { netns?: number; path: string; pid: number }[], { client, server } = LOOP): Buffer {
   const b = new CaptureBuilder();
   b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', ...(captureNetns === null ? {} : { netns: captureNetns }) });
   for (const r of records) {
@@ -67,6 +68,16 @@ describe('network namespace of hooked records', () => {
     expect(noRecordNs).toHaveLength(1);
     expect(noRecordNs[0]).toMatchObject({ seenBy: 'packets' });
     expect(noRecordNs[0]!.http.map((h) => h.path)).toEqual(['/a']);
+  });
+
+  it('joins a foreign namespace\'s non-loopback records and owners to the captured flow (a pod\'s traffic seen on its veth)', () => {
+    const pod = { client: { ip: '10.244.1.5', port: 40555 }, server: { ip: '10.244.2.9', port: 443 } };
+    const flows = flowsOf(capture(OWN, [{ netns: POD_A, path: '/via-veth', pid: 20 }], pod));
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ seenBy: 'packets', src: pod.client, dst: pod.server });
+    expect(flows[0]!.netns ?? null).toBeNull();
+    expect(flows[0]!.http.map((h) => h.path)).toEqual(['/via-veth']);
+    expect(flows[0]!.peerProcess?.pid).toBe(21);
   });
 
   it('gives the capture\'s own flows the same ids as a capture without namespace info', () => {
