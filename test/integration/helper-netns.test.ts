@@ -3,6 +3,8 @@
 // the exact same 5-tuple; the helper captures in the third. The capture must keep them apart: the helper's
 // own flow with its packets and plaintext, and one hook-only flow per other namespace with its own plaintext,
 // and every decrypted record must name the namespace it came from (`ip netns` inode of that namespace).
+// A pod's connection that does cross the helper's interfaces (a veth from `pa` to `cap`, 10.233.0.0/24)
+// must still join its captured flow, plaintext and owner by 5-tuple.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import type { Flow } from '../../src/model/flow.js';
 
 const PORT = 8443;
 const LOCAL_PORT = 40555;
+const VETH_CAP = '10.233.0.1';
 const PREFIX = uniquePrefix('tsn-');
 // the helper captures in `cap`; `pa` and `pb` stand for two pods
 const NAMES = ['cap', 'pa', 'pb'] as const;
@@ -35,7 +38,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-s = http.server.HTTPServer(('127.0.0.1', int(port)), H)
+s = http.server.HTTPServer(('0.0.0.0', int(port)), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
 s.socket = ctx.wrap_socket(s.socket, server_side=True)
@@ -86,6 +89,11 @@ beforeAll(async () => {
     await must('ip', ['-n', ns(n), 'link', 'set', 'lo', 'up']);
     inode.set(n, statSync(`/run/netns/${ns(n)}`).ino);
   }
+  await must('ip', ['-n', ns('cap'), 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', ns('pa')]);
+  for (const [n, dev, ip] of [['cap', 'veth0', VETH_CAP], ['pa', 'veth1', '10.233.0.2']] as const) {
+    await must('ip', ['-n', ns(n), 'addr', 'add', `${ip}/24`, 'dev', dev]);
+    await must('ip', ['-n', ns(n), 'link', 'set', dev, 'up']);
+  }
   const tls = await makeTestCa('127.0.0.1');
   for (const n of NAMES) {
     const s = await startServer(n, tls.cert, tls.key);
@@ -100,6 +108,9 @@ beforeAll(async () => {
       if (r.code !== 0) throw new Error(`curl in ${n} failed: ${r.stderr}`);
       curlOut.set(n, r.stdout);
     }
+    const veth = await run('ip', ['netns', 'exec', ns('pa'), 'curl', '-sS', '--http1.1', '--cacert', tls.ca,
+      '--resolve', `veth.tapscope.test:${PORT}:${VETH_CAP}`, `https://veth.tapscope.test:${PORT}/veth`], { timeoutMs: 30_000 });
+    if (veth.code !== 0) throw new Error(`curl over the veth failed: ${veth.stderr}`);
     // why: memory-BIO-free clients write records at once, but the ring is polled every 100 ms
     await new Promise((r) => setTimeout(r, 1000));
   } finally {
@@ -110,14 +121,14 @@ beforeAll(async () => {
   captureNetns = cap.records.find((r) => r.t === 'capture')?.netns;
   for (const e of cap.epbs) {
     const attrs = parseTlsComment(e.comment);
-    const name = NAMES.find((n) => e.data.includes(`/ns-${n}`) || e.data.includes(`from ${n}`));
+    const name = NAMES.find((n) => e.data.includes(`/ns-${n}`));
     if (attrs && name) recordsNetns.push({ name, netns: attrs.netns, pid: Number(attrs.pid) });
   }
   const ends = [LOCAL_PORT, PORT];
   conns = cap.records
     .filter((r) => r.t === 'conn' && ends.includes((r.local as { port: number }).port) && ends.includes((r.remote as { port: number }).port))
     .map((r) => `${String(r.role)} ${String(r.netns)}`).sort();
-  const f = await runCli(['flows', pcap, '--json', '--filter', `port == ${PORT} and port == ${LOCAL_PORT}`], { TAPSCOPE_HOME: join(dir, 'home') });
+  const f = await runCli(['flows', pcap, '--json', '--filter', `port == ${PORT}`], { TAPSCOPE_HOME: join(dir, 'home') });
   if (f.code !== 0) throw new Error(`tapscope flows failed: ${f.stderr}`);
   flows = f.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow);
 }, 180_000);
@@ -153,7 +164,8 @@ describe('decrypted records from several network namespaces with one 5-tuple', (
   });
 
   it('keeps the three connections apart: packets + plaintext in the helper\'s namespace, one hook-only flow per other one', () => {
-    expect(flows.map((f) => `${f.src.ip}:${f.src.port}>${f.dst.ip}:${f.dst.port}`)).toEqual(Array(3).fill(`127.0.0.1:${LOCAL_PORT}>127.0.0.1:${PORT}`));
+    const loop = flows.filter((f) => f.dst.ip === '127.0.0.1');
+    expect(loop.map((f) => `${f.src.ip}:${f.src.port}>${f.dst.ip}:${f.dst.port}`)).toEqual(Array(3).fill(`127.0.0.1:${LOCAL_PORT}>127.0.0.1:${PORT}`));
     for (const n of NAMES) {
       const own = n === 'cap';
       const f = flows.find((x) => x.http.some((h) => h.path === `/ns-${n}`));
@@ -165,5 +177,17 @@ describe('decrypted records from several network namespaces with one 5-tuple', (
       else expect(f!.packets).toBe(0);
       expect(f!.tls?.client?.plaintext, n).toBe(true);
     }
+  });
+
+  it('joins a pod\'s connection that crossed the veth into the helper\'s namespace to its captured flow', () => {
+    const veth = flows.filter((f) => f.dst.ip === VETH_CAP);
+    expect(veth).toHaveLength(1);
+    expect(veth[0]).toMatchObject({ seenBy: 'packets', src: { ip: '10.233.0.2' } });
+    expect(veth[0]!.netns ?? null).toBeNull();
+    expect(veth[0]!.packets).toBeGreaterThan(5);
+    expect(veth[0]!.http.map((h) => h.path)).toEqual(['/veth']);
+    expect(veth[0]!.tls?.client?.plaintext).toBe(true);
+    // the owner comes from the conn record the pod's curl wrote in its own namespace
+    expect(veth[0]!.process?.comm).toBe('curl');
   });
 });
