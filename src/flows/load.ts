@@ -2,6 +2,7 @@
 // truncated tail (a capture that was killed mid-write) with a note instead of an error.
 import { readBlocks } from '../pcapng/reader.js';
 import { Analyzer, type AnalyzerOptions } from './analyzer.js';
+import { gapNote } from './node-meta.js';
 
 export interface CaptureFile {
   path: string;
@@ -27,5 +28,6 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
       notes.push(`${f.path} ends inside a block at offset ${res.truncated.offset} (the capture was interrupted); the last ${res.truncated.pending} bytes were ignored and every complete block before them was read`);
     }
   }
+  for (const [node, meta] of analyzer.nodes) for (const g of meta.gaps) notes.push(gapNote(node, g));
   return { analyzer, notes, bytes };
 }

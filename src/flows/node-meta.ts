@@ -99,6 +99,8 @@ export class NodeMeta {
   /** Drops reported by ISBs (per interface, latest value). */
   readonly isbDrops = new Map<string, number>();
   hasCaptureRecord = false;
+  /** Where this node's stream was lost and resumed (written by the session writer, see store/node-writer.ts). */
+  readonly gaps: { fromMs: number; toMs: number | null; reason: string }[] = [];
   /** Packets and bytes of this node as read from its stream(s). */
   packets = 0;
   bytes = 0;
@@ -121,6 +123,11 @@ export class NodeMeta {
       case 'node':
         this.nodeName = str(rec.node) ?? this.nodeName;
         break;
+      case 'gap': {
+        const fromMs = num(rec.fromMs);
+        if (fromMs !== null) this.gaps.push({ fromMs, toMs: num(rec.toMs), reason: str(rec.reason) ?? 'stream lost' });
+        break;
+      }
       case 'proc': {
         const pid = num(rec.pid);
         if (pid === null) break;
@@ -220,4 +227,22 @@ export class NodeMeta {
     for (const v of this.isbDrops.values()) n += v;
     return n;
   }
+}
+
+/** The session note for a lost stream: the same words live (from the target) and when a file is reopened. */
+export function gapNote(node: string, gap: { fromMs: number; toMs: number | null; reason: string }): string {
+  return `${node}: stream gap from ${new Date(gap.fromMs).toISOString()}${gap.toMs ? ` to ${new Date(gap.toMs).toISOString()}` : ''} (${gap.reason})`;
+}
+
+/**
+ * Notes without repeats. Notes of one gap (open, then closed; from the target, then from the file on reopen,
+ * whose end time is when the resumed stream's first block was written) count as one: the last one says most.
+ */
+export function distinctNotes(notes: string[]): string[] {
+  const byKey = new Map<string, string>();
+  for (const n of notes) {
+    const key = /^.*?: stream gap from \S+/.exec(n)?.[0] ?? n;
+    byKey.set(key, n);
+  }
+  return [...byKey.values()];
 }

@@ -16,6 +16,7 @@ import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, P
 import { Analyzer } from '../flows/analyzer.js';
 import { analyzeFiles, type CaptureFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
+import { distinctNotes, gapNote } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
@@ -183,7 +184,8 @@ export class CoreService implements ApiCalls {
         },
         onStream: (node, stream) => this.attachStream(ls, node, stream),
         onGap: (gap) => {
-          ls.notes.push(`${gap.node}: stream gap from ${new Date(gap.fromMs).toISOString()}${gap.toMs ? ` to ${new Date(gap.toMs).toISOString()}` : ''} (${gap.reason})`);
+          if (gap.toMs === null) ls.writers.get(gap.node)?.gapOpened(gap.fromMs, gap.reason);
+          ls.notes.push(gapNote(gap.node, gap));
         },
       });
     } catch (e) {
@@ -274,7 +276,7 @@ export class CoreService implements ApiCalls {
       await ls.target.close().catch(() => undefined);
       const meta = [...ls.analyzer.nodes.values()][0];
       const rec = await this.store.finish(ls.id, {
-        notes: [...(ls.handle?.notes ?? []), ...ls.notes], mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
+        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]), mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
       });
       // why: resolve every flow (and so its pod) while the cluster's pod index is still live, then keep the map.
       ls.analyzer.flows();
@@ -331,7 +333,7 @@ export class CoreService implements ApiCalls {
       return {
         ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, packets: ls.analyzer.counters.packets,
         bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
-        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: [...(ls.handle?.notes ?? []), ...ls.notes],
+        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]),
       };
     }
     const idx = this.store.readIndex(rec);
@@ -340,7 +342,7 @@ export class CoreService implements ApiCalls {
       ...base, live: false, mode: idx?.mode ?? rec.mode, modeReason: idx?.modeReason ?? rec.modeReason,
       packets: idx?.packets ?? loaded?.analyzer.counters.packets ?? 0, bytes: idx?.bytes ?? loaded?.analyzer.counters.bytes ?? 0,
       flows: idx?.flows ?? loaded?.analyzer.flowCount ?? 0, drops: idx?.drops ?? 0,
-      nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [], notes: [...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? [])].filter((n, i, all) => all.indexOf(n) === i),
+      nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [], notes: distinctNotes([...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? [])]),
     };
   }
 

@@ -1,6 +1,7 @@
 // Writes one node's pcapng stream to disk as the bytes arrive: appended, fsynced about once a second, so a
 // killed capture leaves every complete block on disk. After the SHB of each stream it inserts a Tapscope
-// `{"t":"node","node":NAME}` custom block, so a merged multi-node file still says which node each section is.
+// `{"t":"node","node":NAME}` custom block, so a merged multi-node file still says which node each section is,
+// and after a resumed stream's SHB a `{"t":"gap",...}` block, so the file itself says where data is missing.
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
 import { encodeTapscopeRecord } from '../pcapng/writer.js';
@@ -13,6 +14,8 @@ export class NodeFileWriter {
   private dirty = false;
   /** Bytes of the current stream's first block seen so far (until the SHB is complete). */
   private shbPending: Buffer[] | null = null;
+  /** A lost stream not yet resumed: recorded after the next stream's SHB (a block boundary by construction). */
+  private openGap: { fromMs: number; reason: string } | null = null;
   bytesWritten = 0;
 
   constructor(readonly path: string, readonly node: string) {
@@ -24,6 +27,11 @@ export class NodeFileWriter {
   /** A new helper stream begins (first start or a reconnect): its first block is an SHB. */
   beginStream(): void {
     this.shbPending = [];
+  }
+
+  /** The node's stream was lost at `fromMs`; the gap ends where the next stream begins. */
+  gapOpened(fromMs: number, reason: string): void {
+    this.openGap = { fromMs, reason };
   }
 
   write(chunk: Buffer): void {
@@ -47,6 +55,8 @@ export class NodeFileWriter {
       }
       this.raw(joined.subarray(0, len));
       this.raw(encodeTapscopeRecord({ t: 'node', node: this.node }));
+      if (this.openGap) this.raw(encodeTapscopeRecord({ t: 'gap', ...this.openGap, toMs: Date.now() }));
+      this.openGap = null;
       this.raw(joined.subarray(len));
       return;
     }

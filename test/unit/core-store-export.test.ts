@@ -110,6 +110,34 @@ describe('session store', () => {
     expect(summary.mode).toBe('ebpf');
   });
 
+  it('records a lost and resumed stream in the file itself, and reopens it as one note per gap', async () => {
+    const store = new SessionStore(join(tmp, 'gap'));
+    const rec = store.create({ target: 'ssh://node-a' });
+    const w = store.nodeWriter(rec.id, 'node-a');
+    w.beginStream();
+    w.write(nodeStream('node-a', 30));
+    const fromMs = Date.now() - 5000;
+    w.gapOpened(fromMs, 'connection lost');
+    w.beginStream();
+    w.write(nodeStream('node-a', 31));
+    w.close();
+    const file = store.get(rec.id).nodeFiles['node-a']!;
+    const gaps = parseBuffer(readFileSync(file)).flatMap((b) => (b.type === 'custom' && b.json?.t === 'gap' ? [b.json] : []));
+    expect(gaps).toHaveLength(1);
+    expect(gaps[0]).toMatchObject({ fromMs, reason: 'connection lost' });
+    expect(gaps[0]!.toMs as number).toBeGreaterThanOrEqual(fromMs);
+    const t = tshark(['-r', file, '-q']);
+    expect([t.status, t.warnings]).toEqual([0, []]);
+    // the live notes (open, then closed) and the file's own record are one gap in the reopened session
+    const from = new Date(fromMs).toISOString();
+    await store.finish(rec.id, { notes: [`node-a: stream gap from ${from} (connection lost)`, `node-a: stream gap from ${from} to ${new Date(fromMs + 10).toISOString()} (connection lost)`] });
+    const svc = new CoreService({ store });
+    await svc.queryFlows({ sessionId: rec.id, offset: 0, limit: 1 });
+    const notes = (await svc.listSessions())[0]!.notes.filter((n) => n.includes('stream gap'));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(new RegExp(`^node-a: stream gap from ${from.replace(/[.]/g, '\\.')} to \\S+ \\(connection lost\\)$`));
+  });
+
   it('keeps the pods seen during a Kubernetes capture for flow.pod when the session is reopened', async () => {
     const store = new SessionStore(join(tmp, 'pods'));
     const file = join(tmp, 'pods.pcapng');
