@@ -168,23 +168,24 @@ export class PcapngParser {
     if (buf === undefined) return;
     const from = this.off;
     const end = buf.length;
-    const le = st.le;
+    // why: one reader picked per call, not `le ? le32 : be32` at each of the eight fields
+    const u32 = st.le ? le32 : be32;
     const ifaces = st.ifaces;
     let o = from;
     while (o + 32 <= end) {
-      if ((le ? le32(buf, o) : be32(buf, o)) !== BLOCK_EPB) break;
-      const len = le ? le32(buf, o + 4) : be32(buf, o + 4);
-      if (len < 32 || (len & 3) !== 0 || len > end - o || (le ? le32(buf, o + len - 4) : be32(buf, o + len - 4)) !== len) break;
-      const iface = ifaces[le ? le32(buf, o + 8) : be32(buf, o + 8)];
-      const capLen = le ? le32(buf, o + 20) : be32(buf, o + 20);
+      if (u32(buf, o) !== BLOCK_EPB) break;
+      const len = u32(buf, o + 4);
+      if (len < 32 || (len & 3) !== 0 || len > end - o || u32(buf, o + len - 4) !== len) break;
+      const iface = ifaces[u32(buf, o + 8)];
+      const capLen = u32(buf, o + 20);
       const be = o + len - 4;
       const optStart = o + 28 + pad4(capLen);
       if (iface === undefined || o + 28 + capLen > be) break;
       const offset = this.base + (o - from);
-      if (optStart + 4 <= be) checkOptions(buf, optStart, be, le, offset);
-      const tsHigh = le ? le32(buf, o + 12) : be32(buf, o + 12);
-      const tsLow = le ? le32(buf, o + 16) : be32(buf, o + 16);
-      const origLen = le ? le32(buf, o + 24) : be32(buf, o + 24);
+      if (optStart + 4 <= be) checkOptions(buf, optStart, be, st.le, offset);
+      const tsHigh = u32(buf, o + 12);
+      const tsLow = u32(buf, o + 16);
+      const origLen = u32(buf, o + 24);
       if (!packet(iface, buf, o + 28, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) break;
       o += len;
     }
