@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError } from '../errors.js';
+import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
 import type { CaptureOptions } from './target.js';
 
 export interface HelperBinary {
@@ -170,9 +171,6 @@ export function onLines(stream: Readable, cb: (line: string) => void): { tail():
   return { tail: () => tail };
 }
 
-const PCAPNG_SHB = 0x0a0d0d0a;
-const PCAPNG_BYTE_ORDER = 0x1a2b3c4d;
-
 /**
  * Passes a helper's pcapng stream on in whole blocks only, dropping a block the transport cut off.
  * why: a resumed stream starts a new section in the same file; a torn block before its SHB would make
@@ -188,7 +186,7 @@ export class CompleteBlocks extends Transform {
     const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     let off = 0;
     while (buf.length - off >= 12) {
-      if (buf.readUInt32LE(off) === PCAPNG_SHB) this.littleEndian = buf.readUInt32LE(off + 8) === PCAPNG_BYTE_ORDER;
+      if (buf.readUInt32LE(off) === BLOCK_SHB) this.littleEndian = buf.readUInt32LE(off + 8) === BYTE_ORDER_MAGIC;
       const len = this.littleEndian ? buf.readUInt32LE(off + 4) : buf.readUInt32BE(off + 4);
       if (len < 12 || len % 4 !== 0) {
         this.raw = true;
