@@ -105,9 +105,10 @@ async function writeLines(lines: string[]): Promise<void> {
  */
 function flowThreads(file: string): number {
   const env = Number(process.env.TAPSCOPE_THREADS);
-  if (!existsSync(file) || !statSync(file).isFile()) return 1;
+  const st = existsSync(file) ? statSync(file) : null;
+  if (!st?.isFile()) return 1;
   if (Number.isInteger(env) && env >= 1) return env;
-  if (statSync(file).size < 64 * 1024 * 1024) return 1;
+  if (st.size < 64 * 1024 * 1024) return 1;
   const cores = availableParallelism();
   return Math.max(1, Math.min(4, cores - 1, Math.round(cores - loadavg()[0]!)));
 }
