@@ -114,15 +114,22 @@ long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return)
 	return -1;
 }
 
+/* Target (file offset) of the rel32 call/jmp of insn_len bytes at code[at], code starting at code_off. */
+static uint64_t rel32_target(const uint8_t *code, uint64_t code_off, size_t at, size_t insn_len)
+{
+	int32_t rel;
+
+	memcpy(&rel, code + at + insn_len - 4, 4);
+	return (uint64_t)((int64_t)code_off + (int64_t)(at + insn_len) + rel);
+}
+
 int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off)
 {
 	size_t p = n >= 4 && code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa ? 4 : 0;
-	int32_t rel;
 
 	if (n < p + 9 || code[p] != 0x48 || code[p + 1] != 0x83 || code[p + 2] != 0xec || code[p + 4] != 0xe8)
 		return 0;
-	memcpy(&rel, code + p + 5, 4);
-	*callee_off = (uint64_t)((int64_t)code_off + (int64_t)p + 9 + rel);
+	*callee_off = rel32_target(code, code_off, p + 4, 5);
 	return 1;
 }
 
@@ -130,7 +137,6 @@ int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32
 {
 	size_t i, j, len;
 	uint32_t v;
-	int32_t rel;
 
 	for (i = 0; i + 5 <= n; i++) {
 		memcpy(&v, code + i + 1, 4);
@@ -142,8 +148,7 @@ int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32
 			uint32_t w;
 
 			if (code[j] == 0xe9) {
-				memcpy(&rel, code + j + 1, 4);
-				*callee_off = (uint64_t)((int64_t)code_off + (int64_t)j + 5 + rel);
+				*callee_off = rel32_target(code, code_off, j, 5);
 				return 1;
 			}
 			len = skippable(code + j, n - j, &w);
@@ -157,15 +162,10 @@ int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32
 int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target)
 {
 	size_t i;
-	int32_t rel;
 
-	for (i = 0; i + 5 <= n; i++) {
-		if (code[i] != 0xe8)
-			continue;
-		memcpy(&rel, code + i + 1, 4);
-		if ((uint64_t)((int64_t)code_off + (int64_t)i + 5 + rel) == target)
+	for (i = 0; i + 5 <= n; i++)
+		if (code[i] == 0xe8 && rel32_target(code, code_off, i, 5) == target)
 			return 1;
-	}
 	return 0;
 }
 
