@@ -33,12 +33,14 @@ export const BODY_SAMPLE = 512;
  */
 export function looksBinary(body: Buffer): boolean {
   const sample = Math.min(body.length, BODY_SAMPLE);
+  const most = sample / 20;
   let ctl = 0;
   for (let i = 0; i < sample; i++) {
     const c = body[i]!;
-    if (c < 9 || (c > 13 && c < 32)) ctl++;
+    // why: decided as soon as the count passes the limit (random bytes pass it about halfway)
+    if ((c < 9 || (c > 13 && c < 32)) && ++ctl > most) return true;
   }
-  return ctl > sample / 20;
+  return false;
 }
 // why: shared, never written to: a parser between messages holds no bytes and needs no allocation
 const EMPTY = Buffer.alloc(0);
@@ -56,20 +58,66 @@ const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r
 const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)];
 
 // why: header names and most values repeat across messages (and flows keep their exchanges' headers): one
-// string each instead of one per message keeps the per-flow heap, and the garbage collector's work, smaller
-const SHARED = new Map<string, string>();
-const SHARED_MAX = 4096;
+// string each instead of one per message keeps the per-flow heap, and the garbage collector's work, smaller.
+// Looked up by the bytes themselves (a hash, then a compare), so a known name or value costs no string at all.
+const SHARED_SLOTS = 4096;
 const SHARED_LEN = 64;
+const SHARED: (string | undefined)[] = new Array<string | undefined>(SHARED_SLOTS);
 
-/** The one shared copy of a short string (a fresh flat one: never a slice pinning a larger string). */
-function shared(s: string): string {
-  if (s.length > SHARED_LEN) return s;
-  const known = SHARED.get(s);
-  if (known !== undefined) return known;
-  if (SHARED.size >= SHARED_MAX) SHARED.clear();
-  const own = Buffer.from(s, 'latin1').toString('latin1');
-  SHARED.set(own, own);
+/** buf[start, end) as latin1 text; a short one is the one shared copy (a fresh flat string, never a slice). */
+function sharedLatin1(buf: Buffer, start: number, end: number): string {
+  if (end - start > SHARED_LEN) return buf.toString('latin1', start, end);
+  let h = end - start;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
+  const slot = (h ^ (h >>> 13)) & (SHARED_SLOTS - 1);
+  const known = SHARED[slot];
+  if (known !== undefined && sameLatin1(known, buf, start, end)) return known;
+  const own = buf.toString('latin1', start, end);
+  SHARED[slot] = own;
   return own;
+}
+
+function sameLatin1(s: string, buf: Buffer, start: number, end: number): boolean {
+  if (s.length !== end - start) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[start + i]) return false;
+  return true;
+}
+
+/** The whitespace String.prototype.trim removes, as latin1 bytes. */
+function isTrimmed(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d) || b === 0xa0;
+}
+
+/** buf[start, end) without leading and trailing whitespace, shared (the bytes' `.trim()`). */
+function sharedTrimmed(buf: Buffer, start: number, end: number): string {
+  while (start < end && isTrimmed(buf[start]!)) start++;
+  while (end > start && isTrimmed(buf[end - 1]!)) end--;
+  return sharedLatin1(buf, start, end);
+}
+
+/** Does buf[start, end) equal `lower` (lower case ASCII) ignoring case? */
+function nameIs(buf: Buffer, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const b = buf[start + i]!;
+    const l = lower.charCodeAt(i);
+    if (b !== l && !(l >= 0x61 && l <= 0x7a && b === l - 0x20)) return false;
+  }
+  return true;
+}
+
+/** Where the first CRLF in buf[from, end) starts; `end` when there is none. */
+function lineEnd(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === 0x0d && buf[i + 1] === 0x0a) return i;
+  return end;
+}
+
+/** Where the first CRLFCRLF (the end of a head) starts; -1 when there is none yet. */
+function headEnd(buf: Buffer): number {
+  for (let i = 3; i < buf.length; i++) {
+    if (buf[i] === 0x0a && buf[i - 1] === 0x0d && buf[i - 2] === 0x0a && buf[i - 3] === 0x0d) return i - 3;
+  }
+  return -1;
 }
 
 /** Is `head` a start token ("GET ", "HTTP/1.") or could it still grow into one? */
@@ -81,6 +129,19 @@ function startPrefixOk(head: string): boolean {
 export function looksLikeHttp1(firstBytes: Buffer): boolean {
   const head = firstBytes.subarray(0, 16).toString('latin1');
   return head.length >= 3 && startPrefixOk(head);
+}
+
+/** The message a start line buf[0, end) begins; null when it is neither a request nor a status line. */
+function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
+  const line = buf.toString('latin1', 0, end);
+  const req = REQUEST_LINE.exec(line);
+  if (req) {
+    const method = sharedLatin1(buf, 0, req[1]!.length);
+    return { kind: 'request', method, path: req[2]!, headers: [], body: EMPTY, bodyTruncated: false, ts };
+  }
+  const res = STATUS_LINE.exec(line);
+  if (!res) return null;
+  return { kind: 'response', status: Number(res[3]), headers: [], body: EMPTY, bodyTruncated: false, ts };
 }
 
 type State =
@@ -118,6 +179,10 @@ export class Http1Parser {
   private headTs: number | null = null;
   /** request methods this (response) side is answering, oldest first; see expectResponseTo */
   private readonly pendingMethods: string[] = [];
+  /** of the head parsed last: the index in its headers of the first Content-Length, -1 when none */
+  private lengthAt = -1;
+  /** of the head parsed last: the index in its headers of the first Transfer-Encoding, -1 when none */
+  private encodingAt = -1;
 
   /**
    * Tell a response-side parser the method of the next request on the connection, in order. Needed
@@ -235,7 +300,7 @@ export class Http1Parser {
         if (skip > 0) this.buf = this.buf.subarray(skip);
         if (this.buf.length === 0) return false;
         if (this.headTs === null) this.headTs = ts;
-        const end = this.buf.indexOf('\r\n\r\n');
+        const end = headEnd(this.buf);
         if (end < 0) {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
             this.headTs = null;
@@ -245,7 +310,7 @@ export class Http1Parser {
           }
           return false;
         }
-        const rest = this.buf.subarray(end + 4);
+        const rest = end + 4 === this.buf.length ? EMPTY : this.buf.subarray(end + 4);
         const msg = this.parseHead(this.buf, end, this.headTs);
         this.headTs = null;
         if (!msg) {
@@ -345,39 +410,47 @@ export class Http1Parser {
   }
 
   /**
-   * The head in buf[0, end). The start line and the header lines are decoded apart, so the strings a message
-   * keeps (path, long values) pin only their own line, not the whole head; names and short values are shared.
+   * The head in buf[0, end), read in one pass over its bytes. The start line is decoded alone, so a path
+   * pins only its own line; header names and short values are shared (sharedLatin1).
    */
   private parseHead(buf: Buffer, end: number, ts: number): HttpMessage | null {
-    const nl = buf.indexOf('\r\n');
-    const startEnd = nl >= 0 && nl < end ? nl : end;
-    const start = buf.toString('latin1', 0, startEnd);
-    let msg: HttpMessage;
-    const req = REQUEST_LINE.exec(start);
-    if (req) {
-      msg = { kind: 'request', method: shared(req[1]!), path: req[2]!, headers: [], body: EMPTY, bodyTruncated: false, ts };
-    } else {
-      const res = STATUS_LINE.exec(start);
-      if (!res) return null;
-      msg = { kind: 'response', status: Number(res[3]), headers: [], body: EMPTY, bodyTruncated: false, ts };
-    }
-    const lines = startEnd < end ? buf.toString('latin1', startEnd + 2, end).split('\r\n') : [];
-    for (const line of lines) {
-      if ((line.startsWith(' ') || line.startsWith('\t')) && msg.headers.length > 0) {
-        // obsolete line folding: continuation of the previous header value
-        const last = msg.headers[msg.headers.length - 1]!;
-        last[1] = `${last[1]} ${line.trim()}`;
-        continue;
-      }
-      const c = line.indexOf(':');
-      if (c <= 0) return null;
-      msg.headers.push([shared(line.slice(0, c).trim()), shared(line.slice(c + 1).trim())]);
+    const startEnd = lineEnd(buf, 0, end);
+    const msg = startLine(buf, startEnd, ts);
+    if (!msg) return null;
+    this.lengthAt = -1;
+    this.encodingAt = -1;
+    for (let at = startEnd + 2; at < end;) {
+      const eol = lineEnd(buf, at, end);
+      if (!this.headerLine(msg, buf, at, eol)) return null;
+      at = eol + 2;
     }
     return msg;
   }
 
+  /** Adds the header line buf[start, end) to msg; false when it is not one. */
+  private headerLine(msg: HttpMessage, buf: Buffer, start: number, end: number): boolean {
+    const headers = msg.headers;
+    if ((buf[start] === 0x20 || buf[start] === 0x09) && headers.length > 0) {
+      // obsolete line folding: continuation of the previous header value
+      const last = headers[headers.length - 1]!;
+      last[1] = `${last[1]} ${buf.toString('latin1', start, end).trim()}`;
+      return true;
+    }
+    let colon = start;
+    while (colon < end && buf[colon] !== 0x3a) colon++;
+    if (colon === start || colon === end) return false;
+    let nameStart = start;
+    let nameEnd = colon;
+    while (nameStart < nameEnd && isTrimmed(buf[nameStart]!)) nameStart++;
+    while (nameEnd > nameStart && isTrimmed(buf[nameEnd - 1]!)) nameEnd--;
+    // why: the framing headers are found here, on the bytes, instead of lower-casing every name afterwards
+    if (this.lengthAt < 0 && nameIs(buf, nameStart, nameEnd, 'content-length')) this.lengthAt = headers.length;
+    else if (this.encodingAt < 0 && nameIs(buf, nameStart, nameEnd, 'transfer-encoding')) this.encodingAt = headers.length;
+    headers.push([sharedLatin1(buf, nameStart, nameEnd), sharedTrimmed(buf, colon + 1, end)]);
+    return true;
+  }
+
   private bodyState(msg: HttpMessage): State {
-    const header = (name: string): string | undefined => msg.headers.find(([k]) => k.toLowerCase() === name)?.[1];
     if (msg.kind === 'response') {
       const status = msg.status!;
       if (status >= 100 && status < 200) {
@@ -388,11 +461,13 @@ export class Http1Parser {
       if (method === 'HEAD' || status === 204 || status === 304) return { t: 'start' };
       if (method === 'CONNECT' && status >= 200 && status < 300) return { t: 'tunnel' };
     }
-    const te = header('transfer-encoding');
+    const te = this.encodingAt >= 0 ? msg.headers[this.encodingAt]![1] : '';
     if (te && /(^|,)\s*chunked\s*$/i.test(te)) return { t: 'chunk-size' };
-    const cl = header('content-length');
-    if (cl !== undefined) {
-      const n = Number(cl.split(',')[0]!.trim());
+    if (this.lengthAt >= 0) {
+      // the first of a repeated value ("5, 5"); Number() ignores the whitespace around it
+      const cl = msg.headers[this.lengthAt]![1];
+      const comma = cl.indexOf(',');
+      const n = Number(comma < 0 ? cl : cl.slice(0, comma));
       if (Number.isInteger(n) && n >= 0) return n === 0 ? { t: 'start' } : { t: 'body-length', left: n };
     }
     // a request without length has no body; a response without length runs to connection close

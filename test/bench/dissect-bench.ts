@@ -2,17 +2,28 @@
 // 1. JA3/JA4 from 20,000 real ClientHellos (the golden fixtures, repeated) vs. tshark computing JA3
 //    from a pcap of the same hellos (tshark's startup is measured separately and subtracted).
 // 2. HTTP/1: a pipelined request stream parsed by Http1Parser vs. Node's own llhttp parser.
+// 3. Per flow, shaped like `tapscope flows`' benchmark capture (test/bench/flows-bench.ts), where nearly all
+//    time is per flow: an HTTP/1 exchange (GET; 200 with a binary Content-Length body in 1400-byte segments)
+//    in fresh parsers vs. llhttp; a real ClientHello + ServerHello; a DNS query + response.
 // Prints figures and ratios; never gates on absolute times. Run: npx tsx test/bench/dissect-bench.ts
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseClientHello, ja3, ja4 } from '../../src/dissect/tls.js';
+import dnsPacket from 'dns-packet';
+import { parseClientHello, parseServerHello, ja3, ja4 } from '../../src/dissect/tls.js';
 import { Http1Parser } from '../../src/dissect/http1.js';
+import { parseDns } from '../../src/dissect/dns.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { decodePacket } from '../../src/flows/decode.js';
+import { LOOPBACK_MIX } from '../unit/core-packet-builder.js';
 
 const HELLOS = Number(process.env.BENCH_HELLOS ?? 20_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200_000);
+const FLOWS = Number(process.env.BENCH_FLOWS ?? 100_000);
+/** 1400-byte body segments per HTTP response: 11 as in the 1 GB flows bench file, 3 in its quarter. */
+const BODY_SEGMENTS = Number(process.env.BENCH_BODY_SEGMENTS ?? 11);
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect/clienthellos.json');
 
 const hellos = (JSON.parse(fs.readFileSync(FIX, 'utf8')) as { hellos: { helloHex?: string }[] }).hellos
@@ -102,18 +113,88 @@ const oursMs = timeMs(() => {
 
 const require = createRequire(import.meta.url);
 interface LlhttpParser { initialize(type: number, resource: object): void; execute(b: Buffer): unknown; [k: number]: unknown }
-interface LlhttpClass { new (): LlhttpParser; REQUEST: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number }
+interface LlhttpClass { new (): LlhttpParser; REQUEST: number; RESPONSE: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number }
 // why: Node's internal llhttp binding is the fairest peer: same runtime, a production HTTP parser
 const { HTTPParser } = require('_http_common') as { HTTPParser: LlhttpClass };
-let theirCount = 0;
-const llhttpMs = timeMs(() => {
+/** An llhttp parser that counts complete messages in `counter.n`. */
+function llhttp(type: number, counter: { n: number }): LlhttpParser {
   const p = new HTTPParser();
-  p.initialize(HTTPParser.REQUEST, {});
+  p.initialize(type, {});
   p[HTTPParser.kOnHeadersComplete] = () => 0;
   p[HTTPParser.kOnBody] = () => {};
-  p[HTTPParser.kOnMessageComplete] = () => { theirCount++; };
+  p[HTTPParser.kOnMessageComplete] = () => { counter.n++; };
+  return p;
+}
+const theirs = { n: 0 };
+const llhttpMs = timeMs(() => {
+  const p = llhttp(HTTPParser.REQUEST, theirs);
   for (const c of chunks) p.execute(c);
 });
 const mb = stream.length / 1e6;
 console.log(`http1: ${REQUESTS} pipelined requests (${mb.toFixed(1)} MB in 1460-byte segments): ours ${oursMs.toFixed(0)} ms (${(mb / (oursMs / 1000)).toFixed(0)} MB/s),` +
-  ` llhttp ${llhttpMs.toFixed(0)} ms (${(mb / (llhttpMs / 1000)).toFixed(0)} MB/s) -> ours/llhttp ${(oursMs / llhttpMs).toFixed(1)}x; messages ${oursCount}/${theirCount}`);
+  ` llhttp ${llhttpMs.toFixed(0)} ms (${(mb / (llhttpMs / 1000)).toFixed(0)} MB/s) -> ours/llhttp ${(oursMs / llhttpMs).toFixed(1)}x; messages ${oursCount}/${theirs.n}`);
+
+// 3. per flow
+/** The first payload each way of the loopback fixture's TLS connection (curl/OpenSSL to port 18443). */
+function fixtureHellos(): { ch: Buffer; sh: Buffer } {
+  let ch: Buffer | null = null;
+  for (const b of parseBuffer(fs.readFileSync(LOOPBACK_MIX))) {
+    if (b.type !== 'epb') continue;
+    const d = decodePacket(b.iface.linkType, b.data);
+    if (!d || d.payload.length === 0) continue;
+    if (d.dstPort === 18443 && !ch) ch = Buffer.from(d.payload);
+    else if (d.srcPort === 18443 && ch) return { ch, sh: Buffer.from(d.payload) };
+  }
+  throw new Error('no TLS hellos in the loopback fixture');
+}
+
+/** Best of three runs of `fn` over FLOWS flows, in flows per second. */
+function flowsPerSec(fn: (i: number) => void): number {
+  let best = Infinity;
+  for (let run = 0; run < 3; run++) best = Math.min(best, timeMs(() => { for (let i = 0; i < FLOWS; i++) fn(i); }));
+  return FLOWS / (best / 1000);
+}
+
+const requests = Array.from({ length: 1000 }, (_, i) =>
+  Buffer.from(`GET /item/${i}?q=${i % 97} HTTP/1.1\r\nHost: www${i % 50}.bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n`));
+const segment = Buffer.alloc(1400);
+for (let i = 0; i < segment.length; i++) segment[i] = (i * 7919) & 0xff;
+const responseHead = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BODY_SEGMENTS * segment.length}\r\n\r\n`);
+let httpMessages = 0;
+const httpRate = flowsPerSec((i) => {
+  const req = new Http1Parser();
+  const res = new Http1Parser();
+  httpMessages += req.push(requests[i % requests.length]!, i).length;
+  res.expectResponseTo('GET');
+  httpMessages += res.push(responseHead, i).length;
+  for (let k = 0; k < BODY_SEGMENTS; k++) httpMessages += res.push(segment, i).length;
+});
+const llhttpMessages = { n: 0 };
+const llhttpRate = flowsPerSec((i) => {
+  llhttp(HTTPParser.REQUEST, llhttpMessages).execute(requests[i % requests.length]!);
+  const res = llhttp(HTTPParser.RESPONSE, llhttpMessages);
+  res.execute(responseHead);
+  for (let k = 0; k < BODY_SEGMENTS; k++) res.execute(segment);
+});
+console.log(`per flow http1 (GET + 200, ${BODY_SEGMENTS} body segments): ours ${(httpRate / 1000).toFixed(0)}k flows/s, llhttp ${(llhttpRate / 1000).toFixed(0)}k flows/s` +
+  ` -> ours at ${(httpRate / llhttpRate).toFixed(2)}x llhttp's rate; messages ${httpMessages}/${llhttpMessages.n}`);
+
+const { ch, sh } = fixtureHellos();
+let hellosOk = 0;
+const tlsRate = flowsPerSec(() => {
+  const c = parseClientHello(ch);
+  const s = parseServerHello(sh);
+  if (c && c !== 'incomplete' && s && s !== 'incomplete') hellosOk++;
+});
+console.log(`per flow tls (ClientHello ${ch.length} B + ServerHello ${sh.length} B): ${(tlsRate / 1000).toFixed(0)}k flows/s; parsed ${hellosOk}`);
+
+const dnsPairs = Array.from({ length: 1000 }, (_, i) => [
+  dnsPacket.encode({ type: 'query', id: i, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: `host${i}.bench.test` }] }),
+  dnsPacket.encode({ type: 'response', id: i, questions: [{ type: 'A', name: `host${i}.bench.test` }], answers: [{ type: 'A', name: `host${i}.bench.test`, data: '10.9.8.7' }] }),
+] as const);
+let dnsOk = 0;
+const dnsRate = flowsPerSec((i) => {
+  const [q, r] = dnsPairs[i % dnsPairs.length]!;
+  if (parseDns(q, false) && parseDns(r, false)) dnsOk++;
+});
+console.log(`per flow dns (A query + response): ${(dnsRate / 1000).toFixed(0)}k flows/s; parsed ${dnsOk}`);

@@ -255,3 +255,56 @@ describe('body sample: binary bodies keep only their first bytes', () => {
     expect([capped.body.length, capped.bodySize, capped.bodyTruncated]).toEqual([BODY_SAMPLE, BODY_CAP, true]);
   });
 });
+
+describe('heads read byte by byte', () => {
+  const parseWhole = (wire: string, methods: string[] = []): HttpMessage[] => {
+    const p = new Http1Parser();
+    for (const m of methods) p.expectResponseTo(m);
+    return [...p.push(Buffer.from(wire, 'latin1'), 1), ...p.end()];
+  };
+  it('framing headers: any case, space before the colon, the first one counts, folding and lists', () => {
+    const bodies = (wire: string): string[] => parseWhole(wire).map((m) => m.body.toString('latin1'));
+    expect(bodies('HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\n\r\nabcHTTP/1.1 200 OK\r\ncontent-length \t: 2\r\n\r\nxy')).toEqual(['abc', 'xy']);
+    expect(bodies('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nContent-Length: 5\r\n\r\nxyHTTP/1.1 204 No\r\n\r\n')).toEqual(['xy', '']);
+    expect(bodies('HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\nabcd')).toEqual(['abcd']);
+    // a folded Content-Length is "2 3": not a number, so the body runs to the end of the stream
+    expect(bodies('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 3\r\n\r\nabcdef')).toEqual(['abcdef']);
+    // near misses are other headers
+    expect(bodies('HTTP/1.1 200 OK\r\nContent-Lengthy: 2\r\nXContent-Length: 2\r\n\r\nabcdef')).toEqual(['abcdef']);
+    expect(bodies('HTTP/1.1 200 OK\r\nTRANSFER-encoding: gzip, chunked\r\nContent-Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n')).toEqual(['abc']);
+  });
+  it('names and values are trimmed of the whitespace String.trim removes (latin1 NBSP too), other bytes kept', () => {
+    const [m] = parseWhole('GET /x HTTP/1.1\r\n Host\xa0: \xa0a.test\x0b\r\nX-Bytes:\x85\xff\xe9\r\nEmpty:\r\n\r\n');
+    expect(m!.headers).toEqual([['Host', 'a.test'], ['X-Bytes', '\x85\xff\xe9'], ['Empty', '']]);
+    const long = 'v'.repeat(200);
+    expect(parseWhole(`GET /x HTTP/1.1\r\nX-Long: ${long}\r\n\r\n`)[0]!.headers).toEqual([['X-Long', long]]);
+  });
+  it('a head that is not HTTP is skipped up to the next message start', () => {
+    for (const bad of ['X-No-Colon', ':no-name', 'GET /a HTTP/1.1 trailing', 'HTTP/1.1 2000 OK']) {
+      const wire = bad.startsWith('GET') || bad.startsWith('HTTP') ? `${bad}\r\nHost: a\r\n\r\n` : `GET /bad HTTP/1.1\r\n${bad}\r\n\r\n`;
+      expect(parseWhole(`${wire}GET /next HTTP/1.1\r\n\r\n`).map((m) => m.path)).toEqual(['/next']);
+    }
+  });
+  it('a head and body split in two at every byte give the same message', () => {
+    const body = Buffer.from(Array.from({ length: 700 }, (_, i) => (i * 7919) & 0xff));
+    const wire = Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n  folded\r\nContent-Length: 700\r\n\r\n'), body,
+      Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n')]);
+    const ref = summary([...new Http1Parser().push(wire, 0)]);
+    expect(ref.map((m) => (m as HttpMessage).status)).toEqual([200, 100, 200]);
+    for (let cut = 1; cut < wire.length; cut++) {
+      const p = new Http1Parser();
+      expect(summary([...p.push(wire.subarray(0, cut), 0), ...p.push(wire.subarray(cut), 0)])).toEqual(ref);
+    }
+  });
+});
+
+describe('looksBinary', () => {
+  it('binary means more than one control byte in 20 of the sample, counted exactly', () => {
+    const withCtl = (len: number, ctl: number): Buffer => Buffer.from(Array.from({ length: len }, (_, i) => (i < ctl ? 0x01 : 0x61)));
+    expect([looksBinary(withCtl(100, 5)), looksBinary(withCtl(100, 6))]).toEqual([false, true]);
+    expect([looksBinary(withCtl(BODY_SAMPLE, 25)), looksBinary(withCtl(BODY_SAMPLE, 26))]).toEqual([false, true]);
+    // only the sample counts: control bytes after it do not make a body binary
+    expect(looksBinary(Buffer.concat([withCtl(BODY_SAMPLE, 0), withCtl(1000, 1000)]))).toBe(false);
+    expect(looksBinary(Buffer.from('\t\r\n\x0b\x0c'.repeat(20)))).toBe(false);
+  });
+});
