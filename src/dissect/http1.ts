@@ -2,6 +2,7 @@
 // the start line), Content-Length, chunked and keep-alive pipelines. Bodies are kept up to 64 KiB, except
 // binary ones: their bytes are never shown (only their size), so only their first BODY_SAMPLE bytes are kept.
 // After a gap in the stream it skips bytes until something that looks like the next message start.
+import { sharedLatin1 } from './latin1.js';
 
 export interface HttpMessage {
   kind: 'request' | 'response';
@@ -56,32 +57,6 @@ const STATUS_LINE = /^HTTP\/(\d)\.(\d) (\d{3})(?: .*)?$/;
 const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r\\n|HTTP/1\\.[01] \\d{3}[ \\r]`, 'g');
 
 const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)];
-
-// why: header names and most values repeat across messages (and flows keep their exchanges' headers): one
-// string each instead of one per message keeps the per-flow heap, and the garbage collector's work, smaller.
-// Looked up by the bytes themselves (a hash, then a compare), so a known name or value costs no string at all.
-const SHARED_SLOTS = 4096;
-const SHARED_LEN = 64;
-const SHARED: (string | undefined)[] = new Array<string | undefined>(SHARED_SLOTS);
-
-/** buf[start, end) as latin1 text; a short one is the one shared copy (a fresh flat string, never a slice). */
-function sharedLatin1(buf: Buffer, start: number, end: number): string {
-  if (end - start > SHARED_LEN) return buf.toString('latin1', start, end);
-  let h = end - start;
-  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
-  const slot = (h ^ (h >>> 13)) & (SHARED_SLOTS - 1);
-  const known = SHARED[slot];
-  if (known !== undefined && sameLatin1(known, buf, start, end)) return known;
-  const own = buf.toString('latin1', start, end);
-  SHARED[slot] = own;
-  return own;
-}
-
-function sameLatin1(s: string, buf: Buffer, start: number, end: number): boolean {
-  if (s.length !== end - start) return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[start + i]) return false;
-  return true;
-}
 
 /** The whitespace String.prototype.trim removes, as latin1 bytes. */
 function isTrimmed(b: number): boolean {

@@ -2,6 +2,7 @@
 // span several TLS records and TCP segments), plus the JA3 and JA4 client fingerprints and
 // human-readable names for versions and cipher suites. Pure and synchronous: bytes in, records out.
 import { createHash } from 'node:crypto';
+import { sharedLatin1 } from './latin1.js';
 
 export interface ClientHello {
   /** legacy_version from the hello body */
@@ -49,12 +50,30 @@ export function isGrease(v: number): boolean {
   return (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
 }
 
+/** A handshake message: its type and where its body lies in `buf`. */
+interface HandshakeMessage {
+  type: number;
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
 /**
- * Reassemble the first handshake message from a stream prefix of TLS records.
- * Returns the message (type + body), null if the bytes are not TLS handshake records, or
- * 'incomplete' if more bytes are needed.
+ * The first handshake message from a stream prefix of TLS records, null if the bytes are not TLS
+ * handshake records, or 'incomplete' if more bytes are needed.
  */
-function firstHandshakeMessage(stream: Buffer): { type: number; body: Buffer } | null | 'incomplete' {
+function firstHandshakeMessage(stream: Buffer): HandshakeMessage | null | 'incomplete' {
+  // why: a hello nearly always lies whole in the first record: read it in place, no reassembly
+  if (stream.length >= 9 && stream[0] === CONTENT_HANDSHAKE && stream[1] === 0x03 && stream[2]! <= 0x04) {
+    const len = (stream[3]! << 8) | stream[4]!;
+    const end = 9 + ((stream[6]! << 16) | (stream[7]! << 8) | stream[8]!);
+    if (len <= 0x4800 && end <= 5 + len && 5 + len <= stream.length) return { type: stream[5]!, buf: stream, start: 9, end };
+  }
+  return reassembledHandshakeMessage(stream);
+}
+
+/** firstHandshakeMessage for a message spread over several records: their fragments joined. */
+function reassembledHandshakeMessage(stream: Buffer): HandshakeMessage | null | 'incomplete' {
   const fragments: Buffer[] = [];
   let have = 0;
   let need = -1;
@@ -73,8 +92,8 @@ function firstHandshakeMessage(stream: Buffer): { type: number; body: Buffer } |
     if (len === 0 || len > 0x4800) return null;
     if (stream.length - off - 5 < len) {
       // use what is here to decide early whether this is even a hello worth waiting for
-      const partial = Buffer.concat([...fragments, stream.subarray(off + 5)]);
-      if (partial.length >= 1 && partial[0] !== HS_CLIENT_HELLO && partial[0] !== HS_SERVER_HELLO) return null;
+      const first = fragments.length > 0 ? fragments[0]![0] : stream[off + 5];
+      if (first !== undefined && first !== HS_CLIENT_HELLO && first !== HS_SERVER_HELLO) return null;
       return 'incomplete';
     }
     fragments.push(stream.subarray(off + 5, off + 5 + len));
@@ -87,7 +106,7 @@ function firstHandshakeMessage(stream: Buffer): { type: number; body: Buffer } |
     }
   }
   const all = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
-  return { type: all[0]!, body: all.subarray(4, need) };
+  return { type: all[0]!, buf: all, start: 4, end: need };
 }
 
 /**
@@ -95,7 +114,7 @@ function firstHandshakeMessage(stream: Buffer): { type: number; body: Buffer } |
  * Nested vectors share the buffer (offsets, no subarray): hellos are parsed for every TLS flow.
  */
 class Reader {
-  constructor(private readonly buf: Buffer, public off = 0, private readonly end = buf.length) {}
+  constructor(readonly buf: Buffer, public off = 0, readonly end = buf.length) {}
   get left(): number {
     return this.end - this.off;
   }
@@ -113,9 +132,9 @@ class Reader {
     if (this.left < n) throw new RangeError('short');
     this.off += n;
   }
-  /** The rest as latin1 text. */
+  /** The rest as latin1 text (short text shared, see sharedLatin1). */
   rest(): string {
-    const s = this.buf.toString('latin1', this.off, this.end);
+    const s = sharedLatin1(this.buf, this.off, this.end);
     this.off = this.end;
     return s;
   }
@@ -131,29 +150,54 @@ class Reader {
   vec16(): Reader {
     return this.sub(this.u16());
   }
+  /** Skips a vector with an 8-bit length. */
+  skipVec8(): void {
+    this.skip(this.u8());
+  }
+  /** The rest as 16-bit values (a trailing odd byte is left unread). */
   u16List(): number[] {
     const out: number[] = [];
-    while (this.left >= 2) out.push(this.u16());
+    const buf = this.buf;
+    let o = this.off;
+    for (; this.end - o >= 2; o += 2) out.push((buf[o]! << 8) | buf[o + 1]!);
+    this.off = o;
     return out;
   }
 }
 
-function readExtensions(r: Reader): { type: number; data: Reader }[] {
-  if (r.left === 0) return [];
-  const all = r.vec16();
-  const out: { type: number; data: Reader }[] = [];
-  while (all.left > 0) {
-    const type = all.u16();
-    out.push({ type, data: all.vec16() });
+/**
+ * Walks a hello's extensions block in place: next() moves to the following extension, whose body is
+ * data[dataStart, dataEnd). No reader per extension: most are only listed, never read.
+ */
+class Extensions {
+  type = -1;
+  dataStart = 0;
+  dataEnd = 0;
+  private readonly all: Reader | null;
+  constructor(hello: Reader) {
+    this.all = hello.left === 0 ? null : hello.vec16();
   }
-  return out;
+  next(): boolean {
+    const all = this.all;
+    if (all === null || all.left === 0) return false;
+    this.type = all.u16();
+    const len = all.u16();
+    this.dataStart = all.off;
+    all.skip(len);
+    this.dataEnd = all.off;
+    return true;
+  }
+  /** A reader over the current extension's body. */
+  data(): Reader {
+    return new Reader(this.all!.buf, this.dataStart, this.dataEnd);
+  }
 }
 
 export function parseClientHello(stream: Buffer): ClientHello | null | 'incomplete' {
   const msg = firstHandshakeMessage(stream);
   if (msg === null || msg === 'incomplete') return msg;
   if (msg.type !== HS_CLIENT_HELLO) return null;
-  return parseClientHelloBody(msg.body);
+  return parseClientHelloBody(new Reader(msg.buf, msg.start, msg.end));
 }
 
 /**
@@ -166,25 +210,25 @@ export function parseClientHelloMessage(msg: Buffer): ClientHello | null | 'inco
   const len = msg.readUIntBE(1, 3);
   if (len + 4 > MAX_HELLO) return null;
   if (msg.length < 4 + len) return 'incomplete';
-  return parseClientHelloBody(msg.subarray(4, 4 + len));
+  return parseClientHelloBody(new Reader(msg, 4, 4 + len));
 }
 
-function parseClientHelloBody(body: Buffer): ClientHello | null {
+function parseClientHelloBody(r: Reader): ClientHello | null {
   try {
-    const r = new Reader(body);
     const version = r.u16();
     r.skip(32);
-    r.vec8();
+    r.skipVec8();
     const ciphers = r.vec16().u16List();
-    r.vec8();
+    r.skipVec8();
     const ch: ClientHello = {
       version, supportedVersions: [], ciphers, extensions: [], sni: null, alpn: [], groups: [],
       ecPointFormats: [], signatureAlgorithms: [],
     };
-    for (const { type, data } of readExtensions(r)) {
-      ch.extensions.push(type);
-      switch (type) {
+    for (const ext = new Extensions(r); ext.next();) {
+      ch.extensions.push(ext.type);
+      switch (ext.type) {
         case EXT_SERVER_NAME: {
+          const data = ext.data();
           const list = data.left > 0 ? data.vec16() : data;
           while (list.left > 0) {
             const nameType = list.u8();
@@ -194,21 +238,21 @@ function parseClientHelloBody(body: Buffer): ClientHello | null {
           break;
         }
         case EXT_ALPN:
-          ch.alpn = readAlpn(data);
+          ch.alpn = readAlpn(ext.data());
           break;
         case EXT_SUPPORTED_VERSIONS:
-          ch.supportedVersions = data.vec8().u16List();
+          ch.supportedVersions = ext.data().vec8().u16List();
           break;
         case EXT_SUPPORTED_GROUPS:
-          ch.groups = data.vec16().u16List();
+          ch.groups = ext.data().vec16().u16List();
           break;
         case EXT_EC_POINT_FORMATS: {
-          const pf = data.vec8();
+          const pf = ext.data().vec8();
           while (pf.left > 0) ch.ecPointFormats.push(pf.u8());
           break;
         }
         case EXT_SIGNATURE_ALGORITHMS:
-          ch.signatureAlgorithms = data.vec16().u16List();
+          ch.signatureAlgorithms = ext.data().vec16().u16List();
           break;
         default:
           break;
@@ -236,17 +280,17 @@ export function parseServerHello(stream: Buffer): ServerHello | null | 'incomple
   if (msg === null || msg === 'incomplete') return msg;
   if (msg.type !== HS_SERVER_HELLO) return null;
   try {
-    const r = new Reader(msg.body);
+    const r = new Reader(msg.buf, msg.start, msg.end);
     const version = r.u16();
     r.skip(32);
-    r.vec8();
+    r.skipVec8();
     const cipher = r.u16();
     r.u8();
     const sh: ServerHello = { version, selectedVersion: version, cipher, alpn: null, extensions: [] };
-    for (const { type, data } of readExtensions(r)) {
-      sh.extensions.push(type);
-      if (type === EXT_SUPPORTED_VERSIONS && data.left >= 2) sh.selectedVersion = data.u16();
-      else if (type === EXT_ALPN) sh.alpn = readAlpn(data)[0] ?? null;
+    for (const ext = new Extensions(r); ext.next();) {
+      sh.extensions.push(ext.type);
+      if (ext.type === EXT_SUPPORTED_VERSIONS && ext.dataEnd - ext.dataStart >= 2) sh.selectedVersion = ext.data().u16();
+      else if (ext.type === EXT_ALPN) sh.alpn = readAlpn(ext.data())[0] ?? null;
     }
     return sh;
   } catch (e) {

@@ -193,6 +193,17 @@ describe('ClientHello framing', () => {
     expect(parseClientHello(wire.subarray(0, 4))).toBe('incomplete');
     expect(parseClientHello(wire.subarray(0, wire.length - 1))).toBe('incomplete');
   });
+  it('the handshake length, not the record length, decides where the hello ends', () => {
+    const longer = Buffer.from(wire);
+    longer.writeUIntBE(longer.readUIntBE(6, 3) + 1, 6, 3);
+    // one byte more than its record holds: the next record must bring it (a trailing byte the parse ignores)
+    expect(parseClientHello(longer)).toBe('incomplete');
+    expect(ja4(must(parseClientHello(Buffer.concat([longer, Buffer.from('160303000100', 'hex')]))), 'tcp')).toBe(expected);
+    // a record holding the hello and the start of another message
+    const roomy = Buffer.concat([wire, Buffer.from('0b000010', 'hex')]);
+    roomy.writeUInt16BE(roomy.readUInt16BE(3) + 4, 3);
+    expect(ja4(must(parseClientHello(roomy)), 'tcp')).toBe(expected);
+  });
   it('a corrupt body is null, not a throw', () => {
     const bad = Buffer.from(wire);
     bad.writeUInt16BE(0xffff, 5 + 4 + 2 + 32 + 1 + bad[5 + 4 + 2 + 32]!); // cipher list length beyond the message
@@ -245,6 +256,29 @@ describe('ServerHello from a real OpenSSL server', () => {
     expect(sh.extensions).not.toContain(0x002b);
     expect(sh.alpn).toBe('http/1.1');
     expect(cipherName(sh.cipher)).toMatch(/^TLS_ECDHE_ECDSA_WITH/);
+  });
+});
+
+describe('ServerHello fields', () => {
+  /** A ServerHello record with TLS_AES_128_GCM_SHA256 and the given extensions block (hex, without its length). */
+  const serverHello = (extensions: string): Buffer => {
+    const ext = Buffer.from(extensions, 'hex');
+    const body = Buffer.concat([Buffer.from('0303', 'hex'), Buffer.alloc(32, 7), Buffer.from('00130100', 'hex'), Buffer.from([ext.length >> 8, ext.length & 0xff]), ext]);
+    const hs = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 0xff]), body]);
+    return Buffer.concat([Buffer.from([0x16, 3, 3, hs.length >> 8, hs.length & 0xff]), hs]);
+  };
+  const parsed = (extensions: string): { selectedVersion: number; alpn: string | null; extensions: number[] } | null => {
+    const sh = parseServerHello(serverHello(extensions));
+    if (sh === 'incomplete') throw new Error('incomplete');
+    return sh && { selectedVersion: sh.selectedVersion, alpn: sh.alpn, extensions: sh.extensions };
+  };
+  it('supported_versions needs two bytes; ALPN is the first name; unknown extensions are listed', () => {
+    expect(parsed('002b00020304')).toEqual({ selectedVersion: 0x0304, alpn: null, extensions: [0x2b] });
+    expect(parsed('002b000104')).toEqual({ selectedVersion: 0x0303, alpn: null, extensions: [0x2b] });
+    expect(parsed('ff01000100' + '0010000b000908687474702f312e31' + '00170000')).toEqual({ selectedVersion: 0x0303, alpn: 'http/1.1', extensions: [0xff01, 0x10, 0x17] });
+  });
+  it('an extension longer than the block is null', () => {
+    expect(parsed('002b00030304')).toBeNull();
   });
 });
 
