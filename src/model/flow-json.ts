@@ -1,0 +1,515 @@
+// Flow records as JSON Lines, written straight into bytes: the `flows --json` output, its worker threads and
+// the JSON Lines export. Byte for byte what `${JSON.stringify(flow)}\n` gives, without a string per flow (the
+// stringify, the join of the lines and their UTF-8 copy were a fifth of `flows --json` on the bench captures).
+//
+// Three ways to write an object, fastest first, each exact:
+// - a template (Flow, Endpoint, ProcessRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary): field values
+//   read by name and key text written from bytes made once. Used only when the object's own keys begin with
+//   the template's keys in the same order (one for-in compare); keys after them (fields the analyzer adds
+//   later in a flow's life: netns, dns, negotiatedAlpn, ...) are written by the walk below, in their order.
+// - a walk of the object's own keys (for-in on a plain object lists exactly those, in JSON.stringify's
+//   order): any other plain object.
+// - JSON.stringify, for the whole record, when something in it is not plain data this writer reproduces
+//   exactly: toJSON, class instances, undefined members, bigint, functions, a cycle.
+
+import type { Endpoint, Flow, HttpExchangeSummary, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const NEWLINE = 0x0a;
+const NULL = Buffer.from('null');
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+/** deeper than any flow; a cycle gets there and is left to JSON.stringify (which reports it) */
+const MAX_DEPTH = 32;
+/** Strings this long are kept encoded once seen (ja3, ja4, verdict reasons): shared by many flows. */
+const CACHE_MIN_CHARS = 32;
+const CACHE_MAX_ENTRIES = 2048;
+
+/** Thrown inside a record this writer cannot reproduce exactly; the record then goes to JSON.stringify. */
+const NOT_PLAIN = new Error('not plain JSON data');
+
+/** How a record was written (tests check that flows take the templates). */
+export interface FlowJsonCounts {
+  /** by templates only */
+  templated: number;
+  /** with at least one object walked key by key */
+  walked: number;
+  /** by JSON.stringify */
+  stringified: number;
+}
+
+/**
+ * Appends records as JSON lines to a buffer; the caller takes the lines when `full` and may hand a taken
+ * chunk back (reuse) once written, so a long output cycles through a few buffers instead of allocating one
+ * per chunk (each new one was a garbage collection for external memory).
+ */
+export class FlowJsonLines {
+  private readonly w: ByteWriter;
+  readonly counts: FlowJsonCounts = { templated: 0, walked: 0, stringified: 0 };
+
+  /** `chunkBytes`: how much makes the buffer full; a record that does not fit in what is left grows it. */
+  constructor(private readonly chunkBytes = 1 << 20) {
+    // why the headroom: the record that makes the buffer full almost always still fits without growing it
+    this.w = new ByteWriter(chunkBytes + (chunkBytes >> 4));
+  }
+
+  /** Bytes written since the last take(). */
+  get length(): number {
+    return this.w.pos;
+  }
+
+  get full(): boolean {
+    return this.w.pos >= this.chunkBytes;
+  }
+
+  /** Appends `${JSON.stringify(flow)}\n`. */
+  add(flow: Flow): void {
+    const w = this.w;
+    const start = w.pos;
+    w.walked = false;
+    try {
+      if (!plainPrototypes()) throw NOT_PLAIN;
+      w.templated(flow, FLOW, 0);
+      if (w.walked) this.counts.walked++;
+      else this.counts.templated++;
+    } catch (e) {
+      if (e !== NOT_PLAIN) throw e;
+      w.pos = start;
+      w.utf8(JSON.stringify(flow));
+      this.counts.stringified++;
+    }
+    w.byte(NEWLINE);
+  }
+
+  /** The lines written so far, now the caller's: writes go on in another buffer. */
+  take(): Buffer {
+    return this.w.take();
+  }
+
+  /** A chunk take() returned, written out and no longer needed by the caller: its buffer is used again. */
+  reuse(chunk: Buffer): void {
+    this.w.reuse(chunk);
+  }
+}
+
+/** The key text of a template: `{"first":` and `,"next":` for the others, as bytes. */
+type KeyBytes<K extends string> = Record<K, Uint8Array>;
+
+interface Template<T> {
+  keys: readonly string[];
+  /** Writes the opening brace and the template's fields (not the closing brace). */
+  write(w: ByteWriter, o: T, depth: number): void;
+}
+
+function template<T, K extends keyof T & string>(keys: readonly K[], write: (w: ByteWriter, o: T, k: KeyBytes<K>, depth: number) => void): Template<T> {
+  const k = {} as KeyBytes<K>;
+  keys.forEach((key, i) => { k[key] = Buffer.from(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`); });
+  return { keys, write: (w, o, depth) => write(w, o, k, depth) };
+}
+
+const ENDPOINT = template<Endpoint, keyof Endpoint>(['ip', 'port'], (w, o, k, d) => {
+  w.lit(k.ip); w.value(o.ip, d);
+  w.lit(k.port); w.value(o.port, d);
+});
+
+const PROCESS = template<ProcessRef, keyof ProcessRef>(['pid', 'comm', 'exe', 'cgroup', 'containerId'], (w, o, k, d) => {
+  w.lit(k.pid); w.value(o.pid, d);
+  w.lit(k.comm); w.value(o.comm, d);
+  w.lit(k.exe); w.value(o.exe, d);
+  w.lit(k.cgroup); w.value(o.cgroup, d);
+  w.lit(k.containerId); w.value(o.containerId, d);
+});
+
+const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', 'confidence', 'plaintext', 'reason', 'version'], (w, o, k, d) => {
+  w.lit(k.library); w.value(o.library, d);
+  w.lit(k.via); w.value(o.via, d);
+  w.lit(k.confidence); w.value(o.confidence, d);
+  w.lit(k.plaintext); w.value(o.plaintext, d);
+  w.lit(k.reason); w.value(o.reason, d);
+  w.lit(k.version); w.value(o.version, d);
+});
+
+const TLS = template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
+  ['sni', 'alpn', 'version', 'cipher', 'ja3', 'ja3Hash', 'ja4', 'client', 'server'],
+  (w, o, k, d) => {
+    w.lit(k.sni); w.value(o.sni, d);
+    w.lit(k.alpn); w.value(o.alpn, d);
+    w.lit(k.version); w.value(o.version, d);
+    w.lit(k.cipher); w.value(o.cipher, d);
+    w.lit(k.ja3); w.value(o.ja3, d);
+    w.lit(k.ja3Hash); w.value(o.ja3Hash, d);
+    w.lit(k.ja4); w.value(o.ja4, d);
+    w.lit(k.client); w.templated(o.client, SIDE, d);
+    w.lit(k.server); w.templated(o.server, SIDE, d);
+  },
+);
+
+const EXCHANGE = template<HttpExchangeSummary, keyof HttpExchangeSummary>(['method', 'host', 'path', 'status'], (w, o, k, d) => {
+  w.lit(k.method); w.value(o.method, d);
+  w.lit(k.host); w.value(o.host, d);
+  w.lit(k.path); w.value(o.path, d);
+  w.lit(k.status); w.value(o.status, d);
+});
+
+/** The fields every flow has from its creation (Analyzer.addFlow), in that order; the optional ones follow. */
+type FlowBase = Exclude<keyof Flow, 'httpOmitted' | 'dns' | 'netns'>;
+
+const FLOW = template<Flow, FlowBase>(
+  ['id', 'transport', 'src', 'dst', 'firstSeen', 'lastSeen', 'packets', 'bytes', 'process', 'peerProcess', 'node', 'pod', 'app', 'tls', 'http', 'seenBy'],
+  (w, o, k, d) => {
+    w.lit(k.id); w.value(o.id, d);
+    w.lit(k.transport); w.value(o.transport, d);
+    w.lit(k.src); w.templated(o.src, ENDPOINT, d);
+    w.lit(k.dst); w.templated(o.dst, ENDPOINT, d);
+    w.lit(k.firstSeen); w.value(o.firstSeen, d);
+    w.lit(k.lastSeen); w.value(o.lastSeen, d);
+    w.lit(k.packets); w.value(o.packets, d);
+    w.lit(k.bytes); w.value(o.bytes, d);
+    w.lit(k.process); w.templated(o.process, PROCESS, d);
+    w.lit(k.peerProcess); w.templated(o.peerProcess, PROCESS, d);
+    w.lit(k.node); w.value(o.node, d);
+    w.lit(k.pod); w.value(o.pod, d);
+    w.lit(k.app); w.value(o.app, d);
+    w.lit(k.tls); w.templated(o.tls, TLS, d);
+    w.lit(k.http); w.templatedList(o.http, EXCHANGE, d);
+    w.lit(k.seenBy); w.value(o.seenBy, d);
+  },
+);
+
+/** The bytes of JSON values, appended to one buffer. */
+class ByteWriter {
+  buf: Buffer;
+  pos = 0;
+  /** set when an object was written by the key walk */
+  walked = false;
+  private readonly encoded = new Map<string, Buffer>();
+
+  private readonly spare: Buffer[] = [];
+
+  constructor(private readonly capacity: number) {
+    this.buf = Buffer.allocUnsafeSlow(capacity);
+  }
+
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.capacity);
+    this.pos = 0;
+    return out;
+  }
+
+  reuse(chunk: Buffer): void {
+    // why only whole buffers of the usual size: allocUnsafeSlow's own memory, never a shared pool's; a
+    // buffer grown for a large record is left to the collector
+    const mine = chunk.byteOffset === 0 && chunk.buffer.byteLength === this.capacity;
+    const known = chunk.buffer === this.buf.buffer || this.spare.some((b) => b.buffer === chunk.buffer);
+    if (mine && !known && this.spare.length < 2) {
+      this.spare.push(Buffer.from(chunk.buffer, 0, this.capacity));
+    }
+  }
+
+  /** An object by its template when its keys begin with the template's, else by the walk (or null, ...). */
+  templated<T>(o: T | null | undefined, t: Template<T>, depth: number): void {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+      this.value(o, depth);
+      return;
+    }
+    const more = keysAfter(o, t.keys);
+    if (more < 0) {
+      this.object(o, depth + 1);
+      return;
+    }
+    t.write(this, o, depth + 1);
+    if (more > 0) this.members(o, t.keys.length, depth + 1);
+    this.byte(CLOSE_BRACE);
+  }
+
+  /** An array of objects of one template. */
+  templatedList<T>(a: T[] | null | undefined, t: Template<T>, depth: number): void {
+    if (!plainArray(a) || depth >= MAX_DEPTH) {
+      this.value(a, depth);
+      return;
+    }
+    this.byte(OPEN_BRACKET);
+    for (let i = 0; i < a.length; i++) {
+      if (i > 0) this.byte(COMMA);
+      const v = a[i];
+      // why: JSON.stringify writes an undefined element (or a hole) as null
+      if (v === undefined) this.bytes(NULL);
+      else this.templated(v, t, depth + 1);
+    }
+    this.byte(CLOSE_BRACKET);
+  }
+
+  value(v: unknown, depth: number): void {
+    switch (typeof v) {
+      case 'string': this.string(v); return;
+      case 'number': this.number(v); return;
+      case 'boolean': this.bytes(v ? TRUE : FALSE); return;
+      case 'object':
+        if (v === null) this.bytes(NULL);
+        else if (depth >= MAX_DEPTH) throw NOT_PLAIN;
+        else if (Array.isArray(v)) this.array(v, depth + 1);
+        else this.object(v, depth + 1);
+        return;
+      default: throw NOT_PLAIN;
+    }
+  }
+
+  private object(o: object, depth: number): void {
+    if (Object.getPrototypeOf(o) !== Object.prototype) throw NOT_PLAIN;
+    this.walked = true;
+    this.byte(OPEN_BRACE);
+    this.members(o, 0, depth);
+    this.byte(CLOSE_BRACE);
+  }
+
+  /** The members of a plain object after its first `skip` keys (already written when skip > 0). */
+  private members(o: object, skip: number, depth: number): void {
+    this.walked = true;
+    let i = 0;
+    for (const k in o) {
+      if (i++ < skip) continue;
+      const v = (o as Record<string, unknown>)[k];
+      // why: JSON.stringify leaves out undefined members and calls toJSON; records with either go to it
+      if (v === undefined || k === 'toJSON') throw NOT_PLAIN;
+      if (i > 1) this.byte(COMMA);
+      this.string(k);
+      this.byte(COLON);
+      this.value(v, depth);
+    }
+  }
+
+  private array(a: unknown[], depth: number): void {
+    if (!plainArray(a)) throw NOT_PLAIN;
+    this.byte(OPEN_BRACKET);
+    for (let i = 0; i < a.length; i++) {
+      if (i > 0) this.byte(COMMA);
+      const v = a[i];
+      if (v === undefined) this.bytes(NULL);
+      else this.value(v, depth);
+    }
+    this.byte(CLOSE_BRACKET);
+  }
+
+  private number(n: number): void {
+    // why: -0 passes too and is written 0, as JSON.stringify does
+    if (n >= 0 && n <= 0x7fffffff && (n | 0) === n) this.digits(n);
+    else if (Number.isSafeInteger(n)) this.bigDigits(n);
+    else if (!Number.isFinite(n)) this.bytes(NULL);
+    else if (!this.fraction(n)) this.ascii(String(n));
+  }
+
+  /** 0 <= n < 2^31 */
+  private digits(n: number): void {
+    let len = 1;
+    for (let x = n; x >= 10; x = (x / 10) | 0) len++;
+    this.ensure(len);
+    const b = this.buf;
+    let p = this.pos + len;
+    this.pos = p;
+    do {
+      const q = (n / 10) | 0;
+      b[--p] = 0x30 + n - q * 10;
+      n = q;
+    } while (n > 0);
+  }
+
+  /** A safe integer (|n| < 2^53) as 9-digit groups. */
+  private bigDigits(n: number): void {
+    if (n < 0) {
+      this.byte(0x2d);
+      n = -n;
+    }
+    let hi = Math.floor(n / 1e9);
+    let lo = n - hi * 1e9;
+    // why: n / 1e9 may round up to the next integer; both products are exact, so this corrects it
+    if (lo < 0) {
+      hi--;
+      lo += 1e9;
+    }
+    if (hi === 0) {
+      this.digits(lo);
+      return;
+    }
+    this.digits(hi);
+    this.padded(lo, 9);
+  }
+
+  /** 0 <= n < 10^width, with leading zeros */
+  private padded(n: number, width: number): void {
+    this.ensure(width);
+    const b = this.buf;
+    let p = this.pos + width;
+    this.pos = p;
+    for (let i = 0; i < width; i++) {
+      const q = (n / 10) | 0;
+      b[--p] = 0x30 + n - q * 10;
+      n = q;
+    }
+  }
+
+  /**
+   * A number with a fraction and an integer part of up to 53 bits (timestamps in ms), written as String(n)
+   * writes it: the fewest fraction digits that read back as n, the closest such when there are several.
+   * False (nothing written) where that takes more than this exact integer arithmetic: small magnitudes, a
+   * candidate exactly halfway, no candidate within the digits tried.
+   */
+  private fraction(n: number): boolean {
+    const x = Math.abs(n);
+    if (x < 2 || x >= 2 ** 53) return false;
+    F64[0] = x;
+    const e = ((U32[HI]! >>> 20) & 0x7ff) - 1023;
+    const whole = Math.floor(x);
+    // why: with 2^e <= x < 2^(e+1) the spacing of doubles near x is 2^(e-52); scaled by 2^(53-e), the
+    // fraction and each candidate's distance to x become exact integers (all below 2^53: 10^k < 2^e)
+    const scale = POW2[53 - e]!;
+    const f2 = (x - whole) * scale;
+    const top = POW2[e]!;
+    for (let k = 1, p10 = 10; p10 < top && k <= 17; k++, p10 *= 10) {
+      const near = Math.round((x - whole) * p10);
+      let best = -1;
+      let bestDist = Infinity;
+      let tie = false;
+      // why: the nearest candidate is within one of `near` (its only error is the product's rounding)
+      for (let m = Math.max(1, near - 1); m <= Math.min(p10 - 1, near + 1); m++) {
+        // whole.m (k digits) reads back as x when nearer to x than half the spacing of doubles: dist < p10
+        const dist = Math.abs(m * scale - f2 * p10);
+        // exactly halfway reads back as x only if its last bit is even: String(n)'s call
+        if (dist === p10) return false;
+        if (dist > p10 || dist > bestDist) continue;
+        tie = dist === bestDist;
+        best = m;
+        bestDist = dist;
+      }
+      if (best >= 0) {
+        if (tie) return false;
+        if (n < 0) this.byte(0x2d);
+        if (whole <= 0x7fffffff) this.digits(whole);
+        else this.bigDigits(whole);
+        this.byte(0x2e);
+        this.padded(best, k);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private string(s: string): void {
+    const n = s.length;
+    if (n >= CACHE_MIN_CHARS) {
+      const known = this.encoded.get(s);
+      if (known) {
+        this.bytes(known);
+        return;
+      }
+    }
+    this.ensure(n + 2);
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = QUOTE;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      // why: control characters, quote and backslash need escapes, anything else above ASCII needs UTF-8
+      // (and lone surrogates JSON.stringify's \u escapes): all of that is JSON.stringify's to write
+      if (c < 0x20 || c >= 0x80 || c === QUOTE || c === BACKSLASH) {
+        this.utf8(JSON.stringify(s));
+        return;
+      }
+      b[p++] = c;
+    }
+    b[p++] = QUOTE;
+    if (n >= CACHE_MIN_CHARS) this.remember(s, b.subarray(this.pos, p));
+    this.pos = p;
+  }
+
+  private remember(s: string, bytes: Buffer): void {
+    // why: a capture with many distinct long strings (paths, answers) must not grow the cache without end
+    if (this.encoded.size >= CACHE_MAX_ENTRIES) this.encoded.clear();
+    this.encoded.set(s, Buffer.from(bytes));
+  }
+
+  /** A string of ASCII characters only (number text) */
+  private ascii(s: string): void {
+    this.ensure(s.length);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  utf8(s: string): void {
+    this.ensure(s.length * 3);
+    this.pos += this.buf.write(s, this.pos);
+  }
+
+  /** Short constant bytes (key text): a loop beats a native copy call at this size. */
+  lit(src: Uint8Array): void {
+    const n = src.length;
+    this.ensure(n);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) b[p++] = src[i]!;
+    this.pos = p;
+  }
+
+  private bytes(src: Uint8Array): void {
+    this.ensure(src.length);
+    this.buf.set(src, this.pos);
+    this.pos += src.length;
+  }
+
+  byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = c;
+  }
+
+  /** Room for n more bytes: a record larger than what is left moves to a larger buffer. */
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+}
+
+/**
+ * How many keys a plain object has after `keys`, when its own keys begin with them in that order; else -1.
+ * One for-in compare: far cheaper than reading every member by key.
+ */
+function keysAfter(o: object, keys: readonly string[]): number {
+  if (Object.getPrototypeOf(o) !== Object.prototype) return -1;
+  let i = 0;
+  for (const k in o) {
+    if (i < keys.length && k !== keys[i]) return -1;
+    i++;
+  }
+  return i < keys.length ? -1 : i - keys.length;
+}
+
+function plainArray(a: unknown): a is unknown[] {
+  return Array.isArray(a) && Object.getPrototypeOf(a) === Array.prototype && (a as { toJSON?: unknown }).toJSON === undefined;
+}
+
+const EMPTY = {};
+/** The bits of a double: its exponent is in the high word. */
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+/** 2^0 .. 2^53 (a table: Math.pow took most of the time of a fraction) */
+const POW2 = Float64Array.from({ length: 54 }, (_, i) => 2 ** i);
+
+/**
+ * True while the built-in prototypes add nothing JSON.stringify would see differently from the for-in walk:
+ * no toJSON, no enumerable keys that for-in would list among an object's own (JSON.stringify lists own keys).
+ */
+function plainPrototypes(): boolean {
+  for (const _inherited in EMPTY) return false;
+  return (Object.prototype as { toJSON?: unknown }).toJSON === undefined && (Array.prototype as { toJSON?: unknown }).toJSON === undefined;
+}
