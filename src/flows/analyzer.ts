@@ -23,6 +23,11 @@ export interface AnalyzerOptions {
   dissectLimit?: number;
   /** Exchanges kept per flow with headers and bodies (default 200); more are only summarised. */
   maxExchangesPerFlow?: number;
+  /**
+   * Keep each exchange's headers and bodies (default true): the flow detail and the HAR export show them.
+   * Without, exchanges keep only what matching responses to requests needs; flows are the same.
+   */
+  details?: boolean;
   reassembly?: ReassemblyLimits;
   /** Called for every packet (and decrypted record) with the id of the flow it was counted in. */
   onPacket?: ((block: PacketBlock, flowId: string | null) => void) | null;
@@ -90,12 +95,19 @@ class DirState implements StreamSink {
 
 const DONE = Object.freeze(new DirState(null, null, false, true)) as DirState;
 const NO_HTTP: Flow['http'] = Object.freeze([]) as unknown as Flow['http'];
+// why shared: an exchange's headers are replaced, never appended to
+const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
 
-/** State only flows with TLS hooks or HTTP need; allocated on first use. */
-interface FlowExtra {
+/** What the TLS hooks' records told of a flow; allocated on its first record. */
+interface HookState {
   plaintext: { client: { library: string; bytes: number } | null; server: { library: string; bytes: number } | null };
   tlsPid: { client: { pid: number; comm: string } | null; server: { pid: number; comm: string } | null };
   decrypted: { c2s: DecryptedDir | null; s2c: DecryptedDir | null };
+}
+
+/** State only flows with TLS hooks or HTTP need; allocated on first use. */
+interface FlowExtra {
+  hook: HookState | null;
   exchanges: HttpExchangeDetail[];
   exchangeStreams: (number | undefined)[];
   exchangesDropped: number;
@@ -125,7 +137,7 @@ interface FlowState {
   /** SYN sequence numbers seen before the direction's state exists (-1: none). */
   synC: number;
   synS: number;
-  /** The direction's first FIRST_BYTES bytes as hex, what FlowDetail shows (a string: no buffer object per flow). */
+  /** The direction's first FIRST_BYTES bytes, one latin1 character per byte (what FlowDetail shows as hex; a string: no buffer object per flow). */
   firstC: string | null;
   firstS: string | null;
   chDone: boolean;
@@ -155,18 +167,21 @@ interface StreamState {
 function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
-      plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null },
-      exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null,
+      hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null,
     };
   }
   return fs.x;
 }
 
+function hookState(x: FlowExtra): HookState {
+  return x.hook ?? (x.hook = { plaintext: { client: null, server: null }, tlsPid: { client: null, server: null }, decrypted: { c2s: null, s2c: null } });
+}
+
 /**
- * The hello fields JA3/JA4 depend on, as a compact string (one UTF-16 unit per 16-bit value, each list
- * preceded by its length): cheaper to build and hash than joined decimal text.
+ * The hello fields JA3/JA4 depend on, in KEY[0, n) (one 16-bit value each, each list preceded by its length),
+ * and their hash in H1 and H2; returns n. Cheaper to build, hash and compare than joined decimal text.
  */
-function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): string {
+function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): number {
   let n = 0;
   const put = (v: number): void => {
     if (n === KEY.length) KEY = growKey(KEY);
@@ -184,7 +199,18 @@ function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): string {
     put(a.length);
     for (let i = 0; i < a.length; i++) put(a.charCodeAt(i));
   }
-  return String.fromCharCode.apply(null, KEY.subarray(0, n) as unknown as number[]);
+  hashStart();
+  for (let i = 0; i < n; i++) mix(KEY[i]!);
+  return n;
+}
+
+/** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
+interface Fingerprint { key: Uint16Array; ja3: string; ja3Hash: string; ja4: string }
+
+function sameKey(key: Uint16Array, n: number): boolean {
+  if (key.length !== n) return false;
+  for (let i = 0; i < n; i++) if (key[i] !== KEY[i]) return false;
+  return true;
 }
 
 /** helloKey's scratch (one per analysis thread, reused): no array grown per ClientHello. */
@@ -197,46 +223,71 @@ function growKey(k: Uint16Array): Uint16Array {
 }
 
 /**
- * Flow ids: FNV-1a (64-bit, two 32-bit lanes) of `node|transport|client ip|port|server ip|port|first seen`
- * as 16 hex digits, stable for the same packets. The text is hashed piece by piece (the same bytes in the
- * same order as the joined string, without building it); the lanes stay in ID_LANES for the collision check.
+ * Flow ids: 16 hex digits of a 64-bit hash (two 32-bit lanes, FNV-1a style) of node, transport, client
+ * address and port, server address and port, the first-seen time (its float64 bits) and, for a hook-only flow
+ * of another network namespace, that namespace: stable for the same packets. IPv4 addresses, ports and times
+ * are hashed as numbers (no text built per flow); the lanes stay in H1 and H2 for the collision check.
  */
-const ID_LANES = new Uint32Array(2);
+let H1 = 0;
+let H2 = 0;
+const TS_BITS = new Float64Array(1);
+const TS_WORDS = new Uint32Array(TS_BITS.buffer);
 
-function fnv(s: string): void {
-  let h1 = ID_LANES[0]!;
-  let h2 = ID_LANES[1]!;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x01b3) ^ (h1 >>> 7);
-  }
-  ID_LANES[0] = h1;
-  ID_LANES[1] = h2;
+function hashStart(): void {
+  H1 = 0x811c9dc5;
+  H2 = 0xcbf29ce4;
 }
 
-function flowId(parts: readonly string[]): string {
-  ID_LANES[0] = 0x811c9dc5;
-  ID_LANES[1] = 0xcbf29ce4;
-  for (let i = 0; i < parts.length; i++) {
-    if (i > 0) fnv('|');
-    fnv(parts[i]!);
-  }
+/** Mixes one character (or any value below 2^16) in. */
+function mix(c: number): void {
+  H1 = Math.imul(H1 ^ c, 0x01000193);
+  H2 = Math.imul(H2 ^ c, 0x01b3) ^ (H1 >>> 7);
+}
+
+function fnv(s: string): void {
+  for (let i = 0; i < s.length; i++) mix(s.charCodeAt(i));
+}
+
+/** Mixes one 32-bit word in, a byte at a time. */
+function fnvWord(w: number): void {
+  mix(w & 0xff);
+  mix((w >>> 8) & 0xff);
+  mix((w >>> 16) & 0xff);
+  mix(w >>> 24);
+}
+
+function fnvIp(ip: KeyIp): void {
+  if (typeof ip === 'number') fnvWord(ip);
+  else fnv(ip);
+}
+
+function flowId(node: string, tcp: boolean, cip: KeyIp, cport: number, sip: KeyIp, sport: number, ts: number, netns: number | null): string {
+  hashStart();
+  fnv(node);
+  // why: the separators keep "node|tcp" apart from a node name ending in the transport's code
+  fnvWord(tcp ? 0x7c74637c : 0x7c75647c);
+  fnvIp(cip);
+  fnvWord(cport);
+  fnvIp(sip);
+  fnvWord(sport);
+  TS_BITS[0] = ts;
+  fnvWord(TS_WORDS[0]!);
+  fnvWord(TS_WORDS[1]!);
+  if (netns !== null) fnvWord(netns >>> 0);
   return hexLanes();
 }
 
 /** The id after `id` in a collision chain: the hash of `${id}+`. */
 function nextId(id: string): string {
-  ID_LANES[0] = 0x811c9dc5;
-  ID_LANES[1] = 0xcbf29ce4;
+  hashStart();
   fnv(id);
   fnv('+');
   return hexLanes();
 }
 
 function hexLanes(): string {
-  const h1 = ID_LANES[0]!;
-  const h2 = ID_LANES[1]!;
+  const h1 = H1;
+  const h2 = H2;
   // why: one flat string (joining two hex halves made a rope of three strings per flow, kept for the flow's life)
   return String.fromCharCode(
     HEX[(h1 >>> 28) & 15]!, HEX[(h1 >>> 24) & 15]!, HEX[(h1 >>> 20) & 15]!, HEX[(h1 >>> 16) & 15]!,
@@ -303,7 +354,7 @@ export class Analyzer {
   private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
-  private readonly fingerprints = new Map<string, { ja3: string; ja3Hash: string; ja4: string }>();
+  private readonly fingerprints = new Map<number, Fingerprint>();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   private changes = 0;
@@ -328,6 +379,7 @@ export class Analyzer {
     this.opts = {
       dissectLimit: options.dissectLimit ?? 64 * 1024,
       maxExchangesPerFlow: options.maxExchangesPerFlow ?? 200,
+      details: options.details ?? true,
       reassembly: options.reassembly ?? DEFAULT_LIMITS,
     };
     this.observe = options.onPacket ?? null;
@@ -516,11 +568,8 @@ export class Analyzer {
     node: string, transport: 'tcp' | 'udp', a: KeyIp, ap: number, b: KeyIp, bp: number,
     client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number, cip: KeyIp, netns: number | null = null,
   ): FlowState {
-    const parts = [node, transport, client.ip, String(client.port), server.ip, String(server.port), String(ts)];
-    // why only then: ids of the capture's own flows must not change
-    if (netns !== null) parts.push(`netns=${netns}`);
-    let id = flowId(parts);
-    while (!this.ids.add(ID_LANES[0]!, ID_LANES[1]!)) id = nextId(id);
+    let id = flowId(node, transport === 'tcp', cip, client.port, cip === a && client.port === ap ? b : a, server.port, ts, netns);
+    while (!this.ids.add(H1, H2)) id = nextId(id);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
@@ -586,7 +635,7 @@ export class Analyzer {
     if (d.payloadEnd > d.payloadStart) {
       if (cur === DONE) {
         // why: the dissectors are done with this direction; still keep its first bytes for the flow detail.
-        if (fromClient ? fs.firstC === null : fs.firstS === null) this.keepFirst(fs, fromClient, d.payload);
+        if (fromClient ? fs.firstC === null : fs.firstS === null) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
       } else {
         const dir = cur ?? this.dir(fs, fromClient);
         if (dir.reasm && !dir.reasm.isStopped) {
@@ -607,18 +656,21 @@ export class Analyzer {
     }
   }
 
-  private keepFirst(fs: FlowState, c2s: boolean, chunk: Buffer): void {
+  /** Keeps buf[start, end) while the direction has fewer than FIRST_BYTES bytes kept. */
+  private keepFirst(fs: FlowState, c2s: boolean, buf: Buffer, start: number, end: number): void {
     const prev = c2s ? fs.firstC : fs.firstS;
-    const have = prev === null ? 0 : prev.length / 2;
+    const have = prev === null ? 0 : prev.length;
     if (have >= FIRST_BYTES) return;
-    const more = chunk.toString('hex', 0, Math.min(chunk.length, FIRST_BYTES - have));
+    // why latin1, not hex: one character per byte, half the memory kept per flow and no encoding per packet;
+    // detail() turns it into hex when asked
+    const more = buf.toString('latin1', start, Math.min(end, start + FIRST_BYTES - have));
     const next = prev === null ? more : prev + more;
     if (c2s) fs.firstC = next;
     else fs.firstS = next;
   }
 
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
-    if ((fromClient ? fs.firstC : fs.firstS) === null && d.payload.length > 0) this.keepFirst(fs, fromClient, d.payload);
+    if ((fromClient ? fs.firstC : fs.firstS) === null && d.payloadEnd > d.payloadStart) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
       if (fs.app === 'classify' || fs.quic) this.onQuic(fs, d, fromClient);
       return;
@@ -692,18 +744,22 @@ export class Analyzer {
   }
 
   private onStreamData(fs: FlowState, c2s: boolean, chunk: Buffer, ts: number): void {
-    this.keepFirst(fs, c2s, chunk);
+    this.keepFirst(fs, c2s, chunk, 0, chunk.length);
     const dir = this.dir(fs, c2s);
     if (dir.done) return;
     switch (fs.app) {
       case 'classify':
-        dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
-        this.classify(fs, c2s);
+      case 'tls': {
+        // why: most hellos and request heads arrive whole in the first segment; dissect that in place and
+        // copy only what is still needed after (the chunk may be a view of the reader's buffer)
+        const borrowed = dir.head === null ? chunk.subarray(0, this.opts.dissectLimit) : null;
+        dir.head = borrowed ?? appendCapped(dir.head, chunk, this.opts.dissectLimit);
+        if (fs.app === 'classify') this.classify(fs, c2s);
+        else this.tlsHello(fs, c2s);
+        const after = c2s ? fs.c2s : fs.s2c;
+        if (borrowed && after && after.head === borrowed) after.head = Buffer.from(borrowed);
         return;
-      case 'tls':
-        dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
-        this.tlsHello(fs, c2s);
-        return;
+      }
       case 'http':
       case 'http2':
       case 'grpc':
@@ -805,13 +861,15 @@ export class Analyzer {
     tls.alpn = ch.alpn;
     // why: one client sends the same hello fields on every connection; hashing them once per distinct set
     // instead of per flow was a sixth of the time on captures with many short TLS connections.
-    const key = helloKey(ch, transport);
-    let fp = this.fingerprints.get(key);
-    if (!fp) {
+    const n = helloKey(ch, transport);
+    // why: a number key (53 bits of the 64-bit hash): no string built and hashed per hello
+    const hash = (H1 >>> 0) * 0x200000 + (H2 >>> 11);
+    let fp = this.fingerprints.get(hash);
+    if (!fp || !sameKey(fp.key, n)) {
       const j3 = ja3(ch);
-      fp = { ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
+      fp = { key: KEY.slice(0, n), ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
       if (this.fingerprints.size >= 4096) this.fingerprints.clear();
-      this.fingerprints.set(key, fp);
+      this.fingerprints.set(hash, fp);
     }
     tls.ja3 = fp.ja3;
     tls.ja3Hash = fp.ja3Hash;
@@ -857,7 +915,7 @@ export class Analyzer {
       // parser must know each request's method or it swallows the next response
       if (source === 'plain') fs.s2c?.http1?.expectResponseTo(m.method);
       else {
-        const res = x.decrypted.s2c;
+        const res = x.hook?.decrypted.s2c;
         if (res?.http1) res.http1.expectResponseTo(m.method);
         else if (!res?.http2) {
           const q = x.pendingMethods ?? (x.pendingMethods = []);
@@ -874,8 +932,10 @@ export class Analyzer {
       e.method = m.method ?? null;
       e.host = host;
       e.path = m.path ?? null;
-      e.requestHeaders = m.headers;
-      e.requestBody = keptBody(x, m);
+      if (this.opts.details) {
+        e.requestHeaders = m.headers;
+        e.requestBody = keptBody(x, m);
+      }
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
@@ -888,9 +948,10 @@ export class Analyzer {
     }
     fs.flow.http.push({ method: m.method ?? null, host, path: m.path ?? null, status: null });
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
+    const keep = this.opts.details;
     x.exchanges.push({
-      method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: m.headers, responseHeaders: [],
-      requestBody: keptBody(x, m), responseBody: null, source, startedAt: m.ts,
+      method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: keep ? m.headers : NO_HEADERS, responseHeaders: NO_HEADERS,
+      requestBody: keep ? keptBody(x, m) : null, responseBody: null, source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
@@ -902,8 +963,10 @@ export class Analyzer {
       if (e.source !== source || e.status !== null) continue;
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
-      e.responseHeaders = m.headers;
-      e.responseBody = keptBody(x, m);
+      if (this.opts.details) {
+        e.responseHeaders = m.headers;
+        e.responseBody = keptBody(x, m);
+      }
       const s = fs.flow.http[i];
       if (s) s.status = status;
       return;
@@ -927,9 +990,10 @@ export class Analyzer {
       return;
     }
     fs.flow.http.push({ method: null, host: null, path: null, status });
+    const keep = this.opts.details;
     x.exchanges.push({
-      method: null, host: null, path: null, status, requestHeaders: [], responseHeaders: m.headers, requestBody: null,
-      responseBody: keptBody(x, m), source, startedAt: m.ts,
+      method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: keep ? m.headers : NO_HEADERS, requestBody: null,
+      responseBody: keep ? keptBody(x, m) : null, source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
@@ -972,25 +1036,26 @@ export class Analyzer {
     const len = Number(attrs.len ?? pdu.payload.length) || pdu.payload.length;
     const lib = attrs.lib ?? 'unknown';
     const x = extra(fs);
-    const seen = x.plaintext[side];
+    const h = hookState(x);
+    const seen = h.plaintext[side];
     if (seen) seen.bytes += len;
-    else x.plaintext[side] = { library: lib, bytes: len };
+    else h.plaintext[side] = { library: lib, bytes: len };
     const pid = Number(attrs.pid);
-    if (Number.isFinite(pid) && pid > 0 && !x.tlsPid[side]) x.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
+    if (Number.isFinite(pid) && pid > 0 && !h.tlsPid[side]) h.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
     this.ensureTls(fs);
     if (fs.app === 'classify') { fs.app = 'tls'; f.app = 'tls'; }
     const c2s = f.src.ip === src.ip && f.src.port === src.port;
     const dk = c2s ? 'c2s' : 's2c';
-    let dd = x.decrypted[dk];
+    let dd = h.decrypted[dk];
     if (!dd) {
       dd = { feeder: side, http1: null, http2: null };
-      x.decrypted[dk] = dd;
+      h.decrypted[dk] = dd;
     }
     // why: when both ends are hooked, the client's write and the server's read carry the same bytes; parse one.
     if (dd.feeder !== side) return f.id;
     const payload = Buffer.from(pdu.payload);
     if (!dd.http1 && !dd.http2) {
-      const other2 = x.decrypted[c2s ? 's2c' : 'c2s'];
+      const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
       else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) {
         dd.http1 = new Http1Parser();
@@ -1018,8 +1083,8 @@ export class Analyzer {
     const t = f.transport;
     const hasConns = meta !== undefined && meta.conns.size > 0;
     const ns = f.netns ?? null;
-    const clientOwner = (hasConns ? meta.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port, ns) : null) ?? fs.x?.tlsPid.client ?? null;
-    const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port, ns) : null) ?? fs.x?.tlsPid.server ?? null;
+    const clientOwner = (hasConns ? meta.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port, ns) : null) ?? fs.x?.hook?.tlsPid.client ?? null;
+    const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port, ns) : null) ?? fs.x?.hook?.tlsPid.server ?? null;
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
     if (this.podLookup) {
@@ -1031,8 +1096,8 @@ export class Analyzer {
     if (f.tls) {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
       const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.plaintext.client ?? null, ja4: f.tls.ja4 }, ctx);
-      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.plaintext.server ?? null, ja4: null }, ctx);
+      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4 }, ctx);
+      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null }, ctx);
       if (f.seenBy === 'hook-only') {
         for (const v of [f.tls.client, f.tls.server]) if (v?.reason) v.reason = `${v.reason}; ${HOOK_ONLY_NOTE}`;
       }
@@ -1116,8 +1181,8 @@ export class Analyzer {
     return {
       flow: fs.flow,
       exchanges: fs.x?.exchanges ?? [],
-      clientBytesHex: fs.firstC ?? '',
-      serverBytesHex: fs.firstS ?? '',
+      clientBytesHex: Buffer.from(fs.firstC ?? '', 'latin1').toString('hex'),
+      serverBytesHex: Buffer.from(fs.firstS ?? '', 'latin1').toString('hex'),
     };
   }
 

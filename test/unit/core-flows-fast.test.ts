@@ -141,6 +141,22 @@ describe('load fast path equals the full path', () => {
     expect(notes).toEqual([]);
     expect(snapshot(analyzer)).toEqual(fullPath(readFileSync(f)));
   });
+
+  it('without details (what `flows` and `libraries` load) the flows are the same, the exchanges without headers or bodies', async () => {
+    for (const f of files) {
+      const full = snapshot((await analyzeFiles([{ path: f }])).analyzer);
+      const { analyzer } = await analyzeFiles([{ path: f }], { details: false });
+      const lean = snapshot(analyzer);
+      expect(lean.flows, f).toBe(full.flows);
+      expect(lean.counters, f).toBe(full.counters);
+      type Ex = { requestHeaders: unknown[]; responseHeaders: unknown[]; requestBody: unknown; responseBody: unknown; status: number | null; path: string | null };
+      const fullEx = (JSON.parse(full.details) as { exchanges: Ex[] }[]).flatMap((d) => d.exchanges);
+      const leanEx = (JSON.parse(lean.details) as { exchanges: Ex[] }[]).flatMap((d) => d.exchanges);
+      expect(leanEx.map((e) => [e.path, e.status]), f).toEqual(fullEx.map((e) => [e.path, e.status]));
+      for (const e of leanEx) expect([e.requestHeaders, e.responseHeaders, e.requestBody, e.responseBody]).toEqual([[], [], null, null]);
+      if (f === files[0]) expect(fullEx.filter((e) => e.requestHeaders.length > 0 && e.responseHeaders.length > 0).length).toBeGreaterThan(20);
+    }
+  });
 });
 
 describe('flows on several threads equal the one-thread flows', () => {
