@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
-import type { Analyzer } from '../flows/analyzer.js';
+import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
@@ -36,11 +36,14 @@ interface Source {
   notes: string[];
 }
 
-async function openSource(file: string): Promise<Source> {
+/** What `flows` and `libraries` need of a capture file: flows without each exchange's headers and bodies. */
+const SUMMARY: AnalyzerOptions = { details: false };
+
+async function openSource(file: string, options: AnalyzerOptions = {}): Promise<Source> {
   if (existsSync(file) && statSync(file).isFile()) {
     const { analyzeFiles } = await import('../flows/load.js');
     const files = [{ path: resolve(file) }];
-    const { analyzer, notes } = await analyzeFiles(files);
+    const { analyzer, notes } = await analyzeFiles(files, options);
     return { files, analyzer, notes };
   }
   const { SessionStore } = await import('../store/session-store.js');
@@ -76,13 +79,12 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
     await printFlows(c.json, r.rows, r.total, r.packets, pred !== null);
     return 0;
   }
-  const src = await openSource(c.file);
+  const src = await openSource(c.file, SUMMARY);
   printNotes(src.notes);
   const all = src.analyzer.flows();
   const kept = pred ? all.filter(pred) : all;
   if (c.json) {
-    // why: rendered a chunk at a time, so the text of a million flows is never held at once
-    for (let i = 0; i < kept.length; i += JSON_CHUNK) await writeLines(kept.slice(i, i + JSON_CHUNK).map((f) => JSON.stringify(f)));
+    await writeFlowsJson(kept);
     return 0;
   }
   await printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
@@ -91,9 +93,22 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
 
 const JSON_CHUNK = 4096;
 
+/** The flows as JSON lines, written into bytes a chunk (1 MiB) at a time: no string per flow. */
+async function writeFlowsJson(flows: Flow[]): Promise<void> {
+  const { FlowJsonLines } = await import('../model/flow-json.js');
+  const lines = new FlowJsonLines();
+  for (const f of flows) {
+    lines.add(f);
+    if (!lines.full) continue;
+    const chunk = lines.take();
+    await writeOut(chunk, () => lines.reuse(chunk));
+  }
+  if (lines.length > 0) await writeOut(lines.take());
+}
+
 // why: a few large writes, not one per line; waiting for a pipe to drain keeps one chunk in memory, not all
-async function writeLines(lines: string[]): Promise<void> {
-  if (lines.length > 0 && !process.stdout.write(`${lines.join('\n')}\n`)) await once(process.stdout, 'drain');
+async function writeOut(chunk: Buffer | string, written?: () => void): Promise<void> {
+  if (!process.stdout.write(chunk, written)) await once(process.stdout, 'drain');
 }
 
 /**
@@ -116,7 +131,7 @@ function flowThreads(file: string): number {
 async function printFlows(json: boolean, rows: string[] | string[][], total: number, packets: number, filtered: boolean): Promise<void> {
   if (json) {
     const lines = rows as string[];
-    for (let i = 0; i < lines.length; i += JSON_CHUNK) await writeLines(lines.slice(i, i + JSON_CHUNK));
+    for (let i = 0; i < lines.length; i += JSON_CHUNK) await writeOut(`${lines.slice(i, i + JSON_CHUNK).join('\n')}\n`);
     return;
   }
   out(table(FLOW_HEADERS, rows as string[][], FLOW_WIDTHS));
@@ -125,7 +140,7 @@ async function printFlows(json: boolean, rows: string[] | string[][], total: num
 
 async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Promise<number> {
   const { libraryBreakdown } = await import('../flows/libraries.js');
-  const src = await openSource(c.file);
+  const src = await openSource(c.file, SUMMARY);
   printNotes(src.notes);
   const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
   if (c.json) {

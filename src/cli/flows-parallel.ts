@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { TapscopeError, isTapscopeError, type TapscopeErrorCode } from '../errors.js';
 import type { CaptureFile } from '../flows/load.js';
+import type { Flow } from '../model/flow.js';
 
 export interface FlowsJob {
   files: CaptureFile[];
@@ -26,9 +27,9 @@ export interface RenderedFlows {
 }
 
 export interface Part {
-  /** the JSON lines joined by newlines (one string crosses threads as one copy, not a clone per line) */
+  /** the JSON lines, each ended by a newline (one string crosses threads as one copy, not a clone per line) */
   text: string;
-  /** where each JSON line ends in text */
+  /** where each JSON line ends in text (its newline) */
   ends: Uint32Array;
   /** the table rows (table output) */
   table: string[][];
@@ -52,28 +53,50 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const { flowRow } = await import('./flows-output.js');
   const { compileFilter } = await import('../filter/index.js');
   const pred = job.filter && job.filter.trim() ? compileFilter(job.filter) : null;
-  const { analyzer, notes } = await analyzeFiles(job.files, { partition: { index, count } });
+  const { analyzer, notes } = await analyzeFiles(job.files, { partition: { index, count }, details: false });
   const all = analyzer.flows();
   const allOrigins = analyzer.arrivalOrigins();
   const origins = new Float64Array(all.length);
   const idKeys = new Float64Array(all.length);
-  const lines: string[] = [];
-  const table: string[][] = [];
+  const kept: Flow[] = [];
   for (let i = 0; i < all.length; i++) {
     const f = all[i]!;
     idKeys[i] = parseInt(f.id.slice(0, 13), 16);
     if (pred && !pred(f)) continue;
-    origins[lines.length + table.length] = allOrigins[i]!;
-    if (job.json) lines.push(JSON.stringify(f));
-    else table.push(flowRow(f));
+    origins[kept.length] = allOrigins[i]!;
+    kept.push(f);
   }
-  const ends = new Uint32Array(lines.length);
-  let end = -1;
-  for (let i = 0; i < lines.length; i++) ends[i] = end += lines[i]!.length + 1;
+  const text = job.json ? await jsonText(kept) : '';
   return {
-    text: lines.join('\n'), ends, table, origins: origins.slice(0, lines.length + table.length), idKeys,
+    text, ends: lineEnds(text, job.json ? kept.length : 0), table: job.json ? [] : kept.map(flowRow), origins: origins.slice(0, kept.length), idKeys,
     total: all.length, packets: analyzer.counters.packets, notes,
   };
+}
+
+/** The flows' JSON lines as one string, from bytes written a chunk at a time (no string per flow). */
+async function jsonText(flows: Flow[]): Promise<string> {
+  const { FlowJsonLines } = await import('../model/flow-json.js');
+  const lines = new FlowJsonLines();
+  const parts: string[] = [];
+  const decode = (): void => {
+    const chunk = lines.take();
+    parts.push(chunk.toString('utf8'));
+    lines.reuse(chunk);
+  };
+  for (const f of flows) {
+    lines.add(f);
+    if (lines.full) decode();
+  }
+  decode();
+  return parts.join('');
+}
+
+/** Where each of `count` lines ends: JSON text holds no newline but the one after each line. */
+function lineEnds(text: string, count: number): Uint32Array {
+  const ends = new Uint32Array(count);
+  let at = -1;
+  for (let i = 0; i < count; i++) ends[i] = at = text.indexOf('\n', at + 1);
+  return ends;
 }
 
 /**

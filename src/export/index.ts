@@ -7,6 +7,7 @@ import { Analyzer } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
 import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
+import { FlowJsonLines } from '../model/flow-json.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
@@ -73,7 +74,12 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
     else {
       const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
       if (req.format === 'json') {
-        for (const f of flows) out.write(Buffer.from(`${JSON.stringify(f)}\n`));
+        const lines = new FlowJsonLines();
+        for (const f of flows) {
+          lines.add(f);
+          if (lines.full) out.write(lines.take());
+        }
+        out.write(lines.take());
       } else {
         out.write(Buffer.from(JSON.stringify(har(flows, (id) => analyzer.exchangesOf(id), req.includeSecrets ?? false), null, 1)));
       }
