@@ -51,8 +51,6 @@ const MAX_HEAD = 64 * 1024;
 
 const RESYNC_TAIL = 8 * 1024;
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'PURGE'];
-const REQUEST_LINE = /^([A-Z][A-Z-]{0,19}) (\S+) HTTP\/(\d)\.(\d)$/;
-const STATUS_LINE = /^HTTP\/(\d)\.(\d) (\d{3})(?: .*)?$/;
 // A message start anywhere in a buffer: used to resynchronise after a gap or garbage.
 const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r\\n|HTTP/1\\.[01] \\d{3}[ \\r]`, 'g');
 
@@ -106,17 +104,52 @@ export function looksLikeHttp1(firstBytes: Buffer): boolean {
   return head.length >= 3 && startPrefixOk(head);
 }
 
+// The start lines, read from the bytes (latin1) exactly as these would match them:
+//   request /^([A-Z][A-Z-]{0,19}) (\S+) HTTP\/(\d)\.(\d)$/   status /^HTTP\/(\d)\.(\d) (\d{3})(?: .*)?$/
+const SP = 0x20;
+
+function isDigit(b: number | undefined): boolean {
+  return b !== undefined && b >= 0x30 && b <= 0x39;
+}
+
+/** Does buf[at, at + 8) read "HTTP/d.d"? */
+function versionAt(buf: Buffer, at: number): boolean {
+  return buf[at] === 0x48 && buf[at + 1] === 0x54 && buf[at + 2] === 0x54 && buf[at + 3] === 0x50 && buf[at + 4] === 0x2f &&
+    isDigit(buf[at + 5]) && buf[at + 6] === 0x2e && isDigit(buf[at + 7]);
+}
+
+/** Where the method ends (its space) when buf[0, end) is a request line; -1 when it is not one. */
+function requestLine(buf: Buffer, end: number): number {
+  let sp = 0;
+  while (sp < end && sp <= 20 && ((buf[sp]! >= 0x41 && buf[sp]! <= 0x5a) || (sp > 0 && buf[sp] === 0x2d))) sp++;
+  if (sp === 0 || sp > 20 || sp >= end || buf[sp] !== SP) return -1;
+  // the path runs to the first whitespace, which must be the space before the version, at the line's end
+  const pathEnd = end - 9;
+  if (pathEnd <= sp + 1 || buf[pathEnd] !== SP || !versionAt(buf, pathEnd + 1)) return -1;
+  for (let i = sp + 1; i < pathEnd; i++) if (isTrimmed(buf[i]!)) return -1;
+  return sp;
+}
+
+/** The status code when buf[0, end) is a status line; -1 when it is not one. */
+function statusLine(buf: Buffer, end: number): number {
+  if (end < 12 || !versionAt(buf, 0) || buf[8] !== SP || !isDigit(buf[9]) || !isDigit(buf[10]) || !isDigit(buf[11])) return -1;
+  if (end > 12) {
+    if (buf[12] !== SP) return -1;
+    for (let i = 13; i < end; i++) if (buf[i] === 0x0d || buf[i] === 0x0a) return -1;
+  }
+  return (buf[9]! - 0x30) * 100 + (buf[10]! - 0x30) * 10 + (buf[11]! - 0x30);
+}
+
 /** The message a start line buf[0, end) begins; null when it is neither a request nor a status line. */
 function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
-  const line = buf.toString('latin1', 0, end);
-  const req = REQUEST_LINE.exec(line);
-  if (req) {
-    const method = sharedLatin1(buf, 0, req[1]!.length);
-    return { kind: 'request', method, path: req[2]!, headers: [], body: EMPTY, bodyTruncated: false, ts };
+  const methodEnd = requestLine(buf, end);
+  if (methodEnd >= 0) {
+    const method = sharedLatin1(buf, 0, methodEnd);
+    return { kind: 'request', method, path: buf.toString('latin1', methodEnd + 1, end - 9), headers: [], body: EMPTY, bodyTruncated: false, ts };
   }
-  const res = STATUS_LINE.exec(line);
-  if (!res) return null;
-  return { kind: 'response', status: Number(res[3]), headers: [], body: EMPTY, bodyTruncated: false, ts };
+  const status = statusLine(buf, end);
+  if (status < 0) return null;
+  return { kind: 'response', status, headers: [], body: EMPTY, bodyTruncated: false, ts };
 }
 
 type State =
@@ -379,9 +412,8 @@ export class Http1Parser {
   /** Could the buffered bytes still become a start line? */
   private plausibleStart(): boolean {
     const nl = this.buf.indexOf('\r\n');
-    const first = (nl < 0 ? this.buf.subarray(0, 32) : this.buf.subarray(0, nl)).toString('latin1');
-    if (nl >= 0) return REQUEST_LINE.test(first) || STATUS_LINE.test(first);
-    return startPrefixOk(first);
+    if (nl >= 0) return requestLine(this.buf, nl) >= 0 || statusLine(this.buf, nl) >= 0;
+    return startPrefixOk(this.buf.toString('latin1', 0, 32));
   }
 
   /**

@@ -285,6 +285,26 @@ describe('heads read byte by byte', () => {
       expect(parseWhole(`${wire}GET /next HTTP/1.1\r\n\r\n`).map((m) => m.path)).toEqual(['/next']);
     }
   });
+  it('start lines: exactly the request and status line grammar', () => {
+    const read = (line: string): string => {
+      const p = new Http1Parser();
+      const [m] = [...p.push(Buffer.from(`${line}\r\n\r\n`, 'latin1'), 1), ...p.end()];
+      if (!m) return 'none';
+      return m.kind === 'request' ? `${m.method} ${m.path}` : `status ${m.status}`;
+    };
+    const lines: [string, string][] = [
+      ['GET /a?b=c HTTP/1.1', 'GET /a?b=c'], ['M-SEARCH * HTTP/1.1', 'M-SEARCH *'], ['GET /a HTTP/2.0', 'GET /a'],
+      [`${'A'.repeat(20)} / HTTP/1.1`, `${'A'.repeat(20)} /`], [`${'A'.repeat(21)} / HTTP/1.1`, 'none'],
+      ['-GET / HTTP/1.1', 'GET /'], ['get / HTTP/1.1', 'none'], ['GET  HTTP/1.1', 'none'], ['GET /a b HTTP/1.1', 'none'],
+      ['GET /a\xa0b HTTP/1.1', 'none'], ['GET /\x85\xff HTTP/1.1', 'GET /\x85\xff'], ['GET /a HTTP/1.12', 'none'], ['GET /a HTTP/1.x', 'none'],
+      ['GET /a  HTTP/1.1', 'none'], ['GET\t/a HTTP/1.1', 'none'],
+      ['HTTP/1.1 200 OK', 'status 200'], ['HTTP/1.0 007', 'status 7'], ['HTTP/1.1 404 ', 'status 404'], ['HTTP/1.1 200  a\xa0b', 'status 200'],
+      ['HTTP/1.1 200\tOK', 'none'], ['HTTP/1.1 2000', 'none'], ['HTTP/1.1 20', 'none'], ['HTTP/1.1 200 O\rK', 'none'], ['HTTP/1.1 200 O\nK', 'none'],
+      ['HTTP/11 200 OK', 'none'], ['http/1.1 200 OK', 'none'],
+    ];
+    // (a line that is not a start line is skipped up to the next message start: in '-GET / HTTP/1.1', 'GET /')
+    expect(lines.map(([line]) => read(line))).toEqual(lines.map(([, want]) => want));
+  });
   it('a head and body split in two at every byte give the same message', () => {
     const body = Buffer.from(Array.from({ length: 700 }, (_, i) => (i * 7919) & 0xff));
     const wire = Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n  folded\r\nContent-Length: 700\r\n\r\n'), body,
