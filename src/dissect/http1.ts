@@ -163,6 +163,15 @@ type State =
   | { t: 'body-close' }
   | { t: 'tunnel' };
 
+// why: the states without a count are shared, not an object per message (a body's count changes in place)
+const START: State = { t: 'start' };
+const RESYNC: State = { t: 'resync' };
+const CHUNK_SIZE: State = { t: 'chunk-size' };
+const CHUNK_CRLF: State = { t: 'chunk-crlf' };
+const TRAILERS: State = { t: 'trailers' };
+const BODY_CLOSE: State = { t: 'body-close' };
+const TUNNEL: State = { t: 'tunnel' };
+
 interface Building {
   msg: HttpMessage;
   /** body bytes seen, up to BODY_CAP */
@@ -175,13 +184,13 @@ interface Building {
   binary: boolean;
   /** a text body within the cap with a Content-Length: one buffer of its size, filled in place (one copy, no joins) */
   into: Buffer | null;
-  /** a text body otherwise: the sample, then copies of the later pieces */
-  parts: Buffer[];
+  /** a text body otherwise: the sample, then copies of the later pieces (null until the sample is complete) */
+  parts: Buffer[] | null;
 }
 
 export class Http1Parser {
   private buf: Buffer = EMPTY;
-  private state: State = { t: 'start' };
+  private state: State = START;
   private cur: Building | null = null;
   /** ts of the chunk that carried the first byte of the message being started */
   private headTs: number | null = null;
@@ -223,7 +232,7 @@ export class Http1Parser {
     }
     this.buf = Buffer.alloc(0);
     this.headTs = null;
-    this.state = { t: 'resync' };
+    this.state = RESYNC;
     return out;
   }
 
@@ -231,7 +240,7 @@ export class Http1Parser {
   end(): HttpMessage[] {
     if (this.cur && this.state.t === 'body-close') {
       const m = this.finish();
-      this.state = { t: 'start' };
+      this.state = START;
       return [m];
     }
     return [];
@@ -258,7 +267,7 @@ export class Http1Parser {
     }
     if (from === n) return;
     if (cur.into) b.copy(cur.into, cur.kept, from, n);
-    else if (!cur.binary) cur.parts.push(Buffer.from(b.subarray(from, n)));
+    else if (!cur.binary) cur.parts!.push(Buffer.from(b.subarray(from, n)));
     cur.kept += n - from;
   }
 
@@ -270,14 +279,14 @@ export class Http1Parser {
     if (cur.expect > BODY_SAMPLE && cur.expect <= BODY_CAP) {
       cur.into = Buffer.allocUnsafe(cur.expect);
       sample.copy(cur.into);
-    } else cur.parts.push(sample);
+    } else cur.parts = [sample];
   }
 
   private finish(): HttpMessage {
     const cur = this.cur!;
     const m = cur.msg;
     if (cur.into) m.body = cur.kept === cur.into.length ? cur.into : cur.into.subarray(0, cur.kept);
-    else if (cur.parts.length > 1) m.body = Buffer.concat(cur.parts);
+    else if (cur.parts && cur.parts.length > 1) m.body = Buffer.concat(cur.parts);
     else if (cur.sample) m.body = cur.kept === cur.sample.length ? cur.sample : cur.sample.subarray(0, cur.kept);
     if (cur.binary) m.bodySize = cur.kept;
     this.cur = null;
@@ -298,7 +307,7 @@ export class Http1Parser {
           return false;
         }
         this.buf = this.buf.subarray(m.index);
-        this.state = { t: 'start' };
+        this.state = START;
         return true;
       }
       case 'start': {
@@ -312,7 +321,7 @@ export class Http1Parser {
         if (end < 0) {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
             this.headTs = null;
-            this.state = { t: 'resync' };
+            this.state = RESYNC;
             this.buf = this.buf.subarray(1);
             return true;
           }
@@ -322,14 +331,14 @@ export class Http1Parser {
         const msg = this.parseHead(this.buf, end, this.headTs);
         this.headTs = null;
         if (!msg) {
-          this.state = { t: 'resync' };
+          this.state = RESYNC;
           this.buf = this.buf.subarray(1);
           return true;
         }
         this.buf = rest;
         this.state = this.bodyState(msg);
         const expect = this.state.t === 'body-length' ? this.state.left : -1;
-        this.cur = { msg, kept: 0, expect, sample: null, binary: false, into: null, parts: [] };
+        this.cur = { msg, kept: 0, expect, sample: null, binary: false, into: null, parts: null };
         if (this.state.t === 'start') out.push(this.finish());
         return true;
       }
@@ -343,7 +352,7 @@ export class Http1Parser {
         st.left -= take;
         if (st.left === 0) {
           out.push(this.finish());
-          this.state = { t: 'start' };
+          this.state = START;
         }
         return take > 0 || st.left === 0;
       }
@@ -358,7 +367,7 @@ export class Http1Parser {
         if (!m) return this.toResync();
         const size = parseInt(m[1]!, 16);
         this.buf = this.buf.subarray(nl + 2);
-        this.state = size === 0 ? { t: 'trailers' } : { t: 'chunk-data', left: size };
+        this.state = size === 0 ? TRAILERS : { t: 'chunk-data', left: size };
         return true;
       }
       case 'chunk-data': {
@@ -366,14 +375,14 @@ export class Http1Parser {
         this.appendBody(this.buf.subarray(0, take));
         this.buf = this.buf.subarray(take);
         st.left -= take;
-        if (st.left === 0) this.state = { t: 'chunk-crlf' };
+        if (st.left === 0) this.state = CHUNK_CRLF;
         return true;
       }
       case 'chunk-crlf': {
         if (this.buf.length < 2) return false;
         if (this.buf[0] !== 0x0d || this.buf[1] !== 0x0a) return this.toResync();
         this.buf = this.buf.subarray(2);
-        this.state = { t: 'chunk-size' };
+        this.state = CHUNK_SIZE;
         return true;
       }
       case 'trailers': {
@@ -383,7 +392,7 @@ export class Http1Parser {
         this.buf = this.buf.subarray(nl + 2);
         if (line === '') {
           out.push(this.finish());
-          this.state = { t: 'start' };
+          this.state = START;
         } else {
           const c = line.indexOf(':');
           if (c > 0) this.cur!.msg.headers.push([line.slice(0, c).trim(), line.slice(c + 1).trim()]);
@@ -405,7 +414,7 @@ export class Http1Parser {
       this.cur.msg.bodyTruncated = true;
       this.finish();
     }
-    this.state = { t: 'resync' };
+    this.state = RESYNC;
     return true;
   }
 
@@ -462,22 +471,22 @@ export class Http1Parser {
       const status = msg.status!;
       if (status >= 100 && status < 200) {
         // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request
-        return status === 101 ? { t: 'tunnel' } : { t: 'start' };
+        return status === 101 ? TUNNEL : START;
       }
       const method = this.pendingMethods.shift();
-      if (method === 'HEAD' || status === 204 || status === 304) return { t: 'start' };
-      if (method === 'CONNECT' && status >= 200 && status < 300) return { t: 'tunnel' };
+      if (method === 'HEAD' || status === 204 || status === 304) return START;
+      if (method === 'CONNECT' && status >= 200 && status < 300) return TUNNEL;
     }
     const te = this.encodingAt >= 0 ? msg.headers[this.encodingAt]![1] : '';
-    if (te && /(^|,)\s*chunked\s*$/i.test(te)) return { t: 'chunk-size' };
+    if (te && /(^|,)\s*chunked\s*$/i.test(te)) return CHUNK_SIZE;
     if (this.lengthAt >= 0) {
       // the first of a repeated value ("5, 5"); Number() ignores the whitespace around it
       const cl = msg.headers[this.lengthAt]![1];
       const comma = cl.indexOf(',');
       const n = Number(comma < 0 ? cl : cl.slice(0, comma));
-      if (Number.isInteger(n) && n >= 0) return n === 0 ? { t: 'start' } : { t: 'body-length', left: n };
+      if (Number.isInteger(n) && n >= 0) return n === 0 ? START : { t: 'body-length', left: n };
     }
     // a request without length has no body; a response without length runs to connection close
-    return msg.kind === 'request' ? { t: 'start' } : { t: 'body-close' };
+    return msg.kind === 'request' ? START : BODY_CLOSE;
   }
 }
