@@ -23,9 +23,22 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const NEWLINE = 0x0a;
-const NULL = Buffer.from('null');
-const TRUE = Buffer.from('true');
-const FALSE = Buffer.from('false');
+/** Constant text (key names and punctuation, null, true, false) as bytes and as little-endian 32-bit words. */
+interface Literal {
+  bytes: Uint8Array;
+  words: Uint32Array;
+}
+
+function literal(text: string): Literal {
+  const bytes = Buffer.from(text, 'latin1');
+  const words = new Uint32Array(bytes.length >> 2);
+  for (let i = 0; i < words.length; i++) words[i] = bytes.readUInt32LE(i * 4);
+  return { bytes, words };
+}
+
+const NULL = literal('null');
+const TRUE = literal('true');
+const FALSE = literal('false');
 /** deeper than any flow; a cycle gets there and is left to JSON.stringify (which reports it) */
 const MAX_DEPTH = 32;
 /** Strings this long are kept encoded once seen (ja3, ja4, verdict reasons): shared by many flows. */
@@ -99,8 +112,8 @@ export class FlowJsonLines {
   }
 }
 
-/** The key text of a template: `{"first":` and `,"next":` for the others, as bytes. */
-type KeyBytes<K extends string> = Record<K, Uint8Array>;
+/** The key text of a template: `{"first":` and `,"next":` for the others. */
+type KeyText<K extends string> = Record<K, Literal>;
 
 interface Template<T> {
   keys: readonly string[];
@@ -108,9 +121,9 @@ interface Template<T> {
   write(w: ByteWriter, o: T, depth: number): void;
 }
 
-function template<T, K extends keyof T & string>(keys: readonly K[], write: (w: ByteWriter, o: T, k: KeyBytes<K>, depth: number) => void): Template<T> {
-  const k = {} as KeyBytes<K>;
-  keys.forEach((key, i) => { k[key] = Buffer.from(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`); });
+function template<T, K extends keyof T & string>(keys: readonly K[], write: (w: ByteWriter, o: T, k: KeyText<K>, depth: number) => void): Template<T> {
+  const k = {} as KeyText<K>;
+  keys.forEach((key, i) => { k[key] = literal(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`); });
   return { keys, write: (w, o, depth) => write(w, o, k, depth) };
 }
 
@@ -186,6 +199,8 @@ const FLOW = template<Flow, FlowBase>(
 /** The bytes of JSON values, appended to one buffer. */
 class ByteWriter {
   buf: Buffer;
+  /** buf's bytes, for writing four at a time */
+  private view: DataView;
   pos = 0;
   /** set when an object was written by the key walk */
   walked = false;
@@ -195,11 +210,13 @@ class ByteWriter {
 
   constructor(private readonly capacity: number) {
     this.buf = Buffer.allocUnsafeSlow(capacity);
+    this.view = viewOf(this.buf);
   }
 
   take(): Buffer {
     const out = this.buf.subarray(0, this.pos);
     this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.capacity);
+    this.view = viewOf(this.buf);
     this.pos = 0;
     return out;
   }
@@ -241,7 +258,7 @@ class ByteWriter {
       if (i > 0) this.byte(COMMA);
       const v = a[i];
       // why: JSON.stringify writes an undefined element (or a hole) as null
-      if (v === undefined) this.bytes(NULL);
+      if (v === undefined) this.lit(NULL);
       else this.templated(v, t, depth + 1);
     }
     this.byte(CLOSE_BRACKET);
@@ -251,9 +268,9 @@ class ByteWriter {
     switch (typeof v) {
       case 'string': this.string(v); return;
       case 'number': this.number(v); return;
-      case 'boolean': this.bytes(v ? TRUE : FALSE); return;
+      case 'boolean': this.lit(v ? TRUE : FALSE); return;
       case 'object':
-        if (v === null) this.bytes(NULL);
+        if (v === null) this.lit(NULL);
         else if (depth >= MAX_DEPTH) throw NOT_PLAIN;
         else if (Array.isArray(v)) this.array(v, depth + 1);
         else this.object(v, depth + 1);
@@ -292,7 +309,7 @@ class ByteWriter {
     for (let i = 0; i < a.length; i++) {
       if (i > 0) this.byte(COMMA);
       const v = a[i];
-      if (v === undefined) this.bytes(NULL);
+      if (v === undefined) this.lit(NULL);
       else this.value(v, depth);
     }
     this.byte(CLOSE_BRACKET);
@@ -302,7 +319,7 @@ class ByteWriter {
     // why: -0 passes too and is written 0, as JSON.stringify does
     if (n >= 0 && n <= 0x7fffffff && (n | 0) === n) this.digits(n);
     else if (Number.isSafeInteger(n)) this.bigDigits(n);
-    else if (!Number.isFinite(n)) this.bytes(NULL);
+    else if (!Number.isFinite(n)) this.lit(NULL);
     else if (!this.fraction(n)) this.ascii(String(n));
   }
 
@@ -449,13 +466,17 @@ class ByteWriter {
     this.pos += this.buf.write(s, this.pos);
   }
 
-  /** Short constant bytes (key text): a loop beats a native copy call at this size. */
-  lit(src: Uint8Array): void {
+  /** Constant text: four bytes a store, a loop beats a native copy call at this size. */
+  lit(l: Literal): void {
+    const src = l.bytes;
     const n = src.length;
     this.ensure(n);
-    const b = this.buf;
     let p = this.pos;
-    for (let i = 0; i < n; i++) b[p++] = src[i]!;
+    const words = l.words;
+    const view = this.view;
+    for (let i = 0; i < words.length; i++, p += 4) view.setUint32(p, words[i]!, true);
+    const b = this.buf;
+    for (let i = words.length * 4; i < n; i++) b[p++] = src[i]!;
     this.pos = p;
   }
 
@@ -476,6 +497,7 @@ class ByteWriter {
     const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
     this.buf = bigger;
+    this.view = viewOf(bigger);
   }
 }
 
@@ -491,6 +513,10 @@ function keysAfter(o: object, keys: readonly string[]): number {
     i++;
   }
   return i < keys.length ? -1 : i - keys.length;
+}
+
+function viewOf(b: Buffer): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.length);
 }
 
 function plainArray(a: unknown): a is unknown[] {
