@@ -114,7 +114,7 @@ function reassembledHandshakeMessage(stream: Buffer): HandshakeMessage | null | 
  * Nested vectors share the buffer (offsets, no subarray): hellos are parsed for every TLS flow.
  */
 class Reader {
-  constructor(readonly buf: Buffer, public off = 0, readonly end = buf.length) {}
+  constructor(readonly buf: Buffer, public off = 0, public end = buf.length) {}
   get left(): number {
     return this.end - this.off;
   }
@@ -154,43 +154,41 @@ class Reader {
   skipVec8(): void {
     this.skip(this.u8());
   }
-  /** The rest as 16-bit values (a trailing odd byte is left unread). */
-  u16List(): number[] {
-    const n = (this.end - this.off) >> 1;
-    // why: sized once; pushing ~30 cipher suites grew the array several times per hello
+  /** A vector with a 16-bit (`wide`) or 8-bit length, as 16-bit values (a trailing odd byte is skipped). */
+  u16Vec(wide: boolean): number[] {
+    const len = wide ? this.u16() : this.u8();
+    if (this.left < len) throw new RangeError('short');
+    const n = len >> 1;
+    // why: sized once (pushing ~30 cipher suites grew the array several times), read straight from the bytes
     const out = new Array<number>(n);
     const buf = this.buf;
     for (let i = 0, o = this.off; i < n; i++, o += 2) out[i] = (buf[o]! << 8) | buf[o + 1]!;
-    this.off += n * 2;
+    this.off += len;
     return out;
   }
 }
 
 /**
- * Walks a hello's extensions block in place: next() moves to the following extension, whose body is
- * data[dataStart, dataEnd). No reader per extension: most are only listed, never read.
+ * Walks a hello's extensions block in place: next() moves to the following extension, `data` then reads
+ * its body. One reader for all of them (moved by next()), not one per extension: most are only listed.
  */
 class Extensions {
   type = -1;
-  dataStart = 0;
-  dataEnd = 0;
+  readonly data: Reader;
   private readonly all: Reader | null;
   constructor(hello: Reader) {
     this.all = hello.left === 0 ? null : hello.vec16();
+    this.data = new Reader(hello.buf, 0, 0);
   }
   next(): boolean {
     const all = this.all;
     if (all === null || all.left === 0) return false;
     this.type = all.u16();
     const len = all.u16();
-    this.dataStart = all.off;
+    this.data.off = all.off;
     all.skip(len);
-    this.dataEnd = all.off;
+    this.data.end = all.off;
     return true;
-  }
-  /** A reader over the current extension's body. */
-  data(): Reader {
-    return new Reader(this.all!.buf, this.dataStart, this.dataEnd);
   }
 }
 
@@ -219,7 +217,7 @@ function parseClientHelloBody(r: Reader): ClientHello | null {
     const version = r.u16();
     r.skip(32);
     r.skipVec8();
-    const ciphers = r.vec16().u16List();
+    const ciphers = r.u16Vec(true);
     r.skipVec8();
     const ch: ClientHello = {
       version, supportedVersions: [], ciphers, extensions: [], sni: null, alpn: [], groups: [],
@@ -229,7 +227,7 @@ function parseClientHelloBody(r: Reader): ClientHello | null {
       ch.extensions.push(ext.type);
       switch (ext.type) {
         case EXT_SERVER_NAME: {
-          const data = ext.data();
+          const data = ext.data;
           const list = data.left > 0 ? data.vec16() : data;
           while (list.left > 0) {
             const nameType = list.u8();
@@ -239,21 +237,21 @@ function parseClientHelloBody(r: Reader): ClientHello | null {
           break;
         }
         case EXT_ALPN:
-          ch.alpn = readAlpn(ext.data());
+          ch.alpn = readAlpn(ext.data);
           break;
         case EXT_SUPPORTED_VERSIONS:
-          ch.supportedVersions = ext.data().vec8().u16List();
+          ch.supportedVersions = ext.data.u16Vec(false);
           break;
         case EXT_SUPPORTED_GROUPS:
-          ch.groups = ext.data().vec16().u16List();
+          ch.groups = ext.data.u16Vec(true);
           break;
         case EXT_EC_POINT_FORMATS: {
-          const pf = ext.data().vec8();
+          const pf = ext.data.vec8();
           while (pf.left > 0) ch.ecPointFormats.push(pf.u8());
           break;
         }
         case EXT_SIGNATURE_ALGORITHMS:
-          ch.signatureAlgorithms = ext.data().vec16().u16List();
+          ch.signatureAlgorithms = ext.data.u16Vec(true);
           break;
         default:
           break;
@@ -290,8 +288,8 @@ export function parseServerHello(stream: Buffer): ServerHello | null | 'incomple
     const sh: ServerHello = { version, selectedVersion: version, cipher, alpn: null, extensions: [] };
     for (const ext = new Extensions(r); ext.next();) {
       sh.extensions.push(ext.type);
-      if (ext.type === EXT_SUPPORTED_VERSIONS && ext.dataEnd - ext.dataStart >= 2) sh.selectedVersion = ext.data().u16();
-      else if (ext.type === EXT_ALPN) sh.alpn = readAlpn(ext.data())[0] ?? null;
+      if (ext.type === EXT_SUPPORTED_VERSIONS && ext.data.left >= 2) sh.selectedVersion = ext.data.u16();
+      else if (ext.type === EXT_ALPN) sh.alpn = readAlpn(ext.data)[0] ?? null;
     }
     return sh;
   } catch (e) {
