@@ -17,6 +17,7 @@ import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TC
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
 import { PairSet, TupleIndex, type KeyIp } from './tuple-index.js';
+import { FIRST_BYTES, FirstBytes, NO_BYTES } from './first-bytes.js';
 
 export interface AnalyzerOptions {
   /** Bytes per direction buffered for protocol detection and the TLS hellos before dissection gives up (default 64 KiB). */
@@ -53,8 +54,6 @@ export interface AnalyzerCounters {
 
 type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | 'unknown';
 
-// why: kept for every flow (FlowDetail's hex), so small: memory must stay ~flat per flow at a million flows.
-const FIRST_BYTES = 64;
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
 // growing memory with its traffic.
@@ -137,9 +136,9 @@ interface FlowState {
   /** SYN sequence numbers seen before the direction's state exists (-1: none). */
   synC: number;
   synS: number;
-  /** The direction's first FIRST_BYTES bytes, one latin1 character per byte (what FlowDetail shows as hex; a string: no buffer object per flow). */
-  firstC: string | null;
-  firstS: string | null;
+  /** The direction's first bytes (what FlowDetail shows): a handle into the analyzer's FirstBytes. */
+  firstC: number;
+  firstS: number;
   chDone: boolean;
   shDone: boolean;
   x: FlowExtra | null;
@@ -355,6 +354,7 @@ export class Analyzer {
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
   private readonly fingerprints = new Map<number, Fingerprint>();
+  private readonly firstBytes = new FirstBytes();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   private changes = 0;
@@ -575,7 +575,7 @@ export class Analyzer {
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
     };
     const fs: FlowState = {
-      flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: null, firstS: null, chDone: false, shDone: false,
+      flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: NO_BYTES, firstS: NO_BYTES, chDone: false, shDone: false,
       x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length, origin: this.origin,
     };
     if (netns !== null) flow.netns = netns;
@@ -635,7 +635,7 @@ export class Analyzer {
     if (d.payloadEnd > d.payloadStart) {
       if (cur === DONE) {
         // why: the dissectors are done with this direction; still keep its first bytes for the flow detail.
-        if (fromClient ? fs.firstC === null : fs.firstS === null) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
+        if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
       } else {
         const dir = cur ?? this.dir(fs, fromClient);
         if (dir.reasm && !dir.reasm.isStopped) {
@@ -658,19 +658,15 @@ export class Analyzer {
 
   /** Keeps buf[start, end) while the direction has fewer than FIRST_BYTES bytes kept. */
   private keepFirst(fs: FlowState, c2s: boolean, buf: Buffer, start: number, end: number): void {
-    const prev = c2s ? fs.firstC : fs.firstS;
-    const have = prev === null ? 0 : prev.length;
-    if (have >= FIRST_BYTES) return;
-    // why latin1, not hex: one character per byte, half the memory kept per flow and no encoding per packet;
-    // detail() turns it into hex when asked
-    const more = buf.toString('latin1', start, Math.min(end, start + FIRST_BYTES - have));
-    const next = prev === null ? more : prev + more;
-    if (c2s) fs.firstC = next;
-    else fs.firstS = next;
+    if (c2s) {
+      if (FirstBytes.size(fs.firstC) < FIRST_BYTES) fs.firstC = this.firstBytes.keep(fs.firstC, buf, start, end);
+    } else if (FirstBytes.size(fs.firstS) < FIRST_BYTES) {
+      fs.firstS = this.firstBytes.keep(fs.firstS, buf, start, end);
+    }
   }
 
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
-    if ((fromClient ? fs.firstC : fs.firstS) === null && d.payloadEnd > d.payloadStart) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
+    if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES && d.payloadEnd > d.payloadStart) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
       if (fs.app === 'classify' || fs.quic) this.onQuic(fs, d, fromClient);
       return;
@@ -1181,8 +1177,8 @@ export class Analyzer {
     return {
       flow: fs.flow,
       exchanges: fs.x?.exchanges ?? [],
-      clientBytesHex: Buffer.from(fs.firstC ?? '', 'latin1').toString('hex'),
-      serverBytesHex: Buffer.from(fs.firstS ?? '', 'latin1').toString('hex'),
+      clientBytesHex: this.firstBytes.hex(fs.firstC),
+      serverBytesHex: this.firstBytes.hex(fs.firstS),
     };
   }
 

@@ -102,6 +102,10 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
   return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
 }
 
+// why constants: most flows of a capture share these reasons; one string each, not one built per flow
+const NOT_ON_NODE = { client: 'client process not on a captured node', server: 'server process not on a captured node' } as const;
+const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; a server's library cannot be told from the ClientHello`;
+
 /** The verdict for one side of a TLS flow. Never null: with no evidence the verdict is 'unknown'. */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
   const p = input.process;
@@ -127,7 +131,7 @@ export function decideSide(side: 'client' | 'server', input: SideInput, ctx: Cap
   }
   const whereabouts = p
     ? `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`
-    : `${side} process not on a captured node`;
+    : NOT_ON_NODE[side];
   const match = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
   if (match) {
     return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason: whereabouts, version: match.version };
@@ -136,7 +140,7 @@ export function decideSide(side: 'client' | 'server', input: SideInput, ctx: Cap
   if (side === 'client') {
     why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table` : ', and no ClientHello was seen';
   } else if (!p) {
-    why += '; a server\'s library cannot be told from the ClientHello';
+    why = SERVER_UNKNOWN;
   }
   return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, reason: why, version: null };
 }
