@@ -54,7 +54,7 @@ const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CO
 // A message start anywhere in a buffer: used to resynchronise after a gap or garbage.
 const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r\\n|HTTP/1\\.[01] \\d{3}[ \\r]`, 'g');
 
-const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)];
+const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)].map((t) => Buffer.from(t, 'latin1'));
 
 /** The whitespace String.prototype.trim removes, as latin1 bytes. */
 function isTrimmed(b: number): boolean {
@@ -93,15 +93,21 @@ function headEnd(buf: Buffer): number {
   return -1;
 }
 
-/** Is `head` a start token ("GET ", "HTTP/1.") or could it still grow into one? */
-function startPrefixOk(head: string): boolean {
-  return START_TOKENS.some((p) => head.startsWith(p) || (head.length < p.length && p.startsWith(head)));
+/** Does buf[0, len) start with a start token ("GET ", "HTTP/1.") or could it still grow into one? */
+function startPrefixOk(buf: Buffer, len: number): boolean {
+  for (const token of START_TOKENS) {
+    const n = Math.min(len, token.length);
+    let i = 0;
+    while (i < n && buf[i] === token[i]) i++;
+    if (i === n) return true;
+  }
+  return false;
 }
 
 /** True when the bytes start like an HTTP/1 request or response line. */
 export function looksLikeHttp1(firstBytes: Buffer): boolean {
-  const head = firstBytes.subarray(0, 16).toString('latin1');
-  return head.length >= 3 && startPrefixOk(head);
+  const len = Math.min(firstBytes.length, 16);
+  return len >= 3 && startPrefixOk(firstBytes, len);
 }
 
 // The start lines, read from the bytes (latin1) exactly as these would match them:
@@ -422,7 +428,7 @@ export class Http1Parser {
   private plausibleStart(): boolean {
     const nl = this.buf.indexOf('\r\n');
     if (nl >= 0) return requestLine(this.buf, nl) >= 0 || statusLine(this.buf, nl) >= 0;
-    return startPrefixOk(this.buf.toString('latin1', 0, 32));
+    return startPrefixOk(this.buf, Math.min(this.buf.length, 32));
   }
 
   /**
