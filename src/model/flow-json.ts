@@ -93,8 +93,8 @@ export class FlowJsonLines {
       if (w.walked) this.counts.walked++;
       else this.counts.templated++;
     } catch (e) {
-      if (e !== NOT_PLAIN) throw e;
       w.pos = start;
+      if (e !== NOT_PLAIN) throw e;
       w.utf8(JSON.stringify(flow));
       this.counts.stringified++;
     }
@@ -191,7 +191,7 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.pod); w.value(o.pod, d);
     w.lit(k.app); w.value(o.app, d);
     w.lit(k.tls); w.templated(o.tls, TLS, d);
-    w.lit(k.http); w.templatedList(o.http, EXCHANGE, d);
+    w.lit(k.http); w.list(o.http, d, EXCHANGE);
     w.lit(k.seenBy); w.value(o.seenBy, d);
   },
 );
@@ -247,19 +247,21 @@ class ByteWriter {
     this.byte(CLOSE_BRACE);
   }
 
-  /** An array of objects of one template. */
-  templatedList<T>(a: T[] | null | undefined, t: Template<T>, depth: number): void {
-    if (!plainArray(a) || depth >= MAX_DEPTH) {
+  /** An array, its elements by template `t` when given (a template's list field may hold anything else too). */
+  list<T>(a: unknown, depth: number, t?: Template<T>): void {
+    if (!Array.isArray(a)) {
       this.value(a, depth);
       return;
     }
+    if (!plainArray(a) || depth >= MAX_DEPTH) throw NOT_PLAIN;
     this.byte(OPEN_BRACKET);
     for (let i = 0; i < a.length; i++) {
       if (i > 0) this.byte(COMMA);
-      const v = a[i];
+      const v: unknown = a[i];
       // why: JSON.stringify writes an undefined element (or a hole) as null
       if (v === undefined) this.lit(NULL);
-      else this.templated(v, t, depth + 1);
+      else if (t) this.templated(v as T, t, depth + 1);
+      else this.value(v, depth + 1);
     }
     this.byte(CLOSE_BRACKET);
   }
@@ -272,7 +274,7 @@ class ByteWriter {
       case 'object':
         if (v === null) this.lit(NULL);
         else if (depth >= MAX_DEPTH) throw NOT_PLAIN;
-        else if (Array.isArray(v)) this.array(v, depth + 1);
+        else if (Array.isArray(v)) this.list(v, depth + 1);
         else this.object(v, depth + 1);
         return;
       default: throw NOT_PLAIN;
@@ -281,7 +283,6 @@ class ByteWriter {
 
   private object(o: object, depth: number): void {
     if (Object.getPrototypeOf(o) !== Object.prototype) throw NOT_PLAIN;
-    this.walked = true;
     this.byte(OPEN_BRACE);
     this.members(o, 0, depth);
     this.byte(CLOSE_BRACE);
@@ -301,18 +302,6 @@ class ByteWriter {
       this.byte(COLON);
       this.value(v, depth);
     }
-  }
-
-  private array(a: unknown[], depth: number): void {
-    if (!plainArray(a)) throw NOT_PLAIN;
-    this.byte(OPEN_BRACKET);
-    for (let i = 0; i < a.length; i++) {
-      if (i > 0) this.byte(COMMA);
-      const v = a[i];
-      if (v === undefined) this.lit(NULL);
-      else this.value(v, depth);
-    }
-    this.byte(CLOSE_BRACKET);
   }
 
   private number(n: number): void {
@@ -519,8 +508,9 @@ function viewOf(b: Buffer): DataView {
   return new DataView(b.buffer, b.byteOffset, b.length);
 }
 
-function plainArray(a: unknown): a is unknown[] {
-  return Array.isArray(a) && Object.getPrototypeOf(a) === Array.prototype && (a as { toJSON?: unknown }).toJSON === undefined;
+/** An array JSON.stringify writes element by element: no subclass, no toJSON of its own. */
+function plainArray(a: unknown[]): boolean {
+  return Object.getPrototypeOf(a) === Array.prototype && (a as { toJSON?: unknown }).toJSON === undefined;
 }
 
 const EMPTY = {};

@@ -188,6 +188,12 @@ describe('flow records as JSON lines', () => {
     const cycle: Record<string, unknown> = { a: 1 };
     cycle.self = { back: cycle };
     expect(() => new FlowJsonLines().add(cycle as unknown as Flow)).toThrow(/circular/i);
+    // a record that throws (as JSON.stringify would) leaves nothing of itself behind
+    const after = new FlowJsonLines();
+    after.add({ a: 1 } as unknown as Flow);
+    expect(() => after.add({ b: 2, get c(): number { throw new RangeError('getter'); } } as unknown as Flow)).toThrow(RangeError);
+    after.add({ d: 3 } as unknown as Flow);
+    expect(after.take().toString()).toBe('{"a":1}\n{"d":3}\n');
   });
 
   it('see inherited enumerable keys and toJSON on the built-in prototypes as JSON.stringify does', () => {
