@@ -369,8 +369,19 @@ export class Analyzer {
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
   };
-  firstTs: number | null = null;
-  lastTs: number | null = null;
+  // why numbers from the start (not null): a field that only ever holds numbers is updated in place, where a
+  // null-or-number field boxes a new number at every packet
+  private minTs = Infinity;
+  private maxTs = -Infinity;
+
+  /** The first and last packet time (ms), null before any packet with a time. */
+  get firstTs(): number | null {
+    return this.minTs === Infinity ? null : this.minTs;
+  }
+
+  get lastTs(): number | null {
+    return this.maxTs === -Infinity ? null : this.maxTs;
+  }
   /** Names the pod owning an address, or `container:<id>` (a container id from the helper's proc records), in
    *  Kubernetes captures; flow.pod is the owning process's pod, else the client's, else the server's. */
   podLookup: ((key: string) => PodRef | null) | null = null;
@@ -499,8 +510,8 @@ export class Analyzer {
     c.packets++;
     c.bytes += origLen;
     if (tsMs > 0) {
-      if (this.firstTs === null || tsMs < this.firstTs) this.firstTs = tsMs;
-      if (this.lastTs === null || tsMs > this.lastTs) this.lastTs = tsMs;
+      if (tsMs < this.minTs) this.minTs = tsMs;
+      if (tsMs > this.maxTs) this.maxTs = tsMs;
     }
     if (!d) { c.nonIp++; return null; }
     if (d.fragment) c.fragments++;
