@@ -432,8 +432,8 @@ export class Http1Parser {
   }
 
   /**
-   * The head in buf[0, end), read in one pass over its bytes. The start line is decoded alone, so a path
-   * pins only its own line; header names and short values are shared (sharedLatin1).
+   * The head in buf[0, end), read line by line from its bytes (no string of the head, no split). A path is
+   * its own string; header names and short values are shared (sharedLatin1).
    */
   private parseHead(buf: Buffer, end: number, ts: number): HttpMessage | null {
     const startEnd = lineEnd(buf, 0, end);
