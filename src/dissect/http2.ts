@@ -2,8 +2,15 @@
 // CONTINUATION, DATA, padding, priority, PUSH_PROMISE), one HPACK dynamic table per direction, and one
 // HttpMessage per stream once the stream ends (END_STREAM or RST_STREAM). gRPC requests carry the
 // method name (`:path`) in grpcMethod.
-import hpack from 'hpack.js';
+import { createRequire } from 'node:module';
+import type HpackLib from 'hpack.js';
 import { BODY_CAP, type HttpMessage } from './http1.js';
+
+// why loaded on first use: most captures carry no HTTP/2, and the library was a tenth of the CLI's start-up
+let hpackLib: typeof HpackLib | null = null;
+function hpack(): typeof HpackLib {
+  return (hpackLib ??= createRequire(import.meta.url)('hpack.js') as typeof HpackLib);
+}
 
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -43,7 +50,7 @@ export class Http2Parser {
   private buf: Buffer = Buffer.alloc(0);
   private prefaceChecked: boolean;
   private readonly streams = new Map<number, StreamState>();
-  private readonly table = hpack.table.create({ maxSize: HPACK_DEFAULT });
+  private readonly table = hpack().table.create({ maxSize: HPACK_DEFAULT });
   /** header block being collected across CONTINUATION frames */
   private block: { streamId: number; parts: Buffer[]; endStream: boolean; promised: boolean } | null = null;
   /** once HPACK state is lost (bad frame, gap) nothing after can be decoded reliably */
@@ -221,7 +228,7 @@ export class Http2Parser {
   }
 
   private decode(block: Buffer): [string, string][] {
-    const d = hpack.decoder.create();
+    const d = hpack().decoder.create();
     d.push(block);
     const out: [string, string][] = [];
     while (!d.isEmpty()) {
@@ -244,14 +251,14 @@ export class Http2Parser {
       if (index === 0) {
         const raw = d.decodeStr();
         nameSize = raw.length;
-        name = hpack.utils.stringify(raw);
+        name = hpack().utils.stringify(raw);
       } else {
         const e = this.table.lookup(index);
         name = e.name;
         nameSize = e.nameSize;
       }
       const rawValue = d.decodeStr();
-      const value = hpack.utils.stringify(rawValue);
+      const value = hpack().utils.stringify(rawValue);
       if (incremental) this.table.add(name, value, nameSize, rawValue.length);
       out.push([name, value]);
     }
