@@ -43,6 +43,8 @@ const FALSE = literal('false');
 const MAX_DEPTH = 32;
 /** Strings this long are kept encoded once seen (ja3, ja4, verdict reasons): shared by many flows. */
 const CACHE_MIN_CHARS = 32;
+/** and no longer: the cache must not keep large strings (a long path) alive */
+const CACHE_MAX_CHARS = 4096;
 const CACHE_MAX_ENTRIES = 2048;
 
 /** Thrown inside a record this writer cannot reproduce exactly; the record then goes to JSON.stringify. */
@@ -409,7 +411,8 @@ class ByteWriter {
 
   private string(s: string): void {
     const n = s.length;
-    if (n >= CACHE_MIN_CHARS) {
+    const cacheable = n >= CACHE_MIN_CHARS && n <= CACHE_MAX_CHARS;
+    if (cacheable) {
       const known = this.encoded.get(s);
       if (known) {
         this.bytes(known);
@@ -431,7 +434,7 @@ class ByteWriter {
       b[p++] = c;
     }
     b[p++] = QUOTE;
-    if (n >= CACHE_MIN_CHARS) this.remember(s, b.subarray(this.pos, p));
+    if (cacheable) this.remember(s, b.subarray(this.pos, p));
     this.pos = p;
   }
 
