@@ -85,9 +85,9 @@ function lineEnd(buf: Buffer, from: number, end: number): number {
   return end;
 }
 
-/** Where the first CRLFCRLF (the end of a head) starts; -1 when there is none yet. */
-function headEnd(buf: Buffer): number {
-  for (let i = 3; i < buf.length; i++) {
+/** Where the first CRLFCRLF at or after `from` (the end of a head) starts; -1 when there is none yet. */
+function headEnd(buf: Buffer, from: number): number {
+  for (let i = Math.max(from, 0) + 3; i < buf.length; i++) {
     if (buf[i] === 0x0a && buf[i - 1] === 0x0d && buf[i - 2] === 0x0a && buf[i - 3] === 0x0d) return i - 3;
   }
   return -1;
@@ -202,6 +202,10 @@ export class Http1Parser {
   private headTs: number | null = null;
   /** request methods this (response) side is answering, oldest first; see expectResponseTo */
   private readonly pendingMethods: string[] = [];
+  /** of the head read last: its length up to the end of its empty line */
+  private headLength = 0;
+  /** of a head whose end has not arrived: how many of its bytes were searched for the end; 0 otherwise */
+  private headSearched = 0;
   /** of the head parsed last: the index in its headers of the first Content-Length, -1 when none */
   private lengthAt = -1;
   /** of the head parsed last: the index in its headers of the first Transfer-Encoding, -1 when none */
@@ -238,6 +242,7 @@ export class Http1Parser {
     }
     this.buf = Buffer.alloc(0);
     this.headTs = null;
+    this.headSearched = 0;
     this.state = RESYNC;
     return out;
   }
@@ -323,25 +328,29 @@ export class Http1Parser {
         if (skip > 0) this.buf = this.buf.subarray(skip);
         if (this.buf.length === 0) return false;
         if (this.headTs === null) this.headTs = ts;
-        const end = headEnd(this.buf);
-        if (end < 0) {
+        // why: a head that began in an earlier chunk is read once its end is here; until then only the new
+        // bytes are searched for the end (a large head in many segments stays linear)
+        const waiting = this.headSearched > 0 && headEnd(this.buf, this.headSearched - 3) < 0;
+        const msg = waiting ? undefined : this.readHead(this.buf, this.headTs);
+        if (msg === undefined) {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
             this.headTs = null;
+            this.headSearched = 0;
             this.state = RESYNC;
             this.buf = this.buf.subarray(1);
             return true;
           }
+          this.headSearched = this.buf.length;
           return false;
         }
-        const rest = end + 4 === this.buf.length ? EMPTY : this.buf.subarray(end + 4);
-        const msg = this.parseHead(this.buf, end, this.headTs);
         this.headTs = null;
+        this.headSearched = 0;
         if (!msg) {
           this.state = RESYNC;
           this.buf = this.buf.subarray(1);
           return true;
         }
-        this.buf = rest;
+        this.buf = this.headLength === this.buf.length ? EMPTY : this.buf.subarray(this.headLength);
         this.state = this.bodyState(msg);
         const expect = this.state.t === 'body-length' ? this.state.left : -1;
         this.cur = { msg, kept: 0, expect, sample: null, binary: false, into: null, parts: null };
@@ -432,21 +441,28 @@ export class Http1Parser {
   }
 
   /**
-   * The head in buf[0, end), read line by line from its bytes (no string of the head, no split). A path is
-   * its own string; header names and short values are shared (sharedLatin1).
+   * The head at the start of buf, read line by line from its bytes in one pass that also finds its end (the
+   * first empty line; headLength then says where the body starts). null when it is not an HTTP head,
+   * undefined while its end has not arrived. A path is its own string; header names and short values are
+   * shared (sharedLatin1).
    */
-  private parseHead(buf: Buffer, end: number, ts: number): HttpMessage | null {
-    const startEnd = lineEnd(buf, 0, end);
-    const msg = startLine(buf, startEnd, ts);
-    if (!msg) return null;
+  private readHead(buf: Buffer, ts: number): HttpMessage | null | undefined {
+    const startEnd = lineEnd(buf, 0, buf.length);
+    if (startEnd === buf.length) return undefined;
+    let msg = startLine(buf, startEnd, ts);
     this.lengthAt = -1;
     this.encodingAt = -1;
-    for (let at = startEnd + 2; at < end;) {
-      const eol = lineEnd(buf, at, end);
-      if (!this.headerLine(msg, buf, at, eol)) return null;
+    for (let at = startEnd + 2; ;) {
+      const eol = lineEnd(buf, at, buf.length);
+      if (eol === buf.length) return undefined;
+      if (eol === at) {
+        this.headLength = at + 2;
+        return msg;
+      }
+      // why: after a line that is not HTTP only the end is looked for (whether to wait or resynchronise)
+      if (msg && !this.headerLine(msg, buf, at, eol)) msg = null;
       at = eol + 2;
     }
-    return msg;
   }
 
   /** Adds the header line buf[start, end) to msg; false when it is not one. */

@@ -305,6 +305,19 @@ describe('heads read byte by byte', () => {
     // (a line that is not a start line is skipped up to the next message start: in '-GET / HTTP/1.1', 'GET /')
     expect(lines.map(([line]) => read(line))).toEqual(lines.map(([, want]) => want));
   });
+  it('a large head in many segments, and a gap in an unfinished head', () => {
+    const lines = Array.from({ length: 500 }, (_, i) => `X-H${i}: ${'v'.repeat(40)}\r\n`).join('');
+    const wire = Buffer.from(`GET /big HTTP/1.1\r\n${lines}Content-Length: 2\r\n\r\nokGET /next HTTP/1.1\r\n\r\n`);
+    const p = new Http1Parser();
+    const msgs: HttpMessage[] = [];
+    for (let o = 0; o < wire.length; o += 1400) msgs.push(...p.push(wire.subarray(o, o + 1400), o));
+    expect(msgs.map((m) => [m.path, m.headers.length, m.body.toString()])).toEqual([['/big', 501, 'ok'], ['/next', 0, '']]);
+    // bytes lost inside a head: what follows is a new stream position, searched from its start
+    const q = new Http1Parser();
+    expect(q.push(Buffer.from('GET /lost HTTP/1.1\r\nHost: a\r\nX-Long: ' + 'x'.repeat(100)), 1)).toEqual([]);
+    expect(q.gap()).toEqual([]);
+    expect(q.push(Buffer.from('\r\nGET /found HTTP/1.1\r\n\r\n'), 2).map((m) => [m.path, m.ts])).toEqual([['/found', 2]]);
+  });
   it('a head and body split in two at every byte give the same message', () => {
     const body = Buffer.from(Array.from({ length: 700 }, (_, i) => (i * 7919) & 0xff));
     const wire = Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n  folded\r\nContent-Length: 700\r\n\r\n'), body,
