@@ -132,10 +132,11 @@ class Reader {
     if (this.left < n) throw new RangeError('short');
     this.off += n;
   }
-  /** The rest as latin1 text (short text shared, see sharedLatin1). */
-  rest(): string {
-    const s = sharedLatin1(this.buf, this.off, this.end);
-    this.off = this.end;
+  /** The next n bytes as latin1 text (short text shared, see sharedLatin1). */
+  text(n: number): string {
+    if (this.left < n) throw new RangeError('short');
+    const s = sharedLatin1(this.buf, this.off, this.off + n);
+    this.off += n;
     return s;
   }
   private sub(n: number): Reader {
@@ -231,8 +232,9 @@ function parseClientHelloBody(r: Reader): ClientHello | null {
           const list = data.left > 0 ? data.vec16() : data;
           while (list.left > 0) {
             const nameType = list.u8();
-            const name = list.vec16();
-            if (nameType === 0 && ch.sni === null) ch.sni = name.rest();
+            const len = list.u16();
+            if (nameType === 0 && ch.sni === null) ch.sni = list.text(len);
+            else list.skip(len);
           }
           break;
         }
@@ -267,10 +269,7 @@ function parseClientHelloBody(r: Reader): ClientHello | null {
 function readAlpn(data: Reader): string[] {
   const list = data.vec16();
   const out: string[] = [];
-  while (list.left > 0) {
-    const p = list.vec8();
-    out.push(p.rest());
-  }
+  while (list.left > 0) out.push(list.text(list.u8()));
   return out;
 }
 
