@@ -298,7 +298,8 @@ export class Http1Parser {
     const m = cur.msg;
     if (cur.into) m.body = cur.kept === cur.into.length ? cur.into : cur.into.subarray(0, cur.kept);
     else if (cur.parts && cur.parts.length > 1) m.body = Buffer.concat(cur.parts);
-    else if (cur.sample) m.body = cur.kept === cur.sample.length ? cur.sample : cur.sample.subarray(0, cur.kept);
+    // (a binary body's count runs past its sample: the whole sample, no view of it)
+    else if (cur.sample) m.body = cur.kept >= cur.sample.length ? cur.sample : cur.sample.subarray(0, cur.kept);
     if (cur.binary) m.bodySize = cur.kept;
     this.cur = null;
     return m;
