@@ -893,7 +893,7 @@ export class Analyzer {
 
   private feedPlainHttp(fs: FlowState, dir: DirState, chunk: Buffer, ts: number): void {
     // why: no copy here: both parsers copy what they keep (bodies, an unfinished tail), never pinning the
-    // reader's 1 MiB chunks; a copy per packet was a tenth of the time on HTTP-heavy captures
+    // reader's chunks; a copy per packet was a tenth of the time on HTTP-heavy captures
     if (dir.http1) this.onMessages(fs, dir.http1.push(chunk, ts), 'plain', ts);
     else if (dir.http2) {
       this.onMessages(fs, dir.http2.push(chunk, ts), 'plain', ts);
