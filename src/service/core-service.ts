@@ -222,13 +222,14 @@ export class CoreService implements ApiCalls {
     writer.beginStream();
     const w = writer;
     const parser = new PcapngParser();
-    const feed = ls.analyzer.stream(node);
+    // why the packet sink too: packets are read in place, without a block object each (as for files)
+    const feed = ls.analyzer.sinks(node);
     let broken = false;
     stream.on('data', (chunk: Buffer) => {
       w.write(chunk);
       if (broken) return;
       try {
-        parser.push(chunk, feed);
+        parser.push(chunk, feed.block, feed.packet);
       } catch (e) {
         broken = true;
         ls.notes.push(`${node}: live analysis stopped: ${(e as Error).message}; the bytes are still saved`);
