@@ -17,7 +17,7 @@ import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TC
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
 import { PairSet, TupleIndex, type KeyIp } from './tuple-index.js';
-import { FIRST_BYTES, FirstBytes, NO_BYTES } from './first-bytes.js';
+import { FirstBytes, NO_BYTES } from './first-bytes.js';
 
 export interface AnalyzerOptions {
   /** Bytes per direction buffered for protocol detection and the TLS hellos before dissection gives up (default 64 KiB). */
@@ -670,11 +670,8 @@ export class Analyzer {
 
   /** Keeps buf[start, end) while the direction has fewer than FIRST_BYTES bytes kept. */
   private keepFirst(fs: FlowState, c2s: boolean, buf: Buffer, start: number, end: number): void {
-    if (c2s) {
-      if (FirstBytes.size(fs.firstC) < FIRST_BYTES) fs.firstC = this.firstBytes.keep(fs.firstC, buf, start, end);
-    } else if (FirstBytes.size(fs.firstS) < FIRST_BYTES) {
-      fs.firstS = this.firstBytes.keep(fs.firstS, buf, start, end);
-    }
+    if (c2s) fs.firstC = this.firstBytes.keep(fs.firstC, buf, start, end);
+    else fs.firstS = this.firstBytes.keep(fs.firstS, buf, start, end);
   }
 
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
@@ -914,6 +911,15 @@ export class Analyzer {
     }
   }
 
+  /** A message's headers and body as an exchange keeps them: not at all without details. */
+  private headersOf(m: HttpMessage): [string, string][] {
+    return this.opts.details ? m.headers : NO_HEADERS;
+  }
+
+  private bodyOf(x: FlowExtra, m: HttpMessage): string | null {
+    return this.opts.details ? keptBody(x, m) : null;
+  }
+
   // Exchanges and their summaries (flow.http) share indexes: summary i describes exchange i while i is below
   // the per-flow cap; summaries beyond it have no detail.
   private onRequest(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
@@ -940,10 +946,8 @@ export class Analyzer {
       e.method = m.method ?? null;
       e.host = host;
       e.path = m.path ?? null;
-      if (this.opts.details) {
-        e.requestHeaders = m.headers;
-        e.requestBody = keptBody(x, m);
-      }
+      e.requestHeaders = this.headersOf(m);
+      e.requestBody = this.bodyOf(x, m);
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
@@ -956,10 +960,9 @@ export class Analyzer {
     }
     fs.flow.http.push({ method: m.method ?? null, host, path: m.path ?? null, status: null });
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
-    const keep = this.opts.details;
     x.exchanges.push({
-      method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: keep ? m.headers : NO_HEADERS, responseHeaders: NO_HEADERS,
-      requestBody: keep ? keptBody(x, m) : null, responseBody: null, source, startedAt: m.ts,
+      method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
+      requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
@@ -971,10 +974,8 @@ export class Analyzer {
       if (e.source !== source || e.status !== null) continue;
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
-      if (this.opts.details) {
-        e.responseHeaders = m.headers;
-        e.responseBody = keptBody(x, m);
-      }
+      e.responseHeaders = this.headersOf(m);
+      e.responseBody = this.bodyOf(x, m);
       const s = fs.flow.http[i];
       if (s) s.status = status;
       return;
@@ -998,10 +999,9 @@ export class Analyzer {
       return;
     }
     fs.flow.http.push({ method: null, host: null, path: null, status });
-    const keep = this.opts.details;
     x.exchanges.push({
-      method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: keep ? m.headers : NO_HEADERS, requestBody: null,
-      responseBody: keep ? keptBody(x, m) : null, source, startedAt: m.ts,
+      method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
+      responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
     });
     x.exchangeStreams.push(m.streamId);
   }
