@@ -97,13 +97,7 @@ const JSON_CHUNK = 4096;
 async function writeFlowsJson(flows: Flow[]): Promise<void> {
   const { FlowJsonLines } = await import('../model/flow-json.js');
   const lines = new FlowJsonLines();
-  for (const f of flows) {
-    lines.add(f);
-    if (!lines.full) continue;
-    const chunk = lines.take();
-    await writeOut(chunk, () => lines.reuse(chunk));
-  }
-  if (lines.length > 0) await writeOut(lines.take());
+  await lines.addAll(flows, (chunk) => writeOut(chunk, () => lines.reuse(chunk)));
 }
 
 // why: a few large writes, not one per line; waiting for a pipe to drain keeps one chunk in memory, not all

@@ -78,16 +78,10 @@ async function jsonText(flows: Flow[]): Promise<string> {
   const { FlowJsonLines } = await import('../model/flow-json.js');
   const lines = new FlowJsonLines();
   const parts: string[] = [];
-  const decode = (): void => {
-    const chunk = lines.take();
+  await lines.addAll(flows, (chunk) => {
     parts.push(chunk.toString('utf8'));
     lines.reuse(chunk);
-  };
-  for (const f of flows) {
-    lines.add(f);
-    if (lines.full) decode();
-  }
-  decode();
+  });
   return parts.join('');
 }
 

@@ -74,12 +74,7 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
     else {
       const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
       if (req.format === 'json') {
-        const lines = new FlowJsonLines();
-        for (const f of flows) {
-          lines.add(f);
-          if (lines.full) out.write(lines.take());
-        }
-        out.write(lines.take());
+        await new FlowJsonLines().addAll(flows, (chunk) => { out.write(chunk); });
       } else {
         out.write(Buffer.from(JSON.stringify(har(flows, (id) => analyzer.exchangesOf(id), req.includeSecrets ?? false), null, 1)));
       }

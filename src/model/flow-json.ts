@@ -112,6 +112,15 @@ export class FlowJsonLines {
   reuse(chunk: Buffer): void {
     this.w.reuse(chunk);
   }
+
+  /** Adds every flow, handing each full chunk and then the rest to `emit` (awaited when it returns a promise). */
+  async addAll(flows: Iterable<Flow>, emit: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    for (const f of flows) {
+      this.add(f);
+      if (this.full) await emit(this.take());
+    }
+    if (this.length > 0) await emit(this.take());
+  }
 }
 
 /** The key text of a template: `{"first":` and `,"next":` for the others. */
