@@ -181,26 +181,43 @@ function hookState(x: FlowExtra): HookState {
  * and their hash in H1 and H2; returns n. Cheaper to build, hash and compare than joined decimal text.
  */
 function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): number {
-  let n = 0;
-  const put = (v: number): void => {
-    if (n === KEY.length) KEY = growKey(KEY);
-    KEY[n++] = v;
-  };
-  put(ch.version);
-  put(ch.sni === null ? 0 : 1);
-  put(transport === 'quic' ? 1 : 0);
-  for (const list of [ch.supportedVersions, ch.ciphers, ch.extensions, ch.groups, ch.ecPointFormats, ch.signatureAlgorithms]) {
-    put(list.length);
-    // why indexed: the parser sizes these arrays up front (holey), where for-of is slower
-    for (let i = 0; i < list.length; i++) put(list[i]!);
-  }
-  put(ch.alpn.length);
+  let size = 10 + ch.supportedVersions.length + ch.ciphers.length + ch.extensions.length + ch.groups.length
+    + ch.ecPointFormats.length + ch.signatureAlgorithms.length + ch.alpn.length;
+  for (let i = 0; i < ch.alpn.length; i++) size += ch.alpn[i]!.length;
+  while (KEY.length < size) KEY = growKey(KEY);
+  const k = KEY;
+  k[0] = ch.version;
+  k[1] = ch.sni === null ? 0 : 1;
+  k[2] = transport === 'quic' ? 1 : 0;
+  let n = putList(k, 3, ch.supportedVersions);
+  n = putList(k, n, ch.ciphers);
+  n = putList(k, n, ch.extensions);
+  n = putList(k, n, ch.groups);
+  n = putList(k, n, ch.ecPointFormats);
+  n = putList(k, n, ch.signatureAlgorithms);
+  k[n++] = ch.alpn.length;
   for (const a of ch.alpn) {
-    put(a.length);
-    for (let i = 0; i < a.length; i++) put(a.charCodeAt(i));
+    k[n++] = a.length;
+    for (let i = 0; i < a.length; i++) k[n++] = a.charCodeAt(i);
   }
-  hashStart();
-  for (let i = 0; i < n; i++) mix(KEY[i]!);
+  // why: the lanes in locals, stored once (mix() per value updates the module's two lanes each time)
+  let h1 = 0x811c9dc5;
+  let h2 = 0xcbf29ce4;
+  for (let i = 0; i < n; i++) {
+    const c = k[i]!;
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x01b3) ^ (h1 >>> 7);
+  }
+  H1 = h1;
+  H2 = h2;
+  return n;
+}
+
+/** Writes a list's length and then its values into `k` from `n` on; returns the next free index. */
+function putList(k: Uint16Array, n: number, list: ArrayLike<number>): number {
+  k[n++] = list.length;
+  // why indexed: the parser sizes these arrays up front (holey), where for-of is slower
+  for (let i = 0; i < list.length; i++) k[n++] = list[i]!;
   return n;
 }
 
@@ -778,12 +795,12 @@ export class Analyzer {
   private classify(fs: FlowState, c2s: boolean): void {
     const ch = fs.c2s?.head ?? null;
     const sh = fs.s2c?.head ?? null;
-    if (sh && sh.length >= 4 && sh.toString('latin1', 0, 4) === 'SSH-') return this.setApp(fs, 'ssh');
+    if (sh && isSshBanner(sh)) return this.setApp(fs, 'ssh');
     if (!ch || ch.length === 0) {
       if (!c2s && sh && sh.length >= this.opts.dissectLimit) this.setApp(fs, 'unknown');
       return;
     }
-    if (ch.length >= 4 && ch.toString('latin1', 0, 4) === 'SSH-') return this.setApp(fs, 'ssh');
+    if (isSshBanner(ch)) return this.setApp(fs, 'ssh');
     if (ch[0] === 0x16 && (ch.length < 2 || ch[1] === 0x03)) {
       if (ch.length >= 2) this.setApp(fs, 'tls');
       return;
@@ -1234,6 +1251,11 @@ function mixEndpoint(ip: number | string, port: number): number {
   let h = Math.imul(mixIp(ip) ^ (port * 0x9e3779b1), 0x85ebca6b);
   h ^= h >>> 13;
   return Math.imul(h, 0xc2b2ae35);
+}
+
+/** An SSH identification string ("SSH-") starts the bytes: compared in place, no string per flow. */
+function isSshBanner(b: Buffer): boolean {
+  return b.length >= 4 && b[0] === 0x53 && b[1] === 0x53 && b[2] === 0x48 && b[3] === 0x2d;
 }
 
 /** The partition of a flow: a hash both directions share (XOR of the endpoints' hashes), so no flow is split. */
