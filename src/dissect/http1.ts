@@ -257,16 +257,39 @@ export class Http1Parser {
     return [];
   }
 
+  /**
+   * How many body bytes would next be taken only to be counted (a binary body past its sample, or any body
+   * past the cap, inside a Content-Length and short of its end): countBody may take up to that many without
+   * their bytes. 0 when the next bytes are kept or may end the message.
+   */
+  countableBody(): number {
+    const st = this.state;
+    const cur = this.cur;
+    if (st.t !== 'body-length' || cur === null || this.buf.length > 0) return 0;
+    if (cur.kept < BODY_CAP && !(cur.binary && cur.kept >= BODY_SAMPLE)) return 0;
+    return st.left - 1;
+  }
+
+  /** Takes `n` body bytes (at most countableBody()) as push() would, without the bytes themselves. */
+  countBody(n: number): void {
+    const st = this.state as { t: 'body-length'; left: number };
+    st.left -= n;
+    const cur = this.cur!;
+    cur.kept += this.fitting(cur, n);
+  }
+
+  /** How many of `n` new body bytes fit under BODY_CAP; marks the body truncated when not all do. */
+  private fitting(cur: Building, n: number): number {
+    const room = BODY_CAP - cur.kept;
+    if (n > room) cur.msg.bodyTruncated = true;
+    return room <= 0 ? 0 : Math.min(n, room);
+  }
+
   private appendBody(b: Buffer): void {
     const cur = this.cur!;
     if (b.length === 0) return;
-    const room = BODY_CAP - cur.kept;
-    if (room <= 0) {
-      cur.msg.bodyTruncated = true;
-      return;
-    }
-    const n = Math.min(b.length, room);
-    if (n < b.length) cur.msg.bodyTruncated = true;
+    const n = this.fitting(cur, b.length);
+    if (n === 0) return;
     // why: copies, because `b` is a view into the caller's chunk, which the caller may reuse
     let from = 0;
     if (cur.kept < BODY_SAMPLE) {

@@ -57,6 +57,20 @@ export class TcpReassembler {
     this.pendingBytes = 0;
   }
 
+  /**
+   * True when a segment at `seq` would be delivered whole right now: it starts exactly at the next expected
+   * byte and no out-of-order data waits. The caller may then consume it itself (see skip).
+   */
+  inOrder(seq: number): boolean {
+    return !this.stopped && this.next === (seq >>> 0) && this.pending.length === 0;
+  }
+
+  /** Counts `n` in-order bytes (inOrder held) as delivered without handing them to the sink. */
+  skip(n: number): void {
+    this.next = ((this.next ?? 0) + n) >>> 0;
+    this.delivered += n;
+  }
+
   segment(seq: number, payload: Buffer, ts: number): void {
     if (this.stopped || payload.length === 0) return;
     if (this.next === null) this.next = seq >>> 0;

@@ -1,0 +1,136 @@
+// Bulk HTTP/1 body bytes are counted without being handed over (Http1Parser.countableBody/countBody and the
+// analyzer's in-order skip): the messages, summaries and exchange details must equal those of the full path.
+import { describe, it, expect } from 'vitest';
+import { Http1Parser, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
+import { Analyzer } from '../../src/flows/analyzer.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { CaptureBuilder } from './core-packet-builder.js';
+
+const binary = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7919) & 0xff));
+const text = (n: number): Buffer => Buffer.from('abcdefghij'.repeat(Math.ceil(n / 10)).slice(0, n));
+const response = (status: number, body: Buffer): Buffer => Buffer.concat([Buffer.from(`HTTP/1.1 ${status} X\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+
+/** Pushes `bytes` in `step`-byte pieces, counting instead of pushing whenever the parser allows it. */
+function parse(bytes: Buffer, step: number, skip: boolean): { msgs: HttpMessage[]; counted: number } {
+  const p = new Http1Parser();
+  const msgs: HttpMessage[] = [];
+  let counted = 0;
+  for (let o = 0; o < bytes.length; o += step) {
+    const piece = bytes.subarray(o, Math.min(o + step, bytes.length));
+    if (skip && p.countableBody() >= piece.length) {
+      p.countBody(piece.length);
+      counted += piece.length;
+    } else msgs.push(...p.push(piece, 1));
+  }
+  return { msgs, counted };
+}
+
+describe('HTTP/1 body bytes counted without their bytes', () => {
+  const cases: [string, Buffer][] = [
+    ['a binary body', response(200, binary(40_000))],
+    ['a text body past the cap', response(200, text(BODY_CAP + 30_000))],
+    ['a text body within the cap', response(200, text(20_000))],
+    ['a short binary body', response(200, binary(BODY_SAMPLE + 3))],
+    ['two responses back to back', Buffer.concat([response(200, binary(9_000)), response(404, text(9))])],
+  ];
+  for (const [name, bytes] of cases) {
+    it(`gives the same messages for ${name}`, () => {
+      for (const step of [1400, 4096, 333]) {
+        const full = parse(bytes, step, false);
+        const skipped = parse(bytes, step, true);
+        expect(skipped.msgs).toEqual(full.msgs);
+        expect(full.msgs.length).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('counts only bytes it would not keep, and never the last byte of a body', () => {
+    expect(parse(response(200, binary(40_000)), 1400, true).counted).toBeGreaterThan(30_000);
+    expect(parse(response(200, text(BODY_CAP + 30_000)), 1400, true).counted).toBeGreaterThan(20_000);
+    // a text body within the cap is kept whole: nothing may be counted past it
+    expect(parse(response(200, text(20_000)), 1400, true).counted).toBe(0);
+    const p = new Http1Parser();
+    expect(p.countableBody()).toBe(0);
+    p.push(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n`), 1);
+    expect(p.countableBody()).toBe(0); // the sample is not complete yet
+    p.push(binary(BODY_SAMPLE), 1);
+    expect(p.countableBody()).toBe(2000 - BODY_SAMPLE - 1);
+    p.push(Buffer.from('x'), 1); // a partial piece in the parser's buffer would come first
+    expect(p.countableBody()).toBe(2000 - BODY_SAMPLE - 2);
+    const chunked = new Http1Parser();
+    chunked.push(Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n`), 1);
+    chunked.push(binary(2000), 1);
+    expect(chunked.countableBody()).toBe(0);
+  });
+});
+
+const client = { ip: '10.1.0.2', port: 40001 };
+const server = { ip: '10.1.0.3', port: 80 };
+
+/**
+ * A keep-alive connection: GET /a answered by a large binary body, GET /b by a large text body, GET /c by
+ * a short one, the bodies in 1400-byte segments; `shuffle` sends each body segment's second half before
+ * its first, and every fifth segment twice (the reassembler's path for out-of-order and retransmitted data).
+ */
+function keepAlive(shuffle: boolean): Buffer {
+  const b = new CaptureBuilder();
+  const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
+  const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
+  let cs = 100;
+  let ss = 9000;
+  b.tcp({ ...C, seq: cs, flags: 0x02 });
+  b.tcp({ ...S, seq: ss, ack: cs + 1, flags: 0x12 });
+  cs++; ss++;
+  const exchanges: [string, Buffer][] = [['/a', response(200, binary(120_000))], ['/b', response(200, text(BODY_CAP + 10_000))], ['/c', response(404, text(9))]];
+  for (const [path, res] of exchanges) {
+    const req = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`);
+    b.tcp({ ...C, seq: cs, ack: ss, flags: 0x18, payload: req });
+    cs += req.length;
+    for (let o = 0, k = 0; o < res.length; o += 1400, k++) {
+      const seg = res.subarray(o, Math.min(o + 1400, res.length));
+      const half = Math.floor(seg.length / 2);
+      if (shuffle && half > 0) {
+        b.tcp({ ...S, seq: ss + o + half, ack: cs, flags: 0x10, payload: seg.subarray(half) });
+        b.tcp({ ...S, seq: ss + o, ack: cs, flags: 0x10, payload: seg.subarray(0, half) });
+      } else b.tcp({ ...S, seq: ss + o, ack: cs, flags: 0x10, payload: seg });
+      if (shuffle && k % 5 === 0) b.tcp({ ...S, seq: ss + o, ack: cs, flags: 0x10, payload: seg });
+    }
+    ss += res.length;
+  }
+  b.tcp({ ...C, seq: cs, ack: ss, flags: 0x11 });
+  b.tcp({ ...S, seq: ss, ack: cs + 1, flags: 0x11 });
+  return b.build();
+}
+
+function analyze(buf: Buffer, details: boolean): Analyzer {
+  const a = new Analyzer({ details });
+  const feed = a.stream();
+  for (const blk of parseBuffer(buf)) feed(blk);
+  return a;
+}
+
+describe('analyzer: in-order body segments skip the reassembler', () => {
+  for (const details of [true, false]) {
+    it(`summaries and exchanges equal the reassembler's path (details ${details})`, () => {
+      const fast = analyze(keepAlive(false), details);
+      const slow = analyze(keepAlive(true), details);
+      const [f] = fast.flows();
+      const [s] = slow.flows();
+      expect(f!.http).toEqual([
+        { method: 'GET', host: 'h', path: '/a', status: 200 },
+        { method: 'GET', host: 'h', path: '/b', status: 200 },
+        { method: 'GET', host: 'h', path: '/c', status: 404 },
+      ]);
+      expect(s!.http).toEqual(f!.http);
+      expect(slow.counters.retransmittedBytes).toBeGreaterThan(0);
+      expect(fast.counters.retransmittedBytes).toBe(0);
+      const fd = fast.detail(f!.id)!;
+      const sd = slow.detail(s!.id)!;
+      // (the shuffled capture has more packets, so later times differ)
+      const untimed = (d: typeof fd): unknown[] => d.exchanges.map(({ startedAt: _, ...e }) => e);
+      expect(untimed(fd)).toEqual(untimed(sd));
+      expect(fd.serverBytesHex).toBe(sd.serverBytesHex);
+      if (details) expect(fd.exchanges[2]!.responseBody).toBe('abcdefghi');
+    });
+  }
+});
