@@ -634,12 +634,12 @@ export class Analyzer {
     return fs;
   }
 
-  /** The direction's state, created (with its reassembler) on first use. */
-  private dir(fs: FlowState, c2s: boolean): DirState {
+  /** The direction's state, created (with its reassembler, unless `reassemble` is false) on first use. */
+  private dir(fs: FlowState, c2s: boolean, reassemble = true): DirState {
     const cur = c2s ? fs.c2s : fs.s2c;
     if (cur) return cur;
     const d = new DirState(this.events, fs, c2s, false);
-    if (fs.flow.transport === 'tcp') {
+    if (reassemble && fs.flow.transport === 'tcp') {
       d.reasm = new TcpReassembler(d, this.opts.reassembly);
       const syn = c2s ? fs.synC : fs.synS;
       if (syn >= 0) d.reasm.syn(syn);
@@ -665,6 +665,15 @@ export class Analyzer {
       if (cur === DONE) {
         // why: the dissectors are done with this direction; still keep its first bytes for the flow detail.
         if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
+      } else if (cur === null && this.startsStream(fs, fromClient, d.seq)) {
+        // why: a direction's first segment, in order, mostly holds its whole hello or request head and is all
+        // the dissectors need; it goes to them directly, and a reassembler is made only if the direction goes on
+        const dir = this.dir(fs, fromClient, false);
+        this.onStreamData(fs, fromClient, d.payload, ts);
+        if ((fromClient ? fs.c2s : fs.s2c) === dir) {
+          dir.reasm = new TcpReassembler(dir, this.opts.reassembly);
+          dir.reasm.expect(d.seq + d.payloadEnd - d.payloadStart);
+        }
       } else {
         const dir = cur ?? this.dir(fs, fromClient);
         const reasm = dir.reasm;
@@ -693,6 +702,12 @@ export class Analyzer {
         if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, fromClient);
       }
     }
+  }
+
+  /** True when a segment at `seq` would be the first byte of the direction's stream (its SYN's next, or no SYN seen). */
+  private startsStream(fs: FlowState, c2s: boolean, seq: number): boolean {
+    const syn = c2s ? fs.synC : fs.synS;
+    return syn < 0 || ((syn + 1) >>> 0) === seq >>> 0;
   }
 
   /** Keeps buf[start, end) while the direction has fewer than FIRST_BYTES bytes kept. */

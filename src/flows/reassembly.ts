@@ -50,10 +50,15 @@ export class TcpReassembler {
     if (this.next === null) this.next = (seq + 1) >>> 0;
   }
 
+  /** The stream continues at `seq` (its earlier bytes went to the sink another way). */
+  expect(seq: number): void {
+    if (this.next === null) this.next = seq >>> 0;
+  }
+
   /** Stop reassembling (the dissectors have what they need); frees buffered segments. */
   stop(): void {
     this.stopped = true;
-    this.pending = [];
+    if (this.pending.length > 0) this.pending = [];
     this.pendingBytes = 0;
   }
 

@@ -1,10 +1,12 @@
-// Bulk HTTP/1 body bytes are counted without being handed over (Http1Parser.countableBody/countBody and the
-// analyzer's in-order skip): the messages, summaries and exchange details must equal those of the full path.
+// The analyzer's shortcuts around TCP reassembly must not change what it finds: a direction's first in-order
+// segment goes to the dissectors without a reassembler, and bulk HTTP/1 body bytes are counted without being
+// handed over (Http1Parser.countableBody/countBody): messages, summaries, exchanges and counters must equal
+// those of the reassembler's path.
 import { describe, it, expect } from 'vitest';
 import { Http1Parser, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
-import { CaptureBuilder } from './core-packet-builder.js';
+import { CaptureBuilder, fixtureClientHello } from './core-packet-builder.js';
 
 const binary = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7919) & 0xff));
 const text = (n: number): Buffer => Buffer.from('abcdefghij'.repeat(Math.ceil(n / 10)).slice(0, n));
@@ -133,4 +135,51 @@ describe('analyzer: in-order body segments skip the reassembler', () => {
       if (details) expect(fd.exchanges[2]!.responseBody).toBe('abcdefghi');
     });
   }
+});
+
+describe('analyzer: a direction\'s first segment without a reassembler', () => {
+  /** GET /one and GET /two on one connection; `retransmit` sends the first request twice and the second late. */
+  function twoRequests(retransmit: boolean): Buffer {
+    const b = new CaptureBuilder();
+    const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
+    const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
+    const one = Buffer.from('GET /one HTTP/1.1\r\nHost: h\r\n\r\n');
+    const two = Buffer.from('GET /two HTTP/1.1\r\nHost: h\r\n\r\n');
+    const ok = response(200, text(5));
+    b.tcp({ ...C, seq: 10, flags: 0x02 });
+    b.tcp({ ...S, seq: 500, ack: 11, flags: 0x12 });
+    b.tcp({ ...C, seq: 11, ack: 501, flags: 0x18, payload: one });
+    if (retransmit) b.tcp({ ...C, seq: 11, ack: 501, flags: 0x18, payload: one });
+    b.tcp({ ...S, seq: 501, ack: 11 + one.length, flags: 0x18, payload: ok });
+    if (retransmit) {
+      // the second request's second half arrives before its first
+      b.tcp({ ...C, seq: 11 + one.length + 10, ack: 501 + ok.length, flags: 0x18, payload: two.subarray(10) });
+      b.tcp({ ...C, seq: 11 + one.length, ack: 501 + ok.length, flags: 0x18, payload: two.subarray(0, 10) });
+    } else b.tcp({ ...C, seq: 11 + one.length, ack: 501 + ok.length, flags: 0x18, payload: two });
+    b.tcp({ ...S, seq: 501 + ok.length, ack: 11 + one.length + two.length, flags: 0x18, payload: response(404, text(3)) });
+    return b.build();
+  }
+
+  it('finds the same exchanges when the first segment is retransmitted and later ones come out of order', () => {
+    const plain = analyze(twoRequests(false), true);
+    const messy = analyze(twoRequests(true), true);
+    const expected = [{ method: 'GET', host: 'h', path: '/one', status: 200 }, { method: 'GET', host: 'h', path: '/two', status: 404 }];
+    expect(plain.flows()[0]!.http).toEqual(expected);
+    expect(messy.flows()[0]!.http).toEqual(expected);
+    expect(messy.counters.retransmittedBytes).toBe(Buffer.byteLength('GET /one HTTP/1.1\r\nHost: h\r\n\r\n'));
+    expect(plain.counters.retransmittedBytes).toBe(0);
+  });
+
+  it('keeps reassembling a direction whose first segment is only part of a hello', () => {
+    const hello = fixtureClientHello();
+    const b = new CaptureBuilder();
+    const C = { src: client.ip, dst: '10.1.0.4', sport: client.port, dport: 443 };
+    b.tcp({ ...C, seq: 10, flags: 0x02 });
+    b.tcp({ ...C, seq: 11, flags: 0x18, payload: hello.subarray(0, 40) });
+    b.tcp({ ...C, seq: 51, flags: 0x18, payload: hello.subarray(40) });
+    const [f] = analyze(b.build(), false).flows();
+    expect(f!.app).toBe('tls');
+    expect(f!.tls?.sni).toBe('localhost');
+    expect(f!.tls?.ja4).toMatch(/^t1/);
+  });
 });
