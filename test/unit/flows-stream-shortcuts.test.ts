@@ -170,16 +170,19 @@ describe('analyzer: a direction\'s first segment without a reassembler', () => {
     expect(plain.counters.retransmittedBytes).toBe(0);
   });
 
-  it('keeps reassembling a direction whose first segment is only part of a hello', () => {
-    const hello = fixtureClientHello();
-    const b = new CaptureBuilder();
-    const C = { src: client.ip, dst: '10.1.0.4', sport: client.port, dport: 443 };
-    b.tcp({ ...C, seq: 10, flags: 0x02 });
-    b.tcp({ ...C, seq: 11, flags: 0x18, payload: hello.subarray(0, 40) });
-    b.tcp({ ...C, seq: 51, flags: 0x18, payload: hello.subarray(40) });
-    const [f] = analyze(b.build(), false).flows();
-    expect(f!.app).toBe('tls');
-    expect(f!.tls?.sni).toBe('localhost');
-    expect(f!.tls?.ja4).toMatch(/^t1/);
-  });
+  for (const order of ['in order', 'second part first'] as const) {
+    it(`reassembles a hello split in two segments, ${order}`, () => {
+      const hello = fixtureClientHello();
+      const b = new CaptureBuilder();
+      const C = { src: client.ip, dst: '10.1.0.4', sport: client.port, dport: 443 };
+      b.tcp({ ...C, seq: 10, flags: 0x02 });
+      const first = (): unknown => b.tcp({ ...C, seq: 11, flags: 0x18, payload: hello.subarray(0, 40) });
+      const second = (): unknown => b.tcp({ ...C, seq: 51, flags: 0x18, payload: hello.subarray(40) });
+      if (order === 'in order') { first(); second(); } else { second(); first(); }
+      const [f] = analyze(b.build(), false).flows();
+      expect(f!.app).toBe('tls');
+      expect(f!.tls?.sni).toBe('localhost');
+      expect(f!.tls?.ja4).toMatch(/^t1/);
+    });
+  }
 });
