@@ -7,7 +7,7 @@ import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { decideSide } from '../verdict/index.js';
-import type { DnsSummary, Flow, PodRef } from '../model/flow.js';
+import type { DnsSummary, Flow, PodRef, TlsSideVerdict } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
@@ -1149,7 +1149,10 @@ export class Analyzer {
       f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4 }, ctx);
       f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null }, ctx);
       if (f.seenBy === 'hook-only') {
-        for (const v of [f.tls.client, f.tls.server]) if (v?.reason) v.reason = `${v.reason}; ${HOOK_ONLY_NOTE}`;
+        // why copies: verdicts from the fingerprint alone are shared between flows
+        const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);
+        f.tls.client = noted(f.tls.client);
+        f.tls.server = noted(f.tls.server);
       }
     }
   }

@@ -106,8 +106,32 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
 const NOT_ON_NODE = { client: 'client process not on a captured node', server: 'server process not on a captured node' } as const;
 const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; a server's library cannot be told from the ClientHello`;
 
-/** The verdict for one side of a TLS flow. Never null: with no evidence the verdict is 'unknown'. */
+/**
+ * Verdicts from the fingerprint alone (no process, no plaintext) by side and JA4: most flows of a capture get
+ * one of a few, so they share one frozen object each instead of an object (and a reason) per flow. Bounded.
+ * The capture context plays no part in them (it only explains why a known process's library gave no plaintext).
+ */
+const BY_FINGERPRINT = { client: new Map<string | null, TlsSideVerdict>(), server: new Map<string | null, TlsSideVerdict>() };
+const BY_FINGERPRINT_MAX = 4096;
+
+/**
+ * The verdict for one side of a TLS flow. Never null: with no evidence the verdict is 'unknown'. Verdicts
+ * from the fingerprint alone are shared and frozen: copy one to change it.
+ */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
+  if (input.process || input.plaintextSeen) return decide(side, input, ctx);
+  const cache = BY_FINGERPRINT[side];
+  const ja4 = side === 'client' ? input.ja4 : null;
+  let v = cache.get(ja4);
+  if (v === undefined) {
+    v = Object.freeze(decide(side, { process: null, plaintextSeen: null, ja4 }, ctx));
+    if (cache.size >= BY_FINGERPRINT_MAX) cache.clear();
+    cache.set(ja4, v);
+  }
+  return v;
+}
+
+function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict {
   const p = input.process;
   if (input.plaintextSeen) {
     const library = normalizeLibrary(input.plaintextSeen.library);

@@ -94,6 +94,22 @@ describe('decideSide', () => {
   }
 });
 
+describe('verdicts from the fingerprint alone', () => {
+  it('are shared per side and JA4, frozen, and never stand in for process or hook evidence', () => {
+    const none = { process: null, plaintextSeen: null };
+    const a = decideSide('client', { ...none, ja4: curlJa4 }, EBPF)!;
+    expect(decideSide('client', { ...none, ja4: curlJa4 }, AFP)).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(decideSide('client', { ...none, ja4: 't13d0000h2_000000000000_000000000000' }, EBPF)).not.toBe(a);
+    expect(decideSide('server', { ...none, ja4: curlJa4 }, EBPF)).not.toBe(a);
+    // the server side never looks at the ClientHello: one verdict for every JA4
+    expect(decideSide('server', { ...none, ja4: curlJa4 }, EBPF)).toBe(decideSide('server', { ...none, ja4: null }, EBPF));
+    const hooked = decideSide('client', { process: null, plaintextSeen: { library: 'openssl', bytes: 10 }, ja4: curlJa4 }, EBPF)!;
+    expect(hooked).toMatchObject({ via: 'hook', plaintext: true });
+    expect(Object.isFrozen(hooked)).toBe(false);
+  });
+});
+
 describe('JA4 lookup over the generated table', () => {
   it('has entries from real clients of several libraries', () => {
     const libs = new Set(ja4Entries().map((e) => e.library));
