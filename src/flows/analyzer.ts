@@ -94,6 +94,7 @@ class DirState implements StreamSink {
 
 const DONE = Object.freeze(new DirState(null, null, false, true)) as DirState;
 const NO_HTTP: Flow['http'] = Object.freeze([]) as unknown as Flow['http'];
+const NO_ALPN = Object.freeze([]) as unknown as string[];
 // why shared: an exchange's headers are replaced, never appended to
 const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
 
@@ -222,7 +223,7 @@ function putList(k: Uint16Array, n: number, list: ArrayLike<number>): number {
 }
 
 /** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
-interface Fingerprint { key: Uint16Array; ja3: string; ja3Hash: string; ja4: string }
+interface Fingerprint { key: Uint16Array; ja3: string; ja3Hash: string; ja4: string; alpn: string[] }
 
 function sameKey(key: Uint16Array, n: number): boolean {
   if (key.length !== n) return false;
@@ -896,7 +897,7 @@ export class Analyzer {
 
   private ensureTls(fs: FlowState): NonNullable<Flow['tls']> {
     if (!fs.flow.tls) {
-      fs.flow.tls = { sni: null, alpn: [], version: null, cipher: null, ja3: null, ja3Hash: null, ja4: null, client: null, server: null };
+      fs.flow.tls = { sni: null, alpn: NO_ALPN, version: null, cipher: null, ja3: null, ja3Hash: null, ja4: null, client: null, server: null };
       this.tlsStates.push(fs);
     }
     return fs.flow.tls;
@@ -905,7 +906,6 @@ export class Analyzer {
   private applyClientHello(fs: FlowState, ch: ClientHello, transport: 'tcp' | 'quic' = 'tcp'): void {
     const tls = this.ensureTls(fs);
     tls.sni = ch.sni;
-    tls.alpn = ch.alpn;
     // why: one client sends the same hello fields on every connection; hashing them once per distinct set
     // instead of per flow was a sixth of the time on captures with many short TLS connections.
     const n = helloKey(ch, transport);
@@ -914,13 +914,15 @@ export class Analyzer {
     let fp = this.fingerprints.get(hash);
     if (!fp || !sameKey(fp.key, n)) {
       const j3 = ja3(ch);
-      fp = { key: KEY.slice(0, n), ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
+      // why the hello's ALPN list too: it is part of the key, so every flow with these fields shares one list
+      fp = { key: KEY.slice(0, n), ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport), alpn: Object.freeze(ch.alpn.slice()) as string[] };
       if (this.fingerprints.size >= 4096) this.fingerprints.clear();
       this.fingerprints.set(hash, fp);
     }
     tls.ja3 = fp.ja3;
     tls.ja3Hash = fp.ja3Hash;
     tls.ja4 = fp.ja4;
+    tls.alpn = fp.alpn;
   }
 
   private applyServerHello(fs: FlowState, sh: ServerHello): void {
