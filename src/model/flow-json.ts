@@ -80,6 +80,11 @@ export class FlowJsonLines {
     return this.w.pos;
   }
 
+  /** Strings kept encoded (tests check the cache stays bounded). */
+  get cachedStrings(): number {
+    return this.w.encoded.size;
+  }
+
   get full(): boolean {
     return this.w.pos >= this.chunkBytes;
   }
@@ -215,7 +220,7 @@ class ByteWriter {
   pos = 0;
   /** set when an object was written by the key walk */
   walked = false;
-  private readonly encoded = new Map<string, Buffer>();
+  readonly encoded = new Map<string, Buffer>();
 
   private readonly spare: Buffer[] = [];
 
@@ -375,8 +380,8 @@ class ByteWriter {
   /**
    * A number with a fraction and an integer part of up to 53 bits (timestamps in ms), written as String(n)
    * writes it: the fewest fraction digits that read back as n, the closest such when there are several.
-   * False (nothing written) where that takes more than this exact integer arithmetic: small magnitudes, a
-   * candidate exactly halfway, no candidate within the digits tried.
+   * False (nothing written) where that takes more than this exact arithmetic: small magnitudes, a candidate
+   * exactly halfway between two doubles or between two candidates.
    */
   private fraction(n: number): boolean {
     const x = Math.abs(n);
@@ -384,36 +389,36 @@ class ByteWriter {
     F64[0] = x;
     const e = ((U32[HI]! >>> 20) & 0x7ff) - 1023;
     const whole = Math.floor(x);
-    // why: with 2^e <= x < 2^(e+1) the spacing of doubles near x is 2^(e-52); scaled by 2^(53-e), the
-    // fraction and each candidate's distance to x become exact integers (all below 2^53: 10^k < 2^e)
-    const scale = POW2[53 - e]!;
-    const f2 = (x - whole) * scale;
+    // why: with 2^e <= x < 2^(e+1) the doubles near x are 2^(e-52) apart; in units of half that (`half`) the
+    // fraction is an integer f, and whole.m (k digits) reads back as x when m lies strictly between
+    // (f - 1) * 10^k * half and (f + 1) * 10^k * half: both exact (integers below 2^53 as 10^k < 2^e, times a
+    // power of two), so one floor per digit count finds the candidates
+    const half = POW2[e]! / POW2[53]!;
+    const f = (x - whole) / half;
     const top = POW2[e]!;
-    for (let k = 1, p10 = 10; p10 < top && k <= 17; k++, p10 *= 10) {
-      const near = Math.round((x - whole) * p10);
-      let best = -1;
-      let bestDist = Infinity;
-      let tie = false;
-      // why: the nearest candidate is within one of `near` (its only error is the product's rounding)
-      for (let m = Math.max(1, near - 1); m <= Math.min(p10 - 1, near + 1); m++) {
-        // whole.m (k digits) reads back as x when nearer to x than half the spacing of doubles: dist < p10
-        const dist = Math.abs(m * scale - f2 * p10);
-        // exactly halfway reads back as x only if its last bit is even: String(n)'s call
-        if (dist === p10) return false;
-        if (dist > p10 || dist > bestDist) continue;
-        tie = dist === bestDist;
-        best = m;
-        bestDist = dist;
+    for (let k = 1, p10 = 10; p10 < top; k++, p10 *= 10) {
+      const low = (f - 1) * p10 * half;
+      const high = (f + 1) * p10 * half;
+      const m = Math.floor(low) + 1;
+      // an end that is an integer is a candidate exactly halfway to the next double: String(n) rounds to
+      // even there, this does not try
+      if (m - 1 === low || Math.floor(high) === high) return false;
+      if (m > high) continue;
+      let best = m;
+      if (m + 1 < high) {
+        // several k-digit candidates: the one nearest to x, exact fraction * 10^k
+        const exact = (f * p10) * half;
+        best = Math.floor(exact);
+        const rest = exact - best;
+        if (rest === 0.5) return false;
+        if (rest > 0.5) best++;
       }
-      if (best >= 0) {
-        if (tie) return false;
-        if (n < 0) this.byte(0x2d);
-        if (whole <= 0x7fffffff) this.digits(whole);
-        else this.bigDigits(whole);
-        this.byte(0x2e);
-        this.padded(best, k);
-        return true;
-      }
+      if (n < 0) this.byte(0x2d);
+      if (whole <= 0x7fffffff) this.digits(whole);
+      else this.bigDigits(whole);
+      this.byte(0x2e);
+      this.padded(best, k);
+      return true;
     }
     return false;
   }
@@ -437,7 +442,9 @@ class ByteWriter {
       // why: control characters, quote and backslash need escapes, anything else above ASCII needs UTF-8
       // (and lone surrogates JSON.stringify's \u escapes): all of that is JSON.stringify's to write
       if (c < 0x20 || c >= 0x80 || c === QUOTE || c === BACKSLASH) {
+        const start = this.pos;
         this.utf8(JSON.stringify(s));
+        if (cacheable) this.remember(s, this.buf.subarray(start, this.pos));
         return;
       }
       b[p++] = c;

@@ -148,6 +148,32 @@ describe('flow records as JSON lines', () => {
     expect(text).toBe(expected([...records, ...records]));
   });
 
+  it('write long strings seen before from their encoded bytes, also escaped and non-ASCII ones, across chunks and cache evictions', () => {
+    const kinds = [(i: number) => `ascii string number ${i} of the cache test`, (i: number) => `needs "escapes" \\ \n ${i} ${'x'.repeat(20)}`, (i: number) => `nön-ÄSCII ${i} 日本語 😀 ${'y'.repeat(20)}`, (i: number) => `lone \ud800 surrogate ${i} ${'z'.repeat(20)}`];
+    const strings = Array.from({ length: 3000 }, (_, i) => kinds[i % kinds.length]!(i));
+    const records: unknown[] = [];
+    // each string twice in a row (the second from the cache); then the last ones again, still cached though the
+    // chunks they were first written in were written over since; then the first ones, evicted since (more than
+    // the cache holds came in between) and encoded anew
+    for (const s of strings) records.push({ id: s, tls: { ja3: s } });
+    for (const s of [...strings.slice(-500), ...strings.slice(0, 500)]) records.push({ node: s });
+    const lines = new FlowJsonLines(4096);
+    const chunks: Buffer[] = [];
+    for (const r of records) {
+      lines.add(r as Flow);
+      if (!lines.full) continue;
+      // a copy, then the buffer is handed back and written over: cached bytes must not live in it
+      const chunk = lines.take();
+      chunks.push(Buffer.from(chunk));
+      lines.reuse(chunk);
+    }
+    chunks.push(lines.take());
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(expected(records));
+    // bounded: 3000 distinct strings went in, far fewer stay
+    expect(lines.cachedStrings).toBeGreaterThan(0);
+    expect(lines.cachedStrings).toBeLessThan(2100);
+  });
+
   it('write numbers as JSON.stringify does: integers, timestamps, floats, huge, negative, -0, NaN, Infinity', () => {
     let seed = 11;
     const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
@@ -155,6 +181,10 @@ describe('flow records as JSON lines', () => {
       0, -0, 1, -1, 9, 10, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32, 4026531840, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 2 ** 53 + 2, 1e21, 1.5e300, -1e21,
       NaN, Infinity, -Infinity, 0.5, 0.1, 1e-7, 5e-324, 2.5, 3.14159, 1732620000000.01, 1732620000000.1802, 1732620000000.6106, -1732620000000.5,
       1732620000000.5, 4503599627370495.5, 1.0000000000000002, 2.0000000000000004, 1e15 + 0.3, 123456789.12345679, 0.85, 99.99999999999999,
+      // exponent forms, the edges of the safe integers and of the doubles, fractions next to an integer
+      1e-7, -1.5e-10, 123e-20, 1e20, 1e22, -1e300, 2 ** 60, -(2 ** 60), 2 ** 53 + 1, -(2 ** 53) - 2, 2 ** 64, Number.MAX_VALUE, -Number.MAX_VALUE,
+      Number.MIN_VALUE, Number.EPSILON, 2 ** 52 + 0.5, 2 ** 51 + 0.25, 2 ** 51 + 0.75, 2 - 2 ** -51, 2 + 2 ** -51, 1732620000000 + 2 ** -12,
+      1732620000001 - 2 ** -12, -1732620000000.0002, 1e308 * 10, -(1e308 * 10), 0 / 0,
     ];
     for (let i = 0; i < 20_000; i++) {
       const t = 1_732_620_000_000 + Math.floor(rnd() * 1e9);
