@@ -27,6 +27,10 @@ export const BODY_CAP = 64 * 1024;
 /** A body's first bytes that decide whether it is text (looksBinary). */
 export const BODY_SAMPLE = 512;
 
+/** 1 for the bytes looksBinary counts: control characters other than tab, newline and carriage return. */
+const CONTROL = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) if (c < 0x09 || c > 0x0d) CONTROL[c] = 1;
+
 /**
  * True when a body is binary, judged by its first BODY_SAMPLE bytes: more than one in 20 is a control
  * character other than tab, newline and carriage return. A sample, because scanning whole bodies dominated
@@ -36,12 +40,16 @@ export function looksBinary(body: Buffer): boolean {
   const sample = Math.min(body.length, BODY_SAMPLE);
   const most = sample / 20;
   let ctl = 0;
-  for (let i = 0; i < sample; i++) {
-    const c = body[i]!;
-    // why: decided as soon as the count passes the limit (random bytes pass it about halfway)
-    if ((c < 9 || (c > 13 && c < 32)) && ++ctl > most) return true;
+  let i = 0;
+  // why eight at a time, by table: no branch per byte (random bytes made the old per-byte test mispredict),
+  // and still decided soon after the count passes the limit (random bytes pass it about halfway)
+  for (; i + 8 <= sample; i += 8) {
+    ctl += CONTROL[body[i]!]! + CONTROL[body[i + 1]!]! + CONTROL[body[i + 2]!]! + CONTROL[body[i + 3]!]! +
+      CONTROL[body[i + 4]!]! + CONTROL[body[i + 5]!]! + CONTROL[body[i + 6]!]! + CONTROL[body[i + 7]!]!;
+    if (ctl > most) return true;
   }
-  return false;
+  for (; i < sample; i++) ctl += CONTROL[body[i]!]!;
+  return ctl > most;
 }
 // why: shared, never written to: a parser between messages holds no bytes and needs no allocation
 const EMPTY = Buffer.alloc(0);
@@ -158,46 +166,34 @@ function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
   return { kind: 'response', status, headers: [], body: EMPTY, bodyTruncated: false, ts };
 }
 
-type State =
-  | { t: 'start' }
-  | { t: 'resync' }
-  | { t: 'body-length'; left: number }
-  | { t: 'chunk-size' }
-  | { t: 'chunk-data'; left: number }
-  | { t: 'chunk-crlf' }
-  | { t: 'trailers' }
-  | { t: 'body-close' }
-  | { t: 'tunnel' };
+// (the byte counts of 'body-length' and 'chunk-data' are the parser's `left`)
+type State = 'start' | 'resync' | 'body-length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'body-close' | 'tunnel';
 
-// why: the states without a count are shared, not an object per message (a body's count changes in place)
-const START: State = { t: 'start' };
-const RESYNC: State = { t: 'resync' };
-const CHUNK_SIZE: State = { t: 'chunk-size' };
-const CHUNK_CRLF: State = { t: 'chunk-crlf' };
-const TRAILERS: State = { t: 'trailers' };
-const BODY_CLOSE: State = { t: 'body-close' };
-const TUNNEL: State = { t: 'tunnel' };
-
-interface Building {
-  msg: HttpMessage;
-  /** body bytes seen, up to BODY_CAP */
-  kept: number;
-  /** the Content-Length, -1 when the body has none (chunked, or delimited by close) */
-  expect: number;
-  /** the body's first BODY_SAMPLE bytes (all of a shorter Content-Length body), filled in place */
-  sample: Buffer | null;
-  /** the sample was binary: later bytes are only counted */
-  binary: boolean;
-  /** a text body within the cap with a Content-Length: one buffer of its size, filled in place (one copy, no joins) */
-  into: Buffer | null;
-  /** a text body otherwise: the sample, then copies of the later pieces (null until the sample is complete) */
-  parts: Buffer[] | null;
-}
+// why: most pushes (body segments) complete no message; they all return this, not a new empty list
+const NO_MESSAGES: HttpMessage[] = Object.freeze([]) as unknown as HttpMessage[];
 
 export class Http1Parser {
   private buf: Buffer = EMPTY;
-  private state: State = START;
-  private cur: Building | null = null;
+  private state: State = 'start';
+  /** bytes left of the Content-Length body or of the chunk being read */
+  private left = 0;
+  /** messages completed by the current push, gap or end (null: none yet) */
+  private out: HttpMessage[] | null = null;
+  // The message being read (its head is complete) and its body so far: fields of the parser, not an
+  // object per message.
+  private msg: HttpMessage | null = null;
+  /** body bytes seen, up to BODY_CAP */
+  private kept = 0;
+  /** the Content-Length, -1 when the body has none (chunked, or delimited by close) */
+  private expect = -1;
+  /** the body's first BODY_SAMPLE bytes (all of a shorter Content-Length body), filled in place */
+  private sample: Buffer | null = null;
+  /** the sample was binary: later bytes are only counted */
+  private binary = false;
+  /** a text body within the cap with a Content-Length: one buffer of its size, filled in place (one copy, no joins) */
+  private into: Buffer | null = null;
+  /** a text body otherwise: the sample, then copies of the later pieces (null until the sample is complete) */
+  private parts: Buffer[] | null = null;
   /** ts of the chunk that carried the first byte of the message being started */
   private headTs: number | null = null;
   /** request methods this (response) side is answering, oldest first; see expectResponseTo */
@@ -220,13 +216,24 @@ export class Http1Parser {
     this.pendingMethods.push(method.toUpperCase());
   }
 
+  /** The messages the bytes complete (a shared, frozen empty list when none). */
   push(chunk: Buffer, ts: number): HttpMessage[] {
-    const out: HttpMessage[] = [];
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     let progressed = true;
-    while (progressed && this.buf.length > 0) progressed = this.step(ts, out);
+    while (progressed && this.buf.length > 0) progressed = this.step(ts);
     // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
     if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
+    return this.completed();
+  }
+
+  private emit(m: HttpMessage): void {
+    (this.out ??= []).push(m);
+  }
+
+  /** The messages emitted since the last call. */
+  private completed(): HttpMessage[] {
+    const out = this.out ?? NO_MESSAGES;
+    this.out = null;
     return out;
   }
 
@@ -235,80 +242,91 @@ export class Http1Parser {
    * bodyTruncated set; parsing resumes at the next message start.
    */
   gap(): HttpMessage[] {
-    const out: HttpMessage[] = [];
-    if (this.cur) {
-      this.cur.msg.bodyTruncated = true;
-      out.push(this.finish());
+    if (this.msg) {
+      this.msg.bodyTruncated = true;
+      this.emit(this.finish());
     }
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     this.headTs = null;
     this.headSearched = 0;
-    this.state = RESYNC;
-    return out;
+    this.state = 'resync';
+    return this.completed();
   }
 
   /** The stream ended: a response delimited by connection close is complete now. */
   end(): HttpMessage[] {
-    if (this.cur && this.state.t === 'body-close') {
-      const m = this.finish();
-      this.state = START;
-      return [m];
+    if (this.msg && this.state === 'body-close') {
+      this.emit(this.finish());
+      this.state = 'start';
     }
-    return [];
+    return this.completed();
   }
 
   private appendBody(b: Buffer): void {
-    const cur = this.cur!;
+    const msg = this.msg!;
     if (b.length === 0) return;
-    const room = BODY_CAP - cur.kept;
+    const room = BODY_CAP - this.kept;
     if (room <= 0) {
-      cur.msg.bodyTruncated = true;
+      msg.bodyTruncated = true;
       return;
     }
     const n = Math.min(b.length, room);
-    if (n < b.length) cur.msg.bodyTruncated = true;
+    if (n < b.length) msg.bodyTruncated = true;
     // why: copies, because `b` is a view into the caller's chunk, which the caller may reuse
     let from = 0;
-    if (cur.kept < BODY_SAMPLE) {
-      const sample = cur.sample ?? (cur.sample = Buffer.allocUnsafe(cur.expect >= 0 ? Math.min(cur.expect, BODY_SAMPLE) : BODY_SAMPLE));
-      from = b.copy(sample, cur.kept, 0, n);
-      cur.kept += from;
-      if (cur.kept < BODY_SAMPLE) return;
-      this.sampled(cur, sample);
+    if (this.kept < BODY_SAMPLE) {
+      const sample = this.sample ?? (this.sample = Buffer.allocUnsafe(this.expect >= 0 ? Math.min(this.expect, BODY_SAMPLE) : BODY_SAMPLE));
+      from = b.copy(sample, this.kept, 0, n);
+      this.kept += from;
+      if (this.kept < BODY_SAMPLE) return;
+      this.sampled(sample);
     }
     if (from === n) return;
-    if (cur.into) b.copy(cur.into, cur.kept, from, n);
-    else if (!cur.binary) cur.parts!.push(Buffer.from(b.subarray(from, n)));
-    cur.kept += n - from;
+    if (this.into) b.copy(this.into, this.kept, from, n);
+    else if (!this.binary) this.parts!.push(Buffer.from(b.subarray(from, n)));
+    this.kept += n - from;
   }
 
   /** The sample is complete: a binary body keeps no more bytes, a text body gets its store. */
-  private sampled(cur: Building, sample: Buffer): void {
-    cur.binary = looksBinary(sample);
-    if (cur.binary) return;
+  private sampled(sample: Buffer): void {
+    this.binary = looksBinary(sample);
+    if (this.binary) return;
     // why: only bodies that fit the cap: a large Content-Length must not reserve the cap for bytes never seen
-    if (cur.expect > BODY_SAMPLE && cur.expect <= BODY_CAP) {
-      cur.into = Buffer.allocUnsafe(cur.expect);
-      sample.copy(cur.into);
-    } else cur.parts = [sample];
+    if (this.expect > BODY_SAMPLE && this.expect <= BODY_CAP) {
+      this.into = Buffer.allocUnsafe(this.expect);
+      sample.copy(this.into);
+    } else this.parts = [sample];
   }
 
+  /** Starts reading msg's body (expect: its Content-Length, or -1). */
+  private begin(msg: HttpMessage, expect: number): void {
+    this.msg = msg;
+    this.kept = 0;
+    this.expect = expect;
+    this.sample = null;
+    this.binary = false;
+    this.into = null;
+    this.parts = null;
+  }
+
+  /** The message being read, its body in place; the parser holds none of it after. */
   private finish(): HttpMessage {
-    const cur = this.cur!;
-    const m = cur.msg;
-    if (cur.into) m.body = cur.kept === cur.into.length ? cur.into : cur.into.subarray(0, cur.kept);
-    else if (cur.parts && cur.parts.length > 1) m.body = Buffer.concat(cur.parts);
+    const m = this.msg!;
+    if (this.into) m.body = this.kept === this.into.length ? this.into : this.into.subarray(0, this.kept);
+    else if (this.parts && this.parts.length > 1) m.body = Buffer.concat(this.parts);
     // (a binary body's count runs past its sample: the whole sample, no view of it)
-    else if (cur.sample) m.body = cur.kept >= cur.sample.length ? cur.sample : cur.sample.subarray(0, cur.kept);
-    if (cur.binary) m.bodySize = cur.kept;
-    this.cur = null;
+    else if (this.sample) m.body = this.kept >= this.sample.length ? this.sample : this.sample.subarray(0, this.kept);
+    if (this.binary) m.bodySize = this.kept;
+    this.msg = null;
+    this.sample = null;
+    this.into = null;
+    this.parts = null;
     return m;
   }
 
   /** One state transition; false when it needs more bytes. */
-  private step(ts: number, out: HttpMessage[]): boolean {
-    const st = this.state;
-    switch (st.t) {
+  private step(ts: number): boolean {
+    switch (this.state) {
       case 'resync': {
         START_SCAN.lastIndex = 0;
         const text = this.buf.toString('latin1');
@@ -319,7 +337,7 @@ export class Http1Parser {
           return false;
         }
         this.buf = this.buf.subarray(m.index);
-        this.state = START;
+        this.state = 'start';
         return true;
       }
       case 'start': {
@@ -337,7 +355,7 @@ export class Http1Parser {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
             this.headTs = null;
             this.headSearched = 0;
-            this.state = RESYNC;
+            this.state = 'resync';
             this.buf = this.buf.subarray(1);
             return true;
           }
@@ -347,30 +365,29 @@ export class Http1Parser {
         this.headTs = null;
         this.headSearched = 0;
         if (!msg) {
-          this.state = RESYNC;
+          this.state = 'resync';
           this.buf = this.buf.subarray(1);
           return true;
         }
         this.buf = this.headLength === this.buf.length ? EMPTY : this.buf.subarray(this.headLength);
         this.state = this.bodyState(msg);
-        const expect = this.state.t === 'body-length' ? this.state.left : -1;
-        this.cur = { msg, kept: 0, expect, sample: null, binary: false, into: null, parts: null };
-        if (this.state.t === 'start') out.push(this.finish());
+        this.begin(msg, this.state === 'body-length' ? this.left : -1);
+        if (this.state === 'start') this.emit(this.finish());
         return true;
       }
       case 'body-length': {
         const buf = this.buf;
-        const take = Math.min(st.left, buf.length);
+        const take = Math.min(this.left, buf.length);
         // why: a body packet is usually consumed whole; no views for that case (this runs per packet)
         const whole = take === buf.length;
         this.appendBody(whole ? buf : buf.subarray(0, take));
         this.buf = whole ? EMPTY : buf.subarray(take);
-        st.left -= take;
-        if (st.left === 0) {
-          out.push(this.finish());
-          this.state = START;
+        this.left -= take;
+        if (this.left === 0) {
+          this.emit(this.finish());
+          this.state = 'start';
         }
-        return take > 0 || st.left === 0;
+        return take > 0 || this.left === 0;
       }
       case 'chunk-size': {
         const nl = this.buf.indexOf('\r\n');
@@ -383,22 +400,23 @@ export class Http1Parser {
         if (!m) return this.toResync();
         const size = parseInt(m[1]!, 16);
         this.buf = this.buf.subarray(nl + 2);
-        this.state = size === 0 ? TRAILERS : { t: 'chunk-data', left: size };
+        this.left = size;
+        this.state = size === 0 ? 'trailers' : 'chunk-data';
         return true;
       }
       case 'chunk-data': {
-        const take = Math.min(st.left, this.buf.length);
+        const take = Math.min(this.left, this.buf.length);
         this.appendBody(this.buf.subarray(0, take));
         this.buf = this.buf.subarray(take);
-        st.left -= take;
-        if (st.left === 0) this.state = CHUNK_CRLF;
+        this.left -= take;
+        if (this.left === 0) this.state = 'chunk-crlf';
         return true;
       }
       case 'chunk-crlf': {
         if (this.buf.length < 2) return false;
         if (this.buf[0] !== 0x0d || this.buf[1] !== 0x0a) return this.toResync();
         this.buf = this.buf.subarray(2);
-        this.state = CHUNK_SIZE;
+        this.state = 'chunk-size';
         return true;
       }
       case 'trailers': {
@@ -407,30 +425,30 @@ export class Http1Parser {
         const line = this.buf.subarray(0, nl).toString('latin1');
         this.buf = this.buf.subarray(nl + 2);
         if (line === '') {
-          out.push(this.finish());
-          this.state = START;
+          this.emit(this.finish());
+          this.state = 'start';
         } else {
           const c = line.indexOf(':');
-          if (c > 0) this.cur!.msg.headers.push([line.slice(0, c).trim(), line.slice(c + 1).trim()]);
+          if (c > 0) this.msg!.headers.push([line.slice(0, c).trim(), line.slice(c + 1).trim()]);
         }
         return true;
       }
       case 'body-close':
         this.appendBody(this.buf);
-        this.buf = Buffer.alloc(0);
+        this.buf = EMPTY;
         return false;
       case 'tunnel':
-        this.buf = Buffer.alloc(0);
+        this.buf = EMPTY;
         return false;
     }
   }
 
   private toResync(): boolean {
-    if (this.cur) {
-      this.cur.msg.bodyTruncated = true;
+    if (this.msg) {
+      this.msg.bodyTruncated = true;
       this.finish();
     }
-    this.state = RESYNC;
+    this.state = 'resync';
     return true;
   }
 
@@ -489,27 +507,31 @@ export class Http1Parser {
     return true;
   }
 
+  /** The state after msg's head; for a Content-Length body, `left` is its length. */
   private bodyState(msg: HttpMessage): State {
     if (msg.kind === 'response') {
       const status = msg.status!;
       if (status >= 100 && status < 200) {
         // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request
-        return status === 101 ? TUNNEL : START;
+        return status === 101 ? 'tunnel' : 'start';
       }
       const method = this.pendingMethods.shift();
-      if (method === 'HEAD' || status === 204 || status === 304) return START;
-      if (method === 'CONNECT' && status >= 200 && status < 300) return TUNNEL;
+      if (method === 'HEAD' || status === 204 || status === 304) return 'start';
+      if (method === 'CONNECT' && status >= 200 && status < 300) return 'tunnel';
     }
     const te = this.encodingAt >= 0 ? msg.headers[this.encodingAt]![1] : '';
-    if (te && /(^|,)\s*chunked\s*$/i.test(te)) return CHUNK_SIZE;
+    if (te && /(^|,)\s*chunked\s*$/i.test(te)) return 'chunk-size';
     if (this.lengthAt >= 0) {
       // the first of a repeated value ("5, 5"); Number() ignores the whitespace around it
       const cl = msg.headers[this.lengthAt]![1];
       const comma = cl.indexOf(',');
       const n = Number(comma < 0 ? cl : cl.slice(0, comma));
-      if (Number.isInteger(n) && n >= 0) return n === 0 ? START : { t: 'body-length', left: n };
+      if (Number.isInteger(n) && n >= 0) {
+        this.left = n;
+        return n === 0 ? 'start' : 'body-length';
+      }
     }
     // a request without length has no body; a response without length runs to connection close
-    return msg.kind === 'request' ? START : BODY_CLOSE;
+    return msg.kind === 'request' ? 'start' : 'body-close';
   }
 }

@@ -175,6 +175,15 @@ describe('HTTP/1 resynchronisation', () => {
     expect(p.push(Buffer.from('this'), 2)).toEqual([]);
     expect(p.end().map((m) => m.body.toString())).toEqual(['all of this']);
   });
+  it('messages completed by one push are not returned again by the next; a push completing none returns a frozen empty list', () => {
+    const p = new Http1Parser();
+    const first = p.push(Buffer.from('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n'), 1);
+    const none = p.push(Buffer.from('Host: x\r\n'), 2);
+    const second = p.push(Buffer.from('\r\n'), 3);
+    expect([first.map((m) => m.path), none, second.map((m) => m.path)]).toEqual([['/a'], [], ['/b']]);
+    expect(Object.isFrozen(none)).toBe(true);
+    expect(Object.isFrozen(first)).toBe(false);
+  });
   it('100 Continue is its own message and does not consume the pending request', () => {
     const p = new Http1Parser();
     p.expectResponseTo('HEAD');
