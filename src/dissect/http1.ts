@@ -10,9 +10,12 @@ export interface HttpMessage {
   path?: string;
   status?: number;
   headers: [string, string][];
-  /** capped at BODY_CAP bytes; of a binary body (looksBinary) only the first BODY_SAMPLE bytes, see bodySize */
+  /**
+   * capped at BODY_CAP bytes; of a binary body (looksBinary) only the first BODY_SAMPLE bytes, see bodySize;
+   * empty from a parser that keeps no bodies (Http1Options)
+   */
   body: Buffer;
-  /** The body's size (capped at BODY_CAP) when `body` holds only its first bytes; absent: body.length. */
+  /** The body's size (capped at BODY_CAP) when `body` holds only its first bytes or none; absent: body.length. */
   bodySize?: number;
   bodyTruncated: boolean;
   /** timestamp of the chunk that carried the start line */
@@ -172,7 +175,16 @@ type State = 'start' | 'resync' | 'body-length' | 'chunk-size' | 'chunk-data' | 
 // why: most pushes (body segments) complete no message; they all return this, not a new empty list
 const NO_MESSAGES: HttpMessage[] = Object.freeze([]) as unknown as HttpMessage[];
 
+export interface Http1Options {
+  /**
+   * false: bodies are only counted, never kept (each message's body is empty and bodySize its size): for
+   * callers that show no body, it saves a copy of every body's first bytes (of a text body, all of it).
+   */
+  bodies?: boolean;
+}
+
 export class Http1Parser {
+  private readonly keepBodies: boolean;
   private buf: Buffer = EMPTY;
   private state: State = 'start';
   /** bytes left of the Content-Length body or of the chunk being read */
@@ -206,6 +218,10 @@ export class Http1Parser {
   private lengthAt = -1;
   /** of the head parsed last: the index in its headers of the first Transfer-Encoding, -1 when none */
   private encodingAt = -1;
+
+  constructor(opts: Http1Options = {}) {
+    this.keepBodies = opts.bodies ?? true;
+  }
 
   /**
    * Tell a response-side parser the method of the next request on the connection, in order. Needed
@@ -272,6 +288,10 @@ export class Http1Parser {
     }
     const n = Math.min(b.length, room);
     if (n < b.length) msg.bodyTruncated = true;
+    if (!this.keepBodies) {
+      this.kept += n;
+      return;
+    }
     // why: copies, because `b` is a view into the caller's chunk, which the caller may reuse
     let from = 0;
     if (this.kept < BODY_SAMPLE) {
@@ -316,7 +336,7 @@ export class Http1Parser {
     else if (this.parts && this.parts.length > 1) m.body = Buffer.concat(this.parts);
     // (a binary body's count runs past its sample: the whole sample, no view of it)
     else if (this.sample) m.body = this.kept >= this.sample.length ? this.sample : this.sample.subarray(0, this.kept);
-    if (this.binary) m.bodySize = this.kept;
+    if (this.binary || !this.keepBodies) m.bodySize = this.kept;
     this.msg = null;
     this.sample = null;
     this.into = null;

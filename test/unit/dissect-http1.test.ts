@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Http1Parser, looksLikeHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
+import { Http1Parser, looksLikeHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage, type Http1Options } from '../../src/dissect/http1.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const BIG = 100 * 1024;
@@ -66,8 +66,8 @@ function summary(msgs: HttpMessage[]): unknown[] {
   return msgs.map((m) => ({ ...m, ts: undefined, body: m.body.toString('latin1') }));
 }
 
-function parseAll(data: Buffer, chunk: number, response: boolean): HttpMessage[] {
-  const p = new Http1Parser();
+function parseAll(data: Buffer, chunk: number, response: boolean, opts: Http1Options = {}): HttpMessage[] {
+  const p = new Http1Parser(opts);
   if (response) for (const m of METHODS) p.expectResponseTo(m);
   const out: HttpMessage[] = [];
   for (let o = 0; o < data.length; o += chunk) out.push(...p.push(data.subarray(o, o + chunk), o));
@@ -114,6 +114,12 @@ describe('HTTP/1 responses from a real server', () => {
   it('stride: every chunk size gives the same messages', () => {
     const ref = summary(parseAll(responses, responses.length, true));
     for (const size of [1, 2, 3, 5, 8, 13, 64, 1000, 4096, 65536]) expect(summary(parseAll(responses, size, true))).toEqual(ref);
+  });
+  it('a parser keeping no bodies gives the same messages, each body empty and only its size kept', () => {
+    const kept = parseAll(responses, 1000, true);
+    const counted = parseAll(responses, 1000, true, { bodies: false });
+    expect(counted.map((m) => ({ ...m, body: m.body.length }))).toEqual(kept.map((m) => ({ ...m, body: 0, bodySize: m.bodySize ?? m.body.length })));
+    expect(counted.map((m) => m.bodySize)).toEqual([5, 11, 18, 0, BODY_CAP, 0, 12]);
   });
   it('timestamps come from the chunk that carried the start line', () => {
     const p = new Http1Parser();
