@@ -260,8 +260,8 @@ function putU16s(out: Uint16Array, w: number, buf: Buffer, at: number, end: numb
   return w;
 }
 
-// EC point formats read so far (reused: the only list that several extensions add to)
-const POINTS: number[] = [];
+// EC point formats read so far (the only list that several extensions add to), reused; as many as the hello has bytes
+let POINTS = new Uint8Array(256);
 
 export function parseClientHello(stream: Buffer): ClientHello | null | 'incomplete' {
   const msg = firstHandshakeMessage(stream);
@@ -296,6 +296,7 @@ function parseClientHelloBody(buf: Buffer, start: number, end: number): ClientHe
 function readClientHello(buf: Buffer, start: number, end: number): PackedClientHello {
   // why this bound: each field but six count words takes at least one byte of the hello
   reserve(end - start + 8);
+  if (POINTS.length < end - start) POINTS = new Uint8Array(end - start);
   const out = block;
   const first = blockUsed;
   let at = vec8End(buf, fit(start, 34, end), end); // version, random, session id
@@ -311,7 +312,7 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
   let versions = -1;
   let groups = -1;
   let signatures = -1;
-  POINTS.length = 0;
+  let points = 0;
   const extsEnd = at === end ? end : vec16End(buf, at, end);
   for (at = at === end ? end : at + 2; at < extsEnd;) {
     fit(at, 4, extsEnd);
@@ -337,7 +338,7 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
         groups = data;
         break;
       case EXT_EC_POINT_FORMATS:
-        for (let p = data + 1, pEnd = vec8End(buf, data, dataEnd); p < pEnd; p++) POINTS.push(buf[p]!);
+        for (let p = data + 1, pEnd = vec8End(buf, data, dataEnd); p < pEnd; p++) POINTS[points++] = buf[p]!;
         break;
       case EXT_SIGNATURE_ALGORITHMS:
         vec16End(buf, data, dataEnd);
@@ -352,8 +353,8 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
   out[first + 1] = sni === null ? 0 : 1;
   w = versions < 0 ? putNone(out, w) : putU16s(out, w, buf, versions + 1, versions + 1 + buf[versions]!);
   w = groups < 0 ? putNone(out, w) : putU16s(out, w, buf, groups + 2, groups + 2 + u16(buf, groups));
-  out[w++] = POINTS.length;
-  for (const p of POINTS) out[w++] = p;
+  out[w++] = points;
+  for (let i = 0; i < points; i++) out[w++] = POINTS[i]!;
   w = signatures < 0 ? putNone(out, w) : putU16s(out, w, buf, signatures + 2, signatures + 2 + u16(buf, signatures));
   out[w++] = alpn.length;
   for (const name of alpn) {
