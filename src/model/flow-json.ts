@@ -85,6 +85,11 @@ export class FlowJsonLines {
     return this.w.encoded.size;
   }
 
+  /** Objects written as copies of the bytes of the last one like them (see Memo; tests check they are). */
+  get copied(): number {
+    return this.w.copied;
+  }
+
   get full(): boolean {
     return this.w.pos >= this.chunkBytes;
   }
@@ -135,6 +140,8 @@ interface Template<T> {
   keys: readonly string[];
   /** Writes the opening brace and the template's fields (not the closing brace). */
   write(w: ByteWriter, o: T, depth: number): void;
+  /** On a template used at one place of a record: its memo's index in a writer's memos, its fields' kinds (see memoized) */
+  memo?: { index: number; kinds: readonly FieldKind[] };
 }
 
 function template<T, K extends keyof T & string>(keys: readonly K[], write: (w: ByteWriter, o: T, k: KeyText<K>, depth: number) => void): Template<T> {
@@ -156,6 +163,123 @@ const PROCESS = template<ProcessRef, keyof ProcessRef>(['pid', 'comm', 'exe', 'c
   w.lit(k.containerId); w.value(o.containerId, d);
 });
 
+/** A field's kind, for comparing it with the one last written: a plain value, a list of them, an object of a memoized template. */
+type FieldKind = 'value' | 'list' | Template<never>;
+
+/** A field's kind in a writer's memo: as FieldKind, with the writer's memo of a nested template. */
+type MemoKind = 'value' | 'list' | Memo;
+
+/** In Memo.values: the field held an object, the same as its template's memo holds. */
+const NESTED = Symbol('nested');
+
+/**
+ * What a template wrote last at one place of a record (its fields, not the closing brace) and the values it wrote
+ * them from: the next object there whose fields hold the same values gets those bytes copied. The TLS parameters,
+ * verdicts and processes of a capture's flows mostly repeat from one flow to the next. The bytes are a function of
+ * the values alone (=== values write the same text, 0 and -0 too). A field is read up to three times (compare,
+ * write, remember): a getter must give the same value each time.
+ */
+class Memo {
+  private readonly values: unknown[] = [];
+  /** null while there is nothing to compare with */
+  bytes: Uint8Array | null = null;
+  private store = new Uint8Array(256);
+  /** objects written since the last match */
+  private misses = 0;
+
+  constructor(readonly keys: readonly string[], private readonly kinds: readonly MemoKind[]) {}
+
+  /** Whether o (its own keys begin with the template's) has the values last written. */
+  matches(o: object): boolean {
+    if (this.bytes === null) return false;
+    const { keys, kinds, values } = this;
+    for (let i = 0; i < keys.length; i++) {
+      const v = (o as Record<string, unknown>)[keys[i]!];
+      const kind = kinds[i]!;
+      const last = values[i];
+      if (kind === 'value') {
+        if (v !== last) return false;
+      } else if (kind === 'list') {
+        if (!sameList(v, last as unknown[])) return false;
+      } else if (v === null || last === null) {
+        if (v !== last) return false;
+      } else if (!isTemplated(v, kind.keys) || !kind.matches(v)) {
+        return false;
+      }
+    }
+    this.misses = 0;
+    return true;
+  }
+
+  /**
+   * After a miss: o's fields were written to buf from `start` to `end`. Keeps them when they can be told again
+   * from o's values alone, and when worth it: values that change from each object to the next would be kept for
+   * nothing each time (a quarter more time for such TLS flows), so a run of misses keeps its 1st, 2nd, 4th, 8th,
+   * 16th, then every 16th.
+   */
+  written(o: object, buf: Uint8Array, start: number, end: number): void {
+    const run = ++this.misses;
+    if (run > 16 ? run % 16 !== 0 : (run & (run - 1)) !== 0) return;
+    const { keys, kinds, values } = this;
+    for (let i = 0; i < keys.length; i++) {
+      const v = (o as Record<string, unknown>)[keys[i]!];
+      const kind = kinds[i]!;
+      if (kind === 'value') {
+        if (typeof v === 'object' && v !== null) return;
+        values[i] = v;
+      } else if (kind === 'list') {
+        if (!plainList(v)) return;
+        values[i] = v.slice();
+      } else if (v === null) {
+        values[i] = null;
+      } else {
+        // a nested object written by its template (no keys after them) and kept by its memo just now (if not,
+        // this could not match before the nested memo keeps one, which it does only while this one writes)
+        if (!isTemplated(v, kind.keys) || kind.bytes === null) return;
+        values[i] = NESTED;
+      }
+    }
+    // why a store that only grows: a new buffer each time (off the JS heap at this size) cost more than the copies
+    // saved; and a plain view of buf, not a Buffer's subarray (which makes a Buffer, a slow constructor)
+    const n = end - start;
+    if (n > this.store.length) this.store = new Uint8Array(Math.max(n, this.store.length * 2));
+    this.store.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n));
+    this.bytes = this.store.subarray(0, n);
+  }
+}
+
+let memos = 0;
+
+/**
+ * The template `t` with a memo of its own in each writer, for one place of a record (a memo changes only while its
+ * parent writes, which then remembers anew). `kinds`: fields that are not plain values.
+ */
+function memoized<T>(t: Template<T>, kinds: Partial<Record<keyof T & string, FieldKind>> = {}): Template<T> {
+  const k = kinds as Record<string, FieldKind | undefined>;
+  return { ...t, memo: { index: memos++, kinds: t.keys.map((key) => k[key] ?? 'value') } };
+}
+
+/** A plain object whose own keys are exactly `keys`. */
+function isTemplated(v: unknown, keys: readonly string[]): v is object {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && keysAfter(v, keys) === 0;
+}
+
+/** An array of plain values only (one just written: JSON.stringify writes it element by element). */
+function plainList(v: unknown): v is unknown[] {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) {
+    const e: unknown = v[i];
+    if (typeof e === 'object' && e !== null) return false;
+  }
+  return true;
+}
+
+function sameList(v: unknown, last: unknown[]): boolean {
+  if (!Array.isArray(v) || v.length !== last.length || !plainArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (v[i] !== last[i]) return false;
+  return true;
+}
+
 const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', 'confidence', 'plaintext', 'reason', 'version'], (w, o, k, d) => {
   w.lit(k.library); w.value(o.library, d);
   w.lit(k.via); w.value(o.via, d);
@@ -165,7 +289,10 @@ const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', '
   w.lit(k.version); w.value(o.version, d);
 });
 
-const TLS = template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
+const CLIENT_SIDE = memoized(SIDE);
+const SERVER_SIDE = memoized(SIDE);
+
+const TLS = memoized(template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
   ['sni', 'alpn', 'version', 'cipher', 'ja3', 'ja3Hash', 'ja4', 'client', 'server'],
   (w, o, k, d) => {
     w.lit(k.sni); w.value(o.sni, d);
@@ -175,10 +302,13 @@ const TLS = template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
     w.lit(k.ja3); w.value(o.ja3, d);
     w.lit(k.ja3Hash); w.value(o.ja3Hash, d);
     w.lit(k.ja4); w.value(o.ja4, d);
-    w.lit(k.client); w.templated(o.client, SIDE, d);
-    w.lit(k.server); w.templated(o.server, SIDE, d);
+    w.lit(k.client); w.templated(o.client, CLIENT_SIDE, d);
+    w.lit(k.server); w.templated(o.server, SERVER_SIDE, d);
   },
-);
+), { alpn: 'list', client: CLIENT_SIDE, server: SERVER_SIDE });
+
+const PROCESS_MEMO = memoized(PROCESS);
+const PEER_PROCESS_MEMO = memoized(PROCESS);
 
 const EXCHANGE = template<HttpExchangeSummary, keyof HttpExchangeSummary>(['method', 'host', 'path', 'status'], (w, o, k, d) => {
   w.lit(k.method); w.value(o.method, d);
@@ -201,8 +331,8 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.lastSeen); w.value(o.lastSeen, d);
     w.lit(k.packets); w.value(o.packets, d);
     w.lit(k.bytes); w.value(o.bytes, d);
-    w.lit(k.process); w.templated(o.process, PROCESS, d);
-    w.lit(k.peerProcess); w.templated(o.peerProcess, PROCESS, d);
+    w.lit(k.process); w.templated(o.process, PROCESS_MEMO, d);
+    w.lit(k.peerProcess); w.templated(o.peerProcess, PEER_PROCESS_MEMO, d);
     w.lit(k.node); w.value(o.node, d);
     w.lit(k.pod); w.value(o.pod, d);
     w.lit(k.app); w.value(o.app, d);
@@ -220,6 +350,9 @@ class ByteWriter {
   pos = 0;
   /** set when an object was written by the key walk */
   walked = false;
+  copied = 0;
+  /** by the memoized templates' indexes */
+  private readonly memos: Memo[] = [];
   readonly encoded = new Map<string, Buffer>();
 
   private readonly spare: Buffer[] = [];
@@ -258,9 +391,29 @@ class ByteWriter {
       this.object(o, depth + 1);
       return;
     }
-    t.write(this, o, depth + 1);
+    const spec = t.memo;
+    const memo = spec === undefined ? undefined : this.memos[spec.index] ?? this.memoOf(t);
+    if (memo === undefined) {
+      t.write(this, o, depth + 1);
+    } else if (memo.matches(o)) {
+      this.bytes(memo.bytes!);
+      this.copied++;
+    } else {
+      // why forget first: a write that throws may have changed the nested memos the old bytes were compared by
+      memo.bytes = null;
+      const start = this.pos;
+      t.write(this, o, depth + 1);
+      memo.written(o, this.buf, start, this.pos);
+    }
     if (more > 0) this.members(o, t.keys.length, depth + 1);
     this.byte(CLOSE_BRACE);
+  }
+
+  /** The memo of a memoized template, made at its first use with the memos of the templates nested in it. */
+  private memoOf(t: Template<never>): Memo {
+    const spec = t.memo!;
+    const kinds = spec.kinds.map((k) => (typeof k === 'string' ? k : this.memoOf(k)));
+    return (this.memos[spec.index] ??= new Memo(t.keys, kinds));
   }
 
   /** An array, its elements by template `t` when given (a template's list field may hold anything else too). */

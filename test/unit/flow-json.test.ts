@@ -174,6 +174,84 @@ describe('flow records as JSON lines', () => {
     expect(lines.cachedStrings).toBeLessThan(2100);
   });
 
+  it('copy the bytes of TLS parameters, verdicts and processes like the last ones, and write any change anew', async () => {
+    const base = (await analyzeFiles([{ path: generated }])).analyzer.flows().find((f) => f.tls?.client && f.tls.server && f.process && f.peerProcess)!;
+    const sparse = ['h2', , 'x']; // eslint-disable-line no-sparse-arrays
+    const changes: ((f: Flow, i: number) => void)[] = [
+      () => {},
+      (f) => { f.tls!.sni = 'other.test'; },
+      (f) => { f.tls!.alpn = ['h2']; },
+      (f) => { f.tls!.alpn = ['h2', 'http/1.0']; },
+      (f) => { f.tls!.alpn = Object.assign(['h2', 'http/1.1'], { toJSON: () => 'alpn' }); },
+      (f) => { f.tls!.alpn = sparse as string[]; },
+      (f) => { f.tls!.alpn = [{ id: 'h2' }] as unknown as string[]; },
+      (f) => { f.tls!.cipher = { name: 'x' } as unknown as string; },
+      (f) => { f.tls!.ja3 = `${f.tls!.ja3!}-0`; },
+      (f) => { f.tls!.server!.reason = 'another "reason"'; },
+      (f) => { f.tls!.client!.confidence = -0; },
+      (f) => { f.tls!.client!.confidence = NaN; },
+      (f) => { f.tls!.client!.plaintext = true; },
+      (f) => { f.tls!.client!.version = ['3', '0'] as unknown as string; },
+      (f) => { Object.assign(f.tls!.server!, { extra: 1 }); },
+      (f) => { const c = f.tls!.client!; const via = c.via; delete (c as Partial<typeof c>).via; c.via = via; },
+      (f) => { f.tls!.client = null; },
+      (f) => { f.tls!.negotiatedAlpn = 'h2'; },
+      (f) => { f.process!.pid += 1; },
+      (f) => { f.process!.exe = null; },
+      (f) => { f.peerProcess = null; },
+    ];
+    const records: Flow[] = [];
+    const add = (change: (f: Flow, i: number) => void, times: number): void => {
+      for (let i = 0; i < times; i++) {
+        const f = structuredClone(base);
+        change(f, records.length);
+        records.push(f);
+      }
+    };
+    // from every change to every other (runs of three: the first anew, the others copies), then a new SNI each time
+    for (const a of changes) for (const b of changes) { add(a, 3); add(b, 3); }
+    add((f, i) => { f.tls!.sni = `host-${i}.test`; }, 300);
+    add(changes[0]!, 3);
+    const { text, lines } = written(records);
+    expect(text).toBe(expected(records));
+    expect(lines.copied).toBeGreaterThan(records.length);
+  });
+
+  it('write an object changed in place since it was last written anew, and one after a record that threw', async () => {
+    const base = (await analyzeFiles([{ path: generated }])).analyzer.flows().find((f) => f.tls?.client && f.tls.server && f.tls.alpn.length > 0)!;
+    const scenarios: ((f: Flow, add: (record: object) => void) => void)[] = [
+      (f, add) => { f.tls!.alpn.push('http/1.0'); add(f); },
+      (f, add) => { f.tls!.alpn[0] = 'h3'; add(f); },
+      (f, add) => { f.tls!.client!.reason = 'changed'; add(f); },
+      // objects where plain values are expected (written by the key walk)
+      (f, add) => { const cipher = { name: 'c1' }; f.tls!.cipher = cipher as unknown as string; add(f); add(f); cipher.name = 'c2'; add(f); },
+      (f, add) => { const alpn = { id: 'h2' }; f.tls!.alpn = [alpn] as unknown as string[]; add(f); add(f); alpn.id = 'h3'; add(f); },
+      // the client side is written (its memo now holds the new one), then the server (its fields as before) makes the
+      // record JSON.stringify's; the next record has that client with the TLS fields written before it: the TLS
+      // bytes kept are not its own
+      (f, add) => {
+        const other = { ...f.tls!.client!, reason: 'other' };
+        add({ ...f, tls: { ...f.tls!, client: other, server: { ...f.tls!.server!, toJSON: () => 'server' } } });
+        add({ ...f, tls: { ...f.tls!, client: other } });
+      },
+    ];
+    for (const [i, scenario] of scenarios.entries()) {
+      const flow = structuredClone(base);
+      const lines = new FlowJsonLines();
+      let want = '';
+      const add = (record: object): void => {
+        want += `${JSON.stringify(record)}\n`;
+        lines.add(record as Flow);
+      };
+      add(flow);
+      add(flow);
+      scenario(flow, add);
+      add(flow);
+      expect(lines.take().toString(), `scenario ${i}`).toBe(want);
+      expect(lines.copied, `scenario ${i}`).toBeGreaterThan(0);
+    }
+  });
+
   it('write numbers as JSON.stringify does: integers, timestamps, floats, huge, negative, -0, NaN, Infinity', () => {
     let seed = 11;
     const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
