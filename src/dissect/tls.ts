@@ -239,9 +239,10 @@ export function helloFields(ch: ClientHello): Uint16Array {
   return Uint16Array.from(out);
 }
 
-// why: hellos' fields are cut from shared blocks (a view each, no buffer each); a block stays alive while a
-// hello cut from it does, and parsers keep none (the analyzer keeps copies of the few distinct ones)
-const BLOCK = 0x8000;
+// why: hellos' fields are cut from shared blocks (a view each, no buffer each). A block stays alive while a
+// hello cut from it does; the analyzer keeps none (it copies the few distinct ones), and blocks are small
+// (16 KiB, some 70 hellos) so that a caller keeping some hellos does not keep much more than them.
+const BLOCK = 0x2000;
 let block = new Uint16Array(BLOCK);
 let blockUsed = 0;
 

@@ -97,6 +97,14 @@ describe('packed hello fields (the analyzer\'s fingerprint-cache key)', () => {
     expect(key({ ...specExample, alpn: ['h2'] })).not.toBe(key(specExample));
     expect(key({ ...specExample, ecPointFormats: [0, 1] })).not.toBe(key(specExample));
   });
+  it('a hello keeps its fields while thousands more are parsed (their fields are cut from shared blocks)', () => {
+    const wires = golden.hellos.map((h) => Buffer.from(h.helloHex, 'hex'));
+    const kept = wires.map((w) => must(parseClientHello(w)));
+    const before = kept.map((ch) => [...helloFields(ch)]);
+    for (let i = 0; i < 3000; i++) must(parseClientHello(wires[i % wires.length]!));
+    expect(kept.map((ch) => [...helloFields(ch)])).toEqual(before);
+    expect(kept.map((ch) => ja4(ch, 'tcp'))).toEqual(golden.hellos.map((h) => h.expected.ja4));
+  });
   it('hellos offering the same ALPN list share it, frozen', () => {
     const curl = Buffer.from(golden.hellos.find((h) => h.name === 'curl')!.helloHex, 'hex');
     const a = must(parseClientHello(curl));
