@@ -193,8 +193,12 @@ class Memo {
   matches(o: object): boolean {
     if (this.bytes === null) return false;
     const { keys, kinds, values } = this;
-    for (let i = 0; i < keys.length; i++) {
-      const v = (o as Record<string, unknown>)[keys[i]!];
+    let i = 0;
+    // why for-in: its keys are o's own in order (the template's first) and it reads each from where o keeps it;
+    // a read by a key from the list takes a lookup each
+    for (const key in o) {
+      if (i === keys.length) break;
+      const v = (o as Record<string, unknown>)[key];
       const kind = kinds[i]!;
       const last = values[i];
       if (kind === 'value') {
@@ -206,6 +210,7 @@ class Memo {
       } else if (!isTemplated(v, kind.keys) || !kind.matches(v)) {
         return false;
       }
+      i++;
     }
     this.misses = 0;
     return true;
