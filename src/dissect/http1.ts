@@ -181,10 +181,23 @@ export interface Http1Options {
    * callers that show no body, it saves a copy of every body's first bytes (of a text body, all of it).
    */
   bodies?: boolean;
+  /**
+   * Only the headers (and trailers) with these names are kept in `headers`; absent: all. For callers that
+   * need a few (the analyzer without details needs Host): the others are never turned into strings.
+   * Content-Length and Transfer-Encoding still frame the body either way.
+   */
+  headers?: readonly string[];
 }
+
+// which framing header a header line was (the parser's lastFraming)
+const NOT_FRAMING = 0;
+const CONTENT_LENGTH = 1;
+const TRANSFER_ENCODING = 2;
 
 export class Http1Parser {
   private readonly keepBodies: boolean;
+  /** the names of the headers kept, lower case; null: all */
+  private readonly keepHeaders: readonly string[] | null;
   private buf: Buffer = EMPTY;
   private state: State = 'start';
   /** bytes left of the Content-Length body or of the chunk being read */
@@ -214,13 +227,21 @@ export class Http1Parser {
   private headLength = 0;
   /** of a head whose end has not arrived: how many of its bytes were searched for the end; 0 otherwise */
   private headSearched = 0;
-  /** of the head parsed last: the index in its headers of the first Content-Length, -1 when none */
-  private lengthAt = -1;
-  /** of the head parsed last: the index in its headers of the first Transfer-Encoding, -1 when none */
-  private encodingAt = -1;
+  /** of the head parsed last: its first Content-Length value, null when none */
+  private contentLength: string | null = null;
+  /** of the head parsed last: its first Transfer-Encoding value, null when none */
+  private transferEncoding: string | null = null;
+  // Of the head being read, for a folded line (obsolete line folding continues the last header's value):
+  /** its header lines so far, kept or not */
+  private headerLines = 0;
+  /** the last header line's kept name and value; null when it was not kept */
+  private lastPair: [string, string] | null = null;
+  /** whether the last header line was the first Content-Length or Transfer-Encoding (or NOT_FRAMING) */
+  private lastFraming = NOT_FRAMING;
 
   constructor(opts: Http1Options = {}) {
     this.keepBodies = opts.bodies ?? true;
+    this.keepHeaders = opts.headers?.map((h) => h.toLowerCase()) ?? null;
   }
 
   /**
@@ -449,7 +470,8 @@ export class Http1Parser {
           this.state = 'start';
         } else {
           const c = line.indexOf(':');
-          if (c > 0) this.msg!.headers.push([line.slice(0, c).trim(), line.slice(c + 1).trim()]);
+          const name = line.slice(0, c).trim();
+          if (c > 0 && (this.keepHeaders === null || this.keepHeaders.includes(name.toLowerCase()))) this.msg!.headers.push([name, line.slice(c + 1).trim()]);
         }
         return true;
       }
@@ -489,8 +511,11 @@ export class Http1Parser {
     const startEnd = lineEnd(buf, 0, buf.length);
     if (startEnd === buf.length) return undefined;
     let msg = startLine(buf, startEnd, ts);
-    this.lengthAt = -1;
-    this.encodingAt = -1;
+    this.contentLength = null;
+    this.transferEncoding = null;
+    this.headerLines = 0;
+    this.lastPair = null;
+    this.lastFraming = NOT_FRAMING;
     for (let at = startEnd + 2; ;) {
       const eol = lineEnd(buf, at, buf.length);
       if (eol === buf.length) return undefined;
@@ -504,13 +529,14 @@ export class Http1Parser {
     }
   }
 
-  /** Adds the header line buf[start, end) to msg; false when it is not one. */
+  /** Reads the header line buf[start, end) into msg (when kept) and the framing values; false when it is not one. */
   private headerLine(msg: HttpMessage, buf: Buffer, start: number, end: number): boolean {
-    const headers = msg.headers;
-    if ((buf[start] === 0x20 || buf[start] === 0x09) && headers.length > 0) {
+    if ((buf[start] === 0x20 || buf[start] === 0x09) && this.headerLines > 0) {
       // obsolete line folding: continuation of the previous header value
-      const last = headers[headers.length - 1]!;
-      last[1] = `${last[1]} ${buf.toString('latin1', start, end).trim()}`;
+      const more = buf.toString('latin1', start, end).trim();
+      if (this.lastPair) this.lastPair[1] = `${this.lastPair[1]} ${more}`;
+      if (this.lastFraming === CONTENT_LENGTH) this.contentLength = `${this.contentLength!} ${more}`;
+      else if (this.lastFraming === TRANSFER_ENCODING) this.transferEncoding = `${this.transferEncoding!} ${more}`;
       return true;
     }
     let colon = start;
@@ -520,11 +546,25 @@ export class Http1Parser {
     let nameEnd = colon;
     while (nameStart < nameEnd && isTrimmed(buf[nameStart]!)) nameStart++;
     while (nameEnd > nameStart && isTrimmed(buf[nameEnd - 1]!)) nameEnd--;
+    this.headerLines++;
     // why: the framing headers are found here, on the bytes, instead of lower-casing every name afterwards
-    if (this.lengthAt < 0 && nameIs(buf, nameStart, nameEnd, 'content-length')) this.lengthAt = headers.length;
-    else if (this.encodingAt < 0 && nameIs(buf, nameStart, nameEnd, 'transfer-encoding')) this.encodingAt = headers.length;
-    headers.push([sharedLatin1(buf, nameStart, nameEnd), sharedTrimmed(buf, colon + 1, end)]);
+    this.lastFraming = this.contentLength === null && nameIs(buf, nameStart, nameEnd, 'content-length') ? CONTENT_LENGTH
+      : this.transferEncoding === null && nameIs(buf, nameStart, nameEnd, 'transfer-encoding') ? TRANSFER_ENCODING : NOT_FRAMING;
+    const keep = this.keeps(buf, nameStart, nameEnd);
+    this.lastPair = null;
+    if (!keep && this.lastFraming === NOT_FRAMING) return true;
+    const value = sharedTrimmed(buf, colon + 1, end);
+    if (this.lastFraming === CONTENT_LENGTH) this.contentLength = value;
+    else if (this.lastFraming === TRANSFER_ENCODING) this.transferEncoding = value;
+    if (keep) msg.headers.push(this.lastPair = [sharedLatin1(buf, nameStart, nameEnd), value]);
     return true;
+  }
+
+  /** Is the header named buf[start, end) kept? */
+  private keeps(buf: Buffer, start: number, end: number): boolean {
+    if (this.keepHeaders === null) return true;
+    for (const name of this.keepHeaders) if (nameIs(buf, start, end, name)) return true;
+    return false;
   }
 
   /** The state after msg's head; for a Content-Length body, `left` is its length. */
@@ -539,11 +579,11 @@ export class Http1Parser {
       if (method === 'HEAD' || status === 204 || status === 304) return 'start';
       if (method === 'CONNECT' && status >= 200 && status < 300) return 'tunnel';
     }
-    const te = this.encodingAt >= 0 ? msg.headers[this.encodingAt]![1] : '';
+    const te = this.transferEncoding ?? '';
     if (te && /(^|,)\s*chunked\s*$/i.test(te)) return 'chunk-size';
-    if (this.lengthAt >= 0) {
+    if (this.contentLength !== null) {
       // the first of a repeated value ("5, 5"); Number() ignores the whitespace around it
-      const cl = msg.headers[this.lengthAt]![1];
+      const cl = this.contentLength;
       const comma = cl.indexOf(',');
       const n = Number(comma < 0 ? cl : cl.slice(0, comma));
       if (Number.isInteger(n) && n >= 0) {

@@ -121,6 +121,19 @@ describe('HTTP/1 responses from a real server', () => {
     expect(counted.map((m) => ({ ...m, body: m.body.length }))).toEqual(kept.map((m) => ({ ...m, body: 0, bodySize: m.bodySize ?? m.body.length })));
     expect(counted.map((m) => m.bodySize)).toEqual([5, 11, 18, 0, BODY_CAP, 0, 12]);
   });
+  it('a parser keeping some headers gives the same messages with only those headers (and trailers), framed the same', () => {
+    const only = (msgs: HttpMessage[], names: string[]): HttpMessage[] =>
+      msgs.map((m) => ({ ...m, headers: m.headers.filter(([k]) => names.includes(k.toLowerCase())) }));
+    const folded = Buffer.from('GET /f HTTP/1.1\r\nHost: a\r\n b\r\nX-Skip: 1\r\n  more\r\nContent-Length: 3\r\n\r\nabc' +
+      'PUT /g HTTP/1.1\r\nTransfer-Encoding: gzip,\r\n chunked\r\n\r\n2\r\nok\r\n0\r\nHost: trailer\r\nX-T: 2\r\n\r\n', 'latin1');
+    for (const [data, response] of [[requests, false], [responses, true], [folded, false]] as const) {
+      const all = parseAll(data, 7, response);
+      expect(parseAll(data, 7, response, { headers: ['Host', 'content-type'] })).toEqual(only(all, ['host', 'content-type']));
+      expect(parseAll(data, 7, response, { headers: [] })).toEqual(only(all, []));
+    }
+    const [f, g] = parseAll(folded, 7, false, { headers: ['host'] });
+    expect([f!.headers, f!.body.toString(), g!.headers, g!.body.toString()]).toEqual([[['Host', 'a b']], 'abc', [['Host', 'trailer']], 'ok']);
+  });
   it('timestamps come from the chunk that carried the start line', () => {
     const p = new Http1Parser();
     const a = p.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Le'), 100);
