@@ -12,7 +12,7 @@
 // - JSON.stringify, for the whole record, when something in it is not plain data this writer reproduces
 //   exactly: toJSON, class instances, undefined members, bigint, functions, a cycle.
 
-import type { Endpoint, Flow, HttpExchangeSummary, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
+import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -142,6 +142,8 @@ interface Template<T> {
   write(w: ByteWriter, o: T, depth: number): void;
   /** On a template used at one place of a record: its memo's index in a writer's memos, its fields' kinds (see memoized) */
   memo?: { index: number; kinds: readonly FieldKind[] };
+  /** Keys that may follow the template's, whose values are lists of objects of a template */
+  lists?: ReadonlyMap<string, Template<never>>;
 }
 
 function template<T, K extends keyof T & string>(keys: readonly K[], write: (w: ByteWriter, o: T, k: KeyText<K>, depth: number) => void): Template<T> {
@@ -322,6 +324,14 @@ const EXCHANGE = template<HttpExchangeSummary, keyof HttpExchangeSummary>(['meth
   w.lit(k.status); w.value(o.status, d);
 });
 
+const DNS = template<DnsSummary, keyof DnsSummary>(['id', 'query', 'type', 'rcode', 'answers'], (w, o, k, d) => {
+  w.lit(k.id); w.value(o.id, d);
+  w.lit(k.query); w.value(o.query, d);
+  w.lit(k.type); w.value(o.type, d);
+  w.lit(k.rcode); w.value(o.rcode, d);
+  w.lit(k.answers); w.value(o.answers, d);
+});
+
 /** The fields every flow has from its creation (Analyzer.addFlow), in that order; the optional ones follow. */
 type FlowBase = Exclude<keyof Flow, 'httpOmitted' | 'dns' | 'netns'>;
 
@@ -346,6 +356,7 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.seenBy); w.value(o.seenBy, d);
   },
 );
+FLOW.lists = new Map([['dns', DNS]]);
 
 /** The bytes of JSON values, appended to one buffer. */
 class ByteWriter {
@@ -410,7 +421,7 @@ class ByteWriter {
       t.write(this, o, depth + 1);
       memo.written(o, this.buf, start, this.pos);
     }
-    if (more > 0) this.members(o, t.keys.length, depth + 1);
+    if (more > 0) this.members(o, t.keys.length, depth + 1, t.lists);
     this.byte(CLOSE_BRACE);
   }
 
@@ -462,8 +473,8 @@ class ByteWriter {
     this.byte(CLOSE_BRACE);
   }
 
-  /** The members of a plain object after its first `skip` keys (already written when skip > 0). */
-  private members(o: object, skip: number, depth: number): void {
+  /** The members of a plain object after its first `skip` keys (already written when skip > 0), `lists` by their templates. */
+  private members(o: object, skip: number, depth: number, lists?: ReadonlyMap<string, Template<never>>): void {
     this.walked = true;
     let i = 0;
     for (const k in o) {
@@ -474,7 +485,10 @@ class ByteWriter {
       if (i > 1) this.byte(COMMA);
       this.string(k);
       this.byte(COLON);
-      this.value(v, depth);
+      const t = lists?.get(k);
+      if (t === undefined) this.value(v, depth);
+      // as value() takes a list, one level deeper
+      else this.list(v, depth + 1, t);
     }
   }
 

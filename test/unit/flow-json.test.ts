@@ -108,6 +108,9 @@ describe('flow records as JSON lines', () => {
     const optional: [string, (f: Flow) => void][] = [
       ['netns', (f) => { f.netns = 4026532111; }],
       ['dns', (f) => { f.dns = [{ id: 1, query: 'a.test', type: 'AAAA', rcode: null, answers: ['AAAA ::1', 'CNAME b.test'] }]; }],
+      // entries in another key order, with a key more, not objects; no list at all
+      ['dnsOdd', (f) => { f.dns = [{ query: 'q', id: 2 }, null, { id: 3, query: null, type: null, rcode: null, answers: [], ttl: 5 }, 'x'] as unknown as Flow['dns']; }],
+      ['dnsText', (f) => { (f as unknown as Record<string, unknown>).dns = 'not a list'; }],
       ['httpOmitted', (f) => { f.httpOmitted = 3; }],
       ['negotiatedAlpn', (f) => { f.tls!.negotiatedAlpn = 'h2'; }],
       ['peerProcess', (f) => { delete f.peerProcess; f.peerProcess = { pid: 1, comm: 'x', exe: null }; }],
