@@ -264,7 +264,9 @@ export class Http1Parser {
   }
 
   private emit(m: HttpMessage): void {
-    (this.out ??= []).push(m);
+    // (a list of one, the usual case, sized to one)
+    if (this.out === null) this.out = [m];
+    else this.out.push(m);
   }
 
   /** The messages emitted since the last call. */
@@ -563,7 +565,7 @@ export class Http1Parser {
   /** Is the header named buf[start, end) kept? */
   private keeps(buf: Buffer, start: number, end: number): boolean {
     if (this.keepHeaders === null) return true;
-    for (const name of this.keepHeaders) if (nameIs(buf, start, end, name)) return true;
+    for (let i = 0; i < this.keepHeaders.length; i++) if (nameIs(buf, start, end, this.keepHeaders[i]!)) return true;
     return false;
   }
 

@@ -358,7 +358,8 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
   for (let i = 0; i < points; i++) out[w++] = POINTS[i]!;
   w = signatures < 0 ? putNone(out, w) : putU16s(out, w, buf, signatures + 2, signatures + 2 + u16(buf, signatures));
   out[w++] = alpn.length;
-  for (const name of alpn) {
+  for (let k = 0; k < alpn.length; k++) {
+    const name = alpn[k]!;
     out[w++] = name.length;
     for (let i = 0; i < name.length; i++) out[w++] = name.charCodeAt(i);
   }
