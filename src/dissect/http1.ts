@@ -222,7 +222,7 @@ export class Http1Parser {
   /** ts of the chunk that carried the first byte of the message being started */
   private headTs: number | null = null;
   /** request methods this (response) side is answering, oldest first; see expectResponseTo */
-  private readonly pendingMethods: string[] = [];
+  private pendingMethods: string[] | null = null;
   /** of the head read last: its length up to the end of its empty line */
   private headLength = 0;
   /** of a head whose end has not arrived: how many of its bytes were searched for the end; 0 otherwise */
@@ -250,7 +250,9 @@ export class Http1Parser {
    * Content-Length would swallow the next response.
    */
   expectResponseTo(method: string): void {
-    this.pendingMethods.push(method.toUpperCase());
+    // why a list of one first: most connections carry one request (an empty list grows to 17 slots)
+    if (this.pendingMethods === null) this.pendingMethods = [method.toUpperCase()];
+    else this.pendingMethods.push(method.toUpperCase());
   }
 
   /** The messages the bytes complete (a shared, frozen empty list when none). */
@@ -577,7 +579,7 @@ export class Http1Parser {
         // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request
         return status === 101 ? 'tunnel' : 'start';
       }
-      const method = this.pendingMethods.shift();
+      const method = this.pendingMethods?.shift();
       if (method === 'HEAD' || status === 204 || status === 304) return 'start';
       if (method === 'CONNECT' && status >= 200 && status < 300) return 'tunnel';
     }
