@@ -3,10 +3,12 @@
 // stringify, the join of the lines and their UTF-8 copy were a fifth of `flows --json` on the bench captures).
 //
 // Three ways to write an object, fastest first, each exact:
-// - a template (Flow, Endpoint, ProcessRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary): field values
-//   read by name and key text written from bytes made once. Used only when the object's own keys begin with
-//   the template's keys in the same order (one for-in compare); keys after them (fields the analyzer adds
+// - a template (Flow, Endpoint, ProcessRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary, DnsSummary): field
+//   values read by name and key text written from bytes made once. Used only when the object's own keys begin
+//   with the template's keys in the same order (one for-in compare); keys after them (fields the analyzer adds
 //   later in a flow's life: netns, dns, negotiatedAlpn, ...) are written by the walk below, in their order.
+//   TLS parameters, verdicts and processes are mostly the same from one flow to the next: their templates keep
+//   the bytes they wrote last and copy them for an object whose fields hold the same values (Memo).
 // - a walk of the object's own keys (for-in on a plain object lists exactly those, in JSON.stringify's
 //   order): any other plain object.
 // - JSON.stringify, for the whole record, when something in it is not plain data this writer reproduces
@@ -255,7 +257,7 @@ class Memo {
   }
 }
 
-let memos = 0;
+let memoCount = 0;
 
 /**
  * The template `t` with a memo of its own in each writer, for one place of a record (a memo changes only while its
@@ -263,7 +265,7 @@ let memos = 0;
  */
 function memoized<T>(t: Template<T>, kinds: Partial<Record<keyof T & string, FieldKind>> = {}): Template<T> {
   const k = kinds as Record<string, FieldKind | undefined>;
-  return { ...t, memo: { index: memos++, kinds: t.keys.map((key) => k[key] ?? 'value') } };
+  return { ...t, memo: { index: memoCount++, kinds: t.keys.map((key) => k[key] ?? 'value') } };
 }
 
 /** A plain object whose own keys are exactly `keys`. */
