@@ -8,17 +8,20 @@ export interface ClientHello {
   /** legacy_version from the hello body */
   version: number;
   /** supported_versions extension values in wire order (GREASE kept, as sent) */
-  supportedVersions: number[];
+  supportedVersions: readonly number[];
   /** cipher suites in wire order (GREASE kept, as sent) */
-  ciphers: number[];
+  ciphers: readonly number[];
   /** extension types in wire order (GREASE kept, as sent) */
-  extensions: number[];
+  extensions: readonly number[];
   sni: string | null;
-  /** ALPN protocol names; decoded byte-per-char (latin1) so arbitrary bytes survive */
+  /**
+   * ALPN protocol names; decoded byte-per-char (latin1) so arbitrary bytes survive. A parsed hello's list is
+   * shared with every hello that offers the same one (flows keep it), so it is frozen.
+   */
   alpn: string[];
-  groups: number[];
-  ecPointFormats: number[];
-  signatureAlgorithms: number[];
+  groups: readonly number[];
+  ecPointFormats: readonly number[];
+  signatureAlgorithms: readonly number[];
 }
 
 export interface ServerHello {
@@ -109,95 +112,163 @@ function reassembledHandshakeMessage(stream: Buffer): HandshakeMessage | null | 
   return { type: all[0]!, buf: all, start: 4, end: need };
 }
 
-/**
- * Bounds-checked big-endian reader over buf[off, end); every read past the end throws RangeError.
- * Nested vectors share the buffer (offsets, no subarray): hellos are parsed for every TLS flow.
- */
-class Reader {
-  constructor(readonly buf: Buffer, public off = 0, public end = buf.length) {}
-  get left(): number {
-    return this.end - this.off;
+// ---- bounds-checked reads ----
+// Plain functions over (buf, offset, end) rather than reader objects: a hello is parsed for every TLS flow,
+// and readers per vector and extension were a good part of its allocations. A read past `end` throws
+// RangeError, which the hello parsers turn into null (not a hello).
+
+/** `at + n`, when n bytes from `at` lie before `end`. */
+function fit(at: number, n: number, end: number): number {
+  if (end - at < n) throw new RangeError('short');
+  return at + n;
+}
+
+function u16(buf: Buffer, at: number): number {
+  return (buf[at]! << 8) | buf[at + 1]!;
+}
+
+/** Where the vector at `at` with an 8-bit length ends. */
+function vec8End(buf: Buffer, at: number, end: number): number {
+  fit(at, 1, end);
+  return fit(at + 1, buf[at]!, end);
+}
+
+/** Where the vector at `at` with a 16-bit length ends. */
+function vec16End(buf: Buffer, at: number, end: number): number {
+  fit(at, 2, end);
+  return fit(at + 2, u16(buf, at), end);
+}
+
+/** The first host_name in a server_name extension's data buf[at, end) (all entries checked), or null. */
+function serverName(buf: Buffer, at: number, end: number): string | null {
+  // (empty extension data, as a server echoes it, is an empty list)
+  const listEnd = at === end ? end : vec16End(buf, at, end);
+  let name: string | null = null;
+  for (at = at === end ? end : at + 2; at < listEnd;) {
+    fit(at, 3, listEnd);
+    const nameEnd = fit(at + 3, u16(buf, at + 1), listEnd);
+    if (buf[at] === 0 && name === null) name = sharedLatin1(buf, at + 3, nameEnd);
+    at = nameEnd;
   }
-  u8(): number {
-    if (this.left < 1) throw new RangeError('short');
-    return this.buf[this.off++]!;
+  return name;
+}
+
+// why: hellos of one client offer the same ALPN list; flows keep it, so it is one frozen list, not one each
+const ALPN_LISTS = new Map<string, string[]>();
+const NO_ALPN: string[] = Object.freeze([]) as unknown as string[];
+
+/** The protocol names of an ALPN extension's data buf[at, end) (shared, frozen). */
+function alpnList(buf: Buffer, at: number, end: number): string[] {
+  const listEnd = vec16End(buf, at, end);
+  // the list's bytes (as shared text) name it: equal bytes, equal names
+  const bytes = sharedLatin1(buf, at + 2, listEnd);
+  const known = ALPN_LISTS.get(bytes);
+  if (known !== undefined) return known;
+  const names: string[] = [];
+  for (at += 2; at < listEnd;) {
+    const nameEnd = vec8End(buf, at, listEnd);
+    names.push(sharedLatin1(buf, at + 1, nameEnd));
+    at = nameEnd;
   }
-  u16(): number {
-    if (this.left < 2) throw new RangeError('short');
-    const v = (this.buf[this.off]! << 8) | this.buf[this.off + 1]!;
-    this.off += 2;
-    return v;
+  if (ALPN_LISTS.size >= 1024) ALPN_LISTS.clear();
+  ALPN_LISTS.set(bytes, Object.freeze(names) as string[]);
+  return names;
+}
+
+// ---- ClientHello ----
+// A parsed hello's fingerprint fields are packed into one Uint16Array as they are read, in this order, each
+// list preceded by its length: version, SNI present (1) or not (0), ciphers, extensions, supported
+// versions, groups, EC point formats, signature algorithms; then ALPN: the number of names and each name
+// as its length and its bytes. The analyzer hashes these fields to find a hello's fingerprints among those
+// it has already computed; the lists themselves are decoded from them only when asked for (JA3/JA4 of a
+// new fingerprint), so a hello costs two objects, not eight arrays and their readers.
+const LIST_CIPHERS = 0;
+const LIST_EXTENSIONS = 1;
+const LIST_SUPPORTED_VERSIONS = 2;
+const LIST_GROUPS = 3;
+const LIST_EC_POINT_FORMATS = 4;
+const LIST_SIGNATURE_ALGORITHMS = 5;
+const FIRST_LIST = 2;
+
+class PackedClientHello implements ClientHello {
+  constructor(readonly fields: Uint16Array, readonly sni: string | null, readonly alpn: string[]) {}
+  get version(): number {
+    return this.fields[0]!;
   }
-  skip(n: number): void {
-    if (this.left < n) throw new RangeError('short');
-    this.off += n;
+  get ciphers(): readonly number[] {
+    return packedList(this.fields, LIST_CIPHERS);
   }
-  /** The next n bytes as latin1 text (short text shared, see sharedLatin1). */
-  text(n: number): string {
-    if (this.left < n) throw new RangeError('short');
-    const s = sharedLatin1(this.buf, this.off, this.off + n);
-    this.off += n;
-    return s;
+  get extensions(): readonly number[] {
+    return packedList(this.fields, LIST_EXTENSIONS);
   }
-  private sub(n: number): Reader {
-    if (this.left < n) throw new RangeError('short');
-    const r = new Reader(this.buf, this.off, this.off + n);
-    this.off += n;
-    return r;
+  get supportedVersions(): readonly number[] {
+    return packedList(this.fields, LIST_SUPPORTED_VERSIONS);
   }
-  vec8(): Reader {
-    return this.sub(this.u8());
+  get groups(): readonly number[] {
+    return packedList(this.fields, LIST_GROUPS);
   }
-  vec16(): Reader {
-    return this.sub(this.u16());
+  get ecPointFormats(): readonly number[] {
+    return packedList(this.fields, LIST_EC_POINT_FORMATS);
   }
-  /** Skips a vector with an 8-bit length. */
-  skipVec8(): void {
-    this.skip(this.u8());
-  }
-  /** A vector with a 16-bit (`wide`) or 8-bit length, as 16-bit values (a trailing odd byte is skipped). */
-  u16Vec(wide: boolean): number[] {
-    const len = wide ? this.u16() : this.u8();
-    if (this.left < len) throw new RangeError('short');
-    const n = len >> 1;
-    // why: sized once (pushing ~30 cipher suites grew the array several times), read straight from the bytes
-    const out = new Array<number>(n);
-    const buf = this.buf;
-    for (let i = 0, o = this.off; i < n; i++, o += 2) out[i] = (buf[o]! << 8) | buf[o + 1]!;
-    this.off += len;
-    return out;
+  get signatureAlgorithms(): readonly number[] {
+    return packedList(this.fields, LIST_SIGNATURE_ALGORITHMS);
   }
 }
 
-/**
- * Walks a hello's extensions block in place: next() moves to the following extension, `data` then reads
- * its body. One reader for all of them (moved by next()), not one per extension: most are only listed.
- */
-class Extensions {
-  type = -1;
-  readonly data: Reader;
-  private readonly all: Reader | null;
-  constructor(hello: Reader) {
-    this.all = hello.left === 0 ? null : hello.vec16();
-    this.data = new Reader(hello.buf, 0, 0);
-  }
-  next(): boolean {
-    const all = this.all;
-    if (all === null || all.left === 0) return false;
-    this.type = all.u16();
-    const len = all.u16();
-    this.data.off = all.off;
-    all.skip(len);
-    this.data.end = all.off;
-    return true;
-  }
+/** The k-th list of packed fields, as a new array. */
+function packedList(fields: Uint16Array, k: number): number[] {
+  let at = FIRST_LIST;
+  for (let i = 0; i < k; i++) at += 1 + fields[at]!;
+  // why a loop: Array.from walks a typed array through its iterator, an object per value
+  const list = new Array<number>(fields[at]!);
+  for (let i = 0; i < list.length; i++) list[i] = fields[at + 1 + i]!;
+  return list;
 }
+
+/**
+ * A hello's fingerprint fields, packed (see PackedClientHello): equal fields, equal JA3 and JA4 (for one
+ * transport). A parsed hello's own; another hello's packed anew.
+ */
+export function helloFields(ch: ClientHello): Uint16Array {
+  if (ch instanceof PackedClientHello) return ch.fields;
+  const lists = [ch.ciphers, ch.extensions, ch.supportedVersions, ch.groups, ch.ecPointFormats, ch.signatureAlgorithms];
+  const out: number[] = [ch.version, ch.sni === null ? 0 : 1];
+  for (const list of lists) out.push(list.length, ...list);
+  out.push(ch.alpn.length);
+  for (const name of ch.alpn) out.push(name.length, ...Buffer.from(name, 'latin1'));
+  return Uint16Array.from(out);
+}
+
+// why: hellos' fields are cut from shared blocks (a view each, no buffer each). A block stays alive while a
+// hello cut from it does; the analyzer keeps none (it copies the few distinct ones), and blocks are small
+// (16 KiB, some 70 hellos) so that a caller keeping some hellos does not keep much more than them.
+const BLOCK = 0x2000;
+let block = new Uint16Array(BLOCK);
+let blockUsed = 0;
+
+/** Room for at least n fields at block[blockUsed]. */
+function reserve(n: number): void {
+  if (block.length - blockUsed >= n) return;
+  block = new Uint16Array(Math.max(BLOCK, n));
+  blockUsed = 0;
+}
+
+/** Writes the count and the 16-bit values of buf[at, end) (a trailing odd byte skipped) at out[w]; returns the next w. */
+function putU16s(out: Uint16Array, w: number, buf: Buffer, at: number, end: number): number {
+  const n = (end - at) >> 1;
+  out[w++] = n;
+  for (let i = 0; i < n; i++, at += 2) out[w++] = u16(buf, at);
+  return w;
+}
+
+// EC point formats read so far (the only list that several extensions add to), reused; as many as the hello has bytes
+let POINTS = new Uint8Array(256);
 
 export function parseClientHello(stream: Buffer): ClientHello | null | 'incomplete' {
   const msg = firstHandshakeMessage(stream);
   if (msg === null || msg === 'incomplete') return msg;
   if (msg.type !== HS_CLIENT_HELLO) return null;
-  return parseClientHelloBody(new Reader(msg.buf, msg.start, msg.end));
+  return parseClientHelloBody(msg.buf, msg.start, msg.end);
 }
 
 /**
@@ -210,67 +281,96 @@ export function parseClientHelloMessage(msg: Buffer): ClientHello | null | 'inco
   const len = msg.readUIntBE(1, 3);
   if (len + 4 > MAX_HELLO) return null;
   if (msg.length < 4 + len) return 'incomplete';
-  return parseClientHelloBody(new Reader(msg, 4, 4 + len));
+  return parseClientHelloBody(msg, 4, 4 + len);
 }
 
-function parseClientHelloBody(r: Reader): ClientHello | null {
+function parseClientHelloBody(buf: Buffer, start: number, end: number): ClientHello | null {
   try {
-    const version = r.u16();
-    r.skip(32);
-    r.skipVec8();
-    const ciphers = r.u16Vec(true);
-    r.skipVec8();
-    const ch: ClientHello = {
-      version, supportedVersions: [], ciphers, extensions: [], sni: null, alpn: [], groups: [],
-      ecPointFormats: [], signatureAlgorithms: [],
-    };
-    for (const ext = new Extensions(r); ext.next();) {
-      ch.extensions.push(ext.type);
-      switch (ext.type) {
-        case EXT_SERVER_NAME: {
-          const data = ext.data;
-          const list = data.left > 0 ? data.vec16() : data;
-          while (list.left > 0) {
-            const nameType = list.u8();
-            const len = list.u16();
-            if (nameType === 0 && ch.sni === null) ch.sni = list.text(len);
-            else list.skip(len);
-          }
-          break;
-        }
-        case EXT_ALPN:
-          ch.alpn = readAlpn(ext.data);
-          break;
-        case EXT_SUPPORTED_VERSIONS:
-          ch.supportedVersions = ext.data.u16Vec(false);
-          break;
-        case EXT_SUPPORTED_GROUPS:
-          ch.groups = ext.data.u16Vec(true);
-          break;
-        case EXT_EC_POINT_FORMATS: {
-          const pf = ext.data.vec8();
-          while (pf.left > 0) ch.ecPointFormats.push(pf.u8());
-          break;
-        }
-        case EXT_SIGNATURE_ALGORITHMS:
-          ch.signatureAlgorithms = ext.data.u16Vec(true);
-          break;
-        default:
-          break;
-      }
-    }
-    return ch;
+    return readClientHello(buf, start, end);
   } catch (e) {
     if (e instanceof RangeError) return null;
     throw e;
   }
 }
 
-function readAlpn(data: Reader): string[] {
-  const list = data.vec16();
-  const out: string[] = [];
-  while (list.left > 0) out.push(list.text(list.u8()));
-  return out;
+/** The hello body buf[start, end), its fields packed at block[blockUsed]. */
+function readClientHello(buf: Buffer, start: number, end: number): PackedClientHello {
+  // why this bound: each field but six count words takes at least one byte of the hello
+  reserve(end - start + 8);
+  if (POINTS.length < end - start) POINTS = new Uint8Array(end - start);
+  const out = block;
+  const first = blockUsed;
+  let at = vec8End(buf, fit(start, 34, end), end); // version, random, session id
+  out[first] = u16(buf, start);
+  let w = first + 2;
+  const ciphersEnd = vec16End(buf, at, end);
+  w = putU16s(out, w, buf, at + 2, ciphersEnd);
+  at = vec8End(buf, ciphersEnd, end); // compression methods
+  const typesAt = w++;
+  let sni: string | null = null;
+  let alpn = NO_ALPN;
+  // where the last of each extension read whole later begins (-1: none)
+  let versions = -1;
+  let groups = -1;
+  let signatures = -1;
+  let points = 0;
+  const extsEnd = at === end ? end : vec16End(buf, at, end);
+  for (at = at === end ? end : at + 2; at < extsEnd;) {
+    fit(at, 4, extsEnd);
+    const type = u16(buf, at);
+    const data = at + 4;
+    const dataEnd = fit(data, u16(buf, at + 2), extsEnd);
+    out[w++] = type;
+    switch (type) {
+      case EXT_SERVER_NAME: {
+        const name = serverName(buf, data, dataEnd);
+        if (sni === null) sni = name;
+        break;
+      }
+      case EXT_ALPN:
+        alpn = alpnList(buf, data, dataEnd);
+        break;
+      case EXT_SUPPORTED_VERSIONS:
+        vec8End(buf, data, dataEnd);
+        versions = data;
+        break;
+      case EXT_SUPPORTED_GROUPS:
+        vec16End(buf, data, dataEnd);
+        groups = data;
+        break;
+      case EXT_EC_POINT_FORMATS:
+        for (let p = data + 1, pEnd = vec8End(buf, data, dataEnd); p < pEnd; p++) POINTS[points++] = buf[p]!;
+        break;
+      case EXT_SIGNATURE_ALGORITHMS:
+        vec16End(buf, data, dataEnd);
+        signatures = data;
+        break;
+      default:
+        break;
+    }
+    at = dataEnd;
+  }
+  out[typesAt] = w - typesAt - 1;
+  out[first + 1] = sni === null ? 0 : 1;
+  w = versions < 0 ? putNone(out, w) : putU16s(out, w, buf, versions + 1, versions + 1 + buf[versions]!);
+  w = groups < 0 ? putNone(out, w) : putU16s(out, w, buf, groups + 2, groups + 2 + u16(buf, groups));
+  out[w++] = points;
+  for (let i = 0; i < points; i++) out[w++] = POINTS[i]!;
+  w = signatures < 0 ? putNone(out, w) : putU16s(out, w, buf, signatures + 2, signatures + 2 + u16(buf, signatures));
+  out[w++] = alpn.length;
+  for (let k = 0; k < alpn.length; k++) {
+    const name = alpn[k]!;
+    out[w++] = name.length;
+    for (let i = 0; i < name.length; i++) out[w++] = name.charCodeAt(i);
+  }
+  blockUsed = w;
+  return new PackedClientHello(new Uint16Array(out.buffer, first * 2, w - first), sni, alpn);
+}
+
+/** An empty list at out[w]; returns the next w. */
+function putNone(out: Uint16Array, w: number): number {
+  out[w] = 0;
+  return w + 1;
 }
 
 export function parseServerHello(stream: Buffer): ServerHello | null | 'incomplete' {
@@ -278,26 +378,34 @@ export function parseServerHello(stream: Buffer): ServerHello | null | 'incomple
   if (msg === null || msg === 'incomplete') return msg;
   if (msg.type !== HS_SERVER_HELLO) return null;
   try {
-    const r = new Reader(msg.buf, msg.start, msg.end);
-    const version = r.u16();
-    r.skip(32);
-    r.skipVec8();
-    const cipher = r.u16();
-    r.u8();
-    const sh: ServerHello = { version, selectedVersion: version, cipher, alpn: null, extensions: [] };
-    for (const ext = new Extensions(r); ext.next();) {
-      sh.extensions.push(ext.type);
-      if (ext.type === EXT_SUPPORTED_VERSIONS && ext.data.left >= 2) sh.selectedVersion = ext.data.u16();
-      else if (ext.type === EXT_ALPN) sh.alpn = readAlpn(ext.data)[0] ?? null;
-    }
-    return sh;
+    return readServerHello(msg.buf, msg.start, msg.end);
   } catch (e) {
     if (e instanceof RangeError) return null;
     throw e;
   }
 }
 
-function noGrease(list: number[]): number[] {
+function readServerHello(buf: Buffer, start: number, end: number): ServerHello {
+  let at = vec8End(buf, fit(start, 34, end), end); // version, random, session id
+  const version = u16(buf, start);
+  const cipher = u16(buf, fit(at, 3, end) - 3);
+  at += 3; // cipher, compression method
+  const sh: ServerHello = { version, selectedVersion: version, cipher, alpn: null, extensions: [] };
+  const extsEnd = at === end ? end : vec16End(buf, at, end);
+  for (at = at === end ? end : at + 2; at < extsEnd;) {
+    fit(at, 4, extsEnd);
+    const type = u16(buf, at);
+    const data = at + 4;
+    const dataEnd = fit(data, u16(buf, at + 2), extsEnd);
+    sh.extensions.push(type);
+    if (type === EXT_SUPPORTED_VERSIONS && dataEnd - data >= 2) sh.selectedVersion = u16(buf, data);
+    else if (type === EXT_ALPN) sh.alpn = alpnList(buf, data, dataEnd)[0] ?? null;
+    at = dataEnd;
+  }
+  return sh;
+}
+
+function noGrease(list: readonly number[]): number[] {
   return list.filter((v) => !isGrease(v));
 }
 

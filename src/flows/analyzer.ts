@@ -1,8 +1,8 @@
 // The flow table: pcapng blocks in (one or more node streams), Flow records out. Decodes packets, orients
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
-import { parseClientHello, parseServerHello, ja3, ja4, tlsVersionName, cipherName, type ClientHello, type ServerHello } from '../dissect/tls.js';
-import { Http1Parser, looksBinary, looksLikeHttp1, type HttpMessage } from '../dissect/http1.js';
+import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, type ClientHello, type ServerHello } from '../dissect/tls.js';
+import { Http1Parser, looksBinary, looksLikeHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
@@ -178,66 +178,31 @@ function hookState(x: FlowExtra): HookState {
 }
 
 /**
- * The hello fields JA3/JA4 depend on, in KEY[0, n) (one 16-bit value each, each list preceded by its length),
- * and their hash in H1 and H2; returns n. Cheaper to build, hash and compare than joined decimal text.
+ * Hashes the hello fields JA3/JA4 depend on (helloFields: the parser's packed fields, no copy) and the
+ * transport into H1 and H2. Cheaper to hash and compare than joined decimal text.
  */
-function helloKey(ch: ClientHello, transport: 'tcp' | 'quic'): number {
-  let size = 10 + ch.supportedVersions.length + ch.ciphers.length + ch.extensions.length + ch.groups.length
-    + ch.ecPointFormats.length + ch.signatureAlgorithms.length + ch.alpn.length;
-  for (let i = 0; i < ch.alpn.length; i++) size += ch.alpn[i]!.length;
-  while (KEY.length < size) KEY = growKey(KEY);
-  const k = KEY;
-  k[0] = ch.version;
-  k[1] = ch.sni === null ? 0 : 1;
-  k[2] = transport === 'quic' ? 1 : 0;
-  let n = putList(k, 3, ch.supportedVersions);
-  n = putList(k, n, ch.ciphers);
-  n = putList(k, n, ch.extensions);
-  n = putList(k, n, ch.groups);
-  n = putList(k, n, ch.ecPointFormats);
-  n = putList(k, n, ch.signatureAlgorithms);
-  k[n++] = ch.alpn.length;
-  for (const a of ch.alpn) {
-    k[n++] = a.length;
-    for (let i = 0; i < a.length; i++) k[n++] = a.charCodeAt(i);
-  }
+function hashHello(fields: Uint16Array, quic: boolean): void {
   // why: the lanes in locals, stored once (mix() per value updates the module's two lanes each time)
   let h1 = 0x811c9dc5;
   let h2 = 0xcbf29ce4;
-  for (let i = 0; i < n; i++) {
-    const c = k[i]!;
+  for (let i = 0; i < fields.length; i++) {
+    const c = fields[i]!;
     h1 = Math.imul(h1 ^ c, 0x01000193);
     h2 = Math.imul(h2 ^ c, 0x01b3) ^ (h1 >>> 7);
   }
+  const t = quic ? 1 : 0;
+  h1 = Math.imul(h1 ^ t, 0x01000193);
   H1 = h1;
-  H2 = h2;
-  return n;
-}
-
-/** Writes a list's length and then its values into `k` from `n` on; returns the next free index. */
-function putList(k: Uint16Array, n: number, list: ArrayLike<number>): number {
-  k[n++] = list.length;
-  // why indexed: the parser sizes these arrays up front (holey), where for-of is slower
-  for (let i = 0; i < list.length; i++) k[n++] = list[i]!;
-  return n;
+  H2 = Math.imul(h2 ^ t, 0x01b3) ^ (h1 >>> 7);
 }
 
 /** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
-interface Fingerprint { key: Uint16Array; ja3: string; ja3Hash: string; ja4: string; alpn: string[] }
+interface Fingerprint { fields: Uint16Array; quic: boolean; ja3: string; ja3Hash: string; ja4: string }
 
-function sameKey(key: Uint16Array, n: number): boolean {
-  if (key.length !== n) return false;
-  for (let i = 0; i < n; i++) if (key[i] !== KEY[i]) return false;
+function sameFields(a: Uint16Array, b: Uint16Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** helloKey's scratch (one per analysis thread, reused): no array grown per ClientHello. */
-let KEY: Uint16Array = new Uint16Array(512);
-
-function growKey(k: Uint16Array): Uint16Array {
-  const b = new Uint16Array(k.length * 2);
-  b.set(k);
-  return b;
 }
 
 /**
@@ -404,6 +369,7 @@ export class Analyzer {
   /** Names the pod owning an address, or `container:<id>` (a container id from the helper's proc records), in
    *  Kubernetes captures; flow.pod is the owning process's pod, else the client's, else the server's. */
   podLookup: ((key: string) => PodRef | null) | null = null;
+  private readonly http1Options: Http1Options;
 
   constructor(options: AnalyzerOptions = {}) {
     this.opts = {
@@ -414,6 +380,9 @@ export class Analyzer {
     };
     this.observe = options.onPacket ?? null;
     this.part = options.partition && options.partition.count > 1 ? options.partition : null;
+    // why: without details an exchange keeps no body and no header but Host (the summaries' host), so its
+    // parsers keep none either
+    this.http1Options = this.opts.details ? {} : { bodies: false, headers: ['host'] };
   }
 
   /**
@@ -855,7 +824,7 @@ export class Analyzer {
       case 'http2':
         for (const c2s of [true, false]) {
           const dir = this.dir(fs, c2s);
-          if (app === 'http') dir.http1 = new Http1Parser();
+          if (app === 'http') dir.http1 = new Http1Parser(this.http1Options);
           else dir.http2 = new Http2Parser(c2s ? 'client' : 'server');
           const head = dir.head;
           dir.head = null;
@@ -908,21 +877,24 @@ export class Analyzer {
     tls.sni = ch.sni;
     // why: one client sends the same hello fields on every connection; hashing them once per distinct set
     // instead of per flow was a sixth of the time on captures with many short TLS connections.
-    const n = helloKey(ch, transport);
+    const fields = helloFields(ch);
+    const quic = transport === 'quic';
+    hashHello(fields, quic);
     // why: a number key (53 bits of the 64-bit hash): no string built and hashed per hello
     const hash = (H1 >>> 0) * 0x200000 + (H2 >>> 11);
     let fp = this.fingerprints.get(hash);
-    if (!fp || !sameKey(fp.key, n)) {
+    if (!fp || fp.quic !== quic || !sameFields(fp.fields, fields)) {
       const j3 = ja3(ch);
-      // why the hello's ALPN list too: it is part of the key, so every flow with these fields shares one list
-      fp = { key: KEY.slice(0, n), ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport), alpn: Object.freeze(ch.alpn.slice()) as string[] };
+      // why a copy: the parser's fields are a view of a shared block
+      fp = { fields: fields.slice(), quic, ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
       if (this.fingerprints.size >= 4096) this.fingerprints.clear();
       this.fingerprints.set(hash, fp);
     }
     tls.ja3 = fp.ja3;
     tls.ja3Hash = fp.ja3Hash;
     tls.ja4 = fp.ja4;
-    tls.alpn = fp.alpn;
+    // (the parser's list, shared by every hello offering the same one)
+    tls.alpn = ch.alpn;
   }
 
   private applyServerHello(fs: FlowState, sh: ServerHello): void {
@@ -1110,7 +1082,7 @@ export class Analyzer {
       const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
       else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) {
-        dd.http1 = new Http1Parser();
+        dd.http1 = new Http1Parser(this.http1Options);
         if (!c2s && x.pendingMethods) {
           for (const method of x.pendingMethods) dd.http1.expectResponseTo(method);
           x.pendingMethods = null;

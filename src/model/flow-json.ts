@@ -3,16 +3,18 @@
 // stringify, the join of the lines and their UTF-8 copy were a fifth of `flows --json` on the bench captures).
 //
 // Three ways to write an object, fastest first, each exact:
-// - a template (Flow, Endpoint, ProcessRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary): field values
-//   read by name and key text written from bytes made once. Used only when the object's own keys begin with
-//   the template's keys in the same order (one for-in compare); keys after them (fields the analyzer adds
+// - a template (Flow, Endpoint, ProcessRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary, DnsSummary): field
+//   values read by name and key text written from bytes made once. Used only when the object's own keys begin
+//   with the template's keys in the same order (one for-in compare); keys after them (fields the analyzer adds
 //   later in a flow's life: netns, dns, negotiatedAlpn, ...) are written by the walk below, in their order.
+//   TLS parameters, verdicts and processes are mostly the same from one flow to the next: their templates keep
+//   the bytes they wrote last and copy them for an object whose fields hold the same values (Memo).
 // - a walk of the object's own keys (for-in on a plain object lists exactly those, in JSON.stringify's
 //   order): any other plain object.
 // - JSON.stringify, for the whole record, when something in it is not plain data this writer reproduces
 //   exactly: toJSON, class instances, undefined members, bigint, functions, a cycle.
 
-import type { Endpoint, Flow, HttpExchangeSummary, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
+import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -80,6 +82,16 @@ export class FlowJsonLines {
     return this.w.pos;
   }
 
+  /** Strings kept encoded (tests check the cache stays bounded). */
+  get cachedStrings(): number {
+    return this.w.encoded.size;
+  }
+
+  /** Objects written as copies of the bytes of the last one like them (see Memo; tests check they are). */
+  get copied(): number {
+    return this.w.copied;
+  }
+
   get full(): boolean {
     return this.w.pos >= this.chunkBytes;
   }
@@ -130,6 +142,10 @@ interface Template<T> {
   keys: readonly string[];
   /** Writes the opening brace and the template's fields (not the closing brace). */
   write(w: ByteWriter, o: T, depth: number): void;
+  /** On a template used at one place of a record: its memo's index in a writer's memos, its fields' kinds (see memoized) */
+  memo?: { index: number; kinds: readonly FieldKind[] };
+  /** Keys that may follow the template's, whose values are lists of objects of a template */
+  lists?: ReadonlyMap<string, Template<never>>;
 }
 
 function template<T, K extends keyof T & string>(keys: readonly K[], write: (w: ByteWriter, o: T, k: KeyText<K>, depth: number) => void): Template<T> {
@@ -151,6 +167,128 @@ const PROCESS = template<ProcessRef, keyof ProcessRef>(['pid', 'comm', 'exe', 'c
   w.lit(k.containerId); w.value(o.containerId, d);
 });
 
+/** A field's kind, for comparing it with the one last written: a plain value, a list of them, an object of a memoized template. */
+type FieldKind = 'value' | 'list' | Template<never>;
+
+/** A field's kind in a writer's memo: as FieldKind, with the writer's memo of a nested template. */
+type MemoKind = 'value' | 'list' | Memo;
+
+/** In Memo.values: the field held an object, the same as its template's memo holds. */
+const NESTED = Symbol('nested');
+
+/**
+ * What a template wrote last at one place of a record (its fields, not the closing brace) and the values it wrote
+ * them from: the next object there whose fields hold the same values gets those bytes copied. The TLS parameters,
+ * verdicts and processes of a capture's flows mostly repeat from one flow to the next. The bytes are a function of
+ * the values alone (=== values write the same text, 0 and -0 too). A field is read up to three times (compare,
+ * write, remember): a getter must give the same value each time.
+ */
+class Memo {
+  private readonly values: unknown[] = [];
+  /** null while there is nothing to compare with */
+  bytes: Uint8Array | null = null;
+  private store = new Uint8Array(256);
+  /** objects written since the last match */
+  private misses = 0;
+
+  constructor(readonly keys: readonly string[], private readonly kinds: readonly MemoKind[]) {}
+
+  /** Whether o (its own keys begin with the template's) has the values last written. */
+  matches(o: object): boolean {
+    if (this.bytes === null) return false;
+    const { keys, kinds, values } = this;
+    let i = 0;
+    // why for-in: its keys are o's own in order (the template's first) and it reads each from where o keeps it;
+    // a read by a key from the list takes a lookup each
+    for (const key in o) {
+      if (i === keys.length) break;
+      const v = (o as Record<string, unknown>)[key];
+      const kind = kinds[i]!;
+      const last = values[i];
+      if (kind === 'value') {
+        if (v !== last) return false;
+      } else if (kind === 'list') {
+        if (!sameList(v, last as unknown[])) return false;
+      } else if (v === null || last === null) {
+        if (v !== last) return false;
+      } else if (!isTemplated(v, kind.keys) || !kind.matches(v)) {
+        return false;
+      }
+      i++;
+    }
+    this.misses = 0;
+    return true;
+  }
+
+  /**
+   * After a miss: o's fields were written to buf from `start` to `end`. Keeps them when they can be told again
+   * from o's values alone, and when worth it: values that change from each object to the next would be kept for
+   * nothing each time (a quarter more time for such TLS flows), so a run of misses keeps its 1st, 2nd, 4th, 8th,
+   * 16th, then every 16th.
+   */
+  written(o: object, buf: Uint8Array, start: number, end: number): void {
+    const run = ++this.misses;
+    if (run > 16 ? run % 16 !== 0 : (run & (run - 1)) !== 0) return;
+    const { keys, kinds, values } = this;
+    for (let i = 0; i < keys.length; i++) {
+      const v = (o as Record<string, unknown>)[keys[i]!];
+      const kind = kinds[i]!;
+      if (kind === 'value') {
+        if (typeof v === 'object' && v !== null) return;
+        values[i] = v;
+      } else if (kind === 'list') {
+        if (!plainList(v)) return;
+        values[i] = v.slice();
+      } else if (v === null) {
+        values[i] = null;
+      } else {
+        // a nested object written by its template (no keys after them) and kept by its memo just now (if not,
+        // this could not match before the nested memo keeps one, which it does only while this one writes)
+        if (!isTemplated(v, kind.keys) || kind.bytes === null) return;
+        values[i] = NESTED;
+      }
+    }
+    // why a store that only grows: a new buffer each time (off the JS heap at this size) cost more than the copies
+    // saved; and a plain view of buf, not a Buffer's subarray (which makes a Buffer, a slow constructor)
+    const n = end - start;
+    if (n > this.store.length) this.store = new Uint8Array(Math.max(n, this.store.length * 2));
+    this.store.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n));
+    this.bytes = this.store.subarray(0, n);
+  }
+}
+
+let memoCount = 0;
+
+/**
+ * The template `t` with a memo of its own in each writer, for one place of a record (a memo changes only while its
+ * parent writes, which then remembers anew). `kinds`: fields that are not plain values.
+ */
+function memoized<T>(t: Template<T>, kinds: Partial<Record<keyof T & string, FieldKind>> = {}): Template<T> {
+  const k = kinds as Record<string, FieldKind | undefined>;
+  return { ...t, memo: { index: memoCount++, kinds: t.keys.map((key) => k[key] ?? 'value') } };
+}
+
+/** A plain object whose own keys are exactly `keys`. */
+function isTemplated(v: unknown, keys: readonly string[]): v is object {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && keysAfter(v, keys) === 0;
+}
+
+/** An array of plain values only (one just written: JSON.stringify writes it element by element). */
+function plainList(v: unknown): v is unknown[] {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) {
+    const e: unknown = v[i];
+    if (typeof e === 'object' && e !== null) return false;
+  }
+  return true;
+}
+
+function sameList(v: unknown, last: unknown[]): boolean {
+  if (!Array.isArray(v) || v.length !== last.length || !plainArray(v)) return false;
+  for (let i = 0; i < v.length; i++) if (v[i] !== last[i]) return false;
+  return true;
+}
+
 const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', 'confidence', 'plaintext', 'reason', 'version'], (w, o, k, d) => {
   w.lit(k.library); w.value(o.library, d);
   w.lit(k.via); w.value(o.via, d);
@@ -160,7 +298,10 @@ const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', '
   w.lit(k.version); w.value(o.version, d);
 });
 
-const TLS = template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
+const CLIENT_SIDE = memoized(SIDE);
+const SERVER_SIDE = memoized(SIDE);
+
+const TLS = memoized(template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
   ['sni', 'alpn', 'version', 'cipher', 'ja3', 'ja3Hash', 'ja4', 'client', 'server'],
   (w, o, k, d) => {
     w.lit(k.sni); w.value(o.sni, d);
@@ -170,16 +311,27 @@ const TLS = template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
     w.lit(k.ja3); w.value(o.ja3, d);
     w.lit(k.ja3Hash); w.value(o.ja3Hash, d);
     w.lit(k.ja4); w.value(o.ja4, d);
-    w.lit(k.client); w.templated(o.client, SIDE, d);
-    w.lit(k.server); w.templated(o.server, SIDE, d);
+    w.lit(k.client); w.templated(o.client, CLIENT_SIDE, d);
+    w.lit(k.server); w.templated(o.server, SERVER_SIDE, d);
   },
-);
+), { alpn: 'list', client: CLIENT_SIDE, server: SERVER_SIDE });
+
+const PROCESS_MEMO = memoized(PROCESS);
+const PEER_PROCESS_MEMO = memoized(PROCESS);
 
 const EXCHANGE = template<HttpExchangeSummary, keyof HttpExchangeSummary>(['method', 'host', 'path', 'status'], (w, o, k, d) => {
   w.lit(k.method); w.value(o.method, d);
   w.lit(k.host); w.value(o.host, d);
   w.lit(k.path); w.value(o.path, d);
   w.lit(k.status); w.value(o.status, d);
+});
+
+const DNS = template<DnsSummary, keyof DnsSummary>(['id', 'query', 'type', 'rcode', 'answers'], (w, o, k, d) => {
+  w.lit(k.id); w.value(o.id, d);
+  w.lit(k.query); w.value(o.query, d);
+  w.lit(k.type); w.value(o.type, d);
+  w.lit(k.rcode); w.value(o.rcode, d);
+  w.lit(k.answers); w.value(o.answers, d);
 });
 
 /** The fields every flow has from its creation (Analyzer.addFlow), in that order; the optional ones follow. */
@@ -196,8 +348,8 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.lastSeen); w.value(o.lastSeen, d);
     w.lit(k.packets); w.value(o.packets, d);
     w.lit(k.bytes); w.value(o.bytes, d);
-    w.lit(k.process); w.templated(o.process, PROCESS, d);
-    w.lit(k.peerProcess); w.templated(o.peerProcess, PROCESS, d);
+    w.lit(k.process); w.templated(o.process, PROCESS_MEMO, d);
+    w.lit(k.peerProcess); w.templated(o.peerProcess, PEER_PROCESS_MEMO, d);
     w.lit(k.node); w.value(o.node, d);
     w.lit(k.pod); w.value(o.pod, d);
     w.lit(k.app); w.value(o.app, d);
@@ -206,6 +358,7 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.seenBy); w.value(o.seenBy, d);
   },
 );
+FLOW.lists = new Map([['dns', DNS]]);
 
 /** The bytes of JSON values, appended to one buffer. */
 class ByteWriter {
@@ -215,7 +368,10 @@ class ByteWriter {
   pos = 0;
   /** set when an object was written by the key walk */
   walked = false;
-  private readonly encoded = new Map<string, Buffer>();
+  copied = 0;
+  /** by the memoized templates' indexes */
+  private readonly memos: Memo[] = [];
+  readonly encoded = new Map<string, Buffer>();
 
   private readonly spare: Buffer[] = [];
 
@@ -253,9 +409,29 @@ class ByteWriter {
       this.object(o, depth + 1);
       return;
     }
-    t.write(this, o, depth + 1);
-    if (more > 0) this.members(o, t.keys.length, depth + 1);
+    const spec = t.memo;
+    const memo = spec === undefined ? undefined : this.memos[spec.index] ?? this.memoOf(t);
+    if (memo === undefined) {
+      t.write(this, o, depth + 1);
+    } else if (memo.matches(o)) {
+      this.bytes(memo.bytes!);
+      this.copied++;
+    } else {
+      // why forget first: a write that throws may have changed the nested memos the old bytes were compared by
+      memo.bytes = null;
+      const start = this.pos;
+      t.write(this, o, depth + 1);
+      memo.written(o, this.buf, start, this.pos);
+    }
+    if (more > 0) this.members(o, t.keys.length, depth + 1, t.lists);
     this.byte(CLOSE_BRACE);
+  }
+
+  /** The memo of a memoized template, made at its first use with the memos of the templates nested in it. */
+  private memoOf(t: Template<never>): Memo {
+    const spec = t.memo!;
+    const kinds = spec.kinds.map((k) => (typeof k === 'string' ? k : this.memoOf(k)));
+    return (this.memos[spec.index] ??= new Memo(t.keys, kinds));
   }
 
   /** An array, its elements by template `t` when given (a template's list field may hold anything else too). */
@@ -299,8 +475,8 @@ class ByteWriter {
     this.byte(CLOSE_BRACE);
   }
 
-  /** The members of a plain object after its first `skip` keys (already written when skip > 0). */
-  private members(o: object, skip: number, depth: number): void {
+  /** The members of a plain object after its first `skip` keys (already written when skip > 0), `lists` by their templates. */
+  private members(o: object, skip: number, depth: number, lists?: ReadonlyMap<string, Template<never>>): void {
     this.walked = true;
     let i = 0;
     for (const k in o) {
@@ -311,7 +487,10 @@ class ByteWriter {
       if (i > 1) this.byte(COMMA);
       this.string(k);
       this.byte(COLON);
-      this.value(v, depth);
+      const t = lists?.get(k);
+      if (t === undefined) this.value(v, depth);
+      // as value() takes a list, one level deeper
+      else this.list(v, depth + 1, t);
     }
   }
 
@@ -375,8 +554,8 @@ class ByteWriter {
   /**
    * A number with a fraction and an integer part of up to 53 bits (timestamps in ms), written as String(n)
    * writes it: the fewest fraction digits that read back as n, the closest such when there are several.
-   * False (nothing written) where that takes more than this exact integer arithmetic: small magnitudes, a
-   * candidate exactly halfway, no candidate within the digits tried.
+   * False (nothing written) where that takes more than this exact arithmetic: small magnitudes, a candidate
+   * exactly halfway between two doubles or between two candidates.
    */
   private fraction(n: number): boolean {
     const x = Math.abs(n);
@@ -384,36 +563,36 @@ class ByteWriter {
     F64[0] = x;
     const e = ((U32[HI]! >>> 20) & 0x7ff) - 1023;
     const whole = Math.floor(x);
-    // why: with 2^e <= x < 2^(e+1) the spacing of doubles near x is 2^(e-52); scaled by 2^(53-e), the
-    // fraction and each candidate's distance to x become exact integers (all below 2^53: 10^k < 2^e)
-    const scale = POW2[53 - e]!;
-    const f2 = (x - whole) * scale;
+    // why: with 2^e <= x < 2^(e+1) the doubles near x are 2^(e-52) apart; in units of half that (`half`) the
+    // fraction is an integer f, and whole.m (k digits) reads back as x when m lies strictly between
+    // (f - 1) * 10^k * half and (f + 1) * 10^k * half: both exact (integers below 2^53 as 10^k < 2^e, times a
+    // power of two), so one floor per digit count finds the candidates
+    const half = POW2[e]! / POW2[53]!;
+    const f = (x - whole) / half;
     const top = POW2[e]!;
-    for (let k = 1, p10 = 10; p10 < top && k <= 17; k++, p10 *= 10) {
-      const near = Math.round((x - whole) * p10);
-      let best = -1;
-      let bestDist = Infinity;
-      let tie = false;
-      // why: the nearest candidate is within one of `near` (its only error is the product's rounding)
-      for (let m = Math.max(1, near - 1); m <= Math.min(p10 - 1, near + 1); m++) {
-        // whole.m (k digits) reads back as x when nearer to x than half the spacing of doubles: dist < p10
-        const dist = Math.abs(m * scale - f2 * p10);
-        // exactly halfway reads back as x only if its last bit is even: String(n)'s call
-        if (dist === p10) return false;
-        if (dist > p10 || dist > bestDist) continue;
-        tie = dist === bestDist;
-        best = m;
-        bestDist = dist;
+    for (let k = 1, p10 = 10; p10 < top; k++, p10 *= 10) {
+      const low = (f - 1) * p10 * half;
+      const high = (f + 1) * p10 * half;
+      const m = Math.floor(low) + 1;
+      // an end that is an integer is a candidate exactly halfway to the next double: String(n) rounds to
+      // even there, this does not try
+      if (m - 1 === low || Math.floor(high) === high) return false;
+      if (m > high) continue;
+      let best = m;
+      if (m + 1 < high) {
+        // several k-digit candidates: the one nearest to x, exact fraction * 10^k
+        const exact = (f * p10) * half;
+        best = Math.floor(exact);
+        const rest = exact - best;
+        if (rest === 0.5) return false;
+        if (rest > 0.5) best++;
       }
-      if (best >= 0) {
-        if (tie) return false;
-        if (n < 0) this.byte(0x2d);
-        if (whole <= 0x7fffffff) this.digits(whole);
-        else this.bigDigits(whole);
-        this.byte(0x2e);
-        this.padded(best, k);
-        return true;
-      }
+      if (n < 0) this.byte(0x2d);
+      if (whole <= 0x7fffffff) this.digits(whole);
+      else this.bigDigits(whole);
+      this.byte(0x2e);
+      this.padded(best, k);
+      return true;
     }
     return false;
   }
@@ -437,7 +616,9 @@ class ByteWriter {
       // why: control characters, quote and backslash need escapes, anything else above ASCII needs UTF-8
       // (and lone surrogates JSON.stringify's \u escapes): all of that is JSON.stringify's to write
       if (c < 0x20 || c >= 0x80 || c === QUOTE || c === BACKSLASH) {
+        const start = this.pos;
         this.utf8(JSON.stringify(s));
+        if (cacheable) this.remember(s, this.buf.subarray(start, this.pos));
         return;
       }
       b[p++] = c;

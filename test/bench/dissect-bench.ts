@@ -4,7 +4,9 @@
 // 2. HTTP/1: a pipelined request stream parsed by Http1Parser vs. Node's own llhttp parser.
 // 3. Per flow, shaped like `tapscope flows`' benchmark capture (test/bench/flows-bench.ts), where nearly all
 //    time is per flow: an HTTP/1 exchange (GET; 200 with a binary Content-Length body in 1400-byte segments)
-//    in fresh parsers vs. llhttp; a real ClientHello + ServerHello; a DNS query + response.
+//    in fresh parsers vs. llhttp (and parsers keeping no bodies and only Host, as the analyzer without details); a real
+//    ClientHello + ServerHello and the hello's packed fields (the analyzer's fingerprint-cache key); a DNS
+//    query + response.
 // Prints figures and ratios; never gates on absolute times. Run: npx tsx test/bench/dissect-bench.ts
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -12,8 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
-import { parseClientHello, parseServerHello, ja3, ja4 } from '../../src/dissect/tls.js';
-import { Http1Parser } from '../../src/dissect/http1.js';
+import { parseClientHello, parseServerHello, ja3, ja4, helloFields } from '../../src/dissect/tls.js';
+import { Http1Parser, type Http1Options } from '../../src/dissect/http1.js';
 import { parseDns } from '../../src/dissect/dns.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
@@ -161,14 +163,17 @@ const segment = Buffer.alloc(1400);
 for (let i = 0; i < segment.length; i++) segment[i] = (i * 7919) & 0xff;
 const responseHead = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BODY_SEGMENTS * segment.length}\r\n\r\n`);
 let httpMessages = 0;
-const httpRate = flowsPerSec((i) => {
-  const req = new Http1Parser();
-  const res = new Http1Parser();
+/** One HTTP/1 flow (GET, then the 200 response in segments) in fresh parsers. */
+function httpFlow(i: number, opts: Http1Options): void {
+  const req = new Http1Parser(opts);
+  const res = new Http1Parser(opts);
   httpMessages += req.push(requests[i % requests.length]!, i).length;
   res.expectResponseTo('GET');
   httpMessages += res.push(responseHead, i).length;
   for (let k = 0; k < BODY_SEGMENTS; k++) httpMessages += res.push(segment, i).length;
-});
+}
+const httpRate = flowsPerSec((i) => httpFlow(i, {}));
+const summaryRate = flowsPerSec((i) => httpFlow(i, { bodies: false, headers: ['host'] }));
 const llhttpMessages = { n: 0 };
 const llhttpRate = flowsPerSec((i) => {
   llhttp(HTTPParser.REQUEST, llhttpMessages).execute(requests[i % requests.length]!);
@@ -177,16 +182,22 @@ const llhttpRate = flowsPerSec((i) => {
   for (let k = 0; k < BODY_SEGMENTS; k++) res.execute(segment);
 });
 console.log(`per flow http1 (GET + 200, ${BODY_SEGMENTS} body segments): ours ${(httpRate / 1000).toFixed(0)}k flows/s, llhttp ${(llhttpRate / 1000).toFixed(0)}k flows/s` +
-  ` -> ours at ${(httpRate / llhttpRate).toFixed(2)}x llhttp's rate; messages ${httpMessages}/${llhttpMessages.n}`);
+  ` -> ours at ${(httpRate / llhttpRate).toFixed(2)}x llhttp's rate; keeping no bodies and only Host` +
+  ` ${(summaryRate / 1000).toFixed(0)}k flows/s (${(summaryRate / llhttpRate).toFixed(2)}x); messages ${httpMessages}/${llhttpMessages.n * 2}`);
 
 const { ch, sh } = fixtureHellos();
 let hellosOk = 0;
+let fieldCount = 0;
 const tlsRate = flowsPerSec(() => {
   const c = parseClientHello(ch);
   const s = parseServerHello(sh);
-  if (c && c !== 'incomplete' && s && s !== 'incomplete') hellosOk++;
+  if (c && c !== 'incomplete' && s && s !== 'incomplete') {
+    hellosOk++;
+    fieldCount += helloFields(c).length;
+  }
 });
-console.log(`per flow tls (ClientHello ${ch.length} B + ServerHello ${sh.length} B): ${(tlsRate / 1000).toFixed(0)}k flows/s; parsed ${hellosOk}`);
+console.log(`per flow tls (ClientHello ${ch.length} B + ServerHello ${sh.length} B, and the hello's packed fields): ${(tlsRate / 1000).toFixed(0)}k flows/s;` +
+  ` parsed ${hellosOk} (${fieldCount / hellosOk} fields each)`);
 
 const dnsPairs = Array.from({ length: 1000 }, (_, i) => [
   dnsPacket.encode({ type: 'query', id: i, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: `host${i}.bench.test` }] }),

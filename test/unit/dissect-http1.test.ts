@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Http1Parser, looksLikeHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
+import { Http1Parser, looksLikeHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage, type Http1Options } from '../../src/dissect/http1.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const BIG = 100 * 1024;
@@ -66,8 +66,8 @@ function summary(msgs: HttpMessage[]): unknown[] {
   return msgs.map((m) => ({ ...m, ts: undefined, body: m.body.toString('latin1') }));
 }
 
-function parseAll(data: Buffer, chunk: number, response: boolean): HttpMessage[] {
-  const p = new Http1Parser();
+function parseAll(data: Buffer, chunk: number, response: boolean, opts: Http1Options = {}): HttpMessage[] {
+  const p = new Http1Parser(opts);
   if (response) for (const m of METHODS) p.expectResponseTo(m);
   const out: HttpMessage[] = [];
   for (let o = 0; o < data.length; o += chunk) out.push(...p.push(data.subarray(o, o + chunk), o));
@@ -114,6 +114,25 @@ describe('HTTP/1 responses from a real server', () => {
   it('stride: every chunk size gives the same messages', () => {
     const ref = summary(parseAll(responses, responses.length, true));
     for (const size of [1, 2, 3, 5, 8, 13, 64, 1000, 4096, 65536]) expect(summary(parseAll(responses, size, true))).toEqual(ref);
+  });
+  it('a parser keeping no bodies gives the same messages, each body empty and only its size kept', () => {
+    const kept = parseAll(responses, 1000, true);
+    const counted = parseAll(responses, 1000, true, { bodies: false });
+    expect(counted.map((m) => ({ ...m, body: m.body.length }))).toEqual(kept.map((m) => ({ ...m, body: 0, bodySize: m.bodySize ?? m.body.length })));
+    expect(counted.map((m) => m.bodySize)).toEqual([5, 11, 18, 0, BODY_CAP, 0, 12]);
+  });
+  it('a parser keeping some headers gives the same messages with only those headers (and trailers), framed the same', () => {
+    const only = (msgs: HttpMessage[], names: string[]): HttpMessage[] =>
+      msgs.map((m) => ({ ...m, headers: m.headers.filter(([k]) => names.includes(k.toLowerCase())) }));
+    const folded = Buffer.from('GET /f HTTP/1.1\r\nHost: a\r\n b\r\nX-Skip: 1\r\n  more\r\nContent-Length: 3\r\n\r\nabc' +
+      'PUT /g HTTP/1.1\r\nTransfer-Encoding: gzip,\r\n chunked\r\n\r\n2\r\nok\r\n0\r\nHost: trailer\r\nX-T: 2\r\n\r\n', 'latin1');
+    for (const [data, response] of [[requests, false], [responses, true], [folded, false]] as const) {
+      const all = parseAll(data, 7, response);
+      expect(parseAll(data, 7, response, { headers: ['Host', 'content-type'] })).toEqual(only(all, ['host', 'content-type']));
+      expect(parseAll(data, 7, response, { headers: [] })).toEqual(only(all, []));
+    }
+    const [f, g] = parseAll(folded, 7, false, { headers: ['host'] });
+    expect([f!.headers, f!.body.toString(), g!.headers, g!.body.toString()]).toEqual([[['Host', 'a b']], 'abc', [['Host', 'trailer']], 'ok']);
   });
   it('timestamps come from the chunk that carried the start line', () => {
     const p = new Http1Parser();
@@ -174,6 +193,15 @@ describe('HTTP/1 resynchronisation', () => {
     expect(p.push(Buffer.from('HTTP/1.0 200 OK\r\nServer: x\r\n\r\nall of '), 1)).toEqual([]);
     expect(p.push(Buffer.from('this'), 2)).toEqual([]);
     expect(p.end().map((m) => m.body.toString())).toEqual(['all of this']);
+  });
+  it('messages completed by one push are not returned again by the next; a push completing none returns a frozen empty list', () => {
+    const p = new Http1Parser();
+    const first = p.push(Buffer.from('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n'), 1);
+    const none = p.push(Buffer.from('Host: x\r\n'), 2);
+    const second = p.push(Buffer.from('\r\n'), 3);
+    expect([first.map((m) => m.path), none, second.map((m) => m.path)]).toEqual([['/a'], [], ['/b']]);
+    expect(Object.isFrozen(none)).toBe(true);
+    expect(Object.isFrozen(first)).toBe(false);
   });
   it('100 Continue is its own message and does not consume the pending request', () => {
     const p = new Http1Parser();

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import {
-  parseClientHello, parseServerHello, ja3, ja4, ja4Raw, isGrease, tlsVersionName, cipherName, type ClientHello,
+  parseClientHello, parseServerHello, ja3, ja4, ja4Raw, helloFields, isGrease, tlsVersionName, cipherName, type ClientHello,
 } from '../../src/dissect/tls.js';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
@@ -70,6 +70,48 @@ describe('ClientHello golden fixtures from real clients (expected values from ts
     expect(ch.extensions[0]).toBe(0);
     expect(ch.ciphers).toContain(0x1301);
     expect(ch.signatureAlgorithms.length).toBeGreaterThan(5);
+  });
+});
+
+describe('packed hello fields (the analyzer\'s fingerprint-cache key)', () => {
+  const parsed = golden.hellos.map((h) => must(parseClientHello(Buffer.from(h.helloHex, 'hex'))));
+  /** The hello's fields as a plain object: helloFields packs these itself (the parser packs while reading). */
+  const plain = (ch: ClientHello): ClientHello => ({
+    version: ch.version, supportedVersions: ch.supportedVersions, ciphers: ch.ciphers, extensions: ch.extensions, sni: ch.sni,
+    alpn: ch.alpn, groups: ch.groups, ecPointFormats: ch.ecPointFormats, signatureAlgorithms: ch.signatureAlgorithms,
+  });
+  it('a parsed hello packs as its fields do', () => {
+    for (const ch of parsed) expect([...helloFields(ch)]).toEqual([...helloFields(plain(ch))]);
+  });
+  it('equal fields, equal JA3 and JA4; the SNI counts only as present or not', () => {
+    const fpOf = new Map<string, string>();
+    for (const ch of [...parsed, specExample, { ...specExample, sni: 'other.test' }, { ...specExample, sni: null }, { ...specExample, alpn: ['h2'] }]) {
+      const key = helloFields(ch).join(',');
+      const fp = `${ja3(ch).string} ${ja4(ch, 'tcp')}`;
+      expect(fpOf.get(key) ?? fp).toBe(fp);
+      fpOf.set(key, fp);
+    }
+    const key = (ch: ClientHello): string => helloFields(ch).join(',');
+    expect(key({ ...specExample, sni: 'other.test' })).toBe(key(specExample));
+    expect(key({ ...specExample, sni: null })).not.toBe(key(specExample));
+    expect(key({ ...specExample, alpn: ['h2'] })).not.toBe(key(specExample));
+    expect(key({ ...specExample, ecPointFormats: [0, 1] })).not.toBe(key(specExample));
+  });
+  it('a hello keeps its fields while thousands more are parsed (their fields are cut from shared blocks)', () => {
+    const wires = golden.hellos.map((h) => Buffer.from(h.helloHex, 'hex'));
+    const kept = wires.map((w) => must(parseClientHello(w)));
+    const before = kept.map((ch) => [...helloFields(ch)]);
+    for (let i = 0; i < 3000; i++) must(parseClientHello(wires[i % wires.length]!));
+    expect(kept.map((ch) => [...helloFields(ch)])).toEqual(before);
+    expect(kept.map((ch) => ja4(ch, 'tcp'))).toEqual(golden.hellos.map((h) => h.expected.ja4));
+  });
+  it('hellos offering the same ALPN list share it, frozen', () => {
+    const curl = Buffer.from(golden.hellos.find((h) => h.name === 'curl')!.helloHex, 'hex');
+    const a = must(parseClientHello(curl));
+    const b = must(parseClientHello(Buffer.from(curl)));
+    expect(b.alpn).toBe(a.alpn);
+    expect(Object.isFrozen(a.alpn)).toBe(true);
+    expect(must(parseClientHello(Buffer.from(golden.hellos.find((h) => h.alpn.length === 0)!.helloHex, 'hex'))).alpn).toEqual([]);
   });
 });
 

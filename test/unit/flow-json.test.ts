@@ -108,6 +108,9 @@ describe('flow records as JSON lines', () => {
     const optional: [string, (f: Flow) => void][] = [
       ['netns', (f) => { f.netns = 4026532111; }],
       ['dns', (f) => { f.dns = [{ id: 1, query: 'a.test', type: 'AAAA', rcode: null, answers: ['AAAA ::1', 'CNAME b.test'] }]; }],
+      // entries in another key order, with a key more, not objects; no list at all
+      ['dnsOdd', (f) => { f.dns = [{ query: 'q', id: 2 }, null, { id: 3, query: null, type: null, rcode: null, answers: [], ttl: 5 }, 'x'] as unknown as Flow['dns']; }],
+      ['dnsText', (f) => { (f as unknown as Record<string, unknown>).dns = 'not a list'; }],
       ['httpOmitted', (f) => { f.httpOmitted = 3; }],
       ['negotiatedAlpn', (f) => { f.tls!.negotiatedAlpn = 'h2'; }],
       ['peerProcess', (f) => { delete f.peerProcess; f.peerProcess = { pid: 1, comm: 'x', exe: null }; }],
@@ -148,6 +151,110 @@ describe('flow records as JSON lines', () => {
     expect(text).toBe(expected([...records, ...records]));
   });
 
+  it('write long strings seen before from their encoded bytes, also escaped and non-ASCII ones, across chunks and cache evictions', () => {
+    const kinds = [(i: number) => `ascii string number ${i} of the cache test`, (i: number) => `needs "escapes" \\ \n ${i} ${'x'.repeat(20)}`, (i: number) => `nön-ÄSCII ${i} 日本語 😀 ${'y'.repeat(20)}`, (i: number) => `lone \ud800 surrogate ${i} ${'z'.repeat(20)}`];
+    const strings = Array.from({ length: 3000 }, (_, i) => kinds[i % kinds.length]!(i));
+    const records: unknown[] = [];
+    // each string twice in a row (the second from the cache); then the last ones again, still cached though the
+    // chunks they were first written in were written over since; then the first ones, evicted since (more than
+    // the cache holds came in between) and encoded anew
+    for (const s of strings) records.push({ id: s, tls: { ja3: s } });
+    for (const s of [...strings.slice(-500), ...strings.slice(0, 500)]) records.push({ node: s });
+    const lines = new FlowJsonLines(4096);
+    const chunks: Buffer[] = [];
+    for (const r of records) {
+      lines.add(r as Flow);
+      if (!lines.full) continue;
+      // a copy, then the buffer is handed back and written over: cached bytes must not live in it
+      const chunk = lines.take();
+      chunks.push(Buffer.from(chunk));
+      lines.reuse(chunk);
+    }
+    chunks.push(lines.take());
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(expected(records));
+    // bounded: 3000 distinct strings went in, far fewer stay
+    expect(lines.cachedStrings).toBeGreaterThan(0);
+    expect(lines.cachedStrings).toBeLessThan(2100);
+  });
+
+  it('copy the bytes of TLS parameters, verdicts and processes like the last ones, and write any change anew', async () => {
+    const base = (await analyzeFiles([{ path: generated }])).analyzer.flows().find((f) => f.tls?.client && f.tls.server && f.process && f.peerProcess)!;
+    const sparse = ['h2', , 'x']; // eslint-disable-line no-sparse-arrays
+    const changes: ((f: Flow, i: number) => void)[] = [
+      () => {},
+      (f) => { f.tls!.sni = 'other.test'; },
+      (f) => { f.tls!.alpn = ['h2']; },
+      (f) => { f.tls!.alpn = ['h2', 'http/1.0']; },
+      (f) => { f.tls!.alpn = Object.assign(['h2', 'http/1.1'], { toJSON: () => 'alpn' }); },
+      (f) => { f.tls!.alpn = sparse as string[]; },
+      (f) => { f.tls!.alpn = [{ id: 'h2' }] as unknown as string[]; },
+      (f) => { f.tls!.cipher = { name: 'x' } as unknown as string; },
+      (f) => { f.tls!.ja3 = `${f.tls!.ja3!}-0`; },
+      (f) => { f.tls!.server!.reason = 'another "reason"'; },
+      (f) => { f.tls!.client!.confidence = -0; },
+      (f) => { f.tls!.client!.confidence = NaN; },
+      (f) => { f.tls!.client!.plaintext = true; },
+      (f) => { f.tls!.client!.version = ['3', '0'] as unknown as string; },
+      (f) => { Object.assign(f.tls!.server!, { extra: 1 }); },
+      (f) => { const c = f.tls!.client!; const via = c.via; delete (c as Partial<typeof c>).via; c.via = via; },
+      (f) => { f.tls!.client = null; },
+      (f) => { f.tls!.negotiatedAlpn = 'h2'; },
+      (f) => { f.process!.pid += 1; },
+      (f) => { f.process!.exe = null; },
+      (f) => { f.peerProcess = null; },
+    ];
+    const records: Flow[] = [];
+    const add = (change: (f: Flow, i: number) => void, times: number): void => {
+      for (let i = 0; i < times; i++) {
+        const f = structuredClone(base);
+        change(f, records.length);
+        records.push(f);
+      }
+    };
+    // from every change to every other (runs of three: the first anew, the others copies), then a new SNI each time
+    for (const a of changes) for (const b of changes) { add(a, 3); add(b, 3); }
+    add((f, i) => { f.tls!.sni = `host-${i}.test`; }, 300);
+    add(changes[0]!, 3);
+    const { text, lines } = written(records);
+    expect(text).toBe(expected(records));
+    expect(lines.copied).toBeGreaterThan(records.length);
+  });
+
+  it('write an object changed in place since it was last written anew, and one after a record that threw', async () => {
+    const base = (await analyzeFiles([{ path: generated }])).analyzer.flows().find((f) => f.tls?.client && f.tls.server && f.tls.alpn.length > 0)!;
+    const scenarios: ((f: Flow, add: (record: object) => void) => void)[] = [
+      (f, add) => { f.tls!.alpn.push('http/1.0'); add(f); },
+      (f, add) => { f.tls!.alpn[0] = 'h3'; add(f); },
+      (f, add) => { f.tls!.client!.reason = 'changed'; add(f); },
+      // objects where plain values are expected (written by the key walk)
+      (f, add) => { const cipher = { name: 'c1' }; f.tls!.cipher = cipher as unknown as string; add(f); add(f); cipher.name = 'c2'; add(f); },
+      (f, add) => { const alpn = { id: 'h2' }; f.tls!.alpn = [alpn] as unknown as string[]; add(f); add(f); alpn.id = 'h3'; add(f); },
+      // the client side is written (its memo now holds the new one), then the server (its fields as before) makes the
+      // record JSON.stringify's; the next record has that client with the TLS fields written before it: the TLS
+      // bytes kept are not its own
+      (f, add) => {
+        const other = { ...f.tls!.client!, reason: 'other' };
+        add({ ...f, tls: { ...f.tls!, client: other, server: { ...f.tls!.server!, toJSON: () => 'server' } } });
+        add({ ...f, tls: { ...f.tls!, client: other } });
+      },
+    ];
+    for (const [i, scenario] of scenarios.entries()) {
+      const flow = structuredClone(base);
+      const lines = new FlowJsonLines();
+      let want = '';
+      const add = (record: object): void => {
+        want += `${JSON.stringify(record)}\n`;
+        lines.add(record as Flow);
+      };
+      add(flow);
+      add(flow);
+      scenario(flow, add);
+      add(flow);
+      expect(lines.take().toString(), `scenario ${i}`).toBe(want);
+      expect(lines.copied, `scenario ${i}`).toBeGreaterThan(0);
+    }
+  });
+
   it('write numbers as JSON.stringify does: integers, timestamps, floats, huge, negative, -0, NaN, Infinity', () => {
     let seed = 11;
     const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
@@ -155,6 +262,10 @@ describe('flow records as JSON lines', () => {
       0, -0, 1, -1, 9, 10, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32, 4026531840, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 2 ** 53 + 2, 1e21, 1.5e300, -1e21,
       NaN, Infinity, -Infinity, 0.5, 0.1, 1e-7, 5e-324, 2.5, 3.14159, 1732620000000.01, 1732620000000.1802, 1732620000000.6106, -1732620000000.5,
       1732620000000.5, 4503599627370495.5, 1.0000000000000002, 2.0000000000000004, 1e15 + 0.3, 123456789.12345679, 0.85, 99.99999999999999,
+      // exponent forms, the edges of the safe integers and of the doubles, fractions next to an integer
+      1e-7, -1.5e-10, 123e-20, 1e20, 1e22, -1e300, 2 ** 60, -(2 ** 60), 2 ** 53 + 1, -(2 ** 53) - 2, 2 ** 64, Number.MAX_VALUE, -Number.MAX_VALUE,
+      Number.MIN_VALUE, Number.EPSILON, 2 ** 52 + 0.5, 2 ** 51 + 0.25, 2 ** 51 + 0.75, 2 - 2 ** -51, 2 + 2 ** -51, 1732620000000 + 2 ** -12,
+      1732620000001 - 2 ** -12, -1732620000000.0002, 1e308 * 10, -(1e308 * 10), 0 / 0,
     ];
     for (let i = 0; i < 20_000; i++) {
       const t = 1_732_620_000_000 + Math.floor(rnd() * 1e9);
