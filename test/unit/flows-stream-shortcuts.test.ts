@@ -13,8 +13,8 @@ const text = (n: number): Buffer => Buffer.from('abcdefghij'.repeat(Math.ceil(n 
 const response = (status: number, body: Buffer): Buffer => Buffer.concat([Buffer.from(`HTTP/1.1 ${status} X\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
 
 /** Pushes `bytes` in `step`-byte pieces, counting instead of pushing whenever the parser allows it. */
-function parse(bytes: Buffer, step: number, skip: boolean): { msgs: HttpMessage[]; counted: number } {
-  const p = new Http1Parser();
+function parse(bytes: Buffer, step: number, skip: boolean, bodies = true): { msgs: HttpMessage[]; counted: number } {
+  const p = new Http1Parser({ bodies });
   const msgs: HttpMessage[] = [];
   let counted = 0;
   for (let o = 0; o < bytes.length; o += step) {
@@ -38,10 +38,12 @@ describe('HTTP/1 body bytes counted without their bytes', () => {
   for (const [name, bytes] of cases) {
     it(`gives the same messages for ${name}`, () => {
       for (const step of [1400, 4096, 333]) {
-        const full = parse(bytes, step, false);
-        const skipped = parse(bytes, step, true);
-        expect(skipped.msgs).toEqual(full.msgs);
-        expect(full.msgs.length).toBeGreaterThan(0);
+        for (const bodies of [true, false]) {
+          const full = parse(bytes, step, false, bodies);
+          const skipped = parse(bytes, step, true, bodies);
+          expect(skipped.msgs).toEqual(full.msgs);
+          expect(full.msgs.length).toBeGreaterThan(0);
+        }
       }
     });
   }
@@ -49,8 +51,9 @@ describe('HTTP/1 body bytes counted without their bytes', () => {
   it('counts only bytes it would not keep, and never the last byte of a body', () => {
     expect(parse(response(200, binary(40_000)), 1400, true).counted).toBeGreaterThan(30_000);
     expect(parse(response(200, text(BODY_CAP + 30_000)), 1400, true).counted).toBeGreaterThan(20_000);
-    // a text body within the cap is kept whole: nothing may be counted past it
+    // a text body within the cap is kept whole: nothing may be counted past it, unless bodies are not kept
     expect(parse(response(200, text(20_000)), 1400, true).counted).toBe(0);
+    expect(parse(response(200, text(20_000)), 1400, true, false).counted).toBeGreaterThan(15_000);
     const p = new Http1Parser();
     expect(p.countableBody()).toBe(0);
     p.push(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n`), 1);
