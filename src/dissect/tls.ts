@@ -390,20 +390,30 @@ function readServerHello(buf: Buffer, start: number, end: number): ServerHello {
   const version = u16(buf, start);
   const cipher = u16(buf, fit(at, 3, end) - 3);
   at += 3; // cipher, compression method
-  const sh: ServerHello = { version, selectedVersion: version, cipher, alpn: null, extensions: [] };
+  let selectedVersion = version;
+  let alpn: string | null = null;
+  // (each extension takes at least four bytes)
+  if (TYPES.length < (end - start) >> 2) TYPES = new Uint16Array((end - start) >> 2);
+  let types = 0;
   const extsEnd = at === end ? end : vec16End(buf, at, end);
   for (at = at === end ? end : at + 2; at < extsEnd;) {
     fit(at, 4, extsEnd);
     const type = u16(buf, at);
     const data = at + 4;
     const dataEnd = fit(data, u16(buf, at + 2), extsEnd);
-    sh.extensions.push(type);
-    if (type === EXT_SUPPORTED_VERSIONS && dataEnd - data >= 2) sh.selectedVersion = u16(buf, data);
-    else if (type === EXT_ALPN) sh.alpn = alpnList(buf, data, dataEnd)[0] ?? null;
+    TYPES[types++] = type;
+    if (type === EXT_SUPPORTED_VERSIONS && dataEnd - data >= 2) selectedVersion = u16(buf, data);
+    else if (type === EXT_ALPN) alpn = alpnList(buf, data, dataEnd)[0] ?? null;
     at = dataEnd;
   }
-  return sh;
+  // why gathered first: a list sized once (pushing to an empty list sized it for 17)
+  const extensions = new Array<number>(types);
+  for (let i = 0; i < types; i++) extensions[i] = TYPES[i]!;
+  return { version, selectedVersion, cipher, alpn, extensions };
 }
+
+// A ServerHello's extension types as read (reused)
+let TYPES = new Uint16Array(64);
 
 function noGrease(list: readonly number[]): number[] {
   return list.filter((v) => !isGrease(v));
