@@ -3,18 +3,18 @@
 // stringify, the join of the lines and their UTF-8 copy were a fifth of `flows --json` on the bench captures).
 //
 // Three ways to write an object, fastest first, each exact:
-// - a template (Flow, Endpoint, ProcessRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary, DnsSummary): field
+// - a template (Flow, Endpoint, ProcessRef, PodRef, TlsInfo, TlsSideVerdict, HttpExchangeSummary, DnsSummary): field
 //   values read by name and key text written from bytes made once. Used only when the object's own keys begin
 //   with the template's keys in the same order (one for-in compare); keys after them (fields the analyzer adds
 //   later in a flow's life: netns, dns, negotiatedAlpn, ...) are written by the walk below, in their order.
-//   TLS parameters, verdicts and processes are mostly the same from one flow to the next: their templates keep
+//   TLS parameters, verdicts, processes and pods are mostly the same from one flow to the next: their templates keep
 //   the bytes they wrote last and copy them for an object whose fields hold the same values (Memo).
 // - a walk of the object's own keys (for-in on a plain object lists exactly those, in JSON.stringify's
 //   order): any other plain object.
 // - JSON.stringify, for the whole record, when something in it is not plain data this writer reproduces
 //   exactly: toJSON, class instances, undefined members, bigint, functions, a cycle.
 
-import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
+import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, PodRef, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -319,6 +319,13 @@ const TLS = memoized(template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>
 const PROCESS_MEMO = memoized(PROCESS);
 const PEER_PROCESS_MEMO = memoized(PROCESS);
 
+/** The Kubernetes target's pods have all three keys; one without workload is walked */
+const POD = memoized(template<PodRef, keyof PodRef>(['namespace', 'name', 'workload'], (w, o, k, d) => {
+  w.lit(k.namespace); w.value(o.namespace, d);
+  w.lit(k.name); w.value(o.name, d);
+  w.lit(k.workload); w.value(o.workload, d);
+}));
+
 const EXCHANGE = template<HttpExchangeSummary, keyof HttpExchangeSummary>(['method', 'host', 'path', 'status'], (w, o, k, d) => {
   w.lit(k.method); w.value(o.method, d);
   w.lit(k.host); w.value(o.host, d);
@@ -351,7 +358,7 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.process); w.templated(o.process, PROCESS_MEMO, d);
     w.lit(k.peerProcess); w.templated(o.peerProcess, PEER_PROCESS_MEMO, d);
     w.lit(k.node); w.value(o.node, d);
-    w.lit(k.pod); w.value(o.pod, d);
+    w.lit(k.pod); w.templated(o.pod, POD, d);
     w.lit(k.app); w.value(o.app, d);
     w.lit(k.tls); w.templated(o.tls, TLS, d);
     w.lit(k.http); w.list(o.http, d, EXCHANGE);
