@@ -769,7 +769,8 @@ export class Analyzer {
       case 'tls': {
         // why: most hellos and request heads arrive whole in the first segment; dissect that in place and
         // copy only what is still needed after (the chunk may be a view of the reader's buffer)
-        const borrowed = dir.head === null ? chunk.subarray(0, this.opts.dissectLimit) : null;
+        const limit = this.opts.dissectLimit;
+        const borrowed = dir.head === null ? (chunk.length <= limit ? chunk : chunk.subarray(0, limit)) : null;
         dir.head = borrowed ?? appendCapped(dir.head, chunk, this.opts.dissectLimit);
         if (fs.app === 'classify') this.classify(fs, c2s);
         else this.tlsHello(fs, c2s);
@@ -822,7 +823,8 @@ export class Analyzer {
         break;
       case 'http':
       case 'http2':
-        for (const c2s of [true, false]) {
+        for (let i = 0; i < 2; i++) {
+          const c2s = i === 0;
           const dir = this.dir(fs, c2s);
           if (app === 'http') dir.http1 = new Http1Parser(this.http1Options);
           else dir.http2 = new Http2Parser(c2s ? 'client' : 'server');
