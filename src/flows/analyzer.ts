@@ -182,18 +182,9 @@ function hookState(x: FlowExtra): HookState {
  * transport into H1 and H2. Cheaper to hash and compare than joined decimal text.
  */
 function hashHello(fields: Uint16Array, quic: boolean): void {
-  // why: the lanes in locals, stored once (mix() per value updates the module's two lanes each time)
-  let h1 = 0x811c9dc5;
-  let h2 = 0xcbf29ce4;
-  for (let i = 0; i < fields.length; i++) {
-    const c = fields[i]!;
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x01b3) ^ (h1 >>> 7);
-  }
-  const t = quic ? 1 : 0;
-  h1 = Math.imul(h1 ^ t, 0x01000193);
-  H1 = h1;
-  H2 = Math.imul(h2 ^ t, 0x01b3) ^ (h1 >>> 7);
+  hashStart();
+  for (let i = 0; i < fields.length; i++) mix(fields[i]!);
+  mix(quic ? 1 : 0);
 }
 
 /** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
@@ -651,7 +642,7 @@ export class Analyzer {
           const n = d.payloadEnd - d.payloadStart;
           if (dir.http1 !== null && reasm.inOrder(d.seq) && dir.http1.countableBody() >= n) {
             // why: most segments of a large HTTP/1 body are only counted; one in order inside such a body skips
-            // the reassembler, the stream events and the parser's buffers (a third of the time on bulk HTTP)
+            // the reassembler, the stream events and the parser's buffers, most of what such a segment cost
             this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
             reasm.skip(n);
             dir.http1.countBody(n);
