@@ -202,20 +202,24 @@ function sameFields(a: Uint16Array, b: Uint16Array): boolean {
  * of another network namespace, that namespace: stable for the same packets. IPv4 addresses, ports and times
  * are hashed as numbers (no text built per flow); the lanes stay in H1 and H2 for the collision check.
  */
-let H1 = 0;
-let H2 = 0;
+// why lanes in a typed array: a module-level `let` is checked for initialization at each use (a tenth of the
+// hashing time); index H1 and H2
+const LANES = new Int32Array(2);
+const H1 = 0;
+const H2 = 1;
 const TS_BITS = new Float64Array(1);
 const TS_WORDS = new Uint32Array(TS_BITS.buffer);
 
 function hashStart(): void {
-  H1 = 0x811c9dc5;
-  H2 = 0xcbf29ce4;
+  LANES[H1] = 0x811c9dc5;
+  LANES[H2] = 0xcbf29ce4;
 }
 
 /** Mixes one character (or any value below 2^16) in. */
 function mix(c: number): void {
-  H1 = Math.imul(H1 ^ c, 0x01000193);
-  H2 = Math.imul(H2 ^ c, 0x01b3) ^ (H1 >>> 7);
+  const h1 = Math.imul(LANES[H1]! ^ c, 0x01000193);
+  LANES[H1] = h1;
+  LANES[H2] = Math.imul(LANES[H2]! ^ c, 0x01b3) ^ (h1 >>> 7);
 }
 
 function fnv(s: string): void {
@@ -260,8 +264,8 @@ function nextId(id: string): string {
 }
 
 function hexLanes(): string {
-  const h1 = H1;
-  const h2 = H2;
+  const h1 = LANES[H1]!;
+  const h2 = LANES[H2]!;
   // why: one flat string (joining two hex halves made a rope of three strings per flow, kept for the flow's life)
   return String.fromCharCode(
     HEX[(h1 >>> 28) & 15]!, HEX[(h1 >>> 24) & 15]!, HEX[(h1 >>> 20) & 15]!, HEX[(h1 >>> 16) & 15]!,
@@ -559,7 +563,7 @@ export class Analyzer {
     client: { ip: string; port: number }, server: { ip: string; port: number }, ts: number, cip: KeyIp, netns: number | null = null,
   ): FlowState {
     let id = flowId(node, transport === 'tcp', cip, client.port, cip === a && client.port === ap ? b : a, server.port, ts, netns);
-    while (!this.ids.add(H1, H2)) id = nextId(id);
+    while (!this.ids.add(LANES[H1]!, LANES[H2]!)) id = nextId(id);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
@@ -874,7 +878,7 @@ export class Analyzer {
     const quic = transport === 'quic';
     hashHello(fields, quic);
     // why: a number key (53 bits of the 64-bit hash): no string built and hashed per hello
-    const hash = (H1 >>> 0) * 0x200000 + (H2 >>> 11);
+    const hash = (LANES[H1]! >>> 0) * 0x200000 + (LANES[H2]! >>> 11);
     let fp = this.fingerprints.get(hash);
     if (!fp || fp.quic !== quic || !sameFields(fp.fields, fields)) {
       const j3 = ja3(ch);
