@@ -1,6 +1,15 @@
 // DNS message dissector over UDP or TCP (2-byte length prefix), using the dns-packet package; answers
 // are flattened to text so every consumer (CLI, filter, UI) shows the same thing.
-import dnsPacket, { type DnsAnswer } from 'dns-packet';
+import { createRequire } from 'node:module';
+import type DnsPacketLib from 'dns-packet';
+import type { DnsAnswer } from 'dns-packet';
+
+// why require, on first use: imported as ESM, the CommonJS package is first scanned for its exports, a few ms
+// of every start-up, also of captures without DNS (as hpack.js in http2.ts)
+let dnsPacketLib: typeof DnsPacketLib | null = null;
+function dnsPacket(): typeof DnsPacketLib {
+  return (dnsPacketLib ??= createRequire(import.meta.url)('dns-packet') as typeof DnsPacketLib);
+}
 
 export interface DnsMessage {
   id: number;
@@ -21,7 +30,7 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   }
   if (body.length < 12) return null;
   try {
-    const p = dnsPacket.decode(body);
+    const p = dnsPacket().decode(body);
     return {
       id: p.id ?? 0,
       qr: p.type === 'response',
