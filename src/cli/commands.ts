@@ -109,7 +109,7 @@ async function writeOut(chunk: Buffer | string, written?: () => void): Promise<v
  * Threads for `flows` on a capture file: TAPSCOPE_THREADS when set; else, from 64 MiB on (below, starting
  * workers costs more than it saves), one per idle core but one (at most 4), judged by the load average. Every
  * thread reads the whole file, and one thread already keeps a second core busy with garbage collection: on an
- * idle 2-core machine, 2 threads took 2.2-2.6 s where 1 took 1.9-2.3 s (1 GB bench capture, interleaved).
+ * idle 2-core machine, 2 threads took 1.7-1.8 s where 1 took 1.2-1.4 s (1 GB bench capture, interleaved, Nov 2026).
  * Sessions load on one thread.
  */
 function flowThreads(file: string): number {
