@@ -100,7 +100,8 @@ const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
 
 /** What the TLS hooks' records told of a flow; allocated on its first record. */
 interface HookState {
-  plaintext: { client: { library: string; bytes: number } | null; server: { library: string; bytes: number } | null };
+  /** netns: of the records that fed the side, when they told it (see onTlsRecord) */
+  plaintext: { client: { library: string; bytes: number; netns: number | null } | null; server: { library: string; bytes: number; netns: number | null } | null };
   tlsPid: { client: { pid: number; comm: string } | null; server: { pid: number; comm: string } | null };
   decrypted: { c2s: DecryptedDir | null; s2c: DecryptedDir | null };
 }
@@ -1021,6 +1022,14 @@ export class Analyzer {
 
   // ---- decrypted plaintext ----
 
+  /** True when records from another namespace than `netns` already fed the end `mine` of the flow. */
+  private endClaimedElsewhere(fs: FlowState, mine: { ip: string; port: number }, netns: number): boolean {
+    const f = fs.flow;
+    const side: Side = f.src.ip === mine.ip && f.src.port === mine.port ? 'client' : 'server';
+    const claimed = fs.x?.hook?.plaintext[side]?.netns ?? null;
+    return claimed !== null && claimed !== netns;
+  }
+
   private onTlsRecord(node: string, b: PacketBlock): string | null {
     const pdu = parseExportedPdu(b.data);
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
@@ -1035,11 +1044,18 @@ export class Analyzer {
     const meta = this.nodes.get(node);
     // why: hooks are host-wide; a record from another network namespace's loopback (a pod's own 127.0.0.1)
     // must never join a captured flow that merely has the same 5-tuple
-    const netns = meta?.separateNetns(attrs.netns ? Number(attrs.netns) : null, src.ip) ?? null;
+    const recordNetns = attrs.netns ? Number(attrs.netns) : null;
+    let netns = meta?.separateNetns(recordNetns, src.ip) ?? null;
     let fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
     const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
     const other = dirOut ? dst : src;
+    if (fs && netns === null && recordNetns !== null && this.endClaimedElsewhere(fs, mine, recordNetns)) {
+      // why: one end of a connection lives in one namespace; another namespace's records for the same end are
+      // another connection that reuses the addresses (isolated namespaces), not this flow's plaintext
+      netns = recordNetns;
+      fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
+    }
     if (!fs) {
       // why: a hook event can reach us before the first packet of its connection; orient by the owner's role.
       const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
@@ -1059,8 +1075,10 @@ export class Analyzer {
     const x = extra(fs);
     const h = hookState(x);
     const seen = h.plaintext[side];
-    if (seen) seen.bytes += len;
-    else h.plaintext[side] = { library: lib, bytes: len };
+    if (seen) {
+      seen.bytes += len;
+      seen.netns ??= recordNetns;
+    } else h.plaintext[side] = { library: lib, bytes: len, netns: recordNetns };
     const pid = Number(attrs.pid);
     if (Number.isFinite(pid) && pid > 0 && !h.tlsPid[side]) h.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
     this.ensureTls(fs);

@@ -1,7 +1,8 @@
 // Hooked TLS records and conn records are host-wide; packets are those of the helper's network namespace.
 // A record from another namespace's loopback (a pod's own 127.0.0.1) with the same 5-tuple as a captured
 // flow must form its own hook-only flow per namespace; a foreign namespace's other connections (a pod's
-// traffic crossing the node's veth) and records without namespace info join by 5-tuple as before.
+// traffic crossing the node's veth) and records without namespace info join by 5-tuple as before, unless
+// another namespace's records already fed the same end of that flow (isolated namespaces reusing addresses).
 import { describe, it, expect } from 'vitest';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
@@ -78,6 +79,40 @@ describe('network namespace of hooked records', () => {
     expect(flows[0]!.netns ?? null).toBeNull();
     expect(flows[0]!.http.map((h) => h.path)).toEqual(['/via-veth']);
     expect(flows[0]!.peerProcess?.pid).toBe(21);
+  });
+
+  it('keeps apart two isolated namespaces that reuse one non-loopback address pair: one end, two namespaces', () => {
+    const reused = { client: { ip: '10.0.0.1', port: 40555 }, server: { ip: '10.0.0.2', port: 443 } };
+    const flows = flowsOf(capture(OWN, [{ netns: POD_A, path: '/a', pid: 20 }, { netns: POD_B, path: '/b', pid: 30 }, { netns: POD_A, path: '/a2', pid: 20 }], reused));
+    expect(flows).toHaveLength(2);
+    const captured = flows.find((f) => f.seenBy === 'packets')!;
+    expect(captured.http.map((h) => h.path)).toEqual(['/a', '/a2']);
+    expect(captured.process?.pid).toBe(20);
+    const other = flows.find((f) => f.seenBy === 'hook-only')!;
+    expect(other).toMatchObject({ netns: POD_B, packets: 0, src: reused.client, dst: reused.server });
+    expect(other.http.map((h) => h.path)).toEqual(['/b']);
+    expect(other.process?.pid).toBe(30);
+  });
+
+  it('joins the two ends of one connection hooked in two namespaces (pod to pod) into one flow', () => {
+    const pods = { client: { ip: '10.244.1.5', port: 40556 }, server: { ip: '10.244.2.9', port: 8443 } };
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', netns: OWN });
+    tcpConversation(b, pods.client, pods.server, [Buffer.from([0x16, 0x03, 0x01, 0x00, 0x01, 0x01])], []);
+    const req = Buffer.from('GET /both-ends HTTP/1.1\r\nHost: h\r\n\r\n');
+    const res = Buffer.from('HTTP/1.1 204 No Content\r\n\r\n');
+    const clientEnd = { pid: 20, comm: 'curl', lib: 'openssl', netns: POD_A };
+    const serverEnd = { pid: 40, comm: 'nginx', lib: 'openssl', netns: POD_B };
+    b.tls(pods.client, pods.server, 'out', req, clientEnd);
+    b.tls(pods.client, pods.server, 'in', req, serverEnd);
+    b.tls(pods.server, pods.client, 'out', res, serverEnd);
+    b.tls(pods.server, pods.client, 'in', res, clientEnd);
+    const flows = flowsOf(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ seenBy: 'packets', src: pods.client, dst: pods.server });
+    expect(flows[0]!.http).toEqual([{ method: 'GET', host: 'h', path: '/both-ends', status: 204 }]);
+    expect(flows[0]!.tls?.client).toMatchObject({ via: 'hook', plaintext: true });
+    expect(flows[0]!.tls?.server).toMatchObject({ via: 'hook', plaintext: true });
   });
 
   it('gives the capture\'s own flows the same ids as a capture without namespace info', () => {
