@@ -98,10 +98,12 @@ const NO_ALPN = Object.freeze([]) as unknown as string[];
 // why shared: an exchange's headers are replaced, never appended to
 const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
 
+/** The plaintext one side's hook gave; netns: of the records that fed it, when they told it (see onTlsRecord). */
+interface SidePlaintext { library: string; bytes: number; netns: number | null }
+
 /** What the TLS hooks' records told of a flow; allocated on its first record. */
 interface HookState {
-  /** netns: of the records that fed the side, when they told it (see onTlsRecord) */
-  plaintext: { client: { library: string; bytes: number; netns: number | null } | null; server: { library: string; bytes: number; netns: number | null } | null };
+  plaintext: { client: SidePlaintext | null; server: SidePlaintext | null };
   tlsPid: { client: { pid: number; comm: string } | null; server: { pid: number; comm: string } | null };
   decrypted: { c2s: DecryptedDir | null; s2c: DecryptedDir | null };
 }
@@ -1024,9 +1026,7 @@ export class Analyzer {
 
   /** True when records from another namespace than `netns` already fed the end `mine` of the flow. */
   private endClaimedElsewhere(fs: FlowState, mine: { ip: string; port: number }, netns: number): boolean {
-    const f = fs.flow;
-    const side: Side = f.src.ip === mine.ip && f.src.port === mine.port ? 'client' : 'server';
-    const claimed = fs.x?.hook?.plaintext[side]?.netns ?? null;
+    const claimed = fs.x?.hook?.plaintext[sideOf(fs.flow, mine)]?.netns ?? null;
     return claimed !== null && claimed !== netns;
   }
 
@@ -1069,7 +1069,7 @@ export class Analyzer {
     const f = fs.flow;
     fs.version++;
     if (f.seenBy === 'hook-only' && b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
-    const side: Side = f.src.ip === mine.ip && f.src.port === mine.port ? 'client' : 'server';
+    const side = sideOf(f, mine);
     const len = Number(attrs.len ?? pdu.payload.length) || pdu.payload.length;
     const lib = attrs.lib ?? 'unknown';
     const x = extra(fs);
@@ -1268,6 +1268,11 @@ function mixEndpoint(ip: number | string, port: number): number {
   let h = Math.imul(mixIp(ip) ^ (port * 0x9e3779b1), 0x85ebca6b);
   h ^= h >>> 13;
   return Math.imul(h, 0xc2b2ae35);
+}
+
+/** Which side of the flow the endpoint is. */
+function sideOf(f: Flow, end: { ip: string; port: number }): Side {
+  return f.src.ip === end.ip && f.src.port === end.port ? 'client' : 'server';
 }
 
 /** An SSH identification string ("SSH-") starts the bytes: compared in place, no string per flow. */
