@@ -769,7 +769,7 @@ export class Analyzer {
         // copy only what is still needed after (the chunk may be a view of the reader's buffer)
         const limit = this.opts.dissectLimit;
         const borrowed = dir.head === null ? (chunk.length <= limit ? chunk : chunk.subarray(0, limit)) : null;
-        dir.head = borrowed ?? appendCapped(dir.head, chunk, this.opts.dissectLimit);
+        dir.head = borrowed ?? appendCapped(dir.head, chunk, limit);
         if (fs.app === 'classify') this.classify(fs, c2s);
         else this.tlsHello(fs, c2s);
         const after = c2s ? fs.c2s : fs.s2c;
@@ -1083,7 +1083,7 @@ export class Analyzer {
     if (Number.isFinite(pid) && pid > 0 && !h.tlsPid[side]) h.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
     this.ensureTls(fs);
     if (fs.app === 'classify') { fs.app = 'tls'; f.app = 'tls'; }
-    const c2s = f.src.ip === src.ip && f.src.port === src.port;
+    const c2s = sideOf(f, src) === 'client';
     const dk = c2s ? 'c2s' : 's2c';
     let dd = h.decrypted[dk];
     if (!dd) {
@@ -1242,12 +1242,12 @@ export class Analyzer {
   }
 }
 
-/** An address in key form: IPv4 as its 32-bit number (what packets give cheaply), anything else as text. */
 /** The flow table's node key: a foreign network namespace's hook-only flows live apart from the node's captured ones. */
 function indexNode(node: string, netns: number | null): string {
   return netns === null ? node : `${node}\0netns=${netns}`;
 }
 
+/** An address in key form: IPv4 as its 32-bit number (what packets give cheaply), anything else as text. */
 export function ipKeyPart(ip: string): number | string {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
   if (!m) return ip;

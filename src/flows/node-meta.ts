@@ -188,7 +188,8 @@ export class NodeMeta {
    * The network namespace of a hooked record (or conn record) whose connection has local address `ip`, when
    * it must be kept apart from the capture's packets: known, not the namespace the packets were captured in,
    * and on loopback, which never leaves its namespace (pods' own 127.0.0.1 reuse one 5-tuple). Else null:
-   * a foreign namespace's other connections cross captured interfaces (a pod's veth) and join by 5-tuple.
+   * a foreign namespace's other connections cross captured interfaces (a pod's veth) and join by 5-tuple,
+   * unless another namespace's records already fed that end of the flow (see Analyzer.onTlsRecord).
    */
   separateNetns(netns: number | null, ip: string): number | null {
     return netns !== null && this.netns !== null && netns !== this.netns && isLoopback(ip) ? netns : null;

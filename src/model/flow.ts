@@ -102,11 +102,12 @@ export interface Flow {
    */
   seenBy?: 'packets' | 'hook-only';
   /**
-   * Inode of the network namespace of a loopback flow known only from hooks in a namespace other than the
-   * one the packets were captured in (a pod's own 127.0.0.1): such records never join a captured flow.
-   * Absent (null) otherwise: flows of the capture's own namespace, other namespaces' non-loopback flows
-   * (they cross captured interfaces such as a pod's veth, and join by 5-tuple), and captures that do not
-   * state namespaces.
+   * Inode of the network namespace of a flow known only from hooks in a namespace other than the one the
+   * packets were captured in, kept apart from a captured flow with the same 5-tuple: a loopback connection
+   * (a pod's own 127.0.0.1), or one whose end another namespace's records already claimed (isolated
+   * namespaces reusing addresses). Absent (null) otherwise: flows of the capture's own namespace, other
+   * namespaces' non-loopback flows (they cross captured interfaces such as a pod's veth, and join by
+   * 5-tuple), and captures that do not state namespaces.
    */
   netns?: number | null;
 }
