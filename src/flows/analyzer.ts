@@ -344,6 +344,8 @@ export class Analyzer {
   // IPv4 flow skips building and hashing its table key for the rest of the run
   private last: FlowState | null = null;
   private lastNode = '';
+  // why int32 (signed keys, ports packed with <<): a field that ever gets a number beyond int32 turns into a heap
+  // number, which changes the analyzer's shape and threw away the optimized code of every method mid-capture
   private lastA = -1;
   private lastB = -1;
   private lastPorts = -1;
@@ -509,8 +511,8 @@ export class Analyzer {
     if (v4 && this.last !== null && node === this.lastNode && (transport === 'tcp') === this.lastTcp) {
       const a = sip as number;
       const bb = dip as number;
-      if (a === this.lastA && bb === this.lastB && d.srcPort * 65536 + d.dstPort === this.lastPorts) fs = this.last;
-      else if (a === this.lastB && bb === this.lastA && d.dstPort * 65536 + d.srcPort === this.lastPorts) fs = this.last;
+      if (a === this.lastA && bb === this.lastB && ((d.srcPort << 16) | d.dstPort) === this.lastPorts) fs = this.last;
+      else if (a === this.lastB && bb === this.lastA && ((d.dstPort << 16) | d.srcPort) === this.lastPorts) fs = this.last;
     }
     fs ??= this.index.get(node, transport === 'tcp', sip, d.srcPort, dip, d.dstPort);
     const syn = transport === 'tcp' && (d.tcpFlags & TCP_SYN) !== 0 && (d.tcpFlags & TCP_ACK) === 0;
@@ -521,7 +523,7 @@ export class Analyzer {
       this.lastNode = node;
       this.lastA = sip as number;
       this.lastB = dip as number;
-      this.lastPorts = d.srcPort * 65536 + d.dstPort;
+      this.lastPorts = (d.srcPort << 16) | d.dstPort;
       this.lastTcp = transport === 'tcp';
     }
     const f = fs.flow;
@@ -1247,11 +1249,11 @@ function indexNode(node: string, netns: number | null): string {
   return netns === null ? node : `${node}\0netns=${netns}`;
 }
 
-/** An address in key form: IPv4 as its 32-bit number (what packets give cheaply), anything else as text. */
+/** An address in key form: IPv4 as its signed 32-bit number (DecodedPacket.src4's form), anything else as text. */
 export function ipKeyPart(ip: string): number | string {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
   if (!m) return ip;
-  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  return (Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4]);
 }
 
 /** Origins of successive streams (files) of one analyzer are this far apart: file offsets stay below 1 TiB. */

@@ -4,7 +4,7 @@ import {
   LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
 } from '../pcapng/types.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
-import { be16, be32, le32 } from '../pcapng/bytes.js';
+import { be16, be32, be32s, le32 } from '../pcapng/bytes.js';
 
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
@@ -64,13 +64,17 @@ export class DecodedPacket {
     return this;
   }
 
-  /** IPv4 source as an unsigned 32-bit number (IPv4 only). */
+  /**
+   * IPv4 source as a signed 32-bit number (IPv4 only): the flow table's key form. Signed, so addresses from
+   * 128.0.0.0 up stay small integers: an unsigned one above 2^31 is a heap number, and the first such address
+   * made the optimized flow-table code start over.
+   */
   get src4(): number {
-    return be32(this.data, this.addrOffset);
+    return be32s(this.data, this.addrOffset);
   }
 
   get dst4(): number {
-    return be32(this.data, this.addrOffset + 4);
+    return be32s(this.data, this.addrOffset + 4);
   }
 
   get src(): string {

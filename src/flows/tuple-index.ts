@@ -5,17 +5,19 @@
 
 const EMPTY = -1;
 
-/** A tuple's endpoints as the analyzer keys them: an IPv4 address as its 32-bit number, else the text. */
+/** A tuple's endpoints as the analyzer keys them: an IPv4 address as its 32-bit number (signed, see ipA), else the text. */
 export type KeyIp = number | string;
 
 export class TupleIndex<T> {
   private mask = (1 << 12) - 1;
   private slots = new Int32Array(this.mask + 1).fill(EMPTY);
   /** columns of entry i: the canonical tuple (first endpoint's address and port, second's) and node/transport tag */
-  private ipA = new Uint32Array(2048);
-  private ipB = new Uint32Array(2048);
-  private ports = new Uint32Array(2048);
-  private tags = new Uint32Array(2048);
+  // why signed: keys (IPv4 as DecodedPacket.src4 gives them, ports packed with <<) are int32, so every value
+  // read back stays a small integer; unsigned ones above 2^31 made the optimized code start over
+  private ipA = new Int32Array(2048);
+  private ipB = new Int32Array(2048);
+  private ports = new Int32Array(2048);
+  private tags = new Int32Array(2048);
   private values: T[] = [];
   private readonly nodes = new Map<string, number>();
   private lastNode = '';
@@ -24,7 +26,7 @@ export class TupleIndex<T> {
 
   get(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number): T | undefined {
     if (typeof a !== 'number' || typeof b !== 'number') return this.other.get(textKey(node, tcp, a, ap, b, bp));
-    const i = this.find(this.tag(node, tcp), a, ap, b, bp);
+    const i = this.find(this.tag(node, tcp), a | 0, ap, b | 0, bp);
     return i === EMPTY ? undefined : this.values[i];
   }
 
@@ -34,6 +36,9 @@ export class TupleIndex<T> {
       this.other.set(textKey(node, tcp, a, ap, b, bp), value);
       return;
     }
+    // (an unsigned address above 2^31 is the same key as its signed form)
+    a |= 0;
+    b |= 0;
     const tag = this.tag(node, tcp);
     const i = this.find(tag, a, ap, b, bp);
     if (i !== EMPTY) {
@@ -45,7 +50,7 @@ export class TupleIndex<T> {
     const aFirst = a < b || (a === b && ap <= bp);
     this.ipA[n] = aFirst ? a : b;
     this.ipB[n] = aFirst ? b : a;
-    this.ports[n] = aFirst ? ap * 65536 + bp : bp * 65536 + ap;
+    this.ports[n] = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
     this.tags[n] = tag;
     this.values.push(value);
     // why: at most half full, so probes stay short
@@ -70,7 +75,7 @@ export class TupleIndex<T> {
     const aFirst = a < b || (a === b && ap <= bp);
     const x = aFirst ? a : b;
     const y = aFirst ? b : a;
-    const p = aFirst ? ap * 65536 + bp : bp * 65536 + ap;
+    const p = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
     let s = hash(x, y, p, tag) & this.mask;
     for (;;) {
       const i = this.slots[s]!;
@@ -93,8 +98,8 @@ export class TupleIndex<T> {
   }
 
   private growColumns(): void {
-    const grow = (c: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
-      const g = new Uint32Array(c.length * 2);
+    const grow = (c: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+      const g = new Int32Array(c.length * 2);
       g.set(c);
       return g;
     };

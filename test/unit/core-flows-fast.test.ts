@@ -239,6 +239,20 @@ describe('the flow table index', () => {
     expect(idx.get('a', true, 5, 81, 5, 80)).toBe(-1);
     idx.set('a', true, 5, 81, 5, 80, -2);
     expect(idx.get('a', true, 5, 80, 5, 81)).toBe(-2);
+    // addresses on both sides of 2^31 and ports above 32767: keys whose int32 forms are negative
+    const high = (i: number): number => (0x7ffff000 + i * 613) | 0;
+    for (let i = 0; i < 5000; i++) idx.set('h', true, high(i), 32768 + i, high(i + 1), 65535 - i, 100_000 + i);
+    for (let i = 0; i < 5000; i++) {
+      expect(idx.get('h', true, high(i + 1), 65535 - i, high(i), 32768 + i)).toBe(100_000 + i);
+      // the unsigned form of an address is the same key
+      expect(idx.get('h', true, high(i) >>> 0, 32768 + i, high(i + 1) >>> 0, 65535 - i)).toBe(100_000 + i);
+      expect(idx.get('h', true, high(i), 32768 + i, high(i + 1), 65534 - i)).toBeUndefined();
+    }
+    // setting through the unsigned form replaces the entry of the signed one
+    idx.set('h', true, high(7) >>> 0, 65535 - 6, high(6) >>> 0, 32768 + 6, -7);
+    expect(high(6)).toBeGreaterThan(0);
+    expect(high(7)).toBeLessThan(0);
+    expect(idx.get('h', true, high(6), 32768 + 6, high(7), 65535 - 6)).toBe(-7);
     idx.set('a', false, 'fd00::1', 5353, 'fd00::2', 53, 6);
     expect(idx.get('a', false, 'fd00::2', 53, 'fd00::1', 5353)).toBe(6);
     expect(idx.get('a', true, 'fd00::2', 53, 'fd00::1', 5353)).toBeUndefined();
