@@ -2,7 +2,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { once } from 'node:events';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
@@ -97,12 +96,22 @@ const JSON_CHUNK = 4096;
 async function writeFlowsJson(flows: Flow[]): Promise<void> {
   const { FlowJsonLines } = await import('../model/flow-json.js');
   const lines = new FlowJsonLines();
-  await lines.addAll(flows, (chunk) => writeOut(chunk, () => lines.reuse(chunk)));
+  await lines.addAll(flows, async (chunk) => {
+    await writeOut(chunk);
+    lines.reuse(chunk);
+  });
 }
 
-// why: a few large writes, not one per line; waiting for a pipe to drain keeps one chunk in memory, not all
-async function writeOut(chunk: Buffer | string, written?: () => void): Promise<void> {
-  if (!process.stdout.write(chunk, written)) await once(process.stdout, 'drain');
+/**
+ * A few large writes, not one per line, each awaited until written: at most one chunk waits in memory for a
+ * slow reader, and the next chunk is written into the same buffer. (Waiting only for 'drain' let the lines
+ * writer take a fresh buffer for every chunk, since the write callbacks ran after it had finished: a new
+ * page fault every 4 KiB of output.) A failed write resolves too: the stdout error listener decides.
+ */
+function writeOut(chunk: Buffer | string): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.write(chunk, () => resolve());
+  });
 }
 
 /**
