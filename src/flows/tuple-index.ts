@@ -3,21 +3,19 @@
 // open-addressing table: no key string per packet, no string hashing, no Map growth (a million flows spent
 // most of their load time in Map lookups of fresh key strings). Other tuples (IPv6) are keyed by strings.
 
-const EMPTY = -1;
-
-/** A tuple's endpoints as the analyzer keys them: an IPv4 address as its 32-bit number (signed, see ipA), else the text. */
+/** A tuple's endpoints as the analyzer keys them: an IPv4 address as its 32-bit number (signed, see table), else the text. */
 export type KeyIp = number | string;
+
+/** Words per slot: entry + 1 (0: empty), the canonical tuple (x, y, packed ports) and the node/transport tag. */
+const SLOT = 8;
 
 export class TupleIndex<T> {
   private mask = (1 << 12) - 1;
-  private slots = new Int32Array(this.mask + 1).fill(EMPTY);
-  /** columns of entry i: the canonical tuple (first endpoint's address and port, second's) and node/transport tag */
-  // why signed: keys (IPv4 as DecodedPacket.src4 gives them, ports packed with <<) are int32, so every value
-  // read back stays a small integer; unsigned ones above 2^31 made the optimized code start over
-  private ipA = new Int32Array(2048);
-  private ipB = new Int32Array(2048);
-  private ports = new Int32Array(2048);
-  private tags = new Int32Array(2048);
+  // why the keys in the slots: a lookup reads one slot (32 bytes, one cache line) instead of a slot and four
+  // key columns; with many flows' packets interleaved every packet is a lookup, and each line was a cache miss.
+  // Keys are int32 (IPv4 as DecodedPacket.src4 gives them, signed; ports packed with <<), so every value
+  // read back stays a small integer.
+  private table = new Int32Array((this.mask + 1) * SLOT);
   private values: T[] = [];
   private readonly nodes = new Map<string, number>();
   private lastNode = '';
@@ -26,8 +24,9 @@ export class TupleIndex<T> {
 
   get(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number): T | undefined {
     if (typeof a !== 'number' || typeof b !== 'number') return this.other.get(textKey(node, tcp, a, ap, b, bp));
-    const i = this.find(this.tag(node, tcp), a | 0, ap, b | 0, bp);
-    return i === EMPTY ? undefined : this.values[i];
+    const s = this.find(this.tag(node, tcp), a | 0, ap, b | 0, bp);
+    const e = this.table[s]!;
+    return e === 0 ? undefined : this.values[e - 1];
   }
 
   /** Makes `value` the one using the tuple (replacing any earlier one). */
@@ -40,22 +39,21 @@ export class TupleIndex<T> {
     a |= 0;
     b |= 0;
     const tag = this.tag(node, tcp);
-    const i = this.find(tag, a, ap, b, bp);
-    if (i !== EMPTY) {
-      this.values[i] = value;
+    const s = this.find(tag, a, ap, b, bp);
+    const t = this.table;
+    if (t[s] !== 0) {
+      this.values[t[s]! - 1] = value;
       return;
     }
-    const n = this.values.length;
-    if (n === this.ipA.length) this.growColumns();
     const aFirst = a < b || (a === b && ap <= bp);
-    this.ipA[n] = aFirst ? a : b;
-    this.ipB[n] = aFirst ? b : a;
-    this.ports[n] = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
-    this.tags[n] = tag;
     this.values.push(value);
+    t[s] = this.values.length;
+    t[s + 1] = aFirst ? a : b;
+    t[s + 2] = aFirst ? b : a;
+    t[s + 3] = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
+    t[s + 4] = tag;
     // why: at most half full, so probes stay short
-    if ((n + 1) * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
-    else this.place(n);
+    if (this.values.length * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
   }
 
   private tag(node: string, tcp: boolean): number {
@@ -71,42 +69,32 @@ export class TupleIndex<T> {
     return this.lastNodeTag * 2 + (tcp ? 1 : 0);
   }
 
+  /** The table offset of the tuple's slot, or of the empty slot where it would go. */
   private find(tag: number, a: number, ap: number, b: number, bp: number): number {
     const aFirst = a < b || (a === b && ap <= bp);
     const x = aFirst ? a : b;
     const y = aFirst ? b : a;
     const p = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
-    let s = hash(x, y, p, tag) & this.mask;
+    const t = this.table;
+    const mask = this.mask;
+    let i = hash(x, y, p, tag) & mask;
     for (;;) {
-      const i = this.slots[s]!;
-      if (i === EMPTY) return EMPTY;
-      if (this.ipA[i] === x && this.ipB[i] === y && this.ports[i] === p && this.tags[i] === tag) return i;
-      s = (s + 1) & this.mask;
+      const s = i * SLOT;
+      if (t[s] === 0 || (t[s + 1] === x && t[s + 2] === y && t[s + 3] === p && t[s + 4] === tag)) return s;
+      i = (i + 1) & mask;
     }
   }
 
-  private place(i: number): void {
-    let s = hash(this.ipA[i]!, this.ipB[i]!, this.ports[i]!, this.tags[i]!) & this.mask;
-    while (this.slots[s] !== EMPTY) s = (s + 1) & this.mask;
-    this.slots[s] = i;
-  }
-
   private rehash(size: number): void {
+    const old = this.table;
     this.mask = size - 1;
-    this.slots = new Int32Array(size).fill(EMPTY);
-    for (let i = 0; i < this.values.length; i++) this.place(i);
-  }
-
-  private growColumns(): void {
-    const grow = (c: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
-      const g = new Int32Array(c.length * 2);
-      g.set(c);
-      return g;
-    };
-    this.ipA = grow(this.ipA);
-    this.ipB = grow(this.ipB);
-    this.ports = grow(this.ports);
-    this.tags = grow(this.tags);
+    const t = (this.table = new Int32Array(size * SLOT));
+    for (let o = 0; o < old.length; o += SLOT) {
+      if (old[o] === 0) continue;
+      let i = hash(old[o + 1]!, old[o + 2]!, old[o + 3]!, old[o + 4]!) & this.mask;
+      while (t[i * SLOT] !== 0) i = (i + 1) & this.mask;
+      t.set(old.subarray(o, o + SLOT), i * SLOT);
+    }
   }
 }
 
