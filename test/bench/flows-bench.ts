@@ -1,6 +1,8 @@
 // Benchmark: `tapscope flows FILE --json` against `tshark -r FILE -q -z conv,tcp` on a large generated capture
 // (default 1 GiB; BENCH_SIZE_MB shrinks it) with many TLS, HTTP and DNS flows, BENCH_ROUNDS (default 3) runs
-// of each, interleaved; prints best and median wall time, CPU and peak RSS of both and their ratios, the RSS
+// of each, interleaved; prints best and median wall time, CPU and peak RSS of both and their ratios; the same
+// on a capture of the same flows with BENCH_INTERLEAVE (default 256; 0 skips) of them in progress at once, as
+// on a real link (random ISNs, ephemeral ports); the RSS
 // for the same flows carrying a quarter of the bytes (memory must follow flows, not bytes), and both tools on
 // BENCH_MANY_FLOWS (default 1,000,000; 0 skips) flows of one packet each. Every tapscope run is a cold first
 // run: tapscope keeps no index or cache between runs. Both tools read the file from the page cache (it was
@@ -60,63 +62,102 @@ class Out {
 
 export interface GeneratedCapture { path: string; flows: number; tcpFlows: number; packets: number; bytes: number }
 
+/** How flows lie in a generated capture. */
+export interface CaptureShape {
+  /**
+   * Flows in progress at once, their packets mixed at random (1, the default: each flow's packets follow the
+   * previous flow's). Above 1 the flows also look like a real client's: random initial sequence numbers,
+   * ephemeral ports (32768-60999), addresses on both sides of 128.0.0.0.
+   */
+  interleave?: number;
+}
+
+/** A pcapng enhanced packet block's size for a frame of `len` bytes (no options). */
+const epbSize = (len: number): number => 32 + ((len + 3) & ~3);
+
 /**
  * Writes a capture of about `sizeMb` MiB. `flows` fixes the number of flows (default: what fills the size
  * with ~16 KiB per flow), so the same flows can be written with fewer bytes.
  */
-export function generateCapture(path: string, sizeMb: number, flowsWanted?: number): GeneratedCapture {
+export function generateCapture(path: string, sizeMb: number, flowsWanted?: number, shape: CaptureShape = {}): GeneratedCapture {
   const metaPath = `${path}.json`;
   if (existsSync(path) && existsSync(metaPath)) return JSON.parse(readFileSync(metaPath, 'utf8')) as GeneratedCapture;
   const target = sizeMb * 1024 * 1024;
   const flowCount = flowsWanted ?? Math.max(10, Math.floor(target / (16 * 1024)));
   const perFlow = target / flowCount;
+  const mixed = (shape.interleave ?? 1) > 1;
   const ch = clientHello();
   const appData = Buffer.alloc(1400);
   for (let i = 0; i < appData.length; i++) appData[i] = (i * 7919) & 0xff;
   appData[0] = 0x17; appData[1] = 0x03; appData[2] = 0x03; appData.writeUInt16BE(1395, 3);
   const serverHello = Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0x00, 0x40, 0x02, 0x00, 0x00, 0x3c, 0x03, 0x03]), Buffer.alloc(0x3c)]);
-  const tmp = `${path}.partial`;
-  const out = new Out(tmp);
-  out.raw(encodeShb({ hardware: 'x86_64', os: 'Linux bench', userappl: 'tapscope flows-bench' }));
-  out.raw(encodeIdb({ linkType: 1, snapLen: 262144, name: 'eth0', description: 'ifindex=2', tsresol: 9 }));
+  // a fixed seed: the same capture on every machine
+  let seed = 0x7a95c0de;
+  const rnd = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed >>> 8;
+  };
   let tcpFlows = 0;
-  for (let i = 0; i < flowCount; i++) {
-    const client = `10.${100 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
-    const server = `10.250.${(i >> 8) & 15}.${1 + (i % 200)}`;
-    const sport = 1024 + (i % 60000);
+  // One flow's frames, in order; `own` counts the bytes its blocks take, which sizes its bulk transfer.
+  function* flow(i: number): Generator<Buffer> {
+    let own = 0;
+    const frame = (f: Buffer): Buffer => { own += epbSize(f.length); return f; };
+    const client = !mixed ? `10.${100 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`
+      : i % 2 ? `192.168.${(i >> 8) & 255}.${i & 255}` : `172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}`;
+    const server = !mixed ? `10.250.${(i >> 8) & 15}.${1 + (i % 200)}`
+      : i % 3 ? `10.${(i >> 12) & 255}.${(i >> 4) & 255}.${1 + (i % 200)}` : `203.0.113.${1 + (i % 250)}`;
+    const sport = mixed ? 32768 + (rnd() % 28232) : 1024 + (i % 60000);
     const kind = i % 10;
-    const start = out.bytes;
     if (kind === 9) {
       const q = dnsPacket.encode({ type: 'query', id: i & 0xffff, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: `host${i}.bench.test` }] });
       const r = dnsPacket.encode({ type: 'response', id: i & 0xffff, questions: [{ type: 'A', name: `host${i}.bench.test` }], answers: [{ type: 'A', name: `host${i}.bench.test`, data: '10.9.8.7' }] });
-      out.packet(ethernet(ipPacket('udp', { src: client, dst: server, sport, dport: 53, payload: q })));
-      out.packet(ethernet(ipPacket('udp', { src: server, dst: client, sport: 53, dport: sport, payload: r })));
-      continue;
+      yield frame(ethernet(ipPacket('udp', { src: client, dst: server, sport, dport: 53, payload: q })));
+      yield frame(ethernet(ipPacket('udp', { src: server, dst: client, sport: 53, dport: sport, payload: r })));
+      return;
     }
     tcpFlows++;
     const dport = kind < 6 ? 443 : 80;
     const C = { src: client, dst: server, sport, dport };
     const S = { src: server, dst: client, sport: dport, dport: sport };
-    let cs = 1000 + i;
-    let ss = 900000 + i;
-    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, flags: 0x02 })));
-    out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs + 1, flags: 0x12 })));
+    let cs = mixed ? rnd() * 256 + (i & 255) : 1000 + i;
+    let ss = mixed ? rnd() * 256 + (i & 255) : 900000 + i;
+    const seq = (n: number): number => n % 2 ** 32;
+    yield frame(ethernet(ipPacket('tcp', { ...C, seq: seq(cs), flags: 0x02 })));
+    yield frame(ethernet(ipPacket('tcp', { ...S, seq: seq(ss), ack: seq(cs + 1), flags: 0x12 })));
     cs++; ss++;
-    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, flags: 0x10 })));
+    yield frame(ethernet(ipPacket('tcp', { ...C, seq: seq(cs), ack: seq(ss), flags: 0x10 })));
     const first = dport === 443 ? ch : Buffer.from(`GET /item/${i}?q=${i % 97} HTTP/1.1\r\nHost: www${i % 50}.bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n`);
-    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, payload: first })));
+    yield frame(ethernet(ipPacket('tcp', { ...C, seq: seq(cs), ack: seq(ss), payload: first })));
     cs += first.length;
     // bulk data server → client until this flow has its share of the file (an HTTP body of exactly that size)
-    const bulk = Math.max(1, Math.ceil((perFlow - (out.bytes - start) - 250) / (appData.length + 86)));
+    const bulk = Math.max(1, Math.ceil((perFlow - own - 250) / (appData.length + 86)));
     const reply = dport === 443 ? serverHello : Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bulk * appData.length}\r\n\r\n`);
-    out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs, payload: reply })));
+    yield frame(ethernet(ipPacket('tcp', { ...S, seq: seq(ss), ack: seq(cs), payload: reply })));
     ss += reply.length;
     for (let k = 0; k < bulk; k++) {
-      out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs, payload: appData })));
+      yield frame(ethernet(ipPacket('tcp', { ...S, seq: seq(ss), ack: seq(cs), payload: appData })));
       ss += appData.length;
     }
-    out.packet(ethernet(ipPacket('tcp', { ...C, seq: cs, ack: ss, flags: 0x11 })));
-    out.packet(ethernet(ipPacket('tcp', { ...S, seq: ss, ack: cs + 1, flags: 0x11 })));
+    yield frame(ethernet(ipPacket('tcp', { ...C, seq: seq(cs), ack: seq(ss), flags: 0x11 })));
+    yield frame(ethernet(ipPacket('tcp', { ...S, seq: seq(ss), ack: seq(cs + 1), flags: 0x11 })));
+  }
+  const tmp = `${path}.partial`;
+  const out = new Out(tmp);
+  out.raw(encodeShb({ hardware: 'x86_64', os: 'Linux bench', userappl: 'tapscope flows-bench' }));
+  out.raw(encodeIdb({ linkType: 1, snapLen: 262144, name: 'eth0', description: 'ifindex=2', tsresol: 9 }));
+  const width = Math.max(1, shape.interleave ?? 1);
+  const active: Generator<Buffer>[] = [];
+  let next = 0;
+  while (next < flowCount || active.length > 0) {
+    while (active.length < width && next < flowCount) active.push(flow(next++));
+    const j = width === 1 ? 0 : rnd() % active.length;
+    const r = active[j]!.next();
+    if (r.done) {
+      active[j] = active[active.length - 1]!;
+      active.pop();
+    } else {
+      out.packet(r.value);
+    }
   }
   out.close();
   renameSync(tmp, path);
@@ -185,6 +226,8 @@ export interface BenchResult {
   tsharkRuns: Measured[];
   tapscopeTcpFlows: number;
   tsharkConversations: number;
+  /** the same size of capture with flows interleaved (CaptureShape), measured the same way */
+  interleaved: (Rounds & { capture: GeneratedCapture; width: number; tapscope: Measured; tshark: Measured }) | null;
   lighter: { capture: GeneratedCapture; tapscope: Measured } | null;
   manyFlows: { capture: GeneratedCapture; tapscope: Measured; tshark: Measured; tapscopeFlows: number } | null;
 }
@@ -209,25 +252,38 @@ export function median(xs: number[]): number {
 
 const lines = (text: string, pred: (l: string) => boolean): number => text.split('\n').filter(pred).length;
 
-export function runFlowsBench(sizeMb: number, opts: { lighter?: boolean; dir?: string; rounds?: number; manyFlows?: number } = {}): BenchResult {
+/** Both tools on one capture, `rounds` times, interleaved. */
+interface Rounds { tapscopeRuns: Measured[]; tsharkRuns: Measured[]; tapscopeTcpFlows: number; tsharkConversations: number }
+
+function rounds(path: string, count: number): Rounds {
+  const r: Rounds = { tapscopeRuns: [], tsharkRuns: [], tapscopeTcpFlows: -1, tsharkConversations: -1 };
+  // why interleaved: a burst of load from other work on a shared machine hits both tools alike
+  for (let i = 0; i < Math.max(1, count); i++) {
+    const t = tapscopeFlows(path);
+    const tcp = lines(t.stdout, (l) => l.includes('"transport":"tcp"'));
+    if (r.tapscopeTcpFlows >= 0 && tcp !== r.tapscopeTcpFlows) throw new Error(`tapscope found ${tcp} TCP flows, ${r.tapscopeTcpFlows} in an earlier round`);
+    r.tapscopeTcpFlows = tcp;
+    t.stdout = '';
+    r.tapscopeRuns.push(t);
+    const w = tsharkConv(path);
+    r.tsharkConversations = lines(w.stdout, (l) => l.includes('<->'));
+    w.stdout = '';
+    r.tsharkRuns.push(w);
+  }
+  return r;
+}
+
+export function runFlowsBench(
+  sizeMb: number, opts: { lighter?: boolean; dir?: string; rounds?: number; manyFlows?: number; interleave?: number } = {},
+): BenchResult {
   const dir = opts.dir ?? '/tmp';
   const capture = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}.pcapng`), sizeMb);
-  const tapscopeRuns: Measured[] = [];
-  const tsharkRuns: Measured[] = [];
-  let tapscopeTcpFlows = -1;
-  let tsharkConversations = -1;
-  // why: interleaved, so a burst of load from other work on a shared machine hits both tools alike
-  for (let r = 0; r < Math.max(1, opts.rounds ?? 1); r++) {
-    const t = tapscopeFlows(capture.path);
-    const tcp = lines(t.stdout, (l) => l.includes('"transport":"tcp"'));
-    if (tapscopeTcpFlows >= 0 && tcp !== tapscopeTcpFlows) throw new Error(`tapscope found ${tcp} TCP flows, ${tapscopeTcpFlows} in an earlier round`);
-    tapscopeTcpFlows = tcp;
-    t.stdout = '';
-    tapscopeRuns.push(t);
-    const w = tsharkConv(capture.path);
-    tsharkConversations = lines(w.stdout, (l) => l.includes('<->'));
-    w.stdout = '';
-    tsharkRuns.push(w);
+  const main = rounds(capture.path, opts.rounds ?? 1);
+  let interleaved: BenchResult['interleaved'] = null;
+  if (opts.interleave && opts.interleave > 1) {
+    const ic = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-x${opts.interleave}.pcapng`), sizeMb, undefined, { interleave: opts.interleave });
+    const r = rounds(ic.path, opts.rounds ?? 1);
+    interleaved = { capture: ic, width: opts.interleave, tapscope: best(r.tapscopeRuns), tshark: best(r.tsharkRuns), ...r };
   }
   let lighter: BenchResult['lighter'] = null;
   if (opts.lighter) {
@@ -246,7 +302,7 @@ export function runFlowsBench(sizeMb: number, opts: { lighter?: boolean; dir?: s
     w.stdout = '';
     manyFlows = { capture: mc, tapscope: t, tshark: w, tapscopeFlows: tapscopeFlowCount };
   }
-  return { capture, tapscope: best(tapscopeRuns), tshark: best(tsharkRuns), tapscopeRuns, tsharkRuns, tapscopeTcpFlows, tsharkConversations, lighter, manyFlows };
+  return { capture, tapscope: best(main.tapscopeRuns), tshark: best(main.tsharkRuns), ...main, interleaved, lighter, manyFlows };
 }
 
 function main(): void {
@@ -254,7 +310,8 @@ function main(): void {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const manyFlows = Number(process.env.BENCH_MANY_FLOWS ?? 1_000_000);
   const t0 = Date.now();
-  const r = runFlowsBench(sizeMb, { lighter: true, rounds, manyFlows });
+  const interleave = Number(process.env.BENCH_INTERLEAVE ?? 256);
+  const r = runFlowsBench(sizeMb, { lighter: true, rounds, manyFlows, interleave });
   const mb = (n: number) => (n / 1024 / 1024).toFixed(0);
   const s = (m: Measured) => `${m.wallS.toFixed(2)} s wall, ${m.cpuS.toFixed(2)} s CPU, peak RSS ${m.rssMb.toFixed(0)} MiB`;
   const med = (runs: Measured[], k: 'wallS' | 'cpuS' | 'rssMb') => median(runs.map((m) => m[k]));
@@ -262,6 +319,11 @@ function main(): void {
   console.log(`  tapscope flows --json: best ${s(r.tapscope)}; median ${med(r.tapscopeRuns, 'wallS').toFixed(2)} s wall; ${r.tapscopeTcpFlows} TCP flows (exit ${r.tapscope.code}; cold runs, no cache)`);
   console.log(`  tshark -z conv,tcp   : best ${s(r.tshark)}; median ${med(r.tsharkRuns, 'wallS').toFixed(2)} s wall; ${r.tsharkConversations} conversations (exit ${r.tshark.code})`);
   console.log(`  ratio                : tapscope ${(r.tshark.wallS / r.tapscope.wallS).toFixed(1)}x faster best vs best, ${(med(r.tsharkRuns, 'wallS') / med(r.tapscopeRuns, 'wallS')).toFixed(1)}x median vs median, ${(med(r.tsharkRuns, 'cpuS') / med(r.tapscopeRuns, 'cpuS')).toFixed(1)}x by median CPU time; ${(med(r.tapscopeRuns, 'rssMb') / med(r.tsharkRuns, 'rssMb')).toFixed(2)}x tshark's memory`);
+  if (r.interleaved) {
+    const x = r.interleaved;
+    console.log(`  interleaved capture  : the same flows, ${x.width} in progress at once (random ISNs, ephemeral ports), ${x.capture.packets} packets: tapscope best ${s(x.tapscope)}, median ${med(x.tapscopeRuns, 'wallS').toFixed(2)} s; tshark best ${s(x.tshark)}, median ${med(x.tsharkRuns, 'wallS').toFixed(2)} s; ${x.tapscopeTcpFlows} TCP flows, ${x.tsharkConversations} conversations`);
+    console.log(`  ratio (interleaved)  : tapscope ${(x.tshark.wallS / x.tapscope.wallS).toFixed(1)}x faster best vs best, ${(med(x.tsharkRuns, 'wallS') / med(x.tapscopeRuns, 'wallS')).toFixed(1)}x median vs median, ${(med(x.tsharkRuns, 'cpuS') / med(x.tapscopeRuns, 'cpuS')).toFixed(1)}x by median CPU time; ${(med(x.tapscopeRuns, 'rssMb') / med(x.tsharkRuns, 'rssMb')).toFixed(2)}x tshark's memory`);
+  }
   if (r.lighter) {
     console.log(`  same flows, 1/4 bytes: ${s(r.lighter.tapscope)} (RSS ratio full/quarter ${(r.tapscope.rssMb / r.lighter.tapscope.rssMb).toFixed(2)}; bytes ratio ${(r.capture.bytes / r.lighter.capture.bytes).toFixed(1)})`);
   }

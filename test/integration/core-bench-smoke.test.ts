@@ -1,10 +1,11 @@
 // Smoke run of the flows benchmark on a small generated capture: both tools run, and tapscope finds exactly
-// the TCP conversations tshark finds. (The full run is `npm run bench`; it prints ratios, never gates.)
+// the TCP conversations tshark finds, also with the flows interleaved. (The full run is `npm run bench`; it prints ratios, never gates.)
 import { describe, it, expect, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runFlowsBench } from '../bench/flows-bench.js';
+import { generateCapture, runFlowsBench } from '../bench/flows-bench.js';
+import { analyzeFiles } from '../../src/flows/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsc-bench-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -14,7 +15,7 @@ describe('flows benchmark (smoke size)', () => {
     const prev = process.env.BENCH_FROM_SOURCE;
     process.env.BENCH_FROM_SOURCE = '1';
     try {
-      const r = runFlowsBench(6, { dir, lighter: true });
+      const r = runFlowsBench(6, { dir, lighter: true, interleave: 64 });
       expect(r.tapscope.code).toBe(0);
       expect(r.tshark.code).toBe(0);
       expect(r.capture.tcpFlows).toBeGreaterThan(100);
@@ -23,9 +24,33 @@ describe('flows benchmark (smoke size)', () => {
       expect(r.tapscope.rssMb).toBeGreaterThan(0);
       expect(r.tshark.wallS).toBeGreaterThan(0);
       expect(r.lighter!.capture.flows).toBe(r.capture.flows);
+      // the interleaved capture: the same flows, mixed; both tools still find every TCP conversation
+      const x = r.interleaved!;
+      expect(x.capture.flows).toBe(r.capture.flows);
+      expect(x.capture.packets).toBe(r.capture.packets);
+      expect(x.tapscopeTcpFlows).toBe(r.capture.tcpFlows);
+      expect(x.tsharkConversations).toBe(r.capture.tcpFlows);
     } finally {
       if (prev === undefined) delete process.env.BENCH_FROM_SOURCE;
       else process.env.BENCH_FROM_SOURCE = prev;
     }
+  });
+
+  it('finds the same flows in the interleaved capture as in the sequential one', async () => {
+    const seq = generateCapture(join(dir, 'same-seq.pcapng'), 3);
+    const mixed = generateCapture(join(dir, 'same-x32.pcapng'), 3, undefined, { interleave: 32 });
+    // per flow what does not depend on addresses, ports or timing: app, SNI, JA4, HTTP, DNS, packets, bytes
+    const summary = async (path: string): Promise<string[]> => {
+      const { analyzer } = await analyzeFiles([{ path }], { details: false });
+      return analyzer.flows().map((f) => JSON.stringify([f.app, f.tls?.sni, f.tls?.ja4, f.tls?.version, f.http, f.dns?.map((d) => [d.query, d.answers]), f.packets, f.bytes])).sort();
+    };
+    const a = await summary(seq.path);
+    const b = await summary(mixed.path);
+    expect(a.length).toBe(seq.flows);
+    expect(b).toEqual(a);
+    // and the flows were really dissected: TLS with its JA4, HTTP with its status
+    const kinds = Array.from({ length: seq.flows }, (_, i) => i % 10);
+    expect(a.filter((x) => x.startsWith('["tls","localhost","t13d')).length).toBe(kinds.filter((k) => k < 6).length);
+    expect(a.filter((x) => x.includes('"status":200')).length).toBe(kinds.filter((k) => k >= 6 && k < 9).length);
   });
 });
