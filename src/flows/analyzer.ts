@@ -98,6 +98,16 @@ const NO_ALPN = Object.freeze([]) as unknown as string[];
 // why shared: an exchange's headers are replaced, never appended to
 const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
 
+/**
+ * `list` with `item` appended; an empty list is replaced by a new one of just that item. (`[]` and a push
+ * reserve 17 slots, and most of these lists keep one item for the life of the flow: 136 bytes per list.)
+ */
+function add<T>(list: T[], item: T): T[] {
+  if (list.length === 0) return [item];
+  list.push(item);
+  return list;
+}
+
 /** The plaintext one side's hook gave; netns: of the records that fed it, when they told it (see onTlsRecord). */
 interface SidePlaintext { library: string; bytes: number; netns: number | null }
 
@@ -696,13 +706,13 @@ export class Analyzer {
     if (!msg) return;
     fs.app = 'dns';
     fs.flow.app = 'dns';
-    const list = fs.flow.dns ?? (fs.flow.dns = []);
+    const list = fs.flow.dns ?? [];
     const q = msg.questions[0];
     let entry = list.find((e) => e.id === msg.id && (e.query === (q?.name ?? null)));
     if (!entry) {
       if (list.length >= MAX_DNS_PER_FLOW) return;
       entry = { id: msg.id, query: q?.name ?? null, type: q?.type ?? null, rcode: null, answers: [] };
-      list.push(entry);
+      fs.flow.dns = add(list, entry);
     }
     if (msg.qr) {
       entry.rcode = msg.rcode;
@@ -921,7 +931,6 @@ export class Analyzer {
   private onMessages(fs: FlowState, msgs: HttpMessage[], source: 'plain' | 'decrypted', _ts: number): void {
     if (msgs.length === 0) return;
     const x = extra(fs);
-    if (fs.flow.http === NO_HTTP) fs.flow.http = [];
     for (const m of msgs) {
       if (m.grpcMethod && (fs.app === 'http2' || fs.app === 'grpc')) { fs.app = 'grpc'; fs.flow.app = 'grpc'; }
       if (m.kind === 'request') this.onRequest(fs, x, m, source);
@@ -976,13 +985,13 @@ export class Analyzer {
       fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
-    fs.flow.http.push({ method: m.method ?? null, host, path: m.path ?? null, status: null });
+    fs.flow.http = add(fs.flow.http, { method: m.method ?? null, host, path: m.path ?? null, status: null });
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
-    x.exchanges.push({
+    x.exchanges = add(x.exchanges, {
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
       requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts,
     });
-    x.exchangeStreams.push(m.streamId);
+    x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
   private onResponse(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
@@ -1016,12 +1025,12 @@ export class Analyzer {
       fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
-    fs.flow.http.push({ method: null, host: null, path: null, status });
-    x.exchanges.push({
+    fs.flow.http = add(fs.flow.http, { method: null, host: null, path: null, status });
+    x.exchanges = add(x.exchanges, {
       method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
       responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
     });
-    x.exchangeStreams.push(m.streamId);
+    x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
   // ---- decrypted plaintext ----
