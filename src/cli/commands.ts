@@ -1,7 +1,8 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, write as fsWrite } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { once } from 'node:events';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
@@ -92,21 +93,65 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
 
 const JSON_CHUNK = 4096;
 
-/** The flows as JSON lines, written into bytes a chunk (1 MiB) at a time: no string per flow. */
+/**
+ * The flows as JSON lines, written into bytes a chunk (1 MiB) at a time: no string per flow. Each chunk is
+ * written on the thread pool while the next one is made (see StdoutChunks), then its buffer is used again.
+ */
 async function writeFlowsJson(flows: Flow[]): Promise<void> {
   const { FlowJsonLines } = await import('../model/flow-json.js');
   const lines = new FlowJsonLines();
-  await lines.addAll(flows, async (chunk) => {
-    await writeOut(chunk);
-    lines.reuse(chunk);
-  });
+  const out = new StdoutChunks();
+  await out.start();
+  await lines.addAll(flows, (chunk) => out.write(chunk, () => lines.reuse(chunk)));
+  await out.end();
+}
+
+/**
+ * Standard output, one chunk in flight: write() waits for the chunk before, starts this one on the thread pool
+ * and returns, so the caller makes the next chunk while a reader (jq, a pipe to another program) drains this
+ * one. Through a 64 KiB pipe, 54 MB of lines took 56 ms of waiting when written from this thread. A reader
+ * that is gone (EPIPE) ends the output quietly, as the stdout error listener does; a non-blocking descriptor
+ * (EAGAIN) hands the rest to process.stdout, which waits for it.
+ */
+class StdoutChunks {
+  private inflight: Promise<void> | null = null;
+  private viaStream = false;
+  private gone = false;
+
+  /** Lets what process.stdout still queues go first (pipes are asynchronous on some platforms). */
+  async start(): Promise<void> {
+    if (process.stdout.writableLength > 0) await once(process.stdout, 'drain');
+  }
+
+  async write(chunk: Buffer, written: () => void): Promise<void> {
+    if (this.inflight) await this.inflight;
+    if (this.gone) return;
+    this.inflight = this.viaStream ? writeOut(chunk).then(written) : this.writeAll(chunk, 0).then(written);
+  }
+
+  async end(): Promise<void> {
+    if (this.inflight) await this.inflight;
+  }
+
+  private writeAll(buf: Buffer, from: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const go = (off: number): void => {
+        fsWrite(1, buf, off, buf.length - off, null, (e, n) => {
+          if (!e && off + n < buf.length) go(off + n);
+          else if (!e) resolve();
+          else if (e.code === 'EPIPE') { this.gone = true; resolve(); }
+          else if (e.code === 'EAGAIN') { this.viaStream = true; writeOut(buf.subarray(off)).then(resolve, reject); }
+          else reject(e);
+        });
+      };
+      go(from);
+    });
+  }
 }
 
 /**
  * A few large writes, not one per line, each awaited until written: at most one chunk waits in memory for a
- * slow reader, and the next chunk is written into the same buffer. (Waiting only for 'drain' let the lines
- * writer take a fresh buffer for every chunk, since the write callbacks ran after it had finished: a new
- * page fault every 4 KiB of output.) A failed write resolves too: the stdout error listener decides.
+ * slow reader. A failed write resolves too: the stdout error listener decides.
  */
 function writeOut(chunk: Buffer | string): Promise<void> {
   return new Promise((resolve) => {
