@@ -70,6 +70,8 @@ export interface CaptureShape {
    * ephemeral ports (32768-60999), addresses on both sides of 128.0.0.0.
    */
   interleave?: number;
+  /** IPv6 addresses instead of IPv4 (with interleave above 1) */
+  ipv6?: boolean;
 }
 
 /** A pcapng enhanced packet block's size for a frame of `len` bytes (no options). */
@@ -86,6 +88,7 @@ export function generateCapture(path: string, sizeMb: number, flowsWanted?: numb
   const flowCount = flowsWanted ?? Math.max(10, Math.floor(target / (16 * 1024)));
   const perFlow = target / flowCount;
   const mixed = (shape.interleave ?? 1) > 1;
+  const v6 = mixed && shape.ipv6 === true;
   const ch = clientHello();
   const appData = Buffer.alloc(1400);
   for (let i = 0; i < appData.length; i++) appData[i] = (i * 7919) & 0xff;
@@ -103,9 +106,11 @@ export function generateCapture(path: string, sizeMb: number, flowsWanted?: numb
     let own = 0;
     const frame = (f: Buffer): Buffer => { own += epbSize(f.length); return f; };
     const client = !mixed ? `10.${100 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`
-      : i % 2 ? `192.168.${(i >> 8) & 255}.${i & 255}` : `172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}`;
+      : v6 ? `2001:db8:${(i >> 16).toString(16)}::${(i & 0xffff).toString(16)}`
+        : i % 2 ? `192.168.${(i >> 8) & 255}.${i & 255}` : `172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}`;
     const server = !mixed ? `10.250.${(i >> 8) & 15}.${1 + (i % 200)}`
-      : i % 3 ? `10.${(i >> 12) & 255}.${(i >> 4) & 255}.${1 + (i % 200)}` : `203.0.113.${1 + (i % 250)}`;
+      : v6 ? `fd00:${i % 3 ? 'a' : 'b'}::${(1 + (i % 200)).toString(16)}`
+        : i % 3 ? `10.${(i >> 12) & 255}.${(i >> 4) & 255}.${1 + (i % 200)}` : `203.0.113.${1 + (i % 250)}`;
     const sport = mixed ? 32768 + (rnd() % 28232) : 1024 + (i % 60000);
     const kind = i % 10;
     if (kind === 9) {

@@ -258,6 +258,53 @@ describe('the flow table index', () => {
     expect(idx.get('a', true, 'fd00::2', 53, 'fd00::1', 5353)).toBeUndefined();
   });
 
+  it('keys IPv6 tuples by their bytes: text and packet forms find the same entry, both directions, through growth', async () => {
+    const { TupleIndex } = await import('../../src/flows/tuple-index.js');
+    const { ipToBytes } = await import('../../src/util/ip.js');
+    const idx = new TupleIndex<number>();
+    const a = (i: number): string => `2001:db8:${(i >> 16).toString(16)}::${(i & 0xffff).toString(16)}`;
+    const b = (i: number): string => `fd00::${(i % 300).toString(16)}`;
+    // a packet's 32 address bytes, source then destination, at offset 3 of a larger buffer
+    const packet = (src: string, dst: string): Buffer => Buffer.concat([Buffer.from([9, 9, 9]), ipToBytes(src)!, ipToBytes(dst)!]);
+    const n = 5000;
+    for (let i = 0; i < n; i++) {
+      if (i % 2) idx.set('n', true, a(i), 40000 + (i % 20000), b(i), 443, i);
+      else idx.set6('n', true, packet(b(i), a(i)), 3, 443, 40000 + (i % 20000), i);
+    }
+    for (let i = 0; i < n; i++) {
+      expect(idx.get6('n', true, packet(a(i), b(i)), 3, 40000 + (i % 20000), 443)).toBe(i);
+      expect(idx.get6('n', true, packet(b(i), a(i)), 3, 443, 40000 + (i % 20000))).toBe(i);
+      expect(idx.get('n', true, b(i), 443, a(i), 40000 + (i % 20000))).toBe(i);
+      expect(idx.get6('n', false, packet(a(i), b(i)), 3, 40000 + (i % 20000), 443)).toBeUndefined();
+      expect(idx.get6('m', true, packet(a(i), b(i)), 3, 40000 + (i % 20000), 443)).toBeUndefined();
+      expect(idx.get6('n', true, packet(a(i), b(i)), 3, 40000 + (i % 20000), 444)).toBeUndefined();
+    }
+    // the same address both ends: the ports order the tuple; set replaces
+    idx.set6('n', true, packet('::1', '::1'), 3, 80, 81, -1);
+    expect(idx.get('n', true, '::1', 81, '::1', 80)).toBe(-1);
+    idx.set('n', true, '0:0::1', 81, '::1', 80, -2);
+    expect(idx.get6('n', true, packet('::1', '::1'), 3, 80, 81)).toBe(-2);
+    // addresses that differ only in their last bits, the same port both ends: the addresses order the tuple
+    for (let i = 0; i < 200; i++) {
+      const x = `fd00:1:2:3:4:5:6:${(2 * i).toString(16)}`;
+      const y = `fd00:1:2:3:4:5:6:${(2 * i + 1).toString(16)}`;
+      idx.set6('n', false, packet(y, x), 3, 5353, 5353, 10_000 + i);
+      expect(idx.get6('n', false, packet(x, y), 3, 5353, 5353)).toBe(10_000 + i);
+      expect(idx.get('n', false, x, 5353, y, 5353)).toBe(10_000 + i);
+      // the same tuple on another transport and another node: entries of their own
+      idx.set('n', true, x, 5353, y, 5353, 20_000 + i);
+      idx.set6('m', false, packet(x, y), 3, 5353, 5353, 30_000 + i);
+    }
+    for (let i = 0; i < 200; i++) {
+      const x = `fd00:1:2:3:4:5:6:${(2 * i).toString(16)}`;
+      const y = `fd00:1:2:3:4:5:6:${(2 * i + 1).toString(16)}`;
+      expect([idx.get('n', false, y, 5353, x, 5353), idx.get('n', true, y, 5353, x, 5353), idx.get('m', false, y, 5353, x, 5353)]).toEqual([10_000 + i, 20_000 + i, 30_000 + i]);
+    }
+    // an endpoint that is no address at all still works, apart from the byte-keyed ones
+    idx.set('n', true, 'not-an-ip', 1, 'fd00::1', 2, -3);
+    expect(idx.get('n', true, 'fd00::1', 2, 'not-an-ip', 1)).toBe(-3);
+  });
+
   it('the id set adds once, through growth', async () => {
     const { PairSet } = await import('../../src/flows/tuple-index.js');
     const s = new PairSet();
