@@ -9,27 +9,70 @@ import { be32s } from '../pcapng/bytes.js';
 /** A tuple's endpoints as the analyzer keys them: an IPv4 address as its 32-bit number (signed, see table), else the text. */
 export type KeyIp = number | string;
 
-/** Words per IPv4 slot: entry + 1 (0: empty), the canonical tuple (x, y, packed ports), the node/transport tag, the hash. */
-const SLOT = 8;
-/** Words per IPv6 slot (one 64-byte cache line): entry + 1, x (4 words), y (4 words), packed ports, tag, hash. */
-const SLOT6 = 16;
+/** Words per IPv4 key: the canonical tuple (x, y, packed ports) and the node/transport tag. */
+const KEY = 4;
+/** Words per IPv6 key: x (4 words), y (4 words), packed ports, tag (and two unused: 48 bytes). */
+const KEY6 = 12;
+
+/**
+ * One open-addressing table: slots hold entry + 1 (0: empty); each entry's key words lie together in `keys`,
+ * in the order the entries came. A lookup reads a slot and one key (two cache lines; separate key columns were
+ * five, with many flows' packets interleaved every packet is a lookup). Growing rehashes the small slots from
+ * the keys read in order; keys stored in the slots made a million flows' table too large to grow quickly.
+ * Keys are int32 (IPv4 as DecodedPacket.src4 gives them, signed; ports packed with <<), so every value read
+ * back stays a small integer.
+ */
+class Table<T> {
+  mask = (1 << 10) - 1;
+  slots = new Int32Array(this.mask + 1);
+  keys: Int32Array;
+  readonly values: T[] = [];
+
+  constructor(readonly width: number) {
+    this.keys = new Int32Array(256 * width);
+  }
+
+  /** Adds the key in keys[at, at + width) of `from` for a new entry, or replaces the value at slot s. */
+  put(s: number, from: Int32Array, at: number, value: T): void {
+    const e = this.slots[s]!;
+    if (e !== 0) {
+      this.values[e - 1] = value;
+      return;
+    }
+    const n = this.values.length;
+    const w = this.width;
+    if ((n + 1) * w > this.keys.length) {
+      const grown = new Int32Array(this.keys.length * 2);
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    for (let i = 0; i < w; i++) this.keys[n * w + i] = from[at + i]!;
+    this.values.push(value);
+    this.slots[s] = n + 1;
+    // why: at most half full, so probes stay short
+    if ((n + 1) * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
+  }
+
+  private rehash(size: number): void {
+    this.mask = size - 1;
+    const slots = (this.slots = new Int32Array(size));
+    const k = this.keys;
+    const w = this.width;
+    for (let e = 0; e < this.values.length; e++) {
+      let i = (w === KEY ? hash(k[e * w]!, k[e * w + 1]!, k[e * w + 2]!, k[e * w + 3]!) : hash6At(k, e * w)) & this.mask;
+      while (slots[i] !== 0) i = (i + 1) & this.mask;
+      slots[i] = e + 1;
+    }
+  }
+}
 
 export class TupleIndex<T> {
-  private mask = (1 << 12) - 1;
-  // why the keys in the slots: a lookup reads one slot (32 bytes, one cache line) instead of a slot and four
-  // key columns; with many flows' packets interleaved every packet is a lookup, and each line was a cache miss.
-  // Keys are int32 (IPv4 as DecodedPacket.src4 gives them, signed; ports packed with <<), so every value
-  // read back stays a small integer.
-  private table = new Int32Array((this.mask + 1) * SLOT);
-  private count = 0;
-  private mask6 = (1 << 8) - 1;
-  private table6 = new Int32Array((this.mask6 + 1) * SLOT6);
-  private count6 = 0;
-  /** the hash find() or find6() computed last: a new entry's slot keeps it, so growing does not hash again */
-  private lastHash = 0;
-  /** an IPv6 tuple's two addresses (8 words, as given) while it is looked up */
-  private readonly key6 = new Int32Array(8);
-  private values: T[] = [];
+  private readonly t4 = new Table<T>(KEY);
+  private readonly t6 = new Table<T>(KEY6);
+  /** the key being looked up: IPv4 (x, y, p, tag) */
+  private readonly key4 = new Int32Array(KEY);
+  /** an IPv6 tuple's two addresses (8 words, as given) while it is looked up, then its key (x, y, p, tag) */
+  private readonly key6 = new Int32Array(KEY6);
   private readonly nodes = new Map<string, number>();
   private lastNode = '';
   private lastNodeTag = 0;
@@ -38,56 +81,34 @@ export class TupleIndex<T> {
   get(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number): T | undefined {
     if (typeof a !== 'number' || typeof b !== 'number') {
       if (!this.text6(a, b)) return this.other.get(textKey(node, tcp, a, ap, b, bp));
-      return this.value(this.table6[this.find6(this.tag(node, tcp), ap, bp)]!);
+      return value(this.t6, this.find6(this.tag(node, tcp), ap, bp));
     }
-    return this.value(this.table[this.find(this.tag(node, tcp), a | 0, ap, b | 0, bp)]!);
+    return value(this.t4, this.find(this.tag(node, tcp), a | 0, ap, b | 0, bp));
   }
 
   /** get() for an IPv6 packet: its source and destination addresses are the 32 bytes at data[addrOffset]. */
   get6(node: string, tcp: boolean, data: Uint8Array, addrOffset: number, ap: number, bp: number): T | undefined {
     const k = this.key6;
     for (let i = 0; i < 8; i++) k[i] = be32s(data, addrOffset + 4 * i);
-    return this.value(this.table6[this.find6(this.tag(node, tcp), ap, bp)]!);
+    return value(this.t6, this.find6(this.tag(node, tcp), ap, bp));
+  }
+
+  /** Makes `value` the one using the tuple (replacing any earlier one). */
+  set(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number, value: T): void {
+    if (typeof a !== 'number' || typeof b !== 'number') {
+      if (this.text6(a, b)) this.t6.put(this.find6(this.tag(node, tcp), ap, bp), this.key6, 0, value);
+      else this.other.set(textKey(node, tcp, a, ap, b, bp), value);
+      return;
+    }
+    // (an unsigned address above 2^31 is the same key as its signed form)
+    this.t4.put(this.find(this.tag(node, tcp), a | 0, ap, b | 0, bp), this.key4, 0, value);
   }
 
   /** set() for an IPv6 packet's tuple (addresses as in get6), without the addresses' text. */
   set6(node: string, tcp: boolean, data: Uint8Array, addrOffset: number, ap: number, bp: number, value: T): void {
     const k = this.key6;
     for (let i = 0; i < 8; i++) k[i] = be32s(data, addrOffset + 4 * i);
-    this.put6(this.tag(node, tcp), ap, bp, value);
-  }
-
-  private value(entry: number): T | undefined {
-    return entry === 0 ? undefined : this.values[entry - 1];
-  }
-
-  /** Makes `value` the one using the tuple (replacing any earlier one). */
-  set(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp: number, value: T): void {
-    if (typeof a !== 'number' || typeof b !== 'number') {
-      if (this.text6(a, b)) this.put6(this.tag(node, tcp), ap, bp, value);
-      else this.other.set(textKey(node, tcp, a, ap, b, bp), value);
-      return;
-    }
-    // (an unsigned address above 2^31 is the same key as its signed form)
-    a |= 0;
-    b |= 0;
-    const tag = this.tag(node, tcp);
-    const s = this.find(tag, a, ap, b, bp);
-    const t = this.table;
-    if (t[s] !== 0) {
-      this.values[t[s]! - 1] = value;
-      return;
-    }
-    const aFirst = a < b || (a === b && ap <= bp);
-    this.values.push(value);
-    t[s] = this.values.length;
-    t[s + 1] = aFirst ? a : b;
-    t[s + 2] = aFirst ? b : a;
-    t[s + 3] = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
-    t[s + 4] = tag;
-    t[s + 5] = this.lastHash;
-    // why: at most half full, so probes stay short
-    if (++this.count * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
+    this.t6.put(this.find6(this.tag(node, tcp), ap, bp), k, 0, value);
   }
 
   /** Puts two IPv6 address texts in key6; false when either is not an IPv6 address. */
@@ -100,27 +121,6 @@ export class TupleIndex<T> {
       this.key6[4 + i] = be32s(y, 4 * i);
     }
     return true;
-  }
-
-  private put6(tag: number, ap: number, bp: number, value: T): void {
-    const s = this.find6(tag, ap, bp);
-    const t = this.table6;
-    if (t[s] !== 0) {
-      this.values[t[s]! - 1] = value;
-      return;
-    }
-    const k = this.key6;
-    const aFirst = first6(k, ap, bp);
-    this.values.push(value);
-    t[s] = this.values.length;
-    for (let i = 0; i < 4; i++) {
-      t[s + 1 + i] = k[aFirst ? i : 4 + i]!;
-      t[s + 5 + i] = k[aFirst ? 4 + i : i]!;
-    }
-    t[s + 9] = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
-    t[s + 10] = tag;
-    t[s + 11] = this.lastHash;
-    if (++this.count6 * 2 > this.mask6 + 1) this.rehash6((this.mask6 + 1) * 2);
   }
 
   private tag(node: string, tcp: boolean): number {
@@ -136,68 +136,58 @@ export class TupleIndex<T> {
     return this.lastNodeTag * 2 + (tcp ? 1 : 0);
   }
 
-  /** The table offset of the tuple's slot, or of the empty slot where it would go. */
+  /** The slot of the tuple, or the empty slot where it would go; key4 then holds its key. */
   private find(tag: number, a: number, ap: number, b: number, bp: number): number {
     const aFirst = a < b || (a === b && ap <= bp);
     const x = aFirst ? a : b;
     const y = aFirst ? b : a;
     const p = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
-    const t = this.table;
-    const mask = this.mask;
-    const h = hash(x, y, p, tag);
-    this.lastHash = h;
-    let i = h & mask;
+    const q = this.key4;
+    q[0] = x;
+    q[1] = y;
+    q[2] = p;
+    q[3] = tag;
+    const { slots, keys, mask } = this.t4;
+    let i = hash(x, y, p, tag) & mask;
     for (;;) {
-      const s = i * SLOT;
-      if (t[s] === 0 || (t[s + 1] === x && t[s + 2] === y && t[s + 3] === p && t[s + 4] === tag)) return s;
+      const e = slots[i]!;
+      if (e === 0) return i;
+      const o = (e - 1) * KEY;
+      if (keys[o] === x && keys[o + 1] === y && keys[o + 2] === p && keys[o + 3] === tag) return i;
       i = (i + 1) & mask;
     }
   }
 
-  /** find() for the IPv6 tuple whose addresses are in key6 (a then b). */
+  /** find() for the IPv6 tuple whose addresses are in key6 (a then b); key6 then holds its key. */
   private find6(tag: number, ap: number, bp: number): number {
     const k = this.key6;
-    const aFirst = first6(k, ap, bp);
-    const x = aFirst ? 0 : 4;
-    const y = aFirst ? 4 : 0;
-    const p = aFirst ? (ap << 16) | bp : (bp << 16) | ap;
-    const t = this.table6;
-    const mask = this.mask6;
-    const h = hash6(k[x]!, k[x + 1]!, k[x + 2]!, k[x + 3]!, k[y]!, k[y + 1]!, k[y + 2]!, k[y + 3]!, p, tag);
-    this.lastHash = h;
-    let i = h & mask;
+    if (!first6(k, ap, bp)) {
+      for (let i = 0; i < 4; i++) {
+        const t = k[i]!;
+        k[i] = k[4 + i]!;
+        k[4 + i] = t;
+      }
+      k[8] = (bp << 16) | ap;
+    } else {
+      k[8] = (ap << 16) | bp;
+    }
+    k[9] = tag;
+    const { slots, keys, mask } = this.t6;
+    let i = hash6At(k, 0) & mask;
     for (;;) {
-      const s = i * SLOT6;
-      if (t[s] === 0) return s;
-      if (t[s + 9] === p && t[s + 10] === tag && t[s + 1] === k[x] && t[s + 2] === k[x + 1] && t[s + 3] === k[x + 2] && t[s + 4] === k[x + 3]
-        && t[s + 5] === k[y] && t[s + 6] === k[y + 1] && t[s + 7] === k[y + 2] && t[s + 8] === k[y + 3]) return s;
+      const e = slots[i]!;
+      if (e === 0) return i;
+      const o = (e - 1) * KEY6;
+      if (keys[o + 8] === k[8] && keys[o + 9] === tag && keys[o] === k[0] && keys[o + 1] === k[1] && keys[o + 2] === k[2] && keys[o + 3] === k[3]
+        && keys[o + 4] === k[4] && keys[o + 5] === k[5] && keys[o + 6] === k[6] && keys[o + 7] === k[7]) return i;
       i = (i + 1) & mask;
     }
   }
+}
 
-  private rehash(size: number): void {
-    const old = this.table;
-    this.mask = size - 1;
-    const t = (this.table = new Int32Array(size * SLOT));
-    for (let o = 0; o < old.length; o += SLOT) {
-      if (old[o] === 0) continue;
-      let i = old[o + 5]! & this.mask;
-      while (t[i * SLOT] !== 0) i = (i + 1) & this.mask;
-      t.set(old.subarray(o, o + SLOT), i * SLOT);
-    }
-  }
-
-  private rehash6(size: number): void {
-    const old = this.table6;
-    this.mask6 = size - 1;
-    const t = (this.table6 = new Int32Array(size * SLOT6));
-    for (let o = 0; o < old.length; o += SLOT6) {
-      if (old[o] === 0) continue;
-      let i = old[o + 11]! & this.mask6;
-      while (t[i * SLOT6] !== 0) i = (i + 1) & this.mask6;
-      t.set(old.subarray(o, o + SLOT6), i * SLOT6);
-    }
-  }
+function value<T>(t: Table<T>, s: number): T | undefined {
+  const e = t.slots[s]!;
+  return e === 0 ? undefined : t.values[e - 1];
 }
 
 /** True when address k[0..3] (port ap) orders before k[4..7] (port bp): the tuple's canonical direction. */
@@ -214,17 +204,10 @@ function hash(x: number, y: number, p: number, tag: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-function hash6(x0: number, x1: number, x2: number, x3: number, y0: number, y1: number, y2: number, y3: number, p: number, tag: number): number {
-  let h = Math.imul(x0 ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 15) ^ x1, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 13) ^ x2, 0x27d4eb2f);
-  h = Math.imul(h ^ (h >>> 15) ^ x3, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13) ^ y0, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 15) ^ y1, 0x27d4eb2f);
-  h = Math.imul(h ^ (h >>> 13) ^ y2, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 15) ^ y3, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 13) ^ p, 0x27d4eb2f);
-  h ^= tag;
+/** The hash of the IPv6 key k[o, o + 10): x, y, packed ports, tag. */
+function hash6At(k: Int32Array, o: number): number {
+  let h = 0x9e3779b9;
+  for (let i = 0; i < 10; i++) h = Math.imul(h ^ (h >>> 15) ^ k[o + i]!, i & 1 ? 0xc2b2ae35 : 0x85ebca6b);
   return (h ^ (h >>> 16)) >>> 0;
 }
 
