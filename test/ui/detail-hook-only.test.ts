@@ -43,9 +43,32 @@ describe('detail of a hook-only flow', () => {
     const seen: string[] = [];
     for (const i of [0, 1]) {
       await page.getByTestId('flow-row').nth(i).click();
+      // the pane shows the row just selected at once, not the last detail loaded (another flow's)
+      await page.locator(`[data-testid="flow-row"][data-index="${i}"][aria-selected="true"]`).waitFor();
       await page.getByTestId('detail').waitFor();
       seen.push((await page.getByTestId('hook-only').count()) ? (await page.getByTestId('hook-only').textContent()) ?? '' : '');
     }
     expect(seen.filter(Boolean)).toEqual([`TLS hooks only: no packet of it crossed a captured interface (loopback inside network namespace ${POD_NETNS})`]);
+  });
+
+  it('shows the row just selected at once while its detail loads, not the flow selected before', async () => {
+    const { page } = ui;
+    await page.getByTestId('flow-row').nth(0).click();
+    await page.getByTestId('detail').waitFor();
+    await page.waitForTimeout(300);
+    const firstIsHookOnly = (await page.getByTestId('hook-only').count()) > 0;
+    // the next detail answers late: until then the pane must show the newly selected row, not the old detail
+    const svc = service as unknown as { flowDetail: (req: unknown) => Promise<unknown> };
+    const original = svc.flowDetail.bind(service);
+    svc.flowDetail = async (req) => {
+      await new Promise((r) => setTimeout(r, 3000));
+      return original(req);
+    };
+    try {
+      await page.getByTestId('flow-row').nth(1).click();
+      await page.waitForFunction((want) => (document.querySelector('[data-testid="hook-only"]') !== null) === want, !firstIsHookOnly, { timeout: 1500 });
+    } finally {
+      svc.flowDetail = original;
+    }
   });
 });
