@@ -66,7 +66,7 @@ describe('detail of a hook-only flow', () => {
     };
     try {
       await page.getByTestId('flow-row').nth(1).click();
-      await page.waitForFunction((want) => (document.querySelector('[data-testid="hook-only"]') !== null) === want, !firstIsHookOnly, { timeout: 1500 });
+      await page.waitForFunction(`(document.querySelector('[data-testid="hook-only"]') !== null) === ${!firstIsHookOnly}`, undefined, { timeout: 1500 });
     } finally {
       svc.flowDetail = original;
     }
