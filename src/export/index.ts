@@ -12,7 +12,7 @@ import type { HttpExchangeDetail } from '../api/contract.js';
 import { readBlocks } from '../pcapng/reader.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
-import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
+import { parseExportedPdu, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
 import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact } from './redact.js';
 import { H2Stream, Http1Stream } from './redact-stream.js';
@@ -186,7 +186,7 @@ function touch<V>(map: Map<string, V>, key: string, value: V): void {
  * hooked each direction's bytes arrive twice, once per observer, possibly cut at different places.
  */
 function recordObserver(b: { comments: string[]; flags: number | null }): 'in' | 'out' {
-  const dir = b.comments.map(parseTlsComment).find((x) => x !== null)?.dir;
+  const dir = tlsAttrsOf(b.comments)?.dir;
   if (dir === 'in' || dir === 'out') return dir;
   return (b.flags ?? 0) & 2 ? 'out' : 'in';
 }

@@ -12,7 +12,7 @@ import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import type { RawPacketSink } from '../pcapng/parser.js';
-import { parseExportedPdu, parseTlsComment } from '../pcapng/exported-pdu.js';
+import { parseExportedPdu, tlsAttrsOf, TlsAttrs } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
@@ -97,6 +97,7 @@ const NO_HTTP: Flow['http'] = Object.freeze([]) as unknown as Flow['http'];
 const NO_ALPN = Object.freeze([]) as unknown as string[];
 // why shared: an exchange's headers are replaced, never appended to
 const NO_HEADERS = Object.freeze([]) as unknown as [string, string][];
+const NO_ATTRS = Object.freeze(new TlsAttrs());
 
 /**
  * `list` with `item` appended; an empty list is replaced by a new one of just that item. (`[]` and a push
@@ -1058,12 +1059,13 @@ export class Analyzer {
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
     const src = matched ? { ip: normalizeIp(pdu.src!.ip), port: pdu.src!.port } : null;
     const dst = matched ? { ip: normalizeIp(pdu.dst!.ip), port: pdu.dst!.port } : null;
-    const srcKey = src ? ipKeyPart(src.ip) : 0;
-    const dstKey = dst ? ipKeyPart(dst.ip) : 0;
+    // (the record's IPv4 addresses come as numbers too: no text parsed back into a key for every record)
+    const srcKey = src ? (pdu!.src!.v4 ?? ipKeyPart(src.ip)) : 0;
+    const dstKey = dst ? (pdu!.dst!.v4 ?? ipKeyPart(dst.ip)) : 0;
     if (this.part && (src && dst ? partitionOf(srcKey, src.port, dstKey, dst.port, this.part.count) : 0) !== this.part.index) return null;
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
-    const attrs = b.comments.map(parseTlsComment).find((x) => x !== null) ?? {};
+    const attrs = tlsAttrsOf(b.comments) ?? NO_ATTRS;
     const meta = this.nodes.get(node);
     // why: hooks are host-wide; a record from another network namespace's loopback (a pod's own 127.0.0.1)
     // must never join a captured flow that merely has the same 5-tuple
@@ -1115,7 +1117,8 @@ export class Analyzer {
     }
     // why: when both ends are hooked, the client's write and the server's read carry the same bytes; parse one.
     if (dd.feeder !== side) return f.id;
-    const payload = Buffer.from(pdu.payload);
+    // (no copy: the parsers copy what they keep, never a view of the reader's buffer)
+    const payload = pdu.payload;
     if (!dd.http1 && !dd.http2) {
       const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');

@@ -227,8 +227,11 @@ describe('pcapng writer', () => {
     if (tls?.type !== 'epb') throw new Error('no tls epb');
     const parsed = parseExportedPdu(tls.data);
     expect(parsed && { p: parsed.protoName, s: parsed.src, d: parsed.dst, body: parsed.payload.toString() }).toEqual({
-      p: 'http', s: { ip: '10.202.0.1', port: 41000 }, d: { ip: '10.202.0.2', port: 443 }, body: http.toString(),
+      p: 'http', s: { ip: '10.202.0.1', port: 41000, v4: (10 << 24) | (202 << 16) | 1 }, d: { ip: '10.202.0.2', port: 443, v4: (10 << 24) | (202 << 16) | 2 }, body: http.toString(),
     });
+    // IPv6 ends carry no IPv4 key, but an IPv4 address mapped into IPv6 does (as its IPv4 form would)
+    const six = parseExportedPdu(buildExportedPdu('data', { ip: 'fd00::1', port: 1 }, { ip: '::ffff:192.168.0.1', port: 2 }, Buffer.from('x')));
+    expect([six?.src?.v4, six?.dst?.v4, six?.protoName]).toEqual([null, (192 << 24) | (168 << 16) | 1, 'data']);
     expect(parseTlsComment(tls.comments[0]!)).toMatchObject({ comm: 'curl', lib: 'openssl', dir: 'out', len: '58' });
     expect(nrb?.type === 'nrb' && nrb.records).toEqual([
       { kind: 'ipv4', address: '10.202.0.2', names: ['example.test'] }, { kind: 'ipv6', address: 'fd00::2', names: ['v6.test'] },
@@ -245,5 +248,34 @@ describe('pcapng writer', () => {
     expect(r.stdout.trim()).toBe('example.test\t/hello');
     const count = execFileSync('capinfos', ['-c', '-M', f], { encoding: 'utf8' });
     expect(count).toMatch(/Number of packets:\s+2/);
+  });
+});
+
+describe('decrypted records (exported PDU)', () => {
+  it('parseTlsComment reads every attribution key as splitting on spaces does, on 20k mutated comments', async () => {
+    const { parseTlsComment } = await import('../../src/pcapng/exported-pdu.js');
+    // what the comment means (FORMAT.md): space-separated key=value after the first token; the last of a
+    // repeated key counts; a piece without '=' or with an empty key is no pair
+    const byPieces = (c: string): Record<string, string> | null => {
+      if (!c.startsWith('tapscope-tls')) return null;
+      const out: Record<string, string> = {};
+      for (const part of c.split(' ').slice(1)) {
+        const eq = part.indexOf('=');
+        if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
+      }
+      return out;
+    };
+    const keys = ['pid', 'tid', 'comm', 'lib', 'fn', 'dir', 'len', 'trunc', 'conn', 'netns'];
+    const known = (o: Record<string, string> | null): Record<string, string> | null => (o ? Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]!])) : null);
+    let seed = 11;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const pieces = ['pid=4242', 'tid=4243', 'comm=curl', 'lib=openssl', 'fn=SSL_write', 'dir=out', 'dir=in', 'len=78', 'trunc=0', 'conn=fd', 'netns=4026531840',
+      'len=', '=x', 'junk', 'pid==1', 'x=y', 'comm=a=b', 'lib', 'pidx=1', 'netns=1', ''];
+    const comments = ['tapscope-tls', 'tapscope-tls ', 'tapscope-tlsx pid=1', 'other pid=1', 'tapscope-tls pid=4242 tid=4242 comm=curl lib=openssl fn=SSL_write dir=out len=78 trunc=0 conn=fd netns=4026531840'];
+    for (let i = 0; i < 20_000; i++) comments.push(['tapscope-tls', ...Array.from({ length: rnd(12) }, () => pieces[rnd(pieces.length)]!)].join(' '));
+    for (const c of comments) {
+      const got = parseTlsComment(c);
+      expect(got && known(got as unknown as Record<string, string>), c).toEqual(known(byPieces(c)));
+    }
   });
 });
