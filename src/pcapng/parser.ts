@@ -449,8 +449,8 @@ function parseOptions(body: Buffer, start: number, le: boolean, offset: number):
   const out: RawOption[] = [];
   let p = start;
   while (p + 4 <= body.length) {
-    const code = le ? body.readUInt16LE(p) : body.readUInt16BE(p);
-    const len = le ? body.readUInt16LE(p + 2) : body.readUInt16BE(p + 2);
+    const code = rd16(body, p, le);
+    const len = rd16(body, p + 2, le);
     if (code === 0) break;
     if (p + 4 + len > body.length) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
     out.push({ code, value: body.subarray(p + 4, p + 4 + len) });
@@ -473,14 +473,26 @@ function checkOptions(buf: Buffer, start: number, end: number, le: boolean, offs
 
 function optString(opts: RawOption[], code: number): string | null {
   const o = opts.find((x) => x.code === code);
-  return o ? o.value.toString('utf8').replace(/\0+$/, '') : null;
+  return o ? utf8NoNul(o.value) : null;
 }
 
 function commentsOf(opts: RawOption[]): string[] {
   if (opts.length === 0) return NO_COMMENTS;
-  const out: string[] = [];
-  for (const o of opts) if (o.code === 1) out.push(o.value.toString('utf8').replace(/\0+$/, ''));
-  return out;
+  let out: string[] | null = null;
+  for (const o of opts) {
+    if (o.code !== 1) continue;
+    const c = utf8NoNul(o.value);
+    if (out === null) out = [c];
+    else out.push(c);
+  }
+  return out ?? NO_COMMENTS;
+}
+
+/** The text of an option value without trailing NULs (a string option's padding some writers include). */
+function utf8NoNul(v: Buffer): string {
+  let end = v.length;
+  while (end > 0 && v[end - 1] === 0) end--;
+  return v.toString('utf8', 0, end);
 }
 
 function parseTapscopeJson(data: Buffer): TapscopeRecord | undefined {
