@@ -4,8 +4,9 @@
 // on a capture of the same flows with BENCH_INTERLEAVE (default 256; 0 skips) of them in progress at once, as
 // on a real link (random ISNs, ephemeral ports); the RSS
 // for the same flows carrying a quarter of the bytes (memory must follow flows, not bytes), and both tools on
-// BENCH_MANY_FLOWS (default 1,000,000; 0 skips) flows of one packet each. Every tapscope run is a cold first
-// run: tapscope keeps no index or cache between runs. Both tools read the file from the page cache (it was
+// BENCH_MANY_FLOWS (default 1,000,000; 0 skips) flows of one packet each, and on BENCH_HOOKED_FLOWS
+// (default 20,000; 0 skips) TLS flows with the decrypted records of their hooks, as ebpf mode captures
+// them. Every tapscope run is a cold first run: tapscope keeps no index or cache between runs. Both tools read the file from the page cache (it was
 // just written or read). TAPSCOPE_THREADS is passed through (default: tapscope picks its threads by idle
 // cores, one on a 2-core machine; TAPSCOPE_THREADS=2 measures the threaded path).
 // Never gates on absolute times.
@@ -18,7 +19,7 @@ import dnsPacket from 'dns-packet';
 import { encodeEpb, encodeIdb, encodeShb, tsFromMs } from '../../src/pcapng/writer.js';
 import { parseBuffer } from '../../src/pcapng/reader.js';
 import { decodePacket } from '../../src/flows/decode.js';
-import { ethernet, ipPacket } from '../unit/core-packet-builder.js';
+import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from '../unit/core-packet-builder.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -196,6 +197,43 @@ export function generateOnePacketFlows(path: string, flows: number): GeneratedCa
   return meta;
 }
 
+/**
+ * Writes `flows` TLS flows as the helper captures them in ebpf mode: each a handshake and encrypted data on
+ * the wire, and `records` decrypted records from its TLS hooks (an HTTP/1 request, a response head, then
+ * body records of 1200 bytes), each with its attribution comment.
+ */
+export function generateHookedFlows(path: string, flows: number, records: number): GeneratedCapture {
+  const metaPath = `${path}.json`;
+  if (existsSync(path) && existsSync(metaPath)) return JSON.parse(readFileSync(metaPath, 'utf8')) as GeneratedCapture;
+  const tmp = `${path}.partial`;
+  const fd = openSync(tmp, 'w');
+  const write = (buf: Buffer): void => {
+    for (let o = 0; o < buf.length;) o += writeSync(fd, buf, o, buf.length - o);
+  };
+  const ch = clientHello();
+  const body = Buffer.alloc(1200, 0x61);
+  const who = { comm: 'curl', lib: 'openssl' };
+  const b = new CaptureBuilder();
+  let packets = 0;
+  for (let i = 0; i < flows; i++) {
+    const client = { ip: `10.1.${(i >> 8) & 255}.${i & 255}`, port: 32768 + (i % 20000) };
+    const server = { ip: '10.2.0.1', port: 443 };
+    tcpConversation(b, client, server, [ch], [Buffer.alloc(1400, 0x17)], { fin: false });
+    const pid = 100 + (i % 50);
+    b.tls(client, server, 'out', Buffer.from(`GET /x/${i} HTTP/1.1\r\nHost: api.bench.test\r\n\r\n`), { pid, ...who });
+    b.tls(server, client, 'in', Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${(records - 2) * body.length}\r\n\r\n`), { pid, ...who });
+    for (let r = 2; r < records; r++) b.tls(server, client, 'in', body, { pid, ...who });
+    packets += 5 + records;
+    if (i % 1000 === 999) write(b.take());
+  }
+  write(b.take());
+  closeSync(fd);
+  renameSync(tmp, path);
+  const meta: GeneratedCapture = { path, flows, tcpFlows: flows, packets, bytes: statSync(path).size };
+  writeFileSyncJson(metaPath, meta);
+  return meta;
+}
+
 function writeFileSyncJson(path: string, v: unknown): void {
   const fd = openSync(path, 'w');
   writeSync(fd, JSON.stringify(v));
@@ -235,6 +273,8 @@ export interface BenchResult {
   interleaved: (Rounds & { capture: GeneratedCapture; width: number; tapscope: Measured; tshark: Measured }) | null;
   lighter: { capture: GeneratedCapture; tapscope: Measured } | null;
   manyFlows: { capture: GeneratedCapture; tapscope: Measured; tshark: Measured; tapscopeFlows: number } | null;
+  /** TLS flows with their hooks' decrypted records (ebpf mode), one run of each tool */
+  hooked: { capture: GeneratedCapture; records: number; tapscope: Measured; tshark: Measured; tapscopeFlows: number; tsharkConversations: number } | null;
 }
 
 function tapscopeFlows(path: string): Measured {
@@ -279,7 +319,7 @@ function rounds(path: string, count: number): Rounds {
 }
 
 export function runFlowsBench(
-  sizeMb: number, opts: { lighter?: boolean; dir?: string; rounds?: number; manyFlows?: number; interleave?: number } = {},
+  sizeMb: number, opts: { lighter?: boolean; dir?: string; rounds?: number; manyFlows?: number; interleave?: number; hooked?: number } = {},
 ): BenchResult {
   const dir = opts.dir ?? '/tmp';
   const capture = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}.pcapng`), sizeMb);
@@ -307,7 +347,19 @@ export function runFlowsBench(
     w.stdout = '';
     manyFlows = { capture: mc, tapscope: t, tshark: w, tapscopeFlows: tapscopeFlowCount };
   }
-  return { capture, tapscope: best(main.tapscopeRuns), tshark: best(main.tsharkRuns), ...main, interleaved, lighter, manyFlows };
+  let hooked: BenchResult['hooked'] = null;
+  if (opts.hooked) {
+    const records = 22;
+    const hc = generateHookedFlows(join(dir, `tapscope-flows-bench-hooked-${opts.hooked}.pcapng`), opts.hooked, records);
+    const t = tapscopeFlows(hc.path);
+    const tapscopeFlowCount = lines(t.stdout, (l) => l.startsWith('{'));
+    t.stdout = '';
+    const w = tsharkConv(hc.path);
+    const conversations = lines(w.stdout, (l) => l.includes('<->'));
+    w.stdout = '';
+    hooked = { capture: hc, records: records * opts.hooked, tapscope: t, tshark: w, tapscopeFlows: tapscopeFlowCount, tsharkConversations: conversations };
+  }
+  return { capture, tapscope: best(main.tapscopeRuns), tshark: best(main.tsharkRuns), ...main, interleaved, lighter, manyFlows, hooked };
 }
 
 function main(): void {
@@ -316,7 +368,8 @@ function main(): void {
   const manyFlows = Number(process.env.BENCH_MANY_FLOWS ?? 1_000_000);
   const t0 = Date.now();
   const interleave = Number(process.env.BENCH_INTERLEAVE ?? 256);
-  const r = runFlowsBench(sizeMb, { lighter: true, rounds, manyFlows, interleave });
+  const hooked = Number(process.env.BENCH_HOOKED_FLOWS ?? 20_000);
+  const r = runFlowsBench(sizeMb, { lighter: true, rounds, manyFlows, interleave, hooked });
   const mb = (n: number) => (n / 1024 / 1024).toFixed(0);
   const s = (m: Measured) => `${m.wallS.toFixed(2)} s wall, ${m.cpuS.toFixed(2)} s CPU, peak RSS ${m.rssMb.toFixed(0)} MiB`;
   const med = (runs: Measured[], k: 'wallS' | 'cpuS' | 'rssMb') => median(runs.map((m) => m[k]));
@@ -331,6 +384,10 @@ function main(): void {
   }
   if (r.lighter) {
     console.log(`  same flows, 1/4 bytes: ${s(r.lighter.tapscope)} (RSS ratio full/quarter ${(r.tapscope.rssMb / r.lighter.tapscope.rssMb).toFixed(2)}; bytes ratio ${(r.capture.bytes / r.lighter.capture.bytes).toFixed(1)})`);
+  }
+  if (r.hooked) {
+    const h = r.hooked;
+    console.log(`  ${h.capture.flows} hooked TLS flows (${h.records} decrypted records, ${mb(h.capture.bytes)} MiB, as in ebpf mode): tapscope ${s(h.tapscope)}, ${h.tapscopeFlows} flows; tshark ${s(h.tshark)}, ${h.tsharkConversations} conversations; tapscope ${(h.tshark.wallS / h.tapscope.wallS).toFixed(1)}x faster, ${(h.tapscope.rssMb / h.tshark.rssMb).toFixed(2)}x tshark's memory`);
   }
   if (r.manyFlows) {
     const m = r.manyFlows;

@@ -4,7 +4,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCapture, runFlowsBench } from '../bench/flows-bench.js';
+import { generateCapture, generateHookedFlows, runFlowsBench } from '../bench/flows-bench.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsc-bench-'));
@@ -15,7 +15,7 @@ describe('flows benchmark (smoke size)', () => {
     const prev = process.env.BENCH_FROM_SOURCE;
     process.env.BENCH_FROM_SOURCE = '1';
     try {
-      const r = runFlowsBench(6, { dir, lighter: true, interleave: 64 });
+      const r = runFlowsBench(6, { dir, lighter: true, interleave: 64, hooked: 40 });
       expect(r.tapscope.code).toBe(0);
       expect(r.tshark.code).toBe(0);
       expect(r.capture.tcpFlows).toBeGreaterThan(100);
@@ -30,6 +30,8 @@ describe('flows benchmark (smoke size)', () => {
       expect(x.capture.packets).toBe(r.capture.packets);
       expect(x.tapscopeTcpFlows).toBe(r.capture.tcpFlows);
       expect(x.tsharkConversations).toBe(r.capture.tcpFlows);
+      // the hooked capture: every flow once, in both tools
+      expect([r.hooked!.tapscopeFlows, r.hooked!.tsharkConversations]).toEqual([40, 40]);
     } finally {
       if (prev === undefined) delete process.env.BENCH_FROM_SOURCE;
       else process.env.BENCH_FROM_SOURCE = prev;
@@ -58,5 +60,16 @@ describe('flows benchmark (smoke size)', () => {
     const kinds = Array.from({ length: seq.flows }, (_, i) => i % 10);
     expect(a.filter((x) => x.startsWith('["tls","localhost","t13d')).length).toBe(kinds.filter((k) => k < 6).length);
     expect(a.filter((x) => x.includes('"status":200')).length).toBe(kinds.filter((k) => k >= 6 && k < 9).length);
+  });
+
+  it('reads the hooked capture as ebpf mode means it: every flow with its plaintext captured and its HTTP from the records', async () => {
+    const h = generateHookedFlows(join(dir, 'hooked-25.pcapng'), 25, 6);
+    const { analyzer } = await analyzeFiles([{ path: h.path }], { details: false });
+    const flows = analyzer.flows();
+    expect(flows.length).toBe(25);
+    for (const f of flows) {
+      expect([f.app, f.tls?.sni, f.tls?.client?.library, f.tls?.client?.plaintext, f.process?.comm], f.id).toEqual(['tls', 'localhost', 'openssl', true, 'curl']);
+      expect(f.http.map((x) => [x.method, x.host, x.status])).toEqual([['GET', 'api.bench.test', 200]]);
+    }
   });
 });

@@ -172,6 +172,13 @@ export class CaptureBuilder {
   build(): Buffer {
     return Buffer.concat(this.parts);
   }
+
+  /** The blocks added since the last take(), for writing a large capture in parts; the builder goes on with the same interfaces and clock. */
+  take(): Buffer {
+    const out = Buffer.concat(this.parts);
+    this.parts = [];
+    return out;
+  }
 }
 
 /** A handshake + request/response TCP conversation between client and server, with correct sequence numbers. */
