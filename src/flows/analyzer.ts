@@ -11,7 +11,7 @@ import type { DnsSummary, Flow, PodRef, TlsSideVerdict } from '../model/flow.js'
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
-import type { RawPacketSink } from '../pcapng/parser.js';
+import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
 import { parseExportedPdu, tlsAttrsOf, TlsAttrs } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
@@ -407,11 +407,11 @@ export class Analyzer {
   }
 
   /**
-   * The same consumer as stream(), with the packet fast path for the reader (readBlocks' onPacket): packets
-   * read in place, without block objects. It declines (false) what needs the whole block: decrypted records
-   * and every packet when an onPacket observer is set.
+   * The same consumer as stream(), with the fast paths for the reader (readBlocks' onPacket and onRecord):
+   * packets and decrypted records read in place, without block objects. They decline (false) everything when
+   * an onPacket observer is set (it takes blocks).
    */
-  sinks(node?: string): { block: (block: PcapngBlock) => void; packet: RawPacketSink } {
+  sinks(node?: string): { block: (block: PcapngBlock) => void; packet: RawPacketSink; record: RawRecordSink } {
     const st: StreamState = { originBase: ORIGIN_STREAM * this.streams++, fixedNode: node ?? null, node: node ?? 'local', namedByRecord: false, meta: null };
     return {
       block: (b) => this.onBlock(st, b),
@@ -420,6 +420,13 @@ export class Analyzer {
         this.changes++;
         this.origin = st.originBase + offset;
         this.onPacket(st, iface.linkType, buf, start, start + capLen, tsMs, origLen);
+        return true;
+      },
+      record: (_iface, buf, start, capLen, tsMs, offset, flags, comments) => {
+        if (this.observe) return false;
+        this.changes++;
+        this.origin = st.originBase + offset;
+        this.onTlsRecord(st.node, buf.subarray(start, start + capLen), tsMs, flags, comments);
         return true;
       },
     };
@@ -469,7 +476,7 @@ export class Analyzer {
       case 'epb':
       case 'spb':
         if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
-          const id = this.onTlsRecord(st.node, b);
+          const id = this.onTlsRecord(st.node, b.data, b.tsMs, b.flags, b.comments);
           if (this.observe) this.observe(b, id);
         } else {
           const id = this.onPacket(st, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen);
@@ -1054,8 +1061,9 @@ export class Analyzer {
     return claimed !== null && claimed !== netns;
   }
 
-  private onTlsRecord(node: string, b: PacketBlock): string | null {
-    const pdu = parseExportedPdu(b.data);
+  /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
+  private onTlsRecord(node: string, data: Buffer, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
+    const pdu = parseExportedPdu(data);
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
     const src = matched ? { ip: normalizeIp(pdu.src!.ip), port: pdu.src!.port } : null;
     const dst = matched ? { ip: normalizeIp(pdu.dst!.ip), port: pdu.dst!.port } : null;
@@ -1065,14 +1073,14 @@ export class Analyzer {
     if (this.part && (src && dst ? partitionOf(srcKey, src.port, dstKey, dst.port, this.part.count) : 0) !== this.part.index) return null;
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
-    const attrs = tlsAttrsOf(b.comments) ?? NO_ATTRS;
+    const attrs = tlsAttrsOf(comments) ?? NO_ATTRS;
     const meta = this.nodes.get(node);
     // why: hooks are host-wide; a record from another network namespace's loopback (a pod's own 127.0.0.1)
     // must never join a captured flow that merely has the same 5-tuple
     const recordNetns = attrs.netns ? Number(attrs.netns) : null;
     let netns = meta?.separateNetns(recordNetns, src.ip) ?? null;
     let fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
-    const dirOut = attrs.dir ? attrs.dir === 'out' : (b.flags ?? 0) & 2 ? true : false;
+    const dirOut = attrs.dir ? attrs.dir === 'out' : (flags ?? 0) & 2 ? true : false;
     const mine = dirOut ? src : dst;
     const other = dirOut ? dst : src;
     if (fs && netns === null && recordNetns !== null && this.endClaimedElsewhere(fs, mine, recordNetns)) {
@@ -1086,14 +1094,14 @@ export class Analyzer {
       const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
       const client = mineIsClient ? mine : other;
-      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, client, mineIsClient ? other : mine, b.tsMs, ipKeyPart(client.ip), netns);
+      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, client, mineIsClient ? other : mine, tsMs, ipKeyPart(client.ip), netns);
       fs.app = 'tls';
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
     }
     const f = fs.flow;
     fs.version++;
-    if (f.seenBy === 'hook-only' && b.tsMs > f.lastSeen) f.lastSeen = b.tsMs;
+    if (f.seenBy === 'hook-only' && tsMs > f.lastSeen) f.lastSeen = tsMs;
     const side = sideOf(f, mine);
     const len = Number(attrs.len ?? pdu.payload.length) || pdu.payload.length;
     const lib = attrs.lib ?? 'unknown';
@@ -1131,11 +1139,11 @@ export class Analyzer {
       } else return f.id;
     }
     if (dd.http1) {
-      this.onMessages(fs, dd.http1.push(payload, b.tsMs), 'decrypted', b.tsMs);
-      if (attrs.trunc === '1') this.onMessages(fs, dd.http1.gap(), 'decrypted', b.tsMs);
+      this.onMessages(fs, dd.http1.push(payload, tsMs), 'decrypted', tsMs);
+      if (attrs.trunc === '1') this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
     } else if (dd.http2) {
-      this.onMessages(fs, dd.http2.push(payload, b.tsMs), 'decrypted', b.tsMs);
-      if (attrs.trunc === '1') this.onMessages(fs, dd.http2.gap(), 'decrypted', b.tsMs);
+      this.onMessages(fs, dd.http2.push(payload, tsMs), 'decrypted', tsMs);
+      if (attrs.trunc === '1') this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
     }
     return f.id;
   }

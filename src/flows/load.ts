@@ -22,7 +22,7 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
   let bytes = 0;
   for (const f of files) {
     const sink = analyzer.sinks(f.node);
-    const res = await readBlocks(f.path, sink.block, { tolerateTruncatedTail: true, onPacket: sink.packet });
+    const res = await readBlocks(f.path, sink.block, { tolerateTruncatedTail: true, onPacket: sink.packet, onRecord: sink.record });
     bytes += res.bytes;
     if (res.truncated) {
       notes.push(`${f.path} ends inside a block at offset ${res.truncated.offset} (the capture was interrupted); the last ${res.truncated.pending} bytes were ignored and every complete block before them was read`);

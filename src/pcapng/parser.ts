@@ -5,7 +5,7 @@ import { ipv4ToString, ipv6ToString } from '../util/ip.js';
 import { be32, le32 } from './bytes.js';
 import {
   BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_DSB, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_SHB, BLOCK_SPB,
-  BYTE_ORDER_MAGIC, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
+  BYTE_ORDER_MAGIC, LINKTYPE_WIRESHARK_UPPER_PDU, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
   type InterfaceInfo, type NameRecord, type PcapngBlock, type RawOption, type TapscopeRecord,
 } from './types.js';
 
@@ -33,6 +33,15 @@ export type RawPacketSink = (
   iface: InterfaceInfo, buf: Buffer, start: number, capLen: number, origLen: number, tsMs: number, offset: number,
 ) => boolean;
 
+/**
+ * Takes a packet on an exported-PDU interface (decrypted TLS records) read in place, with its EPB flags and
+ * comments, instead of the RawPacketSink: the record's bytes are buf[start, start + capLen), valid only during
+ * the call. Returns false to get it as a block object from the BlockSink instead.
+ */
+export type RawRecordSink = (
+  iface: InterfaceInfo, buf: Buffer, start: number, capLen: number, tsMs: number, offset: number, flags: number | null, comments: string[],
+) => boolean;
+
 export class PcapngParser {
   private state: ParserState = { kind: 'detect' };
   /** Received bytes not yet consumed: chunks[0] from `off` on, then the other chunks whole. */
@@ -42,6 +51,7 @@ export class PcapngParser {
   /** File offset of the first queued byte. */
   private base = 0;
   private packet: RawPacketSink | null = null;
+  private record: RawRecordSink | null = null;
 
   /** Offset just past the last complete block: everything before it has been emitted. */
   get completeOffset(): number {
@@ -53,13 +63,17 @@ export class PcapngParser {
     return this.queued;
   }
 
-  /** `packet`, when given, takes packet blocks read in place before any block object is made for them. */
-  push(chunk: Buffer, emit: BlockSink, packet: RawPacketSink | null = null): void {
+  /**
+   * `packet`, when given, takes packet blocks read in place before any block object is made for them;
+   * `record`, when given too, takes those on exported-PDU interfaces (with their flags and comments).
+   */
+  push(chunk: Buffer, emit: BlockSink, packet: RawPacketSink | null = null, record: RawRecordSink | null = null): void {
     if (this.state.kind === 'failed') throw this.state.error;
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.queued += chunk.length;
     this.packet = packet;
+    this.record = packet ? record : null;
     try {
       this.drain(emit);
     } catch (e) {
@@ -186,7 +200,10 @@ export class PcapngParser {
       const tsHigh = u32(buf, o + 12);
       const tsLow = u32(buf, o + 16);
       const origLen = u32(buf, o + 24);
-      if (!packet(iface, buf, o + 28, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) break;
+      if (iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU && this.record) {
+        const opts = epbOptions(buf, optStart, be, st.le, offset);
+        if (!this.record(iface, buf, o + 28, capLen, tsToMs(iface, tsHigh, tsLow), offset, opts.flags, opts.comments)) break;
+      } else if (!packet(iface, buf, o + 28, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) break;
       o += len;
     }
     if (o > from) this.consume(o - from);
@@ -299,14 +316,7 @@ export class PcapngParser {
       if (this.packet(iface, buf, bs + 20, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) return null;
     }
     const data = buf.subarray(bs + 20, bs + 20 + capLen);
-    let flags: number | null = null;
-    let comments = NO_COMMENTS;
-    if (optStart + 4 <= be) {
-      const opts = parseOptions(buf.subarray(bs, be), 20 + pad4(capLen), le, offset);
-      const flagsOpt = opts.find((x) => x.code === 2);
-      if (flagsOpt && flagsOpt.value.length >= 4) flags = le ? flagsOpt.value.readUInt32LE(0) : flagsOpt.value.readUInt32BE(0);
-      comments = commentsOf(opts);
-    }
+    const { flags, comments } = epbOptions(buf, optStart, be, le, offset);
     return { type: 'epb', offset, iface, tsHigh, tsLow, tsMs: tsToMs(iface, tsHigh, tsLow), capLen, origLen, data, flags, comments };
   }
 
@@ -474,6 +484,17 @@ function checkOptions(buf: Buffer, start: number, end: number, le: boolean, offs
 function optString(opts: RawOption[], code: number): string | null {
   const o = opts.find((x) => x.code === code);
   return o ? utf8NoNul(o.value) : null;
+}
+
+const NO_EPB_OPTIONS: { flags: number | null; comments: string[] } = Object.freeze({ flags: null, comments: NO_COMMENTS });
+
+/** An EPB's flags (epb_flags) and comments, from its options in buf[start, end). */
+function epbOptions(buf: Buffer, start: number, end: number, le: boolean, offset: number): { flags: number | null; comments: string[] } {
+  if (start + 4 > end) return NO_EPB_OPTIONS;
+  const opts = parseOptions(buf.subarray(start, end), 0, le, offset);
+  const flagsOpt = opts.find((x) => x.code === 2);
+  const flags = flagsOpt && flagsOpt.value.length >= 4 ? rd32(flagsOpt.value, 0, le) : null;
+  return { flags, comments: commentsOf(opts) };
 }
 
 function commentsOf(opts: RawOption[]): string[] {

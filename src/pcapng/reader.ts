@@ -4,7 +4,7 @@ import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
-import { PcapngParser, type RawPacketSink } from './parser.js';
+import { PcapngParser, type RawPacketSink, type RawRecordSink } from './parser.js';
 import type { PcapngBlock } from './types.js';
 
 export interface TruncatedTail {
@@ -20,6 +20,8 @@ export interface ReaderOptions {
 export interface ReadBlocksOptions extends ReaderOptions {
   /** Takes packets in place before a block object is made for them (see RawPacketSink). */
   onPacket?: RawPacketSink | null;
+  /** With onPacket: takes decrypted records in place (see RawRecordSink). */
+  onRecord?: RawRecordSink | null;
   /** Bytes per file read (default 256 KiB; tests make it small to cross block boundaries often). */
   readSize?: number;
 }
@@ -86,9 +88,10 @@ export async function readBlocks(
 ): Promise<ReadResult> {
   const parser = new PcapngParser();
   const packet = options.onPacket ?? null;
+  const record = options.onRecord ?? null;
   const bytes = typeof source === 'string'
-    ? await readFile(source, parser, onBlock, packet, options.readSize ?? READ_SIZE)
-    : await readStream(source, parser, onBlock, packet);
+    ? await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE)
+    : await readStream(source, parser, onBlock, packet, record);
   try {
     parser.end();
   } catch (e) {
@@ -100,12 +103,14 @@ export async function readBlocks(
   return { truncated: null, bytes };
 }
 
-async function readStream(stream: Readable, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null): Promise<number> {
+async function readStream(
+  stream: Readable, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, record: RawRecordSink | null,
+): Promise<number> {
   let bytes = 0;
   for await (const chunk of stream) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
     bytes += buf.length;
-    parser.push(buf, onBlock, packet);
+    parser.push(buf, onBlock, packet, record);
   }
   return bytes;
 }
@@ -117,7 +122,8 @@ async function readStream(stream: Readable, parser: PcapngParser, onBlock: (b: P
  * starve the rest of the process.
  */
 async function readFile(
-  path: string, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, size: number,
+  path: string, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, record: RawRecordSink | null,
+  size: number,
 ): Promise<number> {
   const fh = await openCapture(path);
   const buf = Buffer.allocUnsafe(size);
@@ -129,7 +135,7 @@ async function readFile(
       const n = readSync(fh.fd, buf, 0, size, null);
       if (n === 0) break;
       bytes += n;
-      parser.push(buf.subarray(0, n), onBlock, packet);
+      parser.push(buf.subarray(0, n), onBlock, packet, record);
       // why: the buffer is read into again next; an incomplete block must not point into it
       parser.detach();
       if (performance.now() - yielded > YIELD_MS) {

@@ -229,7 +229,7 @@ export class CoreService implements ApiCalls {
       w.write(chunk);
       if (broken) return;
       try {
-        parser.push(chunk, feed.block, feed.packet);
+        parser.push(chunk, feed.block, feed.packet, feed.record);
       } catch (e) {
         broken = true;
         ls.notes.push(`${node}: live analysis stopped: ${(e as Error).message}; the bytes are still saved`);

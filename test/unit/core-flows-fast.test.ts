@@ -12,6 +12,7 @@ import { parseBuffer, readBlocks } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket, tcpConversation } from './core-packet-builder.js';
+import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
 
 const FIX = join(import.meta.dirname, '../fixtures/pcapng');
 const SERVER_HELLO = Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0x00, 0x40, 0x02, 0x00, 0x00, 0x3c, 0x03, 0x03]), Buffer.alloc(0x3c, 7)]);
@@ -51,8 +52,18 @@ function mixedSection(startMs: number, node: string): Buffer {
   b.tcp({ ...C, seq: 1, flags: 0x02 });
   b.tcp({ ...C, seq: 2 + 30, flags: 0x18, payload: req.subarray(30) });
   b.tcp({ ...C, seq: 2, flags: 0x18, payload: req.subarray(0, 30) });
-  // decrypted records (declined by the fast path) and packets with options (flags, comments)
-  b.tls({ ip: '10.1.1.2', port: 40001 }, { ip: '10.2.0.1', port: 443 }, 'out', Buffer.from('GET /secret HTTP/1.1\r\nHost: s.test\r\n\r\n'), { pid: 42, comm: 'curl', lib: 'openssl' });
+  // decrypted records (the record fast path) and packets with options (flags, comments)
+  const rc = { ip: '10.1.1.2', port: 40001 };
+  const rs = { ip: '10.2.0.1', port: 443 };
+  b.tls(rc, rs, 'out', Buffer.from('GET /secret HTTP/1.1\r\nHost: s.test\r\n\r\n'), { pid: 42, comm: 'curl', lib: 'openssl' });
+  b.tls(rs, rc, 'in', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello'), { pid: 42, comm: 'curl', lib: 'openssl' });
+  b.tls(rs, rc, 'in', Buffer.from(' world!'), { pid: 42, comm: 'curl', lib: 'openssl' });
+  // a pod's own loopback in another namespace (a hook-only flow of its own), and an IPv6 one
+  b.tls({ ip: '127.0.0.1', port: 40555 }, { ip: '127.0.0.1', port: 15001 }, 'out', Buffer.from('GET /pod HTTP/1.1\r\nHost: p\r\n\r\n'), { pid: 20, comm: 'app', lib: 'boringssl', netns: 4026532300 });
+  b.tls({ ip: 'fd00::7', port: 50000 }, { ip: 'fd00::8', port: 8443 }, 'out', Buffer.from('GET /six HTTP/1.1\r\nHost: six\r\n\r\n'), { pid: 21, comm: 'java', lib: 'java-jsse' });
+  // a record with no attribution comment, and one that is not HTTP
+  b.packet(buildExportedPdu('data', rc, rs, Buffer.from('x')), { linkType: 252, iface: 'tapscope-tls', flags: 2 });
+  b.tls(rc, rs, 'out', Buffer.from([0, 1, 2, 3]), { pid: 42, comm: 'curl', lib: 'openssl' });
   b.packet(ethernet(ipPacket('udp', { src: '10.4.0.1', dst: '10.4.0.2', sport: 5000, dport: 6000, payload: Buffer.from('opts') })), { flags: 2, comments: ['a comment'] });
   b.packet(Buffer.from([1, 2, 3]), { stepMs: 0 }); // not IP
   return b.build();
@@ -86,7 +97,7 @@ function fullPath(buf: Buffer): Snapshot {
 async function fastPath(path: string, readSize?: number): Promise<Snapshot> {
   const a = new Analyzer();
   const sink = a.sinks();
-  await readBlocks(path, sink.block, { onPacket: sink.packet, readSize });
+  await readBlocks(path, sink.block, { onPacket: sink.packet, onRecord: sink.record, readSize });
   return snapshot(a);
 }
 
@@ -129,6 +140,9 @@ describe('load fast path equals the full path', () => {
     expect(new Set(flows.map((f) => f.node))).toEqual(new Set(['alpha', 'beta', 'local']));
     expect(flows.some((f) => f.dst.ip.includes(':'))).toBe(true);
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);
+    // records gave HTTP to their flows, and a namespace's own loopback a hook-only flow
+    expect(flows.filter((f) => (f as unknown as { seenBy: string }).seenBy === 'hook-only').length).toBeGreaterThanOrEqual(2 * 2);
+    expect(flows.some((f) => JSON.stringify(f.http).includes('"status":200') && f.tls?.client?.plaintext === true)).toBe(true);
     const bodies = JSON.parse(fullPath(readFileSync(files[0]!)).details) as { exchanges: { responseBody: string | null }[] }[];
     expect(bodies.some((d) => d.exchanges.some((e) => (e.responseBody?.length ?? 0) > 3000))).toBe(true);
     // the binary body of flow 1 (3500 bytes), by its whole size though the parser kept only its first bytes
