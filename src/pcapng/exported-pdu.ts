@@ -169,11 +169,21 @@ export function parseTlsComment(comment: string): TlsAttrs | null {
   return out;
 }
 
-/** The attribution in the first of a record's comments that is one (see parseTlsComment). */
+// why: the records of one reader or writer repeat their comment (a bulk transfer reads full records: the same
+// pid, library, direction and length), so the last one parsed is given again for the same text
+let lastComment = '';
+let lastAttrs: TlsAttrs | null = null;
+
+/** The attribution in the first of a record's comments that is one (see parseTlsComment); do not mutate it. */
 export function tlsAttrsOf(comments: readonly string[]): TlsAttrs | null {
   for (const c of comments) {
+    if (c === lastComment && lastAttrs) return lastAttrs;
     const a = parseTlsComment(c);
-    if (a) return a;
+    if (a) {
+      lastComment = c;
+      lastAttrs = a;
+      return a;
+    }
   }
   return null;
 }

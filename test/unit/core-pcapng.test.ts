@@ -277,5 +277,13 @@ describe('decrypted records (exported PDU)', () => {
       const got = parseTlsComment(c);
       expect(got && known(got as unknown as Record<string, string>), c).toEqual(known(byPieces(c)));
     }
+    // a record's attribution: the first comment that is one; repeated text (the cache) and a change both right
+    const { tlsAttrsOf } = await import('../../src/pcapng/exported-pdu.js');
+    const seq = [['x', comments[4]!], [comments[4]!], [comments[6]!], ['y'], [comments[4]!], [comments[4]!], [], [comments[7]!, comments[8]!]];
+    for (const cs of seq) {
+      const want = cs.map(byPieces).find((x) => x !== null) ?? null;
+      const got = tlsAttrsOf(cs);
+      expect(got && known(got as unknown as Record<string, string>), cs.join(' | ')).toEqual(known(want));
+    }
   });
 });
