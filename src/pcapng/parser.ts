@@ -488,13 +488,35 @@ function optString(opts: RawOption[], code: number): string | null {
 
 const NO_EPB_OPTIONS: { flags: number | null; comments: string[] } = Object.freeze({ flags: null, comments: NO_COMMENTS });
 
-/** An EPB's flags (epb_flags) and comments, from its options in buf[start, end). */
+/**
+ * An EPB's flags (epb_flags, the first) and comments, from its options in buf[start, end), read in place (no
+ * option objects or views: decrypted records, one per TLS read or write, all carry both); throws like
+ * parseOptions on an option overrunning the block.
+ */
 function epbOptions(buf: Buffer, start: number, end: number, le: boolean, offset: number): { flags: number | null; comments: string[] } {
   if (start + 4 > end) return NO_EPB_OPTIONS;
-  const opts = parseOptions(buf.subarray(start, end), 0, le, offset);
-  const flagsOpt = opts.find((x) => x.code === 2);
-  const flags = flagsOpt && flagsOpt.value.length >= 4 ? rd32(flagsOpt.value, 0, le) : null;
-  return { flags, comments: commentsOf(opts) };
+  let flags: number | null = null;
+  let flagsSeen = false;
+  let comments: string[] | null = null;
+  let p = start;
+  while (p + 4 <= end) {
+    const code = rd16(buf, p, le);
+    const len = rd16(buf, p + 2, le);
+    if (code === 0) break;
+    if (p + 4 + len > end) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
+    if (code === 2 && !flagsSeen) {
+      flagsSeen = true;
+      if (len >= 4) flags = rd32(buf, p + 4, le);
+    } else if (code === 1) {
+      let e = p + 4 + len;
+      while (e > p + 4 && buf[e - 1] === 0) e--;
+      const c = buf.toString('utf8', p + 4, e);
+      if (comments === null) comments = [c];
+      else comments.push(c);
+    }
+    p += 4 + pad4(len);
+  }
+  return flags === null && comments === null ? NO_EPB_OPTIONS : { flags, comments: comments ?? NO_COMMENTS };
 }
 
 function commentsOf(opts: RawOption[]): string[] {
