@@ -196,14 +196,17 @@ export class PcapngParser {
       const optStart = o + 28 + pad4(capLen);
       if (iface === undefined || o + 28 + capLen > be) break;
       const offset = this.base + (o - from);
-      if (optStart + 4 <= be) checkOptions(buf, optStart, be, st.le, offset);
       const tsHigh = u32(buf, o + 12);
       const tsLow = u32(buf, o + 16);
       const origLen = u32(buf, o + 24);
+      // (either way the options are checked as the object path checks them, with the same errors)
       if (iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU && this.record) {
-        const opts = epbOptions(buf, optStart, be, st.le, offset);
+        const opts = epbOptions(buf, optStart, be, st.le, offset, true);
         if (!this.record(iface, buf, o + 28, capLen, tsToMs(iface, tsHigh, tsLow), offset, opts.flags, opts.comments)) break;
-      } else if (!packet(iface, buf, o + 28, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) break;
+      } else {
+        epbOptions(buf, optStart, be, st.le, offset, false);
+        if (!packet(iface, buf, o + 28, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) break;
+      }
       o += len;
     }
     if (o > from) this.consume(o - from);
@@ -312,11 +315,11 @@ export class PcapngParser {
     const optStart = bs + 20 + pad4(capLen);
     if (this.packet) {
       // why: the options are checked like the object path does (same errors), without building them
-      if (optStart + 4 <= be) checkOptions(buf, optStart, be, le, offset);
+      epbOptions(buf, optStart, be, le, offset, false);
       if (this.packet(iface, buf, bs + 20, capLen, origLen, tsToMs(iface, tsHigh, tsLow), offset)) return null;
     }
     const data = buf.subarray(bs + 20, bs + 20 + capLen);
-    const { flags, comments } = epbOptions(buf, optStart, be, le, offset);
+    const { flags, comments } = epbOptions(buf, optStart, be, le, offset, true);
     return { type: 'epb', offset, iface, tsHigh, tsLow, tsMs: tsToMs(iface, tsHigh, tsLow), capLen, origLen, data, flags, comments };
   }
 
@@ -469,21 +472,9 @@ function parseOptions(body: Buffer, start: number, le: boolean, offset: number):
   return out;
 }
 
-/** Throws like parseOptions on an option overrunning buf[start, end), without collecting them. */
-function checkOptions(buf: Buffer, start: number, end: number, le: boolean, offset: number): void {
-  let p = start;
-  while (p + 4 <= end) {
-    const code = rd16(buf, p, le);
-    const len = rd16(buf, p + 2, le);
-    if (code === 0) return;
-    if (p + 4 + len > end) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
-    p += 4 + pad4(len);
-  }
-}
-
 function optString(opts: RawOption[], code: number): string | null {
   const o = opts.find((x) => x.code === code);
-  return o ? utf8NoNul(o.value) : null;
+  return o ? utf8NoNul(o.value, 0, o.value.length) : null;
 }
 
 const NO_EPB_OPTIONS: { flags: number | null; comments: string[] } = Object.freeze({ flags: null, comments: NO_COMMENTS });
@@ -491,9 +482,12 @@ const NO_EPB_OPTIONS: { flags: number | null; comments: string[] } = Object.free
 /**
  * An EPB's flags (epb_flags, the first) and comments, from its options in buf[start, end), read in place (no
  * option objects or views: decrypted records, one per TLS read or write, all carry both); throws like
- * parseOptions on an option overrunning the block.
+ * parseOptions on an option overrunning the block. With `read` false it only checks them (packets read in
+ * place need no flags or comments).
  */
-function epbOptions(buf: Buffer, start: number, end: number, le: boolean, offset: number): { flags: number | null; comments: string[] } {
+function epbOptions(
+  buf: Buffer, start: number, end: number, le: boolean, offset: number, read: boolean,
+): { flags: number | null; comments: string[] } {
   if (start + 4 > end) return NO_EPB_OPTIONS;
   let flags: number | null = null;
   let flagsSeen = false;
@@ -504,13 +498,11 @@ function epbOptions(buf: Buffer, start: number, end: number, le: boolean, offset
     const len = rd16(buf, p + 2, le);
     if (code === 0) break;
     if (p + 4 + len > end) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
-    if (code === 2 && !flagsSeen) {
+    if (read && code === 2 && !flagsSeen) {
       flagsSeen = true;
       if (len >= 4) flags = rd32(buf, p + 4, le);
-    } else if (code === 1) {
-      let e = p + 4 + len;
-      while (e > p + 4 && buf[e - 1] === 0) e--;
-      const c = buf.toString('utf8', p + 4, e);
+    } else if (read && code === 1) {
+      const c = utf8NoNul(buf, p + 4, p + 4 + len);
       if (comments === null) comments = [c];
       else comments.push(c);
     }
@@ -524,18 +516,17 @@ function commentsOf(opts: RawOption[]): string[] {
   let out: string[] | null = null;
   for (const o of opts) {
     if (o.code !== 1) continue;
-    const c = utf8NoNul(o.value);
+    const c = utf8NoNul(o.value, 0, o.value.length);
     if (out === null) out = [c];
     else out.push(c);
   }
   return out ?? NO_COMMENTS;
 }
 
-/** The text of an option value without trailing NULs (a string option's padding some writers include). */
-function utf8NoNul(v: Buffer): string {
-  let end = v.length;
-  while (end > 0 && v[end - 1] === 0) end--;
-  return v.toString('utf8', 0, end);
+/** The text of an option value in v[start, end) without trailing NULs (a string option's padding some writers include). */
+function utf8NoNul(v: Buffer, start: number, end: number): string {
+  while (end > start && v[end - 1] === 0) end--;
+  return v.toString('utf8', start, end);
 }
 
 function parseTapscopeJson(data: Buffer): TapscopeRecord | undefined {
