@@ -126,14 +126,14 @@ class StdoutChunks {
   async write(chunk: Buffer, written: () => void): Promise<void> {
     if (this.inflight) await this.inflight;
     if (this.gone) return;
-    this.inflight = this.viaStream ? writeOut(chunk).then(written) : this.writeAll(chunk, 0).then(written);
+    this.inflight = this.viaStream ? writeOut(chunk).then(written) : this.writeAll(chunk).then(written);
   }
 
   async end(): Promise<void> {
     if (this.inflight) await this.inflight;
   }
 
-  private writeAll(buf: Buffer, from: number): Promise<void> {
+  private writeAll(buf: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       const go = (off: number): void => {
         fsWrite(1, buf, off, buf.length - off, null, (e, n) => {
@@ -144,7 +144,7 @@ class StdoutChunks {
           else reject(e);
         });
       };
-      go(from);
+      go(0);
     });
   }
 }
