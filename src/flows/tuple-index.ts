@@ -88,8 +88,7 @@ export class TupleIndex<T> {
 
   /** get() for an IPv6 packet: its source and destination addresses are the 32 bytes at data[addrOffset]. */
   get6(node: string, tcp: boolean, data: Uint8Array, addrOffset: number, ap: number, bp: number): T | undefined {
-    const k = this.key6;
-    for (let i = 0; i < 8; i++) k[i] = be32s(data, addrOffset + 4 * i);
+    this.load6(data, addrOffset, data, addrOffset + 16);
     return value(this.t6, this.find6(this.tag(node, tcp), ap, bp));
   }
 
@@ -106,9 +105,8 @@ export class TupleIndex<T> {
 
   /** set() for an IPv6 packet's tuple (addresses as in get6), without the addresses' text. */
   set6(node: string, tcp: boolean, data: Uint8Array, addrOffset: number, ap: number, bp: number, value: T): void {
-    const k = this.key6;
-    for (let i = 0; i < 8; i++) k[i] = be32s(data, addrOffset + 4 * i);
-    this.t6.put(this.find6(this.tag(node, tcp), ap, bp), k, 0, value);
+    this.load6(data, addrOffset, data, addrOffset + 16);
+    this.t6.put(this.find6(this.tag(node, tcp), ap, bp), this.key6, 0, value);
   }
 
   /** Puts two IPv6 address texts in key6; false when either is not an IPv6 address. */
@@ -116,11 +114,17 @@ export class TupleIndex<T> {
     const x = typeof a === 'string' ? ipToBytes(a) : null;
     const y = typeof b === 'string' ? ipToBytes(b) : null;
     if (x?.length !== 16 || y?.length !== 16) return false;
-    for (let i = 0; i < 4; i++) {
-      this.key6[i] = be32s(x, 4 * i);
-      this.key6[4 + i] = be32s(y, 4 * i);
-    }
+    this.load6(x, 0, y, 0);
     return true;
+  }
+
+  /** Puts the IPv6 addresses at x[xo] and y[yo] (16 bytes each) in key6, a then b. */
+  private load6(x: Uint8Array, xo: number, y: Uint8Array, yo: number): void {
+    const k = this.key6;
+    for (let i = 0; i < 4; i++) {
+      k[i] = be32s(x, xo + 4 * i);
+      k[4 + i] = be32s(y, yo + 4 * i);
+    }
   }
 
   private tag(node: string, tcp: boolean): number {
