@@ -7,12 +7,12 @@ import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { decideSide } from '../verdict/index.js';
-import type { DnsSummary, Flow, PodRef, TlsSideVerdict } from '../model/flow.js';
+import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
-import { parseExportedPdu, tlsAttrsOf, TlsAttrs } from '../pcapng/exported-pdu.js';
+import { parseExportedPdu, tlsAttrsOf, TlsAttrs, type ExportedPdu, type PduEndpoint } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
@@ -363,6 +363,8 @@ export class Analyzer {
   private lastB = -1;
   private lastPorts = -1;
   private lastTcp = false;
+  // the last decrypted record's ends (parseExportedPdu shares its endpoints across a run of records with the same tags)
+  private rec: RecordEnds = NO_RECORD_ENDS;
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
   };
@@ -426,7 +428,7 @@ export class Analyzer {
         if (this.observe) return false;
         this.changes++;
         this.origin = st.originBase + offset;
-        this.onTlsRecord(st.node, buf.subarray(start, start + capLen), tsMs, flags, comments);
+        this.onTlsRecord(st.node, buf, start, start + capLen, tsMs, flags, comments);
         return true;
       },
     };
@@ -476,7 +478,7 @@ export class Analyzer {
       case 'epb':
       case 'spb':
         if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
-          const id = this.onTlsRecord(st.node, b.data, b.tsMs, b.flags, b.comments);
+          const id = this.onTlsRecord(st.node, b.data, 0, b.data.length, b.tsMs, b.flags, b.comments);
           if (this.observe) this.observe(b, id);
         } else {
           const id = this.onPacket(st, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen);
@@ -1062,14 +1064,14 @@ export class Analyzer {
   }
 
   /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
-  private onTlsRecord(node: string, data: Buffer, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
-    const pdu = parseExportedPdu(data);
+  private onTlsRecord(node: string, data: Buffer, start: number, end: number, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
+    const pdu = parseExportedPdu(data, start, end);
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
-    const src = matched ? { ip: normalizeIp(pdu.src!.ip), port: pdu.src!.port } : null;
-    const dst = matched ? { ip: normalizeIp(pdu.dst!.ip), port: pdu.dst!.port } : null;
-    // (the record's IPv4 addresses come as numbers too: no text parsed back into a key for every record)
-    const srcKey = src ? (pdu!.src!.v4 ?? ipKeyPart(src.ip)) : 0;
-    const dstKey = dst ? (pdu!.dst!.v4 ?? ipKeyPart(dst.ip)) : 0;
+    if (matched && (pdu.src !== this.rec.pduSrc || pdu.dst !== this.rec.pduDst)) this.rec = recordEnds(pdu);
+    const src = matched ? this.rec.src : null;
+    const dst = matched ? this.rec.dst : null;
+    const srcKey = matched ? this.rec.srcKey : 0;
+    const dstKey = matched ? this.rec.dstKey : 0;
     if (this.part && (src && dst ? partitionOf(srcKey, src.port, dstKey, dst.port, this.part.count) : 0) !== this.part.index) return null;
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
@@ -1094,7 +1096,8 @@ export class Analyzer {
       const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
       const client = mineIsClient ? mine : other;
-      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, client, mineIsClient ? other : mine, tsMs, ipKeyPart(client.ip), netns);
+      // (copies: the record's ends are shared by the records that follow)
+      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, { ...client }, { ...(mineIsClient ? other : mine) }, tsMs, ipKeyPart(client.ip), netns);
       fs.app = 'tls';
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
@@ -1319,6 +1322,20 @@ function mixEndpoint(ip: number | string, port: number): number {
 }
 
 /** Which side of the flow the endpoint is. */
+/** A decrypted record's ends, normalized (IPv4 mapped into IPv6 as IPv4), with their index keys. */
+interface RecordEnds { pduSrc: PduEndpoint | null; pduDst: PduEndpoint | null; src: Endpoint; dst: Endpoint; srcKey: KeyIp; dstKey: KeyIp }
+
+const NO_RECORD_ENDS: RecordEnds = { pduSrc: null, pduDst: null, src: { ip: '', port: 0 }, dst: { ip: '', port: 0 }, srcKey: 0, dstKey: 0 };
+
+function recordEnds(pdu: ExportedPdu): RecordEnds {
+  const s = pdu.src!;
+  const d = pdu.dst!;
+  const src = { ip: normalizeIp(s.ip), port: s.port };
+  const dst = { ip: normalizeIp(d.ip), port: d.port };
+  // (the record's IPv4 addresses come as numbers too: no text parsed back into a key for every record)
+  return { pduSrc: s, pduDst: d, src, dst, srcKey: s.v4 ?? ipKeyPart(src.ip), dstKey: d.v4 ?? ipKeyPart(dst.ip) };
+}
+
 function sideOf(f: Flow, end: { ip: string; port: number }): Side {
   return f.src.ip === end.ip && f.src.port === end.port ? 'client' : 'server';
 }

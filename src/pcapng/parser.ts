@@ -2,7 +2,7 @@
 // It knows nothing about streams or files; reader.ts wraps it as a Node Transform and as file helpers.
 import { TapscopeError } from '../errors.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
-import { be32, le32 } from './bytes.js';
+import { be32, le32, LastText, utf8NoNul } from './bytes.js';
 import {
   BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_DSB, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_SHB, BLOCK_SPB,
   BYTE_ORDER_MAGIC, LINKTYPE_WIRESHARK_UPPER_PDU, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
@@ -478,6 +478,8 @@ function optString(opts: RawOption[], code: number): string | null {
 }
 
 const NO_EPB_OPTIONS: { flags: number | null; comments: string[] } = Object.freeze({ flags: null, comments: NO_COMMENTS });
+// (one decrypted record's comment is usually the last one's: a run of reads or writes of one connection)
+const commentText = new LastText();
 
 /**
  * An EPB's flags (epb_flags, the first) and comments, from its options in buf[start, end), read in place (no
@@ -502,7 +504,7 @@ function epbOptions(
       flagsSeen = true;
       if (len >= 4) flags = rd32(buf, p + 4, le);
     } else if (read && code === 1) {
-      const c = utf8NoNul(buf, p + 4, p + 4 + len);
+      const c = commentText.of(buf, p + 4, p + 4 + len);
       if (comments === null) comments = [c];
       else comments.push(c);
     }
@@ -516,17 +518,11 @@ function commentsOf(opts: RawOption[]): string[] {
   let out: string[] | null = null;
   for (const o of opts) {
     if (o.code !== 1) continue;
-    const c = utf8NoNul(o.value, 0, o.value.length);
+    const c = commentText.of(o.value, 0, o.value.length);
     if (out === null) out = [c];
     else out.push(c);
   }
   return out ?? NO_COMMENTS;
-}
-
-/** The text of an option value in v[start, end) without trailing NULs (a string option's padding some writers include). */
-function utf8NoNul(v: Buffer, start: number, end: number): string {
-  while (end > start && v[end - 1] === 0) end--;
-  return v.toString('utf8', start, end);
 }
 
 function parseTapscopeJson(data: Buffer): TapscopeRecord | undefined {

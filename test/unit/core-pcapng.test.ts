@@ -252,6 +252,58 @@ describe('pcapng writer', () => {
 });
 
 describe('decrypted records (exported PDU)', () => {
+  it('reads each record of a run in place: its own tags and payload, also when the last record\'s tags are shared', () => {
+    let seed = 5;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const ends = [
+      [{ ip: '10.0.0.1', port: 40000 }, { ip: '10.0.0.2', port: 443 }], [{ ip: '10.0.0.1', port: 40001 }, { ip: '10.0.0.2', port: 443 }],
+      [{ ip: '10.0.0.1', port: 40000 }, { ip: '10.0.0.2', port: 444 }],
+      [{ ip: '10.0.0.2', port: 443 }, { ip: '10.0.0.1', port: 40000 }], [{ ip: '10.0.1.1', port: 40000 }, { ip: '10.0.0.2', port: 443 }],
+      [{ ip: 'fd00::1', port: 40000 }, { ip: 'fd00::2', port: 443 }], [{ ip: '::ffff:10.0.0.1', port: 40000 }, { ip: 'fd00::2', port: 443 }],
+    ] as const;
+    const protos = ['http', 'data', 'http2', 'dat'];
+    const want: { proto: string; src: string; dst: string; payload: string }[] = [];
+    const parts: Buffer[] = [];
+    const at: [number, number][] = [];
+    let off = 0;
+    for (let i = 0; i < 400; i++) {
+      // runs: mostly the last record's tags again
+      const last = want.at(-1);
+      const [src, dst] = last && rnd(4) > 0 ? ends.find(([a, b]) => `${a.ip}|${a.port}` === last.src && `${b.ip}|${b.port}` === last.dst)! : ends[rnd(ends.length)]!;
+      const proto = last && rnd(4) > 0 ? last.proto : protos[rnd(protos.length)]!;
+      const payload = Buffer.from(Array.from({ length: rnd(40) }, () => 0x41 + rnd(26)));
+      const pad = Buffer.alloc(rnd(3) * 4, 0xee);
+      const rec = buildExportedPdu(proto, src, dst, payload);
+      parts.push(pad, rec);
+      at.push([off + pad.length, off + pad.length + rec.length]);
+      off += pad.length + rec.length;
+      want.push({ proto, src: `${src.ip}|${src.port}`, dst: `${dst.ip}|${dst.port}`, payload: payload.toString() });
+    }
+    const buf = Buffer.concat(parts);
+    for (let i = 0; i < want.length; i++) {
+      const [start, end] = at[i]!;
+      const p = parseExportedPdu(buf, start, end);
+      const got = p && { proto: p.protoName, src: `${p.src?.ip}|${p.src?.port}`, dst: `${p.dst?.ip}|${p.dst?.port}`, payload: p.payload.toString() };
+      expect(got, `record ${i}`).toEqual(want[i]);
+      expect(buf.subarray(p!.payloadOffset, end).toString()).toBe(want[i]!.payload);
+    }
+    // a record cut inside its tags after a complete one with the same start is malformed, not the last parse
+    const [s0, e0] = at[0]!;
+    expect(parseExportedPdu(buf, s0, e0)).not.toBeNull();
+    expect(parseExportedPdu(buf, s0, s0 + 12)).toBeNull();
+  });
+
+  it('LastText gives each option text without its NUL padding, decoded or remembered', async () => {
+    const { LastText } = await import('../../src/pcapng/bytes.js');
+    const t = new LastText();
+    const texts = ['tapscope-tls pid=1 dir=in len=1200', 'tapscope-tls pid=1 dir=in len=1200', 'tapscope-tls pid=1 dir=in len=1201',
+      'tapscope-tls pid=1 dir=on len=1201', 'héllo', 'héllo', 'hëllo', '', 'x'.repeat(300), 'x'.repeat(299) + 'y', 'x'.repeat(300), 'a', 'a\u0000b'];
+    for (const [i, s] of texts.entries()) {
+      const nul = Buffer.alloc(i % 4);
+      const b = Buffer.concat([Buffer.from('zz'), Buffer.from(s), nul, Buffer.from('q')]);
+      expect(t.of(b, 2, b.length - 1), `text ${i}`).toBe(s);
+    }
+  });
   it('parseTlsComment reads every attribution key as splitting on spaces does, on 20k mutated comments', async () => {
     const { parseTlsComment } = await import('../../src/pcapng/exported-pdu.js');
     // what the comment means (FORMAT.md): space-separated key=value after the first token; the last of a
