@@ -106,12 +106,17 @@ function recorder(): Recorder & { handlers: Parameters<ReturnType<typeof createS
   };
 }
 
-/** Makes HTTP requests inside the node until the marker shows up in the captured bytes. */
+/**
+ * Makes HTTP requests inside the node until a request line with the marker shows up in the captured bytes (the
+ * stream passes whole blocks only, so that is a whole packet). Not the bare marker: the helper's process records
+ * carry curl's command line, which holds it too, and can arrive before the packets (or without them, when the
+ * connection is cut next).
+ */
 async function trafficSeen(node: SshNode, rec: Recorder, marker: string, section?: number): Promise<void> {
   await until(`${marker} in the capture`, async () => {
     await sh('ip', ['netns', 'exec', node.ns, 'curl', '-s', '-o', '/dev/null', '--max-time', '2', `http://${node.ip}:18080/${marker}`]);
     const bytes = section === undefined ? rec.all() : Buffer.concat(rec.sections[section] ?? []);
-    return bytes.includes(marker);
+    return bytes.includes(`GET /${marker} HTTP/1.1`);
   }, 60).catch((e: unknown) => {
     writeFileSync(`/tmp/tss-fail-${marker}.pcapng`, rec.all());
     throw new Error(`${String(e)}; captured ${rec.all().length} bytes; statuses ${JSON.stringify(rec.statuses)}`);
