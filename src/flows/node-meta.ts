@@ -14,6 +14,8 @@ export interface ProcRecord {
   cgroup: string | null;
   containerId: string | null;
   startedBeforeCapture: boolean;
+  /** false when /proc/PID was gone before the helper could read it (exe, cmdline and cgroup are then null) */
+  alive: boolean;
   tls: { library: TlsLibrary | null; via: 'maps' | 'binary' | 'buildid'; evidence: string; version: string | null } | null;
   hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason: string | null }[];
 }
@@ -147,6 +149,8 @@ export class NodeMeta {
           cmdline: str(rec.cmdline) ?? prev?.cmdline ?? null, cgroup: str(rec.cgroup) ?? prev?.cgroup ?? null,
           containerId: str(rec.containerId) ?? prev?.containerId ?? null,
           startedBeforeCapture: rec.startedBeforeCapture === true,
+          // (absent in files of builds before the field: those processes were read)
+          alive: rec.alive !== false,
           tls: tls ?? prev?.tls ?? null,
           hooks: Array.isArray(rec.hooks) ? parseHooks(rec.hooks) : prev?.hooks ?? [],
         });
@@ -217,7 +221,7 @@ export class NodeMeta {
     }
     return {
       library: tls?.library ?? null, via: tls?.via ?? 'maps', evidence: tls?.evidence ?? '', version: tls?.version ?? null,
-      hooks, startedBeforeCapture: p.startedBeforeCapture,
+      hooks, startedBeforeCapture: p.startedBeforeCapture, exited: !p.alive,
     };
   }
 

@@ -15,6 +15,8 @@ export interface ProcessTlsEvidence {
   version?: string | null;
   hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason?: string | null }[];
   startedBeforeCapture?: boolean;
+  /** the process had exited before the helper could read its binary and libraries (its proc record's alive: false) */
+  exited?: boolean;
 }
 
 export interface SideInput {
@@ -153,9 +155,10 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     }
     return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, reason, version: p.version ?? null };
   }
-  const whereabouts = p
-    ? `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`
-    : NOT_ON_NODE[side];
+  const whereabouts = !p ? NOT_ON_NODE[side]
+    // why: an exited process was never looked at; "no TLS library found" would claim a search that did not happen
+    : p.exited ? `the ${side} process had exited before its binary and libraries could be read, so its TLS library is unknown and nothing could be hooked for it`
+      : `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`;
   const match = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
   if (match) {
     return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason: whereabouts, version: match.version };

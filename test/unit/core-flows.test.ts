@@ -344,6 +344,25 @@ describe('decrypted plaintext and process attribution', () => {
     expect(d.clientBytesHex.startsWith('1603')).toBe(true);
   });
 
+  it('says a client process that exited before it was read was not looked at, instead of "no TLS library found"', () => {
+    const ch = fixtureClientHello();
+    const verdictOf = (alive: boolean | undefined): string | null => {
+      const b = new CaptureBuilder();
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto: BTF, ringbuf and uprobes available', hostname: 'node-1' });
+      // what the helper writes for a short-lived client it saw connect but could not read in /proc
+      b.record({ t: 'proc', pid: 400, ppid: 1, comm: 'go-client', exe: null, cmdline: null, cgroup: null, startedBeforeCapture: false, ...(alive === undefined ? {} : { alive }), tls: null, hooks: [] });
+      b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 400, tid: 400, comm: 'go-client', via: 'tracepoint' });
+      tcpConversation(b, client, server, [ch], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+      const { flows } = analyze(b.build());
+      expect(flows[0]?.process).toMatchObject({ pid: 400, comm: 'go-client' });
+      return flows[0]?.tls?.client?.reason ?? null;
+    };
+    expect(verdictOf(false)).toMatch(/^the client process had exited before its binary and libraries could be read/);
+    // a process that was read (or a file written before the field existed) and has no TLS library
+    expect(verdictOf(true)).toMatch(/^no TLS library found in the client process/);
+    expect(verdictOf(undefined)).toMatch(/^no TLS library found in the client process/);
+  });
+
   it("names the owning process's pod by its container id before the addresses (host-network pods share the node's IP)", () => {
     const b = new CaptureBuilder();
     b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
