@@ -26,7 +26,8 @@ beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'tsu-ui-home-'));
   lab = await createLab('tsu-cap-', '10.203.1');
   servers = await startHttpsServers(lab, [PORT]);
-  for (const name of ['curl', 'wget', 'go']) {
+  // java: a library with no hook, so the libraries view has a reason to show
+  for (const name of ['curl', 'wget', 'go', 'java']) {
     const c = tlsClient(name);
     if (await c.available()) clients.push(c);
   }
@@ -135,6 +136,12 @@ describe('capture from the UI', () => {
     expect(libs).toContain('openssl');
     expect(libs).toContain('gnutls');
     if (clients.some((c) => c.name === 'go')) expect(libs).toContain('go-crypto-tls');
+    if (clients.some((c) => c.name === 'java')) {
+      // the flow is there, with why its plaintext is not
+      expect(libs).toContain('java-jsse');
+      const why = (await page.locator('[data-testid=library-reasons][data-library=java-jsse]').textContent()) ?? '';
+      expect(why).toMatch(/java-jsse has no hook/);
+    }
     await screenshot(page, 'libraries');
     await page.locator('[data-testid=library-bar][data-library=gnutls]').click();
     await page.getByTestId('flow-scroller').waitFor();
