@@ -16,6 +16,7 @@ import { NodeFileWriter } from '../../src/store/node-writer.js';
 import type { CaptureHandlers, NodeStatus, StreamGap } from '../../src/targets/target.js';
 import { KUBELET_PORT, startK8sApi, type K8sApi } from '../k8s-api/server.js';
 import { testHelper } from '../lib/sshd.js';
+import { until } from '../lib/until.js';
 
 let api: K8sApi;
 let dir: string;
@@ -36,15 +37,6 @@ afterAll(async () => {
 // test process's own TLS to the API server, which carries the helper's output — a feedback loop.
 function opts(extra: K8sTargetOptions = {}): K8sTargetOptions {
   return { kubeconfig: kcToken, helperPath: testHelper(), readyTimeoutMs: 30_000, ...extra };
-}
-
-async function until<T>(what: string, f: () => T | Promise<T>, tries = 150): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const v = await f();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 interface Recorder {

@@ -9,6 +9,7 @@ import { createSshTarget, type SshTargetOptions } from '../../src/targets/ssh.js
 import { isTapscopeError } from '../../src/errors.js';
 import type { CaptureHandle, CaptureMode, NodeStatus, Prompt, StreamGap } from '../../src/targets/target.js';
 import { sh, startSshLab, type SshLab, type SshNode } from '../lib/sshd.js';
+import { until } from '../lib/until.js';
 
 let lab: SshLab;
 const servers: ChildProcess[] = [];
@@ -64,15 +65,6 @@ function trustAll(): void {
 
 function tapscopeDirs(): string[] {
   return readdirSync('/tmp').filter((f) => f.startsWith('tapscope.')).sort();
-}
-
-async function until<T>(what: string, f: () => T | Promise<T>, tries = 200): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const v = await f();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 interface Recorder {
