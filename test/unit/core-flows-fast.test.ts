@@ -173,6 +173,50 @@ describe('load fast path equals the full path', () => {
   });
 });
 
+describe('load fast path equals the full path on damaged captures (fuzz smoke)', () => {
+  it('mutated packets, records, options and headers: the same flows, or the same error at the same offset', async () => {
+    const base = mixedSection(1_732_620_000_000, 'alpha');
+    // where the bytes a dissector or the record parser reads are: packet data, decrypted records (their tags and
+    // text), and the options after the data (flags, comments)
+    const epbs = parseBuffer(base).filter((b) => b.type === 'epb');
+    const span = (b: (typeof epbs)[number], from: number, to: number): readonly [number, number] => [b.offset + from, b.offset + to];
+    const size = (b: (typeof epbs)[number]): number => base.readUInt32LE(b.offset + 4);
+    const optionsAt = (b: (typeof epbs)[number]): number => 28 + ((b.capLen + 3) & ~3);
+    const areas = [
+      epbs.map((b) => span(b, 28, 28 + b.capLen)),
+      epbs.filter((b) => b.iface.linkType === 252).map((b) => span(b, 28, 28 + b.capLen)),
+      epbs.filter((b) => size(b) > optionsAt(b) + 4).map((b) => span(b, optionsAt(b), size(b) - 4)),
+    ];
+    expect(areas.map((a) => a.length > 0)).toEqual([true, true, true]);
+    let seed = 77;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const outcomes = new Set<string>();
+    const f = join(dir, 'fuzz.pcapng');
+    for (let i = 0; i < 150; i++) {
+      const b = Buffer.from(base);
+      for (let m = 1 + rnd(6); m > 0; m--) {
+        // mostly inside blocks (flows differ, both paths must agree); sometimes anywhere (a block's framing)
+        const area = areas[rnd(areas.length)]!;
+        const [from, to] = rnd(8) > 0 ? area[rnd(area.length)]! : [0, b.length];
+        b[from + rnd(to - from)] = rnd(256);
+      }
+      writeFileSync(f, b);
+      const want = await Promise.resolve().then(() => fullPath(b)).catch((e: unknown) => e);
+      const got = await fastPath(f, [undefined, 1000, 13][i % 3]).catch((e: unknown) => e);
+      if (want instanceof Error) {
+        expect(got, `mutation ${i}: ${want.message}`).toMatchObject({ code: (want as { code?: string }).code, message: want.message });
+        outcomes.add((want as { code?: string }).code ?? 'not a TapscopeError');
+      } else {
+        expect(got, `mutation ${i}`).toEqual(want);
+        outcomes.add('flows');
+      }
+    }
+    // both outcomes happened, and every error was one of ours
+    expect(outcomes).toContain('flows');
+    expect([...outcomes].filter((o) => o !== 'flows' && !o.startsWith('E_PCAPNG'))).toEqual([]);
+  });
+});
+
 describe('flows on several threads equal the one-thread flows', () => {
   it('JSON lines and table rows, with and without a filter, for 2 and 3 partitions (worker threads)', async () => {
     const { flowsOnThreads } = await import('../../src/cli/flows-parallel.js');
