@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { parseBuffer, readBlocks } from '../../src/pcapng/index.js';
+import type { PacketBlock } from '../../src/pcapng/types.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket, tcpConversation } from './core-packet-builder.js';
@@ -178,7 +179,7 @@ describe('load fast path equals the full path on damaged captures (fuzz smoke)',
     const base = mixedSection(1_732_620_000_000, 'alpha');
     // where the bytes a dissector or the record parser reads are: packet data, decrypted records (their tags and
     // text), and the options after the data (flags, comments)
-    const epbs = parseBuffer(base).filter((b) => b.type === 'epb');
+    const epbs = parseBuffer(base).filter((b): b is PacketBlock => b.type === 'epb');
     const span = (b: (typeof epbs)[number], from: number, to: number): readonly [number, number] => [b.offset + from, b.offset + to];
     const size = (b: (typeof epbs)[number]): number => base.readUInt32LE(b.offset + 4);
     const optionsAt = (b: (typeof epbs)[number]): number => 28 + ((b.capLen + 3) & ~3);
