@@ -12,7 +12,7 @@ import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
-import { parseExportedPdu, tlsAttrsOf, TlsAttrs, type ExportedPdu, type PduEndpoint } from '../pcapng/exported-pdu.js';
+import { readPduHead, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, normalizeIp } from './node-meta.js';
@@ -363,7 +363,7 @@ export class Analyzer {
   private lastB = -1;
   private lastPorts = -1;
   private lastTcp = false;
-  // the last decrypted record's ends (parseExportedPdu shares its endpoints across a run of records with the same tags)
+  // the last decrypted record's ends (readPduHead gives a run of records with the same tags one head)
   private rec: RecordEnds = NO_RECORD_ENDS;
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
@@ -1065,9 +1065,9 @@ export class Analyzer {
 
   /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
   private onTlsRecord(node: string, data: Buffer, start: number, end: number, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
-    const pdu = parseExportedPdu(data, start, end);
+    const pdu = readPduHead(data, start, end);
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
-    if (matched && (pdu.src !== this.rec.pduSrc || pdu.dst !== this.rec.pduDst)) this.rec = recordEnds(pdu);
+    if (matched && pdu !== this.rec.head) this.rec = recordEnds(pdu);
     const src = matched ? this.rec.src : null;
     const dst = matched ? this.rec.dst : null;
     const srcKey = matched ? this.rec.srcKey : 0;
@@ -1106,7 +1106,9 @@ export class Analyzer {
     fs.version++;
     if (f.seenBy === 'hook-only' && tsMs > f.lastSeen) f.lastSeen = tsMs;
     const side = sideOf(f, mine);
-    const len = Number(attrs.len ?? pdu.payload.length) || pdu.payload.length;
+    // (the payload: data[payloadStart, end), empty when the end tag's value runs past the record)
+    const payloadStart = Math.min(start + pdu.tagsLength, end);
+    const len = Number(attrs.len ?? end - payloadStart) || end - payloadStart;
     const lib = attrs.lib ?? 'unknown';
     const x = extra(fs);
     const h = hookState(x);
@@ -1128,8 +1130,15 @@ export class Analyzer {
     }
     // why: when both ends are hooked, the client's write and the server's read carry the same bytes; parse one.
     if (dd.feeder !== side) return f.id;
+    if (dd.http1 && end - payloadStart > 0 && dd.http1.countableBody() >= end - payloadStart) {
+      // why: as for plain TCP, a record inside a large body (most records of a download) is only counted: no view
+      // of its bytes, no pass through the parser
+      dd.http1.countBody(end - payloadStart);
+      if (attrs.trunc === '1') this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
+      return f.id;
+    }
     // (no copy: the parsers copy what they keep, never a view of the reader's buffer)
-    const payload = pdu.payload;
+    const payload = data.subarray(payloadStart, end);
     if (!dd.http1 && !dd.http2) {
       const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
@@ -1323,17 +1332,17 @@ function mixEndpoint(ip: number | string, port: number): number {
 
 /** Which side of the flow the endpoint is. */
 /** A decrypted record's ends, normalized (IPv4 mapped into IPv6 as IPv4), with their index keys. */
-interface RecordEnds { pduSrc: PduEndpoint | null; pduDst: PduEndpoint | null; src: Endpoint; dst: Endpoint; srcKey: KeyIp; dstKey: KeyIp }
+interface RecordEnds { head: PduHead | null; src: Endpoint; dst: Endpoint; srcKey: KeyIp; dstKey: KeyIp }
 
-const NO_RECORD_ENDS: RecordEnds = { pduSrc: null, pduDst: null, src: { ip: '', port: 0 }, dst: { ip: '', port: 0 }, srcKey: 0, dstKey: 0 };
+const NO_RECORD_ENDS: RecordEnds = { head: null, src: { ip: '', port: 0 }, dst: { ip: '', port: 0 }, srcKey: 0, dstKey: 0 };
 
-function recordEnds(pdu: ExportedPdu): RecordEnds {
+function recordEnds(pdu: PduHead): RecordEnds {
   const s = pdu.src!;
   const d = pdu.dst!;
   const src = { ip: normalizeIp(s.ip), port: s.port };
   const dst = { ip: normalizeIp(d.ip), port: d.port };
   // (the record's IPv4 addresses come as numbers too: no text parsed back into a key for every record)
-  return { pduSrc: s, pduDst: d, src, dst, srcKey: s.v4 ?? ipKeyPart(src.ip), dstKey: d.v4 ?? ipKeyPart(dst.ip) };
+  return { head: pdu, src, dst, srcKey: s.v4 ?? ipKeyPart(src.ip), dstKey: d.v4 ?? ipKeyPart(dst.ip) };
 }
 
 function sideOf(f: Flow, end: { ip: string; port: number }): Side {

@@ -25,20 +25,38 @@ export interface ExportedPdu {
   payload: Buffer;
 }
 
+/** A record's tags, without its payload; tagsLength: the bytes from the record's start to its payload. */
+export interface PduHead {
+  protoName: string | null;
+  src: PduEndpoint | null;
+  dst: PduEndpoint | null;
+  tagsLength: number;
+}
+
 /**
  * Parses the tag list of the record data[start, end) (default: all of data); null when the tags are malformed (no
- * end tag inside the record). payloadOffset indexes data. The endpoints may be shared with the previous call's
- * result: read them, never change them.
+ * end tag inside the record). payloadOffset indexes data.
  */
 export function parseExportedPdu(data: Buffer, start = 0, end = data.length): ExportedPdu | null {
+  const h = readPduHead(data, start, end);
+  if (!h) return null;
+  const p = start + h.tagsLength;
+  return { protoName: h.protoName, src: h.src, dst: h.dst, payloadOffset: p, payload: data.subarray(p, end) };
+}
+
+/**
+ * The tags of the record data[start, end), as parseExportedPdu reads them. A record that starts with the last
+ * record's tag bytes gets the same object again: read it, never change it.
+ */
+export function readPduHead(data: Buffer, start = 0, end = data.length): PduHead | null {
   // why: a connection's records come in runs with the same tags (a response read in chunks: 440k records of 20k
-  // hooked flows in the bench); a record that starts with the last record's tag bytes shares that parse instead of
-  // building its address text and endpoints again
-  const n = lastTagsLen;
+  // hooked flows in the bench); such a record shares the last parse instead of building its address text and
+  // endpoints again
+  const n = lastHead.tagsLength;
   if (n > 0 && end - start >= n) {
     let same = true;
     for (let i = 0; i < n && same; i++) same = data[start + i] === lastTags[i];
-    if (same) return { protoName: lastPdu.protoName, src: lastPdu.src, dst: lastPdu.dst, payloadOffset: start + n, payload: data.subarray(start + n, end) };
+    if (same) return lastHead;
   }
   let p = start;
   let protoName: string | null = null;
@@ -71,27 +89,24 @@ export function parseExportedPdu(data: Buffer, start = 0, end = data.length): Ex
       default: break;
     }
   }
-  const pdu: ExportedPdu = {
+  const head: PduHead = {
     protoName,
     src: srcIp !== null && srcPort !== null ? { ip: srcIp, port: srcPort, v4: src4 } : null,
     dst: dstIp !== null && dstPort !== null ? { ip: dstIp, port: dstPort, v4: dst4 } : null,
-    payloadOffset: p,
-    payload: data.subarray(p, end),
+    tagsLength: p - start,
   };
-  const tagsLen = p - start;
   // (an end tag whose value runs past the record leaves an empty payload and is not remembered)
-  if (p <= end && tagsLen <= lastTags.length) {
+  if (p <= end && head.tagsLength <= lastTags.length) {
     data.copy(lastTags, 0, start, p);
-    lastTagsLen = tagsLen;
-    lastPdu = pdu;
-  } else lastTagsLen = 0;
-  return pdu;
+    lastHead = head;
+  } else lastHead = NO_HEAD;
+  return head;
 }
 
-// the last parsed record's tag bytes (lastTags[0, lastTagsLen)) and its parse (see parseExportedPdu)
+// the last parsed record's tag bytes (lastTags[0, lastHead.tagsLength)) and its head (see readPduHead)
 const lastTags = Buffer.alloc(256);
-let lastTagsLen = 0;
-let lastPdu: ExportedPdu = { protoName: null, src: null, dst: null, payloadOffset: 0, payload: lastTags.subarray(0, 0) };
+const NO_HEAD: PduHead = { protoName: null, src: null, dst: null, tagsLength: 0 };
+let lastHead = NO_HEAD;
 
 /** The IPv4 address mapped into the IPv6 address at data[o] (::ffff:a.b.c.d) as a signed number; null when not one. */
 function mapped4(data: Buffer, o: number): number | null {

@@ -2,7 +2,7 @@
 // segment goes to the dissectors without a reassembler, and bulk HTTP/1 body bytes are counted without being
 // handed over (Http1Parser.countableBody/countBody): messages, summaries, exchanges and counters must equal
 // those of the reassembler's path.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { Http1Parser, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
@@ -136,6 +136,44 @@ describe('analyzer: in-order body segments skip the reassembler', () => {
       expect(untimed(fd)).toEqual(untimed(sd));
       expect(fd.serverBytesHex).toBe(sd.serverBytesHex);
       if (details) expect(fd.exchanges[2]!.responseBody).toBe('abcdefghi');
+    });
+  }
+});
+
+describe('analyzer: decrypted records inside a body are counted like plain segments', () => {
+  /** The keep-alive exchanges as a hook records them: each response in `size`-byte reads (0: one read each). */
+  function hooked(size: number): Buffer {
+    const b = new CaptureBuilder();
+    const tls = { ip: server.ip, port: 443 };
+    const who = { pid: 7, comm: 'curl', lib: 'openssl' };
+    for (const [path, res] of [['/a', response(200, binary(120_000))], ['/b', response(200, text(BODY_CAP + 10_000))], ['/c', response(404, text(9))]] as const) {
+      b.tls(client, tls, 'out', Buffer.from(`GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`), who);
+      const step = size || res.length;
+      for (let o = 0; o < res.length; o += step) b.tls(tls, client, 'in', res.subarray(o, Math.min(o + step, res.length)), who);
+    }
+    return b.build();
+  }
+
+  for (const details of [true, false]) {
+    it(`exchanges equal those of one record per response (details ${details})`, () => {
+      const count = vi.spyOn(Http1Parser.prototype, 'countBody');
+      const many = analyze(hooked(1400), details);
+      const counted = count.mock.calls.length;
+      count.mockClear();
+      const one = analyze(hooked(0), details);
+      expect(count.mock.calls.length).toBe(0);
+      count.mockRestore();
+      // (most of the bodies' records were counted, not parsed)
+      expect(counted).toBeGreaterThan(details ? 60 : 90);
+      const [m] = many.flows();
+      const [o] = one.flows();
+      expect(m!.http).toEqual([
+        { method: 'GET', host: 'h', path: '/a', status: 200 }, { method: 'GET', host: 'h', path: '/b', status: 200 }, { method: 'GET', host: 'h', path: '/c', status: 404 },
+      ]);
+      expect(o!.http).toEqual(m!.http);
+      expect(m!.tls?.client?.plaintext).toBe(true);
+      const untimed = (a: Analyzer, id: string): unknown[] => a.detail(id)!.exchanges.map(({ startedAt: _, ...e }) => e);
+      expect(untimed(many, m!.id)).toEqual(untimed(one, o!.id));
     });
   }
 });
