@@ -1330,7 +1330,6 @@ function mixEndpoint(ip: number | string, port: number): number {
   return Math.imul(h, 0xc2b2ae35);
 }
 
-/** Which side of the flow the endpoint is. */
 /** A decrypted record's ends, normalized (IPv4 mapped into IPv6 as IPv4), with their index keys. */
 interface RecordEnds { head: PduHead | null; src: Endpoint; dst: Endpoint; srcKey: KeyIp; dstKey: KeyIp }
 
@@ -1345,6 +1344,7 @@ function recordEnds(pdu: PduHead): RecordEnds {
   return { head: pdu, src, dst, srcKey: s.v4 ?? ipKeyPart(src.ip), dstKey: d.v4 ?? ipKeyPart(dst.ip) };
 }
 
+/** Which side of the flow the endpoint is. */
 function sideOf(f: Flow, end: { ip: string; port: number }): Side {
   return f.src.ip === end.ip && f.src.port === end.port ? 'client' : 'server';
 }

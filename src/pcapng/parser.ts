@@ -526,10 +526,8 @@ function commentsOf(opts: RawOption[]): string[] {
 }
 
 function parseTapscopeJson(data: Buffer): TapscopeRecord | undefined {
-  let end = data.length;
-  while (end > 0 && data[end - 1] === 0) end--;
   try {
-    const v: unknown = JSON.parse(data.toString('utf8', 0, end));
+    const v: unknown = JSON.parse(utf8NoNul(data, 0, data.length));
     if (v && typeof v === 'object' && !Array.isArray(v) && typeof (v as { t?: unknown }).t === 'string') return v as TapscopeRecord;
   } catch {
     // why: a custom block we cannot decode is ignored like any unknown record; the packets still count.
