@@ -9,6 +9,8 @@ import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
+import type { StreamTap } from '../service/core-service.js';
+import { BLOCK_IDB, BLOCK_SHB } from '../pcapng/types.js';
 import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
@@ -253,7 +255,8 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     targetOptions: { acceptNewHostKey: c.acceptNewHostKey, ...c.k8s },
     promptHandler: (p) => cliPrompt(p, c.acceptNewHostKey),
   });
-  const outPath = resolve(c.out);
+  const toStdout = c.out === '-';
+  const pipe = toStdout ? await stdoutPipe() : null;
   const phases = new Map<string, string>();
   svc.on('nodeStatus', ({ status }) => {
     // why: targets repeat a phase (e.g. streaming on every reconnect check); print changes only.
@@ -262,8 +265,12 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${status.node}: ${status.phase}${status.message ? `: ${status.message}` : ''}\n`);
     if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
-  const started = await svc.startCapture({ target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: outPath });
-  err(`starting capture on ${c.target} into ${outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
+  const started = await svc.startCapture(
+    { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out) },
+    { tap: pipe?.tap },
+  );
+  const outPath = started.file;
+  err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
   let signals = 0;
   const onSignal = (): void => {
     signals++;
@@ -276,11 +283,18 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // the reader of standard output is gone (Wireshark closed): stop as Ctrl-C does; the session keeps everything
+  pipe?.onGone(() => {
+    if (signals++ > 0) return;
+    err('tapscope: standard output closed; stopping…\n');
+    void svc.stopCapture({ sessionId: started.id });
+  });
   try {
     let failed: ReturnType<typeof svc.liveStatus> = [];
     svc.on('nodeStatus', ({ status }) => { if (status.phase === 'failed') failed = [...failed, status]; });
     const summary = await svc.waitForCapture(started.id);
-    printNotes(summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))));
+    await pipe?.end();
+    printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.notes() ?? [])]);
     err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}\n`);
     const firstFail = failed.find((f) => f.error);
     if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
@@ -290,7 +304,52 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    pipe?.close();
   }
+}
+
+/** Blocks waiting for a slow reader of standard output beyond this are not written to it (the session has them). */
+const STDOUT_BACKLOG = 64 * 1024 * 1024;
+
+/**
+ * `capture --out -`: the nodes' streams merged into one pcapng section on standard output as they arrive, for
+ * `| wireshark -k -i -` or tshark. The capture is saved as a session as always. A reader that falls more than
+ * STDOUT_BACKLOG behind misses packets, never interface descriptions (the stream stays valid), and is told so
+ * at the end; a reader that goes away stops the capture.
+ */
+async function stdoutPipe(): Promise<{ tap: StreamTap; onGone(f: () => void): void; end(): Promise<void>; notes(): string[]; close(): void }> {
+  const { LiveSectionMerger } = await import('../pcapng/merge.js');
+  let gone: (() => void) | null = null;
+  let closed = false;
+  let dropped = 0;
+  const onError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+    closed = true;
+    gone?.();
+  };
+  process.stdout.on('error', onError);
+  const merger = new LiveSectionMerger((block) => {
+    if (closed) return;
+    const type = block.readUInt32LE(0);
+    // (section headers and interface descriptions always go: later packets refer to them)
+    if (process.stdout.writableLength > STDOUT_BACKLOG && type !== BLOCK_SHB && type !== BLOCK_IDB) {
+      dropped++;
+      return;
+    }
+    process.stdout.write(block);
+  });
+  return {
+    tap: { begin: (node) => merger.begin(node), data: (node, chunk) => merger.push(node, chunk) },
+    onGone: (f) => { gone = f; },
+    end: async () => {
+      if (!closed && process.stdout.writableLength > 0) await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);
+    },
+    notes: () => [
+      ...merger.notes,
+      ...(dropped ? [`standard output: its reader fell behind; ${dropped} blocks were not written to it (the saved session has them)`] : []),
+    ],
+    close: () => { process.stdout.off('error', onError); },
+  };
 }
 
 async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<number> {

@@ -25,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
 // stop quietly and successfully instead of reporting the failed write
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code !== 'EPIPE') throw e;
+  // (`capture --out -` listens too: it stops the capture and saves the session first)
+  if (process.stdout.listenerCount('error') > 1) return;
   process.exit(0);
 });
 

@@ -56,6 +56,14 @@ interface LiveSession {
   finished: Promise<SessionSummary> | null;
   sorted: Map<string, { version: number; rows: Flow[] }>;
   pods: Map<string, PodRef>;
+  tap: StreamTap | null;
+}
+
+/** The bytes of a live capture's node streams as they arrive, in-process only (`tapscope capture --out -`). */
+export interface StreamTap {
+  /** a new stream of the node begins (the first, or one after a reconnect) */
+  begin(node: string): void;
+  data(node: string, chunk: Buffer): void;
 }
 
 const MAX_LIMIT = 10_000;
@@ -164,12 +172,15 @@ export class CoreService implements ApiCalls {
 
   // ---- capture ----
 
-  async startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string }): Promise<SessionSummary> {
+  async startCapture(
+    req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string },
+    local: { tap?: StreamTap } = {},
+  ): Promise<SessionSummary> {
     const target = await this.target(req.target);
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(), pods: new Map(),
+      sorted: new Map(), pods: new Map(), tap: local.tap ?? null,
     };
     this.live.set(rec.id, ls);
     try {
@@ -221,12 +232,15 @@ export class CoreService implements ApiCalls {
     }
     writer.beginStream();
     const w = writer;
+    const tap = ls.tap;
+    tap?.begin(node);
     const parser = new PcapngParser();
     // why the packet sink too: packets are read in place, without a block object each (as for files)
     const feed = ls.analyzer.sinks(node);
     let broken = false;
     stream.on('data', (chunk: Buffer) => {
       w.write(chunk);
+      tap?.data(node, chunk);
       if (broken) return;
       try {
         parser.push(chunk, feed.block, feed.packet, feed.record);

@@ -4,7 +4,8 @@
 // Also: a capture killed with SIGKILL leaves a session that reopens with every complete packet.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
@@ -14,7 +15,8 @@ import { SessionStore } from '../../src/store/session-store.js';
 import type { Flow } from '../../src/model/flow.js';
 import type { FlowDetail, SessionSummary } from '../../src/api/contract.js';
 import type { NodeStatus } from '../../src/targets/target.js';
-import { runCli, startCli } from './core-cli.js';
+import { ROOT, cliArgv, runCli, startCli } from './core-cli.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
 
 const PORTS = [443, 8443];
 const JAVA_NO_HOOK = /^java-jsse has no hook( — |$)/;
@@ -222,6 +224,64 @@ describe('stopping the CLI capture', () => {
     expect(f.code, f.stderr).toBe(0);
     expect(f.stdout.trim().split('\n')).toHaveLength(1);
   });
+});
+
+describe('capture --out - (live to standard output, for Wireshark)', () => {
+  it('streams one pcapng section as packets arrive, saves the session too, and stops when its reader goes away', async () => {
+    const env = { ...process.env, TAPSCOPE_HOME: join(dir, 'stdout-home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+    const [cmd, argv] = cliArgv(['capture', '--mode', 'afpacket', '--out', '-']);
+    const cap = spawn(cmd, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const chunks: Buffer[] = [];
+    let err = '';
+    cap.stdout.on('data', (d: Buffer) => chunks.push(d));
+    cap.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | null>((r) => cap.on('close', r));
+    const waitUntil = async (what: string, f: () => boolean): Promise<void> => {
+      for (let i = 0; i < 300 && !f(); i++) await new Promise((r) => setTimeout(r, 100));
+      if (!f()) throw new Error(`timed out waiting for ${what}: ${err}`);
+    };
+    await waitUntil('capturing', () => err.includes(': capturing'));
+    expect(err).toMatch(/into standard output \(pcapng\), saved as \//);
+    const sni = 'curl.tapscope.test';
+    const request = (path: string) => tlsClient('curl').request(lab, `https://${sni}:8443${path}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
+    const r = await request('/live-to-stdout');
+    expect(r.ok, r.stderr).toBe(true);
+    // live: the ClientHello is on standard output while the capture still runs (the merged stream carries no
+    // process records, so the name can only come from the packet)
+    await waitUntil('the ClientHello on stdout', () => Buffer.concat(chunks).includes(sni));
+    process.kill(-cap.pid!, 'SIGINT');
+    expect(await exited, err).toBe(0);
+    const f = join(dir, 'from-stdout.pcapng');
+    writeFileSync(f, Buffer.concat(chunks));
+    const blocks = parseBuffer(readFileSync(f));
+    expect(blocks.filter((b) => b.type === 'shb')).toHaveLength(1);
+    const t = await run('tshark', ['-r', f, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name', '-e', 'frame.interface_name'], { timeoutMs: 60_000 });
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Running as user'))).toEqual([]);
+    // each packet on its node's interface, named node/interface
+    expect(t.stdout).toMatch(/^curl\.tapscope\.test\t\S+\/\S+$/m);
+    // the session has it too, with what the merged stream leaves out (the helper's records)
+    const sessions = await runCli(['sessions', '--json'], env);
+    const s = sessions.stdout.trim().split('\n').map((l) => JSON.parse(l) as SessionSummary)[0]!;
+    expect(s.packets).toBeGreaterThan(0);
+    const saved = parseBuffer(readFileSync(s.file));
+    expect(saved.some((b) => b.type === 'custom')).toBe(true);
+    expect(blocks.some((b) => b.type === 'custom')).toBe(false);
+
+    // a reader that goes away (Wireshark closed): the capture stops by itself and the session is kept
+    const head = spawn('bash', ['-c', `${[cmd, ...argv].map((a) => `'${a}'`).join(' ')} | head -c 2000 > /dev/null`], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let herr = '';
+    head.stderr.on('data', (d: Buffer) => { herr += d.toString(); });
+    const headExit = new Promise<number | null>((res) => head.on('close', res));
+    await waitUntil('the second capture', () => herr.includes(': capturing'));
+    for (let i = 0; i < 20 && !herr.includes('standard output closed'); i++) {
+      await request(`/after-reader-${i}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(await headExit, herr).toBe(0);
+    expect(herr).toMatch(/standard output closed; stopping/);
+    expect(herr).toMatch(/captured \d+ packets/);
+  }, 120_000);
 });
 
 describe('a capture killed with SIGKILL', () => {

@@ -1,0 +1,158 @@
+// Several live pcapng streams (one per node, each a sequence of sections) merged into one little-endian
+// section, block by block as they arrive: what `tapscope capture --out -` writes for Wireshark (`| wireshark -k
+// -i -`) and tshark. Sections cannot interleave, so every source's interfaces are renumbered into the one
+// section: each IDB is written again with its name prefixed by its source ("node-a/eth0"), and the interface id
+// of every EPB and ISB is rewritten. Name resolution and secrets blocks pass through. Tapscope's own custom
+// blocks (process and connection records, node names) do not: they describe their section, and in one merged
+// section they would name the wrong node; the saved session keeps them. What the helper never writes is left out
+// with a note rather than rewritten: big-endian sections (the helper writes little-endian on every node it runs
+// on), simple and obsolete packet blocks.
+import {
+  BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BLOCK_SPB, BYTE_ORDER_MAGIC, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
+} from './types.js';
+import { encodeShb } from './writer.js';
+
+const BYTE_ORDER_MAGIC_SWAPPED = 0x4d3c2b1a;
+const BLOCK_OBSOLETE_PB = 2;
+const OPT_IF_NAME = 2;
+
+interface Source {
+  /** bytes of an incomplete block, waiting for the rest */
+  pending: Buffer;
+  /** the section's interface ids -> merged ids */
+  ifaces: number[];
+  /** the section's byte order */
+  le: boolean;
+  /** a stream that stopped being pcapng: nothing more of it is passed on */
+  dead: boolean;
+  /** a section header was seen */
+  sectioned: boolean;
+}
+
+export class LiveSectionMerger {
+  private readonly sources = new Map<string, Source>();
+  private nextIface = 0;
+  private started = false;
+  /** what was left out and why, once each (for the caller to report) */
+  readonly notes: string[] = [];
+
+  /** `emit` receives whole blocks, the section header first. */
+  constructor(private readonly emit: (bytes: Buffer) => void, private readonly userappl = 'tapscope capture') {}
+
+  /** A new stream of `source` begins (a reconnect): what is left of its last one is dropped. */
+  begin(source: string): void {
+    this.sources.delete(source);
+  }
+
+  /** Bytes of `source`'s stream, cut anywhere. */
+  push(source: string, chunk: Buffer): void {
+    let s = this.sources.get(source);
+    if (!s) {
+      s = { pending: Buffer.alloc(0), ifaces: [], le: true, dead: false, sectioned: false };
+      this.sources.set(source, s);
+    }
+    if (s.dead) return;
+    const buf = s.pending.length ? Buffer.concat([s.pending, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= 12) {
+      if (buf.readUInt32LE(off) === BLOCK_SHB) {
+        s.sectioned = true;
+        const magic = buf.readUInt32LE(off + 8);
+        s.le = magic === BYTE_ORDER_MAGIC;
+        s.ifaces = [];
+        s.dead = !s.le && magic !== BYTE_ORDER_MAGIC_SWAPPED;
+        if (s.dead) this.note(`${source}: a section with a bad byte-order magic; the rest of its stream is left out`);
+        else if (!s.le) this.note(`${source}: a big-endian section is left out of the merged stream (the saved session has it)`);
+      }
+      const len = s.le ? buf.readUInt32LE(off + 4) : buf.readUInt32BE(off + 4);
+      if (s.dead || !s.sectioned || len < 12 || len % 4 !== 0 || len > MAX_BLOCK_LENGTH) {
+        if (!s.dead) this.note(`${source}: its stream is not pcapng here (${s.sectioned ? `block length ${len}` : 'no section header'}); the rest of it is left out`);
+        s.dead = true;
+        s.pending = Buffer.alloc(0);
+        return;
+      }
+      if (buf.length - off < len) break;
+      if (s.le) this.block(source, s, buf.subarray(off, off + len));
+      off += len;
+    }
+    s.pending = off === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(off));
+  }
+
+  private block(source: string, s: Source, b: Buffer): void {
+    const type = b.readUInt32LE(0);
+    switch (type) {
+      case BLOCK_SHB:
+        return;
+      case BLOCK_IDB:
+        s.ifaces.push(this.nextIface++);
+        this.out(renamedIdb(b, source));
+        return;
+      case BLOCK_EPB:
+      case BLOCK_ISB: {
+        const id = s.ifaces[b.readUInt32LE(8)];
+        if (id === undefined) return this.note(`${source}: a block names an interface its section did not describe; left out`);
+        const copy = Buffer.from(b);
+        copy.writeUInt32LE(id, 8);
+        this.out(copy);
+        return;
+      }
+      case BLOCK_CB_COPY:
+      case BLOCK_CB_NOCOPY:
+        if (b.length >= 16 && b.readUInt32LE(8) === TAPSCOPE_PEN) return;
+        this.out(b);
+        return;
+      case BLOCK_SPB:
+      case BLOCK_OBSOLETE_PB:
+        // (packets whose interface is implicit or in another layout; the helper writes neither)
+        return this.note(`${source}: ${type === BLOCK_SPB ? 'simple' : 'obsolete'} packet blocks are left out of the merged stream`);
+      default:
+        this.out(b);
+    }
+  }
+
+  private out(b: Buffer): void {
+    if (!this.started) {
+      this.started = true;
+      this.emit(encodeShb({ userappl: this.userappl, comments: ['merged live from the nodes of one capture; interfaces are named node/interface'] }));
+    }
+    this.emit(b);
+  }
+
+  private note(text: string): void {
+    if (!this.notes.includes(text)) this.notes.push(text);
+  }
+}
+
+/** The IDB b (little-endian) with if_name "source/name" (or "source" when it had none); other options unchanged. */
+function renamedIdb(b: Buffer, source: string): Buffer {
+  const end = b.length - 4;
+  const kept: Buffer[] = [];
+  let name = '';
+  let p = 16;
+  while (p + 4 <= end) {
+    const code = b.readUInt16LE(p);
+    const len = b.readUInt16LE(p + 2);
+    if (code === 0 || p + 4 + len > end) break;
+    const whole = b.subarray(p, p + 4 + ((len + 3) & ~3));
+    if (code === OPT_IF_NAME) name = b.toString('utf8', p + 4, p + 4 + len).replace(/\0+$/, '');
+    else kept.push(whole);
+    p += 4 + ((len + 3) & ~3);
+  }
+  const nameBytes = Buffer.from(name ? `${source}/${name}` : source, 'utf8');
+  const nameOpt = Buffer.alloc(4 + ((nameBytes.length + 3) & ~3));
+  nameOpt.writeUInt16LE(OPT_IF_NAME, 0);
+  nameOpt.writeUInt16LE(nameBytes.length, 2);
+  nameBytes.copy(nameOpt, 4);
+  return withBody(BLOCK_IDB, [b.subarray(8, 16), nameOpt, ...kept, Buffer.alloc(4)]);
+}
+
+function withBody(type: number, parts: Buffer[]): Buffer {
+  const bodyLen = parts.reduce((n, p) => n + p.length, 0);
+  const out = Buffer.alloc(12 + bodyLen);
+  out.writeUInt32LE(type, 0);
+  out.writeUInt32LE(out.length, 4);
+  let o = 8;
+  for (const p of parts) o += p.copy(out, o);
+  out.writeUInt32LE(out.length, o);
+  return out;
+}
