@@ -7,26 +7,22 @@
 // section they would name the wrong node; the saved session keeps them. What the helper never writes is left out
 // with a note rather than rewritten: big-endian sections (the helper writes little-endian on every node it runs
 // on), simple and obsolete packet blocks.
-import {
-  BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BLOCK_SPB, BYTE_ORDER_MAGIC, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
-} from './types.js';
+import { BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BLOCK_SPB, TAPSCOPE_PEN } from './types.js';
+import { newFraming, wholeBlocks, type Framing } from './framing.js';
 import { encodeShb } from './writer.js';
+import { utf8NoNul } from './bytes.js';
 
-const BYTE_ORDER_MAGIC_SWAPPED = 0x4d3c2b1a;
 const BLOCK_OBSOLETE_PB = 2;
 const OPT_IF_NAME = 2;
 
 interface Source {
   /** bytes of an incomplete block, waiting for the rest */
   pending: Buffer;
-  /** the section's interface ids -> merged ids */
+  framing: Framing;
+  /** the current section's interface ids -> merged ids */
   ifaces: number[];
-  /** the section's byte order */
-  le: boolean;
   /** a stream that stopped being pcapng: nothing more of it is passed on */
   dead: boolean;
-  /** a section header was seen */
-  sectioned: boolean;
 }
 
 export class LiveSectionMerger {
@@ -48,41 +44,36 @@ export class LiveSectionMerger {
   push(source: string, chunk: Buffer): void {
     let s = this.sources.get(source);
     if (!s) {
-      s = { pending: Buffer.alloc(0), ifaces: [], le: true, dead: false, sectioned: false };
+      s = { pending: Buffer.alloc(0), framing: newFraming(), ifaces: [], dead: false };
       this.sources.set(source, s);
     }
     if (s.dead) return;
     const buf = s.pending.length ? Buffer.concat([s.pending, chunk]) : chunk;
-    let off = 0;
-    while (buf.length - off >= 12) {
-      if (buf.readUInt32LE(off) === BLOCK_SHB) {
-        s.sectioned = true;
-        const magic = buf.readUInt32LE(off + 8);
-        s.le = magic === BYTE_ORDER_MAGIC;
-        s.ifaces = [];
-        s.dead = !s.le && magic !== BYTE_ORDER_MAGIC_SWAPPED;
-        if (s.dead) this.note(`${source}: a section with a bad byte-order magic; the rest of its stream is left out`);
-        else if (!s.le) this.note(`${source}: a big-endian section is left out of the merged stream (the saved session has it)`);
-      }
-      const len = s.le ? buf.readUInt32LE(off + 4) : buf.readUInt32BE(off + 4);
-      if (s.dead || !s.sectioned || len < 12 || len % 4 !== 0 || len > MAX_BLOCK_LENGTH) {
-        if (!s.dead) this.note(`${source}: its stream is not pcapng here (${s.sectioned ? `block length ${len}` : 'no section header'}); the rest of it is left out`);
-        s.dead = true;
-        s.pending = Buffer.alloc(0);
-        return;
-      }
-      if (buf.length - off < len) break;
-      if (s.le) this.block(source, s, buf.subarray(off, off + len));
-      off += len;
+    const end = wholeBlocks(buf, 0, s.framing, (start, stop) => {
+      if (!s.dead) this.block(source, s, buf.subarray(start, stop));
+    });
+    if (end < 0 || s.dead) {
+      s.dead = true;
+      s.pending = Buffer.alloc(0);
+      this.note(`${source}: its stream is not pcapng here; the rest of it is left out`);
+      return;
     }
-    s.pending = off === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(off));
+    s.pending = end === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(end));
   }
 
   private block(source: string, s: Source, b: Buffer): void {
     const type = b.readUInt32LE(0);
+    if (type === BLOCK_SHB) {
+      s.ifaces = [];
+      if (!s.framing.le) this.note(`${source}: a big-endian section is left out of the merged stream (the saved session has it)`);
+      return;
+    }
+    if (!s.framing.sectioned) {
+      s.dead = true;
+      return;
+    }
+    if (!s.framing.le) return;
     switch (type) {
-      case BLOCK_SHB:
-        return;
       case BLOCK_IDB:
         s.ifaces.push(this.nextIface++);
         this.out(renamedIdb(b, source));
@@ -134,7 +125,7 @@ function renamedIdb(b: Buffer, source: string): Buffer {
     const len = b.readUInt16LE(p + 2);
     if (code === 0 || p + 4 + len > end) break;
     const whole = b.subarray(p, p + 4 + ((len + 3) & ~3));
-    if (code === OPT_IF_NAME) name = b.toString('utf8', p + 4, p + 4 + len).replace(/\0+$/, '');
+    if (code === OPT_IF_NAME) name = utf8NoNul(b, p + 4, p + 4 + len);
     else kept.push(whole);
     p += 4 + ((len + 3) & ~3);
   }

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError } from '../errors.js';
-import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
+import { newFraming, wholeBlocks } from '../pcapng/framing.js';
 import type { CaptureOptions } from './target.js';
 
 export interface HelperBinary {
@@ -178,23 +178,16 @@ export function onLines(stream: Readable, cb: (line: string) => void): { tail():
  */
 export class CompleteBlocks extends Transform {
   private pending = Buffer.alloc(0);
-  private littleEndian = true;
+  private readonly framing = newFraming();
   private raw = false;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.raw) return cb(null, chunk);
     const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    let off = 0;
-    while (buf.length - off >= 12) {
-      if (buf.readUInt32LE(off) === BLOCK_SHB) this.littleEndian = buf.readUInt32LE(off + 8) === BYTE_ORDER_MAGIC;
-      const len = this.littleEndian ? buf.readUInt32LE(off + 4) : buf.readUInt32BE(off + 4);
-      if (len < 12 || len % 4 !== 0) {
-        this.raw = true;
-        off = buf.length;
-        break;
-      }
-      if (buf.length - off < len) break;
-      off += len;
+    let off = wholeBlocks(buf, 0, this.framing);
+    if (off < 0) {
+      this.raw = true;
+      off = buf.length;
     }
     if (off > 0) this.push(buf.subarray(0, off));
     this.pending = Buffer.from(buf.subarray(off));
