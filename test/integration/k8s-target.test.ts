@@ -13,6 +13,7 @@ import { execStream } from '../../src/targets/k8s/exec.js';
 import { kubeConfigFor, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
 import { isTapscopeError } from '../../src/errors.js';
 import { NodeFileWriter } from '../../src/store/node-writer.js';
+import { LiveSectionMerger } from '../../src/pcapng/merge.js';
 import type { CaptureHandlers, NodeStatus, StreamGap } from '../../src/targets/target.js';
 import { KUBELET_PORT, startK8sApi, type K8sApi } from '../k8s-api/server.js';
 import { testHelper } from '../lib/sshd.js';
@@ -216,6 +217,21 @@ describe('capture', () => {
         expect(bytes.includes(`"excludedTcp":[{"ip":"${n.ip}","port":${KUBELET_PORT}}]`)).toBe(true);
       }
       expect(handle.notes.join('\n')).toContain(`kubelet API (${api.nodes.map((n) => `${n.ip}:${KUBELET_PORT}`).join(', ')})`);
+      // The same streams merged as `capture --out -` writes them: one section tshark reads, every node's DNS query
+      // on that node's own interface (named node/interface), none on another's.
+      const merged: Buffer[] = [];
+      const merger = new LiveSectionMerger((b) => merged.push(b));
+      for (const n of api.nodes) for (const c of rec.streams.get(n.name) ?? []) merger.push(n.name, c);
+      expect(merger.notes).toEqual([]);
+      const mergedFile = join(dir, 'merged.pcapng');
+      writeFileSync(mergedFile, Buffer.concat(merged));
+      const q = spawnSync('tshark', ['-r', mergedFile, '-Y', 'dns.flags.response == 0', '-T', 'fields', '-e', 'dns.qry.name', '-e', 'frame.interface_name'], { encoding: 'utf8' });
+      expect(q.status, q.stderr).toBe(0);
+      for (const [i, n] of api.nodes.entries()) {
+        const on = q.stdout.split('\n').filter((l) => l.startsWith(`tsknodemark${i}.test\t`)).map((l) => l.split('\t')[1]!);
+        expect(on.length, n.name).toBeGreaterThan(0);
+        expect(on.every((iface) => iface.startsWith(`${n.name}/`)), `${n.name}: ${on.join(', ')}`).toBe(true);
+      }
 
       const enrich = handle.enrich as (ip: string) => unknown;
       expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web' });
