@@ -256,6 +256,9 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     promptHandler: (p) => cliPrompt(p, c.acceptNewHostKey),
   });
   const toStdout = c.out === '-';
+  if (toStdout && process.stdout.isTTY) {
+    throw new TapscopeError('E_USAGE', 'capture: --out - writes binary pcapng; pipe it (| wireshark -k -i -) or redirect it, not to a terminal');
+  }
   const pipe = toStdout ? await stdoutPipe() : null;
   const phases = new Map<string, string>();
   svc.on('nodeStatus', ({ status }) => {

@@ -282,6 +282,14 @@ describe('capture --out - (live to standard output, for Wireshark)', () => {
     expect(herr).toMatch(/standard output closed; stopping/);
     expect(herr).toMatch(/captured \d+ packets/);
   }, 120_000);
+
+  it('refuses to write pcapng to a terminal', async () => {
+    const [cmd, argv] = cliArgv(['capture', '--out', '-']);
+    // (script gives the CLI a terminal for its standard output)
+    const r = await run('script', ['-qec', [cmd, ...argv].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000 });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/--out - writes binary pcapng; pipe it .* not to a terminal \(E_USAGE\)/);
+  });
 });
 
 describe('a capture killed with SIGKILL', () => {
