@@ -1,7 +1,8 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
-import { existsSync, statSync, write as fsWrite } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
-import { resolve } from 'node:path';
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, write as fsWrite } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
@@ -210,8 +211,21 @@ async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promis
   printNotes(src.notes);
   const { exportCapture } = await import('../export/index.js');
   const flowIds = pred ? new Set(src.analyzer.flows().filter(pred).map((f) => f.id)) : undefined;
-  const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: resolve(c.out), flowIds, includeSecrets: c.includeSecrets });
-  err(`wrote ${res.path} (${human(res.bytes)}${flowIds ? `, ${flowIds.size} flow${flowIds.size === 1 ? '' : 's'}` : ''}${c.includeSecrets ? ', secrets included' : ', secrets redacted'})\n`);
+  const toStdout = c.out === '-';
+  if (toStdout && c.format === 'pcapng' && process.stdout.isTTY) {
+    throw new TapscopeError('E_USAGE', 'export: --format pcapng --out - writes binary pcapng; pipe it or redirect it, not to a terminal');
+  }
+  // why a file first for standard output: the exporter writes a file synchronously, and standard output may be a
+  // non-blocking pipe that takes the finished file at its reader's pace
+  const dir = toStdout ? mkdtempSync(join(tmpdir(), 'tapscope-export-')) : null;
+  try {
+    const path = dir ? join(dir, `export.${c.format}`) : resolve(c.out);
+    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets });
+    if (dir) await pipeline(createReadStream(path), process.stdout, { end: false }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e; });
+    err(`wrote ${dir ? 'standard output' : res.path} (${human(res.bytes)}${flowIds ? `, ${flowIds.size} flow${flowIds.size === 1 ? '' : 's'}` : ''}${c.includeSecrets ? ', secrets included' : ', secrets redacted'})\n`);
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
   return 0;
 }
 

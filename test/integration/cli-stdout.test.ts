@@ -1,0 +1,52 @@
+// `--out -`: exports written to standard output are the bytes of the same export written to a file, and binary
+// pcapng is refused on a terminal.
+import { describe, it, expect, afterAll } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../lib/lab.js';
+import { ROOT, cliArgv, runCli } from './core-cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapscope-stdout-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const FIXTURE = join(ROOT, 'test/fixtures/pcapng/loopback-mix.pcapng');
+const env = { TAPSCOPE_HOME: join(dir, 'home') };
+
+/** The CLI's standard output as bytes (runCli gives text). */
+function stdoutBytes(args: string[]): Promise<{ code: number | null; out: Buffer; err: string }> {
+  const [cmd, argv] = cliArgv(args);
+  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out: Buffer.concat(out), err })));
+}
+
+describe('export --out -', () => {
+  for (const format of ['pcapng', 'json', 'har'] as const) {
+    it(`writes the ${format} export to standard output, byte for byte the file export`, async () => {
+      const file = join(dir, `x.${format}`);
+      const f = await runCli(['export', FIXTURE, '--format', format, '--out', file], env);
+      expect(f.code, f.stderr).toBe(0);
+      const s = await stdoutBytes(['export', FIXTURE, '--format', format, '--out', '-']);
+      expect(s.code, s.err).toBe(0);
+      expect(s.err).toMatch(/^wrote standard output \(/m);
+      expect(s.out.length).toBeGreaterThan(100);
+      expect(s.out.equals(readFileSync(file))).toBe(true);
+    });
+  }
+
+  it('refuses binary pcapng on a terminal, not text', async () => {
+    const [cmd, argv] = cliArgv(['export', FIXTURE, '--format', 'pcapng', '--out', '-']);
+    // (script gives the CLI a terminal for its standard output)
+    const r = await run('script', ['-qec', [cmd, ...argv].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000, env: { ...process.env, ...env } });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/--out - writes binary pcapng; pipe it or redirect it, not to a terminal \(E_USAGE\)/);
+    const [c2, a2] = cliArgv(['export', FIXTURE, '--format', 'json', '--out', '-']);
+    const j = await run('script', ['-qec', [c2, ...a2].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000, env: { ...process.env, ...env } });
+    expect(j.code).toBe(0);
+    expect(j.stdout).toContain('"transport":"tcp"');
+  });
+});
