@@ -16,7 +16,8 @@ export const USAGE = `Usage:
   tapscope clean --target k8s://CONTEXT [--kubeconfig PATH]
   tapscope --help | --version
 
-FILE is a pcapng/pcap path or a session id (see \`tapscope sessions\`).
+FILE is a pcapng/pcap path, - for standard input (\`tcpdump -w - | tapscope flows -\`), or a session id (see
+\`tapscope sessions\`).
 capture --out - writes the capture to standard output as it arrives (\`... --out - | wireshark -k -i -\`), the
 nodes merged into one pcapng section; it is saved as a session too. export --out - writes to standard output.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;

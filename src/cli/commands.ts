@@ -1,5 +1,5 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, write as fsWrite } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, statSync, write as fsWrite } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -43,6 +43,12 @@ interface Source {
 const SUMMARY: AnalyzerOptions = { details: false };
 
 async function openSource(file: string, options: AnalyzerOptions = {}): Promise<Source> {
+  if (file === '-') {
+    // `tcpdump -w - | tapscope flows -`: standard input spooled to a file first (export reads its capture twice)
+    const path = await spoolStdin();
+    const src = await openSource(path, options);
+    return { ...src, notes: src.notes.map((n) => n.split(path).join('standard input')) };
+  }
   if (existsSync(file) && statSync(file).isFile()) {
     const { analyzeFiles } = await import('../flows/load.js');
     const files = [{ path: resolve(file) }];
@@ -58,6 +64,16 @@ async function openSource(file: string, options: AnalyzerOptions = {}): Promise<
     return { files: l.files, analyzer: l.analyzer, notes: l.notes };
   }
   throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
+}
+
+/** Standard input copied into a private temporary file, removed when the process exits. */
+async function spoolStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new TapscopeError('E_USAGE', "'-' reads a capture from standard input; pipe one in (tcpdump -w - | tapscope flows -)");
+  const dir = mkdtempSync(join(tmpdir(), 'tapscope-stdin-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'stdin.pcapng');
+  await pipeline(process.stdin, createWriteStream(path));
+  return path;
 }
 
 async function predicate(filter: string | undefined): Promise<((f: Flow) => boolean) | null> {

@@ -1,5 +1,5 @@
-// `--out -`: exports written to standard output are the bytes of the same export written to a file, and binary
-// pcapng is refused on a terminal.
+// `-` for standard input and output: exports written to standard output are the bytes of the same export written
+// to a file, binary pcapng is refused on a terminal, and a capture piped in reads as the same file does.
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,14 +13,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const FIXTURE = join(ROOT, 'test/fixtures/pcapng/loopback-mix.pcapng');
 const env = { TAPSCOPE_HOME: join(dir, 'home') };
 
-/** The CLI's standard output as bytes (runCli gives text). */
-function stdoutBytes(args: string[]): Promise<{ code: number | null; out: Buffer; err: string }> {
+/** The CLI's standard output as bytes (runCli gives text); `input`: its standard input. */
+function stdoutBytes(args: string[], input?: Buffer): Promise<{ code: number | null; out: Buffer; err: string }> {
   const [cmd, argv] = cliArgv(args);
-  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  if (input) child.stdin!.end(input);
   const out: Buffer[] = [];
   let err = '';
-  child.stdout.on('data', (d: Buffer) => out.push(d));
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, out: Buffer.concat(out), err })));
 }
 
@@ -48,5 +49,30 @@ describe('export --out -', () => {
     const j = await run('script', ['-qec', [c2, ...a2].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000, env: { ...process.env, ...env } });
     expect(j.code).toBe(0);
     expect(j.stdout).toContain('"transport":"tcp"');
+  });
+});
+
+describe('FILE -: a capture on standard input', () => {
+  it('reads as the same file does for flows, libraries and export', async () => {
+    const input = readFileSync(FIXTURE);
+    for (const args of [['flows', '--json'], ['libraries', '--json'], ['export', '--format', 'pcapng', '--out', '-'], ['export', '--format', 'har', '--out', '-']]) {
+      const [cmd, ...rest] = args;
+      const fromFile = await stdoutBytes([cmd!, FIXTURE, ...rest]);
+      const fromStdin = await stdoutBytes([cmd!, '-', ...rest], input);
+      expect(fromStdin.code, fromStdin.err).toBe(0);
+      expect(fromStdin.out.length, args.join(' ')).toBeGreaterThan(50);
+      expect(fromStdin.out.equals(fromFile.out), args.join(' ')).toBe(true);
+    }
+  });
+
+  it('notes a truncated capture as standard input, and refuses a terminal', async () => {
+    const cut = readFileSync(FIXTURE).subarray(0, 3000);
+    const r = await stdoutBytes(['flows', '-'], cut);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/note: standard input ends inside a block at offset \d+/);
+    const [cmd, argv] = cliArgv(['flows', '-']);
+    const t = await run('script', ['-qec', [cmd, ...argv].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000, env: { ...process.env, ...env } });
+    expect(t.code).toBe(2);
+    expect(t.stdout).toMatch(/'-' reads a capture from standard input; pipe one in/);
   });
 });
