@@ -301,7 +301,10 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   const started = await svc.startCapture(
     { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out) },
     { tap: pipe?.tap },
-  );
+  ).catch((e: unknown) => {
+    pipe?.close();
+    throw e;
+  });
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
   let signals = 0;
