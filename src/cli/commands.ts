@@ -358,8 +358,10 @@ async function stdoutPipe(): Promise<{ tap: StreamTap; onGone(f: () => void): vo
   let gone: (() => void) | null = null;
   let closed = false;
   let dropped = 0;
-  const onError = (e: NodeJS.ErrnoException): void => {
+  const onError = (e: NodeJS.ErrnoException & { stopsCapture?: boolean }): void => {
     if (e.code !== 'EPIPE') throw e;
+    // (main's listener exits on EPIPE unless the error is marked)
+    e.stopsCapture = true;
     closed = true;
     gone?.();
   };

@@ -23,11 +23,11 @@ async function main(argv: string[]): Promise<number> {
 
 // why: a reader that stops early (`tapscope flows FILE | head`) closes the pipe; like other Unix tools,
 // stop quietly and successfully instead of reporting the failed write
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+process.stdout.on('error', (e: NodeJS.ErrnoException & { stopsCapture?: boolean }) => {
   if (e.code !== 'EPIPE') throw e;
-  // (`capture --out -` listens too: it stops the capture and saves the session first)
-  if (process.stdout.listenerCount('error') > 1) return;
-  process.exit(0);
+  // (`capture --out -` listens too, after this listener, and marks the error: it stops the capture and saves the
+  // session first)
+  setImmediate(() => { if (!e.stopsCapture) process.exit(0); });
 });
 
 main(process.argv.slice(2)).then(

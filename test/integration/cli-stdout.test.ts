@@ -2,11 +2,12 @@
 // to a file, binary pcapng is refused on a terminal, and a capture piped in reads as the same file does.
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../lib/lab.js';
 import { ROOT, cliArgv, runCli } from './core-cli.js';
+import { CaptureBuilder } from '../unit/core-packet-builder.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapscope-stdout-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -74,5 +75,21 @@ describe('FILE -: a capture on standard input', () => {
     const t = await run('script', ['-qec', [cmd, ...argv].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000, env: { ...process.env, ...env } });
     expect(t.code).toBe(2);
     expect(t.stdout).toMatch(/'-' reads a capture from standard input; pipe one in/);
+  });
+});
+
+describe('a reader that stops early', () => {
+  it('ends `flows | head` quietly and successfully, as other Unix tools do (JSON lines and the table)', async () => {
+    const b = new CaptureBuilder();
+    for (let i = 0; i < 3000; i++) b.udp({ src: `10.7.${i >> 8}.${i & 255}`, dst: '10.8.0.1', sport: 20000 + i, dport: 9999, payload: Buffer.from('x') });
+    const f = join(dir, 'many.pcapng');
+    writeFileSync(f, b.build());
+    for (const json of [true, false]) {
+      const [cmd, argv] = cliArgv(['flows', f, ...(json ? ['--json'] : [])]);
+      const r = await run('bash', ['-c', `set -o pipefail; ${[cmd, ...argv].map((a) => `'${a}'`).join(' ')} | head -c 100 > /dev/null`], { timeoutMs: 60_000, env: { ...process.env, ...env } });
+      // (the table's summary line goes to stderr)
+      expect(r.stderr.replace(/^3000 flows, 3000 packets\n$/, ''), `json ${json}`).toBe('');
+      expect(r.code, `json ${json}`).toBe(0);
+    }
   });
 });
