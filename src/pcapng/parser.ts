@@ -456,17 +456,26 @@ function tsToMs(iface: InterfaceInfo, high: number, low: number): number {
 const NO_OPTIONS: RawOption[] = [];
 const NO_COMMENTS: string[] = [];
 
+/**
+ * The option at buf[p] as `code << 16 | length`, once checked to fit before `end`; 0 at the end of the options
+ * (opt_endofopt, or no room for another). One walk for both readers of options below.
+ */
+function optionAt(buf: Buffer, p: number, end: number, le: boolean, offset: number): number {
+  if (p + 4 > end) return 0;
+  const code = rd16(buf, p, le);
+  if (code === 0) return 0;
+  const len = rd16(buf, p + 2, le);
+  if (p + 4 + len > end) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
+  return (code << 16) | len;
+}
+
 function parseOptions(body: Buffer, start: number, le: boolean, offset: number): RawOption[] {
   // why: most packets carry no options; skip the allocation on that hot path.
   if (start + 4 > body.length) return NO_OPTIONS;
   const out: RawOption[] = [];
-  let p = start;
-  while (p + 4 <= body.length) {
-    const code = rd16(body, p, le);
-    const len = rd16(body, p + 2, le);
-    if (code === 0) break;
-    if (p + 4 + len > body.length) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
-    out.push({ code, value: body.subarray(p + 4, p + 4 + len) });
+  for (let p = start, o = optionAt(body, p, body.length, le, offset); o !== 0; o = optionAt(body, p, body.length, le, offset)) {
+    const len = o & 0xffff;
+    out.push({ code: o >>> 16, value: body.subarray(p + 4, p + 4 + len) });
     p += 4 + pad4(len);
   }
   return out;
@@ -478,7 +487,7 @@ function optString(opts: RawOption[], code: number): string | null {
 }
 
 const NO_EPB_OPTIONS: { flags: number | null; comments: string[] } = Object.freeze({ flags: null, comments: NO_COMMENTS });
-// (one decrypted record's comment is usually the last one's: a run of reads or writes of one connection)
+// (a decrypted record's comment is usually the last one's: a run of reads or writes of one connection)
 const commentText = new LastText();
 
 /**
@@ -494,12 +503,9 @@ function epbOptions(
   let flags: number | null = null;
   let flagsSeen = false;
   let comments: string[] | null = null;
-  let p = start;
-  while (p + 4 <= end) {
-    const code = rd16(buf, p, le);
-    const len = rd16(buf, p + 2, le);
-    if (code === 0) break;
-    if (p + 4 + len > end) throw malformed(`option ${code} (length ${len}) overruns its block`, offset);
+  for (let p = start, o = optionAt(buf, p, end, le, offset); o !== 0; o = optionAt(buf, p, end, le, offset)) {
+    const code = o >>> 16;
+    const len = o & 0xffff;
     if (read && code === 2 && !flagsSeen) {
       flagsSeen = true;
       if (len >= 4) flags = rd32(buf, p + 4, le);
@@ -518,7 +524,7 @@ function commentsOf(opts: RawOption[]): string[] {
   let out: string[] | null = null;
   for (const o of opts) {
     if (o.code !== 1) continue;
-    const c = commentText.of(o.value, 0, o.value.length);
+    const c = utf8NoNul(o.value, 0, o.value.length);
     if (out === null) out = [c];
     else out.push(c);
   }
