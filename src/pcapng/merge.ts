@@ -7,9 +7,9 @@
 // section they would name the wrong node; the saved session keeps them. What the helper never writes is left out
 // with a note rather than rewritten: big-endian sections (the helper writes little-endian on every node it runs
 // on), simple and obsolete packet blocks.
-import { BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BLOCK_SPB, TAPSCOPE_PEN } from './types.js';
+import { BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BLOCK_SPB, TAPSCOPE_PEN, type RawOption } from './types.js';
 import { newFraming, wholeBlocks, type Framing } from './framing.js';
-import { encodeShb } from './writer.js';
+import { encodeBlock, encodeShb } from './writer.js';
 import { utf8NoNul } from './bytes.js';
 
 const BLOCK_OBSOLETE_PB = 2;
@@ -117,33 +117,17 @@ export class LiveSectionMerger {
 /** The IDB b (little-endian) with if_name "source/name" (or "source" when it had none); other options unchanged. */
 function renamedIdb(b: Buffer, source: string): Buffer {
   const end = b.length - 4;
-  const kept: Buffer[] = [];
+  const kept: RawOption[] = [];
   let name = '';
   let p = 16;
   while (p + 4 <= end) {
     const code = b.readUInt16LE(p);
     const len = b.readUInt16LE(p + 2);
+    // (an overrunning option ends the list here, where the parser's optionAt would throw: a live tap must not)
     if (code === 0 || p + 4 + len > end) break;
-    const whole = b.subarray(p, p + 4 + ((len + 3) & ~3));
     if (code === OPT_IF_NAME) name = utf8NoNul(b, p + 4, p + 4 + len);
-    else kept.push(whole);
+    else kept.push({ code, value: b.subarray(p + 4, p + 4 + len) });
     p += 4 + ((len + 3) & ~3);
   }
-  const nameBytes = Buffer.from(name ? `${source}/${name}` : source, 'utf8');
-  const nameOpt = Buffer.alloc(4 + ((nameBytes.length + 3) & ~3));
-  nameOpt.writeUInt16LE(OPT_IF_NAME, 0);
-  nameOpt.writeUInt16LE(nameBytes.length, 2);
-  nameBytes.copy(nameOpt, 4);
-  return withBody(BLOCK_IDB, [b.subarray(8, 16), nameOpt, ...kept, Buffer.alloc(4)]);
-}
-
-function withBody(type: number, parts: Buffer[]): Buffer {
-  const bodyLen = parts.reduce((n, p) => n + p.length, 0);
-  const out = Buffer.alloc(12 + bodyLen);
-  out.writeUInt32LE(type, 0);
-  out.writeUInt32LE(out.length, 4);
-  let o = 8;
-  for (const p of parts) o += p.copy(out, o);
-  out.writeUInt32LE(out.length, o);
-  return out;
+  return encodeBlock(BLOCK_IDB, b.subarray(8, 16), null, [{ code: OPT_IF_NAME, value: Buffer.from(name ? `${source}/${name}` : source, 'utf8') }, ...kept]);
 }

@@ -35,7 +35,7 @@ function optionsLength(opts: RawOption[]): number {
 }
 
 /** Builds a block: type, total length, fixed body, data (padded), options, trailing length. */
-function block(type: number, fixed: Buffer, data: Buffer | null, opts: RawOption[]): Buffer {
+export function encodeBlock(type: number, fixed: Buffer, data: Buffer | null, opts: RawOption[]): Buffer {
   const dataLen = data ? pad4(data.length) : 0;
   const len = 12 + fixed.length + dataLen + optionsLength(opts);
   const out = Buffer.alloc(len);
@@ -73,7 +73,7 @@ export function encodeShb(init: ShbInit = {}): Buffer {
   fixed.writeUInt16LE(1, 4);
   fixed.writeUInt16LE(0, 6);
   fixed.writeBigInt64LE(-1n, 8); // section length unknown
-  return block(BLOCK_SHB, fixed, null, [
+  return encodeBlock(BLOCK_SHB, fixed, null, [
     ...commentOpts(init.comments), ...strOpt(2, init.hardware), ...strOpt(3, init.os), ...strOpt(4, init.userappl),
   ]);
 }
@@ -103,7 +103,7 @@ export function encodeIdb(init: IdbInit): Buffer {
     b.writeBigInt64LE(BigInt(init.tsoffset));
     opts.push({ code: 14, value: b });
   }
-  return block(BLOCK_IDB, fixed, null, opts);
+  return encodeBlock(BLOCK_IDB, fixed, null, opts);
 }
 
 export interface EpbInit {
@@ -129,7 +129,7 @@ export function encodeEpb(init: EpbInit): Buffer {
     b.writeUInt32LE(init.flags >>> 0);
     opts.push({ code: 2, value: b });
   }
-  return block(BLOCK_EPB, fixed, init.data, opts);
+  return encodeBlock(BLOCK_EPB, fixed, init.data, opts);
 }
 
 export interface IsbInit {
@@ -149,7 +149,7 @@ export function encodeIsb(init: IsbInit): Buffer {
   fixed.writeUInt32LE(init.interfaceId, 0);
   fixed.writeUInt32LE(init.tsHigh >>> 0, 4);
   fixed.writeUInt32LE(init.tsLow >>> 0, 8);
-  return block(BLOCK_ISB, fixed, null, [
+  return encodeBlock(BLOCK_ISB, fixed, null, [
     ...commentOpts(init.comments), ...u64Opt(4, init.ifRecv), ...u64Opt(5, init.ifDrop), ...u64Opt(6, init.filterAccept),
     ...u64Opt(7, init.osDrop), ...u64Opt(8, init.usrDeliv),
   ]);
@@ -159,7 +159,7 @@ export function encodeCustom(pen: number, data: Buffer, copiable = true): Buffer
   const fixed = Buffer.alloc(4);
   fixed.writeUInt32LE(pen, 0);
   // why: custom data has no length field; pad with NULs (Tapscope's JSON readers strip them).
-  return block(copiable ? BLOCK_CB_COPY : BLOCK_CB_NOCOPY, fixed, data, []);
+  return encodeBlock(copiable ? BLOCK_CB_COPY : BLOCK_CB_NOCOPY, fixed, data, []);
 }
 
 /** A Tapscope JSON record as a copiable custom block (native/FORMAT.md). */
@@ -171,7 +171,7 @@ export function encodeDsb(secretsType: number, data: Buffer): Buffer {
   const fixed = Buffer.alloc(8);
   fixed.writeUInt32LE(secretsType >>> 0, 0);
   fixed.writeUInt32LE(data.length, 4);
-  return block(BLOCK_DSB, fixed, data, []);
+  return encodeBlock(BLOCK_DSB, fixed, data, []);
 }
 
 export function encodeNrb(records: NameRecord[]): Buffer {
@@ -187,7 +187,7 @@ export function encodeNrb(records: NameRecord[]): Buffer {
     parts.push(rec);
   }
   parts.push(Buffer.alloc(4)); // nrb_record_end
-  return block(BLOCK_NRB, Buffer.concat(parts), null, []);
+  return encodeBlock(BLOCK_NRB, Buffer.concat(parts), null, []);
 }
 
 /** Splits a timestamp given in milliseconds into pcapng high/low words for an interface resolution. */
