@@ -1130,16 +1130,10 @@ export class Analyzer {
     }
     // why: when both ends are hooked, the client's write and the server's read carry the same bytes; parse one.
     if (dd.feeder !== side) return f.id;
-    if (dd.http1 && end - payloadStart > 0 && dd.http1.countableBody() >= end - payloadStart) {
-      // why: as for plain TCP, a record inside a large body (most records of a download) is only counted: no view
-      // of its bytes, no pass through the parser
-      dd.http1.countBody(end - payloadStart);
-      if (attrs.trunc === '1') this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
-      return f.id;
-    }
     // (no copy: the parsers copy what they keep, never a view of the reader's buffer)
-    const payload = data.subarray(payloadStart, end);
+    let payload: Buffer | null = null;
     if (!dd.http1 && !dd.http2) {
+      payload = data.subarray(payloadStart, end);
       const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
       if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
       else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) {
@@ -1151,10 +1145,14 @@ export class Analyzer {
       } else return f.id;
     }
     if (dd.http1) {
-      this.onMessages(fs, dd.http1.push(payload, tsMs), 'decrypted', tsMs);
+      const n = end - payloadStart;
+      // why: as for plain TCP, a record inside a large body (most records of a download) is only counted: no view
+      // of its bytes, no pass through the parser
+      if (n > 0 && dd.http1.countableBody() >= n) dd.http1.countBody(n);
+      else this.onMessages(fs, dd.http1.push(payload ?? data.subarray(payloadStart, end), tsMs), 'decrypted', tsMs);
       if (attrs.trunc === '1') this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
     } else if (dd.http2) {
-      this.onMessages(fs, dd.http2.push(payload, tsMs), 'decrypted', tsMs);
+      this.onMessages(fs, dd.http2.push(payload ?? data.subarray(payloadStart, end), tsMs), 'decrypted', tsMs);
       if (attrs.trunc === '1') this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
     }
     return f.id;
