@@ -15,6 +15,7 @@
 #define EV_EXEC 3
 #define EV_CTX 4 /* a TLS context's connection learned after its first event */
 #define EV_FREE 5 /* a TLS context without a known connection was freed (struct ctx_event, tuple zero) */
+#define EV_LIBOPEN 6 /* a process opened a file named like a TLS library (struct exec_event, filename = the path opened) */
 
 /* TLS libraries (struct tls_event.lib) */
 #define LIB_OPENSSL 1
@@ -120,7 +121,7 @@ struct exec_event {
 	struct event_hdr hdr;
 	__u32 ppid;
 	__u32 pad;
-	char filename[EXEC_PATH_MAX]; /* as passed to execve, in the process's mount namespace */
+	char filename[EXEC_PATH_MAX]; /* as passed to execve (EV_LIBOPEN: to open), in the process's mount namespace */
 };
 
 #endif /* __TAPSCOPE_H */

@@ -37,6 +37,7 @@ struct hook {
 	char path[512];
 	const char *status;
 	char reason[200];
+	uint64_t ts_ns; /* CLOCK_REALTIME when the attach ended (status set): calls before it were not seen */
 	struct bpf_link *links[MAX_LINKS];
 	int n_links;
 };
@@ -115,6 +116,7 @@ static void hook_cb(const struct hook *h, uint32_t pid, const char **syms, int n
 {
 	int i;
 
+	((struct hook *)h)->ts_ns = now_realtime_ns();
 	sb_reset(&jb);
 	sb_puts(&jb, "{\"t\":\"hook\",\"library\":");
 	sb_json_str(&jb, h->library);
@@ -125,7 +127,7 @@ static void hook_cb(const struct hook *h, uint32_t pid, const char **syms, int n
 		sb_printf(&jb, "%u", pid);
 	else
 		sb_puts(&jb, "null");
-	sb_printf(&jb, ",\"status\":\"%s\",\"symbols\":[", h->status);
+	sb_printf(&jb, ",\"status\":\"%s\",\"tsNs\":%llu,\"symbols\":[", h->status, (unsigned long long)h->ts_ns);
 	for (i = 0; i < n_syms; i++) {
 		if (i)
 			sb_putc(&jb, ',');
@@ -673,7 +675,7 @@ int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const 
 	sb_json_str(b, library);
 	sb_puts(b, ",\"path\":");
 	sb_json_str(b, path);
-	sb_printf(b, ",\"status\":\"%s\",\"reason\":", h->status);
+	sb_printf(b, ",\"status\":\"%s\",\"tsNs\":%llu,\"reason\":", h->status, (unsigned long long)h->ts_ns);
 	sb_json_str(b, h->reason[0] ? h->reason : NULL);
 	sb_putc(b, '}');
 	return 1;
@@ -743,6 +745,25 @@ static void hook_exec(uint32_t pid, const char *filename)
 	}
 	if (filename[0] == '/' && elf_inspect(filename, &ef) == 0)
 		hook_exe(filename, filename, pid, &ef);
+}
+
+/* A process opened a file named like a TLS library (the open/openat tracepoints): hook it now, before the
+ * loader maps it, and name the library in the process's `proc` record if that had none. */
+static void hook_opened(uint32_t pid, const char *comm, const char *file)
+{
+	char open_path[EXEC_PATH_MAX + 64], version[32] = "";
+	const char *base = strrchr(file, '/'), *lib;
+
+	lib = tls_library_for_file(base ? base + 1 : file, version, sizeof(version));
+	if (!lib || !strcmp(lib, "java-jsse") || !strcmp(lib, "nss"))
+		return;
+	snprintf(open_path, sizeof(open_path), file[0] == '/' ? "/proc/%u/root%s" : "/proc/%u/cwd/%s", pid, file);
+	/* why: a process already gone leaves its path, which resolves here when it shared our mount namespace */
+	if (access(open_path, F_OK) != 0 && file[0] == '/')
+		snprintf(open_path, sizeof(open_path), "%s", file);
+	lib = library_of_file(lib, open_path);
+	ebpf_hook_file(lib, file, open_path, pid);
+	proc_note_opened(pid, comm, lib, file, open_path, version[0] ? version : NULL);
 }
 
 static void hook_exe(const char *exe, const char *path, uint32_t pid, const struct elf_facts *efp)
@@ -1036,6 +1057,19 @@ static int handle_event(void *ctx, void *data, size_t size)
 		}
 		queue_exec(h->pid);
 		break;
+	case EV_LIBOPEN:
+		if (size >= sizeof(struct exec_event)) {
+			char filename[EXEC_PATH_MAX + 1];
+			uint64_t attached = ctr.hooks_attached;
+
+			memcpy(filename, ((const struct exec_event *)data)->filename, EXEC_PATH_MAX);
+			filename[EXEC_PATH_MAX] = 0;
+			hook_opened(h->pid, comm, filename);
+			if (ctr.hooks_attached != attached)
+				logf_("%s (pid %u) opened %s: hooked %.1f ms after the open", comm, h->pid, filename,
+				      (double)(now_monotonic_ns() - h->ts_ns) / 1e6);
+		}
+		break;
 	}
 	return 0;
 }
@@ -1052,6 +1086,11 @@ int ebpf_start(char *reason, int reason_len)
 		snprintf(reason, (size_t)reason_len, "open BPF object: %s", strerror(errno));
 		return 3;
 	}
+#ifndef __x86_64__
+	/* why: open(2) is x86-64 only (arm64 has openat alone); its tracepoint does not exist elsewhere */
+	bpf_program__set_autoload(skel->progs.tp_enter_open, false);
+	bpf_program__set_autoload(skel->progs.tp_exit_open, false);
+#endif
 	skel->rodata->max_tls_record = opts.max_tls_record;
 	skel->rodata->self_tgid = (uint32_t)getpid();
 	while (rb_bytes < (opts.ringbuf_mb ? opts.ringbuf_mb : 8) * 1024u * 1024u)

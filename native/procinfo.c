@@ -430,21 +430,38 @@ static int pid_mark(uint32_t pid)
 	return 1;
 }
 
+static int pid_has(uint32_t pid)
+{
+	uint32_t i, h = (pid * 2654435761u) & (PID_SLOTS - 1);
+
+	for (i = 0; i < PID_SLOTS; i++) {
+		uint32_t s = pid_seen[(h + i) & (PID_SLOTS - 1)];
+
+		if (s == pid)
+			return 1;
+		if (!s)
+			return 0;
+	}
+	return 0;
+}
+
 void proc_note(uint32_t pid, const char *comm_fallback)
 {
 	proc_note_tls(pid, comm_fallback, NULL, NULL);
 }
 
+/* The TLS library a `proc` record names when /proc does not show one: a hook that fired, or a library file
+ * the process opened (not yet mapped). */
+struct tls_hint {
+	const char *lib, *via, *evidence, *version;
+	const char *open_path; /* via "open": where the helper opens the file (its hook is listed from it) */
+};
+
+static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls_hint *hint);
+
 void proc_note_tls(uint32_t pid, const char *comm_fallback, const char *hook_lib, const char *hook_fn)
 {
-	char path[64], exe[512], comm[64], cmdline[512], cgroup[1024], cid[80], rootpath[600];
-	struct maplib libs[MAX_MAPLIBS];
-	const char *lib = NULL, *via = NULL, *evidence = NULL, *version = NULL, *cg = NULL;
-	struct elf_facts ef;
-	uint32_t ppid = 0;
-	unsigned long long start;
-	int n, i, first = 1, alive;
-	ssize_t len;
+	struct tls_hint hint = {hook_lib, "hook", hook_fn, NULL, NULL};
 
 	if (!pid)
 		return;
@@ -455,6 +472,32 @@ void proc_note_tls(uint32_t pid, const char *comm_fallback, const char *hook_lib
 	} else {
 		ctr.procs++;
 	}
+	proc_write(pid, comm_fallback, hook_lib ? &hint : NULL);
+}
+
+void proc_note_opened(uint32_t pid, const char *comm, const char *lib, const char *path, const char *open_path,
+		      const char *version)
+{
+	struct tls_hint hint = {lib, "open", path, version, open_path};
+
+	/* why only a process already written, without a library: one with no `proc` record yet gets one when
+	 * it owns a socket, and its maps show the library by then */
+	if (!pid || !pid_has(pid) || set_has64(pid_tls_known, PID_SLOTS, pid))
+		return;
+	proc_write(pid, comm, &hint);
+}
+
+static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls_hint *hint)
+{
+	char path[64], exe[512], comm[64], cmdline[512], cgroup[1024], cid[80], rootpath[600];
+	struct maplib libs[MAX_MAPLIBS];
+	const char *lib = NULL, *via = NULL, *evidence = NULL, *version = NULL, *cg = NULL;
+	struct elf_facts ef;
+	uint32_t ppid = 0;
+	unsigned long long start;
+	int n, i, first = 1, alive, listed = 0;
+	ssize_t len;
+
 	if (ebpf_active)
 		ebpf_hook_process(pid);
 	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
@@ -511,11 +554,11 @@ void proc_note_tls(uint32_t pid, const char *comm_fallback, const char *hook_lib
 		}
 	}
 
-	if (!lib && hook_lib) {
-		lib = hook_lib;
-		via = "hook";
-		evidence = hook_fn;
-		version = NULL;
+	if (!lib && hint) {
+		lib = hint->lib;
+		via = hint->via;
+		evidence = hint->evidence;
+		version = hint->version;
 	}
 	if (lib)
 		set_add64(pid_tls_known, PID_SLOTS, pid);
@@ -553,6 +596,15 @@ void proc_note_tls(uint32_t pid, const char *comm_fallback, const char *hook_lib
 				continue; /* NSS is hooked through libnspr4.so; the JVM entry is the executable's */
 			if (ebpf_hook_json(&jb, !first, libs[i].dev, libs[i].ino, libs[i].path,
 					   strcmp(libs[i].lib, "nspr") ? libs[i].lib : "nss"))
+				first = 0;
+			if (hint && hint->open_path && !strcmp(libs[i].path, hint->evidence))
+				listed = 1;
+		}
+		/* an opened library is not mapped yet: its hook is listed from the file */
+		if (hint && hint->open_path && !listed) {
+			struct stat st;
+
+			if (stat(hint->open_path, &st) == 0 && ebpf_hook_json(&jb, !first, st.st_dev, st.st_ino, hint->evidence, hint->lib))
 				first = 0;
 		}
 		if (exe[0] && lib && (!strcmp(via, "binary") || !strcmp(via, "buildid"))) {

@@ -30,6 +30,10 @@ void proc_note(uint32_t pid, const char *comm);
 /* like proc_note; when /proc could not tell the TLS library (process gone) but a hook fired, writes
  * (again) a `proc` CB with tls.via = "hook" */
 void proc_note_tls(uint32_t pid, const char *comm, const char *hook_lib, const char *hook_fn);
+/* ebpf mode: pid opened a TLS library file (path as the process names it, open_path where the helper opens
+ * it); when its `proc` CB was written without a library, writes it again naming this one (tls.via "open") */
+void proc_note_opened(uint32_t pid, const char *comm, const char *lib, const char *path, const char *open_path,
+		      const char *version);
 /* forgets pid (exec: the next sighting writes a fresh `proc` CB) */
 void proc_forget(uint32_t pid);
 /* 1 when a TCP tuple has an end named by --exclude-tcp (the capture's own output connection) */

@@ -130,6 +130,8 @@ interface FlowExtra {
   bodyChars: number;
   /** Decrypted request methods seen before the decrypted response side has an HTTP/1 parser. */
   pendingMethods: string[] | null;
+  /** When the ClientHello was seen (ms), on flows of eBPF-mode nodes: verdicts compare it with hook attach times. */
+  helloAt: number | null;
 }
 
 interface DecryptedDir {
@@ -181,7 +183,7 @@ interface StreamState {
 function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
-      hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null,
+      hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null, helloAt: null,
     };
   }
   return fs.x;
@@ -908,6 +910,8 @@ export class Analyzer {
 
   private applyClientHello(fs: FlowState, ch: ClientHello, transport: 'tcp' | 'quic' = 'tcp'): void {
     const tls = this.ensureTls(fs);
+    // (the time of the packet that completed the hello: never before the handshake began)
+    if (this.nodes.get(fs.flow.node)?.mode === 'ebpf') extra(fs).helloAt ??= fs.flow.lastSeen;
     tls.sni = ch.sni;
     // why: one client sends the same hello fields on every connection; hashing them once per distinct set
     // instead of per flow was a sixth of the time on captures with many short TLS connections.
@@ -1179,8 +1183,9 @@ export class Analyzer {
     if (f.tls) {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
       const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4 }, ctx);
-      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null }, ctx);
+      const handshakeAt = fs.x?.helloAt ?? null;
+      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt }, ctx);
+      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt }, ctx);
       if (f.seenBy === 'hook-only') {
         // why copies: verdicts from the fingerprint alone are shared between flows
         const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);

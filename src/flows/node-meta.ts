@@ -16,8 +16,8 @@ export interface ProcRecord {
   startedBeforeCapture: boolean;
   /** false when /proc/PID was gone before the helper could read it (exe, cmdline and cgroup are then null) */
   alive: boolean;
-  tls: { library: TlsLibrary | null; via: 'maps' | 'binary' | 'buildid'; evidence: string; version: string | null } | null;
-  hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason: string | null }[];
+  tls: { library: TlsLibrary | null; via: ProcessTlsEvidence['via']; evidence: string; version: string | null } | null;
+  hooks: ProcessTlsEvidence['hooks'];
 }
 
 export interface ConnOwner {
@@ -32,6 +32,8 @@ export interface HookRecord {
   status: 'attached' | 'failed' | 'unsupported';
   reason: string | null;
   pid: number | null;
+  /** when the attach ended (ms since the epoch; null in files of earlier builds) */
+  attachedAt: number | null;
 }
 
 export interface NodeStats {
@@ -48,6 +50,8 @@ export interface NodeStats {
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const nsToMs = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v / 1e6 : null);
+const PROC_TLS_VIA: readonly string[] = ['maps', 'binary', 'buildid', 'open', 'hook'] satisfies ProcessTlsEvidence['via'][];
 
 /** IPv4-mapped IPv6 addresses (dual-stack sockets) name the same endpoint as the IPv4 address on the wire. */
 export function normalizeIp(ip: string): string {
@@ -76,7 +80,7 @@ function parseHooks(v: unknown): ProcRecord['hooks'] {
     if (!h || typeof h !== 'object') continue;
     const status = h.status === 'attached' || h.status === 'failed' || h.status === 'unsupported' ? h.status : null;
     if (!status) continue;
-    out.push({ library: str(h.library) ?? 'unknown', path: str(h.path) ?? '', status, reason: str(h.reason) });
+    out.push({ library: str(h.library) ?? 'unknown', path: str(h.path) ?? '', status, reason: str(h.reason), attachedAt: nsToMs(h.tsNs) });
   }
   return out;
 }
@@ -137,7 +141,7 @@ export class NodeMeta {
         let tls: ProcRecord['tls'] = null;
         if (tlsRaw) {
           const lib = str(tlsRaw.library);
-          const via = tlsRaw.via === 'binary' || tlsRaw.via === 'buildid' ? tlsRaw.via : 'maps';
+          const via = PROC_TLS_VIA.includes(tlsRaw.via as string) ? (tlsRaw.via as ProcessTlsEvidence['via']) : 'maps';
           tls = {
             library: lib && (TLS_LIBRARIES as readonly string[]).includes(lib) ? (lib as TlsLibrary) : lib ? 'unknown' : null,
             via, evidence: str(tlsRaw.evidence) ?? '', version: str(tlsRaw.version),
@@ -173,7 +177,9 @@ export class NodeMeta {
       case 'hook': {
         const status = rec.status === 'attached' || rec.status === 'failed' || rec.status === 'unsupported' ? rec.status : null;
         if (!status) break;
-        this.hooks.push({ library: str(rec.library) ?? 'unknown', path: str(rec.path) ?? '', status, reason: str(rec.reason), pid: num(rec.pid) });
+        this.hooks.push({
+          library: str(rec.library) ?? 'unknown', path: str(rec.path) ?? '', status, reason: str(rec.reason), pid: num(rec.pid), attachedAt: nsToMs(rec.tsNs),
+        });
         break;
       }
       case 'stats':

@@ -10,10 +10,15 @@ export { lookupJa4, buildJa4Lookup, ja4Entries, type Ja4Entry, type Ja4Match } f
 
 export interface ProcessTlsEvidence {
   library: TlsLibrary | null;
-  via: 'maps' | 'binary' | 'buildid';
+  /**
+   * How the helper learned the library: a mapped library file, symbols in the executable, Go build info, a library file
+   * the process opened (not mapped yet when the record was written), or a hook that fired for a process already gone
+   */
+  via: 'maps' | 'binary' | 'buildid' | 'open' | 'hook';
   evidence: string;
   version?: string | null;
-  hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason?: string | null }[];
+  /** attachedAt: when the attach ended, ms since the epoch (absent in files of earlier builds) */
+  hooks: { library: string; path: string; status: 'attached' | 'failed' | 'unsupported'; reason?: string | null; attachedAt?: number | null }[];
   startedBeforeCapture?: boolean;
   /** the process had exited before the helper could read its binary and libraries (its proc record's alive: false) */
   exited?: boolean;
@@ -26,6 +31,8 @@ export interface SideInput {
   plaintextSeen: { library: string; bytes: number } | null;
   /** only for the client side */
   ja4: string | null;
+  /** when this connection's ClientHello was seen (ms since the epoch), when it was */
+  handshakeAt?: number | null;
 }
 
 export interface CaptureContext {
@@ -75,8 +82,20 @@ function label(lib: TlsLibrary, version: string | null | undefined): string {
   return version ? `${lib} ${version}` : lib;
 }
 
+const VIA_WORDS: Record<ProcessTlsEvidence['via'], string> = {
+  maps: 'in its mapped libraries', binary: "in its executable's symbols", buildid: 'in its Go build info', open: 'in a library file it opened',
+  hook: 'by a hook that fired',
+};
+
+/** A duration in ms as a person reads it: 0.4 ms, 12 ms, 3.2 s. */
+function duration(ms: number): string {
+  if (ms < 10) return `${ms.toFixed(1)} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
 /** Why a process known to use `lib` produced no plaintext for this connection. */
-function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext): string {
+function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext, handshakeAt: number | null): string {
   const mine = p.hooks.filter((h) => normalizeLibrary(h.library) === lib);
   // why: an unhookable library stays unhookable whatever the helper reported about it (e.g. an
   // "unsupported" entry for a JVM): the library is the reason, in every capture mode
@@ -96,12 +115,29 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
     if (unsupported) {
       return `hook not attached: ${label(lib, p.version)} in ${unsupported.path} is not supported${unsupported.reason ? ` (${unsupported.reason})` : ''}`;
     }
-    return `no ${lib} hook was attached for this process (library found via ${p.via}: ${p.evidence})`;
+    return `no ${lib} hook was attached for this process (${lib} found ${VIA_WORDS[p.via]}: ${p.evidence})`;
+  }
+  // why: a hook attached after the handshake began (a library loaded, or a process started, while capturing) missed
+  // the calls made before it; it explains the silence only when no attached hook of the library was in place by then
+  const late = handshakeAt == null ? null : lateHook(attached, handshakeAt);
+  if (late) {
+    return `the ${lib} hook (${late.path}) attached ${duration(late.attachedAt - handshakeAt!)} after this connection's TLS handshake began: ` +
+      'reads and writes made before then were not seen, and it saw none after — reconnect while capturing';
   }
   if (p.startedBeforeCapture) {
     return `process started before capture and the hook saw no reads or writes on this connection; it was probably set up before the hook attached — restart the process or reconnect while capturing`;
   }
   return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
+}
+
+/** The first of the attached hooks when every one of them attached after `at`, else null. */
+function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: string; attachedAt: number } | null {
+  let first: { path: string; attachedAt: number } | null = null;
+  for (const h of attached) {
+    if (h.attachedAt == null || h.attachedAt <= at) return null;
+    if (!first || h.attachedAt < first.attachedAt) first = { path: h.path, attachedAt: h.attachedAt };
+  }
+  return first;
 }
 
 // why constants: most flows of a capture share these reasons; one string each, not one built per flow
@@ -143,7 +179,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     };
   }
   if (p && p.library) {
-    const reason = noPlaintextReason(p.library, p, ctx);
+    const reason = noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null);
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
     // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
     const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;

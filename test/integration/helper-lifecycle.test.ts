@@ -12,6 +12,7 @@ import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsSe
 import { buildGoClient, tlsClient } from '../lib/tls-clients.js';
 import { HELPER, startHelper } from '../lib/helper-process.js';
 import { readCapture, walkBlocks, parseTlsComment } from '../lib/pcapng-walk.js';
+import { analyzeFiles } from '../../src/flows/load.js';
 
 let lab: Lab;
 let servers: HttpsServers;
@@ -297,6 +298,55 @@ describe('helper lifecycle', () => {
     // python's SSL_write_ex is probed at the internal function it shares with SSL_write (Debian's libssl3
     // wraps it in `sub; call`, which the kernel would single-step at every call)
     expect(parseTlsComment(req?.comment ?? null)).toMatchObject({ dir: 'out', lib: 'openssl', fn: 'ssl_write_internal' });
+  });
+});
+
+describe('helper hooks a TLS library when it is opened', () => {
+  it('hooks a library a process loads long after its exec and its connect, and names it in the process record', async () => {
+    // why: the helper's looks at a new process (at exec, 200 and 600 ms later, and at each connect) all come before
+    // this Python imports ssl; only the loader's open of the library file is left to trigger the hook
+    const libdir = join(dir, 'lib-opened');
+    await mkdir(libdir, { recursive: true });
+    await copyFile('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(libdir, 'libssl.so.3'));
+    const copyIno = (await stat(join(libdir, 'libssl.so.3'))).ino;
+    const out = join(dir, 'opened.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+    const script = [
+      'import socket, time',
+      `raw = socket.create_connection((${JSON.stringify(lab.serverIp)}, 443))`,
+      'time.sleep(1.0)',
+      'import ssl',
+      // (the attach takes 6-15 ms here: this test is about what starts it, not about winning a race against it)
+      'time.sleep(0.3)',
+      `ctx = ssl.create_default_context(cafile=${JSON.stringify(servers.ca)})`,
+      's = ctx.wrap_socket(raw, server_hostname="opened.tapscope.test")',
+      's.sendall(b"GET /opened HTTP/1.1\\r\\nHost: opened.tapscope.test\\r\\nConnection: close\\r\\n\\r\\n")',
+      'print(s.recv(4096).decode())',
+    ].join('\n');
+    const before = Date.now();
+    const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script],
+      { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 30_000 });
+    expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+    expect(await h.stop()).toBe(0);
+    const cap = readCapture(out);
+    const hook = cap.records.find((x) => x.t === 'hook' && x.inode === copyIno);
+    expect(hook, JSON.stringify(cap.records.filter((x) => x.t === 'hook'))).toMatchObject({ library: 'openssl', status: 'attached', path: join(libdir, 'libssl.so.3') });
+    // the attach time: after the process started, before it ended
+    expect(hook!.tsNs as number / 1e6).toBeGreaterThan(before);
+    expect(hook!.tsNs as number / 1e6).toBeLessThan(Date.now());
+    const req = cap.epbs.find((e) => parseTlsComment(e.comment)?.comm === 'python3' && e.data.includes('GET /opened HTTP/1.1'));
+    expect(req, 'the request, decrypted').toBeDefined();
+    const pid = Number(parseTlsComment(req!.comment)!.pid);
+    // the process was written at its connect, without a library; the last record names the opened one
+    const procs = cap.records.filter((x) => x.t === 'proc' && x.pid === pid);
+    expect(procs[0]?.tls).toBeNull();
+    // ("open" while the loader has yet to map the file, "maps" once it has: the helper reads the maps when it writes)
+    expect(procs.at(-1)?.tls).toMatchObject({ library: 'openssl', via: expect.stringMatching(/^(open|maps)$/), evidence: join(libdir, 'libssl.so.3') });
+    expect(procs.at(-1)?.hooks).toContainEqual(expect.objectContaining({ path: join(libdir, 'libssl.so.3'), status: 'attached', tsNs: hook!.tsNs }));
+    const { analyzer } = await analyzeFiles([{ path: out }]);
+    const flow = analyzer.flows().find((f) => f.process?.pid === pid && f.tls);
+    expect(flow?.tls?.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+    expect(flow?.http).toContainEqual(expect.objectContaining({ method: 'GET', path: '/opened' }));
   });
 });
 

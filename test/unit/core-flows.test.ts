@@ -363,6 +363,30 @@ describe('decrypted plaintext and process attribution', () => {
     expect(verdictOf(undefined)).toMatch(/^no TLS library found in the client process/);
   });
 
+  it('says a hook that attached after the ClientHello came too late, from the attach time the helper records', () => {
+    const ch = fixtureClientHello();
+    const reasonWith = (attachMs: number | null, mode: 'ebpf' | 'afpacket' = 'ebpf'): string | null => {
+      const b = new CaptureBuilder();
+      const t0 = b.ts;
+      b.record({ t: 'capture', v: 1, mode, requestedMode: mode, reason: `${mode}: requested`, hostname: 'node-1' });
+      // written when the process connected, before it loaded its TLS library
+      b.record({ t: 'proc', pid: 500, ppid: 1, comm: 'python3', exe: '/usr/bin/python3', startedBeforeCapture: false, alive: true, tls: null, hooks: [] });
+      b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 500, tid: 500, comm: 'python3', via: 'tracepoint' });
+      // written again when it opened a private libssl, which the helper then hooked (attach time in ns)
+      b.record({ t: 'proc', pid: 500, ppid: 1, comm: 'python3', exe: '/usr/bin/python3', startedBeforeCapture: false, alive: true,
+        tls: { library: 'openssl', via: 'open', evidence: '/opt/app/libssl.so.3', version: '3' },
+        hooks: [{ library: 'openssl', path: '/opt/app/libssl.so.3', status: 'attached', reason: null, ...(attachMs === null ? {} : { tsNs: (t0 + attachMs) * 1e6 }) }] });
+      // SYN at t0+1 ms, SYN-ACK +2, ACK +3, the ClientHello +4
+      tcpConversation(b, client, server, [ch], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+      return analyze(b.build()).flows[0]?.tls?.client?.reason ?? null;
+    };
+    expect(reasonWith(60)).toMatch(/^the openssl hook \(\/opt\/app\/libssl\.so\.3\) attached 56 ms after this connection's TLS handshake began/);
+    // after the SYN but before the hello: in time for every TLS call (the connection's start is not the measure)
+    expect(reasonWith(3.5)).toMatch(/^openssl hook attached but saw no reads or writes/);
+    expect(reasonWith(null)).toMatch(/^openssl hook attached but saw no reads or writes/);
+    expect(reasonWith(60, 'afpacket')).toMatch(/^capture ran in afpacket mode/);
+  });
+
   it("names the owning process's pod by its container id before the addresses (host-network pods share the node's IP)", () => {
     const b = new CaptureBuilder();
     b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });

@@ -22,6 +22,9 @@ function proc(library: ProcessTlsEvidence['library'], hooks: ProcessTlsEvidence[
   return { library, via: 'maps', evidence: '/usr/lib/x86_64-linux-gnu/libssl.so.3', version: '3.0', hooks, ...extra };
 }
 const attached = [{ library: 'openssl', path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', status: 'attached' as const }];
+const HELLO = 1_732_620_000_123.25;
+/** an attached openssl hook that attached at `ms` */
+const at = (ms: number, path = '/x/libssl.so.3'): ProcessTlsEvidence['hooks'] => [{ library: 'openssl', path, status: 'attached', attachedAt: ms }];
 const input = (over: Partial<SideInput>): SideInput => ({ process: null, plaintextSeen: null, ja4: null, ...over });
 
 type Row = [string, 'client' | 'server', SideInput, CaptureContext, Partial<TlsSideVerdict>, RegExp | null];
@@ -55,11 +58,33 @@ const rows: Row[] = [
   ['hook unsupported', 'client', input({ process: proc('go-crypto-tls', [{ library: 'go-crypto-tls', path: '/app/server', status: 'unsupported', reason: 'stripped binary without symbols' }], { via: 'buildid', version: 'go1.19' }) }), EBPF,
     { library: 'go-crypto-tls', via: 'process', plaintext: false }, /^hook not attached: go-crypto-tls go1\.19 in \/app\/server is not supported \(stripped binary without symbols\)$/],
   ['no attach attempt recorded', 'client', input({ process: proc('nss', [], { evidence: '/usr/lib/x86_64-linux-gnu/libnss3.so' }) }), EBPF,
-    { library: 'nss', via: 'process', plaintext: false }, /^no nss hook was attached for this process \(library found via maps: \/usr\/lib\/x86_64-linux-gnu\/libnss3\.so\)$/],
+    { library: 'nss', via: 'process', plaintext: false }, /^no nss hook was attached for this process \(nss found in its mapped libraries: \/usr\/lib\/x86_64-linux-gnu\/libnss3\.so\)$/],
   ['hook for another library only', 'client', input({ process: proc('gnutls', attached) }), EBPF,
     { library: 'gnutls', via: 'process', plaintext: false }, /^no gnutls hook was attached/],
   ['attached, process predates capture', 'client', input({ process: proc('openssl', attached, { startedBeforeCapture: true }) }), EBPF,
     { library: 'openssl', via: 'process', plaintext: false }, /^process started before capture and the hook saw no reads or writes on this connection/],
+  ['attached 12.4 ms after the handshake began: the late attach is the reason', 'client',
+    input({ process: proc('openssl', at(HELLO + 12.4), { startedBeforeCapture: true }), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', confidence: 0.9, plaintext: false },
+    /^the openssl hook \(\/x\/libssl\.so\.3\) attached 12 ms after this connection's TLS handshake began: reads and writes made before then were not seen/],
+  ['attached 2.25 s late, on the server side', 'server', input({ process: proc('openssl', at(HELLO + 2250)), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^the openssl hook \(\/x\/libssl\.so\.3\) attached 2\.3 s after/],
+  ['two hooks of the library, one in place before the handshake: not late', 'client',
+    input({ process: proc('openssl', [...at(HELLO + 5), ...at(HELLO - 0.1, '/y/libssl.so.3')]), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads or writes on this connection/],
+  ['a failed attach of another copy before the handshake does not hide the late one', 'client',
+    input({ process: proc('openssl', [...at(HELLO + 5), { library: 'openssl', path: '/y/libssl.so.3', status: 'failed', reason: 'EPERM', attachedAt: HELLO - 9 }]), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^the openssl hook \(\/x\/libssl\.so\.3\) attached 5\.0 ms after/],
+  ['attached at the handshake itself: not late', 'client', input({ process: proc('openssl', at(HELLO)), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads or writes on this connection/],
+  ['attach time unknown (earlier builds): not late', 'client', input({ process: proc('openssl', [{ ...attached[0]!, attachedAt: null }]), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads/],
+  ['no handshake seen: not late', 'client', input({ process: proc('openssl', at(HELLO + 50), { startedBeforeCapture: true }) }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^process started before capture and the hook saw no reads/],
+  ['a late hook of another library is not this one', 'client', input({ process: proc('gnutls', at(HELLO + 50)), handshakeAt: HELLO }), EBPF,
+    { library: 'gnutls', via: 'process', plaintext: false }, /^no gnutls hook was attached/],
+  ['library learned from a file it opened', 'client', input({ process: proc('openssl', [], { via: 'open', evidence: '/x/libssl.so.3' }) }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^no openssl hook was attached for this process \(openssl found in a library file it opened: \/x\/libssl\.so\.3\)$/],
   ['attached, saw nothing', 'server', input({ process: proc('openssl', attached) }), EBPF,
     { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads or writes on this connection/],
   ['process evidence contradicted by an exact fingerprint', 'client', input({ process: proc('openssl', attached), ja4: javaJa4 }), EBPF,
