@@ -862,14 +862,9 @@ int tp_sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 /* why: a TLS library the helper has not hooked yet (a container image's own libssl, a private copy, a
  * Python that imports ssl long after its exec) must be hooked before the process's first TLS call; the
  * loader's open of the file is the earliest sign, before it is even mapped. Only names user space may
- * hook pass (a superset of what tls_library_for_file accepts for hooking: it decides). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, __u64);
-} lib_opens SEC(".maps");
-
+ * hook pass (a superset of what tls_library_for_file accepts for hooking: it decides). The event is sent
+ * at the syscall's entry: a matching open that fails (the loader trying a path that does not exist) costs
+ * user space one failed stat, where waiting for the exit would cost every open on the node a map lookup. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -891,20 +886,21 @@ static __always_inline int has_prefix(const char *s, const char *p, int n)
 	return 1;
 }
 
-static __always_inline int open_enter(const char *user_path)
+static __always_inline int open_enter(const char *user_path, __u64 flags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 zero = 0, off;
 	int n, k, base = -1;
-	struct exec_event *e;
+	struct exec_event *path, *e;
 	const char *b;
 
-	if ((id >> 32) == self_tgid)
+	/* a loader opens a library read-only, never to create or truncate it (values common to every arch) */
+	if ((id >> 32) == self_tgid || (flags & (3 /* O_ACCMODE */ | 0100 /* O_CREAT */ | 01000 /* O_TRUNC */)))
 		return 0;
-	e = bpf_map_lookup_elem(&open_scratch, &zero);
-	if (!e)
+	path = bpf_map_lookup_elem(&open_scratch, &zero);
+	if (!path)
 		return 0;
-	n = bpf_probe_read_user_str(e->filename, sizeof(e->filename), user_path);
+	n = bpf_probe_read_user_str(path->filename, sizeof(path->filename), user_path);
 	if (n <= 1 || n > EXEC_PATH_MAX)
 		return 0;
 	/* the base name starts after the last '/': looked for backwards from the end (a library's name is
@@ -916,7 +912,7 @@ static __always_inline int open_enter(const char *user_path)
 			base = 0;
 			break;
 		}
-		if (e->filename[i & (EXEC_PATH_MAX - 1)] == '/') {
+		if (path->filename[i & (EXEC_PATH_MAX - 1)] == '/') {
 			base = i + 1;
 			break;
 		}
@@ -928,28 +924,10 @@ static __always_inline int open_enter(const char *user_path)
 	barrier_var(off);
 	if (off > EXEC_PATH_MAX - 16)
 		return 0;
-	b = e->filename + off;
+	b = path->filename + off;
 	if (b[0] != 'l' || b[1] != 'i' || b[2] != 'b')
 		return 0;
 	if (!has_prefix(b, "libssl.so", 9) && !has_prefix(b, "libgnutls.so", 12) && !has_prefix(b, "libnspr4.so", 11))
-		return 0;
-	__u64 ptr = (__u64)user_path;
-	bpf_map_update_elem(&lib_opens, &id, &ptr, BPF_ANY);
-	return 0;
-}
-
-static __always_inline int open_exit(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u64 *ptr = bpf_map_lookup_elem(&lib_opens, &id);
-	struct exec_event *e;
-	__u64 p;
-
-	if (!ptr)
-		return 0;
-	p = *ptr;
-	bpf_map_delete_elem(&lib_opens, &id);
-	if (ret < 0)
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -959,24 +937,16 @@ static __always_inline int open_exit(long ret)
 	fill_hdr(&e->hdr, EV_LIBOPEN, id);
 	e->ppid = 0;
 	e->pad = 0;
-	if (bpf_probe_read_user_str(e->filename, sizeof(e->filename), (const char *)p) <= 0) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
+	__builtin_memcpy(e->filename, path->filename, sizeof(e->filename));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
 /* Probed: int openat(int dirfd, const char *pathname, int flags, ...) (glibc's loader) */
 SEC("tracepoint/syscalls/sys_enter_openat")
-int tp_enter_openat(struct trace_event_raw_sys_enter *ctx) { return open_enter((const char *)ctx->args[1]); }
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int tp_exit_openat(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx->ret); }
+int tp_enter_openat(struct trace_event_raw_sys_enter *ctx) { return open_enter((const char *)ctx->args[1], ctx->args[2]); }
 
 /* Probed: int open(const char *pathname, int flags, ...) (musl's loader, where the syscall exists: not arm64) */
 SEC("tracepoint/syscalls/sys_enter_open")
-int tp_enter_open(struct trace_event_raw_sys_enter *ctx) { return open_enter((const char *)ctx->args[0]); }
+int tp_enter_open(struct trace_event_raw_sys_enter *ctx) { return open_enter((const char *)ctx->args[0], ctx->args[1]); }
 
-SEC("tracepoint/syscalls/sys_exit_open")
-int tp_exit_open(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx->ret); }

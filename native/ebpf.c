@@ -761,6 +761,9 @@ static void hook_opened(uint32_t pid, const char *comm, const char *file)
 	/* why: a process already gone leaves its path, which resolves here when it shared our mount namespace */
 	if (access(open_path, F_OK) != 0 && file[0] == '/')
 		snprintf(open_path, sizeof(open_path), "%s", file);
+	/* (the event comes at the open's entry: the loader's tries at paths that do not exist end here) */
+	if (access(open_path, F_OK) != 0)
+		return;
 	lib = library_of_file(lib, open_path);
 	ebpf_hook_file(lib, file, open_path, pid);
 	proc_note_opened(pid, comm, lib, file, open_path, version[0] ? version : NULL);
@@ -1089,7 +1092,6 @@ int ebpf_start(char *reason, int reason_len)
 #ifndef __x86_64__
 	/* why: open(2) is x86-64 only (arm64 has openat alone); its tracepoint does not exist elsewhere */
 	bpf_program__set_autoload(skel->progs.tp_enter_open, false);
-	bpf_program__set_autoload(skel->progs.tp_exit_open, false);
 #endif
 	skel->rodata->max_tls_record = opts.max_tls_record;
 	skel->rodata->self_tgid = (uint32_t)getpid();
