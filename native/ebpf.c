@@ -1052,6 +1052,8 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 			memcpy(filename, ((const struct exec_event *)data)->filename, EXEC_PATH_MAX);
 			filename[EXEC_PATH_MAX] = 0;
+			/* first: hooking may take tens of ms, and a short-lived process may be gone after it */
+			proc_exec_snapshot(h->pid);
 			hook_exec(h->pid, filename);
 			/* why: TLS calls a new executable makes before this are not seen (native/README.md) */
 			if (ctr.hooks_attached != attached)

@@ -487,38 +487,99 @@ void proc_note_opened(uint32_t pid, const char *comm, const char *lib, const cha
 	proc_write(pid, comm, &hint);
 }
 
-static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls_hint *hint)
-{
-	char path[64], exe[512], comm[64], cmdline[512], cgroup[1024], cid[80], rootpath[600];
-	struct maplib libs[MAX_MAPLIBS];
-	const char *lib = NULL, *via = NULL, *evidence = NULL, *version = NULL, *cg = NULL;
-	struct elf_facts ef;
-	uint32_t ppid = 0;
+/* What /proc tells about a process, apart from its mapped libraries. */
+struct ident {
+	uint32_t pid, ppid;
+	int alive; /* /proc/PID/exe could be read */
+	int have_ef; /* ef holds the executable's ELF facts */
 	unsigned long long start;
-	int n, i, first = 1, alive, listed = 0;
+	struct elf_facts ef;
+	char exe[512], comm[64], cmdline[512], cgroup[512], cid[80];
+};
+
+static void read_ident(uint32_t pid, const char *comm_fallback, struct ident *id)
+{
+	char path[64], cgroup[1024];
+	const char *cg;
 	ssize_t len;
 
-	if (ebpf_active)
-		ebpf_hook_process(pid);
+	memset(id, 0, sizeof(*id));
+	id->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
-	len = readlink(path, exe, sizeof(exe) - 1);
-	alive = len > 0;
-	exe[len > 0 ? len : 0] = 0;
+	len = readlink(path, id->exe, sizeof(id->exe) - 1);
+	id->alive = len > 0;
+	id->exe[len > 0 ? len : 0] = 0;
+	id->have_ef = id->alive && elf_inspect(path, &id->ef) == 0;
 	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	read_small(path, comm, sizeof(comm), 0);
-	if (!comm[0] && comm_fallback)
-		snprintf(comm, sizeof(comm), "%s", comm_fallback);
+	read_small(path, id->comm, sizeof(id->comm), 0);
+	if (!id->comm[0] && comm_fallback)
+		snprintf(id->comm, sizeof(id->comm), "%s", comm_fallback);
 	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
-	read_small(path, cmdline, sizeof(cmdline), 1);
+	read_small(path, id->cmdline, sizeof(id->cmdline), 1);
 	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
 	read_small(path, cgroup, sizeof(cgroup), 0);
 	/* why: container runtimes name cgroups after the container id, in the unified (v2) hierarchy or,
 	 * on hybrid hosts, only in v1 controller lines: search every line */
-	container_id(cgroup, cid, sizeof(cid));
+	container_id(cgroup, id->cid, sizeof(id->cid));
 	cg = pick_cgroup(cgroup);
-	start = proc_start_ticks(pid, &ppid);
+	snprintf(id->cgroup, sizeof(id->cgroup), "%s", cg ? cg : "");
+	id->start = proc_start_ticks(pid, &id->ppid);
+}
 
-	n = read_maplibs(pid, libs, MAX_MAPLIBS);
+/* why: a process that exits within moments of its connect (a health check, a cron job's curl) is gone before
+ * its `proc` record is written; what was read at its exec still names it (exe, command line, cgroup and so its
+ * pod, the TLS carried in its executable) */
+#define EXEC_SNAPS 256
+static struct ident exec_snaps[EXEC_SNAPS];
+static unsigned exec_snap_next;
+
+void proc_exec_snapshot(uint32_t pid)
+{
+	struct ident *id = &exec_snaps[exec_snap_next++ % EXEC_SNAPS];
+
+	read_ident(pid, NULL, id);
+	if (!id->alive)
+		id->pid = 0;
+}
+
+/* the exec-time identity of pid, when it is the same program: a pid reused by another one has another comm */
+static const struct ident *exec_snapshot(uint32_t pid, const char *comm)
+{
+	unsigned i;
+
+	for (i = 1; i <= EXEC_SNAPS; i++) {
+		const struct ident *id = &exec_snaps[(exec_snap_next - i) % EXEC_SNAPS];
+
+		if (id->pid == pid)
+			return comm && comm[0] && strcmp(comm, id->comm) ? NULL : id;
+	}
+	return NULL;
+}
+
+static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls_hint *hint)
+{
+	char rootpath[600];
+	struct maplib libs[MAX_MAPLIBS];
+	const char *lib = NULL, *via = NULL, *evidence = NULL, *version = NULL;
+	struct ident now;
+	const struct ident *id = &now;
+	int n, i, first = 1, listed = 0, from_exec = 0;
+	const char *exe;
+
+	if (ebpf_active)
+		ebpf_hook_process(pid);
+	read_ident(pid, comm_fallback, &now);
+	if (!now.alive) {
+		const struct ident *snap = exec_snapshot(pid, now.comm);
+
+		if (snap) {
+			id = snap;
+			from_exec = 1;
+		}
+	}
+	exe = id->exe;
+
+	n = now.alive ? read_maplibs(pid, libs, MAX_MAPLIBS) : 0;
 	for (i = 0; i < n; i++) {
 		if (!strcmp(libs[i].lib, "nspr"))
 			continue;
@@ -532,15 +593,14 @@ static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls
 	if (exe[0]) {
 		const char *base = strrchr(exe, '/');
 
-		snprintf(rootpath, sizeof(rootpath), "/proc/%u/exe", pid);
-		if (elf_inspect(rootpath, &ef) == 0) {
-			if (ef.go_tls && (!lib || lib_rank("go-crypto-tls") > lib_rank(lib))) {
+		if (id->have_ef) {
+			if (id->ef.go_tls && (!lib || lib_rank("go-crypto-tls") > lib_rank(lib))) {
 				lib = "go-crypto-tls";
 				via = "buildid";
 				evidence = exe;
 				version = NULL;
-			} else if (ef.exports_ssl_write && (!lib || strcmp(lib, "java-jsse"))) {
-				lib = ef.boringssl ? "boringssl" : "openssl";
+			} else if (id->ef.exports_ssl_write && (!lib || strcmp(lib, "java-jsse"))) {
+				lib = id->ef.boringssl ? "boringssl" : "openssl";
 				via = "binary";
 				evidence = exe;
 				version = NULL;
@@ -564,18 +624,20 @@ static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls
 		set_add64(pid_tls_known, PID_SLOTS, pid);
 
 	sb_reset(&jb);
-	sb_printf(&jb, "{\"t\":\"proc\",\"pid\":%u,\"ppid\":%u,\"comm\":", pid, ppid);
-	sb_json_str(&jb, comm);
+	sb_printf(&jb, "{\"t\":\"proc\",\"pid\":%u,\"ppid\":%u,\"comm\":", pid, id->ppid);
+	sb_json_str(&jb, now.comm);
 	sb_puts(&jb, ",\"exe\":");
 	sb_json_str(&jb, exe[0] ? exe : NULL);
 	sb_puts(&jb, ",\"cmdline\":");
-	sb_json_str(&jb, cmdline[0] ? cmdline : NULL);
+	sb_json_str(&jb, id->cmdline[0] ? id->cmdline : NULL);
 	sb_puts(&jb, ",\"cgroup\":");
-	sb_json_str(&jb, cg);
+	sb_json_str(&jb, id->cgroup[0] ? id->cgroup : NULL);
 	sb_puts(&jb, ",\"containerId\":");
-	sb_json_str(&jb, cid[0] ? cid : NULL);
-	sb_printf(&jb, ",\"startedBeforeCapture\":%s,\"alive\":%s,\"tls\":",
-		  alive && start && start < capture_start_ticks ? "true" : "false", alive ? "true" : "false");
+	sb_json_str(&jb, id->cid[0] ? id->cid : NULL);
+	/* (a process whose exec the helper saw started after the capture began) */
+	sb_printf(&jb, ",\"startedBeforeCapture\":%s,\"alive\":%s,%s\"tls\":",
+		  now.alive && now.start && now.start < capture_start_ticks ? "true" : "false", now.alive ? "true" : "false",
+		  from_exec ? "\"readAt\":\"exec\"," : "");
 	if (lib) {
 		sb_puts(&jb, "{\"library\":");
 		sb_json_str(&jb, lib);
@@ -611,7 +673,8 @@ static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls
 			struct stat st;
 
 			snprintf(rootpath, sizeof(rootpath), "/proc/%u/exe", pid);
-			if (stat(rootpath, &st) == 0 && ebpf_hook_json(&jb, !first, st.st_dev, st.st_ino, exe, lib))
+			/* (the process gone: its executable by path, which resolves here when it shared our mount namespace) */
+			if ((stat(now.alive ? rootpath : exe, &st) == 0) && ebpf_hook_json(&jb, !first, st.st_dev, st.st_ino, exe, lib))
 				first = 0;
 		}
 	}

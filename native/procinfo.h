@@ -34,6 +34,9 @@ void proc_note_tls(uint32_t pid, const char *comm, const char *hook_lib, const c
  * it); when its `proc` CB was written without a library, writes it again naming this one (tls.via "open") */
 void proc_note_opened(uint32_t pid, const char *comm, const char *lib, const char *path, const char *open_path,
 		      const char *version);
+/* ebpf mode, at an exec: keeps what /proc tells about pid now (exe, command line, cgroup, the executable's own
+ * TLS), for a `proc` CB written after the process is gone (`alive` false, `readAt` "exec") */
+void proc_exec_snapshot(uint32_t pid);
 /* forgets pid (exec: the next sighting writes a fresh `proc` CB) */
 void proc_forget(uint32_t pid);
 /* 1 when a TCP tuple has an end named by --exclude-tcp (the capture's own output connection) */

@@ -14,8 +14,10 @@ export interface ProcRecord {
   cgroup: string | null;
   containerId: string | null;
   startedBeforeCapture: boolean;
-  /** false when /proc/PID was gone before the helper could read it (exe, cmdline and cgroup are then null) */
+  /** false when /proc/PID was gone before the helper could read it (exe, cmdline and cgroup are then null, or from its exec) */
   alive: boolean;
+  /** exe, cmdline, cgroup and the executable's TLS were read at the process's exec (it was gone when the record was written) */
+  readAtExec: boolean;
   tls: { library: TlsLibrary | null; via: ProcessTlsEvidence['via']; evidence: string; version: string | null } | null;
   hooks: ProcessTlsEvidence['hooks'];
 }
@@ -155,6 +157,7 @@ export class NodeMeta {
           startedBeforeCapture: rec.startedBeforeCapture === true,
           // (absent in files of builds before the field: those processes were read)
           alive: rec.alive !== false,
+          readAtExec: rec.readAt === 'exec',
           tls: tls ?? prev?.tls ?? null,
           hooks: Array.isArray(rec.hooks) ? parseHooks(rec.hooks) : prev?.hooks ?? [],
         });
@@ -227,7 +230,7 @@ export class NodeMeta {
     }
     return {
       library: tls?.library ?? null, via: tls?.via ?? 'maps', evidence: tls?.evidence ?? '', version: tls?.version ?? null,
-      hooks, startedBeforeCapture: p.startedBeforeCapture, exited: !p.alive,
+      hooks, startedBeforeCapture: p.startedBeforeCapture, exited: !p.alive, readAtExec: p.readAtExec, exe: p.exe,
     };
   }
 

@@ -22,6 +22,9 @@ export interface ProcessTlsEvidence {
   startedBeforeCapture?: boolean;
   /** the process had exited before the helper could read its binary and libraries (its proc record's alive: false) */
   exited?: boolean;
+  /** ...but its executable was read at its exec (proc record's readAt: "exec"): only its mapped libraries are unknown */
+  readAtExec?: boolean;
+  exe?: string | null;
 }
 
 export interface SideInput {
@@ -193,6 +196,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   }
   const whereabouts = !p ? NOT_ON_NODE[side]
     // why: an exited process was never looked at; "no TLS library found" would claim a search that did not happen
+    : p.exited && p.readAtExec ? `the ${side} process had exited before its mapped libraries could be read, and its executable (${p.exe ?? 'read at its exec'}) has no TLS of its own, so its TLS library is unknown`
     : p.exited ? `the ${side} process had exited before its binary and libraries could be read, so its TLS library is unknown and nothing could be hooked for it`
       : `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`;
   const match = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;

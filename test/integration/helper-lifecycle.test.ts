@@ -350,6 +350,31 @@ describe('helper hooks a TLS library when it is opened', () => {
   });
 });
 
+describe('a process gone before its record is written', () => {
+  it('is named from what the helper read at its exec: executable, command line, cgroup', async () => {
+    const out = join(dir, 'gone.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+    // connect, then exit at once: the helper reads /proc after the connect event, by when the process is usually gone
+    const script = `import os, socket, time; time.sleep(0.3); socket.create_connection((${JSON.stringify(lab.serverIp)}, 443)); os._exit(0)`;
+    const gone = (cap: ReturnType<typeof readCapture>) => cap.records.filter((x) => x.t === 'proc' && x.comm === 'python3' && x.alive === false);
+    let tries = 0;
+    for (; tries < 10; tries++) {
+      const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script, `try-${tries}`], { timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      // (the file grows while the helper runs: whole blocks only)
+      const buf = await readFile(out);
+      if (gone(readCapture(buf.subarray(0, wholeLength(buf)))).length > 0) break;
+    }
+    expect(await h.stop()).toBe(0);
+    const records = gone(readCapture(out));
+    expect(records.length, `a process was gone before its record in ${tries + 1} tries`).toBeGreaterThan(0);
+    for (const rec of records) {
+      expect(rec).toMatchObject({ readAt: 'exec', exe: expect.stringMatching(/python3/), cmdline: expect.stringContaining('os._exit(0)'), tls: null });
+      expect(typeof rec.cgroup).toBe('string');
+    }
+  });
+});
+
 describe('helper Go hooks', () => {
   it('hooks a stripped Go binary through its .gopclntab function table (Write and Read)', async () => {
     const bin = await buildGoClient({ stripped: true });

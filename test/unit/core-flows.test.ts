@@ -358,6 +358,16 @@ describe('decrypted plaintext and process attribution', () => {
       return flows[0]?.tls?.client?.reason ?? null;
     };
     expect(verdictOf(false)).toMatch(/^the client process had exited before its binary and libraries could be read/);
+    // the helper read its executable, command line and cgroup at its exec (ebpf mode)
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto: BTF, ringbuf and uprobes available', hostname: 'node-1' });
+    b.record({ t: 'proc', pid: 401, ppid: 1, comm: 'python3', exe: '/usr/bin/python3.11', cmdline: 'python3 probe.py', cgroup: '/kubepods/pod1/cri-containerd-' + 'ab'.repeat(32),
+      containerId: 'ab'.repeat(32), startedBeforeCapture: false, alive: false, readAt: 'exec', tls: null, hooks: [] });
+    b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 401, tid: 401, comm: 'python3', via: 'tracepoint' });
+    tcpConversation(b, client, server, [ch], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+    const f = analyze(b.build()).flows[0];
+    expect(f?.process).toMatchObject({ pid: 401, exe: '/usr/bin/python3.11', containerId: 'ab'.repeat(32) });
+    expect(f?.tls?.client?.reason).toMatch(/^the client process had exited before its mapped libraries could be read, and its executable \(\/usr\/bin\/python3\.11\) has no TLS of its own/);
     // a process that was read (or a file written before the field existed) and has no TLS library
     expect(verdictOf(true)).toMatch(/^no TLS library found in the client process/);
     expect(verdictOf(undefined)).toMatch(/^no TLS library found in the client process/);
