@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { buildGoClient, tlsClient } from '../lib/tls-clients.js';
 import { HELPER, startHelper } from '../lib/helper-process.js';
-import { readCapture, walkBlocks, parseTlsComment } from '../lib/pcapng-walk.js';
+import { readCapture, walkBlocks, parseTlsComment, type Capture } from '../lib/pcapng-walk.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 
 let lab: Lab;
@@ -29,6 +29,26 @@ afterAll(async () => {
   await lab?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+
+/**
+ * Runs a Python script in the lab's node namespace under an eBPF capture, with LD_LIBRARY_PATH naming a copy of the
+ * system's libssl in a directory of its own (a file, an inode, the helper did not hook at start); the script must print
+ * the server's answer. The capture (and its file) and the copy's `hook` record.
+ */
+async function captureWithPrivateLibssl(name: string, script: string[]): Promise<{ cap: Capture; out: string; libdir: string; hook: Capture['records'][number] | undefined }> {
+  const libdir = join(dir, name);
+  await mkdir(libdir, { recursive: true });
+  await copyFile('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(libdir, 'libssl.so.3'));
+  const copyIno = (await stat(join(libdir, 'libssl.so.3'))).ino;
+  const out = join(dir, `${name}.pcapng`);
+  const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+  const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script.join('\n')],
+    { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 30_000 });
+  expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+  expect(await h.stop()).toBe(0);
+  const cap = readCapture(out);
+  return { cap, out, libdir, hook: cap.records.find((x) => x.t === 'hook' && x.inode === copyIno) };
+}
 
 /** BPF program ids and uprobe/tracepoint perf events held open by a process, from /proc/PID/fd{,info}. */
 async function heldProbes(pid: number): Promise<{ progIds: number[]; perfEvents: number }> {
@@ -272,26 +292,14 @@ describe('helper lifecycle', () => {
 
   it('hooks a process started after capture start that loads a TLS library the helper had not seen', async () => {
     // why: a private copy of libssl has its own inode, so only the exec/maps path can hook it
-    const libdir = join(dir, 'lib');
-    await mkdir(libdir, { recursive: true });
-    await copyFile('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(libdir, 'libssl.so.3'));
-    const copyIno = (await stat(join(libdir, 'libssl.so.3'))).ino;
-    const out = join(dir, 'late.pcapng');
-    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
-    const script = [
+    const { cap, hook } = await captureWithPrivateLibssl('lib', [
       'import socket, ssl, sys, time',
       'time.sleep(1.5)',
       `ctx = ssl.create_default_context(cafile=${JSON.stringify(servers.ca)})`,
       `s = ctx.wrap_socket(socket.create_connection((${JSON.stringify(lab.serverIp)}, 443)), server_hostname="late.tapscope.test")`,
       's.sendall(b"GET /late HTTP/1.1\\r\\nHost: late.tapscope.test\\r\\nConnection: close\\r\\n\\r\\n")',
       'print(s.recv(4096).decode())',
-    ].join('\n');
-    const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script],
-      { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 30_000 });
-    expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
-    expect(await h.stop()).toBe(0);
-    const cap = readCapture(out);
-    const hook = cap.records.find((x) => x.t === 'hook' && x.inode === copyIno);
+    ]);
     expect(hook).toMatchObject({ library: 'openssl', status: 'attached' });
     expect(typeof hook!.pid).toBe('number');
     const req = cap.epbs.find((e) => parseTlsComment(e.comment)?.comm === 'python3' && e.data.includes('Host: late.tapscope.test'));
@@ -305,31 +313,19 @@ describe('helper hooks a TLS library when it is opened', () => {
   it('hooks a library a process loads long after its exec and its connect, and names it in the process record', async () => {
     // why: the helper's looks at a new process (at exec, 200 and 600 ms later, and at each connect) all come before
     // this Python imports ssl; only the loader's open of the library file is left to trigger the hook
-    const libdir = join(dir, 'lib-opened');
-    await mkdir(libdir, { recursive: true });
-    await copyFile('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(libdir, 'libssl.so.3'));
-    const copyIno = (await stat(join(libdir, 'libssl.so.3'))).ino;
-    const out = join(dir, 'opened.pcapng');
-    const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
-    const script = [
+    const before = Date.now();
+    const { cap, out, libdir, hook } = await captureWithPrivateLibssl('lib-opened', [
       'import socket, time',
       `raw = socket.create_connection((${JSON.stringify(lab.serverIp)}, 443))`,
       'time.sleep(1.0)',
       'import ssl',
-      // (the attach takes 6-15 ms here: this test is about what starts it, not about winning a race against it)
+      // (the attach takes 6-31 ms here: this test is about what starts it, not about winning a race against it)
       'time.sleep(0.3)',
       `ctx = ssl.create_default_context(cafile=${JSON.stringify(servers.ca)})`,
       's = ctx.wrap_socket(raw, server_hostname="opened.tapscope.test")',
       's.sendall(b"GET /opened HTTP/1.1\\r\\nHost: opened.tapscope.test\\r\\nConnection: close\\r\\n\\r\\n")',
       'print(s.recv(4096).decode())',
-    ].join('\n');
-    const before = Date.now();
-    const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script],
-      { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 30_000 });
-    expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
-    expect(await h.stop()).toBe(0);
-    const cap = readCapture(out);
-    const hook = cap.records.find((x) => x.t === 'hook' && x.inode === copyIno);
+    ]);
     expect(hook, JSON.stringify(cap.records.filter((x) => x.t === 'hook'))).toMatchObject({ library: 'openssl', status: 'attached', path: join(libdir, 'libssl.so.3') });
     // the attach time: after the process started, before it ended
     expect(hook!.tsNs as number / 1e6).toBeGreaterThan(before);
