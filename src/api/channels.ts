@@ -5,7 +5,7 @@ import type { ApiCallName, ApiEventName } from './contract.js';
 export const API_CALLS = [
   'listTargets', 'listNodes', 'startCapture', 'stopCapture', 'listSessions', 'openSession', 'openFile',
   'renameSession', 'deleteSession', 'queryFlows', 'flowDetail', 'libraries', 'checkFilter', 'exportSession',
-  'openShell', 'shellInput', 'shellResize', 'shellClose', 'answerPrompt',
+  'openInWireshark', 'openShell', 'shellInput', 'shellResize', 'shellClose', 'answerPrompt',
 ] as const satisfies readonly ApiCallName[];
 
 export const API_EVENTS = [

@@ -42,6 +42,7 @@ export const requestSchemas = {
     filter: shortText.optional(),
     includeSecrets: z.boolean().optional(),
   }),
+  openInWireshark: z.strictObject({ sessionId: id }),
   openShell: z.strictObject({
     target: id,
     node: id.optional(),

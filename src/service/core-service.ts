@@ -21,6 +21,7 @@ import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
 import { exportCapture } from '../export/index.js';
+import { findWireshark, followInWireshark, openFileInWireshark } from './wireshark.js';
 import { compileFilter, compileFilterPlan, checkFilter, type CompiledFilter } from '../filter/index.js';
 import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
 
@@ -593,6 +594,31 @@ export class CoreService implements ApiCalls {
       format: req.format, out, flowIds, includeSecrets: req.includeSecrets ?? false,
       onProgress: (done, total) => this.emit('exportProgress', { sessionId: req.sessionId, done, total }),
     });
+  }
+
+  /**
+   * Opens the session in Wireshark on this machine. A live capture: Wireshark reads it as a live capture from a pipe, from
+   * its first packet on, until it ends (see wireshark.ts). A saved one: a pcapng export of it, removed when Wireshark exits.
+   */
+  async openInWireshark(req: { sessionId: string }): Promise<{ live: boolean }> {
+    const bin = findWireshark();
+    const ls = this.live.get(req.sessionId);
+    if (ls && !ls.finished) {
+      const run = followInWireshark(bin, {
+        files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path })),
+        ended: () => ls.finished !== null && [...ls.writers.values()].every((w) => w.closed),
+      });
+      void run.done.then(
+        () => { for (const n of run.notes) if (!ls.notes.includes(`Wireshark: ${n}`)) ls.notes.push(`Wireshark: ${n}`); },
+        (e: Error) => { ls.notes.push(`Wireshark: its pipe stopped: ${e.message}`); },
+      );
+      return { live: true };
+    }
+    const rec = this.store.get(req.sessionId);
+    const out = join(this.store.root, rec.id, `wireshark-${Date.now()}.pcapng`);
+    await this.exportSession({ sessionId: req.sessionId, format: 'pcapng', path: out });
+    openFileInWireshark(bin, out, () => rmSync(out, { force: true }));
+    return { live: false };
   }
 
   // ---- shells and prompts ----

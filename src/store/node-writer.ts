@@ -78,6 +78,11 @@ export class NodeFileWriter {
     }
   }
 
+  /** every byte is in the file, and no more will come */
+  get closed(): boolean {
+    return this.fd === null;
+  }
+
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;

@@ -11,6 +11,7 @@ import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { createLab, startHttpsServers, type HttpsServers, type Lab } from '../lib/lab.js';
 import { tlsClient, type TlsClient } from '../lib/tls-clients.js';
+import { helloCount, pipeReaderEnded, wiresharkStandIn } from '../lib/wireshark-standin.js';
 import { screenshot } from './browser.js';
 import { openUi, type UiHarness } from './support.js';
 
@@ -121,11 +122,24 @@ describe('capture from the UI', () => {
     expect(await page.locator('[data-testid=flow-row][aria-selected=true]').count()).toBe(1);
   });
 
+  it('opens the live capture in Wireshark, which gets it from its first packet', async () => {
+    const { page } = ui;
+    process.env.TAPSCOPE_WIRESHARK = wiresharkStandIn(home);
+    process.env.WS_OUT = join(home, 'wireshark-live.pcapng');
+    await page.getByTestId('open-wireshark').click();
+    await page.getByText(/Opened in Wireshark: it shows the capture from its first packet/).waitFor({ timeout: 15_000 });
+  });
+
   it('stops the capture and the session becomes saved', async () => {
     const { page } = ui;
     await page.getByTestId('stop-capture').click();
     await page.getByTestId('stop-capture').waitFor({ state: 'detached', timeout: 30_000 });
     expect(await page.locator('header .pill').first().textContent()).toContain('saved');
+    // Wireshark's pipe ended with the capture; it had the clients' connections, made before it was opened
+    const out = process.env.WS_OUT!;
+    await pipeReaderEnded(out);
+    expect(await helloCount(out, 'curl.tapscope.test')).toBeGreaterThan(0);
+    delete process.env.TAPSCOPE_WIRESHARK;
   });
 
   it('charts flows per TLS library and filters by a library on click', async () => {

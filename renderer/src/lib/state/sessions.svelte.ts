@@ -103,6 +103,16 @@ export class SessionsState {
     }
   }
 
+  /** Opens the session in Wireshark on this machine (a live one keeps growing there until the capture stops). */
+  async openInWireshark(id: string): Promise<void> {
+    try {
+      const r = await getApi().openInWireshark({ sessionId: id });
+      ui.notify('info', r.live ? 'Opened in Wireshark: it shows the capture from its first packet and follows it until it stops' : 'Opened in Wireshark');
+    } catch (e) {
+      ui.error(e);
+    }
+  }
+
   async export(id: string, format: 'pcapng' | 'har' | 'json', filter?: string): Promise<{ path: string; bytes: number } | null> {
     this.exportProgress[id] = { done: 0, total: 1 };
     try {
