@@ -33,6 +33,9 @@ int ebpf_active;
 
 struct hook {
 	uint64_t dev, ino;
+	/* with ino: the file's identity through another overlay mount (see hook_find) */
+	uint64_t size;
+	int64_t mtime_s, mtime_ns;
 	char library[24];
 	char path[512];
 	const char *status;
@@ -102,13 +105,24 @@ struct sym_spec {
 #define KEEP_ARGS2 (PS_REG(PS_DI) | PS_REG(PS_SI))
 #define KEEP_ARGS4 (PS_REG(PS_DI) | PS_REG(PS_SI) | PS_REG(PS_DX) | PS_REG(PS_CX))
 
-static struct hook *hook_find(uint64_t dev, uint64_t ino)
+/* The hook of a file: the same (device, inode), or the same file seen through another overlay mount. Containers of
+ * one image each have an overlay mount of their own, with its own device number but the lower file's inode number;
+ * a uprobe lands on the lower file, so a second attach would run every probe twice per call. Inode, size and
+ * modification time (to the nanosecond) together name that file; size 0 (unknown) matches the exact pair only. */
+static struct hook *hook_find(const struct stat *st)
 {
 	int i;
 
-	for (i = 0; i < n_hooks; i++)
-		if (hooks[i].dev == dev && hooks[i].ino == ino)
+	for (i = 0; i < n_hooks; i++) {
+		const struct hook *h = &hooks[i];
+
+		if (h->ino != (uint64_t)st->st_ino)
+			continue;
+		if (h->dev == (uint64_t)st->st_dev ||
+		    (st->st_size > 0 && h->size == (uint64_t)st->st_size && h->mtime_s == st->st_mtim.tv_sec &&
+		     h->mtime_ns == st->st_mtim.tv_nsec))
 			return &hooks[i];
+	}
 	return NULL;
 }
 
@@ -579,7 +593,7 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 
 	if (!ebpf_active || stat(open_path, &st) < 0)
 		return;
-	if (hook_find(st.st_dev, st.st_ino) || n_hooks >= MAX_HOOKS)
+	if (hook_find(&st) || n_hooks >= MAX_HOOKS)
 		return;
 	/* why: short-lived processes exit while we attach; holding the file open keeps /proc/self/fd/N
 	 * valid for every attach and ELF read that follows */
@@ -592,6 +606,9 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 	memset(h, 0, sizeof(*h));
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
+	h->size = (uint64_t)st.st_size;
+	h->mtime_s = st.st_mtim.tv_sec;
+	h->mtime_ns = st.st_mtim.tv_nsec;
 	snprintf(h->library, sizeof(h->library), "%s", library);
 	snprintf(h->path, sizeof(h->path), "%s", display_path);
 	if (!strcmp(library, "go-crypto-tls")) {
@@ -663,9 +680,9 @@ void ebpf_hook_file(const char *library, const char *display_path, const char *o
 	close(fd);
 }
 
-int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const char *path, const char *library)
+int ebpf_hook_json(struct sbuf *b, int comma, const struct stat *st, const char *path, const char *library)
 {
-	struct hook *h = hook_find(dev, ino);
+	struct hook *h = hook_find(st);
 
 	if (!h)
 		return 0;

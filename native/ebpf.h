@@ -26,8 +26,9 @@ void ebpf_flush_output(void);
 /* detaches every probe and unloads (slow: a kernel grace period per probe); writes nothing */
 void ebpf_stop(void);
 
-/* appends a hooks[] entry for a mapped file when eBPF mode knows it; returns 1 when written */
-int ebpf_hook_json(struct sbuf *b, int comma, uint64_t dev, uint64_t ino, const char *path, const char *library);
+struct stat;
+/* appends a hooks[] entry for a file (st: its stat, or only st_dev and st_ino) when eBPF mode hooked it; returns 1 when written */
+int ebpf_hook_json(struct sbuf *b, int comma, const struct stat *st, const char *path, const char *library);
 /* ensures a file is hooked once per (dev, inode): display_path as the process sees it, open_path
  * reachable from the helper (e.g. through /proc/PID/root); pid only labels the hook CB */
 void ebpf_hook_file(const char *library, const char *display_path, const char *open_path, uint32_t pid);

@@ -487,6 +487,20 @@ void proc_note_opened(uint32_t pid, const char *comm, const char *lib, const cha
 	proc_write(pid, comm, &hint);
 }
 
+/* A mapped library's stat, through the process's root (for hook_find's overlay match); when that fails, the
+ * device and inode its maps line gave. */
+static void maplib_stat(uint32_t pid, const struct maplib *l, struct stat *st)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "/proc/%u/root%s", pid, l->path);
+	if (stat(path, st) == 0 && (uint64_t)st->st_ino == l->ino)
+		return;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = (dev_t)l->dev;
+	st->st_ino = (ino_t)l->ino;
+}
+
 /* What /proc tells about a process, apart from its mapped libraries. */
 struct ident {
 	uint32_t pid, ppid;
@@ -656,8 +670,10 @@ static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls
 		for (i = 0; i < n; i++) {
 			if (!strcmp(libs[i].lib, "nss") || !strcmp(libs[i].lib, "java-jsse"))
 				continue; /* NSS is hooked through libnspr4.so; the JVM entry is the executable's */
-			if (ebpf_hook_json(&jb, !first, libs[i].dev, libs[i].ino, libs[i].path,
-					   strcmp(libs[i].lib, "nspr") ? libs[i].lib : "nss"))
+			struct stat st;
+
+			maplib_stat(pid, &libs[i], &st);
+			if (ebpf_hook_json(&jb, !first, &st, libs[i].path, strcmp(libs[i].lib, "nspr") ? libs[i].lib : "nss"))
 				first = 0;
 			if (hint && hint->open_path && !strcmp(libs[i].path, hint->evidence))
 				listed = 1;
@@ -666,7 +682,7 @@ static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls
 		if (hint && hint->open_path && !listed) {
 			struct stat st;
 
-			if (stat(hint->open_path, &st) == 0 && ebpf_hook_json(&jb, !first, st.st_dev, st.st_ino, hint->evidence, hint->lib))
+			if (stat(hint->open_path, &st) == 0 && ebpf_hook_json(&jb, !first, &st, hint->evidence, hint->lib))
 				first = 0;
 		}
 		if (exe[0] && lib && (!strcmp(via, "binary") || !strcmp(via, "buildid"))) {
@@ -674,7 +690,7 @@ static void proc_write(uint32_t pid, const char *comm_fallback, const struct tls
 
 			snprintf(rootpath, sizeof(rootpath), "/proc/%u/exe", pid);
 			/* (the process gone: its executable by path, which resolves here when it shared our mount namespace) */
-			if ((stat(now.alive ? rootpath : exe, &st) == 0) && ebpf_hook_json(&jb, !first, st.st_dev, st.st_ino, exe, lib))
+			if ((stat(now.alive ? rootpath : exe, &st) == 0) && ebpf_hook_json(&jb, !first, &st, exe, lib))
 				first = 0;
 		}
 	}

@@ -346,6 +346,52 @@ describe('helper hooks a TLS library when it is opened', () => {
   });
 });
 
+describe('a library seen through two overlay mounts (two containers of one image)', () => {
+  it('is hooked once: one hook record, every call seen once, and both processes list the hook', async () => {
+    const base = join(dir, 'ovl');
+    const lower = join(base, 'lower');
+    await mkdir(join(lower, 'lib'), { recursive: true });
+    await copyFile('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(lower, 'lib', 'libssl.so.3'));
+    const mounts = ['c1', 'c2'].map((c) => join(base, c, 'merged'));
+    for (const c of ['c1', 'c2']) {
+      for (const d of ['upper', 'work', 'merged']) await mkdir(join(base, c, d), { recursive: true });
+      const r = await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(base, c, 'upper')},workdir=${join(base, c, 'work')}`, join(base, c, 'merged')]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    try {
+      const lowerIno = (await stat(join(lower, 'lib', 'libssl.so.3'))).ino;
+      const out = join(dir, 'ovl.pcapng');
+      const h = await startHelper(lab.nodeNs, ['--mode', 'ebpf'], out);
+      for (const [i, m] of mounts.entries()) {
+        const script = [
+          'import socket, ssl, time',
+          'time.sleep(0.5)',
+          `ctx = ssl.create_default_context(cafile=${JSON.stringify(servers.ca)})`,
+          `s = ctx.wrap_socket(socket.create_connection((${JSON.stringify(lab.serverIp)}, 443)), server_hostname="ovl.tapscope.test")`,
+          `s.sendall(b"GET /container-${i} HTTP/1.1\\r\\nHost: ovl.tapscope.test\\r\\nConnection: close\\r\\n\\r\\n")`,
+          'print(s.recv(4096).decode())',
+        ].join('\n');
+        const r = await lab.execIn(lab.nodeNs, '/usr/bin/python3', ['-c', script], { env: { ...process.env, LD_LIBRARY_PATH: join(m, 'lib') }, timeoutMs: 30_000 });
+        expect(r.stdout, r.stderr).toContain('hello from tapscope lab');
+      }
+      expect(await h.stop()).toBe(0);
+      const cap = readCapture(out);
+      // (both mounts show the lower file's inode number, each with a device of its own)
+      const hooks = cap.records.filter((x) => x.t === 'hook' && x.inode === lowerIno);
+      expect(hooks, JSON.stringify(hooks)).toHaveLength(1);
+      for (const [i, m] of mounts.entries()) {
+        const reqs = cap.epbs.filter((e) => parseTlsComment(e.comment)?.comm === 'python3' && e.data.includes(`GET /container-${i} HTTP/1.1`));
+        expect(reqs, `container ${i}'s request, decrypted once`).toHaveLength(1);
+        const pid = Number(parseTlsComment(reqs[0]!.comment)!.pid);
+        const proc = cap.records.filter((x) => x.t === 'proc' && x.pid === pid).at(-1);
+        expect(proc?.hooks).toContainEqual(expect.objectContaining({ path: join(m, 'lib', 'libssl.so.3'), status: 'attached' }));
+      }
+    } finally {
+      for (const m of mounts) await run('umount', [m]);
+    }
+  });
+});
+
 describe('a process gone before its record is written', () => {
   it('is named from what the helper read at its exec: executable, command line, cgroup', async () => {
     const out = join(dir, 'gone.pcapng');
