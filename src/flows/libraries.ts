@@ -1,6 +1,7 @@
 // The per-library breakdown of TLS flows: for each (library, side) how many flows and bytes, how many had
-// their plaintext captured, and why the others did not.
+// their plaintext captured, and why the others did not (reasons counted without their per-flow numbers).
 import type { Flow, LibraryBreakdownRow, TlsLibrary } from '../model/flow.js';
+import { reasonGroup } from '../verdict/index.js';
 
 export function libraryBreakdown(flows: Iterable<Flow>): LibraryBreakdownRow[] {
   const rows = new Map<string, LibraryBreakdownRow>();
@@ -18,7 +19,10 @@ export function libraryBreakdown(flows: Iterable<Flow>): LibraryBreakdownRow[] {
       row.flows++;
       row.bytes += f.bytes;
       if (v.plaintext) row.plaintextFlows++;
-      else if (v.reason) row.reasons![v.reason] = (row.reasons![v.reason] ?? 0) + 1;
+      else if (v.reason) {
+        const reason = reasonGroup(v.reason);
+        row.reasons![reason] = (row.reasons![reason] ?? 0) + 1;
+      }
     }
   }
   return [...rows.values()].sort((a, b) => b.flows - a.flows || a.library.localeCompare(b.library) || a.side.localeCompare(b.side));

@@ -90,6 +90,17 @@ const VIA_WORDS: Record<ProcessTlsEvidence['via'], string> = {
   hook: 'by a hook that fired',
 };
 
+const LATE_TAIL = " after this connection's TLS handshake began: ";
+const LATE_DELAY = new RegExp(` attached \\d+(?:\\.\\d)? (?:ms|s)${LATE_TAIL}`);
+
+/**
+ * A reason as the per-library breakdown counts it: the same words without what differs from flow to flow (how
+ * late a hook attached), so flows with one cause share one row.
+ */
+export function reasonGroup(reason: string): string {
+  return reason.replace(LATE_DELAY, ` attached${LATE_TAIL}`);
+}
+
 /** A duration in ms as a person reads it: 0.4 ms, 12 ms, 3.2 s. */
 function duration(ms: number): string {
   if (ms < 10) return `${ms.toFixed(1)} ms`;
@@ -124,7 +135,7 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
   // the calls made before it; it explains the silence only when no attached hook of the library was in place by then
   const late = handshakeAt == null ? null : lateHook(attached, handshakeAt);
   if (late) {
-    return `the ${lib} hook (${late.path}) attached ${duration(late.attachedAt - handshakeAt!)} after this connection's TLS handshake began: ` +
+    return `the ${lib} hook (${late.path}) attached ${duration(late.attachedAt - handshakeAt!)}${LATE_TAIL}` +
       'reads and writes made before then were not seen, and it saw none after — reconnect while capturing';
   }
   if (p.startedBeforeCapture) {

@@ -5,10 +5,11 @@ import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  decideSide, lookupJa4, buildJa4Lookup, ja4Entries, normalizeLibrary,
+  decideSide, lookupJa4, buildJa4Lookup, ja4Entries, normalizeLibrary, reasonGroup,
   type CaptureContext, type ProcessTlsEvidence, type SideInput, type Ja4Entry,
 } from '../../src/verdict/index.js';
-import type { TlsSideVerdict } from '../../src/model/flow.js';
+import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
+import { libraryBreakdown } from '../../src/flows/libraries.js';
 
 const EBPF: CaptureContext = { mode: 'ebpf', modeReason: 'auto: BTF, ringbuf and uprobes available' };
 const AFP: CaptureContext = { mode: 'afpacket', modeReason: 'the kernel has no BTF (/sys/kernel/btf/vmlinux missing)' };
@@ -196,5 +197,27 @@ describe('normalizeLibrary', () => {
     expect(normalizeLibrary('libgnutls.so.30')).toBe('gnutls');
     expect(normalizeLibrary('libnss3.so')).toBe('nss');
     expect(normalizeLibrary('what')).toBe('unknown');
+  });
+});
+
+describe('reasons as the per-library breakdown counts them', () => {
+  const late = (ms: number): string => decideSide('client', input({ process: proc('openssl', at(HELLO + ms)), handshakeAt: HELLO }), EBPF)!.reason!;
+
+  it("counts late hooks as one reason whatever their delay, and other reasons as they are", () => {
+    expect(new Set([late(3.2), late(45), late(2250)].map(reasonGroup))).toEqual(new Set([
+      "the openssl hook (/x/libssl.so.3) attached after this connection's TLS handshake began: reads and writes made before then were not seen, and it saw none after — reconnect while capturing",
+    ]));
+    const saw = decideSide('server', input({ process: proc('openssl', attached) }), EBPF)!.reason!;
+    expect(reasonGroup(saw)).toBe(saw);
+  });
+
+  it('gives one breakdown row per cause', () => {
+    const flow = (reason: string, bytes: number): Flow => ({
+      bytes, tls: { client: { library: 'openssl', via: 'process', confidence: 0.9, plaintext: false, reason, version: null }, server: null },
+    }) as unknown as Flow;
+    const rows = libraryBreakdown([flow(late(3.2), 10), flow(late(45), 20), flow('java-jsse has no hook — x', 5)]);
+    expect(rows).toEqual([{ library: 'openssl', side: 'client', flows: 3, bytes: 35, plaintextFlows: 0, reasons: {
+      [reasonGroup(late(1))]: 2, 'java-jsse has no hook — x': 1,
+    } }]);
   });
 });
