@@ -135,7 +135,7 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
   // the calls made before it; it explains the silence only when no attached hook of the library was in place by then
   const late = handshakeAt == null ? null : lateHook(attached, handshakeAt);
   if (late) {
-    return `the ${lib} hook (${late.path}) attached ${duration(late.attachedAt - handshakeAt!)}${LATE_TAIL}` +
+    return `the ${lib} hook (${late.path}) attached ${duration(late.delay)}${LATE_TAIL}` +
       'reads and writes made before then were not seen, and it saw none after — reconnect while capturing';
   }
   if (p.startedBeforeCapture) {
@@ -144,12 +144,12 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
   return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
 }
 
-/** The first of the attached hooks when every one of them attached after `at`, else null. */
-function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: string; attachedAt: number } | null {
-  let first: { path: string; attachedAt: number } | null = null;
+/** The first of the attached hooks and how long after `at` it attached, when every one of them attached after `at`; else null. */
+function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: string; delay: number } | null {
+  let first: { path: string; delay: number } | null = null;
   for (const h of attached) {
     if (h.attachedAt == null || h.attachedAt <= at) return null;
-    if (!first || h.attachedAt < first.attachedAt) first = { path: h.path, attachedAt: h.attachedAt };
+    if (!first || h.attachedAt - at < first.delay) first = { path: h.path, delay: h.attachedAt - at };
   }
   return first;
 }
