@@ -83,8 +83,11 @@ export interface ApiCalls {
   libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
   checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
   exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }>;
-  /** Opens the session in Wireshark on this machine: a live one as a growing capture from its first packet, a saved one as a pcapng export. */
-  openInWireshark(req: { sessionId: string }): Promise<{ live: boolean }>;
+  /**
+   * Opens the session in Wireshark on this machine: a live one as a growing capture from its first packet, a saved one as
+   * a pcapng export; with a filter, the flows it accepts as they are now (a pcapng export), e.g. one flow by its id.
+   */
+  openInWireshark(req: { sessionId: string; filter?: string }): Promise<{ live: boolean }>;
   openShell(req: { target: string | 'local-pty'; node?: string; cols: number; rows: number }): Promise<{ shellId: string }>;
   shellInput(req: { shellId: string; data: string }): Promise<void>;
   shellResize(req: { shellId: string; cols: number; rows: number }): Promise<void>;

@@ -42,7 +42,7 @@ export const requestSchemas = {
     filter: shortText.optional(),
     includeSecrets: z.boolean().optional(),
   }),
-  openInWireshark: z.strictObject({ sessionId: id }),
+  openInWireshark: z.strictObject({ sessionId: id, filter: shortText.optional() }),
   openShell: z.strictObject({
     target: id,
     node: id.optional(),

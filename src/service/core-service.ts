@@ -598,12 +598,14 @@ export class CoreService implements ApiCalls {
 
   /**
    * Opens the session in Wireshark on this machine. A live capture: Wireshark reads it as a live capture from a pipe, from
-   * its first packet on, until it ends (see wireshark.ts). A saved one: a pcapng export of it, removed when Wireshark exits.
+   * its first packet on, until it ends (see wireshark.ts). A saved one, or the flows a filter accepts (live or saved, as
+   * they are now): a pcapng export, removed when Wireshark exits.
    */
-  async openInWireshark(req: { sessionId: string }): Promise<{ live: boolean }> {
+  async openInWireshark(req: { sessionId: string; filter?: string }): Promise<{ live: boolean }> {
     const bin = findWireshark();
+    const filter = req.filter?.trim() ? req.filter : undefined;
     const ls = this.live.get(req.sessionId);
-    if (ls && !ls.finished) {
+    if (ls && !ls.finished && !filter) {
       const run = followInWireshark(bin, {
         files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path })),
         ended: () => ls.finished !== null && [...ls.writers.values()].every((w) => w.closed),
@@ -615,7 +617,7 @@ export class CoreService implements ApiCalls {
     }
     const rec = this.store.get(req.sessionId);
     const out = join(this.store.root, rec.id, `wireshark-${Date.now()}.pcapng`);
-    await this.exportSession({ sessionId: req.sessionId, format: 'pcapng', path: out });
+    await this.exportSession({ sessionId: req.sessionId, format: 'pcapng', path: out, ...(filter ? { filter } : {}) });
     openFileInWireshark(bin, out, () => rmSync(out, { force: true }));
     return { live: false };
   }

@@ -138,6 +138,19 @@ describe('CoreService.openInWireshark', () => {
     await until('the export removed after Wireshark exits', () => exports().length === 0, 200);
   }, 60_000);
 
+  it('opens the flows a filter accepts, e.g. one flow by its id', async () => {
+    const out = join(dir, 'one-flow.pcapng');
+    process.env.WS_OUT = out;
+    const saved = (await service.listSessions()).find((x) => x.name === 'ws-live')!;
+    const { rows } = await service.queryFlows({ sessionId: saved.id, filter: 'tls.sni == "ws.tapscope.test"', offset: 0, limit: 10 });
+    expect(rows).toHaveLength(2);
+    expect(await service.openInWireshark({ sessionId: saved.id, filter: `id == "${rows[1]!.id}"` })).toEqual({ live: false });
+    await until('the export read', () => existsSync(`${out}.err`), 200);
+    expect(await snis(out)).toBe(1);
+    const ports = await run('tshark', ['-r', out, '-T', 'fields', '-e', 'tcp.srcport', '-Y', 'tls.handshake.type == 1'], { timeoutMs: 60_000 });
+    expect(ports.stdout.trim()).toBe(String(rows[1]!.src.port));
+  }, 60_000);
+
   it('says what to do when Wireshark is not installed, and starts nothing', async () => {
     const saved = (await service.listSessions()).find((x) => x.name === 'ws-live')!;
     process.env.TAPSCOPE_WIRESHARK = join(dir, 'no-wireshark-here');

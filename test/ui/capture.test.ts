@@ -122,9 +122,17 @@ describe('capture from the UI', () => {
     expect(await page.locator('[data-testid=flow-row][aria-selected=true]').count()).toBe(1);
   });
 
-  it('opens the live capture in Wireshark, which gets it from its first packet', async () => {
+  it('opens the selected flow, then the live capture, in Wireshark', async () => {
     const { page } = ui;
     process.env.TAPSCOPE_WIRESHARK = wiresharkStandIn(home);
+    // the flow of the detail pane (curl's, the filter's only match): its packets so far
+    const one = join(home, 'wireshark-flow.pcapng');
+    process.env.WS_OUT = one;
+    await page.getByTestId('flow-wireshark').click();
+    await page.getByText('Opened in Wireshark', { exact: true }).waitFor({ timeout: 15_000 });
+    await expect.poll(() => existsSync(`${one}.err`), { timeout: 15_000 }).toBe(true);
+    expect(await helloCount(one, 'curl.tapscope.test')).toBe(1);
+    expect(await helloCount(one, 'wget.tapscope.test')).toBe(0);
     process.env.WS_OUT = join(home, 'wireshark-live.pcapng');
     await page.getByTestId('open-wireshark').click();
     await page.getByText(/Opened in Wireshark: it shows the capture from its first packet/).waitFor({ timeout: 15_000 });

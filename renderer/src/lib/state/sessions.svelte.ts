@@ -103,13 +103,19 @@ export class SessionsState {
     }
   }
 
-  /** Opens the session in Wireshark on this machine (a live one keeps growing there until the capture stops). */
-  async openInWireshark(id: string): Promise<void> {
+  /**
+   * Opens the session in Wireshark on this machine (a live one keeps growing there until the capture stops), or with a
+   * filter the flows it accepts (one flow: `id == "..."`).
+   */
+  async openInWireshark(id: string, filter?: string): Promise<void> {
     try {
-      const r = await getApi().openInWireshark({ sessionId: id });
+      const r = await getApi().openInWireshark(filter ? { sessionId: id, filter } : { sessionId: id });
       ui.notify('info', r.live ? 'Opened in Wireshark: it shows the capture from its first packet and follows it until it stops' : 'Opened in Wireshark');
     } catch (e) {
       ui.error(e);
+    } finally {
+      // (a saved session or a filter goes through an export, whose progress events show until it is done)
+      delete this.exportProgress[id];
     }
   }
 
