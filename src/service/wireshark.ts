@@ -98,7 +98,10 @@ export function followInWireshark(bin: string, src: GrowingFiles, pollMs = 100):
             merger.push(o.node, chunk.subarray(0, n));
             if (full && !gone) {
               full = false;
-              await Promise.race([once(stdin, 'drain'), once(child, 'exit')]).catch(() => undefined);
+              // (the listener that loses is removed: thousands of waits on a large capture must not pile up)
+              const ac = new AbortController();
+              await Promise.race([once(stdin, 'drain', { signal: ac.signal }), once(child, 'exit', { signal: ac.signal })]).catch(() => undefined);
+              ac.abort();
             }
             if (gone) return;
           }

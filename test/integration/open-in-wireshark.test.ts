@@ -3,7 +3,7 @@
 // a wrapper maps wireshark's command line (`-k -i -`, `-r FILE`) onto it, so what Wireshark would read is read and
 // checked by Wireshark's own engine.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { appendFileSync, existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,30 @@ describe('followInWireshark', () => {
     expect(names.filter((n) => n === 'node-b/eth0')).toHaveLength(9);
     expect(names).toHaveLength(18);
     expect(ws.notes).toEqual([]);
+  });
+});
+
+describe('followInWireshark on a large capture and a slow reader', () => {
+  it('waits for the pipe to drain without piling up listeners', async () => {
+    const file = join(dir, 'large.pcapng');
+    const b = new CaptureBuilder();
+    const payload = Buffer.alloc(1400, 0x61);
+    for (let i = 0; i < 20_000; i++) b.udp({ src: '10.9.1.1', dst: '10.9.1.2', sport: 40000 + (i % 1000), dport: 9, payload });
+    writeFileSync(file, b.build());
+    const reader = join(dir, 'slow-reader');
+    writeFileSync(reader, '#!/bin/sh\nexec cat > /dev/null\n', { mode: 0o755 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w.message); };
+    process.on('warning', onWarning);
+    try {
+      const ws = followInWireshark(reader, { files: () => [{ node: 'n', path: file }], ended: () => true }, 10);
+      await ws.done;
+      // (only its own exit listener is left, after ~28 waits for the pipe)
+      expect(ws.child.listenerCount('exit')).toBe(1);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
   });
 });
 
