@@ -126,11 +126,11 @@ static struct hook *hook_find(const struct stat *st)
 	return NULL;
 }
 
-static void hook_cb(const struct hook *h, uint32_t pid, const char **syms, int n_syms)
+static void hook_cb(struct hook *h, uint32_t pid, const char **syms, int n_syms)
 {
 	int i;
 
-	((struct hook *)h)->ts_ns = now_realtime_ns();
+	h->ts_ns = now_realtime_ns();
 	sb_reset(&jb);
 	sb_puts(&jb, "{\"t\":\"hook\",\"library\":");
 	sb_json_str(&jb, h->library);
