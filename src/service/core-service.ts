@@ -607,7 +607,7 @@ export class CoreService implements ApiCalls {
     const ls = this.live.get(req.sessionId);
     if (ls && !ls.finished && !filter) {
       const run = followInWireshark(bin, {
-        files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path })),
+        files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path, written: w.bytesWritten })),
         ended: () => ls.finished !== null && [...ls.writers.values()].every((w) => w.closed),
       });
       // (what the merge leaves out is what the helper never writes: big-endian sections, simple packet blocks; and a

@@ -39,8 +39,11 @@ export function findWireshark(env: NodeJS.ProcessEnv = process.env, platform: No
 
 /** The files of a live capture, one per node, that grow while it runs. */
 export interface GrowingFiles {
-  /** the node files so far (a node may join later) */
-  files(): { node: string; path: string }[];
+  /**
+   * The node files so far (a node may join later), with how many of their bytes are the node's stream: a file can
+   * hold more (the session's finish appends the other nodes' files to the first node's), which is not read.
+   */
+  files(): { node: string; path: string; written: number }[];
   /** true once every file has its last byte (the capture ended and its writers closed) */
   ended(): boolean;
 }
@@ -69,7 +72,7 @@ export function followInWireshark(bin: string, src: GrowingFiles, pollMs = 100):
     if (!gone && !stdin.write(block)) full = true;
   }, 'tapscope (open in Wireshark)');
   const done = (async () => {
-    const open = new Map<string, { fd: number; at: number; node: string }>();
+    const open = new Map<string, { fd: number; at: number; node: string; written: number }>();
     try {
       while (!gone) {
         // why ended() first: a pass that starts after the last write and finds nothing new has read everything
@@ -79,18 +82,21 @@ export function followInWireshark(bin: string, src: GrowingFiles, pollMs = 100):
           let o = open.get(f.path);
           if (!o) {
             try {
-              o = { fd: openSync(f.path, 'r'), at: 0, node: f.node };
+              o = { fd: openSync(f.path, 'r'), at: 0, node: f.node, written: 0 };
             } catch {
               continue; // not created yet
             }
             open.set(f.path, o);
           }
+          o.written = f.written;
           // (a file already open is read through its descriptor even once the session's finish removed its name)
         }
         for (const o of open.values()) {
           for (;;) {
-            const chunk = Buffer.allocUnsafe(READ_BYTES);
-            const n = readSync(o.fd, chunk, 0, READ_BYTES, o.at);
+            const want = Math.min(READ_BYTES, o.written - o.at);
+            if (want <= 0) break;
+            const chunk = Buffer.allocUnsafe(want);
+            const n = readSync(o.fd, chunk, 0, want, o.at);
             if (n === 0) break;
             o.at += n;
             read = true;

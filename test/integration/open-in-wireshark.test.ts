@@ -3,7 +3,7 @@
 // a wrapper maps wireshark's command line (`-k -i -`, `-r FILE`) onto it, so what Wireshark would read is read and
 // checked by Wireshark's own engine.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -50,26 +50,34 @@ describe('findWireshark', () => {
 });
 
 describe('followInWireshark', () => {
-  it('feeds growing node files from their first block until they end, merged into one section', async () => {
+  it('feeds growing node files from their first block until they end, merged into one section, and no further', async () => {
     const out = join(dir, 'follow.pcapng');
     process.env.WS_OUT = out;
     const files = { 'node-a': join(dir, 'node-a.pcapng'), 'node-b': join(dir, 'node-b.pcapng') };
     const builders = { 'node-a': new CaptureBuilder(), 'node-b': new CaptureBuilder() };
+    const written = { 'node-a': 0, 'node-b': 0 };
     let sport = 40000;
     const grow = (n: number): void => {
       for (const node of ['node-a', 'node-b'] as const) {
         for (let i = 0; i < n; i++) builders[node].udp({ src: '10.9.0.1', dst: '10.9.0.2', sport: sport++, dport: 53, payload: Buffer.from(node) });
-        appendFileSync(files[node], builders[node].take());
+        const blocks = builders[node].take();
+        appendFileSync(files[node], blocks);
+        written[node] += blocks.length;
       }
     };
     grow(3);
     let ended = false;
-    const ws = followInWireshark(wrapper, { files: () => Object.entries(files).map(([node, path]) => ({ node, path })), ended: () => ended }, 20);
+    const ws = followInWireshark(wrapper, {
+      files: () => (['node-a', 'node-b'] as const).map((node) => ({ node, path: files[node], written: written[node] })),
+      ended: () => ended,
+    }, 20);
     for (let round = 0; round < 3; round++) {
       await new Promise((r) => setTimeout(r, 80));
       grow(2);
     }
     ended = true;
+    // as the session's finish does: the other node's file appended to the first node's, which is not its stream
+    appendFileSync(files['node-a'], readFileSync(files['node-b']));
     await ws.done;
     if (ws.child.exitCode === null) await once(ws.child, 'exit');
     const names = await interfaceNames(out);
@@ -93,7 +101,7 @@ describe('followInWireshark on a large capture and a slow reader', () => {
     const onWarning = (w: Error): void => { warnings.push(w.message); };
     process.on('warning', onWarning);
     try {
-      const ws = followInWireshark(reader, { files: () => [{ node: 'n', path: file }], ended: () => true }, 10);
+      const ws = followInWireshark(reader, { files: () => [{ node: 'n', path: file, written: statSync(file).size }], ended: () => true }, 10);
       await ws.done;
       // (only its own exit listener is left, after ~28 waits for the pipe)
       expect(ws.child.listenerCount('exit')).toBe(1);
