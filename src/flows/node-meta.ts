@@ -28,14 +28,18 @@ export interface ConnOwner {
   role: 'client' | 'server' | 'unknown';
 }
 
-export interface HookRecord {
+/** One attach result of a library file (a `hook` record, or an entry of a `proc` record's hooks[]). */
+export interface HookEntry {
   library: string;
   path: string;
   status: 'attached' | 'failed' | 'unsupported';
   reason: string | null;
-  pid: number | null;
   /** when the attach ended (ms since the epoch; null in files of earlier builds) */
   attachedAt: number | null;
+}
+
+export interface HookRecord extends HookEntry {
+  pid: number | null;
 }
 
 export interface NodeStats {
@@ -75,14 +79,19 @@ function connKey(transport: 'tcp' | 'udp', localIp: string, localPort: number, r
   return netns === null ? key : `${netns}|${key}`;
 }
 
-function parseHooks(v: unknown): ProcRecord['hooks'] {
+/** One attach result, as a `hook` record or a `proc` record's hooks[] entry gives it; null without a known status. */
+function hookEntry(h: Record<string, unknown>): HookEntry | null {
+  const status = h.status === 'attached' || h.status === 'failed' || h.status === 'unsupported' ? h.status : null;
+  if (!status) return null;
+  return { library: str(h.library) ?? 'unknown', path: str(h.path) ?? '', status, reason: str(h.reason), attachedAt: nsToMs(h.tsNs) };
+}
+
+function parseHooks(v: unknown): HookEntry[] {
   if (!Array.isArray(v)) return [];
-  const out: ProcRecord['hooks'] = [];
+  const out: HookEntry[] = [];
   for (const h of v as Record<string, unknown>[]) {
-    if (!h || typeof h !== 'object') continue;
-    const status = h.status === 'attached' || h.status === 'failed' || h.status === 'unsupported' ? h.status : null;
-    if (!status) continue;
-    out.push({ library: str(h.library) ?? 'unknown', path: str(h.path) ?? '', status, reason: str(h.reason), attachedAt: nsToMs(h.tsNs) });
+    const entry = h && typeof h === 'object' ? hookEntry(h) : null;
+    if (entry) out.push(entry);
   }
   return out;
 }
@@ -178,11 +187,8 @@ export class NodeMeta {
         break;
       }
       case 'hook': {
-        const status = rec.status === 'attached' || rec.status === 'failed' || rec.status === 'unsupported' ? rec.status : null;
-        if (!status) break;
-        this.hooks.push({
-          library: str(rec.library) ?? 'unknown', path: str(rec.path) ?? '', status, reason: str(rec.reason), pid: num(rec.pid), attachedAt: nsToMs(rec.tsNs),
-        });
+        const entry = hookEntry(rec);
+        if (entry) this.hooks.push({ ...entry, pid: num(rec.pid) });
         break;
       }
       case 'stats':
