@@ -709,10 +709,30 @@ static const char *library_of_file(const char *lib, const char *path)
 	return strcmp(lib, "openssl") ? lib : ssl_flavor(path);
 }
 
+/* Hooks a TLS library file as process pid names it (a maps line, an open), opened through open_path, or through
+ * /proc/PID/root when that is NULL. Returns the hook library, or NULL when the file is none the helper hooks itself
+ * (not a TLS library; JSSE; NSS's libnss3/libssl3, hooked in libnspr4); version gets the soname's version. */
+static const char *hook_library(uint32_t pid, const char *file, const char *open_path, char *version, int version_len)
+{
+	char root_path[EXEC_PATH_MAX + 600];
+	const char *base = strrchr(file, '/'), *lib;
+
+	lib = tls_library_for_file(base ? base + 1 : file, version, version_len);
+	if (!lib || !strcmp(lib, "java-jsse") || !strcmp(lib, "nss"))
+		return NULL;
+	if (!open_path) {
+		snprintf(root_path, sizeof(root_path), "/proc/%u/root%s", pid, file);
+		open_path = root_path;
+	}
+	lib = library_of_file(lib, open_path);
+	ebpf_hook_file(lib, file, open_path, pid);
+	return lib;
+}
+
 /* hooks every TLS library a process maps and its executable when it carries TLS itself */
 void ebpf_hook_process(uint32_t pid)
 {
-	char path[64], line[1024], exe[512], open_path[700];
+	char path[64], line[1024], exe[512];
 	struct elf_facts ef;
 	FILE *f;
 	ssize_t len;
@@ -721,20 +741,14 @@ void ebpf_hook_process(uint32_t pid)
 	f = fopen(path, "r");
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
-			char *file = strchr(line, '/'), *nl, *base;
-			const char *lib;
+			char *file = strchr(line, '/'), *nl;
 
 			if (!file)
 				continue;
 			nl = strchr(file, '\n');
 			if (nl)
 				*nl = 0;
-			base = strrchr(file, '/') + 1;
-			lib = tls_library_for_file(base, NULL, 0);
-			if (!lib || !strcmp(lib, "java-jsse") || (!strcmp(lib, "nss")))
-				continue;
-			snprintf(open_path, sizeof(open_path), "/proc/%u/root%s", pid, file);
-			ebpf_hook_file(library_of_file(lib, open_path), file, open_path, pid);
+			hook_library(pid, file, NULL, NULL, 0);
 		}
 		fclose(f);
 	}
@@ -769,11 +783,8 @@ static void hook_exec(uint32_t pid, const char *filename)
 static void hook_opened(uint32_t pid, const char *comm, const char *file)
 {
 	char open_path[EXEC_PATH_MAX + 64], version[32] = "";
-	const char *base = strrchr(file, '/'), *lib;
+	const char *lib;
 
-	lib = tls_library_for_file(base ? base + 1 : file, version, sizeof(version));
-	if (!lib || !strcmp(lib, "java-jsse") || !strcmp(lib, "nss"))
-		return;
 	snprintf(open_path, sizeof(open_path), file[0] == '/' ? "/proc/%u/root%s" : "/proc/%u/cwd/%s", pid, file);
 	/* why: a process already gone leaves its path, which resolves here when it shared our mount namespace */
 	if (access(open_path, F_OK) != 0 && file[0] == '/')
@@ -781,9 +792,9 @@ static void hook_opened(uint32_t pid, const char *comm, const char *file)
 	/* (the event comes at the open's entry: the loader's tries at paths that do not exist end here) */
 	if (access(open_path, F_OK) != 0)
 		return;
-	lib = library_of_file(lib, open_path);
-	ebpf_hook_file(lib, file, open_path, pid);
-	proc_note_opened(pid, comm, lib, file, open_path, version[0] ? version : NULL);
+	lib = hook_library(pid, file, open_path, version, sizeof(version));
+	if (lib)
+		proc_note_opened(pid, comm, lib, file, open_path, version[0] ? version : NULL);
 }
 
 static void hook_exe(const char *exe, const char *path, uint32_t pid, const struct elf_facts *efp)

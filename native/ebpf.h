@@ -29,7 +29,7 @@ void ebpf_stop(void);
 struct stat;
 /* appends a hooks[] entry for a file (st: its stat, or only st_dev and st_ino) when eBPF mode hooked it; returns 1 when written */
 int ebpf_hook_json(struct sbuf *b, int comma, const struct stat *st, const char *path, const char *library);
-/* ensures a file is hooked once per (dev, inode): display_path as the process sees it, open_path
+/* ensures a file is hooked once (per (dev, inode), and once across overlay mounts of one file): display_path as the process sees it, open_path
  * reachable from the helper (e.g. through /proc/PID/root); pid only labels the hook CB */
 void ebpf_hook_file(const char *library, const char *display_path, const char *open_path, uint32_t pid);
 /* hooks the TLS libraries a process maps and its executable when it carries TLS itself */

@@ -392,20 +392,28 @@ static int read_maplibs(uint32_t pid, struct maplib *libs, int max)
 	return n;
 }
 
-void proc_forget(uint32_t pid)
+/* pid's slot in pid_seen, or NULL when it was not seen (or was forgotten) */
+static uint32_t *pid_slot(uint32_t pid)
 {
 	uint32_t i, h = (pid * 2654435761u) & (PID_SLOTS - 1);
 
 	for (i = 0; i < PID_SLOTS; i++) {
 		uint32_t *s = &pid_seen[(h + i) & (PID_SLOTS - 1)];
 
+		if (*s == pid)
+			return s;
 		if (!*s)
-			return;
-		if (*s == pid) {
-			*s = UINT32_MAX; /* tombstone */
-			return;
-		}
+			return NULL;
 	}
+	return NULL;
+}
+
+void proc_forget(uint32_t pid)
+{
+	uint32_t *s = pid_slot(pid);
+
+	if (s)
+		*s = UINT32_MAX; /* tombstone */
 }
 
 static int pid_mark(uint32_t pid)
@@ -428,21 +436,6 @@ static int pid_mark(uint32_t pid)
 	memset(pid_seen, 0, sizeof(pid_seen));
 	pid_seen[h] = pid;
 	return 1;
-}
-
-static int pid_has(uint32_t pid)
-{
-	uint32_t i, h = (pid * 2654435761u) & (PID_SLOTS - 1);
-
-	for (i = 0; i < PID_SLOTS; i++) {
-		uint32_t s = pid_seen[(h + i) & (PID_SLOTS - 1)];
-
-		if (s == pid)
-			return 1;
-		if (!s)
-			return 0;
-	}
-	return 0;
 }
 
 void proc_note(uint32_t pid, const char *comm_fallback)
@@ -482,7 +475,7 @@ void proc_note_opened(uint32_t pid, const char *comm, const char *lib, const cha
 
 	/* why only a process already written, without a library: one with no `proc` record yet gets one when
 	 * it owns a socket, and its maps show the library by then */
-	if (!pid || !pid_has(pid) || set_has64(pid_tls_known, PID_SLOTS, pid))
+	if (!pid || !pid_slot(pid) || set_has64(pid_tls_known, PID_SLOTS, pid))
 		return;
 	proc_write(pid, comm, &hint);
 }
