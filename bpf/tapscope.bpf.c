@@ -215,6 +215,18 @@ static __always_inline void fill_hdr(struct event_hdr *h, __u32 kind, __u64 id)
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/* A ring buffer event of type T, its header filled for `kind`, or NULL with the drop counted (ring buffer full).
+ * (a macro: the reserve's size must be a constant the verifier sees) */
+#define reserve_event(T, kind, id)                                          \
+	({                                                                    \
+		T *__e = bpf_ringbuf_reserve(&events, sizeof(T), 0);          \
+		if (__e)                                                      \
+			fill_hdr(&__e->hdr, (kind), (id));                    \
+		else                                                          \
+			count(STAT_RINGBUF_DROPS, 1);                         \
+		__e;                                                          \
+	})
+
 static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_ptr, __u8 lib, __u8 fn, __u8 dir_out)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -455,12 +467,9 @@ static __always_inline void note_fd(int fd, int is_read)
 		return;
 	}
 	learn(tgid, pctx, fd, &t, CONN_THREAD_WRITE, 0);
-	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
-	if (!ce) {
-		count(STAT_RINGBUF_DROPS, 1);
+	ce = reserve_event(struct ctx_event, EV_CTX, id);
+	if (!ce)
 		return;
-	}
-	fill_hdr(&ce->hdr, EV_CTX, id);
 	ce->tuple = t;
 	ce->ctx = pctx;
 	bpf_ringbuf_submit(ce, 0);
@@ -768,12 +777,9 @@ static __always_inline int emit_conn(__u64 id, int fd, __u32 role)
 
 	if (fd_to_tuple(fd, &t) != 0)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(STAT_RINGBUF_DROPS, 1);
+	e = reserve_event(struct conn_event, EV_CONN, id);
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EV_CONN, id);
 	e->tuple = t;
 	e->role = role;
 	e->pad = 0;
@@ -842,12 +848,9 @@ int tp_sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct exec_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(STAT_RINGBUF_DROPS, 1);
+	e = reserve_event(struct exec_event, EV_EXEC, id);
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EV_EXEC, id);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->pad = 0;
 	/* why: short-lived processes may be gone before user space reads /proc/PID/exe */
@@ -929,12 +932,9 @@ static __always_inline int open_enter(const char *user_path, __u64 flags)
 		return 0;
 	if (!has_prefix(b, "libssl.so", 9) && !has_prefix(b, "libgnutls.so", 12) && !has_prefix(b, "libnspr4.so", 11))
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(STAT_RINGBUF_DROPS, 1);
+	e = reserve_event(struct exec_event, EV_LIBOPEN, id);
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EV_LIBOPEN, id);
 	e->ppid = 0;
 	e->pad = 0;
 	__builtin_memcpy(e->filename, path->filename, sizeof(e->filename));
