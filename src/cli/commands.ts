@@ -10,8 +10,8 @@ import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
-import type { StreamTap } from '../service/core-service.js';
-import { BLOCK_IDB, BLOCK_SHB } from '../pcapng/types.js';
+import type { CoreService } from '../service/core-service.js';
+import type { Follower } from '../service/follow.js';
 import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
@@ -289,7 +289,6 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   if (toStdout && process.stdout.isTTY) {
     throw new TapscopeError('E_USAGE', 'capture: --out - writes binary pcapng; pipe it (| wireshark -k -i -) or redirect it, not to a terminal');
   }
-  const pipe = toStdout ? await stdoutPipe() : null;
   const phases = new Map<string, string>();
   svc.on('nodeStatus', ({ status }) => {
     // why: targets repeat a phase (e.g. streaming on every reconnect check); print changes only.
@@ -300,11 +299,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   });
   const started = await svc.startCapture(
     { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out) },
-    { tap: pipe?.tap },
-  ).catch((e: unknown) => {
-    pipe?.close();
-    throw e;
-  });
+  );
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
   let signals = 0;
@@ -319,9 +314,10 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const pipe = toStdout ? stdoutFollow(svc, started.id) : null;
   // the reader of standard output is gone (Wireshark closed): stop as Ctrl-C does; the session keeps everything
-  pipe?.onGone(() => {
-    if (signals++ > 0) return;
+  void pipe?.follower.done.then(({ gone }) => {
+    if (!gone || signals++ > 0) return;
     err('tapscope: standard output closed; stopping…\n');
     void svc.stopCapture({ sessionId: started.id });
   });
@@ -329,8 +325,11 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     let failed: ReturnType<typeof svc.liveStatus> = [];
     svc.on('nodeStatus', ({ status }) => { if (status.phase === 'failed') failed = [...failed, status]; });
     const summary = await svc.waitForCapture(started.id);
-    await pipe?.end();
-    printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.notes() ?? [])]);
+    // (a reader slower than the capture still gets all of it: the saved files are followed to their end)
+    if (pipe && !(await pipe.follower.done).gone && process.stdout.writableLength > 0) {
+      await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);
+    }
+    printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
     err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}\n`);
     const firstFail = failed.find((f) => f.error);
     if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
@@ -344,50 +343,20 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   }
 }
 
-/** Blocks waiting for a slow reader of standard output beyond this are not written to it (the session has them). */
-const STDOUT_BACKLOG = 64 * 1024 * 1024;
-
 /**
- * `capture --out -`: the nodes' streams merged into one pcapng section on standard output as they arrive, for
- * `| wireshark -k -i -` or tshark. The capture is saved as a session as always. A reader that falls more than
- * STDOUT_BACKLOG behind misses packets, never interface descriptions (the stream stays valid), and is told so
- * at the end; a reader that goes away stops the capture.
+ * `capture --out -`: the nodes' files followed into standard output as they grow, merged into one pcapng section,
+ * for `| wireshark -k -i -` or tshark (service/follow.ts). The capture is saved as a session as always. A slow
+ * reader is given everything, at its own pace, also after the capture has stopped; a reader that goes away stops
+ * the capture.
  */
-async function stdoutPipe(): Promise<{ tap: StreamTap; onGone(f: () => void): void; end(): Promise<void>; notes(): string[]; close(): void }> {
-  const { LiveSectionMerger } = await import('../pcapng/merge.js');
-  let gone: (() => void) | null = null;
-  let closed = false;
-  let dropped = 0;
+function stdoutFollow(svc: CoreService, sessionId: string): { follower: Follower; close(): void } {
   const onError = (e: NodeJS.ErrnoException & { stopsCapture?: boolean }): void => {
     if (e.code !== 'EPIPE') throw e;
     // (main's listener exits on EPIPE unless the error is marked)
     e.stopsCapture = true;
-    closed = true;
-    gone?.();
   };
   process.stdout.on('error', onError);
-  const merger = new LiveSectionMerger((block) => {
-    if (closed) return;
-    const type = block.readUInt32LE(0);
-    // (section headers and interface descriptions always go: later packets refer to them)
-    if (process.stdout.writableLength > STDOUT_BACKLOG && type !== BLOCK_SHB && type !== BLOCK_IDB) {
-      dropped++;
-      return;
-    }
-    process.stdout.write(block);
-  });
-  return {
-    tap: { begin: (node) => merger.begin(node), data: (node, chunk) => merger.push(node, chunk) },
-    onGone: (f) => { gone = f; },
-    end: async () => {
-      if (!closed && process.stdout.writableLength > 0) await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);
-    },
-    notes: () => [
-      ...merger.notes,
-      ...(dropped ? [`standard output: its reader fell behind; ${dropped} blocks were not written to it (the saved session has them)`] : []),
-    ],
-    close: () => { process.stdout.off('error', onError); },
-  };
+  return { follower: svc.followCapture(sessionId, process.stdout), close: () => { process.stdout.off('error', onError); } };
 }
 
 async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<number> {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import type {
   ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, NodeCounters, SessionSummary, TargetChoice,
@@ -22,6 +22,7 @@ import { SessionStore, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
 import { exportCapture } from '../export/index.js';
 import { findWireshark, followInWireshark, openFileInWireshark } from './wireshark.js';
+import { followCapture, type FollowOptions, type Follower, type GrowingFiles } from './follow.js';
 import { compileFilter, compileFilterPlan, checkFilter, type CompiledFilter } from '../filter/index.js';
 import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
 
@@ -57,14 +58,8 @@ interface LiveSession {
   finished: Promise<SessionSummary> | null;
   sorted: Map<string, { version: number; rows: Flow[] }>;
   pods: Map<string, PodRef>;
-  tap: StreamTap | null;
-}
-
-/** The bytes of a live capture's node streams as they arrive, in-process only (`tapscope capture --out -`). */
-export interface StreamTap {
-  /** a new stream of the node begins (the first, or one after a reconnect) */
-  begin(node: string): void;
-  data(node: string, chunk: Buffer): void;
+  /** readers following the node files (capture --out -, Open in Wireshark) */
+  followers: Set<Follower>;
 }
 
 const MAX_LIMIT = 10_000;
@@ -175,13 +170,12 @@ export class CoreService implements ApiCalls {
 
   async startCapture(
     req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string },
-    local: { tap?: StreamTap } = {},
   ): Promise<SessionSummary> {
     const target = await this.target(req.target);
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(), pods: new Map(), tap: local.tap ?? null,
+      sorted: new Map(), pods: new Map(), followers: new Set(),
     };
     this.live.set(rec.id, ls);
     try {
@@ -233,15 +227,13 @@ export class CoreService implements ApiCalls {
     }
     writer.beginStream();
     const w = writer;
-    const tap = ls.tap;
-    tap?.begin(node);
     const parser = new PcapngParser();
     // why the packet sink too: packets are read in place, without a block object each (as for files)
     const feed = ls.analyzer.sinks(node);
     let broken = false;
     stream.on('data', (chunk: Buffer) => {
       w.write(chunk);
-      tap?.data(node, chunk);
+      for (const f of ls.followers) f.wake();
       if (broken) return;
       try {
         parser.push(chunk, feed.block, feed.packet, feed.record);
@@ -289,6 +281,7 @@ export class CoreService implements ApiCalls {
       // why: let the last 'data'/'end' events of the streams run before the files are closed.
       await new Promise((r) => setImmediate(r));
       for (const w of ls.writers.values()) w.close();
+      for (const f of ls.followers) { f.pin(); f.wake(); }
       await ls.target.close().catch(() => undefined);
       const meta = [...ls.analyzer.nodes.values()][0];
       const rec = await this.store.finish(ls.id, {
@@ -320,6 +313,32 @@ export class CoreService implements ApiCalls {
     if (!ls) return this.summaryOf(this.store.get(sessionId));
     await ls.handle?.done;
     return this.finishLive(ls);
+  }
+
+  /**
+   * Follows a live capture's node files into `out`, merged into one pcapng section, from the first block until the
+   * capture has ended and every file is read (follow.ts): `tapscope capture --out -`. In-process only.
+   */
+  followCapture(sessionId: string, out: Writable, opts: Omit<FollowOptions, 'pollMs'> = {}): Follower {
+    const ls = this.live.get(sessionId);
+    if (!ls || ls.finished) throw new TapscopeError('E_USAGE', `session ${sessionId} is not a running capture`);
+    const f = followCapture(this.liveFiles(ls), out, opts);
+    this.track(ls, f);
+    return f;
+  }
+
+  private liveFiles(ls: LiveSession): GrowingFiles {
+    return {
+      files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path, written: w.bytesWritten })),
+      ended: () => ls.finished !== null && [...ls.writers.values()].every((w) => w.closed),
+    };
+  }
+
+  private track(ls: LiveSession, f: Follower): void {
+    ls.followers.add(f);
+    // (what the merge leaves out is what the helper never writes: big-endian sections, simple packet blocks; and a
+    // read error ends only this follow, never the capture)
+    void f.done.catch(() => undefined).finally(() => ls.followers.delete(f));
   }
 
   /** Node statuses of a live capture (the CLI reports failures from them). */
@@ -606,13 +625,8 @@ export class CoreService implements ApiCalls {
     const filter = req.filter?.trim() ? req.filter : undefined;
     const ls = this.live.get(req.sessionId);
     if (ls && !ls.finished && !filter) {
-      const run = followInWireshark(bin, {
-        files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path, written: w.bytesWritten })),
-        ended: () => ls.finished !== null && [...ls.writers.values()].every((w) => w.closed),
-      });
-      // (what the merge leaves out is what the helper never writes: big-endian sections, simple packet blocks; and a
-      // read error ends only this pipe, never the capture)
-      void run.done.catch(() => undefined);
+      const run = followInWireshark(bin, this.liveFiles(ls));
+      this.track(ls, run.follower);
       return { live: true };
     }
     const rec = this.store.get(req.sessionId);

@@ -78,13 +78,13 @@ describe('followInWireshark', () => {
     ended = true;
     // as the session's finish does: the other node's file appended to the first node's, which is not its stream
     appendFileSync(files['node-a'], readFileSync(files['node-b']));
-    await ws.done;
+    await ws.follower.done;
     if (ws.child.exitCode === null) await once(ws.child, 'exit');
     const names = await interfaceNames(out);
     expect(names.filter((n) => n === 'node-a/eth0')).toHaveLength(9);
     expect(names.filter((n) => n === 'node-b/eth0')).toHaveLength(9);
     expect(names).toHaveLength(18);
-    expect(ws.notes).toEqual([]);
+    expect(ws.follower.notes).toEqual([]);
   });
 });
 
@@ -102,7 +102,7 @@ describe('followInWireshark on a large capture and a slow reader', () => {
     process.on('warning', onWarning);
     try {
       const ws = followInWireshark(reader, { files: () => [{ node: 'n', path: file, written: statSync(file).size }], ended: () => true }, 10);
-      await ws.done;
+      await ws.follower.done;
       // (only its own exit listener is left, after ~28 waits for the pipe)
       expect(ws.child.listenerCount('exit')).toBe(1);
     } finally {
