@@ -5,7 +5,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
@@ -226,22 +227,30 @@ describe('stopping the CLI capture', () => {
   });
 });
 
+/** `capture ... --out -` started with its standard output piped and not yet read; its standard error collected. */
+function stdoutCapture([cmd, argv]: [string, string[]], env: NodeJS.ProcessEnv): {
+  cap: ChildProcessByStdio<null, Readable, Readable>; exited: Promise<number | null>; stderr(): string; waitUntil(what: string, f: () => boolean): Promise<void>;
+} {
+  const cap = spawn(cmd, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let err = '';
+  cap.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((r) => cap.on('close', r));
+  const waitUntil = async (what: string, f: () => boolean): Promise<void> => {
+    for (let i = 0; i < 600 && !f(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!f()) throw new Error(`timed out waiting for ${what}: ${err}`);
+  };
+  return { cap, exited, stderr: () => err, waitUntil };
+}
+
 describe('capture --out - (live to standard output, for Wireshark)', () => {
   it('streams one pcapng section as packets arrive, saves the session too, and stops when its reader goes away', async () => {
     const env = { ...process.env, TAPSCOPE_HOME: join(dir, 'stdout-home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
     const [cmd, argv] = cliArgv(['capture', '--mode', 'afpacket', '--out', '-']);
-    const cap = spawn(cmd, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const { cap, exited, stderr, waitUntil } = stdoutCapture([cmd, argv], env);
     const chunks: Buffer[] = [];
-    let err = '';
     cap.stdout.on('data', (d: Buffer) => chunks.push(d));
-    cap.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const exited = new Promise<number | null>((r) => cap.on('close', r));
-    const waitUntil = async (what: string, f: () => boolean): Promise<void> => {
-      for (let i = 0; i < 300 && !f(); i++) await new Promise((r) => setTimeout(r, 100));
-      if (!f()) throw new Error(`timed out waiting for ${what}: ${err}`);
-    };
-    await waitUntil('capturing', () => err.includes(': capturing'));
-    expect(err).toMatch(/into standard output \(pcapng\), saved as \//);
+    await waitUntil('capturing', () => stderr().includes(': capturing'));
+    expect(stderr()).toMatch(/into standard output \(pcapng\), saved as \//);
     const sni = 'curl.tapscope.test';
     const request = (path: string) => tlsClient('curl').request(lab, `https://${sni}:8443${path}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
     const r = await request('/live-to-stdout');
@@ -250,7 +259,7 @@ describe('capture --out - (live to standard output, for Wireshark)', () => {
     // process records, so the name can only come from the packet)
     await waitUntil('the ClientHello on stdout', () => Buffer.concat(chunks).includes(sni));
     process.kill(-cap.pid!, 'SIGINT');
-    expect(await exited, err).toBe(0);
+    expect(await exited, stderr()).toBe(0);
     const f = join(dir, 'from-stdout.pcapng');
     writeFileSync(f, Buffer.concat(chunks));
     const blocks = parseBuffer(readFileSync(f));
@@ -285,17 +294,9 @@ describe('capture --out - (live to standard output, for Wireshark)', () => {
 
   it('gives a reader that falls far behind every packet the session saved, also after the capture stopped', async () => {
     const env = { ...process.env, TAPSCOPE_HOME: join(dir, 'slow-stdout-home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-    const [cmd, argv] = cliArgv(['capture', '--mode', 'afpacket', '--iface', 'eth0', '--out', '-']);
-    const cap = spawn(cmd, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let err = '';
-    cap.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const exited = new Promise<number | null>((r) => cap.on('close', r));
-    const waitUntil = async (what: string, f: () => boolean): Promise<void> => {
-      for (let i = 0; i < 600 && !f(); i++) await new Promise((r) => setTimeout(r, 100));
-      if (!f()) throw new Error(`timed out waiting for ${what}: ${err}`);
-    };
+    const { cap, exited, stderr, waitUntil } = stdoutCapture(cliArgv(['capture', '--mode', 'afpacket', '--iface', 'eth0', '--out', '-']), env);
     // (standard output is not read yet: the reader is stalled, as a Wireshark busy dissecting would be)
-    await waitUntil('capturing', () => err.includes(': capturing'));
+    await waitUntil('capturing', () => stderr().includes(': capturing'));
     // 160 MB over the lab's veth, far more than any buffer between the capture and its reader (paced: the capture
     // ring keeps up)
     const MB = 160;
@@ -311,19 +312,19 @@ describe('capture --out - (live to standard output, for Wireshark)', () => {
     ].join('\n')], { timeoutMs: 120_000 });
     expect(client.stdout.trim(), client.stderr).toBe(String(MB << 20));
     process.kill(-cap.pid!, 'SIGINT');
-    await waitUntil('stopping', () => err.includes('stopping'));
+    await waitUntil('stopping', () => stderr().includes('stopping'));
     // the reader catches up only now
     const chunks: Buffer[] = [];
     cap.stdout.on('data', (d: Buffer) => chunks.push(d));
-    expect(await exited, err).toBe(0);
-    expect(err).not.toMatch(/fell behind|not written/);
+    expect(await exited, stderr()).toBe(0);
+    expect(stderr()).not.toMatch(/fell behind|not written/);
     const packets = (bytes: Buffer): number => parseBuffer(bytes).filter((b) => b.type === 'epb').length;
     const sessions = await runCli(['sessions', '--json'], env);
     const s = sessions.stdout.trim().split('\n').map((l) => JSON.parse(l) as SessionSummary)[0]!;
     const file = readFileSync(s.file);
     const saved = packets(file);
     // (well past the 64 MiB that a reader could fall behind before: the ring may drop some of a burst, never this much)
-    expect(file.length, err).toBeGreaterThan(96 << 20);
+    expect(file.length, stderr()).toBeGreaterThan(96 << 20);
     expect(saved).toBeGreaterThan(1000);
     expect(packets(Buffer.concat(chunks))).toBe(saved);
   }, 240_000);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { CoreService } from '../../src/service/core-service.js';
+import type { Follower } from '../../src/service/follow.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { parseBuffer } from '../../src/pcapng/reader.js';
 import type { CaptureHandlers, CaptureTarget } from '../../src/targets/target.js';
@@ -68,15 +69,21 @@ const perNode = (bytes: Buffer): Record<string, number> => {
   return count;
 };
 
+/** A capture through the stand-in target, followed by a stalled reader, with node-a's stream begun. */
+async function followed(): Promise<{ t: ReturnType<typeof standIn>; svc: CoreService; id: string; reader: ReturnType<typeof stalledReader>; follower: Follower; a: PassThrough }> {
+  const t = standIn();
+  const svc = new CoreService({ store: new SessionStore(join(dir, 'sessions')), createTarget: () => t.target });
+  const s = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
+  const reader = stalledReader();
+  const follower = svc.followCapture(s.id, reader.out);
+  const a = new PassThrough();
+  t.handlers().onStream('node-a', a);
+  return { t, svc, id: s.id, reader, follower, a };
+}
+
 describe('CoreService.followCapture', () => {
   it('gives a stalled reader every node\'s packets, also a node whose file the session\'s finish merged away meanwhile', async () => {
-    const t = standIn();
-    const svc = new CoreService({ store: new SessionStore(join(dir, 'sessions')), createTarget: () => t.target });
-    const s = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
-    const reader = stalledReader();
-    const follower = svc.followCapture(s.id, reader.out);
-    const a = new PassThrough();
-    t.handlers().onStream('node-a', a);
+    const { t, svc, id, reader, follower, a } = await followed();
     a.write(packets('node-a', 200));
     // the follower is now waiting for the stalled reader (its first chunk filled the writable)
     await new Promise((r) => setTimeout(r, 50));
@@ -88,7 +95,7 @@ describe('CoreService.followCapture', () => {
     a.end();
     b.end();
     t.finish();
-    const summary = await svc.waitForCapture(s.id);
+    const summary = await svc.waitForCapture(id);
     expect(summary.packets).toBe(350);
     reader.go();
     expect(await follower.done).toEqual({ gone: false });
@@ -100,20 +107,14 @@ describe('CoreService.followCapture', () => {
   });
 
   it('ends at once, without the rest, when the reader goes away; the capture keeps everything', async () => {
-    const t = standIn();
-    const svc = new CoreService({ store: new SessionStore(join(dir, 'sessions')), createTarget: () => t.target });
-    const s = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
-    const reader = stalledReader();
-    const follower = svc.followCapture(s.id, reader.out);
-    const a = new PassThrough();
-    t.handlers().onStream('node-a', a);
+    const { t, svc, id, reader, follower, a } = await followed();
     a.write(packets('node-a', 300));
     await new Promise((r) => setTimeout(r, 50));
     reader.out.destroy();
     expect(await follower.done).toEqual({ gone: true });
     a.end();
     t.finish();
-    expect((await svc.waitForCapture(s.id)).packets).toBe(300);
+    expect((await svc.waitForCapture(id)).packets).toBe(300);
     await svc.close();
   });
 
