@@ -75,6 +75,16 @@ describe('capture from the UI', () => {
     for (const c of clients) {
       await expect.poll(rowsText, { timeout: 30_000, interval: 200 }).toContain(`${c.name}.tapscope.test`);
     }
+    // the plaintext mark: curl's own hook (filled); Java's exchange was read on the hooked server's side only (outlined,
+    // and the hover says which side)
+    const row = (name: string) => page.getByTestId('flow-row').filter({ hasText: `${name}.tapscope.test` });
+    await expect.poll(async () => row('curl').getByTestId('pt-mark').getAttribute('class')).not.toMatch(/\bother\b/);
+    if (clients.some((c) => c.name === 'java')) {
+      await expect.poll(async () => row('java').getByTestId('pt-mark').getAttribute('class'), { timeout: 10_000 }).toMatch(/\bother\b/);
+      const title = (await row('java').getByTestId('tls-badge').getAttribute('title')) ?? '';
+      expect(title).toMatch(/^client java-jsse .*no plaintext: java-jsse has no hook/m);
+      expect(title).toMatch(/^server openssl \(via hook.*plaintext captured$/m);
+    }
     expect(await page.locator('.pill.live, .live').count()).toBeGreaterThan(0);
     expect(await page.getByTestId('counters').textContent()).toMatch(/[1-9][\d,]* flows/);
     expect(await page.getByTestId('drops').textContent()).toMatch(/dropped/);

@@ -29,11 +29,19 @@ describe('rowView', () => {
     const none = rowView(flow({ app: 'tls', tls: tls as Flow['tls'], pod: { namespace: 'shop', name: 'cart-1' } }));
     expect(none).toMatchObject({ owner: 'shop/cart-1', proto: 'tls', host: 'example.org' });
     expect(none.tls).toMatchObject({ library: 'openssl', plaintext: false });
-    expect(none.tlsTitle).toBe('openssl (via hook, 90%) — no plaintext: process started before capture');
+    expect(none.tlsTitle).toBe('client openssl (via hook, 90%) — no plaintext: process started before capture');
     const captured = rowView(flow({ app: 'tls', tls: { ...tls, client: { ...side, plaintext: true, reason: null } } as Flow['tls'] }));
     expect(captured.tls?.plaintext).toBe(true);
     expect(captured.tls?.icon).not.toBe(none.tls?.icon);
     expect(captured.tlsTitle).toContain('plaintext captured');
+    expect(captured.tls?.otherSide).toBe(false);
+    // an un-hooked client talking to a hooked server: the exchange is readable, from the server's side only, and the
+    // cell says so rather than crediting the client's library
+    const java = { library: 'java-jsse', via: 'process', confidence: 0.9, plaintext: false, reason: 'java-jsse has no hook' };
+    const server = { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, reason: null };
+    const peer = rowView(flow({ app: 'tls', tls: { ...tls, client: java, server } as Flow['tls'] }));
+    expect(peer.tls).toMatchObject({ library: 'java-jsse', plaintext: true, otherSide: true });
+    expect(peer.tlsTitle).toBe('client java-jsse (via process, 90%) — no plaintext: java-jsse has no hook\nserver openssl (via hook, 100%) — plaintext captured');
     const unknown = rowView(flow({ app: 'tls', tls: { ...tls, sni: null, client: null } as Flow['tls'], http: [{ method: 'GET', host: 'h.test', path: '/', status: 200 }] }));
     expect(unknown).toMatchObject({ host: 'h.test', tlsTitle: 'TLS, library not identified' });
     expect(unknown.tls?.library).toBe('unknown');

@@ -1,11 +1,15 @@
 // Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
 // page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
-import type { Flow } from '../../../src/model/flow.js';
+import type { Flow, TlsSideVerdict } from '../../../src/model/flow.js';
 import { formatBytes, formatEndpoint, formatTime } from './format.js';
 
 export interface RowTls {
+  /** the client's library, else the server's */
   library: string;
+  /** the exchange's plaintext was captured, on either side */
   plaintext: boolean;
+  /** plaintext captured only on the side whose library is not the one shown (e.g. an un-hooked Java client talking to a hooked server) */
+  otherSide: boolean;
   /** SVG path of the lock or unlock icon (the Icon component's 16px grid). */
   icon: string;
 }
@@ -19,7 +23,7 @@ export interface RowView {
   proto: string;
   host: string;
   tls: RowTls | null;
-  /** Hover text of the TLS cell: library, how it was identified, and why no plaintext. */
+  /** Hover text of the TLS cell: a line per side, its library, how it was identified, and why no plaintext. */
   tlsTitle: string;
   bytes: string;
 }
@@ -39,14 +43,15 @@ export function rowView(f: Flow): RowView {
   return v;
 }
 
+const sideLine = (role: string, v: TlsSideVerdict): string =>
+  `${role} ${v.library} (via ${v.via}, ${Math.round(v.confidence * 100)}%) — ${v.plaintext ? 'plaintext captured' : `no plaintext: ${v.reason ?? 'unknown reason'}`}`;
+
 function build(f: Flow): RowView {
-  const verdict = f.tls ? (f.tls.client ?? f.tls.server) : null;
+  const shown = f.tls ? (f.tls.client ?? f.tls.server) : null;
   const plaintext = !!f.tls && !!(f.tls.client?.plaintext || f.tls.server?.plaintext);
-  const tlsTitle = verdict
-    ? `${verdict.library} (via ${verdict.via}, ${Math.round(verdict.confidence * 100)}%) — ${plaintext ? 'plaintext captured' : `no plaintext: ${verdict.reason ?? 'unknown reason'}`}`
-    : f.tls
-      ? 'TLS, library not identified'
-      : 'not TLS';
+  const sides = f.tls ? [['client', f.tls.client], ['server', f.tls.server]] as const : [];
+  const lines = sides.flatMap(([role, v]) => (v ? [sideLine(role, v)] : []));
+  const tlsTitle = lines.length ? lines.join('\n') : f.tls ? 'TLS, library not identified' : 'not TLS';
   return {
     time: formatTime(f.firstSeen),
     node: f.node,
@@ -55,7 +60,7 @@ function build(f: Flow): RowView {
     dst: formatEndpoint(f.dst),
     proto: f.app === 'unknown' ? f.transport : f.app,
     host: f.tls?.sni ?? f.http[0]?.host ?? '',
-    tls: f.tls ? { library: verdict?.library ?? 'unknown', plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
+    tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
   };
