@@ -71,8 +71,11 @@ export function clock(ms: number): string {
 
 export function flowRow(f: Flow): string[] {
   const v = f.tls?.client;
+  const server = f.tls?.server;
+  // (the exchange may still be readable: an un-hooked client talking to a hooked server)
+  const peer = !v?.plaintext && server?.plaintext ? `; plaintext from the server's ${server.library} hook` : '';
   const tlsCol = f.tls
-    ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${v?.plaintext ? 'plaintext' : 'encrypted'}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}`
+    ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${v?.plaintext ? 'plaintext' : 'encrypted'}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}${peer}`
     : '';
   const what = f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? '';
   const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';

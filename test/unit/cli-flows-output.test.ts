@@ -1,0 +1,32 @@
+// The `tapscope flows` table's TLS CLIENT column: the client's library, how it was found, plaintext or not and why,
+// and, when only the server's hook captured the exchange, that it is still readable and from where.
+import { describe, expect, it } from 'vitest';
+import { flowRow } from '../../src/cli/flows-output.js';
+import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
+
+const side = (library: string, via: TlsSideVerdict['via'], plaintext: boolean, reason: string | null = null): TlsSideVerdict =>
+  ({ library, via, confidence: 0.9, plaintext, reason }) as TlsSideVerdict;
+
+function flow(client: TlsSideVerdict | null, server: TlsSideVerdict | null): Flow {
+  return {
+    id: 'f1', transport: 'tcp', src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 443 },
+    firstSeen: 1_732_620_000_123, lastSeen: 1_732_620_001_000, packets: 9, bytes: 4096,
+    process: { pid: 42, comm: 'java' }, node: 'node-a', pod: null, app: 'tls', http: [],
+    tls: { sni: 'api.test', alpn: [], version: null, cipher: null, ja3: null, ja3Hash: null, ja4: null, client, server },
+  } as unknown as Flow;
+}
+
+const tlsColumn = (f: Flow): string => flowRow(f).at(-1)!;
+
+describe('flowRow TLS CLIENT column', () => {
+  it('says plaintext for a hooked client, and why not for one without', () => {
+    expect(tlsColumn(flow(side('openssl', 'hook', true), side('openssl', 'hook', true)))).toBe('openssl/hook plaintext');
+    expect(tlsColumn(flow(side('go-crypto-tls', 'process', false, 'hook attached late'), null))).toBe('go-crypto-tls/process encrypted (hook attached late)');
+  });
+
+  it('names the server hook that made an un-hooked client\'s exchange readable', () => {
+    const col = tlsColumn(flow(side('java-jsse', 'process', false, 'java-jsse has no hook'), side('openssl', 'hook', true)));
+    expect(col).toBe("java-jsse/process encrypted (java-jsse has no hook); plaintext from the server's openssl hook");
+    expect(tlsColumn(flow(side('java-jsse', 'process', false, 'java-jsse has no hook'), side('openssl', 'fingerprint', false, 'x')))).not.toContain('server');
+  });
+});
