@@ -54,9 +54,15 @@ export function followCapture(src: GrowingFiles, out: Writable, opts: FollowOpti
   out.on('close', lost);
   opts.signal?.addEventListener('abort', lost);
   let full = false;
-  const merger = new LiveSectionMerger((block) => {
-    if (!gone && !out.write(block)) full = true;
-  }, opts.app);
+  // why a batch: one write per read (up to 1 MiB of blocks), not one per block
+  let batch: Buffer[] = [];
+  const merger = new LiveSectionMerger((block) => { batch.push(block); }, opts.app);
+  const flush = (): void => {
+    if (batch.length === 0) return;
+    const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
+    batch = [];
+    if (!gone && !out.write(bytes)) full = true;
+  };
   const open = new Map<string, { fd: number; at: number; node: string; written: number }>();
   const pin = (): void => {
     for (const f of src.files()) {
@@ -101,6 +107,7 @@ export function followCapture(src: GrowingFiles, out: Writable, opts: FollowOpti
             o.at += n;
             read = true;
             merger.push(o.node, chunk.subarray(0, n));
+            flush();
             if (full && !gone) {
               full = false;
               // (the listeners that lose are removed: thousands of waits on a large capture must not pile up)
