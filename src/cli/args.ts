@@ -19,7 +19,8 @@ export const USAGE = `Usage:
 FILE is a pcapng/pcap path, - for standard input (\`tcpdump -w - | tapscope flows -\`), or a session id (see
 \`tapscope sessions\`).
 capture --out - writes the capture to standard output as it arrives (\`... --out - | wireshark -k -i -\`), the
-nodes merged into one pcapng section; it is saved as a session too. export --out - writes to standard output.
+nodes merged into one pcapng section; it is saved as a session too, and a slow reader gets all of it, after the
+capture has stopped if need be. export --out - writes to standard output.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =

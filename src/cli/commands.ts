@@ -326,7 +326,12 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     svc.on('nodeStatus', ({ status }) => { if (status.phase === 'failed') failed = [...failed, status]; });
     const summary = await svc.waitForCapture(started.id);
     // (a reader slower than the capture still gets all of it: the saved files are followed to their end)
-    if (pipe && !(await pipe.follower.done).gone && process.stdout.writableLength > 0) {
+    const behind = pipe ? setTimeout(() => {
+      err(`tapscope: the capture has stopped (saved as ${outPath}); standard output's reader is behind and still gets the rest of it; Ctrl-C again leaves it unfinished\n`);
+    }, 1000) : null;
+    const piped = pipe ? await pipe.follower.done : null;
+    if (behind) clearTimeout(behind);
+    if (piped && !piped.gone && process.stdout.writableLength > 0) {
       await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);
     }
     printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);

@@ -312,7 +312,9 @@ describe('capture --out - (live to standard output, for Wireshark)', () => {
     ].join('\n')], { timeoutMs: 120_000 });
     expect(client.stdout.trim(), client.stderr).toBe(String(MB << 20));
     process.kill(-cap.pid!, 'SIGINT');
-    await waitUntil('stopping', () => stderr().includes('stopping'));
+    // the capture ends and is saved while its reader is still behind, and the CLI says it is waiting for the reader
+    await waitUntil('the note that the reader is behind', () => stderr().includes("standard output's reader is behind"));
+    expect(stderr()).toMatch(/the capture has stopped \(saved as \S+\); standard output's reader is behind and still gets the rest of it/);
     // the reader catches up only now
     const chunks: Buffer[] = [];
     cap.stdout.on('data', (d: Buffer) => chunks.push(d));
