@@ -79,7 +79,13 @@ async function spoolStdin(): Promise<string> {
 async function predicate(filter: string | undefined): Promise<((f: Flow) => boolean) | null> {
   if (!filter || !filter.trim()) return null;
   const { compileFilter } = await import('../filter/index.js');
-  return compileFilter(filter);
+  try {
+    return compileFilter(filter);
+  } catch (e) {
+    // (main prints the filter under the error with a mark at the bad token, as tshark does)
+    if (e instanceof TapscopeError && e.code === 'E_FILTER_SYNTAX') throw new TapscopeError(e.code, e.message, { ...e.details, filter });
+    throw e;
+  }
 }
 
 function printNotes(notes: string[]): void {

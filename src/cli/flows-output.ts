@@ -84,3 +84,12 @@ export function flowRow(f: Flow): string[] {
     f.http.length ? `${f.http.length} http` : '', tlsCol,
   ];
 }
+
+/** The filter again, with ^~~ under the token a filter error points at (its 1-based position), as tshark shows it. */
+export function filterMark(details: Record<string, unknown> | undefined): string {
+  const filter = details?.filter;
+  const pos = details?.position;
+  if (typeof filter !== 'string' || typeof pos !== 'number' || pos < 1 || filter.includes('\n')) return '';
+  const token = typeof details?.token === 'string' ? details.token : '';
+  return `  ${filter}\n  ${' '.repeat(Math.min(pos - 1, filter.length))}^${'~'.repeat(Math.max(0, token.length - 1))}\n`;
+}

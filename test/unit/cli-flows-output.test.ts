@@ -1,7 +1,7 @@
 // The `tapscope flows` table's TLS CLIENT column: the client's library, how it was found, plaintext or not and why,
 // and, when only the server's hook captured the exchange, that it is still readable and from where.
 import { describe, expect, it } from 'vitest';
-import { flowRow } from '../../src/cli/flows-output.js';
+import { filterMark, flowRow } from '../../src/cli/flows-output.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
 
 const side = (library: string, via: TlsSideVerdict['via'], plaintext: boolean, reason: string | null = null): TlsSideVerdict =>
@@ -28,5 +28,16 @@ describe('flowRow TLS CLIENT column', () => {
     const col = tlsColumn(flow(side('java-jsse', 'process', false, 'java-jsse has no hook'), side('openssl', 'hook', true)));
     expect(col).toBe("java-jsse/process encrypted (java-jsse has no hook); plaintext from the server's openssl hook");
     expect(tlsColumn(flow(side('java-jsse', 'process', false, 'java-jsse has no hook'), side('openssl', 'fingerprint', false, 'x')))).not.toContain('server');
+  });
+});
+
+describe('filterMark', () => {
+  it('marks the token a filter error points at, as tshark does', () => {
+    expect(filterMark({ filter: 'tls.foo == 1', position: 1, token: 'tls.foo' })).toBe('  tls.foo == 1\n  ^~~~~~~\n');
+    expect(filterMark({ filter: 'a == 1 &&& b', position: 9, token: '&' })).toBe('  a == 1 &&& b\n          ^\n');
+    // (past the end: the mark sits just after the last character)
+    expect(filterMark({ filter: 'dst.port ==', position: 12, token: '' })).toBe('  dst.port ==\n             ^\n');
+    expect(filterMark({ position: 3 })).toBe('');
+    expect(filterMark({ filter: 'a\nb', position: 3 })).toBe('');
   });
 });
