@@ -60,6 +60,8 @@ interface LiveSession {
   pods: Map<string, PodRef>;
   /** readers following the node files (capture --out -, Open in Wireshark) */
   followers: Set<Follower>;
+  /** the finish has pinned its followers' files and is about to merge them: no new follower can start */
+  pinned: boolean;
 }
 
 const MAX_LIMIT = 10_000;
@@ -175,7 +177,7 @@ export class CoreService implements ApiCalls {
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(), pods: new Map(), followers: new Set(),
+      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false,
     };
     this.live.set(rec.id, ls);
     try {
@@ -281,6 +283,7 @@ export class CoreService implements ApiCalls {
       // why: let the last 'data'/'end' events of the streams run before the files are closed.
       await new Promise((r) => setImmediate(r));
       for (const w of ls.writers.values()) w.close();
+      ls.pinned = true;
       for (const f of ls.followers) { f.pin(); f.wake(); }
       await ls.target.close().catch(() => undefined);
       const meta = [...ls.analyzer.nodes.values()][0];
@@ -321,7 +324,9 @@ export class CoreService implements ApiCalls {
    */
   followCapture(sessionId: string, out: Writable, opts: Omit<FollowOptions, 'pollMs'> = {}): Follower {
     const ls = this.live.get(sessionId);
-    if (!ls || ls.finished) throw new TapscopeError('E_USAGE', `session ${sessionId} is not a running capture`);
+    // why not `finished`: a capture whose nodes all ended during its start begins to finish before its starter can ask
+    // to follow it; until the finish pins the files, a follower still gets all of them
+    if (!ls || ls.pinned) throw new TapscopeError('E_USAGE', `session ${sessionId} is not a running capture`);
     const f = followCapture(this.liveFiles(ls), out, opts);
     this.track(ls, f);
     return f;

@@ -97,6 +97,8 @@ describe('CoreService.followCapture', () => {
     t.finish();
     const summary = await svc.waitForCapture(id);
     expect(summary.packets).toBe(350);
+    // (saved now: a new reader would take its export)
+    expect(() => svc.followCapture(id, new PassThrough())).toThrow(/not a running capture/);
     reader.go();
     expect(await follower.done).toEqual({ gone: false });
     expect(follower.notes).toEqual([]);
@@ -115,6 +117,31 @@ describe('CoreService.followCapture', () => {
     a.end();
     t.finish();
     expect((await svc.waitForCapture(id)).packets).toBe(300);
+    await svc.close();
+  });
+
+  it('follows a capture whose nodes all ended during its start (it is finishing before the starter asks)', async () => {
+    const t = standIn();
+    const quick: CaptureTarget = {
+      ...t.target,
+      start: async (opts, h) => {
+        const handle = await t.target.start(opts, h);
+        const a = new PassThrough();
+        h.onStream('node-a', a);
+        a.end(packets('node-a', 40));
+        await new Promise((r) => setImmediate(r));
+        t.finish();
+        await handle.done;
+        return handle;
+      },
+    };
+    const svc = new CoreService({ store: new SessionStore(join(dir, 'sessions')), createTarget: () => quick });
+    const s = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
+    const chunks: Buffer[] = [];
+    const follower = svc.followCapture(s.id, new Writable({ write(c: Buffer, _e, cb) { chunks.push(c); cb(); } }));
+    expect(await follower.done).toEqual({ gone: false });
+    expect(perNode(Buffer.concat(chunks))).toEqual({ 'node-a': 40 });
+    expect((await svc.waitForCapture(s.id)).packets).toBe(40);
     await svc.close();
   });
 
