@@ -97,7 +97,8 @@ export interface ApiCalls {
 
 export interface ApiEvents {
   nodeStatus: { sessionId: string; status: NodeStatus };
-  counters: { sessionId: string; nodes: NodeCounters[]; flows: number };
+  /** `version` changes whenever anything of the capture changed (a packet, a record), also of flows already listed */
+  counters: { sessionId: string; nodes: NodeCounters[]; flows: number; version: number };
   sessionChanged: SessionSummary;
   prompt: { promptId: string; prompt: Prompt };
   shellData: { shellId: string; data: string };

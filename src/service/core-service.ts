@@ -272,7 +272,7 @@ export class CoreService implements ApiCalls {
   }
 
   private emitCounters(ls: LiveSession): void {
-    this.emit('counters', { sessionId: ls.id, nodes: this.nodeCounters(ls), flows: ls.analyzer.flowCount });
+    this.emit('counters', { sessionId: ls.id, nodes: this.nodeCounters(ls), flows: ls.analyzer.flowCount, version: ls.analyzer.version });
   }
 
   private finishLive(ls: LiveSession): Promise<SessionSummary> {

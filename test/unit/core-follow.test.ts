@@ -1,6 +1,6 @@
 // CoreService.followCapture (capture --out -, Open in Wireshark): a live capture's node files followed into one
-// merged section, for a reader that may be slower than the capture. The target is a stand-in that hands the
-// service node streams the test writes, so the order of arrival, the end and the reader's pace are the test's.
+// merged section, for a reader that may be slower than the capture. The target is a stand-in (test/lib) whose node
+// streams the test writes, so the order of arrival, the end and the reader's pace are the test's.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,32 +10,13 @@ import { CoreService } from '../../src/service/core-service.js';
 import type { Follower } from '../../src/service/follow.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { parseBuffer } from '../../src/pcapng/reader.js';
-import type { CaptureHandlers, CaptureTarget } from '../../src/targets/target.js';
+import type { CaptureTarget } from '../../src/targets/target.js';
+import { standInTarget, type StandInTarget } from '../lib/standin-target.js';
 import { CaptureBuilder } from './core-packet-builder.js';
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'tsc-follow-')); });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A target whose node streams are the test's: `handlers` once started, `finish()` ends the capture. */
-function standIn(): { target: CaptureTarget; handlers: () => CaptureHandlers; finish: () => void } {
-  let handlers: CaptureHandlers | null = null;
-  let finish = (): void => undefined;
-  const target: CaptureTarget = {
-    kind: 'local',
-    uri: 'local',
-    listNodes: async () => [],
-    preflight: async () => [],
-    openShell: async () => { throw new Error('no shells here'); },
-    close: async () => undefined,
-    start: async (_opts, h) => {
-      handlers = h;
-      const done = new Promise<void>((r) => { finish = r; });
-      return { stop: async () => finish(), done, notes: [] };
-    },
-  };
-  return { target, handlers: () => handlers!, finish: () => finish() };
-}
 
 /** `n` DNS-like UDP packets whose payload names the node. */
 function packets(node: string, n: number, size = 1000): Buffer {
@@ -70,8 +51,8 @@ const perNode = (bytes: Buffer): Record<string, number> => {
 };
 
 /** A capture through the stand-in target, followed by a stalled reader, with node-a's stream begun. */
-async function followed(): Promise<{ t: ReturnType<typeof standIn>; svc: CoreService; id: string; reader: ReturnType<typeof stalledReader>; follower: Follower; a: PassThrough }> {
-  const t = standIn();
+async function followed(): Promise<{ t: StandInTarget; svc: CoreService; id: string; reader: ReturnType<typeof stalledReader>; follower: Follower; a: PassThrough }> {
+  const t = standInTarget();
   const svc = new CoreService({ store: new SessionStore(join(dir, 'sessions')), createTarget: () => t.target });
   const s = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
   const reader = stalledReader();
@@ -121,7 +102,7 @@ describe('CoreService.followCapture', () => {
   });
 
   it('follows a capture whose nodes all ended during its start (it is finishing before the starter asks)', async () => {
-    const t = standIn();
+    const t = standInTarget();
     const quick: CaptureTarget = {
       ...t.target,
       start: async (opts, h) => {

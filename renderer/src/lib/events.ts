@@ -9,6 +9,8 @@ import { ui } from './state/ui.svelte.js';
 
 export function wireEvents(): () => void {
   const api = getApi();
+  /** the last counters version seen per session */
+  const seen = new Map<string, number>();
   const offs = [
     api.on('sessionChanged', (s) => {
       sessions.upsert(s);
@@ -17,7 +19,11 @@ export function wireEvents(): () => void {
     }),
     api.on('counters', (c) => {
       sessions.setCounters(c.sessionId, { nodes: c.nodes, flows: c.flows });
-      if (c.sessionId === flows.sessionId && c.flows !== flows.total) flows.scheduleRefresh();
+      // why the version too: a flow already on screen changes (its bytes, a request parsed, plaintext from a hook
+      // record that came after its ClientHello) without the flow count changing
+      const changed = seen.get(c.sessionId) !== c.version;
+      seen.set(c.sessionId, c.version);
+      if (c.sessionId === flows.sessionId && (changed || c.flows !== flows.total)) flows.scheduleRefresh();
     }),
     api.on('nodeStatus', (n) => sessions.setNodeStatus(n.sessionId, n.status)),
     api.on('prompt', (p) => prompts.push(p)),

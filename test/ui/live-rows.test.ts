@@ -1,0 +1,62 @@
+// UI: rows of a live capture follow their flows. A flow already on screen changes without the flow count changing
+// (more packets, plaintext from a hook record that arrives after its ClientHello); the table shows it. In Chromium
+// over web mode, with the real CoreService and a stand-in target whose node stream the test writes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoreService } from '../../src/service/core-service.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { CaptureBuilder, fixtureClientHello, tcpConversation } from '../unit/core-packet-builder.js';
+import { standInTarget } from '../lib/standin-target.js';
+import { openUi, type UiHarness } from './support.js';
+
+let home: string;
+let service: CoreService;
+let ui: UiHarness;
+const stream = new PassThrough();
+const b = new CaptureBuilder();
+const client = { ip: '10.44.0.1', port: 41000 };
+const server = { ip: '10.44.0.2', port: 443 };
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), 'tsu-live-rows-'));
+  const t = standInTarget();
+  service = new CoreService({ store: new SessionStore(join(home, 'sessions')), createTarget: () => t.target, countersIntervalMs: 200 });
+  const s = await service.startCapture({ target: 'local', mode: 'ebpf', ifaces: [] });
+  t.handlers().onStream('node-1', stream);
+  b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+  tcpConversation(b, client, server, [fixtureClientHello()], []);
+  stream.write(b.take());
+  ui = await openUi(service, { openSessionId: s.id });
+});
+
+afterAll(async () => {
+  stream.end();
+  await ui?.close().catch(() => undefined);
+  await service?.close().catch(() => undefined);
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+describe('live rows', () => {
+  it('shows the plaintext a hook record brings to a listed flow after its ClientHello, though no flow was added', async () => {
+    const { page } = ui;
+    const row = page.getByTestId('flow-row').first();
+    await row.waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('flow-row').count()).toBe(1);
+    const badge = row.getByTestId('tls-badge');
+    await expect.poll(() => badge.getAttribute('data-plaintext'), { timeout: 10_000 }).toBe('no');
+    // (past the page's first loads, several counters later: what changes the row from here on is the live update)
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await badge.getAttribute('data-plaintext')).toBe('no');
+    // the client's hook record comes after the ClientHello (as it does: the helper defers a record until it knows the
+    // connection), with the request it carried; the flow count stays 1
+    b.tls(client, server, 'out', Buffer.from('GET /late HTTP/1.1\r\nHost: api.test\r\n\r\n'), { pid: 77, comm: 'curl', lib: 'openssl' });
+    stream.write(b.take());
+    await expect.poll(() => badge.getAttribute('data-plaintext'), { timeout: 15_000 }).toBe('yes');
+    expect(await row.getByTestId('pt-mark').getAttribute('class')).not.toMatch(/\bother\b/);
+    expect(await page.getByTestId('flow-row').count()).toBe(1);
+    expect(ui.pageErrors).toEqual([]);
+  }, 60_000);
+});
