@@ -1,6 +1,7 @@
-// UI: rows of a live capture follow their flows. A flow already on screen changes without the flow count changing
-// (more packets, plaintext from a hook record that arrives after its ClientHello); the table shows it. In Chromium
-// over web mode, with the real CoreService and a stand-in target whose node stream the test writes.
+// UI: the rows of a live capture follow their flows, and so does an open detail. A listed flow changes without the
+// flow count changing (plaintext from a hook record that arrives after its ClientHello, a new request); the table
+// and the detail show it. Also: the detail closes. In Chromium over web mode, with the real CoreService and a
+// stand-in target whose node stream the test writes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,4 +60,32 @@ describe('live rows', () => {
     expect(await page.getByTestId('flow-row').count()).toBe(1);
     expect(ui.pageErrors).toEqual([]);
   }, 60_000);
+});
+
+describe('the detail pane', () => {
+  it('opens on a row and closes with its close button and with Escape', async () => {
+    const { page } = ui;
+    const row = page.getByTestId('flow-row').first();
+    for (const close of ['button', 'Escape'] as const) {
+      await row.click();
+      await page.getByTestId('detail').waitFor({ timeout: 10_000 });
+      if (close === 'button') await page.getByRole('button', { name: 'Close detail' }).click();
+      else await page.getByTestId('flow-scroller').press('Escape');
+      await expect.poll(() => page.getByTestId('detail').count(), { timeout: 5_000 }).toBe(0);
+    }
+  });
+});
+
+describe('the detail of a live flow', () => {
+  it('follows the flow: a request that arrives while it is open is counted and listed', async () => {
+    const { page } = ui;
+    await page.getByTestId('flow-row').first().click();
+    const http = page.getByTestId('tab-http');
+    await expect.poll(async () => (await http.textContent())?.trim(), { timeout: 10_000 }).toBe('HTTP 1');
+    b.tls(client, server, 'out', Buffer.from('GET /while-open HTTP/1.1\r\nHost: api.test\r\n\r\n'), { pid: 77, comm: 'curl', lib: 'openssl' });
+    stream.write(b.take());
+    await expect.poll(async () => (await http.textContent())?.trim(), { timeout: 15_000 }).toBe('HTTP 2');
+    await http.click();
+    await expect.poll(async () => (await page.getByTestId('detail').textContent()) ?? '', { timeout: 5_000 }).toContain('/while-open');
+  });
 });

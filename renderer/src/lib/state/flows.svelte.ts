@@ -193,6 +193,13 @@ export class FlowsState {
     this.cache = keep;
     this.answered = true;
     this.version++;
+    // why: an open detail follows its live flow as the rows do (a new request, plaintext, its counts)
+    const sel = this.selected;
+    const row = sel && this.selectedIndex >= 0 ? keep.row(this.selectedIndex) : undefined;
+    if (sel && row && row.id === sel.id && rowChanged(sel, row)) {
+      this.selected = row;
+      void this.loadDetail();
+    }
   }
 
   /** Live updates arrive about once a second per node; coalesce them. */
@@ -237,10 +244,9 @@ export class FlowsState {
     this.select(this.selectedIndex < 0 ? 0 : this.selectedIndex + delta);
   }
 
+  /** Closes the detail pane: the pane shows while a row is selected, so the selection goes too. */
   closeDetail(): void {
-    this.detailSeq++;
-    this.detail = null;
-    this.detailError = null;
+    this.clearSelection();
   }
 
   private async loadDetail(): Promise<void> {
@@ -260,6 +266,12 @@ export class FlowsState {
       if (seq === this.detailSeq) this.detailError = (e as Error).message;
     }
   }
+}
+
+/** What the detail pane shows of a flow changed between two reads of its row. */
+function rowChanged(a: Flow, b: Flow): boolean {
+  return a.packets !== b.packets || a.bytes !== b.bytes || a.lastSeen !== b.lastSeen || a.http.length !== b.http.length || a.app !== b.app
+    || a.process?.pid !== b.process?.pid || a.tls?.client?.plaintext !== b.tls?.client?.plaintext || a.tls?.server?.plaintext !== b.tls?.server?.plaintext;
 }
 
 export const flows = new FlowsState();
