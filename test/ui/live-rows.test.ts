@@ -69,10 +69,25 @@ describe('the detail pane', () => {
     for (const close of ['button', 'Escape'] as const) {
       await row.click();
       await page.getByTestId('detail').waitFor({ timeout: 10_000 });
+      // the table narrows beside the pane, and its last column (bytes) still fits in it, down to a 1280-pixel window
+      for (const width of [1440, 1280]) {
+        await page.setViewportSize({ width, height: 900 });
+        const table = await page.getByTestId('flow-scroller').boundingBox();
+        const bytes = await row.locator('.num').boundingBox();
+        expect(bytes!.x + bytes!.width, `${width} px`).toBeLessThanOrEqual(table!.x + table!.width);
+      }
       if (close === 'button') await page.getByRole('button', { name: 'Close detail' }).click();
       else await page.getByTestId('flow-scroller').press('Escape');
       await expect.poll(() => page.getByTestId('detail').count(), { timeout: 5_000 }).toBe(0);
     }
+    // without the pane, in windows between the layouts' widths
+    for (const width of [1180, 1024, 900]) {
+      await page.setViewportSize({ width, height: 900 });
+      const table = await page.getByTestId('flow-scroller').boundingBox();
+      const bytes = await row.locator('.num').boundingBox();
+      expect(bytes!.x + bytes!.width, `${width} px`).toBeLessThanOrEqual(table!.x + table!.width);
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
   });
 });
 
