@@ -1,7 +1,7 @@
 // UI: the rows of a live capture follow their flows, and so does an open detail. A listed flow changes without the
 // flow count changing (plaintext from a hook record that arrives after its ClientHello, a new request); the table
-// and the detail show it. Also: the detail closes. In Chromium over web mode, with the real CoreService and a
-// stand-in target whose node stream the test writes.
+// and the detail show it. Also: the detail closes, and the table and the connect view fit windows down to 1024
+// pixels. In Chromium over web mode, with the real CoreService and a stand-in target whose node stream the test writes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,12 +69,15 @@ describe('the detail pane', () => {
     for (const close of ['button', 'Escape'] as const) {
       await row.click();
       await page.getByTestId('detail').waitFor({ timeout: 10_000 });
-      // the table narrows beside the pane, and its last column (bytes) still fits in it, down to a 1280-pixel window
-      for (const width of [1440, 1280]) {
+      // the table narrows beside the pane, and its last column (bytes) and the verdict still fit in it, down to a
+      // 1024-pixel window
+      for (const width of [1440, 1280, 1024]) {
         await page.setViewportSize({ width, height: 900 });
         const table = await page.getByTestId('flow-scroller').boundingBox();
-        const bytes = await row.locator('.num').boundingBox();
-        expect(bytes!.x + bytes!.width, `${width} px`).toBeLessThanOrEqual(table!.x + table!.width);
+        for (const cell of [row.locator('.num'), row.getByTestId('tls-badge')]) {
+          const box = await cell.boundingBox();
+          expect(box!.x + box!.width, `${width} px`).toBeLessThanOrEqual(table!.x + table!.width);
+        }
       }
       if (close === 'button') await page.getByRole('button', { name: 'Close detail' }).click();
       else await page.getByTestId('flow-scroller').press('Escape');
@@ -102,5 +105,25 @@ describe('the detail of a live flow', () => {
     await expect.poll(async () => (await http.textContent())?.trim(), { timeout: 15_000 }).toBe('HTTP 2');
     await http.click();
     await expect.poll(async () => (await page.getByTestId('detail').textContent()) ?? '', { timeout: 5_000 }).toContain('/while-open');
+  });
+});
+
+describe('a 1024-pixel window', () => {
+  it('fits the connect view: the capture file form is inside the window, not cut at its edge', async () => {
+    const { page } = ui;
+    await page.setViewportSize({ width: 1024, height: 760 });
+    try {
+      await page.getByText('Connect', { exact: true }).first().click();
+      const open = page.getByTestId('open-path');
+      await open.waitFor({ timeout: 10_000 });
+      const button = page.locator('form.open button[type=submit]');
+      for (const el of [open, button]) {
+        const box = await el.boundingBox();
+        expect(box!.x + box!.width).toBeLessThanOrEqual(1024);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await page.getByText('Flows', { exact: true }).first().click();
+    }
   });
 });
