@@ -127,3 +127,27 @@ describe('a 1024-pixel window', () => {
     }
   });
 });
+
+describe('Follow', () => {
+  it('keeps the newest flows in view as they arrive, and leaves the scroll alone when off', async () => {
+    const { page } = ui;
+    const scroller = page.getByTestId('flow-scroller');
+    const atEnd = (): Promise<boolean> => scroller.evaluate((el) => el.scrollTop > 0 && el.scrollTop + el.clientHeight >= el.scrollHeight - 30);
+    const more = (from: number, n: number): void => {
+      for (let i = 0; i < n; i++) b.udp({ src: '10.44.1.1', dst: '10.44.1.2', sport: from + i, dport: 53, payload: Buffer.from('q') });
+      stream.write(b.take());
+    };
+    // off: 150 new flows, the view stays at the top
+    more(20000, 150);
+    await expect.poll(async () => (await page.getByTestId('flow-total').textContent()) ?? '', { timeout: 15_000 }).toMatch(/^151\s+flows/);
+    expect(await scroller.evaluate((el) => el.scrollTop)).toBe(0);
+    // on: the view goes to the end, and stays there as more arrive
+    await page.getByLabel('Follow').check();
+    await expect.poll(atEnd, { timeout: 10_000 }).toBe(true);
+    more(21000, 150);
+    await expect.poll(async () => (await page.getByTestId('flow-total').textContent()) ?? '', { timeout: 15_000 }).toMatch(/^301\s+flows/);
+    await expect.poll(atEnd, { timeout: 10_000 }).toBe(true);
+    await expect.poll(async () => (await scroller.textContent()) ?? '', { timeout: 10_000 }).toContain('10.44.1.2:53');
+    await page.getByLabel('Follow').uncheck();
+  });
+});
