@@ -151,3 +151,20 @@ describe('Follow', () => {
     await page.getByLabel('Follow').uncheck();
   });
 });
+
+describe('sorting', () => {
+  it('orders by bytes, largest first, then smallest first, and back by time', async () => {
+    const { page } = ui;
+    const firstDst = async (): Promise<string> => (await page.getByTestId('flow-row').first().textContent()) ?? '';
+    await page.getByTestId('sort-bytes').click();
+    await expect.poll(() => page.getByTestId('sort-bytes').getAttribute('aria-sort')).toBe('descending');
+    // (the TLS flow, with its handshake, is the largest of 301; the one-packet DNS queries the smallest)
+    await expect.poll(firstDst, { timeout: 10_000 }).toContain('10.44.0.2:443');
+    await page.getByTestId('sort-bytes').click();
+    await expect.poll(() => page.getByTestId('sort-bytes').getAttribute('aria-sort')).toBe('ascending');
+    await expect.poll(firstDst, { timeout: 10_000 }).toContain('10.44.1.2:53');
+    await page.getByTestId('sort-time').click();
+    await expect.poll(() => page.getByTestId('sort-time').getAttribute('aria-sort')).toBe('ascending');
+    await expect.poll(firstDst, { timeout: 10_000 }).toContain('10.44.0.2:443');
+  });
+});
