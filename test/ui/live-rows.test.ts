@@ -1,7 +1,8 @@
-// UI: the rows of a live capture follow their flows, and so does an open detail. A listed flow changes without the
-// flow count changing (plaintext from a hook record that arrives after its ClientHello, a new request); the table
-// and the detail show it. Also: the detail closes, and the table and the connect view fit windows down to 1024
-// pixels. In Chromium over web mode, with the real CoreService and a stand-in target whose node stream the test writes.
+// UI: the rows of a live capture follow their flows, and so do an open detail and the TLS libraries view. A listed
+// flow changes without the flow count changing (plaintext from a hook record that arrives after its ClientHello, a
+// new request); the table and the detail show it. Also: the detail closes, the table and the connect view fit
+// windows down to 1024 pixels, Follow, sorting. In Chromium over web mode, with the real CoreService and a stand-in
+// target whose node stream the test writes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,5 +167,19 @@ describe('sorting', () => {
     await page.getByTestId('sort-time').click();
     await expect.poll(() => page.getByTestId('sort-time').getAttribute('aria-sort')).toBe('ascending');
     await expect.poll(firstDst, { timeout: 10_000 }).toContain('10.44.0.2:443');
+  });
+});
+
+describe('the TLS libraries view of a live capture', () => {
+  it('grows with the capture without a refresh', async () => {
+    const { page } = ui;
+    await page.getByText('TLS libraries', { exact: true }).first().click();
+    const flowsOf = (lib: string) => page.locator(`[data-testid=library-reasons][data-library=${lib}] td.num`).first().textContent();
+    await expect.poll(() => flowsOf('openssl'), { timeout: 10_000 }).toBe('1');
+    // a second connection with the same ClientHello
+    tcpConversation(b, { ip: client.ip, port: client.port + 1 }, server, [fixtureClientHello()], []);
+    stream.write(b.take());
+    await expect.poll(() => flowsOf('openssl'), { timeout: 15_000 }).toBe('2');
+    await page.getByText('Flows', { exact: true }).first().click();
   });
 });

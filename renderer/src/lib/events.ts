@@ -24,6 +24,8 @@ export function wireEvents(): () => void {
       const changed = seen.get(c.sessionId) !== c.version;
       seen.set(c.sessionId, c.version);
       if (c.sessionId === flows.sessionId && (changed || c.flows !== flows.total)) flows.scheduleRefresh();
+      // (the breakdown of a live capture grows as its flows do)
+      if (changed && c.sessionId === sessions.currentId && ui.view === 'libraries') libraries.scheduleLoad(c.sessionId);
     }),
     api.on('nodeStatus', (n) => sessions.setNodeStatus(n.sessionId, n.status)),
     api.on('prompt', (p) => prompts.push(p)),

@@ -17,6 +17,17 @@ export class LibrariesState {
     this.bars.reduce((t, b) => ({ flows: t.flows + b.flows, plaintext: t.plaintext + b.plaintextFlows }), { flows: 0, plaintext: 0 }),
   );
 
+  private reloadTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** A live capture changed: load again, at most once per `delayMs` (the view stays as it is meanwhile). */
+  scheduleLoad(sessionId: string, delayMs = 1000): void {
+    if (this.reloadTimer) return;
+    this.reloadTimer = setTimeout(() => {
+      this.reloadTimer = null;
+      void this.load(sessionId);
+    }, delayMs);
+  }
+
   async load(sessionId: string | null, filter?: string): Promise<void> {
     if (!sessionId) {
       this.rows = [];
