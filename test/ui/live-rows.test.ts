@@ -17,6 +17,7 @@ import { openUi, type UiHarness } from './support.js';
 let home: string;
 let service: CoreService;
 let ui: UiHarness;
+const t = standInTarget();
 const stream = new PassThrough();
 const b = new CaptureBuilder();
 const client = { ip: '10.44.0.1', port: 41000 };
@@ -24,7 +25,6 @@ const server = { ip: '10.44.0.2', port: 443 };
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'tsu-live-rows-'));
-  const t = standInTarget();
   service = new CoreService({ store: new SessionStore(join(home, 'sessions')), createTarget: () => t.target, countersIntervalMs: 200 });
   const s = await service.startCapture({ target: 'local', mode: 'ebpf', ifaces: [] });
   t.handlers().onStream('node-1', stream);
@@ -181,5 +181,21 @@ describe('the TLS libraries view of a live capture', () => {
     stream.write(b.take());
     await expect.poll(() => flowsOf('openssl'), { timeout: 15_000 }).toBe('2');
     await page.getByText('Flows', { exact: true }).first().click();
+  });
+});
+
+describe('a node that loses its stream', () => {
+  it('shows in the header as reconnecting, then as failed with the reason on hover', async () => {
+    const { page } = ui;
+    const chip = page.getByTestId('node-chip').filter({ hasText: 'node-1' });
+    await expect.poll(() => chip.getAttribute('data-phase'), { timeout: 10_000 }).not.toMatch(/failed|reconnecting/);
+    expect(await chip.textContent()).not.toMatch(/failed|reconnecting/);
+    t.handlers().onStatus({ node: 'node-1', phase: 'reconnecting', message: 'SSH connection lost; retrying in 2 s' });
+    await expect.poll(async () => (await chip.textContent()) ?? '', { timeout: 10_000 }).toContain('reconnecting');
+    expect(await chip.getAttribute('title')).toBe('node-1: reconnecting — SSH connection lost; retrying in 2 s');
+    t.handlers().onStatus({ node: 'node-1', phase: 'failed', error: { code: 'E_HELPER_EXITED', message: 'the helper exited with status 4' } });
+    await expect.poll(async () => (await chip.textContent()) ?? '', { timeout: 10_000 }).toContain('failed');
+    expect(await chip.getAttribute('title')).toBe('node-1: failed — the helper exited with status 4');
+    expect(await chip.getAttribute('class')).toMatch(/\bbad\b/);
   });
 });
