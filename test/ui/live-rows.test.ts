@@ -199,3 +199,29 @@ describe('a node that loses its stream', () => {
     expect(await chip.getAttribute('class')).toMatch(/\bbad\b/);
   });
 });
+
+describe('the hex tab', () => {
+  it('fits its dump in the detail pane, 16 bytes a line where they fit and 8 where not', async () => {
+    const { page } = ui;
+    try {
+      for (const width of [1440, 1024]) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.getByTestId('flow-row').filter({ hasText: '10.44.0.2:443' }).first().click();
+        await page.getByTestId('tab-hex').click();
+        const dump = page.getByTestId('hex').first();
+        await dump.waitFor({ timeout: 10_000 });
+        const fit = await dump.evaluate((el) => ({ scroll: el.scrollWidth, client: el.clientWidth, right: el.getBoundingClientRect().right }));
+        const pane = await page.getByTestId('detail').boundingBox();
+        expect(fit.scroll, `${width} px`).toBeLessThanOrEqual(fit.client + 1);
+        expect(fit.right, `${width} px`).toBeLessThanOrEqual(pane!.x + pane!.width);
+        // every line but the last holds the same number of bytes: 16 or 8
+        const counts = (await dump.textContent())!.trim().split('\n').slice(0, -1).map((l) => l.split(/\s{2,}/)[1]!.trim().split(' ').length);
+        expect(new Set(counts).size, `${width} px`).toBe(1);
+        expect([8, 16]).toContain(counts[0]);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await page.keyboard.press('Escape');
+    }
+  });
+});
