@@ -106,6 +106,8 @@ describe('the detail of a live flow', () => {
     await expect.poll(async () => (await http.textContent())?.trim(), { timeout: 15_000 }).toBe('HTTP 2');
     await http.click();
     await expect.poll(async () => (await page.getByTestId('detail').textContent()) ?? '', { timeout: 5_000 }).toContain('/while-open');
+    // (a path too long for the pane is cut with an ellipsis; its whole text is on hover)
+    expect(await page.getByTestId('exchange-path').filter({ hasText: '/while-open' }).getAttribute('title')).toBe('api.test/while-open');
   });
 });
 
