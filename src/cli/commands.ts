@@ -321,8 +321,13 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const pipe = toStdout ? stdoutFollow(svc, started.id) : null;
-  // the reader of standard output is gone (Wireshark closed): stop as Ctrl-C does; the session keeps everything
-  void pipe?.follower.done.then(({ gone }) => {
+  // the reader of standard output is gone (Wireshark closed), or the saved files could not be read for it: stop as
+  // Ctrl-C does; the session keeps everything
+  const piping = pipe?.follower.done.catch((e: unknown) => {
+    err(`tapscope: standard output stopped: ${(e as Error).message}\n`);
+    return { gone: true };
+  });
+  void piping?.then(({ gone }) => {
     if (!gone || signals++ > 0) return;
     err('tapscope: standard output closed; stopping…\n');
     void svc.stopCapture({ sessionId: started.id });
@@ -335,7 +340,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     const behind = pipe ? setTimeout(() => {
       err(`tapscope: the capture has stopped (saved as ${outPath}); standard output's reader is behind and still gets the rest of it; Ctrl-C again leaves it unfinished\n`);
     }, 1000) : null;
-    const piped = pipe ? await pipe.follower.done : null;
+    const piped = piping ? await piping : null;
     if (behind) clearTimeout(behind);
     if (piped && !piped.gone && process.stdout.writableLength > 0) {
       await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);

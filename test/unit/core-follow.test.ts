@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { CoreService } from '../../src/service/core-service.js';
-import type { Follower } from '../../src/service/follow.js';
+import { followCapture, type Follower } from '../../src/service/follow.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { parseBuffer } from '../../src/pcapng/reader.js';
 import type { CaptureTarget } from '../../src/targets/target.js';
@@ -124,6 +124,12 @@ describe('CoreService.followCapture', () => {
     expect(perNode(Buffer.concat(chunks))).toEqual({ 'node-a': 40 });
     expect((await svc.waitForCapture(s.id)).packets).toBe(40);
     await svc.close();
+  });
+
+  it('ends with the error when a file cannot be read (the CLI reports it and stops the capture)', async () => {
+    // (a directory opens for reading but fails at read: EISDIR)
+    const f = followCapture({ files: () => [{ node: 'n', path: dir, written: 100 }], ended: () => true }, new PassThrough());
+    await expect(f.done).rejects.toThrow(/EISDIR/);
   });
 
   it('refuses a session that is not a running capture', async () => {
