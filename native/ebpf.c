@@ -711,7 +711,8 @@ static const char *library_of_file(const char *lib, const char *path)
 
 /* Hooks a TLS library file as process pid names it (a maps line, an open), opened through open_path, or through
  * /proc/PID/root when that is NULL. Returns the hook library, or NULL when the file is none the helper hooks itself
- * (not a TLS library; JSSE; NSS's libnss3/libssl3, hooked in libnspr4); version gets the soname's version. */
+ * (not a TLS library; JSSE; NSS's libnss3/libssl3, hooked in libnspr4); version gets the library's version (the
+ * soname's, or the release the file names: tls_release). */
 static const char *hook_library(uint32_t pid, const char *file, const char *open_path, char *version, int version_len)
 {
 	char root_path[EXEC_PATH_MAX + 600];
@@ -725,6 +726,7 @@ static const char *hook_library(uint32_t pid, const char *file, const char *open
 		open_path = root_path;
 	}
 	lib = library_of_file(lib, open_path);
+	tls_release(lib, open_path, version, version_len);
 	ebpf_hook_file(lib, file, open_path, pid);
 	return lib;
 }

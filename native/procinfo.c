@@ -143,13 +143,36 @@ void procinfo_init(void)
 	capture_start_ticks = (unsigned long long)(up * (double)sysconf(_SC_CLK_TCK));
 }
 
+/* The first NUL-delimited string "3.N.N" in buf: GnuTLS's release (gnutls_check_version's answer). Its other
+ * dotted strings are OIDs, whose first arc is 0, 1 or 2. */
+static void find_gnutls_release(const char *buf, size_t n, char *out, size_t outlen)
+{
+	const char *p = buf, *end = buf + n;
+
+	while ((p = memchr(p, '3', (size_t)(end - p))) && p + 5 < end) {
+		const char *q = p + 1;
+		int dots = 0;
+
+		if ((p == buf || !p[-1]) && *q == '.') {
+			for (; q < end && (isdigit((unsigned char)*q) || (*q == '.' && isdigit((unsigned char)q[-1]))); q++)
+				dots += *q == '.';
+			if (q < end && !*q && dots == 2 && isdigit((unsigned char)q[-1]) && (size_t)(q - p) < outlen) {
+				memcpy(out, p, (size_t)(q - p));
+				out[q - p] = 0;
+				return;
+			}
+		}
+		p++;
+	}
+}
+
 int elf_inspect(const char *path, struct elf_facts *out)
 {
 	struct stat st;
 	Elf *e = NULL;
 	Elf_Scn *scn = NULL;
 	size_t shstrndx;
-	int fd, i, slot;
+	int fd, i, slot, gnutls;
 
 	memset(out, 0, sizeof(*out));
 	if (stat(path, &st) < 0)
@@ -166,6 +189,7 @@ int elf_inspect(const char *path, struct elf_facts *out)
 	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!e || elf_kind(e) != ELF_K_ELF || elf_getshdrstrndx(e, &shstrndx))
 		goto done;
+	gnutls = strncmp(strrchr(path, '/') ? strrchr(path, '/') + 1 : path, "libgnutls", 9) == 0;
 	while ((scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
 		const char *name;
@@ -173,6 +197,12 @@ int elf_inspect(const char *path, struct elf_facts *out)
 		if (!gelf_getshdr(scn, &sh))
 			continue;
 		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (gnutls && name && !strcmp(name, ".rodata")) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+
+			if (d && d->d_buf)
+				find_gnutls_release(d->d_buf, d->d_size, out->release, sizeof(out->release));
+		}
 		if (name && (!strcmp(name, ".go.buildinfo") || !strcmp(name, ".gopclntab")))
 			out->go = 1;
 		if (name && !strcmp(name, ".gopclntab")) {
@@ -246,6 +276,18 @@ const char *tls_library_for_file(const char *base, char *version, int version_le
 	if (!strcmp(base, "libnspr4.so"))
 		return "nspr";
 	return NULL;
+}
+
+void tls_release(const char *lib, const char *path, char *version, int version_len)
+{
+	struct elf_facts ef;
+
+	if (!version || version_len <= 0 || strcmp(lib, "gnutls"))
+		return;
+	/* why empty rather than the soname number: no version is better than a wrong one */
+	version[0] = 0;
+	if (elf_inspect(path, &ef) == 0 && ef.release[0])
+		snprintf(version, (size_t)version_len, "%s", ef.release);
 }
 
 static int lib_rank(const char *lib)
@@ -354,7 +396,7 @@ static int read_maplibs(uint32_t pid, struct maplib *libs, int max)
 		int off = 0;
 		char *file, *base, *nl;
 		const char *lib;
-		char version[16];
+		char version[16], rootpath[700];
 
 		if (sscanf(line, "%*s %*s %*s %x:%x %llu %n", &maj, &min, &ino, &off) < 3 || !off || !ino)
 			continue;
@@ -368,14 +410,13 @@ static int read_maplibs(uint32_t pid, struct maplib *libs, int max)
 		lib = tls_library_for_file(base, version, sizeof(version));
 		if (!lib)
 			continue;
+		snprintf(rootpath, sizeof(rootpath), "/proc/%u/root%s", pid, file);
 		if (!strcmp(lib, "openssl")) {
-			char rootpath[700];
-
-			snprintf(rootpath, sizeof(rootpath), "/proc/%u/root%s", pid, file);
 			lib = ssl_flavor(rootpath);
 			if (!strcmp(lib, "boringssl"))
 				version[0] = 0; /* its soname number is not a BoringSSL version */
 		}
+		tls_release(lib, rootpath, version, sizeof(version));
 		for (i = 0; i < n; i++)
 			if (libs[i].ino == ino && libs[i].dev == makedev(maj, min))
 				break;

@@ -15,6 +15,7 @@ struct elf_facts {
 	int boringssl;
 	int go;
 	int go_tls; /* a Go binary with crypto/tls linked in (name found in .gopclntab) */
+	char release[16]; /* libgnutls*: the release string in .rodata ("3.7.9"), else "" */
 };
 
 int elf_inspect(const char *path, struct elf_facts *out);
@@ -24,6 +25,10 @@ const char *ssl_flavor(const char *path);
 
 /* TLS library identifier for a mapped file's basename, or NULL; version gets the soname version */
 const char *tls_library_for_file(const char *base, char *version, int version_len);
+
+/* For a library whose soname number is not its release (GnuTLS: libgnutls.so.30.34.3 is libtool's interface number
+ * of release 3.7.9), replaces version with the release the file itself names, or with "" when it names none */
+void tls_release(const char *lib, const char *path, char *version, int version_len);
 
 /* writes `proc` CB for pid unless already written; comm is used when /proc/PID is gone */
 void proc_note(uint32_t pid, const char *comm);

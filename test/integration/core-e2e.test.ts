@@ -165,6 +165,16 @@ describe('live capture through the core with real TLS clients', () => {
     }
   });
 
+  it('names GnuTLS by its release (as gnutls-cli --version does), not by its soname number', async () => {
+    const r = await run('gnutls-cli', ['--version'], { timeoutMs: 30_000 });
+    const release = /gnutls-cli (\d+\.\d+\.\d+)/.exec(r.stdout)?.[1];
+    expect(release, r.stdout).toBeTruthy();
+    // (a client gone before /proc was read rests on the fingerprint, whose data has its own version)
+    const seen = clients.filter((c) => c.library === 'gnutls').map((c) => flowOf(c)!.tls!.client!).filter((v) => v.via !== 'fingerprint');
+    expect(seen.length).toBeGreaterThan(0);
+    for (const v of seen) expect(v.version).toBe(release);
+  });
+
   it('computes JA3 equal to tshark\'s and JA4 equal to an independent computation from tshark\'s fields', async () => {
     const hellos = await tsharkHellos(summary.file);
     for (const f of flows.filter((x) => x.tls?.sni?.endsWith('.tapscope.test'))) {
