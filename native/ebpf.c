@@ -700,19 +700,17 @@ int ebpf_hook_json(struct sbuf *b, int comma, const struct stat *st, const char 
 
 static void hook_exe(const char *exe, const char *path, uint32_t pid, const struct elf_facts *efp);
 
-/* the hook library for a file tls_library_for_file named: NSS is hooked in NSPR, and a libssl.so* may
- * be BoringSSL's */
-static const char *library_of_file(const char *lib, const char *path)
+/* the hook library for a file tls_library_for_file named: NSS is hooked in NSPR, else tls_library_refine's (version
+ * as it makes it) */
+static const char *library_of_file(const char *lib, const char *path, char *version, int version_len)
 {
-	if (!strcmp(lib, "nspr"))
-		return "nss";
-	return strcmp(lib, "openssl") ? lib : ssl_flavor(path);
+	return strcmp(lib, "nspr") ? tls_library_refine(lib, path, version, version_len) : "nss";
 }
 
 /* Hooks a TLS library file as process pid names it (a maps line, an open), opened through open_path, or through
  * /proc/PID/root when that is NULL. Returns the hook library, or NULL when the file is none the helper hooks itself
- * (not a TLS library; JSSE; NSS's libnss3/libssl3, hooked in libnspr4); version gets the library's version (the
- * soname's, or the release the file names: tls_release). */
+ * (not a TLS library; JSSE; NSS's libnss3/libssl3, hooked in libnspr4); version gets the library's version (see
+ * tls_library_refine). */
 static const char *hook_library(uint32_t pid, const char *file, const char *open_path, char *version, int version_len)
 {
 	char root_path[EXEC_PATH_MAX + 600];
@@ -725,8 +723,7 @@ static const char *hook_library(uint32_t pid, const char *file, const char *open
 		snprintf(root_path, sizeof(root_path), "/proc/%u/root%s", pid, file);
 		open_path = root_path;
 	}
-	lib = library_of_file(lib, open_path);
-	tls_release(lib, open_path, version, version_len);
+	lib = library_of_file(lib, open_path, version, version_len);
 	ebpf_hook_file(lib, file, open_path, pid);
 	return lib;
 }
@@ -837,7 +834,7 @@ static void hook_system_libraries(void)
 			char real[PATH_MAX];
 
 			snprintf(path, sizeof(path), "%s/%s", dirs[d], de->d_name);
-			ebpf_hook_file(library_of_file(lib, path), realpath(path, real) ? real : path, path, 0);
+			ebpf_hook_file(library_of_file(lib, path, NULL, 0), realpath(path, real) ? real : path, path, 0);
 		}
 		closedir(dir);
 	}

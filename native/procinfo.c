@@ -248,7 +248,8 @@ done:
 	return 0;
 }
 
-const char *ssl_flavor(const char *path)
+/* "boringssl" or "openssl" for a libssl.so* file (same soname and ABI; told apart by exported symbols) */
+static const char *ssl_flavor(const char *path)
 {
 	struct elf_facts ef;
 
@@ -278,16 +279,22 @@ const char *tls_library_for_file(const char *base, char *version, int version_le
 	return NULL;
 }
 
-void tls_release(const char *lib, const char *path, char *version, int version_len)
+const char *tls_library_refine(const char *lib, const char *path, char *version, int version_len)
 {
 	struct elf_facts ef;
 
-	if (!version || version_len <= 0 || strcmp(lib, "gnutls"))
-		return;
-	/* why empty rather than the soname number: no version is better than a wrong one */
-	version[0] = 0;
-	if (elf_inspect(path, &ef) == 0 && ef.release[0])
-		snprintf(version, (size_t)version_len, "%s", ef.release);
+	if (!strcmp(lib, "openssl")) {
+		lib = ssl_flavor(path);
+		/* its soname number is not a BoringSSL version */
+		if (!strcmp(lib, "boringssl") && version && version_len > 0)
+			version[0] = 0;
+	} else if (!strcmp(lib, "gnutls") && version && version_len > 0) {
+		/* why empty rather than the soname number: no version is better than a wrong one */
+		version[0] = 0;
+		if (elf_inspect(path, &ef) == 0 && ef.release[0])
+			snprintf(version, (size_t)version_len, "%s", ef.release);
+	}
+	return lib;
 }
 
 static int lib_rank(const char *lib)
@@ -410,18 +417,14 @@ static int read_maplibs(uint32_t pid, struct maplib *libs, int max)
 		lib = tls_library_for_file(base, version, sizeof(version));
 		if (!lib)
 			continue;
-		snprintf(rootpath, sizeof(rootpath), "/proc/%u/root%s", pid, file);
-		if (!strcmp(lib, "openssl")) {
-			lib = ssl_flavor(rootpath);
-			if (!strcmp(lib, "boringssl"))
-				version[0] = 0; /* its soname number is not a BoringSSL version */
-		}
-		tls_release(lib, rootpath, version, sizeof(version));
+		/* why before reading the file: a library is mapped in several segments, one maps line each */
 		for (i = 0; i < n; i++)
 			if (libs[i].ino == ino && libs[i].dev == makedev(maj, min))
 				break;
 		if (i < n)
 			continue;
+		snprintf(rootpath, sizeof(rootpath), "/proc/%u/root%s", pid, file);
+		lib = tls_library_refine(lib, rootpath, version, sizeof(version));
 		snprintf(libs[n].path, sizeof(libs[n].path), "%s", file);
 		snprintf(libs[n].lib, sizeof(libs[n].lib), "%s", lib);
 		snprintf(libs[n].version, sizeof(libs[n].version), "%s", version);

@@ -20,15 +20,14 @@ struct elf_facts {
 
 int elf_inspect(const char *path, struct elf_facts *out);
 
-/* "boringssl" or "openssl" for a libssl.so* file (same soname and ABI; told apart by exported symbols) */
-const char *ssl_flavor(const char *path);
-
 /* TLS library identifier for a mapped file's basename, or NULL; version gets the soname version */
 const char *tls_library_for_file(const char *base, char *version, int version_len);
 
-/* For a library whose soname number is not its release (GnuTLS: libgnutls.so.30.34.3 is libtool's interface number
- * of release 3.7.9), replaces version with the release the file itself names, or with "" when it names none */
-void tls_release(const char *lib, const char *path, char *version, int version_len);
+/* The library tls_library_for_file named, as the file at path shows it to be: a libssl.so* is BoringSSL's or
+ * OpenSSL's (same soname and ABI; told apart by exported symbols). version (may be NULL) is made the library's own:
+ * none for BoringSSL (its soname number is not a BoringSSL version), for GnuTLS the release the file names
+ * (libgnutls.so.30.34.3 is libtool's interface number of release 3.7.9), or none when it names none */
+const char *tls_library_refine(const char *lib, const char *path, char *version, int version_len);
 
 /* writes `proc` CB for pid unless already written; comm is used when /proc/PID is gone */
 void proc_note(uint32_t pid, const char *comm);
