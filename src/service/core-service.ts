@@ -323,13 +323,21 @@ export class CoreService implements ApiCalls {
    * capture has ended and every file is read (follow.ts): `tapscope capture --out -`. In-process only.
    */
   followCapture(sessionId: string, out: Writable, opts: Omit<FollowOptions, 'pollMs'> = {}): Follower {
-    const ls = this.live.get(sessionId);
-    // why not `finished`: a capture whose nodes all ended during its start begins to finish before its starter can ask
-    // to follow it; until the finish pins the files, a follower still gets all of them
-    if (!ls || ls.pinned) throw new TapscopeError('E_USAGE', `session ${sessionId} is not a running capture`);
+    const ls = this.followable(sessionId);
+    if (!ls) throw new TapscopeError('E_USAGE', `session ${sessionId} is not a running capture`);
     const f = followCapture(this.liveFiles(ls), out, opts);
     this.track(ls, f);
     return f;
+  }
+
+  /**
+   * The live capture whose files a new follower can still read from their first block, else null. Why not `finished`:
+   * a capture whose nodes all ended during its start begins to finish before its starter can ask to follow it; until
+   * the finish pins the files, a follower still gets all of them.
+   */
+  private followable(sessionId: string): LiveSession | null {
+    const ls = this.live.get(sessionId);
+    return ls && !ls.pinned ? ls : null;
   }
 
   private liveFiles(ls: LiveSession): GrowingFiles {
@@ -628,8 +636,8 @@ export class CoreService implements ApiCalls {
   async openInWireshark(req: { sessionId: string; filter?: string }): Promise<{ live: boolean }> {
     const bin = findWireshark();
     const filter = req.filter?.trim() ? req.filter : undefined;
-    const ls = this.live.get(req.sessionId);
-    if (ls && !ls.finished && !filter) {
+    const ls = filter ? null : this.followable(req.sessionId);
+    if (ls) {
       const run = followInWireshark(bin, this.liveFiles(ls));
       this.track(ls, run.follower);
       return { live: true };
