@@ -26,6 +26,11 @@ export interface SessionSummary {
   drops: number;
   nodes: string[];
   notes: string[];
+  /**
+   * The notes on what the flows lack (each also in notes): a block damaged in the middle of a file, a tail cut
+   * short, a node's stream lost and resumed or failed. The app tells them on opening the session.
+   */
+  losses: string[];
   /** Absolute path of the session's pcapng */
   file: string;
 }

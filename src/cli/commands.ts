@@ -8,7 +8,7 @@ import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
-import type { CaptureFile } from '../flows/load.js';
+import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import type { CoreService } from '../service/core-service.js';
 import type { Follower } from '../service/follow.js';
@@ -37,6 +37,8 @@ interface Source {
   files: CaptureFile[];
   analyzer: Analyzer;
   notes: string[];
+  /** files damaged in the middle: the command prints or exports what came before, then fails (see damageError) */
+  damaged: DamagedFile[];
 }
 
 /** What `flows` and `libraries` need of a capture file: flows without each exchange's headers and bodies. */
@@ -47,13 +49,13 @@ async function openSource(file: string, options: AnalyzerOptions = {}): Promise<
     // `tcpdump -w - | tapscope flows -`: standard input spooled to a file first (export reads its capture twice)
     const path = await spoolStdin();
     const src = await openSource(path, options);
-    return { ...src, notes: src.notes.map((n) => n.split(path).join('standard input')) };
+    return { ...src, notes: src.notes.map((n) => n.split(path).join('standard input')), damaged: src.damaged.map((d) => ({ ...d, path: 'standard input' })) };
   }
   if (existsSync(file) && statSync(file).isFile()) {
     const { analyzeFiles } = await import('../flows/load.js');
     const files = [{ path: resolve(file) }];
-    const { analyzer, notes } = await analyzeFiles(files, options);
-    return { files, analyzer, notes };
+    const { analyzer, notes, damaged } = await analyzeFiles(files, options);
+    return { files, analyzer, notes, damaged };
   }
   const { SessionStore } = await import('../store/session-store.js');
   const store = new SessionStore();
@@ -61,7 +63,10 @@ async function openSource(file: string, options: AnalyzerOptions = {}): Promise<
     const { CoreService } = await import('../service/core-service.js');
     const svc = new CoreService({ store });
     const l = await svc.load(file);
-    return { files: l.files, analyzer: l.analyzer, notes: l.notes };
+    // (the session's notes name its damaged files too; the command's error names them here, after its output)
+    const { damageNote } = await import('../flows/load.js');
+    const damagedNotes = new Set(l.damaged.map(damageNote));
+    return { files: l.files, analyzer: l.analyzer, notes: l.notes.filter((n) => !damagedNotes.has(n)), damaged: l.damaged };
   }
   throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
 }
@@ -102,18 +107,25 @@ async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<num
     const r = await flowsOnThreads({ files: [{ path: resolve(c.file) }], json: c.json, filter: c.filter ?? null }, threads);
     printNotes(r.notes);
     await printFlows(c.json, r.rows, r.total, r.packets, pred !== null);
-    return 0;
+    return damageFails(r.damaged);
   }
   const src = await openSource(c.file, SUMMARY);
   printNotes(src.notes);
   const all = src.analyzer.flows();
   const kept = pred ? all.filter(pred) : all;
-  if (c.json) {
-    await writeFlowsJson(kept);
-    return 0;
-  }
-  await printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
-  return 0;
+  if (c.json) await writeFlowsJson(kept);
+  else await printFlows(false, kept.map(flowRow), all.length, src.analyzer.counters.packets, pred !== null);
+  return damageFails(src.damaged);
+}
+
+/**
+ * After a command printed or exported what a damaged capture held before its damage: the damage as the
+ * command's error (exit 1), as tshark shows a damaged file's packets and then fails.
+ */
+async function damageFails(damaged: DamagedFile[]): Promise<number> {
+  if (damaged.length === 0) return 0;
+  const { damageError } = await import('../flows/load.js');
+  throw damageError(damaged)!;
 }
 
 const JSON_CHUNK = 4096;
@@ -218,13 +230,13 @@ async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Pro
   const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
   if (c.json) {
     out(`${JSON.stringify(rows.map((r) => ({ library: r.library, side: r.side, flows: r.flows, bytes: r.bytes, plaintextFlows: r.plaintextFlows, reasons: r.reasons ?? {} })))}\n`);
-    return 0;
+  } else {
+    out(table(['LIBRARY', 'SIDE', 'FLOWS', 'BYTES', 'PLAINTEXT', 'WHY NOT (most flows)'], rows.map((r) => {
+      const top = Object.entries(r.reasons ?? {}).sort((a, b) => b[1] - a[1])[0];
+      return [r.library, r.side, String(r.flows), human(r.bytes), `${r.plaintextFlows}/${r.flows}`, top ? `${top[0]} (${top[1]})` : ''];
+    }), [14, 6, 7, 8, 10, 140]));
   }
-  out(table(['LIBRARY', 'SIDE', 'FLOWS', 'BYTES', 'PLAINTEXT', 'WHY NOT (most flows)'], rows.map((r) => {
-    const top = Object.entries(r.reasons ?? {}).sort((a, b) => b[1] - a[1])[0];
-    return [r.library, r.side, String(r.flows), human(r.bytes), `${r.plaintextFlows}/${r.flows}`, top ? `${top[0]} (${top[1]})` : ''];
-  }), [14, 6, 7, 8, 10, 140]));
-  return 0;
+  return damageFails(src.damaged);
 }
 
 async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {
@@ -248,7 +260,7 @@ async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promis
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
-  return 0;
+  return damageFails(src.damaged);
 }
 
 async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promise<number> {

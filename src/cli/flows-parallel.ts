@@ -7,7 +7,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { TapscopeError, isTapscopeError, type TapscopeErrorCode } from '../errors.js';
-import type { CaptureFile } from '../flows/load.js';
+import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Flow } from '../model/flow.js';
 
 export interface FlowsJob {
@@ -24,6 +24,8 @@ export interface RenderedFlows {
   total: number;
   packets: number;
   notes: string[];
+  /** files damaged in the middle, read up to the damage */
+  damaged: DamagedFile[];
 }
 
 export interface Part {
@@ -36,6 +38,7 @@ export interface Part {
   total: number;
   packets: number;
   notes: string[];
+  damaged: DamagedFile[];
   origins: Float64Array;
   /** the first 13 hex digits (52 bits) of every flow's id, filtered or not: see idsCollide */
   idKeys: Float64Array;
@@ -53,7 +56,7 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const { flowRow } = await import('./flows-output.js');
   const { compileFilter } = await import('../filter/index.js');
   const pred = job.filter && job.filter.trim() ? compileFilter(job.filter) : null;
-  const { analyzer, notes } = await analyzeFiles(job.files, { partition: { index, count }, details: false });
+  const { analyzer, notes, damaged } = await analyzeFiles(job.files, { partition: { index, count }, details: false });
   const all = analyzer.flows();
   const allOrigins = analyzer.arrivalOrigins();
   const origins = new Float64Array(all.length);
@@ -69,7 +72,7 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const text = job.json ? await jsonText(kept) : '';
   return {
     text, ends: lineEnds(text, job.json ? kept.length : 0), table: job.json ? [] : kept.map(flowRow), origins: origins.slice(0, kept.length), idKeys,
-    total: all.length, packets: analyzer.counters.packets, notes,
+    total: all.length, packets: analyzer.counters.packets, notes, damaged,
   };
 }
 
@@ -141,6 +144,7 @@ function mergeParts(parts: Part[]): RenderedFlows {
     packets: parts.reduce((n, p) => n + p.packets, 0),
     // why: every thread read the same files and saw the same truncation
     notes: parts[0]!.notes,
+    damaged: parts[0]!.damaged,
   };
 }
 

@@ -153,7 +153,8 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
           out.write(encodeCustom(b.pen, (!secrets && b.pen === TAPSCOPE_PEN && redactRecordText(b.data)) || b.data, b.copiable));
           break;
       }
-    }, { tolerateTruncatedTail: true }).catch((e: unknown) => {
+      // (a file damaged in the middle exports up to the damage, as its analysis read it; the session notes it)
+    }, { tolerateTruncatedTail: true, tolerateDamage: true }).catch((e: unknown) => {
       if (isTapscopeError(e)) throw e;
       throw new TapscopeError('E_EXPORT', `export failed reading ${f.path}: ${(e as Error).message}`);
     });

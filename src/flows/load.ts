@@ -1,5 +1,6 @@
 // Analyzes capture files (one per node stream, or one multi-section file) into an Analyzer, tolerating a
 // truncated tail (a capture that was killed mid-write) with a note instead of an error.
+import { TapscopeError } from '../errors.js';
 import { readBlocks } from '../pcapng/reader.js';
 import { Analyzer, type AnalyzerOptions } from './analyzer.js';
 import { gapNote } from './node-meta.js';
@@ -10,24 +11,52 @@ export interface CaptureFile {
   node?: string;
 }
 
+/** A file whose reading stopped at a malformed block (see damageError). */
+export interface DamagedFile {
+  path: string;
+  /** the malformed block's offset */
+  offset: number;
+  /** what is wrong with it, ending "at offset N" */
+  message: string;
+}
+
 export interface LoadedCapture {
   analyzer: Analyzer;
+  /** truncated tails and stream gaps: the capture is whole up to them */
   notes: string[];
+  /** files damaged in the middle: analyzed up to the damage, nothing after it */
+  damaged: DamagedFile[];
   bytes: number;
 }
 
 export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOptions = {}): Promise<LoadedCapture> {
   const analyzer = new Analyzer(options);
   const notes: string[] = [];
+  const damaged: DamagedFile[] = [];
   let bytes = 0;
   for (const f of files) {
     const sink = analyzer.sinks(f.node);
-    const res = await readBlocks(f.path, sink.block, { tolerateTruncatedTail: true, onPacket: sink.packet, onRecord: sink.record });
+    // why tolerate damage: a block damaged in the middle of a capture (a disk error, a bad copy) must not take
+    // the flows before it with it; they are analyzed, as tshark shows the packets before it, and the damage is
+    // reported (the other files, other nodes' streams, are read whole)
+    const res = await readBlocks(f.path, sink.block, { tolerateTruncatedTail: true, tolerateDamage: true, onPacket: sink.packet, onRecord: sink.record });
     bytes += res.bytes;
+    if (res.damaged) damaged.push({ path: f.path, offset: Number(res.damaged.details?.offset ?? res.bytes), message: res.damaged.message });
     if (res.truncated) {
       notes.push(`${f.path} ends inside a block at offset ${res.truncated.offset} (the capture was interrupted); the last ${res.truncated.pending} bytes were ignored and every complete block before them was read`);
     }
   }
   for (const [node, meta] of analyzer.nodes) for (const g of meta.gaps) notes.push(gapNote(node, g));
-  return { analyzer, notes, bytes };
+  return { analyzer, notes, damaged, bytes };
+}
+
+/** How a damaged file was read, for a session's notes and the CLI's error. */
+export function damageNote(d: DamagedFile): string {
+  return `${d.path} is damaged: ${d.message}; it was read up to that block, nothing from it on`;
+}
+
+/** The CLI's error for damaged files, given after what was read from them was printed or exported. */
+export function damageError(damaged: DamagedFile[]): TapscopeError | null {
+  if (damaged.length === 0) return null;
+  return new TapscopeError('E_PCAPNG_MALFORMED', damaged.map(damageNote).join('; '), { offset: damaged[0]!.offset, path: damaged[0]!.path });
 }

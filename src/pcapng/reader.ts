@@ -18,6 +18,12 @@ export interface ReaderOptions {
 }
 
 export interface ReadBlocksOptions extends ReaderOptions {
+  /**
+   * Treat a malformed block after the first complete one as the end of the capture: everything before it was
+   * delivered, and the error comes back as `damaged` instead of being thrown (a capture damaged in the middle,
+   * read as tshark does). A source that is not a capture at all (nothing complete read) still throws.
+   */
+  tolerateDamage?: boolean;
   /** Takes packets in place before a block object is made for them (see RawPacketSink). */
   onPacket?: RawPacketSink | null;
   /** With onPacket: takes decrypted records in place (see RawRecordSink). */
@@ -76,6 +82,9 @@ function asError(e: unknown): Error {
 export interface ReadResult {
   /** Set when the capture ends inside a block and truncation was tolerated. */
   truncated: TruncatedTail | null;
+  /** Set when a malformed block ended the read and damage was tolerated (E_PCAPNG_MALFORMED, with its offset). */
+  damaged: TapscopeError | null;
+  /** bytes read (up to the damage: the bytes of the complete blocks before it) */
   bytes: number;
 }
 
@@ -89,18 +98,26 @@ export async function readBlocks(
   const parser = new PcapngParser();
   const packet = options.onPacket ?? null;
   const record = options.onRecord ?? null;
-  const bytes = typeof source === 'string'
-    ? await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE)
-    : await readStream(source, parser, onBlock, packet, record);
+  let bytes: number;
+  try {
+    bytes = typeof source === 'string'
+      ? await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE)
+      : await readStream(source, parser, onBlock, packet, record);
+  } catch (e) {
+    if (options.tolerateDamage && isTapscopeError(e, 'E_PCAPNG_MALFORMED') && parser.completeOffset > 0) {
+      return { truncated: null, damaged: e, bytes: parser.completeOffset };
+    }
+    throw e;
+  }
   try {
     parser.end();
   } catch (e) {
     if (options.tolerateTruncatedTail && isTapscopeError(e, 'E_PCAPNG_TRUNCATED') && bytes > 0) {
-      return { truncated: { offset: parser.completeOffset, pending: parser.pendingBytes }, bytes };
+      return { truncated: { offset: parser.completeOffset, pending: parser.pendingBytes }, damaged: null, bytes };
     }
     throw e;
   }
-  return { truncated: null, bytes };
+  return { truncated: null, damaged: null, bytes };
 }
 
 async function readStream(

@@ -14,7 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
-import { analyzeFiles, type CaptureFile } from '../flows/load.js';
+import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
@@ -41,7 +41,10 @@ export interface CoreServiceOptions {
 
 interface Loaded {
   analyzer: Analyzer;
+  /** the load's notes, the damaged files' among them */
   notes: string[];
+  /** files damaged in the middle, analyzed up to the damage */
+  damaged: DamagedFile[];
   files: CaptureFile[];
   sorted: Map<string, { version: number; rows: Flow[] }>;
 }
@@ -288,13 +291,13 @@ export class CoreService implements ApiCalls {
       await ls.target.close().catch(() => undefined);
       const meta = [...ls.analyzer.nodes.values()][0];
       const rec = await this.store.finish(ls.id, {
-        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]), mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
+        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]), losses: distinctNotes(ls.notes), mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
       });
       // why: resolve every flow (and so its pod) while the cluster's pod index is still live, then keep the map.
       ls.analyzer.flows();
       this.store.writePods(rec, ls.pods);
       this.indexFrom(rec, ls.analyzer, []);
-      this.remember(ls.id, { analyzer: ls.analyzer, notes: [], files: this.store.captureFiles(rec), sorted: new Map() });
+      this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map() });
       this.live.delete(ls.id);
       const summary = this.summaryOf(rec);
       this.emit('sessionChanged', summary);
@@ -382,6 +385,7 @@ export class CoreService implements ApiCalls {
         ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, packets: ls.analyzer.counters.packets,
         bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
         nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]),
+        losses: distinctNotes(ls.notes),
       };
     }
     const idx = this.store.readIndex(rec);
@@ -391,6 +395,8 @@ export class CoreService implements ApiCalls {
       packets: idx?.packets ?? loaded?.analyzer.counters.packets ?? 0, bytes: idx?.bytes ?? loaded?.analyzer.counters.bytes ?? 0,
       flows: idx?.flows ?? loaded?.analyzer.flowCount ?? 0, drops: idx?.drops ?? 0,
       nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [], notes: distinctNotes([...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? [])]),
+      // (the load's notes are all losses: a damaged block, a cut tail, a stream gap recorded in the file)
+      losses: distinctNotes([...(rec.losses ?? []), ...(idx?.notes ?? []), ...(loaded?.notes ?? [])]),
     };
   }
 
@@ -433,10 +439,11 @@ export class CoreService implements ApiCalls {
       const rec = this.store.get(id);
       const files = this.store.captureFiles(rec);
       if (files.length === 0) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${rec.file} is missing)`);
-      const { analyzer, notes } = await analyzeFiles(files);
+      const { analyzer, notes: loadNotes, damaged } = await analyzeFiles(files);
+      const notes = [...loadNotes, ...damaged.map(damageNote)];
       const pods = this.store.readPods(rec);
       if (pods) analyzer.podLookup = (ip) => pods.get(ip) ?? null;
-      const l: Loaded = { analyzer, notes, files, sorted: new Map() };
+      const l: Loaded = { analyzer, notes, damaged, files, sorted: new Map() };
       this.indexFrom(rec, analyzer, notes);
       this.remember(id, l);
       return l;

@@ -29,6 +29,8 @@ export interface SessionRecord {
   endedAt: number | null;
   nodes: string[];
   notes: string[];
+  /** the notes, among notes, on what a live capture lost (a node's stream cut or failed); absent in older sessions */
+  losses?: string[];
   mode: string | null;
   modeReason: string | null;
   requestedMode: string | null;
@@ -184,7 +186,7 @@ export class SessionStore {
    * Ends a capture: merges the other nodes' files into the capture file (one section per stream), records
    * the end time and notes. Safe to call on a session whose capture was killed.
    */
-  async finish(id: string, extra: { notes?: string[]; endedAt?: number; mode?: string | null; modeReason?: string | null } = {}): Promise<SessionRecord> {
+  async finish(id: string, extra: { notes?: string[]; losses?: string[]; endedAt?: number; mode?: string | null; modeReason?: string | null } = {}): Promise<SessionRecord> {
     const rec = this.get(id);
     for (const [node, path] of Object.entries(rec.nodeFiles)) {
       if (path === rec.file) continue;
@@ -198,6 +200,7 @@ export class SessionStore {
     rec.nodeFiles = {};
     rec.endedAt = extra.endedAt ?? rec.endedAt ?? Date.now();
     for (const n of extra.notes ?? []) if (!rec.notes.includes(n)) rec.notes.push(n);
+    if (extra.losses?.length) rec.losses = [...new Set([...(rec.losses ?? []), ...extra.losses])];
     if (extra.mode !== undefined) rec.mode = extra.mode;
     if (extra.modeReason !== undefined) rec.modeReason = extra.modeReason;
     this.save(rec);

@@ -138,6 +138,9 @@ describe('live capture through the core with real TLS clients', () => {
     expect(summary.endedAt).not.toBeNull();
     expect(summary.mode).toBe('ebpf');
     expect(summary.packets).toBeGreaterThan(0);
+    // the capture's notes (here, the namespace it ran in) are no losses: the app warns of none on opening it
+    expect(summary.notes.join('\n')).toContain(`captured inside network namespace ${lab.nodeNs}`);
+    expect(summary.losses).toEqual([]);
   });
 
   it('finds every client\'s flow with the right library and plaintext verdict', () => {

@@ -225,17 +225,17 @@ describe('flows on several threads equal the one-thread flows', () => {
     const { compileFilter } = await import('../../src/filter/index.js');
     for (const f of files) {
       // the one-thread analysis, as the CLI renders it without threads
-      const { analyzer, notes } = await analyzeFiles([{ path: f }]);
+      const { analyzer, notes, damaged } = await analyzeFiles([{ path: f }]);
       const all = analyzer.flows();
       const packets = analyzer.counters.packets;
       expect(all.length, f).toBeGreaterThan(0);
       const job = { files: [{ path: f }], json: true, filter: null };
       for (const threads of [2, 3]) {
-        expect(await flowsOnThreads(job, threads), `${f} on ${threads} threads`).toEqual({ rows: all.map((x) => JSON.stringify(x)), total: all.length, packets, notes });
+        expect(await flowsOnThreads(job, threads), `${f} on ${threads} threads`).toEqual({ rows: all.map((x) => JSON.stringify(x)), total: all.length, packets, notes, damaged });
       }
       const filter = 'transport == "tcp"';
       const kept = all.filter(compileFilter(filter));
-      expect(await flowsOnThreads({ ...job, json: false, filter }, 2), `${f} table`).toEqual({ rows: kept.map(flowRow), total: all.length, packets, notes });
+      expect(await flowsOnThreads({ ...job, json: false, filter }, 2), `${f} table`).toEqual({ rows: kept.map(flowRow), total: all.length, packets, notes, damaged });
     }
   }, 60_000);
 
@@ -259,16 +259,23 @@ describe('flows on several threads equal the one-thread flows', () => {
     expect(idsCollide([parts[0]!, clash])).toBe(true);
   });
 
-  it('a malformed capture fails on every thread with the one-thread error and offset', async () => {
+  it('a capture damaged in the middle gives on threads the one-thread flows before the damage, and the damage', async () => {
     const { flowsOnThreads } = await import('../../src/cli/flows-parallel.js');
     const bad = join(dir, 'bad.pcapng');
     const good = readFileSync(join(FIX, 'loopback-mix.pcapng'));
+    const at = blockAt(good, 40);
     const broken = Buffer.from(good);
-    broken.writeUInt32LE(8, blockAt(good, 5) + 4);
+    broken.writeUInt32LE(8, at + 4);
     writeFileSync(bad, broken);
-    await expect(flowsOnThreads({ files: [{ path: bad }], json: true, filter: null }, 2)).rejects.toMatchObject({
-      code: 'E_PCAPNG_MALFORMED', message: `block length 8 is less than 12 at offset ${blockAt(good, 5)}`,
-    });
+    const job = { files: [{ path: bad }], json: true, filter: null };
+    const threads = await flowsOnThreads(job, 2);
+    const one = await flowsOnThreads(job, 1);
+    expect(threads.damaged).toEqual([{ path: bad, offset: at, message: `block length 8 is less than 12 at offset ${at}` }]);
+    expect(threads.rows).toEqual(one.rows);
+    expect(threads.rows.length).toBeGreaterThan(0);
+    // a file that is no capture at all still fails
+    writeFileSync(bad, Buffer.from('definitely not a capture'));
+    await expect(flowsOnThreads(job, 2)).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED', details: { offset: 0 } });
   });
 });
 

@@ -158,6 +158,26 @@ describe('pcapng reader: truncated and malformed input', () => {
     await expect(readBlocks(join(tmp, 'none.pcapng'), () => undefined)).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND' });
   });
 
+  it('stops at a block damaged in the middle when asked, with every block before it delivered and the error returned', async () => {
+    const f = join(tmp, 'damaged.pcapng');
+    const broken = Buffer.from(pcapng);
+    broken.writeUInt32LE(30, third.offset + 4);
+    writeFileSync(f, broken);
+    for (const readSize of [7, 1 << 16]) {
+      const got: PcapngBlock[] = [];
+      const res = await readBlocks(f, (b) => got.push(b), { tolerateDamage: true, tolerateTruncatedTail: true, readSize });
+      expect(view(got), `read size ${readSize}`).toEqual(view(all.slice(0, 3)));
+      expect(res.truncated).toBeNull();
+      expect(res.damaged).toMatchObject({ code: 'E_PCAPNG_MALFORMED', message: `block length 30 is not a multiple of 4 at offset ${third.offset}` });
+      expect(res.bytes).toBe(third.offset);
+    }
+    // without the option, and for a file that is no capture at all (nothing before the damage), it throws
+    await expect(readBlocks(f, () => undefined)).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED' });
+    const junk = join(tmp, 'junk.pcapng');
+    writeFileSync(junk, Buffer.from('definitely not a capture'));
+    await expect(readBlocks(junk, () => undefined, { tolerateDamage: true })).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED', details: { offset: 0 } });
+  });
+
   it('names the offset for each kind of corruption', () => {
     const at = third.offset;
     const withLen = (len: number): Buffer => { const b = Buffer.from(pcapng); b.writeUInt32LE(len, at + 4); return b; };

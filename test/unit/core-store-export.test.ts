@@ -74,6 +74,7 @@ describe('session store', () => {
     const s = list[0]!;
     expect(s.nodes).toEqual(['node-a']);
     expect(s.notes.join(' ')).toMatch(/ends inside a block/);
+    expect(s.losses.join(' ')).toMatch(/ends inside a block/);
     const expectedPackets = blocks.filter((b) => b.type === 'epb' && b.offset < last.offset && b.iface.linkType !== 252).length;
     expect(s.packets).toBe(expectedPackets);
     const { rows } = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 100 });
@@ -307,8 +308,9 @@ describe('CLI parsing and exit codes', () => {
     }
   });
 
+  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(tmp, 'cli') } });
+
   it('prints one error line with the code and exits 2 for usage, 1 for other errors', () => {
-    const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(tmp, 'cli') } });
     const u = run(['flows']);
     expect(u.status).toBe(2);
     expect(u.stderr).toBe('tapscope: flows: FILE is required; see tapscope --help (E_USAGE)\n');
@@ -327,6 +329,63 @@ describe('CLI parsing and exit codes', () => {
     const j = run(['flows', join(FIX, 'loopback-mix.pcapng'), '--json', '--filter', 'app == "tls"']);
     expect(j.status).toBe(0);
     expect(j.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { tls: { sni: string } }).tls.sni)).toEqual(['localhost', 'localhost']);
+  });
+});
+
+describe('a capture damaged in the middle', () => {
+  // node-a's stream with one block in its middle damaged (an interface id no interface block defined): what
+  // comes before it is a capture of its own, the prefix
+  const whole = nodeStream('node-a', 10);
+  const blocks = parseBuffer(whole);
+  const bad = blocks.filter((b) => b.type === 'epb')[12]!;
+  const damaged = Buffer.from(whole);
+  damaged.writeUInt32LE(7, bad.offset + 8);
+  const ifaces = blocks.filter((b) => b.type === 'idb' && b.offset < bad.offset).length;
+  const message = `enhanced packet block refers to interface 7 but the section defines ${ifaces} at offset ${bad.offset}`;
+  let damagedPath: string;
+  let prefixPath: string;
+  beforeAll(() => {
+    damagedPath = join(tmp, 'damaged.pcapng');
+    prefixPath = join(tmp, 'prefix.pcapng');
+    writeFileSync(damagedPath, damaged);
+    writeFileSync(prefixPath, whole.subarray(0, bad.offset));
+  });
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(tmp, 'cli-damaged') } });
+
+  it('opens in the app with the flows before the damage and a note that names it', async () => {
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'damaged-store')) });
+    const s = await svc.openFile({ path: damagedPath });
+    expect(s.notes).toEqual([`${damagedPath} is damaged: ${message}; it was read up to that block, nothing from it on`]);
+    expect(s.losses).toEqual(s.notes);
+    const p = await svc.openFile({ path: prefixPath });
+    expect(s.packets).toBe(p.packets);
+    expect(s.packets).toBeGreaterThan(10);
+    const { rows } = await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 100 });
+    const { rows: expected } = await svc.queryFlows({ sessionId: p.id, offset: 0, limit: 100 });
+    expect(rows.map((f) => `${f.id} ${f.packets} ${f.http.map((h) => h.path).join(',')}`)).toEqual(expected.map((f) => `${f.id} ${f.packets} ${f.http.map((h) => h.path).join(',')}`));
+    expect(rows.length).toBeGreaterThan(1);
+  });
+
+  it('flows, libraries and export print or write what came before the damage, then fail with it (exit 1), as tshark does', () => {
+    const error = `tapscope: ${damagedPath} is damaged: ${message}; it was read up to that block, nothing from it on (E_PCAPNG_MALFORMED)\n`;
+    const f = cli(['flows', damagedPath, '--json']);
+    expect(f.stderr).toBe(error);
+    expect(f.status).toBe(1);
+    const expected = cli(['flows', prefixPath, '--json']);
+    expect(expected.status).toBe(0);
+    expect(f.stdout).toBe(expected.stdout);
+    expect(f.stdout.trim().split('\n').length).toBeGreaterThan(1);
+    const l = cli(['libraries', damagedPath, '--json']);
+    expect([l.status, l.stderr, l.stdout]).toEqual([1, error, cli(['libraries', prefixPath, '--json']).stdout]);
+    const out = join(tmp, 'damaged-export.pcapng');
+    const x = cli(['export', damagedPath, '--format', 'pcapng', '--out', out]);
+    expect(x.status).toBe(1);
+    expect(x.stderr).toMatch(new RegExp(`^wrote ${out} .*\\n${error.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    // the export holds what the prefix holds, read by tshark without a warning
+    const frames = (path: string): string => tshark(['-r', path, '-T', 'fields', '-e', 'frame.len', '-e', 'frame.protocols']).stdout;
+    expect(tshark(['-r', out]).warnings).toEqual([]);
+    expect(frames(out)).toBe(frames(prefixPath));
+    expect(frames(out).trim().split('\n').length).toBeGreaterThan(10);
   });
 });
 

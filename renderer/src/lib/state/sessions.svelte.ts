@@ -65,12 +65,17 @@ export class SessionsState {
     return this.makeCurrent(() => getApi().openFile({ path }));
   }
 
-  /** Opens a session (by id or from a file) and makes it the current one; errors become notices. */
+  /**
+   * Opens a session (by id or from a file) and makes it the current one; errors become notices, and so do the
+   * session's losses (a capture damaged or cut short, a stream lost and resumed), as Wireshark tells on opening a
+   * damaged file: the flows shown are then not all the capture held.
+   */
   private async makeCurrent(opening: () => Promise<SessionSummary>): Promise<SessionSummary | null> {
     try {
       const s = await opening();
       this.upsert(s);
       this.currentId = s.id;
+      if (s.losses.length > 0) ui.notify('warn', `${s.name}: ${s.losses.join(' · ')}`);
       return s;
     } catch (e) {
       ui.error(e);

@@ -19,7 +19,7 @@ import { TerminalsState } from './terminals.svelte.js';
 import { UiState } from './ui.svelte.js';
 
 function session(id: string, createdAt: number, extra: Partial<SessionSummary> = {}): SessionSummary {
-  return { id, name: id, target: 'local', mode: 'ebpf', modeReason: null, createdAt, endedAt: null, live: false, packets: 0, bytes: 0, flows: 0, drops: 0, nodes: [], notes: [], file: `/tmp/${id}.pcapng`, ...extra };
+  return { id, name: id, target: 'local', mode: 'ebpf', modeReason: null, createdAt, endedAt: null, live: false, packets: 0, bytes: 0, flows: 0, drops: 0, nodes: [], notes: [], losses: [], file: `/tmp/${id}.pcapng`, ...extra };
 }
 
 describe('UiState', () => {

@@ -4,7 +4,8 @@ export type ThemeChoice = 'system' | 'light' | 'dark';
 
 export interface Notice {
   id: number;
-  kind: 'error' | 'info';
+  /** info goes by itself after a while; error and warn stay until dismissed */
+  kind: 'error' | 'warn' | 'info';
   text: string;
   code?: string;
 }
