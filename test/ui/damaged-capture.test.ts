@@ -51,7 +51,7 @@ describe('opening a damaged capture', () => {
     await open.fill(path);
     await page.locator('form.open button[type=submit]').click();
     await page.getByTestId('flow-row').first().waitFor({ timeout: 30_000 });
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="flow-row"]').length === 3, undefined, { timeout: 10_000 });
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(3);
     const warn = page.locator('.notice.warn');
     await warn.waitFor({ timeout: 10_000 });
     expect(await warn.textContent()).toContain(`damaged.pcapng: ${path} is damaged: enhanced packet block refers to interface 7 but the section defines 1 at offset ${offset}; it was read up to that block, nothing from it on`);

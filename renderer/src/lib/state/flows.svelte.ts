@@ -3,6 +3,7 @@
 import type { FlowDetail } from '../../../../src/api/contract.js';
 import type { Flow } from '../../../../src/model/flow.js';
 import { getApi } from '../api.js';
+import { withTerm } from '../filter-terms.js';
 import { PageCache } from '../page-cache.js';
 import { clampIndex, pagesFor } from '../virtual.js';
 import { ui } from './ui.svelte.js';
@@ -231,6 +232,11 @@ export class FlowsState {
     this.filter = trimmed;
     await this.load(this.sessionId);
     return true;
+  }
+
+  /** "Apply as filter": narrows the filter in effect to a term of the detail (or excludes it), as Wireshark does. */
+  filterOn(term: string, exclude = false): Promise<boolean> {
+    return this.applyFilter(withTerm(this.filter, term, exclude));
   }
 
   select(index: number): void {
