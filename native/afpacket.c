@@ -24,7 +24,7 @@
 struct ring {
 	int fd;
 	int ifindex;        /* 0 = any */
-	uint8_t *map;
+	uint8_t *map;       /* NULL: no ring (see open_ring), packets are read with recvfrom */
 	size_t map_len;
 	uint32_t nr_blocks;
 	uint32_t next;
@@ -110,11 +110,14 @@ static int open_ring(int ifindex)
 		warnx_("AF_PACKET socket: %s", strerror(err));
 		return err == EPERM || err == EACCES ? 2 : 4;
 	}
-	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)) < 0)
-		goto cleanup;
 	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length */
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0)
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0 && errno != ENOPROTOOPT)
 		goto cleanup;
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)) < 0) {
+		if (errno == ENOPROTOOPT)
+			goto no_ring;
+		goto cleanup;
+	}
 	block_size = 1u << 16;
 	while (block_size < opts.snaplen + 4096)
 		block_size <<= 1;
@@ -127,14 +130,18 @@ static int open_ring(int ifindex)
 	req.tp_frame_size = 2048;
 	req.tp_frame_nr = (block_size / 2048) * nr;
 	req.tp_retire_blk_tov = 50; /* ms: a quiet ring still hands over its block soon */
-	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+		if (errno == ENOPROTOOPT)
+			goto no_ring;
 		goto cleanup;
+	}
 	r->map_len = (size_t)block_size * nr;
 	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
 	if (r->map == MAP_FAILED)
 		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (r->map == MAP_FAILED)
 		goto cleanup;
+bind:
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_ALL);
@@ -148,6 +155,14 @@ static int open_ring(int ifindex)
 	r->drops = 0;
 	n_rings++;
 	return 0;
+no_ring:
+	/* why: some kernels' emulations of Linux have AF_PACKET without its mmap ring (ENOPROTOOPT: gVisor,
+	 * qemu-user, which runs the aarch64 helper in the tests); packets are then read one recvfrom each, cut
+	 * to the snap length here, timestamped on receipt. Slower, but no flow is left out */
+	warnx_("AF_PACKET without an mmap ring here (%s): reading packets one at a time", strerror(errno));
+	r->map = NULL;
+	nr = 0;
+	goto bind;
 cleanup:
 	err = errno;
 	warnx_("AF_PACKET ring setup: %s", strerror(err));
@@ -279,24 +294,24 @@ static int excluded(const uint8_t *net, uint32_t len)
 	return 0;
 }
 
-static void handle_packet(struct tpacket3_hdr *h)
+/* One packet: its link-layer header at mac, its network header net_off bytes on, caplen bytes of it captured
+ * (from mac) of origlen on the wire. */
+static void emit_packet(const struct sockaddr_ll *sll, const uint8_t *mac, uint32_t net_off, uint32_t caplen, uint32_t origlen,
+			uint64_t ts)
 {
-	struct sockaddr_ll *sll = (struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
-	const uint8_t *mac = (uint8_t *)h + h->tp_mac;
-	const uint8_t *net = (uint8_t *)h + h->tp_net;
-	uint32_t caplen = h->tp_snaplen, origlen = h->tp_len, flags;
-	uint64_t ts = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
+	const uint8_t *net = mac + net_off;
+	uint32_t flags;
 	struct iface *f;
 
 	if (sll->sll_pkttype == PACKET_OUTGOING && sll->sll_hatype == ARPHRD_LOOPBACK)
 		return;
-	if (h->tp_net >= h->tp_mac && excluded(net, caplen - (h->tp_net - h->tp_mac))) {
+	if (net_off > caplen)
+		return;
+	if (excluded(net, caplen - net_off)) {
 		ctr.excluded++;
 		return;
 	}
-	if (h->tp_net >= h->tp_mac)
-		note_syn(net, caplen - (h->tp_net - h->tp_mac),
-			 sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
+	note_syn(net, caplen - net_off, sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
 	f = iface_get(sll->sll_ifindex, sll->sll_hatype);
 	if (!f)
 		return;
@@ -312,13 +327,10 @@ static void handle_packet(struct tpacket3_hdr *h)
 	if (f->linktype == LINKTYPE_ETHERNET) {
 		pcapng_epb(f->ifid, ts, mac, caplen, origlen, flags, NULL);
 	} else if (f->linktype == LINKTYPE_RAW) {
-		uint32_t off = h->tp_net - h->tp_mac;
-
-		pcapng_epb(f->ifid, ts, net, caplen - off, origlen - off, flags, NULL);
+		pcapng_epb(f->ifid, ts, net, caplen - net_off, origlen - net_off, flags, NULL);
 	} else {
 		/* LINUX_SLL2 pseudo header, then the network-layer packet */
 		uint8_t sll2[20];
-		uint32_t off = h->tp_net - h->tp_mac;
 		uint32_t ifx = htonl((uint32_t)sll->sll_ifindex);
 		uint16_t hat = htons(sll->sll_hatype);
 
@@ -329,7 +341,42 @@ static void handle_packet(struct tpacket3_hdr *h)
 		sll2[10] = sll->sll_pkttype;
 		sll2[11] = sll->sll_halen > 8 ? 8 : sll->sll_halen;
 		memcpy(sll2 + 12, sll->sll_addr, sll2[11]);
-		pcapng_epb2(f->ifid, ts, sll2, sizeof(sll2), net, caplen - off, origlen - off + 20, flags, NULL);
+		pcapng_epb2(f->ifid, ts, sll2, sizeof(sll2), net, caplen - net_off, origlen - net_off + 20, flags, NULL);
+	}
+}
+
+static void handle_packet(struct tpacket3_hdr *h)
+{
+	const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
+
+	if (h->tp_net < h->tp_mac)
+		return;
+	emit_packet(sll, (uint8_t *)h + h->tp_mac, h->tp_net - h->tp_mac, h->tp_snaplen, h->tp_len,
+		    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec);
+}
+
+/* A socket without a ring: every queued packet, one recvfrom each (see open_ring). */
+static void drain_socket(struct ring *r)
+{
+	static uint8_t *buf;
+	struct sockaddr_ll sll;
+	socklen_t sl;
+	ssize_t n;
+
+	if (!buf && !(buf = malloc(opts.snaplen)))
+		return;
+	for (;;) {
+		sl = sizeof(sll);
+		n = recvfrom(r->fd, buf, opts.snaplen, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&sll, &sl);
+		if (n < 0)
+			break;
+		/* why 14: SOCK_RAW hands Ethernet and loopback frames with their header; devices without one (tun,
+		 * wireguard) start at the network header, as the ring's tp_net says */
+		emit_packet(&sll, buf, sll.sll_hatype == ARPHRD_ETHER || sll.sll_hatype == ARPHRD_LOOPBACK ? 14 : 0,
+			    (uint32_t)n < opts.snaplen ? (uint32_t)n : opts.snaplen, (uint32_t)n, now_realtime_ns());
+		pcapng_maybe_flush(1u << 20);
+		if (stop_requested && pcapng_error())
+			return;
 	}
 }
 
@@ -340,6 +387,10 @@ void afp_drain(void)
 	for (i = 0; i < n_rings; i++) {
 		struct ring *r = &rings[i];
 
+		if (!r->map) {
+			drain_socket(r);
+			continue;
+		}
 		for (;;) {
 			struct tpacket_block_desc *bd = (void *)(r->map + (size_t)r->next * block_size);
 			struct tpacket3_hdr *h;
@@ -415,7 +466,8 @@ void afp_close(void)
 		syn_fd = -1;
 	}
 	for (i = 0; i < n_rings; i++) {
-		munmap(rings[i].map, rings[i].map_len);
+		if (rings[i].map)
+			munmap(rings[i].map, rings[i].map_len);
 		close(rings[i].fd);
 	}
 	n_rings = 0;

@@ -1,10 +1,12 @@
 /* Implementation of probe.h. */
 #include "probe.h"
 #include "util.h"
+#ifndef TAPSCOPE_NO_BPF
 #include "probe.skel.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#endif
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <arpa/inet.h>
@@ -23,10 +25,12 @@ __attribute__((noinline, used)) int tapscope_probe_target(int x)
 	return x + 1;
 }
 
+#ifndef TAPSCOPE_NO_BPF
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return 0;
 }
+#endif
 
 /* why: libbpf finds tracepoint ids in tracefs; `ip netns exec` and minimal hosts/containers often
  * have a /sys without it mounted */
@@ -45,12 +49,15 @@ static void ensure_tracefs(struct probe_report *r)
 void probe_run(struct probe_report *r)
 {
 	struct utsname u;
+#ifndef TAPSCOPE_NO_BPF
 	struct probe_bpf *skel = NULL;
 	struct bpf_link *ul = NULL, *tl = NULL;
 	libbpf_print_fn_t old;
 	uint64_t v = 0;
 	uint32_t k;
-	int fd, err;
+	int err;
+#endif
+	int fd;
 
 	memset(r, 0, sizeof(*r));
 	if (uname(&u) == 0) {
@@ -65,6 +72,9 @@ void probe_run(struct probe_report *r)
 		r->afpacket = 1;
 		close(fd);
 	}
+#ifdef TAPSCOPE_NO_BPF
+	snprintf(r->error, sizeof(r->error), "this helper was built without eBPF for %s", r->machine);
+#else
 	r->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
 	old = libbpf_set_print(silent_print);
 	skel = probe_bpf__open();
@@ -105,10 +115,17 @@ cleanup:
 	bpf_link__destroy(tl);
 	probe_bpf__destroy(skel);
 	libbpf_set_print(old);
+#endif
 }
 
 int probe_ebpf_ok(const struct probe_report *r, char *reason, int reason_len)
 {
+#ifdef TAPSCOPE_NO_BPF
+	/* why first: whatever the kernel offers, this build has no programs to load */
+	snprintf(reason, (size_t)reason_len, "this helper build for %s has no eBPF programs yet (its TLS uprobes are not ported); "
+		 "packets and process attribution come from AF_PACKET and /proc", r->machine[0] ? r->machine : "this architecture");
+	return 0;
+#endif
 	if (!r->btf)
 		snprintf(reason, (size_t)reason_len, "no BTF (/sys/kernel/btf/vmlinux missing)");
 	else if (!r->bpf_load)

@@ -15,12 +15,27 @@ PKGS=(
   # UI tests
   chromium xvfb
 )
+# the aarch64 helper: a cross compiler, Debian's arm64 static libraries (multiarch), and qemu to run it in tests
+ARM64_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 qemu-user-static)
+
+# Lets this machine run aarch64 binaries through qemu (the tests run the aarch64 helper): binfmt_misc's
+# qemu-aarch64 entry, registered from the file qemu-user-static installs. Root only; says why it could not.
+register_arm64_exec() {
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && return 0
+  [ "$(id -u)" = 0 ] || { echo "install-deps: not root: cannot register qemu-aarch64 with binfmt_misc (the aarch64 helper tests need it)" >&2; return 0; }
+  local conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  [ -f "$conf" ] || { echo "install-deps: $conf missing: aarch64 binaries will not run here" >&2; return 0; }
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || return 0
+  cat "$conf" > /proc/sys/fs/binfmt_misc/register && echo "install-deps: registered qemu-aarch64 with binfmt_misc"
+}
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#PKGS[@]} system packages present"
+for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+arm64_missing=()
+for p in "${ARM64_PKGS[@]}"; do installed "$p" || arm64_missing+=("$p"); done
+if [ ${#missing[@]} -eq 0 ] && [ ${#arm64_missing[@]} -eq 0 ]; then
+  echo "install-deps: all $(( ${#PKGS[@]} + ${#ARM64_PKGS[@]} )) system packages present"
+  register_arm64_exec
   exit 0
 fi
 SUDO=""
@@ -28,9 +43,22 @@ if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo (missing: ${missing[*]})" >&2; exit 1; }
   SUDO="sudo"
 fi
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ${#arm64_missing[@]} -gt 0 ]; then
+  # why apart: arm64 packages come from the distribution's arm64 archive (Debian's mirrors carry it; Ubuntu's
+  # arm64 packages live on ports.ubuntu.com): without it the x86-64 build and its tests go on, and the
+  # aarch64 helper is not built (scripts/build-native.sh says so)
+  echo "install-deps: installing ${arm64_missing[*]}"
+  if ! { dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64; } \
+    || ! $SUDO apt-get update -qq || ! $SUDO apt-get install -y -qq --no-install-recommends "${arm64_missing[@]}" >/dev/null; then
+    echo "install-deps: could not install the arm64 packages (${arm64_missing[*]}): the aarch64 helper will not be built" >&2
+  fi
+fi
+register_arm64_exec
 echo "install-deps: done"

@@ -17,11 +17,17 @@ export interface HelperBinary {
   sha256: string;
 }
 
-/** Finds the helper: an explicit path, $TAPSCOPE_HELPER, or resources/helper/linux-<arch>/ next to the app. */
+/**
+ * Finds the helper for `arch` ('x64', 'arm64'): for x64 an explicit path (an option; tests) or $TAPSCOPE_HELPER,
+ * for another $TAPSCOPE_HELPER_<ARCH> (TAPSCOPE_HELPER_ARM64), else resources/helper/linux-<arch>/ next to the app.
+ */
 export function locateHelper(explicit?: string, arch = 'x64'): string {
   const candidates: string[] = [];
-  if (explicit) candidates.push(explicit);
-  if (process.env.TAPSCOPE_HELPER) candidates.push(process.env.TAPSCOPE_HELPER);
+  // why x64 only: an explicit helper is one binary, and the x86-64 one is what options and $TAPSCOPE_HELPER have
+  // always named; an aarch64 node must not be sent it
+  const env = arch === 'x64' ? process.env.TAPSCOPE_HELPER : process.env[`TAPSCOPE_HELPER_${arch.toUpperCase()}`];
+  if (explicit && arch === 'x64') candidates.push(explicit);
+  if (env) candidates.push(env);
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     candidates.push(join(dir, 'resources', 'helper', `linux-${arch}`, 'tapscope-helper'));
@@ -30,7 +36,7 @@ export function locateHelper(explicit?: string, arch = 'x64'): string {
   for (const c of candidates) if (existsSync(c)) return resolve(c);
   throw new TapscopeError(
     'E_HELPER_MISSING',
-    `The capture helper for linux-${arch} was not found (looked in ${candidates.join(', ')}). Run \`make -C native\` or pass --helper PATH.`,
+    `The capture helper for linux-${arch} was not found (looked in ${candidates.join(', ')}). Run \`npm run build:native\` or pass --helper PATH.`,
   );
 }
 
@@ -55,6 +61,24 @@ export function helperVersion(path: string): string | null {
   if (!existsSync(path)) return null;
   const v = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
   return v.status === 0 ? v.stdout.trim() || null : null;
+}
+
+/** What preflight says of an aarch64 node: its helper is built without eBPF (native/nobpf.c). */
+export const ARM64_AFPACKET_ONLY = 'The aarch64 helper captures with AF_PACKET only: packets and process attribution, no TLS plaintext hooks (eBPF is not built for aarch64 yet).';
+
+/** The helpers of this build by architecture, each read once (see locateHelper). */
+export class HelperSet {
+  private readonly loaded = new Map<string, HelperBinary | null>();
+  constructor(private readonly explicit?: string) {}
+
+  /** The helper for a machine of `uname -m` (or a Kubernetes node's architecture), or null when this build has none. */
+  for(unameM: string | null): HelperBinary | null {
+    // (a node that does not say is taken for x86-64, the architecture every build has)
+    const arch = unameM === null ? 'x64' : helperArch(unameM);
+    if (!arch) return null;
+    if (!this.loaded.has(arch)) this.loaded.set(arch, locateHelperOrNull(this.explicit, arch) ? loadHelper(this.explicit, arch) : null);
+    return this.loaded.get(arch)!;
+  }
 }
 
 /** Maps `uname -m` to the helper's resource folder name. */

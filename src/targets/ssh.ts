@@ -6,8 +6,8 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  CompleteBlocks, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull, onLines,
-  remainingDuration, runCommandLine, shQuote, uploadScript, type HelperBinary,
+  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, locateHelperOrNull, onLines,
+  remainingDuration, runCommandLine, shQuote, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
 import { parseJump } from './ssh/config.js';
@@ -155,12 +155,14 @@ export class SshTarget implements CaptureTarget {
     const c = await this.shared();
     const f = await readFacts(c.client);
     const problems: string[] = [];
-    if (!helperArch(f.arch)) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
+    const arch = helperArch(f.arch);
+    const helper = arch ? locateHelperOrNull(this.opts.helperPath, arch) : '';
+    if (!helper) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
+    else if (arch !== 'x64') problems.push(ARM64_AFPACKET_ONLY);
     if (!f.btf) problems.push('The kernel has no BTF (/sys/kernel/btf/vmlinux): eBPF mode is unavailable, AF_PACKET will be used.');
     const privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
     if (privileged === 'none') problems.push(`User ${c.resolved.user} is not root and cannot use sudo: capture needs root. Connect as root or grant sudo.`);
-    const arch = helperArch(f.arch);
-    const version = arch ? helperVersion(locateHelperOrNull(this.opts.helperPath, arch)) : null;
+    const version = helper ? helperVersion(helper) : null;
     return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: version, problems }];
   }
 
@@ -195,8 +197,7 @@ export class SshTarget implements CaptureTarget {
 
   async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle> {
     for (const n of options.nodes ?? []) this.checkNode(n);
-    const helper = loadHelper(this.opts.helperPath);
-    const run = new SshCapture(this, options, handlers, helper, this.opts.backoffMs ?? { first: 500, max: 8000 });
+    const run = new SshCapture(this, options, handlers, new HelperSet(this.opts.helperPath), this.opts.backoffMs ?? { first: 500, max: 8000 });
     await run.begin();
     return run.handle();
   }
@@ -264,7 +265,7 @@ class SshCapture {
     private readonly target: SshTarget,
     private readonly options: CaptureOptions,
     private readonly handlers: CaptureHandlers,
-    private readonly helper: HelperBinary,
+    private readonly helpers: HelperSet,
     private readonly backoff: Backoff,
   ) {
     this.node = target.nodeName;
@@ -300,19 +301,20 @@ class SshCapture {
     const conn = await this.target.openConnection();
     this.conn = conn;
     const facts = await readFacts(conn.client);
-    if (helperArch(facts.arch) !== 'x64') {
-      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${this.node} is ${facts.arch ?? 'an unknown architecture'}; this build ships the helper for x86_64 only.`);
+    const helper = this.helpers.for(facts.arch ?? 'unknown');
+    if (!helper) {
+      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${this.node} is ${facts.arch ?? 'an unknown architecture'}; this build has no helper for it (x86_64${this.helpers.for('aarch64') ? ' and aarch64' : ''} only).`);
     }
     this.priv ??= await this.target.privilege(conn.client, facts, conn.resolved.user);
-    this.status('deploying', `uploading helper (${this.helper.data.length} bytes)`);
+    this.status('deploying', `uploading helper (${helper.data.length} bytes)`);
     const mk = await execCollect(conn.client, MKTEMP_SCRIPT);
     const dir = mk.stdout.toString('utf8').trim();
     if (mk.code !== 0 || !dir.startsWith('/')) {
       throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir on ${this.node}: ${mk.stderr.trim() || 'mktemp failed'}.`);
     }
     this.dir = dir;
-    const up = await execCollect(conn.client, uploadScript(dir, this.helper.data.length), this.helper.data);
-    checkUploadDigest(up.stdout.toString('utf8'), this.helper.sha256, `${this.node}:${dir}`);
+    const up = await execCollect(conn.client, uploadScript(dir, helper.data.length), helper.data);
+    checkUploadDigest(up.stdout.toString('utf8'), helper.sha256, `${this.node}:${dir}`);
     const ex = excludeFromSshConnection(facts.sshConnection);
     const excludes = ex ? [ex.client] : [];
     if (ex && this.notes.length === 0) {

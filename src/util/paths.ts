@@ -50,7 +50,12 @@ export function sessionsRoot(): string {
   return join(dataRoot(), 'sessions');
 }
 
-/** The helper binary for this machine: $TAPSCOPE_HELPER, else resources/helper/linux-x64/tapscope-helper. */
+/**
+ * The helper binary for this machine: resources/helper/linux-x64/ or linux-arm64/ by its architecture, or the one
+ * $TAPSCOPE_HELPER ($TAPSCOPE_HELPER_ARM64 on aarch64) names (as the remote targets read them: targets/deploy.ts).
+ */
 export function helperPath(): string {
-  return process.env.TAPSCOPE_HELPER ?? join(packageRoot(), 'resources', 'helper', 'linux-x64', 'tapscope-helper');
+  const arm = process.arch === 'arm64';
+  return (arm ? process.env.TAPSCOPE_HELPER_ARM64 : process.env.TAPSCOPE_HELPER)
+    ?? join(packageRoot(), 'resources', 'helper', arm ? 'linux-arm64' : 'linux-x64', 'tapscope-helper');
 }

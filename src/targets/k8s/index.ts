@@ -11,7 +11,7 @@ import {
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
-  CompleteBlocks, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, loadHelper, locateHelperOrNull,
+  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript,
   onLines, remainingDuration, runArgv, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
@@ -245,7 +245,8 @@ class K8sCapture {
     private readonly dep: Deployment,
     private readonly options: CaptureOptions,
     private readonly handlers: CaptureHandlers,
-    private readonly helper: HelperBinary,
+    /** each node's helper (its architecture's) */
+    private readonly helpers: ReadonlyMap<string, HelperBinary>,
     private readonly image: string,
     private readonly readyTimeoutMs: number,
     nodeNames: string[],
@@ -358,13 +359,14 @@ class K8sCapture {
   private async deployNode(n: NodeRun, pod: string): Promise<void> {
     const ns = this.dep.ctx.namespace;
     const kc = this.dep.kc;
-    if (!n.resuming) this.status(n, 'deploying', `uploading helper (${this.helper.data.length} bytes)`);
+    const helper = this.helpers.get(n.node)!;
+    if (!n.resuming) this.status(n, 'deploying', `uploading helper (${helper.data.length} bytes)`);
     const mk = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', MKTEMP_SCRIPT]);
     const dir = mk.stdout.toString('utf8').trim();
     if (mk.code !== 0 || !dir.startsWith('/')) throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir in pod ${pod}: ${mk.stderr.trim() || `exit ${mk.code}`}.`);
     n.dir = dir;
-    const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, this.helper.data.length)], this.helper.data);
-    checkUploadDigest(up.stdout.toString('utf8'), this.helper.sha256, `${n.node} (pod ${pod}):${dir}`);
+    const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, helper.data.length)], helper.data);
+    checkUploadDigest(up.stdout.toString('utf8'), helper.sha256, `${n.node} (pod ${pod}):${dir}`);
     if (this.stopping) return;
     const opts = { ...this.options, duration: remainingDuration(this.options, this.startedAt) };
     const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(opts, this.excludes.get(n.node) ?? [])));
@@ -533,6 +535,8 @@ export class K8sTarget implements CaptureTarget {
     const all = await this.listNodes();
     const { kc } = this.config();
     const authz = kc.makeApiClient(AuthorizationV1Api);
+    const helpers = new HelperSet(this.opts.helperPath);
+    const helper = (n: NodeInfo): string | null => helpers.for(n.arch)?.path ?? null;
     const ns = this.namespace;
     const checks: Array<[string, string, string, string | undefined]> = [
       ['create', 'apps', 'daemonsets', undefined], ['delete', 'apps', 'daemonsets', undefined], ['create', '', 'serviceaccounts', undefined],
@@ -548,8 +552,11 @@ export class K8sTarget implements CaptureTarget {
     return names.map((name) => {
       const n = all.find((x) => x.name === name) as NodeInfo;
       return {
-        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: helperVersion(locateHelperOrNull(this.opts.helperPath, helperArch(n.arch) ?? 'x64')),
-        problems: [...(n.ready ? [] : ['Node is not Ready.']), ...(n.arch && n.arch !== 'x86_64' ? [`No helper is built for ${n.arch}.`] : []), ...problems],
+        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: helper(n) ? helperVersion(helper(n)!) : null,
+        problems: [
+          ...(n.ready ? [] : ['Node is not Ready.']), ...(helper(n) ? [] : [`No helper is built for ${n.arch}.`]),
+          ...(helper(n) && helperArch(n.arch) === 'arm64' ? [ARM64_AFPACKET_ONLY] : []), ...problems,
+        ],
       };
     });
   }
@@ -557,17 +564,24 @@ export class K8sTarget implements CaptureTarget {
   async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle & { enrich: (ip: string) => PodRef | null }> {
     const requested = options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined);
     const chosen = await this.chooseNodes(requested);
-    // why: this build ships an x86_64 helper; other nodes are named instead of failing with "exec format error".
+    // why: each node gets the helper of its architecture; a node of one this build has none for is named instead of
+    // failing with "exec format error"
     const info = await this.listNodes();
-    const foreign = chosen.filter((n) => !['x86_64', null].includes(info.find((x) => x.name === n)?.arch ?? null));
-    const nodes = chosen.filter((n) => !foreign.includes(n));
+    const helpers = new HelperSet(this.opts.helperPath);
+    const byNode = new Map<string, HelperBinary>();
+    for (const n of chosen) {
+      const h = helpers.for(info.find((x) => x.name === n)?.arch ?? null);
+      if (h) byNode.set(n, h);
+    }
+    const foreign = chosen.filter((n) => !byNode.has(n));
+    const nodes = chosen.filter((n) => byNode.has(n));
     const foreignNote = foreign.length ? `Not captured: ${foreign.join(', ')} (no helper for their architecture in this build).` : null;
     if (nodes.length === 0 || (requested && foreign.length)) {
-      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${foreignNote ?? 'No node to capture on.'} This build has the helper for x86_64 nodes only.`);
+      const built = ['x86_64', ...(helpers.for('aarch64') ? ['aarch64'] : [])].join(' and ');
+      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${foreignNote ?? 'No node to capture on.'} This build has the helper for ${built} nodes only.`);
     }
-    const helper = loadHelper(this.opts.helperPath);
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
-    const cap = new K8sCapture(dep, options, handlers, helper, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
+    const cap = new K8sCapture(dep, options, handlers, byNode, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
       { ...DEFAULT_RECONNECT, ...this.opts.reconnect });
     await cap.begin();
     const handle = cap.handle();
