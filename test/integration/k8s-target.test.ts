@@ -364,25 +364,52 @@ describe('shell', () => {
 });
 
 describe('architectures', () => {
-  it('captures only on nodes this build has a helper for, and says which it left out', async () => {
+  it('sends each node the helper of its architecture, an aarch64 node its AF_PACKET helper (run here by qemu), and leaves out an architecture without one', async () => {
+    const arm = api.nodes[5]!;
+    const original = api.list('nodes').find((o) => o.metadata.name === arm.name)!;
+    const asArch = (arch: string) => JSON.parse(JSON.stringify(original).replaceAll('"amd64"', `"${arch}"`)) as typeof original;
+    // a node of an architecture no helper is built for (no namespace behind it: it must never be deployed to)
     api.put('nodes', {
-      metadata: { name: 'tsk-arm-node', labels: { 'kubernetes.io/arch': 'arm64' } },
-      status: { conditions: [{ type: 'Ready', status: 'True' }], nodeInfo: { architecture: 'arm64', kernelVersion: '6.1.0', operatingSystem: 'linux' } },
+      metadata: { name: 'tsk-s390x-node', labels: { 'kubernetes.io/arch': 's390x' } },
+      status: { conditions: [{ type: 'Ready', status: 'True' }], nodeInfo: { architecture: 's390x', kernelVersion: '6.1.0', operatingSystem: 'linux' } },
     });
+    api.put('nodes', asArch('arm64'));
     try {
       const t = createK8sTarget('k8s://tsk-token', opts());
-      expect((await t.listNodes()).find((n) => n.name === 'tsk-arm-node')?.arch).toBe('aarch64');
-      const e = await t.start({ mode: 'afpacket', ifaces: [], nodes: ['tsk-arm-node'] }, recorder().handlers).then(() => null, (x: unknown) => x);
+      const listed = await t.listNodes();
+      expect(listed.find((n) => n.name === arm.name)?.arch).toBe('aarch64');
+      const pre = await t.preflight([arm.name]);
+      expect(pre[0]!.problems).toContain('The aarch64 helper captures with AF_PACKET only: packets and process attribution, no TLS plaintext hooks (eBPF is not built for aarch64 yet).');
+      const e = await t.start({ mode: 'afpacket', ifaces: [], nodes: ['tsk-s390x-node'] }, recorder().handlers).then(() => null, (x: unknown) => x);
       expect(isTapscopeError(e, 'E_KERNEL_UNSUPPORTED'), String(e)).toBe(true);
+      expect((e as Error).message).toBe('Not captured: tsk-s390x-node (no helper for their architecture in this build). This build has the helper for x86_64 and aarch64 nodes only.');
       const rec = recorder();
-      const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
-      await handle.stop();
-      expect([...rec.streams.keys()]).not.toContain('tsk-arm-node');
-      expect(rec.streams.size).toBe(6);
-      expect(handle.notes.join('\n')).toContain('Not captured: tsk-arm-node');
+      // auto: the aarch64 helper has no eBPF and takes AF_PACKET by itself, saying why
+      const handle = await t.start({ mode: 'auto', ifaces: [], nodes: [arm.name, api.nodes[0]!.name] }, rec.handlers);
+      try {
+        await until(`a DNS query in ${arm.name}'s stream`, () => {
+          spawnSync('ip', ['netns', 'exec', arm.ns, 'getent', 'hosts', 'tskarmmark.test'], { stdio: 'ignore' });
+          return Buffer.concat(rec.streams.get(arm.name) ?? []).includes('tskarmmark');
+        });
+      } finally {
+        await handle.stop();
+      }
+      const bytes = Buffer.concat(rec.streams.get(arm.name) ?? []);
+      expect(bytes.readUInt32LE(0)).toBe(0x0a0d0d0a);
+      expect(bytes.toString('latin1')).toMatch(/"t":"capture","v":1,"helper":"[^"]*","mode":"afpacket","requestedMode":"auto","reason":"auto: this helper build for aarch64 has no eBPF programs yet/);
+      // the x86-64 node got its own helper, not the aarch64 one
+      expect(Buffer.concat(rec.streams.get(api.nodes[0]!.name) ?? []).toString('latin1')).not.toContain('build for aarch64');
+      expect(rec.statuses.filter((s) => s.node === arm.name).map((s) => s.phase)).toContain('streaming');
+      // all nodes: the s390x one is named and left out, the others captured
+      const rec2 = recorder();
+      const all = await t.start({ mode: 'afpacket', ifaces: [] }, rec2.handlers);
+      await all.stop();
+      expect([...rec2.streams.keys()].sort()).toEqual(api.nodes.map((n) => n.name).sort());
+      expect(all.notes.join('\n')).toContain('Not captured: tsk-s390x-node (no helper for their architecture in this build).');
       expect(tapscopeObjects()).toEqual([]);
     } finally {
-      api.remove('nodes', null, 'tsk-arm-node');
+      api.put('nodes', original);
+      api.remove('nodes', null, 'tsk-s390x-node');
     }
   });
 });

@@ -6,6 +6,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const HELPER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'resources', 'helper', 'linux-x64', 'tapscope-helper');
+/** The aarch64 build (AF_PACKET only); this machine runs it through qemu-user (binfmt_misc, scripts/install-deps.sh). */
+export const HELPER_ARM64 = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'resources', 'helper', 'linux-arm64', 'tapscope-helper');
 
 export function helperBuilt(): boolean { return existsSync(HELPER); }
 
@@ -17,10 +19,10 @@ export interface RunningHelper {
   exited: Promise<number | null>;
 }
 
-export async function startHelper(ns: string | null, args: string[], outFile: string): Promise<RunningHelper> {
+export async function startHelper(ns: string | null, args: string[], outFile: string, helper = HELPER): Promise<RunningHelper> {
   const fd = openSync(outFile, 'w');
-  const cmd = ns ? 'ip' : HELPER;
-  const argv = ns ? ['netns', 'exec', ns, HELPER, ...args] : args;
+  const cmd = ns ? 'ip' : helper;
+  const argv = ns ? ['netns', 'exec', ns, helper, ...args] : args;
   const child = spawn(cmd, argv, { stdio: ['ignore', fd, 'pipe'] });
   closeSync(fd);
   let err = '';

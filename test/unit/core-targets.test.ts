@@ -35,3 +35,38 @@ describe('target URIs', () => {
     expect(report.problems.join(' ')).toMatch(/helper binary not found/);
   });
 });
+
+describe('helpers by architecture', () => {
+  it('gives x86-64 and aarch64 machines their own build, an explicit path only to x86-64, and none to another architecture', async () => {
+    const { HelperSet } = await import('../../src/targets/deploy.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-helpers-'));
+    const saved = { x: process.env.TAPSCOPE_HELPER, a: process.env.TAPSCOPE_HELPER_ARM64 };
+    try {
+      delete process.env.TAPSCOPE_HELPER;
+      delete process.env.TAPSCOPE_HELPER_ARM64;
+      const explicit = join(dir, 'x64-helper');
+      writeFileSync(explicit, 'x64 stand-in');
+      const set = new HelperSet(explicit);
+      expect(set.for('x86_64')?.path).toBe(explicit);
+      expect(set.for(null)?.path).toBe(explicit);
+      // the built aarch64 helper (ELF machine 183), not the explicit x86-64 one
+      const arm = set.for('aarch64')!;
+      expect(arm.path).toMatch(/resources\/helper\/linux-arm64\/tapscope-helper$/);
+      expect(arm.data.readUInt16LE(18)).toBe(183);
+      expect(set.for('arm64')).toBe(arm);
+      expect(set.for('s390x')).toBeNull();
+      // $TAPSCOPE_HELPER_ARM64 names another aarch64 helper
+      const other = join(dir, 'arm64-helper');
+      writeFileSync(other, 'arm64 stand-in');
+      process.env.TAPSCOPE_HELPER_ARM64 = other;
+      expect(new HelperSet(explicit).for('aarch64')?.data.toString()).toBe('arm64 stand-in');
+    } finally {
+      if (saved.x === undefined) delete process.env.TAPSCOPE_HELPER; else process.env.TAPSCOPE_HELPER = saved.x;
+      if (saved.a === undefined) delete process.env.TAPSCOPE_HELPER_ARM64; else process.env.TAPSCOPE_HELPER_ARM64 = saved.a;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
