@@ -71,12 +71,17 @@ export class HelperSet {
   private readonly loaded = new Map<string, HelperBinary | null>();
   constructor(private readonly explicit?: string) {}
 
-  /** The helper for a machine of `uname -m` (or a Kubernetes node's architecture), or null when this build has none. */
+  /**
+   * The helper for a machine of `uname -m` (or a Kubernetes node's architecture), or null when this build has none
+   * for it. Every build has the x86-64 one: its absence is E_HELPER_MISSING (not built yet), not an architecture left out.
+   */
   for(unameM: string | null): HelperBinary | null {
-    // (a node that does not say is taken for x86-64, the architecture every build has)
+    // (a node that does not say is taken for x86-64)
     const arch = unameM === null ? 'x64' : helperArch(unameM);
     if (!arch) return null;
-    if (!this.loaded.has(arch)) this.loaded.set(arch, locateHelperOrNull(this.explicit, arch) ? loadHelper(this.explicit, arch) : null);
+    if (!this.loaded.has(arch)) {
+      this.loaded.set(arch, arch === 'x64' || locateHelperOrNull(this.explicit, arch) ? loadHelper(this.explicit, arch) : null);
+    }
     return this.loaded.get(arch)!;
   }
 }

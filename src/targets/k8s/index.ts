@@ -536,7 +536,13 @@ export class K8sTarget implements CaptureTarget {
     const { kc } = this.config();
     const authz = kc.makeApiClient(AuthorizationV1Api);
     const helpers = new HelperSet(this.opts.helperPath);
-    const helper = (n: NodeInfo): string | null => helpers.for(n.arch)?.path ?? null;
+    const helper = (n: NodeInfo): string | null => {
+      try {
+        return helpers.for(n.arch)?.path ?? null;
+      } catch {
+        return null; // (not built: reported as a problem, not thrown)
+      }
+    };
     const ns = this.namespace;
     const checks: Array<[string, string, string, string | undefined]> = [
       ['create', 'apps', 'daemonsets', undefined], ['delete', 'apps', 'daemonsets', undefined], ['create', '', 'serviceaccounts', undefined],
