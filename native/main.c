@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <ifaddrs.h>
 #include <unistd.h>
 
 static const char usage_text[] =
@@ -161,6 +162,30 @@ static void write_capture_cb(const char *mode, const char *reason, const struct 
 
 		inet_ntop(opts.excludes[i].family, opts.excludes[i].addr, a, sizeof(a));
 		sb_printf(&b, "%s{\"ip\":\"%s\",\"port\":%u}", i ? "," : "", a, opts.excludes[i].port);
+	}
+	sb_putc(&b, ']');
+	/* the addresses of this network namespace's interfaces: a flow end at one of them is a process here, so a
+	 * verdict without its process says it was not attributed rather than that it is elsewhere */
+	sb_puts(&b, ",\"addrs\":[");
+	{
+		struct ifaddrs *ifa0 = NULL, *ifa;
+		int n = 0;
+
+		if (getifaddrs(&ifa0) == 0) {
+			for (ifa = ifa0; ifa && n < 256; ifa = ifa->ifa_next) {
+				char a[64];
+				const void *src;
+
+				if (!ifa->ifa_addr || (ifa->ifa_addr->sa_family != AF_INET && ifa->ifa_addr->sa_family != AF_INET6))
+					continue;
+				src = ifa->ifa_addr->sa_family == AF_INET ? (const void *)&((struct sockaddr_in *)ifa->ifa_addr)->sin_addr
+									 : (const void *)&((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr;
+				if (!inet_ntop(ifa->ifa_addr->sa_family, src, a, sizeof(a)))
+					continue;
+				sb_printf(&b, "%s\"%s\"", n++ ? "," : "", a);
+			}
+			freeifaddrs(ifa0);
+		}
 	}
 	sb_putc(&b, ']');
 	if (capture_netns)

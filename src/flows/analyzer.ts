@@ -15,7 +15,7 @@ import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
 import { readPduHead, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
-import { NodeMeta, normalizeIp } from './node-meta.js';
+import { NodeMeta, isLoopback, normalizeIp } from './node-meta.js';
 import { PairSet, TupleIndex, type KeyIp } from './tuple-index.js';
 import { FirstBytes, NO_BYTES } from './first-bytes.js';
 
@@ -1184,8 +1184,10 @@ export class Analyzer {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
       const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
       const handshakeAt = fs.x?.helloAt ?? null;
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt }, ctx);
-      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt }, ctx);
+      // (an address of the captured namespace: its process was there to be seen; only loopback without a capture record)
+      const local = (ip: string): boolean => (meta ? meta.isLocal(ip) : isLoopback(ip));
+      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt, local: local(f.src.ip) }, ctx);
+      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, local: local(f.dst.ip) }, ctx);
       if (f.seenBy === 'hook-only') {
         // why copies: verdicts from the fingerprint alone are shared between flows
         const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);

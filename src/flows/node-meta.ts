@@ -108,6 +108,8 @@ export class NodeMeta {
   startNs: number | null = null;
   /** Inode of the network namespace the helper captured packets in (capture record), null when not stated. */
   netns: number | null = null;
+  /** The addresses of that namespace's interfaces (capture record `addrs`; empty when not stated). */
+  readonly addrs = new Set<string>();
   readonly procs = new Map<number, ProcRecord>();
   /** "t|localIp|localPort|remoteIp|remotePort" (tcp) -> owner; prefixed "netns|" for another network namespace */
   readonly conns = new Map<string, ConnOwner>();
@@ -122,6 +124,15 @@ export class NodeMeta {
   packets = 0;
   bytes = 0;
 
+  /**
+   * Whether `ip` is an address of the captured namespace itself (one of its interfaces', or loopback), as far as
+   * the capture says: a process there would have been seen. False for an address elsewhere, or when the capture
+   * names no addresses (an older helper, a capture from another tool) and the address is not loopback.
+   */
+  isLocal(ip: string): boolean {
+    return this.addrs.has(normalizeIp(ip)) || isLoopback(ip);
+  }
+
   apply(rec: TapscopeRecord): void {
     switch (rec.t) {
       case 'capture': {
@@ -135,6 +146,7 @@ export class NodeMeta {
         this.hostname = str(rec.hostname) ?? this.hostname;
         this.startNs = num(rec.startNs);
         this.netns = num(rec.netns);
+        if (Array.isArray(rec.addrs)) for (const a of rec.addrs) if (typeof a === 'string') this.addrs.add(a);
         break;
       }
       case 'node':

@@ -36,6 +36,11 @@ export interface SideInput {
   ja4: string | null;
   /** when this connection's ClientHello was seen (ms since the epoch), when it was */
   handshakeAt?: number | null;
+  /**
+   * this side's address belongs to the captured node itself (its interfaces', or loopback): without a process it
+   * was not attributed, rather than elsewhere
+   */
+  local?: boolean;
 }
 
 export interface CaptureContext {
@@ -156,7 +161,8 @@ function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: st
 
 // why constants: most flows of a capture share these reasons; one string each, not one built per flow
 const NOT_ON_NODE = { client: 'client process not on a captured node', server: 'server process not on a captured node' } as const;
-const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; a server's library cannot be told from the ClientHello`;
+const SERVER_FROM_HELLO = "a server's library cannot be told from the ClientHello";
+const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; ${SERVER_FROM_HELLO}`;
 
 /**
  * Verdicts from the fingerprint alone (no process, no plaintext) by side and JA4: most flows of a capture get
@@ -171,7 +177,8 @@ const BY_FINGERPRINT_MAX = 4096;
  * from the fingerprint alone are shared and frozen: copy one to change it.
  */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
-  if (input.process || input.plaintextSeen) return decide(side, input, ctx);
+  // (a local side's reason depends on the capture mode: not shared)
+  if (input.process || input.plaintextSeen || input.local) return decide(side, input, ctx);
   const cache = BY_FINGERPRINT[side];
   const ja4 = side === 'client' ? input.ja4 : null;
   let v = cache.get(ja4);
@@ -205,7 +212,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     }
     return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, reason, version: p.version ?? null };
   }
-  const whereabouts = !p ? NOT_ON_NODE[side]
+  const whereabouts = !p ? (input.local ? notAttributed(side, ctx) : NOT_ON_NODE[side])
     // why: an exited process was never looked at; "no TLS library found" would claim a search that did not happen
     : p.exited && p.readAtExec ? `the ${side} process had exited before its mapped libraries could be read, and its executable (${p.exe ?? 'read at its exec'}) has no TLS of its own, so its TLS library is unknown`
     : p.exited ? `the ${side} process had exited before its binary and libraries could be read, so its TLS library is unknown and nothing could be hooked for it`
@@ -218,7 +225,17 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   if (side === 'client') {
     why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table` : ', and no ClientHello was seen';
   } else if (!p) {
-    why = SERVER_UNKNOWN;
+    why = input.local ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
   }
   return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, reason: why, version: null };
+}
+
+/** Why a side on the captured node itself has no process: how the capture's mode attributes connections. */
+function notAttributed(side: 'client' | 'server', ctx: CaptureContext): string {
+  const here = `the ${side} process is on the captured node but was not attributed`;
+  if (ctx.mode === 'afpacket') {
+    return `${here}: in afpacket mode a connection is matched to its process from /proc (at its SYN and every 500 ms), and this one closed, or its process exited, before then`;
+  }
+  if (ctx.mode === 'ebpf') return `${here}: eBPF mode saw no socket event of this connection (it was set up before the capture began, or its events were dropped)`;
+  return `the ${side} is on the capturing host, but this capture has no process records (it was not made by the tapscope helper)`;
 }

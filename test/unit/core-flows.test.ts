@@ -467,6 +467,25 @@ describe('decrypted plaintext and process attribution', () => {
     expect(flows[0]!.http[0]?.host).toBe('early');
   });
 
+  it('says a TLS side at an address of the captured node was not attributed (and why, by mode), not that it is elsewhere', () => {
+    for (const mode of ['afpacket', 'ebpf'] as const) {
+      const b = new CaptureBuilder();
+      b.record({ t: 'capture', v: 1, mode, requestedMode: mode, reason: `${mode}: requested`, hostname: 'node-1', addrs: ['127.0.0.1', '10.30.0.1', '::1'] });
+      const here = { ip: '10.30.0.1', port: 40100 };
+      const away = { ip: '10.30.0.9', port: 443 };
+      tcpConversation(b, here, away, [fixtureClientHello()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+      tcpConversation(b, { ip: '10.30.0.9', port: 40200 }, { ip: '10.30.0.1', port: 8443 }, [fixtureClientHello()], []);
+      const { flows } = analyze(b.build());
+      const out = flows.find((f) => f.src.ip === here.ip)!;
+      const how = mode === 'afpacket' ? 'in afpacket mode a connection is matched to its process from /proc' : 'eBPF mode saw no socket event of this connection';
+      expect(out.tls?.client?.reason, mode).toMatch(new RegExp(`^the client process is on the captured node but was not attributed: ${how.replace('/', '\\/')}`));
+      expect(out.tls?.server?.reason, mode).toMatch(/^server process not on a captured node/);
+      const inbound = flows.find((f) => f.dst.ip === here.ip)!;
+      expect(inbound.tls?.client?.reason, mode).toMatch(/^client process not on a captured node/);
+      expect(inbound.tls?.server?.reason, mode).toMatch(new RegExp(`^the server process is on the captured node but was not attributed: ${how.replace('/', '\\/')}.*; a server's library cannot be told from the ClientHello$`));
+    }
+  });
+
   it('keeps records whose 5-tuple matched no captured packet as hook-only flows, with a note in their reasons', () => {
     const b = new CaptureBuilder();
     b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });

@@ -113,6 +113,15 @@ const rows: Row[] = [
     { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /no ClientHello was seen$/],
   ['server not on a captured node', 'server', input({ ja4: curlJa4 }), EBPF,
     { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^server process not on a captured node; a server's library cannot be told from the ClientHello$/],
+  // a side at an address of the captured node itself without a process: not attributed, and how the mode attributes
+  ['on the captured node, not attributed (afpacket): fingerprint', 'client', input({ ja4: javaJa4, local: true }), AFP,
+    { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false },
+    /^the client process is on the captured node but was not attributed: in afpacket mode a connection is matched to its process from \/proc \(at its SYN and every 500 ms\), and this one closed, or its process exited, before then$/],
+  ['server on the captured node, not attributed (ebpf)', 'server', input({ ja4: curlJa4, local: true }), EBPF,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false },
+    /^the server process is on the captured node but was not attributed: eBPF mode saw no socket event of this connection \(it was set up before the capture began, or its events were dropped\); a server's library cannot be told from the ClientHello$/],
+  ['on the capturing host of a capture without process records', 'client', input({ ja4: javaJa4, local: true }), FILE,
+    { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false }, /^the client is on the capturing host, but this capture has no process records \(it was not made by the tapscope helper\)$/],
   ['server process without TLS library', 'server', input({ process: proc(null) }), EBPF,
     { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^no TLS library found in the server process/],
 ];
