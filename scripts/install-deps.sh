@@ -15,8 +15,10 @@ PKGS=(
   # UI tests
   chromium xvfb
 )
-# the aarch64 helper: a cross compiler, Debian's arm64 static libraries (multiarch), and qemu to run it in tests
-ARM64_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 qemu-user-static)
+# the aarch64 helper: a cross compiler and qemu to run it in tests (host packages); Debian's arm64 static libraries
+# are downloaded and unpacked by scripts/build-native.sh, not installed: installing arm64 libraries side by side
+# (multiarch) pulls arm64 libc6-dev, libkrb5 and libssl3, and upgrades the host's libssl3 and openssl to match
+ARM64_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 
 # Lets this machine run aarch64 binaries through qemu (the tests run the aarch64 helper): binfmt_misc's
 # qemu-aarch64 entry, registered from the file qemu-user-static installs. Root only; says why it could not.
@@ -33,7 +35,9 @@ missing=()
 for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
 arm64_missing=()
 for p in "${ARM64_PKGS[@]}"; do installed "$p" || arm64_missing+=("$p"); done
-if [ ${#missing[@]} -eq 0 ] && [ ${#arm64_missing[@]} -eq 0 ]; then
+# the arm64 package lists, for scripts/build-native.sh's `apt-get download` of libelf-dev:arm64 and the rest
+arm64_lists() { apt-cache show libelf-dev:arm64 >/dev/null 2>&1; }
+if [ ${#missing[@]} -eq 0 ] && [ ${#arm64_missing[@]} -eq 0 ] && arm64_lists; then
   echo "install-deps: all $(( ${#PKGS[@]} + ${#ARM64_PKGS[@]} )) system packages present"
   register_arm64_exec
   exit 0
@@ -50,14 +54,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ ${#arm64_missing[@]} -gt 0 ]; then
-  # why apart: arm64 packages come from the distribution's arm64 archive (Debian's mirrors carry it; Ubuntu's
-  # arm64 packages live on ports.ubuntu.com): without it the x86-64 build and its tests go on, and the
-  # aarch64 helper is not built (scripts/build-native.sh says so)
-  echo "install-deps: installing ${arm64_missing[*]}"
-  if ! { dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64; } \
-    || ! $SUDO apt-get update -qq || ! $SUDO apt-get install -y -qq --no-install-recommends "${arm64_missing[@]}" >/dev/null; then
-    echo "install-deps: could not install the arm64 packages (${arm64_missing[*]}): the aarch64 helper will not be built" >&2
+if [ ${#arm64_missing[@]} -gt 0 ] || ! arm64_lists; then
+  # why apart: the arm64 package lists come from the distribution's arm64 archive (Debian's mirrors carry it;
+  # Ubuntu's arm64 packages live on ports.ubuntu.com): without them the x86-64 build and its tests go on, and
+  # the aarch64 helper is not built (scripts/build-native.sh says so)
+  echo "install-deps: the aarch64 helper's toolchain and package lists${arm64_missing[*]:+ (installing ${arm64_missing[*]})}"
+  if ! { dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64; } || ! $SUDO apt-get update -qq \
+    || { [ ${#arm64_missing[@]} -gt 0 ] && ! $SUDO apt-get install -y -qq --no-install-recommends "${arm64_missing[@]}" >/dev/null; }; then
+    echo "install-deps: could not set up the aarch64 build (${arm64_missing[*]:-arm64 package lists}): the aarch64 helper will not be built" >&2
   fi
 fi
 register_arm64_exec
