@@ -1,34 +1,25 @@
 // UI: a capture file damaged in the middle opens with the flows before the damage, and the app says so on
 // opening it (as Wireshark does), in Chromium over web mode with the real CoreService.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoreService } from '../../src/service/core-service.js';
-import { SessionStore } from '../../src/store/session-store.js';
 import { parseBuffer } from '../../src/pcapng/reader.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
-import { openUi, type UiHarness } from './support.js';
+import { openFileUi, type FileUi } from './support.js';
 
-let home: string;
-let service: CoreService;
-let ui: UiHarness;
+let app: FileUi;
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'tsu-damaged-'));
-  service = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
-  ui = await openUi(service);
+  app = await openFileUi('tsu-damaged-');
 });
 
 afterAll(async () => {
-  await ui?.close().catch(() => undefined);
-  await service?.close().catch(() => undefined);
-  if (home) rmSync(home, { recursive: true, force: true });
+  await app?.close();
 });
 
 /** Six HTTP flows, one after another; the fourth flow's first packet block gets an undefined interface id. */
-function damagedCapture(): { path: string; offset: number } {
+function damagedCapture(home: string): { path: string; offset: number } {
   const b = new CaptureBuilder();
   for (let i = 0; i < 6; i++) {
     tcpConversation(b, { ip: '10.9.0.1', port: 41000 + i }, { ip: '10.9.0.2', port: 80 },
@@ -44,8 +35,9 @@ function damagedCapture(): { path: string; offset: number } {
 
 describe('opening a damaged capture', () => {
   it('lists the flows before the damage and warns, naming the offset, until dismissed', async () => {
+    const { ui } = app;
     const { page } = ui;
-    const { path, offset } = damagedCapture();
+    const { path, offset } = damagedCapture(app.home);
     const open = page.getByTestId('open-path');
     await open.waitFor({ timeout: 10_000 });
     await open.fill(path);

@@ -1,39 +1,33 @@
 // UI: a flow known only from TLS hooks — a pod's own loopback in another network namespace — says so in the
 // detail pane (no packets, which namespace), in Chromium over web mode with the real CoreService.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoreService } from '../../src/service/core-service.js';
-import { SessionStore } from '../../src/store/session-store.js';
 import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
-import { openUi, type UiHarness } from './support.js';
+import { openFileUi, type FileUi, type UiHarness } from './support.js';
 
 const POD_NETNS = 4026532300;
-let home: string;
-let service: CoreService;
+let app: FileUi;
+let service: FileUi['service'];
 let ui: UiHarness;
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'tsu-hook-only-'));
-  const client = { ip: '127.0.0.1', port: 40555 };
-  const server = { ip: '127.0.0.1', port: 15001 };
-  const b = new CaptureBuilder();
-  b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', netns: 4026531840 });
-  tcpConversation(b, client, server, [Buffer.from('GET /own HTTP/1.1\r\nHost: h\r\n\r\n')], []);
-  b.tls(client, server, 'out', Buffer.from('GET /pod-local HTTP/1.1\r\nHost: h\r\n\r\n'), { pid: 20, comm: 'app', lib: 'openssl', netns: POD_NETNS });
-  const file = join(home, 'c.pcapng');
-  writeFileSync(file, b.build());
-  service = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
-  const s = await service.openFile({ path: file });
-  ui = await openUi(service, { openSessionId: s.id });
-  await ui.page.getByTestId('flow-row').first().waitFor({ timeout: 30_000 });
+  app = await openFileUi('tsu-hook-only-', (home) => {
+    const client = { ip: '127.0.0.1', port: 40555 };
+    const server = { ip: '127.0.0.1', port: 15001 };
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', netns: 4026531840 });
+    tcpConversation(b, client, server, [Buffer.from('GET /own HTTP/1.1\r\nHost: h\r\n\r\n')], []);
+    b.tls(client, server, 'out', Buffer.from('GET /pod-local HTTP/1.1\r\nHost: h\r\n\r\n'), { pid: 20, comm: 'app', lib: 'openssl', netns: POD_NETNS });
+    const file = join(home, 'c.pcapng');
+    writeFileSync(file, b.build());
+    return file;
+  });
+  ({ service, ui } = app);
 });
 
 afterAll(async () => {
-  await ui?.close().catch(() => undefined);
-  await service?.close().catch(() => undefined);
-  if (home) rmSync(home, { recursive: true, force: true });
+  await app?.close();
 });
 
 describe('detail of a hook-only flow', () => {

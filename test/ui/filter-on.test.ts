@@ -1,20 +1,16 @@
 // UI: "Apply as filter" from the flow detail, as in Wireshark — a value's funnel narrows the filter in effect to
 // it, Alt+click excludes it, an HTTP exchange's host too — in Chromium over web mode with the real CoreService.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoreService } from '../../src/service/core-service.js';
-import { SessionStore } from '../../src/store/session-store.js';
 import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
-import { openUi, type UiHarness } from './support.js';
+import { openFileUi, type FileUi, type UiHarness } from './support.js';
 
-let home: string;
-let service: CoreService;
+let app: FileUi;
 let ui: UiHarness;
 
 /** Four HTTP flows: curl to two servers (two hosts), wget to one, and an unattributed one. */
-function capture(): string {
+function capture(home: string): string {
   const b = new CaptureBuilder();
   b.record({ t: 'capture', v: 1, mode: 'afpacket', reason: 'test', hostname: 'node-1' });
   const flows = [
@@ -35,17 +31,12 @@ function capture(): string {
 }
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'tsu-filter-on-'));
-  service = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
-  const s = await service.openFile({ path: capture() });
-  ui = await openUi(service, { openSessionId: s.id });
-  await ui.page.getByTestId('flow-row').first().waitFor({ timeout: 30_000 });
+  app = await openFileUi('tsu-filter-on-', capture);
+  ({ ui } = app);
 });
 
 afterAll(async () => {
-  await ui?.close().catch(() => undefined);
-  await service?.close().catch(() => undefined);
-  if (home) rmSync(home, { recursive: true, force: true });
+  await app?.close();
 });
 
 describe('apply as filter from the detail', () => {

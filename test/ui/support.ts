@@ -45,3 +45,43 @@ export async function openUi(service: ApiService, opts: { colorScheme?: 'light' 
     },
   };
 }
+
+/** Web mode on a real CoreService over a private store, and Chromium on it (see openFileUi). */
+export interface FileUi {
+  ui: UiHarness;
+  service: import('../../src/service/core-service.js').CoreService;
+  /** the private directory: the store, and the capture files a test writes */
+  home: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A private home and store, web mode and Chromium; with `capture` (it writes a capture file into home and returns its
+ * path), that file opened and shown with its first row drawn.
+ */
+export async function openFileUi(prefix: string, capture?: (home: string) => string): Promise<FileUi> {
+  const { CoreService } = await import('../../src/service/core-service.js');
+  const { SessionStore } = await import('../../src/store/session-store.js');
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  const service = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
+  let ui: UiHarness | null = null;
+  try {
+    const s = capture ? await service.openFile({ path: capture(home) }) : null;
+    ui = await openUi(service, s ? { openSessionId: s.id } : {});
+    if (s) await ui.page.getByTestId('flow-row').first().waitFor({ timeout: 30_000 });
+  } catch (e) {
+    await ui?.close().catch(() => undefined);
+    await service.close().catch(() => undefined);
+    rmSync(home, { recursive: true, force: true });
+    throw e;
+  }
+  const shown = ui;
+  return {
+    ui: shown, service, home,
+    async close() {
+      await shown.close().catch(() => undefined);
+      await service.close().catch(() => undefined);
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
