@@ -1184,10 +1184,18 @@ export class Analyzer {
       const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
       const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
       const handshakeAt = fs.x?.helloAt ?? null;
-      // (an address of the captured namespace: its process was there to be seen; only loopback without a capture record)
-      const local = (ip: string): boolean => (meta ? meta.isLocal(ip) : isLoopback(ip));
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt, local: local(f.src.ip) }, ctx);
-      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, local: local(f.dst.ip) }, ctx);
+      // (an address of the captured namespace, or a pod scheduled on the captured node: its process was there to be
+      // seen; without a capture record, only loopback)
+      const podHere = (ip: string): PodRef | null => {
+        const p = this.podLookup?.(ip) ?? null;
+        return p?.node && p.node === f.node ? p : null;
+      };
+      const where = (ip: string): { local: boolean; pod: string | null } => {
+        const pod = podHere(ip);
+        return { local: pod !== null || (meta ? meta.isLocal(ip) : isLoopback(ip)), pod: pod ? `${pod.namespace}/${pod.name}` : null };
+      };
+      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt, ...where(f.src.ip) }, ctx);
+      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
       if (f.seenBy === 'hook-only') {
         // why copies: verdicts from the fingerprint alone are shared between flows
         const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);

@@ -319,11 +319,12 @@ const TLS = memoized(template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>
 const PROCESS_MEMO = memoized(PROCESS);
 const PEER_PROCESS_MEMO = memoized(PROCESS);
 
-/** The Kubernetes target's pods have all three keys; one without workload is walked */
-const POD = memoized(template<PodRef, keyof PodRef>(['namespace', 'name', 'workload'], (w, o, k, d) => {
+/** The Kubernetes target's pods have all four keys; one without workload or node (older sessions) is walked */
+const POD = memoized(template<PodRef, keyof PodRef>(['namespace', 'name', 'workload', 'node'], (w, o, k, d) => {
   w.lit(k.namespace); w.value(o.namespace, d);
   w.lit(k.name); w.value(o.name, d);
   w.lit(k.workload); w.value(o.workload, d);
+  w.lit(k.node); w.value(o.node, d);
 }));
 
 const EXCHANGE = template<HttpExchangeSummary, keyof HttpExchangeSummary>(['method', 'host', 'path', 'status'], (w, o, k, d) => {

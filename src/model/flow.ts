@@ -25,6 +25,8 @@ export interface PodRef {
   namespace: string;
   name: string;
   workload?: string | null;
+  /** the node the pod runs on (its spec.nodeName); null for a Service, absent in sessions saved before it was kept */
+  node?: string | null;
 }
 
 /** The verdict for one side (client or server) of a TLS flow. */

@@ -41,6 +41,8 @@ export interface SideInput {
    * was not attributed, rather than elsewhere
    */
   local?: boolean;
+  /** with local: the pod ("namespace/name") this side is, on the captured node, in a network namespace of its own */
+  pod?: string | null;
 }
 
 export interface CaptureContext {
@@ -212,7 +214,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     }
     return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, reason, version: p.version ?? null };
   }
-  const whereabouts = !p ? (input.local ? notAttributed(side, ctx) : NOT_ON_NODE[side])
+  const whereabouts = !p ? (input.local ? notAttributed(side, ctx, input.pod ?? null) : NOT_ON_NODE[side])
     // why: an exited process was never looked at; "no TLS library found" would claim a search that did not happen
     : p.exited && p.readAtExec ? `the ${side} process had exited before its mapped libraries could be read, and its executable (${p.exe ?? 'read at its exec'}) has no TLS of its own, so its TLS library is unknown`
     : p.exited ? `the ${side} process had exited before its binary and libraries could be read, so its TLS library is unknown and nothing could be hooked for it`
@@ -231,9 +233,11 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
 }
 
 /** Why a side on the captured node itself has no process: how the capture's mode attributes connections. */
-function notAttributed(side: 'client' | 'server', ctx: CaptureContext): string {
-  const here = `the ${side} process is on the captured node but was not attributed`;
+function notAttributed(side: 'client' | 'server', ctx: CaptureContext, pod: string | null): string {
+  const here = pod ? `the ${side} is pod ${pod} on the captured node, and its process was not attributed` : `the ${side} process is on the captured node but was not attributed`;
   if (ctx.mode === 'afpacket') {
+    // why apart: afpacket mode reads the helper's own namespace's /proc/net and sock_diag; a pod's sockets are in its own
+    if (pod) return `${here}: afpacket mode attributes processes in the node's own network namespace only, not in pods' (eBPF mode attributes them)`;
     return `${here}: in afpacket mode a connection is matched to its process from /proc (at its SYN and every 500 ms), and this one closed, or its process exited, before then`;
   }
   if (ctx.mode === 'ebpf') return `${here}: eBPF mode saw no socket event of this connection (it was set up before the capture began, or its events were dropped)`;

@@ -234,8 +234,8 @@ describe('capture', () => {
       }
 
       const enrich = handle.enrich as (ip: string) => unknown;
-      expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web' });
-      expect(enrich('10.96.0.20')).toEqual({ namespace: 'shop', name: 'web', workload: 'Service/web' });
+      expect(enrich(workloadIp)).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k', workload: 'Deployment/web', node: api.nodes[1]!.name });
+      expect(enrich('10.96.0.20')).toEqual({ namespace: 'shop', name: 'web', workload: 'Service/web', node: null });
       expect(enrich(api.nodes[0]?.ip as string)).toBeNull();
       api.put('pods', {
         metadata: { name: 'db-0', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u2', controller: true }] },
@@ -243,7 +243,7 @@ describe('capture', () => {
         status: { phase: 'Running', podIP: '10.205.99.51' },
       });
       await until('the new pod in the index', () => enrich('10.205.99.51'));
-      expect(enrich('10.205.99.51')).toEqual({ namespace: 'shop', name: 'db-0', workload: 'StatefulSet/db' });
+      expect(enrich('10.205.99.51')).toEqual({ namespace: 'shop', name: 'db-0', workload: 'StatefulSet/db', node: api.nodes[2]!.name });
       // A host-network pod shares its node's address: its container ids (as the helper reads them from cgroups) name it.
       const cid = 'ab12'.repeat(16);
       api.put('pods', {
@@ -252,7 +252,7 @@ describe('capture', () => {
         status: { phase: 'Running', podIP: api.nodes[3]?.ip, containerStatuses: [{ name: 'exporter', image: 'prom/node-exporter', imageID: '', ready: true, restartCount: 0, containerID: `containerd://${cid}` }] },
       });
       await until('the host-network pod by container id', () => enrich(`container:${cid}`));
-      expect(enrich(`container:${cid}`)).toEqual({ namespace: 'shop', name: 'node-exporter-q8', workload: 'DaemonSet/node-exporter' });
+      expect(enrich(`container:${cid}`)).toEqual({ namespace: 'shop', name: 'node-exporter-q8', workload: 'DaemonSet/node-exporter', node: api.nodes[3]!.name });
       expect(enrich(api.nodes[3]?.ip as string)).toBeNull();
 
       expect(tapscopeObjects().length).toBeGreaterThan(0);

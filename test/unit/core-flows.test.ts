@@ -486,6 +486,25 @@ describe('decrypted plaintext and process attribution', () => {
     }
   });
 
+  it('says a TLS side that is a pod on the captured node was not attributed because afpacket mode does not read pods\' namespaces', () => {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'afpacket', requestedMode: 'auto', reason: 'auto: no BTF', hostname: 'node-1', addrs: ['10.40.0.1'] });
+    const here = { ip: '10.244.1.5', port: 40100 };
+    const there = { ip: '10.244.2.9', port: 443 };
+    tcpConversation(b, here, there, [fixtureClientHello()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+    const a = new Analyzer();
+    a.podLookup = (ip) => (ip === here.ip ? { namespace: 'shop', name: 'cart-1', workload: null, node: 'node-1' }
+      : ip === there.ip ? { namespace: 'shop', name: 'db-0', workload: null, node: 'node-2' } : null);
+    a.sinks(undefined);
+    const feed = a.stream(undefined);
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    const [f] = a.flows();
+    expect(f!.node).toBe('node-1');
+    expect(f!.tls?.client?.reason).toBe("the client is pod shop/cart-1 on the captured node, and its process was not attributed: afpacket mode attributes processes in the node's own network namespace only, not in pods' (eBPF mode attributes them)");
+    // a pod on another node is elsewhere
+    expect(f!.tls?.server?.reason).toMatch(/^server process not on a captured node/);
+  });
+
   it('keeps records whose 5-tuple matched no captured packet as hook-only flows, with a note in their reasons', () => {
     const b = new CaptureBuilder();
     b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });

@@ -56,7 +56,7 @@ export class PodIndex {
     for (const [ip, v] of this.pods) if (v.key === key) this.pods.delete(ip);
     for (const [id, v] of this.containers) if (v.key === key) this.containers.delete(id);
     if (type === 'DELETED') return;
-    const ref: PodRef = { namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', workload: workloadOf(p) };
+    const ref: PodRef = { namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', workload: workloadOf(p), node: p.spec?.nodeName ?? null };
     const statuses = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? []), ...(p.status?.ephemeralContainerStatuses ?? [])];
     for (const c of statuses) {
       const id = c.containerID?.replace(/^[a-z0-9-]+:\/\//, '');
@@ -72,7 +72,7 @@ export class PodIndex {
     const key = `${s.metadata?.namespace}/${s.metadata?.name}`;
     for (const [ip, v] of this.services) if (v.key === key) this.services.delete(ip);
     if (type === 'DELETED') return;
-    const ref: PodRef = { namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '', workload: `Service/${s.metadata?.name ?? ''}` };
+    const ref: PodRef = { namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '', workload: `Service/${s.metadata?.name ?? ''}`, node: null };
     for (const ip of s.spec?.clusterIPs ?? [s.spec?.clusterIP]) if (ip && ip !== 'None') this.services.set(ip, { key, ref });
   }
 
