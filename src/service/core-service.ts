@@ -14,6 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
+import { helperCapture } from '../targets/deploy.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote } from '../flows/node-meta.js';
@@ -165,7 +166,8 @@ export class CoreService implements ApiCalls {
   async listNodes(req: { target: string }): Promise<NodeInfo[]> {
     const t = await this.target(req.target);
     try {
-      return await t.listNodes();
+      // (the helper a capture would deploy to each node decides what it can capture there)
+      return (await t.listNodes()).map((n) => ({ ...n, capture: helperCapture(n.arch, this.targetOptions.helperPath) }));
     } finally {
       await t.close();
     }

@@ -86,6 +86,14 @@ export class HelperSet {
   }
 }
 
+/** What the helper of this build for a machine of `uname -m` captures (NodeInfo.capture); `explicit` as for HelperSet. */
+export function helperCapture(unameM: string | null, explicit?: string): 'ebpf' | 'afpacket' | null {
+  const arch = unameM === null ? 'x64' : helperArch(unameM);
+  if (!arch || !locateHelperOrNull(explicit, arch)) return null;
+  // (the aarch64 build has no eBPF programs: native/nobpf.c)
+  return arch === 'x64' ? 'ebpf' : 'afpacket';
+}
+
 /** Maps `uname -m` to the helper's resource folder name. */
 export function helperArch(unameM: string | null): string | null {
   switch ((unameM ?? '').trim()) {

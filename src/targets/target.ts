@@ -13,6 +13,11 @@ export interface NodeInfo {
   kernel: string | null;
   arch: string | null;
   address?: string | null;
+  /**
+   * What this build's helper for the node's architecture captures (set by the core's listNodes): eBPF mode where
+   * the kernel allows it, AF_PACKET only (the aarch64 helper), or nothing (no helper for the architecture)
+   */
+  capture?: 'ebpf' | 'afpacket' | null;
 }
 
 export interface CaptureOptions {

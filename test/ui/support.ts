@@ -57,13 +57,15 @@ export interface FileUi {
 
 /**
  * A private home and store, web mode and Chromium; with `capture` (it writes a capture file into home and returns its
- * path), that file opened and shown with its first row drawn.
+ * path), that file opened and shown with its first row drawn. `options` go to the CoreService (a stand-in target).
  */
-export async function openFileUi(prefix: string, capture?: (home: string) => string): Promise<FileUi> {
+export async function openFileUi(
+  prefix: string, capture?: (home: string) => string, options: Omit<import('../../src/service/core-service.js').CoreServiceOptions, 'store'> = {},
+): Promise<FileUi> {
   const { CoreService } = await import('../../src/service/core-service.js');
   const { SessionStore } = await import('../../src/store/session-store.js');
   const home = mkdtempSync(join(tmpdir(), prefix));
-  const service = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
+  const service = new CoreService({ ...options, store: new SessionStore(join(home, 'sessions')) });
   let ui: UiHarness | null = null;
   try {
     const s = capture ? await service.openFile({ path: capture(home) }) : null;

@@ -51,7 +51,8 @@ export class ConnectState {
       const nodes = await getApi().listNodes({ target: uri });
       if (this.selectedUri !== uri) return;
       this.nodes = nodes;
-      this.chosenNodes = nodes.filter((n) => n.ready).map((n) => n.name);
+      // (a node this build has no helper for cannot be captured: not chosen, and its box is disabled)
+      this.chosenNodes = nodes.filter((n) => n.ready && n.capture !== null).map((n) => n.name);
     } catch (e) {
       if (this.selectedUri === uri) this.nodesError = (e as Error).message;
     } finally {
