@@ -243,6 +243,36 @@ describe('capture', () => {
     expect(ssh.stdout.trim()).toBe('');
   });
 
+  it('deploys the aarch64 helper to an aarch64 host (AF_PACKET, saying why) and refuses a host of an architecture without one', async () => {
+    trustAll();
+    const n = lab.nodes[0] as SshNode;
+    await lab.setArch(n, 'aarch64');
+    try {
+      const t = createSshTarget(`ssh://root@${n.ip}`, opts());
+      try {
+        const [pre] = await t.preflight();
+        expect(pre!.arch).toBe('aarch64');
+        expect(pre!.problems).toContain('The aarch64 helper captures with AF_PACKET only: packets and process attribution, no TLS plaintext hooks (eBPF is not built for aarch64 yet).');
+      } finally {
+        await t.close();
+      }
+      const { rec, uris } = await captureOnce(`ssh://root@${n.ip}`, n, opts(), 'tss-arm-marker', 'auto');
+      expect(uris).toContain('/tss-arm-marker');
+      expect(rec.all().toString('latin1')).toMatch(/"t":"capture","v":1,"helper":"[^"]*","mode":"afpacket","requestedMode":"auto","reason":"auto: this helper build for aarch64 has no eBPF programs yet/);
+      await lab.setArch(n, 's390x');
+      const s390 = createSshTarget(`ssh://root@${n.ip}`, opts());
+      try {
+        const e = await s390.start({ mode: 'auto', ifaces: [] }, recorder().handlers).then(() => null, (x: unknown) => x);
+        expect(isTapscopeError(e, 'E_KERNEL_UNSUPPORTED'), String(e)).toBe(true);
+        expect((e as Error).message).toBe(`${n.ip} is s390x; this build has no helper for it (x86_64 and aarch64 only).`);
+      } finally {
+        await s390.close();
+      }
+    } finally {
+      await lab.setArch(n, null);
+    }
+  });
+
   it('captures as a non-root user through sudo -n (NOPASSWD)', async () => {
     trustAll();
     const n = lab.nodes[0] as SshNode;

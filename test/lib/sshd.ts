@@ -36,6 +36,8 @@ export interface SshNode {
   dir: string;
   hostKey: string;
   sshd: ChildProcess | null;
+  /** the machine its sessions report (`uname -m`) when not this one's (SshLab.setArch) */
+  arch?: string | null;
 }
 
 export interface SshLab {
@@ -57,6 +59,11 @@ export interface SshLab {
   rekey(node: SshNode): Promise<void>;
   /** Kills every sshd session process of a node (not the listener): the client sees its connection die. */
   cutSessions(node: SshNode): Promise<number>;
+  /**
+   * Makes a node's SSH sessions report another machine (`uname -m`), restarting its sshd; null: its own again. The
+   * helper deployed for aarch64 runs here through qemu-user (binfmt_misc).
+   */
+  setArch(node: SshNode, arch: string | null): Promise<void>;
   /** Known-hosts lines for every node (plain), as `ssh-keyscan` would print them. */
   knownHostsLines(nodes?: SshNode[]): string;
   close(): Promise<void>;
@@ -97,6 +104,11 @@ export async function startSshLab(opts: { id: number; nodes: number; jump?: bool
     sshConfig: join(dir, 'ssh_config'), knownHosts: join(dir, 'known_hosts'), helper: testHelper(),
     async fingerprint(node) {
       return (await must('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${node.hostKey}.pub`])).split(/\s+/)[1] as string;
+    },
+    async setArch(node, arch) {
+      await stopSshd(node);
+      node.arch = arch;
+      await startSshd(node, authorized);
     },
     async rekey(node) {
       await stopSshd(node);
@@ -199,6 +211,14 @@ async function makeHostKey(n: SshNode): Promise<void> {
   await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', n.hostKey]);
 }
 
+/** A directory whose `uname` answers `-m` with the node's stand-in architecture (see SshLab.setArch). */
+function fakeArch(n: SshNode): string {
+  const bin = join(n.dir, 'fake-arch');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'uname'), `#!/bin/sh\n[ "$1" = "-m" ] && { echo ${n.arch}; exit 0; }\nexec /usr/bin/uname "$@"\n`, { mode: 0o755 });
+  return bin;
+}
+
 async function startSshd(n: SshNode, authorized: string): Promise<void> {
   const conf = join(n.dir, 'sshd_config');
   writeFileSync(conf, [
@@ -218,6 +238,7 @@ async function startSshd(n: SshNode, authorized: string): Promise<void> {
     'MaxSessions 50',
     'Subsystem sftp internal-sftp',
     'LogLevel ERROR',
+    ...(n.arch ? [`SetEnv PATH=${fakeArch(n)}:/usr/sbin:/usr/bin:/sbin:/bin`] : []),
     '',
   ].join('\n'));
   n.sshd = spawn('ip', ['netns', 'exec', n.ns, '/usr/sbin/sshd', '-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
