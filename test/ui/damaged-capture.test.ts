@@ -52,6 +52,9 @@ describe('opening a damaged capture', () => {
     expect(await warn.count()).toBe(1);
     await warn.getByRole('button', { name: 'Dismiss' }).click();
     expect(await page.locator('.notice.warn').count()).toBe(0);
+    // the header keeps saying it, with the note on hover
+    expect(await page.getByTestId('losses').textContent()).toContain('incomplete');
+    expect(await page.getByTestId('losses').getAttribute('title')).toContain(`is damaged: enhanced packet block refers to interface 7 but the section defines 1 at offset ${offset}`);
     expect(ui.pageErrors).toEqual([]);
   });
 });
