@@ -3,6 +3,7 @@
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { CaptureMode, NodeInfo, NodeStatus, Prompt } from '../targets/target.js';
 
+
 export interface TargetChoice {
   kind: 'local' | 'ssh' | 'k8s';
   /** URI usable with `tapscope capture --target` */
@@ -65,6 +66,26 @@ export interface FlowDetail {
   serverBytesHex: string;
 }
 
+/** One turn of a followed stream: consecutive bytes of one direction. */
+export interface StreamChunk {
+  dir: 'c2s' | 's2c';
+  /** ms since the epoch of its first packet or record */
+  ts: number;
+  /** the bytes, hex */
+  hex: string;
+}
+
+/** "Follow stream" (flowStream): a flow's payload in order, its turns apart. */
+export interface FlowStream {
+  chunks: StreamChunk[];
+  /** 'decrypted': the TLS hooks' plaintext records; 'wire': the packets' payload; null: no payload at all */
+  source: 'decrypted' | 'wire' | null;
+  /** bytes in chunks */
+  bytes: number;
+  /** the flow carried more than the limit (256 KiB) */
+  truncated: boolean;
+}
+
 export interface FlowQuery {
   sessionId: string;
   filter?: string;
@@ -85,6 +106,8 @@ export interface ApiCalls {
   deleteSession(req: { sessionId: string }): Promise<void>;
   queryFlows(req: FlowQuery): Promise<{ total: number; rows: Flow[] }>;
   flowDetail(req: { sessionId: string; flowId: string }): Promise<FlowDetail>;
+  /** "Follow stream": the flow's payload in order, decrypted when its hooks captured it (reads the capture again) */
+  flowStream(req: { sessionId: string; flowId: string }): Promise<FlowStream>;
   libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
   checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
   exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }>;

@@ -33,6 +33,7 @@ export const requestSchemas = {
     sort: z.strictObject({ field: z.enum(['firstSeen', 'bytes', 'packets']), dir: z.enum(['asc', 'desc']) }).optional(),
   }),
   flowDetail: z.strictObject({ sessionId: id, flowId: id }),
+  flowStream: z.strictObject({ sessionId: id, flowId: id }),
   libraries: z.strictObject({ sessionId: id, filter: shortText.optional() }),
   checkFilter: z.strictObject({ filter: shortText }),
   exportSession: z.strictObject({

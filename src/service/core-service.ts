@@ -9,12 +9,13 @@ import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import type {
-  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, NodeCounters, SessionSummary, TargetChoice,
+  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
 import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { helperCapture } from '../targets/deploy.js';
+import { followStream } from '../flows/follow-stream.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote } from '../flows/node-meta.js';
@@ -596,6 +597,13 @@ export class CoreService implements ApiCalls {
     const d = analyzer.detail(req.flowId);
     if (!d) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
     return d;
+  }
+
+  async flowStream(req: { sessionId: string; flowId: string }): Promise<FlowStream> {
+    const { analyzer, files } = await this.analyzerOf(req.sessionId);
+    const d = analyzer.detail(req.flowId);
+    if (!d) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
+    return followStream(files, d.flow);
   }
 
   async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {

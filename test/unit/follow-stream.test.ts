@@ -1,0 +1,74 @@
+// Follow stream: a flow's payload in order from the capture file, client and server turns apart, retransmissions
+// left out, the hooks' decrypted records instead of the ciphertext when there are some, and a size limit.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyzeFiles } from '../../src/flows/load.js';
+import { followStream } from '../../src/flows/follow-stream.js';
+import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
+
+let dir: string;
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'tsc-follow-')); });
+afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+const text = (hex: string): string => Buffer.from(hex, 'hex').toString('latin1');
+
+async function capture(name: string, build: (b: CaptureBuilder) => void) {
+  const b = new CaptureBuilder();
+  build(b);
+  const path = join(dir, `${name}.pcapng`);
+  writeFileSync(path, b.build());
+  const { analyzer } = await analyzeFiles([{ path }]);
+  return { files: [{ path }], flows: analyzer.flows() };
+}
+
+describe('follow stream', () => {
+  it('gives a plain TCP flow\'s turns in order, each once, and leaves out a retransmitted segment and other flows', async () => {
+    const client = { ip: '10.50.0.1', port: 40001 };
+    const server = { ip: '10.50.0.2', port: 6379 };
+    const { files, flows } = await capture('plain', (b) => {
+      tcpConversation(b, client, server, [Buffer.from('PING\r\n'), Buffer.from('GET key\r\n')], [Buffer.from('+PONG\r\n'), Buffer.from('$5\r\nvalue\r\n')], { isnC: 1000, isnS: 5000 });
+      // the second command sent again (a retransmission: the same sequence numbers), and half of it overlapping
+      b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 1001 + 6, ack: 5001, flags: 0x18, payload: Buffer.from('GET key\r\n') });
+      b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 1001 + 6 + 4, ack: 5001, flags: 0x18, payload: Buffer.from('key\r\nQUIT\r\n') });
+      tcpConversation(b, { ip: '10.50.0.9', port: 40002 }, server, [Buffer.from('OTHER\r\n')], []);
+    });
+    const f = flows.find((x) => x.src.port === client.port)!;
+    const s = await followStream(files, f);
+    expect(s.source).toBe('wire');
+    expect(s.chunks.map((c) => [c.dir, text(c.hex)])).toEqual([
+      ['c2s', 'PING\r\n'], ['s2c', '+PONG\r\n'], ['c2s', 'GET key\r\n'], ['s2c', '$5\r\nvalue\r\n'], ['c2s', 'QUIT\r\n'],
+    ]);
+    expect(s.bytes).toBe(6 + 7 + 9 + 11 + 6);
+    expect(s.truncated).toBe(false);
+    expect(s.chunks[0]!.ts).toBeLessThanOrEqual(s.chunks[1]!.ts);
+    // a limit cuts the stream and says so
+    const cut = await followStream(files, f, 10);
+    expect(cut.chunks.map((c) => text(c.hex))).toEqual(['PING\r\n', '+PON']);
+    expect([cut.bytes, cut.truncated]).toEqual([10, true]);
+  });
+
+  it('gives a hooked TLS flow\'s decrypted records, not its ciphertext', async () => {
+    const client = { ip: '10.50.1.1', port: 40100 };
+    const server = { ip: '10.50.1.2', port: 443 };
+    const who = { pid: 7, comm: 'curl', lib: 'openssl' };
+    const { files, flows } = await capture('tls', (b) => {
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+      tcpConversation(b, client, server, [fixtureClientHello(), Buffer.alloc(64, 0x17)], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x02]), Buffer.alloc(80, 0x17)]);
+      b.tls(client, server, 'out', Buffer.from('GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\n'), who);
+      b.tls(server, client, 'in', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), who);
+    });
+    const f = flows.find((x) => x.src.port === client.port)!;
+    const s = await followStream(files, f);
+    expect(s.source).toBe('decrypted');
+    expect(s.chunks.map((c) => [c.dir, text(c.hex)])).toEqual([
+      ['c2s', 'GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\n'], ['s2c', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+    ]);
+  });
+
+  it('says when a flow carried no payload', async () => {
+    const { files, flows } = await capture('empty', (b) => tcpConversation(b, { ip: '10.50.2.1', port: 40200 }, { ip: '10.50.2.2', port: 80 }, [], []));
+    expect(await followStream(files, flows[0]!)).toEqual({ chunks: [], source: null, bytes: 0, truncated: false });
+  });
+});
