@@ -10,6 +10,7 @@ export const USAGE = `Usage:
                    [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope flows FILE [--json] [--filter EXPR]
   tapscope libraries FILE [--json]
+  tapscope follow FILE FLOW_ID [--hex]          (a flow's payload in order; ids from flows --json)
   tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets]
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
@@ -32,6 +33,7 @@ export type Command =
   }
   | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined }
   | { cmd: 'libraries'; file: string; json: boolean }
+  | { cmd: 'follow'; file: string; flowId: string; hex: boolean }
   | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean }
   | { cmd: 'sessions'; json: boolean }
   | { cmd: 'serve'; port: number | undefined; session: string | undefined }
@@ -104,6 +106,11 @@ export function parseCommand(argv: string[]): Command {
       const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'libraries');
       if (!positionals[0]) throw usage('libraries: FILE is required');
       return { cmd: 'libraries', file: positionals[0], json: values.json === true };
+    }
+    case 'follow': {
+      const { values, positionals } = parse(rest, { hex: { type: 'boolean' } }, 2, 'follow');
+      if (!positionals[0] || !positionals[1]) throw usage('follow: FILE and FLOW_ID are required (flow ids: tapscope flows FILE --json)');
+      return { cmd: 'follow', file: positionals[0], flowId: positionals[1], hex: values.hex === true };
     }
     case 'export': {
       const { values, positionals } = parse(rest, {

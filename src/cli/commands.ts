@@ -24,6 +24,7 @@ export async function runCommand(command: RunnableCommand): Promise<number> {
     case 'capture': return capture(command);
     case 'flows': return flows(command);
     case 'libraries': return libraries(command);
+    case 'follow': return follow(command);
     case 'export': return exportCmd(command);
     case 'sessions': return sessions(command);
     case 'serve': return serve(command);
@@ -237,6 +238,50 @@ async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Pro
     }), [14, 6, 7, 8, 10, 140]));
   }
   return damageFails(src.damaged);
+}
+
+/**
+ * A flow's payload in order (the app's Stream tab), between rules and a header as tshark's `-z follow,tcp,ascii`
+ * prints them; the client's turns as they are, every line of the server's indented by a tab (tshark indents only
+ * its byte counts) so the turns stand apart without counts; --hex: a hex dump per turn.
+ */
+async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<number> {
+  const src = await openSource(c.file, SUMMARY);
+  printNotes(src.notes);
+  const flow = src.analyzer.flows().find((f) => f.id === c.flowId);
+  if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${c.flowId}' in ${c.file} (flow ids: tapscope flows ${c.file} --json)`);
+  const { followStream } = await import('../flows/follow-stream.js');
+  const { streamText } = await import('../model/stream-text.js');
+  const { endpointText } = await import('../util/ip.js');
+  const s = await followStream(src.files, flow);
+  const rule = '='.repeat(67);
+  const lines = [
+    rule,
+    `Follow: ${flow.transport}, ${s.source === 'decrypted' ? 'decrypted by the TLS hooks' : s.source === 'wire' ? 'as on the wire' : 'no payload'}`,
+    `Flow: ${flow.id}`,
+    `Client: ${endpointText(flow.src)}`,
+    `Server: ${endpointText(flow.dst)}`,
+  ];
+  for (const ch of s.chunks) {
+    const indent = ch.dir === 's2c' ? '\t' : '';
+    const text = c.hex ? hexDump(Buffer.from(ch.hex, 'hex')) : streamText(ch.hex).replace(/\n$/, '');
+    for (const l of text.split('\n')) lines.push(`${indent}${l}`);
+  }
+  if (s.truncated) lines.push(`(the first ${human(s.bytes)} of more)`);
+  lines.push(rule);
+  out(`${lines.join('\n')}\n`);
+  return damageFails(src.damaged);
+}
+
+/** `xxd`-like: offset, 16 bytes in hex, and the printable ones. */
+function hexDump(b: Buffer): string {
+  const rows: string[] = [];
+  for (let o = 0; o < b.length; o += 16) {
+    const row = b.subarray(o, o + 16);
+    const hex = [...row].map((x) => x.toString(16).padStart(2, '0')).join(' ');
+    rows.push(`${o.toString(16).padStart(8, '0')}  ${hex.padEnd(47)}  ${[...row].map((x) => (x >= 32 && x < 127 ? String.fromCharCode(x) : '.')).join('')}`);
+  }
+  return rows.join('\n');
 }
 
 async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {

@@ -1,6 +1,7 @@
 // Text output of flows: the table renderer and one flow's row (shared by the one-thread and the threaded
 // `tapscope flows`).
 import type { Flow } from '../model/flow.js';
+import { endpointText } from '../util/ip.js';
 
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
 export const FLOW_WIDTHS = [12, 5, 46, 46, 7, 40, 8, 8, 24, 9, 120];
@@ -48,9 +49,6 @@ export function human(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)}G`;
 }
 
-function endpoint(e: { ip: string; port: number }): string {
-  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
-}
 
 const DAY_MS = 86_400_000;
 
@@ -80,7 +78,7 @@ export function flowRow(f: Flow): string[] {
   const what = f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? '';
   const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';
   return [
-    clock(f.firstSeen), f.transport, endpoint(f.src), endpoint(f.dst), f.app, what, String(f.packets), human(f.bytes), proc,
+    clock(f.firstSeen), f.transport, endpointText(f.src), endpointText(f.dst), f.app, what, String(f.packets), human(f.bytes), proc,
     f.http.length ? `${f.http.length} http` : '', tlsCol,
   ];
 }

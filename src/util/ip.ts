@@ -67,3 +67,8 @@ export function ipToBytes(ip: string): Buffer | null {
   if (tailV4) tailV4.copy(out, 12);
   return out;
 }
+
+/** An endpoint as text: `10.0.0.1:443`, `[fd00::1]:443` (the CLI's tables and follow, the app's cells). */
+export function endpointText(e: { ip: string; port: number }): string {
+  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
+}

@@ -2,10 +2,12 @@
 // left out, the hooks' decrypted records instead of the ciphertext when there are some, and a size limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFiles } from '../../src/flows/load.js';
 import { followStream } from '../../src/flows/follow-stream.js';
+import { parseCommand } from '../../src/cli/args.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
 
 let dir: string;
@@ -70,5 +72,33 @@ describe('follow stream', () => {
   it('says when a flow carried no payload', async () => {
     const { files, flows } = await capture('empty', (b) => tcpConversation(b, { ip: '10.50.2.1', port: 40200 }, { ip: '10.50.2.2', port: 80 }, [], []));
     expect(await followStream(files, flows[0]!)).toEqual({ chunks: [], source: null, bytes: 0, truncated: false });
+  });
+});
+
+describe('tapscope follow', () => {
+  const ROOT = join(import.meta.dirname, '../..');
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(dir, 'cli') } });
+
+  it('prints a flow\'s turns between rules and a header like tshark -z follow,tcp,ascii, server lines indented, or as a hex dump', async () => {
+    const client = { ip: '10.50.3.1', port: 40300 };
+    const server = { ip: '10.50.3.2', port: 25 };
+    const { files, flows } = await capture('smtp', (b) => tcpConversation(b, client, server, [Buffer.from('EHLO me\r\n'), Buffer.from('QUIT\r\n')], [Buffer.from('220 hi\r\n'), Buffer.from('250-x\r\n250 ok\r\n')]));
+    const id = flows[0]!.id;
+    const r = cli(['follow', files[0]!.path, id]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const rule = '='.repeat(67);
+    expect(r.stdout).toBe([
+      rule, 'Follow: tcp, as on the wire', `Flow: ${id}`, 'Client: 10.50.3.1:40300', 'Server: 10.50.3.2:25',
+      'EHLO me', '\t220 hi', 'QUIT', '\t250-x', '\t250 ok', rule, '',
+    ].join('\n'));
+    const h = cli(['follow', files[0]!.path, id, '--hex']);
+    expect(h.stdout.split('\n').slice(5, 7)).toEqual([
+      '00000000  45 48 4c 4f 20 6d 65 0d 0a                       EHLO me..',
+      '\t00000000  32 32 30 20 68 69 0d 0a                          220 hi..',
+    ]);
+    const missing = cli(['follow', files[0]!.path, 'ffffffffffffffff']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe(`tapscope: no flow 'ffffffffffffffff' in ${files[0]!.path} (flow ids: tapscope flows ${files[0]!.path} --json) (E_FLOW_NOT_FOUND)\n`);
+    expect(() => parseCommand(['follow', files[0]!.path])).toThrow(/follow: FILE and FLOW_ID are required/);
   });
 });

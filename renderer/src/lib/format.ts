@@ -1,5 +1,6 @@
 // Small formatters shared by the views: sizes, counts, times, endpoints.
 import type { Endpoint } from '../../../src/model/flow.js';
+import { endpointText } from '../../../src/util/ip.js';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -29,9 +30,7 @@ export function formatDateTime(ms: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
-export function formatEndpoint(e: Endpoint): string {
-  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
-}
+export const formatEndpoint: (e: Endpoint) => string = endpointText;
 
 /** Pretty-prints a body when it is JSON; returns null otherwise. */
 export function prettyJson(body: string | null): string | null {
