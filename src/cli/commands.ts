@@ -248,7 +248,7 @@ async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Pro
 async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<number> {
   const src = await openSource(c.file, SUMMARY);
   printNotes(src.notes);
-  const flow = src.analyzer.flows().find((f) => f.id === c.flowId);
+  const flow = src.analyzer.flowById(c.flowId);
   if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${c.flowId}' in ${c.file} (flow ids: tapscope flows ${c.file} --json)`);
   const { followStream } = await import('../flows/follow-stream.js');
   const { streamText } = await import('../model/stream-text.js');

@@ -601,9 +601,9 @@ export class CoreService implements ApiCalls {
 
   async flowStream(req: { sessionId: string; flowId: string }): Promise<FlowStream> {
     const { analyzer, files } = await this.analyzerOf(req.sessionId);
-    const d = analyzer.detail(req.flowId);
-    if (!d) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
-    return followStream(files, d.flow);
+    const flow = analyzer.flowById(req.flowId);
+    if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
+    return followStream(files, flow);
   }
 
   async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {
