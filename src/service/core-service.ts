@@ -14,7 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
-import { helperCapture } from '../targets/deploy.js';
+import { builtHelper } from '../targets/deploy.js';
 import { followStream } from '../flows/follow-stream.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
@@ -168,7 +168,7 @@ export class CoreService implements ApiCalls {
     const t = await this.target(req.target);
     try {
       // (the helper a capture would deploy to each node decides what it can capture there)
-      return (await t.listNodes()).map((n) => ({ ...n, capture: helperCapture(n.arch, this.targetOptions.helperPath) }));
+      return (await t.listNodes()).map((n) => ({ ...n, capture: builtHelper(n.arch, this.targetOptions.helperPath)?.capture ?? null }));
     } finally {
       await t.close();
     }

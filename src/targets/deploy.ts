@@ -66,7 +66,28 @@ export function helperVersion(path: string): string | null {
 /** What preflight says of an aarch64 node: its helper is built without eBPF (native/nobpf.c). */
 export const ARM64_AFPACKET_ONLY = 'The aarch64 helper captures with AF_PACKET only: packets and process attribution, no TLS plaintext hooks (eBPF is not built for aarch64 yet).';
 
-/** The helpers of this build by architecture, each read once (see locateHelper). */
+/** The helper folder for a machine of `uname -m`; a node that does not say (null) is taken for x86-64. */
+function archOf(unameM: string | null): string | null {
+  return unameM === null ? 'x64' : helperArch(unameM);
+}
+
+/**
+ * This build's helper for a machine of `uname -m` (see archOf), without reading it: where it is and what it
+ * captures there (eBPF mode where the kernel allows it; the aarch64 build AF_PACKET only, native/nobpf.c), or null
+ * when this build has none for it. `explicit` as for locateHelper. Preflight, the node list and HelperSet use it.
+ */
+export function builtHelper(unameM: string | null, explicit?: string): { path: string; capture: 'ebpf' | 'afpacket' } | null {
+  const arch = archOf(unameM);
+  const path = arch ? locateHelperOrNull(explicit, arch) : '';
+  return arch && path ? { path, capture: arch === 'x64' ? 'ebpf' : 'afpacket' } : null;
+}
+
+/** The architectures this build has a helper for, for messages: "x86_64 and aarch64". */
+export function builtArchitectures(explicit?: string): string {
+  return ['x86_64', ...(builtHelper('aarch64', explicit) ? ['aarch64'] : [])].join(' and ');
+}
+
+/** The helpers of this build by architecture, each read once (see builtHelper). */
 export class HelperSet {
   private readonly loaded = new Map<string, HelperBinary | null>();
   constructor(private readonly explicit?: string) {}
@@ -76,22 +97,18 @@ export class HelperSet {
    * for it. Every build has the x86-64 one: its absence is E_HELPER_MISSING (not built yet), not an architecture left out.
    */
   for(unameM: string | null): HelperBinary | null {
-    // (a node that does not say is taken for x86-64)
-    const arch = unameM === null ? 'x64' : helperArch(unameM);
+    const arch = archOf(unameM);
     if (!arch) return null;
     if (!this.loaded.has(arch)) {
-      this.loaded.set(arch, arch === 'x64' || locateHelperOrNull(this.explicit, arch) ? loadHelper(this.explicit, arch) : null);
+      this.loaded.set(arch, arch === 'x64' || builtHelper(unameM, this.explicit) ? loadHelper(this.explicit, arch) : null);
     }
     return this.loaded.get(arch)!;
   }
-}
 
-/** What the helper of this build for a machine of `uname -m` captures (NodeInfo.capture); `explicit` as for HelperSet. */
-export function helperCapture(unameM: string | null, explicit?: string): 'ebpf' | 'afpacket' | null {
-  const arch = unameM === null ? 'x64' : helperArch(unameM);
-  if (!arch || !locateHelperOrNull(explicit, arch)) return null;
-  // (the aarch64 build has no eBPF programs: native/nobpf.c)
-  return arch === 'x64' ? 'ebpf' : 'afpacket';
+  /** builtArchitectures for this set's helpers */
+  architectures(): string {
+    return builtArchitectures(this.explicit);
+  }
 }
 
 /** Maps `uname -m` to the helper's resource folder name. */

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript, locateHelperOrNull, onLines,
+  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines,
   remainingDuration, runCommandLine, shQuote, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
@@ -155,14 +155,14 @@ export class SshTarget implements CaptureTarget {
     const c = await this.shared();
     const f = await readFacts(c.client);
     const problems: string[] = [];
-    const arch = helperArch(f.arch);
-    const helper = arch ? locateHelperOrNull(this.opts.helperPath, arch) : '';
-    if (!helper) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
-    else if (arch !== 'x64') problems.push(ARM64_AFPACKET_ONLY);
+    // (a host whose `uname -m` could not be read has no helper: '' is no architecture)
+    const built = builtHelper(f.arch ?? '', this.opts.helperPath);
+    if (!built) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
+    else if (built.capture === 'afpacket') problems.push(ARM64_AFPACKET_ONLY);
     if (!f.btf) problems.push('The kernel has no BTF (/sys/kernel/btf/vmlinux): eBPF mode is unavailable, AF_PACKET will be used.');
     const privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
     if (privileged === 'none') problems.push(`User ${c.resolved.user} is not root and cannot use sudo: capture needs root. Connect as root or grant sudo.`);
-    const version = helper ? helperVersion(helper) : null;
+    const version = built ? helperVersion(built.path) : null;
     return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: version, problems }];
   }
 
@@ -303,7 +303,7 @@ class SshCapture {
     const facts = await readFacts(conn.client);
     const helper = this.helpers.for(facts.arch ?? 'unknown');
     if (!helper) {
-      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${this.node} is ${facts.arch ?? 'an unknown architecture'}; this build has no helper for it (x86_64${this.helpers.for('aarch64') ? ' and aarch64' : ''} only).`);
+      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${this.node} is ${facts.arch ?? 'an unknown architecture'}; this build has no helper for it (${this.helpers.architectures()} only).`);
     }
     this.priv ??= await this.target.privilege(conn.client, facts, conn.resolved.user);
     this.status('deploying', `uploading helper (${helper.data.length} bytes)`);

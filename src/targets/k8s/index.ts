@@ -11,7 +11,7 @@ import {
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
-  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, checkUploadDigest, durationElapsed, helperArch, helperArgs, helperVersion, killScript,
+  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript,
   onLines, remainingDuration, runArgv, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
@@ -535,14 +535,6 @@ export class K8sTarget implements CaptureTarget {
     const all = await this.listNodes();
     const { kc } = this.config();
     const authz = kc.makeApiClient(AuthorizationV1Api);
-    const helpers = new HelperSet(this.opts.helperPath);
-    const helper = (n: NodeInfo): string | null => {
-      try {
-        return helpers.for(n.arch)?.path ?? null;
-      } catch {
-        return null; // (not built: reported as a problem, not thrown)
-      }
-    };
     const ns = this.namespace;
     const checks: Array<[string, string, string, string | undefined]> = [
       ['create', 'apps', 'daemonsets', undefined], ['delete', 'apps', 'daemonsets', undefined], ['create', '', 'serviceaccounts', undefined],
@@ -557,11 +549,12 @@ export class K8sTarget implements CaptureTarget {
     }
     return names.map((name) => {
       const n = all.find((x) => x.name === name) as NodeInfo;
+      const built = builtHelper(n.arch, this.opts.helperPath);
       return {
-        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: helper(n) ? helperVersion(helper(n)!) : null,
+        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: built ? helperVersion(built.path) : null,
         problems: [
-          ...(n.ready ? [] : ['Node is not Ready.']), ...(helper(n) ? [] : [`No helper is built for ${n.arch}.`]),
-          ...(helper(n) && helperArch(n.arch) === 'arm64' ? [ARM64_AFPACKET_ONLY] : []), ...problems,
+          ...(n.ready ? [] : ['Node is not Ready.']), ...(built ? [] : [`No helper is built for ${n.arch}.`]),
+          ...(built?.capture === 'afpacket' ? [ARM64_AFPACKET_ONLY] : []), ...problems,
         ],
       };
     });
@@ -583,8 +576,7 @@ export class K8sTarget implements CaptureTarget {
     const nodes = chosen.filter((n) => byNode.has(n));
     const foreignNote = foreign.length ? `Not captured: ${foreign.join(', ')} (no helper for their architecture in this build).` : null;
     if (nodes.length === 0 || (requested && foreign.length)) {
-      const built = ['x86_64', ...(helpers.for('aarch64') ? ['aarch64'] : [])].join(' and ');
-      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${foreignNote ?? 'No node to capture on.'} This build has the helper for ${built} nodes only.`);
+      throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${foreignNote ?? 'No node to capture on.'} This build has the helper for ${helpers.architectures()} nodes only.`);
     }
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
     const cap = new K8sCapture(dep, options, handlers, byNode, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
