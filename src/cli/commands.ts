@@ -251,7 +251,7 @@ async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<n
   const flow = src.analyzer.flowById(c.flowId);
   if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${c.flowId}' in ${c.file} (flow ids: tapscope flows ${c.file} --json)`);
   const { followStream } = await import('../flows/follow-stream.js');
-  const { streamText } = await import('../model/stream-text.js');
+  const { hexLines, streamText } = await import('../model/stream-text.js');
   const { endpointText } = await import('../util/ip.js');
   const s = await followStream(src.files, flow);
   const rule = '='.repeat(67);
@@ -264,24 +264,15 @@ async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<n
   ];
   for (const ch of s.chunks) {
     const indent = ch.dir === 's2c' ? '\t' : '';
-    const text = c.hex ? hexDump(Buffer.from(ch.hex, 'hex')) : streamText(ch.hex).replace(/\n$/, '');
+    const text = c.hex
+      ? hexLines(ch.hex, Infinity, 16, 8).map((l) => `${l.offset}  ${l.hex.padEnd(47)}  ${l.ascii}`).join('\n')
+      : streamText(ch.hex).replace(/\n$/, '');
     for (const l of text.split('\n')) lines.push(`${indent}${l}`);
   }
   if (s.truncated) lines.push(`(the first ${human(s.bytes)} of more)`);
   lines.push(rule);
   out(`${lines.join('\n')}\n`);
   return damageFails(src.damaged);
-}
-
-/** `xxd`-like: offset, 16 bytes in hex, and the printable ones. */
-function hexDump(b: Buffer): string {
-  const rows: string[] = [];
-  for (let o = 0; o < b.length; o += 16) {
-    const row = b.subarray(o, o + 16);
-    const hex = [...row].map((x) => x.toString(16).padStart(2, '0')).join(' ');
-    rows.push(`${o.toString(16).padStart(8, '0')}  ${hex.padEnd(47)}  ${[...row].map((x) => (x >= 32 && x < 127 ? String.fromCharCode(x) : '.')).join('')}`);
-  }
-  return rows.join('\n');
 }
 
 async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {

@@ -44,19 +44,4 @@ export function prettyJson(body: string | null): string | null {
   }
 }
 
-/** Hex dump lines: offset, 16 hex bytes, ASCII. */
-export function hexLines(hex: string, maxBytes = 4096, perLine = 16): { offset: string; hex: string; ascii: string }[] {
-  const clean = hex.replace(/[^0-9a-f]/gi, '');
-  const bytes: number[] = [];
-  for (let i = 0; i + 1 < clean.length && bytes.length < maxBytes; i += 2) bytes.push(parseInt(clean.slice(i, i + 2), 16));
-  const lines = [];
-  for (let off = 0; off < bytes.length; off += perLine) {
-    const chunk = bytes.slice(off, off + perLine);
-    lines.push({
-      offset: off.toString(16).padStart(6, '0'),
-      hex: chunk.map((b) => b.toString(16).padStart(2, '0')).join(' '),
-      ascii: chunk.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join(''),
-    });
-  }
-  return lines;
-}
+export { hexLines } from '../../../src/model/stream-text.js';
