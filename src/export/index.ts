@@ -3,13 +3,12 @@
 // flows. Secrets are redacted unless includeSecrets (see redact.ts); decryption-secrets blocks are dropped too.
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { TapscopeError, isTapscopeError } from '../errors.js';
-import { Analyzer } from '../flows/analyzer.js';
-import type { CaptureFile } from '../flows/load.js';
+import type { Analyzer } from '../flows/analyzer.js';
+import { readWithFlowIds, type CaptureFile } from '../flows/load.js';
 import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
-import { readBlocks } from '../pcapng/reader.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
 import { parseExportedPdu, tlsAttrsOf } from '../pcapng/exported-pdu.js';
@@ -92,75 +91,66 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
   const total = files.reduce((n, f) => n + safeSize(f.path), 0);
   let doneBefore = 0;
   let lastReport = 0;
-  let matchedId: string | null = null;
   const secrets = req.includeSecrets ?? false;
-  // why: a second analysis pass gives each packet the same flow id as the first (ids are derived from the
-  // packets), so the filter's flow set selects packets without keeping a per-packet index.
-  const tracker = new Analyzer({ onPacket: (_b, id) => { matchedId = id; } });
   const redactor = new PacketRedactor();
   let wroteShb = false;
-  for (const f of files) {
-    const feed = tracker.stream(f.node);
-    // Interface ids of this file's current section -> id in the output section.
-    await readBlocks(f.path, (b: PcapngBlock) => {
-      if (b.type !== 'shb' && !wroteShb) {
-        out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
+  let reading: CaptureFile | null = null;
+  // why flow ids: the filter's flow set selects packets without a per-packet index (see readWithFlowIds); a file
+  // damaged in the middle exports up to the damage, as its analysis read it (the session notes it)
+  await readWithFlowIds(files, (b: PcapngBlock, matchedId: string | null, f: CaptureFile) => {
+    if (b.type !== 'shb' && !wroteShb) {
+      out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
+      wroteShb = true;
+    }
+    switch (b.type) {
+      case 'shb':
+        out.write(encodeShb({
+          hardware: b.hardware, os: b.os, userappl: b.userappl ?? `tapscope ${packageVersion()}`,
+          comments: [...b.comments, `exported by tapscope ${packageVersion()}${secrets ? '' : '; Authorization/Cookie/Set-Cookie values redacted'}`],
+        }));
         wroteShb = true;
-      }
-      switch (b.type) {
-        case 'shb':
-          feed(b);
-          out.write(encodeShb({
-            hardware: b.hardware, os: b.os, userappl: b.userappl ?? `tapscope ${packageVersion()}`,
-            comments: [...b.comments, `exported by tapscope ${packageVersion()}${secrets ? '' : '; Authorization/Cookie/Set-Cookie values redacted'}`],
-          }));
-          wroteShb = true;
-          break;
-        case 'idb':
-          feed(b);
-          out.write(encodeIdb({
-            linkType: b.iface.linkType, snapLen: b.iface.snapLen, name: b.iface.name, description: b.iface.description,
-            tsresol: b.iface.tsresol, tsoffset: b.iface.tsoffset, comments: b.iface.comments,
-          }));
-          break;
-        case 'epb':
-        case 'spb': {
-          matchedId = null;
-          feed(b);
-          if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
-          const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`, b.origLen, recordObserver(b));
-          out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
-          if (req.onProgress && b.offset - lastReport > 4 << 20) {
-            lastReport = b.offset;
-            req.onProgress(doneBefore + b.offset, total);
-          }
-          break;
+        break;
+      case 'idb':
+        out.write(encodeIdb({
+          linkType: b.iface.linkType, snapLen: b.iface.snapLen, name: b.iface.name, description: b.iface.description,
+          tsresol: b.iface.tsresol, tsoffset: b.iface.tsoffset, comments: b.iface.comments,
+        }));
+        break;
+      case 'epb':
+      case 'spb': {
+        if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
+        const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`, b.origLen, recordObserver(b));
+        out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
+        if (req.onProgress && b.offset - lastReport > 4 << 20) {
+          lastReport = b.offset;
+          req.onProgress(doneBefore + b.offset, total);
         }
-        case 'isb':
-          out.write(encodeIsb({
-            interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, ifRecv: b.ifRecv, ifDrop: b.ifDrop, osDrop: b.osDrop,
-            filterAccept: b.filterAccept, usrDeliv: b.usrDeliv, comments: b.comments,
-          }));
-          break;
-        case 'nrb':
-          out.write(encodeNrb(b.records));
-          break;
-        case 'dsb':
-          if (secrets) out.write(encodeDsb(b.secretsType, b.data));
-          break;
-        case 'custom':
-          feed(b);
-          out.write(encodeCustom(b.pen, (!secrets && b.pen === TAPSCOPE_PEN && redactRecordText(b.data)) || b.data, b.copiable));
-          break;
+        break;
       }
-      // (a file damaged in the middle exports up to the damage, as its analysis read it; the session notes it)
-    }, { tolerateTruncatedTail: true, tolerateDamage: true }).catch((e: unknown) => {
-      if (isTapscopeError(e)) throw e;
-      throw new TapscopeError('E_EXPORT', `export failed reading ${f.path}: ${(e as Error).message}`);
-    });
-    doneBefore += safeSize(f.path);
+      case 'isb':
+        out.write(encodeIsb({
+          interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, ifRecv: b.ifRecv, ifDrop: b.ifDrop, osDrop: b.osDrop,
+          filterAccept: b.filterAccept, usrDeliv: b.usrDeliv, comments: b.comments,
+        }));
+        break;
+      case 'nrb':
+        out.write(encodeNrb(b.records));
+        break;
+      case 'dsb':
+        if (secrets) out.write(encodeDsb(b.secretsType, b.data));
+        break;
+      case 'custom':
+        out.write(encodeCustom(b.pen, (!secrets && b.pen === TAPSCOPE_PEN && redactRecordText(b.data)) || b.data, b.copiable));
+        break;
+    }
+  }, (f) => {
+    if (reading) doneBefore += safeSize(reading.path);
+    reading = f;
     lastReport = 0;
-  }
+  }).catch((e: unknown) => {
+    if (isTapscopeError(e)) throw e;
+    throw new TapscopeError('E_EXPORT', `export failed reading ${reading?.path ?? ''}: ${(e as Error).message}`);
+  });
   if (!wroteShb) out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
   req.onProgress?.(total, total);
 }

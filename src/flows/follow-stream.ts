@@ -1,16 +1,14 @@
 // "Follow stream", as in Wireshark: one flow's payload in the order it crossed, client and server turns apart.
-// The capture files are read again and every packet given its flow id the way the analysis gave it (a second
-// Analyzer, as the pcapng export does), so the flow's packets are found without an index. TCP retransmissions
+// The capture files are read again, every packet with its flow id (readWithFlowIds, as the pcapng export reads
+// them), so the flow's packets are found without an index. TCP retransmissions
 // are left out (a segment before the direction's next expected byte). When the flow's TLS hooks captured its
 // plaintext, the decrypted records are the stream (Wireshark's "Follow TLS stream"); else the wire's payload.
-import { readBlocks } from '../pcapng/reader.js';
 import { parseExportedPdu } from '../pcapng/exported-pdu.js';
-import { LINKTYPE_WIRESHARK_UPPER_PDU, type PcapngBlock } from '../pcapng/types.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU } from '../pcapng/types.js';
 import type { Flow } from '../model/flow.js';
-import { Analyzer } from './analyzer.js';
 import { decodePacket, PROTO_TCP } from './decode.js';
 import type { FlowStream, StreamChunk } from '../api/contract.js';
-import type { CaptureFile } from './load.js';
+import { readWithFlowIds, type CaptureFile } from './load.js';
 import { normalizeIp } from './node-meta.js';
 
 export const FOLLOW_LIMIT = 256 * 1024;
@@ -20,38 +18,31 @@ interface Piece { dir: 'c2s' | 's2c'; ts: number; data: Buffer }
 export async function followStream(files: CaptureFile[], flow: Flow, limit = FOLLOW_LIMIT): Promise<FlowStream> {
   const wire: Piece[] = [];
   const decrypted: Piece[] = [];
-  let matched: string | null = null;
-  const tracker = new Analyzer({ details: false, onPacket: (_b, id) => { matched = id; } });
   // per direction: the next TCP sequence number expected (retransmissions end before it)
   const next = { c2s: -1, s2c: -1 };
   const isClient = (ip: string, port: number): boolean => port === flow.src.port && ip === flow.src.ip;
-  for (const f of files) {
-    const feed = tracker.stream(f.node);
-    await readBlocks(f.path, (b: PcapngBlock) => {
-      matched = null;
-      feed(b);
-      if (matched !== flow.id || (b.type !== 'epb' && b.type !== 'spb')) return;
-      if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
-        const pdu = parseExportedPdu(b.data);
-        if (!pdu || !pdu.src || pdu.payload.length === 0) return;
-        // (a dual-stack socket's record names an IPv4 end as ::ffff:a.b.c.d)
-        decrypted.push({ dir: isClient(normalizeIp(pdu.src.ip), pdu.src.port) ? 'c2s' : 's2c', ts: b.tsMs, data: Buffer.from(pdu.payload) });
-        return;
-      }
-      const d = decodePacket(b.iface.linkType, b.data);
-      if (!d || d.payloadEnd <= d.payloadStart) return;
-      const dir = isClient(d.src, d.srcPort) ? 'c2s' : 's2c';
-      let data = d.payload;
-      if (d.proto === PROTO_TCP) {
-        const expected = next[dir];
-        const skip = expected < 0 ? 0 : seqDiff(expected, d.seq);
-        if (skip >= data.length) return;
-        if (skip > 0) data = data.subarray(skip);
-        next[dir] = (d.seq + skip + data.length) >>> 0;
-      }
-      wire.push({ dir, ts: b.tsMs, data: Buffer.from(data) });
-    }, { tolerateTruncatedTail: true, tolerateDamage: true });
-  }
+  await readWithFlowIds(files, (b, id) => {
+    if (id !== flow.id || (b.type !== 'epb' && b.type !== 'spb')) return;
+    if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
+      const pdu = parseExportedPdu(b.data);
+      if (!pdu || !pdu.src || pdu.payload.length === 0) return;
+      // (a dual-stack socket's record names an IPv4 end as ::ffff:a.b.c.d)
+      decrypted.push({ dir: isClient(normalizeIp(pdu.src.ip), pdu.src.port) ? 'c2s' : 's2c', ts: b.tsMs, data: Buffer.from(pdu.payload) });
+      return;
+    }
+    const d = decodePacket(b.iface.linkType, b.data);
+    if (!d || d.payloadEnd <= d.payloadStart) return;
+    const dir = isClient(d.src, d.srcPort) ? 'c2s' : 's2c';
+    let data = d.payload;
+    if (d.proto === PROTO_TCP) {
+      const expected = next[dir];
+      const skip = expected < 0 ? 0 : seqDiff(expected, d.seq);
+      if (skip >= data.length) return;
+      if (skip > 0) data = data.subarray(skip);
+      next[dir] = (d.seq + skip + data.length) >>> 0;
+    }
+    wire.push({ dir, ts: b.tsMs, data: Buffer.from(data) });
+  });
   const pieces = decrypted.length > 0 ? decrypted : wire;
   const chunks: StreamChunk[] = [];
   let bytes = 0;

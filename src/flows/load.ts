@@ -2,6 +2,7 @@
 // truncated tail (a capture that was killed mid-write) with a note instead of an error.
 import { TapscopeError } from '../errors.js';
 import { readBlocks } from '../pcapng/reader.js';
+import type { PcapngBlock } from '../pcapng/types.js';
 import { Analyzer, type AnalyzerOptions } from './analyzer.js';
 import { gapNote } from './node-meta.js';
 
@@ -59,4 +60,26 @@ export function damageNote(d: DamagedFile): string {
 export function damageError(damaged: DamagedFile[]): TapscopeError | null {
   if (damaged.length === 0) return null;
   return new TapscopeError('E_PCAPNG_MALFORMED', damaged.map(damageNote).join('; '), { offset: damaged[0]!.offset, path: damaged[0]!.path });
+}
+
+/**
+ * Reads capture files again, handing each block with the flow id the analysis gives its packet or record (null for
+ * other blocks): a second Analyzer, since ids are derived from the packets, so no per-packet index is kept. `onFile`
+ * is told before each file is read. A damaged block or a cut tail ends a file as in analyzeFiles. The pcapng
+ * export and Follow stream read a session this way.
+ */
+export async function readWithFlowIds(
+  files: CaptureFile[], onBlock: (b: PcapngBlock, flowId: string | null, file: CaptureFile) => void, onFile?: (file: CaptureFile) => void,
+): Promise<void> {
+  let matched: string | null = null;
+  const tracker = new Analyzer({ details: false, onPacket: (_b, id) => { matched = id; } });
+  for (const f of files) {
+    onFile?.(f);
+    const feed = tracker.stream(f.node);
+    await readBlocks(f.path, (b: PcapngBlock) => {
+      matched = null;
+      feed(b);
+      onBlock(b, matched, f);
+    }, { tolerateTruncatedTail: true, tolerateDamage: true });
+  }
 }
