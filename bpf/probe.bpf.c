@@ -5,6 +5,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "arch.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

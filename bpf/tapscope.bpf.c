@@ -14,6 +14,7 @@
 #include <bpf/bpf_endian.h>
 #include "tapscope.h"
 #include "sock.h"
+#include "arch.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -687,19 +688,20 @@ static __always_inline __s32 go_conn_fd(__u64 c)
 	return sysfd >= 0 && sysfd < 1 << 20 ? (__s32)sysfd : -1;
 }
 
-/* Probed: func (c *tls.Conn) Write(b []byte) (int, error); c in RAX, b.ptr in RBX, b.len in RCX */
+/* Probed: func (c *tls.Conn) Write(b []byte) (int, error); c, b.ptr and b.len are Go's first three
+ * arguments (arch.h: RAX, RBX, RCX on amd64; R0, R1, R2 on arm64) */
 SEC("uprobe")
 int uprobe_go_tls_write(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call call = {};
-	long len = (long)ctx->cx;
+	long len = (long)GO_ARG3(ctx);
 
 	if (len <= 0)
 		return 0;
-	call.buf = ctx->bx;
-	call.ctx = ctx->ax;
-	call.fd = go_conn_fd(ctx->ax);
+	call.buf = GO_ARG2(ctx);
+	call.ctx = GO_ARG1(ctx);
+	call.fd = go_conn_fd(GO_ARG1(ctx));
 	call.lib = LIB_GO;
 	call.fn = FN_GO_WRITE;
 	call.dir_out = 1;
@@ -710,27 +712,27 @@ int uprobe_go_tls_write(struct pt_regs *ctx)
 SEC("uprobe")
 int uprobe_go_tls_read(struct pt_regs *ctx)
 {
-	struct go_read_key key = {.g = ctx->r14, .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct go_read_key key = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
 	struct tls_call call = {};
 
-	call.buf = ctx->bx;
-	call.ctx = ctx->ax;
-	call.fd = go_conn_fd(ctx->ax);
+	call.buf = GO_ARG2(ctx);
+	call.ctx = GO_ARG1(ctx);
+	call.fd = go_conn_fd(GO_ARG1(ctx));
 	call.lib = LIB_GO;
 	call.fn = FN_GO_READ;
 	bpf_map_update_elem(&go_reads, &key, &call, BPF_ANY);
 	return 0;
 }
 
-/* Probed: each RET of (*tls.Conn).Read; n in RAX */
+/* Probed: each RET of (*tls.Conn).Read; n is its first result */
 SEC("uprobe")
 int uprobe_go_tls_read_ret(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct go_read_key key = {.g = ctx->r14, .tgid = id >> 32};
+	struct go_read_key key = {.g = GO_G(ctx), .tgid = id >> 32};
 	struct tls_call *c = bpf_map_lookup_elem(&go_reads, &key);
 	struct tls_call call;
-	long n = (long)ctx->ax;
+	long n = (long)GO_RET1(ctx);
 
 	if (!c) {
 		count(STAT_NO_ENTRY, 1);

@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
+#include <endian.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -471,19 +472,33 @@ static int go_func_locate(Elf *e, const char *sym, uint64_t *file_off, uint64_t 
 	return -1;
 }
 
-/* Offsets (from the function start) of a Go function's RET instructions. Go's amd64 epilogue is
- * `MOVQ off(SP), BP; ADDQ $off+8, SP; RET`; matching that whole sequence (with the two constants
- * agreeing) instead of a lone 0xC3 keeps probes on instruction boundaries. */
-static int go_find_rets(int fd, uint64_t file_off, uint64_t len, uint64_t *rets, int max)
+#if defined(__aarch64__)
+/* Offsets (from the function start) of a Go function's RET instructions. arm64 instructions are 4 bytes,
+ * aligned, so every aligned word equal to `RET` (RET X30: 0xd65f03c0) is one; Go puts no literal pools in
+ * function bodies on arm64. */
+static int go_find_rets_in(const uint8_t *code, uint64_t len, uint64_t *rets, int max)
 {
-	uint8_t *code = malloc(len);
 	uint64_t j;
 	int n = 0;
 
-	if (!code || pread(fd, code, len, (off_t)file_off) != (ssize_t)len) {
-		free(code);
-		return 0;
+	for (j = 0; j + 4 <= len && n < max; j += 4) {
+		uint32_t w;
+
+		memcpy(&w, code + j, 4);
+		if (le32toh(w) == 0xd65f03c0)
+			rets[n++] = j;
 	}
+	return n;
+}
+#else
+/* Offsets (from the function start) of a Go function's RET instructions. Go's amd64 epilogue is
+ * `MOVQ off(SP), BP; ADDQ $off+8, SP; RET`; matching that whole sequence (with the two constants
+ * agreeing) instead of a lone 0xC3 keeps probes on instruction boundaries. */
+static int go_find_rets_in(const uint8_t *code, uint64_t len, uint64_t *rets, int max)
+{
+	uint64_t j;
+	int n = 0;
+
 	for (j = 0; j + 10 <= len && n < max; j++) {
 		/* 48 8b 6c 24 XX  48 83 c4 XX+8  c3 */
 		if (code[j] == 0x48 && code[j + 1] == 0x8b && code[j + 2] == 0x6c && code[j + 3] == 0x24 &&
@@ -501,6 +516,18 @@ static int go_find_rets(int fd, uint64_t file_off, uint64_t len, uint64_t *rets,
 				rets[n++] = j + 15;
 		}
 	}
+	return n;
+}
+#endif
+
+/* Offsets (from the function start) of the RET instructions of the Go function at file_off, len bytes long. */
+static int go_find_rets(int fd, uint64_t file_off, uint64_t len, uint64_t *rets, int max)
+{
+	uint8_t *code = malloc(len);
+	int n = 0;
+
+	if (code && pread(fd, code, len, (off_t)file_off) == (ssize_t)len)
+		n = go_find_rets_in(code, len, rets, max);
 	free(code);
 	return n;
 }

@@ -8,9 +8,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
-#ifndef TAPSCOPE_NO_BPF
 #include <bpf/libbpf.h>
-#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -93,14 +91,12 @@ static int parse_exclude(const char *s, struct exclude *x)
 
 static void on_signal(int sig) { stop_requested = 1; }
 
-#ifndef TAPSCOPE_NO_BPF
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG || !getenv("TAPSCOPE_HELPER_DEBUG"))
 		return 0;
 	return vfprintf(stderr, fmt, ap);
 }
-#endif
 
 static void write_stats(int final)
 {
@@ -288,9 +284,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-#ifndef TAPSCOPE_NO_BPF
 	libbpf_set_print(libbpf_log);
-#endif
 	probe_run(&pr);
 	if (want_probe) {
 		probe_print_json(&pr);

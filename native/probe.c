@@ -1,12 +1,11 @@
 /* Implementation of probe.h. */
 #include "probe.h"
 #include "util.h"
-#ifndef TAPSCOPE_NO_BPF
 #include "probe.skel.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
-#endif
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <arpa/inet.h>
@@ -25,12 +24,43 @@ __attribute__((noinline, used)) int tapscope_probe_target(int x)
 	return x + 1;
 }
 
-#ifndef TAPSCOPE_NO_BPF
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return 0;
 }
+
+#if defined(__aarch64__)
+#define HELPER_ARCH "aarch64"
+#else
+#define HELPER_ARCH "x86_64"
 #endif
+
+/* The architecture of the running kernel, from its BTF's register file (arm64's `struct user_pt_regs`, x86-64's
+ * `struct pt_regs` with `ax`), or NULL when it is neither. uname cannot say it: under qemu-user or Rosetta it
+ * reports the emulated architecture, and this helper's uprobe programs would then read the wrong registers
+ * (and the kernel would write its breakpoint instruction into code of another architecture). */
+static const char *kernel_arch(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const char *arch = NULL;
+	int id;
+
+	if (!btf)
+		return NULL;
+	if (btf__find_by_name_kind(btf, "user_pt_regs", BTF_KIND_STRUCT) > 0) {
+		arch = "aarch64";
+	} else if ((id = btf__find_by_name_kind(btf, "pt_regs", BTF_KIND_STRUCT)) > 0) {
+		const struct btf_type *t = btf__type_by_id(btf, (__u32)id);
+		const struct btf_member *m = btf_members(t);
+		int i;
+
+		for (i = 0; i < btf_vlen(t); i++)
+			if (!strcmp(btf__name_by_offset(btf, m[i].name_off), "ax"))
+				arch = "x86_64";
+	}
+	btf__free(btf);
+	return arch;
+}
 
 /* why: libbpf finds tracepoint ids in tracefs; `ip netns exec` and minimal hosts/containers often
  * have a /sys without it mounted */
@@ -49,14 +79,13 @@ static void ensure_tracefs(struct probe_report *r)
 void probe_run(struct probe_report *r)
 {
 	struct utsname u;
-#ifndef TAPSCOPE_NO_BPF
 	struct probe_bpf *skel = NULL;
 	struct bpf_link *ul = NULL, *tl = NULL;
 	libbpf_print_fn_t old;
+	const char *karch;
 	uint64_t v = 0;
 	uint32_t k;
 	int err;
-#endif
 	int fd;
 
 	memset(r, 0, sizeof(*r));
@@ -72,11 +101,15 @@ void probe_run(struct probe_report *r)
 		r->afpacket = 1;
 		close(fd);
 	}
-#ifdef TAPSCOPE_NO_BPF
-	snprintf(r->error, sizeof(r->error), "this helper was built without eBPF for %s", r->machine);
-#else
-	r->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
 	old = libbpf_set_print(silent_print);
+	karch = r->btf ? kernel_arch() : NULL;
+	if (karch && strcmp(karch, HELPER_ARCH)) {
+		/* why before loading anything: see kernel_arch */
+		snprintf(r->foreign_kernel, sizeof(r->foreign_kernel), "%s", karch);
+		snprintf(r->error, sizeof(r->error), "the kernel is %s but this helper is %s (it runs under emulation)", karch, HELPER_ARCH);
+		goto cleanup;
+	}
+	r->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
 	skel = probe_bpf__open();
 	if (!skel) {
 		snprintf(r->error, sizeof(r->error), "open probe object: %s", strerror(errno));
@@ -115,18 +148,15 @@ cleanup:
 	bpf_link__destroy(tl);
 	probe_bpf__destroy(skel);
 	libbpf_set_print(old);
-#endif
 }
 
 int probe_ebpf_ok(const struct probe_report *r, char *reason, int reason_len)
 {
-#ifdef TAPSCOPE_NO_BPF
-	/* why first: whatever the kernel offers, this build has no programs to load */
-	snprintf(reason, (size_t)reason_len, "this helper build for %s has no eBPF programs yet (its TLS uprobes are not ported); "
-		 "packets and process attribution come from AF_PACKET and /proc", r->machine[0] ? r->machine : "this architecture");
-	return 0;
-#endif
-	if (!r->btf)
+	if (r->foreign_kernel[0])
+		snprintf(reason, (size_t)reason_len, "the kernel is %s but this helper is %s (run under emulation: qemu-user, Rosetta); "
+			 "its uprobe programs would read the wrong registers, so packets and process attribution come from AF_PACKET "
+			 "and /proc", r->foreign_kernel, HELPER_ARCH);
+	else if (!r->btf)
 		snprintf(reason, (size_t)reason_len, "no BTF (/sys/kernel/btf/vmlinux missing)");
 	else if (!r->bpf_load)
 		snprintf(reason, (size_t)reason_len, "cannot load BPF programs (%s)", r->error);

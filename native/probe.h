@@ -14,6 +14,7 @@ struct probe_report {
 	int afpacket;
 	int load_errno; /* errno of a failed BPF load (EPERM: missing privileges) */
 	const char *tracefs; /* present | mounted | missing */
+	char foreign_kernel[16]; /* the kernel's architecture when it is not the helper's (emulation), else "" */
 	char error[256];
 };
 

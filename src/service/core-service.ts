@@ -168,7 +168,7 @@ export class CoreService implements ApiCalls {
     const t = await this.target(req.target);
     try {
       // (the helper a capture would deploy to each node decides what it can capture there)
-      return (await t.listNodes()).map((n) => ({ ...n, capture: builtHelper(n.arch, this.targetOptions.helperPath)?.capture ?? null }));
+      return (await t.listNodes()).map((n) => ({ ...n, capture: builtHelper(n.arch, this.targetOptions.helperPath) ? 'ebpf' as const : null }));
     } finally {
       await t.close();
     }

@@ -63,23 +63,18 @@ export function helperVersion(path: string): string | null {
   return v.status === 0 ? v.stdout.trim() || null : null;
 }
 
-/** What preflight says of an aarch64 node: its helper is built without eBPF (native/nobpf.c). */
-export const ARM64_AFPACKET_ONLY = 'The aarch64 helper captures with AF_PACKET only: packets and process attribution, no TLS plaintext hooks (eBPF is not built for aarch64 yet).';
-
 /** The helper folder for a machine of `uname -m`; a node that does not say (null) is taken for x86-64. */
 function archOf(unameM: string | null): string | null {
   return unameM === null ? 'x64' : helperArch(unameM);
 }
 
 /**
- * This build's helper for a machine of `uname -m` (see archOf), without reading it: where it is and what it
- * captures there (eBPF mode where the kernel allows it; the aarch64 build AF_PACKET only, native/nobpf.c), or null
- * when this build has none for it. `explicit` as for locateHelper. Preflight, the node list and HelperSet use it.
+ * Where this build's helper for a machine of `uname -m` is (see archOf), without reading it, or null when this
+ * build has none for it. `explicit` as for locateHelper. Preflight, the node list and HelperSet use it.
  */
-export function builtHelper(unameM: string | null, explicit?: string): { path: string; capture: 'ebpf' | 'afpacket' } | null {
+export function builtHelper(unameM: string | null, explicit?: string): string | null {
   const arch = archOf(unameM);
-  const path = arch ? locateHelperOrNull(explicit, arch) : '';
-  return arch && path ? { path, capture: arch === 'x64' ? 'ebpf' : 'afpacket' } : null;
+  return arch ? locateHelperOrNull(explicit, arch) || null : null;
 }
 
 /** The architectures this build has a helper for, for messages: "x86_64 and aarch64". */

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines,
+  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines,
   remainingDuration, runCommandLine, shQuote, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
@@ -158,11 +158,10 @@ export class SshTarget implements CaptureTarget {
     // (a host whose `uname -m` could not be read has no helper: '' is no architecture)
     const built = builtHelper(f.arch ?? '', this.opts.helperPath);
     if (!built) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
-    else if (built.capture === 'afpacket') problems.push(ARM64_AFPACKET_ONLY);
     if (!f.btf) problems.push('The kernel has no BTF (/sys/kernel/btf/vmlinux): eBPF mode is unavailable, AF_PACKET will be used.');
     const privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
     if (privileged === 'none') problems.push(`User ${c.resolved.user} is not root and cannot use sudo: capture needs root. Connect as root or grant sudo.`);
-    const version = built ? helperVersion(built.path) : null;
+    const version = built ? helperVersion(built) : null;
     return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: version, problems }];
   }
 

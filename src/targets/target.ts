@@ -15,9 +15,9 @@ export interface NodeInfo {
   address?: string | null;
   /**
    * What this build's helper for the node's architecture captures (set by the core's listNodes): eBPF mode where
-   * the kernel allows it, AF_PACKET only (the aarch64 helper), or nothing (no helper for the architecture)
+   * the kernel allows it (else AF_PACKET), or nothing (no helper for the architecture)
    */
-  capture?: 'ebpf' | 'afpacket' | null;
+  capture?: 'ebpf' | null;
 }
 
 export interface CaptureOptions {

@@ -1,7 +1,10 @@
-// The aarch64 helper (AF_PACKET only: eBPF is compiled out, native/nobpf.c), run on this x86-64 machine by
-// qemu-user through binfmt_misc (scripts/install-deps.sh registers it). qemu-user has AF_PACKET but not its
-// mmap ring, so this also runs the helper's ring-less path (recvfrom per packet). It captures beside the
-// x86-64 helper in afpacket mode: the same flows, and verdicts that say why no plaintext was captured.
+// The aarch64 helper run on this x86-64 machine by qemu-user through binfmt_misc (scripts/install-deps.sh
+// registers it): emulated, on a kernel of another architecture, so it must not use eBPF (its uprobe programs
+// would read x86-64 registers as arm64 ones, and the kernel would write an x86 breakpoint into aarch64 code); it
+// sees that in the kernel's BTF and captures with AF_PACKET, saying why. qemu-user has AF_PACKET but not its mmap
+// ring, so this also runs the helper's ring-less path (recvfrom per packet). It captures beside the x86-64 helper
+// in afpacket mode: the same flows, and verdicts that say why no plaintext was captured. Its eBPF mode runs on a
+// real aarch64 kernel in arm64-ebpf.test.ts.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -79,7 +82,7 @@ describe('the aarch64 helper', () => {
     expect(exitCodes.arm64, armStderr).toBe(0);
     const c = cap.arm64!;
     expect(c.records[0]).toMatchObject({ t: 'capture', mode: 'afpacket', requestedMode: 'auto' });
-    expect(c.records[0]!.reason).toBe('auto: this helper build for aarch64 has no eBPF programs yet (its TLS uprobes are not ported); packets and process attribution come from AF_PACKET and /proc');
+    expect(c.records[0]!.reason).toBe('auto: the kernel is x86_64 but this helper is aarch64 (run under emulation: qemu-user, Rosetta); its uprobe programs would read the wrong registers, so packets and process attribution come from AF_PACKET and /proc');
     expect(c.records.at(-1)).toMatchObject({ t: 'stats', final: true });
     // qemu-user has no PACKET_RX_RING: the helper said it reads packets one at a time
     expect(armStderr).toContain('AF_PACKET without an mmap ring here (Protocol not available): reading packets one at a time');
@@ -92,11 +95,11 @@ describe('the aarch64 helper', () => {
     expect(await labFlows(file.arm64)).toEqual(x64);
   });
 
-  it('gives every client\'s TLS flow a verdict that says why there is no plaintext: the aarch64 build, for an attributed one', async () => {
+  it('gives every client\'s TLS flow a verdict that says why there is no plaintext: the emulation, for an attributed one', async () => {
     const { analyzer } = await analyzeFiles([{ path: file.arm64 }]);
     const tls = analyzer.flows().filter((f) => f.tls?.sni?.endsWith('.tapscope.test'));
     expect(tls.map((f) => f.tls!.sni).sort()).toEqual([...clients.map((c) => `${c.name}.tapscope.test`), 'held.tapscope.test'].sort());
-    const aarch64 = /^capture ran in afpacket mode because auto: this helper build for aarch64 has no eBPF programs yet/;
+    const aarch64 = /^capture ran in afpacket mode because auto: the kernel is x86_64 but this helper is aarch64 \(run under emulation/;
     for (const f of tls) {
       const v = f.tls!.client!;
       expect(v.plaintext, f.tls!.sni!).toBe(false);
@@ -114,7 +117,7 @@ describe('the aarch64 helper', () => {
   it('refuses --mode ebpf with the reason (exit 3) and reports itself in --probe', () => {
     const e = spawnSync(HELPER_ARM64, ['--mode', 'ebpf', '--duration', '1'], { encoding: 'utf8', timeout: 30_000 });
     expect(e.status).toBe(3);
-    expect(e.stderr).toContain('eBPF mode not supported here: this helper build for aarch64 has no eBPF programs yet');
+    expect(e.stderr).toContain('eBPF mode not supported here: the kernel is x86_64 but this helper is aarch64 (run under emulation: qemu-user, Rosetta); its uprobe programs would read the wrong registers, so packets and process attribution come from AF_PACKET and /proc');
     const p = spawnSync(HELPER_ARM64, ['--probe'], { encoding: 'utf8', timeout: 30_000 });
     expect(p.status).toBe(0);
     expect(JSON.parse(p.stdout)).toMatchObject({ arch: 'aarch64', bpf: false, afpacket: true, autoMode: 'afpacket' });

@@ -11,7 +11,7 @@ import {
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
-  ARM64_AFPACKET_ONLY, CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript,
+  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript,
   onLines, remainingDuration, runArgv, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
@@ -551,11 +551,8 @@ export class K8sTarget implements CaptureTarget {
       const n = all.find((x) => x.name === name) as NodeInfo;
       const built = builtHelper(n.arch, this.opts.helperPath);
       return {
-        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: built ? helperVersion(built.path) : null,
-        problems: [
-          ...(n.ready ? [] : ['Node is not Ready.']), ...(built ? [] : [`No helper is built for ${n.arch}.`]),
-          ...(built?.capture === 'afpacket' ? [ARM64_AFPACKET_ONLY] : []), ...problems,
-        ],
+        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: built ? helperVersion(built) : null,
+        problems: [...(n.ready ? [] : ['Node is not Ready.']), ...(built ? [] : [`No helper is built for ${n.arch}.`]), ...problems],
       };
     });
   }
