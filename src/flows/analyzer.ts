@@ -12,7 +12,7 @@ import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
-import { readPduHead, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
+import { readPduHead, recordWritten, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, isLoopback, normalizeIp } from './node-meta.js';
@@ -705,6 +705,10 @@ export class Analyzer {
         if (d.tcpFlags & TCP_FIN && dir.http1) this.onMessages(fs, dir.http1.end(), 'plain', ts);
         if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, fromClient);
       }
+      // (the same for its decrypted plaintext: an HTTP/1.0 response over TLS runs to the close too; the hooks'
+      // records of the last writes come before the FIN, which follows the TLS close_notify)
+      const decrypted = d.tcpFlags & TCP_FIN ? fs.x?.hook?.decrypted[fromClient ? 'c2s' : 's2c'] : null;
+      if (decrypted?.http1) this.onMessages(fs, decrypted.http1.end(), 'decrypted', ts);
     }
   }
 
@@ -1086,7 +1090,7 @@ export class Analyzer {
     const recordNetns = attrs.netns ? Number(attrs.netns) : null;
     let netns = meta?.separateNetns(recordNetns, src.ip) ?? null;
     let fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
-    const dirOut = attrs.dir ? attrs.dir === 'out' : (flags ?? 0) & 2 ? true : false;
+    const dirOut = recordWritten(attrs, flags);
     const mine = dirOut ? src : dst;
     const other = dirOut ? dst : src;
     if (fs && netns === null && recordNetns !== null && this.endClaimedElsewhere(fs, mine, recordNetns)) {

@@ -3,7 +3,9 @@
 // them), so the flow's packets are found without an index. TCP retransmissions
 // are left out (a segment before the direction's next expected byte). When the flow's TLS hooks captured its
 // plaintext, the decrypted records are the stream (Wireshark's "Follow TLS stream"); else the wire's payload.
-import { parseExportedPdu } from '../pcapng/exported-pdu.js';
+// When both ends are hooked, each direction is taken from the end that recorded it first, as the analyzer does:
+// the client's write and the server's read carry the same bytes.
+import { parseExportedPdu, recordWritten, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU } from '../pcapng/types.js';
 import type { Flow } from '../model/flow.js';
 import { decodePacket, PROTO_TCP } from './decode.js';
@@ -20,6 +22,8 @@ export async function followStream(files: CaptureFile[], flow: Flow, limit = FOL
   const decrypted: Piece[] = [];
   // per direction: the next TCP sequence number expected (retransmissions end before it)
   const next = { c2s: -1, s2c: -1 };
+  // per direction: which end's records it is taken from (the first to record it)
+  const feeder: { c2s?: boolean; s2c?: boolean } = {};
   const isClient = (ip: string, port: number): boolean => port === flow.src.port && ip === flow.src.ip;
   await readWithFlowIds(files, (b, id) => {
     if (id !== flow.id || (b.type !== 'epb' && b.type !== 'spb')) return;
@@ -27,7 +31,11 @@ export async function followStream(files: CaptureFile[], flow: Flow, limit = FOL
       const pdu = parseExportedPdu(b.data);
       if (!pdu || !pdu.src || pdu.payload.length === 0) return;
       // (a dual-stack socket's record names an IPv4 end as ::ffff:a.b.c.d)
-      decrypted.push({ dir: isClient(normalizeIp(pdu.src.ip), pdu.src.port) ? 'c2s' : 's2c', ts: b.tsMs, data: Buffer.from(pdu.payload) });
+      const dir = isClient(normalizeIp(pdu.src.ip), pdu.src.port) ? 'c2s' : 's2c';
+      // the recording end is the client when it wrote a c2s record or read an s2c one
+      const byClient = recordWritten(tlsAttrsOf(b.comments), b.flags) === (dir === 'c2s');
+      if ((feeder[dir] ??= byClient) !== byClient) return;
+      decrypted.push({ dir, ts: b.tsMs, data: Buffer.from(pdu.payload) });
       return;
     }
     const d = decodePacket(b.iface.linkType, b.data);

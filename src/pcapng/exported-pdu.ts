@@ -200,6 +200,14 @@ export function parseTlsComment(comment: string): TlsAttrs | null {
 let lastComment = '';
 let lastAttrs: TlsAttrs | null = null;
 
+/**
+ * True when the process that recorded a decrypted record wrote it (its end is the record's source), false when it
+ * read it: the attribution's `dir`, else the EPB flags' direction (2: outbound).
+ */
+export function recordWritten(attrs: TlsAttrs | null, flags: number | null): boolean {
+  return attrs?.dir ? attrs.dir === 'out' : ((flags ?? 0) & 2) !== 0;
+}
+
 /** The attribution in the first of a record's comments that is one (see parseTlsComment); do not mutate it. */
 export function tlsAttrsOf(comments: readonly string[]): TlsAttrs | null {
   for (const c of comments) {

@@ -457,6 +457,22 @@ describe('decrypted plaintext and process attribution', () => {
     }
   });
 
+  it('completes a decrypted HTTP/1.0 response that runs to the connection\'s close (no length) at the server\'s FIN', () => {
+    const b = new CaptureBuilder();
+    const attrs = { pid: 7, comm: 'openssl', lib: 'openssl' };
+    tcpConversation(b, client, server, [fixtureClientHello(), Buffer.alloc(64, 0x17)], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x02]), Buffer.alloc(900, 0x17)], { fin: false });
+    b.tls(client, server, 'out', Buffer.from('GET /page HTTP/1.0\r\nHost: old\r\n\r\n'), attrs);
+    b.tls(server, client, 'in', Buffer.from('HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<html>'), attrs);
+    b.tls(server, client, 'in', Buffer.from('...</html>'), attrs);
+    const before = analyze(b.build());
+    // (no close yet: the body may go on)
+    expect(before.flows[0]!.http).toEqual([{ method: 'GET', host: 'old', path: '/page', status: null }]);
+    b.tcp({ src: server.ip, dst: client.ip, sport: server.port, dport: client.port, seq: 5001 + 6 + 900, ack: 1001 + fixtureClientHello().length + 64, flags: 0x11 });
+    const { a, flows } = analyze(b.build());
+    expect(flows[0]!.http).toEqual([{ method: 'GET', host: 'old', path: '/page', status: 200 }]);
+    expect(a.detail(flows[0]!.id)!.exchanges[0]).toMatchObject({ source: 'decrypted', responseBody: '<html>...</html>' });
+  });
+
   it('creates the flow from a hook record that arrives before any packet', () => {
     const b = new CaptureBuilder();
     b.tls(client, server, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: early\r\n\r\n'), { pid: 7, comm: 'python3', lib: 'openssl' });

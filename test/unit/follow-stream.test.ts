@@ -69,6 +69,29 @@ describe('follow stream', () => {
     ]);
   });
 
+  it('gives each message once when both ends are hooked, from the end that recorded its direction first', async () => {
+    const client = { ip: '10.50.4.1', port: 40400 };
+    const server = { ip: '10.50.4.2', port: 443 };
+    const curl = { pid: 7, comm: 'curl', lib: 'openssl' };
+    const nginx = { pid: 9, comm: 'nginx', lib: 'openssl' };
+    const req = Buffer.from('GET /both HTTP/1.1\r\nHost: api.test\r\n\r\n');
+    const res = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    const { files, flows } = await capture('both-ends', (b) => {
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+      tcpConversation(b, client, server, [fixtureClientHello(), Buffer.alloc(64, 0x17)], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x02]), Buffer.alloc(80, 0x17)]);
+      // (the server's read of the request reaches the capture before the client's write, as the two ends' events may)
+      b.tls(client, server, 'in', req, nginx);
+      b.tls(client, server, 'out', req, curl);
+      b.tls(server, client, 'out', res, nginx);
+      b.tls(server, client, 'in', res, curl);
+      // a second request, recorded by both ends in the other order: still taken from the server for c2s
+      b.tls(client, server, 'out', req, curl);
+      b.tls(client, server, 'in', req, nginx);
+    });
+    const s = await followStream(files, flows.find((x) => x.src.port === client.port)!);
+    expect(s.chunks.map((c) => [c.dir, text(c.hex)])).toEqual([['c2s', req.toString()], ['s2c', res.toString()], ['c2s', req.toString()]]);
+  });
+
   it('says when a flow carried no payload', async () => {
     const { files, flows } = await capture('empty', (b) => tcpConversation(b, { ip: '10.50.2.1', port: 40200 }, { ip: '10.50.2.2', port: 80 }, [], []));
     expect(await followStream(files, flows[0]!)).toEqual({ chunks: [], source: null, bytes: 0, truncated: false });
