@@ -1,6 +1,7 @@
 /* Implementation of probesite.h: a decoder for the handful of x86-64 instructions compilers put in
  * front of a function's first push/call/branch (endbr64, stack protector load, test/cmp, register
- * moves and clears, frame setup). Anything else ends the search: the probe stays at the entry. */
+ * moves and clears, frame setup). Anything else ends the search: the probe stays at the entry.
+ * On arm64, only what finds a wrapper's callee (OpenSSL 3's SSL_read_ex → ssl_read_internal). */
 #include "probesite.h"
 
 #include <string.h>
@@ -165,6 +166,67 @@ int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t targ
 
 	for (i = 0; i + 5 <= n; i++)
 		if (code[i] == 0xe8 && rel32_target(code, code_off, i, 5) == target)
+			return 1;
+	return 0;
+}
+
+#elif defined(__aarch64__)
+
+/* arm64: every instruction is one little-endian 32-bit word, so code is read word by word; the kernel simulates
+ * or single-steps out of line whatever it probes, and probes stay at a function's first instruction. */
+
+static uint32_t insn(const uint8_t *code, size_t i)
+{
+	return (uint32_t)code[i] | (uint32_t)code[i + 1] << 8 | (uint32_t)code[i + 2] << 16 | (uint32_t)code[i + 3] << 24;
+}
+
+/* BL imm26: the offset (relative to code_off's base) it calls, for a BL at byte i */
+static int bl_target(uint32_t w, uint64_t code_off, size_t i, uint64_t *target)
+{
+	int64_t imm;
+
+	if ((w & 0xfc000000u) != 0x94000000u)
+		return 0;
+	imm = (int64_t)(w & 0x03ffffffu);
+	if (imm & 0x02000000)
+		imm -= 0x04000000;
+	*target = code_off + i + (uint64_t)(imm * 4);
+	return 1;
+}
+
+/* 1 for the frame setup a compiler puts before a wrapper's call, which leaves x0-x7 (the arguments) alone:
+ * `stp x29, x30, [sp, #-N]!`, `mov x29, sp`, `bti c`, `paciasp`, `nop` */
+static int frame_setup(uint32_t w)
+{
+	return (w & 0xffc07fffu) == 0xa9807bfdu || w == 0x910003fdu || w == 0xd503245fu || w == 0xd503233fu || w == 0xd503201fu;
+}
+
+long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return) { return 0; }
+
+int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off)
+{
+	size_t i;
+
+	for (i = 0; i + 4 <= n && i < 16; i += 4) {
+		uint32_t w = insn(code, i);
+
+		if (bl_target(w, code_off, i, callee_off))
+			return 1;
+		if (!frame_setup(w))
+			return 0;
+	}
+	return 0;
+}
+
+int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32_t imm, uint64_t *callee_off) { return 0; }
+
+int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target)
+{
+	uint64_t t;
+	size_t i;
+
+	for (i = 0; i + 4 <= n; i += 4)
+		if (bl_target(insn(code, i), code_off, i, &t) && t == target)
 			return 1;
 	return 0;
 }

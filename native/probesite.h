@@ -1,8 +1,10 @@
 /* Where to put a uprobe in a function so the kernel emulates the probed instruction instead of
  * single-stepping it. On the lab VM (kernel 6.18, Firecracker) a hit on an instruction the kernel
  * emulates (push, call, jmp, jcc, nop) costs ~0.6-0.9 us; on any other (sub, mov, xor, test, endbr64,
- * ret) it is executed out of line under a debug trap: ~10-12 us per hit. x86-64 only; elsewhere every
- * function reports "no better site" and is probed at its entry. */
+ * ret) it is executed out of line under a debug trap: ~10-12 us per hit. On arm64 every probe stays at a
+ * function's first instruction (probe_skip 0), and wrapper_callee / calls_target decode arm64's BL: OpenSSL 3's
+ * BIOs (`s_server`, BIO_f_ssl users) call ssl_read_internal / ssl_write_internal directly, not SSL_read_ex,
+ * so only a probe on the callee sees them. Other architectures: no better site, probed at the entry. */
 #ifndef TAPSCOPE_PROBESITE_H
 #define TAPSCOPE_PROBESITE_H
 
@@ -20,7 +22,8 @@ enum { PS_AX, PS_CX, PS_DX, PS_BX, PS_SP, PS_BP, PS_SI, PS_DI, PS_R8, PS_R9, PS_
 long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return);
 
 /* 1 when code is a wrapper that only reserves stack and calls another function with the same
- * arguments: `[endbr64;] sub $imm8,%rsp; call rel32` (OpenSSL 3's SSL_read_ex/SSL_write_ex around
+ * arguments: `[endbr64;] sub $imm8,%rsp; call rel32` (arm64: `stp x29, x30, [sp, #-N]!; mov x29, sp; bl`)
+ * (OpenSSL 3's SSL_read_ex/SSL_write_ex around
  * ssl_read_internal/ssl_write_internal); *callee_off is the callee's offset relative to code_off's base. */
 int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off);
 

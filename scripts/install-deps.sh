@@ -17,8 +17,11 @@ PKGS=(
 )
 # the aarch64 helper: a cross compiler and qemu to run it in tests (host packages); Debian's arm64 static libraries
 # are downloaded and unpacked by scripts/build-native.sh, not installed: installing arm64 libraries side by side
-# (multiarch) pulls arm64 libc6-dev, libkrb5 and libssl3, and upgrades the host's libssl3 and openssl to match
-ARM64_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+# (multiarch) pulls arm64 libc6-dev, libkrb5 and libssl3, and upgrades the host's libssl3 and openssl to match.
+# qemu-system-arm (x86-64, provides qemu-system-aarch64): the tests boot an aarch64 kernel to test the aarch64
+# helper's eBPF mode, which qemu-user cannot run (no BPF syscall); test/lib/arm64-vm.ts downloads that kernel
+# and its userland with `apt-get download`, like build-native.sh
+ARM64_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-system-arm)
 
 # Lets this machine run aarch64 binaries through qemu (the tests run the aarch64 helper): binfmt_misc's
 # qemu-aarch64 entry, registered from the file qemu-user-static installs. Root only; says why it could not.

@@ -6,7 +6,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const HELPER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'resources', 'helper', 'linux-x64', 'tapscope-helper');
-/** The aarch64 build (AF_PACKET only); this machine runs it through qemu-user (binfmt_misc, scripts/install-deps.sh). */
+/** The aarch64 build; this machine runs it through qemu-user (binfmt_misc, scripts/install-deps.sh), on its x86-64 kernel (AF_PACKET). */
 export const HELPER_ARM64 = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'resources', 'helper', 'linux-arm64', 'tapscope-helper');
 
 export function helperBuilt(): boolean { return existsSync(HELPER); }

@@ -58,6 +58,7 @@ import (
 	"net/http"
 	"os"
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -65,7 +66,10 @@ import (
 func main() {
 	// A static Go binary can only be hooked once the helper sees its exec; wait like a service starting
 	// up would, so the request is not racing the attach (a first request within ~50 ms of exec may be missed).
-	time.Sleep(500 * time.Millisecond)
+	// GO_CLIENT_DELAY_MS waits longer where the helper is slower (an emulated machine).
+	delay := 500
+	if d, err := strconv.Atoi(os.Getenv("GO_CLIENT_DELAY_MS")); err == nil { delay = d }
+	time.Sleep(time.Duration(delay) * time.Millisecond)
 	pem, err := os.ReadFile(os.Args[1])
 	if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(2) }
 	pool := x509.NewCertPool()
@@ -119,13 +123,17 @@ public class Client {
 }
 `;
 
-/** Builds the Go client once; `stripped` drops .symtab (as release builds do), leaving only .gopclntab. */
-export async function buildGoClient(opts: { stripped?: boolean } = {}): Promise<string> {
+/**
+ * Builds the Go client once; `stripped` drops .symtab (as release builds do), leaving only .gopclntab; `arch` 'arm64'
+ * cross-compiles it for aarch64 (static, as every CGO_ENABLED=0 build).
+ */
+export async function buildGoClient(opts: { stripped?: boolean; arch?: 'amd64' | 'arm64' } = {}): Promise<string> {
+  const arch = opts.arch ?? 'amd64';
   // why: the cache dir name carries a version so a changed client source is rebuilt
-  return buildOnce(opts.stripped ? 'go-client-stripped-v2' : 'go-client-v2', 'go-client', async (dir) => {
+  return buildOnce(`go-client${opts.stripped ? '-stripped' : ''}${arch === 'amd64' ? '' : `-${arch}`}-v3`, 'go-client', async (dir) => {
     await writeFile(join(dir, 'main.go'), GO_CLIENT);
     await writeFile(join(dir, 'go.mod'), 'module tapscopelab\n\ngo 1.19\n');
-    const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: join(CACHE_DIR, 'go-build'), CGO_ENABLED: '0' };
+    const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: join(CACHE_DIR, 'go-build'), CGO_ENABLED: '0', GOARCH: arch };
     const r = await run('go', ['build', ...(opts.stripped ? ['-ldflags=-s -w'] : []), '-o', 'go-client', '.'], { env, cwd: dir, timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`go build failed: ${r.stderr}`);
   });
