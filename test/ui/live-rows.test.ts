@@ -109,6 +109,29 @@ describe('the detail of a live flow', () => {
     // (a path too long for the pane is cut with an ellipsis; its whole text is on hover)
     expect(await page.getByTestId('exchange-path').filter({ hasText: '/while-open' }).getAttribute('title')).toBe('api.test/while-open');
   });
+
+  it('offers to read the Stream tab again when packets or plaintext came since it was read', async () => {
+    const { page } = ui;
+    await page.getByTestId('flow-row').first().click();
+    await page.getByTestId('tab-stream').click();
+    const turns = async () => page.getByTestId('turn').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-dir')} ${e.textContent}`));
+    await expect.poll(turns, { timeout: 10_000 }).toEqual(['c2s GET /late HTTP/1.1\nHost: api.test\n\nGET /while-open HTTP/1.1\nHost: api.test\n\n']);
+    expect(await page.getByTestId('stream-since').count()).toBe(0);
+    // the response: its ciphertext on the wire and the client's read of it
+    b.tcp({ src: server.ip, dst: client.ip, sport: server.port, dport: client.port, seq: 9000, ack: 2000, flags: 0x18, payload: Buffer.alloc(90, 0x17) });
+    b.tls(server, client, 'in', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), { pid: 77, comm: 'curl', lib: 'openssl' });
+    stream.write(b.take());
+    await expect.poll(async () => (await page.getByTestId('stream-since').textContent()) ?? '', { timeout: 15_000 }).toMatch(/^\s*1 new packet since this was read\s*Reload\s*$/);
+    // (what was read stays until asked for again)
+    expect(await turns()).toHaveLength(1);
+    await page.getByTestId('stream-reload').click();
+    await expect.poll(turns, { timeout: 10_000 }).toEqual([
+      'c2s GET /late HTTP/1.1\nHost: api.test\n\nGET /while-open HTTP/1.1\nHost: api.test\n\n', 's2c HTTP/1.1 200 OK\nContent-Length: 2\n\nok',
+    ]);
+    expect(await page.getByTestId('stream-since').count()).toBe(0);
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    expect(ui.pageErrors).toEqual([]);
+  });
 });
 
 describe('a 1024-pixel window', () => {
