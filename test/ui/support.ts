@@ -1,15 +1,27 @@
 // Shared set-up for the UI tests: make sure the renderer is built, start web mode on a service, open
 // Chromium on it, and collect page errors so a test fails on any uncaught renderer exception.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startWebServer, type ApiService, type WebServer } from '../../src/server/index.js';
 import { launchBrowser } from './browser.js';
 
+/** The newest modification time of the files below `dir` (0 when there are none). */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds the renderer when it is missing or older than its sources (the app's, and the core's it imports). */
 export function ensureRendererBuilt(): void {
-  if (existsSync(join(process.cwd(), 'dist', 'renderer', 'index.html'))) return;
+  const index = join(process.cwd(), 'dist', 'renderer', 'index.html');
+  // why: a build left from before an edit would test the old app and pass or fail for the wrong reason
+  if (existsSync(index) && statSync(index).mtimeMs >= Math.max(...['renderer/src', 'src'].map((d) => newestMtime(join(process.cwd(), d))))) return;
   execFileSync('npx', ['vite', 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'error'], { stdio: 'inherit' });
 }
 
