@@ -1,10 +1,10 @@
 // The aarch64 helper's eBPF mode on a real aarch64 kernel: Debian's arm64 kernel booted under
 // qemu-system-aarch64 (test/lib/arm64-vm.ts), with the helper, arm64 OpenSSL and GnuTLS and a Go client built
-// for arm64. Inside, on loopback: `openssl s_server`, and an OpenSSL, a GnuTLS and a Go client each making one
-// HTTPS request while the helper captures in auto mode. On the host: the capture's decrypted requests in tshark,
-// and the core's verdicts (library, via hook, plaintext) for both sides, with processes attributed by eBPF.
-// This is what arm64 nodes (Graviton, Ampere, kind on Apple silicon) run; helper-arm64.test.ts covers the same
-// binary under qemu-user on this x86-64 kernel, where it must not use eBPF.
+// for arm64 (with its symbols, and stripped). Inside, on loopback: `openssl s_server`, and an OpenSSL, a GnuTLS
+// and two Go clients each making one HTTPS request while the helper captures in auto mode. On the host: the
+// capture's decrypted requests in tshark, and the core's verdicts (library, via hook, plaintext) for both sides,
+// with processes attributed by eBPF. This is what arm64 nodes (Graviton, Ampere, kind on Apple silicon) run;
+// helper-arm64.test.ts covers the same binary under qemu-user on this x86-64 kernel, where it must not use eBPF.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFile, rm, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,10 +43,13 @@ echo "gnutls client exit $?" >> /tmp/clients.txt
 # this emulated machine is ~10x slower than a real one)
 GO_CLIENT_DELAY_MS=3000 /opt/go-client /opt/ca/ca.pem https://go.tapscope.test:${PORT}/go-arm64 127.0.0.1 > /tmp/go.txt 2>&1
 echo "go client exit $?" >> /tmp/clients.txt
+# (a release build: no symbol table, Read and Write found from .gopclntab)
+GO_CLIENT_DELAY_MS=3000 /opt/go-client-stripped /opt/ca/ca.pem https://gostripped.tapscope.test:${PORT}/gostripped-arm64 127.0.0.1 > /tmp/go-stripped.txt 2>&1
+echo "stripped go client exit $?" >> /tmp/clients.txt
 sleep 1
 kill -INT $HP; wait $HP; echo "helper exit $?" >> /tmp/clients.txt
 kill $SP
-for f in clients.txt helper.txt openssl.txt gnutls.txt go.txt arm64.pcapng; do export_file /tmp/$f; done
+for f in clients.txt helper.txt openssl.txt gnutls.txt go.txt go-stripped.txt arm64.pcapng; do export_file /tmp/$f; done
 `;
 
 let vm: Arm64VmRun;
@@ -61,10 +64,12 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tsh-arm64-ebpf-'));
   const ca = await makeTestCa('127.0.0.1');
   const goClient = await buildGoClient({ arch: 'arm64' });
+  const goStripped = await buildGoClient({ arch: 'arm64', stripped: true });
   vm = await runInArm64Vm({
     files: [
       { path: '/opt/tapscope/tapscope-helper', data: await readFile(HELPER_ARM64), mode: 0o755 },
       { path: '/opt/go-client', data: await readFile(goClient), mode: 0o755 },
+      { path: '/opt/go-client-stripped', data: await readFile(goStripped), mode: 0o755 },
       { path: '/opt/ca/ca.pem', data: await readFile(ca.ca) },
       { path: '/opt/ca/server.pem', data: await readFile(ca.cert) },
       { path: '/opt/ca/server.key', data: await readFile(ca.key) },
@@ -87,7 +92,7 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
   it('finds eBPF working (--probe) and captures in eBPF mode, stopping with exit 0', () => {
     expect(vm.exitCode, vm.console.slice(-3000)).toBe(0);
     expect(JSON.parse(text('probe.json'))).toMatchObject({ arch: 'aarch64', btf: true, bpf: true, ringbuf: true, uprobe: true, tracepoint: true, autoMode: 'ebpf' });
-    expect(text('clients.txt')).toBe('openssl client exit 0\ngnutls client exit 0\ngo client exit 0\nhelper exit 0\n');
+    expect(text('clients.txt')).toBe('openssl client exit 0\ngnutls client exit 0\ngo client exit 0\nstripped go client exit 0\nhelper exit 0\n');
     expect(cap.records[0]).toMatchObject({ t: 'capture', mode: 'ebpf', requestedMode: 'auto', arch: 'aarch64' });
     expect(cap.records.at(-1)).toMatchObject({ t: 'stats', final: true, hooksFailed: 0, ringbufDrops: 0 });
   });
@@ -97,6 +102,7 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
     expect(log).toMatch(/hook openssl \S*libssl\.so\.3: attached/);
     expect(log).toMatch(/hook gnutls \S*libgnutls\.so\.30\S*: attached/);
     expect(log).toMatch(/hook go-crypto-tls \/opt\/go-client: attached/);
+    expect(log).toMatch(/hook go-crypto-tls \/opt\/go-client-stripped: attached/);
   });
 
   it('records plaintext from every kind of probe: OpenSSL\'s internal read/write (behind SSL_read_ex and the BIOs), GnuTLS, Go\'s Write and Read\'s RET probes', () => {
@@ -105,6 +111,7 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
     expect([...fns].sort()).toEqual([
       'gnutls-cli gnutls_record_recv', 'gnutls-cli gnutls_record_send',
       'go-client crypto/tls.(*Conn).Read', 'go-client crypto/tls.(*Conn).Write',
+      'go-client-strip crypto/tls.(*Conn).Read', 'go-client-strip crypto/tls.(*Conn).Write',
       'openssl ssl_read_internal', 'openssl ssl_write_internal',
     ]);
   });
@@ -115,7 +122,8 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
     expect(r.code, r.stderr).toBe(0);
     const requests = new Set(r.stdout.split('\n').filter(Boolean));
     expect([...requests].sort()).toEqual([
-      'gnutls.tapscope.test\t/gnutls-arm64', 'go.tapscope.test:8443\t/go-arm64', 'openssl.tapscope.test\t/openssl-arm64',
+      'gnutls.tapscope.test\t/gnutls-arm64', 'go.tapscope.test:8443\t/go-arm64', 'gostripped.tapscope.test:8443\t/gostripped-arm64',
+      'openssl.tapscope.test\t/openssl-arm64',
     ]);
   });
 
@@ -127,6 +135,7 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
     };
     const clients: Array<[string, string, string]> = [
       ['openssl.tapscope.test', 'openssl', 'openssl'], ['gnutls.tapscope.test', 'gnutls', 'gnutls-cli'], ['go.tapscope.test', 'go-crypto-tls', 'go-client'],
+      ['gostripped.tapscope.test', 'go-crypto-tls', 'go-client-strip'],
     ];
     for (const [sni, library, comm] of clients) {
       const f = bySni(sni);
