@@ -1,6 +1,6 @@
 // The aarch64 helper's eBPF mode on a real aarch64 kernel: Debian's arm64 kernel booted under
-// qemu-system-aarch64 (test/lib/arm64-vm.ts), with the helper, arm64 OpenSSL and GnuTLS and a Go client built
-// for arm64 (with its symbols, and stripped). Inside, on loopback: `openssl s_server`, and an OpenSSL, a GnuTLS
+// qemu-system-aarch64 (test/lib/arm64-vm.ts), with the helper, arm64 OpenSSL, GnuTLS and NSS, and a Go client built
+// for arm64 (with its symbols, and stripped). Inside, on loopback: `openssl s_server`, and an OpenSSL, a GnuTLS, an NSS
 // and two Go clients each making one HTTPS request while the helper captures in auto mode. On the host: the
 // capture's decrypted requests in tshark, and the core's verdicts (library, via hook, plaintext) for both sides,
 // with processes attributed by eBPF. This is what arm64 nodes (Graviton, Ampere, kind on Apple silicon) run;
@@ -39,6 +39,10 @@ echo "openssl client exit $?" >> /tmp/clients.txt
 (printf 'GET /gnutls-arm64 HTTP/1.0\\r\\nHost: gnutls.tapscope.test\\r\\n\\r\\n'; sleep 3) \\
   | gnutls-cli --x509cafile=/opt/ca/ca.pem --sni-hostname=gnutls.tapscope.test -p ${PORT} 127.0.0.1 > /tmp/gnutls.txt 2>&1
 echo "gnutls client exit $?" >> /tmp/clients.txt
+# (NSS's own test client: -D no certificate database, -o accept the server's certificate; it does not stop when
+# the server closes, so it is stopped once it has had time for the answer)
+(printf 'GET /nss-arm64 HTTP/1.0\\r\\nHost: nss.tapscope.test\\r\\n\\r\\n'; sleep 3) \\
+  | timeout 8 tstclnt -h 127.0.0.1 -p ${PORT} -a nss.tapscope.test -D -o -4 > /tmp/nss.txt 2>&1
 # (the Go client waits before its request: a static Go binary is hooked after the helper sees its exec, and
 # this emulated machine is ~10x slower than a real one)
 GO_CLIENT_DELAY_MS=3000 /opt/go-client /opt/ca/ca.pem https://go.tapscope.test:${PORT}/go-arm64 127.0.0.1 > /tmp/go.txt 2>&1
@@ -49,7 +53,7 @@ echo "stripped go client exit $?" >> /tmp/clients.txt
 sleep 1
 kill -INT $HP; wait $HP; echo "helper exit $?" >> /tmp/clients.txt
 kill $SP
-for f in clients.txt helper.txt openssl.txt gnutls.txt go.txt go-stripped.txt arm64.pcapng; do export_file /tmp/$f; done
+for f in clients.txt helper.txt openssl.txt gnutls.txt nss.txt go.txt go-stripped.txt arm64.pcapng; do export_file /tmp/$f; done
 `;
 
 let vm: Arm64VmRun;
@@ -97,33 +101,35 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
     expect(cap.records.at(-1)).toMatchObject({ t: 'stats', final: true, hooksFailed: 0, ringbufDrops: 0 });
   });
 
-  it('hooks arm64 OpenSSL, GnuTLS and Go crypto/tls', () => {
+  it('hooks arm64 OpenSSL, GnuTLS, NSS and Go crypto/tls', () => {
     const log = text('helper.txt');
     expect(log).toMatch(/hook openssl \S*libssl\.so\.3: attached/);
     expect(log).toMatch(/hook gnutls \S*libgnutls\.so\.30\S*: attached/);
+    expect(log).toMatch(/hook nss \S*libnspr4\.so: attached/);
     expect(log).toMatch(/hook go-crypto-tls \/opt\/go-client: attached/);
     expect(log).toMatch(/hook go-crypto-tls \/opt\/go-client-stripped: attached/);
   });
 
-  it('records plaintext from every kind of probe: OpenSSL\'s internal read/write (behind SSL_read_ex and the BIOs), GnuTLS, Go\'s Write and Read\'s RET probes', () => {
+  it('records plaintext from every kind of probe: OpenSSL\'s internal read/write (behind SSL_read_ex and the BIOs), GnuTLS, NSPR, Go\'s Write and Read\'s RET probes', () => {
     const tlsIface = cap.idbs.findIndex((i) => i.name === 'tapscope-tls');
     const fns = new Set(cap.epbs.filter((e) => e.ifid === tlsIface).map((e) => `${/ comm=(\S+)/.exec(e.comment ?? '')?.[1]} ${/ fn=(\S+)/.exec(e.comment ?? '')?.[1]}`));
     expect([...fns].sort()).toEqual([
       'gnutls-cli gnutls_record_recv', 'gnutls-cli gnutls_record_send',
       'go-client crypto/tls.(*Conn).Read', 'go-client crypto/tls.(*Conn).Write',
       'go-client-strip crypto/tls.(*Conn).Read', 'go-client-strip crypto/tls.(*Conn).Write',
-      'openssl ssl_read_internal', 'openssl ssl_write_internal',
+      'openssl ssl_read_internal', 'openssl ssl_write_internal', 'tstclnt PR_Recv', 'tstclnt PR_Send',
     ]);
   });
 
   it('puts every client\'s decrypted request where tshark reads it', async () => {
-    expect(text('openssl.txt')).toContain('HTTP/1.0 200 ok');
+    // (the server's page repeats its command line)
+    for (const client of ['openssl', 'gnutls', 'nss', 'go', 'go-stripped']) expect(text(`${client}.txt`), client).toContain(`s_server -accept 127.0.0.1:${PORT}`);
     const r = await run('tshark', ['-r', pcap, '-Y', 'http.request', '-T', 'fields', '-e', 'http.host', '-e', 'http.request.uri'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     const requests = new Set(r.stdout.split('\n').filter(Boolean));
     expect([...requests].sort()).toEqual([
       'gnutls.tapscope.test\t/gnutls-arm64', 'go.tapscope.test:8443\t/go-arm64', 'gostripped.tapscope.test:8443\t/gostripped-arm64',
-      'openssl.tapscope.test\t/openssl-arm64',
+      'nss.tapscope.test\t/nss-arm64', 'openssl.tapscope.test\t/openssl-arm64',
     ]);
   });
 
@@ -135,7 +141,7 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
     };
     const clients: Array<[string, string, string]> = [
       ['openssl.tapscope.test', 'openssl', 'openssl'], ['gnutls.tapscope.test', 'gnutls', 'gnutls-cli'], ['go.tapscope.test', 'go-crypto-tls', 'go-client'],
-      ['gostripped.tapscope.test', 'go-crypto-tls', 'go-client-strip'],
+      ['gostripped.tapscope.test', 'go-crypto-tls', 'go-client-strip'], ['nss.tapscope.test', 'nss', 'tstclnt'],
     ];
     for (const [sni, library, comm] of clients) {
       const f = bySni(sni);

@@ -1,5 +1,5 @@
 // Boots a real aarch64 Linux kernel (Debian's cloud-arm64 kernel) under qemu-system-aarch64 with TCG, from an
-// initramfs built here (busybox, an arm64 userland with openssl and gnutls-cli, the caller's files), runs a
+// initramfs built here (busybox, an arm64 userland with openssl, gnutls-cli and tstclnt, the caller's files), runs a
 // shell script in it as root and returns the console output and the files the script exported. For testing
 // the aarch64 helper's eBPF mode on an arm64 kernel from this x86-64 machine (qemu-user has no BPF syscall).
 //
@@ -27,23 +27,26 @@ const MANIFEST_FORMAT = 1;
 const KERNEL_METAPACKAGE = 'linux-image-cloud-arm64';
 const BUSYBOX_PACKAGE = 'busybox-static';
 /**
- * The guest's userland beside busybox: openssl and gnutls-cli with their runtime closure, checked against the
+ * The guest's userland beside busybox: openssl, gnutls-cli and NSS's tstclnt with their runtime closure, checked against the
  * NEEDED entries by `guestSysrootFiles` (a package missing here fails there, naming the soname).
  */
 const USERLAND_PACKAGES = [
   'libc6', 'libgcc-s1', 'openssl', 'libssl3',
   'gnutls-bin', 'libgnutls30', 'libgnutls-dane0', 'libunbound8', 'libevent-2.1-7', 'libnettle8', 'libhogweed6',
   'libgmp10', 'libp11-kit0', 'libffi8', 'libidn2-0', 'libunistring2', 'libtasn1-6',
+  'libnss3-tools', 'libnss3', 'libnspr4', 'libsqlite3-0', 'zlib1g',
 ];
 /** Programs the guest gets from the sysroot; their libraries follow from NEEDED. */
-const GUEST_PROGRAMS = ['usr/bin/openssl', 'usr/bin/gnutls-cli'];
+const GUEST_PROGRAMS = ['usr/bin/openssl', 'usr/bin/gnutls-cli', 'usr/bin/tstclnt'];
 /**
  * Files the guest needs that no NEEDED entry names: the loader at the path in every program's PT_INTERP,
- * libgcc_s (glibc dlopens it for thread cancellation), openssl's config and its legacy provider.
+ * libgcc_s (glibc dlopens it for thread cancellation), openssl's config and its legacy provider, and the NSS
+ * modules NSS dlopens (its softoken, with the checksums it verifies, and freebl).
  */
 const GUEST_EXTRAS = [
   'lib/ld-linux-aarch64.so.1', 'lib/aarch64-linux-gnu/libgcc_s.so.1', 'etc/ssl/openssl.cnf', 'usr/lib/ssl/openssl.cnf',
   'usr/lib/aarch64-linux-gnu/ossl-modules/legacy.so',
+  ...['libsoftokn3.so', 'libsoftokn3.chk', 'libfreebl3.so', 'libfreebl3.chk', 'libfreeblpriv3.so', 'libfreeblpriv3.chk'].map((f) => `usr/lib/aarch64-linux-gnu/${f}`),
 ];
 /** Where the guest's loader looks for libraries (Debian's multiarch directories; no ld.so.cache in the guest). */
 const LIBRARY_DIRS = ['lib/aarch64-linux-gnu', 'usr/lib/aarch64-linux-gnu', 'lib', 'usr/lib'];
@@ -471,7 +474,7 @@ function runQemu(args: string[], timeoutMs: number): Promise<{ console: string; 
 
 /**
  * Boots the arm64 kernel with an initramfs holding `files` and runs `script` as root. The guest has busybox,
- * openssl and gnutls-cli, lo up, `localhost` in /etc/hosts, and proc, sysfs, devtmpfs, tracefs (/sys/kernel/tracing), debugfs, bpffs
+ * openssl, gnutls-cli and tstclnt (NSS), lo up, `localhost` in /etc/hosts, and proc, sysfs, devtmpfs, tracefs (/sys/kernel/tracing), debugfs, bpffs
  * (/sys/fs/bpf) and cgroup2 (/sys/fs/cgroup) mounted; no other network. Throws when the script never starts
  * or the VM outlives `timeoutMs`, with the console's last lines.
  */
