@@ -96,7 +96,8 @@ export interface FlowQuery {
 
 export interface ApiCalls {
   listTargets(): Promise<TargetChoice[]>;
-  listNodes(req: { target: string }): Promise<NodeInfo[]>;
+  /** The target's nodes; with `check`, each with what stands in the way of capturing on it (NodeInfo.check). */
+  listNodes(req: { target: string; check?: boolean }): Promise<NodeInfo[]>;
   startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string }): Promise<SessionSummary>;
   stopCapture(req: { sessionId: string }): Promise<SessionSummary>;
   listSessions(): Promise<SessionSummary[]>;

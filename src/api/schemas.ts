@@ -11,7 +11,7 @@ const shortText = z.string().max(4096);
 
 export const requestSchemas = {
   listTargets: z.undefined(),
-  listNodes: z.strictObject({ target: id }),
+  listNodes: z.strictObject({ target: id, check: z.boolean().optional() }),
   startCapture: z.strictObject({
     target: id,
     nodes: z.array(id).max(10_000).optional(),

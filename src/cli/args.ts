@@ -8,6 +8,8 @@ export const USAGE = `Usage:
   tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
                    [--iface NAME]... [--duration SECONDS] --out FILE.pcapng [--accept-new-host-key]
                    [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
+  tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
+                 [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
   tapscope flows FILE [--json] [--filter EXPR]
   tapscope libraries FILE [--json]
   tapscope follow FILE FLOW_ID [--hex]          (a flow's payload in order; ids from flows --json)
@@ -31,6 +33,7 @@ export type Command =
     cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
     k8s: { image?: string; namespace?: string; kubeconfig?: string };
   }
+  | { cmd: 'check'; target: string; json: boolean; acceptNewHostKey: boolean; k8s: { image?: string; namespace?: string; kubeconfig?: string } }
   | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined }
   | { cmd: 'libraries'; file: string; json: boolean }
   | { cmd: 'follow'; file: string; flowId: string; hex: boolean }
@@ -69,9 +72,9 @@ function positiveNumber(v: string | undefined, what: string, cmd: string): numbe
 }
 
 /** --image/--namespace/--kubeconfig only mean something for a Kubernetes target: refuse them elsewhere. */
-function k8sOptions(target: string, o: { image?: string; namespace?: string; kubeconfig?: string }): { image?: string; namespace?: string; kubeconfig?: string } {
+function k8sOptions(target: string, o: { image?: string; namespace?: string; kubeconfig?: string }, cmd: string): { image?: string; namespace?: string; kubeconfig?: string } {
   const given = Object.entries(o).filter(([, v]) => v !== undefined);
-  if (given.length && !target.startsWith('k8s://')) throw usage(`capture: --${given.map(([k]) => k).join(', --')} only applies to k8s:// targets`);
+  if (given.length && !target.startsWith('k8s://')) throw usage(`${cmd}: --${given.map(([k]) => k).join(', --')} only applies to k8s:// targets`);
   return Object.fromEntries(given);
 }
 
@@ -94,7 +97,18 @@ export function parseCommand(argv: string[]): Command {
       return {
         cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
         duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
-        k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }),
+        k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
+      };
+    }
+    case 'check': {
+      const { values } = parse(rest, {
+        target: { type: 'string' }, json: { type: 'boolean' }, 'accept-new-host-key': { type: 'boolean' },
+        image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' },
+      }, 0, 'check');
+      const target = str(values.target) ?? 'local';
+      return {
+        cmd: 'check', target, json: values.json === true, acceptNewHostKey: values['accept-new-host-key'] === true,
+        k8s: k8sOptions(target, { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'check'),
       };
     }
     case 'flows': {

@@ -22,6 +22,7 @@ const err = (s: string): void => { process.stderr.write(s); };
 export async function runCommand(command: RunnableCommand): Promise<number> {
   switch (command.cmd) {
     case 'capture': return capture(command);
+    case 'check': return check(command);
     case 'flows': return flows(command);
     case 'libraries': return libraries(command);
     case 'follow': return follow(command);
@@ -310,6 +311,28 @@ async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promi
     s.id, s.name, s.target, new Date(s.createdAt).toISOString().slice(0, 19).replace('T', ' '), s.mode ?? '', String(s.flows), String(s.packets), String(s.drops), s.file,
   ]), [26, 30, 30, 19, 8, 8, 10, 6, 120]));
   return 0;
+}
+
+/**
+ * What stands in the way of capturing on each node of a target (the app's Connect view shows the same): the
+ * helper for its architecture, root or sudo, BTF for eBPF mode, Kubernetes RBAC. Exit 1 when a node has a problem.
+ */
+async function check(c: Extract<RunnableCommand, { cmd: 'check' }>): Promise<number> {
+  const { CoreService } = await import('../service/core-service.js');
+  const svc = new CoreService({
+    targetOptions: { acceptNewHostKey: c.acceptNewHostKey, ...c.k8s },
+    promptHandler: (p) => cliPrompt(p, c.acceptNewHostKey),
+  });
+  const reports = await svc.preflight({ target: c.target });
+  if (c.json) out(`${JSON.stringify(reports)}\n`);
+  else {
+    const yesNo = (v: boolean | null): string => (v === null ? '?' : v ? 'yes' : 'no');
+    out(table(['NODE', 'ARCH', 'KERNEL', 'BTF', 'PRIVILEGE', 'HELPER', 'PROBLEMS'], reports.map((r) => [
+      r.node, r.arch ?? '?', r.kernel ?? '?', yesNo(r.btf), r.privileged, r.helperVersion?.replace(/^tapscope-helper /, '') ?? '-', String(r.problems.length),
+    ]), [40, 8, 30, 3, 13, 12, 8]));
+    for (const r of reports) for (const p of r.problems) out(`${r.node}: ${p}\n`);
+  }
+  return reports.some((r) => r.problems.length > 0) ? 1 : 0;
 }
 
 async function cliPrompt(p: Prompt, acceptNewHostKey: boolean): Promise<string | boolean | null> {

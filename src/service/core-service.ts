@@ -12,7 +12,7 @@ import type {
   ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
 import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
-import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, Prompt, ShellChannel } from '../targets/target.js';
+import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { builtHelper } from '../targets/deploy.js';
 import { followStream } from '../flows/follow-stream.js';
@@ -164,11 +164,28 @@ export class CoreService implements ApiCalls {
     return out;
   }
 
-  async listNodes(req: { target: string }): Promise<NodeInfo[]> {
+  async listNodes(req: { target: string; check?: boolean }): Promise<NodeInfo[]> {
     const t = await this.target(req.target);
     try {
       // (the helper a capture would deploy to each node decides what it can capture there)
-      return (await t.listNodes()).map((n) => ({ ...n, capture: builtHelper(n.arch, this.targetOptions.helperPath) ? 'ebpf' as const : null }));
+      const nodes = (await t.listNodes()).map((n) => ({ ...n, capture: builtHelper(n.arch, this.targetOptions.helperPath) ? 'ebpf' as const : null }));
+      if (!req.check) return nodes;
+      // why on the same target: one connection (and at most one password prompt) for the list and its checks
+      const reports = new Map((await t.preflight(nodes.map((n) => n.name))).map((r) => [r.node, r]));
+      return nodes.map((n) => {
+        const r = reports.get(n.name);
+        return r ? { ...n, check: { btf: r.btf, privileged: r.privileged, helperVersion: r.helperVersion, problems: r.problems } } : n;
+      });
+    } finally {
+      await t.close();
+    }
+  }
+
+  /** What stands in the way of capturing on the target's nodes (all, or those named): helper, privileges, BTF, RBAC. */
+  async preflight(req: { target: string; nodes?: string[] }): Promise<PreflightReport[]> {
+    const t = await this.target(req.target);
+    try {
+      return await t.preflight(req.nodes);
     } finally {
       await t.close();
     }

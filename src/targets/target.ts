@@ -18,6 +18,8 @@ export interface NodeInfo {
    * the kernel allows it (else AF_PACKET), or nothing (no helper for the architecture)
    */
   capture?: 'ebpf' | null;
+  /** What stands in the way of capturing on the node (its preflight), when asked for (listNodes' `check`) */
+  check?: NodeCheck;
 }
 
 export interface CaptureOptions {
@@ -51,6 +53,9 @@ export interface PreflightReport {
   helperVersion: string | null;
   problems: string[];
 }
+
+/** A node's preflight beside its NodeInfo. */
+export type NodeCheck = Pick<PreflightReport, 'btf' | 'privileged' | 'helperVersion' | 'problems'>;
 
 /** A gap in a node's stream (connection lost and resumed): the session marks it. */
 export interface StreamGap {

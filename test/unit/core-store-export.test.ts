@@ -295,11 +295,13 @@ describe('CLI parsing and exit codes', () => {
     expect(parseCommand(['export', 'f', '--format', 'har', '--out', 'o.har', '--include-secrets'])).toMatchObject({ format: 'har', includeSecrets: true });
     expect(parseCommand(['serve', '--port', '0'])).toEqual({ cmd: 'serve', port: 0, session: undefined });
     expect(parseCommand(['--version'])).toEqual({ cmd: 'version' });
+    expect(parseCommand(['check'])).toEqual({ cmd: 'check', target: 'local', json: false, acceptNewHostKey: false, k8s: {} });
+    expect(parseCommand(['check', '--target', 'k8s://prod', '--kubeconfig', '/k', '--json'])).toMatchObject({ target: 'k8s://prod', json: true, k8s: { kubeconfig: '/k' } });
     const bad: string[][] = [
       ['capture'], ['capture', '--out', 'x', '--mode', 'magic'], ['capture', '--out', 'x', '--duration', '-1'], ['flows'], ['flows', 'a', 'b'],
       ['export', 'f', '--format', 'xml', '--out', 'o'], ['export', 'f', '--format', 'har'], ['clean', '--target', 'ssh://x'], ['frobnicate'],
       ['capture', '--out', 'x', '--image', 'busybox'], ['capture', '--target', 'ssh://h', '--namespace', 'n', '--out', 'x'],
-      ['flows', 'f', '--jsn'], ['serve', '--port', '70000'],
+      ['flows', 'f', '--jsn'], ['serve', '--port', '70000'], ['check', 'extra'], ['check', '--target', 'ssh://h', '--image', 'busybox'],
     ];
     for (const argv of bad) {
       let e: unknown;
@@ -309,6 +311,23 @@ describe('CLI parsing and exit codes', () => {
   });
 
   const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(tmp, 'cli') } });
+
+  it('check: reports this machine as the local target captures it (helper, privilege, BTF), and exits 1 on a problem', () => {
+    const r = run(['check', '--json']);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const [report, ...more] = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+    expect(more).toEqual([]);
+    expect(report).toMatchObject({ arch: 'x86_64', btf: true, helperVersion: expect.stringMatching(/^tapscope-helper \d+\.\d+\.\d+/), problems: [] });
+    if (process.getuid?.() === 0) expect(report!.privileged).toBe('root');
+    const table = run(['check']);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NODE +ARCH +KERNEL +BTF +PRIVILEGE +HELPER +PROBLEMS$/);
+    expect(table.stdout.split('\n')[1]).toMatch(new RegExp(`^${report!.node as string} +x86_64 +\\S+ +yes +\\S+ +\\d+\\.\\d+\\.\\d+ +0$`));
+    const missing = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'check'], {
+      encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(tmp, 'cli'), TAPSCOPE_HELPER: join(tmp, 'no-helper') },
+    });
+    expect(missing.status).toBe(1);
+    expect(missing.stdout).toContain(`${report!.node as string}: helper binary not found at ${join(tmp, 'no-helper')}`);
+  });
 
   it('prints one error line with the code and exits 2 for usage, 1 for other errors', () => {
     const u = run(['flows']);

@@ -48,7 +48,8 @@ export class ConnectState {
     this.nodesError = null;
     this.nodesLoading = true;
     try {
-      const nodes = await getApi().listNodes({ target: uri });
+      // (with their checks: the helper, root or sudo, BTF, RBAC — one connection for both)
+      const nodes = await getApi().listNodes({ target: uri, check: true });
       if (this.selectedUri !== uri) return;
       this.nodes = nodes;
       // (a node this build has no helper for cannot be captured: not chosen, and its box is disabled)
