@@ -59,4 +59,24 @@ describe('tapscope capture over SSH', () => {
     const ssh = await runCli(['flows', out, '--json', '--filter', 'port == 22'], env);
     expect(ssh.stdout.trim()).toBe('');
   });
+
+  it('check: reports the node as a capture would find it (root, BTF, the helper it would deploy), over SSH', async () => {
+    const node = lab.nodes[0]!;
+    const env = { HOME: home, TAPSCOPE_HOME: join(home, 'data') };
+    // (the host key is known since the capture above accepted it)
+    const r = await runCli(['check', '--target', `ssh://root@${node.ip}`, '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([{
+      node: node.ip, arch: 'x86_64', kernel: expect.any(String), btf: true, privileged: 'root', helperVersion: expect.stringMatching(/^tapscope-helper /), problems: [],
+    }]);
+    // an unknown host is refused as a capture would be, and says how to go on
+    const stranger = mkdtempSync(join(tmpdir(), 'tsc-ssh-nohome-'));
+    try {
+      const unknown = await runCli(['check', '--target', `ssh://root@${node.ip}`], { ...env, HOME: stranger });
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/rerun with --accept-new-host-key to trust it\n[^]*\(E_HOST_KEY_UNKNOWN\)\n$/);
+    } finally {
+      rmSync(stranger, { recursive: true, force: true });
+    }
+  });
 });
