@@ -207,7 +207,8 @@ int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *c
 {
 	size_t i;
 
-	for (i = 0; i + 4 <= n && i < 16; i += 4) {
+	/* (up to `bti c` or `paciasp`, `stp`, `mov` before the BL: builds with branch protection start with one) */
+	for (i = 0; i + 4 <= n && i < 20; i += 4) {
 		uint32_t w = insn(code, i);
 
 		if (bl_target(w, code_off, i, callee_off))
