@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targets/k8s/index.js';
@@ -283,6 +284,21 @@ describe('capture', () => {
       expect(tapscopeObjects()).toEqual([]);
     } finally {
       api.deny.length = 0;
+    }
+  });
+
+  it('checks every node of the cluster with one run of the helper\'s --version, not one per node', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsk-version-'));
+    try {
+      // a helper that counts its --version runs
+      const helper = join(dir, 'tapscope-helper');
+      writeFileSync(helper, `#!/bin/sh\necho run >> ${join(dir, 'runs')}\necho "tapscope-helper 9.9.9"\n`, { mode: 0o755 });
+      const t = createK8sTarget('k8s://tsk-token', opts({ helperPath: helper }));
+      const reports = await t.preflight(api.nodes.map((n) => n.name));
+      expect(reports.map((r) => r.helperVersion)).toEqual(api.nodes.map(() => 'tapscope-helper 9.9.9'));
+      expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('run\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

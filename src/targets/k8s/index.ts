@@ -547,11 +547,18 @@ export class K8sTarget implements CaptureTarget {
       }).catch(() => null);
       if (r && r.status?.allowed === false) problems.push(`RBAC: cannot ${verb} ${resource}${subresource ? `/${subresource}` : ''}${group ? `.${group}` : ''} in namespace ${ns}.`);
     }
+    // why: one run of each helper's --version, not one per node (the app checks every node of a cluster it lists)
+    const versions = new Map<string, string | null>();
+    const versionOf = (path: string): string | null => {
+      if (!versions.has(path)) versions.set(path, helperVersion(path));
+      return versions.get(path)!;
+    };
+    const byName = new Map(all.map((x) => [x.name, x]));
     return names.map((name) => {
-      const n = all.find((x) => x.name === name) as NodeInfo;
+      const n = byName.get(name) as NodeInfo;
       const built = builtHelper(n.arch, this.opts.helperPath);
       return {
-        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: built ? helperVersion(built) : null,
+        node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: built ? versionOf(built) : null,
         problems: [...(n.ready ? [] : ['Node is not Ready.']), ...(built ? [] : [`No helper is built for ${n.arch}.`]), ...problems],
       };
     });
