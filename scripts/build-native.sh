@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the capture helpers: x86-64 (eBPF + AF_PACKET) always, aarch64 (AF_PACKET; native/Makefile) when
-# the cross compiler and the arm64 package lists are there (scripts/install-deps.sh sets them up); without
+# Builds the capture helpers: x86-64 (eBPF + AF_PACKET) always, aarch64 (the same, cross-compiled; native/Makefile)
+# when the cross compiler and the arm64 package lists are there (scripts/install-deps.sh sets them up); without
 # them, Kubernetes and SSH targets leave aarch64 nodes out and say so.
 set -euo pipefail
 cd "$(dirname "$0")/.."

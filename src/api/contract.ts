@@ -3,7 +3,6 @@
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { CaptureMode, NodeInfo, NodeStatus, Prompt } from '../targets/target.js';
 
-
 export interface TargetChoice {
   kind: 'local' | 'ssh' | 'k8s';
   /** URI usable with `tapscope capture --target` */

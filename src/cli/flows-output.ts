@@ -49,7 +49,6 @@ export function human(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)}G`;
 }
 
-
 const DAY_MS = 86_400_000;
 
 /**

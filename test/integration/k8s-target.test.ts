@@ -380,7 +380,7 @@ describe('shell', () => {
 });
 
 describe('architectures', () => {
-  it('sends each node the helper of its architecture, an aarch64 node its AF_PACKET helper (run here by qemu), and leaves out an architecture without one', async () => {
+  it('sends each node the helper of its architecture, an aarch64 node its own (run here by qemu-user, so in AF_PACKET mode), and leaves out an architecture without one', async () => {
     const arm = api.nodes[5]!;
     const original = api.list('nodes').find((o) => o.metadata.name === arm.name)!;
     const asArch = (arch: string) => JSON.parse(JSON.stringify(original).replaceAll('"amd64"', `"${arch}"`)) as typeof original;
