@@ -85,6 +85,36 @@ export interface FlowStream {
   truncated: boolean;
 }
 
+/** One packet of a flow (flowPackets), or one decrypted record of its TLS hooks, as a packet list shows it. */
+export interface FlowPacketRow {
+  /** its number among the flow's packets and records, from 1 */
+  n: number;
+  /** ms since the epoch */
+  ts: number;
+  dir: 'c2s' | 's2c';
+  /** 'record': a TLS hook's decrypted record (its plaintext), not a packet */
+  kind: 'packet' | 'record';
+  /** bytes on the wire (the packet's original length); a record's plaintext bytes */
+  len: number;
+  /** transport payload bytes (by the IP header, also when the capture cut the packet); a record's plaintext bytes */
+  payload: number;
+  /** TCP flags as Wireshark names them ("SYN, ACK"); null for UDP and records */
+  flags: string | null;
+  /** TCP sequence and acknowledgment numbers relative to each direction's first (Wireshark's); null for UDP and records */
+  seq: number | null;
+  ack: number | null;
+  /** what is notable: "retransmission", "keep-alive", "previous segment not captured"; for a record, who decrypted it */
+  info: string;
+}
+
+/** A flow's packet list (flowPackets): its first rows, and how many packets and records it has in all. */
+export interface FlowPackets {
+  rows: FlowPacketRow[];
+  total: number;
+  /** the flow has more than the rows given (10,000) */
+  truncated: boolean;
+}
+
 export interface FlowQuery {
   sessionId: string;
   filter?: string;
@@ -108,6 +138,8 @@ export interface ApiCalls {
   flowDetail(req: { sessionId: string; flowId: string }): Promise<FlowDetail>;
   /** "Follow stream": the flow's payload in order, decrypted when its hooks captured it (reads the capture again) */
   flowStream(req: { sessionId: string; flowId: string }): Promise<FlowStream>;
+  /** The flow's packets (and decrypted records) as a packet list, with TCP's relative numbers and notes (reads the capture again) */
+  flowPackets(req: { sessionId: string; flowId: string }): Promise<FlowPackets>;
   libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
   checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
   exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }>;

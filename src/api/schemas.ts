@@ -34,6 +34,7 @@ export const requestSchemas = {
   }),
   flowDetail: z.strictObject({ sessionId: id, flowId: id }),
   flowStream: z.strictObject({ sessionId: id, flowId: id }),
+  flowPackets: z.strictObject({ sessionId: id, flowId: id }),
   libraries: z.strictObject({ sessionId: id, filter: shortText.optional() }),
   checkFilter: z.strictObject({ filter: shortText }),
   exportSession: z.strictObject({

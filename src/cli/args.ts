@@ -13,6 +13,7 @@ export const USAGE = `Usage:
   tapscope flows FILE [--json] [--filter EXPR]
   tapscope libraries FILE [--json]
   tapscope follow FILE FLOW_ID [--hex]          (a flow's payload in order; ids from flows --json)
+  tapscope packets FILE FLOW_ID [--json]        (a flow's packets, as Wireshark's packet list shows a TCP stream)
   tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets]
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
@@ -37,6 +38,7 @@ export type Command =
   | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined }
   | { cmd: 'libraries'; file: string; json: boolean }
   | { cmd: 'follow'; file: string; flowId: string; hex: boolean }
+  | { cmd: 'packets'; file: string; flowId: string; json: boolean }
   | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean }
   | { cmd: 'sessions'; json: boolean }
   | { cmd: 'serve'; port: number | undefined; session: string | undefined }
@@ -125,6 +127,11 @@ export function parseCommand(argv: string[]): Command {
       const { values, positionals } = parse(rest, { hex: { type: 'boolean' } }, 2, 'follow');
       if (!positionals[0] || !positionals[1]) throw usage('follow: FILE and FLOW_ID are required (flow ids: tapscope flows FILE --json)');
       return { cmd: 'follow', file: positionals[0], flowId: positionals[1], hex: values.hex === true };
+    }
+    case 'packets': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 2, 'packets');
+      if (!positionals[0] || !positionals[1]) throw usage('packets: FILE and FLOW_ID are required (flow ids: tapscope flows FILE --json)');
+      return { cmd: 'packets', file: positionals[0], flowId: positionals[1], json: values.json === true };
     }
     case 'export': {
       const { values, positionals } = parse(rest, {

@@ -26,6 +26,7 @@ export async function runCommand(command: RunnableCommand): Promise<number> {
     case 'flows': return flows(command);
     case 'libraries': return libraries(command);
     case 'follow': return follow(command);
+    case 'packets': return packets(command);
     case 'export': return exportCmd(command);
     case 'sessions': return sessions(command);
     case 'serve': return serve(command);
@@ -273,6 +274,31 @@ async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<n
   if (s.truncated) lines.push(`(the first ${human(s.bytes)} of more)`);
   lines.push(rule);
   out(`${lines.join('\n')}\n`);
+  return damageFails(src.damaged);
+}
+
+/**
+ * A flow's packets and decrypted records, one line each, as tshark lists a TCP stream: number, seconds since the
+ * flow's first packet, direction, flags, relative sequence and acknowledgment numbers, payload length, notes;
+ * --json: one JSON object per line (FlowPacketRow).
+ */
+async function packets(c: Extract<RunnableCommand, { cmd: 'packets' }>): Promise<number> {
+  const src = await openSource(c.file, SUMMARY);
+  printNotes(src.notes);
+  const flow = src.analyzer.flowById(c.flowId);
+  if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${c.flowId}' in ${c.file} (flow ids: tapscope flows ${c.file} --json)`);
+  const { flowPackets } = await import('../flows/flow-packets.js');
+  const p = await flowPackets(src.files, flow);
+  if (c.json) {
+    out(p.rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  } else {
+    const t0 = p.rows[0]?.ts ?? 0;
+    out(table(['NO.', 'TIME', 'DIR', 'FLAGS', 'SEQ', 'ACK', 'LEN', 'INFO'], p.rows.map((r) => [
+      String(r.n), ((r.ts - t0) / 1000).toFixed(6), r.dir === 'c2s' ? '->' : '<-', r.kind === 'record' ? 'TLS' : r.flags ?? 'UDP',
+      r.seq === null ? '' : String(r.seq), r.ack === null ? '' : String(r.ack), String(r.payload), r.info,
+    ]), [7, 11, 3, 16, 11, 11, 7, 80]));
+  }
+  if (p.truncated) err(`tapscope: the first ${p.rows.length} of ${p.total} packets and records\n`);
   return damageFails(src.damaged);
 }
 

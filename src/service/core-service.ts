@@ -9,13 +9,14 @@ import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import type {
-  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
+  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowPackets, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
 import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { builtHelper } from '../targets/deploy.js';
 import { followStream } from '../flows/follow-stream.js';
+import { flowPackets } from '../flows/flow-packets.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote } from '../flows/node-meta.js';
@@ -621,6 +622,13 @@ export class CoreService implements ApiCalls {
     const flow = analyzer.flowById(req.flowId);
     if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
     return followStream(files, flow);
+  }
+
+  async flowPackets(req: { sessionId: string; flowId: string }): Promise<FlowPackets> {
+    const { analyzer, files } = await this.analyzerOf(req.sessionId);
+    const flow = analyzer.flowById(req.flowId);
+    if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
+    return flowPackets(files, flow);
   }
 
   async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {

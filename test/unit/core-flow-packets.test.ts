@@ -1,0 +1,171 @@
+// A flow's packet list (flowPackets, `tapscope packets`, the app's Packets tab): flags, relative sequence and
+// acknowledgment numbers, lengths and TCP notes equal to what tshark gives for the same packets, with and
+// without the handshake captured and on a real loopback capture; decrypted records as rows; UDP; the limit.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyzeFiles } from '../../src/flows/load.js';
+import { flowPackets, tcpFlagsText } from '../../src/flows/flow-packets.js';
+import type { Flow } from '../../src/model/flow.js';
+import { parseCommand } from '../../src/cli/args.js';
+import { CaptureBuilder } from './core-packet-builder.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const FIX = join(ROOT, 'test/fixtures/pcapng');
+let dir: string;
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'tsc-packets-')); });
+afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+async function load(path: string): Promise<Flow[]> {
+  return (await analyzeFiles([{ path }])).analyzer.flows();
+}
+
+const C = { src: '10.60.0.1', dst: '10.60.0.2', sport: 40000, dport: 80 };
+const S = { src: '10.60.0.2', dst: '10.60.0.1', sport: 80, dport: 40000 };
+
+/** A conversation with one of each TCP note: a spurious retransmission, a hole, an ACK of the hole, a keep-alive. */
+function eventful(withHandshake: boolean): Buffer {
+  const b = new CaptureBuilder();
+  let c = 1000;
+  let s = 9000;
+  if (withHandshake) {
+    b.tcp({ ...C, seq: c, flags: 0x02 });
+    b.tcp({ ...S, seq: s, ack: c + 1, flags: 0x12 });
+    b.tcp({ ...C, seq: c + 1, ack: s + 1, flags: 0x10 });
+  }
+  c++;
+  s++;
+  const p = (n: number): Buffer => Buffer.alloc(n, 0x41);
+  b.tcp({ ...C, seq: c, ack: s, flags: 0x18, payload: p(100) });
+  c += 100;
+  b.tcp({ ...S, seq: s, ack: c, flags: 0x10 });
+  b.tcp({ ...C, seq: c - 100, ack: s, flags: 0x18, payload: p(100) });
+  b.tcp({ ...C, seq: c + 50, ack: s, flags: 0x18, payload: p(10) });
+  c += 60;
+  b.tcp({ ...S, seq: s, ack: c, flags: 0x18, payload: p(20) });
+  s += 20;
+  b.tcp({ ...C, seq: c - 1, ack: s, flags: 0x10, payload: p(1) });
+  b.tcp({ ...C, seq: c, ack: s, flags: 0x11 });
+  b.tcp({ ...S, seq: s, ack: c + 1, flags: 0x11 });
+  b.tcp({ ...C, seq: c + 1, ack: s + 1, flags: 0x10 });
+  // another flow's packets between them are not this flow's rows
+  b.tcp({ src: '10.60.0.9', dst: S.src, sport: 41000, dport: 80, seq: 1, flags: 0x02 });
+  return b.build();
+}
+
+/** tshark's view of one TCP stream, row for row in our terms. */
+function tsharkRows(path: string, stream: number): { flags: string; seq: number; ack: number; payload: number; info: string }[] {
+  const out = execFileSync('tshark', [
+    '-r', path, '-Y', `tcp.stream == ${stream}`, '-T', 'fields', '-E', 'occurrence=f',
+    '-e', 'tcp.flags', '-e', 'tcp.seq', '-e', 'tcp.ack', '-e', 'tcp.len',
+    '-e', 'tcp.analysis.retransmission', '-e', 'tcp.analysis.spurious_retransmission', '-e', 'tcp.analysis.lost_segment',
+    '-e', 'tcp.analysis.keep_alive', '-e', 'tcp.analysis.ack_lost_segment',
+  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return out.trim().split('\n').map((line) => {
+    const [flags, seq, ack, len, retr, spurious, lost, keepAlive, ackLost] = line.split('\t');
+    const notes = [
+      lost ? 'previous segment not captured' : '', keepAlive ? 'keep-alive' : '',
+      spurious ? 'spurious retransmission' : retr ? 'retransmission' : '', ackLost ? 'ACKed unseen segment' : '',
+    ].filter(Boolean);
+    return { flags: tcpFlagsText(parseInt(flags!, 16)), seq: Number(seq), ack: Number(ack), payload: Number(len), info: notes.join(', ') };
+  });
+}
+
+describe('a flow\'s packets', () => {
+  for (const handshake of [true, false]) {
+    it(`match tshark's flags, relative numbers, lengths and notes (${handshake ? 'with' : 'without'} the handshake captured)`, async () => {
+      const path = join(dir, `eventful-${handshake}.pcapng`);
+      writeFileSync(path, eventful(handshake));
+      const flow = (await load(path)).find((f) => f.src.port === 40000)!;
+      const p = await flowPackets([{ path }], flow);
+      expect(p.total).toBe(handshake ? 12 : 9);
+      expect(p.truncated).toBe(false);
+      const want = tsharkRows(path, 0);
+      expect(p.rows.map(({ flags, seq, ack, payload, info }) => ({ flags, seq, ack, payload, info }))).toEqual(want);
+      // (the comparison is not vacuous: every note is there)
+      expect(new Set(p.rows.map((r) => r.info).filter(Boolean))).toEqual(new Set(['spurious retransmission', 'previous segment not captured', 'ACKed unseen segment', 'keep-alive']));
+      expect(p.rows.map((r) => r.dir).slice(0, 2)).toEqual(['c2s', 's2c']);
+      expect(p.rows.map((r) => r.n)).toEqual(Array.from({ length: p.total }, (_, i) => i + 1));
+      expect(p.rows.every((r) => r.kind === 'packet' && r.len === r.payload + 54)).toBe(true);
+    });
+  }
+
+  it('match tshark on a real loopback capture (every TCP stream of it)', async () => {
+    const path = join(FIX, 'loopback-mix.pcapng');
+    const flows = (await load(path)).filter((f) => f.transport === 'tcp');
+    expect(flows.length).toBe(4);
+    for (const [i, flow] of flows.entries()) {
+      const p = await flowPackets([{ path }], flow);
+      expect(p.rows.length, flow.id).toBe(flow.packets);
+      expect(p.rows.map(({ flags, seq, ack, payload, info }) => ({ flags, seq, ack, payload, info })), `stream ${i}`).toEqual(tsharkRows(path, i));
+    }
+  });
+
+  it('gives a hooked flow\'s decrypted records as rows where they came, with who decrypted them', async () => {
+    const path = join(dir, 'hooked.pcapng');
+    const client = { ip: '10.61.0.1', port: 45000 };
+    const server = { ip: '10.61.0.2', port: 443 };
+    const b = new CaptureBuilder();
+    b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 7, flags: 0x02 });
+    b.tls(client, server, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), { pid: 321, comm: 'curl', lib: 'openssl' });
+    b.tls(server, client, 'in', Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'), { pid: 321, comm: 'curl', lib: 'openssl' });
+    writeFileSync(path, b.build());
+    const flow = (await load(path)).find((f) => f.dst.port === 443)!;
+    const p = await flowPackets([{ path }], flow);
+    expect(p.rows.map((r) => [r.n, r.kind, r.dir, r.payload, r.flags, r.info])).toEqual([
+      [1, 'packet', 'c2s', 0, 'SYN', ''],
+      [2, 'record', 'c2s', 27, null, 'decrypted by SSL_write (openssl), curl pid 321'],
+      [3, 'record', 's2c', 27, null, 'decrypted by SSL_read (openssl), curl pid 321'],
+    ]);
+  });
+
+  it('lists UDP datagrams without TCP fields, and gives the first rows of a long flow with its total', async () => {
+    const path = join(dir, 'udp.pcapng');
+    const b = new CaptureBuilder();
+    for (let i = 0; i < 7; i++) {
+      const q = i % 2 === 0;
+      b.udp({ src: q ? '10.62.0.1' : '10.62.0.2', dst: q ? '10.62.0.2' : '10.62.0.1', sport: q ? 50000 : 5000, dport: q ? 5000 : 50000, payload: Buffer.alloc(10 + i) });
+    }
+    writeFileSync(path, b.build());
+    const [flow] = await load(path);
+    const all = await flowPackets([{ path }], flow!);
+    expect(all.rows.map((r) => [r.dir, r.payload, r.flags, r.seq, r.ack])).toEqual(
+      Array.from({ length: 7 }, (_, i) => [i % 2 === 0 ? 'c2s' : 's2c', 10 + i, null, null, null]));
+    const some = await flowPackets([{ path }], flow!, 3);
+    expect([some.rows.length, some.total, some.truncated]).toEqual([3, 7, true]);
+    expect(some.rows).toEqual(all.rows.slice(0, 3));
+  });
+
+  it('names the flags as Wireshark does', () => {
+    expect(tcpFlagsText(0x12)).toBe('SYN, ACK');
+    expect(tcpFlagsText(0x19)).toBe('FIN, PSH, ACK');
+    expect(tcpFlagsText(0xc2)).toBe('SYN, ECE, CWR');
+    expect(tcpFlagsText(0)).toBe('<None>');
+  });
+});
+
+describe('tapscope packets', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(dir, 'cli') } });
+
+  it('prints the packet list as a table, or JSON lines, and says when a flow id is unknown', async () => {
+    const path = join(dir, 'cli.pcapng');
+    writeFileSync(path, eventful(true));
+    const flow = (await load(path)).find((f) => f.src.port === 40000)!;
+    const t = cli(['packets', path, flow.id]);
+    expect([t.status, t.stderr]).toEqual([0, '']);
+    const lines = t.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^NO\.\s+TIME\s+DIR\s+FLAGS\s+SEQ\s+ACK\s+LEN\s+INFO$/);
+    expect(lines).toHaveLength(13);
+    expect(lines[2]!.split(/\s{2,}/)).toEqual(['2', '0.001000', '<-', 'SYN, ACK', '0', '1', '0']);
+    expect(lines[6]!.split(/\s{2,}/)).toEqual(['6', '0.005000', '->', 'PSH, ACK', '1', '1', '100', 'spurious retransmission']);
+    const j = cli(['packets', path, flow.id, '--json']);
+    expect(j.status).toBe(0);
+    expect(j.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual((await flowPackets([{ path }], flow)).rows);
+    const missing = cli(['packets', path, 'ffffffffffffffff']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe(`tapscope: no flow 'ffffffffffffffff' in ${path} (flow ids: tapscope flows ${path} --json) (E_FLOW_NOT_FOUND)\n`);
+    expect(() => parseCommand(['packets', path])).toThrow(/packets: FILE and FLOW_ID are required/);
+  });
+});
