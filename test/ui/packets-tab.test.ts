@@ -1,0 +1,62 @@
+// UI: the detail's Packets tab: the flow's packets as Wireshark lists a TCP stream (flags, relative numbers, lengths,
+// notes) and a hooked flow's decrypted records among them — in Chromium over web mode with the real CoreService.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
+import { screenshot } from './browser.js';
+import { openFileUi, type FileUi } from './support.js';
+
+let app: FileUi;
+const client = { ip: '10.9.2.1', port: 42101 };
+const server = { ip: '10.9.2.2', port: 8080 };
+
+beforeAll(async () => {
+  app = await openFileUi('tsu-packets-', (home) => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, client, server, [Buffer.from('GET / HTTP/1.1\r\nHost: p.test\r\n\r\n')], [Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')], { isnC: 100, isnS: 900, fin: false });
+    // the request again: a retransmission (the server had acknowledged it: spurious, as Wireshark says)
+    b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 101, ack: 901 + 27, flags: 0x18, payload: Buffer.from('GET / HTTP/1.1\r\nHost: p.test\r\n\r\n') });
+    const tls = { ip: '10.9.2.3', port: 443 };
+    const tc = { ip: '10.9.2.1', port: 42102 };
+    b.tcp({ src: tc.ip, dst: tls.ip, sport: tc.port, dport: tls.port, seq: 5, flags: 0x02 });
+    b.tls(tc, tls, 'out', Buffer.from('GET /secret HTTP/1.1\r\nHost: s.test\r\n\r\n'), { pid: 77, comm: 'curl', lib: 'openssl' });
+    const file = join(home, 'packets.pcapng');
+    writeFileSync(file, b.build());
+    return file;
+  });
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('the Packets tab', () => {
+  it('lists the selected flow\'s packets with Wireshark\'s numbers and notes, and the next flow\'s when the selection moves', async () => {
+    const { page } = app.ui;
+    const rows = async () => page.getByTestId('packet-row').evaluateAll((els) => els.map((e) => [...e.querySelectorAll('td')].map((td) => td.textContent!.trim()).join('|')));
+    await page.getByTestId('flow-row').nth(0).click();
+    await page.getByTestId('detail').waitFor();
+    expect(await page.getByTestId('tab-packets').textContent()).toMatch(/Packets\s*6/);
+    await page.getByTestId('tab-packets').click();
+    await page.getByTestId('packets').waitFor({ timeout: 10_000 });
+    expect(await page.getByTestId('packets-count').textContent()).toMatch(/^\s*6 packets\s*$/);
+    expect(await rows()).toEqual([
+      '1|0.000000|→|SYN|0|0|0|',
+      '2|0.001000|←|SYN, ACK|0|1|0|',
+      '3|0.002000|→|ACK|1|1|0|',
+      '4|0.003000|→|PSH, ACK|1|1|32|',
+      '5|0.004000|←|PSH, ACK|1|33|27|',
+      '6|0.005000|→|PSH, ACK|1|28|32|spurious retransmission',
+    ]);
+    expect(await page.locator('[data-testid="packet-row"].note').count()).toBe(1);
+    await screenshot(page, 'flow-packets');
+    await page.getByTestId('flow-row').nth(1).click();
+    await expect.poll(rows, { timeout: 10_000 }).toEqual([
+      '1|0.000000|→|SYN|0|0|0|',
+      '2|0.001000|→|TLS|||38|decrypted by SSL_write (openssl), curl pid 77',
+    ]);
+    expect(await page.locator('[data-testid="packet-row"].record').count()).toBe(1);
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+});
