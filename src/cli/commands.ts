@@ -242,16 +242,22 @@ async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Pro
   return damageFails(src.damaged);
 }
 
+/** The capture (its notes printed) and one flow of it, for the commands that show one flow. */
+async function openFlow(file: string, flowId: string): Promise<{ src: Source; flow: Flow }> {
+  const src = await openSource(file, SUMMARY);
+  printNotes(src.notes);
+  const flow = src.analyzer.flowById(flowId);
+  if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${flowId}' in ${file} (flow ids: tapscope flows ${file} --json)`);
+  return { src, flow };
+}
+
 /**
  * A flow's payload in order (the app's Stream tab), between rules and a header as tshark's `-z follow,tcp,ascii`
  * prints them; the client's turns as they are, every line of the server's indented by a tab (tshark indents only
  * its byte counts) so the turns stand apart without counts; --hex: a hex dump per turn.
  */
 async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<number> {
-  const src = await openSource(c.file, SUMMARY);
-  printNotes(src.notes);
-  const flow = src.analyzer.flowById(c.flowId);
-  if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${c.flowId}' in ${c.file} (flow ids: tapscope flows ${c.file} --json)`);
+  const { src, flow } = await openFlow(c.file, c.flowId);
   const { followStream } = await import('../flows/follow-stream.js');
   const { hexLines, streamText } = await import('../model/stream-text.js');
   const { endpointText } = await import('../util/ip.js');
@@ -283,10 +289,7 @@ async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<n
  * --json: one JSON object per line (FlowPacketRow).
  */
 async function packets(c: Extract<RunnableCommand, { cmd: 'packets' }>): Promise<number> {
-  const src = await openSource(c.file, SUMMARY);
-  printNotes(src.notes);
-  const flow = src.analyzer.flowById(c.flowId);
-  if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${c.flowId}' in ${c.file} (flow ids: tapscope flows ${c.file} --json)`);
+  const { src, flow } = await openFlow(c.file, c.flowId);
   const { flowPackets } = await import('../flows/flow-packets.js');
   const p = await flowPackets(src.files, flow);
   if (c.json) {
