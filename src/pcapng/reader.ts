@@ -5,7 +5,6 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { PcapngParser, type RawPacketSink, type RawRecordSink } from './parser.js';
-import { ReadAhead, type ReadAheadError } from './read-ahead.js';
 import type { PcapngBlock } from './types.js';
 
 export interface TruncatedTail {
@@ -31,16 +30,6 @@ export interface ReadBlocksOptions extends ReaderOptions {
   onRecord?: RawRecordSink | null;
   /** Bytes per file read (default 256 KiB; tests make it small to cross block boundaries often). */
   readSize?: number;
-  /**
-   * Read a regular file on a second thread, ahead of the parse (see ReadAhead): true, false, or (the default)
-   * for files of READ_AHEAD_MIN_BYTES and more.
-   */
-  readAhead?: boolean;
-  /**
-   * With readAhead: the parse reads this many chunks itself and then waits for the reader thread (tests place
-   * the hand-over with it). By default it reads until the thread has started.
-   */
-  readAheadAfter?: number;
 }
 
 // why: a read this size lands in the core's cache for the parse that follows; on the 1 GB bench capture the
@@ -48,9 +37,6 @@ export interface ReadBlocksOptions extends ReaderOptions {
 // buffer that fits the cache is faster too: `dd bs=128K` vs `bs=4M`), and 4 MiB and more measured slower
 const READ_SIZE = 256 * 1024;
 const YIELD_MS = 50;
-// why a floor: the reader thread takes ~30 ms of the other core to start, and the parse reads the file itself
-// until it has; below this size that is most of the read
-const READ_AHEAD_MIN_BYTES = 32 * 1024 * 1024;
 
 /** Bytes in, `PcapngBlock` objects out. Emits 'truncated' (TruncatedTail) when tolerated. */
 export class PcapngReader extends Transform {
@@ -115,7 +101,7 @@ export async function readBlocks(
   let bytes: number;
   try {
     bytes = typeof source === 'string'
-      ? await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE, options.readAhead, options.readAheadAfter)
+      ? await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE)
       : await readStream(source, parser, onBlock, packet, record);
   } catch (e) {
     if (options.tolerateDamage && isTapscopeError(e, 'E_PCAPNG_MALFORMED') && parser.completeOffset > 0) {
@@ -149,61 +135,35 @@ async function readStream(
 /**
  * One buffer, reused, filled by synchronous reads: the bytes are parsed while still in this core's cache (a
  * read on the thread pool lands them elsewhere, and a loaded machine delays its completion); no per-chunk
- * allocation, no stream machinery. A large regular file goes on with a reader thread once it has started
- * (ReadAhead). It yields to the event loop every YIELD_MS, so a long load does not starve the rest of the
- * process.
+ * allocation, no stream machinery. It yields to the event loop every YIELD_MS, so a long load does not
+ * starve the rest of the process.
  */
 async function readFile(
   path: string, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, record: RawRecordSink | null,
-  size: number, readAhead: boolean | undefined, readAheadAfter: number | undefined,
+  size: number,
 ): Promise<number> {
   const fh = await openCapture(path);
-  let ahead: ReadAhead | null = null;
+  const buf = Buffer.allocUnsafe(size);
   let bytes = 0;
   let yielded = performance.now();
-  const parse = async (chunk: Buffer): Promise<void> => {
-    bytes += chunk.length;
-    parser.push(chunk, onBlock, packet, record);
-    // why: the buffer is read into again next; an incomplete block must not point into it
-    parser.detach();
-    if (performance.now() - yielded > YIELD_MS) {
-      await new Promise(setImmediate);
-      yielded = performance.now();
-    }
-  };
   try {
-    const st = readAhead === false ? null : await fh.stat();
-    // (only a regular file: a FIFO's read can block for ever, and the thread could not be stopped then)
-    if (st?.isFile() && (readAhead === true || st.size >= READ_AHEAD_MIN_BYTES)) ahead = new ReadAhead(fh.fd, 8, size);
-    const buf = Buffer.allocUnsafe(size);
-    for (let chunks = 0; ; chunks++) {
-      if (ahead && (readAheadAfter === undefined ? ahead.ready : chunks >= readAheadAfter)) {
-        ahead.begin(bytes);
-        break;
-      }
+    for (;;) {
       // why: no position, so pipes and FIFOs read like files
       const n = readSync(fh.fd, buf, 0, size, null);
-      if (n === 0) return bytes;
-      await parse(buf.subarray(0, n));
-    }
-    for (;;) {
-      const chunk = await ahead.next().catch((e: unknown) => { throw readError(e); });
-      if (chunk.length === 0) break;
-      await parse(chunk);
-      ahead.release();
+      if (n === 0) break;
+      bytes += n;
+      parser.push(buf.subarray(0, n), onBlock, packet, record);
+      // why: the buffer is read into again next; an incomplete block must not point into it
+      parser.detach();
+      if (performance.now() - yielded > YIELD_MS) {
+        await new Promise(setImmediate);
+        yielded = performance.now();
+      }
     }
   } finally {
-    await ahead?.close();
     await fh.close();
   }
   return bytes;
-}
-
-/** The reader thread's error as the read's own would be thrown: an Error with the errno code. */
-function readError(e: unknown): Error {
-  if (e instanceof Error) return e;
-  const r = e as ReadAheadError;
-  return Object.assign(new Error(r.message), r.code ? { code: r.code } : {});
 }
 
 async function openCapture(path: string): Promise<FileHandle> {

@@ -95,11 +95,10 @@ function fullPath(buf: Buffer): Snapshot {
   return snapshot(a);
 }
 
-async function fastPath(path: string, readSize?: number, readAheadAfter?: number): Promise<Snapshot> {
+async function fastPath(path: string, readSize?: number): Promise<Snapshot> {
   const a = new Analyzer();
   const sink = a.sinks();
-  const ahead = readAheadAfter === undefined ? {} : { readAhead: true, readAheadAfter };
-  await readBlocks(path, sink.block, { onPacket: sink.packet, onRecord: sink.record, readSize, ...ahead });
+  await readBlocks(path, sink.block, { onPacket: sink.packet, onRecord: sink.record, readSize });
   return snapshot(a);
 }
 
@@ -131,19 +130,6 @@ describe('load fast path equals the full path', () => {
         expect(got.details, `${f} read ${size ?? 'default'}`).toBe(want.details);
         expect(got.counters, `${f} read ${size ?? 'default'}`).toBe(want.counters);
         expect(got.nodes, `${f} read ${size ?? 'default'}`).toBe(want.nodes);
-      }
-    }
-  });
-
-  it('with the reader thread (large files), handed the file at any chunk', async () => {
-    for (const f of [files[0]!, files[1]!]) {
-      const want = fullPath(readFileSync(f));
-      for (const [size, after] of [[1000, 0], [1000, 3], [13, 5], [4096, 1], [undefined, 0]] as const) {
-        const got = await fastPath(f, size, after);
-        const label = `${f} read ${size ?? 'default'}, thread from chunk ${after}`;
-        expect(got.flows, label).toBe(want.flows);
-        expect(got.details, label).toBe(want.details);
-        expect(got.counters, label).toBe(want.counters);
       }
     }
   });
