@@ -7,7 +7,7 @@ import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { decideSide } from '../verdict/index.js';
-import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict } from '../model/flow.js';
+import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
@@ -165,11 +165,60 @@ interface FlowState {
   quic: { parser: QuicInitialParser; datagrams: number } | null;
   resolvedAt: number;
   version: number;
+  /** TCP_SEEN_* bits: what the connection's flags said so far (flow.tcp is told from them) */
+  tcpBits: number;
   /** position in arrival order (the analyzer's columns) */
   at: number;
   /** the creating block's origin (see arrivalOrigins) */
   origin: number;
 }
+
+/** What a TCP connection's flags said so far (FlowState.tcpBits). */
+const TCP_SEEN_CLIENT = 1;
+const TCP_SEEN_SERVER = 2;
+const TCP_SEEN_SYN = 4;
+const TCP_SEEN_SYNACK = 8;
+const TCP_SEEN_FIN_CLIENT = 16;
+const TCP_SEEN_FIN_SERVER = 32;
+const TCP_SEEN_RST_CLIENT = 64;
+const TCP_SEEN_RST_SERVER = 128;
+
+/** The bits after one more packet: its side, the client's SYN, the server's SYN+ACK, each side's FIN, the first RST. */
+export function tcpBits(bits: number, flags: number, fromClient: boolean): number {
+  bits |= fromClient ? TCP_SEEN_CLIENT : TCP_SEEN_SERVER;
+  if (flags & TCP_SYN) bits |= fromClient ? TCP_SEEN_SYN : flags & TCP_ACK ? TCP_SEEN_SYNACK : 0;
+  if (flags & TCP_FIN) bits |= fromClient ? TCP_SEEN_FIN_CLIENT : TCP_SEEN_FIN_SERVER;
+  if (flags & TCP_RST && !(bits & (TCP_SEEN_RST_CLIENT | TCP_SEEN_RST_SERVER))) bits |= fromClient ? TCP_SEEN_RST_CLIENT : TCP_SEEN_RST_SERVER;
+  return bits;
+}
+
+/**
+ * The summary the bits tell (see TcpState): one shared, frozen object per state and resetting side, so that a flow
+ * changing state allocates nothing.
+ */
+export function tcpSummary(bits: number): TcpSummary {
+  const resetBy = bits & TCP_SEEN_RST_CLIENT ? 'client' : bits & TCP_SEEN_RST_SERVER ? 'server' : null;
+  // (the server's SYN+ACK is the handshake's sign: its SYN may have been missed)
+  const accepted = (bits & TCP_SEEN_SYNACK) !== 0;
+  let state: TcpState;
+  // a RST from the server to a SYN it never accepted; a client giving up on its SYN is a reset by the client
+  if (resetBy === 'server' && bits & TCP_SEEN_SYN && !accepted) state = 'refused';
+  else if (resetBy) state = 'reset';
+  else if (bits & TCP_SEEN_FIN_CLIENT && bits & TCP_SEEN_FIN_SERVER) state = 'closed';
+  else if (bits & (TCP_SEEN_FIN_CLIENT | TCP_SEEN_FIN_SERVER)) state = 'closing';
+  else if (accepted) state = 'established';
+  else if (bits & TCP_SEEN_SYN && !(bits & TCP_SEEN_SERVER)) state = 'no-reply';
+  else state = 'midstream';
+  return TCP_SUMMARIES[`${state}/${resetBy}`]!;
+}
+
+const TCP_SUMMARIES: Record<string, TcpSummary> = Object.fromEntries(
+  (['no-reply', 'refused', 'established', 'closing', 'closed', 'reset', 'midstream'] as const).flatMap((state) =>
+    ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy })])),
+);
+
+/** A TCP flow's summary before its first packet tells more. */
+const MIDSTREAM = tcpSummary(0);
 
 interface StreamState {
   /** arrivalOrigins() of this stream's blocks start here */
@@ -604,11 +653,11 @@ export class Analyzer {
     while (!this.ids.add(LANES[H1]!, LANES[H2]!)) id = nextId(id);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
-      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
+      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets', tcp: transport === 'tcp' ? MIDSTREAM : null,
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: NO_BYTES, firstS: NO_BYTES, chDone: false, shDone: false,
-      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, at: this.list.length, origin: this.origin,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, at: this.list.length, origin: this.origin,
     };
     if (netns !== null) flow.netns = netns;
     if (packet6) this.index.set6(indexNode(node, netns), transport === 'tcp', packet6.data, packet6.addrOffset, ap, bp, fs);
@@ -659,6 +708,11 @@ export class Analyzer {
   };
 
   private onTcp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number): void {
+    const bits = tcpBits(fs.tcpBits, d.tcpFlags, fromClient);
+    if (bits !== fs.tcpBits) {
+      fs.tcpBits = bits;
+      fs.flow.tcp = tcpSummary(bits);
+    }
     const cur = fromClient ? fs.c2s : fs.s2c;
     if (d.tcpFlags & TCP_SYN) {
       if (cur) cur.reasm?.syn(d.seq);

@@ -14,7 +14,7 @@
 // - JSON.stringify, for the whole record, when something in it is not plain data this writer reproduces
 //   exactly: toJSON, class instances, undefined members, bigint, functions, a cycle.
 
-import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, PodRef, ProcessRef, TlsInfo, TlsSideVerdict } from './flow.js';
+import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, PodRef, ProcessRef, TcpSummary, TlsInfo, TlsSideVerdict } from './flow.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -342,11 +342,16 @@ const DNS = template<DnsSummary, keyof DnsSummary>(['id', 'query', 'type', 'rcod
   w.lit(k.answers); w.value(o.answers, d);
 });
 
+const TCP = memoized(template<TcpSummary, keyof TcpSummary>(['state', 'resetBy'], (w, o, k, d) => {
+  w.lit(k.state); w.value(o.state, d);
+  w.lit(k.resetBy); w.value(o.resetBy, d);
+}));
+
 /** The fields every flow has from its creation (Analyzer.addFlow), in that order; the optional ones follow. */
 type FlowBase = Exclude<keyof Flow, 'httpOmitted' | 'dns' | 'netns'>;
 
 const FLOW = template<Flow, FlowBase>(
-  ['id', 'transport', 'src', 'dst', 'firstSeen', 'lastSeen', 'packets', 'bytes', 'process', 'peerProcess', 'node', 'pod', 'app', 'tls', 'http', 'seenBy'],
+  ['id', 'transport', 'src', 'dst', 'firstSeen', 'lastSeen', 'packets', 'bytes', 'process', 'peerProcess', 'node', 'pod', 'app', 'tls', 'http', 'seenBy', 'tcp'],
   (w, o, k, d) => {
     w.lit(k.id); w.value(o.id, d);
     w.lit(k.transport); w.value(o.transport, d);
@@ -364,6 +369,7 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.tls); w.templated(o.tls, TLS, d);
     w.lit(k.http); w.list(o.http, d, EXCHANGE);
     w.lit(k.seenBy); w.value(o.seenBy, d);
+    w.lit(k.tcp); w.templated(o.tcp, TCP, d);
   },
 );
 FLOW.lists = new Map([['dns', DNS]]);

@@ -74,6 +74,23 @@ export interface DnsSummary {
   answers: string[];
 }
 
+/**
+ * How a TCP connection went, from the flags of its packets (Zeek's conn_state, in words):
+ * - no-reply: the client's SYN, and nothing back from the server;
+ * - refused: the SYN answered by a RST (nothing listens on the port, or a firewall refuses);
+ * - established: the handshake completed, and the connection neither closed nor reset (yet);
+ * - closing: one side sent its FIN; closed: both did;
+ * - reset: a RST after the handshake (resetBy says which side sent it);
+ * - midstream: no SYN was captured (the capture began after the handshake) and no FIN or RST since.
+ */
+export type TcpState = 'no-reply' | 'refused' | 'established' | 'closing' | 'closed' | 'reset' | 'midstream';
+
+export interface TcpSummary {
+  state: TcpState;
+  /** the side that sent the first RST; null when none did */
+  resetBy: 'client' | 'server' | null;
+}
+
 export interface Flow {
   id: string;
   transport: 'tcp' | 'udp';
@@ -103,6 +120,8 @@ export interface Flow {
    * loopback when capturing on the host); packets and bytes then stay 0.
    */
   seenBy?: 'packets' | 'hook-only';
+  /** TCP flows: how the connection went (null for UDP; absent in flows made by older versions) */
+  tcp?: TcpSummary | null;
   /**
    * Inode of the network namespace of a flow known only from hooks in a namespace other than the one the
    * packets were captured in, kept apart from a captured flow with the same 5-tuple: a loopback connection

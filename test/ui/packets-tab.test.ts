@@ -1,5 +1,6 @@
 // UI: the detail's Packets tab: the flow's packets as Wireshark lists a TCP stream (flags, relative numbers, lengths,
-// notes) and a hooked flow's decrypted records among them — in Chromium over web mode with the real CoreService.
+// notes) and a hooked flow's decrypted records among them; how each TCP connection went (a refused one marked in
+// the table) — in Chromium over web mode with the real CoreService.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,9 @@ beforeAll(async () => {
     const tc = { ip: '10.9.2.1', port: 42102 };
     b.tcp({ src: tc.ip, dst: tls.ip, sport: tc.port, dport: tls.port, seq: 5, flags: 0x02 });
     b.tls(tc, tls, 'out', Buffer.from('GET /secret HTTP/1.1\r\nHost: s.test\r\n\r\n'), { pid: 77, comm: 'curl', lib: 'openssl' });
+    // a connection refused: the SYN answered by a RST
+    b.tcp({ src: client.ip, dst: server.ip, sport: 42103, dport: 9, seq: 50, flags: 0x02 });
+    b.tcp({ src: server.ip, dst: client.ip, sport: 9, dport: 42103, seq: 0, ack: 51, flags: 0x14 });
     const file = join(home, 'packets.pcapng');
     writeFileSync(file, b.build());
     return file;
@@ -57,6 +61,21 @@ describe('the Packets tab', () => {
       '2|0.001000|→|TLS|||38|decrypted by SSL_write (openssl), curl pid 77',
     ]);
     expect(await page.locator('[data-testid="packet-row"].record').count()).toBe(1);
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+});
+
+describe('a TCP flow\'s connection state', () => {
+  it('marks a refused connection in the table, and says how each connection went in the detail', async () => {
+    const { page } = app.ui;
+    const marks = await page.getByTestId('conn-state').evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute('title')]));
+    // (the hooked flow's capture holds only its SYN: no reply, as far as the packets tell)
+    expect(marks).toEqual([['no reply', 'the client\'s SYN got no answer'], ['refused', expect.stringMatching(/answered the SYN with a RST/)]]);
+    await page.getByTestId('flow-row').nth(2).click();
+    await page.getByRole('tab', { name: 'Overview' }).click();
+    await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^refused — the server answered the SYN with a RST/);
+    await page.getByTestId('flow-row').nth(0).click();
+    await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^established — handshake completed/);
     expect(app.ui.pageErrors).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 // Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
 // page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
 import type { Flow, TlsSideVerdict } from '../../../src/model/flow.js';
-import { formatBytes, formatEndpoint, formatTime } from './format.js';
+import { formatBytes, formatEndpoint, formatTime, tcpStateText } from './format.js';
 
 export interface RowTls {
   /** the client's library, else the server's */
@@ -26,6 +26,8 @@ export interface RowView {
   /** Hover text of the TLS cell: a line per side, its library, how it was identified, and why no plaintext. */
   tlsTitle: string;
   bytes: string;
+  /** a TCP connection that failed or was cut (refused, no reply, reset): its words and sentence; else null */
+  conn: { text: string; title: string } | null;
 }
 
 const LOCK = 'M4.5 7.5h7v6h-7zM6 7.5V5.5a2 2 0 0 1 4 0v2';
@@ -46,6 +48,11 @@ export function rowView(f: Flow): RowView {
 const sideLine = (role: string, v: TlsSideVerdict): string =>
   `${role} ${v.library} (via ${v.via}, ${Math.round(v.confidence * 100)}%) — ${v.plaintext ? 'plaintext captured' : `no plaintext: ${v.reason ?? 'unknown reason'}`}`;
 
+function connView(tcp: NonNullable<Flow['tcp']>): { text: string; title: string } {
+  const t = tcpStateText(tcp);
+  return { text: t.short, title: t.long };
+}
+
 function build(f: Flow): RowView {
   const shown = f.tls ? (f.tls.client ?? f.tls.server) : null;
   const plaintext = !!f.tls && !!(f.tls.client?.plaintext || f.tls.server?.plaintext);
@@ -63,5 +70,6 @@ function build(f: Flow): RowView {
     tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
+    conn: f.tcp && (f.tcp.state === 'refused' || f.tcp.state === 'no-reply' || f.tcp.state === 'reset') ? connView(f.tcp) : null,
   };
 }

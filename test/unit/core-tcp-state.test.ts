@@ -1,0 +1,78 @@
+// flow.tcp: how each TCP connection went, told from its packets' flags (Zeek's conn_state in words), for every
+// state, from either side's packets first, in the JSON lines and through the filter language.
+import { describe, expect, it } from 'vitest';
+import { Analyzer, tcpBits, tcpSummary } from '../../src/flows/analyzer.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { FlowJsonLines } from '../../src/model/flow-json.js';
+import { compileFilter } from '../../src/filter/index.js';
+import type { Flow } from '../../src/model/flow.js';
+import { CaptureBuilder } from './core-packet-builder.js';
+
+const SYN = 0x02;
+const ACK = 0x10;
+const FIN = 0x01;
+const RST = 0x04;
+const PSH = 0x08;
+
+/** One flow from client port `port`: each step a packet from the client ('c') or the server ('s') with its flags. */
+function flowOf(steps: [side: 'c' | 's', flags: number][], port = 40000): Flow {
+  const b = new CaptureBuilder();
+  for (const [side, flags] of steps) {
+    const c = { ip: '10.70.0.1', port };
+    const s = { ip: '10.70.0.2', port: 5432 };
+    const [from, to] = side === 'c' ? [c, s] : [s, c];
+    b.tcp({ src: from.ip, dst: to.ip, sport: from.port, dport: to.port, seq: 100, ack: flags & ACK ? 1 : 0, flags, payload: flags & PSH ? Buffer.from('x') : undefined });
+  }
+  const a = new Analyzer();
+  const feed = a.stream();
+  for (const blk of parseBuffer(b.build())) feed(blk);
+  const flows = a.flows();
+  expect(flows).toHaveLength(1);
+  return flows[0]!;
+}
+
+describe('a TCP flow\'s connection state', () => {
+  it('is told for every way a connection goes', () => {
+    const cases: [string, [('c' | 's'), number][], Flow['tcp']][] = [
+      ['SYN alone (and its retries)', [['c', SYN], ['c', SYN]], { state: 'no-reply', resetBy: null }],
+      ['SYN answered by RST', [['c', SYN], ['s', RST | ACK]], { state: 'refused', resetBy: 'server' }],
+      ['handshake', [['c', SYN], ['s', SYN | ACK], ['c', ACK], ['c', PSH | ACK]], { state: 'established', resetBy: null }],
+      ['one FIN', [['c', SYN], ['s', SYN | ACK], ['c', ACK], ['c', FIN | ACK]], { state: 'closing', resetBy: null }],
+      ['both FINs', [['c', SYN], ['s', SYN | ACK], ['c', FIN | ACK], ['s', FIN | ACK], ['c', ACK]], { state: 'closed', resetBy: null }],
+      ['RST from the server after the handshake', [['c', SYN], ['s', SYN | ACK], ['c', PSH | ACK], ['s', RST]], { state: 'reset', resetBy: 'server' }],
+      ['RST from the client, then one from the server', [['c', SYN], ['s', SYN | ACK], ['c', RST], ['s', RST]], { state: 'reset', resetBy: 'client' }],
+      ['a client giving up on its SYN', [['c', SYN], ['c', RST]], { state: 'reset', resetBy: 'client' }],
+      ['a RST after both FINs', [['c', SYN], ['s', SYN | ACK], ['c', FIN | ACK], ['s', FIN | ACK], ['c', RST]], { state: 'reset', resetBy: 'client' }],
+      ['data without a SYN', [['c', PSH | ACK], ['s', ACK]], { state: 'midstream', resetBy: null }],
+      ['the SYN missed, the SYN+ACK seen', [['s', SYN | ACK], ['c', PSH | ACK]], { state: 'established', resetBy: null }],
+      ['a FIN without a SYN', [['c', PSH | ACK], ['s', FIN | ACK]], { state: 'closing', resetBy: null }],
+    ];
+    for (const [what, steps, want] of cases) expect(flowOf(steps).tcp, what).toEqual(want);
+  });
+
+  it('shares one summary object per state and side, and UDP flows have none', () => {
+    expect(tcpSummary(tcpBits(0, SYN, true))).toBe(tcpSummary(tcpBits(tcpBits(0, SYN, true), SYN, true)));
+    expect(Object.isFrozen(tcpSummary(0))).toBe(true);
+    const b = new CaptureBuilder().udp({ src: '10.70.0.1', dst: '10.70.0.2', sport: 5000, dport: 6000, payload: Buffer.from('u') });
+    const a = new Analyzer();
+    const feed = a.stream();
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    expect(a.flows()[0]!.tcp).toBeNull();
+  });
+
+  it('is in the JSON lines (by the template) and in the filter language', () => {
+    const refused = flowOf([['c', SYN], ['s', RST | ACK]]);
+    const closed = flowOf([['c', SYN], ['s', SYN | ACK], ['c', FIN | ACK], ['s', FIN | ACK]], 40001);
+    const lines = new FlowJsonLines();
+    lines.add(refused);
+    lines.add(closed);
+    expect(lines.counts).toEqual({ templated: 2, walked: 0, stringified: 0 });
+    const text = lines.take().toString();
+    expect(text).toBe(`${JSON.stringify(refused)}\n${JSON.stringify(closed)}\n`);
+    expect(text).toContain('"tcp":{"state":"refused","resetBy":"server"}');
+    expect(compileFilter('tcp.state == "refused"')(refused)).toBe(true);
+    expect(compileFilter('tcp.state == "refused"')(closed)).toBe(false);
+    expect(compileFilter('tcp.resetBy == "server"')(refused)).toBe(true);
+    expect(compileFilter('!tcp.resetBy')(closed)).toBe(true);
+  });
+});
