@@ -4,7 +4,8 @@ import type { Flow } from '../model/flow.js';
 import { endpointText } from '../util/ip.js';
 
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
-export const FLOW_WIDTHS = [12, 5, 46, 46, 7, 40, 8, 8, 24, 9, 120];
+// (APP: room for "unknown (reset by server)" when a connection failed; the others keep the column narrow)
+export const FLOW_WIDTHS = [12, 5, 46, 46, 25, 40, 8, 8, 24, 9, 120];
 
 export function table(headers: string[], rows: string[][], maxWidths: number[] = []): string {
   // why: a loop, not Math.max(...column): spreading a million rows overflows the call stack
@@ -66,6 +67,13 @@ export function clock(ms: number): string {
   return `${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${sec < 10 ? '0' : ''}${sec}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}`;
 }
 
+/** " refused", " no reply", " reset by server"...: a TCP connection that failed or was cut, after the app's name. */
+function failedText(f: Flow): string {
+  const t = f.tcp;
+  if (!t || (t.state !== 'refused' && t.state !== 'no-reply' && t.state !== 'reset')) return '';
+  return t.state === 'reset' ? ` (reset by ${t.resetBy ?? '?'})` : ` (${t.state === 'no-reply' ? 'no reply' : t.state})`;
+}
+
 export function flowRow(f: Flow): string[] {
   const v = f.tls?.client;
   const server = f.tls?.server;
@@ -77,7 +85,7 @@ export function flowRow(f: Flow): string[] {
   const what = f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? '';
   const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';
   return [
-    clock(f.firstSeen), f.transport, endpointText(f.src), endpointText(f.dst), f.app, what, String(f.packets), human(f.bytes), proc,
+    clock(f.firstSeen), f.transport, endpointText(f.src), endpointText(f.dst), f.app + failedText(f), what, String(f.packets), human(f.bytes), proc,
     f.http.length ? `${f.http.length} http` : '', tlsCol,
   ];
 }

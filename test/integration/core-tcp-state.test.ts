@@ -88,6 +88,12 @@ describe('TCP connection states from a real capture', () => {
       expect(byPort.get(40003)?.tcp).toEqual({ state: 'closed', resetBy: null });
       expect(byPort.get(40004)?.tcp).toEqual({ state: 'reset', resetBy: 'client' });
 
+      // the table says it after the app
+      const table = await runCli(['flows', out], env);
+      const row = (port: number): string => table.stdout.split('\n').find((l) => l.includes(`:${port} `)) ?? '';
+      expect(row(40001)).toMatch(/ \(refused\) /);
+      expect(row(40002)).toMatch(/ \(reset by server\) /);
+      expect(row(40003)).not.toMatch(/refused|reset|no reply/);
       const failed = await runCli(['flows', out, '--json', '--filter', 'tcp.state == "refused" || tcp.resetBy == "server"'], env);
       expect(failed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).src.port).sort()).toEqual([40001, 40002]);
     } finally {
