@@ -1163,6 +1163,8 @@ export class Analyzer {
       fs.app = 'tls';
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
+      // (no packet tells how the connection went; its first packet, if one comes, does)
+      fs.flow.tcp = null;
     }
     const f = fs.flow;
     fs.version++;

@@ -120,7 +120,7 @@ export interface Flow {
    * loopback when capturing on the host); packets and bytes then stay 0.
    */
   seenBy?: 'packets' | 'hook-only';
-  /** TCP flows: how the connection went (null for UDP; absent in flows made by older versions) */
+  /** TCP flows: how the connection went (null for UDP and for a hook-only flow, which no packet told of) */
   tcp?: TcpSummary | null;
   /**
    * Inode of the network namespace of a flow known only from hooks in a namespace other than the one the

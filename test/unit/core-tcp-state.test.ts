@@ -60,6 +60,19 @@ describe('a TCP flow\'s connection state', () => {
     expect(a.flows()[0]!.tcp).toBeNull();
   });
 
+  it('is null for a flow known only from hook records, until a packet of it comes', () => {
+    const c = { ip: '10.70.1.1', port: 41000 };
+    const srv = { ip: '10.70.1.2', port: 443 };
+    const b = new CaptureBuilder().tls(c, srv, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: h\r\n\r\n'), { pid: 9, comm: 'curl', lib: 'openssl' });
+    const a = new Analyzer();
+    const feed = a.stream();
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    expect([a.flows()[0]!.seenBy, a.flows()[0]!.tcp]).toEqual(['hook-only', null]);
+    const more = new CaptureBuilder(1_732_620_001_000).tcp({ src: c.ip, dst: srv.ip, sport: c.port, dport: srv.port, seq: 5, ack: 1, flags: FIN | ACK });
+    for (const blk of parseBuffer(more.build())) feed(blk);
+    expect([a.flows()[0]!.seenBy, a.flows()[0]!.tcp]).toEqual(['packets', { state: 'closing', resetBy: null }]);
+  });
+
   it('is in the JSON lines (by the template) and in the filter language', () => {
     const refused = flowOf([['c', SYN], ['s', RST | ACK]]);
     const closed = flowOf([['c', SYN], ['s', SYN | ACK], ['c', FIN | ACK], ['s', FIN | ACK]], 40001);
