@@ -197,6 +197,13 @@ export function tcpBits(bits: number, flags: number, fromClient: boolean): numbe
  * changing state allocates nothing.
  */
 export function tcpSummary(bits: number): TcpSummary {
+  // (by the bits themselves, an index: a flow's state changes a few times, on the hot path)
+  return TCP_BY_BITS[bits] ?? (TCP_BY_BITS[bits] = summaryOf(bits));
+}
+
+const TCP_BY_BITS: (TcpSummary | undefined)[] = new Array<TcpSummary | undefined>(256).fill(undefined);
+
+function summaryOf(bits: number): TcpSummary {
   const resetBy = bits & TCP_SEEN_RST_CLIENT ? 'client' : bits & TCP_SEEN_RST_SERVER ? 'server' : null;
   // (the server's SYN+ACK is the handshake's sign: its SYN may have been missed)
   const accepted = (bits & TCP_SEEN_SYNACK) !== 0;
