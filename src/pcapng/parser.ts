@@ -285,6 +285,15 @@ export class PcapngParser {
     if (len < 12) throw malformed(`block length ${len} is less than 12`, offset);
     if (len % 4 !== 0) throw malformed(`block length ${len} is not a multiple of 4`, offset);
     if (len > MAX_BLOCK_LENGTH) throw malformed(`block length ${len} is absurd (> 256 MiB)`, offset);
+    if (type === BLOCK_EPB && len > MAX_EPB_OPTIONS) {
+      // why: a damaged length reaching past the end of the file would read as a capture cut off inside its last
+      // block, everything after it ignored without a word of damage; a packet block's length must fit its packet
+      const head = this.peek(28);
+      if (!head) return false;
+      const capLen = rd32(head, this.off + 20, le);
+      const spare = len - 32 - pad4(capLen);
+      if (spare > MAX_EPB_OPTIONS) throw malformed(`enhanced packet block length ${len} leaves ${spare} bytes after its ${capLen}-byte packet (its length is damaged)`, offset);
+    }
     const b = this.peek(len);
     if (!b) return false;
     o = this.off;
@@ -444,6 +453,9 @@ function ifaceOf(ifaces: InterfaceInfo[], id: number, what: string, offset: numb
   if (!iface) throw malformed(`${what} refers to interface ${id} but the section defines ${ifaces.length}`, offset);
   return iface;
 }
+
+/** More option bytes than an enhanced packet block can plausibly carry (comments, flags, hashes): its length is damaged. */
+const MAX_EPB_OPTIONS = 1024 * 1024;
 
 export function pad4(n: number): number {
   return (n + 3) & ~3;

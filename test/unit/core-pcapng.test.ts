@@ -178,6 +178,27 @@ describe('pcapng reader: truncated and malformed input', () => {
     await expect(readBlocks(junk, () => undefined, { tolerateDamage: true })).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED', details: { offset: 0 } });
   });
 
+  it('tells a packet block whose damaged length reaches past the end of the file from a capture cut off inside it', async () => {
+    const epb = all.find((b) => b.type === 'epb' && b.offset > third.offset)!;
+    const f = join(tmp, 'long.pcapng');
+    const broken = Buffer.from(pcapng);
+    // 2 MiB: past the end of the file, and more than its packet and any options could need
+    broken.writeUInt32LE(2 * 1024 * 1024, epb.offset + 4);
+    writeFileSync(f, broken);
+    for (const readSize of [7, 1 << 16]) {
+      const got: PcapngBlock[] = [];
+      const res = await readBlocks(f, (b) => got.push(b), { tolerateDamage: true, tolerateTruncatedTail: true, readSize });
+      expect(res.truncated, `read size ${readSize}`).toBeNull();
+      expect(res.damaged?.message).toMatch(new RegExp(`enhanced packet block length 2097152 leaves \\d+ bytes after its \\d+-byte packet \\(its length is damaged\\) at offset ${epb.offset}`));
+      expect(view(got)).toEqual(view(all.filter((b) => b.offset < epb.offset)));
+    }
+    // a capture really cut off inside that block is still a cut tail
+    const cut = join(tmp, 'cut-epb.pcapng');
+    writeFileSync(cut, pcapng.subarray(0, epb.offset + 40));
+    const res = await readBlocks(cut, () => undefined, { tolerateDamage: true, tolerateTruncatedTail: true });
+    expect([res.truncated?.offset, res.damaged]).toEqual([epb.offset, null]);
+  });
+
   it('names the offset for each kind of corruption', () => {
     const at = third.offset;
     const withLen = (len: number): Buffer => { const b = Buffer.from(pcapng); b.writeUInt32LE(len, at + 4); return b; };
