@@ -78,4 +78,16 @@ describe('a TCP flow\'s connection state', () => {
     await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^established — handshake completed/);
     expect(app.ui.pageErrors).toEqual([]);
   });
+
+  it('counts the failed connections in the header, and lists one kind on a click', async () => {
+    const { page } = app.ui;
+    const header = async () => page.getByTestId('conn-problem').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-state')}: ${e.textContent!.trim()}`));
+    await expect.poll(header, { timeout: 10_000 }).toEqual(['refused: 1 refused', 'no-reply: 1 no reply']);
+    await page.locator('[data-testid="conn-problem"][data-state="refused"]').click();
+    await expect.poll(async () => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(1);
+    expect(await page.getByTestId('flow-row').first().textContent()).toContain(':9');
+    expect(await page.getByTestId('filter').inputValue()).toBe('tcp.state == "refused"');
+    await screenshot(page, 'conn-problems');
+    expect(app.ui.pageErrors).toEqual([]);
+  });
 });
