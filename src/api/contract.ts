@@ -1,6 +1,6 @@
 // The one typed API between the renderer and the core. Electron IPC (preload) and the web-mode
 // WebSocket both carry exactly these calls and events; payloads are validated at each boundary.
-import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
+import type { Flow, LibraryBreakdownRow, TcpState } from '../model/flow.js';
 import type { CaptureMode, NodeInfo, NodeStatus, Prompt } from '../targets/target.js';
 
 export interface TargetChoice {
@@ -140,6 +140,8 @@ export interface ApiCalls {
   flowStream(req: { sessionId: string; flowId: string }): Promise<FlowStream>;
   /** The flow's packets (and decrypted records) as a packet list, with TCP's relative numbers and notes (reads the capture again) */
   flowPackets(req: { sessionId: string; flowId: string }): Promise<FlowPackets>;
+  /** The session's TCP flows by how their connection went (flow.tcp.state): kept by the analyzer, no flow is read */
+  tcpStates(req: { sessionId: string }): Promise<Record<TcpState, number>>;
   libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
   checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
   exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }>;

@@ -35,6 +35,7 @@ export const requestSchemas = {
   flowDetail: z.strictObject({ sessionId: id, flowId: id }),
   flowStream: z.strictObject({ sessionId: id, flowId: id }),
   flowPackets: z.strictObject({ sessionId: id, flowId: id }),
+  tcpStates: z.strictObject({ sessionId: id }),
   libraries: z.strictObject({ sessionId: id, filter: shortText.optional() }),
   checkFilter: z.strictObject({ filter: shortText }),
   exportSession: z.strictObject({

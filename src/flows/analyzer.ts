@@ -423,6 +423,8 @@ export class Analyzer {
   private lastTcp = false;
   // the last decrypted record's ends (readPduHead gives a run of records with the same tags one head)
   private rec: RecordEnds = NO_RECORD_ENDS;
+  /** TCP flows by how their connection went (flow.tcp.state), kept as they change: the app's header counts */
+  readonly tcpStates: Record<TcpState, number> = { 'no-reply': 0, refused: 0, established: 0, closing: 0, closed: 0, reset: 0, midstream: 0 };
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
   };
@@ -667,6 +669,7 @@ export class Analyzer {
       x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, at: this.list.length, origin: this.origin,
     };
     if (netns !== null) flow.netns = netns;
+    if (flow.tcp) this.tcpStates[flow.tcp.state]++;
     if (packet6) this.index.set6(indexNode(node, netns), transport === 'tcp', packet6.data, packet6.addrOffset, ap, bp, fs);
     else this.index.set(indexNode(node, netns), transport === 'tcp', a, ap, b, bp, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
@@ -718,7 +721,13 @@ export class Analyzer {
     const bits = tcpBits(fs.tcpBits, d.tcpFlags, fromClient);
     if (bits !== fs.tcpBits) {
       fs.tcpBits = bits;
-      fs.flow.tcp = tcpSummary(bits);
+      const was = fs.flow.tcp;
+      const now = tcpSummary(bits);
+      if (now !== was) {
+        if (was) this.tcpStates[was.state]--;
+        this.tcpStates[now.state]++;
+        fs.flow.tcp = now;
+      }
     }
     const cur = fromClient ? fs.c2s : fs.s2c;
     if (d.tcpFlags & TCP_SYN) {
@@ -1171,6 +1180,7 @@ export class Analyzer {
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
       // (no packet tells how the connection went; its first packet, if one comes, does)
+      this.tcpStates[fs.flow.tcp!.state]--;
       fs.flow.tcp = null;
     }
     const f = fs.flow;

@@ -11,7 +11,7 @@ import { TapscopeError, isTapscopeError } from '../errors.js';
 import type {
   ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowPackets, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
-import type { Flow, LibraryBreakdownRow, PodRef } from '../model/flow.js';
+import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { builtHelper } from '../targets/deploy.js';
@@ -629,6 +629,11 @@ export class CoreService implements ApiCalls {
     const flow = analyzer.flowById(req.flowId);
     if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
     return flowPackets(files, flow);
+  }
+
+  async tcpStates(req: { sessionId: string }): Promise<Record<TcpState, number>> {
+    const { analyzer } = await this.analyzerOf(req.sessionId);
+    return { ...analyzer.tcpStates };
   }
 
   async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {

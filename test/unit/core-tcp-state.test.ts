@@ -73,6 +73,38 @@ describe('a TCP flow\'s connection state', () => {
     expect([a.flows()[0]!.seenBy, a.flows()[0]!.tcp]).toEqual(['packets', { state: 'closing', resetBy: null }]);
   });
 
+  it('is counted by state as flows change (the analyzer\'s tcpStates), hook-only flows not until a packet comes', () => {
+    const b = new CaptureBuilder();
+    const pkt = (port: number, fromClient: boolean, flags: number): void => {
+      const c = { ip: '10.70.2.1', port };
+      const srv = { ip: '10.70.2.2', port: 80 };
+      const [from, to] = fromClient ? [c, srv] : [srv, c];
+      b.tcp({ src: from.ip, dst: to.ip, sport: from.port, dport: to.port, seq: 1, ack: 1, flags });
+    };
+    pkt(1, true, SYN); pkt(1, false, RST | ACK); // refused
+    pkt(2, true, SYN); pkt(2, false, SYN | ACK); pkt(2, true, FIN | ACK); pkt(2, false, FIN | ACK); // closed
+    pkt(3, true, SYN); // no reply
+    pkt(4, true, PSH | ACK); // midstream
+    b.tls({ ip: '10.70.2.1', port: 5 }, { ip: '10.70.2.2', port: 443 }, 'out', Buffer.from('x'), { pid: 1, comm: 'c', lib: 'openssl' }); // hook-only
+    const a = new Analyzer();
+    const feed = a.stream();
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    const byState = (): Record<string, number> => {
+      const want: Record<string, number> = { 'no-reply': 0, refused: 0, established: 0, closing: 0, closed: 0, reset: 0, midstream: 0 };
+      for (const f of a.flows()) if (f.tcp) want[f.tcp.state]!++;
+      return want;
+    };
+    expect(a.tcpStates).toEqual(byState());
+    expect(a.tcpStates).toMatchObject({ refused: 1, closed: 1, 'no-reply': 1, midstream: 1 });
+    // the refused port answers after all, and the hook-only flow's packet comes
+    const more = new CaptureBuilder(1_732_620_002_000);
+    more.tcp({ src: '10.70.2.1', dst: '10.70.2.2', sport: 3, dport: 80, seq: 1, ack: 1, flags: RST });
+    more.tcp({ src: '10.70.2.1', dst: '10.70.2.2', sport: 5, dport: 443, seq: 1, ack: 1, flags: ACK });
+    for (const blk of parseBuffer(more.build())) feed(blk);
+    expect(a.tcpStates).toEqual(byState());
+    expect(a.tcpStates).toMatchObject({ 'no-reply': 0, reset: 1, midstream: 2 });
+  });
+
   it('is in the JSON lines (by the template) and in the filter language', () => {
     const refused = flowOf([['c', SYN], ['s', RST | ACK]]);
     const closed = flowOf([['c', SYN], ['s', SYN | ACK], ['c', FIN | ACK], ['s', FIN | ACK]], 40001);

@@ -1,6 +1,6 @@
 // Connections that failed or were cut in the session being looked at: how many TCP flows were refused, got no
-// reply, or were reset (the filter language's tcp.state), counted by the core's own filter and shown in the
-// header, where a click lists them. Counted again as a live capture goes on, at most once a second.
+// reply, or were reset (the filter language's tcp.state), as the core's analyzer keeps them (tcpStates), shown in
+// the header, where a click lists them with the filter. Asked again as a live capture goes on, at most once a second.
 import type { TcpState } from '../../../../src/model/flow.js';
 import { getApi } from '../api.js';
 
@@ -39,9 +39,9 @@ export class ConnectionsState {
   private async count(sessionId: string): Promise<void> {
     this.last = Date.now();
     const ask = ++this.asked;
-    const totals = await Promise.all(CONN_PROBLEMS.map((p) => getApi().queryFlows({ sessionId, filter: p.filter, offset: 0, limit: 0 }).then((r) => r.total, () => 0)));
-    if (ask !== this.asked) return;
-    this.counts = { sessionId, by: Object.fromEntries(CONN_PROBLEMS.map((p, i) => [p.state, totals[i]!])) };
+    const by = await getApi().tcpStates({ sessionId }).catch(() => null);
+    if (ask !== this.asked || !by) return;
+    this.counts = { sessionId, by };
   }
 }
 
