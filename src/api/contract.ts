@@ -105,6 +105,9 @@ export interface FlowPacketRow {
   ack: number | null;
   /** what is notable: "retransmission", "keep-alive", "previous segment not captured"; for a record, who decrypted it */
   info: string;
+  /** where its block is: the session's capture file (its index) and the block's offset in it (see packetBytes) */
+  file: number;
+  offset: number;
 }
 
 /** A flow's packet list (flowPackets): its first rows, and how many packets and records it has in all. */
@@ -140,6 +143,8 @@ export interface ApiCalls {
   flowStream(req: { sessionId: string; flowId: string }): Promise<FlowStream>;
   /** The flow's packets (and decrypted records) as a packet list, with TCP's relative numbers and notes (reads the capture again) */
   flowPackets(req: { sessionId: string; flowId: string }): Promise<FlowPackets>;
+  /** One row's bytes (a FlowPacketRow's file and offset): the packet as captured, or a decrypted record's plaintext */
+  packetBytes(req: { sessionId: string; file: number; offset: number; record?: boolean }): Promise<{ hex: string; length: number }>;
   /** The session's TCP flows by how their connection went (flow.tcp.state): kept by the analyzer, no flow is read */
   tcpStates(req: { sessionId: string }): Promise<Record<TcpState, number>>;
   libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;

@@ -36,6 +36,7 @@ export const requestSchemas = {
   flowStream: z.strictObject({ sessionId: id, flowId: id }),
   flowPackets: z.strictObject({ sessionId: id, flowId: id }),
   tcpStates: z.strictObject({ sessionId: id }),
+  packetBytes: z.strictObject({ sessionId: id, file: z.number().int().min(0), offset: z.number().int().min(0), record: z.boolean().optional() }),
   libraries: z.strictObject({ sessionId: id, filter: shortText.optional() }),
   checkFilter: z.strictObject({ filter: shortText }),
   exportSession: z.strictObject({

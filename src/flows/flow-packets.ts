@@ -36,9 +36,10 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
   let total = 0;
   const tcp: Record<'c2s' | 's2c', SeqState | null> = { c2s: null, s2c: null };
   const isClient = (ip: string, port: number): boolean => port === flow.src.port && ip === flow.src.ip;
-  await readWithFlowIds(files, (b, id) => {
+  await readWithFlowIds(files, (b, id, file) => {
     if (id !== flow.id || (b.type !== 'epb' && b.type !== 'spb')) return;
     total++;
+    const at = { file: files.indexOf(file), offset: b.offset };
     if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
       if (rows.length >= limit) return;
       const pdu = parseExportedPdu(b.data);
@@ -48,7 +49,7 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
       rows.push({
         n: total, ts: b.tsMs, dir: isClient(normalizeIp(pdu.src.ip), pdu.src.port) ? 'c2s' : 's2c', kind: 'record',
         len: pdu.payload.length, payload: pdu.payload.length, flags: null, seq: null, ack: null,
-        info: `decrypted${a?.fn ? ` by ${a.fn}` : ''}${a?.lib ? ` (${a.lib})` : ''}${who ? `, ${who}` : ''}`,
+        info: `decrypted${a?.fn ? ` by ${a.fn}` : ''}${a?.lib ? ` (${a.lib})` : ''}${who ? `, ${who}` : ''}`, ...at,
       });
       return;
     }
@@ -56,7 +57,7 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
     if (!d) return;
     const dir = isClient(d.src, d.srcPort) ? 'c2s' : 's2c';
     let row: FlowPacketRow = {
-      n: total, ts: b.tsMs, dir, kind: 'packet', len: b.origLen, payload: d.payloadLen, flags: null, seq: null, ack: null, info: '',
+      n: total, ts: b.tsMs, dir, kind: 'packet', len: b.origLen, payload: d.payloadLen, flags: null, seq: null, ack: null, info: '', ...at,
     };
     if (d.proto === PROTO_TCP) row = { ...row, ...tcpRow(tcp, dir, d.seq, d.ack, d.tcpFlags, d.payloadLen) };
     // (past the limit the sequence state still follows the flow, for nothing but the count)

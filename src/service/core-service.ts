@@ -17,6 +17,8 @@ import { Analyzer } from '../flows/analyzer.js';
 import { builtHelper } from '../targets/deploy.js';
 import { followStream } from '../flows/follow-stream.js';
 import { flowPackets } from '../flows/flow-packets.js';
+import { readPacketAt } from '../pcapng/block-at.js';
+import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote } from '../flows/node-meta.js';
@@ -629,6 +631,17 @@ export class CoreService implements ApiCalls {
     const flow = analyzer.flowById(req.flowId);
     if (!flow) throw new TapscopeError('E_FLOW_NOT_FOUND', `no flow '${req.flowId}' in session '${req.sessionId}'`);
     return flowPackets(files, flow);
+  }
+
+  async packetBytes(req: { sessionId: string; file: number; offset: number; record?: boolean }): Promise<{ hex: string; length: number }> {
+    const { files } = await this.analyzerOf(req.sessionId);
+    const f = files[req.file];
+    if (!f) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${req.sessionId}' has no capture file ${req.file}`);
+    const p = await readPacketAt(f.path, req.offset);
+    if (!req.record) return { hex: p.data.toString('hex'), length: p.origLen };
+    const pdu = parseExportedPdu(p.data);
+    if (!pdu) throw new TapscopeError('E_PCAPNG_MALFORMED', `the block at offset ${req.offset} of ${f.path} is no decrypted record`, { offset: req.offset });
+    return { hex: pdu.payload.toString('hex'), length: pdu.payload.length };
   }
 
   async tcpStates(req: { sessionId: string }): Promise<Record<TcpState, number>> {

@@ -54,6 +54,13 @@ describe('the Packets tab', () => {
       '6|0.005000|→|PSH, ACK|1|28|32|spurious retransmission',
     ]);
     expect(await page.locator('[data-testid="packet-row"].note').count()).toBe(1);
+    // a row's bytes: the whole frame, read from its block
+    await page.getByTestId('packet-row').nth(3).click();
+    await page.getByTestId('hex').waitFor({ timeout: 10_000 });
+    expect(await page.getByTestId('packet-bytes').locator('h3').textContent()).toMatch(/^Packet 4 \(86 bytes\)$/);
+    // (the dump's hex columns, whatever its width)
+    const dumped = async () => (await page.getByTestId('hex').textContent())!.split('\n').map((l) => l.split('  ')[1] ?? '').join('').replace(/\s+/g, '');
+    expect(await dumped()).toContain(Buffer.from('GET / HTTP/1.1\r\nHost: p.test').toString('hex'));
     await screenshot(page, 'flow-packets');
     await page.getByTestId('flow-row').nth(1).click();
     await expect.poll(rows, { timeout: 10_000 }).toEqual([
@@ -61,6 +68,11 @@ describe('the Packets tab', () => {
       '2|0.001000|→|TLS|||38|decrypted by SSL_write (openssl), curl pid 77',
     ]);
     expect(await page.locator('[data-testid="packet-row"].record').count()).toBe(1);
+    // (the other flow's list: the bytes shown before are gone until a row is picked)
+    expect(await page.getByTestId('packet-bytes').count()).toBe(0);
+    await page.locator('[data-testid="packet-row"].record').click();
+    await expect.poll(async () => page.getByTestId('packet-bytes').locator('h3').textContent(), { timeout: 10_000 }).toMatch(/^Record 2, decrypted \(38 bytes\)$/);
+    expect(await dumped()).toBe(Buffer.from('GET /secret HTTP/1.1\r\nHost: s.test\r\n\r\n').toString('hex'));
     expect(app.ui.pageErrors).toEqual([]);
   });
 });

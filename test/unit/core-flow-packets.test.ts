@@ -11,6 +11,11 @@ import { flowPackets, tcpFlagsText } from '../../src/flows/flow-packets.js';
 import type { Flow } from '../../src/model/flow.js';
 import { parseCommand } from '../../src/cli/args.js';
 import { CaptureBuilder } from './core-packet-builder.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { readPacketAt } from '../../src/pcapng/block-at.js';
+import { CoreService } from '../../src/service/core-service.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { readFileSync } from 'node:fs';
 
 const ROOT = join(import.meta.dirname, '../..');
 const FIX = join(ROOT, 'test/fixtures/pcapng');
@@ -136,6 +141,52 @@ describe('a flow\'s packets', () => {
     const some = await flowPackets([{ path }], flow!, 3);
     expect([some.rows.length, some.total, some.truncated]).toEqual([3, 7, true]);
     expect(some.rows).toEqual(all.rows.slice(0, 3));
+  });
+
+  it('gives each row\'s bytes from its block\'s offset, in either byte order, and says when no packet is there', async () => {
+    for (const name of ['loopback-mix.pcapng', 'lo-udp-be.pcapng']) {
+      const path = join(FIX, name);
+      const blocks = parseBuffer(readFileSync(path)).filter((b) => b.type === 'epb');
+      const flows = await load(path);
+      const p = await flowPackets([{ path }], flows[0]!);
+      expect(p.rows.length).toBeGreaterThan(0);
+      for (const r of p.rows) {
+        expect(r.file).toBe(0);
+        const b = blocks.find((x) => x.offset === r.offset)!;
+        expect(b, `${name} row ${r.n}`).toBeDefined();
+        const got = await readPacketAt(path, r.offset);
+        expect(got.data.equals(b.data), `${name} row ${r.n}`).toBe(true);
+        expect(got.origLen).toBe(r.len);
+      }
+    }
+    const path = join(FIX, 'loopback-mix.pcapng');
+    await expect(readPacketAt(path, 0)).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED', message: `${path} has no packet block at offset 0: its block type is 0xa0d0d0a` });
+    await expect(readPacketAt(path, 1 << 30)).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED', message: expect.stringMatching(/the file ends before it$/) });
+  });
+
+  it('gives a decrypted record\'s plaintext through the service, and a packet as captured', async () => {
+    const path = join(dir, 'svc.pcapng');
+    const client = { ip: '10.63.0.1', port: 46000 };
+    const server = { ip: '10.63.0.2', port: 443 };
+    const b = new CaptureBuilder();
+    b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 7, flags: 0x02 });
+    b.tls(client, server, 'out', Buffer.from('GET /x HTTP/1.1\r\nHost: a\r\n\r\n'), { pid: 5, comm: 'curl', lib: 'openssl' });
+    writeFileSync(path, b.build());
+    const svc = new CoreService({ store: new SessionStore(join(dir, 'svc-sessions')) });
+    try {
+      const s = await svc.openFile({ path });
+      const flow = (await svc.queryFlows({ sessionId: s.id, offset: 0, limit: 10 })).rows[0]!;
+      const p = await svc.flowPackets({ sessionId: s.id, flowId: flow.id });
+      const [syn, rec] = p.rows;
+      const synBytes = await svc.packetBytes({ sessionId: s.id, file: syn!.file, offset: syn!.offset });
+      expect(synBytes.length).toBe(54);
+      expect(synBytes.hex.slice(28, 32)).toBe('4500');
+      const plain = await svc.packetBytes({ sessionId: s.id, file: rec!.file, offset: rec!.offset, record: true });
+      expect(Buffer.from(plain.hex, 'hex').toString()).toBe('GET /x HTTP/1.1\r\nHost: a\r\n\r\n');
+      await expect(svc.packetBytes({ sessionId: s.id, file: 3, offset: 0 })).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND' });
+    } finally {
+      await svc.close();
+    }
   });
 
   it('names the flags as Wireshark does', () => {
