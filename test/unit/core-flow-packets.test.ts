@@ -13,6 +13,7 @@ import { parseCommand } from '../../src/cli/args.js';
 import { CaptureBuilder } from './core-packet-builder.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { readPacketAt } from '../../src/pcapng/block-at.js';
+import type { PacketBlock } from '../../src/pcapng/types.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { readFileSync } from 'node:fs';
@@ -146,7 +147,7 @@ describe('a flow\'s packets', () => {
   it('gives each row\'s bytes from its block\'s offset, in either byte order, and says when no packet is there', async () => {
     for (const name of ['loopback-mix.pcapng', 'lo-udp-be.pcapng']) {
       const path = join(FIX, name);
-      const blocks = parseBuffer(readFileSync(path)).filter((b) => b.type === 'epb');
+      const blocks = parseBuffer(readFileSync(path)).filter((b): b is PacketBlock => b.type === 'epb');
       const flows = await load(path);
       const p = await flowPackets([{ path }], flows[0]!);
       expect(p.rows.length).toBeGreaterThan(0);
