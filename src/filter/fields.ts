@@ -98,6 +98,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
   'tcp.state': { type: 'string', get: (f) => f.tcp?.state, help: 'how the TCP connection went: no-reply, refused, established, closing, closed, reset, midstream' },
   'tcp.resetBy': { type: 'string', get: (f) => f.tcp?.resetBy, help: 'client | server: the side that sent the first RST' },
+  'tcp.retransmissions': { type: 'number', get: (f) => f.tcp?.retransmissions, help: 'segments sent again (as Wireshark marks retransmissions; keep-alives not)' },
   dns: { type: 'bool', get: (f) => (f.dns?.length ?? 0) > 0, help: 'the flow carried DNS messages' },
   'dns.query': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.query), some: (f, t) => (f.dns ?? []).some((d) => t(d.query)), help: 'queried name of any question' },
   'dns.type': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.type), some: (f, t) => (f.dns ?? []).some((d) => t(d.type)), help: 'query type (A, AAAA, ...)' },

@@ -167,6 +167,11 @@ interface FlowState {
   version: number;
   /** TCP_SEEN_* bits: what the connection's flags said so far (flow.tcp is told from them) */
   tcpBits: number;
+  /** the interface the flow's first TCP packet came on (-1: none yet); its retransmissions are counted there */
+  tcpIf: number;
+  /** per direction, the sequence number after the highest byte seen on tcpIf (-1: none yet) */
+  nextC: number;
+  nextS: number;
   /** position in arrival order (the analyzer's columns) */
   at: number;
   /** the creating block's origin (see arrivalOrigins) */
@@ -192,18 +197,17 @@ export function tcpBits(bits: number, flags: number, fromClient: boolean): numbe
   return bits;
 }
 
-/**
- * The summary the bits tell (see TcpState): one shared, frozen object per state and resetting side, so that a flow
- * changing state allocates nothing.
- */
-export function tcpSummary(bits: number): TcpSummary {
+/** The state and resetting side the bits tell (see TcpState): one shared, frozen object for each. */
+export function tcpSummary(bits: number): Readonly<Pick<TcpSummary, 'state' | 'resetBy'>> {
   // (by the bits themselves, an index: a flow's state changes a few times, on the hot path)
   return TCP_BY_BITS[bits] ?? (TCP_BY_BITS[bits] = summaryOf(bits));
 }
 
-const TCP_BY_BITS: (TcpSummary | undefined)[] = new Array<TcpSummary | undefined>(256).fill(undefined);
+type TcpStateAndSide = Readonly<Pick<TcpSummary, 'state' | 'resetBy'>>;
 
-function summaryOf(bits: number): TcpSummary {
+const TCP_BY_BITS: (TcpStateAndSide | undefined)[] = new Array<TcpStateAndSide | undefined>(256).fill(undefined);
+
+function summaryOf(bits: number): TcpStateAndSide {
   const resetBy = bits & TCP_SEEN_RST_CLIENT ? 'client' : bits & TCP_SEEN_RST_SERVER ? 'server' : null;
   // (the server's SYN+ACK is the handshake's sign: its SYN may have been missed)
   const accepted = (bits & TCP_SEEN_SYNACK) !== 0;
@@ -219,13 +223,11 @@ function summaryOf(bits: number): TcpSummary {
   return TCP_SUMMARIES[`${state}/${resetBy}`]!;
 }
 
-const TCP_SUMMARIES: Record<string, TcpSummary> = Object.fromEntries(
+const TCP_SUMMARIES: Record<string, TcpStateAndSide> = Object.fromEntries(
   (['no-reply', 'refused', 'established', 'closing', 'closed', 'reset', 'midstream'] as const).flatMap((state) =>
     ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy })])),
 );
 
-/** A TCP flow's summary before its first packet tells more. */
-const MIDSTREAM = tcpSummary(0);
 
 interface StreamState {
   /** arrivalOrigins() of this stream's blocks start here */
@@ -481,7 +483,7 @@ export class Analyzer {
         if (this.observe || iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return false;
         this.changes++;
         this.origin = st.originBase + offset;
-        this.onPacket(st, iface.linkType, buf, start, start + capLen, tsMs, origLen);
+        this.onPacket(st, iface.linkType, buf, start, start + capLen, tsMs, origLen, iface.interfaceId);
         return true;
       },
       record: (_iface, buf, start, capLen, tsMs, offset, flags, comments) => {
@@ -541,7 +543,7 @@ export class Analyzer {
           const id = this.onTlsRecord(st.node, b.data, 0, b.data.length, b.tsMs, b.flags, b.comments);
           if (this.observe) this.observe(b, id);
         } else {
-          const id = this.onPacket(st, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen);
+          const id = this.onPacket(st, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen, b.iface.interfaceId);
           if (this.observe) this.observe(b, id);
         }
         break;
@@ -566,8 +568,8 @@ export class Analyzer {
 
   // ---- packets ----
 
-  /** One packet: the frame is buf[start, end). */
-  private onPacket(st: StreamState, linkType: number, buf: Buffer, start: number, end: number, tsMs: number, origLen: number): string | null {
+  /** One packet: the frame is buf[start, end); `iface`: the capturing interface's id in its section. */
+  private onPacket(st: StreamState, linkType: number, buf: Buffer, start: number, end: number, tsMs: number, origLen: number, iface: number): string | null {
     const d = decodePacket(linkType, buf, this.scratch, start, end);
     const flowPacket = d !== null && (d.proto === PROTO_TCP || d.proto === PROTO_UDP) && (!d.fragment || d.firstFragment) && (d.srcPort !== 0 || d.dstPort !== 0);
     const v4 = d !== null && d.ipVersion === 4;
@@ -625,7 +627,7 @@ export class Analyzer {
     // (an IPv6 packet from the client's port is the client's unless both ports are the same: only then is the
     // source address's text needed)
     const fromClient = fs.cport === d.srcPort && (v4 ? fs.cip === sip : d.srcPort !== d.dstPort || fs.cip === (sip === 0 ? d.src : sip));
-    if (transport === 'tcp') this.onTcp(fs, d, fromClient, tsMs);
+    if (transport === 'tcp') this.onTcp(fs, d, fromClient, tsMs, iface);
     else this.onUdp(fs, d, fromClient);
     return f.id;
   }
@@ -662,11 +664,13 @@ export class Analyzer {
     while (!this.ids.add(LANES[H1]!, LANES[H2]!)) id = nextId(id);
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
-      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets', tcp: transport === 'tcp' ? MIDSTREAM : null,
+      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
+      // (a TCP flow's own: its counts change in place)
+      tcp: transport === 'tcp' ? { state: 'midstream', resetBy: null, retransmissions: 0 } : null,
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: NO_BYTES, firstS: NO_BYTES, chDone: false, shDone: false,
-      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, at: this.list.length, origin: this.origin,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, tcpIf: -1, nextC: -1, nextS: -1, at: this.list.length, origin: this.origin,
     };
     if (netns !== null) flow.netns = netns;
     if (flow.tcp) this.tcpStates[flow.tcp.state]++;
@@ -717,16 +721,38 @@ export class Analyzer {
     gap: (fs, c2s) => this.onStreamGap(fs, c2s),
   };
 
-  private onTcp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number): void {
-    const bits = tcpBits(fs.tcpBits, d.tcpFlags, fromClient);
+  private onTcp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number, iface: number): void {
+    const flags = d.tcpFlags;
+    const bits = tcpBits(fs.tcpBits, flags, fromClient);
+    let tcp = fs.flow.tcp;
     if (bits !== fs.tcpBits) {
       fs.tcpBits = bits;
-      const was = fs.flow.tcp;
       const now = tcpSummary(bits);
-      if (now !== was) {
-        if (was) this.tcpStates[was.state]--;
+      if (!tcp) {
+        // (a hook-only flow's first packet)
+        tcp = fs.flow.tcp = { state: now.state, resetBy: now.resetBy, retransmissions: 0 };
         this.tcpStates[now.state]++;
-        fs.flow.tcp = now;
+      } else if (tcp.state !== now.state || tcp.resetBy !== now.resetBy) {
+        this.tcpStates[tcp.state]--;
+        this.tcpStates[now.state]++;
+        tcp.state = now.state;
+        tcp.resetBy = now.resetBy;
+      }
+    }
+    // retransmissions, counted on the interface the flow was first seen on: a capture of several interfaces sees a
+    // packet crossing a pod's veth and a bridge twice, and each copy after the first would read as one
+    if (fs.tcpIf < 0) fs.tcpIf = iface;
+    if (iface === fs.tcpIf && tcp) {
+      const span = d.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0);
+      if (span > 0) {
+        const next = fromClient ? fs.nextC : fs.nextS;
+        const ahead = next < 0 || flags & TCP_SYN ? 0 : (d.seq - next) | 0;
+        // (a keep-alive, one byte before the next, is no retransmission: as Wireshark tells them apart)
+        if (ahead < 0 && !(ahead === -1 && d.payloadLen <= 1 && !(flags & TCP_FIN))) tcp.retransmissions++;
+        if (next < 0 || flags & TCP_SYN || ((d.seq + span - next) | 0) > 0) {
+          if (fromClient) fs.nextC = (d.seq + span) >>> 0;
+          else fs.nextS = (d.seq + span) >>> 0;
+        }
       }
     }
     const cur = fromClient ? fs.c2s : fs.s2c;

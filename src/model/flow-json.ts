@@ -342,9 +342,10 @@ const DNS = template<DnsSummary, keyof DnsSummary>(['id', 'query', 'type', 'rcod
   w.lit(k.answers); w.value(o.answers, d);
 });
 
-const TCP = memoized(template<TcpSummary, keyof TcpSummary>(['state', 'resetBy'], (w, o, k, d) => {
+const TCP = memoized(template<TcpSummary, keyof TcpSummary>(['state', 'resetBy', 'retransmissions'], (w, o, k, d) => {
   w.lit(k.state); w.value(o.state, d);
   w.lit(k.resetBy); w.value(o.resetBy, d);
+  w.lit(k.retransmissions); w.value(o.retransmissions, d);
 }));
 
 /** The fields every flow has from its creation (Analyzer.addFlow), in that order; the optional ones follow. */

@@ -89,6 +89,12 @@ export interface TcpSummary {
   state: TcpState;
   /** the side that sent the first RST; null when none did */
   resetBy: 'client' | 'server' | null;
+  /**
+   * Segments that carried bytes (or a SYN or FIN) again, before the highest sequence number seen in their direction:
+   * what Wireshark marks a retransmission (spurious or not; keep-alives are not), counted on the interface the flow
+   * was first seen on, so that a capture of several interfaces does not count the copies of one packet
+   */
+  retransmissions: number;
 }
 
 export interface Flow {

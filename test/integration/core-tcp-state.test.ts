@@ -83,10 +83,10 @@ describe('TCP connection states from a real capture', () => {
       const flows = await runCli(['flows', out, '--json'], env);
       expect(flows.code, flows.stderr).toBe(0);
       const byPort = new Map((flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow)).map((f) => [f.src.port, f]));
-      expect(byPort.get(40001)?.tcp).toEqual({ state: 'refused', resetBy: 'server' });
-      expect(byPort.get(40002)?.tcp).toEqual({ state: 'reset', resetBy: 'server' });
-      expect(byPort.get(40003)?.tcp).toEqual({ state: 'closed', resetBy: null });
-      expect(byPort.get(40004)?.tcp).toEqual({ state: 'reset', resetBy: 'client' });
+      expect(byPort.get(40001)?.tcp).toEqual({ state: 'refused', resetBy: 'server', retransmissions: 0 });
+      expect(byPort.get(40002)?.tcp).toEqual({ state: 'reset', resetBy: 'server', retransmissions: 0 });
+      expect(byPort.get(40003)?.tcp).toEqual({ state: 'closed', resetBy: null, retransmissions: 0 });
+      expect(byPort.get(40004)?.tcp).toEqual({ state: 'reset', resetBy: 'client', retransmissions: 0 });
 
       // the table says it after the app
       const table = await runCli(['flows', out], env);

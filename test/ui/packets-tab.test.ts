@@ -88,6 +88,8 @@ describe('a TCP flow\'s connection state', () => {
     await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^refused — the server answered the SYN with a RST/);
     await page.getByTestId('flow-row').nth(0).click();
     await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^established — handshake completed/);
+    // (its request was sent again)
+    expect(await page.getByTestId('tcp-retransmissions').textContent()).toBe('1 segment sent again (retransmissions)');
     expect(app.ui.pageErrors).toEqual([]);
   });
 

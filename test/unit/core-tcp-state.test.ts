@@ -5,8 +5,8 @@ import { Analyzer, tcpBits, tcpSummary } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { FlowJsonLines } from '../../src/model/flow-json.js';
 import { compileFilter } from '../../src/filter/index.js';
-import type { Flow } from '../../src/model/flow.js';
-import { CaptureBuilder } from './core-packet-builder.js';
+import type { Flow, TcpSummary } from '../../src/model/flow.js';
+import { CaptureBuilder, ethernet, ipPacket } from './core-packet-builder.js';
 
 const SYN = 0x02;
 const ACK = 0x10;
@@ -33,7 +33,7 @@ function flowOf(steps: [side: 'c' | 's', flags: number][], port = 40000): Flow {
 
 describe('a TCP flow\'s connection state', () => {
   it('is told for every way a connection goes', () => {
-    const cases: [string, [('c' | 's'), number][], Flow['tcp']][] = [
+    const cases: [string, [('c' | 's'), number][], Pick<TcpSummary, 'state' | 'resetBy'>][] = [
       ['SYN alone (and its retries)', [['c', SYN], ['c', SYN]], { state: 'no-reply', resetBy: null }],
       ['SYN answered by RST', [['c', SYN], ['s', RST | ACK]], { state: 'refused', resetBy: 'server' }],
       ['handshake', [['c', SYN], ['s', SYN | ACK], ['c', ACK], ['c', PSH | ACK]], { state: 'established', resetBy: null }],
@@ -47,7 +47,39 @@ describe('a TCP flow\'s connection state', () => {
       ['the SYN missed, the SYN+ACK seen', [['s', SYN | ACK], ['c', PSH | ACK]], { state: 'established', resetBy: null }],
       ['a FIN without a SYN', [['c', PSH | ACK], ['s', FIN | ACK]], { state: 'closing', resetBy: null }],
     ];
-    for (const [what, steps, want] of cases) expect(flowOf(steps).tcp, what).toEqual(want);
+    for (const [what, steps, want] of cases) {
+      const t = flowOf(steps).tcp!;
+      expect({ state: t.state, resetBy: t.resetBy }, what).toEqual(want);
+    }
+  });
+
+  it('counts retransmitted segments, not keep-alives, nor a packet\'s copies on a second interface', () => {
+    const C = { src: '10.70.3.1', dst: '10.70.3.2', sport: 42000, dport: 80 };
+    const S = { src: '10.70.3.2', dst: '10.70.3.1', sport: 80, dport: 42000 };
+    const b = new CaptureBuilder();
+    // every packet seen twice: on the pod's veth, then on the bridge (another interface)
+    const both = (seg: Parameters<typeof ipPacket>[1]): void => {
+      b.packet(ethernet(ipPacket('tcp', seg)), { iface: 'veth0' });
+      b.packet(ethernet(ipPacket('tcp', seg)), { iface: 'br0' });
+    };
+    const data = (n: number): Buffer => Buffer.alloc(n, 0x61);
+    both({ ...C, seq: 1000, flags: SYN });
+    both({ ...S, seq: 5000, ack: 1001, flags: SYN | ACK });
+    both({ ...C, seq: 1001, ack: 5001, flags: PSH | ACK, payload: data(100) });
+    both({ ...C, seq: 1101, ack: 5001, flags: PSH | ACK, payload: data(100) });
+    both({ ...C, seq: 1001, ack: 5001, flags: PSH | ACK, payload: data(100) }); // retransmitted
+    both({ ...C, seq: 1150, ack: 5001, flags: PSH | ACK, payload: data(100) }); // overlapping: retransmitted in part
+    both({ ...C, seq: 1249, ack: 5001, flags: ACK, payload: data(1) }); // keep-alive
+    both({ ...S, seq: 5001, ack: 1250, flags: PSH | ACK, payload: data(10) });
+    both({ ...C, seq: 1250, ack: 5011, flags: FIN | ACK });
+    both({ ...C, seq: 1250, ack: 5011, flags: FIN | ACK }); // the FIN again
+    const a = new Analyzer();
+    const feed = a.stream();
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    expect(a.flows()).toHaveLength(1);
+    expect(a.flows()[0]!.tcp).toEqual({ state: 'closing', resetBy: null, retransmissions: 3 });
+    expect(compileFilter('tcp.retransmissions > 2')(a.flows()[0]!)).toBe(true);
+    expect(compileFilter('tcp.retransmissions > 3')(a.flows()[0]!)).toBe(false);
   });
 
   it('shares one summary object per state and side, and UDP flows have none', () => {
@@ -70,7 +102,7 @@ describe('a TCP flow\'s connection state', () => {
     expect([a.flows()[0]!.seenBy, a.flows()[0]!.tcp]).toEqual(['hook-only', null]);
     const more = new CaptureBuilder(1_732_620_001_000).tcp({ src: c.ip, dst: srv.ip, sport: c.port, dport: srv.port, seq: 5, ack: 1, flags: FIN | ACK });
     for (const blk of parseBuffer(more.build())) feed(blk);
-    expect([a.flows()[0]!.seenBy, a.flows()[0]!.tcp]).toEqual(['packets', { state: 'closing', resetBy: null }]);
+    expect([a.flows()[0]!.seenBy, a.flows()[0]!.tcp]).toEqual(['packets', { state: 'closing', resetBy: null, retransmissions: 0 }]);
   });
 
   it('is counted by state as flows change (the analyzer\'s tcpStates), hook-only flows not until a packet comes', () => {
@@ -114,7 +146,7 @@ describe('a TCP flow\'s connection state', () => {
     expect(lines.counts).toEqual({ templated: 2, walked: 0, stringified: 0 });
     const text = lines.take().toString();
     expect(text).toBe(`${JSON.stringify(refused)}\n${JSON.stringify(closed)}\n`);
-    expect(text).toContain('"tcp":{"state":"refused","resetBy":"server"}');
+    expect(text).toContain('"tcp":{"state":"refused","resetBy":"server","retransmissions":0}');
     expect(compileFilter('tcp.state == "refused"')(refused)).toBe(true);
     expect(compileFilter('tcp.state == "refused"')(closed)).toBe(false);
     expect(compileFilter('tcp.resetBy == "server"')(refused)).toBe(true);
