@@ -167,6 +167,8 @@ interface FlowState {
   version: number;
   /** TCP_SEEN_* bits: what the connection's flags said so far (flow.tcp is told from them) */
   tcpBits: number;
+  /** flow.tcp.state's index in TCP_STATES (-1: no flow.tcp) */
+  tcpCode: number;
   /** the interface the flow's first TCP packet came on (-1: none yet); its retransmissions are counted there */
   tcpIf: number;
   /** per direction, the sequence number after the highest byte seen on tcpIf (-1: none yet) */
@@ -198,12 +200,16 @@ export function tcpBits(bits: number, flags: number, fromClient: boolean): numbe
 }
 
 /** The state and resetting side the bits tell (see TcpState): one shared, frozen object for each. */
-export function tcpSummary(bits: number): Readonly<Pick<TcpSummary, 'state' | 'resetBy'>> {
+export function tcpSummary(bits: number): TcpStateAndSide {
   // (by the bits themselves, an index: a flow's state changes a few times, on the hot path)
   return TCP_BY_BITS[bits] ?? (TCP_BY_BITS[bits] = summaryOf(bits));
 }
 
-type TcpStateAndSide = Readonly<Pick<TcpSummary, 'state' | 'resetBy'>>;
+/** A state and resetting side, with the state's index in TCP_STATES (the analyzer counts flows by it) */
+type TcpStateAndSide = Readonly<Pick<TcpSummary, 'state' | 'resetBy'> & { code: number }>;
+
+const TCP_STATES = ['no-reply', 'refused', 'established', 'closing', 'closed', 'reset', 'midstream'] as const satisfies readonly TcpState[];
+const MIDSTREAM_CODE = TCP_STATES.indexOf('midstream');
 
 const TCP_BY_BITS: (TcpStateAndSide | undefined)[] = new Array<TcpStateAndSide | undefined>(256).fill(undefined);
 
@@ -224,8 +230,8 @@ function summaryOf(bits: number): TcpStateAndSide {
 }
 
 const TCP_SUMMARIES: Record<string, TcpStateAndSide> = Object.fromEntries(
-  (['no-reply', 'refused', 'established', 'closing', 'closed', 'reset', 'midstream'] as const).flatMap((state) =>
-    ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy })])),
+  TCP_STATES.flatMap((state, code) =>
+    ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy, code })])),
 );
 
 
@@ -425,8 +431,13 @@ export class Analyzer {
   private lastTcp = false;
   // the last decrypted record's ends (readPduHead gives a run of records with the same tags one head)
   private rec: RecordEnds = NO_RECORD_ENDS;
-  /** TCP flows by how their connection went (flow.tcp.state), kept as they change: the app's header counts */
-  readonly tcpStates: Record<TcpState, number> = { 'no-reply': 0, refused: 0, established: 0, closing: 0, closed: 0, reset: 0, midstream: 0 };
+  /** TCP flows by how their connection went (flow.tcp.state), by TCP_STATES index, kept as they change */
+  private readonly tcpCounts = new Float64Array(TCP_STATES.length);
+
+  /** TCP flows by how their connection went (flow.tcp.state): the app's header counts */
+  get tcpStates(): Record<TcpState, number> {
+    return Object.fromEntries(TCP_STATES.map((state, i) => [state, this.tcpCounts[i]!])) as Record<TcpState, number>;
+  }
   readonly counters: AnalyzerCounters = {
     packets: 0, bytes: 0, nonIp: 0, otherProto: 0, fragments: 0, tlsRecords: 0, tlsRecordsUnmatched: 0, retransmittedBytes: 0, gaps: 0,
   };
@@ -670,10 +681,10 @@ export class Analyzer {
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: NO_BYTES, firstS: NO_BYTES, chDone: false, shDone: false,
-      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, tcpIf: -1, nextC: -1, nextS: -1, at: this.list.length, origin: this.origin,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, tcpCode: transport === 'tcp' ? MIDSTREAM_CODE : -1, tcpIf: -1, nextC: -1, nextS: -1, at: this.list.length, origin: this.origin,
     };
     if (netns !== null) flow.netns = netns;
-    if (flow.tcp) this.tcpStates[flow.tcp.state]++;
+    if (flow.tcp) this.tcpCounts[MIDSTREAM_CODE]!++;
     if (packet6) this.index.set6(indexNode(node, netns), transport === 'tcp', packet6.data, packet6.addrOffset, ap, bp, fs);
     else this.index.set(indexNode(node, netns), transport === 'tcp', a, ap, b, bp, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
@@ -731,10 +742,12 @@ export class Analyzer {
       if (!tcp) {
         // (a hook-only flow's first packet)
         tcp = fs.flow.tcp = { state: now.state, resetBy: now.resetBy, retransmissions: 0 };
-        this.tcpStates[now.state]++;
-      } else if (tcp.state !== now.state || tcp.resetBy !== now.resetBy) {
-        this.tcpStates[tcp.state]--;
-        this.tcpStates[now.state]++;
+        this.tcpCounts[now.code]!++;
+        fs.tcpCode = now.code;
+      } else if (fs.tcpCode !== now.code || tcp.resetBy !== now.resetBy) {
+        this.tcpCounts[fs.tcpCode]!--;
+        this.tcpCounts[now.code]!++;
+        fs.tcpCode = now.code;
         tcp.state = now.state;
         tcp.resetBy = now.resetBy;
       }
@@ -1206,7 +1219,8 @@ export class Analyzer {
       fs.flow.app = 'tls';
       fs.flow.seenBy = 'hook-only';
       // (no packet tells how the connection went; its first packet, if one comes, does)
-      this.tcpStates[fs.flow.tcp!.state]--;
+      this.tcpCounts[fs.tcpCode]!--;
+      fs.tcpCode = -1;
       fs.flow.tcp = null;
     }
     const f = fs.flow;
