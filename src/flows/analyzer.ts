@@ -171,9 +171,8 @@ interface FlowState {
   tcpCode: number;
   /** the interface the flow's first TCP packet came on (-1: none yet); its retransmissions are counted there */
   tcpIf: number;
-  /** per direction, the sequence number after the highest byte seen on tcpIf (-1: none yet) */
-  nextC: number;
-  nextS: number;
+  /** which directions' next sequence numbers (Analyzer.tcpNext) are known: 1 the client's, 2 the server's */
+  nextKnown: number;
   /** position in arrival order (the analyzer's columns) */
   at: number;
   /** the creating block's origin (see arrivalOrigins) */
@@ -200,20 +199,16 @@ export function tcpBits(bits: number, flags: number, fromClient: boolean): numbe
 }
 
 /** The state and resetting side the bits tell (see TcpState): one shared, frozen object for each. */
-export function tcpSummary(bits: number): TcpStateAndSide {
+export function tcpSummary(bits: number): TcpSummary {
   // (by the bits themselves, an index: a flow's state changes a few times, on the hot path)
   return TCP_BY_BITS[bits] ?? (TCP_BY_BITS[bits] = summaryOf(bits));
 }
 
-/** A state and resetting side, with the state's index in TCP_STATES (the analyzer counts flows by it) */
-type TcpStateAndSide = Readonly<Pick<TcpSummary, 'state' | 'resetBy'> & { code: number }>;
-
 const TCP_STATES = ['no-reply', 'refused', 'established', 'closing', 'closed', 'reset', 'midstream'] as const satisfies readonly TcpState[];
-const MIDSTREAM_CODE = TCP_STATES.indexOf('midstream');
 
-const TCP_BY_BITS: (TcpStateAndSide | undefined)[] = new Array<TcpStateAndSide | undefined>(256).fill(undefined);
+const TCP_BY_BITS: (TcpSummary | undefined)[] = new Array<TcpSummary | undefined>(256).fill(undefined);
 
-function summaryOf(bits: number): TcpStateAndSide {
+function summaryOf(bits: number): TcpSummary {
   const resetBy = bits & TCP_SEEN_RST_CLIENT ? 'client' : bits & TCP_SEEN_RST_SERVER ? 'server' : null;
   // (the server's SYN+ACK is the handshake's sign: its SYN may have been missed)
   const accepted = (bits & TCP_SEEN_SYNACK) !== 0;
@@ -229,11 +224,17 @@ function summaryOf(bits: number): TcpStateAndSide {
   return TCP_SUMMARIES[`${state}/${resetBy}`]!;
 }
 
-const TCP_SUMMARIES: Record<string, TcpStateAndSide> = Object.fromEntries(
-  TCP_STATES.flatMap((state, code) =>
-    ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy, code })])),
+/**
+ * The summaries of flows without retransmissions: one shared, frozen object for each state and resetting side, so
+ * that most TCP flows carry none of their own (a flow gets its own at its first retransmission).
+ */
+const TCP_SUMMARIES: Record<string, TcpSummary> = Object.fromEntries(
+  TCP_STATES.flatMap((state) =>
+    ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy, retransmissions: 0 })])),
 );
 
+const MIDSTREAM = tcpSummary(0);
+const MIDSTREAM_CODE = TCP_STATES.indexOf('midstream');
 
 interface StreamState {
   /** arrivalOrigins() of this stream's blocks start here */
@@ -410,6 +411,12 @@ export class Analyzer {
   };
   /** `changes` when columns() last brought packets and bytes up to date */
   private colsAt = -1;
+  /**
+   * Per flow (its arrival position × 2, + 1 for the server's direction): the sequence number after the highest byte
+   * seen on the flow's first interface, for counting retransmissions (raw 32-bit numbers: in a flow's state, half of
+   * them would be a heap number each, 38 MB for a million flows)
+   */
+  private tcpNext = new Uint32Array(2 * 1024);
   private ordered = true;
   private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
@@ -676,15 +683,14 @@ export class Analyzer {
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
-      // (a TCP flow's own: its counts change in place)
-      tcp: transport === 'tcp' ? { state: 'midstream', resetBy: null, retransmissions: 0 } : null,
+      tcp: transport === 'tcp' ? MIDSTREAM : null,
     };
     const fs: FlowState = {
       flow, cip, cport: client.port, app: 'classify', closed: false, c2s: null, s2c: null, synC: -1, synS: -1, firstC: NO_BYTES, firstS: NO_BYTES, chDone: false, shDone: false,
-      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, tcpCode: transport === 'tcp' ? MIDSTREAM_CODE : -1, tcpIf: -1, nextC: -1, nextS: -1, at: this.list.length, origin: this.origin,
+      x: null, resolvedMeta: -1, quic: null, resolvedAt: -1, version: 0, tcpBits: 0, tcpCode: transport === 'tcp' ? MIDSTREAM_CODE : -1, tcpIf: -1, nextKnown: 0, at: this.list.length, origin: this.origin,
     };
     if (netns !== null) flow.netns = netns;
-    if (flow.tcp) this.tcpCounts[MIDSTREAM_CODE]!++;
+    if (fs.tcpCode >= 0) this.tcpCounts[fs.tcpCode]!++;
     if (packet6) this.index.set6(indexNode(node, netns), transport === 'tcp', packet6.data, packet6.addrOffset, ap, bp, fs);
     else this.index.set(indexNode(node, netns), transport === 'tcp', a, ap, b, bp, fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
@@ -699,6 +705,9 @@ export class Analyzer {
       const counts = (a: Float64Array): Float64Array => { const b = new Float64Array(a.length * 2); b.set(a); return b; };
       const codes = (a: Uint8Array): Uint8Array => { const b = new Uint8Array(a.length * 2); b.set(a); return b; };
       this.cols = { srcPort: ports(c.srcPort), dstPort: ports(c.dstPort), bytes: counts(c.bytes), packets: counts(c.packets), transport: codes(c.transport) };
+      const next = new Uint32Array(this.tcpNext.length * 2);
+      next.set(this.tcpNext);
+      this.tcpNext = next;
     }
     this.cols.srcPort[at] = client.port;
     this.cols.dstPort[at] = server.port;
@@ -735,36 +744,46 @@ export class Analyzer {
   private onTcp(fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number, iface: number): void {
     const flags = d.tcpFlags;
     const bits = tcpBits(fs.tcpBits, flags, fromClient);
-    let tcp = fs.flow.tcp;
+    const f = fs.flow;
     if (bits !== fs.tcpBits) {
       fs.tcpBits = bits;
       const now = tcpSummary(bits);
-      if (!tcp) {
-        // (a hook-only flow's first packet)
-        tcp = fs.flow.tcp = { state: now.state, resetBy: now.resetBy, retransmissions: 0 };
-        this.tcpCounts[now.code]!++;
-        fs.tcpCode = now.code;
-      } else if (fs.tcpCode !== now.code || tcp.resetBy !== now.resetBy) {
-        this.tcpCounts[fs.tcpCode]!--;
-        this.tcpCounts[now.code]!++;
-        fs.tcpCode = now.code;
-        tcp.state = now.state;
-        tcp.resetBy = now.resetBy;
+      const tcp = f.tcp;
+      // (null: a hook-only flow's first packet)
+      if (!tcp || tcp.state !== now.state || tcp.resetBy !== now.resetBy) {
+        const code = TCP_STATES.indexOf(now.state);
+        if (fs.tcpCode >= 0) this.tcpCounts[fs.tcpCode]!--;
+        this.tcpCounts[code]!++;
+        fs.tcpCode = code;
+        // (a flow with retransmissions has a summary of its own; the others share one)
+        if (tcp && tcp.retransmissions > 0) {
+          tcp.state = now.state;
+          tcp.resetBy = now.resetBy;
+        } else {
+          f.tcp = now;
+        }
       }
     }
     // retransmissions, counted on the interface the flow was first seen on: a capture of several interfaces sees a
     // packet crossing a pod's veth and a bridge twice, and each copy after the first would read as one
     if (fs.tcpIf < 0) fs.tcpIf = iface;
+    const tcp = f.tcp;
     if (iface === fs.tcpIf && tcp) {
       const span = d.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0);
       if (span > 0) {
-        const next = fromClient ? fs.nextC : fs.nextS;
-        const ahead = next < 0 || flags & TCP_SYN ? 0 : (d.seq - next) | 0;
+        const side = fromClient ? 1 : 2;
+        const slot = fs.at * 2 + side - 1;
+        const known = (fs.nextKnown & side) !== 0;
+        const next = this.tcpNext[slot]!;
+        const ahead = !known || flags & TCP_SYN ? 0 : (d.seq - next) | 0;
         // (a keep-alive, one byte before the next, is no retransmission: as Wireshark tells them apart)
-        if (ahead < 0 && !(ahead === -1 && d.payloadLen <= 1 && !(flags & TCP_FIN))) tcp.retransmissions++;
-        if (next < 0 || flags & TCP_SYN || ((d.seq + span - next) | 0) > 0) {
-          if (fromClient) fs.nextC = (d.seq + span) >>> 0;
-          else fs.nextS = (d.seq + span) >>> 0;
+        if (ahead < 0 && !(ahead === -1 && d.payloadLen <= 1 && !(flags & TCP_FIN))) {
+          if (tcp.retransmissions === 0) f.tcp = { state: tcp.state, resetBy: tcp.resetBy, retransmissions: 1 };
+          else tcp.retransmissions++;
+        }
+        if (!known || flags & TCP_SYN || ((d.seq + span - next) | 0) > 0) {
+          this.tcpNext[slot] = d.seq + span;
+          fs.nextKnown |= side;
         }
       }
     }

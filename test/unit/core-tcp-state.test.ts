@@ -6,7 +6,7 @@ import { parseBuffer } from '../../src/pcapng/index.js';
 import { FlowJsonLines } from '../../src/model/flow-json.js';
 import { compileFilter } from '../../src/filter/index.js';
 import type { Flow, TcpSummary } from '../../src/model/flow.js';
-import { CaptureBuilder, ethernet, ipPacket } from './core-packet-builder.js';
+import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from './core-packet-builder.js';
 
 const SYN = 0x02;
 const ACK = 0x10;
@@ -85,6 +85,16 @@ describe('a TCP flow\'s connection state', () => {
   it('shares one summary object per state and side, and UDP flows have none', () => {
     expect(tcpSummary(tcpBits(0, SYN, true))).toBe(tcpSummary(tcpBits(tcpBits(0, SYN, true), SYN, true)));
     expect(Object.isFrozen(tcpSummary(0))).toBe(true);
+    // flows without retransmissions carry the shared summary, not one of their own
+    const conv = new CaptureBuilder();
+    tcpConversation(conv, { ip: '10.70.4.1', port: 40001 }, { ip: '10.70.4.2', port: 80 }, [Buffer.from('a')], [Buffer.from('b')]);
+    tcpConversation(conv, { ip: '10.70.4.1', port: 40002 }, { ip: '10.70.4.2', port: 80 }, [Buffer.from('c')], [Buffer.from('d')]);
+    const an = new Analyzer();
+    const into = an.stream();
+    for (const blk of parseBuffer(conv.build())) into(blk);
+    const [one, two] = an.flows();
+    expect(one!.tcp).toEqual({ state: 'closed', resetBy: null, retransmissions: 0 });
+    expect(one!.tcp).toBe(two!.tcp);
     const b = new CaptureBuilder().udp({ src: '10.70.0.1', dst: '10.70.0.2', sport: 5000, dport: 6000, payload: Buffer.from('u') });
     const a = new Analyzer();
     const feed = a.stream();
