@@ -1,6 +1,7 @@
 // Text output of flows: the table renderer and one flow's row (shared by the one-thread and the threaded
 // `tapscope flows`).
 import type { Flow } from '../model/flow.js';
+import { failedConnection, tcpStateText } from '../model/tcp-state.js';
 import { endpointText } from '../util/ip.js';
 
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
@@ -67,11 +68,9 @@ export function clock(ms: number): string {
   return `${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${sec < 10 ? '0' : ''}${sec}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}`;
 }
 
-/** " refused", " no reply", " reset by server"...: a TCP connection that failed or was cut, after the app's name. */
+/** " (refused)", " (no reply)", " (reset by server)": a TCP connection that failed or was cut, after the app's name. */
 function failedText(f: Flow): string {
-  const t = f.tcp;
-  if (!t || (t.state !== 'refused' && t.state !== 'no-reply' && t.state !== 'reset')) return '';
-  return t.state === 'reset' ? ` (reset by ${t.resetBy ?? '?'})` : ` (${t.state === 'no-reply' ? 'no reply' : t.state})`;
+  return failedConnection(f.tcp) ? ` (${tcpStateText(f.tcp).short})` : '';
 }
 
 export function flowRow(f: Flow): string[] {

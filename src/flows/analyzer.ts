@@ -201,12 +201,10 @@ export function tcpBits(bits: number, flags: number, fromClient: boolean): numbe
 /** The state and resetting side the bits tell (see TcpState): one shared, frozen object for each. */
 export function tcpSummary(bits: number): TcpSummary {
   // (by the bits themselves, an index: a flow's state changes a few times, on the hot path)
-  return TCP_BY_BITS[bits] ?? (TCP_BY_BITS[bits] = summaryOf(bits));
+  return TCP_BY_BITS[bits]!;
 }
 
 const TCP_STATES = ['no-reply', 'refused', 'established', 'closing', 'closed', 'reset', 'midstream'] as const satisfies readonly TcpState[];
-
-const TCP_BY_BITS: (TcpSummary | undefined)[] = new Array<TcpSummary | undefined>(256).fill(undefined);
 
 function summaryOf(bits: number): TcpSummary {
   const resetBy = bits & TCP_SEEN_RST_CLIENT ? 'client' : bits & TCP_SEEN_RST_SERVER ? 'server' : null;
@@ -232,6 +230,8 @@ const TCP_SUMMARIES: Record<string, TcpSummary> = Object.fromEntries(
   TCP_STATES.flatMap((state) =>
     ([null, 'client', 'server'] as const).map((resetBy) => [`${state}/${resetBy}`, Object.freeze({ state, resetBy, retransmissions: 0 })])),
 );
+
+const TCP_BY_BITS: readonly TcpSummary[] = Array.from({ length: 256 }, (_, bits) => summaryOf(bits));
 
 const MIDSTREAM = tcpSummary(0);
 const MIDSTREAM_CODE = TCP_STATES.indexOf('midstream');

@@ -61,6 +61,24 @@ function eventful(withHandshake: boolean): Buffer {
   return b.build();
 }
 
+/**
+ * A hooked TLS flow as ebpf mode captures it: the client's SYN (from `<net>.1:45000` to `<net>.2:443`), then a decrypted
+ * record for each text, the client's write first and the replies it reads after it (curl, pid `pid`, openssl).
+ */
+function hookedCapture(name: string, net: string, texts: string[], pid: number): string {
+  const client = { ip: `${net}.1`, port: 45000 };
+  const server = { ip: `${net}.2`, port: 443 };
+  const b = new CaptureBuilder();
+  b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 7, flags: 0x02 });
+  texts.forEach((t, i) => {
+    if (i === 0) b.tls(client, server, 'out', Buffer.from(t), { pid, comm: 'curl', lib: 'openssl' });
+    else b.tls(server, client, 'in', Buffer.from(t), { pid, comm: 'curl', lib: 'openssl' });
+  });
+  const path = join(dir, name);
+  writeFileSync(path, b.build());
+  return path;
+}
+
 /** tshark's view of one TCP stream, row for row in our terms. */
 function tsharkRows(path: string, stream: number): { flags: string; seq: number; ack: number; payload: number; info: string }[] {
   const out = execFileSync('tshark', [
@@ -110,14 +128,7 @@ describe('a flow\'s packets', () => {
   });
 
   it('gives a hooked flow\'s decrypted records as rows where they came, with who decrypted them', async () => {
-    const path = join(dir, 'hooked.pcapng');
-    const client = { ip: '10.61.0.1', port: 45000 };
-    const server = { ip: '10.61.0.2', port: 443 };
-    const b = new CaptureBuilder();
-    b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 7, flags: 0x02 });
-    b.tls(client, server, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), { pid: 321, comm: 'curl', lib: 'openssl' });
-    b.tls(server, client, 'in', Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'), { pid: 321, comm: 'curl', lib: 'openssl' });
-    writeFileSync(path, b.build());
+    const path = hookedCapture('hooked.pcapng', '10.61.0', ['GET / HTTP/1.1\r\nHost: a\r\n\r\n', 'HTTP/1.1 204 No Content\r\n\r\n'], 321);
     const flow = (await load(path)).find((f) => f.dst.port === 443)!;
     const p = await flowPackets([{ path }], flow);
     expect(p.rows.map((r) => [r.n, r.kind, r.dir, r.payload, r.flags, r.info])).toEqual([
@@ -166,13 +177,7 @@ describe('a flow\'s packets', () => {
   });
 
   it('gives a decrypted record\'s plaintext through the service, and a packet as captured', async () => {
-    const path = join(dir, 'svc.pcapng');
-    const client = { ip: '10.63.0.1', port: 46000 };
-    const server = { ip: '10.63.0.2', port: 443 };
-    const b = new CaptureBuilder();
-    b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 7, flags: 0x02 });
-    b.tls(client, server, 'out', Buffer.from('GET /x HTTP/1.1\r\nHost: a\r\n\r\n'), { pid: 5, comm: 'curl', lib: 'openssl' });
-    writeFileSync(path, b.build());
+    const path = hookedCapture('svc.pcapng', '10.63.0', ['GET /x HTTP/1.1\r\nHost: a\r\n\r\n'], 5);
     const svc = new CoreService({ store: new SessionStore(join(dir, 'svc-sessions')) });
     try {
       const s = await svc.openFile({ path });

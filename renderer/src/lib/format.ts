@@ -1,4 +1,3 @@
-import type { TcpSummary } from '../../../src/model/flow.js';
 // Small formatters shared by the views: sizes, counts, times, endpoints.
 import type { Endpoint } from '../../../src/model/flow.js';
 import { endpointText } from '../../../src/util/ip.js';
@@ -46,16 +45,3 @@ export function prettyJson(body: string | null): string | null {
 }
 
 export { hexLines } from '../../../src/model/stream-text.js';
-
-/** How a TCP connection went, in a few words and in a sentence (the flow's tcp summary; see TcpState). */
-export function tcpStateText(tcp: TcpSummary): { short: string; long: string } {
-  switch (tcp.state) {
-    case 'no-reply': return { short: 'no reply', long: 'the client\'s SYN got no answer' };
-    case 'refused': return { short: 'refused', long: 'the server answered the SYN with a RST: nothing listens on the port, or a firewall refuses' };
-    case 'established': return { short: 'established', long: 'handshake completed; not closed yet' };
-    case 'closing': return { short: 'closing', long: 'one side sent its FIN' };
-    case 'closed': return { short: 'closed', long: 'both sides sent their FIN' };
-    case 'reset': return { short: `reset by ${tcp.resetBy ?? 'a side'}`, long: `the ${tcp.resetBy ?? 'connection'} sent a RST, aborting the connection` };
-    case 'midstream': return { short: 'midstream', long: 'the capture began after the handshake' };
-  }
-}

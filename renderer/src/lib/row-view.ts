@@ -1,7 +1,8 @@
 // Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
 // page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
 import type { Flow, TlsSideVerdict } from '../../../src/model/flow.js';
-import { formatBytes, formatEndpoint, formatTime, tcpStateText } from './format.js';
+import { formatBytes, formatEndpoint, formatTime } from './format.js';
+import { failedConnection, tcpStateText } from '../../../src/model/tcp-state.js';
 
 export interface RowTls {
   /** the client's library, else the server's */
@@ -70,6 +71,6 @@ function build(f: Flow): RowView {
     tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
-    conn: f.tcp && (f.tcp.state === 'refused' || f.tcp.state === 'no-reply' || f.tcp.state === 'reset') ? connView(f.tcp) : null,
+    conn: failedConnection(f.tcp) ? connView(f.tcp) : null,
   };
 }
