@@ -1,6 +1,7 @@
 /* Implementation of afpacket.h. */
 #include <net/if.h> /* why: before the linux/ headers, so libc-compat skips their duplicates */
 #include "afpacket.h"
+#include "filter.h"
 #include "pcapng.h"
 #include "procinfo.h"
 #include "util.h"
@@ -309,6 +310,10 @@ static void emit_packet(const struct sockaddr_ll *sll, const uint8_t *mac, uint3
 		return;
 	if (excluded(net, caplen - net_off)) {
 		ctr.excluded++;
+		return;
+	}
+	if (!filter_packet(net, caplen - net_off, origlen > net_off ? origlen - net_off : 0)) {
+		ctr.filtered++;
 		return;
 	}
 	note_syn(net, caplen - net_off, sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);

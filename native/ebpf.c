@@ -1,5 +1,6 @@
 /* Implementation of ebpf.h. */
 #include "ebpf.h"
+#include "filter.h"
 #include "pcapng.h"
 #include "probesite.h"
 #include "procinfo.h"
@@ -950,6 +951,10 @@ static void write_tls(const struct tls_event *e)
 	 * plaintext records of itself, in a loop */
 	if (known && tuple_excluded(&e->tuple)) {
 		ctr.excluded++;
+		return;
+	}
+	if (!filter_record(&e->tuple, e->dir_out)) {
+		ctr.filtered++;
 		return;
 	}
 	if (tls_ifid == UINT32_MAX)

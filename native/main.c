@@ -2,6 +2,7 @@
  * attribution, and writes it all as one pcapng stream on stdout (native/FORMAT.md). */
 #include "afpacket.h"
 #include "ebpf.h"
+#include "filter.h"
 #include "pcapng.h"
 #include "probe.h"
 #include "procinfo.h"
@@ -24,7 +25,9 @@
 static const char usage_text[] =
 	"usage: tapscope-helper [--mode auto|ebpf|afpacket] [--iface any|NAME]... [--duration SECONDS]\n"
 	"                       [--snaplen N] [--ring-mb N] [--ringbuf-mb N] [--max-tls-record N]\n"
-	"                       [--exclude-tcp IP:PORT]... [--probe] [--version]\n"
+	"                       [--exclude-tcp IP:PORT]... [--filter EXPR] [--probe] [--version]\n"
+	"--filter EXPR: a capture filter in tcpdump syntax on the IP packet (e.g. 'tcp port 443 or host 10.0.0.5');\n"
+	"decrypted records are matched on their connection's addresses and ports.\n"
 	"Writes pcapng to stdout. Exit codes: 0 ok, 1 usage, 2 not permitted, 3 mode unsupported, 4 runtime failure.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -104,13 +107,13 @@ static void write_stats(int final)
 
 	sb_printf(&b,
 		  "{\"t\":\"stats\",\"final\":%s,\"tsNs\":%llu,\"packets\":%llu,\"bytes\":%llu,\"ringDrops\":%llu,"
-		  "\"ringbufDrops\":%llu,\"snaplenCuts\":%llu,\"excluded\":%llu,\"tlsEvents\":%llu,\"tlsBytes\":%llu,"
+		  "\"ringbufDrops\":%llu,\"snaplenCuts\":%llu,\"excluded\":%llu,\"filtered\":%llu,\"tlsEvents\":%llu,\"tlsBytes\":%llu,"
 		  "\"tlsTruncated\":%llu,\"tlsConnUnknown\":%llu,\"conns\":%llu,\"procs\":%llu,\"hooksAttached\":%llu,"
 		  "\"hooksFailed\":%llu,",
 		  final ? "true" : "false", (unsigned long long)now_realtime_ns(), (unsigned long long)ctr.packets,
 		  (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops, (unsigned long long)ctr.ringbuf_drops,
-		  (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.tls_events,
-		  (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.tls_truncated,
+		  (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.filtered,
+		  (unsigned long long)ctr.tls_events, (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.tls_truncated,
 		  (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
 		  (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
 	afp_stats_json(&b);
@@ -160,6 +163,10 @@ static void write_capture_cb(const char *mode, const char *reason, const struct 
 		sb_printf(&b, "%s{\"ip\":\"%s\",\"port\":%u}", i ? "," : "", a, opts.excludes[i].port);
 	}
 	sb_putc(&b, ']');
+	if (opts.filter) {
+		sb_puts(&b, ",\"filter\":");
+		sb_json_str(&b, opts.filter);
+	}
 	/* the addresses of this network namespace's interfaces: a flow end at one of them is a process here, so a
 	 * verdict without its process says it was not attributed rather than that it is elsewhere */
 	sb_puts(&b, ",\"addrs\":[");
@@ -236,7 +243,7 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(name, "--mode") && strcmp(name, "--iface") && strcmp(name, "--duration") && strcmp(name, "--snaplen") &&
 		    strcmp(name, "--ring-mb") && strcmp(name, "--ringbuf-mb") && strcmp(name, "--max-tls-record") &&
-		    strcmp(name, "--exclude-tcp"))
+		    strcmp(name, "--exclude-tcp") && strcmp(name, "--filter"))
 			return usage_error("unknown flag: %s", name);
 		if (!v) {
 			if (i + 1 >= argc)
@@ -279,11 +286,23 @@ int main(int argc, char **argv)
 			if (opts.n_excludes >= MAX_EXCLUDES || parse_exclude(v, &opts.excludes[opts.n_excludes]))
 				return usage_error("bad --exclude-tcp: %s (IP:PORT or [IPv6]:PORT)", v);
 			opts.n_excludes++;
+		} else if (!strcmp(name, "--filter")) {
+			/* (compiled below, once the snap length is known) */
+			opts.filter = *v ? v : NULL;
 		} else {
 			return usage_error("unknown flag: %s", name);
 		}
 	}
 
+	if (opts.filter) {
+		char why[512];
+
+		/* (one line, without the usage: the last lines of stderr are what the app shows) */
+		if (filter_compile(opts.filter, opts.snaplen, why, sizeof(why))) {
+			logf_("bad --filter '%s': %s", opts.filter, why);
+			return 1;
+		}
+	}
 	libbpf_set_print(libbpf_log);
 	probe_run(&pr);
 	if (want_probe) {
@@ -459,11 +478,11 @@ int main(int argc, char **argv)
 	/* why: detaching uprobes takes seconds (see ebpf_stop); the reader gets the complete stream and its
 	 * end of file first, the process exits once the probes are gone */
 	close(STDOUT_FILENO);
-	logf_("stopped: packets=%llu bytes=%llu ringDrops=%llu snaplenCuts=%llu excluded=%llu tlsEvents=%llu "
+	logf_("stopped: packets=%llu bytes=%llu ringDrops=%llu snaplenCuts=%llu excluded=%llu filtered=%llu tlsEvents=%llu "
 	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu",
 	      (unsigned long long)ctr.packets, (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops,
-	      (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.tls_events,
-	      (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.ringbuf_drops,
+	      (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.filtered,
+	      (unsigned long long)ctr.tls_events, (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.ringbuf_drops,
 	      (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
 	      (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
 	if (use_ebpf) {

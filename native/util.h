@@ -55,10 +55,11 @@ struct options {
 	uint32_t max_tls_record;
 	struct exclude excludes[MAX_EXCLUDES];
 	int n_excludes;
+	const char *filter;      /* --filter: tcpdump syntax, NULL = everything */
 };
 
 struct counters {
-	uint64_t packets, bytes, ring_drops, snaplen_cuts, excluded;
+	uint64_t packets, bytes, ring_drops, snaplen_cuts, excluded, filtered;
 	uint64_t tls_events, tls_bytes, tls_truncated, ringbuf_drops, tls_conn_unknown;
 	uint64_t conns, procs, hooks_attached, hooks_failed;
 };

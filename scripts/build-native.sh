@@ -5,14 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -C native
-# Debian's arm64 static libbpf, libelf, zlib and zstd, unpacked (not installed: see install-deps.sh) into a sysroot
+# Debian's arm64 static libbpf, libelf, zlib, zstd, libpcap and libdbus, unpacked (not installed: see install-deps.sh) into a sysroot
 SYSROOT=native/build-arm64/sysroot
-ARM64_LIBS=(libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64)
+ARM64_LIBS=(libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libpcap0.8-dev:arm64 libdbus-1-dev:arm64)
 if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
   echo "build-native: no aarch64 cross compiler (scripts/install-deps.sh installs gcc-aarch64-linux-gnu): the aarch64 helper is not built" >&2
   exit 0
 fi
-if [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libbpf.a" ] || [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libelf.a" ]; then
+if [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libbpf.a" ] || [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libelf.a" ] \
+  || [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libpcap.a" ] || [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libdbus-1.a" ]; then
   debs=$(mktemp -d)
   trap 'rm -rf "$debs"' EXIT
   if ! (cd "$debs" && apt-get download -qq "${ARM64_LIBS[@]}" >/dev/null 2>&1); then

@@ -5,6 +5,8 @@ set -euo pipefail
 PKGS=(
   # build: C helper + eBPF objects
   make clang llvm libbpf-dev libelf-dev zlib1g-dev libzstd-dev bpftool gcc libc6-dev pkg-config
+  # the capture filter (--filter): libpcap compiles it; its static archive brings libdbus's
+  libpcap0.8-dev libdbus-1-dev
   # capture peers and network plumbing for tests and benchmarks
   tshark tcpdump iproute2 iperf3 procps time
   # real TLS clients and servers from several libraries

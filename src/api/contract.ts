@@ -17,6 +17,10 @@ export interface SessionSummary {
   target: string;
   mode: string | null;
   modeReason: string | null;
+  /** The capture filter (tcpdump syntax) the nodes applied, null for none: what is not here was not captured. */
+  captureFilter: string | null;
+  /** packets and decrypted records the capture filter left out, as the nodes counted them */
+  filtered: number;
   createdAt: number;
   endedAt: number | null;
   live: boolean;
@@ -130,7 +134,8 @@ export interface ApiCalls {
   listTargets(): Promise<TargetChoice[]>;
   /** The target's nodes; with `check`, each with what stands in the way of capturing on it (NodeInfo.check). */
   listNodes(req: { target: string; check?: boolean }): Promise<NodeInfo[]>;
-  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string }): Promise<SessionSummary>;
+  /** `captureFilter`: tcpdump syntax, applied on each node (CaptureOptions.filter); a bad one fails each node's helper with libpcap's message. */
+  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; captureFilter?: string }): Promise<SessionSummary>;
   stopCapture(req: { sessionId: string }): Promise<SessionSummary>;
   listSessions(): Promise<SessionSummary[]>;
   openSession(req: { sessionId: string }): Promise<SessionSummary>;

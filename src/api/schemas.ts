@@ -18,6 +18,7 @@ export const requestSchemas = {
     mode,
     ifaces: z.array(z.string().min(1).max(64)).max(256),
     name: z.string().max(256).optional(),
+    captureFilter: z.string().max(1024).optional(),
   }),
   stopCapture: z.strictObject({ sessionId: id }),
   listSessions: z.undefined(),

@@ -6,8 +6,8 @@ import type { CaptureMode } from '../targets/target.js';
 
 export const USAGE = `Usage:
   tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
-                   [--iface NAME]... [--duration SECONDS] --out FILE.pcapng [--accept-new-host-key]
-                   [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
+                   [--iface NAME]... [--duration SECONDS] [--capture-filter EXPR] --out FILE.pcapng
+                   [--accept-new-host-key] [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
                  [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
   tapscope flows FILE [--json] [--filter EXPR]
@@ -24,7 +24,9 @@ FILE is a pcapng/pcap path, - for standard input (\`tcpdump -w - | tapscope flow
 \`tapscope sessions\`).
 capture --out - writes the capture to standard output as it arrives (\`... --out - | wireshark -k -i -\`), the
 nodes merged into one pcapng section; it is saved as a session too, and a slow reader gets all of it, after the
-capture has stopped if need be. export --out - writes to standard output.
+capture has stopped if need be. --capture-filter takes tcpdump syntax ('tcp port 443 or host 10.0.0.5'), applied on
+each node to the IP packets and to the decrypted records (by their connection's addresses and ports); what it
+leaves out is not captured. export --out - writes to standard output.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =
@@ -32,6 +34,8 @@ export type Command =
   | { cmd: 'version' }
   | {
     cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
+    /** tcpdump syntax; undefined captures everything */
+    captureFilter: string | undefined;
     k8s: { image?: string; namespace?: string; kubeconfig?: string };
   }
   | { cmd: 'check'; target: string; json: boolean; acceptNewHostKey: boolean; k8s: { image?: string; namespace?: string; kubeconfig?: string } }
@@ -89,9 +93,11 @@ export function parseCommand(argv: string[]): Command {
     case 'capture': {
       const { values } = parse(rest, {
         target: { type: 'string' }, mode: { type: 'string' }, iface: { type: 'string', multiple: true }, duration: { type: 'string' },
-        out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' },
+        out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' }, 'capture-filter': { type: 'string' },
         image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' },
       }, 0, 'capture');
+      const captureFilter = str(values['capture-filter']);
+      if (captureFilter !== undefined && !captureFilter.trim()) throw usage("capture: --capture-filter needs an expression (tcpdump syntax, e.g. 'tcp port 443')");
       const mode = str(values.mode) ?? 'auto';
       if (mode !== 'auto' && mode !== 'ebpf' && mode !== 'afpacket') throw usage(`capture: --mode must be auto, ebpf or afpacket, got '${mode}'`);
       const out = str(values.out);
@@ -99,6 +105,7 @@ export function parseCommand(argv: string[]): Command {
       return {
         cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
         duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
+        captureFilter: captureFilter?.trim(),
         k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
       };
     }

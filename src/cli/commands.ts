@@ -404,7 +404,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
   const started = await svc.startCapture(
-    { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out) },
+    { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter },
   );
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
@@ -446,7 +446,8 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
       await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);
     }
     printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
-    err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}\n`);
+    const filtered = summary.captureFilter && (summary.packets > 0 || summary.filtered > 0) ? `; the capture filter '${summary.captureFilter}' left out ${summary.filtered}` : '';
+    err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}${filtered}\n`);
     const firstFail = failed.find((f) => f.error);
     if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
       throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);

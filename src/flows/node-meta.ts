@@ -48,6 +48,8 @@ export interface NodeStats {
   ringDrops: number;
   ringbufDrops: number;
   snaplenCuts: number;
+  /** packets and decrypted records the capture filter left out */
+  filtered: number;
   tlsEvents: number;
   tlsBytes: number;
   tlsTruncated: number;
@@ -103,6 +105,8 @@ export class NodeMeta {
   mode: 'ebpf' | 'afpacket' | null = null;
   modeReason: string | null = null;
   requestedMode: string | null = null;
+  /** the capture filter (tcpdump syntax) the helper applied, null for none */
+  captureFilter: string | null = null;
   helperVersion: string | null = null;
   kernel: string | null = null;
   startNs: number | null = null;
@@ -141,6 +145,7 @@ export class NodeMeta {
         this.mode = mode;
         this.modeReason = str(rec.reason);
         this.requestedMode = str(rec.requestedMode);
+        this.captureFilter = str(rec.filter) || null;
         this.helperVersion = str(rec.helper);
         this.kernel = str(rec.kernel);
         this.hostname = str(rec.hostname) ?? this.hostname;
@@ -206,7 +211,7 @@ export class NodeMeta {
       case 'stats':
         this.stats = {
           packets: num(rec.packets) ?? 0, bytes: num(rec.bytes) ?? 0, ringDrops: num(rec.ringDrops) ?? 0, ringbufDrops: num(rec.ringbufDrops) ?? 0,
-          snaplenCuts: num(rec.snaplenCuts) ?? 0, tlsEvents: num(rec.tlsEvents) ?? 0, tlsBytes: num(rec.tlsBytes) ?? 0,
+          snaplenCuts: num(rec.snaplenCuts) ?? 0, filtered: num(rec.filtered) ?? 0, tlsEvents: num(rec.tlsEvents) ?? 0, tlsBytes: num(rec.tlsBytes) ?? 0,
           tlsTruncated: num(rec.tlsTruncated) ?? 0, final: rec.final === true,
         };
         break;

@@ -21,7 +21,7 @@ import { readPacketAt } from '../pcapng/block-at.js';
 import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
-import { distinctNotes, gapNote } from '../flows/node-meta.js';
+import { distinctNotes, gapNote, type NodeMeta } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
@@ -197,17 +197,18 @@ export class CoreService implements ApiCalls {
   // ---- capture ----
 
   async startCapture(
-    req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string },
+    req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string },
   ): Promise<SessionSummary> {
     const target = await this.target(req.target);
-    const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, file: req.file });
+    const filter = req.captureFilter?.trim() || undefined;
+    const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
       sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false,
     };
     this.live.set(rec.id, ls);
     try {
-      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration }, {
+      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration, filter }, {
         onStatus: (status) => {
           ls.status.set(status.node, status);
           if (status.error) {
@@ -392,7 +393,7 @@ export class CoreService implements ApiCalls {
     const first = metas.find((m) => m.hasCaptureRecord);
     this.store.writeIndex(rec, {
       packets: a.counters.packets, bytes: a.counters.bytes, flows: a.flowCount, drops: metas.reduce((n, m) => n + m.drops, 0),
-      mode: first?.mode ?? rec.mode, modeReason: first?.modeReason ?? rec.modeReason, nodes: [...a.nodes.keys()], notes,
+      mode: first?.mode ?? rec.mode, modeReason: first?.modeReason ?? rec.modeReason, ...captureFilterOf(metas, rec), nodes: [...a.nodes.keys()], notes,
     });
   }
 
@@ -405,7 +406,7 @@ export class CoreService implements ApiCalls {
       const metas = [...ls.analyzer.nodes.values()];
       const m = metas.find((x) => x.hasCaptureRecord);
       return {
-        ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, packets: ls.analyzer.counters.packets,
+        ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, ...captureFilterOf(metas, rec), packets: ls.analyzer.counters.packets,
         bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
         nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]),
         losses: distinctNotes(ls.notes),
@@ -415,6 +416,7 @@ export class CoreService implements ApiCalls {
     const loaded = this.loaded.get(rec.id);
     return {
       ...base, live: false, mode: idx?.mode ?? rec.mode, modeReason: idx?.modeReason ?? rec.modeReason,
+      ...(idx ? { captureFilter: idx.captureFilter ?? rec.captureFilter ?? null, filtered: idx.filtered ?? 0 } : captureFilterOf([...loaded?.analyzer.nodes.values() ?? []], rec)),
       packets: idx?.packets ?? loaded?.analyzer.counters.packets ?? 0, bytes: idx?.bytes ?? loaded?.analyzer.counters.bytes ?? 0,
       flows: idx?.flows ?? loaded?.analyzer.flowCount ?? 0, drops: idx?.drops ?? 0,
       nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [], notes: distinctNotes([...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? [])]),
@@ -773,4 +775,15 @@ export class CoreService implements ApiCalls {
 
 export function createCoreService(opts: CoreServiceOptions = {}): CoreService {
   return new CoreService(opts);
+}
+
+/**
+ * The capture filter of a capture, as its nodes' capture records say (else as the session asked for it), and what
+ * it left out, as their statistics count it.
+ */
+function captureFilterOf(metas: NodeMeta[], rec: SessionRecord): { captureFilter: string | null; filtered: number } {
+  return {
+    captureFilter: metas.find((m) => m.captureFilter !== null)?.captureFilter ?? rec.captureFilter ?? null,
+    filtered: metas.reduce((n, m) => n + (m.stats?.filtered ?? 0), 0),
+  };
 }

@@ -34,6 +34,8 @@ export interface SessionRecord {
   mode: string | null;
   modeReason: string | null;
   requestedMode: string | null;
+  /** the capture filter asked for (tcpdump syntax); absent in older sessions and without one */
+  captureFilter?: string | null;
   /** Absolute path of the capture file (the first node's file while live). */
   file: string;
   /** Node name -> file, for nodes whose stream is (still) in its own file. */
@@ -48,6 +50,9 @@ export interface SessionIndex {
   drops: number;
   mode: string | null;
   modeReason: string | null;
+  /** as the capture records in the file say (absent in older indexes) */
+  captureFilter?: string | null;
+  filtered?: number;
   nodes: string[];
   notes: string[];
   builtAt: number;
@@ -79,7 +84,7 @@ export class SessionStore {
     return join(this.root, id);
   }
 
-  create(init: { name?: string; target: string; requestedMode?: string | null; file?: string; existing?: boolean }): SessionRecord {
+  create(init: { name?: string; target: string; requestedMode?: string | null; captureFilter?: string | null; file?: string; existing?: boolean }): SessionRecord {
     const now = new Date();
     const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     const id = `${stamp}-${randomBytes(3).toString('hex')}`;
@@ -93,7 +98,7 @@ export class SessionStore {
     const rec: SessionRecord = {
       version: 1, id, name: init.name ?? `${init.target} ${now.toISOString().slice(0, 16).replace('T', ' ')}`, target: init.target,
       createdAt: now.getTime(), endedAt: null, nodes: [], notes: [], mode: null, modeReason: null, requestedMode: init.requestedMode ?? null,
-      file, nodeFiles: {},
+      ...(init.captureFilter ? { captureFilter: init.captureFilter } : {}), file, nodeFiles: {},
     };
     writeJsonAtomic(join(dir, SESSION_JSON), rec);
     return rec;

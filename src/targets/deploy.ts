@@ -121,6 +121,7 @@ export function helperArgs(opts: CaptureOptions, excludeTcp: string[] = []): str
   for (const i of opts.ifaces) args.push('--iface', i);
   if (opts.duration !== undefined) args.push('--duration', String(opts.duration));
   if (opts.snaplen !== undefined) args.push('--snaplen', String(opts.snaplen));
+  if (opts.filter) args.push('--filter', opts.filter);
   for (const e of excludeTcp) args.push('--exclude-tcp', e);
   return args;
 }

@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path';
 import { arch, hostname, release } from 'node:os';
 import { TapscopeError, type TapscopeErrorCode } from '../errors.js';
 import { helperPath } from '../util/paths.js';
-import { helperVersion as helperVersionOf } from './deploy.js';
+import { helperArgs, helperVersion as helperVersionOf } from './deploy.js';
 import type {
   CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, PreflightReport, PromptFn, ShellChannel,
 } from './target.js';
@@ -134,11 +134,7 @@ export class LocalTarget implements CaptureTarget {
     if (!existsSync(this.helper)) {
       throw new TapscopeError('E_HELPER_MISSING', `the capture helper is missing at ${this.helper}; build it with \`make -C native\` (or \`npm run build:native\`), or point TAPSCOPE_HELPER at it`);
     }
-    const args = ['--mode', options.mode];
-    for (const i of options.ifaces) args.push('--iface', i);
-    if (options.duration !== undefined) args.push('--duration', String(options.duration));
-    if (options.snaplen !== undefined) args.push('--snaplen', String(options.snaplen));
-    let argv = [this.helper, ...args];
+    let argv = [this.helper, ...helperArgs(options)];
     if (this.netns) argv = ['ip', 'netns', 'exec', this.netns, ...argv];
     const priv = this.privilege();
     if (priv.via === 'none') throw new TapscopeError('E_SUDO_REQUIRED', priv.message);

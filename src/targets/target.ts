@@ -29,6 +29,11 @@ export interface CaptureOptions {
   /** Seconds; undefined runs until stop(). */
   duration?: number;
   snaplen?: number;
+  /**
+   * A capture filter in tcpdump syntax, applied by the helper on each node to the IP packets and to the decrypted
+   * records (by their connection); undefined or empty captures everything.
+   */
+  filter?: string;
   /** Node names to capture on; undefined means every node of the target. */
   nodes?: string[];
 }

@@ -1,5 +1,5 @@
 // UI end to end, in Chromium over web mode with the real CoreService: connect to this machine (the
-// helper runs inside a private lab namespace), capture real TLS clients, watch flows arrive live,
+// helper runs inside a private lab namespace) with a capture filter, capture real TLS clients, watch flows arrive live,
 // filter (with an inline syntax error first), open a flow's verdict and decrypted HTTP, use the TLS
 // library chart to filter, rename and export the session, and check the exported files with tshark.
 import { execFileSync } from 'node:child_process';
@@ -53,6 +53,8 @@ describe('capture from the UI', () => {
     const { page } = ui;
     await page.locator('[data-testid=target][data-uri=local]').waitFor();
     await page.getByTestId('nodes').waitFor();
+    // (every client below talks to PORT: the filter leaves out nothing the later steps look for)
+    await page.getByTestId('capture-filter-input').fill(`tcp port ${PORT}`);
     await page.getByTestId('start-capture').click();
     await page.getByTestId('start-progress').waitFor();
     // (streaming: the helper's sockets and hooks are in place; `running` comes at its start, before that, and traffic
@@ -60,6 +62,8 @@ describe('capture from the UI', () => {
     await expect.poll(async () => (await page.getByTestId('start-progress').textContent()) ?? '', { timeout: 60_000 }).toMatch(/streaming/);
     await screenshot(page, 'connect');
     expect(await page.getByTestId('start-error').count()).toBe(0);
+    // the header says what the nodes were told to capture
+    expect(await page.getByTestId('capture-filter').textContent()).toBe(`filter: tcp port ${PORT}`);
   });
 
   it('shows flows of real TLS clients arriving live, with live counters', async () => {

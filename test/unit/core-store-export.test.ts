@@ -168,6 +168,26 @@ describe('session store', () => {
   });
 });
 
+describe('a capture filter in the session summary', () => {
+  it('is what the capture records say, with what the nodes counted as left out, before and after the index is built', async () => {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'afpacket', reason: 'afpacket requested', filter: 'tcp port 443' });
+    tcpConversation(b, { ip: '10.0.0.1', port: 40000 }, { ip: '10.0.0.2', port: 443 }, [Buffer.from('hi')], [Buffer.from('ho')]);
+    b.record({ t: 'stats', final: true, packets: 6, filtered: 12 });
+    const file = join(tmp, 'filtered.pcapng');
+    writeFileSync(file, b.build());
+    const store = new SessionStore(join(tmp, 'filtered'));
+    const s = await new CoreService({ store }).openFile({ path: file });
+    expect(s).toMatchObject({ captureFilter: 'tcp port 443', filtered: 12 });
+    // a new service reads the summary from the index the first one wrote
+    expect((await new CoreService({ store }).listSessions()).find((x) => x.id === s.id)).toMatchObject({ captureFilter: 'tcp port 443', filtered: 12 });
+    // a capture without one
+    const plain = join(tmp, 'plain.pcapng');
+    writeFileSync(plain, nodeStream('node-p', 2));
+    expect(await new CoreService({ store }).openFile({ path: plain })).toMatchObject({ captureFilter: null, filtered: 0 });
+  });
+});
+
 describe('CoreService queries', () => {
   it('filters, sorts and pages flows; details, libraries, filter check; export progress', async () => {
     const file = join(tmp, 'q.pcapng');
@@ -290,6 +310,8 @@ describe('CLI parsing and exit codes', () => {
     expect(parseCommand(['capture', '--target', 'k8s://prod', '--image', 'mirror.local/busybox:1.36', '--namespace', 'ops', '--out', 'x'])).toMatchObject({
       target: 'k8s://prod', k8s: { image: 'mirror.local/busybox:1.36', namespace: 'ops' },
     });
+    expect(parseCommand(['capture', '--out', 'x', '--capture-filter', ' tcp port 443 and not host 10.0.0.5 '])).toMatchObject({ captureFilter: 'tcp port 443 and not host 10.0.0.5' });
+    expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ captureFilter: undefined });
     expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k' });
     expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls' });
     expect(parseCommand(['export', 'f', '--format', 'har', '--out', 'o.har', '--include-secrets'])).toMatchObject({ format: 'har', includeSecrets: true });
@@ -301,7 +323,7 @@ describe('CLI parsing and exit codes', () => {
       ['capture'], ['capture', '--out', 'x', '--mode', 'magic'], ['capture', '--out', 'x', '--duration', '-1'], ['flows'], ['flows', 'a', 'b'],
       ['export', 'f', '--format', 'xml', '--out', 'o'], ['export', 'f', '--format', 'har'], ['clean', '--target', 'ssh://x'], ['frobnicate'],
       ['capture', '--out', 'x', '--image', 'busybox'], ['capture', '--target', 'ssh://h', '--namespace', 'n', '--out', 'x'],
-      ['flows', 'f', '--jsn'], ['serve', '--port', '70000'], ['check', 'extra'], ['check', '--target', 'ssh://h', '--image', 'busybox'],
+      ['flows', 'f', '--jsn'], ['serve', '--port', '70000'], ['capture', '--out', 'x', '--capture-filter', ' '], ['check', 'extra'], ['check', '--target', 'ssh://h', '--image', 'busybox'],
     ];
     for (const argv of bad) {
       let e: unknown;

@@ -36,6 +36,33 @@ describe('target URIs', () => {
   });
 });
 
+describe('the helper\'s flags', () => {
+  it('passes the capture filter as one argument, on this machine and quoted whole for a remote shell', async () => {
+    const { helperArgs, runCommandLine } = await import('../../src/targets/deploy.js');
+    const filter = "tcp port 443 and (host 10.0.0.5 or net fd00::/8) and not port 22";
+    expect(helperArgs({ mode: 'auto', ifaces: ['eth0'], filter })).toEqual(['--mode', 'auto', '--iface', 'eth0', '--filter', filter]);
+    expect(helperArgs({ mode: 'auto', ifaces: [], filter: '' })).toEqual(['--mode', 'auto']);
+    const { spawnSync } = await import('node:child_process');
+    // the SSH command line, run by a shell whose "helper" prints its arguments one per line
+    const line = runCommandLine('/nonexistent', helperArgs({ mode: 'ebpf', ifaces: [], filter }));
+    const tail = line.slice(line.indexOf('/nonexistent') + '/nonexistent'.length).replace(/^'/, '');
+    const script = `printf '%s\\n'${tail}`;
+    expect(spawnSync('sh', ['-c', script], { encoding: 'utf8' }).stdout.split('\n').slice(0, 4)).toEqual(['--mode', 'ebpf', '--filter', filter]);
+    const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-flags-'));
+    try {
+      const helper = join(dir, 'tapscope-helper');
+      writeFileSync(helper, '');
+      const argv = new LocalTarget({ helperPath: helper }).command({ mode: 'afpacket', ifaces: [], filter: 'udp port 53' });
+      expect(argv.slice(argv.indexOf(helper))).toEqual([helper, '--mode', 'afpacket', '--filter', 'udp port 53']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('helpers by architecture', () => {
   it('gives x86-64 and aarch64 machines their own build, an explicit path only to x86-64, and none to another architecture', async () => {
     const { HelperSet } = await import('../../src/targets/deploy.js');

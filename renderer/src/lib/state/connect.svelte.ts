@@ -1,6 +1,6 @@
 // The Connect view's state: targets from the core, the chosen target's nodes, capture options, and the
 // start sequence with per-node progress and failures.
-import type { TargetChoice } from '../../../../src/api/contract.js';
+import type { ApiCalls, TargetChoice } from '../../../../src/api/contract.js';
 import type { CaptureMode, NodeInfo } from '../../../../src/targets/target.js';
 import { getApi } from '../api.js';
 import { sessions } from './sessions.svelte.js';
@@ -16,6 +16,8 @@ export class ConnectState {
   chosenNodes = $state<string[]>([]);
   mode = $state<CaptureMode>('auto');
   ifaces = $state('');
+  /** tcpdump syntax, applied on the nodes; empty captures everything */
+  captureFilter = $state('');
   name = $state('');
   starting = $state(false);
   startError = $state<string | null>(null);
@@ -80,19 +82,24 @@ export class ConnectState {
     return this.ifaces.split(/[\s,]+/).filter((s) => s.length > 0);
   }
 
+  /** What Start asks the core for, from the options as they are set. */
+  captureRequest(target: string): Parameters<ApiCalls['startCapture']>[0] {
+    return {
+      target,
+      mode: this.mode,
+      ifaces: this.parsedIfaces(),
+      ...(this.nodes.length > 0 ? { nodes: [...this.chosenNodes] } : {}),
+      ...(this.name.trim() ? { name: this.name.trim() } : {}),
+      ...(this.captureFilter.trim() ? { captureFilter: this.captureFilter.trim() } : {}),
+    };
+  }
+
   async start(): Promise<string | null> {
     if (!this.selectedUri) return null;
     this.starting = true;
     this.startError = null;
     try {
-      const req = {
-        target: this.selectedUri,
-        mode: this.mode,
-        ifaces: this.parsedIfaces(),
-        ...(this.nodes.length > 0 ? { nodes: [...this.chosenNodes] } : {}),
-        ...(this.name.trim() ? { name: this.name.trim() } : {}),
-      };
-      const s = await getApi().startCapture(req);
+      const s = await getApi().startCapture(this.captureRequest(this.selectedUri));
       sessions.upsert(s);
       sessions.currentId = s.id;
       this.startedSessionId = s.id;

@@ -19,7 +19,7 @@ import { TerminalsState } from './terminals.svelte.js';
 import { UiState } from './ui.svelte.js';
 
 function session(id: string, createdAt: number, extra: Partial<SessionSummary> = {}): SessionSummary {
-  return { id, name: id, target: 'local', mode: 'ebpf', modeReason: null, createdAt, endedAt: null, live: false, packets: 0, bytes: 0, flows: 0, drops: 0, nodes: [], notes: [], losses: [], file: `/tmp/${id}.pcapng`, ...extra };
+  return { id, name: id, target: 'local', mode: 'ebpf', modeReason: null, captureFilter: null, filtered: 0, createdAt, endedAt: null, live: false, packets: 0, bytes: 0, flows: 0, drops: 0, nodes: [], notes: [], losses: [], file: `/tmp/${id}.pcapng`, ...extra };
 }
 
 describe('UiState', () => {
@@ -111,6 +111,15 @@ describe('ConnectState', () => {
     expect(c.chosenNodes).toEqual([]);
     c.ifaces = ' eth0, lo  veth1 ';
     expect(c.parsedIfaces()).toEqual(['eth0', 'lo', 'veth1']);
+  });
+
+  it('asks for the capture filter typed, trimmed, and for none when it is blank', () => {
+    const c = new ConnectState();
+    c.captureFilter = '  tcp port 443 and not host 10.0.0.5 ';
+    c.name = ' mine ';
+    expect(c.captureRequest('local')).toEqual({ target: 'local', mode: 'auto', ifaces: [], name: 'mine', captureFilter: 'tcp port 443 and not host 10.0.0.5' });
+    c.captureFilter = '   ';
+    expect(c.captureRequest('local')).toEqual({ target: 'local', mode: 'auto', ifaces: [], name: 'mine' });
   });
 });
 
