@@ -1,7 +1,7 @@
 // The one typed API between the renderer and the core. Electron IPC (preload) and the web-mode
 // WebSocket both carry exactly these calls and events; payloads are validated at each boundary.
 import type { Flow, LibraryBreakdownRow, TcpState } from '../model/flow.js';
-import type { CaptureMode, NodeInfo, NodeStatus, Prompt } from '../targets/target.js';
+import type { CaptureMode, NodeInfo, NodeStatus, PodChoice, Prompt } from '../targets/target.js';
 
 export interface TargetChoice {
   kind: 'local' | 'ssh' | 'k8s';
@@ -134,8 +134,11 @@ export interface ApiCalls {
   listTargets(): Promise<TargetChoice[]>;
   /** The target's nodes; with `check`, each with what stands in the way of capturing on it (NodeInfo.check). */
   listNodes(req: { target: string; check?: boolean }): Promise<NodeInfo[]>;
+  /** The pods of a Kubernetes target, to capture only some of them (startCapture's `pods`); none for other targets. */
+  listPods(req: { target: string }): Promise<PodChoice[]>;
   /** `captureFilter`: tcpdump syntax, applied on each node (CaptureOptions.filter); a bad one fails each node's helper with libpcap's message. */
-  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; captureFilter?: string }): Promise<SessionSummary>;
+  /** `pods` (`NAMESPACE/NAME`, Kubernetes targets): capture only them, on their nodes (CaptureOptions.pods). */
+  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; captureFilter?: string; pods?: string[] }): Promise<SessionSummary>;
   stopCapture(req: { sessionId: string }): Promise<SessionSummary>;
   listSessions(): Promise<SessionSummary[]>;
   openSession(req: { sessionId: string }): Promise<SessionSummary>;

@@ -12,6 +12,7 @@ const shortText = z.string().max(4096);
 export const requestSchemas = {
   listTargets: z.undefined(),
   listNodes: z.strictObject({ target: id, check: z.boolean().optional() }),
+  listPods: z.strictObject({ target: id }),
   startCapture: z.strictObject({
     target: id,
     nodes: z.array(id).max(10_000).optional(),
@@ -19,6 +20,7 @@ export const requestSchemas = {
     ifaces: z.array(z.string().min(1).max(64)).max(256),
     name: z.string().max(256).optional(),
     captureFilter: z.string().max(1024).optional(),
+    pods: z.array(z.string().min(1).max(512)).max(256).optional(),
   }),
   stopCapture: z.strictObject({ sessionId: id }),
   listSessions: z.undefined(),

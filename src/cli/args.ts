@@ -7,7 +7,7 @@ import type { CaptureMode } from '../targets/target.js';
 export const USAGE = `Usage:
   tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
                    [--iface NAME]... [--duration SECONDS] [--capture-filter EXPR] --out FILE.pcapng
-                   [--accept-new-host-key] [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
+                   [--accept-new-host-key] [--pod NAMESPACE/NAME]... [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
                  [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
   tapscope flows FILE [--json] [--filter EXPR]
@@ -36,6 +36,8 @@ export type Command =
     cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
     /** tcpdump syntax; undefined captures everything */
     captureFilter: string | undefined;
+    /** NAMESPACE/NAME (Kubernetes targets): only these pods, on their nodes */
+    pods: string[];
     k8s: { image?: string; namespace?: string; kubeconfig?: string };
   }
   | { cmd: 'check'; target: string; json: boolean; acceptNewHostKey: boolean; k8s: { image?: string; namespace?: string; kubeconfig?: string } }
@@ -93,11 +95,13 @@ export function parseCommand(argv: string[]): Command {
     case 'capture': {
       const { values } = parse(rest, {
         target: { type: 'string' }, mode: { type: 'string' }, iface: { type: 'string', multiple: true }, duration: { type: 'string' },
-        out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' }, 'capture-filter': { type: 'string' },
+        out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' }, 'capture-filter': { type: 'string' }, pod: { type: 'string', multiple: true },
         image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' },
       }, 0, 'capture');
       const captureFilter = str(values['capture-filter']);
       if (captureFilter !== undefined && !captureFilter.trim()) throw usage("capture: --capture-filter needs an expression (tcpdump syntax, e.g. 'tcp port 443')");
+      const pods = (values.pod as string[] | undefined) ?? [];
+      if (pods.length > 0 && !(str(values.target) ?? '').startsWith('k8s://')) throw usage('capture: --pod needs a Kubernetes target (--target k8s://CONTEXT)');
       const mode = str(values.mode) ?? 'auto';
       if (mode !== 'auto' && mode !== 'ebpf' && mode !== 'afpacket') throw usage(`capture: --mode must be auto, ebpf or afpacket, got '${mode}'`);
       const out = str(values.out);
@@ -105,7 +109,7 @@ export function parseCommand(argv: string[]): Command {
       return {
         cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
         duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
-        captureFilter: captureFilter?.trim(),
+        captureFilter: captureFilter?.trim(), pods,
         k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
       };
     }

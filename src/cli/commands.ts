@@ -404,7 +404,8 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
   const started = await svc.startCapture(
-    { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter },
+    { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter,
+      ...(c.pods.length ? { pods: c.pods } : {}) },
   );
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);

@@ -12,7 +12,7 @@ import type {
   ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowPackets, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
 import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
-import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
+import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { builtHelper } from '../targets/deploy.js';
 import { followStream } from '../flows/follow-stream.js';
@@ -184,6 +184,15 @@ export class CoreService implements ApiCalls {
     }
   }
 
+  async listPods(req: { target: string }): Promise<PodChoice[]> {
+    const t = await this.target(req.target);
+    try {
+      return (await t.listPods?.()) ?? [];
+    } finally {
+      await t.close();
+    }
+  }
+
   /** What stands in the way of capturing on the target's nodes (all, or those named): helper, privileges, BTF, RBAC. */
   async preflight(req: { target: string; nodes?: string[] }): Promise<PreflightReport[]> {
     const t = await this.target(req.target);
@@ -197,9 +206,11 @@ export class CoreService implements ApiCalls {
   // ---- capture ----
 
   async startCapture(
-    req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string },
+    req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string; pods?: string[] },
   ): Promise<SessionSummary> {
     const target = await this.target(req.target);
+    const pods = req.pods?.map((p) => p.trim()).filter((p) => p.length > 0);
+    if (pods?.length && target.kind !== 'k8s') throw new TapscopeError('E_USAGE', `pods are captured on a Kubernetes target (k8s://CONTEXT), not ${req.target}`);
     const filter = req.captureFilter?.trim() || undefined;
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
     const ls: LiveSession = {
@@ -208,7 +219,7 @@ export class CoreService implements ApiCalls {
     };
     this.live.set(rec.id, ls);
     try {
-      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration, filter }, {
+      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration, filter, ...(pods?.length ? { pods } : {}) }, {
         onStatus: (status) => {
           ls.status.set(status.node, status);
           if (status.error) {

@@ -7,6 +7,18 @@ import type { PodRef } from '../model/flow.js';
 export type CaptureMode = 'auto' | 'ebpf' | 'afpacket';
 export type TargetKind = 'local' | 'ssh' | 'k8s';
 
+/** A pod a Kubernetes capture can be narrowed to (CaptureOptions.pods). */
+export interface PodChoice {
+  namespace: string;
+  name: string;
+  /** null while it is not scheduled */
+  node: string | null;
+  ips: string[];
+  /** on its node's network: it cannot be captured apart from its node */
+  hostNetwork: boolean;
+  phase: string | null;
+}
+
 export interface NodeInfo {
   name: string;
   ready: boolean;
@@ -34,6 +46,11 @@ export interface CaptureOptions {
    * records (by their connection); undefined or empty captures everything.
    */
   filter?: string;
+  /**
+   * Pods to capture (`NAMESPACE/NAME`; Kubernetes targets only): the capture runs on their nodes (not `nodes`) and
+   * keeps their addresses' traffic, narrowed by `filter` when given.
+   */
+  pods?: string[];
   /** Node names to capture on; undefined means every node of the target. */
   nodes?: string[];
 }
@@ -115,6 +132,8 @@ export interface CaptureTarget {
   /** The URI the user gave: local, ssh://user@host:port, k8s://context[/node] */
   readonly uri: string;
   listNodes(): Promise<NodeInfo[]>;
+  /** The pods a capture can be narrowed to (Kubernetes targets). */
+  listPods?(): Promise<PodChoice[]>;
   preflight(nodes?: string[]): Promise<PreflightReport[]>;
   start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle>;
   openShell(node: string): Promise<ShellChannel>;

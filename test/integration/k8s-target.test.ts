@@ -270,6 +270,58 @@ describe('capture', () => {
     api.remove('namespaces', null, 'shop');
   });
 
+  it('captures chosen pods only: on their node, with a filter on their addresses; refuses pods it cannot scope', async () => {
+    const n = api.nodes[2]!;
+    const podIp = n.ip.replace(/\.\d+$/, '.77');
+    // the pod's address lives in its node's namespace here (a real pod's end of its veth carries it)
+    execFileSync('ip', ['-n', n.ns, 'addr', 'add', `${podIp}/24`, 'dev', n.dev!]);
+    api.put('namespaces', { metadata: { name: 'shop', labels: {} }, status: { phase: 'Active' } });
+    const pod = (name: string, spec: object, status: object) => api.put('pods', {
+      metadata: { name, namespace: 'shop' }, spec: { containers: [{ name: 'c', image: 'app' }], ...spec }, status,
+    });
+    pod('api-0', { nodeName: n.name }, { phase: 'Running', podIP: podIp, podIPs: [{ ip: podIp }] });
+    pod('exporter', { nodeName: n.name, hostNetwork: true }, { phase: 'Running', podIP: n.ip });
+    pod('queued', {}, { phase: 'Pending' });
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    try {
+      // the pods the Connect view offers: the cluster's, each with its node, addresses and network
+      expect((await t.listPods!()).filter((p) => p.namespace === 'shop')).toEqual([
+        { namespace: 'shop', name: 'api-0', node: n.name, ips: [podIp], hostNetwork: false, phase: 'Running' },
+        { namespace: 'shop', name: 'exporter', node: n.name, ips: [n.ip], hostNetwork: true, phase: 'Running' },
+        { namespace: 'shop', name: 'queued', node: null, ips: [], hostNetwork: false, phase: 'Pending' },
+      ]);
+      const refused = async (pods: string[]) => t.start({ mode: 'afpacket', ifaces: [], pods }, recorder().handlers).then(() => 'started', (e: unknown) => e);
+      expect(await refused(['shop/nope'])).toMatchObject({ code: 'E_TARGET_INVALID', message: expect.stringMatching(/Pod shop\/nope is not in context/) });
+      expect(await refused(['shop/exporter'])).toMatchObject({ code: 'E_TARGET_INVALID', message: expect.stringMatching(/hostNetwork.*capture k8s:\/\/.*\/tsk-node-2 with a capture filter/) });
+      expect(await refused(['shop/queued'])).toMatchObject({ code: 'E_TARGET_INVALID', message: expect.stringMatching(/has no node yet \(phase Pending\)/) });
+      expect(await refused(['shop/api-0/x'])).toMatchObject({ code: 'E_USAGE' });
+      expect(tapscopeObjects()).toEqual([]);
+
+      const rec = recorder();
+      const handle = await t.start({ mode: 'afpacket', ifaces: [], pods: ['shop/api-0'], filter: 'udp' }, rec.handlers);
+      const send = (from: string, mark: string) => spawnSync('ip', ['netns', 'exec', n.ns, 'python3', '-c',
+        `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${from}', 0)); s.sendto(b'${mark}', ('${n.ip.replace(/\.\d+$/, '.1')}', 9))`]);
+      const streamed = (mark: string) => Buffer.concat(rec.streams.get(n.name) ?? []).includes(mark);
+      try {
+        expect([...rec.streams.keys()]).toEqual([n.name]);
+        await until('the pod\'s datagram in the stream', () => { send(podIp, 'tskpodmark1'); return streamed('tskpodmark1'); });
+        // the node's own datagram, then the pod's again: once the second is in, the first would be too had it been kept
+        send(n.ip, 'tsknodemark9');
+        await until('the pod\'s second datagram', () => { send(podIp, 'tskpodmark2'); return streamed('tskpodmark2'); });
+        expect(streamed('tsknodemark9')).toBe(false);
+        expect(Buffer.concat(rec.streams.get(n.name)!).includes(`"filter":"host ${podIp} and (udp)"`)).toBe(true);
+        expect(handle.notes.join('\n')).toContain(`Pod shop/api-0 (${podIp}) on node ${n.name}: only traffic to or from its address is captured`);
+      } finally {
+        await handle.stop();
+      }
+      await handle.done;
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      execFileSync('ip', ['-n', n.ns, 'addr', 'del', `${podIp}/24`, 'dev', n.dev!]);
+      api.remove('namespaces', null, 'shop');
+    }
+  });
+
   it('names the verb and resource when RBAC forbids the DaemonSet, and removes what it had created', async () => {
     api.deny.push({ user: 'admin', verb: 'create', resource: 'daemonsets.apps' });
     try {

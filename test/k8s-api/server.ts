@@ -22,7 +22,7 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 /** The kubelet port the fake nodes report in status.daemonEndpoints. */
 export const KUBELET_PORT = 11250;
 
-export interface FakeNode { name: string; ns: string; ip: string; taints?: Obj[]; ready?: boolean }
+export interface FakeNode { name: string; ns: string; ip: string; taints?: Obj[]; ready?: boolean; /** its interface inside ns */ dev?: string }
 
 export interface RbacRule {
   /** `user` the rule applies to; '*' for everyone. */
@@ -203,7 +203,7 @@ function makeNodes(id: number, n: number): FakeNode[] {
     mkdirSync(`/etc/netns/${ns}`, { recursive: true });
     writeFileSync(`/etc/netns/${ns}/hosts`, `127.0.0.1 localhost\n${subnet}.2 ${name}\n`);
     writeFileSync(`/etc/netns/${ns}/resolv.conf`, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
-    nodes.push({ name, ns, ip: `${subnet}.2`, ...(i === 0 ? { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] } : {}) });
+    nodes.push({ name, ns, ip: `${subnet}.2`, dev: c, ...(i === 0 ? { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] } : {}) });
   }
   return nodes;
 }

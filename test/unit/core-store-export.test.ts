@@ -186,6 +186,13 @@ describe('a capture filter in the session summary', () => {
     writeFileSync(plain, nodeStream('node-p', 2));
     expect(await new CoreService({ store }).openFile({ path: plain })).toMatchObject({ captureFilter: null, filtered: 0 });
   });
+
+  it('refuses pods on a target that is not Kubernetes, before creating a session', async () => {
+    const store = new SessionStore(join(tmp, 'pods-refused'));
+    await expect(new CoreService({ store }).startCapture({ target: 'local', mode: 'auto', ifaces: [], pods: ['shop/web'] }))
+      .rejects.toMatchObject({ code: 'E_USAGE', message: expect.stringMatching(/pods are captured on a Kubernetes target/) });
+    expect(store.list()).toEqual([]);
+  });
 });
 
 describe('CoreService queries', () => {

@@ -63,6 +63,24 @@ describe('the helper\'s flags', () => {
   });
 });
 
+describe('chosen pods', () => {
+  it('reads NAMESPACE/NAME or NAME in the context\'s namespace, and filters on the pods\' addresses within the user\'s filter', async () => {
+    const { parsePodName, podFilter } = await import('../../src/targets/k8s/pod-scope.js');
+    expect(parsePodName('shop/web-7d9f5c6b8-x2x9k', 'default')).toEqual({ namespace: 'shop', name: 'web-7d9f5c6b8-x2x9k' });
+    expect(parsePodName(' db-0 ', 'team-a')).toEqual({ namespace: 'team-a', name: 'db-0' });
+    for (const bad of ['a/b/c', 'Shop/web', '/web', 'shop/', 'we b']) {
+      let e: unknown;
+      try { parsePodName(bad, 'default'); } catch (x) { e = x; }
+      expect(isTapscopeError(e, 'E_USAGE'), bad).toBe(true);
+    }
+    expect(podFilter(['10.1.2.3'])).toBe('host 10.1.2.3');
+    expect(podFilter(['10.1.2.3', 'fd00::3'], ' tcp port 443 or udp ')).toBe('(host 10.1.2.3 or host fd00::3) and (tcp port 443 or udp)');
+    const { parseCommand } = await import('../../src/cli/args.js');
+    expect(parseCommand(['capture', '--target', 'k8s://prod', '--pod', 'shop/web', '--pod', 'db-0', '--out', 'x'])).toMatchObject({ pods: ['shop/web', 'db-0'] });
+    expect(() => parseCommand(['capture', '--pod', 'shop/web', '--out', 'x'])).toThrow(/--pod needs a Kubernetes target/);
+  });
+});
+
 describe('helpers by architecture', () => {
   it('gives x86-64 and aarch64 machines their own build, an explicit path only to x86-64, and none to another architecture', async () => {
     const { HelperSet } = await import('../../src/targets/deploy.js');

@@ -16,16 +16,17 @@ import {
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
 import type {
-  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, NodePhase, PreflightReport, PromptFn, ShellChannel,
+  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, NodePhase, PodChoice, PreflightReport, PromptFn, ShellChannel,
 } from '../target.js';
 import { PSA_LABEL, k8sError, psaAdvice } from './errors.js';
 import { execCollect, execStream, type ExecStream } from './exec.js';
 import { kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from './kubeconfig.js';
 import {
-  CONTAINER, CREATED_NS_LABEL, DEFAULT_IMAGE, MANAGED_SELECTOR, SESSION_LABEL, daemonSetManifest, dryRunPod, namespaceManifest,
+  CONTAINER, CREATED_NS_LABEL, DEFAULT_IMAGE, MANAGED_BY, MANAGED_BY_VALUE, MANAGED_SELECTOR, SESSION_LABEL, daemonSetManifest, dryRunPod, namespaceManifest,
   serviceAccountManifest, type DaemonSetSpec,
 } from './manifests.js';
 import { PodIndex } from './pod-index.js';
+import { podAddresses, podScope, type PodScope } from './pod-scope.js';
 
 export { PodIndex } from './pod-index.js';
 
@@ -518,6 +519,22 @@ export class K8sTarget implements CaptureTarget {
     return nodes;
   }
 
+  async listPods(): Promise<PodChoice[]> {
+    const { kc } = this.config();
+    const list = await kc.makeApiClient(CoreV1Api).listPodForAllNamespaces().catch((e: unknown) => {
+      throw k8sError(e, 'list pods', this.ctx());
+    });
+    return list.items
+      // (not the capture's own pods)
+      .filter((p) => p.metadata?.labels?.[MANAGED_BY] !== MANAGED_BY_VALUE && p.metadata?.name && p.metadata.namespace)
+      .filter((p) => !this.nodeFilter || p.spec?.nodeName === this.nodeFilter)
+      .map((p) => ({
+        namespace: p.metadata!.namespace!, name: p.metadata!.name!, node: p.spec?.nodeName ?? null, ips: podAddresses(p),
+        hostNetwork: p.spec?.hostNetwork === true, phase: p.status?.phase ?? null,
+      }))
+      .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  }
+
   private async chooseNodes(requested?: string[]): Promise<string[]> {
     const all = await this.listNodes();
     if (requested && requested.length > 0) {
@@ -565,7 +582,10 @@ export class K8sTarget implements CaptureTarget {
   }
 
   async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle & { enrich: (ip: string) => PodRef | null }> {
-    const requested = options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined);
+    // chosen pods: their nodes, and a filter on their addresses (see pod-scope.ts)
+    const scope = options.pods && options.pods.length > 0 ? await this.podScope(options.pods, options.filter) : null;
+    if (scope) options = { ...options, filter: scope.filter };
+    const requested = scope?.nodes ?? options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined);
     const chosen = await this.chooseNodes(requested);
     // why: each node gets the helper of its architecture; a node of one this build has none for is named instead of
     // failing with "exec format error"
@@ -588,7 +608,19 @@ export class K8sTarget implements CaptureTarget {
     await cap.begin();
     const handle = cap.handle();
     if (foreignNote) handle.notes.push(foreignNote);
+    if (scope) handle.notes.push(...scope.notes);
     return handle;
+  }
+
+  private async podScope(pods: string[], filter?: string): Promise<PodScope> {
+    const { kc } = this.config();
+    const ctx = this.ctx();
+    const scope = await podScope(kc.makeApiClient(CoreV1Api), pods, kc.getContextObject(ctx.context)?.namespace ?? 'default', ctx, filter);
+    const elsewhere = this.nodeFilter ? scope.nodes.filter((n) => n !== this.nodeFilter) : [];
+    if (elsewhere.length > 0) {
+      throw new TapscopeError('E_TARGET_INVALID', `The pods run on ${scope.nodes.join(', ')}, not only on ${this.nodeFilter}: choose k8s://${ctx.context} to capture them.`);
+    }
+    return scope;
   }
 
   async openShell(node: string): Promise<ShellChannel> {

@@ -1,7 +1,7 @@
 // The Connect view's state: targets from the core, the chosen target's nodes, capture options, and the
 // start sequence with per-node progress and failures.
 import type { ApiCalls, TargetChoice } from '../../../../src/api/contract.js';
-import type { CaptureMode, NodeInfo } from '../../../../src/targets/target.js';
+import type { CaptureMode, NodeInfo, PodChoice } from '../../../../src/targets/target.js';
 import { getApi } from '../api.js';
 import { sessions } from './sessions.svelte.js';
 import { ui } from './ui.svelte.js';
@@ -14,6 +14,11 @@ export class ConnectState {
   nodesLoading = $state(false);
   nodesError = $state<string | null>(null);
   chosenNodes = $state<string[]>([]);
+  /** a Kubernetes target's pods, to capture only some of them */
+  pods = $state<PodChoice[]>([]);
+  podsError = $state<string | null>(null);
+  /** `namespace/name` of the pods to capture (none: the chosen nodes' whole traffic) */
+  chosenPods = $state<string[]>([]);
   mode = $state<CaptureMode>('auto');
   ifaces = $state('');
   /** tcpdump syntax, applied on the nodes; empty captures everything */
@@ -29,7 +34,7 @@ export class ConnectState {
     ssh: this.targets.filter((t) => t.kind === 'ssh'),
     k8s: this.targets.filter((t) => t.kind === 'k8s'),
   });
-  canStart = $derived(this.selectedUri !== null && !this.starting && (this.nodes.length === 0 || this.chosenNodes.length > 0));
+  canStart = $derived(this.selectedUri !== null && !this.starting && (this.nodes.length === 0 || this.chosenNodes.length > 0 || this.chosenPods.length > 0));
 
   async loadTargets(): Promise<void> {
     this.targetsLoading = true;
@@ -49,6 +54,10 @@ export class ConnectState {
     this.chosenNodes = [];
     this.nodesError = null;
     this.nodesLoading = true;
+    this.pods = [];
+    this.chosenPods = [];
+    this.podsError = null;
+    if (uri.startsWith('k8s://')) void this.loadPods(uri);
     try {
       // (with their checks: the helper, root or sudo, BTF, RBAC — one connection for both)
       const nodes = await getApi().listNodes({ target: uri, check: true });
@@ -60,6 +69,15 @@ export class ConnectState {
       if (this.selectedUri === uri) this.nodesError = (e as Error).message;
     } finally {
       if (this.selectedUri === uri) this.nodesLoading = false;
+    }
+  }
+
+  private async loadPods(uri: string): Promise<void> {
+    try {
+      const pods = await getApi().listPods({ target: uri });
+      if (this.selectedUri === uri) this.pods = pods;
+    } catch (e) {
+      if (this.selectedUri === uri) this.podsError = (e as Error).message;
     }
   }
 
@@ -78,6 +96,24 @@ export class ConnectState {
     this.chosenNodes = this.chosenNodes.includes(name) ? this.chosenNodes.filter((n) => n !== name) : [...this.chosenNodes, name];
   }
 
+  /** Adds a pod typed or picked as `namespace/name`; false when the target has no such pod, or it cannot be captured apart. */
+  addPod(ref: string): boolean {
+    const r = ref.trim();
+    const p = this.pods.find((x) => `${x.namespace}/${x.name}` === r);
+    if (!p || p.hostNetwork || !this.podCapturable(p)) return false;
+    if (!this.chosenPods.includes(r)) this.chosenPods = [...this.chosenPods, r];
+    return true;
+  }
+
+  removePod(ref: string): void {
+    this.chosenPods = this.chosenPods.filter((p) => p !== ref);
+  }
+
+  /** A pod that runs on a node with an address of its own (hostNetwork pods share their node's). */
+  podCapturable(p: PodChoice): boolean {
+    return !p.hostNetwork && p.node !== null && p.ips.length > 0;
+  }
+
   parsedIfaces(): string[] {
     return this.ifaces.split(/[\s,]+/).filter((s) => s.length > 0);
   }
@@ -88,7 +124,8 @@ export class ConnectState {
       target,
       mode: this.mode,
       ifaces: this.parsedIfaces(),
-      ...(this.nodes.length > 0 ? { nodes: [...this.chosenNodes] } : {}),
+      // (pods: the capture runs on their nodes)
+      ...(this.chosenPods.length > 0 ? { pods: [...this.chosenPods] } : this.nodes.length > 0 ? { nodes: [...this.chosenNodes] } : {}),
       ...(this.name.trim() ? { name: this.name.trim() } : {}),
       ...(this.captureFilter.trim() ? { captureFilter: this.captureFilter.trim() } : {}),
     };
