@@ -10,7 +10,10 @@
 // assembled here from tshark's dissected fields (this tshark has no ja4 field). Any disagreement
 // fails the run.
 //
-// Usage (root): node scripts/gen-fingerprints.mjs [--fixtures] [--out FILE] [--fixtures-dir DIR]
+// Usage (root): node scripts/gen-fingerprints.mjs [--fixtures] [--merge] [--out FILE] [--fixtures-dir DIR]
+//   --merge keeps the entries already in FILE and adds this machine's fingerprints that FILE lacks (a fingerprint
+//   and library pair not in it yet: another point release of a client that hellos differently), so the table
+//   holds every distinct fingerprint of the machines it was generated on; without it, FILE is this machine's only.
 //   FP_ONLY=curl,wget runs a subset; FP_KEEP=1 keeps the work directory (pcap) for inspection.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -359,15 +362,23 @@ for (const c of clients) {
 
 const osRelease = fs.readFileSync('/etc/os-release', 'utf8');
 const pretty = (osRelease.match(/^PRETTY_NAME="?([^"\n]+)"?/m) ?? [])[1] ?? os.type();
+const host = `${pretty}, ${os.arch()}, tshark ${(sh('tshark', ['--version']).match(/TShark \(Wireshark\) ([\d.]+)/) ?? [])[1] ?? '?'}`;
+const before = process.argv.includes('--merge') && fs.existsSync(OUT) ? JSON.parse(fs.readFileSync(OUT, 'utf8')) : null;
+const known = new Set((before?.entries ?? []).map((e) => `${e.ja4} ${e.library}`));
+const added = entries.filter((e) => !known.has(`${e.ja4} ${e.library}`));
+// (the other machines whose entries the table keeps)
+const mergedFrom = before ? [...new Set([...(before.mergedFrom ?? []), before.host])].filter((h) => h && h !== host) : [];
 const doc = {
   generatedBy: 'scripts/gen-fingerprints.mjs',
   generatedAt: new Date().toISOString(),
-  host: `${pretty}, ${os.arch()}, tshark ${(sh('tshark', ['--version']).match(/TShark \(Wireshark\) ([\d.]+)/) ?? [])[1] ?? '?'}`,
-  entries,
+  host: before && added.length === 0 ? before.host : host,
+  ...(mergedFrom.length > 0 ? { mergedFrom } : {}),
+  entries: before ? [...before.entries, ...added] : entries,
 };
+if (before) console.error(`gen-fingerprints: --merge: ${added.length} of ${entries.length} fingerprints new to ${path.relative(ROOT, OUT)}`);
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, `${JSON.stringify(doc, null, 2)}\n`);
-console.error(`gen-fingerprints: wrote ${entries.length} entries to ${path.relative(ROOT, OUT)}`);
+console.error(`gen-fingerprints: wrote ${doc.entries.length} entries to ${path.relative(ROOT, OUT)}`);
 if (writeFixtures) {
   fs.mkdirSync(FIXTURES, { recursive: true });
   fs.copyFileSync(pcap, path.join(FIXTURES, 'clienthellos.pcap'));

@@ -12,6 +12,8 @@ PKGS=(
   # real TLS clients and servers from several libraries
   curl wget openssl gnutls-bin libnss3-tools libnss3-dev openjdk-17-jdk-headless golang-go python3
   android-libboringssl android-libboringssl-dev
+  # database clients that switch to TLS in place (Postgres SSLRequest, MySQL SSL request): libpq and MariaDB's, both OpenSSL
+  postgresql-client mariadb-client-core
   # SSH targets
   openssh-server openssh-client sudo
   # UI tests

@@ -6,6 +6,7 @@ import { Http1Parser, looksBinary, looksLikeHttp1, type Http1Options, type HttpM
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
+import { INCOMPLETE, dbPrelude, type DbApp, type DbPrelude } from '../dissect/db-prelude.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
@@ -52,7 +53,7 @@ export interface AnalyzerCounters {
   gaps: number;
 }
 
-type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | 'unknown';
+type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | 'unknown';
 
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
@@ -132,6 +133,9 @@ interface FlowExtra {
   pendingMethods: string[] | null;
   /** When the ClientHello was seen (ms), on flows of eBPF-mode nodes: verdicts compare it with hook attach times. */
   helloAt: number | null;
+  /** Where TLS records begin in the client's and the server's stream: after a database's prelude (db-prelude.ts), else 0. */
+  tlsSkipC: number;
+  tlsSkipS: number;
 }
 
 interface DecryptedDir {
@@ -249,6 +253,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null, helloAt: null,
+      tlsSkipC: 0, tlsSkipS: 0,
     };
   }
   return fs.x;
@@ -975,8 +980,21 @@ export class Analyzer {
       if (ch.length >= 16 || ch.includes(0x20)) this.setApp(fs, 'http');
       return;
     }
+    const db = dbPrelude(ch, sh);
+    if (db === INCOMPLETE) return;
+    if (db) return this.setDbApp(fs, db);
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
     this.setApp(fs, 'unknown');
+  }
+
+  /** A database connection; one that switched to TLS has its hellos dissected after its prelude. */
+  private setDbApp(fs: FlowState, db: DbPrelude): void {
+    if (!db.tls) return this.setApp(fs, db.app);
+    const x = extra(fs);
+    x.tlsSkipC = db.tls.client;
+    x.tlsSkipS = db.tls.server;
+    this.setApp(fs, 'tls');
+    fs.flow.app = db.app;
   }
 
   private setApp(fs: FlowState, app: App): void {
@@ -1018,13 +1036,15 @@ export class Analyzer {
   private tlsHello(fs: FlowState, c2s: boolean): void {
     const dir = c2s ? fs.c2s : fs.s2c;
     if (!dir || dir.done || !dir.head) return;
+    const skip = fs.x ? (c2s ? fs.x.tlsSkipC : fs.x.tlsSkipS) : 0;
+    const head = skip === 0 ? dir.head : dir.head.subarray(Math.min(skip, dir.head.length));
     if (c2s && !fs.chDone) {
-      const r = parseClientHello(dir.head);
+      const r = parseClientHello(head);
       if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.chDone = true;
       if (r && r !== 'incomplete') this.applyClientHello(fs, r);
     } else if (!c2s && !fs.shDone) {
-      const r = parseServerHello(dir.head);
+      const r = parseServerHello(head);
       if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.shDone = true;
       if (r && r !== 'incomplete') this.applyServerHello(fs, r);

@@ -112,7 +112,7 @@ export interface Flow {
   peerProcess?: ProcessRef | null;
   node: string;
   pod: PodRef | null;
-  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, unknown */
+  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, postgres, mysql, redis, unknown (postgres and mysql may carry tls) */
   app: string;
   tls: TlsInfo | null;
   http: HttpExchangeSummary[];

@@ -208,9 +208,9 @@ export class CoreService implements ApiCalls {
   async startCapture(
     req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string; pods?: string[] },
   ): Promise<SessionSummary> {
-    const target = await this.target(req.target);
     const pods = req.pods?.map((p) => p.trim()).filter((p) => p.length > 0);
-    if (pods?.length && target.kind !== 'k8s') throw new TapscopeError('E_USAGE', `pods are captured on a Kubernetes target (k8s://CONTEXT), not ${req.target}`);
+    if (pods?.length && !req.target.startsWith('k8s://')) throw new TapscopeError('E_USAGE', `pods are captured on a Kubernetes target (k8s://CONTEXT), not ${req.target}`);
+    const target = await this.target(req.target);
     const filter = req.captureFilter?.trim() || undefined;
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
     const ls: LiveSession = {

@@ -182,7 +182,8 @@ export class CaptureBuilder {
 }
 
 /** A handshake + request/response TCP conversation between client and server, with correct sequence numbers. */
-export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, c2s: Buffer[], s2c: Buffer[], opts: { isnC?: number; isnS?: number; fin?: boolean } = {}): void {
+/** Segments in turns: client's i-th, then server's i-th (null: no segment that turn, as when the server speaks first). */
+export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, c2s: (Buffer | null)[], s2c: (Buffer | null)[], opts: { isnC?: number; isnS?: number; fin?: boolean } = {}): void {
   let cseq = opts.isnC ?? 1000;
   let sseq = opts.isnS ?? 5000;
   const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };

@@ -1,0 +1,120 @@
+// Database clients over TLS, really: psql (libpq, OpenSSL) and the MariaDB client (OpenSSL) against servers that
+// speak each protocol's TLS upgrade (Postgres' SSLRequest answered 'S'; MySQL's greeting with CLIENT_SSL, then the
+// client's SSL request packet) and then refuse the login inside TLS. Captured by `tapscope capture` in eBPF mode, each
+// connection is its database's, with its TLS hello fields (equal to tshark's, which dissects both upgrades), its
+// client library and the plaintext the hooks read.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLab, makeTestCa, run, uniquePrefix, type Lab } from '../lib/lab.js';
+import { runCli, startCli } from './core-cli.js';
+import type { Flow } from '../../src/model/flow.js';
+
+let lab: Lab;
+let dir: string;
+let ca: Awaited<ReturnType<typeof makeTestCa>>;
+
+const SERVER = `
+import socket, ssl, struct, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+def recv_exact(c, n):
+    b = b''
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d: raise EOFError
+        b += d
+    return b
+def postgres(c):
+    assert recv_exact(c, 8) == bytes.fromhex('0000000804d2162f')
+    c.sendall(b'S')
+    t = ctx.wrap_socket(c, server_side=True)
+    n = struct.unpack('>I', recv_exact(t, 4))[0]; recv_exact(t, n - 4)
+    msg = b'SFATAL\\0C28000\\0Mtapscope lab says no\\0\\0'
+    t.sendall(b'E' + struct.pack('>I', len(msg) + 4) + msg); t.close()
+def mysql(c):
+    caps = 0x1 | 0x200 | 0x800 | 0x8000 | 0x80000
+    p = (b'\\x0a' + b'8.0.36-tapscope\\0' + struct.pack('<I', 7) + b'abcdefgh' + b'\\0' + struct.pack('<H', caps & 0xffff)
+         + bytes([33]) + struct.pack('<H', 2) + struct.pack('<H', caps >> 16) + bytes([21]) + bytes(10) + b'ijklmnopqrst\\0'
+         + b'mysql_native_password\\0')
+    c.sendall(struct.pack('<I', len(p))[:3] + b'\\0' + p)
+    hdr = recv_exact(c, 4); body = recv_exact(c, hdr[0] | hdr[1] << 8 | hdr[2] << 16)
+    assert hdr[3] == 1 and len(body) == 32 and struct.unpack('<I', body[:4])[0] & 0x800
+    t = ctx.wrap_socket(c, server_side=True)
+    hdr = recv_exact(t, 4); recv_exact(t, hdr[0] | hdr[1] << 8 | hdr[2] << 16)
+    err = b'\\xff' + struct.pack('<H', 1045) + b'#28000' + b'tapscope lab says no'
+    t.sendall(struct.pack('<I', len(err))[:3] + bytes([hdr[3] + 1]) + err); t.close()
+def serve(port, handle):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', port)); s.listen(8)
+    def loop():
+        while True:
+            c, _ = s.accept()
+            try: handle(c)
+            except Exception as e: print('server error', port, repr(e), flush=True)
+    threading.Thread(target=loop, daemon=True).start()
+serve(5432, postgres); serve(3306, mysql)
+print('ready', flush=True)
+sys.stdin.read()
+`;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tsc-dbtls-'));
+  lab = await createLab(uniquePrefix('tsc-db-'), '10.202.13');
+  ca = await makeTestCa(lab.serverIp);
+}, 60_000);
+
+afterAll(async () => {
+  await lab?.close();
+  if (ca) rmSync(ca.dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('database clients over TLS', () => {
+  it('are their database\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
+    writeFileSync(join(dir, 'server.py'), SERVER);
+    const server = lab.spawnIn(lab.serverNs, 'python3', [join(dir, 'server.py'), ca.cert, ca.key]);
+    let serverOut = '';
+    server.stdout!.on('data', (d: Buffer) => { serverOut += d.toString(); });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout!.on('data', () => { if (serverOut.includes('ready')) resolve(); });
+        server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+      });
+      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+      const out = join(dir, 'db.pcapng');
+      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
+      await cap.waitFor(': capturing');
+      const pg = await lab.execIn(lab.nodeNs, 'psql', ['host=api.tapscope.test port=5432 user=lab dbname=orders sslmode=require connect_timeout=5', '-c', 'select 1'],
+        { timeoutMs: 20_000, env: { ...process.env, PGPASSWORD: 'x' } });
+      expect(pg.stderr, serverOut).toContain('tapscope lab says no');
+      const my = await lab.execIn(lab.nodeNs, 'mariadb', ['-h', 'www.tapscope.test', '-P', '3306', '-u', 'lab', '--ssl', '--connect-timeout=5', '-e', 'select 1'], { timeoutMs: 20_000 });
+      expect(my.stderr, serverOut).toContain('tapscope lab says no');
+      expect(await cap.exited, cap.stderr()).toBe(0);
+
+      const flows = await runCli(['flows', out, '--json'], env);
+      expect(flows.code, flows.stderr).toBe(0);
+      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === lab.serverIp).map((f) => [f.dst.port, f]));
+      const ts = await run('tshark', ['-r', out, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
+        '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
+      expect(ts.code, ts.stderr).toBe(0);
+      const hellos = new Map(ts.stdout.trim().split('\n').map((l) => l.split('\t')).map(([port, sni, ja3, full]) => [Number(port), { sni, ja3, full }]));
+      for (const [port, app, sni] of [[5432, 'postgres', 'api.tapscope.test'], [3306, 'mysql', null]] as const) {
+        const f = byPort.get(port);
+        expect(f, `${app}: ${flows.stdout}`).toBeDefined();
+        expect(f!.app).toBe(app);
+        const h = hellos.get(port);
+        expect(h, `tshark's ClientHello on ${port}: ${ts.stdout}`).toBeDefined();
+        expect(f!.tls?.sni ?? '').toBe(h!.sni);
+        if (sni) expect(f!.tls?.sni).toBe(sni);
+        expect(f!.tls?.ja3Hash).toBe(h!.ja3);
+        expect(f!.tls?.ja3).toBe(h!.full);
+        expect(f!.tls?.client).toMatchObject({ library: 'openssl', plaintext: true });
+      }
+      // the filter language sees them as the databases they are
+      const q = await runCli(['flows', out, '--json', '--filter', 'app == "postgres" && tls.client.plaintext'], env);
+      expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port)).toEqual([5432]);
+    } finally {
+      server.kill();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,112 @@
+// Database connections: Postgres, MySQL/MariaDB and Redis told from their first bytes, and the TLS that Postgres
+// (SSLRequest, 'S') and MySQL (greeting, SSL request packet) switch to in place dissected after the prelude, so the
+// flow gets its hello fields and a verdict like any TLS flow; segment boundaries anywhere, and the look-alikes
+// that must stay what they are.
+import { describe, it, expect } from 'vitest';
+import { Analyzer } from '../../src/flows/analyzer.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { dbPrelude, mysqlGreeting, INCOMPLETE } from '../../src/dissect/db-prelude.js';
+import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
+import type { Flow } from '../../src/model/flow.js';
+
+const C = { ip: '10.9.0.1', port: 40000 };
+const S = (port: number) => ({ ip: '10.9.0.2', port });
+
+/** A TLS 1.2 ServerHello record (cipher 0xc02f), as a server answers. */
+function serverHello(): Buffer {
+  const body = Buffer.concat([Buffer.from('0303', 'hex'), Buffer.alloc(32, 7), Buffer.from([0]), Buffer.from('c02f00', 'hex'), Buffer.from('0000', 'hex')]);
+  const hs = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 0xff]), body]);
+  return Buffer.concat([Buffer.from([0x16, 3, 3, hs.length >> 8, hs.length & 0xff]), hs]);
+}
+
+function flowsOf(conversations: Array<{ port: number; c2s: (Buffer | null)[]; s2c: (Buffer | null)[] }>): Flow[] {
+  const b = new CaptureBuilder();
+  conversations.forEach((c, i) => tcpConversation(b, { ...C, port: C.port + i }, S(c.port), c.c2s, c.s2c));
+  const a = new Analyzer();
+  const feed = a.stream('n1');
+  for (const blk of parseBuffer(b.build())) feed(blk);
+  return a.flows();
+}
+
+const SSL_REQUEST = Buffer.from('0000000804d2162f', 'hex');
+const pgStartup = (): Buffer => {
+  const params = Buffer.from('user\0app\0database\0orders\0\0');
+  const m = Buffer.alloc(8 + params.length);
+  m.writeUInt32BE(m.length, 0);
+  m.writeUInt32BE(0x00030000, 4);
+  params.copy(m, 8);
+  return m;
+};
+
+function mysqlGreetingPacket(): Buffer {
+  const caps = 0x0001 | 0x0200 | 0x0800 | 0x8000 | 0x80000;
+  const payload = Buffer.concat([
+    Buffer.from([10]), Buffer.from('8.0.36\0'), Buffer.from([1, 0, 0, 0]), Buffer.from('abcdefgh'), Buffer.from([0]),
+    Buffer.from([caps & 0xff, (caps >> 8) & 0xff, 33, 2, 0, (caps >> 16) & 0xff, (caps >> 24) & 0xff, 21]), Buffer.alloc(10),
+    Buffer.from('ijklmnopqrst\0'), Buffer.from('mysql_native_password\0'),
+  ]);
+  return Buffer.concat([Buffer.from([payload.length & 0xff, payload.length >> 8, 0, 0]), payload]);
+}
+
+function mysqlSslRequest(ssl = true): Buffer {
+  const p = Buffer.alloc(32);
+  p.writeUInt32LE(0x0200 | 0x8000 | 0x80000 | (ssl ? 0x0800 : 0), 0);
+  p.writeUInt32LE(16 << 20, 4);
+  p[8] = 33;
+  return Buffer.concat([Buffer.from([32, 0, 0, 1]), p]);
+}
+
+describe('databases that switch to TLS', () => {
+  const hello = fixtureClientHello();
+  const plainTls = flowsOf([{ port: 443, c2s: [hello], s2c: [serverHello()] }])[0]!;
+
+  it('Postgres: the hellos after SSLRequest and the server\'s S, in separate segments or one', () => {
+    const [apart, together] = flowsOf([
+      { port: 5432, c2s: [SSL_REQUEST, hello], s2c: [Buffer.from('S'), serverHello()] },
+      { port: 5432, c2s: [Buffer.concat([SSL_REQUEST, hello.subarray(0, 100)]), hello.subarray(100)], s2c: [Buffer.concat([Buffer.from('S'), serverHello()])] },
+    ]);
+    for (const f of [apart!, together!]) {
+      expect(f.app).toBe('postgres');
+      expect(f.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, ja3Hash: plainTls.tls!.ja3Hash, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' });
+      expect(f.tls!.client).toEqual(plainTls.tls!.client);
+    }
+  });
+
+  it('MySQL: the hellos after the server\'s greeting and the client\'s SSL request packet', () => {
+    // (the server speaks first)
+    const [f] = flowsOf([{ port: 3306, c2s: [null, mysqlSslRequest(), hello], s2c: [mysqlGreetingPacket(), null, serverHello()] }]);
+    expect(f!.app).toBe('mysql');
+    expect(f!.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, version: 'TLS 1.2' });
+  });
+
+  it('plain database connections are named and carry no TLS', () => {
+    const flows = flowsOf([
+      { port: 5432, c2s: [SSL_REQUEST, pgStartup()], s2c: [Buffer.from('N')] },
+      { port: 5432, c2s: [pgStartup()], s2c: [Buffer.from('R\0\0\0\x08\0\0\0\0')] },
+      { port: 3306, c2s: [null, Buffer.concat([Buffer.from([40, 0, 0, 1]), mysqlSslRequest(false).subarray(4), Buffer.alloc(8)])], s2c: [mysqlGreetingPacket()] },
+      { port: 6379, c2s: [Buffer.from('*1\r\n$4\r\nPING\r\n')], s2c: [Buffer.from('+PONG\r\n')] },
+    ]);
+    expect(flows.map((f) => [f.app, f.tls])).toEqual([['postgres', null], ['postgres', null], ['mysql', null], ['redis', null]]);
+  });
+
+  it('look-alikes stay what they are', () => {
+    const flows = flowsOf([
+      // zeros that are no Postgres message, a server greeting without a NUL-ended version, a '*' that is no RESP array
+      { port: 7000, c2s: [Buffer.from('0000000904d2162f00', 'hex')], s2c: [Buffer.from('ok')] },
+      { port: 7001, c2s: [Buffer.from('hello there')], s2c: [Buffer.from([40, 0, 0, 0, 10, 0x41, 0x42])] },
+      { port: 7002, c2s: [Buffer.from('*hello*\r\n')], s2c: [] },
+      // a plain TLS flow on the Postgres port is TLS
+      { port: 5432, c2s: [hello], s2c: [serverHello()] },
+    ]);
+    expect(flows.map((f) => f.app)).toEqual(['unknown', 'unknown', 'unknown', 'tls']);
+  });
+
+  it('waits for the bytes that tell', () => {
+    expect(dbPrelude(SSL_REQUEST.subarray(0, 5), null)).toBe(INCOMPLETE);
+    expect(dbPrelude(SSL_REQUEST, null)).toBe(INCOMPLETE);
+    expect(dbPrelude(SSL_REQUEST, Buffer.from('S'))).toEqual({ app: 'postgres', tls: { client: 8, server: 1 } });
+    expect(dbPrelude(mysqlSslRequest().subarray(0, 6), mysqlGreetingPacket())).toBe(INCOMPLETE);
+    expect(mysqlGreeting(mysqlGreetingPacket())).toBe(mysqlGreetingPacket().length);
+    expect(mysqlGreeting(mysqlGreetingPacket().subarray(0, 10))).toBe(0);
+  });
+});
