@@ -25,9 +25,10 @@
 static const char usage_text[] =
 	"usage: tapscope-helper [--mode auto|ebpf|afpacket] [--iface any|NAME]... [--duration SECONDS]\n"
 	"                       [--snaplen N] [--ring-mb N] [--ringbuf-mb N] [--max-tls-record N]\n"
-	"                       [--exclude-tcp IP:PORT]... [--filter EXPR] [--probe] [--version]\n"
+	"                       [--exclude-tcp IP:PORT]... [--filter EXPR [--check-filter]] [--probe] [--version]\n"
 	"--filter EXPR: a capture filter in tcpdump syntax on the IP packet (e.g. 'tcp port 443 or host 10.0.0.5');\n"
-	"decrypted records are matched on their connection's addresses and ports.\n"
+	"decrypted records are matched on their connection's addresses and ports. --check-filter only compiles it\n"
+	"(exit 0, or 1 with libpcap's message; needs no privileges).\n"
 	"Writes pcapng to stdout. Exit codes: 0 ok, 1 usage, 2 not permitted, 3 mode unsupported, 4 runtime failure.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -207,7 +208,7 @@ int main(int argc, char **argv)
 	const char *mode;
 	uint64_t next_sec, next_scan, last_scan = 0, deadline = 0;
 	int syns_scanned = 0, tcp_scan_tick = 0;
-	int i, err, want_probe = 0, use_ebpf = 0, exit_code = 0;
+	int i, err, want_probe = 0, check_filter = 0, use_ebpf = 0, exit_code = 0;
 
 	opts.mode = "auto";
 	opts.snaplen = 262144;
@@ -235,6 +236,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(name, "--probe")) {
 			want_probe = 1;
+			continue;
+		}
+		if (!strcmp(name, "--check-filter")) {
+			check_filter = 1;
 			continue;
 		}
 		if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
@@ -303,6 +308,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (check_filter)
+		return opts.filter ? 0 : usage_error("%s", "--check-filter needs --filter EXPR");
 	libbpf_set_print(libbpf_log);
 	probe_run(&pr);
 	if (want_probe) {

@@ -4,7 +4,7 @@ import type { ApiCallName, ApiEventName } from './contract.js';
 
 export const API_CALLS = [
   'listTargets', 'listNodes', 'listPods', 'startCapture', 'stopCapture', 'listSessions', 'openSession', 'openFile',
-  'renameSession', 'deleteSession', 'queryFlows', 'flowDetail', 'flowStream', 'flowPackets', 'packetBytes', 'tcpStates', 'libraries', 'checkFilter', 'exportSession',
+  'renameSession', 'deleteSession', 'queryFlows', 'flowDetail', 'flowStream', 'flowPackets', 'packetBytes', 'tcpStates', 'libraries', 'checkFilter', 'checkCaptureFilter', 'exportSession',
   'openInWireshark', 'openShell', 'shellInput', 'shellResize', 'shellClose', 'answerPrompt',
 ] as const satisfies readonly ApiCallName[];
 

@@ -2,6 +2,7 @@
 // WebSocket both carry exactly these calls and events; payloads are validated at each boundary.
 import type { Flow, LibraryBreakdownRow, TcpState } from '../model/flow.js';
 import type { CaptureMode, NodeInfo, NodeStatus, PodChoice, Prompt } from '../targets/target.js';
+import type { CaptureFilterCheck } from '../targets/capture-filter.js';
 
 export interface TargetChoice {
   kind: 'local' | 'ssh' | 'k8s';
@@ -157,6 +158,8 @@ export interface ApiCalls {
   tcpStates(req: { sessionId: string }): Promise<Record<TcpState, number>>;
   libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
   checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
+  /** A capture filter (tcpdump syntax) compiled by this machine's helper; ok null: not checked here (see capture-filter.ts). */
+  checkCaptureFilter(req: { filter: string }): Promise<CaptureFilterCheck>;
   exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }>;
   /**
    * Opens the session in Wireshark on this machine: a live one as a growing capture from its first packet, a saved one as

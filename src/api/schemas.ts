@@ -42,6 +42,7 @@ export const requestSchemas = {
   packetBytes: z.strictObject({ sessionId: id, file: z.number().int().min(0), offset: z.number().int().min(0), record: z.boolean().optional() }),
   libraries: z.strictObject({ sessionId: id, filter: shortText.optional() }),
   checkFilter: z.strictObject({ filter: shortText }),
+  checkCaptureFilter: z.strictObject({ filter: z.string().max(1024) }),
   exportSession: z.strictObject({
     sessionId: id,
     format: z.enum(['pcapng', 'har', 'json']),

@@ -15,6 +15,7 @@ import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { builtHelper } from '../targets/deploy.js';
+import { checkCaptureFilter, type CaptureFilterCheck } from '../targets/capture-filter.js';
 import { followStream } from '../flows/follow-stream.js';
 import { flowPackets } from '../flows/flow-packets.js';
 import { readPacketAt } from '../pcapng/block-at.js';
@@ -683,6 +684,10 @@ export class CoreService implements ApiCalls {
 
   async checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }> {
     return checkFilter(req.filter);
+  }
+
+  async checkCaptureFilter(req: { filter: string }): Promise<CaptureFilterCheck> {
+    return checkCaptureFilter(req.filter, this.targetOptions.helperPath);
   }
 
   async exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }> {

@@ -53,8 +53,14 @@ describe('capture from the UI', () => {
     const { page } = ui;
     await page.locator('[data-testid=target][data-uri=local]').waitFor();
     await page.getByTestId('nodes').waitFor();
+    // a filter libpcap cannot compile: said under the field, and no capture can start with it
+    await page.getByTestId('capture-filter-input').fill('tcp port');
+    await expect.poll(async () => page.getByTestId('capture-filter-error').textContent().catch(() => null), { timeout: 10_000 })
+      .toBe("can't parse filter expression: syntax error");
+    expect(await page.getByTestId('start-capture').isDisabled()).toBe(true);
     // (every client below talks to PORT: the filter leaves out nothing the later steps look for)
     await page.getByTestId('capture-filter-input').fill(`tcp port ${PORT}`);
+    await expect.poll(() => page.getByTestId('capture-filter-error').count(), { timeout: 10_000 }).toBe(0);
     await page.getByTestId('start-capture').click();
     await page.getByTestId('start-progress').waitFor();
     // (streaming: the helper's sockets and hooks are in place; `running` comes at its start, before that, and traffic

@@ -63,6 +63,28 @@ describe('the helper\'s flags', () => {
   });
 });
 
+describe('checking a capture filter before the capture', () => {
+  it('compiles it with this machine\'s helper and says libpcap\'s complaint; says when it cannot check here', async () => {
+    const { checkCaptureFilter } = await import('../../src/targets/capture-filter.js');
+    expect(await checkCaptureFilter('tcp port 443 and not host 10.0.0.5')).toEqual({ ok: true });
+    expect(await checkCaptureFilter('  ')).toEqual({ ok: true });
+    expect(await checkCaptureFilter('tcp port')).toEqual({ ok: false, message: "can't parse filter expression: syntax error" });
+    expect(await checkCaptureFilter('ether host 1:2:3:4:5:6')).toMatchObject({ ok: false, message: expect.stringMatching(/ethernet addresses supported only on/) });
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-cfcheck-'));
+    try {
+      // a helper that cannot run here: not checked, and the message says the nodes will
+      const broken = join(dir, 'tapscope-helper');
+      writeFileSync(broken, 'not a program', { mode: 0o644 });
+      expect(await checkCaptureFilter('tcp port', broken)).toMatchObject({ ok: null, message: expect.stringMatching(/each node's helper checks it when the capture starts$/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('chosen pods', () => {
   it('reads NAMESPACE/NAME or NAME in the context\'s namespace, and filters on the pods\' addresses within the user\'s filter', async () => {
     const { parsePodName, podFilter } = await import('../../src/targets/k8s/pod-scope.js');

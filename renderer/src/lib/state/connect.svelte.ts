@@ -1,6 +1,7 @@
 // The Connect view's state: targets from the core, the chosen target's nodes, capture options, and the
 // start sequence with per-node progress and failures.
 import type { ApiCalls, TargetChoice } from '../../../../src/api/contract.js';
+import type { CaptureFilterCheck } from '../../../../src/targets/capture-filter.js';
 import type { CaptureMode, NodeInfo, PodChoice } from '../../../../src/targets/target.js';
 import { getApi } from '../api.js';
 import { sessions } from './sessions.svelte.js';
@@ -23,6 +24,12 @@ export class ConnectState {
   ifaces = $state('');
   /** tcpdump syntax, applied on the nodes; empty captures everything */
   captureFilter = $state('');
+  /** this machine's helper's check of the capture filter, for the filter it was made for */
+  captureFilterCheck = $state<{ filter: string; result: CaptureFilterCheck } | null>(null);
+  private filterTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The check's complaint about the capture filter as it is now, or null. */
+  captureFilterError = $derived(this.captureFilterCheck?.filter === this.captureFilter && this.captureFilterCheck.result.ok === false
+    ? this.captureFilterCheck.result.message : null);
   name = $state('');
   starting = $state(false);
   startError = $state<string | null>(null);
@@ -34,7 +41,8 @@ export class ConnectState {
     ssh: this.targets.filter((t) => t.kind === 'ssh'),
     k8s: this.targets.filter((t) => t.kind === 'k8s'),
   });
-  canStart = $derived(this.selectedUri !== null && !this.starting && (this.nodes.length === 0 || this.chosenNodes.length > 0 || this.chosenPods.length > 0));
+  canStart = $derived(this.selectedUri !== null && !this.starting && this.captureFilterError === null
+    && (this.nodes.length === 0 || this.chosenNodes.length > 0 || this.chosenPods.length > 0));
 
   async loadTargets(): Promise<void> {
     this.targetsLoading = true;
@@ -112,6 +120,21 @@ export class ConnectState {
   /** A pod that runs on a node with an address of its own (hostNetwork pods share their node's). */
   podCapturable(p: PodChoice): boolean {
     return !p.hostNetwork && p.node !== null && p.ips.length > 0;
+  }
+
+  /** Checks the capture filter a moment after the last change, as it is typed. */
+  captureFilterChanged(): void {
+    if (this.filterTimer) clearTimeout(this.filterTimer);
+    const filter = this.captureFilter;
+    if (!filter.trim()) {
+      this.captureFilterCheck = null;
+      return;
+    }
+    this.filterTimer = setTimeout(() => {
+      getApi().checkCaptureFilter({ filter }).then((result) => {
+        if (this.captureFilter === filter) this.captureFilterCheck = { filter, result };
+      }, () => undefined);
+    }, 250);
   }
 
   parsedIfaces(): string[] {
