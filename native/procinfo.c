@@ -1,6 +1,7 @@
 /* Implementation of procinfo.h. */
 #include "procinfo.h"
 #include "ebpf.h"
+#include "filter.h"
 #include "pcapng.h"
 #include "util.h"
 
@@ -790,6 +791,10 @@ void conn_note(const struct tuple *t, uint32_t netns, int role, uint32_t pid, ui
 		ctr.excluded++;
 		return;
 	}
+	/* why: with a capture filter, the connections it leaves out are not the capture's (a pod's capture on a busy
+	 * node would otherwise stream the whole node's connections); matched as a packet of the connection carrying data */
+	if (!filter_record(t, 1))
+		return;
 
 	/* why the namespace: pods' own loopback connections can share one 5-tuple */
 	if (!set_add64(conn_seen, CONN_SLOTS, (tuple_key(t) ^ netns) * 1099511628211ull))

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type HttpsServers, type Lab } from '../lib/lab.js';
 import { tlsClient } from '../lib/tls-clients.js';
+import { readCapture } from '../lib/pcapng-walk.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 import type { SessionSummary } from '../../src/api/contract.js';
@@ -58,6 +59,11 @@ describe.each(['afpacket', 'ebpf'] as const)('capture filter, %s mode', (mode) =
       expect(udpPort ?? '').toBe('');
       expect([sport, dport]).toContain('8443');
     }
+
+    // the connection records (process attribution): only the filtered port's connections
+    const conns = readCapture(out).records.filter((r) => r.t === 'conn') as unknown as Array<{ local: { port: number }; remote: { port: number } }>;
+    expect(conns.length, 'conn records').toBeGreaterThan(0);
+    for (const c of conns) expect([c.local.port, c.remote.port], JSON.stringify(c)).toContain(8443);
 
     // the flows: port 8443's curl connection, with its plaintext in eBPF mode; nothing of 9443 or the datagram
     const flows = await runCli(['flows', out, '--json'], env);

@@ -135,6 +135,18 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** Says, for a failure, which connections tshark found no ClientHello on, and how tshark reads their packets. */
+async function missingHellos(sniByPort: Map<number, string>): Promise<string> {
+  const syns = await run('tshark', ['-r', pcap, '-Y', `tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.dstport==${PORT}`, '-T', 'fields', '-e', 'tcp.srcport'], { timeoutMs: 60_000 });
+  const missing = [...new Set(syns.stdout.split('\n').filter(Boolean).map(Number))].filter((p) => !sniByPort.has(p));
+  const lines: string[] = [];
+  for (const p of missing.slice(0, 3)) {
+    const pk = await run('tshark', ['-r', pcap, '-Y', `tcp.port==${p}`, '-o', 'tcp.relative_sequence_numbers:TRUE'], { timeoutMs: 60_000 });
+    lines.push(`port ${p}:\n${pk.stdout.split('\n').slice(0, 12).join('\n')}`);
+  }
+  return `; no ClientHello seen by tshark on client port(s) ${missing.join(', ') || '(none with a SYN)'}\n${lines.join('\n')}`;
+}
+
 /** Decodes the exported-PDU tags of a tapscope-tls record: returns the ends (or null) and the payload. */
 function decode(data: Buffer): { src?: string; dst?: string; sport?: number; dport?: number; payload: Buffer } {
   const out: { src?: string; dst?: string; sport?: number; dport?: number; payload: Buffer } = { payload: Buffer.alloc(0) };
@@ -169,7 +181,7 @@ describe('decrypted records are attributed to the right connection', () => {
     const sniByPort = new Map(hellos.map(([p, s]) => [Number(p), s.split('.')[0]!]));
     // the clients and the one extra curl of the --exclude-tcp test
     const stats = cap.records.filter((x) => x.t === 'stats').at(-1);
-    expect(hellos.length, `ClientHellos in the capture (helper stats ${JSON.stringify(stats)})`).toBe(CLIENTS + 1);
+    expect(hellos.length, `ClientHellos in the capture (helper stats ${JSON.stringify(stats)})${hellos.length === CLIENTS + 1 ? '' : await missingHellos(sniByPort)}`).toBe(CLIENTS + 1);
     expect(sniByPort.size, `client ports used twice: ${JSON.stringify(hellos)}`).toBe(CLIENTS + 1);
     const idsByConn = new Map<number, Set<number>>();
     const wrong: string[] = [];
