@@ -3,6 +3,8 @@
 // packet). After such a prelude the connection carries TLS records, whose hellos get a verdict like any TLS
 // flow's: without this, a database client's TLS was "unknown" and its library never judged. Redis is told apart
 // for its name only (Redis over TLS starts with a ClientHello, already TLS).
+import type { DbLogin } from '../model/flow.js';
+
 
 export type DbApp = 'postgres' | 'mysql' | 'redis';
 
@@ -76,4 +78,78 @@ export function isRedisCommand(ch: Buffer): boolean {
 /** The database protocol of a connection from its first bytes in each direction; INCOMPLETE: more are needed. */
 export function dbPrelude(ch: Buffer, sh: Buffer | null): DbPrelude | typeof INCOMPLETE | null {
   return mysqlPrelude(ch, sh) ?? postgresPrelude(ch, sh) ?? (isRedisCommand(ch) ? { app: 'redis', tls: null } : null);
+}
+
+
+function cstring(buf: Buffer, i: number, end: number): [string, number] | null {
+  const z = buf.indexOf(0, i);
+  return z < 0 || z >= end ? null : [buf.toString('utf8', i, z), z + 1];
+}
+
+/** A Postgres StartupMessage (protocol 3) at `at`: its user, database and application_name. */
+export function postgresLogin(buf: Buffer, at = 0): DbLogin | typeof INCOMPLETE | null {
+  if (buf.length - at < 8) return INCOMPLETE;
+  const len = buf.readUInt32BE(at);
+  if (buf.readUInt32BE(at + 4) !== PG_PROTOCOL_3 || len < 9 || len > 10_000) return null;
+  if (buf.length - at < len) return INCOMPLETE;
+  const params = new Map<string, string>();
+  const end = at + len;
+  let i = at + 8;
+  while (i < end && buf[i] !== 0) {
+    const k = cstring(buf, i, end);
+    const v = k && cstring(buf, k[1], end);
+    if (!k || !v) return null;
+    params.set(k[0], v[0]);
+    i = v[1];
+  }
+  const user = params.get('user') ?? null;
+  return { user, database: params.get('database') ?? user, application: params.get('application_name') ?? null };
+}
+
+const CLIENT_CONNECT_WITH_DB = 0x8;
+const CLIENT_PROTOCOL_41 = 0x200;
+const CLIENT_SECURE_CONNECTION = 0x8000;
+const CLIENT_PLUGIN_AUTH = 0x80000;
+const CLIENT_PLUGIN_AUTH_LENENC = 0x200000;
+
+/** A MySQL/MariaDB HandshakeResponse41 packet at `at`: its user and the database given at login. */
+export function mysqlLogin(buf: Buffer, at = 0): DbLogin | typeof INCOMPLETE | null {
+  if (buf.length - at < 4) return INCOMPLETE;
+  const len = buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16);
+  if (len < 33 || len > 65_536) return null;
+  if (buf.length - at < 4 + len) return INCOMPLETE;
+  const p = at + 4;
+  const end = p + len;
+  const caps = buf.readUInt32LE(p);
+  if (!(caps & CLIENT_PROTOCOL_41)) return null;
+  const u = cstring(buf, p + 32, end);
+  if (!u) return null;
+  let i = u[1];
+  if (caps & CLIENT_PLUGIN_AUTH_LENENC) {
+    const b = buf[i]!;
+    const [n, w] = b < 0xfb ? [b, 1] : b === 0xfc ? [buf.readUInt16LE(i + 1), 3] : b === 0xfd ? [buf.readUIntLE(i + 1, 3), 4] : [-1, 0];
+    if (n < 0) return null;
+    i += w + n;
+  } else if (caps & CLIENT_SECURE_CONNECTION) {
+    i += 1 + buf[i]!;
+  } else {
+    const z = cstring(buf, i, end);
+    if (!z) return null;
+    i = z[1];
+  }
+  // the database, then (CLIENT_PLUGIN_AUTH) the auth plugin's name; a client may flag a database its server's
+  // greeting did not offer to take and write none, so with the plugin flag the database is the first of two strings
+  const first = caps & CLIENT_CONNECT_WITH_DB && i < end ? cstring(buf, i, end) : null;
+  const second = first && first[1] < end ? cstring(buf, first[1], end) : null;
+  const db = first && (!(caps & CLIENT_PLUGIN_AUTH) || second) ? first[0] : null;
+  return { user: u[0], database: db, application: null };
+}
+
+/** Who the client logs in as, from its stream's first bytes (after a Postgres SSLRequest answered 'N'). */
+export function dbLogin(app: DbApp, ch: Buffer): DbLogin | typeof INCOMPLETE | null {
+  if (app === 'postgres') {
+    const at = ch.length >= 8 && ch.readUInt32BE(0) === 8 && ch.readUInt32BE(4) === PG_SSL_REQUEST ? 8 : 0;
+    return postgresLogin(ch, at);
+  }
+  return app === 'mysql' ? mysqlLogin(ch) : null;
 }

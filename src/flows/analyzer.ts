@@ -6,7 +6,7 @@ import { Http1Parser, looksBinary, looksLikeHttp1, type Http1Options, type HttpM
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
-import { INCOMPLETE, dbPrelude, type DbApp, type DbPrelude } from '../dissect/db-prelude.js';
+import { INCOMPLETE, dbLogin, dbPrelude, type DbApp, type DbPrelude } from '../dissect/db-prelude.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
@@ -136,6 +136,10 @@ interface FlowExtra {
   /** Where TLS records begin in the client's and the server's stream: after a database's prelude (db-prelude.ts), else 0. */
   tlsSkipC: number;
   tlsSkipS: number;
+  /** a database connection's login was read from the hooks' decrypted client messages (or cannot be) */
+  loginDone: boolean;
+  /** the server's reads of it so far */
+  loginBuf: Buffer | null;
 }
 
 interface DecryptedDir {
@@ -253,7 +257,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null, helloAt: null,
-      tlsSkipC: 0, tlsSkipS: 0,
+      tlsSkipC: 0, tlsSkipS: 0, loginDone: false, loginBuf: null,
     };
   }
   return fs.x;
@@ -954,9 +958,27 @@ export class Analyzer {
       case 'grpc':
         this.feedPlainHttp(fs, dir, chunk, ts);
         return;
+      case 'postgres':
+      case 'mysql':
+        if (c2s) {
+          dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
+          this.dbLogin(fs);
+          return;
+        }
+        this.stopDir(fs, c2s);
+        return;
       default:
         this.stopDir(fs, c2s);
     }
+  }
+
+  /** A plain database connection's login, from the client's stream; its direction ends once it is read (or cannot be). */
+  private dbLogin(fs: FlowState): void {
+    const head = fs.c2s?.head ?? null;
+    const login = head && (fs.app === 'postgres' || fs.app === 'mysql') ? dbLogin(fs.app, head) : null;
+    if (login === INCOMPLETE && head!.length < this.opts.dissectLimit) return;
+    if (login && login !== INCOMPLETE) fs.flow.db = login;
+    this.stopDir(fs, true);
   }
 
   private classify(fs: FlowState, c2s: boolean): void {
@@ -989,7 +1011,15 @@ export class Analyzer {
 
   /** A database connection; one that switched to TLS has its hellos dissected after its prelude. */
   private setDbApp(fs: FlowState, db: DbPrelude): void {
-    if (!db.tls) return this.setApp(fs, db.app);
+    if (!db.tls) {
+      // (the client's login is read as its stream goes on; the server's stream is not needed)
+      fs.app = db.app;
+      fs.flow.app = db.app;
+      this.stopDir(fs, false);
+      if (db.app === 'redis') this.stopDir(fs, true);
+      else this.dbLogin(fs);
+      return;
+    }
     const x = extra(fs);
     x.tlsSkipC = db.tls.client;
     x.tlsSkipS = db.tls.server;
@@ -1282,6 +1312,20 @@ export class Analyzer {
     this.ensureTls(fs);
     if (fs.app === 'classify') { fs.app = 'tls'; f.app = 'tls'; }
     const c2s = sideOf(f, src) === 'client';
+    // a database's login, in the client's first decrypted message: whole in the client's write; the server reads it
+    // in pieces (a length, then the rest), which are put together until it is
+    if (c2s && !x.loginDone && (f.app === 'postgres' || f.app === 'mysql')) {
+      const bytes = data.subarray(payloadStart, end);
+      const whole = side === 'client' ? bytes : Buffer.concat(x.loginBuf ? [x.loginBuf, bytes] : [bytes]);
+      const login = dbLogin(f.app, whole);
+      if (login === INCOMPLETE && whole.length < this.opts.dissectLimit) {
+        if (side !== 'client') x.loginBuf = whole;
+      } else {
+        x.loginDone = true;
+        x.loginBuf = null;
+        if (login && login !== INCOMPLETE) f.db = login;
+      }
+    }
     const dk = c2s ? 'c2s' : 's2c';
     let dd = h.decrypted[dk];
     if (!dd) {

@@ -8,6 +8,15 @@ export type TlsLibrary = (typeof TLS_LIBRARIES)[number];
 
 export type VerdictSource = 'hook' | 'process' | 'fingerprint';
 
+/** Who a database connection logs in as (src/dissect/db-prelude.ts reads it). */
+export interface DbLogin {
+  user: string | null;
+  /** Postgres: the database asked for (the user's name when none is); MySQL: the one given at login, else null */
+  database: string | null;
+  /** Postgres' application_name, when the client sent one */
+  application: string | null;
+}
+
 export interface Endpoint {
   ip: string;
   port: number;
@@ -120,6 +129,8 @@ export interface Flow {
   httpOmitted?: number;
   /** DNS questions and answers (app 'dns'), capped per flow. */
   dns?: DnsSummary[];
+  /** Who a database connection (app postgres or mysql) logs in as, from its login message, plain or decrypted by the hooks. */
+  db?: DbLogin;
   /**
    * 'packets': captured packets carried this connection. 'hook-only': known only from decrypted TLS
    * records whose 5-tuple matched no captured packet (a process in another network namespace, pod-local

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type HttpsServers, type Lab } from '../lib/lab.js';
 import { tlsClient } from '../lib/tls-clients.js';
 import { readCapture } from '../lib/pcapng-walk.js';
+import { HELPER } from '../lib/helper-process.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 import type { SessionSummary } from '../../src/api/contract.js';
@@ -86,11 +87,16 @@ describe.each(['afpacket', 'ebpf'] as const)('capture filter, %s mode', (mode) =
 });
 
 describe('a capture filter libpcap cannot parse', () => {
-  it('fails the capture with libpcap\'s message, before capturing', async () => {
+  it('fails the capture with libpcap\'s message, before anything starts', async () => {
     const env = { TAPSCOPE_HOME: join(dir, 'home-bad'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
     const r = await runCli(['capture', '--mode', 'afpacket', '--capture-filter', 'tcp port', '--duration', '2', '--out', join(dir, 'bad.pcapng')], env);
     expect(r.code, r.stderr).toBe(2); // E_USAGE
-    expect(r.stderr).toContain("bad --filter 'tcp port': can't parse filter expression: syntax error");
-    expect(r.stderr).not.toContain(': capturing');
+    // (this machine's helper checks it before anything starts)
+    expect(r.stderr).toContain("capture filter 'tcp port': can't parse filter expression: syntax error (E_USAGE)");
+    expect(r.stderr).not.toContain('starting capture');
+    // where it is not checked before, each node's helper refuses it with libpcap's words
+    const node = await run('ip', ['netns', 'exec', lab.nodeNs, HELPER, '--mode', 'afpacket', '--filter', 'tcp port', '--duration', '1']);
+    expect(node.code).toBe(1);
+    expect(node.stderr.trim()).toBe("tapscope-helper: bad --filter 'tcp port': can't parse filter expression: syntax error");
   }, 60_000);
 });

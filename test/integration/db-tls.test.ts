@@ -2,7 +2,7 @@
 // speak each protocol's TLS upgrade (Postgres' SSLRequest answered 'S'; MySQL's greeting with CLIENT_SSL, then the
 // client's SSL request packet) and then refuse the login inside TLS. Captured by `tapscope capture` in eBPF mode, each
 // connection is its database's, with its TLS hello fields (equal to tshark's, which dissects both upgrades), its
-// client library and the plaintext the hooks read.
+// client library, the plaintext the hooks read, and who it logs in as (read from that plaintext).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,7 +33,7 @@ def postgres(c):
     msg = b'SFATAL\\0C28000\\0Mtapscope lab says no\\0\\0'
     t.sendall(b'E' + struct.pack('>I', len(msg) + 4) + msg); t.close()
 def mysql(c):
-    caps = 0x1 | 0x200 | 0x800 | 0x8000 | 0x80000
+    caps = 0x1 | 0x8 | 0x200 | 0x800 | 0x8000 | 0x80000
     p = (b'\\x0a' + b'8.0.36-tapscope\\0' + struct.pack('<I', 7) + b'abcdefgh' + b'\\0' + struct.pack('<H', caps & 0xffff)
          + bytes([33]) + struct.pack('<H', 2) + struct.pack('<H', caps >> 16) + bytes([21]) + bytes(10) + b'ijklmnopqrst\\0'
          + b'mysql_native_password\\0')
@@ -87,7 +87,7 @@ describe('database clients over TLS', () => {
       const pg = await lab.execIn(lab.nodeNs, 'psql', ['host=api.tapscope.test port=5432 user=lab dbname=orders sslmode=require connect_timeout=5', '-c', 'select 1'],
         { timeoutMs: 20_000, env: { ...process.env, PGPASSWORD: 'x' } });
       expect(pg.stderr, serverOut).toContain('tapscope lab says no');
-      const my = await lab.execIn(lab.nodeNs, 'mariadb', ['-h', 'www.tapscope.test', '-P', '3306', '-u', 'lab', '--ssl', '--connect-timeout=5', '-e', 'select 1'], { timeoutMs: 20_000 });
+      const my = await lab.execIn(lab.nodeNs, 'mariadb', ['-h', 'www.tapscope.test', '-P', '3306', '-u', 'lab', '-D', 'shop', '--ssl', '--connect-timeout=5', '-e', 'select 1'], { timeoutMs: 20_000 });
       expect(my.stderr, serverOut).toContain('tapscope lab says no');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
@@ -98,6 +98,7 @@ describe('database clients over TLS', () => {
         '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
       expect(ts.code, ts.stderr).toBe(0);
       const hellos = new Map(ts.stdout.trim().split('\n').map((l) => l.split('\t')).map(([port, sni, ja3, full]) => [Number(port), { sni, ja3, full }]));
+      const logins = { 5432: { user: 'lab', database: 'orders', application: 'psql' }, 3306: { user: 'lab', database: 'shop', application: null } };
       for (const [port, app, sni] of [[5432, 'postgres', 'api.tapscope.test'], [3306, 'mysql', null]] as const) {
         const f = byPort.get(port);
         expect(f, `${app}: ${flows.stdout}`).toBeDefined();
@@ -109,6 +110,8 @@ describe('database clients over TLS', () => {
         expect(f!.tls?.ja3Hash).toBe(h!.ja3);
         expect(f!.tls?.ja3).toBe(h!.full);
         expect(f!.tls?.client).toMatchObject({ library: 'openssl', plaintext: true });
+        // who it logs in as, from the hooks' first decrypted message
+        expect(f!.db).toEqual(logins[port]);
       }
       // the filter language sees them as the databases they are
       const q = await runCli(['flows', out, '--json', '--filter', 'app == "postgres" && tls.client.plaintext'], env);

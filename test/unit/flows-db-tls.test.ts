@@ -5,7 +5,9 @@
 import { describe, it, expect } from 'vitest';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
-import { dbPrelude, mysqlGreeting, INCOMPLETE } from '../../src/dissect/db-prelude.js';
+import { dbPrelude, mysqlGreeting, mysqlLogin, postgresLogin, INCOMPLETE } from '../../src/dissect/db-prelude.js';
+import { compileFilter } from '../../src/filter/index.js';
+import { FlowJsonLines } from '../../src/model/flow-json.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
 
@@ -19,9 +21,12 @@ function serverHello(): Buffer {
   return Buffer.concat([Buffer.from([0x16, 3, 3, hs.length >> 8, hs.length & 0xff]), hs]);
 }
 
-function flowsOf(conversations: Array<{ port: number; c2s: (Buffer | null)[]; s2c: (Buffer | null)[] }>): Flow[] {
+function flowsOf(conversations: Array<{ port: number; c2s: (Buffer | null)[]; s2c: (Buffer | null)[]; then?: (b: CaptureBuilder, client: { ip: string; port: number }) => void }>): Flow[] {
   const b = new CaptureBuilder();
-  conversations.forEach((c, i) => tcpConversation(b, { ...C, port: C.port + i }, S(c.port), c.c2s, c.s2c));
+  conversations.forEach((c, i) => {
+    tcpConversation(b, { ...C, port: C.port + i }, S(c.port), c.c2s, c.s2c, { fin: !c.then });
+    c.then?.(b, { ...C, port: C.port + i });
+  });
   const a = new Analyzer();
   const feed = a.stream('n1');
   for (const blk of parseBuffer(b.build())) feed(blk);
@@ -29,8 +34,7 @@ function flowsOf(conversations: Array<{ port: number; c2s: (Buffer | null)[]; s2
 }
 
 const SSL_REQUEST = Buffer.from('0000000804d2162f', 'hex');
-const pgStartup = (): Buffer => {
-  const params = Buffer.from('user\0app\0database\0orders\0\0');
+const pgStartup = (params = Buffer.from('user\0app\0database\0orders\0\0')): Buffer => {
   const m = Buffer.alloc(8 + params.length);
   m.writeUInt32BE(m.length, 0);
   m.writeUInt32BE(0x00030000, 4);
@@ -108,5 +112,73 @@ describe('databases that switch to TLS', () => {
     expect(dbPrelude(mysqlSslRequest().subarray(0, 6), mysqlGreetingPacket())).toBe(INCOMPLETE);
     expect(mysqlGreeting(mysqlGreetingPacket())).toBe(mysqlGreetingPacket().length);
     expect(mysqlGreeting(mysqlGreetingPacket().subarray(0, 10))).toBe(0);
+  });
+});
+
+/** A HandshakeResponse41 (sequence `seq`): user, an auth response, and the database when `db` is given. */
+function mysqlHandshakeResponse(user: string, db: string | null, seq = 1): Buffer {
+  const caps = 0x0200 | 0x8000 | 0x80000 | (db ? 0x8 : 0);
+  const head = Buffer.alloc(32);
+  head.writeUInt32LE(caps, 0);
+  head.writeUInt32LE(16 << 20, 4);
+  head[8] = 33;
+  const body = Buffer.concat([head, Buffer.from(`${user}\0`), Buffer.from([20]), Buffer.alloc(20, 0xab), ...(db ? [Buffer.from(`${db}\0`)] : []), Buffer.from('mysql_native_password\0')]);
+  return Buffer.concat([Buffer.from([body.length & 0xff, body.length >> 8, 0, seq]), body]);
+}
+
+describe('who a database connection logs in as', () => {
+  it('reads a Postgres StartupMessage and a MySQL handshake response, whole or not yet', () => {
+    expect(postgresLogin(pgStartup())).toEqual({ user: 'app', database: 'orders', application: null });
+    expect(postgresLogin(pgStartup(Buffer.from('user\0reporting\0application_name\0psql\0\0')))).toEqual({ user: 'reporting', database: 'reporting', application: 'psql' });
+    expect(postgresLogin(pgStartup().subarray(0, 12))).toBe(INCOMPLETE);
+    expect(postgresLogin(Buffer.from('0000000804d2162f', 'hex'))).toBeNull();
+    expect(mysqlLogin(mysqlHandshakeResponse('shop', 'orders'))).toEqual({ user: 'shop', database: 'orders', application: null });
+    expect(mysqlLogin(mysqlHandshakeResponse('shop', null))).toEqual({ user: 'shop', database: null, application: null });
+    expect(mysqlLogin(mysqlHandshakeResponse('shop', 'orders').subarray(0, 20))).toBe(INCOMPLETE);
+    // the database flagged but not written (its server did not offer to take it): the one string left is the plugin's
+    const unwritten = mysqlHandshakeResponse('shop', null);
+    unwritten[4] = unwritten[4]! | 0x8;
+    expect(mysqlLogin(unwritten)).toEqual({ user: 'shop', database: null, application: null });
+  });
+
+  it('names it on plain connections, after an SSLRequest answered N too, and on TLS ones from the hooks\' first decrypted message', () => {
+    const hello = fixtureClientHello();
+    const flows = flowsOf([
+      { port: 5432, c2s: [pgStartup()], s2c: [Buffer.from('R\0\0\0\x08\0\0\0\0')] },
+      // the StartupMessage after the server's N, in a later segment, split in two
+      { port: 5432, c2s: [SSL_REQUEST, pgStartup().subarray(0, 10), pgStartup().subarray(10)], s2c: [Buffer.from('N')] },
+      { port: 3306, c2s: [null, mysqlHandshakeResponse('shop', 'orders')], s2c: [mysqlGreetingPacket()] },
+      {
+        port: 5432, c2s: [SSL_REQUEST, hello], s2c: [Buffer.from('S'), serverHello()],
+        then: (b, client) => { b.tls(client, S(5432), 'out', pgStartup(Buffer.from('user\0billing\0database\0ledger\0application_name\0worker\0\0')), { pid: 9, comm: 'psql', lib: 'openssl' }); },
+      },
+      // only the server hooked: it reads the message in pieces, its length first
+      {
+        port: 5432, c2s: [SSL_REQUEST, hello], s2c: [Buffer.from('S'), serverHello()],
+        then: (b, client) => {
+          const m = pgStartup(Buffer.from('user\0audit\0database\0events\0\0'));
+          for (const piece of [m.subarray(0, 4), m.subarray(4)]) b.tls(client, S(5432), 'in', piece, { pid: 11, comm: 'postgres', lib: 'openssl' });
+        },
+      },
+      {
+        port: 3306, c2s: [null, mysqlSslRequest(), hello], s2c: [mysqlGreetingPacket(), null, serverHello()],
+        then: (b, client) => { b.tls(client, S(3306), 'out', mysqlHandshakeResponse('app', 'shop', 2), { pid: 10, comm: 'mariadb', lib: 'openssl' }); },
+      },
+    ]);
+    expect(flows.map((f) => [f.app, f.db])).toEqual([
+      ['postgres', { user: 'app', database: 'orders', application: null }],
+      ['postgres', { user: 'app', database: 'orders', application: null }],
+      ['mysql', { user: 'shop', database: 'orders', application: null }],
+      ['postgres', { user: 'billing', database: 'ledger', application: 'worker' }],
+      ['postgres', { user: 'audit', database: 'events', application: null }],
+      ['mysql', { user: 'app', database: 'shop', application: null }],
+    ]);
+    expect(flows[3]!.tls?.client).toMatchObject({ plaintext: true });
+    // the filter language and the JSON lines carry it
+    expect(flows.filter(compileFilter('db.name == "orders" && app == "postgres"')).length).toBe(2);
+    expect(flows.filter(compileFilter('db.application == "worker"')).map((f) => f.db?.user)).toEqual(['billing']);
+    const lines = new FlowJsonLines();
+    lines.add(flows[3]!);
+    expect(JSON.parse(lines.take().toString())).toEqual(JSON.parse(JSON.stringify(flows[3])));
   });
 });

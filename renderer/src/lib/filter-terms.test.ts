@@ -16,6 +16,7 @@ function flow(extra: Partial<Flow> = {}): Flow {
       server: { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, reason: null, version: '3.0.19' },
     },
     http: [{ method: 'GET', host: 'api.test\nx', path: '/', status: 200 }],
+    db: { user: 'app', database: 'ord"ers', application: null },
     ...extra,
   } as Flow;
 }
@@ -26,6 +27,7 @@ describe('filter terms of a flow', () => {
     const other = flow({
       src: { ip: '10.0.0.2', port: 1 }, dst: { ip: 'fd00::2', port: 443 }, process: { pid: 1, comm: 'curl' }, peerProcess: { pid: 8, comm: 'envoy' },
       node: 'node-b', pod: { namespace: 'shop', name: 'cart-2' }, app: 'http', tls: null, http: [{ method: 'GET', host: 'other.test', path: '/', status: 200 }],
+      db: { user: 'app', database: 'orders', application: null },
     });
     const terms = [...Object.values(flowTerms(f)), hostTerm(f.http[0]!)];
     expect(terms.every((t) => t !== null)).toBe(true);
@@ -36,8 +38,10 @@ describe('filter terms of a flow', () => {
       expect(compileFilter(withTerm('', t, true))(other), `not ${t}`).toBe(true);
     }
     // what a flow lacks offers no term
-    const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null }));
-    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server]).toEqual([null, null, null, null, null, null, null]);
+    const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null, db: undefined }));
+    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db]).toEqual([null, null, null, null, null, null, null, null]);
+    // a login without a database named: its user
+    expect(flowTerms(flow({ db: { user: 'shop', database: null, application: null } })).db).toBe('db.user == "shop"');
     expect(hostTerm({ host: null })).toBeNull();
     // an IPv4 and an IPv6 address stay bare words
     expect(flowTerms(f).src).toBe('src.ip == 10.0.0.1');

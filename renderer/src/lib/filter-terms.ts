@@ -21,6 +21,7 @@ export interface FlowTerms {
   ja4: string | null;
   client: string | null;
   server: string | null;
+  db: string | null;
 }
 
 /** An address as the filter language reads it: bare (IPv4 and IPv6 literals are words there). */
@@ -40,6 +41,7 @@ export function flowTerms(f: Flow): FlowTerms {
     ja4: f.tls?.ja4 ? `tls.ja4 == ${s(f.tls.ja4)}` : null,
     client: f.tls?.client ? `tls.client.library == ${s(f.tls.client.library)}` : null,
     server: f.tls?.server ? `tls.server.library == ${s(f.tls.server.library)}` : null,
+    db: f.db?.database ? `db.name == ${s(f.db.database)}` : f.db?.user ? `db.user == ${s(f.db.user)}` : null,
   };
 }
 
