@@ -198,6 +198,8 @@ describe('capture from the UI', () => {
     const { page } = ui;
     await page.click('[data-view=sessions]');
     await page.getByTestId('session-row').first().waitFor();
+    // the saved session says the capture filter it ran with
+    expect(await page.getByTestId('session-row').first().getByTestId('session-filter').textContent()).toBe(`filter: tcp port ${PORT}`);
     await page.getByTestId('rename').first().click();
     await page.getByTestId('rename-input').fill('UI lab capture');
     await page.keyboard.press('Enter');

@@ -82,7 +82,14 @@ describe('a TCP flow\'s connection state', () => {
     const { page } = app.ui;
     const marks = await page.getByTestId('conn-state').evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute('title')]));
     // (the hooked flow's capture holds only its SYN: no reply, as far as the packets tell)
-    expect(marks).toEqual([['no reply', 'the client\'s SYN got no answer'], ['refused', expect.stringMatching(/answered the SYN with a RST/)]]);
+    expect(marks).toEqual([['no reply', 'tls: the client\'s SYN got no answer'], ['refused', expect.stringMatching(/^tcp: the server answered the SYN with a RST/)]]);
+    // each mark fits its column: it ends before the next cell begins (in the whole table: the detail closed)
+    await page.getByRole('button', { name: 'Close detail' }).click();
+    await expect.poll(() => page.getByTestId('detail').count()).toBe(0);
+    for (const m of await page.getByTestId('conn-state').all()) {
+      const host = m.locator('xpath=../following-sibling::span[1]');
+      expect((await m.boundingBox())!.x + (await m.boundingBox())!.width).toBeLessThanOrEqual((await host.boundingBox())!.x);
+    }
     await page.getByTestId('flow-row').nth(2).click();
     await page.getByRole('tab', { name: 'Overview' }).click();
     await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^refused — the server answered the SYN with a RST/);

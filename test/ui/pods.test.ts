@@ -60,8 +60,19 @@ describe('pods of a Kubernetes target', () => {
     await add('shop/db-0');
     expect(await page.getByTestId('pod-error').count()).toBe(0);
     expect(await page.getByTestId('pod-chip').evaluateAll((cs) => cs.map((c) => c.firstChild?.textContent?.trim()))).toEqual(['shop/web-7d9f5c6b8-x2x9k', 'shop/db-0']);
+    // the nodes the capture will run on: the pods', not to be picked by hand
+    const boxes = async () => page.locator('[data-testid="nodes"] input[type=checkbox]').evaluateAll((bs) => bs.map((b) => {
+      const box = b as unknown as { checked: boolean; disabled: boolean };
+      return `${box.checked ? 'on' : 'off'}${box.disabled ? ' fixed' : ''}`;
+    }));
+    expect(await boxes()).toEqual(['on fixed', 'on fixed']);
     await page.getByRole('button', { name: 'Remove shop/db-0' }).click();
     expect(await page.getByTestId('pod-chip').count()).toBe(1);
+    expect(await boxes()).toEqual(['on fixed', 'off fixed']);
+    // without pods, the nodes are picked again
+    await page.getByRole('button', { name: 'Remove shop/web-7d9f5c6b8-x2x9k' }).click();
+    expect(await boxes()).toEqual(['on', 'on']);
+    await add('shop/web-7d9f5c6b8-x2x9k');
     await screenshot(page, 'connect-pods');
     await page.getByTestId('start-capture').click();
     await expect.poll(() => started.length, { timeout: 10_000 }).toBe(1);

@@ -51,7 +51,8 @@ const sideLine = (role: string, v: TlsSideVerdict): string =>
 
 function connView(tcp: NonNullable<Flow['tcp']>): { text: string; title: string } {
   const t = tcpStateText(tcp);
-  return { text: t.short, title: t.long };
+  // (a word that fits the protocol's column; who reset it is in the title)
+  return tcp.state === 'reset' ? { text: 'reset', title: `${t.short}: ${t.long}` } : { text: t.short, title: t.long };
 }
 
 function build(f: Flow): RowView {
