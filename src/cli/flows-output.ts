@@ -2,6 +2,7 @@
 // `tapscope flows`).
 import type { Flow } from '../model/flow.js';
 import { failedConnection, tcpStateText } from '../model/tcp-state.js';
+import { flowTarget } from '../model/flow-target.js';
 import { endpointText } from '../util/ip.js';
 
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
@@ -81,7 +82,7 @@ export function flowRow(f: Flow): string[] {
   const tlsCol = f.tls
     ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${v?.plaintext ? 'plaintext' : 'encrypted'}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}${peer}`
     : '';
-  const what = f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? '';
+  const what = flowTarget(f);
   const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';
   return [
     clock(f.firstSeen), f.transport, endpointText(f.src), endpointText(f.dst), f.app + failedText(f), what, String(f.packets), human(f.bytes), proc,

@@ -41,3 +41,18 @@ describe('filterMark', () => {
     expect(filterMark({ filter: 'a\nb', position: 3 })).toBe('');
   });
 });
+
+describe('what a flow reaches (SNI/HOST)', () => {
+  it('is the server name, else the HTTP host, else the DNS name, else the database its login named', async () => {
+    const { flowTarget } = await import('../../src/model/flow-target.js');
+    const base = flow(null, null);
+    expect(flowTarget(base)).toBe('api.test');
+    expect(flowTarget({ ...base, tls: null, http: [{ method: 'GET', host: 'h.test', path: '/', status: 200 }] })).toBe('h.test');
+    expect(flowTarget({ ...base, tls: null, dns: [{ id: 1, query: 'q.test', type: 'A', rcode: null, answers: [] }] })).toBe('q.test');
+    const pg = { ...base, tls: null, app: 'postgres', db: { user: 'app', database: 'orders', application: null } };
+    expect(flowTarget(pg)).toBe('orders as app');
+    expect(flowRow(pg)[5]).toBe('orders as app');
+    expect(flowTarget({ ...pg, db: { user: 'shop', database: null, application: null } })).toBe('as shop');
+    expect(flowTarget({ ...base, tls: null })).toBe('');
+  });
+});

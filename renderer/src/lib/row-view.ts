@@ -1,5 +1,6 @@
 // Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
 // page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
+import { flowTarget } from '../../../src/model/flow-target.js';
 import type { Flow, TlsSideVerdict } from '../../../src/model/flow.js';
 import { formatBytes, formatEndpoint, formatTime } from './format.js';
 import { failedConnection, tcpStateText } from '../../../src/model/tcp-state.js';
@@ -68,7 +69,7 @@ function build(f: Flow): RowView {
     src: formatEndpoint(f.src),
     dst: formatEndpoint(f.dst),
     proto: f.app === 'unknown' ? f.transport : f.app,
-    host: f.tls?.sni ?? f.http[0]?.host ?? '',
+    host: flowTarget(f),
     tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
