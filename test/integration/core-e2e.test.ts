@@ -9,7 +9,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
+import { TSHARK_TLS_PORTS, createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { TLS_CLIENTS, tlsClient, type TlsClient } from '../lib/tls-clients.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
@@ -73,7 +73,7 @@ async function tsharkHellos(file: string): Promise<Map<number, Record<string, st
     'tls.handshake.extensions.supported_version', 'tls.handshake.sig_hash_alg', 'tls.handshake.sig_hash_alg_len',
     'tls.handshake.extensions_alpn_str', 'tls.handshake.version',
     'tls.handshake.extensions_server_name'];
-  const r = await run('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
+  const r = await run('tshark', ['-r', file, ...TSHARK_TLS_PORTS, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
     ...fields.flatMap((f) => ['-e', f])], { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);
   const out = new Map<number, Record<string, string>>();
@@ -278,7 +278,7 @@ describe('capture --out - (live to standard output, for Wireshark)', () => {
     writeFileSync(f, Buffer.concat(chunks));
     const blocks = parseBuffer(readFileSync(f));
     expect(blocks.filter((b) => b.type === 'shb')).toHaveLength(1);
-    const t = await run('tshark', ['-r', f, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name', '-e', 'frame.interface_name'], { timeoutMs: 60_000 });
+    const t = await run('tshark', ['-r', f, ...TSHARK_TLS_PORTS, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name', '-e', 'frame.interface_name'], { timeoutMs: 60_000 });
     expect(t.code, t.stderr).toBe(0);
     expect(t.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Running as user'))).toEqual([]);
     // each packet on its node's interface, named node/interface

@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
+import { TSHARK_TLS_PORTS, createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { runCli, startCli } from './core-cli.js';
 import { CONTINUATION, END_HEADERS, END_STREAM, HEADERS, SETTINGS, addNew, frame, indexed, litIdx } from '../unit/export-h2-frames.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
@@ -122,7 +122,7 @@ async function client(mode: 'plain' | 'http/1.1' | 'h2', host: string, port: num
 }
 
 async function tshark(file: string, args: string[]): Promise<string> {
-  const r = await run('tshark', ['-r', file, ...args], { timeoutMs: 60_000 });
+  const r = await run('tshark', ['-r', file, ...TSHARK_TLS_PORTS, ...args], { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);
   // no warnings: the rewritten packets read as cleanly as the captured ones
   expect(r.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Running as user'))).toEqual([]);

@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, makeTestCa, run, uniquePrefix, type Lab } from '../lib/lab.js';
+import { TSHARK_TLS_PORTS, createLab, makeTestCa, run, uniquePrefix, type Lab } from '../lib/lab.js';
 import { startHelper } from '../lib/helper-process.js';
 import { readCapture, parseTlsComment, type Capture } from '../lib/pcapng-walk.js';
 
@@ -175,7 +175,7 @@ describe('decrypted records are attributed to the right connection', () => {
     const tlsIf = cap.idbs.findIndex((i) => i.name === 'tapscope-tls');
     expect(tlsIf).toBeGreaterThanOrEqual(0);
     // ground truth from the packets: client port -> SNI label
-    const r = await run('tshark', ['-r', pcap, '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tls.handshake.extensions_server_name'], { timeoutMs: 60_000 });
+    const r = await run('tshark', ['-r', pcap, ...TSHARK_TLS_PORTS, '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tls.handshake.extensions_server_name'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     const hellos = r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]);
     const sniByPort = new Map(hellos.map(([p, s]) => [Number(p), s.split('.')[0]!]));

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
+import { TSHARK_TLS_PORTS, createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { TLS_CLIENTS, type TlsClient } from '../lib/tls-clients.js';
 import { startHelper } from '../lib/helper-process.js';
 import { readCapture, parseTlsComment, type Capture } from '../lib/pcapng-walk.js';
@@ -20,7 +20,7 @@ const cap: { ebpf?: Capture; afpacket?: Capture } = {};
 const exitCodes: Record<string, number | null> = {};
 
 async function tshark(path: string, filter: string, fields: string[]): Promise<string[][]> {
-  const r = await run('tshark', ['-r', path, '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], { timeoutMs: 60_000 });
+  const r = await run('tshark', ['-r', path, ...TSHARK_TLS_PORTS, '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);
   return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
 }

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, uniquePrefix, type HttpsServers, type Lab } from '../lib/lab.js';
+import { TSHARK_TLS_PORTS, createLab, run, startHttpsServers, uniquePrefix, type HttpsServers, type Lab } from '../lib/lab.js';
 import { until } from '../lib/until.js';
 import { helloCount, pipeReaderEnded, wiresharkStandIn } from '../lib/wireshark-standin.js';
 import { CaptureBuilder } from '../unit/core-packet-builder.js';
@@ -179,7 +179,7 @@ describe('CoreService.openInWireshark', () => {
     expect(await service.openInWireshark({ sessionId: saved.id, filter: `id == "${rows[1]!.id}"` })).toEqual({ live: false });
     await until('the export read', () => existsSync(`${out}.err`), 200);
     expect(await snis(out)).toBe(1);
-    const ports = await run('tshark', ['-r', out, '-T', 'fields', '-e', 'tcp.srcport', '-Y', 'tls.handshake.type == 1'], { timeoutMs: 60_000 });
+    const ports = await run('tshark', ['-r', out, ...TSHARK_TLS_PORTS, '-T', 'fields', '-e', 'tcp.srcport', '-Y', 'tls.handshake.type == 1'], { timeoutMs: 60_000 });
     expect(ports.stdout.trim()).toBe(String(rows[1]!.src.port));
   }, 60_000);
 

@@ -41,6 +41,13 @@ export const LAB_HOST_LABELS = [
 ];
 
 export const CACHE_DIR = '/tmp/tapscope-test-cache';
+
+/**
+ * tshark's "Decode As" for the lab's TLS server ports that are not 443. why: tshark picks a TCP dissector by the
+ * lower port with a registered one; a client's ephemeral port that happens to be registered (44322 is pmproxy's) wins
+ * over an unregistered 8443, and its ClientHello is then read as that protocol, not TLS (it made two tests flaky).
+ */
+export const TSHARK_TLS_PORTS = ['8443', '9443', '4433', '18443'].flatMap((p) => ['-d', `tcp.port==${p},tls`]);
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tls');
 
 /** Runs a command to completion; never rejects on a non-zero exit (the caller checks `code`). */

@@ -3,7 +3,7 @@
 // errors to $WS_OUT.err (written when it starts).
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from './lab.js';
+import { TSHARK_TLS_PORTS, run } from './lab.js';
 import { until } from './until.js';
 
 /** Writes the stand-in into `dir` and returns its path. */
@@ -26,7 +26,7 @@ export async function pipeReaderEnded(out: string): Promise<void> {
 
 /** Connections in a capture file whose ClientHello names `sni`, as tshark counts them. */
 export async function helloCount(file: string, sni: string): Promise<number> {
-  const r = await run('tshark', ['-r', file, '-Y', `tls.handshake.extensions_server_name == "${sni}"`, '-T', 'fields', '-e', 'frame.number'], { timeoutMs: 60_000 });
+  const r = await run('tshark', ['-r', file, ...TSHARK_TLS_PORTS, '-Y', `tls.handshake.extensions_server_name == "${sni}"`, '-T', 'fields', '-e', 'frame.number'], { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`tshark -r ${file}: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).length;
 }

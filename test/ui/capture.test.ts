@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
-import { createLab, startHttpsServers, type HttpsServers, type Lab } from '../lib/lab.js';
+import { TSHARK_TLS_PORTS, createLab, startHttpsServers, type HttpsServers, type Lab } from '../lib/lab.js';
 import { tlsClient, type TlsClient } from '../lib/tls-clients.js';
 import { helloCount, pipeReaderEnded, wiresharkStandIn } from '../lib/wireshark-standin.js';
 import { screenshot } from './browser.js';
@@ -213,7 +213,7 @@ describe('capture from the UI', () => {
     const pcap = (await page.locator('[data-testid=last-export] code').textContent()) ?? '';
     expect(existsSync(pcap)).toBe(true);
     expect(readFileSync(pcap).readUInt32LE(0)).toBe(0x0a0d0d0a);
-    const snis = execFileSync('tshark', ['-r', pcap, '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name'], { encoding: 'utf8' });
+    const snis = execFileSync('tshark', ['-r', pcap, ...TSHARK_TLS_PORTS, '-Y', 'tls.handshake.type==1', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name'], { encoding: 'utf8' });
     for (const c of clients) expect(snis).toContain(`${c.name}.tapscope.test`);
     await screenshot(page, 'sessions');
 
