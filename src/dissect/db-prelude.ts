@@ -22,6 +22,11 @@ const PG_GSSENC_REQUEST = 80877104;
 const PG_CANCEL_REQUEST = 80877102;
 const PG_PROTOCOL_3 = 0x00030000;
 
+/** Whether `ch` starts with a Postgres SSLRequest (8 bytes: length 8, code 80877103). */
+function isSslRequest(ch: Buffer): boolean {
+  return ch.length >= 8 && ch.readUInt32BE(0) === 8 && ch.readUInt32BE(4) === PG_SSL_REQUEST;
+}
+
 /**
  * Postgres from the client's first message: SSLRequest (TLS when the server answers 'S'; its one-byte answer and
  * the client's 8 bytes come before the records), GSSENCRequest, CancelRequest or a protocol 3 StartupMessage.
@@ -30,7 +35,7 @@ export function postgresPrelude(ch: Buffer, sh: Buffer | null): DbPrelude | type
   if (ch.length < 8) return ch[0] === 0 && (ch.length < 2 || ch[1] === 0) ? INCOMPLETE : null;
   const len = ch.readUInt32BE(0);
   const code = ch.readUInt32BE(4);
-  if (len === 8 && code === PG_SSL_REQUEST) {
+  if (isSslRequest(ch)) {
     if (!sh || sh.length === 0) return INCOMPLETE;
     return { app: 'postgres', tls: sh[0] === 0x53 ? { client: 8, server: 1 } : null };
   }
@@ -148,7 +153,7 @@ export function mysqlLogin(buf: Buffer, at = 0): DbLogin | typeof INCOMPLETE | n
 /** Who the client logs in as, from its stream's first bytes (after a Postgres SSLRequest answered 'N'). */
 export function dbLogin(app: DbApp, ch: Buffer): DbLogin | typeof INCOMPLETE | null {
   if (app === 'postgres') {
-    const at = ch.length >= 8 && ch.readUInt32BE(0) === 8 && ch.readUInt32BE(4) === PG_SSL_REQUEST ? 8 : 0;
+    const at = isSslRequest(ch) ? 8 : 0;
     return postgresLogin(ch, at);
   }
   return app === 'mysql' ? mysqlLogin(ch) : null;

@@ -962,7 +962,7 @@ export class Analyzer {
       case 'mysql':
         if (c2s) {
           dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
-          this.dbLogin(fs);
+          this.readPlainLogin(fs);
           return;
         }
         this.stopDir(fs, c2s);
@@ -973,7 +973,7 @@ export class Analyzer {
   }
 
   /** A plain database connection's login, from the client's stream; its direction ends once it is read (or cannot be). */
-  private dbLogin(fs: FlowState): void {
+  private readPlainLogin(fs: FlowState): void {
     const head = fs.c2s?.head ?? null;
     const login = head && (fs.app === 'postgres' || fs.app === 'mysql') ? dbLogin(fs.app, head) : null;
     if (login === INCOMPLETE && head!.length < this.opts.dissectLimit) return;
@@ -1017,7 +1017,7 @@ export class Analyzer {
       fs.flow.app = db.app;
       this.stopDir(fs, false);
       if (db.app === 'redis') this.stopDir(fs, true);
-      else this.dbLogin(fs);
+      else this.readPlainLogin(fs);
       return;
     }
     const x = extra(fs);

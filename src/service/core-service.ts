@@ -211,11 +211,11 @@ export class CoreService implements ApiCalls {
   ): Promise<SessionSummary> {
     const pods = req.pods?.map((p) => p.trim()).filter((p) => p.length > 0);
     if (pods?.length && !req.target.startsWith('k8s://')) throw new TapscopeError('E_USAGE', `pods are captured on a Kubernetes target (k8s://CONTEXT), not ${req.target}`);
-    const target = await this.target(req.target);
     const filter = req.captureFilter?.trim() || undefined;
     // (checked here when this machine can, before anything is deployed; else each node's helper refuses it)
     const checked = filter ? await checkCaptureFilter(filter, this.targetOptions.helperPath) : null;
     if (checked?.ok === false) throw new TapscopeError('E_USAGE', `capture filter '${filter}': ${checked.message}`);
+    const target = await this.target(req.target);
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,

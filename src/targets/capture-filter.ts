@@ -2,7 +2,7 @@
 // helper compiles it (`--filter EXPR --check-filter`: libpcap, as each node's helper will, no privileges needed).
 // Where no helper runs here (a macOS or Windows laptop), the nodes' helpers check it when the capture starts.
 import { execFile } from 'node:child_process';
-import { arch } from 'node:os';
+import { machine } from 'node:os';
 import { builtHelper } from './deploy.js';
 
 export type CaptureFilterCheck =
@@ -16,8 +16,8 @@ const LATER = "each node's helper checks it when the capture starts";
 export function checkCaptureFilter(filter: string, helperPath?: string): Promise<CaptureFilterCheck> {
   const f = filter.trim();
   if (!f) return Promise.resolve({ ok: true });
-  const here = arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : null;
-  const helper = process.platform === 'linux' ? builtHelper(here, helperPath) : null;
+  // (os.machine() is `uname -m`, as builtHelper takes it)
+  const helper = process.platform === 'linux' ? builtHelper(machine(), helperPath) : null;
   if (!helper) return Promise.resolve({ ok: null, message: `no capture helper runs on this machine; ${LATER}` });
   return new Promise((resolve) => {
     execFile(helper, ['--filter', f, '--check-filter'], { timeout: 10_000, encoding: 'utf8' }, (err, _out, stderr) => {

@@ -7,6 +7,11 @@ import { getApi } from '../api.js';
 import { sessions } from './sessions.svelte.js';
 import { ui } from './ui.svelte.js';
 
+/** A pod as the capture names it: `namespace/name`. */
+export function podRef(p: { namespace: string; name: string }): string {
+  return `${p.namespace}/${p.name}`;
+}
+
 export class ConnectState {
   targets = $state<TargetChoice[]>([]);
   targetsLoading = $state(false);
@@ -104,11 +109,17 @@ export class ConnectState {
     this.chosenNodes = this.chosenNodes.includes(name) ? this.chosenNodes.filter((n) => n !== name) : [...this.chosenNodes, name];
   }
 
+  /** The target's pod named `namespace/name`, or undefined. */
+  pod(ref: string): PodChoice | undefined {
+    const r = ref.trim();
+    return this.pods.find((x) => podRef(x) === r);
+  }
+
   /** Adds a pod typed or picked as `namespace/name`; false when the target has no such pod, or it cannot be captured apart. */
   addPod(ref: string): boolean {
     const r = ref.trim();
-    const p = this.pods.find((x) => `${x.namespace}/${x.name}` === r);
-    if (!p || p.hostNetwork || !this.podCapturable(p)) return false;
+    const p = this.pod(r);
+    if (!p || !this.podCapturable(p)) return false;
     if (!this.chosenPods.includes(r)) this.chosenPods = [...this.chosenPods, r];
     return true;
   }
