@@ -28,15 +28,16 @@ export interface ReadBlocksOptions extends ReaderOptions {
   onPacket?: RawPacketSink | null;
   /** With onPacket: takes decrypted records in place (see RawRecordSink). */
   onRecord?: RawRecordSink | null;
-  /** Bytes per file read (default 256 KiB; tests make it small to cross block boundaries often). */
+  /** Bytes per file read (default 1 MiB; tests make it small to cross block boundaries often). */
   readSize?: number;
 }
 
-// why: a read this size lands in the core's cache for the parse that follows; on the 1 GB bench capture the
-// load took 936 ms with 256 KiB, 974 ms with 128 KiB and 977 ms with 1 MiB reads (the kernel's copy into a
-// buffer that fits the cache is faster too: `dd bs=128K` vs `bs=4M`), and 4 MiB and more measured slower
-const READ_SIZE = 256 * 1024;
-const YIELD_MS = 50;
+// why: reads of this size, two buffers in turn, the next read on the thread pool while the parser walks the
+// last: on the 1 GB bench capture (2-core VM) the load measured 1.06 s with 1 MiB, 1.32 s with 256 KiB and
+// 1.05 s with 4 MiB buffers, against 1.18 s for one 256 KiB buffer filled by readSync (the kernel's copy
+// then ran on the parsing core). 256 KiB is too small for the copy and the parse to overlap well.
+const READ_SIZE = 1024 * 1024;
+const READ_AHEAD_MIN = 64 * 1024;
 
 /** Bytes in, `PcapngBlock` objects out. Emits 'truncated' (TruncatedTail) when tolerated. */
 export class PcapngReader extends Transform {
@@ -133,34 +134,44 @@ async function readStream(
 }
 
 /**
- * One buffer, reused, filled by synchronous reads: the bytes are parsed while still in this core's cache (a
- * read on the thread pool lands them elsewhere, and a loaded machine delays its completion); no per-chunk
- * allocation, no stream machinery. It yields to the event loop every YIELD_MS, so a long load does not
- * starve the rest of the process.
+ * Two buffers, reused in turn: while the parser walks one, the thread pool reads the file's next bytes into
+ * the other (the kernel's copy of a large capture, a sixth of its load, runs on another core). One read is in
+ * flight at a time and reads carry no position, so pipes and FIFOs read like files. No per-chunk allocation,
+ * no stream machinery; each read's completion is a turn of the event loop, so a long load does not starve the
+ * rest of the process.
  */
 async function readFile(
   path: string, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, record: RawRecordSink | null,
   size: number,
 ): Promise<number> {
   const fh = await openCapture(path);
-  const buf = Buffer.allocUnsafe(size);
+  const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const;
+  // why: a thread pool round trip costs more than a small read's copy (a test's 13-byte reads of a 40 KiB
+  // capture took 12 times as long); below READ_AHEAD_MIN each read is synchronous, done when it is needed
+  const ahead = size >= READ_AHEAD_MIN;
+  const read = (buf: Buffer): Promise<{ bytesRead: number }> =>
+    ahead ? fh.read(buf, 0, size, null) : Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, null) });
   let bytes = 0;
-  let yielded = performance.now();
+  let which = 0;
+  let next: Promise<{ bytesRead: number }> | null = null;
   try {
-    for (;;) {
-      // why: no position, so pipes and FIFOs read like files
-      const n = readSync(fh.fd, buf, 0, size, null);
+    next = read(bufs[0]);
+    while (next) {
+      const n = (await next).bytesRead;
+      next = null;
       if (n === 0) break;
+      const buf = bufs[which]!;
+      which ^= 1;
+      if (ahead) next = read(bufs[which]!);
       bytes += n;
       parser.push(buf.subarray(0, n), onBlock, packet, record);
-      // why: the buffer is read into again next; an incomplete block must not point into it
+      // why: the buffer is read into again; an incomplete block must not point into it
       parser.detach();
-      if (performance.now() - yielded > YIELD_MS) {
-        await new Promise(setImmediate);
-        yielded = performance.now();
-      }
+      next ??= read(bufs[which]!);
     }
   } finally {
+    // (a parse error leaves a read in flight into the other buffer: it ends before the file is closed)
+    if (next) await next.catch(() => undefined);
     await fh.close();
   }
   return bytes;

@@ -4,7 +4,7 @@
 // sections (both byte orders, VLAN, IPv6, TLS, HTTP/1 with bodies across segments, DNS, decrypted records,
 // out-of-order segments), read with chunk sizes that split blocks everywhere.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
@@ -123,8 +123,9 @@ describe('load fast path equals the full path', () => {
     for (const f of files) {
       const want = fullPath(readFileSync(f));
       expect(JSON.parse(want.flows).length, f).toBeGreaterThan(0);
-      // 13 and 1000 are not multiples of 4: block headers and trailers straddle reads
-      for (const size of [undefined, 4096, 1000, 13]) {
+      // 13, 1000 and 65,541 are not multiples of 4: block headers and trailers straddle reads; 65,541 reads the
+      // next bytes while the parser walks the last (the read-ahead of large reads)
+      for (const size of [undefined, 65_541, 4096, 1000, 13]) {
         const got = await fastPath(f, size);
         expect(got.flows, `${f} read ${size ?? 'default'}`).toBe(want.flows);
         expect(got.details, `${f} read ${size ?? 'default'}`).toBe(want.details);
@@ -135,6 +136,8 @@ describe('load fast path equals the full path', () => {
   });
 
   it('the generated capture exercises what it claims (so the comparison cannot pass vacuously)', () => {
+    // (large enough for several read-ahead reads of 65,541 bytes)
+    expect(statSync(files[0]!).size).toBeGreaterThan(3 * 65_541);
     const flows = JSON.parse(fullPath(readFileSync(files[0]!)).flows) as { app: string; node: string; dst: { ip: string }; http: unknown[]; tls: { client: { plaintext: boolean } | null } | null }[];
     const apps = new Set(flows.map((f) => f.app));
     for (const app of ['tls', 'http', 'dns']) expect(apps).toContain(app);
