@@ -32,11 +32,13 @@ export interface ReadBlocksOptions extends ReaderOptions {
   readSize?: number;
 }
 
-// why: reads of this size, two buffers in turn, the next read on the thread pool while the parser walks the
-// last: on the 1 GB bench capture (2-core VM) the load measured 1.06 s with 1 MiB, 1.32 s with 256 KiB and
-// 1.05 s with 4 MiB buffers, against 1.18 s for one 256 KiB buffer filled by readSync (the kernel's copy
-// then ran on the parsing core). 256 KiB is too small for the copy and the parse to overlap well.
+// why: reads of this size on the thread pool, READS_AHEAD of them in flight while the parser walks the last:
+// on the 1 GB bench capture (2-core VM) the load measured 1.06 s with 1 MiB, 1.32 s with 256 KiB and 1.05 s
+// with 4 MiB reads (two buffers in turn), against 1.18 s for one 256 KiB buffer filled by readSync (the
+// kernel's copy then ran on the parsing core). With one read ahead the parser still waited ~100 ms for
+// reads in all (a CPU profile's idle time); with two, 20-30 ms; with three, 13-19 ms.
 const READ_SIZE = 1024 * 1024;
+const READS_AHEAD = 2;
 const READ_AHEAD_MIN = 64 * 1024;
 
 /** Bytes in, `PcapngBlock` objects out. Emits 'truncated' (TruncatedTail) when tolerated. */
@@ -134,44 +136,55 @@ async function readStream(
 }
 
 /**
- * Two buffers, reused in turn: while the parser walks one, the thread pool reads the file's next bytes into
- * the other (the kernel's copy of a large capture, a sixth of its load, runs on another core). One read is in
- * flight at a time and reads carry no position, so pipes and FIFOs read like files. No per-chunk allocation,
- * no stream machinery; each read's completion is a turn of the event loop, so a long load does not starve the
- * rest of the process.
+ * Reused buffers, filled in turn: while the parser walks one, the thread pool reads the file's next bytes
+ * into the others (the kernel's copy of a large capture, a sixth of its load, runs on another core). No
+ * per-chunk allocation, no stream machinery; each read's completion is a turn of the event loop, so a long
+ * load does not starve the rest of the process. A pipe or FIFO (no positions to read at) and reads under
+ * READ_AHEAD_MIN (a thread pool round trip costs more than a small read's copy: a test's 13-byte reads of a
+ * 40 KiB capture took 12 times as long) are read synchronously, one read when it is needed.
  */
 async function readFile(
   path: string, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, record: RawRecordSink | null,
   size: number,
 ): Promise<number> {
   const fh = await openCapture(path);
-  const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const;
-  // why: a thread pool round trip costs more than a small read's copy (a test's 13-byte reads of a 40 KiB
-  // capture took 12 times as long); below READ_AHEAD_MIN each read is synchronous, done when it is needed
-  const ahead = size >= READ_AHEAD_MIN;
-  const read = (buf: Buffer): Promise<{ bytesRead: number }> =>
-    ahead ? fh.read(buf, 0, size, null) : Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, null) });
   let bytes = 0;
-  let which = 0;
-  let next: Promise<{ bytesRead: number }> | null = null;
+  const pending: { buf: ReturnType<typeof Buffer.allocUnsafe>; at: number; read: Promise<{ bytesRead: number }> }[] = [];
   try {
-    next = read(bufs[0]);
-    while (next) {
-      const n = (await next).bytesRead;
-      next = null;
+    const ahead = size >= READ_AHEAD_MIN && (await fh.stat()).isFile() ? READS_AHEAD : 0;
+    const spare = Array.from({ length: ahead + 1 }, () => Buffer.allocUnsafe(size));
+    // where the next read starts: the bytes before it are parsed or being read
+    let at = 0;
+    const issue = (): void => {
+      const buf = spare.pop()!;
+      pending.push({ buf, at, read: ahead ? fh.read(buf, 0, size, at) : Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, null) }) });
+      at += size;
+    };
+    while (spare.length > 0) issue();
+    for (;;) {
+      const { buf, at: from, read } = pending.shift()!;
+      const n = (await read).bytesRead;
       if (n === 0) break;
-      const buf = bufs[which]!;
-      which ^= 1;
-      if (ahead) next = read(bufs[which]!);
       bytes += n;
+      // (the reads ahead run while this one is parsed)
       parser.push(buf.subarray(0, n), onBlock, packet, record);
       // why: the buffer is read into again; an incomplete block must not point into it
       parser.detach();
-      next ??= read(bufs[which]!);
+      spare.push(buf);
+      if (n < size) {
+        // why: a short read is the end of the file as it was; the reads after it may have found bytes the file
+        // gained since (a capture still being written), past a gap: they are read again from here
+        for (const p of pending.splice(0)) {
+          await p.read.catch(() => undefined);
+          spare.push(p.buf);
+        }
+        at = from + n;
+      }
+      while (spare.length > 0) issue();
     }
   } finally {
-    // (a parse error leaves a read in flight into the other buffer: it ends before the file is closed)
-    if (next) await next.catch(() => undefined);
+    // (a parse error leaves reads in flight into the other buffers: they end before the file is closed)
+    for (const p of pending) await p.read.catch(() => undefined);
     await fh.close();
   }
   return bytes;

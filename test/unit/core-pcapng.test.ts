@@ -1,10 +1,10 @@
 // pcapng reader/writer: golden fixtures from dumpcap/tcpdump, both byte orders, every chunking, malformed
 // input, random mutations, and the writer checked by tshark.
 import { describe, it, expect, afterAll } from 'vitest';
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -125,6 +125,52 @@ describe('pcapng reader: golden fixture (dumpcap on lo)', () => {
       write(b: PcapngBlock, _e, cb) { got.push(b); setImmediate(cb); },
     }));
     expect(view(got)).toEqual(view(blocks));
+  });
+});
+
+describe('pcapng reader: file reads', () => {
+  /** A capture of `n` packets of 1,000 bytes each, numbered in their first four bytes from `from`. */
+  const packets = (from: number, n: number): Buffer => Buffer.concat(Array.from({ length: n }, (_, i) => {
+    const data = Buffer.alloc(1000, 0xab);
+    data.writeUInt32BE(from + i, 0);
+    return encodeEpb({ interfaceId: 0, ...tsFromMs(1_732_620_000_000 + from + i), data });
+  }));
+  const head = Buffer.concat([encodeShb({}), encodeIdb({ linkType: 1, snapLen: 65535 })]);
+  // (block data points into reused read buffers: the number is taken as the block is delivered)
+  const numberOf = (b: PcapngBlock): number[] => (b.type === 'epb' ? [b.data.readUInt32BE(0)] : []);
+
+  it('a file that grows while its reads ahead are in flight is read whole, in order, without a gap', async () => {
+    // 100 packets (~100 KiB) read 65,541 bytes at a time: the second read is short (the end of the file as it
+    // was) and the third finds nothing. While the first read's blocks are parsed, and after the reads ahead
+    // have ended, 300 more packets are appended: they must be read after the short read's bytes.
+    const f = join(tmp, 'growing.pcapng');
+    writeFileSync(f, Buffer.concat([head, packets(0, 100)]));
+    let grown = false;
+    const got: number[] = [];
+    await readBlocks(f, (b) => {
+      got.push(...numberOf(b));
+      if (!grown && b.type === 'epb') {
+        grown = true;
+        const until = Date.now() + 100;
+        while (Date.now() < until) { /* the reads ahead end at the old end of the file meanwhile */ }
+        appendFileSync(f, packets(100, 300));
+      }
+    }, { readSize: 65_541 });
+    expect(got).toEqual(Array.from({ length: 400 }, (_, i) => i));
+  });
+
+  it('a FIFO is read as it is written, in pieces, as a file is', async () => {
+    const fifo = join(tmp, 'capture.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const bytes = Buffer.concat([head, packets(0, 500)]);
+    const src = join(tmp, 'fifo-src.pcapng');
+    writeFileSync(src, bytes);
+    // a writer that sends the capture in three pieces with pauses: reads come back short, mid-block
+    const writer = spawn('sh', ['-c', '{ head -c 30001 "$0"; sleep 0.1; tail -c +30002 "$0" | head -c 200000; sleep 0.1; tail -c +230002 "$0"; } > "$1"', src, fifo]);
+    const got: number[] = [];
+    await readBlocks(fifo, (b) => got.push(...numberOf(b)));
+    await new Promise((r) => writer.once('exit', r));
+    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 });
 
