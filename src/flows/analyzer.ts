@@ -6,7 +6,8 @@ import { Http1Parser, looksBinary, looksLikeHttp1, type Http1Options, type HttpM
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
-import { INCOMPLETE, dbLogin, dbPrelude, type DbApp, type DbPrelude } from '../dissect/db-prelude.js';
+import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
+import { textPrelude, type TextApp } from '../dissect/starttls.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
@@ -53,7 +54,7 @@ export interface AnalyzerCounters {
   gaps: number;
 }
 
-type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | 'unknown';
+type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | TextApp | 'unknown';
 
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
@@ -994,6 +995,14 @@ export class Analyzer {
       if (ch.length >= 2) this.setApp(fs, 'tls');
       return;
     }
+    // (before HTTP: a server that greets first is no HTTP server, and a client's first line could pass for a request's start)
+    const text = textPrelude(ch, sh);
+    if (text === INCOMPLETE) return this.undecided(fs, ch, sh);
+    if (text) {
+      if (text.tls !== 'pending') return this.setPreludeApp(fs, text.app, text.tls);
+      fs.flow.app = text.app;
+      return this.undecided(fs, ch, sh, text.app);
+    }
     if (looksLikeHttp2(ch)) {
       if (ch.length >= 24) this.setApp(fs, 'http2');
       return;
@@ -1004,27 +1013,41 @@ export class Analyzer {
     }
     const db = dbPrelude(ch, sh);
     if (db === INCOMPLETE) return;
-    if (db) return this.setDbApp(fs, db);
+    if (db) return this.setPreludeApp(fs, db.app, db.tls);
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
     this.setApp(fs, 'unknown');
   }
 
-  /** A database connection; one that switched to TLS has its hellos dissected after its prelude. */
-  private setDbApp(fs: FlowState, db: DbPrelude): void {
-    if (!db.tls) {
-      // (the client's login is read as its stream goes on; the server's stream is not needed)
-      fs.app = db.app;
-      fs.flow.app = db.app;
+  /**
+   * A connection whose first bytes do not tell its protocol yet: it waits for more, unless a direction's bytes
+   * reached the dissection limit (then it is `app` in plain text, or unknown).
+   */
+  private undecided(fs: FlowState, ch: Buffer, sh: Buffer | null, app?: TextApp): void {
+    const limit = this.opts.dissectLimit;
+    if (ch.length < limit && (sh?.length ?? 0) < limit) return;
+    if (app) this.setPreludeApp(fs, app, null);
+    else this.setApp(fs, 'unknown');
+  }
+
+  /**
+   * A database, mail or file transfer connection; one that switched to TLS (`tls`: where its records begin in each
+   * direction) has its hellos dissected after its prelude.
+   */
+  private setPreludeApp(fs: FlowState, app: DbApp | TextApp, tls: { client: number; server: number } | null): void {
+    if (!tls) {
+      // (a database client's login is read as its stream goes on; no other stream is needed)
+      fs.app = app;
+      fs.flow.app = app;
       this.stopDir(fs, false);
-      if (db.app === 'redis') this.stopDir(fs, true);
-      else this.readPlainLogin(fs);
+      if (app === 'postgres' || app === 'mysql') this.readPlainLogin(fs);
+      else this.stopDir(fs, true);
       return;
     }
     const x = extra(fs);
-    x.tlsSkipC = db.tls.client;
-    x.tlsSkipS = db.tls.server;
+    x.tlsSkipC = tls.client;
+    x.tlsSkipS = tls.server;
     this.setApp(fs, 'tls');
-    fs.flow.app = db.app;
+    fs.flow.app = app;
   }
 
   private setApp(fs: FlowState, app: App): void {
@@ -1310,7 +1333,9 @@ export class Analyzer {
     const pid = Number(attrs.pid);
     if (Number.isFinite(pid) && pid > 0 && !h.tlsPid[side]) h.tlsPid[side] = { pid, comm: attrs.comm ?? '?' };
     this.ensureTls(fs);
-    if (fs.app === 'classify') { fs.app = 'tls'; f.app = 'tls'; }
+    // (a connection upgrading in place, its protocol named while its TLS is awaited, is left to be read: the hooks
+    // report its first writes before the server's hello packet may be in the stream)
+    if (fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
     const c2s = sideOf(f, src) === 'client';
     // a database's login, in the client's first decrypted message: whole in the client's write; the server reads it
     // in pieces (a length, then the rest), which are put together until it is

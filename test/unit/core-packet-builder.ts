@@ -183,7 +183,8 @@ export class CaptureBuilder {
 
 /** A handshake + request/response TCP conversation between client and server, with correct sequence numbers. */
 /** Segments in turns: client's i-th, then server's i-th (null: no segment that turn, as when the server speaks first). */
-export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, c2s: (Buffer | null)[], s2c: (Buffer | null)[], opts: { isnC?: number; isnS?: number; fin?: boolean } = {}): void {
+/** `afterTurn`: called after each turn's segments (to put other blocks, such as decrypted records, between them). */
+export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, c2s: (Buffer | null)[], s2c: (Buffer | null)[], opts: { isnC?: number; isnS?: number; fin?: boolean; afterTurn?: (turn: number) => void } = {}): void {
   let cseq = opts.isnC ?? 1000;
   let sseq = opts.isnS ?? 5000;
   const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
@@ -198,6 +199,7 @@ export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: n
     if (c) { b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x18, payload: c }); cseq += c.length; }
     const s = s2c[i];
     if (s) { b.tcp({ ...S, seq: sseq, ack: cseq, flags: 0x18, payload: s }); sseq += s.length; }
+    opts.afterTurn?.(i);
   }
   if (opts.fin !== false) {
     b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x11 });

@@ -1,0 +1,132 @@
+// Mail and file transfer protocols told from a connection's first lines, and the ones that switch to TLS in place
+// (STARTTLS): SMTP (STARTTLS), IMAP (STARTTLS), POP3 (STLS) and FTP (AUTH TLS). The server speaks first (its
+// greeting names the protocol, with the client's first command telling SMTP from FTP, which both greet with 220);
+// the client's upgrade command ends its text, and the server's TLS records begin at the first line start that is
+// no text. After the upgrade the connection carries TLS records, whose hellos get a verdict like any TLS flow's:
+// without this, a mail client's TLS was "unknown" and its library never judged.
+
+export type TextApp = 'smtp' | 'imap' | 'pop3' | 'ftp';
+
+export interface TextPrelude {
+  app: TextApp;
+  /**
+   * where TLS records begin in each direction's stream when the connection switched to TLS; null: it went on in
+   * plain text (no upgrade, or the server refused it); 'pending': the upgrade is under way, its TLS not seen yet
+   */
+  tls: { client: number; server: number } | null | 'pending';
+}
+
+import { INCOMPLETE } from './db-prelude.js';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const TLS_HANDSHAKE = 0x16;
+/** lines read in each direction before the upgrade: a client that has not asked for TLS by then goes on in plain text */
+const MAX_LINES = 32;
+const MAX_LINE = 2048;
+
+/** The end of the text line at `at` (after its LF); 0: not a whole line of text yet; -1: not text. */
+function lineEnd(buf: Buffer, at: number): number {
+  const end = Math.min(buf.length, at + MAX_LINE);
+  for (let i = at; i < end; i++) {
+    const b = buf[i]!;
+    if (b === LF) return i + 1;
+    // (text: printable ASCII and UTF-8, tabs, the CR before the LF)
+    if (b < 0x20 && b !== 0x09 && b !== CR) return -1;
+    if (b === 0x7f) return -1;
+  }
+  return end === at + MAX_LINE ? -1 : 0;
+}
+
+/** The line buf[at, end) without its line break, upper case (commands are case-insensitive). */
+function upperLine(buf: Buffer, at: number, end: number): string {
+  let e = end;
+  while (e > at && (buf[e - 1] === LF || buf[e - 1] === CR)) e--;
+  return buf.toString('latin1', at, e).toUpperCase();
+}
+
+function startsWith(buf: Buffer, text: string): boolean | 'short' {
+  const n = Math.min(buf.length, text.length);
+  for (let i = 0; i < n; i++) if (buf[i] !== text.charCodeAt(i)) return false;
+  return n < text.length ? 'short' : true;
+}
+
+/** The protocol a server's greeting names; 'smtp-or-ftp': a 220 greeting; INCOMPLETE: too few bytes to tell. */
+function greeting(sh: Buffer): TextApp | 'smtp-or-ftp' | typeof INCOMPLETE | null {
+  const firstLine = lineEnd(sh, 0);
+  if (firstLine < 0) return null;
+  let short = false;
+  for (const [text, app] of [['* OK', 'imap'], ['* PREAUTH', 'imap'], ['+OK', 'pop3'], ['220', 'smtp-or-ftp']] as const) {
+    const s = startsWith(sh, text);
+    if (s === true) {
+      if (app === 'smtp-or-ftp' && sh.length > 3 && sh[3] !== 0x20 && sh[3] !== 0x2d) return null;
+      return firstLine === 0 ? INCOMPLETE : app;
+    }
+    if (s === 'short') short = true;
+  }
+  return short ? INCOMPLETE : null;
+}
+
+const SMTP_FIRST = new Set(['EHLO', 'HELO', 'LHLO']);
+const FTP_FIRST = new Set(['AUTH', 'USER', 'FEAT', 'SYST', 'OPTS', 'HOST', 'CLNT', 'NOOP']);
+
+/** Whether a client's command (its line, upper case) asks for TLS. */
+function isUpgrade(app: TextApp, line: string): boolean {
+  const words = line.split(' ').filter((w) => w !== '');
+  switch (app) {
+    case 'smtp': return words[0] === 'STARTTLS';
+    // (IMAP's commands follow a tag)
+    case 'imap': return words[1] === 'STARTTLS';
+    case 'pop3': return words[0] === 'STLS';
+    case 'ftp': return words[0] === 'AUTH' && (words[1] === 'TLS' || words[1] === 'SSL' || words[1] === 'TLS-C');
+  }
+}
+
+/** Where the server's TLS records begin: the first line start that holds a TLS handshake record, past its text. */
+function serverTlsStart(sh: Buffer): number | 'pending' | null {
+  let at = 0;
+  for (let n = 0; n <= MAX_LINES * 4 && at < sh.length; n++) {
+    if (sh[at] === TLS_HANDSHAKE) return at;
+    const e = lineEnd(sh, at);
+    if (e < 0) return null;
+    if (e === 0) return 'pending';
+    at = e;
+  }
+  return at >= sh.length ? 'pending' : null;
+}
+
+/**
+ * A mail or file transfer connection from its first bytes in each direction; INCOMPLETE: more are needed; null:
+ * not one of these protocols.
+ */
+export function textPrelude(ch: Buffer, sh: Buffer | null): TextPrelude | typeof INCOMPLETE | null {
+  if (!sh || sh.length === 0) return null;
+  const greeted = greeting(sh);
+  if (greeted === null) return null;
+  let app: TextApp | null = greeted === 'smtp-or-ftp' || greeted === INCOMPLETE ? null : greeted;
+  let at = 0;
+  for (let n = 0; n < MAX_LINES; n++) {
+    if (at >= ch.length) return app ? { app, tls: 'pending' } : INCOMPLETE;
+    const e = lineEnd(ch, at);
+    if (e < 0) return app ? { app, tls: null } : null;
+    if (e === 0) return app ? { app, tls: 'pending' } : INCOMPLETE;
+    const line = upperLine(ch, at, e);
+    if (app === null) {
+      if (greeted === INCOMPLETE) return INCOMPLETE;
+      const verb = line.split(' ', 1)[0]!;
+      if (SMTP_FIRST.has(verb)) app = 'smtp';
+      else if (FTP_FIRST.has(verb)) app = 'ftp';
+      else return null;
+    }
+    at = e;
+    if (isUpgrade(app, line)) {
+      // the client's records follow its command; text there means the server refused and the session went on plain
+      if (at >= ch.length) return { app, tls: 'pending' };
+      if (ch[at] !== TLS_HANDSHAKE) return { app, tls: null };
+      const server = serverTlsStart(sh);
+      if (server === null) return { app, tls: null };
+      return { app, tls: server === 'pending' ? 'pending' : { client: at, server } };
+    }
+  }
+  return app ? { app, tls: null } : null;
+}
