@@ -47,6 +47,12 @@ function mixedSection(startMs: number, node: string): Buffer {
     b.packet(ethernet(ipPacket('udp', { src: client.ip, dst: dns.ip, sport: client.port + 2000, dport: 53, payload: q }), 100 + i));
     b.packet(ethernet(ipPacket('udp', { src: dns.ip, dst: client.ip, sport: 53, dport: client.port + 2000, payload: r }), 100 + i));
   }
+  // protocols that switch to TLS in place: Postgres (SSLRequest, 'S') and SMTP (STARTTLS after EHLO)
+  tcpConversation(b, { ip: '10.1.20.2', port: 41000 }, { ip: '10.2.0.5', port: 5432 },
+    [Buffer.from('0000000804d2162f', 'hex'), ch], [Buffer.from('S'), SERVER_HELLO]);
+  tcpConversation(b, { ip: '10.1.20.2', port: 41001 }, { ip: '10.2.0.25', port: 587 },
+    [null, Buffer.from('EHLO c.test\r\n'), Buffer.from('STARTTLS\r\n'), ch],
+    [Buffer.from('220 mx.test ESMTP\r\n'), Buffer.from('250-mx.test\r\n250 STARTTLS\r\n'), Buffer.from('220 go ahead\r\n'), SERVER_HELLO]);
   // out of order: the second segment first (the reassembler keeps a copy of it)
   const C = { src: '10.3.0.1', dst: '10.3.0.2', sport: 50000, dport: 8080 };
   const req = Buffer.from('POST /upload HTTP/1.1\r\nHost: ooo.test\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij');
@@ -140,7 +146,9 @@ describe('load fast path equals the full path', () => {
     expect(statSync(files[0]!).size).toBeGreaterThan(3 * 65_541);
     const flows = JSON.parse(fullPath(readFileSync(files[0]!)).flows) as { app: string; node: string; dst: { ip: string }; http: unknown[]; tls: { client: { plaintext: boolean } | null } | null }[];
     const apps = new Set(flows.map((f) => f.app));
-    for (const app of ['tls', 'http', 'dns']) expect(apps).toContain(app);
+    for (const app of ['tls', 'http', 'dns', 'postgres', 'smtp']) expect(apps).toContain(app);
+    // (the in-place upgrades were read as TLS: their hellos' server name, in both generated sections)
+    expect(flows.filter((f) => f.app === 'postgres' || f.app === 'smtp').map((f) => (f.tls as { sni?: string } | null)?.sni)).toEqual(Array(4).fill('localhost'));
     expect(new Set(flows.map((f) => f.node))).toEqual(new Set(['alpha', 'beta', 'local']));
     expect(flows.some((f) => f.dst.ip.includes(':'))).toBe(true);
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);
