@@ -14,6 +14,8 @@ PKGS=(
   android-libboringssl android-libboringssl-dev
   # database clients that switch to TLS in place (Postgres SSLRequest, MySQL SSL request): libpq and MariaDB's, both OpenSSL
   postgresql-client mariadb-client-core
+  # an LDAP client that switches to TLS in place (StartTLS): OpenLDAP's ldapsearch, on GnuTLS
+  ldap-utils
   # SSH targets
   openssh-server openssh-client sudo
   # UI tests

@@ -1,14 +1,17 @@
-// Mail and file transfer protocols told from a connection's first lines, and the ones that switch to TLS in place
-// (STARTTLS): SMTP (STARTTLS), IMAP (STARTTLS), POP3 (STLS) and FTP (AUTH TLS). The server speaks first (its
-// greeting names the protocol, with the client's first command telling SMTP from FTP, which both greet with 220);
-// the client's upgrade command ends its text, and the server's TLS records begin at the first line start that is
-// no text. After the upgrade the connection carries TLS records, whose hellos get a verdict like any TLS flow's:
-// without this, a mail client's TLS was "unknown" and its library never judged.
+// Mail, file transfer and directory protocols told from a connection's first messages, and the ones that switch
+// to TLS in place: SMTP (STARTTLS), IMAP (STARTTLS), POP3 (STLS), FTP (AUTH TLS) and LDAP (the StartTLS extended
+// operation). In the text protocols the server speaks first (its greeting names the protocol, with the client's
+// first command telling SMTP from FTP, which both greet with 220); the client's upgrade command ends its text, and
+// the server's TLS records begin at the first line start that is no text. In LDAP the client's first message is
+// the StartTLS request and the server's first its answer, each a BER-encoded LDAPMessage. After the upgrade the
+// connection carries TLS records, whose hellos get a verdict like any TLS flow's: without this, a mail or
+// directory client's TLS was "unknown" and its library never judged.
 
 export type TextApp = 'smtp' | 'imap' | 'pop3' | 'ftp';
+export type UpgradeApp = TextApp | 'ldap';
 
-export interface TextPrelude {
-  app: TextApp;
+export interface UpgradePrelude {
+  app: UpgradeApp;
   /**
    * where TLS records begin in each direction's stream when the connection switched to TLS; null: it went on in
    * plain text (no upgrade, or the server refused it); 'pending': the upgrade is under way, its TLS not seen yet
@@ -99,7 +102,7 @@ function serverTlsStart(sh: Buffer): number | 'pending' | null {
  * A mail or file transfer connection from its first bytes in each direction; INCOMPLETE: more are needed; null:
  * not one of these protocols.
  */
-export function textPrelude(ch: Buffer, sh: Buffer | null): TextPrelude | typeof INCOMPLETE | null {
+export function textPrelude(ch: Buffer, sh: Buffer | null): UpgradePrelude | typeof INCOMPLETE | null {
   if (!sh || sh.length === 0) return null;
   const greeted = greeting(sh);
   if (greeted === null) return null;
@@ -129,4 +132,77 @@ export function textPrelude(ch: Buffer, sh: Buffer | null): TextPrelude | typeof
     }
   }
   return app ? { app, tls: null } : null;
+}
+
+// ---- LDAP ----
+
+/** LDAP messages are small; a length beyond this is no LDAP */
+const MAX_LDAP_MESSAGE = 1 << 20;
+const LDAP_START_TLS = '1.3.6.1.4.1.1466.20037';
+const LDAP_EXTENDED_REQUEST = 0x77;
+const LDAP_EXTENDED_RESPONSE = 0x78;
+/** the protocol operations a client's first message may be (RFC 4511's APPLICATION tags, constructed or primitive) */
+const LDAP_CLIENT_OPS = new Set([0x60, 0x42, 0x63, 0x66, 0x68, 0x4a, 0x6c, 0x6e, 0x50, LDAP_EXTENDED_REQUEST]);
+
+interface Ber { tag: number; start: number; end: number }
+
+/** The BER element at `at` (definite length): its tag and content; INCOMPLETE when its header is cut off; null: malformed. */
+function berAt(buf: Buffer, at: number): Ber | typeof INCOMPLETE | null {
+  if (at + 2 > buf.length) return INCOMPLETE;
+  let len = buf[at + 1]!;
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4) return null;
+    if (start + n > buf.length) return INCOMPLETE;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + buf[start + i]!;
+    start += n;
+  }
+  if (len > MAX_LDAP_MESSAGE) return null;
+  return { tag: buf[at]!, start, end: start + len };
+}
+
+/** The LDAPMessage at `at`: its operation (tag and content) and its end; INCOMPLETE while its header is cut off. */
+function ldapMessage(buf: Buffer, at: number): { op: Ber; end: number } | typeof INCOMPLETE | null {
+  const seq = berAt(buf, at);
+  if (seq === null || seq === INCOMPLETE) return seq;
+  if (seq.tag !== 0x30) return null;
+  const id = berAt(buf, seq.start);
+  if (id === null || id === INCOMPLETE) return id;
+  if (id.tag !== 0x02 || id.end - id.start < 1 || id.end - id.start > 4) return null;
+  const op = berAt(buf, id.end);
+  if (op === null || op === INCOMPLETE) return op;
+  if (op.end > seq.end) return null;
+  return { op, end: seq.end };
+}
+
+/** Whether an ExtendedRequest's content names the StartTLS operation ([0] requestName). */
+function isStartTls(buf: Buffer, op: Ber): boolean {
+  const name = berAt(buf, op.start);
+  return name !== null && name !== INCOMPLETE && name.tag === 0x80 && name.end <= buf.length &&
+    buf.toString('latin1', name.start, name.end) === LDAP_START_TLS;
+}
+
+/**
+ * LDAP from the client's first message: a StartTLS extended request switches to TLS after it (on the server's side,
+ * after its answer, when TLS records follow it); any other operation first is plain LDAP.
+ */
+export function ldapPrelude(ch: Buffer, sh: Buffer | null): UpgradePrelude | typeof INCOMPLETE | null {
+  if (ch[0] !== 0x30) return null;
+  const m = ldapMessage(ch, 0);
+  if (m === null || m === INCOMPLETE) return m;
+  if (!LDAP_CLIENT_OPS.has(m.op.tag)) return null;
+  if (m.op.tag !== LDAP_EXTENDED_REQUEST) return { app: 'ldap', tls: null };
+  if (m.end > ch.length) return INCOMPLETE;
+  if (!isStartTls(ch, m.op)) return { app: 'ldap', tls: null };
+  // the client's records follow its request; another LDAP message there means the server refused and it went on plain
+  if (m.end >= ch.length || !sh || sh.length === 0) return { app: 'ldap', tls: 'pending' };
+  if (ch[m.end] !== TLS_HANDSHAKE) return { app: 'ldap', tls: null };
+  const r = ldapMessage(sh, 0);
+  if (r === INCOMPLETE || (r && r.end > sh.length)) return { app: 'ldap', tls: 'pending' };
+  if (!r || r.op.tag !== LDAP_EXTENDED_RESPONSE) return { app: 'ldap', tls: null };
+  // (its result code is not read: a refusal shows in what follows, more LDAP instead of TLS records)
+  if (r.end >= sh.length) return { app: 'ldap', tls: 'pending' };
+  return { app: 'ldap', tls: sh[r.end] === TLS_HANDSHAKE ? { client: m.end, server: r.end } : null };
 }

@@ -7,7 +7,7 @@ import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
-import { textPrelude, type TextApp } from '../dissect/starttls.js';
+import { ldapPrelude, textPrelude, type UpgradeApp } from '../dissect/starttls.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
@@ -54,7 +54,7 @@ export interface AnalyzerCounters {
   gaps: number;
 }
 
-type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | TextApp | 'unknown';
+type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | UpgradeApp | 'unknown';
 
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
@@ -996,12 +996,12 @@ export class Analyzer {
       return;
     }
     // (before HTTP: a server that greets first is no HTTP server, and a client's first line could pass for a request's start)
-    const text = textPrelude(ch, sh);
-    if (text === INCOMPLETE) return this.undecided(fs, ch, sh);
-    if (text) {
-      if (text.tls !== 'pending') return this.setPreludeApp(fs, text.app, text.tls);
-      fs.flow.app = text.app;
-      return this.undecided(fs, ch, sh, text.app);
+    const up = textPrelude(ch, sh) ?? ldapPrelude(ch, sh);
+    if (up === INCOMPLETE) return this.undecided(fs, ch, sh);
+    if (up) {
+      if (up.tls !== 'pending') return this.setPreludeApp(fs, up.app, up.tls);
+      fs.flow.app = up.app;
+      return this.undecided(fs, ch, sh, up.app);
     }
     if (looksLikeHttp2(ch)) {
       if (ch.length >= 24) this.setApp(fs, 'http2');
@@ -1022,7 +1022,7 @@ export class Analyzer {
    * A connection whose first bytes do not tell its protocol yet: it waits for more, unless a direction's bytes
    * reached the dissection limit (then it is `app` in plain text, or unknown).
    */
-  private undecided(fs: FlowState, ch: Buffer, sh: Buffer | null, app?: TextApp): void {
+  private undecided(fs: FlowState, ch: Buffer, sh: Buffer | null, app?: UpgradeApp): void {
     const limit = this.opts.dissectLimit;
     if (ch.length < limit && (sh?.length ?? 0) < limit) return;
     if (app) this.setPreludeApp(fs, app, null);
@@ -1030,10 +1030,10 @@ export class Analyzer {
   }
 
   /**
-   * A database, mail or file transfer connection; one that switched to TLS (`tls`: where its records begin in each
+   * A database, mail, file transfer or directory connection; one that switched to TLS (`tls`: where its records begin in each
    * direction) has its hellos dissected after its prelude.
    */
-  private setPreludeApp(fs: FlowState, app: DbApp | TextApp, tls: { client: number; server: number } | null): void {
+  private setPreludeApp(fs: FlowState, app: DbApp | UpgradeApp, tls: { client: number; server: number } | null): void {
     if (!tls) {
       // (a database client's login is read as its stream goes on; no other stream is needed)
       fs.app = app;

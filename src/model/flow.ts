@@ -121,7 +121,7 @@ export interface Flow {
   peerProcess?: ProcessRef | null;
   node: string;
   pod: PodRef | null;
-  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, postgres, mysql, redis, smtp, imap, pop3, ftp, unknown (postgres, mysql, smtp, imap, pop3 and ftp may carry tls) */
+  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, postgres, mysql, redis, smtp, imap, pop3, ftp, ldap, unknown (postgres, mysql, smtp, imap, pop3, ftp and ldap may carry tls) */
   app: string;
   tls: TlsInfo | null;
   http: HttpExchangeSummary[];

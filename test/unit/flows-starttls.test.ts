@@ -1,11 +1,12 @@
-// Mail and file transfer connections: SMTP, IMAP, POP3 and FTP told from their first lines, and the TLS they switch
-// to in place (STARTTLS, STLS, AUTH TLS) dissected after their text, so the flow gets its hello fields and a verdict
-// like any TLS flow; segment boundaries anywhere, a refused upgrade, an upgrade whose TLS the capture did not see,
-// and the look-alikes that must stay what they are.
+// Mail, file transfer and directory connections: SMTP, IMAP, POP3 and FTP told from their first lines, LDAP from its
+// first message, and the TLS they switch to in place (STARTTLS, STLS, AUTH TLS, LDAP's StartTLS operation) dissected
+// after their prelude, so the flow gets its hello fields and a verdict like any TLS flow; segment boundaries
+// anywhere, a refused upgrade, an upgrade whose TLS the capture did not see, and the look-alikes that must stay
+// what they are.
 import { describe, it, expect } from 'vitest';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
-import { textPrelude } from '../../src/dissect/starttls.js';
+import { ldapPrelude, textPrelude } from '../../src/dissect/starttls.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -137,5 +138,53 @@ describe('mail and file transfer connections that switch to TLS', () => {
     ]);
     const pred = compileFilter('app == "smtp" && tls.sni != ""');
     expect(flows.filter(pred).map((f) => f.dst.port)).toEqual([587]);
+  });
+});
+
+/** An LDAPMessage (messageID 1) around a protocol operation's tag and content; BER lengths in long form when `long`. */
+function ldap(tag: number, content: Buffer, long = false): Buffer {
+  const len = (n: number): Buffer => (long ? Buffer.from([0x82, n >> 8, n & 0xff]) : Buffer.from([n]));
+  const op = Buffer.concat([Buffer.from([tag]), len(content.length), content]);
+  const body = Buffer.concat([Buffer.from([0x02, 0x01, 0x01]), op]);
+  return Buffer.concat([Buffer.from([0x30]), len(body.length), body]);
+}
+const START_TLS = ldap(0x77, Buffer.concat([Buffer.from([0x80, 22]), Buffer.from('1.3.6.1.4.1.1466.20037')]));
+const extendedResponse = (code: number, long = false): Buffer => ldap(0x78, Buffer.from([0x0a, 0x01, code, 0x04, 0x00, 0x04, 0x00]), long);
+const BIND = ldap(0x60, Buffer.from([0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00]));
+
+describe('LDAP and its StartTLS', () => {
+  it('the hellos after the StartTLS request and its success, in separate segments, together, or with long-form lengths', () => {
+    const flows = flowsOf([
+      { port: 389, c2s: [START_TLS, hello], s2c: [extendedResponse(0), serverHello()] },
+      { port: 389, c2s: [Buffer.concat([START_TLS, hello.subarray(0, 50)]), hello.subarray(50)], s2c: [Buffer.concat([extendedResponse(0), serverHello()])] },
+      { port: 3389, c2s: [START_TLS.subarray(0, 5), Buffer.concat([START_TLS.subarray(5), hello])], s2c: [null, extendedResponse(0, true), serverHello()] },
+    ]);
+    for (const f of flows) {
+      expect(f.app).toBe('ldap');
+      expect(f.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' });
+    }
+  });
+
+  it('plain LDAP, a refused StartTLS and one whose TLS was not seen carry no TLS; look-alikes stay unknown', () => {
+    const flows = flowsOf([
+      { port: 389, c2s: [BIND], s2c: [ldap(0x61, Buffer.from([0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]))] },
+      // refused (protocolError): the client binds in plain text
+      { port: 389, c2s: [START_TLS, BIND], s2c: [extendedResponse(2), ldap(0x61, Buffer.from([0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]))] },
+      { port: 389, c2s: [START_TLS], s2c: [extendedResponse(0)], fin: false },
+      // a SEQUENCE whose second element is no message id; an application tag no client sends first
+      { port: 7200, c2s: [Buffer.from([0x30, 0x05, 0x04, 0x01, 0x01, 0x60, 0x00])], s2c: ['x'] },
+      { port: 7201, c2s: [ldap(0x61, Buffer.from([0x0a, 0x01, 0x00]))], s2c: ['x'] },
+    ]);
+    expect(flows.map((f) => [f.app, f.tls])).toEqual([['ldap', null], ['ldap', null], ['ldap', null], ['unknown', null], ['unknown', null]]);
+  });
+
+  it('ldapPrelude: undecided while the request is cut off, pending until both sides\' TLS shows', () => {
+    expect(ldapPrelude(START_TLS.subarray(0, 1), null)).toBe('incomplete');
+    expect(ldapPrelude(START_TLS.subarray(0, 10), null)).toBe('incomplete');
+    expect(ldapPrelude(START_TLS, null)).toEqual({ app: 'ldap', tls: 'pending' });
+    expect(ldapPrelude(Buffer.concat([START_TLS, hello]), extendedResponse(0).subarray(0, 9))).toEqual({ app: 'ldap', tls: 'pending' });
+    expect(ldapPrelude(Buffer.concat([START_TLS, hello]), Buffer.concat([extendedResponse(0), serverHello()])))
+      .toEqual({ app: 'ldap', tls: { client: START_TLS.length, server: extendedResponse(0).length } });
+    expect(ldapPrelude(Buffer.from('0 not ber'), null)).toBeNull();
   });
 });

@@ -1,8 +1,8 @@
-// Mail and file transfer clients that switch to TLS in place, really: curl (OpenSSL) speaking SMTP (STARTTLS), IMAP
-// (STARTTLS), POP3 (STLS) and FTP (AUTH) with --ssl-reqd, against small servers that answer each protocol's
-// upgrade and then refuse the client inside TLS. Captured by `tapscope capture` in eBPF mode, each connection is its
-// protocol's, with its TLS hello fields (equal to tshark's, which dissects these upgrades too), its client library
-// and the plaintext the hooks read.
+// Clients that switch to TLS in place, really: curl (OpenSSL) speaking SMTP (STARTTLS), IMAP (STARTTLS), POP3 (STLS)
+// and FTP (AUTH) with --ssl-reqd, and OpenLDAP's ldapsearch (GnuTLS) with StartTLS (-ZZ), against small servers
+// that answer each protocol's upgrade and then refuse the client inside TLS. Captured by `tapscope capture` in eBPF
+// mode, each connection is its protocol's, with its TLS hello fields (equal to tshark's, which dissects these
+// upgrades too, except FTP's), its client library and the plaintext the hooks read.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,19 @@ P = {
   110: dict(tagged=False, greet='+OK lab ready', up=('STLS',), go='+OK Begin TLS', other='+OK\\r\\nSTLS\\r\\nUSER\\r\\n.', no='-ERR tapscope lab says no'),
   21: dict(tagged=False, greet='220 lab ftp', up=('AUTH',), go='234 Proceed with negotiation.', other='500 not before TLS', no='530 tapscope lab says no'),
 }
+def ber(c):
+    head = c.recv(2, socket.MSG_WAITALL); n = head[1]
+    if n & 0x80: ext = c.recv(n & 0x7f, socket.MSG_WAITALL); n = int.from_bytes(ext, 'big'); head += ext
+    return head + c.recv(n, socket.MSG_WAITALL)
+def ldap(c):
+    m = ber(c)
+    assert b'1.3.6.1.4.1.1466.20037' in m, m
+    mid = m[m.index(2, 1) + 2]
+    # ExtendedResponse, success, with the request's message id
+    c.sendall(bytes([0x30, 0x0c, 0x02, 0x01, mid, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]))
+    t = ctx.wrap_socket(c, server_side=True)
+    print('tls LDAP', t.recv(4096), flush=True)
+    t.close()
 def line(c):
     b = b''
     while not b.endswith(b'\\n'):
@@ -52,17 +65,17 @@ def serve(port):
     def loop():
         while True:
             c, _ = s.accept()
-            try: handle(c, P[port])
+            try: ldap(c) if port == 389 else handle(c, P[port])
             except Exception as e: print('server error', port, repr(e), flush=True)
     threading.Thread(target=loop, daemon=True).start()
-for port in P: serve(port)
+for port in [*P, 389]: serve(port)
 print('ready', flush=True)
 sys.stdin.read()
 `;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsc-mailtls-'));
-  lab = await createLab(uniquePrefix('tsc-mail-'), '10.202.14');
+  dir = mkdtempSync(join(tmpdir(), 'tsc-upgrade-'));
+  lab = await createLab(uniquePrefix('tsc-upg-'), '10.202.14');
   ca = await makeTestCa(lab.serverIp);
 }, 60_000);
 
@@ -72,7 +85,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('mail and file transfer clients that switch to TLS', () => {
+describe('clients that switch to TLS in place', () => {
   it('are their protocol\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
     writeFileSync(join(dir, 'server.py'), SERVER);
     const server = lab.spawnIn(lab.serverNs, 'python3', [join(dir, 'server.py'), ca.cert, ca.key]);
@@ -98,7 +111,10 @@ describe('mail and file transfer clients that switch to TLS', () => {
         // (curl fails: the server refuses it inside TLS)
         expect(r.code, `${args[0]}: ${r.stderr} ${serverOut}`).not.toBe(0);
       }
-      expect(serverOut.match(/^tls /gm)?.length, serverOut).toBe(clients.length);
+      const ld = await lab.execIn(lab.nodeNs, 'ldapsearch', ['-x', '-ZZ', '-H', 'ldap://c.tapscope.test:389', '-b', 'dc=tapscope,dc=test', '-o', 'nettimeout=5'],
+        { timeoutMs: 20_000, env: { ...process.env, LDAPTLS_CACERT: ca.ca, LDAPTLS_REQCERT: 'demand' } });
+      expect(ld.code, `ldapsearch: ${ld.stderr} ${serverOut}`).not.toBe(0);
+      expect(serverOut.match(/^tls /gm)?.length, serverOut).toBe(clients.length + 1);
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await runCli(['flows', out, '--json'], env);
@@ -122,6 +138,13 @@ describe('mail and file transfer clients that switch to TLS', () => {
         expect(f!.tls!.ja3Hash).toBe(h!.ja3);
         expect(f!.tls!.ja3).toBe(h!.full);
       }
+      // LDAP's StartTLS, by OpenLDAP's client library on GnuTLS
+      const l = byPort.get(389);
+      expect(l, `ldap: ${flows.stdout}`).toBeDefined();
+      expect(l!.app).toBe('ldap');
+      expect(l!.tls?.sni).toBe('c.tapscope.test');
+      expect(l!.tls?.client).toMatchObject({ library: 'gnutls', plaintext: true });
+      expect(hellos.get(389), `tshark's ClientHello on 389: ${ts.stdout}`).toMatchObject({ sni: 'c.tapscope.test', ja3: l!.tls!.ja3Hash, full: l!.tls!.ja3 });
       const q = await runCli(['flows', out, '--json', '--filter', '(app == "smtp" || app == "imap") && tls.client.plaintext'], env);
       expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port).sort()).toEqual([143, 587]);
     } finally {
