@@ -170,7 +170,8 @@ function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
 }
 
 // (the byte counts of 'body-length' and 'chunk-data' are the parser's `left`)
-type State = 'start' | 'resync' | 'body-length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'body-close' | 'tunnel';
+// ('connect': a request side after a CONNECT, holding what follows until the answer says tunnel or not)
+type State = 'start' | 'resync' | 'body-length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'body-close' | 'tunnel' | 'connect';
 
 // why: most pushes (body segments) complete no message; they all return this, not a new empty list
 const NO_MESSAGES: HttpMessage[] = Object.freeze([]) as unknown as HttpMessage[];
@@ -238,6 +239,8 @@ export class Http1Parser {
   private lastPair: [string, string] | null = null;
   /** whether the last header line was the first Content-Length or Transfer-Encoding (or NOT_FRAMING) */
   private lastFraming = NOT_FRAMING;
+  /** a response side after a CONNECT's 2xx answer: the tunnel's bytes since, until taken (takeTunnel) */
+  private tunneled: Buffer | null = null;
 
   constructor(opts: Http1Options = {}) {
     this.keepBodies = opts.bodies ?? true;
@@ -312,6 +315,37 @@ export class Http1Parser {
     if (this.state !== 'body-length' || this.buf.length > 0) return 0;
     if (this.keepBodies && this.kept < BODY_CAP && !(this.binary && this.kept >= BODY_SAMPLE)) return 0;
     return this.left - 1;
+  }
+
+  /**
+   * After a proxy's 2xx answer to CONNECT: the bytes of the tunnel that followed the answer's head (empty when none
+   * yet), the parser's last; null while no such tunnel opened. What the client sends through it (TLS, mostly) is
+   * not HTTP of this connection.
+   */
+  takeTunnel(): Buffer | null {
+    const t = this.tunneled;
+    if (t !== null) this.tunneled = EMPTY;
+    return t;
+  }
+
+  /**
+   * A request side after a CONNECT whose answer opened a tunnel: the bytes the client sent after its request (its
+   * hello, when it did not wait for the answer), taken; the parser reads no more.
+   */
+  takeBuffered(): Buffer {
+    const b = this.buf;
+    this.buf = EMPTY;
+    this.state = 'tunnel';
+    return b;
+  }
+
+  /** A request side after a CONNECT that was refused: the bytes held since are requests again (the messages they complete). */
+  resume(ts: number): HttpMessage[] {
+    if (this.state !== 'connect') return NO_MESSAGES;
+    this.state = 'start';
+    let progressed = true;
+    while (progressed && this.buf.length > 0) progressed = this.step(ts);
+    return this.completed();
   }
 
   /** Takes `n` body bytes (at most countableBody()) as push() would, without the bytes themselves. */
@@ -435,7 +469,8 @@ export class Http1Parser {
         this.buf = this.headLength === this.buf.length ? EMPTY : this.buf.subarray(this.headLength);
         this.state = this.bodyState(msg);
         this.begin(msg, this.state === 'body-length' ? this.left : -1);
-        if (this.state === 'start') this.emit(this.finish());
+        // (a head with no body is the whole message; so is an answer that opens a tunnel, CONNECT's or 101's)
+        if (this.state === 'start' || this.state === 'tunnel' || this.state === 'connect') this.emit(this.finish());
         return true;
       }
       case 'body-length': {
@@ -501,7 +536,16 @@ export class Http1Parser {
         this.appendBody(this.buf);
         this.buf = EMPTY;
         return false;
+      case 'connect':
+        // (held as they are, up to a head's worth: a client that sends more before the answer is tunnelling)
+        if (this.buf.length > MAX_HEAD) {
+          this.state = 'tunnel';
+          this.buf = EMPTY;
+        }
+        return false;
       case 'tunnel':
+        // (a CONNECT tunnel's bytes are kept for takeTunnel; an upgraded protocol's, after 101, are not read)
+        if (this.tunneled !== null) this.tunneled = this.tunneled.length === 0 ? Buffer.from(this.buf) : Buffer.concat([this.tunneled, this.buf]);
         this.buf = EMPTY;
         return false;
     }
@@ -591,6 +635,7 @@ export class Http1Parser {
 
   /** The state after msg's head; for a Content-Length body, `left` is its length. */
   private bodyState(msg: HttpMessage): State {
+    if (msg.kind === 'request' && msg.method === 'CONNECT') return 'connect';
     if (msg.kind === 'response') {
       const status = msg.status!;
       if (status >= 100 && status < 200) {
@@ -599,7 +644,10 @@ export class Http1Parser {
       }
       const method = this.pendingMethods?.shift();
       if (method === 'HEAD' || status === 204 || status === 304) return 'start';
-      if (method === 'CONNECT' && status >= 200 && status < 300) return 'tunnel';
+      if (method === 'CONNECT' && status >= 200 && status < 300) {
+        this.tunneled = EMPTY;
+        return 'tunnel';
+      }
     }
     const te = this.transferEncoding ?? '';
     if (te && /(^|,)\s*chunked\s*$/i.test(te)) return 'chunk-size';

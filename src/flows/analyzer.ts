@@ -1059,17 +1059,20 @@ export class Analyzer {
         this.tlsHello(fs, false);
         break;
       case 'http':
-      case 'http2':
-        for (let i = 0; i < 2; i++) {
-          const c2s = i === 0;
-          const dir = this.dir(fs, c2s);
+      case 'http2': {
+        // (both parsers before either is fed: a first request tells the response side its method, HEAD or CONNECT)
+        const dirs = [this.dir(fs, true), this.dir(fs, false)];
+        for (const dir of dirs) {
           if (app === 'http') dir.http1 = new Http1Parser(this.http1Options);
-          else dir.http2 = new Http2Parser(c2s ? 'client' : 'server');
+          else dir.http2 = new Http2Parser(dir === fs.c2s ? 'client' : 'server');
+        }
+        for (const dir of dirs) {
           const head = dir.head;
           dir.head = null;
           if (head) this.feedPlainHttp(fs, dir, head, fs.flow.lastSeen);
         }
         break;
+      }
       case 'dns': {
         const head = fs.c2s?.head ?? null;
         const msg = head ? parseDns(head, true) : null;
@@ -1150,10 +1153,38 @@ export class Analyzer {
   private feedPlainHttp(fs: FlowState, dir: DirState, chunk: Buffer, ts: number): void {
     // why: no copy here: both parsers copy what they keep (bodies, an unfinished tail), never pinning the
     // reader's chunks; a copy per packet was a tenth of the time on HTTP-heavy captures
-    if (dir.http1) this.onMessages(fs, dir.http1.push(chunk, ts), 'plain', ts);
-    else if (dir.http2) {
+    if (dir.http1) {
+      this.onMessages(fs, dir.http1.push(chunk, ts), 'plain', ts);
+      const tunnel = dir.http1?.takeTunnel() ?? null;
+      if (tunnel !== null) this.openTunnel(fs, tunnel);
+    } else if (dir.http2) {
       this.onMessages(fs, dir.http2.push(chunk, ts), 'plain', ts);
       if (dir.http2.failed) this.stopDir(fs, dir === fs.c2s);
+    }
+  }
+
+  /**
+   * A proxy answered CONNECT: what follows in both directions is the client's tunnel to the server it named, TLS
+   * mostly, whose hellos are dissected (the flow stays 'http', its exchanges the CONNECT and, from the hooks, the
+   * decrypted requests). `s2c`: the tunnel's first bytes from the server side, after the answer's head.
+   */
+  private openTunnel(fs: FlowState, s2c: Buffer): void {
+    const c = fs.c2s !== DONE ? fs.c2s : null;
+    const s = fs.s2c !== DONE ? fs.s2c : null;
+    const c2s = c?.http1?.takeBuffered() ?? null;
+    for (const dir of [c, s]) {
+      if (!dir) continue;
+      dir.http1 = null;
+      dir.head = null;
+    }
+    fs.app = 'tls';
+    if (c && c2s && c2s.length > 0) {
+      c.head = Buffer.from(c2s);
+      this.tlsHello(fs, true);
+    }
+    if (s && s2c.length > 0) {
+      s.head = s2c;
+      this.tlsHello(fs, false);
     }
   }
 
@@ -1227,11 +1258,19 @@ export class Analyzer {
 
   private onResponse(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
     const status = m.status ?? 0;
+    // why: an interim answer (100 Continue, 102, 103 Early Hints) is followed by the request's real one; 101
+    // Switching Protocols is the last the request gets
+    if (status >= 100 && status < 200 && status !== 101) return;
     for (let i = 0; i < x.exchanges.length; i++) {
       const e = x.exchanges[i]!;
       if (e.source !== source || e.status !== null) continue;
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
+      // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
+      if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
+        const c = fs.c2s !== DONE ? fs.c2s?.http1 : null;
+        if (c) this.onMessages(fs, c.resume(m.ts), 'plain', m.ts);
+      }
       e.responseHeaders = this.headersOf(m);
       e.responseBody = this.bodyOf(x, m);
       const s = fs.flow.http[i];

@@ -1,13 +1,14 @@
 // Clients that switch to TLS in place, really: curl (OpenSSL) speaking SMTP (STARTTLS), IMAP (STARTTLS), POP3 (STLS)
 // and FTP (AUTH) with --ssl-reqd, and OpenLDAP's ldapsearch (GnuTLS) with StartTLS (-ZZ), against small servers
-// that answer each protocol's upgrade and then refuse the client inside TLS. Captured by `tapscope capture` in eBPF
-// mode, each connection is its protocol's, with its TLS hello fields (equal to tshark's, which dissects these
-// upgrades too, except FTP's), its client library and the plaintext the hooks read.
+// that answer each protocol's upgrade and then refuse the client inside TLS; and curl's HTTPS through an HTTP proxy
+// (CONNECT). Captured by `tapscope capture` in eBPF mode, each connection is its protocol's, with its TLS hello
+// fields (equal to tshark's, which dissects these upgrades too, except FTP's), its client library and the plaintext
+// the hooks read.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, makeTestCa, run, uniquePrefix, type Lab } from '../lib/lab.js';
+import { createLab, makeTestCa, run, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
@@ -149,6 +150,73 @@ describe('clients that switch to TLS in place', () => {
       expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port).sort()).toEqual([143, 587]);
     } finally {
       server.kill();
+    }
+  }, 120_000);
+
+  it('HTTPS through an HTTP proxy: the CONNECT, the tunnel\'s TLS as tshark reads it, and the decrypted request inside', async () => {
+    const PROXY = `
+import socket, sys, threading
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError: pass
+    try: b.shutdown(socket.SHUT_WR)
+    except OSError: pass
+def handle(c):
+    head = b''
+    while b'\\r\\n\\r\\n' not in head:
+        d = c.recv(4096)
+        if not d: return
+        head += d
+    target = head.split(b' ')[1].decode()
+    u = socket.create_connection(('127.0.0.1', int(target.rsplit(':', 1)[1])))
+    c.sendall(b'HTTP/1.1 200 Connection established\\r\\n\\r\\n')
+    print('tunnel', target, flush=True)
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    pipe(c, u)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 3128)); s.listen(8)
+print('ready', flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+`;
+    const servers = await startHttpsServers(lab, [9443]);
+    writeFileSync(join(dir, 'proxy.py'), PROXY);
+    const proxy = lab.spawnIn(lab.serverNs, 'python3', [join(dir, 'proxy.py')]);
+    let proxyOut = '';
+    proxy.stdout!.on('data', (d: Buffer) => { proxyOut += d.toString(); });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        proxy.stdout!.on('data', () => { if (proxyOut.includes('ready')) resolve(); });
+        proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)));
+      });
+      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+      const out = join(dir, 'proxy.pcapng');
+      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '6', '--out', out], env);
+      await cap.waitFor(': capturing');
+      const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '-x', 'http://www.tapscope.test:3128', 'https://api.tapscope.test:9443/via-proxy'], { timeoutMs: 20_000 });
+      expect(r.code, `${r.stderr} ${proxyOut}`).toBe(0);
+      expect(proxyOut).toContain('tunnel api.tapscope.test:9443');
+      expect(await cap.exited, cap.stderr()).toBe(0);
+
+      const flows = await runCli(['flows', out, '--json'], env);
+      expect(flows.code, flows.stderr).toBe(0);
+      const f = flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).find((x) => x.dst.port === 3128);
+      expect(f, flows.stdout).toBeDefined();
+      expect(f!.app).toBe('http');
+      expect(f!.http.map((h) => [h.method, h.path, h.status])).toEqual([['CONNECT', 'api.tapscope.test:9443', 200], ['GET', '/via-proxy', 200]]);
+      expect(f!.tls?.sni).toBe('api.tapscope.test');
+      expect(f!.tls?.client).toMatchObject({ library: 'openssl', plaintext: true });
+      const ts = await run('tshark', ['-r', out, '-Y', 'tls.handshake.type == 1 && tcp.dstport == 3128', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name',
+        '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
+      expect(ts.code, ts.stderr).toBe(0);
+      expect(ts.stdout.trim().split('\t'), 'tshark reads the tunnel\'s ClientHello').toEqual(['api.tapscope.test', f!.tls!.ja3Hash, f!.tls!.ja3]);
+    } finally {
+      proxy.kill();
+      await servers.stop();
     }
   }, 120_000);
 });

@@ -188,3 +188,53 @@ describe('LDAP and its StartTLS', () => {
     expect(ldapPrelude(Buffer.from('0 not ber'), null)).toBeNull();
   });
 });
+
+describe('HTTPS through a proxy (CONNECT)', () => {
+  const connect = 'CONNECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\nUser-Agent: curl/7.88.1\r\n\r\n';
+  const established = 'HTTP/1.1 200 Connection established\r\n\r\n';
+
+  it('the hellos inside the tunnel, in separate segments or with the answer; the flow stays http with its CONNECT', () => {
+    const flows = flowsOf([
+      { port: 3128, c2s: [connect, hello], s2c: [established, serverHello()] },
+      { port: 3128, c2s: [connect, hello.subarray(0, 30), hello.subarray(30)], s2c: [Buffer.concat([Buffer.from(established), serverHello()])] },
+      // the client sends its hello with its CONNECT, before the answer
+      { port: 8080, c2s: [Buffer.concat([Buffer.from(connect), hello])], s2c: [Buffer.concat([Buffer.from('HTTP/1.0 200 OK\r\nProxy-Agent: x\r\n\r\n'), serverHello()])] },
+    ]);
+    for (const f of flows) {
+      expect(f.app).toBe('http');
+      expect(f.http).toEqual([{ method: 'CONNECT', host: 'api.example:443', path: 'api.example:443', status: 200 }]);
+      expect(f.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, ja3Hash: plainTls.tls!.ja3Hash, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' });
+      expect(f.tls!.client).toEqual(plainTls.tls!.client);
+    }
+  });
+
+  it('a CONNECT refused, then asked again with credentials on the same connection: both exchanges, then the tunnel', () => {
+    const again = connect.replace('\r\n\r\n', '\r\nProxy-Authorization: Basic bGFiOng=\r\n\r\n');
+    const [f] = flowsOf([{
+      port: 3128,
+      // (the second CONNECT held while the first is unanswered)
+      c2s: [Buffer.concat([Buffer.from(connect), Buffer.from(again)]), null, hello],
+      s2c: ['HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n', established, serverHello()],
+    }]);
+    expect(f!.http.map((h) => [h.method, h.status])).toEqual([['CONNECT', 407], ['CONNECT', 200]]);
+    expect(f!.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4 });
+  });
+
+  it('a refused CONNECT, a tunnel that carries no TLS and an upgrade (101) carry no TLS', () => {
+    const flows = flowsOf([
+      { port: 3128, c2s: [connect], s2c: ['HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n'] },
+      { port: 3128, c2s: ['CONNECT git.example:22 HTTP/1.1\r\nHost: git.example:22\r\n\r\n', 'SSH-2.0-OpenSSH_9.2\r\n'], s2c: [established, 'SSH-2.0-OpenSSH_9.2p1\r\n'] },
+      { port: 80, c2s: ['GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', hello], s2c: ['HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n', serverHello()] },
+    ]);
+    expect(flows.map((f) => [f.app, f.tls, f.http.map((h) => h.status)])).toEqual([['http', null, [407]], ['http', null, [200]], ['http', null, [101]]]);
+  });
+
+  it('an interim answer (100 Continue) is not the request\'s status: the answer after it is', () => {
+    const [f] = flowsOf([{
+      port: 80,
+      c2s: ['POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n', 'hello', 'GET /next HTTP/1.1\r\nHost: a\r\n\r\n'],
+      s2c: ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'],
+    }]);
+    expect(f!.http.map((h) => [h.method, h.path, h.status])).toEqual([['POST', '/upload', 201], ['GET', '/next', 404]]);
+  });
+});
