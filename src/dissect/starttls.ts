@@ -6,6 +6,7 @@
 // the StartTLS request and the server's first its answer, each a BER-encoded LDAPMessage. After the upgrade the
 // connection carries TLS records, whose hellos get a verdict like any TLS flow's: without this, a mail or
 // directory client's TLS was "unknown" and its library never judged.
+import { INCOMPLETE } from './db-prelude.js';
 
 export type TextApp = 'smtp' | 'imap' | 'pop3' | 'ftp';
 export type UpgradeApp = TextApp | 'ldap';
@@ -18,8 +19,6 @@ export interface UpgradePrelude {
    */
   tls: { client: number; server: number } | null | 'pending';
 }
-
-import { INCOMPLETE } from './db-prelude.js';
 
 const CR = 0x0d;
 const LF = 0x0a;

@@ -1266,15 +1266,15 @@ export class Analyzer {
       if (e.source !== source || e.status !== null) continue;
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
+      e.responseHeaders = this.headersOf(m);
+      e.responseBody = this.bodyOf(x, m);
+      const s = fs.flow.http[i];
+      if (s) s.status = status;
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
         const c = fs.c2s !== DONE ? fs.c2s?.http1 : null;
         if (c) this.onMessages(fs, c.resume(m.ts), 'plain', m.ts);
       }
-      e.responseHeaders = this.headersOf(m);
-      e.responseBody = this.bodyOf(x, m);
-      const s = fs.flow.http[i];
-      if (s) s.status = status;
       return;
     }
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
