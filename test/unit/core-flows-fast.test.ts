@@ -53,6 +53,10 @@ function mixedSection(startMs: number, node: string): Buffer {
   tcpConversation(b, { ip: '10.1.20.2', port: 41001 }, { ip: '10.2.0.25', port: 587 },
     [null, Buffer.from('EHLO c.test\r\n'), Buffer.from('STARTTLS\r\n'), ch],
     [Buffer.from('220 mx.test ESMTP\r\n'), Buffer.from('250-mx.test\r\n250 STARTTLS\r\n'), Buffer.from('220 go ahead\r\n'), SERVER_HELLO]);
+  // HTTPS through a proxy: the tunnel's hellos after the CONNECT's answer
+  tcpConversation(b, { ip: '10.1.20.2', port: 41002 }, { ip: '10.2.0.80', port: 3128 },
+    [Buffer.from('CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n'), ch],
+    [Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n'), SERVER_HELLO]);
   // out of order: the second segment first (the reassembler keeps a copy of it)
   const C = { src: '10.3.0.1', dst: '10.3.0.2', sport: 50000, dport: 8080 };
   const req = Buffer.from('POST /upload HTTP/1.1\r\nHost: ooo.test\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij');
@@ -149,6 +153,8 @@ describe('load fast path equals the full path', () => {
     for (const app of ['tls', 'http', 'dns', 'postgres', 'smtp']) expect(apps).toContain(app);
     // (the in-place upgrades were read as TLS: their hellos' server name, in both generated sections)
     expect(flows.filter((f) => f.app === 'postgres' || f.app === 'smtp').map((f) => (f.tls as { sni?: string } | null)?.sni)).toEqual(Array(4).fill('localhost'));
+    // (and a proxy's tunnel)
+    expect(flows.filter((f) => f.dst.port === 3128).map((f) => [f.app, (f.tls as { sni?: string } | null)?.sni])).toEqual(Array(2).fill(['http', 'localhost']));
     expect(new Set(flows.map((f) => f.node))).toEqual(new Set(['alpha', 'beta', 'local']));
     expect(flows.some((f) => f.dst.ip.includes(':'))).toBe(true);
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);
