@@ -148,13 +148,13 @@ describe('load fast path equals the full path', () => {
   it('the generated capture exercises what it claims (so the comparison cannot pass vacuously)', () => {
     // (large enough for several read-ahead reads of 65,541 bytes)
     expect(statSync(files[0]!).size).toBeGreaterThan(3 * 65_541);
-    const flows = JSON.parse(fullPath(readFileSync(files[0]!)).flows) as { app: string; node: string; dst: { ip: string }; http: unknown[]; tls: { client: { plaintext: boolean } | null } | null }[];
+    const flows = JSON.parse(fullPath(readFileSync(files[0]!)).flows) as { app: string; node: string; dst: { ip: string; port: number }; http: unknown[]; tls: { sni: string | null; client: { plaintext: boolean } | null } | null }[];
     const apps = new Set(flows.map((f) => f.app));
     for (const app of ['tls', 'http', 'dns', 'postgres', 'smtp']) expect(apps).toContain(app);
     // (the in-place upgrades were read as TLS: their hellos' server name, in both generated sections)
-    expect(flows.filter((f) => f.app === 'postgres' || f.app === 'smtp').map((f) => (f.tls as { sni?: string } | null)?.sni)).toEqual(Array(4).fill('localhost'));
+    expect(flows.filter((f) => f.app === 'postgres' || f.app === 'smtp').map((f) => f.tls?.sni)).toEqual(Array(4).fill('localhost'));
     // (and a proxy's tunnel)
-    expect(flows.filter((f) => f.dst.port === 3128).map((f) => [f.app, (f.tls as { sni?: string } | null)?.sni])).toEqual(Array(2).fill(['http', 'localhost']));
+    expect(flows.filter((f) => f.dst.port === 3128).map((f) => [f.app, f.tls?.sni])).toEqual(Array(2).fill(['http', 'localhost']));
     expect(new Set(flows.map((f) => f.node))).toEqual(new Set(['alpha', 'beta', 'local']));
     expect(flows.some((f) => f.dst.ip.includes(':'))).toBe(true);
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);
