@@ -49,9 +49,10 @@ beforeAll(async () => {
       const r = await c.request(lab, `https://${sni}:${PORT}/hello-${c.name}`, { ca: servers.ca, sni, serverIp: lab.serverIp });
       expect(r.ok, `${c.name}: ${r.stderr}`).toBe(true);
     }
-    // a TLS connection held open 1.5 s: under qemu the helper runs ~10x slower and has no NETLINK_SOCK_DIAG (its
+    // a TLS connection held open 3 s: under qemu the helper runs ~10x slower and has no NETLINK_SOCK_DIAG (its
     // exact lookup at a SYN), so only a connection that outlasts the 500 ms /proc scan is sure to be attributed
-    const held = await lab.execIn(lab.nodeNs, 'sh', ['-c', `sleep 1.5 | openssl s_client -connect ${lab.serverIp}:${PORT} -servername held.tapscope.test -brief`]);
+    // (held 1.5 s, it once went unattributed while the machine was busy compiling)
+    const held = await lab.execIn(lab.nodeNs, 'sh', ['-c', `sleep 3 | openssl s_client -connect ${lab.serverIp}:${PORT} -servername held.tapscope.test -brief`]);
     expect(held.stdout + held.stderr).toContain('CONNECTION ESTABLISHED');
     // why: both helpers attribute processes by scanning /proc every 500 ms; let them see the last sockets go
     await new Promise((r) => setTimeout(r, 600));
