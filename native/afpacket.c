@@ -94,6 +94,33 @@ static struct iface *iface_get(int ifindex, uint16_t hatype)
 	return f;
 }
 
+/* where the capture filter runs: 0 none, 1 in the kernel and userspace, -1 in userspace only */
+static int filter_in;
+
+/* Attaches the capture filter's kernel program to a ring's socket: 0, or -1 (no filter, or it cannot run there). */
+static int attach_filter(int fd)
+{
+	struct sock_fprog prog;
+	const void *insns;
+
+	if (!filter_active())
+		return -1;
+	if (filter_kernel_prog(opts.snaplen, &insns, &prog.len) < 0) {
+		filter_in = -1;
+		return -1;
+	}
+	prog.filter = (struct sock_filter *)insns;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+		if (filter_in != -1)
+			logf_("capture filter: the kernel refused its program (%s); filtering in userspace", strerror(errno));
+		filter_in = -1;
+		return -1;
+	}
+	if (filter_in == 0)
+		filter_in = 1;
+	return 0;
+}
+
 static int open_ring(int ifindex)
 {
 	struct tpacket_req3 req;
@@ -111,8 +138,10 @@ static int open_ring(int ifindex)
 		warnx_("AF_PACKET socket: %s", strerror(err));
 		return err == EPERM || err == EACCES ? 2 : 4;
 	}
-	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length */
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0 && errno != ENOPROTOOPT)
+	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length; with a capture
+	 * filter, its program does that and cuts what it leaves out to a few headers (filter_kernel_prog) */
+	if (attach_filter(fd) < 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0 &&
+	    errno != ENOPROTOOPT)
 		goto cleanup;
 	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)) < 0) {
 		if (errno == ENOPROTOOPT)
@@ -314,6 +343,8 @@ static void emit_packet(const struct sockaddr_ll *sll, const uint8_t *mac, uint3
 	}
 	if (!filter_packet(net, caplen - net_off, origlen > net_off ? origlen - net_off : 0)) {
 		ctr.filtered++;
+		if (filter_in > 0 && caplen == FILTER_CUT && origlen > FILTER_CUT)
+			ctr.filter_cuts++;
 		return;
 	}
 	note_syn(net, caplen - net_off, sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
@@ -460,6 +491,9 @@ void afp_stats_json(struct sbuf *b)
 			  (unsigned long long)ifaces[i].cuts);
 	}
 	sb_putc(b, '}');
+	if (filter_in)
+		sb_printf(b, ",\"filterIn\":\"%s\",\"filterCuts\":%llu", filter_in > 0 ? "kernel" : "userspace",
+			  (unsigned long long)ctr.filter_cuts);
 }
 
 void afp_close(void)

@@ -1,16 +1,20 @@
-/* The capture filter: tcpdump syntax compiled by libpcap for raw IP packets (LINKTYPE_RAW), run in userspace
- * on each packet's network header. why userspace and not the socket's kernel filter: one socket sees every
- * interface, each with its own link-layer header (Ethernet, none on a tun, loopback), and a classic BPF
- * program is compiled for one; the network header is the same on all of them. A filter's point on a busy node
- * is the stream to the laptop (SSH, the API server), which this narrows as well. Filters on link-layer fields
- * (ether host, vlan) do not compile for raw IP and are refused with libpcap's message. */
+/* The capture filter: tcpdump syntax compiled by libpcap for raw IP packets (LINKTYPE_RAW), run on each packet's
+ * network header: in the kernel first (the socket's classic BPF program, its loads moved to the network header
+ * with SKF_NET_OFF, since one socket sees every interface, each with its own link-layer header: Ethernet, none
+ * on a tun, loopback), which cuts what it leaves out before the copy into the ring; then in userspace, which
+ * decides and counts, and matches decrypted records. Filters on link-layer fields (ether host, vlan) do not
+ * compile for raw IP and are refused with libpcap's message. */
 #include "filter.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* linux/filter.h's, not included here: its BPF macros and pcap's would both be defined */
+#define SKF_NET_OFF (-0x100000)
 
 static struct bpf_program prog;
 static int active;
@@ -30,6 +34,37 @@ int filter_compile(const char *expr, uint32_t snaplen, char *err, size_t errlen)
 	}
 	pcap_close(p);
 	active = 1;
+	return 0;
+}
+
+int filter_kernel_prog(uint32_t snaplen, const void **insns, unsigned short *len)
+{
+	static struct bpf_insn *k;
+	u_int i;
+
+	if (!active || getenv("TAPSCOPE_FILTER_USERSPACE") || prog.bf_len > 4096)
+		return -1;
+	free(k);
+	k = calloc(prog.bf_len, sizeof(*k));
+	if (!k)
+		return -1;
+	for (i = 0; i < prog.bf_len; i++) {
+		struct bpf_insn in = prog.bf_insns[i];
+		int cls = BPF_CLASS(in.code), mode = BPF_MODE(in.code);
+
+		if ((cls == BPF_LD || cls == BPF_LDX) && mode == BPF_LEN)
+			return -1;
+		if ((cls == BPF_LD && (mode == BPF_ABS || mode == BPF_IND)) || (cls == BPF_LDX && mode == BPF_MSH))
+			in.k = (bpf_u_int32)((int32_t)in.k + SKF_NET_OFF);
+		if (cls == BPF_RET) {
+			if (BPF_RVAL(in.code) != BPF_K)
+				return -1;
+			in.k = in.k ? snaplen : FILTER_CUT;
+		}
+		k[i] = in;
+	}
+	*insns = k;
+	*len = (unsigned short)prog.bf_len;
 	return 0;
 }
 

@@ -12,6 +12,16 @@
 int filter_compile(const char *expr, uint32_t snaplen, char *err, size_t errlen);
 /* 1 when a filter is set */
 int filter_active(void);
+/* Bytes kept of a packet the kernel's copy of the filter leaves out: enough for the link-layer, IP and TCP headers
+ * that the helper's own checks (its stream's exclusion, the userspace filter) read, no payload. */
+#define FILTER_CUT 128
+/* The filter as a classic BPF program for a packet socket (instructions laid out as struct sock_filter): it reads
+ * each packet from its network header (SKF_NET_OFF), whatever the interface's link-layer header, and cuts a packet
+ * it matches to snaplen and one it leaves out to FILTER_CUT bytes, so the copy into the ring skips what the
+ * filter drops and userspace still sees, and counts, every packet. 0, or -1 when the filter cannot run there (it
+ * reads the packet's length, which the kernel counts from the link-layer header) or TAPSCOPE_FILTER_USERSPACE is
+ * set (benchmarks compare both). */
+int filter_kernel_prog(uint32_t snaplen, const void **insns, unsigned short *len);
 /* Whether a packet passes: its network-layer bytes (net, caplen of origlen on the wire); no filter passes all. */
 int filter_packet(const uint8_t *net, uint32_t caplen, uint32_t origlen);
 /* Whether a decrypted record of a connection passes: matched as its connection's packets in the record's

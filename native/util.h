@@ -60,6 +60,7 @@ struct options {
 
 struct counters {
 	uint64_t packets, bytes, ring_drops, snaplen_cuts, excluded, filtered;
+	uint64_t filter_cuts; /* of the packets filtered: those the kernel had cut to their headers (FILTER_CUT) */
 	uint64_t tls_events, tls_bytes, tls_truncated, ringbuf_drops, tls_conn_unknown;
 	uint64_t conns, procs, hooks_attached, hooks_failed;
 };

@@ -8,7 +8,9 @@
 //    --mode ebpf (packets + TLS hooks). ebpf/afpacket is the cost of the hooks; ebpf/none the whole helper.
 //    A second figure, with the same helpers: requests each on a new connection (curl, full handshake).
 // Prints figures and ratios; never gates on absolute times. Needs root. Run: npx tsx test/bench/helper-bench.ts
-// Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|latency|all,
+// 3. The capture filter: the same iperf3 traffic with a filter that leaves all of it out, tcpdump with the filter
+//    against the helper running it in the kernel and, with TAPSCOPE_FILTER_USERSPACE, in userspace only.
+// Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|filter|latency|all,
 // BENCH_ROUNDS, BENCH_REQUESTS, BENCH_NEW_CONN, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
 // BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved latency configuration,
 // and its afpacket/ebpf modes as throughput capturers), BENCH_RING_MB (default 32), BENCH_TP_ROUNDS (default 3).
@@ -127,26 +129,55 @@ const median = (xs: number[]) => {
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 };
 
+interface Capturer { name: string; argv: string[]; parse: typeof helperStats; ready: (out: string) => boolean }
+
+const tcpdumpStats = (out: string) => ({ packets: Number(/(\d+) packets captured/.exec(out)?.[1] ?? NaN),
+  drops: Number(/(\d+) packets dropped by kernel/.exec(out)?.[1] ?? NaN) });
+// why: like for like: tcpdump's kernel buffer (-B, KiB) and the helper's ring (--ring-mb) are the same size
+const tcpdump = (filter: string[] = []): Capturer => ({
+  name: `tcpdump -B ${RING_MB}M`, argv: ['tcpdump', '-i', 'any', '-B', String(RING_MB * 1024), '-w', '/dev/null', ...filter], parse: tcpdumpStats,
+  ready: (out) => out.includes('listening on'),
+});
+const helper = (name: string, bin: string, mode: string, args: string[] = [], env: string[] = []): Capturer => ({
+  name, argv: [...(env.length ? ['env', ...env] : []), bin, '--mode', mode, '--ring-mb', String(RING_MB), ...args, ...HELPER_ARGS],
+  parse: helperStats, ready: (out: string) => out.includes('tapscope-helper: capturing'),
+});
+
 async function throughput(lab: Lab): Promise<void> {
-  const tcpdumpStats = (out: string) => ({ packets: Number(/(\d+) packets captured/.exec(out)?.[1] ?? NaN),
-    drops: Number(/(\d+) packets dropped by kernel/.exec(out)?.[1] ?? NaN) });
-  // why: like for like: tcpdump's kernel buffer (-B, KiB) and the helper's ring (--ring-mb) are the same size
-  const capturers: { name: string; argv: string[]; parse: typeof helperStats; ready: (out: string) => boolean }[] = [
-    { name: `tcpdump -B ${RING_MB}M`, argv: ['tcpdump', '-i', 'any', '-B', String(RING_MB * 1024), '-w', '/dev/null'], parse: tcpdumpStats,
-      ready: (out) => out.includes('listening on') },
-    ...['afpacket', 'ebpf'].map((mode) => ({ name: `helper ${mode}`, argv: [HELPER, '--mode', mode, '--ring-mb', String(RING_MB), ...HELPER_ARGS],
-      parse: helperStats, ready: (out: string) => out.includes('tapscope-helper: capturing') })),
-    ...(BASELINE ? ['afpacket', 'ebpf'].map((mode) => ({ name: `baseline ${mode}`, argv: [BASELINE, '--mode', mode, '--ring-mb', String(RING_MB), ...HELPER_ARGS],
-      parse: helperStats, ready: (out: string) => out.includes('tapscope-helper: capturing') })) : []),
-  ];
-  // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
-  // given per GB of traffic carried during the capture, and drops as a fraction of the packets the kernel offered
-  const gb = (r: Result) => r.iperfGbps * SECONDS / 8;
-  const cpuPerGb = (r: Result) => (r.cpuS - r.startCpuS) / gb(r);
+  await compareCapturers(lab, 'iperf3 over veth', [
+    tcpdump(),
+    ...['afpacket', 'ebpf'].map((mode) => helper(`helper ${mode}`, HELPER, mode)),
+    ...(BASELINE ? ['afpacket', 'ebpf'].map((mode) => helper(`baseline ${mode}`, BASELINE, mode)) : []),
+  ]);
+}
+
+// A capture filter that leaves all of the iperf3 traffic out (tcpdump syntax): tcpdump runs it in the kernel; the
+// helper runs it in the kernel (cutting what it leaves out to its headers before the copy into the ring) and in
+// userspace (counting what it left out), or, with TAPSCOPE_FILTER_USERSPACE, in userspace only.
+const LEAVE_OUT = 'icmp';
+
+async function filtered(lab: Lab): Promise<void> {
+  const rs = await compareCapturers(lab, `iperf3 over veth with the capture filter '${LEAVE_OUT}', which leaves all of it out`, [
+    tcpdump([LEAVE_OUT]),
+    helper('helper kernel', HELPER, 'afpacket', ['--filter', LEAVE_OUT]),
+    helper('helper userspace', HELPER, 'afpacket', ['--filter', LEAVE_OUT], ['TAPSCOPE_FILTER_USERSPACE=1']),
+  ]);
+  // (tcpdump drops such packets in the kernel outright and uses next to no CPU: the helper's reference here is itself)
+  const k = rs.get('helper kernel')!, u = rs.get('helper userspace')!;
+  console.log(`ratio helper kernel/helper userspace: cpu/GB ${fmt(median(k.map((r, i) => cpuPerGb(r) / cpuPerGb(u[i]!))))} (median per round), ` +
+    `iperf3 ${fmt(median(k.map((r) => r.iperfGbps)))} vs ${fmt(median(u.map((r) => r.iperfGbps)))} Gbps`);
+}
+
+// why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
+// given per GB of traffic carried during the capture, and drops as a fraction of the packets the kernel offered
+const gb = (r: Result) => r.iperfGbps * SECONDS / 8;
+const cpuPerGb = (r: Result) => (r.cpuS - r.startCpuS) / gb(r);
+
+async function compareCapturers(lab: Lab, what: string, capturers: Capturer[]): Promise<Map<string, Result[]>> {
   const totalCpuPerGb = (r: Result) => r.cpuS / gb(r);
   const dropFrac = (r: Result) => r.drops / (r.packets + r.drops);
   const byName = new Map<string, Result[]>(capturers.map((c) => [c.name, []]));
-  console.log(`iperf3 over veth, ${SECONDS}s per capture, ${ROUNDS_TP} interleaved rounds, ring ${RING_MB} MiB, capture on the client namespace (-i any), output to /dev/null`);
+  console.log(`${what}, ${SECONDS}s per capture, ${ROUNDS_TP} interleaved rounds, ring ${RING_MB} MiB, capture on the client namespace (-i any), output to /dev/null`);
   console.log('cpu_s/GB: CPU from "ready" to the end of the traffic per GB carried; start_cpu_s: CPU used before "ready"; total_s/GB: both');
   console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps');
   for (let round = 0; round < ROUNDS_TP; round++) {
@@ -176,6 +207,7 @@ async function throughput(lab: Lab): Promise<void> {
     console.log(`ratio ${c.name}/${capturers[0]!.name}: cpu/GB ${fmt(cpuRatio)}, with start-up ${fmt(totalRatio)} (medians per round)  ` +
       `drop_% ${fmt(median(rs.map(dropFrac)) * 100, 3)} vs ${fmt(median(td.map(dropFrac)) * 100, 3)}`);
   }
+  return byName;
 }
 
 type Config = 'none' | 'afpacket' | 'ebpf' | 'baseline';
@@ -333,6 +365,7 @@ async function main(): Promise<void> {
   const lab = await createLab(uniquePrefix('tsh-bench-'), '10.231.50');
   try {
     if (PART === 'all' || PART === 'throughput') await throughput(lab);
+    if (PART === 'all' || PART === 'filter') await filtered(lab);
     if (PART === 'all' || PART === 'latency') await latency(lab);
   } finally {
     await lab.close();

@@ -32,10 +32,15 @@ afterAll(async () => {
 
 const FILTER = 'tcp port 8443';
 
-describe.each(['afpacket', 'ebpf'] as const)('capture filter, %s mode', (mode) => {
+// (the filter runs in the kernel, which cuts what it leaves out before the copy into the ring, and in userspace,
+// which decides and counts; TAPSCOPE_FILTER_USERSPACE leaves the kernel out: the same results either way)
+describe.each([['afpacket', 'kernel'], ['ebpf', 'kernel'], ['afpacket', 'userspace']] as const)('capture filter, %s mode, in the %s', (mode, where) => {
   it('captures only what the filter matches, counts the rest, and says so', async () => {
-    const env = { TAPSCOPE_HOME: join(dir, `home-${mode}`), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-    const out = join(dir, `${mode}.pcapng`);
+    const env = {
+      TAPSCOPE_HOME: join(dir, `home-${mode}-${where}`), TAPSCOPE_LOCAL_NETNS: lab.nodeNs,
+      ...(where === 'userspace' ? { TAPSCOPE_FILTER_USERSPACE: '1' } : {}),
+    };
+    const out = join(dir, `${mode}-${where}.pcapng`);
     const cap = startCli(['capture', '--mode', mode, '--capture-filter', FILTER, '--duration', '6', '--out', out], env);
     await cap.waitFor(': capturing');
     const curl = tlsClient('curl');
@@ -62,9 +67,18 @@ describe.each(['afpacket', 'ebpf'] as const)('capture filter, %s mode', (mode) =
     }
 
     // the connection records (process attribution): only the filtered port's connections
-    const conns = readCapture(out).records.filter((r) => r.t === 'conn') as unknown as Array<{ local: { port: number }; remote: { port: number } }>;
+    const records = readCapture(out).records;
+    const conns = records.filter((r) => r.t === 'conn') as unknown as Array<{ local: { port: number }; remote: { port: number } }>;
     expect(conns.length, 'conn records').toBeGreaterThan(0);
     for (const c of conns) expect([c.local.port, c.remote.port], JSON.stringify(c)).toContain(8443);
+    // where the filter ran, as the helper's final statistics say
+    const stats = records.filter((r) => r.t === 'stats' && (r as { final?: boolean }).final) as unknown as Array<{ filterIn?: string; filterCuts?: number; snaplenCuts: number }>;
+    expect(stats.map((r) => r.filterIn)).toEqual([where]);
+    // in the kernel, the 9443 connection's longer packets (its hellos, certificate, request) were cut to their headers
+    // before the copy; and no packet the filter matched was cut (the kernel's program and userspace's agree)
+    if (where === 'kernel') expect(stats[0]!.filterCuts).toBeGreaterThan(2);
+    else expect(stats[0]!.filterCuts).toBe(0);
+    expect(stats[0]!.snaplenCuts).toBe(0);
 
     // the flows: port 8443's curl connection, with its plaintext in eBPF mode; nothing of 9443 or the datagram
     const flows = await runCli(['flows', out, '--json'], env);
