@@ -4,10 +4,10 @@
 // connection is its database's, with its TLS hello fields (equal to tshark's, which dissects both upgrades), its
 // client library, the plaintext the hooks read, and who it logs in as (read from that plaintext).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, makeTestCa, run, uniquePrefix, type Lab } from '../lib/lab.js';
+import { createLab, makeTestCa, run, startPythonServer, uniquePrefix, type Lab } from '../lib/lab.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
@@ -71,24 +71,17 @@ afterAll(async () => {
 
 describe('database clients over TLS', () => {
   it('are their database\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
-    writeFileSync(join(dir, 'server.py'), SERVER);
-    const server = lab.spawnIn(lab.serverNs, 'python3', [join(dir, 'server.py'), ca.cert, ca.key]);
-    let serverOut = '';
-    server.stdout!.on('data', (d: Buffer) => { serverOut += d.toString(); });
+    const server = await startPythonServer(lab, dir, 'server', SERVER, [ca.cert, ca.key]);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.stdout!.on('data', () => { if (serverOut.includes('ready')) resolve(); });
-        server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-      });
       const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
       const out = join(dir, 'db.pcapng');
       const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
       await cap.waitFor(': capturing');
       const pg = await lab.execIn(lab.nodeNs, 'psql', ['host=api.tapscope.test port=5432 user=lab dbname=orders sslmode=require connect_timeout=5', '-c', 'select 1'],
         { timeoutMs: 20_000, env: { ...process.env, PGPASSWORD: 'x' } });
-      expect(pg.stderr, serverOut).toContain('tapscope lab says no');
+      expect(pg.stderr, server.output()).toContain('tapscope lab says no');
       const my = await lab.execIn(lab.nodeNs, 'mariadb', ['-h', 'www.tapscope.test', '-P', '3306', '-u', 'lab', '-D', 'shop', '--ssl', '--connect-timeout=5', '-e', 'select 1'], { timeoutMs: 20_000 });
-      expect(my.stderr, serverOut).toContain('tapscope lab says no');
+      expect(my.stderr, server.output()).toContain('tapscope lab says no');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await runCli(['flows', out, '--json'], env);
@@ -117,7 +110,7 @@ describe('database clients over TLS', () => {
       const q = await runCli(['flows', out, '--json', '--filter', 'app == "postgres" && tls.client.plaintext'], env);
       expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port)).toEqual([5432]);
     } finally {
-      server.kill();
+      server.stop();
     }
   }, 120_000);
 });

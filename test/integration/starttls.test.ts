@@ -5,10 +5,10 @@
 // fields (equal to tshark's, which dissects these upgrades too, except FTP's), its client library and the plaintext
 // the hooks read.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, makeTestCa, run, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
+import { createLab, makeTestCa, run, startHttpsServers, startPythonServer, uniquePrefix, type Lab } from '../lib/lab.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
@@ -88,15 +88,8 @@ afterAll(async () => {
 
 describe('clients that switch to TLS in place', () => {
   it('are their protocol\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
-    writeFileSync(join(dir, 'server.py'), SERVER);
-    const server = lab.spawnIn(lab.serverNs, 'python3', [join(dir, 'server.py'), ca.cert, ca.key]);
-    let serverOut = '';
-    server.stdout!.on('data', (d: Buffer) => { serverOut += d.toString(); });
+    const server = await startPythonServer(lab, dir, 'server', SERVER, [ca.cert, ca.key]);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.stdout!.on('data', () => { if (serverOut.includes('ready')) resolve(); });
-        server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-      });
       const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
       const out = join(dir, 'mail.pcapng');
       const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
@@ -110,12 +103,12 @@ describe('clients that switch to TLS in place', () => {
       for (const [, , args] of clients) {
         const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--ssl-reqd', '--cacert', ca.ca, '--connect-timeout', '5', ...args], { timeoutMs: 20_000 });
         // (curl fails: the server refuses it inside TLS)
-        expect(r.code, `${args[0]}: ${r.stderr} ${serverOut}`).not.toBe(0);
+        expect(r.code, `${args[0]}: ${r.stderr} ${server.output()}`).not.toBe(0);
       }
       const ld = await lab.execIn(lab.nodeNs, 'ldapsearch', ['-x', '-ZZ', '-H', 'ldap://c.tapscope.test:389', '-b', 'dc=tapscope,dc=test', '-o', 'nettimeout=5'],
         { timeoutMs: 20_000, env: { ...process.env, LDAPTLS_CACERT: ca.ca, LDAPTLS_REQCERT: 'demand' } });
-      expect(ld.code, `ldapsearch: ${ld.stderr} ${serverOut}`).not.toBe(0);
-      expect(serverOut.match(/^tls /gm)?.length, serverOut).toBe(clients.length + 1);
+      expect(ld.code, `ldapsearch: ${ld.stderr} ${server.output()}`).not.toBe(0);
+      expect(server.output().match(/^tls /gm)?.length, server.output()).toBe(clients.length + 1);
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await runCli(['flows', out, '--json'], env);
@@ -149,7 +142,7 @@ describe('clients that switch to TLS in place', () => {
       const q = await runCli(['flows', out, '--json', '--filter', '(app == "smtp" || app == "imap") && tls.client.plaintext'], env);
       expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port).sort()).toEqual([143, 587]);
     } finally {
-      server.kill();
+      server.stop();
     }
   }, 120_000);
 
@@ -184,22 +177,15 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 `;
     const servers = await startHttpsServers(lab, [9443]);
-    writeFileSync(join(dir, 'proxy.py'), PROXY);
-    const proxy = lab.spawnIn(lab.serverNs, 'python3', [join(dir, 'proxy.py')]);
-    let proxyOut = '';
-    proxy.stdout!.on('data', (d: Buffer) => { proxyOut += d.toString(); });
+    const proxy = await startPythonServer(lab, dir, 'proxy', PROXY);
     try {
-      await new Promise<void>((resolve, reject) => {
-        proxy.stdout!.on('data', () => { if (proxyOut.includes('ready')) resolve(); });
-        proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)));
-      });
       const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
       const out = join(dir, 'proxy.pcapng');
       const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '6', '--out', out], env);
       await cap.waitFor(': capturing');
       const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '-x', 'http://www.tapscope.test:3128', 'https://api.tapscope.test:9443/via-proxy'], { timeoutMs: 20_000 });
-      expect(r.code, `${r.stderr} ${proxyOut}`).toBe(0);
-      expect(proxyOut).toContain('tunnel api.tapscope.test:9443');
+      expect(r.code, `${r.stderr} ${proxy.output()}`).toBe(0);
+      expect(proxy.output()).toContain('tunnel api.tapscope.test:9443');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await runCli(['flows', out, '--json'], env);
@@ -215,7 +201,7 @@ while True:
       expect(ts.code, ts.stderr).toBe(0);
       expect(ts.stdout.trim().split('\t'), 'tshark reads the tunnel\'s ClientHello').toEqual(['api.tapscope.test', f!.tls!.ja3Hash, f!.tls!.ja3]);
     } finally {
-      proxy.kill();
+      proxy.stop();
       await servers.stop();
     }
   }, 120_000);

@@ -185,6 +185,25 @@ export async function makeTestCa(serverIp: string): Promise<{ dir: string; ca: s
   return { dir, ca, cert, key };
 }
 
+/**
+ * Runs a Python script in the lab's server namespace (`python3 SCRIPT ...args`) until it prints "ready": a small
+ * server of some protocol for a test. output() is what it printed since; stop() ends it.
+ */
+export async function startPythonServer(lab: Lab, dir: string, name: string, script: string, args: string[] = []): Promise<{ output(): string; stop(): void }> {
+  const file = join(dir, `${name}.py`);
+  await writeFile(file, script);
+  const child = lab.spawnIn(lab.serverNs, 'python3', [file, ...args]);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', () => { if (out.includes('ready')) resolve(); });
+    child.once('exit', (code) => reject(new Error(`${name} exited ${code}: ${err}`)));
+  });
+  return { output: () => out, stop: () => { child.kill(); } };
+}
+
 /** Starts one Node HTTPS server (HTTP/1.1 + h2) per port in the lab's server namespace. */
 export async function startHttpsServers(lab: Lab, ports: number[]): Promise<HttpsServers> {
   const { dir, ca, cert, key } = await makeTestCa(lab.serverIp);

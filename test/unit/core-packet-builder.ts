@@ -20,6 +20,13 @@ export function fixtureClientHello(): Buffer {
   throw new Error('no ClientHello in fixture');
 }
 
+/** A TLS 1.2 ServerHello record (cipher 0xc02f, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256), as a server answers. */
+export function tls12ServerHello(): Buffer {
+  const body = Buffer.concat([Buffer.from('0303', 'hex'), Buffer.alloc(32, 7), Buffer.from([0]), Buffer.from('c02f00', 'hex'), Buffer.from('0000', 'hex')]);
+  const hs = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 0xff]), body]);
+  return Buffer.concat([Buffer.from([0x16, 3, 3, hs.length >> 8, hs.length & 0xff]), hs]);
+}
+
 export interface Seg {
   src: string;
   dst: string;

@@ -8,18 +8,13 @@ import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { ldapPrelude, textPrelude } from '../../src/dissect/starttls.js';
 import { compileFilter } from '../../src/filter/index.js';
-import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
+import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const C = { ip: '10.9.0.1', port: 41000 };
 const S = (port: number) => ({ ip: '10.9.0.2', port });
 
-/** A TLS 1.2 ServerHello record (cipher 0xc02f), as a server answers. */
-function serverHello(): Buffer {
-  const body = Buffer.concat([Buffer.from('0303', 'hex'), Buffer.alloc(32, 7), Buffer.from([0]), Buffer.from('c02f00', 'hex'), Buffer.from('0000', 'hex')]);
-  const hs = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 0xff]), body]);
-  return Buffer.concat([Buffer.from([0x16, 3, 3, hs.length >> 8, hs.length & 0xff]), hs]);
-}
+const serverHello = tls12ServerHello;
 
 type Conversation = {
   port: number; c2s: (Buffer | string | null)[]; s2c: (Buffer | string | null)[]; fin?: boolean;
