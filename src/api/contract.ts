@@ -77,6 +77,11 @@ export interface StreamChunk {
   ts: number;
   /** the bytes, hex */
   hex: string;
+  /**
+   * true: plain text on the wire before the connection switched to TLS in place (STARTTLS, a proxy's CONNECT, a
+   * database's TLS request), shown before the decrypted records
+   */
+  beforeTls?: true;
 }
 
 /** "Follow stream" (flowStream): a flow's payload in order, its turns apart. */

@@ -270,7 +270,10 @@ async function follow(c: Extract<RunnableCommand, { cmd: 'follow' }>): Promise<n
     `Client: ${endpointText(flow.src)}`,
     `Server: ${endpointText(flow.dst)}`,
   ];
-  for (const ch of s.chunks) {
+  for (const [i, ch] of s.chunks.entries()) {
+    // (a connection that switched to TLS in place: its plain prelude first, then the decrypted records)
+    if (ch.beforeTls && !s.chunks[i - 1]?.beforeTls) lines.push('(on the wire, before the connection switched to TLS)');
+    else if (!ch.beforeTls && s.chunks[i - 1]?.beforeTls) lines.push('(then, decrypted by the TLS hooks)');
     const indent = ch.dir === 's2c' ? '\t' : '';
     const text = c.hex
       ? hexLines(ch.hex, Infinity, 16, 8).map((l) => `${l.offset}  ${l.hex.padEnd(47)}  ${l.ascii}`).join('\n')

@@ -6,7 +6,7 @@
 // the StartTLS request and the server's first its answer, each a BER-encoded LDAPMessage. After the upgrade the
 // connection carries TLS records, whose hellos get a verdict like any TLS flow's: without this, a mail or
 // directory client's TLS was "unknown" and its library never judged.
-import { INCOMPLETE } from './db-prelude.js';
+import { INCOMPLETE, dbPrelude } from './db-prelude.js';
 
 export type TextApp = 'smtp' | 'imap' | 'pop3' | 'ftp';
 export type UpgradeApp = TextApp | 'ldap';
@@ -204,4 +204,30 @@ export function ldapPrelude(ch: Buffer, sh: Buffer | null): UpgradePrelude | typ
   // (its result code is not read: a refusal shows in what follows, more LDAP instead of TLS records)
   if (r.end >= sh.length) return { app: 'ldap', tls: 'pending' };
   return { app: 'ldap', tls: sh[r.end] === TLS_HANDSHAKE ? { client: m.end, server: r.end } : null };
+}
+
+// ---- where TLS began ----
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/** An HTTP proxy's CONNECT and its 2xx answer: where each side's head ends (the tunnel's first byte). */
+function connectTunnel(ch: Buffer, sh: Buffer): { client: number; server: number } | null {
+  if (!ch.subarray(0, 8).equals(Buffer.from('CONNECT ')) || !sh.subarray(0, 7).equals(Buffer.from('HTTP/1.'))) return null;
+  const status = sh.toString('latin1', 9, 12);
+  const c = ch.indexOf(CRLFCRLF);
+  const s = sh.indexOf(CRLFCRLF);
+  return status[0] === '2' && c > 0 && s > 0 ? { client: c + 4, server: s + 4 } : null;
+}
+
+/**
+ * Where TLS began in each direction of a connection that switched to it in place (the length of its plain prelude:
+ * a database's request, a mail command's STARTTLS, LDAP's StartTLS, an HTTP proxy's CONNECT), from the first bytes
+ * of each direction; null when it did not, or began with TLS.
+ */
+export function tlsStartInPlace(ch: Buffer, sh: Buffer): { client: number; server: number } | null {
+  if (ch.length === 0 || ch[0] === TLS_HANDSHAKE) return null;
+  for (const p of [textPrelude(ch, sh), ldapPrelude(ch, sh), dbPrelude(ch, sh)]) {
+    if (p && p !== INCOMPLETE && p.tls && p.tls !== 'pending') return p.tls;
+  }
+  return connectTunnel(ch, sh);
 }

@@ -4,7 +4,8 @@
 // are left out (a segment before the direction's next expected byte). When the flow's TLS hooks captured its
 // plaintext, the decrypted records are the stream (Wireshark's "Follow TLS stream"); else the wire's payload.
 // When both ends are hooked, each direction is taken from the end that recorded it first, as the analyzer does:
-// the client's write and the server's read carry the same bytes.
+// the client's write and the server's read carry the same bytes. A connection that switched to TLS in place
+// (STARTTLS, a proxy's CONNECT, a database's TLS request) shows its plain prelude from the wire first.
 import { parseExportedPdu, recordWritten, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU } from '../pcapng/types.js';
 import type { Flow } from '../model/flow.js';
@@ -12,10 +13,39 @@ import { decodePacket, PROTO_TCP } from './decode.js';
 import type { FlowStream, StreamChunk } from '../api/contract.js';
 import { readWithFlowIds, type CaptureFile } from './load.js';
 import { normalizeIp } from './node-meta.js';
+import { tlsStartInPlace } from '../dissect/starttls.js';
 
 export const FOLLOW_LIMIT = 256 * 1024;
 
-interface Piece { dir: 'c2s' | 's2c'; ts: number; data: Buffer }
+interface Piece { dir: 'c2s' | 's2c'; ts: number; data: Buffer; beforeTls?: true }
+
+/** bytes of each direction's first wire payload read for where TLS began (the analyzer's dissection limit) */
+const PRELUDE_LOOK = 64 * 1024;
+
+/** The wire pieces before TLS began in place, cut where it began; none when the flow did not switch in place. */
+function preludeOf(wire: Piece[]): Piece[] {
+  const first = (dir: 'c2s' | 's2c'): Buffer => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for (const p of wire) {
+      if (p.dir !== dir || n >= PRELUDE_LOOK) continue;
+      parts.push(p.data);
+      n += p.data.length;
+    }
+    return Buffer.concat(parts, n);
+  };
+  const at = tlsStartInPlace(first('c2s'), first('s2c'));
+  if (!at) return [];
+  const left = { c2s: at.client, s2c: at.server };
+  const out: Piece[] = [];
+  for (const p of wire) {
+    const n = Math.min(left[p.dir], p.data.length);
+    if (n === 0) continue;
+    left[p.dir] -= n;
+    out.push({ dir: p.dir, ts: p.ts, data: p.data.subarray(0, n), beforeTls: true });
+  }
+  return out;
+}
 
 export async function followStream(files: CaptureFile[], flow: Flow, limit = FOLLOW_LIMIT): Promise<FlowStream> {
   const wire: Piece[] = [];
@@ -51,13 +81,13 @@ export async function followStream(files: CaptureFile[], flow: Flow, limit = FOL
     }
     wire.push({ dir, ts: b.tsMs, data: Buffer.from(data) });
   });
-  const pieces = decrypted.length > 0 ? decrypted : wire;
+  const pieces = decrypted.length > 0 ? [...preludeOf(wire), ...decrypted] : wire;
   const chunks: StreamChunk[] = [];
   let bytes = 0;
   let truncated = false;
-  let cur: { dir: 'c2s' | 's2c'; ts: number; parts: Buffer[] } | null = null;
+  let cur: { dir: 'c2s' | 's2c'; ts: number; parts: Buffer[]; beforeTls?: true } | null = null;
   const close = (): void => {
-    if (cur) chunks.push({ dir: cur.dir, ts: cur.ts, hex: Buffer.concat(cur.parts).toString('hex') });
+    if (cur) chunks.push({ dir: cur.dir, ts: cur.ts, hex: Buffer.concat(cur.parts).toString('hex'), ...(cur.beforeTls ? { beforeTls: true as const } : {}) });
     cur = null;
   };
   for (const p of pieces) {
@@ -67,9 +97,9 @@ export async function followStream(files: CaptureFile[], flow: Flow, limit = FOL
       truncated = true;
     }
     if (data.length > 0) {
-      if (!cur || cur.dir !== p.dir) {
+      if (!cur || cur.dir !== p.dir || cur.beforeTls !== p.beforeTls) {
         close();
-        cur = { dir: p.dir, ts: p.ts, parts: [] };
+        cur = { dir: p.dir, ts: p.ts, parts: [], ...(p.beforeTls ? { beforeTls: true as const } : {}) };
       }
       cur.parts.push(data);
       bytes += data.length;

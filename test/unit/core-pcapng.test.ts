@@ -167,9 +167,11 @@ describe('pcapng reader: file reads', () => {
     writeFileSync(src, bytes);
     // a writer that sends the capture in three pieces with pauses: reads come back short, mid-block
     const writer = spawn('sh', ['-c', '{ head -c 30001 "$0"; sleep 0.1; tail -c +30002 "$0" | head -c 200000; sleep 0.1; tail -c +230002 "$0"; } > "$1"', src, fifo]);
+    // (listened for at once: the writer may be gone before the read ends)
+    const exited = new Promise((r) => writer.once('exit', r));
     const got: number[] = [];
     await readBlocks(fifo, (b) => got.push(...numberOf(b)));
-    await new Promise((r) => writer.once('exit', r));
+    await exited;
     expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 });

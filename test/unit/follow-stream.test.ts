@@ -69,6 +69,38 @@ describe('follow stream', () => {
     ]);
   });
 
+  it('shows a connection that switched to TLS in place with its plain prelude first, then the decrypted records', async () => {
+    const client = { ip: '10.50.5.1', port: 40500 };
+    const who = { pid: 8, comm: 'curl', lib: 'openssl' };
+    const serverHello = Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x02]);
+    const { files, flows } = await capture('upgrades', (b) => {
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+      // SMTP's STARTTLS, the server's answer and its hello in one segment
+      const smtp = { ip: '10.50.5.2', port: 587 };
+      tcpConversation(b, client, smtp, [null, Buffer.from('EHLO c\r\n'), Buffer.from('STARTTLS\r\n'), fixtureClientHello(), Buffer.alloc(40, 0x17)],
+        [Buffer.from('220 mx ESMTP\r\n'), Buffer.from('250 STARTTLS\r\n'), Buffer.concat([Buffer.from('220 go\r\n'), serverHello]), null, Buffer.alloc(30, 0x17)]);
+      b.tls(client, smtp, 'out', Buffer.from('EHLO c\r\n'), who);
+      b.tls(smtp, client, 'in', Buffer.from('250 mx\r\n'), who);
+      // a proxy's CONNECT
+      const proxy = { ip: '10.50.5.3', port: 3128 };
+      const c2 = { ...client, port: 40501 };
+      tcpConversation(b, c2, proxy, [Buffer.from('CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n'), fixtureClientHello()],
+        [Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n'), serverHello]);
+      b.tls(c2, proxy, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: api.test\r\n\r\n'), who);
+    });
+    const smtp = await followStream(files, flows.find((x) => x.src.port === 40500)!);
+    expect(smtp.source).toBe('decrypted');
+    expect(smtp.chunks.map((c) => [c.dir, text(c.hex), c.beforeTls ?? false])).toEqual([
+      ['s2c', '220 mx ESMTP\r\n', true], ['c2s', 'EHLO c\r\n', true], ['s2c', '250 STARTTLS\r\n', true], ['c2s', 'STARTTLS\r\n', true],
+      ['s2c', '220 go\r\n', true], ['c2s', 'EHLO c\r\n', false], ['s2c', '250 mx\r\n', false],
+    ]);
+    const tunnel = await followStream(files, flows.find((x) => x.src.port === 40501)!);
+    expect(tunnel.chunks.map((c) => [c.dir, text(c.hex), c.beforeTls ?? false])).toEqual([
+      ['c2s', 'CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n', true], ['s2c', 'HTTP/1.1 200 Connection established\r\n\r\n', true],
+      ['c2s', 'GET / HTTP/1.1\r\nHost: api.test\r\n\r\n', false],
+    ]);
+  });
+
   it('gives each message once when both ends are hooked, from the end that recorded its direction first', async () => {
     const client = { ip: '10.50.4.1', port: 40400 };
     const server = { ip: '10.50.4.2', port: 443 };
@@ -123,5 +155,21 @@ describe('tapscope follow', () => {
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe(`tapscope: no flow 'ffffffffffffffff' in ${files[0]!.path} (flow ids: tapscope flows ${files[0]!.path} --json) (E_FLOW_NOT_FOUND)\n`);
     expect(() => parseCommand(['follow', files[0]!.path])).toThrow(/follow: FILE and FLOW_ID are required/);
+  });
+
+  it('marks where a connection that switched to TLS in place goes from its plain prelude to the decrypted records', async () => {
+    const client = { ip: '10.50.6.1', port: 40600 };
+    const server = { ip: '10.50.6.2', port: 143 };
+    const { files, flows } = await capture('imap', (b) => {
+      tcpConversation(b, client, server, [null, Buffer.from('a1 STARTTLS\r\n'), fixtureClientHello()],
+        [Buffer.from('* OK ready\r\n'), Buffer.from('a1 OK go\r\n'), Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x02])]);
+      b.tls(client, server, 'out', Buffer.from('a2 LOGIN lab x\r\n'), { pid: 9, comm: 'curl', lib: 'openssl' });
+    });
+    const r = cli(['follow', files[0]!.path, flows[0]!.id]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(r.stdout.split('\n').slice(5, -2)).toEqual([
+      '(on the wire, before the connection switched to TLS)', '\t* OK ready', 'a1 STARTTLS', '\ta1 OK go',
+      '(then, decrypted by the TLS hooks)', 'a2 LOGIN lab x',
+    ]);
   });
 });
