@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureBuilder, fixtureClientHello, tcpConversation } from '../unit/core-packet-builder.js';
 import { openFileUi, type FileUi } from './support.js';
+import { screenshot } from './browser.js';
 
 let app: FileUi;
 
@@ -56,6 +57,7 @@ describe('the Stream tab', () => {
       'stream-after-tls Then, decrypted by the TLS hooks:', 'c2s tls EHLO c\n',
     ]);
     expect(await page.getByTestId('stream-source').textContent()).toMatch(/Decrypted by the TLS hooks/);
+    await screenshot(page, 'stream-starttls');
     expect(app.ui.pageErrors).toEqual([]);
   });
 });
