@@ -1,5 +1,6 @@
 // What a flow reaches, in a word, for the tables (the CLI's SNI/HOST column, the app's): the TLS server name, else
-// the HTTP host, else the DNS name asked, else the database a login named ("orders as app").
+// the HTTP host, else the DNS name asked, else the database a login named ("orders as app"); and how its TLS began
+// when it did not begin with it (the flow detail's protocol line).
 import type { Flow } from './flow.js';
 
 export function flowTarget(f: Flow): string {
@@ -9,4 +10,23 @@ export function flowTarget(f: Flow): string {
 /** "orders as app", "as app" (a MySQL login naming no database) or "" (none read). */
 export function dbText(db: NonNullable<Flow['db']>): string {
   return [db.database, db.user ? `as ${db.user}` : null].filter(Boolean).join(' ');
+}
+
+/**
+ * How a flow's TLS began when the connection did not begin with it: the upgrade its protocol made in place, or an
+ * HTTP proxy's tunnel ("after STARTTLS", "through a proxy's CONNECT"); null for any other flow.
+ */
+export function tlsStartText(f: Pick<Flow, 'app' | 'tls' | 'http'>): string | null {
+  if (!f.tls) return null;
+  switch (f.app) {
+    case 'smtp':
+    case 'imap': return 'after STARTTLS';
+    case 'pop3': return 'after STLS';
+    case 'ftp': return 'after AUTH TLS';
+    case 'ldap': return 'after StartTLS';
+    case 'postgres': return 'after its SSLRequest';
+    case 'mysql': return 'after its SSL request';
+    case 'http': return f.http.some((h) => h.method === 'CONNECT') ? "through a proxy's CONNECT" : null;
+    default: return null;
+  }
 }

@@ -51,6 +51,9 @@ describe('the Stream tab', () => {
     const turns = async () => page.getByTestId('stream').locator('[data-testid=turn], [data-testid=stream-before-tls], [data-testid=stream-after-tls]')
       .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-testid') === 'turn' ? `${e.getAttribute('data-dir')} ${e.classList.contains('plain') ? 'plain' : 'tls'}` : e.getAttribute('data-testid')} ${e.textContent}`));
     await page.getByTestId('flow-row').nth(2).click();
+    await page.getByTestId('tab-overview').click();
+    await expect.poll(async () => page.getByTestId('detail-protocol').textContent(), { timeout: 10_000 }).toBe('TCP · smtp, TLS after STARTTLS');
+    await page.getByTestId('tab-stream').click();
     await expect.poll(turns, { timeout: 10_000 }).toEqual([
       'stream-before-tls On the wire, before the connection switched to TLS:',
       's2c plain 220 mx\n', 'c2s plain EHLO c\n', 's2c plain 250 STARTTLS\n', 'c2s plain STARTTLS\n', 's2c plain 220 go\n',

@@ -7,6 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { ldapPrelude, textPrelude } from '../../src/dissect/starttls.js';
+import { tlsStartText } from '../../src/model/flow-target.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -124,6 +125,17 @@ describe('mail and file transfer connections that switch to TLS', () => {
       .toEqual({ app: 'smtp', tls: { client: 18, server: 24 } });
     expect(p('anything', null)).toBeNull();
     expect(p('EHLO a\r\n', 'SSH-2.0-OpenSSH\r\n')).toBeNull();
+  });
+
+  it('the detail says how each one\'s TLS began; a flow that began with TLS, or a plain one, says nothing', () => {
+    const flows = flowsOf([
+      { port: 587, c2s: [null, 'EHLO a\r\n', 'STARTTLS\r\n', hello], s2c: ['220 mx\r\n', '250 STARTTLS\r\n', '220 go\r\n', serverHello()] },
+      { port: 110, c2s: [null, 'STLS\r\n', hello], s2c: ['+OK ready\r\n', '+OK go\r\n', serverHello()] },
+      { port: 3128, c2s: ['CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n', hello], s2c: ['HTTP/1.1 200 OK\r\n\r\n', serverHello()] },
+      { port: 443, c2s: [hello], s2c: [serverHello()] },
+      { port: 25, c2s: [null, 'HELO a\r\n'], s2c: ['220 mx\r\n', '250 ok\r\n'] },
+    ]);
+    expect(flows.map(tlsStartText)).toEqual(['after STARTTLS', 'after STLS', "through a proxy's CONNECT", null, null]);
   });
 
   it('the filter language sees them by their protocol', () => {
