@@ -37,32 +37,44 @@ int filter_compile(const char *expr, uint32_t snaplen, char *err, size_t errlen)
 	return 0;
 }
 
-int filter_kernel_prog(uint32_t snaplen, const void **insns, unsigned short *len)
+/* The kernel's program, built once from prog (one ring per --iface attaches the same): NULL when it cannot be. */
+static struct bpf_insn *kernel_prog(uint32_t snaplen)
 {
-	static struct bpf_insn *k;
+	struct bpf_insn *k;
 	u_int i;
 
-	if (!active || getenv("TAPSCOPE_FILTER_USERSPACE") || prog.bf_len > 4096)
-		return -1;
-	free(k);
-	k = calloc(prog.bf_len, sizeof(*k));
-	if (!k)
-		return -1;
+	if (getenv("TAPSCOPE_FILTER_USERSPACE") || prog.bf_len > 4096 || !(k = calloc(prog.bf_len, sizeof(*k))))
+		return NULL;
 	for (i = 0; i < prog.bf_len; i++) {
 		struct bpf_insn in = prog.bf_insns[i];
 		int cls = BPF_CLASS(in.code), mode = BPF_MODE(in.code);
 
-		if ((cls == BPF_LD || cls == BPF_LDX) && mode == BPF_LEN)
-			return -1;
+		if (((cls == BPF_LD || cls == BPF_LDX) && mode == BPF_LEN) || (cls == BPF_RET && BPF_RVAL(in.code) != BPF_K)) {
+			free(k);
+			return NULL;
+		}
 		if ((cls == BPF_LD && (mode == BPF_ABS || mode == BPF_IND)) || (cls == BPF_LDX && mode == BPF_MSH))
 			in.k = (bpf_u_int32)((int32_t)in.k + SKF_NET_OFF);
-		if (cls == BPF_RET) {
-			if (BPF_RVAL(in.code) != BPF_K)
-				return -1;
+		if (cls == BPF_RET)
 			in.k = in.k ? snaplen : FILTER_CUT;
-		}
 		k[i] = in;
 	}
+	return k;
+}
+
+int filter_kernel_prog(uint32_t snaplen, const void **insns, unsigned short *len)
+{
+	static struct bpf_insn *k;
+	static int built;
+
+	if (!active)
+		return -1;
+	if (!built) {
+		k = kernel_prog(snaplen);
+		built = 1;
+	}
+	if (!k)
+		return -1;
 	*insns = k;
 	*len = (unsigned short)prog.bf_len;
 	return 0;

@@ -134,7 +134,10 @@ interface FlowExtra {
   pendingMethods: string[] | null;
   /** When the ClientHello was seen (ms), on flows of eBPF-mode nodes: verdicts compare it with hook attach times. */
   helloAt: number | null;
-  /** Where TLS records begin in the client's and the server's stream: after a database's prelude (db-prelude.ts), else 0. */
+  /**
+   * Where TLS records begin in the client's and the server's stream: after the plain prelude of a connection that
+   * switched to TLS in place (db-prelude.ts, starttls.ts), else 0. (A proxy's tunnel hands its bytes over instead.)
+   */
   tlsSkipC: number;
   tlsSkipS: number;
   /** a database connection's login was read from the hooks' decrypted client messages (or cannot be) */
