@@ -3,17 +3,13 @@
 // client's SSL request packet) and then refuse the login inside TLS. Captured by `tapscope capture` in eBPF mode, each
 // connection is its database's, with its TLS hello fields (equal to tshark's, which dissects both upgrades), its
 // client library, the plaintext the hooks read, and who it logs in as (read from that plaintext).
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
-import { createLab, makeTestCa, run, startPythonServer, uniquePrefix, type Lab } from '../lib/lab.js';
+import { startPythonServer, tsharkHellos } from '../lib/lab.js';
+import { useTlsLab } from './tls-lab.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
-let lab: Lab;
-let dir: string;
-let ca: Awaited<ReturnType<typeof makeTestCa>>;
 
 const SERVER = `
 import socket, ssl, struct, sys, threading
@@ -57,47 +53,35 @@ print('ready', flush=True)
 sys.stdin.read()
 `;
 
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsc-dbtls-'));
-  lab = await createLab(uniquePrefix('tsc-db-'), '10.202.13');
-  ca = await makeTestCa(lab.serverIp);
-}, 60_000);
-
-afterAll(async () => {
-  await lab?.close();
-  if (ca) rmSync(ca.dir, { recursive: true, force: true });
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const t = useTlsLab('tsc-db', '10.202.13');
 
 describe('database clients over TLS', () => {
   it('are their database\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
-    const server = await startPythonServer(lab, dir, 'server', SERVER, [ca.cert, ca.key]);
+    const server = await startPythonServer(t.lab, t.dir, 'server', SERVER, [t.ca.cert, t.ca.key]);
     try {
-      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-      const out = join(dir, 'db.pcapng');
+      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
+      const out = join(t.dir, 'db.pcapng');
       const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
       await cap.waitFor(': capturing');
-      const pg = await lab.execIn(lab.nodeNs, 'psql', ['host=api.tapscope.test port=5432 user=lab dbname=orders sslmode=require connect_timeout=5', '-c', 'select 1'],
+      const pg = await t.lab.execIn(t.lab.nodeNs, 'psql', ['host=api.tapscope.test port=5432 user=lab dbname=orders sslmode=require connect_timeout=5', '-c', 'select 1'],
         { timeoutMs: 20_000, env: { ...process.env, PGPASSWORD: 'x' } });
       expect(pg.stderr, server.output()).toContain('tapscope lab says no');
-      const my = await lab.execIn(lab.nodeNs, 'mariadb', ['-h', 'www.tapscope.test', '-P', '3306', '-u', 'lab', '-D', 'shop', '--ssl', '--connect-timeout=5', '-e', 'select 1'], { timeoutMs: 20_000 });
+      const my = await t.lab.execIn(t.lab.nodeNs, 'mariadb', ['-h', 'www.tapscope.test', '-P', '3306', '-u', 'lab', '-D', 'shop', '--ssl', '--connect-timeout=5', '-e', 'select 1'], { timeoutMs: 20_000 });
       expect(my.stderr, server.output()).toContain('tapscope lab says no');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await runCli(['flows', out, '--json'], env);
       expect(flows.code, flows.stderr).toBe(0);
-      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === lab.serverIp).map((f) => [f.dst.port, f]));
-      const ts = await run('tshark', ['-r', out, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
-        '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
-      expect(ts.code, ts.stderr).toBe(0);
-      const hellos = new Map(ts.stdout.trim().split('\n').map((l) => l.split('\t')).map(([port, sni, ja3, full]) => [Number(port), { sni, ja3, full }]));
+      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === t.lab.serverIp).map((f) => [f.dst.port, f]));
+      const ts = await tsharkHellos(out);
+      const hellos = new Map(ts.map((h) => [h.port, h]));
       const logins = { 5432: { user: 'lab', database: 'orders', application: 'psql' }, 3306: { user: 'lab', database: 'shop', application: null } };
       for (const [port, app, sni] of [[5432, 'postgres', 'api.tapscope.test'], [3306, 'mysql', null]] as const) {
         const f = byPort.get(port);
         expect(f, `${app}: ${flows.stdout}`).toBeDefined();
         expect(f!.app).toBe(app);
         const h = hellos.get(port);
-        expect(h, `tshark's ClientHello on ${port}: ${ts.stdout}`).toBeDefined();
+        expect(h, `tshark's ClientHello on ${port}: ${JSON.stringify(ts)}`).toBeDefined();
         expect(f!.tls?.sni ?? '').toBe(h!.sni);
         if (sni) expect(f!.tls?.sni).toBe(sni);
         expect(f!.tls?.ja3Hash).toBe(h!.ja3);

@@ -4,17 +4,13 @@
 // (CONNECT). Captured by `tapscope capture` in eBPF mode, each connection is its protocol's, with its TLS hello
 // fields (equal to tshark's, which dissects these upgrades too, except FTP's), its client library and the plaintext
 // the hooks read.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
-import { createLab, makeTestCa, run, startHttpsServers, startPythonServer, uniquePrefix, type Lab } from '../lib/lab.js';
+import { startHttpsServers, startPythonServer, tsharkHellos } from '../lib/lab.js';
+import { useTlsLab } from './tls-lab.js';
 import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
-let lab: Lab;
-let dir: string;
-let ca: Awaited<ReturnType<typeof makeTestCa>>;
 
 // Each protocol: its greeting, its upgrade command, the answer to that, the answer to any other command before
 // it, and the refusal sent inside TLS.
@@ -74,24 +70,14 @@ print('ready', flush=True)
 sys.stdin.read()
 `;
 
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsc-upgrade-'));
-  lab = await createLab(uniquePrefix('tsc-upg-'), '10.202.14');
-  ca = await makeTestCa(lab.serverIp);
-}, 60_000);
-
-afterAll(async () => {
-  await lab?.close();
-  if (ca) rmSync(ca.dir, { recursive: true, force: true });
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const t = useTlsLab('tsc-upg', '10.202.14');
 
 describe('clients that switch to TLS in place', () => {
   it('are their protocol\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
-    const server = await startPythonServer(lab, dir, 'server', SERVER, [ca.cert, ca.key]);
+    const server = await startPythonServer(t.lab, t.dir, 'server', SERVER, [t.ca.cert, t.ca.key]);
     try {
-      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-      const out = join(dir, 'mail.pcapng');
+      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
+      const out = join(t.dir, 'mail.pcapng');
       const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
       await cap.waitFor(': capturing');
       const clients: [number, string, string[]][] = [
@@ -101,23 +87,21 @@ describe('clients that switch to TLS in place', () => {
         [21, 'ftp', ['ftp://b.tapscope.test:21/', '-u', 'lab:x']],
       ];
       for (const [, , args] of clients) {
-        const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--ssl-reqd', '--cacert', ca.ca, '--connect-timeout', '5', ...args], { timeoutMs: 20_000 });
+        const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', '--ssl-reqd', '--cacert', t.ca.ca, '--connect-timeout', '5', ...args], { timeoutMs: 20_000 });
         // (curl fails: the server refuses it inside TLS)
         expect(r.code, `${args[0]}: ${r.stderr} ${server.output()}`).not.toBe(0);
       }
-      const ld = await lab.execIn(lab.nodeNs, 'ldapsearch', ['-x', '-ZZ', '-H', 'ldap://c.tapscope.test:389', '-b', 'dc=tapscope,dc=test', '-o', 'nettimeout=5'],
-        { timeoutMs: 20_000, env: { ...process.env, LDAPTLS_CACERT: ca.ca, LDAPTLS_REQCERT: 'demand' } });
+      const ld = await t.lab.execIn(t.lab.nodeNs, 'ldapsearch', ['-x', '-ZZ', '-H', 'ldap://c.tapscope.test:389', '-b', 'dc=tapscope,dc=test', '-o', 'nettimeout=5'],
+        { timeoutMs: 20_000, env: { ...process.env, LDAPTLS_CACERT: t.ca.ca, LDAPTLS_REQCERT: 'demand' } });
       expect(ld.code, `ldapsearch: ${ld.stderr} ${server.output()}`).not.toBe(0);
       expect(server.output().match(/^tls /gm)?.length, server.output()).toBe(clients.length + 1);
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await runCli(['flows', out, '--json'], env);
       expect(flows.code, flows.stderr).toBe(0);
-      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === lab.serverIp).map((f) => [f.dst.port, f]));
-      const ts = await run('tshark', ['-r', out, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
-        '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
-      expect(ts.code, ts.stderr).toBe(0);
-      const hellos = new Map(ts.stdout.trim().split('\n').map((l) => l.split('\t')).map(([port, sni, ja3, full]) => [Number(port), { sni, ja3, full }]));
+      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === t.lab.serverIp).map((f) => [f.dst.port, f]));
+      const ts = await tsharkHellos(out);
+      const hellos = new Map(ts.map((h) => [h.port, h]));
       const names = { 587: 'api', 143: 'www', 110: 'a', 21: 'b' } as const;
       for (const [port, app] of clients) {
         const f = byPort.get(port);
@@ -127,7 +111,7 @@ describe('clients that switch to TLS in place', () => {
         expect(f!.tls?.client).toMatchObject({ library: 'openssl', plaintext: true });
         const h = hellos.get(port);
         if (port === 21 && !h) continue; // (tshark 4.0 reads no TLS after FTP's AUTH)
-        expect(h, `tshark's ClientHello on ${port}: ${ts.stdout}`).toBeDefined();
+        expect(h, `tshark's ClientHello on ${port}: ${JSON.stringify(ts)}`).toBeDefined();
         expect(f!.tls!.sni).toBe(h!.sni);
         expect(f!.tls!.ja3Hash).toBe(h!.ja3);
         expect(f!.tls!.ja3).toBe(h!.full);
@@ -138,7 +122,7 @@ describe('clients that switch to TLS in place', () => {
       expect(l!.app).toBe('ldap');
       expect(l!.tls?.sni).toBe('c.tapscope.test');
       expect(l!.tls?.client).toMatchObject({ library: 'gnutls', plaintext: true });
-      expect(hellos.get(389), `tshark's ClientHello on 389: ${ts.stdout}`).toMatchObject({ sni: 'c.tapscope.test', ja3: l!.tls!.ja3Hash, full: l!.tls!.ja3 });
+      expect(hellos.get(389), `tshark's ClientHello on 389: ${JSON.stringify(ts)}`).toMatchObject({ sni: 'c.tapscope.test', ja3: l!.tls!.ja3Hash, full: l!.tls!.ja3 });
       const q = await runCli(['flows', out, '--json', '--filter', '(app == "smtp" || app == "imap") && tls.client.plaintext'], env);
       expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port).sort()).toEqual([143, 587]);
     } finally {
@@ -176,14 +160,14 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 `;
-    const servers = await startHttpsServers(lab, [9443]);
-    const proxy = await startPythonServer(lab, dir, 'proxy', PROXY);
+    const servers = await startHttpsServers(t.lab, [9443]);
+    const proxy = await startPythonServer(t.lab, t.dir, 'proxy', PROXY);
     try {
-      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-      const out = join(dir, 'proxy.pcapng');
+      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
+      const out = join(t.dir, 'proxy.pcapng');
       const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '6', '--out', out], env);
       await cap.waitFor(': capturing');
-      const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '-x', 'http://www.tapscope.test:3128', 'https://api.tapscope.test:9443/via-proxy'], { timeoutMs: 20_000 });
+      const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '-x', 'http://www.tapscope.test:3128', 'https://api.tapscope.test:9443/via-proxy'], { timeoutMs: 20_000 });
       expect(r.code, `${r.stderr} ${proxy.output()}`).toBe(0);
       expect(proxy.output()).toContain('tunnel api.tapscope.test:9443');
       expect(await cap.exited, cap.stderr()).toBe(0);
@@ -196,10 +180,8 @@ while True:
       expect(f!.http.map((h) => [h.method, h.path, h.status])).toEqual([['CONNECT', 'api.tapscope.test:9443', 200], ['GET', '/via-proxy', 200]]);
       expect(f!.tls?.sni).toBe('api.tapscope.test');
       expect(f!.tls?.client).toMatchObject({ library: 'openssl', plaintext: true });
-      const ts = await run('tshark', ['-r', out, '-Y', 'tls.handshake.type == 1 && tcp.dstport == 3128', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name',
-        '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
-      expect(ts.code, ts.stderr).toBe(0);
-      expect(ts.stdout.trim().split('\t'), 'tshark reads the tunnel\'s ClientHello').toEqual(['api.tapscope.test', f!.tls!.ja3Hash, f!.tls!.ja3]);
+      const hellos = (await tsharkHellos(out)).filter((h) => h.port === 3128).map((h) => [h.sni, h.ja3, h.full]);
+      expect(hellos, 'tshark reads the tunnel\'s ClientHello').toEqual([['api.tapscope.test', f!.tls!.ja3Hash, f!.tls!.ja3]]);
     } finally {
       proxy.stop();
       await servers.stop();

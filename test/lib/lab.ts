@@ -204,6 +204,14 @@ export async function startPythonServer(lab: Lab, dir: string, name: string, scr
   return { output: () => out, stop: () => { child.kill(); } };
 }
 
+/** The ClientHellos tshark reads in a capture, in order: destination port, SNI, JA3 hash and full JA3 string. */
+export async function tsharkHellos(file: string): Promise<{ port: number; sni: string; ja3: string; full: string }[]> {
+  const r = await run('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
+    '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
+  if (r.code !== 0) throw new Error(`tshark failed (${r.code}): ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')).map(([port, sni, ja3, full]) => ({ port: Number(port), sni: sni ?? '', ja3: ja3 ?? '', full: full ?? '' }));
+}
+
 /** Starts one Node HTTPS server (HTTP/1.1 + h2) per port in the lab's server namespace. */
 export async function startHttpsServers(lab: Lab, ports: number[]): Promise<HttpsServers> {
   const { dir, ca, cert, key } = await makeTestCa(lab.serverIp);
