@@ -16,6 +16,8 @@ PKGS=(
   postgresql-client mariadb-client-core
   # an LDAP client that switches to TLS in place (StartTLS): OpenLDAP's ldapsearch, on GnuTLS
   ldap-utils
+  # a load balancer that sends (and a service that takes) the PROXY protocol header
+  haproxy
   # SSH targets
   openssh-server openssh-client sudo
   # UI tests

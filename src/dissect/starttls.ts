@@ -7,6 +7,7 @@
 // connection carries TLS records, whose hellos get a verdict like any TLS flow's: without this, a mail or
 // directory client's TLS was "unknown" and its library never judged.
 import { INCOMPLETE, dbPrelude } from './db-prelude.js';
+import { proxyHeader } from './proxy-protocol.js';
 
 export type TextApp = 'smtp' | 'imap' | 'pop3' | 'ftp';
 export type UpgradeApp = TextApp | 'ldap';
@@ -221,11 +222,21 @@ function connectTunnel(ch: Buffer, sh: Buffer): { client: number; server: number
 
 /**
  * Where TLS began in each direction of a connection that switched to it in place (the length of its plain prelude:
- * a database's request, a mail command's STARTTLS, LDAP's StartTLS, an HTTP proxy's CONNECT), from the first bytes
- * of each direction; null when it did not, or began with TLS.
+ * a database's request, a mail command's STARTTLS, LDAP's StartTLS, an HTTP proxy's CONNECT, and before any of
+ * them or TLS itself a PROXY protocol header), from the first bytes of each direction; null when it did not, or
+ * began with TLS.
  */
 export function tlsStartInPlace(ch: Buffer, sh: Buffer): { client: number; server: number } | null {
-  if (ch.length === 0 || ch[0] === TLS_HANDSHAKE) return null;
+  const proxy = proxyHeader(ch);
+  const skip = proxy && proxy !== INCOMPLETE ? proxy.length : 0;
+  const c = ch.subarray(skip);
+  if (c.length === 0) return null;
+  if (c[0] === TLS_HANDSHAKE) return skip > 0 ? { client: skip, server: 0 } : null;
+  const at = preludeTls(c, sh);
+  return at && { client: skip + at.client, server: at.server };
+}
+
+function preludeTls(ch: Buffer, sh: Buffer): { client: number; server: number } | null {
   for (const p of [textPrelude(ch, sh), ldapPrelude(ch, sh), dbPrelude(ch, sh)]) {
     if (p && p !== INCOMPLETE && p.tls && p.tls !== 'pending') return p.tls;
   }

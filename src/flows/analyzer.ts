@@ -8,6 +8,8 @@ import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
 import { ldapPrelude, textPrelude, type UpgradeApp } from '../dissect/starttls.js';
+import { endpointText } from '../util/ip.js';
+import { proxyHeader } from '../dissect/proxy-protocol.js';
 import { decideSide } from '../verdict/index.js';
 import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
@@ -140,6 +142,8 @@ interface FlowExtra {
    */
   tlsSkipC: number;
   tlsSkipS: number;
+  /** the client's first bytes while they may still be a PROXY protocol header (afterProxyHeader) */
+  proxyHead: Buffer | null;
   /** a database connection's login was read from the hooks' decrypted client messages (or cannot be) */
   loginDone: boolean;
   /** the server's reads of it so far */
@@ -261,7 +265,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null, helloAt: null,
-      tlsSkipC: 0, tlsSkipS: 0, loginDone: false, loginBuf: null,
+      tlsSkipC: 0, tlsSkipS: 0, proxyHead: null, loginDone: false, loginBuf: null,
     };
   }
   return fs.x;
@@ -946,6 +950,11 @@ export class Analyzer {
     switch (fs.app) {
       case 'classify':
       case 'tls': {
+        if (c2s && fs.flow.proxy === undefined && (fs.x?.proxyHead || (dir.head === null && (chunk[0] === 0x50 || chunk[0] === 0x0d)))) {
+          const rest = this.afterProxyHeader(fs, chunk);
+          if (rest === null || rest.length === 0) return;
+          chunk = rest;
+        }
         // why: most hellos and request heads arrive whole in the first segment; dissect that in place and
         // copy only what is still needed after (the chunk may be a view of the reader's buffer)
         const limit = this.opts.dissectLimit;
@@ -974,6 +983,26 @@ export class Analyzer {
       default:
         this.stopDir(fs, c2s);
     }
+  }
+
+  /**
+   * The client's first bytes, which begin (or may begin: "P", "\\r") with a PROXY protocol header: what follows the
+   * header once it is read (the flow's `proxy` set), all of them when they begin with none; null while too few
+   * are here to tell (kept until the next). A header longer than the dissection limit is taken for none.
+   */
+  private afterProxyHeader(fs: FlowState, chunk: Buffer): Buffer | null {
+    const pending = fs.x?.proxyHead ?? null;
+    const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    const h = proxyHeader(buf);
+    if (h === INCOMPLETE && buf.length < this.opts.dissectLimit) {
+      // (a copy: the chunk may be a view of the reader's buffer)
+      extra(fs).proxyHead = pending ? buf : Buffer.from(buf);
+      return null;
+    }
+    if (pending) fs.x!.proxyHead = null;
+    if (h === null || h === INCOMPLETE) return buf;
+    fs.flow.proxy = { version: h.version, src: h.src, dst: h.dst };
+    return buf.subarray(h.length);
   }
 
   /** A plain database connection's login, from the client's stream; its direction ends once it is read (or cannot be). */
@@ -1461,7 +1490,10 @@ export class Analyzer {
         const pod = podHere(ip);
         return { local: pod !== null || (meta ? meta.isLocal(ip) : isLoopback(ip)), pod: pod ? `${pod.namespace}/${pod.name}` : null };
       };
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt, ...where(f.src.ip) }, ctx);
+      // (a client that sends a header naming itself, as curl --haproxy-protocol does, relays nothing)
+      const named = f.proxy?.src;
+      const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
+      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt, relayFor, ...where(f.src.ip) }, ctx);
       f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
       if (f.seenBy === 'hook-only') {
         // why copies: verdicts from the fingerprint alone are shared between flows

@@ -5,7 +5,7 @@
 // plaintext, the decrypted records are the stream (Wireshark's "Follow TLS stream"); else the wire's payload.
 // When both ends are hooked, each direction is taken from the end that recorded it first, as the analyzer does:
 // the client's write and the server's read carry the same bytes. A connection that switched to TLS in place
-// (STARTTLS, a proxy's CONNECT, a database's TLS request) shows its plain prelude from the wire first.
+// (STARTTLS, a proxy's CONNECT, a database's TLS request, a PROXY protocol header) shows its plain prelude from the wire first.
 import { parseExportedPdu, recordWritten, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU } from '../pcapng/types.js';
 import type { Flow } from '../model/flow.js';

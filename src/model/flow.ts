@@ -22,6 +22,13 @@ export interface Endpoint {
   port: number;
 }
 
+/** What a PROXY protocol header said (src/dissect/proxy-protocol.ts reads it). */
+export interface ProxiedFor {
+  version: 1 | 2;
+  src: Endpoint | null;
+  dst: Endpoint | null;
+}
+
 export interface ProcessRef {
   pid: number;
   comm: string;
@@ -131,6 +138,12 @@ export interface Flow {
   dns?: DnsSummary[];
   /** Who a database connection (app postgres or mysql) logs in as, from its login message, plain or decrypted by the hooks. */
   db?: DbLogin;
+  /**
+   * The PROXY protocol header the client sent first (a load balancer or proxy relaying TCP, HAProxy's protocol,
+   * version 1 or 2): the connection it relays for, its client (src) and the address that client reached (dst);
+   * both null when the header names none (v1 UNKNOWN, v2 LOCAL). The flow's app, TLS and HTTP are read after it.
+   */
+  proxy?: ProxiedFor;
   /**
    * 'packets': captured packets carried this connection. 'hook-only': known only from decrypted TLS
    * records whose 5-tuple matched no captured packet (a process in another network namespace, pod-local

@@ -43,6 +43,11 @@ export interface SideInput {
   local?: boolean;
   /** with local: the pod ("namespace/name") this side is, on the captured node, in a network namespace of its own */
   pod?: string | null;
+  /**
+   * only for the client side: the client a PROXY protocol header on this connection names ("ip:port"): this side is
+   * a proxy relaying that client's connection, and the TLS it carries is likely that client's
+   */
+  relayFor?: string | null;
 }
 
 export interface CaptureContext {
@@ -102,11 +107,15 @@ const LATE_DELAY = new RegExp(` attached \\d+(?:\\.\\d)? (?:ms|s)${LATE_TAIL}`);
 
 /**
  * A reason as the per-library breakdown counts it: the same words without what differs from flow to flow (how
- * late a hook attached), so flows with one cause share one row.
+ * late a hook attached, which client a proxy relays for), so flows with one cause share one row.
  */
 export function reasonGroup(reason: string): string {
-  return reason.replace(LATE_DELAY, ` attached${LATE_TAIL}`);
+  return reason.replace(LATE_DELAY, ` attached${LATE_TAIL}`).replace(RELAY_FOR, `${RELAY_HEAD}another client ${RELAY_NAMED}`);
 }
+
+const RELAY_HEAD = 'this connection relays TLS for ';
+const RELAY_NAMED = '(its PROXY protocol header names that client)';
+const RELAY_FOR = /^this connection relays TLS for \S+ \(its PROXY protocol header names that client\)/;
 
 /** A duration in ms as a person reads it: 0.4 ms, 12 ms, 3.2 s. */
 function duration(ms: number): string {
@@ -180,7 +189,7 @@ const BY_FINGERPRINT_MAX = 4096;
  */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
   // (a local side's reason depends on the capture mode: not shared)
-  if (input.process || input.plaintextSeen || input.local) return decide(side, input, ctx);
+  if (input.process || input.plaintextSeen || input.local || input.relayFor) return decide(side, input, ctx);
   const cache = BY_FINGERPRINT[side];
   const ja4 = side === 'client' ? input.ja4 : null;
   let v = cache.get(ja4);
@@ -201,6 +210,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
       version: p && p.library === library ? (p.version ?? null) : null,
     };
   }
+  if (side === 'client' && input.relayFor) return relayed(input.relayFor, input.ja4);
   if (p && p.library) {
     const reason = noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null);
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
@@ -230,6 +240,24 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     why = input.local ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
   }
   return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, reason: why, version: null };
+}
+
+/**
+ * The client side of a connection that relays another client's (a PROXY protocol header names it) and whose own hooks
+ * saw none of its plaintext: a proxy that forwards TLS as it is (TCP mode) makes no TLS of its own, so the
+ * ClientHello, and the library told from it, are the relayed client's; the proxy's own libraries tell nothing (an
+ * HAProxy on OpenSSL relays a Java client's TLS). The plaintext is at the TLS's ends: the client and the server.
+ */
+function relayed(client: string, ja4: string | null): TlsSideVerdict {
+  const reason = `${RELAY_HEAD}${client} ${RELAY_NAMED}: the ClientHello is that client's, ` +
+    "and a proxy that forwards TLS as it is has no plaintext of its own — the plaintext is at the TLS's ends, that client's own connection " +
+    "(when captured) and this connection's server";
+  const match = ja4 ? lookupJa4(ja4) : null;
+  if (match) return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason, version: match.version };
+  return {
+    library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, version: null,
+    reason: `${reason}; its ClientHello fingerprint (${ja4 ?? 'none: no ClientHello was seen'}) is not in the fingerprint table`,
+  };
 }
 
 /** Why a side on the captured node itself has no process: how the capture's mode attributes connections. */

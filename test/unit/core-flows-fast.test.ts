@@ -57,6 +57,13 @@ function mixedSection(startMs: number, node: string): Buffer {
   tcpConversation(b, { ip: '10.1.20.2', port: 41002 }, { ip: '10.2.0.80', port: 3128 },
     [Buffer.from('CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n'), ch],
     [Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n'), SERVER_HELLO]);
+  // behind a load balancer: a PROXY protocol v1 header before TLS, and a v2 header (cut across segments) before HTTP
+  tcpConversation(b, { ip: '10.1.20.3', port: 41003 }, { ip: '10.2.0.1', port: 443 },
+    [Buffer.concat([Buffer.from('PROXY TCP4 198.51.100.7 10.2.0.1 51234 443\r\n'), ch])], [SERVER_HELLO]);
+  const v2 = Buffer.from('0d0a0d0a000d0a515549540a2111000cc6336407c0000201c8220050', 'hex');
+  tcpConversation(b, { ip: '10.1.20.3', port: 41004 }, { ip: '10.2.0.1', port: 80 },
+    [v2.subarray(0, 5), Buffer.concat([v2.subarray(5), Buffer.from('GET /lb HTTP/1.1\r\nHost: lb.test\r\n\r\n')])],
+    [null, Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
   // out of order: the second segment first (the reassembler keeps a copy of it)
   const C = { src: '10.3.0.1', dst: '10.3.0.2', sport: 50000, dport: 8080 };
   const req = Buffer.from('POST /upload HTTP/1.1\r\nHost: ooo.test\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij');
@@ -155,6 +162,9 @@ describe('load fast path equals the full path', () => {
     expect(flows.filter((f) => f.app === 'postgres' || f.app === 'smtp').map((f) => f.tls?.sni)).toEqual(Array(4).fill('localhost'));
     // (and a proxy's tunnel)
     expect(flows.filter((f) => f.dst.port === 3128).map((f) => [f.app, f.tls?.sni])).toEqual(Array(2).fill(['http', 'localhost']));
+    // (and the flows behind a load balancer's PROXY header)
+    const proxied = flows.filter((f) => (f as unknown as { proxy?: { version: number } }).proxy);
+    expect(proxied.map((f) => [f.app, (f as unknown as { proxy: { version: number } }).proxy.version, f.tls?.sni ?? f.http.length])).toEqual(Array(2).fill([['tls', 1, 'localhost'], ['http', 2, 1]]).flat());
     expect(new Set(flows.map((f) => f.node))).toEqual(new Set(['alpha', 'beta', 'local']));
     expect(flows.some((f) => f.dst.ip.includes(':'))).toBe(true);
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);

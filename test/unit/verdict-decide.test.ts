@@ -122,6 +122,18 @@ const rows: Row[] = [
     /^the server process is on the captured node but was not attributed: eBPF mode saw no socket event of this connection \(it was set up before the capture began, or its events were dropped\); a server's library cannot be told from the ClientHello$/],
   ['on the capturing host of a capture without process records', 'client', input({ ja4: javaJa4, local: true }), FILE,
     { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false }, /^the client is on the capturing host, but this capture has no process records \(it was not made by the tapscope helper\)$/],
+  // a proxy relaying another client's connection (a PROXY protocol header names that client): the hello is that client's
+  ['relay on OpenSSL forwarding a Java client\'s TLS: the fingerprint\'s library, not the proxy\'s', 'client',
+    input({ process: proc('openssl', attached), ja4: javaJa4, relayFor: '10.0.0.7:51234', local: true }), EBPF,
+    { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false },
+    /^this connection relays TLS for 10\.0\.0\.7:51234 \(its PROXY protocol header names that client\): the ClientHello is that client's, and a proxy that forwards TLS as it is has no plaintext of its own — the plaintext is at the TLS's ends, that client's own connection \(when captured\) and this connection's server$/],
+  ['relay whose own hook read the connection (it terminates TLS): the hook', 'client',
+    input({ process: proc('openssl', attached), plaintextSeen: { library: 'openssl', bytes: 90 }, ja4: curlJa4, relayFor: '10.0.0.7:51234' }), EBPF,
+    { library: 'openssl', via: 'hook', plaintext: true }, null],
+  ['relay, unknown fingerprint', 'client', input({ relayFor: '[2001:db8::7]:443', ja4: 't13d0101h2_000000000001_000000000001' }), AFP,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^this connection relays TLS for \[2001:db8::7\]:443 .*; its ClientHello fingerprint \(t13d0101h2_000000000001_000000000001\) is not in the fingerprint table$/],
+  ['a header on the server side is no relay of the server', 'server', input({ process: proc('openssl', attached), relayFor: '10.0.0.7:51234' }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads or writes on this connection/],
   ['server process without TLS library', 'server', input({ process: proc(null) }), EBPF,
     { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^no TLS library found in the server process/],
 ];
@@ -218,6 +230,14 @@ describe('reasons as the per-library breakdown counts them', () => {
     ]));
     const saw = decideSide('server', input({ process: proc('openssl', attached) }), EBPF)!.reason!;
     expect(reasonGroup(saw)).toBe(saw);
+  });
+
+  it('counts the connections a proxy relays as one reason whatever client they relay for', () => {
+    const relay = (client: string): string => decideSide('client', input({ ja4: curlJa4, relayFor: client }), EBPF)!.reason!;
+    expect(new Set(['198.51.100.7:51234', '198.51.100.8:40000', '[2001:db8::7]:443'].map(relay).map(reasonGroup))).toEqual(new Set([
+      "this connection relays TLS for another client (its PROXY protocol header names that client): the ClientHello is that client's, and a proxy that " +
+      "forwards TLS as it is has no plaintext of its own — the plaintext is at the TLS's ends, that client's own connection (when captured) and this connection's server",
+    ]));
   });
 
   it('gives one breakdown row per cause', () => {

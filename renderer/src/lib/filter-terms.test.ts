@@ -17,6 +17,7 @@ function flow(extra: Partial<Flow> = {}): Flow {
     },
     http: [{ method: 'GET', host: 'api.test\nx', path: '/', status: 200 }],
     db: { user: 'app', database: 'ord"ers', application: null },
+    proxy: { version: 2, src: { ip: '2001:db8::7', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 } },
     ...extra,
   } as Flow;
 }
@@ -27,7 +28,7 @@ describe('filter terms of a flow', () => {
     const other = flow({
       src: { ip: '10.0.0.2', port: 1 }, dst: { ip: 'fd00::2', port: 443 }, process: { pid: 1, comm: 'curl' }, peerProcess: { pid: 8, comm: 'envoy' },
       node: 'node-b', pod: { namespace: 'shop', name: 'cart-2' }, app: 'http', tls: null, http: [{ method: 'GET', host: 'other.test', path: '/', status: 200 }],
-      db: { user: 'app', database: 'orders', application: null },
+      db: { user: 'app', database: 'orders', application: null }, proxy: { version: 1, src: { ip: '2001:db8::8', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 } },
     });
     const terms = [...Object.values(flowTerms(f)), hostTerm(f.http[0]!)];
     expect(terms.every((t) => t !== null)).toBe(true);
@@ -38,8 +39,10 @@ describe('filter terms of a flow', () => {
       expect(compileFilter(withTerm('', t, true))(other), `not ${t}`).toBe(true);
     }
     // what a flow lacks offers no term
-    const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null, db: undefined }));
-    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db]).toEqual([null, null, null, null, null, null, null, null]);
+    const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null, db: undefined, proxy: undefined }));
+    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy]).toEqual([null, null, null, null, null, null, null, null, null]);
+    // a health check's header names no client
+    expect(flowTerms(flow({ proxy: { version: 2, src: null, dst: null } })).proxy).toBeNull();
     // a login without a database named: its user
     expect(flowTerms(flow({ db: { user: 'shop', database: null, application: null } })).db).toBe('db.user == "shop"');
     expect(hostTerm({ host: null })).toBeNull();

@@ -1,5 +1,5 @@
 // "Apply as filter", as in Wireshark: the filter terms a flow's detail offers for its values (node, pod,
-// process, addresses, SNI, fingerprint, each side's TLS library, an exchange's host), and how a term joins the
+// process, addresses, SNI, fingerprint, each side's TLS library, an exchange's host, a PROXY header's client), and how a term joins the
 // filter in effect. Each term is written in the core's filter language (src/filter), so it selects this flow.
 import type { Flow, HttpExchangeSummary } from '../../../src/model/flow.js';
 
@@ -22,6 +22,8 @@ export interface FlowTerms {
   client: string | null;
   server: string | null;
   db: string | null;
+  /** the client a PROXY protocol header named */
+  proxy: string | null;
 }
 
 /** An address as the filter language reads it: bare (IPv4 and IPv6 literals are words there). */
@@ -42,6 +44,7 @@ export function flowTerms(f: Flow): FlowTerms {
     client: f.tls?.client ? `tls.client.library == ${s(f.tls.client.library)}` : null,
     server: f.tls?.server ? `tls.server.library == ${s(f.tls.server.library)}` : null,
     db: f.db?.database ? `db.name == ${s(f.db.database)}` : f.db?.user ? `db.user == ${s(f.db.user)}` : null,
+    proxy: f.proxy?.src ? `proxy.src.ip == ${ip(f.proxy.src.ip)}` : null,
   };
 }
 

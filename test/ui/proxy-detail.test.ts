@@ -1,0 +1,51 @@
+// UI: a connection from a load balancer that sent a PROXY protocol header: the detail names the client it relays for,
+// with the funnel that narrows the filter to that client, and the client side's verdict says whose TLS it is; the
+// Stream tab marks the header as on the wire, before TLS — in Chromium over web mode with the real CoreService.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from '../unit/core-packet-builder.js';
+import { openFileUi, type FileUi } from './support.js';
+
+let app: FileUi;
+const HEADER = 'PROXY TCP4 198.51.100.7 10.9.6.2 51234 443\r\n';
+
+beforeAll(async () => {
+  app = await openFileUi('tsu-proxy-', (home) => {
+    const b = new CaptureBuilder();
+    const lb = { ip: '10.9.6.1', port: 41001 };
+    const svc = { ip: '10.9.6.2', port: 443 };
+    tcpConversation(b, lb, svc, [Buffer.concat([Buffer.from(HEADER), fixtureClientHello()])], [tls12ServerHello()]);
+    b.tls(lb, svc, 'in', Buffer.from('GET /checkout HTTP/1.1\r\nHost: shop\r\n\r\n'), { pid: 7, comm: 'nginx', lib: 'openssl' });
+    tcpConversation(b, { ip: '10.9.6.1', port: 41002 }, svc, [fixtureClientHello()], [tls12ServerHello()]);
+    const file = join(home, 'proxied.pcapng');
+    writeFileSync(file, b.build());
+    return file;
+  });
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('a connection behind a PROXY protocol header', () => {
+  it('names the client it relays for, says whose TLS it carries, and filters to that client', async () => {
+    const { page } = app.ui;
+    await page.getByTestId('flow-row').filter({ hasText: '41001' }).click();
+    await expect.poll(async () => ((await page.getByTestId('detail-proxy').textContent()) ?? '').replace(/\s+/g, ' ').trim(), { timeout: 10_000 })
+      .toBe('198.51.100.7:51234 → 10.9.6.2:443 from the PROXY protocol v1 header the client (a load balancer or proxy) sent first');
+    expect(await page.getByTestId('verdict-reason').first().textContent()).toMatch(/^this connection relays TLS for 198\.51\.100\.7:51234 \(its PROXY protocol header/);
+    await page.getByTestId('tab-stream').click();
+    await expect.poll(async () => page.getByTestId('stream').locator('[data-testid=turn], [data-testid=stream-before-tls], [data-testid=stream-after-tls]')
+      .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-testid') === 'turn' ? e.getAttribute('data-dir') : e.getAttribute('data-testid')} ${e.textContent}`)), { timeout: 10_000 })
+      .toEqual([
+        'stream-before-tls On the wire, before the connection switched to TLS:', `c2s ${HEADER.replace('\r\n', '\n')}`,
+        'stream-after-tls Then, decrypted by the TLS hooks:', 'c2s GET /checkout HTTP/1.1\nHost: shop\n\n',
+      ]);
+    await page.getByTestId('tab-overview').click();
+    await page.getByTestId('detail-proxy').getByTestId('filter-on').click();
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(1);
+    expect(await page.getByTestId('filter').inputValue()).toBe('proxy.src.ip == 198.51.100.7');
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+});
