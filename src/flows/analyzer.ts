@@ -144,11 +144,31 @@ interface FlowExtra {
   tlsSkipS: number;
   /** the client's first bytes while they may still be a PROXY protocol header (afterProxyHeader) */
   proxyHead: Buffer | null;
+  /**
+   * Another connection that carried the same TLS session (the same ClientHello, its 32 random bytes included): the
+   * other leg of a NAT (a pod's connection to a service address, and the same one after DNAT) or of a proxy that
+   * relays TCP. A later leg names the first; the first names the first later leg. See linkSession.
+   */
+  session: FlowState | null;
   /** a database connection's login was read from the hooks' decrypted client messages (or cannot be) */
   loginDone: boolean;
   /** the server's reads of it so far */
   loginBuf: Buffer | null;
 }
+
+/** How much a side verdict knows: its plaintext (a hook), its process's library, a fingerprint's library, nothing. */
+function sideStrength(v: TlsSideVerdict | null): number {
+  if (!v) return -1;
+  if (v.plaintext) return 3;
+  if (v.via === 'process') return 2;
+  return v.library === 'unknown' ? 0 : 1;
+}
+
+/** A TCP ClientHello seen (Analyzer.hellos): its connection, the rest of the random's first 18 bytes, when. */
+interface SeenHello { fs: FlowState; k2: number; k3: number; at: number }
+/** how long after one leg's hello the other's may come: a relay forwards it at once; NAT's legs are one packet */
+const SESSION_WINDOW_MS = 5000;
+const HELLOS_CAP = 4096;
 
 interface DecryptedDir {
   feeder: Side;
@@ -265,7 +285,7 @@ function extra(fs: FlowState): FlowExtra {
   if (!fs.x) {
     fs.x = {
       hook: null, exchanges: [], exchangeStreams: [], exchangesDropped: 0, cursor: 0, bodyChars: 0, pendingMethods: null, helloAt: null,
-      tlsSkipC: 0, tlsSkipS: 0, proxyHead: null, loginDone: false, loginBuf: null,
+      tlsSkipC: 0, tlsSkipS: 0, proxyHead: null, session: null, loginDone: false, loginBuf: null,
     };
   }
   return fs.x;
@@ -439,6 +459,9 @@ export class Analyzer {
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
   private readonly fingerprints = new Map<number, Fingerprint>();
+  /** TCP ClientHellos by their random's first 48 bits, while their connection may still be relayed (see linkSession) */
+  private readonly hellos = new Map<number, SeenHello>();
+  private hellosCap = HELLOS_CAP;
   private readonly firstBytes = new FirstBytes();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
@@ -1130,7 +1153,10 @@ export class Analyzer {
       const r = parseClientHello(head);
       if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.chDone = true;
-      if (r && r !== 'incomplete') this.applyClientHello(fs, r);
+      if (r && r !== 'incomplete') {
+        this.applyClientHello(fs, r);
+        this.linkSession(fs, head);
+      }
     } else if (!c2s && !fs.shDone) {
       const r = parseServerHello(head);
       if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
@@ -1138,6 +1164,35 @@ export class Analyzer {
       if (r && r !== 'incomplete') this.applyServerHello(fs, r);
     }
     this.stopDir(fs, c2s);
+  }
+
+  /**
+   * Links a TCP connection whose ClientHello (`head`, from its record header) another open connection carried a
+   * moment before: one TLS session seen twice, on both legs of a NAT or of a proxy that relays TCP. A random is 32
+   * bytes a client draws per handshake, so two connections with the same one carry the same handshake; the 144
+   * bits compared make a chance match between two clients' hellos as good as impossible. (A capture made of one
+   * hello copied many times, as synthetic ones are, links only connections open at once.)
+   */
+  private linkSession(fs: FlowState, head: Buffer): void {
+    if (fs.flow.transport !== 'tcp' || head.length < 11 + 18 || head[5] !== 0x01) return;
+    const k1 = head.readUIntBE(11, 6);
+    const k2 = head.readUIntBE(17, 6);
+    const k3 = head.readUIntBE(23, 6);
+    const at = fs.flow.lastSeen;
+    const seen = this.hellos.get(k1);
+    if (seen && seen.k2 === k2 && seen.k3 === k3 && seen.fs !== fs && !seen.fs.closed && at - seen.at <= SESSION_WINDOW_MS && at >= seen.at) {
+      extra(fs).session = seen.fs;
+      const first = extra(seen.fs);
+      first.session ??= fs;
+      // (the first leg's verdicts may take this leg's evidence: resolve it again)
+      seen.fs.version++;
+      return;
+    }
+    if (this.hellos.size >= this.hellosCap) {
+      for (const [k, h] of this.hellos) if (at - h.at > SESSION_WINDOW_MS || h.fs.closed) this.hellos.delete(k);
+      if (this.hellos.size >= this.hellosCap * 0.75) this.hellosCap *= 2;
+    }
+    this.hellos.set(k1, { fs, k2, k3, at });
   }
 
   private ensureTls(fs: FlowState): NonNullable<Flow['tls']> {
@@ -1388,6 +1443,8 @@ export class Analyzer {
     }
     const f = fs.flow;
     fs.version++;
+    // (the other leg of its TLS session takes its verdicts from this flow's plaintext)
+    if (fs.x?.session) fs.x.session.version++;
     if (f.seenBy === 'hook-only' && tsMs > f.lastSeen) f.lastSeen = tsMs;
     const side = sideOf(f, mine);
     // (the payload: data[payloadStart, end), empty when the end tag's value runs past the record)
@@ -1477,31 +1534,66 @@ export class Analyzer {
     }
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
-      const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
-      const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
-      const handshakeAt = fs.x?.helloAt ?? null;
-      // (an address of the captured namespace, or a pod scheduled on the captured node: its process was there to be
-      // seen; without a capture record, only loopback)
-      const podHere = (ip: string): PodRef | null => {
-        const p = this.podLookup?.(ip) ?? null;
-        return p?.node && p.node === f.node ? p : null;
-      };
-      const where = (ip: string): { local: boolean; pod: string | null } => {
-        const pod = podHere(ip);
-        return { local: pod !== null || (meta ? meta.isLocal(ip) : isLoopback(ip)), pod: pod ? `${pod.namespace}/${pod.name}` : null };
-      };
-      // (a client that sends a header naming itself, as curl --haproxy-protocol does, relays nothing)
-      const named = f.proxy?.src;
-      const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
-      f.tls.client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls.ja4, handshakeAt, relayFor, ...where(f.src.ip) }, ctx);
-      f.tls.server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
-      if (f.seenBy === 'hook-only') {
-        // why copies: verdicts from the fingerprint alone are shared between flows
-        const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);
-        f.tls.client = noted(f.tls.client);
-        f.tls.server = noted(f.tls.server);
-      }
+      const [client, server] = this.ownSides(fs, meta, clientOwner, serverOwner);
+      f.tls.client = client;
+      f.tls.server = server;
+      const other = fs.x?.session;
+      if (other?.flow.tls) this.sameSession(f.tls, other);
     }
+  }
+
+  /** A TLS flow's side verdicts from its own evidence: its processes, its hooks' plaintext, its hello. */
+  private ownSides(fs: FlowState, meta: NodeMeta | undefined, clientOwner: { pid: number } | null, serverOwner: { pid: number } | null): [TlsSideVerdict | null, TlsSideVerdict | null] {
+    const f = fs.flow;
+    const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
+    const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
+    const handshakeAt = fs.x?.helloAt ?? null;
+    // (an address of the captured namespace, or a pod scheduled on the captured node: its process was there to be
+    // seen; without a capture record, only loopback)
+    const podHere = (ip: string): PodRef | null => {
+      const p = this.podLookup?.(ip) ?? null;
+      return p?.node && p.node === f.node ? p : null;
+    };
+    const where = (ip: string): { local: boolean; pod: string | null } => {
+      const pod = podHere(ip);
+      return { local: pod !== null || (meta ? meta.isLocal(ip) : isLoopback(ip)), pod: pod ? `${pod.namespace}/${pod.name}` : null };
+    };
+    // (a client that sends a header naming itself, as curl --haproxy-protocol does, relays nothing)
+    const named = f.proxy?.src;
+    const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
+    let client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, ...where(f.src.ip) }, ctx);
+    let server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
+    if (f.seenBy === 'hook-only') {
+      // why copies: verdicts from the fingerprint alone are shared between flows
+      const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);
+      client = noted(client);
+      server = noted(server);
+    }
+    return [client, server];
+  }
+
+  /**
+   * A TLS flow whose session another connection carried too (linkSession): each side takes the other leg's verdict
+   * when that one knows more (its hook read the plaintext; its process was found), since both legs carry the same
+   * TLS between the same two ends. The flow names the other leg (`tls.sameSessionAs`).
+   */
+  private sameSession(tls: NonNullable<Flow['tls']>, other: FlowState): void {
+    tls.sameSessionAs = other.flow.id;
+    const meta = this.nodes.get(other.flow.node);
+    const o = other.flow;
+    const hasConns = meta !== undefined && meta.conns.size > 0;
+    const ns = o.netns ?? null;
+    const owner = (a: Endpoint, b: Endpoint, side: 'client' | 'server') =>
+      (hasConns ? meta.owner(o.transport, a.ip, a.port, b.ip, b.port, ns) : null) ?? other.x?.hook?.tlsPid[side] ?? null;
+    const [client, server] = this.ownSides(other, meta, owner(o.src, o.dst, 'client'), owner(o.dst, o.src, 'server'));
+    const via = (side: 'client' | 'server', v: TlsSideVerdict | null): TlsSideVerdict | null => {
+      const mine = tls[side];
+      if (!v || sideStrength(v) <= sideStrength(mine)) return mine;
+      if (v.plaintext) return v;
+      return { ...v, reason: `the same TLS session as flow ${o.id} (${endpointText(o.src)} → ${endpointText(o.dst)}), which knows more of this side: ${v.reason}` };
+    };
+    tls.client = via('client', client);
+    tls.server = via('server', server);
   }
 
   /** Brings one flow's attribution and verdicts up to date unless nothing changed since the last time. */

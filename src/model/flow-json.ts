@@ -301,7 +301,7 @@ const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', '
 const CLIENT_SIDE = memoized(SIDE);
 const SERVER_SIDE = memoized(SIDE);
 
-const TLS = memoized(template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn'>>(
+const TLS = memoized(template<TlsInfo, Exclude<keyof TlsInfo, 'negotiatedAlpn' | 'sameSessionAs'>>(
   ['sni', 'alpn', 'version', 'cipher', 'ja3', 'ja3Hash', 'ja4', 'client', 'server'],
   (w, o, k, d) => {
     w.lit(k.sni); w.value(o.sni, d);

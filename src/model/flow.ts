@@ -70,6 +70,12 @@ export interface TlsInfo {
   server: TlsSideVerdict | null;
   /** ALPN protocol the server selected (ServerHello), when seen. `alpn` is what the client offered. */
   negotiatedAlpn?: string | null;
+  /**
+   * The id of another flow that carried this TLS session too (the same ClientHello, its random included): the other
+   * leg of a NAT (a connection to a service address, seen again after DNAT) or of a proxy relaying TCP. Each side's
+   * verdict is the leg's that knows more (a hook's plaintext, the process).
+   */
+  sameSessionAs?: string;
 }
 
 export interface HttpExchangeSummary {

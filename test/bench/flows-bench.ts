@@ -24,6 +24,17 @@ import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from '../unit/cor
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * The ClientHello `ch` as the i-th client would send it: its 32 random bytes its own, as every real client draws them
+ * per handshake (one hello copied into every flow would be one TLS session seen on every connection open at once).
+ */
+function helloOf(ch: Buffer, i: number): Buffer {
+  const h = Buffer.from(ch);
+  h.writeUInt32BE(i >>> 0, 11);
+  h.writeUInt32BE(Math.imul(i, 0x9e3779b1) >>> 0, 15);
+  return h;
+}
+
 function clientHello(): Buffer {
   for (const b of parseBuffer(readFileSync(join(ROOT, 'test/fixtures/pcapng/loopback-mix.pcapng')))) {
     if (b.type !== 'epb') continue;
@@ -133,7 +144,7 @@ export function generateCapture(path: string, sizeMb: number, flowsWanted?: numb
     yield frame(ethernet(ipPacket('tcp', { ...S, seq: seq(ss), ack: seq(cs + 1), flags: 0x12 })));
     cs++; ss++;
     yield frame(ethernet(ipPacket('tcp', { ...C, seq: seq(cs), ack: seq(ss), flags: 0x10 })));
-    const first = dport === 443 ? ch : Buffer.from(`GET /item/${i}?q=${i % 97} HTTP/1.1\r\nHost: www${i % 50}.bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n`);
+    const first = dport === 443 ? helloOf(ch, i) : Buffer.from(`GET /item/${i}?q=${i % 97} HTTP/1.1\r\nHost: www${i % 50}.bench.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n`);
     yield frame(ethernet(ipPacket('tcp', { ...C, seq: seq(cs), ack: seq(ss), payload: first })));
     cs += first.length;
     // bulk data server → client until this flow has its share of the file (an HTTP body of exactly that size)
@@ -219,7 +230,7 @@ export function generateHookedFlows(path: string, flows: number, records: number
   for (let i = 0; i < flows; i++) {
     const client = { ip: `10.1.${(i >> 8) & 255}.${i & 255}`, port: 32768 + (i % 20000) };
     const server = { ip: '10.2.0.1', port: 443 };
-    tcpConversation(b, client, server, [ch], [Buffer.alloc(1400, 0x17)], { fin: false });
+    tcpConversation(b, client, server, [helloOf(ch, i)], [Buffer.alloc(1400, 0x17)], { fin: false });
     const pid = 100 + (i % 50);
     b.tls(client, server, 'out', Buffer.from(`GET /x/${i} HTTP/1.1\r\nHost: api.bench.test\r\n\r\n`), { pid, ...who });
     b.tls(server, client, 'in', Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${(records - 2) * body.length}\r\n\r\n`), { pid, ...who });
@@ -338,17 +349,18 @@ export function runFlowsBench(
   sizeMb: number, opts: { lighter?: boolean; dir?: string; rounds?: number; manyFlows?: number; interleave?: number; hooked?: number } = {},
 ): BenchResult {
   const dir = opts.dir ?? '/tmp';
-  const capture = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}.pcapng`), sizeMb);
+  // (-r2: every flow's hello has a random of its own; the files of the generator before are not reused)
+  const capture = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-r2.pcapng`), sizeMb);
   const main = rounds(capture.path, opts.rounds ?? 1);
   let interleaved: BenchResult['interleaved'] = null;
   if (opts.interleave && opts.interleave > 1) {
-    const ic = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-x${opts.interleave}.pcapng`), sizeMb, undefined, { interleave: opts.interleave });
+    const ic = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-x${opts.interleave}-r2.pcapng`), sizeMb, undefined, { interleave: opts.interleave });
     const r = rounds(ic.path, opts.rounds ?? 1);
     interleaved = { capture: ic, width: opts.interleave, tapscope: best(r.tapscopeRuns), tshark: best(r.tsharkRuns), ...r };
   }
   let lighter: BenchResult['lighter'] = null;
   if (opts.lighter) {
-    const lc = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-quarter.pcapng`), Math.max(1, Math.round(sizeMb / 4)), capture.flows);
+    const lc = generateCapture(join(dir, `tapscope-flows-bench-${sizeMb}-quarter-r2.pcapng`), Math.max(1, Math.round(sizeMb / 4)), capture.flows);
     warm(lc.path);
     const m = tapscopeFlows(lc.path);
     m.stdout = '';
@@ -368,7 +380,7 @@ export function runFlowsBench(
   let hooked: BenchResult['hooked'] = null;
   if (opts.hooked) {
     const records = 22;
-    const hc = generateHookedFlows(join(dir, `tapscope-flows-bench-hooked-${opts.hooked}.pcapng`), opts.hooked, records);
+    const hc = generateHookedFlows(join(dir, `tapscope-flows-bench-hooked-${opts.hooked}-r2.pcapng`), opts.hooked, records);
     warm(hc.path);
     const t = tapscopeFlows(hc.path);
     const tapscopeFlowCount = lines(t.stdout, (l) => l.startsWith('{'));

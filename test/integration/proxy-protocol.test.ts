@@ -2,7 +2,8 @@
 // TLS) and HAProxy relaying TCP with send-proxy-v2 (before the TLS it relays) and send-proxy (before plain HTTP), to
 // an HAProxy that accepts the header and answers itself (TLS on OpenSSL, and plain HTTP). Captured by `tapscope
 // capture` in eBPF mode, each such flow is TLS or HTTP with its header's client and address as tshark reads them,
-// its TLS hello fields as tshark reads them, the client's library and plaintext, and its requests.
+// its TLS hello fields as tshark reads them, the client's library and plaintext, and its requests; the relayed TLS is
+// known as curl's own connection's session (the same hello), with curl's verdict.
 import { describe, it, expect } from 'vitest';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -99,11 +100,13 @@ listen v1
       expect(relayed.proxy).toEqual({ version: 2, src: toRelay.src, dst: toRelay.dst });
       expect(relayed.app).toBe('tls');
       expect(relayed.tls).toMatchObject({ sni: 'www.tapscope.test', ja3: toRelay.tls!.ja3, ja4: toRelay.tls!.ja4 });
-      // (the relay links OpenSSL, but forwards curl's TLS as it is: the verdict says whose TLS it is and where its plaintext is)
+      // (the relay links OpenSSL, but forwards curl's TLS as it is: both legs carry one TLS session, the same hello,
+      // and the relayed leg's client verdict is curl's, whose hook read the plaintext on its own connection)
       expect(toRelay.tls?.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
       expect(relayed.process?.comm).toBe('haproxy');
-      expect(relayed.tls?.client).toMatchObject({ library: 'openssl', via: 'fingerprint', plaintext: false });
-      expect(relayed.tls?.client?.reason).toMatch(new RegExp(`^this connection relays TLS for 127\\.0\\.0\\.1:${toRelay.src.port} \\(its PROXY protocol header`));
+      expect([relayed.tls?.sameSessionAs, toRelay.tls?.sameSessionAs]).toEqual([toRelay.id, relayed.id]);
+      expect(relayed.tls?.client).toEqual(toRelay.tls?.client);
+      expect([direct, plain, plainIn].map((f) => f.tls?.sameSessionAs)).toEqual([undefined, undefined, undefined]);
       expect(plain.proxy).toEqual({ version: 1, src: plainIn.src, dst: plainIn.dst });
       expect(plain.app).toBe('http');
       expect(plain.http.map((h) => [h.method, h.path, h.status])).toEqual([['GET', '/plain', 200]]);

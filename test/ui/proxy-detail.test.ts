@@ -1,6 +1,7 @@
 // UI: a connection from a load balancer that sent a PROXY protocol header: the detail names the client it relays for,
 // with the funnel that narrows the filter to that client, and the client side's verdict says whose TLS it is; the
-// Stream tab marks the header as on the wire, before TLS — in Chromium over web mode with the real CoreService.
+// Stream tab marks the header as on the wire, before TLS. And a TLS session seen on both legs of a NAT: each names the
+// other — in Chromium over web mode with the real CoreService.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,13 @@ beforeAll(async () => {
     tcpConversation(b, lb, svc, [Buffer.concat([Buffer.from(HEADER), fixtureClientHello()])], [tls12ServerHello()]);
     b.tls(lb, svc, 'in', Buffer.from('GET /checkout HTTP/1.1\r\nHost: shop\r\n\r\n'), { pid: 7, comm: 'nginx', lib: 'openssl' });
     tcpConversation(b, { ip: '10.9.6.1', port: 41002 }, svc, [fixtureClientHello()], [tls12ServerHello()]);
+    // one TLS session on both legs of a NAT: to the service address, then after DNAT (the same hello, random included)
+    const pod = { ip: '10.9.7.1', port: 42001 };
+    const hello = Buffer.from(fixtureClientHello());
+    hello.fill(0x5a, 11, 43);
+    tcpConversation(b, pod, { ip: '10.96.0.10', port: 443 }, [hello], [tls12ServerHello()], { fin: false });
+    tcpConversation(b, pod, { ip: '10.9.7.2', port: 8443 }, [hello], [tls12ServerHello()], { fin: false });
+    b.tls(pod, { ip: '10.96.0.10', port: 443 }, 'out', Buffer.from('GET /cart HTTP/1.1\r\nHost: cart\r\n\r\n'), { pid: 8, comm: 'curl', lib: 'openssl' });
     const file = join(home, 'proxied.pcapng');
     writeFileSync(file, b.build());
     return file;
@@ -46,6 +54,22 @@ describe('a connection behind a PROXY protocol header', () => {
     await page.getByTestId('detail-proxy').getByTestId('filter-on').click();
     await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(1);
     expect(await page.getByTestId('filter').inputValue()).toBe('proxy.src.ip == 198.51.100.7');
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+
+  it('names the other leg of a TLS session seen twice (NAT), takes its client verdict, and filters to both legs', async () => {
+    const { page } = app.ui;
+    await page.getByTestId('filter').fill('');
+    await page.getByTestId('filter').press('Enter');
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(4);
+    await page.getByTestId('flow-row').filter({ hasText: '10.9.7.2' }).click();
+    await expect.poll(async () => ((await page.getByTestId('detail-same-session').textContent()) ?? '').replace(/\s+/g, ' ').trim(), { timeout: 10_000 })
+      .toMatch(/^also carried by flow [0-9a-f]{16} the same ClientHello crossed both connections/);
+    // (the client's hook read it on the first leg: plaintext captured, no reason)
+    expect(await page.getByTestId('verdict').first().textContent()).toMatch(/openssl.*plaintext captured.*via hook/s);
+    await page.getByTestId('detail-same-session').getByTestId('filter-on').click();
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(2);
+    expect(await page.getByTestId('flow-row').allTextContents()).toEqual([expect.stringContaining('10.96.0.10'), expect.stringContaining('10.9.7.2')]);
     expect(app.ui.pageErrors).toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ function flow(extra: Partial<Flow> = {}): Flow {
       sni: "api.o'brien.test", alpn: [], version: 'TLS 1.3', cipher: null, ja3: null, ja3Hash: null, ja4: 't13d1516h2_8daaf6152771_e5627efa2ab1',
       client: { library: 'java-jsse', via: 'process', confidence: 0.9, plaintext: false, reason: 'java-jsse has no hook', version: null },
       server: { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, reason: null, version: '3.0.19' },
+      sameSessionAs: 'f9',
     },
     http: [{ method: 'GET', host: 'api.test\nx', path: '/', status: 200 }],
     db: { user: 'app', database: 'ord"ers', application: null },
@@ -26,6 +27,7 @@ describe('filter terms of a flow', () => {
   it('each term compiles and selects its flow, not another, and excluded selects the other, not it', () => {
     const f = flow();
     const other = flow({
+      id: 'f2',
       src: { ip: '10.0.0.2', port: 1 }, dst: { ip: 'fd00::2', port: 443 }, process: { pid: 1, comm: 'curl' }, peerProcess: { pid: 8, comm: 'envoy' },
       node: 'node-b', pod: { namespace: 'shop', name: 'cart-2' }, app: 'http', tls: null, http: [{ method: 'GET', host: 'other.test', path: '/', status: 200 }],
       db: { user: 'app', database: 'orders', application: null }, proxy: { version: 1, src: { ip: '2001:db8::8', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 } },
@@ -40,7 +42,7 @@ describe('filter terms of a flow', () => {
     }
     // what a flow lacks offers no term
     const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null, db: undefined, proxy: undefined }));
-    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy]).toEqual([null, null, null, null, null, null, null, null, null]);
+    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy, bare.session]).toEqual([null, null, null, null, null, null, null, null, null, null]);
     // a health check's header names no client
     expect(flowTerms(flow({ proxy: { version: 2, src: null, dst: null } })).proxy).toBeNull();
     // a login without a database named: its user

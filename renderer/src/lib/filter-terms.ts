@@ -24,6 +24,8 @@ export interface FlowTerms {
   db: string | null;
   /** the client a PROXY protocol header named */
   proxy: string | null;
+  /** this flow and the other leg of its TLS session */
+  session: string | null;
 }
 
 /** An address as the filter language reads it: bare (IPv4 and IPv6 literals are words there). */
@@ -45,6 +47,7 @@ export function flowTerms(f: Flow): FlowTerms {
     server: f.tls?.server ? `tls.server.library == ${s(f.tls.server.library)}` : null,
     db: f.db?.database ? `db.name == ${s(f.db.database)}` : f.db?.user ? `db.user == ${s(f.db.user)}` : null,
     proxy: f.proxy?.src ? `proxy.src.ip == ${ip(f.proxy.src.ip)}` : null,
+    session: f.tls?.sameSessionAs ? `(id == ${s(f.id)} || id == ${s(f.tls.sameSessionAs)})` : null,
   };
 }
 
