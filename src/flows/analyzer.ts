@@ -164,8 +164,11 @@ function sideStrength(v: TlsSideVerdict | null): number {
   return v.library === 'unknown' ? 0 : 1;
 }
 
-/** A TCP ClientHello seen (Analyzer.hellos): its connection, the rest of the random's first 18 bytes, when. */
-interface SeenHello { fs: FlowState; k2: number; k3: number; at: number }
+/** A TLS flow's two side verdicts. */
+interface Sides { client: TlsSideVerdict | null; server: TlsSideVerdict | null }
+
+/** A TCP ClientHello seen (Analyzer.hellos): its connection, the random's bytes 4-19 as four numbers, when. */
+interface SeenHello { fs: FlowState; r1: number; r2: number; r3: number; r4: number; at: number }
 /** how long after one leg's hello the other's may come: a relay forwards it at once; NAT's legs are one packet */
 const SESSION_WINDOW_MS = 5000;
 const HELLOS_CAP = 4096;
@@ -459,7 +462,7 @@ export class Analyzer {
   readonly nodes = new Map<string, NodeMeta>();
   private metaVersion = 0;
   private readonly fingerprints = new Map<number, Fingerprint>();
-  /** TCP ClientHellos by their random's first 48 bits, while their connection may still be relayed (see linkSession) */
+  /** TCP ClientHellos by their random's first 32 bits, while their connection may still be relayed (see linkSession) */
   private readonly hellos = new Map<number, SeenHello>();
   private hellosCap = HELLOS_CAP;
   private readonly firstBytes = new FirstBytes();
@@ -1009,7 +1012,7 @@ export class Analyzer {
   }
 
   /**
-   * The client's first bytes, which begin (or may begin: "P", "\\r") with a PROXY protocol header: what follows the
+   * The client's first bytes, which begin (or may begin: "P", CR) with a PROXY protocol header: what follows the
    * header once it is read (the flow's `proxy` set), all of them when they begin with none; null while too few
    * are here to tell (kept until the next). A header longer than the dissection limit is taken for none.
    */
@@ -1169,18 +1172,22 @@ export class Analyzer {
   /**
    * Links a TCP connection whose ClientHello (`head`, from its record header) another open connection carried a
    * moment before: one TLS session seen twice, on both legs of a NAT or of a proxy that relays TCP. A random is 32
-   * bytes a client draws per handshake, so two connections with the same one carry the same handshake; the 144
+   * bytes a client draws per handshake, so two connections with the same one carry the same handshake; the 160
    * bits compared make a chance match between two clients' hellos as good as impossible. (A capture made of one
    * hello copied many times, as synthetic ones are, links only connections open at once.)
    */
   private linkSession(fs: FlowState, head: Buffer): void {
-    if (fs.flow.transport !== 'tcp' || head.length < 11 + 18 || head[5] !== 0x01) return;
-    const k1 = head.readUIntBE(11, 6);
-    const k2 = head.readUIntBE(17, 6);
-    const k3 = head.readUIntBE(23, 6);
+    if (fs.flow.transport !== 'tcp' || head.length < 11 + 20 || head[5] !== 0x01) return;
+    // (32-bit numbers: small integers to V8, no heap number per key)
+    const key = head.readInt32BE(11);
+    const r1 = head.readInt32BE(15);
+    const r2 = head.readInt32BE(19);
+    const r3 = head.readInt32BE(23);
+    const r4 = head.readInt32BE(27);
     const at = fs.flow.lastSeen;
-    const seen = this.hellos.get(k1);
-    if (seen && seen.k2 === k2 && seen.k3 === k3 && seen.fs !== fs && !seen.fs.closed && at - seen.at <= SESSION_WINDOW_MS && at >= seen.at) {
+    const seen = this.hellos.get(key);
+    if (seen && seen.r1 === r1 && seen.r2 === r2 && seen.r3 === r3 && seen.r4 === r4 && seen.fs !== fs && !seen.fs.closed &&
+      at - seen.at <= SESSION_WINDOW_MS && at >= seen.at) {
       extra(fs).session = seen.fs;
       const first = extra(seen.fs);
       first.session ??= fs;
@@ -1192,7 +1199,7 @@ export class Analyzer {
       for (const [k, h] of this.hellos) if (at - h.at > SESSION_WINDOW_MS || h.fs.closed) this.hellos.delete(k);
       if (this.hellos.size >= this.hellosCap * 0.75) this.hellosCap *= 2;
     }
-    this.hellos.set(k1, { fs, k2, k3, at });
+    this.hellos.set(key, { fs, r1, r2, r3, r4, at });
   }
 
   private ensureTls(fs: FlowState): NonNullable<Flow['tls']> {
@@ -1520,11 +1527,8 @@ export class Analyzer {
   private resolve(fs: FlowState): void {
     const f = fs.flow;
     const meta = this.nodes.get(f.node);
-    const t = f.transport;
-    const hasConns = meta !== undefined && meta.conns.size > 0;
-    const ns = f.netns ?? null;
-    const clientOwner = (hasConns ? meta.owner(t, f.src.ip, f.src.port, f.dst.ip, f.dst.port, ns) : null) ?? fs.x?.hook?.tlsPid.client ?? null;
-    const serverOwner = (hasConns ? meta.owner(t, f.dst.ip, f.dst.port, f.src.ip, f.src.port, ns) : null) ?? fs.x?.hook?.tlsPid.server ?? null;
+    const clientOwner = this.owner(fs, meta, true);
+    const serverOwner = this.owner(fs, meta, false);
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
     if (this.podLookup) {
@@ -1534,16 +1538,25 @@ export class Analyzer {
     }
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
-      const [client, server] = this.ownSides(fs, meta, clientOwner, serverOwner);
-      f.tls.client = client;
-      f.tls.server = server;
+      this.ownSides(fs, meta, clientOwner, serverOwner, f.tls);
       const other = fs.x?.session;
       if (other?.flow.tls) this.sameSession(f.tls, other);
     }
   }
 
-  /** A TLS flow's side verdicts from its own evidence: its processes, its hooks' plaintext, its hello. */
-  private ownSides(fs: FlowState, meta: NodeMeta | undefined, clientOwner: { pid: number } | null, serverOwner: { pid: number } | null): [TlsSideVerdict | null, TlsSideVerdict | null] {
+  /** The process owning a flow's client (or server) end: from the node's connection records, else its hooks' records. */
+  private owner(fs: FlowState, meta: NodeMeta | undefined, client: boolean): { pid: number; comm: string } | null {
+    const f = fs.flow;
+    const a = client ? f.src : f.dst;
+    const b = client ? f.dst : f.src;
+    const known = meta !== undefined && meta.conns.size > 0 ? meta.owner(f.transport, a.ip, a.port, b.ip, b.port, f.netns ?? null) : null;
+    return known ?? (client ? fs.x?.hook?.tlsPid.client : fs.x?.hook?.tlsPid.server) ?? null;
+  }
+
+  /** A TLS flow's side verdicts from its own evidence (its processes, its hooks' plaintext, its hello), into `out`. */
+  private ownSides(
+    fs: FlowState, meta: NodeMeta | undefined, clientOwner: { pid: number } | null, serverOwner: { pid: number } | null, out: Sides,
+  ): void {
     const f = fs.flow;
     const ctx = { mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null };
     const ev = (o: { pid: number } | null) => (o && meta ? meta.evidence(o.pid) : null);
@@ -1561,15 +1574,17 @@ export class Analyzer {
     // (a client that sends a header naming itself, as curl --haproxy-protocol does, relays nothing)
     const named = f.proxy?.src;
     const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
-    let client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, ...where(f.src.ip) }, ctx);
-    let server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
+    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, ...where(f.src.ip) }, ctx);
+    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
     if (f.seenBy === 'hook-only') {
       // why copies: verdicts from the fingerprint alone are shared between flows
       const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);
-      client = noted(client);
-      server = noted(server);
+      out.client = noted(client);
+      out.server = noted(server);
+      return;
     }
-    return [client, server];
+    out.client = client;
+    out.server = server;
   }
 
   /**
@@ -1578,14 +1593,12 @@ export class Analyzer {
    * TLS between the same two ends. The flow names the other leg (`tls.sameSessionAs`).
    */
   private sameSession(tls: NonNullable<Flow['tls']>, other: FlowState): void {
-    tls.sameSessionAs = other.flow.id;
-    const meta = this.nodes.get(other.flow.node);
     const o = other.flow;
-    const hasConns = meta !== undefined && meta.conns.size > 0;
-    const ns = o.netns ?? null;
-    const owner = (a: Endpoint, b: Endpoint, side: 'client' | 'server') =>
-      (hasConns ? meta.owner(o.transport, a.ip, a.port, b.ip, b.port, ns) : null) ?? other.x?.hook?.tlsPid[side] ?? null;
-    const [client, server] = this.ownSides(other, meta, owner(o.src, o.dst, 'client'), owner(o.dst, o.src, 'server'));
+    tls.sameSessionAs = o.id;
+    const meta = this.nodes.get(o.node);
+    const theirs: Sides = { client: null, server: null };
+    this.ownSides(other, meta, this.owner(other, meta, true), this.owner(other, meta, false), theirs);
+    const { client, server } = theirs;
     const via = (side: 'client' | 'server', v: TlsSideVerdict | null): TlsSideVerdict | null => {
       const mine = tls[side];
       if (!v || sideStrength(v) <= sideStrength(mine)) return mine;
