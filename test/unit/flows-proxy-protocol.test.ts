@@ -3,17 +3,15 @@
 // dissected as if the header were not there; every prefix of a header waits for more, malformed ones and the
 // requests that merely begin alike ("POST", "PUT", HTTP/2's "PRI") are no header.
 import { describe, it, expect } from 'vitest';
-import { Analyzer } from '../../src/flows/analyzer.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
+import { conversationFlows, CLIENT, server } from './conversation-flows.js';
 import { proxyHeader } from '../../src/dissect/proxy-protocol.js';
 import { INCOMPLETE } from '../../src/dissect/db-prelude.js';
 import { tlsStartInPlace } from '../../src/dissect/starttls.js';
 import { compileFilter } from '../../src/filter/index.js';
-import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
-import type { Flow } from '../../src/model/flow.js';
+import { fixtureClientHello, tls12ServerHello } from './core-packet-builder.js';
 
-const C = { ip: '10.9.0.1', port: 41000 };
-const S = (port: number) => ({ ip: '10.9.0.2', port });
+const C = CLIENT;
+const S = server;
 
 /** A v2 header (written here from the spec, not by the code under test): command 1 (PROXY) unless given. */
 function v2(family: 'tcp4' | 'tcp6' | 'unix' | 'unspec', opts: { command?: number; tlvs?: Buffer; src?: string; dst?: string; sport?: number; dport?: number } = {}): Buffer {
@@ -36,24 +34,7 @@ const V1 = 'PROXY TCP4 198.51.100.7 203.0.113.10 51234 443\r\n';
 const hello = fixtureClientHello();
 const serverHello = tls12ServerHello;
 
-type Conversation = {
-  port: number; c2s: (Buffer | string | null)[]; s2c: (Buffer | string | null)[];
-  /** blocks after a turn's segments */
-  afterTurn?: (b: CaptureBuilder, client: { ip: string; port: number }, turn: number) => void;
-};
-
-function flowsOf(conversations: Conversation[]): Flow[] {
-  const b = new CaptureBuilder();
-  const buf = (x: Buffer | string | null): Buffer | null => (typeof x === 'string' ? Buffer.from(x) : x);
-  conversations.forEach((c, i) => {
-    const client = { ...C, port: C.port + i };
-    tcpConversation(b, client, S(c.port), c.c2s.map(buf), c.s2c.map(buf), { fin: true, afterTurn: (t) => c.afterTurn?.(b, client, t) });
-  });
-  const a = new Analyzer();
-  const feed = a.stream('n1');
-  for (const blk of parseBuffer(b.build())) feed(blk);
-  return a.flows();
-}
+const flowsOf = conversationFlows;
 
 const plainTls = flowsOf([{ port: 443, c2s: [hello], s2c: [serverHello()] }])[0]!;
 

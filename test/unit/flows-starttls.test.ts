@@ -4,37 +4,17 @@
 // anywhere, a refused upgrade, an upgrade whose TLS the capture did not see, and the look-alikes that must stay
 // what they are.
 import { describe, it, expect } from 'vitest';
-import { Analyzer } from '../../src/flows/analyzer.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
+import { conversationFlows, server } from './conversation-flows.js';
 import { ldapPrelude, textPrelude } from '../../src/dissect/starttls.js';
 import { tlsStartText } from '../../src/model/flow-target.js';
 import { compileFilter } from '../../src/filter/index.js';
-import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
-import type { Flow } from '../../src/model/flow.js';
+import { fixtureClientHello, tls12ServerHello } from './core-packet-builder.js';
 
-const C = { ip: '10.9.0.1', port: 41000 };
-const S = (port: number) => ({ ip: '10.9.0.2', port });
+const S = server;
 
 const serverHello = tls12ServerHello;
 
-type Conversation = {
-  port: number; c2s: (Buffer | string | null)[]; s2c: (Buffer | string | null)[]; fin?: boolean;
-  /** blocks after a turn's segments */
-  afterTurn?: (b: CaptureBuilder, client: { ip: string; port: number }, turn: number) => void;
-};
-
-function flowsOf(conversations: Conversation[]): Flow[] {
-  const b = new CaptureBuilder();
-  const buf = (x: Buffer | string | null): Buffer | null => (typeof x === 'string' ? Buffer.from(x) : x);
-  conversations.forEach((c, i) => {
-    const client = { ...C, port: C.port + i };
-    tcpConversation(b, client, S(c.port), c.c2s.map(buf), c.s2c.map(buf), { fin: c.fin ?? true, afterTurn: (t) => c.afterTurn?.(b, client, t) });
-  });
-  const a = new Analyzer();
-  const feed = a.stream('n1');
-  for (const blk of parseBuffer(b.build())) feed(blk);
-  return a.flows();
-}
+const flowsOf = conversationFlows;
 
 const hello = fixtureClientHello();
 const plainTls = flowsOf([{ port: 443, c2s: [hello], s2c: [serverHello()] }])[0]!;
