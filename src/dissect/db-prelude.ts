@@ -72,17 +72,31 @@ export function mysqlPrelude(ch: Buffer, sh: Buffer | null): DbPrelude | typeof 
   return { app: 'mysql', tls: ssl ? { client: 36, server: greeting } : null };
 }
 
-/** Redis' protocol (RESP): a command as an array of bulk strings, `*N\r\n$M\r\n`. */
-export function isRedisCommand(ch: Buffer): boolean {
-  if (ch.length < 8 || ch[0] !== 0x2a) return false;
+const REDIS_ARRAY_END = [0x0d, 0x0a, 0x24];
+
+/**
+ * Redis' protocol (RESP): a command as an array of bulk strings, `*N\r\n$M\r\n`, in its first 8 bytes; INCOMPLETE
+ * while fewer bytes could still grow into one.
+ */
+export function redisCommand(ch: Buffer): boolean | typeof INCOMPLETE {
+  if (ch[0] !== 0x2a) return false;
   let i = 1;
   while (i < ch.length && i < 6 && ch[i]! >= 0x30 && ch[i]! <= 0x39) i++;
-  return i > 1 && ch[i] === 0x0d && ch[i + 1] === 0x0a && ch[i + 2] === 0x24;
+  if (i === ch.length) return i < 6 ? INCOMPLETE : false;
+  if (i === 1) return false;
+  for (let k = 0; k < REDIS_ARRAY_END.length; k++) {
+    if (i + k >= ch.length) return INCOMPLETE;
+    if (ch[i + k] !== REDIS_ARRAY_END[k]) return false;
+  }
+  return ch.length >= 8 ? true : INCOMPLETE;
 }
 
 /** The database protocol of a connection from its first bytes in each direction; INCOMPLETE: more are needed. */
 export function dbPrelude(ch: Buffer, sh: Buffer | null): DbPrelude | typeof INCOMPLETE | null {
-  return mysqlPrelude(ch, sh) ?? postgresPrelude(ch, sh) ?? (isRedisCommand(ch) ? { app: 'redis', tls: null } : null);
+  const db = mysqlPrelude(ch, sh) ?? postgresPrelude(ch, sh);
+  if (db) return db;
+  const redis = redisCommand(ch);
+  return redis === INCOMPLETE ? INCOMPLETE : redis ? { app: 'redis', tls: null } : null;
 }
 
 

@@ -121,6 +121,11 @@ export function looksLikeHttp1(firstBytes: Buffer): boolean {
   return len >= 3 && startPrefixOk(firstBytes, len);
 }
 
+/** True when bytes too few for looksLikeHttp1 (one or two) could still grow into an HTTP/1 start line. */
+export function mayGrowIntoHttp1(firstBytes: Buffer): boolean {
+  return firstBytes.length > 0 && firstBytes.length < 3 && startPrefixOk(firstBytes, firstBytes.length);
+}
+
 // The start lines, read from the bytes (latin1) exactly as these would match them:
 //   request /^([A-Z][A-Z-]{0,19}) (\S+) HTTP\/(\d)\.(\d)$/   status /^HTTP\/(\d)\.(\d) (\d{3})(?: .*)?$/
 const SP = 0x20;

@@ -2,7 +2,7 @@
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
 import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, type ClientHello, type ServerHello } from '../dissect/tls.js';
-import { Http1Parser, looksBinary, looksLikeHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
+import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
@@ -1049,6 +1049,8 @@ export class Analyzer {
       return;
     }
     if (isSshBanner(ch)) return this.setApp(fs, 'ssh');
+    // (a banner's first bytes; "S" could also begin an HTTP method)
+    if (ch.length < SSH_BANNER.length && SSH_BANNER.subarray(0, ch.length).equals(ch)) return;
     if (ch[0] === 0x16 && (ch.length < 2 || ch[1] === 0x03)) {
       if (ch.length >= 2) this.setApp(fs, 'tls');
       return;
@@ -1069,6 +1071,8 @@ export class Analyzer {
       if (ch.length >= 16 || ch.includes(0x20)) this.setApp(fs, 'http');
       return;
     }
+    // (a first segment of one or two bytes, "G" or "PO": too few to tell; HTTP/2's "PR" begins like PROPFIND)
+    if (mayGrowIntoHttp1(ch)) return;
     const db = dbPrelude(ch, sh);
     if (db === INCOMPLETE) return;
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
@@ -1767,6 +1771,8 @@ function sideOf(f: Flow, end: { ip: string; port: number }): Side {
 }
 
 /** An SSH identification string ("SSH-") starts the bytes: compared in place, no string per flow. */
+const SSH_BANNER = Buffer.from('SSH-');
+
 function isSshBanner(b: Buffer): boolean {
   return b.length >= 4 && b[0] === 0x53 && b[1] === 0x53 && b[2] === 0x48 && b[3] === 0x2d;
 }

@@ -126,6 +126,21 @@ describe('connections that begin with a PROXY header', () => {
     expect(plainTls.proxy).toBeUndefined();
   });
 
+  it('the same flow whatever the segment size (a stride over the header, the hello and an HTTP request after them)', () => {
+    for (const [port, stream] of [[443, Buffer.concat([Buffer.from(V1), hello])], [8443, Buffer.concat([v2('tcp6', { tlvs: Buffer.from([0x04, 0x00, 0x00]) }), hello])],
+      [80, Buffer.concat([v2('tcp4'), Buffer.from('GET /s HTTP/1.1\r\nHost: s\r\n\r\n')])]] as const) {
+      const answer = port === 80 ? Buffer.from('HTTP/1.1 204 No Content\r\n\r\n') : serverHello();
+      const whole = flowsOf([{ port, c2s: [stream], s2c: [answer] }])[0]!;
+      expect(whole.proxy, `${port}`).toBeDefined();
+      for (let size = 1; size <= 64; size++) {
+        const pieces: Buffer[] = [];
+        for (let at = 0; at < stream.length; at += size) pieces.push(stream.subarray(at, at + size));
+        const [f] = flowsOf([{ port, c2s: [...pieces, null], s2c: [...pieces.map(() => null), answer] }]);
+        expect([f!.app, f!.proxy, f!.tls, f!.http], `${port} in ${size}-byte segments`).toEqual([whole.app, whole.proxy, whole.tls, whole.http]);
+      }
+    }
+  });
+
   it('a decrypted record that comes before the client\'s first bytes: the header is still read before the hello', () => {
     // (the hooks' ring and the packets' are read apart: the client's first write inside TLS can come first)
     const [f] = flowsOf([{
