@@ -18,6 +18,8 @@ PKGS=(
   ldap-utils
   # a load balancer that sends (and a service that takes) the PROXY protocol header
   haproxy
+  # a Service's DNAT on a node, as kube-proxy's rules make it (nft)
+  nftables
   # SSH targets
   openssh-server openssh-client sudo
   # UI tests

@@ -169,7 +169,10 @@ interface Sides { client: TlsSideVerdict | null; server: TlsSideVerdict | null }
 
 /** A TCP ClientHello seen (Analyzer.hellos): its connection, the random's bytes 4-19 as four numbers, when. */
 interface SeenHello { fs: FlowState; r1: number; r2: number; r3: number; r4: number; at: number }
-/** how long after one leg's hello the other's may come: a relay forwards it at once; NAT's legs are one packet */
+/**
+ * how far apart the two legs' hellos may be: a relay forwards it at once; NAT's legs are one packet, on two
+ * interfaces whose packets need not reach the file in time order
+ */
 const SESSION_WINDOW_MS = 5000;
 const HELLOS_CAP = 4096;
 
@@ -1191,7 +1194,7 @@ export class Analyzer {
     const at = fs.flow.lastSeen;
     const seen = this.hellos.get(key);
     if (seen && seen.r1 === r1 && seen.r2 === r2 && seen.r3 === r3 && seen.r4 === r4 && seen.fs !== fs && !seen.fs.closed &&
-      at - seen.at <= SESSION_WINDOW_MS && at >= seen.at) {
+      Math.abs(at - seen.at) <= SESSION_WINDOW_MS) {
       extra(fs).session = seen.fs;
       const first = extra(seen.fs);
       first.session ??= fs;

@@ -51,6 +51,21 @@ describe('one TLS session on two connections', () => {
     expect(before.tls!.server).toEqual(after.tls!.server);
   });
 
+  it('NAT\'s legs in the file out of time order (two interfaces\' packets): linked all the same', () => {
+    const b = new CaptureBuilder();
+    const ch = hello(9);
+    // the uplink's leg written first, its packets 3 ms later than the veth's that follow
+    const start = b.ts;
+    b.ts = start + 3;
+    tcpConversation(b, POD, BACKEND, [ch], [tls12ServerHello()], { fin: false });
+    b.ts = start;
+    tcpConversation(b, POD, SVC, [ch], [tls12ServerHello()], { fin: false });
+    b.tls(POD, SVC, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: s\r\n\r\n'), CURL);
+    const flows = analyze(b);
+    expect(byDst(flows, 8443).tls!.sameSessionAs).toBe(byDst(flows, 443).id);
+    expect(byDst(flows, 8443).tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+  });
+
   it('a relay: the leg from the proxy takes the verdict of the client\'s own connection; a fingerprint is not replaced by one', () => {
     const b = new CaptureBuilder();
     const ch = hello(2);
