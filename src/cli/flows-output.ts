@@ -84,8 +84,10 @@ export function flowRow(f: Flow): string[] {
     : '';
   const what = flowTarget(f);
   const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';
+  // (a load balancer's connection: the client its PROXY header names)
+  const client = f.proxy?.src ? `${endpointText(f.src)} for ${endpointText(f.proxy.src)}` : endpointText(f.src);
   return [
-    clock(f.firstSeen), f.transport, endpointText(f.src), endpointText(f.dst), f.app + failedText(f), what, String(f.packets), human(f.bytes), proc,
+    clock(f.firstSeen), f.transport, client, endpointText(f.dst), f.app + failedText(f), what, String(f.packets), human(f.bytes), proc,
     f.http.length ? `${f.http.length} http` : '', tlsCol,
   ];
 }

@@ -31,6 +31,15 @@ describe('flowRow TLS CLIENT column', () => {
   });
 });
 
+describe('flowRow CLIENT column', () => {
+  it('names the client a PROXY protocol header relays for, after the load balancer\'s own end', () => {
+    expect(flowRow(flow(null, null))[2]).toBe('10.0.0.1:40000');
+    const lb = { ...flow(null, null), proxy: { version: 2 as const, src: { ip: '2001:db8::7', port: 51234 }, dst: { ip: '10.0.0.2', port: 443 } } };
+    expect(flowRow(lb)[2]).toBe('10.0.0.1:40000 for [2001:db8::7]:51234');
+    expect(flowRow({ ...lb, proxy: { version: 2, src: null, dst: null } })[2]).toBe('10.0.0.1:40000');
+  });
+});
+
 describe('filterMark', () => {
   it('marks the token a filter error points at, as tshark does', () => {
     expect(filterMark({ filter: 'tls.foo == 1', position: 1, token: 'tls.foo' })).toBe('  tls.foo == 1\n  ^~~~~~~\n');
