@@ -2,7 +2,8 @@
 // only the flows of its partition (Analyzer's `partition` option: a hash both directions of a flow share, so
 // no flow is split and nothing needs merging but the order), resolves and renders them; the rendered rows
 // then interleave by each flow's origin into the one-thread creation order. The output is the one-thread
-// output exactly (test/unit/core-flows-fast.test.ts compares them).
+// output exactly (test/unit/core-flows-fast.test.ts compares them): when partitions would differ from one thread
+// (a flow id or a TLS session two of them share), the work starts over on one thread.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
@@ -42,6 +43,8 @@ export interface Part {
   origins: Float64Array;
   /** the first 13 hex digits (52 bits) of every flow's id, filtered or not: see idsCollide */
   idKeys: Float64Array;
+  /** the randoms of the partition's TCP ClientHellos (53 bits each): see sessionsCross */
+  sessionKeys: Float64Array;
 }
 
 interface WorkerJob {
@@ -72,6 +75,7 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const text = job.json ? await jsonText(kept) : '';
   return {
     text, ends: lineEnds(text, job.json ? kept.length : 0), table: job.json ? [] : kept.map(flowRow), origins: origins.slice(0, kept.length), idKeys,
+    sessionKeys: analyzer.sessionKeys(),
     total: all.length, packets: analyzer.counters.packets, notes, damaged,
   };
 }
@@ -166,13 +170,31 @@ export function idsCollide(parts: Part[]): boolean {
   return false;
 }
 
+/**
+ * True when two partitions saw a ClientHello with the same random. One analysis links two connections that carried
+ * one TLS session (NAT's legs, a relay's: Analyzer.linkSession) and each takes the other's evidence; in two
+ * partitions neither sees the other, so their verdicts would differ from one thread's: the caller starts over on
+ * one thread. (Keys are 53 bits of 256: a chance match between two sessions only costs that start over.)
+ */
+export function sessionsCross(parts: Part[]): boolean {
+  const owner = new Map<number, number>();
+  for (let p = 0; p < parts.length; p++) {
+    for (const k of parts[p]!.sessionKeys) {
+      const seen = owner.get(k);
+      if (seen !== undefined && seen !== p) return true;
+      owner.set(k, p);
+    }
+  }
+  return false;
+}
+
 /** Analyzes and renders on `threads` threads (this one and threads - 1 workers). */
 export async function flowsOnThreads(job: FlowsJob, threads: number): Promise<RenderedFlows> {
   const workers: Worker[] = [];
   try {
     const others = Array.from({ length: threads - 1 }, (_, i) => runWorker(job, i + 1, threads, workers));
     const parts = await Promise.all([renderPartition(job, 0, threads), ...others]);
-    return idsCollide(parts) ? mergeParts([await renderPartition(job, 0, 1)]) : mergeParts(parts);
+    return idsCollide(parts) || sessionsCross(parts) ? mergeParts([await renderPartition(job, 0, 1)]) : mergeParts(parts);
   } finally {
     // why: after a failure the other threads' work is moot; finished workers have exited already
     for (const w of workers) void w.terminate();
@@ -182,7 +204,7 @@ export async function flowsOnThreads(job: FlowsJob, threads: number): Promise<Re
 async function workerMain(w: WorkerJob['tapscopeFlowsPartition']): Promise<void> {
   try {
     const part = await renderPartition(w.job, w.index, w.count);
-    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer, part.idKeys.buffer, part.ends.buffer] as ArrayBuffer[]);
+    parentPort!.postMessage({ part } satisfies WorkerReply, [part.origins.buffer, part.idKeys.buffer, part.ends.buffer, part.sessionKeys.buffer] as ArrayBuffer[]);
   } catch (e) {
     const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
     parentPort!.postMessage({ error: { code: err.code, message: err.message, details: err.details } } satisfies WorkerReply);

@@ -468,6 +468,8 @@ export class Analyzer {
   /** TCP ClientHellos by their random's first 32 bits, while their connection may still be relayed (see linkSession) */
   private readonly hellos = new Map<number, SeenHello>();
   private hellosCap = HELLOS_CAP;
+  /** with a partition: every linkable hello's random, as 53 bits (see sessionKeys) */
+  private readonly sessionLog: number[] = [];
   private readonly firstBytes = new FirstBytes();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
@@ -1192,6 +1194,7 @@ export class Analyzer {
     const r3 = head.readInt32BE(23);
     const r4 = head.readInt32BE(27);
     const at = fs.flow.lastSeen;
+    if (this.part) this.sessionLog.push((key >>> 0) * 0x200000 + ((r1 >>> 0) & 0x1fffff));
     const seen = this.hellos.get(key);
     if (seen && seen.r1 === r1 && seen.r2 === r2 && seen.r3 === r3 && seen.r4 === r4 && seen.fs !== fs && !seen.fs.closed &&
       Math.abs(at - seen.at) <= SESSION_WINDOW_MS) {
@@ -1624,6 +1627,14 @@ export class Analyzer {
       fs.resolvedMeta = this.metaVersion;
     }
     return fs.flow;
+  }
+
+  /**
+   * With a partition: the randoms of its TCP hellos (53 bits of each). A random two partitions share may be one
+   * TLS session on two connections, which neither could link (see flows-parallel's sessionsCross).
+   */
+  sessionKeys(): Float64Array {
+    return Float64Array.from(this.sessionLog);
   }
 
   /** Every flow, with process attribution and verdicts brought up to date. Returned objects are live: do not mutate. */

@@ -277,6 +277,34 @@ describe('flows on several threads equal the one-thread flows', () => {
     expect(a.packets + b.packets).toBe((await renderPartition(job, 0, 1)).packets);
   });
 
+  it('one TLS session on two connections in two partitions (NAT\'s legs): the threads give way to one, so the legs stay linked', async () => {
+    const { flowsOnThreads, renderPartition, sessionsCross } = await import('../../src/cli/flows-parallel.js');
+    const { partitionOf, ipKeyPart } = await import('../../src/flows/analyzer.js');
+    const b = new CaptureBuilder();
+    const svc = { ip: '10.96.0.10', port: 443 };
+    const backend = { ip: '10.244.2.7', port: 8443 };
+    const crossing: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const pod = { ip: '10.244.1.5', port: 40000 + i };
+      const ch = Buffer.from(fixtureClientHello());
+      ch.fill(i + 1, 11, 43);
+      tcpConversation(b, pod, svc, [ch], [Buffer.from('\x16\x03\x03\x00\x00')], { fin: false });
+      tcpConversation(b, pod, backend, [ch], [Buffer.from('\x16\x03\x03\x00\x00')], { fin: false });
+      b.tls(pod, svc, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: s\r\n\r\n'), { pid: 42, comm: 'curl', lib: 'openssl' });
+      const part = (dst: { ip: string; port: number }) => partitionOf(ipKeyPart(pod.ip), pod.port, ipKeyPart(dst.ip), dst.port, 2);
+      if (part(svc) !== part(backend)) crossing.push(i);
+    }
+    expect(crossing.length, 'some pair\'s legs fall in two partitions').toBeGreaterThan(0);
+    const path = join(dir, 'nat-legs.pcapng');
+    writeFileSync(path, b.build());
+    const { analyzer } = await analyzeFiles([{ path }]);
+    const all = analyzer.flows();
+    expect(all.filter((f) => f.tls?.sameSessionAs).length).toBe(12);
+    const job = { files: [{ path }], json: true, filter: null };
+    expect(sessionsCross([await renderPartition(job, 0, 2), await renderPartition(job, 1, 2)])).toBe(true);
+    expect((await flowsOnThreads(job, 2)).rows).toEqual(all.map((x) => JSON.stringify(x)));
+  });
+
   it('an id two partitions share (a 64-bit hash collision) is detected, so the threads give way to one', async () => {
     const { idsCollide, renderPartition } = await import('../../src/cli/flows-parallel.js');
     const job = { files: [{ path: files[0]! }], json: true, filter: null };
