@@ -45,6 +45,8 @@ export interface Part {
   idKeys: Float64Array;
   /** the randoms of the partition's TCP ClientHellos (53 bits each): see sessionsCross */
   sessionKeys: Float64Array;
+  /** a flow's other leg (DNAT's) is another partition's (Analyzer.crossesPartitions) */
+  crossed: boolean;
 }
 
 interface WorkerJob {
@@ -75,7 +77,7 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const text = job.json ? await jsonText(kept) : '';
   return {
     text, ends: lineEnds(text, job.json ? kept.length : 0), table: job.json ? [] : kept.map(flowRow), origins: origins.slice(0, kept.length), idKeys,
-    sessionKeys: analyzer.sessionKeys(),
+    sessionKeys: analyzer.sessionKeys(), crossed: analyzer.crossesPartitions(),
     total: all.length, packets: analyzer.counters.packets, notes, damaged,
   };
 }
@@ -171,12 +173,14 @@ export function idsCollide(parts: Part[]): boolean {
 }
 
 /**
- * True when two partitions saw a ClientHello with the same random. One analysis links two connections that carried
- * one TLS session (NAT's legs, a relay's: Analyzer.linkSession) and each takes the other's evidence; in two
- * partitions neither sees the other, so their verdicts would differ from one thread's: the caller starts over on
- * one thread. (Keys are 53 bits of 256: a chance match between two sessions only costs that start over.)
+ * True when two partitions saw a ClientHello with the same random, or one linked a flow to a leg of another's.
+ * One analysis links two connections that carried one TLS session (NAT's legs, a relay's: Analyzer.linkSession;
+ * DNAT's by its conn record: Analyzer.dnatOwner) and each takes the other's evidence; in two partitions neither
+ * sees the other, so their verdicts would differ from one thread's: the caller starts over on one thread. (Keys
+ * are 53 bits of 256: a chance match between two sessions only costs that start over.)
  */
 export function sessionsCross(parts: Part[]): boolean {
+  if (parts.some((p) => p.crossed)) return true;
   const owner = new Map<number, number>();
   for (let p = 0; p < parts.length; p++) {
     for (const k of parts[p]!.sessionKeys) {

@@ -470,6 +470,10 @@ export class Analyzer {
   private hellosCap = HELLOS_CAP;
   /** with a partition: every linkable hello's random, as 53 bits (see sessionKeys) */
   private readonly sessionLog: number[] = [];
+  /** with a partition: a flow was linked to a leg whose tuple is another partition's (see crossesPartitions) */
+  private crossed = false;
+  /** flows linked while others were resolved (dnatOwner), resolved before them: to be resolved again */
+  private readonly relinked: FlowState[] = [];
   private readonly firstBytes = new FirstBytes();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
@@ -1537,7 +1541,8 @@ export class Analyzer {
   private resolve(fs: FlowState): void {
     const f = fs.flow;
     const meta = this.nodes.get(f.node);
-    const clientOwner = this.owner(fs, meta, true);
+    let clientOwner = this.owner(fs, meta, true);
+    if (!clientOwner && meta && f.transport === 'tcp' && f.seenBy !== 'hook-only') clientOwner = this.dnatOwner(fs, meta);
     const serverOwner = this.owner(fs, meta, false);
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
@@ -1552,6 +1557,40 @@ export class Analyzer {
       const other = fs.x?.session;
       if (other?.flow.tls) this.sameSession(f.tls, other);
     }
+  }
+
+  /**
+   * A connection a process of the node made to one address and the node's DNAT sent to another (a Service address,
+   * kube-proxy's OUTPUT rules; a published port): its packets name the address after DNAT, its socket (the conn
+   * record, the hooks' records) the one before. Its owner is the one conn record made from the flow's client end
+   * (the node's, or a pod's whose veth was not captured) to elsewhere, when no packets carried that other connection;
+   * the flow its hooks' records made (hook-only, the address before DNAT) becomes its other leg (see sameSession).
+   * Null otherwise.
+   */
+  private dnatOwner(fs: FlowState, meta: NodeMeta): { pid: number; comm: string } | null {
+    const f = fs.flow;
+    if (meta.conns.size === 0) return null;
+    let made: { ip: string; port: number; owner: { pid: number; comm: string } } | null = null;
+    for (const c of meta.connectedFrom(f.src.ip, f.src.port)) {
+      if (c.ip === f.dst.ip && c.port === f.dst.port) continue;
+      // (two: a local port used toward two ends at once; which one this was is not known)
+      if (made) return null;
+      made = c;
+    }
+    if (!made) return null;
+    const [a, b] = [ipKeyPart(f.src.ip), ipKeyPart(made.ip)];
+    const leg = this.index.get(indexNode(f.node, null), true, a, f.src.port, b, made.port);
+    // (its packets showed that connection under its own addresses: another connection from the same port)
+    if (leg && leg.flow.seenBy !== 'hook-only') return null;
+    // why: in a partition the other leg may be another's; one thread must then do the work (see flows-parallel)
+    if (this.part && partitionOf(a, f.src.port, b, made.port, this.part.count) !== this.part.index) this.crossed = true;
+    if (leg && !fs.x?.session) {
+      extra(fs).session = leg;
+      extra(leg).session ??= fs;
+      leg.version++;
+      this.relinked.push(leg);
+    }
+    return made.owner;
   }
 
   /** The process owning a flow's client (or server) end: from the node's connection records, else its hooks' records. */
@@ -1637,10 +1676,17 @@ export class Analyzer {
     return Float64Array.from(this.sessionLog);
   }
 
+  /** With a partition, after flows(): whether a flow's other leg (DNAT's, by its conn record) is another partition's. */
+  crossesPartitions(): boolean {
+    return this.crossed;
+  }
+
   /** Every flow, with process attribution and verdicts brought up to date. Returned objects are live: do not mutate. */
   flows(): Flow[] {
     const out: Flow[] = new Array<Flow>(this.states.length);
     for (let i = 0; i < this.states.length; i++) out[i] = this.fresh(this.states[i]!);
+    // (a leg linked while a later flow was resolved: its verdicts and its link, again)
+    while (this.relinked.length > 0) this.fresh(this.relinked.pop()!);
     return out;
   }
 

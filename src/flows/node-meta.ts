@@ -98,6 +98,8 @@ function parseHooks(v: unknown): HookEntry[] {
   return out;
 }
 
+const NONE_CONNECTED: readonly { ip: string; port: number; owner: ConnOwner }[] = Object.freeze([]);
+
 export class NodeMeta {
   hostname: string | null = null;
   /** Node name given by the store (`{"t":"node"}` record) — wins over the helper's hostname. */
@@ -117,6 +119,8 @@ export class NodeMeta {
   readonly procs = new Map<number, ProcRecord>();
   /** "t|localIp|localPort|remoteIp|remotePort" (tcp) -> owner; prefixed "netns|" for another network namespace */
   readonly conns = new Map<string, ConnOwner>();
+  /** TCP connections a process of the node made ("localIp|localPort" -> the ends they were made to; not another namespace's) */
+  private readonly connected = new Map<string, { ip: string; port: number; owner: ConnOwner }[]>();
   readonly hooks: HookRecord[] = [];
   stats: NodeStats | null = null;
   /** Drops reported by ISBs (per interface, latest value). */
@@ -200,7 +204,15 @@ export class NodeMeta {
         if (pid === null || lip === null || lport === null || rip === null || rport === null) break;
         if (rec.proto !== undefined && rec.proto !== 'tcp' && rec.proto !== 'udp') break;
         const role = rec.role === 'client' || rec.role === 'server' ? rec.role : 'unknown';
-        this.conns.set(connKey(rec.proto === 'udp' ? 'udp' : 'tcp', lip, lport, rip, rport, this.separateNetns(num(rec.netns), lip)), { pid, comm: str(rec.comm) ?? '?', role });
+        const netns = this.separateNetns(num(rec.netns), lip);
+        const owner: ConnOwner = { pid, comm: str(rec.comm) ?? '?', role };
+        this.conns.set(connKey(rec.proto === 'udp' ? 'udp' : 'tcp', lip, lport, rip, rport, netns), owner);
+        if (role === 'client' && rec.proto !== 'udp' && netns === null) {
+          const k = `${lip}|${lport}`;
+          const to = this.connected.get(k);
+          if (to) to.push({ ip: rip, port: rport, owner });
+          else this.connected.set(k, [{ ip: rip, port: rport, owner }]);
+        }
         break;
       }
       case 'hook': {
@@ -234,6 +246,11 @@ export class NodeMeta {
   /** The owner of a local end; `netns` as separateNetns gives it, null for connections joined by 5-tuple. */
   owner(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null = null): ConnOwner | null {
     return this.conns.get(connKey(transport, localIp, localPort, remoteIp, remotePort, netns)) ?? null;
+  }
+
+  /** The ends a process of the node connected to (TCP) from `localIp:localPort`, as its conn records say. */
+  connectedFrom(localIp: string, localPort: number): readonly { ip: string; port: number; owner: ConnOwner }[] {
+    return this.connected.get(`${localIp}|${localPort}`) ?? NONE_CONNECTED;
   }
 
   processRef(pid: number, fallbackComm: string): ProcessRef {

@@ -4,6 +4,8 @@
 // after. Captured by `tapscope capture` in eBPF mode with real curl (OpenSSL): the leg the client's hook read has
 // curl's verdict and its request; the leg after DNAT, which no socket of the node owns, is linked to it by its
 // ClientHello (whose random tshark reads the same on both) and carries the same verdict instead of "not attributed".
+// And the node's own connection to a Service address (DNAT in OUTPUT): the wire shows only the address after DNAT,
+// the socket and the hooks the one before; the wire's flow is known as the socket's by its conn record.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,8 @@ import { runCli, startCli } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const SERVICE = '10.96.16.10';
+/** a service the node's own processes reach (DNAT in OUTPUT) */
+const NODE_SERVICE = '10.96.16.20';
 const POD_NET = '10.244.16';
 
 let lab: Lab;
@@ -47,8 +51,12 @@ beforeAll(async () => {
   if (fwd.code !== 0) throw new Error(`ip_forward: ${fwd.stderr}`);
   // the service: its address DNATed to the backend, before routing (kube-proxy's KUBE-SERVICES does this)
   const nat = await lab.execIn(lab.nodeNs, 'nft', [`add table ip svc; add chain ip svc pre { type nat hook prerouting priority dstnat; }; ` +
-    `add rule ip svc pre ip daddr ${SERVICE} tcp dport 443 dnat to ${lab.serverIp}:8443`]);
+    `add rule ip svc pre ip daddr ${SERVICE} tcp dport 443 dnat to ${lab.serverIp}:8443; ` +
+    'add chain ip svc out { type nat hook output priority -100; }; ' +
+    `add rule ip svc out ip daddr ${NODE_SERVICE} tcp dport 443 dnat to ${lab.serverIp}:8443`]);
   if (nat.code !== 0) throw new Error(`nft: ${nat.stderr}`);
+  // (the node's route to the service range, as a node's default route; DNAT picks the backend before it is used)
+  await ip('-n', lab.nodeNs, 'route', 'add', '10.96.16.0/24', 'via', lab.serverIp);
 }, 60_000);
 
 afterAll(async () => {
@@ -96,6 +104,37 @@ describe('a pod\'s connection to a Service address, captured on the node before 
 
       const q = await runCli(['flows', out, '--json', '--filter', `tls.sameSessionAs == "${a.id}" && tls.client.plaintext`], env);
       expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).id)).toEqual([b.id]);
+    } finally {
+      await servers.stop();
+    }
+  }, 120_000);
+
+  it('the node\'s own connection to a Service address (DNAT in OUTPUT): the wire\'s flow has the socket\'s process and the hooks\' verdict', async () => {
+    const servers = await startHttpsServers(lab, [8443]);
+    try {
+      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+      const out = join(dir, 'nat-out.pcapng');
+      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '5', '--out', out], env);
+      await cap.waitFor(': capturing');
+      const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '--connect-timeout', '5',
+        '--resolve', `api.tapscope.test:443:${NODE_SERVICE}`, 'https://api.tapscope.test/from-the-node'], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(await cap.exited, cap.stderr()).toBe(0);
+
+      const flows = await runCli(['flows', out, '--json'], env);
+      expect(flows.code, flows.stderr).toBe(0);
+      const all = flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow);
+      // the hooks name the socket's addresses (the service's); no packet carried them
+      const socket = all.filter((f) => f.dst.ip === NODE_SERVICE);
+      const wire = all.filter((f) => f.dst.ip === lab.serverIp && f.dst.port === 8443);
+      expect([socket.length, wire.length], flows.stdout).toEqual([1, 1]);
+      const [s, w] = [socket[0]!, wire[0]!];
+      expect(s.seenBy).toBe('hook-only');
+      expect(s.http.map((h) => h.path)).toEqual(['/from-the-node']);
+      expect(w.src).toEqual(s.src);
+      expect(w.process?.comm).toBe('curl');
+      expect([w.tls?.sameSessionAs, s.tls?.sameSessionAs]).toEqual([s.id, w.id]);
+      expect(w.tls?.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
     } finally {
       await servers.stop();
     }

@@ -305,6 +305,37 @@ describe('flows on several threads equal the one-thread flows', () => {
     expect((await flowsOnThreads(job, 2)).rows).toEqual(all.map((x) => JSON.stringify(x)));
   });
 
+  it('DNAT\'s legs (by their conn record) in two partitions: the threads give way to one, so the legs stay linked', async () => {
+    const { flowsOnThreads } = await import('../../src/cli/flows-parallel.js');
+    const { partitionOf, ipKeyPart } = await import('../../src/flows/analyzer.js');
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['127.0.0.1', '10.30.0.1'] });
+    const svc = { ip: '10.96.17.10', port: 443 };
+    // (a backend port whose tuples fall in the other partition than the service's: for two partitions that depends
+    // on the two ends the legs do not share)
+    const part = (from: { ip: string; port: number }, dst: { ip: string; port: number }) => partitionOf(ipKeyPart(from.ip), from.port, ipKeyPart(dst.ip), dst.port, 2);
+    let backendPort = 8443;
+    while (part({ ip: '10.30.0.1', port: 41100 }, svc) === part({ ip: '10.30.0.1', port: 41100 }, { ip: '10.244.2.7', port: backendPort })) backendPort++;
+    const backend = { ip: '10.244.2.7', port: backendPort };
+    let crossing = 0;
+    for (let i = 0; i < 6; i++) {
+      const node = { ip: '10.30.0.1', port: 41100 + i };
+      b.record({ t: 'conn', proto: 'tcp', local: node, remote: svc, role: 'client', pid: 100, tid: 100, comm: 'curl', via: 'tracepoint' });
+      const ch = Buffer.from(fixtureClientHello());
+      ch.fill(0x40 + i, 11, 43);
+      tcpConversation(b, node, backend, [ch], [Buffer.from('\x16\x03\x03\x00\x00')], { fin: false });
+      b.tls(node, svc, 'out', Buffer.from('GET / HTTP/1.1\r\nHost: s\r\n\r\n'), { pid: 100, comm: 'curl', lib: 'openssl' });
+      if (part(node, svc) !== part(node, backend)) crossing++;
+    }
+    expect(crossing, 'some connection\'s legs fall in two partitions').toBeGreaterThan(0);
+    const path = join(dir, 'dnat-legs.pcapng');
+    writeFileSync(path, b.build());
+    const { analyzer } = await analyzeFiles([{ path }]);
+    const all = analyzer.flows();
+    expect(all.filter((f) => f.process?.comm === 'curl' && f.seenBy === 'packets').length).toBe(6);
+    expect((await flowsOnThreads({ files: [{ path }], json: true, filter: null }, 2)).rows).toEqual(all.map((x) => JSON.stringify(x)));
+  });
+
   it('an id two partitions share (a 64-bit hash collision) is detected, so the threads give way to one', async () => {
     const { idsCollide, renderPartition } = await import('../../src/cli/flows-parallel.js');
     const job = { files: [{ path: files[0]! }], json: true, filter: null };

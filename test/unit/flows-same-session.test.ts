@@ -99,6 +99,49 @@ describe('one TLS session on two connections', () => {
     expect(byDst(a.flows(), 8443).tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
   });
 
+  it('DNAT of the node\'s own connection (OUTPUT): the packets\' flow gets the socket\'s process and the hooks\' verdict of the address before DNAT', () => {
+    const NODE = { ip: '10.30.0.1', port: 41100 };
+    const SERVICE = { ip: '10.96.17.10', port: 443 };
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['127.0.0.1', NODE.ip] });
+    b.record({ t: 'proc', pid: 100, ppid: 1, comm: 'curl', exe: '/usr/bin/curl', startedBeforeCapture: false, tls: { library: 'openssl', via: 'maps', evidence: 'libssl.so.3' }, hooks: [] });
+    // the socket names the service; the wire, after DNAT, the backend
+    b.record({ t: 'conn', proto: 'tcp', local: NODE, remote: SERVICE, role: 'client', pid: 100, tid: 100, comm: 'curl', via: 'tracepoint' });
+    tcpConversation(b, NODE, BACKEND, [hello(10)], [tls12ServerHello()], { fin: false });
+    b.tls(NODE, SERVICE, 'out', Buffer.from('GET /svc HTTP/1.1\r\nHost: s\r\n\r\n'), CURL);
+    const flows = analyze(b);
+    const wire = byDst(flows, 8443);
+    const socket = byDst(flows, 443);
+    expect(socket.seenBy).toBe('hook-only');
+    expect(wire.process).toMatchObject({ pid: 100, comm: 'curl' });
+    expect([wire.tls!.sameSessionAs, socket.tls!.sameSessionAs]).toEqual([socket.id, wire.id]);
+    expect(wire.tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+    // the hooks' record before the packets (the rings are read apart): the hook-only flow comes first, and is linked too
+    const early = new CaptureBuilder();
+    early.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['127.0.0.1', NODE.ip] });
+    early.record({ t: 'conn', proto: 'tcp', local: NODE, remote: SERVICE, role: 'client', pid: 100, tid: 100, comm: 'curl', via: 'tracepoint' });
+    early.tls(NODE, SERVICE, 'out', Buffer.from('GET /svc HTTP/1.1\r\nHost: s\r\n\r\n'), CURL);
+    tcpConversation(early, NODE, BACKEND, [hello(13)], [tls12ServerHello()], { fin: false });
+    const [first, second] = analyze(early);
+    expect([first!.dst.port, second!.dst.port]).toEqual([443, 8443]);
+    expect([first!.tls!.sameSessionAs, second!.tls!.sameSessionAs]).toEqual([second!.id, first!.id]);
+    // no conn record from that end to elsewhere, two of them, or another connection's packets under its own addresses: no owner
+    const none = (extra: (b: CaptureBuilder) => void): Flow => {
+      const c = new CaptureBuilder();
+      c.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['127.0.0.1', NODE.ip] });
+      extra(c);
+      tcpConversation(c, NODE, BACKEND, [hello(11)], [tls12ServerHello()], { fin: false });
+      return byDst(analyze(c), 8443);
+    };
+    const conn = (remote: { ip: string; port: number }) => ({ t: 'conn', proto: 'tcp', local: NODE, remote, role: 'client', pid: 100, tid: 100, comm: 'curl', via: 'tracepoint' });
+    expect(none((c) => { c.record(conn({ ip: '10.30.0.9', port: 1 })); c.record(conn({ ip: '10.30.0.8', port: 2 })); }).process).toBeNull();
+    expect(none((c) => {
+      c.record(conn(SERVICE));
+      tcpConversation(c, NODE, SERVICE, [hello(12)], [tls12ServerHello()], { fin: false });
+    }).process).toBeNull();
+    expect(none(() => undefined).process).toBeNull();
+  });
+
   it('no link: another random (however near), a first connection already closed, or one whose hello came long before', () => {
     const b = new CaptureBuilder();
     tcpConversation(b, POD, SVC, [hello(4)], [tls12ServerHello()], { fin: false });
