@@ -1077,6 +1077,83 @@ static uint64_t diag_inode(const struct tuple *t)
 	return 0;
 }
 
+/* A client socket with local end t's source (address and port) whose remote end is not t's destination: the
+ * socket of a connection that DNAT (OUTPUT: a Service address, a published port) sent elsewhere, the SYN's
+ * addresses being those after DNAT. Asks sock_diag for the sockets with that source port (a bytecode filter, so
+ * a busy node's other connections are not dumped); fills *sock (local end first) and returns its inode, else 0. */
+static uint64_t diag_dnat_inode(const struct tuple *t, struct tuple *sock)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+		struct nlattr bc_attr;
+		struct inet_diag_bc_op bc[4];
+	} req;
+	union {
+		char buf[8192];
+		struct nlmsghdr align;
+	} resp;
+	uint64_t found = 0;
+	size_t alen = t->family == AF_INET ? 4 : 16;
+	int fd, done = 0;
+	struct timeval tv = {0, 20000};
+
+	/* why its own socket: a dump's many replies must not mix with diag_inode's exact lookups */
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.nlh.nlmsg_seq = 1;
+	req.r.sdiag_family = (uint8_t)t->family;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	/* SYN_SENT (2) and ESTABLISHED (1): the SYN-ACK may have come back before this lookup */
+	req.r.idiag_states = (1u << 1) | (1u << 2);
+	req.bc_attr.nla_len = (uint16_t)(sizeof(req.bc_attr) + sizeof(req.bc));
+	req.bc_attr.nla_type = INET_DIAG_REQ_BYTECODE;
+	/* source port >= p, then <= p: each condition is an op and an op holding the port; a jump past the end rejects */
+	req.bc[0] = (struct inet_diag_bc_op){INET_DIAG_BC_S_GE, 8, 20};
+	req.bc[1] = (struct inet_diag_bc_op){0, 0, t->sport};
+	req.bc[2] = (struct inet_diag_bc_op){INET_DIAG_BC_S_LE, 8, 12};
+	req.bc[3] = (struct inet_diag_bc_op){0, 0, t->sport};
+	if (send(fd, &req, sizeof(req), 0) < 0) {
+		close(fd);
+		return 0;
+	}
+	while (!done) {
+		ssize_t n = recv(fd, &resp, sizeof(resp), 0);
+		struct nlmsghdr *h;
+
+		if (n <= 0)
+			break;
+		for (h = &resp.align; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			const struct inet_diag_msg *m;
+
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = 1;
+				break;
+			}
+			m = NLMSG_DATA(h);
+			if (found || ntohs(m->id.idiag_sport) != t->sport || memcmp(m->id.idiag_src, t->saddr, alen) ||
+			    (ntohs(m->id.idiag_dport) == t->dport && !memcmp(m->id.idiag_dst, t->daddr, alen)) || !m->idiag_inode)
+				continue;
+			memset(sock, 0, sizeof(*sock));
+			sock->family = t->family;
+			sock->proto = 6;
+			memcpy(sock->saddr, m->id.idiag_src, alen);
+			memcpy(sock->daddr, m->id.idiag_dst, alen);
+			sock->sport = t->sport;
+			sock->dport = ntohs(m->id.idiag_dport);
+			found = m->idiag_inode;
+		}
+	}
+	close(fd);
+	return found;
+}
+
 static uint32_t ino_pid_get(uint64_t ino)
 {
 	uint32_t h = (uint32_t)((ino * 0x9E3779B97F4A7C15ull) >> 40), i;
@@ -1224,6 +1301,17 @@ void proc_resolve_syns(void)
 		}
 		queries++;
 		ino = diag_inode(&it->t);
+		/* why: an outbound SYN whose addresses no socket has may be one DNAT rewrote (its socket names the
+		 * address before DNAT; the core joins the two by the client end); its conn CB names the socket's */
+		if (!ino && it->role == ROLE_CLIENT) {
+			struct tuple sock;
+			uint64_t nat = diag_dnat_inode(&it->t, &sock);
+
+			if (nat) {
+				ino = nat;
+				it->t = sock;
+			}
+		}
 		pid = ino ? ino_pid_get(ino) : 0;
 		if (ino && !pid) {
 			walk_recent_owners();
