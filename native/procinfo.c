@@ -973,6 +973,7 @@ void proc_scan(int with_tcp)
 struct syn_item {
 	struct tuple t; /* oriented local end first */
 	int role;
+	int dnat_tried; /* the lookup by client end was made (once: the socket is there while its SYN is new) */
 	uint64_t first_ns, next_ns;
 };
 
@@ -1012,6 +1013,27 @@ void proc_note_syn(const struct tuple *pkt, int dir)
 	}
 }
 
+/* A NETLINK_SOCK_DIAG socket whose reads give up after 20 ms; -1 on failure. */
+static int diag_open(void)
+{
+	struct timeval tv = {0, 20000};
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* The header and TCP request of a sock_diag query about t's family: `len` bytes in all, `flags` besides NLM_F_REQUEST. */
+static void diag_request(struct nlmsghdr *nlh, struct inet_diag_req_v2 *r, size_t len, uint16_t flags, const struct tuple *t)
+{
+	nlh->nlmsg_len = (uint32_t)len;
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	r->sdiag_family = (uint8_t)t->family;
+	r->sdiag_protocol = IPPROTO_TCP;
+}
+
 /* Exact socket lookup by tuple (NETLINK_SOCK_DIAG, inet_diag_req_v2 without NLM_F_DUMP). Returns the
  * socket's inode, 0 when there is none yet (or only a listener / TIME_WAIT socket without one). */
 static uint64_t diag_inode(const struct tuple *t)
@@ -1028,20 +1050,10 @@ static uint64_t diag_inode(const struct tuple *t)
 	ssize_t n;
 	size_t alen = t->family == AF_INET ? 4 : 16;
 
-	if (diag_fd < 0) {
-		struct timeval tv = {0, 20000};
-
-		diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-		if (diag_fd < 0)
-			return 0;
-		setsockopt(diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	}
+	if (diag_fd < 0 && (diag_fd = diag_open()) < 0)
+		return 0;
 	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST;
-	req.r.sdiag_family = (uint8_t)t->family;
-	req.r.sdiag_protocol = IPPROTO_TCP;
+	diag_request(&req.nlh, &req.r, sizeof(req), 0, t);
 	req.r.idiag_states = ~0u;
 	req.r.id.idiag_sport = htons(t->sport);
 	req.r.id.idiag_dport = htons(t->dport);
@@ -1095,21 +1107,15 @@ static uint64_t diag_dnat_inode(const struct tuple *t, struct tuple *sock)
 	} resp;
 	uint64_t found = 0;
 	size_t alen = t->family == AF_INET ? 4 : 16;
-	int fd, done = 0;
-	struct timeval tv = {0, 20000};
-
+	int done = 0;
 	/* why its own socket: a dump's many replies must not mix with diag_inode's exact lookups */
-	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int fd = diag_open();
+
 	if (fd < 0)
 		return 0;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	diag_request(&req.nlh, &req.r, sizeof(req), NLM_F_DUMP, t);
 	req.nlh.nlmsg_seq = 1;
-	req.r.sdiag_family = (uint8_t)t->family;
-	req.r.sdiag_protocol = IPPROTO_TCP;
 	/* SYN_SENT (2) and ESTABLISHED (1): the SYN-ACK may have come back before this lookup */
 	req.r.idiag_states = (1u << 1) | (1u << 2);
 	req.bc_attr.nla_len = (uint16_t)(sizeof(req.bc_attr) + sizeof(req.bc));
@@ -1303,10 +1309,11 @@ void proc_resolve_syns(void)
 		ino = diag_inode(&it->t);
 		/* why: an outbound SYN whose addresses no socket has may be one DNAT rewrote (its socket names the
 		 * address before DNAT; the core joins the two by the client end); its conn CB names the socket's */
-		if (!ino && it->role == ROLE_CLIENT) {
+		if (!ino && it->role == ROLE_CLIENT && !it->dnat_tried) {
 			struct tuple sock;
 			uint64_t nat = diag_dnat_inode(&it->t, &sock);
 
+			it->dnat_tried = 1;
 			if (nat) {
 				ino = nat;
 				it->t = sock;
