@@ -125,6 +125,12 @@ describe('one TLS session on two connections', () => {
     const [first, second] = analyze(early);
     expect([first!.dst.port, second!.dst.port]).toEqual([443, 8443]);
     expect([first!.tls!.sameSessionAs, second!.tls!.sameSessionAs]).toEqual([second!.id, first!.id]);
+    // a pod's connection whose veth was not captured (--iface on the uplink only): its conn record, from the pod's socket
+    const uplink = new CaptureBuilder();
+    uplink.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['127.0.0.1', NODE.ip] });
+    uplink.record({ t: 'conn', proto: 'tcp', local: POD, remote: SVC, role: 'client', pid: 300, tid: 300, comm: 'app', via: 'tracepoint' });
+    tcpConversation(uplink, POD, BACKEND, [hello(14)], [tls12ServerHello()], { fin: false });
+    expect(byDst(analyze(uplink), 8443).process).toMatchObject({ pid: 300, comm: 'app' });
     // no conn record from that end to elsewhere, two of them, or another connection's packets under its own addresses: no owner
     const none = (extra: (b: CaptureBuilder) => void): Flow => {
       const c = new CaptureBuilder();
