@@ -472,7 +472,7 @@ export class Analyzer {
   private readonly sessionLog: number[] = [];
   /** with a partition: a flow was linked to a leg whose tuple is another partition's (see crossesPartitions) */
   private crossed = false;
-  /** flows linked while others were resolved (dnatOwner), resolved before them: to be resolved again */
+  /** flows linked while others were resolved (dnatOwner): to be resolved again (see fresh) */
   private readonly relinked: FlowState[] = [];
   private readonly firstBytes = new FirstBytes();
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
@@ -1665,6 +1665,9 @@ export class Analyzer {
       fs.resolvedAt = fs.version;
       fs.resolvedMeta = this.metaVersion;
     }
+    // (a leg this flow was linked to while it was resolved (dnatOwner), which a pass may have resolved before it:
+    // its verdicts and its link, again, whichever pass this is: flows(), tlsFlows(), resolved())
+    while (this.relinked.length > 0) this.fresh(this.relinked.pop()!);
     return fs.flow;
   }
 
@@ -1685,8 +1688,6 @@ export class Analyzer {
   flows(): Flow[] {
     const out: Flow[] = new Array<Flow>(this.states.length);
     for (let i = 0; i < this.states.length; i++) out[i] = this.fresh(this.states[i]!);
-    // (a leg linked while a later flow was resolved: its verdicts and its link, again)
-    while (this.relinked.length > 0) this.fresh(this.relinked.pop()!);
     return out;
   }
 

@@ -125,6 +125,11 @@ describe('one TLS session on two connections', () => {
     const [first, second] = analyze(early);
     expect([first!.dst.port, second!.dst.port]).toEqual([443, 8443]);
     expect([first!.tls!.sameSessionAs, second!.tls!.sameSessionAs]).toEqual([second!.id, first!.id]);
+    // ...whichever pass resolves them (the libraries breakdown's, of the TLS flows only)
+    const a = new Analyzer();
+    const feed = a.stream('n1');
+    for (const blk of parseBuffer(early.build())) feed(blk);
+    expect(a.tlsFlows().map((f) => f.tls!.sameSessionAs)).toEqual([second!.id, first!.id]);
     // a pod's connection whose veth was not captured (--iface on the uplink only): its conn record, from the pod's socket
     const uplink = new CaptureBuilder();
     uplink.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['127.0.0.1', NODE.ip] });
