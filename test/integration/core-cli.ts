@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Flow } from '../../src/model/flow.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -49,4 +50,23 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ 
   const r = startCli(args, env);
   const code = await r.exited;
   return { code, stdout: r.stdout(), stderr: r.stderr() };
+}
+
+/**
+ * `tapscope capture --mode MODE --duration SECONDS` of a lab's node namespace into DIR/FILE (its session store in
+ * DIR/home), resolved once the CLI says it captures; `env` serves the commands that read the capture after.
+ */
+export async function captureLab(lab: { nodeNs: string }, dir: string, file: string, mode: string, seconds: number): Promise<{ cap: CliRun; out: string; env: NodeJS.ProcessEnv }> {
+  const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+  const out = join(dir, file);
+  const cap = startCli(['capture', '--mode', mode, '--duration', String(seconds), '--out', out], env);
+  await cap.waitFor(': capturing');
+  return { cap, out, env };
+}
+
+/** `tapscope flows FILE --json` (with `--filter` when given) as flows; throws with its error output unless it exits 0. */
+export async function flowsJson(file: string, env: NodeJS.ProcessEnv, filter?: string): Promise<Flow[]> {
+  const r = await runCli(['flows', file, '--json', ...(filter === undefined ? [] : ['--filter', filter])], env);
+  if (r.code !== 0) throw new Error(`tapscope flows exited ${r.code}: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow);
 }

@@ -4,15 +4,13 @@
 // connection is its database's, with its TLS hello fields (equal to tshark's, which dissects both upgrades), its
 // client library, the plaintext the hooks read, and who it logs in as (read from that plaintext).
 import { describe, it, expect } from 'vitest';
-import { join } from 'node:path';
 import { startPythonServer, tsharkHellos } from '../lib/lab.js';
 import { useTlsLab } from './tls-lab.js';
-import { runCli, startCli } from './core-cli.js';
-import type { Flow } from '../../src/model/flow.js';
+import { captureLab, flowsJson } from './core-cli.js';
 
 
 const SERVER = `
-import socket, ssl, struct, sys, threading
+import ssl, struct, sys
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 def recv_exact(c, n):
     b = b''
@@ -40,14 +38,6 @@ def mysql(c):
     hdr = recv_exact(t, 4); recv_exact(t, hdr[0] | hdr[1] << 8 | hdr[2] << 16)
     err = b'\\xff' + struct.pack('<H', 1045) + b'#28000' + b'tapscope lab says no'
     t.sendall(struct.pack('<I', len(err))[:3] + bytes([hdr[3] + 1]) + err); t.close()
-def serve(port, handle):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', port)); s.listen(8)
-    def loop():
-        while True:
-            c, _ = s.accept()
-            try: handle(c)
-            except Exception as e: print('server error', port, repr(e), flush=True)
-    threading.Thread(target=loop, daemon=True).start()
 serve(5432, postgres); serve(3306, mysql)
 print('ready', flush=True)
 sys.stdin.read()
@@ -59,10 +49,7 @@ describe('database clients over TLS', () => {
   it('are their database\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
     const server = await startPythonServer(t.lab, t.dir, 'server', SERVER, [t.ca.cert, t.ca.key]);
     try {
-      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
-      const out = join(t.dir, 'db.pcapng');
-      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
-      await cap.waitFor(': capturing');
+      const { cap, out, env } = await captureLab(t.lab, t.dir, 'db.pcapng', 'ebpf', 8);
       const pg = await t.lab.execIn(t.lab.nodeNs, 'psql', ['host=api.tapscope.test port=5432 user=lab dbname=orders sslmode=require connect_timeout=5', '-c', 'select 1'],
         { timeoutMs: 20_000, env: { ...process.env, PGPASSWORD: 'x' } });
       expect(pg.stderr, server.output()).toContain('tapscope lab says no');
@@ -70,15 +57,14 @@ describe('database clients over TLS', () => {
       expect(my.stderr, server.output()).toContain('tapscope lab says no');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
-      const flows = await runCli(['flows', out, '--json'], env);
-      expect(flows.code, flows.stderr).toBe(0);
-      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === t.lab.serverIp).map((f) => [f.dst.port, f]));
+      const flows = await flowsJson(out, env);
+      const byPort = new Map(flows.filter((f) => f.dst.ip === t.lab.serverIp).map((f) => [f.dst.port, f]));
       const ts = await tsharkHellos(out);
       const hellos = new Map(ts.map((h) => [h.port, h]));
       const logins = { 5432: { user: 'lab', database: 'orders', application: 'psql' }, 3306: { user: 'lab', database: 'shop', application: null } };
       for (const [port, app, sni] of [[5432, 'postgres', 'api.tapscope.test'], [3306, 'mysql', null]] as const) {
         const f = byPort.get(port);
-        expect(f, `${app}: ${flows.stdout}`).toBeDefined();
+        expect(f, `${app}: ${JSON.stringify(flows)}`).toBeDefined();
         expect(f!.app).toBe(app);
         const h = hellos.get(port);
         expect(h, `tshark's ClientHello on ${port}: ${JSON.stringify(ts)}`).toBeDefined();
@@ -91,8 +77,7 @@ describe('database clients over TLS', () => {
         expect(f!.db).toEqual(logins[port]);
       }
       // the filter language sees them as the databases they are
-      const q = await runCli(['flows', out, '--json', '--filter', 'app == "postgres" && tls.client.plaintext'], env);
-      expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port)).toEqual([5432]);
+      expect((await flowsJson(out, env, 'app == "postgres" && tls.client.plaintext')).map((f) => f.dst.port)).toEqual([5432]);
     } finally {
       server.stop();
     }

@@ -11,8 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, run, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
-import { runCli, startCli } from './core-cli.js';
-import type { Flow } from '../../src/model/flow.js';
+import { captureLab, flowsJson } from './core-cli.js';
 
 const SERVICE = '10.96.16.10';
 /** a service the node's own processes reach (DNAT in OUTPUT) */
@@ -69,21 +68,16 @@ describe('a pod\'s connection to a Service address, captured on the node before 
   it('is two flows linked as one TLS session; the leg after DNAT carries the client\'s verdict', async () => {
     const servers = await startHttpsServers(lab, [8443]);
     try {
-      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-      const out = join(dir, 'nat.pcapng');
-      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '5', '--out', out], env);
-      await cap.waitFor(': capturing');
+      const { cap, out, env } = await captureLab(lab, dir, 'nat.pcapng', 'ebpf', 5);
       const r = await run('ip', ['netns', 'exec', podNs, 'curl', '-sS', '--http1.1', '--cacert', servers.ca, '--connect-timeout', '5',
         '--resolve', `api.tapscope.test:443:${SERVICE}`, 'https://api.tapscope.test/through-the-service'], { timeoutMs: 20_000 });
       expect(r.code, r.stderr).toBe(0);
       expect(await cap.exited, cap.stderr()).toBe(0);
 
-      const flows = await runCli(['flows', out, '--json'], env);
-      expect(flows.code, flows.stderr).toBe(0);
-      const all = flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow);
+      const all = await flowsJson(out, env);
       const before = all.filter((f) => f.dst.ip === SERVICE);
       const after = all.filter((f) => f.dst.ip === lab.serverIp && f.dst.port === 8443);
-      expect([before.length, after.length], flows.stdout).toEqual([1, 1]);
+      expect([before.length, after.length], JSON.stringify(all)).toEqual([1, 1]);
       const [a, b] = [before[0]!, after[0]!];
       // the same client end on both legs: DNAT changed the destination only
       expect(b.src).toEqual(a.src);
@@ -102,8 +96,7 @@ describe('a pod\'s connection to a Service address, captured on the node before 
       expect(randoms.get(SERVICE), ts.stdout).toMatch(/^[0-9a-f]{64}$/);
       expect(randoms.get(lab.serverIp)).toBe(randoms.get(SERVICE));
 
-      const q = await runCli(['flows', out, '--json', '--filter', `tls.sameSessionAs == "${a.id}" && tls.client.plaintext`], env);
-      expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).id)).toEqual([b.id]);
+      expect((await flowsJson(out, env, `tls.sameSessionAs == "${a.id}" && tls.client.plaintext`)).map((f) => f.id)).toEqual([b.id]);
     } finally {
       await servers.stop();
     }
@@ -112,20 +105,15 @@ describe('a pod\'s connection to a Service address, captured on the node before 
   it.each(['ebpf', 'afpacket'])('the node\'s own connection to a Service address (DNAT in OUTPUT), %s mode: the wire\'s flow has the socket\'s process (and the hooks\' verdict)', async (mode) => {
     const servers = await startHttpsServers(lab, [8443]);
     try {
-      const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
-      const out = join(dir, `nat-out-${mode}.pcapng`);
-      const cap = startCli(['capture', '--mode', mode, '--duration', '5', '--out', out], env);
-      await cap.waitFor(': capturing');
+      const { cap, out, env } = await captureLab(lab, dir, `nat-out-${mode}.pcapng`, mode, 5);
       const r = await lab.execIn(lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '--connect-timeout', '5',
         '--resolve', `api.tapscope.test:443:${NODE_SERVICE}`, 'https://api.tapscope.test/from-the-node'], { timeoutMs: 20_000 });
       expect(r.code, r.stderr).toBe(0);
       expect(await cap.exited, cap.stderr()).toBe(0);
 
-      const flows = await runCli(['flows', out, '--json'], env);
-      expect(flows.code, flows.stderr).toBe(0);
-      const all = flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow);
+      const all = await flowsJson(out, env);
       const wire = all.filter((f) => f.dst.ip === lab.serverIp && f.dst.port === 8443);
-      expect(wire.length, flows.stdout).toBe(1);
+      expect(wire.length, JSON.stringify(all)).toBe(1);
       const w = wire[0]!;
       // (afpacket mode: its SYN's socket lookup, missing for the addresses after DNAT, found it by its client end)
       expect(w.process?.comm).toBe('curl');
@@ -137,7 +125,7 @@ describe('a pod\'s connection to a Service address, captured on the node before 
       }
       // the hooks name the socket's addresses (the service's); no packet carried them
       const socket = all.filter((f) => f.dst.ip === NODE_SERVICE);
-      expect(socket.length, flows.stdout).toBe(1);
+      expect(socket.length, JSON.stringify(all)).toBe(1);
       const s = socket[0]!;
       expect(s.seenBy).toBe('hook-only');
       expect(s.http.map((h) => h.path)).toEqual(['/from-the-node']);

@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, tsharkHellos, type Lab } from '../lib/lab.js';
 import { useTlsLab } from './tls-lab.js';
-import { runCli, startCli } from './core-cli.js';
+import { captureLab, flowsJson } from './core-cli.js';
 import type { Flow } from '../../src/model/flow.js';
 
 /** Runs HAProxy with `config` in namespace `ns` until it is stopped; resolves once every `ports` listens there. */
@@ -61,10 +61,7 @@ listen v1
   server s ${t.lab.serverIp}:8080 send-proxy
 `, [7001, 7002]);
     try {
-      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
-      const out = join(t.dir, 'proxied.pcapng');
-      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '6', '--out', out], env);
-      await cap.waitFor(': capturing');
+      const { cap, out, env } = await captureLab(t.lab, t.dir, 'proxied.pcapng', 'ebpf', 6);
       const curl = async (args: string[], want: string): Promise<void> => {
         const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', t.ca.ca, '--connect-timeout', '5', ...args], { timeoutMs: 20_000 });
         expect(r.code, `${args.join(' ')}: ${r.stderr} ${server.output()} ${relay.output()}`).toBe(0);
@@ -75,12 +72,10 @@ listen v1
       await curl(['http://127.0.0.1:7002/plain'], 'plain behind the proxy\n');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
-      const r = await runCli(['flows', out, '--json'], env);
-      expect(r.code, r.stderr).toBe(0);
-      const flows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow);
+      const flows = await flowsJson(out, env);
       const find = (what: string, p: (f: Flow) => boolean): Flow => {
         const found = flows.filter(p);
-        expect(found, `${what}: ${r.stdout}`).toHaveLength(1);
+        expect(found, `${what}: ${JSON.stringify(flows)}`).toHaveLength(1);
         return found[0]!;
       };
       const direct = find('curl --haproxy-protocol', (f) => f.dst.port === 8443 && f.src.ip === t.lab.nodeIp && f.proxy?.version === 1);
@@ -122,8 +117,7 @@ listen v1
       const hellos = (await tsharkHellos(out)).filter((h) => h.port === 8443).map((h) => [h.sni, h.ja3, h.full]).sort();
       expect(hellos).toEqual([direct, relayed].map((f) => [f.tls!.sni, f.tls!.ja3Hash, f.tls!.ja3]).sort());
 
-      const q = await runCli(['flows', out, '--json', '--filter', `proxy.src.ip == 127.0.0.1 && proxy.version == 2`], env);
-      expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).id)).toEqual([relayed.id]);
+      expect((await flowsJson(out, env, 'proxy.src.ip == 127.0.0.1 && proxy.version == 2')).map((f) => f.id)).toEqual([relayed.id]);
     } finally {
       relay.stop();
       server.stop();

@@ -5,17 +5,15 @@
 // fields (equal to tshark's, which dissects these upgrades too, except FTP's), its client library and the plaintext
 // the hooks read.
 import { describe, it, expect } from 'vitest';
-import { join } from 'node:path';
 import { startHttpsServers, startPythonServer, tsharkHellos } from '../lib/lab.js';
 import { useTlsLab } from './tls-lab.js';
-import { runCli, startCli } from './core-cli.js';
-import type { Flow } from '../../src/model/flow.js';
+import { captureLab, flowsJson } from './core-cli.js';
 
 
 // Each protocol: its greeting, its upgrade command, the answer to that, the answer to any other command before
 // it, and the refusal sent inside TLS.
 const SERVER = `
-import socket, ssl, sys, threading
+import socket, ssl, sys
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 P = {
   587: dict(tagged=False, greet='220 mail.tapscope.test ESMTP lab', up=('STARTTLS',), go='220 2.0.0 Ready to start TLS',
@@ -57,15 +55,8 @@ def handle(c, p):
     t = ctx.wrap_socket(c, server_side=True)
     print('tls', verb, t.recv(4096), flush=True)
     t.sendall((p['no'] + '\\r\\n').encode()); t.close()
-def serve(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', port)); s.listen(8)
-    def loop():
-        while True:
-            c, _ = s.accept()
-            try: ldap(c) if port == 389 else handle(c, P[port])
-            except Exception as e: print('server error', port, repr(e), flush=True)
-    threading.Thread(target=loop, daemon=True).start()
-for port in [*P, 389]: serve(port)
+for port in P: serve(port, lambda c, p=P[port]: handle(c, p))
+serve(389, ldap)
 print('ready', flush=True)
 sys.stdin.read()
 `;
@@ -76,10 +67,7 @@ describe('clients that switch to TLS in place', () => {
   it('are their protocol\'s flows, with TLS hello fields as tshark reads them, the client library and the plaintext', async () => {
     const server = await startPythonServer(t.lab, t.dir, 'server', SERVER, [t.ca.cert, t.ca.key]);
     try {
-      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
-      const out = join(t.dir, 'mail.pcapng');
-      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '8', '--out', out], env);
-      await cap.waitFor(': capturing');
+      const { cap, out, env } = await captureLab(t.lab, t.dir, 'mail.pcapng', 'ebpf', 8);
       const clients: [number, string, string[]][] = [
         [587, 'smtp', ['smtp://api.tapscope.test:587', '--mail-rcpt', 'ops@tapscope.test', '-T', '/dev/null']],
         [143, 'imap', ['imap://www.tapscope.test:143/INBOX', '-u', 'lab:x']],
@@ -97,15 +85,14 @@ describe('clients that switch to TLS in place', () => {
       expect(server.output().match(/^tls /gm)?.length, server.output()).toBe(clients.length + 1);
       expect(await cap.exited, cap.stderr()).toBe(0);
 
-      const flows = await runCli(['flows', out, '--json'], env);
-      expect(flows.code, flows.stderr).toBe(0);
-      const byPort = new Map(flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).filter((f) => f.dst.ip === t.lab.serverIp).map((f) => [f.dst.port, f]));
+      const flows = await flowsJson(out, env);
+      const byPort = new Map(flows.filter((f) => f.dst.ip === t.lab.serverIp).map((f) => [f.dst.port, f]));
       const ts = await tsharkHellos(out);
       const hellos = new Map(ts.map((h) => [h.port, h]));
       const names = { 587: 'api', 143: 'www', 110: 'a', 21: 'b' } as const;
       for (const [port, app] of clients) {
         const f = byPort.get(port);
-        expect(f, `${app}: ${flows.stdout}`).toBeDefined();
+        expect(f, `${app}: ${JSON.stringify(flows)}`).toBeDefined();
         expect(f!.app).toBe(app);
         expect(f!.tls?.sni).toBe(`${names[port as keyof typeof names]}.tapscope.test`);
         expect(f!.tls?.client).toMatchObject({ library: 'openssl', plaintext: true });
@@ -118,13 +105,12 @@ describe('clients that switch to TLS in place', () => {
       }
       // LDAP's StartTLS, by OpenLDAP's client library on GnuTLS
       const l = byPort.get(389);
-      expect(l, `ldap: ${flows.stdout}`).toBeDefined();
+      expect(l, `ldap: ${JSON.stringify(flows)}`).toBeDefined();
       expect(l!.app).toBe('ldap');
       expect(l!.tls?.sni).toBe('c.tapscope.test');
       expect(l!.tls?.client).toMatchObject({ library: 'gnutls', plaintext: true });
       expect(hellos.get(389), `tshark's ClientHello on 389: ${JSON.stringify(ts)}`).toMatchObject({ sni: 'c.tapscope.test', ja3: l!.tls!.ja3Hash, full: l!.tls!.ja3 });
-      const q = await runCli(['flows', out, '--json', '--filter', '(app == "smtp" || app == "imap") && tls.client.plaintext'], env);
-      expect(q.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Flow).dst.port).sort()).toEqual([143, 587]);
+      expect((await flowsJson(out, env, '(app == "smtp" || app == "imap") && tls.client.plaintext')).map((f) => f.dst.port).sort()).toEqual([143, 587]);
     } finally {
       server.stop();
     }
@@ -154,28 +140,22 @@ def handle(c):
     print('tunnel', target, flush=True)
     threading.Thread(target=pipe, args=(u, c), daemon=True).start()
     pipe(c, u)
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 3128)); s.listen(8)
+serve(3128, handle)
 print('ready', flush=True)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=handle, args=(c,), daemon=True).start()
+sys.stdin.read()
 `;
     const servers = await startHttpsServers(t.lab, [9443]);
     const proxy = await startPythonServer(t.lab, t.dir, 'proxy', PROXY);
     try {
-      const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
-      const out = join(t.dir, 'proxy.pcapng');
-      const cap = startCli(['capture', '--mode', 'ebpf', '--duration', '6', '--out', out], env);
-      await cap.waitFor(': capturing');
+      const { cap, out, env } = await captureLab(t.lab, t.dir, 'proxy.pcapng', 'ebpf', 6);
       const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, '-x', 'http://www.tapscope.test:3128', 'https://api.tapscope.test:9443/via-proxy'], { timeoutMs: 20_000 });
       expect(r.code, `${r.stderr} ${proxy.output()}`).toBe(0);
       expect(proxy.output()).toContain('tunnel api.tapscope.test:9443');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
-      const flows = await runCli(['flows', out, '--json'], env);
-      expect(flows.code, flows.stderr).toBe(0);
-      const f = flows.stdout.trim().split('\n').map((l) => JSON.parse(l) as Flow).find((x) => x.dst.port === 3128);
-      expect(f, flows.stdout).toBeDefined();
+      const flows = await flowsJson(out, env);
+      const f = flows.find((x) => x.dst.port === 3128);
+      expect(f, JSON.stringify(flows)).toBeDefined();
       expect(f!.app).toBe('http');
       expect(f!.http.map((h) => [h.method, h.path, h.status])).toEqual([['CONNECT', 'api.tapscope.test:9443', 200], ['GET', '/via-proxy', 200]]);
       expect(f!.tls?.sni).toBe('api.tapscope.test');

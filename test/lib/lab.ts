@@ -185,13 +185,27 @@ export async function makeTestCa(serverIp: string): Promise<{ dir: string; ca: s
   return { dir, ca, cert, key };
 }
 
+// What every test server script gets before its own lines: serve(port, handle) accepts on the port and calls
+// handle(connection) for each connection in turn, on a thread of its own, printing what a handler raised.
+const PY_SERVE = `import socket, threading
+def serve(port, handle):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', port)); s.listen(8)
+    def loop():
+        while True:
+            c, _ = s.accept()
+            try: handle(c)
+            except Exception as e: print('server error', port, repr(e), flush=True)
+    threading.Thread(target=loop, daemon=True).start()
+`;
+
 /**
  * Runs a Python script in the lab's server namespace (`python3 SCRIPT ...args`) until it prints "ready": a small
- * server of some protocol for a test. output() is what it printed since; stop() ends it.
+ * server of some protocol for a test, which may call serve(port, handle) (PY_SERVE). output() is what it printed
+ * since; stop() ends it.
  */
 export async function startPythonServer(lab: Lab, dir: string, name: string, script: string, args: string[] = []): Promise<{ output(): string; stop(): void }> {
   const file = join(dir, `${name}.py`);
-  await writeFile(file, script);
+  await writeFile(file, PY_SERVE + script);
   const child = lab.spawnIn(lab.serverNs, 'python3', [file, ...args]);
   let out = '';
   let err = '';
