@@ -16,6 +16,9 @@ PKGS=(
   postgresql-client mariadb-client-core
   # an LDAP client that switches to TLS in place (StartTLS): OpenLDAP's ldapsearch, on GnuTLS
   ldap-utils
+  # a NATS server (its clients start TLS after its INFO line) and SQL Server's client from FreeTDS (tsql, on GnuTLS:
+  # TLS inside TDS PRELOGIN packets)
+  nats-server freetds-bin
   # a load balancer that sends (and a service that takes) the PROXY protocol header
   haproxy
   # a Service's DNAT on a node, as kube-proxy's rules make it (nft)

@@ -164,11 +164,47 @@ export function mysqlLogin(buf: Buffer, at = 0): DbLogin | typeof INCOMPLETE | n
   return { user: u[0], database: db, application: null };
 }
 
-/** Who the client logs in as, from its stream's first bytes (after a Postgres SSLRequest answered 'N'). */
-export function dbLogin(app: DbApp, ch: Buffer): DbLogin | typeof INCOMPLETE | null {
-  if (app === 'postgres') {
-    const at = isSslRequest(ch) ? 8 : 0;
-    return postgresLogin(ch, at);
+const TDS_PRELOGIN = 0x12;
+const TDS_LOGIN7 = 0x10;
+/** LOGIN7's fixed part, up to and with the database's offset and length */
+const LOGIN7_FIXED = 72;
+
+/**
+ * SQL Server's LOGIN7 message in the TDS packet at `at` (after a PRELOGIN packet when there is one, as in plain TDS):
+ * its user, database and application name (UTF-16 strings at offsets from the message's start; the password's is
+ * never read). A string past the packet (a login longer than one packet) is not read.
+ */
+export function tdsLogin(buf: Buffer, at = 0): DbLogin | typeof INCOMPLETE | null {
+  let p = at;
+  if (buf[p] === TDS_PRELOGIN) {
+    if (buf.length - p < 8) return INCOMPLETE;
+    p += buf.readUInt16BE(p + 2);
   }
-  return app === 'mysql' ? mysqlLogin(ch) : null;
+  if (buf.length - p < 8) return INCOMPLETE;
+  if (buf[p] !== TDS_LOGIN7) return null;
+  const end = p + buf.readUInt16BE(p + 2);
+  const m = p + 8;
+  if (end < m + LOGIN7_FIXED) return null;
+  if (buf.length < m + LOGIN7_FIXED) return INCOMPLETE;
+  const str = (field: number): string | null | typeof INCOMPLETE => {
+    const start = m + buf.readUInt16LE(m + field);
+    const stop = start + 2 * buf.readUInt16LE(m + field + 2);
+    if (stop === start || stop > end) return null;
+    return stop > buf.length ? INCOMPLETE : buf.toString('utf16le', start, stop);
+  };
+  const user = str(40);
+  const application = str(48);
+  const database = str(68);
+  if (user === INCOMPLETE || application === INCOMPLETE || database === INCOMPLETE) return INCOMPLETE;
+  return { user, database, application };
+}
+
+/** Who the client logs in as, from its stream's first bytes (after a Postgres SSLRequest answered 'N'). */
+export function dbLogin(app: string, ch: Buffer): DbLogin | typeof INCOMPLETE | null {
+  switch (app) {
+    case 'postgres': return postgresLogin(ch, isSslRequest(ch) ? 8 : 0);
+    case 'mysql': return mysqlLogin(ch);
+    case 'mssql': return tdsLogin(ch);
+    default: return null;
+  }
 }

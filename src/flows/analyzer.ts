@@ -7,7 +7,7 @@ import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
-import { ldapPrelude, textPrelude, type UpgradeApp } from '../dissect/starttls.js';
+import { ldapPrelude, natsPrelude, tdsPrelude, textPrelude, xmppPrelude, type UpgradeApp, type UpgradePrelude } from '../dissect/starttls.js';
 import { endpointText } from '../util/ip.js';
 import { proxyHeader } from '../dissect/proxy-protocol.js';
 import { decideSide } from '../verdict/index.js';
@@ -57,6 +57,9 @@ export interface AnalyzerCounters {
 }
 
 type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | UpgradeApp | 'unknown';
+
+/** the databases whose login message names the user (and database), plain or decrypted */
+const LOGIN_APPS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'mssql']);
 
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
@@ -1008,6 +1011,7 @@ export class Analyzer {
         return;
       case 'postgres':
       case 'mysql':
+      case 'mssql':
         if (c2s) {
           dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
           this.readPlainLogin(fs);
@@ -1043,7 +1047,7 @@ export class Analyzer {
   /** A plain database connection's login, from the client's stream; its direction ends once it is read (or cannot be). */
   private readPlainLogin(fs: FlowState): void {
     const head = fs.c2s?.head ?? null;
-    const login = head && (fs.app === 'postgres' || fs.app === 'mysql') ? dbLogin(fs.app, head) : null;
+    const login = head && LOGIN_APPS.has(fs.app) ? dbLogin(fs.app, head) : null;
     if (login === INCOMPLETE && head!.length < this.opts.dissectLimit) return;
     if (login && login !== INCOMPLETE) fs.flow.db = login;
     this.stopDir(fs, true);
@@ -1061,17 +1065,15 @@ export class Analyzer {
     // (a banner's first bytes; "S" could also begin an HTTP method)
     if (ch.length < SSH_BANNER.length && SSH_BANNER.subarray(0, ch.length).equals(ch)) return;
     if (ch[0] === 0x16 && (ch.length < 2 || ch[1] === 0x03)) {
+      // (a NATS server's INFO line comes before the client's handshake)
+      const nats = natsPrelude(ch, sh);
+      if (nats) return this.prelude(fs, ch, sh, nats);
       if (ch.length >= 2) this.setApp(fs, 'tls');
       return;
     }
     // (before HTTP: a server that greets first is no HTTP server, and a client's first line could pass for a request's start)
-    const up = textPrelude(ch, sh) ?? ldapPrelude(ch, sh);
-    if (up === INCOMPLETE) return this.undecided(fs, ch, sh);
-    if (up) {
-      if (up.tls !== 'pending') return this.setPreludeApp(fs, up.app, up.tls);
-      fs.flow.app = up.app;
-      return this.undecided(fs, ch, sh, up.app);
-    }
+    const up = textPrelude(ch, sh) ?? ldapPrelude(ch, sh) ?? xmppPrelude(ch, sh) ?? natsPrelude(ch, sh) ?? tdsPrelude(ch, sh);
+    if (up) return this.prelude(fs, ch, sh, up);
     if (looksLikeHttp2(ch)) {
       if (ch.length >= 24) this.setApp(fs, 'http2');
       return;
@@ -1087,6 +1089,14 @@ export class Analyzer {
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
     this.setApp(fs, 'unknown');
+  }
+
+  /** A connection that began with a protocol that may switch to TLS in place: told, or waiting for more. */
+  private prelude(fs: FlowState, ch: Buffer, sh: Buffer | null, up: UpgradePrelude | typeof INCOMPLETE): void {
+    if (up === INCOMPLETE) return this.undecided(fs, ch, sh);
+    if (up.tls !== 'pending') return this.setPreludeApp(fs, up.app, up.tls);
+    fs.flow.app = up.app;
+    this.undecided(fs, ch, sh, up.app);
   }
 
   /**
@@ -1110,7 +1120,7 @@ export class Analyzer {
       fs.app = app;
       fs.flow.app = app;
       this.stopDir(fs, false);
-      if (app === 'postgres' || app === 'mysql') this.readPlainLogin(fs);
+      if (LOGIN_APPS.has(app)) this.readPlainLogin(fs);
       else this.stopDir(fs, true);
       return;
     }
@@ -1488,7 +1498,7 @@ export class Analyzer {
     const c2s = sideOf(f, src) === 'client';
     // a database's login, in the client's first decrypted message: whole in the client's write; the server reads it
     // in pieces (a length, then the rest), which are put together until it is
-    if (c2s && !x.loginDone && (f.app === 'postgres' || f.app === 'mysql')) {
+    if (c2s && !x.loginDone && LOGIN_APPS.has(f.app)) {
       const bytes = data.subarray(payloadStart, end);
       const whole = side === 'client' ? bytes : Buffer.concat(x.loginBuf ? [x.loginBuf, bytes] : [bytes]);
       const login = dbLogin(f.app, whole);

@@ -20,7 +20,12 @@ export function tlsStartText(f: Pick<Flow, 'app' | 'tls' | 'http'>): string | nu
   if (!f.tls) return null;
   switch (f.app) {
     case 'smtp':
-    case 'imap': return 'after STARTTLS';
+    case 'imap':
+    case 'nntp':
+    case 'sieve':
+    case 'xmpp': return 'after STARTTLS';
+    case 'nats': return "after the server's INFO";
+    case 'mssql': return 'inside TDS PRELOGIN packets';
     case 'pop3': return 'after STLS';
     case 'ftp': return 'after AUTH TLS';
     case 'ldap': return 'after StartTLS';

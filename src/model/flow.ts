@@ -11,9 +11,9 @@ export type VerdictSource = 'hook' | 'process' | 'fingerprint';
 /** Who a database connection logs in as (src/dissect/db-prelude.ts reads it). */
 export interface DbLogin {
   user: string | null;
-  /** Postgres: the database asked for (the user's name when none is); MySQL: the one given at login, else null */
+  /** Postgres: the database asked for (the user's name when none is); MySQL, SQL Server: the one given at login, else null */
   database: string | null;
-  /** Postgres' application_name, when the client sent one */
+  /** Postgres' application_name, SQL Server's application name, when the client sent one */
   application: string | null;
 }
 
@@ -134,7 +134,7 @@ export interface Flow {
   peerProcess?: ProcessRef | null;
   node: string;
   pod: PodRef | null;
-  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, postgres, mysql, redis, smtp, imap, pop3, ftp, ldap, unknown (postgres, mysql, smtp, imap, pop3, ftp and ldap may carry tls) */
+  /** Application protocol: tls, http, http2, grpc, dns, ssh, quic, postgres, mysql, redis, mssql, smtp, imap, pop3, ftp, nntp, sieve, ldap, xmpp, nats, unknown (all but redis from postgres on may carry tls) */
   app: string;
   tls: TlsInfo | null;
   http: HttpExchangeSummary[];
@@ -142,7 +142,7 @@ export interface Flow {
   httpOmitted?: number;
   /** DNS questions and answers (app 'dns'), capped per flow. */
   dns?: DnsSummary[];
-  /** Who a database connection (app postgres or mysql) logs in as, from its login message, plain or decrypted by the hooks. */
+  /** Who a database connection (app postgres, mysql or mssql) logs in as, from its login message, plain or decrypted by the hooks. */
   db?: DbLogin;
   /**
    * The PROXY protocol header the client sent first (a load balancer or proxy relaying TCP, HAProxy's protocol,

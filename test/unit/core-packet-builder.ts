@@ -213,3 +213,17 @@ export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: n
     b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x11 });
   }
 }
+
+/** A TDS packet: type, status end-of-message, length, packet id 1. */
+export function tds(type: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = type;
+  h[1] = 0x01;
+  h.writeUInt16BE(8 + payload.length, 2);
+  h[6] = 1;
+  return Buffer.concat([h, payload]);
+}
+/** A PRELOGIN message: VERSION (6 bytes) and ENCRYPTION options, then the terminator. */
+export function prelogin(encryption: number): Buffer {
+  return Buffer.from([0x00, 0, 11, 0, 6, 0x01, 0, 17, 0, 1, 0xff, 16, 0, 0x07, 0xd0, 0, 0, encryption]);
+}

@@ -4,7 +4,7 @@
 // an HTTP flow unknown.
 import { describe, it, expect } from 'vitest';
 import { conversationFlows } from './conversation-flows.js';
-import { fixtureClientHello, tls12ServerHello } from './core-packet-builder.js';
+import { fixtureClientHello, prelogin, tds, tls12ServerHello } from './core-packet-builder.js';
 
 const ldapStartTls = Buffer.from('301d02010177188016312e332e362e312e342e312e313436362e3230303337', 'hex');
 /** name, port, the client's first message, the server's answer, the app, and the server's greeting before it all */
@@ -18,6 +18,12 @@ const OPENINGS: [string, number, Buffer, Buffer, string, Buffer?][] = [
   ['redis', 6379, Buffer.from('*1\r\n$4\r\nPING\r\n'), Buffer.from('+PONG\r\n'), 'redis'],
   ['smtp', 587, Buffer.from('EHLO client.example\r\n'), Buffer.from('250-mx.example\r\n250 STARTTLS\r\n'), 'smtp', Buffer.from('220 mx.example ESMTP\r\n')],
   ['ftp', 21, Buffer.from('AUTH TLS\r\n'), Buffer.from('234 Proceed\r\n'), 'ftp', Buffer.from('220 lab ftp\r\n')],
+  ['nntp', 119, Buffer.concat([Buffer.from('STARTTLS\r\n'), fixtureClientHello()]), Buffer.concat([Buffer.from('382 go\r\n'), tls12ServerHello()]), 'nntp', Buffer.from('200 news ready\r\n')],
+  ['sieve', 4190, Buffer.concat([Buffer.from('STARTTLS\r\n'), fixtureClientHello()]), Buffer.concat([Buffer.from('OK "go"\r\n'), tls12ServerHello()]), 'sieve', Buffer.from('"IMPLEMENTATION" "lab"\r\n"STARTTLS"\r\nOK\r\n')],
+  ['xmpp', 5222, Buffer.concat([Buffer.from("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='a' version='1.0'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), fixtureClientHello()]),
+    Buffer.concat([Buffer.from("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features><proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), tls12ServerHello()]), 'xmpp'],
+  ['nats', 4222, fixtureClientHello(), tls12ServerHello(), 'nats', Buffer.from('INFO {"server_id":"N","tls_required":true}\r\n')],
+  ['mssql', 1433, Buffer.concat([tds(0x12, prelogin(1)), tds(0x12, fixtureClientHello())]), Buffer.concat([tds(0x04, prelogin(1)), tds(0x12, tls12ServerHello())]), 'mssql'],
 ];
 
 describe('the classifier, over every cut of the client\'s first message', () => {
