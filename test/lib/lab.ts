@@ -218,9 +218,12 @@ export async function startPythonServer(lab: Lab, dir: string, name: string, scr
   return { output: () => out, stop: () => { child.kill(); } };
 }
 
-/** The ClientHellos tshark reads in a capture, in order: destination port, SNI, JA3 hash and full JA3 string. */
-export async function tsharkHellos(file: string): Promise<{ port: number; sni: string; ja3: string; full: string }[]> {
-  const r = await run('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
+/**
+ * The ClientHellos tshark reads in a capture, in order: destination port, SNI, JA3 hash and full JA3 string.
+ * `options`: more tshark options before the filter, e.g. `-d tcp.port==P,tls` for a port tshark gives another protocol.
+ */
+export async function tsharkHellos(file: string, options: string[] = []): Promise<{ port: number; sni: string; ja3: string; full: string }[]> {
+  const r = await run('tshark', ['-r', file, ...options, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
     '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
   if (r.code !== 0) throw new Error(`tshark failed (${r.code}): ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')).map(([port, sni, ja3, full]) => ({ port: Number(port), sni: sni ?? '', ja3: ja3 ?? '', full: full ?? '' }));
