@@ -1430,6 +1430,17 @@ export class Analyzer {
   }
 
   /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
+  /** A decrypted record without its connection's addresses: its process's hooks read plaintext they could not place. */
+  private noteUnattributed(node: string, comments: readonly string[] | null): void {
+    const pid = Number(comments && tlsAttrsOf(comments)?.pid);
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    const m = this.meta(node);
+    if (m.unattributedTls.has(pid)) return;
+    m.unattributedTls.add(pid);
+    // (the verdicts of its flows change)
+    this.metaVersion++;
+  }
+
   private onTlsRecord(node: string, data: Buffer, start: number, end: number, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
     const pdu = readPduHead(data, start, end);
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
@@ -1438,6 +1449,8 @@ export class Analyzer {
     const dst = matched ? this.rec.dst : null;
     const srcKey = matched ? this.rec.srcKey : 0;
     const dstKey = matched ? this.rec.dstKey : 0;
+    // (every partition notes it: the verdicts of the process's flows, in any partition, say so)
+    if (!src || !dst) this.noteUnattributed(node, pdu === null ? null : comments);
     if (this.part && (src && dst ? partitionOf(srcKey, src.port, dstKey, dst.port, this.part.count) : 0) !== this.part.index) return null;
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }

@@ -122,6 +122,11 @@ export class NodeMeta {
   /** TCP connections a process of the node made ("localIp|localPort" -> the ends they were made to; not another namespace's) */
   private readonly connected = new Map<string, { ip: string; port: number; owner: ConnOwner }[]>();
   readonly hooks: HookRecord[] = [];
+  /**
+   * Processes (pid) whose hooks read plaintext they could not tie to a connection (records with no address tags:
+   * a memory-BIO call whose thread made no socket call to go by); their connections' verdicts say so.
+   */
+  readonly unattributedTls = new Set<number>();
   stats: NodeStats | null = null;
   /** Drops reported by ISBs (per interface, latest value). */
   readonly isbDrops = new Map<string, number>();
@@ -271,6 +276,7 @@ export class NodeMeta {
     return {
       library: tls?.library ?? null, via: tls?.via ?? 'maps', evidence: tls?.evidence ?? '', version: tls?.version ?? null,
       hooks, startedBeforeCapture: p.startedBeforeCapture, exited: !p.alive, readAtExec: p.readAtExec, exe: p.exe,
+      unattributedPlaintext: this.unattributedTls.has(pid),
     };
   }
 

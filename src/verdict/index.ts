@@ -25,6 +25,8 @@ export interface ProcessTlsEvidence {
   /** ...but its executable was read at its exec (proc record's readAt: "exec"): only its mapped libraries are unknown */
   readAtExec?: boolean;
   exe?: string | null;
+  /** its hooks read plaintext they could not tie to any connection (a memory-BIO library's call with nothing to go by) */
+  unattributedPlaintext?: boolean;
 }
 
 export interface SideInput {
@@ -154,11 +156,15 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
     return `the ${lib} hook (${late.path}) attached ${duration(late.delay)}${LATE_TAIL}` +
       'reads and writes made before then were not seen, and it saw none after — reconnect while capturing';
   }
+  if (p.unattributedPlaintext) return `${lib}${UNATTRIBUTED}`;
   if (p.startedBeforeCapture) {
     return `process started before capture and the hook saw no reads or writes on this connection; it was probably set up before the hook attached — restart the process or reconnect while capturing`;
   }
   return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
 }
+
+const UNATTRIBUTED = ' hook read plaintext in this process that it could not tie to a connection (a read or write through a memory BIO, ' +
+  'with no socket call of its thread to go by); this connection\'s may be among it, and is not shown rather than shown on a guess';
 
 /** The first of the attached hooks and how long after `at` it attached, when every one of them attached after `at`; else null. */
 function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: string; delay: number } | null {

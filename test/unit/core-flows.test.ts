@@ -397,6 +397,41 @@ describe('decrypted plaintext and process attribution', () => {
     expect(reasonWith(60, 'afpacket')).toMatch(/^capture ran in afpacket mode/);
   });
 
+  it('says when the process\'s hooks read plaintext they could not tie to a connection (memory BIO), in every partition', () => {
+    const ch = fixtureClientHello();
+    const other = { ip: '10.0.0.9', port: 40100 };
+    const build = (unplaced: boolean): Buffer => {
+      const b = new CaptureBuilder();
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto: BTF, ringbuf and uprobes available', hostname: 'node-1' });
+      b.record({ t: 'proc', pid: 600, ppid: 1, comm: 'python3', exe: '/usr/bin/python3', startedBeforeCapture: true, alive: true,
+        tls: { library: 'openssl', via: 'maps', evidence: '/usr/lib/x86_64-linux-gnu/libssl.so.3', version: '3' },
+        hooks: [{ library: 'openssl', path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', status: 'attached', reason: null }] });
+      for (const c of [client, other]) b.record({ t: 'conn', proto: 'tcp', local: c, remote: server, role: 'client', pid: 600, tid: 600, comm: 'python3', via: 'tracepoint' });
+      tcpConversation(b, client, server, [ch], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+      tcpConversation(b, other, server, [ch], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+      if (unplaced) b.tls(null, null, 'in', Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), { pid: 600, comm: 'python3', lib: 'openssl' });
+      return b.build();
+    };
+    const reasons = (buf: Buffer): (string | null | undefined)[] => analyze(buf).flows.map((f) => f.tls?.client?.reason);
+    expect(reasons(build(false))).toEqual(Array(2).fill(expect.stringMatching(/^process started before capture and the hook saw no reads or writes/)));
+    expect(reasons(build(true))).toEqual(Array(2).fill(expect.stringMatching(/^openssl hook read plaintext in this process that it could not tie to a connection \(a read or write through a memory BIO/)));
+    // live: the flows read before the record are read again after it
+    const live = new Analyzer();
+    const feed = live.stream('node-1');
+    const blocks = parseBuffer(build(true));
+    for (const blk of blocks.slice(0, -1)) feed(blk);
+    expect(live.flows()[0]!.tls?.client?.reason).toMatch(/^process started before capture/);
+    feed(blocks.at(-1)!);
+    expect(live.flows()[0]!.tls?.client?.reason).toMatch(/could not tie to a connection/);
+    // each partition of a threaded analysis sees the record (it has no addresses to partition it by)
+    for (let index = 0; index < 2; index++) {
+      const a = new Analyzer({ partition: { index, count: 2 } });
+      const feed = a.stream('node-1');
+      for (const blk of parseBuffer(build(true))) feed(blk);
+      for (const f of a.flows()) expect(f.tls?.client?.reason, `partition ${index}`).toMatch(/could not tie to a connection/);
+    }
+  });
+
   it("names the owning process's pod by its container id before the addresses (host-network pods share the node's IP)", () => {
     const b = new CaptureBuilder();
     b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
