@@ -1429,7 +1429,6 @@ export class Analyzer {
     return claimed !== null && claimed !== netns;
   }
 
-  /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
   /** A decrypted record without its connection's addresses: its process's hooks read plaintext they could not place. */
   private noteUnattributed(node: string, comments: readonly string[] | null): void {
     const pid = Number(comments && tlsAttrsOf(comments)?.pid);
@@ -1441,6 +1440,7 @@ export class Analyzer {
     this.metaVersion++;
   }
 
+  /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
   private onTlsRecord(node: string, data: Buffer, start: number, end: number, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
     const pdu = readPduHead(data, start, end);
     const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
