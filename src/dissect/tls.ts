@@ -580,3 +580,42 @@ const CIPHERS: Record<number, string> = {
 export function cipherName(c: number): string {
   return CIPHERS[c] ?? (isGrease(c) ? `GREASE (0x${hex4(c)})` : `0x${hex4(c)}`);
 }
+
+// ---- TLS taken up in the middle (the capture began after the handshake) ----
+
+/** the longest record a peer may send: TLS 1.2's ciphertext bound (2^14 + 2048 bytes) */
+const MAX_RECORD = 16384 + 2048;
+const RECORD_HEADER = 5;
+
+/** The length (header included) of the record whose header is at `at`, when one plausibly is (types 20-23, TLS 1.0-1.3); else 0. */
+function recordAt(buf: Buffer, at: number): number {
+  const type = buf[at]!;
+  if (type < 0x14 || type > 0x17 || buf[at + 1] !== 3) return 0;
+  const minor = buf[at + 2]!;
+  const len = (buf[at + 3]! << 8) | buf[at + 4]!;
+  return minor >= 1 && minor <= 4 && len > 0 && len <= MAX_RECORD ? RECORD_HEADER + len : 0;
+}
+
+/**
+ * Where TLS records begin in the bytes of a connection taken up in the middle, as a capture that began after its
+ * handshake takes it up: the first offset from which record headers, of one version, follow each other to the end of
+ * `buf` (the last record may be cut off there). Taken up inside a record, the first whole one starts later: from an
+ * offset other than 0 at least two headers must chain (a chance match of 2 × 5 bytes of ciphertext is then as good
+ * as impossible). -1: none (yet: a record may start past a first segment's bytes).
+ */
+export function midstreamRecords(buf: Buffer): number {
+  const last = Math.min(buf.length - RECORD_HEADER, MAX_RECORD + RECORD_HEADER);
+  for (let at = 0; at <= last; at++) {
+    let p = at;
+    let n = 0;
+    while (p + RECORD_HEADER <= buf.length) {
+      const len = recordAt(buf, p);
+      if (len === 0 || buf[p + 2] !== buf[at + 2]) break;
+      p += len;
+      n++;
+    }
+    // (the chain ran to the end: past it, or into a header cut off there)
+    if (n >= (at === 0 ? 1 : 2) && p + RECORD_HEADER > buf.length) return at;
+  }
+  return -1;
+}

@@ -1,7 +1,7 @@
 // The flow table: pcapng blocks in (one or more node streams), Flow records out. Decodes packets, orients
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
-import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, type ClientHello, type ServerHello } from '../dissect/tls.js';
+import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, type ClientHello, type ServerHello } from '../dissect/tls.js';
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
@@ -60,6 +60,9 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'qui
 
 /** the databases whose login message names the user (and database), plain or decrypted */
 const LOGIN_APPS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'mssql']);
+
+/** bytes of a connection taken up in the middle to look through for its first whole TLS record: two of the longest */
+const MIDSTREAM_SCAN = 2 * (16384 + 2048 + 5);
 
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
@@ -1058,6 +1061,8 @@ export class Analyzer {
     const sh = fs.s2c?.head ?? null;
     if (sh && isSshBanner(sh)) return this.setApp(fs, 'ssh');
     if (!ch || ch.length === 0) {
+      // (a server's TLS records, its client silent so far, in a connection taken up in the middle)
+      if (sh && this.midstream(fs) && midstreamRecords(sh) >= 0) return this.setMidstreamTls(fs);
       if (!c2s && sh && sh.length >= this.opts.dissectLimit) this.setApp(fs, 'unknown');
       return;
     }
@@ -1088,7 +1093,34 @@ export class Analyzer {
     if (db === INCOMPLETE) return;
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
+    if (this.midstream(fs)) {
+      if (midstreamRecords(ch) >= 0 || (sh && midstreamRecords(sh) >= 0)) return this.setMidstreamTls(fs);
+      // (taken up inside a long record, the first whole one may begin past the bytes so far)
+      const limit = Math.min(this.opts.dissectLimit, MIDSTREAM_SCAN);
+      if (ch.length < limit && (sh?.length ?? 0) < limit) return;
+    }
     this.setApp(fs, 'unknown');
+  }
+
+  /** A TCP connection taken up in the middle: no SYN of it seen (it was open before the capture began). */
+  private midstream(fs: FlowState): boolean {
+    return fs.flow.transport === 'tcp' && (fs.tcpBits & (TCP_SEEN_SYN | TCP_SEEN_SYNACK)) === 0;
+  }
+
+  /**
+   * A connection taken up in the middle whose bytes are TLS records: TLS whose handshake came before the capture
+   * (no hello to read: no SNI, JA3/JA4 or cipher), its sides judged by their processes and hooks (`tls.midstream`).
+   * Without this, such a connection (a database pool's, a gRPC channel's, a sidecar's mTLS: long-lived) was
+   * "unknown", with no verdict at all.
+   */
+  private setMidstreamTls(fs: FlowState): void {
+    fs.app = 'tls';
+    fs.flow.app = 'tls';
+    fs.chDone = true;
+    fs.shDone = true;
+    this.ensureTls(fs).midstream = true;
+    this.stopDir(fs, true);
+    this.stopDir(fs, false);
   }
 
   /** A connection that began with a protocol that may switch to TLS in place: told, or waiting for more. */
@@ -1182,6 +1214,9 @@ export class Analyzer {
       if (r && r !== 'incomplete') {
         this.applyClientHello(fs, r);
         this.linkSession(fs, head);
+      } else if (r === null && this.midstream(fs)) {
+        // (a handshake record that is no ClientHello, taken up in the middle: a handshake the capture came into late)
+        this.ensureTls(fs).midstream = true;
       }
     } else if (!c2s && !fs.shDone) {
       const r = parseServerHello(head);
@@ -1646,8 +1681,9 @@ export class Analyzer {
     // (a client that sends a header naming itself, as curl --haproxy-protocol does, relays nothing)
     const named = f.proxy?.src;
     const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
-    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, ...where(f.src.ip) }, ctx);
-    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, ...where(f.dst.ip) }, ctx);
+    const midstream = f.tls!.midstream === true;
+    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, ...where(f.src.ip) }, ctx);
+    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, ...where(f.dst.ip) }, ctx);
     if (f.seenBy === 'hook-only') {
       // why copies: verdicts from the fingerprint alone are shared between flows
       const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);

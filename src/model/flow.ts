@@ -76,6 +76,12 @@ export interface TlsInfo {
    * verdict is the leg's that knows more (a hook's plaintext, the process).
    */
   sameSessionAs?: string;
+  /**
+   * True when the connection was taken up in the middle (open before the capture began) and its bytes are TLS
+   * records: its handshake was not seen, so no SNI, JA3/JA4, version or cipher; its sides are judged by their
+   * processes and hooks.
+   */
+  midstream?: boolean;
 }
 
 export interface HttpExchangeSummary {

@@ -50,6 +50,8 @@ export interface SideInput {
    * a proxy relaying that client's connection, and the TLS it carries is likely that client's
    */
   relayFor?: string | null;
+  /** the connection's TLS began before the capture: no ClientHello of it to fingerprint */
+  midstream?: boolean;
 }
 
 export interface CaptureContext {
@@ -180,6 +182,7 @@ function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: st
 const NOT_ON_NODE = { client: 'client process not on a captured node', server: 'server process not on a captured node' } as const;
 const SERVER_FROM_HELLO = "a server's library cannot be told from the ClientHello";
 const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; ${SERVER_FROM_HELLO}`;
+const MIDSTREAM_NO_HELLO = ', and its TLS handshake came before the capture began: no ClientHello to fingerprint';
 
 /**
  * Verdicts from the fingerprint alone (no process, no plaintext) by side and JA4: most flows of a capture get
@@ -195,7 +198,7 @@ const BY_FINGERPRINT_MAX = 4096;
  */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
   // (a local side's reason depends on the capture mode: not shared)
-  if (input.process || input.plaintextSeen || input.local || input.relayFor) return decide(side, input, ctx);
+  if (input.process || input.plaintextSeen || input.local || input.relayFor || input.midstream) return decide(side, input, ctx);
   const cache = BY_FINGERPRINT[side];
   const ja4 = side === 'client' ? input.ja4 : null;
   let v = cache.get(ja4);
@@ -241,7 +244,8 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   }
   let why = whereabouts;
   if (side === 'client') {
-    why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table` : ', and no ClientHello was seen';
+    why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table`
+      : input.midstream ? MIDSTREAM_NO_HELLO : ', and no ClientHello was seen';
   } else if (!p) {
     why = input.local ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
   }

@@ -1,7 +1,8 @@
 // UI: a connection from a load balancer that sent a PROXY protocol header: the detail names the client it relays for,
 // with the funnel that narrows the filter to that client, and the client side's verdict says whose TLS it is; the
 // Stream tab marks the header as on the wire, before TLS. And a TLS session seen on both legs of a NAT: each names the
-// other — in Chromium over web mode with the real CoreService.
+// other. And a TLS connection open before the capture: a TLS flow taken up in the middle — in Chromium over web mode with
+// the real CoreService.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +27,10 @@ beforeAll(async () => {
     tcpConversation(b, pod, { ip: '10.96.0.10', port: 443 }, [hello], [tls12ServerHello()], { fin: false });
     tcpConversation(b, pod, { ip: '10.9.7.2', port: 8443 }, [hello], [tls12ServerHello()], { fin: false });
     b.tls(pod, { ip: '10.96.0.10', port: 443 }, 'out', Buffer.from('GET /cart HTTP/1.1\r\nHost: cart\r\n\r\n'), { pid: 8, comm: 'curl', lib: 'openssl' });
+    // a connection open before the capture began: TLS records only, no SYN, no hello
+    const rec = (len: number): Buffer => Buffer.concat([Buffer.from([0x17, 0x03, 0x03, len >> 8, len & 0xff]), Buffer.alloc(len, 0x3c)]);
+    b.tcp({ src: '10.9.8.1', dst: '10.9.8.2', sport: 43001, dport: 5432, seq: 7000, ack: 9000, flags: 0x18, payload: Buffer.concat([rec(40), rec(40)]) });
+    b.tcp({ src: '10.9.8.2', dst: '10.9.8.1', sport: 5432, dport: 43001, seq: 9000, ack: 7090, flags: 0x18, payload: rec(300) });
     const file = join(home, 'proxied.pcapng');
     writeFileSync(file, b.build());
     return file;
@@ -61,7 +66,7 @@ describe('a connection behind a PROXY protocol header', () => {
     const { page } = app.ui;
     await page.getByTestId('filter').fill('');
     await page.getByTestId('filter').press('Enter');
-    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(4);
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(5);
     await page.getByTestId('flow-row').filter({ hasText: '10.9.7.2' }).click();
     await expect.poll(async () => ((await page.getByTestId('detail-same-session').textContent()) ?? '').replace(/\s+/g, ' ').trim(), { timeout: 10_000 })
       .toMatch(/^also carried by flow [0-9a-f]{16} the same ClientHello crossed both connections/);
@@ -70,6 +75,21 @@ describe('a connection behind a PROXY protocol header', () => {
     await page.getByTestId('detail-same-session').getByTestId('filter-on').click();
     await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(2);
     expect(await page.getByTestId('flow-row').allTextContents()).toEqual([expect.stringContaining('10.96.0.10'), expect.stringContaining('10.9.7.2')]);
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+
+  it('a TLS connection open before the capture: a TLS flow whose handshake came before it, and filters to such flows', async () => {
+    const { page } = app.ui;
+    await page.getByTestId('filter').fill('');
+    await page.getByTestId('filter').press('Enter');
+    await page.getByTestId('flow-row').filter({ hasText: '43001' }).click();
+    await expect.poll(async () => ((await page.getByTestId('detail-midstream').textContent()) ?? '').replace(/\s+/g, ' ').trim(), { timeout: 10_000 })
+      .toMatch(/^before the capture began the connection was open already and was taken up in the middle/);
+    expect(await page.getByTestId('detail-protocol').textContent()).toMatch(/TCP · tls/);
+    expect(await page.getByTestId('verdict-reason').first().textContent()).toMatch(/its TLS handshake came before the capture began: no ClientHello to fingerprint$/);
+    await page.getByTestId('detail-midstream').getByTestId('filter-on').click();
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(1);
+    expect(await page.getByTestId('filter').inputValue()).toBe('tls.midstream');
     expect(app.ui.pageErrors).toEqual([]);
   });
 });

@@ -15,6 +15,7 @@ function flow(extra: Partial<Flow> = {}): Flow {
       client: { library: 'java-jsse', via: 'process', confidence: 0.9, plaintext: false, reason: 'java-jsse has no hook', version: null },
       server: { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, reason: null, version: '3.0.19' },
       sameSessionAs: 'f9',
+      midstream: true,
     },
     http: [{ method: 'GET', host: 'api.test\nx', path: '/', status: 200 }],
     db: { user: 'app', database: 'ord"ers', application: null },
@@ -42,7 +43,8 @@ describe('filter terms of a flow', () => {
     }
     // what a flow lacks offers no term
     const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null, db: undefined, proxy: undefined }));
-    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy, bare.session]).toEqual([null, null, null, null, null, null, null, null, null, null]);
+    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy, bare.session, bare.midstream])
+      .toEqual(Array(11).fill(null));
     // a health check's header names no client
     expect(flowTerms(flow({ proxy: { version: 2, src: null, dst: null } })).proxy).toBeNull();
     // a login without a database named: its user

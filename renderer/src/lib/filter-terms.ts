@@ -26,6 +26,8 @@ export interface FlowTerms {
   proxy: string | null;
   /** this flow and the other leg of its TLS session */
   session: string | null;
+  /** TLS taken up in the middle (its handshake came before the capture) */
+  midstream: string | null;
 }
 
 /** An address as the filter language reads it: bare (IPv4 and IPv6 literals are words there). */
@@ -48,6 +50,7 @@ export function flowTerms(f: Flow): FlowTerms {
     db: f.db?.database ? `db.name == ${s(f.db.database)}` : f.db?.user ? `db.user == ${s(f.db.user)}` : null,
     proxy: f.proxy?.src ? `proxy.src.ip == ${ip(f.proxy.src.ip)}` : null,
     session: f.tls?.sameSessionAs ? `(id == ${s(f.id)} || id == ${s(f.tls.sameSessionAs)})` : null,
+    midstream: f.tls?.midstream ? 'tls.midstream' : null,
   };
 }
 
