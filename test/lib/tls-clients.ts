@@ -103,7 +103,9 @@ import java.security.cert.CertificateFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 
-// usage: java Client CA URL   (the URL's host must resolve to the server: the lab's hosts file does that)
+// usage: java Client CA URL [MORE]   (the URL's host must resolve to the server: the lab's hosts file does that)
+// With MORE, the client keeps its connection: after the first answer it prints "ready", then asks MORE + n (n = 2, 3,
+// ...) on the same connection for each line it reads, printing "done n" after each answer.
 public class Client {
   public static void main(String[] args) throws Exception {
     KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
@@ -119,6 +121,16 @@ public class Client {
     HttpRequest req = HttpRequest.newBuilder(URI.create(args[1])).header("User-Agent", "tapscope-lab-java").build();
     HttpResponse<String> resp = client.send(req, HttpResponse.BodyHandlers.ofString());
     System.out.print(resp.body());
+    if (args.length < 3) return;
+    System.out.println("ready");
+    System.out.flush();
+    java.io.BufferedReader lines = new java.io.BufferedReader(new java.io.InputStreamReader(System.in));
+    for (int n = 2; lines.readLine() != null; n++) {
+      HttpRequest more = HttpRequest.newBuilder(URI.create(args[2] + n)).header("User-Agent", "tapscope-lab-java").build();
+      System.out.print(client.send(more, HttpResponse.BodyHandlers.ofString()).body());
+      System.out.println("done " + n);
+      System.out.flush();
+    }
   }
 }
 `;
@@ -140,7 +152,7 @@ export async function buildGoClient(opts: { stripped?: boolean; arch?: 'amd64' |
 }
 
 export async function buildJavaClient(): Promise<string> {
-  const cls = await buildOnce('java-client', 'Client.class', async (dir) => {
+  const cls = await buildOnce('java-client-v2', 'Client.class', async (dir) => {
     await writeFile(join(dir, 'Client.java'), JAVA_CLIENT);
     const r = await run('javac', ['-d', dir, join(dir, 'Client.java')], { timeoutMs: 120_000 });
     if (r.code !== 0) throw new Error(`javac failed: ${r.stderr}`);
