@@ -6,9 +6,9 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { INCOMPLETE } from './db-prelude.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
-import type { Endpoint } from '../model/flow.js';
+import type { Endpoint, ProxiedFor } from '../model/flow.js';
 
-export interface ProxyHeader {
+export interface ProxyHeader extends Pick<ProxiedFor, 'authority' | 'alpn' | 'tls'> {
   version: 1 | 2;
   /**
    * The connection the proxy relays: its client (src) and the address it reached (dst); null when the header names
@@ -92,18 +92,77 @@ function v2(buf: Buffer): ProxyHeader | typeof INCOMPLETE | null {
   const addrLength = [0, 12, 36, 216][family]!;
   if (blockLength < addrLength) return null;
   if (buf.length < length) return INCOMPLETE;
-  if (command === 0 || family === 0 || family === 3) return { version: 2, src: null, dst: null, length };
+  const tlvs = v2Tlvs(buf, V2_FIXED + addrLength, length);
+  if (command === 0 || family === 0 || family === 3) return { version: 2, src: null, dst: null, length, ...tlvs };
   const a = V2_FIXED;
   if (family === 1) {
     return {
-      version: 2, length,
+      version: 2, length, ...tlvs,
       src: { ip: ipv4ToString(buf, a), port: buf.readUInt16BE(a + 8) },
       dst: { ip: ipv4ToString(buf, a + 4), port: buf.readUInt16BE(a + 10) },
     };
   }
   return {
-    version: 2, length,
+    version: 2, length, ...tlvs,
     src: { ip: ipv6ToString(buf, a), port: buf.readUInt16BE(a + 32) },
     dst: { ip: ipv6ToString(buf, a + 16), port: buf.readUInt16BE(a + 34) },
   };
+}
+
+const PP2_TYPE_ALPN = 0x01;
+const PP2_TYPE_AUTHORITY = 0x02;
+const PP2_TYPE_SSL = 0x20;
+const PP2_SUBTYPE_SSL_VERSION = 0x21;
+const PP2_SUBTYPE_SSL_CN = 0x22;
+const PP2_SUBTYPE_SSL_CIPHER = 0x23;
+/** PP2_TYPE_SSL's client field: the client connected over TLS */
+const PP2_CLIENT_SSL = 0x01;
+/** the longest value kept: a host name's (253), with room */
+const TLV_TEXT_MAX = 255;
+
+/** The TLVs in buf[at, end), each handed to `each` (type, value start, value end); false when they do not fit exactly. */
+function walkTlvs(buf: Buffer, at: number, end: number, each: (type: number, start: number, stop: number) => void): boolean {
+  while (at < end) {
+    if (at + 3 > end) return false;
+    const stop = at + 3 + buf.readUInt16BE(at + 1);
+    if (stop > end) return false;
+    each(buf[at]!, at + 3, stop);
+    at = stop;
+  }
+  return true;
+}
+
+/** Printable text (a host name, a protocol or cipher name), or null. */
+function tlvText(buf: Buffer, start: number, stop: number): string | null {
+  if (stop === start || stop - start > TLV_TEXT_MAX) return null;
+  for (let i = start; i < stop; i++) if (buf[i]! < 0x20 || buf[i]! > 0x7e) return null;
+  return buf.toString('latin1', start, stop);
+}
+
+/**
+ * What a v2 header's TLVs say of the relayed connection: the host name and application protocol the client asked for,
+ * and its TLS when the proxy ended it (PP2_TYPE_SSL with the client's SSL flag). TLVs that do not fit the header are
+ * not read (the header itself still is).
+ */
+function v2Tlvs(buf: Buffer, at: number, end: number): Pick<ProxyHeader, 'authority' | 'alpn' | 'tls'> {
+  const out: Pick<ProxyHeader, 'authority' | 'alpn' | 'tls'> = {};
+  const ok = walkTlvs(buf, at, end, (type, start, stop) => {
+    if (type === PP2_TYPE_AUTHORITY) {
+      const v = tlvText(buf, start, stop);
+      if (v) out.authority = v;
+    } else if (type === PP2_TYPE_ALPN) {
+      const v = tlvText(buf, start, stop);
+      if (v) out.alpn = v;
+    } else if (type === PP2_TYPE_SSL && stop - start >= 5 && buf[start]! & PP2_CLIENT_SSL) {
+      const tls: NonNullable<ProxyHeader['tls']> = { version: null, cipher: null, clientCertCn: null };
+      // (after the client flags and the 4-byte verify result: sub-TLVs)
+      walkTlvs(buf, start + 5, stop, (sub, s, e) => {
+        if (sub === PP2_SUBTYPE_SSL_VERSION) tls.version = tlvText(buf, s, e);
+        else if (sub === PP2_SUBTYPE_SSL_CIPHER) tls.cipher = tlvText(buf, s, e);
+        else if (sub === PP2_SUBTYPE_SSL_CN) tls.clientCertCn = buf.toString('utf8', s, e) || null;
+      });
+      out.tls = tls;
+    }
+  });
+  return ok ? out : {};
 }

@@ -603,9 +603,13 @@ function recordAt(buf: Buffer, at: number): number {
  * offset other than 0 at least two headers must chain (a chance match of 2 × 5 bytes of ciphertext is then as good
  * as impossible). -1: none (yet: a record may start past a first segment's bytes).
  */
-export function midstreamRecords(buf: Buffer): number {
+export function midstreamRecords(buf: Buffer, progress?: { from: number }): number {
   const last = Math.min(buf.length - RECORD_HEADER, MAX_RECORD + RECORD_HEADER);
-  for (let at = 0; at <= last; at++) {
+  // (with `progress`, the bytes grow between calls: an offset whose chain broke inside them is ruled out for good,
+  // and the next call resumes at the first one not ruled out, so a connection's bytes are looked through about once)
+  let open = -1;
+  let at = progress?.from ?? 0;
+  for (; at <= last; at++) {
     let p = at;
     let n = 0;
     while (p + RECORD_HEADER <= buf.length) {
@@ -615,7 +619,11 @@ export function midstreamRecords(buf: Buffer): number {
       n++;
     }
     // (the chain ran to the end: past it, or into a header cut off there)
-    if (n >= (at === 0 ? 1 : 2) && p + RECORD_HEADER > buf.length) return at;
+    if (p + RECORD_HEADER > buf.length) {
+      if (n >= (at === 0 ? 1 : 2)) return at;
+      if (open < 0) open = at;
+    }
   }
+  if (progress) progress.from = open >= 0 ? open : Math.max(at, progress.from);
   return -1;
 }

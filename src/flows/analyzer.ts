@@ -61,6 +61,12 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'qui
 /** the databases whose login message names the user (and database), plain or decrypted */
 const LOGIN_APPS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'mssql']);
 
+/** Where the look for TLS records in each direction of a connection taken up in the middle resumes (midstreamRecords). */
+function midstreamScan(fs: FlowState): { c: { from: number }; s: { from: number } } {
+  const x = extra(fs);
+  return (x.midstreamScan ??= { c: { from: 0 }, s: { from: 0 } });
+}
+
 /** bytes of a connection taken up in the middle to look through for its first whole TLS record: two of the longest */
 const MIDSTREAM_SCAN = 2 * (16384 + 2048 + 5);
 
@@ -160,6 +166,8 @@ interface FlowExtra {
   loginDone: boolean;
   /** the server's reads of it so far */
   loginBuf: Buffer | null;
+  /** a connection taken up in the middle: where the look for TLS records resumes in each direction */
+  midstreamScan?: { c: { from: number }; s: { from: number } };
 }
 
 /** How much a side verdict knows: its plaintext (a hook), its process's library, a fingerprint's library, nothing. */
@@ -1043,7 +1051,11 @@ export class Analyzer {
     }
     if (pending) fs.x!.proxyHead = null;
     if (h === null || h === INCOMPLETE) return buf;
-    fs.flow.proxy = { version: h.version, src: h.src, dst: h.dst };
+    const proxy: NonNullable<Flow['proxy']> = { version: h.version, src: h.src, dst: h.dst };
+    if (h.authority) proxy.authority = h.authority;
+    if (h.alpn) proxy.alpn = h.alpn;
+    if (h.tls) proxy.tls = h.tls;
+    fs.flow.proxy = proxy;
     return buf.subarray(h.length);
   }
 
@@ -1062,7 +1074,7 @@ export class Analyzer {
     if (sh && isSshBanner(sh)) return this.setApp(fs, 'ssh');
     if (!ch || ch.length === 0) {
       // (a server's TLS records, its client silent so far, in a connection taken up in the middle)
-      if (sh && this.midstream(fs) && midstreamRecords(sh) >= 0) return this.setMidstreamTls(fs);
+      if (sh && this.midstream(fs) && midstreamRecords(sh, midstreamScan(fs).s) >= 0) return this.setMidstreamTls(fs);
       if (!c2s && sh && sh.length >= this.opts.dissectLimit) this.setApp(fs, 'unknown');
       return;
     }
@@ -1094,7 +1106,8 @@ export class Analyzer {
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
     if (this.midstream(fs)) {
-      if (midstreamRecords(ch) >= 0 || (sh && midstreamRecords(sh) >= 0)) return this.setMidstreamTls(fs);
+      const scan = midstreamScan(fs);
+      if (midstreamRecords(ch, scan.c) >= 0 || (sh && midstreamRecords(sh, scan.s) >= 0)) return this.setMidstreamTls(fs);
       // (taken up inside a long record, the first whole one may begin past the bytes so far)
       const limit = Math.min(this.opts.dissectLimit, MIDSTREAM_SCAN);
       if (ch.length < limit && (sh?.length ?? 0) < limit) return;

@@ -27,6 +27,16 @@ export interface ProxiedFor {
   version: 1 | 2;
   src: Endpoint | null;
   dst: Endpoint | null;
+  /** v2's AUTHORITY: the host name the client asked the proxy for (its TLS SNI, or Host) */
+  authority?: string;
+  /** v2's ALPN: the application protocol the client and the proxy agreed on */
+  alpn?: string;
+  /**
+   * v2's SSL: the client reached the proxy over TLS, which ended there (the proxy terminated it: this connection
+   * carries it decrypted, or encrypted anew); its version and cipher, and the client certificate's common name, as
+   * the proxy tells them (each null when it does not)
+   */
+  tls?: { version: string | null; cipher: string | null; clientCertCn: string | null };
 }
 
 export interface ProcessRef {

@@ -1,5 +1,6 @@
 // Connections that begin with a PROXY protocol header, from real senders: curl's --haproxy-protocol (v1, before its
-// TLS) and HAProxy relaying TCP with send-proxy-v2 (before the TLS it relays) and send-proxy (before plain HTTP), to
+// TLS) and HAProxy relaying TCP with send-proxy-v2 (before the TLS it relays), send-proxy (before plain HTTP), and
+// send-proxy-v2 with its SSL and AUTHORITY TLVs after ending curl's TLS itself (before the decrypted HTTP), to
 // an HAProxy that accepts the header and answers itself (TLS on OpenSSL, and plain HTTP). Captured by `tapscope
 // capture` in eBPF mode, each such flow is TLS or HTTP with its header's client and address as tshark reads them,
 // its TLS hello fields as tshark reads them, the client's library and plaintext, and its requests; the relayed TLS is
@@ -59,7 +60,11 @@ listen v1
   mode tcp
   bind 127.0.0.1:7002
   server s ${t.lab.serverIp}:8080 send-proxy
-`, [7001, 7002]);
+listen terminating
+  mode tcp
+  bind 127.0.0.1:7003 ssl crt ${pem}
+  server s ${t.lab.serverIp}:8080 send-proxy-v2 proxy-v2-options ssl,ssl-cipher,authority
+`, [7001, 7002, 7003]);
     try {
       const { cap, out, env } = await captureLab(t.lab, t.dir, 'proxied.pcapng', 'ebpf', 6);
       const curl = async (args: string[], want: string): Promise<void> => {
@@ -70,6 +75,7 @@ listen v1
       await curl(['--haproxy-protocol', 'https://api.tapscope.test:8443/direct'], 'behind the proxy\n');
       await curl(['--connect-to', 'www.tapscope.test:7001:127.0.0.1:7001', 'https://www.tapscope.test:7001/relayed'], 'behind the proxy\n');
       await curl(['http://127.0.0.1:7002/plain'], 'plain behind the proxy\n');
+      await curl(['--connect-to', 'api.tapscope.test:7003:127.0.0.1:7003', 'https://api.tapscope.test:7003/terminated'], 'plain behind the proxy\n');
       expect(await cap.exited, cap.stderr()).toBe(0);
 
       const flows = await flowsJson(out, env);
@@ -82,7 +88,9 @@ listen v1
       const toRelay = find('curl to the relay', (f) => f.dst.port === 7001);
       const relayed = find('the relayed TLS', (f) => f.dst.port === 8443 && f.proxy?.version === 2);
       const plainIn = find('curl to the plain relay', (f) => f.dst.port === 7002);
-      const plain = find('the relayed HTTP', (f) => f.dst.port === 8080);
+      const plain = find('the relayed HTTP', (f) => f.dst.port === 8080 && f.proxy?.version === 1);
+      const toTerminator = find('curl to the terminating relay', (f) => f.dst.port === 7003);
+      const terminated = find('the HTTP the relay decrypted', (f) => f.dst.port === 8080 && f.proxy?.version === 2);
 
       // curl names its own connection
       expect(direct.proxy).toEqual({ version: 1, src: direct.src, dst: direct.dst });
@@ -105,6 +113,12 @@ listen v1
       expect(plain.proxy).toEqual({ version: 1, src: plainIn.src, dst: plainIn.dst });
       expect(plain.app).toBe('http');
       expect(plain.http.map((h) => [h.method, h.path, h.status])).toEqual([['GET', '/plain', 200]]);
+      // a relay that ends the client's TLS: its plain connection says what the client asked for and with what TLS
+      expect(terminated.proxy).toMatchObject({ version: 2, src: toTerminator.src, dst: toTerminator.dst, authority: 'api.tapscope.test', tls: { clientCertCn: null } });
+      expect(terminated.proxy?.tls?.version).toMatch(/^TLSv1\.[23]$/);
+      expect(terminated.proxy?.tls?.version).toBe(toTerminator.tls?.version?.replace('TLS ', 'TLSv'));
+      expect([terminated.app, terminated.tls, terminated.http.map((h) => h.path)]).toEqual(['http', null, ['/terminated']]);
+      expect(toTerminator.tls).toMatchObject({ sni: 'api.tapscope.test', client: { library: 'openssl', plaintext: true }, server: { library: 'openssl', plaintext: true } });
 
       // tshark reads the same headers and, after them, the same hellos (its PROXY dissector is a heuristic one: tried
       // first, else 8080's HTTP takes the header for a bad request)
@@ -112,12 +126,16 @@ listen v1
         '-e', 'proxy.src.ipv4', '-e', 'proxy.srcport', '-e', 'proxy.dst.ipv4', '-e', 'proxy.dstport']);
       expect(ts.code, ts.stderr).toBe(0);
       const headers = ts.stdout.trim().split('\n').map((l) => l.split('\t')).map(([sport, dport, sip, sp, dip, dp]) => `${sport}>${dport} ${sip}:${sp}>${dip}:${dp}`).sort();
-      const ours = [direct, relayed, plain].map((f) => `${f.src.port}>${f.dst.port} ${f.proxy!.src!.ip}:${f.proxy!.src!.port}>${f.proxy!.dst!.ip}:${f.proxy!.dst!.port}`).sort();
+      const ours = [direct, relayed, plain, terminated].map((f) => `${f.src.port}>${f.dst.port} ${f.proxy!.src!.ip}:${f.proxy!.src!.port}>${f.proxy!.dst!.ip}:${f.proxy!.dst!.port}`).sort();
       expect(headers).toEqual(ours);
       const hellos = (await tsharkHellos(out)).filter((h) => h.port === 8443).map((h) => [h.sni, h.ja3, h.full]).sort();
       expect(hellos).toEqual([direct, relayed].map((f) => [f.tls!.sni, f.tls!.ja3Hash, f.tls!.ja3]).sort());
 
-      expect((await flowsJson(out, env, 'proxy.src.ip == 127.0.0.1 && proxy.version == 2')).map((f) => f.id)).toEqual([relayed.id]);
+      expect((await flowsJson(out, env, 'proxy.src.ip == 127.0.0.1 && proxy.version == 2 && !proxy.tls')).map((f) => f.id)).toEqual([relayed.id]);
+      // the TLS the terminating relay ended, as tshark reads its SSL TLV
+      const tv = await run('tshark', ['-r', out, '-o', 'tcp.try_heuristic_first:TRUE', '-Y', 'proxy.v2.tlv.ssl.version', '-T', 'fields', '-e', 'proxy.v2.tlv.ssl.version', '-e', 'proxy.v2.tlv.ssl.cipher']);
+      expect(tv.stdout.trim()).toBe(`${terminated.proxy!.tls!.version}\t${terminated.proxy!.tls!.cipher}`);
+      expect((await flowsJson(out, env, 'proxy.tls && proxy.authority == "api.tapscope.test"')).map((f) => f.id)).toEqual([terminated.id]);
     } finally {
       relay.stop();
       server.stop();

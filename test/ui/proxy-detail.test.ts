@@ -1,8 +1,8 @@
 // UI: a connection from a load balancer that sent a PROXY protocol header: the detail names the client it relays for,
 // with the funnel that narrows the filter to that client, and the client side's verdict says whose TLS it is; the
-// Stream tab marks the header as on the wire, before TLS. And a TLS session seen on both legs of a NAT: each names the
-// other. And a TLS connection open before the capture: a TLS flow taken up in the middle — in Chromium over web mode with
-// the real CoreService.
+// Stream tab marks the header as on the wire, before TLS; a relay that ended its client's TLS says with what TLS. A
+// TLS session seen on both legs of a NAT: each names the other. And a TLS connection open before the capture: a TLS
+// flow taken up in the middle — in Chromium over web mode with the real CoreService.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,14 @@ beforeAll(async () => {
     tcpConversation(b, pod, { ip: '10.96.0.10', port: 443 }, [hello], [tls12ServerHello()], { fin: false });
     tcpConversation(b, pod, { ip: '10.9.7.2', port: 8443 }, [hello], [tls12ServerHello()], { fin: false });
     b.tls(pod, { ip: '10.96.0.10', port: 443 }, 'out', Buffer.from('GET /cart HTTP/1.1\r\nHost: cart\r\n\r\n'), { pid: 8, comm: 'curl', lib: 'openssl' });
+    // a relay that ended its client's TLS: a PROXY v2 header with the SSL and AUTHORITY TLVs, then plain HTTP
+    const tlv = (type: number, value: string): Buffer => Buffer.concat([Buffer.from([type, 0, value.length]), Buffer.from(value)]);
+    const ssl = Buffer.concat([Buffer.from([0x20, 0, 5 + 10 + 25, 0x01, 0, 0, 0, 0]), tlv(0x21, 'TLSv1.3'), tlv(0x23, 'TLS_AES_256_GCM_SHA384')]);
+    const tlvs = Buffer.concat([tlv(0x02, 'shop.example'), ssl]);
+    const addrs = Buffer.from([198, 51, 100, 9, 10, 9, 9, 2, 0xc8, 0x05, 0x01, 0xbb]);
+    const v2 = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, 0, addrs.length + tlvs.length]), addrs, tlvs]);
+    tcpConversation(b, { ip: '10.9.9.1', port: 44001 }, { ip: '10.9.9.2', port: 8080 }, [Buffer.concat([v2, Buffer.from('GET /cart HTTP/1.1\r\nHost: shop.example\r\n\r\n')])],
+      [Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')]);
     // a connection open before the capture began: TLS records only, no SYN, no hello
     const rec = (len: number): Buffer => Buffer.concat([Buffer.from([0x17, 0x03, 0x03, len >> 8, len & 0xff]), Buffer.alloc(len, 0x3c)]);
     b.tcp({ src: '10.9.8.1', dst: '10.9.8.2', sport: 43001, dport: 5432, seq: 7000, ack: 9000, flags: 0x18, payload: Buffer.concat([rec(40), rec(40)]) });
@@ -62,11 +70,22 @@ describe('a connection behind a PROXY protocol header', () => {
     expect(app.ui.pageErrors).toEqual([]);
   });
 
+  it('a relay that ended its client\'s TLS: says with what TLS, and what the client asked for', async () => {
+    const { page } = app.ui;
+    await page.getByTestId('filter').fill('');
+    await page.getByTestId('filter').press('Enter');
+    await page.getByTestId('flow-row').filter({ hasText: '44001' }).click();
+    await expect.poll(async () => ((await page.getByTestId('detail-proxy-asked').textContent()) ?? '').trim(), { timeout: 10_000 })
+      .toBe("its client's TLS (TLSv1.3, TLS_AES_256_GCM_SHA384) ended at the proxy; it asked for shop.example");
+    expect(((await page.getByTestId('detail-proxy').textContent()) ?? '').replace(/\s+/g, ' ')).toMatch(/^198\.51\.100\.9:51205 → 10\.9\.9\.2:443 /);
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+
   it('names the other leg of a TLS session seen twice (NAT), takes its client verdict, and filters to both legs', async () => {
     const { page } = app.ui;
     await page.getByTestId('filter').fill('');
     await page.getByTestId('filter').press('Enter');
-    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(5);
+    await expect.poll(() => page.getByTestId('flow-row').count(), { timeout: 10_000 }).toBe(6);
     await page.getByTestId('flow-row').filter({ hasText: '10.9.7.2' }).click();
     await expect.poll(async () => ((await page.getByTestId('detail-same-session').textContent()) ?? '').replace(/\s+/g, ' ').trim(), { timeout: 10_000 })
       .toMatch(/^also carried by flow [0-9a-f]{16} the same ClientHello crossed both connections/);

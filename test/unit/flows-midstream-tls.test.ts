@@ -128,6 +128,21 @@ describe('TLS taken up in the middle (the connection was open before the capture
     expect(midstreamRecords(Buffer.from([0x17, 0x03, 0x03, 0x48, 0x01]))).toBe(-1);
   });
 
+  it('midstreamRecords resumes where it left off as the bytes grow: each offset ruled out once, the same answer as at once', () => {
+    const noise = Buffer.alloc(30_000);
+    for (let i = 0; i < noise.length; i++) noise[i] = (i * 197 + (i >> 3)) & 0xff;
+    const progress = { from: 0 };
+    for (let n = 100; n <= noise.length; n += 100) expect(midstreamRecords(noise.subarray(0, n), progress)).toBe(-1);
+    // (offsets past the longest record are never a first record's start)
+    expect(progress.from).toBe(16384 + 2048 + 5 + 1);
+    for (const [bytes, want] of [[Buffer.concat([Buffer.alloc(11, 0x41), requests]), 11], [requests.subarray(65 + 38 + 700), 1200 + 5 - 700], [answers, 0]] as const) {
+      const p = { from: 0 };
+      let found = -1;
+      for (let n = 1; n <= bytes.length && found < 0; n++) found = midstreamRecords(bytes.subarray(0, n), p);
+      expect([found, midstreamRecords(bytes)]).toEqual([want, want]);
+    }
+  });
+
   it('the reason is not shared with flows whose hello was merely not seen (the verdicts kept per fingerprint)', () => {
     const ctx = { mode: null, modeReason: null };
     for (const order of [[true, false], [false, true]]) {

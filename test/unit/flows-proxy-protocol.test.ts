@@ -48,10 +48,47 @@ describe('reading a PROXY protocol header', () => {
     }
   });
 
-  it('v2: IPv4, IPv6 (canonical text), TLVs skipped, LOCAL, UNIX and unspecified addresses named as none', () => {
+  it('v2 TLVs: the authority and ALPN the client asked for, and its TLS the proxy ended (version, cipher, certificate CN)', () => {
+    const tlv = (type: number, value: Buffer | string): Buffer => {
+      const v = typeof value === 'string' ? Buffer.from(value) : value;
+      return Buffer.concat([Buffer.from([type, v.length >> 8, v.length & 0xff]), v]);
+    };
+    // PP2_TYPE_SSL: client flags (SSL, certificate on this connection), verify 0, then sub-TLVs
+    const ssl = (client: number, subs: Buffer[]): Buffer => tlv(0x20, Buffer.concat([Buffer.from([client, 0, 0, 0, 0]), ...subs]));
+    const terminated = Buffer.concat([
+      tlv(0x01, 'h2'), tlv(0x02, 'api.example'), tlv(0x04, Buffer.alloc(3)),
+      ssl(0x03, [tlv(0x21, 'TLSv1.3'), tlv(0x23, 'TLS_AES_256_GCM_SHA384'), tlv(0x22, 'büro client'), tlv(0x25, 'RSA2048')]),
+      // (AWS's: the VPC endpoint id)
+      tlv(0xea, Buffer.concat([Buffer.from([0x01]), Buffer.from('vpce-08d2bf15fac5001c9')])),
+    ]);
+    expect(proxyHeader(v2('tcp4', { tlvs: terminated }))).toMatchObject({
+      authority: 'api.example', alpn: 'h2', tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', clientCertCn: 'büro client' },
+    });
+    // the SSL TLV without the client's SSL flag (a plain client): no TLS; a health check's (LOCAL) keeps its TLVs
+    expect(proxyHeader(v2('tcp4', { tlvs: ssl(0x00, [tlv(0x21, 'TLSv1.3')]) }))).not.toHaveProperty('tls');
+    expect(proxyHeader(v2('tcp4', { command: 0, tlvs: tlv(0x02, 'health.example') }))).toMatchObject({ src: null, authority: 'health.example' });
+    // TLVs that do not fit the header, or text that is not text: not read; the header is
+    const cut = Buffer.concat([tlv(0x02, 'api.example'), Buffer.from([0x01, 0x00, 0x09, 0x68])]);
+    expect(proxyHeader(v2('tcp4', { tlvs: cut }))).toEqual({ version: 2, src: { ip: '198.51.100.7', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 }, length: 16 + 12 + cut.length });
+    expect(proxyHeader(v2('tcp4', { tlvs: tlv(0x02, 'a\nb') }))).not.toHaveProperty('authority');
+    expect(proxyHeader(v2('tcp4', { tlvs: ssl(0x01, [tlv(0x21, 'TLSv1.2')]) }))!).toMatchObject({ tls: { version: 'TLSv1.2', cipher: null, clientCertCn: null } });
+  });
+
+  it('a TLS-terminating proxy\'s plain connection says what the client asked for and its TLS; the filter names them', () => {
+    const tlv = (type: number, value: string): Buffer => Buffer.concat([Buffer.from([type, 0, value.length]), Buffer.from(value)]);
+    const ssl = Buffer.concat([Buffer.from([0x20, 0, 5 + 3 + 7 + 3 + 22, 0x01, 0, 0, 0, 0]), tlv(0x21, 'TLSv1.3'), tlv(0x23, 'TLS_AES_256_GCM_SHA384')]);
+    const [f] = flowsOf([{ port: 8080, c2s: [Buffer.concat([v2('tcp4', { tlvs: Buffer.concat([tlv(0x02, 'shop.example'), ssl]) }), Buffer.from('GET /cart HTTP/1.1\r\nHost: shop.example\r\n\r\n')])], s2c: ['HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'] }]);
+    expect(f!.app).toBe('http');
+    expect(f!.proxy).toEqual({ version: 2, src: { ip: '198.51.100.7', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 }, authority: 'shop.example', tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', clientCertCn: null } });
+    for (const [expr, want] of [['proxy.tls', true], ['proxy.tls.version == "TLSv1.3"', true], ['proxy.authority == "shop.example"', true], ['proxy.alpn', false], ['proxy.tls.cipher contains "CHACHA"', false]] as const) {
+      expect(compileFilter(expr)(f!), expr).toBe(want);
+    }
+  });
+
+  it('v2: IPv4, IPv6 (canonical text), TLVs read past, LOCAL, UNIX and unspecified addresses named as none', () => {
     const tlvs = Buffer.from([0x02, 0x00, 0x0b, ...Buffer.from('example.com'), 0x04, 0x00, 0x00]);
     expect(proxyHeader(Buffer.concat([v2('tcp4', { tlvs }), hello]))).toEqual({
-      version: 2, src: { ip: '198.51.100.7', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 }, length: 16 + 12 + tlvs.length,
+      version: 2, src: { ip: '198.51.100.7', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 }, length: 16 + 12 + tlvs.length, authority: 'example.com',
     });
     expect(proxyHeader(v2('tcp6'))).toEqual({ version: 2, src: { ip: '2001:db8::7', port: 51234 }, dst: { ip: '2001:db8::1:0', port: 443 }, length: 16 + 36 });
     expect(proxyHeader(v2('tcp4', { command: 0 }))).toEqual({ version: 2, src: null, dst: null, length: 28 });
