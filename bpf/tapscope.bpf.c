@@ -101,6 +101,15 @@ struct thread_state {
 
 #define PENDING_NS (100ull * 1000000ull)
 
+/* Processes that map a TLS library (or carry one, as node does), marked by user space as it hooks them: their
+ * threads get a thread_state at their first TCP socket read, not only at their first TLS call (see note_fd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} tls_procs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -439,8 +448,24 @@ static __always_inline void note_fd(int fd, int is_read)
 		return;
 	}
 	ts = bpf_map_lookup_elem(&threads, &id);
-	if (!ts)
+	if (!ts) {
+		struct thread_state fresh = {.last_rfd = -1};
+		struct file *f;
+
+		/* why: a memory-BIO read is tied to the TCP socket its thread read just before it, which a thread's state
+		 * keeps; made at the thread's first TLS call, it came after that call's socket read, and the first
+		 * decrypted read of every thread had no connection (a service's first request after the hooks attached).
+		 * A thread of a process that maps a TLS library gets it at its first TCP socket read instead. */
+		if (!is_read || !bpf_map_lookup_elem(&tls_procs, &tgid))
+			return;
+		f = fd_to_file(fd);
+		if (!f || file_to_tuple(f, &t) != 0 || t.proto != 6 /* IPPROTO_TCP */)
+			return;
+		fresh.last_rfd = fd;
+		fresh.tcp_file = (__u64)f;
+		bpf_map_update_elem(&threads, &id, &fresh, BPF_NOEXIST);
 		return;
+	}
 	if (is_read) {
 		struct file *f = fd_to_file(fd);
 

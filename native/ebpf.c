@@ -739,6 +739,16 @@ static const char *library_of_file(const char *lib, const char *path, char *vers
  * /proc/PID/root when that is NULL. Returns the hook library, or NULL when the file is none the helper hooks itself
  * (not a TLS library; JSSE; NSS's libnss3/libssl3, hooked in libnspr4); version gets the library's version (see
  * tls_library_refine). */
+/* A process that maps a TLS library (or carries one): its threads' socket reads are followed from their first (see
+ * the BPF note_fd), so a memory-BIO library's first decrypted read on a thread is tied to its connection too. */
+static void mark_tls_process(uint32_t pid)
+{
+	uint8_t one = 1;
+
+	if (skel && pid)
+		bpf_map__update_elem(skel->maps.tls_procs, &pid, sizeof(pid), &one, sizeof(one), BPF_ANY);
+}
+
 static const char *hook_library(uint32_t pid, const char *file, const char *open_path, char *version, int version_len)
 {
 	char root_path[EXEC_PATH_MAX + 600];
@@ -753,6 +763,7 @@ static const char *hook_library(uint32_t pid, const char *file, const char *open
 	}
 	lib = library_of_file(lib, open_path, version, version_len);
 	ebpf_hook_file(lib, file, open_path, pid);
+	mark_tls_process(pid);
 	return lib;
 }
 
@@ -828,8 +839,10 @@ static void hook_exe(const char *exe, const char *path, uint32_t pid, const stru
 {
 	struct elf_facts ef = *efp;
 
-	if (ef.exports_ssl_write)
+	if (ef.exports_ssl_write) {
 		ebpf_hook_file(ef.boringssl ? "boringssl" : "openssl", exe, path, pid);
+		mark_tls_process(pid);
+	}
 	else if (ef.go_tls)
 		ebpf_hook_file("go-crypto-tls", exe, path, pid);
 	else if (!strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe, "java"))

@@ -3,10 +3,11 @@
 // `tapscope capture` starts in eBPF mode and they ask twice more on it. Neither handshake is in the capture (tshark
 // reads application data on both connections and no ClientHello), yet each is a TLS flow taken up in the middle
 // (`tls.midstream`), not "unknown": the Python client's side is its hook's plaintext with its later requests, the
-// Java client's says JSSE has no hook, and the server's hook gives the Java connection's requests.
+// Java client's says JSSE has no hook, and the server's hook gives the Java connection's requests. And a Node server's
+// first request after the hooks attached (memory BIOs: tied by its thread's socket read) is on its connection.
 import { describe, it, expect } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
-import { run, startPythonServer } from '../lib/lab.js';
+import { run, startHttpsServers, startPythonServer } from '../lib/lab.js';
 import { buildJavaClient } from '../lib/tls-clients.js';
 import { useTlsLab } from './tls-lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
@@ -113,4 +114,23 @@ describe('TLS connections open before the capture began', () => {
       server.stop();
     }
   }, 180_000);
+
+  it('a Node HTTPS server started before the capture (memory BIOs): the first request after the hooks attached is tied to its connection', async () => {
+    const servers = await startHttpsServers(t.lab, [9443]);
+    try {
+      const { cap, out, env } = await captureLab(t.lab, t.dir, 'node-first.pcapng', 'ebpf', 3);
+      const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', '--http1.1', '--cacert', servers.ca, 'https://api.tapscope.test:9443/first-after-attach'], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(await cap.exited, cap.stderr()).toBe(0);
+      const f = (await flowsJson(out, env)).find((x) => x.dst.port === 9443);
+      // (node reads its socket through libuv, then the request out of a memory BIO: the read is tied to the socket its
+      // thread read just before)
+      expect(f?.tls?.server, JSON.stringify(f)).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+      expect(f?.process?.comm).toBe('curl');
+      expect(f?.peerProcess?.comm).toBe('node');
+      expect(f?.http.map((h) => [h.path, h.status])).toEqual([['/first-after-attach', 200]]);
+    } finally {
+      await servers.stop();
+    }
+  }, 120_000);
 });
