@@ -12,7 +12,7 @@ import { parseBuffer, readBlocks } from '../../src/pcapng/index.js';
 import type { PacketBlock } from '../../src/pcapng/types.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { analyzeFiles } from '../../src/flows/load.js';
-import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket, tcpConversation } from './core-packet-builder.js';
+import { CaptureBuilder, ethernet, fixtureClientHello, ipPacket, prelogin, tcpConversation, tds } from './core-packet-builder.js';
 import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
 
 const FIX = join(import.meta.dirname, '../fixtures/pcapng');
@@ -64,6 +64,18 @@ function mixedSection(startMs: number, node: string): Buffer {
   tcpConversation(b, { ip: '10.1.20.3', port: 41004 }, { ip: '10.2.0.1', port: 80 },
     [v2.subarray(0, 5), Buffer.concat([v2.subarray(5), Buffer.from('GET /lb HTTP/1.1\r\nHost: lb.test\r\n\r\n')])],
     [null, Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
+  // XMPP's <starttls/>, and SQL Server's hello inside a TDS PRELOGIN packet
+  const xmppOpen = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='c.test' version='1.0'>";
+  tcpConversation(b, { ip: '10.1.20.4', port: 41005 }, { ip: '10.2.0.6', port: 5222 },
+    [Buffer.from(xmppOpen), Buffer.concat([Buffer.from("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), ch])],
+    [Buffer.from(`${xmppOpen}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>`), Buffer.concat([Buffer.from("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), SERVER_HELLO])]);
+  tcpConversation(b, { ip: '10.1.20.4', port: 41006 }, { ip: '10.2.0.7', port: 1433 },
+    [tds(0x12, prelogin(1)), tds(0x12, ch)], [tds(0x04, prelogin(1)), tds(0x12, SERVER_HELLO)]);
+  // TLS taken up in the middle (no SYN: open before the capture), and a record its hook could not place
+  const rec = (n: number): Buffer => Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0, n]), Buffer.alloc(n, 0x61)]);
+  b.tcp({ src: '10.1.20.5', dst: '10.2.0.8', sport: 41007, dport: 6443, seq: 9000, ack: 5000, flags: 0x18, payload: Buffer.concat([rec(40), rec(30)]) });
+  b.tcp({ src: '10.2.0.8', dst: '10.1.20.5', sport: 6443, dport: 41007, seq: 5000, ack: 9080, flags: 0x18, payload: rec(90) });
+  b.tls(null, null, 'in', Buffer.from('GET /unplaced HTTP/1.1\r\n\r\n'), { pid: 42, comm: 'curl', lib: 'openssl' });
   // out of order: the second segment first (the reassembler keeps a copy of it)
   const C = { src: '10.3.0.1', dst: '10.3.0.2', sport: 50000, dport: 8080 };
   const req = Buffer.from('POST /upload HTTP/1.1\r\nHost: ooo.test\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij');
@@ -165,6 +177,9 @@ describe('load fast path equals the full path', () => {
     // (and the flows behind a load balancer's PROXY header)
     const proxied = flows.filter((f) => (f as unknown as { proxy?: { version: number } }).proxy);
     expect(proxied.map((f) => [f.app, (f as unknown as { proxy: { version: number } }).proxy.version, f.tls?.sni ?? f.http.length])).toEqual(Array(2).fill([['tls', 1, 'localhost'], ['http', 2, 1]]).flat());
+    // (and XMPP's and SQL Server's upgrades, and TLS taken up in the middle)
+    expect(flows.filter((f) => f.app === 'xmpp' || f.app === 'mssql').map((f) => [f.app, f.tls?.sni])).toEqual(Array(2).fill([['xmpp', 'localhost'], ['mssql', 'localhost']]).flat());
+    expect(flows.filter((f) => (f.tls as { midstream?: boolean } | null)?.midstream).map((f) => f.dst.port)).toEqual([6443, 6443]);
     expect(new Set(flows.map((f) => f.node))).toEqual(new Set(['alpha', 'beta', 'local']));
     expect(flows.some((f) => f.dst.ip.includes(':'))).toBe(true);
     expect(flows.some((f) => f.tls?.client?.plaintext === true)).toBe(true);
