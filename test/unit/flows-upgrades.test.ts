@@ -169,6 +169,38 @@ describe('connections that switch to TLS in place: NNTP, ManageSieve, XMPP, NATS
     expect(tdsLogin(bad)).toEqual({ user: null, database: 'orders', application: 'orders-api' });
     expect(tdsLogin(tds(0x01, Buffer.alloc(100)))).toBeNull();
   });
+
+  it('fuzz smoke: every opening with bytes flipped, cut or repeated is classified without an error', () => {
+    const openings: [number, Buffer[], Buffer[]][] = [
+      [5222, [Buffer.from(XMPP_OPEN), cat(STARTTLS, hello)], [Buffer.from(XMPP_FEATURES), cat(PROCEED, serverHello())]],
+      [4222, [hello], [Buffer.from(NATS_INFO), serverHello()]],
+      [1433, [tds(PRELOGIN, prelogin(1)), tds(PRELOGIN, hello)], [tds(RESPONSE, prelogin(1)), tds(PRELOGIN, serverHello())]],
+      [4190, [cat('STARTTLS\r\n', hello)], [Buffer.from(SIEVE_GREETING), cat('OK "go"\r\n', serverHello())]],
+      [1433, [tds(PRELOGIN, prelogin(2)), login7({ host: 'h', user: 'u', password: 'p', app: 'a', server: 's', database: 'd' })], [tds(RESPONSE, prelogin(2))]],
+    ];
+    let seed = 0x5eed;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const mutate = (b: Buffer): Buffer => {
+      const m = Buffer.from(b);
+      const kind = rnd(4);
+      if (kind === 0) for (let k = 0; k < 1 + rnd(4); k++) m[rnd(m.length)] = rnd(256);
+      if (kind === 1) return m.subarray(0, rnd(m.length + 1));
+      if (kind === 2) return Buffer.concat([m.subarray(0, rnd(m.length)), m]);
+      return m;
+    };
+    const apps = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      const [port, c2s, s2c] = openings[i % openings.length]!;
+      // (the server's first segment first for the protocols whose server speaks first)
+      const serverFirst = port === 4222 || port === 4190;
+      const flows = conversationFlows([{ port, c2s: [...(serverFirst ? [null] : []), ...c2s.map(mutate)], s2c: s2c.map(mutate) }]);
+      expect(flows.length).toBeGreaterThan(0);
+      for (const f of flows) apps.add(f.app);
+    }
+    // (the mutations left some openings whole enough to be told, and spoiled others)
+    expect(apps).toContain('unknown');
+    for (const app of ['xmpp', 'nats', 'mssql', 'sieve']) expect(apps).toContain(app);
+  });
 });
 
 /** A LOGIN7 packet (TDS 7.4) with these strings; the password in plain UTF-16 (real clients scramble it). */
