@@ -1020,17 +1020,13 @@ export class Analyzer {
       case 'grpc':
         this.feedPlainHttp(fs, dir, chunk, ts);
         return;
-      case 'postgres':
-      case 'mysql':
-      case 'mssql':
-        if (c2s) {
+      default:
+        // (a plain database connection's login is read as the client's stream goes on)
+        if (c2s && LOGIN_APPS.has(fs.app)) {
           dir.head = appendCapped(dir.head, chunk, this.opts.dissectLimit);
           this.readPlainLogin(fs);
           return;
         }
-        this.stopDir(fs, c2s);
-        return;
-      default:
         this.stopDir(fs, c2s);
     }
   }
@@ -1903,9 +1899,10 @@ function sideOf(f: Flow, end: { ip: string; port: number }): Side {
   return f.src.ip === end.ip && f.src.port === end.port ? 'client' : 'server';
 }
 
-/** An SSH identification string ("SSH-") starts the bytes: compared in place, no string per flow. */
+/** An SSH identification string's start (a first segment shorter than it may be one to come). */
 const SSH_BANNER = Buffer.from('SSH-');
 
+/** An SSH identification string ("SSH-") starts the bytes: compared in place, no string per flow. */
 function isSshBanner(b: Buffer): boolean {
   return b.length >= 4 && b[0] === 0x53 && b[1] === 0x53 && b[2] === 0x48 && b[3] === 0x2d;
 }

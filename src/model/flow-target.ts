@@ -1,7 +1,7 @@
 // What a flow reaches, in a word, for the tables (the CLI's SNI/HOST column, the app's): the TLS server name, else
 // the HTTP host, else the DNS name asked, else the database a login named ("orders as app"); and how its TLS began
 // when it did not begin with it (the flow detail's protocol line).
-import type { Flow } from './flow.js';
+import type { Flow, ProxiedFor } from './flow.js';
 
 export function flowTarget(f: Flow): string {
   return f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? (f.db ? dbText(f.db) : '');
@@ -34,4 +34,21 @@ export function tlsStartText(f: Pick<Flow, 'app' | 'tls' | 'http'>): string | nu
     case 'http': return f.http.some((h) => h.method === 'CONNECT') ? "through a proxy's CONNECT" : null;
     default: return null;
   }
+}
+
+/**
+ * What a PROXY v2 header's TLVs tell of the relayed client, for the flow detail: the TLS the proxy ended, the host and
+ * protocol it asked for ("its client's TLS (TLSv1.3, TLS_AES_256_GCM_SHA384) ended at the proxy; it asked for
+ * shop.example"); null when they tell none of it.
+ */
+export function proxiedText(p: ProxiedFor): string | null {
+  const parts: string[] = [];
+  if (p.tls) {
+    const how = [p.tls.version, p.tls.cipher].filter(Boolean).join(', ');
+    const cert = p.tls.clientCertCn ? `, with a client certificate for ${p.tls.clientCertCn}` : '';
+    parts.push(`its client's TLS${p.tls.version ? ` (${how})` : ''} ended at the proxy${cert}`);
+  }
+  if (p.authority) parts.push(`it asked for ${p.authority}`);
+  if (p.alpn) parts.push(`over ${p.alpn}`);
+  return parts.length > 0 ? parts.join('; ') : null;
 }

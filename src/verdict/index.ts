@@ -119,7 +119,9 @@ export function reasonGroup(reason: string): string {
 
 const RELAY_HEAD = 'this connection relays TLS for ';
 const RELAY_NAMED = '(its PROXY protocol header names that client)';
-const RELAY_FOR = /^this connection relays TLS for \S+ \(its PROXY protocol header names that client\)/;
+/** (the two, around the relayed client: built from them, so the words live in one place) */
+const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const RELAY_FOR = new RegExp(`^${literal(RELAY_HEAD)}\\S+ ${literal(RELAY_NAMED)}`);
 
 /** A duration in ms as a person reads it: 0.4 ms, 12 ms, 3.2 s. */
 function duration(ms: number): string {

@@ -8,6 +8,7 @@ import { proxyHeader } from '../../src/dissect/proxy-protocol.js';
 import { INCOMPLETE } from '../../src/dissect/db-prelude.js';
 import { tlsStartInPlace } from '../../src/dissect/starttls.js';
 import { compileFilter } from '../../src/filter/index.js';
+import { proxiedText } from '../../src/model/flow-target.js';
 import { fixtureClientHello, tls12ServerHello } from './core-packet-builder.js';
 
 const C = CLIENT;
@@ -80,6 +81,10 @@ describe('reading a PROXY protocol header', () => {
     const [f] = flowsOf([{ port: 8080, c2s: [Buffer.concat([v2('tcp4', { tlvs: Buffer.concat([tlv(0x02, 'shop.example'), ssl]) }), Buffer.from('GET /cart HTTP/1.1\r\nHost: shop.example\r\n\r\n')])], s2c: ['HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'] }]);
     expect(f!.app).toBe('http');
     expect(f!.proxy).toEqual({ version: 2, src: { ip: '198.51.100.7', port: 51234 }, dst: { ip: '203.0.113.10', port: 443 }, authority: 'shop.example', tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', clientCertCn: null } });
+    expect(proxiedText(f!.proxy!)).toBe("its client's TLS (TLSv1.3, TLS_AES_256_GCM_SHA384) ended at the proxy; it asked for shop.example");
+    expect(proxiedText({ version: 2, src: null, dst: null, alpn: 'h2', tls: { version: null, cipher: null, clientCertCn: 'ops' } }))
+      .toBe("its client's TLS ended at the proxy, with a client certificate for ops; over h2");
+    expect(proxiedText({ version: 1, src: null, dst: null })).toBeNull();
     for (const [expr, want] of [['proxy.tls', true], ['proxy.tls.version == "TLSv1.3"', true], ['proxy.authority == "shop.example"', true], ['proxy.alpn', false], ['proxy.tls.cipher contains "CHACHA"', false]] as const) {
       expect(compileFilter(expr)(f!), expr).toBe(want);
     }
