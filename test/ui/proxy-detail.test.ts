@@ -45,6 +45,14 @@ beforeAll(async () => {
   });
 });
 
+/** Every flow listed again (no filter), and the one whose row shows `text` selected. */
+async function selectRow(text: string): Promise<void> {
+  const { page } = app.ui;
+  await page.getByTestId('filter').fill('');
+  await page.getByTestId('filter').press('Enter');
+  await page.getByTestId('flow-row').filter({ hasText: text }).click();
+}
+
 afterAll(async () => {
   await app?.close();
 });
@@ -72,9 +80,7 @@ describe('a connection behind a PROXY protocol header', () => {
 
   it('a relay that ended its client\'s TLS: says with what TLS, and what the client asked for', async () => {
     const { page } = app.ui;
-    await page.getByTestId('filter').fill('');
-    await page.getByTestId('filter').press('Enter');
-    await page.getByTestId('flow-row').filter({ hasText: '44001' }).click();
+    await selectRow('44001');
     await expect.poll(async () => ((await page.getByTestId('detail-proxy-asked').textContent()) ?? '').trim(), { timeout: 10_000 })
       .toBe("its client's TLS (TLSv1.3, TLS_AES_256_GCM_SHA384) ended at the proxy; it asked for shop.example");
     expect(((await page.getByTestId('detail-proxy').textContent()) ?? '').replace(/\s+/g, ' ')).toMatch(/^198\.51\.100\.9:51205 → 10\.9\.9\.2:443 /);
@@ -99,9 +105,7 @@ describe('a connection behind a PROXY protocol header', () => {
 
   it('a TLS connection open before the capture: a TLS flow whose handshake came before it, and filters to such flows', async () => {
     const { page } = app.ui;
-    await page.getByTestId('filter').fill('');
-    await page.getByTestId('filter').press('Enter');
-    await page.getByTestId('flow-row').filter({ hasText: '43001' }).click();
+    await selectRow('43001');
     await expect.poll(async () => ((await page.getByTestId('detail-midstream').textContent()) ?? '').replace(/\s+/g, ' ').trim(), { timeout: 10_000 })
       .toMatch(/^before the capture began the connection was open already and was taken up in the middle/);
     expect(await page.getByTestId('detail-protocol').textContent()).toMatch(/TCP · tls/);
