@@ -1,0 +1,431 @@
+// TLS decryption with a key log: the NSS key log format (SSLKEYLOGFILE) that curl, Firefox, Chrome, Python's
+// ssl, Node's 'keylog' event, Go's KeyLogWriter, GnuTLS, NSS and rustls write, and that Wireshark reads
+// (tls.keylog_file, or a pcapng Decryption Secrets Block). With the secrets of a connection its TLS records are
+// decrypted here: TLS 1.3 (every suite but the CCM ones) and TLS 1.2's AEAD suites (AES-GCM, ChaCha20-Poly1305).
+// This is what gives plaintext for the libraries no hook reaches (Java's JSSE with a key log agent, rustls).
+//
+// Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3) and RFC 5246 §5, §6.2.3.3 with RFC 5288 and
+// RFC 7905 (TLS 1.2 AEAD).
+import { createDecipheriv, createHmac } from 'node:crypto';
+import { TapscopeError } from '../errors.js';
+
+/** The secrets a key log holds for one connection (by its ClientHello's random). */
+export interface ConnectionSecrets {
+  /** TLS 1.2 and below: the 48-byte master secret (CLIENT_RANDOM) */
+  master?: Buffer;
+  clientHandshake?: Buffer;
+  serverHandshake?: Buffer;
+  /** TLS 1.3 application traffic secrets (CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0) */
+  client0?: Buffer;
+  server0?: Buffer;
+}
+
+const LABELS: Record<string, keyof ConnectionSecrets | null> = {
+  CLIENT_RANDOM: 'master',
+  CLIENT_HANDSHAKE_TRAFFIC_SECRET: 'clientHandshake',
+  SERVER_HANDSHAKE_TRAFFIC_SECRET: 'serverHandshake',
+  CLIENT_TRAFFIC_SECRET_0: 'client0',
+  SERVER_TRAFFIC_SECRET_0: 'server0',
+  // (known, not needed to read application data)
+  EXPORTER_SECRET: null,
+  EARLY_EXPORTER_SECRET: null,
+  CLIENT_EARLY_TRAFFIC_SECRET: null,
+};
+
+const HEX = /^[0-9a-fA-F]+$/;
+
+/** A key log's secrets by client random; lines are added from files or from a capture's Decryption Secrets Blocks. */
+export class KeyLog {
+  private readonly byRandom = new Map<string, ConnectionSecrets>();
+  /** the lines that gave them, by client random (hex, lower case): what an export embeds for its flows */
+  private readonly linesOf = new Map<string, string[]>();
+  /** lines skipped: labels this reader has no use for (RSA premaster lines, unknown labels) */
+  skipped = 0;
+
+  /** Connections the log has secrets for. */
+  get size(): number {
+    return this.byRandom.size;
+  }
+
+  /**
+   * Adds the lines of a key log. `source` names it in errors. Comments (#) and blank lines are skipped, and so are
+   * lines with labels it does not use; a line with a known label whose values are not hex of the right length is an
+   * error (E_KEYLOG), with its line number: a key log cut or mangled in a copy would otherwise decrypt nothing, silently.
+   * Returns how many lines gave secrets.
+   */
+  add(text: string, source: string): number {
+    let used = 0;
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!.trim();
+      if (line === '' || line.startsWith('#')) continue;
+      const parts = line.split(/\s+/);
+      const label = parts[0]!;
+      if (!(label in LABELS)) {
+        this.skipped++;
+        continue;
+      }
+      const [, random, secret] = parts;
+      const secretLen = label === 'CLIENT_RANDOM' ? 48 : null;
+      if (parts.length !== 3 || !HEX.test(random!) || random!.length !== 64 || !HEX.test(secret!) || secret!.length % 2 !== 0 ||
+        (secretLen !== null ? secret!.length !== secretLen * 2 : ![64, 96].includes(secret!.length))) {
+        throw new TapscopeError('E_KEYLOG', `${source}: line ${i + 1} is not a key log line: "${label} <64 hex digits of the client random> <${secretLen !== null ? '96 hex digits of the master secret' : 'the secret in hex (32 or 48 bytes)'}>" expected`, { line: i + 1 });
+      }
+      const key = random!.toLowerCase();
+      const field = LABELS[label];
+      const known = this.linesOf.get(key);
+      if (known) known.push(line);
+      else this.linesOf.set(key, [line]);
+      used++;
+      if (field === null || field === undefined) continue;
+      let s = this.byRandom.get(key);
+      if (!s) this.byRandom.set(key, (s = {}));
+      s[field] = Buffer.from(secret!, 'hex');
+    }
+    return used;
+  }
+
+  /** The secrets for the connection whose ClientHello carried `random` (32 bytes). */
+  get(random: Buffer): ConnectionSecrets | undefined {
+    return this.byRandom.size === 0 ? undefined : this.byRandom.get(random.toString('hex'));
+  }
+
+  /** The key log lines of the connections with these client randoms (hex), as a key log file's text. */
+  linesFor(randoms: Iterable<string>): string {
+    const out: string[] = [];
+    for (const r of randoms) out.push(...(this.linesOf.get(r) ?? []));
+    return out.length === 0 ? '' : `${out.join('\n')}\n`;
+  }
+}
+
+type Aead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
+
+interface Suite {
+  name: string;
+  aead: Aead;
+  keyLen: number;
+  hash: 'sha256' | 'sha384';
+}
+
+const AES128 = { aead: 'aes-128-gcm', keyLen: 16, hash: 'sha256' } as const;
+const AES256 = { aead: 'aes-256-gcm', keyLen: 32, hash: 'sha384' } as const;
+const CHACHA = { aead: 'chacha20-poly1305', keyLen: 32, hash: 'sha256' } as const;
+
+/** The cipher suites this reader decrypts, by their code. */
+const SUITES = new Map<number, Suite>([
+  [0x1301, { name: 'TLS_AES_128_GCM_SHA256', ...AES128 }],
+  [0x1302, { name: 'TLS_AES_256_GCM_SHA384', ...AES256 }],
+  [0x1303, { name: 'TLS_CHACHA20_POLY1305_SHA256', ...CHACHA }],
+  [0xc02b, { name: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', ...AES128 }],
+  [0xc02f, { name: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', ...AES128 }],
+  [0x009c, { name: 'TLS_RSA_WITH_AES_128_GCM_SHA256', ...AES128 }],
+  [0x009e, { name: 'TLS_DHE_RSA_WITH_AES_128_GCM_SHA256', ...AES128 }],
+  [0xc02c, { name: 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384', ...AES256 }],
+  [0xc030, { name: 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384', ...AES256 }],
+  [0x009d, { name: 'TLS_RSA_WITH_AES_256_GCM_SHA384', ...AES256 }],
+  [0x009f, { name: 'TLS_DHE_RSA_WITH_AES_256_GCM_SHA384', ...AES256 }],
+  [0xcca8, { name: 'TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
+  [0xcca9, { name: 'TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
+  [0xccaa, { name: 'TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
+]);
+
+/** HKDF-Expand (RFC 5869 §2.3). */
+function hkdfExpand(hash: string, prk: Buffer, info: Buffer, length: number): Buffer {
+  const out: Buffer[] = [];
+  let t = Buffer.alloc(0);
+  for (let i = 1, n = 0; n < length; i++) {
+    t = createHmac(hash, prk).update(t).update(info).update(Buffer.of(i)).digest();
+    out.push(t);
+    n += t.length;
+  }
+  return Buffer.concat(out).subarray(0, length);
+}
+
+/** HKDF-Expand-Label (RFC 8446 §7.1), with an empty context. */
+export function expandLabel(hash: string, secret: Buffer, label: string, length: number): Buffer {
+  const full = Buffer.from(`tls13 ${label}`, 'latin1');
+  const info = Buffer.concat([Buffer.of(length >> 8, length & 0xff, full.length), full, Buffer.of(0)]);
+  return hkdfExpand(hash, secret, info, length);
+}
+
+/** The TLS 1.2 PRF (RFC 5246 §5): P_hash(secret, label + seed). */
+export function prf12(hash: string, secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
+  const s = Buffer.concat([Buffer.from(label, 'latin1'), seed]);
+  const out: Buffer[] = [];
+  let a = s;
+  for (let n = 0; n < length;) {
+    a = createHmac(hash, secret).update(a).digest();
+    const block = createHmac(hash, secret).update(a).update(s).digest();
+    out.push(block);
+    n += block.length;
+  }
+  return Buffer.concat(out).subarray(0, length);
+}
+
+/** One direction's record protection: its key, its IV (TLS 1.3: the whole nonce base; TLS 1.2 GCM: the 4-byte salt), its next sequence number. */
+interface Protection {
+  key: Buffer;
+  iv: Buffer;
+  seq: bigint;
+  /** TLS 1.3: the traffic secret the key and IV came from (a KeyUpdate derives the next from it) */
+  secret: Buffer | null;
+}
+
+function protection13(suite: Suite, secret: Buffer): Protection {
+  return { key: expandLabel(suite.hash, secret, 'key', suite.keyLen), iv: expandLabel(suite.hash, secret, 'iv', 12), seq: 0n, secret };
+}
+
+/** iv XOR the sequence number, left-padded to the IV's length (TLS 1.3; TLS 1.2 ChaCha20). */
+function xorNonce(iv: Buffer, seq: bigint): Buffer {
+  const n = Buffer.from(iv);
+  const s = Buffer.alloc(8);
+  s.writeBigUInt64BE(seq);
+  for (let i = 0; i < 8; i++) n[n.length - 8 + i]! ^= s[i]!;
+  return n;
+}
+
+/** AEAD open; null when the record does not authenticate under these keys. */
+function open(aead: Aead, key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
+  if (sealed.length < 16) return null;
+  const d = createDecipheriv(aead, key, nonce, { authTagLength: 16 } as never) as ReturnType<typeof createDecipheriv> & {
+    setAAD(b: Buffer, o?: { plaintextLength: number }): void; setAuthTag(b: Buffer): void;
+  };
+  d.setAAD(aad, { plaintextLength: sealed.length - 16 });
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  const head = d.update(sealed.subarray(0, sealed.length - 16));
+  try {
+    const tail = d.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch {
+    return null;
+  }
+}
+
+/** What a connection's handshake told: both randoms, the version and cipher suite the server chose. */
+export interface HandshakeParams {
+  clientRandom: Buffer;
+  serverRandom: Buffer;
+  /** the negotiated version (0x0304: TLS 1.3) */
+  version: number;
+  cipher: number;
+}
+
+/** A connection's record decryption: one per direction, made from its secrets and handshake. */
+export type DirectionKeys =
+  | { tls13: true; suite: Suite; app: Protection | null; handshake: Protection | null }
+  | { tls13: false; suite: Suite; protection: Protection };
+
+/**
+ * Both directions' keys from the secrets and the handshake; a string says why there are none (a person reads it:
+ * "the key log has no TLS 1.3 traffic secrets for it", "TLS_..._CBC_SHA: only AEAD suites are decrypted").
+ */
+export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams): { c2s: DirectionKeys; s2c: DirectionKeys } | string {
+  const suite = SUITES.get(hs.cipher);
+  if (!suite) return `its cipher suite (0x${hs.cipher.toString(16).padStart(4, '0')}) is not one decrypted here (AES-GCM and ChaCha20-Poly1305 suites are)`;
+  if (hs.version === 0x0304) {
+    if (!hs.cipher.toString(16).startsWith('130')) return `${suite.name} is no TLS 1.3 suite`;
+    if (!secrets.client0 && !secrets.server0) return 'the key log has no TLS 1.3 traffic secrets for it (CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0)';
+    const hashLen = suite.hash === 'sha384' ? 48 : 32;
+    for (const s of [secrets.client0, secrets.server0, secrets.clientHandshake, secrets.serverHandshake]) {
+      if (s && s.length !== hashLen) return `its secrets are ${s.length} bytes, not the ${hashLen} of ${suite.name}'s hash`;
+    }
+    const p = (s: Buffer | undefined): Protection | null => (s ? protection13(suite, s) : null);
+    return {
+      c2s: { tls13: true, suite, app: p(secrets.client0), handshake: p(secrets.clientHandshake) },
+      s2c: { tls13: true, suite, app: p(secrets.server0), handshake: p(secrets.serverHandshake) },
+    };
+  }
+  if (hs.version < 0x0303 || hs.version > 0x0303) return `TLS version 0x${hs.version.toString(16)} is not decrypted here (TLS 1.2 and 1.3 are)`;
+  if (hs.cipher >> 8 === 0x13) return `${suite.name} is no TLS 1.2 suite`;
+  if (!secrets.master) return 'the key log has no master secret for it (CLIENT_RANDOM)';
+  const ivLen = suite.aead === 'chacha20-poly1305' ? 12 : 4;
+  const block = prf12(suite.hash, secrets.master, 'key expansion', Buffer.concat([hs.serverRandom, hs.clientRandom]), 2 * suite.keyLen + 2 * ivLen);
+  const k = suite.keyLen;
+  return {
+    c2s: { tls13: false, suite, protection: { key: block.subarray(0, k), iv: block.subarray(2 * k, 2 * k + ivLen), seq: 0n, secret: null } },
+    s2c: { tls13: false, suite, protection: { key: block.subarray(k, 2 * k), iv: block.subarray(2 * k + ivLen, 2 * k + 2 * ivLen), seq: 0n, secret: null } },
+  };
+}
+
+const CT_CCS = 20;
+const CT_ALERT = 21;
+const CT_HANDSHAKE = 22;
+const CT_APPDATA = 23;
+const HS_KEY_UPDATE = 24;
+/** a record's largest ciphertext (RFC 8446 §5.2: 2^14 + 256) and then some for TLS 1.2's explicit nonce */
+const MAX_RECORD = (1 << 14) + 2048;
+/** TLS 1.3 records that may be the handshake's (keys not known to this log) before the application's first */
+const MAX_UNREAD_HANDSHAKE = 32;
+/** bytes kept while the server's hello (and so the keys) is not known yet */
+const MAX_WAITING = 256 * 1024;
+
+/** The plaintext of one direction's records, as they come; `failed` says why it stopped. */
+export class RecordDecryptor {
+  private keys: DirectionKeys | null = null;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** TLS 1.2: a ChangeCipherSpec was seen, the records after it are protected */
+  private protected12 = false;
+  private unread = 0;
+  /** application data records decrypted */
+  records = 0;
+  /** why decryption stopped */
+  private failure: string | null = null;
+  /** the direction's stream stopped being read (a gap, a limit): its records after that cannot be told */
+  private stopped = false;
+
+  constructor(private readonly onPlaintext: (data: Buffer) => void) {}
+
+  /**
+   * Why the direction's plaintext is not (or not all) here: decryption stopped, or (TLS 1.3) none of its protected
+   * records so far opened with the key log's secrets; null while it goes well.
+   */
+  get failed(): string | null {
+    if (this.failure !== null) return this.failure;
+    return this.unread > 0 ? `none of its ${this.unread} protected records opened with the key log's secrets (secrets of another connection, or altered)` : null;
+  }
+
+  /** The direction's keys, once both hellos are known: the records kept so far are read. */
+  setKeys(keys: DirectionKeys): void {
+    if (this.keys || this.failure) return;
+    this.keys = keys;
+    this.drain();
+  }
+
+  /** Stops for good, with the reason (the other direction's hello told no keys, a gap in the stream). */
+  fail(reason: string): void {
+    if (this.failure === null) this.failure = reason;
+    this.stopped = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  /** The direction's next bytes, from the start of its stream on. */
+  push(bytes: Buffer): void {
+    if (this.stopped || bytes.length === 0) return;
+    // (a copy: the chunk may be a view of the reader's buffer)
+    this.pending.push(Buffer.from(bytes));
+    this.pendingBytes += bytes.length;
+    if (!this.keys) {
+      if (this.pendingBytes > MAX_WAITING) this.fail(`its records came before the server's hello, more than ${MAX_WAITING >> 10} KiB`);
+      return;
+    }
+    this.drain();
+  }
+
+  private drain(): void {
+    if (this.pending.length === 0) return;
+    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    let at = 0;
+    while (!this.stopped && buf.length - at >= 5) {
+      const type = buf[at]!;
+      const len = buf.readUInt16BE(at + 3);
+      if (type < CT_CCS || type > CT_APPDATA || buf[at + 1] !== 3 || len > MAX_RECORD) {
+        this.fail(`its stream is not TLS records at byte ${at} of what was kept (record type ${type}, length ${len})`);
+        return;
+      }
+      if (buf.length - at < 5 + len) break;
+      this.record(type, buf.subarray(at, at + 5), buf.subarray(at + 5, at + 5 + len));
+      at += 5 + len;
+    }
+    if (this.stopped) return;
+    buf = buf.subarray(at);
+    this.pending = buf.length > 0 ? [buf] : [];
+    this.pendingBytes = buf.length;
+  }
+
+  private record(type: number, header: Buffer, body: Buffer): void {
+    const k = this.keys!;
+    if (k.tls13) {
+      // (hellos, the compatibility ChangeCipherSpec and plain alerts travel unprotected)
+      if (type !== CT_APPDATA) return;
+      if (this.unread >= 0) {
+        // the handshake's records come first, under keys of their own: the application's first record is the first
+        // that opens with the application keys at sequence 0 (an AEAD tag does not pass under the wrong key)
+        const app = k.app ? this.open13(k.app, header, body) : null;
+        if (app === null) {
+          const hs = k.handshake ? this.open13(k.handshake, header, body) : null;
+          if (hs !== null) { k.handshake!.seq++; return; }
+          if (!k.app) { this.fail('the key log has no traffic secret for this direction'); return; }
+          if (++this.unread > MAX_UNREAD_HANDSHAKE) this.fail(`none of its first ${MAX_UNREAD_HANDSHAKE} protected records opened with the key log's secrets (secrets of another connection, or altered)`);
+          // (the handshake's records are few: a direction whose records never open says so, see failed)
+          return;
+        }
+        this.unread = -1;
+        k.app!.seq++;
+        this.inner13(k, app);
+        return;
+      }
+      const plain = this.open13(k.app!, header, body);
+      if (plain === null) { this.fail(`record ${k.app!.seq} did not authenticate with the key log's secrets`); return; }
+      k.app!.seq++;
+      this.inner13(k, plain);
+      return;
+    }
+    if (type === CT_CCS) { this.protected12 = true; return; }
+    if (!this.protected12) return;
+    const p = k.protection;
+    const plain = this.open12(k.suite, p, type, header, body);
+    if (plain === null) { this.fail(`record ${p.seq} did not authenticate with the key log's master secret`); return; }
+    p.seq++;
+    if (type === CT_APPDATA && plain.length > 0) {
+      this.records++;
+      this.onPlaintext(plain);
+    }
+  }
+
+  private open13(p: Protection, header: Buffer, body: Buffer): Buffer | null {
+    return open(this.keys!.suite.aead, p.key, xorNonce(p.iv, p.seq), header, body);
+  }
+
+  /** TLS 1.3's inner plaintext: content, its type, zero padding. */
+  private inner13(k: Extract<DirectionKeys, { tls13: true }>, plain: Buffer): void {
+    let end = plain.length;
+    while (end > 0 && plain[end - 1] === 0) end--;
+    if (end === 0) { this.fail('a protected record held no content type'); return; }
+    const type = plain[end - 1]!;
+    const content = plain.subarray(0, end - 1);
+    if (type === CT_APPDATA) {
+      this.records++;
+      if (content.length > 0) this.onPlaintext(content);
+    } else if (type === CT_HANDSHAKE) {
+      // post-handshake messages: NewSessionTicket (skipped), KeyUpdate (the direction's next keys)
+      for (let at = 0; at + 4 <= content.length;) {
+        const len = content.readUIntBE(at + 1, 3);
+        if (content[at] === HS_KEY_UPDATE) {
+          const next = expandLabel(k.suite.hash, k.app!.secret!, 'traffic upd', k.app!.secret!.length);
+          k.app = protection13(k.suite, next);
+        }
+        at += 4 + len;
+      }
+    } else if (type !== CT_ALERT) {
+      this.fail(`a protected record held content type ${type}`);
+    }
+  }
+
+  private open12(suite: Suite, p: Protection, type: number, header: Buffer, body: Buffer): Buffer | null {
+    const explicit = suite.aead === 'chacha20-poly1305' ? 0 : 8;
+    if (body.length < explicit + 16) return null;
+    const nonce = explicit === 0 ? xorNonce(p.iv, p.seq) : Buffer.concat([p.iv, body.subarray(0, 8)]);
+    const aad = Buffer.alloc(13);
+    aad.writeBigUInt64BE(p.seq, 0);
+    aad[8] = type;
+    header.copy(aad, 9, 1, 3);
+    aad.writeUInt16BE(body.length - explicit - 16, 11);
+    return open(suite.aead, p.key, nonce, aad, body.subarray(explicit));
+  }
+}
+
+/**
+ * The random of the hello at the start of a direction's TLS stream (record header, handshake header, version, then
+ * the 32 random bytes); null when the stream does not begin with a ClientHello or ServerHello record that long.
+ */
+export function helloRandom(stream: Buffer): Buffer | null {
+  if (stream.length < 43 || stream[0] !== CT_HANDSHAKE || stream[1] !== 3 || (stream[5] !== 1 && stream[5] !== 2)) return null;
+  return Buffer.from(stream.subarray(11, 43));
+}
+
+/** A cipher suite's name when it is one this reader decrypts. */
+export function decryptableSuite(code: number): string | null {
+  return SUITES.get(code)?.name ?? null;
+}

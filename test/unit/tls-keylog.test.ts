@@ -1,0 +1,182 @@
+// The key log reader and TLS record decryption, on real OpenSSL connections (Python's ssl over memory BIOs: both
+// directions' bytes as they would cross the wire, and the client's SSLKEYLOGFILE lines).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { KeyLog, RecordDecryptor, connectionKeys, expandLabel, helloRandom, prf12 } from '../../src/dissect/tls-keylog.js';
+import { parseServerHello } from '../../src/dissect/tls.js';
+import { isTapscopeError } from '../../src/errors.js';
+
+const PAIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'tls-memory-pair.py');
+
+interface Pair { c2s: Buffer; s2c: Buffer; keylog: string; version: string; cipher: string; answers: string[] }
+
+let dir = '';
+function pair(version: '1.2' | '1.3', cipher: string): Pair {
+  const env = { ...process.env };
+  if (version === '1.3' && cipher !== '-') {
+    // (Python has no call to choose TLS 1.3's suite: OpenSSL's configuration does)
+    const conf = join(dir, `${cipher}.cnf`);
+    writeFileSync(conf, `openssl_conf = c\n[c]\nssl_conf = s\n[s]\nsystem_default = d\n[d]\nCiphersuites = ${cipher}\n`);
+    env.OPENSSL_CONF = conf;
+  }
+  const out = JSON.parse(execFileSync('python3', [PAIR, join(dir, 'cert.pem'), join(dir, 'key.pem'), version, version === '1.3' ? '-' : cipher], { env, encoding: 'utf8' })) as Record<string, unknown>;
+  return { ...out, c2s: Buffer.from(out.c2s as string, 'hex'), s2c: Buffer.from(out.s2c as string, 'hex') } as Pair;
+}
+
+/** Both directions decrypted with the pair's key log, fed in pieces of `piece` bytes (0: whole). */
+function decrypt(p: Pair, keylogText = p.keylog, piece = 0): { c2s: string; s2c: string; dc: RecordDecryptor; ds: RecordDecryptor; keys: ReturnType<typeof connectionKeys> | null } {
+  const log = new KeyLog();
+  log.add(keylogText, 'test.keys');
+  const out = { c2s: [] as Buffer[], s2c: [] as Buffer[] };
+  const dc = new RecordDecryptor((b) => out.c2s.push(b));
+  const ds = new RecordDecryptor((b) => out.s2c.push(b));
+  const feed = (d: RecordDecryptor, b: Buffer): void => {
+    if (piece === 0) d.push(b);
+    else for (let i = 0; i < b.length; i += piece) d.push(b.subarray(i, i + piece));
+  };
+  // (the client's stream first, as a capture gives it before the server's hello is read)
+  feed(dc, p.c2s);
+  const secrets = log.get(helloRandom(p.c2s)!);
+  const sh = parseServerHello(p.s2c);
+  let keys: ReturnType<typeof connectionKeys> | null = null;
+  if (secrets && sh && sh !== 'incomplete') {
+    keys = connectionKeys(secrets, { clientRandom: helloRandom(p.c2s)!, serverRandom: helloRandom(p.s2c)!, version: sh.selectedVersion, cipher: sh.cipher });
+    if (typeof keys !== 'string') {
+      dc.setKeys(keys.c2s);
+      ds.setKeys(keys.s2c);
+    }
+  }
+  feed(ds, p.s2c);
+  return { c2s: Buffer.concat(out.c2s).toString('latin1'), s2c: Buffer.concat(out.s2c).toString('latin1'), dc, ds, keys };
+}
+
+const REQUESTS = 'GET /first HTTP/1.1\r\nHost: keylog.test\r\n\r\nGET /second HTTP/1.1\r\nHost: keylog.test\r\n\r\n';
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tapscope-keylog-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=keylog.test'], { stdio: 'ignore' });
+});
+
+describe('TLS key log decryption (real OpenSSL records)', () => {
+  const cases: ['1.2' | '1.3', string, string][] = [
+    ['1.3', 'TLS_AES_128_GCM_SHA256', 'TLS_AES_128_GCM_SHA256'],
+    ['1.3', 'TLS_AES_256_GCM_SHA384', 'TLS_AES_256_GCM_SHA384'],
+    ['1.3', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_CHACHA20_POLY1305_SHA256'],
+    ['1.2', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256'],
+    ['1.2', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384'],
+    ['1.2', 'ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'],
+  ];
+  for (const [version, cipher, expected] of cases) {
+    it(`TLS ${version} ${cipher}: both directions' application data, whole and in 1..97-byte pieces`, () => {
+      const p = pair(version, cipher);
+      expect(p.cipher).toBe(expected);
+      for (const piece of [0, 1, 7, 97]) {
+        const r = decrypt(p, p.keylog, piece);
+        expect(r.dc.failed).toBeNull();
+        expect(r.ds.failed).toBeNull();
+        expect(r.c2s).toBe(REQUESTS);
+        expect(r.s2c).toBe(p.answers.join(''));
+        expect(r.dc.records).toBe(2);
+      }
+    });
+  }
+
+  it('TLS 1.3 with the application secrets only (no handshake secrets): the handshake records are passed over', () => {
+    const p = pair('1.3', '-');
+    const only = p.keylog.split('\n').filter((l) => /^(CLIENT|SERVER)_TRAFFIC_SECRET_0 /.test(l)).join('\n');
+    const r = decrypt(p, only);
+    expect(r.c2s).toBe(REQUESTS);
+    expect(r.s2c).toBe(p.answers.join(''));
+  });
+
+  it('secrets of another connection: nothing decrypted, and says why', () => {
+    const p13 = pair('1.3', '-');
+    const other13 = pair('1.3', '-');
+    const mine = helloRandom(p13.c2s)!.toString('hex');
+    const theirs = helloRandom(other13.c2s)!.toString('hex');
+    // (the other connection's secrets filed under this one's random)
+    const r = decrypt(p13, other13.keylog.replaceAll(theirs, mine));
+    expect(r.c2s).toBe('');
+    expect(r.dc.failed).toMatch(/^none of its \d+ protected records opened with the key log's secrets/);
+    const p12 = pair('1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+    const other12 = pair('1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+    const r12 = decrypt(p12, other12.keylog.replaceAll(helloRandom(other12.c2s)!.toString('hex'), helloRandom(p12.c2s)!.toString('hex')));
+    expect(r12.c2s).toBe('');
+    expect(r12.dc.failed).toBe("record 0 did not authenticate with the key log's master secret");
+  });
+
+  it('a record altered on the way fails that direction from there, with the record named', () => {
+    const p = pair('1.3', '-');
+    const s2c = Buffer.from(p.s2c);
+    s2c[s2c.length - 3]! ^= 1;
+    const r = decrypt({ ...p, s2c });
+    expect(r.ds.failed).toMatch(/^record \d+ did not authenticate/);
+    expect(r.s2c).toBe(p.answers[0]);
+    expect(r.c2s).toBe(REQUESTS);
+  });
+
+  it('no secrets for the connection, and keys that do not fit: said, not guessed', () => {
+    const p12 = pair('1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+    const p13 = pair('1.3', '-');
+    const log = new KeyLog();
+    log.add(p13.keylog, 'k');
+    expect(log.get(helloRandom(p12.c2s)!)).toBeUndefined();
+    const secrets13 = log.get(helloRandom(p13.c2s)!)!;
+    const sh = parseServerHello(p12.s2c) as { cipher: number };
+    // (a TLS 1.3 log's secrets for a TLS 1.2 handshake: no master secret)
+    expect(connectionKeys(secrets13, { clientRandom: helloRandom(p12.c2s)!, serverRandom: helloRandom(p12.s2c)!, version: 0x0303, cipher: sh.cipher }))
+      .toBe('the key log has no master secret for it (CLIENT_RANDOM)');
+    expect(connectionKeys(secrets13, { clientRandom: Buffer.alloc(32), serverRandom: Buffer.alloc(32), version: 0x0303, cipher: 0x002f }))
+      .toMatch(/^its cipher suite \(0x002f\) is not one decrypted here/);
+  });
+
+  it('the records before the server hello wait for the keys; a stream that is no TLS stops with its offset', () => {
+    const p = pair('1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+    const got: Buffer[] = [];
+    const d = new RecordDecryptor((b) => got.push(b));
+    d.push(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'));
+    expect(d.failed).toBeNull();
+    const keys = decrypt(p).keys;
+    if (!keys || typeof keys === 'string') throw new Error('no keys');
+    d.setKeys(keys.c2s);
+    expect(d.failed).toMatch(/^its stream is not TLS records at byte 0/);
+    expect(got).toEqual([]);
+  });
+});
+
+describe('key log lines', () => {
+  it('reads the NSS format: comments, unknown labels skipped; lines kept per connection for an export', () => {
+    const r = 'ab'.repeat(32);
+    const log = new KeyLog();
+    const n = log.add(`# comment\n\nCLIENT_RANDOM ${r.toUpperCase()} ${'11'.repeat(48)}\r\nRSA 0011223344556677 ${'22'.repeat(48)}\nEXPORTER_SECRET ${r} ${'33'.repeat(32)}\n`, 'k');
+    expect(n).toBe(2);
+    expect(log.skipped).toBe(1);
+    expect(log.size).toBe(1);
+    expect(log.get(Buffer.from(r, 'hex'))!.master).toEqual(Buffer.from('11'.repeat(48), 'hex'));
+    expect(log.linesFor([r, 'cd'.repeat(32)])).toBe(`CLIENT_RANDOM ${r.toUpperCase()} ${'11'.repeat(48)}\nEXPORTER_SECRET ${r} ${'33'.repeat(32)}\n`);
+  });
+
+  it('a mangled line of a known label is an error with its line number', () => {
+    for (const bad of [`CLIENT_RANDOM ${'ab'.repeat(31)} ${'11'.repeat(48)}`, `CLIENT_RANDOM ${'ab'.repeat(32)} ${'11'.repeat(47)}`,
+      `SERVER_TRAFFIC_SECRET_0 ${'ab'.repeat(32)} xyz`, `CLIENT_TRAFFIC_SECRET_0 ${'ab'.repeat(32)}`]) {
+      let err: unknown = null;
+      try { new KeyLog().add(`# ok\n${bad}\n`, 'keys.txt'); } catch (e) { err = e; }
+      expect(isTapscopeError(err, 'E_KEYLOG')).toBe(true);
+      expect((err as Error).message).toMatch(/^keys\.txt: line 2 is not a key log line/);
+    }
+  });
+
+  it('derivations match RFC 8448 and a TLS 1.2 PRF test vector', () => {
+    // RFC 8448 §3 (simple 1-RTT): server handshake traffic secret -> its write key and IV
+    const shts = Buffer.from('b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38', 'hex');
+    expect(expandLabel('sha256', shts, 'key', 16).toString('hex')).toBe('3fce516009c21727d0f2e4e86ee403bc');
+    expect(expandLabel('sha256', shts, 'iv', 12).toString('hex')).toBe('5d313eb2671276ee13000b30');
+    // the TLS 1.2 PRF (SHA-256) vector published with the IETF TLS list's test vectors
+    const out = prf12('sha256', Buffer.from('9bbe436ba940f017b17652849a71db35', 'hex'), 'test label', Buffer.from('a0ba9f936cda311827a6f796ffd5198c', 'hex'), 100);
+    expect(out.subarray(0, 16).toString('hex')).toBe('e3f229ba727be17b8d122620557cd453');
+  });
+});
