@@ -10,11 +10,11 @@ export const USAGE = `Usage:
                    [--accept-new-host-key] [--pod NAMESPACE/NAME]... [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
                  [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
-  tapscope flows FILE [--json] [--filter EXPR]
-  tapscope libraries FILE [--json]
+  tapscope flows FILE [--json] [--filter EXPR] [--keylog KEYS]...
+  tapscope libraries FILE [--json] [--keylog KEYS]...
   tapscope follow FILE FLOW_ID [--hex]          (a flow's payload in order; ids from flows --json)
   tapscope packets FILE FLOW_ID [--json]        (a flow's packets, as Wireshark's packet list shows a TCP stream)
-  tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets]
+  tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets] [--keylog KEYS]...
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
   tapscope clean --target k8s://CONTEXT [--kubeconfig PATH]
@@ -27,6 +27,10 @@ nodes merged into one pcapng section; it is saved as a session too, and a slow r
 capture has stopped if need be. --capture-filter takes tcpdump syntax ('tcp port 443 or host 10.0.0.5'), applied on
 each node to the IP packets and to the decrypted records (by their connection's addresses and ports); what it
 leaves out is not captured. export --out - writes to standard output.
+--keylog KEYS reads TLS secrets in the SSLKEYLOGFILE format (curl, browsers, Python, Node, Go, GnuTLS, NSS, Java
+agents write it) and decrypts the TLS connections it has secrets for (TLS 1.3; TLS 1.2 AES-GCM and ChaCha20); a
+capture's own decryption secrets block is used too. export --format pcapng --include-secrets embeds the secrets of
+the exported connections, so that Wireshark decrypts them as well.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =
@@ -41,14 +45,20 @@ export type Command =
     k8s: { image?: string; namespace?: string; kubeconfig?: string };
   }
   | { cmd: 'check'; target: string; json: boolean; acceptNewHostKey: boolean; k8s: { image?: string; namespace?: string; kubeconfig?: string } }
-  | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined }
-  | { cmd: 'libraries'; file: string; json: boolean }
+  | { cmd: 'flows'; file: string; json: boolean; filter: string | undefined; keylogs: string[] }
+  | { cmd: 'libraries'; file: string; json: boolean; keylogs: string[] }
   | { cmd: 'follow'; file: string; flowId: string; hex: boolean }
   | { cmd: 'packets'; file: string; flowId: string; json: boolean }
-  | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean }
+  | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean; keylogs: string[] }
   | { cmd: 'sessions'; json: boolean }
   | { cmd: 'serve'; port: number | undefined; session: string | undefined }
   | { cmd: 'clean'; target: string; kubeconfig: string | undefined };
+
+const KEYLOG = { type: 'string', multiple: true } as const;
+
+function keylogs(values: Record<string, unknown>): string[] {
+  return (values.keylog as string[] | undefined) ?? [];
+}
 
 function usage(message: string): TapscopeError {
   return new TapscopeError('E_USAGE', `${message}; see tapscope --help`);
@@ -125,14 +135,14 @@ export function parseCommand(argv: string[]): Command {
       };
     }
     case 'flows': {
-      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, filter: { type: 'string' } }, 1, 'flows');
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, filter: { type: 'string' }, keylog: KEYLOG }, 1, 'flows');
       if (!positionals[0]) throw usage('flows: FILE is required');
-      return { cmd: 'flows', file: positionals[0], json: values.json === true, filter: str(values.filter) };
+      return { cmd: 'flows', file: positionals[0], json: values.json === true, filter: str(values.filter), keylogs: keylogs(values) };
     }
     case 'libraries': {
-      const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'libraries');
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, keylog: KEYLOG }, 1, 'libraries');
       if (!positionals[0]) throw usage('libraries: FILE is required');
-      return { cmd: 'libraries', file: positionals[0], json: values.json === true };
+      return { cmd: 'libraries', file: positionals[0], json: values.json === true, keylogs: keylogs(values) };
     }
     case 'follow': {
       const { values, positionals } = parse(rest, { hex: { type: 'boolean' } }, 2, 'follow');
@@ -146,14 +156,14 @@ export function parseCommand(argv: string[]): Command {
     }
     case 'export': {
       const { values, positionals } = parse(rest, {
-        format: { type: 'string' }, out: { type: 'string' }, filter: { type: 'string' }, 'include-secrets': { type: 'boolean' },
+        format: { type: 'string' }, out: { type: 'string' }, filter: { type: 'string' }, 'include-secrets': { type: 'boolean' }, keylog: KEYLOG,
       }, 1, 'export');
       if (!positionals[0]) throw usage('export: FILE is required');
       const format = str(values.format);
       if (format !== 'pcapng' && format !== 'har' && format !== 'json') throw usage(`export: --format must be pcapng, har or json${format ? `, got '${format}'` : ''}`);
       const out = str(values.out);
       if (!out) throw usage('export: --out PATH is required');
-      return { cmd: 'export', file: positionals[0], format, out, filter: str(values.filter), includeSecrets: values['include-secrets'] === true };
+      return { cmd: 'export', file: positionals[0], format, out, filter: str(values.filter), includeSecrets: values['include-secrets'] === true, keylogs: keylogs(values) };
     }
     case 'sessions': {
       const { values } = parse(rest, { json: { type: 'boolean' } }, 0, 'sessions');

@@ -8,6 +8,7 @@ import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
+import type { KeyLog } from '../dissect/tls-keylog.js';
 import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import type { CoreService } from '../service/core-service.js';
@@ -65,13 +66,38 @@ async function openSource(file: string, options: AnalyzerOptions = {}): Promise<
   if (!/[/\\]/.test(file) && store.exists(file)) {
     const { CoreService } = await import('../service/core-service.js');
     const svc = new CoreService({ store });
-    const l = await svc.load(file);
+    const l = await svc.load(file, options.keyLog ?? null);
     // (the session's notes name its damaged files too; the command's error names them here, after its output)
     const { damageNote } = await import('../flows/load.js');
     const damagedNotes = new Set(l.damaged.map(damageNote));
     return { files: l.files, analyzer: l.analyzer, notes: l.notes.filter((n) => !damagedNotes.has(n)), damaged: l.damaged };
   }
   throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
+}
+
+/**
+ * The key logs named by --keylog, read into one (null without any). A file that is missing, unreadable or holds no
+ * TLS secrets is an error: a key log that decrypts nothing would otherwise look like traffic that was not there.
+ */
+export async function readKeyLogs(paths: string[]): Promise<KeyLog | null> {
+  if (paths.length === 0) return null;
+  const { KeyLog } = await import('../dissect/tls-keylog.js');
+  const { readFileSync } = await import('node:fs');
+  const log = new KeyLog();
+  for (const p of paths) {
+    let text: string;
+    try {
+      text = readFileSync(p, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${p}`);
+      throw new TapscopeError('E_KEYLOG', `cannot read the key log ${p}: ${(e as Error).message}`);
+    }
+    if (log.add(text, p) === 0) {
+      throw new TapscopeError('E_KEYLOG', `${p} holds no TLS secrets: a key log has lines such as "CLIENT_RANDOM <client random> <master secret>" or "CLIENT_TRAFFIC_SECRET_0 …" (SSLKEYLOGFILE)`);
+    }
+  }
+  return log;
 }
 
 /** Standard input copied into a private temporary file, removed when the process exits. */
@@ -104,15 +130,16 @@ function printNotes(notes: string[]): void {
 
 async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<number> {
   const pred = await predicate(c.filter);
+  const keyLog = await readKeyLogs(c.keylogs);
   const threads = flowThreads(c.file);
   if (threads > 1) {
     const { flowsOnThreads } = await import('./flows-parallel.js');
-    const r = await flowsOnThreads({ files: [{ path: resolve(c.file) }], json: c.json, filter: c.filter ?? null }, threads);
+    const r = await flowsOnThreads({ files: [{ path: resolve(c.file) }], json: c.json, filter: c.filter ?? null, keylogs: c.keylogs.map((p) => resolve(p)) }, threads);
     printNotes(r.notes);
     await printFlows(c.json, r.rows, r.total, r.packets, pred !== null);
     return damageFails(r.damaged);
   }
-  const src = await openSource(c.file, SUMMARY);
+  const src = await openSource(c.file, { ...SUMMARY, keyLog });
   printNotes(src.notes);
   const all = src.analyzer.flows();
   const kept = pred ? all.filter(pred) : all;
@@ -228,7 +255,7 @@ async function printFlows(json: boolean, rows: string[] | string[][], total: num
 
 async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Promise<number> {
   const { libraryBreakdown } = await import('../flows/libraries.js');
-  const src = await openSource(c.file, SUMMARY);
+  const src = await openSource(c.file, { ...SUMMARY, keyLog: await readKeyLogs(c.keylogs) });
   printNotes(src.notes);
   const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
   if (c.json) {
@@ -310,7 +337,8 @@ async function packets(c: Extract<RunnableCommand, { cmd: 'packets' }>): Promise
 
 async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {
   const pred = await predicate(c.filter);
-  const src = await openSource(c.file);
+  const keyLog = await readKeyLogs(c.keylogs);
+  const src = await openSource(c.file, { keyLog });
   printNotes(src.notes);
   const { exportCapture } = await import('../export/index.js');
   const flowIds = pred ? new Set(src.analyzer.flows().filter(pred).map((f) => f.id)) : undefined;
@@ -323,8 +351,9 @@ async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promis
   const dir = toStdout ? mkdtempSync(join(tmpdir(), 'tapscope-export-')) : null;
   try {
     const path = dir ? join(dir, `export.${c.format}`) : resolve(c.out);
-    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets });
+    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets, keyLog });
     if (dir) await pipeline(createReadStream(path), process.stdout, { end: false }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e; });
+    if (keyLog && !c.includeSecrets && c.format === 'pcapng') err('tapscope: note: the key log\'s secrets are not embedded in the export (--include-secrets embeds those of its connections, for Wireshark to decrypt them)\n');
     err(`wrote ${dir ? 'standard output' : res.path} (${human(res.bytes)}${flowIds ? `, ${flowIds.size} flow${flowIds.size === 1 ? '' : 's'}` : ''}${c.includeSecrets ? ', secrets included' : ', secrets redacted'})\n`);
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });

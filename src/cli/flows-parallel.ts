@@ -16,6 +16,8 @@ export interface FlowsJob {
   /** JSON lines (true) or table cells (false) */
   json: boolean;
   filter: string | null;
+  /** key log files (--keylog), read by each partition */
+  keylogs?: string[];
 }
 
 export interface RenderedFlows {
@@ -61,7 +63,9 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const { flowRow } = await import('./flows-output.js');
   const { compileFilter } = await import('../filter/index.js');
   const pred = job.filter && job.filter.trim() ? compileFilter(job.filter) : null;
-  const { analyzer, notes, damaged } = await analyzeFiles(job.files, { partition: { index, count }, details: false });
+  const { readKeyLogs } = await import('./commands.js');
+  const keyLog = await readKeyLogs(job.keylogs ?? []);
+  const { analyzer, notes, damaged } = await analyzeFiles(job.files, { partition: { index, count }, details: false, keyLog });
   const all = analyzer.flows();
   const allOrigins = analyzer.arrivalOrigins();
   const origins = new Float64Array(all.length);

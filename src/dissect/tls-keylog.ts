@@ -285,6 +285,11 @@ export class RecordDecryptor {
     return this.unread > 0 ? `none of its ${this.unread} protected records opened with the key log's secrets (secrets of another connection, or altered)` : null;
   }
 
+  /** The direction's keys are known (both hellos were read). */
+  get hasKeys(): boolean {
+    return this.keys !== null;
+  }
+
   /** The direction's keys, once both hellos are known: the records kept so far are read. */
   setKeys(keys: DirectionKeys): void {
     if (this.keys || this.failure) return;

@@ -9,7 +9,8 @@ import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } fro
 import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
-import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
+import type { KeyLog } from '../dissect/tls-keylog.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
 import { parseExportedPdu, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
@@ -26,6 +27,11 @@ export interface ExportRequest {
   /** The flows to export (already filtered by the caller); undefined exports everything. */
   flowIds?: Set<string>;
   includeSecrets?: boolean;
+  /**
+   * The key log the capture was analyzed with: with includeSecrets, a pcapng export carries the secrets of its
+   * connections in a decryption secrets block at its start, so that Wireshark decrypts them too.
+   */
+  keyLog?: KeyLog | null;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -69,7 +75,10 @@ class OutFile {
 export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, req: ExportRequest): Promise<{ path: string; bytes: number }> {
   const out = new OutFile(req.out);
   try {
-    if (req.format === 'pcapng') await writePcapng(files, req, out);
+    if (req.format === 'pcapng') {
+      const keys = req.includeSecrets && req.keyLog ? req.keyLog.linesFor(analyzer.clientRandoms(req.flowIds)) : '';
+      await writePcapng(files, req, out, keys);
+    }
     else {
       const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
       if (req.format === 'json') {
@@ -87,7 +96,8 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
 
 // ---- pcapng ----
 
-async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFile): Promise<void> {
+/** `keys`: key log lines to embed after the first section header (a secrets block applies to the packets after it). */
+async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFile, keys: string): Promise<void> {
   const total = files.reduce((n, f) => n + safeSize(f.path), 0);
   let doneBefore = 0;
   let lastReport = 0;
@@ -97,10 +107,15 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
   let reading: CaptureFile | null = null;
   // why flow ids: the filter's flow set selects packets without a per-packet index (see readWithFlowIds); a file
   // damaged in the middle exports up to the damage, as its analysis read it (the session notes it)
+  let wroteKeys = keys === '';
   await readWithFlowIds(files, (b: PcapngBlock, matchedId: string | null, f: CaptureFile) => {
     if (b.type !== 'shb' && !wroteShb) {
       out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
       wroteShb = true;
+    }
+    if (b.type !== 'shb' && !wroteKeys) {
+      out.write(encodeDsb(SECRETS_TLS_KEYLOG, Buffer.from(keys, 'utf8')));
+      wroteKeys = true;
     }
     switch (b.type) {
       case 'shb':

@@ -11,15 +11,17 @@ import { ldapPrelude, natsPrelude, tdsPrelude, textPrelude, xmppPrelude, type Up
 import { endpointText } from '../util/ip.js';
 import { proxyHeader } from '../dissect/proxy-protocol.js';
 import { decideSide } from '../verdict/index.js';
-import type { DnsSummary, Endpoint, Flow, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
+import { KeyLog, RecordDecryptor, connectionKeys, helloRandom, type ConnectionSecrets } from '../dissect/tls-keylog.js';
+import type { DnsSummary, Endpoint, Flow, KeyLogStatus, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
-import { LINKTYPE_WIRESHARK_UPPER_PDU, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
 import { readPduHead, recordWritten, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, isLoopback, normalizeIp } from './node-meta.js';
+import { isTapscopeError } from '../errors.js';
 import { PairSet, TupleIndex, type KeyIp } from './tuple-index.js';
 import { FirstBytes, NO_BYTES } from './first-bytes.js';
 
@@ -42,6 +44,11 @@ export interface AnalyzerOptions {
    * up to the whole analysis: see arrivalOrigins() to interleave their flows in creation order.
    */
   partition?: { index: number; count: number } | null;
+  /**
+   * TLS secrets (SSLKEYLOGFILE lines) to decrypt connections with; a capture's own Decryption Secrets Blocks add to
+   * it. A connection with secrets has its records decrypted and its HTTP read from them (tls.keylog).
+   */
+  keyLog?: KeyLog | null;
 }
 
 export interface AnalyzerCounters {
@@ -99,6 +106,8 @@ class DirState implements StreamSink {
   head: Buffer | null = null;
   http1: Http1Parser | null = null;
   http2: Http2Parser | null = null;
+  /** a TLS direction decrypted with a key log's secrets: its records go here once its hello is read */
+  keys: RecordDecryptor | null = null;
   constructor(private readonly events: StreamEvents | null, private readonly fs: FlowState | null, private readonly c2s: boolean, readonly done: boolean) {}
   data(chunk: Buffer, ts: number): void {
     this.events!.data(this.fs!, this.c2s, chunk, ts);
@@ -168,6 +177,36 @@ interface FlowExtra {
   loginBuf: Buffer | null;
   /** a connection taken up in the middle: where the look for TLS records resumes in each direction */
   midstreamScan?: { c: { from: number }; s: { from: number } };
+  /** with a key log: the connection's client random, its secrets, each direction's decryption (see startKeys) */
+  keys?: FlowKeys;
+}
+
+/** A TLS connection's decryption with a key log's secrets. */
+interface FlowKeys {
+  random: Buffer;
+  secrets: ConnectionSecrets | null;
+  c2s: RecordDecryptor | null;
+  s2c: RecordDecryptor | null;
+  /** why its records are not decrypted at all (keys that cannot be made from the secrets and the handshake) */
+  reason: string | null;
+}
+
+const QUIC_NOT_DECRYPTED: KeyLogStatus = Object.freeze({ status: 'failed', reason: 'QUIC packets are not decrypted here (TLS over TCP is)', records: 0 });
+
+/** A TLS connection's decryption with a key log, in words (see KeyLogStatus). */
+function keyLogStatus(k: FlowKeys | undefined, midstream: boolean): KeyLogStatus {
+  if (!k) {
+    const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
+    return { status: 'no-secrets', reason: `${why}: no client random to find its secrets by`, records: 0 };
+  }
+  if (!k.secrets) return { status: 'no-secrets', reason: `the key log has no secrets for its client random (${k.random.toString('hex')})`, records: 0 };
+  const records = (k.c2s?.records ?? 0) + (k.s2c?.records ?? 0);
+  const c2s = k.c2s?.failed ?? null;
+  const s2c = k.s2c?.failed ?? null;
+  const why = k.reason ?? (c2s !== null && s2c === null ? `client to server: ${c2s}` : null) ?? (s2c !== null && c2s === null ? `server to client: ${s2c}` : null)
+    ?? (c2s !== null ? `client to server: ${c2s}; server to client: ${s2c}` : null)
+    ?? (k.c2s?.hasKeys ? null : 'its ServerHello was not read (its random and cipher suite make the keys)');
+  return why === null ? { status: 'decrypted', reason: null, records } : { status: 'failed', reason: why, records };
 }
 
 /** How much a side verdict knows: its plaintext (a hook), its process's library, a fingerprint's library, nothing. */
@@ -191,7 +230,8 @@ const SESSION_WINDOW_MS = 5000;
 const HELLOS_CAP = 4096;
 
 interface DecryptedDir {
-  feeder: Side;
+  /** whose plaintext the parsers read: one end's hook, or the key log's decryption of the records */
+  feeder: Side | 'keys';
   http1: Http1Parser | null;
   http2: Http2Parser | null;
 }
@@ -446,7 +486,11 @@ function header(headers: [string, string][], name: string): string | null {
 }
 
 export class Analyzer {
-  private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'partition'>>;
+  private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'partition' | 'keyLog'>>;
+  /** the key log given and the capture's Decryption Secrets Blocks (see AnalyzerOptions.keyLog) */
+  private keyLog: KeyLog | null;
+  /** secrets blocks of the capture that could not be read (their errors; the lines before the bad one were taken) */
+  readonly keyLogProblems: string[] = [];
   private readonly part: { index: number; count: number } | null;
   private streams = 0;
   /** origin of the block being processed */
@@ -541,6 +585,7 @@ export class Analyzer {
     };
     this.observe = options.onPacket ?? null;
     this.part = options.partition && options.partition.count > 1 ? options.partition : null;
+    this.keyLog = options.keyLog ?? null;
     // why: without details an exchange keeps no body and no header but Host (the summaries' host), so its
     // parsers keep none either
     this.http1Options = this.opts.details ? {} : { bodies: false, headers: ['host'] };
@@ -599,6 +644,16 @@ export class Analyzer {
     return m;
   }
 
+  /** The client randoms (hex) of the TLS connections the key log has secrets for, of the flows `ids` (all without). */
+  clientRandoms(ids?: ReadonlySet<string>): string[] {
+    const out: string[] = [];
+    for (const fs of this.tlsStates) {
+      const k = fs.x?.keys;
+      if (k?.secrets && (!ids || ids.has(fs.flow.id))) out.push(k.random.toString('hex'));
+    }
+    return out;
+  }
+
   /** Changes whenever a block changed anything (queries cache on it). */
   get version(): number {
     return this.changes;
@@ -642,12 +697,27 @@ export class Analyzer {
           this.metaVersion++;
         }
         break;
+      case 'dsb':
+        if (b.secretsType === SECRETS_TLS_KEYLOG) this.addSecrets(b.data.toString('utf8'), `the capture's decryption secrets block at byte ${b.offset}`);
+        break;
       case 'isb':
         if (b.ifDrop !== null) this.meta(st.node).isbDrops.set(`${b.iface.section}:${b.iface.interfaceId}`, Number(b.ifDrop));
         break;
       default:
         break;
     }
+  }
+
+  /** Key log lines from a capture's secrets block: its connections' records after it are decrypted. */
+  private addSecrets(text: string, source: string): void {
+    try {
+      (this.keyLog ??= new KeyLog()).add(text, source);
+    } catch (e) {
+      if (!isTapscopeError(e, 'E_KEYLOG')) throw e;
+      this.keyLogProblems.push(e.message);
+    }
+    // (verdicts now say whether each TLS flow was decrypted)
+    this.metaVersion++;
   }
 
   // ---- packets ----
@@ -984,6 +1054,7 @@ export class Analyzer {
     if (dir.http1) this.onMessages(fs, dir.http1.gap(), 'plain', fs.flow.lastSeen);
     else if (dir.http2) this.onMessages(fs, dir.http2.gap(), 'plain', fs.flow.lastSeen);
     else if (fs.app === 'tls') {
+      dir.keys?.fail('a gap in the capture: its records after it cannot be read');
       if (c2s && !fs.chDone) fs.chDone = true;
       if (!c2s && !fs.shDone) fs.shDone = true;
       this.stopDir(fs, c2s);
@@ -999,6 +1070,10 @@ export class Analyzer {
     switch (fs.app) {
       case 'classify':
       case 'tls': {
+        if (dir.keys) {
+          dir.keys.push(chunk);
+          return;
+        }
         if (c2s && fs.flow.proxy === undefined && (fs.x?.proxyHead || (dir.head === null && (chunk[0] === 0x50 || chunk[0] === 0x0d)))) {
           const rest = this.afterProxyHeader(fs, chunk);
           if (rest === null || rest.length === 0) return;
@@ -1223,6 +1298,7 @@ export class Analyzer {
       if (r && r !== 'incomplete') {
         this.applyClientHello(fs, r);
         this.linkSession(fs, head);
+        if (this.keyLog !== null && this.keyLog.size > 0 && this.clientKeys(fs, dir, head)) return;
       } else if (r === null && this.midstream(fs)) {
         // (a handshake record that is no ClientHello, taken up in the middle: a handshake the capture came into late)
         this.ensureTls(fs).midstream = true;
@@ -1231,9 +1307,59 @@ export class Analyzer {
       const r = parseServerHello(head);
       if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.shDone = true;
-      if (r && r !== 'incomplete') this.applyServerHello(fs, r);
+      if (r && r !== 'incomplete') {
+        this.applyServerHello(fs, r);
+        if (fs.x?.keys?.c2s && this.serverKeys(fs, fs.x.keys, dir, head, r)) return;
+      }
     }
     this.stopDir(fs, c2s);
+  }
+
+  /**
+   * With a key log, a ClientHello's connection looks up its secrets by the hello's random; with them, its client's
+   * stream is kept from the hello on, to be decrypted once the server's hello tells the keys (true: the direction goes
+   * on). `head`: the client's stream from its hello's record.
+   */
+  private clientKeys(fs: FlowState, dir: DirState, head: Buffer): boolean {
+    const random = helloRandom(head);
+    if (random === null) return false;
+    const secrets = this.keyLog!.get(random) ?? null;
+    const keys: FlowKeys = { random, secrets, c2s: null, s2c: null, reason: null };
+    extra(fs).keys = keys;
+    if (!secrets) return false;
+    if (dir.head!.length >= this.opts.dissectLimit) {
+      keys.reason = `its client's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`;
+      return false;
+    }
+    const decryptor = (c2s: boolean): RecordDecryptor =>
+      new RecordDecryptor((data) => this.feedDecrypted(fs, c2s, 'keys', data, 0, data.length, null, fs.flow.lastSeen, false));
+    keys.c2s = decryptor(true);
+    keys.s2c = decryptor(false);
+    dir.keys = keys.c2s;
+    dir.head = null;
+    keys.c2s.push(head);
+    return true;
+  }
+
+  /** The server's hello of a connection with secrets: both directions' keys, and its stream decrypted from here (true). */
+  private serverKeys(fs: FlowState, keys: FlowKeys, dir: DirState, head: Buffer, sh: ServerHello): boolean {
+    const serverRandom = helloRandom(head);
+    const made = serverRandom === null ? 'its ServerHello could not be read'
+      : connectionKeys(keys.secrets!, { clientRandom: keys.random, serverRandom, version: sh.selectedVersion, cipher: sh.cipher });
+    if (typeof made === 'string' || dir.head!.length >= this.opts.dissectLimit) {
+      const why = typeof made === 'string' ? made : `its server's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`;
+      keys.reason = why;
+      keys.c2s!.fail(why);
+      keys.s2c!.fail(why);
+      this.stopDir(fs, true);
+      return false;
+    }
+    keys.c2s!.setKeys(made.c2s);
+    keys.s2c!.setKeys(made.s2c);
+    dir.keys = keys.s2c;
+    dir.head = null;
+    keys.s2c!.push(head);
+    return true;
   }
 
   /**
@@ -1553,14 +1679,28 @@ export class Analyzer {
     // report its first writes before the server's hello packet may be in the stream)
     if (fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
     const c2s = sideOf(f, src) === 'client';
+    this.feedDecrypted(fs, c2s, side, data, payloadStart, end, pdu.protoName, tsMs, attrs.trunc === '1');
+    return f.id;
+  }
+
+  /**
+   * Decrypted plaintext of one direction, data[start, end): a database's login, HTTP. `feeder`: the end whose hook read
+   * or wrote it, or 'keys' (the records decrypted with a key log's secrets); the first to feed a direction is the one
+   * its parsers read (both ends' hooks, or a hook and the key log, carry the same bytes). `proto`: the record's
+   * protocol tag, when it has one; `truncated`: the hook did not copy all of it.
+   */
+  private feedDecrypted(fs: FlowState, c2s: boolean, feeder: Side | 'keys', data: Buffer, start: number, end: number, proto: string | null, tsMs: number, truncated: boolean): void {
+    const f = fs.flow;
+    const x = extra(fs);
+    const h = hookState(x);
     // a database's login, in the client's first decrypted message: whole in the client's write; the server reads it
     // in pieces (a length, then the rest), which are put together until it is
     if (c2s && !x.loginDone && LOGIN_APPS.has(f.app)) {
-      const bytes = data.subarray(payloadStart, end);
-      const whole = side === 'client' ? bytes : Buffer.concat(x.loginBuf ? [x.loginBuf, bytes] : [bytes]);
+      const bytes = data.subarray(start, end);
+      const whole = feeder !== 'server' ? bytes : Buffer.concat(x.loginBuf ? [x.loginBuf, bytes] : [bytes]);
       const login = dbLogin(f.app, whole);
       if (login === INCOMPLETE && whole.length < this.opts.dissectLimit) {
-        if (side !== 'client') x.loginBuf = whole;
+        if (feeder === 'server') x.loginBuf = whole;
       } else {
         x.loginDone = true;
         x.loginBuf = null;
@@ -1570,37 +1710,36 @@ export class Analyzer {
     const dk = c2s ? 'c2s' : 's2c';
     let dd = h.decrypted[dk];
     if (!dd) {
-      dd = { feeder: side, http1: null, http2: null };
+      dd = { feeder, http1: null, http2: null };
       h.decrypted[dk] = dd;
     }
     // why: when both ends are hooked, the client's write and the server's read carry the same bytes; parse one.
-    if (dd.feeder !== side) return f.id;
+    if (dd.feeder !== feeder) return;
     // (no copy: the parsers copy what they keep, never a view of the reader's buffer)
     let payload: Buffer | null = null;
     if (!dd.http1 && !dd.http2) {
-      payload = data.subarray(payloadStart, end);
+      payload = data.subarray(start, end);
       const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
-      if (pdu.protoName === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
-      else if (pdu.protoName === 'http' || looksLikeHttp1(payload) || other2?.http1) {
+      if (proto === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
+      else if (proto === 'http' || looksLikeHttp1(payload) || other2?.http1) {
         dd.http1 = new Http1Parser(this.http1Options);
         if (!c2s && x.pendingMethods) {
           for (const method of x.pendingMethods) dd.http1.expectResponseTo(method);
           x.pendingMethods = null;
         }
-      } else return f.id;
+      } else return;
     }
     if (dd.http1) {
-      const n = end - payloadStart;
+      const n = end - start;
       // why: as for plain TCP, a record inside a large body (most records of a download) is only counted: no view
       // of its bytes, no pass through the parser
       if (n > 0 && dd.http1.countableBody() >= n) dd.http1.countBody(n);
-      else this.onMessages(fs, dd.http1.push(payload ?? data.subarray(payloadStart, end), tsMs), 'decrypted', tsMs);
-      if (attrs.trunc === '1') this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
+      else this.onMessages(fs, dd.http1.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
+      if (truncated) this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
     } else if (dd.http2) {
-      this.onMessages(fs, dd.http2.push(payload ?? data.subarray(payloadStart, end), tsMs), 'decrypted', tsMs);
-      if (attrs.trunc === '1') this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
+      this.onMessages(fs, dd.http2.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
+      if (truncated) this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
     }
-    return f.id;
   }
 
   // ---- results ----
@@ -1621,9 +1760,22 @@ export class Analyzer {
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
       this.ownSides(fs, meta, clientOwner, serverOwner, f.tls);
+      if (this.keyLog !== null && this.keyLog.size > 0) this.keyLogVerdict(fs, f.tls);
       const other = fs.x?.session;
       if (other?.flow.tls) this.sameSession(f.tls, other);
     }
+  }
+
+  /**
+   * With a key log: whether the connection was decrypted (tls.keylog), and each side whose records held application
+   * data that decrypted has its plaintext.
+   */
+  private keyLogVerdict(fs: FlowState, tls: NonNullable<Flow['tls']>): void {
+    const k = fs.x?.keys;
+    tls.keylog = fs.flow.transport === 'udp' ? QUIC_NOT_DECRYPTED : keyLogStatus(k, tls.midstream === true);
+    // (copies: verdicts from the fingerprint alone are shared between flows)
+    if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
+    if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };
   }
 
   /**

@@ -48,6 +48,7 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
     }
   }
   for (const [node, meta] of analyzer.nodes) for (const g of meta.gaps) notes.push(gapNote(node, g));
+  notes.push(...analyzer.keyLogProblems);
   return { analyzer, notes, damaged, bytes };
 }
 

@@ -92,6 +92,24 @@ export interface TlsInfo {
    * processes and hooks.
    */
   midstream?: boolean;
+  /**
+   * With a key log (SSLKEYLOGFILE lines given to the command, or a capture's Decryption Secrets Blocks): whether this
+   * connection's records were decrypted with its secrets. Absent without a key log.
+   */
+  keylog?: KeyLogStatus;
+}
+
+/**
+ * A TLS connection against a key log: 'decrypted' (its records read with its secrets; the sides whose records held
+ * application data have plaintext), 'no-secrets' (the log has none for its client random, or no ClientHello was seen
+ * to find them by), 'failed' (secrets found, records not decrypted: reason says why).
+ */
+export interface KeyLogStatus {
+  status: 'decrypted' | 'no-secrets' | 'failed';
+  /** null when decrypted */
+  reason: string | null;
+  /** application data records decrypted, both directions */
+  records: number;
 }
 
 export interface HttpExchangeSummary {

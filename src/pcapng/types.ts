@@ -8,6 +8,8 @@ export const BLOCK_NRB = 0x00000004;
 export const BLOCK_ISB = 0x00000005;
 export const BLOCK_EPB = 0x00000006;
 export const BLOCK_DSB = 0x0000000a;
+/** A Decryption Secrets Block's type for TLS key log lines (NSS SSLKEYLOGFILE format): "TLSK" */
+export const SECRETS_TLS_KEYLOG = 0x544c534b;
 export const BLOCK_CB_COPY = 0x00000bad;
 export const BLOCK_CB_NOCOPY = 0x40000bad;
 export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;

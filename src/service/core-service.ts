@@ -14,6 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
+import type { KeyLog } from '../dissect/tls-keylog.js';
 import { builtHelper } from '../targets/deploy.js';
 import { checkCaptureFilter, type CaptureFilterCheck } from '../targets/capture-filter.js';
 import { followStream } from '../flows/follow-stream.js';
@@ -467,7 +468,8 @@ export class CoreService implements ApiCalls {
   }
 
   /** Analyzes a stored session (cached). */
-  async load(id: string): Promise<Loaded> {
+  /** `keyLog`: TLS secrets to decrypt with (the CLI's --keylog), used when the session is not loaded yet. */
+  async load(id: string, keyLog: KeyLog | null = null): Promise<Loaded> {
     const cached = this.loaded.get(id);
     if (cached) {
       this.remember(id, cached);
@@ -479,7 +481,7 @@ export class CoreService implements ApiCalls {
       const rec = this.store.get(id);
       const files = this.store.captureFiles(rec);
       if (files.length === 0) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${rec.file} is missing)`);
-      const { analyzer, notes: loadNotes, damaged } = await analyzeFiles(files);
+      const { analyzer, notes: loadNotes, damaged } = await analyzeFiles(files, { keyLog });
       const notes = [...loadNotes, ...damaged.map(damageNote)];
       const pods = this.store.readPods(rec);
       if (pods) analyzer.podLookup = (ip) => pods.get(ip) ?? null;
