@@ -62,7 +62,7 @@ import (
 	"time"
 )
 
-// usage: go-client CA URL SERVER_IP
+// usage: go-client CA URL SERVER_IP   (SSLKEYLOGFILE: write the connection's TLS secrets there)
 func main() {
 	// A static Go binary can only be hooked once the helper sees its exec; wait like a service starting
 	// up would, so the request is not racing the attach (a first request within ~50 ms of exec may be missed).
@@ -75,8 +75,15 @@ func main() {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	ip := os.Args[3]
+	cfg := &tls.Config{RootCAs: pool}
+	// (as curl, browsers and Python do, secrets go to the file SSLKEYLOGFILE names: Go has the writer, not the variable)
+	if name := os.Getenv("SSLKEYLOGFILE"); name != "" {
+		w, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0600)
+		if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(2) }
+		cfg.KeyLogWriter = w
+	}
 	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool},
+		TLSClientConfig: cfg,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			_, port, _ := net.SplitHostPort(addr)
 			return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(ip, port))
@@ -142,7 +149,7 @@ public class Client {
 export async function buildGoClient(opts: { stripped?: boolean; arch?: 'amd64' | 'arm64' } = {}): Promise<string> {
   const arch = opts.arch ?? 'amd64';
   // why: the cache dir name carries a version so a changed client source is rebuilt
-  return buildOnce(`go-client${opts.stripped ? '-stripped' : ''}${arch === 'amd64' ? '' : `-${arch}`}-v3`, 'go-client', async (dir) => {
+  return buildOnce(`go-client${opts.stripped ? '-stripped' : ''}${arch === 'amd64' ? '' : `-${arch}`}-v4`, 'go-client', async (dir) => {
     await writeFile(join(dir, 'main.go'), GO_CLIENT);
     await writeFile(join(dir, 'go.mod'), 'module tapscopelab\n\ngo 1.19\n');
     const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: join(CACHE_DIR, 'go-build'), CGO_ENABLED: '0', GOARCH: arch };
