@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # A real OpenSSL TLS connection between a client and a server in memory (ssl.MemoryBIO), for the key log tests:
-# prints JSON with both directions' raw TLS bytes and the client's key log (SSLKEYLOGFILE format).
+# prints JSON with both directions' raw TLS bytes, the flights in the order they crossed ([direction, hex]: 'c' the
+# client's, 's' the server's) and the client's key log (SSLKEYLOGFILE format).
 # usage: tls-memory-pair.py CERT KEY VERSION(1.2|1.3) CIPHER|-
 # (a TLS 1.2 cipher by OpenSSL's name; TLS 1.3's suite is chosen with an OPENSSL_CONF naming its Ciphersuites, as Python
 # has no call for it)
@@ -27,6 +28,7 @@ cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.Me
 client = cctx.wrap_bio(cin, cout, server_side=False, server_hostname='keylog.test')
 server = sctx.wrap_bio(sin, sout, server_side=True)
 c2s, s2c = bytearray(), bytearray()
+flights = []
 
 def pump():
     moved = True
@@ -34,10 +36,10 @@ def pump():
         moved = False
         b = cout.read()
         if b:
-            c2s.extend(b); sin.write(b); moved = True
+            c2s.extend(b); sin.write(b); moved = True; flights.append(['c', b.hex()])
         b = sout.read()
         if b:
-            s2c.extend(b); cin.write(b); moved = True
+            s2c.extend(b); cin.write(b); moved = True; flights.append(['s', b.hex()])
 
 def step(obj):
     try:
@@ -72,7 +74,7 @@ for i, req in enumerate(requests):
     server.write(resp); pump()
     answers.append(read_all(client, len(resp)).decode())
 print(json.dumps({
-    'c2s': c2s.hex(), 's2c': s2c.hex(), 'keylog': open(keylog).read(),
+    'c2s': c2s.hex(), 's2c': s2c.hex(), 'flights': flights, 'keylog': open(keylog).read(),
     'version': client.version(), 'cipher': client.cipher()[0], 'answers': answers,
 }))
 os.unlink(keylog)

@@ -1,6 +1,7 @@
 // The key log reader and TLS record decryption, on real OpenSSL connections (Python's ssl over memory BIOs: both
 // directions' bytes as they would cross the wire, and the client's SSLKEYLOGFILE lines).
 import { execFileSync } from 'node:child_process';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -145,6 +146,45 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
     d.setKeys(keys.c2s);
     expect(d.failed).toMatch(/^its stream is not TLS records at byte 0/);
     expect(got).toEqual([]);
+  });
+});
+
+/** A TLS 1.3 record sealed as RFC 8446 §5.2 says (AES-128-GCM), for what no client here does on demand (KeyUpdate). */
+function seal13(secret: Buffer, seq: number, type: number, content: Buffer): Buffer {
+  const key = expandLabel('sha256', secret, 'key', 16);
+  const nonce = expandLabel('sha256', secret, 'iv', 12);
+  nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ seq) >>> 0, 8);
+  const inner = Buffer.concat([content, Buffer.of(type)]);
+  const header = Buffer.from([0x17, 0x03, 0x03, (inner.length + 16) >> 8, (inner.length + 16) & 0xff]);
+  const c = createCipheriv('aes-128-gcm', key, nonce);
+  c.setAAD(header);
+  const body = Buffer.concat([c.update(inner), c.final(), c.getAuthTag()]);
+  return Buffer.concat([header, body]);
+}
+
+describe('TLS 1.3 KeyUpdate', () => {
+  it('the records after a KeyUpdate are read with the next traffic secret, from sequence 0', () => {
+    const s0 = randomBytes(32);
+    const s1 = expandLabel('sha256', s0, 'traffic upd', 32);
+    const stream = Buffer.concat([
+      seal13(s0, 0, 23, Buffer.from('before ')),
+      // KeyUpdate (type 24, length 1, update_not_requested), then the old keys are done with
+      seal13(s0, 1, 22, Buffer.from([24, 0, 0, 1, 0])),
+      seal13(s1, 0, 23, Buffer.from('after ')),
+      seal13(s1, 1, 23, Buffer.from('and on')),
+    ]);
+    const got: Buffer[] = [];
+    const d = new RecordDecryptor((b) => got.push(b));
+    const random = Buffer.alloc(32, 7);
+    const log = new KeyLog();
+    log.add(`CLIENT_TRAFFIC_SECRET_0 ${random.toString('hex')} ${s0.toString('hex')}\n`, 'k');
+    const keys = connectionKeys(log.get(random)!, { clientRandom: random, serverRandom: Buffer.alloc(32), version: 0x0304, cipher: 0x1301 });
+    if (typeof keys === 'string') throw new Error(keys);
+    d.setKeys(keys.c2s);
+    d.push(stream);
+    expect(d.failed).toBeNull();
+    expect(Buffer.concat(got).toString()).toBe('before after and on');
+    expect(d.records).toBe(3);
   });
 });
 
