@@ -320,7 +320,10 @@ describe('CLI parsing and exit codes', () => {
     expect(parseCommand(['capture', '--out', 'x', '--capture-filter', ' tcp port 443 and not host 10.0.0.5 '])).toMatchObject({ captureFilter: 'tcp port 443 and not host 10.0.0.5' });
     expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ captureFilter: undefined });
     expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k' });
-    expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls' });
+    expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls', keylogs: [] });
+    expect(parseCommand(['flows', 'f.pcapng', '--keylog', 'a.keys', '--keylog', 'b.keys'])).toMatchObject({ keylogs: ['a.keys', 'b.keys'] });
+    expect(parseCommand(['libraries', 'f.pcapng', '--keylog', 'a.keys'])).toMatchObject({ cmd: 'libraries', keylogs: ['a.keys'] });
+    expect(parseCommand(['export', 'f.pcapng', '--format', 'har', '--out', 'x', '--keylog', 'a.keys'])).toMatchObject({ cmd: 'export', keylogs: ['a.keys'] });
     expect(parseCommand(['export', 'f', '--format', 'har', '--out', 'o.har', '--include-secrets'])).toMatchObject({ format: 'har', includeSecrets: true });
     expect(parseCommand(['serve', '--port', '0'])).toEqual({ cmd: 'serve', port: 0, session: undefined });
     expect(parseCommand(['--version'])).toEqual({ cmd: 'version' });
