@@ -3,7 +3,7 @@
 import type { ApiCallName, ApiEventName } from './contract.js';
 
 export const API_CALLS = [
-  'listTargets', 'listNodes', 'listPods', 'startCapture', 'stopCapture', 'listSessions', 'openSession', 'openFile',
+  'listTargets', 'listNodes', 'listPods', 'startCapture', 'stopCapture', 'listSessions', 'openSession', 'openFile', 'addKeyLog',
   'renameSession', 'deleteSession', 'queryFlows', 'flowDetail', 'flowStream', 'flowPackets', 'packetBytes', 'tcpStates', 'libraries', 'checkFilter', 'checkCaptureFilter', 'exportSession',
   'openInWireshark', 'openShell', 'shellInput', 'shellResize', 'shellClose', 'answerPrompt',
 ] as const satisfies readonly ApiCallName[];

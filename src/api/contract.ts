@@ -149,6 +149,8 @@ export interface ApiCalls {
   listSessions(): Promise<SessionSummary[]>;
   openSession(req: { sessionId: string }): Promise<SessionSummary>;
   openFile(req: { path: string }): Promise<SessionSummary>;
+  /** Adds a TLS key log file (SSLKEYLOGFILE lines) to a saved session, which is analyzed again with it. */
+  addKeyLog(req: { sessionId: string; path: string }): Promise<{ session: SessionSummary; secrets: number; decrypted: number }>;
   renameSession(req: { sessionId: string; name: string }): Promise<SessionSummary>;
   deleteSession(req: { sessionId: string }): Promise<void>;
   queryFlows(req: FlowQuery): Promise<{ total: number; rows: Flow[] }>;

@@ -26,6 +26,7 @@ export const requestSchemas = {
   listSessions: z.undefined(),
   openSession: z.strictObject({ sessionId: id }),
   openFile: z.strictObject({ path: z.string().min(1).max(4096) }),
+  addKeyLog: z.strictObject({ sessionId: id, path: z.string().min(1).max(4096) }),
   renameSession: z.strictObject({ sessionId: id, name: z.string().min(1).max(256) }),
   deleteSession: z.strictObject({ sessionId: id }),
   queryFlows: z.strictObject({

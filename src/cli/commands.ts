@@ -8,7 +8,6 @@ import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
-import type { KeyLog } from '../dissect/tls-keylog.js';
 import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import type { CoreService } from '../service/core-service.js';
@@ -75,31 +74,6 @@ async function openSource(file: string, options: AnalyzerOptions = {}): Promise<
   throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
 }
 
-/**
- * The key logs named by --keylog, read into one (null without any). A file that is missing, unreadable or holds no
- * TLS secrets is an error: a key log that decrypts nothing would otherwise look like traffic that was not there.
- */
-export async function readKeyLogs(paths: string[]): Promise<KeyLog | null> {
-  if (paths.length === 0) return null;
-  const { KeyLog } = await import('../dissect/tls-keylog.js');
-  const { readFileSync } = await import('node:fs');
-  const log = new KeyLog();
-  for (const p of paths) {
-    let text: string;
-    try {
-      text = readFileSync(p, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${p}`);
-      throw new TapscopeError('E_KEYLOG', `cannot read the key log ${p}: ${(e as Error).message}`);
-    }
-    if (log.add(text, p) === 0) {
-      throw new TapscopeError('E_KEYLOG', `${p} holds no TLS secrets: a key log has lines such as "CLIENT_RANDOM <client random> <master secret>" or "CLIENT_TRAFFIC_SECRET_0 …" (SSLKEYLOGFILE)`);
-    }
-  }
-  return log;
-}
-
 /** Standard input copied into a private temporary file, removed when the process exits. */
 async function spoolStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new TapscopeError('E_USAGE', "'-' reads a capture from standard input; pipe one in (tcpdump -w - | tapscope flows -)");
@@ -130,7 +104,8 @@ function printNotes(notes: string[]): void {
 
 async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<number> {
   const pred = await predicate(c.filter);
-  const keyLog = await readKeyLogs(c.keylogs);
+  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
+  const keyLog = readKeyLogs(c.keylogs);
   const threads = flowThreads(c.file);
   if (threads > 1) {
     const { flowsOnThreads } = await import('./flows-parallel.js');
@@ -255,7 +230,8 @@ async function printFlows(json: boolean, rows: string[] | string[][], total: num
 
 async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Promise<number> {
   const { libraryBreakdown } = await import('../flows/libraries.js');
-  const src = await openSource(c.file, { ...SUMMARY, keyLog: await readKeyLogs(c.keylogs) });
+  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
+  const src = await openSource(c.file, { ...SUMMARY, keyLog: readKeyLogs(c.keylogs) });
   printNotes(src.notes);
   const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
   if (c.json) {
@@ -337,7 +313,8 @@ async function packets(c: Extract<RunnableCommand, { cmd: 'packets' }>): Promise
 
 async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {
   const pred = await predicate(c.filter);
-  const keyLog = await readKeyLogs(c.keylogs);
+  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
+  const keyLog = readKeyLogs(c.keylogs);
   const src = await openSource(c.file, { keyLog });
   printNotes(src.notes);
   const { exportCapture } = await import('../export/index.js');

@@ -63,8 +63,8 @@ export async function renderPartition(job: FlowsJob, index: number, count: numbe
   const { flowRow } = await import('./flows-output.js');
   const { compileFilter } = await import('../filter/index.js');
   const pred = job.filter && job.filter.trim() ? compileFilter(job.filter) : null;
-  const { readKeyLogs } = await import('./commands.js');
-  const keyLog = await readKeyLogs(job.keylogs ?? []);
+  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
+  const keyLog = readKeyLogs(job.keylogs ?? []);
   const { analyzer, notes, damaged } = await analyzeFiles(job.files, { partition: { index, count }, details: false, keyLog });
   const all = analyzer.flows();
   const allOrigins = analyzer.arrivalOrigins();

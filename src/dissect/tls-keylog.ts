@@ -7,6 +7,7 @@
 // Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3) and RFC 5246 §5, §6.2.3.3 with RFC 5288 and
 // RFC 7905 (TLS 1.2 AEAD).
 import { createDecipheriv, createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { TapscopeError } from '../errors.js';
 
 /** The secrets a key log holds for one connection (by its ClientHello's random). */
@@ -96,6 +97,30 @@ export class KeyLog {
     for (const r of randoms) out.push(...(this.linesOf.get(r) ?? []));
     return out.length === 0 ? '' : `${out.join('\n')}\n`;
   }
+}
+
+/**
+ * Key log files (--keylog, a session's), read into one (`into` when given; null without any). A file that is missing,
+ * unreadable or holds no TLS secrets is an error: a key log that decrypts nothing would otherwise look like traffic
+ * that was not there.
+ */
+export function readKeyLogs(paths: string[], into?: KeyLog): KeyLog | null {
+  if (paths.length === 0) return into ?? null;
+  const log = into ?? new KeyLog();
+  for (const p of paths) {
+    let text: string;
+    try {
+      text = readFileSync(p, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${p}`);
+      throw new TapscopeError('E_KEYLOG', `cannot read the key log ${p}: ${(e as Error).message}`);
+    }
+    if (log.add(text, p) === 0) {
+      throw new TapscopeError('E_KEYLOG', `${p} holds no TLS secrets: a key log has lines such as "CLIENT_RANDOM <client random> <master secret>" or "CLIENT_TRAFFIC_SECRET_0 …" (SSLKEYLOGFILE)`);
+    }
+  }
+  return log;
 }
 
 type Aead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';

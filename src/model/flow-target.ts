@@ -1,7 +1,7 @@
 // What a flow reaches, in a word, for the tables (the CLI's SNI/HOST column, the app's): the TLS server name, else
 // the HTTP host, else the DNS name asked, else the database a login named ("orders as app"); and how its TLS began
 // when it did not begin with it (the flow detail's protocol line).
-import type { Flow, ProxiedFor } from './flow.js';
+import type { Flow, KeyLogStatus, ProxiedFor } from './flow.js';
 
 export function flowTarget(f: Flow): string {
   return f.tls?.sni ?? f.http[0]?.host ?? f.dns?.[0]?.query ?? (f.db ? dbText(f.db) : '');
@@ -51,4 +51,11 @@ export function proxiedText(p: ProxiedFor): string | null {
   if (p.authority) parts.push(`it asked for ${p.authority}`);
   if (p.alpn) parts.push(`over ${p.alpn}`);
   return parts.length > 0 ? parts.join('; ') : null;
+}
+
+/** A TLS connection's decryption with a key log, for the flow detail: "decrypted with its secrets (4 records)", or why not. */
+export function keyLogText(k: KeyLogStatus): string {
+  if (k.status === 'decrypted') return `decrypted with its secrets (${k.records} ${k.records === 1 ? 'record' : 'records'} of application data)`;
+  const why = k.reason ?? 'no reason given';
+  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${k.records} records read before)` : ''}`;
 }

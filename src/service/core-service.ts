@@ -3,7 +3,7 @@
 // exports with progress, and shells/prompts of the targets. Events go out through on().
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -14,7 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
-import type { KeyLog } from '../dissect/tls-keylog.js';
+import { KeyLog, readKeyLogs } from '../dissect/tls-keylog.js';
 import { builtHelper } from '../targets/deploy.js';
 import { checkCaptureFilter, type CaptureFilterCheck } from '../targets/capture-filter.js';
 import { followStream } from '../flows/follow-stream.js';
@@ -54,6 +54,8 @@ interface Loaded {
   damaged: DamagedFile[];
   files: CaptureFile[];
   sorted: Map<string, { version: number; rows: Flow[] }>;
+  /** the TLS secrets it was analyzed with (its own key log, the CLI's --keylog) */
+  keyLog: KeyLog | null;
 }
 
 interface LiveSession {
@@ -337,7 +339,7 @@ export class CoreService implements ApiCalls {
       ls.analyzer.flows();
       this.store.writePods(rec, ls.pods);
       this.indexFrom(rec, ls.analyzer, []);
-      this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map() });
+      this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
       this.live.delete(ls.id);
       const summary = this.summaryOf(rec);
       this.emit('sessionChanged', summary);
@@ -481,11 +483,13 @@ export class CoreService implements ApiCalls {
       const rec = this.store.get(id);
       const files = this.store.captureFiles(rec);
       if (files.length === 0) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${rec.file} is missing)`);
-      const { analyzer, notes: loadNotes, damaged } = await analyzeFiles(files, { keyLog });
+      const own = this.store.keyLogPath(rec.id);
+      const keys = existsSync(own) ? readKeyLogs([own], keyLog ?? new KeyLog()) : keyLog;
+      const { analyzer, notes: loadNotes, damaged } = await analyzeFiles(files, { keyLog: keys });
       const notes = [...loadNotes, ...damaged.map(damageNote)];
       const pods = this.store.readPods(rec);
       if (pods) analyzer.podLookup = (ip) => pods.get(ip) ?? null;
-      const l: Loaded = { analyzer, notes, damaged, files, sorted: new Map() };
+      const l: Loaded = { analyzer, notes, damaged, files, sorted: new Map(), keyLog: keys };
       this.indexFrom(rec, analyzer, notes);
       this.remember(id, l);
       return l;
@@ -516,6 +520,26 @@ export class CoreService implements ApiCalls {
     return summary;
   }
 
+  /**
+   * Adds a TLS key log (SSLKEYLOGFILE lines) to a saved session: the session keeps a copy (its keys.log, readable by
+   * its owner only) and is analyzed again, its connections with secrets decrypted. A live capture takes one once it
+   * has stopped (its connections are then decrypted from its start).
+   */
+  async addKeyLog(req: { sessionId: string; path: string }): Promise<{ session: SessionSummary; secrets: number; decrypted: number }> {
+    if (this.live.has(req.sessionId)) throw new TapscopeError('E_USAGE', 'a key log is added to a saved capture: stop this capture first (its connections are then decrypted from its start)');
+    const rec = this.store.get(req.sessionId);
+    const path = resolve(req.path);
+    // (read and checked first: a file that is no key log is refused, and the session's own is left as it was)
+    readKeyLogs([path]);
+    appendFileSync(this.store.keyLogPath(rec.id), `${readFileSync(path, 'utf8').trimEnd()}\n`, { mode: 0o600 });
+    this.loaded.delete(rec.id);
+    const l = await this.load(rec.id);
+    const decrypted = l.analyzer.flows().filter((f) => f.tls?.keylog?.status === 'decrypted').length;
+    const session = this.summaryOf(this.store.get(rec.id));
+    this.emit('sessionChanged', session);
+    return { session, secrets: l.keyLog?.size ?? 0, decrypted };
+  }
+
   async renameSession(req: { sessionId: string; name: string }): Promise<SessionSummary> {
     const summary = this.summaryOf(this.store.rename(req.sessionId, req.name));
     this.emit('sessionChanged', summary);
@@ -530,9 +554,9 @@ export class CoreService implements ApiCalls {
 
   // ---- queries ----
 
-  private async analyzerOf(sessionId: string): Promise<{ analyzer: Analyzer; sorted: Map<string, { version: number; rows: Flow[] }>; files: CaptureFile[] }> {
+  private async analyzerOf(sessionId: string): Promise<{ analyzer: Analyzer; sorted: Map<string, { version: number; rows: Flow[] }>; files: CaptureFile[]; keyLog: KeyLog | null }> {
     const ls = this.live.get(sessionId);
-    if (ls) return { analyzer: ls.analyzer, sorted: ls.sorted, files: this.store.captureFiles(this.store.get(sessionId)) };
+    if (ls) return { analyzer: ls.analyzer, sorted: ls.sorted, files: this.store.captureFiles(this.store.get(sessionId)), keyLog: null };
     return this.load(sessionId);
   }
 
@@ -696,7 +720,7 @@ export class CoreService implements ApiCalls {
   }
 
   async exportSession(req: { sessionId: string; format: 'pcapng' | 'har' | 'json'; path?: string; filter?: string; includeSecrets?: boolean }): Promise<{ path: string; bytes: number }> {
-    const { analyzer, files } = await this.analyzerOf(req.sessionId);
+    const { analyzer, files, keyLog } = await this.analyzerOf(req.sessionId);
     const rec = this.store.get(req.sessionId);
     const ext = req.format === 'json' ? 'jsonl' : req.format;
     const out = req.path ? resolve(req.path) : join(this.store.root, rec.id, `export-${Date.now()}.${ext}`);
@@ -706,7 +730,7 @@ export class CoreService implements ApiCalls {
       flowIds = new Set(analyzer.flows().filter(pred).map((f) => f.id));
     }
     return exportCapture(files, analyzer, {
-      format: req.format, out, flowIds, includeSecrets: req.includeSecrets ?? false,
+      format: req.format, out, flowIds, includeSecrets: req.includeSecrets ?? false, keyLog,
       onProgress: (done, total) => this.emit('exportProgress', { sessionId: req.sessionId, done, total }),
     });
   }

@@ -176,6 +176,11 @@ export class SessionStore {
   }
 
   /** The files to read for a session, with their node names. */
+  /** Where the session keeps the TLS key log lines added to it (see CoreService.addKeyLog): read at each load. */
+  keyLogPath(id: string): string {
+    return join(this.dir(id), 'keys.log');
+  }
+
   captureFiles(rec: SessionRecord): CaptureFile[] {
     const files: CaptureFile[] = [];
     const seen = new Set<string>();

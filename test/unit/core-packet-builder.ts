@@ -216,6 +216,40 @@ export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: n
   }
 }
 
+/**
+ * A TCP connection carrying `flights` in the order they crossed ('c': the client's bytes, 's': the server's), cut into
+ * `size`-byte segments (default 1400), closed by both FINs. `drop`: the index of a server data segment left out (a
+ * gap); `midstream`: no SYNs and the first two flights left out (a connection taken up in the middle).
+ */
+export function flightConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, flights: ['c' | 's', Buffer][],
+  opts: { size?: number; drop?: number; midstream?: boolean } = {}): void {
+  const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
+  const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
+  let cseq = 1000;
+  let sseq = 5000;
+  if (!opts.midstream) {
+    b.tcp({ ...C, seq: cseq, flags: 0x02 });
+    b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x12 });
+    b.tcp({ ...C, seq: ++cseq, ack: ++sseq, flags: 0x10 });
+  }
+  const size = opts.size ?? 1400;
+  let serverSegs = 0;
+  for (const [who, bytes] of opts.midstream ? flights.slice(2) : flights) {
+    for (let at = 0; at < bytes.length; at += size) {
+      const seg = bytes.subarray(at, at + size);
+      if (who === 'c') {
+        b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x18, payload: seg });
+        cseq += seg.length;
+      } else {
+        if (serverSegs++ !== opts.drop) b.tcp({ ...S, seq: sseq, ack: cseq, flags: 0x18, payload: seg });
+        sseq += seg.length;
+      }
+    }
+  }
+  b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x11 });
+  b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x11 });
+}
+
 /** A TDS packet: type, status end-of-message, length, packet id 1. */
 export function tds(type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(8);

@@ -3,11 +3,9 @@
 // and statuses come from the decrypted records and both sides have plaintext; in any segment size; a gap, secrets
 // of another connection, no secrets, a TLS flow of no handshake: each said, none guessed. Without a key log nothing
 // changes (no tls.keylog field at all).
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Analyzer, type AnalyzerOptions } from '../../src/flows/analyzer.js';
 import { KeyLog } from '../../src/dissect/tls-keylog.js';
@@ -15,63 +13,21 @@ import { parseBuffer } from '../../src/pcapng/index.js';
 import { encodeDsb } from '../../src/pcapng/writer.js';
 import { SECRETS_TLS_KEYLOG } from '../../src/pcapng/types.js';
 import { compileFilter } from '../../src/filter/index.js';
-import { CaptureBuilder } from './core-packet-builder.js';
+import { keyLogText } from '../../src/model/flow-target.js';
+import { CaptureBuilder, flightConversation } from './core-packet-builder.js';
+import { makePairCert, tlsPair, type TlsPair } from '../lib/tls-memory-pair.js';
 import type { Flow } from '../../src/model/flow.js';
 
-const PAIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'tls-memory-pair.py');
 const client = { ip: '10.0.0.1', port: 40000 };
 const server = { ip: '10.0.0.2', port: 443 };
-const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
-const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
-
-interface Pair { flights: ['c' | 's', string][]; keylog: string; answers: string[] }
 let dir = '';
-const pairs: Record<string, Pair> = {};
+const pairs: Record<string, TlsPair> = {};
 
-function pair(version: '1.2' | '1.3', cipher = '-'): Pair {
-  return JSON.parse(execFileSync('python3', [PAIR, join(dir, 'cert.pem'), join(dir, 'key.pem'), version, cipher], { encoding: 'utf8' })) as Pair;
-}
-
-interface Shape {
-  /** segment size (default 1400) */
-  size?: number;
-  /** leave out the n-th data segment of the server (a gap) */
-  drop?: number;
-  /** blocks before the connection (a secrets block) */
-  before?: (b: CaptureBuilder) => void;
-  /** leave out the SYNs (a connection taken up in the middle) */
-  midstream?: boolean;
-}
-
-/** The pair's flights as one TCP connection, analyzed with `options`: its flow. */
-function flowOf(p: Pair, options: AnalyzerOptions, shape: Shape = {}): Flow {
+/** The pair's flights as one TCP connection (see flightConversation), analyzed with `options`: its flow. */
+function flowOf(p: TlsPair, options: AnalyzerOptions, shape: Parameters<typeof flightConversation>[4] & { before?: (b: CaptureBuilder) => void } = {}): Flow {
   const b = new CaptureBuilder();
   shape.before?.(b);
-  let cseq = 1000;
-  let sseq = 5000;
-  if (!shape.midstream) {
-    b.tcp({ ...C, seq: cseq, flags: 0x02 });
-    b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x12 });
-    b.tcp({ ...C, seq: ++cseq, ack: ++sseq, flags: 0x10 });
-  }
-  const size = shape.size ?? 1400;
-  let serverSegs = 0;
-  const flights = shape.midstream ? p.flights.slice(2) : p.flights;
-  for (const [who, hex] of flights) {
-    const bytes = Buffer.from(hex, 'hex');
-    for (let at = 0; at < bytes.length; at += size) {
-      const seg = bytes.subarray(at, at + size);
-      if (who === 'c') {
-        b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x18, payload: seg });
-        cseq += seg.length;
-      } else {
-        if (serverSegs++ !== shape.drop) b.tcp({ ...S, seq: sseq, ack: cseq, flags: 0x18, payload: seg });
-        sseq += seg.length;
-      }
-    }
-  }
-  b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x11 });
-  b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x11 });
+  flightConversation(b, client, server, p.flights, shape);
   const a = new Analyzer(options);
   const feed = a.stream('node-1');
   for (const blk of parseBuffer(b.build())) feed(blk);
@@ -91,10 +47,10 @@ const BOTH: [string, string, number][] = [['GET', '/first', 200], ['GET', '/seco
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tapscope-flows-keylog-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=keylog.test'], { stdio: 'ignore' });
-  pairs.tls13 = pair('1.3');
-  pairs.tls13b = pair('1.3');
-  pairs.tls12 = pair('1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+  makePairCert(dir);
+  pairs.tls13 = tlsPair(dir, '1.3');
+  pairs.tls13b = tlsPair(dir, '1.3');
+  pairs.tls12 = tlsPair(dir, '1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
 });
 
 describe('TLS connections decrypted with a key log', () => {
@@ -136,7 +92,7 @@ describe('TLS connections decrypted with a key log', () => {
     // (in 40-byte segments, the server's last four carry its two answers; the first of the second answer is lost, and the
     // reassembler, told to wait for no segment, declares the gap at the next)
     const p = pairs.tls13!;
-    const serverSegs = p.flights.filter(([who]) => who === 's').reduce((n, [, hex]) => n + Math.ceil(hex.length / 80), 0);
+    const serverSegs = p.flights.filter(([who]) => who === 's').reduce((n, [, bytes]) => n + Math.ceil(bytes.length / 40), 0);
     const f = flowOf(p, { keyLog: keyLogOf(p.keylog), reassembly: { maxBuffered: 1 << 18, maxSegments: 0 } }, { size: 40, drop: serverSegs - 2 });
     expect(f.tls!.keylog).toMatchObject({ status: 'failed', reason: 'server to client: a gap in the capture: its records after it cannot be read' });
     expect(exchanges(f)).toEqual([['GET', '/first', 200], ['GET', '/second', null]]);
@@ -150,7 +106,7 @@ describe('TLS connections decrypted with a key log', () => {
     expect(none.tls!.keylog!.status).toBe('no-secrets');
     expect(none.tls!.keylog!.reason).toMatch(/^the key log has no secrets for its client random \([0-9a-f]{64}\)$/);
     expect([none.http, none.tls!.client!.plaintext]).toEqual([[], false]);
-    const randomOf = (p: Pair): string => p.flights[0]![1].slice(22, 86);
+    const randomOf = (p: TlsPair): string => p.flights[0]![1].subarray(11, 43).toString('hex');
     const wrong = flowOf(a, { keyLog: keyLogOf(b.keylog.replaceAll(randomOf(b), randomOf(a))) });
     expect(wrong.tls!.keylog!.status).toBe('failed');
     expect(wrong.tls!.keylog!.reason).toMatch(/^client to server: none of its \d+ protected records opened with the key log's secrets .*; server to client: none of/);
@@ -158,5 +114,14 @@ describe('TLS connections decrypted with a key log', () => {
     const mid = flowOf(a, { keyLog: keyLogOf(a.keylog) }, { midstream: true });
     expect(mid.tls!.midstream).toBe(true);
     expect(mid.tls!.keylog).toEqual({ status: 'no-secrets', reason: 'its handshake came before the capture began: no client random to find its secrets by', records: 0 });
+  });
+
+  it("the flow detail's words for each outcome", () => {
+    expect(keyLogText({ status: 'decrypted', reason: null, records: 4 })).toBe('decrypted with its secrets (4 records of application data)');
+    expect(keyLogText({ status: 'decrypted', reason: null, records: 1 })).toBe('decrypted with its secrets (1 record of application data)');
+    expect(keyLogText({ status: 'no-secrets', reason: 'the key log has no secrets for its client random (ab)', records: 0 }))
+      .toBe('no secrets for it: the key log has no secrets for its client random (ab)');
+    expect(keyLogText({ status: 'failed', reason: 'server to client: a gap', records: 3 })).toBe('not decrypted: server to client: a gap (3 records read before)');
+    expect(keyLogText({ status: 'failed', reason: 'x', records: 0 })).toBe('not decrypted: x');
   });
 });

@@ -1,32 +1,18 @@
 // The key log reader and TLS record decryption, on real OpenSSL connections (Python's ssl over memory BIOs: both
 // directions' bytes as they would cross the wire, and the client's SSLKEYLOGFILE lines).
-import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KeyLog, RecordDecryptor, connectionKeys, expandLabel, helloRandom, prf12 } from '../../src/dissect/tls-keylog.js';
 import { parseServerHello } from '../../src/dissect/tls.js';
 import { isTapscopeError } from '../../src/errors.js';
+import { makePairCert, tlsPair, type TlsPair } from '../lib/tls-memory-pair.js';
 
-const PAIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'tls-memory-pair.py');
-
-interface Pair { c2s: Buffer; s2c: Buffer; keylog: string; version: string; cipher: string; answers: string[] }
-
+type Pair = TlsPair;
 let dir = '';
-function pair(version: '1.2' | '1.3', cipher: string): Pair {
-  const env = { ...process.env };
-  if (version === '1.3' && cipher !== '-') {
-    // (Python has no call to choose TLS 1.3's suite: OpenSSL's configuration does)
-    const conf = join(dir, `${cipher}.cnf`);
-    writeFileSync(conf, `openssl_conf = c\n[c]\nssl_conf = s\n[s]\nsystem_default = d\n[d]\nCiphersuites = ${cipher}\n`);
-    env.OPENSSL_CONF = conf;
-  }
-  const out = JSON.parse(execFileSync('python3', [PAIR, join(dir, 'cert.pem'), join(dir, 'key.pem'), version, version === '1.3' ? '-' : cipher], { env, encoding: 'utf8' })) as Record<string, unknown>;
-  return { ...out, c2s: Buffer.from(out.c2s as string, 'hex'), s2c: Buffer.from(out.s2c as string, 'hex') } as Pair;
-}
+const pair = (version: '1.2' | '1.3', cipher: string): Pair => tlsPair(dir, version, cipher);
 
 /** Both directions decrypted with the pair's key log, fed in pieces of `piece` bytes (0: whole). */
 function decrypt(p: Pair, keylogText = p.keylog, piece = 0): { c2s: string; s2c: string; dc: RecordDecryptor; ds: RecordDecryptor; keys: ReturnType<typeof connectionKeys> | null } {
@@ -59,7 +45,7 @@ const REQUESTS = 'GET /first HTTP/1.1\r\nHost: keylog.test\r\n\r\nGET /second HT
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tapscope-keylog-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=keylog.test'], { stdio: 'ignore' });
+  makePairCert(dir);
 });
 
 describe('TLS key log decryption (real OpenSSL records)', () => {

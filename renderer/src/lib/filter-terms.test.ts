@@ -16,6 +16,7 @@ function flow(extra: Partial<Flow> = {}): Flow {
       server: { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, reason: null, version: '3.0.19' },
       sameSessionAs: 'f9',
       midstream: true,
+      keylog: { status: 'decrypted', reason: null, records: 4 },
     },
     http: [{ method: 'GET', host: 'api.test\nx', path: '/', status: 200 }],
     db: { user: 'app', database: 'ord"ers', application: null },
@@ -43,8 +44,8 @@ describe('filter terms of a flow', () => {
     }
     // what a flow lacks offers no term
     const bare = flowTerms(flow({ pod: null, process: null, peerProcess: null, tls: null, db: undefined, proxy: undefined }));
-    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy, bare.session, bare.midstream])
-      .toEqual(Array(11).fill(null));
+    expect([bare.pod, bare.process, bare.peer, bare.sni, bare.ja4, bare.client, bare.server, bare.db, bare.proxy, bare.session, bare.midstream, bare.keylog])
+      .toEqual(Array(12).fill(null));
     // a health check's header names no client
     expect(flowTerms(flow({ proxy: { version: 2, src: null, dst: null } })).proxy).toBeNull();
     // a login without a database named: its user

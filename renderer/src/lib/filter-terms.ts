@@ -28,6 +28,8 @@ export interface FlowTerms {
   session: string | null;
   /** TLS taken up in the middle (its handshake came before the capture) */
   midstream: string | null;
+  /** its decryption with a key log: decrypted, no-secrets, failed */
+  keylog: string | null;
 }
 
 /** An address as the filter language reads it: bare (IPv4 and IPv6 literals are words there). */
@@ -51,6 +53,7 @@ export function flowTerms(f: Flow): FlowTerms {
     proxy: f.proxy?.src ? `proxy.src.ip == ${ip(f.proxy.src.ip)}` : null,
     session: f.tls?.sameSessionAs ? `(id == ${s(f.id)} || id == ${s(f.tls.sameSessionAs)})` : null,
     midstream: f.tls?.midstream ? 'tls.midstream' : null,
+    keylog: f.tls?.keylog ? `tls.keylog == ${s(f.tls.keylog.status)}` : null,
   };
 }
 

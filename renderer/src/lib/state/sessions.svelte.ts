@@ -124,6 +124,22 @@ export class SessionsState {
     }
   }
 
+  /**
+   * Adds a TLS key log file (SSLKEYLOGFILE lines) to a saved session, analyzed again with it: its connections with
+   * secrets are decrypted. `path` is on the machine the core runs on (an upload's, in web mode).
+   */
+  async addKeyLog(id: string, path: string): Promise<boolean> {
+    try {
+      const r = await getApi().addKeyLog({ sessionId: id, path });
+      this.upsert(r.session);
+      ui.notify('info', `Key log added: ${r.decrypted} TLS ${r.decrypted === 1 ? 'connection' : 'connections'} decrypted (it has secrets for ${r.secrets})`);
+      return true;
+    } catch (e) {
+      ui.error(e);
+      return false;
+    }
+  }
+
   async export(id: string, format: 'pcapng' | 'har' | 'json', filter?: string): Promise<{ path: string; bytes: number } | null> {
     this.exportProgress[id] = { done: 0, total: 1 };
     try {
