@@ -248,7 +248,7 @@ export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams):
   const suite = SUITES.get(hs.cipher);
   if (!suite) return `its cipher suite (0x${hs.cipher.toString(16).padStart(4, '0')}) is not one decrypted here (AES-GCM and ChaCha20-Poly1305 suites are)`;
   if (hs.version === 0x0304) {
-    if (!hs.cipher.toString(16).startsWith('130')) return `${suite.name} is no TLS 1.3 suite`;
+    if (hs.cipher >> 8 !== 0x13) return `${suite.name} is no TLS 1.3 suite`;
     if (!secrets.client0 && !secrets.server0) return 'the key log has no TLS 1.3 traffic secrets for it (CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0)';
     const hashLen = suite.hash === 'sha384' ? 48 : 32;
     for (const s of [secrets.client0, secrets.server0, secrets.clientHandshake, secrets.serverHandshake]) {
@@ -260,7 +260,7 @@ export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams):
       s2c: { tls13: true, suite, app: p(secrets.server0), handshake: p(secrets.serverHandshake) },
     };
   }
-  if (hs.version < 0x0303 || hs.version > 0x0303) return `TLS version 0x${hs.version.toString(16)} is not decrypted here (TLS 1.2 and 1.3 are)`;
+  if (hs.version !== 0x0303) return `TLS version 0x${hs.version.toString(16)} is not decrypted here (TLS 1.2 and 1.3 are)`;
   if (hs.cipher >> 8 === 0x13) return `${suite.name} is no TLS 1.2 suite`;
   if (!secrets.master) return 'the key log has no master secret for it (CLIENT_RANDOM)';
   const ivLen = suite.aead === 'chacha20-poly1305' ? 12 : 4;

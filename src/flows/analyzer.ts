@@ -177,7 +177,7 @@ interface FlowExtra {
   loginBuf: Buffer | null;
   /** a connection taken up in the middle: where the look for TLS records resumes in each direction */
   midstreamScan?: { c: { from: number }; s: { from: number } };
-  /** with a key log: the connection's client random, its secrets, each direction's decryption (see startKeys) */
+  /** with a key log: the connection's client random, its secrets, each direction's decryption (see clientKeys) */
   keys?: FlowKeys;
 }
 
@@ -201,11 +201,8 @@ function keyLogStatus(k: FlowKeys | undefined, midstream: boolean): KeyLogStatus
   }
   if (!k.secrets) return { status: 'no-secrets', reason: `the key log has no secrets for its client random (${k.random.toString('hex')})`, records: 0 };
   const records = (k.c2s?.records ?? 0) + (k.s2c?.records ?? 0);
-  const c2s = k.c2s?.failed ?? null;
-  const s2c = k.s2c?.failed ?? null;
-  const why = k.reason ?? (c2s !== null && s2c === null ? `client to server: ${c2s}` : null) ?? (s2c !== null && c2s === null ? `server to client: ${s2c}` : null)
-    ?? (c2s !== null ? `client to server: ${c2s}; server to client: ${s2c}` : null)
-    ?? (k.c2s?.hasKeys ? null : 'its ServerHello was not read (its random and cipher suite make the keys)');
+  const failed = [k.c2s?.failed && `client to server: ${k.c2s.failed}`, k.s2c?.failed && `server to client: ${k.s2c.failed}`].filter(Boolean).join('; ');
+  const why = k.reason ?? (failed || null) ?? (k.c2s?.hasKeys ? null : 'its ServerHello was not read (its random and cipher suite make the keys)');
   return why === null ? { status: 'decrypted', reason: null, records } : { status: 'failed', reason: why, records };
 }
 
