@@ -123,6 +123,10 @@ describe('TLS decrypted with key logs (real clients, AF_PACKET capture)', () => 
     const mine = decrypted.flatMap((f) => f.http.map((h) => h.path ?? '')).filter((p) => p.startsWith('/kl/')).sort();
     expect(mine).toEqual(await tsharkPaths(capture, keys));
     expect(mine).toHaveLength(CLIENTS.length + 1);
+    // (on two threads, each partition reading the key log: the same flows)
+    const threaded = await runCli(['flows', capture, '--json', '--keylog', keys], { ...env, TAPSCOPE_THREADS: '2' });
+    expect(threaded.code, threaded.stderr).toBe(0);
+    expect(threaded.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow)).toEqual(decrypted);
   });
 
   it('a connection the key log has no secrets for says so, and keeps its verdict', () => {
