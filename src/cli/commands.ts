@@ -8,6 +8,7 @@ import { TapscopeError } from '../errors.js';
 import type { Command } from './args.js';
 import type { Flow, LibraryBreakdownRow } from '../model/flow.js';
 import type { Analyzer, AnalyzerOptions } from '../flows/analyzer.js';
+import type { KeyLog } from '../dissect/tls-keylog.js';
 import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import type { CoreService } from '../service/core-service.js';
@@ -96,6 +97,13 @@ async function predicate(filter: string | undefined): Promise<((f: Flow) => bool
   }
 }
 
+/** The key logs --keylog names (null without any; see readKeyLogs for its errors). */
+async function keyLogs(paths: string[]): Promise<KeyLog | null> {
+  if (paths.length === 0) return null;
+  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
+  return readKeyLogs(paths);
+}
+
 function printNotes(notes: string[]): void {
   for (const n of notes) err(`tapscope: note: ${n}\n`);
 }
@@ -104,8 +112,7 @@ function printNotes(notes: string[]): void {
 
 async function flows(c: Extract<RunnableCommand, { cmd: 'flows' }>): Promise<number> {
   const pred = await predicate(c.filter);
-  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
-  const keyLog = readKeyLogs(c.keylogs);
+  const keyLog = await keyLogs(c.keylogs);
   const threads = flowThreads(c.file);
   if (threads > 1) {
     const { flowsOnThreads } = await import('./flows-parallel.js');
@@ -230,8 +237,7 @@ async function printFlows(json: boolean, rows: string[] | string[][], total: num
 
 async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Promise<number> {
   const { libraryBreakdown } = await import('../flows/libraries.js');
-  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
-  const src = await openSource(c.file, { ...SUMMARY, keyLog: readKeyLogs(c.keylogs) });
+  const src = await openSource(c.file, { ...SUMMARY, keyLog: await keyLogs(c.keylogs) });
   printNotes(src.notes);
   const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
   if (c.json) {
@@ -313,8 +319,7 @@ async function packets(c: Extract<RunnableCommand, { cmd: 'packets' }>): Promise
 
 async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promise<number> {
   const pred = await predicate(c.filter);
-  const { readKeyLogs } = await import('../dissect/tls-keylog.js');
-  const keyLog = readKeyLogs(c.keylogs);
+  const keyLog = await keyLogs(c.keylogs);
   const src = await openSource(c.file, { keyLog });
   printNotes(src.notes);
   const { exportCapture } = await import('../export/index.js');

@@ -107,20 +107,24 @@ export class KeyLog {
 export function readKeyLogs(paths: string[], into?: KeyLog): KeyLog | null {
   if (paths.length === 0) return into ?? null;
   const log = into ?? new KeyLog();
-  for (const p of paths) {
-    let text: string;
-    try {
-      text = readFileSync(p, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${p}`);
-      throw new TapscopeError('E_KEYLOG', `cannot read the key log ${p}: ${(e as Error).message}`);
-    }
-    if (log.add(text, p) === 0) {
-      throw new TapscopeError('E_KEYLOG', `${p} holds no TLS secrets: a key log has lines such as "CLIENT_RANDOM <client random> <master secret>" or "CLIENT_TRAFFIC_SECRET_0 …" (SSLKEYLOGFILE)`);
-    }
-  }
+  for (const p of paths) readKeyLogFile(p, log);
   return log;
+}
+
+/** One key log file added to `log` (errors as readKeyLogs says); returns its text. */
+export function readKeyLogFile(path: string, log: KeyLog = new KeyLog()): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${path}`);
+    throw new TapscopeError('E_KEYLOG', `cannot read the key log ${path}: ${(e as Error).message}`);
+  }
+  if (log.add(text, path) === 0) {
+    throw new TapscopeError('E_KEYLOG', `${path} holds no TLS secrets: a key log has lines such as "CLIENT_RANDOM <client random> <master secret>" or "CLIENT_TRAFFIC_SECRET_0 …" (SSLKEYLOGFILE)`);
+  }
+  return text;
 }
 
 type Aead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';

@@ -14,7 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
-import { KeyLog, readKeyLogs } from '../dissect/tls-keylog.js';
+import { KeyLog, readKeyLogFile, readKeyLogs } from '../dissect/tls-keylog.js';
 import { builtHelper } from '../targets/deploy.js';
 import { checkCaptureFilter, type CaptureFilterCheck } from '../targets/capture-filter.js';
 import { followStream } from '../flows/follow-stream.js';
@@ -530,8 +530,8 @@ export class CoreService implements ApiCalls {
     const rec = this.store.get(req.sessionId);
     const path = resolve(req.path);
     // (read and checked first: a file that is no key log is refused, and the session's own is left as it was)
-    readKeyLogs([path]);
-    appendFileSync(this.store.keyLogPath(rec.id), `${readFileSync(path, 'utf8').trimEnd()}\n`, { mode: 0o600 });
+    const text = readKeyLogFile(path);
+    appendFileSync(this.store.keyLogPath(rec.id), `${text.trimEnd()}\n`, { mode: 0o600 });
     this.loaded.delete(rec.id);
     const l = await this.load(rec.id);
     const decrypted = l.analyzer.flows().filter((f) => f.tls?.keylog?.status === 'decrypted').length;
