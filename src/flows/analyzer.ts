@@ -194,14 +194,31 @@ interface FlowKeys {
 const QUIC_NOT_DECRYPTED: KeyLogStatus = Object.freeze({ status: 'failed', reason: 'QUIC packets are not decrypted here (TLS over TCP is)', records: 0 });
 
 /** A TLS connection's decryption with a key log, in words (see KeyLogStatus). */
-function keyLogStatus(k: FlowKeys | undefined, midstream: boolean): KeyLogStatus {
+/**
+ * Why the end of a direction being decrypted was not read, when its capture lost bytes there and the reassembler
+ * has not (yet) declared the gap: bytes held behind a hole not filled (a lost segment whose later ones came, the
+ * capture over before the reassembler gave the hole up, see TcpReassembler's limits). Null: nothing held. (Bytes
+ * lost right before a FIN fail the direction's decryption as the FIN comes, see onTcp.)
+ */
+function unreadEnd(dir: DirState | null): string | null {
+  const r = dir?.keys ? dir.reasm : null;
+  if (!r || r.isStopped || r.buffered === 0) return null;
+  return `a gap in the capture: ${r.buffered} bytes after it wait for the bytes it lost, and its records from it on are not read`;
+}
+
+function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null } = { c2s: null, s2c: null }): KeyLogStatus {
   if (!k) {
     const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
     return { status: 'no-secrets', reason: `${why}: no client random to find its secrets by`, records: 0 };
   }
   if (!k.secrets) return { status: 'no-secrets', reason: `the key log has no secrets for its client random (${k.random.toString('hex')})`, records: 0 };
   const records = (k.c2s?.records ?? 0) + (k.s2c?.records ?? 0);
-  const failed = [k.c2s?.failed && `client to server: ${k.c2s.failed}`, k.s2c?.failed && `server to client: ${k.s2c.failed}`].filter(Boolean).join('; ');
+  // (a hole not filled yet is no failure of the records: said only for a side whose records did not fail)
+  const side = (name: string, d: RecordDecryptor | null, end: string | null): string | null => {
+    const why = d?.failed ?? end;
+    return why ? `${name}: ${why}` : null;
+  };
+  const failed = [side('client to server', k.c2s, ends.c2s), side('server to client', k.s2c, ends.s2c)].filter(Boolean).join('; ');
   const why = k.reason ?? (failed || null) ?? (k.c2s?.hasKeys ? null : 'its ServerHello was not read (its random and cipher suite make the keys)');
   return why === null ? { status: 'decrypted', reason: null, records } : { status: 'failed', reason: why, records };
 }
@@ -960,6 +977,12 @@ export class Analyzer {
     }
     if (d.tcpFlags & (TCP_FIN | TCP_RST)) {
       fs.closed = true;
+      // (a direction being decrypted whose bytes before its FIN did not all come: its last records are not read; the
+      // direction ends here, see below, so this is final)
+      const ending = d.tcpFlags & TCP_FIN ? (fromClient ? fs.c2s : fs.s2c) : null;
+      const expected = ending?.keys && ending.reasm && !ending.reasm.isStopped && ending.reasm.buffered === 0 ? ending.reasm.expected : null;
+      const lost = expected === null ? 0 : (d.seq + d.payloadEnd - d.payloadStart - expected) | 0;
+      if (lost > 0) ending!.keys!.fail(`a gap in the capture: its last ${lost} bytes before its FIN were not captured, and their records are not read`);
       // why: the direction's stream is over; finish its parser (a body delimited by close) and free its state.
       const dir = fromClient ? fs.c2s : fs.s2c;
       if (dir && dir !== DONE && (dir.reasm?.buffered ?? 0) === 0) {
@@ -1769,7 +1792,8 @@ export class Analyzer {
    */
   private keyLogVerdict(fs: FlowState, tls: NonNullable<Flow['tls']>): void {
     const k = fs.x?.keys;
-    tls.keylog = fs.flow.transport === 'udp' ? QUIC_NOT_DECRYPTED : keyLogStatus(k, tls.midstream === true);
+    tls.keylog = fs.flow.transport === 'udp' ? QUIC_NOT_DECRYPTED
+      : keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) });
     // (copies: verdicts from the fingerprint alone are shared between flows)
     if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
     if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };

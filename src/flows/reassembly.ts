@@ -41,6 +41,11 @@ export class TcpReassembler {
     return this.pendingBytes;
   }
 
+  /** The next byte's sequence number the stream waits for (raw, uint32); null before the first segment or SYN. */
+  get expected(): number | null {
+    return this.next;
+  }
+
   get isStopped(): boolean {
     return this.stopped;
   }
