@@ -1,12 +1,14 @@
 // TLS decryption with a key log: the NSS key log format (SSLKEYLOGFILE) that curl, Firefox, Chrome, Python's
 // ssl, Node's 'keylog' event, Go's KeyLogWriter, GnuTLS, NSS and rustls write, and that Wireshark reads
 // (tls.keylog_file, or a pcapng Decryption Secrets Block). With the secrets of a connection its TLS records are
-// decrypted here: TLS 1.3 (every suite but the CCM ones) and TLS 1.2's AEAD suites (AES-GCM, ChaCha20-Poly1305).
+// decrypted here: TLS 1.3 (every suite but the CCM ones) and TLS 1.2's AEAD suites (AES-GCM, ChaCha20-Poly1305) and
+// AES-CBC suites (HMAC-SHA1/SHA256/SHA384, MAC-then-encrypt or encrypt-then-MAC: older servers, Java 8's defaults).
 // This is what gives plaintext for the libraries no hook reaches (Java's JSSE with a key log agent, rustls).
 //
-// Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3) and RFC 5246 §5, §6.2.3.3 with RFC 5288 and
-// RFC 7905 (TLS 1.2 AEAD).
+// Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3) and RFC 5246 §5, §6.2.3.2–6.2.3.3 with RFC 5288,
+// RFC 7905 (TLS 1.2 AEAD) and RFC 7366 (encrypt-then-MAC).
 import { createDecipheriv, createHmac } from 'node:crypto';
+import { cipherName } from './tls.js';
 import { readFileSync } from 'node:fs';
 import { TapscopeError } from '../errors.js';
 
@@ -128,12 +130,17 @@ export function readKeyLogFile(path: string, log: KeyLog = new KeyLog()): string
 }
 
 type Aead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
+type MacHash = 'sha1' | 'sha256' | 'sha384';
 
 interface Suite {
   name: string;
-  aead: Aead;
+  /** null: a CBC suite (see mac) */
+  aead: Aead | null;
   keyLen: number;
+  /** the PRF's or HKDF's hash */
   hash: 'sha256' | 'sha384';
+  /** a CBC suite's record MAC (HMAC with this hash); null for AEAD suites */
+  mac?: MacHash;
 }
 
 const AES128 = { aead: 'aes-128-gcm', keyLen: 16, hash: 'sha256' } as const;
@@ -157,6 +164,20 @@ const SUITES = new Map<number, Suite>([
   [0xcca9, { name: 'TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
   [0xccaa, { name: 'TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
 ]);
+
+/**
+ * A TLS 1.2 AES-CBC suite from its IANA name (TLS_<key exchange>_WITH_AES_<128|256>_CBC_<SHA|SHA256|SHA384>): its key
+ * length and record MAC; the PRF is SHA-384's for the _SHA384 suites, SHA-256's for the others (RFC 5246 §5, RFC 5289).
+ */
+function cbcSuite(code: number): Suite | null {
+  const name = cipherName(code);
+  const m = /^TLS_[A-Z0-9_]+_WITH_AES_(128|256)_CBC_(SHA|SHA256|SHA384)$/.exec(name);
+  if (!m) return null;
+  const mac = m[2] === 'SHA' ? 'sha1' : m[2] === 'SHA256' ? 'sha256' : 'sha384';
+  return { name, aead: null, keyLen: Number(m[1]) / 8, hash: mac === 'sha384' ? 'sha384' : 'sha256', mac };
+}
+
+const MAC_LEN: Record<MacHash, number> = { sha1: 20, sha256: 32, sha384: 48 };
 
 /** HKDF-Expand (RFC 5869 §2.3). */
 function hkdfExpand(hash: string, prk: Buffer, info: Buffer, length: number): Buffer {
@@ -198,6 +219,10 @@ interface Protection {
   seq: bigint;
   /** TLS 1.3: the traffic secret the key and IV came from (a KeyUpdate derives the next from it) */
   secret: Buffer | null;
+  /** a CBC suite's MAC key */
+  macKey?: Buffer;
+  /** a CBC suite: whether its records are encrypt-then-MAC (RFC 7366); null until a record told */
+  etm?: boolean | null;
 }
 
 function protection13(suite: Suite, secret: Buffer): Protection {
@@ -246,11 +271,11 @@ export type DirectionKeys =
 
 /**
  * Both directions' keys from the secrets and the handshake; a string says why there are none (a person reads it:
- * "the key log has no TLS 1.3 traffic secrets for it", "TLS_..._CBC_SHA: only AEAD suites are decrypted").
+ * "the key log has no TLS 1.3 traffic secrets for it", "its cipher suite (0x000a) is not one decrypted here ...").
  */
 export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams): { c2s: DirectionKeys; s2c: DirectionKeys } | string {
-  const suite = SUITES.get(hs.cipher);
-  if (!suite) return `its cipher suite (0x${hs.cipher.toString(16).padStart(4, '0')}) is not one decrypted here (AES-GCM and ChaCha20-Poly1305 suites are)`;
+  const suite = SUITES.get(hs.cipher) ?? cbcSuite(hs.cipher);
+  if (!suite) return `its cipher suite (0x${hs.cipher.toString(16).padStart(4, '0')}) is not one decrypted here (AES-GCM, ChaCha20-Poly1305 and AES-CBC suites are)`;
   if (hs.version === 0x0304) {
     if (hs.cipher >> 8 !== 0x13) return `${suite.name} is no TLS 1.3 suite`;
     if (!secrets.client0 && !secrets.server0) return 'the key log has no TLS 1.3 traffic secrets for it (CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0)';
@@ -267,8 +292,17 @@ export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams):
   if (hs.version !== 0x0303) return `TLS version 0x${hs.version.toString(16)} is not decrypted here (TLS 1.2 and 1.3 are)`;
   if (hs.cipher >> 8 === 0x13) return `${suite.name} is no TLS 1.2 suite`;
   if (!secrets.master) return 'the key log has no master secret for it (CLIENT_RANDOM)';
+  const seed = Buffer.concat([hs.serverRandom, hs.clientRandom]);
+  if (suite.mac) {
+    // (RFC 5246 §6.3: MAC keys, then encryption keys; TLS 1.2's CBC records carry their IVs, so no fixed IV)
+    const [m, k] = [MAC_LEN[suite.mac], suite.keyLen];
+    const block = prf12(suite.hash, secrets.master, 'key expansion', seed, 2 * m + 2 * k);
+    const cbc = (macAt: number, keyAt: number): Protection =>
+      ({ key: block.subarray(keyAt, keyAt + k), iv: Buffer.alloc(0), seq: 0n, secret: null, macKey: block.subarray(macAt, macAt + m), etm: null });
+    return { c2s: { tls13: false, suite, protection: cbc(0, 2 * m) }, s2c: { tls13: false, suite, protection: cbc(m, 2 * m + k) } };
+  }
   const ivLen = suite.aead === 'chacha20-poly1305' ? 12 : 4;
-  const block = prf12(suite.hash, secrets.master, 'key expansion', Buffer.concat([hs.serverRandom, hs.clientRandom]), 2 * suite.keyLen + 2 * ivLen);
+  const block = prf12(suite.hash, secrets.master, 'key expansion', seed, 2 * suite.keyLen + 2 * ivLen);
   const k = suite.keyLen;
   return {
     c2s: { tls13: false, suite, protection: { key: block.subarray(0, k), iv: block.subarray(2 * k, 2 * k + ivLen), seq: 0n, secret: null } },
@@ -409,7 +443,7 @@ export class RecordDecryptor {
   }
 
   private open13(p: Protection, header: Buffer, body: Buffer): Buffer | null {
-    return open(this.keys!.suite.aead, p.key, xorNonce(p.iv, p.seq), header, body);
+    return open(this.keys!.suite.aead!, p.key, xorNonce(p.iv, p.seq), header, body);
   }
 
   /** TLS 1.3's inner plaintext: content, its type, zero padding. */
@@ -438,6 +472,7 @@ export class RecordDecryptor {
   }
 
   private open12(suite: Suite, p: Protection, type: number, header: Buffer, body: Buffer): Buffer | null {
+    if (suite.aead === null) return openCbc(suite, p, type, header, body);
     const explicit = suite.aead === 'chacha20-poly1305' ? 0 : 8;
     if (body.length < explicit + 16) return null;
     const nonce = explicit === 0 ? xorNonce(p.iv, p.seq) : Buffer.concat([p.iv, body.subarray(0, 8)]);
@@ -451,6 +486,53 @@ export class RecordDecryptor {
 }
 
 /**
+ * A TLS 1.2 CBC record (RFC 5246 §6.2.3.2): its explicit IV, then the ciphertext of content, MAC and padding; or with
+ * encrypt-then-MAC (RFC 7366) the MAC after the ciphertext, over IV and ciphertext. Which one a connection uses is told
+ * by its first record (the Finished): the one whose MAC verifies. Null when the record does not verify.
+ */
+function openCbc(suite: Suite, p: Protection, type: number, header: Buffer, body: Buffer): Buffer | null {
+  const macLen = p.macKey!.length;
+  const mac = (length: number, ...data: Buffer[]): Buffer => {
+    const h = Buffer.alloc(13);
+    h.writeBigUInt64BE(p.seq, 0);
+    h[8] = type;
+    header.copy(h, 9, 1, 3);
+    h.writeUInt16BE(length, 11);
+    const hm = createHmac(suite.mac!, p.macKey!).update(h);
+    for (const d of data) hm.update(d);
+    return hm.digest();
+  };
+  if (p.etm !== false) {
+    const sealed = body.subarray(0, Math.max(0, body.length - macLen));
+    if (sealed.length >= 32 && sealed.length % 16 === 0 && mac(sealed.length, sealed).equals(body.subarray(sealed.length))) {
+      const plain = cbcDecrypt(suite, p.key, sealed);
+      if (plain === null) return null;
+      p.etm = true;
+      return plain;
+    }
+    if (p.etm === true) return null;
+  }
+  if (body.length < 32 || body.length % 16 !== 0) return null;
+  const plain = cbcDecrypt(suite, p.key, body);
+  if (plain === null || plain.length < macLen) return null;
+  const content = plain.subarray(0, plain.length - macLen);
+  if (!mac(content.length, content).equals(plain.subarray(content.length))) return null;
+  p.etm = false;
+  return content;
+}
+
+/**
+ * AES-CBC of `sealed` (its first block the IV), its padding (RFC 5246 §6.2.3.2) removed; null when its length byte
+ * says more than there is. (The MAC is what tells the record is whole: the padding's bytes are not checked one by one.)
+ */
+function cbcDecrypt(suite: Suite, key: Buffer, sealed: Buffer): Buffer | null {
+  const d = createDecipheriv(`aes-${suite.keyLen * 8}-cbc`, key, sealed.subarray(0, 16)).setAutoPadding(false);
+  const out = Buffer.concat([d.update(sealed.subarray(16)), d.final()]);
+  const pad = out[out.length - 1]!;
+  return pad + 1 > out.length ? null : out.subarray(0, out.length - 1 - pad);
+}
+
+/**
  * The random of the hello at the start of a direction's TLS stream (record header, handshake header, version, then
  * the 32 random bytes); null when the stream does not begin with a ClientHello or ServerHello record that long.
  */
@@ -461,5 +543,5 @@ export function helloRandom(stream: Buffer): Buffer | null {
 
 /** A cipher suite's name when it is one this reader decrypts. */
 export function decryptableSuite(code: number): string | null {
-  return SUITES.get(code)?.name ?? null;
+  return (SUITES.get(code) ?? cbcSuite(code))?.name ?? null;
 }

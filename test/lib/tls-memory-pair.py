@@ -2,7 +2,7 @@
 # A real OpenSSL TLS connection between a client and a server in memory (ssl.MemoryBIO), for the key log tests:
 # prints JSON with both directions' raw TLS bytes, the flights in the order they crossed ([direction, hex]: 'c' the
 # client's, 's' the server's) and the client's key log (SSLKEYLOGFILE format).
-# usage: tls-memory-pair.py CERT KEY VERSION(1.2|1.3) CIPHER|-
+# usage: [PAIR_NO_ETM=1] tls-memory-pair.py CERT KEY VERSION(1.2|1.3) CIPHER|-
 # (a TLS 1.2 cipher by OpenSSL's name; TLS 1.3's suite is chosen with an OPENSSL_CONF naming its Ciphersuites, as Python
 # has no call for it)
 import json, os, ssl, sys, tempfile
@@ -23,6 +23,10 @@ for ctx in (sctx, cctx):
 if cipher != '-':
     sctx.set_ciphers(cipher)
     cctx.set_ciphers(cipher)
+if os.environ.get('PAIR_NO_ETM') == '1':
+    # (OpenSSL's SSL_OP_NO_ENCRYPT_THEN_MAC: a CBC suite's records MAC-then-encrypt, as before RFC 7366)
+    for ctx in (sctx, cctx):
+        ctx.options |= 0x80000
 
 cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
 client = cctx.wrap_bio(cin, cout, server_side=False, server_hostname='keylog.test')

@@ -12,7 +12,7 @@ import { makePairCert, tlsPair, type TlsPair } from '../lib/tls-memory-pair.js';
 
 type Pair = TlsPair;
 let dir = '';
-const pair = (version: '1.2' | '1.3', cipher: string): Pair => tlsPair(dir, version, cipher);
+const pair = (version: '1.2' | '1.3', cipher: string, noEncryptThenMac = false): Pair => tlsPair(dir, version, cipher, { noEncryptThenMac });
 
 /** Both directions decrypted with the pair's key log, fed in pieces of `piece` bytes (0: whole). */
 function decrypt(p: Pair, keylogText = p.keylog, piece = 0): { c2s: string; s2c: string; dc: RecordDecryptor; ds: RecordDecryptor; keys: ReturnType<typeof connectionKeys> | null } {
@@ -49,17 +49,25 @@ beforeAll(() => {
 });
 
 describe('TLS key log decryption (real OpenSSL records)', () => {
-  const cases: ['1.2' | '1.3', string, string][] = [
+  // (the CBC suites: HMAC-SHA1, -SHA256 and -SHA384, with RSA and ECDHE key exchange; encrypt-then-MAC, as OpenSSL
+  // negotiates it, and MAC-then-encrypt)
+  const cases: ['1.2' | '1.3', string, string, 'mac-then-encrypt'?][] = [
     ['1.3', 'TLS_AES_128_GCM_SHA256', 'TLS_AES_128_GCM_SHA256'],
     ['1.3', 'TLS_AES_256_GCM_SHA384', 'TLS_AES_256_GCM_SHA384'],
     ['1.3', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_CHACHA20_POLY1305_SHA256'],
     ['1.2', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256'],
     ['1.2', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384'],
     ['1.2', 'ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'],
+    ['1.2', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA'],
+    ['1.2', 'ECDHE-RSA-AES256-SHA384', 'ECDHE-RSA-AES256-SHA384'],
+    ['1.2', 'AES128-SHA256', 'AES128-SHA256'],
+    ['1.2', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA', 'mac-then-encrypt'],
+    ['1.2', 'ECDHE-RSA-AES256-SHA384', 'ECDHE-RSA-AES256-SHA384', 'mac-then-encrypt'],
+    ['1.2', 'AES256-SHA', 'AES256-SHA', 'mac-then-encrypt'],
   ];
-  for (const [version, cipher, expected] of cases) {
-    it(`TLS ${version} ${cipher}: both directions' application data, whole and in 1..97-byte pieces`, () => {
-      const p = pair(version, cipher);
+  for (const [version, cipher, expected, mte] of cases) {
+    it(`TLS ${version} ${cipher}${mte ? ` (${mte})` : ''}: both directions' application data, whole and in 1..97-byte pieces`, () => {
+      const p = pair(version, cipher, mte !== undefined);
       expect(p.cipher).toBe(expected);
       for (const piece of [0, 1, 7, 97]) {
         const r = decrypt(p, p.keylog, piece);
@@ -68,6 +76,10 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
         expect(r.c2s).toBe(REQUESTS);
         expect(r.s2c).toBe(p.answers.join(''));
         expect(r.dc.records).toBe(2);
+        // (a CBC connection's records were read as the kind they are)
+        const keys = r.keys as Exclude<ReturnType<typeof connectionKeys>, string>;
+        const modes = [keys.c2s, keys.s2c].map((k) => (k.tls13 ? undefined : k.protection.etm));
+        expect(modes).toEqual(/GCM|CHACHA/.test(cipher) ? [undefined, undefined] : mte ? [false, false] : [true, true]);
       }
     });
   }
@@ -104,6 +116,17 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
     expect(r.ds.failed).toMatch(/^record \d+ did not authenticate/);
     expect(r.s2c).toBe(p.answers[0]);
     expect(r.c2s).toBe(REQUESTS);
+    // (a CBC record's MAC, either kind: a byte of its ciphertext, of its MAC, or of its IV altered)
+    for (const mte of [false, true]) {
+      const q = pair('1.2', 'ECDHE-RSA-AES128-SHA', mte);
+      for (const back of [3, 40, 70]) {
+        const bad = Buffer.from(q.s2c);
+        bad[bad.length - back]! ^= 1;
+        const rq = decrypt({ ...q, s2c: bad });
+        expect(rq.ds.failed, `${mte ? 'mac-then-encrypt' : 'encrypt-then-mac'}, byte -${back}`).toMatch(/^record \d+ did not authenticate/);
+        expect(rq.s2c).toBe(q.answers[0]);
+      }
+    }
   });
 
   it('no secrets for the connection, and keys that do not fit: said, not guessed', () => {
@@ -117,8 +140,9 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
     // (a TLS 1.3 log's secrets for a TLS 1.2 handshake: no master secret)
     expect(connectionKeys(secrets13, { clientRandom: helloRandom(p12.c2s)!, serverRandom: helloRandom(p12.s2c)!, version: 0x0303, cipher: sh.cipher }))
       .toBe('the key log has no master secret for it (CLIENT_RANDOM)');
-    expect(connectionKeys(secrets13, { clientRandom: Buffer.alloc(32), serverRandom: Buffer.alloc(32), version: 0x0303, cipher: 0x002f }))
-      .toMatch(/^its cipher suite \(0x002f\) is not one decrypted here/);
+    // (3DES and RC4: not decrypted here)
+    expect(connectionKeys(secrets13, { clientRandom: Buffer.alloc(32), serverRandom: Buffer.alloc(32), version: 0x0303, cipher: 0x000a }))
+      .toMatch(/^its cipher suite \(0x000a\) is not one decrypted here/);
   });
 
   it('the records before the server hello wait for the keys; a stream that is no TLS stops with its offset', () => {
