@@ -541,7 +541,3 @@ export function helloRandom(stream: Buffer): Buffer | null {
   return Buffer.from(stream.subarray(11, 43));
 }
 
-/** A cipher suite's name when it is one this reader decrypts. */
-export function decryptableSuite(code: number): string | null {
-  return (SUITES.get(code) ?? cbcSuite(code))?.name ?? null;
-}
