@@ -2,7 +2,7 @@
 // `tapscope flows`).
 import type { Flow } from '../model/flow.js';
 import { failedConnection, tcpStateText } from '../model/tcp-state.js';
-import { flowTarget } from '../model/flow-target.js';
+import { flowTarget, keyLogText } from '../model/flow-target.js';
 import { endpointText } from '../util/ip.js';
 
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
@@ -79,8 +79,13 @@ export function flowRow(f: Flow): string[] {
   const server = f.tls?.server;
   // (the exchange may still be readable: an un-hooked client talking to a hooked server)
   const peer = !v?.plaintext && server?.plaintext ? `; plaintext from the server's ${server.library} hook` : '';
+  // (plaintext no hook gave: the key log's; a key log that failed says why, one with no secrets for the flow is the
+  // usual case and says nothing)
+  const keyLog = f.tls?.keylog;
+  const plain = v?.plaintext ? (v.via === 'hook' ? 'plaintext' : 'plaintext (key log)') : 'encrypted';
+  const failed = keyLog?.status === 'failed' ? `; key log: ${keyLogText(keyLog)}` : '';
   const tlsCol = f.tls
-    ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${v?.plaintext ? 'plaintext' : 'encrypted'}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}${peer}`
+    ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${plain}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}${peer}${failed}`
     : '';
   const what = flowTarget(f);
   const proc = f.process ? `${f.process.comm}(${f.process.pid})` : '';

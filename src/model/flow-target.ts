@@ -57,5 +57,5 @@ export function proxiedText(p: ProxiedFor): string | null {
 export function keyLogText(k: KeyLogStatus): string {
   if (k.status === 'decrypted') return `decrypted with its secrets (${k.records} ${k.records === 1 ? 'record' : 'records'} of application data)`;
   const why = k.reason ?? 'no reason given';
-  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${k.records} records read before)` : ''}`;
+  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${k.records} ${k.records === 1 ? 'record' : 'records'} read before)` : ''}`;
 }

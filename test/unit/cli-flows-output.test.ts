@@ -31,6 +31,24 @@ describe('flowRow TLS CLIENT column', () => {
   });
 });
 
+describe('flowRow TLS CLIENT column with a key log', () => {
+  it('says the plaintext came from the key log, and why a connection the key log could not decrypt was not', () => {
+    const f = flow(side('openssl', 'fingerprint', true), side('unknown', 'fingerprint', true));
+    f.tls!.keylog = { status: 'decrypted', reason: null, records: 4 };
+    expect(tlsColumn(f)).toBe('openssl/fingerprint plaintext (key log)');
+    const failed = flow(side('openssl', 'process', false, 'capture ran in afpacket mode because x'), side('unknown', 'fingerprint', false, 'y'));
+    failed.tls!.keylog = { status: 'failed', reason: 'server to client: a gap in the capture', records: 1 };
+    expect(tlsColumn(failed)).toBe('openssl/process encrypted (capture ran in afpacket mode because x); key log: not decrypted: server to client: a gap in the capture (1 record read before)');
+    // (no secrets for it: the usual case in a key log run, not repeated on every row)
+    failed.tls!.keylog = { status: 'no-secrets', reason: 'the key log has no secrets for its client random (ab)', records: 0 };
+    expect(tlsColumn(failed)).toBe('openssl/process encrypted (capture ran in afpacket mode because x)');
+    // (a hook's plaintext is the hook's, key log or not)
+    const hooked = flow(side('openssl', 'hook', true), null);
+    hooked.tls!.keylog = { status: 'decrypted', reason: null, records: 2 };
+    expect(tlsColumn(hooked)).toBe('openssl/hook plaintext');
+  });
+});
+
 describe('flowRow CLIENT column', () => {
   it('names the client a PROXY protocol header relays for, after the load balancer\'s own end', () => {
     expect(flowRow(flow(null, null))[2]).toBe('10.0.0.1:40000');
