@@ -118,6 +118,26 @@ describe('TLS connections decrypted with a key log', () => {
     expect(flowOf(p, { keyLog: keyLogOf(p.keylog) }, { size: 40 }).tls!.keylog!.status).toBe('decrypted');
   });
 
+  it('a connection that switched to TLS in place (SMTP STARTTLS, Postgres SSLRequest): its records after the switch decrypt', () => {
+    const p = pairs.tls12!;
+    const preludes: [number, string, ['c' | 's', Buffer][]][] = [
+      [587, 'smtp', [['s', Buffer.from('220 mx.test ESMTP\r\n')], ['c', Buffer.from('EHLO client.test\r\n')], ['s', Buffer.from('250-mx.test\r\n250 STARTTLS\r\n')],
+        ['c', Buffer.from('STARTTLS\r\n')], ['s', Buffer.from('220 go ahead\r\n')]]],
+      [5432, 'postgres', [['c', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])], ['s', Buffer.from('S')]]],
+    ];
+    for (const [port, app, prelude] of preludes) {
+      const b = new CaptureBuilder();
+      flightConversation(b, client, { ip: server.ip, port }, [...prelude, ...p.flights], { size: 64 });
+      const a = new Analyzer({ keyLog: keyLogOf(p.keylog) });
+      const feed = a.stream('node-1');
+      for (const blk of parseBuffer(b.build())) feed(blk);
+      const [f] = a.flows();
+      expect(f!.app, app).toBe(app);
+      expect(f!.tls!.keylog, app).toEqual({ status: 'decrypted', reason: null, records: 4 });
+      expect([f!.tls!.client!.plaintext, f!.tls!.server!.plaintext], app).toEqual([true, true]);
+    }
+  });
+
   it('no secrets for it, secrets of another connection, a handshake not seen: each said, nothing decrypted', () => {
     const a = pairs.tls13!;
     const b = pairs.tls13b!;
