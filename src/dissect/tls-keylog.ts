@@ -8,9 +8,9 @@
 // Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3) and RFC 5246 §5, §6.2.3.2–6.2.3.3 with RFC 5288,
 // RFC 7905 (TLS 1.2 AEAD) and RFC 7366 (encrypt-then-MAC).
 import { createDecipheriv, createHmac } from 'node:crypto';
-import { cipherName } from './tls.js';
 import { readFileSync } from 'node:fs';
 import { TapscopeError } from '../errors.js';
+import { cipherName } from './tls.js';
 
 /** The secrets a key log holds for one connection (by its ClientHello's random). */
 export interface ConnectionSecrets {

@@ -193,7 +193,6 @@ interface FlowKeys {
 
 const QUIC_NOT_DECRYPTED: KeyLogStatus = Object.freeze({ status: 'failed', reason: 'QUIC packets are not decrypted here (TLS over TCP is)', records: 0 });
 
-/** A TLS connection's decryption with a key log, in words (see KeyLogStatus). */
 /**
  * Why the end of a direction being decrypted was not read, when its capture lost bytes there and the reassembler
  * has not (yet) declared the gap: bytes held behind a hole not filled (a lost segment whose later ones came, the
@@ -206,6 +205,7 @@ function unreadEnd(dir: DirState | null): string | null {
   return `a gap in the capture: ${r.buffered} bytes after it wait for the bytes it lost, and its records from it on are not read`;
 }
 
+/** A TLS connection's decryption with a key log, in words (see KeyLogStatus); `ends`: each direction's unreadEnd. */
 function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null } = { c2s: null, s2c: null }): KeyLogStatus {
   if (!k) {
     const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
