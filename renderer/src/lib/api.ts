@@ -66,6 +66,11 @@ export async function uploadFile(file: File): Promise<string> {
   return ((await res.json()) as { path: string }).path;
 }
 
+/** A file the user chose or dropped, as a path where the core runs: its own path in the app, an upload's in web mode. */
+export async function corePathOf(file: File): Promise<string> {
+  return isElectron() && window.tapscopeHost ? window.tapscopeHost.pathForFile(file) : uploadFile(file);
+}
+
 export function downloadUrl(path: string): string {
   return `/api/download?token=${encodeURIComponent(token)}&path=${encodeURIComponent(path)}`;
 }
