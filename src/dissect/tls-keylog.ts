@@ -10,7 +10,7 @@
 import { createDecipheriv, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TapscopeError } from '../errors.js';
-import { cipherName } from './tls.js';
+import { MAX_RECORD, cipherName } from './tls.js';
 
 /** The secrets a key log holds for one connection (by its ClientHello's random). */
 export interface ConnectionSecrets {
@@ -315,8 +315,6 @@ const CT_ALERT = 21;
 const CT_HANDSHAKE = 22;
 const CT_APPDATA = 23;
 const HS_KEY_UPDATE = 24;
-/** a record's largest ciphertext (RFC 8446 §5.2: 2^14 + 256) and then some for TLS 1.2's explicit nonce */
-const MAX_RECORD = (1 << 14) + 2048;
 /** TLS 1.3 records that may be the handshake's (keys not known to this log) before the application's first */
 const MAX_UNREAD_HANDSHAKE = 32;
 /** bytes kept while the server's hello (and so the keys) is not known yet */

@@ -583,9 +583,9 @@ export function cipherName(c: number): string {
 
 // ---- TLS taken up in the middle (the capture began after the handshake) ----
 
-/** the longest record a peer may send: TLS 1.2's ciphertext bound (2^14 + 2048 bytes) */
-const MAX_RECORD = 16384 + 2048;
-const RECORD_HEADER = 5;
+/** the longest record a peer may send: TLS 1.2's ciphertext bound (2^14 + 2048 bytes; TLS 1.3's is 2^14 + 256) */
+export const MAX_RECORD = 16384 + 2048;
+export const RECORD_HEADER = 5;
 
 /** The length (header included) of the record whose header is at `at`, when one plausibly is (types 20-23, TLS 1.0-1.3); else 0. */
 function recordAt(buf: Buffer, at: number): number {

@@ -1,7 +1,7 @@
 // The flow table: pcapng blocks in (one or more node streams), Flow records out. Decodes packets, orients
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
-import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, type ClientHello, type ServerHello } from '../dissect/tls.js';
+import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, MAX_RECORD, RECORD_HEADER, type ClientHello, type ServerHello } from '../dissect/tls.js';
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
@@ -75,7 +75,7 @@ function midstreamScan(fs: FlowState): { c: { from: number }; s: { from: number 
 }
 
 /** bytes of a connection taken up in the middle to look through for its first whole TLS record: two of the longest */
-const MIDSTREAM_SCAN = 2 * (16384 + 2048 + 5);
+const MIDSTREAM_SCAN = 2 * (MAX_RECORD + RECORD_HEADER);
 
 const BODY_TEXT_CAP = 16 * 1024;
 // why: bodies are for reading in the flow detail; a budget per flow keeps a chatty API connection from
@@ -206,7 +206,7 @@ function unreadEnd(dir: DirState | null): string | null {
 }
 
 /** A TLS connection's decryption with a key log, in words (see KeyLogStatus); `ends`: each direction's unreadEnd. */
-function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null } = { c2s: null, s2c: null }): KeyLogStatus {
+function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null }): KeyLogStatus {
   if (!k) {
     const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
     return { status: 'no-secrets', reason: `${why}: no client random to find its secrets by`, records: 0 };

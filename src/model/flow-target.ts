@@ -55,7 +55,8 @@ export function proxiedText(p: ProxiedFor): string | null {
 
 /** A TLS connection's decryption with a key log, for the flow detail: "decrypted with its secrets (4 records)", or why not. */
 export function keyLogText(k: KeyLogStatus): string {
-  if (k.status === 'decrypted') return `decrypted with its secrets (${k.records} ${k.records === 1 ? 'record' : 'records'} of application data)`;
+  const records = `${k.records} ${k.records === 1 ? 'record' : 'records'}`;
+  if (k.status === 'decrypted') return `decrypted with its secrets (${records} of application data)`;
   const why = k.reason ?? 'no reason given';
-  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${k.records} ${k.records === 1 ? 'record' : 'records'} read before)` : ''}`;
+  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${records} read before)` : ''}`;
 }

@@ -469,8 +469,10 @@ export class CoreService implements ApiCalls {
     }
   }
 
-  /** Analyzes a stored session (cached). */
-  /** `keyLog`: TLS secrets to decrypt with (the CLI's --keylog), used when the session is not loaded yet. */
+  /**
+   * Analyzes a stored session (cached), with its own key log if it has one. `keyLog`: TLS secrets to decrypt with as
+   * well (the CLI's --keylog), used when the session is not loaded yet.
+   */
   async load(id: string, keyLog: KeyLog | null = null): Promise<Loaded> {
     const cached = this.loaded.get(id);
     if (cached) {

@@ -175,12 +175,12 @@ export class SessionStore {
     return new NodeFileWriter(path, node);
   }
 
-  /** The files to read for a session, with their node names. */
   /** Where the session keeps the TLS key log lines added to it (see CoreService.addKeyLog): read at each load. */
   keyLogPath(id: string): string {
     return join(this.dir(id), 'keys.log');
   }
 
+  /** The files to read for a session, with their node names. */
   captureFiles(rec: SessionRecord): CaptureFile[] {
     const files: CaptureFile[] = [];
     const seen = new Set<string>();
