@@ -42,6 +42,10 @@ const keyLogOf = (...texts: string[]): KeyLog => {
   return log;
 };
 
+/** How many data segments of `size` bytes the pair's server sends (flightConversation's count, for its `drop`). */
+const serverSegments = (p: TlsPair, size: number): number =>
+  p.flights.filter(([who]) => who === 's').reduce((n, [, bytes]) => n + Math.ceil(bytes.length / size), 0);
+
 const exchanges = (f: Flow): [string | null, string | null, number | null][] => f.http.map((h) => [h.method, h.path, h.status]);
 const BOTH: [string, string, number][] = [['GET', '/first', 200], ['GET', '/second', 200]];
 
@@ -92,7 +96,7 @@ describe('TLS connections decrypted with a key log', () => {
     // (in 40-byte segments, the server's last four carry its two answers; the first of the second answer is lost, and the
     // reassembler, told to wait for no segment, declares the gap at the next)
     const p = pairs.tls13!;
-    const serverSegs = p.flights.filter(([who]) => who === 's').reduce((n, [, bytes]) => n + Math.ceil(bytes.length / 40), 0);
+    const serverSegs = serverSegments(p, 40);
     const f = flowOf(p, { keyLog: keyLogOf(p.keylog), reassembly: { maxBuffered: 1 << 18, maxSegments: 0 } }, { size: 40, drop: serverSegs - 2 });
     expect(f.tls!.keylog).toMatchObject({ status: 'failed', reason: 'server to client: a gap in the capture: its records after it cannot be read' });
     expect(exchanges(f)).toEqual([['GET', '/first', 200], ['GET', '/second', null]]);
@@ -103,7 +107,7 @@ describe('TLS connections decrypted with a key log', () => {
     // (the same lost segment with the reassembler's usual limits: the server's last segment waits behind the hole when
     // the capture ends; the records in it are not read, and the second answer is missing)
     const p = pairs.tls13!;
-    const serverSegs = p.flights.filter(([who]) => who === 's').reduce((n, [, bytes]) => n + Math.ceil(bytes.length / 40), 0);
+    const serverSegs = serverSegments(p, 40);
     const f = flowOf(p, { keyLog: keyLogOf(p.keylog) }, { size: 40, drop: serverSegs - 2 });
     expect(f.tls!.keylog!.status).toBe('failed');
     expect(f.tls!.keylog!.reason).toMatch(/^server to client: a gap in the capture: \d+ bytes after it wait for the bytes it lost, and its records from it on are not read$/);
