@@ -221,16 +221,20 @@ function textKey(node: string, tcp: boolean, a: KeyIp, ap: number, b: KeyIp, bp:
   return aFirst ? `${node}\0${t}${a}:${ap}/${b}:${bp}` : `${node}\0${t}${b}:${bp}/${a}:${ap}`;
 }
 
-/** A set of 64-bit values given as two 32-bit halves (already hashes, e.g. flow ids): open addressing on numbers. */
+/**
+ * 64-bit keys given as two 32-bit halves (already hashes, e.g. flow ids), each with a number (a flow's index): open
+ * addressing on numbers, no key string or Map entry per key.
+ */
 export class PairSet {
   private mask = (1 << 12) - 1;
-  /** slot s holds halves keys[2s], keys[2s + 1] when used[s] */
+  /** slot s holds halves keys[2s], keys[2s + 1] and its number values[s] when used[s] */
   private keys = new Uint32Array((this.mask + 1) * 2);
+  private values = new Int32Array(this.mask + 1);
   private used = new Uint8Array(this.mask + 1);
   private size = 0;
 
-  /** Adds (h, l); false when it was there already. */
-  add(h: number, l: number): boolean {
+  /** Adds (h, l) with `value`; false (and nothing changed) when it was there already. */
+  add(h: number, l: number, value = 0): boolean {
     h >>>= 0;
     l >>>= 0;
     let s = (h ^ Math.imul(l, 0x9e3779b1)) & this.mask;
@@ -241,17 +245,31 @@ export class PairSet {
     this.used[s] = 1;
     this.keys[2 * s] = h;
     this.keys[2 * s + 1] = l;
+    this.values[s] = value;
     // why: at most half full, so probes stay short
     if (++this.size * 2 > this.mask + 1) this.grow();
     return true;
   }
 
+  /** The number (h, l) was added with; -1 when it was not. */
+  get(h: number, l: number): number {
+    h >>>= 0;
+    l >>>= 0;
+    let s = (h ^ Math.imul(l, 0x9e3779b1)) & this.mask;
+    while (this.used[s]) {
+      if (this.keys[2 * s] === h && this.keys[2 * s + 1] === l) return this.values[s]!;
+      s = (s + 1) & this.mask;
+    }
+    return -1;
+  }
+
   private grow(): void {
-    const { keys, used } = this;
+    const { keys, values, used } = this;
     this.mask = used.length * 2 - 1;
     this.keys = new Uint32Array((this.mask + 1) * 2);
+    this.values = new Int32Array(this.mask + 1);
     this.used = new Uint8Array(this.mask + 1);
     this.size = 0;
-    for (let s = 0; s < used.length; s++) if (used[s]) this.add(keys[2 * s]!, keys[2 * s + 1]!);
+    for (let s = 0; s < used.length; s++) if (used[s]) this.add(keys[2 * s]!, keys[2 * s + 1]!, values[s]!);
   }
 }

@@ -472,14 +472,17 @@ describe('the flow table index', () => {
     expect(idx.get('n', true, 'fd00::1', 2, 'not-an-ip', 1)).toBe(-3);
   });
 
-  it('the id set adds once, through growth', async () => {
+  it('the id set adds once, through growth, and keeps each id\'s number', async () => {
     const { PairSet } = await import('../../src/flows/tuple-index.js');
     const s = new PairSet();
-    const added = (): boolean[] => Array.from({ length: 50_000 }, (_, i) => s.add(Math.imul(i, 0x9e3779b1), i));
+    const added = (): boolean[] => Array.from({ length: 50_000 }, (_, i) => s.add(Math.imul(i, 0x9e3779b1), i, i * 3));
     expect(added().every((x) => x)).toBe(true);
     expect(added().some((x) => x)).toBe(false);
-    expect(s.add(0xffffffff, 0xffffffff)).toBe(true);
-    expect(s.add(-1, -1)).toBe(false);
+    expect(s.add(0xffffffff, 0xffffffff, 7)).toBe(true);
+    expect(s.add(-1, -1, 8)).toBe(false);
+    // (the first number stays: a second add changes nothing)
+    expect(Array.from({ length: 50_000 }, (_, i) => s.get(Math.imul(i, 0x9e3779b1), i)).every((v, i) => v === i * 3)).toBe(true);
+    expect([s.get(-1, -1), s.get(1, 0x12345), s.get(0, 1)]).toEqual([7, -1, -1]);
   });
 
   it('a reused tuple at the same timestamp gets a fresh id (the collision path), and both are found by id', () => {
@@ -507,6 +510,9 @@ describe('the flow table index', () => {
     expect(f2!.id).toMatch(/^[0-9a-f]{16}$/);
     expect(a2.flowById(f1!.id)).toBe(f1);
     expect(a2.flowById(f2!.id)).toBe(f2);
+    // (no flow: an id of another capture, one upper-cased, cut short or not hex)
+    const others = ['0123456789abcdef', f1!.id.toUpperCase(), f1!.id.slice(0, 15), `${f1!.id.slice(0, 15)}g`, `${f1!.id}0`].filter((id) => id !== f1!.id && id !== f2!.id);
+    for (const id of others) expect(a2.flowById(id), id).toBeNull();
   });
 });
 
