@@ -28,9 +28,9 @@ capture has stopped if need be. --capture-filter takes tcpdump syntax ('tcp port
 each node to the IP packets and to the decrypted records (by their connection's addresses and ports); what it
 leaves out is not captured. export --out - writes to standard output.
 --keylog KEYS reads TLS secrets in the SSLKEYLOGFILE format (curl, browsers, Python, Node, Go, GnuTLS, NSS, Java
-agents write it) and decrypts the TLS connections it has secrets for (TLS 1.3; TLS 1.2 AES-GCM, ChaCha20, AES-CBC); a
-capture's own decryption secrets block is used too. export --format pcapng --include-secrets embeds the secrets of
-the exported connections, so that Wireshark decrypts them as well.
+agents write it) and decrypts the TLS connections it has secrets for (TLS 1.3; TLS 1.2 AES-GCM, ChaCha20, AES-CBC;
+TLS 1.0 and 1.1 AES-CBC); a capture's own decryption secrets block is used too. export --format pcapng
+--include-secrets embeds the secrets of the exported connections, so that Wireshark decrypts them as well.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =

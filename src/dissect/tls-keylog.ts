@@ -1,16 +1,18 @@
 // TLS decryption with a key log: the NSS key log format (SSLKEYLOGFILE) that curl, Firefox, Chrome, Python's
 // ssl, Node's 'keylog' event, Go's KeyLogWriter, GnuTLS, NSS and rustls write, and that Wireshark reads
 // (tls.keylog_file, or a pcapng Decryption Secrets Block). With the secrets of a connection its TLS records are
-// decrypted here: TLS 1.3 (every suite but the CCM ones) and TLS 1.2's AEAD suites (AES-GCM, ChaCha20-Poly1305) and
-// AES-CBC suites (HMAC-SHA1/SHA256/SHA384, MAC-then-encrypt or encrypt-then-MAC: older servers, Java 8's defaults).
+// decrypted here: TLS 1.3 (every suite but the CCM ones), TLS 1.2's AEAD suites (AES-GCM, ChaCha20-Poly1305) and
+// AES-CBC suites (HMAC-SHA1/SHA256/SHA384, MAC-then-encrypt or encrypt-then-MAC: older servers, Java 8's defaults), and
+// TLS 1.0's and 1.1's AES-CBC suites (devices and servers that never moved on).
 // This is what gives plaintext for the libraries no hook reaches (Java's JSSE with a key log agent, rustls).
 //
-// Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3) and RFC 5246 §5, §6.2.3.2–6.2.3.3 with RFC 5288,
-// RFC 7905 (TLS 1.2 AEAD) and RFC 7366 (encrypt-then-MAC).
+// Record protection follows RFC 8446 §5.2–5.3 and §7.1 (TLS 1.3), RFC 5246 §5, §6.2.3.2–6.2.3.3 with RFC 5288,
+// RFC 7905 (TLS 1.2 AEAD), RFC 7366 (encrypt-then-MAC), and RFC 2246 and RFC 4346 (TLS 1.0, 1.1: their PRF, TLS 1.0's
+// chained IVs).
 import { createDecipheriv, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TapscopeError } from '../errors.js';
-import { MAX_RECORD, cipherName } from './tls.js';
+import { MAX_RECORD, cipherName, tlsVersionName } from './tls.js';
 
 /** The secrets a key log holds for one connection (by its ClientHello's random). */
 export interface ConnectionSecrets {
@@ -198,18 +200,35 @@ export function expandLabel(hash: string, secret: Buffer, label: string, length:
   return hkdfExpand(hash, secret, info, length);
 }
 
-/** The TLS 1.2 PRF (RFC 5246 §5): P_hash(secret, label + seed). */
-export function prf12(hash: string, secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
-  const s = Buffer.concat([Buffer.from(label, 'latin1'), seed]);
+/** P_hash (RFC 5246 §5): HMAC-`hash` of `secret` over A(i) + seed, to `length` bytes. */
+function pHash(hash: string, secret: Buffer, seed: Buffer, length: number): Buffer {
   const out: Buffer[] = [];
-  let a = s;
+  let a = seed;
   for (let n = 0; n < length;) {
     a = createHmac(hash, secret).update(a).digest();
-    const block = createHmac(hash, secret).update(a).update(s).digest();
+    const block = createHmac(hash, secret).update(a).update(seed).digest();
     out.push(block);
     n += block.length;
   }
   return Buffer.concat(out).subarray(0, length);
+}
+
+/** The TLS 1.2 PRF (RFC 5246 §5): P_hash(secret, label + seed). */
+export function prf12(hash: string, secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
+  return pHash(hash, secret, Buffer.concat([Buffer.from(label, 'latin1'), seed]), length);
+}
+
+/**
+ * The TLS 1.0 and 1.1 PRF (RFC 2246 §5, RFC 4346 §5): P_MD5 of the secret's first half XOR P_SHA-1 of its second half
+ * (halves that share the middle byte when its length is odd).
+ */
+export function prf10(secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
+  const s = Buffer.concat([Buffer.from(label, 'latin1'), seed]);
+  const half = Math.ceil(secret.length / 2);
+  const md5 = pHash('md5', secret.subarray(0, half), s, length);
+  const sha1 = pHash('sha1', secret.subarray(secret.length - half), s, length);
+  for (let i = 0; i < length; i++) md5[i]! ^= sha1[i]!;
+  return md5;
 }
 
 /** One direction's record protection: its key, its IV (TLS 1.3: the whole nonce base; TLS 1.2 GCM: the 4-byte salt), its next sequence number. */
@@ -223,6 +242,11 @@ interface Protection {
   macKey?: Buffer;
   /** a CBC suite: whether its records are encrypt-then-MAC (RFC 7366); null until a record told */
   etm?: boolean | null;
+  /**
+   * TLS 1.0's CBC IV, which its records do not carry: the key block's for the first record, then each record's last
+   * ciphertext block (RFC 2246 §6.2.3.2); absent for TLS 1.1 and 1.2, whose records begin with their IV
+   */
+  chain?: Buffer;
 }
 
 function protection13(suite: Suite, secret: Buffer): Protection {
@@ -289,17 +313,27 @@ export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams):
       s2c: { tls13: true, suite, app: p(secrets.server0), handshake: p(secrets.serverHandshake) },
     };
   }
-  if (hs.version !== 0x0303) return `TLS version 0x${hs.version.toString(16)} is not decrypted here (TLS 1.2 and 1.3 are)`;
-  if (hs.cipher >> 8 === 0x13) return `${suite.name} is no TLS 1.2 suite`;
+  const tls10 = hs.version === 0x0301 || hs.version === 0x0302;
+  if (hs.version !== 0x0303 && !tls10) return `${tlsVersionName(hs.version)} is not decrypted here (TLS 1.0 to 1.3 are)`;
+  // (TLS 1.3's suites are its own; the AEAD suites and the CBC suites with SHA-256/384 MACs came with TLS 1.2)
+  if (hs.cipher >> 8 === 0x13 || (tls10 && suite.mac !== 'sha1')) return `${suite.name} is no suite of ${tlsVersionName(hs.version)}`;
   if (!secrets.master) return 'the key log has no master secret for it (CLIENT_RANDOM)';
   const seed = Buffer.concat([hs.serverRandom, hs.clientRandom]);
   if (suite.mac) {
-    // (RFC 5246 §6.3: MAC keys, then encryption keys; TLS 1.2's CBC records carry their IVs, so no fixed IV)
+    // (RFC 5246 §6.3: MAC keys, then encryption keys, then TLS 1.0's IVs: TLS 1.1's and 1.2's CBC records carry theirs)
     const [m, k] = [MAC_LEN[suite.mac], suite.keyLen];
-    const block = prf12(suite.hash, secrets.master, 'key expansion', seed, 2 * m + 2 * k);
-    const cbc = (macAt: number, keyAt: number): Protection =>
-      ({ key: block.subarray(keyAt, keyAt + k), iv: Buffer.alloc(0), seq: 0n, secret: null, macKey: block.subarray(macAt, macAt + m), etm: null });
-    return { c2s: { tls13: false, suite, protection: cbc(0, 2 * m) }, s2c: { tls13: false, suite, protection: cbc(m, 2 * m + k) } };
+    const ivs = hs.version === 0x0301 ? 2 * 16 : 0;
+    const block = tls10 ? prf10(secrets.master, 'key expansion', seed, 2 * m + 2 * k + ivs)
+      : prf12(suite.hash, secrets.master, 'key expansion', seed, 2 * m + 2 * k);
+    const cbc = (macAt: number, keyAt: number, ivAt: number): Protection => {
+      const p: Protection = { key: block.subarray(keyAt, keyAt + k), iv: Buffer.alloc(0), seq: 0n, secret: null, macKey: block.subarray(macAt, macAt + m), etm: null };
+      if (ivs > 0) p.chain = block.subarray(ivAt, ivAt + 16);
+      return p;
+    };
+    return {
+      c2s: { tls13: false, suite, protection: cbc(0, 2 * m, 2 * m + 2 * k) },
+      s2c: { tls13: false, suite, protection: cbc(m, 2 * m + k, 2 * m + 2 * k + 16) },
+    };
   }
   const ivLen = suite.aead === 'chacha20-poly1305' ? 12 : 4;
   const block = prf12(suite.hash, secrets.master, 'key expansion', seed, 2 * suite.keyLen + 2 * ivLen);
@@ -490,6 +524,8 @@ export class RecordDecryptor {
  */
 function openCbc(suite: Suite, p: Protection, type: number, header: Buffer, body: Buffer): Buffer | null {
   const macLen = p.macKey!.length;
+  // (the IV's block and one of ciphertext; TLS 1.0's records carry no IV)
+  const least = p.chain ? 16 : 32;
   const mac = (length: number, ...data: Buffer[]): Buffer => {
     const h = Buffer.alloc(13);
     h.writeBigUInt64BE(p.seq, 0);
@@ -502,16 +538,16 @@ function openCbc(suite: Suite, p: Protection, type: number, header: Buffer, body
   };
   if (p.etm !== false) {
     const sealed = body.subarray(0, Math.max(0, body.length - macLen));
-    if (sealed.length >= 32 && sealed.length % 16 === 0 && mac(sealed.length, sealed).equals(body.subarray(sealed.length))) {
-      const plain = cbcDecrypt(suite, p.key, sealed);
+    if (sealed.length >= least && sealed.length % 16 === 0 && mac(sealed.length, sealed).equals(body.subarray(sealed.length))) {
+      const plain = cbcDecrypt(suite, p, sealed);
       if (plain === null) return null;
       p.etm = true;
       return plain;
     }
     if (p.etm === true) return null;
   }
-  if (body.length < 32 || body.length % 16 !== 0) return null;
-  const plain = cbcDecrypt(suite, p.key, body);
+  if (body.length < least || body.length % 16 !== 0) return null;
+  const plain = cbcDecrypt(suite, p, body);
   if (plain === null || plain.length < macLen) return null;
   const content = plain.subarray(0, plain.length - macLen);
   if (!mac(content.length, content).equals(plain.subarray(content.length))) return null;
@@ -520,12 +556,16 @@ function openCbc(suite: Suite, p: Protection, type: number, header: Buffer, body
 }
 
 /**
- * AES-CBC of `sealed` (its first block the IV), its padding (RFC 5246 §6.2.3.2) removed; null when its length byte
- * says more than there is. (The MAC is what tells the record is whole: the padding's bytes are not checked one by one.)
+ * AES-CBC of `sealed` (its first block the IV; TLS 1.0: the IV chained from the record before, which this record's
+ * last block then replaces), its padding (RFC 5246 §6.2.3.2) removed; null when its length byte says more than there
+ * is. (The MAC is what tells the record is whole: the padding's bytes are not checked one by one.)
  */
-function cbcDecrypt(suite: Suite, key: Buffer, sealed: Buffer): Buffer | null {
-  const d = createDecipheriv(`aes-${suite.keyLen * 8}-cbc`, key, sealed.subarray(0, 16)).setAutoPadding(false);
-  const out = Buffer.concat([d.update(sealed.subarray(16)), d.final()]);
+function cbcDecrypt(suite: Suite, p: Protection, sealed: Buffer): Buffer | null {
+  const iv = p.chain ?? sealed.subarray(0, 16);
+  const d = createDecipheriv(`aes-${suite.keyLen * 8}-cbc`, p.key, iv).setAutoPadding(false);
+  const out = Buffer.concat([d.update(p.chain ? sealed : sealed.subarray(16)), d.final()]);
+  // (a record that does not verify stops the direction: the chain need not survive it)
+  if (p.chain) p.chain = Buffer.from(sealed.subarray(sealed.length - 16));
   const pad = out[out.length - 1]!;
   return pad + 1 > out.length ? null : out.subarray(0, out.length - 1 - pad);
 }

@@ -1,5 +1,5 @@
 // TLS decrypted with key logs, really: clients of three TLS libraries (OpenSSL: curl over HTTP/2, curl with TLS 1.2 and
-// ChaCha20, curl with TLS 1.2 and AES-CBC, Python, Node; GnuTLS: wget; Go crypto/tls) write their secrets where SSLKEYLOGFILE says while `tapscope
+// ChaCha20, curl with TLS 1.2 and AES-CBC, curl with TLS 1.0, Python, Node; GnuTLS: wget; Go crypto/tls) write their secrets where SSLKEYLOGFILE says while `tapscope
 // capture` records them in AF_PACKET mode (no hooks: packets only), and one curl writes none. With the key log,
 // `tapscope flows --keylog` reads every request and status from the decrypted records — the same requests tshark
 // decrypts with the same key log — and each side has its plaintext; the connection without secrets says so. An
@@ -40,6 +40,11 @@ const CLIENTS: Client[] = [
     // (a CBC suite, as older servers and Java 8 still pick: encrypt-then-MAC, which OpenSSL on both ends negotiates)
     name: 'c', path: '/kl/curl-cbc',
     cmd: (_k, s) => ['curl', ['-sS', '--http1.1', '--tls-max', '1.2', '--ciphers', 'ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256', '--cacert', s.ca, url('c', '/kl/curl-cbc')]],
+  },
+  {
+    // (TLS 1.0, as old devices still speak it: its own PRF, and CBC records whose IVs chain from one record to the next)
+    name: 'd', path: '/kl/curl-tls10',
+    cmd: (_k, s) => ['curl', ['-sS', '--http1.1', '--tlsv1.0', '--tls-max', '1.0', '--ciphers', 'ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:@SECLEVEL=0', '--cacert', s.ca, url('d', '/kl/curl-tls10')]],
   },
 ];
 
@@ -155,6 +160,7 @@ describe('TLS decrypted with key logs (real clients, AF_PACKET capture)', () => 
     expect(bySni(decrypted, 'curl').app).toBe('tls');
     expect(bySni(decrypted, 'a').tls).toMatchObject({ version: 'TLS 1.2', cipher: expect.stringMatching(/^TLS_ECDHE_(RSA|ECDSA)_WITH_CHACHA20_POLY1305_SHA256$/) as string });
     expect(bySni(decrypted, 'c').tls).toMatchObject({ version: 'TLS 1.2', cipher: expect.stringMatching(/^TLS_ECDHE_(RSA|ECDSA)_WITH_AES_128_CBC_SHA256$/) as string });
+    expect(bySni(decrypted, 'd').tls).toMatchObject({ version: 'TLS 1.0', cipher: expect.stringMatching(/^TLS_ECDHE_(RSA|ECDSA)_WITH_AES_128_CBC_SHA$/) as string });
     const mine = decrypted.flatMap((f) => f.http.map((h) => h.path ?? '')).filter((p) => p.startsWith('/kl/')).sort();
     expect(mine).toEqual(await tsharkPaths(capture, keys));
     expect(mine).toHaveLength(CLIENTS.length + 1);

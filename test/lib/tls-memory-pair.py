@@ -2,14 +2,18 @@
 # A real OpenSSL TLS connection between a client and a server in memory (ssl.MemoryBIO), for the key log tests:
 # prints JSON with both directions' raw TLS bytes, the flights in the order they crossed ([direction, hex]: 'c' the
 # client's, 's' the server's) and the client's key log (SSLKEYLOGFILE format).
-# usage: [PAIR_NO_ETM=1] tls-memory-pair.py CERT KEY VERSION(1.2|1.3) CIPHER|-
+# usage: [PAIR_NO_ETM=1] tls-memory-pair.py CERT KEY VERSION(1.0|1.1|1.2|1.3) CIPHER|-
 # (a TLS 1.2 cipher by OpenSSL's name; TLS 1.3's suite is chosen with an OPENSSL_CONF naming its Ciphersuites, as Python
 # has no call for it)
-import json, os, ssl, sys, tempfile
+import json, os, ssl, sys, tempfile, warnings
+
+# (TLSVersion.TLSv1 and TLSv1_1 are deprecated names; the tests ask for them on purpose)
+warnings.simplefilter('ignore', DeprecationWarning)
 
 cert, key, version, cipher = sys.argv[1:5]
 keylog = tempfile.NamedTemporaryFile(delete=False, suffix='.keys').name
-tls = ssl.TLSVersion.TLSv1_3 if version == '1.3' else ssl.TLSVersion.TLSv1_2
+# (TLS 1.0 and 1.1: OpenSSL 3 allows them at security level 0 only, which the cipher list then names)
+tls = {'1.3': ssl.TLSVersion.TLSv1_3, '1.2': ssl.TLSVersion.TLSv1_2, '1.1': ssl.TLSVersion.TLSv1_1, '1.0': ssl.TLSVersion.TLSv1}[version]
 
 sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 sctx.load_cert_chain(cert, key)

@@ -20,24 +20,28 @@ export interface TlsPair {
   answers: string[];
 }
 
+export type TlsPairVersion = '1.0' | '1.1' | '1.2' | '1.3';
+
 /** A self-signed certificate for keylog.test in `dir` (cert.pem, key.pem), made once per test file. */
 export function makePairCert(dir: string): void {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=keylog.test'], { stdio: 'ignore' });
 }
 
 /**
- * One connection of TLS `version` with `cipher` (TLS 1.2: OpenSSL's name; TLS 1.3: the suite's, chosen through an
+ * One connection of TLS `version` with `cipher` (TLS 1.0 to 1.2: OpenSSL's name; TLS 1.3: the suite's, chosen through an
  * OpenSSL configuration, as Python has no call for it; '-': the default) asking GET /first and GET /second.
  * `noEncryptThenMac`: a CBC suite's records MAC-then-encrypt (OpenSSL negotiates RFC 7366's encrypt-then-MAC otherwise).
  */
-export function tlsPair(dir: string, version: '1.2' | '1.3', cipher = '-', opts: { noEncryptThenMac?: boolean } = {}): TlsPair {
+export function tlsPair(dir: string, version: TlsPairVersion, cipher = '-', opts: { noEncryptThenMac?: boolean } = {}): TlsPair {
   const env: NodeJS.ProcessEnv = { ...process.env, PAIR_NO_ETM: opts.noEncryptThenMac ? '1' : '0' };
   if (version === '1.3' && cipher !== '-') {
     const conf = join(dir, `${cipher}.cnf`);
     writeFileSync(conf, `openssl_conf = c\n[c]\nssl_conf = s\n[s]\nsystem_default = d\n[d]\nCiphersuites = ${cipher}\n`);
     env.OPENSSL_CONF = conf;
   }
-  const out = JSON.parse(execFileSync('python3', [SCRIPT, join(dir, 'cert.pem'), join(dir, 'key.pem'), version, version === '1.3' ? '-' : cipher], { env, encoding: 'utf8' })) as
+  // (OpenSSL 3 allows TLS 1.0 and 1.1 at security level 0 only)
+  const list = version === '1.3' ? '-' : version === '1.2' ? cipher : `${cipher === '-' ? 'DEFAULT' : cipher}:@SECLEVEL=0`;
+  const out = JSON.parse(execFileSync('python3', [SCRIPT, join(dir, 'cert.pem'), join(dir, 'key.pem'), version, list], { env, encoding: 'utf8' })) as
     Omit<TlsPair, 'c2s' | 's2c' | 'flights'> & { c2s: string; s2c: string; flights: ['c' | 's', string][] };
   return {
     ...out, c2s: Buffer.from(out.c2s, 'hex'), s2c: Buffer.from(out.s2c, 'hex'),

@@ -1,18 +1,19 @@
 // The key log reader and TLS record decryption, on real OpenSSL connections (Python's ssl over memory BIOs: both
 // directions' bytes as they would cross the wire, and the client's SSLKEYLOGFILE lines).
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KeyLog, RecordDecryptor, connectionKeys, expandLabel, helloRandom, prf12 } from '../../src/dissect/tls-keylog.js';
+import { KeyLog, RecordDecryptor, connectionKeys, expandLabel, helloRandom, prf10, prf12 } from '../../src/dissect/tls-keylog.js';
 import { parseServerHello } from '../../src/dissect/tls.js';
 import { isTapscopeError } from '../../src/errors.js';
-import { makePairCert, tlsPair, type TlsPair } from '../lib/tls-memory-pair.js';
+import { makePairCert, tlsPair, type TlsPair, type TlsPairVersion } from '../lib/tls-memory-pair.js';
 
 type Pair = TlsPair;
 let dir = '';
-const pair = (version: '1.2' | '1.3', cipher: string, noEncryptThenMac = false): Pair => tlsPair(dir, version, cipher, { noEncryptThenMac });
+const pair = (version: TlsPairVersion, cipher: string, noEncryptThenMac = false): Pair => tlsPair(dir, version, cipher, { noEncryptThenMac });
 
 /** Both directions decrypted with the pair's key log, fed in pieces of `piece` bytes (0: whole). */
 function decrypt(p: Pair, keylogText = p.keylog, piece = 0): { c2s: string; s2c: string; dc: RecordDecryptor; ds: RecordDecryptor; keys: ReturnType<typeof connectionKeys> | null } {
@@ -50,8 +51,8 @@ beforeAll(() => {
 
 describe('TLS key log decryption (real OpenSSL records)', () => {
   // (the CBC suites: HMAC-SHA1, -SHA256 and -SHA384, with RSA and ECDHE key exchange; encrypt-then-MAC, as OpenSSL
-  // negotiates it, and MAC-then-encrypt)
-  const cases: ['1.2' | '1.3', string, string, 'mac-then-encrypt'?][] = [
+  // negotiates it, and MAC-then-encrypt; TLS 1.0's records chain their IVs, TLS 1.1's carry them)
+  const cases: [TlsPairVersion, string, string, 'mac-then-encrypt'?][] = [
     ['1.3', 'TLS_AES_128_GCM_SHA256', 'TLS_AES_128_GCM_SHA256'],
     ['1.3', 'TLS_AES_256_GCM_SHA384', 'TLS_AES_256_GCM_SHA384'],
     ['1.3', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_CHACHA20_POLY1305_SHA256'],
@@ -64,11 +65,16 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
     ['1.2', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA', 'mac-then-encrypt'],
     ['1.2', 'ECDHE-RSA-AES256-SHA384', 'ECDHE-RSA-AES256-SHA384', 'mac-then-encrypt'],
     ['1.2', 'AES256-SHA', 'AES256-SHA', 'mac-then-encrypt'],
+    ['1.1', 'ECDHE-RSA-AES256-SHA', 'ECDHE-RSA-AES256-SHA'],
+    ['1.1', 'AES128-SHA', 'AES128-SHA', 'mac-then-encrypt'],
+    ['1.0', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA'],
+    ['1.0', 'AES256-SHA', 'AES256-SHA', 'mac-then-encrypt'],
   ];
   for (const [version, cipher, expected, mte] of cases) {
     it(`TLS ${version} ${cipher}${mte ? ` (${mte})` : ''}: both directions' application data, whole and in 1..97-byte pieces`, () => {
       const p = pair(version, cipher, mte !== undefined);
       expect(p.cipher).toBe(expected);
+      expect(p.version).toBe(version === '1.0' ? 'TLSv1' : `TLSv${version}`);
       for (const piece of [0, 1, 7, 97]) {
         const r = decrypt(p, p.keylog, piece);
         expect(r.dc.failed).toBeNull();
@@ -116,15 +122,18 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
     expect(r.ds.failed).toMatch(/^record \d+ did not authenticate/);
     expect(r.s2c).toBe(p.answers[0]);
     expect(r.c2s).toBe(REQUESTS);
-    // (a CBC record's MAC, either kind: a byte of its ciphertext, of its MAC, or of its IV altered)
-    for (const mte of [false, true]) {
-      const q = pair('1.2', 'ECDHE-RSA-AES128-SHA', mte);
-      for (const back of [3, 40, 70]) {
-        const bad = Buffer.from(q.s2c);
-        bad[bad.length - back]! ^= 1;
-        const rq = decrypt({ ...q, s2c: bad });
-        expect(rq.ds.failed, `${mte ? 'mac-then-encrypt' : 'encrypt-then-mac'}, byte -${back}`).toMatch(/^record \d+ did not authenticate/);
-        expect(rq.s2c).toBe(q.answers[0]);
+    // (a CBC record's MAC, either kind: a byte of its ciphertext, of its MAC, or of its IV altered; TLS 1.0's records
+    // carry no IV, and the last one is shorter: OpenSSL splits a TLS 1.0 record's first byte off, against BEAST)
+    for (const version of ['1.2', '1.0'] as const) {
+      for (const mte of [false, true]) {
+        const q = pair(version, 'ECDHE-RSA-AES128-SHA', mte);
+        for (const back of [3, 40, version === '1.0' ? 60 : 70]) {
+          const bad = Buffer.from(q.s2c);
+          bad[bad.length - back]! ^= 1;
+          const rq = decrypt({ ...q, s2c: bad });
+          expect(rq.ds.failed, `TLS ${version}, ${mte ? 'mac-then-encrypt' : 'encrypt-then-mac'}, byte -${back}`).toMatch(/^record \d+ did not authenticate/);
+          expect(rq.s2c).toBe(q.answers[0]);
+        }
       }
     }
   });
@@ -143,6 +152,13 @@ describe('TLS key log decryption (real OpenSSL records)', () => {
     // (3DES and RC4: not decrypted here)
     expect(connectionKeys(secrets13, { clientRandom: Buffer.alloc(32), serverRandom: Buffer.alloc(32), version: 0x0303, cipher: 0x000a }))
       .toMatch(/^its cipher suite \(0x000a\) is not one decrypted here/);
+    // (a suite that came with TLS 1.2, in an older version's handshake; SSL 3.0, whose MAC is no HMAC)
+    const master = { master: Buffer.alloc(48, 1) };
+    const hs = { clientRandom: Buffer.alloc(32), serverRandom: Buffer.alloc(32) };
+    expect(connectionKeys(master, { ...hs, version: 0x0301, cipher: 0x003c })).toBe('TLS_RSA_WITH_AES_128_CBC_SHA256 is no suite of TLS 1.0');
+    expect(connectionKeys(master, { ...hs, version: 0x0302, cipher: 0xc02f })).toBe('TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 is no suite of TLS 1.1');
+    expect(connectionKeys(master, { ...hs, version: 0x0303, cipher: 0x1301 })).toBe('TLS_AES_128_GCM_SHA256 is no suite of TLS 1.2');
+    expect(connectionKeys(master, { ...hs, version: 0x0300, cipher: 0x002f })).toBe('SSL 3.0 is not decrypted here (TLS 1.0 to 1.3 are)');
   });
 
   it('the records before the server hello wait for the keys; a stream that is no TLS stops with its offset', () => {
@@ -228,5 +244,13 @@ describe('key log lines', () => {
     // the TLS 1.2 PRF (SHA-256) vector published with the IETF TLS list's test vectors
     const out = prf12('sha256', Buffer.from('9bbe436ba940f017b17652849a71db35', 'hex'), 'test label', Buffer.from('a0ba9f936cda311827a6f796ffd5198c', 'hex'), 100);
     expect(out.subarray(0, 16).toString('hex')).toBe('e3f229ba727be17b8d122620557cd453');
+    // the TLS 1.0/1.1 PRF against OpenSSL's (its TLS1-PRF with MD5-SHA1), for a secret of even and of odd length (the
+    // halves then share the middle byte)
+    for (const secret of [randomBytes(48), randomBytes(47)]) {
+      const seed = randomBytes(64);
+      const openssl = execFileSync('openssl', ['kdf', '-keylen', '104', '-kdfopt', 'digest:MD5-SHA1', '-kdfopt', `hexsecret:${secret.toString('hex')}`,
+        '-kdfopt', `hexseed:${Buffer.concat([Buffer.from('key expansion'), seed]).toString('hex')}`, 'TLS1-PRF'], { encoding: 'utf8' });
+      expect(prf10(secret, 'key expansion', seed, 104).toString('hex')).toBe(openssl.trim().replaceAll(':', '').toLowerCase());
+    }
   });
 });
