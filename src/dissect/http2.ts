@@ -112,6 +112,23 @@ export class Http2Parser {
     return out;
   }
 
+  /**
+   * The direction ended (its FIN, or the connection's reset): the streams whose headers came are returned as they are,
+   * a body short of its content-length marked truncated. (A server that sends its last DATA frame's END_STREAM on its
+   * own, as Node's does, loses it to a client that closes as soon as it has the body it was told of: the answer came.)
+   */
+  close(): HttpMessage[] {
+    const out: HttpMessage[] = [];
+    for (const s of this.streams.values()) {
+      if (!s.headersDone) continue;
+      const length = s.msg.headers.find(([k]) => k === 'content-length')?.[1];
+      if (length === undefined || Number(length) !== s.kept) s.msg.bodyTruncated = true;
+      out.push(this.finish(s));
+    }
+    this.streams.clear();
+    return out;
+  }
+
   /** Bytes were lost: HPACK state cannot be recovered, streams in flight are returned truncated. */
   gap(): HttpMessage[] {
     const out: HttpMessage[] = [];

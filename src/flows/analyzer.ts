@@ -991,12 +991,19 @@ export class Analyzer {
       const dir = fromClient ? fs.c2s : fs.s2c;
       if (dir && dir !== DONE && (dir.reasm?.buffered ?? 0) === 0) {
         if (d.tcpFlags & TCP_FIN && dir.http1) this.onMessages(fs, dir.http1.end(), 'plain', ts);
+        if (dir.http2) this.onMessages(fs, dir.http2.close(), 'plain', ts);
         if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, fromClient);
       }
       // (the same for its decrypted plaintext: an HTTP/1.0 response over TLS runs to the close too; the hooks'
       // records of the last writes come before the FIN, which follows the TLS close_notify)
-      const decrypted = d.tcpFlags & TCP_FIN ? fs.x?.hook?.decrypted[fromClient ? 'c2s' : 's2c'] : null;
-      if (decrypted?.http1) this.onMessages(fs, decrypted.http1.end(), 'decrypted', ts);
+      const decrypted = fs.x?.hook?.decrypted;
+      const mine = decrypted?.[fromClient ? 'c2s' : 's2c'];
+      if (d.tcpFlags & TCP_FIN && mine?.http1) this.onMessages(fs, mine.http1.end(), 'decrypted', ts);
+      // (HTTP/2: a direction's FIN ends its streams; a reset, both directions': an answer whose END_STREAM the close
+      // cut off still has its status, as Wireshark shows it)
+      if (mine?.http2) this.onMessages(fs, mine.http2.close(), 'decrypted', ts);
+      const theirs = d.tcpFlags & TCP_RST ? decrypted?.[fromClient ? 's2c' : 'c2s'] : null;
+      if (theirs?.http2) this.onMessages(fs, theirs.http2.close(), 'decrypted', ts);
     }
   }
 

@@ -10,6 +10,8 @@ import { compileFilter } from '../../src/filter/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { TcpReassembler } from '../../src/flows/reassembly.js';
 import { CaptureBuilder, fixtureClientHello, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
+import { H2_PREFACE } from '../../src/dissect/http2.js';
+import { SETTINGS, addIdx, frame, indexed, litIdx } from './export-h2-frames.js';
 import type { Flow } from '../../src/model/flow.js';
 import dnsPacket from 'dns-packet';
 
@@ -303,6 +305,45 @@ describe('QUIC Initials in UDP flows', () => {
     b.udp({ src: c, dst: s, sport: 50000, dport: 443, payload: rfc });
     const { flows } = analyze(b.build());
     expect(flows.filter(compileFilter('app == "quic" && tls.sni == "example.com"'))).toHaveLength(1);
+  });
+});
+
+describe('HTTP/2 answers whose END_STREAM the close cut off', () => {
+  const client = { ip: '10.202.3.1', port: 43211 };
+  const server = { ip: '10.202.3.2', port: 443 };
+  // (Node's server sends its answer's END_STREAM in a DATA frame of its own; a client that has the body it was told of
+  // may close before it comes, as curl did in a real capture)
+  const request = Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x5, 1, Buffer.concat([indexed(2), indexed(4), indexed(7), addIdx(1, 'api.test')]))]);
+  const answer = Buffer.concat([SETTINGS, frame(1, 0x4, 1, Buffer.concat([indexed(8), litIdx(28, '5')])), frame(0, 0, 1, Buffer.from('hello'))]);
+
+  function capture(close: 'fin' | 'client-rst' | 'open'): Buffer {
+    const b = new CaptureBuilder();
+    tcpConversation(b, client, server, [fixtureClientHello()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])], {
+      fin: close === 'fin',
+      afterTurn: () => {
+        b.tls(client, server, 'out', request, { pid: 100, comm: 'curl', lib: 'openssl', proto: 'http2' });
+        b.tls(server, client, 'in', answer, { pid: 100, comm: 'curl', lib: 'openssl', proto: 'http2' });
+      },
+    });
+    if (close === 'client-rst') b.tcp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, seq: 2000, flags: 0x04 });
+    return b.build();
+  }
+
+  it('has its status once the connection closed (FIN, or the client\'s reset), and waits while it is open', () => {
+    for (const close of ['fin', 'client-rst'] as const) {
+      const { a, flows } = analyze(capture(close));
+      expect(flows[0]!.http, close).toEqual([{ method: 'GET', host: 'api.test', path: '/', status: 200 }]);
+      expect(a.detail(flows[0]!.id)!.exchanges[0], close).toMatchObject({ source: 'decrypted', responseBody: 'hello' });
+    }
+    expect(analyze(capture('open')).flows[0]!.http).toEqual([{ method: 'GET', host: 'api.test', path: '/', status: null }]);
+  });
+
+  it('the same in plain text (h2c): the server\'s FIN ends its answer', () => {
+    for (const fin of [true, false]) {
+      const b = new CaptureBuilder();
+      tcpConversation(b, client, { ...server, port: 80 }, [request], [answer], { fin });
+      expect(analyze(b.build()).flows[0]!.http, `fin: ${fin}`).toEqual([{ method: 'GET', host: 'api.test', path: '/', status: fin ? 200 : null }]);
+    }
   });
 });
 

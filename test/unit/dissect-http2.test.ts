@@ -12,6 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { Http2Parser, looksLikeHttp2, grpcMessages, H2_PREFACE } from '../../src/dissect/http2.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+import { SETTINGS, frame, indexed, litIdx } from './export-h2-frames.js';
 import type { HttpMessage } from '../../src/dissect/http1.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../fixtures/dissect/h2c.json');
@@ -160,6 +161,16 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
     expect(p.gap().map((m) => [m.streamId, m.bodyTruncated])).toEqual([[1, true]]);
     expect(p.push(rec.server.subarray(cut), 1)).toEqual([]);
     expect(p.failed).toBe(true);
+  });
+  it('close() returns the streams whose headers came (the body short of its content-length truncated), and no others', () => {
+    // (an answer whose END_STREAM never came: its connection closed first; and a request stream with no headers yet)
+    // (:status 200 and content-length, HEADERS with END_HEADERS only; DATA without END_STREAM)
+    const answer = (id: number, length: string, body: string): Buffer =>
+      Buffer.concat([frame(1, 0x4, id, Buffer.concat([indexed(8), litIdx(28, length)])), frame(0, 0, id, Buffer.from(body))]);
+    const p = new Http2Parser('server');
+    expect(p.push(Buffer.concat([SETTINGS, answer(1, '5', 'hello'), answer(3, '9', 'cut'), frame(1, 0, 5, indexed(8))]), 0)).toEqual([]);
+    expect(p.close().map((m) => [m.streamId, m.status, m.body.toString(), m.bodyTruncated])).toEqual([[1, 200, 'hello', false], [3, 200, 'cut', true]]);
+    expect(p.close()).toEqual([]);
   });
   it('keeps no view into the caller\'s chunks', () => {
     const ref = JSON.stringify(parse('client', rec.client).map((m) => ({ ...m, ts: 0 })));
