@@ -11,6 +11,17 @@ export interface ExecStream {
   /** Exit code (0 on Success), or null when the stream ended without a status (connection lost). */
   exit: Promise<number | null>;
   close(): void;
+  /**
+   * A TTY stream's terminal size, sent on the resize channel at once: before anything written to stdin after it
+   * (client-node's own resize queue and stdin each send when their stream emits, in no set order: a command typed
+   * right after a resize could run at the old size)
+   */
+  resize?(cols: number, rows: number): void;
+}
+
+/** The resize channel's message (the API server reads its keys case-insensitively). */
+function sizeFrame(cols: number, rows: number): Buffer {
+  return Buffer.concat([Buffer.of(4), Buffer.from(JSON.stringify({ Width: cols, Height: rows }))]);
 }
 
 /**
@@ -70,7 +81,13 @@ export async function execStream(kc: KubeConfig, ns: string, pod: string, contai
       resolve(exitCode(status));
     });
   });
-  return { stdout: out, stderr: err, stdin, exit, close: () => ws.close() };
+  const s: ExecStream = { stdout: out, stderr: err, stdin, exit, close: () => ws.close() };
+  if (tty) {
+    s.resize = (cols, rows) => ws.send(sizeFrame(cols, rows));
+    // (the size a terminal starts with, as kubectl sends its own)
+    s.resize(80, 24);
+  }
+  return s;
 }
 
 export interface ExecResult { code: number | null; stdout: Buffer; stderr: string }

@@ -640,19 +640,15 @@ export class K8sTarget implements CaptureTarget {
       await dep.remove().catch(() => undefined);
       throw isTapscopeError(e) ? e : k8sError(e, 'start a shell pod', this.ctx());
     }
-    // why: client-node sends terminal sizes only for an output stream that looks like a TTY.
-    const out = Object.assign(new PassThrough(), { columns: 80, rows: 24 });
+    // (a plain stream: the terminal's size goes on the resize channel from execStream, in order with the keys typed)
+    const out = new PassThrough();
     const s = await execStream(dep.kc, this.namespace, pod, CONTAINER, ['sh', '-c', HOST_SHELL], true, out);
     let cleaned: Promise<unknown> | null = null;
     const cleanup = () => (cleaned ??= dep.remove().catch(() => undefined));
     void s.exit.then(cleanup);
     return {
       write: (d) => void s.stdin.write(d),
-      resize(cols, rows) {
-        out.columns = cols;
-        out.rows = rows;
-        out.emit('resize');
-      },
+      resize: (cols, rows) => s.resize!(cols, rows),
       onData(cb) {
         const f = (d: Buffer) => cb(d);
         out.on('data', f);
