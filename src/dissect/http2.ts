@@ -131,13 +131,8 @@ export class Http2Parser {
 
   /** Bytes were lost: HPACK state cannot be recovered, streams in flight are returned truncated. */
   gap(): HttpMessage[] {
-    const out: HttpMessage[] = [];
-    for (const s of this.streams.values()) {
-      if (!s.headersDone) continue;
-      s.msg.bodyTruncated = true;
-      out.push(this.finish(s));
-    }
-    this.streams.clear();
+    for (const s of this.streams.values()) s.msg.bodyTruncated = true;
+    const out = this.close();
     this.buf = Buffer.alloc(0);
     this.broken = true;
     return out;

@@ -514,7 +514,7 @@ export class Analyzer {
   private readonly observe: ((block: PacketBlock, flowId: string | null) => void) | null;
   /** (node, 5-tuple) -> the flow currently using that tuple */
   private readonly index = new TupleIndex<FlowState>();
-  /** every id handed out (the collision check); the id -> flow Map is built on first use (queries, details) */
+  /** every id handed out (the collision check), each with its flow's index in `states` (see stateById) */
   private readonly ids = new PairSet();
   private readonly states: FlowState[] = [];
   /** Every flow in creation (arrival) order; resolved lazily, see resolved(). */

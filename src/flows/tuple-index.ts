@@ -234,14 +234,11 @@ export class PairSet {
   private size = 0;
 
   /** Adds (h, l) with `value`; false (and nothing changed) when it was there already. */
-  add(h: number, l: number, value = 0): boolean {
+  add(h: number, l: number, value: number): boolean {
     h >>>= 0;
     l >>>= 0;
-    let s = (h ^ Math.imul(l, 0x9e3779b1)) & this.mask;
-    while (this.used[s]) {
-      if (this.keys[2 * s] === h && this.keys[2 * s + 1] === l) return false;
-      s = (s + 1) & this.mask;
-    }
+    const s = this.slot(h, l);
+    if (this.used[s]) return false;
     this.used[s] = 1;
     this.keys[2 * s] = h;
     this.keys[2 * s + 1] = l;
@@ -253,14 +250,15 @@ export class PairSet {
 
   /** The number (h, l) was added with; -1 when it was not. */
   get(h: number, l: number): number {
-    h >>>= 0;
-    l >>>= 0;
+    const s = this.slot(h >>> 0, l >>> 0);
+    return this.used[s] ? this.values[s]! : -1;
+  }
+
+  /** The slot holding (h, l) (unsigned halves), else the free slot where it would go. */
+  private slot(h: number, l: number): number {
     let s = (h ^ Math.imul(l, 0x9e3779b1)) & this.mask;
-    while (this.used[s]) {
-      if (this.keys[2 * s] === h && this.keys[2 * s + 1] === l) return this.values[s]!;
-      s = (s + 1) & this.mask;
-    }
-    return -1;
+    while (this.used[s] && !(this.keys[2 * s] === h && this.keys[2 * s + 1] === l)) s = (s + 1) & this.mask;
+    return s;
   }
 
   private grow(): void {
