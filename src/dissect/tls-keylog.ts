@@ -508,34 +508,35 @@ export class RecordDecryptor {
     const explicit = suite.aead === 'chacha20-poly1305' ? 0 : 8;
     if (body.length < explicit + 16) return null;
     const nonce = explicit === 0 ? xorNonce(p.iv, p.seq) : Buffer.concat([p.iv, body.subarray(0, 8)]);
-    const aad = Buffer.alloc(13);
-    aad.writeBigUInt64BE(p.seq, 0);
-    aad[8] = type;
-    header.copy(aad, 9, 1, 3);
-    aad.writeUInt16BE(body.length - explicit - 16, 11);
-    return open(suite.aead, p.key, nonce, aad, body.subarray(explicit));
+    return open(suite.aead, p.key, nonce, pseudoHeader(p.seq, type, header, body.length - explicit - 16), body.subarray(explicit));
   }
 }
 
 /**
- * A TLS 1.2 CBC record (RFC 5246 §6.2.3.2): its explicit IV, then the ciphertext of content, MAC and padding; or with
- * encrypt-then-MAC (RFC 7366) the MAC after the ciphertext, over IV and ciphertext. Which one a connection uses is told
- * by its first record (the Finished): the one whose MAC verifies. Null when the record does not verify.
+ * What a TLS 1.0-1.2 record's MAC, or its AEAD's additional data, covers ahead of the content (RFC 5246 §6.2.3.1,
+ * §6.2.3.3): its sequence number, type, version (from its header) and a length.
+ */
+function pseudoHeader(seq: bigint, type: number, header: Buffer, length: number): Buffer {
+  const h = Buffer.alloc(13);
+  h.writeBigUInt64BE(seq, 0);
+  h[8] = type;
+  header.copy(h, 9, 1, 3);
+  h.writeUInt16BE(length, 11);
+  return h;
+}
+
+/**
+ * A TLS 1.1 or 1.2 CBC record (RFC 5246 §6.2.3.2): its explicit IV, then the ciphertext of content, MAC and padding
+ * (TLS 1.0: no IV, see Protection.chain); or with encrypt-then-MAC (RFC 7366) the MAC after the ciphertext, over IV and
+ * ciphertext. Which one a connection uses is told by its first record (the Finished): the one whose MAC verifies. Null
+ * when the record does not verify.
  */
 function openCbc(suite: Suite, p: Protection, type: number, header: Buffer, body: Buffer): Buffer | null {
   const macLen = p.macKey!.length;
   // (the IV's block and one of ciphertext; TLS 1.0's records carry no IV)
   const least = p.chain ? 16 : 32;
-  const mac = (length: number, ...data: Buffer[]): Buffer => {
-    const h = Buffer.alloc(13);
-    h.writeBigUInt64BE(p.seq, 0);
-    h[8] = type;
-    header.copy(h, 9, 1, 3);
-    h.writeUInt16BE(length, 11);
-    const hm = createHmac(suite.mac!, p.macKey!).update(h);
-    for (const d of data) hm.update(d);
-    return hm.digest();
-  };
+  const mac = (length: number, data: Buffer): Buffer =>
+    createHmac(suite.mac!, p.macKey!).update(pseudoHeader(p.seq, type, header, length)).update(data).digest();
   if (p.etm !== false) {
     const sealed = body.subarray(0, Math.max(0, body.length - macLen));
     if (sealed.length >= least && sealed.length % 16 === 0 && mac(sealed.length, sealed).equals(body.subarray(sealed.length))) {

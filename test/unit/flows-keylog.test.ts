@@ -23,11 +23,11 @@ const server = { ip: '10.0.0.2', port: 443 };
 let dir = '';
 const pairs: Record<string, TlsPair> = {};
 
-/** The pair's flights as one TCP connection (see flightConversation), analyzed with `options`: its flow. */
-function flowOf(p: TlsPair, options: AnalyzerOptions, shape: Parameters<typeof flightConversation>[4] & { before?: (b: CaptureBuilder) => void } = {}): Flow {
+/** The pair's flights as one TCP connection (see flightConversation), analyzed with `options`: its flow. `to`: another server. */
+function flowOf(p: TlsPair, options: AnalyzerOptions, shape: Parameters<typeof flightConversation>[4] & { before?: (b: CaptureBuilder) => void; to?: typeof server } = {}): Flow {
   const b = new CaptureBuilder();
   shape.before?.(b);
-  flightConversation(b, client, server, p.flights, shape);
+  flightConversation(b, client, shape.to ?? server, p.flights, shape);
   const a = new Analyzer(options);
   const feed = a.stream('node-1');
   for (const blk of parseBuffer(b.build())) feed(blk);
@@ -130,15 +130,10 @@ describe('TLS connections decrypted with a key log', () => {
       [5432, 'postgres', [['c', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])], ['s', Buffer.from('S')]]],
     ];
     for (const [port, app, prelude] of preludes) {
-      const b = new CaptureBuilder();
-      flightConversation(b, client, { ip: server.ip, port }, [...prelude, ...p.flights], { size: 64 });
-      const a = new Analyzer({ keyLog: keyLogOf(p.keylog) });
-      const feed = a.stream('node-1');
-      for (const blk of parseBuffer(b.build())) feed(blk);
-      const [f] = a.flows();
-      expect(f!.app, app).toBe(app);
-      expect(f!.tls!.keylog, app).toEqual({ status: 'decrypted', reason: null, records: 4 });
-      expect([f!.tls!.client!.plaintext, f!.tls!.server!.plaintext], app).toEqual([true, true]);
+      const f = flowOf({ ...p, flights: [...prelude, ...p.flights] }, { keyLog: keyLogOf(p.keylog) }, { size: 64, to: { ip: server.ip, port } });
+      expect(f.app, app).toBe(app);
+      expect(f.tls!.keylog, app).toEqual({ status: 'decrypted', reason: null, records: 4 });
+      expect([f.tls!.client!.plaintext, f.tls!.server!.plaintext], app).toEqual([true, true]);
     }
   });
 
