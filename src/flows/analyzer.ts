@@ -994,6 +994,9 @@ export class Analyzer {
         if (dir.http2) this.onMessages(fs, dir.http2.close(), 'plain', ts);
         if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, fromClient);
       }
+      // (HTTP/2: a reset ends the other direction's streams too, as for decrypted HTTP/2 below)
+      const other = d.tcpFlags & TCP_RST ? (fromClient ? fs.s2c : fs.c2s) : null;
+      if (other && other !== DONE && other.http2 && (other.reasm?.buffered ?? 0) === 0) this.onMessages(fs, other.http2.close(), 'plain', ts);
       // (the same for its decrypted plaintext: an HTTP/1.0 response over TLS runs to the close too; the hooks'
       // records of the last writes come before the FIN, which follows the TLS close_notify)
       const decrypted = fs.x?.hook?.decrypted;

@@ -345,6 +345,14 @@ describe('HTTP/2 answers whose END_STREAM the close cut off', () => {
       expect(analyze(b.build()).flows[0]!.http, `fin: ${fin}`).toEqual([{ method: 'GET', host: 'api.test', path: '/', status: fin ? 200 : null }]);
     }
   });
+
+  it('the same in plain text (h2c): the client\'s reset ends the server\'s answer too', () => {
+    const b = new CaptureBuilder();
+    const h2c = { ...server, port: 80 };
+    tcpConversation(b, client, h2c, [request], [answer], { fin: false });
+    b.tcp({ src: client.ip, dst: h2c.ip, sport: client.port, dport: h2c.port, seq: 5000, flags: 0x04 });
+    expect(analyze(b.build()).flows[0]!.http).toEqual([{ method: 'GET', host: 'api.test', path: '/', status: 200 }]);
+  });
 });
 
 describe('decrypted plaintext and process attribution', () => {
