@@ -288,6 +288,12 @@ export interface HandshakeParams {
   cipher: number;
 }
 
+/** The key log has all the secrets a connection of this version needs (both traffic secrets; TLS 1.2: the master). */
+export function secretsComplete(s: ConnectionSecrets | null | undefined, version: number): boolean {
+  if (!s) return false;
+  return version === 0x0304 ? s.client0 !== undefined && s.server0 !== undefined : s.master !== undefined;
+}
+
 /** A connection's record decryption: one per direction, made from its secrets and handshake. */
 export type DirectionKeys =
   | { tls13: true; suite: Suite; app: Protection | null; handshake: Protection | null }
@@ -369,7 +375,14 @@ export class RecordDecryptor {
   /** the direction's stream stopped being read (a gap, a limit): its records after that cannot be told */
   private stopped = false;
 
-  constructor(private readonly onPlaintext: (data: Buffer) => void) {}
+  /**
+   * `wait`: how many bytes of records it keeps before it has keys, and what it waits for (the server's hello; a followed
+   * key log's secrets, which come after the handshake).
+   */
+  constructor(
+    private readonly onPlaintext: (data: Buffer) => void,
+    private readonly wait: { bytes: number; for: string } = { bytes: MAX_WAITING, for: "the server's hello" },
+  ) {}
 
   /**
    * Why the direction's plaintext is not (or not all) here: decryption stopped, or (TLS 1.3) none of its protected
@@ -407,7 +420,7 @@ export class RecordDecryptor {
     this.pending.push(Buffer.from(bytes));
     this.pendingBytes += bytes.length;
     if (!this.keys) {
-      if (this.pendingBytes > MAX_WAITING) this.fail(`its records came before the server's hello, more than ${MAX_WAITING >> 10} KiB`);
+      if (this.pendingBytes > this.wait.bytes) this.fail(`its records came before ${this.wait.for}, more than ${this.wait.bytes >> 10} KiB`);
       return;
     }
     this.drain();

@@ -11,7 +11,7 @@ import { ldapPrelude, natsPrelude, tdsPrelude, textPrelude, xmppPrelude, type Up
 import { endpointText } from '../util/ip.js';
 import { proxyHeader } from '../dissect/proxy-protocol.js';
 import { decideSide } from '../verdict/index.js';
-import { KeyLog, RecordDecryptor, connectionKeys, helloRandom, type ConnectionSecrets } from '../dissect/tls-keylog.js';
+import { KeyLog, RecordDecryptor, connectionKeys, helloRandom, secretsComplete, type ConnectionSecrets, type HandshakeParams } from '../dissect/tls-keylog.js';
 import type { DnsSummary, Endpoint, Flow, KeyLogStatus, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
@@ -189,7 +189,18 @@ interface FlowKeys {
   s2c: RecordDecryptor | null;
   /** why its records are not decrypted at all (keys that cannot be made from the secrets and the handshake) */
   reason: string | null;
+  /** both hellos' parameters, kept while it waits for its secrets from a followed key log (see Analyzer.followKeyLog) */
+  hs: HandshakeParams | null;
+  /** it waits for its secrets from a followed key log, its records kept */
+  waiting: boolean;
 }
+
+/** How long a TLS connection's records wait for its secrets from a followed key log, in capture time. */
+const AWAIT_SECRETS_MS = 10_000;
+/** How many connections wait at once; the longest waiting gives up first. */
+const MAX_AWAITING = 1024;
+/** How many bytes of records each direction of a waiting connection keeps. */
+const AWAIT_BYTES = 64 * 1024;
 
 const QUIC_NOT_DECRYPTED: KeyLogStatus = Object.freeze({ status: 'failed', reason: 'QUIC packets are not decrypted here (TLS over TCP is)', records: 0 });
 
@@ -211,7 +222,8 @@ function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: 
     const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
     return { status: 'no-secrets', reason: `${why}: no client random to find its secrets by`, records: 0 };
   }
-  if (!k.secrets) return { status: 'no-secrets', reason: `the key log has no secrets for its client random (${k.random.toString('hex')})`, records: 0 };
+  if (k.waiting) return { status: 'no-secrets', reason: `waiting for its secrets in the followed key log (client random ${k.random.toString('hex')}); its records are kept until they come`, records: 0 };
+  if (!k.secrets) return { status: 'no-secrets', reason: k.reason ?? `the key log has no secrets for its client random (${k.random.toString('hex')})`, records: 0 };
   const records = (k.c2s?.records ?? 0) + (k.s2c?.records ?? 0);
   // (a hole not filled yet is no failure of the records: said only for a side whose records did not fail)
   const side = (name: string, d: RecordDecryptor | null, end: string | null): string | null => {
@@ -507,6 +519,10 @@ export class Analyzer {
   private keyLog: KeyLog | null;
   /** secrets blocks of the capture that could not be read (their errors; the lines before the bad one were taken) */
   readonly keyLogProblems: string[] = [];
+  /** key log lines come while the capture runs (followKeyLog): TLS connections keep their records until their secrets come */
+  private following = false;
+  /** the connections that wait for their secrets, by client random (hex), the longest waiting first */
+  private readonly awaiting = new Map<string, { fs: FlowState; keys: FlowKeys; since: number }>();
   private readonly part: { index: number; count: number } | null;
   private streams = 0;
   /** origin of the block being processed */
@@ -734,7 +750,62 @@ export class Analyzer {
       if (!isTapscopeError(e, 'E_KEYLOG')) throw e;
       this.keyLogProblems.push(e.message);
     }
+    this.settleAwaiting();
     // (verdicts now say whether each TLS flow was decrypted)
+    this.metaVersion++;
+  }
+
+  /**
+   * Key log lines will come while the capture runs (an SSLKEYLOGFILE followed as clients write it): a client writes a
+   * connection's secrets only after its handshake, so each TLS connection from here on keeps its records (at most
+   * AWAIT_BYTES each way, for AWAIT_SECRETS_MS of capture time) until addKeyLog brings its secrets. Connections whose
+   * hello came before this are not decrypted live (a saved session's key log decrypts them when it is opened again).
+   */
+  followKeyLog(): void {
+    this.following = true;
+    this.keyLog ??= new KeyLog();
+  }
+
+  /** The key log stopped coming (the capture stopped): connections still waiting give up, each saying why. */
+  stopFollowingKeyLog(): void {
+    this.following = false;
+    this.expireAwaiting(Infinity, 'the capture stopped before its secrets came in the followed key log');
+  }
+
+  /** Key log lines (SSLKEYLOGFILE) from a followed file or one added: the connections waiting for them are decrypted. */
+  addKeyLog(text: string, source: string): void {
+    this.addSecrets(text, source);
+  }
+
+  /** Waiting connections whose secrets are all here, and both hellos read, are decrypted now. */
+  private settleAwaiting(): void {
+    if (this.awaiting.size === 0 || this.keyLog === null) return;
+    for (const [hex, w] of this.awaiting) {
+      const secrets = this.keyLog.get(w.keys.random) ?? null;
+      if (w.keys.hs && secretsComplete(secrets, w.keys.hs.version)) {
+        this.awaiting.delete(hex);
+        w.keys.secrets = secrets;
+        this.applyKeys(w.fs, w.keys, w.keys.hs);
+      }
+    }
+  }
+
+  /**
+   * Connections that waited since before `until` (capture time) give up, and the longest waiting beyond MAX_AWAITING:
+   * with the secrets that came (a key log with only one side's) they are decrypted as far as those go, else `why`.
+   */
+  private expireAwaiting(until: number, why: string): void {
+    for (const [hex, w] of this.awaiting) {
+      if (w.since >= until && this.awaiting.size <= MAX_AWAITING) break;
+      this.awaiting.delete(hex);
+      const secrets = this.keyLog?.get(w.keys.random) ?? null;
+      if (secrets && w.keys.hs) {
+        w.keys.secrets = secrets;
+        this.applyKeys(w.fs, w.keys, w.keys.hs);
+        continue;
+      }
+      this.noKeys(w.fs, w.keys, why);
+    }
     this.metaVersion++;
   }
 
@@ -1332,7 +1403,7 @@ export class Analyzer {
       if (r && r !== 'incomplete') {
         this.applyClientHello(fs, r);
         this.linkSession(fs, head);
-        if (this.keyLog !== null && this.keyLog.size > 0 && this.clientKeys(fs, dir, head)) return;
+        if (((this.keyLog !== null && this.keyLog.size > 0) || this.following) && this.clientKeys(fs, dir, head)) return;
       } else if (r === null && this.midstream(fs)) {
         // (a handshake record that is no ClientHello, taken up in the middle: a handshake the capture came into late)
         this.ensureTls(fs).midstream = true;
@@ -1350,50 +1421,90 @@ export class Analyzer {
   }
 
   /**
-   * With a key log, a ClientHello's connection looks up its secrets by the hello's random; with them, its client's
-   * stream is kept from the hello on, to be decrypted once the server's hello tells the keys (true: the direction goes
-   * on). `head`: the client's stream from its hello's record.
+   * With a key log, a ClientHello's connection looks up its secrets by the hello's random; with them (or while a key log
+   * is followed, see followKeyLog), its client's stream is kept from the hello on, to be decrypted once the server's
+   * hello tells the keys (true: the direction goes on). `head`: the client's stream from its hello's record.
    */
   private clientKeys(fs: FlowState, dir: DirState, head: Buffer): boolean {
     const random = helloRandom(head);
     if (random === null) return false;
-    const secrets = this.keyLog!.get(random) ?? null;
-    const keys: FlowKeys = { random, secrets, c2s: null, s2c: null, reason: null };
+    const secrets = this.keyLog?.get(random) ?? null;
+    const waiting = this.following && !secrets;
+    const keys: FlowKeys = { random, secrets, c2s: null, s2c: null, reason: null, hs: null, waiting };
     extra(fs).keys = keys;
-    if (!secrets) return false;
+    if (!secrets && !waiting) return false;
     if (dir.head!.length >= this.opts.dissectLimit) {
       keys.reason = `its client's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`;
+      keys.waiting = false;
       return false;
     }
+    const wait = waiting ? { bytes: AWAIT_BYTES, for: 'its secrets came in the followed key log' } : undefined;
     const decryptor = (c2s: boolean): RecordDecryptor =>
-      new RecordDecryptor((data) => this.feedDecrypted(fs, c2s, 'keys', data, 0, data.length, null, fs.flow.lastSeen, false));
+      new RecordDecryptor((data) => this.feedDecrypted(fs, c2s, 'keys', data, 0, data.length, null, fs.flow.lastSeen, false), wait);
     keys.c2s = decryptor(true);
     keys.s2c = decryptor(false);
     dir.keys = keys.c2s;
     dir.head = null;
     keys.c2s.push(head);
+    if (waiting) {
+      this.awaiting.set(random.toString('hex'), { fs, keys, since: fs.flow.lastSeen });
+      this.expireAwaiting(fs.flow.lastSeen - AWAIT_SECRETS_MS, `no secrets for its client random came in the followed key log within ${AWAIT_SECRETS_MS / 1000} s of its hello`);
+    }
     return true;
   }
 
-  /** The server's hello of a connection with secrets: both directions' keys, and its stream decrypted from here (true). */
+  /**
+   * The server's hello of a connection with secrets: both directions' keys, and its stream decrypted from here (true).
+   * A connection waiting for its secrets keeps the server's stream too, until they come (see settleAwaiting).
+   */
   private serverKeys(fs: FlowState, keys: FlowKeys, dir: DirState, head: Buffer, sh: ServerHello): boolean {
     const serverRandom = helloRandom(head);
-    const made = serverRandom === null ? 'its ServerHello could not be read'
-      : connectionKeys(keys.secrets!, { clientRandom: keys.random, serverRandom, version: sh.selectedVersion, cipher: sh.cipher });
-    if (typeof made === 'string' || dir.head!.length >= this.opts.dissectLimit) {
-      const why = typeof made === 'string' ? made : `its server's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`;
-      keys.reason = why;
-      keys.c2s!.fail(why);
-      keys.s2c!.fail(why);
-      this.stopDir(fs, true);
+    const cut = dir.head!.length >= this.opts.dissectLimit;
+    if (serverRandom === null || cut) {
+      this.noKeys(fs, keys, serverRandom === null ? 'its ServerHello could not be read' : `its server's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`);
+      return false;
+    }
+    const hs: HandshakeParams = { clientRandom: keys.random, serverRandom, version: sh.selectedVersion, cipher: sh.cipher };
+    dir.keys = keys.s2c;
+    dir.head = null;
+    keys.s2c!.push(head);
+    const hex = keys.random.toString('hex');
+    const waiting = this.awaiting.get(hex);
+    if (waiting) {
+      const secrets = this.keyLog?.get(keys.random) ?? null;
+      if (!secretsComplete(secrets, hs.version)) {
+        keys.hs = hs;
+        return true;
+      }
+      this.awaiting.delete(hex);
+      keys.secrets = secrets;
+    }
+    return this.applyKeys(fs, keys, hs);
+  }
+
+  /** The connection's keys from its secrets and hellos, set on both directions (true), or why there are none (false). */
+  private applyKeys(fs: FlowState, keys: FlowKeys, hs: HandshakeParams): boolean {
+    keys.waiting = false;
+    keys.hs = null;
+    const made = connectionKeys(keys.secrets!, hs);
+    if (typeof made === 'string') {
+      this.noKeys(fs, keys, made);
       return false;
     }
     keys.c2s!.setKeys(made.c2s);
     keys.s2c!.setKeys(made.s2c);
-    dir.keys = keys.s2c;
-    dir.head = null;
-    keys.s2c!.push(head);
+    fs.version++;
     return true;
+  }
+
+  /** No keys for the connection: both directions stop being kept, with the reason. */
+  private noKeys(fs: FlowState, keys: FlowKeys, why: string): void {
+    keys.waiting = false;
+    keys.reason = why;
+    keys.c2s!.fail(why);
+    keys.s2c!.fail(why);
+    for (const c2s of [true, false]) if ((c2s ? fs.c2s : fs.s2c)?.keys) this.stopDir(fs, c2s);
+    fs.version++;
   }
 
   /**
@@ -1794,7 +1905,7 @@ export class Analyzer {
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
       this.ownSides(fs, meta, clientOwner, serverOwner, f.tls);
-      if (this.keyLog !== null && this.keyLog.size > 0) this.keyLogVerdict(fs, f.tls);
+      if (this.keyLog !== null && (this.keyLog.size > 0 || fs.x?.keys)) this.keyLogVerdict(fs, f.tls);
       const other = fs.x?.session;
       if (other?.flow.tls) this.sameSession(f.tls, other);
     }

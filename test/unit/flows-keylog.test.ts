@@ -163,3 +163,97 @@ describe('TLS connections decrypted with a key log', () => {
     expect(keyLogText({ status: 'failed', reason: 'x', records: 0 })).toBe('not decrypted: x');
   });
 });
+
+describe('a key log followed while the capture runs (its lines come after each handshake)', () => {
+  const WAITING = /^waiting for its secrets in the followed key log \(client random [0-9a-f]{64}\); its records are kept until they come$/;
+  /** The lines of a key log with these labels. */
+  const linesOf = (text: string, ...labels: string[]): string => text.split('\n').filter((l) => labels.includes(l.split(' ')[0]!)).join('\n');
+
+  /** An analyzer following a key log, fed `blocks`, with `at(i)` run before block i (and after the last, at blocks.length). */
+  function follow(blocks: ReturnType<typeof parseBuffer>, at: (i: number, a: Analyzer) => void = () => undefined): Analyzer {
+    const a = new Analyzer({});
+    a.followKeyLog();
+    const feed = a.stream('node-1');
+    blocks.forEach((blk, i) => {
+      at(i, a);
+      feed(blk);
+    });
+    at(blocks.length, a);
+    return a;
+  }
+  const blocksOf = (p: TlsPair): ReturnType<typeof parseBuffer> => {
+    const b = new CaptureBuilder();
+    flightConversation(b, client, server, p.flights);
+    return parseBuffer(b.build());
+  };
+
+  it('secrets that come after the whole connection (TLS 1.3 and 1.2): its kept records are decrypted then', () => {
+    for (const p of [pairs.tls13!, pairs.tls12!]) {
+      const a = follow(blocksOf(p));
+      const before = a.flows()[0]!;
+      expect(before.tls!.keylog!.status).toBe('no-secrets');
+      expect(before.tls!.keylog!.reason).toMatch(WAITING);
+      expect(before.http).toEqual([]);
+      a.addKeyLog(p.keylog, 'followed.keys');
+      const f = a.flows()[0]!;
+      expect(f.tls!.keylog).toEqual({ status: 'decrypted', reason: null, records: 4 });
+      expect(exchanges(f)).toEqual(BOTH);
+      expect([f.tls!.client!.plaintext, f.tls!.server!.plaintext]).toEqual([true, true]);
+    }
+  });
+
+  it('TLS 1.3: the handshake secrets halfway through, the traffic secrets later: it waits for both', () => {
+    const p = pairs.tls13!;
+    const blocks = blocksOf(p);
+    const half = blocks.length >> 1;
+    const a = follow(blocks, (i, an) => {
+      if (i === half) an.addKeyLog(linesOf(p.keylog, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', 'SERVER_HANDSHAKE_TRAFFIC_SECRET'), 'followed.keys');
+    });
+    expect(a.flows()[0]!.tls!.keylog!.reason).toMatch(WAITING);
+    a.addKeyLog(linesOf(p.keylog, 'CLIENT_TRAFFIC_SECRET_0', 'SERVER_TRAFFIC_SECRET_0'), 'followed.keys');
+    expect(exchanges(a.flows()[0]!)).toEqual(BOTH);
+    expect(a.flows()[0]!.tls!.keylog!.status).toBe('decrypted');
+  });
+
+  it('secrets that come while its records still arrive: the rest are decrypted as they come', () => {
+    const p = pairs.tls13!;
+    const blocks = blocksOf(p);
+    const a = follow(blocks, (i, an) => {
+      if (i === blocks.length - 4) an.addKeyLog(p.keylog, 'followed.keys');
+    });
+    expect(exchanges(a.flows()[0]!)).toEqual(BOTH);
+  });
+
+  it('secrets that never come: the capture stopping says so, and frees what the connection kept', () => {
+    const a = follow(blocksOf(pairs.tls13!));
+    a.stopFollowingKeyLog();
+    const f = a.flows()[0]!;
+    expect(f.tls!.keylog).toEqual({ status: 'no-secrets', reason: 'the capture stopped before its secrets came in the followed key log', records: 0 });
+    expect([f.http, f.tls!.client!.plaintext]).toEqual([[], false]);
+  });
+
+  it(`a connection waits 10 s of capture time: one whose hello came later lets it go, and is decrypted itself`, () => {
+    const b = new CaptureBuilder();
+    flightConversation(b, client, server, pairs.tls13!.flights);
+    b.ts += 11_000;
+    flightConversation(b, { ...client, port: client.port + 1 }, server, pairs.tls13b!.flights);
+    const a = follow(parseBuffer(b.build()));
+    a.addKeyLog(`${pairs.tls13!.keylog}\n${pairs.tls13b!.keylog}`, 'followed.keys');
+    const [first, second] = a.flows();
+    expect(first!.tls!.keylog).toEqual({ status: 'no-secrets', reason: 'no secrets for its client random came in the followed key log within 10 s of its hello', records: 0 });
+    expect(first!.http).toEqual([]);
+    expect(second!.tls!.keylog!.status).toBe('decrypted');
+    expect(exchanges(second!)).toEqual(BOTH);
+  });
+
+  it('secrets of only one side that came before it gave up: that side is decrypted, the other says why', () => {
+    const p = pairs.tls13!;
+    const a = follow(blocksOf(p));
+    a.addKeyLog(linesOf(p.keylog, 'CLIENT_TRAFFIC_SECRET_0'), 'followed.keys');
+    a.stopFollowingKeyLog();
+    const f = a.flows()[0]!;
+    expect(f.tls!.keylog!.status).toBe('failed');
+    expect(exchanges(f)).toEqual([['GET', '/first', null], ['GET', '/second', null]]);
+    expect([f.tls!.client!.plaintext, f.tls!.server!.plaintext]).toEqual([true, false]);
+  });
+});
