@@ -56,9 +56,9 @@ export class KeyLog {
    * Adds the lines of a key log. `source` names it in errors. Comments (#) and blank lines are skipped, and so are
    * lines with labels it does not use; a line with a known label whose values are not hex of the right length is an
    * error (E_KEYLOG), with its line number: a key log cut or mangled in a copy would otherwise decrypt nothing, silently.
-   * Returns how many lines gave secrets.
+   * Returns how many lines gave secrets. `firstLine`: the number of the text's first line in its file.
    */
-  add(text: string, source: string): number {
+  add(text: string, source: string, firstLine = 1): number {
     let used = 0;
     const lines = text.split(/\r?\n/);
     for (let i = 0; i < lines.length; i++) {
@@ -74,7 +74,8 @@ export class KeyLog {
       const secretLen = label === 'CLIENT_RANDOM' ? 48 : null;
       if (parts.length !== 3 || !HEX.test(random!) || random!.length !== 64 || !HEX.test(secret!) || secret!.length % 2 !== 0 ||
         (secretLen !== null ? secret!.length !== secretLen * 2 : ![64, 96].includes(secret!.length))) {
-        throw new TapscopeError('E_KEYLOG', `${source}: line ${i + 1} is not a key log line: "${label} <64 hex digits of the client random> <${secretLen !== null ? '96 hex digits of the master secret' : 'the secret in hex (32 or 48 bytes)'}>" expected`, { line: i + 1 });
+        const n = firstLine + i;
+        throw new TapscopeError('E_KEYLOG', `${source}: line ${n} is not a key log line: "${label} <64 hex digits of the client random> <${secretLen !== null ? '96 hex digits of the master secret' : 'the secret in hex (32 or 48 bytes)'}>" expected`, { line: n });
       }
       const key = random!.toLowerCase();
       const field = LABELS[label];

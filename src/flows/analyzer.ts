@@ -217,7 +217,11 @@ function unreadEnd(dir: DirState | null): string | null {
 }
 
 /** A TLS connection's decryption with a key log, in words (see KeyLogStatus); `ends`: each direction's unreadEnd. */
-function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null }): KeyLogStatus {
+function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null }, helloRead: boolean): KeyLogStatus {
+  if (!k && helloRead) {
+    // (a key log added to a live capture, a secrets block in the middle of a file: its hello was read before them)
+    return { status: 'no-secrets', reason: 'its hello came before the key log did (one added during the capture, a secrets block later in the file), and its records were not kept', records: 0 };
+  }
   if (!k) {
     const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
     return { status: 'no-secrets', reason: `${why}: no client random to find its secrets by`, records: 0 };
@@ -751,8 +755,9 @@ export class Analyzer {
       this.keyLogProblems.push(e.message);
     }
     this.settleAwaiting();
-    // (verdicts now say whether each TLS flow was decrypted)
+    // (verdicts now say whether each TLS flow was decrypted; a live view's rows change)
     this.metaVersion++;
+    this.changes++;
   }
 
   /**
@@ -766,10 +771,16 @@ export class Analyzer {
     this.keyLog ??= new KeyLog();
   }
 
+  /** Connections the key log has secrets for. */
+  get keyLogSize(): number {
+    return this.keyLog?.size ?? 0;
+  }
+
   /** The key log stopped coming (the capture stopped): connections still waiting give up, each saying why. */
   stopFollowingKeyLog(): void {
     this.following = false;
     this.expireAwaiting(Infinity, 'the capture stopped before its secrets came in the followed key log');
+    this.changes++;
   }
 
   /** Key log lines (SSLKEYLOGFILE) from a followed file or one added: the connections waiting for them are decrypted. */
@@ -1070,15 +1081,21 @@ export class Analyzer {
       if (other && other !== DONE && other.http2 && (other.reasm?.buffered ?? 0) === 0) this.onMessages(fs, other.http2.close(), 'plain', ts);
       // (the same for its decrypted plaintext: an HTTP/1.0 response over TLS runs to the close too; the hooks'
       // records of the last writes come before the FIN, which follows the TLS close_notify)
-      const decrypted = fs.x?.hook?.decrypted;
-      const mine = decrypted?.[fromClient ? 'c2s' : 's2c'];
-      if (d.tcpFlags & TCP_FIN && mine?.http1) this.onMessages(fs, mine.http1.end(), 'decrypted', ts);
-      // (HTTP/2: a direction's FIN ends its streams; a reset, both directions': an answer whose END_STREAM the close
-      // cut off still has its status, as Wireshark shows it)
-      if (mine?.http2) this.onMessages(fs, mine.http2.close(), 'decrypted', ts);
-      const theirs = d.tcpFlags & TCP_RST ? decrypted?.[fromClient ? 's2c' : 'c2s'] : null;
-      if (theirs?.http2) this.onMessages(fs, theirs.http2.close(), 'decrypted', ts);
+      this.endDecrypted(fs, fromClient, (d.tcpFlags & TCP_FIN) !== 0, ts);
+      // (a reset ends the other direction's HTTP/2 streams too)
+      if (d.tcpFlags & TCP_RST) this.endDecrypted(fs, !fromClient, false, ts);
     }
+  }
+
+  /**
+   * A direction's decrypted plaintext ends with its TCP stream (`fin`: by its FIN, else a reset): an HTTP/1 body
+   * delimited by the close ends, and its HTTP/2 streams are returned (an answer whose END_STREAM the close cut off still
+   * has its status, as Wireshark shows it).
+   */
+  private endDecrypted(fs: FlowState, c2s: boolean, fin: boolean, ts: number): void {
+    const dir = fs.x?.hook?.decrypted?.[c2s ? 'c2s' : 's2c'];
+    if (fin && dir?.http1) this.onMessages(fs, dir.http1.end(), 'decrypted', ts);
+    if (dir?.http2) this.onMessages(fs, dir.http2.close(), 'decrypted', ts);
   }
 
   /** True when a segment at `seq` would be the first byte of the direction's stream (its SYN's next, or no SYN seen). */
@@ -1493,6 +1510,13 @@ export class Analyzer {
     }
     keys.c2s!.setKeys(made.c2s);
     keys.s2c!.setKeys(made.s2c);
+    // (secrets from a followed key log can come after the connection closed: its records, read now, end as the close did)
+    const bits = fs.tcpBits;
+    const reset = (bits & (TCP_SEEN_RST_CLIENT | TCP_SEEN_RST_SERVER)) !== 0;
+    for (const c2s of [true, false]) {
+      const fin = (bits & (c2s ? TCP_SEEN_FIN_CLIENT : TCP_SEEN_FIN_SERVER)) !== 0;
+      if (fin || reset) this.endDecrypted(fs, c2s, fin, fs.flow.lastSeen);
+    }
     fs.version++;
     return true;
   }
@@ -1918,7 +1942,7 @@ export class Analyzer {
   private keyLogVerdict(fs: FlowState, tls: NonNullable<Flow['tls']>): void {
     const k = fs.x?.keys;
     tls.keylog = fs.flow.transport === 'udp' ? QUIC_NOT_DECRYPTED
-      : keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) });
+      : keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) }, fs.chDone && tls.ja4 !== null);
     // (copies: verdicts from the fingerprint alone are shared between flows)
     if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
     if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };

@@ -15,6 +15,7 @@ import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { KeyLog, readKeyLogFile, readKeyLogs } from '../dissect/tls-keylog.js';
+import { KeyLogFollower } from './keylog-follower.js';
 import { builtHelper } from '../targets/deploy.js';
 import { checkCaptureFilter, type CaptureFilterCheck } from '../targets/capture-filter.js';
 import { followStream } from '../flows/follow-stream.js';
@@ -74,6 +75,8 @@ interface LiveSession {
   followers: Set<Follower>;
   /** the finish has pinned its followers' files and is about to merge them: no new follower can start */
   pinned: boolean;
+  /** key logs followed as clients write them (addKeyLog during the capture) */
+  keyLogs: KeyLogFollower[];
 }
 
 const MAX_LIMIT = 10_000;
@@ -222,7 +225,7 @@ export class CoreService implements ApiCalls {
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false,
+      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false, keyLogs: [],
     };
     this.live.set(rec.id, ls);
     try {
@@ -325,6 +328,9 @@ export class CoreService implements ApiCalls {
     ls.finished = (async () => {
       if (ls.timer) clearInterval(ls.timer);
       this.emitCounters(ls);
+      // (the key logs' last lines, for the capture's last connections; those still waiting then give up, saying why)
+      for (const k of ls.keyLogs) k.stop();
+      if (ls.keyLogs.length > 0) ls.analyzer.stopFollowingKeyLog();
       // why: let the last 'data'/'end' events of the streams run before the files are closed.
       await new Promise((r) => setImmediate(r));
       for (const w of ls.writers.values()) w.close();
@@ -339,7 +345,9 @@ export class CoreService implements ApiCalls {
       ls.analyzer.flows();
       this.store.writePods(rec, ls.pods);
       this.indexFrom(rec, ls.analyzer, []);
-      this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
+      // (a capture that followed a key log is analyzed again with its keys.log when it is next looked at: its connections
+      // from before the key log was added, and those whose secrets came too late, are decrypted then)
+      if (ls.keyLogs.length === 0) this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
       this.live.delete(ls.id);
       const summary = this.summaryOf(rec);
       this.emit('sessionChanged', summary);
@@ -524,13 +532,14 @@ export class CoreService implements ApiCalls {
 
   /**
    * Adds a TLS key log (SSLKEYLOGFILE lines) to a saved session: the session keeps a copy (its keys.log, readable by
-   * its owner only) and is analyzed again, its connections with secrets decrypted. A live capture takes one once it
-   * has stopped (its connections are then decrypted from its start).
+   * its owner only) and is analyzed again, its connections with secrets decrypted. A live capture follows the file as
+   * clients write it (see followKeyLog).
    */
   async addKeyLog(req: { sessionId: string; path: string }): Promise<{ session: SessionSummary; secrets: number; decrypted: number }> {
-    if (this.live.has(req.sessionId)) throw new TapscopeError('E_USAGE', 'a key log is added to a saved capture: stop this capture first (its connections are then decrypted from its start)');
-    const rec = this.store.get(req.sessionId);
     const path = resolve(req.path);
+    const ls = this.live.get(req.sessionId);
+    if (ls) return this.followKeyLog(ls, path);
+    const rec = this.store.get(req.sessionId);
     // (read and checked first: a file that is no key log is refused, and the session's own is left as it was)
     const text = readKeyLogFile(path);
     appendFileSync(this.store.keyLogPath(rec.id), `${text.trimEnd()}\n`, { mode: 0o600 });
@@ -540,6 +549,33 @@ export class CoreService implements ApiCalls {
     const session = this.summaryOf(this.store.get(rec.id));
     this.emit('sessionChanged', session);
     return { session, secrets: l.keyLog?.size ?? 0, decrypted };
+  }
+
+  /**
+   * A live capture's key log, followed as clients append to it: each line goes to the session's keys.log and to the
+   * live analysis, whose TLS connections from here on keep their records until their secrets come and are then
+   * decrypted. Its lines so far are checked first (a missing file, a line that is no key log line: refused); an empty
+   * file is fine. When the capture stops, the session is analyzed again with its keys.log, which decrypts its
+   * connections from before too. A line that goes bad later is a note of the session; the lines after it are read.
+   */
+  private followKeyLog(ls: LiveSession, path: string): { session: SessionSummary; secrets: number; decrypted: number } {
+    const result = (): { session: SessionSummary; secrets: number; decrypted: number } => ({
+      session: this.summaryOf(this.store.get(ls.id)),
+      secrets: ls.analyzer.keyLogSize,
+      decrypted: ls.analyzer.flows().filter((f) => f.tls?.keylog?.status === 'decrypted').length,
+    });
+    if (ls.keyLogs.some((k) => k.path === path)) return result();
+    const own = this.store.keyLogPath(ls.id);
+    const follower = new KeyLogFollower(path, (text) => {
+      appendFileSync(own, `${text}\n`, { mode: 0o600 });
+      ls.analyzer.addKeyLog(text, path);
+    }, (message) => {
+      if (!ls.notes.includes(message)) ls.notes.push(message);
+    });
+    follower.start();
+    ls.analyzer.followKeyLog();
+    ls.keyLogs.push(follower);
+    return result();
   }
 
   async renameSession(req: { sessionId: string; name: string }): Promise<SessionSummary> {

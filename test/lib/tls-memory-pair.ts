@@ -31,9 +31,10 @@ export function makePairCert(dir: string): void {
  * One connection of TLS `version` with `cipher` (TLS 1.0 to 1.2: OpenSSL's name; TLS 1.3: the suite's, chosen through an
  * OpenSSL configuration, as Python has no call for it; '-': the default) asking GET /first and GET /second.
  * `noEncryptThenMac`: a CBC suite's records MAC-then-encrypt (OpenSSL negotiates RFC 7366's encrypt-then-MAC otherwise).
+ * `closeDelimited`: the last answer has no Content-Length; its body runs to the close.
  */
-export function tlsPair(dir: string, version: TlsPairVersion, cipher = '-', opts: { noEncryptThenMac?: boolean } = {}): TlsPair {
-  const env: NodeJS.ProcessEnv = { ...process.env, PAIR_NO_ETM: opts.noEncryptThenMac ? '1' : '0' };
+export function tlsPair(dir: string, version: TlsPairVersion, cipher = '-', opts: { noEncryptThenMac?: boolean; closeDelimited?: boolean } = {}): TlsPair {
+  const env: NodeJS.ProcessEnv = { ...process.env, PAIR_NO_ETM: opts.noEncryptThenMac ? '1' : '0', PAIR_CLOSE_DELIMITED: opts.closeDelimited ? '1' : '0' };
   if (version === '1.3' && cipher !== '-') {
     const conf = join(dir, `${cipher}.cnf`);
     writeFileSync(conf, `openssl_conf = c\n[c]\nssl_conf = s\n[s]\nsystem_default = d\n[d]\nCiphersuites = ${cipher}\n`);

@@ -55,6 +55,7 @@ beforeAll(() => {
   pairs.tls13 = tlsPair(dir, '1.3');
   pairs.tls13b = tlsPair(dir, '1.3');
   pairs.tls12 = tlsPair(dir, '1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+  pairs.closeDelimited = tlsPair(dir, '1.3', '-', { closeDelimited: true });
 });
 
 describe('TLS connections decrypted with a key log', () => {
@@ -202,6 +203,15 @@ describe('a key log followed while the capture runs (its lines come after each h
     }
   });
 
+  it('secrets that come after the connection closed: an answer whose body ran to the close ends as the close did', () => {
+    const p = pairs.closeDelimited!;
+    // (as with the key log given first)
+    expect(exchanges(flowOf(p, { keyLog: keyLogOf(p.keylog) }))).toEqual(BOTH);
+    const a = follow(blocksOf(p));
+    a.addKeyLog(p.keylog, 'followed.keys');
+    expect(exchanges(a.flows()[0]!)).toEqual(BOTH);
+  });
+
   it('TLS 1.3: the handshake secrets halfway through, the traffic secrets later: it waits for both', () => {
     const p = pairs.tls13!;
     const blocks = blocksOf(p);
@@ -222,6 +232,17 @@ describe('a key log followed while the capture runs (its lines come after each h
       if (i === blocks.length - 4) an.addKeyLog(p.keylog, 'followed.keys');
     });
     expect(exchanges(a.flows()[0]!)).toEqual(BOTH);
+  });
+
+  it('a connection whose hello came before the key log did: not decrypted, and it says why', () => {
+    const a = new Analyzer({});
+    const feed = a.stream('node-1');
+    for (const blk of blocksOf(pairs.tls13!)) feed(blk);
+    a.followKeyLog();
+    a.addKeyLog(pairs.tls13!.keylog, 'followed.keys');
+    const f = a.flows()[0]!;
+    expect(f.tls!.keylog).toEqual({ status: 'no-secrets', reason: 'its hello came before the key log did (one added during the capture, a secrets block later in the file), and its records were not kept', records: 0 });
+    expect(f.http).toEqual([]);
   });
 
   it('secrets that never come: the capture stopping says so, and frees what the connection kept', () => {
