@@ -77,6 +77,7 @@ export class KeyLogFollower {
       if (size < this.offset) {
         this.offset = 0;
         this.partial = '';
+        this.line = 1;
       }
       if (size === this.offset) return { lines: '', problems: [] };
       const buf = Buffer.alloc(size - this.offset);
@@ -94,7 +95,8 @@ export class KeyLogFollower {
     for (const line of text.slice(0, end).split('\n')) {
       try {
         new KeyLog().add(line, this.path, this.line);
-        if (line.trim() !== '') good.push(line.trim());
+        const t = line.trim();
+        if (t !== '' && !t.startsWith('#')) good.push(t);
       } catch (e) {
         if (!isTapscopeError(e, 'E_KEYLOG')) throw e;
         problems.push(e.message);

@@ -132,7 +132,9 @@ export class SessionsState {
     try {
       const r = await getApi().addKeyLog({ sessionId: id, path });
       this.upsert(r.session);
-      ui.notify('info', `Key log added: ${r.decrypted} TLS ${r.decrypted === 1 ? 'connection' : 'connections'} decrypted (it has secrets for ${r.secrets})`);
+      ui.notify('info', r.session.live
+        ? `Key log followed: connections are decrypted as their secrets are written (it has secrets for ${r.secrets} so far; the earlier connections are decrypted when the capture stops)`
+        : `Key log added: ${r.decrypted} TLS ${r.decrypted === 1 ? 'connection' : 'connections'} decrypted (it has secrets for ${r.secrets})`);
       return true;
     } catch (e) {
       ui.error(e);
