@@ -736,7 +736,7 @@ export class Analyzer {
         }
         break;
       case 'dsb':
-        if (b.secretsType === SECRETS_TLS_KEYLOG) this.addSecrets(b.data.toString('utf8'), `the capture's decryption secrets block at byte ${b.offset}`);
+        if (b.secretsType === SECRETS_TLS_KEYLOG) this.addKeyLog(b.data.toString('utf8'), `the capture's decryption secrets block at byte ${b.offset}`);
         break;
       case 'isb':
         if (b.ifDrop !== null) this.meta(st.node).isbDrops.set(`${b.iface.section}:${b.iface.interfaceId}`, Number(b.ifDrop));
@@ -746,8 +746,11 @@ export class Analyzer {
     }
   }
 
-  /** Key log lines from a capture's secrets block: its connections' records after it are decrypted. */
-  private addSecrets(text: string, source: string): void {
+  /**
+   * Key log lines (SSLKEYLOGFILE): from a capture's secrets block, a key log followed during a live capture; the
+   * connections whose hellos come after them, and those waiting for them (see followKeyLog), are decrypted.
+   */
+  addKeyLog(text: string, source: string): void {
     try {
       (this.keyLog ??= new KeyLog()).add(text, source);
     } catch (e) {
@@ -781,11 +784,6 @@ export class Analyzer {
     this.following = false;
     this.expireAwaiting(Infinity, 'the capture stopped before its secrets came in the followed key log');
     this.changes++;
-  }
-
-  /** Key log lines (SSLKEYLOGFILE) from a followed file or one added: the connections waiting for them are decrypted. */
-  addKeyLog(text: string, source: string): void {
-    this.addSecrets(text, source);
   }
 
   /** Waiting connections whose secrets are all here, and both hellos read, are decrypted now. */
@@ -1481,12 +1479,14 @@ export class Analyzer {
       this.noKeys(fs, keys, serverRandom === null ? 'its ServerHello could not be read' : `its server's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`);
       return false;
     }
+    const hex = keys.random.toString('hex');
+    const waiting = this.awaiting.get(hex);
+    // (it gave up waiting for its secrets before this hello came, see expireAwaiting)
+    if (!waiting && !keys.secrets) return false;
     const hs: HandshakeParams = { clientRandom: keys.random, serverRandom, version: sh.selectedVersion, cipher: sh.cipher };
     dir.keys = keys.s2c;
     dir.head = null;
     keys.s2c!.push(head);
-    const hex = keys.random.toString('hex');
-    const waiting = this.awaiting.get(hex);
     if (waiting) {
       const secrets = this.keyLog?.get(keys.random) ?? null;
       if (!secretsComplete(secrets, hs.version)) {

@@ -328,11 +328,11 @@ export class CoreService implements ApiCalls {
     ls.finished = (async () => {
       if (ls.timer) clearInterval(ls.timer);
       this.emitCounters(ls);
+      // why: let the last 'data'/'end' events of the streams run before the files are closed.
+      await new Promise((r) => setImmediate(r));
       // (the key logs' last lines, for the capture's last connections; those still waiting then give up, saying why)
       for (const k of ls.keyLogs) k.stop();
       if (ls.keyLogs.length > 0) ls.analyzer.stopFollowingKeyLog();
-      // why: let the last 'data'/'end' events of the streams run before the files are closed.
-      await new Promise((r) => setImmediate(r));
       for (const w of ls.writers.values()) w.close();
       ls.pinned = true;
       for (const f of ls.followers) { f.pin(); f.wake(); }

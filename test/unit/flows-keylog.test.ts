@@ -267,6 +267,27 @@ describe('a key log followed while the capture runs (its lines come after each h
     expect(exchanges(second!)).toEqual(BOTH);
   });
 
+  it('a connection that gave up before its server\'s hello came: the hello is read, nothing decrypted, it says why', () => {
+    const p = pairs.tls13!;
+    expect([p.flights[0]![0], p.flights[1]![0]]).toEqual(['c', 's']);
+    const hello = p.flights[0]![1];
+    const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
+    const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
+    const b = new CaptureBuilder();
+    b.tcp({ ...C, seq: 1000, flags: 0x02 });
+    b.tcp({ ...S, seq: 5000, ack: 1001, flags: 0x12 });
+    b.tcp({ ...C, seq: 1001, ack: 5001, flags: 0x18, payload: hello });
+    b.ts += 11_000;
+    // (another connection's hello, 11 s later, lets the first go)
+    flightConversation(b, { ...client, port: client.port + 1 }, server, pairs.tls13b!.flights);
+    b.tcp({ ...S, seq: 5001, ack: 1001 + hello.length, flags: 0x18, payload: p.flights[1]![1] });
+    const a = follow(parseBuffer(b.build()));
+    a.addKeyLog(p.keylog, 'followed.keys');
+    const f = a.flows().find((x) => x.src.port === client.port)!;
+    expect(f.tls!.version).toBe('TLS 1.3');
+    expect(f.tls!.keylog).toEqual({ status: 'no-secrets', reason: 'no secrets for its client random came in the followed key log within 10 s of its hello', records: 0 });
+  });
+
   it('secrets of only one side that came before it gave up: that side is decrypted, the other says why', () => {
     const p = pairs.tls13!;
     const a = follow(blocksOf(p));
