@@ -77,6 +77,8 @@ interface LiveSession {
   pinned: boolean;
   /** key logs followed as clients write them (addKeyLog during the capture) */
   keyLogs: KeyLogFollower[];
+  /** their lines that were no key log lines (notes, not losses: no captured byte is missing) */
+  keyLogNotes: string[];
 }
 
 const MAX_LIMIT = 10_000;
@@ -225,7 +227,7 @@ export class CoreService implements ApiCalls {
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false, keyLogs: [],
+      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false, keyLogs: [], keyLogNotes: [],
     };
     this.live.set(rec.id, ls);
     try {
@@ -339,7 +341,7 @@ export class CoreService implements ApiCalls {
       await ls.target.close().catch(() => undefined);
       const meta = [...ls.analyzer.nodes.values()][0];
       const rec = await this.store.finish(ls.id, {
-        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]), losses: distinctNotes(ls.notes), mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
+        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes, ...ls.keyLogNotes]), losses: distinctNotes(ls.notes), mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
       });
       // why: resolve every flow (and so its pod) while the cluster's pod index is still live, then keep the map.
       ls.analyzer.flows();
@@ -434,7 +436,7 @@ export class CoreService implements ApiCalls {
       return {
         ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, ...captureFilterOf(metas, rec), packets: ls.analyzer.counters.packets,
         bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
-        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes]),
+        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes, ...ls.keyLogNotes]),
         losses: distinctNotes(ls.notes),
       };
     }
@@ -570,7 +572,7 @@ export class CoreService implements ApiCalls {
       appendFileSync(own, `${text}\n`, { mode: 0o600 });
       ls.analyzer.addKeyLog(text, path);
     }, (message) => {
-      if (!ls.notes.includes(message)) ls.notes.push(message);
+      if (!ls.keyLogNotes.includes(message)) ls.keyLogNotes.push(message);
     });
     follower.start();
     ls.analyzer.followKeyLog();

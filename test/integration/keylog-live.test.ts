@@ -86,6 +86,8 @@ describe('a key log added to a live capture', () => {
 
     const saved = await service.stopCapture({ sessionId: s.id });
     expect(saved.notes.some((n) => /line \d+ is not a key log line/.test(n)), saved.notes.join('\n')).toBe(true);
+    // (no captured byte is missing: the session is not marked incomplete for it)
+    expect(saved.losses.some((n) => /key log/.test(n)), saved.losses.join('\n')).toBe(false);
     // the session keeps the lines it read (its owner's only), and is analyzed again with them
     const own = join(dir, 'sessions', s.id, 'keys.log');
     expect(statSync(own).mode & 0o777).toBe(0o600);
