@@ -191,8 +191,6 @@ interface FlowKeys {
   reason: string | null;
   /** both hellos' parameters, kept while it waits for its secrets from a followed key log (see Analyzer.followKeyLog) */
   hs: HandshakeParams | null;
-  /** it waits for its secrets from a followed key log, its records kept */
-  waiting: boolean;
 }
 
 /** How long a TLS connection's records wait for its secrets from a followed key log, in capture time. */
@@ -216,8 +214,11 @@ function unreadEnd(dir: DirState | null): string | null {
   return `a gap in the capture: ${r.buffered} bytes after it wait for the bytes it lost, and its records from it on are not read`;
 }
 
-/** A TLS connection's decryption with a key log, in words (see KeyLogStatus); `ends`: each direction's unreadEnd. */
-function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null }, helloRead: boolean): KeyLogStatus {
+/**
+ * A TLS connection's decryption with a key log, in words (see KeyLogStatus); `ends`: each direction's unreadEnd;
+ * `waiting`: it waits for its secrets from a followed key log (Analyzer.awaiting).
+ */
+function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: string | null; s2c: string | null }, helloRead: boolean, waiting: boolean): KeyLogStatus {
   if (!k && helloRead) {
     // (a key log added to a live capture, a secrets block in the middle of a file: its hello was read before them)
     return { status: 'no-secrets', reason: 'its hello came before the key log did (one added during the capture, a secrets block later in the file), and its records were not kept', records: 0 };
@@ -226,7 +227,7 @@ function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: 
     const why = midstream ? 'its handshake came before the capture began' : 'no ClientHello of it was read';
     return { status: 'no-secrets', reason: `${why}: no client random to find its secrets by`, records: 0 };
   }
-  if (k.waiting) return { status: 'no-secrets', reason: `waiting for its secrets in the followed key log (client random ${k.random.toString('hex')}); its records are kept until they come`, records: 0 };
+  if (waiting) return { status: 'no-secrets', reason: `waiting for its secrets in the followed key log (client random ${k.random.toString('hex')}); its records are kept until they come`, records: 0 };
   if (!k.secrets) return { status: 'no-secrets', reason: k.reason ?? `the key log has no secrets for its client random (${k.random.toString('hex')})`, records: 0 };
   const records = (k.c2s?.records ?? 0) + (k.s2c?.records ?? 0);
   // (a hole not filled yet is no failure of the records: said only for a side whose records did not fail)
@@ -789,10 +790,9 @@ export class Analyzer {
   /** Waiting connections whose secrets are all here, and both hellos read, are decrypted now. */
   private settleAwaiting(): void {
     if (this.awaiting.size === 0 || this.keyLog === null) return;
-    for (const [hex, w] of this.awaiting) {
+    for (const w of this.awaiting.values()) {
       const secrets = this.keyLog.get(w.keys.random) ?? null;
       if (w.keys.hs && secretsComplete(secrets, w.keys.hs.version)) {
-        this.awaiting.delete(hex);
         w.keys.secrets = secrets;
         this.applyKeys(w.fs, w.keys, w.keys.hs);
       }
@@ -804,9 +804,8 @@ export class Analyzer {
    * with the secrets that came (a key log with only one side's) they are decrypted as far as those go, else `why`.
    */
   private expireAwaiting(until: number, why: string): void {
-    for (const [hex, w] of this.awaiting) {
+    for (const w of this.awaiting.values()) {
       if (w.since >= until && this.awaiting.size <= MAX_AWAITING) break;
-      this.awaiting.delete(hex);
       const secrets = this.keyLog?.get(w.keys.random) ?? null;
       if (secrets && w.keys.hs) {
         w.keys.secrets = secrets;
@@ -1445,12 +1444,11 @@ export class Analyzer {
     if (random === null) return false;
     const secrets = this.keyLog?.get(random) ?? null;
     const waiting = this.following && !secrets;
-    const keys: FlowKeys = { random, secrets, c2s: null, s2c: null, reason: null, hs: null, waiting };
+    const keys: FlowKeys = { random, secrets, c2s: null, s2c: null, reason: null, hs: null };
     extra(fs).keys = keys;
     if (!secrets && !waiting) return false;
     if (dir.head!.length >= this.opts.dissectLimit) {
       keys.reason = `its client's stream was cut at ${this.opts.dissectLimit} bytes before its hello was read`;
-      keys.waiting = false;
       return false;
     }
     const wait = waiting ? { bytes: AWAIT_BYTES, for: 'its secrets came in the followed key log' } : undefined;
@@ -1493,7 +1491,6 @@ export class Analyzer {
         keys.hs = hs;
         return true;
       }
-      this.awaiting.delete(hex);
       keys.secrets = secrets;
     }
     return this.applyKeys(fs, keys, hs);
@@ -1501,8 +1498,7 @@ export class Analyzer {
 
   /** The connection's keys from its secrets and hellos, set on both directions (true), or why there are none (false). */
   private applyKeys(fs: FlowState, keys: FlowKeys, hs: HandshakeParams): boolean {
-    keys.waiting = false;
-    keys.hs = null;
+    this.doneWaiting(keys);
     const made = connectionKeys(keys.secrets!, hs);
     if (typeof made === 'string') {
       this.noKeys(fs, keys, made);
@@ -1521,9 +1517,15 @@ export class Analyzer {
     return true;
   }
 
+  /** The connection no longer waits for its secrets (it has its keys, or none). */
+  private doneWaiting(keys: FlowKeys): void {
+    keys.hs = null;
+    if (this.awaiting.size > 0) this.awaiting.delete(keys.random.toString('hex'));
+  }
+
   /** No keys for the connection: both directions stop being kept, with the reason. */
   private noKeys(fs: FlowState, keys: FlowKeys, why: string): void {
-    keys.waiting = false;
+    this.doneWaiting(keys);
     keys.reason = why;
     keys.c2s!.fail(why);
     keys.s2c!.fail(why);
@@ -1942,7 +1944,8 @@ export class Analyzer {
   private keyLogVerdict(fs: FlowState, tls: NonNullable<Flow['tls']>): void {
     const k = fs.x?.keys;
     tls.keylog = fs.flow.transport === 'udp' ? QUIC_NOT_DECRYPTED
-      : keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) }, fs.chDone && tls.ja4 !== null);
+      : keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) }, fs.chDone && tls.ja4 !== null,
+        k !== undefined && this.awaiting.size > 0 && this.awaiting.get(k.random.toString('hex'))?.fs === fs);
     // (copies: verdicts from the fingerprint alone are shared between flows)
     if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
     if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };
