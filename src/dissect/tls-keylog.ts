@@ -116,15 +116,19 @@ export function readKeyLogs(paths: string[], into?: KeyLog): KeyLog | null {
   return log;
 }
 
+/** The error for a key log file that cannot be opened or read: missing (E_FILE_NOT_FOUND), else E_KEYLOG with why. */
+export function keyLogReadError(path: string, e: unknown): TapscopeError {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${path}`);
+  return new TapscopeError('E_KEYLOG', `cannot read the key log ${path}: ${(e as Error).message}`);
+}
+
 /** One key log file added to `log` (errors as readKeyLogs says); returns its text. */
 export function readKeyLogFile(path: string, log: KeyLog = new KeyLog()): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${path}`);
-    throw new TapscopeError('E_KEYLOG', `cannot read the key log ${path}: ${(e as Error).message}`);
+    throw keyLogReadError(path, e);
   }
   if (log.add(text, path) === 0) {
     throw new TapscopeError('E_KEYLOG', `${path} holds no TLS secrets: a key log has lines such as "CLIENT_RANDOM <client random> <master secret>" or "CLIENT_TRAFFIC_SECRET_0 …" (SSLKEYLOGFILE)`);

@@ -3,7 +3,7 @@
 // handshake, so the lines come while the capture runs (see Analyzer.followKeyLog).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { TapscopeError, isTapscopeError } from '../errors.js';
-import { KeyLog } from '../dissect/tls-keylog.js';
+import { KeyLog, keyLogReadError } from '../dissect/tls-keylog.js';
 
 /** How often the file is looked at (ms): well inside the time a connection's records wait for its secrets. */
 const POLL_MS = 200;
@@ -66,9 +66,7 @@ export class KeyLogFollower {
     try {
       fd = openSync(this.path, 'r');
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${this.path}`);
-      throw new TapscopeError('E_KEYLOG', `cannot read the key log ${this.path}: ${(e as Error).message}`);
+      throw keyLogReadError(this.path, e);
     }
     let text: string;
     try {
