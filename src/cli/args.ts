@@ -6,7 +6,7 @@ import type { CaptureMode } from '../targets/target.js';
 
 export const USAGE = `Usage:
   tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
-                   [--iface NAME]... [--duration SECONDS] [--capture-filter EXPR] --out FILE.pcapng
+                   [--iface NAME]... [--duration SECONDS] [--capture-filter EXPR] [--keylog KEYS]... --out FILE.pcapng
                    [--accept-new-host-key] [--pod NAMESPACE/NAME]... [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
                  [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
@@ -31,6 +31,9 @@ leaves out is not captured. export --out - writes to standard output.
 agents write it) and decrypts the TLS connections it has secrets for (TLS 1.3; TLS 1.2 AES-GCM, ChaCha20, AES-CBC;
 TLS 1.0 and 1.1 AES-CBC); a capture's own decryption secrets block is used too. export --format pcapng
 --include-secrets embeds the secrets of the exported connections, so that Wireshark decrypts them as well.
+capture --keylog follows the key log while the capture runs (the clients write it as they connect) and, when the
+capture stops, writes the secrets of its connections into FILE.pcapng: Wireshark and \`tapscope flows\` then
+decrypt it with no key log given.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =
@@ -38,6 +41,8 @@ export type Command =
   | { cmd: 'version' }
   | {
     cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
+    /** key logs followed during the capture; their secrets for its connections are written into it at the end */
+    keylogs: string[];
     /** tcpdump syntax; undefined captures everything */
     captureFilter: string | undefined;
     /** NAMESPACE/NAME (Kubernetes targets): only these pods, on their nodes */
@@ -106,7 +111,7 @@ export function parseCommand(argv: string[]): Command {
       const { values } = parse(rest, {
         target: { type: 'string' }, mode: { type: 'string' }, iface: { type: 'string', multiple: true }, duration: { type: 'string' },
         out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' }, 'capture-filter': { type: 'string' }, pod: { type: 'string', multiple: true },
-        image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' },
+        image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' }, keylog: KEYLOG,
       }, 0, 'capture');
       const captureFilter = str(values['capture-filter']);
       if (captureFilter !== undefined && !captureFilter.trim()) throw usage("capture: --capture-filter needs an expression (tcpdump syntax, e.g. 'tcp port 443')");
@@ -119,7 +124,7 @@ export function parseCommand(argv: string[]): Command {
       return {
         cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
         duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
-        captureFilter: captureFilter?.trim(), pods,
+        captureFilter: captureFilter?.trim(), pods, keylogs: keylogs(values),
         k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
       };
     }

@@ -409,6 +409,12 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   if (toStdout && process.stdout.isTTY) {
     throw new TapscopeError('E_USAGE', 'capture: --out - writes binary pcapng; pipe it (| wireshark -k -i -) or redirect it, not to a terminal');
   }
+  // (a key log that cannot be followed is refused before anything starts)
+  const keyLogPaths = c.keylogs.map((p) => resolve(p));
+  if (keyLogPaths.length > 0) {
+    const { KeyLogFollower } = await import('../service/keylog-follower.js');
+    for (const p of keyLogPaths) KeyLogFollower.check(p);
+  }
   const phases = new Map<string, string>();
   svc.on('nodeStatus', ({ status }) => {
     // why: targets repeat a phase (e.g. streaming on every reconnect check); print changes only.
@@ -423,6 +429,17 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   );
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
+  try {
+    for (const p of keyLogPaths) {
+      const { secrets } = await svc.addKeyLog({ sessionId: started.id, path: p });
+      err(`tapscope: following the key log ${p} (secrets of ${secrets} connection${secrets === 1 ? '' : 's'} so far)\n`);
+    }
+  } catch (e) {
+    // (the file went away or went bad since it was checked: the capture stops, keeping what it has)
+    await svc.stopCapture({ sessionId: started.id });
+    await svc.waitForCapture(started.id);
+    throw e;
+  }
   let signals = 0;
   const onSignal = (): void => {
     signals++;
@@ -463,6 +480,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
     const filtered = summary.captureFilter && (summary.packets > 0 || summary.filtered > 0) ? `; the capture filter '${summary.captureFilter}' left out ${summary.filtered}` : '';
     err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}${filtered}\n`);
+    if (keyLogPaths.length > 0) await embedSecrets(svc, started.id, outPath, toStdout);
     const firstFail = failed.find((f) => f.error);
     if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
       throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
@@ -473,6 +491,27 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     process.off('SIGTERM', onSignal);
     pipe?.close();
   }
+}
+
+/**
+ * `capture --keylog`: the secrets of the capture's connections (from the key logs it followed, kept in the session's
+ * keys.log) written into its file, so that Wireshark and `tapscope flows` decrypt it with no key log given; says how
+ * many TLS connections the key log decrypted. Only this capture's connections' lines go in, not the whole key log.
+ */
+async function embedSecrets(svc: CoreService, id: string, path: string, toStdout: boolean): Promise<void> {
+  const l = await svc.load(id);
+  const tls = l.analyzer.flows().filter((f) => f.tls !== null && f.transport === 'tcp');
+  const decrypted = tls.filter((f) => f.tls?.keylog?.status === 'decrypted').length;
+  const randoms = l.analyzer.clientRandoms();
+  const lines = l.keyLog?.linesFor(randoms) ?? '';
+  const counted = `key log: ${decrypted} of ${tls.length} TLS connection${tls.length === 1 ? '' : 's'} decrypted`;
+  if (!lines) {
+    err(`tapscope: ${counted}; it has no secrets for this capture's connections, so none were written into ${path}\n`);
+    return;
+  }
+  const { injectSecrets } = await import('../pcapng/inject-secrets.js');
+  await injectSecrets(path, lines);
+  err(`tapscope: ${counted}; the secrets of ${randoms.length} connection${randoms.length === 1 ? '' : 's'} are written into ${path}${toStdout ? ' (standard output carried none)' : ''}, which Wireshark decrypts with no key log set\n`);
 }
 
 /**

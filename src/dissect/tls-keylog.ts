@@ -80,7 +80,8 @@ export class KeyLog {
       const key = random!.toLowerCase();
       const field = LABELS[label];
       const known = this.linesOf.get(key);
-      if (known) known.push(line);
+      // (a line seen before adds nothing: a session's keys.log and the secrets block written into its capture hold the same)
+      if (known) { if (!known.includes(line)) known.push(line); }
       else this.linesOf.set(key, [line]);
       used++;
       if (field === null || field === undefined) continue;

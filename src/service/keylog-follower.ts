@@ -27,6 +27,12 @@ export class KeyLogFollower {
     private readonly onProblem: (message: string) => void,
   ) {}
 
+  /** Refuses, as start() does, a key log that cannot be followed (missing, or holding a line that is no key log line). */
+  static check(path: string): void {
+    const { problems } = new KeyLogFollower(path, () => undefined, () => undefined).read();
+    if (problems.length > 0) throw new TapscopeError('E_KEYLOG', problems[0]!);
+  }
+
   /**
    * Reads the file as it is now and follows it. Its lines so far are checked first: a missing file (E_FILE_NOT_FOUND)
    * or a line that is no key log line (E_KEYLOG, with its number) is refused before anything is taken. An empty file is

@@ -318,7 +318,8 @@ describe('CLI parsing and exit codes', () => {
       target: 'k8s://prod', k8s: { image: 'mirror.local/busybox:1.36', namespace: 'ops' },
     });
     expect(parseCommand(['capture', '--out', 'x', '--capture-filter', ' tcp port 443 and not host 10.0.0.5 '])).toMatchObject({ captureFilter: 'tcp port 443 and not host 10.0.0.5' });
-    expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ captureFilter: undefined });
+    expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ captureFilter: undefined, keylogs: [] });
+    expect(parseCommand(['capture', '--out', 'x', '--keylog', 'a.keys', '--keylog', 'b.keys'])).toMatchObject({ keylogs: ['a.keys', 'b.keys'] });
     expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k' });
     expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls', keylogs: [] });
     expect(parseCommand(['flows', 'f.pcapng', '--keylog', 'a.keys', '--keylog', 'b.keys'])).toMatchObject({ keylogs: ['a.keys', 'b.keys'] });

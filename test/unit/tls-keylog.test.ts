@@ -224,6 +224,9 @@ describe('key log lines', () => {
     expect(log.size).toBe(1);
     expect(log.get(Buffer.from(r, 'hex'))!.master).toEqual(Buffer.from('11'.repeat(48), 'hex'));
     expect(log.linesFor([r, 'cd'.repeat(32)])).toBe(`CLIENT_RANDOM ${r.toUpperCase()} ${'11'.repeat(48)}\nEXPORTER_SECRET ${r} ${'33'.repeat(32)}\n`);
+    // (the same lines again, as a session's keys.log and the secrets block in its capture both hold them: kept once)
+    log.add(`EXPORTER_SECRET ${r} ${'33'.repeat(32)}\nCLIENT_RANDOM ${r.toUpperCase()} ${'11'.repeat(48)}\n`, 'again');
+    expect(log.linesFor([r])).toBe(`CLIENT_RANDOM ${r.toUpperCase()} ${'11'.repeat(48)}\nEXPORTER_SECRET ${r} ${'33'.repeat(32)}\n`);
   });
 
   it('a mangled line of a known label is an error with its line number', () => {
