@@ -434,6 +434,9 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
       const { secrets } = await svc.addKeyLog({ sessionId: started.id, path: p });
       err(`tapscope: following the key log ${p} (secrets of ${secrets} connection${secrets === 1 ? '' : 's'} so far)\n`);
     }
+    if (keyLogPaths.length > 0 && c.target !== 'local') {
+      err(`tapscope: note: the key log is read on this machine; clients on ${c.target} write theirs on their node, so it is followed here only if it is copied or mounted here as they write it\n`);
+    }
   } catch (e) {
     // (the file went away or went bad since it was checked: the capture stops, keeping what it has)
     await svc.stopCapture({ sessionId: started.id });
