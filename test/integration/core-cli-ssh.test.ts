@@ -33,7 +33,10 @@ describe('tapscope capture over SSH', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/\(E_HOST_KEY_UNKNOWN\)\n$/);
 
-    const cap = startCli(['capture', '--target', `ssh://root@${node.ip}`, '--accept-new-host-key', '--duration', '4', '--out', out], env);
+    // (a key log too: read on this machine, which the capture says; with no TLS captured, nothing is written into the file)
+    const keys = join(home, 'sslkeys.log');
+    writeFileSync(keys, '');
+    const cap = startCli(['capture', '--target', `ssh://root@${node.ip}`, '--accept-new-host-key', '--duration', '4', '--keylog', keys, '--out', out], env);
     await cap.waitFor(': capturing', 90_000);
     // traffic inside the node: refused TCP connections on its own address, for the whole capture (a target
     // may report streaming before the remote helper's sockets are open; on a loaded machine that gap has
@@ -45,6 +48,8 @@ describe('tapscope capture over SSH', () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     expect(await exited, cap.stderr()).toBe(0);
+    expect(cap.stderr()).toContain(`the key log is read on this machine; clients on ssh://root@${node.ip} write theirs on their node`);
+    expect(cap.stderr()).toContain(`key log: 0 of 0 TLS connections decrypted; it has no secrets for this capture's connections, so none were written into ${out}`);
     expect(readFileSync(join(home, '.ssh', 'known_hosts'), 'utf8')).toContain(node.ip);
     const f = await runCli(['flows', out, '--json', '--filter', 'dst.port == 9'], env);
     expect(f.code, f.stderr).toBe(0);
