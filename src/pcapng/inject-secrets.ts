@@ -6,7 +6,8 @@
 import { chmodSync, closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { TapscopeError } from '../errors.js';
-import { BLOCK_DSB, BLOCK_SHB, BYTE_ORDER_MAGIC, SECRETS_TLS_KEYLOG } from './types.js';
+import { BLOCK_SHB, BYTE_ORDER_MAGIC, SECRETS_TLS_KEYLOG } from './types.js';
+import { encodeDsb } from './writer.js';
 
 /** Writes `keyLog` (SSLKEYLOGFILE lines) into the pcapng file at `path`, after its first section header. */
 export async function injectSecrets(path: string, keyLog: string): Promise<void> {
@@ -15,12 +16,14 @@ export async function injectSecrets(path: string, keyLog: string): Promise<void>
   // given", as a capture written as it runs has it anyway)
   shb.buf.fill(0xff, 16, 24);
   const tmp = `${path}.secrets-${process.pid}.tmp`;
+  // (the copy holds what the capture holds, and secrets: never more readable than the capture, not even for a moment)
+  const mode = statSync(path).mode & 0o777;
   try {
-    const out = createWriteStream(tmp);
+    const out = createWriteStream(tmp, { mode });
     out.write(shb.buf);
     out.write(secretsBlock(Buffer.from(keyLog, 'utf8'), shb.le));
     await pipeline(createReadStream(path, { start: shb.buf.length }), out);
-    chmodSync(tmp, statSync(path).mode & 0o777);
+    chmodSync(tmp, mode);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -54,15 +57,8 @@ function sectionHeader(path: string): { buf: Buffer; le: boolean } {
 
 /** A decryption secrets block of TLS key log lines, in the section's byte order. */
 function secretsBlock(data: Buffer, le: boolean): Buffer {
-  const padded = (data.length + 3) & ~3;
-  const len = 12 + 8 + padded;
-  const b = Buffer.alloc(len);
-  const u32 = (v: number, at: number): void => { if (le) b.writeUInt32LE(v >>> 0, at); else b.writeUInt32BE(v >>> 0, at); };
-  u32(BLOCK_DSB, 0);
-  u32(len, 4);
-  u32(SECRETS_TLS_KEYLOG, 8);
-  u32(data.length, 12);
-  data.copy(b, 16);
-  u32(len, len - 4);
+  const b = encodeDsb(SECRETS_TLS_KEYLOG, data);
+  // (the writer's blocks are little-endian: a big-endian section's has its 32-bit fields turned, the lines stay as they are)
+  if (!le) for (const at of [0, 4, 8, 12, b.length - 4]) b.writeUInt32BE(b.readUInt32LE(at), at);
   return b;
 }
