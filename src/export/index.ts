@@ -10,7 +10,7 @@ import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
-import type { KeyLog } from '../dissect/tls-keylog.js';
+import { KeyLog } from '../dissect/tls-keylog.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
 import { parseExportedPdu, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
@@ -76,8 +76,9 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
   const out = new OutFile(req.out);
   try {
     if (req.format === 'pcapng') {
-      const keys = req.includeSecrets && req.keyLog ? req.keyLog.linesFor(analyzer.clientRandoms(req.flowIds)) : '';
-      await writePcapng(files, req, out, keys);
+      const randoms = req.includeSecrets && req.flowIds ? new Set(analyzer.clientRandoms(req.flowIds)) : null;
+      const keys = req.includeSecrets && req.keyLog ? req.keyLog.linesFor(randoms ?? analyzer.clientRandoms()) : '';
+      await writePcapng(files, req, out, keys, randoms);
     }
     else {
       const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
@@ -96,8 +97,12 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
 
 // ---- pcapng ----
 
-/** `keys`: key log lines to embed after the first section header (a secrets block applies to the packets after it). */
-async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFile, keys: string): Promise<void> {
+/**
+ * `keys`: key log lines to embed after the first section header (a secrets block applies to the packets after it).
+ * `randoms`: with a filter, the client randoms of the exported connections: the capture's own TLS secrets blocks keep
+ * only their lines (the other connections' packets are not exported, and their secrets do not go either).
+ */
+async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFile, keys: string, randoms: ReadonlySet<string> | null): Promise<void> {
   const total = files.reduce((n, f) => n + safeSize(f.path), 0);
   let doneBefore = 0;
   let lastReport = 0;
@@ -151,9 +156,12 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
       case 'nrb':
         out.write(encodeNrb(b.records));
         break;
-      case 'dsb':
-        if (secrets) out.write(encodeDsb(b.secretsType, b.data));
+      case 'dsb': {
+        if (!secrets) break;
+        const data = randoms && b.secretsType === SECRETS_TLS_KEYLOG ? Buffer.from(keyLogLinesOf(b.data.toString('utf8'), randoms), 'utf8') : b.data;
+        if (data.length > 0) out.write(encodeDsb(b.secretsType, data));
         break;
+      }
       case 'custom':
         out.write(encodeCustom(b.pen, (!secrets && b.pen === TAPSCOPE_PEN && redactRecordText(b.data)) || b.data, b.copiable));
         break;
@@ -386,3 +394,17 @@ export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDeta
 }
 
 export { isSecretHeader };
+
+/**
+ * The lines of a secrets block's key log that belong to these connections (client randoms, hex). A line that is no key
+ * log line ends the block's lines, as it ended them for the analysis.
+ */
+function keyLogLinesOf(text: string, randoms: ReadonlySet<string>): string {
+  const log = new KeyLog();
+  try {
+    log.add(text, 'secrets block');
+  } catch {
+    // (the lines before the bad one were taken)
+  }
+  return log.linesFor(randoms);
+}

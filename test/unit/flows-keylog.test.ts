@@ -3,11 +3,13 @@
 // and statuses come from the decrypted records and both sides have plaintext; in any segment size; a gap, secrets
 // of another connection, no secrets, a TLS flow of no handshake: each said, none guessed. Without a key log nothing
 // changes (no tls.keylog field at all).
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Analyzer, type AnalyzerOptions } from '../../src/flows/analyzer.js';
+import { analyzeFiles } from '../../src/flows/load.js';
+import { exportCapture } from '../../src/export/index.js';
 import { KeyLog } from '../../src/dissect/tls-keylog.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { encodeDsb } from '../../src/pcapng/writer.js';
@@ -297,5 +299,41 @@ describe('a key log followed while the capture runs (its lines come after each h
     expect(f.tls!.keylog!.status).toBe('failed');
     expect(exchanges(f)).toEqual([['GET', '/first', null], ['GET', '/second', null]]);
     expect([f.tls!.client!.plaintext, f.tls!.server!.plaintext]).toEqual([true, false]);
+  });
+});
+
+describe("a filtered export of a capture with its own secrets block (capture --keylog's, editcap's)", () => {
+  it('keeps only the exported connections\' lines with --include-secrets; an export of everything keeps the block whole', async () => {
+    const a = pairs.tls13!;
+    const b = pairs.tls13b!;
+    const foreign = `CLIENT_RANDOM ${'5a'.repeat(32)} ${'c3'.repeat(48)}`;
+    const block = `# keys\n${a.keylog}${b.keylog}${foreign}\n`;
+    const cap = new CaptureBuilder();
+    cap.raw(encodeDsb(SECRETS_TLS_KEYLOG, Buffer.from(block)));
+    flightConversation(cap, client, server, a.flights);
+    flightConversation(cap, { ip: '10.0.0.3', port: 40001 }, { ip: '10.0.0.4', port: 443 }, b.flights);
+    const path = join(dir, 'with-block.pcapng');
+    writeFileSync(path, cap.build());
+    const files = [{ path }];
+    const { analyzer } = await analyzeFiles(files);
+    const flows = analyzer.flows();
+    expect(flows.map((f) => f.tls?.keylog?.status)).toEqual(['decrypted', 'decrypted']);
+    const blocksOf = async (flowIds: Set<string> | undefined, includeSecrets: boolean): Promise<string[]> => {
+      const out = join(dir, `export-${flowIds?.size ?? 'all'}-${includeSecrets}.pcapng`);
+      await exportCapture(files, analyzer, { format: 'pcapng', out, flowIds, includeSecrets });
+      return parseBuffer(readFileSync(out)).flatMap((x) => (x.type === 'dsb' ? [x.data.toString('utf8')] : []));
+    };
+    const linesOf = (keylog: string): string[] => keylog.split('\n').filter((l) => l && !l.startsWith('#'));
+    const randomOf = (keylog: string): string => linesOf(keylog)[0]!.split(' ')[1]!;
+    // (the first flow only: its lines, not the other connection's, not the foreign one, no comment)
+    const one = await blocksOf(new Set([flows[0]!.id]), true);
+    expect(one).toHaveLength(1);
+    expect(new Set(one[0]!.trim().split('\n').map((l) => l.split(' ')[1]))).toEqual(new Set([randomOf(a.keylog)]));
+    expect(one[0]!.trim().split('\n')).toEqual(linesOf(a.keylog));
+    // (the second flow only, whose lines come after the first's in the block)
+    const two = await blocksOf(new Set([flows[1]!.id]), true);
+    expect(new Set(two[0]!.trim().split('\n').map((l) => l.split(' ')[1]))).toEqual(new Set([randomOf(b.keylog)]));
+    expect(await blocksOf(undefined, true)).toEqual([block]);
+    expect(await blocksOf(new Set([flows[0]!.id]), false)).toEqual([]);
   });
 });
