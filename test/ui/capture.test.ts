@@ -62,10 +62,16 @@ describe('capture from the UI', () => {
     await page.getByTestId('capture-filter-input').fill(`tcp port ${PORT}`);
     await expect.poll(() => page.getByTestId('capture-filter-error').count(), { timeout: 10_000 }).toBe(0);
     await page.getByTestId('start-capture').click();
-    await page.getByTestId('start-progress').waitFor();
+    // (the progress shows from the start; 600 ms later the app moves on to the flows, whose top bar has a chip per node
+    // with its phase: a node that reaches streaming after that says so there)
+    await page.getByTestId('start-progress').or(page.getByTestId('node-chip')).first().waitFor();
     // (streaming: the helper's sockets and hooks are in place; `running` comes at its start, before that, and traffic
     // made then is not seen)
-    await expect.poll(async () => (await page.getByTestId('start-progress').textContent()) ?? '', { timeout: 60_000 }).toMatch(/streaming/);
+    const phases = async (): Promise<string[]> => [
+      ...(await page.getByTestId('start-progress').allTextContents()),
+      ...(await page.getByTestId('node-chip').evaluateAll((els) => els.map((e) => e.getAttribute('data-phase') ?? ''))),
+    ];
+    await expect.poll(phases, { timeout: 60_000 }).toContainEqual(expect.stringMatching(/streaming/));
     await screenshot(page, 'connect');
     expect(await page.getByTestId('start-error').count()).toBe(0);
     // the header says what the nodes were told to capture
