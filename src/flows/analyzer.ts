@@ -802,6 +802,8 @@ export class Analyzer {
   /**
    * Connections that waited since before `until` (capture time) give up, and the longest waiting beyond MAX_AWAITING:
    * with the secrets that came (a key log with only one side's) they are decrypted as far as those go, else `why`.
+   * (Each one that gives up is resolved again through its own version, see applyKeys and noKeys: this runs for every
+   * new waiting connection, and a change of metaVersion would resolve every flow of the session again.)
    */
   private expireAwaiting(until: number, why: string): void {
     for (const w of this.awaiting.values()) {
@@ -814,7 +816,6 @@ export class Analyzer {
       }
       this.noKeys(w.fs, w.keys, why);
     }
-    this.metaVersion++;
   }
 
   // ---- packets ----
