@@ -3,6 +3,7 @@
 #include "afpacket.h"
 #include "ebpf.h"
 #include "filter.h"
+#include "keylog.h"
 #include "pcapng.h"
 #include "probe.h"
 #include "procinfo.h"
@@ -25,10 +26,13 @@
 static const char usage_text[] =
 	"usage: tapscope-helper [--mode auto|ebpf|afpacket] [--iface any|NAME]... [--duration SECONDS]\n"
 	"                       [--snaplen N] [--ring-mb N] [--ringbuf-mb N] [--max-tls-record N]\n"
-	"                       [--exclude-tcp IP:PORT]... [--filter EXPR [--check-filter]] [--probe] [--version]\n"
+	"                       [--exclude-tcp IP:PORT]... [--filter EXPR [--check-filter]] [--keylog PATH]...\n"
+	"                       [--probe] [--version]\n"
 	"--filter EXPR: a capture filter in tcpdump syntax on the IP packet (e.g. 'tcp port 443 or host 10.0.0.5');\n"
 	"decrypted records are matched on their connection's addresses and ports. --check-filter only compiles it\n"
 	"(exit 0, or 1 with libpcap's message; needs no privileges).\n"
+	"--keylog PATH: a TLS key log (SSLKEYLOGFILE) on this machine, followed from its current end; the lines its\n"
+	"clients append go into the output as decryption secrets blocks.\n"
 	"Writes pcapng to stdout. Exit codes: 0 ok, 1 usage, 2 not permitted, 3 mode unsupported, 4 runtime failure.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -164,6 +168,15 @@ static void write_capture_cb(const char *mode, const char *reason, const struct 
 		sb_printf(&b, "%s{\"ip\":\"%s\",\"port\":%u}", i ? "," : "", a, opts.excludes[i].port);
 	}
 	sb_putc(&b, ']');
+	if (opts.n_keylogs) {
+		sb_puts(&b, ",\"keylogs\":[");
+		for (i = 0; i < opts.n_keylogs; i++) {
+			if (i)
+				sb_putc(&b, ',');
+			sb_json_str(&b, opts.keylogs[i]);
+		}
+		sb_putc(&b, ']');
+	}
 	if (opts.filter) {
 		sb_puts(&b, ",\"filter\":");
 		sb_json_str(&b, opts.filter);
@@ -248,7 +261,7 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(name, "--mode") && strcmp(name, "--iface") && strcmp(name, "--duration") && strcmp(name, "--snaplen") &&
 		    strcmp(name, "--ring-mb") && strcmp(name, "--ringbuf-mb") && strcmp(name, "--max-tls-record") &&
-		    strcmp(name, "--exclude-tcp") && strcmp(name, "--filter"))
+		    strcmp(name, "--exclude-tcp") && strcmp(name, "--filter") && strcmp(name, "--keylog"))
 			return usage_error("unknown flag: %s", name);
 		if (!v) {
 			if (i + 1 >= argc)
@@ -291,6 +304,10 @@ int main(int argc, char **argv)
 			if (opts.n_excludes >= MAX_EXCLUDES || parse_exclude(v, &opts.excludes[opts.n_excludes]))
 				return usage_error("bad --exclude-tcp: %s (IP:PORT or [IPv6]:PORT)", v);
 			opts.n_excludes++;
+		} else if (!strcmp(name, "--keylog")) {
+			if (opts.n_keylogs >= MAX_KEYLOGS || !*v)
+				return usage_error("bad or too many --keylog: %s", v);
+			opts.keylogs[opts.n_keylogs++] = v;
 		} else if (!strcmp(name, "--filter")) {
 			/* (compiled below, once the snap length is known) */
 			opts.filter = *v ? v : NULL;
@@ -321,6 +338,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* why before the capture starts: a handshake whose packets are captured writes its secrets after the point
+	 * each key log is followed from */
+	for (i = 0; i < opts.n_keylogs; i++) {
+		char why[400];
+
+		if (keylog_open(opts.keylogs[i], why, sizeof(why))) {
+			logf_("%s", why);
+			return 1;
+		}
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -386,6 +413,8 @@ int main(int argc, char **argv)
 	proc_scan_conns();
 	pcapng_flush();
 	logf_("capturing");
+	for (i = 0; i < opts.n_keylogs; i++)
+		logf_("following key log %s", opts.keylogs[i]);
 
 	next_sec = now_monotonic_ns() + 1000000000ull;
 	next_scan = now_monotonic_ns() + 500000000ull;
@@ -424,6 +453,7 @@ int main(int argc, char **argv)
 			ebpf_poll();
 			ebpf_tick();
 		}
+		keylog_poll();
 		now = now_monotonic_ns();
 		/* why: in afpacket mode /proc is the only attribution: scan every 500 ms, and sooner (at most every
 		 * 50 ms) after a SYN, since short-lived connections close before the next periodic scan. In eBPF
@@ -477,6 +507,8 @@ int main(int argc, char **argv)
 		ebpf_flush_output();
 		ebpf_update_stats();
 	}
+	/* (lines written in the last moments: their handshakes are in the packets above) */
+	keylog_poll();
 	afp_update_stats();
 	afp_write_isbs(now_realtime_ns());
 	write_stats(1);
@@ -486,12 +518,12 @@ int main(int argc, char **argv)
 	 * end of file first, the process exits once the probes are gone */
 	close(STDOUT_FILENO);
 	logf_("stopped: packets=%llu bytes=%llu ringDrops=%llu snaplenCuts=%llu excluded=%llu filtered=%llu tlsEvents=%llu "
-	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu",
+	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu keylogLines=%llu",
 	      (unsigned long long)ctr.packets, (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops,
 	      (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.filtered,
 	      (unsigned long long)ctr.tls_events, (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.ringbuf_drops,
 	      (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
-	      (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
+	      (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed, keylog_lines());
 	if (use_ebpf) {
 		ebpf_stop();
 		logf_("probes detached");

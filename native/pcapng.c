@@ -256,6 +256,23 @@ void pcapng_custom_json(const char *json, size_t n)
 	put32(q, (uint32_t)len);
 }
 
+void pcapng_dsb(uint32_t type, const void *data, size_t n)
+{
+	size_t len = 20 + pad4(n);
+	uint8_t *p = reserve(len), *q;
+
+	if (!p)
+		return;
+	q = put32(p, 0x0000000A);
+	q = put32(q, (uint32_t)len);
+	q = put32(q, type);
+	q = put32(q, (uint32_t)n);
+	memcpy(q, data, n);
+	memset(q + n, 0, pad4(n) - n);
+	q += pad4(n);
+	put32(q, (uint32_t)len);
+}
+
 void pcapng_isb(uint32_t ifid, uint64_t ts_ns, uint64_t recv, uint64_t drop, int have_drop, uint64_t osdrop)
 {
 	size_t len = 24 + opt_size(8) * (have_drop ? 3 : 2) + 4;

@@ -15,6 +15,7 @@
 #define EPB_FLAG_OUTBOUND 2u
 
 #define TAPSCOPE_PEN 32473u
+#define PCAPNG_SECRETS_TLS_KEYLOG 0x544c534bu
 
 void pcapng_open(int fd);
 /* 0 = fine; -1 once a write failed (EPIPE: the reader went away) */
@@ -32,6 +33,8 @@ void pcapng_epb(uint32_t ifid, uint64_t ts_ns, const void *data, uint32_t caplen
 void pcapng_epb2(uint32_t ifid, uint64_t ts_ns, const void *head, uint32_t headlen, const void *body,
 		 uint32_t bodylen, uint32_t origlen, uint32_t flags, const char *comment);
 void pcapng_custom_json(const char *json, size_t len);
+/* a decryption secrets block (pcapng 4.7) of `len` bytes of secrets of type `type` (PCAPNG_SECRETS_TLS_KEYLOG) */
+void pcapng_dsb(uint32_t type, const void *data, size_t len);
 void pcapng_isb(uint32_t ifid, uint64_t ts_ns, uint64_t recv, uint64_t drop, int have_drop, uint64_t osdrop);
 
 #endif

@@ -76,6 +76,14 @@ void sb_puts(struct sbuf *b, const char *s)
 	b->len += n;
 }
 
+void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+	sb_grow(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
 void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -25,6 +25,7 @@ void sb_reset(struct sbuf *b);
 void sb_free(struct sbuf *b);
 void sb_putc(struct sbuf *b, char c);
 void sb_puts(struct sbuf *b, const char *s);
+void sb_putn(struct sbuf *b, const char *s, size_t n);
 void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* appends a JSON string literal (with quotes), or null when s is NULL */
 void sb_json_str(struct sbuf *b, const char *s);
@@ -37,6 +38,8 @@ void clock_sync(void);
 
 void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define warnx_(...) logf_(__VA_ARGS__)
+
+#define MAX_KEYLOGS 8
 
 struct exclude {
 	int family;         /* AF_INET / AF_INET6 */
@@ -56,6 +59,8 @@ struct options {
 	struct exclude excludes[MAX_EXCLUDES];
 	int n_excludes;
 	const char *filter;      /* --filter: tcpdump syntax, NULL = everything */
+	const char *keylogs[MAX_KEYLOGS]; /* --keylog: key logs on this node, followed into secrets blocks */
+	int n_keylogs;
 };
 
 struct counters {

@@ -144,7 +144,11 @@ export interface ApiCalls {
   listPods(req: { target: string }): Promise<PodChoice[]>;
   /** `captureFilter`: tcpdump syntax, applied on each node (CaptureOptions.filter); a bad one fails each node's helper with libpcap's message. */
   /** `pods` (`NAMESPACE/NAME`, Kubernetes targets): capture only them, on their nodes (CaptureOptions.pods). */
-  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; captureFilter?: string; pods?: string[] }): Promise<SessionSummary>;
+  /**
+   * `nodeKeyLogs`: TLS key logs (SSLKEYLOGFILE, absolute paths on each node) the helper follows there while it captures
+   * (CaptureOptions.keyLogs); the TLS connections whose clients write their secrets into them are decrypted.
+   */
+  startCapture(req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; captureFilter?: string; pods?: string[]; nodeKeyLogs?: string[] }): Promise<SessionSummary>;
   stopCapture(req: { sessionId: string }): Promise<SessionSummary>;
   listSessions(): Promise<SessionSummary[]>;
   openSession(req: { sessionId: string }): Promise<SessionSummary>;

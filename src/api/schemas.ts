@@ -21,6 +21,7 @@ export const requestSchemas = {
     name: z.string().max(256).optional(),
     captureFilter: z.string().max(1024).optional(),
     pods: z.array(z.string().min(1).max(512)).max(256).optional(),
+    nodeKeyLogs: z.array(z.string().min(1).max(4096)).max(8).optional(),
   }),
   stopCapture: z.strictObject({ sessionId: id }),
   listSessions: z.undefined(),

@@ -6,7 +6,8 @@ import type { CaptureMode } from '../targets/target.js';
 
 export const USAGE = `Usage:
   tapscope capture [--target local|ssh://[user@]host[:port]|k8s://CONTEXT[/NODE]] [--mode auto|ebpf|afpacket]
-                   [--iface NAME]... [--duration SECONDS] [--capture-filter EXPR] [--keylog KEYS]... --out FILE.pcapng
+                   [--iface NAME]... [--duration SECONDS] [--capture-filter EXPR] [--keylog KEYS]... [--node-keylog PATH]...
+                   --out FILE.pcapng
                    [--accept-new-host-key] [--pod NAMESPACE/NAME]... [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
                  [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
@@ -33,7 +34,9 @@ TLS 1.0 and 1.1 AES-CBC); a capture's own decryption secrets block is used too. 
 --include-secrets embeds the secrets of the exported connections, so that Wireshark decrypts them as well.
 capture --keylog follows the key log while the capture runs (the clients write it as they connect) and, when the
 capture stops, writes the secrets of its connections into FILE.pcapng: Wireshark and \`tapscope flows\` then
-decrypt it with no key log given.
+decrypt it with no key log given. KEYS is a file on this machine; --node-keylog PATH is a key log on each captured
+node (an absolute path there, e.g. the SSLKEYLOGFILE of a service on it), followed there by the capture helper from
+its current end: the lines its clients write go into the capture as it runs.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =
@@ -43,6 +46,8 @@ export type Command =
     cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
     /** key logs followed during the capture; their secrets for its connections are written into it at the end */
     keylogs: string[];
+    /** key logs on the captured nodes (absolute paths there), followed by the helper on each */
+    nodeKeylogs: string[];
     /** tcpdump syntax; undefined captures everything */
     captureFilter: string | undefined;
     /** NAMESPACE/NAME (Kubernetes targets): only these pods, on their nodes */
@@ -112,6 +117,7 @@ export function parseCommand(argv: string[]): Command {
         target: { type: 'string' }, mode: { type: 'string' }, iface: { type: 'string', multiple: true }, duration: { type: 'string' },
         out: { type: 'string' }, 'accept-new-host-key': { type: 'boolean' }, 'capture-filter': { type: 'string' }, pod: { type: 'string', multiple: true },
         image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' }, keylog: KEYLOG,
+        'node-keylog': { type: 'string', multiple: true },
       }, 0, 'capture');
       const captureFilter = str(values['capture-filter']);
       if (captureFilter !== undefined && !captureFilter.trim()) throw usage("capture: --capture-filter needs an expression (tcpdump syntax, e.g. 'tcp port 443')");
@@ -121,10 +127,14 @@ export function parseCommand(argv: string[]): Command {
       if (mode !== 'auto' && mode !== 'ebpf' && mode !== 'afpacket') throw usage(`capture: --mode must be auto, ebpf or afpacket, got '${mode}'`);
       const out = str(values.out);
       if (!out) throw usage('capture: --out FILE.pcapng is required');
+      const nodeKeylogs = (values['node-keylog'] as string[] | undefined) ?? [];
+      for (const p of nodeKeylogs) {
+        if (!p.startsWith('/')) throw usage(`capture: --node-keylog takes an absolute path on the node, got '${p}'`);
+      }
       return {
         cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
         duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
-        captureFilter: captureFilter?.trim(), pods, keylogs: keylogs(values),
+        captureFilter: captureFilter?.trim(), pods, keylogs: keylogs(values), nodeKeylogs,
         k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
       };
     }

@@ -425,7 +425,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   });
   const started = await svc.startCapture(
     { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter,
-      ...(c.pods.length ? { pods: c.pods } : {}) },
+      ...(c.pods.length ? { pods: c.pods } : {}), ...(c.nodeKeylogs.length ? { nodeKeyLogs: c.nodeKeylogs } : {}) },
   );
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
@@ -435,7 +435,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
       err(`tapscope: following the key log ${p} (secrets of ${secrets} connection${secrets === 1 ? '' : 's'} so far)\n`);
     }
     if (keyLogPaths.length > 0 && c.target !== 'local') {
-      err(`tapscope: note: the key log is read on this machine; clients on ${c.target} write theirs on their node, so it is followed here only if it is copied or mounted here as they write it\n`);
+      err(`tapscope: note: the key log is read on this machine; clients on ${c.target} write theirs on their node, so it is followed here only if it is copied or mounted here as they write it (--node-keylog PATH follows a key log on the node)\n`);
     }
   } catch (e) {
     // (the file went away or went bad since it was checked: the capture stops, keeping what it has)
@@ -483,11 +483,11 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
     const filtered = summary.captureFilter && (summary.packets > 0 || summary.filtered > 0) ? `; the capture filter '${summary.captureFilter}' left out ${summary.filtered}` : '';
     err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}${filtered}\n`);
-    if (keyLogPaths.length > 0) await embedSecrets(svc, started.id, outPath, toStdout);
     const firstFail = failed.find((f) => f.error);
     if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
       throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
     }
+    if (keyLogPaths.length > 0 || c.nodeKeylogs.length > 0) await embedSecrets(svc, started.id, outPath, toStdout);
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
@@ -497,8 +497,9 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
 }
 
 /**
- * `capture --keylog`: the secrets of the capture's connections (from the key logs it followed, kept in the session's
- * keys.log) written into its file, so that Wireshark and `tapscope flows` decrypt it with no key log given; says how
+ * `capture --keylog` and `--node-keylog`: the secrets of the capture's connections (from the key logs it followed, kept
+ * in the session's keys.log, and from the secrets blocks the helpers wrote as they followed key logs on the nodes)
+ * written into its file, so that Wireshark and `tapscope flows` decrypt it with no key log given; says how
  * many TLS connections the key log decrypted. Only this capture's connections' lines go in, not the whole key log.
  */
 async function embedSecrets(svc: CoreService, id: string, path: string, toStdout: boolean): Promise<void> {
@@ -506,7 +507,7 @@ async function embedSecrets(svc: CoreService, id: string, path: string, toStdout
   const tls = l.analyzer.flows().filter((f) => f.tls !== null && f.transport === 'tcp');
   const decrypted = tls.filter((f) => f.tls?.keylog?.status === 'decrypted').length;
   const randoms = l.analyzer.clientRandoms();
-  const lines = l.keyLog?.linesFor(randoms) ?? '';
+  const lines = l.analyzer.keyLogLines(randoms);
   const counted = `key log: ${decrypted} of ${tls.length} TLS connection${tls.length === 1 ? '' : 's'} decrypted`;
   if (!lines) {
     err(`tapscope: ${counted}; it has no secrets for this capture's connections, so none were written into ${path}\n`);

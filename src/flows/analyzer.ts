@@ -734,6 +734,9 @@ export class Analyzer {
           }
           this.meta(st.node).apply(b.json);
           this.metaVersion++;
+          // (a helper following key logs on its node writes their lines as secrets blocks while it captures, each after
+          // the handshakes it is for: the connections wait for them, as for a key log followed here)
+          if (b.json.t === 'capture' && Array.isArray(b.json.keylogs) && b.json.keylogs.length > 0) this.followKeyLog();
         }
         break;
       case 'dsb':
@@ -778,6 +781,16 @@ export class Analyzer {
   /** Connections the key log has secrets for. */
   get keyLogSize(): number {
     return this.keyLog?.size ?? 0;
+  }
+
+  /** Whether key log lines are still to come (followKeyLog, or a helper following key logs on its node). */
+  get followsKeyLog(): boolean {
+    return this.following;
+  }
+
+  /** The key log's lines for these client randoms (hex), as SSLKEYLOGFILE text: see clientRandoms. */
+  keyLogLines(randoms: readonly string[]): string {
+    return this.keyLog?.linesFor(randoms) ?? '';
   }
 
   /** The key log stopped coming (the capture stopped): connections still waiting give up, each saying why. */

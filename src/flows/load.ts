@@ -47,6 +47,9 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
       notes.push(`${f.path} ends inside a block at offset ${res.truncated.offset} (the capture was interrupted); the last ${res.truncated.pending} bytes were ignored and every complete block before them was read`);
     }
   }
+  // (a capture whose helper followed key logs on its node: the connections still waiting for secrets at its end give up,
+  // each saying why)
+  if (analyzer.followsKeyLog) analyzer.stopFollowingKeyLog();
   for (const [node, meta] of analyzer.nodes) for (const g of meta.gaps) notes.push(gapNote(node, g));
   notes.push(...analyzer.keyLogProblems);
   return { analyzer, notes, damaged, bytes };

@@ -215,11 +215,17 @@ export class CoreService implements ApiCalls {
   // ---- capture ----
 
   async startCapture(
-    req: { target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string; pods?: string[] },
+    req: {
+      target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string; pods?: string[];
+      nodeKeyLogs?: string[];
+    },
   ): Promise<SessionSummary> {
     const pods = req.pods?.map((p) => p.trim()).filter((p) => p.length > 0);
     if (pods?.length && !req.target.startsWith('k8s://')) throw new TapscopeError('E_USAGE', `pods are captured on a Kubernetes target (k8s://CONTEXT), not ${req.target}`);
     const filter = req.captureFilter?.trim() || undefined;
+    const keyLogs = nodeKeyLogPaths(req.nodeKeyLogs);
+    // (on this machine they are checked before anything starts; on another node its helper refuses one it cannot read)
+    if (req.target === 'local') for (const k of keyLogs) checkLocalKeyLog(k);
     // (checked here when this machine can, before anything is deployed; else each node's helper refuses it)
     const checked = filter ? await checkCaptureFilter(filter, this.targetOptions.helperPath) : null;
     if (checked?.ok === false) throw new TapscopeError('E_USAGE', `capture filter '${filter}': ${checked.message}`);
@@ -231,7 +237,7 @@ export class CoreService implements ApiCalls {
     };
     this.live.set(rec.id, ls);
     try {
-      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration, filter, ...(pods?.length ? { pods } : {}) }, {
+      ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration, filter, ...(pods?.length ? { pods } : {}), ...(keyLogs.length ? { keyLogs } : {}) }, {
         onStatus: (status) => {
           ls.status.set(status.node, status);
           if (status.error) {
@@ -334,7 +340,8 @@ export class CoreService implements ApiCalls {
       await new Promise((r) => setImmediate(r));
       // (the key logs' last lines, for the capture's last connections; those still waiting then give up, saying why)
       for (const k of ls.keyLogs) k.stop();
-      if (ls.keyLogs.length > 0) ls.analyzer.stopFollowingKeyLog();
+      const followed = ls.keyLogs.length > 0 || ls.analyzer.followsKeyLog;
+      if (followed) ls.analyzer.stopFollowingKeyLog();
       for (const w of ls.writers.values()) w.close();
       ls.pinned = true;
       for (const f of ls.followers) { f.pin(); f.wake(); }
@@ -349,7 +356,7 @@ export class CoreService implements ApiCalls {
       this.indexFrom(rec, ls.analyzer, []);
       // (a capture that followed a key log is analyzed again with its keys.log when it is next looked at: its connections
       // from before the key log was added, and those whose secrets came too late, are decrypted then)
-      if (ls.keyLogs.length === 0) this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
+      if (!followed) this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
       this.live.delete(ls.id);
       const summary = this.summaryOf(rec);
       this.emit('sessionChanged', summary);
@@ -866,6 +873,34 @@ export function createCoreService(opts: CoreServiceOptions = {}): CoreService {
  * The capture filter of a capture, as its nodes' capture records say (else as the session asked for it), and what
  * it left out, as their statistics count it.
  */
+/** A key log on this machine that a local capture's helper is to follow: a readable file (it may be empty). */
+function checkLocalKeyLog(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${path} (a client creates it at its first connection; create it empty first: touch ${path})`);
+  }
+  if (!st.isFile()) throw new TapscopeError('E_USAGE', `key log ${path} is not a regular file`);
+}
+
+/**
+ * The key logs a capture follows on its nodes (startCapture's nodeKeyLogs): absolute paths there, each once; the
+ * helper on each node refuses one it cannot read, before it captures.
+ */
+function nodeKeyLogPaths(paths: string[] | undefined): string[] {
+  const out: string[] = [];
+  for (const raw of paths ?? []) {
+    const p = raw.trim();
+    if (!p) continue;
+    if (!p.startsWith('/')) throw new TapscopeError('E_USAGE', `a key log on the node is an absolute path there, not '${p}'`);
+    if (/[\n\0]/.test(p)) throw new TapscopeError('E_USAGE', 'a key log path holds no newline or NUL');
+    if (!out.includes(p)) out.push(p);
+  }
+  if (out.length > 8) throw new TapscopeError('E_USAGE', `at most 8 key logs on the node (${out.length} given)`);
+  return out;
+}
+
 function captureFilterOf(metas: NodeMeta[], rec: SessionRecord): { captureFilter: string | null; filtered: number } {
   return {
     captureFilter: metas.find((m) => m.captureFilter !== null)?.captureFilter ?? rec.captureFilter ?? null,

@@ -123,6 +123,7 @@ export function helperArgs(opts: CaptureOptions, excludeTcp: string[] = []): str
   if (opts.snaplen !== undefined) args.push('--snaplen', String(opts.snaplen));
   if (opts.filter) args.push('--filter', opts.filter);
   for (const e of excludeTcp) args.push('--exclude-tcp', e);
+  for (const k of opts.keyLogs ?? []) args.push('--keylog', k);
   return args;
 }
 

@@ -53,6 +53,11 @@ export interface CaptureOptions {
   pods?: string[];
   /** Node names to capture on; undefined means every node of the target. */
   nodes?: string[];
+  /**
+   * TLS key logs (SSLKEYLOGFILE paths) on each node, followed there by the helper while it captures: the lines clients
+   * append come in the stream as decryption secrets blocks, and the connections they are for are decrypted.
+   */
+  keyLogs?: string[];
 }
 
 export type NodePhase =

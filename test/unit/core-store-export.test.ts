@@ -320,6 +320,9 @@ describe('CLI parsing and exit codes', () => {
     expect(parseCommand(['capture', '--out', 'x', '--capture-filter', ' tcp port 443 and not host 10.0.0.5 '])).toMatchObject({ captureFilter: 'tcp port 443 and not host 10.0.0.5' });
     expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ captureFilter: undefined, keylogs: [] });
     expect(parseCommand(['capture', '--out', 'x', '--keylog', 'a.keys', '--keylog', 'b.keys'])).toMatchObject({ keylogs: ['a.keys', 'b.keys'] });
+    expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ nodeKeylogs: [] });
+    expect(parseCommand(['capture', '--out', 'x', '--node-keylog', '/var/keys.log', '--node-keylog', '/tmp/k'])).toMatchObject({ nodeKeylogs: ['/var/keys.log', '/tmp/k'] });
+    expect(() => parseCommand(['capture', '--out', 'x', '--node-keylog', 'keys.log'])).toThrow(/absolute path on the node/);
     expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k' });
     expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls', keylogs: [] });
     expect(parseCommand(['flows', 'f.pcapng', '--keylog', 'a.keys', '--keylog', 'b.keys'])).toMatchObject({ keylogs: ['a.keys', 'b.keys'] });

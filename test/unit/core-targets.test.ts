@@ -42,6 +42,7 @@ describe('the helper\'s flags', () => {
     const filter = "tcp port 443 and (host 10.0.0.5 or net fd00::/8) and not port 22";
     expect(helperArgs({ mode: 'auto', ifaces: ['eth0'], filter })).toEqual(['--mode', 'auto', '--iface', 'eth0', '--filter', filter]);
     expect(helperArgs({ mode: 'auto', ifaces: [], filter: '' })).toEqual(['--mode', 'auto']);
+    expect(helperArgs({ mode: 'auto', ifaces: [], keyLogs: ['/tmp/a b.log', '/k'] })).toEqual(['--mode', 'auto', '--keylog', '/tmp/a b.log', '--keylog', '/k']);
     const { spawnSync } = await import('node:child_process');
     // the SSH command line, run by a shell whose "helper" prints its arguments one per line
     const line = runCommandLine('/nonexistent', helperArgs({ mode: 'ebpf', ifaces: [], filter }));

@@ -369,7 +369,9 @@ class K8sCapture {
     const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, helper.data.length)], helper.data);
     checkUploadDigest(up.stdout.toString('utf8'), helper.sha256, `${n.node} (pod ${pod}):${dir}`);
     if (this.stopping) return;
-    const opts = { ...this.options, duration: remainingDuration(this.options, this.startedAt) };
+    // (the helper's pod shares the node's PID namespace: the node's own files are PID 1's root there)
+    const keyLogs = this.options.keyLogs?.map((p) => `/proc/1/root${p}`);
+    const opts = { ...this.options, duration: remainingDuration(this.options, this.startedAt), ...(keyLogs ? { keyLogs } : {}) };
     const s = await execStream(kc, ns, pod, CONTAINER, runArgv(dir, helperArgs(opts, this.excludes.get(n.node) ?? [])));
     n.stream = s;
     const err = onLines(s.stderr, (line) => {
