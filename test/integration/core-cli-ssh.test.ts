@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { sh, startSshLab, type SshLab } from '../lib/sshd.js';
 import { runCli, startCli } from './core-cli.js';
@@ -63,6 +64,51 @@ describe('tapscope capture over SSH', () => {
     // the SSH connection carrying the capture is not in it
     const ssh = await runCli(['flows', out, '--json', '--filter', 'port == 22'], env);
     expect(ssh.stdout.trim()).toBe('');
+  });
+
+  it('follows a key log on the node (--node-keylog): the helper there streams its lines, and the node\'s TLS connections are decrypted', async () => {
+    const node = lab.nodes[0]!;
+    const env = { HOME: home, TAPSCOPE_HOME: join(home, 'data') };
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-ssh-nodekl-'));
+    const server = { kill: (): void => undefined };
+    try {
+      await sh('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=node.tapscope.test',
+        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+      const s = spawn('ip', ['netns', 'exec', node.ns, 'openssl', 's_server', '-accept', '8443', '-www', '-quiet', '-cert', join(dir, 'cert.pem'), '-key', join(dir, 'key.pem')], { stdio: 'ignore' });
+      server.kill = () => s.kill();
+      // (the key log on the node: the same file system here; a client creates it at its first connection, so it is made first)
+      const keys = join(dir, 'node-sslkeys.log');
+      writeFileSync(keys, '');
+      const out = join(dir, 'nodekl.pcapng');
+      const cap = startCli(['capture', '--target', `ssh://root@${node.ip}`, '--duration', '5', '--node-keylog', keys, '--out', out], env);
+      await cap.waitFor(': capturing', 90_000);
+      let ended = false;
+      const exited = cap.exited.finally(() => { ended = true; });
+      for (let i = 0; !ended; i++) {
+        await sh('ip', ['netns', 'exec', node.ns, 'env', `SSLKEYLOGFILE=${keys}`, 'curl', '-sk', '--http1.1', '--max-time', '2', '--resolve', `node.tapscope.test:8443:${node.ip}`,
+          `https://node.tapscope.test:8443/nk${i}`]);
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      expect(await exited, cap.stderr()).toBe(0);
+      const said = /key log: (\d+) of (\d+) TLS connections decrypted; the secrets of \d+ connections? (are|is) written into/.exec(cap.stderr());
+      expect(said, cap.stderr()).not.toBeNull();
+      expect(Number(said![1])).toBeGreaterThanOrEqual(1);
+      const f = await runCli(['flows', out, '--json', '--filter', 'dst.port == 8443'], env);
+      const flows = f.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow);
+      const decrypted = flows.filter((x) => x.tls?.keylog?.status === 'decrypted');
+      expect(decrypted.length, f.stdout).toBe(Number(said![1]));
+      for (const x of decrypted) {
+        expect(x.node).toBe(node.ip);
+        expect(x.http).toEqual([{ method: 'GET', host: 'node.tapscope.test:8443', path: expect.stringMatching(/^\/nk\d+$/), status: 200 }]);
+      }
+      // a key log the node does not have: its helper refuses it before it captures, and the capture fails saying so
+      const missing = await runCli(['capture', '--target', `ssh://root@${node.ip}`, '--duration', '2', '--node-keylog', join(dir, 'missing.log'), '--out', join(dir, 'never.pcapng')], env);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toContain(`cannot read key log ${join(dir, 'missing.log')}: No such file or directory`);
+    } finally {
+      server.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('check: reports the node as a capture would find it (root, BTF, the helper it would deploy), over SSH', async () => {
