@@ -8,8 +8,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Flow } from '../../src/model/flow.js';
 import { parseBuffer, type PcapngBlock } from '../../src/pcapng/index.js';
-import { run, startHttpsServers, type HttpsServers } from '../lib/lab.js';
-import { useTlsLab } from './tls-lab.js';
+import { startHttpsServers, type HttpsServers } from '../lib/lab.js';
+import { curlLab, tsharkRequestPaths, useTlsLab } from './tls-lab.js';
 import { flowsJson, runCli, startCli } from './core-cli.js';
 
 const t = useTlsLab('tsc-capkl', '10.202.35');
@@ -22,15 +22,6 @@ let keys = '';
 let stderr = '';
 let env: NodeJS.ProcessEnv = {};
 
-async function curl(name: string, path: string, keylog: string | null, http2 = false): Promise<void> {
-  const e = { ...process.env };
-  delete e.SSLKEYLOGFILE;
-  if (keylog) e.SSLKEYLOGFILE = keylog;
-  const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', http2 ? '--http2' : '--http1.1', '--cacert', servers.ca, '--resolve', `${name}.tapscope.test:443:${t.lab.serverIp}`,
-    `https://${name}.tapscope.test${path}`], { timeoutMs: 30_000, env: e });
-  expect(r.stdout, r.stderr).toContain(`hello from tapscope lab: GET ${path}`);
-}
-
 beforeAll(async () => {
   servers = await startHttpsServers(t.lab, [443]);
   env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
@@ -40,9 +31,9 @@ beforeAll(async () => {
   const cap = startCli(['capture', '--mode', 'afpacket', '--duration', '6', '--keylog', keys, '--out', out], env);
   await cap.waitFor(': capturing');
   await cap.waitFor('following the key log');
-  await curl('one', '/ck/http1', keys);
-  await curl('two', '/ck/http2', keys, true);
-  await curl('three', '/ck/no-secrets', null);
+  await curlLab(t, servers, 'one', '/ck/http1', keys);
+  await curlLab(t, servers, 'two', '/ck/http2', keys, true);
+  await curlLab(t, servers, 'three', '/ck/no-secrets', null);
   expect(await cap.exited, cap.stderr()).toBe(0);
   stderr = cap.stderr();
   await servers.stop();
@@ -67,10 +58,7 @@ describe('capture --keylog', () => {
   });
 
   it('tshark decrypts the requests with no key log given', async () => {
-    const r = await run('tshark', ['-r', out, '-Y', 'http.request || http2.headers.path', '-T', 'fields', '-e', 'http.request.uri', '-e', 'http2.headers.path']);
-    expect(r.code, r.stderr).toBe(0);
-    const paths = new Set(r.stdout.split(/[\n\t,]/).map((s) => s.trim()).filter((s) => s.startsWith('/ck/')));
-    expect([...paths].sort()).toEqual(['/ck/http1', '/ck/http2']);
+    expect(await tsharkRequestPaths(out, '/ck/')).toEqual(['/ck/http1', '/ck/http2']);
   });
 
   it('tapscope flows decrypts the file by itself; the connection without secrets says the key log has none', async () => {

@@ -9,8 +9,8 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import type { Flow } from '../../src/model/flow.js';
 import { parseBuffer, type PcapngBlock } from '../../src/pcapng/index.js';
-import { run, startHttpsServers, type HttpsServers } from '../lib/lab.js';
-import { useTlsLab } from './tls-lab.js';
+import { startHttpsServers, type HttpsServers } from '../lib/lab.js';
+import { curlLab, tsharkRequestPaths, useTlsLab } from './tls-lab.js';
 import { flowsJson, runCli, startCli } from './core-cli.js';
 
 const t = useTlsLab('tsc-nodekl', '10.202.37');
@@ -25,15 +25,6 @@ let keys = '';
 let stderr = '';
 let env: NodeJS.ProcessEnv = {};
 let blocks: PcapngBlock[] = [];
-
-async function curl(name: string, path: string, keylog: string | null, http2 = false): Promise<void> {
-  const e = { ...process.env };
-  delete e.SSLKEYLOGFILE;
-  if (keylog) e.SSLKEYLOGFILE = keylog;
-  const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', http2 ? '--http2' : '--http1.1', '--cacert', servers.ca, '--resolve', `${name}.tapscope.test:443:${t.lab.serverIp}`,
-    `https://${name}.tapscope.test${path}`], { timeoutMs: 30_000, env: e });
-  expect(r.stdout, r.stderr).toContain(`hello from tapscope lab: GET ${path}`);
-}
 
 /** The file without the block at `offset` (the secrets block the CLI wrote in front at the end). */
 function without(file: string, offset: number, to: string): string {
@@ -51,9 +42,9 @@ beforeAll(async () => {
   out = join(t.dir, 'nodekl.pcapng');
   const cap = startCli(['capture', '--mode', 'afpacket', '--duration', '6', '--node-keylog', keys, '--out', out], env);
   await cap.waitFor(': capturing');
-  await curl('one', '/nk/http1', keys);
-  await curl('two', '/nk/http2', keys, true);
-  await curl('three', '/nk/no-secrets', null);
+  await curlLab(t, servers, 'one', '/nk/http1', keys);
+  await curlLab(t, servers, 'two', '/nk/http2', keys, true);
+  await curlLab(t, servers, 'three', '/nk/no-secrets', null);
   // (a comment and a line cut in two writes: the helper forwards whole lines only, comments not at all)
   appendFileSync(keys, '# written by hand\nCLIENT_RANDOM ');
   await new Promise((r) => setTimeout(r, 300));
@@ -88,10 +79,7 @@ describe('capture --node-keylog', () => {
   });
 
   it('tshark decrypts the requests with no key log given', async () => {
-    const r = await run('tshark', ['-r', out, '-Y', 'http.request || http2.headers.path', '-T', 'fields', '-e', 'http.request.uri', '-e', 'http2.headers.path']);
-    expect(r.code, r.stderr).toBe(0);
-    const paths = new Set(r.stdout.split(/[\n\t,]/).map((s) => s.trim()).filter((s) => s.startsWith('/nk/')));
-    expect([...paths].sort()).toEqual(['/nk/http1', '/nk/http2']);
+    expect(await tsharkRequestPaths(out, '/nk/')).toEqual(['/nk/http1', '/nk/http2']);
   });
 
   it('tapscope flows decrypts the capture from the secrets blocks in its stream alone', async () => {

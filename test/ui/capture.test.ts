@@ -61,6 +61,12 @@ describe('capture from the UI', () => {
     // (every client below talks to PORT: the filter leaves out nothing the later steps look for)
     await page.getByTestId('capture-filter-input').fill(`tcp port ${PORT}`);
     await expect.poll(() => page.getByTestId('capture-filter-error').count(), { timeout: 10_000 }).toBe(0);
+    // a key log on the node that is not there: refused before anything starts, and said under the button
+    await page.getByTestId('node-keylogs-input').fill('/nonexistent/tapscope-keys.log');
+    await page.getByTestId('start-capture').click();
+    await expect.poll(async () => page.getByTestId('start-error').textContent().catch(() => null), { timeout: 10_000 })
+      .toContain('no such key log: /nonexistent/tapscope-keys.log');
+    await page.getByTestId('node-keylogs-input').fill('');
     await page.getByTestId('start-capture').click();
     // (the progress shows from the start; 600 ms later the app moves on to the flows, whose top bar has a chip per node
     // with its phase: a node that reaches streaming after that says so there)

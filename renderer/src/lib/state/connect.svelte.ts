@@ -35,6 +35,8 @@ export class ConnectState {
   /** The check's complaint about the capture filter as it is now, or null. */
   captureFilterError = $derived(this.captureFilterCheck?.filter === this.captureFilter && this.captureFilterCheck.result.ok === false
     ? this.captureFilterCheck.result.message : null);
+  /** TLS key logs on the nodes (absolute paths there, comma-separated), followed there by the helper */
+  nodeKeyLogs = $state('');
   name = $state('');
   starting = $state(false);
   startError = $state<string | null>(null);
@@ -148,6 +150,11 @@ export class ConnectState {
     }, 250);
   }
 
+  /** The key log paths on the nodes, as given (separated by commas or new lines; a path may hold spaces). */
+  parsedNodeKeyLogs(): string[] {
+    return this.nodeKeyLogs.split(/[,\n]/).map((s) => s.trim()).filter((s) => s.length > 0);
+  }
+
   parsedIfaces(): string[] {
     return this.ifaces.split(/[\s,]+/).filter((s) => s.length > 0);
   }
@@ -162,6 +169,7 @@ export class ConnectState {
       ...(this.chosenPods.length > 0 ? { pods: [...this.chosenPods] } : this.nodes.length > 0 ? { nodes: [...this.chosenNodes] } : {}),
       ...(this.name.trim() ? { name: this.name.trim() } : {}),
       ...(this.captureFilter.trim() ? { captureFilter: this.captureFilter.trim() } : {}),
+      ...(this.parsedNodeKeyLogs().length > 0 ? { nodeKeyLogs: this.parsedNodeKeyLogs() } : {}),
     };
   }
 

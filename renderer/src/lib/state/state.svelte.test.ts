@@ -120,6 +120,8 @@ describe('ConnectState', () => {
     expect(c.captureRequest('local')).toEqual({ target: 'local', mode: 'auto', ifaces: [], name: 'mine', captureFilter: 'tcp port 443 and not host 10.0.0.5' });
     c.captureFilter = '   ';
     expect(c.captureRequest('local')).toEqual({ target: 'local', mode: 'auto', ifaces: [], name: 'mine' });
+    c.nodeKeyLogs = ' /var/log/app keys.log , /tmp/k\n';
+    expect(c.captureRequest('local')).toEqual({ target: 'local', mode: 'auto', ifaces: [], name: 'mine', nodeKeyLogs: ['/var/log/app keys.log', '/tmp/k'] });
   });
 });
 
