@@ -14,7 +14,7 @@ import type {
 import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
-import { KeyLog, readKeyLogFile, readKeyLogs } from '../dissect/tls-keylog.js';
+import { KeyLog, keyLogReadError, readKeyLogFile, readKeyLogs } from '../dissect/tls-keylog.js';
 import { KeyLogFollower } from './keylog-follower.js';
 import { builtHelper } from '../targets/deploy.js';
 import { checkCaptureFilter, type CaptureFilterCheck } from '../targets/capture-filter.js';
@@ -878,8 +878,10 @@ function checkLocalKeyLog(path: string): void {
   let st;
   try {
     st = statSync(path);
-  } catch {
-    throw new TapscopeError('E_FILE_NOT_FOUND', `no such key log: ${path} (a client creates it at its first connection; create it empty first: touch ${path})`);
+  } catch (e) {
+    const why = keyLogReadError(path, e);
+    if (why.code !== 'E_FILE_NOT_FOUND') throw why;
+    throw new TapscopeError(why.code, `${why.message} (a client creates it at its first connection; create it empty first: touch ${path})`);
   }
   if (!st.isFile()) throw new TapscopeError('E_USAGE', `key log ${path} is not a regular file`);
 }
