@@ -19,6 +19,8 @@ PKGS=(
   # a NATS server (its clients start TLS after its INFO line) and SQL Server's client from FreeTDS (tsql, on GnuTLS:
   # TLS inside TDS PRELOGIN packets)
   nats-server freetds-bin
+  # an HTTP/3 client and server over QUIC (ngtcp2 on GnuTLS, nghttp3) that write SSLKEYLOGFILE
+  ngtcp2-client ngtcp2-server
   # a load balancer that sends (and a service that takes) the PROXY protocol header
   haproxy
   # a Service's DNAT on a node, as kube-proxy's rules make it (nft)

@@ -504,7 +504,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
  */
 async function embedSecrets(svc: CoreService, id: string, path: string, toStdout: boolean): Promise<void> {
   const l = await svc.load(id);
-  const tls = l.analyzer.flows().filter((f) => f.tls !== null && f.transport === 'tcp');
+  const tls = l.analyzer.flows().filter((f) => f.tls !== null);
   const decrypted = tls.filter((f) => f.tls?.keylog?.status === 'decrypted').length;
   const randoms = l.analyzer.clientRandoms();
   const lines = l.analyzer.keyLogLines(randoms);

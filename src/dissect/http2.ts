@@ -12,6 +12,39 @@ function hpack(): typeof HpackLib {
   return (hpackLib ??= createRequire(import.meta.url)('hpack.js') as typeof HpackLib);
 }
 
+/** A message's head from its decoded fields (HTTP/2's and HTTP/3's): pseudo-headers name its method, path or status. */
+export function applyHeaders(msg: HttpMessage, headers: [string, string][]): void {
+  msg.headers = headers;
+  const get = (k: string): string | undefined => headers.find(([n]) => n === k)?.[1];
+  const status = get(':status');
+  if (status !== undefined) {
+    msg.kind = 'response';
+    msg.status = Number(status);
+  } else {
+    const method = get(':method');
+    const path = get(':path');
+    if (method !== undefined) msg.method = method;
+    if (path !== undefined) msg.path = path;
+    if (path !== undefined && get('content-type')?.startsWith('application/grpc')) msg.grpcMethod = path;
+  }
+}
+
+/** A string's Huffman code decoded (RFC 7541 Appendix B, which QPACK uses too); throws on a code that is not one. */
+export function huffmanDecode(code: Buffer): string {
+  // (the library decodes HPACK string literals: the code gets one's head, the Huffman bit and the length)
+  const head: number[] = [];
+  if (code.length < 127) head.push(0x80 | code.length);
+  else {
+    head.push(0xff);
+    let rest = code.length - 127;
+    for (; rest >= 128; rest = Math.floor(rest / 128)) head.push(0x80 | (rest % 128));
+    head.push(rest);
+  }
+  const d = hpack().decoder.create();
+  d.push(Buffer.concat([Buffer.from(head), code]));
+  return hpack().utils.stringify(d.decodeStr());
+}
+
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 const FRAME_DATA = 0x0;
@@ -205,11 +238,11 @@ export class Http2Parser {
         // interim response (100, 103): its own message; the final headers follow on the same stream
         const interim = this.newStream(block.streamId, s.msg.ts);
         interim.headersDone = true;
-        this.applyHeaders(interim.msg, headers);
+        applyHeaders(interim.msg, headers);
         out.push(this.finish(interim));
         return;
       }
-      this.applyHeaders(s.msg, headers);
+      applyHeaders(s.msg, headers);
       s.headersDone = true;
     } else {
       // trailers (e.g. grpc-status)
@@ -221,22 +254,6 @@ export class Http2Parser {
       return;
     }
     if (block.endStream) this.end(block.streamId, out);
-  }
-
-  private applyHeaders(msg: HttpMessage, headers: [string, string][]): void {
-    msg.headers = headers;
-    const get = (k: string): string | undefined => headers.find(([n]) => n === k)?.[1];
-    const status = get(':status');
-    if (status !== undefined) {
-      msg.kind = 'response';
-      msg.status = Number(status);
-    } else {
-      const method = get(':method');
-      const path = get(':path');
-      if (method !== undefined) msg.method = method;
-      if (path !== undefined) msg.path = path;
-      if (path !== undefined && get('content-type')?.startsWith('application/grpc')) msg.grpcMethod = path;
-    }
   }
 
   private decode(block: Buffer): [string, string][] {

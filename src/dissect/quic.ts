@@ -3,51 +3,11 @@
 // CRYPTO frames by offset (a ClientHello with post-quantum key shares spans several packets, and
 // clients reorder CRYPTO frames on purpose) and hand the assembled message to the TLS dissector.
 // The result feeds ja4(ch, 'quic').
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { parseClientHelloMessage, type ClientHello } from './tls.js';
-
-interface VersionParams {
-  salt: Buffer;
-  labelPrefix: string;
-  /** long-header packet type bits that mean Initial */
-  initialType: number;
-}
-
-// RFC 9001 §5.2 (v1), RFC 9369 §3.3 (v2), draft-ietf-quic-tls-29.
-const VERSIONS = new Map<number, VersionParams>([
-  [0x00000001, { salt: Buffer.from('38762cf7f55934b34d179ae6a4c80cadccbb7f0a', 'hex'), labelPrefix: 'quic', initialType: 0 }],
-  [0x6b3343cf, { salt: Buffer.from('0dede3def700a6db819381be6e269dcbf9bd2ed9', 'hex'), labelPrefix: 'quicv2', initialType: 1 }],
-  [0xff00001d, { salt: Buffer.from('afbfec289993d24c9e9786f19c6111e04390a899', 'hex'), labelPrefix: 'quic', initialType: 0 }],
-]);
+import { QUIC_VERSIONS as VERSIONS, fullPacketNumber, initialKeys, openPacket, unmask, varint, type PacketKeys, type QuicVersion } from './quic-packet.js';
 
 // why: a ClientHello is far below this; the cap bounds memory for a hostile stream of CRYPTO frames
 const MAX_CRYPTO = 0x10000;
-
-function hkdfExpandLabel(secret: Buffer, label: string, length: number): Buffer {
-  const full = Buffer.from(`tls13 ${label}`, 'latin1');
-  const info = Buffer.concat([Buffer.from([length >> 8, length & 0xff, full.length]), full, Buffer.from([0])]);
-  // one HMAC block is enough: every output here is at most 32 bytes (SHA-256)
-  return createHmac('sha256', secret).update(Buffer.concat([info, Buffer.from([1])])).digest().subarray(0, length);
-}
-
-interface Keys { key: Buffer; iv: Buffer; hp: Buffer }
-
-function clientInitialKeys(version: VersionParams, dcid: Buffer): Keys {
-  const initial = createHmac('sha256', version.salt).update(dcid).digest();
-  const client = hkdfExpandLabel(initial, 'client in', 32);
-  const p = version.labelPrefix;
-  return { key: hkdfExpandLabel(client, `${p} key`, 16), iv: hkdfExpandLabel(client, `${p} iv`, 12), hp: hkdfExpandLabel(client, `${p} hp`, 16) };
-}
-
-/** QUIC variable-length integer at `off`: [value, bytes used], or null past the end. */
-function varint(b: Buffer, off: number): [number, number] | null {
-  if (off >= b.length) return null;
-  const len = 1 << (b[off]! >> 6);
-  if (off + len > b.length) return null;
-  let v = b[off]! & 0x3f;
-  for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
-  return [v, len];
-}
 
 /** True for a datagram starting with a QUIC long-header Initial of a version we can decrypt. */
 export function looksLikeQuicInitial(datagram: Buffer): boolean {
@@ -58,8 +18,9 @@ export function looksLikeQuicInitial(datagram: Buffer): boolean {
 
 /** Collects one connection's client Initial packets until the ClientHello is complete. */
 export class QuicInitialParser {
-  private keys: Keys | null = null;
-  private version: VersionParams | null = null;
+  private keys: PacketKeys | null = null;
+  private version: QuicVersion | null = null;
+  private largest = -1;
   private readonly chunks = new Map<number, Buffer>();
   private result: ClientHello | null | 'incomplete' = 'incomplete';
 
@@ -134,7 +95,7 @@ export class QuicInitialParser {
     if (!isInitial) return { length: end - off, initial: false };
     if (!this.keys) {
       // why: the client keeps the keys of its first Destination Connection ID for all its Initials
-      this.keys = clientInitialKeys(version, dcid);
+      this.keys = initialKeys(version, dcid, 'client in');
       this.version = version;
     }
     if (this.version !== version || pnOffset + 4 + 16 > end) return { length: end - off, initial: true };
@@ -144,31 +105,13 @@ export class QuicInitialParser {
   }
 
   private unprotect(pkt: Buffer, pnOffset: number): Buffer | null {
-    const keys = this.keys!;
-    const sample = pkt.subarray(pnOffset + 4, pnOffset + 20);
-    const mask = createCipheriv('aes-128-ecb', keys.hp, null).setAutoPadding(false).update(sample);
-    const header = Buffer.from(pkt.subarray(0, pnOffset + 4));
-    header[0] = header[0]! ^ (mask[0]! & 0x0f);
-    const pnLen = (header[0]! & 3) + 1;
-    let pn = 0;
-    for (let i = 0; i < pnLen; i++) {
-      header[pnOffset + i] = header[pnOffset + i]! ^ mask[1 + i]!;
-      pn = pn * 256 + header[pnOffset + i]!;
-    }
-    const aad = header.subarray(0, pnOffset + pnLen);
-    const nonce = Buffer.from(keys.iv);
-    for (let i = 0; i < 6; i++) nonce[11 - i] = nonce[11 - i]! ^ (Math.floor(pn / 2 ** (8 * i)) & 0xff);
-    const body = pkt.subarray(pnOffset + pnLen);
-    if (body.length < 16) return null;
-    try {
-      const dec = createDecipheriv('aes-128-gcm', keys.key, nonce);
-      dec.setAAD(aad);
-      dec.setAuthTag(body.subarray(body.length - 16));
-      return Buffer.concat([dec.update(body.subarray(0, body.length - 16)), dec.final()]);
-    } catch {
-      // authentication failed: not a packet protected with these keys (or corrupted)
-      return null;
-    }
+    const u = unmask(pkt, pnOffset, this.keys!, true);
+    if (!u || u.sealed.length < 16) return null;
+    const pn = fullPacketNumber(this.largest, u.truncated, u.pnLength);
+    const plain = openPacket(this.keys!, u, pn);
+    // (a packet that does not authenticate is no packet of this connection's, or a corrupted one)
+    if (plain) this.largest = Math.max(this.largest, pn);
+    return plain;
   }
 
   private frames(b: Buffer): void {

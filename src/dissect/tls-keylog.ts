@@ -137,10 +137,10 @@ export function readKeyLogFile(path: string, log: KeyLog = new KeyLog()): string
   return text;
 }
 
-type Aead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
+export type Aead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 type MacHash = 'sha1' | 'sha256' | 'sha384';
 
-interface Suite {
+export interface Suite {
   name: string;
   /** null: a CBC suite (see mac) */
   aead: Aead | null;
@@ -172,6 +172,11 @@ const SUITES = new Map<number, Suite>([
   [0xcca9, { name: 'TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
   [0xccaa, { name: 'TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256', ...CHACHA }],
 ]);
+
+/** A TLS 1.3 cipher suite (the AEAD ones QUIC uses) by its code; null for others. */
+export function suite13(code: number): Suite | null {
+  return code >= 0x1301 && code <= 0x1303 ? SUITES.get(code)! : null;
+}
 
 /**
  * A TLS 1.2 AES-CBC suite from its IANA name (TLS_<key exchange>_WITH_AES_<128|256>_CBC_<SHA|SHA256|SHA384>): its key
@@ -260,7 +265,7 @@ function protection13(suite: Suite, secret: Buffer): Protection {
 }
 
 /** iv XOR the sequence number, left-padded to the IV's length (TLS 1.3; TLS 1.2 ChaCha20). */
-function xorNonce(iv: Buffer, seq: bigint): Buffer {
+export function xorNonce(iv: Buffer, seq: bigint): Buffer {
   const n = Buffer.from(iv);
   const s = Buffer.alloc(8);
   s.writeBigUInt64BE(seq);
@@ -269,7 +274,7 @@ function xorNonce(iv: Buffer, seq: bigint): Buffer {
 }
 
 /** AEAD open; null when the record does not authenticate under these keys. */
-function open(aead: Aead, key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
+export function open(aead: Aead, key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
   if (sealed.length < 16) return null;
   const d = createDecipheriv(aead, key, nonce, { authTagLength: 16 } as never) as ReturnType<typeof createDecipheriv> & {
     setAAD(b: Buffer, o?: { plaintextLength: number }): void; setAuthTag(b: Buffer): void;

@@ -6,6 +6,7 @@ import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1O
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
+import { QuicDecryptor } from '../dissect/quic-decrypt.js';
 import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
 import { ldapPrelude, natsPrelude, tdsPrelude, textPrelude, xmppPrelude, type UpgradeApp, type UpgradePrelude } from '../dissect/starttls.js';
 import { endpointText } from '../util/ip.js';
@@ -179,6 +180,8 @@ interface FlowExtra {
   midstreamScan?: { c: { from: number }; s: { from: number } };
   /** with a key log: the connection's client random, its secrets, each direction's decryption (see clientKeys) */
   keys?: FlowKeys;
+  /** a QUIC connection's decryption with a key log (see quicDatagram) */
+  quicKeys?: QuicDecryptor;
 }
 
 /** A TLS connection's decryption with a key log's secrets. */
@@ -200,7 +203,17 @@ const MAX_AWAITING = 1024;
 /** How many bytes of records each direction of a waiting connection keeps. */
 const AWAIT_BYTES = 64 * 1024;
 
-const QUIC_NOT_DECRYPTED: KeyLogStatus = Object.freeze({ status: 'failed', reason: 'QUIC packets are not decrypted here (TLS over TCP is)', records: 0 });
+
+/** A QUIC connection's decryption with a key log, in words (see KeyLogStatus); `waiting`: for its secrets. */
+function quicKeyLogStatus(qd: QuicDecryptor | undefined, waiting: boolean): KeyLogStatus {
+  if (!qd) return { status: 'no-secrets', reason: 'its first Initial came before the key log did, and its packets were not kept', records: 0 };
+  const random = qd.clientRandom;
+  if (random === null) return { status: 'no-secrets', reason: 'no ClientHello of it was read: no client random to find its secrets by', records: 0 };
+  if (waiting) return { status: 'no-secrets', reason: `waiting for its secrets in the followed key log (client random ${random.toString('hex')}); its packets are kept until they come`, records: 0 };
+  if (!qd.hasSecrets) return { status: 'no-secrets', reason: qd.reason ?? `the key log has no secrets for its client random (${random.toString('hex')})`, records: 0 };
+  const problems = qd.problems ?? (qd.packets === 0 ? 'none of its 1-RTT packets was read' : null);
+  return problems === null ? { status: 'decrypted', reason: null, records: qd.packets } : { status: 'failed', reason: problems, records: qd.packets };
+}
 
 /**
  * Why the end of a direction being decrypted was not read, when its capture lost bytes there and the reassembler
@@ -528,6 +541,8 @@ export class Analyzer {
   private following = false;
   /** the connections that wait for their secrets, by client random (hex), the longest waiting first */
   private readonly awaiting = new Map<string, { fs: FlowState; keys: FlowKeys; since: number }>();
+  /** QUIC connections waiting for their secrets, by client random (hex): see quicSecrets */
+  private readonly quicAwaiting = new Map<string, { fs: FlowState; qd: QuicDecryptor; since: number }>();
   private readonly part: { index: number; count: number } | null;
   private streams = 0;
   /** origin of the block being processed */
@@ -680,12 +695,15 @@ export class Analyzer {
     return m;
   }
 
-  /** The client randoms (hex) of the TLS connections the key log has secrets for, of the flows `ids` (all without). */
+  /** The client randoms (hex) of the TLS connections (over TCP, QUIC's) the key log has secrets for, of the flows `ids` (all without). */
   clientRandoms(ids?: ReadonlySet<string>): string[] {
     const out: string[] = [];
     for (const fs of this.tlsStates) {
+      if (ids && !ids.has(fs.flow.id)) continue;
       const k = fs.x?.keys;
-      if (k?.secrets && (!ids || ids.has(fs.flow.id))) out.push(k.random.toString('hex'));
+      const q = fs.x?.quicKeys;
+      if (k?.secrets) out.push(k.random.toString('hex'));
+      else if (q?.hasSecrets && q.clientRandom) out.push(q.clientRandom.toString('hex'));
     }
     return out;
   }
@@ -802,6 +820,7 @@ export class Analyzer {
 
   /** Waiting connections whose secrets are all here, and both hellos read, are decrypted now. */
   private settleAwaiting(): void {
+    if (this.quicAwaiting.size > 0) for (const w of [...this.quicAwaiting.values()]) this.quicSecrets(w.fs, w.qd);
     if (this.awaiting.size === 0 || this.keyLog === null) return;
     for (const w of this.awaiting.values()) {
       const secrets = this.keyLog.get(w.keys.random) ?? null;
@@ -819,6 +838,14 @@ export class Analyzer {
    * new waiting connection, and a change of metaVersion would resolve every flow of the session again.)
    */
   private expireAwaiting(until: number, why: string): void {
+    for (const [hex, w] of this.quicAwaiting) {
+      if (w.since >= until && this.quicAwaiting.size <= MAX_AWAITING) break;
+      this.quicAwaiting.delete(hex);
+      const secrets = this.keyLog?.get(w.qd.clientRandom!);
+      if (secrets) this.quicMessages(w.fs, w.qd.setSecrets(secrets));
+      else w.qd.giveUp(why);
+      w.fs.version++;
+    }
     for (const w of this.awaiting.values()) {
       if (w.since >= until && this.awaiting.size <= MAX_AWAITING) break;
       const secrets = this.keyLog?.get(w.keys.random) ?? null;
@@ -1125,6 +1152,8 @@ export class Analyzer {
     if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES && d.payloadEnd > d.payloadStart) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
       if (fs.app === 'classify' || fs.quic) this.onQuic(fs, d, fromClient);
+      const qd = fs.x?.quicKeys;
+      if (qd) this.quicDatagram(fs, qd, d.payload, fromClient);
       return;
     }
     const msg = parseDns(d.payload, false);
@@ -1163,12 +1192,62 @@ export class Analyzer {
       fs.app = 'quic';
       fs.flow.app = 'quic';
       this.ensureTls(fs);
+      if ((this.keyLog !== null && this.keyLog.size > 0) || this.following) extra(fs).quicKeys = new QuicDecryptor(payload);
     }
     const r = q.parser.push(payload);
     q.datagrams++;
     if (r === 'incomplete' && q.datagrams < MAX_QUIC_DATAGRAMS) return;
     fs.quic = null;
     if (r && r !== 'incomplete') this.applyClientHello(fs, r, 'quic');
+  }
+
+  /**
+   * A datagram of a QUIC connection read with a key log: its packets opened (once the secrets are found by the client
+   * random, see quicSecrets) and the HTTP/3 messages they complete taken as the connection's exchanges.
+   */
+  private quicDatagram(fs: FlowState, qd: QuicDecryptor, payload: Buffer, fromClient: boolean): void {
+    const msgs = qd.push(payload, fromClient, fs.flow.lastSeen);
+    if (!qd.hasSecrets && qd.reason === null) this.quicSecrets(fs, qd);
+    this.quicMessages(fs, msgs);
+  }
+
+  /**
+   * A QUIC connection's secrets, looked up once both Initials told its client random and cipher suite: with them its
+   * packets kept so far are opened; without them it waits while a key log is followed (settleAwaiting brings them,
+   * expireAwaiting gives up), else it is not decrypted (its reason says why).
+   */
+  private quicSecrets(fs: FlowState, qd: QuicDecryptor): void {
+    const random = qd.clientRandom;
+    const cipher = qd.cipher;
+    if (random === null || cipher === null) return;
+    const tls = this.ensureTls(fs);
+    // (QUIC is TLS 1.3; the ServerHello in the server's Initial names the suite)
+    if (tls.cipher === null) {
+      tls.version = tlsVersionName(0x0304);
+      tls.cipher = cipherName(cipher);
+    }
+    const hex = random.toString('hex');
+    const secrets = this.keyLog?.get(random);
+    if (secrets?.client0 && secrets.server0) {
+      this.quicAwaiting.delete(hex);
+      this.quicMessages(fs, qd.setSecrets(secrets));
+      fs.version++;
+    } else if (this.following) {
+      if (!this.quicAwaiting.has(hex)) {
+        this.quicAwaiting.set(hex, { fs, qd, since: fs.flow.lastSeen });
+        this.expireAwaiting(fs.flow.lastSeen - AWAIT_SECRETS_MS, `no secrets for its client random came in the followed key log within ${AWAIT_SECRETS_MS / 1000} s of its hello`);
+      }
+    } else if (secrets) {
+      this.quicMessages(fs, qd.setSecrets(secrets));
+    } else {
+      qd.giveUp(`the key log has no secrets for its client random (${hex})`);
+    }
+  }
+
+  private quicMessages(fs: FlowState, msgs: HttpMessage[]): void {
+    if (msgs.length === 0) return;
+    this.onMessages(fs, msgs, 'decrypted', msgs[0]!.ts);
+    fs.version++;
   }
 
   // ---- reassembled streams ----
@@ -1945,7 +2024,7 @@ export class Analyzer {
     f.peerProcess = clientOwner && serverOwner ? ref(serverOwner) : null;
     if (f.tls) {
       this.ownSides(fs, meta, clientOwner, serverOwner, f.tls);
-      if (this.keyLog !== null && (this.keyLog.size > 0 || fs.x?.keys)) this.keyLogVerdict(fs, f.tls);
+      if (this.keyLog !== null && (this.keyLog.size > 0 || fs.x?.keys || fs.x?.quicKeys)) this.keyLogVerdict(fs, f.tls);
       const other = fs.x?.session;
       if (other?.flow.tls) this.sameSession(f.tls, other);
     }
@@ -1956,10 +2035,18 @@ export class Analyzer {
    * data that decrypted has its plaintext.
    */
   private keyLogVerdict(fs: FlowState, tls: NonNullable<Flow['tls']>): void {
+    if (fs.flow.transport === 'udp') {
+      const qd = fs.x?.quicKeys;
+      const random = qd?.clientRandom;
+      tls.keylog = quicKeyLogStatus(qd, random !== null && random !== undefined && this.quicAwaiting.get(random.toString('hex'))?.fs === fs);
+      // (copies: verdicts from the fingerprint alone are shared between flows)
+      if (qd?.streamPackets(true) && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
+      if (qd?.streamPackets(false) && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };
+      return;
+    }
     const k = fs.x?.keys;
-    tls.keylog = fs.flow.transport === 'udp' ? QUIC_NOT_DECRYPTED
-      : keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) }, fs.chDone && tls.ja4 !== null,
-        k !== undefined && this.awaiting.size > 0 && this.awaiting.get(k.random.toString('hex'))?.fs === fs);
+    tls.keylog = keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) }, fs.chDone && tls.ja4 !== null,
+      k !== undefined && this.awaiting.size > 0 && this.awaiting.get(k.random.toString('hex'))?.fs === fs);
     // (copies: verdicts from the fingerprint alone are shared between flows)
     if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
     if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };

@@ -1,0 +1,421 @@
+// A QUIC connection decrypted with a key log's secrets (RFC 9001): both sides' Initial packets (keys every observer
+// can make) give the client random that finds the secrets and the cipher suite the server chose; the 1-RTT packets,
+// opened with keys from CLIENT_TRAFFIC_SECRET_0 / SERVER_TRAFFIC_SECRET_0 (and the key updates after them), give
+// their STREAM frames, reassembled per stream and read as HTTP/3 (http3.ts). Handshake and 0-RTT packets are skipped
+// (certificates and early data are not what a flow's summary shows). Until its secrets come (a key log followed
+// while the capture runs) a connection keeps its 1-RTT packets, up to a bound.
+import type { HttpMessage } from './http1.js';
+import { Http3Connection } from './http3.js';
+import {
+  QUIC_VERSIONS, fullPacketNumber, initialKeys, nextSecret, openPacket, packetKeys, unmask, varint, type PacketKeys, type QuicVersion,
+} from './quic-packet.js';
+import { suite13, type ConnectionSecrets } from './tls-keylog.js';
+import { cipherName } from './tls.js';
+
+/** CRYPTO bytes kept per side's Initials: the hellos are far below it. */
+const MAX_CRYPTO = 0x10000;
+/** Out-of-order STREAM bytes kept per stream direction before the stream is given up. */
+const MAX_STREAM_PENDING = 256 * 1024;
+/** 1-RTT bytes kept per direction while the secrets are not there. */
+export const QUIC_AWAIT_BYTES = 256 * 1024;
+
+/** One side's CRYPTO stream in its Initial packets, by offset. */
+class CryptoStream {
+  private readonly chunks = new Map<number, Buffer>();
+
+  add(offset: number, data: Buffer): void {
+    if (offset + data.length <= MAX_CRYPTO && !this.chunks.has(offset)) this.chunks.set(offset, Buffer.from(data));
+  }
+
+  /** The stream from offset 0 to its first hole. */
+  contiguous(): Buffer {
+    const parts: Buffer[] = [];
+    for (let at = 0; ;) {
+      let next: Buffer | undefined;
+      for (const [o, b] of this.chunks) {
+        if (o <= at && o + b.length > at) {
+          next = b.subarray(at - o);
+          break;
+        }
+      }
+      if (!next) break;
+      parts.push(next);
+      at += next.length;
+    }
+    return Buffer.concat(parts);
+  }
+}
+
+/** One direction's 1-RTT protection: the current generation's keys and secret, the previous keys for late packets. */
+interface Direction {
+  keys: PacketKeys | null;
+  secret: Buffer | null;
+  /** the current generation's key phase bit (0 or 4) */
+  phase: number;
+  previous: PacketKeys | null;
+  largest: number;
+  initialLargest: number;
+  /** 1-RTT packets opened */
+  packets: number;
+  /** ... that carried STREAM data */
+  streamPackets: number;
+  /** 1-RTT packets that did not authenticate under any of the keys */
+  failed: number;
+  /** 1-RTT packets kept until the secrets come, and their bytes */
+  waiting: { pkt: Buffer; ts: number }[];
+  waitingBytes: number;
+  /** 1-RTT packets dropped while waiting (past QUIC_AWAIT_BYTES) */
+  dropped: number;
+}
+
+function direction(): Direction {
+  return { keys: null, secret: null, phase: 0, previous: null, largest: -1, initialLargest: -1, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
+}
+
+/** One direction of one stream, reassembled. */
+interface StreamBytes {
+  next: number;
+  pending: Map<number, Buffer>;
+  pendingBytes: number;
+  /** where the stream ends (its FIN's offset), -1 until known */
+  end: number;
+  finished: boolean;
+  lost: boolean;
+}
+
+export class QuicDecryptor {
+  private readonly version: QuicVersion;
+  private readonly initial: { c2s: PacketKeys; s2c: PacketKeys };
+  private readonly crypto = { c2s: new CryptoStream(), s2c: new CryptoStream() };
+  /** the client's and the server's connection IDs (their Source Connection IDs): the length of a short header's */
+  private clientCid: Buffer | null = null;
+  private serverCid: Buffer | null = null;
+  private readonly c2s = direction();
+  private readonly s2c = direction();
+  private readonly streams = new Map<string, StreamBytes>();
+  private readonly h3 = new Http3Connection();
+  private secretsSet = false;
+  private random: Buffer | null = null;
+  private cipherCode: number | null = null;
+  /** why its 1-RTT packets cannot be opened, once known (secrets without what the keys need, a cipher not read) */
+  reason: string | null = null;
+  closed = false;
+
+  /** `first`: the client's first datagram (its Initial names the version and the connection ID the keys come from). */
+  constructor(first: Buffer) {
+    const version = QUIC_VERSIONS.get(first.readUInt32BE(1));
+    if (!version) throw new Error('not a QUIC version this reader knows');
+    const dcid = first.subarray(6, 6 + first[5]!);
+    this.version = version;
+    this.initial = { c2s: initialKeys(version, dcid, 'client in'), s2c: initialKeys(version, dcid, 'server in') };
+  }
+
+  /** The ClientHello's random (the key log's index), once the client's Initials carried it. */
+  get clientRandom(): Buffer | null {
+    if (this.random) return this.random;
+    const ch = this.crypto.c2s.contiguous();
+    // (handshake header 4 bytes, legacy version 2, then the random)
+    if (ch.length >= 38 && ch[0] === 0x01) this.random = Buffer.from(ch.subarray(6, 38));
+    return this.random;
+  }
+
+  /** The cipher suite of the server's ServerHello, once its Initials carried it. */
+  get cipher(): number | null {
+    if (this.cipherCode !== null) return this.cipherCode;
+    const sh = this.crypto.s2c.contiguous();
+    if (sh.length < 39 || sh[0] !== 0x02) return null;
+    const at = 38 + 1 + sh[38]!;
+    if (sh.length >= at + 2) this.cipherCode = sh.readUInt16BE(at);
+    return this.cipherCode;
+  }
+
+  get hasSecrets(): boolean {
+    return this.secretsSet;
+  }
+
+  /** 1-RTT packets opened, both directions, and those that carried stream data per direction. */
+  get packets(): number {
+    return this.c2s.packets + this.s2c.packets;
+  }
+
+  streamPackets(c2s: boolean): number {
+    return (c2s ? this.c2s : this.s2c).streamPackets;
+  }
+
+  /** Why some of its packets were not read, in words; null when all were. */
+  get problems(): string | null {
+    const out: string[] = [];
+    if (this.reason) out.push(this.reason);
+    for (const [name, d] of [['client to server', this.c2s], ['server to client', this.s2c]] as const) {
+      if (d.failed > 0) out.push(`${name}: ${d.failed} packets did not authenticate with the key log's keys`);
+      if (d.dropped > 0) out.push(`${name}: ${d.dropped} packets were not kept while it waited for its secrets`);
+    }
+    if (this.h3.failedStreams > 0) out.push(`${this.h3.failedStreams} HTTP/3 stream directions could not be read (bytes lost or malformed)`);
+    return out.length > 0 ? out.join('; ') : null;
+  }
+
+  /** One datagram's packets; HTTP messages they completed are returned. */
+  push(datagram: Buffer, c2s: boolean, ts: number): HttpMessage[] {
+    const out: HttpMessage[] = [];
+    for (let off = 0; off < datagram.length;) {
+      const used = (datagram[off]! & 0x80) !== 0 ? this.longPacket(datagram, off, c2s, ts, out) : this.shortPacket(datagram.subarray(off), c2s, ts, out, true);
+      if (used <= 0) break;
+      off += used;
+    }
+    return out;
+  }
+
+  /**
+   * The connection's secrets (from the key log): the waiting 1-RTT packets are opened; returns the messages they made.
+   * Without both traffic secrets, or without the server's cipher, its packets stay unread (reason).
+   */
+  setSecrets(secrets: ConnectionSecrets): HttpMessage[] {
+    const out: HttpMessage[] = [];
+    if (this.secretsSet) return out;
+    this.secretsSet = true;
+    const code = this.cipher;
+    const suite = code === null ? null : suite13(code);
+    if (!secrets.client0 || !secrets.server0) this.reason = 'the key log has no CLIENT_TRAFFIC_SECRET_0 and SERVER_TRAFFIC_SECRET_0 for it';
+    else if (code === null) this.reason = "its server's Initial (the ServerHello, which names the cipher suite) was not read";
+    else if (!suite) this.reason = `its cipher suite ${cipherName(code)} is not one QUIC uses`;
+    else if (secrets.client0.length !== (suite.hash === 'sha384' ? 48 : 32) || secrets.server0.length !== secrets.client0.length) this.reason = `its secrets do not fit its cipher suite ${suite.name}`;
+    if (this.reason) {
+      this.giveUp();
+      return out;
+    }
+    for (const [d, secret] of [[this.c2s, secrets.client0!], [this.s2c, secrets.server0!]] as const) {
+      d.secret = secret;
+      d.keys = packetKeys(suite!, secret, this.version.labelPrefix);
+    }
+    for (const [d, c2s] of [[this.c2s, true], [this.s2c, false]] as const) {
+      const waiting = d.waiting;
+      d.waiting = [];
+      d.waitingBytes = 0;
+      for (const w of waiting) this.shortPacket(w.pkt, c2s, w.ts, out, false);
+    }
+    return out;
+  }
+
+  /** No secrets will come: the packets kept for them are let go. */
+  giveUp(reason?: string): void {
+    if (reason && !this.reason) this.reason = reason;
+    for (const d of [this.c2s, this.s2c]) {
+      d.waiting = [];
+      d.waitingBytes = 0;
+    }
+  }
+
+  /** The connection is over (the capture ended): messages whose headers came are returned as they are. */
+  close(): HttpMessage[] {
+    const out: HttpMessage[] = [];
+    if (!this.closed) this.h3.close(out);
+    this.closed = true;
+    return out;
+  }
+
+  /** A long-header packet at `off`: its length, or 0 to stop reading the datagram. */
+  private longPacket(d: Buffer, off: number, c2s: boolean, ts: number, out: HttpMessage[]): number {
+    if (off + 7 > d.length || QUIC_VERSIONS.get(d.readUInt32BE(off + 1)) !== this.version) return 0;
+    let p = off + 5;
+    const dcidLen = d[p++]!;
+    p += dcidLen;
+    if (p >= d.length) return 0;
+    const scidLen = d[p++]!;
+    const scid = d.subarray(p, p + scidLen);
+    p += scidLen;
+    if (c2s) this.clientCid ??= Buffer.from(scid);
+    else this.serverCid ??= Buffer.from(scid);
+    const type = (d[off]! >> 4) & 3;
+    const initial = type === this.version.initialType;
+    if (initial) {
+      const token = varint(d, p);
+      if (!token) return 0;
+      p += token[1] + token[0];
+    } else if (((type + 4 - this.version.initialType) & 3) === 3) {
+      // (a Retry: no length, the rest of the datagram)
+      return d.length - off;
+    }
+    const len = varint(d, p);
+    if (!len) return 0;
+    p += len[1];
+    const end = p + len[0];
+    if (end > d.length) return 0;
+    if (!initial) return end - off;
+    const keys = c2s ? this.initial.c2s : this.initial.s2c;
+    const dir = c2s ? this.c2s : this.s2c;
+    const u = unmask(d.subarray(off, end), p - off, keys, true);
+    if (u) {
+      const pn = fullPacketNumber(dir.initialLargest, u.truncated, u.pnLength);
+      const plain = openPacket(keys, u, pn);
+      if (plain) {
+        dir.initialLargest = Math.max(dir.initialLargest, pn);
+        this.frames(plain, c2s, ts, out, true);
+      }
+    }
+    return end - off;
+  }
+
+  /**
+   * A short-header (1-RTT) packet, the rest of its datagram: opened with the direction's keys, kept when they are not
+   * there yet (`keep`). Returns the bytes it took (all).
+   */
+  private shortPacket(pkt: Buffer, c2s: boolean, ts: number, out: HttpMessage[], keep: boolean): number {
+    const dir = c2s ? this.c2s : this.s2c;
+    // (the Destination Connection ID is the other side's: the server's for the client's packets)
+    const cid = c2s ? this.serverCid : this.clientCid;
+    // (the fixed bit 0x40 is not checked: a peer that allows it greases it, RFC 9287, as ngtcp2 does)
+    if (cid === null) return pkt.length;
+    if (!dir.keys) {
+      if (keep && !this.secretsSet) {
+        if (dir.waitingBytes + pkt.length > QUIC_AWAIT_BYTES) dir.dropped++;
+        else {
+          dir.waiting.push({ pkt: Buffer.from(pkt), ts });
+          dir.waitingBytes += pkt.length;
+        }
+      }
+      return pkt.length;
+    }
+    const u = unmask(pkt, 1 + cid.length, dir.keys, false);
+    if (!u) return pkt.length;
+    const pn = fullPacketNumber(dir.largest, u.truncated, u.pnLength);
+    const phase = u.first & 0x04;
+    let plain: Buffer | null = null;
+    if (phase === dir.phase) plain = openPacket(dir.keys, u, pn);
+    else {
+      // a key update (RFC 9001 §6): the next generation's keys, or a late packet of the one before
+      if (dir.previous) plain = openPacket(dir.previous, u, pn);
+      if (!plain) {
+        const secret = nextSecret(dir.keys.suite, dir.secret!, this.version.labelPrefix);
+        const next = packetKeys(dir.keys.suite, secret, this.version.labelPrefix, dir.keys.hp);
+        plain = openPacket(next, u, pn);
+        if (plain) {
+          dir.previous = dir.keys;
+          dir.keys = next;
+          dir.secret = secret;
+          dir.phase = phase;
+        }
+      }
+    }
+    if (!plain) {
+      dir.failed++;
+      return pkt.length;
+    }
+    dir.largest = Math.max(dir.largest, pn);
+    dir.packets++;
+    if (this.frames(plain, c2s, ts, out, false)) dir.streamPackets++;
+    return pkt.length;
+  }
+
+  /** A packet's frames (RFC 9000 §19); true when it carried STREAM data. Stops at a frame type it does not know. */
+  private frames(b: Buffer, c2s: boolean, ts: number, out: HttpMessage[], initial: boolean): boolean {
+    let p = 0;
+    let stream = false;
+    const next = (): number => {
+      const v = varint(b, p);
+      if (!v) throw RangeError('frame cut short');
+      p += v[1];
+      return v[0];
+    };
+    try {
+      while (p < b.length) {
+        const type = next();
+        if (type === 0x00 || type === 0x01 || type === 0x1e) continue; // PADDING, PING, HANDSHAKE_DONE
+        if (type === 0x02 || type === 0x03) {
+          next();
+          next();
+          const ranges = next();
+          next();
+          for (let i = 0; i < ranges; i++) { next(); next(); }
+          if (type === 0x03) { next(); next(); next(); }
+        } else if (type === 0x06) {
+          const offset = next();
+          const len = next();
+          if (p + len > b.length) return stream;
+          if (initial) this.crypto[c2s ? 'c2s' : 's2c'].add(offset, b.subarray(p, p + len));
+          p += len;
+        } else if (type >= 0x08 && type <= 0x0f) {
+          const id = next();
+          const offset = type & 0x04 ? next() : 0;
+          const len = type & 0x02 ? next() : b.length - p;
+          if (p + len > b.length) return stream;
+          this.streamData(id, c2s, offset, b.subarray(p, p + len), (type & 0x01) !== 0, ts, out);
+          stream = true;
+          p += len;
+        } else if (type === 0x04) { next(); next(); next(); } // RESET_STREAM
+        else if (type === 0x05 || type === 0x11 || type === 0x15) { next(); next(); } // STOP_SENDING, MAX_STREAM_DATA, STREAM_DATA_BLOCKED
+        else if (type === 0x07) { // NEW_TOKEN (its length read before p is: `p += next()` would add to p's old value)
+          const n = next();
+          p += n;
+        }
+        else if (type === 0x10 || type === 0x12 || type === 0x13 || type === 0x14 || type === 0x16 || type === 0x17 || type === 0x19) next();
+        else if (type === 0x18) { // NEW_CONNECTION_ID
+          next();
+          next();
+          const n = b[p] ?? 0;
+          p += 1 + n + 16;
+        } else if (type === 0x1a || type === 0x1b) p += 8; // PATH_CHALLENGE, PATH_RESPONSE
+        else if (type === 0x1c || type === 0x1d) { // CONNECTION_CLOSE
+          if (!initial) {
+            this.h3.close(out);
+            this.closed = true;
+          }
+          return stream;
+        } else if (type === 0x30 || type === 0x31) { // DATAGRAM
+          const n = type === 0x31 ? next() : b.length - p;
+          p += n;
+        } else return stream;
+      }
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+    }
+    return stream;
+  }
+
+  /** A STREAM frame's bytes: the stream's in-order bytes go to HTTP/3, later ones wait for the hole before them. */
+  private streamData(id: number, c2s: boolean, offset: number, data: Buffer, fin: boolean, ts: number, out: HttpMessage[]): void {
+    const key = `${id}${c2s ? 'c' : 's'}`;
+    let s = this.streams.get(key);
+    if (!s) this.streams.set(key, (s = { next: 0, pending: new Map(), pendingBytes: 0, end: -1, finished: false, lost: false }));
+    if (s.finished || s.lost) return;
+    if (fin) s.end = offset + data.length;
+    if (offset > s.next) {
+      if (s.pendingBytes + data.length > MAX_STREAM_PENDING) {
+        s.lost = true;
+        s.pending.clear();
+        this.h3.gap(id, c2s);
+        return;
+      }
+      if (!s.pending.has(offset)) {
+        s.pending.set(offset, Buffer.from(data));
+        s.pendingBytes += data.length;
+      }
+      return;
+    }
+    let chunk: Buffer | null = offset + data.length > s.next ? data.subarray(s.next - offset) : null;
+    while (chunk) {
+      s.next += chunk.length;
+      const done = s.end >= 0 && s.next >= s.end;
+      this.h3.data(id, c2s, chunk, done, ts, out);
+      if (done) {
+        s.finished = true;
+        s.pending.clear();
+        return;
+      }
+      chunk = null;
+      for (const [o, b] of s.pending) {
+        if (o > s.next) continue;
+        s.pending.delete(o);
+        s.pendingBytes -= b.length;
+        if (o + b.length > s.next) {
+          chunk = b.subarray(s.next - o);
+          break;
+        }
+      }
+    }
+    if (s.end >= 0 && s.next >= s.end && !s.finished) {
+      // (a FIN with no bytes of its own)
+      s.finished = true;
+      this.h3.data(id, c2s, Buffer.alloc(0), true, ts, out);
+    }
+  }
+}
