@@ -16,6 +16,10 @@ import { cipherName } from './tls.js';
 const MAX_CRYPTO = 0x10000;
 /** Out-of-order STREAM bytes kept per stream direction before the stream is given up. */
 const MAX_STREAM_PENDING = 256 * 1024;
+/** The largest UDP payload on a wire (an Ethernet MTU's); a larger datagram is a GSO batch (see segments). */
+const MAX_DATAGRAM = 1500 - 28;
+/** Segment sizes QUIC senders use (RFC 9000's minimum, common path MTUs less IPv4/IPv6 and UDP headers). */
+const SEGMENT_SIZES = [1200, 1232, 1252, 1280, 1350, 1357, 1392, 1406, 1452, 1472];
 /** 1-RTT bytes kept per direction while the secrets are not there. */
 export const QUIC_AWAIT_BYTES = 256 * 1024;
 
@@ -61,6 +65,8 @@ interface Direction {
   streamPackets: number;
   /** 1-RTT packets that did not authenticate under any of the keys */
   failed: number;
+  /** the largest packet opened that was no GSO batch: the size its batches' segments likely have */
+  segment: number;
   /** 1-RTT packets kept until the secrets come, and their bytes */
   waiting: { pkt: Buffer; ts: number }[];
   waitingBytes: number;
@@ -69,7 +75,7 @@ interface Direction {
 }
 
 function direction(): Direction {
-  return { keys: null, secret: null, phase: 0, previous: null, largest: -1, initialLargest: -1, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
+  return { keys: null, secret: null, phase: 0, previous: null, largest: -1, initialLargest: -1, segment: 0, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
 }
 
 /** One direction of one stream, reassembled. */
@@ -297,13 +303,34 @@ export class QuicDecryptor {
       }
     }
     if (!plain) {
+      if (pkt.length > MAX_DATAGRAM && this.segments(pkt, c2s, ts, out)) return pkt.length;
       dir.failed++;
       return pkt.length;
     }
+    if (pkt.length <= MAX_DATAGRAM) dir.segment = Math.max(dir.segment, pkt.length);
     dir.largest = Math.max(dir.largest, pn);
     dir.packets++;
     if (this.frames(plain, c2s, ts, out, false)) dir.streamPackets++;
     return pkt.length;
+  }
+
+  /**
+   * A datagram larger than any on a wire: a sender's UDP segmentation offload (GSO) batch captured before the kernel
+   * split it (loopback, veth, a host's own traffic). Its packets are its segments, all of one size but the last; the
+   * size is found by opening the first segment at the sizes packets have (this direction's largest so far, then
+   * common ones). True when one fit and the segments were read.
+   */
+  private segments(batch: Buffer, c2s: boolean, ts: number, out: HttpMessage[]): boolean {
+    const dir = c2s ? this.c2s : this.s2c;
+    const cid = c2s ? this.serverCid : this.clientCid;
+    for (const size of new Set([dir.segment, ...SEGMENT_SIZES])) {
+      if (size <= 0 || size >= batch.length) continue;
+      const u = unmask(batch.subarray(0, size), 1 + cid!.length, dir.keys!, false);
+      if (!u || (u.first & 0x04) !== dir.phase || !openPacket(dir.keys!, u, fullPacketNumber(dir.largest, u.truncated, u.pnLength))) continue;
+      for (let at = 0; at < batch.length; at += size) this.shortPacket(batch.subarray(at, Math.min(at + size, batch.length)), c2s, ts, out, false);
+      return true;
+    }
+    return false;
   }
 
   /** A packet's frames (RFC 9000 §19); true when it carried STREAM data. Stops at a frame type it does not know. */
