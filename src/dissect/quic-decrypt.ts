@@ -7,7 +7,7 @@
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
-  QUIC_VERSIONS, fullPacketNumber, initialKeys, nextSecret, openPacket, packetKeys, unmask, varint, type PacketKeys, type QuicVersion,
+  QUIC_VERSIONS, fullPacketNumber, initialKeys, nextSecret, openPacket, packetKeys, unmask, varint, type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import { suite13, type ConnectionSecrets } from './tls-keylog.js';
 import { cipherName } from './tls.js';
@@ -284,24 +284,7 @@ export class QuicDecryptor {
     const u = unmask(pkt, 1 + cid.length, dir.keys, false);
     if (!u) return pkt.length;
     const pn = fullPacketNumber(dir.largest, u.truncated, u.pnLength);
-    const phase = u.first & 0x04;
-    let plain: Buffer | null = null;
-    if (phase === dir.phase) plain = openPacket(dir.keys, u, pn);
-    else {
-      // a key update (RFC 9001 §6): the next generation's keys, or a late packet of the one before
-      if (dir.previous) plain = openPacket(dir.previous, u, pn);
-      if (!plain) {
-        const secret = nextSecret(dir.keys.suite, dir.secret!, this.version.labelPrefix);
-        const next = packetKeys(dir.keys.suite, secret, this.version.labelPrefix, dir.keys.hp);
-        plain = openPacket(next, u, pn);
-        if (plain) {
-          dir.previous = dir.keys;
-          dir.keys = next;
-          dir.secret = secret;
-          dir.phase = phase;
-        }
-      }
-    }
+    const plain = this.open1Rtt(dir, u, pn, true);
     if (!plain) {
       if (pkt.length > MAX_DATAGRAM && this.segments(pkt, c2s, ts, out)) return pkt.length;
       dir.failed++;
@@ -312,6 +295,28 @@ export class QuicDecryptor {
     dir.packets++;
     if (this.frames(plain, c2s, ts, out, false)) dir.streamPackets++;
     return pkt.length;
+  }
+
+  /**
+   * A 1-RTT packet opened with the direction's keys for its key phase: the current generation's, or after a key update
+   * (RFC 9001 §6) the next one's (`advance`: the direction moves to it) or, for a late packet, the one before.
+   */
+  private open1Rtt(dir: Direction, u: Unmasked, pn: number, advance: boolean): Buffer | null {
+    const keys = dir.keys!;
+    const phase = u.first & 0x04;
+    if (phase === dir.phase) return openPacket(keys, u, pn);
+    const late = dir.previous ? openPacket(dir.previous, u, pn) : null;
+    if (late) return late;
+    const secret = nextSecret(keys.suite, dir.secret!, this.version.labelPrefix);
+    const next = packetKeys(keys.suite, secret, this.version.labelPrefix, keys.hp);
+    const plain = openPacket(next, u, pn);
+    if (plain && advance) {
+      dir.previous = keys;
+      dir.keys = next;
+      dir.secret = secret;
+      dir.phase = phase;
+    }
+    return plain;
   }
 
   /**
@@ -326,7 +331,7 @@ export class QuicDecryptor {
     for (const size of new Set([dir.segment, ...SEGMENT_SIZES])) {
       if (size <= 0 || size >= batch.length) continue;
       const u = unmask(batch.subarray(0, size), 1 + cid!.length, dir.keys!, false);
-      if (!u || (u.first & 0x04) !== dir.phase || !openPacket(dir.keys!, u, fullPacketNumber(dir.largest, u.truncated, u.pnLength))) continue;
+      if (!u || !this.open1Rtt(dir, u, fullPacketNumber(dir.largest, u.truncated, u.pnLength), false)) continue;
       for (let at = 0; at < batch.length; at += size) this.shortPacket(batch.subarray(at, Math.min(at + size, batch.length)), c2s, ts, out, false);
       return true;
     }
