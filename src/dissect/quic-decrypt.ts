@@ -7,13 +7,11 @@
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
-  QUIC_VERSIONS, fullPacketNumber, initialKeys, nextSecret, openPacket, packetKeys, unmask, varint, type PacketKeys, type QuicVersion, type Unmasked,
+  CryptoStream, QUIC_VERSIONS, fullPacketNumber, initialKeys, nextSecret, openPacket, packetKeys, unmask, varint, type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import { suite13, type ConnectionSecrets } from './tls-keylog.js';
 import { cipherName } from './tls.js';
 
-/** CRYPTO bytes kept per side's Initials: the hellos are far below it. */
-const MAX_CRYPTO = 0x10000;
 /** Out-of-order STREAM bytes kept per stream direction before the stream is given up. */
 const MAX_STREAM_PENDING = 256 * 1024;
 /** The largest UDP payload on a wire (an Ethernet MTU's); a larger datagram is a GSO batch (see segments). */
@@ -22,33 +20,6 @@ const MAX_DATAGRAM = 1500 - 28;
 const SEGMENT_SIZES = [1200, 1232, 1252, 1280, 1350, 1357, 1392, 1406, 1452, 1472];
 /** 1-RTT bytes kept per direction while the secrets are not there. */
 export const QUIC_AWAIT_BYTES = 256 * 1024;
-
-/** One side's CRYPTO stream in its Initial packets, by offset. */
-class CryptoStream {
-  private readonly chunks = new Map<number, Buffer>();
-
-  add(offset: number, data: Buffer): void {
-    if (offset + data.length <= MAX_CRYPTO && !this.chunks.has(offset)) this.chunks.set(offset, Buffer.from(data));
-  }
-
-  /** The stream from offset 0 to its first hole. */
-  contiguous(): Buffer {
-    const parts: Buffer[] = [];
-    for (let at = 0; ;) {
-      let next: Buffer | undefined;
-      for (const [o, b] of this.chunks) {
-        if (o <= at && o + b.length > at) {
-          next = b.subarray(at - o);
-          break;
-        }
-      }
-      if (!next) break;
-      parts.push(next);
-      at += next.length;
-    }
-    return Buffer.concat(parts);
-  }
-}
 
 /** One direction's 1-RTT protection: the current generation's keys and secret, the previous keys for late packets. */
 interface Direction {

@@ -115,3 +115,33 @@ export function fullPacketNumber(largest: number, truncated: number, pnLength: n
 export function openPacket(keys: PacketKeys, u: Unmasked, pn: number): Buffer | null {
   return open(keys.suite.aead!, keys.key, xorNonce(keys.iv, BigInt(pn)), u.header, u.sealed);
 }
+
+// why: a ClientHello or ServerHello is far below this; the cap bounds memory for a hostile stream of CRYPTO frames
+const MAX_CRYPTO = 0x10000;
+
+/** One side's CRYPTO stream in its Initial packets, by offset. */
+export class CryptoStream {
+  private readonly chunks = new Map<number, Buffer>();
+
+  add(offset: number, data: Buffer): void {
+    if (offset + data.length <= MAX_CRYPTO && !this.chunks.has(offset)) this.chunks.set(offset, Buffer.from(data));
+  }
+
+  /** The stream from offset 0 to its first hole. */
+  contiguous(): Buffer {
+    const parts: Buffer[] = [];
+    for (let at = 0; ;) {
+      let next: Buffer | undefined;
+      for (const [o, b] of this.chunks) {
+        if (o <= at && o + b.length > at) {
+          next = b.subarray(at - o);
+          break;
+        }
+      }
+      if (!next) break;
+      parts.push(next);
+      at += next.length;
+    }
+    return Buffer.concat(parts);
+  }
+}

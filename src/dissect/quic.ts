@@ -4,10 +4,7 @@
 // clients reorder CRYPTO frames on purpose) and hand the assembled message to the TLS dissector.
 // The result feeds ja4(ch, 'quic').
 import { parseClientHelloMessage, type ClientHello } from './tls.js';
-import { QUIC_VERSIONS as VERSIONS, fullPacketNumber, initialKeys, openPacket, unmask, varint, type PacketKeys, type QuicVersion } from './quic-packet.js';
-
-// why: a ClientHello is far below this; the cap bounds memory for a hostile stream of CRYPTO frames
-const MAX_CRYPTO = 0x10000;
+import { CryptoStream, QUIC_VERSIONS as VERSIONS, fullPacketNumber, initialKeys, openPacket, unmask, varint, type PacketKeys, type QuicVersion } from './quic-packet.js';
 
 /** True for a datagram starting with a QUIC long-header Initial of a version we can decrypt. */
 export function looksLikeQuicInitial(datagram: Buffer): boolean {
@@ -21,7 +18,7 @@ export class QuicInitialParser {
   private keys: PacketKeys | null = null;
   private version: QuicVersion | null = null;
   private largest = -1;
-  private readonly chunks = new Map<number, Buffer>();
+  private readonly crypto = new CryptoStream();
   private result: ClientHello | null | 'incomplete' = 'incomplete';
 
   /**
@@ -42,28 +39,8 @@ export class QuicInitialParser {
       this.result = null;
       return null;
     }
-    this.result = parseClientHelloMessage(this.contiguous());
+    this.result = parseClientHelloMessage(this.crypto.contiguous());
     return this.result;
-  }
-
-  /** The CRYPTO stream from offset 0 up to the first hole. */
-  private contiguous(): Buffer {
-    const parts: Buffer[] = [];
-    let at = 0;
-    for (;;) {
-      // a frame may start before `at` and overlap it (retransmission with different framing)
-      let next: Buffer | undefined;
-      for (const [o, b] of this.chunks) {
-        if (o <= at && o + b.length > at) {
-          next = b.subarray(at - o);
-          break;
-        }
-      }
-      if (!next) break;
-      parts.push(next);
-      at += next.length;
-    }
-    return Buffer.concat(parts);
   }
 
   /** Decrypt one long-header packet at `off`; returns its length, or null to stop reading the datagram. */
@@ -147,7 +124,7 @@ export class QuicInitialParser {
         const offset = next();
         const len = next();
         if (offset === null || len === null || p + len > b.length) return;
-        if (offset + len <= MAX_CRYPTO && !this.chunks.has(offset)) this.chunks.set(offset, Buffer.from(b.subarray(p, p + len)));
+        this.crypto.add(offset, b.subarray(p, p + len));
         p += len;
         continue;
       }
