@@ -16,6 +16,8 @@ const STREAM_QPACK_ENCODER = 0x02;
 
 /** A header section larger than this is not kept (the stream is given up): a peer's limit is usually 16 KiB. */
 const MAX_SECTION = 256 * 1024;
+/** Stream directions remembered per connection (as the QUIC layer's). */
+const MAX_STREAMS = 4096;
 /** Header sections waiting for encoder stream inserts, per connection. */
 const MAX_BLOCKED = 64;
 
@@ -202,6 +204,13 @@ export class Http3Connection {
       // (bit 1 of the id: a unidirectional stream, whose first bytes say its type)
       s = { fromClient, kind: (id & 2) === 0 ? 'request' : 'unknown', buf: Buffer.alloc(0), skip: 0, skipType: -1, msg: null, parts: [], kept: 0, blocked: [], fin: false, done: false };
       this.streams.set(key, s);
+      if (this.streams.size > MAX_STREAMS) {
+        // (the oldest finished ones are forgotten: a connection carries a stream per request)
+        for (const [k, old] of this.streams) {
+          if (this.streams.size <= MAX_STREAMS) break;
+          if (old.done) this.streams.delete(k);
+        }
+      }
     }
     return s;
   }

@@ -14,6 +14,13 @@ import { cipherName } from './tls.js';
 
 /** Out-of-order STREAM bytes kept per stream direction before the stream is given up. */
 const MAX_STREAM_PENDING = 256 * 1024;
+/** ... and per connection, all its streams together */
+const MAX_PENDING = 4 * 1024 * 1024;
+/**
+ * Stream directions remembered per connection: past it the oldest finished ones are forgotten (a long-lived
+ * connection carries a stream per request; a retransmission of one that old is not expected).
+ */
+const MAX_STREAMS = 4096;
 /** The largest UDP payload on a wire (an Ethernet MTU's); a larger datagram is a GSO batch (see segments). */
 const MAX_DATAGRAM = 1500 - 28;
 /** Segment sizes QUIC senders use (RFC 9000's minimum, common path MTUs less IPv4/IPv6 and UDP headers). */
@@ -70,6 +77,8 @@ export class QuicDecryptor {
   private readonly c2s = direction();
   private readonly s2c = direction();
   private readonly streams = new Map<string, StreamBytes>();
+  /** out-of-order STREAM bytes kept, all streams */
+  private pending = 0;
   private readonly h3 = new Http3Connection();
   private secretsSet = false;
   private random: Buffer | null = null;
@@ -378,12 +387,21 @@ export class QuicDecryptor {
   private streamData(id: number, c2s: boolean, offset: number, data: Buffer, fin: boolean, ts: number, out: HttpMessage[]): void {
     const key = `${id}${c2s ? 'c' : 's'}`;
     let s = this.streams.get(key);
-    if (!s) this.streams.set(key, (s = { next: 0, pending: new Map(), pendingBytes: 0, end: -1, finished: false, lost: false }));
+    if (!s) {
+      this.streams.set(key, (s = { next: 0, pending: new Map(), pendingBytes: 0, end: -1, finished: false, lost: false }));
+      if (this.streams.size > MAX_STREAMS) {
+        for (const [k, old] of this.streams) {
+          if (this.streams.size <= MAX_STREAMS) break;
+          if (old.finished || old.lost) this.streams.delete(k);
+        }
+      }
+    }
     if (s.finished || s.lost) return;
     if (fin) s.end = offset + data.length;
     if (offset > s.next) {
-      if (s.pendingBytes + data.length > MAX_STREAM_PENDING) {
+      if (s.pendingBytes + data.length > MAX_STREAM_PENDING || this.pending + data.length > MAX_PENDING) {
         s.lost = true;
+        this.pending -= s.pendingBytes;
         s.pending.clear();
         this.h3.gap(id, c2s);
         return;
@@ -391,6 +409,7 @@ export class QuicDecryptor {
       if (!s.pending.has(offset)) {
         s.pending.set(offset, Buffer.from(data));
         s.pendingBytes += data.length;
+        this.pending += data.length;
       }
       return;
     }
@@ -401,6 +420,7 @@ export class QuicDecryptor {
       this.h3.data(id, c2s, chunk, done, ts, out);
       if (done) {
         s.finished = true;
+        this.pending -= s.pendingBytes;
         s.pending.clear();
         return;
       }
@@ -409,6 +429,7 @@ export class QuicDecryptor {
         if (o > s.next) continue;
         s.pending.delete(o);
         s.pendingBytes -= b.length;
+        this.pending -= b.length;
         if (o + b.length > s.next) {
           chunk = b.subarray(s.next - o);
           break;
