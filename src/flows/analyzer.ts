@@ -203,7 +203,6 @@ const MAX_AWAITING = 1024;
 /** How many bytes of records each direction of a waiting connection keeps. */
 const AWAIT_BYTES = 64 * 1024;
 
-
 /** A QUIC connection's decryption with a key log, in words (see KeyLogStatus); `waiting`: for its secrets. */
 function quicKeyLogStatus(qd: QuicDecryptor | undefined, waiting: boolean): KeyLogStatus {
   if (!qd) return { status: 'no-secrets', reason: 'its first Initial came before the key log did, and its packets were not kept', records: 0 };
