@@ -7,7 +7,8 @@
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
-  CryptoStream, QUIC_VERSIONS, fullPacketNumber, initialKeys, nextSecret, openPacket, packetKeys, unmask, varint, type PacketKeys, type QuicVersion, type Unmasked,
+  CryptoStream, InitialSpace, QUIC_VERSIONS, fullPacketNumber, initialKeys, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
+  type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import { suite13, type ConnectionSecrets } from './tls-keylog.js';
 import { cipherName } from './tls.js';
@@ -36,7 +37,6 @@ interface Direction {
   phase: number;
   previous: PacketKeys | null;
   largest: number;
-  initialLargest: number;
   /** 1-RTT packets opened */
   packets: number;
   /** ... that carried STREAM data */
@@ -53,7 +53,7 @@ interface Direction {
 }
 
 function direction(): Direction {
-  return { keys: null, secret: null, phase: 0, previous: null, largest: -1, initialLargest: -1, segment: 0, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
+  return { keys: null, secret: null, phase: 0, previous: null, largest: -1, segment: 0, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
 }
 
 /** One direction of one stream, reassembled. */
@@ -69,7 +69,7 @@ interface StreamBytes {
 
 export class QuicDecryptor {
   private readonly version: QuicVersion;
-  private readonly initial: { c2s: PacketKeys; s2c: PacketKeys };
+  private readonly initial: { c2s: InitialSpace; s2c: InitialSpace };
   private readonly crypto = { c2s: new CryptoStream(), s2c: new CryptoStream() };
   /** the client's and the server's connection IDs (their Source Connection IDs): the length of a short header's */
   private clientCid: Buffer | null = null;
@@ -93,7 +93,7 @@ export class QuicDecryptor {
     if (!version) throw new Error('not a QUIC version this reader knows');
     const dcid = first.subarray(6, 6 + first[5]!);
     this.version = version;
-    this.initial = { c2s: initialKeys(version, dcid, 'client in'), s2c: initialKeys(version, dcid, 'server in') };
+    this.initial = { c2s: new InitialSpace(initialKeys(version, dcid, 'client in')), s2c: new InitialSpace(initialKeys(version, dcid, 'server in')) };
   }
 
   /** The ClientHello's random (the key log's index), once the client's Initials carried it. */
@@ -201,44 +201,15 @@ export class QuicDecryptor {
 
   /** A long-header packet at `off`: its length, or 0 to stop reading the datagram. */
   private longPacket(d: Buffer, off: number, c2s: boolean, ts: number, out: HttpMessage[]): number {
-    if (off + 7 > d.length || QUIC_VERSIONS.get(d.readUInt32BE(off + 1)) !== this.version) return 0;
-    let p = off + 5;
-    const dcidLen = d[p++]!;
-    p += dcidLen;
-    if (p >= d.length) return 0;
-    const scidLen = d[p++]!;
-    const scid = d.subarray(p, p + scidLen);
-    p += scidLen;
-    if (c2s) this.clientCid ??= Buffer.from(scid);
-    else this.serverCid ??= Buffer.from(scid);
-    const type = (d[off]! >> 4) & 3;
-    const initial = type === this.version.initialType;
-    if (initial) {
-      const token = varint(d, p);
-      if (!token) return 0;
-      p += token[1] + token[0];
-    } else if (((type + 4 - this.version.initialType) & 3) === 3) {
-      // (a Retry: no length, the rest of the datagram)
-      return d.length - off;
+    const h = longHeader(d, off);
+    if (!h || h.version !== this.version) return 0;
+    if (c2s) this.clientCid ??= Buffer.from(h.scid);
+    else this.serverCid ??= Buffer.from(h.scid);
+    if (h.initial) {
+      const plain = this.initial[c2s ? 'c2s' : 's2c'].open(d, off, h);
+      if (plain) this.frames(plain, c2s, ts, out, true);
     }
-    const len = varint(d, p);
-    if (!len) return 0;
-    p += len[1];
-    const end = p + len[0];
-    if (end > d.length) return 0;
-    if (!initial) return end - off;
-    const keys = c2s ? this.initial.c2s : this.initial.s2c;
-    const dir = c2s ? this.c2s : this.s2c;
-    const u = unmask(d.subarray(off, end), p - off, keys, true);
-    if (u) {
-      const pn = fullPacketNumber(dir.initialLargest, u.truncated, u.pnLength);
-      const plain = openPacket(keys, u, pn);
-      if (plain) {
-        dir.initialLargest = Math.max(dir.initialLargest, pn);
-        this.frames(plain, c2s, ts, out, true);
-      }
-    }
-    return end - off;
+    return h.end - off;
   }
 
   /**
@@ -318,69 +289,16 @@ export class QuicDecryptor {
     return false;
   }
 
-  /** A packet's frames (RFC 9000 §19); true when it carried STREAM data. Stops at a frame type it does not know. */
+  /** A packet's frames: Initials' CRYPTO data (the hellos), STREAM data, and CONNECTION_CLOSE ending HTTP/3; true when it carried stream data. */
   private frames(b: Buffer, c2s: boolean, ts: number, out: HttpMessage[], initial: boolean): boolean {
-    let p = 0;
-    let stream = false;
-    const next = (): number => {
-      const v = varint(b, p);
-      if (!v) throw RangeError('frame cut short');
-      p += v[1];
-      return v[0];
-    };
-    try {
-      while (p < b.length) {
-        const type = next();
-        if (type === 0x00 || type === 0x01 || type === 0x1e) continue; // PADDING, PING, HANDSHAKE_DONE
-        if (type === 0x02 || type === 0x03) {
-          next();
-          next();
-          const ranges = next();
-          next();
-          for (let i = 0; i < ranges; i++) { next(); next(); }
-          if (type === 0x03) { next(); next(); next(); }
-        } else if (type === 0x06) {
-          const offset = next();
-          const len = next();
-          if (p + len > b.length) return stream;
-          if (initial) this.crypto[c2s ? 'c2s' : 's2c'].add(offset, b.subarray(p, p + len));
-          p += len;
-        } else if (type >= 0x08 && type <= 0x0f) {
-          const id = next();
-          const offset = type & 0x04 ? next() : 0;
-          const len = type & 0x02 ? next() : b.length - p;
-          if (p + len > b.length) return stream;
-          this.streamData(id, c2s, offset, b.subarray(p, p + len), (type & 0x01) !== 0, ts, out);
-          stream = true;
-          p += len;
-        } else if (type === 0x04) { next(); next(); next(); } // RESET_STREAM
-        else if (type === 0x05 || type === 0x11 || type === 0x15) { next(); next(); } // STOP_SENDING, MAX_STREAM_DATA, STREAM_DATA_BLOCKED
-        else if (type === 0x07) { // NEW_TOKEN (its length read before p is: `p += next()` would add to p's old value)
-          const n = next();
-          p += n;
-        }
-        else if (type === 0x10 || type === 0x12 || type === 0x13 || type === 0x14 || type === 0x16 || type === 0x17 || type === 0x19) next();
-        else if (type === 0x18) { // NEW_CONNECTION_ID
-          next();
-          next();
-          const n = b[p] ?? 0;
-          p += 1 + n + 16;
-        } else if (type === 0x1a || type === 0x1b) p += 8; // PATH_CHALLENGE, PATH_RESPONSE
-        else if (type === 0x1c || type === 0x1d) { // CONNECTION_CLOSE
-          if (!initial) {
-            this.h3.close(out);
-            this.closed = true;
-          }
-          return stream;
-        } else if (type === 0x30 || type === 0x31) { // DATAGRAM
-          const n = type === 0x31 ? next() : b.length - p;
-          p += n;
-        } else return stream;
-      }
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-    }
-    return stream;
+    return readFrames(b, {
+      crypto: initial ? (offset, data) => this.crypto[c2s ? 'c2s' : 's2c'].add(offset, data) : undefined,
+      stream: (id, offset, data, fin) => this.streamData(id, c2s, offset, data, fin, ts, out),
+      close: initial ? undefined : () => {
+        this.h3.close(out);
+        this.closed = true;
+      },
+    });
   }
 
   /** A STREAM frame's bytes: the stream's in-order bytes go to HTTP/3, later ones wait for the hole before them. */

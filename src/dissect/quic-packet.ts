@@ -145,3 +145,136 @@ export class CryptoStream {
     return Buffer.concat(parts);
   }
 }
+
+/** A long-header packet's fields (RFC 9000 §17.2), offsets into its datagram. */
+export interface LongHeader {
+  version: QuicVersion;
+  initial: boolean;
+  dcid: Buffer;
+  scid: Buffer;
+  /** where its packet number starts; -1 for a Retry (no packet number, no length: the rest of the datagram) */
+  pnOffset: number;
+  /** where it ends */
+  end: number;
+}
+
+/** The long-header packet at `off` of datagram `d`; null when it is cut short, not a long header or of a version not known. */
+export function longHeader(d: Buffer, off: number): LongHeader | null {
+  if ((d[off]! & 0x80) === 0 || off + 7 > d.length) return null;
+  const version = QUIC_VERSIONS.get(d.readUInt32BE(off + 1));
+  if (!version) return null;
+  let p = off + 5;
+  const dcidLen = d[p++]!;
+  const dcid = d.subarray(p, p + dcidLen);
+  p += dcidLen;
+  if (p >= d.length) return null;
+  const scidLen = d[p++]!;
+  const scid = d.subarray(p, p + scidLen);
+  p += scidLen;
+  // (the type bits from the version's Initial on: Initial, 0-RTT, Handshake, Retry)
+  const kind = (((d[off]! >> 4) & 3) + 4 - version.initialType) & 3;
+  if (kind === 3) return { version, initial: false, dcid, scid, pnOffset: -1, end: d.length };
+  if (kind === 0) {
+    const token = varint(d, p);
+    if (!token) return null;
+    p += token[1] + token[0];
+  }
+  const len = varint(d, p);
+  if (!len) return null;
+  p += len[1];
+  const end = p + len[0];
+  if (end > d.length) return null;
+  return { version, initial: kind === 0, dcid, scid, pnOffset: p, end };
+}
+
+/** One direction's Initial packets, opened with its Initial keys; the largest packet number opened decodes the next. */
+export class InitialSpace {
+  private largest = -1;
+
+  constructor(readonly keys: PacketKeys) {}
+
+  /** The payload of the Initial packet `h` of datagram `d` (starting at `off`); null when it does not open. */
+  open(d: Buffer, off: number, h: LongHeader): Buffer | null {
+    const u = unmask(d.subarray(off, h.end), h.pnOffset - off, this.keys, true);
+    if (!u) return null;
+    const pn = fullPacketNumber(this.largest, u.truncated, u.pnLength);
+    const plain = openPacket(this.keys, u, pn);
+    // (a packet that does not authenticate is no packet of this connection's, or a corrupted one)
+    if (plain) this.largest = Math.max(this.largest, pn);
+    return plain;
+  }
+}
+
+/** What a packet's frames carry, for readFrames. */
+export interface FrameSink {
+  crypto?(offset: number, data: Buffer): void;
+  stream?(id: number, offset: number, data: Buffer, fin: boolean): void;
+  /** a CONNECTION_CLOSE */
+  close?(): void;
+}
+
+/**
+ * Reads a packet's frames (RFC 9000 §19), handing the data of CRYPTO and STREAM frames and a CONNECTION_CLOSE to `sink`.
+ * Stops at a frame cut short, at a CONNECTION_CLOSE, or at a type it does not know (its length is not known). True when
+ * it read a STREAM frame.
+ */
+export function readFrames(b: Buffer, sink: FrameSink): boolean {
+  let p = 0;
+  let stream = false;
+  const next = (): number => {
+    const v = varint(b, p);
+    if (!v) throw RangeError('frame cut short');
+    p += v[1];
+    return v[0];
+  };
+  try {
+    while (p < b.length) {
+      const type = next();
+      if (type === 0x00 || type === 0x01 || type === 0x1e) continue; // PADDING, PING, HANDSHAKE_DONE
+      if (type === 0x02 || type === 0x03) {
+        next();
+        next();
+        const ranges = next();
+        next();
+        for (let i = 0; i < ranges; i++) { next(); next(); }
+        if (type === 0x03) { next(); next(); next(); }
+      } else if (type === 0x06) {
+        const offset = next();
+        const len = next();
+        if (p + len > b.length) return stream;
+        sink.crypto?.(offset, b.subarray(p, p + len));
+        p += len;
+      } else if (type >= 0x08 && type <= 0x0f) {
+        const id = next();
+        const offset = type & 0x04 ? next() : 0;
+        const len = type & 0x02 ? next() : b.length - p;
+        if (p + len > b.length) return stream;
+        sink.stream?.(id, offset, b.subarray(p, p + len), (type & 0x01) !== 0);
+        stream = true;
+        p += len;
+      } else if (type === 0x04) { next(); next(); next(); } // RESET_STREAM
+      else if (type === 0x05 || type === 0x11 || type === 0x15) { next(); next(); } // STOP_SENDING, MAX_STREAM_DATA, STREAM_DATA_BLOCKED
+      else if (type === 0x07) { // NEW_TOKEN (its length read before p is: `p += next()` would add to p's old value)
+        const n = next();
+        p += n;
+      }
+      else if (type === 0x10 || type === 0x12 || type === 0x13 || type === 0x14 || type === 0x16 || type === 0x17 || type === 0x19) next();
+      else if (type === 0x18) { // NEW_CONNECTION_ID
+        next();
+        next();
+        const n = b[p] ?? 0;
+        p += 1 + n + 16;
+      } else if (type === 0x1a || type === 0x1b) p += 8; // PATH_CHALLENGE, PATH_RESPONSE
+      else if (type === 0x1c || type === 0x1d) { // CONNECTION_CLOSE
+        sink.close?.();
+        return stream;
+      } else if (type === 0x30 || type === 0x31) { // DATAGRAM
+        const n = type === 0x31 ? next() : b.length - p;
+        p += n;
+      } else return stream;
+    }
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+  }
+  return stream;
+}
