@@ -240,37 +240,36 @@ void pcapng_epb(uint32_t ifid, uint64_t ts_ns, const void *data, uint32_t caplen
 	pcapng_epb2(ifid, ts_ns, NULL, 0, data, caplen, origlen, flags, comment);
 }
 
-void pcapng_custom_json(const char *json, size_t n)
+/* A block of `type` whose body is `nw` 32-bit words, then `n` bytes of data padded to 32 bits. */
+static void data_block(uint32_t type, const uint32_t *w, size_t nw, const void *data, size_t n)
 {
-	size_t len = 16 + pad4(n);
+	size_t len = 12 + 4 * nw + pad4(n), i;
 	uint8_t *p = reserve(len), *q;
 
 	if (!p)
 		return;
-	q = put32(p, 0x00000BAD);
+	q = put32(p, type);
 	q = put32(q, (uint32_t)len);
-	q = put32(q, TAPSCOPE_PEN);
-	memcpy(q, json, n);
+	for (i = 0; i < nw; i++)
+		q = put32(q, w[i]);
+	memcpy(q, data, n);
 	memset(q + n, 0, pad4(n) - n);
 	q += pad4(n);
 	put32(q, (uint32_t)len);
 }
 
+void pcapng_custom_json(const char *json, size_t n)
+{
+	const uint32_t pen = TAPSCOPE_PEN;
+
+	data_block(0x00000BAD, &pen, 1, json, n);
+}
+
 void pcapng_dsb(uint32_t type, const void *data, size_t n)
 {
-	size_t len = 20 + pad4(n);
-	uint8_t *p = reserve(len), *q;
+	const uint32_t w[2] = { type, (uint32_t)n };
 
-	if (!p)
-		return;
-	q = put32(p, 0x0000000A);
-	q = put32(q, (uint32_t)len);
-	q = put32(q, type);
-	q = put32(q, (uint32_t)n);
-	memcpy(q, data, n);
-	memset(q + n, 0, pad4(n) - n);
-	q += pad4(n);
-	put32(q, (uint32_t)len);
+	data_block(0x0000000A, w, 2, data, n);
 }
 
 void pcapng_isb(uint32_t ifid, uint64_t ts_ns, uint64_t recv, uint64_t drop, int have_drop, uint64_t osdrop)

@@ -67,14 +67,6 @@ void sb_putc(struct sbuf *b, char c)
 	b->p[b->len] = 0;
 }
 
-void sb_puts(struct sbuf *b, const char *s)
-{
-	size_t n = strlen(s);
-
-	sb_grow(b, n);
-	memcpy(b->p + b->len, s, n + 1);
-	b->len += n;
-}
 
 void sb_putn(struct sbuf *b, const char *s, size_t n)
 {
@@ -82,6 +74,11 @@ void sb_putn(struct sbuf *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = 0;
+}
+
+void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_putn(b, s, strlen(s));
 }
 
 void sb_printf(struct sbuf *b, const char *fmt, ...)
