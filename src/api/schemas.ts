@@ -3,6 +3,7 @@
 // web-mode server) before calling the core, because the renderer is not trusted.
 import { z } from 'zod';
 import { TapscopeError } from '../errors.js';
+import { MAX_NODE_KEY_LOGS } from '../targets/target.js';
 import type { ApiCallName, ApiCalls } from './contract.js';
 
 const id = z.string().min(1).max(512);
@@ -21,7 +22,7 @@ export const requestSchemas = {
     name: z.string().max(256).optional(),
     captureFilter: z.string().max(1024).optional(),
     pods: z.array(z.string().min(1).max(512)).max(256).optional(),
-    nodeKeyLogs: z.array(z.string().min(1).max(4096)).max(8).optional(),
+    nodeKeyLogs: z.array(z.string().min(1).max(4096)).max(MAX_NODE_KEY_LOGS).optional(),
   }),
   stopCapture: z.strictObject({ sessionId: id }),
   listSessions: z.undefined(),

@@ -13,6 +13,7 @@ import type {
 } from '../api/contract.js';
 import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
+import { MAX_NODE_KEY_LOGS } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
 import { KeyLog, keyLogReadError, readKeyLogFile, readKeyLogs } from '../dissect/tls-keylog.js';
 import { KeyLogFollower } from './keylog-follower.js';
@@ -869,10 +870,6 @@ export function createCoreService(opts: CoreServiceOptions = {}): CoreService {
   return new CoreService(opts);
 }
 
-/**
- * The capture filter of a capture, as its nodes' capture records say (else as the session asked for it), and what
- * it left out, as their statistics count it.
- */
 /** A key log on this machine that a local capture's helper is to follow: a readable file (it may be empty). */
 function checkLocalKeyLog(path: string): void {
   let st;
@@ -899,10 +896,14 @@ function nodeKeyLogPaths(paths: string[] | undefined): string[] {
     if (/[\n\0]/.test(p)) throw new TapscopeError('E_USAGE', 'a key log path holds no newline or NUL');
     if (!out.includes(p)) out.push(p);
   }
-  if (out.length > 8) throw new TapscopeError('E_USAGE', `at most 8 key logs on the node (${out.length} given)`);
+  if (out.length > MAX_NODE_KEY_LOGS) throw new TapscopeError('E_USAGE', `at most ${MAX_NODE_KEY_LOGS} key logs on the node (${out.length} given)`);
   return out;
 }
 
+/**
+ * The capture filter of a capture, as its nodes' capture records say (else as the session asked for it), and what
+ * it left out, as their statistics count it.
+ */
 function captureFilterOf(metas: NodeMeta[], rec: SessionRecord): { captureFilter: string | null; filtered: number } {
   return {
     captureFilter: metas.find((m) => m.captureFilter !== null)?.captureFilter ?? rec.captureFilter ?? null,

@@ -55,10 +55,14 @@ export interface CaptureOptions {
   nodes?: string[];
   /**
    * TLS key logs (SSLKEYLOGFILE paths) on each node, followed there by the helper while it captures: the lines clients
-   * append come in the stream as decryption secrets blocks, and the connections they are for are decrypted.
+   * append come in the stream as decryption secrets blocks, and the connections they are for are decrypted. At most
+   * MAX_NODE_KEY_LOGS.
    */
   keyLogs?: string[];
 }
+
+/** How many key logs a helper follows on its node (its MAX_KEYLOGS, native/util.h). */
+export const MAX_NODE_KEY_LOGS = 8;
 
 export type NodePhase =
   | 'preflight' | 'deploying' | 'scheduled' | 'pulling' | 'running' | 'streaming'
