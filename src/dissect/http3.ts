@@ -337,7 +337,7 @@ export class Http3Connection {
     const side = s.fromClient ? this.client : this.server;
     const t = side.table;
     const r = new Reader(s.buf);
-    let before = t.inserted;
+    const before = t.inserted;
     try {
       while (!r.done) {
         const start = r.at;
@@ -367,7 +367,6 @@ export class Http3Connection {
       s.buf = Buffer.from(s.buf.subarray(r.at));
     }
     if (t.inserted === before || this.blockedCount === 0) return;
-    before = t.inserted;
     for (const [key, st] of this.streams) {
       if (st.fromClient !== s.fromClient || st.blocked.length === 0) continue;
       const id = Number(key.slice(0, -1));

@@ -27,7 +27,7 @@ const MAX_DATAGRAM = 1500 - 28;
 /** Segment sizes QUIC senders use (RFC 9000's minimum, common path MTUs less IPv4/IPv6 and UDP headers). */
 const SEGMENT_SIZES = [1200, 1232, 1252, 1280, 1350, 1357, 1392, 1406, 1452, 1472];
 /** 1-RTT bytes kept per direction while the secrets are not there. */
-export const QUIC_AWAIT_BYTES = 256 * 1024;
+const QUIC_AWAIT_BYTES = 256 * 1024;
 
 /** One direction's 1-RTT protection: the current generation's keys and secret, the previous keys for late packets. */
 interface Direction {
@@ -85,7 +85,6 @@ export class QuicDecryptor {
   private cipherCode: number | null = null;
   /** why its 1-RTT packets cannot be opened, once known (secrets without what the keys need, a cipher not read) */
   reason: string | null = null;
-  closed = false;
 
   /** `first`: the client's first datagram (its Initial names the version and the connection ID the keys come from). */
   constructor(first: Buffer) {
@@ -191,14 +190,6 @@ export class QuicDecryptor {
     }
   }
 
-  /** The connection is over (the capture ended): messages whose headers came are returned as they are. */
-  close(): HttpMessage[] {
-    const out: HttpMessage[] = [];
-    if (!this.closed) this.h3.close(out);
-    this.closed = true;
-    return out;
-  }
-
   /** A long-header packet at `off`: its length, or 0 to stop reading the datagram. */
   private longPacket(d: Buffer, off: number, c2s: boolean, ts: number, out: HttpMessage[]): number {
     const h = longHeader(d, off);
@@ -294,10 +285,7 @@ export class QuicDecryptor {
     return readFrames(b, {
       crypto: initial ? (offset, data) => this.crypto[c2s ? 'c2s' : 's2c'].add(offset, data) : undefined,
       stream: (id, offset, data, fin) => this.streamData(id, c2s, offset, data, fin, ts, out),
-      close: initial ? undefined : () => {
-        this.h3.close(out);
-        this.closed = true;
-      },
+      close: initial ? undefined : () => this.h3.close(out),
     });
   }
 
