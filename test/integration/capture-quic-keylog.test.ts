@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Flow } from '../../src/model/flow.js';
 import { run } from '../lib/lab.js';
-import { useTlsLab } from './tls-lab.js';
+import { keyLogEnv, useTlsLab } from './tls-lab.js';
 import { flowsJson, startCli } from './core-cli.js';
 
 const t = useTlsLab('tsc-quickl', '10.202.41');
@@ -25,9 +25,7 @@ let flows: Flow[] = [];
 
 /** gtlsclient in the node namespace: GET each path over HTTP/3 from the server's UDP port 443; its output (headers). */
 async function h3Client(paths: string[], keylog: string | null, extra: string[] = []): Promise<string> {
-  const env = { ...process.env };
-  delete env.SSLKEYLOGFILE;
-  if (keylog) env.SSLKEYLOGFILE = keylog;
+  const env = keyLogEnv(keylog);
   const r = await t.lab.execIn(t.lab.nodeNs, 'gtlsclient', ['--no-quic-dump', '--exit-on-all-streams-close', '--timeout=10s', ...extra,
     t.lab.serverIp, '443', ...paths.map((p) => `https://${HOST}${p}`)], { timeoutMs: 30_000, env });
   expect(r.code, r.stderr).toBe(0);

@@ -24,14 +24,20 @@ export function useTlsLab(name: string, subnet: string): TlsLab {
   return t;
 }
 
+/** This process's environment for a client that writes its secrets into `keylog` (SSLKEYLOGFILE), or none inherited. */
+export function keyLogEnv(keylog: string | null): NodeJS.ProcessEnv {
+  const e = { ...process.env };
+  delete e.SSLKEYLOGFILE;
+  if (keylog) e.SSLKEYLOGFILE = keylog;
+  return e;
+}
+
 /**
  * curl in the lab's node namespace: GET https://NAME.tapscope.test/PATH from the server's port 443 (HTTP/1.1, or
  * HTTP/2), writing its secrets into `keylog` when given (SSLKEYLOGFILE; none inherited otherwise); checks the answer.
  */
 export async function curlLab(t: TlsLab, servers: HttpsServers, name: string, path: string, keylog: string | null, http2 = false): Promise<void> {
-  const e = { ...process.env };
-  delete e.SSLKEYLOGFILE;
-  if (keylog) e.SSLKEYLOGFILE = keylog;
+  const e = keyLogEnv(keylog);
   const r = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sS', http2 ? '--http2' : '--http1.1', '--cacert', servers.ca, '--resolve', `${name}.tapscope.test:443:${t.lab.serverIp}`,
     `https://${name}.tapscope.test${path}`], { timeoutMs: 30_000, env: e });
   expect(r.stdout, r.stderr).toContain(`hello from tapscope lab: GET ${path}`);
