@@ -155,11 +155,7 @@ static void write_capture_cb(const char *mode, const char *reason, const struct 
 		  (unsigned long long)capture_start_ns, opts.snaplen, opts.max_tls_record);
 	if (!opts.n_ifaces)
 		sb_puts(&b, "\"any\"");
-	for (i = 0; i < opts.n_ifaces; i++) {
-		if (i)
-			sb_putc(&b, ',');
-		sb_json_str(&b, opts.ifaces[i]);
-	}
+	sb_json_strs(&b, opts.ifaces, opts.n_ifaces);
 	sb_puts(&b, "],\"excludedTcp\":[");
 	for (i = 0; i < opts.n_excludes; i++) {
 		char a[64];
@@ -170,11 +166,7 @@ static void write_capture_cb(const char *mode, const char *reason, const struct 
 	sb_putc(&b, ']');
 	if (opts.n_keylogs) {
 		sb_puts(&b, ",\"keylogs\":[");
-		for (i = 0; i < opts.n_keylogs; i++) {
-			if (i)
-				sb_putc(&b, ',');
-			sb_json_str(&b, opts.keylogs[i]);
-		}
+		sb_json_strs(&b, opts.keylogs, opts.n_keylogs);
 		sb_putc(&b, ']');
 	}
 	if (opts.filter) {

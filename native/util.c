@@ -124,6 +124,17 @@ void sb_json_str(struct sbuf *b, const char *s)
 	sb_putc(b, '"');
 }
 
+void sb_json_strs(struct sbuf *b, const char *const *s, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (i)
+			sb_putc(b, ',');
+		sb_json_str(b, s[i]);
+	}
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;

@@ -29,6 +29,8 @@ void sb_putn(struct sbuf *b, const char *s, size_t n);
 void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* appends a JSON string literal (with quotes), or null when s is NULL */
 void sb_json_str(struct sbuf *b, const char *s);
+/* appends n strings as JSON string literals separated by commas (the elements of an array) */
+void sb_json_strs(struct sbuf *b, const char *const *s, int n);
 
 uint64_t now_realtime_ns(void);
 uint64_t now_monotonic_ns(void);
