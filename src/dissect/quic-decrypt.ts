@@ -1,15 +1,19 @@
 // A QUIC connection decrypted with a key log's secrets (RFC 9001): both sides' Initial packets (keys every observer
 // can make) give the client random that finds the secrets and the cipher suite the server chose; the 1-RTT packets,
 // opened with keys from CLIENT_TRAFFIC_SECRET_0 / SERVER_TRAFFIC_SECRET_0 (and the key updates after them), give
-// their STREAM frames, reassembled per stream and read as HTTP/3 (http3.ts). Handshake and 0-RTT packets are skipped
-// (certificates and early data are not what a flow's summary shows). Until its secrets come (a key log followed
-// while the capture runs) a connection keeps its 1-RTT packets, up to a bound.
+// their STREAM frames, reassembled per stream and read as HTTP/3 (http3.ts); so do the client's 0-RTT packets (early
+// data on a resumed session: the requests it sends with its hello), opened with CLIENT_EARLY_TRAFFIC_SECRET's keys.
+// Handshake packets are skipped (certificates are not what a flow's summary shows), and with them the server's word
+// on whether it took the early data: a client whose early data was declined sends it again in 1-RTT packets, and the
+// same stream bytes are read once. Until its secrets come (a key log followed while the capture runs) a connection
+// keeps its 0-RTT and 1-RTT packets, up to a bound.
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
   CryptoStream, InitialSpace, QUIC_VERSIONS, fullPacketNumber, initialKeys, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
   type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
+import type { EarlyDataStatus } from '../model/flow.js';
 import { suite13, type ConnectionSecrets } from './tls-keylog.js';
 import { cipherName } from './tls.js';
 
@@ -52,6 +56,16 @@ interface Direction {
   dropped: number;
 }
 
+/** The client's 0-RTT packets: their keys, those opened, those not, those kept until the secrets come. */
+interface EarlyPackets {
+  keys: PacketKeys | null;
+  packets: number;
+  /** seen and not opened: no keys for them (counted once the secrets came without them), or they did not authenticate */
+  unread: number;
+  waiting: { pkt: Buffer; pnOffset: number; ts: number }[];
+  waitingBytes: number;
+}
+
 function direction(): Direction {
   return { keys: null, secret: null, phase: 0, previous: null, largest: -1, segment: 0, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
 }
@@ -76,6 +90,7 @@ export class QuicDecryptor {
   private serverCid: Buffer | null = null;
   private readonly c2s = direction();
   private readonly s2c = direction();
+  private readonly early: EarlyPackets = { keys: null, packets: 0, unread: 0, waiting: [], waitingBytes: 0 };
   private readonly streams = new Map<string, StreamBytes>();
   /** out-of-order STREAM bytes kept, all streams */
   private pending = 0;
@@ -124,7 +139,16 @@ export class QuicDecryptor {
   }
 
   streamPackets(c2s: boolean): number {
-    return (c2s ? this.c2s : this.s2c).streamPackets;
+    return (c2s ? this.c2s : this.s2c).streamPackets + (c2s ? this.early.packets : 0);
+  }
+
+  /** The client's 0-RTT packets, when it sent some (see the file's comment: whether the server took them is not read). */
+  get earlyData(): EarlyDataStatus | null {
+    const e = this.early;
+    if (e.unread > 0) {
+      return { status: 'not-decrypted', records: e.unread, reason: e.keys ? "they did not authenticate with the key log's CLIENT_EARLY_TRAFFIC_SECRET" : 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it' };
+    }
+    return e.packets > 0 ? { status: 'decrypted', records: e.packets, reason: null } : null;
   }
 
   /** Why some of its packets were not read, in words; null when all were. */
@@ -172,6 +196,13 @@ export class QuicDecryptor {
       d.secret = secret;
       d.keys = packetKeys(suite!, secret, this.version.labelPrefix);
     }
+    // (early data is under the resumed session's suite, the server's when it takes it)
+    if (secrets.clientEarly?.length === secrets.client0!.length) this.early.keys = packetKeys(suite!, secrets.clientEarly, this.version.labelPrefix);
+    // (the 0-RTT packets first: the client's stream bytes in them come before its 1-RTT packets')
+    const early = this.early.waiting;
+    this.early.waiting = [];
+    this.early.waitingBytes = 0;
+    for (const w of early) this.zeroRtt(w.pkt, w.pnOffset, w.ts, out, false);
     for (const [d, c2s] of [[this.c2s, true], [this.s2c, false]] as const) {
       const waiting = d.waiting;
       d.waiting = [];
@@ -184,7 +215,7 @@ export class QuicDecryptor {
   /** No secrets will come: the packets kept for them are let go. */
   giveUp(reason?: string): void {
     if (reason && !this.reason) this.reason = reason;
-    for (const d of [this.c2s, this.s2c]) {
+    for (const d of [this.c2s, this.s2c, this.early]) {
       d.waiting = [];
       d.waitingBytes = 0;
     }
@@ -199,8 +230,37 @@ export class QuicDecryptor {
     if (h.initial) {
       const plain = this.initial[c2s ? 'c2s' : 's2c'].open(d, off, h);
       if (plain) this.frames(plain, c2s, ts, out, true);
+    } else if (h.zeroRtt && c2s) {
+      this.zeroRtt(d.subarray(off, h.end), h.pnOffset - off, ts, out, true);
     }
     return h.end - off;
+  }
+
+  /**
+   * A 0-RTT packet of the client's (its packet number at `pnOffset`): opened with the early keys, kept when the secrets
+   * are not there yet (`keep`). Its packet numbers are those of the 1-RTT packets after it (one space, RFC 9000 §12.3).
+   */
+  private zeroRtt(pkt: Buffer, pnOffset: number, ts: number, out: HttpMessage[], keep: boolean): void {
+    const e = this.early;
+    if (!e.keys) {
+      if (!keep || this.secretsSet) e.unread++;
+      else if (e.waitingBytes + pkt.length > QUIC_AWAIT_BYTES) this.c2s.dropped++;
+      else {
+        e.waiting.push({ pkt: Buffer.from(pkt), pnOffset, ts });
+        e.waitingBytes += pkt.length;
+      }
+      return;
+    }
+    const u = unmask(pkt, pnOffset, e.keys, true);
+    const pn = u ? fullPacketNumber(this.c2s.largest, u.truncated, u.pnLength) : -1;
+    const plain = u ? openPacket(e.keys, u, pn) : null;
+    if (!plain) {
+      e.unread++;
+      return;
+    }
+    this.c2s.largest = Math.max(this.c2s.largest, pn);
+    e.packets++;
+    this.frames(plain, true, ts, out, false);
   }
 
   /**

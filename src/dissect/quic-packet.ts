@@ -150,6 +150,8 @@ export class CryptoStream {
 export interface LongHeader {
   version: QuicVersion;
   initial: boolean;
+  /** a 0-RTT packet (the client's early data) */
+  zeroRtt: boolean;
   dcid: Buffer;
   scid: Buffer;
   /** where its packet number starts; -1 for a Retry (no packet number, no length: the rest of the datagram) */
@@ -173,7 +175,7 @@ export function longHeader(d: Buffer, off: number): LongHeader | null {
   p += scidLen;
   // (the type bits from the version's Initial on: Initial, 0-RTT, Handshake, Retry)
   const kind = (((d[off]! >> 4) & 3) + 4 - version.initialType) & 3;
-  if (kind === 3) return { version, initial: false, dcid, scid, pnOffset: -1, end: d.length };
+  if (kind === 3) return { version, initial: false, zeroRtt: false, dcid, scid, pnOffset: -1, end: d.length };
   if (kind === 0) {
     const token = varint(d, p);
     if (!token) return null;
@@ -184,7 +186,7 @@ export function longHeader(d: Buffer, off: number): LongHeader | null {
   p += len[1];
   const end = p + len[0];
   if (end > d.length) return null;
-  return { version, initial: kind === 0, dcid, scid, pnOffset: p, end };
+  return { version, initial: kind === 0, zeroRtt: kind === 1, dcid, scid, pnOffset: p, end };
 }
 
 /** One direction's Initial packets, opened with its Initial keys; the largest packet number opened decodes the next. */

@@ -12,6 +12,7 @@
 import { createDecipheriv, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TapscopeError } from '../errors.js';
+import type { EarlyDataStatus } from '../model/flow.js';
 import { MAX_RECORD, cipherName, tlsVersionName } from './tls.js';
 
 /** The secrets a key log holds for one connection (by its ClientHello's random). */
@@ -23,6 +24,8 @@ export interface ConnectionSecrets {
   /** TLS 1.3 application traffic secrets (CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0) */
   client0?: Buffer;
   server0?: Buffer;
+  /** TLS 1.3 early data (0-RTT) the client sent on a resumed session (CLIENT_EARLY_TRAFFIC_SECRET) */
+  clientEarly?: Buffer;
 }
 
 const LABELS: Record<string, keyof ConnectionSecrets | null> = {
@@ -31,10 +34,10 @@ const LABELS: Record<string, keyof ConnectionSecrets | null> = {
   SERVER_HANDSHAKE_TRAFFIC_SECRET: 'serverHandshake',
   CLIENT_TRAFFIC_SECRET_0: 'client0',
   SERVER_TRAFFIC_SECRET_0: 'server0',
+  CLIENT_EARLY_TRAFFIC_SECRET: 'clientEarly',
   // (known, not needed to read application data)
   EXPORTER_SECRET: null,
   EARLY_EXPORTER_SECRET: null,
-  CLIENT_EARLY_TRAFFIC_SECRET: null,
 };
 
 const HEX = /^[0-9a-fA-F]+$/;
@@ -307,7 +310,8 @@ export function secretsComplete(s: ConnectionSecrets | null | undefined, version
 
 /** A connection's record decryption: one per direction, made from its secrets and handshake. */
 export type DirectionKeys =
-  | { tls13: true; suite: Suite; app: Protection | null; handshake: Protection | null }
+  /** early: the client's early data (0-RTT) */
+  | { tls13: true; suite: Suite; app: Protection | null; handshake: Protection | null; early: Protection | null }
   | { tls13: false; suite: Suite; protection: Protection };
 
 /**
@@ -325,9 +329,12 @@ export function connectionKeys(secrets: ConnectionSecrets, hs: HandshakeParams):
       if (s && s.length !== hashLen) return `its secrets are ${s.length} bytes, not the ${hashLen} of ${suite.name}'s hash`;
     }
     const p = (s: Buffer | undefined): Protection | null => (s ? protection13(suite, s) : null);
+    // (early data is under the resumed session's suite: the server's only when it accepts it, RFC 8446 §4.2.10; one of
+    // another hash is early data the server declined, not read)
+    const early = secrets.clientEarly?.length === hashLen ? p(secrets.clientEarly) : null;
     return {
-      c2s: { tls13: true, suite, app: p(secrets.client0), handshake: p(secrets.clientHandshake) },
-      s2c: { tls13: true, suite, app: p(secrets.server0), handshake: p(secrets.serverHandshake) },
+      c2s: { tls13: true, suite, app: p(secrets.client0), handshake: p(secrets.clientHandshake), early },
+      s2c: { tls13: true, suite, app: p(secrets.server0), handshake: p(secrets.serverHandshake), early: null },
     };
   }
   const tls10 = hs.version === 0x0301 || hs.version === 0x0302;
@@ -365,7 +372,10 @@ const CT_CCS = 20;
 const CT_ALERT = 21;
 const CT_HANDSHAKE = 22;
 const CT_APPDATA = 23;
+const HS_END_OF_EARLY_DATA = 5;
+const HS_ENCRYPTED_EXTENSIONS = 8;
 const HS_KEY_UPDATE = 24;
+const EXT_EARLY_DATA = 42;
 /** TLS 1.3 records that may be the handshake's (keys not known to this log) before the application's first */
 const MAX_UNREAD_HANDSHAKE = 32;
 /** bytes kept while the server's hello (and so the keys) is not known yet */
@@ -385,6 +395,15 @@ export class RecordDecryptor {
   private failure: string | null = null;
   /** the direction's stream stopped being read (a gap, a limit): its records after that cannot be told */
   private stopped = false;
+  /**
+   * The client's early data (TLS 1.3 0-RTT): records opened with its key, their plaintext held until the client's
+   * EndOfEarlyData tells the server took them (a client sends none for early data the server declined, RFC 8446 §4.5);
+   * records before the handshake's that opened with no key while the handshake's key was there (early data not read);
+   * what became of them (null while the handshake goes on).
+   */
+  private readonly earlyIn = { records: 0, plain: [] as Buffer[], bytes: 0, unread: 0, outcome: null as 'accepted' | 'rejected' | null };
+  /** The server's direction: whether its EncryptedExtensions accepted the client's early data (null: not read). */
+  acceptedEarly: boolean | null = null;
 
   /**
    * `wait`: how many bytes of records it keeps before it has keys, and what it waits for (the server's hello; a followed
@@ -402,6 +421,21 @@ export class RecordDecryptor {
   get failed(): string | null {
     if (this.failure !== null) return this.failure;
     return this.unread > 0 ? `none of its ${this.unread} protected records opened with the key log's secrets (secrets of another connection, or altered)` : null;
+  }
+
+  /**
+   * The client's direction: its early data, when it sent some; `accepted`: the server's direction's acceptedEarly (for
+   * early data not read, whether that lost the client's plaintext).
+   */
+  earlyData(accepted: boolean | null): EarlyDataStatus | null {
+    const e = this.earlyIn;
+    if (e.outcome === 'accepted') return { status: 'decrypted', records: e.records, reason: null };
+    if (e.outcome === 'rejected' || (e.unread > 0 && accepted === false)) return { status: 'rejected', records: e.records + e.unread, reason: null };
+    if (e.unread === 0) return null;
+    const k = this.keys?.tls13 ? this.keys : null;
+    const why = k?.early ? "did not open with the key log's CLIENT_EARLY_TRAFFIC_SECRET (secrets of another connection, or altered)"
+      : 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it (of the hash of its cipher suite)';
+    return { status: 'not-decrypted', records: e.unread, reason: why };
   }
 
   /** The direction's keys are known (both hellos were read). */
@@ -465,16 +499,25 @@ export class RecordDecryptor {
       if (type !== CT_APPDATA) return;
       if (this.unread >= 0) {
         // the handshake's records come first, under keys of their own: the application's first record is the first
-        // that opens with the application keys at sequence 0 (an AEAD tag does not pass under the wrong key)
+        // that opens with the application keys at sequence 0 (an AEAD tag does not pass under the wrong key); the
+        // client's early data comes before them all, under its own
         const app = k.app ? this.open13(k.app, header, body) : null;
         if (app === null) {
           const hs = k.handshake ? this.open13(k.handshake, header, body) : null;
-          if (hs !== null) { k.handshake!.seq++; return; }
+          if (hs !== null) {
+            k.handshake!.seq++;
+            this.endEarly();
+            if (this.acceptedEarly === null) this.acceptedEarly = encryptedExtensionsEarly(hs);
+            return;
+          }
+          const early = k.early && this.earlyIn.outcome === null ? this.open13(k.early, header, body) : null;
+          if (early !== null) { k.early!.seq++; this.earlyRecord(early); return; }
           if (!k.app) { this.fail('the key log has no traffic secret for this direction'); return; }
           if (++this.unread > MAX_UNREAD_HANDSHAKE) this.fail(`none of its first ${MAX_UNREAD_HANDSHAKE} protected records opened with the key log's secrets (secrets of another connection, or altered)`);
           // (the handshake's records are few: a direction whose records never open says so, see failed)
           return;
         }
+        this.endEarly();
         this.unread = -1;
         k.app!.seq++;
         this.inner13(k, app);
@@ -495,6 +538,43 @@ export class RecordDecryptor {
     if (type === CT_APPDATA && plain.length > 0) {
       this.records++;
       this.onPlaintext(plain);
+    }
+  }
+
+  /**
+   * A record of the client's early data, opened: application data is held (see earlyIn), its EndOfEarlyData hands
+   * it on.
+   */
+  private earlyRecord(plain: Buffer): void {
+    const e = this.earlyIn;
+    let end = plain.length;
+    while (end > 0 && plain[end - 1] === 0) end--;
+    const type = end > 0 ? plain[end - 1]! : 0;
+    if (type === CT_APPDATA) {
+      e.records++;
+      if (e.bytes + end - 1 > MAX_WAITING) { this.fail(`its early data (0-RTT) is over ${MAX_WAITING >> 10} KiB, more than is kept`); return; }
+      e.plain.push(plain.subarray(0, end - 1));
+      e.bytes += end - 1;
+    } else if (type === CT_HANDSHAKE && plain[0] === HS_END_OF_EARLY_DATA) {
+      e.outcome = 'accepted';
+      this.records += e.records;
+      for (const b of e.plain) if (b.length > 0) this.onPlaintext(b);
+      e.plain = [];
+    }
+  }
+
+  /**
+   * The handshake's keys opened a record of the client's: early data not ended by its EndOfEarlyData was declined; records
+   * before that opened with no key were early data not read (counted once the handshake's key told them apart).
+   */
+  private endEarly(): void {
+    const e = this.earlyIn;
+    if (e.outcome !== null) return;
+    if (e.records > 0) e.outcome = 'rejected';
+    e.plain = [];
+    if (this.keys?.tls13 && this.keys.handshake && this.unread > 0) {
+      e.unread = this.unread;
+      this.unread = 0;
     }
   }
 
@@ -534,6 +614,22 @@ export class RecordDecryptor {
     const nonce = explicit === 0 ? xorNonce(p.iv, p.seq) : Buffer.concat([p.iv, body.subarray(0, 8)]);
     return open(suite.aead, p.key, nonce, pseudoHeader(p.seq, type, header, body.length - explicit - 16), body.subarray(explicit));
   }
+}
+
+/**
+ * Whether the handshake messages `hs` (the server's first protected record) begin with an EncryptedExtensions that
+ * accepts the client's early data (its early_data extension, RFC 8446 §4.2.10); null when they do not begin with one.
+ */
+function encryptedExtensionsEarly(hs: Buffer): boolean | null {
+  let end = hs.length;
+  while (end > 0 && hs[end - 1] === 0) end--;
+  if (end < 7 || hs[end - 1] !== CT_HANDSHAKE || hs[0] !== HS_ENCRYPTED_EXTENSIONS) return null;
+  const msgEnd = Math.min(end - 1, 4 + hs.readUIntBE(1, 3));
+  const extEnd = Math.min(msgEnd, 6 + hs.readUInt16BE(4));
+  for (let at = 6; at + 4 <= extEnd; at += 4 + hs.readUInt16BE(at + 2)) {
+    if (hs.readUInt16BE(at) === EXT_EARLY_DATA) return true;
+  }
+  return false;
 }
 
 /**

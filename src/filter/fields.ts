@@ -103,6 +103,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'db.name': { type: 'string', get: (f) => f.db?.database, help: 'the database it asks for at login' },
   'db.application': { type: 'string', get: (f) => f.db?.application, help: 'the application name a Postgres (application_name) or SQL Server client gives' },
   'tls.keylog': { type: 'string', get: (f) => f.tls?.keylog?.status, help: 'with a key log (--keylog, or the capture\'s secrets block): decrypted, no-secrets or failed' },
+  'tls.early_data': { type: 'string', get: (f) => f.tls?.keylog?.earlyData?.status, help: 'with a key log, a client that sent TLS 1.3 early data (0-RTT): decrypted, rejected (declined by the server) or not-decrypted' },
   'tls.midstream': { type: 'bool', get: (f) => f.tls?.midstream === true, help: 'TLS taken up in the middle: the connection was open before the capture began, its handshake not seen' },
   'tls.sameSessionAs': { type: 'string', get: (f) => f.tls?.sameSessionAs, help: 'the id of another flow that carried the same TLS session (the other leg of a NAT or of a relaying proxy)', resolved: true },
   proxy: { type: 'bool', get: (f) => f.proxy !== undefined, help: 'the client sent a PROXY protocol header first (a load balancer relaying for another client)' },

@@ -210,8 +210,15 @@ function quicKeyLogStatus(qd: QuicDecryptor | undefined, waiting: boolean): KeyL
   if (random === null) return { status: 'no-secrets', reason: 'no ClientHello of it was read: no client random to find its secrets by', records: 0 };
   if (waiting) return { status: 'no-secrets', reason: `waiting for its secrets in the followed key log (client random ${random.toString('hex')}); its packets are kept until they come`, records: 0 };
   if (!qd.hasSecrets) return { status: 'no-secrets', reason: qd.reason ?? `the key log has no secrets for its client random (${random.toString('hex')})`, records: 0 };
-  const problems = qd.problems ?? (qd.packets === 0 ? 'none of its 1-RTT packets was read' : null);
-  return problems === null ? { status: 'decrypted', reason: null, records: qd.packets } : { status: 'failed', reason: problems, records: qd.packets };
+  const early = qd.earlyData;
+  const earlyLost = early?.status === 'not-decrypted'
+    ? `0-RTT (early data): ${early.records} ${early.records === 1 ? 'packet' : 'packets'} not opened, whether the server took them or not: ${early.reason}`
+    : null;
+  const problems = [qd.problems, earlyLost].filter(Boolean).join('; ') || (qd.packets === 0 ? 'none of its 1-RTT packets was read' : null);
+  const records = qd.packets + (early?.status === 'decrypted' ? early.records : 0);
+  const status: KeyLogStatus = problems === null ? { status: 'decrypted', reason: null, records } : { status: 'failed', reason: problems, records };
+  if (early) status.earlyData = early;
+  return status;
 }
 
 /**
@@ -247,9 +254,17 @@ function keyLogStatus(k: FlowKeys | undefined, midstream: boolean, ends: { c2s: 
     const why = d?.failed ?? end;
     return why ? `${name}: ${why}` : null;
   };
-  const failed = [side('client to server', k.c2s, ends.c2s), side('server to client', k.s2c, ends.s2c)].filter(Boolean).join('; ');
+  // (early data the server took and that was not read is the client's plaintext missing; early data it declined is not)
+  const accepted = k.s2c?.acceptedEarly ?? null;
+  const early = k.c2s?.earlyData(accepted) ?? null;
+  const earlyLost = early?.status === 'not-decrypted'
+    ? `client to server: its early data (0-RTT, ${early.records} ${early.records === 1 ? 'record' : 'records'}${accepted === null ? '; whether the server took it is not known' : ', which the server took'}) was not read: ${early.reason}`
+    : null;
+  const failed = [side('client to server', k.c2s, ends.c2s), earlyLost, side('server to client', k.s2c, ends.s2c)].filter(Boolean).join('; ');
   const why = k.reason ?? (failed || null) ?? (k.c2s?.hasKeys ? null : 'its ServerHello was not read (its random and cipher suite make the keys)');
-  return why === null ? { status: 'decrypted', reason: null, records } : { status: 'failed', reason: why, records };
+  const status: KeyLogStatus = why === null ? { status: 'decrypted', reason: null, records } : { status: 'failed', reason: why, records };
+  if (early) status.earlyData = early;
+  return status;
 }
 
 /** How much a side verdict knows: its plaintext (a hook), its process's library, a fingerprint's library, nothing. */

@@ -56,7 +56,11 @@ export function proxiedText(p: ProxiedFor): string | null {
 /** A TLS connection's decryption with a key log, for the flow detail: "decrypted with its secrets (4 records)", or why not. */
 export function keyLogText(k: KeyLogStatus): string {
   const records = `${k.records} ${k.records === 1 ? 'record' : 'records'}`;
-  if (k.status === 'decrypted') return `decrypted with its secrets (${records} of application data)`;
+  const e = k.earlyData;
+  const early = e?.status === 'decrypted' ? `, ${e.records} of them early data (0-RTT)` : '';
+  // (early data not read makes the connection failed, and its reason says so)
+  const declined = e?.status === 'rejected' ? '; the early data (0-RTT) it sent was declined by the server' : '';
+  if (k.status === 'decrypted') return `decrypted with its secrets (${records} of application data${early})${declined}`;
   const why = k.reason ?? 'no reason given';
-  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${records} read before)` : ''}`;
+  return k.status === 'no-secrets' ? `no secrets for it: ${why}` : `not decrypted: ${why}${k.records > 0 ? ` (${records} read before${early})` : ''}${declined}`;
 }

@@ -108,8 +108,24 @@ export interface KeyLogStatus {
   status: 'decrypted' | 'no-secrets' | 'failed';
   /** null when decrypted */
   reason: string | null;
-  /** application data records decrypted, both directions */
+  /** application data records decrypted, both directions (early data's among them) */
   records: number;
+  /** the client's TLS 1.3 early data (0-RTT), when it sent some */
+  earlyData?: EarlyDataStatus;
+}
+
+/**
+ * The client's TLS 1.3 early data (0-RTT: application data sent with its hello when it resumes a session, RFC 8446
+ * §2.3; QUIC's 0-RTT packets): 'decrypted' (read with its CLIENT_EARLY_TRAFFIC_SECRET, part of the client's plaintext),
+ * 'rejected' (the server declined it: not part of what the server read; a client sends what it still wants again after
+ * the handshake), 'not-decrypted' (sent, not read: reason says why).
+ */
+export interface EarlyDataStatus {
+  status: 'decrypted' | 'rejected' | 'not-decrypted';
+  /** its records (QUIC: its 0-RTT packets) */
+  records: number;
+  /** null unless not-decrypted */
+  reason: string | null;
 }
 
 export interface HttpExchangeSummary {

@@ -1,10 +1,11 @@
 // QUIC with a key log: ngtcp2's HTTP/3 client (on GnuTLS) asks ngtcp2's server in a lab namespace for three files
 // (one missing, one large enough to span its key updates), writing SSLKEYLOGFILE, while `tapscope capture --keylog`
-// follows the key log; a second client writes no key log. The capture (AF_PACKET: packets only) decrypts the first
-// connection's 1-RTT packets and reads its HTTP/3 requests and answers, the ones the client printed; tshark, given no
-// key log, decrypts the file with the secrets the capture wrote into it; the second connection says it has none.
+// follows the key log; a second client writes no key log; a third resumes the first's session and sends its requests
+// as early data (0-RTT). The capture (AF_PACKET: packets only) decrypts the first connection's 1-RTT packets and reads
+// its HTTP/3 requests and answers, the ones the client printed, and the third's 0-RTT packets; tshark, given no key log,
+// decrypts the file with the secrets the capture wrote into it; the second connection says it has none.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -21,6 +22,7 @@ let out = '';
 let keys = '';
 let stderr = '';
 let clientLog = '';
+let earlyLog = '';
 let flows: Flow[] = [];
 
 /** gtlsclient in the node namespace: GET each path over HTTP/3 from the server's UDP port 443; its output (headers). */
@@ -46,8 +48,10 @@ beforeAll(async () => {
   const cap = startCli(['capture', '--mode', 'afpacket', '--duration', '8', '--keylog', keys, '--out', out], env);
   await cap.waitFor(': capturing');
   await cap.waitFor('following the key log');
-  clientLog = await h3Client(['/q/small', '/q/missing', '/q/large'], keys, ['--key-update=2ms']);
+  const resume = [`--session-file=${join(t.dir, 'session')}`, `--tp-file=${join(t.dir, 'tp')}`];
+  clientLog = await h3Client(['/q/small', '/q/missing', '/q/large'], keys, ['--key-update=2ms', ...resume]);
   await h3Client(['/q/small'], null);
+  earlyLog = await h3Client(['/q/small', '/q/missing'], keys, resume);
   expect(await cap.exited, cap.stderr()).toBe(0);
   stderr = cap.stderr();
   flows = (await flowsJson(out, env)).filter((f) => f.app === 'quic');
@@ -59,12 +63,12 @@ afterAll(() => {
 
 describe('capture --keylog with QUIC', () => {
   it('counts the QUIC connection among those the key log decrypted', () => {
-    expect(flows).toHaveLength(2);
-    expect(stderr).toContain('key log: 1 of 2 TLS connections decrypted');
+    expect(flows).toHaveLength(3);
+    expect(stderr).toContain('key log: 2 of 3 TLS connections decrypted');
   });
 
   it("reads the decrypted connection's HTTP/3 requests and the statuses the client was given", () => {
-    const f = flows.find((x) => x.tls?.keylog?.status === 'decrypted')!;
+    const f = flows.find((x) => x.tls?.keylog?.status === 'decrypted' && !x.tls.keylog.earlyData)!;
     expect(f, JSON.stringify(flows.map((x) => x.tls?.keylog))).toBeDefined();
     // (the client prints each response's :status as it decodes it)
     const statuses = [...clientLog.matchAll(/\[:status: (\d+)\]/g)].map((m) => Number(m[1]));
@@ -80,7 +84,7 @@ describe('capture --keylog with QUIC', () => {
   });
 
   it('opens every 1-RTT packet of it, across key updates, as tshark does with the same key log', async () => {
-    const f = flows.find((x) => x.tls?.keylog?.status === 'decrypted')!;
+    const f = flows.find((x) => x.tls?.keylog?.status === 'decrypted' && !x.tls.keylog.earlyData)!;
     const port = String(f.src.port);
     const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} || udp.dstport == ${port}`, '-T', 'fields', '-e', 'quic.key_phase', '-e', 'quic.short']);
     expect(r.code, r.stderr).toBe(0);
@@ -89,6 +93,44 @@ describe('capture --keylog with QUIC', () => {
     expect(new Set(phases)).toEqual(new Set(['0', '1']));
     expect(f.tls!.keylog!.records).toBeGreaterThanOrEqual(phases.length);
     expect(f.tls!.keylog!.reason).toBeNull();
+  });
+
+  it("reads the HTTP/3 requests a resumed connection sent as early data: every 0-RTT packet tshark decrypts", async () => {
+    // (the client logs each packet it sends: its requests went in 0-RTT packets)
+    expect(earlyLog).toMatch(/frm tx \d+ 0RTT STREAM\(0x0b\) id=0x0 fin=1/);
+    const f = flows.find((x) => x.tls?.keylog?.earlyData)!;
+    expect(f, JSON.stringify(flows.map((x) => x.tls?.keylog))).toBeDefined();
+    const port = String(f.src.port);
+    const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} && quic.long.packet_type == 1`, '-T', 'fields', '-e', 'quic.stream.stream_id']);
+    expect(r.code, r.stderr).toBe(0);
+    const zeroRtt = r.stdout.split('\n').filter(Boolean);
+    expect(zeroRtt.length).toBeGreaterThan(0);
+    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'decrypted', records: zeroRtt.length, reason: null } });
+    expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
+      { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
+      { method: 'GET', host: HOST, path: '/q/small', status: 200 },
+    ]);
+    // (a client may send its early data again in 1-RTT packets once the handshake is done: without those, the requests
+    // are read from the 0-RTT packets alone)
+    const only = join(t.dir, 'no-client-1rtt.pcapng');
+    const w = await run('tshark', ['-r', out, '-Y', `udp.port == ${port} && !(udp.srcport == ${port} && quic.header_form == 0)`, '-w', only]);
+    expect(w.code, w.stderr).toBe(0);
+    // (copied by tcpdump into a classic pcap file: no secrets blocks, only the key logs given below)
+    const bare = join(t.dir, 'no-client-1rtt.pcap');
+    const c = await run('tcpdump', ['-r', only, '-w', bare]);
+    expect(c.code, c.stderr).toBe(0);
+    const env = { TAPSCOPE_HOME: join(t.dir, 'home') };
+    const g = (await flowsJson(bare, env, undefined, ['--keylog', keys])).find((x) => x.src.port === f.src.port)!;
+    expect(g.http.map((h) => h.path).sort()).toEqual(['/q/missing', '/q/small']);
+    // (and a key log without CLIENT_EARLY_TRAFFIC_SECRET says so)
+    const partial = join(t.dir, 'no-early.log');
+    writeFileSync(partial, readFileSync(keys, 'utf8').split('\n').filter((l) => !l.startsWith('CLIENT_EARLY_TRAFFIC_SECRET')).join('\n'));
+    const h = (await flowsJson(bare, env, undefined, ['--keylog', partial])).find((x) => x.src.port === f.src.port)!;
+    expect(h.tls!.keylog!.status).toBe('failed');
+    expect(h.tls!.keylog!.reason).toContain(`0-RTT (early data): ${zeroRtt.length} packet`);
+    expect(h.tls!.keylog!.earlyData).toEqual({ status: 'not-decrypted', records: zeroRtt.length, reason: 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it' });
+    // (the server's answers are read; the requests they answer are not)
+    expect(h.http.map((x) => [x.path, x.status]).sort()).toEqual([[null, 200], [null, 404]]);
   });
 
   it("tshark, given no key log, finds the connection's HTTP/3 streams in the file", async () => {

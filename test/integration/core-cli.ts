@@ -64,9 +64,12 @@ export async function captureLab(lab: { nodeNs: string }, dir: string, file: str
   return { cap, out, env };
 }
 
-/** `tapscope flows FILE --json` (with `--filter` when given) as flows; throws with its error output unless it exits 0. */
-export async function flowsJson(file: string, env: NodeJS.ProcessEnv, filter?: string): Promise<Flow[]> {
-  const r = await runCli(['flows', file, '--json', ...(filter === undefined ? [] : ['--filter', filter])], env);
+/**
+ * `tapscope flows FILE --json` (with `--filter` when given, and `more` arguments) as flows; throws with its error output
+ * unless it exits 0.
+ */
+export async function flowsJson(file: string, env: NodeJS.ProcessEnv, filter?: string, more: string[] = []): Promise<Flow[]> {
+  const r = await runCli(['flows', file, '--json', ...(filter === undefined ? [] : ['--filter', filter]), ...more], env);
   if (r.code !== 0) throw new Error(`tapscope flows exited ${r.code}: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow);
 }

@@ -163,6 +163,10 @@ describe('TLS connections decrypted with a key log', () => {
     expect(keyLogText({ status: 'no-secrets', reason: 'the key log has no secrets for its client random (ab)', records: 0 }))
       .toBe('no secrets for it: the key log has no secrets for its client random (ab)');
     expect(keyLogText({ status: 'failed', reason: 'server to client: a gap', records: 3 })).toBe('not decrypted: server to client: a gap (3 records read before)');
+    expect(keyLogText({ status: 'decrypted', reason: null, records: 3, earlyData: { status: 'decrypted', records: 1, reason: null } }))
+      .toBe('decrypted with its secrets (3 records of application data, 1 of them early data (0-RTT))');
+    expect(keyLogText({ status: 'decrypted', reason: null, records: 2, earlyData: { status: 'rejected', records: 1, reason: null } }))
+      .toBe('decrypted with its secrets (2 records of application data); the early data (0-RTT) it sent was declined by the server');
     expect(keyLogText({ status: 'failed', reason: 'x', records: 0 })).toBe('not decrypted: x');
   });
 });
