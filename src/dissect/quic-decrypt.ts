@@ -60,6 +60,8 @@ interface Direction {
 interface EarlyPackets {
   keys: PacketKeys | null;
   packets: number;
+  /** ... that carried STREAM data */
+  streamPackets: number;
   /** seen and not opened: no keys for them (counted once the secrets came without them), or they did not authenticate */
   unread: number;
   waiting: { pkt: Buffer; pnOffset: number; ts: number }[];
@@ -90,7 +92,7 @@ export class QuicDecryptor {
   private serverCid: Buffer | null = null;
   private readonly c2s = direction();
   private readonly s2c = direction();
-  private readonly early: EarlyPackets = { keys: null, packets: 0, unread: 0, waiting: [], waitingBytes: 0 };
+  private readonly early: EarlyPackets = { keys: null, packets: 0, streamPackets: 0, unread: 0, waiting: [], waitingBytes: 0 };
   private readonly streams = new Map<string, StreamBytes>();
   /** out-of-order STREAM bytes kept, all streams */
   private pending = 0;
@@ -139,7 +141,7 @@ export class QuicDecryptor {
   }
 
   streamPackets(c2s: boolean): number {
-    return (c2s ? this.c2s : this.s2c).streamPackets + (c2s ? this.early.packets : 0);
+    return (c2s ? this.c2s : this.s2c).streamPackets + (c2s ? this.early.streamPackets : 0);
   }
 
   /** The client's 0-RTT packets, when it sent some (see the file's comment: whether the server took them is not read). */
@@ -260,7 +262,7 @@ export class QuicDecryptor {
     }
     this.c2s.largest = Math.max(this.c2s.largest, pn);
     e.packets++;
-    this.frames(plain, true, ts, out, false);
+    if (this.frames(plain, true, ts, out, false)) e.streamPackets++;
   }
 
   /**

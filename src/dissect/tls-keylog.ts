@@ -547,15 +547,13 @@ export class RecordDecryptor {
    */
   private earlyRecord(plain: Buffer): void {
     const e = this.earlyIn;
-    let end = plain.length;
-    while (end > 0 && plain[end - 1] === 0) end--;
-    const type = end > 0 ? plain[end - 1]! : 0;
-    if (type === CT_APPDATA) {
+    const inner = innerPlaintext(plain);
+    if (inner?.type === CT_APPDATA) {
       e.records++;
-      if (e.bytes + end - 1 > MAX_WAITING) { this.fail(`its early data (0-RTT) is over ${MAX_WAITING >> 10} KiB, more than is kept`); return; }
-      e.plain.push(plain.subarray(0, end - 1));
-      e.bytes += end - 1;
-    } else if (type === CT_HANDSHAKE && plain[0] === HS_END_OF_EARLY_DATA) {
+      if (e.bytes + inner.content.length > MAX_WAITING) { this.fail(`its early data (0-RTT) is over ${MAX_WAITING >> 10} KiB, more than is kept`); return; }
+      e.plain.push(inner.content);
+      e.bytes += inner.content.length;
+    } else if (inner?.type === CT_HANDSHAKE && inner.content[0] === HS_END_OF_EARLY_DATA) {
       e.outcome = 'accepted';
       this.records += e.records;
       for (const b of e.plain) if (b.length > 0) this.onPlaintext(b);
@@ -584,11 +582,9 @@ export class RecordDecryptor {
 
   /** TLS 1.3's inner plaintext: content, its type, zero padding. */
   private inner13(k: Extract<DirectionKeys, { tls13: true }>, plain: Buffer): void {
-    let end = plain.length;
-    while (end > 0 && plain[end - 1] === 0) end--;
-    if (end === 0) { this.fail('a protected record held no content type'); return; }
-    const type = plain[end - 1]!;
-    const content = plain.subarray(0, end - 1);
+    const inner = innerPlaintext(plain);
+    if (!inner) { this.fail('a protected record held no content type'); return; }
+    const { type, content } = inner;
     if (type === CT_APPDATA) {
       this.records++;
       if (content.length > 0) this.onPlaintext(content);
@@ -620,16 +616,23 @@ export class RecordDecryptor {
  * Whether the handshake messages `hs` (the server's first protected record) begin with an EncryptedExtensions that
  * accepts the client's early data (its early_data extension, RFC 8446 §4.2.10); null when they do not begin with one.
  */
-function encryptedExtensionsEarly(hs: Buffer): boolean | null {
-  let end = hs.length;
-  while (end > 0 && hs[end - 1] === 0) end--;
-  if (end < 7 || hs[end - 1] !== CT_HANDSHAKE || hs[0] !== HS_ENCRYPTED_EXTENSIONS) return null;
-  const msgEnd = Math.min(end - 1, 4 + hs.readUIntBE(1, 3));
+function encryptedExtensionsEarly(plain: Buffer): boolean | null {
+  const inner = innerPlaintext(plain);
+  const hs = inner?.content;
+  if (inner?.type !== CT_HANDSHAKE || !hs || hs.length < 6 || hs[0] !== HS_ENCRYPTED_EXTENSIONS) return null;
+  const msgEnd = Math.min(hs.length, 4 + hs.readUIntBE(1, 3));
   const extEnd = Math.min(msgEnd, 6 + hs.readUInt16BE(4));
   for (let at = 6; at + 4 <= extEnd; at += 4 + hs.readUInt16BE(at + 2)) {
     if (hs.readUInt16BE(at) === EXT_EARLY_DATA) return true;
   }
   return false;
+}
+
+/** A TLS 1.3 record's inner plaintext (RFC 8446 §5.2): its content and type, the zero padding after them dropped; null when it is all zeros. */
+function innerPlaintext(plain: Buffer): { type: number; content: Buffer } | null {
+  let end = plain.length;
+  while (end > 0 && plain[end - 1] === 0) end--;
+  return end === 0 ? null : { type: plain[end - 1]!, content: plain.subarray(0, end - 1) };
 }
 
 /**
