@@ -517,18 +517,25 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
  */
 async function embedSecrets(svc: CoreService, id: string, path: string, toStdout: boolean): Promise<void> {
   const l = await svc.load(id);
-  const tls = l.analyzer.flows().filter((f) => f.tls !== null);
-  const decrypted = tls.filter((f) => f.tls?.keylog?.status === 'decrypted').length;
+  const counted = (flows: Flow[]): string => {
+    const tls = flows.filter((f) => f.tls !== null);
+    const decrypted = tls.filter((f) => f.tls?.keylog?.status === 'decrypted').length;
+    return `key log: ${decrypted} of ${tls.length} TLS connection${tls.length === 1 ? '' : 's'} decrypted`;
+  };
   const randoms = l.analyzer.clientRandoms();
   const lines = l.analyzer.keyLogLines(randoms);
-  const counted = `key log: ${decrypted} of ${tls.length} TLS connection${tls.length === 1 ? '' : 's'} decrypted`;
   if (!lines) {
-    err(`tapscope: ${counted}; it has no secrets for this capture's connections, so none were written into ${path}\n`);
+    err(`tapscope: ${counted(l.analyzer.flows())}; it has no secrets for this capture's connections, so none were written into ${path}\n`);
     return;
   }
   const { injectSecrets } = await import('../pcapng/inject-secrets.js');
   await injectSecrets(path, lines);
-  err(`tapscope: ${counted}; the secrets of ${randoms.length} connection${randoms.length === 1 ? '' : 's'} are written into ${path}${toStdout ? ' (standard output carried none)' : ''}, which Wireshark decrypts with no key log set\n`);
+  // why the file is read again for the count: with its secrets in front it decrypts what the capture, reading them as
+  // they came, may not have: a connection whose hello came before the key log was followed on its node (the first, as a
+  // capture starts) was counted not decrypted, and `tapscope flows FILE` then decrypted one more than the capture said
+  const { analyzeFiles } = await import('../flows/load.js');
+  const file = await analyzeFiles([{ path }], SUMMARY);
+  err(`tapscope: ${counted(file.analyzer.flows())}; the secrets of ${randoms.length} connection${randoms.length === 1 ? '' : 's'} are written into ${path}${toStdout ? ' (standard output carried none)' : ''}, which Wireshark decrypts with no key log set\n`);
 }
 
 /**
