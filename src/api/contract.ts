@@ -60,6 +60,8 @@ export interface HttpExchangeDetail {
   /** 'decrypted' when it came from hook plaintext, 'plain' from cleartext TCP */
   source: 'decrypted' | 'plain';
   startedAt: number;
+  /** the capture ended inside it (see HttpExchangeSummary.unfinished); absent otherwise */
+  unfinished?: true;
 }
 
 export interface FlowDetail {

@@ -22,6 +22,8 @@ export interface HttpMessage {
   ts: number;
   /** HTTP/2 only */
   streamId?: number;
+  /** returned by the analyzer's end of capture: its end was not seen (see HttpExchangeSummary.unfinished) */
+  unfinished?: true;
   /** HTTP/2 only: the `:path` of a request whose content-type is application/grpc* */
   grpcMethod?: string;
 }

@@ -342,6 +342,13 @@ export class QuicDecryptor {
     return false;
   }
 
+  /** The capture ended: the HTTP/3 requests and responses whose headers came, their streams not ended, as they are. */
+  end(): HttpMessage[] {
+    const out: HttpMessage[] = [];
+    this.h3.close(out);
+    return out;
+  }
+
   /** A packet's frames: Initials' CRYPTO data (the hellos), STREAM data, and CONNECTION_CLOSE ending HTTP/3; true when it carried stream data. */
   private frames(b: Buffer, c2s: boolean, ts: number, out: HttpMessage[], initial: boolean): boolean {
     return readFrames(b, {

@@ -379,7 +379,7 @@ export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDeta
         sort: e.startedAt,
         startedDateTime: new Date(e.startedAt).toISOString(), time: 0, request, response, cache: {},
         timings: { send: 0, wait: 0, receive: 0 }, serverIPAddress: f.dst.ip, connection: `${f.src.port}`,
-        comment: `flow ${f.id}, ${e.source === 'decrypted' ? 'decrypted from TLS hooks' : 'plain HTTP'}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}`,
+        comment: `flow ${f.id}, ${e.source === 'decrypted' ? 'decrypted from TLS hooks' : 'plain HTTP'}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}${e.unfinished ? '; unfinished: the capture ended before this exchange did, its bodies are as far as they came' : ''}`,
       });
     }
   }

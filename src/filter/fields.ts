@@ -96,6 +96,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.host': { type: 'string', get: (f) => f.http.map((h) => h.host), some: (f, t) => f.http.some((h) => t(h.host)), help: 'Host / :authority of any exchange' },
   'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), some: (f, t) => f.http.some((h) => t(h.path)), help: 'request path of any exchange' },
   'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
+  'http.unfinished': { type: 'bool', get: (f) => f.http.some((h) => h.unfinished === true), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended)' },
   'tcp.state': { type: 'string', get: (f) => f.tcp?.state, help: 'how the TCP connection went: no-reply, refused, established, closing, closed, reset, midstream' },
   'tcp.resetBy': { type: 'string', get: (f) => f.tcp?.resetBy, help: 'client | server: the side that sent the first RST' },
   'tcp.retransmissions': { type: 'number', get: (f) => f.tcp?.retransmissions, help: 'segments sent again (as Wireshark marks retransmissions; keep-alives not)' },

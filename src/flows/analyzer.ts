@@ -553,6 +553,8 @@ export class Analyzer {
   readonly keyLogProblems: string[] = [];
   /** key log lines come while the capture runs (followKeyLog): TLS connections keep their records until their secrets come */
   private following = false;
+  /** endCapture ran */
+  private ended = false;
   /** the connections that wait for their secrets, by client random (hex), the longest waiting first */
   private readonly awaiting = new Map<string, { fs: FlowState; keys: FlowKeys; since: number }>();
   /** QUIC connections waiting for their secrets, by client random (hex): see quicSecrets */
@@ -830,6 +832,44 @@ export class Analyzer {
     this.following = false;
     this.expireAwaiting(Infinity, 'the capture stopped before its secrets came in the followed key log');
     this.changes++;
+  }
+
+  /**
+   * The capture ended (its files are read, or a live capture stopped; after stopFollowingKeyLog, whose late secrets may
+   * still open records): the HTTP messages in flight are taken as they are, each marked `unfinished`. An HTTP/1 message
+   * whose head came and whose body had not ended (a download cut off, an upload still going), and HTTP/2 and HTTP/3
+   * streams whose headers came without their end. Without this, a request whose response was still coming showed no
+   * status, and a request whose body was still coming did not show at all. Once; packets after it are not expected.
+   */
+  endCapture(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const fs of this.states) {
+      let n = 0;
+      for (const c2s of [true, false]) {
+        const dir = c2s ? fs.c2s : fs.s2c;
+        // (an HTTP/1 parser's gap returns the message being read, its body marked truncated; nothing comes after it)
+        if (dir && dir !== DONE && dir.http1) n += this.onUnfinished(fs, dir.http1.gap(), 'plain');
+        if (dir && dir !== DONE && dir.http2) n += this.onUnfinished(fs, dir.http2.close(), 'plain');
+        const dec = fs.x?.hook?.decrypted[c2s ? 'c2s' : 's2c'];
+        if (dec?.http1) n += this.onUnfinished(fs, dec.http1.gap(), 'decrypted');
+        if (dec?.http2) n += this.onUnfinished(fs, dec.http2.close(), 'decrypted');
+      }
+      const qd = fs.x?.quicKeys;
+      if (qd) n += this.onUnfinished(fs, qd.end(), 'decrypted');
+      if (n > 0) {
+        fs.version++;
+        this.changes++;
+      }
+    }
+  }
+
+  /** Messages the end of the capture cut, taken as the flow's; how many. */
+  private onUnfinished(fs: FlowState, msgs: HttpMessage[], source: 'plain' | 'decrypted'): number {
+    if (msgs.length === 0) return 0;
+    for (const m of msgs) m.unfinished = true;
+    this.onMessages(fs, msgs, source, msgs[0]!.ts);
+    return msgs.length;
   }
 
   /** Waiting connections whose secrets are all here, and both hellos read, are decrypted now. */
@@ -1804,8 +1844,9 @@ export class Analyzer {
       e.requestHeaders = this.headersOf(m);
       e.requestBody = this.bodyOf(x, m);
       e.startedAt = Math.min(e.startedAt, m.ts);
+      if (m.unfinished) e.unfinished = true;
       const s = fs.flow.http[i];
-      if (s) { s.method = e.method; s.host = host; s.path = e.path; }
+      if (s) { s.method = e.method; s.host = host; s.path = e.path; if (m.unfinished) s.unfinished = true; }
       return;
     }
     if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
@@ -1813,11 +1854,13 @@ export class Analyzer {
       fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
-    fs.flow.http = add(fs.flow.http, { method: m.method ?? null, host, path: m.path ?? null, status: null });
+    fs.flow.http = add(fs.flow.http, m.unfinished
+      ? { method: m.method ?? null, host, path: m.path ?? null, status: null, unfinished: true }
+      : { method: m.method ?? null, host, path: m.path ?? null, status: null });
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
     x.exchanges = add(x.exchanges, {
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
-      requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts,
+      requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts, ...(m.unfinished ? { unfinished: true } : {}),
     });
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
@@ -1834,8 +1877,12 @@ export class Analyzer {
       e.status = status;
       e.responseHeaders = this.headersOf(m);
       e.responseBody = this.bodyOf(x, m);
+      if (m.unfinished) e.unfinished = true;
       const s = fs.flow.http[i];
-      if (s) s.status = status;
+      if (s) {
+        s.status = status;
+        if (m.unfinished) s.unfinished = true;
+      }
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
         const c = fs.c2s !== DONE ? fs.c2s?.http1 : null;
@@ -1851,6 +1898,7 @@ export class Analyzer {
       const s = list[x.cursor];
       if (s) {
         s.status = status;
+        if (m.unfinished) s.unfinished = true;
         x.cursor++;
         return;
       }
@@ -1861,10 +1909,10 @@ export class Analyzer {
       fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
-    fs.flow.http = add(fs.flow.http, { method: null, host: null, path: null, status });
+    fs.flow.http = add(fs.flow.http, m.unfinished ? { method: null, host: null, path: null, status, unfinished: true } : { method: null, host: null, path: null, status });
     x.exchanges = add(x.exchanges, {
       method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
-      responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
+      responseBody: this.bodyOf(x, m), source, startedAt: m.ts, ...(m.unfinished ? { unfinished: true } : {}),
     });
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }

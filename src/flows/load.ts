@@ -50,6 +50,8 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
   // (a capture whose helper followed key logs on its node: the connections still waiting for secrets at its end give up,
   // each saying why)
   if (analyzer.followsKeyLog) analyzer.stopFollowingKeyLog();
+  // (the HTTP messages still in flight when the capture ended: taken as they are, see endCapture)
+  analyzer.endCapture();
   for (const [node, meta] of analyzer.nodes) for (const g of meta.gaps) notes.push(gapNote(node, g));
   notes.push(...analyzer.keyLogProblems);
   return { analyzer, notes, damaged, bytes };

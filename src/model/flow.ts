@@ -133,6 +133,11 @@ export interface HttpExchangeSummary {
   host: string | null;
   path: string | null;
   status: number | null;
+  /**
+   * The capture ended inside this exchange: its request's or response's head came, its end did not (a body still
+   * coming, an HTTP/2 or HTTP/3 stream not ended). The status, if any, is the response head's. Absent otherwise.
+   */
+  unfinished?: true;
 }
 
 /** One DNS question and its answer as seen in a flow (UDP or TCP port 53). */

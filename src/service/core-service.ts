@@ -343,6 +343,7 @@ export class CoreService implements ApiCalls {
       for (const k of ls.keyLogs) k.stop();
       const followed = ls.keyLogs.length > 0 || ls.analyzer.followsKeyLog;
       if (followed) ls.analyzer.stopFollowingKeyLog();
+      ls.analyzer.endCapture();
       for (const w of ls.writers.values()) w.close();
       ls.pinned = true;
       for (const f of ls.followers) { f.pin(); f.wake(); }

@@ -277,7 +277,9 @@ export class FlowsState {
 /** What the detail pane shows of a flow changed between two reads of its row. */
 function rowChanged(a: Flow, b: Flow): boolean {
   return a.packets !== b.packets || a.bytes !== b.bytes || a.lastSeen !== b.lastSeen || a.http.length !== b.http.length || a.app !== b.app
-    || a.process?.pid !== b.process?.pid || a.tls?.client?.plaintext !== b.tls?.client?.plaintext || a.tls?.server?.plaintext !== b.tls?.server?.plaintext;
+    || a.process?.pid !== b.process?.pid || a.tls?.client?.plaintext !== b.tls?.client?.plaintext || a.tls?.server?.plaintext !== b.tls?.server?.plaintext
+    // (an answer's status, or the end of a capture marking exchanges unfinished, changes no count)
+    || a.http.some((h, i) => h.status !== b.http[i]!.status || h.unfinished !== b.http[i]!.unfinished);
 }
 
 export const flows = new FlowsState();
