@@ -22,12 +22,17 @@ struct user_pt_regs {
 #define GO_ARG2(x) GO_REG(x, 1)
 #define GO_ARG3(x) GO_REG(x, 2)
 #define GO_G(x) GO_REG(x, 28)
+/* at a Go prologue's stack check `b.ls morestack` (after `cmp`): the branch is taken, C clear or Z set in NZCV */
+#define GO_STACK_GROWS(x) \
+	((((const struct user_pt_regs *)(x))->pstate & (1ULL << 29)) == 0 || (((const struct user_pt_regs *)(x))->pstate & (1ULL << 30)) != 0)
 #elif defined(__TARGET_ARCH_x86)
 /* integer arguments and results in RAX, RBX, RCX, ...; the running goroutine in R14 */
 #define GO_ARG1(x) ((x)->ax)
 #define GO_ARG2(x) ((x)->bx)
 #define GO_ARG3(x) ((x)->cx)
 #define GO_G(x) ((x)->r14)
+/* at a Go prologue's stack check `jbe morestack` (after `cmp 16(%r14),...`): the branch is taken, CF or ZF set */
+#define GO_STACK_GROWS(x) (((x)->flags & 0x41) != 0)
 #else
 #error "tapscope's BPF programs are built for x86 or arm64 (-D__TARGET_ARCH_x86 or -D__TARGET_ARCH_arm64)"
 #endif

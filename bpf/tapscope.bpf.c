@@ -681,7 +681,12 @@ int BPF_KPROBE(uprobe_pr_recv, void *fd, void *buf, int amount)
 /* ---- Go crypto/tls (regabi, Go >= 1.17 on amd64) ----
  * Go moves goroutine stacks, so return probes are unsafe: Write is complete at entry; Read is probed at
  * entry and at each RET instruction of the function (found by user space), keyed by goroutine (R14 = g),
- * because a goroutine may resume on another thread after blocking. */
+ * because a goroutine may resume on another thread after blocking.
+ * A Go function begins with a stack check whose branch, when the goroutine's stack must grow, goes to
+ * runtime.morestack, which grows it and runs the function again from its first instruction: a probe at or
+ * before that branch fires twice for such a call (each Write's plaintext then came twice). User space puts
+ * the entry probes on the branch itself when it finds it (cookie GO_AT_STACK_CHECK); the programs then skip
+ * the pass that takes it, so each call is seen once, by its pass that goes on into the function. */
 
 struct go_read_key {
 	__u64 g;
@@ -722,7 +727,7 @@ int uprobe_go_tls_write(struct pt_regs *ctx)
 	struct tls_call call = {};
 	long len = (long)GO_ARG3(ctx);
 
-	if (len <= 0)
+	if (len <= 0 || ((bpf_get_attach_cookie(ctx) & GO_AT_STACK_CHECK) && GO_STACK_GROWS(ctx)))
 		return 0;
 	call.buf = GO_ARG2(ctx);
 	call.ctx = GO_ARG1(ctx);
@@ -740,6 +745,8 @@ int uprobe_go_tls_read(struct pt_regs *ctx)
 	struct go_read_key key = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
 	struct tls_call call = {};
 
+	if ((bpf_get_attach_cookie(ctx) & GO_AT_STACK_CHECK) && GO_STACK_GROWS(ctx))
+		return 0;
 	call.buf = GO_ARG2(ctx);
 	call.ctx = GO_ARG1(ctx);
 	call.fd = go_conn_fd(GO_ARG1(ctx));

@@ -24,6 +24,9 @@
 #define LIB_BORINGSSL 4
 #define LIB_GO 5
 
+/* a Go entry probe's attach cookie: it sits on the function's stack-check branch (see the Go programs) */
+#define GO_AT_STACK_CHECK 1
+
 /* TLS functions (struct tls_event.fn) */
 #define FN_SSL_WRITE 1
 #define FN_SSL_READ 2

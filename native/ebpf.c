@@ -382,6 +382,23 @@ static void find_sites(int fd, const char *path, const struct sym_spec *specs, i
 #define GO_KEEP_WRITE (PS_REG(PS_AX) | PS_REG(PS_BX) | PS_REG(PS_CX) | PS_REG(PS_R14))
 #define GO_KEEP_READ (PS_REG(PS_AX) | PS_REG(PS_BX) | PS_REG(PS_R14))
 
+/* Where a Go function's entry probe goes: on its stack-check branch (emulated on both architectures), with the
+ * GO_AT_STACK_CHECK cookie, so the program skips the pass that goes to runtime.morestack and is run again (see
+ * the Go programs); else, a function that does not begin so, where emulated_site puts it (a call whose stack
+ * grows is then seen twice). */
+static uint64_t go_entry_site(int fd, uint64_t off, uint32_t keep, uint64_t *cookie)
+{
+	uint8_t code[CODE_PEEK];
+	long at;
+
+	*cookie = 0;
+	if (!read_code(fd, off, code) && (at = go_stack_check(code, CODE_PEEK)) >= 0) {
+		*cookie = GO_AT_STACK_CHECK;
+		return off + (uint64_t)at;
+	}
+	return emulated_site(fd, off, keep, 0);
+}
+
 /* Locates a function in a Go binary: .symtab when present, else the pclntab function table (Go >= 1.18
  * layout: pcHeader magic 0xfffffff0/0xfffffff1), which stripped binaries keep. Gives the file offset
  * and size of its code. Returns 0, or -1 when not found. */
@@ -536,7 +553,9 @@ static int go_find_rets(int fd, uint64_t file_off, uint64_t len, uint64_t *rets,
 static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, uo);
-	uint64_t rets[MAX_GO_RETS], woff = 0, wlen = 0, roff = 0, rlen = 0;
+	LIBBPF_OPTS(bpf_uprobe_opts, wo);
+	LIBBPF_OPTS(bpf_uprobe_opts, ro);
+	uint64_t rets[MAX_GO_RETS], woff = 0, wlen = 0, roff = 0, rlen = 0, wsite, rsite;
 	const char *ok_syms[2];
 	int n_rets = 0, i, n_ok = 0, err = 0, have_w, have_r;
 	struct bpf_link *l;
@@ -550,8 +569,10 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 		elf_end(e);
 	if (have_w) {
 		/* why: Go's prologue starts with `cmp 16(%r14),%rsp` (single-stepped); the jbe after it is emulated */
-		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path,
-						    emulated_site(fd, woff, GO_KEEP_WRITE, 0), &uo);
+		wsite = go_entry_site(fd, woff, GO_KEEP_WRITE, &wo.bpf_cookie);
+		if (!wo.bpf_cookie)
+			logf_("probe %s %s: no stack check recognized at its start; a call whose stack grows is seen twice", h->path, GO_WRITE_SYM);
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path, wsite, &wo);
 		if (l) {
 			h->links[h->n_links++] = l;
 			ok_syms[n_ok++] = GO_WRITE_SYM;
@@ -564,8 +585,8 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 	if (n_rets > 0 && h->n_links + 1 + n_rets <= MAX_LINKS) {
 		int start = h->n_links;
 
-		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path,
-						    emulated_site(fd, roff, GO_KEEP_READ, 0), &uo);
+		rsite = go_entry_site(fd, roff, GO_KEEP_READ, &ro.bpf_cookie);
+		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path, rsite, &ro);
 		if (l)
 			h->links[h->n_links++] = l;
 		else

@@ -170,6 +170,28 @@ int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t targ
 	return 0;
 }
 
+/* `cmp 0x10(%r14),%rsp` and `cmp 0x10(%r14),%r12`: the goroutine's stack guard against the stack pointer (or it less the frame) */
+static const uint8_t GO_CMP_RSP[] = {0x49, 0x3b, 0x66, 0x10};
+static const uint8_t GO_CMP_R12[] = {0x4d, 0x3b, 0x66, 0x10};
+
+long go_stack_check(const uint8_t *code, size_t n)
+{
+	size_t at = 0;
+
+	/* (a frame larger than the red zone: `lea -N(%rsp),%r12` first, disp8 or disp32) */
+	if (n >= 5 && code[0] == 0x4c && code[1] == 0x8d && code[2] == 0x64 && code[3] == 0x24)
+		at = 5;
+	else if (n >= 8 && code[0] == 0x4c && code[1] == 0x8d && code[2] == 0xa4 && code[3] == 0x24)
+		at = 8;
+	if (at + 6 > n || memcmp(code + at, at ? GO_CMP_R12 : GO_CMP_RSP, 4))
+		return -1;
+	at += 4;
+	/* jbe rel8, or jbe rel32 */
+	if (code[at] == 0x76 || (code[at] == 0x0f && code[at + 1] == 0x86))
+		return (long)at;
+	return -1;
+}
+
 #elif defined(__aarch64__)
 
 /* arm64: every instruction is one little-endian 32-bit word, so code is read word by word; the kernel simulates
@@ -232,11 +254,31 @@ int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t targ
 	return 0;
 }
 
+long go_stack_check(const uint8_t *code, size_t n)
+{
+	size_t i = 0;
+
+	/* ldr x16, [x28, #16]: the goroutine's stack guard */
+	if (n < 12 || insn(code, 0) != 0xf9400b90)
+		return -1;
+	i = 4;
+	/* sub x17, sp, #N (a frame larger than the guard's slack) */
+	if ((insn(code, i) & 0xff8003ffu) == 0xd10003f1u)
+		i += 4;
+	/* cmp sp, x16 or cmp x17, x16 */
+	if (i + 8 > n || (insn(code, i) != 0xeb3063ffu && insn(code, i) != 0xeb10023fu))
+		return -1;
+	i += 4;
+	/* b.ls */
+	return (insn(code, i) & 0xff00001fu) == 0x54000009u ? (long)i : -1;
+}
+
 #else
 
 long probe_skip(const uint8_t *code, size_t n, uint32_t keep, int with_return) { return -1; }
 int wrapper_callee(const uint8_t *code, size_t n, uint64_t code_off, uint64_t *callee_off) { return 0; }
 int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32_t imm, uint64_t *callee_off) { return 0; }
 int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target) { return 0; }
+long go_stack_check(const uint8_t *code, size_t n) { return -1; }
 
 #endif

@@ -35,4 +35,9 @@ int tail_call_with_arg2(const uint8_t *code, size_t n, uint64_t code_off, uint32
 /* 1 when code (at offset code_off) contains a `call rel32` to target within its first n bytes */
 int calls_target(const uint8_t *code, size_t n, uint64_t code_off, uint64_t target);
 
+/* Offset of a Go function's stack-check branch, the conditional jump to runtime.morestack that ends its
+ * prologue (amd64: `[lea -N(%rsp),%r12;] cmp 16(%r14),%rsp|%r12; jbe`; arm64: `ldr x16, [x28, #16];
+ * [sub x17, sp, #N;] cmp sp|x17, x16; b.ls`), or -1 when code does not begin so. */
+long go_stack_check(const uint8_t *code, size_t n);
+
 #endif

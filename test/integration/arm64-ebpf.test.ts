@@ -11,13 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arm64VmAvailable, runInArm64Vm, type Arm64VmRun } from '../lib/arm64-vm.js';
 import { makeTestCa, run } from '../lib/lab.js';
-import { buildGoClient } from '../lib/tls-clients.js';
+import { buildGoClient, buildGoStackWriter } from '../lib/tls-clients.js';
 import { HELPER_ARM64 } from '../lib/helper-process.js';
 import { readCapture, type Capture } from '../lib/pcapng-walk.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const PORT = 8443;
+/** the Go stack writer's server (0x20FC), and its writes */
+const STACK_PORT = 8444;
+const STACK_WRITES = 300;
 const unavailable = await arm64VmAvailable();
 // why: CI must run this, not skip it (scripts/install-deps.sh installs qemu-system-arm)
 if (unavailable && process.env.CI) throw new Error(`the arm64 VM is unavailable in CI: ${unavailable}`);
@@ -50,10 +53,16 @@ echo "go client exit $?" >> /tmp/clients.txt
 # (a release build: no symbol table, Read and Write found from .gopclntab)
 GO_CLIENT_DELAY_MS=3000 /opt/go-client-stripped /opt/ca/ca.pem https://gostripped.tapscope.test:${PORT}/gostripped-arm64 127.0.0.1 > /tmp/go-stripped.txt 2>&1
 echo "stripped go client exit $?" >> /tmp/clients.txt
+# (a Go writer whose Write calls begin at growing stack depths: some of them as the goroutine's stack must grow)
+openssl s_server -accept 127.0.0.1:${STACK_PORT} -cert /opt/ca/server.pem -key /opt/ca/server.key -quiet > /tmp/gostack-server.txt 2>&1 &
+SP2=$!
+n=0; until grep -q ':20FC ' /proc/net/tcp || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done
+/opt/go-stack-writer 127.0.0.1:${STACK_PORT} gostack.tapscope.test ${STACK_WRITES} 3000 > /tmp/gostack.txt 2>&1
+echo "go stack writer exit $?" >> /tmp/clients.txt
 sleep 1
 kill -INT $HP; wait $HP; echo "helper exit $?" >> /tmp/clients.txt
-kill $SP
-for f in clients.txt helper.txt openssl.txt gnutls.txt nss.txt go.txt go-stripped.txt arm64.pcapng; do export_file /tmp/$f; done
+kill $SP $SP2
+for f in clients.txt helper.txt openssl.txt gnutls.txt nss.txt go.txt go-stripped.txt gostack.txt arm64.pcapng; do export_file /tmp/$f; done
 `;
 
 let vm: Arm64VmRun;
@@ -69,11 +78,13 @@ beforeAll(async () => {
   const ca = await makeTestCa('127.0.0.1');
   const goClient = await buildGoClient({ arch: 'arm64' });
   const goStripped = await buildGoClient({ arch: 'arm64', stripped: true });
+  const goStack = await buildGoStackWriter({ arch: 'arm64' });
   vm = await runInArm64Vm({
     files: [
       { path: '/opt/tapscope/tapscope-helper', data: await readFile(HELPER_ARM64), mode: 0o755 },
       { path: '/opt/go-client', data: await readFile(goClient), mode: 0o755 },
       { path: '/opt/go-client-stripped', data: await readFile(goStripped), mode: 0o755 },
+      { path: '/opt/go-stack-writer', data: await readFile(goStack), mode: 0o755 },
       { path: '/opt/ca/ca.pem', data: await readFile(ca.ca) },
       { path: '/opt/ca/server.pem', data: await readFile(ca.cert) },
       { path: '/opt/ca/server.key', data: await readFile(ca.key) },
@@ -96,9 +107,20 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
   it('finds eBPF working (--probe) and captures in eBPF mode, stopping with exit 0', () => {
     expect(vm.exitCode, vm.console.slice(-3000)).toBe(0);
     expect(JSON.parse(text('probe.json'))).toMatchObject({ arch: 'aarch64', btf: true, bpf: true, ringbuf: true, uprobe: true, tracepoint: true, autoMode: 'ebpf' });
-    expect(text('clients.txt')).toBe('openssl client exit 0\ngnutls client exit 0\ngo client exit 0\nstripped go client exit 0\nhelper exit 0\n');
+    expect(text('clients.txt')).toBe('openssl client exit 0\ngnutls client exit 0\ngo client exit 0\nstripped go client exit 0\ngo stack writer exit 0\nhelper exit 0\n');
     expect(cap.records[0]).toMatchObject({ t: 'capture', mode: 'ebpf', requestedMode: 'auto', arch: 'aarch64' });
     expect(cap.records.at(-1)).toMatchObject({ t: 'stats', final: true, hooksFailed: 0, ringbufDrops: 0 });
+  });
+
+  it('sees each Go Write once, also one whose goroutine\'s stack grows as it begins (the probe on the stack check\'s b.ls)', () => {
+    expect(text('gostack.txt')).toContain(`wrote ${STACK_WRITES}`);
+    expect(text('helper.txt')).toMatch(/hook go-crypto-tls \/opt\/go-stack-writer: attached/);
+    expect(text('helper.txt')).not.toContain('no stack check recognized');
+    const tlsIface = cap.idbs.findIndex((i) => i.name === 'tapscope-tls');
+    const written = cap.epbs.filter((e) => e.ifid === tlsIface && e.comment?.includes('comm=go-stack-writ'))
+      .map((e) => e.data.toString('latin1')).join('');
+    const lines = [...written.matchAll(/write (\d{4})\n/g)].map((m) => Number(m[1]));
+    expect(lines).toEqual(Array.from({ length: STACK_WRITES }, (_, d) => d));
   });
 
   it('hooks arm64 OpenSSL, GnuTLS, NSS and Go crypto/tls', () => {
@@ -112,7 +134,7 @@ describe.skipIf(unavailable !== null)('the aarch64 helper on an aarch64 kernel',
 
   it('records plaintext from every kind of probe: OpenSSL\'s internal read/write (behind SSL_read_ex and the BIOs), GnuTLS, NSPR, Go\'s Write and Read\'s RET probes', () => {
     const tlsIface = cap.idbs.findIndex((i) => i.name === 'tapscope-tls');
-    const fns = new Set(cap.epbs.filter((e) => e.ifid === tlsIface).map((e) => `${/ comm=(\S+)/.exec(e.comment ?? '')?.[1]} ${/ fn=(\S+)/.exec(e.comment ?? '')?.[1]}`));
+    const fns = new Set(cap.epbs.filter((e) => e.ifid === tlsIface && !e.comment?.includes('comm=go-stack-writ')).map((e) => `${/ comm=(\S+)/.exec(e.comment ?? '')?.[1]} ${/ fn=(\S+)/.exec(e.comment ?? '')?.[1]}`));
     expect([...fns].sort()).toEqual([
       'gnutls-cli gnutls_record_recv', 'gnutls-cli gnutls_record_send',
       'go-client crypto/tls.(*Conn).Read', 'go-client crypto/tls.(*Conn).Write',

@@ -158,6 +158,71 @@ export async function buildGoClient(opts: { stripped?: boolean; arch?: 'amd64' |
   });
 }
 
+// usage: go-stack-writer ADDR SNI N [DELAY_MS]: after DELAY_MS (default 1500: a static binary is hooked once the helper
+// sees its exec), N writes on one TLS connection ("write NNNN\n", no verification of the server),
+// the d-th from a new goroutine d calls deep; stacks begin small and grow by doubling, so at some depths the stack must
+// grow just as (*tls.Conn).Write begins (its prologue's check sends it to runtime.morestack, which runs it again from
+// its first instruction). Prints "wrote N".
+const GO_STACK_WRITER = `package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+//go:noinline
+func deep(d int, f func()) int {
+	var pad [4]int64
+	pad[d&3] = int64(d)
+	if d <= 0 {
+		f()
+		return int(pad[0])
+	}
+	return deep(d-1, f) + int(pad[1])
+}
+
+func main() {
+	delay := 1500
+	if len(os.Args) > 4 { delay, _ = strconv.Atoi(os.Args[4]) }
+	time.Sleep(time.Duration(delay) * time.Millisecond)
+	c, err := tls.Dial("tcp", os.Args[1], &tls.Config{InsecureSkipVerify: true, ServerName: os.Args[2]})
+	if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(1) }
+	n, _ := strconv.Atoi(os.Args[3])
+	// (the lines made first: only the Write runs at the chosen depth)
+	lines := make([][]byte, n)
+	for d := range lines { lines[d] = []byte(fmt.Sprintf("write %04d\\n", d)) }
+	for d := 0; d < n; d++ {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func(d int) {
+			defer wg.Done()
+			deep(d, func() {
+				if _, err := c.Write(lines[d]); err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(1) }
+			})
+		}(d)
+		wg.Wait()
+	}
+	c.Close()
+	fmt.Println("wrote", n)
+}
+`;
+
+/** Builds the Go stack writer (GO_STACK_WRITER) once. */
+export async function buildGoStackWriter(opts: { arch?: 'amd64' | 'arm64' } = {}): Promise<string> {
+  const arch = opts.arch ?? 'amd64';
+  return buildOnce(`go-stack-writer${arch === 'amd64' ? '' : `-${arch}`}-v2`, 'go-stack-writer', async (dir) => {
+    await writeFile(join(dir, 'main.go'), GO_STACK_WRITER);
+    await writeFile(join(dir, 'go.mod'), 'module tapscopelab\n\ngo 1.19\n');
+    const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: join(CACHE_DIR, 'go-build'), CGO_ENABLED: '0', GOARCH: arch };
+    const r = await run('go', ['build', '-o', 'go-stack-writer', '.'], { env, cwd: dir, timeoutMs: 180_000 });
+    if (r.code !== 0) throw new Error(`go build failed: ${r.stderr}`);
+  });
+}
+
 export async function buildJavaClient(): Promise<string> {
   const cls = await buildOnce('java-client-v2', 'Client.class', async (dir) => {
     await writeFile(join(dir, 'Client.java'), JAVA_CLIENT);
