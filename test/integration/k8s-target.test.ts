@@ -322,6 +322,47 @@ describe('capture', () => {
     }
   });
 
+  it('follows a key log at its path on the node, which the helper\'s pod reads under /proc/1/root', async () => {
+    const n = api.nodes[4]!;
+    // (the node's file: this machine's, as the fake pods' helpers run here, in the node's network namespace only)
+    const keylog = join(dir, 'node-sslkeys.log');
+    writeFileSync(keylog, '');
+    const t = createK8sTarget('k8s://tsk-token', opts());
+    const rec = recorder();
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [n.name], keyLogs: [keylog] }, rec.handlers);
+    // a client's line, written after the helper began to follow the file
+    const line = `CLIENT_RANDOM ${'ab'.repeat(32)} ${'cd'.repeat(48)}`;
+    const nodePath = `/proc/1/root${keylog}`;
+    // why: a helper pod shares its node's PID namespace, where PID 1 is the node's init and its root the node's file
+    // system; this machine's PID 1 may refuse its root even to root (a sandbox's init): the helper must then say so
+    const readable = (() => { try { readdirSync('/proc/1/root/'); return true; } catch { return false; } })();
+    try {
+      expect([...rec.streams.keys()]).toEqual([n.name]);
+      const exec = api.requests.find((r) => r.startsWith('UPGRADE ') && r.includes('--keylog'));
+      expect(decodeURIComponent(exec ?? '')).toContain(`command=--keylog&command=${nodePath}`);
+      if (readable) {
+        await until('the key log line in the stream, as a decryption secrets block', () => {
+          if (!readFileSync(keylog, 'utf8')) writeFileSync(keylog, `${line}\n`, { flag: 'a' });
+          return Buffer.concat(rec.streams.get(n.name) ?? []).includes(line);
+        });
+        const bytes = Buffer.concat(rec.streams.get(n.name)!);
+        // (its block: a Decryption Secrets Block, type 0x0000000A, of TLS key log lines, 0x544c534b)
+        const block = bytes.lastIndexOf(Buffer.from([0x0a, 0, 0, 0]), bytes.indexOf(line));
+        expect(block).toBeGreaterThan(0);
+        expect(bytes.readUInt32LE(block + 8)).toBe(0x544c534b);
+      } else {
+        await until('the node\'s failure', () => rec.statuses.some((x) => x.node === n.name && x.phase === 'failed'));
+        expect(rec.statuses.find((x) => x.phase === 'failed')).toMatchObject({
+          node: n.name, error: { code: 'E_HELPER_EXITED', message: expect.stringContaining(`cannot read key log ${nodePath}: Permission denied`) },
+        });
+      }
+    } finally {
+      await handle.stop();
+    }
+    await handle.done;
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
   it('names the verb and resource when RBAC forbids the DaemonSet, and removes what it had created', async () => {
     api.deny.push({ user: 'admin', verb: 'create', resource: 'daemonsets.apps' });
     try {
