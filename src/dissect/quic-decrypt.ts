@@ -3,10 +3,11 @@
 // opened with keys from CLIENT_TRAFFIC_SECRET_0 / SERVER_TRAFFIC_SECRET_0 (and the key updates after them), give
 // their STREAM frames, reassembled per stream and read as HTTP/3 (http3.ts); so do the client's 0-RTT packets (early
 // data on a resumed session: the requests it sends with its hello), opened with CLIENT_EARLY_TRAFFIC_SECRET's keys.
-// Handshake packets are skipped (certificates are not what a flow's summary shows), and with them the server's word
-// on whether it took the early data: a client whose early data was declined sends it again in 1-RTT packets, and the
-// same stream bytes are read once. Until its secrets come (a key log followed while the capture runs) a connection
-// keeps its 0-RTT and 1-RTT packets, up to a bound.
+// Of the Handshake packets only the server's first are read, with SERVER_HANDSHAKE_TRAFFIC_SECRET's keys, for its
+// EncryptedExtensions: whether it took the early data. A client whose early data was declined sends it again in 1-RTT
+// packets: declined 0-RTT packets opened after that is known are not read as stream bytes, and the same stream bytes
+// are read once otherwise. Until its secrets come (a key log followed while the capture runs) a connection keeps its
+// 0-RTT, 1-RTT and first Handshake packets, up to a bound.
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
@@ -14,7 +15,7 @@ import {
   type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import type { EarlyDataStatus } from '../model/flow.js';
-import { suite13, type ConnectionSecrets } from './tls-keylog.js';
+import { earlyDataTaken, suite13, type ConnectionSecrets } from './tls-keylog.js';
 import { cipherName } from './tls.js';
 
 /** Out-of-order STREAM bytes kept per stream direction before the stream is given up. */
@@ -68,6 +69,20 @@ interface EarlyPackets {
   waitingBytes: number;
 }
 
+/** The server's first Handshake packets, read for its EncryptedExtensions (whether it took the client's 0-RTT packets). */
+interface ServerHandshake {
+  space: InitialSpace | null;
+  crypto: CryptoStream;
+  /** earlyDataTaken of its EncryptedExtensions, once read */
+  taken: boolean | null;
+  waiting: { pkt: Buffer; pnOffset: number }[];
+  /** packets seen before its EncryptedExtensions was read */
+  seen: number;
+}
+
+/** A server's Handshake packets read for its EncryptedExtensions, which is in its first unless one was lost. */
+const MAX_HANDSHAKE_PACKETS = 8;
+
 function direction(): Direction {
   return { keys: null, secret: null, phase: 0, previous: null, largest: -1, segment: 0, packets: 0, streamPackets: 0, failed: 0, waiting: [], waitingBytes: 0, dropped: 0 };
 }
@@ -93,6 +108,7 @@ export class QuicDecryptor {
   private readonly c2s = direction();
   private readonly s2c = direction();
   private readonly early: EarlyPackets = { keys: null, packets: 0, streamPackets: 0, unread: 0, waiting: [], waitingBytes: 0 };
+  private readonly hs: ServerHandshake = { space: null, crypto: new CryptoStream(), taken: null, waiting: [], seen: 0 };
   private readonly streams = new Map<string, StreamBytes>();
   /** out-of-order STREAM bytes kept, all streams */
   private pending = 0;
@@ -141,12 +157,17 @@ export class QuicDecryptor {
   }
 
   streamPackets(c2s: boolean): number {
-    return (c2s ? this.c2s : this.s2c).streamPackets + (c2s ? this.early.streamPackets : 0);
+    // (early data the server declined is no plaintext of the client's it read)
+    return (c2s ? this.c2s : this.s2c).streamPackets + (c2s && this.hs.taken !== false ? this.early.streamPackets : 0);
   }
 
-  /** The client's 0-RTT packets, when it sent some (see the file's comment: whether the server took them is not read). */
+  /**
+   * The client's 0-RTT packets, when it sent some: declined by the server (its EncryptedExtensions, when the key log has
+   * its handshake secret), else read or not.
+   */
   get earlyData(): EarlyDataStatus | null {
     const e = this.early;
+    if (this.hs.taken === false && e.packets + e.unread > 0) return { status: 'rejected', records: e.packets + e.unread, reason: null };
     if (e.unread > 0) {
       return { status: 'not-decrypted', records: e.unread, reason: e.keys ? "they did not authenticate with the key log's CLIENT_EARLY_TRAFFIC_SECRET" : 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it' };
     }
@@ -200,7 +221,12 @@ export class QuicDecryptor {
     }
     // (early data is under the resumed session's suite, the server's when it takes it)
     if (secrets.clientEarly?.length === secrets.client0!.length) this.early.keys = packetKeys(suite!, secrets.clientEarly, this.version.labelPrefix);
-    // (the 0-RTT packets first: the client's stream bytes in them come before its 1-RTT packets')
+    // (the server's Handshake packets first: whether the 0-RTT packets were taken, before their stream bytes are read)
+    if (secrets.serverHandshake?.length === secrets.client0!.length) this.hs.space = new InitialSpace(packetKeys(suite!, secrets.serverHandshake, this.version.labelPrefix));
+    const hs = this.hs.waiting;
+    this.hs.waiting = [];
+    for (const w of hs) this.serverHandshake(w.pkt, w.pnOffset, false);
+    // (the 0-RTT packets next: the client's stream bytes in them come before its 1-RTT packets')
     const early = this.early.waiting;
     this.early.waiting = [];
     this.early.waitingBytes = 0;
@@ -221,6 +247,7 @@ export class QuicDecryptor {
       d.waiting = [];
       d.waitingBytes = 0;
     }
+    this.hs.waiting = [];
   }
 
   /** A long-header packet at `off`: its length, or 0 to stop reading the datagram. */
@@ -234,8 +261,27 @@ export class QuicDecryptor {
       if (plain) this.frames(plain, c2s, ts, out, true);
     } else if (h.zeroRtt && c2s) {
       this.zeroRtt(d.subarray(off, h.end), h.pnOffset - off, ts, out, true);
+    } else if (h.handshake && !c2s) {
+      this.serverHandshake(d.subarray(off, h.end), h.pnOffset - off, true);
     }
     return h.end - off;
+  }
+
+  /**
+   * One of the server's Handshake packets, until its EncryptedExtensions is read: opened with its handshake keys, kept
+   * when the secrets are not there yet (`keep`); its CRYPTO frames' bytes are the handshake messages.
+   */
+  private serverHandshake(pkt: Buffer, pnOffset: number, keep: boolean): void {
+    const hs = this.hs;
+    if (hs.taken !== null || ++hs.seen > MAX_HANDSHAKE_PACKETS) return;
+    if (!hs.space) {
+      if (keep && !this.secretsSet) hs.waiting.push({ pkt: Buffer.from(pkt), pnOffset });
+      return;
+    }
+    const plain = hs.space.openPacket(pkt, pnOffset);
+    if (!plain) return;
+    readFrames(plain, { crypto: (offset, data) => hs.crypto.add(offset, data) });
+    hs.taken = earlyDataTaken(hs.crypto.contiguous());
   }
 
   /**
@@ -262,7 +308,8 @@ export class QuicDecryptor {
     }
     this.c2s.largest = Math.max(this.c2s.largest, pn);
     e.packets++;
-    if (this.frames(plain, true, ts, out, false)) e.streamPackets++;
+    // (declined, as known already: the client sends its stream bytes again in 1-RTT packets, the ones the server read)
+    if (this.hs.taken === false ? readFrames(plain, {}) : this.frames(plain, true, ts, out, false)) e.streamPackets++;
   }
 
   /**

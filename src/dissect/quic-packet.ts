@@ -152,6 +152,8 @@ export interface LongHeader {
   initial: boolean;
   /** a 0-RTT packet (the client's early data) */
   zeroRtt: boolean;
+  /** a Handshake packet */
+  handshake: boolean;
   dcid: Buffer;
   scid: Buffer;
   /** where its packet number starts; -1 for a Retry (no packet number, no length: the rest of the datagram) */
@@ -175,7 +177,7 @@ export function longHeader(d: Buffer, off: number): LongHeader | null {
   p += scidLen;
   // (the type bits from the version's Initial on: Initial, 0-RTT, Handshake, Retry)
   const kind = (((d[off]! >> 4) & 3) + 4 - version.initialType) & 3;
-  if (kind === 3) return { version, initial: false, zeroRtt: false, dcid, scid, pnOffset: -1, end: d.length };
+  if (kind === 3) return { version, initial: false, zeroRtt: false, handshake: false, dcid, scid, pnOffset: -1, end: d.length };
   if (kind === 0) {
     const token = varint(d, p);
     if (!token) return null;
@@ -186,18 +188,26 @@ export function longHeader(d: Buffer, off: number): LongHeader | null {
   p += len[1];
   const end = p + len[0];
   if (end > d.length) return null;
-  return { version, initial: kind === 0, zeroRtt: kind === 1, dcid, scid, pnOffset: p, end };
+  return { version, initial: kind === 0, zeroRtt: kind === 1, handshake: kind === 2, dcid, scid, pnOffset: p, end };
 }
 
-/** One direction's Initial packets, opened with its Initial keys; the largest packet number opened decodes the next. */
+/**
+ * One direction's packets of a packet number space opened with keys that do not change (its Initial packets, with its
+ * Initial keys; its Handshake packets, with its handshake secret's); the largest packet number opened decodes the next.
+ */
 export class InitialSpace {
   private largest = -1;
 
   constructor(readonly keys: PacketKeys) {}
 
-  /** The payload of the Initial packet `h` of datagram `d` (starting at `off`); null when it does not open. */
+  /** The payload of the long-header packet `h` of datagram `d` (starting at `off`); null when it does not open. */
   open(d: Buffer, off: number, h: LongHeader): Buffer | null {
-    const u = unmask(d.subarray(off, h.end), h.pnOffset - off, this.keys, true);
+    return this.openPacket(d.subarray(off, h.end), h.pnOffset - off);
+  }
+
+  /** The payload of the long-header packet `pkt`, its packet number at `pnOffset`; null when it does not open. */
+  openPacket(pkt: Buffer, pnOffset: number): Buffer | null {
+    const u = unmask(pkt, pnOffset, this.keys, true);
     if (!u) return null;
     const pn = fullPacketNumber(this.largest, u.truncated, u.pnLength);
     const plain = openPacket(this.keys, u, pn);

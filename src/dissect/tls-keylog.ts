@@ -612,14 +612,19 @@ export class RecordDecryptor {
   }
 }
 
-/**
- * Whether the handshake messages `hs` (the server's first protected record) begin with an EncryptedExtensions that
- * accepts the client's early data (its early_data extension, RFC 8446 §4.2.10); null when they do not begin with one.
- */
+/** earlyDataTaken of the handshake messages in the server's first protected record (`plain`, opened); null when it holds none. */
 function encryptedExtensionsEarly(plain: Buffer): boolean | null {
   const inner = innerPlaintext(plain);
-  const hs = inner?.content;
-  if (inner?.type !== CT_HANDSHAKE || !hs || hs.length < 6 || hs[0] !== HS_ENCRYPTED_EXTENSIONS) return null;
+  return inner?.type === CT_HANDSHAKE ? earlyDataTaken(inner.content) : null;
+}
+
+/**
+ * Whether a server took a client's early data, from its handshake messages (`hs`, from their start: over TCP a
+ * record's, in QUIC its Handshake packets' CRYPTO stream): true when its EncryptedExtensions, the first, has the
+ * early_data extension (RFC 8446 §4.2.10), false when it has not; null before that message has come whole.
+ */
+export function earlyDataTaken(hs: Buffer): boolean | null {
+  if (hs.length < 6 || hs[0] !== HS_ENCRYPTED_EXTENSIONS || hs.length < 4 + hs.readUIntBE(1, 3)) return null;
   const msgEnd = Math.min(hs.length, 4 + hs.readUIntBE(1, 3));
   const extEnd = Math.min(msgEnd, 6 + hs.readUInt16BE(4));
   for (let at = 6; at + 4 <= extEnd; at += 4 + hs.readUInt16BE(at + 2)) {

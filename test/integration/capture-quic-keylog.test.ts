@@ -1,7 +1,7 @@
 // QUIC with a key log: ngtcp2's HTTP/3 client (on GnuTLS) asks ngtcp2's server in a lab namespace for three files
 // (one missing, one large enough to span its key updates), writing SSLKEYLOGFILE, while `tapscope capture --keylog`
 // follows the key log; a second client writes no key log; a third resumes the first's session and sends its requests
-// as early data (0-RTT). The capture (AF_PACKET: packets only) decrypts the first connection's 1-RTT packets and reads
+// as early data (0-RTT), and a fourth does the same to another server, which declines it. The capture (AF_PACKET: packets only) decrypts the first connection's 1-RTT packets and reads
 // its HTTP/3 requests and answers, the ones the client printed, and the third's 0-RTT packets; tshark, given no key log,
 // decrypts the file with the secrets the capture wrote into it; the second connection says it has none.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -18,6 +18,10 @@ const t = useTlsLab('tsc-quickl', '10.202.41');
 const HOST = 'h3.tapscope.test';
 
 let server: ChildProcess;
+/** a server of its own: the first one's session tickets mean nothing to it, so it declines early data */
+let declining: ChildProcess;
+const DECLINING_PORT = '4443';
+let declinedLog = '';
 let out = '';
 let keys = '';
 let stderr = '';
@@ -26,10 +30,10 @@ let earlyLog = '';
 let flows: Flow[] = [];
 
 /** gtlsclient in the node namespace: GET each path over HTTP/3 from the server's UDP port 443; its output (headers). */
-async function h3Client(paths: string[], keylog: string | null, extra: string[] = []): Promise<string> {
+async function h3Client(paths: string[], keylog: string | null, extra: string[] = [], port = '443'): Promise<string> {
   const env = keyLogEnv(keylog);
   const r = await t.lab.execIn(t.lab.nodeNs, 'gtlsclient', ['--no-quic-dump', '--exit-on-all-streams-close', '--timeout=10s', ...extra,
-    t.lab.serverIp, '443', ...paths.map((p) => `https://${HOST}${p}`)], { timeoutMs: 30_000, env });
+    t.lab.serverIp, port, ...paths.map((p) => `https://${HOST}${p}`)], { timeoutMs: 30_000, env });
   expect(r.code, r.stderr).toBe(0);
   return r.stdout + r.stderr;
 }
@@ -40,18 +44,20 @@ beforeAll(async () => {
   writeFileSync(join(docs, 'small'), 'hello over http/3\n');
   writeFileSync(join(docs, 'large'), randomBytes(400_000));
   server = t.lab.spawnIn(t.lab.serverNs, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', '443', t.ca.key, t.ca.cert]);
+  declining = t.lab.spawnIn(t.lab.serverNs, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', DECLINING_PORT, t.ca.key, t.ca.cert]);
   await new Promise((r) => setTimeout(r, 500));
   keys = join(t.dir, 'sslkeys.log');
   writeFileSync(keys, '');
   out = join(t.dir, 'quic.pcapng');
   const env = { TAPSCOPE_HOME: join(t.dir, 'home'), TAPSCOPE_LOCAL_NETNS: t.lab.nodeNs };
-  const cap = startCli(['capture', '--mode', 'afpacket', '--duration', '8', '--keylog', keys, '--out', out], env);
+  const cap = startCli(['capture', '--mode', 'afpacket', '--duration', '10', '--keylog', keys, '--out', out], env);
   await cap.waitFor(': capturing');
   await cap.waitFor('following the key log');
   const resume = [`--session-file=${join(t.dir, 'session')}`, `--tp-file=${join(t.dir, 'tp')}`];
   clientLog = await h3Client(['/q/small', '/q/missing', '/q/large'], keys, ['--key-update=2ms', ...resume]);
   await h3Client(['/q/small'], null);
   earlyLog = await h3Client(['/q/small', '/q/missing'], keys, resume);
+  declinedLog = await h3Client(['/q/small', '/q/missing'], keys, resume, DECLINING_PORT);
   expect(await cap.exited, cap.stderr()).toBe(0);
   stderr = cap.stderr();
   flows = (await flowsJson(out, env)).filter((f) => f.app === 'quic');
@@ -59,12 +65,13 @@ beforeAll(async () => {
 
 afterAll(() => {
   server?.kill();
+  declining?.kill();
 });
 
 describe('capture --keylog with QUIC', () => {
   it('counts the QUIC connection among those the key log decrypted', () => {
-    expect(flows).toHaveLength(3);
-    expect(stderr).toContain('key log: 2 of 3 TLS connections decrypted');
+    expect(flows).toHaveLength(4);
+    expect(stderr).toContain('key log: 3 of 4 TLS connections decrypted');
   });
 
   it("reads the decrypted connection's HTTP/3 requests and the statuses the client was given", () => {
@@ -98,7 +105,7 @@ describe('capture --keylog with QUIC', () => {
   it("reads the HTTP/3 requests a resumed connection sent as early data: every 0-RTT packet tshark decrypts", async () => {
     // (the client logs each packet it sends: its requests went in 0-RTT packets)
     expect(earlyLog).toMatch(/frm tx \d+ 0RTT STREAM\(0x0b\) id=0x0 fin=1/);
-    const f = flows.find((x) => x.tls?.keylog?.earlyData)!;
+    const f = flows.find((x) => x.tls?.keylog?.earlyData && x.dst.port === 443)!;
     expect(f, JSON.stringify(flows.map((x) => x.tls?.keylog))).toBeDefined();
     const port = String(f.src.port);
     const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} && quic.long.packet_type == 1`, '-T', 'fields', '-e', 'quic.stream.stream_id']);
@@ -131,6 +138,37 @@ describe('capture --keylog with QUIC', () => {
     expect(h.tls!.keylog!.earlyData).toEqual({ status: 'not-decrypted', records: zeroRtt.length, reason: 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it' });
     // (the server's answers are read; the requests they answer are not)
     expect(h.http.map((x) => [x.path, x.status]).sort()).toEqual([[null, 200], [null, 404]]);
+  });
+
+  it('says a server declined early data (its EncryptedExtensions), and reads the requests the client sent again, not the declined ones', async () => {
+    expect(declinedLog).toContain('Early data was rejected by server');
+    expect(declinedLog).toMatch(/frm tx \d+ 0RTT STREAM\(0x0b\) id=0x0 fin=1/);
+    const f = flows.find((x) => x.dst.port === Number(DECLINING_PORT))!;
+    expect(f, JSON.stringify(flows.map((x) => x.dst.port))).toBeDefined();
+    const port = String(f.src.port);
+    const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} && quic.long.packet_type == 1`, '-T', 'fields', '-e', 'frame.number']);
+    expect(r.code, r.stderr).toBe(0);
+    const zeroRtt = r.stdout.split('\n').filter(Boolean);
+    expect(zeroRtt.length).toBeGreaterThan(0);
+    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'rejected', records: zeroRtt.length, reason: null } });
+    // (the client's requests again, in 1-RTT packets, and the answers)
+    expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
+      { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
+      { method: 'GET', host: HOST, path: '/q/small', status: 200 },
+    ]);
+    expect(f.tls!.client!.plaintext).toBe(true);
+    // (without the client's 1-RTT packets its requests are not read: the declined early data is not taken for them)
+    const only = join(t.dir, 'declined-no-client-1rtt.pcapng');
+    const w = await run('tshark', ['-r', out, '-Y', `udp.port == ${port} && !(udp.srcport == ${port} && quic.header_form == 0)`, '-w', only]);
+    expect(w.code, w.stderr).toBe(0);
+    const bare = join(t.dir, 'declined-no-client-1rtt.pcap');
+    const c = await run('tcpdump', ['-r', only, '-w', bare]);
+    expect(c.code, c.stderr).toBe(0);
+    const g = (await flowsJson(bare, { TAPSCOPE_HOME: join(t.dir, 'home') }, undefined, ['--keylog', keys])).find((x) => x.src.port === f.src.port)!;
+    expect(g.tls!.keylog!.earlyData).toEqual({ status: 'rejected', records: zeroRtt.length, reason: null });
+    expect(g.http.map((x) => [x.path, x.status]).sort()).toEqual([[null, 200], [null, 404]]);
+    expect(g.tls!.client!.plaintext).toBe(false);
+    expect((await flowsJson(out, { TAPSCOPE_HOME: join(t.dir, 'home') }, 'tls.early_data == "rejected"')).map((x) => x.src.port)).toEqual([f.src.port]);
   });
 
   it("tshark, given no key log, finds the connection's HTTP/3 streams in the file", async () => {
