@@ -346,6 +346,15 @@ export class Http1Parser {
     return b;
   }
 
+  /**
+   * A request side whose request was answered 101 Switching Protocols (a WebSocket's, say): its bytes from now on are
+   * the new protocol's, not read (an HTTP/1 parser looking for requests in them could take a line of them for one).
+   */
+  upgraded(): void {
+    this.buf = EMPTY;
+    this.state = 'tunnel';
+  }
+
   /** A request side after a CONNECT that was refused: the bytes held since are requests again (the messages they complete). */
   resume(ts: number): HttpMessage[] {
     if (this.state !== 'connect') return NO_MESSAGES;

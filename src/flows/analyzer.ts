@@ -655,7 +655,7 @@ export class Analyzer {
     this.keyLog = options.keyLog ?? null;
     // why: without details an exchange keeps no body and no header but Host (the summaries' host), so its
     // parsers keep none either
-    this.http1Options = this.opts.details ? {} : { bodies: false, headers: ['host'] };
+    this.http1Options = this.opts.details ? {} : { bodies: false, headers: ['host', 'upgrade'] };
   }
 
   /**
@@ -1883,6 +1883,7 @@ export class Analyzer {
         s.status = status;
         if (m.unfinished) s.unfinished = true;
       }
+      if (status === 101) this.switched(fs, x, m, source);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
         const c = fs.c2s !== DONE ? fs.c2s?.http1 : null;
@@ -1915,6 +1916,16 @@ export class Analyzer {
       responseBody: this.bodyOf(x, m), source, startedAt: m.ts, ...(m.unfinished ? { unfinished: true } : {}),
     });
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
+  }
+
+  /**
+   * A 101 Switching Protocols answer: the connection speaks another protocol from here on, both ways (the answer's side
+   * stops reading as it takes the answer). A WebSocket's plain connection is named so (`app`), as Wireshark does.
+   */
+  private switched(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
+    const req = source === 'plain' ? (fs.c2s !== DONE ? fs.c2s?.http1 : null) : x.hook?.decrypted.c2s?.http1;
+    req?.upgraded();
+    if (source === 'plain' && fs.flow.app === 'http' && header(m.headers, 'upgrade')?.toLowerCase() === 'websocket') fs.flow.app = 'websocket';
   }
 
   // ---- decrypted plaintext ----

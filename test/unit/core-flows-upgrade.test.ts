@@ -1,0 +1,72 @@
+// 101 Switching Protocols: after it the connection speaks another protocol both ways, so neither side is read as HTTP/1
+// any more (a WebSocket message that reads like a request is no request); a plain WebSocket connection is named so.
+import { describe, it, expect } from 'vitest';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { Analyzer } from '../../src/flows/analyzer.js';
+import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
+import type { Flow } from '../../src/model/flow.js';
+
+const client = { ip: '10.202.46.1', port: 43400 };
+const server = { ip: '10.202.46.2', port: 80 };
+
+const upgrade = Buffer.from('GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+  + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+const switched = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+  + 'Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n');
+const text = 'GET /not-a-request HTTP/1.1\r\nHost: ws.test\r\n\r\n';
+
+/** A client's WebSocket text frame (RFC 6455 §5.2), masked with a key of zeros (any key is allowed): the text as it is. */
+function clientFrame(t: string): Buffer {
+  const p = Buffer.from(t);
+  return Buffer.concat([Buffer.from([0x81, 0x80 | p.length, 0, 0, 0, 0]), p]);
+}
+
+/** A server's frame, not masked. */
+function serverFrame(t: string): Buffer {
+  const p = Buffer.from(t);
+  return Buffer.concat([Buffer.from([0x81, p.length]), p]);
+}
+
+function flowsOf(buf: Buffer): Flow[] {
+  const a = new Analyzer();
+  const feed = a.stream();
+  for (const b of parseBuffer(buf)) feed(b);
+  a.endCapture();
+  return a.flows();
+}
+
+describe('101 Switching Protocols', () => {
+  it('a WebSocket: its frames are not read as HTTP, and the connection is named websocket', () => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, client, server, [upgrade, clientFrame(text), clientFrame('hello')], [switched, serverFrame('HTTP/1.1 200 OK\r\n\r\n')]);
+    const [f] = flowsOf(b.build());
+    expect(f!.http).toEqual([{ method: 'GET', host: 'ws.test', path: '/chat', status: 101 }]);
+    expect(f!.app).toBe('websocket');
+  });
+
+  it('an upgrade the server declines: the connection stays HTTP/1 and its next request is read', () => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, client, server, [upgrade, Buffer.from('GET /next HTTP/1.1\r\nHost: ws.test\r\n\r\n')],
+      [Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
+    const [f] = flowsOf(b.build());
+    expect(f!.http.map((h) => [h.path, h.status])).toEqual([['/chat', 200], ['/next', 204]]);
+    expect(f!.app).toBe('http');
+  });
+
+  it('over TLS, decrypted by the hooks: the same, the connection still TLS', () => {
+    const b = new CaptureBuilder();
+    const tls = { ...server, port: 443 };
+    const attrs = { pid: 100, comm: 'node', lib: 'openssl', proto: 'http' };
+    tcpConversation(b, client, tls, [fixtureClientHello()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])], {
+      afterTurn: () => {
+        b.tls(client, tls, 'out', upgrade, attrs);
+        b.tls(tls, client, 'in', switched, attrs);
+        b.tls(client, tls, 'out', clientFrame(text), { ...attrs, proto: 'data' });
+        b.tls(tls, client, 'in', serverFrame('HTTP/1.1 200 OK\r\n\r\n'), { ...attrs, proto: 'data' });
+      },
+    });
+    const [f] = flowsOf(b.build());
+    expect(f!.http).toEqual([{ method: 'GET', host: 'ws.test', path: '/chat', status: 101 }]);
+    expect(f!.app).toBe('tls');
+  });
+});
