@@ -377,8 +377,21 @@ export function parseServerHello(stream: Buffer): ServerHello | null | 'incomple
   const msg = firstHandshakeMessage(stream);
   if (msg === null || msg === 'incomplete') return msg;
   if (msg.type !== HS_SERVER_HELLO) return null;
+  return parseServerHelloBody(msg.buf, msg.start, msg.end);
+}
+
+/** A ServerHello from a bare handshake message (4-byte handshake header + body), as parseClientHelloMessage. */
+export function parseServerHelloMessage(msg: Buffer): ServerHello | null | 'incomplete' {
+  if (msg.length < 4) return msg.length > 0 && msg[0] !== HS_SERVER_HELLO ? null : 'incomplete';
+  if (msg[0] !== HS_SERVER_HELLO) return null;
+  const len = msg.readUIntBE(1, 3);
+  if (msg.length < 4 + len) return 'incomplete';
+  return parseServerHelloBody(msg, 4, 4 + len);
+}
+
+function parseServerHelloBody(buf: Buffer, start: number, end: number): ServerHello | null {
   try {
-    return readServerHello(msg.buf, msg.start, msg.end);
+    return readServerHello(buf, start, end);
   } catch (e) {
     if (e instanceof RangeError) return null;
     throw e;
@@ -461,15 +474,15 @@ function ja4Alpn(alpn: string[]): string {
 }
 
 /** The three JA4 sections before hashing (JA4_r), useful for debugging and partial matching. */
-export function ja4Raw(ch: ClientHello, transport: 'tcp' | 'quic'): { a: string; ciphers: string; extensions: string } {
+export function ja4Raw(ch: ClientHello, transport: HelloTransport): { a: string; ciphers: string; extensions: string } {
   const versions = noGrease(ch.supportedVersions);
-  // why: the spec takes the highest supported_versions value when the extension exists; numeric max is
-  // right for TLS (DTLS numbers run backwards but DTLS never reaches here).
-  const ver = versions.length > 0 && ch.extensions.includes(EXT_SUPPORTED_VERSIONS) ? Math.max(...versions) : ch.version;
+  // why: the spec takes the highest supported_versions value when the extension exists: numerically for TLS; DTLS's
+  // numbers run backwards (DTLS 1.3 is 0xfefc, 1.2 0xfefd), so its highest is the smallest
+  const ver = versions.length > 0 && ch.extensions.includes(EXT_SUPPORTED_VERSIONS) ? (transport === 'dtls' ? Math.min(...versions) : Math.max(...versions)) : ch.version;
   const ciphers = noGrease(ch.ciphers);
   const exts = noGrease(ch.extensions);
   const count = (n: number): string => String(Math.min(n, 99)).padStart(2, '0');
-  const a = (transport === 'quic' ? 'q' : 't') + (JA4_VERSIONS[ver] ?? '00') + (exts.includes(EXT_SERVER_NAME) ? 'd' : 'i') +
+  const a = (transport === 'quic' ? 'q' : transport === 'dtls' ? 'd' : 't') + (JA4_VERSIONS[ver] ?? '00') + (exts.includes(EXT_SERVER_NAME) ? 'd' : 'i') +
     count(ciphers.length) + count(exts.length) + ja4Alpn(ch.alpn);
   const sortedCiphers = ciphers.map(hex4).sort().join(',');
   const sortedExts = exts.filter((e) => e !== EXT_SERVER_NAME && e !== EXT_ALPN).map(hex4).sort().join(',');
@@ -478,7 +491,10 @@ export function ja4Raw(ch: ClientHello, transport: 'tcp' | 'quic'): { a: string;
 }
 
 /** FoxIO JA4 (a_b_c) per https://github.com/FoxIO-LLC/ja4/blob/main/technical_details/JA4.md */
-export function ja4(ch: ClientHello, transport: 'tcp' | 'quic'): string {
+/** What carried a ClientHello: TCP (TLS), QUIC's Initial packets, or DTLS records over UDP; JA4's first letter. */
+export type HelloTransport = 'tcp' | 'quic' | 'dtls';
+
+export function ja4(ch: ClientHello, transport: HelloTransport): string {
   const raw = ja4Raw(ch, transport);
   const b = raw.ciphers.length === 0 ? '000000000000' : sha12(raw.ciphers);
   // why: the spec sets JA4_c to zeros when the sorted extension list (without SNI/ALPN) is empty

@@ -1,12 +1,16 @@
 // The flow table: pcapng blocks in (one or more node streams), Flow records out. Decodes packets, orients
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
-import { parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, MAX_RECORD, RECORD_HEADER, type ClientHello, type ServerHello } from '../dissect/tls.js';
+import {
+  parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, MAX_RECORD, RECORD_HEADER, type ClientHello, type HelloTransport,
+  type ServerHello,
+} from '../dissect/tls.js';
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { parseDns } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { QuicDecryptor } from '../dissect/quic-decrypt.js';
+import { DtlsHandshake, looksLikeDtlsClientHello } from '../dissect/dtls.js';
 import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
 import { ldapPrelude, natsPrelude, tdsPrelude, textPrelude, xmppPrelude, type UpgradeApp, type UpgradePrelude } from '../dissect/starttls.js';
 import { endpointText } from '../util/ip.js';
@@ -64,7 +68,7 @@ export interface AnalyzerCounters {
   gaps: number;
 }
 
-type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | DbApp | UpgradeApp | 'unknown';
+type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'quic' | 'dtls' | DbApp | UpgradeApp | 'unknown';
 
 /** the databases whose login message names the user (and database), plain or decrypted */
 const LOGIN_APPS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'mssql']);
@@ -87,6 +91,8 @@ const MAX_HTTP_SUMMARIES = 1000;
 // why: a ClientHello with post-quantum key shares spans two or three Initials; a client that never
 // completes one (or a damaged capture) must not keep a parser forever
 const MAX_QUIC_DATAGRAMS = 8;
+/** Datagrams of a DTLS flow read for its hellos (a HelloVerifyRequest round, retransmissions, a fragmented hello). */
+const MAX_DTLS_DATAGRAMS = 16;
 const QUIC_PORT = 443;
 const HOOK_ONLY_NOTE = 'note: this connection was seen only through TLS hooks, no packet of it was captured (it ran in another network namespace, such as a container or pod, or on an interface the capture did not cover)';
 
@@ -182,6 +188,8 @@ interface FlowExtra {
   keys?: FlowKeys;
   /** a QUIC connection's decryption with a key log (see quicDatagram) */
   quicKeys?: QuicDecryptor;
+  /** a DTLS flow's handshake messages, each side's, while its hellos are read (null after) */
+  dtls?: { c: DtlsHandshake; s: DtlsHandshake; datagrams: number } | null;
 }
 
 /** A TLS connection's decryption with a key log's secrets. */
@@ -417,14 +425,14 @@ function hookState(x: FlowExtra): HookState {
  * Hashes the hello fields JA3/JA4 depend on (helloFields: the parser's packed fields, no copy) and the
  * transport into H1 and H2. Cheaper to hash and compare than joined decimal text.
  */
-function hashHello(fields: Uint16Array, quic: boolean): void {
+function hashHello(fields: Uint16Array, transport: HelloTransport): void {
   hashStart();
   for (let i = 0; i < fields.length; i++) mix(fields[i]!);
-  mix(quic ? 1 : 0);
+  mix(transport === 'quic' ? 1 : transport === 'dtls' ? 2 : 0);
 }
 
 /** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
-interface Fingerprint { fields: Uint16Array; quic: boolean; ja3: string; ja3Hash: string; ja4: string }
+interface Fingerprint { fields: Uint16Array; transport: HelloTransport; ja3: string; ja3Hash: string; ja4: string }
 
 function sameFields(a: Uint16Array, b: Uint16Array): boolean {
   if (a.length !== b.length) return false;
@@ -1205,6 +1213,7 @@ export class Analyzer {
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
     if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES && d.payloadEnd > d.payloadStart) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
     if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
+      if (fs.app === 'dtls' || (fs.app === 'classify' && fromClient && looksLikeDtlsClientHello(d.payload))) return this.onDtls(fs, d, fromClient);
       if (fs.app === 'classify' || fs.quic) this.onQuic(fs, d, fromClient);
       const qd = fs.x?.quicKeys;
       if (qd) this.quicDatagram(fs, qd, d.payload, fromClient);
@@ -1226,6 +1235,37 @@ export class Analyzer {
       entry.rcode = msg.rcode;
       entry.answers = msg.answers.map((a) => `${a.type} ${a.data}`);
     }
+  }
+
+  /**
+   * A DTLS flow (its first client datagram a ClientHello in a DTLS record): its hellos, from its first datagrams (see
+   * dtls.ts), give its SNI, ALPN, JA3 and JA4 ("d"), version and cipher, as TLS's do.
+   */
+  private onDtls(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
+    if (fs.app !== 'dtls') {
+      fs.app = 'dtls';
+      fs.flow.app = 'dtls';
+      this.ensureTls(fs);
+    }
+    const x = extra(fs);
+    if (x.dtls === null) return;
+    const st = x.dtls ??= { c: new DtlsHandshake(), s: new DtlsHandshake(), datagrams: 0 };
+    if (fromClient && !fs.chDone) {
+      st.c.push(d.payload);
+      const ch = st.c.clientHello();
+      if (ch) {
+        fs.chDone = true;
+        this.applyClientHello(fs, ch, 'dtls');
+      }
+    } else if (!fromClient && !fs.shDone) {
+      st.s.push(d.payload);
+      const sh = st.s.serverHello();
+      if (sh) {
+        fs.shDone = true;
+        this.applyServerHello(fs, sh);
+      }
+    }
+    if ((fs.chDone && fs.shDone) || ++st.datagrams >= MAX_DTLS_DATAGRAMS) x.dtls = null;
   }
 
   /**
@@ -1722,7 +1762,7 @@ export class Analyzer {
     return fs.flow.tls;
   }
 
-  private applyClientHello(fs: FlowState, ch: ClientHello, transport: 'tcp' | 'quic' = 'tcp'): void {
+  private applyClientHello(fs: FlowState, ch: ClientHello, transport: HelloTransport = 'tcp'): void {
     const tls = this.ensureTls(fs);
     // (the time of the packet that completed the hello: never before the handshake began)
     if (this.nodes.get(fs.flow.node)?.mode === 'ebpf') extra(fs).helloAt ??= fs.flow.lastSeen;
@@ -1730,15 +1770,14 @@ export class Analyzer {
     // why: one client sends the same hello fields on every connection; hashing them once per distinct set
     // instead of per flow was a sixth of the time on captures with many short TLS connections.
     const fields = helloFields(ch);
-    const quic = transport === 'quic';
-    hashHello(fields, quic);
+    hashHello(fields, transport);
     // why: a number key (53 bits of the 64-bit hash): no string built and hashed per hello
     const hash = (LANES[H1]! >>> 0) * 0x200000 + (LANES[H2]! >>> 11);
     let fp = this.fingerprints.get(hash);
-    if (!fp || fp.quic !== quic || !sameFields(fp.fields, fields)) {
+    if (!fp || fp.transport !== transport || !sameFields(fp.fields, fields)) {
       const j3 = ja3(ch);
       // why a copy: the parser's fields are a view of a shared block
-      fp = { fields: fields.slice(), quic, ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
+      fp = { fields: fields.slice(), transport, ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
       if (this.fingerprints.size >= 4096) this.fingerprints.clear();
       this.fingerprints.set(hash, fp);
     }

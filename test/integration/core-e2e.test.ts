@@ -3,7 +3,6 @@
 // own) and JA4 (computed here independently from tshark's dissection), and the decrypted HTTP requests.
 // Also: a capture killed with SIGKILL leaves a session that reopens with every complete packet.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -17,6 +16,7 @@ import type { Flow } from '../../src/model/flow.js';
 import type { FlowDetail, SessionSummary } from '../../src/api/contract.js';
 import type { NodeStatus } from '../../src/targets/target.js';
 import { ROOT, cliArgv, runCli, startCli } from './core-cli.js';
+import { ja4Fields, ja4FromTshark } from '../lib/tshark-ja4.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 
 const PORTS = [443, 8443];
@@ -35,44 +35,8 @@ function flowOf(c: TlsClient): Flow | undefined {
   return flows.filter((x) => x.tls?.sni === `${c.name}.tapscope.test`).sort((a, b) => a.firstSeen - b.firstSeen).at(-1);
 }
 
-const isGrease = (v: number): boolean => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
-const hex4 = (v: number): string => v.toString(16).padStart(4, '0');
-const sha12 = (s: string): string => (s ? createHash('sha256').update(s).digest('hex').slice(0, 12) : '000000000000');
-
-/** FoxIO JA4 (TCP) from the ClientHello fields tshark dissected: an independent check of the core's JA4. */
-function ja4FromTshark(row: Record<string, string>): string {
-  const nums = (k: string): number[] => (row[k] ? row[k]!.split(',').filter(Boolean).map((x) => Number(x)) : []);
-  const ciphers = nums('tls.handshake.ciphersuite').filter((c) => !isGrease(c));
-  const allExts = nums('tls.handshake.extension.type');
-  const exts = allExts.filter((e) => !isGrease(e));
-  const versions = nums('tls.handshake.extensions.supported_version').filter((v) => !isGrease(v));
-  const v = versions.length ? Math.max(...versions) : Number(row['tls.handshake.version']);
-  const vname: Record<number, string> = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10', 0x0300: 's3' };
-  const alpn = (row['tls.handshake.extensions_alpn_str'] ?? '').split(',')[0] ?? '';
-  const a = `t${vname[v] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${String(Math.min(ciphers.length, 99)).padStart(2, '0')}${String(Math.min(exts.length, 99)).padStart(2, '0')}${alpn ? `${alpn[0]}${alpn[alpn.length - 1]}` : '00'}`;
-  const b = sha12(ciphers.map(hex4).sort().join(','));
-  // why: tshark lists signature_algorithms (13) and signature_algorithms_cert (50) values in one field; JA4
-  // uses only extension 13, so split the list by each extension's length, in wire order.
-  const allSigs = nums('tls.handshake.sig_hash_alg');
-  const sigLens = nums('tls.handshake.sig_hash_alg_len').map((n) => n / 2);
-  const sigExts = allExts.filter((e) => e === 13 || e === 50);
-  let sigs: string[] = [];
-  let at = 0;
-  sigExts.forEach((e, i) => {
-    const n = sigLens[i] ?? 0;
-    if (e === 13) sigs = allSigs.slice(at, at + n).map(hex4);
-    at += n;
-  });
-  const extList = exts.filter((e) => e !== 0 && e !== 0x10).map(hex4).sort().join(',');
-  const c = sha12(sigs.length ? `${extList}_${sigs.join(',')}` : extList);
-  return `${a}_${b}_${c}`;
-}
-
 async function tsharkHellos(file: string): Promise<Map<number, Record<string, string>>> {
-  const fields = ['tcp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', 'tls.handshake.ciphersuite', 'tls.handshake.extension.type',
-    'tls.handshake.extensions.supported_version', 'tls.handshake.sig_hash_alg', 'tls.handshake.sig_hash_alg_len',
-    'tls.handshake.extensions_alpn_str', 'tls.handshake.version',
-    'tls.handshake.extensions_server_name'];
+  const fields = ['tcp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', ...ja4Fields('tls'), 'tls.handshake.extensions_server_name'];
   const r = await run('tshark', ['-r', file, ...TSHARK_TLS_PORTS, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
     ...fields.flatMap((f) => ['-e', f])], { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);

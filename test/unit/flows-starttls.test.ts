@@ -213,7 +213,8 @@ describe('HTTPS through a proxy (CONNECT)', () => {
       { port: 3128, c2s: ['CONNECT git.example:22 HTTP/1.1\r\nHost: git.example:22\r\n\r\n', 'SSH-2.0-OpenSSH_9.2\r\n'], s2c: [established, 'SSH-2.0-OpenSSH_9.2p1\r\n'] },
       { port: 80, c2s: ['GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', hello], s2c: ['HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n', serverHello()] },
     ]);
-    expect(flows.map((f) => [f.app, f.tls, f.http.map((h) => h.status)])).toEqual([['http', null, [407]], ['http', null, [200]], ['http', null, [101]]]);
+    // (the upgraded connection a WebSocket: see core-flows-upgrade.test.ts)
+    expect(flows.map((f) => [f.app, f.tls, f.http.map((h) => h.status)])).toEqual([['http', null, [407]], ['http', null, [200]], ['websocket', null, [101]]]);
   });
 
   it('an interim answer (100 Continue) is not the request\'s status: the answer after it is', () => {

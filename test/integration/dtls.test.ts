@@ -1,0 +1,90 @@
+// DTLS, really: OpenSSL's and GnuTLS's DTLS 1.2 clients talk to `openssl s_server -dtls` (a HelloVerifyRequest round
+// first, then a certificate in fragments) while `tapscope capture` records them in AF_PACKET mode. Each connection is a
+// dtls flow with the SNI, ALPN, version and cipher suite tshark reads, tshark's JA3, and the JA4 computed here from
+// tshark's fields (the "d" prefix, DTLS versions), not from tapscope's parser.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import type { Flow } from '../../src/model/flow.js';
+import { cipherName } from '../../src/dissect/tls.js';
+import { run } from '../lib/lab.js';
+import { useTlsLab } from './tls-lab.js';
+import { captureLab, flowsJson } from './core-cli.js';
+import { ja4Fields, ja4FromTshark } from '../lib/tshark-ja4.js';
+
+const t = useTlsLab('tsc-dtls', '10.202.51');
+const PORT = 4433;
+
+let server: ChildProcess | null = null;
+let out = '';
+let flows: Flow[] = [];
+const said: Record<string, string> = {};
+/** tshark's first ClientHello of each client port, and the cipher suite of each ServerHello by client port */
+const hellos = new Map<number, Record<string, string>>();
+const ciphers = new Map<number, number>();
+
+const CLIENTS = {
+  openssl: (sni: string) => `(printf 'hello\\n'; sleep 1) | timeout 8 openssl s_client -dtls -connect ${t.lab.serverIp}:${PORT} -servername ${sni} -alpn coap -CAfile ${t.ca.ca}`,
+  gnutls: (sni: string) => `(printf 'hello\\n'; sleep 1) | timeout 8 gnutls-cli --udp --x509cafile=${t.ca.ca} --sni-hostname=${sni} --alpn=coap -p ${PORT} ${t.lab.serverIp}`,
+};
+
+beforeAll(async () => {
+  server = t.lab.spawnIn(t.lab.serverNs, 'openssl', ['s_server', '-dtls', '-accept', String(PORT), '-cert', t.ca.cert, '-key', t.ca.key, '-alpn', 'coap', '-quiet']);
+  await new Promise((r) => setTimeout(r, 700));
+  const cap = await captureLab(t.lab, t.dir, 'dtls.pcapng', 'afpacket', 6);
+  out = cap.out;
+  for (const [name, cmd] of Object.entries(CLIENTS)) {
+    const r = await t.lab.execIn(t.lab.nodeNs, 'sh', ['-c', cmd(`dtls-${name}.tapscope.test`)], { timeoutMs: 20_000 });
+    said[name] = r.stdout + r.stderr;
+  }
+  expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
+  flows = await flowsJson(out, cap.env);
+  const fields = ['udp.srcport', 'dtls.handshake.ja3', ...ja4Fields('dtls'), 'dtls.handshake.extensions_server_name'];
+  const r = await run('tshark', ['-r', out, '-Y', 'dtls.handshake.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,', ...fields.flatMap((f) => ['-e', f])]);
+  expect(r.code, r.stderr).toBe(0);
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const cells = line.split('\t');
+    const row = Object.fromEntries(fields.map((f, i) => [f, cells[i] ?? '']));
+    if (!hellos.has(Number(row['udp.srcport']))) hellos.set(Number(row['udp.srcport']), row);
+  }
+  const s = await run('tshark', ['-r', out, '-Y', 'dtls.handshake.type == 2', '-T', 'fields', '-e', 'udp.dstport', '-e', 'dtls.handshake.ciphersuite']);
+  expect(s.code, s.stderr).toBe(0);
+  for (const line of s.stdout.split('\n').filter(Boolean)) {
+    const [port, suite] = line.split('\t');
+    ciphers.set(Number(port), Number(suite));
+  }
+}, 90_000);
+
+afterAll(() => {
+  server?.kill();
+});
+
+describe('DTLS handshakes (OpenSSL and GnuTLS clients, AF_PACKET capture)', () => {
+  it('both clients completed their handshakes with the server', () => {
+    expect(said.openssl).toMatch(/Protocol\s*: DTLSv1\.2/);
+    expect(said.gnutls).toContain('Handshake was completed');
+  });
+
+  for (const name of Object.keys(CLIENTS)) {
+    it(`${name}: a dtls flow with tshark's SNI, ALPN, version, cipher and JA3, and the JA4 of tshark's fields`, () => {
+      const sni = `dtls-${name}.tapscope.test`;
+      const f = flows.find((x) => x.tls?.sni === sni);
+      expect(f, JSON.stringify(flows.map((x) => [x.app, x.dst.port, x.tls?.sni]))).toBeTruthy();
+      expect(f!.transport).toBe('udp');
+      expect(f!.app).toBe('dtls');
+      const row = hellos.get(f!.src.port);
+      expect(row, `tshark's ClientHello from port ${f!.src.port}`).toBeTruthy();
+      expect(row!['dtls.handshake.extensions_server_name']).toBe(sni);
+      expect(f!.tls!.alpn).toEqual(['coap']);
+      expect(f!.tls!.version).toBe('DTLS 1.2');
+      expect(f!.tls!.cipher).toBe(cipherName(ciphers.get(f!.src.port)!));
+      expect(f!.tls!.ja3Hash).toBe(row!['dtls.handshake.ja3']);
+      expect(f!.tls!.ja4).toBe(ja4FromTshark(row!, 'dtls'));
+      expect(f!.tls!.ja4).toMatch(/^dd2d/);
+    });
+  }
+
+  it('the filter finds them by app and by JA4', async () => {
+    const kept = await flowsJson(out, {}, 'app == "dtls" && tls.ja4 contains "dd2d"');
+    expect(kept.map((x) => x.tls!.sni).sort()).toEqual(['dtls-gnutls.tapscope.test', 'dtls-openssl.tapscope.test']);
+  });
+});
