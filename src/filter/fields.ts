@@ -51,7 +51,7 @@ function side(name: 'client' | 'server'): Record<string, FieldDef> {
 export const FIELDS: Record<string, FieldDef> = {
   id: { type: 'string', get: (f) => f.id, help: 'flow id', stable: true },
   transport: { type: 'string', columns: ['transport'], codes: TRANSPORTS, get: (f) => f.transport, help: 'tcp | udp', stable: true },
-  app: { type: 'string', get: (f) => f.app, help: 'tls, http, websocket, http2, grpc, dns, ssh, quic, postgres, mysql, redis, mssql, smtp, imap, pop3, ftp, nntp, sieve, ldap, xmpp, nats, unknown' },
+  app: { type: 'string', get: (f) => f.app, help: 'tls, http, websocket, http2, grpc, dns, ssh, quic, dtls, postgres, mysql, redis, mssql, smtp, imap, pop3, ftp, nntp, sieve, ldap, xmpp, nats, unknown' },
   node: { type: 'string', get: (f) => f.node, help: 'node or host the flow was captured on', stable: true },
   seenBy: { type: 'string', get: (f) => f.seenBy ?? 'packets', help: 'packets | hook-only (known only from decrypted TLS records, no packet captured)' },
   netns: { type: 'number', get: (f) => f.netns ?? undefined, help: 'network namespace inode of a hook-only flow from a namespace other than the capture\'s (absent otherwise)' },

@@ -1,7 +1,7 @@
 // DTLS, really: OpenSSL's and GnuTLS's DTLS 1.2 clients talk to `openssl s_server -dtls` (a HelloVerifyRequest round
 // first, then a certificate in fragments) while `tapscope capture` records them in AF_PACKET mode. Each connection is a
 // dtls flow with the SNI, ALPN, version and cipher suite tshark reads, tshark's JA3, and the JA4 computed here from
-// tshark's fields (the "d" prefix, DTLS versions), not from tapscope's parser.
+// tshark's fields (the "d" prefix, DTLS versions), not from tapscope's parser; the client's library is its process's.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import type { Flow } from '../../src/model/flow.js';
@@ -80,6 +80,9 @@ describe('DTLS handshakes (OpenSSL and GnuTLS clients, AF_PACKET capture)', () =
       expect(f!.tls!.ja3Hash).toBe(row!['dtls.handshake.ja3']);
       expect(f!.tls!.ja4).toBe(ja4FromTshark(row!, 'dtls'));
       expect(f!.tls!.ja4).toMatch(/^dd2d/);
+      // (the client's process, from the helper's socket records, names its library: DTLS is TLS's library's)
+      expect(f!.process?.comm).toBe(name === 'openssl' ? 'openssl' : 'gnutls-cli');
+      expect(f!.tls!.client).toMatchObject({ library: name, via: 'process', plaintext: false, reason: expect.stringContaining('afpacket') });
     });
   }
 
