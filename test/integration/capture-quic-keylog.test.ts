@@ -38,6 +38,27 @@ async function h3Client(paths: string[], keylog: string | null, extra: string[] 
   return r.stdout + r.stderr;
 }
 
+/** The client's 0-RTT packets from `port` (its flow's), as tshark counts them. */
+async function zeroRttPackets(port: string): Promise<number> {
+  const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} && quic.long.packet_type == 1`, '-T', 'fields', '-e', 'frame.number']);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.split('\n').filter(Boolean).length;
+}
+
+/**
+ * The connection of client port `port` without the client's 1-RTT packets, refiltered by tshark and copied by tcpdump
+ * into a classic pcap file `name`.pcap: no secrets blocks, only the key logs given when it is read.
+ */
+async function withoutClient1Rtt(port: string, name: string): Promise<string> {
+  const only = join(t.dir, `${name}.pcapng`);
+  const w = await run('tshark', ['-r', out, '-Y', `udp.port == ${port} && !(udp.srcport == ${port} && quic.header_form == 0)`, '-w', only]);
+  expect(w.code, w.stderr).toBe(0);
+  const bare = join(t.dir, `${name}.pcap`);
+  const c = await run('tcpdump', ['-r', only, '-w', bare]);
+  expect(c.code, c.stderr).toBe(0);
+  return bare;
+}
+
 beforeAll(async () => {
   const docs = join(t.dir, 'htdocs', 'q');
   mkdirSync(docs, { recursive: true });
@@ -108,24 +129,16 @@ describe('capture --keylog with QUIC', () => {
     const f = flows.find((x) => x.tls?.keylog?.earlyData && x.dst.port === 443)!;
     expect(f, JSON.stringify(flows.map((x) => x.tls?.keylog))).toBeDefined();
     const port = String(f.src.port);
-    const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} && quic.long.packet_type == 1`, '-T', 'fields', '-e', 'quic.stream.stream_id']);
-    expect(r.code, r.stderr).toBe(0);
-    const zeroRtt = r.stdout.split('\n').filter(Boolean);
-    expect(zeroRtt.length).toBeGreaterThan(0);
-    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'decrypted', records: zeroRtt.length, reason: null } });
+    const zeroRtt = await zeroRttPackets(port);
+    expect(zeroRtt).toBeGreaterThan(0);
+    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'decrypted', records: zeroRtt, reason: null } });
     expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
       { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
       { method: 'GET', host: HOST, path: '/q/small', status: 200 },
     ]);
     // (a client may send its early data again in 1-RTT packets once the handshake is done: without those, the requests
     // are read from the 0-RTT packets alone)
-    const only = join(t.dir, 'no-client-1rtt.pcapng');
-    const w = await run('tshark', ['-r', out, '-Y', `udp.port == ${port} && !(udp.srcport == ${port} && quic.header_form == 0)`, '-w', only]);
-    expect(w.code, w.stderr).toBe(0);
-    // (copied by tcpdump into a classic pcap file: no secrets blocks, only the key logs given below)
-    const bare = join(t.dir, 'no-client-1rtt.pcap');
-    const c = await run('tcpdump', ['-r', only, '-w', bare]);
-    expect(c.code, c.stderr).toBe(0);
+    const bare = await withoutClient1Rtt(port, 'no-client-1rtt');
     const env = { TAPSCOPE_HOME: join(t.dir, 'home') };
     const g = (await flowsJson(bare, env, undefined, ['--keylog', keys])).find((x) => x.src.port === f.src.port)!;
     expect(g.http.map((h) => h.path).sort()).toEqual(['/q/missing', '/q/small']);
@@ -134,8 +147,8 @@ describe('capture --keylog with QUIC', () => {
     writeFileSync(partial, readFileSync(keys, 'utf8').split('\n').filter((l) => !l.startsWith('CLIENT_EARLY_TRAFFIC_SECRET')).join('\n'));
     const h = (await flowsJson(bare, env, undefined, ['--keylog', partial])).find((x) => x.src.port === f.src.port)!;
     expect(h.tls!.keylog!.status).toBe('failed');
-    expect(h.tls!.keylog!.reason).toContain(`0-RTT (early data): ${zeroRtt.length} packet`);
-    expect(h.tls!.keylog!.earlyData).toEqual({ status: 'not-decrypted', records: zeroRtt.length, reason: 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it' });
+    expect(h.tls!.keylog!.reason).toContain(`0-RTT (early data): ${zeroRtt} packet`);
+    expect(h.tls!.keylog!.earlyData).toEqual({ status: 'not-decrypted', records: zeroRtt, reason: 'the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it' });
     // (the server's answers are read; the requests they answer are not)
     expect(h.http.map((x) => [x.path, x.status]).sort()).toEqual([[null, 200], [null, 404]]);
   });
@@ -146,11 +159,9 @@ describe('capture --keylog with QUIC', () => {
     const f = flows.find((x) => x.dst.port === Number(DECLINING_PORT))!;
     expect(f, JSON.stringify(flows.map((x) => x.dst.port))).toBeDefined();
     const port = String(f.src.port);
-    const r = await run('tshark', ['-r', out, '-Y', `udp.srcport == ${port} && quic.long.packet_type == 1`, '-T', 'fields', '-e', 'frame.number']);
-    expect(r.code, r.stderr).toBe(0);
-    const zeroRtt = r.stdout.split('\n').filter(Boolean);
-    expect(zeroRtt.length).toBeGreaterThan(0);
-    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'rejected', records: zeroRtt.length, reason: null } });
+    const zeroRtt = await zeroRttPackets(port);
+    expect(zeroRtt).toBeGreaterThan(0);
+    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'rejected', records: zeroRtt, reason: null } });
     // (the client's requests again, in 1-RTT packets, and the answers)
     expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
       { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
@@ -158,14 +169,9 @@ describe('capture --keylog with QUIC', () => {
     ]);
     expect(f.tls!.client!.plaintext).toBe(true);
     // (without the client's 1-RTT packets its requests are not read: the declined early data is not taken for them)
-    const only = join(t.dir, 'declined-no-client-1rtt.pcapng');
-    const w = await run('tshark', ['-r', out, '-Y', `udp.port == ${port} && !(udp.srcport == ${port} && quic.header_form == 0)`, '-w', only]);
-    expect(w.code, w.stderr).toBe(0);
-    const bare = join(t.dir, 'declined-no-client-1rtt.pcap');
-    const c = await run('tcpdump', ['-r', only, '-w', bare]);
-    expect(c.code, c.stderr).toBe(0);
+    const bare = await withoutClient1Rtt(port, 'declined-no-client-1rtt');
     const g = (await flowsJson(bare, { TAPSCOPE_HOME: join(t.dir, 'home') }, undefined, ['--keylog', keys])).find((x) => x.src.port === f.src.port)!;
-    expect(g.tls!.keylog!.earlyData).toEqual({ status: 'rejected', records: zeroRtt.length, reason: null });
+    expect(g.tls!.keylog!.earlyData).toEqual({ status: 'rejected', records: zeroRtt, reason: null });
     expect(g.http.map((x) => [x.path, x.status]).sort()).toEqual([[null, 200], [null, 404]]);
     expect(g.tls!.client!.plaintext).toBe(false);
     expect((await flowsJson(out, { TAPSCOPE_HOME: join(t.dir, 'home') }, 'tls.early_data == "rejected"')).map((x) => x.src.port)).toEqual([f.src.port]);
