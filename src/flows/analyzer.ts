@@ -2229,8 +2229,9 @@ export class Analyzer {
     const named = f.proxy?.src;
     const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
     const midstream = f.tls!.midstream === true;
-    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, ...where(f.src.ip) }, ctx);
-    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, ...where(f.dst.ip) }, ctx);
+    const dtls = fs.app === 'dtls';
+    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, dtls, ...where(f.src.ip) }, ctx);
+    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, dtls, ...where(f.dst.ip) }, ctx);
     if (f.seenBy === 'hook-only') {
       // why copies: verdicts from the fingerprint alone are shared between flows
       const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);

@@ -52,6 +52,8 @@ export interface SideInput {
   relayFor?: string | null;
   /** the connection's TLS began before the capture: no ClientHello of it to fingerprint */
   midstream?: boolean;
+  /** a DTLS connection (over UDP): the hooks tie the records they read to TCP connections only */
+  dtls?: boolean;
 }
 
 export interface CaptureContext {
@@ -167,6 +169,8 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
   return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
 }
 
+const DTLS_NOT_TIED = 'DTLS: the hooks tie the plaintext they read to TCP connections only, so the plaintext of this DTLS connection (over UDP) is not captured';
+
 const UNATTRIBUTED = ' hook read plaintext in this process that it could not tie to a connection (a read or write through a memory BIO, ' +
   'with no socket call of its thread to go by); this connection\'s may be among it, and is not shown rather than shown on a guess';
 
@@ -223,7 +227,9 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   }
   if (side === 'client' && input.relayFor) return relayed(input.relayFor, input.ja4);
   if (p && p.library) {
-    const reason = noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null);
+    // why first: a DTLS connection's records are read by the hooks of its library, but never tied to it, so any other
+    // reason (a hook that attached, plaintext it could not place) would send the reader the wrong way
+    const reason = input.dtls && ctx.mode === 'ebpf' && !noHookReason(p.library) ? DTLS_NOT_TIED : noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null);
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
     // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
     const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;

@@ -17,6 +17,8 @@ const PORT = 4433;
 let server: ChildProcess | null = null;
 let out = '';
 let flows: Flow[] = [];
+/** the OpenSSL client's flow again, captured in eBPF mode */
+let ebpfFlow: Flow | undefined;
 const said: Record<string, string> = {};
 /** tshark's first ClientHello of each client port, and the cipher suite of each ServerHello by client port */
 const hellos = new Map<number, Record<string, string>>();
@@ -46,6 +48,11 @@ beforeAll(async () => {
     const row = Object.fromEntries(fields.map((f, i) => [f, cells[i] ?? '']));
     if (!hellos.has(Number(row['udp.srcport']))) hellos.set(Number(row['udp.srcport']), row);
   }
+  // (again in eBPF mode: its library is hooked, but the hooks tie plaintext to TCP connections only)
+  const e = await captureLab(t.lab, t.dir, 'dtls-ebpf.pcapng', 'ebpf', 5);
+  await t.lab.execIn(t.lab.nodeNs, 'sh', ['-c', CLIENTS.openssl('dtls-ebpf.tapscope.test')], { timeoutMs: 20_000 });
+  expect(await e.cap.exited, e.cap.stderr()).toBe(0);
+  ebpfFlow = (await flowsJson(e.out, e.env)).find((x) => x.tls?.sni === 'dtls-ebpf.tapscope.test');
   const s = await run('tshark', ['-r', out, '-Y', 'dtls.handshake.type == 2', '-T', 'fields', '-e', 'udp.dstport', '-e', 'dtls.handshake.ciphersuite']);
   expect(s.code, s.stderr).toBe(0);
   for (const line of s.stdout.split('\n').filter(Boolean)) {
@@ -85,6 +92,12 @@ describe('DTLS handshakes (OpenSSL and GnuTLS clients, AF_PACKET capture)', () =
       expect(f!.tls!.client).toMatchObject({ library: name, via: 'process', plaintext: false, reason: expect.stringContaining('afpacket') });
     });
   }
+
+  it('in eBPF mode, says why its plaintext is not captured though its library is hooked: the hooks tie records to TCP connections', () => {
+    expect(ebpfFlow, 'the OpenSSL client\'s flow in the eBPF capture').toBeTruthy();
+    expect(ebpfFlow!.app).toBe('dtls');
+    expect(ebpfFlow!.tls!.client).toMatchObject({ library: 'openssl', via: 'process', plaintext: false, reason: expect.stringMatching(/^DTLS: the hooks tie the plaintext they read to TCP connections only/) });
+  });
 
   it('the filter finds them by app and by JA4', async () => {
     const kept = await flowsJson(out, {}, 'app == "dtls" && tls.ja4 contains "dd2d"');
