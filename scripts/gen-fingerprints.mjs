@@ -8,7 +8,7 @@
 // user runs it (default ALPN, SNI from the URL). JA3/JA4 come from src/dissect/tls.ts and are
 // cross-checked against tshark: JA3 against tshark's own ja3/ja3_full fields, JA4 against a JA4
 // assembled here from tshark's dissected fields (this tshark has no ja4 field). Any disagreement
-// fails the run.
+// fails the run. DTLS clients send their ClientHello to a UDP socket on 127.0.0.1:8444, which never answers.
 //
 // Usage (root): node scripts/gen-fingerprints.mjs [--fixtures] [--merge] [--out FILE] [--fixtures-dir DIR]
 //   --merge keeps the entries already in FILE and adds this machine's fingerprints that FILE lacks (a fingerprint
@@ -27,6 +27,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NETNS = 'tsd-fp';
 const HOST = 'fp.tapscope.test';
 const PORT = 8443;
+/** where the DTLS clients send their hellos (UDP) */
+const DTLS_PORT = 8444;
 const URL_ = `https://${HOST}:${PORT}/`;
 function option(name, fallback) {
   const i = process.argv.indexOf(name);
@@ -88,6 +90,7 @@ if (!process.argv.includes('--inside')) {
 // ---------- inner: inside the namespace ----------
 const { parseClientHello, ja3, ja4, ja4Raw } = await import('../src/dissect/tls.ts');
 const { QuicInitialParser } = await import('../src/dissect/quic.ts');
+const { DtlsHandshake } = await import('../src/dissect/dtls.ts');
 const dgram = await import('node:dgram');
 const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
@@ -127,6 +130,15 @@ if (have('git') && fs.existsSync('/usr/lib/git-core/git-remote-https')) {
 if (have('gnutls-cli')) {
   clients.push({ name: 'gnutls-cli', library: 'gnutls', libraryVersion: gnutlsVersion, client: `gnutls-cli ${gnutlsVersion}`,
     run: () => ['sh', '-c', `gnutls-cli -p ${PORT} ${HOST} </dev/null`] });
+}
+// DTLS: the same libraries' datagram TLS, as their own test clients use it (JA4 starts with d)
+if (have('openssl')) {
+  clients.push({ name: 'openssl-s_client-dtls', library: 'openssl', libraryVersion: opensslVersion, client: `openssl s_client -dtls ${opensslVersion}`,
+    run: () => ['sh', '-c', `openssl s_client -dtls -connect 127.0.0.1:${DTLS_PORT} -servername ${HOST} </dev/null`] });
+}
+if (have('gnutls-cli')) {
+  clients.push({ name: 'gnutls-cli-dtls', library: 'gnutls', libraryVersion: gnutlsVersion, client: `gnutls-cli --udp ${gnutlsVersion}`,
+    run: () => ['sh', '-c', `gnutls-cli --udp --insecure --sni-hostname=${HOST} -p ${DTLS_PORT} 127.0.0.1 </dev/null`] });
 }
 if (have('java')) {
   const jv = sh('java', ['-version']);
@@ -205,7 +217,7 @@ if (process.env.FP_ONLY) {
 
 // Raw server: read one ClientHello per connection, remember it under the client currently running.
 let current = null;
-/** @type {Map<string, {transport: 'tcp'|'quic', port: number, hello?: Buffer, datagrams?: Buffer[], ch: object}>} */
+/** @type {Map<string, {transport: 'tcp'|'quic'|'dtls', port: number, hello?: Buffer, datagrams?: Buffer[], ch: object}>} */
 const hellos = new Map();
 const server = net.createServer((sock) => {
   const name = current;
@@ -233,9 +245,26 @@ udp.on('message', (msg, rinfo) => {
   if (ch && ch !== 'incomplete') hellos.set(name, { transport: 'quic', port: rinfo.port, datagrams: st.datagrams, ch });
 });
 await new Promise((res) => udp.bind(PORT, '127.0.0.1', res));
+// DTLS: the same for each client port's datagrams until its ClientHello is whole (a client that gets no answer sends it again)
+const dtls = new Map();
+const dtlsUdp = dgram.createSocket('udp4');
+dtlsUdp.on('message', (msg, rinfo) => {
+  const name = current;
+  if (!name || hellos.has(name)) return;
+  // (a port's datagrams are the client's that was running when its first came: a client retransmits its hello while it
+  // waits, until it is stopped, and the next client may have started by then)
+  const st = dtls.get(rinfo.port) ?? { name, handshake: new DtlsHandshake(), datagrams: [] };
+  dtls.set(rinfo.port, st);
+  if (st.name !== name) return;
+  st.datagrams.push(msg);
+  st.handshake.push(msg);
+  const ch = st.handshake.clientHello();
+  if (ch) hellos.set(name, { transport: 'dtls', port: rinfo.port, datagrams: st.datagrams, ch });
+});
+await new Promise((res) => dtlsUdp.bind(DTLS_PORT, '127.0.0.1', res));
 
 const pcap = path.join(work, 'clienthellos.pcap');
-const dump = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `dst port ${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+const dump = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `dst port ${PORT} or dst port ${DTLS_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
 await new Promise((res, rej) => {
   let err = '';
   dump.stderr.on('data', (d) => {
@@ -268,6 +297,7 @@ dump.kill('SIGINT');
 await new Promise((r) => dump.on('exit', r));
 server.close();
 udp.close();
+dtlsUdp.close();
 
 // tshark's view of the same hellos, keyed by client port.
 const FIELDS = ['tcp.srcport', 'udp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', 'tls.handshake.version', 'tls.handshake.ciphersuite',
@@ -282,6 +312,16 @@ for (const line of tsharkOut.split('\n').filter(Boolean)) {
   const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
   const key = row['tcp.srcport'] ? `tcp:${row['tcp.srcport']}` : `quic:${row['udp.srcport']}`;
   // why: a client that gets no answer retransmits its Initial; the first hello per port is the one
+  if (!tshark.has(key)) tshark.set(key, row);
+}
+// (DTLS hellos: tshark's dtls.* fields, kept under the tls.* names the rest reads)
+const dtlsFields = FIELDS.map((f) => f.replace(/^tls\./, 'dtls.'));
+const dtlsOut = execFileSync('tshark', ['-r', pcap, '-d', `udp.port==${DTLS_PORT},dtls`, '-Y', 'dtls.handshake.type == 1', '-T', 'fields',
+  ...dtlsFields.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+for (const line of dtlsOut.split('\n').filter(Boolean)) {
+  const cols = line.split('\t');
+  const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
+  const key = `dtls:${row['udp.srcport']}`;
   if (!tshark.has(key)) tshark.set(key, row);
 }
 // why: tls.handshake.sig_hash_alg also occurs in signature_algorithms_cert and delegated_credentials;
@@ -306,6 +346,16 @@ for (const pkt of tree) {
   sigsDone.add(key);
   row['tls.handshake.sig_hash_alg'] = collect(layers.tls ?? layers.quic, 'tls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
 }
+const dtlsTree = JSON.parse(execFileSync('tshark', ['-r', pcap, '-d', `udp.port==${DTLS_PORT},dtls`, '-Y', 'dtls.handshake.type == 1', '-T', 'json', '--no-duplicate-keys'],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
+for (const pkt of dtlsTree) {
+  const layers = pkt._source.layers;
+  const key = `dtls:${collect(layers.udp, 'udp.srcport', '', true, [])[0]}`;
+  const row = tshark.get(key);
+  if (!row || sigsDone.has(key)) continue;
+  sigsDone.add(key);
+  row['tls.handshake.sig_hash_alg'] = collect(layers.dtls, 'dtls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
+}
 
 /** JA4 assembled from tshark's dissection only: an independent check of our parser and our JA4. */
 function ja4FromTshark(row, transport) {
@@ -316,14 +366,15 @@ function ja4FromTshark(row, transport) {
   const exts = list(row['tls.handshake.extension.type']).filter((v) => !grease(v));
   const sigs = list(row['tls.handshake.sig_hash_alg']).filter((v) => !grease(v));
   const sv = list(row['tls.handshake.extensions.supported_version']).filter((v) => !grease(v));
-  const ver = sv.length ? Math.max(...sv) : list(row['tls.handshake.version'])[0];
-  const vmap = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10', 0x0300: 's3' };
+  // (DTLS's version numbers run backwards: its highest is the smallest)
+  const ver = sv.length ? (transport === 'dtls' ? Math.min(...sv) : Math.max(...sv)) : list(row['tls.handshake.version'])[0];
+  const vmap = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10', 0x0300: 's3', 0xfeff: 'd1', 0xfefd: 'd2', 0xfefc: 'd3' };
   const alpn = row['tls.handshake.extensions_alpn_str'].split(',')[0] ?? '';
   const alnum = (c) => /[0-9A-Za-z]/.test(c);
   let al = '00';
   if (alpn.length > 0) al = alnum(alpn[0]) && alnum(alpn.at(-1)) ? alpn[0] + alpn.at(-1) : (() => { const h = Buffer.from(alpn, 'latin1').toString('hex'); return h[0] + h.at(-1); })();
   const n2 = (n) => String(Math.min(n, 99)).padStart(2, '0');
-  const a = `${transport === 'quic' ? 'q' : 't'}${vmap[ver] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${n2(ciphers.length)}${n2(exts.length)}${al}`;
+  const a = `${transport === 'quic' ? 'q' : transport === 'dtls' ? 'd' : 't'}${vmap[ver] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${n2(ciphers.length)}${n2(exts.length)}${al}`;
   const sha = (s) => createHash('sha256').update(s).digest('hex').slice(0, 12);
   const cs = ciphers.map(hex).sort().join(',');
   const es = exts.filter((e) => e !== 0 && e !== 0x10).map(hex).sort().join(',');

@@ -23,7 +23,7 @@ describe.skipIf(!isRoot)('fingerprint generation with real clients', () => {
     const r = spawnSync(process.execPath, ['scripts/gen-fingerprints.mjs', '--out', path.join(work, 'ja4.json'), '--fixtures-dir', work], {
       cwd: ROOT, encoding: 'utf8', timeout: 170_000,
       // chromium is slow to start and has no stable JA3; the rest cover every library once
-      env: { ...process.env, FP_ONLY: 'curl,openssl-s_client,python-urllib,node-https,wget,gnutls-cli,java-httpclient,go-net-http,nss-tstclnt' },
+      env: { ...process.env, FP_ONLY: 'curl,openssl-s_client,python-urllib,node-https,wget,gnutls-cli,openssl-s_client-dtls,gnutls-cli-dtls,java-httpclient,go-net-http,nss-tstclnt' },
     });
     expect(r.status, r.stderr).toBe(0);
     const live = (JSON.parse(fs.readFileSync(path.join(work, 'ja4.json'), 'utf8')) as { entries: Entry[] }).entries;
@@ -39,6 +39,8 @@ describe.skipIf(!isRoot)('fingerprint generation with real clients', () => {
       expect(c!.ja4, `${e.client} fingerprint changed: re-run scripts/gen-fingerprints.mjs --fixtures`).toBe(e.ja4);
       expect(c!.library).toBe(e.library);
     }
+    // (DTLS's fingerprints too: the d prefix)
+    expect(live.filter((e) => e.ja4.startsWith('d')).map((e) => e.library).sort()).toEqual(['gnutls', 'openssl']);
     // the namespace and its hosts file are gone afterwards
     expect(fs.existsSync('/etc/netns/tsd-fp')).toBe(false);
   });

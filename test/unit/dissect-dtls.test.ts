@@ -10,8 +10,13 @@ import { decodePacket } from '../../src/flows/decode.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { DtlsHandshake, looksLikeDtlsClientHello } from '../../src/dissect/dtls.js';
 import { ja3, ja4 } from '../../src/dissect/tls.js';
+import { lookupJa4 } from '../../src/verdict/index.js';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/pcapng/dtls-loopback.pcap');
+/** the DTLS clients' hellos scripts/gen-fingerprints.mjs captured, with the JA3 and JA4 made from tshark's fields */
+const GOLDEN = (JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/dissect/clienthellos.json'), 'utf8')) as {
+  hellos: { name: string; library: string; transport: string; datagramsHex?: string[]; expected: { ja4: string; ja3: string; ja3Full: string } }[];
+}).hellos.filter((h) => h.transport === 'dtls');
 
 /** The fixture's UDP payloads, in order, with their source ports. */
 function datagrams(): { sport: number; payload: Buffer }[] {
@@ -40,6 +45,20 @@ function records(type: number, length: number, frags: { seq: number; offset: num
     return Buffer.concat([rec, hs, bytes]);
   }));
 }
+
+describe('DTLS hellos of the fingerprint generator\'s clients (golden)', () => {
+  it('gives the JA3 and JA4 made from tshark\'s fields, and the fingerprint table names their library', () => {
+    expect(GOLDEN.map((h) => h.name).sort()).toEqual(['gnutls-cli-dtls', 'openssl-s_client-dtls']);
+    for (const h of GOLDEN) {
+      const hs = new DtlsHandshake();
+      for (const d of h.datagramsHex!) hs.push(Buffer.from(d, 'hex'));
+      const ch = hs.clientHello()!;
+      expect(ja4(ch, 'dtls'), h.name).toBe(h.expected.ja4);
+      expect(ja3(ch), h.name).toEqual({ string: h.expected.ja3Full, hash: h.expected.ja3 });
+      expect(lookupJa4(h.expected.ja4)?.library, h.name).toBe(h.library);
+    }
+  });
+});
 
 describe('DTLS hellos from a real capture (OpenSSL and GnuTLS clients)', () => {
   const a = new Analyzer();

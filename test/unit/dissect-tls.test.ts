@@ -14,12 +14,12 @@ import {
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
 interface HelloFixture {
-  name: string; library: string; transport: 'tcp' | 'quic'; clientPort: number; helloHex?: string; datagramsHex?: string[]; sni: string | null; alpn: string[];
+  name: string; library: string; transport: 'tcp' | 'quic' | 'dtls'; clientPort: number; helloHex?: string; datagramsHex?: string[]; sni: string | null; alpn: string[];
   expected: { ja4: string; ja3: string; ja3Full: string };
 }
 const all = JSON.parse(fs.readFileSync(path.join(FIX, 'clienthellos.json'), 'utf8')) as { hellos: HelloFixture[] };
-// QUIC hellos (datagramsHex) are covered by dissect-quic.test.ts
-const golden = { hellos: all.hellos.filter((h) => h.transport !== 'quic') as (HelloFixture & { helloHex: string })[] };
+// QUIC hellos (datagramsHex) are covered by dissect-quic.test.ts, DTLS hellos by dissect-dtls.test.ts
+const golden = { hellos: all.hellos.filter((h) => h.transport === 'tcp') as (HelloFixture & { helloHex: string })[] };
 
 function must(x: ClientHello | null | 'incomplete'): ClientHello {
   if (x === null || x === 'incomplete') throw new Error(`expected a ClientHello, got ${String(x)}`);
