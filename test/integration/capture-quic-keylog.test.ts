@@ -46,6 +46,21 @@ async function zeroRttPackets(port: string): Promise<number> {
 }
 
 /**
+ * Checks a resumed connection that sent early data: its 0-RTT packets as tshark counts them, the early data's `status`
+ * with that count, and its two requests with the server's answers. Returns the count.
+ */
+async function earlyConnection(f: Flow, status: 'decrypted' | 'rejected'): Promise<number> {
+  const zeroRtt = await zeroRttPackets(String(f.src.port));
+  expect(zeroRtt).toBeGreaterThan(0);
+  expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status, records: zeroRtt, reason: null } });
+  expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
+    { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
+    { method: 'GET', host: HOST, path: '/q/small', status: 200 },
+  ]);
+  return zeroRtt;
+}
+
+/**
  * The connection of client port `port` without the client's 1-RTT packets, refiltered by tshark and copied by tcpdump
  * into a classic pcap file `name`.pcap: no secrets blocks, only the key logs given when it is read.
  */
@@ -129,13 +144,7 @@ describe('capture --keylog with QUIC', () => {
     const f = flows.find((x) => x.tls?.keylog?.earlyData && x.dst.port === 443)!;
     expect(f, JSON.stringify(flows.map((x) => x.tls?.keylog))).toBeDefined();
     const port = String(f.src.port);
-    const zeroRtt = await zeroRttPackets(port);
-    expect(zeroRtt).toBeGreaterThan(0);
-    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'decrypted', records: zeroRtt, reason: null } });
-    expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
-      { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
-      { method: 'GET', host: HOST, path: '/q/small', status: 200 },
-    ]);
+    const zeroRtt = await earlyConnection(f, 'decrypted');
     // (a client may send its early data again in 1-RTT packets once the handshake is done: without those, the requests
     // are read from the 0-RTT packets alone)
     const bare = await withoutClient1Rtt(port, 'no-client-1rtt');
@@ -159,14 +168,8 @@ describe('capture --keylog with QUIC', () => {
     const f = flows.find((x) => x.dst.port === Number(DECLINING_PORT))!;
     expect(f, JSON.stringify(flows.map((x) => x.dst.port))).toBeDefined();
     const port = String(f.src.port);
-    const zeroRtt = await zeroRttPackets(port);
-    expect(zeroRtt).toBeGreaterThan(0);
-    expect(f.tls!.keylog).toMatchObject({ status: 'decrypted', reason: null, earlyData: { status: 'rejected', records: zeroRtt, reason: null } });
-    // (the client's requests again, in 1-RTT packets, and the answers)
-    expect([...f.http].sort((a, b) => a.path!.localeCompare(b.path!))).toEqual([
-      { method: 'GET', host: HOST, path: '/q/missing', status: 404 },
-      { method: 'GET', host: HOST, path: '/q/small', status: 200 },
-    ]);
+    // (the requests: the client's again, in 1-RTT packets, with the answers)
+    const zeroRtt = await earlyConnection(f, 'rejected');
     expect(f.tls!.client!.plaintext).toBe(true);
     // (without the client's 1-RTT packets its requests are not read: the declined early data is not taken for them)
     const bare = await withoutClient1Rtt(port, 'declined-no-client-1rtt');
