@@ -21,6 +21,8 @@ PKGS=(
   nats-server freetds-bin
   # an HTTP/3 client and server over QUIC (ngtcp2 on GnuTLS, nghttp3) that write SSLKEYLOGFILE
   ngtcp2-client ngtcp2-server
+  # a web server that takes HTTP/2 by upgrade from cleartext HTTP/1.1 (Upgrade: h2c; mod_http2)
+  apache2
   # a load balancer that sends (and a service that takes) the PROXY protocol header
   haproxy
   # a Service's DNAT on a node, as kube-proxy's rules make it (nft)

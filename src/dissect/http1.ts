@@ -325,8 +325,8 @@ export class Http1Parser {
   }
 
   /**
-   * After a proxy's 2xx answer to CONNECT: the bytes of the tunnel that followed the answer's head (empty when none
-   * yet), the parser's last; null while no such tunnel opened. What the client sends through it (TLS, mostly) is
+   * After a proxy's 2xx answer to CONNECT, or a 101 Switching Protocols: the bytes of the tunnel (or of the protocol
+   * switched to) that followed the answer's head since the last call (empty when none yet); null while none opened. What the client sends through it (TLS, mostly) is
    * not HTTP of this connection.
    */
   takeTunnel(): Buffer | null {
@@ -560,7 +560,7 @@ export class Http1Parser {
         }
         return false;
       case 'tunnel':
-        // (a CONNECT tunnel's bytes are kept for takeTunnel; an upgraded protocol's, after 101, are not read)
+        // (a CONNECT tunnel's bytes, or an upgraded protocol's after 101, are kept for takeTunnel; a request side's are not)
         if (this.tunneled !== null) this.tunneled = this.tunneled.length === 0 ? Buffer.from(this.buf) : Buffer.concat([this.tunneled, this.buf]);
         this.buf = EMPTY;
         return false;
@@ -655,8 +655,11 @@ export class Http1Parser {
     if (msg.kind === 'response') {
       const status = msg.status!;
       if (status >= 100 && status < 200) {
-        // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request
-        return status === 101 ? 'tunnel' : 'start';
+        // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request; after 101 the
+        // connection speaks the protocol it switched to, whose bytes are kept for takeTunnel (HTTP/2's, after h2c)
+        if (status !== 101) return 'start';
+        this.tunneled = EMPTY;
+        return 'tunnel';
       }
       const method = this.pendingMethods?.shift();
       if (method === 'HEAD' || status === 204 || status === 304) return 'start';

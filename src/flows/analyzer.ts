@@ -188,6 +188,8 @@ interface FlowExtra {
   keys?: FlowKeys;
   /** a QUIC connection's decryption with a key log (see quicDatagram) */
   quicKeys?: QuicDecryptor;
+  /** a 101 Switching Protocols answered the connection's HTTP/1: to HTTP/2 (h2c), read as such, or to another protocol, not read */
+  upgrade?: 'h2c' | 'other';
   /** a DTLS flow's handshake messages, each side's, while its hellos are read (null after) */
   dtls?: { c: DtlsHandshake; s: DtlsHandshake; datagrams: number } | null;
 }
@@ -1801,10 +1803,38 @@ export class Analyzer {
     if (dir.http1) {
       this.onMessages(fs, dir.http1.push(chunk, ts), 'plain', ts);
       const tunnel = dir.http1?.takeTunnel() ?? null;
-      if (tunnel !== null) this.openTunnel(fs, tunnel);
+      const upgrade = fs.x?.upgrade;
+      if (tunnel === null) return;
+      if (upgrade === 'h2c') this.toHttp2(fs, tunnel, ts);
+      // (another protocol: neither side is read any more)
+      else if (upgrade) {
+        this.stopDir(fs, true);
+        this.stopDir(fs, false);
+      } else this.openTunnel(fs, tunnel);
     } else if (dir.http2) {
       this.onMessages(fs, dir.http2.push(chunk, ts), 'plain', ts);
       if (dir.http2.failed) this.stopDir(fs, dir === fs.c2s);
+    }
+  }
+
+  /**
+   * A cleartext HTTP/1 connection upgraded to HTTP/2 (`Upgrade: h2c`, RFC 7540 §3.2): both sides are read as HTTP/2 from
+   * here on, the server's from `s2c` (its bytes after the 101's head); the upgrade request is stream 1, whose answer
+   * comes in HTTP/2 (switched()).
+   */
+  private toHttp2(fs: FlowState, s2c: Buffer, ts: number): void {
+    fs.app = 'http2';
+    fs.flow.app = 'http2';
+    const c = fs.c2s !== DONE ? fs.c2s : null;
+    const s = fs.s2c !== DONE ? fs.s2c : null;
+    if (c) {
+      c.http1 = null;
+      c.http2 = new Http2Parser('client');
+    }
+    if (s) {
+      s.http1 = null;
+      s.http2 = new Http2Parser('server');
+      if (s2c.length > 0) this.onMessages(fs, s.http2.push(s2c, ts), 'plain', ts);
     }
   }
 
@@ -1922,7 +1952,7 @@ export class Analyzer {
         s.status = status;
         if (m.unfinished) s.unfinished = true;
       }
-      if (status === 101) this.switched(fs, x, m, source);
+      if (status === 101) this.switched(fs, x, m, source, i);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
         const c = fs.c2s !== DONE ? fs.c2s?.http1 : null;
@@ -1961,10 +1991,19 @@ export class Analyzer {
    * A 101 Switching Protocols answer: the connection speaks another protocol from here on, both ways (the answer's side
    * stops reading as it takes the answer). A WebSocket's plain connection is named so (`app`), as Wireshark does.
    */
-  private switched(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
+  private switched(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted', i: number): void {
     const req = source === 'plain' ? (fs.c2s !== DONE ? fs.c2s?.http1 : null) : x.hook?.decrypted.c2s?.http1;
     req?.upgraded();
-    if (source === 'plain' && fs.flow.app === 'http' && header(m.headers, 'upgrade')?.toLowerCase() === 'websocket') fs.flow.app = 'websocket';
+    if (source !== 'plain') return;
+    const to = header(m.headers, 'upgrade')?.toLowerCase() ?? null;
+    x.upgrade = to === 'h2c' ? 'h2c' : 'other';
+    if (to === 'h2c') {
+      // (the upgrade request is stream 1: its answer, in HTTP/2, is its status)
+      x.exchanges[i]!.status = null;
+      x.exchangeStreams[i] = 1;
+      const s = fs.flow.http[i];
+      if (s) s.status = null;
+    } else if (fs.flow.app === 'http' && to === 'websocket') fs.flow.app = 'websocket';
   }
 
   // ---- decrypted plaintext ----
@@ -2111,6 +2150,8 @@ export class Analyzer {
       // of its bytes, no pass through the parser
       if (n > 0 && dd.http1.countableBody() >= n) dd.http1.countBody(n);
       else this.onMessages(fs, dd.http1.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
+      // (after a 101 the protocol switched to is not read: its bytes are let go)
+      dd.http1.takeTunnel();
       if (truncated) this.onMessages(fs, dd.http1.gap(), 'decrypted', tsMs);
     } else if (dd.http2) {
       this.onMessages(fs, dd.http2.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);

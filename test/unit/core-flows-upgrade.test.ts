@@ -4,6 +4,8 @@ import { describe, it, expect } from 'vitest';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
+import { H2_PREFACE } from '../../src/dissect/http2.js';
+import { SETTINGS, addIdx, frame, indexed, litIdx } from './export-h2-frames.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const client = { ip: '10.202.46.1', port: 43400 };
@@ -51,6 +53,22 @@ describe('101 Switching Protocols', () => {
     const [f] = flowsOf(b.build());
     expect(f!.http.map((h) => [h.path, h.status])).toEqual([['/chat', 200], ['/next', 204]]);
     expect(f!.app).toBe('http');
+  });
+
+  it('h2c (RFC 7540 §3.2): both sides are read as HTTP/2 after it, the upgrade request answered on stream 1', () => {
+    const b = new CaptureBuilder();
+    const h2c = Buffer.from('GET /first HTTP/1.1\r\nHost: h2c.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
+    const ok = Buffer.concat([Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n'), SETTINGS,
+      frame(1, 0x4, 1, indexed(8)), frame(0, 0x1, 1, Buffer.from('hello'))]);
+    // (the client's preface after the 101, then a second request on stream 3, answered 404)
+    const second = Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x5, 3, Buffer.concat([indexed(2), litIdx(4, '/second'), indexed(6), addIdx(1, 'h2c.test')]))]);
+    tcpConversation(b, client, server, [h2c, second], [ok, frame(1, 0x5, 3, indexed(13))]);
+    const [f] = flowsOf(b.build());
+    expect(f!.app).toBe('http2');
+    expect(f!.http).toEqual([
+      { method: 'GET', host: 'h2c.test', path: '/first', status: 200 },
+      { method: 'GET', host: 'h2c.test', path: '/second', status: 404 },
+    ]);
   });
 
   it('over TLS, decrypted by the hooks: the same, the connection still TLS', () => {

@@ -1,9 +1,11 @@
-// A WebSocket, really: Node's WebSocket client (undici) opens ws://SERVER/chat on a small Node server that answers
-// 101 Switching Protocols and echoes text messages, while `tapscope capture` records them in AF_PACKET mode. The
-// connection is named websocket, as tshark names its frames, and its one HTTP exchange is the upgrade: the messages
-// after it, one of which reads like a request, are not read as HTTP.
+// 101 Switching Protocols, really, under `tapscope capture` in AF_PACKET mode. A WebSocket: Node's WebSocket client
+// (undici) opens ws://SERVER/chat on a small Node server that answers 101 and echoes text messages; the connection is
+// named websocket, as tshark names its frames, and its one HTTP exchange is the upgrade: the messages after it, one of
+// which reads like a request, are not read as HTTP. HTTP/2 by upgrade (h2c): curl --http2 asks Apache (mod_http2,
+// `Protocols h2c http/1.1`) for two files, each by an upgrade request answered in HTTP/2 on stream 1; both are read,
+// with the statuses tshark reads (a second request over the HTTP/2 after an upgrade: core-flows-upgrade.test.ts).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -12,6 +14,22 @@ import { createLab, run, uniquePrefix, type Lab } from '../lib/lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
 
 const PORT = 8090;
+const H2C = 8091;
+
+// Apache with only what h2c needs: HTTP/2 over cleartext by upgrade, files from a folder
+const apacheConf = (dir: string, ip: string): string => `ServerRoot ${dir}
+Listen ${ip}:${H2C}
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule http2_module /usr/lib/apache2/modules/mod_http2.so
+User www-data
+Group www-data
+PidFile ${dir}/httpd.pid
+ErrorLog ${dir}/error.log
+DocumentRoot ${dir}/docs
+Protocols h2c http/1.1
+ServerName h2c.tapscope.test
+`;
 
 // the server: RFC 6455's handshake, then each text message (under 126 bytes) echoed back, a close answered
 const SERVER = `
@@ -53,6 +71,8 @@ ws.onclose = () => console.log('closed');
 let lab: Lab;
 let dir = '';
 let server: ChildProcess | null = null;
+let apache: ChildProcess | null = null;
+let curlSaid = '';
 let out = '';
 let env: NodeJS.ProcessEnv = {};
 let said = '';
@@ -68,19 +88,59 @@ beforeAll(async () => {
   server.stdout!.on('data', (d: Buffer) => { up += d.toString(); });
   for (let i = 0; i < 100 && !up.includes('listening'); i++) await new Promise((r) => setTimeout(r, 100));
   expect(up).toContain('listening');
-  const cap = await captureLab(lab, dir, 'ws.pcapng', 'afpacket', 4);
+  // (Apache's worker user reads the files: the folder is open to it)
+  const ap = join(dir, 'apache');
+  mkdirSync(join(ap, 'docs'), { recursive: true });
+  writeFileSync(join(ap, 'docs', 'first'), 'hello over h2c\n');
+  chmodSync(dir, 0o755);
+  chmodSync(ap, 0o755);
+  chmodSync(join(ap, 'docs'), 0o755);
+  writeFileSync(join(ap, 'httpd.conf'), apacheConf(ap, lab.serverIp));
+  apache = lab.spawnIn(lab.serverNs, 'apache2', ['-f', join(ap, 'httpd.conf'), '-DFOREGROUND']);
+  await new Promise((r) => setTimeout(r, 1000));
+  const cap = await captureLab(lab, dir, 'ws.pcapng', 'afpacket', 5);
   out = cap.out;
   env = cap.env;
   const r = await lab.execIn(lab.nodeNs, 'node', ['--experimental-websocket', '--no-warnings', join(dir, 'client.mjs'), `ws://${lab.serverIp}:${PORT}/chat`], { timeoutMs: 20_000 });
   said = r.stdout + r.stderr;
+  // (one connection each: curl 7.88's second request on an upgraded connection fails at times)
+  for (const path of ['/first', '/missing']) {
+    const c = await lab.execIn(lab.nodeNs, 'curl', ['-sv', '--http2', '-w', 'got HTTP/%{http_version} %{http_code}\\n', `http://${lab.serverIp}:${H2C}${path}`], { timeoutMs: 20_000 });
+    curlSaid += c.stdout + c.stderr;
+  }
   expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
   flows = await flowsJson(out, env);
 }, 60_000);
 
 afterAll(async () => {
   server?.kill();
+  apache?.kill();
   await lab?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('HTTP/2 by upgrade, h2c (curl and Apache, AF_PACKET capture)', () => {
+  it('curl switched to HTTP/2 on the 101 and had both answers', () => {
+    expect(curlSaid).toContain('Received 101, Switching to HTTP/2');
+    expect(curlSaid).toContain('hello over h2c');
+    expect([...curlSaid.matchAll(/got HTTP\/(\S+) (\d+)/g)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['2 200', '2 404']);
+  });
+
+  it('reads each upgrade request with its HTTP/2 answer on stream 1, the statuses tshark reads', async () => {
+    const mine = flows.filter((x) => x.dst.port === H2C);
+    expect(mine.length, JSON.stringify(flows.map((x) => x.dst.port))).toBe(2);
+    expect(mine.map((x) => x.app)).toEqual(mine.map(() => 'http2'));
+    expect(mine.flatMap((x) => x.http)).toEqual([
+      { method: 'GET', host: `${lab.serverIp}:${H2C}`, path: '/first', status: 200 },
+      { method: 'GET', host: `${lab.serverIp}:${H2C}`, path: '/missing', status: 404 },
+    ]);
+    const r = await run('tshark', ['-r', out, '-d', `tcp.port==${H2C},http`, '-Y', `tcp.srcport == ${H2C} && (http.response || http2.headers.status)`, '-T', 'fields',
+      '-e', 'http.response.code', '-e', 'http2.headers.status']);
+    expect(r.code, r.stderr).toBe(0);
+    const codes = r.stdout.split(/[\n\t,]/).filter(Boolean);
+    expect(codes.filter((x) => x !== '101')).toEqual(['200', '404']);
+    expect(codes.filter((x) => x === '101').length).toBe(2);
+  });
 });
 
 describe('a WebSocket (Node\'s client, AF_PACKET capture)', () => {
