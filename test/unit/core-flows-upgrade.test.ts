@@ -55,14 +55,34 @@ describe('101 Switching Protocols', () => {
     expect(f!.app).toBe('http');
   });
 
+  const h2cExchange = (): { h2c: Buffer; ok: Buffer; second: Buffer; notFound: Buffer } => ({
+    h2c: Buffer.from('GET /first HTTP/1.1\r\nHost: h2c.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n'),
+    ok: Buffer.concat([Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n'), SETTINGS,
+      frame(1, 0x4, 1, indexed(8)), frame(0, 0x1, 1, Buffer.from('hello'))]),
+    second: Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x5, 3, Buffer.concat([indexed(2), litIdx(4, '/second'), indexed(6), addIdx(1, 'h2c.test')]))]),
+    notFound: frame(1, 0x5, 3, indexed(13)),
+  });
+
+  it('h2c: the same whatever segments the answer and the client\'s HTTP/2 come in (1 to 24 bytes)', () => {
+    const { h2c, ok, second, notFound } = h2cExchange();
+    const cut = (b: Buffer, size: number): Buffer[] => Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size));
+    for (let size = 1; size <= 24; size++) {
+      const okPieces = cut(ok, size);
+      const secondPieces = cut(second, size);
+      const b = new CaptureBuilder();
+      tcpConversation(b, client, server,
+        [h2c, ...okPieces.slice(1).map(() => null), ...secondPieces, null],
+        [...okPieces, ...secondPieces.map(() => null), notFound]);
+      const [f] = flowsOf(b.build());
+      expect([f!.app, f!.http.map((h) => [h.path, h.status])], `${size}-byte segments`).toEqual(['http2', [['/first', 200], ['/second', 404]]]);
+    }
+  });
+
   it('h2c (RFC 7540 §3.2): both sides are read as HTTP/2 after it, the upgrade request answered on stream 1', () => {
     const b = new CaptureBuilder();
-    const h2c = Buffer.from('GET /first HTTP/1.1\r\nHost: h2c.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
-    const ok = Buffer.concat([Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n'), SETTINGS,
-      frame(1, 0x4, 1, indexed(8)), frame(0, 0x1, 1, Buffer.from('hello'))]);
     // (the client's preface after the 101, then a second request on stream 3, answered 404)
-    const second = Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x5, 3, Buffer.concat([indexed(2), litIdx(4, '/second'), indexed(6), addIdx(1, 'h2c.test')]))]);
-    tcpConversation(b, client, server, [h2c, second], [ok, frame(1, 0x5, 3, indexed(13))]);
+    const { h2c, ok, second, notFound } = h2cExchange();
+    tcpConversation(b, client, server, [h2c, second], [ok, notFound]);
     const [f] = flowsOf(b.build());
     expect(f!.app).toBe('http2');
     expect(f!.http).toEqual([
