@@ -1,4 +1,4 @@
-// Hostile input: mutated real ClientHellos, HTTP/1 and HTTP/2 streams and DNS messages must never make a
+// Hostile input: mutated real ClientHellos (over TCP and DTLS), HTTP/1 and HTTP/2 streams and DNS messages must never make a
 // dissector throw (a capture of arbitrary traffic feeds them anything). Seeded, so failures replay.
 import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
@@ -8,11 +8,15 @@ import { Http1Parser } from '../../src/dissect/http1.js';
 import { Http2Parser } from '../../src/dissect/http2.js';
 import { parseDns } from '../../src/dissect/dns.js';
 import { QuicInitialParser } from '../../src/dissect/quic.js';
+import { DtlsHandshake } from '../../src/dissect/dtls.js';
 import dnsPacket from 'dns-packet';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
 const hellos = (JSON.parse(fs.readFileSync(path.join(FIX, 'clienthellos.json'), 'utf8')) as { hellos: { helloHex?: string }[] })
   .hellos.flatMap((h) => (h.helloHex ? [Buffer.from(h.helloHex, 'hex')] : []));
+/** the DTLS clients' hello datagrams (OpenSSL's, GnuTLS's) */
+const dtlsHellos = (JSON.parse(fs.readFileSync(path.join(FIX, 'clienthellos.json'), 'utf8')) as { hellos: { transport: string; datagramsHex?: string[] }[] })
+  .hellos.filter((h) => h.transport === 'dtls').map((h) => Buffer.from(h.datagramsHex![0]!, 'hex'));
 const h2 = JSON.parse(fs.readFileSync(path.join(FIX, 'h2c.json'), 'utf8')) as { client: string; server: string };
 
 /** xorshift32: small, seeded, good enough to scatter mutations */
@@ -55,6 +59,28 @@ describe('dissectors never throw on mutated input', () => {
     }
     // mutations inside extension bodies mostly still parse; the fuzz must reach the deep code
     expect(parsed).toBeGreaterThan(500);
+  });
+  it('DTLS hellos (3000 mutated datagrams, record and handshake headers included)', () => {
+    expect(dtlsHellos).toHaveLength(2);
+    const r = rng(0xd715);
+    let parsed = 0;
+    for (let i = 0; i < 3000; i++) {
+      const base = dtlsHellos[i % dtlsHellos.length]!;
+      // (mostly the first 40 bytes: record header, handshake header and fragment fields, version, random's start)
+      const m = i % 2 === 0 ? Buffer.concat([mutate(base.subarray(0, 40), r), base.subarray(40)]) : mutate(base, r);
+      const h = new DtlsHandshake();
+      h.push(m);
+      // (a second datagram, a fragment of the same message from elsewhere, over it)
+      if (i % 3 === 0) h.push(mutate(base, r));
+      const ch = h.clientHello();
+      if (ch) {
+        parsed++;
+        expect(ja4(ch, 'dtls')).toMatch(/^d(13|12|11|10|s3|s2|d[123]|00)[di]\d{4}[0-9a-zA-Z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/);
+        ja3(ch);
+      }
+      h.serverHello();
+    }
+    expect(parsed).toBeGreaterThan(300);
   });
   it('HTTP/1 (2000 mutated streams)', () => {
     const base = Buffer.from('GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody' +
