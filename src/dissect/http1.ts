@@ -326,8 +326,8 @@ export class Http1Parser {
 
   /**
    * After a proxy's 2xx answer to CONNECT, or a 101 Switching Protocols: the bytes of the tunnel (or of the protocol
-   * switched to) that followed the answer's head since the last call (empty when none yet); null while none opened. What the client sends through it (TLS, mostly) is
-   * not HTTP of this connection.
+   * switched to) that followed the answer's head since the last call (empty when none yet); null while none opened.
+   * What goes through a tunnel (TLS, mostly) is not HTTP of this connection.
    */
   takeTunnel(): Buffer | null {
     const t = this.tunneled;
