@@ -4,15 +4,13 @@
 // records and datagrams. The ClientHello carries a cookie after its session id (empty at first; the server may answer a
 // HelloVerifyRequest with one, and the client then sends its hello again with it). With the cookie taken out, DTLS's
 // hellos are TLS's, and tls.ts reads them: SNI, ALPN, versions, cipher, JA3 and JA4 (the "d" prefix).
-import { parseClientHelloMessage, parseServerHelloMessage, type ClientHello, type ServerHello } from './tls.js';
+import { MAX_HELLO, parseClientHelloBody, parseServerHelloBody, type ClientHello, type ServerHello } from './tls.js';
 
 const CT_HANDSHAKE = 22;
 const HS_CLIENT_HELLO = 1;
 const HS_SERVER_HELLO = 2;
 const RECORD_HEADER = 13;
 const HS_HEADER = 12;
-/** A hello longer than this is no hello (a datagram carries a 16-bit length; fragments add up to at most this). */
-const MAX_MESSAGE = 0x10000;
 
 /** DTLS 1.0, 1.2 and 1.3's record versions (DTLS 1.3 keeps 1.2's in its records). */
 function dtlsVersion(v: number): boolean {
@@ -50,7 +48,8 @@ export class DtlsHandshake {
       const offset = d.readUIntBE(at + 6, 3);
       const fragLen = d.readUIntBE(at + 9, 3);
       const from = at + HS_HEADER;
-      if (length > MAX_MESSAGE || offset + fragLen > length || from + fragLen > end) return;
+      // (a message longer than a hello can be is not kept: TLS's bound)
+      if (length > MAX_HELLO || offset + fragLen > length || from + fragLen > end) return;
       let m = this.messages.get(seq);
       if (!m && this.messages.size < 8) {
         m = { type, body: Buffer.alloc(length), have: new Uint8Array(length), missing: length };
@@ -84,22 +83,13 @@ export class DtlsHandshake {
     const afterCookie = sid + 1 + body[sid]!;
     if (afterCookie > body.length) return null;
     const tlsBody = Buffer.concat([body.subarray(0, sid), body.subarray(afterCookie)]);
-    const r = parseClientHelloMessage(Buffer.concat([header(HS_CLIENT_HELLO, tlsBody.length), tlsBody]));
-    return r === 'incomplete' ? null : r;
+    // (as a TLS hello's, with its 4-byte handshake header)
+    return tlsBody.length + 4 > MAX_HELLO ? null : parseClientHelloBody(tlsBody, 0, tlsBody.length);
   }
 
   /** The ServerHello (its body is TLS's); null when it is not whole yet or not one. */
   serverHello(): ServerHello | null {
     const body = this.message(HS_SERVER_HELLO);
-    if (!body) return null;
-    const r = parseServerHelloMessage(Buffer.concat([header(HS_SERVER_HELLO, body.length), body]));
-    return r === 'incomplete' ? null : r;
+    return body ? parseServerHelloBody(body, 0, body.length) : null;
   }
-}
-
-function header(type: number, length: number): Buffer {
-  const h = Buffer.alloc(4);
-  h[0] = type;
-  h.writeUIntBE(length, 1, 3);
-  return h;
 }

@@ -39,7 +39,7 @@ const HS_CLIENT_HELLO = 1;
 const HS_SERVER_HELLO = 2;
 // why: a ClientHello with post-quantum key shares is ~1.8 KiB; anything beyond 64 KiB is not a hello
 // a real client sends, and refusing it bounds how much a caller has to buffer.
-const MAX_HELLO = 0x10000;
+export const MAX_HELLO = 0x10000;
 
 const EXT_SERVER_NAME = 0x0000;
 const EXT_SUPPORTED_GROUPS = 0x000a;
@@ -284,7 +284,8 @@ export function parseClientHelloMessage(msg: Buffer): ClientHello | null | 'inco
   return parseClientHelloBody(msg, 4, 4 + len);
 }
 
-function parseClientHelloBody(buf: Buffer, start: number, end: number): ClientHello | null {
+/** A ClientHello's body buf[start, end) (after its handshake header); null when malformed. */
+export function parseClientHelloBody(buf: Buffer, start: number, end: number): ClientHello | null {
   try {
     return readClientHello(buf, start, end);
   } catch (e) {
@@ -380,16 +381,8 @@ export function parseServerHello(stream: Buffer): ServerHello | null | 'incomple
   return parseServerHelloBody(msg.buf, msg.start, msg.end);
 }
 
-/** A ServerHello from a bare handshake message (4-byte handshake header + body), as parseClientHelloMessage. */
-export function parseServerHelloMessage(msg: Buffer): ServerHello | null | 'incomplete' {
-  if (msg.length < 4) return msg.length > 0 && msg[0] !== HS_SERVER_HELLO ? null : 'incomplete';
-  if (msg[0] !== HS_SERVER_HELLO) return null;
-  const len = msg.readUIntBE(1, 3);
-  if (msg.length < 4 + len) return 'incomplete';
-  return parseServerHelloBody(msg, 4, 4 + len);
-}
-
-function parseServerHelloBody(buf: Buffer, start: number, end: number): ServerHello | null {
+/** A ServerHello's body buf[start, end) (after its handshake header, as DTLS's is once put together); null when malformed. */
+export function parseServerHelloBody(buf: Buffer, start: number, end: number): ServerHello | null {
   try {
     return readServerHello(buf, start, end);
   } catch (e) {
