@@ -624,8 +624,9 @@ function encryptedExtensionsEarly(plain: Buffer): boolean | null {
  * early_data extension (RFC 8446 §4.2.10), false when it has not; null before that message has come whole.
  */
 export function earlyDataTaken(hs: Buffer): boolean | null {
-  if (hs.length < 6 || hs[0] !== HS_ENCRYPTED_EXTENSIONS || hs.length < 4 + hs.readUIntBE(1, 3)) return null;
-  const msgEnd = Math.min(hs.length, 4 + hs.readUIntBE(1, 3));
+  if (hs.length < 6 || hs[0] !== HS_ENCRYPTED_EXTENSIONS) return null;
+  const msgEnd = 4 + hs.readUIntBE(1, 3);
+  if (hs.length < msgEnd) return null;
   const extEnd = Math.min(msgEnd, 6 + hs.readUInt16BE(4));
   for (let at = 6; at + 4 <= extEnd; at += 4 + hs.readUInt16BE(at + 2)) {
     if (hs.readUInt16BE(at) === EXT_EARLY_DATA) return true;
