@@ -11,7 +11,7 @@
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
-  CryptoStream, InitialSpace, QUIC_VERSIONS, fullPacketNumber, initialKeys, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
+  CryptoStream, LongHeaderSpace, QUIC_VERSIONS, fullPacketNumber, initialKeys, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
   type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import type { EarlyDataStatus } from '../model/flow.js';
@@ -71,7 +71,7 @@ interface EarlyPackets {
 
 /** The server's first Handshake packets, read for its EncryptedExtensions (whether it took the client's 0-RTT packets). */
 interface ServerHandshake {
-  space: InitialSpace | null;
+  space: LongHeaderSpace | null;
   crypto: CryptoStream;
   /** earlyDataTaken of its EncryptedExtensions, once read */
   taken: boolean | null;
@@ -100,7 +100,7 @@ interface StreamBytes {
 
 export class QuicDecryptor {
   private readonly version: QuicVersion;
-  private readonly initial: { c2s: InitialSpace; s2c: InitialSpace };
+  private readonly initial: { c2s: LongHeaderSpace; s2c: LongHeaderSpace };
   private readonly crypto = { c2s: new CryptoStream(), s2c: new CryptoStream() };
   /** the client's and the server's connection IDs (their Source Connection IDs): the length of a short header's */
   private clientCid: Buffer | null = null;
@@ -125,7 +125,7 @@ export class QuicDecryptor {
     if (!version) throw new Error('not a QUIC version this reader knows');
     const dcid = first.subarray(6, 6 + first[5]!);
     this.version = version;
-    this.initial = { c2s: new InitialSpace(initialKeys(version, dcid, 'client in')), s2c: new InitialSpace(initialKeys(version, dcid, 'server in')) };
+    this.initial = { c2s: new LongHeaderSpace(initialKeys(version, dcid, 'client in')), s2c: new LongHeaderSpace(initialKeys(version, dcid, 'server in')) };
   }
 
   /** The ClientHello's random (the key log's index), once the client's Initials carried it. */
@@ -222,7 +222,7 @@ export class QuicDecryptor {
     // (early data is under the resumed session's suite, the server's when it takes it)
     if (secrets.clientEarly?.length === secrets.client0!.length) this.early.keys = packetKeys(suite!, secrets.clientEarly, this.version.labelPrefix);
     // (the server's Handshake packets first: whether the 0-RTT packets were taken, before their stream bytes are read)
-    if (secrets.serverHandshake?.length === secrets.client0!.length) this.hs.space = new InitialSpace(packetKeys(suite!, secrets.serverHandshake, this.version.labelPrefix));
+    if (secrets.serverHandshake?.length === secrets.client0!.length) this.hs.space = new LongHeaderSpace(packetKeys(suite!, secrets.serverHandshake, this.version.labelPrefix));
     const hs = this.hs.waiting;
     this.hs.waiting = [];
     for (const w of hs) this.serverHandshake(w.pkt, w.pnOffset, false);

@@ -195,7 +195,7 @@ export function longHeader(d: Buffer, off: number): LongHeader | null {
  * One direction's packets of a packet number space opened with keys that do not change (its Initial packets, with its
  * Initial keys; its Handshake packets, with its handshake secret's); the largest packet number opened decodes the next.
  */
-export class InitialSpace {
+export class LongHeaderSpace {
   private largest = -1;
 
   constructor(readonly keys: PacketKeys) {}

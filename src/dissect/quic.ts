@@ -4,7 +4,7 @@
 // clients reorder CRYPTO frames on purpose) and hand the assembled message to the TLS dissector.
 // The result feeds ja4(ch, 'quic').
 import { parseClientHelloMessage, type ClientHello } from './tls.js';
-import { CryptoStream, InitialSpace, QUIC_VERSIONS as VERSIONS, initialKeys, longHeader, readFrames, type QuicVersion } from './quic-packet.js';
+import { CryptoStream, LongHeaderSpace, QUIC_VERSIONS as VERSIONS, initialKeys, longHeader, readFrames, type QuicVersion } from './quic-packet.js';
 
 /** True for a datagram starting with a QUIC long-header Initial of a version we can decrypt. */
 export function looksLikeQuicInitial(datagram: Buffer): boolean {
@@ -16,7 +16,7 @@ export function looksLikeQuicInitial(datagram: Buffer): boolean {
 /** Collects one connection's client Initial packets until the ClientHello is complete. */
 export class QuicInitialParser {
   /** the client's Initials, with the keys of its first Destination Connection ID (it keeps them for all of them) */
-  private space: InitialSpace | null = null;
+  private space: LongHeaderSpace | null = null;
   private version: QuicVersion | null = null;
   private readonly crypto = new CryptoStream();
   private result: ClientHello | null | 'incomplete' = 'incomplete';
@@ -33,7 +33,7 @@ export class QuicInitialParser {
       if (!h) break;
       if (h.initial) {
         sawInitial = true;
-        this.space ??= new InitialSpace(initialKeys(h.version, h.dcid, 'client in'));
+        this.space ??= new LongHeaderSpace(initialKeys(h.version, h.dcid, 'client in'));
         this.version ??= h.version;
         const plain = this.version === h.version ? this.space.open(datagram, off, h) : null;
         if (plain) readFrames(plain, { crypto: (offset, data) => this.crypto.add(offset, data) });
