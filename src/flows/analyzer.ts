@@ -17,7 +17,7 @@ import { endpointText } from '../util/ip.js';
 import { proxyHeader } from '../dissect/proxy-protocol.js';
 import { decideSide } from '../verdict/index.js';
 import { KeyLog, RecordDecryptor, connectionKeys, helloRandom, secretsComplete, type ConnectionSecrets, type HandshakeParams } from '../dissect/tls-keylog.js';
-import type { DnsSummary, Endpoint, Flow, KeyLogStatus, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
+import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, KeyLogStatus, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
 import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
@@ -549,6 +549,13 @@ function keptBody(x: FlowExtra, m: HttpMessage): string | null {
   return t;
 }
 
+/** Marks an exchange's summary and detail unfinished when the message `m` that made or completed them is (see endCapture). */
+function unfinishedBy(m: HttpMessage, a: { unfinished?: true } | undefined, b?: { unfinished?: true }): void {
+  if (!m.unfinished) return;
+  if (a) a.unfinished = true;
+  if (b) b.unfinished = true;
+}
+
 function header(headers: [string, string][], name: string): string | null {
   const n = name.toLowerCase();
   for (const [k, v] of headers) if (k.toLowerCase() === n) return v;
@@ -857,10 +864,11 @@ export class Analyzer {
     for (const fs of this.states) {
       let n = 0;
       for (const c2s of [true, false]) {
-        const dir = c2s ? fs.c2s : fs.s2c;
+        const d = c2s ? fs.c2s : fs.s2c;
+        const dir = d !== DONE ? d : null;
         // (an HTTP/1 parser's gap returns the message being read, its body marked truncated; nothing comes after it)
-        if (dir && dir !== DONE && dir.http1) n += this.onUnfinished(fs, dir.http1.gap(), 'plain');
-        if (dir && dir !== DONE && dir.http2) n += this.onUnfinished(fs, dir.http2.close(), 'plain');
+        if (dir?.http1) n += this.onUnfinished(fs, dir.http1.gap(), 'plain');
+        if (dir?.http2) n += this.onUnfinished(fs, dir.http2.close(), 'plain');
         const dec = fs.x?.hook?.decrypted[c2s ? 'c2s' : 's2c'];
         if (dec?.http1) n += this.onUnfinished(fs, dec.http1.gap(), 'decrypted');
         if (dec?.http2) n += this.onUnfinished(fs, dec.http2.close(), 'decrypted');
@@ -1913,9 +1921,9 @@ export class Analyzer {
       e.requestHeaders = this.headersOf(m);
       e.requestBody = this.bodyOf(x, m);
       e.startedAt = Math.min(e.startedAt, m.ts);
-      if (m.unfinished) e.unfinished = true;
       const s = fs.flow.http[i];
-      if (s) { s.method = e.method; s.host = host; s.path = e.path; if (m.unfinished) s.unfinished = true; }
+      if (s) { s.method = e.method; s.host = host; s.path = e.path; }
+      unfinishedBy(m, e, s);
       return;
     }
     if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
@@ -1923,14 +1931,16 @@ export class Analyzer {
       fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
-    fs.flow.http = add(fs.flow.http, m.unfinished
-      ? { method: m.method ?? null, host, path: m.path ?? null, status: null, unfinished: true }
-      : { method: m.method ?? null, host, path: m.path ?? null, status: null });
+    const s: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
+    fs.flow.http = add(fs.flow.http, s);
+    unfinishedBy(m, s);
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
-    x.exchanges = add(x.exchanges, {
+    const e: HttpExchangeDetail = {
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
-      requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts, ...(m.unfinished ? { unfinished: true } : {}),
-    });
+      requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts,
+    };
+    x.exchanges = add(x.exchanges, e);
+    unfinishedBy(m, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
@@ -1946,12 +1956,9 @@ export class Analyzer {
       e.status = status;
       e.responseHeaders = this.headersOf(m);
       e.responseBody = this.bodyOf(x, m);
-      if (m.unfinished) e.unfinished = true;
       const s = fs.flow.http[i];
-      if (s) {
-        s.status = status;
-        if (m.unfinished) s.unfinished = true;
-      }
+      if (s) s.status = status;
+      unfinishedBy(m, e, s);
       if (status === 101) this.switched(fs, x, m, source, i);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
@@ -1968,7 +1975,7 @@ export class Analyzer {
       const s = list[x.cursor];
       if (s) {
         s.status = status;
-        if (m.unfinished) s.unfinished = true;
+        unfinishedBy(m, s);
         x.cursor++;
         return;
       }
@@ -1979,11 +1986,14 @@ export class Analyzer {
       fs.flow.httpOmitted = (fs.flow.httpOmitted ?? 0) + 1;
       return;
     }
-    fs.flow.http = add(fs.flow.http, m.unfinished ? { method: null, host: null, path: null, status, unfinished: true } : { method: null, host: null, path: null, status });
-    x.exchanges = add(x.exchanges, {
+    const s: HttpExchangeSummary = { method: null, host: null, path: null, status };
+    fs.flow.http = add(fs.flow.http, s);
+    const e: HttpExchangeDetail = {
       method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
-      responseBody: this.bodyOf(x, m), source, startedAt: m.ts, ...(m.unfinished ? { unfinished: true } : {}),
-    });
+      responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
+    };
+    x.exchanges = add(x.exchanges, e);
+    unfinishedBy(m, s, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
