@@ -304,30 +304,7 @@ const FIELDS = ['tcp.srcport', 'udp.srcport', 'tls.handshake.ja3', 'tls.handshak
   'tls.handshake.extension.type', 'tls.handshake.sig_hash_alg', 'tls.handshake.extensions_alpn_str',
   'tls.handshake.extensions.supported_version', 'tls.handshake.extensions_server_name'];
 const DECODE = ['-d', `tcp.port==${PORT},tls`, '-d', `udp.port==${PORT},quic`];
-const tsharkOut = execFileSync('tshark', ['-r', pcap, ...DECODE, '-Y', 'tls.handshake.type == 1', '-T', 'fields',
-  ...FIELDS.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 const tshark = new Map();
-for (const line of tsharkOut.split('\n').filter(Boolean)) {
-  const cols = line.split('\t');
-  const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
-  const key = row['tcp.srcport'] ? `tcp:${row['tcp.srcport']}` : `quic:${row['udp.srcport']}`;
-  // why: a client that gets no answer retransmits its Initial; the first hello per port is the one
-  if (!tshark.has(key)) tshark.set(key, row);
-}
-// (DTLS hellos: tshark's dtls.* fields, kept under the tls.* names the rest reads)
-const dtlsFields = FIELDS.map((f) => f.replace(/^tls\./, 'dtls.'));
-const dtlsOut = execFileSync('tshark', ['-r', pcap, '-d', `udp.port==${DTLS_PORT},dtls`, '-Y', 'dtls.handshake.type == 1', '-T', 'fields',
-  ...dtlsFields.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-for (const line of dtlsOut.split('\n').filter(Boolean)) {
-  const cols = line.split('\t');
-  const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
-  const key = `dtls:${row['udp.srcport']}`;
-  if (!tshark.has(key)) tshark.set(key, row);
-}
-// why: tls.handshake.sig_hash_alg also occurs in signature_algorithms_cert and delegated_credentials;
-// JA4 takes only the signature_algorithms extension (FoxIO-LLC/ja4#41), so read those from the tree.
-const tree = JSON.parse(execFileSync('tshark', ['-r', pcap, ...DECODE, '-Y', 'tls.handshake.type == 1', '-T', 'json', '--no-duplicate-keys'],
-  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
 function collect(node, key, gate, inside, out) {
   if (Array.isArray(node)) { for (const n of node) collect(n, key, gate, inside, out); return out; }
   if (node === null || typeof node !== 'object') return out;
@@ -337,25 +314,40 @@ function collect(node, key, gate, inside, out) {
   }
   return out;
 }
-const sigsDone = new Set();
-for (const pkt of tree) {
-  const layers = pkt._source.layers;
-  const key = layers.tcp ? `tcp:${collect(layers.tcp, 'tcp.srcport', '', true, [])[0]}` : `quic:${collect(layers.udp, 'udp.srcport', '', true, [])[0]}`;
-  const row = tshark.get(key);
-  if (!row || sigsDone.has(key)) continue;
-  sigsDone.add(key);
-  row['tls.handshake.sig_hash_alg'] = collect(layers.tls ?? layers.quic, 'tls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
+/**
+ * tshark's ClientHellos of protocol `p` (tls: over TCP and in QUIC's Initials; dtls), into `tshark` under
+ * "KIND:CLIENT_PORT" (`kind(tcp)`), their fields under the tls.* names the rest reads.
+ */
+function tsharkHellos(p, decode, kind) {
+  const names = FIELDS.map((f) => f.replace(/^tls\./, `${p}.`));
+  const filter = `${p}.handshake.type == 1`;
+  const out = execFileSync('tshark', ['-r', pcap, ...decode, '-Y', filter, '-T', 'fields',
+    ...names.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  for (const line of out.split('\n').filter(Boolean)) {
+    const cols = line.split('\t');
+    const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
+    const tcp = row['tcp.srcport'] !== '';
+    const key = `${kind(tcp)}:${tcp ? row['tcp.srcport'] : row['udp.srcport']}`;
+    // why: a client that gets no answer retransmits its hello; the first hello per port is the one
+    if (!tshark.has(key)) tshark.set(key, row);
+  }
+  // why: tls.handshake.sig_hash_alg also occurs in signature_algorithms_cert and delegated_credentials;
+  // JA4 takes only the signature_algorithms extension (FoxIO-LLC/ja4#41), so read those from the tree.
+  const tree = JSON.parse(execFileSync('tshark', ['-r', pcap, ...decode, '-Y', filter, '-T', 'json', '--no-duplicate-keys'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
+  const sigsDone = new Set();
+  for (const pkt of tree) {
+    const layers = pkt._source.layers;
+    const tcp = layers.tcp !== undefined;
+    const key = `${kind(tcp)}:${collect(tcp ? layers.tcp : layers.udp, tcp ? 'tcp.srcport' : 'udp.srcport', '', true, [])[0]}`;
+    const row = tshark.get(key);
+    if (!row || sigsDone.has(key)) continue;
+    sigsDone.add(key);
+    row['tls.handshake.sig_hash_alg'] = collect(layers[p] ?? layers.quic, `${p}.handshake.sig_hash_alg`, 'Extension: signature_algorithms (', false, []).join(',');
+  }
 }
-const dtlsTree = JSON.parse(execFileSync('tshark', ['-r', pcap, '-d', `udp.port==${DTLS_PORT},dtls`, '-Y', 'dtls.handshake.type == 1', '-T', 'json', '--no-duplicate-keys'],
-  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
-for (const pkt of dtlsTree) {
-  const layers = pkt._source.layers;
-  const key = `dtls:${collect(layers.udp, 'udp.srcport', '', true, [])[0]}`;
-  const row = tshark.get(key);
-  if (!row || sigsDone.has(key)) continue;
-  sigsDone.add(key);
-  row['tls.handshake.sig_hash_alg'] = collect(layers.dtls, 'dtls.handshake.sig_hash_alg', 'Extension: signature_algorithms (', false, []).join(',');
-}
+tsharkHellos('tls', DECODE, (tcp) => (tcp ? 'tcp' : 'quic'));
+tsharkHellos('dtls', ['-d', `udp.port==${DTLS_PORT},dtls`], () => 'dtls');
 
 /** JA4 assembled from tshark's dissection only: an independent check of our parser and our JA4. */
 function ja4FromTshark(row, transport) {
