@@ -568,7 +568,7 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 	if (e)
 		elf_end(e);
 	if (have_w) {
-		/* why: Go's prologue starts with `cmp 16(%r14),%rsp` (single-stepped); the jbe after it is emulated */
+		/* why on the stack check's branch: emulated (not single-stepped, as the `cmp` before it), and seen once per call */
 		wsite = go_entry_site(fd, woff, GO_KEEP_WRITE, &wo.bpf_cookie);
 		if (!wo.bpf_cookie)
 			logf_("probe %s %s: no stack check recognized at its start; a call whose stack grows is seen twice", h->path, GO_WRITE_SYM);

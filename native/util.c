@@ -67,7 +67,6 @@ void sb_putc(struct sbuf *b, char c)
 	b->p[b->len] = 0;
 }
 
-
 void sb_putn(struct sbuf *b, const char *s, size_t n)
 {
 	sb_grow(b, n);
