@@ -555,7 +555,7 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 	LIBBPF_OPTS(bpf_uprobe_opts, uo);
 	LIBBPF_OPTS(bpf_uprobe_opts, wo);
 	LIBBPF_OPTS(bpf_uprobe_opts, ro);
-	uint64_t rets[MAX_GO_RETS], woff = 0, wlen = 0, roff = 0, rlen = 0, wsite, rsite;
+	uint64_t rets[MAX_GO_RETS], woff = 0, wlen = 0, roff = 0, rlen = 0, wsite, rsite, cookie;
 	const char *ok_syms[2];
 	int n_rets = 0, i, n_ok = 0, err = 0, have_w, have_r;
 	struct bpf_link *l;
@@ -569,8 +569,9 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 		elf_end(e);
 	if (have_w) {
 		/* why on the stack check's branch: emulated (not single-stepped, as the `cmp` before it), and seen once per call */
-		wsite = go_entry_site(fd, woff, GO_KEEP_WRITE, &wo.bpf_cookie);
-		if (!wo.bpf_cookie)
+		wsite = go_entry_site(fd, woff, GO_KEEP_WRITE, &cookie);
+		wo.bpf_cookie = cookie;
+		if (!cookie)
 			logf_("probe %s %s: no stack check recognized at its start; a call whose stack grows is seen twice", h->path, GO_WRITE_SYM);
 		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_write, -1, open_path, wsite, &wo);
 		if (l) {
@@ -585,7 +586,8 @@ static void hook_go(struct hook *h, int fd, const char *open_path, uint32_t pid)
 	if (n_rets > 0 && h->n_links + 1 + n_rets <= MAX_LINKS) {
 		int start = h->n_links;
 
-		rsite = go_entry_site(fd, roff, GO_KEEP_READ, &ro.bpf_cookie);
+		rsite = go_entry_site(fd, roff, GO_KEEP_READ, &cookie);
+		ro.bpf_cookie = cookie;
 		l = bpf_program__attach_uprobe_opts(skel->progs.uprobe_go_tls_read, -1, open_path, rsite, &ro);
 		if (l)
 			h->links[h->n_links++] = l;
