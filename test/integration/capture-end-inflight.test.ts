@@ -4,12 +4,12 @@
 // came, marked unfinished: the answers' statuses are the ones tshark reads from their heads, and the upload is listed
 // though its body never ended.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Flow } from '../../src/model/flow.js';
-import { createLab, run, uniquePrefix, type Lab } from '../lib/lab.js';
+import { run } from '../lib/lab.js';
+import { useTlsLab } from './tls-lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
 
 const H1 = 8080;
@@ -35,8 +35,7 @@ http2.createServer((req, res) => {
 }).listen(${H2C}, () => console.log('listening ${H2C}'));
 `;
 
-let lab: Lab;
-let dir = '';
+const t = useTlsLab('tsc-inflight', '10.202.45');
 let server: ChildProcess | null = null;
 const clients: ChildProcess[] = [];
 let out = '';
@@ -50,21 +49,19 @@ const byPort = (port: number): Flow => {
 };
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsc-inflight-'));
-  lab = await createLab(uniquePrefix('tsc-inflight-'), '10.202.45');
-  writeFileSync(join(dir, 'server.cjs'), SERVER);
-  writeFileSync(join(dir, 'upload.bin'), Buffer.alloc(400_000, 0x75));
-  server = lab.spawnIn(lab.serverNs, 'node', [join(dir, 'server.cjs')]);
+  writeFileSync(join(t.dir, 'server.cjs'), SERVER);
+  writeFileSync(join(t.dir, 'upload.bin'), Buffer.alloc(400_000, 0x75));
+  server = t.lab.spawnIn(t.lab.serverNs, 'node', [join(t.dir, 'server.cjs')]);
   let said = '';
   server.stdout!.on('data', (d: Buffer) => { said += d.toString(); });
   for (let i = 0; i < 100 && !(said.includes(`listening ${H1}`) && said.includes(`listening ${H2C}`)); i++) await new Promise((r) => setTimeout(r, 100));
   expect(said).toContain(`listening ${H2C}`);
-  const cap = await captureLab(lab, dir, 'inflight.pcapng', 'afpacket', 4);
+  const cap = await captureLab(t.lab, t.dir, 'inflight.pcapng', 'afpacket', 4);
   out = cap.out;
-  const base = `http://${lab.serverIp}`;
-  clients.push(lab.spawnIn(lab.nodeNs, 'curl', ['-sS', '-o', '/dev/null', '--max-time', '20', `${base}:${H1}/slow`]));
-  clients.push(lab.spawnIn(lab.nodeNs, 'curl', ['-sS', '-o', '/dev/null', '--max-time', '20', '--http2-prior-knowledge', `${base}:${H2C}/events`]));
-  clients.push(lab.spawnIn(lab.nodeNs, 'curl', ['-sS', '-o', '/dev/null', '--max-time', '20', '--limit-rate', '20k', '-T', join(dir, 'upload.bin'), `${base}:${H1}/upload`]));
+  const base = `http://${t.lab.serverIp}`;
+  clients.push(t.lab.spawnIn(t.lab.nodeNs, 'curl', ['-sS', '-o', '/dev/null', '--max-time', '20', `${base}:${H1}/slow`]));
+  clients.push(t.lab.spawnIn(t.lab.nodeNs, 'curl', ['-sS', '-o', '/dev/null', '--max-time', '20', '--http2-prior-knowledge', `${base}:${H2C}/events`]));
+  clients.push(t.lab.spawnIn(t.lab.nodeNs, 'curl', ['-sS', '-o', '/dev/null', '--max-time', '20', '--limit-rate', '20k', '-T', join(t.dir, 'upload.bin'), `${base}:${H1}/upload`]));
   expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
   // (every client was still going when the capture stopped)
   expect(clients.map((c) => c.exitCode)).toEqual([null, null, null]);
@@ -72,11 +69,9 @@ beforeAll(async () => {
   flows = await flowsJson(out, env);
 }, 90_000);
 
-afterAll(async () => {
+afterAll(() => {
   for (const c of clients) c.kill();
   server?.kill();
-  await lab?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** tshark's fields of the packets `filter` keeps, one line each, reading the HTTP heads without waiting for bodies. */
@@ -90,7 +85,7 @@ describe('HTTP in flight when the capture ended (curl, AF_PACKET capture)', () =
   it('a download whose body was still coming: its status from the response head, unfinished', async () => {
     const f = flows.find((x) => x.dst.port === H1 && x.http.some((h) => h.path === '/slow'));
     expect(f, JSON.stringify(flows.map((x) => x.http))).toBeTruthy();
-    expect(f!.http).toEqual([{ method: 'GET', host: `${lab.serverIp}:${H1}`, path: '/slow', status: 200, unfinished: true }]);
+    expect(f!.http).toEqual([{ method: 'GET', host: `${t.lab.serverIp}:${H1}`, path: '/slow', status: 200, unfinished: true }]);
     // (tshark reads the same head from the same packets)
     expect(await tshark(`http.response && tcp.srcport == ${H1} && tcp.dstport == ${f!.src.port}`, ['http.response.code'])).toEqual(['200']);
   });
@@ -98,14 +93,14 @@ describe('HTTP in flight when the capture ended (curl, AF_PACKET capture)', () =
   it('an HTTP/2 stream the server had not ended: its status, unfinished', async () => {
     const f = byPort(H2C);
     expect(f.app).toBe('http2');
-    expect(f.http).toEqual([{ method: 'GET', host: `${lab.serverIp}:${H2C}`, path: '/events', status: 200, unfinished: true }]);
+    expect(f.http).toEqual([{ method: 'GET', host: `${t.lab.serverIp}:${H2C}`, path: '/events', status: 200, unfinished: true }]);
     expect(await tshark(`http2.headers.status && tcp.srcport == ${H2C}`, ['http2.headers.status'])).toEqual(['200']);
   });
 
   it('an upload whose body was still going: listed, unfinished, with no answer', async () => {
     const f = flows.find((x) => x.dst.port === H1 && x.http.some((h) => h.path === '/upload'));
     expect(f, JSON.stringify(flows.map((x) => x.http))).toBeTruthy();
-    expect(f!.http).toEqual([{ method: 'PUT', host: `${lab.serverIp}:${H1}`, path: '/upload', status: null, unfinished: true }]);
+    expect(f!.http).toEqual([{ method: 'PUT', host: `${t.lab.serverIp}:${H1}`, path: '/upload', status: null, unfinished: true }]);
     expect(await tshark(`http.request.method == "PUT"`, ['http.request.uri'])).toEqual(['/upload']);
   });
 

@@ -5,12 +5,12 @@
 // `Protocols h2c http/1.1`) for two files, each by an upgrade request answered in HTTP/2 on stream 1; both are read,
 // with the statuses tshark reads (a second request over the HTTP/2 after an upgrade: core-flows-upgrade.test.ts).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Flow } from '../../src/model/flow.js';
-import { createLab, run, uniquePrefix, type Lab } from '../lib/lab.js';
+import { run } from '../lib/lab.js';
+import { useTlsLab } from './tls-lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
 
 const PORT = 8090;
@@ -68,8 +68,7 @@ ws.onmessage = (e) => { console.log(e.data.split('\\r')[0]); if (++n === 2) ws.c
 ws.onclose = () => console.log('closed');
 `;
 
-let lab: Lab;
-let dir = '';
+const t = useTlsLab('tsc-ws', '10.202.49');
 let server: ChildProcess | null = null;
 let apache: ChildProcess | null = null;
 let curlSaid = '';
@@ -79,44 +78,40 @@ let said = '';
 let flows: Flow[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsc-ws-'));
-  lab = await createLab(uniquePrefix('tsc-ws-'), '10.202.49');
-  writeFileSync(join(dir, 'server.cjs'), SERVER);
-  writeFileSync(join(dir, 'client.mjs'), CLIENT);
-  server = lab.spawnIn(lab.serverNs, 'node', [join(dir, 'server.cjs')]);
+  writeFileSync(join(t.dir, 'server.cjs'), SERVER);
+  writeFileSync(join(t.dir, 'client.mjs'), CLIENT);
+  server = t.lab.spawnIn(t.lab.serverNs, 'node', [join(t.dir, 'server.cjs')]);
   let up = '';
   server.stdout!.on('data', (d: Buffer) => { up += d.toString(); });
   for (let i = 0; i < 100 && !up.includes('listening'); i++) await new Promise((r) => setTimeout(r, 100));
   expect(up).toContain('listening');
   // (Apache's worker user reads the files: the folder is open to it)
-  const ap = join(dir, 'apache');
+  const ap = join(t.dir, 'apache');
   mkdirSync(join(ap, 'docs'), { recursive: true });
   writeFileSync(join(ap, 'docs', 'first'), 'hello over h2c\n');
-  chmodSync(dir, 0o755);
+  chmodSync(t.dir, 0o755);
   chmodSync(ap, 0o755);
   chmodSync(join(ap, 'docs'), 0o755);
-  writeFileSync(join(ap, 'httpd.conf'), apacheConf(ap, lab.serverIp));
-  apache = lab.spawnIn(lab.serverNs, 'apache2', ['-f', join(ap, 'httpd.conf'), '-DFOREGROUND']);
+  writeFileSync(join(ap, 'httpd.conf'), apacheConf(ap, t.lab.serverIp));
+  apache = t.lab.spawnIn(t.lab.serverNs, 'apache2', ['-f', join(ap, 'httpd.conf'), '-DFOREGROUND']);
   await new Promise((r) => setTimeout(r, 1000));
-  const cap = await captureLab(lab, dir, 'ws.pcapng', 'afpacket', 5);
+  const cap = await captureLab(t.lab, t.dir, 'ws.pcapng', 'afpacket', 5);
   out = cap.out;
   env = cap.env;
-  const r = await lab.execIn(lab.nodeNs, 'node', ['--experimental-websocket', '--no-warnings', join(dir, 'client.mjs'), `ws://${lab.serverIp}:${PORT}/chat`], { timeoutMs: 20_000 });
+  const r = await t.lab.execIn(t.lab.nodeNs, 'node', ['--experimental-websocket', '--no-warnings', join(t.dir, 'client.mjs'), `ws://${t.lab.serverIp}:${PORT}/chat`], { timeoutMs: 20_000 });
   said = r.stdout + r.stderr;
   // (one connection each: curl 7.88's second request on an upgraded connection fails at times)
   for (const path of ['/first', '/missing']) {
-    const c = await lab.execIn(lab.nodeNs, 'curl', ['-sv', '--http2', '-w', 'got HTTP/%{http_version} %{http_code}\\n', `http://${lab.serverIp}:${H2C}${path}`], { timeoutMs: 20_000 });
+    const c = await t.lab.execIn(t.lab.nodeNs, 'curl', ['-sv', '--http2', '-w', 'got HTTP/%{http_version} %{http_code}\\n', `http://${t.lab.serverIp}:${H2C}${path}`], { timeoutMs: 20_000 });
     curlSaid += c.stdout + c.stderr;
   }
   expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
   flows = await flowsJson(out, env);
 }, 60_000);
 
-afterAll(async () => {
+afterAll(() => {
   server?.kill();
   apache?.kill();
-  await lab?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('HTTP/2 by upgrade, h2c (curl and Apache, AF_PACKET capture)', () => {
@@ -131,8 +126,8 @@ describe('HTTP/2 by upgrade, h2c (curl and Apache, AF_PACKET capture)', () => {
     expect(mine.length, JSON.stringify(flows.map((x) => x.dst.port))).toBe(2);
     expect(mine.map((x) => x.app)).toEqual(mine.map(() => 'http2'));
     expect(mine.flatMap((x) => x.http)).toEqual([
-      { method: 'GET', host: `${lab.serverIp}:${H2C}`, path: '/first', status: 200 },
-      { method: 'GET', host: `${lab.serverIp}:${H2C}`, path: '/missing', status: 404 },
+      { method: 'GET', host: `${t.lab.serverIp}:${H2C}`, path: '/first', status: 200 },
+      { method: 'GET', host: `${t.lab.serverIp}:${H2C}`, path: '/missing', status: 404 },
     ]);
     const r = await run('tshark', ['-r', out, '-d', `tcp.port==${H2C},http`, '-Y', `tcp.srcport == ${H2C} && (http.response || http2.headers.status)`, '-T', 'fields',
       '-e', 'http.response.code', '-e', 'http2.headers.status']);
@@ -154,7 +149,7 @@ describe('a WebSocket (Node\'s client, AF_PACKET capture)', () => {
     const f = flows.find((x) => x.dst.port === PORT);
     expect(f, JSON.stringify(flows.map((x) => x.dst.port))).toBeTruthy();
     expect(f!.app).toBe('websocket');
-    expect(f!.http).toEqual([{ method: 'GET', host: `${lab.serverIp}:${PORT}`, path: '/chat', status: 101 }]);
+    expect(f!.http).toEqual([{ method: 'GET', host: `${t.lab.serverIp}:${PORT}`, path: '/chat', status: 101 }]);
     const r = await run('tshark', ['-r', out, '-Y', `websocket && tcp.port == ${f!.src.port}`, '-T', 'fields', '-e', 'websocket.opcode']);
     expect(r.code, r.stderr).toBe(0);
     // (two text messages each way, and the two closes)
