@@ -16,7 +16,6 @@
 //   holds every distinct fingerprint of the machines it was generated on; without it, FILE is this machine's only.
 //   FP_ONLY=curl,wget runs a subset; FP_KEEP=1 keeps the work directory (pcap) for inspection.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -91,6 +90,7 @@ if (!process.argv.includes('--inside')) {
 const { parseClientHello, ja3, ja4, ja4Raw } = await import('../src/dissect/tls.ts');
 const { QuicInitialParser } = await import('../src/dissect/quic.ts');
 const { DtlsHandshake } = await import('../src/dissect/dtls.ts');
+const { ja4FromHello } = await import('../test/lib/tshark-ja4.ts');
 const dgram = await import('node:dgram');
 const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
@@ -349,29 +349,14 @@ function tsharkHellos(p, decode, kind) {
 tsharkHellos('tls', DECODE, (tcp) => (tcp ? 'tcp' : 'quic'));
 tsharkHellos('dtls', ['-d', `udp.port==${DTLS_PORT},dtls`], () => 'dtls');
 
-/** JA4 assembled from tshark's dissection only: an independent check of our parser and our JA4. */
+/** JA4 assembled from tshark's dissection only (test/lib/tshark-ja4.ts): an independent check of our parser and our JA4. */
 function ja4FromTshark(row, transport) {
   const list = (s) => (s ? s.split(',').map((x) => parseInt(x, x.startsWith('0x') ? 16 : 10)) : []);
-  const grease = (v) => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
-  const hex = (v) => v.toString(16).padStart(4, '0');
-  const ciphers = list(row['tls.handshake.ciphersuite']).filter((v) => !grease(v));
-  const exts = list(row['tls.handshake.extension.type']).filter((v) => !grease(v));
-  const sigs = list(row['tls.handshake.sig_hash_alg']).filter((v) => !grease(v));
-  const sv = list(row['tls.handshake.extensions.supported_version']).filter((v) => !grease(v));
-  // (DTLS's version numbers run backwards: its highest is the smallest)
-  const ver = sv.length ? (transport === 'dtls' ? Math.min(...sv) : Math.max(...sv)) : list(row['tls.handshake.version'])[0];
-  const vmap = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10', 0x0300: 's3', 0xfeff: 'd1', 0xfefd: 'd2', 0xfefc: 'd3' };
-  const alpn = row['tls.handshake.extensions_alpn_str'].split(',')[0] ?? '';
-  const alnum = (c) => /[0-9A-Za-z]/.test(c);
-  let al = '00';
-  if (alpn.length > 0) al = alnum(alpn[0]) && alnum(alpn.at(-1)) ? alpn[0] + alpn.at(-1) : (() => { const h = Buffer.from(alpn, 'latin1').toString('hex'); return h[0] + h.at(-1); })();
-  const n2 = (n) => String(Math.min(n, 99)).padStart(2, '0');
-  const a = `${transport === 'quic' ? 'q' : transport === 'dtls' ? 'd' : 't'}${vmap[ver] ?? '00'}${exts.includes(0) ? 'd' : 'i'}${n2(ciphers.length)}${n2(exts.length)}${al}`;
-  const sha = (s) => createHash('sha256').update(s).digest('hex').slice(0, 12);
-  const cs = ciphers.map(hex).sort().join(',');
-  const es = exts.filter((e) => e !== 0 && e !== 0x10).map(hex).sort().join(',');
-  const c = es === '' ? '000000000000' : sha(sigs.length ? `${es}_${sigs.map(hex).join(',')}` : es);
-  return `${a}_${cs === '' ? '000000000000' : sha(cs)}_${c}`;
+  return ja4FromHello({
+    ciphers: list(row['tls.handshake.ciphersuite']), extensions: list(row['tls.handshake.extension.type']),
+    signatureAlgorithms: list(row['tls.handshake.sig_hash_alg']), supportedVersions: list(row['tls.handshake.extensions.supported_version']),
+    helloVersion: list(row['tls.handshake.version'])[0], alpn: row['tls.handshake.extensions_alpn_str'].split(',')[0] ?? '',
+  }, transport);
 }
 
 const entries = [];
