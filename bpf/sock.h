@@ -76,6 +76,57 @@ static __always_inline int file_to_tuple(struct file *f, struct tuple *t)
 	return sk_to_tuple(sk, t) ? 1 : 0;
 }
 
+/* A datagram's remote end, as sendto/sendmsg name it and recvfrom/recvmsg return it: an unconnected UDP socket
+ * (a DTLS server's) has none of its own. */
+struct peer {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes, as in struct tuple */
+	__u16 port;    /* host byte order */
+	__u16 family;  /* AF_INET / AF_INET6, 0 = none */
+	__u8 pad[4];
+};
+
+/* Reads the struct sockaddr_in / sockaddr_in6 at user address sa into p; p->family is 0 when it is neither (or
+ * unreadable). Layouts (uapi, every arch): family at 0, port at 2 (network order), sin_addr at 4, sin6_addr at 8. */
+static __always_inline void user_sockaddr_to_peer(const void *sa, struct peer *p)
+{
+	struct {
+		__u16 family;
+		__u16 port;
+		__u8 addr4[4];
+	} h;
+	struct peer n = {};
+
+	p->family = 0;
+	if (!sa || bpf_probe_read_user(&h, sizeof(h), sa))
+		return;
+	if (h.family == TS_AF_INET)
+		__builtin_memcpy(n.addr, h.addr4, 4);
+	else if (h.family != TS_AF_INET6 || bpf_probe_read_user(n.addr, sizeof(n.addr), (const char *)sa + 8))
+		return;
+	n.port = bpf_ntohs(h.port);
+	n.family = h.family;
+	*p = n;
+}
+
+/* Gives t, an unconnected socket's tuple (no remote port), the remote end of the datagram p: 0, or -1 when there
+ * is none of t's family (the record then has no connection rather than one to 0.0.0.0:0). */
+static __always_inline int tuple_set_peer(struct tuple *t, const struct peer *p)
+{
+	if (!p->family || p->family != t->family)
+		return -1;
+	__builtin_memcpy(t->daddr, p->addr, sizeof(t->daddr));
+	t->dport = p->port;
+	return 0;
+}
+
+/* 1 when t's remote end is the datagram p's (or the call saw no datagram's peer) */
+static __always_inline int tuple_has_peer(const struct tuple *t, const struct peer *p)
+{
+	const __u64 *a = (const __u64 *)t->daddr, *b = (const __u64 *)p->addr;
+
+	return !p->family || (t->dport == p->port && a[0] == b[0] && a[1] == b[1]);
+}
+
 /* Returns 0 and fills t for an inet socket, 1 when fd is not a socket (or not inet), -1 on read failure. */
 static __always_inline int fd_to_tuple(int fd, struct tuple *t)
 {

@@ -2,7 +2,8 @@
 /* Kernel side of the capture helper's eBPF mode:
  *  - TLS uprobes (OpenSSL/BoringSSL, GnuTLS, NSS): entry saves the call in `start` keyed by thread,
  *    return emits the plaintext; the return path always deletes the entry.
- *  - syscall tracepoints reveal the fd a TLS call uses (read/write/send/recv family) -> 5-tuple.
+ *  - syscall tracepoints reveal the fd a TLS call uses (read/write/send/recv family) -> 5-tuple, and on an
+ *    unconnected UDP socket (a DTLS server's) the peer its datagram names -> the tuple's remote end.
  *  - connect/accept tracepoints attribute connections to processes; sched_process_exec announces
  *    new processes and open/openat of files named like TLS libraries announce libraries being loaded,
  *    so user space can hook them.
@@ -31,7 +32,12 @@ struct tls_call {
 	__u8 fn;
 	__u8 dir_out;
 	__u8 active; /* 0: the thread's slot is kept for its next call (no call in flight) */
-	__u8 pad[4];
+	__u8 from_msg; /* from is a struct msghdr * (recvmsg), not a struct sockaddr * (recvfrom) */
+	__u8 pad[3];
+	/* why the peer: an unconnected UDP socket (a DTLS server's) has no remote end; each datagram names its own,
+	 * in the sendto/sendmsg that sends it and in the recvfrom/recvmsg that returns it */
+	__u64 from;       /* where a recvfrom/recvmsg on fd in flight writes the sender, read at its exit; 0 = none */
+	struct peer peer; /* the remote end of the last datagram on fd in this call (family 0: none) */
 };
 
 struct ctx_key {
@@ -123,6 +129,17 @@ struct {
 	__type(key, __u64);
 	__type(value, __s32);
 } connects SEC(".maps");
+
+/* How many TLS calls wait at a recvfrom/recvmsg's exit for the sender it writes (tls_call.from set). why: those exit
+ * tracepoints run for every recvfrom/recvmsg on the node; with a `start` lookup each run took 81-86 ns, with this
+ * count (0 almost always) 58 ns, an empty program's time (native/README.md). A slot lost with `from` set (LRU
+ * eviction) leaves the count above 0: then only the lookup's cost returns */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} from_waits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -237,6 +254,20 @@ static __always_inline void fill_hdr(struct event_hdr *h, __u32 kind, __u64 id)
 		__e;                                                          \
 	})
 
+/* Sets where the call's recvfrom/recvmsg in flight writes its sender (0: nowhere), keeping from_waits counted */
+static __always_inline void set_from(struct tls_call *c, __u64 from, __u8 is_msg)
+{
+	__u32 zero = 0;
+	__s64 *w = bpf_map_lookup_elem(&from_waits, &zero);
+
+	if (w && !c->from && from)
+		__sync_fetch_and_add(w, 1);
+	else if (w && c->from && !from)
+		__sync_fetch_and_add(w, -1);
+	c->from = from;
+	c->from_msg = is_msg;
+}
+
 static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_ptr, __u8 lib, __u8 fn, __u8 dir_out)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -261,6 +292,9 @@ static __always_inline int tls_enter(__u64 ctx, const void *buf, __u64 outlen_pt
 		c->lib = lib;
 		c->fn = fn;
 		c->dir_out = dir_out;
+		if (c->from)
+			set_from(c, 0, 0);
+		c->peer.family = 0;
 		c->active = 1;
 		return 0;
 	}
@@ -307,13 +341,20 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 	if (call->fd >= 0) {
 		struct file *f = fd_to_file(call->fd);
 
-		/* why: the same open file as last time is the same socket; skip the walk to the tuple */
+		/* why: the same open file as last time is the same socket; skip the walk to the tuple. Not when the
+		 * call's datagram names another peer: an unconnected UDP socket serves many (known is this object's own:
+		 * DTLS has one object per peer) */
 		known = f ? bpf_map_lookup_elem(&ctx_tuples, &key) : 0;
-		if (known && known->via == CONN_FD && known->fd == call->fd && known->file == (__u64)f) {
+		if (known && known->via == CONN_FD && known->fd == call->fd && known->file == (__u64)f &&
+		    tuple_has_peer(&known->t, &call->peer)) {
 			e->tuple = known->t;
 			r = 0;
 		} else {
 			r = file_to_tuple(f, &e->tuple);
+			/* an unconnected UDP socket: the remote end is the call's datagram's, when a syscall named it */
+			if (r == 0 && e->tuple.proto == 17 /* IPPROTO_UDP */ && !e->tuple.dport &&
+			    tuple_set_peer(&e->tuple, &call->peer))
+				r = 2;
 			if (r == 0)
 				learn(tgid, call->ctx, call->fd, &e->tuple, CONN_FD, (__u64)f);
 		}
@@ -326,6 +367,14 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
 		count(STAT_NO_SOCKET, 1);
 		return 0;
+	} else if (r == 2) {
+		/* an unconnected UDP socket and no datagram peer seen (a read(2) on it): what this object learned before,
+		 * else none. No memory-BIO guess: the call did its own socket I/O */
+		known = bpf_map_lookup_elem(&ctx_tuples, &key);
+		if (known && known->t.proto == 17 /* IPPROTO_UDP */ && known->t.dport) {
+			e->tuple = known->t;
+			via = CONN_CTX;
+		}
 	} else if (call->lib != LIB_GO) {
 		/* why not Go: tls.Conn objects are garbage collected without a hook; only the fd they carry counts */
 		known = bpf_map_lookup_elem(&ctx_tuples, &key);
@@ -430,9 +479,10 @@ static __always_inline int tls_leave(long ret)
 	return 0;
 }
 
-/* A socket syscall: tells the fd of the TLS call in flight on this thread; outside TLS calls, notes
- * the last TCP socket read and resolves a pending write context with the next TCP socket write. */
-static __always_inline void note_fd(int fd, int is_read)
+/* A socket syscall: tells the fd of the TLS call in flight on this thread, and returns that call when the syscall
+ * is on its fd (the caller may read the datagram's peer); outside TLS calls, notes the last TCP socket read and
+ * resolves a pending write context with the next TCP socket write, and returns NULL. */
+static __always_inline struct tls_call *note_fd(int fd, int is_read)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *c = bpf_map_lookup_elem(&start, &id);
@@ -445,7 +495,7 @@ static __always_inline void note_fd(int fd, int is_read)
 	if (c && c->active) {
 		if (c->fd < 0)
 			c->fd = fd;
-		return;
+		return c->fd == fd ? c : 0;
 	}
 	ts = bpf_map_lookup_elem(&threads, &id);
 	if (!ts) {
@@ -457,14 +507,14 @@ static __always_inline void note_fd(int fd, int is_read)
 		 * decrypted read of every thread had no connection (a service's first request after the hooks attached).
 		 * A thread of a process that maps a TLS library gets it at its first TCP socket read instead. */
 		if (!is_read || !bpf_map_lookup_elem(&tls_procs, &tgid))
-			return;
+			return 0;
 		f = fd_to_file(fd);
 		if (!f || file_to_tuple(f, &t) != 0 || t.proto != 6 /* IPPROTO_TCP */)
-			return;
+			return 0;
 		fresh.last_rfd = fd;
 		fresh.tcp_file = (__u64)f;
 		bpf_map_update_elem(&threads, &id, &fresh, BPF_NOEXIST);
-		return;
+		return 0;
 	}
 	if (is_read) {
 		struct file *f = fd_to_file(fd);
@@ -475,30 +525,31 @@ static __always_inline void note_fd(int fd, int is_read)
 			ts->last_rfd = fd;
 			ts->tcp_file = (__u64)f;
 		}
-		return;
+		return 0;
 	}
 	if (!ts->has_pending && !ts->blocked)
-		return;
+		return 0;
 	if (fd_to_tuple(fd, &t) != 0 || t.proto != 6 /* IPPROTO_TCP */)
-		return;
+		return 0;
 	pctx = ts->pending_ctx;
 	if (ts->blocked || bpf_ktime_get_ns() - ts->pending_ns > PENDING_NS || !ts->has_pending) {
 		ts->blocked = 0;
 		ts->has_pending = 0;
-		return;
+		return 0;
 	}
 	ts->has_pending = 0;
 	if (owned_by_other(tgid, fd, pctx, &t)) {
 		count(STAT_CONFLICTS, 1);
-		return;
+		return 0;
 	}
 	learn(tgid, pctx, fd, &t, CONN_THREAD_WRITE, 0);
 	ce = reserve_event(struct ctx_event, EV_CTX, id);
 	if (!ce)
-		return;
+		return 0;
 	ce->tuple = t;
 	ce->ctx = pctx;
 	bpf_ringbuf_submit(ce, 0);
+	return 0;
 }
 
 /* The library freed (or reset) a connection object: forget its connection, since the address will be
@@ -777,13 +828,16 @@ int uprobe_go_tls_read_ret(struct pt_regs *ctx)
 	return emit_tls(id, &call, n);
 }
 
-/* ---- socket syscalls: fd of the TLS call in flight ----
+/* ---- socket syscalls: fd of the TLS call in flight, and the peer of its datagrams ----
  * Probed (first argument is the fd in each):
  *   ssize_t write(int fd, const void *buf, size_t count);   ssize_t read(int fd, void *buf, size_t count);
  *   ssize_t writev(int fd, const struct iovec *iov, int n);  ssize_t readv(int fd, const struct iovec *iov, int n);
  *   ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen);
  *   ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen);
- *   ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); ssize_t recvmsg(int fd, struct msghdr *msg, int flags); */
+ *   ssize_t sendmsg(int fd, const struct msghdr *msg, int flags); ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
+ * The peer (to, from, msg->msg_name) is read only inside a TLS call on its fd: `to` at sendto's entry, `from` at
+ * recvfrom's exit, which fills it. Syscall tracepoints skip compat (32-bit) tasks on x86-64 and arm64, so a
+ * struct msghdr here is the 64-bit one: msg_name, a pointer, at offset 0. */
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int tp_enter_write(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
@@ -793,14 +847,78 @@ SEC("tracepoint/syscalls/sys_enter_writev")
 int tp_enter_writev(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
 SEC("tracepoint/syscalls/sys_enter_readv")
 int tp_enter_readv(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
+
 SEC("tracepoint/syscalls/sys_enter_sendto")
-int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
+int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	struct tls_call *c = note_fd((int)ctx->args[0], 0);
+
+	if (c && ctx->args[4])
+		user_sockaddr_to_peer((const void *)ctx->args[4], &c->peer);
+	return 0;
+}
+
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	struct tls_call *c = note_fd((int)ctx->args[0], 0);
+	__u64 name = 0;
+
+	if (c && ctx->args[1] && !bpf_probe_read_user(&name, sizeof(name), (const void *)ctx->args[1]) && name)
+		user_sockaddr_to_peer((const void *)name, &c->peer);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	struct tls_call *c = note_fd((int)ctx->args[0], 1);
+
+	if (c)
+		set_from(c, ctx->args[4], 0);
+	return 0;
+}
+
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 1); return 0; }
+int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	struct tls_call *c = note_fd((int)ctx->args[0], 1);
+
+	if (c)
+		set_from(c, ctx->args[1], 1);
+	return 0;
+}
+
+/* At a recvfrom/recvmsg's exit: the sender it wrote, when the TLS call in flight asked for one at its entry */
+static __always_inline void peer_at_exit(long ret)
+{
+	__u32 zero = 0;
+	__s64 *w = bpf_map_lookup_elem(&from_waits, &zero);
+	struct tls_call *c;
+	__u64 id, sa;
+	__u8 is_msg;
+
+	if (!w || *w <= 0)
+		return;
+	id = bpf_get_current_pid_tgid();
+	c = bpf_map_lookup_elem(&start, &id);
+	if (!c || !c->from)
+		return;
+	sa = c->from;
+	is_msg = c->from_msg;
+	set_from(c, 0, 0);
+	if (ret < 0 || !c->active)
+		return;
+	if (is_msg && (bpf_probe_read_user(&sa, sizeof(sa), (const void *)sa) || !sa))
+		return;
+	user_sockaddr_to_peer((const void *)sa, &c->peer);
+}
+
+/* Probed: recvfrom and recvmsg (above), at their exit: ret is the bytes received or -errno */
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { peer_at_exit(ctx->ret); return 0; }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { peer_at_exit(ctx->ret); return 0; }
 
 /* ---- connection attribution ---- */
 

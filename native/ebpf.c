@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <endian.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -944,6 +945,10 @@ static const char *proto_for(const struct tls_event *e)
 	return "data";
 }
 
+/* EXP_PDU_TAG_PORT_TYPE's values: Wireshark's port_type (epan/address.h) */
+#define EXP_PDU_PT_TCP 2
+#define EXP_PDU_PT_UDP 3
+
 static uint8_t *put_tag(uint8_t *p, uint16_t tag, const void *val, uint16_t len)
 {
 	uint16_t plen = (uint16_t)((len + 3) & ~3);
@@ -975,21 +980,39 @@ static const char *conn_via_name(uint8_t via)
 	}
 }
 
+/* 1 when the address is 0.0.0.0 or :: (an unconnected socket's, bound to the wildcard) */
+static int addr_unspecified(const uint8_t *a, int family)
+{
+	static const uint8_t zero[16];
+
+	return !memcmp(a, zero, family == AF_INET ? 4 : 16);
+}
+
 static void write_tls(const struct tls_event *e)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	uint8_t tags[128], *p = tags;
 	const char *proto = proto_for(e);
 	char comment[256], comm[TASK_COMM_LEN + 1], netns[24] = "";
-	int i, known = e->tuple.family != 0;
+	struct tuple t = e->tuple;
+	int i, known = t.family != 0;
 
+	/* why: a socket without a remote port (an unconnected UDP socket whose datagram's peer the hooks did not see)
+	 * is no connection; written as one, its record would name a flow that does not exist. An unconnected UDP socket
+	 * bound to 0.0.0.0 or :: (a DTLS server's, as most are) keeps its wildcard local address: the address its
+	 * client's datagram went to is not the socket's, and the core ties the record to the one UDP flow between that
+	 * client's address and port and this local port (FORMAT.md). A TCP socket always has its local address. */
+	if (known && (!t.dport || (t.proto != IPPROTO_UDP && addr_unspecified(t.saddr, t.family)))) {
+		memset(&t, 0, sizeof(t));
+		known = 0;
+	}
 	/* why: with hooks host-wide, the helper's own output riding TLS on this host would come back as
 	 * plaintext records of itself, in a loop */
-	if (known && tuple_excluded(&e->tuple)) {
+	if (known && tuple_excluded(&t)) {
 		ctr.excluded++;
 		return;
 	}
-	if (!filter_record(&e->tuple, e->dir_out)) {
+	if (!filter_record(&t, e->dir_out)) {
 		ctr.filtered++;
 		return;
 	}
@@ -998,12 +1021,12 @@ static void write_tls(const struct tls_event *e)
 				      "decrypted TLS plaintext from uprobes");
 	p = put_tag(p, 12, proto, (uint16_t)strlen(proto));
 	if (known) {
-		const uint8_t *src = e->dir_out ? e->tuple.saddr : e->tuple.daddr;
-		const uint8_t *dst = e->dir_out ? e->tuple.daddr : e->tuple.saddr;
-		uint16_t sport = e->dir_out ? e->tuple.sport : e->tuple.dport;
-		uint16_t dport = e->dir_out ? e->tuple.dport : e->tuple.sport;
+		const uint8_t *src = e->dir_out ? t.saddr : t.daddr;
+		const uint8_t *dst = e->dir_out ? t.daddr : t.saddr;
+		uint16_t sport = e->dir_out ? t.sport : t.dport;
+		uint16_t dport = e->dir_out ? t.dport : t.sport;
 
-		if (e->tuple.family == 2) {
+		if (t.family == AF_INET) {
 			p = put_tag(p, 20, src, 4);
 			p = put_tag(p, 21, dst, 4);
 		} else if (!memcmp(src, v4mapped, 12) && !memcmp(dst, v4mapped, 12)) {
@@ -1013,7 +1036,8 @@ static void write_tls(const struct tls_event *e)
 			p = put_tag(p, 22, src, 16);
 			p = put_tag(p, 23, dst, 16);
 		}
-		p = put_u32_tag(p, 24, 2);
+		/* Wireshark's port_type: PT_UDP for a DTLS connection's record, PT_TCP otherwise */
+		p = put_u32_tag(p, 24, t.proto == IPPROTO_UDP ? EXP_PDU_PT_UDP : EXP_PDU_PT_TCP);
 		p = put_u32_tag(p, 25, sport);
 		p = put_u32_tag(p, 26, dport);
 	}

@@ -106,7 +106,8 @@ static void put16(uint8_t *p, uint16_t v)
 int filter_record(const struct tuple *t, int dir_out)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	/* an IPv6 header and a TCP header without options: the packet such a record's bytes would have crossed in */
+	/* room for an IPv6 header and a TCP header without options (or a UDP header: a DTLS record's datagram): the
+	 * packet such a record's bytes would have crossed in */
 	uint8_t pkt[60];
 	const uint8_t *src, *dst;
 	uint16_t sport, dport;
