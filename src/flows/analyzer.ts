@@ -622,6 +622,8 @@ export class Analyzer {
   private changes = 0;
   // why: packets of one connection come in runs (bulk transfers, GSO segments); remembering the last
   // IPv4 flow skips building and hashing its table key for the rest of the run
+  /** UDP flows by one end and the other's port (see udpFlowTo); null until a wildcard record needs it */
+  private udpEnds: Map<string, FlowState | null> | null = null;
   private last: FlowState | null = null;
   private lastNode = '';
   // why int32 (signed keys, ports packed with <<): a field that ever gets a number beyond int32 turns into a heap
@@ -943,7 +945,9 @@ export class Analyzer {
     let sip: KeyIp = flowPacket && v4 ? d.src4 : 0;
     let dip: KeyIp = flowPacket && v4 ? d.dst4 : 0;
     if (this.part && flowPacket && !v4) { sip = d.src; dip = d.dst; }
-    if (this.part && (flowPacket ? partitionOf(sip, d.srcPort, dip, d.dstPort, this.part.count) : 0) !== this.part.index) return null;
+    // (a UDP flow's partition is its ports': a DTLS server's records on a wildcard socket do not name its address)
+    const udp = d !== null && d.proto === PROTO_UDP;
+    if (this.part && (flowPacket ? partitionOf(udp ? 0 : sip, d.srcPort, udp ? 0 : dip, d.dstPort, this.part.count) : 0) !== this.part.index) return null;
     this.countNode(st, origLen);
     const node = st.node;
     const c = this.counters;
@@ -1040,6 +1044,7 @@ export class Analyzer {
     if (fs.tcpCode >= 0) this.tcpCounts[fs.tcpCode]!++;
     if (packet6) this.index.set6(indexNode(node, netns), transport === 'tcp', packet6.data, packet6.addrOffset, ap, bp, fs);
     else this.index.set(indexNode(node, netns), transport === 'tcp', a, ap, b, bp, fs);
+    if (this.udpEnds !== null && transport === 'udp') this.addUdpEnds(fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
     this.last = null;
     this.states.push(fs);
@@ -2038,47 +2043,72 @@ export class Analyzer {
   /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
   private onTlsRecord(node: string, data: Buffer, start: number, end: number, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
     const pdu = readPduHead(data, start, end);
-    const matched = pdu !== null && pdu.src !== null && pdu.dst !== null;
+    // (a record of a socket with no peer, an unconnected UDP socket's whose peer the hook did not learn, names port 0:
+    // it is no connection's, and taken as one it would make a flow to 0.0.0.0:0)
+    const matched = pdu !== null && pdu.src !== null && pdu.dst !== null && pdu.src.port !== 0 && pdu.dst.port !== 0;
     if (matched && pdu !== this.rec.head) this.rec = recordEnds(pdu);
-    const src = matched ? this.rec.src : null;
-    const dst = matched ? this.rec.dst : null;
-    const srcKey = matched ? this.rec.srcKey : 0;
-    const dstKey = matched ? this.rec.dstKey : 0;
+    let src = matched ? this.rec.src : null;
+    let dst = matched ? this.rec.dst : null;
+    let srcKey = matched ? this.rec.srcKey : 0;
+    let dstKey = matched ? this.rec.dstKey : 0;
+    // (a DTLS connection's records name its UDP ports: they join its UDP flow, never a TCP flow of the same ports)
+    const tcp = pdu === null || !pdu.udp;
     // (every partition notes it: the verdicts of the process's flows, in any partition, say so)
     if (!src || !dst) this.noteUnattributed(node, pdu === null ? null : comments);
-    if (this.part && (src && dst ? partitionOf(srcKey, src.port, dstKey, dst.port, this.part.count) : 0) !== this.part.index) return null;
+    // (a UDP flow's partition is its ports', as its packets' are: a wildcard record's local address is not the flow's)
+    if (this.part && (src && dst ? partitionOf(tcp ? srcKey : 0, src.port, tcp ? dstKey : 0, dst.port, this.part.count) : 0) !== this.part.index) return null;
     this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = tlsAttrsOf(comments) ?? NO_ATTRS;
     const meta = this.nodes.get(node);
+    const dirOut = recordWritten(attrs, flags);
+    let mine = dirOut ? src : dst;
+    const other = dirOut ? dst : src;
     // why: hooks are host-wide; a record from another network namespace's loopback (a pod's own 127.0.0.1)
     // must never join a captured flow that merely has the same 5-tuple
     const recordNetns = attrs.netns ? Number(attrs.netns) : null;
-    let netns = meta?.separateNetns(recordNetns, src.ip) ?? null;
-    let fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
-    const dirOut = recordWritten(attrs, flags);
-    const mine = dirOut ? src : dst;
-    const other = dirOut ? dst : src;
+    let netns = meta?.separateNetns(recordNetns, other.ip) ?? null;
+    let fs: FlowState | undefined;
+    if (!tcp && UNSPECIFIED.has(mine.ip)) {
+      // why: an unconnected UDP socket bound to the wildcard (a DTLS server's) has no local address of its own; its
+      // record is the one UDP flow's between its peer and its local port, and never makes a flow (FORMAT.md)
+      fs = this.udpFlowTo(indexNode(node, netns), other, mine.port);
+      if (!fs) {
+        this.counters.tlsRecordsUnmatched++;
+        this.noteUnattributed(node, comments);
+        return null;
+      }
+      const f = fs.flow;
+      mine = f.src.port === other.port && f.src.ip === other.ip ? f.dst : f.src;
+      [src, dst] = dirOut ? [mine, other] : [other, mine];
+      [srcKey, dstKey] = [ipKeyPart(src.ip), ipKeyPart(dst.ip)];
+    }
+    fs ??= this.index.get(indexNode(node, netns), tcp, srcKey, src.port, dstKey, dst.port);
     if (fs && netns === null && recordNetns !== null && this.endClaimedElsewhere(fs, mine, recordNetns)) {
       // why: one end of a connection lives in one namespace; another namespace's records for the same end are
       // another connection that reuses the addresses (isolated namespaces), not this flow's plaintext
       netns = recordNetns;
-      fs = this.index.get(indexNode(node, netns), true, srcKey, src.port, dstKey, dst.port);
+      fs = this.index.get(indexNode(node, netns), tcp, srcKey, src.port, dstKey, dst.port);
     }
     if (!fs) {
       // why: a hook event can reach us before the first packet of its connection; orient by the owner's role.
-      const role = meta?.owner('tcp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
+      const role = meta?.owner(tcp ? 'tcp' : 'udp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
       const client = mineIsClient ? mine : other;
       // (copies: the record's ends are shared by the records that follow)
-      fs = this.addFlow(node, 'tcp', srcKey, src.port, dstKey, dst.port, { ...client }, { ...(mineIsClient ? other : mine) }, tsMs, ipKeyPart(client.ip), netns);
-      fs.app = 'tls';
-      fs.flow.app = 'tls';
+      fs = this.addFlow(node, tcp ? 'tcp' : 'udp', srcKey, src.port, dstKey, dst.port, { ...client }, { ...(mineIsClient ? other : mine) }, tsMs, ipKeyPart(client.ip), netns);
+      fs.app = tcp ? 'tls' : 'dtls';
+      fs.flow.app = fs.app;
       fs.flow.seenBy = 'hook-only';
       // (no packet tells how the connection went; its first packet, if one comes, does)
-      this.tcpCounts[fs.tcpCode]!--;
-      fs.tcpCode = -1;
-      fs.flow.tcp = null;
+      if (tcp) {
+        this.tcpCounts[fs.tcpCode]!--;
+        fs.tcpCode = -1;
+        fs.flow.tcp = null;
+      } else {
+        // (its datagrams, if they come, are not read for a hello: a hook's record comes after the handshake)
+        extra(fs).dtls = null;
+      }
     }
     const f = fs.flow;
     fs.version++;
@@ -2103,9 +2133,41 @@ export class Analyzer {
     // (a connection upgrading in place, its protocol named while its TLS is awaited, is left to be read: the hooks
     // report its first writes before the server's hello packet may be in the stream)
     if (fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
+    // (a UDP flow whose first datagrams were not a hello, when the capture began after them: its records tell)
+    if (!tcp && (fs.app === 'classify' || fs.app === 'unknown')) {
+      fs.app = 'dtls';
+      f.app = 'dtls';
+      extra(fs).dtls = null;
+    }
+    // (a DTLS record is a datagram's plaintext, not a stream's: it is not read as HTTP or a database's login)
+    if (!tcp) return f.id;
     const c2s = sideOf(f, src) === 'client';
     this.feedDecrypted(fs, c2s, side, data, payloadStart, end, pdu.protoName, tsMs, attrs.trunc === '1');
     return f.id;
+  }
+
+  /**
+   * The one UDP flow between `peer` and a local end of port `localPort` (any address), on the index node; undefined
+   * when there is none, or more than one (then no record is tied on a guess). Its table is made on first use and kept
+   * as UDP flows are added (see addFlow).
+   */
+  private udpFlowTo(nodeKey: string, peer: Endpoint, localPort: number): FlowState | undefined {
+    if (this.udpEnds === null) {
+      this.udpEnds = new Map();
+      for (const fs of this.states) if (fs.flow.transport === 'udp') this.addUdpEnds(fs);
+    }
+    return this.udpEnds.get(udpEndKey(nodeKey, peer.ip, peer.port, localPort)) ?? undefined;
+  }
+
+  /** A UDP flow's two ends in udpEnds, each with the other's port; a key two flows share is null (ambiguous). */
+  private addUdpEnds(fs: FlowState): void {
+    const f = fs.flow;
+    const nodeKey = indexNode(f.node, f.netns ?? null);
+    for (const [a, b] of [[f.src, f.dst], [f.dst, f.src]] as const) {
+      const k = udpEndKey(nodeKey, a.ip, a.port, b.port);
+      const had = this.udpEnds!.get(k);
+      this.udpEnds!.set(k, had === undefined || had === fs ? fs : null);
+    }
   }
 
   /**
@@ -2443,6 +2505,13 @@ export class Analyzer {
 }
 
 /** The flow table's node key: a foreign network namespace's hook-only flows live apart from the node's captured ones. */
+/** An unconnected socket's local address when bound to the wildcard, as a record names it (normalized). */
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
+function udpEndKey(nodeKey: string, ip: string, port: number, otherPort: number): string {
+  return `${nodeKey}|${ip}|${port}|${otherPort}`;
+}
+
 function indexNode(node: string, netns: number | null): string {
   return netns === null ? node : `${node}\0netns=${netns}`;
 }

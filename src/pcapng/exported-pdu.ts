@@ -12,6 +12,9 @@ export const EXP_PDU_TAG_IPV6_DST = 23;
 export const EXP_PDU_TAG_PORT_TYPE = 24;
 export const EXP_PDU_TAG_SRC_PORT = 25;
 export const EXP_PDU_TAG_DST_PORT = 26;
+/** EXP_PDU_TAG_PORT_TYPE's values (Wireshark's port_type): a record of a TCP connection, of a UDP one (DTLS). */
+export const PT_TCP = 2;
+export const PT_UDP = 3;
 
 /** A record's endpoint; `v4`: an IPv4 address (also one mapped into IPv6) as its signed 32-bit number, else null. */
 export interface PduEndpoint { ip: string; port: number; v4: number | null }
@@ -20,6 +23,8 @@ export interface ExportedPdu {
   protoName: string | null;
   src: PduEndpoint | null;
   dst: PduEndpoint | null;
+  /** the ports are UDP's (port type PT_UDP: a DTLS connection's record); else TCP's, as records without the tag are */
+  udp: boolean;
   /** Offset of the payload inside the packet data. */
   payloadOffset: number;
   payload: Buffer;
@@ -30,6 +35,8 @@ export interface PduHead {
   protoName: string | null;
   src: PduEndpoint | null;
   dst: PduEndpoint | null;
+  /** see ExportedPdu.udp */
+  udp: boolean;
   tagsLength: number;
 }
 
@@ -41,7 +48,7 @@ export function parseExportedPdu(data: Buffer, start = 0, end = data.length): Ex
   const h = readPduHead(data, start, end);
   if (!h) return null;
   const p = start + h.tagsLength;
-  return { protoName: h.protoName, src: h.src, dst: h.dst, payloadOffset: p, payload: data.subarray(p, end) };
+  return { protoName: h.protoName, src: h.src, dst: h.dst, udp: h.udp, payloadOffset: p, payload: data.subarray(p, end) };
 }
 
 /**
@@ -66,6 +73,7 @@ export function readPduHead(data: Buffer, start = 0, end = data.length): PduHead
   let dst4: number | null = null;
   let srcPort: number | null = null;
   let dstPort: number | null = null;
+  let udp = false;
   for (;;) {
     if (p + 4 > end) return null;
     const tag = data.readUInt16BE(p);
@@ -86,6 +94,7 @@ export function readPduHead(data: Buffer, start = 0, end = data.length): PduHead
       case EXP_PDU_TAG_IPV6_DST: if (len >= 16) { dstIp = ipv6ToString(data, vstart); dst4 = mapped4(data, vstart); } break;
       case EXP_PDU_TAG_SRC_PORT: if (len >= 4) srcPort = data.readUInt32BE(vstart); break;
       case EXP_PDU_TAG_DST_PORT: if (len >= 4) dstPort = data.readUInt32BE(vstart); break;
+      case EXP_PDU_TAG_PORT_TYPE: if (len >= 4) udp = data.readUInt32BE(vstart) === PT_UDP; break;
       default: break;
     }
   }
@@ -93,6 +102,7 @@ export function readPduHead(data: Buffer, start = 0, end = data.length): PduHead
     protoName,
     src: srcIp !== null && srcPort !== null ? { ip: srcIp, port: srcPort, v4: src4 } : null,
     dst: dstIp !== null && dstPort !== null ? { ip: dstIp, port: dstPort, v4: dst4 } : null,
+    udp,
     tagsLength: p - start,
   };
   // (an end tag whose value runs past the record leaves an empty payload and is not remembered)
@@ -105,7 +115,7 @@ export function readPduHead(data: Buffer, start = 0, end = data.length): PduHead
 
 // the last parsed record's tag bytes (lastTags[0, lastHead.tagsLength)) and its head (see readPduHead)
 const lastTags = Buffer.alloc(256);
-const NO_HEAD: PduHead = { protoName: null, src: null, dst: null, tagsLength: 0 };
+const NO_HEAD: PduHead = { protoName: null, src: null, dst: null, udp: false, tagsLength: 0 };
 let lastHead = NO_HEAD;
 
 /** The IPv4 address mapped into the IPv6 address at data[o] (::ffff:a.b.c.d) as a signed number; null when not one. */
@@ -131,8 +141,8 @@ function u32be(v: number): Buffer {
   return b;
 }
 
-/** Builds an exported-PDU packet (tests and synthetic captures). */
-export function buildExportedPdu(protoName: string, src: { ip: string; port: number } | null, dst: { ip: string; port: number } | null, payload: Buffer): Buffer {
+/** Builds an exported-PDU packet (tests and synthetic captures); `udp`: a DTLS connection's record (port type PT_UDP). */
+export function buildExportedPdu(protoName: string, src: { ip: string; port: number } | null, dst: { ip: string; port: number } | null, payload: Buffer, udp = false): Buffer {
   // why: Wireshark's reader does not skip padding; it expects the length field to include the NUL padding.
   const name = Buffer.from(protoName, 'utf8');
   const parts: Buffer[] = [tag(EXP_PDU_TAG_PROTO_NAME, Buffer.concat([name, Buffer.alloc(((name.length + 3) & ~3) - name.length)]))];
@@ -142,7 +152,7 @@ export function buildExportedPdu(protoName: string, src: { ip: string; port: num
     if (s && d) {
       const v6 = s.length === 16;
       parts.push(tag(v6 ? EXP_PDU_TAG_IPV6_SRC : EXP_PDU_TAG_IPV4_SRC, s), tag(v6 ? EXP_PDU_TAG_IPV6_DST : EXP_PDU_TAG_IPV4_DST, d));
-      parts.push(tag(EXP_PDU_TAG_PORT_TYPE, u32be(2)), tag(EXP_PDU_TAG_SRC_PORT, u32be(src.port)), tag(EXP_PDU_TAG_DST_PORT, u32be(dst.port)));
+      parts.push(tag(EXP_PDU_TAG_PORT_TYPE, u32be(udp ? PT_UDP : PT_TCP)), tag(EXP_PDU_TAG_SRC_PORT, u32be(src.port)), tag(EXP_PDU_TAG_DST_PORT, u32be(dst.port)));
     }
   }
   parts.push(Buffer.alloc(4));

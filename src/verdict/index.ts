@@ -52,7 +52,7 @@ export interface SideInput {
   relayFor?: string | null;
   /** the connection's TLS began before the capture: no ClientHello of it to fingerprint */
   midstream?: boolean;
-  /** a DTLS connection (over UDP): the hooks tie the records they read to TCP connections only */
+  /** a DTLS connection (over UDP): plaintext the hooks could not tie is said to be a UDP connection's */
   dtls?: boolean;
 }
 
@@ -133,7 +133,7 @@ function duration(ms: number): string {
 }
 
 /** Why a process known to use `lib` produced no plaintext for this connection. */
-function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext, handshakeAt: number | null): string {
+function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureContext, handshakeAt: number | null, dtls: boolean): string {
   const mine = p.hooks.filter((h) => normalizeLibrary(h.library) === lib);
   // why: an unhookable library stays unhookable whatever the helper reported about it (e.g. an
   // "unsupported" entry for a JVM): the library is the reason, in every capture mode
@@ -162,14 +162,18 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
     return `the ${lib} hook (${late.path}) attached ${duration(late.delay)}${LATE_TAIL}` +
       'reads and writes made before then were not seen, and it saw none after — reconnect while capturing';
   }
-  if (p.unattributedPlaintext) return `${lib}${UNATTRIBUTED}`;
+  if (p.unattributedPlaintext) return `${lib}${dtls ? UNATTRIBUTED_DTLS : UNATTRIBUTED}`;
   if (p.startedBeforeCapture) {
     return `process started before capture and the hook saw no reads or writes on this connection; it was probably set up before the hook attached — restart the process or reconnect while capturing`;
   }
   return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
 }
 
-const DTLS_NOT_TIED = 'DTLS: the hooks tie the plaintext they read to TCP connections only, so the plaintext of this DTLS connection (over UDP) is not captured';
+// why its own: a DTLS record is tied to its UDP connection by its socket (connected) or by the peer address of the
+// datagram the TLS call sent or received (a server's socket that serves every client); the memory-BIO wording is wrong
+const UNATTRIBUTED_DTLS = ' hook read DTLS plaintext in this process that it could not tie to a UDP connection (on a socket not connected, ' +
+  'a read or write whose datagram\'s peer the hooks did not see, or a wildcard-bound socket\'s peer and port shared by two flows); ' +
+  'this connection\'s may be among it, and is not shown rather than shown on a guess';
 
 const UNATTRIBUTED = ' hook read plaintext in this process that it could not tie to a connection (a read or write through a memory BIO, ' +
   'with no socket call of its thread to go by); this connection\'s may be among it, and is not shown rather than shown on a guess';
@@ -227,9 +231,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   }
   if (side === 'client' && input.relayFor) return relayed(input.relayFor, input.ja4);
   if (p && p.library) {
-    // why first: a DTLS connection's records are read by the hooks of its library, but never tied to it, so any other
-    // reason (a hook that attached, plaintext it could not place) would send the reader the wrong way
-    const reason = input.dtls && ctx.mode === 'ebpf' && !noHookReason(p.library) ? DTLS_NOT_TIED : noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null);
+    const reason = noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
     // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
     const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;

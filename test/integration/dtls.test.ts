@@ -2,6 +2,8 @@
 // first, then a certificate in fragments) while `tapscope capture` records them in AF_PACKET mode. Each connection is a
 // dtls flow with the SNI, ALPN, version and cipher suite tshark reads, tshark's JA3, and the JA4 computed here from
 // tshark's fields (the "d" prefix, DTLS versions), not from tapscope's parser; the client's library is its process's.
+// Captured again in eBPF mode, both ends' plaintext comes from their hooks: the client's connected socket, and the
+// server's socket, which `openssl s_server -dtls` never connects, by the peer address of its recvfrom.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import type { Flow } from '../../src/model/flow.js';
@@ -17,8 +19,9 @@ const PORT = 4433;
 let server: ChildProcess | null = null;
 let out = '';
 let flows: Flow[] = [];
-/** the OpenSSL client's flow again, captured in eBPF mode */
-let ebpfFlow: Flow | undefined;
+/** both clients' flows again, captured in eBPF mode, by client */
+const ebpfFlows = new Map<string, Flow | undefined>();
+let ebpfOut = '';
 const said: Record<string, string> = {};
 /** tshark's first ClientHello of each client port, and the cipher suite of each ServerHello by client port */
 const hellos = new Map<number, Record<string, string>>();
@@ -48,11 +51,13 @@ beforeAll(async () => {
     const row = Object.fromEntries(fields.map((f, i) => [f, cells[i] ?? '']));
     if (!hellos.has(Number(row['udp.srcport']))) hellos.set(Number(row['udp.srcport']), row);
   }
-  // (again in eBPF mode: its library is hooked, but the hooks tie plaintext to TCP connections only)
-  const e = await captureLab(t.lab, t.dir, 'dtls-ebpf.pcapng', 'ebpf', 5);
-  await t.lab.execIn(t.lab.nodeNs, 'sh', ['-c', CLIENTS.openssl('dtls-ebpf.tapscope.test')], { timeoutMs: 20_000 });
+  // (again in eBPF mode: the hooks read both ends' plaintext, the server's on a socket it never connects)
+  const e = await captureLab(t.lab, t.dir, 'dtls-ebpf.pcapng', 'ebpf', 7);
+  for (const [name, cmd] of Object.entries(CLIENTS)) await t.lab.execIn(t.lab.nodeNs, 'sh', ['-c', cmd(`dtls-ebpf-${name}.tapscope.test`)], { timeoutMs: 20_000 });
   expect(await e.cap.exited, e.cap.stderr()).toBe(0);
-  ebpfFlow = (await flowsJson(e.out, e.env)).find((x) => x.tls?.sni === 'dtls-ebpf.tapscope.test');
+  ebpfOut = e.out;
+  const again = await flowsJson(e.out, e.env);
+  for (const name of Object.keys(CLIENTS)) ebpfFlows.set(name, again.find((x) => x.tls?.sni === `dtls-ebpf-${name}.tapscope.test`));
   const s = await run('tshark', ['-r', out, '-Y', 'dtls.handshake.type == 2', '-T', 'fields', '-e', 'udp.dstport', '-e', 'dtls.handshake.ciphersuite']);
   expect(s.code, s.stderr).toBe(0);
   for (const line of s.stdout.split('\n').filter(Boolean)) {
@@ -93,10 +98,33 @@ describe('DTLS handshakes (OpenSSL and GnuTLS clients, AF_PACKET capture)', () =
     });
   }
 
-  it('in eBPF mode, says why its plaintext is not captured though its library is hooked: the hooks tie records to TCP connections', () => {
-    expect(ebpfFlow, 'the OpenSSL client\'s flow in the eBPF capture').toBeTruthy();
-    expect(ebpfFlow!.app).toBe('dtls');
-    expect(ebpfFlow!.tls!.client).toMatchObject({ library: 'openssl', via: 'process', plaintext: false, reason: expect.stringMatching(/^DTLS: the hooks tie the plaintext they read to TCP connections only/) });
+  for (const name of Object.keys(CLIENTS)) {
+    it(`${name}, in eBPF mode: both ends' plaintext captured by their hooks, the server's read on a socket it never connected`, () => {
+      const f = ebpfFlows.get(name);
+      expect(f, `the ${name} client's flow in the eBPF capture`).toBeTruthy();
+      expect(f!).toMatchObject({ transport: 'udp', app: 'dtls', seenBy: 'packets' });
+      expect(f!.tls!.client).toMatchObject({ library: name, via: 'hook', plaintext: true, reason: null });
+      expect(f!.tls!.server).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true, reason: null });
+      expect(f!.process?.comm).toBe(name === 'openssl' ? 'openssl' : 'gnutls-cli');
+    });
+  }
+
+  it('in eBPF mode, tshark reads the records as UDP plaintext of each connection: the client\'s write and the server\'s read', async () => {
+    const r = await run('tshark', ['-r', ebpfOut, '-Y', 'frame.interface_name == "tapscope-tls"', '-T', 'fields', '-e', 'exported_pdu.src_port', '-e', 'exported_pdu.dst_port',
+      '-e', 'exported_pdu.port_type', '-e', 'frame.comment', '-e', 'data.data']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
+    for (const name of Object.keys(CLIENTS)) {
+      const f = ebpfFlows.get(name)!;
+      // (the client's "hello" line, written by the client and read by the server: src the client's port, dst 4433)
+      const mine = rows.filter((c) => Number(c[0]) === f.src.port && Number(c[1]) === PORT);
+      const who = mine.map((c) => /comm=(\S+)/.exec(c[3] ?? '')?.[1]).sort();
+      expect(who, `${name}: ${JSON.stringify(rows)}`).toEqual([name === 'openssl' ? 'openssl' : 'gnutls-cli', 'openssl'].sort());
+      for (const c of mine) {
+        expect(c[2], 'port type UDP').toBe('3');
+        expect(Buffer.from(c[4] ?? '', 'hex').toString('latin1')).toBe('hello\n');
+      }
+    }
   });
 
   it('the filter finds them by app and by JA4', async () => {

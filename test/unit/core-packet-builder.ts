@@ -163,10 +163,12 @@ export class CaptureBuilder {
     return this.packet(ethernet(ipPacket('udp', s)));
   }
 
-  /** A decrypted TLS record from a uprobe (native/FORMAT.md). */
-  /** A decrypted record; with null ends, one the helper could not tie to a connection (conn=unknown, no address tags). */
-  tls(src: { ip: string; port: number } | null, dst: { ip: string; port: number } | null, dir: 'in' | 'out', payload: Buffer, attrs: { pid: number; comm: string; lib: string; proto?: string; netns?: number }): this {
-    const pdu = buildExportedPdu(attrs.proto ?? (/^(GET|POST|HTTP\/1)/.test(payload.toString('latin1', 0, 8)) ? 'http' : 'data'), src, dst, payload);
+  /**
+   * A decrypted TLS record from a uprobe (native/FORMAT.md); with null ends, one the helper could not tie to a connection
+   * (conn=unknown, no address tags); `udp`: a DTLS connection's record, its ports UDP's.
+   */
+  tls(src: { ip: string; port: number } | null, dst: { ip: string; port: number } | null, dir: 'in' | 'out', payload: Buffer, attrs: { pid: number; comm: string; lib: string; proto?: string; netns?: number; udp?: boolean }): this {
+    const pdu = buildExportedPdu(attrs.proto ?? (/^(GET|POST|HTTP\/1)/.test(payload.toString('latin1', 0, 8)) ? 'http' : 'data'), src, dst, payload, attrs.udp);
     const ns = attrs.netns === undefined ? '' : ` netns=${attrs.netns}`;
     const conn = src && dst ? '' : ' conn=unknown';
     const comment = `tapscope-tls pid=${attrs.pid} tid=${attrs.pid} comm=${attrs.comm} lib=${attrs.lib} fn=${dir === 'out' ? 'SSL_write' : 'SSL_read'} dir=${dir} len=${payload.length} trunc=0${ns}${conn}`;
