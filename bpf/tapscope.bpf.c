@@ -130,6 +130,14 @@ struct {
 	__type(value, __s32);
 } connects SEC(".maps");
 
+/* bind() in flight: thread -> fd (a UDP socket bound and not connected, a server's, is named by no connect or accept) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __s32);
+} binds SEC(".maps");
+
 /* How many TLS calls wait at a recvfrom/recvmsg's exit for the sender it writes (tls_call.from set). why: those exit
  * tracepoints run for every recvfrom/recvmsg on the node; with a `start` lookup each run took 81-86 ns, with this
  * count (0 almost always) 58 ns, an empty program's time (native/README.md). A slot lost with `from` set (LRU
@@ -967,6 +975,38 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (ctx->ret != 0 && ctx->ret != -115 /* -EINPROGRESS */)
 		return 0;
 	return emit_conn(id, f, ROLE_CLIENT);
+}
+
+/* Probed: int bind(int fd, const struct sockaddr *addr, socklen_t addrlen); at its exit, a UDP socket's local end is
+ * its owner's: a server's socket that reads and writes with recvfrom and sendto (DNS, QUIC, DTLS) is never connected,
+ * so no connect or accept names it. Its conn event has no remote end (port 0): every peer's datagrams are its. */
+SEC("tracepoint/syscalls/sys_enter_bind")
+int tp_enter_bind(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 fd = (__s32)ctx->args[0];
+
+	if ((id >> 32) == self_tgid)
+		return 0;
+	bpf_map_update_elem(&binds, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int tp_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&binds, &id);
+	struct tuple t = {};
+	__s32 f;
+
+	if (!fd)
+		return 0;
+	f = *fd;
+	bpf_map_delete_elem(&binds, &id);
+	if (ctx->ret != 0 || fd_to_tuple(f, &t) != 0 || t.proto != 17 /* IPPROTO_UDP */ || t.dport)
+		return 0;
+	return emit_conn(id, f, 0);
 }
 
 /* Probed: int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags); returns the new fd */

@@ -898,8 +898,10 @@ void proc_scan(int with_tcp)
 	n = read_net("/proc/self/net/udp6", 10, 17, rows, n, MAX_ROWS);
 	capture_yield();
 	for (i = 0; i < n; i++) {
-		if (rows[i].listen) {
-			if (rows[i].t.proto == 6 && n_listen < 1024)
+		/* why UDP's are not skipped: a UDP socket bound and not connected (a DNS, QUIC or DTLS server's) is named by
+		 * no connect or accept; its conn CB has no remote end, and every peer's datagrams are its */
+		if (rows[i].listen && rows[i].t.proto == 6) {
+			if (n_listen < 1024)
 				listen_ports[n_listen++] = rows[i].t.sport;
 			continue;
 		}
@@ -937,7 +939,7 @@ void proc_scan(int with_tcp)
 			for (i = 0; i < n; i++) {
 				int j, role = ROLE_CLIENT;
 
-				if (rows[i].ino != ino || rows[i].listen || set_has64(inode_seen, INODE_SLOTS, ino))
+				if (rows[i].ino != ino || (rows[i].listen && rows[i].t.proto == 6) || set_has64(inode_seen, INODE_SLOTS, ino))
 					continue;
 				if (!comm[0]) {
 					char cpath[64];
@@ -958,7 +960,7 @@ void proc_scan(int with_tcp)
 	}
 	closedir(proc);
 	for (i = 0; i < n; i++)
-		if (rows[i].ino && !rows[i].listen)
+		if (rows[i].ino && !(rows[i].listen && rows[i].t.proto == 6))
 			set_add64(inode_seen, INODE_SLOTS, rows[i].ino);
 }
 
