@@ -1010,7 +1010,7 @@ export class Analyzer {
     } else {
       const m = this.nodes.get(node);
       // why: without connection records there is nothing to look up; skip building the keys
-      const meta = m && m.conns.size > 0 ? m : undefined;
+      const meta = m && m.hasOwners ? m : undefined;
       const srcRole = meta?.owner(transport, src, d.srcPort, dst, d.dstPort)?.role;
       const dstRole = meta?.owner(transport, dst, d.dstPort, src, d.srcPort)?.role;
       if (srcRole === 'client' || srcRole === 'server') srcIsClient = srcRole === 'client';
@@ -2316,7 +2316,7 @@ export class Analyzer {
     const f = fs.flow;
     const a = client ? f.src : f.dst;
     const b = client ? f.dst : f.src;
-    const known = meta !== undefined && meta.conns.size > 0 ? meta.owner(f.transport, a.ip, a.port, b.ip, b.port, f.netns ?? null) : null;
+    const known = meta !== undefined && meta.hasOwners ? meta.owner(f.transport, a.ip, a.port, b.ip, b.port, f.netns ?? null) : null;
     return known ?? (client ? fs.x?.hook?.tlsPid.client : fs.x?.hook?.tlsPid.server) ?? null;
   }
 
@@ -2343,8 +2343,10 @@ export class Analyzer {
     const relayFor = named && (named.ip !== f.src.ip || named.port !== f.src.port) ? endpointText(named) : null;
     const midstream = f.tls!.midstream === true;
     const dtls = fs.app === 'dtls';
-    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, dtls, ...where(f.src.ip) }, ctx);
-    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, dtls, ...where(f.dst.ip) }, ctx);
+    // (UDP with TLS is DTLS or QUIC)
+    const quic = f.transport === 'udp' && !dtls;
+    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, dtls, quic, ...where(f.src.ip) }, ctx);
+    const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, dtls, quic, ...where(f.dst.ip) }, ctx);
     if (f.seenBy === 'hook-only') {
       // why copies: verdicts from the fingerprint alone are shared between flows
       const noted = (v: TlsSideVerdict | null): TlsSideVerdict | null => (v?.reason ? { ...v, reason: `${v.reason}; ${HOOK_ONLY_NOTE}` } : v);

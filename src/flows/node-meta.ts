@@ -76,6 +76,11 @@ export function endpointPairKey(localIp: string, localPort: number, remoteIp: st
 }
 
 // why the namespace: hooks are host-wide, and pods' own loopback connections can share one 5-tuple
+function boundKey(localIp: string, localPort: number, netns: number | null): string {
+  const key = `${normalizeIp(localIp)}|${localPort}`;
+  return netns === null ? key : `${netns}|${key}`;
+}
+
 function connKey(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null): string {
   const key = `${transport === 'udp' ? 'u' : 't'}|${endpointPairKey(localIp, localPort, remoteIp, remotePort)}`;
   return netns === null ? key : `${netns}|${key}`;
@@ -119,6 +124,11 @@ export class NodeMeta {
   readonly procs = new Map<number, ProcRecord>();
   /** "t|localIp|localPort|remoteIp|remotePort" (tcp) -> owner; prefixed "netns|" for another network namespace */
   readonly conns = new Map<string, ConnOwner>();
+  /**
+   * UDP sockets bound and not connected (a DNS, QUIC or DTLS server's: a conn record with no remote end, port 0):
+   * "localIp|localPort" (prefixed "netns|" as conns) -> owner; localIp may be the wildcard, 0.0.0.0 or ::
+   */
+  private readonly bound = new Map<string, ConnOwner>();
   /** TCP connections a process of the node made ("localIp|localPort" -> the ends they were made to; not another namespace's) */
   private readonly connected = new Map<string, { ip: string; port: number; owner: ConnOwner }[]>();
   readonly hooks: HookRecord[] = [];
@@ -142,6 +152,11 @@ export class NodeMeta {
    * the capture says: a process there would have been seen. False for an address elsewhere, or when the capture
    * names no addresses (an older helper, a capture from another tool) and the address is not loopback.
    */
+  /** Whether any conn record named an owner (a connection's, or a bound UDP socket's): without one, owner() finds none. */
+  get hasOwners(): boolean {
+    return this.conns.size > 0 || this.bound.size > 0;
+  }
+
   isLocal(ip: string): boolean {
     return this.addrs.has(normalizeIp(ip)) || isLoopback(ip);
   }
@@ -211,6 +226,10 @@ export class NodeMeta {
         const role = rec.role === 'client' || rec.role === 'server' ? rec.role : 'unknown';
         const netns = this.separateNetns(num(rec.netns), lip);
         const owner: ConnOwner = { pid, comm: str(rec.comm) ?? '?', role };
+        if (rec.proto === 'udp' && rport === 0) {
+          this.bound.set(boundKey(lip, lport, netns), owner);
+          break;
+        }
         this.conns.set(connKey(rec.proto === 'udp' ? 'udp' : 'tcp', lip, lport, rip, rport, netns), owner);
         if (role === 'client' && rec.proto !== 'udp' && netns === null) {
           const k = `${lip}|${lport}`;
@@ -250,7 +269,13 @@ export class NodeMeta {
 
   /** The owner of a local end; `netns` as separateNetns gives it, null for connections joined by 5-tuple. */
   owner(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null = null): ConnOwner | null {
-    return this.conns.get(connKey(transport, localIp, localPort, remoteIp, remotePort, netns)) ?? null;
+    const exact = this.conns.get(connKey(transport, localIp, localPort, remoteIp, remotePort, netns));
+    if (exact || transport === 'tcp' || this.bound.size === 0) return exact ?? null;
+    // (a UDP end with no socket of its own: a bound socket's, on its address, or on the wildcard when the address is one of
+    // the node's: a datagram to another host's port must not be given to a local server of the same port)
+    return this.bound.get(boundKey(localIp, localPort, netns))
+      ?? (this.isLocal(localIp) ? this.bound.get(boundKey('0.0.0.0', localPort, netns)) ?? this.bound.get(boundKey('::', localPort, netns)) : undefined)
+      ?? null;
   }
 
   /** The ends a process of the node connected to (TCP) from `localIp:localPort`, as its conn records say. */

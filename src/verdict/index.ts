@@ -54,6 +54,8 @@ export interface SideInput {
   midstream?: boolean;
   /** a DTLS connection (over UDP): plaintext the hooks could not tie is said to be a UDP connection's */
   dtls?: boolean;
+  /** a QUIC connection: its TLS library makes only the handshake's keys, so no hook can read its plaintext */
+  quic?: boolean;
 }
 
 export interface CaptureContext {
@@ -178,6 +180,17 @@ const UNATTRIBUTED_DTLS = ' hook read DTLS plaintext in this process that it cou
 const UNATTRIBUTED = ' hook read plaintext in this process that it could not tie to a connection (a read or write through a memory BIO, ' +
   'with no socket call of its thread to go by); this connection\'s may be among it, and is not shown rather than shown on a guess';
 
+/**
+ * A QUIC connection's side: its TLS library (OpenSSL or quictls, BoringSSL, GnuTLS, Go's crypto/tls under quic-go,
+ * rustls under quinn) only runs the handshake and hands its keys to the QUIC stack, which protects every packet itself.
+ * No TLS read or write carries its data, so no hook of the library sees it; its key log does.
+ */
+function quicReason(lib: TlsLibrary): string {
+  return `QUIC: ${lib} only makes the handshake's keys, and the QUIC stack encrypts each packet itself with no TLS read or write ` +
+    'for a hook to see, so hooks cannot capture its plaintext — give tapscope its SSLKEYLOGFILE to decrypt it (the session\'s Key log; ' +
+    'capture or flows --keylog FILE)';
+}
+
 /** The first of the attached hooks and how long after `at` it attached, when every one of them attached after `at`; else null. */
 function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: string; delay: number } | null {
   let first: { path: string; delay: number } | null = null;
@@ -231,7 +244,9 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   }
   if (side === 'client' && input.relayFor) return relayed(input.relayFor, input.ja4);
   if (p && p.library) {
-    const reason = noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
+    // why QUIC first: a hook, an eBPF capture, a process started later would not read it; any such reason sends the
+    // reader the wrong way
+    const reason = input.quic ? quicReason(p.library) : noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
     // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
     const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;

@@ -3,7 +3,9 @@
 // follows the key log; a second client writes no key log; a third resumes the first's session and sends its requests
 // as early data (0-RTT), and a fourth does the same to another server, which declines it. The capture (AF_PACKET: packets only) decrypts the first connection's 1-RTT packets and reads
 // its HTTP/3 requests and answers, the ones the client printed, and the third's 0-RTT packets; tshark, given no key log,
-// decrypts the file with the secrets the capture wrote into it; the second connection says it has none.
+// decrypts the file with the secrets the capture wrote into it; the second connection says it has none. A server on
+// the captured node and a client, captured in eBPF mode with GnuTLS hooked, are attributed by their bound UDP sockets,
+// and say why no hook reads QUIC: its TLS library only makes the keys.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +23,9 @@ let server: ChildProcess;
 /** a server of its own: the first one's session tickets mean nothing to it, so it declines early data */
 let declining: ChildProcess;
 const DECLINING_PORT = '4443';
+/** a server in the captured namespace, for the eBPF capture */
+let local: ChildProcess | undefined;
+const LOCAL_PORT = '4444';
 let declinedLog = '';
 let out = '';
 let keys = '';
@@ -28,6 +33,8 @@ let stderr = '';
 let clientLog = '';
 let earlyLog = '';
 let flows: Flow[] = [];
+/** a client without a key log, captured in eBPF mode */
+let hooked: Flow | undefined;
 
 /** gtlsclient in the node namespace: GET each path over HTTP/3 from the server's UDP port 443; its output (headers). */
 async function h3Client(paths: string[], keylog: string | null, extra: string[] = [], port = '443'): Promise<string> {
@@ -97,11 +104,22 @@ beforeAll(async () => {
   expect(await cap.exited, cap.stderr()).toBe(0);
   stderr = cap.stderr();
   flows = (await flowsJson(out, env)).filter((f) => f.app === 'quic');
+  // (the server on the captured node this time: its socket, bound before the capture, is found when it begins)
+  local = t.lab.spawnIn(t.lab.nodeNs, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', LOCAL_PORT, t.ca.key, t.ca.cert]);
+  await new Promise((r) => setTimeout(r, 500));
+  const ebpfOut = join(t.dir, 'quic-ebpf.pcapng');
+  const e = startCli(['capture', '--mode', 'ebpf', '--duration', '5', '--out', ebpfOut], env);
+  await e.waitFor(': capturing');
+  const r = await t.lab.execIn(t.lab.serverNs, 'gtlsclient', ['--no-quic-dump', '--exit-on-all-streams-close', '--timeout=10s', t.lab.nodeIp, LOCAL_PORT, `https://${HOST}/q/small`], { timeoutMs: 30_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(await e.exited, e.stderr()).toBe(0);
+  hooked = (await flowsJson(ebpfOut, env)).find((f) => f.app === 'quic');
 }, 120_000);
 
 afterAll(() => {
   server?.kill();
   declining?.kill();
+  local?.kill();
 });
 
 describe('capture --keylog with QUIC', () => {
@@ -178,6 +196,16 @@ describe('capture --keylog with QUIC', () => {
     expect(g.http.map((x) => [x.path, x.status]).sort()).toEqual([[null, 200], [null, 404]]);
     expect(g.tls!.client!.plaintext).toBe(false);
     expect((await flowsJson(out, { TAPSCOPE_HOME: join(t.dir, 'home') }, 'tls.early_data == "rejected"')).map((x) => x.src.port)).toEqual([f.src.port]);
+  });
+
+  it('in eBPF mode, with its library hooked, says why no hook reads QUIC (not that the hook saw nothing), and what would', () => {
+    expect(hooked, 'the QUIC flow of the eBPF capture').toBeDefined();
+    // (both processes from their bound UDP sockets: the server's bound before the capture began, found by its scan of
+    // /proc; the client's as it binds, by the bind tracepoint, hooks and tracepoints being the host's here)
+    expect([hooked!.process?.comm, hooked!.peerProcess?.comm], JSON.stringify(hooked)).toEqual(['gtlsclient', 'gtlsserver']);
+    for (const side of [hooked!.tls!.client, hooked!.tls!.server]) {
+      expect(side).toMatchObject({ library: 'gnutls', via: 'process', plaintext: false, reason: expect.stringMatching(/^QUIC: gnutls only makes the handshake's keys, .*SSLKEYLOGFILE/) });
+    }
   });
 
   it("tshark, given no key log, finds the connection's HTTP/3 streams in the file", async () => {
