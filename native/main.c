@@ -472,6 +472,12 @@ int main(int argc, char **argv)
 			last_scan = now;
 			next_scan = now + 500000000ull;
 		}
+		/* why: a UDP socket bound at its first sendto (a QUIC client's, a DNS client's that never connects) makes
+		 * no bind or connect for a tracepoint; the scan of UDP sockets alone finds the ones that live 500 ms */
+		if (use_ebpf && now >= next_scan) {
+			proc_scan_bound_udp();
+			next_scan = now + 500000000ull;
+		}
 		if (now >= next_sec) {
 			afp_update_stats();
 			if (use_ebpf)

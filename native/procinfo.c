@@ -878,7 +878,13 @@ static int read_net(const char *file, int family, uint8_t proto, struct sockrow 
 
 void proc_scan_conns(void) { proc_scan(1); }
 
-void proc_scan(int with_tcp)
+static void scan(int with_tcp, int bound_udp_only);
+
+void proc_scan(int with_tcp) { scan(with_tcp, 0); }
+
+void proc_scan_bound_udp(void) { scan(0, 1); }
+
+static void scan(int with_tcp, int bound_udp_only)
 {
 	static struct sockrow rows[MAX_ROWS];
 	static uint16_t listen_ports[1024];
@@ -905,6 +911,10 @@ void proc_scan(int with_tcp)
 				listen_ports[n_listen++] = rows[i].t.sport;
 			continue;
 		}
+		/* why: in ebpf mode connect and accept name every connected socket; a scan for those would walk every
+		 * process's fds each time a DNS lookup made a new one */
+		if (bound_udp_only && !rows[i].listen)
+			rows[i].ino = 0;
 		if (rows[i].ino && !set_has64(inode_seen, INODE_SLOTS, rows[i].ino))
 			unknown++;
 	}

@@ -52,6 +52,9 @@ void conn_note(const struct tuple *t, uint32_t netns, int role, uint32_t pid, ui
 void proc_scan_conns(void);
 /* Same, with or without TCP: the /proc/net/tcp* reads are the costly part (see proc_scan). */
 void proc_scan(int with_tcp);
+/* Only UDP sockets bound and not connected (ebpf mode's periodic scan: a socket bound at its first sendto, with no
+ * bind or connect for a tracepoint to see, a QUIC or DNS client's) */
+void proc_scan_bound_udp(void);
 /* afpacket mode: queues a TCP SYN's tuple (as seen in the packet) for attribution via sock_diag;
  * dir: 1 outbound, -1 inbound, 0 both ends may be local (loopback) */
 void proc_note_syn(const struct tuple *pkt, int dir);

@@ -1,0 +1,111 @@
+// Processes of UDP sockets with no connection of their own (a DNS, QUIC or DTLS server's, bound and reading every
+// peer's datagrams; a client's, bound by the kernel at its first sendto), in both capture modes, with `tapscope
+// capture` on the lab's node. Three small Python programs there, each naming itself (prctl) so the flows can tell
+// them apart: a server bound before the capture begins (found by the helper's scan at its start), one bound while it
+// runs (eBPF: the bind tracepoint, the server ending after one answer, before a scan could see it; AF_PACKET: the
+// periodic scan), and a client that never binds nor connects and
+// lives 1.5 s (the periodic scans: eBPF mode's of bound UDP sockets alone). Each flow's local end names its program.
+import { describe, it, expect, afterAll } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import type { Flow } from '../../src/model/flow.js';
+import { useTlsLab } from './tls-lab.js';
+import { captureLab, flowsJson } from './core-cli.js';
+
+const t = useTlsLab('tsc-udpattr', '10.202.55');
+
+const SERVER = `
+import socket, sys, ctypes
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', int(sys.argv[2])))
+print('bound', flush=True)
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(d, a)
+    if len(sys.argv) > 3:
+        break
+`;
+// (no bind, no connect: the kernel binds the socket at its first sendto)
+const CLIENT = `
+import socket, sys, ctypes, time
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for i in range(1 if len(sys.argv) > 4 else 2):
+    if i:
+        time.sleep(1.5)
+    s.sendto(b'ping', (sys.argv[2], int(sys.argv[3])))
+    s.recvfrom(100)
+`;
+
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) c.kill();
+});
+
+/** A server program in namespace `ns` on UDP `port`, once bound; `once`: it ends after answering one datagram. */
+async function server(ns: string, name: string, port: number, once = false): Promise<void> {
+  const c = t.lab.spawnIn(ns, 'python3', ['-c', SERVER, name, String(port), ...(once ? ['once'] : [])]);
+  children.push(c);
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not bind: ${out}`)), 10_000);
+    c.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('bound')) { clearTimeout(timer); resolve(); } });
+    c.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  });
+}
+
+/** One datagram from the lab's other end to `port` on the node, answered (the client program, once). */
+async function ping(port: number): Promise<void> {
+  const r = await t.lab.execIn(t.lab.serverNs, 'python3', ['-c', CLIENT, 'pinger', t.lab.nodeIp, String(port), 'once'], { timeoutMs: 15_000 });
+  expect(r.code, r.stderr).toBe(0);
+}
+
+const byPort = (flows: Flow[], port: number): Flow => {
+  const f = flows.find((x) => x.transport === 'udp' && (x.dst.port === port || x.src.port === port));
+  if (!f) throw new Error(`no UDP flow of port ${port} among ${JSON.stringify(flows.map((x) => [x.transport, x.src, x.dst]))}`);
+  return f;
+};
+/** The comm of the flow's end on the node. */
+const localComm = (f: Flow, nodeIp: string): string | undefined => {
+  const ends = [f.process, f.peerProcess];
+  // (process is the client's when known, peerProcess the server's; else process is the one known)
+  if (f.peerProcess) return f.dst.ip === nodeIp ? f.peerProcess.comm : f.process?.comm;
+  return ends[0]?.comm;
+};
+
+for (const [mode, base] of [['ebpf', 5300], ['afpacket', 5310]] as const) {
+  describe(`UDP sockets without a connection, ${mode} mode`, () => {
+    let flows: Flow[] = [];
+    it('captures the three programs\' flows', async () => {
+      await server(t.lab.nodeNs, `udp-early-${mode}`.slice(0, 15), base);
+      // (the auto client's peer, on the lab's other end)
+      await server(t.lab.serverNs, 'udp-echo', base + 2);
+      const cap = await captureLab(t.lab, t.dir, `udp-${mode}.pcapng`, mode, 6);
+      await ping(base);
+      // (in eBPF mode it ends after one answer, within the 500 ms between scans: its bind is what names it)
+      await server(t.lab.nodeNs, `udp-late-${mode}`.slice(0, 15), base + 1, mode === 'ebpf');
+      await ping(base + 1);
+      const auto = await t.lab.execIn(t.lab.nodeNs, 'python3', ['-c', CLIENT, `udp-auto-${mode}`.slice(0, 15), t.lab.serverIp, String(base + 2)], { timeoutMs: 15_000 });
+      expect(auto.code, auto.stderr).toBe(0);
+      expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
+      flows = await flowsJson(cap.out, cap.env);
+    }, 60_000);
+
+    it('a server bound before the capture began: found by the scan at its start', () => {
+      const f = byPort(flows, base);
+      expect(localComm(f, t.lab.nodeIp), JSON.stringify(f)).toBe(`udp-early-${mode}`.slice(0, 15));
+    });
+
+    it(`a server bound while it ran: found by ${mode === 'ebpf' ? 'the bind tracepoint' : 'the periodic scan'}`, () => {
+      const f = byPort(flows, base + 1);
+      expect(localComm(f, t.lab.nodeIp), JSON.stringify(f)).toBe(`udp-late-${mode}`.slice(0, 15));
+    });
+
+    it('a client that never binds nor connects, living 1.5 s: found by the periodic scan', () => {
+      const f = byPort(flows, base + 2);
+      expect(f.src.ip, JSON.stringify(f)).toBe(t.lab.nodeIp);
+      expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-auto-${mode}`.slice(0, 15));
+    });
+  });
+}
