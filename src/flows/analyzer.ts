@@ -620,10 +620,10 @@ export class Analyzer {
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   private changes = 0;
-  // why: packets of one connection come in runs (bulk transfers, GSO segments); remembering the last
-  // IPv4 flow skips building and hashing its table key for the rest of the run
   /** UDP flows by one end and the other's port (see udpFlowTo); null until a wildcard record needs it */
   private udpEnds: Map<string, FlowState | null> | null = null;
+  // why: packets of one connection come in runs (bulk transfers, GSO segments); remembering the last
+  // IPv4 flow skips building and hashing its table key for the rest of the run
   private last: FlowState | null = null;
   private lastNode = '';
   // why int32 (signed keys, ports packed with <<): a field that ever gets a number beyond int32 turns into a heap
@@ -2506,14 +2506,15 @@ export class Analyzer {
   }
 }
 
-/** The flow table's node key: a foreign network namespace's hook-only flows live apart from the node's captured ones. */
 /** An unconnected socket's local address when bound to the wildcard, as a record names it (normalized). */
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
+/** udpEnds' key: one end of a UDP flow on an index node, and the other end's port. */
 function udpEndKey(nodeKey: string, ip: string, port: number, otherPort: number): string {
   return `${nodeKey}|${ip}|${port}|${otherPort}`;
 }
 
+/** The flow table's node key: a foreign network namespace's hook-only flows live apart from the node's captured ones. */
 function indexNode(node: string, netns: number | null): string {
   return netns === null ? node : `${node}\0netns=${netns}`;
 }

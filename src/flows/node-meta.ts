@@ -75,12 +75,13 @@ export function endpointPairKey(localIp: string, localPort: number, remoteIp: st
   return `${normalizeIp(localIp)}|${localPort}|${normalizeIp(remoteIp)}|${remotePort}`;
 }
 
-// why the namespace: hooks are host-wide, and pods' own loopback connections can share one 5-tuple
+/** A bound UDP socket's key (see NodeMeta.bound): its local end, prefixed by its namespace as connKey's. */
 function boundKey(localIp: string, localPort: number, netns: number | null): string {
   const key = `${normalizeIp(localIp)}|${localPort}`;
   return netns === null ? key : `${netns}|${key}`;
 }
 
+// why the namespace: hooks are host-wide, and pods' own loopback connections can share one 5-tuple
 function connKey(transport: 'tcp' | 'udp', localIp: string, localPort: number, remoteIp: string, remotePort: number, netns: number | null): string {
   const key = `${transport === 'udp' ? 'u' : 't'}|${endpointPairKey(localIp, localPort, remoteIp, remotePort)}`;
   return netns === null ? key : `${netns}|${key}`;
@@ -147,16 +148,16 @@ export class NodeMeta {
   packets = 0;
   bytes = 0;
 
-  /**
-   * Whether `ip` is an address of the captured namespace itself (one of its interfaces', or loopback), as far as
-   * the capture says: a process there would have been seen. False for an address elsewhere, or when the capture
-   * names no addresses (an older helper, a capture from another tool) and the address is not loopback.
-   */
   /** Whether any conn record named an owner (a connection's, or a bound UDP socket's): without one, owner() finds none. */
   get hasOwners(): boolean {
     return this.conns.size > 0 || this.bound.size > 0;
   }
 
+  /**
+   * Whether `ip` is an address of the captured namespace itself (one of its interfaces', or loopback), as far as
+   * the capture says: a process there would have been seen. False for an address elsewhere, or when the capture
+   * names no addresses (an older helper, a capture from another tool) and the address is not loopback.
+   */
   isLocal(ip: string): boolean {
     return this.addrs.has(normalizeIp(ip)) || isLoopback(ip);
   }
