@@ -948,31 +948,42 @@ static __always_inline int emit_conn(__u64 id, int fd, __u32 role)
 	return 0;
 }
 
-/* Probed: int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+/* A socket call's entry: its fd (first argument) kept per thread in `calls` for its exit; not the helper's own calls */
+static __always_inline int fd_at_entry(void *calls, struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__s32 fd = (__s32)ctx->args[0];
 
 	if ((id >> 32) == self_tgid)
 		return 0;
-	bpf_map_update_elem(&connects, &id, &fd, BPF_ANY);
+	bpf_map_update_elem(calls, &id, &fd, BPF_ANY);
 	return 0;
 }
+
+/* At the call's exit: the fd fd_at_entry kept for thread `id` (taken out of `calls`), or -1 */
+static __always_inline __s32 fd_at_exit(void *calls, __u64 id)
+{
+	__s32 *fd = bpf_map_lookup_elem(calls, &id);
+	__s32 f;
+
+	if (!fd)
+		return -1;
+	f = *fd;
+	bpf_map_delete_elem(calls, &id);
+	return f;
+}
+
+/* Probed: int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_enter_connect(struct trace_event_raw_sys_enter *ctx) { return fd_at_entry(&connects, ctx); }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__s32 *fd = bpf_map_lookup_elem(&connects, &id);
-	__s32 f;
+	__s32 f = fd_at_exit(&connects, id);
 
-	if (!fd)
-		return 0;
-	f = *fd;
-	bpf_map_delete_elem(&connects, &id);
-	if (ctx->ret != 0 && ctx->ret != -115 /* -EINPROGRESS */)
+	if (f < 0 || (ctx->ret != 0 && ctx->ret != -115 /* -EINPROGRESS */))
 		return 0;
 	return emit_conn(id, f, ROLE_CLIENT);
 }
@@ -981,30 +992,16 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
  * its owner's: a server's socket that reads and writes with recvfrom and sendto (DNS, QUIC, DTLS) is never connected,
  * so no connect or accept names it. Its conn event has no remote end (port 0): every peer's datagrams are its. */
 SEC("tracepoint/syscalls/sys_enter_bind")
-int tp_enter_bind(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__s32 fd = (__s32)ctx->args[0];
-
-	if ((id >> 32) == self_tgid)
-		return 0;
-	bpf_map_update_elem(&binds, &id, &fd, BPF_ANY);
-	return 0;
-}
+int tp_enter_bind(struct trace_event_raw_sys_enter *ctx) { return fd_at_entry(&binds, ctx); }
 
 SEC("tracepoint/syscalls/sys_exit_bind")
 int tp_exit_bind(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__s32 *fd = bpf_map_lookup_elem(&binds, &id);
+	__s32 f = fd_at_exit(&binds, id);
 	struct tuple t = {};
-	__s32 f;
 
-	if (!fd)
-		return 0;
-	f = *fd;
-	bpf_map_delete_elem(&binds, &id);
-	if (ctx->ret != 0 || fd_to_tuple(f, &t) != 0 || t.proto != 17 /* IPPROTO_UDP */ || t.dport)
+	if (f < 0 || ctx->ret != 0 || fd_to_tuple(f, &t) != 0 || t.proto != 17 /* IPPROTO_UDP */ || t.dport)
 		return 0;
 	return emit_conn(id, f, 0);
 }
