@@ -26,6 +26,25 @@ async function capture(name: string, build: (b: CaptureBuilder) => void) {
 }
 
 describe('follow stream', () => {
+  it('gives a DTLS flow\'s plaintext from its hooks\' records, a wildcard server\'s too, in turns', async () => {
+    const client = { ip: '10.50.0.1', port: 40011 };
+    const server = { ip: '10.50.0.2', port: 4433 };
+    const any = { ip: '0.0.0.0', port: 4433 };
+    const attrs = (comm: string) => ({ pid: comm === 'srv' ? 2 : 1, comm, lib: 'openssl', udp: true });
+    const { files, flows } = await capture('dtls', (b) => {
+      b.udp({ src: client.ip, dst: server.ip, sport: client.port, dport: server.port, payload: Buffer.from('16fefd00000000000000000010', 'hex') });
+      b.udp({ src: server.ip, dst: client.ip, sport: server.port, dport: client.port, payload: Buffer.from('16fefd00000000000000000011', 'hex') });
+      // (the client's write, the wildcard server's read of it; then the server's write, which only its records carry)
+      b.tls(client, server, 'out', Buffer.from('ping\n'), attrs('cli'));
+      b.tls(client, any, 'in', Buffer.from('ping\n'), attrs('srv'));
+      b.tls(any, client, 'out', Buffer.from('pong\n'), attrs('srv'));
+    });
+    expect(flows).toHaveLength(1);
+    const s = await followStream(files, flows[0]!);
+    expect(s.source).toBe('decrypted');
+    expect(s.chunks.map((c) => [c.dir, text(c.hex)])).toEqual([['c2s', 'ping\n'], ['s2c', 'pong\n']]);
+  });
+
   it('gives a plain TCP flow\'s turns in order, each once, and leaves out a retransmitted segment and other flows', async () => {
     const client = { ip: '10.50.0.1', port: 40001 };
     const server = { ip: '10.50.0.2', port: 6379 };
