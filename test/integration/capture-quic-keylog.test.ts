@@ -36,13 +36,21 @@ let flows: Flow[] = [];
 /** a client without a key log, captured in eBPF mode */
 let hooked: Flow | undefined;
 
-/** gtlsclient in the node namespace: GET each path over HTTP/3 from the server's UDP port 443; its output (headers). */
-async function h3Client(paths: string[], keylog: string | null, extra: string[] = [], port = '443'): Promise<string> {
+/**
+ * gtlsclient in the node namespace: GET each path over HTTP/3 from the server's UDP port 443; its output (headers). `from`:
+ * another namespace, asking the given address instead.
+ */
+async function h3Client(paths: string[], keylog: string | null, extra: string[] = [], port = '443', from = { ns: t.lab.nodeNs, to: t.lab.serverIp }): Promise<string> {
   const env = keyLogEnv(keylog);
-  const r = await t.lab.execIn(t.lab.nodeNs, 'gtlsclient', ['--no-quic-dump', '--exit-on-all-streams-close', '--timeout=10s', ...extra,
-    t.lab.serverIp, port, ...paths.map((p) => `https://${HOST}${p}`)], { timeoutMs: 30_000, env });
+  const r = await t.lab.execIn(from.ns, 'gtlsclient', ['--no-quic-dump', '--exit-on-all-streams-close', '--timeout=10s', ...extra,
+    from.to, port, ...paths.map((p) => `https://${HOST}${p}`)], { timeoutMs: 30_000, env });
   expect(r.code, r.stderr).toBe(0);
   return r.stdout + r.stderr;
+}
+
+/** ngtcp2's HTTP/3 server in namespace `ns` on UDP `port` (all addresses), serving the test's htdocs folder. */
+function h3Server(ns: string, port: string): ChildProcess {
+  return t.lab.spawnIn(ns, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', port, t.ca.key, t.ca.cert]);
 }
 
 /** The client's 0-RTT packets from `port` (its flow's), as tshark counts them. */
@@ -86,8 +94,8 @@ beforeAll(async () => {
   mkdirSync(docs, { recursive: true });
   writeFileSync(join(docs, 'small'), 'hello over http/3\n');
   writeFileSync(join(docs, 'large'), randomBytes(400_000));
-  server = t.lab.spawnIn(t.lab.serverNs, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', '443', t.ca.key, t.ca.cert]);
-  declining = t.lab.spawnIn(t.lab.serverNs, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', DECLINING_PORT, t.ca.key, t.ca.cert]);
+  server = h3Server(t.lab.serverNs, '443');
+  declining = h3Server(t.lab.serverNs, DECLINING_PORT);
   await new Promise((r) => setTimeout(r, 500));
   keys = join(t.dir, 'sslkeys.log');
   writeFileSync(keys, '');
@@ -105,13 +113,12 @@ beforeAll(async () => {
   stderr = cap.stderr();
   flows = (await flowsJson(out, env)).filter((f) => f.app === 'quic');
   // (the server on the captured node this time: its socket, bound before the capture, is found when it begins)
-  local = t.lab.spawnIn(t.lab.nodeNs, 'gtlsserver', ['-q', '-d', join(t.dir, 'htdocs'), '0.0.0.0', LOCAL_PORT, t.ca.key, t.ca.cert]);
+  local = h3Server(t.lab.nodeNs, LOCAL_PORT);
   await new Promise((r) => setTimeout(r, 500));
   const ebpfOut = join(t.dir, 'quic-ebpf.pcapng');
   const e = startCli(['capture', '--mode', 'ebpf', '--duration', '5', '--out', ebpfOut], env);
   await e.waitFor(': capturing');
-  const r = await t.lab.execIn(t.lab.serverNs, 'gtlsclient', ['--no-quic-dump', '--exit-on-all-streams-close', '--timeout=10s', t.lab.nodeIp, LOCAL_PORT, `https://${HOST}/q/small`], { timeoutMs: 30_000 });
-  expect(r.code, r.stderr).toBe(0);
+  await h3Client(['/q/small'], null, [], LOCAL_PORT, { ns: t.lab.serverNs, to: t.lab.nodeIp });
   expect(await e.exited, e.stderr()).toBe(0);
   hooked = (await flowsJson(ebpfOut, env)).find((f) => f.app === 'quic');
 }, 120_000);
