@@ -466,6 +466,9 @@ function ja4Alpn(alpn: string[]): string {
   return h[0]! + h[h.length - 1]!;
 }
 
+/** What carried a ClientHello: TCP (TLS), QUIC's Initial packets, or DTLS records over UDP; JA4's first letter. */
+export type HelloTransport = 'tcp' | 'quic' | 'dtls';
+
 /** The three JA4 sections before hashing (JA4_r), useful for debugging and partial matching. */
 export function ja4Raw(ch: ClientHello, transport: HelloTransport): { a: string; ciphers: string; extensions: string } {
   const versions = noGrease(ch.supportedVersions);
@@ -484,9 +487,6 @@ export function ja4Raw(ch: ClientHello, transport: HelloTransport): { a: string;
 }
 
 /** FoxIO JA4 (a_b_c) per https://github.com/FoxIO-LLC/ja4/blob/main/technical_details/JA4.md */
-/** What carried a ClientHello: TCP (TLS), QUIC's Initial packets, or DTLS records over UDP; JA4's first letter. */
-export type HelloTransport = 'tcp' | 'quic' | 'dtls';
-
 export function ja4(ch: ClientHello, transport: HelloTransport): string {
   const raw = ja4Raw(ch, transport);
   const b = raw.ciphers.length === 0 ? '000000000000' : sha12(raw.ciphers);
