@@ -2097,17 +2097,15 @@ export class Analyzer {
       const client = mineIsClient ? mine : other;
       // (copies: the record's ends are shared by the records that follow)
       fs = this.addFlow(node, tcp ? 'tcp' : 'udp', srcKey, src.port, dstKey, dst.port, { ...client }, { ...(mineIsClient ? other : mine) }, tsMs, ipKeyPart(client.ip), netns);
-      fs.app = tcp ? 'tls' : 'dtls';
-      fs.flow.app = fs.app;
       fs.flow.seenBy = 'hook-only';
-      // (no packet tells how the connection went; its first packet, if one comes, does)
+      // (a UDP one is named DTLS below, as a UDP flow its datagrams left unnamed is)
       if (tcp) {
+        fs.app = 'tls';
+        fs.flow.app = 'tls';
+        // (no packet tells how the connection went; its first packet, if one comes, does)
         this.tcpCounts[fs.tcpCode]!--;
         fs.tcpCode = -1;
         fs.flow.tcp = null;
-      } else {
-        // (its datagrams, if they come, are not read for a hello: a hook's record comes after the handshake)
-        extra(fs).dtls = null;
       }
     }
     const f = fs.flow;
@@ -2132,8 +2130,10 @@ export class Analyzer {
     this.ensureTls(fs);
     // (a connection upgrading in place, its protocol named while its TLS is awaited, is left to be read: the hooks
     // report its first writes before the server's hello packet may be in the stream)
-    if (fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
-    // (a UDP flow whose first datagrams were not a hello, when the capture began after them: its records tell)
+    if (tcp && fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
+    // (a UDP flow known from its records only, or one its datagrams left unnamed (the capture began after its hello, or
+    // to port 443 QUIC was still possible): its records say DTLS; its datagrams, if more come, are not read for a hello,
+    // which came before any record)
     if (!tcp && (fs.app === 'classify' || fs.app === 'unknown')) {
       fs.app = 'dtls';
       f.app = 'dtls';

@@ -104,6 +104,17 @@ describe('DTLS records from the hooks', () => {
     expect(flows[0]!.tls!.client).toMatchObject({ via: 'hook', plaintext: true });
   });
 
+  it('a UDP flow its datagrams left unnamed (to port 443, the server\'s first: QUIC was still possible) is DTLS by its records', () => {
+    const b = base();
+    const s443 = { ip: server.ip, port: 443 };
+    b.udp({ src: s443.ip, dst: client.ip, sport: 443, dport: client.port, payload: Buffer.from('17fefd0001000000000002001a', 'hex') });
+    b.tls(client, s443, 'out', Buffer.from('late\n'), CLIENT);
+    const { flows } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ transport: 'udp', app: 'dtls' });
+    expect(flows[0]!.tls!.client).toMatchObject({ via: 'hook', plaintext: true });
+  });
+
   it('a record naming port 0 (an unconnected socket, its peer not learned) is no connection\'s: no flow to 0.0.0.0:0', () => {
     const b = base();
     dtlsDatagrams(b);
