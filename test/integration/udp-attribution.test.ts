@@ -6,8 +6,8 @@
 // periodic scan), and a client that never binds nor connects and
 // lives 1.5 s (the periodic scans: eBPF mode's of bound UDP sockets alone). Each flow's local end names its program.
 import { describe, it, expect, afterAll } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
 import type { Flow } from '../../src/model/flow.js';
+import { startPythonServer } from '../lib/lab.js';
 import { useTlsLab } from './tls-lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
 
@@ -18,7 +18,7 @@ import socket, sys, ctypes
 ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(('0.0.0.0', int(sys.argv[2])))
-print('bound', flush=True)
+print('ready', flush=True)
 while True:
     d, a = s.recvfrom(2048)
     s.sendto(d, a)
@@ -38,21 +38,15 @@ for i in range(1 if len(sys.argv) > 4 else 2):
     s.recvfrom(100)
 `;
 
-const children: ChildProcess[] = [];
+const stops: (() => void)[] = [];
 afterAll(() => {
-  for (const c of children) c.kill();
+  for (const stop of stops) stop();
 });
 
 /** A server program in namespace `ns` on UDP `port`, once bound; `once`: it ends after answering one datagram. */
 async function server(ns: string, name: string, port: number, once = false): Promise<void> {
-  const c = t.lab.spawnIn(ns, 'python3', ['-c', SERVER, name, String(port), ...(once ? ['once'] : [])]);
-  children.push(c);
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not bind: ${out}`)), 10_000);
-    c.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('bound')) { clearTimeout(timer); resolve(); } });
-    c.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  });
+  const s = await startPythonServer(t.lab, t.dir, name, SERVER, [name, String(port), ...(once ? ['once'] : [])], ns);
+  stops.push(s.stop);
 }
 
 /** One datagram from the lab's other end to `port` on the node, answered (the client program, once). */

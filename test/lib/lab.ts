@@ -199,14 +199,14 @@ def serve(port, handle):
 `;
 
 /**
- * Runs a Python script in the lab's server namespace (`python3 SCRIPT ...args`) until it prints "ready": a small
- * server of some protocol for a test, which may call serve(port, handle) (PY_SERVE). output() is what it printed
+ * Runs a Python script in the lab's server namespace (or `ns`) (`python3 SCRIPT ...args`) until it prints "ready": a
+ * small server of some protocol for a test, which may call serve(port, handle) (PY_SERVE). output() is what it printed
  * since; stop() ends it.
  */
-export async function startPythonServer(lab: Lab, dir: string, name: string, script: string, args: string[] = []): Promise<{ output(): string; stop(): void }> {
+export async function startPythonServer(lab: Lab, dir: string, name: string, script: string, args: string[] = [], ns = lab.serverNs): Promise<{ output(): string; stop(): void }> {
   const file = join(dir, `${name}.py`);
   await writeFile(file, PY_SERVE + script);
-  const child = lab.spawnIn(lab.serverNs, 'python3', [file, ...args]);
+  const child = lab.spawnIn(ns, 'python3', [file, ...args]);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
