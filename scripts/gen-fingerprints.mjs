@@ -90,7 +90,7 @@ if (!process.argv.includes('--inside')) {
 const { parseClientHello, ja3, ja4, ja4Raw } = await import('../src/dissect/tls.ts');
 const { QuicInitialParser } = await import('../src/dissect/quic.ts');
 const { DtlsHandshake } = await import('../src/dissect/dtls.ts');
-const { ja4FromHello } = await import('../test/lib/tshark-ja4.ts');
+const { tsharkClientHellos } = await import('../test/lib/tshark-ja4.ts');
 const dgram = await import('node:dgram');
 const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
@@ -299,64 +299,13 @@ server.close();
 udp.close();
 dtlsUdp.close();
 
-// tshark's view of the same hellos, keyed by client port.
-const FIELDS = ['tcp.srcport', 'udp.srcport', 'tls.handshake.ja3', 'tls.handshake.ja3_full', 'tls.handshake.version', 'tls.handshake.ciphersuite',
-  'tls.handshake.extension.type', 'tls.handshake.sig_hash_alg', 'tls.handshake.extensions_alpn_str',
-  'tls.handshake.extensions.supported_version', 'tls.handshake.extensions_server_name'];
-const DECODE = ['-d', `tcp.port==${PORT},tls`, '-d', `udp.port==${PORT},quic`];
+// tshark's view of the same hellos, keyed by "TRANSPORT:CLIENT_PORT", with the JA4 of tshark's own fields.
 const tshark = new Map();
-function collect(node, key, gate, inside, out) {
-  if (Array.isArray(node)) { for (const n of node) collect(n, key, gate, inside, out); return out; }
-  if (node === null || typeof node !== 'object') return out;
-  for (const [k, v] of Object.entries(node)) {
-    if (k === key && inside) out.push(...(Array.isArray(v) ? v : [v]));
-    else collect(v, key, gate, inside || k.startsWith(gate), out);
-  }
-  return out;
-}
-/**
- * tshark's ClientHellos of protocol `p` (tls: over TCP and in QUIC's Initials; dtls), into `tshark` under
- * "KIND:CLIENT_PORT" (`kind(tcp)`), their fields under the tls.* names the rest reads.
- */
-function tsharkHellos(p, decode, kind) {
-  const names = FIELDS.map((f) => f.replace(/^tls\./, `${p}.`));
-  const filter = `${p}.handshake.type == 1`;
-  const out = execFileSync('tshark', ['-r', pcap, ...decode, '-Y', filter, '-T', 'fields',
-    ...names.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  for (const line of out.split('\n').filter(Boolean)) {
-    const cols = line.split('\t');
-    const row = Object.fromEntries(FIELDS.map((f, i) => [f, cols[i] ?? '']));
-    const tcp = row['tcp.srcport'] !== '';
-    const key = `${kind(tcp)}:${tcp ? row['tcp.srcport'] : row['udp.srcport']}`;
-    // why: a client that gets no answer retransmits its hello; the first hello per port is the one
-    if (!tshark.has(key)) tshark.set(key, row);
-  }
-  // why: tls.handshake.sig_hash_alg also occurs in signature_algorithms_cert and delegated_credentials;
-  // JA4 takes only the signature_algorithms extension (FoxIO-LLC/ja4#41), so read those from the tree.
-  const tree = JSON.parse(execFileSync('tshark', ['-r', pcap, ...decode, '-Y', filter, '-T', 'json', '--no-duplicate-keys'],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }));
-  const sigsDone = new Set();
-  for (const pkt of tree) {
-    const layers = pkt._source.layers;
-    const tcp = layers.tcp !== undefined;
-    const key = `${kind(tcp)}:${collect(tcp ? layers.tcp : layers.udp, tcp ? 'tcp.srcport' : 'udp.srcport', '', true, [])[0]}`;
-    const row = tshark.get(key);
-    if (!row || sigsDone.has(key)) continue;
-    sigsDone.add(key);
-    row['tls.handshake.sig_hash_alg'] = collect(layers[p] ?? layers.quic, `${p}.handshake.sig_hash_alg`, 'Extension: signature_algorithms (', false, []).join(',');
-  }
-}
-tsharkHellos('tls', DECODE, (tcp) => (tcp ? 'tcp' : 'quic'));
-tsharkHellos('dtls', ['-d', `udp.port==${DTLS_PORT},dtls`], () => 'dtls');
-
-/** JA4 assembled from tshark's dissection only (test/lib/tshark-ja4.ts): an independent check of our parser and our JA4. */
-function ja4FromTshark(row, transport) {
-  const list = (s) => (s ? s.split(',').map((x) => parseInt(x, x.startsWith('0x') ? 16 : 10)) : []);
-  return ja4FromHello({
-    ciphers: list(row['tls.handshake.ciphersuite']), extensions: list(row['tls.handshake.extension.type']),
-    signatureAlgorithms: list(row['tls.handshake.sig_hash_alg']), supportedVersions: list(row['tls.handshake.extensions.supported_version']),
-    helloVersion: list(row['tls.handshake.version'])[0], alpn: row['tls.handshake.extensions_alpn_str'].split(',')[0] ?? '',
-  }, transport);
+const hellosOf = (p, decode) => tsharkClientHellos(pcap, p, { decode, fields: [`${p}.handshake.ja3`, `${p}.handshake.ja3_full`] });
+for (const h of [...hellosOf('tls', ['-d', `tcp.port==${PORT},tls`, '-d', `udp.port==${PORT},quic`]), ...hellosOf('dtls', ['-d', `udp.port==${DTLS_PORT},dtls`])]) {
+  const key = `${h.transport}:${h.port}`;
+  // why: a client that gets no answer retransmits its hello; the first hello per port is the one
+  if (!tshark.has(key)) tshark.set(key, h);
 }
 
 const entries = [];
@@ -367,13 +316,14 @@ for (const c of clients) {
   if (!got) continue;
   const ch = got.ch;
   const mine = { ja4: ja4(ch, got.transport), ja3: ja3(ch) };
-  const row = tshark.get(`${got.transport}:${got.port}`);
-  if (!row) {
+  const hello = tshark.get(`${got.transport}:${got.port}`);
+  if (!hello) {
     console.error(`gen-fingerprints: ${c.name}: tshark saw no ClientHello from port ${got.port}`);
     failures++;
     continue;
   }
-  const theirs = { ja4: ja4FromTshark(row, got.transport), ja3: row['tls.handshake.ja3'], ja3Full: row['tls.handshake.ja3_full'] };
+  const p = got.transport === 'dtls' ? 'dtls' : 'tls';
+  const theirs = { ja4: hello.ja4, ja3: hello.row[`${p}.handshake.ja3`], ja3Full: hello.row[`${p}.handshake.ja3_full`] };
   if (theirs.ja4 !== mine.ja4 || theirs.ja3 !== mine.ja3.hash || theirs.ja3Full !== mine.ja3.string) {
     console.error(`gen-fingerprints: ${c.name}: MISMATCH ours ${mine.ja4} ${mine.ja3.hash} vs tshark ${theirs.ja4} ${theirs.ja3}`);
     failures++;

@@ -11,7 +11,7 @@ import { cipherName } from '../../src/dissect/tls.js';
 import { run } from '../lib/lab.js';
 import { useTlsLab } from './tls-lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
-import { ja4Fields, ja4FromTshark } from '../lib/tshark-ja4.js';
+import { tsharkClientHellos, type TsharkClientHello } from '../lib/tshark-ja4.js';
 
 const t = useTlsLab('tsc-dtls', '10.202.51');
 const PORT = 4433;
@@ -24,7 +24,7 @@ const ebpfFlows = new Map<string, Flow | undefined>();
 let ebpfOut = '';
 const said: Record<string, string> = {};
 /** tshark's first ClientHello of each client port, and the cipher suite of each ServerHello by client port */
-const hellos = new Map<number, Record<string, string>>();
+const hellos = new Map<number, TsharkClientHello>();
 const ciphers = new Map<number, number>();
 
 const CLIENTS = {
@@ -43,13 +43,8 @@ beforeAll(async () => {
   }
   expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
   flows = await flowsJson(out, cap.env);
-  const fields = ['udp.srcport', 'dtls.handshake.ja3', ...ja4Fields('dtls'), 'dtls.handshake.extensions_server_name'];
-  const r = await run('tshark', ['-r', out, '-Y', 'dtls.handshake.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,', ...fields.flatMap((f) => ['-e', f])]);
-  expect(r.code, r.stderr).toBe(0);
-  for (const line of r.stdout.split('\n').filter(Boolean)) {
-    const cells = line.split('\t');
-    const row = Object.fromEntries(fields.map((f, i) => [f, cells[i] ?? '']));
-    if (!hellos.has(Number(row['udp.srcport']))) hellos.set(Number(row['udp.srcport']), row);
+  for (const h of tsharkClientHellos(out, 'dtls', { fields: ['dtls.handshake.ja3', 'dtls.handshake.extensions_server_name'] })) {
+    if (!hellos.has(h.port)) hellos.set(h.port, h);
   }
   // (again in eBPF mode: the hooks read both ends' plaintext, the server's on a socket it never connects)
   const e = await captureLab(t.lab, t.dir, 'dtls-ebpf.pcapng', 'ebpf', 7);
@@ -83,14 +78,15 @@ describe('DTLS handshakes (OpenSSL and GnuTLS clients, AF_PACKET capture)', () =
       expect(f, JSON.stringify(flows.map((x) => [x.app, x.dst.port, x.tls?.sni]))).toBeTruthy();
       expect(f!.transport).toBe('udp');
       expect(f!.app).toBe('dtls');
-      const row = hellos.get(f!.src.port);
-      expect(row, `tshark's ClientHello from port ${f!.src.port}`).toBeTruthy();
-      expect(row!['dtls.handshake.extensions_server_name']).toBe(sni);
+      const hello = hellos.get(f!.src.port);
+      expect(hello, `tshark's ClientHello from port ${f!.src.port}`).toBeTruthy();
+      const row = hello!.row;
+      expect(row['dtls.handshake.extensions_server_name']).toBe(sni);
       expect(f!.tls!.alpn).toEqual(['coap']);
       expect(f!.tls!.version).toBe('DTLS 1.2');
       expect(f!.tls!.cipher).toBe(cipherName(ciphers.get(f!.src.port)!));
-      expect(f!.tls!.ja3Hash).toBe(row!['dtls.handshake.ja3']);
-      expect(f!.tls!.ja4).toBe(ja4FromTshark(row!, 'dtls'));
+      expect(f!.tls!.ja3Hash).toBe(row['dtls.handshake.ja3']);
+      expect(f!.tls!.ja4).toBe(hello!.ja4);
       expect(f!.tls!.ja4).toMatch(/^dd2d/);
       // (the client's process, from the helper's socket records, names its library: DTLS is TLS's library's)
       expect(f!.process?.comm).toBe(name === 'openssl' ? 'openssl' : 'gnutls-cli');

@@ -1,7 +1,8 @@
 // FoxIO JA4 computed from the ClientHello fields tshark dissected (its own fields, not tapscope's parser): an independent
 // check of the core's JA4, for TLS over TCP (tshark's tls.* fields, prefix "t"), QUIC ("q") and DTLS (dtls.* fields,
-// prefix "d"). scripts/gen-fingerprints.mjs checks every fingerprint it records with ja4FromHello too.
+// prefix "d"). scripts/gen-fingerprints.mjs checks every fingerprint it records against it too.
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 
 const isGrease = (v: number): boolean => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
 const hex4 = (v: number): string => v.toString(16).padStart(4, '0');
@@ -47,29 +48,61 @@ export function ja4FromHello(h: TsharkHello, transport: 'tcp' | 'quic' | 'dtls')
   return `${ja4a}_${ja4b}_${ja4c}`;
 }
 
-/** The tshark fields ja4FromTshark reads, of protocol `p` (tls or dtls), for `-T fields -E occurrence=a -E aggregator=,`. */
-export function ja4Fields(p: 'tls' | 'dtls'): string[] {
-  return ['handshake.ciphersuite', 'handshake.extension.type', 'handshake.extensions.supported_version', 'handshake.sig_hash_alg', 'handshake.sig_hash_alg_len',
-    'handshake.extensions_alpn_str', 'handshake.version'].map((f) => `${p}.${f}`);
+const JA4_FIELDS = ['handshake.ciphersuite', 'handshake.extension.type', 'handshake.extensions.supported_version', 'handshake.extensions_alpn_str', 'handshake.version'];
+
+/** A ClientHello as tshark dissected it, and the JA4 of tshark's fields. */
+export interface TsharkClientHello {
+  /** the client's port (tcp.srcport or udp.srcport) */
+  port: number;
+  transport: 'tcp' | 'quic' | 'dtls';
+  /** tshark's text of each field asked for, by tshark's name (of protocol p: tls.* or dtls.*) */
+  row: Record<string, string>;
+  ja4: string;
 }
 
-/** JA4 of one ClientHello row (field name -> tshark's text, the fields of ja4Fields) of protocol `p`, over TCP or UDP. */
-export function ja4FromTshark(row: Record<string, string>, p: 'tls' | 'dtls' = 'tls'): string {
-  const nums = (k: string): number[] => (row[`${p}.${k}`] ? row[`${p}.${k}`]!.split(',').filter(Boolean).map((x) => Number(x)) : []);
-  const extensions = nums('handshake.extension.type');
-  // why: tshark lists signature_algorithms (13) and signature_algorithms_cert (50) values in one field; JA4
-  // uses only extension 13, so split the list by each extension's length, in wire order.
-  const allSigs = nums('handshake.sig_hash_alg');
-  const sigLens = nums('handshake.sig_hash_alg_len').map((n) => n / 2);
-  let signatureAlgorithms: number[] = [];
-  let at = 0;
-  extensions.filter((e) => e === 13 || e === 50).forEach((e, i) => {
-    const n = sigLens[i] ?? 0;
-    if (e === 13) signatureAlgorithms = allSigs.slice(at, at + n);
-    at += n;
+/** The values of `key` anywhere below `node` (tshark's JSON tree), inside a subtree whose label starts with `gate`. */
+function collect(node: unknown, key: string, gate: string, inside: boolean, out: string[]): string[] {
+  if (Array.isArray(node)) {
+    for (const n of node) collect(n, key, gate, inside, out);
+  } else if (node !== null && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === key && inside) out.push(...(Array.isArray(v) ? v.map(String) : [String(v)]));
+      else collect(v, key, gate, inside || k.startsWith(gate), out);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every ClientHello of protocol `p` in `file` (tls: over TCP and in QUIC's Initials; dtls), in packet order, with
+ * the `fields` asked for (tshark's names) and its JA4 from tshark's own fields. `decode`: tshark's -d options.
+ */
+export function tsharkClientHellos(file: string, p: 'tls' | 'dtls', opts: { decode?: string[]; fields?: string[] } = {}): TsharkClientHello[] {
+  const ja4Names = JA4_FIELDS.map((f) => `${p}.${f}`);
+  const fields = ['tcp.srcport', 'udp.srcport', ...ja4Names, ...(opts.fields ?? []).filter((f) => !ja4Names.includes(f))];
+  const filter = `${p}.handshake.type == 1`;
+  const tshark = (args: string[]): string => execFileSync('tshark', ['-r', file, ...(opts.decode ?? []), '-Y', filter, ...args],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
+  const lines = tshark(['-T', 'fields', ...fields.flatMap((f) => ['-e', f]), '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a'])
+    .split('\n').filter(Boolean);
+  // why: tshark's sig_hash_alg field also holds the values of signature_algorithms_cert (50) and delegated_credentials
+  // (34); JA4 takes only the signature_algorithms extension's (FoxIO-LLC/ja4#41), so they are read from the tree, the
+  // same packets in the same order
+  const packets = JSON.parse(tshark(['-T', 'json', '--no-duplicate-keys'])) as { _source: { layers: Record<string, unknown> } }[];
+  if (packets.length !== lines.length) throw new Error(`tshark listed ${lines.length} ClientHellos as fields and ${packets.length} as a tree in ${file}`);
+  return lines.map((line, i) => {
+    const cells = line.split('\t');
+    const row = Object.fromEntries(fields.map((f, k) => [f, cells[k] ?? '']));
+    const layers = packets[i]!._source.layers;
+    const sigs = collect(layers[p] ?? layers.quic, `${p}.handshake.sig_hash_alg`, 'Extension: signature_algorithms (', false, []);
+    const nums = (s: string | undefined): number[] => (s ? s.split(',').filter(Boolean).map(Number) : []);
+    const tcp = row['tcp.srcport'] !== '';
+    const transport = tcp ? 'tcp' : p === 'dtls' ? 'dtls' : 'quic';
+    const ja4 = ja4FromHello({
+      ciphers: nums(row[`${p}.handshake.ciphersuite`]), extensions: nums(row[`${p}.handshake.extension.type`]), signatureAlgorithms: sigs.map(Number),
+      supportedVersions: nums(row[`${p}.handshake.extensions.supported_version`]), helloVersion: nums(row[`${p}.handshake.version`])[0] ?? 0,
+      alpn: (row[`${p}.handshake.extensions_alpn_str`] ?? '').split(',')[0] ?? '',
+    }, transport);
+    return { port: Number(tcp ? row['tcp.srcport'] : row['udp.srcport']), transport, row, ja4 };
   });
-  return ja4FromHello({
-    ciphers: nums('handshake.ciphersuite'), extensions, signatureAlgorithms, supportedVersions: nums('handshake.extensions.supported_version'),
-    helloVersion: Number(row[`${p}.handshake.version`]), alpn: (row[`${p}.handshake.extensions_alpn_str`] ?? '').split(',')[0] ?? '',
-  }, p === 'dtls' ? 'dtls' : 'tcp');
 }
