@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Flow } from '../../src/model/flow.js';
+import { watchOutput } from '../lib/child-output.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -24,26 +25,10 @@ export interface CliRun {
 export function startCli(args: string[], env: NodeJS.ProcessEnv, opts: { detached?: boolean } = {}): CliRun {
   const [cmd, argv] = cliArgv(args);
   const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const out = watchOutput(child, ['stdout'], 'the CLI');
+  const err = watchOutput(child, ['stderr'], 'the CLI');
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return {
-    child, exited, stdout: () => out, stderr: () => err,
-    waitFor: (text, timeoutMs = 60_000) => new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { clearInterval(poll); reject(new Error(`CLI did not print '${text}': ${err}`)); }, timeoutMs);
-      const poll = setInterval(() => {
-        if (err.includes(text)) { clearTimeout(timer); clearInterval(poll); resolve(); }
-      }, 50);
-      void exited.then((code) => {
-        if (err.includes(text)) return;
-        clearTimeout(timer);
-        clearInterval(poll);
-        reject(new Error(`CLI exited (${code}) before printing '${text}': ${err}`));
-      });
-    }),
-  };
+  return { child, exited, stdout: out.text, stderr: err.text, waitFor: (text, timeoutMs = 60_000) => err.waitFor(text, timeoutMs) };
 }
 
 export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, makeTestCa, run, uniquePrefix, type Lab } from '../lib/lab.js';
 import { HELPER, startHelper, type RunningHelper } from '../lib/helper-process.js';
+import { watchOutput, type OutputWatch } from '../lib/child-output.js';
 
 const PORT = 4434;
 const ANY_PORT = 4435;
@@ -29,44 +30,28 @@ let records: Rec[] = [];
 let clientPorts: number[] = [];
 let helperExit: number | null = null;
 
-/** Collects a child's stdout; until(text) resolves once it has printed text. */
-function watch(child: ChildProcess): { out(): string; until(text: string, ms?: number): Promise<void> } {
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  return {
-    out: () => out,
-    until: (text, ms = 10_000) => new Promise<void>((resolve, reject) => {
-      const t0 = Date.now();
-      const poll = setInterval(() => {
-        if (out.includes(text)) { clearInterval(poll); resolve(); } else if (Date.now() - t0 > ms) { clearInterval(poll); reject(new Error(`no '${text}' in: ${out}`)); }
-      }, 20);
-    }),
-  };
-}
-
 /** `openssl s_server -dtls` on ADDR:PORT in the server namespace, once its UDP socket is bound. */
-async function startServer(addr: string, port: number): Promise<{ child: ChildProcess; w: ReturnType<typeof watch> }> {
+async function startServer(addr: string, port: number): Promise<{ child: ChildProcess; w: OutputWatch }> {
   const child = lab.spawnIn(lab.serverNs, 'openssl', ['s_server', '-dtls', '-accept', `${addr}:${port}`, '-cert', ca.cert, '-key', ca.key, '-quiet']);
   servers.push(child);
-  const w = watch(child);
+  const w = watchOutput(child, ['stdout', 'stderr'], 's_server');
   for (let i = 0; i < 100; i++) {
     const r = await lab.execIn(lab.serverNs, 'ss', ['-Hnul', `sport = :${port}`]);
     if (r.stdout.trim()) return { child, w };
     await new Promise((r2) => setTimeout(r2, 50));
   }
-  throw new Error(`s_server did not bind ${addr}:${port}: ${w.out()}`);
+  throw new Error(`s_server did not bind ${addr}:${port}: ${w.text()}`);
 }
 
 /** One client session: the client sends `name`'s line, the server answers with its own, then the client ends (EOF). */
-async function session(server: { child: ChildProcess; w: ReturnType<typeof watch> }, cmd: string, args: string[], name: string): Promise<void> {
+async function session(server: { child: ChildProcess; w: OutputWatch }, cmd: string, args: string[], name: string): Promise<void> {
   const client = lab.spawnIn(lab.nodeNs, cmd, args);
-  const cw = watch(client);
+  const cw = watchOutput(client, ['stdout', 'stderr'], cmd);
   const exited = new Promise<number | null>((r) => client.on('exit', (code) => r(code)));
   client.stdin!.write(`line from ${name} client\n`);
-  await server.w.until(`line from ${name} client`);
+  await server.w.waitFor(`line from ${name} client`, 10_000);
   server.child.stdin!.write(`line from server to ${name}\n`);
-  await cw.until(`line from server to ${name}`);
+  await cw.waitFor(`line from server to ${name}`, 10_000);
   client.stdin!.end();
   const timer = setTimeout(() => client.kill('SIGKILL'), 8000);
   await exited;

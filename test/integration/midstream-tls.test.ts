@@ -6,10 +6,10 @@
 // Java client's says JSSE has no hook, and the server's hook gives the Java connection's requests. And a Node server's
 // first request after the hooks attached (memory BIOs: tied by its thread's socket read) is on its connection.
 import { describe, it, expect } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
 import { run, startHttpsServers, startPythonServer } from '../lib/lab.js';
 import { buildJavaClient } from '../lib/tls-clients.js';
 import { useTlsLab } from './tls-lab.js';
+import { watchOutput } from '../lib/child-output.js';
 import { captureLab, flowsJson } from './core-cli.js';
 
 // HTTP/1.1 keep-alive for as long as the client likes: one answer per request head, naming its path.
@@ -48,21 +48,6 @@ for line in sys.stdin:
 
 const t = useTlsLab('tsc-mid', '10.202.28');
 
-/** Resolves once the child printed `text` (rejects when it exits first). */
-function printed(child: ChildProcess, text: string, what: string): Promise<void> {
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not print ${text}: ${out} ${err}`)), 60_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes(text)) { clearTimeout(timer); resolve(); }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited ${code} before ${text}: ${out} ${err}`)); });
-  });
-}
-
 describe('TLS connections open before the capture began', () => {
   it('are TLS flows taken up in the middle, judged by their processes and hooks (Python/OpenSSL hooked, Java/JSSE not)', async () => {
     const server = await startPythonServer(t.lab, t.dir, 'server', SERVER, [t.ca.cert, t.ca.key]);
@@ -72,10 +57,12 @@ describe('TLS connections open before the capture began', () => {
     const java = t.lab.spawnIn(t.lab.nodeNs, 'java', ['-Xshare:auto', '-XX:TieredStopAtLevel=1', '-cp', javaDir, 'Client', t.ca.ca,
       `https://${host}:8443/mid/java/1`, `https://${host}:8443/mid/java/`]);
     try {
-      await Promise.all([printed(py, 'ready', 'the Python client'), printed(java, 'ready', 'the Java client')]);
+      const pyOut = watchOutput(py, ['stdout', 'stderr'], 'the Python client');
+      const javaOut = watchOutput(java, ['stdout', 'stderr'], 'the Java client');
+      await Promise.all([pyOut.waitFor('ready', 60_000), javaOut.waitFor('ready', 60_000)]);
       // (the handshakes and first requests are over: the capture starts after them)
       const { cap, out, env } = await captureLab(t.lab, t.dir, 'mid.pcapng', 'ebpf', 6);
-      const asked = Promise.all([printed(py, 'done 3', 'the Python client'), printed(java, 'done 3', 'the Java client')]);
+      const asked = Promise.all([pyOut.waitFor('done 3', 60_000), javaOut.waitFor('done 3', 60_000)]);
       for (const c of [py, java]) c.stdin!.write('\n\n');
       await asked;
       for (const c of [py, java]) c.stdin!.end();

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchOutput } from './child-output.js';
 
 export interface ExecResult { code: number | null; stdout: string; stderr: string }
 export interface ExecOptions { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string; cwd?: string }
@@ -207,15 +208,10 @@ export async function startPythonServer(lab: Lab, dir: string, name: string, scr
   const file = join(dir, `${name}.py`);
   await writeFile(file, PY_SERVE + script);
   const child = lab.spawnIn(ns, 'python3', [file, ...args]);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', () => { if (out.includes('ready')) resolve(); });
-    child.once('exit', (code) => reject(new Error(`${name} exited ${code}: ${err}`)));
-  });
-  return { output: () => out, stop: () => { child.kill(); } };
+  const out = watchOutput(child, ['stdout'], name);
+  const err = watchOutput(child, ['stderr'], name);
+  await out.waitFor('ready', 60_000).catch((e: Error) => { throw new Error(`${e.message}; its stderr: ${err.text()}`); });
+  return { output: out.text, stop: () => { child.kill(); } };
 }
 
 /**
@@ -233,17 +229,8 @@ export async function tsharkHellos(file: string, options: string[] = []): Promis
 export async function startHttpsServers(lab: Lab, ports: number[]): Promise<HttpsServers> {
   const { dir, ca, cert, key } = await makeTestCa(lab.serverIp);
   const child = lab.spawnIn(lab.serverNs, process.execPath, [join(FIXTURES, 'https-server.mjs'), cert, key, ...ports.map(String)]);
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`HTTPS servers did not start: ${err}`)), 15_000);
-    child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (ports.every((p) => out.includes(`listening ${p}\n`))) { clearTimeout(timer); resolve(); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`HTTPS server exited (${code}): ${err}`)); });
-  });
+  const out = watchOutput(child, ['stdout', 'stderr'], 'the HTTPS server');
+  for (const p of ports) await out.waitFor(`listening ${p}\n`, 15_000);
   return {
     ca, ports,
     hostnames: LAB_HOST_LABELS.map((l) => `${l}.tapscope.test`),
