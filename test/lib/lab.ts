@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { watchOutput } from './child-output.js';
+import { tsharkClientHellos } from './tshark-ja4.js';
 
 export interface ExecResult { code: number | null; stdout: string; stderr: string }
 export interface ExecOptions { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string; cwd?: string }
@@ -218,11 +219,11 @@ export async function startPythonServer(lab: Lab, dir: string, name: string, scr
  * The ClientHellos tshark reads in a capture, in order: destination port, SNI, JA3 hash and full JA3 string.
  * `options`: more tshark options before the filter, e.g. `-d tcp.port==P,tls` for a port tshark gives another protocol.
  */
-export async function tsharkHellos(file: string, options: string[] = []): Promise<{ port: number; sni: string; ja3: string; full: string }[]> {
-  const r = await run('tshark', ['-r', file, ...options, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.dstport', '-e', 'tls.handshake.extensions_server_name',
-    '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3_full']);
-  if (r.code !== 0) throw new Error(`tshark failed (${r.code}): ${r.stderr}`);
-  return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')).map(([port, sni, ja3, full]) => ({ port: Number(port), sni: sni ?? '', ja3: ja3 ?? '', full: full ?? '' }));
+export function tsharkHellos(file: string, options: string[] = []): Promise<{ port: number; sni: string; ja3: string; full: string }[]> {
+  const fields = ['tcp.dstport', 'tls.handshake.extensions_server_name', 'tls.handshake.ja3', 'tls.handshake.ja3_full'];
+  return Promise.resolve(tsharkClientHellos(file, 'tls', { decode: options, fields }).map(({ row }) => ({
+    port: Number(row['tcp.dstport']), sni: row['tls.handshake.extensions_server_name'] ?? '', ja3: row['tls.handshake.ja3'] ?? '', full: row['tls.handshake.ja3_full'] ?? '',
+  })));
 }
 
 /** Starts one Node HTTPS server (HTTP/1.1 + h2) per port in the lab's server namespace. */
