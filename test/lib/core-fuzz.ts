@@ -36,7 +36,7 @@ export interface FuzzResult {
   iterations: number;
   /** distinct failures (by step and the error's first lines) */
   failures: FuzzFailure[];
-  /** how the iterations ended: 'ok' or a TapscopeError's code, with counts */
+  /** how the iterations ended: 'ok', or a TapscopeError's code and the step that gave it; with counts */
   outcomes: Map<string, number>;
 }
 
@@ -133,7 +133,7 @@ export async function fuzzCore(opts: { inputs: string[]; seed: number; dir: stri
       await exercise(path, opts.dir, step);
     } catch (e) {
       if (isTapscopeError(e)) {
-        outcome = e.code;
+        outcome = `${e.code} (${step.at.split(' ')[0]})`;
       } else {
         outcome = 'failure';
         const error = e instanceof Error ? (e.stack ?? e.message) : String(e);
