@@ -28,7 +28,14 @@ void afp_close(void);
  * could not be opened: the ring then queues SYNs itself) */
 int afp_open_syn_watch(void);
 int afp_syn_fd(void);
-/* queues the SYNs read from it for proc_resolve_syns() */
+/* queues the SYNs read from it for proc_resolve_pending() */
 void afp_syn_drain(void);
+/* both modes: a packet socket that wakes the loop on each UDP datagram going out (headers only, a small buffer);
+ * 0, or -1 when it could not be opened (short-lived UDP sockets are then found by the scans only) */
+int afp_open_udp_watch(void);
+int afp_udp_fd(void);
+/* queues the sockets that sent the datagrams read from it, each local end once, for proc_resolve_pending(); ready: its
+ * fd polled readable (it is read only then, or when a rest under a flood ends) */
+void afp_udp_drain(int ready);
 
 #endif

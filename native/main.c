@@ -388,6 +388,10 @@ int main(int argc, char **argv)
 	logf_("mode %s (%s)", mode, reason);
 	if (!use_ebpf && afp_open_syn_watch() < 0)
 		logf_("SYN watch socket: %s (connections are attributed when the ring hands over packets)", strerror(errno));
+	/* why in eBPF mode too: a UDP socket bound at its first sendto (a DNS or QUIC client's that never binds nor
+	 * connects) makes no call a tracepoint names, and one that lives less than 500 ms escapes the scans */
+	if (afp_open_udp_watch() < 0)
+		logf_("UDP watch socket: %s (a UDP socket living less than the 500 ms between scans may go unattributed)", strerror(errno));
 
 	pcapng_open(STDOUT_FILENO);
 	/* why: a bigger pipe (1 MiB, the default pipe-max-size) absorbs a reader's short stalls (SSH, the core
@@ -413,8 +417,8 @@ int main(int argc, char **argv)
 	if (opts.duration > 0)
 		deadline = now_monotonic_ns() + (uint64_t)(opts.duration * 1e9);
 	while (!stop_requested) {
-		struct pollfd pfds[MAX_IFACES + 2];
-		int n = afp_pollfds(pfds, MAX_IFACES);
+		struct pollfd pfds[MAX_IFACES + 3];
+		int n = afp_pollfds(pfds, MAX_IFACES), syn_i = -1, udp_i = -1;
 		uint64_t now;
 
 		if (use_ebpf) {
@@ -423,13 +427,21 @@ int main(int argc, char **argv)
 			pfds[n].revents = 0;
 			n++;
 		} else if (afp_syn_fd() >= 0) {
+			syn_i = n;
 			pfds[n].fd = afp_syn_fd();
 			pfds[n].events = POLLIN;
 			pfds[n].revents = 0;
 			n++;
 		}
-		/* why: queued SYNs are retried every few ms while their (maybe short-lived) socket exists */
-		if (poll(pfds, (nfds_t)n, !use_ebpf && proc_syns_pending() ? 5 : 100) < 0 && errno != EINTR) {
+		if (afp_udp_fd() >= 0) {
+			udp_i = n;
+			pfds[n].fd = afp_udp_fd();
+			pfds[n].events = POLLIN;
+			pfds[n].revents = 0;
+			n++;
+		}
+		/* why: queued SYNs and datagrams are retried every few ms while their (maybe short-lived) socket exists */
+		if (poll(pfds, (nfds_t)n, proc_pending() ? 5 : 100) < 0 && errno != EINTR) {
 			logf_("poll: %s", strerror(errno));
 			exit_code = 4;
 			break;
@@ -447,14 +459,17 @@ int main(int argc, char **argv)
 		}
 		keylog_poll();
 		now = now_monotonic_ns();
-		/* why: in afpacket mode /proc is the only attribution: scan every 500 ms, and sooner (at most every
-		 * 50 ms) after a SYN, since short-lived connections close before the next periodic scan. In eBPF
-		 * mode the connect/accept tracepoints see every new connection; the scan at start covered the
-		 * older ones, so walking every process's fds again would only cost CPU. */
-		if (!use_ebpf) {
+		/* why: in afpacket mode /proc is the only attribution: each new TCP flow is resolved at its SYN, each
+		 * new local UDP end at its first datagram out, and a scan runs every 500 ms (sooner, at most every 50 ms
+		 * after a SYN, without the SYN watch), since short-lived sockets close before the next periodic scan.
+		 * In eBPF mode the connect/accept/bind tracepoints see every new connection; the scan at start covered
+		 * the older ones, so walking every process's fds again would only cost CPU; the UDP watch names the
+		 * sockets no call named. why only when poll said so: under steady UDP traffic each datagram wakes the loop,
+		 * and an empty read per watch was a third of its system calls */
+		if (syn_i >= 0 && (pfds[syn_i].revents & POLLIN))
 			afp_syn_drain();
-			proc_resolve_syns();
-		}
+		afp_udp_drain(udp_i >= 0 && (pfds[udp_i].revents & POLLIN));
+		proc_resolve_pending();
 		/* why the early scan only without the SYN watch: with it, every SYN is resolved at once (and retried
 		 * for 500 ms), so a scan 50 ms after each new flow found nothing more and, under many new
 		 * connections, read /proc/net/tcp* (a walk of the kernel's TCP hash) several times a second: 40 %
@@ -463,7 +478,7 @@ int main(int argc, char **argv)
 				  (afp_syn_fd() < 0 && afp_new_flows != syns_scanned && now >= last_scan + 50000000ull))) {
 			/* why: reading /proc/net/tcp* walks the kernel's whole TCP hash table (15-30 ms under load, long
 			 * enough to overflow the ring just as a new flow starts sending); with the SYN watch every new TCP
-			 * flow is resolved at its SYN (proc_resolve_syns), so the scan reads the TCP tables only every
+			 * flow is resolved at its SYN (proc_resolve_pending), so the scan reads the TCP tables only every
 			 * 2 s as a fallback, UDP every time */
 			int with_tcp = afp_syn_fd() < 0 || ++tcp_scan_tick % 4 == 0;
 

@@ -34,6 +34,8 @@ static uint64_t conn_seen[CONN_SLOTS];
 static uint64_t inode_seen[INODE_SLOTS];
 static uint64_t pid_tls_known[PID_SLOTS];
 static unsigned long long capture_start_ticks;
+/* why kept: glibc's getpid() is a system call each time, and the walks of /proc compare it with every pid */
+static uint32_t self_pid;
 static struct sbuf jb;
 
 struct elf_cache_ent {
@@ -131,6 +133,8 @@ static unsigned long long proc_start_ticks(uint32_t pid, uint32_t *ppid)
 	return start;
 }
 
+static void walk_seen_prime(void);
+
 void procinfo_init(void)
 {
 	FILE *f = fopen("/proc/uptime", "r");
@@ -142,6 +146,8 @@ void procinfo_init(void)
 		fclose(f);
 	}
 	capture_start_ticks = (unsigned long long)(up * (double)sysconf(_SC_CLK_TCK));
+	self_pid = (uint32_t)getpid();
+	walk_seen_prime();
 }
 
 /* The first NUL-delimited string "3.N.N" in buf: GnuTLS's release (gnutls_check_version's answer). Its other
@@ -760,6 +766,12 @@ static uint64_t tuple_key(const struct tuple *t)
 	return (h ^ t->proto) * 1099511628211ull;
 }
 
+/* A connection's key in conn_seen. why the namespace: pods' own loopback connections can share one 5-tuple */
+static uint64_t conn_key(const struct tuple *t, uint32_t netns)
+{
+	return (tuple_key(t) ^ netns) * 1099511628211ull;
+}
+
 static int end_excluded(const struct tuple *t, const uint8_t *addr, uint16_t port)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -796,8 +808,7 @@ void conn_note(const struct tuple *t, uint32_t netns, int role, uint32_t pid, ui
 	if (!filter_record(t, 1))
 		return;
 
-	/* why the namespace: pods' own loopback connections can share one 5-tuple */
-	if (!set_add64(conn_seen, CONN_SLOTS, (tuple_key(t) ^ netns) * 1099511628211ull))
+	if (!set_add64(conn_seen, CONN_SLOTS, conn_key(t, netns)))
 		return;
 	ctr.conns++;
 	proc_note(pid, comm);
@@ -933,7 +944,7 @@ static void scan(int with_tcp, int bound_udp_only)
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		pid = (uint32_t)strtoul(de->d_name, NULL, 10);
-		if (pid == (uint32_t)getpid())
+		if (pid == self_pid)
 			continue;
 		capture_yield();
 		snprintf(fddir, sizeof(fddir), "/proc/%u/fd", pid);
@@ -974,23 +985,30 @@ static void scan(int with_tcp, int bound_udp_only)
 			set_add64(inode_seen, INODE_SLOTS, rows[i].ino);
 }
 
-/* ---- afpacket mode: resolve a new TCP flow at its SYN (sock_diag + cached inode -> pid map) ---- */
+/* ---- a new socket resolved at its first packet (sock_diag + cached inode -> pid map): in afpacket mode a TCP
+ * flow's at its SYN, in both modes a UDP socket's at its first datagram out ---- */
 
-#define SYN_PENDING 256
-#define SYN_TTL_NS (500ull * 1000000ull)
-#define SYN_RETRY_NS (5ull * 1000000ull)
+#define PENDING_MAX 256
+#define PENDING_TTL_NS (500ull * 1000000ull)
+#define PENDING_RETRY_NS (5ull * 1000000ull)
 #define WALK_MIN_NS (20ull * 1000000ull)
+/* why a few: each stops at the socket's owner, and one that misses reads every new process's fds */
+#define NEW_WALKS_MAX 8
 #define INO_SLOTS 32768
+/* UDP ends looked up lately: direct-mapped by the end's hash, each entry good for UDP_END_TTL_NS */
+#define UDP_ENDS 4096
+#define UDP_END_TTL_NS (2000ull * 1000000ull)
 
-struct syn_item {
-	struct tuple t; /* oriented local end first */
+struct pending {
+	struct tuple t; /* oriented local end first; once sock_diag found the socket, the socket's own ends */
 	int role;
 	int dnat_tried; /* the lookup by client end was made (once: the socket is there while its SYN is new) */
+	uint64_t ino;   /* the socket's, once found: later tries only look for its process */
 	uint64_t first_ns, next_ns;
 };
 
-static struct syn_item syn_pending[SYN_PENDING];
-static int n_syn_pending;
+static struct pending pending[PENDING_MAX];
+static int n_pending;
 static int diag_fd = -1;
 static uint32_t diag_seq;
 static uint64_t last_walk_ns;
@@ -998,31 +1016,74 @@ static struct {
 	uint64_t ino;
 	uint32_t pid;
 } ino_pid[INO_SLOTS];
+static struct {
+	uint64_t key, until_ns;
+} udp_ends[UDP_ENDS];
+
+/* Queues tuple t (local end first) for proc_resolve_pending: 0, or -1 when the list is full. */
+static int pending_add(const struct tuple *t, int role)
+{
+	struct pending *it;
+
+	if (n_pending >= PENDING_MAX)
+		return -1;
+	it = &pending[n_pending++];
+	memset(it, 0, sizeof(*it));
+	it->t = *t;
+	it->role = role;
+	it->first_ns = now_monotonic_ns();
+	return 0;
+}
 
 void proc_note_syn(const struct tuple *pkt, int dir)
 {
 	int k;
 
 	for (k = 0; k < 2; k++) {
-		struct syn_item *it;
+		struct tuple t;
 
 		/* outbound SYN: a local client socket; inbound: a local server (accepted) socket; loopback: both */
 		if ((dir > 0 && k == 1) || (dir < 0 && k == 0))
 			continue;
-		if (n_syn_pending >= SYN_PENDING)
-			return;
-		it = &syn_pending[n_syn_pending++];
-		memset(it, 0, sizeof(*it));
-		it->t.family = pkt->family;
-		it->t.proto = 6;
+		memset(&t, 0, sizeof(t));
+		t.family = pkt->family;
+		t.proto = 6;
 		/* the SYN's source is the local end of a client socket here, or the remote end of a server one */
-		memcpy(it->t.saddr, k ? pkt->daddr : pkt->saddr, 16);
-		memcpy(it->t.daddr, k ? pkt->saddr : pkt->daddr, 16);
-		it->t.sport = k ? pkt->dport : pkt->sport;
-		it->t.dport = k ? pkt->sport : pkt->dport;
-		it->role = k ? ROLE_SERVER : ROLE_CLIENT;
-		it->first_ns = now_monotonic_ns();
+		memcpy(t.saddr, k ? pkt->daddr : pkt->saddr, 16);
+		memcpy(t.daddr, k ? pkt->saddr : pkt->daddr, 16);
+		t.sport = k ? pkt->dport : pkt->sport;
+		t.dport = k ? pkt->sport : pkt->dport;
+		if (pending_add(&t, k ? ROLE_SERVER : ROLE_CLIENT) < 0)
+			return;
 	}
+}
+
+/* A UDP local end's key in udp_ends: its address, port and family mixed. why not tuple_key: this runs for every
+ * datagram going out, and FNV over the whole tuple costs more than the rest of the datagram's handling */
+static uint64_t udp_end_key(const struct tuple *t)
+{
+	uint64_t a, b;
+
+	memcpy(&a, t->saddr, 8);
+	memcpy(&b, t->saddr + 8, 8);
+	return ((a * 0x9E3779B97F4A7C15ull) ^ (b + ((uint64_t)t->sport << 16 | t->family))) * 0xC2B2AE3D27D4EB4Full;
+}
+
+int proc_note_udp(const struct tuple *pkt, uint64_t now_ns)
+{
+	uint64_t key = udp_end_key(pkt);
+	int slot = (int)(key >> 52) & (UDP_ENDS - 1);
+
+	/* why per local end, not per datagram or peer: one lookup names the socket whatever its peers, and a flood from
+	 * one socket then costs a table probe per datagram, not a sock_diag query */
+	if (udp_ends[slot].key == key && now_ns < udp_ends[slot].until_ns)
+		return 0;
+	/* (the datagram's source is the sending socket's local end, its destination that socket's peer) */
+	if (pending_add(pkt, 0) < 0)
+		return 1;
+	udp_ends[slot].key = key;
+	udp_ends[slot].until_ns = now_ns + UDP_END_TTL_NS;
+	return 1;
 }
 
 /* A NETLINK_SOCK_DIAG socket whose reads give up after 20 ms; -1 on failure. */
@@ -1036,19 +1097,22 @@ static int diag_open(void)
 	return fd;
 }
 
-/* The header and TCP request of a sock_diag query about t's family: `len` bytes in all, `flags` besides NLM_F_REQUEST. */
+/* The header and request of a sock_diag query about t's family and protocol: `len` bytes in all, `flags` besides
+ * NLM_F_REQUEST. */
 static void diag_request(struct nlmsghdr *nlh, struct inet_diag_req_v2 *r, size_t len, uint16_t flags, const struct tuple *t)
 {
 	nlh->nlmsg_len = (uint32_t)len;
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
 	r->sdiag_family = (uint8_t)t->family;
-	r->sdiag_protocol = IPPROTO_TCP;
+	r->sdiag_protocol = t->proto;
 }
 
-/* Exact socket lookup by tuple (NETLINK_SOCK_DIAG, inet_diag_req_v2 without NLM_F_DUMP). Returns the
- * socket's inode, 0 when there is none yet (or only a listener / TIME_WAIT socket without one). */
-static uint64_t diag_inode(const struct tuple *t)
+/* Exact socket lookup by tuple t (local end first; NETLINK_SOCK_DIAG, inet_diag_req_v2 without NLM_F_DUMP). Returns
+ * the socket's inode and fills *sock with its own ends (local first), or 0 when there is none (yet: for TCP, only a
+ * listener or a TIME_WAIT socket without an inode). For UDP, t is a datagram the socket sent: an unconnected
+ * socket's *sock has no remote end, and one bound to a wildcard address has that address as its local one. */
+static uint64_t diag_inode(const struct tuple *t, struct tuple *sock)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -1061,16 +1125,20 @@ static uint64_t diag_inode(const struct tuple *t)
 	struct nlmsghdr *h;
 	ssize_t n;
 	size_t alen = t->family == AF_INET ? 4 : 16;
+	int udp = t->proto == IPPROTO_UDP;
 
 	if (diag_fd < 0 && (diag_fd = diag_open()) < 0)
 		return 0;
 	memset(&req, 0, sizeof(req));
 	diag_request(&req.nlh, &req.r, sizeof(req), 0, t);
 	req.r.idiag_states = ~0u;
-	req.r.id.idiag_sport = htons(t->sport);
-	req.r.id.idiag_dport = htons(t->dport);
-	memcpy(req.r.id.idiag_src, t->saddr, alen);
-	memcpy(req.r.id.idiag_dst, t->daddr, alen);
+	/* why the ends swapped for UDP: the kernel answers with the socket that would receive a datagram from the
+	 * id's source to its destination (udp_dump_one -> __udp4_lib_lookup(src, sport, dst, dport)), which is the
+	 * sender's socket, connected or not, when the datagram's destination is named as the source */
+	req.r.id.idiag_sport = htons(udp ? t->dport : t->sport);
+	req.r.id.idiag_dport = htons(udp ? t->sport : t->dport);
+	memcpy(req.r.id.idiag_src, udp ? t->daddr : t->saddr, alen);
+	memcpy(req.r.id.idiag_dst, udp ? t->saddr : t->daddr, alen);
 	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	req.nlh.nlmsg_seq = ++diag_seq;
@@ -1091,11 +1159,23 @@ static uint64_t diag_inode(const struct tuple *t)
 			return 0; /* NLMSG_ERROR: no such socket */
 		}
 		m = NLMSG_DATA(h);
-		if (ntohs(m->id.idiag_sport) != t->sport || ntohs(m->id.idiag_dport) != t->dport)
+		if (ntohs(m->id.idiag_sport) != t->sport || (!udp && ntohs(m->id.idiag_dport) != t->dport))
 			return 0;
 		/* why: a lookup falls back to the listener; the accepted socket appears a moment later */
-		if (m->idiag_state == 10 /* TCP_LISTEN */ || !m->id.idiag_dport)
+		if (!udp && (m->idiag_state == 10 /* TCP_LISTEN */ || !m->id.idiag_dport))
 			return 0;
+		*sock = *t;
+		if (udp) {
+			/* (an IPv6 socket, not IPv6-only, sends IPv4 datagrams: its ends are then IPv4-mapped) */
+			memset(sock, 0, sizeof(*sock));
+			sock->family = m->idiag_family;
+			sock->proto = IPPROTO_UDP;
+			alen = m->idiag_family == AF_INET ? 4 : 16;
+			memcpy(sock->saddr, m->id.idiag_src, alen);
+			memcpy(sock->daddr, m->id.idiag_dst, alen);
+			sock->sport = t->sport;
+			sock->dport = ntohs(m->id.idiag_dport);
+		}
 		return m->idiag_inode;
 	}
 	return 0;
@@ -1206,11 +1286,8 @@ static void ino_pid_put(uint64_t ino, uint32_t pid)
 static uint16_t *walk_seen;
 static uint32_t walk_seen_max;
 
-/* Fills the socket inode -> pid map from /proc/PID/fd: all processes (full, rebuilds the map: the
- * expensive part, rate-limited by the caller) or only those first seen in the last 2 s (cheap: a new
- * short-lived connection usually belongs to a process that started a moment ago). */
-/* adds pid's sockets to the inode -> pid map */
-static void walk_pid_fds(uint32_t pid)
+/* adds pid's sockets to the inode -> pid map: 0, or -1 when the process is gone (or its fds cannot be read) */
+static int walk_pid_fds(uint32_t pid)
 {
 	char fddir[64];
 	struct dirent *fe;
@@ -1219,7 +1296,7 @@ static void walk_pid_fds(uint32_t pid)
 	snprintf(fddir, sizeof(fddir), "/proc/%u/fd", pid);
 	fds = opendir(fddir);
 	if (!fds)
-		return;
+		return -1;
 	while ((fe = readdir(fds))) {
 		unsigned long long ino = fd_socket_inode(fddir, fe->d_name);
 
@@ -1227,26 +1304,59 @@ static void walk_pid_fds(uint32_t pid)
 			ino_pid_put(ino, pid);
 	}
 	closedir(fds);
+	return 0;
 }
 
-static void ino_pid_walk(int full)
+/* Allocates walk_seen on first use: 0, or -1 when it cannot be had (every walk is then a full one). */
+static int walk_seen_alloc(void)
 {
+	char v[32];
+
+	if (walk_seen)
+		return 0;
+	read_small("/proc/sys/kernel/pid_max", v, sizeof(v), 0);
+	walk_seen_max = (uint32_t)strtoul(v, NULL, 10);
+	if (walk_seen_max < 32768 || walk_seen_max > 4194304)
+		walk_seen_max = 4194304;
+	/* why calloc: only the pages of pids in use are ever touched */
+	walk_seen = calloc(walk_seen_max + 1, sizeof(*walk_seen));
+	return walk_seen ? 0 : -1;
+}
+
+/* Marks the processes running at the capture's start as seen long ago. why: else the first walk finds every process
+ * new, and for its first 2 s a look at "new" processes reads every process's fds (3-8 ms on the lab VM under load),
+ * while a client that sends one datagram and exits closes its socket within a millisecond */
+static void walk_seen_prime(void)
+{
+	uint16_t old = (uint16_t)((now_monotonic_ns() / 100000000ull) - 30) | 1;
+	struct dirent *de;
+	DIR *proc;
+
+	if (walk_seen_alloc() < 0 || !(proc = opendir("/proc")))
+		return;
+	while ((de = readdir(proc))) {
+		uint32_t pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+
+		if (isdigit((unsigned char)de->d_name[0]) && pid <= walk_seen_max)
+			walk_seen[pid] = old;
+	}
+	closedir(proc);
+}
+
+/* Fills the socket inode -> pid map from /proc/PID/fd: all processes (full, rebuilds the map: the
+ * expensive part, rate-limited by the caller) or only those first seen in the last 2 s (cheap: a new
+ * short-lived connection usually belongs to a process that started a moment ago), newest first and, when want is
+ * an inode, only until its process is found. */
+static void ino_pid_walk(int full, uint64_t want)
+{
+	static uint32_t fresh[1024];
+	int n_fresh = 0;
 	DIR *proc;
 	struct dirent *de;
 	uint16_t tnow = (uint16_t)(now_monotonic_ns() / 100000000ull) | 1;
 
-	if (!walk_seen) {
-		char v[32];
-
-		read_small("/proc/sys/kernel/pid_max", v, sizeof(v), 0);
-		walk_seen_max = (uint32_t)strtoul(v, NULL, 10);
-		if (walk_seen_max < 32768 || walk_seen_max > 4194304)
-			walk_seen_max = 4194304;
-		/* why calloc: only the pages of pids in use are ever touched */
-		walk_seen = calloc(walk_seen_max + 1, sizeof(*walk_seen));
-		if (!walk_seen)
-			full = 1;
-	}
+	if (walk_seen_alloc() < 0)
+		full = 1;
 	proc = opendir("/proc");
 	if (!proc)
 		return;
@@ -1258,7 +1368,7 @@ static void ino_pid_walk(int full)
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		pid = (uint32_t)strtoul(de->d_name, NULL, 10);
-		if (pid == (uint32_t)getpid())
+		if (pid == self_pid)
 			continue;
 		if (walk_seen && pid <= walk_seen_max) {
 			if (!walk_seen[pid])
@@ -1266,10 +1376,21 @@ static void ino_pid_walk(int full)
 			else if (!full && (uint16_t)(tnow - walk_seen[pid]) > 20)
 				continue;
 		}
+		if (!full && n_fresh < (int)(sizeof(fresh) / sizeof(fresh[0]))) {
+			fresh[n_fresh++] = pid;
+			continue;
+		}
 		capture_yield();
 		walk_pid_fds(pid);
 	}
 	closedir(proc);
+	/* why newest first (pids grow until they wrap), and no further than the socket's owner: a client that sends one
+	 * datagram and exits closes its socket within a millisecond, and on a busy node the processes started in the last
+	 * 2 s (test runners, shells, short jobs) can hold hundreds of fds between them */
+	while (n_fresh > 0 && !(want && ino_pid_get(want))) {
+		capture_yield();
+		walk_pid_fds(fresh[--n_fresh]);
+	}
 }
 
 /* pids that owned the last connections resolved, most recent first: a process that opened one
@@ -1292,67 +1413,97 @@ static void recent_owner_note(uint32_t pid)
  * in afpacket mode on the 2-core lab VM (native/README.md) */
 static void walk_recent_owners(void)
 {
-	int i;
+	int i, j = 0;
 
+	/* (one that is gone leaves the list: short-lived clients would otherwise cost a failed open each, every time) */
 	for (i = 0; i < RECENT_OWNERS && recent_owners[i]; i++)
-		walk_pid_fds(recent_owners[i]);
+		if (walk_pid_fds(recent_owners[i]) == 0)
+			recent_owners[j++] = recent_owners[i];
+	for (; j < i; j++)
+		recent_owners[j] = 0;
 }
 
-int proc_syns_pending(void) { return n_syn_pending; }
+int proc_pending(void) { return n_pending; }
 
-void proc_resolve_syns(void)
+/* The process owning socket inode ino: the cached map, else the last owners' fds, else new processes' (up to
+ * NEW_WALKS_MAX walks per resolve pass, counted in *new_walks), else every process's (at most every WALK_MIN_NS);
+ * 0 when none yet. */
+static uint32_t ino_owner(uint64_t ino, uint64_t now, int *new_walks)
 {
-	uint64_t now = now_monotonic_ns(), walked_new_ns = 0;
-	int i, j = 0, queries = 0;
+	uint32_t pid = ino_pid_get(ino);
 
-	for (i = 0; i < n_syn_pending; i++) {
-		struct syn_item *it = &syn_pending[i];
-		uint64_t ino;
+	if (!pid) {
+		walk_recent_owners();
+		pid = ino_pid_get(ino);
+	}
+	if (pid)
+		return pid;
+	/* why: a new socket usually belongs to a new process; only when the cheap look at new pids fails is every
+	 * process walked again (pid reuse after wrap, fds passed between processes) */
+	if (*new_walks < NEW_WALKS_MAX) {
+		ino_pid_walk(0, ino);
+		++*new_walks;
+		pid = ino_pid_get(ino);
+	}
+	if (!pid && now - last_walk_ns >= WALK_MIN_NS) {
+		ino_pid_walk(1, 0);
+		last_walk_ns = now_monotonic_ns();
+		pid = ino_pid_get(ino);
+	}
+	return pid;
+}
+
+/* The socket of a pending item, looked up by its packet's tuple: its inode, with it->t made the socket's own ends,
+ * or 0. */
+static uint64_t pending_socket(struct pending *it)
+{
+	struct tuple sock;
+	uint64_t ino = diag_inode(&it->t, &sock);
+
+	/* why: an outbound SYN whose addresses no socket has may be one DNAT rewrote (its socket names the
+	 * address before DNAT; the core joins the two by the client end); its conn CB names the socket's */
+	if (!ino && it->t.proto == IPPROTO_TCP && it->role == ROLE_CLIENT && !it->dnat_tried) {
+		it->dnat_tried = 1;
+		ino = diag_dnat_inode(&it->t, &sock);
+	}
+	if (ino)
+		it->t = sock;
+	return ino;
+}
+
+void proc_resolve_pending(void)
+{
+	uint64_t now = now_monotonic_ns();
+	int i, j = 0, queries = 0, new_walks = 0;
+
+	for (i = 0; i < n_pending; i++) {
+		struct pending *it = &pending[i];
 		uint32_t pid;
 
-		if (now - it->first_ns > SYN_TTL_NS)
+		if (now - it->first_ns > PENDING_TTL_NS)
 			continue;
 		/* why: bounded work per loop iteration; the rest waits for the next one */
 		if (it->next_ns > now || queries >= 64) {
-			syn_pending[j++] = *it;
+			pending[j++] = *it;
 			continue;
 		}
 		queries++;
-		ino = diag_inode(&it->t);
-		/* why: an outbound SYN whose addresses no socket has may be one DNAT rewrote (its socket names the
-		 * address before DNAT; the core joins the two by the client end); its conn CB names the socket's */
-		if (!ino && it->role == ROLE_CLIENT && !it->dnat_tried) {
-			struct tuple sock;
-			uint64_t nat = diag_dnat_inode(&it->t, &sock);
-
-			it->dnat_tried = 1;
-			if (nat) {
-				ino = nat;
-				it->t = sock;
-			}
+		if (!it->ino) {
+			it->ino = pending_socket(it);
+			/* why no retry: a datagram leaves from a socket that exists; one sock_diag does not find has closed
+			 * since, or is not this host's (a forwarded datagram). A SYN's accepted socket appears later */
+			if (!it->ino && it->t.proto == IPPROTO_UDP)
+				continue;
+			/* why: a socket already reported (by a scan, a tracepoint, an earlier packet) needs no walk of /proc,
+			 * and in eBPF mode connect and bind have named most UDP sockets the watch sees */
+			if (it->ino && (set_has64(inode_seen, INODE_SLOTS, it->ino) ||
+					set_has64(conn_seen, CONN_SLOTS, conn_key(&it->t, capture_netns))))
+				continue;
 		}
-		pid = ino ? ino_pid_get(ino) : 0;
-		if (ino && !pid) {
-			walk_recent_owners();
-			pid = ino_pid_get(ino);
-		}
-		if (ino && !pid) {
-			/* why: a new socket usually belongs to a new process; only when the cheap look at new pids
-			 * fails is every process walked again (pid reuse after wrap, fds passed between processes) */
-			if (walked_new_ns != now) {
-				ino_pid_walk(0);
-				walked_new_ns = now;
-				pid = ino_pid_get(ino);
-			}
-			if (!pid && now - last_walk_ns >= WALK_MIN_NS) {
-				ino_pid_walk(1);
-				last_walk_ns = now_monotonic_ns();
-				pid = ino_pid_get(ino);
-			}
-		}
+		pid = it->ino ? ino_owner(it->ino, now, &new_walks) : 0;
 		if (!pid) {
-			it->next_ns = now + SYN_RETRY_NS;
-			syn_pending[j++] = *it;
+			it->next_ns = now + PENDING_RETRY_NS;
+			pending[j++] = *it;
 			continue;
 		}
 		{
@@ -1360,10 +1511,11 @@ void proc_resolve_syns(void)
 
 			snprintf(cpath, sizeof(cpath), "/proc/%u/comm", pid);
 			read_small(cpath, comm, sizeof(comm), 0);
+			/* (UDP: role unknown, as the scans say: a socket's first datagram out tells nothing of who began) */
 			conn_note(&it->t, capture_netns, it->role, pid, pid, comm, "proc", now_realtime_ns());
-			set_add64(inode_seen, INODE_SLOTS, ino);
+			set_add64(inode_seen, INODE_SLOTS, it->ino);
 			recent_owner_note(pid);
 		}
 	}
-	n_syn_pending = j;
+	n_pending = j;
 }

@@ -58,11 +58,15 @@ void proc_scan_bound_udp(void);
 /* afpacket mode: queues a TCP SYN's tuple (as seen in the packet) for attribution via sock_diag;
  * dir: 1 outbound, -1 inbound, 0 both ends may be local (loopback) */
 void proc_note_syn(const struct tuple *pkt, int dir);
-/* resolves queued SYNs: sock_diag exact lookup -> inode -> pid from a cached /proc fd map, refreshed
- * on a miss at most every 20 ms; writes `conn` CBs */
-void proc_resolve_syns(void);
-/* number of queued SYNs (the poll loop wakes sooner while there are some) */
-int proc_syns_pending(void);
+/* both modes: queues the socket that sent a UDP datagram out (its tuple as seen in the packet, the source being the
+ * local end) for attribution via sock_diag, once per local end (address, port, family) every 2 s; now_ns:
+ * CLOCK_MONOTONIC, read once per batch of datagrams by the caller. Returns 0 when that end was looked up lately, else 1 */
+int proc_note_udp(const struct tuple *pkt, uint64_t now_ns);
+/* resolves queued SYNs and datagrams: sock_diag exact lookup -> inode -> pid from a cached /proc fd map, refreshed
+ * on a miss at most every 20 ms; writes `conn` CBs for sockets not reported yet */
+void proc_resolve_pending(void);
+/* number of queued SYNs and datagrams (the poll loop wakes sooner while there are some) */
+int proc_pending(void);
 /* formats a tuple address as text */
 void tuple_addr_str(const struct tuple *t, int local, char *out, int outlen);
 /* boot-relative start time of capture, in clock ticks (for startedBeforeCapture) */

@@ -1,10 +1,13 @@
 // Processes of UDP sockets with no connection of their own (a DNS, QUIC or DTLS server's, bound and reading every
-// peer's datagrams; a client's, bound by the kernel at its first sendto), in both capture modes, with `tapscope
-// capture` on the lab's node. Three small Python programs there, each naming itself (prctl) so the flows can tell
-// them apart: a server bound before the capture begins (found by the helper's scan at its start), one bound while it
-// runs (eBPF: the bind tracepoint, the server ending after one answer, before a scan could see it; AF_PACKET: the
-// periodic scan), and a client that never binds nor connects and
-// lives 1.5 s (the periodic scans: eBPF mode's of bound UDP sockets alone). Each flow's local end names its program.
+// peer's datagrams; a client's, bound by the kernel at its first sendto), and of short-lived clients, in both capture
+// modes, with `tapscope capture` on the lab's node. Small Python programs there, each naming itself (prctl) so the
+// flows can tell them apart: a server bound before the capture begins (found by the helper's scan at its start), one
+// bound while it runs (eBPF: the bind tracepoint, the server ending after one answer, before a scan could see it;
+// AF_PACKET: the periodic scan), a client that never binds nor connects and lives 1.5 s (the periodic scans: eBPF
+// mode's of bound UDP sockets alone), and two that send one datagram, read the answer and exit at once, one never
+// binding nor connecting, one connecting its socket: gone long before a 500 ms scan, they are found by the helper's
+// UDP watch at their first datagram out (eBPF: the connected one also by the connect tracepoint). Each flow's local
+// end names its program.
 import { describe, it, expect, afterAll } from 'vitest';
 import type { Flow } from '../../src/model/flow.js';
 import { startPythonServer } from '../lib/lab.js';
@@ -25,16 +28,23 @@ while True:
     if len(sys.argv) > 3:
         break
 `;
-// (no bind, no connect: the kernel binds the socket at its first sendto)
+// (no bind, no connect: the kernel binds the socket at its first sendto; with 'connect', connect() binds it.) Two
+// datagrams 1.5 s apart, or with 'once' one, then it exits.
 const CLIENT = `
 import socket, sys, ctypes, time
 ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(5)
-for i in range(1 if len(sys.argv) > 4 else 2):
+peer = (sys.argv[2], int(sys.argv[3]))
+if 'connect' in sys.argv[4:]:
+    s.connect(peer)
+for i in range(1 if 'once' in sys.argv[4:] else 2):
     if i:
         time.sleep(1.5)
-    s.sendto(b'ping', (sys.argv[2], int(sys.argv[3])))
+    if 'connect' in sys.argv[4:]:
+        s.send(b'ping')
+    else:
+        s.sendto(b'ping', peer)
     s.recvfrom(100)
 `;
 
@@ -49,11 +59,14 @@ async function server(ns: string, name: string, port: number, once = false): Pro
   stops.push(s.stop);
 }
 
-/** One datagram from the lab's other end to `port` on the node, answered (the client program, once). */
-async function ping(port: number): Promise<void> {
-  const r = await t.lab.execIn(t.lab.serverNs, 'python3', ['-c', CLIENT, 'pinger', t.lab.nodeIp, String(port), 'once'], { timeoutMs: 15_000 });
+/** The client program named `name` in namespace `ns`, to `ip`:`port`, with `flags` ('once', 'connect'); it must succeed. */
+async function client(ns: string, name: string, ip: string, port: number, ...flags: string[]): Promise<void> {
+  const r = await t.lab.execIn(ns, 'python3', ['-c', CLIENT, name, ip, String(port), ...flags], { timeoutMs: 15_000 });
   expect(r.code, r.stderr).toBe(0);
 }
+
+/** One datagram from the lab's other end to `port` on the node, answered (the client program, once). */
+const ping = (port: number): Promise<void> => client(t.lab.serverNs, 'pinger', t.lab.nodeIp, port, 'once');
 
 const byPort = (flows: Flow[], port: number): Flow => {
   const f = flows.find((x) => x.transport === 'udp' && (x.dst.port === port || x.src.port === port));
@@ -71,17 +84,21 @@ const localComm = (f: Flow, nodeIp: string): string | undefined => {
 for (const [mode, base] of [['ebpf', 5300], ['afpacket', 5310]] as const) {
   describe(`UDP sockets without a connection, ${mode} mode`, () => {
     let flows: Flow[] = [];
-    it('captures the three programs\' flows', async () => {
+    it('captures the programs\' flows', async () => {
       await server(t.lab.nodeNs, `udp-early-${mode}`.slice(0, 15), base);
-      // (the auto client's peer, on the lab's other end)
+      // (the clients' peers, on the lab's other end)
       await server(t.lab.serverNs, 'udp-echo', base + 2);
+      await server(t.lab.serverNs, 'udp-echo', base + 3);
+      await server(t.lab.serverNs, 'udp-echo', base + 4);
       const cap = await captureLab(t.lab, t.dir, `udp-${mode}.pcapng`, mode, 6);
       await ping(base);
       // (in eBPF mode it ends after one answer, within the 500 ms between scans: its bind is what names it)
       await server(t.lab.nodeNs, `udp-late-${mode}`.slice(0, 15), base + 1, mode === 'ebpf');
       await ping(base + 1);
-      const auto = await t.lab.execIn(t.lab.nodeNs, 'python3', ['-c', CLIENT, `udp-auto-${mode}`.slice(0, 15), t.lab.serverIp, String(base + 2)], { timeoutMs: 15_000 });
-      expect(auto.code, auto.stderr).toBe(0);
+      await client(t.lab.nodeNs, `udp-auto-${mode}`.slice(0, 15), t.lab.serverIp, base + 2);
+      // (each closes its socket about a millisecond after its datagram: the answer comes over the veth at once)
+      await client(t.lab.nodeNs, `udp-once-${mode}`.slice(0, 15), t.lab.serverIp, base + 3, 'once');
+      await client(t.lab.nodeNs, `udp-conn-${mode}`.slice(0, 15), t.lab.serverIp, base + 4, 'once', 'connect');
       expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
       flows = await flowsJson(cap.out, cap.env);
     }, 60_000);
@@ -100,6 +117,18 @@ for (const [mode, base] of [['ebpf', 5300], ['afpacket', 5310]] as const) {
       const f = byPort(flows, base + 2);
       expect(f.src.ip, JSON.stringify(f)).toBe(t.lab.nodeIp);
       expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-auto-${mode}`.slice(0, 15));
+    });
+
+    it('a client that never binds nor connects, exiting at its answer: found by the UDP watch', () => {
+      const f = byPort(flows, base + 3);
+      expect(f.src.ip, JSON.stringify(f)).toBe(t.lab.nodeIp);
+      expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-once-${mode}`.slice(0, 15));
+    });
+
+    it(`a client that connects its socket, exiting at its answer: found by ${mode === 'ebpf' ? 'the connect tracepoint' : 'the UDP watch'}`, () => {
+      const f = byPort(flows, base + 4);
+      expect(f.src.ip, JSON.stringify(f)).toBe(t.lab.nodeIp);
+      expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-conn-${mode}`.slice(0, 15));
     });
   });
 }
