@@ -4,10 +4,10 @@
 // flows can tell them apart: a server bound before the capture begins (found by the helper's scan at its start), one
 // bound while it runs (eBPF: the bind tracepoint, the server ending after one answer, before a scan could see it;
 // AF_PACKET: the periodic scan), a client that never binds nor connects and lives 1.5 s (the periodic scans: eBPF
-// mode's of bound UDP sockets alone), and two that send one datagram, read the answer and exit at once, one never
-// binding nor connecting, one connecting its socket: gone long before a 500 ms scan, they are found by the helper's
-// UDP watch at their first datagram out (eBPF: the connected one also by the connect tracepoint). Each flow's local
-// end names its program.
+// mode's of bound UDP sockets alone), and two that send one datagram, read the answer and exit (at once in eBPF mode,
+// 20 ms later in AF_PACKET mode), one never binding nor connecting, one connecting its socket: gone long before a
+// 500 ms scan, they are found by the helper's UDP watch at their first datagram out (eBPF: the connected one also by
+// the connect tracepoint). Each flow's local end names its program.
 import { describe, it, expect, afterAll } from 'vitest';
 import type { Flow } from '../../src/model/flow.js';
 import { startPythonServer } from '../lib/lab.js';
@@ -29,7 +29,7 @@ while True:
         break
 `;
 // (no bind, no connect: the kernel binds the socket at its first sendto; with 'connect', connect() binds it.) Two
-// datagrams 1.5 s apart, or with 'once' one, then it exits.
+// datagrams 1.5 s apart, or with 'once' one, then it exits; with 'linger', 20 ms after its answer.
 const CLIENT = `
 import socket, sys, ctypes, time
 ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
@@ -46,6 +46,8 @@ for i in range(1 if 'once' in sys.argv[4:] else 2):
     else:
         s.sendto(b'ping', peer)
     s.recvfrom(100)
+if 'linger' in sys.argv[4:]:
+    time.sleep(0.02)
 `;
 
 const stops: (() => void)[] = [];
@@ -96,9 +98,12 @@ for (const [mode, base] of [['ebpf', 5300], ['afpacket', 5310]] as const) {
       await server(t.lab.nodeNs, `udp-late-${mode}`.slice(0, 15), base + 1, mode === 'ebpf');
       await ping(base + 1);
       await client(t.lab.nodeNs, `udp-auto-${mode}`.slice(0, 15), t.lab.serverIp, base + 2);
-      // (each closes its socket about a millisecond after its datagram: the answer comes over the veth at once)
-      await client(t.lab.nodeNs, `udp-once-${mode}`.slice(0, 15), t.lab.serverIp, base + 3, 'once');
-      await client(t.lab.nodeNs, `udp-conn-${mode}`.slice(0, 15), t.lab.serverIp, base + 4, 'once', 'connect');
+      // (each closes its socket about a millisecond after its datagram, the answer coming over the veth at once; in
+      // afpacket mode 20 ms after: the helper finds a socket's process in about 0.5 ms there, by /proc, and 5-15 % of
+      // clients that exit at once were gone before (native/README.md, Known limits). Either way, long before a scan.)
+      const linger = mode === 'afpacket' ? ['linger'] : [];
+      await client(t.lab.nodeNs, `udp-once-${mode}`.slice(0, 15), t.lab.serverIp, base + 3, 'once', ...linger);
+      await client(t.lab.nodeNs, `udp-conn-${mode}`.slice(0, 15), t.lab.serverIp, base + 4, 'once', 'connect', ...linger);
       expect(await cap.cap.exited, cap.cap.stderr()).toBe(0);
       flows = await flowsJson(cap.out, cap.env);
     }, 60_000);
@@ -119,13 +124,13 @@ for (const [mode, base] of [['ebpf', 5300], ['afpacket', 5310]] as const) {
       expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-auto-${mode}`.slice(0, 15));
     });
 
-    it('a client that never binds nor connects, exiting at its answer: found by the UDP watch', () => {
+    it('a client that never binds nor connects, exiting after its answer: found by the UDP watch', () => {
       const f = byPort(flows, base + 3);
       expect(f.src.ip, JSON.stringify(f)).toBe(t.lab.nodeIp);
       expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-once-${mode}`.slice(0, 15));
     });
 
-    it(`a client that connects its socket, exiting at its answer: found by ${mode === 'ebpf' ? 'the connect tracepoint' : 'the UDP watch'}`, () => {
+    it(`a client that connects its socket, exiting after its answer: found by ${mode === 'ebpf' ? 'the connect tracepoint' : 'the UDP watch'}`, () => {
       const f = byPort(flows, base + 4);
       expect(f.src.ip, JSON.stringify(f)).toBe(t.lab.nodeIp);
       expect(f.process?.comm, JSON.stringify(f)).toBe(`udp-conn-${mode}`.slice(0, 15));
