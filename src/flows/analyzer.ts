@@ -2207,8 +2207,11 @@ export class Analyzer {
     if (!dd.http1 && !dd.http2) {
       payload = data.subarray(start, end);
       const other2 = h.decrypted[c2s ? 's2c' : 'c2s'];
-      if (proto === 'http2' || looksLikeHttp2(payload) || other2?.http2) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
-      else if (proto === 'http' || looksLikeHttp1(payload) || other2?.http1) {
+      // why the bytes before the tag: a helper tags a TLS object's records http2 once it wrote the preface, and a
+      // server's next connection may get the same object's memory (Node's did): its HTTP/1.1 response came tagged http2
+      const h1 = looksLikeHttp1(payload);
+      if (looksLikeHttp2(payload) || (!h1 && (proto === 'http2' || other2?.http2))) dd.http2 = new Http2Parser(c2s ? 'client' : 'server');
+      else if (h1 || proto === 'http' || other2?.http1) {
         dd.http1 = new Http1Parser(this.http1Options);
         if (!c2s && x.pendingMethods) {
           for (const method of x.pendingMethods) dd.http1.expectResponseTo(method);
