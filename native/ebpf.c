@@ -920,13 +920,18 @@ static void hook_running_processes(void)
 
 /* ---- events ---- */
 
-static int h2_check(uint32_t pid, uint64_t ctx, const uint8_t *d, uint32_t n)
+/* Whether TLS object ctx of process pid carries HTTP/2: marked when its bytes d[0..n) are the client's preface, cleared
+ * when they begin an HTTP/1 message (http1). why cleared: a freed object's memory is the next one's, and a server's
+ * HTTP/1.1 connection after an HTTP/2 one on the same address (Node's) had its records tagged http2 */
+static int h2_check(uint32_t pid, uint64_t ctx, const uint8_t *d, uint32_t n, int http1)
 {
 	uint64_t key = (ctx ^ ((uint64_t)pid << 48)) | 1;
 	uint32_t slot = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 54) & (H2_SLOTS - 1);
 
 	if (n >= 14 && !memcmp(d, "PRI * HTTP/2.0", 14))
 		h2_ctx[slot] = key;
+	else if (http1 && h2_ctx[slot] == key)
+		h2_ctx[slot] = 0;
 	return h2_ctx[slot] == key;
 }
 
@@ -936,13 +941,13 @@ static const char *proto_for(const struct tls_event *e)
 				       "TRACE ", "HTTP/1."};
 	uint32_t n = e->captured;
 	size_t i;
+	int http1 = 0;
 
-	if (h2_check(e->hdr.pid, e->ctx, e->data, n))
+	for (i = 0; i < sizeof(starts) / sizeof(starts[0]) && !http1; i++)
+		http1 = n >= strlen(starts[i]) && !memcmp(e->data, starts[i], strlen(starts[i]));
+	if (h2_check(e->hdr.pid, e->ctx, e->data, n, http1))
 		return "http2";
-	for (i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
-		if (n >= strlen(starts[i]) && !memcmp(e->data, starts[i], strlen(starts[i])))
-			return "http";
-	return "data";
+	return http1 ? "http" : "data";
 }
 
 /* EXP_PDU_TAG_PORT_TYPE's values: Wireshark's port_type (epan/address.h) */
