@@ -99,6 +99,15 @@ static int parse_exclude(const char *s, struct exclude *x)
 
 static void on_signal(int sig) { stop_requested = 1; }
 
+/* Adds fd, read when readable, at pfds[*n]; its index. */
+static int poll_add(struct pollfd *pfds, int *n, int fd)
+{
+	pfds[*n].fd = fd;
+	pfds[*n].events = POLLIN;
+	pfds[*n].revents = 0;
+	return (*n)++;
+}
+
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG || !getenv("TAPSCOPE_HELPER_DEBUG"))
@@ -421,25 +430,12 @@ int main(int argc, char **argv)
 		int n = afp_pollfds(pfds, MAX_IFACES), syn_i = -1, udp_i = -1;
 		uint64_t now;
 
-		if (use_ebpf) {
-			pfds[n].fd = ebpf_fd();
-			pfds[n].events = POLLIN;
-			pfds[n].revents = 0;
-			n++;
-		} else if (afp_syn_fd() >= 0) {
-			syn_i = n;
-			pfds[n].fd = afp_syn_fd();
-			pfds[n].events = POLLIN;
-			pfds[n].revents = 0;
-			n++;
-		}
-		if (afp_udp_fd() >= 0) {
-			udp_i = n;
-			pfds[n].fd = afp_udp_fd();
-			pfds[n].events = POLLIN;
-			pfds[n].revents = 0;
-			n++;
-		}
+		if (use_ebpf)
+			poll_add(pfds, &n, ebpf_fd());
+		else if (afp_syn_fd() >= 0)
+			syn_i = poll_add(pfds, &n, afp_syn_fd());
+		if (afp_udp_fd() >= 0)
+			udp_i = poll_add(pfds, &n, afp_udp_fd());
 		/* why: queued SYNs and datagrams are retried every few ms while their (maybe short-lived) socket exists */
 		if (poll(pfds, (nfds_t)n, proc_pending() ? 5 : 100) < 0 && errno != EINTR) {
 			logf_("poll: %s", strerror(errno));
