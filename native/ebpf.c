@@ -30,7 +30,7 @@
 #define MAX_DEFERRED 512
 #define DEFER_NS (300ull * 1000000ull)
 #define MAX_EXECQ 1024
-#define H2_SLOTS 1024
+#define PROTO_SLOTS 1024
 
 int ebpf_active;
 
@@ -69,7 +69,9 @@ static int n_deferred;
 static struct exec_item execq[MAX_EXECQ];
 static int n_execq;
 static uint32_t tls_ifid = UINT32_MAX;
-static uint64_t h2_ctx[H2_SLOTS];
+/* the protocol each TLS object's records carry (see proto_for): its key in marked[], its protocol in marked_proto[] */
+static uint64_t marked[PROTO_SLOTS];
+static const char *marked_proto[PROTO_SLOTS];
 static struct sbuf jb;
 
 static const char *lib_name(uint8_t lib)
@@ -920,34 +922,58 @@ static void hook_running_processes(void)
 
 /* ---- events ---- */
 
-/* Whether TLS object ctx of process pid carries HTTP/2: marked when its bytes d[0..n) are the client's preface, cleared
- * when they begin an HTTP/1 message (http1). why cleared: a freed object's memory is the next one's, and a server's
- * HTTP/1.1 connection after an HTTP/2 one on the same address (Node's) had its records tagged http2 */
-static int h2_check(uint32_t pid, uint64_t ctx, const uint8_t *d, uint32_t n, int http1)
+/* Whether d[0..n) begins with an HTTP/2 SETTINGS frame of its own (not an acknowledgment) on stream 0, whole: what an
+ * HTTP/2 server writes first, before it read the client's preface (RFC 9113 3.4) */
+static int h2_settings_first(const uint8_t *d, uint32_t n)
 {
-	uint64_t key = (ctx ^ ((uint64_t)pid << 48)) | 1;
-	uint32_t slot = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 54) & (H2_SLOTS - 1);
+	uint32_t len;
 
-	if (n >= 14 && !memcmp(d, "PRI * HTTP/2.0", 14))
-		h2_ctx[slot] = key;
-	else if (http1 && h2_ctx[slot] == key)
-		h2_ctx[slot] = 0;
-	return h2_ctx[slot] == key;
+	if (n < 9 || d[3] != 0x04 || d[4] != 0 || d[5] || d[6] || d[7] || d[8])
+		return 0;
+	len = (uint32_t)d[0] << 16 | (uint32_t)d[1] << 8 | d[2];
+	return len % 6 == 0 && len <= 16384 && 9 + len <= n;
 }
 
-static const char *proto_for(const struct tls_event *e)
+/* Whether d[0..n) begins an HTTP/1 message; *switching: it is a 101 response (the connection leaves HTTP/1) */
+static int http1_start(const uint8_t *d, uint32_t n, int *switching)
 {
 	static const char *starts[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ",
 				       "TRACE ", "HTTP/1."};
-	uint32_t n = e->captured;
 	size_t i;
-	int http1 = 0;
 
-	for (i = 0; i < sizeof(starts) / sizeof(starts[0]) && !http1; i++)
-		http1 = n >= strlen(starts[i]) && !memcmp(e->data, starts[i], strlen(starts[i]));
-	if (h2_check(e->hdr.pid, e->ctx, e->data, n, http1))
-		return "http2";
-	return http1 ? "http" : "data";
+	*switching = n >= 12 && !memcmp(d, "HTTP/1.", 7) && !memcmp(d + 8, " 101", 4);
+	for (i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
+		if (n >= strlen(starts[i]) && !memcmp(d, starts[i], strlen(starts[i])))
+			return 1;
+	return 0;
+}
+
+/* The protocol of a decrypted record for Wireshark (its exported PDU's dissector): "http2", "http" or "data". A record
+ * that begins a message names its TLS object's protocol, and the object's later records (a request's pieces, a body's
+ * records) carry it too: the client's preface or a server's first SETTINGS frame mark HTTP/2, an HTTP/1 message
+ * HTTP/1 until a 101 response. why by the bytes as well as the mark: a freed object's memory is the next one's, and a
+ * server's HTTP/1.1 connection after an HTTP/2 one on the same address (Node's) had its records tagged http2 */
+static const char *proto_for(const struct tls_event *e)
+{
+	const uint8_t *d = e->data;
+	uint32_t n = e->captured;
+	uint64_t key = (e->ctx ^ ((uint64_t)e->hdr.pid << 48)) | 1;
+	uint32_t slot = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 54) & (PROTO_SLOTS - 1);
+	int switching;
+
+	if ((n >= 14 && !memcmp(d, "PRI * HTTP/2.0", 14)) || h2_settings_first(d, n)) {
+		marked[slot] = key;
+		marked_proto[slot] = "http2";
+	} else if (http1_start(d, n, &switching)) {
+		if (!switching) {
+			marked[slot] = key;
+			marked_proto[slot] = "http";
+		} else if (marked[slot] == key) {
+			marked[slot] = 0;
+		}
+		return "http";
+	}
+	return marked[slot] == key ? marked_proto[slot] : "data";
 }
 
 /* EXP_PDU_TAG_PORT_TYPE's values: Wireshark's port_type (epan/address.h) */

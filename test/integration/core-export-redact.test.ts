@@ -179,6 +179,23 @@ describe('redaction of a real capture with headers split across packets', () => 
     expect(TAILS.filter((t) => !bytes.includes(t))).toEqual([SECRETS.h2Huffman.slice(-8), SECRETS.h2cHuffman.slice(-8)]);
   });
 
+  it("each TLS connection's decrypted records name one protocol, the h2 server's first write (SETTINGS, before it read the preface) too", async () => {
+    // why: a record that does not begin a message (a request's second piece, a server's SETTINGS before the client's
+    // preface) was tagged "data", and Wireshark showed its bytes undissected
+    const rows = await tshark(capture, ['-Y', `exported_pdu.src_port == ${TLS_PORT} || exported_pdu.dst_port == ${TLS_PORT}`, '-T', 'fields',
+      '-e', 'exported_pdu.src_port', '-e', 'exported_pdu.dst_port', '-e', 'exported_pdu.prot_name']);
+    const byConn = new Map<string, Set<string>>();
+    for (const [src, dst, proto] of rows.trim().split('\n').map((l) => l.split('\t'))) {
+      const conn = src === String(TLS_PORT) ? dst! : src!;
+      byConn.set(conn, (byConn.get(conn) ?? new Set()).add(proto!));
+    }
+    // the HTTP/1.1 client's and the h2 client's connections, each end's records (both ends hooked)
+    expect([...byConn.values()].map((s) => [...s].sort().join(',')).sort()).toEqual(['http', 'http2']);
+    // the server's own SETTINGS (not an acknowledgment), as its hook wrote it, read by tshark as HTTP/2
+    const settings = await tshark(capture, ['-Y', `exported_pdu.src_port == ${TLS_PORT} && frame.comment contains "dir=out" && http2.type == 4 && http2.flags.ack.settings == 0`, '-T', 'fields', '-e', 'frame.number']);
+    expect(settings.trim()).not.toBe('');
+  });
+
   it('export --format pcapng leaves no secret value, and tshark still dissects the requests', async () => {
     const out = join(dir, 'redacted.pcapng');
     const e = await runCli(['export', capture, '--format', 'pcapng', '--out', out], env);
