@@ -92,7 +92,7 @@ function buildMenu(): void {
           accelerator: 'CmdOrCtrl+O',
           click: async () => {
             if (!win) return;
-            const r = await dialog.showOpenDialog(win, { properties: ['openFile'], filters: [{ name: 'Captures', extensions: ['pcapng', 'pcap'] }] });
+            const r = await dialog.showOpenDialog(win, { properties: ['openFile'], filters: [{ name: 'Captures', extensions: ['pcapng', 'pcap', 'gz'] }] });
             const path = r.filePaths[0];
             if (!r.canceled && path) await openCaptureFile(path);
           },

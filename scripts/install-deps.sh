@@ -9,6 +9,8 @@ PKGS=(
   libpcap0.8-dev libdbus-1-dev
   # capture peers and network plumbing for tests and benchmarks
   tshark tcpdump iproute2 iperf3 procps time
+  # compressed captures: files of the compressors tapscope names (it reads gzip itself)
+  zstd xz-utils bzip2
   # real TLS clients and servers from several libraries
   curl wget openssl gnutls-bin libnss3-tools libnss3-dev openjdk-17-jdk-headless golang-go python3
   android-libboringssl android-libboringssl-dev

@@ -50,18 +50,22 @@ interface Source {
 /** What `flows` and `libraries` need of a capture file: flows without each exchange's headers and bodies. */
 const SUMMARY: AnalyzerOptions = { details: false };
 
-async function openSource(file: string, options: AnalyzerOptions = {}): Promise<Source> {
-  if (file === '-') {
-    // `tcpdump -w - | tapscope flows -`: standard input spooled to a file first (export reads its capture twice)
-    const path = await spoolStdin();
-    const src = await openSource(path, options);
-    return { ...src, notes: src.notes.map((n) => n.split(path).join('standard input')), damaged: src.damaged.map((d) => ({ ...d, path: 'standard input' })) };
-  }
+/**
+ * A capture file, a gzip-compressed one (read through a decompressed copy), standard input ('-', spooled to a file
+ * first: export reads its capture twice) or a session id. `shownAs`: the name notes and errors give the file (a copy's
+ * original, standard input).
+ */
+async function openSource(file: string, options: AnalyzerOptions = {}, shownAs?: string): Promise<Source> {
+  // `tcpdump -w - | tapscope flows -`
+  if (file === '-') return openSource(await spoolStdin(), options, 'standard input');
   if (existsSync(file) && statSync(file).isFile()) {
+    const { isGzip } = await import('../pcapng/compressed.js');
+    if (isGzip(file, shownAs)) return openCompressed(file, options, shownAs ?? file);
     const { analyzeFiles } = await import('../flows/load.js');
     const files = [{ path: resolve(file) }];
     const { analyzer, notes, damaged } = await analyzeFiles(files, options);
-    return { files, analyzer, notes, damaged };
+    if (shownAs === undefined) return { files, analyzer, notes, damaged };
+    return { files, analyzer, notes: notes.map((n) => n.split(files[0]!.path).join(shownAs)), damaged: damaged.map((d) => ({ ...d, path: shownAs })) };
   }
   const { SessionStore } = await import('../store/session-store.js');
   const store = new SessionStore();
@@ -77,12 +81,31 @@ async function openSource(file: string, options: AnalyzerOptions = {}): Promise<
   throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
 }
 
-/** Standard input copied into a private temporary file, removed when the process exits. */
+/**
+ * A gzip-compressed capture, read through a private decompressed copy (removed at exit). A gzip stream cut short is a
+ * note, as a capture's cut tail is; a damaged one fails the command after its output, as a damaged block does.
+ */
+async function openCompressed(file: string, options: AnalyzerOptions, shownAs: string): Promise<Source> {
+  const { gunzipCapture } = await import('../pcapng/compressed.js');
+  const copy = join(privateTempDir('tapscope-gunzip-'), 'capture.pcapng');
+  const problem = await gunzipCapture(file, copy, shownAs);
+  const src = await openSource(copy, options, shownAs);
+  if (problem?.kind === 'truncated') src.notes.push(problem.message);
+  if (problem?.kind === 'damaged') src.damaged.push({ path: shownAs, offset: problem.offset, message: problem.message });
+  return src;
+}
+
+/** A private temporary folder, removed when the process exits. */
+function privateTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Standard input copied into a private temporary file. */
 async function spoolStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new TapscopeError('E_USAGE', "'-' reads a capture from standard input; pipe one in (tcpdump -w - | tapscope flows -)");
-  const dir = mkdtempSync(join(tmpdir(), 'tapscope-stdin-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'stdin.pcapng');
+  const path = join(privateTempDir('tapscope-stdin-'), 'stdin.pcapng');
   await pipeline(process.stdin, createWriteStream(path));
   return path;
 }

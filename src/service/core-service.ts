@@ -23,6 +23,7 @@ import { followStream } from '../flows/follow-stream.js';
 import { flowPackets } from '../flows/flow-packets.js';
 import { readPacketAt } from '../pcapng/block-at.js';
 import { parseExportedPdu } from '../pcapng/exported-pdu.js';
+import { gunzipCapture, isGzip } from '../pcapng/compressed.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote, type NodeMeta } from '../flows/node-meta.js';
@@ -528,12 +529,25 @@ export class CoreService implements ApiCalls {
     return this.summaryOf(this.store.get(req.sessionId));
   }
 
+  /**
+   * Opens a capture file as a session: an uncompressed one where it is, a gzip-compressed one (.pcapng.gz) through a
+   * decompressed copy in the session's folder, made again each time the file is opened. Opening a file again opens its
+   * session again.
+   */
   async openFile(req: { path: string }): Promise<SessionSummary> {
     const path = resolve(req.path);
     if (!existsSync(path) || !statSync(path).isFile()) throw new TapscopeError('E_FILE_NOT_FOUND', `no such file: ${path}`);
-    const existing = this.store.list().find((r) => r.file === path && r.target === 'file');
-    const rec = existing ?? this.store.create({ target: 'file', name: path.split('/').pop() ?? path, file: path, existing: true });
+    const gzip = isGzip(path);
+    const existing = this.store.list().find((r) => r.target === 'file' && (gzip ? r.openedFrom === path : r.file === path && !r.openedFrom));
+    const name = path.split('/').pop() ?? path;
+    const rec = existing ?? this.store.create({ target: 'file', name, ...(gzip ? { openedFrom: path } : { file: path, existing: true }) });
     if (!existing) this.store.update(rec.id, (r) => { r.endedAt = r.createdAt; });
+    if (gzip) {
+      // (a stream cut short or damaged: the copy holds what came before, and the session says so)
+      const problem = await gunzipCapture(path, rec.file);
+      const note = problem?.kind === 'damaged' ? damageNote({ path, offset: problem.offset, message: problem.message }) : problem?.message;
+      this.store.update(rec.id, (r) => { r.notes = note ? [note] : []; });
+    }
     this.loaded.delete(rec.id);
     await this.load(rec.id);
     const summary = this.summaryOf(this.store.get(rec.id));

@@ -40,6 +40,8 @@ export interface SessionRecord {
   file: string;
   /** Node name -> file, for nodes whose stream is (still) in its own file. */
   nodeFiles: Record<string, string>;
+  /** a compressed capture file opened: `file` is its decompressed copy, in the session's folder */
+  openedFrom?: string;
 }
 
 export interface SessionIndex {
@@ -84,7 +86,7 @@ export class SessionStore {
     return join(this.root, id);
   }
 
-  create(init: { name?: string; target: string; requestedMode?: string | null; captureFilter?: string | null; file?: string; existing?: boolean }): SessionRecord {
+  create(init: { name?: string; target: string; requestedMode?: string | null; captureFilter?: string | null; file?: string; existing?: boolean; openedFrom?: string }): SessionRecord {
     const now = new Date();
     const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     const id = `${stamp}-${randomBytes(3).toString('hex')}`;
@@ -99,6 +101,7 @@ export class SessionStore {
       version: 1, id, name: init.name ?? `${init.target} ${now.toISOString().slice(0, 16).replace('T', ' ')}`, target: init.target,
       createdAt: now.getTime(), endedAt: null, nodes: [], notes: [], mode: null, modeReason: null, requestedMode: init.requestedMode ?? null,
       ...(init.captureFilter ? { captureFilter: init.captureFilter } : {}), file, nodeFiles: {},
+      ...(init.openedFrom ? { openedFrom: init.openedFrom } : {}),
     };
     writeJsonAtomic(join(dir, SESSION_JSON), rec);
     return rec;

@@ -1,8 +1,10 @@
 // `-` for standard input and output: exports written to standard output are the bytes of the same export written
-// to a file, binary pcapng is refused on a terminal, and a capture piped in reads as the same file does.
+// to a file, binary pcapng is refused on a terminal, and a capture piped in reads as the same file does; so does a
+// gzip-compressed capture, from a file or piped in.
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../lib/lab.js';
@@ -75,6 +77,45 @@ describe('FILE -: a capture on standard input', () => {
     const t = await run('script', ['-qec', [cmd, ...argv].map((a) => `'${a}'`).join(' '), '/dev/null'], { timeoutMs: 60_000, env: { ...process.env, ...env } });
     expect(t.code).toBe(2);
     expect(t.stdout).toMatch(/'-' reads a capture from standard input; pipe one in/);
+  });
+});
+
+describe('a gzip-compressed capture (.pcapng.gz)', () => {
+  const gz = gzipSync(readFileSync(FIXTURE));
+  const path = join(dir, 'mix.pcapng.gz');
+  writeFileSync(path, gz);
+
+  it('reads as the capture it holds, from a file and piped in, for flows, libraries and export', async () => {
+    for (const args of [['flows', '--json'], ['libraries', '--json'], ['export', '--format', 'pcapng', '--out', '-'], ['export', '--format', 'har', '--out', '-']]) {
+      const [cmd, ...rest] = args;
+      const fromFile = await stdoutBytes([cmd!, FIXTURE, ...rest]);
+      const fromGz = await stdoutBytes([cmd!, path, ...rest]);
+      expect(fromGz.code, fromGz.err).toBe(0);
+      expect(fromGz.out.length, args.join(' ')).toBeGreaterThan(50);
+      expect(fromGz.out.equals(fromFile.out), args.join(' ')).toBe(true);
+      const piped = await stdoutBytes([cmd!, '-', ...rest], gz);
+      expect(piped.code, piped.err).toBe(0);
+      expect(piped.out.equals(fromFile.out), `${args.join(' ')} piped`).toBe(true);
+    }
+  });
+
+  it('a damaged stream: what came before it is printed, then the command fails saying where', async () => {
+    const bad = Buffer.from(gz);
+    bad[Math.floor(bad.length * 0.8)]! ^= 0x55;
+    const badPath = join(dir, 'bad.pcapng.gz');
+    writeFileSync(badPath, bad);
+    const r = await stdoutBytes(['flows', badPath, '--json'], undefined);
+    expect(r.code).toBe(1);
+    expect(r.out.toString().split('\n').filter(Boolean).length).toBeGreaterThan(0);
+    expect(r.err).toMatch(new RegExp(`${badPath.replace(/\./g, '\\.')} is damaged: gzip data error after \\d+ decompressed bytes .*\\(E_PCAPNG_MALFORMED\\)`));
+  });
+
+  it('a zstd one is refused, naming the command that decompresses it', async () => {
+    const zst = join(dir, 'mix.pcapng.zst');
+    expect((await run('zstd', ['-q', FIXTURE, '-o', zst])).code).toBe(0);
+    const r = await stdoutBytes(['flows', zst]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${zst} is compressed with zstd; tapscope reads gzip-compressed captures and uncompressed ones: decompress it first (zstd -d ${zst}) (E_PCAPNG_MALFORMED)`);
   });
 });
 

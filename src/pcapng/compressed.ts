@@ -1,0 +1,92 @@
+// Compressed capture files: `tcpdump -w - | gzip`, Wireshark's "Compress with gzip" (.pcapng.gz, .pcap.gz). Wireshark
+// and tshark open a gzip-compressed capture as it is; tapscope reads one through a decompressed copy, since the
+// export, Follow stream and the packet list read a capture again by its blocks' offsets. Other compressors' files
+// are named, with the command that decompresses them.
+import { closeSync, createReadStream, openSync, readSync, writeSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { TapscopeError } from '../errors.js';
+
+export type Compression = 'gzip' | 'zstd' | 'lz4' | 'xz' | 'bzip2';
+
+const MAGICS: readonly [Compression, readonly number[]][] = [
+  ['gzip', [0x1f, 0x8b]],
+  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
+  ['lz4', [0x04, 0x22, 0x4d, 0x18]],
+  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+  ['bzip2', [0x42, 0x5a, 0x68]],
+];
+
+const TOOLS: Record<Exclude<Compression, 'gzip'>, string> = { zstd: 'zstd -d', lz4: 'lz4 -d', xz: 'xz -d', bzip2: 'bzip2 -d' };
+
+/** The compressor whose magic number `head` begins with, or null (a capture's own magic numbers are none of these). */
+export function compressionOf(head: Uint8Array): Compression | null {
+  for (const [name, magic] of MAGICS) {
+    if (head.length >= magic.length && magic.every((b, i) => head[i] === b)) return name;
+  }
+  return null;
+}
+
+/** The compressor of the file at `path` by its first bytes, or null. */
+export function fileCompression(path: string): Compression | null {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(6);
+    return compressionOf(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Whether the file at `path` (called `name` in messages) is gzip-compressed: true; not compressed: false; compressed
+ * otherwise: an error naming the command that decompresses it.
+ */
+export function isGzip(path: string, name = path): boolean {
+  const c = fileCompression(path);
+  if (c === null || c === 'gzip') return c === 'gzip';
+  throw new TapscopeError('E_PCAPNG_MALFORMED',
+    `${name} is compressed with ${c}; tapscope reads gzip-compressed captures and uncompressed ones: decompress it first (${name === path ? `${TOOLS[c]} ${path}` : `with ${TOOLS[c]}`})`);
+}
+
+/** What went wrong in a gzip stream: the copy holds every byte before it. */
+export interface DecompressProblem {
+  /** `truncated`: the stream ends early (a copy or a download cut short); `damaged`: its data is corrupt */
+  kind: 'truncated' | 'damaged';
+  /** the decompressed bytes written before it */
+  offset: number;
+  message: string;
+}
+
+/**
+ * Decompresses the gzip file `path` (one or more members, as `cat a.gz b.gz` makes) into `out`; messages call it
+ * `name`. A stream cut short or damaged keeps what came before it: the capture is read up to there, as a capture
+ * killed mid-write is, and the problem is returned to be reported. Files of other compressors are refused, naming
+ * their tool.
+ */
+export async function gunzipCapture(path: string, out: string, name = path): Promise<DecompressProblem | null> {
+  if (!isGzip(path, name)) throw new TapscopeError('E_PCAPNG_MALFORMED', `${name} is not gzip-compressed`);
+  let written = 0;
+  const fd = openSync(out, 'w', 0o600);
+  try {
+    // (each piece written as it comes: on an error, every byte decompressed before it is in the copy)
+    await pipeline(createReadStream(path), createGunzip(), async (source: AsyncIterable<Buffer>) => {
+      for await (const piece of source) {
+        for (let o = 0; o < piece.length;) o += writeSync(fd, piece, o, piece.length - o);
+        written += piece.length;
+      }
+    });
+    return null;
+  } catch (e) {
+    const z = e as NodeJS.ErrnoException;
+    if (z.code === 'Z_BUF_ERROR') {
+      return { kind: 'truncated', offset: written, message: `the gzip stream of ${name} ends early (the file was cut short); the ${written} bytes decompressed before its end were read` };
+    }
+    if (z.code === 'Z_DATA_ERROR') {
+      return { kind: 'damaged', offset: written, message: `gzip data error after ${written} decompressed bytes (${z.message})` };
+    }
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
