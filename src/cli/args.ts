@@ -19,6 +19,7 @@ export const USAGE = `Usage:
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
   tapscope clean --target k8s://CONTEXT [--kubeconfig PATH]
+  tapscope help filter                          (the --filter language and its fields)
   tapscope --help | --version
 
 FILE is a pcapng/pcap path, - for standard input (\`tcpdump -w - | tapscope flows -\`), or a session id (see
@@ -40,7 +41,8 @@ its current end: the lines its clients write go into the capture as it runs.
 Secrets (Authorization, Cookie, Set-Cookie, Proxy-Authorization values) are redacted in exports unless --include-secrets.`;
 
 export type Command =
-  | { cmd: 'help' }
+  /** topic 'filter': the filter language and its fields */
+  | { cmd: 'help'; topic?: 'filter' }
   | { cmd: 'version' }
   | {
     cmd: 'capture'; target: string; mode: CaptureMode; ifaces: string[]; duration: number | undefined; out: string; acceptNewHostKey: boolean;
@@ -108,6 +110,7 @@ function k8sOptions(target: string, o: { image?: string; namespace?: string; kub
 
 export function parseCommand(argv: string[]): Command {
   const [first, ...rest] = argv;
+  if (first === 'help' && rest[0] === 'filter') return { cmd: 'help', topic: 'filter' };
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') return { cmd: 'help' };
   if (first === '--version' || first === '-V' || first === 'version') return { cmd: 'version' };
   if (rest.includes('--help') || rest.includes('-h')) return { cmd: 'help' };

@@ -10,7 +10,7 @@ async function main(argv: string[]): Promise<number> {
   const command = parseCommand(argv);
   switch (command.cmd) {
     case 'help':
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${command.topic === 'filter' ? (await import('../filter/index.js')).filterHelp() : USAGE}\n`);
       return 0;
     case 'version':
       process.stdout.write(`tapscope ${packageVersion()}\n`);

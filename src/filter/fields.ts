@@ -59,6 +59,10 @@ export const FIELDS: Record<string, FieldDef> = {
   'src.port': { type: 'number', columns: ['srcPort'], get: (f) => f.src.port, help: 'client port', stable: true },
   'dst.ip': { type: 'ip', get: (f) => f.dst.ip, help: 'server address', stable: true },
   'dst.port': { type: 'number', columns: ['dstPort'], get: (f) => f.dst.port, help: 'server port', stable: true },
+  tcp: { type: 'bool', get: (f) => f.transport === 'tcp', help: 'the flow is TCP (transport == tcp)', stable: true },
+  udp: { type: 'bool', get: (f) => f.transport === 'udp', help: 'the flow is UDP (transport == udp)', stable: true },
+  'tcp.port': { type: 'number', get: (f) => (f.transport === 'tcp' ? [f.src.port, f.dst.port] : []), some: (f, t) => f.transport === 'tcp' && (t(f.src.port) || t(f.dst.port)), help: 'either port of a TCP flow', stable: true },
+  'udp.port': { type: 'number', get: (f) => (f.transport === 'udp' ? [f.src.port, f.dst.port] : []), some: (f, t) => f.transport === 'udp' && (t(f.src.port) || t(f.dst.port)), help: 'either port of a UDP flow', stable: true },
   ip: { type: 'ip', get: (f) => [f.src.ip, f.dst.ip], some: (f, t) => t(f.src.ip) || t(f.dst.ip), help: 'either address', stable: true },
   port: { type: 'number', columns: ['srcPort', 'dstPort'], get: (f) => [f.src.port, f.dst.port], some: (f, t) => t(f.src.port) || t(f.dst.port), help: 'either port', stable: true },
   bytes: { type: 'number', columns: ['bytes'], get: (f) => f.bytes, help: 'bytes in both directions' },
@@ -123,6 +127,30 @@ export const FIELDS: Record<string, FieldDef> = {
   'dns.type': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.type), some: (f, t) => (f.dns ?? []).some((d) => t(d.type)), help: 'query type (A, AAAA, ...)' },
   'dns.rcode': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.rcode), some: (f, t) => (f.dns ?? []).some((d) => t(d.rcode)), help: 'response code (NOERROR, NXDOMAIN, ...)' },
   'dns.answer': { type: 'string', get: (f) => (f.dns ?? []).flatMap((d) => d.answers), some: (f, t) => (f.dns ?? []).some((d) => d.answers.some(t)), help: 'any answer record, "TYPE data"' },
+};
+
+/**
+ * Wireshark's display filter names for what a flow's fields hold, for a Wireshark user's filters: each reads as the
+ * field it stands for.
+ */
+export const WIRESHARK_NAMES: Readonly<Record<string, string>> = {
+  'ip.addr': 'ip',
+  'ipv6.addr': 'ip',
+  'http.request.method': 'http.method',
+  'http.request.uri': 'http.path',
+  'http.response.code': 'http.status',
+  'tls.handshake.extensions_server_name': 'tls.sni',
+  'tls.handshake.ja4': 'tls.ja4',
+  'dns.qry.name': 'dns.query',
+};
+
+const ADDRESSES = 'a flow has a client and a server: src.ip is the client\'s address, dst.ip the server\'s, ip either';
+const PORTS = 'a flow has a client and a server: src.port is the client\'s port, dst.port the server\'s, port (tcp.port, udp.port) either';
+
+/** Wireshark's per-packet fields that a flow has no one value of, with what to use instead. */
+export const PACKET_FIELDS: Readonly<Record<string, string>> = {
+  'ip.src': ADDRESSES, 'ip.dst': ADDRESSES, 'ipv6.src': ADDRESSES, 'ipv6.dst': ADDRESSES,
+  'tcp.srcport': PORTS, 'tcp.dstport': PORTS, 'udp.srcport': PORTS, 'udp.dstport': PORTS,
 };
 
 /** Up to three known field names closest to `name` (edit distance), for "did you mean" hints. */

@@ -9,7 +9,7 @@
 // case-insensitive regular expression; a bare field tests presence/truthiness.
 import { TapscopeError } from '../errors.js';
 import type { Flow } from '../model/flow.js';
-import { FIELDS, suggestFields, type FieldDef, type FieldValue, type FlowColumns } from './fields.js';
+import { FIELDS, PACKET_FIELDS, WIRESHARK_NAMES, suggestFields, type FieldDef, type FieldValue, type FlowColumns } from './fields.js';
 import { parseIpOrCidr, type IpMatcher } from './ip.js';
 
 export { FIELDS, type FlowColumns } from './fields.js';
@@ -164,13 +164,17 @@ class Parser {
     }
     if (t.kind === 'end') throw syntax(`expected a field at ${t.pos}, got end of filter`, t);
     if (t.kind !== 'word') throw syntax(`expected a field at ${t.pos}, got "${t.text}"`, t);
-    const def = FIELDS[t.text];
+    // (Wireshark's name for a field reads as it; its messages keep the name as typed)
+    const name = WIRESHARK_NAMES[t.text] ?? t.text;
+    const def = FIELDS[name];
     if (!def) {
+      const instead = PACKET_FIELDS[t.text];
+      if (instead) throw syntax(`"${t.text}" is a packet's field at ${t.pos}; ${instead}`, t);
       const hint = suggestFields(t.text);
       const more = hint.length > 0 ? ` (did you mean ${hint.map((h) => `"${h}"`).join(', ')}?)` : '';
       throw syntax(`unknown field "${t.text}" at ${t.pos}${more}`, t);
     }
-    this.used.add(t.text);
+    this.used.add(name);
     const opTok = this.peek();
     const op = opTok.kind === 'op' || opTok.kind === 'word' ? opTok.text : '';
     if (!COMPARE_OPS.has(op)) return truthy(def);
@@ -371,7 +375,7 @@ export function checkFilter(expr: string): { ok: true } | { ok: false; message: 
   }
 }
 
-/** The filter language in a few lines, for `tapscope flows --help` and the UI's filter hint. */
+/** The filter language in a few lines and its fields, for `tapscope help filter`. */
 export function filterHelp(): string {
   const width = Math.max(...Object.keys(FIELDS).map((k) => k.length));
   const fields = Object.entries(FIELDS).map(([k, d]) => `  ${k.padEnd(width)}  ${d.type.padEnd(6)}  ${d.help}`);
@@ -380,6 +384,7 @@ export function filterHelp(): string {
     '  == != < <= > >=  contains  matches (regular expression, case-insensitive)  in {a b c}  in {500..599}',
     '  a bare field tests presence: tls, http, !tls.client.plaintext',
     '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match if any element does',
+    ...wrap(`Wireshark's names work too: ${Object.entries(WIRESHARK_NAMES).map(([w, f]) => `${w} (${f})`).join(', ')}`, 110, '  ', '    '),
     'Examples:',
     '  tls.client.library == "java-jsse" && dst.port == 443',
     '  tls && !tls.client.plaintext',
@@ -388,4 +393,21 @@ export function filterHelp(): string {
     'Fields:',
     ...fields,
   ].join('\n');
+}
+
+/** `text` in lines of at most `width` characters, broken at spaces; the first line after `first`, the others after `rest`. */
+function wrap(text: string, width: number, first: string, rest: string): string[] {
+  const lines: string[] = [];
+  let line = first;
+  for (const word of text.split(' ')) {
+    const lead = lines.length === 0 ? first : rest;
+    if (line.length > lead.length && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = rest + word;
+    } else {
+      line += (line.length > lead.length ? ' ' : '') + word;
+    }
+  }
+  lines.push(line);
+  return lines;
 }

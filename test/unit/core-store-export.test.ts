@@ -311,6 +311,8 @@ describe('exports', () => {
 
 describe('CLI parsing and exit codes', () => {
   it('parses every command and rejects bad usage with E_USAGE', () => {
+    expect(parseCommand(['help', 'filter'])).toEqual({ cmd: 'help', topic: 'filter' });
+    expect(parseCommand(['help'])).toEqual({ cmd: 'help' });
     expect(parseCommand(['capture', '--out', 'x.pcapng', '--iface', 'eth0', '--iface', 'lo', '--duration', '3'])).toMatchObject({
       cmd: 'capture', target: 'local', mode: 'auto', ifaces: ['eth0', 'lo'], duration: 3, out: 'x.pcapng', acceptNewHostKey: false,
     });

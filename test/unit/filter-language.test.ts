@@ -94,6 +94,24 @@ describe('filter matching', () => {
     ['tls.client.reason contains "no hook"', ['java']],
     ['duration == 2000', ['java', 'curl', 'dns', 'gnutls']],
     ['', ['java', 'curl', 'dns', 'gnutls']],
+    // a transport's own ports, and bare transports, as Wireshark reads them
+    ['tcp.port == 443', ['java']],
+    ['tcp.port == 53', []],
+    ['udp.port == 53', ['dns']],
+    ['udp.port in {80 443}', []],
+    ['tcp.port in {80 8443}', ['curl', 'gnutls']],
+    ['tcp', ['java', 'curl', 'gnutls']],
+    ['udp', ['dns']],
+    ['!udp && http', ['curl']],
+    // Wireshark's names for the flow's fields
+    ['ip.addr == 10.0.0.1', ['java', 'gnutls']],
+    ['ipv6.addr == fd00::/8', ['dns']],
+    ['http.request.method == "POST"', ['curl']],
+    ['http.request.uri == "/health"', ['curl']],
+    ['http.response.code >= 500', ['curl']],
+    ['tls.handshake.extensions_server_name == "api.example.com"', ['java']],
+    ['tls.handshake.ja4 contains "_1d947a95fc68_"', ['java']],
+    ['dns.qry.name == "nope.test"', ['dns']],
   ];
   for (const [expr, want] of cases) it(`${expr || '(empty)'} -> ${want.join(',') || 'none'}`, () => expect(ids(expr)).toEqual(want));
 });
@@ -133,6 +151,11 @@ describe('errors point at the bad token', () => {
     ['&& tls', /^expected a field at 1, got "&&"$/, 1],
     ['tls &&', /^expected a field at 7, got end of filter$/, 7],
     ['bogus', /^unknown field "bogus" at 1$/, 1],
+    // a packet's field, which a flow has two of: what to use instead
+    ['tls && ip.src == 10.0.0.1', /^"ip.src" is a packet's field at 8; a flow has a client and a server: src.ip is the client's address, dst.ip the server's, ip either$/, 8],
+    ['tcp.dstport == 443', /^"tcp.dstport" is a packet's field at 1; .*src.port is the client's port, dst.port the server's, port \(tcp.port, udp.port\) either$/, 1],
+    // (messages name a Wireshark name as typed)
+    ['http.response.code == "ok"', /^expected a number for "http.response.code", got "ok" at 23$/, 23],
   ];
   for (const [expr, msg, pos] of bad) {
     it(expr, () => {
@@ -172,6 +195,7 @@ describe('help text', () => {
     for (const f of Object.keys(FIELDS)) expect(help).toContain(`  ${f} `);
     const examples = help.split('Examples:\n')[1]!.split('\nFields:')[0]!.split('\n').map((l) => l.trim());
     expect(examples.length).toBe(4);
+    expect(help).toContain("Wireshark's names work too: ip.addr (ip), ipv6.addr (ip), http.request.method (http.method)");
     for (const e of examples) expect(checkFilter(e)).toEqual({ ok: true });
   });
 });
