@@ -6,8 +6,10 @@ import { execSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
+import type { Page } from 'playwright-core';
 import { openUi, type UiHarness } from './support.js';
 
 let ui: UiHarness;
@@ -24,6 +26,22 @@ afterAll(async () => {
   await service?.close();
   if (home) rmSync(home, { recursive: true, force: true });
 });
+
+
+/** Drops a file of these bytes on the app's window, as a person drags one from their file manager. */
+async function dropFile(page: Page, bytes: Buffer, name: string): Promise<void> {
+  const b64 = bytes.toString('base64');
+  // why: a string expression runs through CDP, so the app's CSP (no eval) stays on.
+  const dt = await page.evaluateHandle(`(() => {
+    const bin = atob(${JSON.stringify(b64)});
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], ${JSON.stringify(name)}));
+    return dt;
+  })()`);
+  await page.dispatchEvent('main', 'drop', { dataTransfer: dt });
+}
 
 describe('app frame', () => {
   it('shows Connect with this machine and its node first', async () => {
@@ -47,17 +65,7 @@ describe('app frame', () => {
 
   it('opens a .pcapng dropped on the window (uploaded to the server in web mode)', async () => {
     const { page } = ui;
-    const b64 = readFileSync(join('test', 'fixtures', 'pcapng', 'loopback-mix.pcapng')).toString('base64');
-    // why: a string expression runs through CDP, so the app's CSP (no eval) stays on.
-    const dt = await page.evaluateHandle(`(() => {
-      const bin = atob(${JSON.stringify(b64)});
-      const bytes = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-      const dt = new DataTransfer();
-      dt.items.add(new File([bytes], 'dropped-capture.pcapng'));
-      return dt;
-    })()`);
-    await page.dispatchEvent('main', 'drop', { dataTransfer: dt });
+    await dropFile(page, readFileSync(join('test', 'fixtures', 'pcapng', 'loopback-mix.pcapng')), 'dropped-capture.pcapng');
     await page.getByTestId('flow-row').first().waitFor({ timeout: 15_000 });
     expect(await page.getByTestId('session-name').textContent()).toContain('dropped-capture');
     const sessions = await service.listSessions();
@@ -74,6 +82,18 @@ describe('app frame', () => {
     expect(new Set(await bytes()).size).toBeGreaterThan(1);
   });
 
+  it('opens a gzip-compressed capture dropped on the window, with the flows it holds', async () => {
+    const { page } = ui;
+    await dropFile(page, gzipSync(readFileSync(join('test', 'fixtures', 'pcapng', 'loopback-mix.pcapng'))), 'zipped-capture.pcapng.gz');
+    await expect.poll(async () => page.getByTestId('session-name').textContent(), { timeout: 15_000 }).toContain('zipped-capture.pcapng.gz');
+    const all = await service.listSessions();
+    const zipped = all.find((s) => s.name.includes('zipped-capture'));
+    const plain = all.find((s) => s.name.includes('dropped-capture'));
+    expect(zipped?.flows).toBeGreaterThan(0);
+    expect(zipped?.flows).toBe(plain?.flows);
+    expect(ui.pageErrors).toEqual([]);
+  });
+
   it("lists the filter language's fields and applies a picked one", async () => {
     const { page } = ui;
     await page.getByTestId('filter').fill('');
@@ -81,6 +101,12 @@ describe('app frame', () => {
     await page.getByRole('textbox', { name: 'Search fields' }).fill('plaintext captured on either');
     await page.getByRole('dialog', { name: 'Filter fields' }).getByRole('button').first().click();
     expect(await page.getByTestId('filter').inputValue()).toBe('tls.plaintext ');
+    // a Wireshark name finds the field it reads as
+    await page.getByTestId('filter-fields').click();
+    await page.getByRole('textbox', { name: 'Search fields' }).fill('ip.addr');
+    const found = page.getByRole('dialog', { name: 'Filter fields' }).getByRole('button');
+    await expect.poll(async () => found.allTextContents()).toEqual([expect.stringMatching(/^ip ip either address; Wireshark: ip\.addr, ipv6\.addr$/)]);
+    await page.getByTestId('filter-fields').click();
     await page.getByTestId('filter').press('Enter');
     await expect.poll(async () => page.getByTestId('flow-total').textContent()).toMatch(/^0 matching flows/);
     await expect.poll(async () => page.getByTestId('flow-scroller').textContent()).toContain('No flow matches the filter.');
