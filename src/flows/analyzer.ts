@@ -7,7 +7,7 @@ import {
 } from '../dissect/tls.js';
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
-import { parseDns } from '../dissect/dns.js';
+import { parseDns, type DnsMessage } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { QuicDecryptor } from '../dissect/quic-decrypt.js';
 import { DtlsHandshake, looksLikeDtlsClientHello } from '../dissect/dtls.js';
@@ -1238,6 +1238,11 @@ export class Analyzer {
     if (!msg) return;
     fs.app = 'dns';
     fs.flow.app = 'dns';
+    this.onDns(fs, msg);
+  }
+
+  /** A DNS message of the flow: a query adds its entry (up to MAX_DNS_PER_FLOW), an answer completes its query's. */
+  private onDns(fs: FlowState, msg: DnsMessage): void {
     const list = fs.flow.dns ?? [];
     const q = msg.questions[0];
     let entry = list.find((e) => e.id === msg.id && (e.query === (q?.name ?? null)));
@@ -1381,6 +1386,9 @@ export class Analyzer {
       this.stopDir(fs, c2s);
     } else if (fs.app === 'classify') {
       this.setApp(fs, 'unknown');
+    } else if (fs.app === 'dns') {
+      // (past a gap the next message's length is not known)
+      this.stopDir(fs, c2s);
     }
   }
 
@@ -1416,6 +1424,9 @@ export class Analyzer {
       case 'grpc':
         this.feedPlainHttp(fs, dir, chunk, ts);
         return;
+      case 'dns':
+        this.feedDnsTcp(fs, c2s, dir, chunk);
+        return;
       default:
         // (a plain database connection's login is read as the client's stream goes on)
         if (c2s && LOGIN_APPS.has(fs.app)) {
@@ -1424,6 +1435,30 @@ export class Analyzer {
           return;
         }
         this.stopDir(fs, c2s);
+    }
+  }
+
+  /**
+   * DNS over TCP (RFC 1035 4.2.2): the direction's messages, each after its two-byte length, read as each completes; the
+   * bytes of one not whole yet wait in the direction's head (at most a message: 64 KiB). Once the flow's entries are
+   * full and every one has its answer, the connection is not read further.
+   */
+  private feedDnsTcp(fs: FlowState, c2s: boolean, dir: DirState, chunk: Buffer): void {
+    const buf = dir.head ? Buffer.concat([dir.head, chunk]) : chunk;
+    let at = 0;
+    while (buf.length - at >= 2) {
+      const len = buf.readUInt16BE(at);
+      if (buf.length - at < 2 + len) break;
+      const msg = parseDns(buf.subarray(at + 2, at + 2 + len), false);
+      if (msg) this.onDns(fs, msg);
+      at += 2 + len;
+    }
+    // (a copy: the chunk may be a view of the reader's buffer)
+    dir.head = at < buf.length ? Buffer.from(buf.subarray(at)) : null;
+    const list = fs.flow.dns;
+    if (list && list.length >= MAX_DNS_PER_FLOW && list.every((e) => e.rcode !== null)) {
+      this.stopDir(fs, c2s);
+      this.stopDir(fs, !c2s);
     }
   }
 
@@ -1592,13 +1627,17 @@ export class Analyzer {
         break;
       }
       case 'dns': {
-        const head = fs.c2s?.head ?? null;
-        const msg = head ? parseDns(head, true) : null;
-        if (msg && msg.questions[0]) {
-          fs.flow.dns = [{ id: msg.id, query: msg.questions[0].name, type: msg.questions[0].type, rcode: null, answers: [] }];
+        // (DNS over TCP: both directions' messages, each after its length, as many as the connection carries; not in a
+        // connection taken up in the middle, whose first bytes need not begin a message)
+        for (const c2s of [true, false]) {
+          const dir = c2s ? fs.c2s : fs.s2c;
+          if (this.midstream(fs)) this.stopDir(fs, c2s);
+          else if (dir && dir !== DONE && dir.head) {
+            const head = dir.head;
+            dir.head = null;
+            this.feedDnsTcp(fs, c2s, dir, head);
+          }
         }
-        this.stopDir(fs, true);
-        this.stopDir(fs, false);
         break;
       }
       default:

@@ -1,0 +1,107 @@
+// DNS over TCP (RFC 1035 4.2.2: each message after a two-byte length), as `dig +tcp`, a resolver retrying a truncated
+// answer, or a zone transfer carry it: every query and answer of the connection, both directions, whatever the
+// segments' cut, read as tshark reads the same packets. Before, only the client's first query was read, unanswered.
+import { describe, it, expect, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import dnsPacket from 'dns-packet';
+import { Analyzer } from '../../src/flows/analyzer.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import type { Flow } from '../../src/model/flow.js';
+import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tapscope-dnstcp-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A DNS message with its two-byte length, as TCP carries it. */
+function framed(m: dnsPacket.Packet): Buffer {
+  const body = dnsPacket.encode(m);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+const query = (id: number, name: string, type: 'A' | 'AAAA' | 'TXT' = 'A') => framed({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] });
+const q1 = query(0x1111, 'one.example.test');
+const q2 = query(0x2222, 'two.example.test', 'AAAA');
+const q3 = query(0x3333, 'gone.example.test');
+const r1 = framed({ type: 'response', id: 0x1111, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'one.example.test' }], answers: [{ type: 'A', name: 'one.example.test', data: '192.0.2.1' }, { type: 'A', name: 'one.example.test', data: '192.0.2.2' }] });
+const r2 = framed({ type: 'response', id: 0x2222, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'AAAA', name: 'two.example.test' }], answers: [{ type: 'AAAA', name: 'two.example.test', data: '2001:db8::2' }] });
+// (a TXT answer of 3000 bytes: a message longer than a segment)
+const big = framed({ type: 'response', id: 0x3333, flags: dnsPacket.RECURSION_DESIRED | (3 & 0xf), questions: [{ type: 'A', name: 'gone.example.test' }], answers: [{ type: 'TXT', name: 'gone.example.test', data: ['x'.repeat(250), ...Array.from({ length: 11 }, (_, i) => String.fromCharCode(0x61 + i).repeat(250))] }] });
+
+function analyze(bytes: Buffer): Flow[] {
+  const a = new Analyzer();
+  const feed = a.stream();
+  for (const b of parseBuffer(bytes)) feed(b);
+  a.endCapture();
+  return a.flows();
+}
+
+describe('DNS over TCP', () => {
+  // client: q1 and the first 5 bytes of q2 in one segment, the rest of q2 and q3 in the next; server: r1 cut after
+  // its length's first byte, then its rest and r2, then the long answer in three segments
+  const b = new CaptureBuilder();
+  const client = { ip: '10.53.0.1', port: 41000 };
+  const server = { ip: '10.53.0.53', port: 53 };
+  tcpConversation(b, client, server, [Buffer.concat([q1, q2.subarray(0, 5)]), Buffer.concat([q2.subarray(5), q3]), null, null], [
+    r1.subarray(0, 1), Buffer.concat([r1.subarray(1), r2]), big.subarray(0, 1400), big.subarray(1400),
+  ]);
+  const file = join(tmp, 'dns-tcp.pcapng');
+  writeFileSync(file, b.build());
+  const flows = analyze(b.build());
+
+  it('reads every query and its answer, both ways, across segment cuts', () => {
+    expect(flows).toHaveLength(1);
+    const f = flows[0]!;
+    expect(f.app).toBe('dns');
+    expect(f.dns).toEqual([
+      { id: 0x1111, query: 'one.example.test', type: 'A', rcode: 'NOERROR', answers: ['A 192.0.2.1', 'A 192.0.2.2'] },
+      { id: 0x2222, query: 'two.example.test', type: 'AAAA', rcode: 'NOERROR', answers: ['AAAA 2001:db8::2'] },
+      { id: 0x3333, query: 'gone.example.test', type: 'A', rcode: 'NXDOMAIN', answers: [expect.stringMatching(/^TXT x{250} a{250} b{250}/)] },
+    ]);
+  });
+
+  it('as tshark reads the same packets', () => {
+    // (JSON, each frame's DNS messages a list: a segment may end one message and carry the next)
+    const r = spawnSync('tshark', ['-r', file, '-Y', 'dns', '-T', 'json', '--no-duplicate-keys', '-J', 'dns'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(r.status, r.stderr).toBe(0);
+    type Layer = Record<string, unknown>;
+    const messages = (JSON.parse(r.stdout) as { _source: { layers: { dns: Layer | Layer[] } } }[]).flatMap((p) => [p._source.layers.dns].flat());
+    const read = messages.map((m) => {
+      const flags = m['dns.flags_tree'] as Layer;
+      const queries = Object.values(m.Queries as Layer) as Layer[];
+      const answers = Object.values((m.Answers ?? {}) as Layer) as Layer[];
+      return {
+        id: Number(m['dns.id']), response: flags['dns.flags.response'] === '1', query: queries[0]!['dns.qry.name'], rcode: Number(flags['dns.flags.rcode'] ?? 0),
+        addrs: answers.map((a) => a['dns.a'] ?? a['dns.aaaa']).filter((x) => x !== undefined),
+      };
+    });
+    const ours = flows[0]!.dns!;
+    expect(read.filter((m) => !m.response).map((m) => [m.id, m.query])).toEqual(ours.map((e) => [e.id, e.query]));
+    expect(read.filter((m) => m.response).map((m) => [m.id, m.query, ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN'][m.rcode], m.addrs]))
+      .toEqual(ours.map((e) => [e.id, e.query, e.rcode, e.answers.filter((x) => !x.startsWith('TXT')).map((x) => x.split(' ')[1])]));
+  });
+
+  it('stops reading a direction at a gap (the next length is not known), keeping what came before', () => {
+    const g = new CaptureBuilder();
+    const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
+    const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
+    g.tcp({ ...C, seq: 100, flags: 0x02 });
+    g.tcp({ ...S, seq: 900, ack: 101, flags: 0x12 });
+    g.tcp({ ...C, seq: 101, ack: 901, flags: 0x10 });
+    g.tcp({ ...C, seq: 101, ack: 901, flags: 0x18, payload: q1 });
+    g.tcp({ ...S, seq: 901, ack: 101 + q1.length, flags: 0x18, payload: r1 });
+    // q2 lost; after it more segments than the reassembler holds past a hole (512), which make it skip the hole
+    let seq = 101 + q1.length + q2.length;
+    for (let i = 0; i < 600; i++) {
+      const q = query(i, `after-gap-${i}.test`);
+      g.tcp({ ...C, seq, ack: 901 + r1.length, flags: 0x18, payload: q });
+      seq += q.length;
+    }
+    const f = analyze(g.build())[0]!;
+    expect(f.dns).toEqual([{ id: 0x1111, query: 'one.example.test', type: 'A', rcode: 'NOERROR', answers: ['A 192.0.2.1', 'A 192.0.2.2'] }]);
+  });
+});
