@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 	struct utsname u;
 	struct sigaction sa;
 	char reason[400] = "", os[400], appl[64], fail[300] = "";
-	const char *mode;
+	const char *mode, *udp_watch = getenv("TAPSCOPE_UDP_WATCH");
 	uint64_t next_sec, next_scan, last_scan = 0, deadline = 0;
 	int syns_scanned = 0, tcp_scan_tick = 0;
 	int i, err, want_probe = 0, check_filter = 0, use_ebpf = 0, exit_code = 0;
@@ -399,7 +399,10 @@ int main(int argc, char **argv)
 		logf_("SYN watch socket: %s (connections are attributed when the ring hands over packets)", strerror(errno));
 	/* why in eBPF mode too: a UDP socket bound at its first sendto (a DNS or QUIC client's that never binds nor
 	 * connects) makes no call a tracepoint names, and one that lives less than 500 ms escapes the scans */
-	if (afp_open_udp_watch() < 0)
+	/* (TAPSCOPE_UDP_WATCH=0: without it, for test/bench/helper-bench.ts to measure what it costs) */
+	if (udp_watch && !strcmp(udp_watch, "0"))
+		logf_("UDP watch socket: off, TAPSCOPE_UDP_WATCH=0 (a UDP socket living less than the 500 ms between scans may go unattributed)");
+	else if (afp_open_udp_watch() < 0)
 		logf_("UDP watch socket: %s (a UDP socket living less than the 500 ms between scans may go unattributed)", strerror(errno));
 
 	pcapng_open(STDOUT_FILENO);
