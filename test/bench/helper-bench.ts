@@ -10,12 +10,16 @@
 // Prints figures and ratios; never gates on absolute times. Needs root. Run: npx tsx test/bench/helper-bench.ts
 // 3. The capture filter: the same iperf3 traffic with a filter that leaves all of it out, tcpdump with the filter
 //    against the helper running it in the kernel and, with TAPSCOPE_FILTER_USERSPACE, in userspace only.
-// Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|filter|latency|all,
+// 4. The UDP watch (native/README.md, "Cost of the UDP watch"): an iperf3 UDP flood of 200-byte datagrams captured
+//    as in 1 by tcpdump and the helper's two modes with and without the watch (TAPSCOPE_UDP_WATCH=0): CPU per GB,
+//    watch on/off; then 400 datagrams a second (below the watch's flood guard), the helper's CPU per second.
+// Knobs: BENCH_QUICK=1 (latency only, 3 rounds x 200 requests), BENCH_PART=throughput|filter|latency|udp|all,
 // BENCH_ROUNDS, BENCH_REQUESTS, BENCH_NEW_CONN, BENCH_SECONDS, BENCH_HELPER_ARGS (extra helper flags),
 // BENCH_BASELINE=/path/to/older/tapscope-helper (adds its --mode ebpf as a fourth, interleaved latency configuration,
-// and its afpacket/ebpf modes as throughput capturers), BENCH_RING_MB (default 32), BENCH_TP_ROUNDS (default 3).
+// and its afpacket/ebpf modes as throughput capturers), BENCH_RING_MB (default 32), BENCH_TP_ROUNDS (default 3, also
+// the UDP part's rounds), BENCH_UDP_RATE (iperf3 -b of the UDP flood: default 160M, 100,000 datagrams/s; 0 as fast as it can).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createLab, startHttpsServers, uniquePrefix, type Lab } from '../lib/lab.js';
 import { HELPER } from '../lib/helper-process.js';
 
@@ -30,14 +34,19 @@ const BASELINE = process.env.BENCH_BASELINE;
 const RING_MB = Number(process.env.BENCH_RING_MB ?? 32);
 const ROUNDS_TP = Number(process.env.BENCH_TP_ROUNDS ?? 3);
 
-interface Result { name: string; packets: number; drops: number; cpuS: number; startCpuS: number; maxRssMb: number; iperfGbps: number }
+/** iperf3 in UDP mode: target bitrate (iperf3 -b, "0" for as fast as it can) and datagram payload size (-l). */
+interface Udp { bitrate: string; len: number }
+/** What iperf3 carried. UDP only: datagrams a second the client sent and the share the server never got. */
+interface Iperf { gbps: number; udp?: { sentPps: number; receivedGbps: number; lostPct: number } }
+interface Result extends Iperf { name: string; packets: number; drops: number; cpuS: number; startCpuS: number; maxRssMb: number; wallS: number }
 
 function procUsage(pid: number): { cpuS: number; maxRssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  // why the on-CPU time of /proc/PID/task/*/schedstat (ns) rather than utime + stime (10 ms ticks): below the UDP
+  // watch's flood guard the helper uses a few ms of CPU a second, a handful of ticks in a run
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuS: ticks / 100, maxRssMb: Number(hwm?.[1] ?? 0) / 1024 };
+  return { cpuS: ns / 1e9, maxRssMb: Number(hwm?.[1] ?? 0) / 1024 };
 }
 
 function collect(child: ChildProcess): { text: () => string; exited: Promise<number | null> } {
@@ -55,17 +64,28 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   }
 }
 
-async function iperf(lab: Lab): Promise<number> {
+async function iperf(lab: Lab, udp?: Udp): Promise<Iperf> {
   const server = lab.spawnIn(lab.serverNs, 'iperf3', ['-s', '-1', '-B', lab.serverIp, '--forceflush']);
   const s = collect(server);
   await waitFor(() => s.text().includes('Server listening'), 10_000, 'iperf3 server');
-  const r = await lab.execIn(lab.nodeNs, 'iperf3', ['-c', lab.serverIp, '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
+  const r = await lab.execIn(lab.nodeNs, 'iperf3', ['-c', lab.serverIp, '-t', String(SECONDS), '-J',
+    ...(udp ? ['-u', '-b', udp.bitrate, '-l', String(udp.len)] : [])], { timeoutMs: (SECONDS + 30) * 1000 });
   await s.exited;
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
+  type Sum = { bits_per_second: number; seconds: number; packets?: number; lost_percent?: number };
+  const j = JSON.parse(r.stdout) as { end: { sum_sent: Sum; sum_received: Sum } };
+  if (!udp) return { gbps: j.end.sum_received.bits_per_second / 1e9 };
+  // why the sender's side for UDP (TCP: the receiver's, the same bytes): the capture, in the client's namespace,
+  // sees every datagram the client sent, and the server's namespace drops a share of a flood (its backlog or the
+  // server's socket buffer full: 0-45 % from run to run on the 2-core lab VM) after the capture point; CPU per GB
+  // received would count those datagrams as free of cost (checked: tcpdump captured 573,523 packets of a run whose
+  // client sent 573,620 datagrams and whose server got 568,535)
+  const sent = j.end.sum_sent, got = j.end.sum_received;
+  return { gbps: sent.bits_per_second / 1e9,
+    udp: { sentPps: (sent.packets ?? NaN) / sent.seconds, receivedGbps: got.bits_per_second / 1e9, lostPct: got.lost_percent ?? NaN } };
 }
 
-async function runCapture(lab: Lab, name: string, argv: string[], parse: (out: string) => { packets: number; drops: number }, ready: (out: string) => boolean): Promise<Result> {
+async function runCapture(lab: Lab, name: string, argv: string[], parse: (out: string) => { packets: number; drops: number }, ready: (out: string) => boolean,
+  udp?: Udp): Promise<Result> {
   const child = spawn('ip', ['netns', 'exec', lab.nodeNs, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   const c = collect(child);
   await waitFor(() => ready(c.text()), 30_000, `${name} start`);
@@ -73,11 +93,13 @@ async function runCapture(lab: Lab, name: string, argv: string[], parse: (out: s
   // libraries of running processes: ~0.2 s of CPU) is a fixed cost; reported on its own so CPU per GB
   // compares the capture itself, and also included in a second figure
   const startCpuS = procUsage(child.pid!).cpuS;
-  const gbps = await iperf(lab);
+  const t0 = performance.now();
+  const carried = await iperf(lab, udp);
+  const wallS = (performance.now() - t0) / 1000;
   const usage = procUsage(child.pid!);
   child.kill('SIGTERM');
   await c.exited;
-  return { name, ...parse(c.text()), ...usage, startCpuS, iperfGbps: gbps };
+  return { name, ...parse(c.text()), ...usage, startCpuS, ...carried, wallS };
 }
 
 const helperStats = (out: string) => ({
@@ -165,38 +187,89 @@ async function filtered(lab: Lab): Promise<void> {
   // (tcpdump drops such packets in the kernel outright and uses next to no CPU: the helper's reference here is itself)
   const k = rs.get('helper kernel')!, u = rs.get('helper userspace')!;
   console.log(`ratio helper kernel/helper userspace: cpu/GB ${fmt(median(k.map((r, i) => cpuPerGb(r) / cpuPerGb(u[i]!))))} (median per round), ` +
-    `iperf3 ${fmt(median(k.map((r) => r.iperfGbps)))} vs ${fmt(median(u.map((r) => r.iperfGbps)))} Gbps`);
+    `iperf3 ${fmt(median(k.map((r) => r.gbps)))} vs ${fmt(median(u.map((r) => r.gbps)))} Gbps`);
+}
+
+// The UDP watch (afp_open_udp_watch): a packet socket woken by each UDP datagram going out, with a flood guard. Its
+// cost is the helper's with it against the same build without it (TAPSCOPE_UDP_WATCH=0), in the same rounds.
+// why a fixed rate (100,000 datagrams a second, 200 times the guard's 500) rather than iperf3 -b 0: as fast as it
+// could, the client sent 112,000-194,000 a second from run to run on the 2 cores it shares with the server and the
+// capturer, so each capturer had other traffic (a round's watch on/off ratio went 1.01-2.07); BENCH_UDP_RATE=0 for that
+const UDP_FLOOD: Udp = { bitrate: process.env.BENCH_UDP_RATE ?? '160M', len: 200 };
+// 400 datagrams a second (iperf3's rates are in 1000s), below the guard's 500: every datagram wakes the helper
+const UDP_SLOW: Udp = { bitrate: '640K', len: 200 };
+const range = (xs: number[]) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`;
+
+async function udpWatch(lab: Lab): Promise<void> {
+  const watchers = ['afpacket', 'ebpf'].flatMap((mode) => [helper(`helper ${mode}`, HELPER, mode), helper(`${mode} watch=0`, HELPER, mode, [], ['TAPSCOPE_UDP_WATCH=0'])]);
+  const rs = await compareCapturers(lab, `iperf3 UDP flood over veth (-u -b ${UDP_FLOOD.bitrate} -l ${UDP_FLOOD.len})`, [tcpdump(), ...watchers], UDP_FLOOD);
+  for (const mode of ['afpacket', 'ebpf']) {
+    const on = rs.get(`helper ${mode}`)!, off = rs.get(`${mode} watch=0`)!;
+    const ratios = on.map((r, i) => cpuPerGb(r) / cpuPerGb(off[i]!));
+    console.log(`ratio helper ${mode} watch on/off: cpu/GB ${fmt(median(ratios))} (median per round; rounds ${range(ratios)}), ` +
+      `datagrams/s sent ${fmt(median(on.map((r) => r.udp!.sentPps)), 0)} vs ${fmt(median(off.map((r) => r.udp!.sentPps)), 0)}`);
+  }
+
+  // Below the guard CPU per GB means nothing (a few MB in a run): the helper's CPU per second of traffic instead
+  console.log(`\niperf3 UDP at ${UDP_SLOW.bitrate}bit/s of ${UDP_SLOW.len}-byte datagrams (400/s, below the flood guard), ${SECONDS}s per capture, ` +
+    `${ROUNDS_TP} interleaved rounds; cpu_ms/s: the helper's CPU from "ready" to the end of the traffic per second of it`);
+  console.log('round capturer          packets  cpu_ms/s  datagrams/s');
+  const slow = new Map<string, Result[]>(watchers.map((c) => [c.name, []]));
+  const msPerS = (r: Result) => (r.cpuS - r.startCpuS) * 1000 / r.wallS;
+  for (let round = 0; round < ROUNDS_TP; round++) {
+    for (let k = 0; k < watchers.length; k++) {
+      const c = watchers[(k + round) % watchers.length]!;
+      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready, UDP_SLOW);
+      slow.get(c.name)!.push(r);
+      console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${fmt(msPerS(r)).padStart(9)} ${fmt(r.udp!.sentPps, 0).padStart(12)}`);
+    }
+  }
+  console.log(`medians of ${ROUNDS_TP} rounds:`);
+  for (const [name, runs] of slow) console.log(`${name.padEnd(16)} cpu_ms/s ${fmt(median(runs.map(msPerS)))}  datagrams/s ${fmt(median(runs.map((r) => r.udp!.sentPps)), 0)}`);
+  for (const mode of ['afpacket', 'ebpf']) {
+    const on = slow.get(`helper ${mode}`)!, off = slow.get(`${mode} watch=0`)!;
+    const extra = on.map((r, i) => msPerS(r) - msPerS(off[i]!));
+    const ratios = on.map((r, i) => msPerS(r) / msPerS(off[i]!));
+    console.log(`helper ${mode} at 400/s: watch on ${fmt(median(on.map(msPerS)))} vs off ${fmt(median(off.map(msPerS)))} cpu_ms/s; ` +
+      `on-off ${fmt(median(extra))} ms/s (rounds ${range(extra)}), ${fmt(median(extra) * 1000 / median(on.map((r) => r.udp!.sentPps)), 1)} us per datagram; ` +
+      `ratio on/off ${fmt(median(ratios))} (median per round; rounds ${range(ratios)})`);
+  }
 }
 
 // why: GSO/GRO make packet counts swing between runs (one "packet" may carry 1.5 or 64 KB), so CPU is
 // given per GB of traffic carried during the capture, and drops as a fraction of the packets the kernel offered
-const gb = (r: Result) => r.iperfGbps * SECONDS / 8;
+// (for UDP, the bytes the client sent: see iperf)
+const gb = (r: Result) => r.gbps * SECONDS / 8;
 const cpuPerGb = (r: Result) => (r.cpuS - r.startCpuS) / gb(r);
 
-async function compareCapturers(lab: Lab, what: string, capturers: Capturer[]): Promise<Map<string, Result[]>> {
+async function compareCapturers(lab: Lab, what: string, capturers: Capturer[], udp?: Udp): Promise<Map<string, Result[]>> {
   const totalCpuPerGb = (r: Result) => r.cpuS / gb(r);
   const dropFrac = (r: Result) => r.drops / (r.packets + r.drops);
   const byName = new Map<string, Result[]>(capturers.map((c) => [c.name, []]));
   console.log(`${what}, ${SECONDS}s per capture, ${ROUNDS_TP} interleaved rounds, ring ${RING_MB} MiB, capture on the client namespace (-i any), output to /dev/null`);
   console.log('cpu_s/GB: CPU from "ready" to the end of the traffic per GB carried; start_cpu_s: CPU used before "ready"; total_s/GB: both');
-  console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps');
+  if (udp) console.log('iperf_Gbps, datagrams/s: what the client sent (all of it crossed the capture point); recv_Gbps, lost_%: what the server got');
+  const udpCols = (r: Result) => (r.udp ? ` ${fmt(r.udp.sentPps, 0).padStart(11)} ${fmt(r.udp.receivedGbps, 3).padStart(9)} ${fmt(r.udp.lostPct, 1).padStart(6)}` : '');
+  console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps' +
+    (udp ? ' datagrams/s recv_Gbps lost_%' : ''));
   for (let round = 0; round < ROUNDS_TP; round++) {
     // why: machine load on the shared cores drifts; every round runs every capturer, in a rotating order
     for (let k = 0; k < capturers.length; k++) {
       const c = capturers[(k + round) % capturers.length]!;
-      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready);
+      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready, udp);
       byName.get(c.name)!.push(r);
       console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ` +
         `${fmt(dropFrac(r) * 100, 3).padStart(7)} ${fmt(r.cpuS).padStart(7)} ${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.startCpuS).padStart(12)} ` +
-        `${fmt(totalCpuPerGb(r), 3).padStart(11)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.iperfGbps).padStart(11)}`);
+        `${fmt(totalCpuPerGb(r), 3).padStart(11)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.gbps, udp ? 3 : 2).padStart(11)}${udpCols(r)}`);
     }
   }
   console.log(`medians of ${ROUNDS_TP} rounds:`);
-  console.log('capturer          drop_%  drops(total)  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps');
+  console.log('capturer          drop_%  drops(total)  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps' + (udp ? ' datagrams/s lost_%' : ''));
   for (const [name, rs] of byName) {
     console.log(`${name.padEnd(16)} ${fmt(median(rs.map(dropFrac)) * 100, 3).padStart(7)} ${String(rs.reduce((a, r) => a + r.drops, 0)).padStart(13)} ` +
       `${fmt(median(rs.map(cpuPerGb)), 3).padStart(9)} ${fmt(median(rs.map((r) => r.startCpuS))).padStart(12)} ${fmt(median(rs.map(totalCpuPerGb)), 3).padStart(11)} ` +
-      `${fmt(median(rs.map((r) => r.maxRssMb)), 1).padStart(10)} ${fmt(median(rs.map((r) => r.iperfGbps))).padStart(11)}`);
+      `${fmt(median(rs.map((r) => r.maxRssMb)), 1).padStart(10)} ${fmt(median(rs.map((r) => r.gbps)), udp ? 3 : 2).padStart(11)}` +
+      (udp ? ` ${fmt(median(rs.map((r) => r.udp!.sentPps)), 0).padStart(11)} ${fmt(median(rs.map((r) => r.udp!.lostPct)), 1).padStart(6)}` : ''));
   }
   const td = byName.get(capturers[0]!.name)!;
   for (const c of capturers.slice(1)) {
@@ -366,6 +439,7 @@ async function main(): Promise<void> {
   try {
     if (PART === 'all' || PART === 'throughput') await throughput(lab);
     if (PART === 'all' || PART === 'filter') await filtered(lab);
+    if (PART === 'all' || PART === 'udp') await udpWatch(lab);
     if (PART === 'all' || PART === 'latency') await latency(lab);
   } finally {
     await lab.close();
