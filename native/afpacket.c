@@ -681,7 +681,8 @@ int afp_udp_fd(void) { return udp_rest_until ? -1 : udp_fd; }
 /* The UDP watch's flood guard: more than WATCH_FLOOD datagrams from ends looked up lately within WATCH_WINDOW_NS (500
  * a second) is a flood; the watch then rests WATCH_REST_NS at a time, until a rest in which the kernel dropped none of
  * its datagrams. why a rate, not a burst: a new socket's first datagrams (a QUIC handshake) come in bursts. Below the
- * guard each datagram read is a wakeup, about 20 us of the helper's CPU on the lab VM: at most 1 % of a core */
+ * guard each datagram read is a wakeup, 28-37 us of the helper's CPU on the lab VM (BENCH_PART=udp of
+ * test/bench/helper-bench.ts): at most ~2 % of a core */
 #define WATCH_BATCH 32
 #define WATCH_FLOOD 50
 #define WATCH_WINDOW_NS (100ull * 1000000ull)

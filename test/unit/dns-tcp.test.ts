@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import dnsPacket from 'dns-packet';
+import dnsPacket, { type DnsPacket } from 'dns-packet';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -16,12 +16,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'tapscope-dnstcp-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A DNS message with its two-byte length, as TCP carries it. */
-function framed(m: dnsPacket.Packet): Buffer {
-  const body = dnsPacket.encode(m);
-  const len = Buffer.alloc(2);
-  len.writeUInt16BE(body.length);
-  return Buffer.concat([len, body]);
-}
+const framed = (m: DnsPacket): Buffer => dnsPacket.streamEncode(m);
 
 const query = (id: number, name: string, type: 'A' | 'AAAA' | 'TXT' = 'A') => framed({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] });
 const q1 = query(0x1111, 'one.example.test');
