@@ -27,7 +27,7 @@ interface Token {
   pos: number;
 }
 
-const OPS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!'];
+const OPS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '~'];
 const WORD = /[A-Za-z0-9_.:/\-*+]/;
 
 function syntax(message: string, tok: { pos: number; text: string }): TapscopeError {
@@ -91,6 +91,8 @@ function lex(src: string): Token[] {
 }
 
 const COMPARE_OPS = new Set(['==', '!=', '<', '<=', '>', '>=', 'contains', 'matches', 'in']);
+/** Wireshark's other spellings of the comparisons */
+const OP_WORDS: Readonly<Record<string, string>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=', '~': 'matches' };
 
 class Parser {
   private i = 0;
@@ -176,7 +178,8 @@ class Parser {
     }
     this.used.add(name);
     const opTok = this.peek();
-    const op = opTok.kind === 'op' || opTok.kind === 'word' ? opTok.text : '';
+    const typed = opTok.kind === 'op' || opTok.kind === 'word' ? opTok.text : '';
+    const op = OP_WORDS[typed] ?? typed;
     if (!COMPARE_OPS.has(op)) return truthy(def);
     this.next();
     if (op === 'in') return this.setMembership(t.text, def, opTok);
@@ -382,6 +385,7 @@ export function filterHelp(): string {
   return [
     'Filter: comparisons joined by && (and), || (or), ! (not), with parentheses; not > and > or.',
     '  == != < <= > >=  contains  matches (regular expression, case-insensitive)  in {a b c}  in {500..599}',
+    '  (as Wireshark spells them too: eq ne lt le gt ge, ~ for matches; and, or, not)',
     '  a bare field tests presence: tls, http, !tls.client.plaintext',
     '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match if any element does',
     ...wrap(`Wireshark's names work too: ${Object.entries(WIRESHARK_NAMES).map(([w, f]) => `${w} (${f})`).join(', ')}`, 110, '  ', '    '),

@@ -112,6 +112,14 @@ describe('filter matching', () => {
     ['tls.handshake.extensions_server_name == "api.example.com"', ['java']],
     ['tls.handshake.ja4 contains "_1d947a95fc68_"', ['java']],
     ['dns.qry.name == "nope.test"', ['dns']],
+    // Wireshark's spellings of the comparisons
+    ['port eq 443', ['java']],
+    ['dst.port ne 443 and transport eq tcp', ['curl', 'gnutls']],
+    ['http.status gt 500', ['curl']],
+    ['http.status ge 503 && http.status le 503', ['curl']],
+    ['dst.port lt 443', ['curl', 'dns']],
+    ['tls.sni ~ "^api\\."', ['java']],
+    ['ip.addr eq 10.0.0.0/8 and not tls', ['curl', 'dns']],
   ];
   for (const [expr, want] of cases) it(`${expr || '(empty)'} -> ${want.join(',') || 'none'}`, () => expect(ids(expr)).toEqual(want));
 });
