@@ -14,7 +14,7 @@ import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import type { CoreService } from '../service/core-service.js';
 import type { Follower } from '../service/follow.js';
-import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
+import { flowRow, human, localDateTime, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
 
@@ -387,7 +387,7 @@ async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promi
     return 0;
   }
   out(table(['ID', 'NAME', 'TARGET', 'STARTED', 'MODE', 'FLOWS', 'PACKETS', 'DROPS', 'FILE'], list.map((s) => [
-    s.id, s.name, s.target, new Date(s.createdAt).toISOString().slice(0, 19).replace('T', ' '), s.mode ?? '', String(s.flows), String(s.packets), String(s.drops), s.file,
+    s.id, s.name, s.target, localDateTime(s.createdAt), s.mode ?? '', String(s.flows), String(s.packets), String(s.drops), s.file,
   ]), [26, 30, 30, 19, 8, 8, 10, 6, 120]));
   return 0;
 }

@@ -69,6 +69,30 @@ export function clock(ms: number): string {
   return `${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${sec < 10 ? '0' : ''}${sec}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}`;
 }
 
+let zoneSlot = NaN;
+let zoneOffsetMs = 0;
+
+/**
+ * The local time of day of `ms` as HH:MM:SS.mmm, as tcpdump and Wireshark show a packet's time and the app its flows'
+ * (the time zone's offset looked up once per quarter hour of timestamps, not a Date per row: offsets change on
+ * quarter hours).
+ */
+export function localClock(ms: number): string {
+  const slot = Math.floor(ms / 900_000);
+  if (slot !== zoneSlot) {
+    zoneSlot = slot;
+    zoneOffsetMs = -new Date(ms).getTimezoneOffset() * 60_000;
+  }
+  return clock(ms + zoneOffsetMs);
+}
+
+/** The local date and time of `ms` as YYYY-MM-DD HH:MM:SS. */
+export function localDateTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 /** " (refused)", " (no reply)", " (reset by server)": a TCP connection that failed or was cut, after the app's name. */
 function failedText(f: Flow): string {
   return failedConnection(f.tcp) ? ` (${tcpStateText(f.tcp).short})` : '';
@@ -92,7 +116,7 @@ export function flowRow(f: Flow): string[] {
   // (a load balancer's connection: the client its PROXY header names)
   const client = f.proxy?.src ? `${endpointText(f.src)} for ${endpointText(f.proxy.src)}` : endpointText(f.src);
   return [
-    clock(f.firstSeen), f.transport, client, endpointText(f.dst), f.app + failedText(f), what, String(f.packets), human(f.bytes), proc,
+    localClock(f.firstSeen), f.transport, client, endpointText(f.dst), f.app + failedText(f), what, String(f.packets), human(f.bytes), proc,
     f.http.length ? `${f.http.length} http` : '', tlsCol,
   ];
 }

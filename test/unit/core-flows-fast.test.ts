@@ -547,6 +547,27 @@ describe('flows table rendering', () => {
     for (let i = 0; i < 2000; i++) times.push(-62_167_219_200_000 + rnd() * 315_569_520_000_000);
     for (const t of times) expect(clock(t), String(t)).toBe(new Date(t).toISOString().slice(11, 23));
   });
+  it('localClock() and localDateTime() give the local time, as tcpdump, Wireshark and the app show it', async () => {
+    const { localClock, localDateTime } = await import('../../src/cli/flows-output.js');
+    const tz = process.env.TZ;
+    try {
+      // (Node follows TZ set at run time; a time zone with a half-hour offset and one with daylight saving)
+      process.env.TZ = 'Asia/Kolkata';
+      expect(localClock(Date.UTC(2026, 10, 28, 20, 15, 58, 266))).toBe('01:45:58.266');
+      expect(localDateTime(Date.UTC(2026, 10, 28, 20, 15, 58, 266))).toBe('2026-11-29 01:45:58');
+      process.env.TZ = 'Europe/Berlin';
+      // the night daylight saving ended (03:00 CEST -> 02:00 CET, 01:00 UTC), each side of it, and a winter afternoon
+      expect(localClock(Date.UTC(2026, 9, 25, 0, 59, 59, 999))).toBe('02:59:59.999');
+      expect(localClock(Date.UTC(2026, 9, 25, 1, 0, 0, 0))).toBe('02:00:00.000');
+      expect(localClock(Date.UTC(2027, 0, 15, 13, 0, 0, 5))).toBe('14:00:00.005');
+      // (another quarter hour: localClock keeps a quarter hour's offset, and the zone changed under it)
+      process.env.TZ = 'UTC';
+      expect(localClock(Date.UTC(2027, 0, 16, 13, 0, 0, 5))).toBe('13:00:00.005');
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
   it('table(): columns padded to the widest cell within the limit, long cells cut with an ellipsis, no trailing blanks', async () => {
     const { table } = await import('../../src/cli/flows-output.js');
     expect(table(['A', 'BB', 'C'], [['xyz', '', 'last'], ['1', 'toolongcell', ''], ['q', 'w']], [5, 6])).toBe(
