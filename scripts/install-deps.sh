@@ -27,6 +27,8 @@ PKGS=(
   apache2
   # a load balancer that sends (and a service that takes) the PROXY protocol header
   haproxy
+  # DNS over TCP: a server and a client that asks over TCP (dig +tcp)
+  dnsmasq-base bind9-dnsutils
   # a Service's DNAT on a node, as kube-proxy's rules make it (nft)
   nftables
   # SSH targets

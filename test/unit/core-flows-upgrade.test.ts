@@ -1,9 +1,7 @@
 // 101 Switching Protocols: after it the connection speaks another protocol both ways, so neither side is read as HTTP/1
 // any more (a WebSocket message that reads like a request is no request); a plain WebSocket connection is named so.
 import { describe, it, expect } from 'vitest';
-import { parseBuffer } from '../../src/pcapng/index.js';
-import { Analyzer } from '../../src/flows/analyzer.js';
-import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
 import { SETTINGS, addIdx, frame, indexed, litIdx } from './export-h2-frames.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -29,13 +27,7 @@ function serverFrame(t: string): Buffer {
   return Buffer.concat([Buffer.from([0x81, p.length]), p]);
 }
 
-function flowsOf(buf: Buffer): Flow[] {
-  const a = new Analyzer();
-  const feed = a.stream();
-  for (const b of parseBuffer(buf)) feed(b);
-  a.endCapture();
-  return a.flows();
-}
+const flowsOf = (buf: Buffer): Flow[] => analyzeCapture(buf, { end: true }).flows();
 
 describe('101 Switching Protocols', () => {
   it('a WebSocket: its frames are not read as HTTP, and the connection is named websocket', () => {

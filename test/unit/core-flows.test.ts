@@ -9,7 +9,7 @@ import { Analyzer } from '../../src/flows/analyzer.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { TcpReassembler } from '../../src/flows/reassembly.js';
-import { CaptureBuilder, fixtureClientHello, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, fixtureClientHello, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
 import { SETTINGS, addIdx, frame, indexed, litIdx } from './export-h2-frames.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -20,9 +20,7 @@ const mixFile = join(FIX, 'loopback-mix.pcapng');
 const mix = readFileSync(mixFile);
 
 function analyze(buf: Buffer, node?: string): { a: Analyzer; flows: Flow[] } {
-  const a = new Analyzer();
-  const feed = a.stream(node);
-  for (const b of parseBuffer(buf)) feed(b);
+  const a = analyzeCapture(buf, { node });
   return { a, flows: a.flows() };
 }
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
+import { Analyzer, type AnalyzerOptions } from '../../src/flows/analyzer.js';
 
 /** Path of the real loopback capture fixture (curl, gnutls-cli, python http.server). */
 export const LOOPBACK_MIX = join(import.meta.dirname, '../fixtures/pcapng/loopback-mix.pcapng');
@@ -264,4 +265,13 @@ export function tds(type: number, payload: Buffer): Buffer {
 /** A PRELOGIN message: VERSION (6 bytes) and ENCRYPTION options, then the terminator. */
 export function prelogin(encryption: number): Buffer {
   return Buffer.from([0x00, 0, 11, 0, 6, 0x01, 0, 17, 0, 1, 0xff, 16, 0, 0x07, 0xd0, 0, 0, encryption]);
+}
+
+/** An Analyzer fed the capture `buf` as one stream (of node `node`), with `options`; `end`: its end marked (endCapture). */
+export function analyzeCapture(buf: Buffer, opts: { node?: string; options?: AnalyzerOptions; end?: boolean } = {}): Analyzer {
+  const a = new Analyzer(opts.options);
+  const feed = a.stream(opts.node);
+  for (const b of parseBuffer(buf)) feed(b);
+  if (opts.end) a.endCapture();
+  return a;
 }

@@ -7,10 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import dnsPacket, { type DnsPacket } from 'dns-packet';
-import { Analyzer } from '../../src/flows/analyzer.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
 import type { Flow } from '../../src/model/flow.js';
-import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tapscope-dnstcp-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -27,13 +25,7 @@ const r2 = framed({ type: 'response', id: 0x2222, flags: dnsPacket.RECURSION_DES
 // (a TXT answer of 3000 bytes: a message longer than a segment)
 const big = framed({ type: 'response', id: 0x3333, flags: dnsPacket.RECURSION_DESIRED | (3 & 0xf), questions: [{ type: 'A', name: 'gone.example.test' }], answers: [{ type: 'TXT', name: 'gone.example.test', data: ['x'.repeat(250), ...Array.from({ length: 11 }, (_, i) => String.fromCharCode(0x61 + i).repeat(250))] }] });
 
-function analyze(bytes: Buffer): Flow[] {
-  const a = new Analyzer();
-  const feed = a.stream();
-  for (const b of parseBuffer(bytes)) feed(b);
-  a.endCapture();
-  return a.flows();
-}
+const analyze = (bytes: Buffer): Flow[] => analyzeCapture(bytes, { end: true }).flows();
 
 describe('DNS over TCP', () => {
   // client: q1 and the first 5 bytes of q2 in one segment, the rest of q2 and q3 in the next; server: r1 cut after

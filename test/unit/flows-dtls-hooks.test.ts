@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowsOnThreads } from '../../src/cli/flows-parallel.js';
 import { analyzeFiles } from '../../src/flows/load.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { buildExportedPdu, parseExportedPdu } from '../../src/pcapng/exported-pdu.js';
-import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const hellos = (JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/dissect/clienthellos.json'), 'utf8')) as {
@@ -27,9 +26,7 @@ const CLIENT = { pid: 100, comm: 'openssl', lib: 'openssl', udp: true };
 const SERVER = { pid: 200, comm: 'openssl', lib: 'openssl', udp: true };
 
 function analyze(buf: Buffer): { flows: Flow[]; analyzer: Analyzer } {
-  const a = new Analyzer();
-  const feed = a.stream();
-  for (const b of parseBuffer(buf)) feed(b);
+  const a = analyzeCapture(buf);
   return { flows: a.flows(), analyzer: a };
 }
 

@@ -6,7 +6,7 @@
 import { describe, it, expect } from 'vitest';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
-import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
 
 /** The fixture's ClientHello with its random set to `seed` repeated. */
@@ -21,12 +21,7 @@ const SVC = { ip: '10.96.0.10', port: 443 };
 const BACKEND = { ip: '10.244.2.7', port: 8443 };
 const CURL = { pid: 42, comm: 'curl', lib: 'openssl' };
 
-function analyze(b: CaptureBuilder): Flow[] {
-  const a = new Analyzer();
-  const feed = a.stream('n1');
-  for (const blk of parseBuffer(b.build())) feed(blk);
-  return a.flows();
-}
+const analyze = (b: CaptureBuilder): Flow[] => analyzeCapture(b.build(), { node: 'n1' }).flows();
 
 const byDst = (flows: Flow[], port: number): Flow => flows.find((f) => f.dst.port === port)!;
 

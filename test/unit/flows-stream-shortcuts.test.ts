@@ -5,8 +5,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import { Http1Parser, BODY_CAP, BODY_SAMPLE, type HttpMessage } from '../../src/dissect/http1.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
-import { CaptureBuilder, fixtureClientHello } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, fixtureClientHello } from './core-packet-builder.js';
 
 const binary = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7919) & 0xff));
 const text = (n: number): Buffer => Buffer.from('abcdefghij'.repeat(Math.ceil(n / 10)).slice(0, n));
@@ -107,12 +106,7 @@ function keepAlive(shuffle: boolean): Buffer {
   return b.build();
 }
 
-function analyze(buf: Buffer, details: boolean): Analyzer {
-  const a = new Analyzer({ details });
-  const feed = a.stream();
-  for (const blk of parseBuffer(buf)) feed(blk);
-  return a;
-}
+const analyze = (buf: Buffer, details: boolean): Analyzer => analyzeCapture(buf, { options: { details } });
 
 describe('analyzer: in-order body segments skip the reassembler', () => {
   for (const details of [true, false]) {
