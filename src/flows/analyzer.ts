@@ -192,6 +192,13 @@ interface FlowExtra {
   upgrade?: 'h2c' | 'other';
   /** a DTLS flow's handshake messages, each side's, while its hellos are read (null after) */
   dtls?: { c: DtlsHandshake; s: DtlsHandshake; datagrams: number } | null;
+  /** an HTTP/1 request was read (plain or decrypted) */
+  requestSeen?: boolean;
+  /**
+   * The exchanges at the start of a connection taken up in the middle that are answers to requests before the capture:
+   * no later request is theirs (see onResponse).
+   */
+  leadingOrphans?: number;
 }
 
 /** A TLS connection's decryption with a key log's secrets. */
@@ -1619,7 +1626,9 @@ export class Analyzer {
           if (app === 'http') dir.http1 = new Http1Parser(this.http1Options);
           else dir.http2 = new Http2Parser(dir === fs.c2s ? 'client' : 'server');
         }
-        for (const dir of dirs) {
+        // (a connection taken up in the middle whose server spoke before the client's first request came: its answer to
+        // a request before the capture is read first, as it came)
+        for (const dir of app === 'http' && this.midstream(fs) ? [dirs[1]!, dirs[0]!] : dirs) {
           const head = dir.head;
           dir.head = null;
           if (head) this.feedPlainHttp(fs, dir, head, fs.flow.lastSeen);
@@ -1953,9 +1962,10 @@ export class Analyzer {
         }
       }
     }
+    if (m.streamId === undefined) x.requestSeen = true;
     // why: captures can deliver a response before its request (HTTP/2 streams interleave; nodes' clocks and
     // streams differ); such a response waits as an exchange without a request, which this request completes.
-    for (let i = 0; i < x.exchanges.length; i++) {
+    for (let i = x.leadingOrphans ?? 0; i < x.exchanges.length; i++) {
       const e = x.exchanges[i]!;
       if (e.source !== source || e.method !== null || e.path !== null || e.status === null) continue;
       if (m.streamId !== undefined ? x.exchangeStreams[i] !== m.streamId : x.exchangeStreams[i] !== undefined) continue;
@@ -2032,6 +2042,11 @@ export class Analyzer {
     }
     const s: HttpExchangeSummary = { method: null, host: null, path: null, status };
     fs.flow.http = add(fs.flow.http, s);
+    // why: an HTTP/1 connection taken up in the middle (open before the capture began, a keep-alive's) may begin with
+    // the answer to a request before the capture; taken by the next request, every exchange after it was off by one
+    if (m.streamId === undefined && !x.requestSeen && (x.leadingOrphans ?? 0) === x.exchanges.length && this.midstream(fs)) {
+      x.leadingOrphans = x.exchanges.length + 1;
+    }
     const e: HttpExchangeDetail = {
       method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
       responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
