@@ -91,6 +91,9 @@ describe('app frame', () => {
     const plain = all.find((s) => s.name.includes('dropped-capture'));
     expect(zipped?.flows).toBeGreaterThan(0);
     expect(zipped?.flows).toBe(plain?.flows);
+    // a zstd one is refused at once, naming the command that decompresses it
+    await dropFile(page, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0]), 'packed.pcapng.zst');
+    await expect.poll(async () => page.locator('.notice.error').allTextContents()).toContainEqual(expect.stringContaining('packed.pcapng.zst is compressed; Tapscope reads gzip-compressed captures and uncompressed ones: decompress it first (zstd -d)'));
     expect(ui.pageErrors).toEqual([]);
   });
 
