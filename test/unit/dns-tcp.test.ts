@@ -72,6 +72,21 @@ describe('DNS over TCP', () => {
       .toEqual(ours.map((e) => [e.id, e.query, e.rcode, e.answers.filter((x) => !x.startsWith('TXT')).map((x) => x.split(' ')[1])]));
   });
 
+  it('reads the same messages whatever size the segments are cut to (1 to 120 bytes, and 1460)', () => {
+    const c2s = Buffer.concat([q1, q2, q3]);
+    const s2c = Buffer.concat([r1, r2, big]);
+    const cut = (buf: Buffer, n: number): Buffer[] => Array.from({ length: Math.ceil(buf.length / n) }, (_, i) => buf.subarray(i * n, (i + 1) * n));
+    const want = flows[0]!.dns;
+    for (const n of [...Array.from({ length: 120 }, (_, i) => i + 1), 1460]) {
+      const b2 = new CaptureBuilder();
+      const cs = cut(c2s, n);
+      const ss = cut(s2c, n);
+      // (all of the client's segments, then all of the server's: each direction's messages whole only at its end)
+      tcpConversation(b2, client, server, [...cs, ...ss.map(() => null)], [...cs.map(() => null), ...ss]);
+      expect(analyze(b2.build())[0]!.dns, `segments of ${n} bytes`).toEqual(want);
+    }
+  });
+
   it('stops reading a direction at a gap (the next length is not known), keeping what came before', () => {
     const g = new CaptureBuilder();
     const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
