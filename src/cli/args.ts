@@ -11,11 +11,11 @@ export const USAGE = `Usage:
                    [--accept-new-host-key] [--pod NAMESPACE/NAME]... [--image IMAGE] [--namespace NS] [--kubeconfig PATH]     (Kubernetes targets)
   tapscope check [--target local|ssh://...|k8s://CONTEXT[/NODE]] [--json] [--accept-new-host-key]
                  [--image IMAGE] [--namespace NS] [--kubeconfig PATH]  (what stands in the way of capturing)
-  tapscope flows FILE [--json] [--filter EXPR] [--keylog KEYS]...
+  tapscope flows FILE [--json] [--filter|-Y EXPR] [--keylog KEYS]...
   tapscope libraries FILE [--json] [--keylog KEYS]...
   tapscope follow FILE FLOW_ID [--hex]          (a flow's payload in order; ids from flows --json)
   tapscope packets FILE FLOW_ID [--json]        (a flow's packets, as Wireshark's packet list shows a TCP stream)
-  tapscope export FILE --format pcapng|har|json --out PATH [--filter EXPR] [--include-secrets] [--keylog KEYS]...
+  tapscope export FILE --format pcapng|har|json --out PATH [--filter|-Y EXPR] [--include-secrets] [--keylog KEYS]...
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
   tapscope clean --target k8s://CONTEXT [--kubeconfig PATH]
@@ -67,6 +67,8 @@ export type Command =
   | { cmd: 'clean'; target: string; kubeconfig: string | undefined };
 
 const KEYLOG = { type: 'string', multiple: true } as const;
+/** --filter, or -Y as tshark's display filter option is spelled */
+const FILTER = { type: 'string', short: 'Y' } as const;
 
 function keylogs(values: Record<string, unknown>): string[] {
   return (values.keylog as string[] | undefined) ?? [];
@@ -153,7 +155,7 @@ export function parseCommand(argv: string[]): Command {
       };
     }
     case 'flows': {
-      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, filter: { type: 'string' }, keylog: KEYLOG }, 1, 'flows');
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, filter: FILTER, keylog: KEYLOG }, 1, 'flows');
       if (!positionals[0]) throw usage('flows: FILE is required');
       return { cmd: 'flows', file: positionals[0], json: values.json === true, filter: str(values.filter), keylogs: keylogs(values) };
     }
@@ -174,7 +176,7 @@ export function parseCommand(argv: string[]): Command {
     }
     case 'export': {
       const { values, positionals } = parse(rest, {
-        format: { type: 'string' }, out: { type: 'string' }, filter: { type: 'string' }, 'include-secrets': { type: 'boolean' }, keylog: KEYLOG,
+        format: { type: 'string' }, out: { type: 'string' }, filter: FILTER, 'include-secrets': { type: 'boolean' }, keylog: KEYLOG,
       }, 1, 'export');
       if (!positionals[0]) throw usage('export: FILE is required');
       const format = str(values.format);

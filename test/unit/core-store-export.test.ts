@@ -313,6 +313,9 @@ describe('CLI parsing and exit codes', () => {
   it('parses every command and rejects bad usage with E_USAGE', () => {
     expect(parseCommand(['help', 'filter'])).toEqual({ cmd: 'help', topic: 'filter' });
     expect(parseCommand(['help'])).toEqual({ cmd: 'help' });
+    // -Y, as tshark spells its display filter option
+    expect(parseCommand(['flows', 'x.pcapng', '-Y', 'tcp.port == 443'])).toMatchObject({ cmd: 'flows', file: 'x.pcapng', filter: 'tcp.port == 443' });
+    expect(parseCommand(['export', 'x.pcapng', '--format', 'har', '--out', 'y', '-Y', 'http'])).toMatchObject({ cmd: 'export', filter: 'http' });
     expect(parseCommand(['capture', '--out', 'x.pcapng', '--iface', 'eth0', '--iface', 'lo', '--duration', '3'])).toMatchObject({
       cmd: 'capture', target: 'local', mode: 'auto', ifaces: ['eth0', 'lo'], duration: 3, out: 'x.pcapng', acceptNewHostKey: false,
     });
