@@ -192,7 +192,7 @@ interface FlowExtra {
   upgrade?: 'h2c' | 'other';
   /** a DTLS flow's handshake messages, each side's, while its hellos are read (null after) */
   dtls?: { c: DtlsHandshake; s: DtlsHandshake; datagrams: number } | null;
-  /** an HTTP/1 request was read (plain or decrypted) */
+  /** an HTTP/1 request was read on the wire */
   requestSeen?: boolean;
   /**
    * The exchanges at the start of a connection taken up in the middle that are answers to requests before the capture:
@@ -1962,7 +1962,7 @@ export class Analyzer {
         }
       }
     }
-    if (m.streamId === undefined) x.requestSeen = true;
+    if (source === 'plain' && m.streamId === undefined) x.requestSeen = true;
     // why: captures can deliver a response before its request (HTTP/2 streams interleave; nodes' clocks and
     // streams differ); such a response waits as an exchange without a request, which this request completes.
     for (let i = x.leadingOrphans ?? 0; i < x.exchanges.length; i++) {
@@ -2043,8 +2043,9 @@ export class Analyzer {
     const s: HttpExchangeSummary = { method: null, host: null, path: null, status };
     fs.flow.http = add(fs.flow.http, s);
     // why: an HTTP/1 connection taken up in the middle (open before the capture began, a keep-alive's) may begin with
-    // the answer to a request before the capture; taken by the next request, every exchange after it was off by one
-    if (m.streamId === undefined && !x.requestSeen && (x.leadingOrphans ?? 0) === x.exchanges.length && this.midstream(fs)) {
+    // the answer to a request before the capture; taken by the next request, every exchange after it was off by one.
+    // On the wire only: the hooks' records of two processes (the client's write, the server's) may come in either order
+    if (source === 'plain' && m.streamId === undefined && !x.requestSeen && (x.leadingOrphans ?? 0) === x.exchanges.length && this.midstream(fs)) {
       x.leadingOrphans = x.exchanges.length + 1;
     }
     const e: HttpExchangeDetail = {

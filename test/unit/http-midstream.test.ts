@@ -1,7 +1,8 @@
 // An HTTP/1 keep-alive connection taken up in the middle (open before the capture began): its first message may be the
 // answer to a request before the capture. That answer stands alone; the requests after it get their own answers. (It
 // was taken by the next request, and every exchange after it was off by one.) A connection whose start was seen
-// still pairs an answer that came before its request in the capture with that request.
+// still pairs an answer that came before its request in the capture with that request, and so do the TLS hooks'
+// decrypted records (two processes' writes, which may come in either order).
 import { describe, it, expect } from 'vitest';
 import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
@@ -63,5 +64,18 @@ describe('HTTP/1 on a connection taken up in the middle', () => {
     const t = new CaptureBuilder();
     tcpConversation(t, client, server, [req('/1'), req('/2')], [res(200, 'hi'), res(404)]);
     expect(summaries(t).http).toEqual([['GET', '/1', 200], ['GET', '/2', 404]]);
+  });
+
+  it("the hooks' records: an answer before its request is still that request's", () => {
+    // (a TLS connection taken up in the middle: records of the application data on the wire, no handshake; the server's
+    // write of an answer comes before the client's write of its request)
+    const b = new CaptureBuilder();
+    const who = { pid: 7, comm: 'python3', lib: 'openssl' };
+    const rec = Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), Buffer.alloc(0x40, 0xaa)]);
+    b.tcp({ ...C, seq: 7000, ack: 9000, flags: 0x18, payload: rec });
+    b.tls(server, client, 'out', res(200, 'hi'), who);
+    b.tls(client, server, 'out', req('/x'), who);
+    b.tcp({ ...S, seq: 9000, ack: 7000 + rec.length, flags: 0x18, payload: rec });
+    expect(summaries(b).http).toEqual([['GET', '/x', 200]]);
   });
 });
