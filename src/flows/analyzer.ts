@@ -151,6 +151,11 @@ interface HookState {
   decrypted: { c2s: DecryptedDir | null; s2c: DecryptedDir | null };
 }
 
+/** A decrypted record kept until its flow comes (see Analyzer.pendingRecords). */
+interface PendingRecord { key: string; node: string; data: Buffer; tsMs: number; flags: number | null; comments: readonly string[] }
+
+const PENDING_RECORDS = 256;
+
 /** State only flows with TLS hooks or HTTP need; allocated on first use. */
 interface FlowExtra {
   hook: HookState | null;
@@ -629,6 +634,14 @@ export class Analyzer {
   private changes = 0;
   /** UDP flows by one end and the other's port (see udpFlowTo); null until a wildcard record needs it */
   private udpEnds: Map<string, FlowState | null> | null = null;
+  /**
+   * A wildcard UDP socket's records (a DTLS server's) that found no flow yet, by the udpEnds key they look up: tried
+   * again when a UDP flow comes (addFlow). why: the helper writes a record as its hook reports it, and the packets of
+   * the same moment when its packet ring hands them over (up to 50 ms later), and a server's read may be reported
+   * before its client's write: seen in eBPF captures of dtls.test. Kept PENDING_RECORDS at most, the oldest given up.
+   */
+  private readonly pendingRecords: PendingRecord[] = [];
+  private retrying = false;
   // why: packets of one connection come in runs (bulk transfers, GSO segments); remembering the last
   // IPv4 flow skips building and hashing its table key for the rest of the run
   private last: FlowState | null = null;
@@ -870,6 +883,7 @@ export class Analyzer {
   endCapture(): void {
     if (this.ended) return;
     this.ended = true;
+    for (const r of this.pendingRecords.splice(0)) this.giveUpRecord(r);
     for (const fs of this.states) {
       let n = 0;
       for (const c2s of [true, false]) {
@@ -1052,6 +1066,7 @@ export class Analyzer {
     if (packet6) this.index.set6(indexNode(node, netns), transport === 'tcp', packet6.data, packet6.addrOffset, ap, bp, fs);
     else this.index.set(indexNode(node, netns), transport === 'tcp', a, ap, b, bp, fs);
     if (this.udpEnds !== null && transport === 'udp') this.addUdpEnds(fs);
+    if (this.pendingRecords.length > 0 && transport === 'udp') this.retryRecords(fs);
     // why: the tuple now names this flow; a remembered older flow of the same tuple must not be reused
     this.last = null;
     this.states.push(fs);
@@ -2112,7 +2127,7 @@ export class Analyzer {
     if (!src || !dst) this.noteUnattributed(node, pdu === null ? null : comments);
     // (a UDP flow's partition is its ports', as its packets' are: a wildcard record's local address is not the flow's)
     if (this.part && (src && dst ? partitionOf(tcp ? srcKey : 0, src.port, tcp ? dstKey : 0, dst.port, this.part.count) : 0) !== this.part.index) return null;
-    this.counters.tlsRecords++;
+    if (!this.retrying) this.counters.tlsRecords++;
     if (!pdu || !src || !dst) { this.counters.tlsRecordsUnmatched++; return null; }
     const attrs = tlsAttrsOf(comments) ?? NO_ATTRS;
     const meta = this.nodes.get(node);
@@ -2127,12 +2142,16 @@ export class Analyzer {
     if (!tcp && UNSPECIFIED.has(mine.ip)) {
       // why: an unconnected UDP socket bound to the wildcard (a DTLS server's) has no local address of its own; its
       // record is the one UDP flow's between its peer and its local port, and never makes a flow (FORMAT.md)
-      fs = this.udpFlowTo(indexNode(node, netns), other, mine.port);
-      if (!fs) {
-        this.counters.tlsRecordsUnmatched++;
-        this.noteUnattributed(node, comments);
+      const found = this.udpFlowTo(indexNode(node, netns), other, mine.port);
+      if (!found) {
+        // (no such flow yet: kept for the one its datagrams may still make, a copy, the data being a view of the reader's
+        // buffer; two such flows (null): it is neither's)
+        if (found === undefined && !this.retrying) {
+          this.keepRecord({ key: udpEndKey(indexNode(node, netns), other.ip, other.port, mine.port), node, data: Buffer.from(data.subarray(start, end)), tsMs, flags, comments });
+        } else this.giveUpRecord({ node, comments });
         return null;
       }
+      fs = found;
       const f = fs.flow;
       mine = f.src.port === other.port && f.src.ip === other.ip ? f.dst : f.src;
       [src, dst] = dirOut ? [mine, other] : [other, mine];
@@ -2187,12 +2206,14 @@ export class Analyzer {
     // report its first writes before the server's hello packet may be in the stream)
     if (tcp && fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
     // (a UDP flow known from its records only, or one its datagrams left unnamed (the capture began after its hello, or
-    // to port 443 QUIC was still possible): its records say DTLS; its datagrams, if more come, are not read for a hello,
-    // which came before any record)
+    // to port 443 QUIC was still possible): its records say DTLS. Datagrams that come after are still read for a hello
+    // while none of the flow came before: the helper writes a record as its hook reports it, and the packets of the same
+    // moment when its packet ring hands them over, later; seen in eBPF captures of dtls.test, where the client's first
+    // record often came before its ClientHello. Once datagrams came without one, the capture began after it)
     if (!tcp && (fs.app === 'classify' || fs.app === 'unknown')) {
       fs.app = 'dtls';
       f.app = 'dtls';
-      extra(fs).dtls = null;
+      if (f.packets > 0) extra(fs).dtls = null;
     }
     // (a DTLS record is a datagram's plaintext, not a stream's: it is not read as HTTP or a database's login)
     if (!tcp) return f.id;
@@ -2203,15 +2224,42 @@ export class Analyzer {
 
   /**
    * The one UDP flow between `peer` and a local end of port `localPort` (any address), on the index node; undefined
-   * when there is none, or more than one (then no record is tied on a guess). Its table is made on first use and kept
+   * when there is none (yet), null when there are more than one (then no record is tied on a guess). Its table is made on first use and kept
    * as UDP flows are added (see addFlow).
    */
-  private udpFlowTo(nodeKey: string, peer: Endpoint, localPort: number): FlowState | undefined {
+  private udpFlowTo(nodeKey: string, peer: Endpoint, localPort: number): FlowState | null | undefined {
     if (this.udpEnds === null) {
       this.udpEnds = new Map();
       for (const fs of this.states) if (fs.flow.transport === 'udp') this.addUdpEnds(fs);
     }
-    return this.udpEnds.get(udpEndKey(nodeKey, peer.ip, peer.port, localPort)) ?? undefined;
+    return this.udpEnds.get(udpEndKey(nodeKey, peer.ip, peer.port, localPort));
+  }
+
+  private keepRecord(r: PendingRecord): void {
+    this.pendingRecords.push(r);
+    if (this.pendingRecords.length > PENDING_RECORDS) this.giveUpRecord(this.pendingRecords.shift()!);
+  }
+
+  /** A record no flow takes (or came for): unmatched, its process's verdicts saying so. */
+  private giveUpRecord(r: Pick<PendingRecord, 'node' | 'comments'>): void {
+    this.counters.tlsRecordsUnmatched++;
+    this.noteUnattributed(r.node, r.comments);
+  }
+
+  /** The kept records of a new UDP flow's ends, read again: they join it now. */
+  private retryRecords(fs: FlowState): void {
+    const f = fs.flow;
+    const nodeKey = indexNode(f.node, f.netns ?? null);
+    const keys = [udpEndKey(nodeKey, f.src.ip, f.src.port, f.dst.port), udpEndKey(nodeKey, f.dst.ip, f.dst.port, f.src.port)];
+    const mine = this.pendingRecords.filter((r) => keys.includes(r.key));
+    if (mine.length === 0) return;
+    for (const r of mine) this.pendingRecords.splice(this.pendingRecords.indexOf(r), 1);
+    this.retrying = true;
+    try {
+      for (const r of mine) this.onTlsRecord(r.node, r.data, 0, r.data.length, r.tsMs, r.flags, r.comments);
+    } finally {
+      this.retrying = false;
+    }
   }
 
   /** A UDP flow's two ends in udpEnds, each with the other's port; a key two flows share is null (ambiguous). */

@@ -26,7 +26,7 @@ const CLIENT = { pid: 100, comm: 'openssl', lib: 'openssl', udp: true };
 const SERVER = { pid: 200, comm: 'openssl', lib: 'openssl', udp: true };
 
 function analyze(buf: Buffer): { flows: Flow[]; analyzer: Analyzer } {
-  const a = analyzeCapture(buf);
+  const a = analyzeCapture(buf, { end: true });
   return { flows: a.flows(), analyzer: a };
 }
 
@@ -66,6 +66,18 @@ describe('DTLS records from the hooks', () => {
     expect(f.tls!.server).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true, reason: null });
     // (a datagram's plaintext is not read as HTTP)
     expect(f.http).toEqual([]);
+  });
+
+  it("a record written before its connection's datagrams (the helper's packet ring hands them over later): the hello is still read", () => {
+    const b = base();
+    b.tls(client, server, 'out', Buffer.from('hello over dtls\n'), CLIENT);
+    dtlsDatagrams(b);
+    b.tls(client, server, 'in', Buffer.from('hello over dtls\n'), SERVER);
+    const { flows } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ transport: 'udp', app: 'dtls', seenBy: 'packets', src: client, dst: server, packets: opensslDtls.length + 2 });
+    expect(flows[0]!.tls).toMatchObject({ sni: 'fp.tapscope.test', ja4: expect.stringMatching(/^d/) });
+    expect(flows[0]!.tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
   });
 
   it('never join a TCP flow of the same ports, nor a TCP record a UDP flow', () => {
@@ -137,6 +149,31 @@ describe('DTLS records from the hooks', () => {
     // (the client's side is not the server's plaintext)
     expect(flows[0]!.tls!.client!.plaintext).toBe(false);
     expect(analyzer.counters).toMatchObject({ tlsRecords: 2, tlsRecordsUnmatched: 0 });
+  });
+
+  it("a wildcard server's record before any datagram or record of its flow (the helper's packet ring hands them over later) joins the flow when it comes", () => {
+    const b = base();
+    const any = { ip: '0.0.0.0', port: server.port };
+    // (the server's read reported before the client's write, and both before the datagrams)
+    b.tls(client, any, 'in', Buffer.from('hello\n'), SERVER);
+    b.tls(client, server, 'out', Buffer.from('hello\n'), CLIENT);
+    dtlsDatagrams(b);
+    b.tls(any, client, 'out', Buffer.from('back\n'), SERVER);
+    const { flows, analyzer } = analyze(b.build());
+    expect(flows).toHaveLength(1);
+    expect(flows[0]).toMatchObject({ transport: 'udp', app: 'dtls', seenBy: 'packets', src: client, dst: server });
+    expect(flows[0]!.tls).toMatchObject({ sni: 'fp.tapscope.test' });
+    expect(flows[0]!.tls!.server).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+    expect(flows[0]!.tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+    expect(analyzer.counters).toMatchObject({ tlsRecords: 3, tlsRecordsUnmatched: 0 });
+    // (and with no client record: the first datagram makes the flow)
+    const c = base();
+    c.tls(client, any, 'in', Buffer.from('hello\n'), SERVER);
+    dtlsDatagrams(c);
+    const only = analyze(c.build());
+    expect(only.flows).toHaveLength(1);
+    expect(only.flows[0]!.tls!.server).toMatchObject({ via: 'hook', plaintext: true });
+    expect(only.analyzer.counters).toMatchObject({ tlsRecords: 1, tlsRecordsUnmatched: 0 });
   });
 
   it('and so does an IPv6 wildcard socket\'s, its IPv4 peer mapped (::, ::ffff:a.b.c.d)', () => {
