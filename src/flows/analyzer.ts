@@ -1653,9 +1653,10 @@ export class Analyzer {
       case 'dns': {
         // (DNS over TCP: both directions' messages, each after its length, as many as the connection carries; not in a
         // connection taken up in the middle, whose first bytes need not begin a message)
+        const midstream = this.midstream(fs);
         for (const c2s of [true, false]) {
           const dir = c2s ? fs.c2s : fs.s2c;
-          if (this.midstream(fs)) this.stopDir(fs, c2s);
+          if (midstream) this.stopDir(fs, c2s);
           else if (dir && dir !== DONE && dir.head) {
             const head = dir.head;
             dir.head = null;
@@ -2224,8 +2225,8 @@ export class Analyzer {
 
   /**
    * The one UDP flow between `peer` and a local end of port `localPort` (any address), on the index node; undefined
-   * when there is none (yet), null when there are more than one (then no record is tied on a guess). Its table is made on first use and kept
-   * as UDP flows are added (see addFlow).
+   * when there is none (yet), null when there are more than one (then no record is tied on a guess). Its table is
+   * made on first use and kept as UDP flows are added (see addFlow).
    */
   private udpFlowTo(nodeKey: string, peer: Endpoint, localPort: number): FlowState | null | undefined {
     if (this.udpEnds === null) {
@@ -2248,9 +2249,7 @@ export class Analyzer {
 
   /** The kept records of a new UDP flow's ends, read again: they join it now. */
   private retryRecords(fs: FlowState): void {
-    const f = fs.flow;
-    const nodeKey = indexNode(f.node, f.netns ?? null);
-    const keys = [udpEndKey(nodeKey, f.src.ip, f.src.port, f.dst.port), udpEndKey(nodeKey, f.dst.ip, f.dst.port, f.src.port)];
+    const keys = udpEndKeys(fs.flow);
     const mine = this.pendingRecords.filter((r) => keys.includes(r.key));
     if (mine.length === 0) return;
     for (const r of mine) this.pendingRecords.splice(this.pendingRecords.indexOf(r), 1);
@@ -2264,10 +2263,7 @@ export class Analyzer {
 
   /** A UDP flow's two ends in udpEnds, each with the other's port; a key two flows share is null (ambiguous). */
   private addUdpEnds(fs: FlowState): void {
-    const f = fs.flow;
-    const nodeKey = indexNode(f.node, f.netns ?? null);
-    for (const [a, b] of [[f.src, f.dst], [f.dst, f.src]] as const) {
-      const k = udpEndKey(nodeKey, a.ip, a.port, b.port);
+    for (const k of udpEndKeys(fs.flow)) {
       const had = this.udpEnds!.get(k);
       this.udpEnds!.set(k, had === undefined || had === fs ? fs : null);
     }
@@ -2618,6 +2614,12 @@ const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 /** udpEnds' key: one end of a UDP flow on an index node, and the other end's port. */
 function udpEndKey(nodeKey: string, ip: string, port: number, otherPort: number): string {
   return `${nodeKey}|${ip}|${port}|${otherPort}`;
+}
+
+/** A UDP flow's two udpEnds keys: each end with the other's port. */
+function udpEndKeys(f: Flow): [string, string] {
+  const nodeKey = indexNode(f.node, f.netns ?? null);
+  return [udpEndKey(nodeKey, f.src.ip, f.src.port, f.dst.port), udpEndKey(nodeKey, f.dst.ip, f.dst.port, f.src.port)];
 }
 
 /** The flow table's node key: a foreign network namespace's hook-only flows live apart from the node's captured ones. */
