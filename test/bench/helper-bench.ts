@@ -214,16 +214,9 @@ async function udpWatch(lab: Lab): Promise<void> {
   console.log(`\niperf3 UDP at ${UDP_SLOW.bitrate}bit/s of ${UDP_SLOW.len}-byte datagrams (400/s, below the flood guard), ${SECONDS}s per capture, ` +
     `${ROUNDS_TP} interleaved rounds; cpu_ms/s: the helper's CPU from "ready" to the end of the traffic per second of it`);
   console.log('round capturer          packets  cpu_ms/s  datagrams/s');
-  const slow = new Map<string, Result[]>(watchers.map((c) => [c.name, []]));
   const msPerS = (r: Result) => (r.cpuS - r.startCpuS) * 1000 / r.wallS;
-  for (let round = 0; round < ROUNDS_TP; round++) {
-    for (let k = 0; k < watchers.length; k++) {
-      const c = watchers[(k + round) % watchers.length]!;
-      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready, UDP_SLOW);
-      slow.get(c.name)!.push(r);
-      console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${fmt(msPerS(r)).padStart(9)} ${fmt(r.udp!.sentPps, 0).padStart(12)}`);
-    }
-  }
+  const slow = await rotatingRounds(lab, watchers, UDP_SLOW, (round, r) =>
+    console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${fmt(msPerS(r)).padStart(9)} ${fmt(r.udp!.sentPps, 0).padStart(12)}`));
   console.log(`medians of ${ROUNDS_TP} rounds:`);
   for (const [name, runs] of slow) console.log(`${name.padEnd(16)} cpu_ms/s ${fmt(median(runs.map(msPerS)))}  datagrams/s ${fmt(median(runs.map((r) => r.udp!.sentPps)), 0)}`);
   for (const mode of ['afpacket', 'ebpf']) {
@@ -242,27 +235,37 @@ async function udpWatch(lab: Lab): Promise<void> {
 const gb = (r: Result) => r.gbps * SECONDS / 8;
 const cpuPerGb = (r: Result) => (r.cpuS - r.startCpuS) / gb(r);
 
+/**
+ * ROUNDS_TP rounds of a capture by each capturer (iperf3 in UDP mode when `udp`), `each` told of every run as it ends;
+ * the runs by capturer. why rounds in a rotating order: machine load on the shared cores drifts, and every round runs
+ * every capturer.
+ */
+async function rotatingRounds(lab: Lab, capturers: Capturer[], udp: Udp | undefined, each: (round: number, r: Result) => void): Promise<Map<string, Result[]>> {
+  const byName = new Map<string, Result[]>(capturers.map((c) => [c.name, []]));
+  for (let round = 0; round < ROUNDS_TP; round++) {
+    for (let k = 0; k < capturers.length; k++) {
+      const c = capturers[(k + round) % capturers.length]!;
+      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready, udp);
+      byName.get(c.name)!.push(r);
+      each(round, r);
+    }
+  }
+  return byName;
+}
+
 async function compareCapturers(lab: Lab, what: string, capturers: Capturer[], udp?: Udp): Promise<Map<string, Result[]>> {
   const totalCpuPerGb = (r: Result) => r.cpuS / gb(r);
   const dropFrac = (r: Result) => r.drops / (r.packets + r.drops);
-  const byName = new Map<string, Result[]>(capturers.map((c) => [c.name, []]));
   console.log(`${what}, ${SECONDS}s per capture, ${ROUNDS_TP} interleaved rounds, ring ${RING_MB} MiB, capture on the client namespace (-i any), output to /dev/null`);
   console.log('cpu_s/GB: CPU from "ready" to the end of the traffic per GB carried; start_cpu_s: CPU used before "ready"; total_s/GB: both');
   if (udp) console.log('iperf_Gbps, datagrams/s: what the client sent (all of it crossed the capture point); recv_Gbps, lost_%: what the server got');
   const udpCols = (r: Result) => (r.udp ? ` ${fmt(r.udp.sentPps, 0).padStart(11)} ${fmt(r.udp.receivedGbps, 3).padStart(9)} ${fmt(r.udp.lostPct, 1).padStart(6)}` : '');
   console.log('round capturer          packets    drops  drop_%   cpu_s  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps' +
     (udp ? ' datagrams/s recv_Gbps lost_%' : ''));
-  for (let round = 0; round < ROUNDS_TP; round++) {
-    // why: machine load on the shared cores drifts; every round runs every capturer, in a rotating order
-    for (let k = 0; k < capturers.length; k++) {
-      const c = capturers[(k + round) % capturers.length]!;
-      const r = await runCapture(lab, c.name, c.argv, c.parse, c.ready, udp);
-      byName.get(c.name)!.push(r);
-      console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ` +
-        `${fmt(dropFrac(r) * 100, 3).padStart(7)} ${fmt(r.cpuS).padStart(7)} ${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.startCpuS).padStart(12)} ` +
-        `${fmt(totalCpuPerGb(r), 3).padStart(11)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.gbps, udp ? 3 : 2).padStart(11)}${udpCols(r)}`);
-    }
-  }
+  const byName = await rotatingRounds(lab, capturers, udp, (round, r) =>
+    console.log(`${String(round + 1).padStart(5)} ${r.name.padEnd(16)} ${String(r.packets).padStart(8)} ${String(r.drops).padStart(8)} ` +
+      `${fmt(dropFrac(r) * 100, 3).padStart(7)} ${fmt(r.cpuS).padStart(7)} ${fmt(cpuPerGb(r), 3).padStart(9)} ${fmt(r.startCpuS).padStart(12)} ` +
+      `${fmt(totalCpuPerGb(r), 3).padStart(11)} ${fmt(r.maxRssMb, 1).padStart(10)} ${fmt(r.gbps, udp ? 3 : 2).padStart(11)}${udpCols(r)}`));
   console.log(`medians of ${ROUNDS_TP} rounds:`);
   console.log('capturer          drop_%  drops(total)  cpu_s/GB  start_cpu_s  total_s/GB  maxRSS_MB  iperf_Gbps' + (udp ? ' datagrams/s lost_%' : ''));
   for (const [name, rs] of byName) {
