@@ -6,22 +6,16 @@ import { closeSync, createReadStream, openSync, readSync, writeSync } from 'node
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { TapscopeError } from '../errors.js';
+import { COMPRESSORS, type Compression } from './compressors.js';
 
-export type Compression = 'gzip' | 'zstd' | 'lz4' | 'xz' | 'bzip2';
+export type { Compression };
 
-const MAGICS: readonly [Compression, readonly number[]][] = [
-  ['gzip', [0x1f, 0x8b]],
-  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
-  ['lz4', [0x04, 0x22, 0x4d, 0x18]],
-  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
-  ['bzip2', [0x42, 0x5a, 0x68]],
-];
-
-const TOOLS: Record<Exclude<Compression, 'gzip'>, string> = { zstd: 'zstd -d', lz4: 'lz4 -d', xz: 'xz -d', bzip2: 'bzip2 -d' };
+/** The command that decompresses a file of compressor c. */
+const toolOf = (c: Compression): string => COMPRESSORS.find((k) => k.name === c)!.tool;
 
 /** The compressor whose magic number `head` begins with, or null (a capture's own magic numbers are none of these). */
 export function compressionOf(head: Uint8Array): Compression | null {
-  for (const [name, magic] of MAGICS) {
+  for (const { name, magic } of COMPRESSORS) {
     if (head.length >= magic.length && magic.every((b, i) => head[i] === b)) return name;
   }
   return null;
@@ -46,7 +40,7 @@ export function isGzip(path: string, name = path): boolean {
   const c = fileCompression(path);
   if (c === null || c === 'gzip') return c === 'gzip';
   throw new TapscopeError('E_PCAPNG_MALFORMED',
-    `${name} is compressed with ${c}; tapscope reads gzip-compressed captures and uncompressed ones: decompress it first (${name === path ? `${TOOLS[c]} ${path}` : `with ${TOOLS[c]}`})`);
+    `${name} is compressed with ${c}; tapscope reads gzip-compressed captures and uncompressed ones: decompress it first (${name === path ? `${toolOf(c)} ${path}` : `with ${toolOf(c)}`})`);
 }
 
 /** What went wrong in a gzip stream: the copy holds every byte before it. */
