@@ -14,7 +14,8 @@ import type { CaptureFile, DamagedFile } from '../flows/load.js';
 import type { Prompt } from '../targets/target.js';
 import type { CoreService } from '../service/core-service.js';
 import type { Follower } from '../service/follow.js';
-import { flowRow, human, localDateTime, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
+import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
+import { localDateTime } from '../util/time-text.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
 

@@ -539,7 +539,7 @@ describe('tapscope flows into a reader that stops early', () => {
 
 describe('flows table rendering', () => {
   it('clock() is the ISO time of day for years 0-9999 (4-digit ISO years): fractions, before the epoch, midnight', async () => {
-    const { clock } = await import('../../src/cli/flows-output.js');
+    const { clock } = await import('../../src/util/time-text.js');
     let seed = 7;
     const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
     const times = [0, -1, -0.5, 0.999, 86_399_999.9, 86_400_000, -86_400_000.5, 1_732_620_000_719.752, -62_167_219_200_000, 253_402_300_799_999.9];
@@ -548,7 +548,7 @@ describe('flows table rendering', () => {
     for (const t of times) expect(clock(t), String(t)).toBe(new Date(t).toISOString().slice(11, 23));
   });
   it('localClock() and localDateTime() give the local time, as tcpdump, Wireshark and the app show it', async () => {
-    const { localClock, localDateTime } = await import('../../src/cli/flows-output.js');
+    const { localClock, localDateTime } = await import('../../src/util/time-text.js');
     const tz = process.env.TZ;
     try {
       // (Node follows TZ set at run time; a time zone with a half-hour offset and one with daylight saving)

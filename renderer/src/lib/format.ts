@@ -1,6 +1,7 @@
 // Small formatters shared by the views: sizes, counts, times, endpoints.
 import type { Endpoint } from '../../../src/model/flow.js';
 import { endpointText } from '../../../src/util/ip.js';
+import { localClock, localDateTime } from '../../../src/util/time-text.js';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -18,16 +19,12 @@ export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-export function formatTime(ms: number): string {
-  const d = new Date(ms);
-  const p = (x: number, w = 2) => String(x).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
+/** The local time of day, HH:MM:SS.mmm (as the CLI's flows table gives it). */
+export const formatTime: (ms: number) => string = localClock;
 
+/** The local date and time to the minute, YYYY-MM-DD HH:MM. */
 export function formatDateTime(ms: number): string {
-  const d = new Date(ms);
-  const p = (x: number) => String(x).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return localDateTime(ms).slice(0, 16);
 }
 
 export const formatEndpoint: (e: Endpoint) => string = endpointText;
