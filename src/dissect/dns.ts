@@ -29,6 +29,12 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
     body = payload.subarray(2, 2 + len);
   }
   if (body.length < 12) return null;
+  // why: the header's counts are taken as they are (an array of each count made before the first record is read), and
+  // a payload that is not DNS (another protocol on port 53, a flood of garbage) has counts in the tens of thousands:
+  // 1-3 ms of each such datagram went into making and failing them. A question is at least 5 bytes (the root name,
+  // type, class), a record at least 11 (a TTL and a data length too): counts the message cannot hold make it no DNS
+  const least = 5 * body.readUInt16BE(4) + 11 * (body.readUInt16BE(6) + body.readUInt16BE(8) + body.readUInt16BE(10));
+  if (least > body.length - 12) return null;
   try {
     const p = dnsPacket().decode(body);
     return {

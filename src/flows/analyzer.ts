@@ -41,8 +41,14 @@ export interface AnalyzerOptions {
    */
   details?: boolean;
   reassembly?: ReassemblyLimits;
-  /** Called for every packet (and decrypted record) with the id of the flow it was counted in. */
-  onPacket?: ((block: PacketBlock, flowId: string | null) => void) | null;
+  /**
+   * Called for every packet (and decrypted record) with the id of the flow it was counted in. A record that no flow
+   * takes yet but may (a DTLS server's, before its connection's first datagram) has flowId null and `kept` a number
+   * (-1 for every other block): onRecordSettled says later which flow it joined.
+   */
+  onPacket?: ((block: PacketBlock, flowId: string | null, kept: number) => void) | null;
+  /** A kept record (see onPacket) joined flow `flowId`, or was given up (null: no such flow came, or the capture ended). */
+  onRecordSettled?: ((kept: number, flowId: string | null) => void) | null;
   /**
    * Keep only the flows of one partition of `count` (a hash of the 5-tuple that both directions share), and
    * count only their packets; packets of no flow belong to partition 0. The partitions of one capture add
@@ -111,6 +117,8 @@ interface StreamEvents {
 class DirState implements StreamSink {
   reasm: TcpReassembler | null = null;
   head: Buffer | null = null;
+  /** DNS over TCP: a message's parts while it is incomplete (head first), joined once it is whole */
+  parts: Buffer[] | null = null;
   http1: Http1Parser | null = null;
   http2: Http2Parser | null = null;
   /** a TLS direction decrypted with a key log's secrets: its records go here once its hello is read */
@@ -152,7 +160,7 @@ interface HookState {
 }
 
 /** A decrypted record kept until its flow comes (see Analyzer.pendingRecords). */
-interface PendingRecord { key: string; node: string; data: Buffer; tsMs: number; flags: number | null; comments: readonly string[] }
+interface PendingRecord { key: string; node: string; data: Buffer; tsMs: number; flags: number | null; comments: readonly string[]; kept: number }
 
 const PENDING_RECORDS = 256;
 
@@ -575,7 +583,7 @@ function header(headers: [string, string][], name: string): string | null {
 }
 
 export class Analyzer {
-  private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'partition' | 'keyLog'>>;
+  private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'onRecordSettled' | 'partition' | 'keyLog'>>;
   /** the key log given and the capture's Decryption Secrets Blocks (see AnalyzerOptions.keyLog) */
   private keyLog: KeyLog | null;
   /** secrets blocks of the capture that could not be read (their errors; the lines before the bad one were taken) */
@@ -592,7 +600,11 @@ export class Analyzer {
   private streams = 0;
   /** origin of the block being processed */
   private origin = 0;
-  private readonly observe: ((block: PacketBlock, flowId: string | null) => void) | null;
+  private readonly observe: ((block: PacketBlock, flowId: string | null, kept: number) => void) | null;
+  private readonly settled: ((kept: number, flowId: string | null) => void) | null;
+  /** the number of the record kept by the block being read, -1 when none; the next one's */
+  private keptNow = -1;
+  private keptCount = 0;
   /** (node, 5-tuple) -> the flow currently using that tuple */
   private readonly index = new TupleIndex<FlowState>();
   /** every id handed out (the collision check), each with its flow's index in `states` (see stateById) */
@@ -690,6 +702,7 @@ export class Analyzer {
       reassembly: options.reassembly ?? DEFAULT_LIMITS,
     };
     this.observe = options.onPacket ?? null;
+    this.settled = options.onRecordSettled ?? null;
     this.part = options.partition && options.partition.count > 1 ? options.partition : null;
     this.keyLog = options.keyLog ?? null;
     // why: without details an exchange keeps no body and no header but Host (the summaries' host), so its
@@ -791,11 +804,12 @@ export class Analyzer {
       case 'epb':
       case 'spb':
         if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
+          this.keptNow = -1;
           const id = this.onTlsRecord(st.node, b.data, 0, b.data.length, b.tsMs, b.flags, b.comments);
-          if (this.observe) this.observe(b, id);
+          if (this.observe) this.observe(b, id, this.keptNow);
         } else {
           const id = this.onPacket(st, b.iface.linkType, b.data, 0, b.data.length, b.tsMs, b.origLen, b.iface.interfaceId);
-          if (this.observe) this.observe(b, id);
+          if (this.observe) this.observe(b, id, -1);
         }
         break;
       case 'custom':
@@ -1466,10 +1480,33 @@ export class Analyzer {
    * full and every one has its answer, the connection is not read further.
    */
   private feedDnsTcp(fs: FlowState, c2s: boolean, dir: DirState, chunk: Buffer): void {
-    const buf = dir.head ? Buffer.concat([dir.head, chunk]) : chunk;
+    const head = dir.head;
+    let buf: Buffer;
+    if (head !== null && head.length >= 2) {
+      // why: an answer of up to 64 KiB comes in dozens of segments; joining the message so far to each made a zone
+      // transfer's reading copy each message ~20 times over. Its parts are joined once, when it is whole
+      const parts = (dir.parts ??= [head]);
+      let have = chunk.length;
+      for (const p of parts) have += p.length;
+      if (have < 2 + head.readUInt16BE(0)) {
+        // (a copy: the chunk may be a view of the reader's buffer)
+        parts.push(Buffer.from(chunk));
+        return;
+      }
+      parts.push(chunk);
+      buf = Buffer.concat(parts);
+      dir.parts = null;
+    } else buf = head ? Buffer.concat([head, chunk]) : chunk;
     let at = 0;
     while (buf.length - at >= 2) {
       const len = buf.readUInt16BE(at);
+      // why: a DNS message is at least its 12-byte header; a shorter length is no DNS over TCP (another protocol on
+      // port 53), and reading on took a zero-filled segment as 700 empty messages
+      if (len < 12) {
+        dir.head = null;
+        this.stopDir(fs, c2s);
+        return;
+      }
       if (buf.length - at < 2 + len) break;
       const msg = parseDns(buf.subarray(at + 2, at + 2 + len), false);
       if (msg) this.onDns(fs, msg);
@@ -2148,7 +2185,8 @@ export class Analyzer {
         // (no such flow yet: kept for the one its datagrams may still make, a copy, the data being a view of the reader's
         // buffer; two such flows (null): it is neither's)
         if (found === undefined && !this.retrying) {
-          this.keepRecord({ key: udpEndKey(indexNode(node, netns), other.ip, other.port, mine.port), node, data: Buffer.from(data.subarray(start, end)), tsMs, flags, comments });
+          this.keptNow = this.keptCount++;
+          this.keepRecord({ key: udpEndKey(indexNode(node, netns), other.ip, other.port, mine.port), node, data: Buffer.from(data.subarray(start, end)), tsMs, flags, comments, kept: this.keptNow });
         } else this.giveUpRecord({ node, comments });
         return null;
       }
@@ -2242,9 +2280,10 @@ export class Analyzer {
   }
 
   /** A record no flow takes (or came for): unmatched, its process's verdicts saying so. */
-  private giveUpRecord(r: Pick<PendingRecord, 'node' | 'comments'>): void {
+  private giveUpRecord(r: Pick<PendingRecord, 'node' | 'comments'> & { kept?: number }): void {
     this.counters.tlsRecordsUnmatched++;
     this.noteUnattributed(r.node, r.comments);
+    if (r.kept !== undefined) this.settled?.(r.kept, null);
   }
 
   /** The kept records of a new UDP flow's ends, read again: they join it now. */
@@ -2255,7 +2294,11 @@ export class Analyzer {
     for (const r of mine) this.pendingRecords.splice(this.pendingRecords.indexOf(r), 1);
     this.retrying = true;
     try {
-      for (const r of mine) this.onTlsRecord(r.node, r.data, 0, r.data.length, r.tsMs, r.flags, r.comments);
+      for (const r of mine) {
+        // (null: it matches two flows by now, and was given up as such)
+        const id = this.onTlsRecord(r.node, r.data, 0, r.data.length, r.tsMs, r.flags, r.comments);
+        this.settled?.(r.kept, id);
+      }
     } finally {
       this.retrying = false;
     }

@@ -73,19 +73,43 @@ export function damageError(damaged: DamagedFile[]): TapscopeError | null {
  * other blocks): a second Analyzer, since ids are derived from the packets, so no per-packet index is kept. `onFile`
  * is told before each file is read. A damaged block or a cut tail ends a file as in analyzeFiles. The pcapng
  * export and Follow stream read a session this way.
+ *
+ * A record the analysis keeps for a flow still to come (a DTLS server's, read before its connection's first
+ * datagram: the helper writes packets up to 50 ms after the records of the same moment) is handed on when its flow
+ * comes, with that flow's id, just before the block that made the flow; one no flow came for, at the end of its file
+ * with null.
  */
 export async function readWithFlowIds(
   files: CaptureFile[], onBlock: (b: PcapngBlock, flowId: string | null, file: CaptureFile) => void, onFile?: (file: CaptureFile) => void,
 ): Promise<void> {
   let matched: string | null = null;
-  const tracker = new Analyzer({ details: false, onPacket: (_b, id) => { matched = id; } });
+  let kept = -1;
+  // (the kept records' blocks, copies: a block's data is a view of the reader's buffer, read into again)
+  const held = new Map<number, PcapngBlock>();
+  const settled: [PcapngBlock, string | null][] = [];
+  const tracker = new Analyzer({
+    details: false,
+    onPacket: (_b, id, k) => { matched = id; kept = k; },
+    onRecordSettled: (k, id) => {
+      const b = held.get(k);
+      if (b === undefined) return;
+      held.delete(k);
+      settled.push([b, id]);
+    },
+  });
   for (const f of files) {
     onFile?.(f);
     const feed = tracker.stream(f.node);
     await readBlocks(f.path, (b: PcapngBlock) => {
       matched = null;
+      kept = -1;
       feed(b);
-      onBlock(b, matched, f);
+      for (const [late, id] of settled.splice(0)) onBlock(late, id, f);
+      if (kept >= 0 && b.type === 'epb') held.set(kept, { ...b, data: Buffer.from(b.data) });
+      else onBlock(b, matched, f);
     }, { tolerateTruncatedTail: true, tolerateDamage: true });
+    // (its interfaces are this file's section's: they go before the next file's)
+    for (const b of held.values()) onBlock(b, null, f);
+    held.clear();
   }
 }

@@ -1,6 +1,6 @@
 // DNS dissector with real queries from Node's resolver (c-ares) to a tiny DNS server on loopback:
 // UDP, then TCP after a truncated UDP answer (2-byte length prefix), answers and rcodes.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import dgram from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import net from 'node:net';
@@ -104,6 +104,27 @@ describe('DNS over TCP (after a truncated UDP answer)', () => {
     expect(parseDns(Buffer.from([0]), true)).toBeNull();
     expect(parseDns(Buffer.from('not a dns message at all!!'), false)).toBeNull();
     expect(parseDns(Buffer.alloc(5), false)).toBeNull();
+  });
+  it('counts the message cannot hold are no DNS, read no further (not made into arrays of each count and failed)', () => {
+    const header = (qd: number, an: number): Buffer => Buffer.from([0, 7, 1, 0, qd >> 8, qd & 0xff, an >> 8, an & 0xff, 0, 0, 0, 0]);
+    // (the least question: the root name, type A, class IN; the least record: the root, type NULL, IN, TTL 0, no data)
+    const question = Buffer.from('000001' + '0001', 'hex');
+    const record = Buffer.from('00000a0001' + '00000000' + '0000', 'hex');
+    expect(parseDns(Buffer.concat([header(1, 0), question]), false)?.questions).toEqual([{ name: '.', type: 'A' }]);
+    expect(parseDns(Buffer.concat([header(0, 1), record]), false)?.answers).toHaveLength(1);
+    expect(parseDns(Buffer.concat([header(1, 1), question, record]), false)?.answers).toHaveLength(1);
+    const decode = vi.spyOn(dnsPacket, 'decode');
+    try {
+      // (a byte short of each)
+      expect(parseDns(Buffer.concat([header(1, 0), question.subarray(1)]), false)).toBeNull();
+      expect(parseDns(Buffer.concat([header(1, 1), question, record.subarray(1)]), false)).toBeNull();
+      // (garbage on port 53: 65535 questions in 1400 bytes)
+      expect(parseDns(Buffer.alloc(1400, 0xff), false)).toBeNull();
+      expect(parseDns(Buffer.concat([Buffer.from([0x05, 0x78]), Buffer.alloc(1400, 0x41)]), true)).toBeNull();
+      expect(decode).not.toHaveBeenCalled();
+    } finally {
+      decode.mockRestore();
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import dnsPacket, { type DnsPacket } from 'dns-packet';
 import type { Flow } from '../../src/model/flow.js';
+import { analyzeFiles } from '../../src/flows/load.js';
 import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tapscope-dnstcp-'));
@@ -105,5 +106,38 @@ describe('DNS over TCP', () => {
     }
     const f = analyze(g.build())[0]!;
     expect(f.dns).toEqual([{ id: 0x1111, query: 'one.example.test', type: 'A', rcode: 'NOERROR', answers: ['A 192.0.2.1', 'A 192.0.2.2'] }]);
+  });
+
+  it("a message in many parts, read from a file, the reader's buffers read into again between them: read whole", async () => {
+    const long = framed({ type: 'response', id: 0x5555, flags: 0, questions: [{ type: 'TXT', name: 'long.example.test' }],
+      answers: [{ type: 'TXT', name: 'long.example.test', data: Array.from({ length: 200 }, (_, i) => String.fromCharCode(0x61 + (i % 26)).repeat(250)) }] });
+    const parts = Array.from({ length: Math.ceil(long.length / 1400) }, (_, i) => long.subarray(i * 1400, (i + 1) * 1400));
+    const m = new CaptureBuilder();
+    tcpConversation(m, client, server, [q1, ...parts.map(() => null)], [null, ...parts], {
+      // (after the answer's second part, kept as it is, 4 MiB of another flow's datagrams)
+      afterTurn: (turn) => {
+        if (turn === 2) for (let i = 0; i < 3000; i++) m.udp({ src: '10.53.0.9', dst: '10.53.0.10', sport: 5000, dport: 6000, payload: Buffer.alloc(1400, i) });
+      },
+    });
+    const path = join(tmp, 'dns-tcp-long.pcapng');
+    writeFileSync(path, m.build());
+    const { analyzer } = await analyzeFiles([{ path }]);
+    const f = analyzer.flows().find((x) => x.app === 'dns')!;
+    expect(f.dns).toHaveLength(2);
+    expect(f.dns![1]!.answers[0]).toBe(`TXT ${Array.from({ length: 200 }, (_, i) => String.fromCharCode(0x61 + (i % 26)).repeat(250)).join(' ')}`);
+  });
+
+  it('stops reading a direction at a length shorter than a DNS header: not DNS over TCP (zero-filled segments were read as 700 empty messages each)', () => {
+    const z = new CaptureBuilder();
+    tcpConversation(z, client, server, [q1, Buffer.alloc(1400), Buffer.alloc(1400), q2, q3, null], [r1, null, null, null, null, big]);
+    const f = analyze(z.build())[0]!;
+    // (the client's queries after it are not read; the server's direction still is: its answer stands alone)
+    expect(f.dns!.map((e) => [e.id, e.query, e.rcode])).toEqual([[0x1111, 'one.example.test', 'NOERROR'], [0x3333, 'gone.example.test', 'NXDOMAIN']]);
+    // (a message of exactly a header's 12 bytes is DNS: read on)
+    const header = framed({ type: 'query', id: 0x4444, flags: 0, questions: [] });
+    expect(header.length).toBe(14);
+    const h = new CaptureBuilder();
+    tcpConversation(h, client, server, [q1, header, q2], [r1, null, r2]);
+    expect(analyze(h.build())[0]!.dns!.map((e) => e.id)).toEqual([0x1111, 0x4444, 0x2222]);
   });
 });

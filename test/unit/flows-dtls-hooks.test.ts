@@ -9,7 +9,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowsOnThreads } from '../../src/cli/flows-parallel.js';
-import { analyzeFiles } from '../../src/flows/load.js';
+import { analyzeFiles, readWithFlowIds } from '../../src/flows/load.js';
+import { exportCapture } from '../../src/export/index.js';
+import { parseBuffer } from '../../src/pcapng/reader.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU, type PcapngBlock } from '../../src/pcapng/types.js';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { buildExportedPdu, parseExportedPdu } from '../../src/pcapng/exported-pdu.js';
 import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
@@ -174,6 +177,41 @@ describe('DTLS records from the hooks', () => {
     expect(only.flows).toHaveLength(1);
     expect(only.flows[0]!.tls!.server).toMatchObject({ via: 'hook', plaintext: true });
     expect(only.analyzer.counters).toMatchObject({ tlsRecords: 1, tlsRecordsUnmatched: 0 });
+  });
+
+  it("read again (export, Follow stream, a flow's packets): a record kept for its flow comes with the flow's id, before the datagram that made the flow", async () => {
+    const b = base();
+    const any = { ip: '0.0.0.0', port: server.port };
+    const other = { ip: '10.9.0.5', port: 41005 };
+    b.udp({ src: other.ip, dst: server.ip, sport: other.port, dport: 53, payload: Buffer.from('not this one') });
+    b.tls(client, any, 'in', Buffer.from('hello\n'), SERVER);
+    // (one no flow comes for: at the end of the file, with no flow)
+    b.tls({ ip: '10.9.0.7', port: 5555 }, any, 'in', Buffer.from('nobody\n'), SERVER);
+    // (4 MiB between the record and its flow: the reader's buffers are read into again meanwhile)
+    for (let i = 0; i < 3000; i++) b.udp({ src: other.ip, dst: server.ip, sport: other.port, dport: 53, payload: Buffer.alloc(1400, i) });
+    dtlsDatagrams(b);
+    const path = join(dir, 'kept-record.pcapng');
+    writeFileSync(path, b.build());
+    const dtls = analyze(readFileSync(path)).flows.find((f) => f.app === 'dtls')!;
+    const seen: { b: PcapngBlock; id: string | null }[] = [];
+    await readWithFlowIds([{ path }], (blk, id) => seen.push({ b: blk, id }));
+    const isRecord = (x: PcapngBlock): boolean => x.type === 'epb' && x.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU;
+    // (every block once)
+    expect(seen).toHaveLength(parseBuffer(readFileSync(path)).length);
+    const records = seen.map((x, i) => ({ ...x, i })).filter((x) => isRecord(x.b));
+    expect(records.map((r) => r.id)).toEqual([dtls.id, null]);
+    const firstDatagram = seen.findIndex((x) => x.id === dtls.id && !isRecord(x.b));
+    expect(records[0]!.i).toBe(firstDatagram - 1);
+    expect(records[1]!.i).toBe(seen.length - 1);
+    // (a copy of its bytes: the reader's buffer was read into again)
+    expect((records[0]!.b as { data: Buffer }).data.includes('hello\n')).toBe(true);
+    // the pcapng export of that flow alone has its datagrams and the record
+    const { analyzer } = await analyzeFiles([{ path }]);
+    const out = join(dir, 'kept-record-export.pcapng');
+    await exportCapture([{ path }], analyzer, { format: 'pcapng', out, flowIds: new Set([dtls.id]) });
+    const exported = parseBuffer(readFileSync(out)).filter((x) => x.type === 'epb');
+    expect(exported.filter(isRecord)).toHaveLength(1);
+    expect(exported.length).toBe(seen.filter((x) => x.id === dtls.id).length);
   });
 
   it('and so does an IPv6 wildcard socket\'s, its IPv4 peer mapped (::, ::ffff:a.b.c.d)', () => {
