@@ -119,6 +119,7 @@ class DirState implements StreamSink {
   head: Buffer | null = null;
   /** DNS over TCP: a message's parts while it is incomplete (head first), joined once it is whole */
   parts: Buffer[] | null = null;
+  partBytes = 0;
   http1: Http1Parser | null = null;
   http2: Http2Parser | null = null;
   /** a TLS direction decrypted with a key log's secrets: its records go here once its hello is read */
@@ -548,8 +549,26 @@ const FLOW_ID = /^[0-9a-f]{16}$/;
 function appendCapped(prev: Buffer | null, chunk: Buffer, cap: number): Buffer {
   if (prev && prev.length >= cap) return prev;
   const take = chunk.subarray(0, cap - (prev?.length ?? 0));
-  return prev ? Buffer.concat([prev, take]) : Buffer.from(take);
+  if (!prev) return Buffer.from(take);
+  // why: a stream of small segments (a protocol of short messages not yet named, a hello sent a byte at a time) made
+  // each append copy all that came before: up to the 64 KiB limit, 2 GiB copied for a byte-a-segment direction. The
+  // second append makes a store with room to grow (doubling), which later appends fill in place. Only the view ending
+  // where the store's bytes end extends it: bytes past that are in no view
+  const end = prev.byteOffset + prev.length;
+  if (grownTo.get(prev.buffer) === end && end + take.length <= prev.buffer.byteLength) {
+    take.copy(new Uint8Array(prev.buffer), end);
+    grownTo.set(prev.buffer, end + take.length);
+    return Buffer.from(prev.buffer, prev.byteOffset, prev.length + take.length);
+  }
+  const len = prev.length + take.length;
+  const store = Buffer.allocUnsafeSlow(Math.min(Math.max(cap, len), 2 * len));
+  prev.copy(store, 0);
+  take.copy(store, prev.length);
+  grownTo.set(store.buffer, len);
+  return store.subarray(0, len);
 }
+/** the stores appendCapped grows, each with how many of its bytes are used */
+const grownTo = new WeakMap<ArrayBufferLike, number>();
 
 /** A body for reading: its text (the first BODY_TEXT_CAP bytes), or its size when binary. */
 function bodyText(b: Buffer, size: number): string | null {
@@ -1485,16 +1504,18 @@ export class Analyzer {
     if (head !== null && head.length >= 2) {
       // why: an answer of up to 64 KiB comes in dozens of segments; joining the message so far to each made a zone
       // transfer's reading copy each message ~20 times over. Its parts are joined once, when it is whole
-      const parts = (dir.parts ??= [head]);
-      let have = chunk.length;
-      for (const p of parts) have += p.length;
-      if (have < 2 + head.readUInt16BE(0)) {
+      if (dir.parts === null) {
+        dir.parts = [head];
+        dir.partBytes = head.length;
+      }
+      dir.partBytes += chunk.length;
+      if (dir.partBytes < 2 + head.readUInt16BE(0)) {
         // (a copy: the chunk may be a view of the reader's buffer)
-        parts.push(Buffer.from(chunk));
+        dir.parts.push(Buffer.from(chunk));
         return;
       }
-      parts.push(chunk);
-      buf = Buffer.concat(parts);
+      dir.parts.push(chunk);
+      buf = Buffer.concat(dir.parts, dir.partBytes);
       dir.parts = null;
     } else buf = head ? Buffer.concat([head, chunk]) : chunk;
     let at = 0;
