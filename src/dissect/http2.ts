@@ -81,6 +81,10 @@ interface StreamState {
 
 export class Http2Parser {
   private buf: Buffer = Buffer.alloc(0);
+  /** a frame still incomplete: its parts (the buffer first), joined once the `needed` bytes are here */
+  private waiting: Buffer[] | null = null;
+  private waitingBytes = 0;
+  private needed = 0;
   private prefaceChecked: boolean;
   private readonly streams = new Map<number, StreamState>();
   private readonly table = hpack().table.create({ maxSize: HPACK_DEFAULT });
@@ -107,7 +111,19 @@ export class Http2Parser {
   push(chunk: Buffer, ts: number): HttpMessage[] {
     if (this.broken) return [];
     const out: HttpMessage[] = [];
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.waiting !== null) {
+      // why: a frame may be up to 16 MiB (a peer's SETTINGS_MAX_FRAME_SIZE); joining it so far to each segment copied a
+      // 4 MiB frame 1,500 times (4 s), so its parts are kept and joined once it is whole
+      this.waitingBytes += chunk.length;
+      if (this.waitingBytes < this.needed) {
+        // (a copy: the chunk may be a view of the reader's buffer)
+        this.waiting.push(Buffer.from(chunk));
+        return out;
+      }
+      this.waiting.push(chunk);
+      this.buf = Buffer.concat(this.waiting, this.waitingBytes);
+      this.waiting = null;
+    } else this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.prefaceChecked) {
       const n = Math.min(this.buf.length, H2_PREFACE.length);
       if (!this.buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
@@ -142,6 +158,11 @@ export class Http2Parser {
     }
     // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
     if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
+    if (this.buf.length >= 9 && !this.broken) {
+      this.needed = 9 + this.buf.readUIntBE(0, 3);
+      this.waiting = [this.buf];
+      this.waitingBytes = this.buf.length;
+    }
     return out;
   }
 
@@ -167,6 +188,7 @@ export class Http2Parser {
     for (const s of this.streams.values()) s.msg.bodyTruncated = true;
     const out = this.close();
     this.buf = Buffer.alloc(0);
+    this.waiting = null;
     this.broken = true;
     return out;
   }

@@ -185,6 +185,17 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
       expect(JSON.stringify(out.map((m) => ({ ...m, ts: 0 })))).toBe(ref);
     }
   });
+  it('a frame of 4 MiB (a peer may allow 16 MiB) in 1448-byte segments: the same answer as in one piece', () => {
+    const body = Buffer.alloc(4 << 20, 0x61);
+    const bytes = Buffer.concat([SETTINGS, frame(1, 0x4, 1, Buffer.concat([indexed(8), litIdx(28, String(body.length))])), frame(0, 0x1, 1, body)]);
+    const whole = new Http2Parser('server').push(bytes, 0);
+    const p = new Http2Parser('server');
+    const out: HttpMessage[] = [];
+    for (let o = 0; o < bytes.length; o += 1448) out.push(...p.push(Buffer.from(bytes.subarray(o, o + 1448)), 0));
+    // (its body kept up to the cap)
+    expect(whole.map((m) => [m.status, m.body.length, m.body.every((x) => x === 0x61)])).toEqual([[200, 65536, true]]);
+    expect(out.map((m) => [m.status, m.bodySize, m.body.length])).toEqual(whole.map((m) => [m.status, m.bodySize, m.body.length]));
+  });
   it('a parser started mid-connection (no preface) still reads frames', () => {
     const settingsEnd = 24 + 9 + rec.client.readUIntBE(24, 3);
     const msgs = parse('client', rec.client.subarray(settingsEnd));
