@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCapture, generateHookedFlows, runFlowsBench } from '../bench/flows-bench.js';
+import { CASES, runHostileBench } from '../bench/hostile-bench.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsc-bench-'));
@@ -32,6 +33,23 @@ describe('flows benchmark (smoke size)', () => {
       expect(x.tsharkConversations).toBe(r.capture.tcpFlows);
       // the hooked capture: every flow once, in both tools
       expect([r.hooked!.tapscopeFlows, r.hooked!.tsharkConversations]).toEqual([40, 40]);
+    } finally {
+      if (prev === undefined) delete process.env.BENCH_FROM_SOURCE;
+      else process.env.BENCH_FROM_SOURCE = prev;
+    }
+  });
+
+  it('hostile-bench: both tools read every case, and find the same TCP conversations', () => {
+    const prev = process.env.BENCH_FROM_SOURCE;
+    process.env.BENCH_FROM_SOURCE = '1';
+    try {
+      const rows = runHostileBench(0.02, 1, dir);
+      expect(rows.map((r) => r.name)).toEqual(CASES.map((c) => c.name));
+      for (const r of rows) {
+        expect([r.name, r.tapscope.code, r.tshark.code]).toEqual([r.name, 0, 0]);
+        expect([r.name, r.tapscopeTcpFlows]).toEqual([r.name, r.tsharkConversations]);
+      }
+      expect(rows.filter((r) => r.tapscopeTcpFlows > 0)).toHaveLength(CASES.length - 1);
     } finally {
       if (prev === undefined) delete process.env.BENCH_FROM_SOURCE;
       else process.env.BENCH_FROM_SOURCE = prev;

@@ -1,0 +1,141 @@
+// Captures made to be slow to read: garbage on the DNS port, zero-filled DNS over TCP, hellos and request heads sent a
+// byte a segment, HTTP/2 frames of megabytes in 1448-byte segments, and an unnamed protocol of short messages. Each is
+// read by `tapscope flows --json` and by `tshark -q -z conv,tcp` on the same file in the same run: the ratio says
+// whether any of them costs us more than it costs tshark (each case was once much slower, see the README's
+// benchmarks). Prints, never gates; the suite's smoke run (core-bench-smoke) checks that both tools read every case.
+//
+//   npx tsx test/bench/hostile-bench.ts          (BENCH_HOSTILE_SCALE=1: 10-60 MiB a case; 0.05 for a smoke run)
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
+import { measure, tapscopeArgv, type Measured } from './flows-bench.js';
+
+export interface HostileCase { name: string; what: string; build: (scale: number) => CaptureBuilder }
+
+const C = (i: number): { ip: string; port: number } => ({ ip: `10.77.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`, port: 30000 + (i % 30000) });
+const S = (port: number): { ip: string; port: number } => ({ ip: '10.78.0.1', port });
+const n = (base: number, scale: number): number => Math.max(1, Math.round(base * scale));
+
+/** The bytes cut into segments of `size`. */
+function cut(bytes: Buffer, size: number): Buffer[] {
+  return Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
+}
+
+/** An HTTP/2 frame. */
+function h2frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+
+export const CASES: HostileCase[] = [
+  {
+    name: 'dns-udp-garbage',
+    what: '1400-byte datagrams to port 53, each byte the same (header counts in the thousands)',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      for (let i = 0; i < n(20_000, scale); i++) b.udp({ src: C(i % 50).ip, dst: S(53).ip, sport: C(i % 50).port, dport: 53, payload: Buffer.alloc(1400, i & 0xff) });
+      return b;
+    },
+  },
+  {
+    name: 'dns-tcp-zeros',
+    what: 'connections to TCP port 53 carrying zero-filled segments',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      for (let c = 0; c < 10; c++) tcpConversation(b, C(c), S(53), Array.from({ length: n(2_000, scale) }, () => Buffer.alloc(1400)), []);
+      return b;
+    },
+  },
+  {
+    name: 'byte-segments',
+    what: 'a 16 KiB TLS hello or HTTP request head sent one byte a segment, to 443 and 80',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const size = Math.max(1024, n(16 * 1024, scale));
+      const tls = Buffer.concat([Buffer.from('1603014000010000', 'hex'), Buffer.alloc(size, 0x61)]);
+      const http = Buffer.concat([Buffer.from('GET / HTTP/1.1\r\nX-Long: '), Buffer.alloc(size, 0x61)]);
+      // (four connections: tshark's reading of them is quadratic, 30 s)
+      for (let c = 0; c < Math.max(2, n(4, scale)); c++) tcpConversation(b, C(c), S(c % 2 ? 80 : 443), cut(c % 2 ? http : tls, 1), []);
+      return b;
+    },
+  },
+  {
+    name: 'h2-big-frames',
+    what: 'HTTP/2 (h2c) answers in 4 MiB DATA frames, 1448-byte segments',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      const settings = h2frame(4, 0, 0, Buffer.alloc(0));
+      // (HEADERS: :method GET, :path /, :scheme http from the static table; the answer's :status 200)
+      const req = (id: number): Buffer => h2frame(1, 0x5, id, Buffer.from([0x82, 0x84, 0x86]));
+      const frames = Math.max(1, n(8, scale));
+      const answer = (id: number): Buffer => Buffer.concat([h2frame(1, 0x4, id, Buffer.from([0x88])), h2frame(0, 0x1, id, Buffer.alloc(Math.max(64 * 1024, n(4 << 20, scale)), 0x62))]);
+      const client = Buffer.concat([preface, settings, ...Array.from({ length: frames }, (_, i) => req(2 * i + 1))]);
+      const server = Buffer.concat([settings, ...Array.from({ length: frames }, (_, i) => answer(2 * i + 1))]);
+      tcpConversation(b, C(1), S(80), [client], cut(server, 1448));
+      return b;
+    },
+  },
+  {
+    name: 'short-messages',
+    what: 'an unnamed protocol of 100-byte messages both ways, port 9999',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const msgs = Array.from({ length: 60 }, (_, i) => Buffer.alloc(100, 0x30 + (i % 10)));
+      for (let c = 0; c < n(2_000, scale); c++) tcpConversation(b, C(c), S(9999), msgs, msgs);
+      return b;
+    },
+  },
+];
+
+export interface HostileResult { name: string; what: string; bytes: number; tapscope: Measured; tshark: Measured; tapscopeTcpFlows: number; tsharkConversations: number }
+
+/** Each case built at `scale`, then read by both tools (the better of `rounds` runs each). */
+export function runHostileBench(scale: number, rounds = 1, dir?: string): HostileResult[] {
+  const where = dir ?? mkdtempSync(join(tmpdir(), 'tapscope-hostile-'));
+  const out: HostileResult[] = [];
+  try {
+    for (const c of CASES) {
+      const path = join(where, `${c.name}.pcapng`);
+      const bytes = c.build(scale).build();
+      writeFileSync(path, bytes);
+      let tapscope: Measured | null = null;
+      let tshark: Measured | null = null;
+      for (let r = 0; r < rounds; r++) {
+        const [cmd, argv] = tapscopeArgv(['flows', path, '--json']);
+        const t = measure(cmd, argv);
+        const w = measure('tshark', ['-r', path, '-q', '-z', 'conv,tcp']);
+        if (!tapscope || t.wallS < tapscope.wallS) tapscope = t;
+        if (!tshark || w.wallS < tshark.wallS) tshark = w;
+      }
+      out.push({
+        name: c.name, what: c.what, bytes: bytes.length, tapscope: tapscope!, tshark: tshark!,
+        tapscopeTcpFlows: tapscope!.stdout.split('\n').filter((l) => l.includes('"transport":"tcp"')).length,
+        tsharkConversations: tshark!.stdout.split('\n').filter((l) => /<->/.test(l)).length,
+      });
+    }
+  } finally {
+    if (!dir) rmSync(where, { recursive: true, force: true });
+  }
+  return out;
+}
+
+function main(): void {
+  const scale = Number(process.env.BENCH_HOSTILE_SCALE ?? 1);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+  const rows = runHostileBench(scale, rounds);
+  console.log(`hostile-bench: scale ${scale}, best of ${rounds}, load ${loadavg()[0]!.toFixed(1)}`);
+  console.log('  case              MiB   tapscope s  tshark s  tshark/tapscope  TCP flows/conversations');
+  for (const r of rows) {
+    console.log(`  ${r.name.padEnd(16)} ${(r.bytes / 1048576).toFixed(0).padStart(4)}   ${r.tapscope.wallS.toFixed(2).padStart(9)}  ${r.tshark.wallS.toFixed(2).padStart(8)}  ${(r.tshark.wallS / r.tapscope.wallS).toFixed(1).padStart(14)}x  ${r.tapscopeTcpFlows}/${r.tsharkConversations}${r.tapscope.code === 0 && r.tshark.code === 0 ? '' : `  (exit ${r.tapscope.code}/${r.tshark.code})`}`);
+    console.log(`    (${r.what})`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();
