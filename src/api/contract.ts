@@ -55,6 +55,9 @@ export interface HttpExchangeDetail {
   status: number | null;
   requestHeaders: [string, string][];
   responseHeaders: [string, string][];
+  /** HTTP/2 and HTTP/3: how many of the request's (response's) headers were not kept, past 64 KiB of them; absent: none */
+  requestHeadersDropped?: number;
+  responseHeadersDropped?: number;
   requestBody: string | null;
   responseBody: string | null;
   /** 'decrypted' when it came from hook plaintext, 'plain' from cleartext TCP */

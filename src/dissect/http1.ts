@@ -22,6 +22,8 @@ export interface HttpMessage {
   ts: number;
   /** HTTP/2 only */
   streamId?: number;
+  /** HTTP/2 and HTTP/3: how many headers (and trailers) past HEADER_BYTES_CAP were not kept */
+  headersDropped?: number;
   /** returned by the analyzer's end of capture: its end was not seen (see HttpExchangeSummary.unfinished) */
   unfinished?: true;
   /** HTTP/2 only: the `:path` of a request whose content-type is application/grpc* */

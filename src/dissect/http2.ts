@@ -14,7 +14,8 @@ function hpack(): typeof HpackLib {
 
 /** A message's head from its decoded fields (HTTP/2's and HTTP/3's): pseudo-headers name its method, path or status. */
 export function applyHeaders(msg: HttpMessage, headers: [string, string][]): void {
-  msg.headers = headers;
+  msg.headers = [];
+  addHeaders(msg, headers);
   const get = (k: string): string | undefined => headers.find(([n]) => n === k)?.[1];
   const status = get(':status');
   if (status !== undefined) {
@@ -27,6 +28,28 @@ export function applyHeaders(msg: HttpMessage, headers: [string, string][]): voi
     if (path !== undefined) msg.path = path;
     if (path !== undefined && get('content-type')?.startsWith('application/grpc')) msg.grpcMethod = path;
   }
+}
+
+/**
+ * Header bytes (names and values) a message keeps. why: HPACK and QPACK name a table entry of up to 4 KiB in a byte,
+ * again and again: a 16 KB header block can make 64 MB of headers (an "HPACK bomb"), which a HAR export and the flow's
+ * detail would spell out for each request. The pseudo-headers are read from all of them.
+ */
+export const HEADER_BYTES_CAP = 64 * 1024;
+
+/** `headers` added to msg's while all it keeps stay within HEADER_BYTES_CAP; the rest counted in headersDropped. */
+export function addHeaders(msg: HttpMessage, headers: [string, string][]): void {
+  let size = 0;
+  for (const [k, v] of msg.headers) size += k.length + v.length;
+  let kept = 0;
+  for (; kept < headers.length; kept++) {
+    size += headers[kept]![0].length + headers[kept]![1].length;
+    if (size > HEADER_BYTES_CAP) break;
+  }
+  if (kept < headers.length) msg.headersDropped = (msg.headersDropped ?? 0) + headers.length - kept;
+  const add = kept === headers.length ? headers : headers.slice(0, kept);
+  // (no push(...add): a spread of tens of thousands of arguments)
+  msg.headers = msg.headers.length === 0 ? add : msg.headers.concat(add);
 }
 
 /** A string's Huffman code decoded (RFC 7541 Appendix B, which QPACK uses too); throws on a code that is not one. */
@@ -268,7 +291,7 @@ export class Http2Parser {
       s.headersDone = true;
     } else {
       // trailers (e.g. grpc-status)
-      s.msg.headers.push(...headers);
+      addHeaders(s.msg, headers);
     }
     if (block.promised) {
       out.push(this.finish(s));

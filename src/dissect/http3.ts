@@ -3,7 +3,7 @@
 // refer to) and the request streams, whose HEADERS make one HttpMessage per direction once the stream ends. Bytes
 // come per stream in order (the QUIC layer reassembles them); a stream that lost bytes is given up, alone.
 import { BODY_CAP, type HttpMessage } from './http1.js';
-import { applyHeaders, huffmanDecode } from './http2.js';
+import { addHeaders, applyHeaders, huffmanDecode } from './http2.js';
 import { varint } from './quic-packet.js';
 
 const FRAME_DATA = 0x00;
@@ -311,7 +311,7 @@ export class Http3Connection {
 
   private apply(s: StreamState, id: number, fields: [string, string][], ts: number, out: HttpMessage[]): void {
     if (s.msg) {
-      s.msg.headers.push(...fields);
+      addHeaders(s.msg, fields);
       return;
     }
     const status = fields.find(([k]) => k === ':status')?.[1];

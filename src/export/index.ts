@@ -8,6 +8,7 @@ import { readWithFlowIds, type CaptureFile } from '../flows/load.js';
 import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
+import { headersDroppedText } from '../model/http-text.js';
 import type { HttpExchangeDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
 import { KeyLog } from '../dissect/tls-keylog.js';
@@ -370,11 +371,13 @@ export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDeta
         queryString, headersSize: -1, bodySize: e.requestBody ? Buffer.byteLength(e.requestBody) : 0,
       };
       if (e.requestBody) request.postData = { mimeType: reqType, text: e.requestBody };
-      const response = {
+      if (e.requestHeadersDropped) request.comment = headersDroppedText(e.requestHeadersDropped);
+      const response: Record<string, unknown> = {
         status: e.status ?? 0, statusText: '', httpVersion, cookies: cookiesOf(e.responseHeaders, true, includeSecrets), headers: harHeaders(resH),
         content: { size: e.responseBody ? Buffer.byteLength(e.responseBody) : 0, mimeType: resType, ...(e.responseBody ? { text: e.responseBody } : {}) },
         redirectURL: headerValue(e.responseHeaders, 'location') ?? '', headersSize: -1, bodySize: e.responseBody ? Buffer.byteLength(e.responseBody) : 0,
       };
+      if (e.responseHeadersDropped) response.comment = headersDroppedText(e.responseHeadersDropped);
       entries.push({
         sort: e.startedAt,
         startedDateTime: new Date(e.startedAt).toISOString(), time: 0, request, response, cache: {},

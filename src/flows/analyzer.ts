@@ -2015,6 +2015,13 @@ export class Analyzer {
     return this.opts.details ? m.headers : NO_HEADERS;
   }
 
+  /** The exchange notes how many of the message's headers were not kept (HEADER_BYTES_CAP), when it keeps headers. */
+  private droppedOf(m: HttpMessage, e: HttpExchangeDetail, side: 'request' | 'response'): void {
+    if (!m.headersDropped || !this.opts.details) return;
+    if (side === 'request') e.requestHeadersDropped = m.headersDropped;
+    else e.responseHeadersDropped = m.headersDropped;
+  }
+
   private bodyOf(x: FlowExtra, m: HttpMessage): string | null {
     return this.opts.details ? keptBody(x, m) : null;
   }
@@ -2047,6 +2054,7 @@ export class Analyzer {
       e.host = host;
       e.path = m.path ?? null;
       e.requestHeaders = this.headersOf(m);
+      this.droppedOf(m, e, 'request');
       e.requestBody = this.bodyOf(x, m);
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
@@ -2067,6 +2075,7 @@ export class Analyzer {
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
       requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts,
     };
+    this.droppedOf(m, e, 'request');
     x.exchanges = add(x.exchanges, e);
     unfinishedBy(m, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
@@ -2083,6 +2092,7 @@ export class Analyzer {
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
       e.responseHeaders = this.headersOf(m);
+      this.droppedOf(m, e, 'response');
       e.responseBody = this.bodyOf(x, m);
       const s = fs.flow.http[i];
       if (s) s.status = status;
@@ -2126,6 +2136,7 @@ export class Analyzer {
       method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
       responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
     };
+    this.droppedOf(m, e, 'response');
     x.exchanges = add(x.exchanges, e);
     unfinishedBy(m, s, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);

@@ -10,9 +10,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
-import { Http2Parser, looksLikeHttp2, grpcMessages, H2_PREFACE } from '../../src/dissect/http2.js';
+import { Http2Parser, looksLikeHttp2, grpcMessages, H2_PREFACE, HEADER_BYTES_CAP } from '../../src/dissect/http2.js';
 import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
-import { SETTINGS, frame, indexed, litIdx } from './export-h2-frames.js';
+import { SETTINGS, addNew, frame, indexed, litIdx } from './export-h2-frames.js';
 import type { HttpMessage } from '../../src/dissect/http1.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../fixtures/dissect/h2c.json');
@@ -184,6 +184,22 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
       }
       expect(JSON.stringify(out.map((m) => ({ ...m, ts: 0 })))).toBe(ref);
     }
+  });
+  it('an HPACK bomb (one 4000-byte table entry named 16,000 times) keeps 64 KiB of headers and counts the rest; trailers too', () => {
+    const big = 'a'.repeat(4000);
+    // (:method GET, :path /, :scheme http; x: big, added to the table; then the entry (62) again and again)
+    const block = Buffer.concat([indexed(2), indexed(4), indexed(6), addNew('x', big), Buffer.alloc(16_000, 0xbe)]);
+    const p = new Http2Parser('client');
+    const [m] = p.push(Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x4, 1, block), frame(1, 0x5, 1, Buffer.alloc(100, 0xbe))]), 0);
+    expect(p.failed).toBe(false);
+    expect([m!.method, m!.path]).toEqual(['GET', '/']);
+    const size = m!.headers.reduce((n, [k, v]) => n + k.length + v.length, 0);
+    expect(size).toBeLessThanOrEqual(HEADER_BYTES_CAP);
+    expect(size).toBeGreaterThan(HEADER_BYTES_CAP - 4001);
+    expect(m!.headers.length + m!.headersDropped!).toBe(3 + 1 + 16_000 + 100);
+    // (a block within the cap: all kept, nothing counted)
+    const [small] = new Http2Parser('client').push(Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x5, 1, Buffer.concat([indexed(2), indexed(4), indexed(6), addNew('x', big), Buffer.alloc(10, 0xbe)]))]), 0);
+    expect([small!.headers.length, small!.headersDropped]).toEqual([3 + 1 + 10, undefined]);
   });
   it('a frame of 4 MiB (a peer may allow 16 MiB) in 1448-byte segments: the same answer as in one piece', () => {
     const body = Buffer.alloc(4 << 20, 0x61);
