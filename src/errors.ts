@@ -23,6 +23,7 @@ export type TapscopeErrorCode =
   | 'E_K8S_ADMISSION'
   | 'E_K8S_NODE_FAILED'
   | 'E_EXPORT'
+  | 'E_DISK_FULL'
   | 'E_KEYLOG'
   | 'E_WIRESHARK_NOT_FOUND'
   | 'E_INTERNAL';

@@ -3,7 +3,7 @@
 // exports with progress, and shells/prompts of the targets. Events go out through on().
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -543,8 +543,18 @@ export class CoreService implements ApiCalls {
     const rec = existing ?? this.store.create({ target: 'file', name, ...(gzip ? { openedFrom: path } : { file: path, existing: true }) });
     if (!existing) this.store.update(rec.id, (r) => { r.endedAt = r.createdAt; });
     if (gzip) {
-      // (a stream cut short or damaged: the copy holds what came before, and the session says so)
-      const problem = await gunzipCapture(path, rec.file);
+      // (a stream cut short or damaged: the copy holds what came before, and the session says so. A copy that cannot
+      // be made (the disk would fill) leaves no session, and an existing one its copy as it was)
+      const part = `${rec.file}.part`;
+      let problem;
+      try {
+        problem = await gunzipCapture(path, part);
+        renameSync(part, rec.file);
+      } catch (e) {
+        rmSync(part, { force: true });
+        if (!existing) this.store.delete(rec.id);
+        throw e;
+      }
       const note = problem?.kind === 'damaged' ? damageNote({ path, offset: problem.offset, message: problem.message }) : problem?.message;
       this.store.update(rec.id, (r) => { r.notes = note ? [note] : []; });
     }

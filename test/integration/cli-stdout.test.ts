@@ -110,6 +110,16 @@ describe('a gzip-compressed capture (.pcapng.gz)', () => {
     expect(r.err).toMatch(new RegExp(`${badPath.replace(/\./g, '\\.')} is damaged: gzip data error after \\d+ decompressed bytes .*\\(E_PCAPNG_MALFORMED\\)`));
   });
 
+  it('a copy that would leave its disk less free than TAPSCOPE_KEEP_FREE: nothing printed, the command fails saying why', async () => {
+    const path = join(dir, 'keep-free.pcapng.gz');
+    writeFileSync(path, gz);
+    // (a reserve no disk has)
+    const r = await runCli(['flows', path, '--json'], { ...env, TAPSCOPE_KEEP_FREE: String(2 ** 60) });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`decompressing ${path.replace(/\./g, '\\.')} stopped after 0 bytes: only .* GiB would be left free on the disk of .*TAPSCOPE_KEEP_FREE.*\\(E_DISK_FULL\\)`));
+  });
+
   it('a zstd one is refused, naming the command that decompresses it', async () => {
     const zst = join(dir, 'mix.pcapng.zst');
     expect((await run('zstd', ['-q', FIXTURE, '-o', zst])).code).toBe(0);

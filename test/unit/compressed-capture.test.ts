@@ -2,7 +2,7 @@
 // goes wrong, said so), the app opens one as a session of its decompressed copy, and other compressors' files are
 // refused naming the command that decompresses them.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -97,6 +97,40 @@ describe('CoreService.openFile of a .pcapng.gz', () => {
     expect(s.flows).toBeGreaterThan(3);
     expect((await svc.openFile({ path })).id).toBe(s.id);
     expect(store.list().filter((r) => r.openedFrom === path)).toHaveLength(1);
+  });
+
+  it('stops a copy that would leave less free than TAPSCOPE_KEEP_FREE on its disk: no session, an existing one as it was', async () => {
+    // (a gzip bomb: 48 MiB of zeros after the capture's own bytes, 48 KB compressed)
+    const bomb = file('bomb.pcapng.gz', gzipSync(Buffer.concat([capture, Buffer.alloc(48 << 20)])));
+    expect(bomb.length).toBeLessThan(100);
+    const store = new SessionStore(join(tmp, 'sessions-full'));
+    const svc = new CoreService({ store });
+    const path = file('fine.pcapng.gz', gz);
+    const fine = await svc.openFile({ path });
+    const before = readFileSync(store.get(fine.id).file);
+    const prev = process.env.TAPSCOPE_KEEP_FREE;
+    try {
+      // (the disk's free space less 20 MiB: the bomb's copy stops within 36 MiB, the small one fits)
+      const s = statfsSync(tmp);
+      process.env.TAPSCOPE_KEEP_FREE = String(s.bavail * s.bsize - (20 << 20));
+      await expect(svc.openFile({ path: bomb })).rejects.toMatchObject({
+        code: 'E_DISK_FULL', message: expect.stringMatching(/^decompressing .*bomb\.pcapng\.gz stopped after \d+ bytes: only .* GiB would be left free on the disk of .*TAPSCOPE_KEEP_FREE.*gzip -dc/),
+      });
+      expect(store.list().map((r) => r.id)).toEqual([fine.id]);
+      // (the existing session opened again under the same reserve: its copy fits and is the same)
+      expect((await svc.openFile({ path })).id).toBe(fine.id);
+      expect(readFileSync(store.get(fine.id).file).equals(before)).toBe(true);
+      expect(readdirSync(join(tmp, 'sessions-full', fine.id)).filter((f) => f.endsWith('.part'))).toEqual([]);
+      // (and directly: the copy written up to the stop)
+      const out = join(tmp, 'bomb-copy.pcapng');
+      const err = await gunzipCapture(bomb, out).catch((e: unknown) => e) as { code: string; details: { written: number } };
+      expect(err.code).toBe('E_DISK_FULL');
+      expect(err.details.written).toBeGreaterThan(0);
+      expect(err.details.written).toBeLessThan(36 << 20);
+    } finally {
+      if (prev === undefined) delete process.env.TAPSCOPE_KEEP_FREE;
+      else process.env.TAPSCOPE_KEEP_FREE = prev;
+    }
   });
 
   it('says what a cut stream held, and refuses a zstd file before making a session', async () => {
