@@ -1,5 +1,5 @@
 // The CLI commands' bodies (loaded lazily so that --help and --version start instantly).
-import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, statSync, write as fsWrite } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, write as fsWrite } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -107,7 +107,13 @@ function privateTempDir(prefix: string): string {
 async function spoolStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new TapscopeError('E_USAGE', "'-' reads a capture from standard input; pipe one in (tcpdump -w - | tapscope flows -)");
   const path = join(privateTempDir('tapscope-stdin-'), 'stdin.pcapng');
-  await pipeline(process.stdin, createWriteStream(path));
+  const { SpoolFile } = await import('../util/spool-file.js');
+  const copy = new SpoolFile(path, 'copying standard input', 'Write the capture to a file where there is room and give its path instead of -');
+  try {
+    for await (const piece of process.stdin) copy.write(piece as Buffer);
+  } finally {
+    copy.close();
+  }
   return path;
 }
 

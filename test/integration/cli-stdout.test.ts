@@ -118,6 +118,18 @@ describe('a gzip-compressed capture (.pcapng.gz)', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(new RegExp(`decompressing ${path.replace(/\./g, '\\.')} stopped after 0 bytes: only .* GiB would be left free on the disk of .*TAPSCOPE_KEEP_FREE.*\\(E_DISK_FULL\\)`));
+    // (and a capture piped in, copied the same way)
+    const prev = process.env.TAPSCOPE_KEEP_FREE;
+    process.env.TAPSCOPE_KEEP_FREE = String(2 ** 60);
+    try {
+      const p = await stdoutBytes(['flows', '-', '--json'], readFileSync(FIXTURE));
+      expect(p.code).toBe(1);
+      expect(p.out.length).toBe(0);
+      expect(p.err).toMatch(/copying standard input stopped after 0 bytes: only .* GiB would be left free on the disk of .*\(TAPSCOPE_KEEP_FREE\)\. Write the capture to a file .*\(E_DISK_FULL\)/);
+    } finally {
+      if (prev === undefined) delete process.env.TAPSCOPE_KEEP_FREE;
+      else process.env.TAPSCOPE_KEEP_FREE = prev;
+    }
   });
 
   it('a zstd one is refused, naming the command that decompresses it', async () => {
