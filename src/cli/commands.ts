@@ -531,6 +531,9 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
       throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
     }
     if (keyLogPaths.length > 0 || c.nodeKeylogs.length > 0) await embedSecrets(svc, started.id, outPath, toStdout);
+    // (as tcpdump ends on a full disk: the file is good, the command failed)
+    const full = svc.diskStop(started.id);
+    if (full) throw new TapscopeError('E_DISK_FULL', `the capture stopped before its end: ${full}`);
     return 0;
   } finally {
     process.off('SIGINT', onSignal);

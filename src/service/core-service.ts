@@ -104,6 +104,8 @@ export class CoreService implements ApiCalls {
   private readonly countersMs: number;
   private readonly cacheSize: number;
   private readonly live = new Map<string, LiveSession>();
+  /** the captures that stopped because a node file could not be written on (see diskStop) */
+  private readonly diskStops = new Map<string, string>();
   private readonly loaded = new Map<string, Loaded>();
   private readonly loading = new Map<string, Promise<Loaded>>();
   /** Library breakdowns per analyzer and filter, valid while the analyzer's version is unchanged. */
@@ -287,6 +289,12 @@ export class CoreService implements ApiCalls {
     }
     writer.beginStream();
     const w = writer;
+    // (the disk would fill, or a write failed: the capture stops, its files valid up to there, as a killed one's)
+    w.onStopped = (why) => {
+      ls.notes.push(`${node}: ${why}; the capture was stopped, and its file holds every packet before that`);
+      if (!this.diskStops.has(ls.id)) this.diskStops.set(ls.id, `${node}: ${why}`);
+      void this.stopCapture({ sessionId: ls.id }).catch(() => undefined);
+    };
     const parser = new PcapngParser();
     // why the packet sink too: packets are read in place, without a block object each (as for files)
     const feed = ls.analyzer.sinks(node);
@@ -294,7 +302,8 @@ export class CoreService implements ApiCalls {
     stream.on('data', (chunk: Buffer) => {
       w.write(chunk);
       for (const f of ls.followers) f.wake();
-      if (broken) return;
+      // (what is not saved is not shown either)
+      if (broken || w.stopped !== null) return;
       try {
         parser.push(chunk, feed.block, feed.packet, feed.record);
       } catch (e) {
@@ -373,6 +382,11 @@ export class CoreService implements ApiCalls {
     if (!ls) return this.summaryOf(this.store.get(req.sessionId));
     await ls.handle?.stop();
     return this.finishLive(ls);
+  }
+
+  /** Why a capture of this process stopped before it was asked to: a node file it could not write on (its disk full); null when none. */
+  diskStop(sessionId: string): string | null {
+    return this.diskStops.get(sessionId) ?? null;
   }
 
   /** Settles when a live capture has ended on its own (duration) or been stopped. */

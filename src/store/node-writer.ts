@@ -3,6 +3,8 @@
 // `{"t":"node","node":NAME}` custom block, so a merged multi-node file still says which node each section is,
 // and after a resumed stream's SHB a `{"t":"gap",...}` block, so the file itself says where data is missing.
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DiskReserve } from '../util/spool-file.js';
 import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
 import { encodeTapscopeRecord } from '../pcapng/writer.js';
 
@@ -17,8 +19,17 @@ export class NodeFileWriter {
   /** A lost stream not yet resumed: recorded after the next stream's SHB (a block boundary by construction). */
   private openGap: { fromMs: number; reason: string } | null = null;
   bytesWritten = 0;
+  /**
+   * Why it stopped writing (its disk's reserve reached, a write failed), or null. why stop: a capture left to fill the
+   * disk takes everything else on it down; the file holds every block before the stop, as a killed capture's does
+   */
+  stopped: string | null = null;
+  /** told once, when it stops writing */
+  onStopped: ((why: string) => void) | null = null;
+  private readonly disk: DiskReserve;
 
   constructor(readonly path: string, readonly node: string) {
+    this.disk = new DiskReserve(dirname(path));
     this.fd = openSync(path, 'a');
     this.timer = setInterval(() => this.sync(), FSYNC_INTERVAL_MS);
     this.timer.unref();
@@ -64,17 +75,39 @@ export class NodeFileWriter {
   }
 
   private raw(b: Buffer): void {
-    if (this.fd === null || b.length === 0) return;
+    if (this.fd === null || this.stopped !== null || b.length === 0) return;
+    const short = this.disk.short(this.bytesWritten, b.length);
+    if (short !== null) {
+      this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: ${short}`);
+      return;
+    }
     let off = 0;
-    while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
+    try {
+      while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
+    } catch (e) {
+      const full = (e as NodeJS.ErrnoException).code === 'ENOSPC';
+      this.bytesWritten += off;
+      this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: ${full ? this.disk.full(null) : (e as Error).message}`);
+      return;
+    }
     this.bytesWritten += b.length;
     this.dirty = true;
   }
 
+  private stop(why: string): void {
+    this.stopped = why;
+    this.onStopped?.(why);
+  }
+
   sync(): void {
     if (this.fd !== null && this.dirty) {
-      fsyncSync(this.fd);
       this.dirty = false;
+      try {
+        fsyncSync(this.fd);
+      } catch (e) {
+        // (a disk that fails a sync: what was written stays, nothing more is)
+        if (this.stopped === null) this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: syncing it failed: ${(e as Error).message}`);
+      }
     }
   }
 

@@ -1,5 +1,5 @@
-// Copies tapscope makes of what it cannot read in place (a gzip capture's decompressed bytes, a capture piped in), written
-// as they come and stopped before they would fill their disk.
+// Files tapscope writes as bytes come (a live capture's node files, the copies it makes of what it cannot read in place:
+// a gzip capture's decompressed bytes, a capture piped in), stopped before they would fill their disk.
 import { closeSync, openSync, statfsSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TapscopeError } from '../errors.js';
@@ -20,31 +20,51 @@ const CHECK_EVERY = 16 << 20;
 
 const gib = (n: number): string => `${(n / (1 << 30)).toFixed(1)} GiB`;
 
+/** The free space of the disk holding `dir`, looked at every CHECK_EVERY bytes a file there is given. */
+export class DiskReserve {
+  readonly reserve = keepFree();
+  private checkAt = 0;
+
+  constructor(readonly dir: string) {}
+
+  /** null while `n` more bytes, after the `written` so far, leave the reserve free; else why not (a sentence) */
+  short(written: number, n: number): string | null {
+    if (written < this.checkAt) return null;
+    const s = statfsSync(this.dir);
+    const free = s.bavail * s.bsize;
+    if (free - n < this.reserve) return this.full(free);
+    this.checkAt = written + CHECK_EVERY;
+    return null;
+  }
+
+  /** the sentence for a disk with `free` bytes free (null: a write found it full) */
+  full(free: number | null): string {
+    if (free === null) return `the disk of ${this.dir} is full`;
+    return `only ${gib(free)} would be left free on the disk of ${this.dir}, which keeps ${gib(this.reserve)} free (TAPSCOPE_KEEP_FREE)`;
+  }
+}
+
 /** A file written piece by piece, each as it comes (a failure leaves every byte before it), keeping keepFree() free. */
 export class SpoolFile {
   written = 0;
   /** the E_DISK_FULL that stopped it, if one did (a pipeline reports its own AbortError instead) */
   stopped: TapscopeError | null = null;
-  private checkAt = 0;
-  private readonly reserve = keepFree();
+  private readonly disk: DiskReserve;
   private readonly fd: number;
 
   /** `what` names the copy in messages ("decompressing x.gz"); `advice`: what to do instead */
   constructor(readonly out: string, private readonly what: string, private readonly advice: string) {
+    this.disk = new DiskReserve(dirname(out));
     this.fd = openSync(out, 'w', 0o600);
   }
 
   write(piece: Buffer): void {
-    if (this.written >= this.checkAt) {
-      const s = statfsSync(dirname(this.out));
-      const free = s.bavail * s.bsize;
-      if (free - piece.length < this.reserve) throw this.full(free);
-      this.checkAt = this.written + CHECK_EVERY;
-    }
+    const short = this.disk.short(this.written, piece.length);
+    if (short !== null) throw this.full(short);
     try {
       for (let o = 0; o < piece.length;) o += writeSync(this.fd, piece, o, piece.length - o);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw this.full(null);
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw this.full(this.disk.full(null));
       throw e;
     }
     this.written += piece.length;
@@ -54,9 +74,7 @@ export class SpoolFile {
     closeSync(this.fd);
   }
 
-  private full(free: number | null): TapscopeError {
-    return (this.stopped = new TapscopeError('E_DISK_FULL',
-      `${this.what} stopped after ${this.written} bytes: ${free === null ? 'the disk is full' : `only ${gib(free)} would be left free`} on the disk of ${dirname(this.out)}, which keeps ${gib(this.reserve)} free (TAPSCOPE_KEEP_FREE). ${this.advice}`,
-      { written: this.written }));
+  private full(why: string): TapscopeError {
+    return (this.stopped = new TapscopeError('E_DISK_FULL', `${this.what} stopped after ${this.written} bytes: ${why}. ${this.advice}`, { written: this.written }));
   }
 }
