@@ -10,6 +10,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
+import { frame } from '../unit/export-h2-frames.js';
 import { measure, tapscopeArgv, type Measured } from './flows-bench.js';
 
 export interface HostileCase { name: string; what: string; build: (scale: number) => CaptureBuilder }
@@ -21,16 +22,6 @@ const n = (base: number, scale: number): number => Math.max(1, Math.round(base *
 /** The bytes cut into segments of `size`. */
 function cut(bytes: Buffer, size: number): Buffer[] {
   return Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
-}
-
-/** An HTTP/2 frame. */
-function h2frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
 }
 
 export const CASES: HostileCase[] = [
@@ -71,11 +62,11 @@ export const CASES: HostileCase[] = [
     build: (scale) => {
       const b = new CaptureBuilder();
       const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-      const settings = h2frame(4, 0, 0, Buffer.alloc(0));
+      const settings = frame(4, 0, 0, Buffer.alloc(0));
       // (HEADERS: :method GET, :path /, :scheme http from the static table; the answer's :status 200)
-      const req = (id: number): Buffer => h2frame(1, 0x5, id, Buffer.from([0x82, 0x84, 0x86]));
+      const req = (id: number): Buffer => frame(1, 0x5, id, Buffer.from([0x82, 0x84, 0x86]));
       const frames = Math.max(1, n(8, scale));
-      const answer = (id: number): Buffer => Buffer.concat([h2frame(1, 0x4, id, Buffer.from([0x88])), h2frame(0, 0x1, id, Buffer.alloc(Math.max(64 * 1024, n(4 << 20, scale)), 0x62))]);
+      const answer = (id: number): Buffer => Buffer.concat([frame(1, 0x4, id, Buffer.from([0x88])), frame(0, 0x1, id, Buffer.alloc(Math.max(64 * 1024, n(4 << 20, scale)), 0x62))]);
       const client = Buffer.concat([preface, settings, ...Array.from({ length: frames }, (_, i) => req(2 * i + 1))]);
       const server = Buffer.concat([settings, ...Array.from({ length: frames }, (_, i) => answer(2 * i + 1))]);
       tcpConversation(b, C(1), S(80), [client], cut(server, 1448));
