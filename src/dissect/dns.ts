@@ -49,6 +49,24 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   }
 }
 
+/**
+ * Whether `buf`, a TCP direction's first bytes in a connection taken up in the middle, begins a DNS message after its
+ * two-byte length: a query from the client (`response` false), an answer from the server. Its header must be one: the
+ * length at least the header's, the QR bit the side's, a standard opcode (QUERY, IQUERY, STATUS, NOTIFY, UPDATE), the
+ * reserved Z bit clear, at most one question, and counts the length can hold; a message already whole must decode.
+ * why this strict: a segment in the middle of a long answer would otherwise be read as messages of made-up lengths.
+ */
+export function beginsDnsMessage(buf: Buffer, response: boolean): boolean {
+  if (buf.length < 14) return false;
+  const len = buf.readUInt16BE(0);
+  const flags = buf.readUInt16BE(4);
+  const opcode = (flags >> 11) & 0xf;
+  if (len < 12 || (flags >> 15 === 1) !== response || opcode === 3 || opcode > 5 || (flags & 0x40) !== 0) return false;
+  const qd = buf.readUInt16BE(6);
+  if (qd > 1 || 5 * qd + 11 * (buf.readUInt16BE(8) + buf.readUInt16BE(10) + buf.readUInt16BE(12)) > len - 12) return false;
+  return buf.length < 2 + len || parseDns(buf.subarray(0, 2 + len), true) !== null;
+}
+
 function answerText(a: DnsAnswer): string {
   const d = a.data;
   if (d === undefined || d === null) return '';

@@ -7,7 +7,7 @@ import {
 } from '../dissect/tls.js';
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
-import { parseDns, type DnsMessage } from '../dissect/dns.js';
+import { beginsDnsMessage, parseDns, type DnsMessage } from '../dissect/dns.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { QuicDecryptor } from '../dissect/quic-decrypt.js';
 import { DtlsHandshake, looksLikeDtlsClientHello } from '../dissect/dtls.js';
@@ -120,6 +120,8 @@ class DirState implements StreamSink {
   /** DNS over TCP: a message's parts while it is incomplete (head first), joined once it is whole */
   parts: Buffer[] | null = null;
   partBytes = 0;
+  /** DNS over TCP: its bytes are read as messages (in a connection taken up in the middle, once one begins them) */
+  dnsFrom = false;
   http1: Http1Parser | null = null;
   http2: Http2Parser | null = null;
   /** a TLS direction decrypted with a key log's secrets: its records go here once its hello is read */
@@ -1041,7 +1043,15 @@ export class Analyzer {
     }
     const f = fs.flow;
     // why: a hook record can come before the first packet of its connection; packets make it a captured flow
-    if (f.seenBy === 'hook-only') f.seenBy = 'packets';
+    if (f.seenBy === 'hook-only') {
+      f.seenBy = 'packets';
+      // why: the helper writes a record as its hook reports it, and the packets of the same moment when its ring hands
+      // them over, up to 50 ms later: records can make a TCP flow TLS before its first packet. A first packet that opens
+      // the connection (its SYN) has the connection's first bytes follow, classified as any connection's: they may be
+      // another protocol's that switches to TLS in place (XMPP's <starttls/>; seen in upgrades.test on a loaded machine,
+      // where the flow was TLS with no hello)
+      if (syn && fs.app === 'tls') fs.app = 'classify';
+    }
     f.packets++;
     f.bytes += origLen;
     if (tsMs > f.lastSeen) f.lastSeen = tsMs;
@@ -1496,9 +1506,25 @@ export class Analyzer {
   /**
    * DNS over TCP (RFC 1035 4.2.2): the direction's messages, each after its two-byte length, read as each completes; the
    * bytes of one not whole yet wait in the direction's head (at most a message: 64 KiB). Once the flow's entries are
-   * full and every one has its answer, the connection is not read further.
+   * full and every one has its answer, the connection is not read further. In a connection taken up in the middle a
+   * direction is read only when its first bytes begin a message (beginsDnsMessage).
    */
   private feedDnsTcp(fs: FlowState, c2s: boolean, dir: DirState, chunk: Buffer): void {
+    if (!dir.dnsFrom) {
+      if (this.midstream(fs)) {
+        const first = dir.head ? Buffer.concat([dir.head, chunk]) : chunk;
+        // (a copy: the chunk may be a view of the reader's buffer)
+        if (first.length < 14) { dir.head = Buffer.from(first); return; }
+        if (!beginsDnsMessage(first, !c2s)) {
+          dir.head = null;
+          this.stopDir(fs, c2s);
+          return;
+        }
+        dir.head = null;
+        chunk = first;
+      }
+      dir.dnsFrom = true;
+    }
     const head = dir.head;
     let buf: Buffer;
     if (head !== null && head.length >= 2) {
@@ -1709,13 +1735,12 @@ export class Analyzer {
         break;
       }
       case 'dns': {
-        // (DNS over TCP: both directions' messages, each after its length, as many as the connection carries; not in a
-        // connection taken up in the middle, whose first bytes need not begin a message)
-        const midstream = this.midstream(fs);
+        // (DNS over TCP: both directions' messages, each after its length, as many as the connection carries. In a
+        // connection taken up in the middle, a direction whose first bytes do not begin a message is not read: they
+        // need not, and a segment in the middle of a long answer would be read as messages of made-up lengths)
         for (const c2s of [true, false]) {
           const dir = c2s ? fs.c2s : fs.s2c;
-          if (midstream) this.stopDir(fs, c2s);
-          else if (dir && dir !== DONE && dir.head) {
+          if (dir && dir !== DONE && dir.head) {
             const head = dir.head;
             dir.head = null;
             this.feedDnsTcp(fs, c2s, dir, head);

@@ -108,6 +108,37 @@ describe('DNS over TCP', () => {
     expect(f.dns).toEqual([{ id: 0x1111, query: 'one.example.test', type: 'A', rcode: 'NOERROR', answers: ['A 192.0.2.1', 'A 192.0.2.2'] }]);
   });
 
+  it('a connection taken up in the middle: a direction whose first bytes begin a message is read, one in the middle of a message is not', () => {
+    const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
+    const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
+    /** no SYNs: the client's segments and the server's, in turns, from these sequence numbers */
+    const midstream = (cs: Buffer[], ss: Buffer[]): Flow => {
+      const m = new CaptureBuilder();
+      let cseq = 7000;
+      let sseq = 9000;
+      for (let i = 0; i < Math.max(cs.length, ss.length); i++) {
+        const c = cs[i];
+        if (c) { m.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x18, payload: c }); cseq += c.length; }
+        const x = ss[i];
+        if (x) { m.tcp({ ...S, seq: sseq, ack: cseq, flags: 0x18, payload: x }); sseq += x.length; }
+      }
+      const f = analyze(m.build())[0]!;
+      expect(f.tcp?.state).toBe('midstream');
+      return f;
+    };
+    const entries = (f: Flow) => f.dns?.map((e) => [e.id, e.rcode]) ?? [];
+    // (both begin messages: every query and answer; the client's first segment cut inside the header too)
+    expect(entries(midstream([q1.subarray(0, 5), q1.subarray(5), q2], [null, r1, r2] as Buffer[]))).toEqual([[0x1111, 'NOERROR'], [0x2222, 'NOERROR']]);
+    // (the server's first bytes are the end of a long answer before the capture: its direction is not read; the
+    // client's queries are)
+    expect(entries(midstream([q1, q2], [big.subarray(1400), Buffer.concat([r1, r2])]))).toEqual([[0x1111, null], [0x2222, null]]);
+    // (the client's first bytes are the middle of a query: the answers stand alone)
+    expect(entries(midstream([q1.subarray(3), q2], [r1, r2]))).toEqual([[0x1111, 'NOERROR'], [0x2222, 'NOERROR']]);
+    expect(midstream([q1.subarray(3), q2], [r1, r2]).dns!.every((e) => e.query !== '')).toBe(true);
+    // (a query in the server's direction is no answer: not read)
+    expect(entries(midstream([q1], [q2]))).toEqual([[0x1111, null]]);
+  });
+
   it("a message in many parts, read from a file, the reader's buffers read into again between them: read whole", async () => {
     const long = framed({ type: 'response', id: 0x5555, flags: 0, questions: [{ type: 'TXT', name: 'long.example.test' }],
       answers: [{ type: 'TXT', name: 'long.example.test', data: Array.from({ length: 200 }, (_, i) => String.fromCharCode(0x61 + (i % 26)).repeat(250)) }] });

@@ -3,13 +3,14 @@
 // PRELOGIN packets). Each gets its protocol's name and the hello fields and verdicts of a flow that began with TLS;
 // plain sessions, refusals, upgrades whose TLS the capture did not see, and look-alikes stay what they are.
 import { describe, it, expect } from 'vitest';
+import type { Flow } from '../../src/model/flow.js';
 import { conversationFlows } from './conversation-flows.js';
 import { natsPrelude, tdsPrelude, textPrelude, tlsStartInPlace, xmppPrelude } from '../../src/dissect/starttls.js';
 import { tlsStartText } from '../../src/model/flow-target.js';
 import { tdsLogin } from '../../src/dissect/db-prelude.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { server } from './conversation-flows.js';
-import { fixtureClientHello, prelogin, tds, tls12ServerHello } from './core-packet-builder.js';
+import { CaptureBuilder, analyzeCapture, fixtureClientHello, prelogin, tds, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 
 const hello = fixtureClientHello();
 const serverHello = tls12ServerHello;
@@ -48,6 +49,35 @@ describe('connections that switch to TLS in place: NNTP, ManageSieve, XMPP, NATS
       expect(f.tls!.client).toEqual(plainTls.tls!.client);
     }
     expect(flows.map(tlsStartText)).toEqual([...Array(5).fill('after STARTTLS'), "after the server's INFO", 'inside TDS PRELOGIN packets', 'inside TDS PRELOGIN packets']);
+  });
+
+  it("its hooks' records before its packets (the helper hands packets over up to 50 ms later): still its protocol's, with its hello", () => {
+    const make = (recordsFirst: boolean, syn = true) => {
+      const b = new CaptureBuilder();
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+      const client = { ip: '10.9.4.1', port: 41500 };
+      const srv = { ip: '10.9.4.2', port: 5222 };
+      const records = (): void => {
+        b.tls(client, srv, 'out', Buffer.from('<message to="a@chat.example"><body>hi</body></message>'), { pid: 100, comm: 'openssl', lib: 'openssl' });
+        b.tls(srv, client, 'in', Buffer.from('<message to="a@chat.example"><body>hi</body></message>'), { pid: 200, comm: 'python3', lib: 'openssl' });
+      };
+      if (recordsFirst) records();
+      const c2s = [XMPP_OPEN, STARTTLS, hello, Buffer.from('170303001a' + '00'.repeat(26), 'hex')];
+      const s2c = [XMPP_FEATURES, PROCEED, serverHello(), null];
+      if (syn) tcpConversation(b, client, srv, c2s.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)), s2c.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
+      if (!recordsFirst) records();
+      return analyzeCapture(b.build(), { end: true }).flows();
+    };
+    const after = make(false);
+    const before = make(true);
+    expect(after).toHaveLength(1);
+    expect(after[0]).toMatchObject({ app: 'xmpp', tls: { sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4 } });
+    expect(after[0]!.tls!.client).toMatchObject({ via: 'hook', plaintext: true });
+    const strip = (f: Flow) => ({ app: f.app, tls: f.tls, packets: f.packets, bytes: f.bytes, tcp: f.tcp });
+    expect(before.map(strip)).toEqual(after.map(strip));
+    // (records of a connection whose packets never came: TLS by them, as before)
+    const only = make(true, false);
+    expect(only.map((f) => [f.app, f.seenBy])).toEqual([['tls', 'hook-only']]);
   });
 
   it('plain sessions, refusals and upgrades whose TLS was not seen are named and carry no TLS', () => {
