@@ -934,42 +934,62 @@ static int h2_settings_first(const uint8_t *d, uint32_t n)
 	return len % 6 == 0 && len <= 16384 && 9 + len <= n;
 }
 
-/* Whether d[0..n) begins an HTTP/1 message; *switching: it is a 101 response (the connection leaves HTTP/1) */
-static int http1_start(const uint8_t *d, uint32_t n, int *switching)
+/* Whether d[0..n) begins an HTTP/1 message: a status line, or a request line (a method, and " HTTP/1.x" before its
+ * line's end; why: NATS's "CONNECT {...}" and other text protocols' commands begin as a request does). *status: a
+ * response's status code, 0 for a request; *connect: it is a CONNECT request */
+static int http1_start(const uint8_t *d, uint32_t n, int *status, int *connect)
 {
-	static const char *starts[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ",
-				       "TRACE ", "HTTP/1."};
-	size_t i;
+	static const char *methods[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
+	uint32_t i, end = n < 8192 ? n : 8192;
 
-	*switching = n >= 12 && !memcmp(d, "HTTP/1.", 7) && !memcmp(d + 8, " 101", 4);
-	for (i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
-		if (n >= strlen(starts[i]) && !memcmp(d, starts[i], strlen(starts[i])))
-			return 1;
-	return 0;
+	*status = 0;
+	*connect = 0;
+	if (n >= 12 && !memcmp(d, "HTTP/1.", 7) && d[8] == ' ' && d[9] >= '1' && d[9] <= '5' && d[10] >= '0' && d[10] <= '9' &&
+	    d[11] >= '0' && d[11] <= '9') {
+		*status = (d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0');
+		return 1;
+	}
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (n >= strlen(methods[i]) && !memcmp(d, methods[i], strlen(methods[i])))
+			break;
+	if (i == sizeof(methods) / sizeof(methods[0]))
+		return 0;
+	*connect = i == 7;
+	/* the request line's end: " HTTP/1.x" just before it (a record cut before it: taken as a request) */
+	for (i = 0; i + 1 < end; i++)
+		if (d[i] == '\r' && d[i + 1] == '\n')
+			return i >= 9 && !memcmp(d + i - 9, " HTTP/1.", 8);
+	return 1;
 }
 
 /* The protocol of a decrypted record for Wireshark (its exported PDU's dissector): "http2", "http" or "data". A record
  * that begins a message names its TLS object's protocol, and the object's later records (a request's pieces, a body's
  * records) carry it too: the client's preface or a server's first SETTINGS frame mark HTTP/2, an HTTP/1 message
- * HTTP/1 until a 101 response. why by the bytes as well as the mark: a freed object's memory is the next one's, and a
- * server's HTTP/1.1 connection after an HTTP/2 one on the same address (Node's) had its records tagged http2 */
+ * HTTP/1 until a 101 response, or a 2xx answer to a CONNECT (the tunnel's bytes are another protocol's, often TLS).
+ * why by the bytes as well as the mark: a freed object's memory is the next one's, and a server's HTTP/1.1 connection
+ * after an HTTP/2 one on the same address (Node's) had its records tagged http2 */
 static const char *proto_for(const struct tls_event *e)
 {
+	static const char connect_pending[] = "http";
 	const uint8_t *d = e->data;
 	uint32_t n = e->captured;
 	uint64_t key = (e->ctx ^ ((uint64_t)e->hdr.pid << 48)) | 1;
 	uint32_t slot = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 54) & (PROTO_SLOTS - 1);
-	int switching;
+	int status, connect;
 
 	if ((n >= 14 && !memcmp(d, "PRI * HTTP/2.0", 14)) || h2_settings_first(d, n)) {
 		marked[slot] = key;
 		marked_proto[slot] = "http2";
-	} else if (http1_start(d, n, &switching)) {
-		if (!switching) {
+	} else if (http1_start(d, n, &status, &connect)) {
+		/* (connect_pending is "http" by its text, told apart by its address: a CONNECT sent, its answer awaited) */
+		int tunnel = status >= 200 && status < 300 && marked[slot] == key && marked_proto[slot] == connect_pending;
+
+		if (status == 101 || tunnel) {
+			if (marked[slot] == key)
+				marked[slot] = 0;
+		} else {
 			marked[slot] = key;
-			marked_proto[slot] = "http";
-		} else if (marked[slot] == key) {
-			marked[slot] = 0;
+			marked_proto[slot] = connect ? connect_pending : "http";
 		}
 		return "http";
 	}

@@ -8,7 +8,7 @@
 import { describe, it, expect } from 'vitest';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPythonServer, tsharkHellos } from '../lib/lab.js';
+import { run, startPythonServer, tsharkHellos } from '../lib/lab.js';
 import { until } from '../lib/until.js';
 import { useTlsLab } from './tls-lab.js';
 import { captureLab, flowsJson } from './core-cli.js';
@@ -246,6 +246,11 @@ describe('more clients that switch to TLS in place', () => {
       // the filter language sees them as the protocols they are
       const upgraded = await flowsJson(out, env, '(app == "xmpp" || app == "nntp" || app == "sieve" || app == "nats" || app == "mssql") && tls.client.plaintext');
       expect(upgraded.map((f) => f.dst.port).sort((a, b) => a - b)).toEqual(clients.map((c) => c.port).sort((a, b) => a - b));
+      // the NATS client's decrypted records ("CONNECT {...}", then PING) are NATS's, not HTTP's: tagged data (they were
+      // http, a CONNECT request's start as far as their first word went, and Wireshark read them as broken HTTP)
+      const tags = await run('tshark', ['-r', out, '-Y', 'exported_pdu.src_port == 4222 || exported_pdu.dst_port == 4222', '-T', 'fields', '-e', 'exported_pdu.prot_name']);
+      expect(tags.code, tags.stderr).toBe(0);
+      expect([...new Set(tags.stdout.trim().split('\n'))]).toEqual(['data']);
       // who logs in to SQL Server, from the Login7 its hook read (the password never)
       const sql = flows.find((f) => f.dst.port === 1433)!;
       expect(sql.db).toEqual({ user: 'orders_rw', database: 'orders', application: 'TSQL' });
