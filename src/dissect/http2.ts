@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import type HpackLib from 'hpack.js';
 import { BODY_CAP, type HttpMessage } from './http1.js';
+import { Pieces } from '../util/pieces.js';
 
 // why loaded on first use: most captures carry no HTTP/2, and the library was a tenth of the CLI's start-up
 let hpackLib: typeof HpackLib | null = null;
@@ -104,10 +105,8 @@ interface StreamState {
 
 export class Http2Parser {
   private buf: Buffer = Buffer.alloc(0);
-  /** a frame still incomplete: its parts (the buffer first), joined once the `needed` bytes are here */
-  private waiting: Buffer[] | null = null;
-  private waitingBytes = 0;
-  private needed = 0;
+  /** a frame still incomplete (a peer may allow 16 MiB frames): its pieces, joined once it is whole */
+  private waiting: Pieces | null = null;
   private prefaceChecked: boolean;
   private readonly streams = new Map<number, StreamState>();
   private readonly table = hpack().table.create({ maxSize: HPACK_DEFAULT });
@@ -135,16 +134,9 @@ export class Http2Parser {
     if (this.broken) return [];
     const out: HttpMessage[] = [];
     if (this.waiting !== null) {
-      // why: a frame may be up to 16 MiB (a peer's SETTINGS_MAX_FRAME_SIZE); joining it so far to each segment copied a
-      // 4 MiB frame 1,500 times (4 s), so its parts are kept and joined once it is whole
-      this.waitingBytes += chunk.length;
-      if (this.waitingBytes < this.needed) {
-        // (a copy: the chunk may be a view of the reader's buffer)
-        this.waiting.push(Buffer.from(chunk));
-        return out;
-      }
-      this.waiting.push(chunk);
-      this.buf = Buffer.concat(this.waiting, this.waitingBytes);
+      const whole = this.waiting.add(chunk);
+      if (whole === null) return out;
+      this.buf = whole;
       this.waiting = null;
     } else this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.prefaceChecked) {
@@ -181,11 +173,7 @@ export class Http2Parser {
     }
     // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
     if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
-    if (this.buf.length >= 9 && !this.broken) {
-      this.needed = 9 + this.buf.readUIntBE(0, 3);
-      this.waiting = [this.buf];
-      this.waitingBytes = this.buf.length;
-    }
+    if (this.buf.length >= 9 && !this.broken) this.waiting = new Pieces(this.buf, 9 + this.buf.readUIntBE(0, 3));
     return out;
   }
 

@@ -8,6 +8,7 @@ import {
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { beginsDnsMessage, parseDns, type DnsMessage } from '../dissect/dns.js';
+import { Pieces } from '../util/pieces.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
 import { QuicDecryptor } from '../dissect/quic-decrypt.js';
 import { DtlsHandshake, looksLikeDtlsClientHello } from '../dissect/dtls.js';
@@ -117,9 +118,8 @@ interface StreamEvents {
 class DirState implements StreamSink {
   reasm: TcpReassembler | null = null;
   head: Buffer | null = null;
-  /** DNS over TCP: a message's parts while it is incomplete (head first), joined once it is whole */
-  parts: Buffer[] | null = null;
-  partBytes = 0;
+  /** DNS over TCP: a message still incomplete, its length known (up to 64 KiB, in dozens of segments): its pieces */
+  pieces: Pieces | null = null;
   /** DNS over TCP: its bytes are read as messages (in a connection taken up in the middle, once one begins them) */
   dnsFrom = false;
   http1: Http1Parser | null = null;
@@ -1528,21 +1528,10 @@ export class Analyzer {
     const head = dir.head;
     let buf: Buffer;
     if (head !== null && head.length >= 2) {
-      // why: an answer of up to 64 KiB comes in dozens of segments; joining the message so far to each made a zone
-      // transfer's reading copy each message ~20 times over. Its parts are joined once, when it is whole
-      if (dir.parts === null) {
-        dir.parts = [head];
-        dir.partBytes = head.length;
-      }
-      dir.partBytes += chunk.length;
-      if (dir.partBytes < 2 + head.readUInt16BE(0)) {
-        // (a copy: the chunk may be a view of the reader's buffer)
-        dir.parts.push(Buffer.from(chunk));
-        return;
-      }
-      dir.parts.push(chunk);
-      buf = Buffer.concat(dir.parts, dir.partBytes);
-      dir.parts = null;
+      const whole = (dir.pieces ??= new Pieces(head, 2 + head.readUInt16BE(0))).add(chunk);
+      if (whole === null) return;
+      buf = whole;
+      dir.pieces = null;
     } else buf = head ? Buffer.concat([head, chunk]) : chunk;
     let at = 0;
     while (buf.length - at >= 2) {
