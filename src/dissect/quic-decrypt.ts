@@ -17,6 +17,7 @@ import {
 import type { EarlyDataStatus } from '../model/flow.js';
 import { earlyDataTaken, suite13, type ConnectionSecrets } from './tls-keylog.js';
 import { cipherName } from './tls.js';
+import { Later } from '../util/in-order.js';
 
 /** Out-of-order STREAM bytes kept per stream direction before the stream is given up. */
 const MAX_STREAM_PENDING = 256 * 1024;
@@ -90,8 +91,8 @@ function direction(): Direction {
 /** One direction of one stream, reassembled. */
 interface StreamBytes {
   next: number;
-  pending: Map<number, Buffer>;
-  pendingBytes: number;
+  /** its pieces after a hole */
+  later: Later;
   /** where the stream ends (its FIN's offset), -1 until known */
   end: number;
   finished: boolean;
@@ -410,7 +411,7 @@ export class QuicDecryptor {
     const key = `${id}${c2s ? 'c' : 's'}`;
     let s = this.streams.get(key);
     if (!s) {
-      this.streams.set(key, (s = { next: 0, pending: new Map(), pendingBytes: 0, end: -1, finished: false, lost: false }));
+      this.streams.set(key, (s = { next: 0, later: new Later(), end: -1, finished: false, lost: false }));
       if (this.streams.size > MAX_STREAMS) {
         for (const [k, old] of this.streams) {
           if (this.streams.size <= MAX_STREAMS) break;
@@ -421,16 +422,15 @@ export class QuicDecryptor {
     if (s.finished || s.lost) return;
     if (fin) s.end = offset + data.length;
     if (offset > s.next) {
-      if (s.pendingBytes + data.length > MAX_STREAM_PENDING || this.pending + data.length > MAX_PENDING) {
+      if (s.later.bytes + data.length > MAX_STREAM_PENDING || this.pending + data.length > MAX_PENDING) {
         s.lost = true;
-        this.pending -= s.pendingBytes;
-        s.pending.clear();
+        this.pending -= s.later.bytes;
+        s.later.clear();
         this.h3.gap(id, c2s);
         return;
       }
-      if (!s.pending.has(offset)) {
-        s.pending.set(offset, Buffer.from(data));
-        s.pendingBytes += data.length;
+      if (s.later.wants(offset, data.length)) {
+        s.later.push(offset, Buffer.from(data));
         this.pending += data.length;
       }
       return;
@@ -442,21 +442,13 @@ export class QuicDecryptor {
       this.h3.data(id, c2s, chunk, done, ts, out);
       if (done) {
         s.finished = true;
-        this.pending -= s.pendingBytes;
-        s.pending.clear();
+        this.pending -= s.later.bytes;
+        s.later.clear();
         return;
       }
-      chunk = null;
-      for (const [o, b] of s.pending) {
-        if (o > s.next) continue;
-        s.pending.delete(o);
-        s.pendingBytes -= b.length;
-        this.pending -= b.length;
-        if (o + b.length > s.next) {
-          chunk = b.subarray(s.next - o);
-          break;
-        }
-      }
+      const before = s.later.bytes;
+      chunk = s.later.from(s.next);
+      this.pending -= before - s.later.bytes;
     }
     if (s.end >= 0 && s.next >= s.end && !s.finished) {
       // (a FIN with no bytes of its own)

@@ -3,6 +3,7 @@
 // the Initial keys) and the 1-RTT decryption with a key log's secrets (quic-decrypt.ts).
 import { createCipheriv, createHmac } from 'node:crypto';
 import { expandLabel, open, suite13, xorNonce, type Aead, type Suite } from './tls-keylog.js';
+import { InOrder } from '../util/in-order.js';
 
 export interface QuicVersion {
   salt: Buffer;
@@ -121,28 +122,15 @@ const MAX_CRYPTO = 0x10000;
 
 /** One side's CRYPTO stream in its Initial packets, by offset. */
 export class CryptoStream {
-  private readonly chunks = new Map<number, Buffer>();
+  private readonly run = new InOrder();
 
   add(offset: number, data: Buffer): void {
-    if (offset + data.length <= MAX_CRYPTO && !this.chunks.has(offset)) this.chunks.set(offset, Buffer.from(data));
+    if (offset + data.length <= MAX_CRYPTO) this.run.add(offset, data);
   }
 
   /** The stream from offset 0 to its first hole. */
   contiguous(): Buffer {
-    const parts: Buffer[] = [];
-    for (let at = 0; ;) {
-      let next: Buffer | undefined;
-      for (const [o, b] of this.chunks) {
-        if (o <= at && o + b.length > at) {
-          next = b.subarray(at - o);
-          break;
-        }
-      }
-      if (!next) break;
-      parts.push(next);
-      at += next.length;
-    }
-    return Buffer.concat(parts);
+    return this.run.bytes();
   }
 }
 

@@ -1,5 +1,6 @@
 // Captures made to be slow to read: garbage on the DNS port, zero-filled DNS over TCP, hellos and request heads sent a
-// byte a segment, HTTP/2 frames of megabytes in 1448-byte segments, and an unnamed protocol of short messages. Each is
+// byte a segment, HTTP/2 frames of megabytes in 1448-byte segments, an unnamed protocol of short messages, QUIC
+// Initials of one-byte CRYPTO frames sent backwards, and DTLS fragments declaring lengths they do not bring. Each is
 // read by `tapscope flows --json` and by `tshark -q -z conv,tcp` on the same file in the same run: the ratio says
 // whether any of them costs us more than it costs tshark (each case was once much slower, see the README's
 // benchmarks). Prints, never gates; the suite's smoke run (core-bench-smoke) checks that both tools read every case.
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
 import { frame } from '../unit/export-h2-frames.js';
+import { cryptoFrame, initialKeysOf, initialPacket } from '../unit/quic-seal.js';
 import { measure, tapscopeArgv, type Measured } from './flows-bench.js';
 
 export interface HostileCase { name: string; what: string; build: (scale: number) => CaptureBuilder }
@@ -83,9 +85,48 @@ export const CASES: HostileCase[] = [
       return b;
     },
   },
+  {
+    name: 'quic-crypto-back',
+    what: 'QUIC Initials (sealed with the keys any observer derives) of one-byte CRYPTO frames sent backwards, 8 a flow',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const per = 220;
+      for (let i = 0; i < n(500, scale); i++) {
+        const dcid = Buffer.from([0x51, 0x55, 0x49, 0x43, (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255]);
+        const keys = initialKeysOf(dcid, 'client in');
+        for (let d = 0; d < 8; d++) {
+          // (a hello's header declaring 32 KiB first: the hello stays incomplete, and every datagram is read)
+          const byte = (at: number): number => [1, 0, 0x7f, 0xff][at] ?? 0x61;
+          const frames = Array.from({ length: per }, (_, j) => d * per + per - 1 - j).map((at) => cryptoFrame(at, Buffer.from([byte(at)])));
+          b.udp({ src: C(i).ip, dst: S(443).ip, sport: C(i).port, dport: 443, payload: initialPacket(keys, dcid, Buffer.alloc(0), Buffer.concat(frames), d) });
+        }
+      }
+      return b;
+    },
+  },
+  {
+    name: 'dtls-declared',
+    what: 'DTLS datagrams of 8 empty ClientHello fragments, each declaring a 64 KiB hello',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const fragment = (seq: number): Buffer => {
+        // (a record header: handshake, DTLS 1.2, epoch 0, sequence 0, 12 bytes; a ClientHello fragment of 0 bytes at 0)
+        const f = Buffer.from([22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 1, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]);
+        f.writeUInt16BE(seq, 17);
+        return f;
+      };
+      const datagram = Buffer.concat(Array.from({ length: 8 }, (_, seq) => fragment(seq)));
+      for (let i = 0; i < n(2_000, scale); i++) b.udp({ src: C(i).ip, dst: S(4433).ip, sport: C(i).port, dport: 4433, payload: datagram });
+      return b;
+    },
+  },
 ];
 
-export interface HostileResult { name: string; what: string; bytes: number; tapscope: Measured; tshark: Measured; tapscopeTcpFlows: number; tsharkConversations: number }
+export interface HostileResult {
+  name: string; what: string; bytes: number; tapscope: Measured; tshark: Measured;
+  /** the flows tapscope listed, and its TCP flows */
+  tapscopeFlows: number; tapscopeTcpFlows: number; tsharkConversations: number;
+}
 
 /** Each case built at `scale`, then read by both tools (the better of `rounds` runs each). */
 export function runHostileBench(scale: number, rounds = 1, dir?: string): HostileResult[] {
@@ -107,6 +148,7 @@ export function runHostileBench(scale: number, rounds = 1, dir?: string): Hostil
       }
       out.push({
         name: c.name, what: c.what, bytes: bytes.length, tapscope: tapscope!, tshark: tshark!,
+        tapscopeFlows: tapscope!.stdout.split('\n').filter((l) => l.startsWith('{')).length,
         tapscopeTcpFlows: tapscope!.stdout.split('\n').filter((l) => l.includes('"transport":"tcp"')).length,
         tsharkConversations: tshark!.stdout.split('\n').filter((l) => /<->/.test(l)).length,
       });

@@ -99,6 +99,23 @@ describe('DTLS hellos from a real capture (OpenSSL and GnuTLS clients)', () => {
     expect(ja4(again, 'dtls')).toBe(ja4(ch, 'dtls'));
   });
 
+  it('keeps the bytes fragments bring, not the lengths they declare', () => {
+    // why: each of 8 empty fragments declaring a 64 KiB hello once took 128 KiB: a megabyte a flow for a datagram of
+    // 109 bytes (2,000 such flows, a 368 KB capture: 1.5 GB)
+    const frags = Buffer.concat(Array.from({ length: 8 }, (_, seq) => records(1, 0xffff, [{ seq, offset: 0, bytes: Buffer.alloc(0) }])));
+    const before = process.memoryUsage().arrayBuffers;
+    const kept = Array.from({ length: 400 }, () => {
+      const h = new DtlsHandshake();
+      h.push(frags);
+      h.push(records(1, 0xffff, [{ seq: 1, offset: 0xff00, bytes: Buffer.alloc(0xff, 0x41) }]));
+      return h;
+    });
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(kept.every((h) => h.clientHello() === null)).toBe(true);
+    // (the 400 handshakes received 400 x 255 bytes: 100 KB; as declared, they would be 400 MB)
+    expect(grown).toBeLessThan(16 * 1024 * 1024);
+  });
+
   it('takes damaged datagrams without throwing: cut anywhere, or with a byte changed anywhere', () => {
     for (const { payload } of datagrams().slice(0, 6)) {
       for (let n = 0; n < payload.length; n += 7) {

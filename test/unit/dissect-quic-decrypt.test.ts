@@ -3,51 +3,13 @@
 // previous generation late. Real clients in the lab (capture-quic-keylog) update once; the second update is where a
 // reader that does not move on to the next generation's keys goes wrong.
 import { describe, it, expect } from 'vitest';
-import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { QuicDecryptor } from '../../src/dissect/quic-decrypt.js';
-
-const V1_SALT = Buffer.from('38762cf7f55934b34d179ae6a4c80cadccbb7f0a', 'hex');
-
-/** HKDF-Expand-Label (RFC 8446 §7.1) for outputs of one SHA-256 block, with an empty context. */
-function label(secret: Buffer, name: string, length: number): Buffer {
-  const full = Buffer.from(`tls13 ${name}`, 'latin1');
-  const info = Buffer.concat([Buffer.from([length >> 8, length & 0xff, full.length]), full, Buffer.from([0, 1])]);
-  return createHmac('sha256', secret).update(info).digest().subarray(0, length);
-}
-
-interface Keys { key: Buffer; iv: Buffer; hp: Buffer }
-
-/** AES-128-GCM packet keys of a secret (RFC 9001 §5.1); `hp` kept from the first generation across updates (§6). */
-function keysOf(secret: Buffer, hp?: Buffer): Keys {
-  return { key: label(secret, 'quic key', 16), iv: label(secret, 'quic iv', 12), hp: hp ?? label(secret, 'quic hp', 16) };
-}
-
-/**
- * Seals a packet (RFC 9001 §5.3-5.4): `header` ends with its packet number `pn` (one byte); the payload is encrypted
- * with the header as associated data, then the header protected with a mask from a sample of the ciphertext.
- */
-function seal(k: Keys, header: Buffer, pn: number, payload: Buffer, long: boolean): Buffer {
-  const nonce = Buffer.from(k.iv);
-  nonce[11] = nonce[11]! ^ pn;
-  const c = createCipheriv('aes-128-gcm', k.key, nonce);
-  c.setAAD(header);
-  const pkt = Buffer.concat([header, c.update(payload), c.final(), c.getAuthTag()]);
-  const pnOffset = header.length - 1;
-  const mask = createCipheriv('aes-128-ecb', k.hp, null).setAutoPadding(false).update(pkt.subarray(pnOffset + 4, pnOffset + 20));
-  pkt[0] = pkt[0]! ^ (mask[0]! & (long ? 0x0f : 0x1f));
-  pkt[pnOffset] = pkt[pnOffset]! ^ mask[1]!;
-  return pkt;
-}
+import { V1_SALT, cryptoFrame, initialPacket, keysOf, label, seal, type Keys } from './quic-seal.js';
 
 /** An Initial packet (QUIC v1) numbered 0 carrying `crypto` at offset 0, padded. */
 function initial(k: Keys, dcid: Buffer, scid: Buffer, crypto: Buffer): Buffer {
-  const payload = Buffer.concat([Buffer.from([0x06, 0x00, 0x40 | (crypto.length >> 8), crypto.length & 0xff]), crypto, Buffer.alloc(64)]);
-  const length = 1 + payload.length + 16;
-  const header = Buffer.concat([
-    Buffer.from([0xc0, 0, 0, 0, 1, dcid.length]), dcid, Buffer.from([scid.length]), scid,
-    Buffer.from([0x00, 0x40 | (length >> 8), length & 0xff, 0x00]),
-  ]);
-  return seal(k, header, 0, payload, true);
+  return initialPacket(k, dcid, scid, cryptoFrame(0, crypto));
 }
 
 /** A 1-RTT packet numbered `pn` with key phase `phase`: a PING and padding. */
