@@ -1,6 +1,7 @@
 // Captures made to be slow to read: garbage on the DNS port, zero-filled DNS over TCP, hellos and request heads sent a
-// byte a segment, HTTP/2 frames of megabytes in 1448-byte segments, an unnamed protocol of short messages, QUIC
-// Initials of one-byte CRYPTO frames sent backwards, and DTLS fragments declaring lengths they do not bring. Each is
+// byte a segment, HTTP/2 frames of megabytes in 1448-byte segments, an unnamed protocol of short messages, HTTP/1.1
+// requests pipelined by the 100,000, QUIC Initials of one-byte CRYPTO frames sent backwards, and DTLS fragments
+// declaring lengths they do not bring. Each is
 // read by `tapscope flows --json` and by `tshark -q -z conv,tcp` on the same file in the same run: the ratio says
 // whether any of them costs us more than it costs tshark (each case was once much slower, see the README's
 // benchmarks). Prints, never gates; the suite's smoke run (core-bench-smoke) checks that both tools read every case.
@@ -82,6 +83,18 @@ export const CASES: HostileCase[] = [
       const b = new CaptureBuilder();
       const msgs = Array.from({ length: 60 }, (_, i) => Buffer.alloc(100, 0x30 + (i % 10)));
       for (let c = 0; c < n(2_000, scale); c++) tcpConversation(b, C(c), S(9999), msgs, msgs);
+      return b;
+    },
+  },
+  {
+    name: 'h1-pipelined',
+    what: '100,000 HTTP/1.1 requests pipelined on one connection before the first response',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const count = n(100_000, scale);
+      const requests = cut(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(count)), 1448);
+      const responses = cut(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'.repeat(count)), 1448);
+      tcpConversation(b, C(1), S(80), requests, [...requests.map(() => null), ...responses]);
       return b;
     },
   },

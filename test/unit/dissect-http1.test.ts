@@ -211,6 +211,27 @@ describe('HTTP/1 resynchronisation', () => {
   });
 });
 
+describe('pipelined requests', () => {
+  it('each response is framed by its own request\'s method, 3,000 told before the first answer', () => {
+    // (every 7th a HEAD, every 500th a CONNECT answered 407: their answers say a length their bodies do not have)
+    const methods = Array.from({ length: 3000 }, (_, i) => (i % 500 === 499 ? 'CONNECT' : i % 7 === 3 ? 'head' : 'GET'));
+    const p = new Http1Parser();
+    for (const m of methods) p.expectResponseTo(m);
+    const wire = methods.map((m, i) => (m === 'GET' ? `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n${String(i % 100).padStart(2, '0')}`
+      : m === 'CONNECT' ? 'HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n')).join('');
+    const got = p.push(Buffer.from(wire, 'latin1'), 1);
+    expect(got.map((m) => `${m.status} ${m.body.toString('latin1')}`)).toEqual(methods.map((m, i) => (m === 'GET' ? `200 ${String(i % 100).padStart(2, '0')}` : m === 'CONNECT' ? '407 ' : '200 ')));
+  });
+
+  it('a response that came before its request was told answers nothing told later', () => {
+    const p = new Http1Parser();
+    expect(p.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx'), 1).map((m) => m.body.toString())).toEqual(['x']);
+    // (the HEAD told now is the next response's request, not the one already answered)
+    p.expectResponseTo('HEAD');
+    expect(p.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n'), 2).map((m) => m.status)).toEqual([200, 204]);
+  });
+});
+
 describe('looksLikeHttp1', () => {
   it('detects request and status lines, rejects others', () => {
     for (const s of ['GET / HTTP/1.1\r\n', 'POST /x', 'HTTP/1.1 200 OK', 'OPTIONS * HTTP/1.1', 'PATCH']) expect(looksLikeHttp1(Buffer.from(s))).toBe(true);
