@@ -630,6 +630,8 @@ export class Analyzer {
   private readonly index = new TupleIndex<FlowState>();
   /** every id handed out (the collision check), each with its flow's index in `states` (see stateById) */
   private readonly ids = new PairSet();
+  /** of the flow ids taken twice or more (see addFlow): the last id of each one's chain */
+  private readonly chainEnds = new Map<string, string>();
   private readonly states: FlowState[] = [];
   /** Every flow in creation (arrival) order; resolved lazily, see resolved(). */
   private readonly list: Flow[] = [];
@@ -1094,7 +1096,15 @@ export class Analyzer {
   ): FlowState {
     let id = flowId(node, transport === 'tcp', cip, client.port, cip === a && client.port === ap ? b : a, server.port, ts, netns);
     // (the id's halves index the flow's state, see stateById)
-    while (!this.ids.add(LANES[H1]!, LANES[H2]!, this.states.length)) id = nextId(id);
+    if (!this.ids.add(LANES[H1]!, LANES[H2]!, this.states.length)) {
+      // why: flows of one tuple that began at one timestamp (a SYN flood from one port, a capture without timestamps)
+      // take the ids of a chain in turn; walking it from its start for each was quadratic (20,000 such connections:
+      // 20 s, tshark 0.6 s), so the chain's last id is remembered and the next taken after it (the same ids)
+      const base = id;
+      id = nextId(this.chainEnds.get(base) ?? base);
+      while (!this.ids.add(LANES[H1]!, LANES[H2]!, this.states.length)) id = nextId(id);
+      this.chainEnds.set(base, id);
+    }
     const flow: Flow = {
       id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
       node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',

@@ -1,7 +1,7 @@
 // Captures made to be slow to read: garbage on the DNS port, zero-filled DNS over TCP, hellos and request heads sent a
 // byte a segment, HTTP/2 frames of megabytes in 1448-byte segments, an unnamed protocol of short messages, HTTP/1.1
-// requests pipelined by the 100,000, QUIC Initials of one-byte CRYPTO frames sent backwards, and DTLS fragments
-// declaring lengths they do not bring. Each is
+// requests pipelined by the 100,000, a SYN flood from one port at one timestamp, QUIC Initials of one-byte CRYPTO
+// frames sent backwards, and DTLS fragments declaring lengths they do not bring. Each is
 // read by `tapscope flows --json` and by `tshark -q -z conv,tcp` on the same file in the same run: the ratio says
 // whether any of them costs us more than it costs tshark (each case was once much slower, see the README's
 // benchmarks). Prints, never gates; the suite's smoke run (core-bench-smoke) checks that both tools read every case.
@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CaptureBuilder, tcpConversation } from '../unit/core-packet-builder.js';
+import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from '../unit/core-packet-builder.js';
 import { frame } from '../unit/export-h2-frames.js';
 import { cryptoFrame, initialKeysOf, initialPacket } from '../unit/quic-seal.js';
 import { measure, tapscopeArgv, type Measured } from './flows-bench.js';
@@ -95,6 +95,19 @@ export const CASES: HostileCase[] = [
       const requests = cut(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(count)), 1448);
       const responses = cut(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'.repeat(count)), 1448);
       tcpConversation(b, C(1), S(80), requests, [...requests.map(() => null), ...responses]);
+      return b;
+    },
+  },
+  {
+    name: 'same-tuple-time',
+    what: '20,000 connections (a SYN, then a reset) from one port to one port, all at one timestamp, as a SYN flood',
+    build: (scale) => {
+      const b = new CaptureBuilder();
+      const seg = { src: C(1).ip, dst: S(80).ip, sport: C(1).port, dport: 80 };
+      for (let i = 0; i < n(20_000, scale); i++) {
+        b.packet(ethernet(ipPacket('tcp', { ...seg, seq: i * 7, flags: 0x02 })), { stepMs: 0 });
+        b.packet(ethernet(ipPacket('tcp', { ...seg, seq: i * 7 + 1, flags: 0x04 })), { stepMs: 0 });
+      }
       return b;
     },
   },

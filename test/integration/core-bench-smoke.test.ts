@@ -51,7 +51,7 @@ describe('flows benchmark (smoke size)', () => {
       }
       // (every case's flows listed: the UDP ones too, whose conversations conv,tcp does not count)
       for (const r of rows) expect([r.name, r.tapscopeFlows > 0]).toEqual([r.name, true]);
-      expect(rows.filter((r) => r.tapscopeTcpFlows > 0).map((r) => r.name)).toEqual(['dns-tcp-zeros', 'byte-segments', 'h2-big-frames', 'short-messages', 'h1-pipelined']);
+      expect(rows.filter((r) => r.tapscopeTcpFlows > 0).map((r) => r.name)).toEqual(['dns-tcp-zeros', 'byte-segments', 'h2-big-frames', 'short-messages', 'h1-pipelined', 'same-tuple-time']);
     } finally {
       if (prev === undefined) delete process.env.BENCH_FROM_SOURCE;
       else process.env.BENCH_FROM_SOURCE = prev;
