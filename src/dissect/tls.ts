@@ -429,10 +429,10 @@ function noGrease(list: readonly number[]): number[] {
 export function ja3(ch: ClientHello): { string: string; hash: string } {
   const s = [
     String(ch.version),
-    noGrease(ch.ciphers).join('-'),
-    noGrease(ch.extensions).join('-'),
-    noGrease(ch.groups).join('-'),
-    ch.ecPointFormats.join('-'),
+    listText(noGrease(ch.ciphers), false, 0x2d),
+    listText(noGrease(ch.extensions), false, 0x2d),
+    listText(noGrease(ch.groups), false, 0x2d),
+    listText(ch.ecPointFormats, false, 0x2d),
   ].join(',');
   return { string: s, hash: createHash('md5').update(s).digest('hex') };
 }
@@ -442,8 +442,48 @@ const JA4_VERSIONS: Record<number, string> = {
   0xfeff: 'd1', 0xfefd: 'd2', 0xfefc: 'd3',
 };
 
+// (each 16-bit value's text made once: a hello of thousands of suites, different on every connection, spent most of its
+// fingerprinting in toString and padStart)
+const HEX4: string[] = [];
+
 function hex4(v: number): string {
-  return v.toString(16).padStart(4, '0');
+  return (HEX4[v] ??= v.toString(16).padStart(4, '0'));
+}
+
+const DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+let listBytes = Buffer.allocUnsafe(1024);
+
+/**
+ * 16-bit values as text joined by `sep`: four lowercase hex digits each (`hex`), else decimal. Written as bytes: a hello
+ * of thousands of suites, different on every connection, spent most of its fingerprinting joining strings.
+ */
+function listText(values: ArrayLike<number>, hex: boolean, sep: number): string {
+  if (listBytes.length < values.length * 6) listBytes = Buffer.allocUnsafe(values.length * 6);
+  const b = listBytes;
+  let o = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) b[o++] = sep;
+    const v = values[i]! & 0xffff;
+    if (hex) {
+      b[o] = DIGITS[v >> 12]!;
+      b[o + 1] = DIGITS[(v >> 8) & 15]!;
+      b[o + 2] = DIGITS[(v >> 4) & 15]!;
+      b[o + 3] = DIGITS[v & 15]!;
+      o += 4;
+      continue;
+    }
+    if (v >= 10000) b[o++] = 48 + ((v / 10000) | 0);
+    if (v >= 1000) b[o++] = 48 + (((v / 1000) | 0) % 10);
+    if (v >= 100) b[o++] = 48 + (((v / 100) | 0) % 10);
+    if (v >= 10) b[o++] = 48 + (((v / 10) | 0) % 10);
+    b[o++] = 48 + (v % 10);
+  }
+  return b.toString('latin1', 0, o);
+}
+
+/** The values as hex4 text, in ascending order (that of the text too: four lowercase hex digits each), joined by commas. */
+function sortedHex(values: readonly number[]): string {
+  return listText(Uint16Array.from(values).sort(), true, 0x2c);
 }
 
 function sha12(s: string): string {
@@ -480,9 +520,9 @@ export function ja4Raw(ch: ClientHello, transport: HelloTransport): { a: string;
   const count = (n: number): string => String(Math.min(n, 99)).padStart(2, '0');
   const a = (transport === 'quic' ? 'q' : transport === 'dtls' ? 'd' : 't') + (JA4_VERSIONS[ver] ?? '00') + (exts.includes(EXT_SERVER_NAME) ? 'd' : 'i') +
     count(ciphers.length) + count(exts.length) + ja4Alpn(ch.alpn);
-  const sortedCiphers = ciphers.map(hex4).sort().join(',');
-  const sortedExts = exts.filter((e) => e !== EXT_SERVER_NAME && e !== EXT_ALPN).map(hex4).sort().join(',');
-  const sigs = noGrease(ch.signatureAlgorithms).map(hex4).join(',');
+  const sortedCiphers = sortedHex(ciphers);
+  const sortedExts = sortedHex(exts.filter((e) => e !== EXT_SERVER_NAME && e !== EXT_ALPN));
+  const sigs = listText(noGrease(ch.signatureAlgorithms), true, 0x2c);
   return { a, ciphers: sortedCiphers, extensions: sigs.length > 0 ? `${sortedExts}_${sigs}` : sortedExts };
 }
 

@@ -334,3 +334,32 @@ describe('names', () => {
     expect(cipherName(0xbeef)).toBe('0xbeef');
   });
 });
+
+describe('JA3 and JA4 text of long, random lists', () => {
+  // (the lists written the plain way, with strings: the spec's own words for them)
+  const plain = (l: readonly number[]): number[] => l.filter((v) => !isGrease(v));
+  const hexText = (v: number): string => v.toString(16).padStart(4, '0');
+  it('match a plain implementation for every value size, GREASE and order', () => {
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    // (values of every digit count, 0 and 65535, GREASE values among them)
+    const value = (): number => [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535, 0x0a0a, 0xfafa, rnd(65536), rnd(65536)][rnd(14)]!;
+    for (let round = 0; round < 50; round++) {
+      const list = (n: number): number[] => Array.from({ length: n }, value);
+      const ch: ClientHello = {
+        version: 0x0303, supportedVersions: [0x0304, 0x0303], ciphers: list(1 + rnd(3000)), extensions: [0, 16, 43, ...list(rnd(400))],
+        sni: 'x.test', alpn: ['h2'], groups: list(rnd(50)), ecPointFormats: [0, 1, 2].slice(0, rnd(4)), signatureAlgorithms: list(rnd(40)),
+      };
+      const j3 = [String(ch.version), plain(ch.ciphers).join('-'), plain(ch.extensions).join('-'), plain(ch.groups).join('-'), ch.ecPointFormats.join('-')].join(',');
+      expect(ja3(ch).string).toBe(j3);
+      const raw = ja4Raw(ch, 'tcp');
+      expect(raw.ciphers).toBe(plain(ch.ciphers).map(hexText).sort().join(','));
+      const exts = plain(ch.extensions).filter((e) => e !== 0 && e !== 16).map(hexText).sort().join(',');
+      const sigs = plain(ch.signatureAlgorithms).map(hexText).join(',');
+      expect(raw.extensions).toBe(sigs ? `${exts}_${sigs}` : exts);
+    }
+  });
+});
