@@ -85,6 +85,9 @@ const FLAG_PRIORITY = 0x20;
 // why: the largest frame a peer may send is 2^24-1 (SETTINGS_MAX_FRAME_SIZE upper bound); anything
 // longer means we are not looking at an HTTP/2 frame boundary.
 const MAX_FRAME = (1 << 24) - 1;
+/** a header block's CONTINUATION frames and bytes (compressed) past which its direction is not decoded further */
+const MAX_BLOCK_FRAMES = 4096;
+const MAX_BLOCK_BYTES = 1 << 20;
 // why: the decoder's table limit is set by the *other* side's SETTINGS; we accept whatever size the
 // encoder signals (dynamic table size update) up to a generous bound instead of tracking SETTINGS.
 const HPACK_PROTOCOL_MAX = 1 << 20;
@@ -111,7 +114,7 @@ export class Http2Parser {
   private readonly streams = new Map<number, StreamState>();
   private readonly table = hpack().table.create({ maxSize: HPACK_DEFAULT });
   /** header block being collected across CONTINUATION frames */
-  private block: { streamId: number; parts: Buffer[]; endStream: boolean; promised: boolean } | null = null;
+  private block: { streamId: number; parts: Buffer[]; bytes: number; endStream: boolean; promised: boolean } | null = null;
   /** once HPACK state is lost (bad frame, gap) nothing after can be decoded reliably */
   private broken = false;
 
@@ -218,7 +221,7 @@ export class Http2Parser {
         let p = unpad(payload, flags);
         if (flags & FLAG_PRIORITY) p = p.subarray(5);
         if (!this.streams.has(streamId)) this.streams.set(streamId, this.newStream(streamId, ts));
-        this.block = { streamId, parts: [Buffer.from(p)], endStream: (flags & FLAG_END_STREAM) !== 0, promised: false };
+        this.block = { streamId, parts: [Buffer.from(p)], bytes: p.length, endStream: (flags & FLAG_END_STREAM) !== 0, promised: false };
         if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
         break;
       }
@@ -229,13 +232,19 @@ export class Http2Parser {
         const s = this.newStream(promisedId, ts);
         s.msg.kind = 'request';
         this.streams.set(promisedId, s);
-        this.block = { streamId: promisedId, parts: [Buffer.from(p.subarray(4))], endStream: false, promised: true };
+        this.block = { streamId: promisedId, parts: [Buffer.from(p.subarray(4))], bytes: p.length - 4, endStream: false, promised: true };
         if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
         break;
       }
       case FRAME_CONTINUATION: {
-        if (!this.block || this.block.streamId !== streamId) throw new Error('unexpected CONTINUATION');
-        this.block.parts.push(Buffer.from(payload));
+        const block = this.block;
+        if (!block || block.streamId !== streamId) throw new Error('unexpected CONTINUATION');
+        // why: a header block that never ends (a CONTINUATION flood) was kept whole: a million one-byte frames took 230 MB.
+        // One past these bounds, far beyond any real one, ends the direction's decoding (its HPACK table cannot be kept
+        // in step without the block)
+        block.bytes += payload.length;
+        if (block.parts.length >= MAX_BLOCK_FRAMES || block.bytes > MAX_BLOCK_BYTES) throw new Error('header block too long');
+        block.parts.push(Buffer.from(payload));
         if (flags & FLAG_END_HEADERS) this.headerBlockDone(out);
         break;
       }

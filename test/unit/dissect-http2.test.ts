@@ -212,6 +212,22 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
     expect(whole.map((m) => [m.status, m.body.length, m.body.every((x) => x === 0x61)])).toEqual([[200, 65536, true]]);
     expect(out.map((m) => [m.status, m.bodySize, m.body.length])).toEqual(whole.map((m) => [m.status, m.bodySize, m.body.length]));
   });
+  it('a header block that never ends (a CONTINUATION flood) ends the direction\'s decoding; a long real one is read', () => {
+    // (HEADERS without END_HEADERS, then one-byte CONTINUATION frames: each was kept, a million took 230 MB)
+    const flood = new Http2Parser('client');
+    flood.push(Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x1, 1, indexed(2))]), 0);
+    for (let i = 0; i < 4095; i++) flood.push(frame(9, 0, 1, indexed(4)), 0);
+    expect(flood.failed).toBe(false);
+    flood.push(frame(9, 0, 1, indexed(4)), 0);
+    expect(flood.failed).toBe(true);
+    // (a block of 40 CONTINUATION frames of 20 KiB each: 800 KiB, its headers read)
+    const value = 'v'.repeat(20 * 1024);
+    const parts = Array.from({ length: 41 }, (_, i) => (i === 0 ? Buffer.concat([indexed(2), indexed(4), indexed(6)]) : addNew(`x-${i}`, value)));
+    const long = new Http2Parser('client');
+    const msgs = long.push(Buffer.concat([H2_PREFACE, SETTINGS, frame(1, 0x1, 1, parts[0]!), ...parts.slice(1).map((p, i) => frame(9, i === 39 ? 0x4 : 0, 1, p))]), 0);
+    expect(long.failed).toBe(false);
+    expect(msgs.map((m) => [m.method, m.path, m.headers.length + (m.headersDropped ?? 0)])).toEqual([['GET', '/', 3 + 40]]);
+  });
   it('a parser started mid-connection (no preface) still reads frames', () => {
     const settingsEnd = 24 + 9 + rec.client.readUIntBE(24, 3);
     const msgs = parse('client', rec.client.subarray(settingsEnd));
