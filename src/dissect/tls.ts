@@ -442,12 +442,8 @@ const JA4_VERSIONS: Record<number, string> = {
   0xfeff: 'd1', 0xfefd: 'd2', 0xfefc: 'd3',
 };
 
-// (each 16-bit value's text made once: a hello of thousands of suites, different on every connection, spent most of its
-// fingerprinting in toString and padStart)
-const HEX4: string[] = [];
-
 function hex4(v: number): string {
-  return (HEX4[v] ??= v.toString(16).padStart(4, '0'));
+  return v.toString(16).padStart(4, '0');
 }
 
 const DIGITS = Buffer.from('0123456789abcdef', 'latin1');
@@ -463,6 +459,7 @@ function listText(values: ArrayLike<number>, hex: boolean, sep: number): string 
   let o = 0;
   for (let i = 0; i < values.length; i++) {
     if (i > 0) b[o++] = sep;
+    // (a hello's lists are of 16-bit values)
     const v = values[i]! & 0xffff;
     if (hex) {
       b[o] = DIGITS[v >> 12]!;
