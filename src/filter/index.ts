@@ -94,10 +94,15 @@ const COMPARE_OPS = new Set(['==', '!=', '<', '<=', '>', '>=', 'contains', 'matc
 /** Wireshark's other spellings of the comparisons */
 const OP_WORDS: Readonly<Record<string, string>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=', '~': 'matches' };
 
+/** parentheses and negations one inside another: far beyond any filter a person writes */
+const MAX_DEPTH = 200;
+
 class Parser {
   private i = 0;
   /** the field names the filter reads */
   readonly used = new Set<string>();
+  /** parentheses and negations open around the token being read */
+  private depth = 0;
   constructor(private readonly toks: Token[]) {}
 
   private peek(): Token {
@@ -120,44 +125,61 @@ class Parser {
     return p;
   }
 
+  // (a chain of "&&" or "||" is one list tested in a loop: nested closures, one per operator, overflowed the stack when
+  // tested for a chain of thousands)
   private or(): Pred {
-    let left = this.and();
+    const terms = [this.and()];
     for (;;) {
       const t = this.peek();
-      if (!((t.kind === 'op' && t.text === '||') || this.isWord(t, 'or'))) return left;
+      if (!((t.kind === 'op' && t.text === '||') || this.isWord(t, 'or'))) break;
       this.next();
-      const l = left;
-      const r = this.and();
-      left = (f, i, c) => l(f, i, c) || r(f, i, c);
+      terms.push(this.and());
     }
+    if (terms.length === 1) return terms[0]!;
+    return (f, i, c) => {
+      for (const p of terms) if (p(f, i, c)) return true;
+      return false;
+    };
   }
 
   private and(): Pred {
-    let left = this.not();
+    const terms = [this.not()];
     for (;;) {
       const t = this.peek();
-      if (!((t.kind === 'op' && t.text === '&&') || this.isWord(t, 'and'))) return left;
+      if (!((t.kind === 'op' && t.text === '&&') || this.isWord(t, 'and'))) break;
       this.next();
-      const l = left;
-      const r = this.not();
-      left = (f, i, c) => l(f, i, c) && r(f, i, c);
+      terms.push(this.not());
     }
+    if (terms.length === 1) return terms[0]!;
+    return (f, i, c) => {
+      for (const p of terms) if (!p(f, i, c)) return false;
+      return true;
+    };
   }
 
   private not(): Pred {
     const t = this.peek();
     if ((t.kind === 'op' && t.text === '!') || this.isWord(t, 'not')) {
       this.next();
+      this.deeper(t);
       const inner = this.not();
+      this.depth--;
       return (f, i, c) => !inner(f, i, c);
     }
     return this.primary();
   }
 
+  /** One level deeper (a "(" or a "!"): a clear error past MAX_DEPTH, where the parser's recursion would overflow the stack. */
+  private deeper(t: Token): void {
+    if (++this.depth > MAX_DEPTH) throw syntax(`the filter nests more than ${MAX_DEPTH} levels deep at ${t.pos} (parentheses and negations)`, t);
+  }
+
   private primary(): Pred {
     const t = this.next();
     if (t.kind === 'punct' && t.text === '(') {
+      this.deeper(t);
       const inner = this.or();
+      this.depth--;
       const close = this.next();
       if (!(close.kind === 'punct' && close.text === ')')) {
         throw syntax(`expected ")" at ${close.pos} to close "(" at ${t.pos}`, close);

@@ -183,6 +183,24 @@ describe('errors point at the bad token', () => {
   it('a valid filter checks ok', () => {
     expect(checkFilter('tls.sni contains "x" && port == 443')).toEqual({ ok: true });
   });
+  it('nesting deeper than 200 levels is a syntax error at the first level too deep, not a stack overflow', () => {
+    const parens = `${'('.repeat(20_000)}tls${')'.repeat(20_000)}`;
+    expect(checkFilter(parens)).toEqual({ ok: false, message: 'the filter nests more than 200 levels deep at 201 (parentheses and negations)', position: 201 });
+    expect(checkFilter(`tls && ${'!'.repeat(30_000)}http`)).toMatchObject({ ok: false, position: 208 });
+    // (as deep as allowed: read, and right)
+    expect(ids(`${'('.repeat(100)}${'!'.repeat(99)}app == tls${')'.repeat(100)}`)).toEqual(['curl', 'dns']);
+  });
+});
+
+describe('long chains', () => {
+  it('thousands of "&&" and "||" are tested without overflowing the stack, with the same answer', () => {
+    // (one closure per operator, each calling the one before, overflowed the stack when tested)
+    const and = Array.from({ length: 20_000 }, (_, i) => (i % 2 ? 'transport == tcp' : 'port > 0')).join(' && ');
+    expect(ids(and)).toEqual(['java', 'curl', 'gnutls']);
+    const or = [...Array.from({ length: 20_000 }, () => 'app == ssh'), 'process.comm == wget'].join(' || ');
+    expect(ids(or)).toEqual(['gnutls']);
+    expect(ids(`${and} && (${or})`)).toEqual(['gnutls']);
+  });
 });
 
 describe('field table', () => {
