@@ -16,6 +16,7 @@ import type { CoreService } from '../service/core-service.js';
 import type { Follower } from '../service/follow.js';
 import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 import { localDateTime } from '../util/time-text.js';
+import { printable } from '../util/printable.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
 
@@ -137,7 +138,7 @@ async function keyLogs(paths: string[]): Promise<KeyLog | null> {
 }
 
 function printNotes(notes: string[]): void {
-  for (const n of notes) err(`tapscope: note: ${n}\n`);
+  for (const n of notes) err(`tapscope: note: ${printable(n)}\n`);
 }
 
 // ---- commands ----
@@ -416,7 +417,7 @@ async function check(c: Extract<RunnableCommand, { cmd: 'check' }>): Promise<num
     out(table(['NODE', 'ARCH', 'KERNEL', 'BTF', 'PRIVILEGE', 'HELPER', 'PROBLEMS'], reports.map((r) => [
       r.node, r.arch ?? '?', r.kernel ?? '?', yesNo(r.btf), r.privileged, r.helperVersion?.replace(/^tapscope-helper /, '') ?? '-', String(r.problems.length),
     ]), [40, 8, 30, 3, 13, 12, 8]));
-    for (const r of reports) for (const p of r.problems) out(`${r.node}: ${p}\n`);
+    for (const r of reports) for (const p of r.problems) out(`${printable(r.node)}: ${printable(p)}\n`);
   }
   return reports.some((r) => r.problems.length > 0) ? 1 : 0;
 }
@@ -463,7 +464,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     // why: targets repeat a phase (e.g. streaming on every reconnect check); print changes only.
     if (phases.get(status.node) === status.phase) return;
     phases.set(status.node, status.phase);
-    if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${status.node}: ${status.phase}${status.message ? `: ${status.message}` : ''}\n`);
+    if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${printable(status.node)}: ${status.phase}${status.message ? `: ${printable(status.message)}` : ''}\n`);
     if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
   const started = await svc.startCapture(

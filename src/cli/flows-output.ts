@@ -5,15 +5,18 @@ import { failedConnection, tcpStateText } from '../model/tcp-state.js';
 import { flowTarget, keyLogText } from '../model/flow-target.js';
 import { endpointText } from '../util/ip.js';
 import { localClock } from '../util/time-text.js';
+import { printable } from '../util/printable.js';
 
 export const FLOW_HEADERS = ['TIME', 'PROTO', 'CLIENT', 'SERVER', 'APP', 'SNI/HOST', 'PKTS', 'BYTES', 'PROCESS', 'HTTP', 'TLS CLIENT'];
 // (APP: room for "unknown (reset by server)" when a connection failed; the others keep the column narrow)
 export const FLOW_WIDTHS = [12, 5, 46, 46, 25, 40, 8, 8, 24, 9, 120];
 
+/** A text table; its cells (text from the wire among them) are made printable (see printable) in place. */
 export function table(headers: string[], rows: string[][], maxWidths: number[] = []): string {
   // why: a loop, not Math.max(...column): spreading a million rows overflows the call stack
   const widths = headers.map((h) => h.length);
   for (const r of rows) {
+    for (let i = 0; i < r.length; i++) r[i] = printable(r[i]!);
     for (let i = 0; i < widths.length; i++) {
       const n = (r[i] ?? '').length;
       if (n > widths[i]!) widths[i] = n;

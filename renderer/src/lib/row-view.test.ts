@@ -23,6 +23,13 @@ describe('rowView', () => {
     expect(rowView(flow())).not.toBe(v);
   });
 
+  it('escapes control characters and bidirectional overrides in the host, process and node', () => {
+    const v = rowView(flow({
+      node: 'node\u202eb', process: { pid: 7, comm: 'x\x1b[2J' } as Flow['process'], app: 'http',
+      http: [{ method: 'GET', host: 'moc.elgoog\u202e.evil', path: '/', status: 200 }],
+    }));
+    expect([v.node, v.owner, v.host]).toEqual(['node\\u{202e}b', 'x\\x1b[2J (7)', 'moc.elgoog\\u{202e}.evil']);
+  });
   it('shows the TLS library, the plaintext mark and why plaintext is missing', () => {
     const side = { library: 'openssl', via: 'hook', confidence: 0.9, plaintext: false, reason: 'process started before capture' };
     const tls = { sni: 'example.org', alpn: [], version: null, cipher: null, ja3: null, ja3Hash: null, ja4: null, client: side, server: null };

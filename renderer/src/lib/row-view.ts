@@ -1,6 +1,7 @@
 // Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
 // page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
 import { flowTarget } from '../../../src/model/flow-target.js';
+import { printable } from '../../../src/util/printable.js';
 import type { Flow, TlsSideVerdict } from '../../../src/model/flow.js';
 import { formatBytes, formatEndpoint, formatTime } from './format.js';
 import { failedConnection, tcpStateText } from '../../../src/model/tcp-state.js';
@@ -64,12 +65,14 @@ function build(f: Flow): RowView {
   const tlsTitle = lines.length ? lines.join('\n') : f.tls ? 'TLS, library not identified' : 'not TLS';
   return {
     time: formatTime(f.firstSeen),
-    node: f.node,
-    owner: f.pod ? `${f.pod.namespace}/${f.pod.name}` : f.process ? `${f.process.comm} (${f.process.pid})` : '—',
+    // (text from the wire and the nodes with its control characters escaped: a bidirectional override in a host name
+    // must not reorder what the row shows)
+    node: printable(f.node),
+    owner: printable(f.pod ? `${f.pod.namespace}/${f.pod.name}` : f.process ? `${f.process.comm} (${f.process.pid})` : '—'),
     src: formatEndpoint(f.src),
     dst: formatEndpoint(f.dst),
     proto: f.app === 'unknown' ? f.transport : f.app,
-    host: flowTarget(f),
+    host: printable(flowTarget(f)),
     tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
