@@ -312,6 +312,8 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
           } catch (e) {
             throw bad(`invalid regular expression "${s}" (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
           }
+          const nested = nestedRepetition(s);
+          if (nested !== null) throw bad(`the regular expression "${s}" nests a repetition in a repetition ("${nested}": exponential time on some text)`);
           return anyOf(def, op, (x) => re.test(text(x)));
         }
         default:
@@ -342,6 +344,76 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
       return anyOf(def, op, (x) => x === want);
     }
   }
+}
+
+/**
+ * The first group of a regular expression that repeats without bound (*, +, {n,}) and has an alternative made only of
+ * repetitions and optional parts, as in "(a+)+", "(a|b*)*" or "(\\w+\\s?)+": text the group can split between its
+ * iterations in exponentially many ways, each tried by a backtracking engine before it fails (JavaScript's has no limit,
+ * and the text tested is a peer's). Null when none. A part every alternative must match ("(\\w+\\.)+"), a bounded
+ * outer repetition ("(\\d{1,3}\\.){3}") keep it linear or polynomial; overlapping alternatives ("(a|a)*") are not found.
+ */
+export function nestedRepetition(pattern: string): string | null {
+  interface Group { at: number; risky: boolean; onlyOptional: boolean; repeats: boolean }
+  const fresh = (at: number): Group => ({ at, risky: false, onlyOptional: true, repeats: false });
+  // (the top level is a group too; an alternative ends at "|" or ")")
+  const open: Group[] = [fresh(-1)];
+  const endAlternative = (g: Group): void => {
+    if (g.onlyOptional && g.repeats) g.risky = true;
+    g.onlyOptional = true;
+    g.repeats = false;
+  };
+  // the quantifier at i: its length (0: none), whether it repeats (a maximum over 1) and whether without bound
+  const quantifier = (i: number): { length: number; repeats: boolean; unbounded: boolean } => {
+    const c = pattern[i];
+    if (c === '*' || c === '+') return { length: 1, repeats: true, unbounded: true };
+    if (c === '?') return { length: 1, repeats: false, unbounded: false };
+    const m = c === '{' ? /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i)) : null;
+    if (!m) return { length: 0, repeats: false, unbounded: false };
+    const max = m[2] === undefined ? Number(m[1]) : m[3] === '' ? Infinity : Number(m[3]);
+    return { length: m[0].length, repeats: max > 1, unbounded: max === Infinity };
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    const top = open[open.length - 1]!;
+    if (c === '(') {
+      open.push(fresh(i));
+      // (a group's "?:", "?=", "?!", "?<=", "?<!" or "?<name>" is no part of what it matches)
+      if (pattern[i + 1] === '?') i = /^\?(<[^>]*>|<[=!]|[:=!])?/.exec(pattern.slice(i + 1))![0].length + i;
+      continue;
+    }
+    if (c === '|') {
+      endAlternative(top);
+      continue;
+    }
+    let end = i + 1;
+    let closed: Group | null = null;
+    if (c === '\\') end = i + 2;
+    else if (c === '[') {
+      let j = i + 1;
+      if (pattern[j] === '^') j++;
+      if (pattern[j] === ']') j++;
+      while (j < pattern.length && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
+      end = j + 1;
+    } else if (c === ')' && open.length > 1) {
+      closed = open.pop()!;
+      endAlternative(closed);
+    } else if (c === '^' || c === '$') {
+      // (anchors match no text: neither a part to match nor a repetition)
+      continue;
+    }
+    const q = quantifier(end);
+    const into = open[open.length - 1]!;
+    if (closed?.risky && q.unbounded) return pattern.slice(closed.at, end + q.length);
+    if (q.repeats || closed?.risky) into.repeats = true;
+    // (a part the alternative must match: an atom or group with no quantifier, unless the group may match by
+    // repetitions alone)
+    if (q.length === 0 && !closed?.risky) into.onlyOptional = false;
+    i = end + q.length - 1;
+    // (a lazy quantifier's "?")
+    if (q.length > 0 && pattern[i + 1] === '?') i++;
+  }
+  return null;
 }
 
 /** Compile a filter once; the returned predicate is cheap. Empty filter matches everything. */

@@ -2,7 +2,7 @@
 // semantics, IP/CIDR, errors that point at the bad token, and a 1M-flow timing printed beside a
 // hand-written predicate (not gated).
 import { describe, it, expect } from 'vitest';
-import { compileFilter, compileFilterPlan, checkFilter, filterHelp, FIELDS } from '../../src/filter/index.js';
+import { compileFilter, compileFilterPlan, checkFilter, filterHelp, nestedRepetition, FIELDS } from '../../src/filter/index.js';
 import { isTapscopeError } from '../../src/errors.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
 
@@ -189,6 +189,21 @@ describe('errors point at the bad token', () => {
     expect(checkFilter(`tls && ${'!'.repeat(30_000)}http`)).toMatchObject({ ok: false, position: 208 });
     // (as deep as allowed: read, and right)
     expect(ids(`${'('.repeat(100)}${'!'.repeat(99)}app == tls${')'.repeat(100)}`)).toEqual(['curl', 'dns']);
+  });
+});
+
+describe('regular expressions that backtrack exponentially', () => {
+  it('a repetition of repetitions is a syntax error at the expression; one a part separates is not', () => {
+    // (JavaScript's engine has no backtracking limit: "(a+)+$" on a host of 40 "a"s and a "!" ran for minutes)
+    expect(checkFilter('http.host matches "(a+)+$"')).toEqual({
+      ok: false, position: 19,
+      message: 'the regular expression "(a+)+$" nests a repetition in a repetition ("(a+)+": exponential time on some text) at 19',
+    });
+    const risky = ['(a*)*', '(a{1,3})+', '(.*)+x', '(a+|b)+', '((a+))+', '(\\w+\\s?)+$', '(a|b*)*', '(?:a+)+', '(?<n>[a-z]+)*', '([(]+)+', '^(x+)+?y'];
+    for (const p of risky) expect([p, nestedRepetition(p)]).toEqual([p, expect.any(String)]);
+    const fine = ['^api\\.', '(\\w+\\.)+example\\.com', '(\\d{1,3}\\.){3}\\d{1,3}', '(a+){2}', '(a|b)+', '(?:x+y)*', '(a?)+', '[)+]+(a)+', '\\((a)+', 'a{2,}(b+)', '(?=a+)b'];
+    for (const p of fine) expect([p, nestedRepetition(p)]).toEqual([p, null]);
+    expect(ids('http.host matches "(\\w+\\.)+internal$"')).toEqual(['curl']);
   });
 });
 
