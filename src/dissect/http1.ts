@@ -285,8 +285,7 @@ export class Http1Parser {
     const n = this.answered++;
     const q = this.special;
     if (q === null) return undefined;
-    // (entries of requests answered already: their responses came before the capture told of them)
-    while (this.specialAt < q.length && q[this.specialAt]!.at < n) this.specialAt++;
+    // (entries are taken in order, each by the response of its number: the next one's number is never below n)
     const next = q[this.specialAt];
     if (next === undefined || next.at !== n) return undefined;
     this.specialAt++;
