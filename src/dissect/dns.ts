@@ -31,10 +31,8 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   if (body.length < 12) return null;
   // why: the header's counts are taken as they are (an array of each count made before the first record is read), and
   // a payload that is not DNS (another protocol on port 53, a flood of garbage) has counts in the tens of thousands:
-  // 1-3 ms of each such datagram went into making and failing them. A question is at least 5 bytes (the root name,
-  // type, class), a record at least 11 (a TTL and a data length too): counts the message cannot hold make it no DNS
-  const least = 5 * body.readUInt16BE(4) + 11 * (body.readUInt16BE(6) + body.readUInt16BE(8) + body.readUInt16BE(10));
-  if (least > body.length - 12) return null;
+  // 1-3 ms of each such datagram went into making and failing them: counts the message cannot hold make it no DNS
+  if (!countsFit(body, 0, body.length)) return null;
   try {
     const p = dnsPacket().decode(body);
     return {
@@ -47,6 +45,15 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Whether the counts of the header at buf[at] fit a message of `length` bytes: a question is at least 5 bytes (the root
+ * name, type, class), a record at least 11 (a TTL and a data length too).
+ */
+function countsFit(buf: Buffer, at: number, length: number): boolean {
+  const least = 5 * buf.readUInt16BE(at + 4) + 11 * (buf.readUInt16BE(at + 6) + buf.readUInt16BE(at + 8) + buf.readUInt16BE(at + 10));
+  return least <= length - 12;
 }
 
 /**
@@ -63,7 +70,7 @@ export function beginsDnsMessage(buf: Buffer, response: boolean): boolean {
   const opcode = (flags >> 11) & 0xf;
   if (len < 12 || (flags >> 15 === 1) !== response || opcode === 3 || opcode > 5 || (flags & 0x40) !== 0) return false;
   const qd = buf.readUInt16BE(6);
-  if (qd > 1 || 5 * qd + 11 * (buf.readUInt16BE(8) + buf.readUInt16BE(10) + buf.readUInt16BE(12)) > len - 12) return false;
+  if (qd > 1 || !countsFit(buf, 2, len)) return false;
   return buf.length < 2 + len || parseDns(buf.subarray(0, 2 + len), true) !== null;
 }
 
