@@ -2,7 +2,7 @@
 // killed capture leaves every complete block on disk. After the SHB of each stream it inserts a Tapscope
 // `{"t":"node","node":NAME}` custom block, so a merged multi-node file still says which node each section is,
 // and after a resumed stream's SHB a `{"t":"gap",...}` block, so the file itself says where data is missing.
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DiskReserve } from '../util/spool-file.js';
 import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
@@ -76,22 +76,10 @@ export class NodeFileWriter {
 
   private raw(b: Buffer): void {
     if (this.fd === null || this.stopped !== null || b.length === 0) return;
-    const short = this.disk.short(this.bytesWritten, b.length);
-    if (short !== null) {
-      this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: ${short}`);
-      return;
-    }
-    let off = 0;
-    try {
-      while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
-    } catch (e) {
-      const full = (e as NodeJS.ErrnoException).code === 'ENOSPC';
-      this.bytesWritten += off;
-      this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: ${full ? this.disk.full(null) : (e as Error).message}`);
-      return;
-    }
-    this.bytesWritten += b.length;
-    this.dirty = true;
+    const r = this.disk.write(this.fd, b, this.bytesWritten);
+    this.bytesWritten += r.n;
+    if (r.n > 0) this.dirty = true;
+    if (r.full !== null || r.error !== null) this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: ${r.full ?? r.error!.message}`);
   }
 
   private stop(why: string): void {

@@ -37,6 +37,24 @@ export class DiskReserve {
     return null;
   }
 
+  /**
+   * Writes all of `b` at `fd` (after the `written` bytes there so far) unless that would eat into the reserve: the bytes
+   * written (fewer than b's when a write failed), and why it stopped short: `full`, the reserve reached or the disk
+   * found full (a sentence), or `error`, the write's other error.
+   */
+  write(fd: number, b: Buffer, written: number): { n: number; full: string | null; error: Error | null } {
+    const short = this.short(written, b.length);
+    if (short !== null) return { n: 0, full: short, error: null };
+    let n = 0;
+    try {
+      while (n < b.length) n += writeSync(fd, b, n, b.length - n);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return { n, full: this.full(null), error: null };
+      return { n, full: null, error: e as Error };
+    }
+    return { n, full: null, error: null };
+  }
+
   /** the sentence for a disk with `free` bytes free (null: a write found it full) */
   full(free: number | null): string {
     if (free === null) return `the disk of ${this.dir} is full`;
@@ -59,15 +77,10 @@ export class SpoolFile {
   }
 
   write(piece: Buffer): void {
-    const short = this.disk.short(this.written, piece.length);
-    if (short !== null) throw this.full(short);
-    try {
-      for (let o = 0; o < piece.length;) o += writeSync(this.fd, piece, o, piece.length - o);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw this.full(this.disk.full(null));
-      throw e;
-    }
-    this.written += piece.length;
+    const r = this.disk.write(this.fd, piece, this.written);
+    this.written += r.n;
+    if (r.full !== null) throw this.full(r.full);
+    if (r.error !== null) throw r.error;
   }
 
   close(): void {
