@@ -127,6 +127,27 @@ static __always_inline int tuple_has_peer(const struct tuple *t, const struct pe
 	return !p->family || (t->dport == p->port && a[0] == b[0] && a[1] == b[1]);
 }
 
+/* The local port of the socket behind fd (0: none yet), or -1 when unreadable. For a hot path's first look: fd is
+ * one a socket call was given, so the file is taken to be a socket (not checked, as file_to_tuple does; a file that
+ * is not one gives a meaningless number, never a fault) and nothing else is read: 8 kernel reads against fd_to_tuple's
+ * 15 or more. */
+static __always_inline int fd_local_port(int fd)
+{
+	struct file *f = fd_to_file(fd);
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!f)
+		return -1;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return -1;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return -1;
+	return BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
 /* Returns 0 and fills t for an inet socket, 1 when fd is not a socket (or not inet), -1 on read failure. */
 static __always_inline int fd_to_tuple(int fd, struct tuple *t)
 {

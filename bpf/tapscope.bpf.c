@@ -138,6 +138,23 @@ struct {
 	__type(value, __s32);
 } binds SEC(".maps");
 
+/* sendto/sendmsg/sendmmsg in flight on a UDP socket with no local port yet: thread -> fd (see autobind_at_entry) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __s32);
+} autobinds SEC(".maps");
+
+/* How many entries autobinds holds, as from_waits below: the exits of every send call on the node look it up only
+ * when one is in flight (almost never: once per socket the kernel binds) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} autobind_waits SEC(".maps");
+
 /* How many TLS calls wait at a recvfrom/recvmsg's exit for the sender it writes (tls_call.from set). why: those exit
  * tracepoints run for every recvfrom/recvmsg on the node; with a `start` lookup each run took 81-86 ns, with this
  * count (0 almost always) 58 ns, an empty program's time (native/README.md). A slot lost with `from` set (LRU
@@ -847,6 +864,9 @@ int uprobe_go_tls_read_ret(struct pt_regs *ctx)
  * recvfrom's exit, which fills it. Syscall tracepoints skip compat (32-bit) tasks on x86-64 and arm64, so a
  * struct msghdr here is the 64-bit one: msg_name, a pointer, at offset 0. */
 
+/* (a UDP socket's first datagram out: see "UDP sockets the kernel binds" below) */
+static __always_inline void autobind_at_entry(int fd);
+
 SEC("tracepoint/syscalls/sys_enter_write")
 int tp_enter_write(struct trace_event_raw_sys_enter *ctx) { note_fd((int)ctx->args[0], 0); return 0; }
 SEC("tracepoint/syscalls/sys_enter_read")
@@ -863,6 +883,8 @@ int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 
 	if (c && ctx->args[4])
 		user_sockaddr_to_peer((const void *)ctx->args[4], &c->peer);
+	if (ctx->args[4])
+		autobind_at_entry((int)ctx->args[0]);
 	return 0;
 }
 
@@ -872,8 +894,11 @@ int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 	struct tls_call *c = note_fd((int)ctx->args[0], 0);
 	__u64 name = 0;
 
-	if (c && ctx->args[1] && !bpf_probe_read_user(&name, sizeof(name), (const void *)ctx->args[1]) && name)
+	if (!ctx->args[1] || bpf_probe_read_user(&name, sizeof(name), (const void *)ctx->args[1]) || !name)
+		return 0;
+	if (c)
 		user_sockaddr_to_peer((const void *)name, &c->peer);
+	autobind_at_entry((int)ctx->args[0]);
 	return 0;
 }
 
@@ -930,22 +955,27 @@ int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { peer_at_exit(ctx->re
 
 /* ---- connection attribution ---- */
 
-static __always_inline int emit_conn(__u64 id, int fd, __u32 role)
+static __always_inline int emit_tuple(__u64 id, const struct tuple *t, __u32 role)
 {
-	struct conn_event *e;
-	struct tuple t = {};
+	struct conn_event *e = reserve_event(struct conn_event, EV_CONN, id);
 
-	if (fd_to_tuple(fd, &t) != 0)
-		return 0;
-	e = reserve_event(struct conn_event, EV_CONN, id);
 	if (!e)
 		return 0;
-	e->tuple = t;
+	e->tuple = *t;
 	e->role = role;
 	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
 	count(STAT_CONN_EVENTS, 1);
 	return 0;
+}
+
+static __always_inline int emit_conn(__u64 id, int fd, __u32 role)
+{
+	struct tuple t = {};
+
+	if (fd_to_tuple(fd, &t) != 0)
+		return 0;
+	return emit_tuple(id, &t, role);
 }
 
 /* A socket call's entry: its fd (first argument) kept per thread in `calls` for its exit; not the helper's own calls */
@@ -972,6 +1002,69 @@ static __always_inline __s32 fd_at_exit(void *calls, __u64 id)
 	bpf_map_delete_elem(calls, &id);
 	return f;
 }
+
+/* ---- UDP sockets the kernel binds at their first datagram out ----
+ * A client that neither binds nor connects its UDP socket (a DNS or QUIC client; Python's sendto) gets its local port
+ * from the kernel inside its first sendto, sendmsg or sendmmsg that names a destination: no bind or connect names it,
+ * and it may send, read its answer and exit within a millisecond, before the helper's UDP watch looks its socket up
+ * (native/README.md). At such a call's entry the socket is UDP with no local port; at its exit it has one (bound
+ * before the datagram is routed, so a call that failed has bound it too): its conn event then comes from the sender's
+ * own context, with the socket's ends as the watch's sock_diag gives them (the wildcard address unless bound, no
+ * remote end) and the role the watch gives (unknown). Probed (the fd is the first argument of each):
+ *   int sendmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags); its first struct mmsghdr begins with
+ *   a struct msghdr, whose msg_name is at offset 0 (sendmsg above reads it there too). */
+static __always_inline void autobind_at_entry(int fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+	__s64 *w;
+
+	/* (the exit checks that it is an inet UDP socket: this runs for every datagram sent with a destination) */
+	if ((id >> 32) == self_tgid || fd_local_port(fd) != 0)
+		return;
+	w = bpf_map_lookup_elem(&autobind_waits, &zero);
+	if (!w || bpf_map_update_elem(&autobinds, &id, &fd, BPF_ANY))
+		return;
+	__sync_fetch_and_add(w, 1);
+}
+
+static __always_inline int autobind_at_exit(void)
+{
+	__u32 zero = 0;
+	__s64 *w = bpf_map_lookup_elem(&autobind_waits, &zero);
+	__u64 id;
+	__s32 f;
+	struct tuple t = {};
+
+	if (!w || *w <= 0)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	f = fd_at_exit(&autobinds, id);
+	if (f < 0)
+		return 0;
+	__sync_fetch_and_add(w, -1);
+	if (fd_to_tuple(f, &t) != 0 || t.proto != 17 || !t.sport || t.dport)
+		return 0;
+	return emit_tuple(id, &t, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int tp_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 name = 0;
+
+	if (ctx->args[1] && ctx->args[2] && !bpf_probe_read_user(&name, sizeof(name), (const void *)ctx->args[1]) && name)
+		autobind_at_entry((int)ctx->args[0]);
+	return 0;
+}
+
+/* Probed: sendto, sendmsg (entries above) and sendmmsg, at their exit */
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return autobind_at_exit(); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return autobind_at_exit(); }
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int tp_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx) { return autobind_at_exit(); }
 
 /* Probed: int connect(int fd, const struct sockaddr *addr, socklen_t addrlen); */
 SEC("tracepoint/syscalls/sys_enter_connect")

@@ -39,10 +39,13 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ 
 
 /**
  * `tapscope capture --mode MODE --duration SECONDS` of a lab's node namespace into DIR/FILE (its session store in
- * DIR/home), resolved once the CLI says it captures; `env` serves the commands that read the capture after.
+ * DIR/home), resolved once the CLI says it captures; `env` serves the commands that read the capture after. `extraEnv`:
+ * more of the environment of the CLI, and so of the helper it runs.
  */
-export async function captureLab(lab: { nodeNs: string }, dir: string, file: string, mode: string, seconds: number): Promise<{ cap: CliRun; out: string; env: NodeJS.ProcessEnv }> {
-  const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs };
+export async function captureLab(
+  lab: { nodeNs: string }, dir: string, file: string, mode: string, seconds: number, extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ cap: CliRun; out: string; env: NodeJS.ProcessEnv }> {
+  const env = { TAPSCOPE_HOME: join(dir, 'home'), TAPSCOPE_LOCAL_NETNS: lab.nodeNs, ...extraEnv };
   const out = join(dir, file);
   const cap = startCli(['capture', '--mode', mode, '--duration', String(seconds), '--out', out], env);
   await cap.waitFor(': capturing');
