@@ -36,7 +36,7 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
     const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.stderr.write(`tapscope: ${printable(err.message, true)} (${err.code})\n${err.code === 'E_FILTER_SYNTAX' ? filterMark(err.details) : ''}`);
+    process.stderr.write(`tapscope: ${printable(err.message, 'newlines')} (${err.code})\n${err.code === 'E_FILTER_SYNTAX' ? filterMark(err.details) : ''}`);
     process.exitCode = err.code === 'E_USAGE' ? 2 : 1;
   },
 );

@@ -15,7 +15,8 @@ describe('printable', () => {
     expect(printable('evil\x1b]0;pwned\x07\x1b[2J.test')).toBe('evil\\x1b]0;pwned\\x07\\x1b[2J.test');
     expect(printable('a\tb\nc\rd\x00e\x7ff\x9bg')).toBe('a\\x09b\\x0ac\\x0dd\\x00e\\x7ff\\x9bg');
     expect(printable('gnp.\u202eexe')).toBe('gnp.\\u{202e}exe');
-    expect(printable('line one\nline two\r', true)).toBe('line one\nline two\\x0d');
+    expect(printable('line one\nline two\r', 'newlines')).toBe('line one\nline two\\x0d');
+    expect(printable('a\tb\r\nc\x0bd\x00\u2066', 'layout')).toBe('a\tb\r\nc\\x0bd\\x00\\u{2066}');
     const fine = 'münchen.example — 日本 ✓ 10.0.0.1:443 (reset by server)';
     expect(printable(fine)).toBe(fine);
   });

@@ -2,6 +2,7 @@
 import type { Endpoint } from '../../../src/model/flow.js';
 import { endpointText } from '../../../src/util/ip.js';
 import { localClock, localDateTime } from '../../../src/util/time-text.js';
+import { printable } from '../../../src/util/printable.js';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -28,6 +29,16 @@ export function formatDateTime(ms: number): string {
 }
 
 export const formatEndpoint: (e: Endpoint) => string = endpointText;
+
+/**
+ * Text from the wire or a node (a host, path, header, SNI, process or pod name, a packet's summary) as the views show
+ * it: its control characters and bidirectional overrides as escapes (see printable), so a peer cannot make it read as
+ * something else (an override reversing a host name's tail) or hide bytes in it. `block`: a body, keeping its line
+ * breaks and tabs.
+ */
+export function wire(s: string | null | undefined, block = false): string {
+  return s == null ? '' : printable(s, block ? 'layout' : 'none');
+}
 
 /** Pretty-prints a body when it is JSON; returns null otherwise. */
 export function prettyJson(body: string | null): string | null {
