@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type HpackLib from 'hpack.js';
 import { BODY_CAP, type HttpMessage } from './http1.js';
 import { Pieces } from '../util/pieces.js';
+import { HEADER_BYTES_CAP } from '../model/http-text.js';
 
 // why loaded on first use: most captures carry no HTTP/2, and the library was a tenth of the CLI's start-up
 let hpackLib: typeof HpackLib | null = null;
@@ -31,12 +32,7 @@ export function applyHeaders(msg: HttpMessage, headers: [string, string][]): voi
   }
 }
 
-/**
- * Header bytes (names and values) a message keeps. why: HPACK and QPACK name a table entry of up to 4 KiB in a byte,
- * again and again: a 16 KB header block can make 64 MB of headers (an "HPACK bomb"), which a HAR export and the flow's
- * detail would spell out for each request. The pseudo-headers are read from all of them.
- */
-export const HEADER_BYTES_CAP = 64 * 1024;
+export { HEADER_BYTES_CAP };
 
 /** `headers` added to msg's while all it keeps stay within HEADER_BYTES_CAP; the rest counted in headersDropped. */
 export function addHeaders(msg: HttpMessage, headers: [string, string][]): void {
