@@ -6,11 +6,16 @@
 // Precedence: not > and > or. A filter is compiled once into a closure tree; errors carry the 1-based
 // column of the bad token. Semantics: a comparison on an absent field is false; on a list field it
 // matches when any element matches; `!=` means present and no element equal; `matches` is a
-// case-insensitive regular expression; a bare field tests presence/truthiness.
+// case-insensitive regular expression, tested in linear time (./regex.ts); a bare field tests presence/truthiness.
 import { TapscopeError } from '../errors.js';
 import type { Flow } from '../model/flow.js';
 import { FIELDS, PACKET_FIELDS, WIRESHARK_NAMES, suggestFields, type FieldDef, type FieldValue, type FlowColumns } from './fields.js';
 import { parseIpOrCidr, type IpMatcher } from './ip.js';
+import { linearRegex, UnsupportedRegex, type LinearRegex } from './regex.js';
+
+/** `matches` remembers its answers for this many values of up to MATCH_CACHE_CHARS characters */
+const MATCH_CACHE_ENTRIES = 4096;
+const MATCH_CACHE_CHARS = 256;
 
 export { FIELDS, type FlowColumns } from './fields.js';
 
@@ -306,15 +311,30 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
         case 'contains':
           return anyOf(def, op, (x) => text(x).includes(s));
         case 'matches': {
-          let re: RegExp;
           try {
-            re = new RegExp(s, 'i');
+            new RegExp(s, 'i');
           } catch (e) {
             throw bad(`invalid regular expression "${s}" (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
           }
-          const nested = nestedRepetition(s);
-          if (nested !== null) throw bad(`the regular expression "${s}" nests a repetition in a repetition ("${nested}": exponential time on some text)`);
-          return anyOf(def, op, (x) => re.test(text(x)));
+          let re: LinearRegex;
+          try {
+            re = linearRegex(s);
+          } catch (e) {
+            if (!(e instanceof UnsupportedRegex)) throw e;
+            throw bad(`the regular expression "${s}" uses ${e.message}, which a filter does not take (its patterns are tested in time linear in the text, as RE2's)`);
+          }
+          // (many flows share a value: a host, a method; short ones are answered once)
+          const answers = new Map<string, boolean>();
+          return anyOf(def, op, (x) => {
+            const t = text(x);
+            if (t.length > MATCH_CACHE_CHARS) return re.test(t);
+            let r = answers.get(t);
+            if (r === undefined) {
+              if (answers.size >= MATCH_CACHE_ENTRIES) answers.clear();
+              answers.set(t, (r = re.test(t)));
+            }
+            return r;
+          });
         }
         default:
           throw bad(`operator "${op}" does not apply to text field "${name}"; use ==, !=, contains, matches or in`);
@@ -344,76 +364,6 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
       return anyOf(def, op, (x) => x === want);
     }
   }
-}
-
-/**
- * The first group of a regular expression that repeats without bound (*, +, {n,}) and has an alternative made only of
- * repetitions and optional parts, as in "(a+)+", "(a|b*)*" or "(\\w+\\s?)+": text the group can split between its
- * iterations in exponentially many ways, each tried by a backtracking engine before it fails (JavaScript's has no limit,
- * and the text tested is a peer's). Null when none. A part every alternative must match ("(\\w+\\.)+"), a bounded
- * outer repetition ("(\\d{1,3}\\.){3}") keep it linear or polynomial; overlapping alternatives ("(a|a)*") are not found.
- */
-export function nestedRepetition(pattern: string): string | null {
-  interface Group { at: number; risky: boolean; onlyOptional: boolean; repeats: boolean }
-  const fresh = (at: number): Group => ({ at, risky: false, onlyOptional: true, repeats: false });
-  // (the top level is a group too; an alternative ends at "|" or ")")
-  const open: Group[] = [fresh(-1)];
-  const endAlternative = (g: Group): void => {
-    if (g.onlyOptional && g.repeats) g.risky = true;
-    g.onlyOptional = true;
-    g.repeats = false;
-  };
-  // the quantifier at i: its length (0: none), whether it repeats (a maximum over 1) and whether without bound
-  const quantifier = (i: number): { length: number; repeats: boolean; unbounded: boolean } => {
-    const c = pattern[i];
-    if (c === '*' || c === '+') return { length: 1, repeats: true, unbounded: true };
-    if (c === '?') return { length: 1, repeats: false, unbounded: false };
-    const m = c === '{' ? /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i)) : null;
-    if (!m) return { length: 0, repeats: false, unbounded: false };
-    const max = m[2] === undefined ? Number(m[1]) : m[3] === '' ? Infinity : Number(m[3]);
-    return { length: m[0].length, repeats: max > 1, unbounded: max === Infinity };
-  };
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    const top = open[open.length - 1]!;
-    if (c === '(') {
-      open.push(fresh(i));
-      // (a group's "?:", "?=", "?!", "?<=", "?<!" or "?<name>" is no part of what it matches)
-      if (pattern[i + 1] === '?') i = /^\?(<[^>]*>|<[=!]|[:=!])?/.exec(pattern.slice(i + 1))![0].length + i;
-      continue;
-    }
-    if (c === '|') {
-      endAlternative(top);
-      continue;
-    }
-    let end = i + 1;
-    let closed: Group | null = null;
-    if (c === '\\') end = i + 2;
-    else if (c === '[') {
-      let j = i + 1;
-      if (pattern[j] === '^') j++;
-      if (pattern[j] === ']') j++;
-      while (j < pattern.length && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
-      end = j + 1;
-    } else if (c === ')' && open.length > 1) {
-      closed = open.pop()!;
-      endAlternative(closed);
-    } else if (c === '^' || c === '$') {
-      // (anchors match no text: neither a part to match nor a repetition)
-      continue;
-    }
-    const q = quantifier(end);
-    const into = open[open.length - 1]!;
-    if (closed?.risky && q.unbounded) return pattern.slice(closed.at, end + q.length);
-    if (q.repeats || closed?.risky) into.repeats = true;
-    // (a part the alternative must match: an atom or group with no quantifier, unless the group may match by
-    // repetitions alone)
-    if (q.length === 0 && !closed?.risky) into.onlyOptional = false;
-    i = end + q.length - 1;
-    // (a lazy quantifier's "?")
-    if (q.length > 0 && pattern[i + 1] === '?') i++;
-  }
-  return null;
 }
 
 /** Compile a filter once; the returned predicate is cheap. Empty filter matches everything. */
@@ -478,7 +428,8 @@ export function filterHelp(): string {
   const fields = Object.entries(FIELDS).map(([k, d]) => `  ${k.padEnd(width)}  ${d.type.padEnd(6)}  ${d.help}`);
   return [
     'Filter: comparisons joined by && (and), || (or), ! (not), with parentheses; not > and > or.',
-    '  == != < <= > >=  contains  matches (regular expression, case-insensitive)  in {a b c}  in {500..599}',
+    '  == != < <= > >=  contains  matches (regular expression, case-insensitive, linear time: no backreferences or lookarounds)',
+    '  in {a b c}  in {500..599}',
     '  (as Wireshark spells them too: eq ne lt le gt ge, ~ for matches; and, or, not)',
     '  a bare field tests presence: tls, http, !tls.client.plaintext',
     '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match if any element does',
