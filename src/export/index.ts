@@ -19,6 +19,7 @@ import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact
 import { H2Stream, Http1Stream } from './redact-stream.js';
 import { H2Redactor } from './redact-h2.js';
 import { H2_PREFACE } from '../dissect/http2.js';
+import { looksLikeHttp1, mayGrowIntoHttp1 } from '../dissect/http1.js';
 
 export type ExportFormat = 'pcapng' | 'har' | 'json';
 
@@ -227,8 +228,11 @@ export class PacketRedactor {
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   /** TCP connections seen starting HTTP/2 in cleartext. */
   private readonly h2cConns = new Map<string, true>();
-  private readonly recordDirs = new Map<string, { h1: Http1Stream; offset: number } | H2Redactor>();
-  /** Connections of decrypted records known to speak HTTP/2 -> whether the client preface was seen. */
+  private readonly recordDirs = new Map<string, RecordDir>();
+  /**
+   * Connections of decrypted records taken to speak HTTP/2 -> whether a direction began with the client preface (else
+   * a record's label said so: a connection seen from its middle).
+   */
   private readonly h2Conns = new Map<string, boolean>();
 
   /**
@@ -283,23 +287,30 @@ export class PacketRedactor {
       const ends = [`${pdu.src.ip}|${pdu.src.port}`, `${pdu.dst.ip}|${pdu.dst.port}`].sort();
       const connKey = `${scope}|${ends[0]}|${ends[1]}`;
       let dir = this.recordDirs.get(dirKey);
-      if (!(dir instanceof H2Redactor)) {
-        const head = pdu.payload.subarray(0, H2_PREFACE.length);
-        const preface = head.length > 0 && head.equals(H2_PREFACE.subarray(0, head.length));
-        if (preface) touch(this.h2Conns, connKey, true);
-        else if (pdu.protoName === 'http2' && !this.h2Conns.has(connKey)) touch(this.h2Conns, connKey, false);
-        const fromStart = this.h2Conns.get(connKey);
-        if (fromStart !== undefined) {
-          // why: a direction already followed as HTTP/1 turning to HTTP/2 (h2c upgrade) starts its frames here
-          dir = new H2Redactor(preface, fromStart && (preface || !dir));
+      let before: Buffer | null = null;
+      if (dir === undefined || dir instanceof PrefacePart) {
+        // (a direction's first bytes: HTTP/2 or HTTP/1 is told from them; see recordDir)
+        before = dir?.bytes ?? null;
+        const head = before ? Buffer.concat([before, pdu.payload]) : pdu.payload;
+        dir = this.recordDir(head, missing, pdu.protoName === 'http2', connKey);
+        if (dir instanceof PrefacePart) {
+          touch(this.recordDirs, dirKey, dir);
+          return data;
         }
+      } else if (!(dir instanceof H2Redactor)) {
+        // why: a direction followed as HTTP/1 turning to HTTP/2 (h2c's upgrade) starts its frames here; one whose
+        // connection another direction's preface showed to be HTTP/2 (its first record came before that one) too
+        if (this.startsWithPreface(pdu.payload, connKey)) dir = new H2Redactor(true, true);
+        else if (this.h2Conns.get(connKey) === true && !looksLikeHttp1(pdu.payload)) dir = new H2Redactor(false, false);
       }
-      dir ??= { h1: new Http1Stream(), offset: 0 };
       touch(this.recordDirs, dirKey, dir);
-      if (dir instanceof H2Redactor) red = dir.redact(pdu.payload, missing);
-      else {
-        red = dir.h1.push(dir.offset, pdu.payload, pdu.payload.length + missing);
-        dir.offset = (dir.offset + pdu.payload.length + missing) >>> 0;
+      // (the bytes held while undecided were written out as they came: a part of the preface, nothing to mask)
+      if (dir instanceof H2Redactor) {
+        if (before) dir.redact(before);
+        red = dir.redact(pdu.payload, missing);
+      } else {
+        if (before) this.h1Record(dir, before, 0);
+        red = this.h1Record(dir, pdu.payload, missing);
       }
     } else {
       red = resyncRedact(pdu.payload);
@@ -309,7 +320,55 @@ export class PacketRedactor {
     red.copy(copy, pdu.payloadOffset);
     return copy;
   }
+
+  /**
+   * How a direction of decrypted records is read, from its first bytes `head` (the bytes already held and this record's)
+   * and not from the records' labels alone: a label can be wrong (helpers before 88b3dce called an HTTP/1 server's
+   * records HTTP/2), and HTTP/2's redaction finds no frame in HTTP/1 text, so it would mask nothing. Bytes that begin
+   * with the client preface are HTTP/2 from its start; bytes that begin as an HTTP/1 request or response are HTTP/1;
+   * bytes still a part of the preface ("P" of a one-byte write, which "POST" begins with too) wait for more (a
+   * PrefacePart); anything else is HTTP/2 when its connection is (another direction's preface, or a label: frames of
+   * a connection seen from its middle), else HTTP/1.
+   */
+  private recordDir(head: Buffer, missing: number, labelledH2: boolean, connKey: string): RecordDir {
+    const n = Math.min(head.length, H2_PREFACE.length);
+    if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+      if (n === H2_PREFACE.length) {
+        touch(this.h2Conns, connKey, true);
+        return new H2Redactor(true, true);
+      }
+      // (a copy: the record's bytes are in a read buffer used again)
+      if (missing === 0) return new PrefacePart(Buffer.from(head));
+    }
+    if (!looksLikeHttp1(head) && !mayGrowIntoHttp1(head)) {
+      if (labelledH2 && !this.h2Conns.has(connKey)) touch(this.h2Conns, connKey, false);
+      const fromStart = this.h2Conns.get(connKey);
+      if (fromStart !== undefined) return new H2Redactor(false, fromStart);
+    }
+    return { h1: new Http1Stream(), offset: 0 };
+  }
+
+  /** Whether a record of a direction followed as HTTP/1 begins with the client preface (its connection is then HTTP/2). */
+  private startsWithPreface(payload: Buffer, connKey: string): boolean {
+    if (!(payload.length >= H2_PREFACE.length && payload.subarray(0, H2_PREFACE.length).equals(H2_PREFACE))) return false;
+    touch(this.h2Conns, connKey, true);
+    return true;
+  }
+
+  /** An HTTP/1 direction's next record, `missing` bytes of it cut off by the capture. */
+  private h1Record(dir: { h1: Http1Stream; offset: number }, payload: Buffer, missing: number): Buffer | null {
+    const red = dir.h1.push(dir.offset, payload, payload.length + missing);
+    dir.offset = (dir.offset + payload.length + missing) >>> 0;
+    return red;
+  }
 }
+
+/** A direction of decrypted records whose bytes so far are a part of the HTTP/2 client preface (see recordDir). */
+class PrefacePart {
+  constructor(readonly bytes: Buffer) {}
+}
+
+type RecordDir = { h1: Http1Stream; offset: number } | H2Redactor | PrefacePart;
 
 // ---- HAR 1.2 ----
 

@@ -13,6 +13,8 @@ import { buildExportedPdu } from '../../src/pcapng/exported-pdu.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
 import { CaptureBuilder, ethernet, ipPacket, tcpConversation } from './core-packet-builder.js';
 import { exportBothWays } from './export-capture.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { CoreService } from '../../src/service/core-service.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import {
   CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, SETTINGS, addIdx, addNew, decodeBlocks, frame, indexed, int, litIdx, sizeUpdate, str,
@@ -183,6 +185,42 @@ describe('HTTP/2 redaction in decrypted records', () => {
       expect(text.split('PADPAD').length, `cut at ${cut}`).toBe(3);
       expect(text.includes('x-keep-server'), `cut at ${cut}`).toBe(true);
       expect(out.length).toBe(stream.length);
+    }
+  });
+
+  it('reads a direction that begins as HTTP/1 as HTTP/1 whatever its records\' label, and a first write of "P" as "POST"\'s', () => {
+    // (HTTP/2's redaction finds no frame in HTTP/1 text: a connection taken for HTTP/2 had every secret left in clear,
+    // whether a label said http2 (helpers before 88b3dce labelled an HTTP/1 server's records so) or its first write was
+    // "P", which begins the HTTP/2 preface too)
+    const req = Buffer.from('POST /x HTTP/1.1\r\nHost: a\r\nCookie: sid=CLIENTSECRET\r\nAuthorization: Bearer AUTHSECRET\r\nContent-Length: 0\r\n\r\n');
+    const res = Buffer.from('HTTP/1.1 200 OK\r\nSet-Cookie: sid=SERVERSECRET\r\nContent-Length: 0\r\n\r\n');
+    const cases: [string, Buffer[], string][] = [
+      ['labelled http2', [req], 'http2'], ['written "P" first', [req.subarray(0, 1), req.subarray(1)], 'http'],
+      ['written "P", "OS" first, labelled http2', [req.subarray(0, 1), req.subarray(1, 3), req.subarray(3)], 'http2'],
+    ];
+    for (const [what, records, proto] of cases) {
+      const r = new PacketRedactor();
+      const out = Buffer.concat(redactRecords(records, { proto, redactor: r }));
+      const back = Buffer.concat(redactRecords([res], { proto, redactor: r, from: SERVER, to: CLIENT }));
+      const left = ['CLIENTSECRET', 'AUTHSECRET'].filter((x) => out.includes(x)).concat(back.includes('SERVERSECRET') ? ['SERVERSECRET'] : []);
+      expect([what, left]).toEqual([what, []]);
+      expect(out.toString('latin1')).toMatch(/^POST \/x HTTP\/1\.1\r\nHost: a\r\nCookie: x+\r\n/);
+    }
+  });
+
+  it('exports the helper capture whose HTTP/1 server records an old helper labelled http2 with every cookie masked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapscope-h1-as-h2-'));
+    try {
+      const svc = new CoreService({ store: new SessionStore(join(dir, 'store')) });
+      const { id } = await svc.openFile({ path: join(import.meta.dirname, '../fixtures/pcapng/ebpf-lo-hooks.pcapng') });
+      const out = join(dir, 'red.pcapng');
+      await svc.exportSession({ sessionId: id, format: 'pcapng', path: out });
+      const text = readFileSync(out).toString('latin1');
+      // (in packets, records and the process records' command lines alike)
+      expect(text.match(/(set-)?cookie: [^\r\n"\\]*/gi)?.filter((h) => !/: x+$/.test(h))).toEqual([]);
+      expect(text.match(/(set-)?cookie: x+/gi)?.length).toBeGreaterThanOrEqual(14);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
