@@ -1,5 +1,6 @@
-// Packet decoding from link layer to transport: Ethernet (+VLAN/QinQ), LINUX_SLL, LINUX_SLL2, RAW, NULL/LOOP;
-// IPv4 (fragments are counted, not reassembled), IPv6 (extension headers); TCP and UDP headers.
+// Packet decoding from link layer to transport: Ethernet, LINUX_SLL, LINUX_SLL2, RAW, NULL/LOOP; then VLAN/QinQ tags,
+// PPPoE sessions and MPLS label stacks; IPv4 (fragments are counted, not reassembled), IPv6 (extension headers); TCP
+// and UDP headers.
 import {
   LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
 } from '../pcapng/types.js';
@@ -100,6 +101,11 @@ const ETH_IPV6 = 0x86dd;
 const ETH_VLAN = 0x8100;
 const ETH_QINQ = 0x88a8;
 const ETH_QINQ_OLD = 0x9100;
+const ETH_PPPOE_SESSION = 0x8864;
+const ETH_MPLS = 0x8847;
+const ETH_MPLS_MULTICAST = 0x8848;
+const PPP_IPV4 = 0x0021;
+const PPP_IPV6 = 0x0057;
 
 /**
  * Decodes the frame data[start, end) (default: all of data); null for non-IP frames (ARP, LLDP, ...) and
@@ -115,12 +121,11 @@ export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacke
       if (len < 14) return null;
       etherType = be16(data, start + 12);
       off = start + 14;
-      while ((etherType === ETH_VLAN || etherType === ETH_QINQ || etherType === ETH_QINQ_OLD) && off + 4 <= end) {
-        etherType = be16(data, off + 2);
-        off += 4;
-      }
       break;
     }
+    // why: an SLL or SLL2 protocol field can be a VLAN TPID with the tag after the header: libpcap on Linux puts the tag
+    // the kernel stripped back in where the protocol was (pcap-linux.c, vlan_offset 14 for SLL), so `tcpdump -i any`
+    // on a trunk writes such frames. They go through the same tag walk as Ethernet's (decodeEncapsulated).
     case LINKTYPE_LINUX_SLL:
       if (len < 16) return null;
       etherType = be16(data, start + 14);
@@ -156,7 +161,55 @@ export function decodePacket(linkType: number, data: Buffer, into?: DecodedPacke
   }
   if (etherType === ETH_IPV4) return decodeIpv4(data, off, end, into);
   if (etherType === ETH_IPV6) return decodeIpv6(data, off, end, into);
-  return null;
+  return decodeEncapsulated(etherType, data, off, end, into);
+}
+
+/**
+ * Walks what lies between a link header and IP: 802.1Q/802.1ad tags, a PPPoE session header, an MPLS label stack, in
+ * any nesting (a VLAN carrying PPPoE, MPLS over QinQ), then decodes the IPv4 or IPv6 packet found; null for anything
+ * else. It runs only for frames that are not IP right after the link header, so untagged traffic pays nothing for it.
+ */
+function decodeEncapsulated(etherType: number, data: Buffer, off: number, end: number, into?: DecodedPacket): DecodedPacket | null {
+  // why: no step reads a length from the packet and every one moves on by at least 4 bytes, so the walk ends with
+  // the frame whatever its bytes are.
+  for (;;) {
+    if (etherType === ETH_IPV4) return decodeIpv4(data, off, end, into);
+    if (etherType === ETH_IPV6) return decodeIpv6(data, off, end, into);
+    if (etherType === ETH_VLAN || etherType === ETH_QINQ || etherType === ETH_QINQ_OLD) {
+      // A tag is the TCI, then the type of what follows.
+      if (off + 4 > end) return null;
+      etherType = be16(data, off + 2);
+      off += 4;
+    } else if (etherType === ETH_PPPOE_SESSION) {
+      // Version/type, code, session id and length (6 bytes), then the PPP protocol number.
+      if (off + 7 > end) return null;
+      // why: PPP may send its protocol number as one byte (protocol field compression, RFC 1661 6.5); a compressed
+      // one is odd, and a full one's first byte is always even. tshark reads both.
+      let ppp = data[off + 6] ?? 0;
+      if ((ppp & 1) === 0) {
+        if (off + 8 > end) return null;
+        ppp = be16(data, off + 6);
+        off += 8;
+      } else {
+        off += 7;
+      }
+      etherType = ppp === PPP_IPV4 ? ETH_IPV4 : ppp === PPP_IPV6 ? ETH_IPV6 : 0;
+    } else if (etherType === ETH_MPLS || etherType === ETH_MPLS_MULTICAST) {
+      // Labels of 4 bytes each, until the one with the bottom-of-stack bit.
+      let bottom = 0;
+      while (bottom === 0) {
+        if (off + 4 > end) return null;
+        bottom = (data[off + 2] ?? 0) & 1;
+        off += 4;
+      }
+      // why: the stack does not say what it carries (only the label's meaning to the routers does), so the IP
+      // version nibble decides, as tshark's guess does; anything else (a pseudowire's control word) is not decoded.
+      const v = (data[off] ?? 0) >> 4;
+      etherType = v === 4 ? ETH_IPV4 : v === 6 ? ETH_IPV6 : 0;
+    } else {
+      return null;
+    }
+  }
 }
 
 function decodeIpv4(data: Buffer, off: number, end: number, into?: DecodedPacket): DecodedPacket | null {
