@@ -62,9 +62,36 @@ export interface HttpExchangeDetail {
   responseBody: string | null;
   /** 'decrypted' when it came from hook plaintext, 'plain' from cleartext TCP */
   source: 'decrypted' | 'plain';
+  /** 'keylog': a 'decrypted' exchange whose records were opened with a key log's secrets, not read from TLS hooks */
+  decryptedWith?: 'keylog';
   startedAt: number;
   /** the capture ended inside it (see HttpExchangeSummary.unfinished); absent otherwise */
   unfinished?: true;
+  /** With details: what the HAR export needs of the request and of the response beyond their heads; absent: not seen */
+  requestInfo?: HttpMessageInfo;
+  responseInfo?: HttpMessageInfo;
+}
+
+/** One message of an exchange: its version, its times, and how much of its body the exchange kept. */
+export interface HttpMessageInfo {
+  /** "HTTP/1.0", "HTTP/1.1" (as its start line says), "HTTP/2", "HTTP/3"; null when its parser did not say */
+  version: string | null;
+  /** HTTP/1 responses: the status line's reason phrase, "" when it has none */
+  reason?: string;
+  /** ms since the epoch: its first bytes, and the last ones read of it (its end, or as far as it came) */
+  firstAt: number;
+  lastAt: number;
+  /** body bytes read (after de-chunking, before any content decoding); of a truncated body, those read */
+  bodySize: number;
+  /** the body did not all come (a gap, the capture's end) or ran past the 64 KiB a message keeps */
+  bodyTruncated?: true;
+  /**
+   * Where the body's bytes are: 'text': the exchange's text (requestBody/responseBody) is all the bytes kept, as UTF-8;
+   * 'head': the text is their first 16 KiB; 'base64': bodyBase64 holds them (binary, not UTF-8, or content-encoded);
+   * 'none': not kept (a binary body past its first 512 bytes, or the flow's body budget used): the text only describes it
+   */
+  body: 'text' | 'head' | 'base64' | 'none';
+  bodyBase64?: string;
 }
 
 export interface FlowDetail {

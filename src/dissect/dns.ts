@@ -17,6 +17,8 @@ export interface DnsMessage {
   questions: { name: string; type: string }[];
   answers: { name: string; type: string; data: string }[];
   rcode: string;
+  /** the message was cut short in the capture (a snap length, the first fragment of a datagram): only its answers before the cut are listed */
+  cut: boolean;
 }
 
 /** Decode one DNS message; null when the payload is not a well-formed DNS message. */
@@ -33,18 +35,88 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   // a payload that is not DNS (another protocol on port 53, a flood of garbage) has counts in the tens of thousands:
   // 1-3 ms of each such datagram went into making and failing them: counts the message cannot hold make it no DNS
   if (!countsFit(body, 0, body.length)) return null;
+  // why: dns-packet reads a record's data as far as its length says without looking at the buffer's end, so a message the
+  // capture cut (a snap length; the first fragment of a large answer, not reassembled) gave its last answer made-up text
+  // ("TXT v=spf1 inclu") as if whole. A cut message is read as the records that came whole, and says it was cut.
+  const whole = wholeAnswers(body);
+  if (whole < 0) return null;
+  const cut = whole < body.readUInt16BE(6) || sectionsEnd(body) > body.length;
   try {
-    const p = dnsPacket().decode(body);
+    const p = dnsPacket().decode(cut ? firstAnswers(body, whole) : body);
     return {
       id: p.id ?? 0,
       qr: p.type === 'response',
       questions: (p.questions ?? []).map((q) => ({ name: q.name, type: q.type })),
       answers: (p.answers ?? []).map((a) => ({ name: a.name, type: a.type, data: answerText(a) })),
       rcode: p.rcode ?? 'NOERROR',
+      cut,
     };
   } catch {
     return null;
   }
+}
+
+/** Where the name at buf[at] ends (a pointer ends it), or -1 when it runs past `end` or is not a name. */
+function nameEnd(buf: Buffer, at: number, end: number): number {
+  // (a name has at most 127 labels)
+  for (let labels = 0; labels < 128 && at < end; labels++) {
+    const len = buf[at]!;
+    if (len === 0) return at + 1;
+    if ((len & 0xc0) === 0xc0) return at + 2 <= end ? at + 2 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    at += 1 + len;
+  }
+  return -1;
+}
+
+/** Where the record at `at` ends, or -1 when it runs past `end`. */
+function recordEnd(buf: Buffer, at: number, end: number): number {
+  const n = nameEnd(buf, at, end);
+  if (n < 0 || n + 10 > end) return -1;
+  const e = n + 10 + buf.readUInt16BE(n + 8);
+  return e <= end ? e : -1;
+}
+
+/** Where the questions of the message `buf` end, or -1 when they run past its end. */
+function questionsEnd(buf: Buffer): number {
+  let at = 12;
+  for (let i = buf.readUInt16BE(4); i > 0; i--) {
+    const n = nameEnd(buf, at, buf.length);
+    if (n < 0 || n + 4 > buf.length) return -1;
+    at = n + 4;
+  }
+  return at;
+}
+
+/** How many of the message's answers lie whole in `buf`, or -1 when its questions do not. */
+function wholeAnswers(buf: Buffer): number {
+  let at = questionsEnd(buf);
+  if (at < 0) return -1;
+  const count = buf.readUInt16BE(6);
+  for (let i = 0; i < count; i++) {
+    at = recordEnd(buf, at, buf.length);
+    if (at < 0) return i;
+  }
+  return count;
+}
+
+/** Where all the message's records end as their lengths say (past buf's end when it was cut; -1 read as past it). */
+function sectionsEnd(buf: Buffer): number {
+  let at = questionsEnd(buf);
+  const records = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10);
+  for (let i = 0; i < records && at >= 0; i++) at = recordEnd(buf, at, buf.length);
+  return at < 0 ? Infinity : at;
+}
+
+/** The message `buf` as its questions and first `n` answers alone (the rest of it cut off). */
+function firstAnswers(buf: Buffer, n: number): Buffer {
+  let end = questionsEnd(buf);
+  for (let i = 0; i < n; i++) end = recordEnd(buf, end, buf.length);
+  const out = Buffer.from(buf.subarray(0, end));
+  out.writeUInt16BE(n, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(0, 10);
+  return out;
 }
 
 /**

@@ -20,6 +20,12 @@ export interface HttpMessage {
   bodyTruncated: boolean;
   /** timestamp of the chunk that carried the start line */
   ts: number;
+  /** timestamp of the last bytes of it that were read: its end, or as far as it came (the parser's last push) */
+  endTs?: number;
+  /** its HTTP version: "HTTP/1.0" or "HTTP/1.1" as its start line says, "HTTP/2" or "HTTP/3" from those parsers */
+  version?: string;
+  /** HTTP/1 responses: the status line's reason phrase, "" when it has none (HTTP/2 and HTTP/3 have none at all) */
+  reason?: string;
   /** HTTP/2 only */
   streamId?: number;
   /** HTTP/2 and HTTP/3: how many headers (and trailers) past HEADER_BYTES_CAP were not kept */
@@ -173,11 +179,13 @@ function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
   const methodEnd = requestLine(buf, end);
   if (methodEnd >= 0) {
     const method = sharedLatin1(buf, 0, methodEnd);
-    return { kind: 'request', method, path: buf.toString('latin1', methodEnd + 1, end - 9), headers: [], body: EMPTY, bodyTruncated: false, ts };
+    const version = sharedLatin1(buf, end - 8, end);
+    return { kind: 'request', method, path: buf.toString('latin1', methodEnd + 1, end - 9), headers: [], body: EMPTY, bodyTruncated: false, ts, version };
   }
   const status = statusLine(buf, end);
   if (status < 0) return null;
-  return { kind: 'response', status, headers: [], body: EMPTY, bodyTruncated: false, ts };
+  const reason = end > 13 ? sharedLatin1(buf, 13, end) : '';
+  return { kind: 'response', status, headers: [], body: EMPTY, bodyTruncated: false, ts, version: sharedLatin1(buf, 0, 8), reason };
 }
 
 // (the byte counts of 'body-length' and 'chunk-data' are the parser's `left`)
@@ -233,6 +241,8 @@ export class Http1Parser {
   private parts: Buffer[] | null = null;
   /** ts of the chunk that carried the first byte of the message being started */
   private headTs: number | null = null;
+  /** ts of the last push: a message finished is read up to there (its endTs) */
+  private lastTs = 0;
   /** requests this (response) side was told of (see expectResponseTo), and those its responses answered */
   private told = 0;
   private answered = 0;
@@ -302,6 +312,7 @@ export class Http1Parser {
   /** The messages the bytes complete (a shared, frozen empty list when none). */
   push(chunk: Buffer, ts: number): HttpMessage[] {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.lastTs = ts;
     let progressed = true;
     while (progressed && this.buf.length > 0) progressed = this.step(ts);
     // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
@@ -399,7 +410,8 @@ export class Http1Parser {
   }
 
   /** Takes `n` body bytes (at most countableBody()) as push() would, without the bytes themselves. */
-  countBody(n: number): void {
+  countBody(n: number, ts: number): void {
+    this.lastTs = ts;
     this.left -= n;
     this.kept += this.fitting(n);
   }
@@ -464,6 +476,7 @@ export class Http1Parser {
     // (a binary body's count runs past its sample: the whole sample, no view of it)
     else if (this.sample) m.body = this.kept >= this.sample.length ? this.sample : this.sample.subarray(0, this.kept);
     if (this.binary || !this.keepBodies) m.bodySize = this.kept;
+    m.endTs = this.lastTs;
     this.msg = null;
     this.sample = null;
     this.into = null;

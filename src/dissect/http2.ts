@@ -113,6 +113,8 @@ export class Http2Parser {
   private block: { streamId: number; parts: Buffer[]; bytes: number; endStream: boolean; promised: boolean } | null = null;
   /** once HPACK state is lost (bad frame, gap) nothing after can be decoded reliably */
   private broken = false;
+  /** ts of the last push: a stream finished is read up to there (its message's endTs) */
+  private lastTs = 0;
 
   constructor(private readonly side: 'client' | 'server') {
     this.prefaceChecked = side === 'server';
@@ -131,6 +133,7 @@ export class Http2Parser {
 
   push(chunk: Buffer, ts: number): HttpMessage[] {
     if (this.broken) return [];
+    this.lastTs = ts;
     const out: HttpMessage[] = [];
     if (this.waiting !== null) {
       const whole = this.waiting.add(chunk);
@@ -261,7 +264,7 @@ export class Http2Parser {
 
   private newStream(streamId: number, ts: number): StreamState {
     const kind = this.side === 'client' ? 'request' : 'response';
-    return { msg: { kind, headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts, streamId }, parts: [], kept: 0, headersDone: false };
+    return { msg: { kind, headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts, streamId, version: 'HTTP/2' }, parts: [], kept: 0, headersDone: false };
   }
 
   private headerBlockDone(out: HttpMessage[]): void {
@@ -354,6 +357,7 @@ export class Http2Parser {
 
   private finish(s: StreamState): HttpMessage {
     s.msg.body = s.parts.length === 1 ? s.parts[0]! : Buffer.concat(s.parts);
+    s.msg.endTs = this.lastTs;
     return s.msg;
   }
 }

@@ -160,6 +160,8 @@ export class Http3Connection {
   private readonly server: Side = { table: new DynamicTable(), maxCapacity: null };
   private readonly streams = new Map<string, StreamState>();
   private blockedCount = 0;
+  /** ts of the last stream bytes: a message finished is read up to there (its endTs) */
+  private lastTs = 0;
   /** streams given up (bytes lost, a malformed frame or section) */
   failedStreams = 0;
 
@@ -168,6 +170,7 @@ export class Http3Connection {
    * appended to `out`.
    */
   data(id: number, fromClient: boolean, chunk: Buffer, fin: boolean, ts: number, out: HttpMessage[]): void {
+    this.lastTs = ts;
     const s = this.stream(id, fromClient);
     if (s.done) return;
     s.buf = s.buf.length === 0 ? chunk : Buffer.concat([s.buf, chunk]);
@@ -315,7 +318,7 @@ export class Http3Connection {
       return;
     }
     const status = fields.find(([k]) => k === ':status')?.[1];
-    const msg: HttpMessage = { kind: s.fromClient ? 'request' : 'response', headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts, streamId: id };
+    const msg: HttpMessage = { kind: s.fromClient ? 'request' : 'response', headers: [], body: Buffer.alloc(0), bodyTruncated: false, ts, streamId: id, version: 'HTTP/3' };
     applyHeaders(msg, fields);
     // (an interim answer, 100 or 103: its own message; the final one follows on the stream)
     if (status !== undefined && /^1\d\d$/.test(status)) out.push(msg);
@@ -327,6 +330,7 @@ export class Http3Connection {
     s.done = true;
     if (!s.msg) return;
     s.msg.body = s.parts.length === 1 ? s.parts[0]! : Buffer.concat(s.parts);
+    s.msg.endTs = this.lastTs;
     out.push(s.msg);
     s.msg = null;
     s.parts = [];

@@ -2,6 +2,8 @@
 // shows; with a filter only the matching flows' packets), HAR 1.2 of the HTTP exchanges, and JSON Lines of
 // flows. Secrets are redacted unless includeSecrets (see redact.ts); decryption-secrets blocks are dropped too.
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import type { Analyzer } from '../flows/analyzer.js';
 import { readWithFlowIds, type CaptureFile } from '../flows/load.js';
@@ -9,7 +11,7 @@ import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } fro
 import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
 import { headersDroppedText } from '../model/http-text.js';
-import type { HttpExchangeDetail } from '../api/contract.js';
+import type { HttpExchangeDetail, HttpMessageInfo } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
 import { KeyLog } from '../dissect/tls-keylog.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
@@ -19,7 +21,7 @@ import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact
 import { H2Stream, Http1Stream } from './redact-stream.js';
 import { H2Redactor } from './redact-h2.js';
 import { H2_PREFACE } from '../dissect/http2.js';
-import { looksLikeHttp1, mayGrowIntoHttp1 } from '../dissect/http1.js';
+import { BODY_CAP, BODY_SAMPLE, looksBinary, looksLikeHttp1, mayGrowIntoHttp1 } from '../dissect/http1.js';
 
 export type ExportFormat = 'pcapng' | 'har' | 'json';
 
@@ -401,47 +403,197 @@ function headerValue(h: [string, string][], name: string): string | null {
   return null;
 }
 
+/** A time in ms as HAR gives it: to the microsecond (captures' resolution), without float noise. */
+function ms(t: number): number {
+  return Math.round(t * 1000) / 1000;
+}
+
+/**
+ * The request's URL, built per the form of its request-target (RFC 9112 §3.2, §3.3): absolute-form (a request to a
+ * proxy) is the URL; authority-form (CONNECT) and asterisk-form (OPTIONS *) name no path, so the URL is the authority's
+ * (the request-target's, or the Host's); origin-form is the Host's followed by the path. `note`: what the URL does not
+ * say of the target.
+ */
+function requestUrl(f: Flow, e: HttpExchangeDetail): { url: string; queryString: HarHeader[]; note: string | null } {
+  // (HTTP/2 and HTTP/3 name the scheme; HTTP/1 leaves it to the connection)
+  const scheme = headerValue(e.requestHeaders, ':scheme') ?? (f.tls ? 'https' : 'http');
+  const port = scheme === 'https' ? 443 : 80;
+  const ip = f.dst.ip.includes(':') ? `[${f.dst.ip}]` : f.dst.ip;
+  const host = e.host ?? f.tls?.sni ?? (f.dst.port === port ? ip : `${ip}:${f.dst.port}`);
+  const target = e.path;
+  let url: string;
+  let note: string | null = null;
+  if (e.method === null) {
+    url = `${scheme}://${host}/`;
+    note = 'the request was not captured (before the capture began, or lost): its method, path and version are not known';
+  } else if (target !== null && /^[a-z][a-z0-9+.-]*:\/\//i.test(target)) url = target;
+  // (an HTTP/2 extended CONNECT, a WebSocket's, has a path: origin-form)
+  else if (e.method === 'CONNECT' && !target?.startsWith('/')) {
+    url = `${scheme}://${target ?? host}`;
+    note = `CONNECT ${target ?? host}: a tunnel request, its target an authority`;
+  } else if (target === '*') {
+    url = `${scheme}://${host}`;
+    note = 'request-target "*": the server as a whole';
+  } else {
+    const path = target ?? '/';
+    url = `${scheme}://${host}${path.startsWith('/') ? path : `/${path}`}`;
+  }
+  try {
+    const u = new URL(url);
+    return { url: u.toString(), queryString: [...u.searchParams.entries()].map(([name, value]) => ({ name, value })), note };
+  } catch {
+    // why: a target we cannot parse as a URL is still worth listing verbatim.
+    return { url, queryString: [], note };
+  }
+}
+
+// why: a compressed body of 64 KiB can grow a thousandfold; past this its content is left out rather than held
+const DECODED_CAP = 16 << 20;
+
+/** A body's bytes with its content-codings undone (RFC 9110 §8.4: listed in the order applied); throws what stops it. */
+function decodeContent(bytes: Buffer, codings: string[]): Buffer {
+  let b = bytes;
+  for (const c of [...codings].reverse()) {
+    const opts = { maxOutputLength: DECODED_CAP };
+    if (c === 'gzip' || c === 'x-gzip') b = gunzipSync(b, opts);
+    else if (c === 'br') b = brotliDecompressSync(b, opts);
+    else if (c === 'deflate') {
+      // (RFC 9110 says zlib format; some servers send raw deflate)
+      try {
+        b = inflateSync(b, opts);
+      } catch {
+        b = inflateRawSync(b, opts);
+      }
+    } else if (c !== 'identity') throw new Error(`content-coding ${c} is not decoded`);
+  }
+  return b;
+}
+
+/** A HAR body: bodySize (bytes as received, -1: not known), and the content (decoded) with the notes on it. */
+interface HarBody {
+  bodySize: number;
+  size: number;
+  compression?: number;
+  text?: string;
+  base64?: true;
+  notes: string[];
+}
+
+/**
+ * What the exchange kept of one message's body, as HAR puts it. `bodySize` counts the bytes as they came (de-chunked,
+ * still compressed); `size` the content's, after its content-coding is undone (when the whole body was kept); text that
+ * is not UTF-8 goes as base64. A body cut short (a gap, the capture's end, the 64 KiB a message keeps) says so.
+ */
+function harBody(seen: boolean, text: string | null, info: HttpMessageInfo | undefined, headers: [string, string][], unfinished: boolean): HarBody {
+  if (!seen) return { bodySize: -1, size: 0, notes: [] };
+  // (an analysis without details keeps neither a body nor its info)
+  if (!info) return { bodySize: -1, size: -1, notes: [] };
+  if (info.bodySize === 0) return { bodySize: 0, size: 0, notes: [] };
+  const notes: string[] = [];
+  let bodySize = info.bodySize;
+  if (info.bodyTruncated) {
+    const declared = Number(headerValue(headers, 'content-length') ?? NaN);
+    // (a body past the cap came whole, as its Content-Length said; one the capture cut did not)
+    bodySize = !unfinished && Number.isSafeInteger(declared) && declared >= info.bodySize ? declared : -1;
+    notes.push(info.bodySize >= BODY_CAP ? `body truncated: only its first ${BODY_CAP} bytes were kept` : `body truncated: ${info.bodySize} bytes of it were captured`);
+  }
+  let bytes: Buffer | null = null;
+  if (info.body === 'base64') bytes = Buffer.from(info.bodyBase64 ?? '', 'base64');
+  else if (info.body === 'text' && text !== null) bytes = Buffer.from(text, 'utf8');
+  else if (info.body === 'head' && text !== null) {
+    bytes = Buffer.from(text.endsWith('…') ? text.slice(0, -1) : text, 'utf8');
+    notes.push(`only the first ${bytes.length} bytes of the body are given`);
+  } else notes.push(`the body's ${info.bodySize} bytes were not kept (of a binary body only the first ${BODY_SAMPLE} are, and a flow's bodies have a budget)`);
+  const whole = bytes !== null && !info.bodyTruncated && bytes.length === info.bodySize;
+  const codings = (headerValue(headers, 'content-encoding') ?? '').toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'identity');
+  let content = bytes;
+  // (without a content-coding the content is the body)
+  let size = codings.length > 0 ? -1 : bodySize;
+  let compression: number | undefined;
+  if (codings.length > 0) {
+    content = null;
+    if (!whole) notes.push(`content-encoding ${codings.join(', ')}: not decoded, the body was not all kept`);
+    else {
+      try {
+        content = decodeContent(bytes!, codings);
+        size = content.length;
+        compression = content.length - bytes!.length;
+      } catch (err) {
+        notes.push(`content-encoding ${codings.join(', ')}: not decoded (${(err as Error).message})`);
+      }
+    }
+  }
+  if (content === null) return { bodySize, size, notes };
+  // (text or not is the whole content's to say, before the cap cuts it, maybe inside a character)
+  const binary = looksBinary(content) || !isUtf8(content);
+  if (content.length > BODY_CAP) {
+    notes.push(`content: its first ${BODY_CAP} of ${content.length} bytes`);
+    content = content.subarray(0, BODY_CAP);
+  }
+  const out: HarBody = { bodySize, size, notes };
+  if (compression !== undefined) out.compression = compression;
+  if (binary) {
+    out.text = content.toString('base64');
+    out.base64 = true;
+  } else out.text = content.toString('utf8');
+  return out;
+}
+
+/** Which capture an exchange was read from, as the entry's comment says it. */
+function sourceText(e: HttpExchangeDetail): string {
+  if (e.source === 'plain') return 'plain HTTP';
+  return e.decryptedWith === 'keylog' ? 'decrypted with the key log' : 'decrypted from TLS hooks';
+}
+
 export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDetail[], includeSecrets: boolean): unknown {
   const entries: { startedDateTime: string; sort: number; [k: string]: unknown }[] = [];
   for (const f of flows) {
-    const h2 = f.app === 'http2' || f.app === 'grpc' || f.tls?.negotiatedAlpn === 'h2';
-    const scheme = f.tls ? 'https' : 'http';
     for (const e of exchangesOf(f.id)) {
       if (e.method === null && e.status === null) continue;
       const reqH = includeSecrets ? e.requestHeaders : redactHeaders(e.requestHeaders);
       const resH = includeSecrets ? e.responseHeaders : redactHeaders(e.responseHeaders);
-      const defaultPort = scheme === 'https' ? 443 : 80;
-      const host = e.host ?? f.tls?.sni ?? (f.dst.port === defaultPort ? f.dst.ip : `${f.dst.ip}:${f.dst.port}`);
-      const path = e.path ?? '/';
-      let url = `${scheme}://${host}${path.startsWith('/') ? path : `/${path}`}`;
-      let queryString: HarHeader[] = [];
-      try {
-        const u = new URL(url);
-        url = u.toString();
-        queryString = [...u.searchParams.entries()].map(([name, value]) => ({ name, value }));
-      } catch {
-        // why: a path we cannot parse as a URL is still worth listing verbatim.
-      }
-      const httpVersion = h2 ? 'HTTP/2.0' : 'HTTP/1.1';
+      const { url, queryString, note } = requestUrl(f, e);
+      const rq = e.requestInfo;
+      const rs = e.responseInfo;
       const reqType = headerValue(e.requestHeaders, 'content-type') ?? 'application/octet-stream';
       const resType = headerValue(e.responseHeaders, 'content-type') ?? 'application/octet-stream';
+      const unfinished = e.unfinished === true;
+      const reqBody = harBody(e.method !== null, e.requestBody, rq, e.requestHeaders, unfinished);
+      const resBody = harBody(e.status !== null, e.responseBody, rs, e.responseHeaders, unfinished);
+      const reqNotes = [note, e.requestHeadersDropped ? headersDroppedText(e.requestHeadersDropped) : null, ...reqBody.notes];
+      const resNotes = [e.status === null ? 'no response was captured' : null, e.responseHeadersDropped ? headersDroppedText(e.responseHeadersDropped) : null, ...resBody.notes];
       const request: Record<string, unknown> = {
-        method: e.method ?? 'GET', url, httpVersion, cookies: cookiesOf(e.requestHeaders, false, includeSecrets), headers: harHeaders(reqH),
-        queryString, headersSize: -1, bodySize: e.requestBody ? Buffer.byteLength(e.requestBody) : 0,
+        // (HAR wants a method; an invented GET would read as a real request)
+        method: e.method ?? 'UNKNOWN', url, httpVersion: rq?.version ?? '', cookies: cookiesOf(e.requestHeaders, false, includeSecrets), headers: harHeaders(reqH),
+        queryString, headersSize: -1, bodySize: reqBody.bodySize,
       };
-      if (e.requestBody) request.postData = { mimeType: reqType, text: e.requestBody };
-      if (e.requestHeadersDropped) request.comment = headersDroppedText(e.requestHeadersDropped);
+      if (reqBody.text !== undefined) {
+        // (HAR 1.2's postData has no encoding field: a binary body's base64 says so in a custom one)
+        request.postData = { mimeType: reqType, text: reqBody.text, ...(reqBody.base64 ? { _encoding: 'base64' } : {}) };
+      }
+      const reqComment = reqNotes.filter((n) => n !== null).join('; ');
+      if (reqComment) request.comment = reqComment;
+      const content: Record<string, unknown> = { size: resBody.size };
+      if (resBody.compression !== undefined) content.compression = resBody.compression;
+      content.mimeType = resType;
+      if (resBody.text !== undefined) content.text = resBody.text;
+      if (resBody.base64) content.encoding = 'base64';
       const response: Record<string, unknown> = {
-        status: e.status ?? 0, statusText: '', httpVersion, cookies: cookiesOf(e.responseHeaders, true, includeSecrets), headers: harHeaders(resH),
-        content: { size: e.responseBody ? Buffer.byteLength(e.responseBody) : 0, mimeType: resType, ...(e.responseBody ? { text: e.responseBody } : {}) },
-        redirectURL: headerValue(e.responseHeaders, 'location') ?? '', headersSize: -1, bodySize: e.responseBody ? Buffer.byteLength(e.responseBody) : 0,
+        status: e.status ?? 0, statusText: rs?.reason ?? '', httpVersion: rs?.version ?? '', cookies: cookiesOf(e.responseHeaders, true, includeSecrets), headers: harHeaders(resH),
+        content, redirectURL: headerValue(e.responseHeaders, 'location') ?? '', headersSize: -1, bodySize: resBody.bodySize,
       };
-      if (e.responseHeadersDropped) response.comment = headersDroppedText(e.responseHeadersDropped);
+      const resComment = resNotes.filter((n) => n !== null).join('; ');
+      if (resComment) response.comment = resComment;
+      // why these timings: a capture sees when each message's first and last bytes passed, not DNS, connect or queueing
+      // (-1: not known). Sending is the request's bytes, taken as instant; waiting runs from the request's end (its start
+      // when not known) to the answer's first bytes; receiving to its last bytes.
+      const wait = rs && e.method !== null ? Math.max(0, ms(rs.firstAt - (rq?.lastAt ?? e.startedAt))) : 0;
+      const receive = rs ? Math.max(0, ms(rs.lastAt - rs.firstAt)) : 0;
       entries.push({
         sort: e.startedAt,
-        startedDateTime: new Date(e.startedAt).toISOString(), time: 0, request, response, cache: {},
-        timings: { send: 0, wait: 0, receive: 0 }, serverIPAddress: f.dst.ip, connection: `${f.src.port}`,
-        comment: `flow ${f.id}, ${e.source === 'decrypted' ? 'decrypted from TLS hooks' : 'plain HTTP'}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}${e.unfinished ? '; unfinished: the capture ended before this exchange did, its bodies are as far as they came' : ''}`,
+        startedDateTime: new Date(e.startedAt).toISOString(), time: ms(wait + receive), request, response, cache: {},
+        timings: { blocked: -1, dns: -1, connect: -1, send: 0, wait, receive, ssl: -1 }, serverIPAddress: f.dst.ip, connection: `${f.src.port}`,
+        comment: `flow ${f.id}, ${sourceText(e)}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}${unfinished ? '; unfinished: the capture ended before this exchange did, its bodies are as far as they came' : ''}`,
       });
     }
   }

@@ -5,6 +5,7 @@ import {
   parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, MAX_RECORD, RECORD_HEADER, type ClientHello, type HelloTransport,
   type ServerHello,
 } from '../dissect/tls.js';
+import { isUtf8 } from 'node:buffer';
 import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { beginsDnsMessage, parseDns, type DnsMessage } from '../dissect/dns.js';
@@ -20,7 +21,7 @@ import { decideSide } from '../verdict/index.js';
 import { KeyLog, RecordDecryptor, connectionKeys, helloRandom, secretsComplete, type ConnectionSecrets, type HandshakeParams } from '../dissect/tls-keylog.js';
 import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, KeyLogStatus, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
-import type { HttpExchangeDetail, FlowDetail } from '../api/contract.js';
+import type { HttpExchangeDetail, HttpMessageInfo, FlowDetail } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PacketBlock, type PcapngBlock } from '../pcapng/types.js';
 import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
 import { readPduHead, recordWritten, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
@@ -126,6 +127,11 @@ class DirState implements StreamSink {
   http2: Http2Parser | null = null;
   /** a TLS direction decrypted with a key log's secrets: its records go here once its hello is read */
   keys: RecordDecryptor | null = null;
+  /**
+   * The sequence number of the direction's FIN while bytes before it are missing: the direction ends when they come (a
+   * retransmission the capture saw after the FIN) or, when they never do, at the capture's end (see Analyzer.endDir)
+   */
+  finAt: number | null = null;
   constructor(private readonly events: StreamEvents | null, private readonly fs: FlowState | null, private readonly c2s: boolean, readonly done: boolean) {}
   data(chunk: Buffer, ts: number): void {
     this.events!.data(this.fs!, this.c2s, chunk, ts);
@@ -215,6 +221,12 @@ interface FlowExtra {
    * no later request is theirs (see onResponse).
    */
   leadingOrphans?: number;
+  /**
+   * On the wire, HTTP/1: the responses' stream had a gap since its last response was read (answers may have been lost in
+   * it; see onResponse), and the exchanges before `answersLostBefore` wait for no answer: theirs were lost.
+   */
+  answersGap?: boolean;
+  answersLostBefore?: number;
 }
 
 /** A TLS connection's decryption with a key log's secrets. */
@@ -580,14 +592,23 @@ function bodyText(b: Buffer, size: number): string | null {
   return b.length > BODY_TEXT_CAP ? `${text}…` : text;
 }
 
-/** Bodies kept for a flow's detail, at most BODY_BUDGET characters in all; later ones are only described. */
-function keptBody(x: FlowExtra, m: HttpMessage): string | null {
+/**
+ * Bodies kept for a flow's detail, at most BODY_BUDGET characters in all; later ones are only described. `text` is for
+ * reading; `body` says where the bytes are (HttpMessageInfo.body). A body the text cannot carry (binary, not UTF-8, or
+ * content-encoded: `encoded`) keeps its bytes as base64 too, when it was kept whole, for exports (HAR) to give or decode.
+ */
+function keptBody(x: FlowExtra, m: HttpMessage, encoded: boolean): { text: string | null; body: HttpMessageInfo['body']; base64?: string } {
   const size = m.bodySize ?? m.body.length;
-  if (size === 0) return null;
-  if (x.bodyChars >= BODY_BUDGET) return `[${size} bytes, not kept: this flow's body budget is used]`;
-  const t = bodyText(m.body, size);
-  x.bodyChars += t?.length ?? 0;
-  return t;
+  if (size === 0) return { text: null, body: 'text' };
+  if (x.bodyChars >= BODY_BUDGET) return { text: `[${size} bytes, not kept: this flow's body budget is used]`, body: 'none' };
+  const text = bodyText(m.body, size);
+  x.bodyChars += text?.length ?? 0;
+  if (!encoded && !looksBinary(m.body) && isUtf8(m.body)) return { text, body: m.body.length > BODY_TEXT_CAP ? 'head' : 'text' };
+  // (of a binary body, HTTP/1 keeps only the first BODY_SAMPLE bytes: not the body)
+  if (m.body.length < size || x.bodyChars >= BODY_BUDGET) return { text, body: 'none' };
+  const base64 = m.body.toString('base64');
+  x.bodyChars += base64.length;
+  return { text, body: 'base64', base64 };
 }
 
 /** Marks an exchange's summary and detail unfinished when the message `m` that made or completed them is (see endCapture). */
@@ -924,6 +945,18 @@ export class Analyzer {
     for (const fs of this.states) {
       let n = 0;
       for (const c2s of [true, false]) {
+        const held = c2s ? fs.c2s : fs.s2c;
+        // (bytes held behind a hole the capture never filled are read after it; a FIN that waited for bytes before it
+        // ends its direction, those that never came declared lost)
+        if (held && held !== DONE && held.reasm && (held.reasm.buffered > 0 || held.finAt !== null)) {
+          n++;
+          if (held.finAt !== null) {
+            held.reasm.endAt(held.finAt);
+            this.endDir(fs, c2s, true, fs.flow.lastSeen);
+          } else {
+            held.reasm.flush();
+          }
+        }
         const d = c2s ? fs.c2s : fs.s2c;
         const dir = d !== DONE ? d : null;
         // (an HTTP/1 parser's gap returns the message being read, its body marked truncated; nothing comes after it)
@@ -1030,7 +1063,8 @@ export class Analyzer {
     }
     fs ??= v4 ? this.index.get(node, transport === 'tcp', sip, d.srcPort, dip, d.dstPort) : this.index.get6(node, transport === 'tcp', d.data, d.addrOffset, d.srcPort, d.dstPort);
     const syn = transport === 'tcp' && (d.tcpFlags & TCP_SYN) !== 0 && (d.tcpFlags & TCP_ACK) === 0;
-    if (fs && syn && fs.closed) fs = undefined; // port reused for a new connection
+    // (the port reused for a new connection: after a close, or one the capture did not see)
+    if (fs && syn && (fs.closed || this.reopens(fs, d))) fs = undefined;
     if (!fs) {
       if (!v4 && sip === 0) { sip = d.src; dip = d.dst; }
       fs = this.createFlow(node, transport, sip, dip, d, tsMs);
@@ -1081,7 +1115,9 @@ export class Analyzer {
       const dstRole = meta?.owner(transport, dst, d.dstPort, src, d.srcPort)?.role;
       if (srcRole === 'client' || srcRole === 'server') srcIsClient = srcRole === 'client';
       else if (dstRole === 'client' || dstRole === 'server') srcIsClient = dstRole === 'server';
-      else srcIsClient = d.srcPort > d.dstPort || (d.srcPort === d.dstPort && src > dst);
+      // (ports alike, as mDNS's, NTP's or IKE's: the first packet's sender, as tshark takes it; comparing the addresses'
+      // text made a multicast group the client of every mDNS query to it)
+      else srcIsClient = d.srcPort >= d.dstPort;
     }
     const client = srcIsClient ? { ip: src, port: d.srcPort } : { ip: dst, port: d.dstPort };
     const server = srcIsClient ? { ip: dst, port: d.dstPort } : { ip: src, port: d.srcPort };
@@ -1201,7 +1237,8 @@ export class Analyzer {
         const slot = fs.at * 2 + side - 1;
         const known = (fs.nextKnown & side) !== 0;
         const next = this.tcpNext[slot]!;
-        const ahead = !known || flags & TCP_SYN ? 0 : (d.seq - next) | 0;
+        // (a SYN sent again, its number already seen, is one too, as Wireshark counts it; a SYN with a new number opens anew)
+        const ahead = !known ? 0 : flags & TCP_SYN ? (((d.seq + 1 - next) | 0) <= 0 && d.seq === (fromClient ? fs.synC : fs.synS) ? -2 : 0) : (d.seq - next) | 0;
         // (a keep-alive, one byte before the next, is no retransmission: as Wireshark tells them apart)
         if (ahead < 0 && !(ahead === -1 && d.payloadLen <= 1 && !(flags & TCP_FIN))) {
           if (tcp.retransmissions === 0) f.tcp = { state: tcp.state, resetBy: tcp.resetBy, retransmissions: 1 };
@@ -1214,6 +1251,8 @@ export class Analyzer {
       }
     }
     const cur = fromClient ? fs.c2s : fs.s2c;
+    // (data a SYN carries, TCP Fast Open's, begins after the SYN's own sequence number)
+    const seq = flags & TCP_SYN ? (d.seq + 1) >>> 0 : d.seq;
     if (d.tcpFlags & TCP_SYN) {
       if (cur) cur.reasm?.syn(d.seq);
       else if (fromClient) fs.synC = d.seq;
@@ -1223,31 +1262,33 @@ export class Analyzer {
       if (cur === DONE) {
         // why: the dissectors are done with this direction; still keep its first bytes for the flow detail.
         if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
-      } else if (cur === null && this.startsStream(fs, fromClient, d.seq)) {
+      } else if (cur === null && this.startsStream(fs, fromClient, seq)) {
         // why: a direction's first segment, in order, mostly holds its whole hello or request head and is all
         // the dissectors need; it goes to them directly, and a reassembler is made only if the direction goes on
         const dir = this.dir(fs, fromClient, false);
         this.onStreamData(fs, fromClient, d.payload, ts);
         if ((fromClient ? fs.c2s : fs.s2c) === dir) {
           dir.reasm = new TcpReassembler(dir, this.opts.reassembly);
-          dir.reasm.expect(d.seq + d.payloadEnd - d.payloadStart);
+          dir.reasm.expect(seq + d.payloadEnd - d.payloadStart);
         }
       } else {
         const dir = cur ?? this.dir(fs, fromClient);
         const reasm = dir.reasm;
         if (reasm && !reasm.isStopped) {
           const n = d.payloadEnd - d.payloadStart;
-          if (dir.http1 !== null && reasm.inOrder(d.seq) && dir.http1.countableBody() >= n) {
+          if (dir.http1 !== null && reasm.inOrder(seq) && dir.http1.countableBody() >= n) {
             // why: most segments of a large HTTP/1 body are only counted; one in order inside such a body skips
             // the reassembler, the stream events and the parser's buffers, most of what such a segment cost
             this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
             reasm.skip(n);
-            dir.http1.countBody(n);
+            dir.http1.countBody(n, ts);
           } else {
             const before = reasm.retransmittedBytes;
-            reasm.segment(d.seq, d.payload, ts);
+            reasm.segment(seq, d.payload, ts);
             this.counters.retransmittedBytes += reasm.retransmittedBytes - before;
           }
+          // (the bytes its FIN waited for have all come: the direction ends now)
+          if (dir.finAt !== null && reasm.buffered === 0 && reasm.expected === dir.finAt) this.endDir(fs, fromClient, true, ts);
         }
       }
     }
@@ -1259,12 +1300,20 @@ export class Analyzer {
       const expected = ending?.keys && ending.reasm && !ending.reasm.isStopped && ending.reasm.buffered === 0 ? ending.reasm.expected : null;
       const lost = expected === null ? 0 : (d.seq + d.payloadEnd - d.payloadStart - expected) | 0;
       if (lost > 0) ending!.keys!.fail(`a gap in the capture: its last ${lost} bytes before its FIN were not captured, and their records are not read`);
-      // why: the direction's stream is over; finish its parser (a body delimited by close) and free its state.
+      // why: the direction's stream is over; finish its parser (a body delimited by close) and free its state. A FIN
+      // with bytes before it missing (a segment lost, or one its sender will send again: a retransmission the capture
+      // sees after the FIN) ends the direction when they come, or at the capture's end
       const dir = fromClient ? fs.c2s : fs.s2c;
-      if (dir && dir !== DONE && (dir.reasm?.buffered ?? 0) === 0) {
-        if (d.tcpFlags & TCP_FIN && dir.http1) this.onMessages(fs, dir.http1.end(), 'plain', ts);
-        if (dir.http2) this.onMessages(fs, dir.http2.close(), 'plain', ts);
-        if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, fromClient);
+      if (dir && dir !== DONE) {
+        const r = dir.reasm;
+        const finSeq = (seq + d.payloadEnd - d.payloadStart) >>> 0;
+        const waiting = r !== null && !r.isStopped && r.expected !== null && (r.buffered > 0 || ((finSeq - r.expected) | 0) > 0);
+        if (d.tcpFlags & TCP_FIN && waiting) dir.finAt = finSeq;
+        else {
+          // (a reset: nothing more comes; what waits behind a hole is read after it)
+          r?.flush();
+          this.endDir(fs, fromClient, (d.tcpFlags & TCP_FIN) !== 0, ts);
+        }
       }
       // (HTTP/2: a reset ends the other direction's streams too, as for decrypted HTTP/2 below)
       const other = d.tcpFlags & TCP_RST ? (fromClient ? fs.s2c : fs.c2s) : null;
@@ -1278,6 +1327,19 @@ export class Analyzer {
   }
 
   /**
+   * A direction's TCP stream ended (`fin`: by its FIN, else by a reset or the capture's end): an HTTP/1 body delimited by
+   * the close ends, HTTP/2 streams are returned, and its state is freed.
+   */
+  private endDir(fs: FlowState, c2s: boolean, fin: boolean, ts: number): void {
+    const dir = c2s ? fs.c2s : fs.s2c;
+    if (!dir || dir === DONE) return;
+    dir.finAt = null;
+    if (fin && dir.http1) this.onMessages(fs, dir.http1.end(), 'plain', ts);
+    if (dir.http2) this.onMessages(fs, dir.http2.close(), 'plain', ts);
+    if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, c2s);
+  }
+
+  /**
    * A direction's decrypted plaintext ends with its TCP stream (`fin`: by its FIN, else a reset): an HTTP/1 body
    * delimited by the close ends, and its HTTP/2 streams are returned (an answer whose END_STREAM the close cut off still
    * has its status, as Wireshark shows it).
@@ -1286,6 +1348,20 @@ export class Analyzer {
     const dir = fs.x?.hook?.decrypted?.[c2s ? 'c2s' : 's2c'];
     if (fin && dir?.http1) this.onMessages(fs, dir.http1.end(), 'decrypted', ts);
     if (dir?.http2) this.onMessages(fs, dir.http2.close(), 'decrypted', ts);
+  }
+
+  /**
+   * Whether a SYN (without ACK) on a flow not seen closing opens a new connection of its tuple, as Wireshark starts a new
+   * stream: its initial sequence number is not the one the flow's client opened with (the old connection's close was not
+   * captured: a middlebox dropped it idle, the capture lost its FIN), or the flow began in the middle, its packets
+   * carried data, and a connection opens now. A SYN sent again has the same number; a flow its hooks' records made
+   * before any packet came is the connection's own.
+   */
+  private reopens(fs: FlowState, d: DecodedPacket): boolean {
+    if (fs.flow.packets === 0) return false;
+    // (the other side's SYN without ACK opens no new connection: both sides open at once, "simultaneous open")
+    if (fs.synC >= 0) return fs.synC !== d.seq && d.srcPort === fs.cport && (d.ipVersion === 4 ? fs.cip === d.src4 : fs.flow.src.ip === d.src);
+    return fs.synS < 0 && fs.flow.tcp?.state === 'midstream' && (fs.firstC !== NO_BYTES || fs.firstS !== NO_BYTES);
   }
 
   /** True when a segment at `seq` would be the first byte of the direction's stream (its SYN's next, or no SYN seen). */
@@ -1318,18 +1394,34 @@ export class Analyzer {
 
   /** A DNS message of the flow: a query adds its entry (up to MAX_DNS_PER_FLOW), an answer completes its query's. */
   private onDns(fs: FlowState, msg: DnsMessage): void {
-    const list = fs.flow.dns ?? [];
-    const q = msg.questions[0];
-    let entry = list.find((e) => e.id === msg.id && (e.query === (q?.name ?? null)));
-    if (!entry) {
-      if (list.length >= MAX_DNS_PER_FLOW) return;
-      entry = { id: msg.id, query: q?.name ?? null, type: q?.type ?? null, rcode: null, answers: [] };
-      fs.flow.dns = add(list, entry);
+    // (each question its own entry: a message may ask several, as mDNS's do; none: one entry without a query)
+    const questions: (DnsMessage['questions'][number] | null)[] = msg.questions.length > 0 ? msg.questions : [null];
+    const entries: DnsSummary[] = [];
+    for (const q of questions) {
+      const list = fs.flow.dns ?? [];
+      // (names compare without case: a resolver may send its query in mixed case, 0x20 encoding, and be answered in lower)
+      const name = q?.name.toLowerCase() ?? null;
+      let entry = list.find((e) => e.id === msg.id && (e.query === null ? name === null : e.query.toLowerCase() === name));
+      if (!entry) {
+        if (list.length >= MAX_DNS_PER_FLOW) break;
+        entry = { id: msg.id, query: q?.name ?? null, type: q?.type ?? null, rcode: null, answers: [] };
+        fs.flow.dns = add(list, entry);
+      }
+      entries.push(entry);
     }
-    if (msg.qr) {
-      entry.rcode = msg.rcode;
-      entry.answers = msg.answers.map((a) => `${a.type} ${a.data}`);
+    if (!msg.qr || entries.length === 0) return;
+    // (an answer goes to the question of its name; one of another name, a CNAME's target, to the first question)
+    const answers = entries.map((): string[] => []);
+    for (const a of msg.answers) {
+      const name = a.name.toLowerCase();
+      const i = entries.findIndex((e) => e.query !== null && e.query.toLowerCase() === name);
+      answers[Math.max(0, i)]!.push(`${a.type} ${a.data}`);
     }
+    entries.forEach((e, i) => {
+      e.rcode = msg.rcode;
+      e.answers = answers[i]!;
+      if (msg.cut) e.cut = true;
+    });
   }
 
   /**
@@ -1452,8 +1544,10 @@ export class Analyzer {
   private onStreamGap(fs: FlowState, c2s: boolean): void {
     this.counters.gaps++;
     const dir = this.dir(fs, c2s);
-    if (dir.http1) this.onMessages(fs, dir.http1.gap(), 'plain', fs.flow.lastSeen);
-    else if (dir.http2) this.onMessages(fs, dir.http2.gap(), 'plain', fs.flow.lastSeen);
+    if (dir.http1) {
+      this.onMessages(fs, dir.http1.gap(), 'plain', fs.flow.lastSeen);
+      if (!c2s) extra(fs).answersGap = true;
+    } else if (dir.http2) this.onMessages(fs, dir.http2.gap(), 'plain', fs.flow.lastSeen);
     else if (fs.app === 'tls') {
       dir.keys?.fail('a gap in the capture: its records after it cannot be read');
       if (c2s && !fs.chDone) fs.chDone = true;
@@ -2039,15 +2133,34 @@ export class Analyzer {
     return this.opts.details ? m.headers : NO_HEADERS;
   }
 
-  /** The exchange notes how many of the message's headers were not kept (HEADER_BYTES_CAP), when it keeps headers. */
-  private droppedOf(m: HttpMessage, e: HttpExchangeDetail, side: 'request' | 'response'): void {
-    if (!m.headersDropped || !this.opts.details) return;
-    if (side === 'request') e.requestHeadersDropped = m.headersDropped;
-    else e.responseHeadersDropped = m.headersDropped;
-  }
-
-  private bodyOf(x: FlowExtra, m: HttpMessage): string | null {
-    return this.opts.details ? keptBody(x, m) : null;
+  /**
+   * What the exchange keeps of its request's or response's message `m` besides its headers, with details: how many of
+   * its headers were not (HEADER_BYTES_CAP), its body (keptBody), and its version and times (HttpMessageInfo). Whether a
+   * decrypted one was opened with the key log, details or not.
+   */
+  private keepMessage(x: FlowExtra, m: HttpMessage, e: HttpExchangeDetail, side: 'request' | 'response'): void {
+    // (a key log's decryption feeds a direction's parsers as its hook would, as the feeder 'keys'; QUIC's is always one)
+    if (e.source === 'decrypted' && (x.quicKeys !== undefined || x.hook?.decrypted[side === 'request' ? 'c2s' : 's2c']?.feeder === 'keys')) {
+      e.decryptedWith = 'keylog';
+    }
+    if (!this.opts.details) return;
+    const encoding = header(m.headers, 'content-encoding')?.trim().toLowerCase();
+    const body = keptBody(x, m, encoding !== undefined && encoding !== '' && encoding !== 'identity');
+    const info: HttpMessageInfo = {
+      version: m.version ?? null, firstAt: m.ts, lastAt: m.endTs ?? m.ts, bodySize: m.bodySize ?? m.body.length, body: body.body,
+    };
+    if (m.reason !== undefined) info.reason = m.reason;
+    if (m.bodyTruncated) info.bodyTruncated = true;
+    if (body.base64 !== undefined) info.bodyBase64 = body.base64;
+    if (side === 'request') {
+      e.requestBody = body.text;
+      e.requestInfo = info;
+      if (m.headersDropped) e.requestHeadersDropped = m.headersDropped;
+    } else {
+      e.responseBody = body.text;
+      e.responseInfo = info;
+      if (m.headersDropped) e.responseHeadersDropped = m.headersDropped;
+    }
   }
 
   // Exchanges and their summaries (flow.http) share indexes: summary i describes exchange i while i is below
@@ -2074,12 +2187,14 @@ export class Analyzer {
       const e = x.exchanges[i]!;
       if (e.source !== source || e.method !== null || e.path !== null || e.status === null) continue;
       if (m.streamId !== undefined ? x.exchangeStreams[i] !== m.streamId : x.exchangeStreams[i] !== undefined) continue;
+      // (on the wire, HTTP/1: an answer that began before this request was sent answers an earlier one, which the
+      // capture lost in a gap; one node's packets, one clock)
+      if (source === 'plain' && m.streamId === undefined && e.startedAt < m.ts) continue;
       e.method = m.method ?? null;
       e.host = host;
       e.path = m.path ?? null;
       e.requestHeaders = this.headersOf(m);
-      this.droppedOf(m, e, 'request');
-      e.requestBody = this.bodyOf(x, m);
+      this.keepMessage(x, m, e, 'request');
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
@@ -2097,9 +2212,9 @@ export class Analyzer {
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
     const e: HttpExchangeDetail = {
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
-      requestBody: this.bodyOf(x, m), responseBody: null, source, startedAt: m.ts,
+      requestBody: null, responseBody: null, source, startedAt: m.ts,
     };
-    this.droppedOf(m, e, 'request');
+    this.keepMessage(x, m, e, 'request');
     x.exchanges = add(x.exchanges, e);
     unfinishedBy(m, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
@@ -2110,14 +2225,29 @@ export class Analyzer {
     // why: an interim answer (100 Continue, 102, 103 Early Hints) is followed by the request's real one; 101
     // Switching Protocols is the last the request gets
     if (status >= 100 && status < 200 && status !== 101) return;
-    for (let i = 0; i < x.exchanges.length; i++) {
+    const wire1 = source === 'plain' && m.streamId === undefined;
+    // why: after a gap in the answers (a segment the capture lost), the first answer read is that of the last request
+    // sent before it (a client waits for each answer before its next request, unless it pipelines), not of the first
+    // still unanswered: the answers to those before it were in the gap. Paired in order, every later answer was off by
+    // one and a request with no answer got the next one's status
+    let from = wire1 ? x.answersLostBefore ?? 0 : 0;
+    if (wire1 && x.answersGap) {
+      x.answersGap = false;
+      for (let i = x.exchanges.length - 1; i >= from; i--) {
+        const e = x.exchanges[i]!;
+        if (e.source === source && e.status === null && x.exchangeStreams[i] === undefined && e.method !== null && e.startedAt <= m.ts) {
+          from = x.answersLostBefore = i;
+          break;
+        }
+      }
+    }
+    for (let i = from; i < x.exchanges.length; i++) {
       const e = x.exchanges[i]!;
       if (e.source !== source || e.status !== null) continue;
       if (m.streamId !== undefined && x.exchangeStreams[i] !== m.streamId) continue;
       e.status = status;
       e.responseHeaders = this.headersOf(m);
-      this.droppedOf(m, e, 'response');
-      e.responseBody = this.bodyOf(x, m);
+      this.keepMessage(x, m, e, 'response');
       const s = fs.flow.http[i];
       if (s) s.status = status;
       unfinishedBy(m, e, s);
@@ -2158,9 +2288,9 @@ export class Analyzer {
     }
     const e: HttpExchangeDetail = {
       method: null, host: null, path: null, status, requestHeaders: NO_HEADERS, responseHeaders: this.headersOf(m), requestBody: null,
-      responseBody: this.bodyOf(x, m), source, startedAt: m.ts,
+      responseBody: null, source, startedAt: m.ts,
     };
-    this.droppedOf(m, e, 'response');
+    this.keepMessage(x, m, e, 'response');
     x.exchanges = add(x.exchanges, e);
     unfinishedBy(m, s, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
@@ -2421,7 +2551,7 @@ export class Analyzer {
       const n = end - start;
       // why: as for plain TCP, a record inside a large body (most records of a download) is only counted: no view
       // of its bytes, no pass through the parser
-      if (n > 0 && dd.http1.countableBody() >= n) dd.http1.countBody(n);
+      if (n > 0 && dd.http1.countableBody() >= n) dd.http1.countBody(n, tsMs);
       else this.onMessages(fs, dd.http1.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
       // (after a 101 the protocol switched to is not read: its bytes are let go)
       dd.http1.takeTunnel();

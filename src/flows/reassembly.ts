@@ -102,6 +102,34 @@ export class TcpReassembler {
     if (this.pendingBytes > this.limits.maxBuffered || this.pending.length > this.limits.maxSegments) this.skipHole();
   }
 
+  /**
+   * The stream is over (the capture ended, a reset) or all that can come of it came (its FIN, and nothing for the holes
+   * before it): each hole left is declared lost and the data buffered after it delivered, in order. Without this, a
+   * segment lost by the capture held back everything after it on the connection until 256 KiB more came.
+   */
+  flush(): void {
+    while (this.pending.length > 0 && !this.stopped) {
+      const before = this.pending.length;
+      this.skipHole();
+      if (this.pending.length === before) break;
+    }
+  }
+
+  /**
+   * The stream ends at `seq` (its FIN's sequence number): bytes before it that never came are declared lost, after
+   * those buffered (see flush).
+   */
+  endAt(seq: number): void {
+    this.flush();
+    if (this.stopped || this.next === null) return;
+    const missing = ((seq >>> 0) - this.next) | 0;
+    if (missing <= 0) return;
+    this.gaps++;
+    this.lostBytes += missing;
+    this.next = seq >>> 0;
+    this.sink.gap(missing);
+  }
+
   /** Declares the current hole lost and continues from the earliest buffered segment. */
   private skipHole(): void {
     if (this.next === null || this.pending.length === 0) return;

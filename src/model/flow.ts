@@ -149,6 +149,11 @@ export interface DnsSummary {
   rcode: string | null;
   /** "TYPE data" per answer record */
   answers: string[];
+  /**
+   * The response was cut short in the capture (a snap length; the first fragment of a datagram, fragments not being
+   * reassembled): only the answers that came whole are listed
+   */
+  cut?: true;
 }
 
 /**

@@ -94,7 +94,8 @@ function http1Pieces(host: string, path: string, auth: string, cookie: string): 
  * join a header block across records) and all three on the wire.
  */
 function h2Pieces(host: string, prefix: string, v: { fresh: string; dynamic: string; huffman: string; split: string }): Buffer[] {
-  const common = (path: string) => [indexed(2), indexed(7), litIdx(4, `/${prefix}-${path}`), litIdx(1, host)];
+  // (:method GET, :scheme https over TLS and http in cleartext, as clients send them: the HAR's URLs take the scheme)
+  const common = (path: string) => [indexed(2), indexed(prefix === 'h2c' ? 6 : 7), litIdx(4, `/${prefix}-${path}`), litIdx(1, host)];
   const b1 = Buffer.concat([...common('one'), addNew('authorization', v.fresh)]);
   const b2 = Buffer.concat([...common('two'), litIdx(62, v.dynamic), litIdx(32, v.huffman, true)]);
   const b3 = Buffer.concat([...common('three'), litIdx(62, v.split)]);

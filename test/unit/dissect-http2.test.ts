@@ -148,9 +148,9 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
   it('stride: every chunk size gives the same messages', () => {
     for (const side of ['client', 'server'] as const) {
       const data = side === 'client' ? rec.client : rec.server;
-      const ref = JSON.stringify(parse(side, data).map((m) => ({ ...m, ts: 0 })));
+      const ref = JSON.stringify(parse(side, data).map((m) => ({ ...m, ts: 0, endTs: 0 })));
       for (const size of [1, 2, 3, 7, 9, 10, 100, 1000, 16393]) {
-        expect(JSON.stringify(parse(side, data, size).map((m) => ({ ...m, ts: 0 })))).toBe(ref);
+        expect(JSON.stringify(parse(side, data, size).map((m) => ({ ...m, ts: 0, endTs: 0 })))).toBe(ref);
       }
     }
   });
@@ -173,7 +173,7 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
     expect(p.close()).toEqual([]);
   });
   it('keeps no view into the caller\'s chunks', () => {
-    const ref = JSON.stringify(parse('client', rec.client).map((m) => ({ ...m, ts: 0 })));
+    const ref = JSON.stringify(parse('client', rec.client).map((m) => ({ ...m, ts: 0, endTs: 0 })));
     for (const size of [5, 20, 700, 9000]) {
       const p = new Http2Parser('client');
       const out: HttpMessage[] = [];
@@ -182,7 +182,7 @@ describe('HTTP/2 golden fixture (recorded h2c between Node http2 client and serv
         out.push(...p.push(chunk, o));
         chunk.fill(0);
       }
-      expect(JSON.stringify(out.map((m) => ({ ...m, ts: 0 })))).toBe(ref);
+      expect(JSON.stringify(out.map((m) => ({ ...m, ts: 0, endTs: 0 })))).toBe(ref);
     }
   });
   it('an HPACK bomb (one 4000-byte table entry named 16,000 times) keeps 64 KiB of headers and counts the rest; trailers too', () => {
