@@ -69,4 +69,12 @@ describe('questions', () => {
       expect(f!.dns).toEqual([{ id: 3, query: asked, type: 'A', rcode: 'NOERROR', answers: ['A 9.9.9.9'] }]);
     }
   });
+
+  it('an mDNS query to its multicast group: the sender is the client (ports alike, the first packet\'s sender)', () => {
+    const b = new CaptureBuilder();
+    for (const src of ['192.168.1.9', '192.168.1.20']) {
+      b.udp({ src, dst: '224.0.0.251', sport: 5353, dport: 5353, payload: dnsPacket.encode({ id: 0, type: 'query', questions: [{ name: 'printer.local', type: 'PTR' }] } as never) });
+    }
+    expect(analyzeCapture(b.build()).flows().map((f) => [f.src.ip, f.dst.ip])).toEqual([['192.168.1.9', '224.0.0.251'], ['192.168.1.20', '224.0.0.251']]);
+  });
 });
