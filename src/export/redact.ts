@@ -197,12 +197,49 @@ export function scanHttp1(st: Http1State, buf: Buffer): Buffer | null {
 // its end is not known (arguments are joined by spaces), so the rest of the string is masked, escapes included.
 const JSON_HEADER = /(authorization|proxy-authorization|cookie|set-cookie)([ \t]*:[ \t]*)((?:\\u[0-9a-fA-F]{4}|\\.|[^"\\])*)/gi;
 
-/** Masks secret header values inside the JSON text of a Tapscope record (process command lines); null when none. */
+/**
+ * Masks secrets inside the JSON text of a Tapscope record: header values anywhere, and a process record's command line's
+ * credentials (see redactCommandLine); null when there are none.
+ */
 export function redactRecordText(data: Buffer): Buffer | null {
-  const text = data.toString('utf8');
+  let text = data.toString('utf8');
+  let changed = false;
+  // (a process record's command line, read as the JSON it is: its arguments' ends are its spaces)
+  if (text.includes('"t":"proc"') && text.includes('"cmdline"')) {
+    try {
+      // (a custom block's data may end in the zeros that pad it to 4 bytes)
+      const rec = JSON.parse(text.replace(/\0+$/, '')) as { t?: unknown; cmdline?: unknown };
+      const masked = rec.t === 'proc' && typeof rec.cmdline === 'string' ? redactCommandLine(rec.cmdline) : null;
+      if (masked !== null) {
+        rec.cmdline = masked;
+        text = JSON.stringify(rec);
+        changed = true;
+      }
+    } catch {
+      // (not JSON: the header patterns below still apply to its text)
+    }
+  }
   JSON_HEADER.lastIndex = 0;
-  if (!JSON_HEADER.test(text)) return null;
+  if (!JSON_HEADER.test(text)) return changed ? Buffer.from(text) : null;
   return Buffer.from(text.replace(JSON_HEADER, (_m, name: string, sep: string, value: string) => `${name}${sep}${value.replace(/\\u[0-9a-fA-F]{4}|\\.|[^]/g, 'x')}`));
+}
+
+// why: credentials are given on command lines as options as often as as headers: curl's `-b/--cookie`, `-u/--user`,
+// `--oauth2-bearer`, wget's `--password=`, and a URL's `user:password@`. The packets' copies are masked; the process
+// record next to them must not hand them over. Long options are taken from any program; curl's short ones from curl's.
+// (a value is not the next option: curl blanks a password it was given with spaces, leaving `-u      -b ...`)
+const LONG_SECRET = /(^|\s)(--(?:cookie|user|proxy-user|oauth2-bearer|pass|[a-z-]*(?:password|passwd|token|secret|api-?key)))(=|\s+)(?!-[a-zA-Z])(\S+)/gi;
+const CURL_SHORT_SECRET = /(^|\s)(-[a-zA-Z]*[bUu])(\s+|(?=\S))(?!-[a-zA-Z])(\S+)/g;
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:)([^\s/@]+)@/gi;
+
+/** The command line with the credentials it gives as options or in URLs masked ("x" for each character); null when none. */
+export function redactCommandLine(cmd: string): string | null {
+  const mask = (v: string): string => 'x'.repeat(v.length);
+  let out = cmd.replace(URL_PASSWORD, (_m, head: string, pass: string) => `${head}${mask(pass)}@`);
+  out = out.replace(LONG_SECRET, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
+  const program = /^\S*/.exec(out)![0].split('/').pop();
+  if (program === 'curl') out = out.replace(CURL_SHORT_SECRET, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
+  return out === cmd ? null : out;
 }
 
 /** Masks the secret header values in a buffer that belongs to no stream we can follow. */

@@ -26,4 +26,28 @@ describe('process records in pcapng exports', () => {
     expect(readFileSync(out).includes('cmdline-secret')).toBe(false);
     expect(cmdlines(all)).toEqual([CMDLINE, 'wget https://r.test/cookies']);
   });
+
+  it('masks credentials given as options or in URLs: curl -b/-u (as curl leaves them), --cookie=, wget --password=, user:password@', async () => {
+    // (curl blanks its -u argument with spaces in its own command line; the -b after it is still there)
+    const lines = [
+      'curl -s -o /dev/null http://10.99.0.1:8080/live -u                 -b sid=CMDCOOKIE',
+      'curl -sbsid=ATTACHED --cookie=c=LONGCOOKIE --oauth2-bearer BEARERTOKEN https://bob:URLPASS@r.test/x',
+      'wget --password=WGETPASS --http-user=bob https://r.test/',
+      'python3 -u serve.py --port 8080',
+    ];
+    const b = new CaptureBuilder();
+    lines.forEach((cmdline, i) => b.record({ t: 'proc', pid: 90 + i, ppid: 1, comm: 'p', exe: null, cmdline, cgroup: null, alive: true }));
+    tcpConversation(b, { ip: '10.232.12.1', port: 43001 }, { ip: '10.232.12.2', port: 80 }, [Buffer.from('GET / HTTP/1.1\r\nHost: r.test\r\n\r\n')], []);
+    const { redacted: out, all } = await exportBothWays(b, tmp, 'opts');
+    const cmdlines = (path: string) => parseBuffer(readFileSync(path)).flatMap((x) => (x.type === 'custom' && x.json?.t === 'proc' ? [String(x.json.cmdline)] : []));
+    expect(cmdlines(out)).toEqual([
+      'curl -s -o /dev/null http://10.99.0.1:8080/live -u                 -b xxxxxxxxxxxxx',
+      'curl -sbxxxxxxxxxxxx --cookie=xxxxxxxxxxxx --oauth2-bearer xxxxxxxxxxx https://bob:xxxxxxx@r.test/x',
+      'wget --password=xxxxxxxx --http-user=bob https://r.test/',
+      'python3 -u serve.py --port 8080',
+    ]);
+    const text = readFileSync(out).toString('latin1');
+    expect(['CMDCOOKIE', 'ATTACHED', 'LONGCOOKIE', 'BEARERTOKEN', 'URLPASS', 'WGETPASS'].filter((x) => text.includes(x))).toEqual([]);
+    expect(cmdlines(all)).toEqual(lines);
+  });
 });
