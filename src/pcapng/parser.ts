@@ -248,17 +248,14 @@ export class PcapngParser {
     if (!b) return false;
     o = this.off;
     const offset = this.base;
-    const units = sec * st.iface.unitsPerSecond + frac;
     const tsMs = sec * 1000 + frac / (st.iface.unitsPerSecond / 1000);
     if (this.packet?.(st.iface, b, o + 16, capLen, origLen, tsMs, offset)) {
       this.consume(16 + capLen);
       return true;
     }
     const data = b.subarray(o + 16, o + 16 + capLen);
-    emit({
-      type: 'epb', offset, iface: st.iface, tsHigh: Math.floor(units / TWO32), tsLow: units % TWO32,
-      tsMs, capLen, origLen, data, flags: null, comments: [],
-    });
+    const [tsHigh, tsLow] = timeUnits(sec, st.iface.unitsPerSecond, frac);
+    emit({ type: 'epb', offset, iface: st.iface, tsHigh, tsLow, tsMs, capLen, origLen, data, flags: null, comments: [] });
     this.consume(16 + capLen);
     return true;
   }
@@ -551,4 +548,17 @@ function parseTapscopeJson(data: Buffer): TapscopeRecord | undefined {
     // why: a custom block we cannot decode is ignored like any unknown record; the packets still count.
   }
   return undefined;
+}
+
+/**
+ * A pcap record's time as a pcapng timestamp's two 32-bit words: `sec` * `perSecond` + `frac` units, exactly. why: the
+ * product passes 2^53 in nanoseconds (a float rounded it by up to 100 ns, and an export changed the times); each part
+ * below stays under 2^47.
+ */
+export function timeUnits(sec: number, perSecond: number, frac: number): [number, number] {
+  // sec * perSecond = (high16 * perSecond) * 2^16 + low16 * perSecond
+  const a = Math.floor(sec / 65536) * perSecond;
+  const b = (sec % 65536) * perSecond + frac;
+  const low = (a % 65536) * 65536 + (b % TWO32);
+  return [Math.floor(a / 65536) + Math.floor(b / TWO32) + Math.floor(low / TWO32), low % TWO32];
 }
