@@ -12,7 +12,7 @@ import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
 import { headersDroppedText } from '../model/http-text.js';
 import type { HttpExchangeDetail, HttpMessageInfo } from '../api/contract.js';
-import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock } from '../pcapng/types.js';
+import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock, type TapscopeRecord } from '../pcapng/types.js';
 import { KeyLog } from '../dissect/tls-keylog.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
 import { parseExportedPdu, tlsAttrsOf } from '../pcapng/exported-pdu.js';
@@ -82,7 +82,8 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
     if (req.format === 'pcapng') {
       const randoms = req.includeSecrets && req.flowIds ? new Set(analyzer.clientRandoms(req.flowIds)) : null;
       const keys = req.includeSecrets && req.keyLog ? req.keyLog.linesFor(randoms ?? analyzer.clientRandoms()) : '';
-      await writePcapng(files, req, out, keys, randoms);
+      const owners = req.flowIds ? new ExportedOwners(analyzer.flows().filter((f) => req.flowIds!.has(f.id))) : null;
+      await writePcapng(files, req, out, keys, randoms, owners);
     }
     else {
       const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
@@ -102,11 +103,57 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
 // ---- pcapng ----
 
 /**
+ * With a filter, the helper's records an export keeps: those of the exported flows' processes (their proc and hook
+ * records, by pid) and connections (conn records, by their ends; a bound UDP socket's by its port), and every record
+ * about the capture itself (capture, node, stats, gaps). why: a filtered export is how one flow is handed to someone
+ * else; the capture's other processes (their command lines, executables, containers) and connections are not theirs.
+ */
+class ExportedOwners {
+  private readonly pids = new Set<number>();
+  private readonly tuples = new Set<string>();
+  private readonly udpPorts = new Set<number>();
+
+  constructor(flows: Flow[]) {
+    for (const f of flows) {
+      for (const p of [f.process, f.peerProcess]) if (p) this.pids.add(p.pid);
+      this.tuples.add(`${f.transport}|${f.src.ip}|${f.src.port}|${f.dst.ip}|${f.dst.port}`);
+      this.tuples.add(`${f.transport}|${f.dst.ip}|${f.dst.port}|${f.src.ip}|${f.src.port}`);
+      if (f.transport === 'udp') {
+        this.udpPorts.add(f.src.port);
+        this.udpPorts.add(f.dst.port);
+      }
+    }
+  }
+
+  keeps(rec: TapscopeRecord): boolean {
+    const r = rec as Record<string, unknown>;
+    switch (r.t) {
+      case 'proc':
+        return typeof r.pid === 'number' && this.pids.has(r.pid);
+      case 'hook':
+        // (a library's hook attached for every process: no pid)
+        return typeof r.pid !== 'number' || this.pids.has(r.pid);
+      case 'conn': {
+        const l = r.local as { ip?: unknown; port?: unknown } | undefined;
+        const m = r.remote as { ip?: unknown; port?: unknown } | undefined;
+        const proto = r.proto === 'udp' ? 'udp' : 'tcp';
+        if (proto === 'udp' && m?.port === 0) return typeof l?.port === 'number' && this.udpPorts.has(l.port);
+        return this.tuples.has(`${proto}|${String(l?.ip)}|${String(l?.port)}|${String(m?.ip)}|${String(m?.port)}`) || (typeof r.pid === 'number' && this.pids.has(r.pid));
+      }
+      default:
+        return true;
+    }
+  }
+}
+
+/**
  * `keys`: key log lines to embed after the first section header (a secrets block applies to the packets after it).
  * `randoms`: with a filter, the client randoms of the exported connections: the capture's own TLS secrets blocks keep
  * only their lines (the other connections' packets are not exported, and their secrets do not go either).
  */
-async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFile, keys: string, randoms: ReadonlySet<string> | null): Promise<void> {
+async function writePcapng(
+  files: CaptureFile[], req: ExportRequest, out: OutFile, keys: string, randoms: ReadonlySet<string> | null, owners: ExportedOwners | null,
+): Promise<void> {
   const total = files.reduce((n, f) => n + safeSize(f.path), 0);
   let doneBefore = 0;
   let lastReport = 0;
@@ -167,6 +214,7 @@ async function writePcapng(files: CaptureFile[], req: ExportRequest, out: OutFil
         break;
       }
       case 'custom':
+        if (owners && b.pen === TAPSCOPE_PEN && b.json && !owners.keeps(b.json)) break;
         out.write(encodeCustom(b.pen, (!secrets && b.pen === TAPSCOPE_PEN && redactRecordText(b.data)) || b.data, b.copiable));
         break;
     }
