@@ -38,7 +38,9 @@ export interface FieldDef {
 function side(name: 'client' | 'server'): Record<string, FieldDef> {
   const v = (f: Flow): TlsSideVerdict | null | undefined => f.tls?.[name];
   return {
-    [`tls.${name}`]: { type: 'bool', get: (f) => v(f) != null, help: `a ${name}-side TLS verdict exists`, resolved: true },
+    // (a yes/no field of a part a flow does not have is absent, as Wireshark's fields of a layer a packet lacks: `== false`
+    // finds the flows that have the part and say no, not every flow without it)
+    [`tls.${name}`]: { type: 'bool', get: (f) => (f.tls ? v(f) != null : undefined), help: `a ${name}-side TLS verdict exists`, resolved: true },
     [`tls.${name}.library`]: { type: 'string', get: (f) => v(f)?.library, help: `TLS library of the ${name}`, resolved: true },
     [`tls.${name}.via`]: { type: 'string', get: (f) => v(f)?.via, help: 'hook | process | fingerprint', resolved: true },
     [`tls.${name}.confidence`]: { type: 'number', get: (f) => v(f)?.confidence, help: '0..1', resolved: true },
@@ -100,7 +102,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.host': { type: 'string', get: (f) => f.http.map((h) => h.host), some: (f, t) => f.http.some((h) => t(h.host)), help: 'Host / :authority of any exchange' },
   'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), some: (f, t) => f.http.some((h) => t(h.path)), help: 'request path of any exchange' },
   'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
-  'http.unfinished': { type: 'bool', get: (f) => f.http.some((h) => h.unfinished === true), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended)' },
+  'http.unfinished': { type: 'bool', get: (f) => (f.http.length > 0 ? f.http.some((h) => h.unfinished === true) : undefined), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended)' },
   'tcp.state': { type: 'string', get: (f) => f.tcp?.state, help: 'how the TCP connection went: no-reply, refused, established, closing, closed, reset, midstream' },
   'tcp.resetBy': { type: 'string', get: (f) => f.tcp?.resetBy, help: 'client | server: the side that sent the first RST' },
   'tcp.retransmissions': { type: 'number', get: (f) => f.tcp?.retransmissions, help: 'segments sent again (as Wireshark marks retransmissions; keep-alives not)' },
@@ -109,7 +111,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'db.application': { type: 'string', get: (f) => f.db?.application, help: 'the application name a Postgres (application_name) or SQL Server client gives' },
   'tls.keylog': { type: 'string', get: (f) => f.tls?.keylog?.status, help: 'with a key log (--keylog, or the capture\'s secrets block): decrypted, no-secrets or failed' },
   'tls.early_data': { type: 'string', get: (f) => f.tls?.keylog?.earlyData?.status, help: 'with a key log, a client that sent TLS 1.3 early data (0-RTT): decrypted, rejected (declined by the server) or not-decrypted' },
-  'tls.midstream': { type: 'bool', get: (f) => f.tls?.midstream === true, help: 'TLS taken up in the middle: the connection was open before the capture began, its handshake not seen' },
+  'tls.midstream': { type: 'bool', get: (f) => (f.tls ? f.tls.midstream === true : undefined), help: 'TLS taken up in the middle: the connection was open before the capture began, its handshake not seen' },
   'tls.sameSessionAs': { type: 'string', get: (f) => f.tls?.sameSessionAs, help: 'the id of another flow that carried the same TLS session (the other leg of a NAT or of a relaying proxy)', resolved: true },
   proxy: { type: 'bool', get: (f) => f.proxy !== undefined, help: 'the client sent a PROXY protocol header first (a load balancer relaying for another client)' },
   'proxy.version': { type: 'number', get: (f) => f.proxy?.version, help: 'the PROXY protocol header\'s version: 1 (text) or 2 (binary)' },
@@ -119,7 +121,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'proxy.dst.port': { type: 'number', get: (f) => f.proxy?.dst?.port, help: 'that address\'s port' },
   'proxy.authority': { type: 'string', get: (f) => f.proxy?.authority, help: 'the host name the client asked the proxy for (PROXY v2 AUTHORITY: its SNI)' },
   'proxy.alpn': { type: 'string', get: (f) => f.proxy?.alpn, help: 'the application protocol the client and the proxy agreed on (PROXY v2 ALPN)' },
-  'proxy.tls': { type: 'bool', get: (f) => f.proxy?.tls !== undefined, help: 'the client reached the proxy over TLS, which ended there (PROXY v2 SSL)' },
+  'proxy.tls': { type: 'bool', get: (f) => (f.proxy ? f.proxy.tls !== undefined : undefined), help: 'the client reached the proxy over TLS, which ended there (PROXY v2 SSL)' },
   'proxy.tls.version': { type: 'string', get: (f) => f.proxy?.tls?.version, help: 'the TLS version of the client\'s connection to the proxy, as the proxy tells it (TLSv1.3)' },
   'proxy.tls.cipher': { type: 'string', get: (f) => f.proxy?.tls?.cipher, help: 'the cipher of the client\'s connection to the proxy, as the proxy tells it' },
   dns: { type: 'bool', get: (f) => (f.dns?.length ?? 0) > 0, help: 'the flow carried DNS messages' },

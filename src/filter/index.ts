@@ -214,6 +214,11 @@ class Parser {
     if (v.kind !== 'string' && v.kind !== 'word') {
       throw syntax(`expected value after "${op}" at ${v.pos}`, v);
     }
+    // why: Wireshark compares two fields written so (`http.host == tls.sni`); read as the text "tls.sni" it matched nothing,
+    // without a word. A value that is a field's dotted name is refused: quoted, it is that text
+    if (v.kind === 'word' && v.text.includes('.') && (FIELDS[v.text] || WIRESHARK_NAMES[v.text])) {
+      throw syntax(`"${v.text}" at ${v.pos} is a field: a filter compares a field with a value, not with another field (quote it to mean the text)`, v);
+    }
     return compare(t.text, def, op, v);
   }
 

@@ -214,6 +214,26 @@ describe('regular expressions a backtracking engine would test for ever', () => 
   });
 });
 
+describe('fields a flow does not have, and fields as values', () => {
+  it('a yes/no field of a part the flow lacks is absent: == false finds the flows that have it and say no', () => {
+    expect(ids('tls.midstream == false')).toEqual(['java', 'gnutls']);
+    expect(ids('tls.client == true')).toEqual(['java', 'gnutls']);
+    expect(ids('tls.server == false')).toEqual(['gnutls']);
+    expect(ids('http.unfinished == false')).toEqual(['curl']);
+    expect(ids('proxy.tls == false')).toEqual([]);
+    expect(ids('!tls.midstream')).toEqual(['java', 'curl', 'dns', 'gnutls']);
+  });
+
+  it('a field\'s name as a value is refused (Wireshark compares two fields so; it was the text, matching nothing)', () => {
+    expect(checkFilter('http.host == tls.sni')).toEqual({
+      ok: false, position: 14,
+      message: '"tls.sni" at 14 is a field: a filter compares a field with a value, not with another field (quote it to mean the text)',
+    });
+    expect(ids('http.host == "tls.sni"')).toEqual([]);
+    expect(ids('ip == 10.0.0.2 && app == tls')).toEqual(['java', 'gnutls']);
+  });
+});
+
 describe('long chains', () => {
   it('thousands of "&&" and "||" are tested without overflowing the stack, with the same answer', () => {
     // (one closure per operator, each calling the one before, overflowed the stack when tested)
