@@ -90,5 +90,19 @@ export function filterMark(details: Record<string, unknown> | undefined): string
   const pos = details?.position;
   if (typeof filter !== 'string' || typeof pos !== 'number' || pos < 1 || filter.includes('\n')) return '';
   const token = typeof details?.token === 'string' ? details.token : '';
-  return `  ${filter}\n  ${' '.repeat(Math.min(pos - 1, filter.length))}^${'~'.repeat(Math.max(0, token.length - 1))}\n`;
+  // (the mark under the filter as a terminal shows it: a tab stays a tab, a character outside the BMP is one column)
+  const before = Array.from(filter.slice(0, pos - 1), (c) => (c === '\t' ? '\t' : ' ')).join('');
+  const at = filter.slice(pos - 1);
+  let span = token.length;
+  if (at[0] === '"' || at[0] === "'") {
+    // (a string's token is its text unescaped: the mark spans it as written, quotes and escapes included)
+    let j = 1;
+    while (j < at.length && at[j] !== at[0]) j += at[j] === '\\' ? 2 : 1;
+    span = j + 1;
+  }
+  // (an unterminated string's token is the rest of the filter: a line of marks is enough)
+  const columns = Math.min(Array.from(at.slice(0, span)).length, MARK_MAX);
+  return `  ${filter}\n  ${before}^${'~'.repeat(Math.max(0, columns - 1))}\n`;
 }
+
+const MARK_MAX = 120;

@@ -67,6 +67,16 @@ describe('filterMark', () => {
     expect(filterMark({ position: 3 })).toBe('');
     expect(filterMark({ filter: 'a\nb', position: 3 })).toBe('');
   });
+
+  it('spans a string as written, keeps tabs, counts a character outside the BMP as one column, and stays short', () => {
+    // (the token of a string is its unescaped text: "(a" is 2 characters, written 4 with its quotes)
+    expect(filterMark({ filter: 'tls.sni matches "(a"', position: 17, token: '(a' })).toBe('  tls.sni matches "(a"\n                  ^~~~\n');
+    expect(filterMark({ filter: 'x == "a\\"b"', position: 6, token: 'a"b' })).toBe('  x == "a\\"b"\n       ^~~~~~\n');
+    expect(filterMark({ filter: 'tls\t&& foo', position: 8, token: 'foo' })).toBe('  tls\t&& foo\n     \t   ^~~\n');
+    expect(filterMark({ filter: 'tls.sni == "\u{1f600}" && foo', position: 20, token: 'foo' })).toBe(`  tls.sni == "\u{1f600}" && foo\n  ${' '.repeat(18)}^~~\n`);
+    const long = `tls.sni == "${'a'.repeat(100_000)}`;
+    expect(filterMark({ filter: long, position: 12, token: long.slice(11) }).split('\n')[1]).toBe(`  ${' '.repeat(11)}^${'~'.repeat(119)}`);
+  });
 });
 
 describe('what a flow reaches (SNI/HOST)', () => {
