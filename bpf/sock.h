@@ -55,10 +55,17 @@ static __always_inline struct file *fd_to_file(int fd)
 	return f;
 }
 
+/* The sock of an open file taken to be a socket (its private_data a struct socket), or 0. */
+static __always_inline struct sock *file_sock(struct file *f)
+{
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+
+	return sock ? BPF_CORE_READ(sock, sk) : 0;
+}
+
 /* Returns 0 and fills t for an inet socket, 1 when f is not a socket (or not inet), -1 on read failure. */
 static __always_inline int file_to_tuple(struct file *f, struct tuple *t)
 {
-	struct socket *sock;
 	struct sock *sk;
 	__u16 mode;
 
@@ -67,10 +74,7 @@ static __always_inline int file_to_tuple(struct file *f, struct tuple *t)
 	mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & TS_S_IFMT) != TS_S_IFSOCK)
 		return 1;
-	sock = BPF_CORE_READ(f, private_data);
-	if (!sock)
-		return -1;
-	sk = BPF_CORE_READ(sock, sk);
+	sk = file_sock(f);
 	if (!sk)
 		return -1;
 	return sk_to_tuple(sk, t) ? 1 : 0;
@@ -134,18 +138,9 @@ static __always_inline int tuple_has_peer(const struct tuple *t, const struct pe
 static __always_inline int fd_local_port(int fd)
 {
 	struct file *f = fd_to_file(fd);
-	struct socket *sock;
-	struct sock *sk;
+	struct sock *sk = f ? file_sock(f) : 0;
 
-	if (!f)
-		return -1;
-	sock = BPF_CORE_READ(f, private_data);
-	if (!sock)
-		return -1;
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return -1;
-	return BPF_CORE_READ(sk, __sk_common.skc_num);
+	return sk ? BPF_CORE_READ(sk, __sk_common.skc_num) : -1;
 }
 
 /* Returns 0 and fills t for an inet socket, 1 when fd is not a socket (or not inet), -1 on read failure. */

@@ -43,14 +43,21 @@ class Side {
   }
 }
 
-function connection(b = new CaptureBuilder(), isn: [number, number] = [1000, 5000]): { b: CaptureBuilder; c: Side; s: Side } {
+/** The client's and the server's sides of one connection, before any segment. */
+function sides(b: CaptureBuilder, isn: [number, number]): { b: CaptureBuilder; c: Side; s: Side } {
   const c = new Side(b, C, S, isn[0]);
   const s = new Side(b, S, C, isn[1]);
   c.other = s;
   s.other = c;
-  c.syn();
-  s.syn(undefined, true);
   return { b, c, s };
+}
+
+/** A connection after its handshake. */
+function connection(b = new CaptureBuilder(), isn: [number, number] = [1000, 5000]): { b: CaptureBuilder; c: Side; s: Side } {
+  const conn = sides(b, isn);
+  conn.c.syn();
+  conn.s.syn(undefined, true);
+  return conn;
 }
 
 const req = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`;
@@ -123,11 +130,7 @@ describe('a FIN before a segment sent again', () => {
 
 describe('TCP Fast Open', () => {
   it('a request in the SYN is read from its first byte', () => {
-    const b = new CaptureBuilder();
-    const c = new Side(b, C, S, 7000);
-    const s = new Side(b, S, C, 9000);
-    c.other = s;
-    s.other = c;
+    const { b, c, s } = sides(new CaptureBuilder(), [7000, 9000]);
     c.syn(Buffer.from(req('/tfo')));
     s.syn(undefined, true);
     s.send(res('ok'));
@@ -157,11 +160,7 @@ describe('a port reused', () => {
   });
 
   it('the server\'s own SYN without ACK (both sides opening at once) stays the same flow', () => {
-    const b = new CaptureBuilder();
-    const c = new Side(b, C, S, 1000);
-    const s = new Side(b, S, C, 5000);
-    c.other = s;
-    s.other = c;
+    const { b, c, s } = sides(new CaptureBuilder(), [1000, 5000]);
     c.syn();
     s.syn();
     c.send(req('/both'));
@@ -169,11 +168,7 @@ describe('a port reused', () => {
   });
 
   it('a SYN sent again counts as a retransmission, as Wireshark counts it', () => {
-    const b = new CaptureBuilder();
-    const c = new Side(b, C, S, 1000);
-    const s = new Side(b, S, C, 5000);
-    c.other = s;
-    s.other = c;
+    const { b, c, s } = sides(new CaptureBuilder(), [1000, 5000]);
     for (let i = 0; i < 3; i++) {
       c.seq = 1000;
       c.syn();
