@@ -1063,8 +1063,10 @@ export class Analyzer {
     }
     fs ??= v4 ? this.index.get(node, transport === 'tcp', sip, d.srcPort, dip, d.dstPort) : this.index.get6(node, transport === 'tcp', d.data, d.addrOffset, d.srcPort, d.dstPort);
     const syn = transport === 'tcp' && (d.tcpFlags & TCP_SYN) !== 0 && (d.tcpFlags & TCP_ACK) === 0;
-    // (the port reused for a new connection: after a close, or one the capture did not see)
-    if (fs && syn && (fs.closed || this.reopens(fs, d))) fs = undefined;
+    // (the port reused for a new connection: after a close, or one the capture did not see; not a SYN sent again after the
+    // server refused it, with the same initial number: the same attempt, as tshark counts it, whose retries are
+    // retransmissions)
+    if (fs && syn && (fs.closed ? !this.sameSyn(fs, d) : this.reopens(fs, d))) fs = undefined;
     if (!fs) {
       if (!v4 && sip === 0) { sip = d.src; dip = d.dst; }
       fs = this.createFlow(node, transport, sip, dip, d, tsMs);
@@ -1360,8 +1362,17 @@ export class Analyzer {
   private reopens(fs: FlowState, d: DecodedPacket): boolean {
     if (fs.flow.packets === 0) return false;
     // (the other side's SYN without ACK opens no new connection: both sides open at once, "simultaneous open")
-    if (fs.synC >= 0) return fs.synC !== d.seq && d.srcPort === fs.cport && (d.ipVersion === 4 ? fs.cip === d.src4 : fs.flow.src.ip === d.src);
+    if (fs.synC >= 0) return fs.synC !== d.seq && this.fromFlowClient(fs, d);
     return fs.synS < 0 && fs.flow.tcp?.state === 'midstream' && (fs.firstC !== NO_BYTES || fs.firstS !== NO_BYTES);
+  }
+
+  /** Whether a SYN is the flow's client's own SYN again, its initial sequence number the same (a retry of a refused one). */
+  private sameSyn(fs: FlowState, d: DecodedPacket): boolean {
+    return fs.synC === d.seq && fs.flow.tcp?.state === 'refused' && this.fromFlowClient(fs, d);
+  }
+
+  private fromFlowClient(fs: FlowState, d: DecodedPacket): boolean {
+    return d.srcPort === fs.cport && (d.ipVersion === 4 ? fs.cip === d.src4 : fs.flow.src.ip === d.src);
   }
 
   /** True when a segment at `seq` would be the first byte of the direction's stream (its SYN's next, or no SYN seen). */

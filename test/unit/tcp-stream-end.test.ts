@@ -37,6 +37,11 @@ class Side {
     this.seg(PSH_ACK, at, Buffer.from(text));
   }
 
+  /** A reset answering the other side (RST and ACK), as a port refuses a connection. */
+  refuse(): void {
+    this.seg(0x14, 0);
+  }
+
   fin(): void {
     this.seg(FIN_ACK, this.seq);
     this.seq = (this.seq + 1) >>> 0;
@@ -176,5 +181,17 @@ describe('a port reused', () => {
     s.syn(undefined, true);
     c.send(req('/late'));
     expect(analyzeCapture(b.build(), { end: true }).flows().map((f) => [f.packets, f.tcp?.retransmissions])).toEqual([[5, 2]]);
+  });
+
+  it('a SYN sent again after the server refused it, with the same initial number, is the same attempt; with another, a new one', () => {
+    for (const [isns, flows] of [[[1000, 1000, 1000], [[6, 'refused', 2]]], [[1000, 2000], [[2, 'refused', 0], [2, 'refused', 0]]]] as const) {
+      const { b, c, s } = sides(new CaptureBuilder(), [1000, 0]);
+      for (const isn of isns) {
+        c.seq = isn;
+        c.syn();
+        s.refuse();
+      }
+      expect(analyzeCapture(b.build(), { end: true }).flows().map((f) => [f.packets, f.tcp?.state, f.tcp?.retransmissions])).toEqual(flows);
+    }
   });
 });
