@@ -81,7 +81,8 @@ function tcpRow(
   // the SYN, from one before the first byte seen (so that byte is 1); the other direction's, from one before what
   // this one acknowledges, until it is seen itself
   let st = tcp[dir];
-  if (syn) st = tcp[dir] = { base: seq, next: seq, whole: seq, acked: st?.acked ?? -1 };
+  // (a SYN sent again, its number the same, is a retransmission of the first: the direction's state stays)
+  if (syn && !(st && st.base === seq)) st = tcp[dir] = { base: seq, next: seq, whole: seq, acked: st?.acked ?? -1 };
   else st ??= tcp[dir] = { base: (seq - 1) >>> 0, next: seq, whole: seq, acked: -1 };
   const peer = dir === 'c2s' ? 's2c' : 'c2s';
   const other = tcp[peer] ?? (hasAck ? (tcp[peer] = { base: (ack - 1) >>> 0, next: ack, whole: ack, acked: -1 }) : null);

@@ -116,6 +116,21 @@ describe('a flow\'s packets', () => {
     });
   }
 
+  it('mark a SYN sent again as tshark does, and the flow counts what the list marks', async () => {
+    const b = new CaptureBuilder();
+    for (let i = 0; i < 3; i++) b.tcp({ ...C, seq: 1000, flags: 0x02 });
+    b.tcp({ ...S, seq: 9000, ack: 1001, flags: 0x12 });
+    b.tcp({ ...S, seq: 9000, ack: 1001, flags: 0x12 });
+    b.tcp({ ...C, seq: 1001, ack: 9001, flags: 0x10 });
+    const path = join(dir, 'syn-again.pcapng');
+    writeFileSync(path, b.build());
+    const [flow] = await load(path);
+    const p = await flowPackets([{ path }], flow!);
+    expect(p.rows.map(({ flags, seq, ack, payload, info }) => ({ flags, seq, ack, payload, info }))).toEqual(tsharkRows(path, 0));
+    expect(p.rows.map((r) => r.info)).toEqual(['', 'retransmission', 'retransmission', '', 'retransmission', '']);
+    expect(flow!.tcp?.retransmissions).toBe(3);
+  });
+
   it('match tshark on a real loopback capture (every TCP stream of it)', async () => {
     const path = join(FIX, 'loopback-mix.pcapng');
     const flows = (await load(path)).filter((f) => f.transport === 'tcp');
