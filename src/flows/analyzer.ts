@@ -26,6 +26,7 @@ import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type Pa
 import type { RawPacketSink, RawRecordSink } from '../pcapng/parser.js';
 import { readPduHead, recordWritten, tlsAttrsOf, TlsAttrs, type PduHead } from '../pcapng/exported-pdu.js';
 import { DecodedPacket, decodePacket, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './decode.js';
+import { outOfOrder } from './tcp-order.js';
 import { TcpReassembler, DEFAULT_LIMITS, type ReassemblyLimits, type StreamSink } from './reassembly.js';
 import { NodeMeta, isLoopback, normalizeIp } from './node-meta.js';
 import { isTapscopeError } from '../errors.js';
@@ -670,6 +671,8 @@ export class Analyzer {
    * them would be a heap number each, 38 MB for a million flows)
    */
   private tcpNext = new Uint32Array(2 * 1024);
+  /** when each direction's next sequence number last moved on (ms): a segment behind it soon after is out of order */
+  private tcpNextAt = new Float64Array(2 * 1024);
   private ordered = true;
   private lastCreated = -Infinity;
   readonly nodes = new Map<string, NodeMeta>();
@@ -1172,6 +1175,9 @@ export class Analyzer {
       const next = new Uint32Array(this.tcpNext.length * 2);
       next.set(this.tcpNext);
       this.tcpNext = next;
+      const at = new Float64Array(this.tcpNextAt.length * 2);
+      at.set(this.tcpNextAt);
+      this.tcpNextAt = at;
     }
     this.cols.srcPort[at] = client.port;
     this.cols.dstPort[at] = server.port;
@@ -1241,13 +1247,15 @@ export class Analyzer {
         const next = this.tcpNext[slot]!;
         // (a SYN sent again, its number already seen, is one too, as Wireshark counts it; a SYN with a new number opens anew)
         const ahead = !known ? 0 : flags & TCP_SYN ? (((d.seq + 1 - next) | 0) <= 0 && d.seq === (fromClient ? fs.synC : fs.synS) ? -2 : 0) : (d.seq - next) | 0;
-        // (a keep-alive, one byte before the next, is no retransmission: as Wireshark tells them apart)
-        if (ahead < 0 && !(ahead === -1 && d.payloadLen <= 1 && !(flags & TCP_FIN))) {
+        // (a keep-alive, one byte before the next, is no retransmission, nor a segment out of order (one behind the next
+        // soon after it, not ending there): as Wireshark tells them apart)
+        if (ahead < 0 && !(ahead === -1 && d.payloadLen <= 1 && !(flags & TCP_FIN)) && (flags & TCP_SYN || !outOfOrder(ahead, span, ts - this.tcpNextAt[slot]!))) {
           if (tcp.retransmissions === 0) f.tcp = { state: tcp.state, resetBy: tcp.resetBy, retransmissions: 1 };
           else tcp.retransmissions++;
         }
         if (!known || flags & TCP_SYN || ((d.seq + span - next) | 0) > 0) {
           this.tcpNext[slot] = d.seq + span;
+          this.tcpNextAt[slot] = ts;
           fs.nextKnown |= side;
         }
       }

@@ -10,6 +10,7 @@ import { LINKTYPE_WIRESHARK_UPPER_PDU } from '../pcapng/types.js';
 import { decodePacket, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_SYN } from './decode.js';
 import { readWithFlowIds, type CaptureFile } from './load.js';
 import { normalizeIp } from './node-meta.js';
+import { outOfOrder } from './tcp-order.js';
 
 /** Rows given at most (the flow's packets are counted on past it). */
 export const PACKETS_LIMIT = 10_000;
@@ -29,7 +30,7 @@ export function tcpFlagsText(flags: number): string {
  * whole: the byte after those seen without a hole before them; acked: the highest acknowledgment the other direction
  * sent for it (-1: none yet).
  */
-interface SeqState { base: number; next: number; whole: number; acked: number }
+interface SeqState { base: number; next: number; whole: number; acked: number; /** when `next` last moved on (ms) */ nextAt: number }
 
 export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACKETS_LIMIT): Promise<FlowPackets> {
   const rows: FlowPacketRow[] = [];
@@ -59,7 +60,7 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
     let row: FlowPacketRow = {
       n: total, ts: b.tsMs, dir, kind: 'packet', len: b.origLen, payload: d.payloadLen, flags: null, seq: null, ack: null, info: '', ...at,
     };
-    if (d.proto === PROTO_TCP) row = { ...row, ...tcpRow(tcp, dir, d.seq, d.ack, d.tcpFlags, d.payloadLen) };
+    if (d.proto === PROTO_TCP) row = { ...row, ...tcpRow(tcp, dir, d.seq, d.ack, d.tcpFlags, d.payloadLen, b.tsMs) };
     // (past the limit the sequence state still follows the flow, for nothing but the count)
     if (rows.length < limit) rows.push(row);
   });
@@ -72,7 +73,7 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
  * already), a keep-alive, a previous segment not captured, an ACKed unseen segment.
  */
 function tcpRow(
-  tcp: Record<'c2s' | 's2c', SeqState | null>, dir: 'c2s' | 's2c', seq: number, ack: number, flags: number, len: number,
+  tcp: Record<'c2s' | 's2c', SeqState | null>, dir: 'c2s' | 's2c', seq: number, ack: number, flags: number, len: number, ts: number,
 ): Pick<FlowPacketRow, 'flags' | 'seq' | 'ack' | 'info'> {
   const syn = (flags & TCP_SYN) !== 0;
   const fin = (flags & TCP_FIN) !== 0;
@@ -82,19 +83,23 @@ function tcpRow(
   // this one acknowledges, until it is seen itself
   let st = tcp[dir];
   // (a SYN sent again, its number the same, is a retransmission of the first: the direction's state stays)
-  if (syn && !(st && st.base === seq)) st = tcp[dir] = { base: seq, next: seq, whole: seq, acked: st?.acked ?? -1 };
-  else st ??= tcp[dir] = { base: (seq - 1) >>> 0, next: seq, whole: seq, acked: -1 };
+  if (syn && !(st && st.base === seq)) st = tcp[dir] = { base: seq, next: seq, whole: seq, acked: st?.acked ?? -1, nextAt: ts };
+  else st ??= tcp[dir] = { base: (seq - 1) >>> 0, next: seq, whole: seq, acked: -1, nextAt: ts };
   const peer = dir === 'c2s' ? 's2c' : 'c2s';
-  const other = tcp[peer] ?? (hasAck ? (tcp[peer] = { base: (ack - 1) >>> 0, next: ack, whole: ack, acked: -1 }) : null);
+  const other = tcp[peer] ?? (hasAck ? (tcp[peer] = { base: (ack - 1) >>> 0, next: ack, whole: ack, acked: -1, nextAt: ts }) : null);
   const notes: string[] = [];
   const span = len + (syn ? 1 : 0) + (fin ? 1 : 0);
   const ahead = (seq - st.next) | 0;
   if (ahead > 0 && (len > 0 || fin)) notes.push('previous segment not captured');
   else if (ahead === -1 && len <= 1 && !syn && !fin) notes.push('keep-alive');
   else if (ahead < 0 && span > 0) {
-    notes.push(st.acked >= 0 && ((seq + span - st.acked) | 0) <= 0 ? 'spurious retransmission' : 'retransmission');
+    const spurious = st.acked >= 0 && ((seq + span - st.acked) | 0) <= 0;
+    notes.push(spurious ? 'spurious retransmission' : !syn && outOfOrder(ahead, span, ts - st.nextAt) ? 'out-of-order' : 'retransmission');
   }
-  if (((seq + span - st.next) | 0) > 0) st.next = (seq + span) >>> 0;
+  if (((seq + span - st.next) | 0) > 0) {
+    st.next = (seq + span) >>> 0;
+    st.nextAt = ts;
+  }
   if (((seq - st.whole) | 0) <= 0 && ((seq + span - st.whole) | 0) > 0) st.whole = (seq + span) >>> 0;
   if (hasAck && other) {
     // (once said, the acknowledged bytes count as seen: the next acknowledgment beyond them is said again)

@@ -10,7 +10,7 @@ import { analyzeFiles } from '../../src/flows/load.js';
 import { flowPackets, tcpFlagsText } from '../../src/flows/flow-packets.js';
 import type { Flow } from '../../src/model/flow.js';
 import { parseCommand } from '../../src/cli/args.js';
-import { CaptureBuilder } from './core-packet-builder.js';
+import { CaptureBuilder, ethernet, ipPacket } from './core-packet-builder.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { readPacketAt } from '../../src/pcapng/block-at.js';
 import type { PacketBlock } from '../../src/pcapng/types.js';
@@ -129,6 +129,24 @@ describe('a flow\'s packets', () => {
     expect(p.rows.map(({ flags, seq, ack, payload, info }) => ({ flags, seq, ack, payload, info }))).toEqual(tsharkRows(path, 0));
     expect(p.rows.map((r) => r.info)).toEqual(['', 'retransmission', 'retransmission', '', 'retransmission', '']);
     expect(flow!.tcp?.retransmissions).toBe(3);
+  });
+
+  it('mark a segment behind the next soon after it as out of order, not counted as a retransmission; later, one is', async () => {
+    for (const [gapMs, note, counted] of [[1, 'out-of-order', 0], [50, 'retransmission', 1]] as const) {
+      const b = new CaptureBuilder();
+      b.tcp({ ...C, seq: 1000, flags: 0x02 });
+      b.tcp({ ...S, seq: 9000, ack: 1001, flags: 0x12 });
+      b.tcp({ ...C, seq: 1001, ack: 9001, flags: 0x10 });
+      // (the second half first, then the first half)
+      b.tcp({ ...C, seq: 1051, ack: 9001, flags: 0x18, payload: Buffer.alloc(30, 0x42) });
+      b.packet(ethernet(ipPacket('tcp', { ...C, seq: 1001, ack: 9001, flags: 0x18, payload: Buffer.alloc(50, 0x41) })), { stepMs: gapMs });
+      const path = join(dir, `ooo-${gapMs}.pcapng`);
+      writeFileSync(path, b.build());
+      const [flow] = await load(path);
+      const p = await flowPackets([{ path }], flow!);
+      expect(p.rows.map((r) => r.info)).toEqual(['', '', '', 'previous segment not captured', note]);
+      expect(flow!.tcp?.retransmissions).toBe(counted);
+    }
   });
 
   it('match tshark on a real loopback capture (every TCP stream of it)', async () => {

@@ -58,8 +58,10 @@ describe('a TCP flow\'s connection state', () => {
     const S = { src: '10.70.3.2', dst: '10.70.3.1', sport: 80, dport: 42000 };
     const b = new CaptureBuilder();
     // every packet seen twice: on the pod's veth, then on the bridge (another interface)
-    const both = (seg: Parameters<typeof ipPacket>[1]): void => {
-      b.packet(ethernet(ipPacket('tcp', seg)), { iface: 'veth0' });
+    // (`later`: 50 ms after the packet before it, as a sender sends a segment again; one behind the next within 3 ms is
+    // out of order, as Wireshark tells them)
+    const both = (seg: Parameters<typeof ipPacket>[1], later = false): void => {
+      b.packet(ethernet(ipPacket('tcp', seg)), { iface: 'veth0', ...(later ? { stepMs: 50 } : {}) });
       b.packet(ethernet(ipPacket('tcp', seg)), { iface: 'br0' });
     };
     const data = (n: number): Buffer => Buffer.alloc(n, 0x61);
@@ -67,8 +69,8 @@ describe('a TCP flow\'s connection state', () => {
     both({ ...S, seq: 5000, ack: 1001, flags: SYN | ACK });
     both({ ...C, seq: 1001, ack: 5001, flags: PSH | ACK, payload: data(100) });
     both({ ...C, seq: 1101, ack: 5001, flags: PSH | ACK, payload: data(100) });
-    both({ ...C, seq: 1001, ack: 5001, flags: PSH | ACK, payload: data(100) }); // retransmitted
-    both({ ...C, seq: 1150, ack: 5001, flags: PSH | ACK, payload: data(100) }); // overlapping: retransmitted in part
+    both({ ...C, seq: 1001, ack: 5001, flags: PSH | ACK, payload: data(100) }, true); // retransmitted
+    both({ ...C, seq: 1150, ack: 5001, flags: PSH | ACK, payload: data(100) }, true); // overlapping: retransmitted in part
     both({ ...C, seq: 1249, ack: 5001, flags: ACK, payload: data(1) }); // keep-alive
     both({ ...S, seq: 5001, ack: 1250, flags: PSH | ACK, payload: data(10) });
     both({ ...C, seq: 1250, ack: 5011, flags: FIN | ACK });
