@@ -204,6 +204,12 @@ const JSON_HEADER = /(authorization|proxy-authorization|cookie|set-cookie)([ \t]
 export function redactRecordText(data: Buffer): Buffer | null {
   let text = data.toString('utf8');
   let changed = false;
+  // (header values first: an option rule must not take a header's name for an option's value, `-HAuthorization: ...`)
+  JSON_HEADER.lastIndex = 0;
+  if (JSON_HEADER.test(text)) {
+    text = text.replace(JSON_HEADER, (_m, name: string, sep: string, value: string) => `${name}${sep}${value.replace(/\\u[0-9a-fA-F]{4}|\\.|[^]/g, 'x')}`);
+    changed = true;
+  }
   // (a process record's command line, read as the JSON it is: its arguments' ends are its spaces)
   if (text.includes('"t":"proc"') && text.includes('"cmdline"')) {
     try {
@@ -216,29 +222,44 @@ export function redactRecordText(data: Buffer): Buffer | null {
         changed = true;
       }
     } catch {
-      // (not JSON: the header patterns below still apply to its text)
+      // (not JSON: the header values above are masked)
     }
   }
-  JSON_HEADER.lastIndex = 0;
-  if (!JSON_HEADER.test(text)) return changed ? Buffer.from(text) : null;
-  return Buffer.from(text.replace(JSON_HEADER, (_m, name: string, sep: string, value: string) => `${name}${sep}${value.replace(/\\u[0-9a-fA-F]{4}|\\.|[^]/g, 'x')}`));
+  return changed ? Buffer.from(text) : null;
 }
 
 // why: credentials are given on command lines as options as often as as headers: curl's `-b/--cookie`, `-u/--user`,
-// `--oauth2-bearer`, wget's `--password=`, and a URL's `user:password@`. The packets' copies are masked; the process
-// record next to them must not hand them over. Long options are taken from any program; curl's short ones from curl's.
+// `--oauth2-bearer`, wget's `--password=`, mysql's `-pSECRET`, redis-cli's `-a`, sshpass's `-p`, Java's
+// `-Dx.password=`, and a URL's `user:password@` or `token@`. The packets' copies are masked; the process record next to
+// them must not hand them over. Long options are taken from any program; short ones from the program they belong to.
 // (a value is not the next option: curl blanks a password it was given with spaces, leaving `-u      -b ...`)
 const LONG_SECRET = /(^|\s)(--(?:cookie|user|proxy-user|oauth2-bearer|pass|[a-z-]*(?:password|passwd|token|secret|api-?key)))(=|\s+)(?!-[a-zA-Z])(\S+)/gi;
-const CURL_SHORT_SECRET = /(^|\s)(-[a-zA-Z]*[bUu])(\s+|(?=\S))(?!-[a-zA-Z])(\S+)/g;
-const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:)([^\s/@]+)@/gi;
+const JAVA_SECRET = /(^|\s)(-D[\w.-]*(?:password|passwd|secret|token)[\w.-]*=)(\S+)/gi;
+/** Short options that take a credential, by program; `attached`: only written joined to its value (mysql's -pSECRET) */
+const SHORT_SECRETS: Record<string, { letters: string; flags: string; attached?: boolean }> = {
+  // (curl: a cluster of its flags without a value may come first, as in -sb; a flag that takes one ends the cluster)
+  curl: { letters: 'buU', flags: 'sSvkLiIfgGNOjJnqZ0123456' },
+  mysql: { letters: 'p', flags: '', attached: true },
+  mysqldump: { letters: 'p', flags: '', attached: true },
+  mariadb: { letters: 'p', flags: '', attached: true },
+  'redis-cli': { letters: 'a', flags: '' },
+  sshpass: { letters: 'p', flags: '' },
+};
+const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*:)?([^\s/@]+)@/gi;
 
 /** The command line with the credentials it gives as options or in URLs masked ("x" for each character); null when none. */
 export function redactCommandLine(cmd: string): string | null {
   const mask = (v: string): string => 'x'.repeat(v.length);
-  let out = cmd.replace(URL_PASSWORD, (_m, head: string, pass: string) => `${head}${mask(pass)}@`);
+  // (user:password@: the password; token@, no colon: the token)
+  let out = cmd.replace(URL_USERINFO, (_m, scheme: string, user: string | undefined, secret: string) => `${scheme}${user ?? ''}${mask(secret)}@`);
   out = out.replace(LONG_SECRET, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
-  const program = /^\S*/.exec(out)![0].split('/').pop();
-  if (program === 'curl') out = out.replace(CURL_SHORT_SECRET, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
+  out = out.replace(JAVA_SECRET, (_m, pre: string, opt: string, value: string) => `${pre}${opt}${mask(value)}`);
+  const program = /^\S*/.exec(out)![0].split('/').pop() ?? '';
+  const short = SHORT_SECRETS[program];
+  if (short) {
+    const re = new RegExp(`(^|\\s)(-[${short.flags}]*[${short.letters}])(${short.attached ? '' : '\\s+|'}(?=\\S))(?!-[a-zA-Z])(\\S+)`, 'g');
+    out = out.replace(re, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
+  }
   return out === cmd ? null : out;
 }
 

@@ -27,13 +27,20 @@ describe('process records in pcapng exports', () => {
     expect(cmdlines(all)).toEqual([CMDLINE, 'wget https://r.test/cookies']);
   });
 
-  it('masks credentials given as options or in URLs: curl -b/-u (as curl leaves them), --cookie=, wget --password=, user:password@', async () => {
+  it('masks credentials given as options or in URLs: curl -b/-u (as curl leaves them), --cookie=, wget --password=, mysql -p, redis-cli -a, -D...password=, user:password@ and token@', async () => {
     // (curl blanks its -u argument with spaces in its own command line; the -b after it is still there)
     const lines = [
       'curl -s -o /dev/null http://10.99.0.1:8080/live -u                 -b sid=CMDCOOKIE',
       'curl -sbsid=ATTACHED --cookie=c=LONGCOOKIE --oauth2-bearer BEARERTOKEN https://bob:URLPASS@r.test/x',
       'wget --password=WGETPASS --http-user=bob https://r.test/',
       'python3 -u serve.py --port 8080',
+      // (the shell's -H'Authorization: ...' joined to its option: the header's value, not an option's)
+      'curl -HAuthorization: Bearer HEADERTOKEN https://r.test/',
+      'mysql -uroot -pMYSQLPASS shop',
+      'redis-cli -a REDISPASS ping',
+      'java -Ddb.password=JAVAPASS -jar app.jar',
+      'git clone https://GITTOKEN@r.test/repo',
+      'docker run -p 8080:80 nginx',
     ];
     const b = new CaptureBuilder();
     lines.forEach((cmdline, i) => b.record({ t: 'proc', pid: 90 + i, ppid: 1, comm: 'p', exe: null, cmdline, cgroup: null, alive: true }));
@@ -45,9 +52,15 @@ describe('process records in pcapng exports', () => {
       'curl -sbxxxxxxxxxxxx --cookie=xxxxxxxxxxxx --oauth2-bearer xxxxxxxxxxx https://bob:xxxxxxx@r.test/x',
       'wget --password=xxxxxxxx --http-user=bob https://r.test/',
       'python3 -u serve.py --port 8080',
+      `curl -HAuthorization: ${'x'.repeat('Bearer HEADERTOKEN https://r.test/'.length)}`,
+      'mysql -uroot -pxxxxxxxxx shop',
+      'redis-cli -a xxxxxxxxx ping',
+      'java -Ddb.password=xxxxxxxx -jar app.jar',
+      'git clone https://xxxxxxxx@r.test/repo',
+      'docker run -p 8080:80 nginx',
     ]);
     const text = readFileSync(out).toString('latin1');
-    expect(['CMDCOOKIE', 'ATTACHED', 'LONGCOOKIE', 'BEARERTOKEN', 'URLPASS', 'WGETPASS'].filter((x) => text.includes(x))).toEqual([]);
+    expect(['CMDCOOKIE', 'ATTACHED', 'LONGCOOKIE', 'BEARERTOKEN', 'URLPASS', 'WGETPASS', 'HEADERTOKEN', 'MYSQLPASS', 'REDISPASS', 'JAVAPASS', 'GITTOKEN'].filter((x) => text.includes(x))).toEqual([]);
     expect(cmdlines(all)).toEqual(lines);
   });
 });
