@@ -228,6 +228,8 @@ interface FlowExtra {
    */
   answersGap?: boolean;
   answersLostBefore?: number;
+  /** On the wire, HTTP/1: when the last answer read began (see onResponse) */
+  lastAnswerAt?: number;
 }
 
 /** A TLS connection's decryption with a key log's secrets. */
@@ -2246,20 +2248,24 @@ export class Analyzer {
     if (status >= 100 && status < 200 && status !== 101) return;
     const wire1 = source === 'plain' && m.streamId === undefined;
     // why: after a gap in the answers (a segment the capture lost), the first answer read is that of the last request
-    // sent before it (a client waits for each answer before its next request, unless it pipelines), not of the first
-    // still unanswered: the answers to those before it were in the gap. Paired in order, every later answer was off by
-    // one and a request with no answer got the next one's status
+    // sent before it and after the last answer read began, not of the first still unanswered: a client that sends a
+    // request after an answer began waits for each answer before its next request, so the answers to those between were
+    // in the gap. Paired in order, every later answer was off by one and a request with no answer got the next one's
+    // status. Requests sent before the last answer began (a client that pipelines) keep their answers in order: the gap
+    // may have been inside an answer's body
     let from = wire1 ? x.answersLostBefore ?? 0 : 0;
     if (wire1 && x.answersGap) {
       x.answersGap = false;
+      const after = x.lastAnswerAt ?? -Infinity;
       for (let i = x.exchanges.length - 1; i >= from; i--) {
         const e = x.exchanges[i]!;
         if (e.source === source && e.status === null && x.exchangeStreams[i] === undefined && e.method !== null && e.startedAt <= m.ts) {
-          from = x.answersLostBefore = i;
+          if (e.startedAt > after) from = x.answersLostBefore = i;
           break;
         }
       }
     }
+    if (wire1) x.lastAnswerAt = m.ts;
     for (let i = from; i < x.exchanges.length; i++) {
       const e = x.exchanges[i]!;
       if (e.source !== source || e.status !== null) continue;

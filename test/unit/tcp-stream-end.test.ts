@@ -94,6 +94,18 @@ describe('a segment the capture lost', () => {
     expect(statuses).toEqual([['/r0', 200], ['/r1', null], ['/r2', 200], ['/r3', 200]]);
   });
 
+  it('a pipelining client\'s answers stay in order after a gap inside one of them', () => {
+    const { b, c, s } = connection();
+    for (const p of ['/a', '/b', '/c']) c.send(req(p));
+    // (the first answer's body lost in the middle)
+    s.send('HTTP/1.1 201 Created\r\nContent-Length: 20\r\n\r\n0123456789');
+    s.send('0123456789', true);
+    for (const status of [202, 203]) s.send(`HTTP/1.1 ${status} OK\r\nContent-Length: 0\r\n\r\n`);
+    c.fin();
+    s.fin();
+    expect(exchanges(b.build())).toEqual([[['/a', 201], ['/b', 202], ['/c', 203]]]);
+  });
+
   it('with no FIN, the capture\'s end reads what waited behind the hole', () => {
     const { b, c, s } = connection();
     for (let i = 0; i < 4; i++) {
