@@ -955,12 +955,8 @@ export class Analyzer {
         // ends its direction, those that never came declared lost)
         if (held && held !== DONE && held.reasm && (held.reasm.buffered > 0 || held.finAt !== null)) {
           n++;
-          if (held.finAt !== null) {
-            held.reasm.endAt(held.finAt);
-            this.endDir(fs, c2s, true, fs.flow.lastSeen);
-          } else {
-            held.reasm.flush();
-          }
+          if (held.finAt !== null) this.finAfterGap(fs, c2s, fs.flow.lastSeen);
+          else held.reasm.flush();
         }
         const d = c2s ? fs.c2s : fs.s2c;
         const dir = d !== DONE ? d : null;
@@ -1300,42 +1296,59 @@ export class Analyzer {
             this.counters.retransmittedBytes += reasm.retransmittedBytes - before;
           }
           // (the bytes its FIN waited for have all come: the direction ends now)
-          if (dir.finAt !== null && reasm.buffered === 0 && reasm.expected === dir.finAt) this.endDir(fs, fromClient, true, ts);
+          if (dir.finAt !== null && reasm.buffered === 0 && reasm.expected === dir.finAt) this.finAfterGap(fs, fromClient, ts);
         }
       }
+    }
+    // (the peer acknowledged a waiting FIN: it had every byte before it, so what the capture missed will not come again)
+    if (flags & TCP_ACK) {
+      const peer = fromClient ? fs.s2c : fs.c2s;
+      if (peer && peer !== DONE && peer.finAt !== null && ((d.ack - peer.finAt) | 0) >= 1) this.finAfterGap(fs, !fromClient, ts);
     }
     if (d.tcpFlags & (TCP_FIN | TCP_RST)) {
       fs.closed = true;
-      // (a direction being decrypted whose bytes before its FIN did not all come: its last records are not read; the
-      // direction ends here, see below, so this is final)
-      const ending = d.tcpFlags & TCP_FIN ? (fromClient ? fs.c2s : fs.s2c) : null;
-      const expected = ending?.keys && ending.reasm && !ending.reasm.isStopped && ending.reasm.buffered === 0 ? ending.reasm.expected : null;
-      const lost = expected === null ? 0 : (d.seq + d.payloadEnd - d.payloadStart - expected) | 0;
-      if (lost > 0) ending!.keys!.fail(`a gap in the capture: its last ${lost} bytes before its FIN were not captured, and their records are not read`);
+      const fin = (d.tcpFlags & TCP_FIN) !== 0;
       // why: the direction's stream is over; finish its parser (a body delimited by close) and free its state. A FIN
       // with bytes before it missing (a segment lost, or one its sender will send again: a retransmission the capture
-      // sees after the FIN) ends the direction when they come, or at the capture's end
+      // sees after the FIN) ends the direction when they come, when the peer acknowledges the FIN, at a reset or at the
+      // capture's end (a key log's decryption of it too: its last records may be in them)
       const dir = fromClient ? fs.c2s : fs.s2c;
-      if (dir && dir !== DONE) {
-        const r = dir.reasm;
-        const finSeq = (seq + d.payloadEnd - d.payloadStart) >>> 0;
-        const waiting = r !== null && !r.isStopped && r.expected !== null && (r.buffered > 0 || ((finSeq - r.expected) | 0) > 0);
-        if (d.tcpFlags & TCP_FIN && waiting) dir.finAt = finSeq;
-        else {
-          // (a reset: nothing more comes; what waits behind a hole is read after it)
-          r?.flush();
-          this.endDir(fs, fromClient, (d.tcpFlags & TCP_FIN) !== 0, ts);
-        }
+      const r = dir && dir !== DONE ? dir.reasm : null;
+      const finSeq = (seq + d.payloadEnd - d.payloadStart) >>> 0;
+      if (fin && r !== null && !r.isStopped && r.expected !== null && (r.buffered > 0 || ((finSeq - r.expected) | 0) > 0)) {
+        dir!.finAt = finSeq;
+      } else {
+        // (a reset: nothing more comes; what waits behind a hole is read after it)
+        r?.flush();
+        this.endDir(fs, fromClient, fin, ts);
+        // (its decrypted plaintext ends too: an HTTP/1.0 response over TLS runs to the close; the hooks' records of the
+        // last writes come before the FIN, which follows the TLS close_notify)
+        this.endDecrypted(fs, fromClient, fin, ts);
       }
-      // (HTTP/2: a reset ends the other direction's streams too, as for decrypted HTTP/2 below)
-      const other = d.tcpFlags & TCP_RST ? (fromClient ? fs.s2c : fs.c2s) : null;
-      if (other && other !== DONE && other.http2 && (other.reasm?.buffered ?? 0) === 0) this.onMessages(fs, other.http2.close(), 'plain', ts);
-      // (the same for its decrypted plaintext: an HTTP/1.0 response over TLS runs to the close too; the hooks'
-      // records of the last writes come before the FIN, which follows the TLS close_notify)
-      this.endDecrypted(fs, fromClient, (d.tcpFlags & TCP_FIN) !== 0, ts);
-      // (a reset ends the other direction's HTTP/2 streams too)
-      if (d.tcpFlags & TCP_RST) this.endDecrypted(fs, !fromClient, false, ts);
+      if (d.tcpFlags & TCP_RST) {
+        // (a reset ends the other direction as well: a FIN of it waiting for bytes, and its HTTP/2 streams, plain and decrypted)
+        if ((fromClient ? fs.s2c : fs.c2s)?.finAt != null) this.finAfterGap(fs, !fromClient, ts);
+        const other = fromClient ? fs.s2c : fs.c2s;
+        if (other && other !== DONE && other.http2 && (other.reasm?.buffered ?? 0) === 0) this.onMessages(fs, other.http2.close(), 'plain', ts);
+        this.endDecrypted(fs, !fromClient, false, ts);
+      }
     }
+  }
+
+  /**
+   * A direction whose FIN waited for bytes before it ends now (they will not come, or came): the bytes still missing are
+   * declared lost, what waited behind them is read, and its stream and its decrypted plaintext end.
+   */
+  private finAfterGap(fs: FlowState, c2s: boolean, ts: number): void {
+    const dir = c2s ? fs.c2s : fs.s2c;
+    if (!dir || dir === DONE || dir.finAt === null) return;
+    // (a direction being decrypted whose last bytes before its FIN did not come: its last records are not read)
+    const r = dir.reasm;
+    const lost = r && r.buffered === 0 && r.expected !== null ? (dir.finAt - r.expected) | 0 : 0;
+    if (lost > 0) dir.keys?.fail(`a gap in the capture: its last ${lost} bytes before its FIN were not captured, and their records are not read`);
+    r?.endAt(dir.finAt);
+    this.endDir(fs, c2s, true, ts);
+    this.endDecrypted(fs, c2s, true, ts);
   }
 
   /**

@@ -37,6 +37,16 @@ class Side {
     this.seg(PSH_ACK, at, Buffer.from(text));
   }
 
+  /** An ACK of everything the other side sent. */
+  ack(): void {
+    this.seg(ACK, this.seq);
+  }
+
+  /** A reset of the connection, at this side's next number, acknowledging nothing (RST alone). */
+  reset(): void {
+    this.seg(0x04, this.seq);
+  }
+
   /** A reset answering the other side (RST and ACK), as a port refuses a connection. */
   refuse(): void {
     this.seg(0x14, 0);
@@ -143,6 +153,24 @@ describe('a FIN before a segment sent again', () => {
       expect([comes, e.status, e.responseBody]).toEqual([comes, 200, comes ? 'first-part;second-part' : 'first-part;']);
     }
   });
+});
+
+describe('a FIN waiting for bytes the capture lost, during a capture (no end yet)', () => {
+  for (const how of ['the client acknowledges the FIN', 'the client resets']) {
+    it(`ends when ${how}: the answer delimited by the close is read, cut where the bytes are missing`, () => {
+      const { b, c, s } = connection();
+      c.send(req('/a'));
+      s.send('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nfirst;');
+      s.send('lost', true);
+      s.fin();
+      if (how.endsWith('FIN')) c.ack();
+      else c.reset();
+      const a = analyzeCapture(b.build(), { options: { details: true } });
+      const [f] = a.flows();
+      expect(f!.http.map((h) => [h.path, h.status])).toEqual([['/a', 200]]);
+      expect(a.exchangesOf(f!.id)[0]!.responseBody).toBe('first;');
+    });
+  }
 });
 
 describe('TCP Fast Open', () => {
