@@ -26,6 +26,8 @@ const enum Assertion { Start, End, WordBoundary, NotWordBoundary }
 
 /** Instructions past this are "too large": a counted repetition is written out once per count. */
 const MAX_PROGRAM = 50_000;
+/** Repetitions written out, past which a pattern is "too large" even when they write nothing ("(?:){100000000}") */
+const MAX_COPIES = 200_000;
 
 // ---- characters ----
 
@@ -90,7 +92,16 @@ function literalTest(c: number): Test {
 
 class Parser {
   private i = 0;
-  constructor(private readonly p: string) {}
+  /** the pattern has capturing groups (then \1 is a backreference; else, Annex B, an octal escape), named ones (then \k is one) */
+  private readonly groups: boolean;
+  private readonly named: boolean;
+
+  constructor(private readonly p: string) {
+    // (a "(" not escaped, not in a class, not "(?" unless "(?<name>")
+    const plain = p.replace(/\\./g, '').replace(/\[[^\]]*\]/g, '');
+    this.named = /\(\?<[^=!]/.test(plain);
+    this.groups = this.named || /\((?!\?)/.test(plain);
+  }
 
   parse(): Node {
     const n = this.alternation();
@@ -153,7 +164,12 @@ class Parser {
       case '(': {
         if (this.p.startsWith('?:', this.i)) this.i += 2;
         else if (/^\?<?[=!]/.test(this.p.slice(this.i))) throw new UnsupportedRegex('lookarounds');
-        else if (this.peek() === '?') this.i = this.p.indexOf('>', this.i) + 1;
+        else if (this.peek() === '?') {
+          // (a named group; anything else after "(?" is a modifier group, "(?i:", which newer engines take)
+          const name = /^\?<[^>]+>/.exec(this.p.slice(this.i));
+          if (!name) throw new UnsupportedRegex('inline flags ("(?i:")');
+          this.i += name[0].length;
+        }
         const body = this.alternation();
         this.i++;
         return { k: 'seq', items: [body] };
@@ -214,10 +230,13 @@ class Parser {
         // (Annex B: "\x" or "\u" not followed by its digits is the letter)
         return c.charCodeAt(0);
       }
-      case 'k': throw new UnsupportedRegex('backreferences');
+      // (Annex B: without named groups, "\k" is the letter)
+      case 'k': if (this.named && !inClass) throw new UnsupportedRegex('backreferences'); break;
       default:
         if (c === '0' && !isDigit(p.charCodeAt(this.i))) return 0;
-        if (isDigit(c.charCodeAt(0))) throw new UnsupportedRegex(inClass || c === '0' ? 'octal escapes' : 'backreferences');
+        // (Annex B: \8 and \9 are the digits; \1 to \7 without groups, or in a class, octal escapes)
+        if (c === '8' || c === '9') break;
+        if (isDigit(c.charCodeAt(0))) throw new UnsupportedRegex(this.groups && !inClass && c !== '0' ? 'backreferences' : 'octal escapes');
     }
     // (an identity escape: the character itself)
     return c.charCodeAt(0);
@@ -268,6 +287,7 @@ class Parser {
 const enum Op { Char, Split, Jump, Assert, Match }
 
 class Program {
+  private copies = 0;
   readonly op: Op[] = [];
   readonly x: number[] = [];
   readonly y: number[] = [];
@@ -308,6 +328,8 @@ class Program {
         return;
       }
       case 'rep': {
+        this.copies += Math.min(n.max, n.min + 1);
+        if (this.copies > MAX_COPIES) throw new UnsupportedRegex('repetitions this large');
         for (let r = 0; r < n.min; r++) this.compile(n.body);
         if (n.max === Infinity) {
           const split = this.emit(Op.Split);

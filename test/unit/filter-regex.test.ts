@@ -89,10 +89,20 @@ describe('linearRegex', () => {
   it('refuses what no automaton tests in linear time, and the rare escapes it does not take, saying which', () => {
     for (const [p, why] of [['(a)\\1', 'backreferences'], ['(?<n>a)\\k<n>', 'backreferences'], ['a(?=b)', 'lookarounds'], ['a(?!b)', 'lookarounds'],
       ['(?<=a)b', 'lookarounds'], ['(?<!a)b', 'lookarounds'], ['\\01', 'octal escapes'], ['[\\1]', 'octal escapes'], ['\\c1', '"\\c" without a letter'],
-      ['(a{1000}){1000}', 'repetitions this large']] as const) {
+      ['(a{1000}){1000}', 'repetitions this large'], ['(?:){100000000}', 'repetitions this large'], ['((?:){1000}){1000}', 'repetitions this large'],
+      ['\\1', 'octal escapes']] as const) {
       new RegExp(p, 'i');
       expect(() => linearRegex(p), p).toThrow(UnsupportedRegex);
       expect(() => linearRegex(p), p).toThrow(why);
+    }
+    // (a modifier group, which Node 20's engine refuses and newer ones (Electron's) take: refused, not misread)
+    expect(() => linearRegex('(?i:a)')).toThrow('inline flags');
+    expect(() => linearRegex('(?s:.)x>y')).toThrow('inline flags');
+  });
+
+  it('takes Annex B\'s letters and digits where no group makes them references: \\k, \\8, \\9', () => {
+    for (const p of ['\\k', 'a\\8', '\\9b', '(a)\\8']) {
+      for (const text of ['k', 'a8', '9b', 'a', 'x']) expect([p, text, linearRegex(p).test(text)]).toEqual([p, text, new RegExp(p, 'i').test(text)]);
     }
   });
 });
