@@ -147,7 +147,8 @@ struct {
 } autobinds SEC(".maps");
 
 /* How many entries autobinds holds, as from_waits below: the exits of every send call on the node look it up only
- * when one is in flight (almost never: once per socket the kernel binds) */
+ * when one is in flight (almost never: once per socket the kernel binds). An entry the LRU map drops, or one of a
+ * thread that died in its call, keeps the count above 0: then only the lookup's cost returns (57 -> ~80 ns an exit) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -1018,14 +1019,20 @@ static __always_inline void autobind_at_entry(int fd)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 zero = 0;
 	__s64 *w;
+	int fresh;
 
 	/* (the exit checks that it is an inet UDP socket: this runs for every datagram sent with a destination) */
 	if ((id >> 32) == self_tgid || fd_local_port(fd) != 0)
 		return;
 	w = bpf_map_lookup_elem(&autobind_waits, &zero);
-	if (!w || bpf_map_update_elem(&autobinds, &id, &fd, BPF_ANY))
+	if (!w)
 		return;
-	__sync_fetch_and_add(w, 1);
+	/* (counted once per entry: a thread's entry left by a call that never returned, its thread gone, is replaced) */
+	fresh = !bpf_map_lookup_elem(&autobinds, &id);
+	if (bpf_map_update_elem(&autobinds, &id, &fd, BPF_ANY))
+		return;
+	if (fresh)
+		__sync_fetch_and_add(w, 1);
 }
 
 static __always_inline int autobind_at_exit(void)

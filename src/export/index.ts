@@ -347,7 +347,16 @@ export class PacketRedactor {
           touch(this.recordDirs, dirKey, dir);
           return data;
         }
-      } else if (!(dir instanceof H2Redactor)) {
+      } else if (dir instanceof H2Redactor) {
+        // why: a direction is known by its ends only, so the records of a later connection on the same ports (or of one
+        // labelled http2 from its middle) reach the HTTP/2 redactor, which would find no frame in HTTP/1 text and mask
+        // nothing. Between frames, text that begins an HTTP/1 message is none (as a frame header its length would be
+        // megabytes): the direction is HTTP/1 from it
+        if (dir.betweenFrames && looksLikeHttp1(pdu.payload)) {
+          dir = { h1: new Http1Stream(), offset: 0 };
+          this.h2Conns.delete(connKey);
+        }
+      } else {
         // why: a direction followed as HTTP/1 turning to HTTP/2 (h2c's upgrade) starts its frames here; one whose
         // connection another direction's preface showed to be HTTP/2 (its first record came before that one) too
         if (this.startsWithPreface(pdu.payload, connKey)) dir = new H2Redactor(true, true);

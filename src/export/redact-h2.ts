@@ -444,6 +444,11 @@ export class H2Redactor {
     this.block = new BlockScanner(new DynamicNames(fromStart));
   }
 
+  /** Whether the next byte would begin a frame: no frame, frame header or preface part is being read. */
+  get betweenFrames(): boolean {
+    return this.frame === null && this.headFill === 0 && this.prefaceLeft === 0 && !this.lost;
+  }
+
   /**
    * Returns a redacted copy of the record payload, or null when nothing changed. `missing` is how many bytes
    * of the record the capture cut off after `buf`.

@@ -208,6 +208,15 @@ describe('HTTP/2 redaction in decrypted records', () => {
     }
   });
 
+  it('reads HTTP/1 records on ports an HTTP/2 connection used before as HTTP/1 (a later connection of the same ends)', () => {
+    const r = new PacketRedactor();
+    const { stream } = clientBlocks();
+    expectRedacted(stream, redactRecords([stream], { redactor: r })[0]!);
+    const req = Buffer.from('GET /again HTTP/1.1\r\nHost: a\r\nCookie: sid=REUSEDSECRET\r\n\r\n');
+    const [out] = redactRecords([req], { proto: 'http', redactor: r });
+    expect(out!.toString('latin1')).toBe(`GET /again HTTP/1.1\r\nHost: a\r\nCookie: ${'x'.repeat('sid=REUSEDSECRET'.length)}\r\n\r\n`);
+  });
+
   it('exports the helper capture whose HTTP/1 server records an old helper labelled http2 with every cookie masked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapscope-h1-as-h2-'));
     try {
