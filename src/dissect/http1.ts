@@ -235,6 +235,8 @@ export class Http1Parser {
   private sample: Buffer | null = null;
   /** the sample was binary: later bytes are only counted */
   private binary = false;
+  /** the message's body is content-encoded (gzip, br, ...): binary bytes that decode to its content, kept as text is */
+  private encoded = false;
   /** a text body within the cap with a Content-Length: one buffer of its size, filled in place (one copy, no joins) */
   private into: Buffer | null = null;
   /** a text body otherwise: the sample, then copies of the later pieces (null until the sample is complete) */
@@ -448,7 +450,8 @@ export class Http1Parser {
 
   /** The sample is complete: a binary body keeps no more bytes, a text body gets its store. */
   private sampled(sample: Buffer): void {
-    this.binary = looksBinary(sample);
+    // (a compressed body is kept as a text one is, to the cap: an export decodes it to the text it is)
+    this.binary = looksBinary(sample) && !this.encoded;
     if (this.binary) return;
     // why: only bodies that fit the cap: a large Content-Length must not reserve the cap for bytes never seen
     if (this.expect > BODY_SAMPLE && this.expect <= BODY_CAP) {
@@ -464,6 +467,7 @@ export class Http1Parser {
     this.expect = expect;
     this.sample = null;
     this.binary = false;
+    this.encoded = msg.headers.some(([k, v]) => k.length === 16 && k.toLowerCase() === 'content-encoding' && !/^\s*identity\s*$/i.test(v));
     this.into = null;
     this.parts = null;
   }

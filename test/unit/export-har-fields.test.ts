@@ -131,6 +131,8 @@ describe('HAR bodies: as received, content decoded, truncation said', () => {
   const big = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) & 0xff));
   let entries: Entry[] = [];
   const coded: [string, Buffer][] = [['gzip', gzipSync(text)], ['deflate', deflateSync(text)], ['br', brotliCompressSync(text)]];
+  const json = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ id: i, v: ((i * 2654435761) >>> 0).toString(16) })));
+  const gzBig = gzipSync(json);
 
   beforeAll(async () => {
     const b = new CaptureBuilder();
@@ -138,6 +140,9 @@ describe('HAR bodies: as received, content decoded, truncation said', () => {
       h1(b, `GET /${coding} HTTP/1.1\r\nHost: body.test\r\n\r\n`, [Buffer.concat([
         Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\n\r\n`), body])]);
     }
+    // (a compressed body past the 512 bytes a binary body keeps: kept to the cap, as text is, and decoded)
+    h1(b, 'GET /gzbig HTTP/1.1\r\nHost: body.test\r\n\r\n', [Buffer.concat([
+      Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${gzBig.length}\r\n\r\n`), gzBig])]);
     h1(b, 'GET /bin HTTP/1.1\r\nHost: body.test\r\n\r\n', [Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${binary.length}\r\n\r\n`), binary])]);
     h1(b, 'GET /bigbin HTTP/1.1\r\nHost: body.test\r\n\r\n', [Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`), big])]);
     h1(b, 'GET /chunked HTTP/1.1\r\nHost: body.test\r\n\r\n', ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n']);
@@ -156,6 +161,12 @@ describe('HAR bodies: as received, content decoded, truncation said', () => {
       expect([coding, r.bodySize, r.content.size, r.content.compression, r.content.text, r.content.encoding]).toEqual(
         [coding, body.length, text.length, text.length - body.length, text, undefined]);
     }
+  });
+
+  it('an HTTP/1 compressed body past 512 bytes is kept and decoded', () => {
+    const r = byUrl(entries, '/gzbig').response;
+    expect(gzBig.length).toBeGreaterThan(1000);
+    expect([r.bodySize, r.content.size, r.content.text]).toEqual([gzBig.length, json.length, json]);
   });
 
   it('a binary body kept whole is its base64; one of which only a sample was kept has its size and no text', () => {
