@@ -357,6 +357,11 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
     }
     case 'ip': {
       if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to address field "${name}"; use ==, != or in`);
+      // (Wireshark's names are of one family each, as Wireshark's fields are: ipv6.addr == 10.0.0.1 matched every IPv4 flow)
+      const family = name === 'ipv6.addr' ? 6 : name === 'ip.addr' ? 4 : 0;
+      if (family !== 0 && (v.text.includes(':') ? 6 : 4) !== family) {
+        throw bad(`"${name}" takes an IPv${family} address, as in Wireshark ("ip" takes either), got "${v.text}"`);
+      }
       const m: IpMatcher | null = parseIpOrCidr(v.text);
       if (!m) throw bad(`expected an IP address or CIDR for "${name}", got "${v.text}"`);
       return anyOf(def, op, (x) => m(String(x)));

@@ -234,6 +234,18 @@ describe('fields a flow does not have, and fields as values', () => {
   });
 });
 
+describe('Wireshark\'s address names keep their family', () => {
+  it('ip.addr takes IPv4, ipv6.addr IPv6, as Wireshark; ip either', () => {
+    expect(ids('ipv6.addr == fd00::5')).toEqual(['dns']);
+    expect(ids('ip.addr == 10.0.0.0/8')).toEqual(['java', 'curl', 'dns', 'gnutls']);
+    expect(checkFilter('ipv6.addr == 10.0.0.1')).toEqual({
+      ok: false, position: 14, message: '"ipv6.addr" takes an IPv6 address, as in Wireshark ("ip" takes either), got "10.0.0.1" at 14',
+    });
+    expect(checkFilter('ip.addr in {10.0.0.1 fd00::5}')).toMatchObject({ ok: false, message: expect.stringContaining('"ip.addr" takes an IPv4 address') });
+    expect(ids('ip in {10.0.0.1 fd00::5}')).toEqual(['java', 'dns', 'gnutls']);
+  });
+});
+
 describe('long chains', () => {
   it('thousands of "&&" and "||" are tested without overflowing the stack, with the same answer', () => {
     // (one closure per operator, each calling the one before, overflowed the stack when tested)
