@@ -38,11 +38,11 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   // why: dns-packet reads a record's data as far as its length says without looking at the buffer's end, so a message the
   // capture cut (a snap length; the first fragment of a large answer, not reassembled) gave its last answer made-up text
   // ("TXT v=spf1 inclu") as if whole. A cut message is read as the records that came whole, and says it was cut.
-  const whole = wholeAnswers(body);
-  if (whole < 0) return null;
-  const cut = whole < body.readUInt16BE(6) || sectionsEnd(body) > body.length;
+  const shape = layout(body);
+  if (shape === null) return null;
+  const cut = !shape.whole;
   try {
-    const p = dnsPacket().decode(cut ? firstAnswers(body, whole) : body);
+    const p = dnsPacket().decode(cut ? firstAnswers(body, shape.answers, shape.answersEnd) : body);
     return {
       id: p.id ?? 0,
       qr: p.type === 'response',
@@ -77,41 +77,35 @@ function recordEnd(buf: Buffer, at: number, end: number): number {
   return e <= end ? e : -1;
 }
 
-/** Where the questions of the message `buf` end, or -1 when they run past its end. */
-function questionsEnd(buf: Buffer): number {
+/**
+ * The message `buf` as its lengths lay it out, in one walk: how many of its answers lie whole in it and where they end,
+ * and whether every record does (not: the capture cut it); null when its questions do not.
+ */
+function layout(buf: Buffer): { answers: number; answersEnd: number; whole: boolean } | null {
   let at = 12;
   for (let i = buf.readUInt16BE(4); i > 0; i--) {
     const n = nameEnd(buf, at, buf.length);
-    if (n < 0 || n + 4 > buf.length) return -1;
+    if (n < 0 || n + 4 > buf.length) return null;
     at = n + 4;
   }
-  return at;
-}
-
-/** How many of the message's answers lie whole in `buf`, or -1 when its questions do not. */
-function wholeAnswers(buf: Buffer): number {
-  let at = questionsEnd(buf);
-  if (at < 0) return -1;
   const count = buf.readUInt16BE(6);
-  for (let i = 0; i < count; i++) {
-    at = recordEnd(buf, at, buf.length);
-    if (at < 0) return i;
+  let answers = 0;
+  for (; answers < count; answers++) {
+    const e = recordEnd(buf, at, buf.length);
+    if (e < 0) break;
+    at = e;
   }
-  return count;
+  const answersEnd = at;
+  let whole = answers === count;
+  for (let i = buf.readUInt16BE(8) + buf.readUInt16BE(10); whole && i > 0; i--) {
+    at = recordEnd(buf, at, buf.length);
+    whole = at >= 0;
+  }
+  return { answers, answersEnd, whole };
 }
 
-/** Where all the message's records end as their lengths say (past buf's end when it was cut; -1 read as past it). */
-function sectionsEnd(buf: Buffer): number {
-  let at = questionsEnd(buf);
-  const records = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10);
-  for (let i = 0; i < records && at >= 0; i++) at = recordEnd(buf, at, buf.length);
-  return at < 0 ? Infinity : at;
-}
-
-/** The message `buf` as its questions and first `n` answers alone (the rest of it cut off). */
-function firstAnswers(buf: Buffer, n: number): Buffer {
-  let end = questionsEnd(buf);
-  for (let i = 0; i < n; i++) end = recordEnd(buf, end, buf.length);
+/** The message `buf` as its questions and first `n` answers alone, which end at `end` (the rest of it cut off). */
+function firstAnswers(buf: Buffer, n: number, end: number): Buffer {
   const out = Buffer.from(buf.subarray(0, end));
   out.writeUInt16BE(n, 6);
   out.writeUInt16BE(0, 8);
