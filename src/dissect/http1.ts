@@ -37,6 +37,19 @@ export interface HttpMessage {
 }
 
 export const BODY_CAP = 64 * 1024;
+/** A header's value by its name in any case (the first of that name), or null. */
+export function headerValue(headers: readonly [string, string][], name: string): string | null {
+  const n = name.toLowerCase();
+  for (const [k, v] of headers) if (k.toLowerCase() === n) return v;
+  return null;
+}
+
+/** The content-codings of a message's body (its Content-Encoding), lower case, in the order applied; identity left out. */
+export function contentCodings(headers: readonly [string, string][]): string[] {
+  const value = headerValue(headers, 'content-encoding');
+  return value === null ? [] : value.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'identity');
+}
+
 /** A body's first bytes that decide whether it is text (looksBinary). */
 export const BODY_SAMPLE = 512;
 
@@ -467,7 +480,7 @@ export class Http1Parser {
     this.expect = expect;
     this.sample = null;
     this.binary = false;
-    this.encoded = msg.headers.some(([k, v]) => k.length === 16 && k.toLowerCase() === 'content-encoding' && !/^\s*identity\s*$/i.test(v));
+    this.encoded = contentCodings(msg.headers).length > 0;
     this.into = null;
     this.parts = null;
   }

@@ -21,7 +21,7 @@ import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact
 import { H2Stream, Http1Stream } from './redact-stream.js';
 import { H2Redactor } from './redact-h2.js';
 import { H2_PREFACE } from '../dissect/http2.js';
-import { BODY_CAP, BODY_SAMPLE, looksBinary, looksLikeHttp1, mayGrowIntoHttp1 } from '../dissect/http1.js';
+import { BODY_CAP, BODY_SAMPLE, contentCodings, headerValue, looksBinary, looksLikeHttp1, mayGrowIntoHttp1 } from '../dissect/http1.js';
 
 export type ExportFormat = 'pcapng' | 'har' | 'json';
 
@@ -455,10 +455,6 @@ function cookiesOf(headers: [string, string][], response: boolean, secrets: bool
   return out;
 }
 
-function headerValue(h: [string, string][], name: string): string | null {
-  for (const [k, v] of h) if (k.toLowerCase() === name) return v;
-  return null;
-}
 
 /** A time in ms as HAR gives it: to the microsecond (captures' resolution), without float noise. */
 function ms(t: number): number {
@@ -562,7 +558,7 @@ function harBody(seen: boolean, text: string | null, info: HttpMessageInfo | und
     notes.push(`only the first ${bytes.length} bytes of the body are given`);
   } else notes.push(`the body's ${info.bodySize} bytes were not kept (of a binary body only the first ${BODY_SAMPLE} are, and a flow's bodies have a budget)`);
   const whole = bytes !== null && !info.bodyTruncated && bytes.length === info.bodySize;
-  const codings = (headerValue(headers, 'content-encoding') ?? '').toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'identity');
+  const codings = contentCodings(headers);
   let content = bytes;
   // (without a content-coding the content is the body)
   let size = codings.length > 0 ? -1 : bodySize;

@@ -6,7 +6,7 @@ import {
   type ServerHello,
 } from '../dissect/tls.js';
 import { isUtf8 } from 'node:buffer';
-import { Http1Parser, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
+import { Http1Parser, contentCodings, headerValue, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
 import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { beginsDnsMessage, parseDns, type DnsMessage } from '../dissect/dns.js';
 import { Pieces } from '../util/pieces.js';
@@ -621,11 +621,6 @@ function unfinishedBy(m: HttpMessage, a: { unfinished?: true } | undefined, b?: 
   if (b) b.unfinished = true;
 }
 
-function header(headers: [string, string][], name: string): string | null {
-  const n = name.toLowerCase();
-  for (const [k, v] of headers) if (k.toLowerCase() === n) return v;
-  return null;
-}
 
 export class Analyzer {
   private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'onRecordSettled' | 'partition' | 'keyLog'>>;
@@ -2178,8 +2173,7 @@ export class Analyzer {
       e.decryptedWith = 'keylog';
     }
     if (!this.opts.details) return;
-    const encoding = header(m.headers, 'content-encoding')?.trim().toLowerCase();
-    const body = keptBody(x, m, encoding !== undefined && encoding !== '' && encoding !== 'identity');
+    const body = keptBody(x, m, contentCodings(m.headers).length > 0);
     const info: HttpMessageInfo = {
       version: m.version ?? null, firstAt: m.ts, lastAt: m.endTs ?? m.ts, bodySize: m.bodySize ?? m.body.length, body: body.body,
     };
@@ -2200,7 +2194,7 @@ export class Analyzer {
   // Exchanges and their summaries (flow.http) share indexes: summary i describes exchange i while i is below
   // the per-flow cap; summaries beyond it have no detail.
   private onRequest(fs: FlowState, x: FlowExtra, m: HttpMessage, source: 'plain' | 'decrypted'): void {
-    const host = header(m.headers, 'host') ?? header(m.headers, ':authority');
+    const host = headerValue(m.headers, 'host') ?? headerValue(m.headers, ':authority');
     if (m.method && m.streamId === undefined) {
       // why: HEAD and CONNECT responses have no body whatever their Content-Length says; the response
       // parser must know each request's method or it swallows the next response
@@ -2342,7 +2336,7 @@ export class Analyzer {
     const req = source === 'plain' ? (fs.c2s !== DONE ? fs.c2s?.http1 : null) : x.hook?.decrypted.c2s?.http1;
     req?.upgraded();
     if (source !== 'plain') return;
-    const to = header(m.headers, 'upgrade')?.toLowerCase() ?? null;
+    const to = headerValue(m.headers, 'upgrade')?.toLowerCase() ?? null;
     x.upgrade = to === 'h2c' ? 'h2c' : 'other';
     if (to === 'h2c') {
       // (the upgrade request is stream 1: its answer, in HTTP/2, is its status)
