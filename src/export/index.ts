@@ -318,7 +318,7 @@ export class PacketRedactor {
    */
   private h2cStart(scope: string, d: DecodedPacket, seq: number): H2Stream | null {
     const p = d.payload;
-    const preface = p.length >= H2_PREFACE.length && p[0] === H2_PREFACE[0] && p.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
+    const preface = wholePreface(p);
     if (!preface && this.h2cConns.size === 0) return null;
     const ends = [endKey(d, true), endKey(d, false)].sort();
     const connKey = `${scope}|${ends[0]}|${ends[1]}`;
@@ -409,7 +409,7 @@ export class PacketRedactor {
 
   /** Whether a record of a direction followed as HTTP/1 begins with the client preface (its connection is then HTTP/2). */
   private startsWithPreface(payload: Buffer, connKey: string): boolean {
-    if (!(payload.length >= H2_PREFACE.length && payload.subarray(0, H2_PREFACE.length).equals(H2_PREFACE))) return false;
+    if (!wholePreface(payload)) return false;
     touch(this.h2Conns, connKey, true);
     return true;
   }
@@ -420,6 +420,11 @@ export class PacketRedactor {
     dir.offset = (dir.offset + payload.length + missing) >>> 0;
     return red;
   }
+}
+
+/** Whether `buf` begins with the whole HTTP/2 client preface. */
+function wholePreface(buf: Buffer): boolean {
+  return buf.length >= H2_PREFACE.length && buf[0] === H2_PREFACE[0] && buf.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
 }
 
 /** A direction of decrypted records whose bytes so far are a part of the HTTP/2 client preface (see recordDir). */
