@@ -1322,7 +1322,7 @@ export class Analyzer {
       }
       if (d.tcpFlags & TCP_RST) {
         // (a reset ends the other direction as well: a FIN of it waiting for bytes, and its HTTP/2 streams, plain and decrypted)
-        if ((fromClient ? fs.s2c : fs.c2s)?.finAt != null) this.finAfterGap(fs, !fromClient, ts);
+        this.finAfterGap(fs, !fromClient, ts);
         const other = fromClient ? fs.s2c : fs.c2s;
         if (other && other !== DONE && other.http2 && (other.reasm?.buffered ?? 0) === 0) this.onMessages(fs, other.http2.close(), 'plain', ts);
         this.endDecrypted(fs, !fromClient, false, ts);
