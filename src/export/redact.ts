@@ -245,6 +245,10 @@ const SHORT_SECRETS: Record<string, { letters: string; flags: string; attached?:
   'redis-cli': { letters: 'a', flags: '' },
   sshpass: { letters: 'p', flags: '' },
 };
+/** The regex of each program's short options above, made once */
+const SHORT_SECRET = new Map(Object.entries(SHORT_SECRETS).map(([program, o]) => [
+  program, new RegExp(`(^|\\s)(-[${o.flags}]*[${o.letters}])(${o.attached ? '' : '\\s+|'}(?=\\S))(?!-[a-zA-Z])(\\S+)`, 'g'),
+]));
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*:)?([^\s/@]+)@/gi;
 
 /** The command line with the credentials it gives as options or in URLs masked ("x" for each character); null when none. */
@@ -255,11 +259,8 @@ export function redactCommandLine(cmd: string): string | null {
   out = out.replace(LONG_SECRET, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
   out = out.replace(JAVA_SECRET, (_m, pre: string, opt: string, value: string) => `${pre}${opt}${mask(value)}`);
   const program = /^\S*/.exec(out)![0].split('/').pop() ?? '';
-  const short = SHORT_SECRETS[program];
-  if (short) {
-    const re = new RegExp(`(^|\\s)(-[${short.flags}]*[${short.letters}])(${short.attached ? '' : '\\s+|'}(?=\\S))(?!-[a-zA-Z])(\\S+)`, 'g');
-    out = out.replace(re, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
-  }
+  const short = SHORT_SECRET.get(program);
+  if (short) out = out.replace(short, (_m, pre: string, opt: string, sep: string, value: string) => `${pre}${opt}${sep}${mask(value)}`);
   return out === cmd ? null : out;
 }
 
