@@ -31,7 +31,7 @@ export function formatDateTime(ms: number): string {
 export const formatEndpoint: (e: Endpoint) => string = endpointText;
 
 /**
- * Text from the wire or a node (a host, path, header, SNI, process or pod name, a packet's summary) as the views show
+ * Text from the wire or a node (a host, path, header, body, SNI, process or pod name, a note) as the views show
  * it: its control characters and bidirectional overrides as escapes (see printable), so a peer cannot make it read as
  * something else (an override reversing a host name's tail) or hide bytes in it. `block`: a body, keeping its line
  * breaks and tabs.

@@ -1,9 +1,8 @@
 // Display strings of one flow-table row, computed once per Flow object and memoized, so scrolling and
 // page arrivals re-render rows by comparing strings instead of re-formatting times, endpoints and verdicts.
 import { flowTarget } from '../../../src/model/flow-target.js';
-import { printable } from '../../../src/util/printable.js';
 import type { Flow, TlsSideVerdict } from '../../../src/model/flow.js';
-import { formatBytes, formatEndpoint, formatTime } from './format.js';
+import { formatBytes, formatEndpoint, formatTime, wire } from './format.js';
 import { failedConnection, tcpStateText } from '../../../src/model/tcp-state.js';
 
 export interface RowTls {
@@ -67,12 +66,12 @@ function build(f: Flow): RowView {
     time: formatTime(f.firstSeen),
     // (text from the wire and the nodes with its control characters escaped: a bidirectional override in a host name
     // must not reorder what the row shows)
-    node: printable(f.node),
-    owner: printable(f.pod ? `${f.pod.namespace}/${f.pod.name}` : f.process ? `${f.process.comm} (${f.process.pid})` : '—'),
+    node: wire(f.node),
+    owner: wire(f.pod ? `${f.pod.namespace}/${f.pod.name}` : f.process ? `${f.process.comm} (${f.process.pid})` : '—'),
     src: formatEndpoint(f.src),
     dst: formatEndpoint(f.dst),
     proto: f.app === 'unknown' ? f.transport : f.app,
-    host: printable(flowTarget(f)),
+    host: wire(flowTarget(f)),
     tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
