@@ -1373,15 +1373,24 @@ export class Analyzer {
   /**
    * Whether a SYN (without ACK) on a flow not seen closing opens a new connection of its tuple, as Wireshark starts a new
    * stream: its initial sequence number is not the one the flow's client opened with (the old connection's close was not
-   * captured: a middlebox dropped it idle, the capture lost its FIN), or the flow began in the middle, its packets
-   * carried data, and a connection opens now. A SYN sent again has the same number; a flow its hooks' records made
-   * before any packet came is the connection's own.
+   * captured: a middlebox dropped it idle, the capture lost its FIN), or the flow began in the middle and the SYN is not
+   * its sender's own opening seen late. A SYN sent again has the same number; a flow its hooks' records made before any
+   * packet came is the connection's own.
    */
   private reopens(fs: FlowState, d: DecodedPacket): boolean {
     if (fs.flow.packets === 0) return false;
     // (the other side's SYN without ACK opens no new connection: both sides open at once, "simultaneous open")
     if (fs.synC >= 0) return fs.synC !== d.seq && this.fromFlowClient(fs, d);
-    return fs.synS < 0 && fs.flow.tcp?.state === 'midstream' && (fs.firstC !== NO_BYTES || fs.firstS !== NO_BYTES);
+    if (fs.synS >= 0 || fs.flow.tcp?.state !== 'midstream') return false;
+    // why by the sender's next number: its own SYN, captured behind its first segments (copies of several interfaces
+    // merged out of order), lies before them, by no more than the flow's bytes; a new connection's initial number is
+    // random. Without a segment of the sender's with a number (it only acknowledged, or nothing came from it), a SYN
+    // opens anew, as Wireshark starts a new stream (before, only a flow that had carried data did: an idle connection's
+    // keep-alive acknowledgements took the next connection of its ports in)
+    const side = this.fromFlowClient(fs, d) ? 1 : 2;
+    if ((fs.nextKnown & side) === 0) return true;
+    const behind = (this.tcpNext[fs.at * 2 + side - 1]! - ((d.seq + 1) >>> 0)) | 0;
+    return behind < 0 || behind > fs.flow.bytes;
   }
 
   /** Whether a SYN is the flow's client's own SYN again, its initial sequence number the same (a retry of a refused one). */

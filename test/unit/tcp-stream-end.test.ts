@@ -204,6 +204,32 @@ describe('a port reused', () => {
     expect(analyzeCapture(third.build(), { end: true }).flows().map((f) => f.http.map((h) => h.path))).toEqual([['/same']]);
   });
 
+  it('a connection the capture began in the middle: a SYN with a new number opens a new flow, its own SYN seen late does not', () => {
+    // (only acknowledgements came from the client, an idle connection's keep-alives: tshark, 2 conversations)
+    const idle = sides(new CaptureBuilder(), [1000, 5000]);
+    idle.c.ack();
+    idle.s.ack();
+    idle.c.ack();
+    const next = sides(idle.b, [700_000, 9000]);
+    next.c.syn();
+    next.s.syn(undefined, true);
+    next.c.send(req('/next'));
+    expect(analyzeCapture(idle.b.build(), { end: true }).flows().map((f) => [f.packets, f.http.map((h) => h.path)])).toEqual([[3, []], [3, ['/next']]]);
+    // (its first request captured before its SYN, copies of two interfaces merged out of order: tshark, 1 conversation)
+    const late = sides(new CaptureBuilder(), [1000, 5000]);
+    late.c.seq = 1001;
+    late.c.send(req('/early'));
+    late.c.seq = 1000;
+    late.c.syn();
+    expect(analyzeCapture(late.b.build(), { end: true }).flows().map((f) => f.packets)).toEqual([2]);
+    // (data came, then a SYN far from it: a new connection, as before)
+    const busy = sides(new CaptureBuilder(), [1000, 5000]);
+    busy.c.send(req('/old'));
+    busy.c.seq = 3_000_000;
+    busy.c.syn();
+    expect(analyzeCapture(busy.b.build(), { end: true }).flows().map((f) => f.packets)).toEqual([1, 1]);
+  });
+
   it('the server\'s own SYN without ACK (both sides opening at once) stays the same flow', () => {
     const { b, c, s } = sides(new CaptureBuilder(), [1000, 5000]);
     c.syn();
