@@ -6,12 +6,14 @@
 // Precedence: not > and > or. A filter is compiled once into a closure tree; errors carry the 1-based
 // column of the bad token. Semantics: a comparison on an absent field is false; on a list field it
 // matches when any element matches; `!=` means present and no element equal; `matches` is a
-// case-insensitive regular expression, tested in linear time (./regex.ts); a bare field tests presence/truthiness.
+// case-insensitive regular expression (case-sensitive after a leading "(?-i)", as PCRE2's), tested in linear time
+// (./regex.ts); a bare field tests presence/truthiness. Strings take Wireshark's escapes (stringEscape), and an integer
+// with a leading 0 is octal, as in Wireshark (numberLiteral).
 import { TapscopeError } from '../errors.js';
 import type { Flow } from '../model/flow.js';
 import { FIELDS, PACKET_FIELDS, WIRESHARK_NAMES, suggestFields, type FieldDef, type FieldValue, type FlowColumns } from './fields.js';
 import { parseIpOrCidr, type IpMatcher } from './ip.js';
-import { linearRegex, UnsupportedRegex, type LinearRegex } from './regex.js';
+import { leadingFlags, linearRegex, UnsupportedRegex, type LinearRegex } from './regex.js';
 
 /** `matches` remembers its answers for this many values of up to MATCH_CACHE_CHARS characters */
 const MATCH_CACHE_ENTRIES = 4096;
@@ -39,6 +41,46 @@ function syntax(message: string, tok: { pos: number; text: string }): TapscopeEr
   return new TapscopeError('E_FILTER_SYNTAX', message, { position: tok.pos, token: tok.text });
 }
 
+/** Wireshark's one-letter string escapes (as C's), and the quotes and backslash escaped */
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
+  a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', '"': '"', "'": "'",
+};
+
+/**
+ * The escape at src[at] (a "\" inside a string): what it stands for and where the string goes on. Wireshark 4.0's: the
+ * letters above, \xh or \xhh, \o to \ooo (at most \377), \uhhhh and \Uhhhhhhhh (a code point, not a surrogate). A
+ * malformed one is a syntax error marking it as written. Any other "\c" (which Wireshark refuses) stays the two
+ * characters: a filter takes "\." and "\d" so, for `matches` ("^api\."). (tshark also refuses, as C does, a \u
+ * below U+00A0 other than $ @ `: taken here, as the character it names.)
+ */
+function stringEscape(src: string, at: number): { text: string; end: number } {
+  const e = src[at + 1]!;
+  const simple = SIMPLE_ESCAPES[e];
+  if (simple !== undefined) return { text: simple, end: at + 2 };
+  const fail = (end: number, why: string): TapscopeError => {
+    const written = src.slice(at, end);
+    return syntax(`invalid escape "${written}" at ${at + 1} (${why})`, { pos: at + 1, text: written });
+  };
+  const octal = /^[0-7]{1,3}/.exec(src.slice(at + 1, at + 4));
+  if (octal) {
+    const end = at + 1 + octal[0].length;
+    const n = parseInt(octal[0], 8);
+    if (n > 0xff) throw fail(end, 'an octal escape is at most \\377');
+    return { text: String.fromCharCode(n), end };
+  }
+  if (e === 'x' || e === 'u' || e === 'U') {
+    const [least, most] = e === 'x' ? [1, 2] : e === 'u' ? [4, 4] : [8, 8];
+    const hex = /^[0-9A-Fa-f]*/.exec(src.slice(at + 2, at + 2 + most))![0];
+    const end = at + 2 + hex.length;
+    if (hex.length < least) throw fail(end, e === 'x' ? '\\x takes one or two hex digits, as in "\\x3f"' : e === 'u' ? '\\u takes four hex digits' : '\\U takes eight hex digits');
+    const n = parseInt(hex, 16);
+    if (n > 0x10ffff) throw fail(end, 'past U+10FFFF, the last code point');
+    if (n >= 0xd800 && n <= 0xdfff) throw fail(end, 'a surrogate half, not a character; \\U takes one past U+FFFF, as in "\\U0001f600"');
+    return { text: String.fromCodePoint(n), end };
+  }
+  return { text: `\\${e}`, end: at + 2 };
+}
+
 function lex(src: string): Token[] {
   const out: Token[] = [];
   let i = 0;
@@ -57,9 +99,9 @@ function lex(src: string): Token[] {
         const d = src[j]!;
         if (d === c) break;
         if (d === '\\' && j + 1 < src.length) {
-          const e = src[j + 1]!;
-          text += e === 'n' ? '\n' : e === 't' ? '\t' : e === c || e === '\\' ? e : `\\${e}`;
-          j += 2;
+          const e = stringEscape(src, j);
+          text += e.text;
+          j = e.end;
           continue;
         }
         text += d;
@@ -235,8 +277,9 @@ class Parser {
       }
       const range = def.type === 'number' && v.kind === 'word' ? /^(-?\d+(?:\.\d+)?)\.\.(-?\d+(?:\.\d+)?)$/.exec(v.text) : null;
       if (range) {
-        const lo = Number(range[1]);
-        const hi = Number(range[2]);
+        const lo = numberLiteral(range[1]!);
+        const hi = numberLiteral(range[2]!);
+        if (lo === null || hi === null) throw syntax(`expected a range of numbers at ${v.pos}, got "${v.text}" (a leading 0 makes a number octal, as in Wireshark)`, v);
         if (lo > hi) throw syntax(`empty range "${v.text}" at ${v.pos}`, v);
         members.push(anyOf(def, '==', (x) => typeof x === 'number' && x >= lo && x <= hi));
         continue;
@@ -249,6 +292,18 @@ class Parser {
       return false;
     };
   }
+}
+
+/**
+ * A number field's value as written, or null. As in Wireshark (4.0 reads integers as strtoul with base 0), an integer
+ * with a leading 0 is octal: "017" is 15, "09" no number; "0x1f" and "0b11" are hex and binary (as JavaScript's Number
+ * reads them), anything with a fraction or an exponent decimal ("0.5", "01.5").
+ */
+function numberLiteral(text: string): number | null {
+  const octal = /^([+-]?)0([0-9]+)$/.exec(text);
+  if (octal) return /^[0-7]+$/.test(octal[2]!) ? (octal[1] === '-' ? -1 : 1) * parseInt(octal[2]!, 8) : null;
+  const n = Number(text);
+  return text.trim() === '' || !Number.isFinite(n) ? null : n;
 }
 
 function values(def: FieldDef, f: Flow): FieldValue[] {
@@ -316,14 +371,23 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
         case 'contains':
           return anyOf(def, op, (x) => text(x).includes(s));
         case 'matches': {
+          // why: as in Wireshark, the pattern is the string unescaped (lex): "\x2e" is a "." matching any character, "\\."
+          // a dot; an escape Wireshark's strings lack reaches the regex as written, so "\." is a dot as well
+          let lead: { pattern: string; caseSensitive: boolean };
           try {
-            new RegExp(s, 'i');
+            lead = leadingFlags(s);
+          } catch (e) {
+            if (!(e instanceof UnsupportedRegex)) throw e;
+            throw bad(`the regular expression "${s}" sets ${e.message}, which a filter does not take ("(?-i)", case-sensitive, or "(?i)" go at a pattern's very start, for all of it)`);
+          }
+          try {
+            new RegExp(lead.pattern, lead.caseSensitive ? '' : 'i');
           } catch (e) {
             throw bad(`invalid regular expression "${s}" (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
           }
           let re: LinearRegex;
           try {
-            re = linearRegex(s);
+            re = linearRegex(lead.pattern, { caseSensitive: lead.caseSensitive });
           } catch (e) {
             if (!(e instanceof UnsupportedRegex)) throw e;
             throw bad(`the regular expression "${s}" uses ${e.message}, which a filter does not take (its patterns are tested in time linear in the text, as RE2's)`);
@@ -347,8 +411,8 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
     }
     case 'number': {
       if (op === 'contains' || op === 'matches') throw bad(`operator "${op}" does not apply to number field "${name}"`);
-      const n = Number(v.text);
-      if (v.text.trim() === '' || !Number.isFinite(n)) throw bad(`expected a number for "${name}", got "${v.text}"`);
+      const n = numberLiteral(v.text);
+      if (n === null) throw bad(`expected a number for "${name}", got "${v.text}"${/^[+-]?0\d+$/.test(v.text) ? ' (a leading 0 makes it octal, as in Wireshark)' : ''}`);
       const tests: Record<string, (x: number) => boolean> = {
         '==': (x) => x === n, '!=': (x) => x === n, '<': (x) => x < n, '<=': (x) => x <= n, '>': (x) => x > n, '>=': (x) => x >= n,
       };
@@ -439,6 +503,10 @@ export function filterHelp(): string {
   return [
     'Filter: comparisons joined by && (and), || (or), ! (not), with parentheses; not > and > or.',
     '  == != < <= > >=  contains  matches (regular expression, case-insensitive, linear time: no backreferences or lookarounds)',
+    '  matches "(?-i)^GET" is case-sensitive ("(?-i)" or "(?i)" at the start only)',
+    '  strings take Wireshark\'s escapes: \\n \\t \\r \\a \\b \\f \\v \\\\ \\" \\xhh \\ooo \\uhhhh \\Uhhhhhhhh; matches reads the',
+    '    string unescaped ("\\x2e" is any character, "\\\\." a dot, "\\\\b" a word boundary); other escapes stay for it ("\\.", "\\d")',
+    '  numbers: 017 is octal (15), as in Wireshark; 0x1f hex',
     '  in {a b c}  in {500..599}',
     '  (as Wireshark spells them too: eq ne lt le gt ge, ~ for matches; and, or, not)',
     '  a bare field tests presence: tls, http, !tls.client.plaintext',

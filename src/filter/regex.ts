@@ -6,9 +6,11 @@
 // Semantics are JavaScript's RegExp with the `i` flag and without `u` (what `new RegExp(p, 'i').test(s)` answers; the
 // tests compare the two on generated patterns and texts): code units, Annex B's literal `{`, `}` and `]`, the `i`
 // flag's Canonicalize (a character and its simple uppercase compare equal), `.` excluding line terminators, `^` and `$`
-// at the text's ends only. Not taken: backreferences (\1, \k<name>) and lookarounds ((?=, (?!, (?<=, (?<!), which no
-// automaton tests in linear time, and the rarer Annex B escapes (octal \01, \c without a letter): `unsupported` says
-// which. The caller first checks the pattern with `new RegExp` (for its syntax errors).
+// at the text's ends only. Compiled `caseSensitive`, they are RegExp's without `i` (no Canonicalize): what a pattern
+// after PCRE2's leading "(?-i)" means to Wireshark (`leadingFlags`). Not taken: backreferences (\1, \k<name>) and
+// lookarounds ((?=, (?!, (?<=, (?<!), which no automaton tests in linear time, and the rarer Annex B escapes (octal \01,
+// \c without a letter): `unsupported` says which. The caller first checks the pattern with `new RegExp` (for its
+// syntax errors).
 
 /** A pattern this engine does not take: why (a phrase such as "backreferences"). */
 export class UnsupportedRegex extends Error {}
@@ -82,10 +84,35 @@ function foldSet(raw: Test): Test {
   };
 }
 
-function literalTest(c: number): Test {
+function literalTest(c: number, fold: boolean): Test {
+  if (!fold) return (x) => x === c;
   const canon = canonTables();
   const want = canon[c]!;
   return (x) => canon[x] === want;
+}
+
+/**
+ * PCRE2's (so Wireshark's) leading "(?i)" or "(?-i)", which JavaScript's syntax lacks: the pattern after it, and whether
+ * it is case-sensitive ("(?i)" changes nothing here: a filter's patterns are case-insensitive). Taken at the very start
+ * only, where it is the whole pattern's; a flag group anywhere else ("a(?-i)b", "(?s)", "(?i:b)") is UnsupportedRegex
+ * (why: it would apply to part of a pattern, and the engine's one switch is the whole pattern's).
+ */
+export function leadingFlags(pattern: string): { pattern: string; caseSensitive: boolean } {
+  const lead = /^\(\?(-?)i\)/.exec(pattern);
+  const rest = lead ? pattern.slice(lead[0].length) : pattern;
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest[i];
+    if (c === '\\') {
+      i++;
+    } else if (c === '[') {
+      // (to the class's first "]" not escaped: "[]" is an empty class, Annex B)
+      for (i++; i < rest.length && rest[i] !== ']'; i++) if (rest[i] === '\\') i++;
+    } else if (c === '(' && rest[i + 1] === '?' && !':=!<'.includes(rest[i + 2] ?? ':')) {
+      const group = /^\(\?[^):]*[):]?/.exec(rest.slice(i))![0];
+      throw new UnsupportedRegex(`inline flags ("${group}") ${lead || i > 0 ? 'past its start' : 'other than "(?i)" or "(?-i)"'}`);
+    }
+  }
+  return { pattern: rest, caseSensitive: lead !== null && lead[1] === '-' };
 }
 
 // ---- parsing (a pattern `new RegExp(p, 'i')` accepted) ----
@@ -96,7 +123,8 @@ class Parser {
   private readonly groups: boolean;
   private readonly named: boolean;
 
-  constructor(private readonly p: string) {
+  /** `fold`: the `i` flag's (a letter and its other case are the same character) */
+  constructor(private readonly p: string, private readonly fold: boolean) {
     // (a "(" not escaped, not in a class, not "(?" unless "(?<name>")
     const plain = p.replace(/\\./g, '').replace(/\[[^\]]*\]/g, '');
     this.named = /\(\?<[^=!]/.test(plain);
@@ -175,7 +203,7 @@ class Parser {
         return { k: 'seq', items: [body] };
       }
       case '\\': return this.escape();
-      default: return { k: 'char', test: literalTest(c.charCodeAt(0)) };
+      default: return { k: 'char', test: literalTest(c.charCodeAt(0), this.fold) };
     }
   }
 
@@ -188,7 +216,7 @@ class Parser {
     }
     const set = this.classEscape();
     if (set) return { k: 'char', test: set };
-    return { k: 'char', test: literalTest(this.characterEscape(false)) };
+    return { k: 'char', test: literalTest(this.characterEscape(false), this.fold) };
   }
 
   /** \d \D \w \W \s \S (their sets are closed under the `i` flag's folding), or null. */
@@ -277,8 +305,8 @@ class Parser {
       for (const t of parts) if (t(c)) return true;
       return false;
     };
-    const folded = foldSet(raw);
-    return negated ? (c) => !folded(c) : folded;
+    const set = this.fold ? foldSet(raw) : raw;
+    return negated ? (c) => !set(c) : set;
   }
 }
 
@@ -352,15 +380,19 @@ class Program {
   }
 }
 
-/** A compiled pattern: `test(text)` as `new RegExp(pattern, 'i').test(text)` answers it, in linear time. */
+/** A compiled pattern: `test(text)` as `new RegExp(pattern, 'i').test(text)` answers it (without `i` when compiled
+ *  case-sensitive), in linear time. */
 export interface LinearRegex {
   test(text: string): boolean;
 }
 
-/** Compiles `pattern` (one `new RegExp(pattern, 'i')` accepts); throws UnsupportedRegex for what it does not take. */
-export function linearRegex(pattern: string): LinearRegex {
+/**
+ * Compiles `pattern` (one `new RegExp(pattern, 'i')` accepts, or `new RegExp(pattern)` with `caseSensitive`); throws
+ * UnsupportedRegex for what it does not take.
+ */
+export function linearRegex(pattern: string, options: { caseSensitive?: boolean } = {}): LinearRegex {
   const prog = new Program();
-  prog.compile(new Parser(pattern).parse());
+  prog.compile(new Parser(pattern, options.caseSensitive !== true).parse());
   prog.emit(Op.Match);
   return new Matcher(prog);
 }

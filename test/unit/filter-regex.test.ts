@@ -36,42 +36,61 @@ function pattern(r: () => number, depth: number): string {
   return Array.from({ length: alts }, seq).join('|');
 }
 
+/** `count` generated patterns, each on 5 generated texts: where linearRegex and RegExp (with `i` or, case-sensitive, without) differ. */
+function differences(seed: number, count: number, caseSensitive: boolean): { diffs: string[]; compared: number } {
+  const r = rng(seed);
+  let compared = 0;
+  const diffs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const p = pattern(r, 2);
+    let re: RegExp;
+    try {
+      re = new RegExp(p, caseSensitive ? '' : 'i');
+    } catch {
+      continue;
+    }
+    const mine = linearRegex(p, { caseSensitive });
+    for (let j = 0; j < 5; j++) {
+      const text = Array.from({ length: Math.floor(r() * 9) }, () => TEXT_UNITS[Math.floor(r() * TEXT_UNITS.length)]).join('');
+      compared++;
+      if (mine.test(text) !== re.test(text)) diffs.push(`${JSON.stringify(p)} on ${JSON.stringify(text)}: RegExp ${re.test(text)}`);
+    }
+  }
+  return { diffs: diffs.slice(0, 10), compared };
+}
+
+/** The code units (the first 5) where `^p$` as linearRegex and as RegExp differ on the unit alone. */
+function unitDifferences(p: string, caseSensitive: boolean): number[] {
+  const re = new RegExp(`^${p}$`, caseSensitive ? '' : 'i');
+  const mine = linearRegex(`^${p}$`, { caseSensitive });
+  const differ: number[] = [];
+  for (let c = 0; c < 0x10000 && differ.length < 5; c++) {
+    const s = String.fromCharCode(c);
+    if (mine.test(s) !== re.test(s)) differ.push(c);
+  }
+  return differ;
+}
+
+const UNIT_PATTERNS = ['k', 'K', 's', '\u017f', '\u00e9', '\u03bc', '\u00b5', '[a-z]', '[^a-z]', '[\u00e0-\u00fe]', '\\w', '[\\W]', '\u0130', 'i', '\u0131'];
+
 describe('linearRegex', () => {
   it('answers as RegExp with the i flag on 20,000 generated patterns and texts', () => {
-    const r = rng(20261129);
-    let compared = 0;
-    const diffs: string[] = [];
-    for (let i = 0; i < 4000; i++) {
-      const p = pattern(r, 2);
-      let re: RegExp;
-      try {
-        re = new RegExp(p, 'i');
-      } catch {
-        continue;
-      }
-      const mine = linearRegex(p);
-      for (let j = 0; j < 5; j++) {
-        const text = Array.from({ length: Math.floor(r() * 9) }, () => TEXT_UNITS[Math.floor(r() * TEXT_UNITS.length)]).join('');
-        compared++;
-        if (mine.test(text) !== re.test(text)) diffs.push(`${JSON.stringify(p)} on ${JSON.stringify(text)}: RegExp ${re.test(text)}`);
-      }
-    }
-    expect(diffs.slice(0, 10)).toEqual([]);
+    const { diffs, compared } = differences(20261129, 4000, false);
+    expect(diffs).toEqual([]);
     expect(compared).toBeGreaterThan(15_000);
   });
 
+  it('compiled case-sensitive (a filter\'s leading "(?-i)"), answers as RegExp without the i flag', () => {
+    // (fewer than with `i`: the engine is the same but for folding)
+    const { diffs, compared } = differences(20260411, 2000, true);
+    expect(diffs).toEqual([]);
+    expect(compared).toBeGreaterThan(7_500);
+    for (const p of UNIT_PATTERNS) expect([p, unitDifferences(p, true)]).toEqual([p, []]);
+    expect([linearRegex('^GET$', { caseSensitive: true }).test('get'), linearRegex('^GET$').test('get')]).toEqual([false, true]);
+  });
+
   it('every code unit as RegExp /i compares it with a letter, a class and its negation', () => {
-    const patterns = ['k', 'K', 's', '\u017f', '\u00e9', '\u03bc', '\u00b5', '[a-z]', '[^a-z]', '[\u00e0-\u00fe]', '\\w', '[\\W]', '\u0130', 'i', '\u0131'];
-    for (const p of patterns) {
-      const re = new RegExp(`^${p}$`, 'i');
-      const mine = linearRegex(`^${p}$`);
-      const differ: number[] = [];
-      for (let c = 0; c < 0x10000; c++) {
-        const s = String.fromCharCode(c);
-        if (mine.test(s) !== re.test(s)) differ.push(c);
-      }
-      expect([p, differ.slice(0, 5)]).toEqual([p, []]);
-    }
+    for (const p of UNIT_PATTERNS) expect([p, unitDifferences(p, false)]).toEqual([p, []]);
   });
 
   it('ends at once where a backtracking engine would not: nested and overlapping repetitions, long runs', () => {
@@ -83,6 +102,8 @@ describe('linearRegex', () => {
     for (const [p, unit, count, end] of cases) {
       const want = new RegExp(p, 'i').test(unit.repeat(3) + end);
       expect([p, linearRegex(p).test(unit.repeat(count) + end)]).toEqual([p, want]);
+      // (case-sensitive, the same program without folding: as linear)
+      expect([p, linearRegex(p, { caseSensitive: true }).test(unit.repeat(count) + end)]).toEqual([p, new RegExp(p).test(unit.repeat(3) + end)]);
     }
   });
 
