@@ -1,6 +1,7 @@
 // TLS handshake dissector: ClientHello / ServerHello from the first bytes of a TCP stream (a hello may
 // span several TLS records and TCP segments), plus the JA3 and JA4 client fingerprints and
 // human-readable names for versions and cipher suites. Pure and synchronous: bytes in, records out.
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { sharedLatin1 } from './latin1.js';
 
@@ -13,6 +14,10 @@ export interface ClientHello {
   ciphers: readonly number[];
   /** extension types in wire order (GREASE kept, as sent) */
   extensions: readonly number[];
+  /**
+   * The first host_name: UTF-8 text when its bytes are UTF-8 (plain ASCII nearly always: RFC 6066 wants A-labels, but
+   * some clients send a U-label as it is), else its ASCII bytes as they are and each other byte (and a backslash) as \xHH.
+   */
   sni: string | null;
   /**
    * ALPN protocol names; decoded byte-per-char (latin1) so arbitrary bytes survive. A parsed hello's list is
@@ -22,6 +27,12 @@ export interface ClientHello {
   groups: readonly number[];
   ecPointFormats: readonly number[];
   signatureAlgorithms: readonly number[];
+  /**
+   * The hello came in SSL 2.0's format (RFC 5246 Appendix E.2: a CLIENT-HELLO with a 2-byte record header, as old
+   * clients and scanners send to reach a server of any version): no extensions (so no SNI or ALPN), and only its cipher
+   * specs of TLS suites (those whose first byte is 0) are in `ciphers`. Absent: a TLS hello.
+   */
+  sslv2?: boolean;
 }
 
 export interface ServerHello {
@@ -32,11 +43,19 @@ export interface ServerHello {
   /** selected ALPN; only visible up to TLS 1.2 (TLS 1.3 sends it in the encrypted EncryptedExtensions) */
   alpn: string | null;
   extensions: number[];
+  /**
+   * A HelloRetryRequest (RFC 8446 §4.1.3): a ServerHello by its format whose random is HRR_RANDOM. It asks the client
+   * for another ClientHello and negotiates nothing yet: the real ServerHello follows that hello.
+   */
+  retry: boolean;
 }
 
 const CONTENT_HANDSHAKE = 0x16;
 const HS_CLIENT_HELLO = 1;
 const HS_SERVER_HELLO = 2;
+const CONTENT_CHANGE_CIPHER_SPEC = 0x14;
+/** A HelloRetryRequest's random: SHA-256 of "HelloRetryRequest" (RFC 8446 §4.1.3). */
+const HRR_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
 // why: a ClientHello with post-quantum key shares is ~1.8 KiB; anything beyond 64 KiB is not a hello
 // a real client sends, and refusing it bounds how much a caller has to buffer.
 export const MAX_HELLO = 0x10000;
@@ -147,10 +166,30 @@ function serverName(buf: Buffer, at: number, end: number): string | null {
   for (at = at === end ? end : at + 2; at < listEnd;) {
     fit(at, 3, listEnd);
     const nameEnd = fit(at + 3, u16(buf, at + 1), listEnd);
-    if (buf[at] === 0 && name === null) name = sharedLatin1(buf, at + 3, nameEnd);
+    if (buf[at] === 0 && name === null) name = hostName(buf, at + 3, nameEnd);
     at = nameEnd;
   }
   return name;
+}
+
+/** A host_name's bytes buf[start, end) as text (see ClientHello.sni). */
+function hostName(buf: Buffer, start: number, end: number): string {
+  // why the scan: ASCII reads the same as latin1 and as UTF-8, and latin1 is the cheap, shared decoding
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return nonAsciiName(buf, start, end);
+  return sharedLatin1(buf, start, end);
+}
+
+/**
+ * A host_name with bytes past ASCII: UTF-8 text when they are UTF-8; else each such byte (and a backslash, so the
+ * escapes read back unambiguously) as \xHH, as control characters are shown (printable): latin1 would show made-up
+ * letters, and two different names the same (c3 bc as UTF-8 and fc as latin1 are both "ü").
+ */
+function nonAsciiName(buf: Buffer, start: number, end: number): string {
+  const bytes = buf.subarray(start, end);
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  let s = '';
+  for (const b of bytes) s += b >= 0x80 || b === 0x5c ? `\\x${b.toString(16).padStart(2, '0')}` : String.fromCharCode(b);
+  return s;
 }
 
 // why: hellos of one client offer the same ALPN list; flows keep it, so it is one frozen list, not one each
@@ -177,7 +216,7 @@ function alpnList(buf: Buffer, at: number, end: number): string[] {
 
 // ---- ClientHello ----
 // A parsed hello's fingerprint fields are packed into one Uint16Array as they are read, in this order, each
-// list preceded by its length: version, SNI present (1) or not (0), ciphers, extensions, supported
+// list preceded by its length: version, flags (FLAG_SNI, FLAG_SSLV2), ciphers, extensions, supported
 // versions, groups, EC point formats, signature algorithms; then ALPN: the number of names and each name
 // as its length and its bytes. The analyzer hashes these fields to find a hello's fingerprints among those
 // it has already computed; the lists themselves are decoded from them only when asked for (JA3/JA4 of a
@@ -189,11 +228,18 @@ const LIST_GROUPS = 3;
 const LIST_EC_POINT_FORMATS = 4;
 const LIST_SIGNATURE_ALGORITHMS = 5;
 const FIRST_LIST = 2;
+/** In the flags word: the hello has a server_name extension. */
+const FLAG_SNI = 1;
+/** In the flags word: the hello came in SSL 2.0's format (no JA3 for it, see ClientHello.sslv2 and Analyzer.applyClientHello). */
+const FLAG_SSLV2 = 2;
 
 class PackedClientHello implements ClientHello {
   constructor(readonly fields: Uint16Array, readonly sni: string | null, readonly alpn: string[]) {}
   get version(): number {
     return this.fields[0]!;
+  }
+  get sslv2(): boolean {
+    return (this.fields[1]! & FLAG_SSLV2) !== 0;
   }
   get ciphers(): readonly number[] {
     return packedList(this.fields, LIST_CIPHERS);
@@ -232,7 +278,7 @@ function packedList(fields: Uint16Array, k: number): number[] {
 export function helloFields(ch: ClientHello): Uint16Array {
   if (ch instanceof PackedClientHello) return ch.fields;
   const lists = [ch.ciphers, ch.extensions, ch.supportedVersions, ch.groups, ch.ecPointFormats, ch.signatureAlgorithms];
-  const out: number[] = [ch.version, ch.sni === null ? 0 : 1];
+  const out: number[] = [ch.version, (ch.sni === null ? 0 : FLAG_SNI) | (ch.sslv2 === true ? FLAG_SSLV2 : 0)];
   for (const list of lists) out.push(list.length, ...list);
   out.push(ch.alpn.length);
   for (const name of ch.alpn) out.push(name.length, ...Buffer.from(name, 'latin1'));
@@ -266,7 +312,9 @@ let POINTS = new Uint8Array(256);
 
 export function parseClientHello(stream: Buffer): ClientHello | null | 'incomplete' {
   const msg = firstHandshakeMessage(stream);
-  if (msg === null || msg === 'incomplete') return msg;
+  // (SSL 2.0's format asked for only when the bytes are no TLS records: the common path pays nothing for it)
+  if (msg === null) return stream[0]! >= 0x80 ? parseSslv2ClientHello(stream) : null;
+  if (msg === 'incomplete') return msg;
   if (msg.type !== HS_CLIENT_HELLO) return null;
   return parseClientHelloBody(msg.buf, msg.start, msg.end);
 }
@@ -352,7 +400,7 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
     at = dataEnd;
   }
   out[typesAt] = w - typesAt - 1;
-  out[first + 1] = sni === null ? 0 : 1;
+  out[first + 1] = sni === null ? 0 : FLAG_SNI;
   w = versions < 0 ? putNone(out, w) : putU16s(out, w, buf, versions + 1, versions + 1 + buf[versions]!);
   w = groups < 0 ? putNone(out, w) : putU16s(out, w, buf, groups + 2, groups + 2 + u16(buf, groups));
   out[w++] = points;
@@ -372,6 +420,55 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
 function putNone(out: Uint16Array, w: number): number {
   out[w] = 0;
   return w + 1;
+}
+
+// ---- SSL 2.0's ClientHello (RFC 5246 Appendix E.2) ----
+// A 2-byte record header, its high bit set and the rest the length, then: msg_type 1, version, the lengths of the
+// cipher specs, session id and challenge (16 bits each), 3-byte cipher specs, session id, challenge.
+const SSLV2_HEADER = 2;
+const SSLV2_FIXED = 9;
+
+/**
+ * Where the SSL 2.0 CLIENT-HELLO at the stream's start ends, when its 11 bytes of header (record header, type,
+ * version, three lengths) are one; null when they are not; 'incomplete' while fewer are here and those are. Strict
+ * (lengths that add up to the record's, cipher specs of 3 bytes, session id and challenge of the lengths SSL 2.0
+ * allows): any first byte from 0x80 begins this, so it must not take another protocol's bytes for a hello.
+ */
+export function sslv2HelloEnd(stream: Buffer): number | null | 'incomplete' {
+  const n = stream.length;
+  if (n < 1 || stream[0]! < 0x80) return null;
+  if (n >= 3 && stream[2] !== HS_CLIENT_HELLO) return null;
+  // version: SSL 2.0 (0x0002), or SSL 3.0 to TLS 1.3 (3.x: a client that offers more speaks SSL 2.0's format to reach old servers)
+  if (n >= 4 && stream[3] !== 0x00 && stream[3] !== 0x03) return null;
+  if (n >= 5 && (stream[3] === 0x00 ? stream[4] !== 0x02 : stream[4]! > 0x04)) return null;
+  if (n < SSLV2_HEADER + SSLV2_FIXED) return 'incomplete';
+  const len = ((stream[0]! & 0x7f) << 8) | stream[1]!;
+  const specs = u16(stream, 5);
+  const session = u16(stream, 7);
+  const challenge = u16(stream, 9);
+  if (specs === 0 || specs % 3 !== 0 || (session !== 0 && session !== 16) || challenge < 16 || challenge > 32) return null;
+  return SSLV2_FIXED + specs + session + challenge === len ? SSLV2_HEADER + len : null;
+}
+
+function parseSslv2ClientHello(stream: Buffer): ClientHello | null | 'incomplete' {
+  const end = sslv2HelloEnd(stream);
+  if (end === null || end === 'incomplete') return end;
+  if (stream.length < end) return 'incomplete';
+  const specs = u16(stream, 5);
+  reserve(specs / 3 + 10);
+  const out = block;
+  const first = blockUsed;
+  out[first] = u16(stream, 3);
+  out[first + 1] = FLAG_SSLV2;
+  let w = first + FIRST_LIST;
+  const ciphersAt = w++;
+  // (a spec whose first byte is 0 is the TLS suite of its other two; the others are SSL 2.0's own: no TLS suite, in no fingerprint)
+  for (let at = SSLV2_HEADER + SSLV2_FIXED, specsEnd = at + specs; at < specsEnd; at += 3) if (stream[at] === 0) out[w++] = u16(stream, at + 1);
+  out[ciphersAt] = w - ciphersAt - 1;
+  // extensions, supported versions, groups, EC point formats, signature algorithms, ALPN: none
+  for (let k = 0; k < 6; k++) w = putNone(out, w);
+  blockUsed = w;
+  return new PackedClientHello(new Uint16Array(out.buffer, first * 2, w - first), null, NO_ALPN);
 }
 
 export function parseServerHello(stream: Buffer): ServerHello | null | 'incomplete' {
@@ -415,7 +512,42 @@ function readServerHello(buf: Buffer, start: number, end: number): ServerHello {
   // why gathered first: a list sized once (pushing to an empty list sized it for 17)
   const extensions = new Array<number>(types);
   for (let i = 0; i < types; i++) extensions[i] = TYPES[i]!;
-  return { version, selectedVersion, cipher, alpn, extensions };
+  return { version, selectedVersion, cipher, alpn, extensions, retry: isRetryRandom(buf, start + 2) };
+}
+
+/** Whether the 32-byte random at buf[at] is a HelloRetryRequest's. */
+function isRetryRandom(buf: Buffer, at: number): boolean {
+  for (let i = 0; i < 32; i++) if (buf[at + i] !== HRR_RANDOM[i]) return false;
+  return true;
+}
+
+/**
+ * Where the server's next hello begins in its stream `stream`, which begins with the record of a HelloRetryRequest: past
+ * the records that carry it and the change_cipher_spec records a server in compatibility mode sends right after it
+ * (RFC 8446 Appendix D.4). -1 while the bytes so far end before a record of another kind begins.
+ */
+export function afterHelloRetry(stream: Buffer): number {
+  let at = 0;
+  let have = 0;
+  let need = -1;
+  // (the message's 4-byte header may itself be cut across records)
+  let header = 0;
+  let headerBytes = 0;
+  while (need < 0 || have < need) {
+    if (stream.length - at < RECORD_HEADER || stream[at] !== CONTENT_HANDSHAKE) return -1;
+    const from = at + RECORD_HEADER;
+    const end = from + u16(stream, at + 3);
+    if (end > stream.length) return -1;
+    for (let i = from; i < end && headerBytes < 4; i++, headerBytes++) header = header * 256 + stream[i]!;
+    have += end - from;
+    if (need < 0 && headerBytes === 4) need = 4 + (header & 0xffffff);
+    at = end;
+  }
+  while (at < stream.length && stream[at] === CONTENT_CHANGE_CIPHER_SPEC) {
+    if (stream.length - at < RECORD_HEADER) return -1;
+    at += RECORD_HEADER + u16(stream, at + 3);
+  }
+  return at < stream.length ? at : -1;
 }
 
 // A ServerHello's extension types as read (reused)

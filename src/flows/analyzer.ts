@@ -2,7 +2,7 @@
 // and counts flows, reassembles TCP for the dissectors (TLS hellos, HTTP/1, HTTP/2, DNS), matches the
 // helper's decrypted plaintext records and metadata blocks to flows, and gives each TLS side its verdict.
 import {
-  parseClientHello, parseServerHello, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, MAX_RECORD, RECORD_HEADER, type ClientHello, type HelloTransport,
+  parseClientHello, parseServerHello, afterHelloRetry, sslv2HelloEnd, ja3, ja4, helloFields, tlsVersionName, cipherName, midstreamRecords, MAX_RECORD, RECORD_HEADER, type ClientHello, type HelloTransport,
   type ServerHello,
 } from '../dissect/tls.js';
 import { isUtf8 } from 'node:buffer';
@@ -472,7 +472,7 @@ function hashHello(fields: Uint16Array, transport: HelloTransport): void {
 }
 
 /** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
-interface Fingerprint { fields: Uint16Array; transport: HelloTransport; ja3: string; ja3Hash: string; ja4: string }
+interface Fingerprint { fields: Uint16Array; transport: HelloTransport; ja3: string | null; ja3Hash: string | null; ja4: string }
 
 function sameFields(a: Uint16Array, b: Uint16Array): boolean {
   if (a.length !== b.length) return false;
@@ -1752,6 +1752,12 @@ export class Analyzer {
       if (ch.length >= 2) this.setApp(fs, 'tls');
       return;
     }
+    // (a ClientHello in SSL 2.0's format, RFC 5246 Appendix E.2, as old clients and scanners send)
+    if (ch[0]! >= 0x80) {
+      const v2 = sslv2HelloEnd(ch);
+      if (v2 === 'incomplete') return;
+      if (v2 !== null) return this.setApp(fs, 'tls');
+    }
     // (before HTTP: a server that greets first is no HTTP server, and a client's first line could pass for a request's start)
     const up = textPrelude(ch, sh) ?? ldapPrelude(ch, sh) ?? xmppPrelude(ch, sh) ?? natsPrelude(ch, sh) ?? tdsPrelude(ch, sh);
     if (up) return this.prelude(fs, ch, sh, up);
@@ -1903,12 +1909,22 @@ export class Analyzer {
         this.ensureTls(fs).midstream = true;
       }
     } else if (!c2s && !fs.shDone) {
-      const r = parseServerHello(head);
+      let sh = head;
+      let r = parseServerHello(sh);
+      if (r && r !== 'incomplete' && r.retry) {
+        // (a HelloRetryRequest: the server's hello is the one after it, which answers the client's second ClientHello; read
+        // from the HelloRetryRequest on each time, as it is short and rare. A second one, which a client must refuse, is none)
+        this.applyServerHello(fs, r);
+        const next = afterHelloRetry(sh);
+        sh = sh.subarray(next < 0 ? sh.length : next);
+        r = next < 0 ? 'incomplete' : parseServerHello(sh);
+        if (r && r !== 'incomplete' && r.retry) r = null;
+      }
       if (r === 'incomplete' && dir.head.length < this.opts.dissectLimit) return;
       fs.shDone = true;
       if (r && r !== 'incomplete') {
         this.applyServerHello(fs, r);
-        if (fs.x?.keys?.c2s && this.serverKeys(fs, fs.x.keys, dir, head, r)) return;
+        if (fs.x?.keys?.c2s && this.serverKeys(fs, fs.x.keys, dir, sh, r)) return;
       }
     }
     this.stopDir(fs, c2s);
@@ -2021,7 +2037,8 @@ export class Analyzer {
    * hello copied many times, as synthetic ones are, links only connections open at once.)
    */
   private linkSession(fs: FlowState, head: Buffer): void {
-    if (fs.flow.transport !== 'tcp' || head.length < 11 + 20 || head[5] !== 0x01) return;
+    // (an SSL 2.0-format hello has no random there: its challenge comes after its cipher specs)
+    if (fs.flow.transport !== 'tcp' || head.length < 11 + 20 || head[0] !== 0x16 || head[5] !== 0x01) return;
     // (32-bit numbers: small integers to V8, no heap number per key)
     const key = head.readInt32BE(11);
     const r1 = head.readInt32BE(15);
@@ -2068,9 +2085,12 @@ export class Analyzer {
     const hash = (LANES[H1]! >>> 0) * 0x200000 + (LANES[H2]! >>> 11);
     let fp = this.fingerprints.get(hash);
     if (!fp || fp.transport !== transport || !sameFields(fp.fields, fields)) {
-      const j3 = ja3(ch);
+      // why no JA3 for a hello in SSL 2.0's format: JA3 is made from a TLS ClientHello (Salesforce's reference reads TLS
+      // records only) and tshark gives none for one. JA4 is: its versions include SSL 2.0 ("s2"), and it is made of
+      // what such a hello has (its TLS suites; no extensions), so the fingerprint lookup says what it found for it
+      const j3 = ch.sslv2 === true ? null : ja3(ch);
       // why a copy: the parser's fields are a view of a shared block
-      fp = { fields: fields.slice(), transport, ja3: j3.string, ja3Hash: j3.hash, ja4: ja4(ch, transport) };
+      fp = { fields: fields.slice(), transport, ja3: j3?.string ?? null, ja3Hash: j3?.hash ?? null, ja4: ja4(ch, transport) };
       if (this.fingerprints.size >= 4096) this.fingerprints.clear();
       this.fingerprints.set(hash, fp);
     }
@@ -2083,6 +2103,12 @@ export class Analyzer {
 
   private applyServerHello(fs: FlowState, sh: ServerHello): void {
     const tls = this.ensureTls(fs);
+    // why: a HelloRetryRequest negotiates nothing yet: its version and cipher are what the real ServerHello must repeat,
+    // and a client that does not try again never gets one
+    if (sh.retry) {
+      tls.helloRetry = true;
+      return;
+    }
     tls.version = tlsVersionName(sh.selectedVersion);
     tls.cipher = cipherName(sh.cipher);
     if (sh.alpn) tls.negotiatedAlpn = sh.alpn;

@@ -93,6 +93,13 @@ export interface TlsInfo {
    */
   midstream?: boolean;
   /**
+   * True when the server answered the client's ClientHello with a HelloRetryRequest (RFC 8446 §4.1.4: it asks for
+   * another hello, mostly for a key share of another group): `version` and `cipher` are then the real ServerHello's,
+   * which answers the client's second hello, and stay null when none was seen; SNI, ALPN, JA3 and JA4 are the first
+   * hello's. Absent otherwise.
+   */
+  helloRetry?: boolean;
+  /**
    * With a key log (SSLKEYLOGFILE lines given to the command, or a capture's Decryption Secrets Blocks): whether this
    * connection's records were decrypted with its secrets. Absent without a key log.
    */
