@@ -182,6 +182,11 @@ interface FlowExtra {
   exchangesDropped: number;
   /** First summary past the exchange cap that may still wait for its response. */
   cursor: number;
+  /**
+   * Summaries past the exchange cap still waiting for their responses, by their HTTP/2 or HTTP/3 stream: answers of
+   * streams come in any order (at most MAX_HTTP_SUMMARIES, as the summaries). Absent until a flow passes the cap.
+   */
+  summaryStreams?: Map<number, number>;
   bodyChars: number;
   /** Decrypted request methods seen before the decrypted response side has an HTTP/1 parser. */
   pendingMethods: string[] | null;
@@ -2272,7 +2277,11 @@ export class Analyzer {
     const s: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
     fs.flow.http = add(fs.flow.http, s);
     unfinishedBy(m, s);
-    if (x.exchanges.length >= this.opts.maxExchangesPerFlow) { x.exchangesDropped++; return; }
+    if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
+      x.exchangesDropped++;
+      if (m.streamId !== undefined) (x.summaryStreams ??= new Map()).set(m.streamId, fs.flow.http.length - 1);
+      return;
+    }
     const e: HttpExchangeDetail = {
       method: m.method ?? null, host, path: m.path ?? null, status: null, requestHeaders: this.headersOf(m), responseHeaders: NO_HEADERS,
       requestBody: null, responseBody: null, source, startedAt: m.ts,
@@ -2324,6 +2333,20 @@ export class Analyzer {
         const c = fs.c2s !== DONE ? fs.c2s?.http1 : null;
         if (c) this.onMessages(fs, c.resume(m.ts), 'plain', m.ts);
       }
+      return;
+    }
+    if (x.exchanges.length >= this.opts.maxExchangesPerFlow && m.streamId !== undefined) {
+      // beyond the cap, a stream's answer: its own request's summary (streams answer in any order: given to the oldest
+      // waiting, a long gRPC or HTTP/2 connection's statuses past the cap went to the wrong requests)
+      const at = x.summaryStreams?.get(m.streamId);
+      const s = at === undefined ? undefined : fs.flow.http[at];
+      if (s && s.status === null) {
+        x.summaryStreams!.delete(m.streamId);
+        s.status = status;
+        unfinishedBy(m, s);
+        return;
+      }
+      x.exchangesDropped++;
       return;
     }
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
