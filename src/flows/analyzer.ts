@@ -476,6 +476,15 @@ function hashHello(fields: Uint16Array, transport: HelloTransport): void {
   mix(transport === 'quic' ? 1 : transport === 'dtls' ? 2 : 0);
 }
 
+/**
+ * Whether a datagram opens a connection: a QUIC Initial in a datagram of at least 1,200 bytes (RFC 9000 §14.1: a client
+ * pads its first ones so) or a DTLS ClientHello. Its sender is the client.
+ */
+function opensConnection(d: DecodedPacket): boolean {
+  const p = d.payload;
+  return (d.payloadLen >= 1200 && looksLikeQuicInitial(p)) || looksLikeDtlsClientHello(p);
+}
+
 /** JA3 and JA4 of one set of hello fields, with the fields (to tell hash collisions apart). */
 interface Fingerprint { fields: Uint16Array; transport: HelloTransport; ja3: string | null; ja3Hash: string | null; ja4: string }
 
@@ -1118,6 +1127,10 @@ export class Analyzer {
       const dstRole = meta?.owner(transport, dst, d.dstPort, src, d.srcPort)?.role;
       if (srcRole === 'client' || srcRole === 'server') srcIsClient = srcRole === 'client';
       else if (dstRole === 'client' || dstRole === 'server') srcIsClient = dstRole === 'server';
+      // (a datagram that opens a connection names its sender the client, whatever the ports: a QUIC Initial, a DTLS
+      // ClientHello. By the ports, a QUIC server on a port above its client's, as Linux's ephemeral ports go up to
+      // 60999, had its client's Initial read as the server's, and the connection was unknown, with no verdict)
+      else if (transport === 'udp' && d.payloadEnd > d.payloadStart && opensConnection(d)) srcIsClient = true;
       // (ports alike, as mDNS's, NTP's or IKE's: the first packet's sender, as tshark takes it; comparing the addresses'
       // text made a multicast group the client of every mDNS query to it)
       else srcIsClient = d.srcPort >= d.dstPort;

@@ -289,6 +289,23 @@ describe('QUIC Initials in UDP flows', () => {
     }
   });
 
+  it('takes the sender of a client Initial, or of a DTLS ClientHello, as the client whatever the ports (as tshark reads them)', () => {
+    const dtlsHello = (() => {
+      for (const blk of parseBuffer(readFileSync(join(import.meta.dirname, '../fixtures/pcapng/dtls-loopback.pcap')))) {
+        if (blk.type !== 'epb') continue;
+        const d = decodePacket(blk.iface.linkType, blk.data);
+        if (d && d.payload.length > 13 && d.payload[0] === 22 && d.payload[13] === 1) return Buffer.from(d.payload);
+      }
+      throw new Error('no DTLS ClientHello in the fixture');
+    })();
+    const b = new CaptureBuilder();
+    // (servers on ports above their clients': 47300 against an ephemeral 34703, as a real capture had it)
+    b.udp({ src: c, dst: s, sport: 34703, dport: 47300, payload: rfc });
+    b.udp({ src: c, dst: s, sport: 34704, dport: 47301, payload: dtlsHello });
+    const { flows } = analyze(b.build());
+    expect(flows.map((f) => [f.src.port, f.dst.port, f.app, f.tls?.ja4?.slice(0, 1) ?? null])).toEqual([[34703, 47300, 'quic', 'q'], [34704, 47301, 'dtls', 'd']]);
+  });
+
   it('assembles a ClientHello spread over two Initials (Chromium) with tshark\'s JA3 and JA4', () => {
     const b = new CaptureBuilder();
     for (const hex of chromium.datagramsHex!) b.udp({ src: c, dst: s, sport: 51000, dport: 443, payload: Buffer.from(hex, 'hex') });
