@@ -11,6 +11,7 @@ import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
 import { beginsDnsMessage, parseDns, type DnsMessage } from '../dissect/dns.js';
 import { Pieces } from '../util/pieces.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
+import { FragmentTable, type Datagram } from './fragments.js';
 import { QuicDecryptor } from '../dissect/quic-decrypt.js';
 import { DtlsHandshake, looksLikeDtlsClientHello } from '../dissect/dtls.js';
 import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelude.js';
@@ -699,6 +700,8 @@ export class Analyzer {
   /** flows linked while others were resolved (dnatOwner): to be resolved again (see fresh) */
   private readonly relinked: FlowState[] = [];
   private readonly firstBytes = new FirstBytes();
+  /** datagrams in fragments, waiting for the rest of them (see fragments.ts) */
+  private readonly fragments = new FragmentTable<FlowState>((dg) => this.fragmentsGiveUp(dg));
   // why: nothing keeps a decoded packet past onPacket, so one instance serves every packet.
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
   private changes = 0;
@@ -955,6 +958,7 @@ export class Analyzer {
   endCapture(): void {
     if (this.ended) return;
     this.ended = true;
+    this.fragments.drain();
     for (const r of this.pendingRecords.splice(0)) this.giveUpRecord(r);
     for (const fs of this.states) {
       let n = 0;
@@ -1048,7 +1052,11 @@ export class Analyzer {
     if (this.part && flowPacket && !v4) { sip = d.src; dip = d.dst; }
     // (a UDP flow's partition is its ports': a DTLS server's records on a wildcard socket do not name its address)
     const udp = d !== null && d.proto === PROTO_UDP;
-    if (this.part && (flowPacket ? partitionOf(udp ? 0 : sip, d.srcPort, udp ? 0 : dip, d.dstPort, this.part.count) : 0) !== this.part.index) return null;
+    if (this.part && (flowPacket ? partitionOf(udp ? 0 : sip, d.srcPort, udp ? 0 : dip, d.dstPort, this.part.count) : 0) !== this.part.index) {
+      // (a later fragment names no ports, so no partition: each looks for its datagram among its own flows' (partition 0
+      // counts it, below)
+      return d !== null && d.fragment && !d.firstFragment && (udp || d.proto === PROTO_TCP) ? this.laterFragment(st.node, d, tsMs, origLen) : null;
+    }
     this.countNode(st, origLen);
     const node = st.node;
     const c = this.counters;
@@ -1061,7 +1069,7 @@ export class Analyzer {
     if (!d) { c.nonIp++; return null; }
     if (d.fragment) c.fragments++;
     if (d.proto !== PROTO_TCP && d.proto !== PROTO_UDP) { c.otherProto++; return null; }
-    if (d.fragment && !d.firstFragment) return null;
+    if (d.fragment && !d.firstFragment) return this.laterFragment(node, d, tsMs, origLen);
     if (d.srcPort === 0 && d.dstPort === 0) { c.otherProto++; return null; }
     const transport = d.proto === PROTO_TCP ? 'tcp' : 'udp';
     let fs: FlowState | undefined;
@@ -1100,16 +1108,66 @@ export class Analyzer {
       // where the flow was TLS with no hello)
       if (syn && fs.app === 'tls') fs.app = 'classify';
     }
-    f.packets++;
-    f.bytes += origLen;
-    if (tsMs > f.lastSeen) f.lastSeen = tsMs;
-    fs.version++;
+    this.count(fs, 1, origLen, tsMs);
     // (an IPv6 packet from the client's port is the client's unless both ports are the same: only then is the
     // source address's text needed)
     const fromClient = fs.cport === d.srcPort && (v4 ? fs.cip === sip : d.srcPort !== d.dstPort || fs.cip === (sip === 0 ? d.src : sip));
     if (transport === 'tcp') this.onTcp(fs, d, fromClient, tsMs, iface);
-    else this.onUdp(fs, d, fromClient);
+    else if (!d.fragment) this.onUdp(fs, d, fromClient);
+    // (a UDP datagram's first fragment: its dissectors wait for the whole datagram)
+    if (d.fragment) this.firstFragment(node, fs, d, fromClient, tsMs, transport === 'udp');
     return f.id;
+  }
+
+  /** Packets of a flow: its counts, last time and version. */
+  private count(fs: FlowState, packets: number, bytes: number, ts: number): void {
+    const f = fs.flow;
+    f.packets += packets;
+    f.bytes += bytes;
+    if (ts > f.lastSeen) f.lastSeen = ts;
+    fs.version++;
+  }
+
+  /** A fragment after the first of a datagram (no ports): counted for its flow, which its first fragment names. */
+  private laterFragment(node: string, d: DecodedPacket, ts: number, origLen: number): string | null {
+    const dg = this.fragments.later(node, d, ts);
+    const fs = dg.flow;
+    if (fs === null) {
+      dg.waitingPackets++;
+      dg.waitingBytes += origLen;
+      dg.waitingLast = Math.max(dg.waitingLast, ts);
+      return null;
+    }
+    this.count(fs, 1, origLen, ts);
+    this.fragmentsDone(dg);
+    return fs.flow.id;
+  }
+
+  /** A datagram's first fragment, of flow `fs`: the fragments before it are the flow's now. */
+  private firstFragment(node: string, fs: FlowState, d: DecodedPacket, fromClient: boolean, ts: number, keep: boolean): void {
+    const dg = this.fragments.first(node, d, ts, fs, fromClient, keep);
+    if (dg.waitingPackets > 0) {
+      this.count(fs, dg.waitingPackets, dg.waitingBytes, dg.waitingLast);
+      dg.waitingPackets = 0;
+      dg.waitingBytes = 0;
+    }
+    this.fragmentsDone(dg);
+  }
+
+  /** A UDP datagram whose fragments all came goes to the dissectors whole. */
+  private fragmentsDone(dg: Datagram<FlowState>): void {
+    const whole = this.fragments.whole(dg);
+    if (whole) this.onUdp(dg.flow!, whole, dg.fromClient);
+  }
+
+  /** A UDP datagram that will not complete goes to the dissectors as far as its bytes reach (a DNS message says it was cut). */
+  private fragmentsGiveUp(dg: Datagram<FlowState>): void {
+    const part = this.fragments.partial(dg);
+    if (part) {
+      this.onUdp(dg.flow!, part, dg.fromClient);
+      dg.flow!.version++;
+      this.changes++;
+    }
   }
 
   private createFlow(node: string, transport: 'tcp' | 'udp', sip: KeyIp, dip: KeyIp, d: DecodedPacket, ts: number): FlowState {

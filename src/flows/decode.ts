@@ -1,6 +1,6 @@
 // Packet decoding from link layer to transport: Ethernet, LINUX_SLL, LINUX_SLL2, RAW, NULL/LOOP; then VLAN/QinQ tags,
-// PPPoE sessions and MPLS label stacks; IPv4 (fragments are counted, not reassembled), IPv6 (extension headers); TCP
-// and UDP headers.
+// PPPoE sessions and MPLS label stacks; IPv4 and IPv6 (extension headers; a fragment says where its bytes go, for
+// the analyzer's reassembly in fragments.ts); TCP and UDP headers.
 import {
   LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
 } from '../pcapng/types.js';
@@ -35,6 +35,17 @@ export class DecodedPacket {
   /** Where the captured transport payload lies in `data`. */
   payloadStart = 0;
   payloadEnd = 0;
+  /**
+   * A fragment's (set only when `fragment`): the datagram's identification (IPv4's 16 bits, IPv6's 32), where its
+   * fragmentable part lies in `data` and at which offset of the datagram's it goes, whether more follow, and (a first
+   * fragment) where its transport header begins in that part.
+   */
+  fragId = 0;
+  fragStart = 0;
+  fragEnd = 0;
+  fragOffset = 0;
+  moreFragments = false;
+  transportAt = 0;
 
   constructor(
     public ipVersion: 4 | 6,
@@ -228,6 +239,14 @@ function decodeIpv4(data: Buffer, off: number, end: number, into?: DecodedPacket
   const ipEnd = totalLen >= ihl ? Math.min(end, off + totalLen) : end;
   const l4Len = totalLen >= ihl ? totalLen - ihl : end - off - ihl;
   d.fragment = moreFragments || fragOffset > 0;
+  if (d.fragment) {
+    d.fragId = be16(data, off + 4);
+    d.fragStart = off + ihl;
+    d.fragEnd = Math.max(d.fragStart, ipEnd);
+    d.fragOffset = fragOffset * 8;
+    d.moreFragments = moreFragments;
+    d.transportAt = 0;
+  }
   if (fragOffset > 0) return d;
   d.firstFragment = d.fragment;
   transport(d, off + ihl, ipEnd, l4Len);
@@ -253,7 +272,12 @@ function decodeIpv6(data: Buffer, off: number, frameEnd: number, into?: DecodedP
       const nh = data[p] ?? 0;
       const fo = be16(data, p + 2);
       d.fragment = true;
+      d.fragId = be32(data, p + 4);
+      d.fragOffset = fo & 0xfff8;
+      d.moreFragments = (fo & 1) !== 0;
       p += 8;
+      d.fragStart = Math.min(p, end);
+      d.fragEnd = end;
       next = nh;
       if ((fo & 0xfff8) !== 0) {
         d.proto = next;
@@ -270,6 +294,8 @@ function decodeIpv6(data: Buffer, off: number, frameEnd: number, into?: DecodedP
     }
   }
   d.proto = next;
+  // (extension headers may follow the fragment header, in the fragmentable part, before the transport's)
+  if (d.fragment) d.transportAt = p - d.fragStart;
   const l4Len = payloadLength > 0 ? off + 40 + payloadLength - p : frameEnd - p;
   transport(d, p, end, l4Len);
   return d;

@@ -56,11 +56,15 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
     }
     const d = decodePacket(b.iface.linkType, b.data);
     if (!d) return;
-    const dir = isClient(d.src, d.srcPort) ? 'c2s' : 's2c';
+    // (a fragment after a datagram's first names no ports: its direction is its addresses', as Wireshark lists it "Fragmented
+    // IP protocol")
+    const later = d.fragment && !d.firstFragment;
+    const dir = (later ? d.src === flow.src.ip && (d.dst !== flow.src.ip || flow.src.port === flow.dst.port) : isClient(d.src, d.srcPort)) ? 'c2s' : 's2c';
     let row: FlowPacketRow = {
-      n: total, ts: b.tsMs, dir, kind: 'packet', len: b.origLen, payload: d.payloadLen, flags: null, seq: null, ack: null, info: '', ...at,
+      n: total, ts: b.tsMs, dir, kind: 'packet', len: b.origLen, payload: later ? d.fragEnd - d.fragStart : d.payloadLen, flags: null, seq: null, ack: null,
+      info: later ? `IP fragment (offset ${d.fragOffset}${d.moreFragments ? '' : ', last'})` : d.fragment ? 'IP fragment (first)' : '', ...at,
     };
-    if (d.proto === PROTO_TCP) row = { ...row, ...tcpRow(tcp, dir, d.seq, d.ack, d.tcpFlags, d.payloadLen, b.tsMs) };
+    if (d.proto === PROTO_TCP && !later) row = { ...row, ...tcpRow(tcp, dir, d.seq, d.ack, d.tcpFlags, d.payloadLen, b.tsMs) };
     // (past the limit the sequence state still follows the flow, for nothing but the count)
     if (rows.length < limit) rows.push(row);
   });
