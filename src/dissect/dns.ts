@@ -36,7 +36,7 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   // 1-3 ms of each such datagram went into making and failing them: counts the message cannot hold make it no DNS
   if (!countsFit(body, 0, body.length)) return null;
   // why: dns-packet reads a record's data as far as its length says without looking at the buffer's end, so a message the
-  // capture cut (a snap length; the first fragment of a large answer, not reassembled) gave its last answer made-up text
+  // capture cut (a snap length; a large answer whose other fragments the capture lost) gave its last answer made-up text
   // ("TXT v=spf1 inclu") as if whole. A cut message is read as the records that came whole, and says it was cut.
   const shape = layout(body);
   if (shape === null) return null;
