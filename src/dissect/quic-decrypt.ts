@@ -1,5 +1,6 @@
 // A QUIC connection decrypted with a key log's secrets (RFC 9001): both sides' Initial packets (keys every observer
-// can make) give the client random that finds the secrets and the cipher suite the server chose; the 1-RTT packets,
+// can make, from the client's connection ID or after a Retry the Retry's: see QuicInitials) give the client random that
+// finds the secrets and the cipher suite the server chose; the 1-RTT packets,
 // opened with keys from CLIENT_TRAFFIC_SECRET_0 / SERVER_TRAFFIC_SECRET_0 (and the key updates after them), give
 // their STREAM frames, reassembled per stream and read as HTTP/3 (http3.ts); so do the client's 0-RTT packets (early
 // data on a resumed session: the requests it sends with its hello), opened with CLIENT_EARLY_TRAFFIC_SECRET's keys.
@@ -11,7 +12,7 @@
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
-  CryptoStream, LongHeaderSpace, QUIC_VERSIONS, fullPacketNumber, initialKeys, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
+  CryptoStream, LongHeaderSpace, QUIC_VERSIONS, QuicInitials, fullPacketNumber, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
   type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import type { EarlyDataStatus } from '../model/flow.js';
@@ -101,8 +102,7 @@ interface StreamBytes {
 
 export class QuicDecryptor {
   private readonly version: QuicVersion;
-  private readonly initial: { c2s: LongHeaderSpace; s2c: LongHeaderSpace };
-  private readonly crypto = { c2s: new CryptoStream(), s2c: new CryptoStream() };
+  private readonly initials: QuicInitials;
   /** the client's and the server's connection IDs (their Source Connection IDs): the length of a short header's */
   private clientCid: Buffer | null = null;
   private serverCid: Buffer | null = null;
@@ -115,37 +115,35 @@ export class QuicDecryptor {
   private pending = 0;
   private readonly h3 = new Http3Connection();
   private secretsSet = false;
-  private random: Buffer | null = null;
   private cipherCode: number | null = null;
-  /** why its 1-RTT packets cannot be opened, once known (secrets without what the keys need, a cipher not read) */
-  reason: string | null = null;
+  /** why its 1-RTT packets cannot be opened, once known (secrets without what the keys need, given up) */
+  private why: string | null = null;
 
   /** `first`: the client's first datagram (its Initial names the version and the connection ID the keys come from). */
   constructor(first: Buffer) {
     const version = QUIC_VERSIONS.get(first.readUInt32BE(1));
     if (!version) throw new Error('not a QUIC version this reader knows');
-    const dcid = first.subarray(6, 6 + first[5]!);
     this.version = version;
-    this.initial = { c2s: new LongHeaderSpace(initialKeys(version, dcid, 'client in')), s2c: new LongHeaderSpace(initialKeys(version, dcid, 'server in')) };
+    this.initials = new QuicInitials(version, first.subarray(6, 6 + first[5]!));
   }
 
   /** The ClientHello's random (the key log's index), once the client's Initials carried it. */
   get clientRandom(): Buffer | null {
-    if (this.random) return this.random;
-    const ch = this.crypto.c2s.contiguous();
-    // (handshake header 4 bytes, legacy version 2, then the random)
-    if (ch.length >= 38 && ch[0] === 0x01) this.random = Buffer.from(ch.subarray(6, 38));
-    return this.random;
+    return this.initials.clientRandom();
   }
 
   /** The cipher suite of the server's ServerHello, once its Initials carried it. */
   get cipher(): number | null {
-    if (this.cipherCode !== null) return this.cipherCode;
-    const sh = this.crypto.s2c.contiguous();
-    if (sh.length < 39 || sh[0] !== 0x02) return null;
-    const at = 38 + 1 + sh[38]!;
-    if (sh.length >= at + 2) this.cipherCode = sh.readUInt16BE(at);
+    this.cipherCode ??= this.initials.serverCipher();
     return this.cipherCode;
+  }
+
+  /**
+   * Why its 1-RTT packets cannot be opened: once known (secrets without what the keys need, given up); before its
+   * secrets are set, while its server's ServerHello is not read, that (its cipher suite is what the keys are made for).
+   */
+  get reason(): string | null {
+    return this.why ?? (this.secretsSet || this.cipher !== null ? null : this.initials.serverHelloMissing);
   }
 
   get hasSecrets(): boolean {
@@ -208,11 +206,11 @@ export class QuicDecryptor {
     this.secretsSet = true;
     const code = this.cipher;
     const suite = code === null ? null : suite13(code);
-    if (!secrets.client0 || !secrets.server0) this.reason = 'the key log has no CLIENT_TRAFFIC_SECRET_0 and SERVER_TRAFFIC_SECRET_0 for it';
-    else if (code === null) this.reason = "its server's Initial (the ServerHello, which names the cipher suite) was not read";
-    else if (!suite) this.reason = `its cipher suite ${cipherName(code)} is not one QUIC uses`;
-    else if (secrets.client0.length !== (suite.hash === 'sha384' ? 48 : 32) || secrets.server0.length !== secrets.client0.length) this.reason = `its secrets do not fit its cipher suite ${suite.name}`;
-    if (this.reason) {
+    if (!secrets.client0 || !secrets.server0) this.why = 'the key log has no CLIENT_TRAFFIC_SECRET_0 and SERVER_TRAFFIC_SECRET_0 for it';
+    else if (code === null) this.why = this.initials.serverHelloMissing;
+    else if (!suite) this.why = `its cipher suite ${cipherName(code)} is not one QUIC uses`;
+    else if (secrets.client0.length !== (suite.hash === 'sha384' ? 48 : 32) || secrets.server0.length !== secrets.client0.length) this.why = `its secrets do not fit its cipher suite ${suite.name}`;
+    if (this.why) {
       this.giveUp();
       return out;
     }
@@ -243,7 +241,7 @@ export class QuicDecryptor {
 
   /** No secrets will come: the packets kept for them are let go. */
   giveUp(reason?: string): void {
-    if (reason && !this.reason) this.reason = reason;
+    if (reason && !this.why) this.why = reason;
     for (const d of [this.c2s, this.s2c, this.early]) {
       d.waiting = [];
       d.waitingBytes = 0;
@@ -256,11 +254,10 @@ export class QuicDecryptor {
     const h = longHeader(d, off);
     if (!h || h.version !== this.version) return 0;
     if (c2s) this.clientCid ??= Buffer.from(h.scid);
-    else this.serverCid ??= Buffer.from(h.scid);
-    if (h.initial) {
-      const plain = this.initial[c2s ? 'c2s' : 's2c'].open(d, off, h);
-      if (plain) this.frames(plain, c2s, ts, out, true);
-    } else if (h.zeroRtt && c2s) {
+    // (a Retry's Source Connection ID is only for the client's next Initials: the server's own is in its Initial)
+    else if (!h.retry) this.serverCid ??= Buffer.from(h.scid);
+    if (h.initial) this.initials.read(d, off, h, c2s);
+    else if (h.zeroRtt && c2s) {
       this.zeroRtt(d.subarray(off, h.end), h.pnOffset - off, ts, out, true);
     } else if (h.handshake && !c2s) {
       this.serverHandshake(d.subarray(off, h.end), h.pnOffset - off, true);
@@ -310,7 +307,7 @@ export class QuicDecryptor {
     this.c2s.largest = Math.max(this.c2s.largest, pn);
     e.packets++;
     // (declined, as known already: the client sends its stream bytes again in 1-RTT packets, the ones the server read)
-    if (this.hs.taken === false ? readFrames(plain, {}) : this.frames(plain, true, ts, out, false)) e.streamPackets++;
+    if (this.hs.taken === false ? readFrames(plain, {}) : this.frames(plain, true, ts, out)) e.streamPackets++;
   }
 
   /**
@@ -345,7 +342,7 @@ export class QuicDecryptor {
     if (pkt.length <= MAX_DATAGRAM) dir.segment = Math.max(dir.segment, pkt.length);
     dir.largest = Math.max(dir.largest, pn);
     dir.packets++;
-    if (this.frames(plain, c2s, ts, out, false)) dir.streamPackets++;
+    if (this.frames(plain, c2s, ts, out)) dir.streamPackets++;
     return pkt.length;
   }
 
@@ -397,12 +394,11 @@ export class QuicDecryptor {
     return out;
   }
 
-  /** A packet's frames: Initials' CRYPTO data (the hellos), STREAM data, and CONNECTION_CLOSE ending HTTP/3; true when it carried stream data. */
-  private frames(b: Buffer, c2s: boolean, ts: number, out: HttpMessage[], initial: boolean): boolean {
+  /** A 0-RTT or 1-RTT packet's frames: STREAM data, and CONNECTION_CLOSE ending HTTP/3; true when it carried stream data. */
+  private frames(b: Buffer, c2s: boolean, ts: number, out: HttpMessage[]): boolean {
     return readFrames(b, {
-      crypto: initial ? (offset, data) => this.crypto[c2s ? 'c2s' : 's2c'].add(offset, data) : undefined,
       stream: (id, offset, data, fin) => this.streamData(id, c2s, offset, data, fin, ts, out),
-      close: initial ? undefined : () => this.h3.close(out),
+      close: () => this.h3.close(out),
     });
   }
 

@@ -1,8 +1,10 @@
 // QUIC packet protection (RFC 9001 §5): the versions read, variable-length integers, the keys made from a secret,
-// header protection removed and the payload opened. Shared by the Initial reader (quic.ts: every observer can derive
-// the Initial keys) and the 1-RTT decryption with a key log's secrets (quic-decrypt.ts).
+// header protection removed and the payload opened; a connection's Initial packets and their hellos, through a Retry
+// (QuicInitials). Shared by the Initial reader (quic.ts: every observer can derive the Initial keys) and the 1-RTT
+// decryption with a key log's secrets (quic-decrypt.ts).
 import { createCipheriv, createHmac } from 'node:crypto';
 import { expandLabel, open, suite13, xorNonce, type Aead, type Suite } from './tls-keylog.js';
+import { MAX_HELLO, parseClientHelloMessage, parseServerHelloBody, type ClientHello, type ServerHello } from './tls.js';
 import { InOrder } from '../util/in-order.js';
 
 export interface QuicVersion {
@@ -134,6 +136,8 @@ export class CryptoStream {
   }
 }
 
+const NO_TOKEN = Buffer.alloc(0);
+
 /** A long-header packet's fields (RFC 9000 §17.2), offsets into its datagram. */
 export interface LongHeader {
   version: QuicVersion;
@@ -142,8 +146,12 @@ export interface LongHeader {
   zeroRtt: boolean;
   /** a Handshake packet */
   handshake: boolean;
+  /** a Retry (the server's: RFC 9000 §17.2.5) */
+  retry: boolean;
   dcid: Buffer;
   scid: Buffer;
+  /** an Initial's token (a client's after a Retry, or from a NEW_TOKEN frame); empty for the other types */
+  token: Buffer;
   /** where its packet number starts; -1 for a Retry (no packet number, no length: the rest of the datagram) */
   pnOffset: number;
   /** where it ends */
@@ -165,18 +173,20 @@ export function longHeader(d: Buffer, off: number): LongHeader | null {
   p += scidLen;
   // (the type bits from the version's Initial on: Initial, 0-RTT, Handshake, Retry)
   const kind = (((d[off]! >> 4) & 3) + 4 - version.initialType) & 3;
-  if (kind === 3) return { version, initial: false, zeroRtt: false, handshake: false, dcid, scid, pnOffset: -1, end: d.length };
+  if (kind === 3) return { version, initial: false, zeroRtt: false, handshake: false, retry: true, dcid, scid, token: NO_TOKEN, pnOffset: -1, end: d.length };
+  let token: Buffer = NO_TOKEN;
   if (kind === 0) {
-    const token = varint(d, p);
-    if (!token) return null;
-    p += token[1] + token[0];
+    const n = varint(d, p);
+    if (!n) return null;
+    token = d.subarray(p + n[1], p + n[1] + n[0]);
+    p += n[1] + n[0];
   }
   const len = varint(d, p);
   if (!len) return null;
   p += len[1];
   const end = p + len[0];
   if (end > d.length) return null;
-  return { version, initial: kind === 0, zeroRtt: kind === 1, handshake: kind === 2, dcid, scid, pnOffset: p, end };
+  return { version, initial: kind === 0, zeroRtt: kind === 1, handshake: kind === 2, retry: false, dcid, scid, token, pnOffset: p, end };
 }
 
 /**
@@ -202,6 +212,166 @@ export class LongHeaderSpace {
     // (a packet that does not authenticate is no packet of this connection's, or a corrupted one)
     if (plain) this.largest = Math.max(this.largest, pn);
     return plain;
+  }
+}
+
+const HS_SERVER_HELLO = 2;
+
+/** One side's Initial packets under one set of Initial keys: their packet number space and CRYPTO stream. */
+interface InitialFlight {
+  space: LongHeaderSpace;
+  crypto: CryptoStream;
+}
+
+function flight(keys: PacketKeys): InitialFlight {
+  return { space: new LongHeaderSpace(keys), crypto: new CryptoStream() };
+}
+
+/** The Initial keys of one Destination Connection ID, each side's flight under them (the server's made when needed). */
+class InitialEpoch {
+  readonly client: InitialFlight;
+  private serverFlight: InitialFlight | null = null;
+
+  constructor(private readonly version: QuicVersion, readonly dcid: Buffer) {
+    this.client = flight(initialKeys(version, dcid, 'client in'));
+  }
+
+  get server(): InitialFlight {
+    return (this.serverFlight ??= flight(initialKeys(this.version, this.dcid, 'server in')));
+  }
+}
+
+/**
+ * A connection's Initial packets, both sides, and the CRYPTO bytes (the hellos) they carry. Their keys come from the
+ * Destination Connection ID of the client's first Initial, and after a Retry (RFC 9000 §17.2.5) from the connection ID
+ * the Retry gave, which the client's next Initials carry as theirs (RFC 9001 §5.2). Which keys hold is taken from what
+ * the client did, not from the Retry: its Initial that carries a token (the Retry's, §17.2.5.2), does not open with the
+ * keys so far and opens with those of its own Destination Connection ID begins the new keys, for both sides. So a
+ * Retry the client discarded (one whose integrity tag did not verify, RFC 9001 §5.8; one after the server's Initial)
+ * changes nothing, and one lost from the capture changes the keys all the same. Each keys' CRYPTO bytes are kept apart:
+ * after a Retry the client sends its hello again from offset 0.
+ */
+export class QuicInitials {
+  /** the keys of the client's first Destination Connection ID, then (at most one Retry per connection) the Retry's */
+  private readonly epochs: InitialEpoch[];
+  /** the server's Initial packets seen, and those of them that opened */
+  private serverPackets = 0;
+  private serverOpened = 0;
+  private random: Buffer | null = null;
+  private sh: ServerHello | null | 'incomplete' = 'incomplete';
+
+  /** `dcid`: the Destination Connection ID of the client's first Initial */
+  constructor(readonly version: QuicVersion, dcid: Buffer) {
+    this.epochs = [new InitialEpoch(version, Buffer.from(dcid))];
+  }
+
+  /** Whether the client's Initials moved to a Retry's keys. */
+  get retried(): boolean {
+    return this.epochs.length > 1;
+  }
+
+  /** The Initial packet `h` of datagram `d` (at `off`), the client's (`c2s`) or the server's: true when it opened. */
+  read(d: Buffer, off: number, h: LongHeader, c2s: boolean): boolean {
+    if (!h.initial || h.version !== this.version) return false;
+    const now = this.epochs[this.epochs.length - 1]!;
+    if (!c2s) {
+      this.serverPackets++;
+      if (!take(now.server, d, off, h)) return false;
+      this.serverOpened++;
+      return true;
+    }
+    if (take(now.client, d, off, h)) return true;
+    // (a late Initial of the client's, sent before the Retry)
+    if (this.epochs.length > 1) return take(this.epochs[0]!.client, d, off, h);
+    // why: a client takes no Retry once it read a server Initial (RFC 9000 §17.2.5.2), and carries the Retry's token
+    // in every Initial after it: other Initials that do not open are not worth a key derivation
+    if (this.serverOpened > 0 || h.token.length === 0 || h.dcid.equals(now.dcid)) return false;
+    const next = new InitialEpoch(this.version, Buffer.from(h.dcid));
+    if (!take(next.client, d, off, h)) return false;
+    this.epochs.push(next);
+    this.random = null;
+    return true;
+  }
+
+  /**
+   * The ClientHello, from whichever keys' Initials carried it whole (the latest first); 'incomplete' while none did,
+   * null when it is malformed.
+   */
+  clientHello(): ClientHello | null | 'incomplete' {
+    let r: ClientHello | null | 'incomplete' = null;
+    for (let i = this.epochs.length - 1; i >= 0; i--) {
+      const ch = parseClientHelloMessage(this.epochs[i]!.client.crypto.contiguous());
+      if (ch !== null && ch !== 'incomplete') return ch;
+      if (ch === 'incomplete') r = ch;
+    }
+    return r;
+  }
+
+  /** The ClientHello's random (the key log's index), once the client's Initials carried it; the latest keys' first. */
+  clientRandom(): Buffer | null {
+    for (let i = this.epochs.length - 1; i >= 0 && this.random === null; i--) {
+      const ch = this.epochs[i]!.client.crypto.contiguous();
+      // (handshake header 4 bytes, legacy version 2, then the random)
+      if (ch.length >= 38 && ch[0] === 0x01) this.random = Buffer.from(ch.subarray(6, 38));
+    }
+    return this.random;
+  }
+
+  /** The server's CRYPTO bytes so far, from offset 0 (a server Initial opened keeps the keys it opened with: all its Initials are under the latest). */
+  private serverBytes(): Buffer | null {
+    return this.serverOpened > 0 ? this.epochs[this.epochs.length - 1]!.server.crypto.contiguous() : null;
+  }
+
+  /** The server's ServerHello, once its Initials carried it whole ('incomplete' until then, null when malformed). */
+  serverHello(): ServerHello | null | 'incomplete' {
+    const b = this.sh === 'incomplete' ? this.serverBytes() : null;
+    if (b) this.sh = serverHelloMessage(b);
+    return this.sh;
+  }
+
+  /** The cipher suite of the server's ServerHello, as soon as its Initials carried the bytes up to it. */
+  serverCipher(): number | null {
+    const b = this.serverBytes();
+    if (!b || b.length < 39 || b[0] !== HS_SERVER_HELLO) return null;
+    // (handshake header 4 bytes, legacy version 2, random 32, then the session ID and the cipher suite)
+    const at = 39 + b[38]!;
+    return b.length >= at + 2 ? b.readUInt16BE(at) : null;
+  }
+
+  /** Why the ServerHello's cipher suite was not read, in words. */
+  get serverHelloMissing(): string {
+    const what = "its server's Initial (the ServerHello, which names the cipher suite)";
+    if (this.serverPackets === 0) return `${what} was not seen`;
+    if (this.serverOpened === 0) {
+      return `${what} was not read: none of its ${this.serverPackets} Initial packets opened with the Initial keys of its client's Destination Connection ID${this.retried ? ' after the Retry' : ''}`;
+    }
+    const b = this.serverBytes()!;
+    return b.length > 0 && b[0] !== HS_SERVER_HELLO ? `${what} held no ServerHello` : `${what} was not read whole: the server's Initial packets that carried the rest were not seen`;
+  }
+}
+
+/** Opens the Initial `h` of `d` (at `off`) with a flight's keys; its CRYPTO frames go to the flight's stream. */
+function take(f: InitialFlight, d: Buffer, off: number, h: LongHeader): boolean {
+  const plain = f.space.open(d, off, h);
+  if (plain) readFrames(plain, { crypto: (offset, data) => f.crypto.add(offset, data) });
+  return plain !== null;
+}
+
+/**
+ * The ServerHello at the start of a server's Initial CRYPTO stream (bare handshake messages, no TLS records); past a
+ * HelloRetryRequest (RFC 8446 §4.1.4), the ServerHello after it, which is the one that chose. 'incomplete' while its
+ * bytes are not all there, null when they are no ServerHello.
+ */
+function serverHelloMessage(stream: Buffer): ServerHello | null | 'incomplete' {
+  for (let at = 0; ;) {
+    if (stream.length < at + 4) return stream.length > at && stream[at] !== HS_SERVER_HELLO ? null : 'incomplete';
+    if (stream[at] !== HS_SERVER_HELLO) return null;
+    const end = at + 4 + stream.readUIntBE(at + 1, 3);
+    if (end > MAX_HELLO) return null;
+    if (stream.length < end) return 'incomplete';
+    const sh = parseServerHelloBody(stream, at + 4, end);
+    if (sh === null || !sh.retry) return sh;
+    at = end;
   }
 }
 

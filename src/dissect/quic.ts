@@ -1,10 +1,10 @@
-// QUIC Initial packets (client -> server UDP datagrams): remove header protection, decrypt with the
-// Initial keys every observer can derive from the Destination Connection ID (RFC 9001 §5.2), collect
-// CRYPTO frames by offset (a ClientHello with post-quantum key shares spans several packets, and
-// clients reorder CRYPTO frames on purpose) and hand the assembled message to the TLS dissector.
-// The result feeds ja4(ch, 'quic').
-import { parseClientHelloMessage, type ClientHello } from './tls.js';
-import { CryptoStream, LongHeaderSpace, QUIC_VERSIONS as VERSIONS, initialKeys, longHeader, readFrames, type QuicVersion } from './quic-packet.js';
+// QUIC Initial packets: remove header protection, decrypt with the Initial keys every observer can derive from the
+// client's Destination Connection ID (RFC 9001 §5.2; after a Retry, from the one the Retry gave), collect CRYPTO frames
+// by offset (a ClientHello with post-quantum key shares spans several packets, and clients reorder CRYPTO frames on
+// purpose) and hand the assembled message to the TLS dissector. The client's give its ClientHello (the result feeds
+// ja4(ch, 'quic')); the server's, when fed, its ServerHello: the cipher suite and TLS version it chose.
+import type { ClientHello, ServerHello } from './tls.js';
+import { QUIC_VERSIONS as VERSIONS, QuicInitials, longHeader } from './quic-packet.js';
 
 /** True for a datagram starting with a QUIC long-header Initial of a version we can decrypt. */
 export function looksLikeQuicInitial(datagram: Buffer): boolean {
@@ -13,38 +13,57 @@ export function looksLikeQuicInitial(datagram: Buffer): boolean {
   return v !== undefined && ((datagram[0]! >> 4) & 3) === v.initialType;
 }
 
-/** Collects one connection's client Initial packets until the ClientHello is complete. */
+/** Collects one connection's Initial packets until the ClientHello (and, when fed, the ServerHello) is complete. */
 export class QuicInitialParser {
-  /** the client's Initials, with the keys of its first Destination Connection ID (it keeps them for all of them) */
-  private space: LongHeaderSpace | null = null;
-  private version: QuicVersion | null = null;
-  private readonly crypto = new CryptoStream();
+  /** both sides' Initials, with the keys of the client's first Destination Connection ID's (or a Retry's) */
+  private initials: QuicInitials | null = null;
   private result: ClientHello | null | 'incomplete' = 'incomplete';
+  private server: ServerHello | null | 'incomplete' = 'incomplete';
+  /** the server sent a Retry (seen by pushServer): the client's Initials after it hold the keys of its Initial */
+  private retry = false;
 
   /**
    * Feed one client -> server UDP payload. Returns the ClientHello once complete, null when this is not
    * QUIC we can read (or the hello is malformed), 'incomplete' while more Initial packets are needed.
    */
   push(datagram: Buffer): ClientHello | null | 'incomplete' {
-    if (this.result !== 'incomplete') return this.result;
+    // why: after a Retry the server's Initial opens only with the keys the client's next Initial begins, so that
+    // Initial is read even when the hello came whole before the Retry
+    if (this.result !== 'incomplete' && !(this.retry && this.server === 'incomplete' && !this.initials!.retried)) return this.result;
     let sawInitial = false;
     for (let off = 0; off < datagram.length;) {
       const h = longHeader(datagram, off);
       if (!h) break;
       if (h.initial) {
         sawInitial = true;
-        this.space ??= new LongHeaderSpace(initialKeys(h.version, h.dcid, 'client in'));
-        this.version ??= h.version;
-        const plain = this.version === h.version ? this.space.open(datagram, off, h) : null;
-        if (plain) readFrames(plain, { crypto: (offset, data) => this.crypto.add(offset, data) });
+        this.initials ??= new QuicInitials(h.version, h.dcid);
+        this.initials.read(datagram, off, h, true);
       }
       off = h.end;
     }
-    if (!sawInitial && this.space === null) {
-      this.result = null;
-      return null;
+    if (this.initials === null) {
+      if (!sawInitial) this.result = null;
+      return this.result;
     }
-    this.result = parseClientHelloMessage(this.crypto.contiguous());
+    if (this.result === 'incomplete') this.result = this.initials.clientHello();
     return this.result;
+  }
+
+  /**
+   * Feed one server -> client UDP payload (after the client's first Initial, whose connection ID the keys come from).
+   * Returns the ServerHello once complete (a HelloRetryRequest skipped), null when the server's Initial CRYPTO data is
+   * no ServerHello, 'incomplete' until then.
+   */
+  pushServer(datagram: Buffer): ServerHello | null | 'incomplete' {
+    if (this.server !== 'incomplete' || this.initials === null) return this.server;
+    for (let off = 0; off < datagram.length;) {
+      const h = longHeader(datagram, off);
+      if (!h) break;
+      if (h.retry) this.retry = true;
+      else if (h.initial) this.initials.read(datagram, off, h, false);
+      off = h.end;
+    }
+    this.server = this.initials.serverHello();
+    return this.server;
   }
 }
