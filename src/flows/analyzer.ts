@@ -258,12 +258,13 @@ const MAX_AWAITING = 1024;
 const AWAIT_BYTES = 64 * 1024;
 
 /** A QUIC connection's decryption with a key log, in words (see KeyLogStatus); `waiting`: for its secrets. */
-function quicKeyLogStatus(qd: QuicDecryptor | undefined, waiting: boolean): KeyLogStatus {
+function quicKeyLogStatus(qd: QuicDecryptor | undefined, waiting: boolean, found: boolean): KeyLogStatus {
   if (!qd) return { status: 'no-secrets', reason: 'its first Initial came before the key log did, and its packets were not kept', records: 0 };
   const random = qd.clientRandom;
   if (random === null) return { status: 'no-secrets', reason: 'no ClientHello of it was read: no client random to find its secrets by', records: 0 };
   if (waiting) return { status: 'no-secrets', reason: `waiting for its secrets in the followed key log (client random ${random.toString('hex')}); its packets are kept until they come`, records: 0 };
-  if (!qd.hasSecrets) return { status: 'no-secrets', reason: qd.reason ?? `the key log has no secrets for its client random (${random.toString('hex')})`, records: 0 };
+  // (secrets found and not used: its ServerHello, which names the cipher suite they are for, was not read)
+  if (!qd.hasSecrets) return { status: found ? 'failed' : 'no-secrets', reason: qd.reason ?? `the key log has no secrets for its client random (${random.toString('hex')})`, records: 0 };
   const early = qd.earlyData;
   const earlyLost = early?.status === 'not-decrypted'
     ? `0-RTT (early data): ${early.records} ${early.records === 1 ? 'packet' : 'packets'} not opened, whether the server took them or not: ${early.reason}`
@@ -370,7 +371,7 @@ interface FlowState {
   /** metaVersion when last resolved */
   resolvedMeta: number;
   /** UDP flows that started with a QUIC Initial, until their ClientHello is assembled. */
-  quic: { parser: QuicInitialParser; datagrams: number } | null;
+  quic: { parser: QuicInitialParser; datagrams: number; serverDatagrams: number; helloDone: boolean; serverDone: boolean } | null;
   resolvedAt: number;
   version: number;
   /** TCP_SEEN_* bits: what the connection's flags said so far (flow.tcp is told from them) */
@@ -1575,25 +1576,42 @@ export class Analyzer {
    */
   private onQuic(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
     const payload = d.payload;
+    let q = fs.quic;
     if (!fromClient || payload.length === 0) {
+      if (q && !q.serverDone && payload.length > 0) {
+        // why: the server's Initial opens with Initial keys every observer can make, as the client's do: its
+        // ServerHello names the version and cipher suite (tshark shows them without a key log)
+        const sh = q.parser.pushServer(payload);
+        if (sh === 'incomplete' && ++q.serverDatagrams < MAX_QUIC_DATAGRAMS) return;
+        q.serverDone = true;
+        if (q.helloDone) fs.quic = null;
+        if (sh && sh !== 'incomplete') this.applyServerHello(fs, sh);
+        return;
+      }
       // why: a capture can start after the client's first datagram; to port 443 wait for the next one
       if (fs.app === 'classify' && fs.flow.dst.port !== QUIC_PORT) { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
       return;
     }
-    let q = fs.quic;
     if (!q) {
       if (!looksLikeQuicInitial(payload)) { fs.app = 'unknown'; fs.flow.app = 'unknown'; return; }
-      q = fs.quic = { parser: new QuicInitialParser(), datagrams: 0 };
+      q = fs.quic = { parser: new QuicInitialParser(), datagrams: 0, serverDatagrams: 0, helloDone: false, serverDone: false };
       fs.app = 'quic';
       fs.flow.app = 'quic';
       this.ensureTls(fs);
       if ((this.keyLog !== null && this.keyLog.size > 0) || this.following) extra(fs).quicKeys = new QuicDecryptor(payload);
     }
+    // (after its hello too, while the server's is not read: after a Retry the client's next Initial begins the keys
+    // the server's Initial is under; push reads nothing more when no Retry came)
     const r = q.parser.push(payload);
-    q.datagrams++;
-    if (r === 'incomplete' && q.datagrams < MAX_QUIC_DATAGRAMS) return;
-    fs.quic = null;
-    if (r && r !== 'incomplete') this.applyClientHello(fs, r, 'quic');
+    const n = ++q.datagrams;
+    if (!q.helloDone && (r !== 'incomplete' || n >= MAX_QUIC_DATAGRAMS)) {
+      q.helloDone = true;
+      // (not QUIC it can read: no server Initial will be either)
+      if (r === null) q.serverDone = true;
+      if (r && r !== 'incomplete') this.applyClientHello(fs, r, 'quic');
+    }
+    // (a server that does not answer: its Initials are not waited for past as many client datagrams again)
+    if (q.helloDone && (q.serverDone || n >= 2 * MAX_QUIC_DATAGRAMS)) fs.quic = null;
   }
 
   /**
@@ -2755,7 +2773,8 @@ export class Analyzer {
     if (fs.flow.transport === 'udp') {
       const qd = fs.x?.quicKeys;
       const random = qd?.clientRandom;
-      tls.keylog = quicKeyLogStatus(qd, random !== null && random !== undefined && this.quicAwaiting.get(random.toString('hex'))?.fs === fs);
+      const secrets = random ? this.keyLog?.get(random) : undefined;
+      tls.keylog = quicKeyLogStatus(qd, random !== null && random !== undefined && this.quicAwaiting.get(random.toString('hex'))?.fs === fs, Boolean(secrets?.client0 && secrets.server0));
       // (copies: verdicts from the fingerprint alone are shared between flows)
       if (qd?.streamPackets(true) && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
       if (qd?.streamPackets(false) && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };

@@ -182,6 +182,7 @@ describe('a QUIC connection through a Retry', () => {
       ...handshakeAndExchange(retryCid),
     ], keyLog());
     expect(f.http).toEqual([]);
+    expect(f.tls!.keylog!.status).toBe('failed');
     expect(f.tls!.keylog!.reason).toBe(
       "its server's Initial (the ServerHello, which names the cipher suite) was not read: none of its 1 Initial packets opened with the Initial keys of its client's Destination Connection ID",
     );
@@ -189,6 +190,17 @@ describe('a QUIC connection through a Retry', () => {
 });
 
 describe("the server's Initial read without a key log", () => {
+  it("fills the flow's TLS version and cipher suite from it, also after a Retry", () => {
+    const f = flowOf([
+      [true, clientInitial(first, clientCid, Buffer.alloc(0), cryptoFrame(0, hello), 0)],
+      [false, retryPacket(first, clientCid, retryCid, token)],
+      [true, clientInitial(retryCid, clientCid, token, cryptoFrame(0, hello), 1)],
+      ...handshakeAndExchange(retryCid),
+    ]);
+    expect(f.tls).toMatchObject({ sni: expected.sni, version: 'TLS 1.3', cipher: 'TLS_AES_128_GCM_SHA256' });
+    expect(f.http).toEqual([]);
+  });
+
   it('gives the cipher suite and the TLS version its ServerHello chose, also after a Retry', () => {
     const plain = new QuicInitialParser();
     expect(plain.push(clientInitial(first, clientCid, Buffer.alloc(0), cryptoFrame(0, hello), 0))).not.toBe('incomplete');
