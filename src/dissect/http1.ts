@@ -1,6 +1,7 @@
 // Incremental HTTP/1.x parser for one direction of a TCP stream: requests or responses (detected from
 // the start line), Content-Length, chunked and keep-alive pipelines. Bodies are kept up to 64 KiB, except
 // binary ones: their bytes are never shown (only their size), so only their first BODY_SAMPLE bytes are kept.
+// Lines end in CRLF or a bare LF (see lineEnd).
 // After a gap in the stream it skips bytes until something that looks like the next message start.
 import { sharedLatin1 } from './latin1.js';
 
@@ -87,8 +88,9 @@ const MAX_HEAD = 64 * 1024;
 const MAX_SPECIAL = 1024;
 const RESYNC_TAIL = 8 * 1024;
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'PURGE'];
-// A message start anywhere in a buffer: used to resynchronise after a gap or garbage.
-const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r\\n|HTTP/1\\.[01] \\d{3}[ \\r]`, 'g');
+// A message start anywhere in a buffer: used to resynchronise after a gap or garbage. (Its line may end in a bare LF,
+// as lineEnd's do.)
+const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r?\\n|HTTP/1\\.[01] \\d{3}[ \\r\\n]`, 'g');
 
 const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)].map((t) => Buffer.from(t, 'latin1'));
 
@@ -115,18 +117,28 @@ function nameIs(buf: Buffer, start: number, end: number, lower: string): boolean
   return true;
 }
 
-/** Where the first CRLF in buf[from, end) starts; `end` when there is none. */
+// Lines (start line, header and trailer fields, chunk sizes) end in an LF, the CR before it not counted: RFC 9112
+// §2.2 lets a recipient take a bare LF for CRLF ("ignore any preceding CR"). A CR alone ends no line.
+
+/** Where the first LF in buf[from, end) is; `end` when there is none. Its line's text stops at lineStop. */
 function lineEnd(buf: Buffer, from: number, end: number): number {
-  for (let i = from; i < end; i++) if (buf[i] === 0x0d && buf[i + 1] === 0x0a) return i;
-  return end;
+  // why the LF alone is searched for (natively) and the CR looked at once per line (lineStop): this runs over every
+  // byte of every head, and CRLF heads parse faster this way than with the byte loop that looked for CRLF (timed)
+  const lf = buf.indexOf(0x0a, from);
+  return lf < 0 || lf >= end ? end : lf;
 }
 
-/** Where the first CRLFCRLF at or after `from` (the end of a head) starts; -1 when there is none yet. */
-function headEnd(buf: Buffer, from: number): number {
-  for (let i = Math.max(from, 0) + 3; i < buf.length; i++) {
-    if (buf[i] === 0x0a && buf[i - 1] === 0x0d && buf[i - 2] === 0x0a && buf[i - 3] === 0x0d) return i - 3;
+/** Where the text of the line from `from` to its LF at `lf` ends: at a CR right before the LF, else at the LF. */
+function lineStop(buf: Buffer, from: number, lf: number): number {
+  return lf > from && buf[lf - 1] === 0x0d ? lf - 1 : lf;
+}
+
+/** Whether an empty line (the end of a head: an LF right after a line's LF, a CR between them or not) ends at or after `from`. */
+function headEndFrom(buf: Buffer, from: number): boolean {
+  for (let lf = buf.indexOf(0x0a, Math.max(from, 1)); lf >= 0; lf = buf.indexOf(0x0a, lf + 1)) {
+    if (buf[lf - 1] === 0x0a || (buf[lf - 1] === 0x0d && buf[lf - 2] === 0x0a)) return true;
   }
-  return -1;
+  return false;
 }
 
 /** Does buf[0, len) start with a start token ("GET ", "HTTP/1.") or could it still grow into one? */
@@ -282,6 +294,8 @@ export class Http1Parser {
   private lastPair: [string, string] | null = null;
   /** whether the last header line was the first Content-Length or Transfer-Encoding (or NOT_FRAMING) */
   private lastFraming = NOT_FRAMING;
+  /** the size line of the chunk being read ended in a bare LF (its data may then end in one too, see 'chunk-crlf') */
+  private lfChunk = false;
   /** a response side after a CONNECT's 2xx answer: the tunnel's bytes since, until taken (takeTunnel) */
   private tunneled: Buffer | null = null;
 
@@ -526,7 +540,7 @@ export class Http1Parser {
         if (this.headTs === null) this.headTs = ts;
         // why: a head that began in an earlier chunk is read once its end is here; until then only the new
         // bytes are searched for the end (a large head in many segments stays linear)
-        const waiting = this.headSearched > 0 && headEnd(this.buf, this.headSearched - 3) < 0;
+        const waiting = this.headSearched > 0 && !headEndFrom(this.buf, this.headSearched);
         const msg = waiting ? undefined : this.readHead(this.buf, this.headTs);
         if (msg === undefined) {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
@@ -568,16 +582,18 @@ export class Http1Parser {
         return take > 0 || this.left === 0;
       }
       case 'chunk-size': {
-        const nl = this.buf.indexOf('\r\n');
+        const nl = this.buf.indexOf(0x0a);
         if (nl < 0) {
           if (this.buf.length > 1024) return this.toResync();
           return false;
         }
-        const line = this.buf.subarray(0, nl).toString('latin1');
+        const stop = lineStop(this.buf, 0, nl);
+        const line = this.buf.toString('latin1', 0, stop);
         const m = /^([0-9a-fA-F]{1,8})[ \t]*(?:;.*)?$/.exec(line);
         if (!m) return this.toResync();
         const size = parseInt(m[1]!, 16);
-        this.buf = this.buf.subarray(nl + 2);
+        this.lfChunk = stop === nl;
+        this.buf = this.buf.subarray(nl + 1);
         this.left = size;
         this.state = size === 0 ? 'trailers' : 'chunk-data';
         return true;
@@ -591,17 +607,21 @@ export class Http1Parser {
         return true;
       }
       case 'chunk-crlf': {
-        if (this.buf.length < 2) return false;
-        if (this.buf[0] !== 0x0d || this.buf[1] !== 0x0a) return this.toResync();
-        this.buf = this.buf.subarray(2);
+        // why a bare LF ends a chunk's data only after a size line that ended in one: a sender that ends its lines so
+        // ends this one so too, and after a CRLF size line an LF here is a wrong size whose data ended in CR (CRLF
+        // framing stays as strict as it was; RFC 9112 §2.2 speaks of the start line and fields, not of this CRLF)
+        const n = this.buf[0] === 0x0a && this.lfChunk ? 1 : 2;
+        if (this.buf.length < n) return false;
+        if (n === 2 && (this.buf[0] !== 0x0d || this.buf[1] !== 0x0a)) return this.toResync();
+        this.buf = this.buf.subarray(n);
         this.state = 'chunk-size';
         return true;
       }
       case 'trailers': {
-        const nl = this.buf.indexOf('\r\n');
+        const nl = this.buf.indexOf(0x0a);
         if (nl < 0) return false;
-        const line = this.buf.subarray(0, nl).toString('latin1');
-        this.buf = this.buf.subarray(nl + 2);
+        const line = this.buf.toString('latin1', 0, lineStop(this.buf, 0, nl));
+        this.buf = this.buf.subarray(nl + 1);
         if (line === '') {
           this.emit(this.finish());
           this.state = 'start';
@@ -642,8 +662,11 @@ export class Http1Parser {
 
   /** Could the buffered bytes still become a start line? */
   private plausibleStart(): boolean {
-    const nl = this.buf.indexOf('\r\n');
-    if (nl >= 0) return requestLine(this.buf, nl) >= 0 || statusLine(this.buf, nl) >= 0;
+    const nl = this.buf.indexOf(0x0a);
+    if (nl >= 0) {
+      const end = lineStop(this.buf, 0, nl);
+      return requestLine(this.buf, end) >= 0 || statusLine(this.buf, end) >= 0;
+    }
     return startPrefixOk(this.buf, Math.min(this.buf.length, 32));
   }
 
@@ -654,24 +677,25 @@ export class Http1Parser {
    * shared (sharedLatin1).
    */
   private readHead(buf: Buffer, ts: number): HttpMessage | null | undefined {
-    const startEnd = lineEnd(buf, 0, buf.length);
-    if (startEnd === buf.length) return undefined;
-    let msg = startLine(buf, startEnd, ts);
+    const startLf = lineEnd(buf, 0, buf.length);
+    if (startLf === buf.length) return undefined;
+    let msg = startLine(buf, lineStop(buf, 0, startLf), ts);
     this.contentLength = null;
     this.transferEncoding = null;
     this.headerLines = 0;
     this.lastPair = null;
     this.lastFraming = NOT_FRAMING;
-    for (let at = startEnd + 2; ;) {
-      const eol = lineEnd(buf, at, buf.length);
-      if (eol === buf.length) return undefined;
+    for (let at = startLf + 1; ;) {
+      const lf = lineEnd(buf, at, buf.length);
+      if (lf === buf.length) return undefined;
+      const eol = lineStop(buf, at, lf);
       if (eol === at) {
-        this.headLength = at + 2;
+        this.headLength = lf + 1;
         return msg;
       }
       // why: after a line that is not HTTP only the end is looked for (whether to wait or resynchronise)
       if (msg && !this.headerLine(msg, buf, at, eol)) msg = null;
-      at = eol + 2;
+      at = lf + 1;
     }
   }
 
