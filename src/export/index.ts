@@ -619,7 +619,9 @@ export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDeta
       const reqBody = harBody(e.method !== null, e.requestBody, rq, e.requestHeaders, unfinished);
       const resBody = harBody(e.status !== null, e.responseBody, rs, e.responseHeaders, unfinished);
       const reqNotes = [note, e.requestHeadersDropped ? headersDroppedText(e.requestHeadersDropped) : null, ...reqBody.notes];
-      const resNotes = [e.status === null ? 'no response was captured' : null, e.responseHeadersDropped ? headersDroppedText(e.responseHeadersDropped) : null, ...resBody.notes];
+      // (a server side whose HTTP/2 could not be read further: its answers were on the wire, not read)
+      const stopped = e.status === null ? f.httpStopped?.find((x) => x.side === 'server') : undefined;
+      const resNotes = [e.status === null ? (stopped ? `no response was read: HTTP/2 decoding of the server's side stopped: ${stopped.reason}` : 'no response was captured') : null, e.responseHeadersDropped ? headersDroppedText(e.responseHeadersDropped) : null, ...resBody.notes];
       const request: Record<string, unknown> = {
         // (HAR wants a method; an invented GET would read as a real request)
         method: e.method ?? 'UNKNOWN', url, httpVersion: rq?.version ?? '', cookies: cookiesOf(e.requestHeaders, false, includeSecrets), headers: harHeaders(reqH),

@@ -2224,8 +2224,23 @@ export class Analyzer {
       } else this.openTunnel(fs, tunnel);
     } else if (dir.http2) {
       this.onMessages(fs, dir.http2.push(chunk, ts), 'plain', ts);
-      if (dir.http2.failed) this.stopDir(fs, dir === fs.c2s);
+      if (dir.http2.failed) {
+        this.http2Stopped(fs, dir === fs.c2s, dir.http2);
+        this.stopDir(fs, dir === fs.c2s);
+      }
     }
+  }
+
+  /** An HTTP/2 side that can no longer be decoded says so on its flow, once, with the parser's why and where. */
+  private http2Stopped(fs: FlowState, c2s: boolean, p: Http2Parser): void {
+    const reason = p.failure;
+    if (reason === null) return;
+    const side = c2s ? 'client' : 'server';
+    const list = fs.flow.httpStopped ?? (fs.flow.httpStopped = []);
+    if (list.some((s) => s.side === side)) return;
+    list.push({ side, reason });
+    fs.version++;
+    this.changes++;
   }
 
   /**
@@ -2246,6 +2261,7 @@ export class Analyzer {
       s.http1 = null;
       s.http2 = new Http2Parser('server');
       if (s2c.length > 0) this.onMessages(fs, s.http2.push(s2c, ts), 'plain', ts);
+      if (s.http2.failed) this.http2Stopped(fs, false, s.http2);
     }
   }
 
@@ -2738,6 +2754,7 @@ export class Analyzer {
     } else if (dd.http2) {
       this.onMessages(fs, dd.http2.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
       if (truncated) this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
+      if (dd.http2.failed) this.http2Stopped(fs, c2s, dd.http2);
     }
   }
 

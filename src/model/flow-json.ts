@@ -349,7 +349,7 @@ const TCP = memoized(template<TcpSummary, keyof TcpSummary>(['state', 'resetBy',
 }));
 
 /** The fields every flow has from its creation (Analyzer.addFlow), in that order; the optional ones follow. */
-type FlowBase = Exclude<keyof Flow, 'httpOmitted' | 'dns' | 'netns' | 'db' | 'proxy'>;
+type FlowBase = Exclude<keyof Flow, 'httpOmitted' | 'httpStopped' | 'dns' | 'netns' | 'db' | 'proxy'>;
 
 const FLOW = template<Flow, FlowBase>(
   ['id', 'transport', 'src', 'dst', 'firstSeen', 'lastSeen', 'packets', 'bytes', 'process', 'peerProcess', 'node', 'pod', 'app', 'tls', 'http', 'seenBy', 'tcp'],

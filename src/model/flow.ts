@@ -207,6 +207,11 @@ export interface Flow {
   http: HttpExchangeSummary[];
   /** Exchanges beyond the per-flow cap of `http` (long keep-alive connections), counted but not listed. */
   httpOmitted?: number;
+  /**
+   * HTTP/2 decoding of a side that stopped before the flow's end, why and where (an HPACK or framing error, bytes the
+   * capture lost, which HPACK's table cannot be read past): that side's messages after it are missing. Absent otherwise.
+   */
+  httpStopped?: { side: 'client' | 'server'; reason: string }[];
   /** DNS questions and answers (app 'dns'), capped per flow. */
   dns?: DnsSummary[];
   /** Who a database connection (app postgres, mysql or mssql) logs in as, from its login message, plain or decrypted by the hooks. */
