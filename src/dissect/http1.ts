@@ -135,10 +135,18 @@ function lineStop(buf: Buffer, from: number, lf: number): number {
 
 /** Whether an empty line (the end of a head: an LF right after a line's LF, a CR between them or not) ends at or after `from`. */
 function headEndFrom(buf: Buffer, from: number): boolean {
+  return headEnd(buf, from) >= 0;
+}
+
+/**
+ * Where a head ends in buf (the byte after its empty line's LF, which ends at or after `from`), or -1: an empty line is
+ * an LF right after a line's LF, or after its CR (RFC 9112 §2.2: a bare LF ends a line).
+ */
+export function headEnd(buf: Buffer, from = 0): number {
   for (let lf = buf.indexOf(0x0a, Math.max(from, 1)); lf >= 0; lf = buf.indexOf(0x0a, lf + 1)) {
-    if (buf[lf - 1] === 0x0a || (buf[lf - 1] === 0x0d && buf[lf - 2] === 0x0a)) return true;
+    if (buf[lf - 1] === 0x0a || (buf[lf - 1] === 0x0d && buf[lf - 2] === 0x0a)) return lf + 1;
   }
-  return false;
+  return -1;
 }
 
 /** Does buf[0, len) start with a start token ("GET ", "HTTP/1.") or could it still grow into one? */

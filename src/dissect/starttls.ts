@@ -9,6 +9,7 @@
 // verdict like any TLS flow's: without this, such a client's TLS was "unknown" and its library never judged.
 import { INCOMPLETE, dbPrelude } from './db-prelude.js';
 import { proxyHeader } from './proxy-protocol.js';
+import { headEnd } from './http1.js';
 
 export type TextApp = 'smtp' | 'imap' | 'pop3' | 'ftp' | 'nntp' | 'sieve';
 export type UpgradeApp = TextApp | 'ldap' | 'xmpp' | 'nats' | 'mssql';
@@ -381,15 +382,14 @@ export function tdsPrelude(ch: Buffer, sh: Buffer | null): UpgradePrelude | type
 
 // ---- where TLS began ----
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-
 /** An HTTP proxy's CONNECT and its 2xx answer: where each side's head ends (the tunnel's first byte). */
 function connectTunnel(ch: Buffer, sh: Buffer): { client: number; server: number } | null {
   if (!ch.subarray(0, 8).equals(Buffer.from('CONNECT ')) || !sh.subarray(0, 7).equals(Buffer.from('HTTP/1.'))) return null;
   const status = sh.toString('latin1', 9, 12);
-  const c = ch.indexOf(CRLFCRLF);
-  const s = sh.indexOf(CRLFCRLF);
-  return status[0] === '2' && c > 0 && s > 0 ? { client: c + 4, server: s + 4 } : null;
+  // (heads as the analyzer's HTTP/1 parser reads them, a bare LF ending a line too)
+  const c = headEnd(ch);
+  const s = headEnd(sh);
+  return status[0] === '2' && c > 0 && s > 0 ? { client: c, server: s } : null;
 }
 
 /**

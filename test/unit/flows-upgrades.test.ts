@@ -173,6 +173,12 @@ describe('connections that switch to TLS in place: NNTP, ManageSieve, XMPP, NATS
     const first = tds(PRELOGIN, prelogin(0x01));
     const answer = tds(RESPONSE, prelogin(0x01));
     expect(tlsStartInPlace(cat(first, tds(PRELOGIN, hello)), cat(answer, tds(PRELOGIN, serverHello())))).toEqual({ client: first.length + 8, server: answer.length + 8 });
+    // (an HTTP proxy's CONNECT and its answer, their lines ended by CRLF or, as RFC 9112 lets a recipient take them, LF)
+    for (const eol of ['\r\n', '\n']) {
+      const connect = `CONNECT db.test:443 HTTP/1.1${eol}Host: db.test:443${eol}${eol}`;
+      const ok = `HTTP/1.1 200 Connection established${eol}${eol}`;
+      expect(tlsStartInPlace(cat(connect, hello), cat(ok, serverHello())), JSON.stringify(eol)).toEqual({ client: connect.length, server: ok.length });
+    }
   });
 
   it('SQL Server: who logs in (user, database, application) from LOGIN7, plain after PRELOGIN or from the hooks\' first decrypted write', () => {
