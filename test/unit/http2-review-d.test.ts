@@ -12,6 +12,7 @@ import type { HttpMessage } from '../../src/dissect/http1.js';
 import { CaptureBuilder, analyzeCapture, tcpConversation } from './core-packet-builder.js';
 import { FlowJsonLines } from '../../src/model/flow-json.js';
 import { har } from '../../src/export/index.js';
+import { compileFilter } from '../../src/filter/index.js';
 import { SETTINGS, addNew, frame, indexed, int, litIdx, str } from './export-h2-frames.js';
 
 const HEADERS = 1;
@@ -191,6 +192,8 @@ describe('a direction whose decoding stops says why and where', () => {
     const f = a.flows()[0]!;
     expect(f.http.map((x) => [x.path, x.status])).toEqual([['/one', 200], ['/two', null]]);
     expect(f.httpStopped).toEqual([{ side: 'server', reason: expect.stringMatching(/^frame 3 \(HEADERS, stream 3\) at byte \d+: HPACK index 70 names no entry/) }]);
+    expect(compileFilter('http.stopped contains "server: frame 3"')(f)).toBe(true);
+    expect(compileFilter('http.stopped contains "client"')(f)).toBe(false);
     const lines = new FlowJsonLines();
     lines.add(f);
     expect(JSON.parse(lines.take().toString()).httpStopped).toEqual(f.httpStopped);

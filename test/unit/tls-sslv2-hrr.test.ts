@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { CaptureBuilder, analyzeCapture, flightConversation } from './core-packet-builder.js';
 import { cipherName, parseClientHello, type ClientHello } from '../../src/dissect/tls.js';
 import type { Flow } from '../../src/model/flow.js';
+import { compileFilter } from '../../src/filter/index.js';
 
 const CLIENT = { ip: '10.62.0.1', port: 40001 };
 const SERVER = { ip: '10.62.0.2', port: 443 };
@@ -222,6 +223,8 @@ describe('a HelloRetryRequest', () => {
     expect([alone.tls!.version, alone.tls!.cipher, alone.tls!.helloRetry]).toEqual([null, null, true]);
     const plain = flowOf([['c', first], ['s', real]]);
     expect([plain.tls!.version, plain.tls!.cipher, plain.tls!.helloRetry]).toEqual(['TLS 1.3', 'TLS_AES_128_GCM_SHA256', undefined]);
+    // (the filter finds them: `tls.helloRetry`)
+    expect([alone, plain].map(compileFilter('tls.helloRetry'))).toEqual([true, false]);
   });
 
   it('the real ServerHello after the second ClientHello gives version and cipher; SNI, JA3 and JA4 stay the first hello\'s', () => {
