@@ -12,7 +12,7 @@
 import type { HttpMessage } from './http1.js';
 import { Http3Connection } from './http3.js';
 import {
-  CryptoStream, LongHeaderSpace, QUIC_VERSIONS, QuicInitials, fullPacketNumber, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
+  CryptoStream, LongHeaderSpace, QuicInitials, quicVersion, fullPacketNumber, longHeader, nextSecret, openPacket, packetKeys, readFrames, unmask,
   type PacketKeys, type QuicVersion, type Unmasked,
 } from './quic-packet.js';
 import type { EarlyDataStatus } from '../model/flow.js';
@@ -121,7 +121,7 @@ export class QuicDecryptor {
 
   /** `first`: the client's first datagram (its Initial names the version and the connection ID the keys come from). */
   constructor(first: Buffer) {
-    const version = QUIC_VERSIONS.get(first.readUInt32BE(1));
+    const version = quicVersion(first.readUInt32BE(1));
     if (!version) throw new Error('not a QUIC version this reader knows');
     this.version = version;
     this.initials = new QuicInitials(version, first.subarray(6, 6 + first[5]!));

@@ -22,6 +22,14 @@ export const QUIC_VERSIONS = new Map<number, QuicVersion>([
   [0xff00001d, { salt: Buffer.from('afbfec289993d24c9e9786f19c6111e04390a899', 'hex'), labelPrefix: 'quic', initialType: 0 }],
 ]);
 
+/**
+ * A version's Initial protection: a known one's, and for a version reserved to exercise version negotiation (RFC 9000
+ * §15: 0x?a?a?a?a) v1's, as clients that send one protect it (ngtcp2's) and tshark reads it.
+ */
+export function quicVersion(v: number): QuicVersion | undefined {
+  return QUIC_VERSIONS.get(v) ?? ((v & 0x0f0f0f0f) === 0x0a0a0a0a ? QUIC_VERSIONS.get(1) : undefined);
+}
+
 /** QUIC variable-length integer at `off`: [value, bytes used], or null past the end. */
 export function varint(b: Buffer, off: number): [number, number] | null {
   if (off >= b.length) return null;
@@ -161,7 +169,7 @@ export interface LongHeader {
 /** The long-header packet at `off` of datagram `d`; null when it is cut short, not a long header or of a version not known. */
 export function longHeader(d: Buffer, off: number): LongHeader | null {
   if ((d[off]! & 0x80) === 0 || off + 7 > d.length) return null;
-  const version = QUIC_VERSIONS.get(d.readUInt32BE(off + 1));
+  const version = quicVersion(d.readUInt32BE(off + 1));
   if (!version) return null;
   let p = off + 5;
   const dcidLen = d[p++]!;

@@ -4,12 +4,12 @@
 // purpose) and hand the assembled message to the TLS dissector. The client's give its ClientHello (the result feeds
 // ja4(ch, 'quic')); the server's, when fed, its ServerHello: the cipher suite and TLS version it chose.
 import type { ClientHello, ServerHello } from './tls.js';
-import { QUIC_VERSIONS as VERSIONS, QuicInitials, longHeader } from './quic-packet.js';
+import { QuicInitials, longHeader, quicVersion } from './quic-packet.js';
 
 /** True for a datagram starting with a QUIC long-header Initial of a version we can decrypt. */
 export function looksLikeQuicInitial(datagram: Buffer): boolean {
   if (datagram.length < 7 || (datagram[0]! & 0xc0) !== 0xc0) return false;
-  const v = VERSIONS.get(datagram.readUInt32BE(1));
+  const v = quicVersion(datagram.readUInt32BE(1));
   return v !== undefined && ((datagram[0]! >> 4) & 3) === v.initialType;
 }
 

@@ -478,6 +478,19 @@ function hashHello(fields: Uint16Array, transport: HelloTransport): void {
   mix(transport === 'quic' ? 1 : transport === 'dtls' ? 2 : 0);
 }
 
+/** Datagrams of a flow that may be QUIC versions tried and negotiated away before its readable Initial. */
+const MAX_VERSION_TRIES = 6;
+
+/** A QUIC long header (RFC 8999 §5.1: the first bit set, a version and connection IDs), of any version. */
+function quicLongHeader(p: Buffer): boolean {
+  return p.length >= 7 && (p[0]! & 0x80) !== 0 && p.length >= 7 + p[5]!;
+}
+
+/** A QUIC Version Negotiation packet (RFC 8999 §6: a long header of version 0). */
+function versionNegotiation(p: Buffer): boolean {
+  return quicLongHeader(p) && p.readUInt32BE(1) === 0;
+}
+
 /**
  * Whether a datagram opens a connection: a QUIC Initial in a datagram of at least 1,200 bytes (RFC 9000 §14.1: a client
  * pads its first ones so) or a DTLS ClientHello. Its sender is the client.
@@ -1588,12 +1601,21 @@ export class Analyzer {
         if (sh && sh !== 'incomplete') this.applyServerHello(fs, sh);
         return;
       }
-      // why: a capture can start after the client's first datagram; to port 443 wait for the next one
-      if (fs.app === 'classify' && fs.flow.dst.port !== QUIC_PORT) { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
+      // why: a capture can start after the client's first datagram; to port 443 wait for the next one. A server's
+      // Version Negotiation (a long header of version 0) answers a client that tried a version the server lacks: the
+      // client's next Initial, of another version, follows on the same ports
+      if (fs.app === 'classify' && fs.flow.dst.port !== QUIC_PORT && !(versionNegotiation(payload) && this.mayRetryVersion(fs))) { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
       return;
     }
     if (!q) {
-      if (!looksLikeQuicInitial(payload)) { fs.app = 'unknown'; fs.flow.app = 'unknown'; return; }
+      if (!looksLikeQuicInitial(payload)) {
+        // (a long header of a version it cannot read, as a client trying a new or greased one sends: its next Initial may
+        // be of one it can, after the server's Version Negotiation)
+        if (quicLongHeader(payload) && this.mayRetryVersion(fs)) return;
+        fs.app = 'unknown';
+        fs.flow.app = 'unknown';
+        return;
+      }
       q = fs.quic = { parser: new QuicInitialParser(), datagrams: 0, serverDatagrams: 0, helloDone: false, serverDone: false };
       fs.app = 'quic';
       fs.flow.app = 'quic';
@@ -1612,6 +1634,11 @@ export class Analyzer {
     }
     // (a server that does not answer: its Initials are not waited for past as many client datagrams again)
     if (q.helloDone && (q.serverDone || n >= 2 * MAX_QUIC_DATAGRAMS)) fs.quic = null;
+  }
+
+  /** A flow's first datagrams may be QUIC of a version tried before one it can read (bounded: a few datagrams). */
+  private mayRetryVersion(fs: FlowState): boolean {
+    return fs.flow.packets <= MAX_VERSION_TRIES;
   }
 
   /**

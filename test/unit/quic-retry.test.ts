@@ -223,3 +223,40 @@ describe("the server's Initial read without a key log", () => {
     expect(p.pushServer(initialPacket(k, clientCid, serverCid, cryptoFrame(hrr.length, serverHello(0x1301)), 1))).toMatchObject({ cipher: 0x1301, retry: false });
   });
 });
+
+describe('QUIC versions tried before one the server speaks', () => {
+  const dcid = Buffer.from('83941e8ee4e1f7a5', 'hex');
+  const scid = Buffer.from('c1c2c3c4', 'hex');
+  const c = '10.204.6.1';
+  const s = '10.204.6.2';
+  /** A Version Negotiation packet (RFC 9000 §17.2.1): version 0, the IDs swapped, the versions the server speaks. */
+  const vn = Buffer.concat([Buffer.from([0xc7, 0, 0, 0, 0, scid.length]), scid, Buffer.from([dcid.length]), dcid, Buffer.from([0, 0, 0, 1])]);
+  /** A client Initial of version `version` carrying the whole hello, padded to 1,200 bytes as a client pads it. */
+  const initial = (version: number): Buffer => {
+    const p = initialPacket(initialKeysOf(dcid, 'client in'), dcid, scid, cryptoFrame(0, hello), 0, version);
+    return Buffer.concat([p, Buffer.alloc(Math.max(0, 1200 - p.length))]);
+  };
+
+  it('a greased version\'s Initial (0x?a?a?a?a, RFC 9000 §15) is read with v1\'s keys, as its sender protects it and tshark reads it', () => {
+    const b = new CaptureBuilder();
+    b.udp({ src: c, dst: s, sport: 51000, dport: 4433, payload: initial(0x1a2a3a4a) });
+    b.udp({ src: s, dst: c, sport: 4433, dport: 51000, payload: vn });
+    const [f] = analyzeCapture(b.build(), { end: true }).flows();
+    expect([f!.app, f!.tls?.sni, f!.tls?.ja4]).toEqual(['quic', expected.sni, ja4(expected, 'quic')]);
+  });
+
+  it('a version it cannot read, the server\'s Version Negotiation, then a v1 Initial on the same ports: read from the v1 Initial', () => {
+    const unreadable = initial(0x00000002);
+    const b = new CaptureBuilder();
+    b.udp({ src: c, dst: s, sport: 51001, dport: 4433, payload: unreadable });
+    b.udp({ src: s, dst: c, sport: 4433, dport: 51001, payload: vn });
+    b.udp({ src: c, dst: s, sport: 51001, dport: 4433, payload: initial(1) });
+    const [f] = analyzeCapture(b.build(), { end: true }).flows();
+    expect([f!.app, f!.packets, f!.tls?.sni]).toEqual(['quic', 3, expected.sni]);
+    // (a datagram of no QUIC version after a few is not waited on for ever: the flow is unknown)
+    const other = new CaptureBuilder();
+    for (let i = 0; i < 8; i++) other.udp({ src: c, dst: s, sport: 51002, dport: 4433, payload: unreadable });
+    other.udp({ src: c, dst: s, sport: 51002, dport: 4433, payload: initial(1) });
+    expect(analyzeCapture(other.build(), { end: true }).flows()[0]!.app).toBe('unknown');
+  });
+});

@@ -41,12 +41,17 @@ export function seal(k: Keys, header: Buffer, pn: number, payload: Buffer, long:
   return pkt;
 }
 
-/** An Initial packet (QUIC v1) numbered `pn` (under 256) carrying the frames `frames` (padded to 64 bytes more). */
-export function initialPacket(k: Keys, dcid: Buffer, scid: Buffer, frames: Buffer, pn = 0): Buffer {
+/**
+ * An Initial packet (QUIC v1's protection; its header's version `version`, 1 unless given) numbered `pn` (under 256)
+ * carrying the frames `frames` (padded to 64 bytes more).
+ */
+export function initialPacket(k: Keys, dcid: Buffer, scid: Buffer, frames: Buffer, pn = 0, version = 1): Buffer {
   const payload = Buffer.concat([frames, Buffer.alloc(64)]);
   const length = 1 + payload.length + 16;
+  const v = Buffer.alloc(4);
+  v.writeUInt32BE(version >>> 0);
   const header = Buffer.concat([
-    Buffer.from([0xc0, 0, 0, 0, 1, dcid.length]), dcid, Buffer.from([scid.length]), scid,
+    Buffer.from([0xc0]), v, Buffer.from([dcid.length]), dcid, Buffer.from([scid.length]), scid,
     Buffer.from([0x00, 0x40 | (length >> 8), length & 0xff, pn]),
   ]);
   return seal(k, header, pn, payload, true);
