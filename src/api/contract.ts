@@ -1,6 +1,6 @@
 // The one typed API between the renderer and the core. Electron IPC (preload) and the web-mode
 // WebSocket both carry exactly these calls and events; payloads are validated at each boundary.
-import type { Flow, LibraryBreakdownRow, TcpState } from '../model/flow.js';
+import type { Flow, LibraryBreakdownRow, StreamReset, TcpState } from '../model/flow.js';
 import type { CaptureMode, NodeInfo, NodeStatus, PodChoice, Prompt } from '../targets/target.js';
 import type { CaptureFilterCheck } from '../targets/capture-filter.js';
 
@@ -67,6 +67,8 @@ export interface HttpExchangeDetail {
   startedAt: number;
   /** the capture ended inside it (see HttpExchangeSummary.unfinished); absent otherwise */
   unfinished?: true;
+  /** its HTTP/2 stream was reset (see HttpExchangeSummary.reset); absent otherwise */
+  reset?: StreamReset;
   /** With details: what the HAR export needs of the request and of the response beyond their heads; absent: not seen */
   requestInfo?: HttpMessageInfo;
   responseInfo?: HttpMessageInfo;

@@ -344,6 +344,21 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin
 const FRAME_DATA = 0x0;
 const FRAME_HEADERS = 0x1;
 const FRAME_RST_STREAM = 0x3;
+/** RST_STREAM frames held between two takeResets (a flood of them keeps the first) */
+const MAX_RESETS = 1024;
+
+export interface H2Reset { streamId: number; error: string }
+const NO_RESETS: H2Reset[] = [];
+
+/** RFC 9113 §7's error codes by name; another as its number. */
+const H2_ERRORS = [
+  'NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL',
+  'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED',
+];
+
+export function h2ErrorName(code: number): string {
+  return H2_ERRORS[code] ?? `0x${code.toString(16)}`;
+}
 const FRAME_PUSH_PROMISE = 0x5;
 const FRAME_CONTINUATION = 0x9;
 
@@ -377,6 +392,7 @@ export class Http2Parser {
   private waiting: Pieces | null = null;
   private prefaceChecked: boolean;
   private readonly streams = new Map<number, StreamState>();
+  private readonly resets: H2Reset[] = [];
   private readonly hpack = new HpackDecoder();
   /**
    * header block being collected across CONTINUATION frames: `streamId` the stream its frames come on, `target` the
@@ -496,6 +512,12 @@ export class Http2Parser {
     return out;
   }
 
+  /** The RST_STREAM frames this side sent since the last call: the stream and its error code's name. */
+  takeResets(): H2Reset[] {
+    if (this.resets.length === 0) return NO_RESETS;
+    return this.resets.splice(0);
+  }
+
   private frame(type: number, flags: number, streamId: number, payload: Buffer, ts: number, out: HttpMessage[]): void {
     if (this.block && type !== FRAME_CONTINUATION) {
       throw new Error(`a frame other than CONTINUATION while the header block on stream ${this.block.streamId} was not ended (RFC 9113 §6.10)`);
@@ -543,6 +565,9 @@ export class Http2Parser {
         break;
       }
       case FRAME_RST_STREAM: {
+        // (kept for the analyzer, which marks the stream's exchange: a reset of a stream whose message this side had
+        // sent whole, a client cancelling a request, ends the answer the other side's parser waits for)
+        if (payload.length >= 4 && this.resets.length < MAX_RESETS) this.resets.push({ streamId, error: h2ErrorName(payload.readUInt32BE(0)) });
         const s = this.streams.get(streamId);
         if (s && s.headersDone) {
           s.msg.bodyTruncated = true;

@@ -103,6 +103,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.path': { type: 'string', get: (f) => f.http.map((h) => h.path), some: (f, t) => f.http.some((h) => t(h.path)), help: 'request path of any exchange' },
   'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
   'http.stopped': { type: 'string', get: (f) => f.httpStopped?.map((x) => `${x.side}: ${x.reason}`), help: 'why HTTP/2 decoding of a side stopped (an HPACK or framing error, bytes the capture lost), as "client: ..." or "server: ..."; its later messages are missing' },
+  'http.reset': { type: 'string', get: (f) => (f.http.length > 0 ? f.http.flatMap((h) => (h.reset ? [`${h.reset.by} ${h.reset.error}`] : [])) : undefined), help: 'an exchange whose HTTP/2 stream was reset (RST_STREAM): "client CANCEL", "server REFUSED_STREAM", ...' },
   'http.unfinished': { type: 'bool', get: (f) => (f.http.length > 0 ? f.http.some((h) => h.unfinished === true) : undefined), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended)' },
   'tcp.state': { type: 'string', get: (f) => f.tcp?.state, help: 'how the TCP connection went: no-reply, refused, established, closing, closed, reset, midstream' },
   'tcp.resetBy': { type: 'string', get: (f) => f.tcp?.resetBy, help: 'client | server: the side that sent the first RST' },

@@ -7,7 +7,7 @@ import {
 } from '../dissect/tls.js';
 import { isUtf8 } from 'node:buffer';
 import { Http1Parser, contentCodings, headerValue, looksBinary, looksLikeHttp1, mayGrowIntoHttp1, type Http1Options, type HttpMessage } from '../dissect/http1.js';
-import { Http2Parser, looksLikeHttp2 } from '../dissect/http2.js';
+import { Http2Parser, looksLikeHttp2, type H2Reset } from '../dissect/http2.js';
 import { beginsDnsMessage, parseDns, type DnsMessage } from '../dissect/dns.js';
 import { Pieces } from '../util/pieces.js';
 import { QuicInitialParser, looksLikeQuicInitial } from '../dissect/quic.js';
@@ -2251,21 +2251,42 @@ export class Analyzer {
       } else this.openTunnel(fs, tunnel);
     } else if (dir.http2) {
       this.onMessages(fs, dir.http2.push(chunk, ts), 'plain', ts);
-      if (dir.http2.failed) {
-        this.http2Stopped(fs, dir === fs.c2s, dir.http2);
-        this.stopDir(fs, dir === fs.c2s);
-      }
+      this.afterHttp2(fs, dir === fs.c2s, dir.http2);
+      if (dir.http2.failed) this.stopDir(fs, dir === fs.c2s);
     }
   }
 
-  /** An HTTP/2 side that can no longer be decoded says so on its flow, once, with the parser's why and where. */
-  private http2Stopped(fs: FlowState, c2s: boolean, p: Http2Parser): void {
+  /**
+   * After a side's HTTP/2 bytes were read: the streams it reset mark their exchanges, and a side that can no longer be
+   * decoded says so on its flow, once, with the parser's why and where.
+   */
+  private afterHttp2(fs: FlowState, c2s: boolean, p: Http2Parser): void {
+    const resets = p.takeResets();
+    if (resets.length > 0 && fs.x) this.streamsReset(fs, fs.x, c2s, resets);
     const reason = p.failure;
     if (reason === null) return;
     const side = c2s ? 'client' : 'server';
     const list = fs.flow.httpStopped ?? (fs.flow.httpStopped = []);
     if (list.some((s) => s.side === side)) return;
     list.push({ side, reason });
+    fs.version++;
+    this.changes++;
+  }
+
+  /**
+   * Streams a side reset (RST_STREAM): their exchanges say by whom and why, the first reset of each standing. A reset
+   * before the stream's request was read (the capture's order) marks nothing.
+   */
+  private streamsReset(fs: FlowState, x: FlowExtra, c2s: boolean, resets: H2Reset[]): void {
+    const by = c2s ? 'client' : 'server';
+    for (const r of resets) {
+      const i = x.exchangeStreams.lastIndexOf(r.streamId);
+      const at = i >= 0 ? i : x.summaryStreams?.get(r.streamId);
+      const e = i >= 0 ? x.exchanges[i] : undefined;
+      const s = at === undefined ? undefined : fs.flow.http[at];
+      if (e) e.reset ??= { by, error: r.error };
+      if (s) s.reset ??= { by, error: r.error };
+    }
     fs.version++;
     this.changes++;
   }
@@ -2288,7 +2309,7 @@ export class Analyzer {
       s.http1 = null;
       s.http2 = new Http2Parser('server');
       if (s2c.length > 0) this.onMessages(fs, s.http2.push(s2c, ts), 'plain', ts);
-      if (s.http2.failed) this.http2Stopped(fs, false, s.http2);
+      this.afterHttp2(fs, false, s.http2);
     }
   }
 
@@ -2781,7 +2802,7 @@ export class Analyzer {
     } else if (dd.http2) {
       this.onMessages(fs, dd.http2.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
       if (truncated) this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
-      if (dd.http2.failed) this.http2Stopped(fs, c2s, dd.http2);
+      this.afterHttp2(fs, c2s, dd.http2);
     }
   }
 

@@ -145,6 +145,16 @@ export interface HttpExchangeSummary {
    * coming, an HTTP/2 or HTTP/3 stream not ended). The status, if any, is the response head's. Absent otherwise.
    */
   unfinished?: true;
+  /**
+   * Its HTTP/2 stream was reset (RST_STREAM): by which side, and the error code's name (CANCEL: a client gave up on the
+   * answer, or a gRPC call was cancelled; REFUSED_STREAM: the server did not take it up). Absent otherwise.
+   */
+  reset?: StreamReset;
+}
+
+export interface StreamReset {
+  by: 'client' | 'server';
+  error: string;
 }
 
 /** One DNS question and its answer as seen in a flow (UDP or TCP port 53). */

@@ -1,5 +1,6 @@
 // UI: the flow detail says what the capture could not give, and why: an HTTP/2 side whose decoding stopped (an HPACK
-// error, with its frame and offset) above the exchanges it left without answers, and a TLS server that asked for
+// error, with its frame and offset) above the exchanges it left without answers, an exchange whose stream the client
+// reset (RST_STREAM, CANCEL), and a TLS server that asked for
 // another ClientHello (a HelloRetryRequest), with no ServerHello after it. In Chromium over web mode with the real
 // CoreService.
 import { writeFileSync } from 'node:fs';
@@ -30,10 +31,13 @@ function capture(home: string): string {
   const b = new CaptureBuilder();
   b.record({ t: 'capture', v: 1, mode: 'afpacket', reason: 'test', hostname: 'node-1' });
   const request = (p: string): Buffer => Buffer.concat([indexed(2), indexed(6), litIdx(4, p), litIdx(1, 'example.test')]);
-  const client = Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_STREAM_HEADERS, 1, request('/one')), frame(HEADERS, END_STREAM_HEADERS, 3, request('/two'))]);
+  const client = Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_STREAM_HEADERS, 1, request('/one')), frame(HEADERS, END_STREAM_HEADERS, 3, request('/two')),
+    frame(HEADERS, END_STREAM_HEADERS, 5, request('/three'))]);
+  // (the client gives up on /three: RST_STREAM, CANCEL)
+  const cancel = frame(3, 0, 5, Buffer.from([0, 0, 0, 8]));
   // (stream 3's answer names index 70 of an empty dynamic table)
   const server = Buffer.concat([SETTINGS, frame(HEADERS, END_STREAM_HEADERS, 1, indexed(8)), frame(HEADERS, END_STREAM_HEADERS, 3, indexed(70))]);
-  tcpConversation(b, { ip: '10.9.4.1', port: 42001 }, { ip: '10.9.4.2', port: 8080 }, [client, null], [null, server]);
+  tcpConversation(b, { ip: '10.9.4.1', port: 42001 }, { ip: '10.9.4.2', port: 8080 }, [client, null, cancel], [null, server, null]);
   tcpConversation(b, { ip: '10.9.4.1', port: 42002 }, { ip: '10.9.4.3', port: 443 }, [fixtureClientHello(), null], [null, helloRetryRequest()]);
   const path = join(home, 'detail-notes.pcapng');
   writeFileSync(path, b.build());
@@ -60,6 +64,11 @@ describe('notes in the flow detail', () => {
     await expect.poll(async () => (await note.textContent()) ?? '', { timeout: 10_000 })
       .toMatch(/^HTTP\/2 decoding of the server's side stopped: frame 3 \(HEADERS, stream 3\) at byte \d+: HPACK index 70 names no entry/);
     expect(await note.count()).toBe(1);
+    // (the exchange the client cancelled says so)
+    const reset = page.getByTestId('exchange-reset');
+    await expect.poll(() => reset.count(), { timeout: 10_000 }).toBe(1);
+    expect(await reset.textContent()).toBe('reset by client: CANCEL');
+    expect(await page.getByTestId('exchange').filter({ has: reset }).getByTestId('exchange-path').textContent()).toBe('example.test/three');
   });
 
   it('a HelloRetryRequest with no ServerHello after it: the TLS section says the server asked for a retry, nothing negotiated', async () => {

@@ -280,3 +280,25 @@ describe('HPACK decoding against hpack.js (the library the decoder replaced, as 
     }
   });
 });
+
+describe('a stream reset (RST_STREAM) marks its exchange: by whom and why, as tshark shows the frame', () => {
+  const RST_STREAM = 3;
+  const rst = (stream: number, code: number): Buffer => { const p = Buffer.alloc(4); p.writeUInt32BE(code); return frame(RST_STREAM, 0, stream, p); };
+
+  it('a client that cancels its request, a server that refuses a stream; the other exchanges unmarked', () => {
+    // (the client sends /a, /upload and /refused whole; cancels /upload; the server answers /a, refuses /refused)
+    const client = [Buffer.concat([H2_PREFACE, SETTINGS, frame(HEADERS, END_STREAM | END_HEADERS, 1, request('/a')), frame(HEADERS, END_STREAM | END_HEADERS, 3, request('/upload')),
+      frame(HEADERS, END_STREAM | END_HEADERS, 5, request('/refused'))]), rst(3, 8)];
+    const server = [Buffer.concat([SETTINGS, frame(HEADERS, END_STREAM | END_HEADERS, 1, STATUS_200)]), rst(5, 7)];
+    const b = new CaptureBuilder();
+    tcpConversation(b, { ip: '10.203.5.1', port: 40010 }, { ip: '10.203.5.2', port: 8080 }, [client[0]!, null, client[1]!, null], [null, server[0]!, null, server[1]!]);
+    const a = analyzeCapture(b.build(), { end: true });
+    const f = a.flows()[0]!;
+    expect(f.http.map((x) => [x.path, x.status, x.reset ?? null])).toEqual([
+      ['/a', 200, null], ['/upload', null, { by: 'client', error: 'CANCEL' }], ['/refused', null, { by: 'server', error: 'REFUSED_STREAM' }],
+    ]);
+    expect(a.exchangesOf(f.id).map((e) => e.reset ?? null)).toEqual([null, { by: 'client', error: 'CANCEL' }, { by: 'server', error: 'REFUSED_STREAM' }]);
+    expect(compileFilter('http.reset == "client CANCEL"')(f)).toBe(true);
+    expect(compileFilter('http.reset contains "PROTOCOL"')(f)).toBe(false);
+  });
+});
