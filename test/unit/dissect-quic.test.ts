@@ -6,9 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { QuicInitialParser, looksLikeQuicInitial } from '../../src/dissect/quic.js';
 import { ja3, ja4, parseClientHello, type ClientHello } from '../../src/dissect/tls.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
-import { decodePacket } from '../../src/flows/decode.js';
 import { cryptoFrame, initialKeysOf, initialPacket } from './quic-seal.js';
+import { fixtureClientHello } from './core-packet-builder.js';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
 const rfc = Buffer.from(fs.readFileSync(path.join(FIX, 'rfc9001-a2-client-initial.hex'), 'utf8').trim(), 'hex');
@@ -66,14 +65,7 @@ describe.skipIf(!chromium)('Chromium HTTP/3 Initials (golden, expected from tsha
 
 describe('CRYPTO frames in any order', () => {
   // (curl's TLS 1.3 ClientHello from the loopback fixture, as the CRYPTO stream would carry it: the handshake message)
-  const record = (() => {
-    for (const b of parseBuffer(fs.readFileSync(path.join(import.meta.dirname, '../fixtures/pcapng/loopback-mix.pcapng')))) {
-      if (b.type !== 'epb') continue;
-      const d = decodePacket(b.iface.linkType, b.data);
-      if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
-    }
-    throw new Error('no ClientHello in the fixture');
-  })();
+  const record = fixtureClientHello();
   const message = record.subarray(5);
   const dcid = Buffer.from('8394c8f03e515708', 'hex');
   const keys = initialKeysOf(dcid, 'client in');

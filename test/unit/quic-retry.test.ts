@@ -4,29 +4,18 @@
 // the integrity tag of RFC 9001 §5.8 (checked against the RFC's A.4 vector), the hello a real one (curl's, from the
 // loopback fixture). Also the server's Initial read without a key log: the cipher suite and version its ServerHello chose.
 import { describe, it, expect } from 'vitest';
-import fs from 'node:fs';
-import path from 'node:path';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { QuicInitialParser } from '../../src/dissect/quic.js';
 import { ja4, parseClientHello, type ClientHello } from '../../src/dissect/tls.js';
 import { KeyLog } from '../../src/dissect/tls-keylog.js';
-import { parseBuffer } from '../../src/pcapng/index.js';
-import { decodePacket } from '../../src/flows/decode.js';
 import type { Flow } from '../../src/model/flow.js';
-import { analyzeCapture, CaptureBuilder } from './core-packet-builder.js';
+import { analyzeCapture, CaptureBuilder, fixtureClientHello } from './core-packet-builder.js';
 import { cryptoFrame, initialKeysOf, initialPacket, keysOf, seal } from './quic-seal.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 // (curl's TLS 1.3 ClientHello from the loopback fixture, as QUIC's CRYPTO stream carries it: the handshake message)
-const record = (() => {
-  for (const b of parseBuffer(fs.readFileSync(path.join(import.meta.dirname, '../fixtures/pcapng/loopback-mix.pcapng')))) {
-    if (b.type !== 'epb') continue;
-    const d = decodePacket(b.iface.linkType, b.data);
-    if (d && d.dstPort === 18443 && d.payload.length > 0) return Buffer.from(d.payload);
-  }
-  throw new Error('no ClientHello in the fixture');
-})();
+const record = fixtureClientHello();
 const hello = record.subarray(5);
 const expected = parseClientHello(record) as ClientHello;
 const random = hello.subarray(6, 38);
