@@ -4,13 +4,17 @@
 // purpose) and hand the assembled message to the TLS dissector. The client's give its ClientHello (the result feeds
 // ja4(ch, 'quic')); the server's, when fed, its ServerHello: the cipher suite and TLS version it chose.
 import type { ClientHello, ServerHello } from './tls.js';
-import { QuicInitials, longHeader, quicVersion } from './quic-packet.js';
+import { QUIC_VERSIONS, QuicInitials, longHeader, quicVersion } from './quic-packet.js';
 
 /** True for a datagram starting with a QUIC long-header Initial of a version we can decrypt. */
 export function looksLikeQuicInitial(datagram: Buffer): boolean {
   if (datagram.length < 7 || (datagram[0]! & 0xc0) !== 0xc0) return false;
-  const v = quicVersion(datagram.readUInt32BE(1));
-  return v !== undefined && ((datagram[0]! >> 4) & 3) === v.initialType;
+  const raw = datagram.readUInt32BE(1);
+  const v = quicVersion(raw);
+  if (v === undefined || ((datagram[0]! >> 4) & 3) !== v.initialType) return false;
+  // (a greased version's (0x?a?a?a?a) only as a client's first Initial is: padded to 1,200 bytes, a DCID of at most 20;
+  // any datagram of 0xca bytes would pass for one otherwise)
+  return QUIC_VERSIONS.has(raw) || (datagram.length >= 1200 && datagram[5]! <= 20);
 }
 
 /** Collects one connection's Initial packets until the ClientHello (and, when fed, the ServerHello) is complete. */

@@ -5,7 +5,7 @@
 // loopback fixture). Also the server's Initial read without a key log: the cipher suite and version its ServerHello chose.
 import { describe, it, expect } from 'vitest';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { QuicInitialParser } from '../../src/dissect/quic.js';
+import { QuicInitialParser, looksLikeQuicInitial } from '../../src/dissect/quic.js';
 import { ja4, parseClientHello, type ClientHello } from '../../src/dissect/tls.js';
 import { KeyLog } from '../../src/dissect/tls-keylog.js';
 import type { Flow } from '../../src/model/flow.js';
@@ -232,6 +232,9 @@ describe('QUIC versions tried before one the server speaks', () => {
     b.udp({ src: s, dst: c, sport: 4433, dport: 51000, payload: vn });
     const [f] = analyzeCapture(b.build(), { end: true }).flows();
     expect([f!.app, f!.tls?.sni, f!.tls?.ja4]).toEqual(['quic', expected.sni, ja4(expected, 'quic')]);
+    // (only a client's first Initial is taken for a greased version's: 1,200 bytes, a DCID of 20 at most; a datagram of
+    // 0xca bytes, "version 0xcacacaca", is not QUIC)
+    expect([initial(0x1a2a3a4a), Buffer.alloc(140, 0xca), Buffer.alloc(1200, 0xca)].map(looksLikeQuicInitial)).toEqual([true, false, false]);
   });
 
   it('a version it cannot read, the server\'s Version Negotiation, then a v1 Initial on the same ports: read from the v1 Initial', () => {
