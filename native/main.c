@@ -35,6 +35,11 @@ static const char usage_text[] =
 	"clients append go into the output as decryption secrets blocks.\n"
 	"Writes pcapng to stdout. Exit codes: 0 ok, 1 usage, 2 not permitted, 3 mode unsupported, 4 runtime failure.\n";
 
+/* The longest --duration, in seconds: 100 years (the CLI's limit too). why: the deadline is a count of nanoseconds in
+ * 64 bits (2^64 ns is about 584 years); converting a longer duration overflowed (undefined behaviour) into a deadline
+ * already past, and the capture stopped at once. */
+#define MAX_DURATION_S 3153600000.0
+
 static int usage_error(const char *fmt, const char *arg)
 {
 	fputs("tapscope-helper: ", stderr);
@@ -283,8 +288,9 @@ int main(int argc, char **argv)
 			char *end;
 
 			opts.duration = strtod(v, &end);
-			if (*end || end == v || opts.duration <= 0)
-				return usage_error("bad --duration: %s (seconds > 0)", v);
+			/* (written so that NaN, which compares false, is refused too) */
+			if (*end || end == v || !(opts.duration > 0 && opts.duration <= MAX_DURATION_S))
+				return usage_error("bad --duration: %s (seconds > 0, at most 3153600000: 100 years)", v);
 		} else if (!strcmp(name, "--snaplen")) {
 			if (parse_u32(v, 64, 262144, &n))
 				return usage_error("bad --snaplen: %s (64..262144)", v);

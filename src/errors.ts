@@ -6,7 +6,10 @@ export type TapscopeErrorCode =
   | 'E_PCAPNG_MALFORMED'
   | 'E_PCAPNG_TRUNCATED'
   | 'E_FILE_NOT_FOUND'
+  /** a file that is there but cannot be read: permission denied, a directory, an I/O error */
+  | 'E_FILE_UNREADABLE'
   | 'E_SESSION_NOT_FOUND'
+  | 'E_SESSION_BROKEN'
   | 'E_FLOW_NOT_FOUND'
   | 'E_TARGET_UNREACHABLE'
   | 'E_TARGET_INVALID'
@@ -23,6 +26,7 @@ export type TapscopeErrorCode =
   | 'E_K8S_ADMISSION'
   | 'E_K8S_NODE_FAILED'
   | 'E_EXPORT'
+  | 'E_CAPTURE_OUT'
   | 'E_DISK_FULL'
   | 'E_KEYLOG'
   | 'E_WIRESHARK_NOT_FOUND'

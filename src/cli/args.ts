@@ -83,24 +83,64 @@ type OptSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; 
 function parse(args: string[], options: OptSpec, maxPositionals: number, cmd: string): { values: Record<string, unknown>; positionals: string[] } {
   let res: { values: Record<string, unknown>; positionals: string[] };
   try {
-    res = parseArgs({ args, options, allowPositionals: true, strict: true }) as { values: Record<string, unknown>; positionals: string[] };
+    res = parseArgs({ args: negativeValuesJoined(args, options), options, allowPositionals: true, strict: true }) as { values: Record<string, unknown>; positionals: string[] };
   } catch (e) {
-    const msg = e instanceof Error ? e.message.split('\n')[0] ?? String(e) : String(e);
-    throw usage(`${cmd}: ${msg.replace(/\. To specify a positional argument.*$/, '')}`);
+    const lines = e instanceof Error ? e.message.split('\n') : [String(e)];
+    // parseArgs: "Option '--out' argument is ambiguous." and, lines later, "... use '--out=-XYZ'."
+    const ambiguous = /^Option '([^']+)' argument is ambiguous/.exec(lines[0] ?? '');
+    if (ambiguous) {
+      const spelled = /use '([^'=]+)=-XYZ'/.exec(lines.join(' '))?.[1] ?? ambiguous[1];
+      throw usage(`${cmd}: ${ambiguous[1]} needs a value; a value that starts with a dash is written ${spelled}=-VALUE`);
+    }
+    throw usage(`${cmd}: ${(lines[0] ?? '').replace(/\. To specify a positional argument.*$/, '')}`);
   }
   if (res.positionals.length > maxPositionals) throw usage(`${cmd}: unexpected argument '${res.positionals[maxPositionals]}'`);
   return res;
+}
+
+/**
+ * `--duration -1` as `--duration=-1`: a negative number after an option that takes a value is that value (parseArgs
+ * takes it for an option and calls the argument ambiguous), so that the value's own check says what is wrong with it.
+ */
+function negativeValuesJoined(args: string[], options: OptSpec): string[] {
+  const byShort = new Map(Object.entries(options).filter(([, o]) => o.short).map(([name, o]) => [`-${o.short}`, name]));
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return [...out, ...args.slice(i)];
+    const name = a.startsWith('--') ? a.slice(2) : byShort.get(a);
+    const next = args[i + 1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function positiveNumber(v: string | undefined, what: string, cmd: string): number | undefined {
+/**
+ * The longest --duration, in seconds: 100 years. why: the helper counts a capture's end in nanoseconds in 64 bits
+ * (2^64 ns is about 584 years) and refuses more than this too; a longer one was cut to a moment by the overflow.
+ */
+export const MAX_DURATION_S = 100 * 365 * 24 * 3600;
+
+function positiveNumber(v: string | undefined, what: string, cmd: string, max: number, maxText: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw usage(`${cmd}: ${what} must be a positive number, got '${v}'`);
+  if (n > max) throw usage(`${cmd}: ${what} must be at most ${maxText}, got '${v}'`);
   return n;
+}
+
+/** A --target that was given empty: refused (taken as local, it would capture where the user did not ask). */
+function target(v: unknown, cmd: string): string {
+  const t = str(v);
+  if (t !== undefined && !t.trim()) throw usage(`${cmd}: --target needs a value: local, ssh://[user@]host[:port] or k8s://CONTEXT[/NODE]`);
+  return t ?? 'local';
 }
 
 /** --image/--namespace/--kubeconfig only mean something for a Kubernetes target: refuse them elsewhere. */
@@ -136,11 +176,14 @@ export function parseCommand(argv: string[]): Command {
       for (const p of nodeKeylogs) {
         if (!p.startsWith('/')) throw usage(`capture: --node-keylog takes an absolute path on the node, got '${p}'`);
       }
+      const t = target(values.target, 'capture');
+      const ifaces = (values.iface as string[] | undefined) ?? [];
+      if (ifaces.some((i) => !i.trim())) throw usage('capture: --iface needs an interface name (without --iface: every interface)');
       return {
-        cmd: 'capture', target: str(values.target) ?? 'local', mode, ifaces: (values.iface as string[] | undefined) ?? [],
-        duration: positiveNumber(str(values.duration), '--duration', 'capture'), out, acceptNewHostKey: values['accept-new-host-key'] === true,
+        cmd: 'capture', target: t, mode, ifaces,
+        duration: positiveNumber(str(values.duration), '--duration', 'capture', MAX_DURATION_S, `${MAX_DURATION_S} seconds (100 years)`), out, acceptNewHostKey: values['accept-new-host-key'] === true,
         captureFilter: captureFilter?.trim(), pods, keylogs: keylogs(values), nodeKeylogs,
-        k8s: k8sOptions(str(values.target) ?? 'local', { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
+        k8s: k8sOptions(t, { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'capture'),
       };
     }
     case 'check': {
@@ -148,10 +191,10 @@ export function parseCommand(argv: string[]): Command {
         target: { type: 'string' }, json: { type: 'boolean' }, 'accept-new-host-key': { type: 'boolean' },
         image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' },
       }, 0, 'check');
-      const target = str(values.target) ?? 'local';
+      const t = target(values.target, 'check');
       return {
-        cmd: 'check', target, json: values.json === true, acceptNewHostKey: values['accept-new-host-key'] === true,
-        k8s: k8sOptions(target, { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'check'),
+        cmd: 'check', target: t, json: values.json === true, acceptNewHostKey: values['accept-new-host-key'] === true,
+        k8s: k8sOptions(t, { image: str(values.image), namespace: str(values.namespace), kubeconfig: str(values.kubeconfig) }, 'check'),
       };
     }
     case 'flows': {

@@ -17,6 +17,7 @@ import type { Follower } from '../service/follow.js';
 import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 import { localDateTime } from '../util/time-text.js';
 import { printable } from '../util/printable.js';
+import { stdoutError } from './stdout-error.js';
 
 type RunnableCommand = Exclude<Command, { cmd: 'help' | 'version' }>;
 
@@ -65,7 +66,9 @@ async function openSource(file: string, options: AnalyzerOptions = {}, shownAs?:
     if (isGzip(file, shownAs)) return openCompressed(file, options, shownAs ?? file);
     const { analyzeFiles } = await import('../flows/load.js');
     const files = [{ path: resolve(file) }];
-    const { analyzer, notes, damaged } = await analyzeFiles(files, options);
+    const { analyzer, notes, damaged } = await analyzeFiles(files, options).catch((e: unknown) => {
+      throw shownAs === undefined ? e : renamedError(e, files[0]!.path, shownAs);
+    });
     if (shownAs === undefined) return { files, analyzer, notes, damaged };
     return { files, analyzer, notes: notes.map((n) => n.split(files[0]!.path).join(shownAs)), damaged: damaged.map((d) => ({ ...d, path: shownAs })) };
   }
@@ -80,7 +83,19 @@ async function openSource(file: string, options: AnalyzerOptions = {}, shownAs?:
     const damagedNotes = new Set(l.damaged.map(damageNote));
     return { files: l.files, analyzer: l.analyzer, notes: l.notes.filter((n) => !damagedNotes.has(n)), damaged: l.damaged };
   }
+  // (after the session ids: a session's folder is a directory of that name)
+  if (existsSync(file) && statSync(file).isDirectory()) {
+    const { directoryError } = await import('../pcapng/file-errors.js');
+    throw directoryError(file);
+  }
   throw new TapscopeError('E_FILE_NOT_FOUND', `'${file}' is neither a capture file nor a session id (\`tapscope sessions\` lists sessions)`);
+}
+
+/** An error about a private copy (standard input's, a decompressed file's) naming what the copy was made of. */
+function renamedError(e: unknown, path: string, shownAs: string): unknown {
+  if (!(e instanceof TapscopeError) || !e.message.includes(path)) return e;
+  const details = e.details && e.details.path === path ? { ...e.details, path: shownAs } : e.details;
+  return new TapscopeError(e.code, e.message.split(path).join(shownAs), details, { cause: e });
 }
 
 /**
@@ -223,7 +238,7 @@ class StdoutChunks {
           else if (!e) resolve();
           else if (e.code === 'EPIPE') { this.gone = true; resolve(); }
           else if (e.code === 'EAGAIN') { this.viaStream = true; writeOut(buf.subarray(off)).then(resolve, reject); }
-          else reject(e);
+          else reject(stdoutError(e));
         });
       };
       go(0);
@@ -377,14 +392,20 @@ async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promis
   const dir = toStdout ? mkdtempSync(join(tmpdir(), 'tapscope-export-')) : null;
   try {
     const path = dir ? join(dir, `export.${c.format}`) : resolve(c.out);
-    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets, keyLog });
-    if (dir) await pipeline(createReadStream(path), process.stdout, { end: false }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e; });
+    // (what the capture was read from, when not itself: a gzip file's original; and the key logs: none may be the output)
+    const inputs = [...(c.file !== '-' && isFile(c.file) ? [c.file] : []), ...c.keylogs];
+    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets, keyLog, inputs });
+    if (dir) await pipeline(createReadStream(path), process.stdout, { end: false }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw stdoutError(e); });
     if (keyLog && !c.includeSecrets && c.format === 'pcapng') err('tapscope: note: the key log\'s secrets are not embedded in the export (--include-secrets embeds those of its connections, for Wireshark to decrypt them)\n');
     err(`wrote ${dir ? 'standard output' : res.path} (${human(res.bytes)}${flowIds ? `, ${flowIds.size} flow${flowIds.size === 1 ? '' : 's'}` : ''}${c.includeSecrets ? ', secrets included' : ', secrets redacted'})\n`);
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
   return damageFails(src.damaged);
+}
+
+function isFile(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 
 async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promise<number> {

@@ -6,6 +6,7 @@ import { packageVersion } from '../util/paths.js';
 import { USAGE, parseCommand } from './args.js';
 import { filterMark } from './flows-output.js';
 import { printable } from '../util/printable.js';
+import { stdoutError } from './stdout-error.js';
 
 async function main(argv: string[]): Promise<number> {
   const command = parseCommand(argv);
@@ -26,17 +27,32 @@ async function main(argv: string[]): Promise<number> {
 // why: a reader that stops early (`tapscope flows FILE | head`) closes the pipe; like other Unix tools,
 // stop quietly and successfully instead of reporting the failed write
 process.stdout.on('error', (e: NodeJS.ErrnoException & { stopsCapture?: boolean }) => {
-  if (e.code !== 'EPIPE') throw e;
+  if (e.code !== 'EPIPE') {
+    // why: `> /dev/full` or a full disk fails the command: said in one line as its other errors are, not as a crash
+    // with a stack (once: a command that saw the failed write has reported it by now)
+    setImmediate(() => {
+      report(stdoutError(e));
+      process.exit();
+    });
+    return;
+  }
   // (`capture --out -` listens too, after this listener, and marks the error: it stops the capture and saves the
   // session first)
   setImmediate(() => { if (!e.stopsCapture) process.exit(0); });
 });
 
+/** Set once the command's error is printed: one error line per run. */
+let reported = false;
+
+function report(e: unknown): void {
+  if (reported) return;
+  reported = true;
+  const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
+  process.stderr.write(`tapscope: ${printable(err.message, 'newlines')} (${err.code})\n${err.code === 'E_FILTER_SYNTAX' ? filterMark(err.details) : ''}`);
+  process.exitCode = err.code === 'E_USAGE' ? 2 : 1;
+}
+
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (e: unknown) => {
-    const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.stderr.write(`tapscope: ${printable(err.message, 'newlines')} (${err.code})\n${err.code === 'E_FILTER_SYNTAX' ? filterMark(err.details) : ''}`);
-    process.exitCode = err.code === 'E_USAGE' ? 2 : 1;
-  },
+  (code) => { if (!reported) process.exitCode = code; },
+  report,
 );

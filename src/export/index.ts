@@ -1,7 +1,9 @@
 // Exports of a capture: pcapng (Wireshark-ready, keeps the decrypted-plaintext interface so HTTP inside TLS
 // shows; with a filter only the matching flows' packets), HAR 1.2 of the HTTP exchanges, and JSON Lines of
 // flows. Secrets are redacted unless includeSecrets (see redact.ts); decryption-secrets blocks are dropped too.
-import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { TapscopeError, isTapscopeError } from '../errors.js';
@@ -37,20 +39,59 @@ export interface ExportRequest {
    */
   keyLog?: KeyLog | null;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Files the export is made from besides `files` (a compressed capture's original, key logs): like the capture files,
+   * refused as its output.
+   */
+  inputs?: string[];
 }
 
-/** Buffered synchronous file output (exports are written start to end, once). */
+/**
+ * Buffered synchronous output of an export (written start to end, once). A regular file, new or replaced, is written
+ * as a temporary file beside it and renamed into place once whole: an export that fails (a full disk, a capture that
+ * cannot be read) leaves the file that was there, or none, never a partial one that looks complete. A special file
+ * (/dev/null, a FIFO, a terminal) is written in place. Errors name `path` as the caller gave it.
+ */
 class OutFile {
   private fd: number;
+  /** the temporary file renamed onto `dest` at the end; null: written in place */
+  private readonly temp: string | null;
+  /** where the export goes: `path`, or the file a symlink there points to (the link stays a link) */
+  private readonly dest: string;
   private parts: Buffer[] = [];
   private queued = 0;
+  private closed = false;
   bytes = 0;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
+    const st = statOrNull(path);
+    if (st?.isDirectory()) throw new TapscopeError('E_EXPORT', `cannot write ${path}: it is a directory`, { path });
+    this.dest = st ? realpathSync(path) : path;
+    if (st && !st.isFile()) {
+      this.temp = null;
+      this.fd = openOrThrow(path, 'w', path);
+      return;
+    }
+    const temp = join(dirname(this.dest), `.${basename(this.dest)}.tapscope-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     try {
-      this.fd = openSync(path, 'w');
+      this.fd = openSync(temp, 'wx', 0o666);
+      this.temp = temp;
     } catch (e) {
-      throw new TapscopeError('E_EXPORT', `cannot write ${path}: ${(e as Error).message}`);
+      // why: a folder the user may not create files in can still hold a file they may write (tshark -w writes it in
+      // place): written in place as before, without the protection of the rename
+      if (!st || (e as NodeJS.ErrnoException).code !== 'EACCES') throw writeError(path, e);
+      this.temp = null;
+      this.fd = openOrThrow(path, 'w', path);
+      return;
+    }
+    if (st) {
+      // (the replaced file's permissions and, where allowed, owner go to its replacement, as writing it in place kept them)
+      try {
+        fchmodSync(this.fd, st.mode & 0o7777);
+        if (process.getuid?.() === 0) fchownSync(this.fd, st.uid, st.gid);
+      } catch {
+        // (best effort: the export itself is what was asked for)
+      }
     }
   }
 
@@ -61,22 +102,112 @@ class OutFile {
     if (this.queued >= 1 << 20) this.flush();
   }
 
-  flush(): void {
+  private flush(): void {
     if (this.parts.length === 0) return;
     const buf = Buffer.concat(this.parts, this.queued);
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
     this.parts = [];
     this.queued = 0;
+    let off = 0;
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    } catch (e) {
+      throw writeError(this.path, e, this.temp !== null);
+    }
   }
 
-  close(): void {
-    this.flush();
-    closeSync(this.fd);
+  /** Writes what is buffered and puts the file in place. On failure the output is removed, as abort() does. */
+  commit(): void {
+    try {
+      this.flush();
+      // why fsync: a rename can reach the disk before the data it names (a crash then leaves an empty file)
+      if (this.temp) fsyncSync(this.fd);
+      this.closed = true;
+      closeSync(this.fd);
+      if (this.temp) renameSync(this.temp, this.dest);
+    } catch (e) {
+      this.abort();
+      throw writeError(this.path, e, this.temp !== null);
+    }
+  }
+
+  /** Closes the output and removes the temporary file (a file written in place keeps what it got, as tshark's does). */
+  abort(): void {
+    if (!this.closed) {
+      this.closed = true;
+      try {
+        closeSync(this.fd);
+      } catch {
+        // (the error being reported is the one that stopped the export)
+      }
+    }
+    if (this.temp) rmSync(this.temp, { force: true });
+  }
+}
+
+/**
+ * The error of writing an export to `path` (as the caller named it): a full disk is E_DISK_FULL, others E_EXPORT.
+ * `kept`: nothing partial is left at `path` (the temporary file was removed).
+ */
+function writeError(path: string, e: unknown, kept = false): TapscopeError {
+  if (isTapscopeError(e)) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOSPC' || err.code === 'EDQUOT' || err.code === 'EFBIG') {
+    const why = err.code === 'EFBIG' ? 'the file would be larger than allowed (ulimit -f, or the file system\'s limit)' : err.code === 'EDQUOT' ? 'the disk quota is used up' : 'no space left on device';
+    const after = kept ? '; the export was not saved (free some space, or export to another disk)' : '';
+    return new TapscopeError('E_DISK_FULL', `cannot write ${path}: ${why}${after}`, { path, errno: err.code }, { cause: e });
+  }
+  // (Node's text ends with the call and the path it was given, maybe the temporary file's: the message names `path`)
+  const text = err.code ? err.message.replace(/, \w+ '.*$/, '') : err.message;
+  return new TapscopeError('E_EXPORT', `cannot write ${path}: ${text}`, { path, ...(err.code ? { errno: err.code } : {}) }, { cause: e });
+}
+
+function openOrThrow(path: string, flags: string, shown: string): number {
+  try {
+    return openSync(path, flags);
+  } catch (e) {
+    throw writeError(shown, e);
+  }
+}
+
+/** What is at `path` (a symlink followed), null when nothing is; a path that cannot be looked at is an export error. */
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch (e) {
+    throw writeError(path, e);
+  }
+}
+
+/**
+ * Refuses an output that is one of the export's inputs: the same file (device and inode: another spelling of its path,
+ * a symlink, a hard link), or, for an input no longer there, the same path. why: the output replaces what was there,
+ * and an input replaced by its own export is lost (tshark -r f -w f keeps f too).
+ */
+function refuseInputs(out: string, inputs: string[]): void {
+  let o: Stats | null = null;
+  try {
+    o = statSync(out, { throwIfNoEntry: false }) ?? null;
+  } catch {
+    // (an output that cannot even be looked at is reported when it is opened)
+  }
+  for (const input of inputs) {
+    let i: Stats | null = null;
+    try {
+      i = statSync(input, { throwIfNoEntry: false }) ?? null;
+    } catch {
+      // (compared by path below)
+    }
+    const same = o && i ? o.dev === i.dev && o.ino === i.ino : resolve(out) === resolve(input);
+    if (same) {
+      const named = resolve(out) === resolve(input) ? '' : ` (${input})`;
+      throw new TapscopeError('E_EXPORT', `cannot export to ${out}: it is a file the export is made from${named}, which writing the export would destroy; choose another output file`, { path: out, input });
+    }
   }
 }
 
 export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, req: ExportRequest): Promise<{ path: string; bytes: number }> {
+  // (before anything is opened for writing)
+  refuseInputs(req.out, [...files.map((f) => f.path), ...(req.inputs ?? [])]);
   const out = new OutFile(req.out);
   try {
     if (req.format === 'pcapng') {
@@ -94,9 +225,11 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
       }
       req.onProgress?.(flows.length, flows.length);
     }
-  } finally {
-    out.close();
+  } catch (e) {
+    out.abort();
+    throw e;
   }
+  out.commit();
   return { path: req.out, bytes: out.bytes };
 }
 

@@ -3,6 +3,7 @@
 // simple (3) packet block reads as 6 or 3 in one order only.
 import { open } from 'node:fs/promises';
 import { TapscopeError } from '../errors.js';
+import { captureFileError } from './file-errors.js';
 import { BLOCK_EPB, BLOCK_SPB, MAX_BLOCK_LENGTH } from './types.js';
 
 export interface PacketAt {
@@ -17,8 +18,8 @@ function notAPacket(path: string, offset: number, why: string): TapscopeError {
 }
 
 export async function readPacketAt(path: string, offset: number): Promise<PacketAt> {
-  const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw e.code === 'ENOENT' ? new TapscopeError('E_FILE_NOT_FOUND', `no such file: ${path}`) : e;
+  const fh = await open(path, 'r').catch((e: unknown) => {
+    throw captureFileError(e, path);
   });
   try {
     const head = Buffer.alloc(12);
@@ -41,6 +42,9 @@ export async function readPacketAt(path: string, offset: number): Promise<Packet
     const capLen = u32(b, 20);
     if (capLen > len - 32) throw notAPacket(path, offset, `its captured length ${capLen} does not fit in it`);
     return { data: b.subarray(28, 28 + capLen), origLen: u32(b, 24) };
+  } catch (e) {
+    // (a directory, or an I/O error: the file named)
+    throw captureFileError(e, path);
   } finally {
     await fh.close();
   }

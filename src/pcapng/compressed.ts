@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { TapscopeError } from '../errors.js';
 import { COMPRESSORS, type Compression } from './compressors.js';
+import { captureFileError } from './file-errors.js';
 import { SpoolFile } from '../util/spool-file.js';
 
 export type { Compression };
@@ -22,12 +23,23 @@ export function compressionOf(head: Uint8Array): Compression | null {
   return null;
 }
 
-/** The compressor of the file at `path` by its first bytes, or null. */
-export function fileCompression(path: string): Compression | null {
-  const fd = openSync(path, 'r');
+/**
+ * The compressor of the file at `path` by its first bytes, or null. A file that cannot be read (permission denied, a
+ * directory) is an error naming it as `name` (see captureFileError).
+ */
+export function fileCompression(path: string, name = path): Compression | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw captureFileError(e, path, name);
+  }
   try {
     const head = Buffer.alloc(6);
     return compressionOf(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
+  } catch (e) {
+    // (a directory opens for reading; its first read is what fails)
+    throw captureFileError(e, path, name);
   } finally {
     closeSync(fd);
   }
@@ -38,7 +50,7 @@ export function fileCompression(path: string): Compression | null {
  * otherwise: an error naming the command that decompresses it.
  */
 export function isGzip(path: string, name = path): boolean {
-  const c = fileCompression(path);
+  const c = fileCompression(path, name);
   if (c === null || c === 'gzip') return c === 'gzip';
   throw new TapscopeError('E_PCAPNG_MALFORMED',
     `${name} is compressed with ${c}; tapscope reads gzip-compressed captures and uncompressed ones: decompress it first (${name === path ? `${toolOf(c)} ${path}` : `with ${toolOf(c)}`})`);

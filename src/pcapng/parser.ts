@@ -19,8 +19,8 @@ const PCAP_MAGIC_US = 0xa1b2c3d4;
 const PCAP_MAGIC_NS = 0xa1b23c4d;
 const TWO32 = 4294967296;
 
-function malformed(message: string, offset: number): TapscopeError {
-  return new TapscopeError('E_PCAPNG_MALFORMED', `${message} at offset ${offset}`, { offset });
+function malformed(message: string, offset: number, more: Record<string, unknown> = {}): TapscopeError {
+  return new TapscopeError('E_PCAPNG_MALFORMED', `${message} at offset ${offset}`, { offset, ...more });
 }
 
 export type BlockSink = (block: PcapngBlock) => void;
@@ -43,6 +43,12 @@ export type RawRecordSink = (
 ) => boolean;
 
 export class PcapngParser {
+  /**
+   * `name`: the file read, named by the errors about the source as a whole (not a capture, empty), as tshark names
+   * it; null for a stream (its reader says what it is).
+   */
+  constructor(private readonly name: string | null = null) {}
+
   private state: ParserState = { kind: 'detect' };
   /** Received bytes not yet consumed: chunks[0] from `off` on, then the other chunks whole. */
   private chunks: Buffer[] = [];
@@ -52,6 +58,11 @@ export class PcapngParser {
   private base = 0;
   private packet: RawPacketSink | null = null;
   private record: RawRecordSink | null = null;
+
+  /** The error details naming the file read, if one is. */
+  private named(): { path?: string } {
+    return this.name === null ? {} : { path: this.name };
+  }
 
   /** Offset just past the last complete block: everything before it has been emitted. */
   get completeOffset(): number {
@@ -103,7 +114,7 @@ export class PcapngParser {
       );
     }
     if (this.state.kind === 'detect' && this.base === 0) {
-      throw new TapscopeError('E_PCAPNG_TRUNCATED', 'the capture is empty (0 bytes)', { offset: 0, pending: 0 });
+      throw new TapscopeError('E_PCAPNG_TRUNCATED', `${this.name ?? 'the capture'} is empty (0 bytes)`, { offset: 0, pending: 0, ...this.named() });
     }
   }
 
@@ -159,7 +170,7 @@ export class PcapngParser {
         } else if (magicLe === PCAP_MAGIC_US || magicLe === PCAP_MAGIC_NS || b.readUInt32BE(o) === PCAP_MAGIC_US || b.readUInt32BE(o) === PCAP_MAGIC_NS) {
           if (!this.pcapHeader(emit)) return;
         } else {
-          throw malformed('not a pcapng or pcap file (no section header block or pcap magic)', this.base);
+          throw malformed(`not a pcapng or pcap file (${this.name === null ? '' : `${this.name} has `}no section header block or pcap magic)`, this.base, this.named());
         }
       } else if (st.kind === 'pcapng') {
         if (this.packet && st.section >= 0) this.walkPackets(st, this.packet);

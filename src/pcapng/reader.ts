@@ -6,6 +6,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { PcapngParser, type RawPacketSink, type RawRecordSink } from './parser.js';
 import type { PcapngBlock } from './types.js';
+import { captureFileError, directoryError } from './file-errors.js';
 
 export interface TruncatedTail {
   offset: number;
@@ -98,7 +99,8 @@ export interface ReadResult {
 export async function readBlocks(
   source: Readable | string, onBlock: (b: PcapngBlock) => void, options: ReadBlocksOptions = {},
 ): Promise<ReadResult> {
-  const parser = new PcapngParser();
+  // (a file's errors about the whole of it, not a capture or empty, name it)
+  const parser = new PcapngParser(typeof source === 'string' ? source : null);
   const packet = options.onPacket ?? null;
   const record = options.onRecord ?? null;
   let bytes: number;
@@ -155,9 +157,19 @@ async function readFile(
     const spare = Array.from({ length: ahead + 1 }, () => Buffer.allocUnsafe(size));
     // where the next read starts: the bytes before it are parsed or being read
     let at = 0;
+    // why the errors are mapped here and not around the loop: onBlock's own errors (an export's full disk) are not
+    // the capture file's
+    const readNow = (buf: Buffer): Promise<{ bytesRead: number }> => {
+      try {
+        return Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, null) });
+      } catch (e) {
+        return Promise.reject(captureFileError(e, path));
+      }
+    };
     const issue = (): void => {
       const buf = spare.pop()!;
-      pending.push({ buf, at, read: ahead ? fh.read(buf, 0, size, at) : Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, null) }) });
+      const read = ahead ? fh.read(buf, 0, size, at).catch((e: unknown) => { throw captureFileError(e, path); }) : readNow(buf);
+      pending.push({ buf, at, read });
       at += size;
     };
     while (spare.length > 0) issue();
@@ -190,13 +202,21 @@ async function readFile(
   return bytes;
 }
 
+/** The capture file at `path` opened for reading; missing, unreadable or a directory: an error naming it. */
 async function openCapture(path: string): Promise<FileHandle> {
+  let fh: FileHandle;
   try {
-    return await open(path, 'r');
+    fh = await open(path, 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new TapscopeError('E_FILE_NOT_FOUND', `no such file: ${path}`);
-    throw e;
+    throw captureFileError(e, path);
   }
+  // why: a directory opens for reading; its first read would fail with EISDIR, not saying which file
+  const dir = await fh.stat().then((st) => st.isDirectory(), () => false);
+  if (dir) {
+    await fh.close();
+    throw directoryError(path);
+  }
+  return fh;
 }
 
 /** Collects every block of a buffer (tests and small files). Throws like the stream reader. */

@@ -3,7 +3,8 @@
 // merge throws on duplicates and lets the last file win). Exec credential plugins are resolved to an
 // absolute path even when PATH is short (apps started from a desktop launcher), by also looking in the
 // places installers put them.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { KubeConfig, type Cluster, type Context, type User } from '@kubernetes/client-node';
@@ -29,10 +30,23 @@ export function mergeKubeconfigs(files: string[]): MergedKubeConfig {
   for (const f of files) {
     if (!existsSync(f)) continue;
     const kc = new KubeConfig();
+    const cannot = (why: string): TapscopeError => new TapscopeError('E_KUBECONFIG', `Cannot read kubeconfig ${f}: ${why}. Fix the file or point KUBECONFIG elsewhere.`, { path: f });
     try {
+      const doc = yamlLoad(readFileSync(f, 'utf8'));
+      // (an empty file is an empty kubeconfig, as kubectl takes it; client-node's loader fails on it)
+      if (doc === null || doc === undefined) {
+        out.files.push(f);
+        continue;
+      }
+      const wrong = notAKubeconfig(doc);
+      if (wrong) throw cannot(wrong);
       kc.loadFromFile(f);
     } catch (e) {
-      throw new TapscopeError('E_KUBECONFIG', `Cannot read kubeconfig ${f}: ${e instanceof Error ? e.message : String(e)}. Fix the file or point KUBECONFIG elsewhere.`);
+      if (e instanceof TapscopeError) throw e;
+      // (js-yaml's message quotes the lines around the error; its reason and place say it in one line)
+      const y = e as { name?: unknown; reason?: unknown; mark?: { line: number; column: number } };
+      if (y.name === 'YAMLException' && typeof y.reason === 'string' && y.mark) throw cannot(`not valid YAML: ${y.reason} at line ${y.mark.line + 1}, column ${y.mark.column + 1}`);
+      throw cannot(e instanceof Error ? e.message : String(e));
     }
     out.files.push(f);
     const add = <T extends { name: string }>(into: T[], items: T[]) => {
@@ -47,6 +61,40 @@ export function mergeKubeconfigs(files: string[]): MergedKubeConfig {
     throw new TapscopeError('E_KUBECONFIG', `No kubeconfig found (looked at ${files.join(', ')}). Set KUBECONFIG or create ~/.kube/config.`);
   }
   return out;
+}
+
+/**
+ * js-yaml's load, the YAML parser client-node's KubeConfig reads kubeconfigs with (resolved as client-node resolves it:
+ * tapscope does not depend on js-yaml itself).
+ */
+let yamlParser: { load(text: string): unknown } | null = null;
+function yamlLoad(text: string): unknown {
+  yamlParser ??= createRequire(createRequire(import.meta.url).resolve('@kubernetes/client-node'))('js-yaml') as { load(text: string): unknown };
+  return yamlParser.load(text);
+}
+
+/** The top-level fields of a kubeconfig (clientcmd's Config). */
+const KUBECONFIG_FIELDS = new Set(['apiVersion', 'kind', 'preferences', 'clusters', 'users', 'contexts', 'current-context', 'extensions']);
+
+/**
+ * Why a kubeconfig file's YAML is no kubeconfig, or null. why: client-node's KubeConfig takes a YAML list, a string or
+ * a mapping of other things for a kubeconfig with nothing in it, and the context asked for was then "not in" the file
+ * (kubectl: "error loading config file").
+ */
+function notAKubeconfig(doc: unknown): string | null {
+  if (Array.isArray(doc)) return 'its YAML is a list, not a kubeconfig (a mapping with clusters, contexts and users)';
+  if (typeof doc !== 'object' || doc === null) return `its YAML is a ${typeof doc}, not a kubeconfig (a mapping with clusters, contexts and users)`;
+  const o = doc as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (keys.length > 0 && !keys.some((k) => KUBECONFIG_FIELDS.has(k))) {
+    return `it is not a kubeconfig: none of its fields (${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ', ...' : ''}) is a kubeconfig's (clusters, contexts, users, current-context)`;
+  }
+  for (const k of ['clusters', 'users', 'contexts']) {
+    if (o[k] !== null && o[k] !== undefined && !Array.isArray(o[k])) return `its ${k} is not a list`;
+  }
+  if (o['current-context'] !== null && o['current-context'] !== undefined && typeof o['current-context'] !== 'string') return 'its current-context is not a string';
+  if (o.kind !== null && o.kind !== undefined && o.kind !== 'Config') return `its kind is ${JSON.stringify(o.kind)}, not Config`;
+  return null;
 }
 
 /** Where exec credential plugins usually live, beyond PATH. */
