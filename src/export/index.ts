@@ -754,7 +754,8 @@ export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDeta
       const reqNotes = [note, e.requestHeadersDropped ? headersDroppedText(e.requestHeadersDropped) : null, ...reqBody.notes];
       // (a server side whose HTTP/2 could not be read further: its answers were on the wire, not read)
       const stopped = e.status === null ? f.httpStopped?.find((x) => x.side === 'server') : undefined;
-      const resNotes = [e.status === null ? (stopped ? `no response was read: HTTP/2 decoding of the server's side stopped: ${stopped.reason}` : 'no response was captured') : null, e.responseHeadersDropped ? headersDroppedText(e.responseHeadersDropped) : null, ...resBody.notes];
+      const resNotes = [e.status === null ? (stopped ? `no response was read: HTTP/2 decoding of the server's side stopped: ${stopped.reason}` : 'no response was captured') : null,
+        e.reset ? `its HTTP/2 stream was reset by the ${e.reset.by} (RST_STREAM ${e.reset.error})` : null, e.responseHeadersDropped ? headersDroppedText(e.responseHeadersDropped) : null, ...resBody.notes];
       const request: Record<string, unknown> = {
         // (HAR wants a method; an invented GET would read as a real request)
         method: e.method ?? 'UNKNOWN', url, httpVersion: rq?.version ?? '', cookies: cookiesOf(e.requestHeaders, false, includeSecrets), headers: harHeaders(reqH),

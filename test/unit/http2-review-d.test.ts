@@ -299,6 +299,10 @@ describe('a stream reset (RST_STREAM) marks its exchange: by whom and why, as ts
     ]);
     expect(a.exchangesOf(f.id).map((e) => e.reset ?? null)).toEqual([null, { by: 'client', error: 'CANCEL' }, { by: 'server', error: 'REFUSED_STREAM' }]);
     expect(compileFilter('http.reset == "client CANCEL"')(f)).toBe(true);
+    const entries = (har([f], (id) => a.exchangesOf(id), false) as { log: { entries: { request: { url: string }; response: { comment?: string } }[] } }).log.entries;
+    expect(entries.map((e) => e.response.comment ?? '')).toEqual([
+      '', 'no response was captured; its HTTP/2 stream was reset by the client (RST_STREAM CANCEL)', 'no response was captured; its HTTP/2 stream was reset by the server (RST_STREAM REFUSED_STREAM)',
+    ]);
     expect(compileFilter('http.reset contains "PROTOCOL"')(f)).toBe(false);
   });
 });
