@@ -70,7 +70,7 @@ interface LiveSession {
   status: Map<string, NodeStatus>;
   notes: string[];
   timer: NodeJS.Timeout | null;
-  finished: Promise<SessionSummary> | null;
+  finished: Promise<CaptureEnd> | null;
   sorted: Map<string, { version: number; rows: Flow[] }>;
   pods: Map<string, PodRef>;
   /** readers following the node files (capture --out -, Open in Wireshark) */
@@ -79,11 +79,30 @@ interface LiveSession {
   pinned: boolean;
   /** key logs followed as clients write them (addKeyLog during the capture) */
   keyLogs: KeyLogFollower[];
+  /** node streams that turned malformed: where in their node file (the live analysis of that node stopped there) */
+  damaged: DamagedFile[];
   /** their lines that were no key log lines (notes, not losses: no captured byte is missing) */
   keyLogNotes: string[];
 }
 
 const MAX_LIMIT = 10_000;
+
+/**
+ * How a live capture ended (waitForCapture): its summary, and what the summary alone does not say.
+ */
+export interface CaptureEnd extends SessionSummary {
+  /**
+   * The saved capture file's damaged blocks: a node's stream that turned malformed (the helper sent bytes that are no
+   * pcapng block). The bytes were saved as they came, so the file is read up to there and no further, as `tapscope
+   * flows` then says: offsets are in the saved file. Empty for a good capture. Each one's note (damageNote) is in notes.
+   */
+  damaged: DamagedFile[];
+  /**
+   * false: no node delivered a byte, so nothing was saved; the file the capture was to write, when the caller named
+   * one, was left as it was, and the session was removed.
+   */
+  saved: boolean;
+}
 
 /** The arrival-order positions of the flows a filter accepts, valid for one analyzer version. */
 interface MatchSet {
@@ -106,6 +125,8 @@ export class CoreService implements ApiCalls {
   private readonly live = new Map<string, LiveSession>();
   /** the captures that stopped because a node file could not be written on (see diskStop) */
   private readonly diskStops = new Map<string, string>();
+  /** how the captures of this process ended (see CaptureEnd), for waitForCapture after the end */
+  private readonly ends = new Map<string, CaptureEnd>();
   private readonly loaded = new Map<string, Loaded>();
   private readonly loading = new Map<string, Promise<Loaded>>();
   /** Library breakdowns per analyzer and filter, valid while the analyzer's version is unchanged. */
@@ -233,11 +254,18 @@ export class CoreService implements ApiCalls {
     // (checked here when this machine can, before anything is deployed; else each node's helper refuses it)
     const checked = filter ? await checkCaptureFilter(filter, this.targetOptions.helperPath) : null;
     if (checked?.ok === false) throw new TapscopeError('E_USAGE', `capture filter '${filter}': ${checked.message}`);
-    const target = await this.target(req.target);
+    // (a capture file that cannot be written, or that another capture writes, is refused before anything connects)
     const rec = this.store.create({ name: req.name, target: req.target, requestedMode: req.mode, captureFilter: filter, file: req.file });
+    let target: CaptureTarget;
+    try {
+      target = await this.target(req.target);
+    } catch (e) {
+      this.store.delete(rec.id);
+      throw e;
+    }
     const ls: LiveSession = {
       id: rec.id, target, handle: null, analyzer: new Analyzer(), writers: new Map(), status: new Map(), notes: [], timer: null, finished: null,
-      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false, keyLogs: [], keyLogNotes: [],
+      sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false, keyLogs: [], keyLogNotes: [], damaged: [],
     };
     this.live.set(rec.id, ls);
     try {
@@ -260,9 +288,8 @@ export class CoreService implements ApiCalls {
       this.live.delete(rec.id);
       for (const w of ls.writers.values()) w.close();
       await target.close().catch(() => undefined);
+      // (a file the user named got no byte, so it is as it was: only the session goes)
       this.store.delete(rec.id);
-      // why: a capture file the user named but that never received a byte would only mislead.
-      if (req.file && existsSync(rec.file) && statSync(rec.file).size === 0) rmSync(rec.file, { force: true });
       throw e;
     }
     const handle = ls.handle;
@@ -308,7 +335,14 @@ export class CoreService implements ApiCalls {
         parser.push(chunk, feed.block, feed.packet, feed.record);
       } catch (e) {
         broken = true;
-        ls.notes.push(`${node}: live analysis stopped: ${(e as Error).message}; the bytes are still saved`);
+        const at = isTapscopeError(e) && typeof e.details?.offset === 'number' ? e.details.offset : null;
+        if (at === null) {
+          ls.notes.push(`${node}: live analysis stopped: ${(e as Error).message}; the bytes are still saved`);
+          return;
+        }
+        // why the file's offset: the bytes are saved as they came, with the writer's records after the SHB, and reading
+        // the file stops at the same block; the note says where, as `tapscope flows` on the file will
+        ls.damaged.push(damageAt(w.path, w.fileOffset(at), (e as Error).message));
       }
     });
     stream.on('end', () => {
@@ -342,7 +376,7 @@ export class CoreService implements ApiCalls {
     this.emit('counters', { sessionId: ls.id, nodes: this.nodeCounters(ls), flows: ls.analyzer.flowCount, version: ls.analyzer.version });
   }
 
-  private finishLive(ls: LiveSession): Promise<SessionSummary> {
+  private finishLive(ls: LiveSession): Promise<CaptureEnd> {
     if (ls.finished) return ls.finished;
     ls.finished = (async () => {
       if (ls.timer) clearInterval(ls.timer);
@@ -359,29 +393,51 @@ export class CoreService implements ApiCalls {
       for (const f of ls.followers) { f.pin(); f.wake(); }
       await ls.target.close().catch(() => undefined);
       const meta = [...ls.analyzer.nodes.values()][0];
-      const rec = await this.store.finish(ls.id, {
-        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes, ...ls.keyLogNotes]), losses: distinctNotes(ls.notes), mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
+      // (the other nodes' files go after the first's: their damage is that much further into the capture file)
+      const moved = await this.store.mergeNodeFiles(ls.id);
+      const file = this.store.get(ls.id).file;
+      const damaged = ls.damaged.map((d) => {
+        const base = d.path === file ? 0 : moved.get(d.path);
+        return base === undefined ? d : damageAt(file, base + d.offset, d.message);
       });
+      const losses = distinctNotes([...ls.notes, ...damaged.map(damageNote)]);
+      const rec = await this.store.finish(ls.id, {
+        notes: distinctNotes([...(ls.handle?.notes ?? []), ...losses, ...ls.keyLogNotes]), losses, mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
+      });
+      if (rec.pendingFile) {
+        // why remove it: no node delivered a byte, and the file it names is the user's as it was, not this capture
+        this.live.delete(ls.id);
+        const summary = this.summaryOf(rec);
+        this.store.delete(ls.id);
+        const end: CaptureEnd = { ...summary, damaged, saved: false };
+        this.ends.set(ls.id, end);
+        return end;
+      }
       // why: resolve every flow (and so its pod) while the cluster's pod index is still live, then keep the map.
       ls.analyzer.flows();
       this.store.writePods(rec, ls.pods);
       this.indexFrom(rec, ls.analyzer, []);
       // (a capture that followed a key log is analyzed again with its keys.log when it is next looked at: its connections
       // from before the key log was added, and those whose secrets came too late, are decrypted then)
-      if (!followed) this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged: [], files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
+      if (!followed) this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged, files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
       this.live.delete(ls.id);
       const summary = this.summaryOf(rec);
       this.emit('sessionChanged', summary);
-      return summary;
+      const end: CaptureEnd = { ...summary, damaged, saved: true };
+      this.ends.set(ls.id, end);
+      return end;
     })();
     return ls.finished;
   }
 
   async stopCapture(req: { sessionId: string }): Promise<SessionSummary> {
     const ls = this.live.get(req.sessionId);
-    if (!ls) return this.summaryOf(this.store.get(req.sessionId));
-    await ls.handle?.stop();
-    return this.finishLive(ls);
+    if (ls) await ls.handle?.stop();
+    const end = ls ? await this.finishLive(ls) : this.ends.get(req.sessionId);
+    if (!end) return this.summaryOf(this.store.get(req.sessionId));
+    // (the API's answer is the summary; how the capture ended is waitForCapture's)
+    const { damaged: _damaged, saved: _saved, ...summary } = end;
+    return summary;
   }
 
   /** Why a capture of this process stopped before it was asked to: a node file it could not write on (its disk full); null when none. */
@@ -389,10 +445,13 @@ export class CoreService implements ApiCalls {
     return this.diskStops.get(sessionId) ?? null;
   }
 
-  /** Settles when a live capture has ended on its own (duration) or been stopped. */
-  async waitForCapture(sessionId: string): Promise<SessionSummary> {
+  /**
+   * Settles when a live capture has ended on its own (duration) or been stopped: its summary, whether anything was
+   * saved, and the damage in what was (see CaptureEnd). A capture that failed before its first byte has no session left.
+   */
+  async waitForCapture(sessionId: string): Promise<CaptureEnd> {
     const ls = this.live.get(sessionId);
-    if (!ls) return this.summaryOf(this.store.get(sessionId));
+    if (!ls) return this.ends.get(sessionId) ?? { ...this.summaryOf(this.store.get(sessionId)), damaged: [], saved: true };
     await ls.handle?.done;
     return this.finishLive(ls);
   }
@@ -421,7 +480,8 @@ export class CoreService implements ApiCalls {
 
   private liveFiles(ls: LiveSession): GrowingFiles {
     return {
-      files: () => [...ls.writers].map(([node, w]) => ({ node, path: w.path, written: w.bytesWritten })),
+      // (a file the user named is the session's only once it was opened at the first bytes; before, it holds theirs)
+      files: () => [...ls.writers].filter(([, w]) => w.opened).map(([node, w]) => ({ node, path: w.path, written: w.bytesWritten })),
       ended: () => ls.finished !== null && [...ls.writers.values()].every((w) => w.closed),
     };
   }
@@ -460,37 +520,59 @@ export class CoreService implements ApiCalls {
       return {
         ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, ...captureFilterOf(metas, rec), packets: ls.analyzer.counters.packets,
         bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
-        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])], notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes, ...ls.keyLogNotes]),
-        losses: distinctNotes(ls.notes),
+        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])],
+        notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes, ...ls.damaged.map(damageNote), ...ls.keyLogNotes]),
+        losses: distinctNotes([...ls.notes, ...ls.damaged.map(damageNote)]),
       };
     }
     const idx = this.store.readIndex(rec);
     const loaded = this.loaded.get(rec.id);
+    const killed = rec.endedAt === null && !this.store.capturing(rec) ? interruptedNote(rec, this.store.captureFiles(rec).length > 0) : null;
     return {
       ...base, live: false, mode: idx?.mode ?? rec.mode, modeReason: idx?.modeReason ?? rec.modeReason,
       ...(idx ? { captureFilter: idx.captureFilter ?? rec.captureFilter ?? null, filtered: idx.filtered ?? 0 } : captureFilterOf([...loaded?.analyzer.nodes.values() ?? []], rec)),
       packets: idx?.packets ?? loaded?.analyzer.counters.packets ?? 0, bytes: idx?.bytes ?? loaded?.analyzer.counters.bytes ?? 0,
       flows: idx?.flows ?? loaded?.analyzer.flowCount ?? 0, drops: idx?.drops ?? 0,
-      nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [], notes: distinctNotes([...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? [])]),
-      // (the load's notes are all losses: a damaged block, a cut tail, a stream gap recorded in the file)
-      losses: distinctNotes([...(rec.losses ?? []), ...(idx?.notes ?? []), ...(loaded?.notes ?? [])]),
+      nodes: rec.nodes.length > 0 ? rec.nodes : idx?.nodes ?? [],
+      notes: distinctNotes([...rec.notes, ...(idx?.notes ?? []), ...(loaded?.notes ?? []), ...(killed ? [killed.note] : [])]),
+      // (the load's notes are all losses: a damaged block, a cut tail, a stream gap recorded in the file, and so is the
+      // rest of a capture that was killed)
+      losses: distinctNotes([...(rec.losses ?? []), ...(idx?.notes ?? []), ...(loaded?.notes ?? []), ...(killed?.lost ? [killed.note] : [])]),
     };
   }
 
+  /**
+   * Every session, newest first. A session folder whose session.json is broken is listed too, with why (and where its
+   * capture is) as its note; so is a session whose capture cannot be read, with zero counters.
+   */
   async listSessions(): Promise<SessionSummary[]> {
     const out: SessionSummary[] = [];
-    for (const rec of this.store.list()) {
-      if (!this.live.has(rec.id) && !this.store.readIndex(rec)) {
-        // why: the index is a cache; rebuild it from the capture when it is missing or stale (e.g. after a crash).
-        try {
-          await this.load(rec.id);
-        } catch {
-          // why: an unreadable capture still lists, with zero counters and its notes.
-        }
+    for (const s of this.store.scan()) {
+      if (!s.rec) {
+        out.push(brokenSummary(s.id, s.createdAt, s.error));
+        continue;
       }
-      out.push(this.summaryOf(this.store.get(rec.id)));
+      try {
+        let problem: string | null = null;
+        // (a capture that got no byte has nothing to read: its note says so)
+        const nothing = s.rec.pendingFile && this.store.captureFiles(s.rec).length === 0;
+        if (!this.live.has(s.id) && !nothing && !this.store.readIndex(s.rec)) {
+          // why: the index is a cache; rebuild it from the capture when it is missing or stale (e.g. after a crash).
+          try {
+            await this.load(s.id);
+          } catch (e) {
+            // (an unreadable capture still lists, with zero counters and why)
+            problem = (e as Error).message;
+          }
+        }
+        const summary = this.summaryOf(this.store.get(s.id));
+        out.push(problem ? { ...summary, notes: distinctNotes([...summary.notes, problem]) } : summary);
+      } catch (e) {
+        // why: one session that cannot be read must not hide the others
+        out.push(brokenSummary(s.id, s.rec.createdAt, e));
+      }
     }
-    return out;
+    return out.sort((a, b) => b.createdAt - a.createdAt);
   }
 
   private remember(id: string, l: Loaded): void {
@@ -518,14 +600,28 @@ export class CoreService implements ApiCalls {
     const p = (async () => {
       const rec = this.store.get(id);
       const files = this.store.captureFiles(rec);
-      if (files.length === 0) throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${rec.file} is missing)`);
+      if (files.length === 0) {
+        const why = rec.pendingFile ? `no byte came before its capture ended, and ${rec.file} was left as it was`
+          : existsSync(rec.file) ? `${rec.file} is not a file` : `${rec.file} is missing`;
+        throw new TapscopeError('E_FILE_NOT_FOUND', `session '${id}' has no capture file (${why})`);
+      }
       const own = this.store.keyLogPath(rec.id);
-      const keys = existsSync(own) ? readKeyLogs([own], keyLog ?? new KeyLog()) : keyLog;
+      let keys = keyLog;
+      let keyNote: string | null = null;
+      if (existsSync(own)) {
+        try {
+          keys = readKeyLogs([own], keyLog ?? new KeyLog());
+        } catch (e) {
+          // why: a damaged keys.log must not cost the capture; its flows are shown, not decrypted
+          keyNote = `the session's key log cannot be used (${(e as Error).message}); its TLS connections are shown without decryption`;
+        }
+      }
       const { analyzer, notes: loadNotes, damaged } = await analyzeFiles(files, { keyLog: keys });
       const notes = [...loadNotes, ...damaged.map(damageNote)];
       const pods = this.store.readPods(rec);
       if (pods) analyzer.podLookup = (ip) => pods.get(ip) ?? null;
-      const l: Loaded = { analyzer, notes, damaged, files, sorted: new Map(), keyLog: keys };
+      const l: Loaded = { analyzer, notes: keyNote ? [...notes, keyNote] : notes, damaged, files, sorted: new Map(), keyLog: keys };
+      // (the index keeps what the capture files say; the key log's note is the load's, as the key log can be fixed)
       this.indexFrom(rec, analyzer, notes);
       this.remember(id, l);
       return l;
@@ -573,7 +669,13 @@ export class CoreService implements ApiCalls {
       this.store.update(rec.id, (r) => { r.notes = note ? [note] : []; });
     }
     this.loaded.delete(rec.id);
-    await this.load(rec.id);
+    try {
+      await this.load(rec.id);
+    } catch (e) {
+      // (a file that is no capture leaves no session behind)
+      if (!existing) this.store.delete(rec.id);
+      throw e;
+    }
     const summary = this.summaryOf(this.store.get(rec.id));
     this.emit('sessionChanged', summary);
     return summary;
@@ -903,6 +1005,31 @@ export class CoreService implements ApiCalls {
     for (const r of this.prompts.values()) r(null);
     this.prompts.clear();
   }
+}
+
+/** A damaged block of `path` at `offset`; `message` ends "at offset N" (of wherever it was found), said again with `offset`. */
+function damageAt(path: string, offset: number, message: string): DamagedFile {
+  return { path, offset, message: message.replace(/ at offset \d+$/, ` at offset ${offset}`) };
+}
+
+/**
+ * What a session's listing says of a capture that has no end and no process running it (`saved`: it has capture files);
+ * `lost`: the rest of the capture, which a loss note says.
+ */
+function interruptedNote(rec: SessionRecord, saved: boolean): { note: string; lost: boolean } {
+  if (!saved && rec.pendingFile) {
+    return { note: `the capture was interrupted before its first byte (its process is gone): nothing was saved, and ${rec.file} was left as it was`, lost: false };
+  }
+  return { note: 'the capture was interrupted (its process is gone, e.g. killed, before the capture ended): the file holds what was saved until then', lost: true };
+}
+
+/** A session folder that cannot be read, as a list row: its id, and why as its note (the error says where its capture is). */
+function brokenSummary(id: string, createdAt: number, e: unknown): SessionSummary {
+  const capture = isTapscopeError(e) && typeof e.details?.capture === 'string' ? e.details.capture : '';
+  return {
+    id, name: '(broken session)', target: '', mode: null, modeReason: null, captureFilter: null, filtered: 0, createdAt, endedAt: createdAt, live: false,
+    packets: 0, bytes: 0, flows: 0, drops: 0, nodes: [], notes: [(e as Error).message], losses: [], file: capture,
+  };
 }
 
 export function createCoreService(opts: CoreServiceOptions = {}): CoreService {

@@ -10,18 +10,27 @@
 // are appended to the capture file — one pcapng section per node stream — and removed. A `{"t":"node"}` custom
 // block after each SHB names the node of its section. A capture that was killed leaves the per-node files;
 // reading them ignores a partial last block (with a note).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, createReadStream, createWriteStream } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+// The folder's name is the session's id, and session.json names the files in its folder by their names: a copied or
+// renamed folder is a session of its own. A capture into a file the user named locks that file (capture-lock.ts) and
+// leaves it as it was until the capture's first bytes come (SessionRecord.pendingFile).
+import {
+  accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, createReadStream,
+  createWriteStream,
+} from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { TapscopeError } from '../errors.js';
+import { z } from 'zod';
+import { TapscopeError, isTapscopeError } from '../errors.js';
 import { sessionsRoot } from '../util/paths.js';
 import { NodeFileWriter } from './node-writer.js';
+import { acquireCaptureLock, isRunning, releaseCaptureLock, thisProcess, type ProcessRef } from './capture-lock.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { PodRef } from '../model/flow.js';
 
 export interface SessionRecord {
   version: 1;
+  /** the session's folder name (what session.json says is not used: a copied folder is a session of its own) */
   id: string;
   name: string;
   target: string;
@@ -36,16 +45,28 @@ export interface SessionRecord {
   requestedMode: string | null;
   /** the capture filter asked for (tcpdump syntax); absent in older sessions and without one */
   captureFilter?: string | null;
-  /** Absolute path of the capture file (the first node's file while live). */
+  /**
+   * Absolute path of the capture file (the first node's file while live). session.json keeps a file in the session's
+   * folder by its name, so that a copied or moved folder reads its own.
+   */
   file: string;
   /** Node name -> file, for nodes whose stream is (still) in its own file. */
   nodeFiles: Record<string, string>;
   /** a compressed capture file opened: `file` is its decompressed copy, in the session's folder */
   openedFrom?: string;
+  /**
+   * `file` is a file the user named that no byte was written to yet: it is theirs, as it was, and not this session's
+   * capture. why: a capture that fails to start (or is killed before its first bytes) must not cost them that file.
+   */
+  pendingFile?: true;
+  /** the process running the capture (while it runs): a session without an end whose process is gone was killed */
+  writer?: ProcessRef;
 }
 
 export interface SessionIndex {
+  /** the capture files' total size and latest modification when the index was built: it is stale when they differ */
   fileSize: number;
+  fileMtimeMs: number;
   packets: number;
   bytes: number;
   flows: number;
@@ -60,9 +81,59 @@ export interface SessionIndex {
   builtAt: number;
 }
 
+/** A session folder as listed: its record, or why it cannot be read (and when its session.json was last written). */
+export type ScannedSession = { id: string; rec: SessionRecord; error: null } | { id: string; rec: null; error: TapscopeError; createdAt: number };
+
 const SESSION_JSON = 'session.json';
 const INDEX_JSON = 'index.json';
 const PODS_JSON = 'pods.json';
+const CAPTURE_PCAPNG = 'capture.pcapng';
+
+// why a schema: session.json is a file a person or a tool can change, and a record of the wrong shape used to crash
+// every command that lists sessions (E_INTERNAL for `[]`, `null`, a missing `file`, `"nodeFiles": null`)
+const names = z.array(z.string());
+const recordSchema = z.object({
+  name: z.string(),
+  target: z.string(),
+  createdAt: z.number(),
+  endedAt: z.number().nullable(),
+  nodes: names,
+  notes: names,
+  losses: names.optional(),
+  mode: z.string().nullable(),
+  modeReason: z.string().nullable(),
+  requestedMode: z.string().nullable().default(null),
+  captureFilter: z.string().nullable().optional(),
+  file: z.string().min(1),
+  nodeFiles: z.record(z.string(), z.string().min(1)),
+  openedFrom: z.string().optional(),
+  pendingFile: z.literal(true).optional(),
+  writer: z.object({ pid: z.number().int(), host: z.string(), start: z.string().nullable() }).optional(),
+});
+
+const count = z.number().nonnegative();
+const indexSchema = z.object({
+  fileSize: count,
+  fileMtimeMs: z.number(),
+  packets: count,
+  bytes: count,
+  flows: count,
+  drops: count,
+  mode: z.string().nullable(),
+  modeReason: z.string().nullable(),
+  captureFilter: z.string().nullable().optional(),
+  filtered: count.optional(),
+  nodes: names,
+  notes: names,
+  builtAt: z.number(),
+});
+
+const podsSchema = z.record(z.string(), z.object({
+  namespace: z.string(), name: z.string(), workload: z.string().nullable().optional(), node: z.string().nullable().optional(),
+}));
+
+/** A session id: a folder name of the sessions root, never `.`, `..` or a hidden name. */
+const SESSION_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 
 function safeName(node: string): string {
   return node.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80) || 'node';
@@ -70,8 +141,65 @@ function safeName(node: string): string {
 
 function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The first problem zod found, as a person reads it: where in the record, and what. */
+function firstIssue(e: z.ZodError): string {
+  const i = e.issues[0];
+  if (!i) return 'not a session record';
+  return `${i.path.length > 0 ? i.path.join('.') : 'the record'}: ${i.message}`;
+}
+
+/** Why a capture cannot be written into `file` (the file system's error), as E_CAPTURE_OUT. */
+function cannotCapture(file: string, e: unknown): TapscopeError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied'
+    : err.code === 'EROFS' ? 'the file system is read-only'
+      : err.code === 'ENOTDIR' ? 'a part of its path is not a folder'
+        : err.code === 'EISDIR' ? 'it is a directory'
+          : err.message;
+  return new TapscopeError('E_CAPTURE_OUT', `cannot capture into ${file}: ${why}`, { path: file }, { cause: e });
+}
+
+/**
+ * Checks, before anything starts, that a capture can write `file` (a file the user named): not a directory, in a folder
+ * that exists (made if need be) and can be written in, and writable itself if it is there. It is not opened: it stays as
+ * it is until the capture's first bytes (see pendingFile).
+ */
+function checkCaptureOut(file: string): void {
+  let exists = false;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) {
+      throw new TapscopeError('E_CAPTURE_OUT', `cannot capture into ${file}: it is a directory; name a file in it, e.g. ${join(file, CAPTURE_PCAPNG)}`, { path: file });
+    }
+    exists = true;
+  } catch (e) {
+    if (isTapscopeError(e)) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotCapture(file, e);
+  }
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    accessSync(dirname(file), constants.W_OK);
+    if (exists) accessSync(file, constants.W_OK);
+  } catch (e) {
+    throw cannotCapture(file, e);
+  }
 }
 
 export class SessionStore {
@@ -82,29 +210,53 @@ export class SessionStore {
   }
 
   private dir(id: string): string {
-    if (!/^[A-Za-z0-9._-]+$/.test(id)) throw new TapscopeError('E_SESSION_NOT_FOUND', `no session '${id}' (session ids are letters, digits, '.', '_' and '-')`);
+    if (!SESSION_ID.test(id)) throw new TapscopeError('E_SESSION_NOT_FOUND', `no session '${id}' (a session id is a folder name of letters, digits, '.', '_' and '-', not starting with '.')`);
     return join(this.root, id);
   }
 
+  /**
+   * A new session. A capture into a file the user named (`file`, not `existing`): the file is checked (E_CAPTURE_OUT)
+   * and locked against other captures, but left as it is until the first bytes (pendingFile).
+   */
   create(init: { name?: string; target: string; requestedMode?: string | null; captureFilter?: string | null; file?: string; existing?: boolean; openedFrom?: string }): SessionRecord {
     const now = new Date();
+    const named = init.file && !init.existing ? resolve(init.file) : null;
+    if (named) checkCaptureOut(named);
+    mkdirSync(this.root, { recursive: true });
     const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-    const id = `${stamp}-${randomBytes(3).toString('hex')}`;
-    const dir = join(this.root, id);
-    mkdirSync(dir, { recursive: true });
-    const file = init.file ? resolve(init.file) : join(dir, 'capture.pcapng');
-    if (init.file && !init.existing) {
-      mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(file, Buffer.alloc(0));
+    let id = '';
+    for (;;) {
+      id = `${stamp}-${randomBytes(3).toString('hex')}`;
+      try {
+        mkdirSync(join(this.root, id));
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
     }
-    const rec: SessionRecord = {
-      version: 1, id, name: init.name ?? `${init.target} ${now.toISOString().slice(0, 16).replace('T', ' ')}`, target: init.target,
-      createdAt: now.getTime(), endedAt: null, nodes: [], notes: [], mode: null, modeReason: null, requestedMode: init.requestedMode ?? null,
-      ...(init.captureFilter ? { captureFilter: init.captureFilter } : {}), file, nodeFiles: {},
-      ...(init.openedFrom ? { openedFrom: init.openedFrom } : {}),
-    };
-    writeJsonAtomic(join(dir, SESSION_JSON), rec);
-    return rec;
+    const dir = join(this.root, id);
+    try {
+      if (named) {
+        try {
+          acquireCaptureLock(named, id);
+        } catch (e) {
+          throw isTapscopeError(e) ? e : cannotCapture(named, e);
+        }
+      }
+      const live = !init.existing && !init.openedFrom;
+      const rec: SessionRecord = {
+        version: 1, id, name: init.name ?? `${init.target} ${now.toISOString().slice(0, 16).replace('T', ' ')}`, target: init.target,
+        createdAt: now.getTime(), endedAt: null, nodes: [], notes: [], mode: null, modeReason: null, requestedMode: init.requestedMode ?? null,
+        ...(init.captureFilter ? { captureFilter: init.captureFilter } : {}), file: init.file ? resolve(init.file) : join(dir, CAPTURE_PCAPNG), nodeFiles: {},
+        ...(init.openedFrom ? { openedFrom: init.openedFrom } : {}), ...(named ? { pendingFile: true as const } : {}), ...(live ? { writer: thisProcess() } : {}),
+      };
+      this.save(rec);
+      return rec;
+    } catch (e) {
+      if (named) releaseCaptureLock(named, id);
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   exists(id: string): boolean {
@@ -115,18 +267,59 @@ export class SessionStore {
     }
   }
 
+  /** The session in folder `id`: E_SESSION_NOT_FOUND when there is none, E_SESSION_BROKEN when its session.json is not a record. */
   get(id: string): SessionRecord {
-    const p = join(this.dir(id), SESSION_JSON);
+    const dir = this.dir(id);
+    const p = join(dir, SESSION_JSON);
     if (!existsSync(p)) throw new TapscopeError('E_SESSION_NOT_FOUND', `no session '${id}'; \`tapscope sessions\` lists them`);
+    let raw: unknown;
     try {
-      return JSON.parse(readFileSync(p, 'utf8')) as SessionRecord;
+      raw = JSON.parse(readFileSync(p, 'utf8'));
     } catch (e) {
-      throw new TapscopeError('E_SESSION_NOT_FOUND', `session '${id}' has an unreadable session.json (${(e as Error).message}); delete the folder ${dirname(p)}`);
+      throw this.broken(id, null, `cannot be read (${(e as Error).message})`);
     }
+    const r = recordSchema.safeParse(raw);
+    const stored = raw as { id?: unknown; file?: unknown } | null;
+    const storedId = typeof stored?.id === 'string' ? stored.id : null;
+    if (!r.success) throw this.broken(id, typeof stored?.file === 'string' ? this.inFolder(dir, stored.file, storedId) : null, `is not a session record (${firstIssue(r.error)})`);
+    const at = (f: string): string => this.inFolder(dir, f, storedId);
+    const { losses, captureFilter, openedFrom, pendingFile, writer, ...v } = r.data;
+    return {
+      version: 1, ...v, id, file: at(v.file), nodeFiles: Object.fromEntries(Object.entries(v.nodeFiles).map(([node, f]) => [node, at(f)])),
+      ...(losses ? { losses } : {}), ...(captureFilter !== undefined ? { captureFilter } : {}), ...(openedFrom ? { openedFrom } : {}),
+      ...(pendingFile ? { pendingFile } : {}), ...(writer ? { writer } : {}),
+    };
+  }
+
+  /**
+   * A file a record names, as an absolute path: one in the session's folder is kept by its name. A record written before
+   * that names its folder's files by the folder it was made in (its stored id): those are this folder's files, so that
+   * a copy of a session folder reads, and never writes or deletes, the original's.
+   */
+  private inFolder(dir: string, f: string, storedId: string | null): string {
+    if (!isAbsolute(f)) return join(dir, f);
+    if (storedId !== null && basename(dirname(f)) === storedId && basename(dirname(dirname(f))) === basename(this.root)) return join(dir, basename(f));
+    return f;
+  }
+
+  /** The error for a session folder whose session.json is no record, saying where its capture is (never to delete it). */
+  private broken(id: string, named: string | null, why: string): TapscopeError {
+    const dir = join(this.root, id);
+    const p = join(dir, SESSION_JSON);
+    const own = join(dir, CAPTURE_PCAPNG);
+    const capture = [own, named].find((f): f is string => f !== null && isFile(f));
+    const advice = capture
+      ? `its capture is not affected: \`tapscope flows ${capture}\` reads it (fix session.json, or keep the capture file before removing the folder)`
+      : `the folder ${dir} holds no capture file of its own`;
+    return new TapscopeError('E_SESSION_BROKEN', `session '${id}': ${p} ${why}; ${advice}`, { path: p, ...(capture ? { capture } : {}) });
   }
 
   save(rec: SessionRecord): void {
-    writeJsonAtomic(join(this.dir(rec.id), SESSION_JSON), rec);
+    const dir = this.dir(rec.id);
+    const rel = (f: string): string => (dirname(f) === dir ? basename(f) : f);
+    writeJsonAtomic(join(dir, SESSION_JSON), {
+      ...rec, file: rel(rec.file), nodeFiles: Object.fromEntries(Object.entries(rec.nodeFiles).map(([node, f]) => [node, rel(f)])),
+    });
   }
 
   update(id: string, change: (rec: SessionRecord) => void): SessionRecord {
@@ -136,18 +329,35 @@ export class SessionStore {
     return rec;
   }
 
-  list(): SessionRecord[] {
-    if (!existsSync(this.root)) return [];
-    const out: SessionRecord[] = [];
-    for (const name of readdirSync(this.root)) {
-      if (!existsSync(join(this.root, name, SESSION_JSON))) continue;
+  /** Every session folder, with its record or why it cannot be read (a folder without session.json is not a session). */
+  scan(): ScannedSession[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    const out: ScannedSession[] = [];
+    for (const id of names) {
+      if (!SESSION_ID.test(id) || !existsSync(join(this.root, id, SESSION_JSON))) continue;
       try {
-        out.push(this.get(name));
-      } catch {
-        // why: one broken session folder must not hide the others.
+        out.push({ id, rec: this.get(id), error: null });
+      } catch (e) {
+        let createdAt = 0;
+        try {
+          createdAt = statSync(join(this.root, id, SESSION_JSON)).mtimeMs;
+        } catch {
+          // (gone meanwhile: listed first among the oldest)
+        }
+        out.push({ id, rec: null, error: isTapscopeError(e) ? e : new TapscopeError('E_SESSION_BROKEN', `session '${id}': ${(e as Error).message}`), createdAt });
       }
     }
-    return out.sort((a, b) => b.createdAt - a.createdAt);
+    return out;
+  }
+
+  list(): SessionRecord[] {
+    // why skip the broken: one broken session folder must not hide the others (listSessions reports them)
+    return this.scan().flatMap((s) => (s.rec ? [s.rec] : [])).sort((a, b) => b.createdAt - a.createdAt);
   }
 
   rename(id: string, name: string): SessionRecord {
@@ -159,15 +369,24 @@ export class SessionStore {
   delete(id: string): void {
     const rec = this.get(id);
     const dir = this.dir(id);
-    // why: a capture file the user named (outside the session folder) is theirs; only our folder goes.
-    for (const f of Object.values(rec.nodeFiles)) if (dirname(f) !== dir && existsSync(f) && f !== rec.file) rmSync(f, { force: true });
+    // why only the node files named after the capture file: a capture file the user named (outside the session folder)
+    // is theirs, and so is anything else a record could name there; only our folder and the node files beside it go.
+    const stem = `${basename(rec.file, '.pcapng')}.`;
+    for (const f of Object.values(rec.nodeFiles)) {
+      if (f !== rec.file && dirname(f) === dirname(rec.file) && dirname(f) !== dir && basename(f).startsWith(stem) && f.endsWith('.pcapng')) rmSync(f, { force: true });
+    }
+    if (dirname(rec.file) !== dir) releaseCaptureLock(rec.file, id);
     rmSync(dir, { recursive: true, force: true });
   }
 
-  /** Opens the file a node's stream is written to, registering the node. */
+  /**
+   * Opens the file a node's stream is written to, registering the node. A file the user named that is still theirs
+   * (pendingFile) is opened, and so replaced, at the stream's first bytes, which make it the session's.
+   */
   nodeWriter(id: string, node: string): NodeFileWriter {
     const rec = this.get(id);
     let path = rec.nodeFiles[node];
+    const fresh = !path;
     if (!path) {
       const first = Object.keys(rec.nodeFiles).length === 0 && rec.nodes.length === 0;
       path = first ? rec.file : join(dirname(rec.file), `${basename(rec.file, '.pcapng')}.${safeName(node)}.pcapng`);
@@ -175,7 +394,15 @@ export class SessionStore {
       if (!rec.nodes.includes(node)) rec.nodes.push(node);
       this.save(rec);
     }
-    return new NodeFileWriter(path, node);
+    if (rec.pendingFile && path === rec.file) return new NodeFileWriter(path, node, { onFirstBytes: () => { this.claim(id); } });
+    // (a node file beside a file the user named may be one a killed capture into that file left: it is replaced, as
+    // the file it goes with is, never appended to)
+    return new NodeFileWriter(path, node, { replace: fresh });
+  }
+
+  /** The file the user named has the capture's first bytes: it is the session's capture from now on. */
+  private claim(id: string): void {
+    this.update(id, (r) => { delete r.pendingFile; });
   }
 
   /** Where the session keeps the TLS key log lines added to it (see CoreService.addKeyLog): read at each load. */
@@ -183,57 +410,109 @@ export class SessionStore {
     return join(this.dir(id), 'keys.log');
   }
 
-  /** The files to read for a session, with their node names. */
+  /** The files to read for a session, with their node names (a file the user named that is still theirs is not one). */
   captureFiles(rec: SessionRecord): CaptureFile[] {
     const files: CaptureFile[] = [];
     const seen = new Set<string>();
     for (const [node, path] of Object.entries(rec.nodeFiles)) {
-      if (existsSync(path)) files.push({ path, node });
       seen.add(path);
+      if (path === rec.file && rec.pendingFile) continue;
+      if (isFile(path)) files.push({ path, node });
     }
-    if (!seen.has(rec.file) && existsSync(rec.file)) files.unshift({ path: rec.file });
+    if (!seen.has(rec.file) && !rec.pendingFile && isFile(rec.file)) files.unshift({ path: rec.file });
     return files;
   }
 
+  /** Whether a process is capturing into the session now (it has no end, and the process that started it runs). */
+  capturing(rec: SessionRecord): boolean {
+    return rec.endedAt === null && rec.writer !== undefined && isRunning(rec.writer);
+  }
+
   /**
-   * Ends a capture: merges the other nodes' files into the capture file (one section per stream), records
-   * the end time and notes. Safe to call on a session whose capture was killed.
+   * Appends the other nodes' files to the capture file (one section per stream) and removes them; returns where each
+   * one's bytes now begin in the capture file. When the capture file is one the user named that never got a byte, it is
+   * replaced only if another node's file has bytes; else it is left as it was and the empty node files go.
    */
-  async finish(id: string, extra: { notes?: string[]; losses?: string[]; endedAt?: number; mode?: string | null; modeReason?: string | null } = {}): Promise<SessionRecord> {
+  async mergeNodeFiles(id: string): Promise<Map<string, number>> {
     const rec = this.get(id);
-    for (const [node, path] of Object.entries(rec.nodeFiles)) {
-      if (path === rec.file) continue;
-      if (existsSync(path)) {
+    const at = new Map<string, number>();
+    const others = Object.entries(rec.nodeFiles).filter(([, path]) => path !== rec.file);
+    if (others.length === 0) return at;
+    const sizeOf = (path: string): number => {
+      try {
+        return statSync(path).size;
+      } catch {
+        return 0;
+      }
+    };
+    if (rec.pendingFile) {
+      if (others.every(([, path]) => sizeOf(path) === 0)) {
+        for (const [, path] of others) rmSync(path, { force: true });
+        rec.nodeFiles = {};
+        this.save(rec);
+        return at;
+      }
+      writeFileSync(rec.file, Buffer.alloc(0));
+      delete rec.pendingFile;
+    }
+    for (const [node, path] of others) {
+      if (isFile(path)) {
+        at.set(path, sizeOf(rec.file));
         await pipeline(createReadStream(path), createWriteStream(rec.file, { flags: 'a' }));
         rmSync(path, { force: true });
       }
       rec.nodeFiles[node] = rec.file;
     }
-    if (!existsSync(rec.file)) appendFileSync(rec.file, Buffer.alloc(0));
+    rec.nodeFiles = {};
+    this.save(rec);
+    return at;
+  }
+
+  /**
+   * Ends a capture: merges the other nodes' files into the capture file (see mergeNodeFiles), records the end time and
+   * notes, and gives up the lock on a file the user named. Safe to call on a session whose capture was killed.
+   */
+  async finish(id: string, extra: { notes?: string[]; losses?: string[]; endedAt?: number; mode?: string | null; modeReason?: string | null } = {}): Promise<SessionRecord> {
+    await this.mergeNodeFiles(id);
+    const rec = this.get(id);
+    const dir = this.dir(id);
+    // (a capture that got no byte still has its file, an empty one; never over a file the user named that is still theirs)
+    if (!rec.pendingFile && !existsSync(rec.file)) appendFileSync(rec.file, Buffer.alloc(0));
     rec.nodeFiles = {};
     rec.endedAt = extra.endedAt ?? rec.endedAt ?? Date.now();
+    delete rec.writer;
     for (const n of extra.notes ?? []) if (!rec.notes.includes(n)) rec.notes.push(n);
     if (extra.losses?.length) rec.losses = [...new Set([...(rec.losses ?? []), ...extra.losses])];
     if (extra.mode !== undefined) rec.mode = extra.mode;
     if (extra.modeReason !== undefined) rec.modeReason = extra.modeReason;
     this.save(rec);
+    if (dirname(rec.file) !== dir) releaseCaptureLock(rec.file, id);
     return rec;
   }
 
+  /** The session's index when it is current: of the right shape, built from capture files of the same size and time. */
   readIndex(rec: SessionRecord): SessionIndex | null {
-    const p = join(this.dir(rec.id), INDEX_JSON);
-    if (!existsSync(p)) return null;
+    let raw: unknown;
     try {
-      const idx = JSON.parse(readFileSync(p, 'utf8')) as SessionIndex;
-      return idx.fileSize === this.totalSize(rec) ? idx : null;
+      raw = JSON.parse(readFileSync(join(this.dir(rec.id), INDEX_JSON), 'utf8'));
     } catch {
       return null;
     }
+    const r = indexSchema.safeParse(raw);
+    if (!r.success) return null;
+    const now = this.captureStat(rec);
+    return r.data.fileSize === now.size && r.data.fileMtimeMs === now.mtimeMs ? r.data : null;
   }
 
-  writeIndex(rec: SessionRecord, idx: Omit<SessionIndex, 'fileSize' | 'builtAt'>): SessionIndex {
-    const full: SessionIndex = { ...idx, fileSize: this.totalSize(rec), builtAt: Date.now() };
-    writeJsonAtomic(join(this.dir(rec.id), INDEX_JSON), full);
+  /** Saves the index if it can: it is a cache, and a session folder that cannot be written in (sudo's) still reads. */
+  writeIndex(rec: SessionRecord, idx: Omit<SessionIndex, 'fileSize' | 'fileMtimeMs' | 'builtAt'>): SessionIndex {
+    const now = this.captureStat(rec);
+    const full: SessionIndex = { ...idx, fileSize: now.size, fileMtimeMs: now.mtimeMs, builtAt: Date.now() };
+    try {
+      writeJsonAtomic(join(this.dir(rec.id), INDEX_JSON), full);
+    } catch {
+      // why: read-only commands must not fail on a cache; it is built again next time
+    }
     return full;
   }
 
@@ -244,24 +523,33 @@ export class SessionStore {
   }
 
   readPods(rec: SessionRecord): Map<string, PodRef> | null {
-    const p = join(this.dir(rec.id), PODS_JSON);
-    if (!existsSync(p)) return null;
+    let raw: unknown;
     try {
-      return new Map(Object.entries(JSON.parse(readFileSync(p, 'utf8')) as Record<string, PodRef>));
+      raw = JSON.parse(readFileSync(join(this.dir(rec.id), PODS_JSON), 'utf8'));
     } catch {
       return null;
     }
+    const r = podsSchema.safeParse(raw);
+    return r.success ? new Map(Object.entries(r.data)) : null;
   }
 
   totalSize(rec: SessionRecord): number {
-    let n = 0;
+    return this.captureStat(rec).size;
+  }
+
+  /** The capture files' total size and latest modification time (what an index is checked against). */
+  private captureStat(rec: SessionRecord): { size: number; mtimeMs: number } {
+    let size = 0;
+    let mtimeMs = 0;
     for (const f of this.captureFiles(rec)) {
       try {
-        n += statSync(f.path).size;
+        const st = statSync(f.path);
+        size += st.size;
+        mtimeMs = Math.max(mtimeMs, st.mtimeMs);
       } catch {
         // why: a file removed under us counts as empty; the index is then rebuilt from what is left.
       }
     }
-    return n;
+    return { size, mtimeMs };
   }
 }

@@ -1,0 +1,228 @@
+// Sessions on disk as people and tools leave them: a session folder copied or renamed is a session of its own; a
+// session.json of the wrong shape is reported for that session while the others list; the index is a cache that a
+// read-only folder cannot break and that is rebuilt when the capture changed or the index is malformed; an id never
+// reaches outside the sessions folder; a killed capture is said to be one; a file that is no capture leaves no
+// session; a damaged keys.log costs the decryption, not the session. Real files, the real SessionStore and CoreService.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { CoreService } from '../../src/service/core-service.js';
+import { SessionStore } from '../../src/store/session-store.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { CaptureBuilder } from './core-packet-builder.js';
+
+let tmp: string;
+beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tsc-sessions-')); });
+afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
+
+/** A helper's stream: a capture record and `n` UDP packets, each its own flow. */
+function stream(n: number): Buffer {
+  const b = new CaptureBuilder();
+  b.record({ t: 'capture', v: 1, mode: 'afpacket', reason: 'test', hostname: 'test-host' });
+  for (let i = 0; i < n; i++) b.udp({ src: '10.88.0.1', dst: '10.88.0.2', sport: 30000 + i, dport: 53, payload: Buffer.alloc(30, i) });
+  return b.build();
+}
+
+/** A finished capture session of `n` packets, made as a capture makes it (its file in its folder). */
+async function captured(store: SessionStore, n: number, name = 'captured'): Promise<string> {
+  const rec = store.create({ target: 'local', name });
+  const w = store.nodeWriter(rec.id, 'node-a');
+  w.beginStream();
+  w.write(stream(n));
+  w.close();
+  await store.finish(rec.id);
+  return rec.id;
+}
+
+/** The id of a process that has exited. */
+const deadPid = (): number => spawnSync('true').pid!;
+
+describe('a copied or renamed session folder', () => {
+  it('is a session of its own: rename, index and delete act on the folder they are given, never on the original', async () => {
+    const root = join(tmp, 'copied', 'sessions');
+    const store = new SessionStore(root);
+    const id = await captured(store, 6, 'original');
+    // a session saved before that: its file by absolute path, in the folder it was made in
+    const legacy = await captured(store, 4, 'legacy');
+    const raw = JSON.parse(readFileSync(join(root, legacy, 'session.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(root, legacy, 'session.json'), JSON.stringify({ ...raw, file: join(root, legacy, 'capture.pcapng') }));
+    for (const s of [id, legacy]) cpSync(join(root, s), join(root, `${s}-backup`), { recursive: true });
+    // (a copy keeps the stored id of its original: only the folder tells them apart)
+    expect(JSON.parse(readFileSync(join(root, `${id}-backup`, 'session.json'), 'utf8'))).toMatchObject({ id });
+
+    const svc = new CoreService({ store });
+    await svc.renameSession({ sessionId: `${id}-backup`, name: 'the backup' });
+    await svc.renameSession({ sessionId: `${legacy}-backup`, name: 'legacy backup' });
+    const listed = await svc.listSessions();
+    expect(listed.map((s) => [s.id, s.name, s.file, s.packets]).sort()).toEqual([
+      [id, 'original', join(root, id, 'capture.pcapng'), 6],
+      [`${id}-backup`, 'the backup', join(root, `${id}-backup`, 'capture.pcapng'), 6],
+      [legacy, 'legacy', join(root, legacy, 'capture.pcapng'), 4],
+      [`${legacy}-backup`, 'legacy backup', join(root, `${legacy}-backup`, 'capture.pcapng'), 4],
+    ].sort());
+    // (each folder has its own index)
+    for (const s of listed) expect(existsSync(join(root, s.id, 'index.json'))).toBe(true);
+
+    await svc.deleteSession({ sessionId: id });
+    await svc.deleteSession({ sessionId: legacy });
+    expect(readdirSync(root).sort()).toEqual([`${id}-backup`, `${legacy}-backup`].sort());
+    // (the files in a folder are kept by their name, so that a copy reads its own; saving the legacy record did that too)
+    expect(JSON.parse(readFileSync(join(root, `${id}-backup`, 'session.json'), 'utf8'))).toMatchObject({ id: `${id}-backup`, file: 'capture.pcapng' });
+    expect(JSON.parse(readFileSync(join(root, `${legacy}-backup`, 'session.json'), 'utf8'))).toMatchObject({ id: `${legacy}-backup`, file: 'capture.pcapng' });
+    const fresh = new CoreService({ store: new SessionStore(root) });
+    expect((await fresh.queryFlows({ sessionId: `${id}-backup`, offset: 0, limit: 100 })).total).toBe(6);
+    expect((await fresh.queryFlows({ sessionId: `${legacy}-backup`, offset: 0, limit: 100 })).total).toBe(4);
+  });
+});
+
+describe('a session.json of the wrong shape', () => {
+  const cases: [string, (rec: Record<string, unknown>) => unknown, RegExp][] = [
+    ['an array', () => [], /is not a session record \(the record: .*expected object, received array\)/],
+    ['null', () => null, /is not a session record \(the record: .*expected object, received null\)/],
+    ['no file', ({ file: _file, ...rec }) => rec, /is not a session record \(file: .*expected string, received undefined\)/],
+    ['nodeFiles null', (rec) => ({ ...rec, nodeFiles: null }), /is not a session record \(nodeFiles: .*received null\)/],
+    ['not JSON', () => undefined, /cannot be read \(/],
+  ];
+
+  it('is reported for that session, saying where its capture is; the others list; commands on it fail clearly', async () => {
+    const root = join(tmp, 'shapes', 'sessions');
+    const store = new SessionStore(root);
+    const good = await captured(store, 3, 'good');
+    const broken = new Map<string, RegExp>();
+    for (const [what, change, why] of cases) {
+      const id = await captured(store, 2, what);
+      const p = join(root, id, 'session.json');
+      const changed = change(JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>);
+      writeFileSync(p, changed === undefined ? '{"name": "cut sh' : JSON.stringify(changed));
+      broken.set(id, why);
+    }
+    // an id in the record that is not its folder's (or any) is of no account: the folder is the id
+    const badId = await captured(store, 5, 'bad id');
+    const p = join(root, badId, 'session.json');
+    writeFileSync(p, JSON.stringify({ ...JSON.parse(readFileSync(p, 'utf8')) as object, id: '../../../x' }));
+
+    const svc = new CoreService({ store });
+    const listed = await svc.listSessions();
+    expect(listed).toHaveLength(cases.length + 2);
+    expect(listed.find((s) => s.id === good)).toMatchObject({ name: 'good', packets: 3 });
+    expect(listed.find((s) => s.id === badId)).toMatchObject({ name: 'bad id', packets: 5 });
+    for (const [id, why] of broken) {
+      const row = listed.find((s) => s.id === id)!;
+      expect(row).toMatchObject({ name: '(broken session)', packets: 0, file: join(root, id, 'capture.pcapng') });
+      expect(row.notes).toHaveLength(1);
+      const note = row.notes[0]!;
+      expect(note).toMatch(why);
+      expect(note).toContain(`session '${id}': ${join(root, id, 'session.json')} `);
+      // (the folder holds the capture: it says how to read it, never to delete the folder)
+      expect(note).toContain(`its capture is not affected: \`tapscope flows ${join(root, id, 'capture.pcapng')}\` reads it`);
+      expect(note).not.toMatch(/delete the folder/);
+      await expect(svc.queryFlows({ sessionId: id, offset: 0, limit: 1 })).rejects.toMatchObject({ code: 'E_SESSION_BROKEN', message: note });
+    }
+    expect((await svc.queryFlows({ sessionId: badId, offset: 0, limit: 100 })).total).toBe(5);
+  });
+});
+
+describe('the index', () => {
+  it('is a cache: a session whose index cannot be written still opens, and no temporary file is left', async () => {
+    const root = join(tmp, 'index-ro', 'sessions');
+    const store = new SessionStore(root);
+    const id = await captured(store, 7);
+    // (an index.json that is a directory: writing the index fails at its rename, as in a folder that cannot be written)
+    mkdirSync(join(root, id, 'index.json'));
+    const svc = new CoreService({ store });
+    expect((await svc.queryFlows({ sessionId: id, offset: 0, limit: 100 })).total).toBe(7);
+    expect((await svc.listSessions())[0]).toMatchObject({ id, packets: 7 });
+    expect(readdirSync(join(root, id)).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
+
+  it('is rebuilt when the capture changed at the same size, or when it is malformed', async () => {
+    const root = join(tmp, 'index-stale', 'sessions');
+    const store = new SessionStore(root);
+    const id = await captured(store, 10);
+    expect((await new CoreService({ store }).listSessions())[0]).toMatchObject({ packets: 10, flows: 10 });
+    // the capture is damaged in place (the same size): its 6th packet's block length is wrong
+    const file = join(root, id, 'capture.pcapng');
+    const bytes = readFileSync(file);
+    const sixth = parseBuffer(bytes).filter((b) => b.type === 'epb')[5]!;
+    bytes.writeUInt32LE(0x7fffffff, sixth.offset + 4);
+    writeFileSync(file, bytes);
+    utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    const after = (await new CoreService({ store }).listSessions())[0]!;
+    expect(after).toMatchObject({ packets: 5 });
+    expect(after.losses.join(' ')).toMatch(/is damaged: block length 2147483647/);
+
+    // an index of the wrong shape (the size and time right) is not believed
+    const idx = join(root, id, 'index.json');
+    writeFileSync(idx, JSON.stringify({ ...JSON.parse(readFileSync(idx, 'utf8')) as object, packets: 'lots', notes: 'abc' }));
+    const again = (await new CoreService({ store }).listSessions())[0]!;
+    expect(again.packets).toBe(5);
+    expect(again.notes.every((n) => n.length > 3)).toBe(true);
+    expect(statSync(idx).isFile()).toBe(true);
+  });
+});
+
+describe('session ids', () => {
+  it('never reach outside the sessions folder: ".", ".." and hidden names are no sessions', async () => {
+    const home = join(tmp, 'ids');
+    const root = join(home, 'sessions');
+    const store = new SessionStore(root);
+    const id = await captured(store, 1);
+    // (a session.json in the data folder itself, and one in the sessions folder: what `..` and `.` would read)
+    writeFileSync(join(home, 'session.json'), '{"nodeFiles":{}}');
+    writeFileSync(join(root, 'session.json'), '{"nodeFiles":{}}');
+    writeFileSync(join(home, 'mine.pcapng'), stream(1));
+    const svc = new CoreService({ store });
+    for (const bad of ['..', '.', '.hidden', '../sessions']) {
+      await expect(svc.deleteSession({ sessionId: bad })).rejects.toMatchObject({ code: 'E_SESSION_NOT_FOUND' });
+      expect(store.exists(bad)).toBe(false);
+    }
+    expect(existsSync(join(home, 'mine.pcapng'))).toBe(true);
+    expect((await svc.listSessions()).map((s) => s.id)).toEqual([id]);
+  });
+});
+
+describe('a capture whose process was killed', () => {
+  it('is listed as interrupted; one whose process runs is not', async () => {
+    const root = join(tmp, 'killed', 'sessions');
+    const store = new SessionStore(root);
+    const make = (pid: number): string => {
+      const rec = store.create({ target: 'local' });
+      const w = store.nodeWriter(rec.id, 'node-a');
+      w.beginStream();
+      w.write(stream(3));
+      w.close();
+      // (no finish: as its process left it)
+      store.update(rec.id, (r) => { r.writer = { pid, host: hostname(), start: null }; });
+      return rec.id;
+    };
+    const killed = make(deadPid());
+    const running = make(process.pid);
+    const listed = await new CoreService({ store }).listSessions();
+    expect(listed.find((s) => s.id === killed)!.notes).toContain('the capture was interrupted (its process is gone, e.g. killed, before the capture ended): the file holds what was saved until then');
+    expect(listed.find((s) => s.id === killed)!.packets).toBe(3);
+    expect(listed.find((s) => s.id === running)!.notes).toEqual([]);
+  });
+});
+
+describe('opening files', () => {
+  it('a file that is no capture leaves no session behind', async () => {
+    const store = new SessionStore(join(tmp, 'open', 'sessions'));
+    const text = join(tmp, 'notes.txt');
+    writeFileSync(text, 'these are my notes, not a capture\n');
+    const svc = new CoreService({ store });
+    await expect(svc.openFile({ path: text })).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED' });
+    expect(store.list()).toEqual([]);
+  });
+
+  it('a session whose keys.log is damaged opens without decryption, saying so', async () => {
+    const store = new SessionStore(join(tmp, 'keys', 'sessions'));
+    const id = await captured(store, 4);
+    writeFileSync(store.keyLogPath(id), 'this is no key log\n');
+    const svc = new CoreService({ store });
+    expect((await svc.queryFlows({ sessionId: id, offset: 0, limit: 100 })).total).toBe(4);
+    const s = await svc.openSession({ sessionId: id });
+    expect(s.notes).toContainEqual(expect.stringMatching(/^the session's key log cannot be used \(.*keys\.log holds no TLS secrets.*\); its TLS connections are shown without decryption$/));
+  });
+});
