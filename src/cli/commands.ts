@@ -545,13 +545,24 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     if (piped && !piped.gone && process.stdout.writableLength > 0) {
       await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]).catch(() => undefined);
     }
-    printNotes([...summary.notes.filter((n) => !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
+    const { damageError, damageNote } = await import('../flows/load.js');
+    // (a damaged stream's note is the error below: not printed twice)
+    const damagedNotes = new Set(summary.damaged.map(damageNote));
+    printNotes([...summary.notes.filter((n) => !damagedNotes.has(n) && !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
+    const firstFail = failed.find((f) => f.error);
+    if (!summary.saved) {
+      // (no node delivered a byte: nothing was saved, and a file already at --out was left as it was)
+      if (firstFail?.error) throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
+      throw new TapscopeError('E_HELPER_EXITED', `the capture ended before its first byte: nothing was saved${toStdout ? '' : ` (${outPath} was left as it was)`}`);
+    }
     const filtered = summary.captureFilter && (summary.packets > 0 || summary.filtered > 0) ? `; the capture filter '${summary.captureFilter}' left out ${summary.filtered}` : '';
     err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}${filtered}\n`);
-    const firstFail = failed.find((f) => f.error);
     if (firstFail?.error && (summary.packets === 0 || failed.length === summary.nodes.length)) {
       throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
     }
+    // (a stream that turned malformed: the file holds what came, readable up to the damage, as `tapscope flows` says;
+    // the command failed, as reading that file does)
+    if (summary.damaged.length > 0) throw damageError(summary.damaged)!;
     if (keyLogPaths.length > 0 || c.nodeKeylogs.length > 0) await embedSecrets(svc, started.id, outPath, toStdout);
     // (as tcpdump ends on a full disk: the file is good, the command failed)
     const full = svc.diskStop(started.id);
