@@ -418,8 +418,18 @@ async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promi
   out(table(['ID', 'NAME', 'TARGET', 'STARTED', 'MODE', 'FLOWS', 'PACKETS', 'DROPS', 'FILE'], list.map((s) => [
     s.id, s.name, s.target, localDateTime(s.createdAt), s.mode ?? '', String(s.flows), String(s.packets), String(s.drops), s.file,
   ]), [26, 30, 30, 19, 8, 8, 10, 6, 120]));
+  // (what a session's notes say, under the table as `check` lists problems: an interrupted capture, a damaged or cut file,
+  // a broken session.json; a long list of stream gaps shortened)
+  for (const s of list) {
+    const notes = [...new Set(s.notes)];
+    for (const n of notes.slice(0, MAX_SESSION_NOTES)) out(`${s.id}: ${printable(n)}\n`);
+    if (notes.length > MAX_SESSION_NOTES) out(`${s.id}: and ${notes.length - MAX_SESSION_NOTES} more notes (tapscope sessions --json lists them)\n`);
+  }
   return 0;
 }
+
+/** Notes `sessions` prints per session under its table */
+const MAX_SESSION_NOTES = 3;
 
 /**
  * What stands in the way of capturing on each node of a target (the app's Connect view shows the same): the
@@ -551,9 +561,12 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     printNotes([...summary.notes.filter((n) => !damagedNotes.has(n) && !failed.some((f) => n.startsWith(`${f.node}:`))), ...(pipe?.follower.notes ?? [])]);
     const firstFail = failed.find((f) => f.error);
     if (!summary.saved) {
-      // (no node delivered a byte: nothing was saved, and a file already at --out was left as it was)
+      // (no byte was written: nothing was saved, and a file already at --out was left as it was)
+      const kept = toStdout ? '' : ` (${outPath} was left as it was)`;
+      const full = svc.diskStop(started.id);
+      if (full) throw new TapscopeError('E_DISK_FULL', `the capture stopped before its end: ${full}; nothing was saved${kept}`);
       if (firstFail?.error) throw new TapscopeError(firstFail.error.code, `${firstFail.node}: ${firstFail.error.message}`);
-      throw new TapscopeError('E_HELPER_EXITED', `the capture ended before its first byte: nothing was saved${toStdout ? '' : ` (${outPath} was left as it was)`}`);
+      throw new TapscopeError('E_HELPER_EXITED', `the capture ended before its first byte: nothing was saved${kept}`);
     }
     const filtered = summary.captureFilter && (summary.packets > 0 || summary.filtered > 0) ? `; the capture filter '${summary.captureFilter}' left out ${summary.filtered}` : '';
     err(`captured ${summary.packets} packets, ${summary.flows} flows${summary.drops ? `, ${summary.drops} dropped` : ''}${summary.mode ? ` (mode ${summary.mode}${summary.modeReason ? `: ${summary.modeReason}` : ''})` : ''} into ${outPath}${filtered}\n`);

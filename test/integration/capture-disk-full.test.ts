@@ -1,8 +1,9 @@
 // `tapscope capture` on a disk that would fill (TAPSCOPE_KEEP_FREE above what the disk has free), with the real helper in
 // a private namespace: the capture stops at once instead of running its 30 s, and the command fails with E_DISK_FULL
-// after saying what it saved, as tcpdump ends on a full disk; the process is not taken down by the failed write.
+// saying what it saved (here nothing: a capture opens its file at its first byte written), as tcpdump ends on a full
+// disk; the process is not taken down by the failed write.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, uniquePrefix, type Lab } from '../lib/lab.js';
@@ -25,7 +26,8 @@ describe('a capture whose disk would fill', () => {
     expect(Date.now() - t0).toBeLessThan(25_000);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/stopped writing .*full\.pcapng after 0 bytes: only .* GiB would be left free on the disk of .*TAPSCOPE_KEEP_FREE\); the capture was stopped, and its file holds every packet before that/);
-    expect(r.stderr).toMatch(/captured \d+ packets, \d+ flows .*into .*full\.pcapng/);
-    expect(r.stderr).toMatch(/tapscope: the capture stopped before its end: .*\(E_DISK_FULL\)\s*$/);
+    // (not a byte went to the file: nothing was saved, and no file was made where there was none)
+    expect(r.stderr).toMatch(/tapscope: the capture stopped before its end: .*; nothing was saved \(.*full\.pcapng was left as it was\) \(E_DISK_FULL\)\s*$/);
+    expect(existsSync(out)).toBe(false);
   });
 });

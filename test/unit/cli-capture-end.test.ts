@@ -49,6 +49,10 @@ describe.skipIf(!asRoot)('capture exit codes', () => {
     const flows = run(['flows', out], env);
     expect(flows.code).toBe(1);
     expect(/at offset (\d+)/.exec(flows.stderr)?.[1]).toBe(at);
+    // (the sessions list says so under its table)
+    const id = /\(session ([\w-]+)\)/.exec(cap.stderr)![1]!;
+    const list = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sessions'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
+    expect(list.stdout.split('\n').filter((l) => l.startsWith(`${id}: `))).toEqual([expect.stringMatching(new RegExp(`^${id}: .*is damaged: .* at offset ${at}`))]);
   });
 
   it('a helper that ends before its first byte: exit 1, nothing saved, the file at --out as it was', () => {
