@@ -577,6 +577,8 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     // the command failed, as reading that file does)
     if (summary.damaged.length > 0) throw damageError(summary.damaged)!;
     if (keyLogPaths.length > 0 || c.nodeKeylogs.length > 0) await embedSecrets(svc, started.id, outPath, toStdout);
+    const stdoutFailed = pipe?.failure();
+    if (stdoutFailed) throw stdoutFailed;
     // (as tcpdump ends on a full disk: the file is good, the command failed)
     const full = svc.diskStop(started.id);
     if (full) throw new TapscopeError('E_DISK_FULL', `the capture stopped before its end: ${full}`);
@@ -623,14 +625,16 @@ async function embedSecrets(svc: CoreService, id: string, path: string, toStdout
  * reader is given everything, at its own pace, also after the capture has stopped; a reader that goes away stops
  * the capture.
  */
-function stdoutFollow(svc: CoreService, sessionId: string): { follower: Follower; close(): void } {
+function stdoutFollow(svc: CoreService, sessionId: string): { follower: Follower; close(): void; failure(): TapscopeError | null } {
+  let failed: TapscopeError | null = null;
   const onError = (e: NodeJS.ErrnoException & { stopsCapture?: boolean }): void => {
-    if (e.code !== 'EPIPE') throw e;
-    // (main's listener exits on EPIPE unless the error is marked)
+    // (main's listener ends the command unless the error is marked: the capture stops and saves its session first. A
+    // reader gone (EPIPE) is how a piped capture ends; another failure (`> /dev/full`, a full disk) fails the command)
     e.stopsCapture = true;
+    if (e.code !== 'EPIPE') failed ??= stdoutError(e);
   };
   process.stdout.on('error', onError);
-  return { follower: svc.followCapture(sessionId, process.stdout), close: () => { process.stdout.off('error', onError); } };
+  return { follower: svc.followCapture(sessionId, process.stdout), close: () => { process.stdout.off('error', onError); }, failure: () => failed };
 }
 
 async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<number> {

@@ -29,8 +29,10 @@ async function main(argv: string[]): Promise<number> {
 process.stdout.on('error', (e: NodeJS.ErrnoException & { stopsCapture?: boolean }) => {
   if (e.code !== 'EPIPE') {
     // why: `> /dev/full` or a full disk fails the command: said in one line as its other errors are, not as a crash
-    // with a stack (once: a command that saw the failed write has reported it by now)
+    // with a stack (once: a command that saw the failed write has reported it by now). `capture --out -` marks it: it
+    // stops the capture, saves the session and fails with it itself
     setImmediate(() => {
+      if (e.stopsCapture) return;
       report(stdoutError(e));
       process.exit();
     });

@@ -3,7 +3,7 @@
 // once), and a capture that ended before its first byte saved nothing (exit 1, the file at --out left as it was).
 // The real CLI and local target, running fake helpers (shell scripts) as root runs the real one.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -53,6 +53,21 @@ describe.skipIf(!asRoot)('capture exit codes', () => {
     const id = /\(session ([\w-]+)\)/.exec(cap.stderr)![1]!;
     const list = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sessions'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
     expect(list.stdout.split('\n').filter((l) => l.startsWith(`${id}: `))).toEqual([expect.stringMatching(new RegExp(`^${id}: .*is damaged: .* at offset ${at}`))]);
+  });
+
+  it('`--out -` into a full standard output (> /dev/full): exit 1 with E_DISK_FULL in one line, the capture saved as its session', () => {
+    writeFileSync(join(dir, 'many.bin'), stream(400));
+    const h = helper('steady.sh', `cat ${join(dir, 'many.bin')}; sleep 5`);
+    const full = openSync('/dev/full', 'w');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'capture', '--target', 'local', '--duration', '3', '--out', '-'],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, TAPSCOPE_HELPER: h }, stdio: ['ignore', full, 'pipe'], timeout: 60_000 });
+    closeSync(full);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/tapscope: cannot write standard output: (ENOSPC: )?no space left on device \(E_DISK_FULL\)\n$/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const id = /\(session ([\w-]+)\)/.exec(r.stderr)![1]!;
+    const flows = run(['flows', id, '--json'], env);
+    expect(flows.code, flows.stderr).toBe(0);
   });
 
   it('a helper that ends before its first byte: exit 1, nothing saved, the file at --out as it was', () => {
