@@ -1,5 +1,18 @@
 // One error type for everything the core reports to a person: a stable `code` for programs and tests,
 // and a message that says what to do.
+/**
+ * Why a write failed for want of room, as a person reads it, for the errno codes that mean it (a full disk, a used-up
+ * quota, a file size limit); null for any other. Exports and standard output both report these as E_DISK_FULL.
+ */
+export function noRoomReason(code: string | undefined): string | null {
+  switch (code) {
+    case 'ENOSPC': return 'no space left on device';
+    case 'EDQUOT': return 'the disk quota is used up';
+    case 'EFBIG': return 'the file would be larger than allowed (ulimit -f, or the file system\'s limit)';
+    default: return null;
+  }
+}
+
 export type TapscopeErrorCode =
   | 'E_USAGE'
   | 'E_FILTER_SYNTAX'

@@ -133,11 +133,6 @@ function lineStop(buf: Buffer, from: number, lf: number): number {
   return lf > from && buf[lf - 1] === 0x0d ? lf - 1 : lf;
 }
 
-/** Whether an empty line (the end of a head: an LF right after a line's LF, a CR between them or not) ends at or after `from`. */
-function headEndFrom(buf: Buffer, from: number): boolean {
-  return headEnd(buf, from) >= 0;
-}
-
 /**
  * Where a head ends in buf (the byte after its empty line's LF, which ends at or after `from`), or -1: an empty line is
  * an LF right after a line's LF, or after its CR (RFC 9112 §2.2: a bare LF ends a line).
@@ -548,7 +543,7 @@ export class Http1Parser {
         if (this.headTs === null) this.headTs = ts;
         // why: a head that began in an earlier chunk is read once its end is here; until then only the new
         // bytes are searched for the end (a large head in many segments stays linear)
-        const waiting = this.headSearched > 0 && !headEndFrom(this.buf, this.headSearched);
+        const waiting = this.headSearched > 0 && headEnd(this.buf, this.headSearched) < 0;
         const msg = waiting ? undefined : this.readHead(this.buf, this.headTs);
         if (msg === undefined) {
           if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {

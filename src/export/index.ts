@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { TapscopeError, isTapscopeError } from '../errors.js';
+import { TapscopeError, isTapscopeError, noRoomReason } from '../errors.js';
 import type { Analyzer } from '../flows/analyzer.js';
 import { readWithFlowIds, type CaptureFile } from '../flows/load.js';
 import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
@@ -151,8 +151,8 @@ class OutFile {
 function writeError(path: string, e: unknown, kept = false): TapscopeError {
   if (isTapscopeError(e)) return e;
   const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOSPC' || err.code === 'EDQUOT' || err.code === 'EFBIG') {
-    const why = err.code === 'EFBIG' ? 'the file would be larger than allowed (ulimit -f, or the file system\'s limit)' : err.code === 'EDQUOT' ? 'the disk quota is used up' : 'no space left on device';
+  const why = noRoomReason(err.code);
+  if (why !== null) {
     const after = kept ? '; the export was not saved (free some space, or export to another disk)' : '';
     return new TapscopeError('E_DISK_FULL', `cannot write ${path}: ${why}${after}`, { path, errno: err.code }, { cause: e });
   }
