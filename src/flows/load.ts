@@ -19,13 +19,15 @@ export interface DamagedFile {
   offset: number;
   /** what is wrong with it, ending "at offset N" */
   message: string;
+  /** where the next section begins, where reading went on (the bytes between are skipped); absent: nothing after it was read */
+  resumedAt?: number;
 }
 
 export interface LoadedCapture {
   analyzer: Analyzer;
   /** truncated tails and stream gaps: the capture is whole up to them */
   notes: string[];
-  /** files damaged in the middle: analyzed up to the damage, nothing after it */
+  /** files damaged in the middle: analyzed up to the damage, and on from the next section after it if there is one */
   damaged: DamagedFile[];
   bytes: number;
 }
@@ -42,6 +44,7 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
     // reported (the other files, other nodes' streams, are read whole)
     const res = await readBlocks(f.path, sink.block, { tolerateTruncatedTail: true, tolerateDamage: true, onPacket: sink.packet, onRecord: sink.record });
     bytes += res.bytes;
+    for (const d of res.skipped) damaged.push({ path: f.path, offset: Number(d.error.details?.offset), message: d.error.message, resumedAt: d.resumedAt });
     if (res.damaged) damaged.push({ path: f.path, offset: Number(res.damaged.details?.offset ?? res.bytes), message: res.damaged.message });
     if (res.truncated) {
       notes.push(`${f.path} ends inside a block at offset ${res.truncated.offset} (the capture was interrupted); the last ${res.truncated.pending} bytes were ignored and every complete block before them was read`);
@@ -59,6 +62,9 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
 
 /** How a damaged file was read, for a session's notes and the CLI's error. */
 export function damageNote(d: DamagedFile): string {
+  if (d.resumedAt !== undefined) {
+    return `${d.path} is damaged: ${d.message}; the ${d.resumedAt - d.offset} bytes from there to the section that begins at offset ${d.resumedAt} were skipped, and reading went on there`;
+  }
   return `${d.path} is damaged: ${d.message}; it was read up to that block, nothing from it on`;
 }
 

@@ -45,9 +45,12 @@ export type RawRecordSink = (
 export class PcapngParser {
   /**
    * `name`: the file read, named by the errors about the source as a whole (not a capture, empty), as tshark names
-   * it; null for a stream (its reader says what it is).
+   * it; null for a stream (its reader says what it is). `from`: where in the file the first byte pushed lies (a read
+   * that goes on at a later section after damage), for the offsets blocks and errors give.
    */
-  constructor(private readonly name: string | null = null) {}
+  constructor(private readonly name: string | null = null, from = 0) {
+    this.base = from;
+  }
 
   private state: ParserState = { kind: 'detect' };
   /** Received bytes not yet consumed: chunks[0] from `off` on, then the other chunks whole. */

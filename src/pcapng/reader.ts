@@ -5,7 +5,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { PcapngParser, type RawPacketSink, type RawRecordSink } from './parser.js';
-import type { PcapngBlock } from './types.js';
+import { BYTE_ORDER_MAGIC, type PcapngBlock } from './types.js';
 import { captureFileError, directoryError } from './file-errors.js';
 
 export interface TruncatedTail {
@@ -88,8 +88,20 @@ export interface ReadResult {
   truncated: TruncatedTail | null;
   /** Set when a malformed block ended the read and damage was tolerated (E_PCAPNG_MALFORMED, with its offset). */
   damaged: TapscopeError | null;
+  /**
+   * Damage the read went past (tolerated damage in a pcapng file): the malformed block, and the offset of the next
+   * section header block, where reading went on. Each section is a capture of its own (a node's stream, a resumed one):
+   * one broken at its end must not take the ones after it along.
+   */
+  skipped: SkippedDamage[];
   /** bytes read (up to the damage: the bytes of the complete blocks before it) */
   bytes: number;
+}
+
+export interface SkippedDamage {
+  error: TapscopeError;
+  /** where the next section begins, and reading went on */
+  resumedAt: number;
 }
 
 /**
@@ -99,30 +111,81 @@ export interface ReadResult {
 export async function readBlocks(
   source: Readable | string, onBlock: (b: PcapngBlock) => void, options: ReadBlocksOptions = {},
 ): Promise<ReadResult> {
-  // (a file's errors about the whole of it, not a capture or empty, name it)
-  const parser = new PcapngParser(typeof source === 'string' ? source : null);
   const packet = options.onPacket ?? null;
   const record = options.onRecord ?? null;
-  let bytes: number;
-  try {
-    bytes = typeof source === 'string'
-      ? await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE)
-      : await readStream(source, parser, onBlock, packet, record);
-  } catch (e) {
-    if (options.tolerateDamage && isTapscopeError(e, 'E_PCAPNG_MALFORMED') && parser.completeOffset > 0) {
-      return { truncated: null, damaged: e, bytes: parser.completeOffset };
+  const skipped: SkippedDamage[] = [];
+  // where the section being read begins (after damage, the next one's SHB)
+  let from = 0;
+  for (;;) {
+    // (a file's errors about the whole of it, not a capture or empty, name it)
+    const parser = new PcapngParser(typeof source === 'string' ? source : null, from);
+    let bytes: number;
+    let damage: TapscopeError | null = null;
+    try {
+      bytes = typeof source === 'string'
+        ? from + await readFile(source, parser, onBlock, packet, record, options.readSize ?? READ_SIZE, from)
+        : await readStream(source, parser, onBlock, packet, record);
+    } catch (e) {
+      if (!(options.tolerateDamage && isTapscopeError(e, 'E_PCAPNG_MALFORMED') && parser.completeOffset > 0)) throw e;
+      damage = e;
+      bytes = parser.completeOffset;
     }
-    throw e;
-  }
-  try {
-    parser.end();
-  } catch (e) {
-    if (options.tolerateTruncatedTail && isTapscopeError(e, 'E_PCAPNG_TRUNCATED') && bytes > 0) {
-      return { truncated: { offset: parser.completeOffset, pending: parser.pendingBytes }, damaged: null, bytes };
+    if (damage === null) {
+      try {
+        parser.end();
+        return { truncated: null, damaged: null, skipped, bytes };
+      } catch (e) {
+        if (!(options.tolerateTruncatedTail && isTapscopeError(e, 'E_PCAPNG_TRUNCATED') && bytes > 0)) throw e;
+        // (a block cut off by a section after it: a stream that stopped mid-block, another appended to it)
+        const next = options.tolerateDamage && typeof source === 'string' ? await nextSection(source, parser.completeOffset + 4) : null;
+        if (next === null) return { truncated: { offset: parser.completeOffset, pending: parser.pendingBytes }, damaged: null, skipped, bytes };
+        damage = new TapscopeError('E_PCAPNG_MALFORMED', `block cut off by the section header block at offset ${next} at offset ${parser.completeOffset}`, { offset: parser.completeOffset });
+        skipped.push({ error: damage, resumedAt: next });
+        from = next;
+        continue;
+      }
     }
-    throw e;
+    const at = Number(damage.details?.offset ?? bytes);
+    const next = typeof source === 'string' ? await nextSection(source, at + 4) : null;
+    if (next === null) return { truncated: null, damaged: damage, skipped, bytes };
+    skipped.push({ error: damage, resumedAt: next });
+    from = next;
   }
-  return { truncated: null, damaged: null, bytes };
+}
+
+const SHB_BYTES = Buffer.from([0x0a, 0x0d, 0x0d, 0x0a]);
+const SCAN_SIZE = 1024 * 1024;
+
+/**
+ * The offset of the first well-formed section header block of the pcapng file at `path` at or after `from` (its type,
+ * a byte-order magic, a length of 28 bytes to 1 MiB that its trailing copy repeats, version 1), or null. Only for
+ * files that are pcapng from their first bytes.
+ */
+async function nextSection(path: string, from: number): Promise<number | null> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    if (!(await fh.stat()).isFile() || (await fh.read(head, 0, 4, 0)).bytesRead < 4 || !head.equals(SHB_BYTES)) return null;
+    const buf = Buffer.allocUnsafe(SCAN_SIZE);
+    const tail = Buffer.alloc(4);
+    for (let at = from; ;) {
+      const n = (await fh.read(buf, 0, SCAN_SIZE, at)).bytesRead;
+      if (n < 16) return null;
+      for (let i = buf.indexOf(SHB_BYTES, 0); i >= 0 && i + 16 <= n; i = buf.indexOf(SHB_BYTES, i + 1)) {
+        const le = buf.readUInt32LE(i + 8) === BYTE_ORDER_MAGIC;
+        if (!le && buf.readUInt32BE(i + 8) !== BYTE_ORDER_MAGIC) continue;
+        const len = le ? buf.readUInt32LE(i + 4) : buf.readUInt32BE(i + 4);
+        const major = le ? buf.readUInt16LE(i + 12) : buf.readUInt16BE(i + 12);
+        if (len < 28 || len % 4 !== 0 || len > SCAN_SIZE || major !== 1) continue;
+        if ((await fh.read(tail, 0, 4, at + i + len - 4)).bytesRead < 4) continue;
+        if ((le ? tail.readUInt32LE(0) : tail.readUInt32BE(0)) === len) return at + i;
+      }
+      // (the next window overlaps this one's last bytes, where a header may begin)
+      at += n - 15;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 async function readStream(
@@ -147,7 +210,7 @@ async function readStream(
  */
 async function readFile(
   path: string, parser: PcapngParser, onBlock: (b: PcapngBlock) => void, packet: RawPacketSink | null, record: RawRecordSink | null,
-  size: number,
+  size: number, start = 0,
 ): Promise<number> {
   const fh = await openCapture(path);
   let bytes = 0;
@@ -156,12 +219,12 @@ async function readFile(
     const ahead = size >= READ_AHEAD_MIN && (await fh.stat()).isFile() ? READS_AHEAD : 0;
     const spare = Array.from({ length: ahead + 1 }, () => Buffer.allocUnsafe(size));
     // where the next read starts: the bytes before it are parsed or being read
-    let at = 0;
+    let at = start;
     // why the errors are mapped here and not around the loop: onBlock's own errors (an export's full disk) are not
     // the capture file's
     const readNow = (buf: Buffer): Promise<{ bytesRead: number }> => {
       try {
-        return Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, null) });
+        return Promise.resolve({ bytesRead: readSync(fh.fd, buf, 0, size, start > 0 ? at : null) });
       } catch (e) {
         return Promise.reject(captureFileError(e, path));
       }

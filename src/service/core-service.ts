@@ -396,9 +396,19 @@ export class CoreService implements ApiCalls {
       // (the other nodes' files go after the first's: their damage is that much further into the capture file)
       const moved = await this.store.mergeNodeFiles(ls.id);
       const file = this.store.get(ls.id).file;
+      const baseOf = (path: string): number | undefined => (path === file ? 0 : moved.get(path));
+      // (the sections of the capture file: reading it goes on at the next one after damage, as the live analysis did)
+      const sections: number[] = [];
+      for (const w of ls.writers.values()) {
+        const base = baseOf(w.path);
+        if (base !== undefined) for (const s of w.streamStarts) sections.push(base + s);
+      }
       const damaged = ls.damaged.map((d) => {
-        const base = d.path === file ? 0 : moved.get(d.path);
-        return base === undefined ? d : damageAt(file, base + d.offset, d.message);
+        const base = baseOf(d.path);
+        if (base === undefined) return d;
+        const at = damageAt(file, base + d.offset, d.message);
+        const next = sections.filter((s) => s > at.offset).sort((a, b) => a - b)[0];
+        return next === undefined ? at : { ...at, resumedAt: next };
       });
       const losses = distinctNotes([...ls.notes, ...damaged.map(damageNote)]);
       const rec = await this.store.finish(ls.id, {

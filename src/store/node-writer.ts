@@ -28,6 +28,8 @@ export class NodeFileWriter {
   /** A lost stream not yet resumed: recorded after the next stream's SHB (a block boundary by construction). */
   private openGap: { fromMs: number; reason: string } | null = null;
   bytesWritten = 0;
+  /** where each stream's first byte (its SHB) is in the file: the sections a reader goes on at after damage */
+  readonly streamStarts: number[] = [];
   /**
    * Why it stopped writing (its disk's reserve reached, a write failed), or null. why stop: a capture left to fill the
    * disk takes everything else on it down; the file holds every block before the stop, as a killed capture's does
@@ -57,6 +59,7 @@ export class NodeFileWriter {
   beginStream(): void {
     this.shbPending = [];
     this.streamBase = this.bytesWritten;
+    this.streamStarts.push(this.bytesWritten);
     this.inserted = null;
   }
 

@@ -247,6 +247,48 @@ describe('pcapng reader: truncated and malformed input', () => {
     expect([res.truncated?.offset, res.damaged]).toEqual([epb.offset, null]);
   });
 
+  it('goes on at the next section after a damaged block: one node\'s broken stream does not take the next ones along', async () => {
+    // three sections, as a merged multi-node capture holds them: the first's fourth block damaged; the second ends cut
+    // inside a block (a stream that stopped mid-block, another appended after it) whose length runs past the file's end;
+    // the damaged bytes hold a section header's first bytes that are no section header (its trailing length differs)
+    const damaged = Buffer.from(pcapng);
+    damaged.writeUInt32LE(30, third.offset + 4);
+    const fakeShb = Buffer.from(pcapng.subarray(0, all[1]!.offset));
+    fakeShb.writeUInt32LE(0, fakeShb.length - 4);
+    damaged.set(fakeShb.subarray(0, Math.min(fakeShb.length, damaged.length - third.offset - 8)), third.offset + 8);
+    const cutAt = all[all.length - 1]!.offset + 10;
+    const secondAt = damaged.length;
+    const thirdAt = secondAt + cutAt;
+    const f = join(tmp, 'sections.pcapng');
+    writeFileSync(f, Buffer.concat([damaged, pcapng.subarray(0, cutAt), pcapngBe]));
+    for (const readSize of [7, 1 << 16]) {
+      const got: PcapngBlock[] = [];
+      const res = await readBlocks(f, (b) => got.push(b), { tolerateDamage: true, tolerateTruncatedTail: true, readSize });
+      const at = `read size ${readSize}`;
+      expect(res.skipped.map((d) => [d.error.details?.offset, d.resumedAt]), at).toEqual([[third.offset, secondAt], [secondAt + all[all.length - 1]!.offset, thirdAt]]);
+      expect([res.damaged, res.truncated, res.bytes], at).toEqual([null, null, thirdAt + pcapngBe.length]);
+      // every complete block of each section, with its own offsets
+      const big = parseBuffer(pcapngBe);
+      expect(view(got), at).toEqual(view([...all.slice(0, 3), ...all.slice(0, all.length - 1), ...big]));
+      expect(got.filter((b) => b.type === 'shb').map((b) => b.offset), at).toEqual([0, secondAt, thirdAt]);
+    }
+    // a cut block whose length runs past the end of the file, over all of the short section after it: not a cut tail
+    const short = encodeShb({});
+    const lastAt = all[all.length - 1]!.offset;
+    expect(lastAt + 108 - cutAt).toBeGreaterThan(short.length);
+    const over = join(tmp, 'cut-over.pcapng');
+    writeFileSync(over, Buffer.concat([pcapng.subarray(0, cutAt), short]));
+    const shbs: number[] = [];
+    const r = await readBlocks(over, (b) => { if (b.type === 'shb') shbs.push(b.offset); }, { tolerateDamage: true, tolerateTruncatedTail: true });
+    expect([r.truncated, r.damaged, shbs]).toEqual([null, null, [0, cutAt]]);
+    expect(r.skipped.map((d) => [d.error.message, d.resumedAt])).toEqual([[`block cut off by the section header block at offset ${cutAt} at offset ${lastAt}`, cutAt]]);
+    // with no section after the damage, the read stops there as before
+    const alone = join(tmp, 'damaged-alone.pcapng');
+    writeFileSync(alone, damaged);
+    const res = await readBlocks(alone, () => undefined, { tolerateDamage: true, tolerateTruncatedTail: true });
+    expect([res.skipped, res.damaged?.details?.offset]).toEqual([[], third.offset]);
+  });
+
   it('names the offset for each kind of corruption', () => {
     const at = third.offset;
     const withLen = (len: number): Buffer => { const b = Buffer.from(pcapng); b.writeUInt32LE(len, at + 4); return b; };
