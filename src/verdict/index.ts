@@ -93,9 +93,10 @@ export function noHookReason(lib: TlsLibrary): string | null {
 export function normalizeLibrary(name: string): TlsLibrary {
   const n = name.toLowerCase();
   if ((TLS_LIBRARIES as readonly string[]).includes(n)) return n as TlsLibrary;
+  // (NSS's libssl3 before OpenSSL's libssl*)
+  if (n.startsWith('libnss') || n.startsWith('libssl3')) return 'nss';
   if (n.startsWith('libssl') || n === 'ssl') return 'openssl';
   if (n.startsWith('libgnutls')) return 'gnutls';
-  if (n.startsWith('libnss') || n.startsWith('libssl3')) return 'nss';
   if (n === 'go' || n === 'crypto/tls') return 'go-crypto-tls';
   if (n === 'jsse' || n === 'java') return 'java-jsse';
   return 'unknown';
@@ -118,14 +119,30 @@ const LATE_DELAY = new RegExp(` attached \\d+(?:\\.\\d)? (?:ms|s)${LATE_TAIL}`);
  * late a hook attached, which client a proxy relays for), so flows with one cause share one row.
  */
 export function reasonGroup(reason: string): string {
-  return reason.replace(LATE_DELAY, ` attached${LATE_TAIL}`).replace(RELAY_FOR, `${RELAY_HEAD}another client ${RELAY_NAMED}`);
+  return reason.replace(SAME_SESSION, '').replace(LATE_DELAY, ` attached${LATE_TAIL}`).replace(RELAY_FOR, `${RELAY_HEAD}another client ${RELAY_NAMED}`);
+}
+
+/**
+ * What a flow linked to another leg of its TLS session (NAT's, a relay's) says before the other leg's reason; the
+ * breakdown counts it under that reason, its cause (see sameSessionReason).
+ */
+const SAME_SESSION_HEAD = 'the same TLS session as flow ';
+const SAME_SESSION_TAIL = ', which knows more of this side: ';
+const SAME_SESSION = new RegExp(`^${literalOf(SAME_SESSION_HEAD)}\\S+ \\([^)]*\\)${literalOf(SAME_SESSION_TAIL)}`);
+
+/** The reason of a side whose linked leg (flow `id`, `from` → `to`) knows more of it: that leg's reason, said to be its. */
+export function sameSessionReason(id: string, from: string, to: string, reason: string): string {
+  return `${SAME_SESSION_HEAD}${id} (${from} → ${to})${SAME_SESSION_TAIL}${reason}`;
+}
+
+function literalOf(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 const RELAY_HEAD = 'this connection relays TLS for ';
 const RELAY_NAMED = '(its PROXY protocol header names that client)';
 /** (the two, around the relayed client: built from them, so the words live in one place) */
-const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const RELAY_FOR = new RegExp(`^${literal(RELAY_HEAD)}\\S+ ${literal(RELAY_NAMED)}`);
+const RELAY_FOR = new RegExp(`^${literalOf(RELAY_HEAD)}\\S+ ${literalOf(RELAY_NAMED)}`);
 
 /** A duration in ms as a person reads it: 0.4 ms, 12 ms, 3.2 s. */
 function duration(ms: number): string {
@@ -155,6 +172,8 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
     if (unsupported) {
       return `hook not attached: ${label(lib, p.version)} in ${unsupported.path} is not supported${unsupported.reason ? ` (${unsupported.reason})` : ''}`;
     }
+    // (a hook that fired in the process was attached, whatever the list of its hooks, read later, says)
+    if (p.via === 'hook') return `the ${lib} hook fired in this process (${p.evidence}) but saw no reads or writes on this connection${NO_DATA}`;
     return `no ${lib} hook was attached for this process (${lib} found ${VIA_WORDS[p.via]}: ${p.evidence})`;
   }
   // why: a hook attached after the handshake began (a library loaded, or a process started, while capturing) missed
@@ -165,11 +184,14 @@ function noPlaintextReason(lib: TlsLibrary, p: ProcessTlsEvidence, ctx: CaptureC
       'reads and writes made before then were not seen, and it saw none after — reconnect while capturing';
   }
   if (p.unattributedPlaintext) return `${lib}${dtls ? UNATTRIBUTED_DTLS : UNATTRIBUTED}`;
-  if (p.startedBeforeCapture) {
+  // why only then: a connection whose handshake came after a hook attached was not set up before it
+  if (p.startedBeforeCapture && (handshakeAt == null || attached.every((h) => h.attachedAt == null))) {
     return `process started before capture and the hook saw no reads or writes on this connection; it was probably set up before the hook attached — restart the process or reconnect while capturing`;
   }
-  return `${lib} hook attached but saw no reads or writes on this connection (it carried no application data, or used an API the hook does not cover)`;
+  return `${lib} hook attached but saw no reads or writes on this connection${NO_DATA}`;
 }
+
+const NO_DATA = ' (it carried no application data, or used an API the hook does not cover)';
 
 // why its own: a DTLS record is tied to its UDP connection by its socket (connected) or by the peer address of the
 // datagram the TLS call sent or received (a server's socket that serves every client); the memory-BIO wording is wrong
@@ -186,7 +208,7 @@ const UNATTRIBUTED = ' hook read plaintext in this process that it could not tie
  * No TLS read or write carries its data, so no hook of the library sees it; its key log does.
  */
 function quicReason(lib: TlsLibrary): string {
-  return `QUIC: ${lib} only makes the handshake's keys, and the QUIC stack encrypts each packet itself with no TLS read or write ` +
+  return `QUIC: ${lib === 'unknown' ? 'its TLS library' : lib} only makes the handshake's keys, and the QUIC stack encrypts each packet itself with no TLS read or write ` +
     'for a hook to see, so hooks cannot capture its plaintext — give tapscope its SSLKEYLOGFILE to decrypt it (the session\'s Key log; ' +
     'capture or flows --keylog FILE)';
 }
@@ -203,6 +225,11 @@ function lateHook(attached: ProcessTlsEvidence['hooks'], at: number): { path: st
 
 // why constants: most flows of a capture share these reasons; one string each, not one built per flow
 const NOT_ON_NODE = { client: 'client process not on a captured node', server: 'server process not on a captured node' } as const;
+// (a capture with no helper records, tcpdump's: where a process runs is not known, not elsewhere)
+const NOT_KNOWN_WHERE = {
+  client: 'where the client process runs is not known: this capture has no process records (it was not made by the tapscope helper)',
+  server: 'where the server process runs is not known: this capture has no process records (it was not made by the tapscope helper)',
+} as const;
 const SERVER_FROM_HELLO = "a server's library cannot be told from the ClientHello";
 const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; ${SERVER_FROM_HELLO}`;
 const MIDSTREAM_NO_HELLO = ', and its TLS handshake came before the capture began: no ClientHello to fingerprint';
@@ -210,9 +237,13 @@ const MIDSTREAM_NO_HELLO = ', and its TLS handshake came before the capture bega
 /**
  * Verdicts from the fingerprint alone (no process, no plaintext) by side and JA4: most flows of a capture get
  * one of a few, so they share one frozen object each instead of an object (and a reason) per flow. Bounded.
- * The capture context plays no part in them (it only explains why a known process's library gave no plaintext).
+ * Of the capture context only whether it has helper records plays a part in them (where a side is: see
+ * NOT_KNOWN_WHERE); the rest only explains why a known process's library gave no plaintext.
  */
-const BY_FINGERPRINT = { client: new Map<string | null, TlsSideVerdict>(), server: new Map<string | null, TlsSideVerdict>() };
+const BY_FINGERPRINT = {
+  helper: { client: new Map<string | null, TlsSideVerdict>(), server: new Map<string | null, TlsSideVerdict>() },
+  none: { client: new Map<string | null, TlsSideVerdict>(), server: new Map<string | null, TlsSideVerdict>() },
+};
 const BY_FINGERPRINT_MAX = 4096;
 
 /**
@@ -221,8 +252,8 @@ const BY_FINGERPRINT_MAX = 4096;
  */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
   // (a local side's reason depends on the capture mode: not shared)
-  if (input.process || input.plaintextSeen || input.local || input.relayFor || input.midstream) return decide(side, input, ctx);
-  const cache = BY_FINGERPRINT[side];
+  if (input.process || input.plaintextSeen || input.local || input.relayFor || input.midstream || input.quic) return decide(side, input, ctx);
+  const cache = BY_FINGERPRINT[ctx.mode === null ? 'none' : 'helper'][side];
   const ja4 = side === 'client' ? input.ja4 : null;
   let v = cache.get(ja4);
   if (v === undefined) {
@@ -250,6 +281,14 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
     // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
     const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
+    // why: when the other library is one of this process's own too (a hook was tried for it), the two agree on it
+    if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN && p.hooks.some((h) => normalizeLibrary(h.library) === fp.library)) {
+      const own = input.quic ? quicReason(fp.library) : noPlaintextReason(fp.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
+      return {
+        library: fp.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, version: fp.version,
+        reason: `${own}; this process has ${p.library} too, and this connection's ClientHello is ${fp.library}'s (${fp.client})`,
+      };
+    }
     if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN) {
       return {
         library: p.library, via: 'process', confidence: CONTRADICTED_CONFIDENCE, plaintext: false,
@@ -258,22 +297,26 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     }
     return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, reason, version: p.version ?? null };
   }
-  const whereabouts = !p ? (input.local ? notAttributed(side, ctx, input.pod ?? null) : NOT_ON_NODE[side])
+  const whereabouts = !p ? (input.local ? notAttributed(side, ctx, input.pod ?? null) : ctx.mode === null ? NOT_KNOWN_WHERE[side] : NOT_ON_NODE[side])
     // why: an exited process was never looked at; "no TLS library found" would claim a search that did not happen
     : p.exited && p.readAtExec ? `the ${side} process had exited before its mapped libraries could be read, and its executable (${p.exe ?? 'read at its exec'}) has no TLS of its own, so its TLS library is unknown`
     : p.exited ? `the ${side} process had exited before its binary and libraries could be read, so its TLS library is unknown and nothing could be hooked for it`
       : `no TLS library found in the ${side} process (${p.evidence || 'binary and mapped libraries'}), so there was nothing to hook`;
   const match = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
+  // why QUIC's reason first, with or without its process: no hook reads QUIC in any mode, and where its process is
+  // (or why it was not found) would send the reader the wrong way; then what tells its library
   if (match) {
-    return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason: whereabouts, version: match.version };
+    const reason = input.quic ? `${quicReason(match.library)}; ${whereabouts}` : whereabouts;
+    return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason, version: match.version };
   }
   let why = whereabouts;
   if (side === 'client') {
     why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table`
       : input.midstream ? MIDSTREAM_NO_HELLO : ', and no ClientHello was seen';
   } else if (!p) {
-    why = input.local ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
+    why = input.local || ctx.mode === null ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
   }
+  if (input.quic) why = `${quicReason('unknown')}; ${why}`;
   return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, reason: why, version: null };
 }
 

@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  decideSide, lookupJa4, buildJa4Lookup, ja4Entries, normalizeLibrary, reasonGroup,
+  decideSide, lookupJa4, buildJa4Lookup, ja4Entries, normalizeLibrary, reasonGroup, sameSessionReason,
   type CaptureContext, type ProcessTlsEvidence, type SideInput, type Ja4Entry,
 } from '../../src/verdict/index.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
@@ -18,6 +18,7 @@ const FILE: CaptureContext = { mode: null, modeReason: null };
 const table = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../resources/fingerprints/ja4.json'), 'utf8')) as { entries: Ja4Entry[] };
 const curlJa4 = table.entries.find((e) => e.client.startsWith('curl'))!.ja4;
 const javaJa4 = table.entries.find((e) => e.library === 'java-jsse')!.ja4;
+const gnutlsJa4 = table.entries.find((e) => e.library === 'gnutls' && lookupJa4(e.ja4)?.library === 'gnutls' && lookupJa4(e.ja4)!.confidence >= 0.8)!.ja4;
 
 function proc(library: ProcessTlsEvidence['library'], hooks: ProcessTlsEvidence['hooks'] = [], extra: Partial<ProcessTlsEvidence> = {}): ProcessTlsEvidence {
   return { library, via: 'maps', evidence: '/usr/lib/x86_64-linux-gnu/libssl.so.3', version: '3.0', hooks, ...extra };
@@ -62,8 +63,25 @@ const rows: Row[] = [
     { library: 'gnutls', via: 'process', plaintext: false }, /^QUIC: gnutls only makes the handshake's keys, .*SSLKEYLOGFILE/],
   ['QUIC in afpacket mode: still QUIC (an eBPF capture would not read it either)', 'server', input({ process: proc('openssl'), quic: true }), AFP,
     { library: 'openssl', via: 'process', plaintext: false }, /^QUIC: openssl only makes/],
-  ['QUIC with no process: where the process is, as for TLS', 'client', input({ quic: true }), EBPF,
-    { library: 'unknown', via: 'fingerprint', plaintext: false }, /^client process not on a captured node/],
+  ['QUIC with no process: that no hook reads QUIC first, then where the process is', 'client', input({ quic: true }), EBPF,
+    { library: 'unknown', via: 'fingerprint', plaintext: false }, /^QUIC: its TLS library only makes the handshake's keys, .*SSLKEYLOGFILE.*; client process not on a captured node, and no ClientHello was seen$/],
+  ['QUIC with no process attributed on the node, its library from its hello: the QUIC reason, then where', 'client', input({ quic: true, ja4: curlJa4, local: true }), EBPF,
+    { library: 'openssl', via: 'fingerprint', confidence: 1, plaintext: false }, /^QUIC: openssl only makes the handshake's keys, .*; the client process is on the captured node but was not attributed: eBPF mode/],
+  ['the process has two libraries, the hello is the other one\'s, whose hook failed: that library, and its failed hook', 'client',
+    input({ process: proc('openssl', [...attached, { library: 'gnutls', path: '/usr/lib/x86_64-linux-gnu/libgnutls.so.30', status: 'failed', reason: 'uprobe on gnutls_record_send: -EINVAL' }]), ja4: gnutlsJa4 }), EBPF,
+    { library: 'gnutls', via: 'process', confidence: 0.9, plaintext: false }, /^hook not attached: uprobe on gnutls_record_send: -EINVAL; this process has openssl too, and this connection's ClientHello is gnutls's \(/],
+  ['a hook fired in the process (its hook list empty: read after it exited): it was attached', 'client',
+    input({ process: proc('openssl', [], { via: 'hook', evidence: 'ssl_write_internal', exited: true }) }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^the openssl hook fired in this process \(ssl_write_internal\) but saw no reads or writes on this connection \(it carried no application data/],
+  ['process predates capture, but the handshake came after its hook attached: not "set up before the hook"', 'server',
+    input({ process: proc('openssl', at(HELLO - 1700), { startedBeforeCapture: true }), handshakeAt: HELLO }), EBPF,
+    { library: 'openssl', via: 'process', plaintext: false }, /^openssl hook attached but saw no reads or writes on this connection \(it carried no application data/],
+  ['a capture with no helper records (tcpdump\'s): where the client runs is not known, not "not on a captured node"', 'client', input({ ja4: javaJa4 }), FILE,
+    { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false }, /^where the client process runs is not known: this capture has no process records \(it was not made by the tapscope helper\)$/],
+  ['the server, in a capture with no helper records', 'server', input({ ja4: javaJa4 }), FILE,
+    { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false }, /^where the server process runs is not known: .*; a server's library cannot be told from the ClientHello$/],
+  ['the same fingerprint verdict in a capture with helper records after one without: not the other\'s', 'client', input({ ja4: javaJa4 }), AFP,
+    { library: 'java-jsse', via: 'fingerprint', confidence: 1, plaintext: false }, /^client process not on a captured node$/],
   ['DTLS in afpacket mode: the mode is the reason', 'client', input({ process: proc('openssl'), dtls: true }), AFP,
     { library: 'openssl', via: 'process', plaintext: false }, /^capture ran in afpacket mode/],
   ['afpacket mode', 'client', input({ process: proc('openssl') }), AFP,
@@ -236,6 +254,8 @@ describe('normalizeLibrary', () => {
     expect(normalizeLibrary('libssl.so.3')).toBe('openssl');
     expect(normalizeLibrary('libgnutls.so.30')).toBe('gnutls');
     expect(normalizeLibrary('libnss3.so')).toBe('nss');
+    // (NSS's libssl3 is not OpenSSL's libssl)
+    expect(normalizeLibrary('libssl3.so')).toBe('nss');
     expect(normalizeLibrary('what')).toBe('unknown');
   });
 });
@@ -249,6 +269,13 @@ describe('reasons as the per-library breakdown counts them', () => {
     ]));
     const saw = decideSide('server', input({ process: proc('openssl', attached) }), EBPF)!.reason!;
     expect(reasonGroup(saw)).toBe(saw);
+  });
+
+  it('counts the legs of one TLS session (NAT\'s, a relay\'s) under their cause: the linked leg\'s reason', () => {
+    const cause = decideSide('client', input({ process: proc('java-jsse', [], { via: 'binary' }) }), AFP)!.reason!;
+    const legs = ['10.0.0.1:40000', '10.0.0.1:40001'].map((from, i) => sameSessionReason(`00000000000000a${i}`, from, '10.96.0.10:443', cause));
+    expect(legs[0]).toBe(`the same TLS session as flow 00000000000000a0 (10.0.0.1:40000 → 10.96.0.10:443), which knows more of this side: ${cause}`);
+    expect(new Set([cause, ...legs].map(reasonGroup))).toEqual(new Set([cause]));
   });
 
   it('counts the connections a proxy relays as one reason whatever client they relay for', () => {
