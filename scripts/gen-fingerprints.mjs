@@ -14,8 +14,14 @@
 //   --merge keeps the entries already in FILE and adds this machine's fingerprints that FILE lacks (a fingerprint
 //   and library pair not in it yet: another point release of a client that hellos differently), so the table
 //   holds every distinct fingerprint of the machines it was generated on; without it, FILE is this machine's only.
-//   FP_ONLY=curl,wget runs a subset; FP_KEEP=1 keeps the work directory (pcap) for inspection.
+//   Every entry records its origin (host, kernel, machine, run): the machine and run it was captured on; --merge keeps
+//   the origin of the entries already in FILE (one that has none gets FILE's top-level host, the rest "unrecorded").
+//   FP_ONLY=curl,wget runs a subset (debugging); since a subset would replace the whole table, it refuses the default
+//   FILE unless --merge is given, and the default fixtures directory always. FP_KEEP=1 keeps the work directory (pcap).
+// A client that sends no ClientHello, that tshark does not see, or whose JA3/JA4 tshark disagrees with fails the run:
+// it exits 1 naming the failed clients and writes nothing (no table, no fixtures).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -33,8 +39,27 @@ function option(name, fallback) {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] ? path.resolve(process.argv[i + 1]) : fallback;
 }
-const FIXTURES = option('--fixtures-dir', path.join(ROOT, 'test/fixtures/dissect'));
-const OUT = option('--out', path.join(ROOT, 'resources/fingerprints/ja4.json'));
+const DEFAULT_FIXTURES = path.join(ROOT, 'test/fixtures/dissect');
+const DEFAULT_OUT = path.join(ROOT, 'resources/fingerprints/ja4.json');
+const FIXTURES = option('--fixtures-dir', DEFAULT_FIXTURES);
+const OUT = option('--out', DEFAULT_OUT);
+const MERGE = process.argv.includes('--merge');
+const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
+
+// why: FP_ONLY is for debugging a few clients; its table would replace the committed one (and its fixtures the
+// committed fixtures) with just those clients
+if (process.env.FP_ONLY) {
+  if (OUT === DEFAULT_OUT && !MERGE) {
+    console.error(`gen-fingerprints: FP_ONLY runs only some clients and would replace ${path.relative(ROOT, DEFAULT_OUT)} with them: `
+      + 'give --out FILE, or --merge to add to the table');
+    process.exit(2);
+  }
+  if (writeFixtures && FIXTURES === DEFAULT_FIXTURES) {
+    console.error(`gen-fingerprints: FP_ONLY runs only some clients and would replace the fixtures in ${path.relative(ROOT, DEFAULT_FIXTURES)} `
+      + 'with them: give --fixtures-dir DIR');
+    process.exit(2);
+  }
+}
 
 function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, ...opts });
@@ -92,7 +117,6 @@ const { QuicInitialParser } = await import('../src/dissect/quic.ts');
 const { DtlsHandshake } = await import('../src/dissect/dtls.ts');
 const { tsharkClientHellos } = await import('../test/lib/tshark-ja4.ts');
 const dgram = await import('node:dgram');
-const writeFixtures = process.argv.includes('--fixtures') || process.argv.includes('--fixtures-dir');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-fp-'));
 
 const opensslVersion = firstLine(sh('openssl', ['version'])).replace(/^OpenSSL\s+/, '').split(' ')[0];
@@ -209,10 +233,13 @@ if (have('chromium')) {
       '--enable-quic', `--origin-to-force-quic-on=${HOST}:${PORT}`, '--dump-dom', URL_] });
 }
 
+/** clients that failed, with why: any of them and the run writes nothing */
+const failed = [];
 // why: FP_ONLY=name[,name] runs a subset, for debugging one client
 if (process.env.FP_ONLY) {
-  const only = new Set(process.env.FP_ONLY.split(','));
+  const only = new Set(process.env.FP_ONLY.split(',').map((n) => n.trim()).filter((n) => n !== ''));
   clients.splice(0, clients.length, ...clients.filter((c) => only.has(c.name)));
+  for (const n of only) if (!clients.some((c) => c.name === n)) failed.push({ name: n, why: 'named in FP_ONLY but not available here' });
 }
 
 // Raw server: read one ClientHello per connection, remember it under the client currently running.
@@ -310,23 +337,26 @@ for (const h of [...hellosOf('tls', ['-d', `tcp.port==${PORT},tls`, '-d', `udp.p
 
 const entries = [];
 const fixtures = [];
-let failures = 0;
 for (const c of clients) {
   const got = hellos.get(c.name);
-  if (!got) continue;
+  if (!got) {
+    failed.push({ name: c.name, why: 'no ClientHello' });
+    continue;
+  }
   const ch = got.ch;
   const mine = { ja4: ja4(ch, got.transport), ja3: ja3(ch) };
   const hello = tshark.get(`${got.transport}:${got.port}`);
   if (!hello) {
     console.error(`gen-fingerprints: ${c.name}: tshark saw no ClientHello from port ${got.port}`);
-    failures++;
+    failed.push({ name: c.name, why: 'tshark saw no ClientHello' });
     continue;
   }
   const p = got.transport === 'dtls' ? 'dtls' : 'tls';
   const theirs = { ja4: hello.ja4, ja3: hello.row[`${p}.handshake.ja3`], ja3Full: hello.row[`${p}.handshake.ja3_full`] };
   if (theirs.ja4 !== mine.ja4 || theirs.ja3 !== mine.ja3.hash || theirs.ja3Full !== mine.ja3.string) {
     console.error(`gen-fingerprints: ${c.name}: MISMATCH ours ${mine.ja4} ${mine.ja3.hash} vs tshark ${theirs.ja4} ${theirs.ja3}`);
-    failures++;
+    failed.push({ name: c.name, why: 'JA3/JA4 disagrees with tshark' });
+    continue;
   }
   entries.push({ ja4: mine.ja4, ja3: mine.ja3.hash, library: c.library, libraryVersion: c.libraryVersion, client: c.client, source: 'captured' });
   fixtures.push({
@@ -338,20 +368,49 @@ for (const c of clients) {
   console.error(`gen-fingerprints: ${c.name.padEnd(20)} ${mine.ja4}  ja3=${mine.ja3.hash}`);
 }
 
+// why: a table written without a failed client silently drops its library (and, without --merge, the entries
+// another run had for it), and one written with a client tshark disagrees with records a wrong fingerprint
+if (failed.length > 0) {
+  for (const f of failed) console.error(`gen-fingerprints: FAILED ${f.name}: ${f.why}`);
+  console.error(`gen-fingerprints: ${failed.length} client(s) failed (${failed.map((f) => f.name).join(', ')}): wrote nothing to ${OUT}`
+    + `${writeFixtures ? ` nor ${FIXTURES}` : ''}`);
+  if (!process.env.FP_KEEP) fs.rmSync(work, { recursive: true, force: true });
+  else console.error(`gen-fingerprints: kept ${work}`);
+  process.exit(1);
+}
+
 const osRelease = fs.readFileSync('/etc/os-release', 'utf8');
 const pretty = (osRelease.match(/^PRETTY_NAME="?([^"\n]+)"?/m) ?? [])[1] ?? os.type();
 const host = `${pretty}, ${os.arch()}, tshark ${(sh('tshark', ['--version']).match(/TShark \(Wireshark\) ([\d.]+)/) ?? [])[1] ?? '?'}`;
-const before = process.argv.includes('--merge') && fs.existsSync(OUT) ? JSON.parse(fs.readFileSync(OUT, 'utf8')) : null;
-const known = new Set((before?.entries ?? []).map((e) => `${e.ja4} ${e.library}`));
-const added = entries.filter((e) => !known.has(`${e.ja4} ${e.library}`));
-// (the other machines whose entries the table keeps)
-const mergedFrom = before ? [...new Set([...(before.mergedFrom ?? []), before.host])].filter((h) => h && h !== host) : [];
+/** Tells machines apart whose host strings are equal: an app-specific hash of the machine id (the id itself stays private). */
+function machineId() {
+  for (const f of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
+    try {
+      const id = fs.readFileSync(f, 'utf8').trim();
+      if (id) return crypto.createHash('sha256').update(`tapscope-gen-fingerprints:${id}`).digest('hex').slice(0, 12);
+    } catch { /* next */ }
+  }
+  return 'unrecorded';
+}
+const generatedAt = new Date().toISOString();
+/** where and when this run's entries were captured */
+const origin = { host, kernel: os.release(), machine: machineId(), run: generatedAt };
+/** An entry from an earlier table: its own origin, or (made before entries had one) the table's top-level host. */
+const withOrigin = (e, table) => (e.origin ? e : { ...e, origin: { host: table.host ?? 'unrecorded', kernel: 'unrecorded', machine: 'unrecorded', run: 'unrecorded' } });
+const captured = entries.map((e) => ({ ...e, origin }));
+const before = MERGE && fs.existsSync(OUT) ? JSON.parse(fs.readFileSync(OUT, 'utf8')) : null;
+const kept = (before?.entries ?? []).map((e) => withOrigin(e, before));
+const known = new Set(kept.map((e) => `${e.ja4} ${e.library}`));
+const added = captured.filter((e) => !known.has(`${e.ja4} ${e.library}`));
+// (the hosts whose entries the table keeps from earlier runs: equal strings may be different machines, so this host's
+// string is not filtered out; each entry's origin says which machine and run it came from)
+const mergedFrom = before ? [...new Set([...(before.mergedFrom ?? []), before.host, ...kept.map((e) => e.origin.host)])].filter((h) => h && h !== 'unrecorded') : [];
 const doc = {
   generatedBy: 'scripts/gen-fingerprints.mjs',
-  generatedAt: new Date().toISOString(),
+  generatedAt,
   host: before && added.length === 0 ? before.host : host,
   ...(mergedFrom.length > 0 ? { mergedFrom } : {}),
-  entries: before ? [...before.entries, ...added] : entries,
+  entries: before ? [...kept, ...added] : captured,
 };
 if (before) console.error(`gen-fingerprints: --merge: ${added.length} of ${entries.length} fingerprints new to ${path.relative(ROOT, OUT)}`);
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
@@ -360,9 +419,9 @@ console.error(`gen-fingerprints: wrote ${doc.entries.length} entries to ${path.r
 if (writeFixtures) {
   fs.mkdirSync(FIXTURES, { recursive: true });
   fs.copyFileSync(pcap, path.join(FIXTURES, 'clienthellos.pcap'));
-  fs.writeFileSync(path.join(FIXTURES, 'clienthellos.json'), `${JSON.stringify({ generatedBy: doc.generatedBy, host: doc.host, port: PORT, hellos: fixtures }, null, 2)}\n`);
+  fs.writeFileSync(path.join(FIXTURES, 'clienthellos.json'), `${JSON.stringify({ generatedBy: doc.generatedBy, host, origin, port: PORT, hellos: fixtures }, null, 2)}\n`);
   console.error(`gen-fingerprints: wrote fixtures for ${fixtures.length} clients to ${path.relative(ROOT, FIXTURES)}`);
 }
 if (!process.env.FP_KEEP) fs.rmSync(work, { recursive: true, force: true });
 else console.error(`gen-fingerprints: kept ${work}`);
-process.exit(failures > 0 ? 1 : 0);
+process.exit(0);
