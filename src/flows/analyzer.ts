@@ -2060,7 +2060,12 @@ export class Analyzer {
     const random = helloRandom(head);
     if (random === null) return false;
     const secrets = this.keyLog?.get(random) ?? null;
-    const waiting = this.following && !secrets;
+    // why "complete", not "any": a helper following a key log forwards a client's lines as it writes them, one by one
+    // (TLS 1.3's handshake secrets after the ServerHello, the traffic secrets after the server's Finished), and its
+    // ring can hand the handshake's packets over after that: secrets blocks with some of the lines may come before
+    // this hello and the rest after the server's. It waits for the rest, as when none came yet (see serverKeys, which
+    // knows the version and so which secrets it needs); taking the first lines as all there is decrypted nothing.
+    const waiting = this.following && !secretsComplete(secrets, 0x0304) && !secretsComplete(secrets, 0x0303);
     const keys: FlowKeys = { random, secrets, c2s: null, s2c: null, reason: null, hs: null };
     extra(fs).keys = keys;
     if (!secrets && !waiting) return false;

@@ -233,6 +233,22 @@ describe('a key log followed while the capture runs (its lines come after each h
     expect(a.flows()[0]!.tls!.keylog!.status).toBe('decrypted');
   });
 
+  it('TLS 1.3: part of its secrets before its hello, the rest after its server\'s hello: it waits for the rest', () => {
+    // (a helper reads the key log as the client writes it, line by line, and its ring may hand the handshake's packets
+    // over later: a secrets block with the first lines comes before the ClientHello, the next one after the ServerHello)
+    const p = pairs.tls13!;
+    const labels = p.keylog.split('\n').filter(Boolean).map((l) => l.split(' ')[0]!);
+    for (const first of [['SERVER_HANDSHAKE_TRAFFIC_SECRET'], ['SERVER_HANDSHAKE_TRAFFIC_SECRET', 'SERVER_TRAFFIC_SECRET_0']]) {
+      const a = follow(blocksOf(p), (i, an) => {
+        if (i === 0) an.addKeyLog(linesOf(p.keylog, ...first), 'followed.keys');
+      });
+      expect(a.flows()[0]!.tls!.keylog!.reason).toMatch(WAITING);
+      a.addKeyLog(linesOf(p.keylog, ...labels.filter((l) => !first.includes(l))), 'followed.keys');
+      expect(a.flows()[0]!.tls!.keylog!.status, first.join()).toBe('decrypted');
+      expect(exchanges(a.flows()[0]!)).toEqual(BOTH);
+    }
+  });
+
   it('secrets that come while its records still arrive: the rest are decrypted as they come', () => {
     const p = pairs.tls13!;
     const blocks = blocksOf(p);
