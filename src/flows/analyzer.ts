@@ -18,7 +18,7 @@ import { INCOMPLETE, dbLogin, dbPrelude, type DbApp } from '../dissect/db-prelud
 import { ldapPrelude, natsPrelude, tdsPrelude, textPrelude, xmppPrelude, type UpgradeApp, type UpgradePrelude } from '../dissect/starttls.js';
 import { endpointText } from '../util/ip.js';
 import { proxyHeader } from '../dissect/proxy-protocol.js';
-import { decideSide } from '../verdict/index.js';
+import { decideSide, sameSessionReason } from '../verdict/index.js';
 import { KeyLog, RecordDecryptor, connectionKeys, helloRandom, secretsComplete, type ConnectionSecrets, type HandshakeParams } from '../dissect/tls-keylog.js';
 import type { DnsSummary, Endpoint, Flow, HttpExchangeSummary, KeyLogStatus, PodRef, TlsSideVerdict, TcpState, TcpSummary } from '../model/flow.js';
 import { TRANSPORTS, type FlowColumns } from '../filter/fields.js';
@@ -2955,7 +2955,7 @@ export class Analyzer {
       const mine = tls[side];
       if (!v || sideStrength(v) <= sideStrength(mine)) return mine;
       if (v.plaintext) return v;
-      return { ...v, reason: `the same TLS session as flow ${o.id} (${endpointText(o.src)} → ${endpointText(o.dst)}), which knows more of this side: ${v.reason}` };
+      return { ...v, reason: sameSessionReason(o.id, endpointText(o.src), endpointText(o.dst), v.reason ?? '') };
     };
     tls.client = via('client', client);
     tls.server = via('server', server);

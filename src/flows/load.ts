@@ -4,7 +4,7 @@ import { TapscopeError } from '../errors.js';
 import { readBlocks } from '../pcapng/reader.js';
 import type { PcapngBlock } from '../pcapng/types.js';
 import { Analyzer, type AnalyzerOptions } from './analyzer.js';
-import { gapNote } from './node-meta.js';
+import { cutStreamNote, gapNote, lossNote } from './node-meta.js';
 
 export interface CaptureFile {
   path: string;
@@ -55,7 +55,14 @@ export async function analyzeFiles(files: CaptureFile[], options: AnalyzerOption
   if (analyzer.followsKeyLog) analyzer.stopFollowingKeyLog();
   // (the HTTP messages still in flight when the capture ended: taken as they are, see endCapture)
   analyzer.endCapture();
-  for (const [node, meta] of analyzer.nodes) for (const g of meta.gaps) notes.push(gapNote(node, g));
+  for (const [node, meta] of analyzer.nodes) {
+    for (const g of meta.gaps) notes.push(gapNote(node, g));
+    // (the capture's losses, as its helper counted them: every command that reads the file says them, not only the capture)
+    meta.endStream();
+    for (const startNs of meta.cutStreams) notes.push(cutStreamNote(node, startNs));
+    const loss = lossNote(node, meta);
+    if (loss) notes.push(loss);
+  }
   notes.push(...analyzer.keyLogProblems);
   return { analyzer, notes, damaged, bytes };
 }

@@ -138,7 +138,30 @@ export class NodeMeta {
    * a memory-BIO call whose thread made no socket call to go by); their connections' verdicts say so.
    */
   readonly unattributedTls = new Set<number>();
-  stats: NodeStats | null = null;
+  /**
+   * The helper's counters: its latest statistics record, added to the last ones of this node's earlier helper streams
+   * (a lost stream resumed by a new helper, whose counters start again at 0: every stream's drops count). `final`: the
+   * last stream's, which a helper writes when it stops as asked (a stream without it was cut off: killed, lost).
+   */
+  get stats(): NodeStats | null {
+    if (!this.earlierStats || !this.streamStats) return this.streamStats ?? this.earlierStats;
+    const a = this.earlierStats;
+    const b = this.streamStats;
+    return {
+      packets: a.packets + b.packets, bytes: a.bytes + b.bytes, ringDrops: a.ringDrops + b.ringDrops, ringbufDrops: a.ringbufDrops + b.ringbufDrops,
+      snaplenCuts: a.snaplenCuts + b.snaplenCuts, filtered: a.filtered + b.filtered, tlsEvents: a.tlsEvents + b.tlsEvents, tlsBytes: a.tlsBytes + b.tlsBytes,
+      tlsTruncated: a.tlsTruncated + b.tlsTruncated, final: b.final,
+    };
+  }
+
+  /** a helper stream (its capture record) began and has not ended */
+  private streamOpen = false;
+  /** the current helper stream's latest statistics record */
+  private streamStats: NodeStats | null = null;
+  /** the earlier helper streams' last statistics records, added up */
+  private earlierStats: NodeStats | null = null;
+  /** the helper streams of this node that wrote statistics but ended without their final ones (cut off), as their start times */
+  readonly cutStreams: (number | null)[] = [];
   /** Drops reported by ISBs (per interface, latest value). */
   readonly isbDrops = new Map<string, number>();
   hasCaptureRecord = false;
@@ -165,6 +188,9 @@ export class NodeMeta {
   apply(rec: TapscopeRecord): void {
     switch (rec.t) {
       case 'capture': {
+        // (a helper stream begins: the one before it, if any, is over)
+        this.endStream();
+        this.streamOpen = true;
         this.hasCaptureRecord = true;
         const mode = rec.mode === 'ebpf' || rec.mode === 'afpacket' ? rec.mode : null;
         this.mode = mode;
@@ -246,7 +272,7 @@ export class NodeMeta {
         break;
       }
       case 'stats':
-        this.stats = {
+        this.streamStats = {
           packets: num(rec.packets) ?? 0, bytes: num(rec.bytes) ?? 0, ringDrops: num(rec.ringDrops) ?? 0, ringbufDrops: num(rec.ringbufDrops) ?? 0,
           snaplenCuts: num(rec.snaplenCuts) ?? 0, filtered: num(rec.filtered) ?? 0, tlsEvents: num(rec.tlsEvents) ?? 0, tlsBytes: num(rec.tlsBytes) ?? 0,
           tlsTruncated: num(rec.tlsTruncated) ?? 0, final: rec.final === true,
@@ -306,6 +332,19 @@ export class NodeMeta {
     };
   }
 
+  /**
+   * The current helper stream is over (a new one began, or the capture was read to its end): its counters join the
+   * earlier streams', and one that wrote no final statistics is noted as cut off.
+   */
+  endStream(): void {
+    if (!this.streamOpen) return;
+    // (a stream with no statistics at all is not the helper's periodic kind: nothing to tell from)
+    if (this.streamStats && !this.streamStats.final) this.cutStreams.push(this.startNs);
+    this.earlierStats = this.stats;
+    this.streamStats = null;
+    this.streamOpen = false;
+  }
+
   /** Drops: the helper's counters when present, else the ISBs' if_drop. */
   get drops(): number {
     if (this.stats) return this.stats.ringDrops + this.stats.ringbufDrops;
@@ -313,6 +352,32 @@ export class NodeMeta {
     for (const v of this.isbDrops.values()) n += v;
     return n;
   }
+}
+
+/**
+ * What a node's capture lost, as its helper counted it (every stream's): the packets its capture ring dropped (it fell
+ * behind), the decrypted TLS records its eBPF ring buffer dropped, the packets cut to the snap length; or, in a capture
+ * without helper statistics, the drops its interface statistics blocks report. None when nothing was lost.
+ */
+export function lossNote(node: string, meta: NodeMeta): string | null {
+  const s = meta.stats;
+  const parts: string[] = [];
+  const n = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;
+  if (s) {
+    if (s.ringDrops > 0) parts.push(`${n(s.ringDrops, 'packet', 'packets')} dropped by the capture ring (the helper fell behind)`);
+    if (s.ringbufDrops > 0) parts.push(`${n(s.ringbufDrops, 'decrypted TLS record', 'decrypted TLS records')} dropped by the eBPF ring buffer (their flows' plaintext is incomplete)`);
+    if (s.snaplenCuts > 0) parts.push(`${n(s.snaplenCuts, 'packet', 'packets')} cut to the snap length (their bytes past it were not captured)`);
+  } else if (meta.drops > 0) {
+    parts.push(`${n(meta.drops, 'packet', 'packets')} dropped (the interface statistics blocks)`);
+  }
+  return parts.length > 0 ? `${node}: the capture lost data: ${parts.join('; ')}` : null;
+}
+
+/** The note for a helper stream that ended without its final statistics: killed, or its connection lost. */
+export function cutStreamNote(node: string, startNs: number | null): string {
+  const began = startNs === null ? '' : ` (begun ${new Date(Math.floor(startNs / 1e6)).toISOString()})`;
+  return `${node}: the helper's stream${began} ended without its final statistics (the helper was killed or its stream cut off): ` +
+    'its counts end at its last statistics, up to a second before its end, and its last packets may be missing';
 }
 
 /** The session note for a lost stream: the same words live (from the target) and when a file is reopened. */

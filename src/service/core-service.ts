@@ -26,7 +26,7 @@ import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { gunzipCapture, isGzip } from '../pcapng/compressed.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
 import { libraryBreakdown } from '../flows/libraries.js';
-import { distinctNotes, gapNote, type NodeMeta } from '../flows/node-meta.js';
+import { distinctNotes, gapNote, lossNote, type NodeMeta } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
@@ -410,7 +410,8 @@ export class CoreService implements ApiCalls {
         const next = sections.filter((s) => s > at.offset).sort((a, b) => a - b)[0];
         return next === undefined ? at : { ...at, resumedAt: next };
       });
-      const losses = distinctNotes([...ls.notes, ...damaged.map(damageNote)]);
+      const counted = [...ls.analyzer.nodes].map(([node, m]) => lossNote(node, m)).filter((n): n is string => n !== null);
+      const losses = distinctNotes([...ls.notes, ...damaged.map(damageNote), ...counted]);
       const rec = await this.store.finish(ls.id, {
         notes: distinctNotes([...(ls.handle?.notes ?? []), ...losses, ...ls.keyLogNotes]), losses, mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
       });

@@ -1,0 +1,55 @@
+// What a capture lost, as its helper counted it, is said by every command that reads the file (analyzeFiles' notes),
+// not only by the capture itself: ring drops, eBPF ring buffer drops, snap-length cuts, added up over every helper
+// stream of a node (a lost stream resumed by a new helper starts its counters at 0), and a stream that ended without
+// its final statistics (a killed helper) says so. Real pcapng files, written by the repo's own builder.
+import { describe, it, expect, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyzeFiles } from '../../src/flows/load.js';
+import { CaptureBuilder } from './core-packet-builder.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tsc-losses-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const START_NS = 1_732_620_000_000_000_000;
+
+/** One helper stream of node `vm`: a few packets, then its statistics records (the last one `final` or not). */
+function helperStream(stats: Record<string, number>[], final: boolean): Buffer {
+  const b = new CaptureBuilder();
+  b.record({ t: 'capture', v: 1, mode: 'afpacket', reason: 'test', hostname: 'vm', startNs: START_NS });
+  for (let i = 0; i < 3; i++) b.udp({ src: '10.62.0.1', dst: '10.62.0.2', sport: 4000, dport: 9000 + i, payload: Buffer.alloc(20, i) });
+  stats.forEach((s, i) => b.record({ t: 'stats', packets: 3, bytes: 300, ...s, final: final && i === stats.length - 1 }));
+  return b.build();
+}
+
+async function notesOf(...streams: Buffer[]): Promise<{ notes: string[]; drops: number }> {
+  const f = join(dir, `c${Math.random().toString(36).slice(2)}.pcapng`);
+  writeFileSync(f, Buffer.concat(streams));
+  const { notes, analyzer } = await analyzeFiles([{ path: f }]);
+  return { notes, drops: analyzer.nodes.get('vm')!.drops };
+}
+
+describe('the losses a capture file records', () => {
+  it('are said when the file is read: ring drops, ring buffer drops and snap-length cuts, only those there were', async () => {
+    const r = await notesOf(helperStream([{ ringDrops: 5 }, { ringDrops: 1737, ringbufDrops: 1, snaplenCuts: 58 }], true));
+    expect(r.notes).toEqual(['vm: the capture lost data: 1737 packets dropped by the capture ring (the helper fell behind); 1 decrypted TLS record dropped by ' +
+      "the eBPF ring buffer (their flows' plaintext is incomplete); 58 packets cut to the snap length (their bytes past it were not captured)"]);
+    expect(r.drops).toBe(1738);
+    expect((await notesOf(helperStream([{ snaplenCuts: 2 }], true))).notes).toEqual(['vm: the capture lost data: 2 packets cut to the snap length (their bytes past it were not captured)']);
+    expect((await notesOf(helperStream([{ ringDrops: 0 }], true))).notes).toEqual([]);
+  });
+
+  it('add up every helper stream of a node: a resumed stream does not erase the drops of the one before it', async () => {
+    const r = await notesOf(helperStream([{ ringDrops: 1786 }], true), helperStream([{ ringDrops: 0 }, { ringDrops: 14 }], true));
+    expect(r.drops).toBe(1800);
+    expect(r.notes).toEqual(['vm: the capture lost data: 1800 packets dropped by the capture ring (the helper fell behind)']);
+  });
+
+  it('say when a helper stream ended without its final statistics (killed, or cut off), each such stream', async () => {
+    const r = await notesOf(helperStream([{ ringDrops: 0 }], false), helperStream([{ ringDrops: 0 }], true), helperStream([{ ringDrops: 0 }], false));
+    const cut = "vm: the helper's stream (begun 2024-11-26T11:20:00.000Z) ended without its final statistics (the helper was killed or its stream cut off): " +
+      'its counts end at its last statistics, up to a second before its end, and its last packets may be missing';
+    expect(r.notes).toEqual([cut, cut]);
+  });
+});
