@@ -20,8 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_SEEN_IFACES 256
-
 struct ring {
 	int fd;
 	int ifindex;        /* 0 = any */
@@ -48,8 +46,14 @@ static uint32_t block_size;
 
 static struct ring rings[MAX_IFACES];
 static int n_rings;
-static struct iface ifaces[MAX_SEEN_IFACES];
-static int n_seen;
+/* Every interface a packet came from, in order of first sight (so the IDB each got stays its place): the table
+ * grows as interfaces come. why no limit: on a Kubernetes node every pod (each restart, each Job) adds a veth with a
+ * new ifindex, and a fixed table would lose all later pods' packets. iface_slots maps an ifindex to its place + 1
+ * (open addressing, linear probing, at most half full); 0 is a free slot. */
+static struct iface *ifaces;
+static int n_seen, cap_seen;
+static uint32_t *iface_slots;
+static uint32_t n_slots;
 
 static uint16_t linktype_for(uint16_t hatype)
 {
@@ -68,17 +72,71 @@ static uint16_t linktype_for(uint16_t hatype)
 	}
 }
 
+static uint32_t iface_hash(int ifindex)
+{
+	return ((uint32_t)ifindex * 2654435761u) & (n_slots - 1);
+}
+
+/* Makes room for one more interface: 0, or -1 when out of memory. */
+static int iface_grow(void)
+{
+	if (n_seen == cap_seen) {
+		int cap = cap_seen ? cap_seen * 2 : 64;
+		struct iface *t = realloc(ifaces, (size_t)cap * sizeof(*t));
+
+		if (!t)
+			return -1;
+		ifaces = t;
+		cap_seen = cap;
+	}
+	if ((uint32_t)(n_seen + 1) * 2 > n_slots) {
+		uint32_t n = n_slots ? n_slots * 2 : 128, i, h;
+		uint32_t *t = calloc(n, sizeof(*t));
+
+		if (!t)
+			return -1;
+		free(iface_slots);
+		iface_slots = t;
+		n_slots = n;
+		for (i = 0; i < (uint32_t)n_seen; i++) {
+			for (h = iface_hash(ifaces[i].ifindex); iface_slots[h]; h = (h + 1) & (n_slots - 1))
+				;
+			iface_slots[h] = i + 1;
+		}
+	}
+	return 0;
+}
+
+/* why: should the table fail to grow (out of memory), packets of further interfaces still go out, on one catch-all
+ * LINUX_SLL2 interface whose header names each packet's own ifindex; none is left out */
+static struct iface spill;
+static int spill_used;
+
+/* The interface of ifindex, its IDB written when first seen. */
 static struct iface *iface_get(int ifindex, uint16_t hatype)
 {
 	struct iface *f;
 	char desc[32];
+	uint32_t h;
 	int i;
 
-	for (i = 0; i < n_seen; i++)
-		if (ifaces[i].ifindex == ifindex)
-			return &ifaces[i];
-	if (n_seen >= MAX_SEEN_IFACES)
-		return NULL;
+	if (n_slots)
+		for (h = iface_hash(ifindex); iface_slots[h]; h = (h + 1) & (n_slots - 1))
+			if (ifaces[iface_slots[h] - 1].ifindex == ifindex)
+				return &ifaces[iface_slots[h] - 1];
+	if (iface_grow() < 0) {
+		if (!spill_used) {
+			spill_used = 1;
+			spill.linktype = LINKTYPE_LINUX_SLL2;
+			snprintf(spill.name, sizeof(spill.name), "other");
+			warnx_("out of memory for the interface table: packets of further interfaces go on the interface \"other\"");
+			spill.ifid = pcapng_idb(spill.linktype, opts.snaplen, spill.name, "interfaces past the table (ifindex in each packet)");
+		}
+		return &spill;
+	}
+	for (h = iface_hash(ifindex); iface_slots[h]; h = (h + 1) & (n_slots - 1))
+		;
+	iface_slots[h] = (uint32_t)n_seen + 1;
 	f = &ifaces[n_seen++];
 	memset(f, 0, sizeof(*f));
 	f->ifindex = ifindex;
@@ -364,13 +422,15 @@ static int excluded(const uint8_t *net, uint32_t len)
 }
 
 /* One packet: its link-layer header at mac, its network header net_off bytes on, caplen bytes of it captured
- * (from mac) of origlen on the wire. */
+ * (from mac) of origlen on the wire; vlan: the 802.1Q/802.1ad tag the kernel took out of the frame (TPID << 16 | TCI),
+ * or 0. */
 static void emit_packet(const struct sockaddr_ll *sll, const uint8_t *mac, uint32_t net_off, uint32_t caplen, uint32_t origlen,
-			uint64_t ts)
+			uint64_t ts, uint32_t vlan)
 {
 	const uint8_t *net = mac + net_off;
-	uint32_t flags;
+	uint32_t flags, wcap, worig;
 	struct iface *f;
+	uint8_t head[24];
 
 	if (sll->sll_pkttype == PACKET_OUTGOING && sll->sll_hatype == ARPHRD_LOOPBACK)
 		return;
@@ -388,46 +448,82 @@ static void emit_packet(const struct sockaddr_ll *sll, const uint8_t *mac, uint3
 	}
 	note_packet(net, caplen - net_off, sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
 	f = iface_get(sll->sll_ifindex, sll->sll_hatype);
-	if (!f)
-		return;
 	flags = sll->sll_pkttype == PACKET_OUTGOING ? EPB_FLAG_OUTBOUND : EPB_FLAG_INBOUND;
+	/* why the tag: the kernel takes it out of the frame (VLAN offload, or skb_vlan_untag on receive, before the packet
+	 * taps) and hands it in the ring's header; without it two VLANs' packets of the same addresses and ports read as
+	 * one flow. Like libpcap (pcap-linux.c) it goes back where it was on the wire, after the MAC addresses, the frame
+	 * then cut to the snap length again. In LINUX_SLL2 the protocol field becomes the TPID and the tag's TCI and the
+	 * protocol come before the network header: libpcap's layout for LINUX_SLL, whose protocol field ends its header
+	 * (libpcap leaves the tag out of LINUX_SLL2); Wireshark and the core read it. RAW frames have no place for it. */
+	if (f->linktype == LINKTYPE_ETHERNET && vlan && caplen >= 12) {
+		memcpy(head, mac, 12);
+		head[12] = (uint8_t)(vlan >> 24);
+		head[13] = (uint8_t)(vlan >> 16);
+		head[14] = (uint8_t)(vlan >> 8);
+		head[15] = (uint8_t)vlan;
+		wcap = caplen + 4 > opts.snaplen ? opts.snaplen : caplen + 4;
+		worig = origlen + 4;
+	} else if (f->linktype == LINKTYPE_ETHERNET) {
+		wcap = caplen;
+		worig = origlen;
+	} else if (f->linktype == LINKTYPE_RAW) {
+		wcap = caplen - net_off;
+		worig = origlen - net_off;
+	} else {
+		/* LINUX_SLL2 pseudo header, then the network-layer packet */
+		uint32_t ifx = htonl((uint32_t)sll->sll_ifindex);
+		uint16_t hat = htons(sll->sll_hatype);
+
+		memset(head, 0, 20);
+		memcpy(head, &sll->sll_protocol, 2);
+		memcpy(head + 4, &ifx, 4);
+		memcpy(head + 8, &hat, 2);
+		head[10] = sll->sll_pkttype;
+		head[11] = sll->sll_halen > 8 ? 8 : sll->sll_halen;
+		memcpy(head + 12, sll->sll_addr, head[11]);
+		wcap = caplen - net_off + 20;
+		worig = origlen - net_off + 20;
+		if (vlan) {
+			memcpy(head + 22, head, 2);
+			head[0] = (uint8_t)(vlan >> 24);
+			head[1] = (uint8_t)(vlan >> 16);
+			head[20] = (uint8_t)(vlan >> 8);
+			head[21] = (uint8_t)vlan;
+			wcap += 4;
+			worig += 4;
+		}
+	}
 	f->packets++;
 	f->bytes += origlen;
 	ctr.packets++;
 	ctr.bytes += origlen;
-	if (caplen < origlen) {
+	if (wcap < worig) {
 		f->cuts++;
 		ctr.snaplen_cuts++;
 	}
-	if (f->linktype == LINKTYPE_ETHERNET) {
-		pcapng_epb(f->ifid, ts, mac, caplen, origlen, flags, NULL);
-	} else if (f->linktype == LINKTYPE_RAW) {
-		pcapng_epb(f->ifid, ts, net, caplen - net_off, origlen - net_off, flags, NULL);
-	} else {
-		/* LINUX_SLL2 pseudo header, then the network-layer packet */
-		uint8_t sll2[20];
-		uint32_t ifx = htonl((uint32_t)sll->sll_ifindex);
-		uint16_t hat = htons(sll->sll_hatype);
-
-		memset(sll2, 0, sizeof(sll2));
-		memcpy(sll2, &sll->sll_protocol, 2);
-		memcpy(sll2 + 4, &ifx, 4);
-		memcpy(sll2 + 8, &hat, 2);
-		sll2[10] = sll->sll_pkttype;
-		sll2[11] = sll->sll_halen > 8 ? 8 : sll->sll_halen;
-		memcpy(sll2 + 12, sll->sll_addr, sll2[11]);
-		pcapng_epb2(f->ifid, ts, sll2, sizeof(sll2), net, caplen - net_off, origlen - net_off + 20, flags, NULL);
-	}
+	if (f->linktype == LINKTYPE_ETHERNET && vlan && caplen >= 12)
+		pcapng_epb2(f->ifid, ts, head, 16, mac + 12, wcap - 16, worig, flags, NULL);
+	else if (f->linktype == LINKTYPE_ETHERNET)
+		pcapng_epb(f->ifid, ts, mac, wcap, worig, flags, NULL);
+	else if (f->linktype == LINKTYPE_RAW)
+		pcapng_epb(f->ifid, ts, net, wcap, worig, flags, NULL);
+	else
+		pcapng_epb2(f->ifid, ts, head, vlan ? 24 : 20, net, caplen - net_off, worig, flags, NULL);
 }
 
 static void handle_packet(struct tpacket3_hdr *h)
 {
 	const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
+	uint32_t vlan = 0;
 
 	if (h->tp_net < h->tp_mac)
 		return;
+	/* (as libpcap reads it: a TCI of 0 without the flag is "no tag" on kernels before 3.0, which had no flag) */
+	if ((h->tp_status & TP_STATUS_VLAN_VALID) || h->hv1.tp_vlan_tci)
+		vlan = (uint32_t)((h->tp_status & TP_STATUS_VLAN_TPID_VALID) || h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid : ETH_P_8021Q)
+		       << 16 | h->hv1.tp_vlan_tci;
 	emit_packet(sll, (uint8_t *)h + h->tp_mac, h->tp_net - h->tp_mac, h->tp_snaplen, h->tp_len,
-		    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec);
+		    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec, vlan);
 }
 
 /* A socket without a ring: every queued packet, one recvfrom each (see open_ring). */
@@ -448,7 +544,7 @@ static void drain_socket(struct ring *r)
 		/* why 14: SOCK_RAW hands Ethernet and loopback frames with their header; devices without one (tun,
 		 * wireguard) start at the network header, as the ring's tp_net says */
 		emit_packet(&sll, buf, sll.sll_hatype == ARPHRD_ETHER || sll.sll_hatype == ARPHRD_LOOPBACK ? 14 : 0,
-			    (uint32_t)n < opts.snaplen ? (uint32_t)n : opts.snaplen, (uint32_t)n, now_realtime_ns());
+			    (uint32_t)n < opts.snaplen ? (uint32_t)n : opts.snaplen, (uint32_t)n, now_realtime_ns(), 0);
 		pcapng_maybe_flush(1u << 20);
 		if (stop_requested && pcapng_error())
 			return;
@@ -517,6 +613,8 @@ void afp_write_isbs(uint64_t ts_ns)
 
 	for (i = 0; i < n_seen; i++)
 		pcapng_isb(ifaces[i].ifid, ts_ns, ifaces[i].packets, ifaces[i].drops, ifaces[i].bound, 0);
+	if (spill_used)
+		pcapng_isb(spill.ifid, ts_ns, spill.packets, 0, 0, 0);
 }
 
 void afp_stats_json(struct sbuf *b)
@@ -524,14 +622,15 @@ void afp_stats_json(struct sbuf *b)
 	int i;
 
 	sb_puts(b, "\"ifaces\":{");
-	for (i = 0; i < n_seen; i++) {
+	for (i = 0; i < n_seen + spill_used; i++) {
+		const struct iface *f = i < n_seen ? &ifaces[i] : &spill;
+
 		if (i)
 			sb_putc(b, ',');
-		sb_json_str(b, ifaces[i].name);
+		sb_json_str(b, f->name);
 		sb_printf(b, ":{\"packets\":%llu,\"bytes\":%llu,\"drops\":%llu,\"snaplenCuts\":%llu}",
-			  (unsigned long long)ifaces[i].packets, (unsigned long long)ifaces[i].bytes,
-			  (unsigned long long)(ifaces[i].bound ? ifaces[i].drops : 0),
-			  (unsigned long long)ifaces[i].cuts);
+			  (unsigned long long)f->packets, (unsigned long long)f->bytes,
+			  (unsigned long long)(f->bound ? f->drops : 0), (unsigned long long)f->cuts);
 	}
 	sb_putc(b, '}');
 	if (filter_in)
