@@ -63,7 +63,8 @@ static __always_inline struct sock *file_sock(struct file *f)
 	return sock ? BPF_CORE_READ(sock, sk) : 0;
 }
 
-/* Returns 0 and fills t for an inet socket, 1 when f is not a socket (or not inet), -1 on read failure. */
+/* Returns 0 and fills t for an inet socket, 1 when f is not a socket, 3 when it is one but not inet (AF_UNIX), -1 on
+ * read failure. */
 static __always_inline int file_to_tuple(struct file *f, struct tuple *t)
 {
 	struct sock *sk;
@@ -77,7 +78,7 @@ static __always_inline int file_to_tuple(struct file *f, struct tuple *t)
 	sk = file_sock(f);
 	if (!sk)
 		return -1;
-	return sk_to_tuple(sk, t) ? 1 : 0;
+	return sk_to_tuple(sk, t) ? 3 : 0;
 }
 
 /* A datagram's remote end, as sendto/sendmsg name it and recvfrom/recvmsg return it: an unconnected UDP socket
@@ -143,7 +144,7 @@ static __always_inline int fd_local_port(int fd)
 	return sk ? BPF_CORE_READ(sk, __sk_common.skc_num) : -1;
 }
 
-/* Returns 0 and fills t for an inet socket, 1 when fd is not a socket (or not inet), -1 on read failure. */
+/* Returns 0 and fills t for an inet socket, 1 when fd is not a socket, 3 when not inet, -1 on read failure. */
 static __always_inline int fd_to_tuple(int fd, struct tuple *t)
 {
 	return file_to_tuple(fd_to_file(fd), t);

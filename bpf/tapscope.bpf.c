@@ -390,7 +390,8 @@ static __always_inline int emit_tls(__u64 id, const struct tls_call *call, long 
 	if (r == 0) {
 		via = CONN_FD;
 	} else if (r == 1 && call->lib == LIB_NSS) {
-		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout) */
+		/* why: NSPR's PR_Read/PR_Write also serve plain files (e.g. tstclnt printing to stdout). A socket that is
+		 * not inet (AF_UNIX: r == 3) is TLS, kept as the other libraries keep theirs (conn=unknown, or a guess) */
 		count(STAT_NO_SOCKET, 1);
 		return 0;
 	} else if (r == 2) {
@@ -610,8 +611,10 @@ static __always_inline int ctx_freed(__u64 ctx)
 	if (!ts)
 		return 0;
 	ce = bpf_ringbuf_reserve(&events, sizeof(*ce), 0);
-	if (!ce)
+	if (!ce) {
+		count(STAT_RINGBUF_DROPS, 1);
 		return 0;
+	}
 	fill_hdr(&ce->hdr, EV_FREE, id);
 	__builtin_memset(&ce->tuple, 0, sizeof(ce->tuple));
 	ce->ctx = ctx;

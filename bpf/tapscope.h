@@ -62,7 +62,7 @@
 #define STAT_RINGBUF_DROPS 3
 #define STAT_READ_FAILS 4      /* bpf_probe_read_user of the plaintext failed */
 #define STAT_NO_ENTRY 5        /* return probe without a matching entry */
-#define STAT_NO_SOCKET 6       /* TLS call whose fd was not a TCP socket (NSS: plain file I/O) */
+#define STAT_NO_SOCKET 6       /* NSS call whose fd was not a socket (plain file I/O: not TLS, not written) */
 #define STAT_CONN_UNKNOWN 7    /* TLS event without a resolvable connection */
 #define STAT_CONN_EVENTS 8
 #define STAT_EXEC_EVENTS 9

@@ -23,7 +23,8 @@
 struct ring {
 	int fd;
 	int ifindex;        /* 0 = any */
-	uint8_t *map;       /* NULL: no ring (see open_ring), packets are read with recvfrom */
+	uint8_t *map;       /* NULL: no ring (see open_ring), packets are read with recvmsg */
+	int auxdata;        /* no ring: PACKET_AUXDATA is on (each packet's length on the wire, its VLAN tag) */
 	size_t map_len;
 	uint32_t nr_blocks;
 	uint32_t next;
@@ -155,15 +156,16 @@ static struct iface *iface_get(int ifindex, uint16_t hatype)
 /* where the capture filter runs: 0 none, 1 in the kernel and userspace, -1 in userspace only */
 static int filter_in;
 
-/* Attaches the capture filter's kernel program to a ring's socket: 0, or -1 (no filter, or it cannot run there). */
-static int attach_filter(int fd)
+/* Attaches the capture filter's kernel program to a ring's socket, cutting what it matches to snap bytes: 0, or -1
+ * (no filter, or it cannot run there). */
+static int attach_filter(int fd, uint32_t snap)
 {
 	struct sock_fprog prog;
 	const void *insns;
 
 	if (!filter_active())
 		return -1;
-	if (filter_kernel_prog(opts.snaplen, &insns, &prog.len) < 0) {
+	if (filter_kernel_prog(snap, &insns, &prog.len) < 0) {
 		filter_in = -1;
 		return -1;
 	}
@@ -188,6 +190,7 @@ static int open_ring(int ifindex)
 	struct sock_filter snap_insn = BPF_STMT(BPF_RET | BPF_K, opts.snaplen);
 	struct sock_fprog snap_prog = {.len = 1, .filter = &snap_insn};
 	uint32_t nr;
+	int aux = 0, one = 1;
 
 	r->map = NULL;
 	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
@@ -198,9 +201,14 @@ static int open_ring(int ifindex)
 	}
 	/* why: a classic BPF filter returning N is how the kernel cuts packets to the snap length; with a capture
 	 * filter, its program does that and cuts what it leaves out to a few headers (filter_kernel_prog) */
-	if (attach_filter(fd) < 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0 &&
+	if (attach_filter(fd, opts.snaplen) < 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0 &&
 	    errno != ENOPROTOOPT)
 		goto cleanup;
+	/* test hook (test/integration): takes the path of kernels without the ring on one that has it */
+	if (getenv("TAPSCOPE_TEST_NO_RING")) {
+		errno = ENOPROTOOPT;
+		goto no_ring;
+	}
 	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof(ver)) < 0) {
 		if (errno == ENOPROTOOPT)
 			goto no_ring;
@@ -239,17 +247,32 @@ bind:
 	r->fd = fd;
 	r->ifindex = ifindex;
 	r->nr_blocks = nr;
+	r->auxdata = aux;
 	r->next = 0;
 	r->drops = 0;
 	n_rings++;
 	return 0;
 no_ring:
 	/* why: some kernels' emulations of Linux have AF_PACKET without its mmap ring (ENOPROTOOPT: gVisor,
-	 * qemu-user, which runs the aarch64 helper in the tests); packets are then read one recvfrom each, cut
-	 * to the snap length here, timestamped on receipt. Slower, but no flow is left out */
+	 * qemu-user, which runs the aarch64 helper in the tests); packets are then read one recvmsg each, cut
+	 * to the snap length here, timestamped on receipt. Slower, but no flow is left out. why PACKET_AUXDATA: the
+	 * socket's program has already trimmed a packet to the snap length, so the read's length (even with MSG_TRUNC)
+	 * is the trimmed one; the length on the wire (tp_len) and a VLAN tag taken out of the frame come only there */
 	warnx_("AF_PACKET without an mmap ring here (%s): reading packets one at a time", strerror(errno));
 	r->map = NULL;
 	nr = 0;
+	aux = setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) == 0;
+	if (!aux) {
+		/* why (qemu-user has no PACKET_AUXDATA): the kernel then leaves the packets it keeps whole, and the read's
+		 * length with MSG_TRUNC is the one on the wire; they are cut to the snap length here. (A trimmed clone
+		 * takes as much of the socket's buffer as a whole one: its memory is the original's) */
+		warnx_("no PACKET_AUXDATA here (%s): packets are cut to the snap length here, not in the kernel", strerror(errno));
+		snap_insn.k = UINT32_MAX;
+		if (filter_in > 0 ? attach_filter(fd, UINT32_MAX) < 0
+				  : setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &snap_prog, sizeof(snap_prog)) < 0)
+			warnx_("AF_PACKET: could not leave packets whole in the kernel (%s): a cut packet's length is its cut length",
+			       strerror(errno));
+	}
 	goto bind;
 cleanup:
 	err = errno;
@@ -307,8 +330,8 @@ static uint64_t udp_rest_until, ring_now;
 static uint8_t ring_udp_end[19];
 
 /* The transport protocol of an IPv4 or IPv6 packet (its network header at net, len bytes of it), with *l4off at its
- * header: the protocol, or -1 when it is neither, is cut before its ports, or is an IPv4 fragment after the first
- * (whose "ports" are payload). */
+ * header (after IPv6's extension headers: ip6_transport): the protocol, or -1 when it is neither, is cut before its
+ * ports, or is a fragment after the first (whose "ports" are payload). */
 static int packet_l4(const uint8_t *net, uint32_t len, uint32_t *l4off)
 {
 	int proto;
@@ -318,10 +341,7 @@ static int packet_l4(const uint8_t *net, uint32_t len, uint32_t *l4off)
 			return -1;
 		*l4off = (uint32_t)(net[0] & 0xf) * 4;
 		proto = net[9];
-	} else if (len >= 40 && (net[0] >> 4) == 6) {
-		*l4off = 40;
-		proto = net[6];
-	} else {
+	} else if ((proto = ip6_transport(net, len, l4off)) < 0 || proto == 44) {
 		return -1;
 	}
 	return len >= *l4off + 4 ? proto : -1;
@@ -386,27 +406,17 @@ static int excluded(const uint8_t *net, uint32_t len)
 	int family, i;
 	uint16_t sport, dport;
 
-	if (!opts.n_excludes || len < 20)
+	if (!opts.n_excludes || packet_l4(net, len, &l4off) != IPPROTO_TCP)
 		return 0;
 	if ((net[0] >> 4) == 4) {
-		if (net[9] != IPPROTO_TCP)
-			return 0;
-		l4off = (uint32_t)(net[0] & 0xf) * 4;
 		family = AF_INET;
 		src = net + 12;
 		dst = net + 16;
-	} else if ((net[0] >> 4) == 6 && len >= 40) {
-		if (net[6] != IPPROTO_TCP)
-			return 0;
-		l4off = 40;
+	} else {
 		family = AF_INET6;
 		src = net + 8;
 		dst = net + 24;
-	} else {
-		return 0;
 	}
-	if (len < l4off + 4)
-		return 0;
 	sport = (uint16_t)(net[l4off] << 8 | net[l4off + 1]);
 	dport = (uint16_t)(net[l4off + 2] << 8 | net[l4off + 3]);
 	for (i = 0; i < opts.n_excludes; i++) {
@@ -423,11 +433,12 @@ static int excluded(const uint8_t *net, uint32_t len)
 
 /* One packet: its link-layer header at mac, its network header net_off bytes on, caplen bytes of it captured
  * (from mac) of origlen on the wire; vlan: the 802.1Q/802.1ad tag the kernel took out of the frame (TPID << 16 | TCI),
- * or 0. */
-static void emit_packet(const struct sockaddr_ll *sll, const uint8_t *mac, uint32_t net_off, uint32_t caplen, uint32_t origlen,
+ * or 0. The packet's bytes are the helper's (a ring frame it holds, or its read buffer): the capture filter changes
+ * some for a moment (filter_packet). */
+static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t net_off, uint32_t caplen, uint32_t origlen,
 			uint64_t ts, uint32_t vlan)
 {
-	const uint8_t *net = mac + net_off;
+	uint8_t *net = mac + net_off;
 	uint32_t flags, wcap, worig;
 	struct iface *f;
 	uint8_t head[24];
@@ -526,25 +537,58 @@ static void handle_packet(struct tpacket3_hdr *h)
 		    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec, vlan);
 }
 
-/* A socket without a ring: every queued packet, one recvfrom each (see open_ring). */
+/* A socket without a ring: every queued packet, one recvmsg each (see open_ring). */
 static void drain_socket(struct ring *r)
 {
 	static uint8_t *buf;
+	union {
+		struct cmsghdr h;
+		uint8_t b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+	} cbuf;
 	struct sockaddr_ll sll;
-	socklen_t sl;
+	struct iovec iov;
+	struct msghdr m;
+	struct cmsghdr *c;
 	ssize_t n;
 
 	if (!buf && !(buf = malloc(opts.snaplen)))
 		return;
 	for (;;) {
-		sl = sizeof(sll);
-		n = recvfrom(r->fd, buf, opts.snaplen, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&sll, &sl);
+		uint32_t caplen, origlen, net_off, vlan = 0;
+
+		iov.iov_base = buf;
+		iov.iov_len = opts.snaplen;
+		memset(&m, 0, sizeof(m));
+		m.msg_name = &sll;
+		m.msg_namelen = sizeof(sll);
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		m.msg_control = r->auxdata ? cbuf.b : NULL;
+		m.msg_controllen = r->auxdata ? sizeof(cbuf.b) : 0;
+		n = recvmsg(r->fd, &m, MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0)
 			break;
+		caplen = (uint32_t)n < opts.snaplen ? (uint32_t)n : opts.snaplen;
+		origlen = (uint32_t)n;
 		/* why 14: SOCK_RAW hands Ethernet and loopback frames with their header; devices without one (tun,
-		 * wireguard) start at the network header, as the ring's tp_net says */
-		emit_packet(&sll, buf, sll.sll_hatype == ARPHRD_ETHER || sll.sll_hatype == ARPHRD_LOOPBACK ? 14 : 0,
-			    (uint32_t)n < opts.snaplen ? (uint32_t)n : opts.snaplen, (uint32_t)n, now_realtime_ns(), 0);
+		 * wireguard) start at the network header, as the ring's tp_net says (and the auxdata's, when there) */
+		net_off = sll.sll_hatype == ARPHRD_ETHER || sll.sll_hatype == ARPHRD_LOOPBACK ? 14 : 0;
+		for (c = r->auxdata ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c)) {
+			struct tpacket_auxdata ad;
+
+			if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA || c->cmsg_len < CMSG_LEN(sizeof(ad)))
+				continue;
+			memcpy(&ad, CMSG_DATA(c), sizeof(ad));
+			if (ad.tp_len > origlen)
+				origlen = ad.tp_len;
+			if (ad.tp_net <= caplen)
+				net_off = ad.tp_net;
+			/* (as handle_packet reads the ring's) */
+			if ((ad.tp_status & TP_STATUS_VLAN_VALID) || ad.tp_vlan_tci)
+				vlan = (uint32_t)((ad.tp_status & TP_STATUS_VLAN_TPID_VALID) || ad.tp_vlan_tpid ? ad.tp_vlan_tpid : ETH_P_8021Q)
+				       << 16 | ad.tp_vlan_tci;
+		}
+		emit_packet(&sll, buf, net_off, caplen, origlen, now_realtime_ns(), vlan);
 		pcapng_maybe_flush(1u << 20);
 		if (stop_requested && pcapng_error())
 			return;
@@ -686,30 +730,126 @@ static int watch_open(struct sock_filter *code, unsigned short n, int rcvbuf)
 	return fd;
 }
 
+/* A classic BPF program with forward jumps to labels, built in two passes (jt, jf, and ja's k name labels). */
+#define SYNW_MAX 200
+#define SYNW_LEVELS 4 /* IPv6 extension headers walked; a SYN behind more is left to the /proc scans */
+#define SYNW_SNAP 256
+enum { L_NEXT = -1, L_TCP, L_ACCEPT, L_REJECT, L_V6, L_LEVEL, L_EXT = L_LEVEL + SYNW_LEVELS + 1,
+       L_AH = L_EXT + SYNW_LEVELS, L_FRAG = L_AH + SYNW_LEVELS, L_COUNT = L_FRAG + SYNW_LEVELS };
+struct bpf_asm {
+	struct sock_filter code[SYNW_MAX];
+	int jt[SYNW_MAX], jf[SYNW_MAX];
+	int label[L_COUNT];
+	int n;
+};
+
+static void as_op(struct bpf_asm *a, uint16_t code, uint32_t k, int jt, int jf)
+{
+	if (a->n < SYNW_MAX) {
+		a->code[a->n] = (struct sock_filter)BPF_STMT(code, k);
+		a->jt[a->n] = jt;
+		a->jf[a->n] = jf;
+	}
+	a->n++;
+}
+
+/* Resolves the labels: the instruction count, or 0 when a jump does not fit (too long, or backwards). */
+static unsigned short as_link(struct bpf_asm *a)
+{
+	int i;
+
+	if (a->n > SYNW_MAX)
+		return 0;
+	for (i = 0; i < a->n; i++) {
+		struct sock_filter *c = &a->code[i];
+		int t = a->jt[i] == L_NEXT ? i + 1 : a->label[a->jt[i]], f = a->jf[i] == L_NEXT ? i + 1 : a->label[a->jf[i]];
+
+		if (BPF_CLASS(c->code) != BPF_JMP)
+			continue;
+		if (t <= i || f <= i || (BPF_OP(c->code) != BPF_JA && (t - i - 1 > 255 || f - i - 1 > 255)))
+			return 0;
+		if (BPF_OP(c->code) == BPF_JA) {
+			c->k = (uint32_t)(t - i - 1);
+		} else {
+			c->jt = (uint8_t)(t - i - 1);
+			c->jf = (uint8_t)(f - i - 1);
+		}
+	}
+	return (unsigned short)a->n;
+}
+
+#define AS_LABEL(a, l) ((a)->label[l] = (a)->n)
+
+/* The SYN watch's program: IPv4 or IPv6 TCP with SYN and not ACK. On IPv6 it walks up to SYNW_LEVELS extension
+ * headers (the C walk's, ip6_transport, unrolled: classic BPF jumps only forward), X at each header, A its type;
+ * a fragment after the first is no SYN. */
+static unsigned short syn_watch_prog(struct bpf_asm *a)
+{
+	static const uint8_t generic[] = {0, 43, 60, 135, 139, 140};
+	int lv, i;
+
+	memset(a, 0, sizeof(*a));
+	as_op(a, BPF_LD | BPF_B | BPF_ABS, 0, 0, 0);
+	as_op(a, BPF_ALU | BPF_AND | BPF_K, 0xf0, 0, 0);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x40, L_NEXT, L_V6);
+	as_op(a, BPF_LD | BPF_B | BPF_ABS, 9, 0, 0);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, L_NEXT, L_REJECT);
+	as_op(a, BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0);
+	as_op(a, BPF_JMP | BPF_JA, 0, L_TCP, L_TCP);
+	AS_LABEL(a, L_V6);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x60, L_NEXT, L_REJECT);
+	as_op(a, BPF_LDX | BPF_W | BPF_IMM, 40, 0, 0);
+	as_op(a, BPF_LD | BPF_B | BPF_ABS, 6, 0, 0);
+	for (lv = 0; lv < SYNW_LEVELS; lv++) {
+		AS_LABEL(a, L_LEVEL + lv);
+		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, L_TCP, L_NEXT);
+		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 44, L_FRAG + lv, L_NEXT);
+		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 51, L_AH + lv, L_NEXT);
+		for (i = 0; i < (int)sizeof(generic); i++)
+			as_op(a, BPF_JMP | BPF_JEQ | BPF_K, generic[i], L_EXT + lv, i + 1 < (int)sizeof(generic) ? L_NEXT : L_REJECT);
+		/* hop-by-hop, routing, destination options...: (length + 1) * 8 bytes; authentication: (length + 2) * 4 */
+		for (i = 0; i < 2; i++) {
+			AS_LABEL(a, (i ? L_AH : L_EXT) + lv);
+			as_op(a, BPF_LD | BPF_B | BPF_IND, 0, 0, 0);
+			as_op(a, BPF_ST, 0, 0, 0);
+			as_op(a, BPF_LD | BPF_B | BPF_IND, 1, 0, 0);
+			as_op(a, BPF_ALU | BPF_ADD | BPF_K, i ? 2 : 1, 0, 0);
+			as_op(a, BPF_ALU | BPF_LSH | BPF_K, i ? 2 : 3, 0, 0);
+			as_op(a, BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0);
+			as_op(a, BPF_MISC | BPF_TAX, 0, 0, 0);
+			as_op(a, BPF_LD | BPF_MEM, 0, 0, 0);
+			as_op(a, BPF_JMP | BPF_JA, 0, L_LEVEL + lv + 1, L_LEVEL + lv + 1);
+		}
+		/* fragment: 8 bytes; one after the first has no TCP header */
+		AS_LABEL(a, L_FRAG + lv);
+		as_op(a, BPF_LD | BPF_H | BPF_IND, 2, 0, 0);
+		as_op(a, BPF_JMP | BPF_JSET | BPF_K, 0xfff8, L_REJECT, L_NEXT);
+		as_op(a, BPF_LD | BPF_B | BPF_IND, 0, 0, 0);
+		as_op(a, BPF_ST, 0, 0, 0);
+		as_op(a, BPF_MISC | BPF_TXA, 0, 0, 0);
+		as_op(a, BPF_ALU | BPF_ADD | BPF_K, 8, 0, 0);
+		as_op(a, BPF_MISC | BPF_TAX, 0, 0, 0);
+		as_op(a, BPF_LD | BPF_MEM, 0, 0, 0);
+	}
+	AS_LABEL(a, L_LEVEL + SYNW_LEVELS);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, L_NEXT, L_REJECT);
+	AS_LABEL(a, L_TCP);
+	as_op(a, BPF_LD | BPF_B | BPF_IND, 13, 0, 0);
+	as_op(a, BPF_ALU | BPF_AND | BPF_K, 0x12, 0, 0);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x02, L_ACCEPT, L_REJECT);
+	AS_LABEL(a, L_ACCEPT);
+	as_op(a, BPF_RET | BPF_K, SYNW_SNAP, 0, 0);
+	AS_LABEL(a, L_REJECT);
+	as_op(a, BPF_RET | BPF_K, 0, 0, 0);
+	return as_link(a);
+}
+
 int afp_open_syn_watch(void)
 {
-	/* accept IPv4/IPv6 TCP with SYN and not ACK */
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
-		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 6),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 11),
-		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
-		BPF_STMT(BPF_LD | BPF_B | BPF_IND, 13),
-		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 6, 7),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x60, 0, 6),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 4),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 53),
-		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, 96),
-		BPF_STMT(BPF_RET | BPF_K, 0),
-	};
+	static struct bpf_asm a;
+	unsigned short n = syn_watch_prog(&a);
 
-	syn_fd = watch_open(code, sizeof(code) / sizeof(code[0]), 0);
+	syn_fd = n ? watch_open(a.code, n, 0) : -1;
 	syn_from_ring = syn_fd < 0;
 	return syn_fd < 0 ? -1 : 0;
 }
@@ -718,7 +858,7 @@ int afp_syn_fd(void) { return syn_fd; }
 
 void afp_syn_drain(void)
 {
-	uint8_t buf[96];
+	uint8_t buf[SYNW_SNAP];
 
 	if (syn_fd < 0)
 		return;

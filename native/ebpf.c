@@ -1335,7 +1335,7 @@ void ebpf_tick(void)
 void ebpf_update_stats(void)
 {
 	int ncpu = libbpf_num_possible_cpus(), fd, c;
-	uint64_t *vals;
+	uint64_t *vals, start_full = 0, no_entry = 0;
 	uint32_t k;
 
 	if (!skel || ncpu <= 0)
@@ -1356,8 +1356,12 @@ void ebpf_update_stats(void)
 		case STAT_TLS_BYTES: ctr.tls_bytes = sum; break;
 		case STAT_TLS_TRUNCATED: ctr.tls_truncated = sum; break;
 		case STAT_RINGBUF_DROPS: ctr.ringbuf_drops = sum; break;
+		case STAT_START_FULL: start_full = sum; break;
+		case STAT_NO_ENTRY: no_entry = sum; break;
+		case STAT_READ_FAILS: ctr.tls_read_fails = sum; break;
 		}
 	}
+	ctr.tls_calls_lost = start_full + no_entry;
 	free(vals);
 }
 

@@ -5,6 +5,7 @@
  * decides and counts, and matches decrypted records. Filters on link-layer fields (ether host, vlan) do not
  * compile for raw IP and are refused with libpcap's message. */
 #include "filter.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,16 +38,41 @@ int filter_compile(const char *expr, uint32_t snaplen, char *err, size_t errlen)
 	return 0;
 }
 
-/* The kernel's program, built once from prog (one ring per --iface attaches the same): NULL when it cannot be. */
+/* Before libpcap's program in the kernel: an IPv6 packet whose next header is an extension header passes whole, for
+ * userspace to decide on its view without them (filter_packet): libpcap's tcp, udp and port tests read only the fixed
+ * header's next-header byte, and would leave out every IPv6 BIG TCP super-packet (a hop-by-hop jumbo header) of the
+ * very port they name. Ordinary packets cost three instructions more (IPv4), or five (IPv6 TCP). */
+static const struct bpf_insn ext_pass[] = {
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+	BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x60, 0, 12),
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 10, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 9, 0),
+	/* ip6_is_ext's */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 7, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 43, 6, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 44, 5, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 51, 4, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 60, 3, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 135, 2, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 139, 1, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 140, 0, 1),
+	BPF_STMT(BPF_RET | BPF_K, 1), /* pass (kernel_prog makes its k snaplen) */
+};
+
+/* The kernel's program, built from prog once per snap length (one ring per --iface attaches the same): NULL when it
+ * cannot be. */
 static struct bpf_insn *kernel_prog(uint32_t snaplen)
 {
+	const u_int pre = sizeof(ext_pass) / sizeof(ext_pass[0]);
 	struct bpf_insn *k;
 	u_int i;
 
-	if (getenv("TAPSCOPE_FILTER_USERSPACE") || prog.bf_len > 4096 || !(k = calloc(prog.bf_len, sizeof(*k))))
+	if (getenv("TAPSCOPE_FILTER_USERSPACE") || prog.bf_len + pre > 4096 || !(k = calloc(prog.bf_len + pre, sizeof(*k))))
 		return NULL;
-	for (i = 0; i < prog.bf_len; i++) {
-		struct bpf_insn in = prog.bf_insns[i];
+	for (i = 0; i < pre + prog.bf_len; i++) {
+		struct bpf_insn in = i < pre ? ext_pass[i] : prog.bf_insns[i - pre];
 		int cls = BPF_CLASS(in.code), mode = BPF_MODE(in.code);
 
 		if (((cls == BPF_LD || cls == BPF_LDX) && mode == BPF_LEN) || (cls == BPF_RET && BPF_RVAL(in.code) != BPF_K)) {
@@ -65,18 +91,22 @@ static struct bpf_insn *kernel_prog(uint32_t snaplen)
 int filter_kernel_prog(uint32_t snaplen, const void **insns, unsigned short *len)
 {
 	static struct bpf_insn *k;
+	static uint32_t built_for;
 	static int built;
 
 	if (!active)
 		return -1;
-	if (!built) {
+	/* (the kernel copies a program when it is attached: the one built for another snap length can go) */
+	if (!built || built_for != snaplen) {
+		free(k);
 		k = kernel_prog(snaplen);
 		built = 1;
+		built_for = snaplen;
 	}
 	if (!k)
 		return -1;
 	*insns = k;
-	*len = (unsigned short)prog.bf_len;
+	*len = (unsigned short)(prog.bf_len + sizeof(ext_pass) / sizeof(ext_pass[0]));
 	return 0;
 }
 
@@ -85,16 +115,42 @@ int filter_active(void)
 	return active;
 }
 
-int filter_packet(const uint8_t *net, uint32_t caplen, uint32_t origlen)
+int filter_packet(uint8_t *net, uint32_t caplen, uint32_t origlen)
 {
 	struct pcap_pkthdr h;
+	uint8_t fixed[40], saved[40];
+	uint32_t l4off, ext, plen;
+	int proto, r;
 
 	if (!active)
 		return 1;
 	memset(&h, 0, sizeof(h));
 	h.caplen = caplen;
 	h.len = origlen;
-	return pcap_offline_filter(&prog, &h, net) != 0;
+	if (caplen < 48 || (net[0] >> 4) != 6 || !ip6_is_ext(net[6]) || (proto = ip6_transport(net, caplen, &l4off)) < 0 ||
+	    l4off > caplen)
+		return pcap_offline_filter(&prog, &h, net) != 0;
+	/* An IPv6 packet with extension headers is matched as if it had none: its fixed header, its next header the
+	 * transport's (or 44, a fragment after the first: no transport header) and its payload length without them,
+	 * followed by its transport header. The view is made in place, its fixed header written over the 40 bytes before
+	 * the transport header (saved, and put back after): the packet's bytes are the helper's until it writes them. */
+	ext = l4off - 40;
+	memcpy(fixed, net, 40);
+	fixed[6] = (uint8_t)proto;
+	plen = (uint32_t)(net[4] << 8 | net[5]);
+	if (plen)
+		plen = plen > ext ? plen - ext : 0;
+	else /* a jumbogram (BIG TCP): its length is the packet's */
+		plen = origlen > l4off && origlen - l4off <= 0xffff ? origlen - l4off : 0;
+	fixed[4] = (uint8_t)(plen >> 8);
+	fixed[5] = (uint8_t)plen;
+	memcpy(saved, net + ext, 40);
+	memcpy(net + ext, fixed, 40);
+	h.caplen = caplen - ext;
+	h.len = origlen > ext ? origlen - ext : h.caplen;
+	r = pcap_offline_filter(&prog, &h, net + ext) != 0;
+	memcpy(net + ext, saved, 40);
+	return r;
 }
 
 static void put16(uint8_t *p, uint16_t v)

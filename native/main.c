@@ -127,13 +127,14 @@ static void write_stats(int final)
 	sb_printf(&b,
 		  "{\"t\":\"stats\",\"final\":%s,\"tsNs\":%llu,\"packets\":%llu,\"bytes\":%llu,\"ringDrops\":%llu,"
 		  "\"ringbufDrops\":%llu,\"snaplenCuts\":%llu,\"excluded\":%llu,\"filtered\":%llu,\"tlsEvents\":%llu,\"tlsBytes\":%llu,"
-		  "\"tlsTruncated\":%llu,\"tlsConnUnknown\":%llu,\"conns\":%llu,\"procs\":%llu,\"hooksAttached\":%llu,"
-		  "\"hooksFailed\":%llu,",
+		  "\"tlsTruncated\":%llu,\"tlsConnUnknown\":%llu,\"tlsCallsLost\":%llu,\"tlsReadFails\":%llu,\"conns\":%llu,"
+		  "\"procs\":%llu,\"hooksAttached\":%llu,\"hooksFailed\":%llu,",
 		  final ? "true" : "false", (unsigned long long)now_realtime_ns(), (unsigned long long)ctr.packets,
 		  (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops, (unsigned long long)ctr.ringbuf_drops,
 		  (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.filtered,
 		  (unsigned long long)ctr.tls_events, (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.tls_truncated,
-		  (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
+		  (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.tls_calls_lost,
+		  (unsigned long long)ctr.tls_read_fails, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
 		  (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed);
 	afp_stats_json(&b);
 	sb_putc(&b, '}');
@@ -536,12 +537,12 @@ int main(int argc, char **argv)
 	 * end of file first, the process exits once the probes are gone */
 	close(STDOUT_FILENO);
 	logf_("stopped: packets=%llu bytes=%llu ringDrops=%llu snaplenCuts=%llu excluded=%llu filtered=%llu tlsEvents=%llu "
-	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu keylogLines=%llu",
+	      "tlsBytes=%llu ringbufDrops=%llu tlsConnUnknown=%llu tlsCallsLost=%llu conns=%llu procs=%llu hooksAttached=%llu hooksFailed=%llu keylogLines=%llu",
 	      (unsigned long long)ctr.packets, (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops,
 	      (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.filtered,
 	      (unsigned long long)ctr.tls_events, (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.ringbuf_drops,
-	      (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.conns, (unsigned long long)ctr.procs,
-	      (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed, keylog_lines());
+	      (unsigned long long)ctr.tls_conn_unknown, (unsigned long long)ctr.tls_calls_lost, (unsigned long long)ctr.conns,
+	      (unsigned long long)ctr.procs, (unsigned long long)ctr.hooks_attached, (unsigned long long)ctr.hooks_failed, keylog_lines());
 	if (use_ebpf) {
 		ebpf_stop();
 		logf_("probes detached");

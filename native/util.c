@@ -167,3 +167,32 @@ void logf_(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 }
+
+int ip6_transport(const uint8_t *net, uint32_t len, uint32_t *l4off)
+{
+	uint32_t off = 40;
+	uint8_t nh;
+	int hops;
+
+	if (len < 40 || (net[0] >> 4) != 6)
+		return -1;
+	nh = net[6];
+	for (hops = 0; ip6_is_ext(nh); hops++) {
+		if (hops == IP6_EXT_HOPS || len < off + 8)
+			return -1;
+		if (nh == 44) {
+			if ((net[off + 2] << 8 | net[off + 3]) & 0xfff8)
+				break;
+			nh = net[off];
+			off += 8;
+		} else if (nh == 51) {
+			nh = net[off];
+			off += ((uint32_t)net[off + 1] + 2) * 4;
+		} else {
+			nh = net[off];
+			off += ((uint32_t)net[off + 1] + 1) * 8;
+		}
+	}
+	*l4off = off;
+	return nh;
+}

@@ -38,6 +38,21 @@ uint64_t now_monotonic_ns(void);
 uint64_t mono_to_real_ns(uint64_t mono);
 void clock_sync(void);
 
+/* IPv6 extension headers, walked as the core's decodeIpv6 does: the ones a packet's transport header can follow
+ * (hop-by-hop, routing, destination options, mobility, HIP, shim6; fragment; authentication). IPv6 BIG TCP puts a
+ * hop-by-hop jumbo header on every packet over 64 KiB. */
+#define IP6_EXT_HOPS 16
+static inline int ip6_is_ext(uint8_t nh)
+{
+	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 || nh == 139 || nh == 140;
+}
+/* Walks an IPv6 packet's extension headers (its fixed header at net, len bytes of it captured) to the header after
+ * them: that header's protocol, with *l4off at it (40 without extension headers). A fragment after the first stops
+ * the walk at its fragment header: 44, with *l4off there (what follows it is no transport header). -1 when the
+ * packet is not IPv6, or is cut within its extension headers, or has more than IP6_EXT_HOPS of them. The one walk
+ * of the helper's own parsing (afpacket.c) and of the capture filter's view of such packets (filter.c). */
+int ip6_transport(const uint8_t *net, uint32_t len, uint32_t *l4off);
+
 void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define warnx_(...) logf_(__VA_ARGS__)
 
@@ -69,6 +84,8 @@ struct counters {
 	uint64_t packets, bytes, ring_drops, snaplen_cuts, excluded, filtered;
 	uint64_t filter_cuts; /* of the packets filtered: those the kernel had cut to their headers (FILTER_CUT) */
 	uint64_t tls_events, tls_bytes, tls_truncated, ringbuf_drops, tls_conn_unknown;
+	uint64_t tls_calls_lost; /* TLS calls whose record never left the kernel (STAT_START_FULL + STAT_NO_ENTRY) */
+	uint64_t tls_read_fails; /* records written without their plaintext (STAT_READ_FAILS) */
 	uint64_t conns, procs, hooks_attached, hooks_failed;
 };
 

@@ -53,6 +53,11 @@ export interface NodeStats {
   tlsEvents: number;
   tlsBytes: number;
   tlsTruncated: number;
+  /**
+   * TLS calls whose records never left the kernel (its table of calls in progress was full, or an entry was evicted; but
+   * also a Go call in progress when its hooks attached, returning through a hooked RET: common, not a loss, so no note)
+   */
+  tlsCallsLost: number;
   final: boolean;
 }
 
@@ -150,7 +155,7 @@ export class NodeMeta {
     return {
       packets: a.packets + b.packets, bytes: a.bytes + b.bytes, ringDrops: a.ringDrops + b.ringDrops, ringbufDrops: a.ringbufDrops + b.ringbufDrops,
       snaplenCuts: a.snaplenCuts + b.snaplenCuts, filtered: a.filtered + b.filtered, tlsEvents: a.tlsEvents + b.tlsEvents, tlsBytes: a.tlsBytes + b.tlsBytes,
-      tlsTruncated: a.tlsTruncated + b.tlsTruncated, final: b.final,
+      tlsTruncated: a.tlsTruncated + b.tlsTruncated, tlsCallsLost: a.tlsCallsLost + b.tlsCallsLost, final: b.final,
     };
   }
 
@@ -275,7 +280,7 @@ export class NodeMeta {
         this.streamStats = {
           packets: num(rec.packets) ?? 0, bytes: num(rec.bytes) ?? 0, ringDrops: num(rec.ringDrops) ?? 0, ringbufDrops: num(rec.ringbufDrops) ?? 0,
           snaplenCuts: num(rec.snaplenCuts) ?? 0, filtered: num(rec.filtered) ?? 0, tlsEvents: num(rec.tlsEvents) ?? 0, tlsBytes: num(rec.tlsBytes) ?? 0,
-          tlsTruncated: num(rec.tlsTruncated) ?? 0, final: rec.final === true,
+          tlsTruncated: num(rec.tlsTruncated) ?? 0, tlsCallsLost: num(rec.tlsCallsLost) ?? 0, final: rec.final === true,
         };
         break;
       default:
@@ -365,7 +370,7 @@ export function lossNote(node: string, meta: NodeMeta): string | null {
   const n = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;
   if (s) {
     if (s.ringDrops > 0) parts.push(`${n(s.ringDrops, 'packet', 'packets')} dropped by the capture ring (the helper fell behind)`);
-    if (s.ringbufDrops > 0) parts.push(`${n(s.ringbufDrops, 'decrypted TLS record', 'decrypted TLS records')} dropped by the eBPF ring buffer (their flows' plaintext is incomplete)`);
+    if (s.ringbufDrops > 0) parts.push(`${n(s.ringbufDrops, 'event', 'events')} of the TLS hooks (decrypted records among them) dropped by the eBPF ring buffer (their flows' plaintext may be incomplete)`);
     if (s.snaplenCuts > 0) parts.push(`${n(s.snaplenCuts, 'packet', 'packets')} cut to the snap length (their bytes past it were not captured)`);
   } else if (meta.drops > 0) {
     parts.push(`${n(meta.drops, 'packet', 'packets')} dropped (the interface statistics blocks)`);

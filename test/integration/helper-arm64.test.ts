@@ -2,7 +2,7 @@
 // registers it): emulated, on a kernel of another architecture, so it must not use eBPF (its uprobe programs
 // would read x86-64 registers as arm64 ones, and the kernel would write an x86 breakpoint into aarch64 code); it
 // sees that in the kernel's BTF and captures with AF_PACKET, saying why. qemu-user has AF_PACKET but not its mmap
-// ring, so this also runs the helper's ring-less path (recvfrom per packet). It captures beside the x86-64 helper
+// ring, so this also runs the helper's ring-less path (recvmsg per packet). It captures beside the x86-64 helper
 // in afpacket mode: the same flows, and verdicts that say why no plaintext was captured. Its eBPF mode runs on a
 // real aarch64 kernel in arm64-ebpf.test.ts.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';

@@ -77,6 +77,10 @@ describe('capture helper in a lab with real TLS clients', () => {
     const stats = c.records.filter((r) => r.t === 'stats');
     expect(stats.at(-1)).toMatchObject({ final: true });
     expect(stats.at(-1)!.packets).toBeGreaterThan(0);
+    // the eBPF side's losses that never leave the kernel, counted (none in afpacket mode)
+    expect(stats.at(-1)!.tlsCallsLost).toEqual(expect.any(Number));
+    expect(stats.at(-1)!.tlsReadFails).toEqual(expect.any(Number));
+    if (mode === 'afpacket') expect(stats.at(-1)).toMatchObject({ tlsCallsLost: 0, tlsReadFails: 0 });
     expect(c.records.at(-1)!.t).toBe('stats');
   });
 
