@@ -33,8 +33,9 @@ async function notesOf(...streams: Buffer[]): Promise<{ notes: string[]; drops: 
 describe('the losses a capture file records', () => {
   it('are said when the file is read: ring drops, ring buffer drops and snap-length cuts, only those there were', async () => {
     const r = await notesOf(helperStream([{ ringDrops: 5 }, { ringDrops: 1737, ringbufDrops: 1, snaplenCuts: 58 }], true));
-    expect(r.notes).toEqual(['vm: the capture lost data: 1737 packets dropped by the capture ring (the helper fell behind); 1 decrypted TLS record dropped by ' +
-      "the eBPF ring buffer (their flows' plaintext is incomplete); 58 packets cut to the snap length (their bytes past it were not captured)"]);
+    expect(r.notes).toEqual(['vm: the capture lost data: 1737 packets dropped by the capture ring (the helper fell behind); 1 event of the TLS hooks ' +
+      "(decrypted records among them) dropped by the eBPF ring buffer (their flows' plaintext may be incomplete); 58 packets cut to the snap length (their bytes past it were not captured)"]);
+
     expect(r.drops).toBe(1738);
     expect((await notesOf(helperStream([{ snaplenCuts: 2 }], true))).notes).toEqual(['vm: the capture lost data: 2 packets cut to the snap length (their bytes past it were not captured)']);
     expect((await notesOf(helperStream([{ ringDrops: 0 }], true))).notes).toEqual([]);
