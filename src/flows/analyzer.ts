@@ -175,6 +175,26 @@ interface PendingRecord { key: string; node: string; data: Buffer; tsMs: number;
 
 const PENDING_RECORDS = 256;
 
+/**
+ * A decrypted TCP record that came before any packet of its connection, with no conn record naming its client: held
+ * (see Analyzer.held) until a packet makes its flow, oriented by the packets, or HOLD_MS passed.
+ */
+interface HeldRecord { node: string; data: Buffer; tsMs: number; flags: number | null; comments: readonly string[]; kept: number }
+
+/**
+ * How long (capture time) a record waits for its connection's first packet: the helper writes packets up to 50 ms after
+ * the records of the same moment; a record whose packets never come (they crossed no captured interface) then makes
+ * its flow from its own ends, the client told by the ports.
+ */
+const HOLD_MS = 250;
+/** records held at most; past it the oldest connection's are placed */
+const HELD_RECORDS = 256;
+
+/** held's key: a connection's two ports, either way round */
+function portsKey(a: number, b: number): number {
+  return a < b ? a * 65536 + b : b * 65536 + a;
+}
+
 /** State only flows with TLS hooks or HTTP need; allocated on first use. */
 interface FlowExtra {
   hook: HookState | null;
@@ -213,6 +233,12 @@ interface FlowExtra {
   loginBuf: Buffer | null;
   /** a connection taken up in the middle: where the look for TLS records resumes in each direction */
   midstreamScan?: { c: { from: number }; s: { from: number } };
+  /**
+   * A TCP direction whose first bytes the capture lost (its first segment dropped: a ring or snap-length loss), or whose
+   * TLS hello a gap cut: 1, the client's; 2, the server's. Its protocol is told from the bytes after the gap, as a
+   * connection taken up in the middle has it told, and a client's ClientHello lost so is said to be (ownSides).
+   */
+  startLost?: number;
   /** with a key log: the connection's client random, its secrets, each direction's decryption (see clientKeys) */
   keys?: FlowKeys;
   /** a QUIC connection's decryption with a key log (see quicDatagram) */
@@ -729,6 +755,21 @@ export class Analyzer {
    */
   private readonly pendingRecords: PendingRecord[] = [];
   private retrying = false;
+  /**
+   * Decrypted TCP records that came before any packet of their connection, whose client no conn record names, by their
+   * ports (portsKey), in arrival order. why: the client told from the ports alone is wrong for a server on a port above
+   * its client's (gRPC's 50051): the flow was made reversed, and its SYN and ClientHello, which tell, came too late to
+   * orient it (no JA4, the client's plaintext booked as the server's). Held, they join the flow their first packet
+   * makes (joinHeld), or make it after HOLD_MS, at the capture's end or when the flows are asked for (placeHeld).
+   */
+  private readonly held = new Map<number, HeldRecord[]>();
+  private heldCount = 0;
+  /** the capture time (ms) at which the oldest held record is placed; Infinity while none is held */
+  private heldUntil = Infinity;
+  /** placing held records: a record no flow takes makes one, not held again */
+  private placing = false;
+  /** with retrying, the held record's number (its kept number, for onRecordSettled) */
+  private retryKept = -1;
   // why: packets of one connection come in runs (bulk transfers, GSO segments); remembering the last
   // IPv4 flow skips building and hashing its table key for the rest of the run
   private last: FlowState | null = null;
@@ -825,7 +866,16 @@ export class Analyzer {
     m.bytes += origLen;
   }
 
+  /**
+   * Records still held for their connections' first packets (see held) make their flows now, each settled (onRecordSettled)
+   * with its flow: a reader that hands blocks on by file calls it at a file's end.
+   */
+  placeHeldRecords(): void {
+    this.placeHeld();
+  }
+
   get flowCount(): number {
+    if (this.heldCount > 0) this.placeHeld();
     return this.states.length;
   }
 
@@ -972,6 +1022,7 @@ export class Analyzer {
   endCapture(): void {
     if (this.ended) return;
     this.ended = true;
+    this.placeHeld();
     this.fragments.drain();
     for (const r of this.pendingRecords.splice(0)) this.giveUpRecord(r);
     for (const fs of this.states) {
@@ -1055,6 +1106,8 @@ export class Analyzer {
 
   /** One packet: the frame is buf[start, end); `iface`: the capturing interface's id in its section. */
   private onPacket(st: StreamState, linkType: number, buf: Buffer, start: number, end: number, tsMs: number, origLen: number, iface: number): string | null {
+    // (records held for their packets too long make their flows now: in every partition at the same block)
+    if (tsMs >= this.heldUntil) this.placeHeld(tsMs);
     const d = decodePacket(linkType, buf, this.scratch, start, end);
     const flowPacket = d !== null && (d.proto === PROTO_TCP || d.proto === PROTO_UDP) && (!d.fragment || d.firstFragment) && (d.srcPort !== 0 || d.dstPort !== 0);
     const v4 = d !== null && d.ipVersion === 4;
@@ -1102,6 +1155,7 @@ export class Analyzer {
     if (!fs) {
       if (!v4 && sip === 0) { sip = d.src; dip = d.dst; }
       fs = this.createFlow(node, transport, sip, dip, d, tsMs);
+      if (this.heldCount > 0 && transport === 'tcp') this.joinHeld(fs, syn);
     }
     if (v4 && fs !== this.last) {
       this.last = fs;
@@ -1203,6 +1257,8 @@ export class Analyzer {
       // ClientHello. By the ports, a QUIC server on a port above its client's, as Linux's ephemeral ports go up to
       // 60999, had its client's Initial read as the server's, and the connection was unknown, with no verdict)
       else if (transport === 'udp' && d.payloadEnd > d.payloadStart && opensConnection(d)) srcIsClient = true;
+      // (as a TCP segment that begins with a ClientHello, its SYN not captured)
+      else if (transport === 'tcp' && beginsClientHello(d)) srcIsClient = true;
       // (ports alike, as mDNS's, NTP's or IKE's: the first packet's sender, as tshark takes it; comparing the addresses'
       // text made a multicast group the client of every mDNS query to it)
       else srcIsClient = d.srcPort >= d.dstPort;
@@ -1709,10 +1765,22 @@ export class Analyzer {
     } else if (dir.http2) this.onMessages(fs, dir.http2.gap(), 'plain', fs.flow.lastSeen);
     else if (fs.app === 'tls') {
       dir.keys?.fail('a gap in the capture: its records after it cannot be read');
-      if (c2s && !fs.chDone) fs.chDone = true;
+      if (c2s && !fs.chDone) {
+        fs.chDone = true;
+        // (its ClientHello, or what was still to come of it, was lost: no fingerprint)
+        const x = extra(fs);
+        x.startLost = (x.startLost ?? 0) | 1;
+      }
       if (!c2s && !fs.shDone) fs.shDone = true;
       this.stopDir(fs, c2s);
     } else if (fs.app === 'classify') {
+      // why: a direction whose first bytes were lost (its first segment dropped) is told from the bytes after the gap,
+      // as a connection taken up in the middle is; a TLS connection whose ClientHello was lost was "unknown", no verdict
+      if (dir.head === null && fs.flow.transport === 'tcp') {
+        const x = extra(fs);
+        x.startLost = (x.startLost ?? 0) | (c2s ? 1 : 2);
+        return;
+      }
       this.setApp(fs, 'unknown');
     } else if (fs.app === 'dns') {
       // (past a gap the next message's length is not known)
@@ -1858,8 +1926,11 @@ export class Analyzer {
     const sh = fs.s2c?.head ?? null;
     if (sh && isSshBanner(sh)) return this.setApp(fs, 'ssh');
     if (!ch || ch.length === 0) {
-      // (a server's TLS records, its client silent so far, in a connection taken up in the middle)
-      if (sh && this.midstream(fs) && midstreamRecords(sh, midstreamScan(fs).s) >= 0) return this.setMidstreamTls(fs);
+      // (a server's TLS records, its client silent so far, in a connection taken up in the middle or one whose first
+      // bytes were lost)
+      if (sh && this.recordsAnywhere(fs) && midstreamRecords(sh, midstreamScan(fs).s) >= 0) return this.setRecordsTls(fs);
+      // (a ServerHello before any byte of its client: the client's hello was lost, or comes later than the answer)
+      if (sh && beginsServerHello(sh)) return this.setApp(fs, 'tls');
       if (!c2s && sh && sh.length >= this.opts.dissectLimit) this.setApp(fs, 'unknown');
       return;
     }
@@ -1896,9 +1967,9 @@ export class Analyzer {
     if (db === INCOMPLETE) return;
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
-    if (this.midstream(fs)) {
+    if (this.recordsAnywhere(fs)) {
       const scan = midstreamScan(fs);
-      if (midstreamRecords(ch, scan.c) >= 0 || (sh && midstreamRecords(sh, scan.s) >= 0)) return this.setMidstreamTls(fs);
+      if (midstreamRecords(ch, scan.c) >= 0 || (sh && midstreamRecords(sh, scan.s) >= 0)) return this.setRecordsTls(fs);
       // (taken up inside a long record, the first whole one may begin past the bytes so far)
       const limit = Math.min(this.opts.dissectLimit, MIDSTREAM_SCAN);
       if (ch.length < limit && (sh?.length ?? 0) < limit) return;
@@ -1912,18 +1983,33 @@ export class Analyzer {
   }
 
   /**
-   * A connection taken up in the middle whose bytes are TLS records: TLS whose handshake came before the capture
-   * (no hello to read: no SNI, JA3/JA4 or cipher), its sides judged by their processes and hooks (`tls.midstream`).
-   * Without this, such a connection (a database pool's, a gRPC channel's, a sidecar's mTLS: long-lived) was
-   * "unknown", with no verdict at all.
+   * Whether TLS records may begin anywhere in the connection's bytes: it was taken up in the middle, or a direction's
+   * first bytes were lost (startLost).
    */
-  private setMidstreamTls(fs: FlowState): void {
+  private recordsAnywhere(fs: FlowState): boolean {
+    return this.midstream(fs) || (fs.x?.startLost ?? 0) !== 0;
+  }
+
+  /**
+   * A connection taken up in the middle, or one whose first bytes the capture lost, whose bytes are TLS records: TLS
+   * whose ClientHello was not seen (no SNI, JA3/JA4), its sides judged by their processes and hooks. Taken up in the
+   * middle, its handshake came before the capture (`tls.midstream`); a lost ClientHello is said in the client's reason
+   * (ownSides). Without this, such a connection (a database pool's, a gRPC channel's, a sidecar's mTLS: long-lived) was
+   * "unknown", with no verdict at all. A ServerHello the capture has (the server's stream from its start) still tells
+   * the version and cipher.
+   */
+  private setRecordsTls(fs: FlowState): void {
     fs.app = 'tls';
     fs.flow.app = 'tls';
     fs.chDone = true;
-    fs.shDone = true;
-    this.ensureTls(fs).midstream = true;
+    const midstream = this.midstream(fs);
+    const tls = this.ensureTls(fs);
+    if (midstream) tls.midstream = true;
     this.stopDir(fs, true);
+    const sh = fs.s2c && fs.s2c !== DONE ? fs.s2c.head : null;
+    // (the server's stream from its start: its ServerHello, here or still to come; taken up in the middle, only one here)
+    if (((fs.x?.startLost ?? 0) & 2) === 0 && (sh ? beginsServerHello(sh) : !midstream)) return this.tlsHello(fs, false);
+    fs.shDone = true;
     this.stopDir(fs, false);
   }
 
@@ -2584,6 +2670,7 @@ export class Analyzer {
 
   /** A decrypted record: its exported-PDU bytes, time, EPB flags and comments. */
   private onTlsRecord(node: string, data: Buffer, start: number, end: number, tsMs: number, flags: number | null, comments: readonly string[]): string | null {
+    if (tsMs >= this.heldUntil && !this.retrying) this.placeHeld(tsMs);
     const pdu = readPduHead(data, start, end);
     // (a record of a socket with no peer, an unconnected UDP socket's whose peer the hook did not learn, names port 0:
     // it is no connection's, and taken as one it would make a flow to 0.0.0.0:0)
@@ -2640,6 +2727,12 @@ export class Analyzer {
     if (!fs) {
       // why: a hook event can reach us before the first packet of its connection; orient by the owner's role.
       const role = meta?.owner(tcp ? 'tcp' : 'udp', mine.ip, mine.port, other.ip, other.port, netns)?.role;
+      // (without one, the packets tell: held for them, as the records of its connection held before it. In a network
+      // namespace of its own, no captured packet is the connection's: its records make its flow)
+      if (tcp && netns === null && !this.placing && (role === undefined || this.held.has(portsKey(src.port, dst.port)))) {
+        this.hold(portsKey(src.port, dst.port), { node, data: Buffer.from(data.subarray(start, end)), tsMs, flags, comments, kept: this.retrying ? this.retryKept : this.keptCount++ });
+        return null;
+      }
       const mineIsClient = role === 'client' ? true : role === 'server' ? false : mine.port > other.port;
       const client = mineIsClient ? mine : other;
       // (copies: the record's ends are shared by the records that follow)
@@ -2718,6 +2811,81 @@ export class Analyzer {
     this.counters.tlsRecordsUnmatched++;
     this.noteUnattributed(r.node, r.comments);
     if (r.kept !== undefined) this.settled?.(r.kept, null);
+  }
+
+  /** A record held for its connection's first packet (see held); its number is the block's kept one (onPacket). */
+  private hold(key: number, r: HeldRecord): void {
+    this.keptNow = r.kept;
+    const list = this.held.get(key);
+    if (list) list.push(r);
+    else this.held.set(key, [r]);
+    if (this.heldCount++ === 0) this.heldUntil = r.tsMs + HOLD_MS;
+    if (this.heldCount > HELD_RECORDS && !this.retrying) this.placeHeld(-Infinity, 1);
+  }
+
+  /** The held records of a TCP flow's ports, read again as its first packet made it: its own join it, others wait on. */
+  private joinHeld(fs: FlowState, syn: boolean): void {
+    const f = fs.flow;
+    const key = portsKey(f.src.port, f.dst.port);
+    const list = this.held.get(key);
+    if (!list) return;
+    this.held.delete(key);
+    this.heldCount -= list.length;
+    this.heldUntil = Infinity;
+    this.readHeld(list);
+    this.heldSince();
+    // (as for a flow its records made before its SYN came: the connection's first bytes are classified, they may be
+    // another protocol's that switches to TLS in place; see onPacket)
+    if (syn && fs.app === 'tls') fs.app = 'classify';
+  }
+
+  /**
+   * Held records make their flows (oriented by their ends, the client by the ports, when no conn record names it): those
+   * of every connection with one held since HOLD_MS before `now` (-Infinity: the `count` oldest connections', every
+   * one by default), each connection's all at once, in order.
+   */
+  private placeHeld(now = Infinity, count = Infinity): void {
+    if (this.heldCount === 0) return;
+    this.heldUntil = Infinity;
+    const due: HeldRecord[][] = [];
+    for (const [key, list] of this.held) {
+      if (due.length >= count) break;
+      if (now !== -Infinity && list[0]!.tsMs + HOLD_MS > now) continue;
+      due.push(list);
+      this.held.delete(key);
+      this.heldCount -= list.length;
+    }
+    this.placing = true;
+    try {
+      for (const list of due) this.readHeld(list);
+    } finally {
+      this.placing = false;
+    }
+    this.heldSince();
+    this.changes++;
+  }
+
+  /** Held records read again (their ends find their flow, or make one while placing), each settled with its flow. */
+  private readHeld(list: HeldRecord[]): void {
+    const was = this.retrying;
+    this.retrying = true;
+    try {
+      for (const r of list) {
+        this.retryKept = r.kept;
+        const id = this.onTlsRecord(r.node, r.data, 0, r.data.length, r.tsMs, r.flags, r.comments);
+        // (null: held again, for another connection of the same ports)
+        if (id !== null || this.placing) this.settled?.(r.kept, id);
+      }
+    } finally {
+      this.retrying = was;
+    }
+  }
+
+  /** heldUntil from the oldest record still held (each connection's list is in arrival order). */
+  private heldSince(): void {
+    let oldest = Infinity;
+    for (const list of this.held.values()) if (list[0]!.tsMs < oldest) oldest = list[0]!.tsMs;
+    this.heldUntil = oldest + HOLD_MS;
   }
 
   /** The kept records of a new UDP flow's ends, read again: they join it now. */
@@ -2926,7 +3094,8 @@ export class Analyzer {
     const dtls = fs.app === 'dtls';
     // (UDP with TLS is DTLS or QUIC)
     const quic = f.transport === 'udp' && !dtls;
-    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, dtls, quic, ...where(f.src.ip) }, ctx);
+    let client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, dtls, quic, ...where(f.src.ip) }, ctx);
+    if (((fs.x?.startLost ?? 0) & 1) !== 0 && !midstream && f.tls!.ja4 === null && client?.reason) client = helloLost(client);
     const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, dtls, quic, ...where(f.dst.ip) }, ctx);
     if (f.seenBy === 'hook-only') {
       // why copies: verdicts from the fingerprint alone are shared between flows
@@ -2989,6 +3158,8 @@ export class Analyzer {
 
   /** Every flow, with process attribution and verdicts brought up to date. Returned objects are live: do not mutate. */
   flows(): Flow[] {
+    // (records still held for their packets make their flows: the flows are asked for now)
+    if (this.heldCount > 0) this.placeHeld();
     const out: Flow[] = new Array<Flow>(this.states.length);
     for (let i = 0; i < this.states.length; i++) out[i] = this.fresh(this.states[i]!);
     return out;
@@ -3000,6 +3171,7 @@ export class Analyzer {
    * The array is the analyzer's own and grows: do not mutate it.
    */
   arrivalOrder(): readonly Flow[] {
+    if (this.heldCount > 0) this.placeHeld();
     return this.list;
   }
 
@@ -3009,6 +3181,7 @@ export class Analyzer {
    * the partitions of one capture then merge by it into the whole analysis's creation order.
    */
   arrivalOrigins(): Float64Array {
+    if (this.heldCount > 0) this.placeHeld();
     const out = new Float64Array(this.states.length);
     for (let i = 0; i < out.length; i++) out[i] = this.states[i]!.origin;
     return out;
@@ -3049,6 +3222,7 @@ export class Analyzer {
 
   /** The flows with TLS info, brought up to date, in creation order. */
   tlsFlows(): Flow[] {
+    if (this.heldCount > 0) this.placeHeld();
     const out: Flow[] = new Array<Flow>(this.tlsStates.length);
     for (let i = 0; i < this.tlsStates.length; i++) out[i] = this.fresh(this.tlsStates[i]!);
     return out;
@@ -3141,6 +3315,31 @@ function recordEnds(pdu: PduHead): RecordEnds {
   const dst = { ip: normalizeIp(d.ip), port: d.port };
   // (the record's IPv4 addresses come as numbers too: no text parsed back into a key for every record)
   return { head: pdu, src, dst, srcKey: s.v4 ?? ipKeyPart(src.ip), dstKey: d.v4 ?? ipKeyPart(dst.ip) };
+}
+
+/** A server's stream that begins with a TLS handshake record holding a ServerHello. */
+function beginsServerHello(b: Buffer): boolean {
+  return b.length >= 6 && b[0] === 0x16 && b[1] === 0x03 && b[5] === 0x02;
+}
+
+/** A TCP segment whose payload begins with a TLS handshake record holding a ClientHello: its sender is the client. */
+function beginsClientHello(d: DecodedPacket): boolean {
+  const p = d.payloadStart;
+  const b = d.data;
+  return d.payloadEnd - p >= 6 && b[p] === 0x16 && b[p + 1] === 0x03 && b[p + 5] === 0x01;
+}
+
+const NO_HELLO_SEEN = ', and no ClientHello was seen';
+const HELLO_LOST = "its ClientHello was not captured (a gap at the start of the client's stream): no fingerprint";
+
+/**
+ * A client side's verdict on a connection whose ClientHello the capture lost (startLost): its reason says so, rather than
+ * that none was seen. A copy: verdicts from the fingerprint alone are shared between flows.
+ */
+function helloLost(v: TlsSideVerdict): TlsSideVerdict {
+  const r = v.reason!;
+  const reason = r.endsWith(NO_HELLO_SEEN) ? `${r.slice(0, -NO_HELLO_SEEN.length)}, and ${HELLO_LOST}` : `${r}; ${HELLO_LOST}`;
+  return { ...v, reason };
 }
 
 /** Which side of the flow the endpoint is. */

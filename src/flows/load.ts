@@ -121,6 +121,9 @@ export async function readWithFlowIds(
       if (kept >= 0 && b.type === 'epb') held.set(kept, { ...b, data: Buffer.from(b.data) });
       else onBlock(b, matched, f);
     }, { tolerateTruncatedTail: true, tolerateDamage: true });
+    // (the records held for packets that did not come make their flows, as at the analysis's end)
+    tracker.placeHeldRecords();
+    for (const [late, id] of settled.splice(0)) onBlock(late, id, f);
     // (its interfaces are this file's section's: they go before the next file's)
     for (const b of held.values()) onBlock(b, null, f);
     held.clear();

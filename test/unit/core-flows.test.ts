@@ -1,7 +1,8 @@
 // Flow table: decoding of every link type, orientation, counters, TCP reassembly (out of order, retransmit,
 // gap, memory bound), dissector feeding, decrypted plaintext matching and process attribution.
 import { describe, it, expect } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseBuffer, type PacketBlock } from '../../src/pcapng/index.js';
@@ -9,6 +10,7 @@ import { Analyzer } from '../../src/flows/analyzer.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { decodePacket } from '../../src/flows/decode.js';
 import { TcpReassembler } from '../../src/flows/reassembly.js';
+import { readWithFlowIds } from '../../src/flows/load.js';
 import { analyzeCapture, CaptureBuilder, fixtureClientHello, ethernet, ipPacket, nullLink, sll, sll2, tcpConversation } from './core-packet-builder.js';
 import { H2_PREFACE } from '../../src/dissect/http2.js';
 import { SETTINGS, addIdx, frame, indexed, litIdx } from './export-h2-frames.js';
@@ -580,6 +582,51 @@ describe('decrypted plaintext and process attribution', () => {
     expect(flows[0]!.src).toEqual(client);
     expect(flows[0]!.tls?.client?.via).toBe('hook');
     expect(flows[0]!.http[0]?.host).toBe('early');
+  });
+
+  it('orients a flow whose hook records came before its packets by its SYN and ClientHello, not by its ports (a server on 50051)', async () => {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1', addrs: ['10.0.0.1'] });
+    const me = { ip: '10.0.0.1', port: 40000 };
+    const grpc = { ip: '10.0.0.2', port: 50051 };
+    const curl = { pid: 100, comm: 'curl', lib: 'openssl' };
+    // (no conn record names the client: its socket event was dropped)
+    b.tls(me, grpc, 'out', Buffer.from('GET /x HTTP/1.1\r\nHost: api\r\n\r\n'), curl);
+    b.tls(grpc, me, 'in', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), curl);
+    tcpConversation(b, me, grpc, [fixtureClientHello()], [Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00])]);
+    // (and one whose SYN was not captured: its ClientHello tells)
+    const me2 = { ip: '10.0.0.1', port: 40001 };
+    b.tls(me2, grpc, 'out', Buffer.from('GET /y HTTP/1.1\r\nHost: api\r\n\r\n'), curl);
+    b.tcp({ src: me2.ip, dst: grpc.ip, sport: me2.port, dport: grpc.port, seq: 7001, ack: 9001, flags: 0x18, payload: fixtureClientHello() });
+    // (a record whose packets never come, its server's port above its client's too: a flow of its own, its client told by
+    // the ports, once the time its packets could take passed)
+    const lone = { ip: '10.0.0.1', port: 40002 };
+    b.tls(lone, grpc, 'out', Buffer.from('GET /z HTTP/1.1\r\nHost: api\r\n\r\n'), curl);
+    b.packet(ethernet(ipPacket('tcp', { src: '10.0.0.7', dst: '10.0.0.8', sport: 41000, dport: 80, seq: 1, flags: 0x02 })), { stepMs: 400 });
+    const buf = b.build();
+    const { a, flows } = analyze(buf);
+    expect(flows.map((f) => [f.src.port, f.dst.port, f.seenBy])).toEqual([[40000, 50051, 'packets'], [40001, 50051, 'packets'], [50051, 40002, 'hook-only'], [41000, 80, 'packets']]);
+    const [f, g] = flows;
+    expect(f!.tls).toMatchObject({ ja4: 't13d3112h2_e8f1e7e78f70_b26ce05bbdd6' });
+    expect(f!.tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+    expect(f!.tls!.server).toMatchObject({ plaintext: false, reason: expect.stringMatching(/^server process not on a captured node/) });
+    expect(f!.http).toEqual([{ method: 'GET', host: 'api', path: '/x', status: 200 }]);
+    expect(f!.process?.comm).toBe('curl');
+    expect([g!.tls?.ja4, g!.tls?.client?.plaintext, g!.http[0]?.path]).toEqual(['t13d3112h2_e8f1e7e78f70_b26ce05bbdd6', true, '/y']);
+    expect(a.counters.tlsRecordsUnmatched).toBe(0);
+    // each record block is handed on with its flow's id (the pcapng export and Follow stream read them so)
+    const path = join(mkdtempSync(join(tmpdir(), 'tapscope-hook-first-')), 'hook-first.pcapng');
+    writeFileSync(path, buf);
+    const ids: (string | null)[] = [];
+    await readWithFlowIds([{ path }], (blk, id) => { if (blk.type === 'epb' && blk.iface.linkType === 252) ids.push(id); });
+    expect(ids).toEqual([f!.id, f!.id, g!.id, flows[2]!.id]);
+    // (asked for before the capture's end, a record still held makes its flow)
+    const c = new CaptureBuilder();
+    c.tls(me, grpc, 'out', Buffer.from('GET /x HTTP/1.1\r\nHost: api\r\n\r\n'), curl);
+    const live = new Analyzer();
+    const feed = live.stream('node-1');
+    for (const blk of parseBuffer(c.build())) feed(blk);
+    expect(live.flows().map((x) => x.seenBy)).toEqual(['hook-only']);
   });
 
   it('says a TLS side at an address of the captured node was not attributed (and why, by mode), not that it is elsewhere', () => {

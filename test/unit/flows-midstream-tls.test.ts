@@ -2,14 +2,19 @@
 // sidecar's mTLS) shows no handshake, only TLS records. It is a TLS flow (`tls.midstream`) with its sides judged by
 // their processes and hooks, not "unknown" with no verdict; taken up inside a record, in any segment sizes, from the
 // server's records alone; and what is not TLS, or began with a SYN, stays what it is.
-import { describe, it, expect } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, it, expect } from 'vitest';
 import { Analyzer } from '../../src/flows/analyzer.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { midstreamRecords } from '../../src/dissect/tls.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { FlowJsonLines } from '../../src/model/flow-json.js';
 import { decideSide } from '../../src/verdict/index.js';
+import { libraryBreakdown } from '../../src/flows/libraries.js';
 import { CaptureBuilder } from './core-packet-builder.js';
+import { makePairCert, tlsPair, type TlsPair } from '../lib/tls-memory-pair.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const client = { ip: '10.0.0.1', port: 40000 };
@@ -157,5 +162,105 @@ describe('TLS taken up in the middle (the connection was open before the capture
     let text = '';
     await lines.addAll([f], (chunk) => { text += chunk.toString('utf8'); lines.reuse(chunk); });
     expect(JSON.parse(text).tls).toMatchObject({ midstream: true, sni: null });
+  });
+});
+
+/**
+ * A real TLS connection (tlsPair) as the capture saw it: its flights in order (`serverFirst`: all the server's before the
+ * client's, as a capture may order them), with the handshake (SYN, SYN-ACK, ACK) unless `midstream`, without the
+ * flights `lose` names ('c0': the client's first, its ClientHello; 's0': the server's first, its hello flight), then
+ * both FINs.
+ */
+function captured(p: TlsPair, opts: { lose?: string[]; midstream?: boolean; serverFirst?: boolean } = {}): Flow {
+  const b = new CaptureBuilder();
+  let cseq = 1000;
+  let sseq = 5000;
+  if (!opts.midstream) {
+    b.tcp({ ...C, seq: cseq, flags: 0x02 });
+    b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x12 });
+    b.tcp({ ...C, seq: cseq + 1, ack: sseq + 1, flags: 0x10 });
+  }
+  cseq++;
+  sseq++;
+  const segs: { c: boolean; seq: number; ack: number; bytes: Buffer }[] = [];
+  const n = { c: 0, s: 0 };
+  for (const [who, bytes] of p.flights) {
+    const name = `${who}${n[who]++}`;
+    const c = who === 'c';
+    if (!opts.lose?.includes(name)) segs.push({ c, seq: c ? cseq : sseq, ack: c ? sseq : cseq, bytes });
+    if (c) cseq += bytes.length;
+    else sseq += bytes.length;
+  }
+  if (opts.serverFirst) segs.sort((x, y) => Number(x.c) - Number(y.c));
+  for (const g of segs) b.tcp({ ...(g.c ? C : S), seq: g.seq, ack: g.ack, flags: 0x18, payload: g.bytes });
+  b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x11 });
+  b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x11 });
+  const a = new Analyzer();
+  const feed = a.stream('node-1');
+  for (const blk of parseBuffer(b.build())) feed(blk);
+  return a.flows()[0]!;
+}
+
+describe('TLS whose ClientHello the capture lost (its first segment dropped), the SYN seen', () => {
+  const pairs: Record<string, TlsPair> = {};
+  beforeAll(() => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapscope-lost-hello-'));
+    makePairCert(dir);
+    pairs.tls13 = tlsPair(dir, '1.3');
+    pairs.tls12 = tlsPair(dir, '1.2', 'ECDHE-RSA-AES128-GCM-SHA256');
+  });
+  const LOST = /, and its ClientHello was not captured \(a gap at the start of the client's stream\): no fingerprint$/;
+
+  it('is a TLS flow with both side verdicts, its client saying its ClientHello was lost; version and cipher from its ServerHello', () => {
+    for (const [name, version, cipher] of [['tls13', 'TLS 1.3', 'TLS_AES_256_GCM_SHA384'], ['tls12', 'TLS 1.2', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256']] as const) {
+      const whole = captured(pairs[name]!);
+      expect([whole.app, whole.tls?.ja4 !== null, whole.tls?.version], name).toEqual(['tls', true, version]);
+      const f = captured(pairs[name]!, { lose: ['c0'] });
+      expect([f.app, f.tls?.midstream, f.tls?.ja4, f.tls?.version, f.tls?.cipher], name).toEqual(['tls', undefined, null, version, cipher]);
+      expect(f.tls!.client).toMatchObject({ library: 'unknown', plaintext: false, reason: expect.stringMatching(LOST) });
+      expect(f.tls!.server).toMatchObject({ library: 'unknown', plaintext: false });
+      expect(libraryBreakdown([f]).map((r) => [r.side, r.flows])).toEqual([['client', 1], ['server', 1]]);
+    }
+  });
+
+  it('told from the records after the gap when the server\'s hello flight was lost too, or came after the client\'s bytes', () => {
+    const p = pairs.tls13!;
+    const both = captured(p, { lose: ['c0', 's0'] });
+    expect([both.app, both.tls?.midstream, both.tls?.version]).toEqual(['tls', undefined, null]);
+    expect(both.tls!.client!.reason).toMatch(LOST);
+    // (the client's bytes after its lost hello first, the server's hello after them)
+    const b = new CaptureBuilder();
+    b.tcp({ ...C, seq: 1000, flags: 0x02 });
+    b.tcp({ ...S, seq: 5000, ack: 1001, flags: 0x12 });
+    const ch = p.flights.find(([w]) => w === 'c')![1];
+    let cseq = 1001 + ch.length;
+    for (const [, bytes] of p.flights.slice(1).filter(([w]) => w === 'c')) {
+      b.tcp({ ...C, seq: cseq, ack: 5001, flags: 0x18, payload: bytes });
+      cseq += bytes.length;
+    }
+    b.tcp({ ...C, seq: cseq, ack: 5001, flags: 0x11 });
+    let sseq = 5001;
+    for (const [, bytes] of p.flights.filter(([w]) => w === 's')) {
+      b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x18, payload: bytes });
+      sseq += bytes.length;
+    }
+    const a = new Analyzer();
+    const feed = a.stream('node-1');
+    for (const blk of parseBuffer(b.build())) feed(blk);
+    const f = a.flows()[0]!;
+    expect([f.app, f.tls?.version, f.tls?.cipher]).toEqual(['tls', 'TLS 1.3', 'TLS_AES_256_GCM_SHA384']);
+    expect(f.tls!.client!.reason).toMatch(LOST);
+  });
+
+  it('its ServerHello before the ClientHello in the capture\'s order is no loss: the hello is read when it comes', () => {
+    const f = captured(pairs.tls13!, { serverFirst: true });
+    expect([f.app, f.tls?.ja4 !== null, f.tls?.version]).toEqual(['tls', true, 'TLS 1.3']);
+    expect(f.tls!.client!.reason).not.toMatch(/ClientHello was not captured/);
+  });
+
+  it('taken up in the middle just after the ClientHello: midstream, its version and cipher read from the ServerHello captured', () => {
+    const f = captured(pairs.tls13!, { midstream: true, lose: ['c0'] });
+    expect([f.app, f.tls?.midstream, f.tls?.ja4, f.tls?.version, f.tls?.cipher]).toEqual(['tls', true, null, 'TLS 1.3', 'TLS_AES_256_GCM_SHA384']);
+    expect(f.tls!.client!.reason).toMatch(/its TLS handshake came before the capture began: no ClientHello to fingerprint$/);
   });
 });

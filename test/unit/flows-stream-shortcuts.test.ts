@@ -158,16 +158,17 @@ describe('analyzer: decrypted records inside a body are counted like plain segme
   for (const details of [true, false]) {
     it(`exchanges equal those of one record per response (details ${details})`, () => {
       const count = vi.spyOn(Http1Parser.prototype, 'countBody');
+      // (records that no packet or conn record orients are read once their flow is asked for: see Analyzer.held)
       const many = analyze(hooked(1400), details);
+      const [m] = many.flows();
       const counted = count.mock.calls.length;
       count.mockClear();
       const one = analyze(hooked(0), details);
+      const [o] = one.flows();
       expect(count.mock.calls.length).toBe(0);
       count.mockRestore();
       // (most of the bodies' records were counted, not parsed)
       expect(counted).toBeGreaterThan(details ? 60 : 90);
-      const [m] = many.flows();
-      const [o] = one.flows();
       expect(m!.http).toEqual([
         { method: 'GET', host: 'h', path: '/a', status: 200 }, { method: 'GET', host: 'h', path: '/b', status: 200 }, { method: 'GET', host: 'h', path: '/c', status: 404 },
       ]);
