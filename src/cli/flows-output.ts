@@ -69,7 +69,7 @@ export function flowRow(f: Flow): string[] {
   // (plaintext no hook gave: the key log's; a key log that failed says why, one with no secrets for the flow is the
   // usual case and says nothing)
   const keyLog = f.tls?.keylog;
-  const plain = v?.plaintext ? (v.via === 'hook' ? 'plaintext' : 'plaintext (key log)') : 'encrypted';
+  const plain = v?.plaintext ? (v.plaintextFrom === 'keylog' ? 'plaintext (key log)' : 'plaintext') : 'encrypted';
   const failed = keyLog?.status === 'failed' ? `; key log: ${keyLogText(keyLog)}` : '';
   const tlsCol = f.tls
     ? `${v?.library ?? '?'}/${v?.via ?? '?'} ${plain}${!v?.plaintext && v?.reason ? ` (${v.reason})` : ''}${peer}${failed}`

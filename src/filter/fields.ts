@@ -45,6 +45,10 @@ function side(name: 'client' | 'server'): Record<string, FieldDef> {
     [`tls.${name}.via`]: { type: 'string', get: (f) => v(f)?.via, help: 'hook | process | fingerprint', resolved: true },
     [`tls.${name}.confidence`]: { type: 'number', get: (f) => v(f)?.confidence, help: '0..1', resolved: true },
     [`tls.${name}.plaintext`]: { type: 'bool', get: (f) => v(f)?.plaintext, help: `plaintext of the ${name} side was captured`, resolved: true },
+    [`tls.${name}.plaintextFrom`]: {
+      type: 'string', get: (f) => { const s = v(f); return s?.plaintext ? (s.plaintextFrom ?? 'hook') : null; },
+      help: 'where its plaintext came from: "hook" (its library\'s hook) or "keylog" (decrypted with a key log)', resolved: true,
+    },
     [`tls.${name}.reason`]: { type: 'string', get: (f) => v(f)?.reason, help: 'why plaintext was not captured', resolved: true },
     [`tls.${name}.version`]: { type: 'string', get: (f) => v(f)?.version, help: 'library version', resolved: true },
   };

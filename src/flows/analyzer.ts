@@ -3014,16 +3014,16 @@ export class Analyzer {
       const secrets = random ? this.keyLog?.get(random) : undefined;
       tls.keylog = quicKeyLogStatus(qd, random !== null && random !== undefined && this.quicAwaiting.get(random.toString('hex'))?.fs === fs, Boolean(secrets?.client0 && secrets.server0));
       // (copies: verdicts from the fingerprint alone are shared between flows)
-      if (qd?.streamPackets(true) && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
-      if (qd?.streamPackets(false) && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };
+      if (qd?.streamPackets(true) && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, plaintextFrom: 'keylog', reason: null };
+      if (qd?.streamPackets(false) && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, plaintextFrom: 'keylog', reason: null };
       return;
     }
     const k = fs.x?.keys;
     tls.keylog = keyLogStatus(k, tls.midstream === true, { c2s: unreadEnd(fs.c2s), s2c: unreadEnd(fs.s2c) }, fs.chDone && tls.ja4 !== null,
       k !== undefined && this.awaiting.size > 0 && this.awaiting.get(k.random.toString('hex'))?.fs === fs);
     // (copies: verdicts from the fingerprint alone are shared between flows)
-    if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, reason: null };
-    if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, reason: null };
+    if (k?.c2s && k.c2s.records > 0 && tls.client && !tls.client.plaintext) tls.client = { ...tls.client, plaintext: true, plaintextFrom: 'keylog', reason: null };
+    if (k?.s2c && k.s2c.records > 0 && tls.server && !tls.server.plaintext) tls.server = { ...tls.server, plaintext: true, plaintextFrom: 'keylog', reason: null };
   }
 
   /**

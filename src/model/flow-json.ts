@@ -289,11 +289,12 @@ function sameList(v: unknown, last: unknown[]): boolean {
   return true;
 }
 
-const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', 'confidence', 'plaintext', 'reason', 'version'], (w, o, k, d) => {
+const SIDE = template<TlsSideVerdict, keyof TlsSideVerdict>(['library', 'via', 'confidence', 'plaintext', 'plaintextFrom', 'reason', 'version'], (w, o, k, d) => {
   w.lit(k.library); w.value(o.library, d);
   w.lit(k.via); w.value(o.via, d);
   w.lit(k.confidence); w.value(o.confidence, d);
   w.lit(k.plaintext); w.value(o.plaintext, d);
+  w.lit(k.plaintextFrom); w.value(o.plaintextFrom, d);
   w.lit(k.reason); w.value(o.reason, d);
   w.lit(k.version); w.value(o.version, d);
 });

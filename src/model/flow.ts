@@ -62,6 +62,12 @@ export interface TlsSideVerdict {
   /** 0..1 */
   confidence: number;
   plaintext: boolean;
+  /**
+   * Where the plaintext came from, when it was captured: 'hook', this side's own library hook read it; 'keylog', the
+   * packets were decrypted with a key log's secrets (the hook, if any, did not read it). `via` still says how the
+   * library was told.
+   */
+  plaintextFrom?: 'hook' | 'keylog' | null;
   /** Why plaintext was not captured; null when it was. */
   reason: string | null;
   /** Library version when known (from the mapped file name or fingerprint data). */

@@ -269,7 +269,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   if (input.plaintextSeen) {
     const library = normalizeLibrary(input.plaintextSeen.library);
     return {
-      library, via: 'hook', confidence: 1, plaintext: true, reason: null,
+      library, via: 'hook', confidence: 1, plaintext: true, plaintextFrom: 'hook', reason: null,
       version: p && p.library === library ? (p.version ?? null) : null,
     };
   }
@@ -285,17 +285,17 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN && p.hooks.some((h) => normalizeLibrary(h.library) === fp.library)) {
       const own = input.quic ? quicReason(fp.library) : noPlaintextReason(fp.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
       return {
-        library: fp.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, version: fp.version,
+        library: fp.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, plaintextFrom: null, version: fp.version,
         reason: `${own}; this process has ${p.library} too, and this connection's ClientHello is ${fp.library}'s (${fp.client})`,
       };
     }
     if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN) {
       return {
-        library: p.library, via: 'process', confidence: CONTRADICTED_CONFIDENCE, plaintext: false,
+        library: p.library, via: 'process', confidence: CONTRADICTED_CONFIDENCE, plaintext: false, plaintextFrom: null,
         reason: `${reason}; note: this connection's ClientHello looks like ${fp.library} (${fp.client})`, version: p.version ?? null,
       };
     }
-    return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, reason, version: p.version ?? null };
+    return { library: p.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, plaintextFrom: null, reason, version: p.version ?? null };
   }
   const whereabouts = !p ? (input.local ? notAttributed(side, ctx, input.pod ?? null) : ctx.mode === null ? NOT_KNOWN_WHERE[side] : NOT_ON_NODE[side])
     // why: an exited process was never looked at; "no TLS library found" would claim a search that did not happen
@@ -307,7 +307,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   // (or why it was not found) would send the reader the wrong way; then what tells its library
   if (match) {
     const reason = input.quic ? `${quicReason(match.library)}; ${whereabouts}` : whereabouts;
-    return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason, version: match.version };
+    return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, plaintextFrom: null, reason, version: match.version };
   }
   let why = whereabouts;
   if (side === 'client') {
@@ -317,7 +317,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     why = input.local || ctx.mode === null ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
   }
   if (input.quic) why = `${quicReason('unknown')}; ${why}`;
-  return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, reason: why, version: null };
+  return { library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, plaintextFrom: null, reason: why, version: null };
 }
 
 /**
@@ -331,9 +331,9 @@ function relayed(client: string, ja4: string | null): TlsSideVerdict {
     "and a proxy that forwards TLS as it is has no plaintext of its own — the plaintext is at the TLS's ends, that client's own connection " +
     "(when captured) and this connection's server";
   const match = ja4 ? lookupJa4(ja4) : null;
-  if (match) return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, reason, version: match.version };
+  if (match) return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, plaintextFrom: null, reason, version: match.version };
   return {
-    library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, version: null,
+    library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, plaintextFrom: null, version: null,
     reason: `${reason}; its ClientHello fingerprint (${ja4 ?? 'none: no ClientHello was seen'}) is not in the fingerprint table`,
   };
 }

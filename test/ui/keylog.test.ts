@@ -61,9 +61,11 @@ describe('adding a key log to a saved session', () => {
       .toContain('Key log added: 1 TLS connection decrypted (it has secrets for 1)');
     // (the row too: its TLS badge says plaintext)
     await expect.poll(() => page.getByTestId('tls-badge').first().getAttribute('data-plaintext'), { timeout: 10_000 }).toBe('yes');
+    // (marked as the key log's plaintext, not a hook's: KL, not PT)
+    expect(await page.getByTestId('pt-mark').first().textContent()).toBe('KL');
     await page.getByTestId('flow-row').first().click();
     await expect.poll(() => text('detail-keylog'), { timeout: 10_000 }).toMatch(/^decrypted with its secrets \(4 records of application data\)/);
-    expect(await page.getByTestId('verdict').filter({ hasText: 'plaintext captured' }).count()).toBe(2);
+    expect(await page.getByTestId('verdict').filter({ hasText: 'plaintext from the key log' }).count()).toBe(2);
     await screenshot(page, 'keylog-decrypted');
     await page.getByTestId('tab-http').click();
     await expect.poll(() => page.getByTestId('exchange-path').allTextContents(), { timeout: 10_000 }).toEqual(['keylog.test/first', 'keylog.test/second']);

@@ -33,7 +33,7 @@ describe('flowRow TLS CLIENT column', () => {
 
 describe('flowRow TLS CLIENT column with a key log', () => {
   it('says the plaintext came from the key log, and why a connection the key log could not decrypt was not', () => {
-    const f = flow(side('openssl', 'fingerprint', true), side('unknown', 'fingerprint', true));
+    const f = flow({ ...side('openssl', 'fingerprint', true), plaintextFrom: 'keylog' }, { ...side('unknown', 'fingerprint', true), plaintextFrom: 'keylog' });
     f.tls!.keylog = { status: 'decrypted', reason: null, records: 4 };
     expect(tlsColumn(f)).toBe('openssl/fingerprint plaintext (key log)');
     const failed = flow(side('openssl', 'process', false, 'capture ran in afpacket mode because x'), side('unknown', 'fingerprint', false, 'y'));

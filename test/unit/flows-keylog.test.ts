@@ -105,6 +105,9 @@ describe('TLS connections decrypted with a key log', () => {
     expect(f.tls!.keylog).toMatchObject({ status: 'failed', reason: 'server to client: a gap in the capture: its records after it cannot be read' });
     expect(exchanges(f)).toEqual([['GET', '/first', 200], ['GET', '/second', null]]);
     expect(f.tls!.client!.plaintext).toBe(true);
+    // (its plaintext is the key log's, not a hook's: where it came from is said, how its library was told stays)
+    expect(f.tls!.client).toMatchObject({ plaintextFrom: 'keylog', reason: null });
+    expect(f.tls!.client!.via).not.toBe('hook');
   });
 
   it('a segment lost near the end (the capture over before the hole was given up) or the last one before the FIN: said, not "decrypted"', () => {

@@ -48,7 +48,15 @@ describe('rowView', () => {
     const server = { library: 'openssl', via: 'hook', confidence: 1, plaintext: true, reason: null };
     const peer = rowView(flow({ app: 'tls', tls: { ...tls, client: java, server } as Flow['tls'] }));
     expect(peer.tls).toMatchObject({ library: 'java-jsse', plaintext: true, otherSide: true });
-    expect(peer.tlsTitle).toBe('client java-jsse (via process, 90%) — no plaintext: java-jsse has no hook\nserver openssl (via hook, 100%) — plaintext captured');
+    expect(peer.tlsTitle).toBe('client java-jsse (via process, 90%) — no plaintext: java-jsse has no hook\nserver openssl (via hook, 100%) — plaintext captured by its hook');
+    expect(peer.tls?.keylog).toBe(false);
+    // decrypted with a key log, no hook read it: marked as the key log's, on both sides
+    const keyed = (v: typeof java) => ({ ...v, plaintext: true, plaintextFrom: 'keylog', reason: null });
+    const kl = rowView(flow({ app: 'tls', tls: { ...tls, client: keyed(java), server: keyed({ ...server, via: 'fingerprint' }) } as Flow['tls'] }));
+    expect(kl.tls).toMatchObject({ library: 'java-jsse', plaintext: true, otherSide: false, keylog: true });
+    expect(kl.tlsTitle).toBe('client java-jsse (via process, 90%) — plaintext decrypted with the key log\nserver openssl (via fingerprint, 100%) — plaintext decrypted with the key log');
+    // a hook's plaintext on one side: not the key log's mark
+    expect(rowView(flow({ app: 'tls', tls: { ...tls, client: keyed(java), server } as Flow['tls'] })).tls?.keylog).toBe(false);
     const unknown = rowView(flow({ app: 'tls', tls: { ...tls, sni: null, client: null } as Flow['tls'], http: [{ method: 'GET', host: 'h.test', path: '/', status: 200 }] }));
     expect(unknown).toMatchObject({ host: 'h.test', tlsTitle: 'TLS, library not identified' });
     expect(unknown.tls?.library).toBe('unknown');

@@ -12,6 +12,8 @@ export interface RowTls {
   plaintext: boolean;
   /** plaintext captured only on the side whose library is not the one shown (e.g. an un-hooked Java client talking to a hooked server) */
   otherSide: boolean;
+  /** the plaintext came only from a key log (the packets decrypted with its secrets), no hook read it */
+  keylog: boolean;
   /** SVG path of the lock or unlock icon (the Icon component's 16px grid). */
   icon: string;
 }
@@ -48,7 +50,14 @@ export function rowView(f: Flow): RowView {
 }
 
 const sideLine = (role: string, v: TlsSideVerdict): string =>
-  `${role} ${v.library} (via ${v.via}, ${Math.round(v.confidence * 100)}%) — ${v.plaintext ? 'plaintext captured' : `no plaintext: ${v.reason ?? 'unknown reason'}`}`;
+  `${role} ${v.library} (via ${v.via}, ${Math.round(v.confidence * 100)}%) — ${v.plaintext ? plaintextWords(v) : `no plaintext: ${v.reason ?? 'unknown reason'}`}`;
+
+/** How a side's plaintext was captured: by its library's hook, or decrypted with a key log. */
+export function plaintextWords(v: TlsSideVerdict): string {
+  return v.plaintextFrom === 'keylog' ? 'plaintext decrypted with the key log' : 'plaintext captured by its hook';
+}
+
+const byHook = (v: TlsSideVerdict | null | undefined): boolean => !!v?.plaintext && v.plaintextFrom !== 'keylog';
 
 function connView(tcp: NonNullable<Flow['tcp']>): { text: string; title: string } {
   const t = tcpStateText(tcp);
@@ -72,7 +81,10 @@ function build(f: Flow): RowView {
     dst: formatEndpoint(f.dst),
     proto: f.app === 'unknown' ? f.transport : f.app,
     host: wire(flowTarget(f)),
-    tls: f.tls ? { library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK } : null,
+    tls: f.tls ? {
+      library: shown?.library ?? 'unknown', plaintext, otherSide: plaintext && !shown?.plaintext, icon: plaintext ? UNLOCK : LOCK,
+      keylog: plaintext && !byHook(f.tls.client) && !byHook(f.tls.server),
+    } : null,
     tlsTitle,
     bytes: formatBytes(f.bytes),
     conn: failedConnection(f.tcp) ? connView(f.tcp) : null,
