@@ -3094,8 +3094,8 @@ export class Analyzer {
     const dtls = fs.app === 'dtls';
     // (UDP with TLS is DTLS or QUIC)
     const quic = f.transport === 'udp' && !dtls;
-    let client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, dtls, quic, ...where(f.src.ip) }, ctx);
-    if (((fs.x?.startLost ?? 0) & 1) !== 0 && !midstream && f.tls!.ja4 === null && client?.reason) client = helloLost(client);
+    const helloLost = ((fs.x?.startLost ?? 0) & 1) !== 0 && !midstream && f.tls!.ja4 === null;
+    const client = decideSide('client', { process: ev(clientOwner), plaintextSeen: fs.x?.hook?.plaintext.client ?? null, ja4: f.tls!.ja4, handshakeAt, relayFor, midstream, helloLost, dtls, quic, ...where(f.src.ip) }, ctx);
     const server = decideSide('server', { process: ev(serverOwner), plaintextSeen: fs.x?.hook?.plaintext.server ?? null, ja4: null, handshakeAt, midstream, dtls, quic, ...where(f.dst.ip) }, ctx);
     if (f.seenBy === 'hook-only') {
       // why copies: verdicts from the fingerprint alone are shared between flows
@@ -3327,19 +3327,6 @@ function beginsClientHello(d: DecodedPacket): boolean {
   const p = d.payloadStart;
   const b = d.data;
   return d.payloadEnd - p >= 6 && b[p] === 0x16 && b[p + 1] === 0x03 && b[p + 5] === 0x01;
-}
-
-const NO_HELLO_SEEN = ', and no ClientHello was seen';
-const HELLO_LOST = "its ClientHello was not captured (a gap at the start of the client's stream): no fingerprint";
-
-/**
- * A client side's verdict on a connection whose ClientHello the capture lost (startLost): its reason says so, rather than
- * that none was seen. A copy: verdicts from the fingerprint alone are shared between flows.
- */
-function helloLost(v: TlsSideVerdict): TlsSideVerdict {
-  const r = v.reason!;
-  const reason = r.endsWith(NO_HELLO_SEEN) ? `${r.slice(0, -NO_HELLO_SEEN.length)}, and ${HELLO_LOST}` : `${r}; ${HELLO_LOST}`;
-  return { ...v, reason };
 }
 
 /** Which side of the flow the endpoint is. */

@@ -52,6 +52,8 @@ export interface SideInput {
   relayFor?: string | null;
   /** the connection's TLS began before the capture: no ClientHello of it to fingerprint */
   midstream?: boolean;
+  /** the client's stream began with a gap (its ClientHello segment was not captured): no ClientHello to fingerprint */
+  helloLost?: boolean;
   /** a DTLS connection (over UDP): plaintext the hooks could not tie is said to be a UDP connection's */
   dtls?: boolean;
   /** a QUIC connection: its TLS library makes only the handshake's keys, so no hook can read its plaintext */
@@ -233,6 +235,7 @@ const NOT_KNOWN_WHERE = {
 const SERVER_FROM_HELLO = "a server's library cannot be told from the ClientHello";
 const SERVER_UNKNOWN = `${NOT_ON_NODE.server}; ${SERVER_FROM_HELLO}`;
 const MIDSTREAM_NO_HELLO = ', and its TLS handshake came before the capture began: no ClientHello to fingerprint';
+const HELLO_LOST = "its ClientHello was not captured (a gap at the start of the client's stream): no fingerprint";
 
 /**
  * Verdicts from the fingerprint alone (no process, no plaintext) by side and JA4: most flows of a capture get
@@ -252,7 +255,7 @@ const BY_FINGERPRINT_MAX = 4096;
  */
 export function decideSide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext): TlsSideVerdict | null {
   // (a local side's reason depends on the capture mode: not shared)
-  if (input.process || input.plaintextSeen || input.local || input.relayFor || input.midstream || input.quic) return decide(side, input, ctx);
+  if (input.process || input.plaintextSeen || input.local || input.relayFor || input.midstream || input.helloLost || input.quic) return decide(side, input, ctx);
   const cache = BY_FINGERPRINT[ctx.mode === null ? 'none' : 'helper'][side];
   const ja4 = side === 'client' ? input.ja4 : null;
   let v = cache.get(ja4);
@@ -277,7 +280,9 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   if (p && p.library) {
     // why QUIC first: a hook, an eBPF capture, a process started later would not read it; any such reason sends the
     // reader the wrong way
-    const reason = input.quic ? quicReason(p.library) : noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
+    const own = input.quic ? quicReason(p.library) : noPlaintextReason(p.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
+    // (no hello to check the process's library against, and said why)
+    const reason = side === 'client' && input.helloLost && !input.ja4 ? `${own}; ${HELLO_LOST}` : own;
     // why: a process can carry several TLS libraries (a JVM with a native agent, a Python with both
     // OpenSSL and GnuTLS modules); a strong fingerprint for another library makes the guess weaker
     const fp = side === 'client' && input.ja4 ? lookupJa4(input.ja4) : null;
@@ -312,7 +317,7 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
   let why = whereabouts;
   if (side === 'client') {
     why += input.ja4 ? `, and its ClientHello fingerprint (${input.ja4}) is not in the fingerprint table`
-      : input.midstream ? MIDSTREAM_NO_HELLO : ', and no ClientHello was seen';
+      : input.midstream ? MIDSTREAM_NO_HELLO : input.helloLost ? `, and ${HELLO_LOST}` : ', and no ClientHello was seen';
   } else if (!p) {
     why = input.local || ctx.mode === null ? `${whereabouts}; ${SERVER_FROM_HELLO}` : SERVER_UNKNOWN;
   }
