@@ -105,7 +105,7 @@ describe('capture from the UI', () => {
       await expect.poll(async () => row('java').getByTestId('pt-mark').getAttribute('class'), { timeout: 10_000 }).toMatch(/\bother\b/);
       const title = (await row('java').getByTestId('tls-badge').getAttribute('title')) ?? '';
       expect(title).toMatch(/^client java-jsse .*no plaintext: java-jsse has no hook/m);
-      expect(title).toMatch(/^server openssl \(via hook.*plaintext captured$/m);
+      expect(title).toMatch(/^server openssl \(via hook.*plaintext captured by its hook$/m);
     }
     expect(await page.locator('.pill.live, .live').count()).toBeGreaterThan(0);
     expect(await page.getByTestId('counters').textContent()).toMatch(/[1-9][\d,]* flows/);
