@@ -290,8 +290,8 @@ function decide(side: 'client' | 'server', input: SideInput, ctx: CaptureContext
     if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN && p.hooks.some((h) => normalizeLibrary(h.library) === fp.library)) {
       const own = input.quic ? quicReason(fp.library) : noPlaintextReason(fp.library, p, ctx, input.handshakeAt ?? null, input.dtls === true);
       return {
-        library: fp.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, plaintextFrom: null, version: fp.version,
-        reason: `${own}; this process has ${p.library} too, and this connection's ClientHello is ${fp.library}'s (${fp.client})`,
+        library: fp.library, via: 'process', confidence: PROCESS_CONFIDENCE, plaintext: false, plaintextFrom: null,
+        reason: `${own}; this process has ${p.library} too, and this connection's ClientHello is ${fp.library}'s (${fp.client})`, version: fp.version,
       };
     }
     if (fp && fp.library !== p.library && fp.confidence >= CONTRADICTION_MIN) {
@@ -338,8 +338,8 @@ function relayed(client: string, ja4: string | null): TlsSideVerdict {
   const match = ja4 ? lookupJa4(ja4) : null;
   if (match) return { library: match.library, via: 'fingerprint', confidence: match.confidence, plaintext: false, plaintextFrom: null, reason, version: match.version };
   return {
-    library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, plaintextFrom: null, version: null,
-    reason: `${reason}; its ClientHello fingerprint (${ja4 ?? 'none: no ClientHello was seen'}) is not in the fingerprint table`,
+    library: 'unknown', via: 'fingerprint', confidence: 0, plaintext: false, plaintextFrom: null,
+    reason: `${reason}; its ClientHello fingerprint (${ja4 ?? 'none: no ClientHello was seen'}) is not in the fingerprint table`, version: null,
   };
 }
 
