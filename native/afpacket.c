@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@ struct ring {
 	uint32_t nr_blocks;
 	uint32_t next;
 	uint64_t drops;     /* accumulated tp_drops */
+	uint64_t recv;      /* accumulated tp_packets: the packets the socket received, those it dropped among them */
+	uint32_t ifid;      /* "any" (ifindex 0): the IDB that carries its counts (afp_write_idbs); UINT32_MAX before */
 };
 
 struct iface {
@@ -250,6 +253,8 @@ bind:
 	r->auxdata = aux;
 	r->next = 0;
 	r->drops = 0;
+	r->recv = 0;
+	r->ifid = UINT32_MAX;
 	n_rings++;
 	return 0;
 no_ring:
@@ -632,6 +637,31 @@ void afp_drain(void)
 	pcapng_flush();
 }
 
+void afp_write_idbs(void)
+{
+	int i;
+
+	/* why: one socket serves every interface, and which interface a packet it dropped would have crossed is not
+	 * known; Wireshark and capinfos read drops only from ISBs, and an ISB needs an interface: this one carries the
+	 * socket's counts, and no packets (those are on the interfaces they crossed) */
+	for (i = 0; i < n_rings; i++)
+		if (!rings[i].ifindex && rings[i].ifid == UINT32_MAX)
+			rings[i].ifid = pcapng_idb(LINKTYPE_LINUX_SLL2, opts.snaplen, "any",
+						   "the all-interfaces packet socket: its counts (received, dropped); its packets are on the interfaces they crossed");
+}
+
+/* The ARPHRD type of interface ifindex (its IDB's link type), asked of the kernel: for an interface bound to a socket
+ * of its own that dropped packets before one was read. */
+static uint16_t iface_hatype(int fd, int ifindex)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (!if_indextoname((unsigned)ifindex, ifr.ifr_name) || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+		return ARPHRD_VOID;
+	return (uint16_t)ifr.ifr_hwaddr.sa_family;
+}
+
 void afp_update_stats(void)
 {
 	int i, j;
@@ -639,15 +669,30 @@ void afp_update_stats(void)
 	for (i = 0; i < n_rings; i++) {
 		struct tpacket_stats_v3 st;
 		socklen_t len = sizeof(st);
+		int found = 0;
 
-		/* why: PACKET_STATISTICS resets the kernel's counters on each read, so accumulate */
+		/* why: PACKET_STATISTICS resets the kernel's counters on each read, so accumulate (tp_packets counts the
+		 * dropped ones too) */
 		if (getsockopt(rings[i].fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
 			continue;
 		rings[i].drops += st.tp_drops;
+		rings[i].recv += st.tp_packets;
 		ctr.ring_drops += st.tp_drops;
+		if (!rings[i].ifindex)
+			continue;
 		for (j = 0; j < n_seen; j++)
-			if (rings[i].ifindex && ifaces[j].ifindex == rings[i].ifindex)
+			if (ifaces[j].ifindex == rings[i].ifindex) {
 				ifaces[j].drops += st.tp_drops;
+				found = 1;
+			}
+		/* why: drops before any packet of the interface was read (a filter leaving all out, a reader stalled from
+		 * the start) would otherwise have no ISB to go in; its IDB is written now */
+		if (!found && rings[i].drops) {
+			struct iface *f = iface_get(rings[i].ifindex, iface_hatype(rings[i].fd, rings[i].ifindex));
+
+			if (f != &spill)
+				f->drops = rings[i].drops;
+		}
 	}
 }
 
@@ -655,6 +700,9 @@ void afp_write_isbs(uint64_t ts_ns)
 {
 	int i;
 
+	for (i = 0; i < n_rings; i++)
+		if (rings[i].ifid != UINT32_MAX)
+			pcapng_isb(rings[i].ifid, ts_ns, rings[i].recv, rings[i].drops, 1, 0);
 	for (i = 0; i < n_seen; i++)
 		pcapng_isb(ifaces[i].ifid, ts_ns, ifaces[i].packets, ifaces[i].drops, ifaces[i].bound, 0);
 	if (spill_used)

@@ -1039,6 +1039,14 @@ static int addr_unspecified(const uint8_t *a, int family)
 	return !memcmp(a, zero, family == AF_INET ? 4 : 16);
 }
 
+/* The interface of the decrypted records, its IDB written the first time. */
+static void tls_iface(void)
+{
+	if (tls_ifid == UINT32_MAX)
+		tls_ifid = pcapng_idb(LINKTYPE_WIRESHARK_UPPER_PDU, TLS_DATA_MAX + 256, "tapscope-tls",
+				      "decrypted TLS plaintext from uprobes");
+}
+
 static void write_tls(const struct tls_event *e)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -1067,9 +1075,7 @@ static void write_tls(const struct tls_event *e)
 		ctr.filtered++;
 		return;
 	}
-	if (tls_ifid == UINT32_MAX)
-		tls_ifid = pcapng_idb(LINKTYPE_WIRESHARK_UPPER_PDU, TLS_DATA_MAX + 256, "tapscope-tls",
-				      "decrypted TLS plaintext from uprobes");
+	tls_iface();
 	p = put_tag(p, 12, proto, (uint16_t)strlen(proto));
 	if (known) {
 		const uint8_t *src = e->dir_out ? t.saddr : t.daddr;
@@ -1363,6 +1369,18 @@ void ebpf_update_stats(void)
 	}
 	ctr.tls_calls_lost = start_full + no_entry;
 	free(vals);
+}
+
+void ebpf_write_isb(uint64_t ts_ns)
+{
+	if (!skel)
+		return;
+	/* why: Wireshark and capinfos read drops only from ISBs; the records the ring buffer dropped would have been on
+	 * tapscope-tls, so its ISB carries them, even when every record was lost and none made its IDB */
+	if (tls_ifid == UINT32_MAX && !ctr.ringbuf_drops)
+		return;
+	tls_iface();
+	pcapng_isb(tls_ifid, ts_ns, ctr.tls_events, ctr.ringbuf_drops, 1, 0);
 }
 
 void ebpf_flush_output(void)

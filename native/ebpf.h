@@ -21,6 +21,9 @@ void ebpf_poll(void);
 void ebpf_tick(void);
 /* sums the kernel-side counters into ctr */
 void ebpf_update_stats(void);
+/* writes the ISB of the decrypted records' interface tapscope-tls (after ebpf_update_stats): isb_ifrecv = the records
+ * the hooks handed over, isb_ifdrop = the events the ring buffer dropped; none while it has neither */
+void ebpf_write_isb(uint64_t ts_ns);
 /* consumes what is left in the ring buffer and writes held-back records (before the final blocks) */
 void ebpf_flush_output(void);
 /* detaches every probe and unloads (slow: a kernel grace period per probe); writes nothing */

@@ -421,6 +421,7 @@ int main(int argc, char **argv)
 	snprintf(appl, sizeof(appl), "tapscope-helper %s", TAPSCOPE_VERSION);
 	pcapng_shb(u.machine, os, appl);
 	write_capture_cb(mode, reason, &pr);
+	afp_write_idbs();
 	pcapng_flush();
 	capture_yield_hook = afp_drain;
 	if (use_ebpf)
@@ -504,6 +505,8 @@ int main(int argc, char **argv)
 			if (use_ebpf)
 				ebpf_update_stats();
 			afp_write_isbs(now_realtime_ns());
+			if (use_ebpf)
+				ebpf_write_isb(now_realtime_ns());
 			write_stats(0);
 			next_sec = now + 1000000000ull;
 		}
@@ -530,6 +533,8 @@ int main(int argc, char **argv)
 	keylog_poll();
 	afp_update_stats();
 	afp_write_isbs(now_realtime_ns());
+	if (use_ebpf)
+		ebpf_write_isb(now_realtime_ns());
 	write_stats(1);
 	pcapng_flush();
 	afp_close();

@@ -3,16 +3,19 @@
 // process (and a TLS library copy) that only appears after the capture started.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
-import { createLab, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
+import { createLab, makeTestCa, run, startHttpsServers, uniquePrefix, type Lab, type HttpsServers } from '../lib/lab.js';
 import { buildGoClient, tlsClient } from '../lib/tls-clients.js';
 import { HELPER, startHelper } from '../lib/helper-process.js';
 import { readCapture, walkBlocks, parseTlsComment, type Capture } from '../lib/pcapng-walk.js';
 import { analyzeFiles } from '../../src/flows/load.js';
+import { parseBuffer } from '../../src/pcapng/index.js';
+import { LiveSectionMerger } from '../../src/pcapng/merge.js';
+import type { IsbBlock } from '../../src/pcapng/types.js';
 
 let lab: Lab;
 let servers: HttpsServers;
@@ -68,6 +71,133 @@ async function heldProbes(pid: number): Promise<{ progIds: number[]; perfEvents:
 async function progLoaded(id: number): Promise<boolean> {
   return (await run('bpftool', ['prog', 'show', 'id', String(id)], { timeoutMs: 20_000 })).code === 0;
 }
+
+/**
+ * Runs the helper in the lab's node namespace with a reader that stalls: nothing reads its standard output while
+ * `traffic` runs (the helper blocks writing, its rings overflow), then everything it writes is read and it is stopped.
+ */
+async function captureStalled(args: string[], traffic: () => Promise<void>): Promise<Buffer> {
+  const child = spawn('ip', ['netns', 'exec', lab.nodeNs, HELPER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  let err = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`helper did not start: ${err}`)), 30_000);
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('tapscope-helper: capturing')) { clearTimeout(timer); resolve(); } });
+      void exited.then((code) => { clearTimeout(timer); reject(new Error(`helper exited early (${code}): ${err}`)); });
+    });
+    await traffic();
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  // (until now the stream was paused: Node stops reading the pipe once its buffer is full)
+  const chunks: Buffer[] = [];
+  const ended = new Promise((r) => child.stdout!.on('end', r));
+  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
+  child.kill('SIGTERM');
+  await ended;
+  expect(await exited, err).toBe(0);
+  expect(err).toMatch(/stopped: packets=\d+/);
+  return Buffer.concat(chunks);
+}
+
+/** The counters of the helper's final statistics record that the drop tests read. */
+interface FinalStats { final: boolean; packets: number; ringDrops: number; ringbufDrops: number; tlsEvents: number }
+
+/**
+ * The drops of a helper stream as its readers see them: the final statistics record, each interface's last ISB
+ * (counts and isb_ifdrop) read with the core's parser, and the core's count of the file and of the same stream merged
+ * live for Wireshark (`capture --out -`, which leaves the statistics records out: the count then comes from the ISBs).
+ */
+async function dropsSeen(name: string, buf: Buffer): Promise<{ stats: FinalStats; last: Map<string, IsbBlock>; ifaceNames: string[]; core: number; merged: number; packetIfaces: Set<string> }> {
+  const stats = readCapture(buf).records.filter((r) => r.t === 'stats').at(-1) as unknown as FinalStats;
+  expect(stats.final).toBe(true);
+  const blocks = parseBuffer(buf);
+  const last = new Map<string, IsbBlock>();
+  for (const b of blocks) if (b.type === 'isb') last.set(b.iface.name ?? '?', b);
+  const file = join(dir, `${name}.pcapng`);
+  await writeFile(file, buf);
+  const { analyzer } = await analyzeFiles([{ path: file }]);
+  const out: Buffer[] = [];
+  const m = new LiveSectionMerger((b) => out.push(b));
+  m.push('node', buf);
+  const mergedFile = join(dir, `${name}-merged.pcapng`);
+  await writeFile(mergedFile, Buffer.concat(out));
+  const merged = (await analyzeFiles([{ path: mergedFile }])).analyzer;
+  const sum = (a: typeof analyzer): number => [...a.nodes.values()].reduce((n, x) => n + x.drops, 0);
+  return {
+    stats, last, core: sum(analyzer), merged: sum(merged),
+    ifaceNames: blocks.flatMap((b) => (b.type === 'idb' ? [b.iface.name ?? '?'] : [])),
+    packetIfaces: new Set(blocks.flatMap((b) => (b.type === 'epb' ? [b.iface.name ?? '?'] : []))),
+  };
+}
+
+describe('helper: every drop in an ISB (isb_ifdrop), where Wireshark reads it', () => {
+  it('afpacket, all interfaces: the ring\'s drops are the isb_ifdrop of the interface `any`, with no packets on it', async () => {
+    const buf = await captureStalled(['--mode', 'afpacket', '--ring-mb', '1'], async () => {
+      // a UDP flood out of the node for 0.7 s, while the helper's reader stalls
+      const r = await lab.execIn(lab.nodeNs, 'python3', ['-c', [
+        'import socket, time', 's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)', 'b = b"x" * 1400', 'end = time.time() + 0.7',
+        `while time.time() < end: s.sendto(b, (${JSON.stringify(lab.serverIp)}, 9))`].join('\n')], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(0);
+    });
+    const d = await dropsSeen('stalled-afpacket', buf);
+    expect(d.stats.ringDrops).toBeGreaterThan(0);
+    expect(d.ifaceNames[0]).toBe('any');
+    expect(d.packetIfaces.has('any')).toBe(false);
+    const any = d.last.get('any')!;
+    expect(any).toMatchObject({ iface: { linkType: 276 } });
+    expect(any.ifDrop).toBe(BigInt(d.stats.ringDrops));
+    // isb_ifrecv: what the socket received, the packets it dropped among them
+    expect(any.ifRecv! >= BigInt(d.stats.packets + d.stats.ringDrops)).toBe(true);
+    // every interface's drops added up (Wireshark's capture file properties): the ring's, once
+    expect([...d.last.values()].reduce((n, b) => n + Number(b.ifDrop ?? 0), 0)).toBe(d.stats.ringDrops);
+    expect(d.last.get('eth0')?.ifDrop).toBeNull();
+    // Wireshark's own pcapng dissector reads the drop count in the file
+    const file = join(dir, 'stalled-afpacket.pcapng');
+    const t = await run('tshark', ['-r', file, '-X', 'read_format:MIME Files Format', '-Y', 'pcapng.block.type == 5', '-T', 'fields',
+      '-e', 'pcapng.options.option.data.interface.dropped'], { timeoutMs: 60_000 });
+    expect(t.code, t.stderr).toBe(0);
+    expect(Math.max(...t.stdout.split(/[\s,]+/).filter(Boolean).map(Number))).toBe(d.stats.ringDrops);
+    // the core counts them once, from the statistics record or (the merged live stream) from the ISBs
+    expect(d.core).toBe(d.stats.ringDrops);
+    expect(d.merged).toBe(d.stats.ringDrops);
+  });
+
+  it('eBPF: the ring buffer\'s drops are the isb_ifdrop of tapscope-tls (isb_ifrecv: the records handed over)', async () => {
+    const ca = await makeTestCa(lab.serverIp);
+    try {
+      const buf = await captureStalled(['--mode', 'ebpf', '--ring-mb', '1', '--ringbuf-mb', '1'], async () => {
+        // 16 MiB over TLS on loopback, in 16 KiB records: about 2,000 decrypted records, for a 1 MiB ring buffer
+        const r = await lab.execIn(lab.nodeNs, 'python3', ['-c', [
+          'import socket, ssl, threading',
+          'srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)', `srv.load_cert_chain(${JSON.stringify(ca.cert)}, ${JSON.stringify(ca.key)})`,
+          'ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)', 'N = 16 << 20',
+          'def serve():',
+          '    t = srv.wrap_socket(ls.accept()[0], server_side=True)',
+          '    for _ in range(N // 16384): t.sendall(b"y" * 16384)',
+          '    t.close()',
+          'threading.Thread(target=serve, daemon=True).start()',
+          'cli = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); cli.check_hostname = False; cli.verify_mode = ssl.CERT_NONE',
+          's = cli.wrap_socket(socket.create_connection(ls.getsockname()))', 'got = 0',
+          'while got < N:', '    d = s.recv(65536)', '    if not d: break', '    got += len(d)',
+          'print(got)'].join('\n')], { timeoutMs: 30_000 });
+        expect(r.stdout.trim(), r.stderr).toBe(String(16 << 20));
+      });
+      const d = await dropsSeen('stalled-ebpf', buf);
+      expect(d.stats.ringbufDrops).toBeGreaterThan(0);
+      const tls = d.last.get('tapscope-tls')!;
+      expect(tls).toMatchObject({ iface: { linkType: 252 }, ifDrop: BigInt(d.stats.ringbufDrops), ifRecv: BigInt(d.stats.tlsEvents) });
+      expect(d.last.get('any')?.ifDrop).toBe(BigInt(d.stats.ringDrops));
+      expect([...d.last.values()].reduce((n, b) => n + Number(b.ifDrop ?? 0), 0)).toBe(d.stats.ringDrops + d.stats.ringbufDrops);
+      expect(d.core).toBe(d.stats.ringDrops + d.stats.ringbufDrops);
+      expect(d.merged).toBe(d.stats.ringDrops + d.stats.ringbufDrops);
+    } finally {
+      await rm(ca.dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('helper command line', () => {
   it('--version prints the package version', async () => {

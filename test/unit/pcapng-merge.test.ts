@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LiveSectionMerger } from '../../src/pcapng/merge.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
-import { encodeCustom } from '../../src/pcapng/writer.js';
-import type { PacketBlock, PcapngBlock } from '../../src/pcapng/types.js';
+import { encodeCustom, encodeIsb } from '../../src/pcapng/writer.js';
+import type { IsbBlock, PacketBlock, PcapngBlock } from '../../src/pcapng/types.js';
 import { analyzeFiles } from '../../src/flows/load.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation } from './core-packet-builder.js';
 
@@ -30,6 +30,33 @@ function nodeStream(node: string, n: number, startMs: number): Buffer {
 }
 
 const packets = (blocks: PcapngBlock[]): PacketBlock[] => blocks.filter((b): b is PacketBlock => b.type === 'epb');
+
+/**
+ * A node's stream as the helper writes it in eBPF mode with the all-interfaces socket (native/FORMAT.md): the IDB `any`
+ * (no packets) first, packets on eth0, decrypted records on tapscope-tls, and ISBs every second and at the end: `any`'s
+ * and tapscope-tls's with isb_ifdrop (the capture ring's drops, the eBPF ring buffer's), eth0's without (one socket
+ * served every interface); the statistics record with the same counts after each round.
+ */
+function droppingStream(node: string, ringDrops: number[], ringbufDrops: number[]): Buffer {
+  const b = new CaptureBuilder(1_732_620_000_000).record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: node });
+  const any = b.iface('any', 276);
+  const client = { ip: '10.9.1.2', port: 41000 };
+  ringDrops.forEach((drops, round) => {
+    tcpConversation(b, { ...client, port: client.port + round }, { ip: '10.9.0.1', port: 80 }, [Buffer.from(`GET /${node}/${round} HTTP/1.1\r\nHost: h\r\n\r\n`)], [Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
+    b.tls(client, { ip: '10.9.0.1', port: 443 }, 'out', Buffer.from(`GET /tls/${node}/${round} HTTP/1.1\r\nHost: s\r\n\r\n`), { pid: 7, comm: 'curl', lib: 'openssl' });
+    const ts = { tsHigh: 0, tsLow: round };
+    b.raw(encodeIsb({ interfaceId: any, ...ts, ifRecv: 1000 + drops, ifDrop: drops, osDrop: 0 }));
+    b.raw(encodeIsb({ interfaceId: b.iface('eth0', 1), ...ts, ifRecv: 10 * (round + 1), osDrop: 0 }));
+    b.raw(encodeIsb({ interfaceId: b.iface('tapscope-tls', 252), ...ts, ifRecv: round + 1, ifDrop: ringbufDrops[round]!, osDrop: 0 }));
+    b.record({ t: 'stats', final: round === ringDrops.length - 1, packets: 10 * (round + 1), bytes: 1000, ringDrops: drops, ringbufDrops: ringbufDrops[round]!, snaplenCuts: 0 });
+  });
+  return b.build();
+}
+
+const isbs = (blocks: PcapngBlock[]): IsbBlock[] => blocks.filter((b): b is IsbBlock => b.type === 'isb');
+/** Each interface's counts in its ISBs, in order: "NAME recv/drop" (drop "-" when the ISB has none). */
+const isbCounts = (blocks: PcapngBlock[], prefix = ''): string[] =>
+  isbs(blocks).map((b) => `${prefix}${b.iface.name} ${b.ifRecv}/${b.ifDrop ?? '-'}`);
 
 describe('live streams merged into one section', () => {
   it('renames each node\'s interfaces, rewrites every packet\'s interface, keeps order per node, and tshark reads it', async () => {
@@ -89,6 +116,45 @@ describe('live streams merged into one section', () => {
     expect(paths).toEqual(expected);
   });
 
+  it('passes every ISB on, on its node\'s renamed interface: the drops of the capture ring (`any`) and the eBPF ring buffer (tapscope-tls) reach Wireshark and the core', async () => {
+    const a = droppingStream('node-a', [5, 1737], [0, 3]);
+    const bs = droppingStream('node-b', [0, 40], [2, 2]);
+    const out: Buffer[] = [];
+    const m = new LiveSectionMerger((blk) => out.push(blk));
+    // (cut anywhere and interleaved, as the nodes' streams arrive)
+    for (let i = 0; i < Math.max(a.length, bs.length); i += 97) {
+      m.push('node-a', a.subarray(i, i + 97));
+      m.push('node-b', bs.subarray(i, i + 97));
+    }
+    expect(m.notes).toEqual([]);
+    const merged = Buffer.concat(out);
+    const blocks = parseBuffer(merged);
+    const ofNode = (node: string): string[] => isbCounts(blocks).filter((x) => x.startsWith(`${node}/`));
+    expect(ofNode('node-a')).toEqual(isbCounts(parseBuffer(a), 'node-a/'));
+    expect(ofNode('node-b')).toEqual(isbCounts(parseBuffer(bs), 'node-b/'));
+    expect(ofNode('node-a')).toEqual(['node-a/any 1005/5', 'node-a/eth0 10/-', 'node-a/tapscope-tls 1/0', 'node-a/any 2737/1737', 'node-a/eth0 20/-', 'node-a/tapscope-tls 2/3']);
+    // the `any` interface carries counts, never packets
+    expect(packets(blocks).filter((p) => p.iface.name?.endsWith('/any'))).toEqual([]);
+
+    // Wireshark reads them: its pcapng dissector finds each ISB's isb_ifdrop on the renamed interface
+    const f = join(dir, 'merged-drops.pcapng');
+    writeFileSync(f, merged);
+    const t = spawnSync('tshark', ['-r', f, '-X', 'read_format:MIME Files Format', '-T', 'json', '--no-duplicate-keys'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(t.status, t.stderr).toBe(0);
+    expect(wiresharkDrops(t.stdout, blocks)).toEqual({ 'node-a/any': 1737, 'node-a/tapscope-tls': 3, 'node-b/any': 40, 'node-b/tapscope-tls': 2 });
+
+    // the core: from the helper's statistics when the stream has them, else from the ISBs (the merged stream has no
+    // Tapscope records), the same count and never both
+    for (const [stream, want] of [[a, 1737 + 3], [bs, 40 + 2]] as const) {
+      const one = join(dir, `one-${want}.pcapng`);
+      writeFileSync(one, stream);
+      const { analyzer } = await analyzeFiles([{ path: one }]);
+      expect([...analyzer.nodes.values()].map((n) => n.drops)).toEqual([want]);
+    }
+    const { analyzer } = await analyzeFiles([{ path: f }]);
+    expect([...analyzer.nodes.values()].reduce((n, x) => n + x.drops, 0)).toBe(1737 + 3 + 40 + 2);
+  });
+
   it('leaves out a big-endian section and a stream that is not pcapng, with a note each, and merges the rest', () => {
     const out: Buffer[] = [];
     const m = new LiveSectionMerger((blk) => out.push(blk));
@@ -108,3 +174,23 @@ describe('live streams merged into one section', () => {
     expect(new Set(packets(parseBuffer(Buffer.concat(out))).map((p) => p.iface.name))).toContain('junk/eth0');
   });
 });
+
+/**
+ * What Wireshark reads as each interface's drops (its capture file properties: the last ISB's isb_ifdrop of each
+ * interface), from its own pcapng dissector (`-X read_format:MIME Files Format`); interfaces named from blocks.
+ */
+function wiresharkDrops(json: string, blocks: PcapngBlock[]): Record<string, number> {
+  type Node = Record<string, unknown>;
+  const list = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+  const names = blocks.filter((b) => b.type === 'idb').map((b) => (b.type === 'idb' ? b.iface.name : null));
+  const frames = JSON.parse(json) as { _source: { layers: Record<string, Node> } }[];
+  const last = new Map<string, number>();
+  for (const block of list(frames[0]?._source.layers['file-pcapng']?.['pcapng.block'] as Node | Node[])) {
+    if (block['pcapng.block.type'] !== '0x00000005') continue;
+    const data = block['pcapng.block.data'] as Node;
+    const opts = list((data['pcapng.options'] as Node | undefined)?.['pcapng.options.option'] as Node | Node[]);
+    const drop = opts.find((o) => o['pcapng.options.option.data.interface.dropped'] !== undefined);
+    if (drop) last.set(names[Number(data['pcapng.interface_id'])] ?? '?', Number(drop['pcapng.options.option.data.interface.dropped']));
+  }
+  return Object.fromEntries([...last].sort());
+}
