@@ -373,7 +373,8 @@ export function lossNote(node: string, meta: NodeMeta): string | null {
     if (s.ringbufDrops > 0) parts.push(`${n(s.ringbufDrops, 'event', 'events')} of the TLS hooks (decrypted records among them) dropped by the eBPF ring buffer (their flows' plaintext may be incomplete)`);
     if (s.snaplenCuts > 0) parts.push(`${n(s.snaplenCuts, 'packet', 'packets')} cut to the snap length (their bytes past it were not captured)`);
   } else if (meta.drops > 0) {
-    parts.push(`${n(meta.drops, 'packet', 'packets')} dropped (the interface statistics blocks)`);
+    // (the decrypted records' interface counts its ring buffer's drops there too)
+    parts.push(`${meta.drops} dropped, as its interface statistics blocks count them (packets, and decrypted TLS records on tapscope-tls)`);
   }
   return parts.length > 0 ? `${node}: the capture lost data: ${parts.join('; ')}` : null;
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFiles } from '../../src/flows/load.js';
 import { CaptureBuilder } from './core-packet-builder.js';
+import { encodeIsb, tsFromMs } from '../../src/pcapng/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsc-losses-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,6 +40,14 @@ describe('the losses a capture file records', () => {
     expect(r.drops).toBe(1738);
     expect((await notesOf(helperStream([{ snaplenCuts: 2 }], true))).notes).toEqual(['vm: the capture lost data: 2 packets cut to the snap length (their bytes past it were not captured)']);
     expect((await notesOf(helperStream([{ ringDrops: 0 }], true))).notes).toEqual([]);
+    // (no helper statistics, tcpdump's or a merged stream's: the interface statistics blocks' drops)
+    const isb = new CaptureBuilder();
+    isb.udp({ src: '10.62.0.1', dst: '10.62.0.2', sport: 4000, dport: 9000, payload: Buffer.alloc(20) });
+    isb.raw(encodeIsb({ interfaceId: 0, ...tsFromMs(1_732_620_000_000), ifDrop: 7 }));
+    const f = join(dir, 'isb.pcapng');
+    writeFileSync(f, isb.build());
+    const l = await analyzeFiles([{ path: f }]);
+    expect(l.notes.filter((x) => x.includes('lost data'))).toEqual([expect.stringMatching(/: the capture lost data: 7 dropped, as its interface statistics blocks count them/)]);
   });
 
   it('add up every helper stream of a node: a resumed stream does not erase the drops of the one before it', async () => {
