@@ -119,6 +119,10 @@ export const FIELDS: Record<string, FieldDef> = {
   'tls.early_data': { type: 'string', get: (f) => f.tls?.keylog?.earlyData?.status, help: 'with a key log, a client that sent TLS 1.3 early data (0-RTT): decrypted, rejected (declined by the server) or not-decrypted' },
   'tls.midstream': { type: 'bool', get: (f) => (f.tls ? f.tls.midstream === true : undefined), help: 'TLS taken up in the middle: the connection was open before the capture began, its handshake not seen' },
   'tls.helloRetry': { type: 'bool', get: (f) => (f.tls ? f.tls.helloRetry === true : undefined), help: 'the server asked for another ClientHello (a HelloRetryRequest); version and cipher are the real ServerHello\'s' },
+  'tls.hookEventsLost': {
+    type: 'number', get: (f) => (f.tls ? f.tls.hookEventsLost ?? 0 : undefined), resolved: true,
+    help: "events of the TLS hooks the helper's eBPF ring buffer dropped while the flow was open: its plaintext may be incomplete",
+  },
   'tls.sameSessionAs': { type: 'string', get: (f) => f.tls?.sameSessionAs, help: 'the id of another flow that carried the same TLS session (the other leg of a NAT or of a relaying proxy)', resolved: true },
   proxy: { type: 'bool', get: (f) => f.proxy !== undefined, help: 'the client sent a PROXY protocol header first (a load balancer relaying for another client)' },
   'proxy.version': { type: 'number', get: (f) => f.proxy?.version, help: 'the PROXY protocol header\'s version: 1 (text) or 2 (binary)' },

@@ -944,7 +944,10 @@ export class Analyzer {
             if (typeof name === 'string' && name && name !== st.node) { st.node = name; st.meta = null; }
             if (b.json.t === 'node') st.namedByRecord = true;
           }
-          this.meta(st.node).apply(b.json);
+          const meta = this.meta(st.node);
+          const before = b.json.t === 'stats' ? meta.stats : null;
+          meta.apply(b.json);
+          if (b.json.t === 'stats') meta.statsAt(this.maxTs, before);
           this.metaVersion++;
           // (a helper following key logs on its node writes their lines as secrets blocks while it captures, each after
           // the handshakes it is for: the connections wait for them, as for a key log followed here)
@@ -3000,6 +3003,10 @@ export class Analyzer {
       if (this.keyLog !== null && (this.keyLog.size > 0 || fs.x?.keys || fs.x?.quicKeys)) this.keyLogVerdict(fs, f.tls);
       const other = fs.x?.session;
       if (other?.flow.tls) this.sameSession(f.tls, other);
+      // (the hooks' events the ring buffer dropped while it was open: its plaintext may be short of them)
+      const lost = meta && meta.ringbufLosses.length > 0 && meta.mode === 'ebpf' ? meta.ringbufLostDuring(f.firstSeen, f.lastSeen) : 0;
+      if (lost > 0) f.tls.hookEventsLost = lost;
+      else if (f.tls.hookEventsLost !== undefined) delete f.tls.hookEventsLost;
     }
   }
 

@@ -61,6 +61,8 @@ export interface NodeStats {
   final: boolean;
 }
 
+const RINGBUF_LOSSES_MAX = 4096;
+
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const nsToMs = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v / 1e6 : null);
@@ -167,6 +169,14 @@ export class NodeMeta {
   private earlierStats: NodeStats | null = null;
   /** the helper streams of this node that wrote statistics but ended without their final ones (cut off), as their start times */
   readonly cutStreams: (number | null)[] = [];
+  /**
+   * When the eBPF ring buffer dropped the hooks' events: each statistics record that counted more than the one before,
+   * from that one's time to its own (capture time, by the packets read by then), with how many. Bounded: adjacent ones
+   * merge past RINGBUF_LOSSES_MAX.
+   */
+  readonly ringbufLosses: { fromMs: number; toMs: number; n: number }[] = [];
+  /** the capture time of the last statistics record (see ringbufLosses) */
+  private lastStatsMs: number | null = null;
   /** Drops reported by ISBs (per interface, latest value). */
   readonly isbDrops = new Map<string, number>();
   hasCaptureRecord = false;
@@ -348,6 +358,32 @@ export class NodeMeta {
     this.earlierStats = this.stats;
     this.streamStats = null;
     this.streamOpen = false;
+  }
+
+  /** A statistics record was read at capture time `atMs` (the latest packet's), the counters before it `before`. */
+  statsAt(atMs: number, before: NodeStats | null): void {
+    const n = (this.stats?.ringbufDrops ?? 0) - (before?.ringbufDrops ?? 0);
+    // (before any packet there is no capture time to place them at: the node's note still counts them)
+    if (!Number.isFinite(atMs)) return;
+    // (the first record's: the second before it, as the helper writes them each second)
+    const fromMs = this.lastStatsMs ?? atMs - 1000;
+    this.lastStatsMs = atMs;
+    if (n <= 0) return;
+    const l = this.ringbufLosses;
+    if (l.length >= RINGBUF_LOSSES_MAX) {
+      const last = l[l.length - 1]!;
+      last.toMs = atMs;
+      last.n += n;
+      return;
+    }
+    l.push({ fromMs, toMs: atMs, n });
+  }
+
+  /** The hooks' events the ring buffer dropped while a flow open from `fromMs` to `toMs` was (0: none). */
+  ringbufLostDuring(fromMs: number, toMs: number): number {
+    let n = 0;
+    for (const x of this.ringbufLosses) if (x.fromMs <= toMs && x.toMs >= fromMs) n += x.n;
+    return n;
   }
 
   /** Drops: the helper's counters when present, else the ISBs' if_drop. */

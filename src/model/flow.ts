@@ -110,6 +110,12 @@ export interface TlsInfo {
    * connection's records were decrypted with its secrets. Absent without a key log.
    */
   keylog?: KeyLogStatus;
+  /**
+   * Events of the TLS hooks (decrypted records among them) that the helper's eBPF ring buffer dropped, on this flow's
+   * node, while the flow was open (within the second its statistics counted them): its plaintext may be incomplete, or
+   * missing. Absent when there were none.
+   */
+  hookEventsLost?: number;
 }
 
 /**

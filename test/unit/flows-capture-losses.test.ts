@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFiles } from '../../src/flows/load.js';
-import { CaptureBuilder } from './core-packet-builder.js';
+import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 import { encodeIsb, tsFromMs } from '../../src/pcapng/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsc-losses-'));
@@ -61,5 +61,22 @@ describe('the losses a capture file records', () => {
     const cut = "vm: the helper's stream (begun 2024-11-26T11:20:00.000Z) ended without its final statistics (the helper was killed or its stream cut off): " +
       'its counts end at its last statistics, up to a second before its end, and its last packets may be missing';
     expect(r.notes).toEqual([cut, cut]);
+  });
+
+  it('mark the TLS flows open while the eBPF ring buffer dropped the hooks\' events (tls.hookEventsLost), not the others', async () => {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'ebpf', reason: 'test', hostname: 'vm', startNs: START_NS });
+    b.record({ t: 'stats', ringbufDrops: 0, final: false });
+    tcpConversation(b, { ip: '10.62.0.1', port: 40000 }, { ip: '10.62.0.2', port: 443 }, [fixtureClientHello()], [tls12ServerHello()], { fin: false });
+    // (the next second's statistics count 5 dropped: the flow open then is marked)
+    b.record({ t: 'stats', ringbufDrops: 5, final: false });
+    b.ts += 10_000;
+    tcpConversation(b, { ip: '10.62.0.1', port: 40001 }, { ip: '10.62.0.2', port: 443 }, [fixtureClientHello()], [tls12ServerHello()], { fin: false });
+    b.record({ t: 'stats', ringbufDrops: 5, final: true });
+    const f = join(dir, 'ringbuf.pcapng');
+    writeFileSync(f, b.build());
+    const { analyzer, notes } = await analyzeFiles([{ path: f }]);
+    expect(analyzer.flows().map((x) => [x.src.port, x.tls?.hookEventsLost])).toEqual([[40000, 5], [40001, undefined]]);
+    expect(notes.some((n) => n.includes('5 events of the TLS hooks'))).toBe(true);
   });
 });
