@@ -31,7 +31,7 @@ struct ring {
 	uint32_t next;
 	uint64_t drops;     /* accumulated tp_drops */
 	uint64_t recv;      /* accumulated tp_packets: the packets the socket received, those it dropped among them */
-	uint32_t ifid;      /* "any" (ifindex 0): the IDB that carries its counts (afp_write_idbs); UINT32_MAX before */
+	uint32_t ifid;      /* "any" (ifindex 0): the IDB that carries its counts (afp_write_isbs); UINT32_MAX before */
 };
 
 struct iface {
@@ -637,19 +637,6 @@ void afp_drain(void)
 	pcapng_flush();
 }
 
-void afp_write_idbs(void)
-{
-	int i;
-
-	/* why: one socket serves every interface, and which interface a packet it dropped would have crossed is not
-	 * known; Wireshark and capinfos read drops only from ISBs, and an ISB needs an interface: this one carries the
-	 * socket's counts, and no packets (those are on the interfaces they crossed) */
-	for (i = 0; i < n_rings; i++)
-		if (!rings[i].ifindex && rings[i].ifid == UINT32_MAX)
-			rings[i].ifid = pcapng_idb(LINKTYPE_LINUX_SLL2, opts.snaplen, "any",
-						   "the all-interfaces packet socket: its counts (received, dropped); its packets are on the interfaces they crossed");
-}
-
 /* The ARPHRD type of interface ifindex (its IDB's link type), asked of the kernel: for an interface bound to a socket
  * of its own that dropped packets before one was read. */
 static uint16_t iface_hatype(int fd, int ifindex)
@@ -700,9 +687,20 @@ void afp_write_isbs(uint64_t ts_ns)
 {
 	int i;
 
-	for (i = 0; i < n_rings; i++)
+	/* why an interface "any": one socket serves every interface, and which interface a packet it dropped would have
+	 * crossed is not known; Wireshark reads drops only from ISBs, and an ISB needs an interface: this one carries the
+	 * socket's counts and no packets (those are on the interfaces they crossed). Written at its first drop, with the
+	 * first interface's link type: libpcap (tcpdump -r) refuses a pcapng file whose interfaces differ in link type, so
+	 * a capture of one link type, with drops or not, stays one */
+	for (i = 0; i < n_rings; i++) {
+		if (rings[i].ifindex)
+			continue;
+		if (rings[i].ifid == UINT32_MAX && rings[i].drops)
+			rings[i].ifid = pcapng_idb(n_seen ? ifaces[0].linktype : LINKTYPE_LINUX_SLL2, opts.snaplen, "any",
+						   "the all-interfaces packet socket: its counts (received, dropped); its packets are on the interfaces they crossed");
 		if (rings[i].ifid != UINT32_MAX)
 			pcapng_isb(rings[i].ifid, ts_ns, rings[i].recv, rings[i].drops, 1, 0);
+	}
 	for (i = 0; i < n_seen; i++)
 		pcapng_isb(ifaces[i].ifid, ts_ns, ifaces[i].packets, ifaces[i].drops, ifaces[i].bound, 0);
 	if (spill_used)

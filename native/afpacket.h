@@ -19,9 +19,8 @@ int afp_pollfds(struct pollfd *pfds, int max);
 void afp_drain(void);
 /* reads PACKET_STATISTICS into the counters */
 void afp_update_stats(void);
-/* writes the IDB `any` of each all-interfaces socket (right after the capture CB): its ISBs carry the socket's counts */
-void afp_write_idbs(void);
-/* writes one ISB per interface seen so far, and one per all-interfaces socket (on its IDB `any`) */
+/* writes one ISB per interface seen so far, and one per all-interfaces socket that dropped packets (on its IDB `any`,
+ * written at its first drop) */
 void afp_write_isbs(uint64_t ts_ns);
 /* appends `"ifaces":{...}` to a stats JSON object */
 void afp_stats_json(struct sbuf *b);

@@ -421,7 +421,6 @@ int main(int argc, char **argv)
 	snprintf(appl, sizeof(appl), "tapscope-helper %s", TAPSCOPE_VERSION);
 	pcapng_shb(u.machine, os, appl);
 	write_capture_cb(mode, reason, &pr);
-	afp_write_idbs();
 	pcapng_flush();
 	capture_yield_hook = afp_drain;
 	if (use_ebpf)
