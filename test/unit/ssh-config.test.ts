@@ -90,6 +90,23 @@ describe('ssh_config', () => {
     rmSync(d, { recursive: true, force: true });
   });
 
+  it('reads GlobalKnownHostsFile (first line wins, several files, ~, none) and defaults to /etc/ssh/ssh_known_hosts{,2}', () => {
+    expect(resolveHost(entries, 'db').globalKnownHostsFiles).toEqual(['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
+    const g = parseSshConfig([
+      'Host fleet-*',
+      '  GlobalKnownHostsFile ~/fleet_kh /srv/kh/%h',
+      'Host off',
+      '  GlobalKnownHostsFile none',
+      'Host *',
+      '  GlobalKnownHostsFile /ignored/because/first/wins',
+      '',
+    ].join('\n'));
+    // ssh(1) expands ~ in GlobalKnownHostsFile but no percent tokens (only UserKnownHostsFile takes them).
+    expect(resolveHost(g, 'fleet-1').globalKnownHostsFiles).toEqual([join(homedir(), 'fleet_kh'), '/srv/kh/%h']);
+    expect(resolveHost(g, 'off').globalKnownHostsFiles).toEqual([]);
+    expect(resolveHost(g, 'other').globalKnownHostsFiles).toEqual(['/ignored/because/first/wins']);
+  });
+
   it('skips Match blocks (not evaluated) instead of applying them to every host', () => {
     const e = parseSshConfig('Match host x\n  User matched\nHost *\n  User all\n');
     expect(resolveHost(e, 'x').user).toBe('all');

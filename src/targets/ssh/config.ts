@@ -31,6 +31,11 @@ export interface ResolvedHost {
   identitiesOnly: boolean;
   proxyJump: JumpSpec[];
   userKnownHostsFiles: string[];
+  /**
+   * GlobalKnownHostsFile: the system-wide known_hosts files, read but never written. Default
+   * /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2; empty for `GlobalKnownHostsFile none`.
+   */
+  globalKnownHostsFiles: string[];
   strictHostKeyChecking: string | null;
   connectTimeoutMs: number | null;
   serverAliveIntervalMs: number | null;
@@ -180,6 +185,8 @@ function expandTokens(value: string, ctx: { host: string; alias: string; user: s
   });
 }
 
+export const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+
 const DEFAULT_IDENTITIES = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
 
 /**
@@ -225,6 +232,10 @@ export function resolveHost(
     identitiesOnly: (get('identitiesonly') ?? 'no').toLowerCase() === 'yes',
     proxyJump: jumps,
     userKnownHostsFiles: knownHosts.map((f) => expandTilde(expandTokens(f, ctx))),
+    // why: like OpenSSH, the first GlobalKnownHostsFile line wins (it may name several files); `~` is
+    // expanded, percent tokens are not (ssh(1) expands them only in UserKnownHostsFile).
+    globalKnownHostsFiles: (first.get('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
+      .filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(f)),
     strictHostKeyChecking: get('stricthostkeychecking'),
     connectTimeoutMs: num('connecttimeout'),
     serverAliveIntervalMs: num('serveraliveinterval'),

@@ -4,20 +4,25 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig, type NegotiatedAlgorithms, type ParsedKey } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig, type NegotiatedAlgorithms, type ParsedKey, type ServerHostKeyAlgorithm } from 'ssh2';
 import { TapscopeError } from '../../errors.js';
 import type { PromptFn } from '../target.js';
 
 // why: ssh2 is CommonJS; Node's ESM loader does not see its named exports, only the default one.
 const { Client: SshClient, utils } = ssh2;
 import { loadSshConfig, resolveHost, type ResolvedHost, type SshConfigEntry, expandTilde } from './config.js';
-import { appendKnownHost, checkHostKey, fingerprintSha256, keyTypeOf, knownHostsName } from './known-hosts.js';
+import { appendKnownHost, checkHostKey, fingerprintSha256, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, knownKeyTypes } from './known-hosts.js';
 
 export interface SshConnectOptions {
   prompt?: PromptFn;
   acceptNewHostKey?: boolean;
   sshConfigPath?: string;
   knownHostsPath?: string;
+  /**
+   * The global (system-wide) known_hosts files, read but never written; overrides GlobalKnownHostsFile
+   * and the default /etc/ssh/ssh_known_hosts{,2}.
+   */
+  globalKnownHostsPaths?: string[];
   /** Seconds between keepalives; a dead link is noticed after 3 missed ones. */
   keepaliveMs?: number;
   readyTimeoutMs?: number;
@@ -95,31 +100,64 @@ export async function connectSsh(dest: SshDestination, opts: SshConnectOptions, 
   };
 }
 
-function knownHostsFiles(hop: ResolvedHost, opts: SshConnectOptions): string[] {
-  if (opts.knownHostsPath) return [opts.knownHostsPath];
-  if (hop.userKnownHostsFiles.length > 0) return hop.userKnownHostsFiles;
-  return [join(homedir(), '.ssh', 'known_hosts'), join(homedir(), '.ssh', 'known_hosts2')];
+/** The user's known_hosts files (new keys go to the first) and the global ones (read only), as ssh(1) reads them. */
+function knownHostsFiles(hop: ResolvedHost, opts: SshConnectOptions): { user: string[]; global: string[] } {
+  const global = opts.globalKnownHostsPaths ?? hop.globalKnownHostsFiles;
+  if (opts.knownHostsPath) return { user: [opts.knownHostsPath], global };
+  if (hop.userKnownHostsFiles.length > 0) return { user: hop.userKnownHostsFiles, global };
+  return { user: [join(homedir(), '.ssh', 'known_hosts'), join(homedir(), '.ssh', 'known_hosts2')], global };
+}
+
+/** The names a hop is looked up under in known_hosts: its address (with port) and its alias. */
+function knownHostsNames(hop: ResolvedHost): string[] {
+  const name = knownHostsName(hop.hostName, hop.port);
+  return hop.alias !== hop.hostName ? [name, knownHostsName(hop.alias, hop.port)] : [name];
+}
+
+// ssh2's default host key algorithm order (lib/protocol/constants.js DEFAULT_SERVER_HOST_KEY).
+const DEFAULT_HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+
+/**
+ * The host key algorithms to offer, as OpenSSH's order_hostkeyalgs: those that yield a key type already
+ * recorded for the host first (in the default order), then the rest. Null when nothing is known (ssh2's
+ * defaults apply), so a known host is not called unknown because the server has a preferred key of
+ * another type too.
+ */
+export function hostKeyAlgorithmOrder(knownTypes: string[]): ServerHostKeyAlgorithm[] | null {
+  const preferred = new Set<string>(knownTypes.flatMap(hostKeyAlgorithmsFor));
+  if (preferred.size === 0) return null;
+  const first = DEFAULT_HOST_KEY_ALGORITHMS.filter((a) => preferred.has(a));
+  return [...first, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((a) => !preferred.has(a))];
 }
 
 async function verifyHostKey(hop: ResolvedHost, key: Buffer, opts: SshConnectOptions): Promise<void> {
-  const files = knownHostsFiles(hop, opts);
-  const name = knownHostsName(hop.hostName, hop.port);
-  const names = hop.alias !== hop.hostName ? [name, knownHostsName(hop.alias, hop.port)] : [name];
+  const { user, global } = knownHostsFiles(hop, opts);
+  const names = knownHostsNames(hop);
+  const name = names[0] as string;
   const fp = fingerprintSha256(key);
   const type = keyTypeOf(key);
-  const res = checkHostKey(files, names, key);
+  const res = checkHostKey([...user, ...global], names, key);
   if (res.status === 'known') return;
   if (res.status === 'revoked') {
     throw new TapscopeError('E_HOST_KEY_CHANGED',
-      `The host key of ${name} (${type} ${fp}) is marked @revoked in ${res.file}:${res.line}. Refusing to connect.`, { fingerprint: fp });
+      `REVOKED HOST KEY DETECTED: the ${type} host key of ${name} (${fp}) is marked @revoked in ${res.file}:${res.line}. ` +
+      'It may have been stolen; refusing to connect. Ask the host\'s owner for its new key.', { fingerprint: fp, file: res.file, line: res.line });
   }
   if (res.status === 'changed') {
+    const inGlobal = !user.includes(res.file);
     throw new TapscopeError('E_HOST_KEY_CHANGED',
       `The host key of ${name} has changed: it now presents ${type} ${fp}, but ${res.file}:${res.line} holds another key. ` +
-      'Someone could be intercepting the connection. If the host was reinstalled, remove the old key with ' +
-      `\`ssh-keygen -R ${JSON.stringify(name)}\` and connect again.`, { fingerprint: fp, file: res.file, line: res.line });
+      'Someone could be intercepting the connection. ' +
+      (inGlobal
+        ? `That file is the system-wide known_hosts: ask its administrator to update the key if the host was reinstalled.`
+        : `If the host was reinstalled, remove the old key with \`ssh-keygen -R ${JSON.stringify(name)}\` and connect again.`),
+      { fingerprint: fp, file: res.file, line: res.line });
   }
-  const message = `The authenticity of host '${name}' can't be established. ${type} key fingerprint is ${fp}.`;
+  const other = res.otherTypes.length > 0
+    ? ` Keys of another type (${res.otherTypes.join(', ')}) are already known for this host, but the server did not offer one; ` +
+      'the host may have been reinstalled, or someone could be intercepting the connection.'
+    : '';
+  const message = `The authenticity of host '${name}' can't be established. ${type} key fingerprint is ${fp}.${other}`;
   const policy = (hop.strictHostKeyChecking ?? '').toLowerCase();
   let accept = opts.acceptNewHostKey === true || policy === 'accept-new' || policy === 'no' || policy === 'off';
   if (!accept && opts.prompt && policy !== 'yes') {
@@ -128,9 +166,10 @@ async function verifyHostKey(hop: ResolvedHost, key: Buffer, opts: SshConnectOpt
   if (!accept) {
     throw new TapscopeError('E_HOST_KEY_UNKNOWN',
       `${message} Verify it with the host's owner (ssh-keygen -lf /etc/ssh/ssh_host_${type.replace(/^ssh-|-.*$/g, '')}_key.pub on the host), then accept it.`,
-      { fingerprint: fp, keyType: type, host: name });
+      { fingerprint: fp, keyType: type, host: name, ...(res.otherTypes.length > 0 ? { knownTypes: res.otherTypes } : {}) });
   }
-  appendKnownHost(files[0] as string, name, key);
+  if (user.length === 0) return;
+  appendKnownHost(user[0] as string, name, key);
 }
 
 type Attempt = () => Promise<AnyAuthMethod | null>;
@@ -256,6 +295,9 @@ function connectHop(hop: ResolvedHost, _config: SshConfigEntry[], opts: SshConne
         })();
       },
     };
+    const kh = knownHostsFiles(hop, opts);
+    const order = hostKeyAlgorithmOrder(knownKeyTypes([...kh.user, ...kh.global], knownHostsNames(hop)));
+    if (order) cfg.algorithms = { serverHostKey: order };
     if (sock) cfg.sock = sock;
     else {
       cfg.host = hop.hostName;

@@ -1,5 +1,6 @@
 // known_hosts checking as OpenSSH does it: plain and hashed (`|1|salt|hash`) host fields, `[host]:port`
-// for non-22 ports, wildcard/negated patterns, `@revoked` honoured, `@cert-authority` lines skipped
+// for non-22 ports, wildcard/negated patterns, `@revoked` honoured in every file whatever the line order,
+// `@cert-authority` lines skipped
 // (Tapscope does not verify host certificates). New keys are appended in plain form (`host keytype key`).
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync, existsSync, appendFileSync, mkdirSync } from 'node:fs';
@@ -64,30 +65,88 @@ export function hostFieldMatches(field: string, name: string): boolean {
   return hostMatches(field.split(','), name);
 }
 
+function readKnownHosts(files: string[]): Array<{ file: string; lines: ReturnType<typeof parseKnownHosts> }> {
+  const out: Array<{ file: string; lines: ReturnType<typeof parseKnownHosts> }> = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue; // missing or unreadable, as OpenSSH skips it
+    }
+    out.push({ file, lines: parseKnownHosts(text) });
+  }
+  return out;
+}
+
 /**
- * Checks a presented host key. OpenSSH's rules: a matching line accepts; a revoked key refuses;
- * a line for this host with the same key type but another key means the key changed. The host is
- * looked up under its name and, like CheckHostIP, under its address too when they differ.
+ * Checks a presented host key. OpenSSH's rules: a key marked `@revoked` in any of the files refuses,
+ * whatever the order of lines and files (sshconnect.c checks revocation before anything else, so a
+ * revocation appended after an ordinary line for the same key still counts); otherwise a matching
+ * line accepts; a line for this host with the same key type but another key means the key changed.
+ * `files` are all the files to consult, user and global (ssh_known_hosts) alike. The host is looked
+ * up under its name and, like CheckHostIP, under its address too when they differ. A `@revoked` line
+ * refuses the key for any host (stricter than OpenSSH, which needs the host pattern to match too).
  */
 export function checkHostKey(files: string[], names: string[], keyBlob: Buffer): HostKeyCheck {
   const type = keyTypeOf(keyBlob);
+  const all = readKnownHosts(files);
+  // First pass, over every file: a revocation wins over any ordinary line, wherever it is.
+  for (const { file, lines } of all) {
+    for (const l of lines) {
+      if (l.marker === '@revoked' && l.key.equals(keyBlob)) return { status: 'revoked', file, line: l.lineNo };
+    }
+  }
+  const revoked = all.flatMap(({ lines }) => lines.filter((l) => l.marker === '@revoked').map((l) => l.key));
   let changed: HostKeyCheck | null = null;
   const otherTypes = new Set<string>();
-  for (const file of files) {
-    if (!existsSync(file)) continue;
-    for (const l of parseKnownHosts(readFileSync(file, 'utf8'))) {
-      if (l.marker === '@revoked') {
-        if (l.key.equals(keyBlob)) return { status: 'revoked', file, line: l.lineNo };
-        continue;
-      }
-      if (l.marker === '@cert-authority') continue;
+  for (const { file, lines } of all) {
+    for (const l of lines) {
+      if (l.marker !== null) continue;
       if (!names.some((n) => hostFieldMatches(l.hosts, n))) continue;
       if (l.key.equals(keyBlob)) return { status: 'known' };
       if (l.keyType === type) changed ??= { status: 'changed', keyType: type, file, line: l.lineNo };
-      else otherTypes.add(l.keyType);
+      else if (!revoked.some((k) => k.equals(l.key))) otherTypes.add(l.keyType);
     }
   }
   return changed ?? { status: 'unknown', otherTypes: [...otherTypes] };
+}
+
+/**
+ * The key types recorded for this host (ordinary lines only, in file order, each once), for ordering the
+ * host key algorithms offered as OpenSSH's order_hostkeyalgs does. Keys marked `@revoked` do not count.
+ */
+export function knownKeyTypes(files: string[], names: string[]): string[] {
+  const all = readKnownHosts(files);
+  const revoked = all.flatMap(({ lines }) => lines.filter((l) => l.marker === '@revoked').map((l) => l.key));
+  const types: string[] = [];
+  for (const { lines } of all) {
+    for (const l of lines) {
+      if (l.marker !== null || types.includes(l.keyType)) continue;
+      if (!names.some((n) => hostFieldMatches(l.hosts, n))) continue;
+      if (revoked.some((k) => k.equals(l.key))) continue;
+      types.push(l.keyType);
+    }
+  }
+  return types;
+}
+
+/**
+ * The host key algorithms (ssh2 names) that can present a key of a known_hosts key type: an RSA key is
+ * offered with its SHA-2 signatures first, as OpenSSH does. Types ssh2 cannot verify map to nothing.
+ */
+export function hostKeyAlgorithmsFor(keyType: string): string[] {
+  switch (keyType) {
+    case 'ssh-ed25519':
+    case 'ecdsa-sha2-nistp256':
+    case 'ecdsa-sha2-nistp384':
+    case 'ecdsa-sha2-nistp521':
+      return [keyType];
+    case 'ssh-rsa':
+      return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+    default:
+      return [];
+  }
 }
 
 export function appendKnownHost(file: string, name: string, keyBlob: Buffer): void {
