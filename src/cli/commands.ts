@@ -498,10 +498,47 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     if (status.phase === 'failed' || status.phase === 'reconnecting') err(`tapscope: ${printable(status.node)}: ${status.phase}${status.message ? `: ${printable(status.message)}` : ''}\n`);
     if (status.phase === 'streaming') err(`tapscope: ${status.node}: capturing\n`);
   });
-  const started = await svc.startCapture(
-    { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter,
-      ...(c.pods.length ? { pods: c.pods } : {}), ...(c.nodeKeylogs.length ? { nodeKeyLogs: c.nodeKeylogs } : {}) },
-  );
+  // why the signals are taken before the start: deploying (a DaemonSet of privileged pods, waiting for their images; an
+  // upload and sudo over SSH) takes a while, and a Ctrl-C then must cancel it and remove what it made, not strand it
+  const { isStartCancelled } = await import('../targets/target.js');
+  const cancelStart = new AbortController();
+  let started: Awaited<ReturnType<typeof svc.startCapture>> | null = null;
+  let signals = 0;
+  const onSignal = (): void => {
+    signals++;
+    if (!started) {
+      if (signals === 1) {
+        err(`\ntapscope: interrupted: cancelling the start and removing what was deployed on ${printable(c.target)} (Ctrl-C again quits without that)\n`);
+        cancelStart.abort();
+        return;
+      }
+      err(`tapscope: quit before the cleanup finished: ${leftBehind(c.target)}\n`);
+      process.exit(130);
+    }
+    if (signals === 1) {
+      err('\ntapscope: stopping…\n');
+      void svc.stopCapture({ sessionId: started.id });
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    started = await svc.startCapture(
+      { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter,
+        ...(c.pods.length ? { pods: c.pods } : {}), ...(c.nodeKeylogs.length ? { nodeKeyLogs: c.nodeKeylogs } : {}) },
+      { signal: cancelStart.signal },
+    );
+  } catch (e) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!isStartCancelled(e)) throw e;
+    const left = e.left.length ? `; may be left: ${e.left.map((l) => printable(l)).join(', ')}: ${leftBehind(c.target)}` : '';
+    err(`tapscope: capture cancelled before it started: ${printable(e.removed)}${left}\n`);
+    // (exit at once: a question the start was asking, a sudo password, still holds the terminal)
+    process.exit(130);
+  }
   const outPath = started.file;
   err(`starting capture on ${c.target} into ${toStdout ? `standard output (pcapng), saved as ${outPath}` : outPath} (session ${started.id})${c.duration ? ` for ${c.duration}s` : ''}; Ctrl-C stops\n`);
   try {
@@ -514,22 +551,12 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     }
   } catch (e) {
     // (the file went away or went bad since it was checked: the capture stops, keeping what it has)
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await svc.stopCapture({ sessionId: started.id });
     await svc.waitForCapture(started.id);
     throw e;
   }
-  let signals = 0;
-  const onSignal = (): void => {
-    signals++;
-    if (signals === 1) {
-      err('\ntapscope: stopping…\n');
-      void svc.stopCapture({ sessionId: started.id });
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const pipe = toStdout ? stdoutFollow(svc, started.id) : null;
   // the reader of standard output is gone (Wireshark closed), or the saved files could not be read for it: stop as
   // Ctrl-C does; the session keeps everything
@@ -588,6 +615,14 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     process.off('SIGTERM', onSignal);
     pipe?.close();
   }
+}
+
+/** What a capture start quit half-way may leave on `target`, and how to remove it (capture's second Ctrl-C). */
+function leftBehind(target: string): string {
+  const k8s = /^k8s:\/\/([^/]*)/.exec(target);
+  if (k8s) return `the capture's DaemonSet, its pods, ServiceAccount and namespace may be left in the cluster; remove them with \`tapscope clean --target k8s://${k8s[1]}\``;
+  if (target.startsWith('ssh://')) return `a partial helper may be left in a tapscope.XXXXXXXX temp dir on ${printable(target.slice(6))} (in its $TMPDIR or /tmp); remove it with rm -rf`;
+  return 'nothing is left behind on this machine';
 }
 
 /**

@@ -35,6 +35,7 @@ import { findWireshark, followInWireshark, openFileInWireshark } from './wiresha
 import { followCapture, type FollowOptions, type Follower, type GrowingFiles } from './follow.js';
 import { compileFilter, compileFilterPlan, checkFilter, type CompiledFilter } from '../filter/index.js';
 import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
+import { loadSshConfig } from '../targets/ssh/config.js';
 
 export interface CoreServiceOptions {
   store?: SessionStore;
@@ -83,6 +84,8 @@ interface LiveSession {
   damaged: DamagedFile[];
   /** their lines that were no key log lines (notes, not losses: no captured byte is missing) */
   keyLogNotes: string[];
+  /** while the target starts (no handle yet): cancels the start (stopCapture, close), and settles when it has */
+  starting?: { cancel: AbortController; settled: Promise<unknown> };
 }
 
 const MAX_LIMIT = 10_000;
@@ -174,16 +177,19 @@ export class CoreService implements ApiCalls {
   async listTargets(): Promise<TargetChoice[]> {
     const out: TargetChoice[] = [{ kind: 'local', uri: 'local', label: `This machine (${hostname()})` }];
     try {
-      const cfg = readFileSync(join(homedir(), '.ssh', 'config'), 'utf8');
-      for (const line of cfg.split('\n')) {
-        const m = /^\s*Host\s+(.+)$/i.exec(line);
-        if (!m) continue;
-        for (const h of (m[1] ?? '').split(/\s+/)) {
-          if (h && !/[*?!]/.test(h)) out.push({ kind: 'ssh', uri: `ssh://${h}`, label: h, detail: 'from ~/.ssh/config' });
+      // (the ssh config parser follows Include, with globs and relative to ~/.ssh as OpenSSH does: hosts of included
+      // files are listed too; Match blocks name no host)
+      const seen = new Set<string>();
+      for (const entry of loadSshConfig()) {
+        if (!entry.patterns || entry.match) continue;
+        for (const h of entry.patterns) {
+          if (!h || /[*?!]/.test(h) || seen.has(h)) continue;
+          seen.add(h);
+          out.push({ kind: 'ssh', uri: `ssh://${h}`, label: h, detail: 'from ~/.ssh/config' });
         }
       }
     } catch {
-      // why: no SSH config is normal.
+      // why: no SSH config is normal; one that cannot be read only hides its hosts from the picker.
     }
     try {
       const kubeconfig = process.env.KUBECONFIG?.split(':')[0] || join(homedir(), '.kube', 'config');
@@ -244,6 +250,12 @@ export class CoreService implements ApiCalls {
       target: string; nodes?: string[]; mode: CaptureMode; ifaces: string[]; name?: string; duration?: number; file?: string; captureFilter?: string; pods?: string[];
       nodeKeyLogs?: string[];
     },
+    /**
+     * `signal`: aborting it while the target starts cancels the start: what was deployed so far is removed, the session
+     * goes, and this rejects with StartCancelled (targets/target.ts) saying what was removed. (stopCapture and close() do the
+     * same to a capture that is still starting.)
+     */
+    opts: { signal?: AbortSignal } = {},
   ): Promise<SessionSummary> {
     const pods = req.pods?.map((p) => p.trim()).filter((p) => p.length > 0);
     if (pods?.length && !req.target.startsWith('k8s://')) throw new TapscopeError('E_USAGE', `pods are captured on a Kubernetes target (k8s://CONTEXT), not ${req.target}`);
@@ -268,6 +280,12 @@ export class CoreService implements ApiCalls {
       sorted: new Map(), pods: new Map(), followers: new Set(), pinned: false, keyLogs: [], keyLogNotes: [], damaged: [],
     };
     this.live.set(rec.id, ls);
+    const cancel = new AbortController();
+    const forward = () => cancel.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) forward();
+    else opts.signal?.addEventListener('abort', forward, { once: true });
+    let startSettled!: () => void;
+    ls.starting = { cancel, settled: new Promise<void>((r) => (startSettled = r)) };
     try {
       ls.handle = await target.start({ mode: req.mode, ifaces: req.ifaces, nodes: req.nodes, duration: req.duration, filter, ...(pods?.length ? { pods } : {}), ...(keyLogs.length ? { keyLogs } : {}) }, {
         onStatus: (status) => {
@@ -283,7 +301,7 @@ export class CoreService implements ApiCalls {
           if (gap.toMs === null) ls.writers.get(gap.node)?.gapOpened(gap.fromMs, gap.reason);
           ls.notes.push(gapNote(gap.node, gap));
         },
-      });
+      }, cancel.signal);
     } catch (e) {
       this.live.delete(rec.id);
       for (const w of ls.writers.values()) w.close();
@@ -291,6 +309,10 @@ export class CoreService implements ApiCalls {
       // (a file the user named got no byte, so it is as it was: only the session goes)
       this.store.delete(rec.id);
       throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', forward);
+      delete ls.starting;
+      startSettled();
     }
     const handle = ls.handle;
     if (handle.enrich) {
@@ -442,6 +464,13 @@ export class CoreService implements ApiCalls {
   }
 
   async stopCapture(req: { sessionId: string }): Promise<SessionSummary> {
+    const starting = this.live.get(req.sessionId)?.starting;
+    if (starting) {
+      // (still starting: the start is cancelled and cleans up; nothing was saved unless it had got through)
+      starting.cancel.abort();
+      await starting.settled;
+      if (!this.live.has(req.sessionId)) throw new TapscopeError('E_SESSION_NOT_FOUND', `the capture ${req.sessionId} was stopped while it started: it was cancelled, and nothing was saved`);
+    }
     const ls = this.live.get(req.sessionId);
     if (ls) await ls.handle?.stop();
     const end = ls ? await this.finishLive(ls) : this.ends.get(req.sessionId);

@@ -145,8 +145,32 @@ export function shQuote(s: string): string {
 
 export const HELPER_NAME = 'tapscope-helper';
 
-/** Creates the private temp dir (mktemp -d is 0700) and prints its path. */
-export const MKTEMP_SCRIPT = 'umask 077; mktemp -d "${TMPDIR:-/tmp}/tapscope.XXXXXXXX"';
+/**
+ * Creates the private temp dir (mktemp -d is 0700) and prints its path: in $TMPDIR (else /tmp), or where that is
+ * mounted noexec (hardened nodes: CIS mounts /tmp noexec) or full, in the next of /var/tmp, /dev/shm and
+ * ~/.cache where a program can run. A small script is run in each dir first to see that (exit 126: noexec);
+ * why each dir was passed over goes to stderr. Exit 1 when none will do.
+ */
+export const MKTEMP_SCRIPT = [
+  'umask 077',
+  'for b in "${TMPDIR:-/tmp}" /var/tmp /dev/shm "${HOME:-/nonexistent}/.cache"; do',
+  '  case "$b" in */.cache) mkdir -p "$b" 2>/dev/null ;; esac',
+  '  [ -d "$b" ] && [ -w "$b" ] || continue',
+  '  d=$(mktemp -d "$b/tapscope.XXXXXXXX" 2>&1) || { echo "tapscope: $b: cannot create a temp dir: $d" >&2; continue; }',
+  '  if ! { printf \'#!/bin/sh\\nexit 0\\n\' > "$d/probe" && chmod 0700 "$d/probe"; } 2>/dev/null; then echo "tapscope: $b: cannot write (no space left?)" >&2; rm -rf "$d"; continue; fi',
+  '  "$d/probe" 2>/dev/null; rc=$?',
+  '  rm -rf "$d/probe"',
+  '  if [ "$rc" = 0 ]; then echo "$d"; exit 0; fi',
+  '  rm -rf "$d"',
+  '  if [ "$rc" = 126 ]; then echo "tapscope: $b is mounted noexec: programs cannot run from it" >&2; else echo "tapscope: $b: a program there exited with $rc" >&2; fi',
+  'done',
+  'exit 1',
+].join('\n');
+
+/** The reasons MKTEMP_SCRIPT gave for the dirs it passed over (its stderr lines), for a note or an error. */
+export function tempDirNotes(stderr: string): string[] {
+  return stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('tapscope: ')).map((l) => l.slice('tapscope: '.length));
+}
 
 /**
  * Receives exactly SIZE bytes on stdin into DIR/tapscope-helper and prints its sha256.
@@ -157,10 +181,20 @@ export function uploadScript(dir: string, size: number): string {
   return `umask 077; head -c ${size} > ${f} && chmod 0700 ${f} && sha256sum ${f}`;
 }
 
-/** Parses `sha256sum` output and checks it against the local digest. */
-export function checkUploadDigest(output: string, expected: string, where: string): void {
+/**
+ * Parses `sha256sum` output and checks it against the local digest. `stderr`: the upload's (a full disk's "No space
+ * left on device"), said in the error as the remote side gave it.
+ */
+export function checkUploadDigest(output: string, expected: string, where: string, stderr = ''): void {
   const got = output.trim().split(/\s+/)[0] ?? '';
   if (got !== expected) {
+    const remote = stderr.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join('; ');
+    if (remote) {
+      throw new TapscopeError(
+        'E_HELPER_MISSING',
+        `Uploading the helper to ${where} failed: ${remote}.${/no space|quota|file too large/i.test(remote) ? ' Free space there (or set TMPDIR on the node to a dir with room) and retry.' : ''}`,
+      );
+    }
     throw new TapscopeError(
       'E_HELPER_MISSING',
       `The helper uploaded to ${where} is corrupt (sha256 ${got || 'unavailable'}, expected ${expected}). Check free space in the remote /tmp and retry.`,

@@ -7,13 +7,15 @@ import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
   CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines,
-  remainingDuration, runCommandLine, shQuote, uploadScript,
+  remainingDuration, runCommandLine, shQuote, tempDirNotes, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
 import { parseJump } from './ssh/config.js';
 import { connectSsh, execCollect, type SecretCache, type SshConnectOptions, type SshConnection, type SshDestination } from './ssh/connect.js';
-import type {
-  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, PreflightReport, PromptFn, ShellChannel,
+import {
+  StartCancelled, abortedPromise,
+  type CaptureHandle, type CaptureHandlers, type CaptureOptions, type CaptureTarget, type NodeInfo, type NodePhase, type PreflightReport, type PromptFn,
+  type ShellChannel,
 } from './target.js';
 
 export interface SshTargetOptions {
@@ -42,6 +44,8 @@ interface Facts {
   btf: boolean;
   uid: number | null;
   sudo: 'nopasswd' | 'password' | 'none';
+  /** what `sudo -n true` said when it failed (a password is required; requiretty; not in sudoers) */
+  sudoMessage: string | null;
   sshConnection: string | null;
 }
 
@@ -50,7 +54,8 @@ const FACTS_SCRIPT = [
   'echo "kernel=$(uname -r)"',
   'if [ -r /sys/kernel/btf/vmlinux ]; then echo btf=1; else echo btf=0; fi',
   'echo "uid=$(id -u)"',
-  'if [ "$(id -u)" = 0 ]; then echo sudo=none; elif sudo -n true 2>/dev/null; then echo sudo=nopasswd; elif command -v sudo >/dev/null 2>&1; then echo sudo=password; else echo sudo=none; fi',
+  // (sudo's own message is kept: "you must have a tty" (requiretty) and "not in the sudoers file" are no password matter)
+  'if [ "$(id -u)" = 0 ]; then echo sudo=none; elif ! command -v sudo >/dev/null 2>&1; then echo sudo=none; elif m=$(LC_ALL=C sudo -n true 2>&1 </dev/null); then echo sudo=nopasswd; else echo sudo=password; echo "sudomsg=$(printf %s "$m" | tr "\\n" "\\t")"; fi',
   'echo "sshconn=$SSH_CONNECTION"',
 ].join('; ');
 
@@ -68,6 +73,7 @@ async function readFacts(client: Client): Promise<Facts> {
     btf: kv.get('btf') === '1',
     uid: uid && /^\d+$/.test(uid) ? Number(uid) : null,
     sudo: (kv.get('sudo') as Facts['sudo']) ?? 'none',
+    sudoMessage: kv.get('sudomsg') || null,
     sshConnection: kv.get('sshconn') || null,
   };
 }
@@ -81,6 +87,26 @@ export function excludeFromSshConnection(v: string | null): { client: string; se
 }
 
 type Privilege = { kind: 'root' } | { kind: 'sudo' } | { kind: 'sudo-password'; password: string };
+
+/**
+ * What sudo's message (in the C locale) says when it is not a password matter: the user may not use sudo at all, or
+ * sudo wants a terminal (Defaults requiretty). Such a refusal is the same whatever password is given, so it is said
+ * at once, with what to do. null for anything else (a password is required, a wrong one).
+ */
+export function sudoRefusal(message: string, user: string, node: string): TapscopeError | null {
+  // (one line of what sudo said, without its complaints about this host's name)
+  const said = message.split(/[\n\t]/).map((l) => l.trim().replace(/^sudo: /, '')).filter((l) => l && !/^unable to resolve host/.test(l)).join('; ');
+  if (/not in the sudoers file|is not allowed to run sudo|may not run sudo/i.test(said)) {
+    return new TapscopeError('E_SUDO_REQUIRED', `User ${user} may not use sudo on ${node} (sudo said: "${said}"). Capture needs root: grant ${user} sudo (for example \`${user} ALL=(ALL) ALL\` in /etc/sudoers.d/) or connect as root.`);
+  }
+  if (/must have a tty|requires a tty|no tty present/i.test(said)) {
+    return new TapscopeError('E_SUDO_REQUIRED', `sudo on ${node} requires a terminal for ${user} (Defaults requiretty; sudo said: "${said}"). Capture runs sudo without one: add \`Defaults:${user} !requiretty\` to the sudoers (visudo), or connect as root.`);
+  }
+  return null;
+}
+
+/** sudo's answer to a wrong password (C locale). */
+const WRONG_PASSWORD = /Sorry, try again|incorrect password|no password was provided|Authentication failure|a password is required/i;
 
 function privilegePrefix(p: Privilege): string[] {
   if (p.kind === 'root') return [];
@@ -159,10 +185,34 @@ export class SshTarget implements CaptureTarget {
     const built = builtHelper(f.arch ?? '', this.opts.helperPath);
     if (!built) problems.push(`No helper is built for architecture ${f.arch ?? 'unknown'}.`);
     if (!f.btf) problems.push('The kernel has no BTF (/sys/kernel/btf/vmlinux): eBPF mode is unavailable, AF_PACKET will be used.');
-    const privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
+    let privileged: PreflightReport['privileged'] = f.uid === 0 ? 'root' : f.sudo === 'nopasswd' ? 'sudo' : f.sudo === 'password' ? 'sudo-password' : 'none';
     if (privileged === 'none') problems.push(`User ${c.resolved.user} is not root and cannot use sudo: capture needs root. Connect as root or grant sudo.`);
+    if (privileged === 'sudo-password') {
+      const refused = sudoRefusal(f.sudoMessage ?? '', c.resolved.user, this.nodeName) ?? await this.sudoWithKnownPassword(c, c.resolved.user);
+      if (refused) {
+        privileged = 'none';
+        problems.push(refused.message);
+      }
+    }
     const version = built ? helperVersion(built) : null;
     return [{ node: this.nodeName, arch: f.arch, kernel: f.kernel, btf: f.btf, privileged, helperVersion: version, problems }];
+  }
+
+  /**
+   * Preflight: a user who needs a sudo password may still not be allowed sudo at all, which sudo only says once it has
+   * a password. Tried (once, without asking) with a password this target already holds: the sudo password given
+   * before, or the login password the connection was accepted with. The refusal, or null (allowed, or not known).
+   */
+  private async sudoWithKnownPassword(c: SshConnection, user: string): Promise<TapscopeError | null> {
+    const password = this.secrets.get('sudo-password') ?? this.secrets.get(`password:${user}@${c.resolved.hostName}`);
+    if (password === undefined) return null;
+    const r = await execCollect(c.client, 'LC_ALL=C sudo -k -S -p "" true', `${password}\n`).catch(() => null);
+    if (!r) return null;
+    if (r.code === 0) {
+      this.secrets.set('sudo-password', password);
+      return null;
+    }
+    return sudoRefusal(r.stderr, user, this.nodeName);
   }
 
   /** Decides how to become root on this connection, asking for the sudo password once. */
@@ -172,6 +222,9 @@ export class SshTarget implements CaptureTarget {
     if (facts.sudo === 'none') {
       throw new TapscopeError('E_SUDO_REQUIRED', `User ${user} on ${this.nodeName} is not root and sudo is not available. Capture needs root: connect as root or install and configure sudo.`);
     }
+    // (requiretty: no password helps, so none is asked for)
+    const refused = sudoRefusal(facts.sudoMessage ?? '', user, this.nodeName);
+    if (refused) throw refused;
     const cacheKey = 'sudo-password';
     for (let attempt = 0; attempt < 3; attempt++) {
       let password = attempt === 0 ? this.secrets.get(cacheKey) : undefined;
@@ -184,20 +237,28 @@ export class SshTarget implements CaptureTarget {
         }
         password = a;
       }
-      const r = await execCollect(client, 'sudo -k -S -p "" true', `${password}\n`);
+      const r = await execCollect(client, 'LC_ALL=C sudo -k -S -p "" true', `${password}\n`);
       if (r.code === 0) {
         this.secrets.set(cacheKey, password);
         return { kind: 'sudo-password', password };
       }
       this.secrets.delete(cacheKey);
+      // why: only a wrong password is worth asking again; "not in the sudoers file" comes with the right one, and each
+      // try is an incident sudo logs or mails
+      const no = sudoRefusal(r.stderr, user, this.nodeName);
+      if (no) throw no;
+      if (!WRONG_PASSWORD.test(r.stderr)) {
+        const said = r.stderr.replace(/\s+/g, ' ').trim();
+        throw new TapscopeError('E_SUDO_REQUIRED', `sudo on ${this.nodeName} failed for ${user}${said ? `: ${said}` : ` (exit ${r.code})`}. Capture needs root: check the user's sudo rights, or connect as root.`);
+      }
     }
     throw new TapscopeError('E_AUTH_FAILED', `sudo on ${this.nodeName} rejected the password three times.`);
   }
 
-  async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle> {
+  async start(options: CaptureOptions, handlers: CaptureHandlers, signal?: AbortSignal): Promise<CaptureHandle> {
     for (const n of options.nodes ?? []) this.checkNode(n);
     const run = new SshCapture(this, options, handlers, new HelperSet(this.opts.helperPath), this.opts.backoffMs ?? { first: 500, max: 8000 });
-    await run.begin();
+    await run.begin(signal);
     return run.handle();
   }
 
@@ -252,6 +313,9 @@ class SshCapture {
   private dir: string | null = null;
   private priv: Privilege | null = null;
   private leftovers: string[] = [];
+  /** the start was cancelled (begin's signal): the deployment under way stops at its next step */
+  private cancelled = false;
+  private phase: NodePhase = 'preflight';
   private readonly stopSignal = new AbortController();
   private reconnecting: Promise<void> | null = null;
   private resolveDone!: () => void;
@@ -274,7 +338,8 @@ class SshCapture {
     return { stop: () => this.stop(), done: this.done, notes: this.notes };
   }
 
-  private status(phase: Parameters<CaptureHandlers['onStatus']>[0]['phase'], message?: string, error?: TapscopeError): void {
+  private status(phase: NodePhase, message?: string, error?: TapscopeError): void {
+    this.phase = phase;
     this.handlers.onStatus({
       node: this.node,
       phase,
@@ -283,37 +348,116 @@ class SshCapture {
     });
   }
 
-  /** First deployment: errors reach the caller of start(). */
-  async begin(): Promise<void> {
+  /**
+   * First deployment: errors reach the caller of start(). Aborting `signal` before it is done cancels it: the
+   * deployment stops at its next step, what it made on the node (its temp dir, a helper already started) is removed,
+   * and it rejects with StartCancelled.
+   */
+  async begin(signal?: AbortSignal): Promise<void> {
+    const run = this.deploy();
     try {
-      await this.deploy();
+      await (signal ? Promise.race([run, abortedPromise(signal)]) : run);
     } catch (e) {
+      if (signal?.aborted) throw await this.cancel(run);
       this.status('failed', undefined, asTapscope(e));
-      await this.cleanupConnection();
+      await this.abandon();
       this.resolveDone();
       throw e;
     }
   }
 
+  /** Cancels the first deployment (begin's signal aborted) and cleans up what it made; the error to reject with. */
+  private async cancel(run: Promise<void>): Promise<StartCancelled> {
+    this.cancelled = true;
+    this.stopping = true;
+    this.stopSignal.abort();
+    // why a bounded wait: the step under way (connecting, a question to the user, the upload) stops at its next
+    // checkpoint; an upload over a slow link is not waited for: its connection is closed, which ends it, and its dir
+    // is removed over a new one (a command on the old one would queue behind the upload's bytes)
+    const settled = await Promise.race([run.then(() => true, () => true), sleep(1500).then(() => false)]);
+    const dir = this.dir;
+    if (!settled && dir && this.conn) {
+      this.conn.end();
+      const fresh = this.target.openConnection();
+      this.conn = await withTimeout(fresh, 15_000).catch(() => {
+        void fresh.then((c) => c.end(), () => undefined);
+        return null;
+      });
+    }
+    let left: string[] = [];
+    if (this.channel) {
+      // (the helper had started: stop it as stop() does)
+      await this.teardown();
+      left = this.notes.filter((n) => n.startsWith('Could not confirm removal'));
+      await this.cleanupConnection();
+    } else {
+      left = await this.abandon();
+    }
+    this.status('stopped', 'start cancelled');
+    this.resolveDone();
+    const removed = dir ? `removed the helper's temp dir ${dir} on ${this.node}` : `nothing had been deployed on ${this.node} yet`;
+    return new StartCancelled(this.target.uri, left.length ? `could not remove the helper's temp dir ${dir} on ${this.node}` : removed, left.length && dir ? [`${this.node}:${dir}`] : []);
+  }
+
+  /** Throws when the start was cancelled (see cancel()): the deployment goes no further. */
+  private checkCancelled(): void {
+    if (this.cancelled) throw new TapscopeError('E_TARGET_UNREACHABLE', 'cancelled');
+  }
+
+  /**
+   * After a failed deployment: removes the temp dir it had made (a partial helper would fill the node's /tmp a little
+   * more each try) unless a helper runs from it, and closes the connection. What may be left (dirs not removed).
+   */
+  private async abandon(): Promise<string[]> {
+    const conn = this.conn;
+    const dir = this.channel ? null : this.dir;
+    if (dir) this.dir = null;
+    let left: string[] = [];
+    if (dir && conn) {
+      // (the dir is the login user's, made before any sudo: removing it needs no privilege)
+      const r = await execCollect(conn.client, `rm -rf ${shQuote(dir)}; [ ! -e ${shQuote(dir)} ] && echo gone`).catch(() => null);
+      if (!r || !r.stdout.toString().includes('gone')) left = [dir];
+    } else if (dir) {
+      left = [dir];
+    }
+    await this.cleanupConnection();
+    return left;
+  }
+
   private async deploy(): Promise<void> {
     this.status('preflight');
+    // (a redeploy: the last helper's dir is in leftovers; this one's is set once made)
+    this.dir = null;
     const conn = await this.target.openConnection();
+    if (this.cancelled) {
+      conn.end();
+      this.checkCancelled();
+    }
     this.conn = conn;
     const facts = await readFacts(conn.client);
+    this.checkCancelled();
     const helper = this.helpers.for(facts.arch ?? 'unknown');
     if (!helper) {
       throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${this.node} is ${facts.arch ?? 'an unknown architecture'}; this build has no helper for it (${this.helpers.architectures()} only).`);
     }
     this.priv ??= await this.target.privilege(conn.client, facts, conn.resolved.user);
+    this.checkCancelled();
     this.status('deploying', `uploading helper (${helper.data.length} bytes)`);
-    const mk = await execCollect(conn.client, MKTEMP_SCRIPT);
+    const mk = await execCollect(conn.client, ['sh', '-c', MKTEMP_SCRIPT].map(shQuote).join(' '));
     const dir = mk.stdout.toString('utf8').trim();
     if (mk.code !== 0 || !dir.startsWith('/')) {
-      throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir on ${this.node}: ${mk.stderr.trim() || 'mktemp failed'}.`);
+      const why = tempDirNotes(mk.stderr);
+      throw new TapscopeError('E_HELPER_MISSING', why.length
+        ? `Could not find a temp dir on ${this.node} the helper can run from: ${why.join('; ')}. Set TMPDIR for ${conn.resolved.user} there to a dir on a mount that allows programs (not noexec) and has room.`
+        : `Could not create a temp dir on ${this.node}: ${mk.stderr.trim() || 'mktemp failed'}.`);
     }
     this.dir = dir;
+    const passedOver = tempDirNotes(mk.stderr);
+    if (passedOver.length) this.notes.push(`${this.node}: the helper runs from ${dir}: ${passedOver.join('; ')}.`);
+    this.checkCancelled();
     const up = await execCollect(conn.client, uploadScript(dir, helper.data.length), helper.data);
-    checkUploadDigest(up.stdout.toString('utf8'), helper.sha256, `${this.node}:${dir}`);
+    checkUploadDigest(up.stdout.toString('utf8'), helper.sha256, `${this.node}:${dir}`, up.stderr);
+    this.checkCancelled();
     const ex = excludeFromSshConnection(facts.sshConnection);
     const excludes = ex ? [ex.client] : [];
     if (ex && this.notes.length === 0) {
@@ -328,15 +472,19 @@ class SshCapture {
     if (this.priv.kind === 'sudo-password') ch.write(`${this.priv.password}\n`);
     this.watch(conn, ch, dir);
     const out = new PassThrough({ highWaterMark: 1 << 20 });
+    // why on its first bytes: the helper is capturing once it writes its section header, not when the channel opens
+    // (a helper that cannot start, e.g. exit 126, must not be reported capturing first)
+    ch.once('data', () => {
+      if (this.channel === ch && !this.stopping) this.status('streaming');
+    });
     ch.pipe(out);
     this.status('running');
     this.handlers.onStream(this.node, out.pipe(new CompleteBlocks()));
-    this.status('streaming');
   }
 
   private watch(conn: SshConnection, ch: ClientChannel, dir: string): void {
     let exit: { code: number | null; signal: string | null } | null = null;
-    const err = onLines(ch.stderr, (line) => this.status('streaming', line));
+    const err = onLines(ch.stderr, (line) => this.status(this.phase, line));
     ch.on('exit', (code: number | null, signal?: string) => {
       exit = { code, signal: signal ?? null };
     });
@@ -380,7 +528,8 @@ class SshCapture {
       if (durationElapsed(this.options, this.startedAt)) return false;
       this.reconnecting = this.deploy();
       await this.reconnecting.catch(async (e: unknown) => {
-        await this.cleanupConnection();
+        // (a try that got as far as its temp dir removes it: a full node must not fill up more each try)
+        await this.abandon();
         throw asTapscope(e);
       });
       return true;
@@ -453,6 +602,10 @@ class SshCapture {
     }
     await this.removeLeftovers();
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, sleep(ms).then(() => Promise.reject(new Error(`no answer in ${ms / 1000} s`)))]);
 }
 
 function sleep(ms: number): Promise<void> {

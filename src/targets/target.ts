@@ -119,6 +119,35 @@ export interface CaptureHandle {
   enrich?: (key: string) => PodRef | null;
 }
 
+/**
+ * What CaptureTarget.start() rejects with when its signal was aborted: the start was cancelled and cleaned up.
+ * `removed` says what was removed (for one line to a person), `left` what may still be there (empty when none).
+ * why not a TapscopeError: being cancelled is not a failure of the target; the caller asked for it.
+ */
+export class StartCancelled extends Error {
+  constructor(readonly target: string, readonly removed: string, readonly left: string[]) {
+    super(`The capture start on ${target} was cancelled: ${removed}${left.length ? `; may be left: ${left.join(', ')}` : ''}.`);
+    this.name = 'AbortError';
+  }
+}
+
+export function isStartCancelled(e: unknown): e is StartCancelled {
+  return e instanceof StartCancelled;
+}
+
+/** Rejects when `signal` aborts (never settles without one); for racing a start's steps against a cancel. */
+export function abortedPromise(signal: AbortSignal | undefined): Promise<never> {
+  const p = new Promise<never>((_, reject) => {
+    if (!signal) return;
+    const fire = () => reject(signal.reason ?? new Error('aborted'));
+    if (signal.aborted) fire();
+    else signal.addEventListener('abort', fire, { once: true });
+  });
+  // (a rejection nobody races for is no unhandled rejection)
+  p.catch(() => undefined);
+  return p;
+}
+
 export interface ShellChannel {
   write(data: string | Buffer): void;
   resize(cols: number, rows: number): void;
@@ -144,7 +173,11 @@ export interface CaptureTarget {
   /** The pods a capture can be narrowed to (Kubernetes targets). */
   listPods?(): Promise<PodChoice[]>;
   preflight(nodes?: string[]): Promise<PreflightReport[]>;
-  start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle>;
+  /**
+   * Deploys and starts the capture. Aborting `signal` before it resolves cancels the start: what was deployed so far is
+   * removed (as stop() would), and it rejects with StartCancelled saying what was removed and what may be left.
+   */
+  start(options: CaptureOptions, handlers: CaptureHandlers, signal?: AbortSignal): Promise<CaptureHandle>;
   openShell(node: string): Promise<ShellChannel>;
   /** Releases connections; does not stop running captures started through start(). */
   close(): Promise<void>;

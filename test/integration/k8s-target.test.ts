@@ -697,3 +697,94 @@ describe('lost exec stream', () => {
     expect(podTempDirs()).toEqual([]);
   });
 });
+
+describe('credentials and permissions (review I: 7, 8, 10, 11)', () => {
+  it('reports a failing exec credential plugin as a credentials error naming it, its exit code and its stderr, in one line', async () => {
+    const plugin = join(dir, 'sso-expired.sh');
+    writeFileSync(plugin, '#!/bin/sh\necho "error: the SSO session has expired; run \'aws sso login --profile prod\'" >&2\necho "hint: second line" >&2\nexit 4\n', { mode: 0o755 });
+    const f = join(dir, 'kc-bad-exec');
+    writeFileSync(f, readFileSync(api.kubeconfig(dir, 'exec', { context: 'tsk-bad-exec' }), 'utf8').replace(/command: .*/, `command: ${plugin}`));
+    const t = createK8sTarget('k8s://tsk-bad-exec', opts({ kubeconfig: f }));
+    const e = await t.listNodes().then(() => null, (x: unknown) => x);
+    expect(isTapscopeError(e, 'E_AUTH_FAILED'), String(e)).toBe(true);
+    const m = (e as Error).message;
+    expect(m).toContain(`the credential plugin ${plugin} of user "tsk-bad-exec-user" failed with exit code 4`);
+    expect(m).toContain('error: the SSO session has expired; run \'aws sso login --profile prod\' / hint: second line');
+    expect(m).not.toMatch(/[\r\n]/);
+    expect(m).not.toMatch(/VPN|proxy-url/);
+  });
+
+  it('runs an exec plugin given by a relative path from the kubeconfig\'s directory, not the current one', async () => {
+    const sub = mkdtempSync(join(dir, 'kc-rel-'));
+    writeFileSync(join(sub, 'plugin.sh'), readFileSync(api.execPlugin), { mode: 0o755 });
+    const f = join(sub, 'config');
+    writeFileSync(f, readFileSync(api.kubeconfig(dir, 'exec', { context: 'tsk-rel-exec' }), 'utf8').replace(/command: .*/, 'command: ./plugin.sh'));
+    expect(process.cwd()).not.toBe(sub);
+    const t = createK8sTarget('k8s://tsk-rel-exec', opts({ kubeconfig: f }));
+    expect(await t.listNodes()).toHaveLength(6);
+  });
+
+  it('captures in an admin-prepared namespace without the right to get namespaces, and check reports no problem', async () => {
+    api.put('namespaces', { metadata: { name: 'team-a', labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } }, status: { phase: 'Active' } });
+    api.deny.push({ user: 'admin', verb: 'get', resource: 'namespaces' });
+    try {
+      const node = api.nodes[1]?.name as string;
+      const t = createK8sTarget('k8s://tsk-token', opts({ namespace: 'team-a' }));
+      const [pre] = await t.preflight([node]);
+      expect(pre?.problems).toEqual([]);
+      const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node] }, recorder().handlers);
+      await handle.stop();
+      await handle.done;
+      expect(handle.notes.join(' ')).not.toMatch(/Not removed|Could not remove/);
+      expect(tapscopeObjects()).toEqual([]);
+      expect(api.list('namespaces').some((n) => n.metadata.name === 'team-a')).toBe(true);
+      // a namespace that is not there, with no right to read or create namespaces: check says so, capture says why
+      api.deny.push({ user: 'admin', verb: 'create', resource: 'namespaces' });
+      const t2 = createK8sTarget('k8s://tsk-token', opts({ namespace: 'nowhere' }));
+      const [pre2] = await t2.preflight([node]);
+      expect(pre2?.problems).toContain('RBAC: namespace nowhere does not exist, and this context cannot create namespaces.');
+      const e = await t2.start({ mode: 'afpacket', ifaces: [], nodes: [node] }, recorder().handlers).then(() => null, (x: unknown) => x);
+      expect(isTapscopeError(e, 'E_K8S_FORBIDDEN'), String(e)).toBe(true);
+      expect((e as Error).message).toContain('Namespace "nowhere" does not exist, and this context may neither read nor create namespaces');
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      api.deny.length = 0;
+      api.remove('namespaces', null, 'team-a');
+    }
+  });
+
+  it('names a refused ServiceAccount delete on stop, check reports it first, and a namespace the capture created still goes', async () => {
+    api.deny.push({ user: 'admin', verb: 'delete', resource: 'serviceaccounts' });
+    api.put('namespaces', { metadata: { name: 'team-b', labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } }, status: { phase: 'Active' } });
+    try {
+      const node = api.nodes[2]?.name as string;
+      // in the namespace the capture creates: deleting the namespace takes the ServiceAccount with it
+      const t = createK8sTarget('k8s://tsk-token', opts());
+      const [pre] = await t.preflight([node]);
+      expect(pre?.problems).toContain('RBAC: cannot delete serviceaccounts in namespace tapscope.');
+      const h1 = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node] }, recorder().handlers);
+      await h1.stop();
+      await h1.done;
+      expect(tapscopeObjects()).toEqual([]);
+      expect(h1.notes.join(' ')).not.toMatch(/Not removed|Could not remove/);
+      // in a namespace that was there: the ServiceAccount stays, and the note names it, why, and the remedy
+      const t2 = createK8sTarget('k8s://tsk-token', opts({ namespace: 'team-b' }));
+      const h2 = await t2.start({ mode: 'afpacket', ifaces: [], nodes: [node] }, recorder().handlers);
+      const t0 = Date.now();
+      await h2.stop();
+      await h2.done;
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      const left = tapscopeObjects();
+      expect(left).toHaveLength(1);
+      expect(left[0]).toMatch(/^serviceaccounts\/tapscope-/);
+      const note = h2.notes.find((n) => n.startsWith('Could not remove'));
+      expect(note).toContain(`serviceaccount team-b/${left[0]!.split('/')[1]} (not deleted: cannot delete serviceaccounts in namespace team-b)`);
+      expect(note).toContain('tapscope clean --target k8s://tsk-token');
+      expect(note).not.toContain('list session objects');
+    } finally {
+      api.deny.length = 0;
+      api.remove('namespaces', null, 'team-b');
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+});

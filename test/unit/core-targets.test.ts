@@ -138,3 +138,32 @@ describe('helpers by architecture', () => {
     }
   });
 });
+
+describe('the target picker (review I: 14)', () => {
+  it('lists the hosts of files ~/.ssh/config Includes (globs, relative to ~/.ssh, nested), not only its own', async () => {
+    const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { CoreService } = await import('../../src/service/core-service.js');
+    const { SessionStore } = await import('../../src/store/session-store.js');
+    const home = mkdtempSync(join(tmpdir(), 'tsc-picker-'));
+    const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG };
+    try {
+      mkdirSync(join(home, '.ssh', 'config.d'), { recursive: true });
+      writeFileSync(join(home, '.ssh', 'config'), 'Include config.d/*\nHost direct1\n  HostName 10.0.0.1\nHost *\n  User root\n');
+      writeFileSync(join(home, '.ssh', 'config.d', 'work'), 'Host prod-db prod-web\n  HostName 10.0.0.2\nInclude ~/.ssh/more\nMatch host x\n  Port 2\n');
+      writeFileSync(join(home, '.ssh', 'more'), 'Host nested\n  HostName 10.0.0.3\nHost direct1\n  Port 2222\n');
+      process.env.HOME = home;
+      process.env.KUBECONFIG = join(home, 'no-kubeconfig');
+      const svc = new CoreService({ store: new SessionStore(join(home, 'sessions')) });
+      const ssh = (await svc.listTargets()).filter((t) => t.kind === 'ssh').map((t) => t.uri);
+      expect(ssh).toEqual(['ssh://prod-db', 'ssh://prod-web', 'ssh://nested', 'ssh://direct1']);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});

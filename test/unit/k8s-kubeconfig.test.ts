@@ -10,6 +10,7 @@ import { describeForbidden, k8sError } from '../../src/targets/k8s/errors.js';
 import { workloadOf } from '../../src/targets/k8s/pod-index.js';
 import { CAPTURE_CAPABILITIES, daemonSetManifest, dryRunPod, namespaceManifest, serviceAccountManifest } from '../../src/targets/k8s/manifests.js';
 import { validateBody } from '../k8s-api/validate.js';
+import { CoreV1Api } from '@kubernetes/client-node';
 
 let dir: string;
 
@@ -76,6 +77,55 @@ describe('exec credential plugins', () => {
     const k = kubeConfigFor(mergeKubeconfigs([f]), null, env);
     expect(k.getCurrentUser()?.exec.command).toBe(plugin);
     expect(() => kubeConfigFor(mergeKubeconfigs([f]), null, { PATH: '/nonexistent', HOME: dir })).toThrow(/tsk-auth-plugin.*not found/);
+  });
+});
+
+describe('exec credential plugins (review I: 7, 8)', () => {
+  const kcWith = (file: string, command: string) => writeFileSync(file, [
+    'apiVersion: v1', 'kind: Config', 'current-context: e',
+    'clusters:', '- name: c', '  cluster:', '    server: https://127.0.0.1:1',
+    'users:', '- name: u', '  user:', '    exec:', '      apiVersion: client.authentication.k8s.io/v1', `      command: ${command}`, '      interactiveMode: Never',
+    'contexts:', '- name: e', '  context:', '    cluster: c', '    user: u', '',
+  ].join('\n'));
+
+  it('resolve a relative plugin path against the kubeconfig file\'s directory; a bare name is looked up in PATH only', () => {
+    const kdir = join(dir, 'rel-kube');
+    mkdirSync(join(kdir, 'bin'), { recursive: true });
+    for (const n of ['plugin.sh', 'bin/p', 'bare-plugin']) {
+      writeFileSync(join(kdir, n), '#!/bin/sh\necho {}\n');
+      chmodSync(join(kdir, n), 0o755);
+    }
+    const env = { PATH: '/nonexistent', HOME: join(dir, 'nohome') };
+    expect(findExecPlugin('./bin/p', env, kdir)).toBe(join(kdir, 'bin', 'p'));
+    for (const [command, expected] of [['./plugin.sh', join(kdir, 'plugin.sh')], ['bin/p', join(kdir, 'bin', 'p')]] as const) {
+      const f = join(kdir, 'config');
+      kcWith(f, command);
+      expect(process.cwd()).not.toBe(kdir);
+      expect(kubeConfigFor(mergeKubeconfigs([f]), null, env).getCurrentUser()?.exec.command).toBe(expected);
+    }
+    // (kubectl: a name without a separator is never taken from the kubeconfig's directory)
+    kcWith(join(kdir, 'config'), 'bare-plugin');
+    expect(() => kubeConfigFor(mergeKubeconfigs([join(kdir, 'config')]), null, env)).toThrow(/bare-plugin.*not found in PATH/);
+    kcWith(join(kdir, 'config'), './missing.sh');
+    expect(() => kubeConfigFor(mergeKubeconfigs([join(kdir, 'config')]), null, env)).toThrow(/missing\.sh.*relative to the kubeconfig file's directory/);
+  });
+
+  it('that fail are a credentials error with the plugin, its exit code and its first stderr lines, in one line', async () => {
+    const plugin = join(dir, 'failing-plugin.sh');
+    writeFileSync(plugin, '#!/bin/sh\necho "error: the SSO session has expired" >&2\necho "run aws sso login" >&2\necho "3" >&2\necho "4" >&2\nexit 2\n');
+    chmodSync(plugin, 0o755);
+    const f = join(dir, 'kc-failing');
+    kcWith(f, plugin);
+    const k = kubeConfigFor(mergeKubeconfigs([f]), null);
+    const e = await k.makeApiClient(CoreV1Api).listNode().then(() => null, (x: unknown) => k8sError(x, 'list nodes', { context: 'e', user: 'u' }));
+    expect(e?.code).toBe('E_AUTH_FAILED');
+    expect(e?.message).toBe(`Could not get credentials for context "e": the credential plugin ${plugin} of user "u" failed with exit code 2: `
+      + 'error: the SSO session has expired / run aws sso login / 3 (and 1 more line). Log in again as it says (run it yourself to see all of its output), then retry.');
+    expect(e?.details).toMatchObject({ plugin, user: 'u', exitCode: 2 });
+    // any other error without a status stays "unreachable", in one line
+    const u = k8sError(new Error('some failure\nsecond line\n'), 'list nodes', { context: 'c' });
+    expect(u.code).toBe('E_TARGET_UNREACHABLE');
+    expect(u.message).not.toMatch(/\n/);
   });
 });
 

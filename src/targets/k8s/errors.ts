@@ -34,13 +34,18 @@ export function describeForbidden(message: string): string | null {
   return `cannot ${verb} ${resource}${group ? `.${group}` : ''} ${ns ? `in namespace ${ns}` : 'at cluster scope'}`;
 }
 
+/** A message in one line (no raw newline in the middle of an error), without its trailing period. */
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, ' ').trim().replace(/\.$/, '');
+}
+
 export function k8sError(e: unknown, what: string, ctx: { context: string; namespace?: string; user?: string | null }): TapscopeError {
   if (e instanceof TapscopeError) return e;
   const { code, body } = statusOf(e);
   const msg = body?.message ?? (e instanceof Error ? e.message : String(e));
   if (code === null) {
     const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
-    const detail = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
+    const detail = oneLine(cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e)));
     return new TapscopeError('E_TARGET_UNREACHABLE',
       `Cannot reach the API server of context "${ctx.context}" while trying to ${what}: ${detail}. Check the cluster address, VPN or proxy-url.`, { cause: detail });
   }

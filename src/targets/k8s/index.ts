@@ -15,10 +15,12 @@ import {
   onLines, remainingDuration, runArgv, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
-import type {
-  CaptureHandle, CaptureHandlers, CaptureOptions, CaptureTarget, NodeInfo, NodePhase, PodChoice, PreflightReport, PromptFn, ShellChannel,
+import {
+  StartCancelled, abortedPromise,
+  type CaptureHandle, type CaptureHandlers, type CaptureOptions, type CaptureTarget, type NodeInfo, type NodePhase, type PodChoice, type PreflightReport,
+  type PromptFn, type ShellChannel,
 } from '../target.js';
-import { PSA_LABEL, k8sError, psaAdvice } from './errors.js';
+import { PSA_LABEL, describeForbidden, k8sError, psaAdvice } from './errors.js';
 import { execCollect, execStream, type ExecStream } from './exec.js';
 import { kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from './kubeconfig.js';
 import {
@@ -112,8 +114,17 @@ class Deployment {
     const ns = this.ctx.namespace;
     const full: DaemonSetSpec = { ...spec, name: this.name, namespace: ns, session: this.session, serviceAccount: this.name };
     try {
+      // why: as kubectl apply, creating objects in a namespace needs no right to read the namespace itself. A user who
+      // may not get namespaces at cluster scope (an admin-prepared namespace) goes on with the namespace's Pod Security
+      // level unknown: the dry-run pod below meets admission anyway.
+      let readForbidden = false;
       const existing = await this.core.readNamespace({ name: ns }).catch((e: unknown) => {
-        if ((e as { code?: number }).code === 404) return null;
+        const status = (e as { code?: number }).code;
+        if (status === 404) return null;
+        if (status === 403) {
+          readForbidden = true;
+          return null;
+        }
         throw this.err(e, `read namespace ${ns}`);
       });
       if (existing) {
@@ -122,12 +133,20 @@ class Deployment {
           throw new TapscopeError('E_K8S_ADMISSION', `Namespace "${ns}" enforces Pod Security level "${level}", which refuses the capture pods. ${psaAdvice(ns)}`);
         }
       } else {
-        await this.core.createNamespace({ body: namespaceManifest(ns, this.session) }).catch((e: unknown) => {
+        // (409 AlreadyExists: it is there, created meanwhile or unreadable to us; 403 after a refused read: we may
+        // neither read nor create it, so it may be there: the ServiceAccount's creation says)
+        const made = await this.core.createNamespace({ body: namespaceManifest(ns, this.session) }).then(() => true, (e: unknown) => {
+          const status = (e as { code?: number }).code;
+          if (status === 409 || (status === 403 && readForbidden)) return false;
           throw this.err(e, `create namespaces (namespace ${ns})`);
         });
-        this.createdNs = true;
+        this.createdNs = made;
       }
       await this.core.createNamespacedServiceAccount({ namespace: ns, body: serviceAccountManifest(this.name, ns, this.session) }).catch((e: unknown) => {
+        if (readForbidden && (e as { code?: number }).code === 404) {
+          throw new TapscopeError('E_K8S_FORBIDDEN',
+            `Namespace "${ns}" does not exist, and this context may neither read nor create namespaces. Ask a cluster admin to create it (with the label ${PSA_LABEL}=privileged), or choose an existing namespace with --namespace.`);
+        }
         throw this.err(e, `create serviceaccounts in namespace ${ns}`);
       });
       this.created.push('sa');
@@ -148,38 +167,79 @@ class Deployment {
     }
   }
 
-  /** Deletes what this session created; returns what could not be confirmed gone. */
+  /**
+   * Deletes what this session created; returns what could not be confirmed gone, each with why when a delete or the
+   * check was refused ("serviceaccount tapscope/x (not deleted: cannot delete serviceaccounts in namespace tapscope)").
+   * Each delete is tried whatever the others did: a refused ServiceAccount delete still lets the namespace this
+   * session created go, which takes the ServiceAccount with it.
+   */
   async remove(): Promise<string[]> {
     const ns = this.ctx.namespace;
-    const ignore404 = (e: unknown) => {
-      if ((e as { code?: number }).code !== 404) throw e;
+    /** object ("serviceaccount ns/name") -> why its delete failed */
+    const failed = new Map<string, string>();
+    const why = (e: unknown, what: string): string => {
+      const te = k8sError(e, what, this.ctx);
+      return te.code === 'E_K8S_FORBIDDEN' ? describeForbidden(te.message) ?? te.message : te.message;
     };
-    if (this.created.includes('ds')) await this.apps.deleteNamespacedDaemonSet({ name: this.name, namespace: ns, propagationPolicy: 'Background' }).catch(ignore404);
-    if (this.created.includes('sa')) await this.core.deleteNamespacedServiceAccount({ name: this.name, namespace: ns }).catch(ignore404);
+    const del = async (object: string, what: string, run: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await run();
+        return true;
+      } catch (e) {
+        if ((e as { code?: number }).code === 404) return true;
+        failed.set(object, why(e, what));
+        return false;
+      }
+    };
+    const created = this.created;
     this.created = [];
+    if (created.includes('ds')) {
+      await del(`daemonset ${ns}/${this.name}`, `delete daemonsets.apps in namespace ${ns}`,
+        () => this.apps.deleteNamespacedDaemonSet({ name: this.name, namespace: ns, propagationPolicy: 'Background' }));
+    }
+    if (created.includes('sa')) {
+      await del(`serviceaccount ${ns}/${this.name}`, `delete serviceaccounts in namespace ${ns}`,
+        () => this.core.deleteNamespacedServiceAccount({ name: this.name, namespace: ns }));
+    }
+    let nsDeleted = false;
     if (this.createdNs) {
-      const others = await this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: MANAGED_SELECTOR });
-      // why: another Tapscope session may be using the namespace we created; it will remove it.
-      if (!others.items.some((d) => d.metadata?.labels?.[SESSION_LABEL] !== this.session)) {
-        await this.core.deleteNamespace({ name: ns }).catch(ignore404);
+      try {
+        const others = await this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: MANAGED_SELECTOR });
+        // why: another Tapscope session may be using the namespace we created; it will remove it.
+        if (!others.items.some((d) => d.metadata?.labels?.[SESSION_LABEL] !== this.session)) {
+          nsDeleted = await del(`namespace ${ns}`, `delete namespaces (namespace ${ns})`, () => this.core.deleteNamespace({ name: ns }));
+        }
+      } catch (e) {
+        failed.set(`namespace ${ns}`, `could not check whether other sessions use it: ${why(e, `list daemonsets.apps in namespace ${ns}`)}`);
       }
     }
     const selector = `${SESSION_LABEL}=${this.session}`;
     const remaining: string[] = [];
+    // (an object whose delete was refused stays, unless the namespace deletion takes it: not waited for)
+    const stuck = (o: string) => failed.has(o) && !nsDeleted;
     for (let i = 0; i < 60; i++) {
       remaining.length = 0;
-      const [ds, sa, pods] = await Promise.all([
-        this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: selector }),
-        this.core.listNamespacedServiceAccount({ namespace: ns, labelSelector: selector }),
-        this.core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
-      ]);
-      for (const d of ds.items) remaining.push(`daemonset ${ns}/${d.metadata?.name}`);
-      for (const s of sa.items) remaining.push(`serviceaccount ${ns}/${s.metadata?.name}`);
-      for (const p of pods.items) remaining.push(`pod ${ns}/${p.metadata?.name}`);
-      if (remaining.length === 0) break;
+      let listed: [Array<{ metadata?: { name?: string } }>, Array<{ metadata?: { name?: string } }>, Array<{ metadata?: { name?: string } }>];
+      try {
+        listed = await Promise.all([
+          this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: selector }).then((l) => l.items),
+          this.core.listNamespacedServiceAccount({ namespace: ns, labelSelector: selector }).then((l) => l.items),
+          this.core.listNamespacedPod({ namespace: ns, labelSelector: selector }).then((l) => l.items),
+        ]);
+      } catch (e) {
+        return [...failed].map(([o, w]) => `${o} (not deleted: ${w})`)
+          .concat(`(could not check that the session's objects are gone: ${why(e, `list the session's objects in namespace ${ns}`)})`);
+      }
+      const [ds, sa, pods] = listed;
+      for (const d of ds) remaining.push(`daemonset ${ns}/${d.metadata?.name}`);
+      for (const x of sa) remaining.push(`serviceaccount ${ns}/${x.metadata?.name}`);
+      for (const p of pods) remaining.push(`pod ${ns}/${p.metadata?.name}`);
+      if (remaining.every(stuck)) break;
       await sleep(500);
     }
-    return remaining;
+    // (the namespace is no session-labelled object the lists see; a refused delete of it is named too)
+    for (const o of failed.keys()) if (o.startsWith('namespace ') && !remaining.includes(o)) remaining.push(o);
+    return remaining.map((o) => (failed.has(o) ? `${o} (not deleted: ${failed.get(o)})` : o));
   }
 
   /** Calls `on` for every change of this session's pods until the returned function is called. */
@@ -241,6 +301,8 @@ class K8sCapture {
   private settled: (() => void) | null = null;
   private readonly stopSignal = new AbortController();
   private readonly startedAt = Date.now();
+  /** what stop() could not confirm removed (empty: everything is gone) */
+  private remaining: string[] = [];
 
   constructor(
     private readonly dep: Deployment,
@@ -278,9 +340,16 @@ class K8sCapture {
     this.status(n, 'failed', e.message, e);
   }
 
-  async begin(): Promise<void> {
+  /**
+   * Creates the session's objects and waits for every node's helper to stream (or fail). Aborting `signal` before
+   * then cancels the start: everything created so far is removed as stop() does, and it rejects with StartCancelled.
+   */
+  async begin(signal?: AbortSignal): Promise<void> {
+    const aborted = abortedPromise(signal);
     for (const n of this.nodes.values()) this.status(n, 'deploying', `creating DaemonSet ${this.dep.ctx.namespace}/${this.dep.name}`);
+    // (not raced: what a create under way makes must be known, to be removed)
     await this.dep.create({ image: this.image, nodes: [...this.nodes.keys()] });
+    if (signal?.aborted) throw await this.cancelStart();
     this.notes.push(`Deployed DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} (session ${this.dep.session}); it is removed on stop.`);
     const excluded = [...new Set([...this.excludes.values()].flat())];
     this.notes.push(excluded.length
@@ -288,12 +357,12 @@ class K8sCapture {
       : 'The nodes report no address for the kubelet API, so the exec stream carrying the helper output could not be excluded: expect its packets in the capture.');
     const allSettled = new Promise<void>((r) => (this.settled = r));
     try {
-      const [, unwatch] = await Promise.all([
-        this.index.start().then(() => this.notes.push(...this.index.problems)),
-        this.dep.watchPods((type, pod) => this.onPod(type, pod)),
-      ]);
-      this.unwatch = unwatch;
+      const watching = this.dep.watchPods((type, pod) => this.onPod(type, pod));
+      // (a watch that opens after a cancel is closed at once)
+      void watching.then((unwatch) => (this.stopping ? unwatch() : (this.unwatch = unwatch)), () => undefined);
+      await Promise.race([Promise.all([this.index.start().then(() => this.notes.push(...this.index.problems)), watching]), aborted]);
     } catch (e) {
+      if (signal?.aborted) throw await this.cancelStart();
       await this.stop();
       throw k8sError(e, 'watch pods', this.dep.ctx);
     }
@@ -301,7 +370,8 @@ class K8sCapture {
     let settled = false;
     void allSettled.then(() => (settled = true));
     while (!settled && Date.now() < deadline) {
-      await Promise.race([allSettled, sleep(1000)]);
+      await Promise.race([allSettled, sleep(1000), aborted.catch(() => undefined)]);
+      if (signal?.aborted) throw await this.cancelStart();
       if (settled) break;
       const failed = await this.dep.failedCreate();
       if (failed) {
@@ -322,6 +392,16 @@ class K8sCapture {
       const first = runs.map((n) => n.error).find(Boolean);
       throw first ?? new TapscopeError('E_K8S_NODE_FAILED', 'No node could start the capture.');
     }
+  }
+
+  /** The start was cancelled: stop and remove everything (as stop()), and say what was removed and what is left. */
+  private async cancelStart(): Promise<StartCancelled> {
+    // (read first: removing the namespace clears it)
+    const createdNs = this.dep.createdNs;
+    await this.stop();
+    const { namespace: ns, context } = this.dep.ctx;
+    const what = [`DaemonSet ${ns}/${this.dep.name} (and its pods)`, `ServiceAccount ${ns}/${this.dep.name}`, ...(createdNs ? [`namespace ${ns}`] : [])];
+    return new StartCancelled(`k8s://${context}`, `removed ${what.join(', ')}`, this.remaining);
   }
 
   private onPod(type: string, pod: V1Pod): void {
@@ -465,8 +545,16 @@ class K8sCapture {
     }));
     this.unwatch?.();
     this.index.stop();
-    const remaining = await this.dep.remove().catch((e: unknown) => [`(could not verify: ${k8sError(e, 'list session objects', this.dep.ctx).message})`]);
-    if (remaining.length) this.notes.push(`Not removed yet: ${remaining.join(', ')}. Run \`tapscope clean --target k8s://${this.dep.ctx.context}\`.`);
+    const remaining = await this.dep.remove().catch((e: unknown) => [`(could not remove the session's objects: ${k8sError(e, 'remove the session\'s objects', this.dep.ctx).message})`]);
+    this.remaining = remaining;
+    if (remaining.length) {
+      // why: a refused delete is named with the permission it lacked, not left for the reader to guess from a list
+      const refused = remaining.some((r) => /\(not deleted: |\(could not /.test(r));
+      const clean = `\`tapscope clean --target k8s://${this.dep.ctx.context}\``;
+      this.notes.push(refused
+        ? `Could not remove everything this session created in the cluster: ${remaining.join('; ')}. Remove the rest with ${clean} using a context allowed to delete it (or ask a cluster admin).`
+        : `Not removed yet: ${remaining.join(', ')}. Run ${clean}.`);
+    }
     for (const n of runs) if (!n.done) this.status(n, 'stopped');
     this.resolveDone();
   }
@@ -555,16 +643,45 @@ export class K8sTarget implements CaptureTarget {
     const { kc } = this.config();
     const authz = kc.makeApiClient(AuthorizationV1Api);
     const ns = this.namespace;
+    // The permissions a capture uses, as Deployment.create/remove and the exec streams use them: create and delete its
+    // DaemonSet and ServiceAccount, watch its pods and exec into them, and list what it created to check it is gone.
     const checks: Array<[string, string, string, string | undefined]> = [
-      ['create', 'apps', 'daemonsets', undefined], ['delete', 'apps', 'daemonsets', undefined], ['create', '', 'serviceaccounts', undefined],
-      ['create', '', 'pods', 'exec'], ['watch', '', 'pods', undefined],
+      ['create', 'apps', 'daemonsets', undefined], ['delete', 'apps', 'daemonsets', undefined], ['list', 'apps', 'daemonsets', undefined],
+      ['create', '', 'serviceaccounts', undefined], ['delete', '', 'serviceaccounts', undefined], ['list', '', 'serviceaccounts', undefined],
+      ['create', '', 'pods', 'exec'], ['watch', '', 'pods', undefined], ['list', '', 'pods', undefined],
     ];
     const problems: string[] = [];
-    for (const [verb, group, resource, subresource] of checks) {
+    const allowed = async (verb: string, group: string, resource: string, namespace: string | undefined, subresource?: string, name?: string): Promise<boolean> => {
+      const attrs = { verb, group, resource, ...(namespace ? { namespace } : {}), ...(subresource ? { subresource } : {}), ...(name ? { name } : {}) };
       const r = await authz.createSelfSubjectAccessReview({
-        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb, group, resource, namespace: ns, ...(subresource ? { subresource } : {}) } } },
+        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: attrs } },
       }).catch(() => null);
-      if (r && r.status?.allowed === false) problems.push(`RBAC: cannot ${verb} ${resource}${subresource ? `/${subresource}` : ''}${group ? `.${group}` : ''} in namespace ${ns}.`);
+      return !(r && r.status?.allowed === false);
+    };
+    for (const [verb, group, resource, subresource] of checks) {
+      if (!(await allowed(verb, group, resource, ns, subresource))) {
+        problems.push(`RBAC: cannot ${verb} ${resource}${subresource ? `/${subresource}` : ''}${group ? `.${group}` : ''} in namespace ${ns}.`);
+      }
+    }
+    // The namespace: one that exists needs nothing more (reading it is not required); one that does not is created and
+    // deleted by the capture. Unreadable: a dry-run ServiceAccount in it says whether it exists (404: it does not).
+    const core = kc.makeApiClient(CoreV1Api);
+    const nsState: { exists: boolean | null; level?: string } = await core.readNamespace({ name: ns }).then(
+      (n) => ({ exists: true, level: n.metadata?.labels?.[PSA_LABEL] }),
+      async (e: unknown) => {
+        const status = (e as { code?: number }).code;
+        if (status === 404) return { exists: false };
+        if (status !== 403) return { exists: null };
+        const probe = serviceAccountManifest(`tapscope-check-${randomBytes(3).toString('hex')}`, ns, 'check');
+        return core.createNamespacedServiceAccount({ namespace: ns, body: probe, dryRun: 'All' })
+          .then(() => ({ exists: true }), (x: unknown) => ({ exists: (x as { code?: number }).code === 404 ? false : null }));
+      });
+    if (nsState.level && nsState.level !== 'privileged') {
+      problems.push(`Namespace ${ns} enforces Pod Security level "${nsState.level}", which refuses the capture pods. ${psaAdvice(ns)}`);
+    }
+    if (nsState.exists === false) {
+      if (!(await allowed('create', '', 'namespaces', undefined))) problems.push(`RBAC: namespace ${ns} does not exist, and this context cannot create namespaces.`);
+      else if (!(await allowed('delete', '', 'namespaces', ns, undefined, ns))) problems.push(`RBAC: cannot delete namespaces (namespace ${ns}, which the capture creates).`);
     }
     // why: one run of each helper's --version, not one per node (the app checks every node of a cluster it lists)
     const versions = new Map<string, string | null>();
@@ -583,7 +700,7 @@ export class K8sTarget implements CaptureTarget {
     });
   }
 
-  async start(options: CaptureOptions, handlers: CaptureHandlers): Promise<CaptureHandle & { enrich: (ip: string) => PodRef | null }> {
+  async start(options: CaptureOptions, handlers: CaptureHandlers, signal?: AbortSignal): Promise<CaptureHandle & { enrich: (ip: string) => PodRef | null }> {
     // chosen pods: their nodes, and a filter on their addresses (see pod-scope.ts)
     const scope = options.pods && options.pods.length > 0 ? await this.podScope(options.pods, options.filter) : null;
     if (scope) options = { ...options, filter: scope.filter };
@@ -607,7 +724,8 @@ export class K8sTarget implements CaptureTarget {
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
     const cap = new K8sCapture(dep, options, handlers, byNode, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
       { ...DEFAULT_RECONNECT, ...this.opts.reconnect });
-    await cap.begin();
+    if (signal?.aborted) throw new StartCancelled(`k8s://${this.ctx().context}`, 'nothing had been created yet', []);
+    await cap.begin(signal);
     const handle = cap.handle();
     if (foreignNote) handle.notes.push(foreignNote);
     if (scope) handle.notes.push(...scope.notes);

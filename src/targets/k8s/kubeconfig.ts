@@ -2,11 +2,13 @@
 // first file winning for each named cluster/user/context and for current-context (client-node's own
 // merge throws on duplicates and lets the last file win). Exec credential plugins are resolved to an
 // absolute path even when PATH is short (apps started from a desktop launcher), by also looking in the
-// places installers put them.
+// places installers put them; a relative plugin path (`./plugin`) is relative to its kubeconfig file's directory, as
+// kubectl has it. A plugin that fails is reported with its exit code and what it printed on stderr.
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { KubeConfig, type Cluster, type Context, type User } from '@kubernetes/client-node';
 import { TapscopeError } from '../../errors.js';
 
@@ -53,7 +55,7 @@ export function mergeKubeconfigs(files: string[]): MergedKubeConfig {
       for (const it of items) if (!into.some((x) => x.name === it.name)) into.push(it);
     };
     add(out.clusters, kc.clusters);
-    add(out.users, kc.users);
+    add(out.users, kc.users.map((u) => withPluginPathFrom(u, f)));
     add(out.contexts, kc.contexts);
     if (!out.currentContext && kc.currentContext) out.currentContext = kc.currentContext;
   }
@@ -61,6 +63,17 @@ export function mergeKubeconfigs(files: string[]): MergedKubeConfig {
     throw new TapscopeError('E_KUBECONFIG', `No kubeconfig found (looked at ${files.join(', ')}). Set KUBECONFIG or create ~/.kube/config.`);
   }
   return out;
+}
+
+/**
+ * The user with its exec plugin's relative path (one with a path separator: `./bin/plugin`) made absolute against the
+ * directory of the kubeconfig file it came from, as kubectl's loader does (client-go ResolvePaths); a bare name
+ * (`aws`) stays a name looked up in PATH.
+ */
+function withPluginPathFrom(user: User, file: string): User {
+  const command: unknown = user.exec?.command;
+  if (typeof command !== 'string' || isAbsolute(command) || !isPathCommand(command)) return user;
+  return { ...user, exec: { ...user.exec, command: resolve(dirname(resolve(file)), command) } };
 }
 
 /**
@@ -120,9 +133,20 @@ function isExecutable(p: string): boolean {
   }
 }
 
-/** Resolves an exec plugin command to an absolute path, or null when it is nowhere to be found. */
-export function findExecPlugin(command: string, env: NodeJS.ProcessEnv = process.env): string | null {
-  if (isAbsolute(command) || command.includes('/')) return isExecutable(command) ? command : null;
+/** A command with a path separator is a path (kubectl's rule); a bare name is looked up in PATH. */
+function isPathCommand(command: string): boolean {
+  return isAbsolute(command) || command.includes('/') || command.includes(sep);
+}
+
+/**
+ * Resolves an exec plugin command to an absolute path, or null when it is nowhere to be found. A relative path is
+ * relative to `baseDir`, the directory of the kubeconfig that names it (mergeKubeconfigs has already made those absolute).
+ */
+export function findExecPlugin(command: string, env: NodeJS.ProcessEnv = process.env, baseDir?: string): string | null {
+  if (isPathCommand(command)) {
+    const p = isAbsolute(command) ? command : resolve(baseDir ?? process.cwd(), command);
+    return isExecutable(p) ? p : null;
+  }
   for (const d of pluginSearchDirs(env)) {
     const p = join(d, command);
     if (isExecutable(p)) return p;
@@ -144,6 +168,10 @@ export function kubeConfigFor(merged: MergedKubeConfig, context?: string | null,
   if (!user) throw new TapscopeError('E_KUBECONFIG', `Context "${name}" names user "${ctx.user}", which is not defined.`);
   if (user.exec?.command) {
     const resolved = findExecPlugin(String(user.exec.command), env);
+    if (!resolved && isPathCommand(String(user.exec.command))) {
+      throw new TapscopeError('E_KUBECONFIG',
+        `The credential plugin ${user.exec.command} of user "${user.name}" does not exist or is not executable (a relative path in a kubeconfig is relative to the kubeconfig file's directory). Fix the path in the kubeconfig or install the plugin there.`);
+    }
     if (!resolved) {
       throw new TapscopeError('E_KUBECONFIG',
         `The credential plugin "${user.exec.command}" of user "${user.name}" was not found in PATH or ${pluginSearchDirs(env).slice(-12).join(', ')}. Install it or give its full path in the kubeconfig.`);
@@ -152,7 +180,83 @@ export function kubeConfigFor(merged: MergedKubeConfig, context?: string | null,
   }
   const kc = new KubeConfig();
   kc.loadFromOptions({ clusters: [cluster], users: [user], contexts: [ctx], currentContext: ctx.name });
+  if (user.exec?.command) reportPluginFailures(kc, ctx.name, user.name, String(user.exec.command));
   return kc;
+}
+
+/** client-node's exec authenticator, as far as it is used here (its fields are private in the typings). */
+interface ExecAuthInternals {
+  execFn: (command: string, args: string[], opts: object) => ChildProcess;
+  getCredential: (user: User) => Promise<unknown>;
+}
+
+/**
+ * Makes a failing exec credential plugin an E_AUTH_FAILED naming the plugin, its exit code and the first lines of its
+ * stderr. why: client-node rejects with a bare Error holding the plugin's stderr (no exit code, no status), which read
+ * as an unreachable API server ("check the VPN or proxy-url"); kubectl says "getting credentials: exec: executable X
+ * failed with exit code N".
+ */
+function reportPluginFailures(kc: KubeConfig, context: string, userName: string, command: string): void {
+  const auths = (kc as unknown as { authenticators?: unknown[] }).authenticators ?? [];
+  const auth = auths.find((a): a is ExecAuthInternals => typeof (a as Partial<ExecAuthInternals>)?.execFn === 'function'
+    && typeof (a as Partial<ExecAuthInternals>).getCredential === 'function');
+  if (!auth) return;
+  let last: { code: number | null; signal: NodeJS.Signals | null; stderr: string } | null = null;
+  const spawnFn = auth.execFn;
+  auth.execFn = (cmd, args, opts) => {
+    const child = spawnFn(cmd, args, opts);
+    const run = { code: null as number | null, signal: null as NodeJS.Signals | null, stderr: '' };
+    last = run;
+    child.stderr?.on('data', (d: Buffer | string) => {
+      if (run.stderr.length < 16_384) run.stderr += d.toString();
+    });
+    child.on('close', (code, signal) => {
+      run.code = code;
+      run.signal = signal;
+    });
+    return child;
+  };
+  const getCredential = auth.getCredential.bind(auth);
+  auth.getCredential = async (u: User) => {
+    last = null;
+    try {
+      return await getCredential(u);
+    } catch (e) {
+      throw pluginError(e, last, context, command, userName);
+    }
+  };
+}
+
+/** The first lines of a plugin's stderr, in one line. */
+export function stderrSummary(text: string, maxLines = 3, maxChars = 400): string {
+  // eslint-disable-next-line no-control-regex -- a plugin's colour codes and other control characters are what it drops
+  const lines = text.split(/\r?\n/).map((l) => l.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()).filter(Boolean);
+  let s = lines.slice(0, maxLines).join(' / ').replace(/[.\s]+$/, '');
+  if (s.length > maxChars) s = `${s.slice(0, maxChars)} [...]`;
+  if (lines.length > maxLines) s += ` (and ${lines.length - maxLines} more line${lines.length - maxLines > 1 ? 's' : ''})`;
+  return s;
+}
+
+function pluginError(e: unknown, run: { code: number | null; signal: NodeJS.Signals | null; stderr: string } | null, context: string, command: string, userName: string): TapscopeError {
+  if (e instanceof TapscopeError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const errno = (e as { code?: unknown })?.code;
+  let what: string;
+  if (typeof errno === 'string') {
+    what = `could not be run (${errno}: ${stderrSummary(msg)})`;
+  } else if (run && (run.code !== null && run.code !== 0)) {
+    const said = stderrSummary(run.stderr || msg);
+    what = `failed with exit code ${run.code}${said ? `: ${said}` : ' and printed nothing on stderr'}`;
+  } else if (run?.signal) {
+    what = `was killed by ${run.signal}`;
+  } else if (e instanceof SyntaxError) {
+    what = `did not print a valid ExecCredential (${stderrSummary(msg)})`;
+  } else {
+    what = `failed: ${stderrSummary(msg) || 'no message'}`;
+  }
+  return new TapscopeError('E_AUTH_FAILED',
+    `Could not get credentials for context "${context}": the credential plugin ${command} of user "${userName}" ${what}. Log in again as it says (run it yourself to see all of its output), then retry.`,
+    { plugin: command, user: userName, ...(run?.code !== null && run?.code !== undefined ? { exitCode: run.code } : {}) }, { cause: e });
 }
 
 export function listContexts(explicit?: string): { names: string[]; current: string | null } {
