@@ -125,3 +125,29 @@ describe('ssh_config', () => {
     expect(excludeFromSshConnection('')).toBeNull();
   });
 });
+
+describe('ProxyCommand', () => {
+  it('is read, the first of ProxyJump and ProxyCommand winning as in OpenSSH, and connecting refuses rather than going around it', async () => {
+    const e = parseSshConfig([
+      'Host via-cmd', '  ProxyCommand ssh -W %h:%p bastion',
+      'Host jump-first', '  ProxyJump bastion', '  ProxyCommand nc %h %p',
+      'Host cmd-first', '  ProxyCommand nc %h %p', '  ProxyJump bastion',
+      'Host cmd-none', '  ProxyCommand none', '  ProxyJump bastion',
+    ].join('\n'));
+    expect(resolveHost(e, 'via-cmd')).toMatchObject({ proxyCommand: 'ssh -W %h:%p bastion', proxyJump: [] });
+    expect(resolveHost(e, 'jump-first')).toMatchObject({ proxyCommand: null, proxyJump: [{ host: 'bastion' }] });
+    expect(resolveHost(e, 'cmd-first')).toMatchObject({ proxyCommand: 'nc %h %p', proxyJump: [] });
+    expect(resolveHost(e, 'cmd-none')).toMatchObject({ proxyCommand: null, proxyJump: [{ host: 'bastion' }] });
+    expect(resolveHost(e, 'other').proxyCommand).toBeNull();
+    const { connectSsh } = await import('../../src/targets/ssh/connect.js');
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-sshpc-'));
+    try {
+      writeFileSync(join(dir, 'config'), 'Host via-cmd\n  HostName 192.0.2.1\n  ProxyCommand ssh -W %h:%p bastion\n');
+      await expect(connectSsh({ host: 'via-cmd', user: null, port: null }, { sshConfigPath: join(dir, 'config') } as never)).rejects.toMatchObject({
+        code: 'E_TARGET_INVALID', message: expect.stringMatching(/^~\/\.ssh\/config reaches via-cmd through ProxyCommand \(ssh -W %h:%p bastion\), which tapscope does not run/),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

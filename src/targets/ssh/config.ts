@@ -30,6 +30,11 @@ export interface ResolvedHost {
   /** IdentitiesOnly yes: do not offer agent keys that were not named. */
   identitiesOnly: boolean;
   proxyJump: JumpSpec[];
+  /**
+   * ProxyCommand (null: none, or `none`): a command that makes the connection, which tapscope does not run; when it
+   * comes before any ProxyJump (OpenSSH takes the first of the two), connecting refuses rather than going around it.
+   */
+  proxyCommand: string | null;
   userKnownHostsFiles: string[];
   /**
    * GlobalKnownHostsFile: the system-wide known_hosts files, read but never written. Default
@@ -201,10 +206,13 @@ export function resolveHost(
   const first = new Map<string, string[]>();
   const identityFiles: string[] = [];
   const knownHosts: string[] = [];
+  /** the order ProxyJump and ProxyCommand were first set in */
+  const proxyOrder: string[] = [];
   for (const e of entries) {
     if (e.match) continue;
     if (e.patterns !== null && !hostMatches(e.patterns, alias)) continue;
     for (const [k, v] of e.options) {
+      if ((k === 'proxyjump' || k === 'proxycommand') && !proxyOrder.includes(k)) proxyOrder.push(k);
       if (k === 'identityfile') identityFiles.push(...v);
       else if (k === 'userknownhostsfile') knownHosts.push(...v);
       else if (!first.has(k)) first.set(k, v);
@@ -217,6 +225,9 @@ export function resolveHost(
   const hostName = hostNameRaw.replace(/%h/g, alias).replace(/%%/g, '%');
   const ctx = { host: hostName, alias, user, port };
   const pj = get('proxyjump');
+  const pc = first.get('proxycommand')?.join(' ') ?? null;
+  // (OpenSSH takes whichever of ProxyJump and ProxyCommand it reads first)
+  const commandFirst = pc !== null && pc.toLowerCase() !== 'none' && (pj === null || proxyOrder.indexOf('proxycommand') < proxyOrder.indexOf('proxyjump'));
   const jumps = pj && pj.toLowerCase() !== 'none' ? (first.get('proxyjump') as string[]).join(',').split(',').map(parseJump) : [];
   const ids = identityFiles.length > 0 ? identityFiles : DEFAULT_IDENTITIES;
   const num = (k: string): number | null => {
@@ -230,7 +241,8 @@ export function resolveHost(
     user,
     identityFiles: ids.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(expandTokens(f, ctx))),
     identitiesOnly: (get('identitiesonly') ?? 'no').toLowerCase() === 'yes',
-    proxyJump: jumps,
+    proxyJump: commandFirst ? [] : jumps,
+    proxyCommand: commandFirst ? pc : null,
     userKnownHostsFiles: knownHosts.map((f) => expandTilde(expandTokens(f, ctx))),
     // why: like OpenSSH, the first GlobalKnownHostsFile line wins (it may name several files); `~` is
     // expanded, percent tokens are not (ssh(1) expands them only in UserKnownHostsFile).

@@ -65,6 +65,13 @@ export async function connectSsh(dest: SshDestination, opts: SshConnectOptions, 
   const config = loadSshConfig(opts.sshConfigPath);
   const target = resolveHost(config, dest.host, { user: dest.user, port: dest.port });
   const jumps = target.proxyJump.map((j) => resolveHost(config, j.host, { user: j.user, port: j.port }));
+  // why refuse: dialling the host straight would go around the proxy the config says reaches it (a bastion)
+  for (const hop of [target, ...jumps]) {
+    if (hop.proxyCommand !== null) {
+      throw new TapscopeError('E_TARGET_INVALID', `~/.ssh/config reaches ${hop.alias} through ProxyCommand (${hop.proxyCommand}), which tapscope does not run; ` +
+        'give it a ProxyJump instead (ssh -J), or run tapscope where the host is reachable directly', { host: hop.alias });
+    }
+  }
   const hops: Client[] = [];
   try {
     let sock: ClientChannel | undefined;
