@@ -379,10 +379,22 @@ export class NodeMeta {
     l.push({ fromMs, toMs: atMs, n });
   }
 
-  /** The hooks' events the ring buffer dropped while a flow open from `fromMs` to `toMs` was (0: none). */
+  /**
+   * The hooks' events the ring buffer dropped while a flow open from `fromMs` to `toMs` was (0: none). why a search: it
+   * runs for every TLS flow, and the losses (one per second with drops, in capture-time order) can number thousands
+   */
   ringbufLostDuring(fromMs: number, toMs: number): number {
+    const l = this.ringbufLosses;
+    // (the first loss that ends at or after the flow's start)
+    let lo = 0;
+    let hi = l.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (l[mid]!.toMs < fromMs) lo = mid + 1;
+      else hi = mid;
+    }
     let n = 0;
-    for (const x of this.ringbufLosses) if (x.fromMs <= toMs && x.toMs >= fromMs) n += x.n;
+    for (let i = lo; i < l.length && l[i]!.fromMs <= toMs; i++) n += l[i]!.n;
     return n;
   }
 

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFiles } from '../../src/flows/load.js';
+import { NodeMeta } from '../../src/flows/node-meta.js';
 import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 import { encodeIsb, tsFromMs } from '../../src/pcapng/index.js';
 
@@ -79,4 +80,27 @@ describe('the losses a capture file records', () => {
     expect(analyzer.flows().map((x) => [x.src.port, x.tls?.hookEventsLost])).toEqual([[40000, 5], [40001, undefined]]);
     expect(notes.some((n) => n.includes('5 events of the TLS hooks'))).toBe(true);
   });
+
+  it('find the losses a flow overlaps by search, as a scan of every loss would (thousands of seconds with drops)', () => {
+    const m = new NodeMeta();
+    m.apply({ t: 'capture', v: 1, mode: 'ebpf', hostname: 'vm' });
+    let drops = 0;
+    for (let s = 0; s < 3000; s++) {
+      const before = m.stats;
+      // (drops in most seconds, none in some)
+      if (s % 7 !== 3) drops += 1 + (s % 5);
+      m.apply({ t: 'stats', ringbufDrops: drops, final: false });
+      m.statsAt(1_000_000 + s * 1000, before);
+    }
+    const scan = (from: number, to: number): number => m.ringbufLosses.reduce((n, x) => n + (x.fromMs <= to && x.toMs >= from ? x.n : 0), 0);
+    let seed = 7;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let q = 0; q < 2000; q++) {
+      const from = 990_000 + Math.floor(rnd() * 3_020_000);
+      const to = from + Math.floor(rnd() * (q % 10 === 0 ? 400_000 : 3000));
+      expect(m.ringbufLostDuring(from, to), `${from}..${to}`).toBe(scan(from, to));
+    }
+    expect(m.ringbufLostDuring(0, 2_000_000_000_000)).toBe(drops);
+  });
 });
+
