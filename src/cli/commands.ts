@@ -16,6 +16,7 @@ import type { CoreService } from '../service/core-service.js';
 import type { Follower } from '../service/follow.js';
 import { flowRow, human, table, FLOW_HEADERS, FLOW_WIDTHS } from './flows-output.js';
 import { localDateTime } from '../util/time-text.js';
+import { isFile } from '../util/paths.js';
 import { printable } from '../util/printable.js';
 import { stdoutError } from './stdout-error.js';
 
@@ -61,7 +62,7 @@ const SUMMARY: AnalyzerOptions = { details: false };
 async function openSource(file: string, options: AnalyzerOptions = {}, shownAs?: string): Promise<Source> {
   // `tcpdump -w - | tapscope flows -`
   if (file === '-') return openSource(await spoolStdin(), options, 'standard input');
-  if (existsSync(file) && statSync(file).isFile()) {
+  if (isFile(file)) {
     const { isGzip } = await import('../pcapng/compressed.js');
     if (isGzip(file, shownAs)) return openCompressed(file, options, shownAs ?? file);
     const { analyzeFiles } = await import('../flows/load.js');
@@ -404,10 +405,6 @@ async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promis
   return damageFails(src.damaged);
 }
 
-function isFile(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
-}
-
 async function sessions(c: Extract<RunnableCommand, { cmd: 'sessions' }>): Promise<number> {
   const { CoreService } = await import('../service/core-service.js');
   const list = await new CoreService().listSessions();
@@ -524,6 +521,10 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const unlisten = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
   try {
     started = await svc.startCapture(
       { target: c.target, mode: c.mode, ifaces: c.ifaces, duration: c.duration, file: toStdout ? undefined : resolve(c.out), captureFilter: c.captureFilter,
@@ -531,8 +532,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
       { signal: cancelStart.signal },
     );
   } catch (e) {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    unlisten();
     if (!isStartCancelled(e)) throw e;
     const left = e.left.length ? `; may be left: ${e.left.map((l) => printable(l)).join(', ')}: ${leftBehind(c.target)}` : '';
     err(`tapscope: capture cancelled before it started: ${printable(e.removed)}${left}\n`);
@@ -551,8 +551,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     }
   } catch (e) {
     // (the file went away or went bad since it was checked: the capture stops, keeping what it has)
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    unlisten();
     await svc.stopCapture({ sessionId: started.id });
     await svc.waitForCapture(started.id);
     throw e;
@@ -611,8 +610,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
     if (full) throw new TapscopeError('E_DISK_FULL', `the capture stopped before its end: ${full}`);
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    unlisten();
     pipe?.close();
   }
 }

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { TapscopeError, isTapscopeError } from '../errors.js';
-import { sessionsRoot } from '../util/paths.js';
+import { isFile, sessionsRoot } from '../util/paths.js';
 import { NodeFileWriter } from './node-writer.js';
 import { acquireCaptureLock, isRunning, releaseCaptureLock, thisProcess, type ProcessRef } from './capture-lock.js';
 import type { CaptureFile } from '../flows/load.js';
@@ -147,14 +147,6 @@ function writeJsonAtomic(path: string, value: unknown): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
   }
 }
 
@@ -455,13 +447,12 @@ export class SessionStore {
       writeFileSync(rec.file, Buffer.alloc(0));
       delete rec.pendingFile;
     }
-    for (const [node, path] of others) {
+    for (const [, path] of others) {
       if (isFile(path)) {
         at.set(path, sizeOf(rec.file));
         await pipeline(createReadStream(path), createWriteStream(rec.file, { flags: 'a' }));
         rmSync(path, { force: true });
       }
-      rec.nodeFiles[node] = rec.file;
     }
     rec.nodeFiles = {};
     this.save(rec);
@@ -531,10 +522,6 @@ export class SessionStore {
     }
     const r = podsSchema.safeParse(raw);
     return r.success ? new Map(Object.entries(r.data)) : null;
-  }
-
-  totalSize(rec: SessionRecord): number {
-    return this.captureStat(rec).size;
   }
 
   /** The capture files' total size and latest modification time (what an index is checked against). */

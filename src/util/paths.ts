@@ -1,6 +1,6 @@
 // Where things are: the package root (works from src/ under tsx and from dist/src/ after tsc), the app-data
 // folder for sessions, and the helper binary.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,4 +58,9 @@ export function helperPath(): string {
   const arm = process.arch === 'arm64';
   return (arm ? process.env.TAPSCOPE_HELPER_ARM64 : process.env.TAPSCOPE_HELPER)
     ?? join(packageRoot(), 'resources', 'helper', arm ? 'linux-arm64' : 'linux-x64', 'tapscope-helper');
+}
+
+/** Whether `path` is a regular file (following links); false for anything else, or nothing there. */
+export function isFile(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
 }
