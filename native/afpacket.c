@@ -373,11 +373,9 @@ static void packet_tuple(const uint8_t *net, uint32_t l4off, uint8_t proto, stru
 /* A packet of the ring, for attribution: counts TCP SYNs (new connections) so the /proc attribution scan can run soon
  * after, not only on its 500 ms period; queues pure SYNs when there is no SYN watch, and UDP datagrams going out while
  * the UDP watch rests. dir: 1 outbound, -1 inbound, 0 loopback (both ends local; the copy going in). */
-static void note_packet(const uint8_t *net, uint32_t len, int dir)
+static void note_packet(const uint8_t *net, uint32_t len, int proto, uint32_t l4off, int dir)
 {
 	struct tuple t;
-	uint32_t l4off;
-	int proto = packet_l4(net, len, &l4off);
 
 	if (proto == IPPROTO_TCP && len >= l4off + 14 && (net[l4off + 13] & 0x02)) {
 		afp_new_flows++;
@@ -403,15 +401,15 @@ static void note_packet(const uint8_t *net, uint32_t len, int dir)
 	}
 }
 
-/* why: the helper's own output stream (SSH/API connection) would otherwise capture itself in a loop */
-static int excluded(const uint8_t *net, uint32_t len)
+/* why: the helper's own output stream (SSH/API connection) would otherwise capture itself in a loop. proto and l4off:
+ * as packet_l4 read them */
+static int excluded(const uint8_t *net, int proto, uint32_t l4off)
 {
 	const uint8_t *src, *dst;
-	uint32_t l4off;
 	int family, i;
 	uint16_t sport, dport;
 
-	if (!opts.n_excludes || packet_l4(net, len, &l4off) != IPPROTO_TCP)
+	if (!opts.n_excludes || proto != IPPROTO_TCP)
 		return 0;
 	if ((net[0] >> 4) == 4) {
 		family = AF_INET;
@@ -447,14 +445,22 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 	uint32_t flags, wcap, worig;
 	struct iface *f;
 	uint8_t head[24];
+	uint32_t l4off = 0;
+	int proto = 0, parsed = 0;
 
 	if (sll->sll_pkttype == PACKET_OUTGOING && sll->sll_hatype == ARPHRD_LOOPBACK)
 		return;
 	if (net_off > caplen)
 		return;
-	if (excluded(net, caplen - net_off)) {
-		ctr.excluded++;
-		return;
+	/* (the transport header is found once a packet: for the exclusions, else after the filter, for attribution; the
+	 * filter puts back any bytes it changes) */
+	if (opts.n_excludes) {
+		proto = packet_l4(net, caplen - net_off, &l4off);
+		parsed = 1;
+		if (excluded(net, proto, l4off)) {
+			ctr.excluded++;
+			return;
+		}
 	}
 	if (!filter_packet(net, caplen - net_off, origlen > net_off ? origlen - net_off : 0)) {
 		ctr.filtered++;
@@ -462,7 +468,9 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 			ctr.filter_cuts++;
 		return;
 	}
-	note_packet(net, caplen - net_off, sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
+	if (!parsed)
+		proto = packet_l4(net, caplen - net_off, &l4off);
+	note_packet(net, caplen - net_off, proto, l4off, sll->sll_hatype == ARPHRD_LOOPBACK ? 0 : sll->sll_pkttype == PACKET_OUTGOING ? 1 : -1);
 	f = iface_get(sll->sll_ifindex, sll->sll_hatype);
 	flags = sll->sll_pkttype == PACKET_OUTGOING ? EPB_FLAG_OUTBOUND : EPB_FLAG_INBOUND;
 	/* why the tag: the kernel takes it out of the frame (VLAN offload, or skb_vlan_untag on receive, before the packet
@@ -527,19 +535,23 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 		pcapng_epb2(f->ifid, ts, head, vlan ? 24 : 20, net, caplen - net_off, worig, flags, NULL);
 }
 
+/* The tag the kernel took out of a frame (TPID << 16 | TCI), from a ring frame's or PACKET_AUXDATA's fields, or 0. As
+ * libpcap reads it: a TCI of 0 without the flag is "no tag" on kernels before 3.0, which had no flag. */
+static uint32_t vlan_of(uint32_t status, uint16_t tci, uint16_t tpid)
+{
+	if (!(status & TP_STATUS_VLAN_VALID) && !tci)
+		return 0;
+	return (uint32_t)((status & TP_STATUS_VLAN_TPID_VALID) || tpid ? tpid : ETH_P_8021Q) << 16 | tci;
+}
+
 static void handle_packet(struct tpacket3_hdr *h)
 {
 	const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(*h)));
-	uint32_t vlan = 0;
 
 	if (h->tp_net < h->tp_mac)
 		return;
-	/* (as libpcap reads it: a TCI of 0 without the flag is "no tag" on kernels before 3.0, which had no flag) */
-	if ((h->tp_status & TP_STATUS_VLAN_VALID) || h->hv1.tp_vlan_tci)
-		vlan = (uint32_t)((h->tp_status & TP_STATUS_VLAN_TPID_VALID) || h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid : ETH_P_8021Q)
-		       << 16 | h->hv1.tp_vlan_tci;
 	emit_packet(sll, (uint8_t *)h + h->tp_mac, h->tp_net - h->tp_mac, h->tp_snaplen, h->tp_len,
-		    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec, vlan);
+		    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec, vlan_of(h->tp_status, h->hv1.tp_vlan_tci, h->hv1.tp_vlan_tpid));
 }
 
 /* A socket without a ring: every queued packet, one recvmsg each (see open_ring). */
@@ -588,10 +600,7 @@ static void drain_socket(struct ring *r)
 				origlen = ad.tp_len;
 			if (ad.tp_net <= caplen)
 				net_off = ad.tp_net;
-			/* (as handle_packet reads the ring's) */
-			if ((ad.tp_status & TP_STATUS_VLAN_VALID) || ad.tp_vlan_tci)
-				vlan = (uint32_t)((ad.tp_status & TP_STATUS_VLAN_TPID_VALID) || ad.tp_vlan_tpid ? ad.tp_vlan_tpid : ETH_P_8021Q)
-				       << 16 | ad.tp_vlan_tci;
+			vlan = vlan_of(ad.tp_status, ad.tp_vlan_tci, ad.tp_vlan_tpid);
 		}
 		emit_packet(&sll, buf, net_off, caplen, origlen, now_realtime_ns(), vlan);
 		pcapng_maybe_flush(1u << 20);
@@ -919,7 +928,7 @@ void afp_syn_drain(void)
 			return;
 		if (sll.sll_pkttype == PACKET_OUTGOING && sll.sll_hatype == ARPHRD_LOOPBACK)
 			continue;
-		if (packet_l4(buf, (uint32_t)n, &l4off) != IPPROTO_TCP || excluded(buf, (uint32_t)n))
+		if (packet_l4(buf, (uint32_t)n, &l4off) != IPPROTO_TCP || excluded(buf, IPPROTO_TCP, l4off))
 			continue;
 		packet_tuple(buf, l4off, IPPROTO_TCP, &t);
 		proc_note_syn(&t, sll.sll_hatype == ARPHRD_LOOPBACK ? 0 : sll.sll_pkttype == PACKET_OUTGOING ? 1 : -1);
