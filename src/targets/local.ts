@@ -163,6 +163,8 @@ export class LocalTarget implements CaptureTarget {
     });
     let stopping = false;
     let exited = false;
+    // (set when the helper outlived the stop's grace and was killed)
+    let killed = false;
     const done = new Promise<void>((resolve) => {
       child.on('error', (e) => {
         exited = true;
@@ -172,7 +174,12 @@ export class LocalTarget implements CaptureTarget {
       child.on('close', (code, signal) => {
         exited = true;
         // why: under pkexec the helper is stopped by closing its stdout; it exits on EPIPE with its own code
-        if (code === 0 || (stopping && (pkexec || signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGKILL'))) {
+        if (killed && signal === 'SIGKILL') {
+          // why: a helper killed mid-write loses the packets it had not yet written and its final statistics (its drops
+          // since the last second): the capture is whole up to there, and must not read as a clean stop
+          const message = `the helper did not stop within ${this.grace / 1000} s of SIGINT and was killed: the packets it had not yet written and its final statistics are missing`;
+          handlers.onStatus({ node, phase: 'stopped', message, error: { code: 'E_HELPER_EXITED', message } });
+        } else if (code === 0 || (stopping && (pkexec || signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGKILL'))) {
           handlers.onStatus({ node, phase: 'stopped' });
         } else if (pkexec && (code === 126 || code === 127) && !streaming) {
           handlers.onStatus({
@@ -202,7 +209,11 @@ export class LocalTarget implements CaptureTarget {
       }
       handlers.onStatus({ node, phase: 'stopping' });
       child.kill('SIGINT');
-      const timer = setTimeout(() => { if (!exited) child.kill('SIGKILL'); }, this.grace);
+      const timer = setTimeout(() => {
+        if (exited) return;
+        killed = true;
+        child.kill('SIGKILL');
+      }, this.grace);
       stopPromise = done.then(() => clearTimeout(timer));
       return stopPromise;
     };

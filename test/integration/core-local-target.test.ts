@@ -1,6 +1,9 @@
 // The local target with the real helper: options become helper flags, and a helper failure surfaces as a
 // failed node status carrying the helper's own words.
 import { describe, it, expect } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LocalTarget } from '../../src/targets/local.js';
 import type { NodeStatus } from '../../src/targets/target.js';
 
@@ -64,4 +67,31 @@ describe('local target, the pkexec stop and failure paths', () => {
       expect(failed?.error?.message).toMatch(/pkexec/);
     }
   });
+});
+
+describe('local target, a helper that does not stop', () => {
+  it('kills it after the grace and says its last packets and statistics are missing, not a clean stop', async () => {
+    // why `exec`: the shell becomes the sleep, which keeps the ignored SIGINT; a child of the shell would hold the
+    // output pipe open after the shell's kill
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-stubborn-'));
+    const helper = join(dir, 'helper');
+    writeFileSync(helper, "#!/bin/sh\ntrap '' INT\necho capturing >&2\nexec sleep 30\n", { mode: 0o755 });
+    try {
+      const t = new LocalTarget({ helperPath: helper, privilege: { via: 'root', prefix: [] }, netns: null, stopGraceMs: 300 });
+      const statuses: NodeStatus[] = [];
+      let streaming!: () => void;
+      const started = new Promise<void>((r) => { streaming = r; });
+      const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, {
+        onStatus: (s) => { statuses.push(s); if (s.phase === 'streaming') streaming(); },
+        onStream: (_node, s) => { s.resume(); },
+      });
+      await started;
+      await h.stop();
+      const stopped = statuses.find((s) => s.phase === 'stopped');
+      expect(stopped?.error?.code).toBe('E_HELPER_EXITED');
+      expect(stopped?.message).toMatch(/did not stop within 0.3 s of SIGINT and was killed: the packets it had not yet written and its final statistics are missing/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });
