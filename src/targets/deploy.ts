@@ -232,10 +232,21 @@ export function runCommandLine(dir: string, args: string[], prefix: string[] = [
   return [...prefix, ...runArgv(dir, args)].map(shQuote).join(' ');
 }
 
-/** Signals a running helper through its pid file (used when stdin cannot be closed) and removes DIR. */
+/**
+ * Signals a running helper through its pid file (used when stdin cannot be closed) and removes DIR; prints `killed` when
+ * the helper outlived SIGTERM by 2 s and got SIGKILL, and `gone` when DIR is gone.
+ * why the SIGKILL: a helper stuck (a hung write, a wedged kernel call) would otherwise run on, capturing, after the
+ * session that started it has stopped.
+ */
 export function killScript(dir: string): string {
   const d = shQuote(dir);
-  return `if [ -f ${d}/pid ]; then kill -TERM "$(cat ${d}/pid)" 2>/dev/null; fi; for i in 1 2 3 4 5 6 7 8 9 10; do [ -e ${d} ] || break; sleep 0.2; done; rm -rf ${d}; [ ! -e ${d} ] && echo gone`;
+  return [
+    `p=; [ -f ${d}/pid ] && p="$(cat ${d}/pid)"`,
+    '[ -n "$p" ] && kill -TERM "$p" 2>/dev/null',
+    `for i in 1 2 3 4 5 6 7 8 9 10; do [ -e ${d} ] || break; sleep 0.2; done`,
+    'if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null; echo killed; fi',
+    `rm -rf ${d}; [ ! -e ${d} ] && echo gone`,
+  ].join('; ');
 }
 
 /** Calls `cb` with each complete, non-empty line of a text stream (the helper's stderr), and keeps a tail. */

@@ -108,6 +108,9 @@ export function sudoRefusal(message: string, user: string, node: string): Tapsco
 /** sudo's answer to a wrong password (C locale). */
 const WRONG_PASSWORD = /Sorry, try again|incorrect password|no password was provided|Authentication failure|a password is required/i;
 
+/** How long a stopping helper has to end its stream after its input closes, before it is terminated. */
+const STOP_GRACE_MS = 5000;
+
 function privilegePrefix(p: Privilege): string[] {
   if (p.kind === 'root') return [];
   if (p.kind === 'sudo') return ['sudo', '-n'];
@@ -592,13 +595,21 @@ class SshCapture {
     this.status('stopping');
     const closed = new Promise<void>((r) => ch.once('close', () => r()));
     ch.end();
-    await Promise.race([closed, sleep(5000)]);
+    const stoppedInTime = await Promise.race([closed.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+    let killed = false;
     if (dir) {
       // Signal through the pid file if still running, remove the dir, and confirm it is gone.
       const r = await this.privExec(conn.client, killScript(dir)).catch(() => null);
-      if (!r || !r.stdout.toString().includes('gone')) {
+      const said = r?.stdout.toString() ?? '';
+      killed = said.includes('killed');
+      if (!said.includes('gone')) {
         this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
       }
+    }
+    // why: what the helper wrote after the channel was given up never arrives: the capture is whole up to there, and must
+    // not read as a clean stop
+    if (!stoppedInTime) {
+      this.notes.push(`${this.node}: the helper did not stop within ${STOP_GRACE_MS / 1000} s of its input closing and was ${killed ? 'killed (it ignored SIGTERM)' : 'signalled again'}: the packets it had not yet sent and its final statistics are missing`);
     }
     await this.removeLeftovers();
   }

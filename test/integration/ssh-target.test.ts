@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createSshTarget, type SshTargetOptions } from '../../src/targets/ssh.js';
 import { isTapscopeError } from '../../src/errors.js';
@@ -329,6 +330,29 @@ describe('capture', () => {
     expect(uris).toEqual(expect.arrayContaining(['/tss-before-cut', '/tss-after-cut']));
     await until('temp dirs removed', () => tapscopeDirs().join() === before.join(), 50);
   });
+});
+
+describe('stop', () => {
+  it('kills a helper that ignores SIGTERM and says its last packets and statistics are missing, not a clean stop', async () => {
+    trustAll();
+    const n = lab.nodes[0] as SshNode;
+    // (answers --version as the real helper, writes a capture, then ignores the stop's signals: `exec` keeps them ignored
+    // in the sleep)
+    const stub = `${lab.dir}/stubborn-helper`;
+    const capture = resolve('test/fixtures/pcapng/lo-udp.pcapng');
+    writeFileSync(stub, `#!/bin/sh\nif [ "$1" = --version ]; then exec ${lab.helper} --version; fi\ntrap '' TERM INT\ncat ${capture}\nexec sleep 61.25\n`, { mode: 0o755 });
+    const before = tapscopeDirs();
+    const t = createSshTarget(`ssh://root@${n.ip}`, opts({ helperPath: stub }));
+    const rec = recorder();
+    const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
+    await until('the stub says it is capturing', () => rec.statuses.some((s) => s.phase === 'streaming'), 30);
+    await handle.stop();
+    await handle.done;
+    await t.close();
+    expect(handle.notes.join('\n')).toMatch(/did not stop within 5 s of its input closing and was killed \(it ignored SIGTERM\): the packets it had not yet sent and its final statistics are missing/);
+    expect(spawnSync('pgrep', ['-f', 'sleep 61.25']).status).toBe(1);
+    expect(tapscopeDirs()).toEqual(before);
+  }, 60_000);
 });
 
 describe('link loss', () => {
