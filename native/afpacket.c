@@ -76,9 +76,14 @@ static uint16_t linktype_for(uint16_t hatype)
 	}
 }
 
-static uint32_t iface_hash(int ifindex)
+/* The slot of ifindex in iface_slots (n_slots > 0): the one holding its place, or the free one it would take. */
+static uint32_t *iface_slot(int ifindex)
 {
-	return ((uint32_t)ifindex * 2654435761u) & (n_slots - 1);
+	uint32_t h = ((uint32_t)ifindex * 2654435761u) & (n_slots - 1);
+
+	while (iface_slots[h] && ifaces[iface_slots[h] - 1].ifindex != ifindex)
+		h = (h + 1) & (n_slots - 1);
+	return &iface_slots[h];
 }
 
 /* Makes room for one more interface: 0, or -1 when out of memory. */
@@ -94,7 +99,7 @@ static int iface_grow(void)
 		cap_seen = cap;
 	}
 	if ((uint32_t)(n_seen + 1) * 2 > n_slots) {
-		uint32_t n = n_slots ? n_slots * 2 : 128, i, h;
+		uint32_t n = n_slots ? n_slots * 2 : 128, i;
 		uint32_t *t = calloc(n, sizeof(*t));
 
 		if (!t)
@@ -102,11 +107,8 @@ static int iface_grow(void)
 		free(iface_slots);
 		iface_slots = t;
 		n_slots = n;
-		for (i = 0; i < (uint32_t)n_seen; i++) {
-			for (h = iface_hash(ifaces[i].ifindex); iface_slots[h]; h = (h + 1) & (n_slots - 1))
-				;
-			iface_slots[h] = i + 1;
-		}
+		for (i = 0; i < (uint32_t)n_seen; i++)
+			*iface_slot(ifaces[i].ifindex) = i + 1;
 	}
 	return 0;
 }
@@ -121,13 +123,11 @@ static struct iface *iface_get(int ifindex, uint16_t hatype)
 {
 	struct iface *f;
 	char desc[32];
-	uint32_t h;
+	uint32_t *slot;
 	int i;
 
-	if (n_slots)
-		for (h = iface_hash(ifindex); iface_slots[h]; h = (h + 1) & (n_slots - 1))
-			if (ifaces[iface_slots[h] - 1].ifindex == ifindex)
-				return &ifaces[iface_slots[h] - 1];
+	if (n_slots && *(slot = iface_slot(ifindex)))
+		return &ifaces[*slot - 1];
 	if (iface_grow() < 0) {
 		if (!spill_used) {
 			spill_used = 1;
@@ -138,9 +138,8 @@ static struct iface *iface_get(int ifindex, uint16_t hatype)
 		}
 		return &spill;
 	}
-	for (h = iface_hash(ifindex); iface_slots[h]; h = (h + 1) & (n_slots - 1))
-		;
-	iface_slots[h] = (uint32_t)n_seen + 1;
+	/* why looked up again: iface_grow may have rebuilt the table */
+	*iface_slot(ifindex) = (uint32_t)n_seen + 1;
 	f = &ifaces[n_seen++];
 	memset(f, 0, sizeof(*f));
 	f->ifindex = ifindex;
@@ -442,9 +441,10 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 			uint64_t ts, uint32_t vlan)
 {
 	uint8_t *net = mac + net_off;
-	uint32_t flags, wcap, worig;
+	uint32_t flags, wcap, worig, hlen = 0;
 	struct iface *f;
 	uint8_t head[24];
+	const uint8_t *body;
 	uint32_t l4off = 0;
 	int proto = 0, parsed = 0;
 
@@ -478,19 +478,24 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 	 * one flow. Like libpcap (pcap-linux.c) it goes back where it was on the wire, after the MAC addresses, the frame
 	 * then cut to the snap length again. In LINUX_SLL2 the protocol field becomes the TPID and the tag's TCI and the
 	 * protocol come before the network header: libpcap's layout for LINUX_SLL, whose protocol field ends its header
-	 * (libpcap leaves the tag out of LINUX_SLL2); Wireshark and the core read it. RAW frames have no place for it. */
+	 * (libpcap leaves the tag out of LINUX_SLL2); Wireshark and the core read it. RAW frames have no place for it.
+	 * Each layout is a head of hlen bytes (built here) and a body of the packet's own, wcap bytes in all. */
 	if (f->linktype == LINKTYPE_ETHERNET && vlan && caplen >= 12) {
 		memcpy(head, mac, 12);
 		head[12] = (uint8_t)(vlan >> 24);
 		head[13] = (uint8_t)(vlan >> 16);
 		head[14] = (uint8_t)(vlan >> 8);
 		head[15] = (uint8_t)vlan;
+		hlen = 16;
+		body = mac + 12;
 		wcap = caplen + 4 > opts.snaplen ? opts.snaplen : caplen + 4;
 		worig = origlen + 4;
 	} else if (f->linktype == LINKTYPE_ETHERNET) {
+		body = mac;
 		wcap = caplen;
 		worig = origlen;
 	} else if (f->linktype == LINKTYPE_RAW) {
+		body = net;
 		wcap = caplen - net_off;
 		worig = origlen - net_off;
 	} else {
@@ -505,17 +510,18 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 		head[10] = sll->sll_pkttype;
 		head[11] = sll->sll_halen > 8 ? 8 : sll->sll_halen;
 		memcpy(head + 12, sll->sll_addr, head[11]);
-		wcap = caplen - net_off + 20;
-		worig = origlen - net_off + 20;
+		hlen = 20;
+		body = net;
 		if (vlan) {
 			memcpy(head + 22, head, 2);
 			head[0] = (uint8_t)(vlan >> 24);
 			head[1] = (uint8_t)(vlan >> 16);
 			head[20] = (uint8_t)(vlan >> 8);
 			head[21] = (uint8_t)vlan;
-			wcap += 4;
-			worig += 4;
+			hlen = 24;
 		}
+		wcap = caplen - net_off + hlen;
+		worig = origlen - net_off + hlen;
 	}
 	f->packets++;
 	f->bytes += origlen;
@@ -525,14 +531,7 @@ static void emit_packet(const struct sockaddr_ll *sll, uint8_t *mac, uint32_t ne
 		f->cuts++;
 		ctr.snaplen_cuts++;
 	}
-	if (f->linktype == LINKTYPE_ETHERNET && vlan && caplen >= 12)
-		pcapng_epb2(f->ifid, ts, head, 16, mac + 12, wcap - 16, worig, flags, NULL);
-	else if (f->linktype == LINKTYPE_ETHERNET)
-		pcapng_epb(f->ifid, ts, mac, wcap, worig, flags, NULL);
-	else if (f->linktype == LINKTYPE_RAW)
-		pcapng_epb(f->ifid, ts, net, wcap, worig, flags, NULL);
-	else
-		pcapng_epb2(f->ifid, ts, head, vlan ? 24 : 20, net, caplen - net_off, worig, flags, NULL);
+	pcapng_epb2(f->ifid, ts, head, hlen, body, wcap - hlen, worig, flags, NULL);
 }
 
 /* The tag the kernel took out of a frame (TPID << 16 | TCI), from a ring frame's or PACKET_AUXDATA's fields, or 0. As
@@ -786,21 +785,22 @@ static int watch_open(struct sock_filter *code, unsigned short n, int rcvbuf)
 }
 
 /* A classic BPF program with forward jumps to labels, built in two passes (jt, jf, and ja's k name labels). */
-#define SYNW_MAX 200
-#define SYNW_LEVELS 4 /* IPv6 extension headers walked; a SYN behind more is left to the /proc scans */
+#define AS_MAX 200
+#define WATCH_LEVELS 4 /* IPv6 extension headers walked; a SYN or datagram behind more is left to the /proc scans */
 #define SYNW_SNAP 256
-enum { L_NEXT = -1, L_TCP, L_ACCEPT, L_REJECT, L_V6, L_LEVEL, L_EXT = L_LEVEL + SYNW_LEVELS + 1,
-       L_AH = L_EXT + SYNW_LEVELS, L_FRAG = L_AH + SYNW_LEVELS, L_COUNT = L_FRAG + SYNW_LEVELS };
+#define UDPW_SNAP 96
+enum { L_NEXT = -1, L_L4, L_ACCEPT, L_REJECT, L_V6, L_LEVEL, L_EXT = L_LEVEL + WATCH_LEVELS + 1,
+       L_AH = L_EXT + WATCH_LEVELS, L_FRAG = L_AH + WATCH_LEVELS, L_COUNT = L_FRAG + WATCH_LEVELS };
 struct bpf_asm {
-	struct sock_filter code[SYNW_MAX];
-	int jt[SYNW_MAX], jf[SYNW_MAX];
+	struct sock_filter code[AS_MAX];
+	int jt[AS_MAX], jf[AS_MAX];
 	int label[L_COUNT];
 	int n;
 };
 
 static void as_op(struct bpf_asm *a, uint16_t code, uint32_t k, int jt, int jf)
 {
-	if (a->n < SYNW_MAX) {
+	if (a->n < AS_MAX) {
 		a->code[a->n] = (struct sock_filter)BPF_STMT(code, k);
 		a->jt[a->n] = jt;
 		a->jf[a->n] = jf;
@@ -813,7 +813,7 @@ static unsigned short as_link(struct bpf_asm *a)
 {
 	int i;
 
-	if (a->n > SYNW_MAX)
+	if (a->n > AS_MAX)
 		return 0;
 	for (i = 0; i < a->n; i++) {
 		struct sock_filter *c = &a->code[i];
@@ -835,29 +835,31 @@ static unsigned short as_link(struct bpf_asm *a)
 
 #define AS_LABEL(a, l) ((a)->label[l] = (a)->n)
 
-/* The SYN watch's program: IPv4 or IPv6 TCP with SYN and not ACK. On IPv6 it walks up to SYNW_LEVELS extension
- * headers (the C walk's, ip6_transport, unrolled: classic BPF jumps only forward), X at each header, A its type;
- * a fragment after the first is no SYN. */
-static unsigned short syn_watch_prog(struct bpf_asm *a)
+/* The watches' way to a packet's transport header: on to L_L4, X at that header, when the packet is IPv4 or IPv6 of
+ * transport protocol proto, else to L_REJECT; a fragment after the first has no transport header. On IPv6 it walks up
+ * to WATCH_LEVELS extension headers (the C walk's, ip6_transport, unrolled: classic BPF jumps only forward), X at
+ * each header, A its type. */
+static void as_transport(struct bpf_asm *a, uint8_t proto)
 {
 	static const uint8_t generic[] = {0, 43, 60, 135, 139, 140};
 	int lv, i;
 
-	memset(a, 0, sizeof(*a));
 	as_op(a, BPF_LD | BPF_B | BPF_ABS, 0, 0, 0);
 	as_op(a, BPF_ALU | BPF_AND | BPF_K, 0xf0, 0, 0);
 	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x40, L_NEXT, L_V6);
 	as_op(a, BPF_LD | BPF_B | BPF_ABS, 9, 0, 0);
-	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, L_NEXT, L_REJECT);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, proto, L_NEXT, L_REJECT);
+	as_op(a, BPF_LD | BPF_H | BPF_ABS, 6, 0, 0);
+	as_op(a, BPF_JMP | BPF_JSET | BPF_K, 0x1fff, L_REJECT, L_NEXT);
 	as_op(a, BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0);
-	as_op(a, BPF_JMP | BPF_JA, 0, L_TCP, L_TCP);
+	as_op(a, BPF_JMP | BPF_JA, 0, L_L4, L_L4);
 	AS_LABEL(a, L_V6);
 	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x60, L_NEXT, L_REJECT);
 	as_op(a, BPF_LDX | BPF_W | BPF_IMM, 40, 0, 0);
 	as_op(a, BPF_LD | BPF_B | BPF_ABS, 6, 0, 0);
-	for (lv = 0; lv < SYNW_LEVELS; lv++) {
+	for (lv = 0; lv < WATCH_LEVELS; lv++) {
 		AS_LABEL(a, L_LEVEL + lv);
-		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, L_TCP, L_NEXT);
+		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, proto, L_L4, L_NEXT);
 		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 44, L_FRAG + lv, L_NEXT);
 		as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 51, L_AH + lv, L_NEXT);
 		for (i = 0; i < (int)sizeof(generic); i++)
@@ -875,7 +877,7 @@ static unsigned short syn_watch_prog(struct bpf_asm *a)
 			as_op(a, BPF_LD | BPF_MEM, 0, 0, 0);
 			as_op(a, BPF_JMP | BPF_JA, 0, L_LEVEL + lv + 1, L_LEVEL + lv + 1);
 		}
-		/* fragment: 8 bytes; one after the first has no TCP header */
+		/* fragment: 8 bytes; one after the first has no transport header */
 		AS_LABEL(a, L_FRAG + lv);
 		as_op(a, BPF_LD | BPF_H | BPF_IND, 2, 0, 0);
 		as_op(a, BPF_JMP | BPF_JSET | BPF_K, 0xfff8, L_REJECT, L_NEXT);
@@ -886,17 +888,30 @@ static unsigned short syn_watch_prog(struct bpf_asm *a)
 		as_op(a, BPF_MISC | BPF_TAX, 0, 0, 0);
 		as_op(a, BPF_LD | BPF_MEM, 0, 0, 0);
 	}
-	AS_LABEL(a, L_LEVEL + SYNW_LEVELS);
-	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, L_NEXT, L_REJECT);
-	AS_LABEL(a, L_TCP);
-	as_op(a, BPF_LD | BPF_B | BPF_IND, 13, 0, 0);
-	as_op(a, BPF_ALU | BPF_AND | BPF_K, 0x12, 0, 0);
-	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x02, L_ACCEPT, L_REJECT);
+	AS_LABEL(a, L_LEVEL + WATCH_LEVELS);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, proto, L_L4, L_REJECT);
+}
+
+/* Ends a watch's program: L_ACCEPT keeps snap bytes of the packet, L_REJECT none. Its length, as as_link's. */
+static unsigned short as_verdicts(struct bpf_asm *a, uint32_t snap)
+{
 	AS_LABEL(a, L_ACCEPT);
-	as_op(a, BPF_RET | BPF_K, SYNW_SNAP, 0, 0);
+	as_op(a, BPF_RET | BPF_K, snap, 0, 0);
 	AS_LABEL(a, L_REJECT);
 	as_op(a, BPF_RET | BPF_K, 0, 0, 0);
 	return as_link(a);
+}
+
+/* The SYN watch's program: IPv4 or IPv6 TCP with SYN and not ACK. */
+static unsigned short syn_watch_prog(struct bpf_asm *a)
+{
+	memset(a, 0, sizeof(*a));
+	as_transport(a, IPPROTO_TCP);
+	AS_LABEL(a, L_L4);
+	as_op(a, BPF_LD | BPF_B | BPF_IND, 13, 0, 0);
+	as_op(a, BPF_ALU | BPF_AND | BPF_K, 0x12, 0, 0);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, 0x02, L_ACCEPT, L_REJECT);
+	return as_verdicts(a, SYNW_SNAP);
 }
 
 int afp_open_syn_watch(void)
@@ -935,38 +950,35 @@ void afp_syn_drain(void)
 	}
 }
 
+/* The UDP watch's program: IPv4 or IPv6 UDP going out from a port >= 1024 (on loopback that is the outgoing copy, so
+ * each datagram once), its ports within the UDPW_SNAP bytes kept. why going out only: the source of a datagram sent
+ * from this host is the local end of the socket that sent it; an arriving one names a socket only by its destination,
+ * and servers that only receive are bound (the bind tracepoint, the scans). why not below 1024: those are servers'
+ * ports (DNS, NTP, QUIC on 443), bound explicitly, and a busy server's answers would all come here. why the ports
+ * within the bytes kept: behind long extension headers they may lie past them, and the datagram would wake the loop
+ * for nothing */
+static unsigned short udp_watch_prog(struct bpf_asm *a)
+{
+	memset(a, 0, sizeof(*a));
+	as_op(a, BPF_LD | BPF_B | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE, 0, 0);
+	as_op(a, BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, L_NEXT, L_REJECT);
+	as_transport(a, IPPROTO_UDP);
+	AS_LABEL(a, L_L4);
+	as_op(a, BPF_MISC | BPF_TXA, 0, 0, 0);
+	as_op(a, BPF_JMP | BPF_JGT | BPF_K, UDPW_SNAP - 4, L_REJECT, L_NEXT);
+	as_op(a, BPF_LD | BPF_H | BPF_IND, 0, 0, 0);
+	as_op(a, BPF_JMP | BPF_JGE | BPF_K, 1024, L_ACCEPT, L_REJECT);
+	return as_verdicts(a, UDPW_SNAP);
+}
+
 int afp_open_udp_watch(void)
 {
-	/* accept IPv4/IPv6 UDP going out from a port >= 1024, except IPv4 fragments after the first (no ports); on
-	 * loopback that is the outgoing copy, so each datagram once. why going out only: the source of a datagram sent
-	 * from this host is the local end of the socket that sent it; an arriving one names a socket only by its
-	 * destination, and servers that only receive are bound (the bind tracepoint, the scans). why not below 1024: those
-	 * are servers' ports (DNS, NTP, QUIC on 443), bound explicitly, and a busy server's answers would all come here */
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 16),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
-		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 7),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 11),
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 6),
-		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 9, 0),
-		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
-		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 0),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 1024, 5, 6),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x60, 0, 5),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 3),
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 40),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 1024, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, 96),
-		BPF_STMT(BPF_RET | BPF_K, 0),
-	};
+	static struct bpf_asm a;
+	unsigned short n = udp_watch_prog(&a);
 
 	/* why a small buffer: a datagram here is a hint, looked at once per local end; under a flood most are
 	 * duplicates, and the kernel drops what does not fit before copying it */
-	udp_fd = watch_open(code, sizeof(code) / sizeof(code[0]), 32 << 10);
+	udp_fd = n ? watch_open(a.code, n, 32 << 10) : -1;
 	return udp_fd < 0 ? -1 : 0;
 }
 
@@ -994,7 +1006,7 @@ static uint32_t udp_watch_drops(void)
 
 void afp_udp_drain(int ready)
 {
-	static uint8_t bufs[WATCH_BATCH][96];
+	static uint8_t bufs[WATCH_BATCH][UDPW_SNAP];
 	static uint64_t win_start;
 	static uint32_t win_known;
 	struct mmsghdr msgs[WATCH_BATCH];

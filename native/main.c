@@ -142,6 +142,19 @@ static void write_stats(int final)
 	sb_free(&b);
 }
 
+/* The counters brought up to date, then written: each interface's ISB (Wireshark reads drops only there) and the
+ * stats block. Each second, and once at the end (final). */
+static void write_counts(int use_ebpf, int final)
+{
+	afp_update_stats();
+	if (use_ebpf)
+		ebpf_update_stats();
+	afp_write_isbs(now_realtime_ns());
+	if (use_ebpf)
+		ebpf_write_isb(now_realtime_ns());
+	write_stats(final);
+}
+
 /* Inode of the helper's network namespace: the one its packet sockets and /proc/net scans see. */
 static uint32_t own_netns(void)
 {
@@ -500,13 +513,7 @@ int main(int argc, char **argv)
 			next_scan = now + 500000000ull;
 		}
 		if (now >= next_sec) {
-			afp_update_stats();
-			if (use_ebpf)
-				ebpf_update_stats();
-			afp_write_isbs(now_realtime_ns());
-			if (use_ebpf)
-				ebpf_write_isb(now_realtime_ns());
-			write_stats(0);
+			write_counts(use_ebpf, 0);
 			next_sec = now + 1000000000ull;
 		}
 		pcapng_flush();
@@ -526,15 +533,10 @@ int main(int argc, char **argv)
 	if (use_ebpf) {
 		ebpf_poll();
 		ebpf_flush_output();
-		ebpf_update_stats();
 	}
 	/* (lines written in the last moments: their handshakes are in the packets above) */
 	keylog_poll();
-	afp_update_stats();
-	afp_write_isbs(now_realtime_ns());
-	if (use_ebpf)
-		ebpf_write_isb(now_realtime_ns());
-	write_stats(1);
+	write_counts(use_ebpf, 1);
 	pcapng_flush();
 	afp_close();
 	/* why: detaching uprobes takes seconds (see ebpf_stop); the reader gets the complete stream and its
