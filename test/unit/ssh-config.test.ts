@@ -1,8 +1,10 @@
 // ssh_config resolution: first value wins, IdentityFile accumulates, Host patterns with * ? and !,
-// ProxyJump chains with user@host:port, quoting and key=value syntax, Include.
+// ProxyJump chains with user@host:port, quoting and key=value syntax, Include, Match blocks (each
+// criterion, negation, order, exec, the final pass), and `ssh -G` as the oracle for all of it.
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { hostMatches, parseJump, parseSshConfig, resolveHost, tokenizeLine } from '../../src/targets/ssh/config.js';
 import { excludeFromSshConnection, parseSshUri } from '../../src/targets/ssh.js';
@@ -107,9 +109,21 @@ describe('ssh_config', () => {
     expect(resolveHost(g, 'other').globalKnownHostsFiles).toEqual(['/ignored/because/first/wins']);
   });
 
-  it('skips Match blocks (not evaluated) instead of applying them to every host', () => {
-    const e = parseSshConfig('Match host x\n  User matched\nHost *\n  User all\n');
-    expect(resolveHost(e, 'x').user).toBe('all');
+  it('reads UserKnownHostsFile as ssh(1) does: the first line wins (several files, ~, %h), none is none, unset is the default', () => {
+    expect(resolveHost(entries, 'db').userKnownHostsFiles).toBeNull();
+    const u = parseSshConfig([
+      'Host fleet-*',
+      '  UserKnownHostsFile ~/fleet_kh /srv/kh/%h',
+      'Host off',
+      '  UserKnownHostsFile none',
+      'Host *',
+      '  UserKnownHostsFile /not/read/for/fleet',
+      '',
+    ].join('\n'));
+    // (a key found only in a later block's file is one ssh would not trust)
+    expect(resolveHost(u, 'fleet-1').userKnownHostsFiles).toEqual([join(homedir(), 'fleet_kh'), '/srv/kh/fleet-1']);
+    expect(resolveHost(u, 'off').userKnownHostsFiles).toEqual([]);
+    expect(resolveHost(u, 'other').userKnownHostsFiles).toEqual(['/not/read/for/fleet']);
   });
 
   it('parses destinations and URIs, including IPv6', () => {
@@ -146,6 +160,252 @@ describe('ProxyCommand', () => {
       await expect(connectSsh({ host: 'via-cmd', user: null, port: null }, { sshConfigPath: join(dir, 'config') } as never)).rejects.toMatchObject({
         code: 'E_TARGET_INVALID', message: expect.stringMatching(/^~\/\.ssh\/config reaches via-cmd through ProxyCommand \(ssh -W %h:%p bastion\), which tapscope does not run/),
       });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Match', () => {
+  const me = userInfo().username;
+  const resolve = (lines: string[], alias: string, overrides: { user?: string; port?: number } = {}) =>
+    resolveHost(parseSshConfig(lines.join('\n'), { file: '/cfg' }), alias, overrides);
+  const withDir = (fn: (dir: string) => void): void => {
+    const dir = mkdtempSync(join(tmpdir(), 'tss-match-'));
+    try {
+      fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('matches host against the HostName resolved so far (after %h), not the name typed', () => {
+    const lines = ['Host db', '  HostName db.internal', 'Match host db', '  Port 1', 'Match host *.internal', '  User svc', '  Port 2'];
+    expect(resolve(lines, 'db')).toMatchObject({ hostName: 'db.internal', user: 'svc', port: 2 });
+    expect(resolve(['Host *', '  HostName %h.corp', 'Match host web.corp', '  User w'], 'web').user).toBe('w');
+    // With no HostName, the host is the name typed.
+    expect(resolve(lines, 'x.INTERNAL').user).toBe('svc');
+  });
+
+  it('matches originalhost against the name typed', () => {
+    const lines = ['Host db', '  HostName 10.0.0.5', 'Match originalhost 10.0.0.5', '  User wrong', 'Match originalhost db', '  User typed'];
+    expect(resolve(lines, 'db').user).toBe('typed');
+  });
+
+  it('matches user against the user resolved so far (the URI user first, as ssh -l), case-sensitively, and localuser against the local account', () => {
+    const lines = [
+      'Host ops', '  User admin',
+      'Match user admin', '  Port 2200',
+      'Match user Admin', '  Port 9',
+      `Match localuser ${me}`, '  IdentityFile /keys/mine',
+      `Match localuser !${me}`, '  IdentityFile /keys/other',
+    ];
+    expect(resolve(lines, 'ops')).toMatchObject({ user: 'admin', port: 2200, identityFiles: ['/keys/mine'] });
+    expect(resolve(lines, 'ops', { user: 'Admin' })).toMatchObject({ user: 'Admin', port: 9 });
+  });
+
+  it('negates a criterion with ! and takes comma-separated pattern lists with * ? and !', () => {
+    const lines = [
+      'Match !host bastion-*', '  ProxyJump jump@bastion-1',
+      'Match host web-??,!web-00', '  Port 2222',
+      'Match !originalhost db', '  User notdb',
+    ];
+    expect(resolve(lines, 'web-01')).toMatchObject({ port: 2222, user: 'notdb', proxyJump: [{ host: 'bastion-1', user: 'jump', port: null }] });
+    expect(resolve(lines, 'web-00').port).toBe(22);
+    expect(resolve(lines, 'web-001').port).toBe(22);
+    expect(resolve(lines, 'bastion-1').proxyJump).toEqual([]);
+    expect(resolve(lines, 'db').user).toBe(me);
+  });
+
+  it('needs every criterion of a line to hold; `all` holds for any host and stands alone', () => {
+    const lines = [
+      'Match originalhost app user deploy', '  Port 2022',
+      'Match originalhost app !user deploy', '  Port 3033',
+      'Match !all', '  User never',
+      'Match all', '  User everyone',
+    ];
+    expect(resolve(lines, 'app', { user: 'deploy' }).port).toBe(2022);
+    expect(resolve(lines, 'app', { user: 'other' }).port).toBe(3033);
+    expect(resolve(lines, 'api', { user: 'deploy' }).port).toBe(22);
+    expect(resolve(lines, 'anything').user).toBe('everyone');
+    expect(() => resolve(['Match all host x', '  User u'], 'x')).toThrow(/\/cfg line 1: 'all' cannot be combined/);
+  });
+
+  it('applies in file order, first value winning, and sees only the values of the blocks above it', () => {
+    const lines = [
+      'Host a', '  User fromhost',
+      'Match originalhost a', '  User frommatch', '  Port 1000',
+      'Host *', '  Port 2000',
+    ];
+    expect(resolve(lines, 'a')).toMatchObject({ user: 'fromhost', port: 1000 });
+    const middle = [
+      'Match user early', '  Port 1111',
+      'Match host real', '  IdentityFile /keys/too-early',
+      'Host a', '  User early', '  HostName real',
+      'Match user early host real', '  Port 2222',
+    ];
+    const r = resolve(middle, 'a');
+    expect(r).toMatchObject({ user: 'early', hostName: 'real', port: 2222 });
+    expect(r.identityFiles).not.toContain('/keys/too-early');
+  });
+
+  it('runs exec in the user\'s shell with the tokens expanded, and holds when it exits 0', () => {
+    const lines = [
+      'Host alias-a', '  HostName real.example', '  Port 2200', '  User bob',
+      'Match exec "test %n = alias-a && test %h = real.example && test %p = 2200 && test %r = bob && test %u = \'' + me + '\' && test 100%% = 100%"',
+      '  IdentityFile /keys/exec-true',
+      'Match exec false', '  IdentityFile /keys/exec-false',
+    ];
+    expect(resolve(lines, 'alias-a').identityFiles).toEqual(['/keys/exec-true']);
+    expect(resolve(lines, 'alias-b').identityFiles).toEqual(expect.not.arrayContaining(['/keys/exec-true', '/keys/exec-false']));
+    expect(() => resolve(['Match exec "echo %Z"', '  User u'], 'x')).toThrow(/\/cfg line 1: Match exec uses the token %Z/);
+  });
+
+  it('runs an exec only while the criteria before it on the line hold, and a shell that cannot start does not match', () => {
+    withDir((dir) => {
+      const lines = [
+        `Match originalhost other exec "touch ${dir}/skipped"`, '  User u1',
+        `Match originalhost here exec "touch ${dir}/ran"`, '  User u2',
+      ];
+      expect(resolve(lines, 'here').user).toBe('u2');
+      expect(existsSync(join(dir, 'ran'))).toBe(true);
+      expect(existsSync(join(dir, 'skipped'))).toBe(false);
+      const saved = process.env.SHELL;
+      try {
+        process.env.SHELL = join(dir, 'no-such-shell');
+        expect(resolve(['Match exec true', '  User u3'], 'here').user).toBe(me);
+      } finally {
+        if (saved === undefined) delete process.env.SHELL;
+        else process.env.SHELL = saved;
+      }
+      expect(resolve(['Match exec true', '  User u3'], 'here').user).toBe('u3');
+    });
+  });
+
+  it('reads the config again for `Match final` with the host resolved, as ssh(1) does; `canonical` holds only in that pass', () => {
+    const lines = [
+      'Host alias', '  HostName real.example',
+      'Match final host real.example', '  Port 2201',
+      'Match canonical', '  User canon',
+      'Host real.example', '  IdentityFile /keys/real',
+      'Match !final', '  IdentityFile /keys/first-pass',
+      'Match originalhost alias', '  IdentityFile /keys/both',
+    ];
+    expect(resolve(lines, 'alias')).toMatchObject({
+      hostName: 'real.example', port: 2201, user: 'canon', identityFiles: ['/keys/first-pass', '/keys/both', '/keys/real'],
+    });
+    // Without a `final` criterion there is no second pass: neither canonical nor the Host line for the resolved name apply.
+    const noFinal = lines.map((l) => l.replace('Match final host', 'Match host'));
+    expect(resolve(noFinal, 'alias')).toMatchObject({ port: 2201, user: me, identityFiles: ['/keys/first-pass', '/keys/both'] });
+  });
+
+  it('refuses criteria it cannot evaluate, naming the file, the line and the criterion', () => {
+    for (const criterion of ['tagged prod', 'localnetwork 10.0.0.0/8', 'version 9', 'sessiontype shell', 'bogus x']) {
+      const lines = ['Host a', `  Match ${criterion}`, '  User u'];
+      const name = criterion.split(' ')[0] as string;
+      expect(() => resolve(lines, 'a')).toThrow(expect.objectContaining({
+        code: 'E_TARGET_INVALID', message: expect.stringMatching(new RegExp(`^/cfg line 2: tapscope cannot evaluate the Match criterion "${name}"`)),
+      }));
+    }
+    expect(() => resolve(['Match host', '  User u'], 'a')).toThrow(/\/cfg line 1: Match host needs an argument/);
+    expect(() => resolve(['', 'Match', '  User u'], 'a')).toThrow(/\/cfg line 2: Match needs at least one criterion/);
+    // An unknown criterion in an Included file names that file.
+    withDir((dir) => {
+      writeFileSync(join(dir, 'inc.conf'), '# first line\nMatch tagged x\n  User u\n');
+      expect(() => resolveHost(parseSshConfig(`Include ${dir}/inc.conf\n`), 'a')).toThrow(`${join(dir, 'inc.conf')} line 2: tapscope cannot evaluate the Match criterion "tagged"`);
+    });
+  });
+
+  it('applies an Include inside a Match block only when the Match holds, and evaluates the Match once', () => {
+    withDir((dir) => {
+      writeFileSync(join(dir, 'inc.conf'), 'User incuser\nHost *\n  IdentityFile /keys/inc\n');
+      const text = [
+        `Match originalhost inner exec "echo x >> ${dir}/count"`,
+        `  Include ${dir}/inc.conf`,
+        '  Port 2022',
+        'Host *', '  IdentityFile /keys/all',
+      ].join('\n');
+      const e = parseSshConfig(text);
+      expect(resolveHost(e, 'inner')).toMatchObject({ user: 'incuser', port: 2022, identityFiles: ['/keys/inc', '/keys/all'] });
+      expect(readFileSync(join(dir, 'count'), 'utf8')).toBe('x\n');
+      expect(resolveHost(e, 'outer')).toMatchObject({ user: me, port: 22, identityFiles: ['/keys/all'] });
+    });
+  });
+
+  it('applies the blocks of a file Included in a Host block only for that host, as ssh(1) does', () => {
+    withDir((dir) => {
+      writeFileSync(join(dir, 'inc.conf'), 'User incuser\nHost b\n  Port 2002\n');
+      const e = parseSshConfig(`Host zz\n  Include ${dir}/inc.conf\n  IdentityFile /keys/after\nHost *\n  Port 9\n`);
+      expect(resolveHost(e, 'b')).toMatchObject({ user: me, port: 9 });
+      expect(resolveHost(e, 'zz')).toMatchObject({ user: 'incuser', port: 9, identityFiles: ['/keys/after'] });
+    });
+  });
+});
+
+describe('ssh -G as the oracle', () => {
+  const hasSsh = (() => {
+    try {
+      execFileSync('ssh', ['-V'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(!hasSsh)('resolves hostname, user, port, identity files, ProxyJump and exec tokens as `ssh -G` does for a config using Match', () => {
+    const me = userInfo().username;
+    const dir = mkdtempSync(join(tmpdir(), 'tss-oracle-'));
+    try {
+      writeFileSync(join(dir, 'match.conf'), 'User incuser\nHost inc-b\n  Port 2002\n  User incb\n');
+      writeFileSync(join(dir, 'host.conf'), 'Host b-host\n  Port 2003\n');
+      const config = [
+        'Host web-* !web-legacy', '  HostName %h.corp.example',
+        'Host db', '  HostName 10.20.0.5', '  User dbadmin',
+        'Match host *.corp.example !originalhost web-02', '  Port 2201', '  IdentityFile /k/corp',
+        'Match host 10.20.0.5 user dbadmin', '  ProxyJump jump@bastion.example:2200',
+        'Match originalhost db,cache !user dbadmin', '  ProxyJump other@bastion2.example',
+        `Match localuser ${me} originalhost cache`, '  User cacheop',
+        'Match exec "test %n = web-01 && test %r = deployer"', '  IdentityFile /k/exec-web01',
+        'Match exec "echo %C %d %h %i %k %L %l %n %p %r %u %% >> $TAPSCOPE_ORACLE_TOKENS"', '  IdentityFile /k/tokens',
+        'Match originalhost inc-*', `  Include ${dir}/match.conf`, '  Port 2300',
+        'Host zz', `  Include ${dir}/host.conf`, '  IdentityFile /k/after',
+        'Match final host *.corp.example', '  User finaluser',
+        'Match canonical originalhost web-03', '  IdentityFile /k/canonical',
+        'Match !final originalhost db', '  IdentityFile /k/first-pass',
+        'Host 10.20.0.5', '  Port 2022',
+        'Host *', '  IdentityFile /k/default',
+        '',
+      ].join('\n');
+      const file = join(dir, 'config');
+      writeFileSync(file, config);
+      const cases: Array<{ alias: string; user?: string; port?: number }> = [
+        { alias: 'web-01', user: 'deployer' }, { alias: 'web-02' }, { alias: 'web-03', port: 2400 }, { alias: 'web-legacy' },
+        { alias: 'db' }, { alias: 'db', user: 'someone' }, { alias: 'cache' }, { alias: 'inc-a' }, { alias: 'inc-b' },
+        { alias: 'zz' }, { alias: 'b-host' }, { alias: 'plain' },
+      ];
+      const entries = parseSshConfig(config, { file });
+      const ours: unknown[] = [];
+      const theirs: unknown[] = [];
+      const saved = process.env.TAPSCOPE_ORACLE_TOKENS;
+      try {
+        for (const c of cases) {
+          const args = ['-G', '-F', file, ...(c.user ? ['-l', c.user] : []), ...(c.port ? ['-p', String(c.port)] : []), c.alias];
+          const out = execFileSync('ssh', args, { env: { ...process.env, TAPSCOPE_ORACLE_TOKENS: join(dir, 'tokens-ssh') }, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+          const field = (k: string) => out.split('\n').filter((l) => l.startsWith(`${k} `)).map((l) => l.slice(k.length + 1));
+          theirs.push({ alias: c.alias, hostname: field('hostname')[0], user: field('user')[0], port: Number(field('port')[0]), identityfile: field('identityfile'), proxyjump: field('proxyjump')[0] ?? null });
+          process.env.TAPSCOPE_ORACLE_TOKENS = join(dir, 'tokens-tapscope');
+          const r = resolveHost(entries, c.alias, { user: c.user ?? null, port: c.port ?? null });
+          const jump = r.proxyJump.map((j) => `${j.user ? `${j.user}@` : ''}${j.host}${j.port ? `:${j.port}` : ''}`).join(',');
+          ours.push({ alias: c.alias, hostname: r.hostName, user: r.user, port: r.port, identityfile: r.identityFiles, proxyjump: jump || null });
+        }
+      } finally {
+        if (saved === undefined) delete process.env.TAPSCOPE_ORACLE_TOKENS;
+        else process.env.TAPSCOPE_ORACLE_TOKENS = saved;
+      }
+      expect(ours).toEqual(theirs);
+      const ran = readFileSync(join(dir, 'tokens-ssh'), 'utf8');
+      expect(ran.split('\n').length).toBeGreaterThan(cases.length);
+      expect(readFileSync(join(dir, 'tokens-tapscope'), 'utf8')).toBe(ran);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

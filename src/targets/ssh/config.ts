@@ -1,18 +1,29 @@
 // OpenSSH client configuration (~/.ssh/config) as far as Tapscope needs it: which address, user, port,
-// identity files and jump hosts an alias resolves to. Semantics follow ssh_config(5): the first value
-// obtained for a keyword wins, IdentityFile accumulates, Host patterns use * ? and ! negation.
+// identity files and jump hosts an alias resolves to. Semantics follow ssh_config(5) as ssh(1) implements
+// them: the first value obtained for a keyword wins, IdentityFile accumulates, Host patterns use * ? and !
+// negation, Match lines are evaluated where they stand against the values resolved above them (and the
+// config is read once more when one asks for `Match final`), and the blocks of an Included file belong to
+// the block holding the Include line.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
+import { homedir, hostname, userInfo } from 'node:os';
 import { dirname, join, isAbsolute, basename } from 'node:path';
 import { TapscopeError } from '../../errors.js';
 
 export interface SshConfigEntry {
-  /** Host patterns of the block; `null` for keywords before the first Host line (they apply to all). */
+  /** Host patterns of the block; `null` for keywords before the first Host or Match line (they apply to all). */
   patterns: string[] | null;
   /** Lower-cased keyword → values in file order. */
   options: Array<[string, string[]]>;
-  /** Match blocks are not evaluated: they never apply (a conservative choice, noted in resolve()). */
-  match?: boolean;
+  /** A Match block's criteria as written (`['!host', 'a,b', 'exec', 'cmd']`), evaluated by resolveHost. */
+  match?: string[];
+  /** Where the Host or Match line is, for messages. */
+  source?: { file: string; line: number };
+  /** The block this one resumes after an Include line: it is that block, so it applies exactly when that one did. */
+  continues?: SshConfigEntry;
+  /** For the blocks of an included file, the block holding the Include line: they apply only when it does. */
+  includedBy?: SshConfigEntry;
 }
 
 export interface JumpSpec {
@@ -35,7 +46,8 @@ export interface ResolvedHost {
    * comes before any ProxyJump (OpenSSH takes the first of the two), connecting refuses rather than going around it.
    */
   proxyCommand: string | null;
-  userKnownHostsFiles: string[];
+  /** UserKnownHostsFile's files (`none`: none); null when not set, for the default ~/.ssh/known_hosts and known_hosts2. */
+  userKnownHostsFiles: string[] | null;
   /**
    * GlobalKnownHostsFile: the system-wide known_hosts files, read but never written. Default
    * /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2; empty for `GlobalKnownHostsFile none`.
@@ -76,38 +88,48 @@ export function tokenizeLine(line: string): string[] {
   return out;
 }
 
-export function parseSshConfig(text: string, opts: { baseDir?: string; depth?: number } = {}): SshConfigEntry[] {
+interface ParseContext {
+  baseDir: string;
+  file: string;
+  depth: number;
+  includedBy?: SshConfigEntry;
+}
+
+export function parseSshConfig(text: string, opts: { baseDir?: string; file?: string } = {}): SshConfigEntry[] {
   const entries: SshConfigEntry[] = [{ patterns: null, options: [] }];
-  const baseDir = opts.baseDir ?? join(homedir(), '.ssh');
-  for (const raw of text.split(/\r?\n/)) {
+  parseInto(entries, text, { baseDir: opts.baseDir ?? join(homedir(), '.ssh'), file: opts.file ?? 'ssh config', depth: 0 });
+  return entries;
+}
+
+/** Appends one file's blocks to `entries`; keywords before its first Host or Match line go to the current block. */
+function parseInto(entries: SshConfigEntry[], text: string, ctx: ParseContext): void {
+  text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const toks = tokenizeLine(line);
-    const key = (toks[0] ?? '').toLowerCase();
-    const args = toks.slice(1);
+    if (!line || line.startsWith('#')) return;
+    const [keyword = '', ...args] = tokenizeLine(line);
+    const key = keyword.toLowerCase();
     const cur = entries[entries.length - 1] as SshConfigEntry;
-    if (key === 'host') {
-      entries.push({ patterns: args, options: [] });
-    } else if (key === 'match') {
-      entries.push({ patterns: [], options: [], match: true });
-    } else if (key === 'include') {
-      if ((opts.depth ?? 0) > 8) throw new TapscopeError('E_TARGET_INVALID', 'ssh config: Include nested too deeply');
-      for (const file of args.flatMap((a) => expandInclude(a, baseDir))) {
-        const inc = parseSshConfig(readFileSync(file, 'utf8'), { baseDir, depth: (opts.depth ?? 0) + 1 });
-        // why: an included file's leading keywords belong to the block that contains the Include line.
-        const [head, ...rest] = inc;
-        if (head) cur.options.push(...head.options);
-        entries.push(...rest);
-        if (rest.length > 0) {
-          // Keywords after the Include line continue the enclosing block, as in OpenSSH.
-          entries.push({ patterns: cur.patterns, options: [], ...(cur.match ? { match: true } : {}) });
-        }
-      }
-    } else {
-      cur.options.push([key, args]);
+    const block = { options: [], source: { file: ctx.file, line: i + 1 }, ...(ctx.includedBy ? { includedBy: ctx.includedBy } : {}) };
+    if (key === 'host') entries.push({ patterns: args, ...block });
+    else if (key === 'match') entries.push({ patterns: [], match: args, ...block });
+    else if (key === 'include') include(entries, args, cur, ctx);
+    else cur.options.push([key, args]);
+  });
+}
+
+/**
+ * Reads the files an Include line names. As in OpenSSH, their blocks can apply only when the block holding the
+ * Include line does, and the keywords after the line go on belonging to that block.
+ */
+function include(entries: SshConfigEntry[], args: string[], holder: SshConfigEntry, ctx: ParseContext): void {
+  if (ctx.depth > 8) throw new TapscopeError('E_TARGET_INVALID', 'ssh config: Include nested too deeply');
+  for (const file of args.flatMap((a) => expandInclude(a, ctx.baseDir))) {
+    const before = entries.length;
+    parseInto(entries, readFileSync(file, 'utf8'), { baseDir: ctx.baseDir, file, depth: ctx.depth + 1, includedBy: holder });
+    if (entries.length > before) {
+      entries.push({ patterns: holder.patterns, options: [], ...(holder.match ? { match: holder.match } : {}), continues: holder.continues ?? holder });
     }
   }
-  return entries;
 }
 
 function expandInclude(pattern: string, baseDir: string): string[] {
@@ -120,19 +142,24 @@ function expandInclude(pattern: string, baseDir: string): string[] {
   return readdirSync(dir).filter((f) => re.test(f)).sort().map((f) => join(dir, f));
 }
 
-function globToRegExp(glob: string): RegExp {
+function globToRegExp(glob: string, ignoreCase = true): RegExp {
   const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${esc}$`, 'i');
+  return new RegExp(`^${esc}$`, ignoreCase ? 'i' : '');
 }
 
 /** ssh_config(5) pattern list: matches when some positive pattern matches and no negated one does. */
 export function hostMatches(patterns: string[], host: string): boolean {
+  return patternListMatches(patterns, host, true);
+}
+
+// why: OpenSSH compares host names case-insensitively but user names as written (match_pattern_list's dolower).
+function patternListMatches(patterns: string[], value: string, ignoreCase: boolean): boolean {
   let positive = false;
   for (const pat of patterns.flatMap((p) => p.split(','))) {
     if (!pat) continue;
     if (pat.startsWith('!')) {
-      if (globToRegExp(pat.slice(1)).test(host)) return false;
-    } else if (globToRegExp(pat).test(host)) {
+      if (globToRegExp(pat.slice(1), ignoreCase).test(value)) return false;
+    } else if (globToRegExp(pat, ignoreCase).test(value)) {
       positive = true;
     }
   }
@@ -174,25 +201,182 @@ export function parseJump(spec: string): JumpSpec {
   return { host, user, port };
 }
 
-function expandTokens(value: string, ctx: { host: string; alias: string; user: string; port: number }): string {
-  const local = userInfo().username;
-  return value.replace(/%([%hdurpnCl])/g, (_m, t: string) => {
-    switch (t) {
-      case '%': return '%';
-      case 'h': return ctx.host;
-      case 'n': return ctx.alias;
-      case 'd': return homedir();
-      case 'u': return local;
-      case 'r': return ctx.user;
-      case 'p': return String(ctx.port);
-      default: return `%${t}`;
-    }
-  });
+/** Replaces %-tokens (`%%` is a literal %); a token without a value is left as written unless `unknown` says otherwise. */
+function expandTokens(value: string, tokens: Record<string, string>, unknown = (token: string): string => `%${token}`): string {
+  return value.replace(/%(.)/g, (_m, t: string) => (t === '%' ? '%' : Object.hasOwn(tokens, t) ? (tokens[t] as string) : unknown(t)));
+}
+
+/** The ssh_config(5) TOKENS tapscope can compute, for a host as resolved so far. */
+function tokenValues(c: { host: string; alias: string; user: string; port: number; hostKeyAlias: string | null }): Record<string, string> {
+  const local = hostname();
+  const me = userInfo();
+  const port = String(c.port);
+  return {
+    // why: ssh(1)'s ssh_connection_hash, so a ControlPath-style %C names the same file ssh would
+    C: createHash('sha1').update(local + c.host + port + c.user).digest('hex'),
+    L: local.split('.')[0] as string,
+    d: homedir(),
+    h: c.host,
+    i: String(me.uid),
+    k: c.hostKeyAlias ?? c.host,
+    l: local,
+    n: c.alias,
+    p: port,
+    r: c.user,
+    u: me.username,
+  };
 }
 
 export const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
 
 const DEFAULT_IDENTITIES = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
+
+// why: ssh(1) waits for a Match exec however long it takes; tapscope resolves hosts in its own process, which a
+// hung command must not hang.
+const MATCH_EXEC_TIMEOUT_MS = 10_000;
+
+/** What was asked: the name typed, and the user and port given with it (ssh's -l and -p). */
+interface Query {
+  alias: string;
+  user: string | null;
+  port: number | null;
+}
+
+/** The values obtained so far while reading the config. */
+interface Resolution {
+  first: Map<string, string[]>;
+  identityFiles: string[];
+  /** the order ProxyJump and ProxyCommand were first set in */
+  proxyOrder: string[];
+  /** The host of the final pass, which ssh(1) fixes before reading the config again. */
+  finalHost: string | null;
+}
+
+function valueOf(r: Resolution, keyword: string): string | null {
+  return r.first.get(keyword)?.[0] ?? null;
+}
+
+/** The host as ssh(1) knows it at this point: HostName with %h substituted, else the name typed. */
+function currentHost(r: Resolution, q: Query): string {
+  return r.finalHost ?? expandTokens(valueOf(r, 'hostname') ?? q.alias, { h: q.alias });
+}
+
+function currentUser(r: Resolution, q: Query): string {
+  return q.user ?? valueOf(r, 'user') ?? userInfo().username;
+}
+
+function currentPort(r: Resolution, q: Query): number {
+  const port = valueOf(r, 'port');
+  return q.port ?? (port ? Number(port) : 22);
+}
+
+function take(r: Resolution, options: SshConfigEntry['options']): void {
+  for (const [k, v] of options) {
+    if ((k === 'proxyjump' || k === 'proxycommand') && !r.proxyOrder.includes(k)) r.proxyOrder.push(k);
+    if (k === 'identityfile') addNew(r.identityFiles, v);
+    else if (!r.first.has(k)) r.first.set(k, v);
+  }
+}
+
+// why: ssh(1) drops a file it already has, so the final pass, which reads the same lines again, adds nothing twice.
+function addNew(list: string[], values: string[]): void {
+  for (const v of values) if (!list.includes(v)) list.push(v);
+}
+
+/**
+ * Reads the entries once, in file order, taking the options of each block that applies; returns whether a Match
+ * line asks for a final pass.
+ */
+function readPass(entries: SshConfigEntry[], r: Resolution, q: Query, finalPass: boolean): boolean {
+  const applies = new Map<SshConfigEntry, boolean>();
+  let wantsFinal = false;
+  for (const e of entries) {
+    let on: boolean;
+    if (e.continues) {
+      on = applies.get(e.continues) === true;
+    } else {
+      // why: like ssh(1), a Match line is evaluated (an exec run) even inside an Include whose block does not apply.
+      const own = e.match
+        ? evaluateMatch(e.match, e.source, r, q, finalPass)
+        : { matches: hostLineMatches(e.patterns, r, q, finalPass), wantsFinal: false };
+      wantsFinal ||= own.wantsFinal;
+      on = own.matches && (e.includedBy === undefined || applies.get(e.includedBy) === true);
+    }
+    applies.set(e, on);
+    if (on) take(r, e.options);
+  }
+  return wantsFinal;
+}
+
+// why: the final pass matches Host lines against the resolved host, which ssh(1) re-reads the config with.
+function hostLineMatches(patterns: string[] | null, r: Resolution, q: Query, finalPass: boolean): boolean {
+  return patterns === null || hostMatches(patterns, finalPass ? currentHost(r, q) : q.alias);
+}
+
+const MATCH_CRITERIA = 'all, host, originalhost, user, localuser, exec, canonical and final';
+
+/**
+ * Evaluates a Match line as ssh(1)'s match_cfg_line does: every criterion must hold (`!` negates one), `all` stands
+ * alone, and an exec runs only while the criteria before it hold. `canonical` and `final` hold only in the final
+ * pass: tapscope does not canonicalize host names, so that pass is the only re-read, and ssh(1) matches both in it.
+ */
+function evaluateMatch(criteria: string[], source: SshConfigEntry['source'], r: Resolution, q: Query, finalPass: boolean): { matches: boolean; wantsFinal: boolean } {
+  const at = source ? `${source.file} line ${source.line}` : 'ssh config';
+  const invalid = (why: string) => new TapscopeError('E_TARGET_INVALID', `${at}: ${why}.`);
+  let matches = true;
+  let wantsFinal = false;
+  let count = 0;
+  for (let i = 0; i < criteria.length && !(criteria[i] as string).startsWith('#'); i++) {
+    const word = criteria[i] as string;
+    const negate = word.startsWith('!');
+    const name = (negate ? word.slice(1) : word).toLowerCase();
+    if (name === 'all') {
+      const next = criteria[i + 1];
+      if (count > 1 || (next !== undefined && !next.startsWith('#'))) throw invalid(`'${word}' cannot be combined with other Match criteria`);
+      return { matches: matches && !negate, wantsFinal };
+    }
+    count++;
+    let holds: boolean;
+    if (name === 'canonical' || name === 'final') {
+      wantsFinal ||= name === 'final' && !negate;
+      holds = finalPass;
+    } else {
+      const arg = criteria[++i];
+      if (!arg || arg.startsWith('#')) throw invalid(`Match ${word} needs an argument`);
+      holds = criterionHolds(name, arg, r, q, matches, invalid);
+    }
+    if (holds === negate) matches = false;
+  }
+  if (count === 0) throw invalid('Match needs at least one criterion');
+  return { matches, wantsFinal };
+}
+
+function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runExec: boolean, invalid: (why: string) => TapscopeError): boolean {
+  switch (name) {
+    case 'host': return hostMatches([arg], currentHost(r, q));
+    case 'originalhost': return hostMatches([arg], q.alias);
+    case 'user': return patternListMatches([arg], currentUser(r, q), false);
+    case 'localuser': return patternListMatches([arg], userInfo().username, false);
+    case 'exec': {
+      const tokens = tokenValues({ host: currentHost(r, q), alias: q.alias, user: currentUser(r, q), port: currentPort(r, q), hostKeyAlias: valueOf(r, 'hostkeyalias') });
+      // why: ssh(1) refuses an unknown token rather than run a command it did not mean
+      const command = expandTokens(arg, tokens, (t) => {
+        throw invalid(`Match exec uses the token %${t}, which tapscope cannot expand`);
+      });
+      return runExec && exitsZero(command);
+    }
+    default:
+      // (tagged, localnetwork, version, sessiontype: newer OpenSSH has them; ignoring one would resolve another host than ssh)
+      throw invalid(`tapscope cannot evaluate the Match criterion "${name}" (it knows ${MATCH_CRITERIA}); ` +
+        'rewrite that block with those criteria or a Host line so tapscope resolves the host as ssh does');
+  }
+}
+
+/** Runs a Match exec command in the user's shell, as ssh(1) does; true when it exits 0, false if it fails to run or times out. */
+function exitsZero(command: string): boolean {
+  const run = spawnSync(process.env.SHELL || '/bin/sh', ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'], timeout: MATCH_EXEC_TIMEOUT_MS });
+  return run.error === undefined && run.status === 0;
+}
 
 /**
  * Resolves an alias against parsed config. `overrides` are what the user typed in the URI (user, port);
@@ -203,50 +387,47 @@ export function resolveHost(
   alias: string,
   overrides: { user?: string | null; port?: number | null } = {},
 ): ResolvedHost {
-  const first = new Map<string, string[]>();
-  const identityFiles: string[] = [];
-  const knownHosts: string[] = [];
-  /** the order ProxyJump and ProxyCommand were first set in */
-  const proxyOrder: string[] = [];
-  for (const e of entries) {
-    if (e.match) continue;
-    if (e.patterns !== null && !hostMatches(e.patterns, alias)) continue;
-    for (const [k, v] of e.options) {
-      if ((k === 'proxyjump' || k === 'proxycommand') && !proxyOrder.includes(k)) proxyOrder.push(k);
-      if (k === 'identityfile') identityFiles.push(...v);
-      else if (k === 'userknownhostsfile') knownHosts.push(...v);
-      else if (!first.has(k)) first.set(k, v);
-    }
+  const q: Query = { alias, user: overrides.user ?? null, port: overrides.port ?? null };
+  const r: Resolution = { first: new Map(), identityFiles: [], proxyOrder: [], finalHost: null };
+  if (readPass(entries, r, q, false)) {
+    // why: for `Match final` ssh(1) reads the whole config again with the host fixed as resolved; values obtained stay.
+    r.finalHost = currentHost(r, q);
+    readPass(entries, r, q, true);
   }
-  const get = (k: string): string | null => first.get(k)?.[0] ?? null;
-  const hostNameRaw = get('hostname') ?? alias;
-  const port = overrides.port ?? (get('port') ? Number(get('port')) : 22);
-  const user = overrides.user ?? get('user') ?? userInfo().username;
-  const hostName = hostNameRaw.replace(/%h/g, alias).replace(/%%/g, '%');
-  const ctx = { host: hostName, alias, user, port };
+  return resolved(r, q);
+}
+
+function resolved(r: Resolution, q: Query): ResolvedHost {
+  const get = (k: string): string | null => valueOf(r, k);
+  const hostName = currentHost(r, q);
+  const port = currentPort(r, q);
+  const user = currentUser(r, q);
+  const tokens = tokenValues({ host: hostName, alias: q.alias, user, port, hostKeyAlias: get('hostkeyalias') });
   const pj = get('proxyjump');
-  const pc = first.get('proxycommand')?.join(' ') ?? null;
+  const pc = r.first.get('proxycommand')?.join(' ') ?? null;
   // (OpenSSH takes whichever of ProxyJump and ProxyCommand it reads first)
-  const commandFirst = pc !== null && pc.toLowerCase() !== 'none' && (pj === null || proxyOrder.indexOf('proxycommand') < proxyOrder.indexOf('proxyjump'));
-  const jumps = pj && pj.toLowerCase() !== 'none' ? (first.get('proxyjump') as string[]).join(',').split(',').map(parseJump) : [];
-  const ids = identityFiles.length > 0 ? identityFiles : DEFAULT_IDENTITIES;
+  const commandFirst = pc !== null && pc.toLowerCase() !== 'none' && (pj === null || r.proxyOrder.indexOf('proxycommand') < r.proxyOrder.indexOf('proxyjump'));
+  const jumps = pj && pj.toLowerCase() !== 'none' ? (r.first.get('proxyjump') as string[]).join(',').split(',').map(parseJump) : [];
+  const ids = r.identityFiles.length > 0 ? r.identityFiles : DEFAULT_IDENTITIES;
   const num = (k: string): number | null => {
     const v = get(k);
     return v !== null && /^\d+$/.test(v) ? Number(v) * 1000 : null;
   };
   return {
-    alias,
+    alias: q.alias,
     hostName,
     port,
     user,
-    identityFiles: ids.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(expandTokens(f, ctx))),
+    identityFiles: ids.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(expandTokens(f, tokens))),
     identitiesOnly: (get('identitiesonly') ?? 'no').toLowerCase() === 'yes',
     proxyJump: commandFirst ? [] : jumps,
     proxyCommand: commandFirst ? pc : null,
-    userKnownHostsFiles: knownHosts.map((f) => expandTilde(expandTokens(f, ctx))),
+    // why the first line only: as for GlobalKnownHostsFile, ssh(1) takes the first UserKnownHostsFile line (it may name
+    // several files); a key in a later block's file is one ssh would not trust
+    userKnownHostsFiles: r.first.get('userknownhostsfile')?.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(expandTokens(f, tokens))) ?? null,
     // why: like OpenSSH, the first GlobalKnownHostsFile line wins (it may name several files); `~` is
     // expanded, percent tokens are not (ssh(1) expands them only in UserKnownHostsFile).
-    globalKnownHostsFiles: (first.get('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
+    globalKnownHostsFiles: (r.first.get('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
       .filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(f)),
     strictHostKeyChecking: get('stricthostkeychecking'),
     connectTimeoutMs: num('connecttimeout'),
@@ -258,5 +439,5 @@ export function resolveHost(
 export function loadSshConfig(path?: string): SshConfigEntry[] {
   const p = path ?? join(homedir(), '.ssh', 'config');
   if (!existsSync(p)) return [];
-  return parseSshConfig(readFileSync(p, 'utf8'), { baseDir: join(homedir(), '.ssh') });
+  return parseSshConfig(readFileSync(p, 'utf8'), { baseDir: join(homedir(), '.ssh'), file: p });
 }

@@ -10,8 +10,8 @@ import type { PromptFn } from '../target.js';
 
 // why: ssh2 is CommonJS; Node's ESM loader does not see its named exports, only the default one.
 const { Client: SshClient, utils } = ssh2;
-import { loadSshConfig, resolveHost, type ResolvedHost, type SshConfigEntry, expandTilde } from './config.js';
-import { appendKnownHost, checkHostKey, fingerprintSha256, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, knownKeyTypes } from './known-hosts.js';
+import { loadSshConfig, resolveHost, type ResolvedHost, expandTilde } from './config.js';
+import { appendKnownHost, checkHostKey, fingerprintSha256, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, knownKeyTypes, loadKnownHosts, type KnownHosts } from './known-hosts.js';
 
 export interface SshConnectOptions {
   prompt?: PromptFn;
@@ -76,7 +76,7 @@ export async function connectSsh(dest: SshDestination, opts: SshConnectOptions, 
   try {
     let sock: ClientChannel | undefined;
     for (const hop of [...jumps, target]) {
-      const client = await connectHop(hop, config, opts, secrets, sock);
+      const client = await connectHop(hop, opts, secrets, sock);
       hops.push(client);
       if (hop !== target) {
         const next = jumps[hops.length] ?? target;
@@ -111,7 +111,7 @@ export async function connectSsh(dest: SshDestination, opts: SshConnectOptions, 
 function knownHostsFiles(hop: ResolvedHost, opts: SshConnectOptions): { user: string[]; global: string[] } {
   const global = opts.globalKnownHostsPaths ?? hop.globalKnownHostsFiles;
   if (opts.knownHostsPath) return { user: [opts.knownHostsPath], global };
-  if (hop.userKnownHostsFiles.length > 0) return { user: hop.userKnownHostsFiles, global };
+  if (hop.userKnownHostsFiles !== null) return { user: hop.userKnownHostsFiles, global };
   return { user: [join(homedir(), '.ssh', 'known_hosts'), join(homedir(), '.ssh', 'known_hosts2')], global };
 }
 
@@ -119,6 +119,20 @@ function knownHostsFiles(hop: ResolvedHost, opts: SshConnectOptions): { user: st
 function knownHostsNames(hop: ResolvedHost): string[] {
   const name = knownHostsName(hop.hostName, hop.port);
   return hop.alias !== hop.hostName ? [name, knownHostsName(hop.alias, hop.port)] : [name];
+}
+
+/** A hop's known_hosts as read once, when the hop starts: the files, the names looked up, and the parsed lines. */
+interface HopKnownHosts {
+  /** the user's files; a key accepted is appended to the first */
+  user: string[];
+  names: string[];
+  known: KnownHosts;
+}
+
+// why: each hop reads when it starts (not once for the whole chain), so it sees a key an earlier hop just accepted.
+function readHopKnownHosts(hop: ResolvedHost, opts: SshConnectOptions): HopKnownHosts {
+  const { user, global } = knownHostsFiles(hop, opts);
+  return { user, names: knownHostsNames(hop), known: loadKnownHosts([...user, ...global]) };
 }
 
 // ssh2's default host key algorithm order (lib/protocol/constants.js DEFAULT_SERVER_HOST_KEY).
@@ -137,13 +151,12 @@ export function hostKeyAlgorithmOrder(knownTypes: string[]): ServerHostKeyAlgori
   return [...first, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((a) => !preferred.has(a))];
 }
 
-async function verifyHostKey(hop: ResolvedHost, key: Buffer, opts: SshConnectOptions): Promise<void> {
-  const { user, global } = knownHostsFiles(hop, opts);
-  const names = knownHostsNames(hop);
+async function verifyHostKey(hop: ResolvedHost, key: Buffer, opts: SshConnectOptions, kh: HopKnownHosts): Promise<void> {
+  const { user, names } = kh;
   const name = names[0] as string;
   const fp = fingerprintSha256(key);
   const type = keyTypeOf(key);
-  const res = checkHostKey([...user, ...global], names, key);
+  const res = checkHostKey(kh.known, names, key);
   if (res.status === 'known') return;
   if (res.status === 'revoked') {
     throw new TapscopeError('E_HOST_KEY_CHANGED',
@@ -262,9 +275,10 @@ function authAttempts(hop: ResolvedHost, opts: SshConnectOptions, secrets: Secre
   return out;
 }
 
-function connectHop(hop: ResolvedHost, _config: SshConfigEntry[], opts: SshConnectOptions, secrets: SecretCache, sock?: ClientChannel): Promise<Client> {
+function connectHop(hop: ResolvedHost, opts: SshConnectOptions, secrets: SecretCache, sock?: ClientChannel): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new SshClient();
+    const kh = readHopKnownHosts(hop, opts);
     let hostKeyError: TapscopeError | null = null;
     let settled = false;
     const attempts = authAttempts(hop, opts, secrets);
@@ -281,7 +295,7 @@ function connectHop(hop: ResolvedHost, _config: SshConfigEntry[], opts: SshConne
       keepaliveInterval: opts.keepaliveMs ?? hop.serverAliveIntervalMs ?? 2000,
       keepaliveCountMax: 3,
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-        verifyHostKey(hop, key, opts).then(() => verify(true), (e: unknown) => {
+        verifyHostKey(hop, key, opts, kh).then(() => verify(true), (e: unknown) => {
           hostKeyError = e instanceof TapscopeError ? e : new TapscopeError('E_INTERNAL', String(e));
           verify(false);
         });
@@ -302,8 +316,7 @@ function connectHop(hop: ResolvedHost, _config: SshConfigEntry[], opts: SshConne
         })();
       },
     };
-    const kh = knownHostsFiles(hop, opts);
-    const order = hostKeyAlgorithmOrder(knownKeyTypes([...kh.user, ...kh.global], knownHostsNames(hop)));
+    const order = hostKeyAlgorithmOrder(knownKeyTypes(kh.known, kh.names));
     if (order) cfg.algorithms = { serverHostKey: order };
     if (sock) cfg.sock = sock;
     else {

@@ -65,18 +65,31 @@ export function hostFieldMatches(field: string, name: string): boolean {
   return hostMatches(field.split(','), name);
 }
 
-function readKnownHosts(files: string[]): Array<{ file: string; lines: ReturnType<typeof parseKnownHosts> }> {
-  const out: Array<{ file: string; lines: ReturnType<typeof parseKnownHosts> }> = [];
+/** A host's known_hosts files as read once: their lines, and every key marked `@revoked` in any of them. */
+export interface KnownHosts {
+  files: Array<{ file: string; lines: Array<KnownHostLine & { lineNo: number }> }>;
+  revoked: Array<{ key: Buffer; file: string; line: number }>;
+}
+
+/** Reads and parses the files, in order; a missing or unreadable one is skipped, as OpenSSH does. */
+export function loadKnownHosts(files: string[]): KnownHosts {
+  const out: KnownHosts = { files: [], revoked: [] };
   for (const file of files) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch {
-      continue; // missing or unreadable, as OpenSSH skips it
+      continue;
     }
-    out.push({ file, lines: parseKnownHosts(text) });
+    const lines = parseKnownHosts(text);
+    out.files.push({ file, lines });
+    for (const l of lines) if (l.marker === '@revoked') out.revoked.push({ key: l.key, file, line: l.lineNo });
   }
   return out;
+}
+
+function isRevoked(known: KnownHosts, key: Buffer): boolean {
+  return known.revoked.some((r) => r.key.equals(key));
 }
 
 /**
@@ -84,29 +97,23 @@ function readKnownHosts(files: string[]): Array<{ file: string; lines: ReturnTyp
  * whatever the order of lines and files (sshconnect.c checks revocation before anything else, so a
  * revocation appended after an ordinary line for the same key still counts); otherwise a matching
  * line accepts; a line for this host with the same key type but another key means the key changed.
- * `files` are all the files to consult, user and global (ssh_known_hosts) alike. The host is looked
+ * `known` holds all the files to consult, user and global (ssh_known_hosts) alike. The host is looked
  * up under its name and, like CheckHostIP, under its address too when they differ. A `@revoked` line
  * refuses the key for any host (stricter than OpenSSH, which needs the host pattern to match too).
  */
-export function checkHostKey(files: string[], names: string[], keyBlob: Buffer): HostKeyCheck {
+export function checkHostKey(known: KnownHosts, names: string[], keyBlob: Buffer): HostKeyCheck {
   const type = keyTypeOf(keyBlob);
-  const all = readKnownHosts(files);
-  // First pass, over every file: a revocation wins over any ordinary line, wherever it is.
-  for (const { file, lines } of all) {
-    for (const l of lines) {
-      if (l.marker === '@revoked' && l.key.equals(keyBlob)) return { status: 'revoked', file, line: l.lineNo };
-    }
-  }
-  const revoked = all.flatMap(({ lines }) => lines.filter((l) => l.marker === '@revoked').map((l) => l.key));
+  const revocation = known.revoked.find((r) => r.key.equals(keyBlob));
+  if (revocation) return { status: 'revoked', file: revocation.file, line: revocation.line };
   let changed: HostKeyCheck | null = null;
   const otherTypes = new Set<string>();
-  for (const { file, lines } of all) {
+  for (const { file, lines } of known.files) {
     for (const l of lines) {
       if (l.marker !== null) continue;
       if (!names.some((n) => hostFieldMatches(l.hosts, n))) continue;
       if (l.key.equals(keyBlob)) return { status: 'known' };
       if (l.keyType === type) changed ??= { status: 'changed', keyType: type, file, line: l.lineNo };
-      else if (!revoked.some((k) => k.equals(l.key))) otherTypes.add(l.keyType);
+      else if (!isRevoked(known, l.key)) otherTypes.add(l.keyType);
     }
   }
   return changed ?? { status: 'unknown', otherTypes: [...otherTypes] };
@@ -116,15 +123,13 @@ export function checkHostKey(files: string[], names: string[], keyBlob: Buffer):
  * The key types recorded for this host (ordinary lines only, in file order, each once), for ordering the
  * host key algorithms offered as OpenSSH's order_hostkeyalgs does. Keys marked `@revoked` do not count.
  */
-export function knownKeyTypes(files: string[], names: string[]): string[] {
-  const all = readKnownHosts(files);
-  const revoked = all.flatMap(({ lines }) => lines.filter((l) => l.marker === '@revoked').map((l) => l.key));
+export function knownKeyTypes(known: KnownHosts, names: string[]): string[] {
   const types: string[] = [];
-  for (const { lines } of all) {
+  for (const { lines } of known.files) {
     for (const l of lines) {
       if (l.marker !== null || types.includes(l.keyType)) continue;
       if (!names.some((n) => hostFieldMatches(l.hosts, n))) continue;
-      if (revoked.some((k) => k.equals(l.key))) continue;
+      if (isRevoked(known, l.key)) continue;
       types.push(l.keyType);
     }
   }
