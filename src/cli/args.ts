@@ -18,7 +18,7 @@ export const USAGE = `Usage:
   tapscope export FILE --format pcapng|har|json --out PATH [--filter|-Y EXPR] [--include-secrets] [--keylog KEYS]...
   tapscope sessions [--json]
   tapscope serve [--port N] [SESSION]
-  tapscope clean --target k8s://CONTEXT [--kubeconfig PATH]
+  tapscope clean --target k8s://CONTEXT [--kubeconfig PATH] [--force]
   tapscope help filter                          (the --filter language and its fields)
   tapscope --help | --version
 
@@ -64,7 +64,7 @@ export type Command =
   | { cmd: 'export'; file: string; format: 'pcapng' | 'har' | 'json'; out: string; filter: string | undefined; includeSecrets: boolean; keylogs: string[] }
   | { cmd: 'sessions'; json: boolean }
   | { cmd: 'serve'; port: number | undefined; session: string | undefined }
-  | { cmd: 'clean'; target: string; kubeconfig: string | undefined };
+  | { cmd: 'clean'; target: string; kubeconfig: string | undefined; force: boolean };
 
 const KEYLOG = { type: 'string', multiple: true } as const;
 /** --filter, or -Y as tshark's display filter option is spelled */
@@ -240,10 +240,10 @@ export function parseCommand(argv: string[]): Command {
       return { cmd: 'serve', port: n, session: positionals[0] };
     }
     case 'clean': {
-      const { values } = parse(rest, { target: { type: 'string' }, kubeconfig: { type: 'string' } }, 0, 'clean');
+      const { values } = parse(rest, { target: { type: 'string' }, kubeconfig: { type: 'string' }, force: { type: 'boolean' } }, 0, 'clean');
       const target = str(values.target);
       if (!target || !target.startsWith('k8s://')) throw usage('clean: --target k8s://CONTEXT is required');
-      return { cmd: 'clean', target, kubeconfig: str(values.kubeconfig) };
+      return { cmd: 'clean', target, kubeconfig: str(values.kubeconfig), force: values.force === true };
     }
     default:
       throw usage(`unknown command '${first}'`);

@@ -618,7 +618,7 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
 /** What a capture start quit half-way may leave on `target`, and how to remove it (capture's second Ctrl-C). */
 function leftBehind(target: string): string {
   const k8s = /^k8s:\/\/([^/]*)/.exec(target);
-  if (k8s) return `the capture's DaemonSet, its pods, ServiceAccount and namespace may be left in the cluster; remove them with \`tapscope clean --target k8s://${k8s[1]}\``;
+  if (k8s) return `the capture's DaemonSet, its pods, ServiceAccount and namespace may be left in the cluster; remove them with \`tapscope clean --target k8s://${k8s[1]}\` in a minute, once their heartbeat has gone stale`;
   if (target.startsWith('ssh://')) return `a partial helper may be left in a tapscope.XXXXXXXX temp dir on ${printable(target.slice(6))} (in its $TMPDIR or /tmp); remove it with rm -rf`;
   return 'nothing is left behind on this machine';
 }
@@ -700,9 +700,13 @@ async function clean(c: Extract<RunnableCommand, { cmd: 'clean' }>): Promise<num
   if (parsed.kind !== 'k8s') throw new TapscopeError('E_USAGE', 'clean: --target k8s://CONTEXT is required');
   // why: a specifier in a variable keeps the CLI loadable in builds without the Kubernetes target.
   const spec = '../targets/k8s/index.js';
-  const mod = (await import(spec)) as { cleanK8s?: (context: string, opts: { kubeconfig?: string }) => Promise<{ removed: string[] }> };
+  const mod = (await import(spec)) as { cleanK8s?: (context: string, opts: { kubeconfig?: string; force?: boolean }) => Promise<{ removed: string[]; kept: string[] }> };
   if (typeof mod.cleanK8s !== 'function') throw new TapscopeError('E_TARGET_INVALID', 'Kubernetes targets are not available in this build');
-  const { removed } = await mod.cleanK8s(parsed.context, c.kubeconfig ? { kubeconfig: c.kubeconfig } : {});
-  out(removed.length ? `${removed.map((r) => `removed ${r}`).join('\n')}\n` : `nothing of tapscope's left in ${parsed.context}\n`);
+  const { removed, kept } = await mod.cleanK8s(parsed.context, { ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}), ...(c.force ? { force: true } : {}) });
+  const lines = [...removed.map((r) => `removed ${r}`), ...kept.map((k) => `left ${k}`)];
+  out(lines.length ? `${lines.join('\n')}\n` : `nothing of tapscope's left in ${parsed.context}\n`);
+  if (kept.length) {
+    err('tapscope: note: what is left is in use; a session counts as a leftover once its heartbeat is three intervals old (1 min by default); --force removes it now, ending it if it runs\n');
+  }
   return 0;
 }

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targets/k8s/index.js';
@@ -440,15 +440,173 @@ describe('capture', () => {
     expect(podTempDirs()).toEqual([]);
   });
 
-  it('clean removes the leftovers of a session that never stopped', async () => {
-    const t = createK8sTarget('k8s://tsk-token', opts());
-    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[4]?.name as string] }, recorder().handlers);
-    expect(tapscopeObjects().length).toBeGreaterThan(0);
-    const { removed } = await cleanK8s('tsk-token', { kubeconfig: kcToken });
-    expect(removed.some((r) => r.startsWith('daemonset tapscope/tapscope-'))).toBe(true);
-    expect(removed).toContain('namespace tapscope');
+});
+
+describe('clean', () => {
+  const HEARTBEAT = 'tapscope.dev/heartbeat';
+  const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+  /** A session's DaemonSet and ServiceAccount as a Tapscope that is gone left them (no pods: its DaemonSet may be half-deleted). */
+  function leftover(namespace: string, session: string, annotations: Record<string, string> | null): void {
+    const labels = { 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': session, 'app.kubernetes.io/name': 'tapscope-helper' };
+    const metadata = { name: `tapscope-${session}`, namespace, labels, creationTimestamp: minutesAgo(11) };
+    api.put('daemonsets', {
+      metadata: { ...metadata, ...(annotations ? { annotations } : {}) },
+      spec: { selector: { matchLabels: { 'tapscope.dev/session': session } }, template: { metadata: { labels }, spec: { containers: [{ name: 'helper', image: 'busybox:1.36' }] } } },
+    });
+    api.put('serviceaccounts', { metadata, automountServiceAccountToken: false });
+  }
+
+  it('leaves a running capture (DaemonSet, ServiceAccount, namespace) and its stream alone, removes a crashed session and an older Tapscope\'s leftovers, and with force the running one too', async () => {
+    const node = api.nodes[4]!;
+    // a short heartbeat: the capture below runs for longer than three of them, so only refreshing keeps it
+    const t = createK8sTarget('k8s://tsk-token', opts({ heartbeatMs: 300 }));
+    const rec = recorder();
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, rec.handlers);
+    try {
+      const ds = api.list('daemonsets', 'tapscope')[0]!;
+      const session = ds.metadata.labels['tapscope.dev/session'] as string;
+      const firstBeat = ds.metadata.annotations[HEARTBEAT] as string;
+      expect(ds.metadata.annotations['tapscope.dev/started-by']).toBe(`${userInfo().username}@${hostname()}`);
+      leftover('tapscope', 'dead0001', { [HEARTBEAT]: minutesAgo(10), 'tapscope.dev/heartbeat-interval-seconds': '20', 'tapscope.dev/started-by': 'bob@desk' });
+      api.put('namespaces', { metadata: { name: 'tapscope-old', labels: { 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': 'old00001', 'tapscope.dev/created-namespace': 'true' }, creationTimestamp: minutesAgo(11) }, status: { phase: 'Active' } });
+      leftover('tapscope-old', 'old00001', null);
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(api.list('daemonsets', 'tapscope').find((d) => d.metadata.name === `tapscope-${session}`)?.metadata.annotations[HEARTBEAT]).not.toBe(firstBeat);
+
+      const first = await cleanK8s('tsk-token', { kubeconfig: kcToken });
+      expect(first.kept).toHaveLength(1);
+      expect(first.kept[0]).toMatch(new RegExp(`^running capture tapscope/tapscope-${session} \\(heartbeat \\d s ago, started by ${userInfo().username}@${hostname()}\\)$`));
+      expect(first.removed.sort()).toEqual([
+        'daemonset tapscope-old/tapscope-old00001 (no heartbeat: made by a Tapscope from before heartbeats)',
+        'daemonset tapscope/tapscope-dead0001 (last heartbeat 10 min ago, started by bob@desk)',
+        'namespace tapscope-old',
+        'serviceaccount tapscope-old/tapscope-old00001',
+        'serviceaccount tapscope/tapscope-dead0001',
+      ]);
+      expect(tapscopeObjects()).toEqual([`daemonsets/tapscope-${session}`, `serviceaccounts/tapscope-${session}`, expect.stringMatching(`^pods/tapscope-${session}-`), 'namespaces/tapscope']);
+      // the capture goes on
+      await until('traffic after the clean in the stream', () => {
+        spawnSync('ip', ['netns', 'exec', node.ns, 'getent', 'hosts', 'tskaftercleanmark.test'], { stdio: 'ignore' });
+        return Buffer.concat(rec.streams.get(node.name) ?? []).includes('tskaftercleanmark');
+      });
+      expect(rec.statuses.map((x) => x.phase)).not.toContain('failed');
+
+      const forced = await cleanK8s('tsk-token', { kubeconfig: kcToken, force: true });
+      expect(forced.kept).toEqual([]);
+      expect(forced.removed[0]).toMatch(new RegExp(`^daemonset tapscope/tapscope-${session} \\(running: heartbeat \\d s ago, started by `));
+      expect(forced.removed.slice(1)).toEqual([`serviceaccount tapscope/tapscope-${session}`, 'namespace tapscope']);
+      await until('the pods gone', () => tapscopeObjects().length === 0);
+    } finally {
+      await handle.stop();
+    }
+    expect(api.rejected).toEqual([]);
+  });
+
+  it('says when the capture may not refresh its heartbeat, and why', async () => {
+    api.deny.push({ user: 'admin', verb: 'patch', resource: 'daemonsets.apps' });
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts({ heartbeatMs: 200 }));
+      const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[3]?.name as string] }, recorder().handlers);
+      try {
+        const note = await until('the heartbeat note', () => handle.notes.find((n) => n.includes('heartbeat')));
+        expect(note).toMatch(/^This capture cannot refresh its heartbeat on DaemonSet tapscope\/tapscope-[0-9a-f]+ \(cannot patch daemonsets\.apps in namespace tapscope\): `tapscope clean` run meanwhile takes it for a leftover/);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(handle.notes.filter((n) => n.includes('heartbeat'))).toHaveLength(1);
+      } finally {
+        await handle.stop();
+      }
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      api.deny.length = 0;
+    }
+  });
+});
+
+describe('nodes that cannot run the capture pod', () => {
+  const phases = (rec: Recorder, node: string) => rec.statuses.filter((s) => s.node === node).map((s) => s.phase);
+
+  it('refuses a NotReady node asked for, at once and with its reason, and leaves it out of an every-node capture with a note', async () => {
+    const down = api.nodes[3]!;
+    api.setNodeReady(down.name, { status: 'False', reason: 'KubeletNotReady', message: 'container runtime is down' });
+    try {
+      const said = `node ${down.name} is NotReady (KubeletNotReady: container runtime is down)`;
+      const t = createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 60_000 }));
+      const seen = api.requests.length;
+      for (const [target, nodes] of [[t, [api.nodes[2]!.name, down.name]], [createK8sTarget(`k8s://tsk-token/${down.name}`, opts({ readyTimeoutMs: 60_000 })), undefined]] as const) {
+        const e = await target.start({ mode: 'afpacket', ifaces: [], ...(nodes ? { nodes: [...nodes] } : {}) }, recorder().handlers).then(() => null, (x: unknown) => x);
+        expect(isTapscopeError(e, 'E_K8S_NODE_FAILED'), String(e)).toBe(true);
+        expect((e as Error).message).toBe(`N${said.slice(1)}: no pod starts on a node that is not Ready. Choose other nodes, or wait until \`kubectl get nodes\` shows it Ready.`);
+      }
+      // refused before anything was made
+      expect(api.requests.slice(seen).filter((r) => r.startsWith('POST'))).toEqual([]);
+      expect((await t.preflight([down.name]))[0]?.problems).toContain(`Node is NotReady (KubeletNotReady: container runtime is down).`);
+
+      const rec = recorder();
+      const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
+      await handle.stop();
+      expect([...rec.streams.keys()].sort()).toEqual(api.nodes.filter((n) => n !== down).map((n) => n.name).sort());
+      expect(phases(rec, down.name)).toEqual([]);
+      expect(handle.notes).toContain(`Not captured: ${said}.`);
+    } finally {
+      api.setNodeReady(down.name);
+    }
     expect(tapscopeObjects()).toEqual([]);
-    await handle.stop();
+  });
+
+  it('ends the wait for a node that goes NotReady while its pod waits, with the node\'s reason, and captures the other', async () => {
+    const [ok, lost] = [api.nodes[4]!, api.nodes[5]!];
+    api.stallKubelet(lost.name, true);
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 60_000 }));
+      const rec = recorder();
+      const t0 = Date.now();
+      const starting = t.start({ mode: 'afpacket', ifaces: [], nodes: [ok.name, lost.name] }, rec.handlers);
+      await until('the pod bound to the stalled node', () => phases(rec, lost.name).includes('scheduled'));
+      // the node controller, once the kubelet has been silent for its grace period
+      api.setNodeReady(lost.name, { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' });
+      const handle = await starting;
+      try {
+        expect(Date.now() - t0).toBeLessThan(60_000);
+        expect(rec.statuses.find((s) => s.node === lost.name && s.phase === 'failed')).toMatchObject({
+          error: { code: 'E_K8S_NODE_FAILED', message: `Node ${lost.name} is NotReady (NodeStatusUnknown: Kubelet stopped posting node status): its capture pod cannot start.` },
+        });
+        expect(phases(rec, ok.name)).toContain('streaming');
+      } finally {
+        await handle.stop();
+      }
+    } finally {
+      api.stallKubelet(lost.name, false);
+      api.setNodeReady(lost.name);
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
+  it('ends the wait for a pod the scheduler cannot place, with the scheduler\'s message, and fails the start when no node is left', async () => {
+    const [full, ok] = [api.nodes[1]!, api.nodes[2]!];
+    api.fillNode(full.name, true);
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 60_000 }));
+      const why = new RegExp(`^The capture pod tapscope-[0-9a-f]+-\\w+ cannot be scheduled on ${full.name}: Unschedulable: 0/6 nodes are available: 1 Insufficient memory, 5 node\\(s\\) didn't match Pod's node affinity/selector\\. preemption: .*[^.]\\.$`);
+      const rec = recorder();
+      const t0 = Date.now();
+      const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [full.name, ok.name] }, rec.handlers);
+      try {
+        expect(Date.now() - t0).toBeLessThan(60_000);
+        const failed = rec.statuses.find((s) => s.node === full.name && s.phase === 'failed');
+        expect(failed?.error?.code).toBe('E_K8S_NODE_FAILED');
+        expect(failed?.message).toMatch(why);
+        expect(phases(rec, ok.name)).toContain('streaming');
+      } finally {
+        await handle.stop();
+      }
+      const e = await t.start({ mode: 'afpacket', ifaces: [], nodes: [full.name] }, recorder().handlers).then(() => null, (x: unknown) => x);
+      expect(isTapscopeError(e, 'E_K8S_NODE_FAILED'), String(e)).toBe(true);
+      expect((e as Error).message).toMatch(why);
+      expect(Date.now() - t0).toBeLessThan(60_000);
+    } finally {
+      api.fillNode(full.name, false);
+    }
+    expect(tapscopeObjects()).toEqual([]);
   });
 });
 

@@ -1,10 +1,11 @@
 // A strict test stand-in for a Kubernetes API server: HTTPS with its own CA, authentication by bearer
 // token (static or issued to an exec credential plugin) and client certificate, discovery, nodes,
 // namespaces, pods (list/watch/dry-run create), services, serviceaccounts, daemonsets, events,
-// SelfSubjectAccessReview, and pods/exec over WebSocket (v5/v4.channel.k8s.io). Every request body is
-// validated against the real schemas with unknown fields rejected; RBAC denials and Pod Security
-// admission refusals use the real Status messages. A small DaemonSet controller schedules pods onto
-// fake nodes; each node is a network namespace and a pod's exec really runs there.
+// SelfSubjectAccessReview, JSON Patch of metadata, and pods/exec over WebSocket (v5/v4.channel.k8s.io). Every
+// request body is validated against the real schemas with unknown fields rejected; RBAC denials and Pod Security
+// admission refusals use the real Status messages. A small DaemonSet controller makes a pod per node (with the
+// node's own affinity term, as the real one), a scheduler binds it or says why not (PodScheduled=False), and a
+// kubelet per Ready node starts it; each node is a network namespace and a pod's exec really runs there.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
@@ -22,7 +23,16 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 /** The kubelet port the fake nodes report in status.daemonEndpoints. */
 export const KUBELET_PORT = 11250;
 
-export interface FakeNode { name: string; ns: string; ip: string; taints?: Obj[]; ready?: boolean; /** its interface inside ns */ dev?: string }
+export interface FakeNode {
+  name: string; ns: string; ip: string; taints?: Obj[]; /** its interface inside ns */ dev?: string;
+  /** the kubelet starts no pod (a hung container runtime), whatever the node's Ready condition says */
+  stalled?: boolean;
+  /** the scheduler's refusal of pods for this node (no room on it), as its PodScheduled=False message says */
+  full?: string;
+}
+
+/** A node's Ready condition, as the kubelet or the node controller sets it. */
+export interface ReadyCondition { status: 'True' | 'False' | 'Unknown'; reason: string; message: string }
 
 export interface RbacRule {
   /** `user` the rule applies to; '*' for everyone. */
@@ -53,9 +63,9 @@ export interface K8sApi {
   /** RBAC denials, checked in order (everything else is allowed). */
   deny: RbacRule[];
   setPsaDefault(level: 'privileged' | 'baseline' | 'restricted'): void;
-  /** Direct store access for tests (pods of other workloads, services, pre-existing namespaces). */
-  put(kind: 'pods' | 'services' | 'namespaces' | 'nodes', obj: Obj): Obj;
-  remove(kind: 'pods' | 'services' | 'namespaces' | 'nodes', namespace: string | null, name: string): void;
+  /** Direct store access for tests (pods of other workloads, services, pre-existing namespaces, a crashed session's objects). */
+  put(kind: 'pods' | 'services' | 'namespaces' | 'nodes' | 'daemonsets' | 'serviceaccounts', obj: Obj): Obj;
+  remove(kind: 'pods' | 'services' | 'namespaces' | 'nodes' | 'daemonsets' | 'serviceaccounts', namespace: string | null, name: string): void;
   list(kind: string, namespace?: string | null): Obj[];
   /** Parent of the per-pod dirs that stand in for each container's /tmp (removed with the pod). */
   podTmpRoot: string;
@@ -72,6 +82,15 @@ export interface K8sApi {
   slowWatches(ms: number): void;
   /** Test hook: an API server restart: every connection is cut, the port refuses connections for `downMs`, then listens again. */
   restart(downMs: number): Promise<void>;
+  /**
+   * Test hook: sets `node`'s Ready condition, with the taint the node controller adds (not-ready or unreachable,
+   * NoSchedule); a node that is not Ready starts no new pod. Default: Ready (KubeletReady).
+   */
+  setNodeReady(node: string, ready?: ReadyCondition): void;
+  /** Test hook: `node`'s kubelet starts no pod while the node still reports Ready (as in the node controller's grace period). */
+  stallKubelet(node: string, stalled: boolean): void;
+  /** Test hook: the scheduler finds no room for pods on `node` (true), or room again (false). */
+  fillNode(node: string, full: boolean): void;
   close(): Promise<void>;
 }
 
@@ -138,6 +157,44 @@ function podSecurityViolations(level: string, spec: Obj): string[] {
     }
   }
   return v;
+}
+
+/**
+ * RFC 6902 add, remove, replace and test on a copy of `doc`; a path that is not there throws, worded as the API
+ * server's JSON Patch library words it.
+ */
+function applyJsonPatch(doc: Obj, ops: Obj[]): Obj {
+  const out = structuredClone(doc);
+  for (const op of ops) {
+    const path = String(op.path);
+    const parts = path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = parts.pop();
+    const parent = parts.reduce<unknown>((o, p) => (o && typeof o === 'object' ? (o as Obj)[p] : undefined), out) as Obj | undefined;
+    if (!path.startsWith('/') || last === undefined || !parent || typeof parent !== 'object') {
+      throw new Error(`${op.op} operation does not apply: doc is missing path: "${path}": missing value`);
+    }
+    const index = Array.isArray(parent) ? (last === '-' && op.op === 'add' ? parent.length : Number(last)) : null;
+    const has = index === null ? Object.prototype.hasOwnProperty.call(parent, last) : Number.isInteger(index) && index >= 0 && index < parent.length;
+    if (op.op !== 'add' && !has) throw new Error(`${op.op} operation does not apply: doc is missing key: ${path}: missing value`);
+    if (op.op !== 'remove' && !('value' in op)) throw new Error(`${op.op} operation, missing value field`);
+    if (op.op === 'test') {
+      if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) throw new Error(`testing value ${path} failed: test failed`);
+    } else if (index !== null) {
+      (parent as unknown as unknown[]).splice(index, op.op === 'add' ? 0 : 1, ...(op.op === 'remove' ? [] : [op.value]));
+    } else if (op.op === 'remove') {
+      delete parent[last];
+    } else {
+      parent[last] = op.value;
+    }
+  }
+  return out;
+}
+
+/** The top-level and metadata fields a patch changed ("spec", "metadata.annotations"). */
+function changedFields(before: Obj, after: Obj): string[] {
+  const diff = (a: Obj, b: Obj, prefix: string) => [...new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])]
+    .filter((k) => JSON.stringify(a?.[k]) !== JSON.stringify(b?.[k])).map((k) => `${prefix}${k}`);
+  return diff(before, after, '').flatMap((f) => (f === 'metadata' ? diff(before.metadata, after.metadata, 'metadata.') : [f]));
 }
 
 function makePki(dir: string): { ca: string; caKey: string; cert: string; key: string; clientCert: string; clientKey: string } {
@@ -337,12 +394,13 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     timers.add(t);
   };
 
+  const KUBELET_READY: ReadyCondition = { status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' };
   for (const n of nodes) {
     put('nodes', {
       metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name, 'kubernetes.io/arch': 'amd64', 'kubernetes.io/os': 'linux' } },
       spec: n.taints ? { taints: n.taints } : {},
       status: {
-        conditions: [{ type: 'Ready', status: n.ready === false ? 'False' : 'True', reason: 'KubeletReady', lastHeartbeatTime: now(), lastTransitionTime: now() }],
+        conditions: [readyCondition(KUBELET_READY)],
         addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }],
         // why: a non-default kubelet port, so tests see that it is read from the node and not assumed
         daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } },
@@ -355,6 +413,19 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   }
   for (const ns of ['default', 'kube-system']) put('namespaces', { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
 
+  function readyCondition(c: ReadyCondition): Obj {
+    return { type: 'Ready', status: c.status, reason: c.reason, message: c.message, lastHeartbeatTime: now(), lastTransitionTime: now() };
+  }
+
+  function nodeObj(name: string): Obj {
+    return store.get('nodes')?.get(name) as Obj;
+  }
+
+  /** Whether the node's kubelet starts pods now: it reports Ready and is not stalled. */
+  function kubeletUp(n: FakeNode): boolean {
+    return !n.stalled && nodeObj(n.name)?.status?.conditions?.find((c: Obj) => c.type === 'Ready')?.status === 'True';
+  }
+
   function nsLevel(ns: string): string {
     const o = store.get('namespaces')?.get(ns);
     return o?.metadata.labels?.['pod-security.kubernetes.io/enforce'] ?? psaDefault;
@@ -364,7 +435,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     put('events', {
       metadata: { name: `${involved.metadata.name}.${randomBytes(8).toString('hex')}`, namespace: ns },
       involvedObject: { kind: involved.kind, name: involved.metadata.name, namespace: ns, uid: involved.metadata.uid, apiVersion: involved.apiVersion },
-      reason, message, type, count: 1, firstTimestamp: now(), lastTimestamp: now(), source: { component: reason.startsWith('Failed') || reason === 'SuccessfulCreate' ? 'daemonset-controller' : 'kubelet' },
+      reason, message, type, count: 1, firstTimestamp: now(), lastTimestamp: now(), source: { component: /Schedul/.test(reason) ? 'default-scheduler' : reason.startsWith('Failed') || reason === 'SuccessfulCreate' ? 'daemonset-controller' : 'kubelet' },
     });
   }
 
@@ -384,26 +455,43 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         event(ns, ds, 'FailedCreate', `Error creating: pods "${podName}" is forbidden: violates PodSecurity "${nsLevel(ns)}:latest": ${violations.join(', ')}`, 'Warning');
         continue;
       }
+      // why: as the real controller, the pod is made for its node by an affinity term of its own and bound by the scheduler
+      const spec = structuredClone(tmpl.spec);
+      spec.affinity = { ...spec.affinity, nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [n.name] }] }] } } };
       const pod = put('pods', {
         metadata: {
           name: podName, namespace: ns, labels: { ...(tmpl.metadata?.labels ?? {}) },
           ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: ds.metadata.name, uid: ds.metadata.uid, controller: true, blockOwnerDeletion: true }],
         },
-        spec: { ...structuredClone(tmpl.spec), nodeName: n.name },
-        status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }] },
+        spec,
+        status: { phase: 'Pending' },
       });
       event(ns, ds, 'SuccessfulCreate', `Created pod: ${podName}`);
       const cname = tmpl.spec.containers[0].name;
-      later(20, () => {
+      later(5, () => {
         const p = store.get('pods')?.get(key(ns, podName));
         if (!p) return;
+        if (n.full) {
+          p.status = { ...p.status, conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: n.full, lastProbeTime: null, lastTransitionTime: now() }] };
+          put('pods', p);
+          event(ns, pod, 'FailedScheduling', n.full, 'Warning');
+          return;
+        }
+        p.spec.nodeName = n.name;
+        p.status = { ...p.status, conditions: [{ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: now() }] };
+        put('pods', p);
+        event(ns, pod, 'Scheduled', `Successfully assigned ${ns}/${podName} to ${n.name}`);
+      });
+      later(20, () => {
+        const p = store.get('pods')?.get(key(ns, podName));
+        if (!p?.spec.nodeName || !kubeletUp(n)) return;
         p.status = { ...p.status, hostIP: n.ip, containerStatuses: [{ name: cname, ready: false, restartCount: 0, image: tmpl.spec.containers[0].image, imageID: '', state: { waiting: { reason: 'ContainerCreating' } } }] };
         put('pods', p);
         event(ns, pod, 'Pulling', `Pulling image "${tmpl.spec.containers[0].image}"`);
       });
       later(60, () => {
         const p = store.get('pods')?.get(key(ns, podName));
-        if (!p) return;
+        if (!p?.spec.nodeName || !kubeletUp(n)) return;
         p.status = {
           phase: 'Running', hostIP: n.ip, podIP: n.ip, podIPs: [{ ip: n.ip }], startTime: now(),
           conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'Ready', status: 'True' }],
@@ -539,6 +627,37 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         return;
       }
       return send(res, 200, { kind: g.listKind, apiVersion: g.version, metadata: { resourceVersion: String(rv) }, items: [...m.values()].filter(sel) });
+    }
+    if (method === 'PATCH' && r.name) {
+      const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+      if (type !== 'application/json-patch+json') {
+        const known = ['application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml'].includes(type ?? '');
+        return known
+          ? send(res, 405, status(405, 'MethodNotAllowed', `${type} patches are not supported by the test server (application/json-patch+json is)`))
+          : send(res, 415, status(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json'));
+      }
+      const o = m.get(key(r.ns, r.name));
+      if (!o) return send(res, 404, status(404, 'NotFound', `${r.resource}${r.group ? `.${r.group}` : ''} "${r.name}" not found`, { name: r.name, group: r.group, kind: r.resource }));
+      const ops = await readBody(req);
+      if (!Array.isArray(ops) || ops.some((op) => !op || typeof op !== 'object' || typeof op.path !== 'string' || !['add', 'remove', 'replace', 'test'].includes(op.op))) {
+        rejected.push({ path: url.pathname, message: `not a JSON Patch of add, remove, replace and test operations: ${JSON.stringify(ops)}` });
+        return send(res, 400, status(400, 'BadRequest', `json: cannot unmarshal ${JSON.stringify(ops)} into Go value of type jsonpatch.Patch`));
+      }
+      let patched: Obj;
+      try {
+        patched = applyJsonPatch(o, ops);
+      } catch (e) {
+        rejected.push({ path: url.pathname, message: (e as Error).message });
+        return send(res, 422, status(422, 'Invalid', (e as Error).message));
+      }
+      const changed = changedFields(o, patched);
+      if (changed.some((f) => f !== 'metadata.labels' && f !== 'metadata.annotations')) {
+        return send(res, 405, status(405, 'MethodNotAllowed', `the test server patches metadata.labels and metadata.annotations only, not ${changed.join(', ')}`));
+      }
+      const bad = validateBody(g.kind, patched);
+      if (bad) return invalid(res, url.pathname, g.kind, r.name, bad.causes);
+      if (q.get('dryRun') === 'All') return send(res, 200, patched);
+      return send(res, 200, put(r.resource, patched));
     }
     if (method === 'DELETE') {
       const body = await readBody(req);
@@ -746,6 +865,29 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     refuseExec(node, code) {
       if (code === null) execRefusals.delete(node);
       else execRefusals.set(node, code);
+    },
+    setNodeReady(name, ready = KUBELET_READY) {
+      const n = nodes.find((x) => x.name === name) as FakeNode;
+      const o = nodeObj(name);
+      // (the node controller's taint: not-ready for False, unreachable for Unknown)
+      const taint = ready.status === 'True' ? null : { key: `node.kubernetes.io/${ready.status === 'False' ? 'not-ready' : 'unreachable'}`, effect: 'NoSchedule', timeAdded: now() };
+      const others = (o.spec.taints ?? []).filter((t: Obj) => !/^node\.kubernetes\.io\/(not-ready|unreachable)$/.test(t.key));
+      const taints = taint ? [...others, taint] : others;
+      n.taints = taints.length ? taints : undefined;
+      o.spec = { ...o.spec, ...(taints.length ? { taints } : {}) };
+      if (!taints.length) delete o.spec.taints;
+      o.status.conditions = [readyCondition(ready), ...o.status.conditions.filter((c: Obj) => c.type !== 'Ready')];
+      put('nodes', o);
+    },
+    stallKubelet(name, stalled) {
+      (nodes.find((x) => x.name === name) as FakeNode).stalled = stalled;
+    },
+    fillNode(name, full) {
+      const n = nodes.find((x) => x.name === name) as FakeNode;
+      const others = nodes.length - 1;
+      n.full = full
+        ? `0/${nodes.length} nodes are available: 1 Insufficient memory${others ? `, ${others} node(s) didn't match Pod's node affinity/selector` : ''}. preemption: 0/${nodes.length} nodes are available: 1 No preemption victims found for incoming pod${others ? `, ${others} Preemption is not helpful for scheduling` : ''}.`
+        : undefined;
     },
     async restart(downMs) {
       const port = (server.address() as AddressInfo).port;

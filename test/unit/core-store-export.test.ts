@@ -329,7 +329,8 @@ describe('CLI parsing and exit codes', () => {
     expect(parseCommand(['capture', '--out', 'x'])).toMatchObject({ nodeKeylogs: [] });
     expect(parseCommand(['capture', '--out', 'x', '--node-keylog', '/var/keys.log', '--node-keylog', '/tmp/k'])).toMatchObject({ nodeKeylogs: ['/var/keys.log', '/tmp/k'] });
     expect(() => parseCommand(['capture', '--out', 'x', '--node-keylog', 'keys.log'])).toThrow(/absolute path on the node/);
-    expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k' });
+    expect(parseCommand(['clean', '--target', 'k8s://prod', '--kubeconfig', '/k'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: '/k', force: false });
+    expect(parseCommand(['clean', '--target', 'k8s://prod', '--force'])).toEqual({ cmd: 'clean', target: 'k8s://prod', kubeconfig: undefined, force: true });
     expect(parseCommand(['flows', 'f.pcapng', '--json', '--filter', 'tls'])).toEqual({ cmd: 'flows', file: 'f.pcapng', json: true, filter: 'tls', keylogs: [] });
     expect(parseCommand(['flows', 'f.pcapng', '--keylog', 'a.keys', '--keylog', 'b.keys'])).toMatchObject({ keylogs: ['a.keys', 'b.keys'] });
     expect(parseCommand(['libraries', 'f.pcapng', '--keylog', 'a.keys'])).toMatchObject({ cmd: 'libraries', keylogs: ['a.keys'] });

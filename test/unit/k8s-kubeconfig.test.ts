@@ -160,7 +160,10 @@ describe('URIs and errors', () => {
 });
 
 describe('manifests', () => {
-  const spec = { name: 'tapscope-ab12', namespace: 'tapscope', session: 'ab12', serviceAccount: 'tapscope-ab12', image: 'busybox:1.36', nodes: ['n1', 'n2'] };
+  const spec = {
+    name: 'tapscope-ab12', namespace: 'tapscope', session: 'ab12', serviceAccount: 'tapscope-ab12', image: 'busybox:1.36', nodes: ['n1', 'n2'],
+    heartbeat: { at: new Date('2025-01-02T03:04:05.678Z'), intervalMs: 20_000, startedBy: 'alice@laptop' },
+  };
 
   it('pass the real schemas with no unknown fields', () => {
     expect(validateBody('DaemonSet', daemonSetManifest(spec))).toBeNull();

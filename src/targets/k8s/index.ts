@@ -1,9 +1,11 @@
 // The Kubernetes capture target: nodes of a kubeconfig context. A capture creates (in its own namespace,
 // default `tapscope`) a ServiceAccount and a DaemonSet of idle host-network pods on the chosen nodes,
 // delivers the helper into each pod through exec, runs it through exec and streams its stdout back;
-// stop() removes every object it created and checks that nothing labelled with the session remains.
+// stop() removes every object it created and checks that nothing labelled with the session remains. While it runs,
+// the session refreshes a heartbeat on its DaemonSet, so that `tapscope clean` (clean.ts) leaves it alone.
 // Pod and Service IPs seen in the capture are resolved through a live pod index (handle.enrich).
 import { randomBytes } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
 import { PassThrough } from 'node:stream';
 import {
   AppsV1Api, AuthorizationV1Api, CoreV1Api, Watch, type KubeConfig, type V1Node, type V1Pod,
@@ -24,13 +26,15 @@ import { PSA_LABEL, describeForbidden, k8sError, psaAdvice } from './errors.js';
 import { execCollect, execStream, type ExecStream } from './exec.js';
 import { kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from './kubeconfig.js';
 import {
-  CONTAINER, CREATED_NS_LABEL, DEFAULT_IMAGE, MANAGED_BY, MANAGED_BY_VALUE, MANAGED_SELECTOR, SESSION_LABEL, daemonSetManifest, dryRunPod, namespaceManifest,
-  serviceAccountManifest, type DaemonSetSpec,
+  CONTAINER, DEFAULT_IMAGE, HEARTBEAT_MS, MANAGED_BY, MANAGED_BY_VALUE, MANAGED_SELECTOR, SESSION_LABEL, daemonSetManifest, dryRunPod, heartbeatPatch,
+  namespaceManifest, serviceAccountManifest, type DaemonSetSpec,
 } from './manifests.js';
 import { PodIndex } from './pod-index.js';
 import { podAddresses, podScope, type PodScope } from './pod-scope.js';
+import { notReady, podNode, unschedulable } from './readiness.js';
 
 export { PodIndex } from './pod-index.js';
+export { cleanK8s, type CleanResult } from './clean.js';
 
 export interface K8sTargetOptions {
   prompt?: PromptFn;
@@ -43,6 +47,8 @@ export interface K8sTargetOptions {
   readyTimeoutMs?: number;
   /** Resuming a node's lost exec stream: first delay, cap, and when to give up (ms). Defaults 500, 8000, 120000. */
   reconnect?: Backoff;
+  /** How often a running session refreshes its DaemonSet's heartbeat (ms); `clean` leaves it alone for 3 of them. Default 20 s. */
+  heartbeatMs?: number;
 }
 
 const DEFAULT_RECONNECT: Required<Backoff> = { first: 500, max: 8000, giveUpMs: 120_000 };
@@ -61,7 +67,7 @@ function archName(a: string | undefined): string | null {
 function nodeInfo(n: V1Node): NodeInfo {
   return {
     name: n.metadata?.name ?? '',
-    ready: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    ready: notReady(n) === null,
     kernel: n.status?.nodeInfo?.kernelVersion ?? null,
     arch: archName(n.status?.nodeInfo?.architecture),
     address: n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? null,
@@ -82,6 +88,39 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** user@host of this process, for the person who finds the session's DaemonSet (and for `clean`). */
+function startedBy(): string {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // (no passwd entry for this uid, as in a container run with a random one: $USER, if set, says who)
+  }
+  return `${user}@${hostname()}`;
+}
+
+/**
+ * Watches `path` until the returned function is called, opening the watch again when the server ends it. `from`: the
+ * resourceVersion the first watch starts at; a re-opened one takes the current state (an old version may have been
+ * compacted away).
+ */
+async function keepWatching<T>(kc: KubeConfig, path: string, query: Record<string, string>, from: string | undefined, on: (type: string, obj: T) => void): Promise<() => void> {
+  let stopped = false;
+  let ac: AbortController | null = null;
+  const start = async (rv: string | undefined) => {
+    if (stopped) return;
+    ac = await new Watch(kc).watch(path, { ...query, ...(rv ? { resourceVersion: rv } : {}) }, on, (e: unknown) => {
+      // (a refused watch stays refused: asking again every half second would only add to the API server's load)
+      if (!stopped && (e as { statusCode?: number } | null)?.statusCode !== 403) setTimeout(() => void start(undefined).catch(() => undefined), 500).unref();
+    });
+  };
+  await start(from);
+  return () => {
+    stopped = true;
+    ac?.abort();
+  };
+}
+
 /** Shared by capture and shell sessions: the objects of one session and how to remove them. */
 class Deployment {
   readonly name: string;
@@ -89,11 +128,17 @@ class Deployment {
   private created: Array<'sa' | 'ds'> = [];
   /** The DaemonSet's resourceVersion at creation: the pod watch starts there, so it sees every pod change. */
   private createdAt: string | undefined;
+  /** The next heartbeat, until remove(). */
+  private beating: NodeJS.Timeout | null = null;
+  private heartbeatRefused = false;
+  /** Told once, with why, when the heartbeat may not be refreshed (RBAC): `clean` would then take the session for a leftover. */
+  onHeartbeatRefused: ((why: string) => void) | null = null;
 
   constructor(
     readonly kc: KubeConfig,
     readonly ctx: { context: string; namespace: string; user: string | null },
     readonly session: string,
+    private readonly heartbeatMs: number,
   ) {
     this.name = `tapscope-${session}`;
   }
@@ -110,9 +155,18 @@ class Deployment {
     return k8sError(e, what, this.ctx);
   }
 
-  async create(spec: Omit<DaemonSetSpec, 'name' | 'namespace' | 'session' | 'serviceAccount'>): Promise<void> {
+  /** Why a call failed, in a few words: for a refusal, the permission it lacked ("cannot delete serviceaccounts in namespace x"). */
+  private why(e: unknown, what: string): string {
+    const te = this.err(e, what);
+    return te.code === 'E_K8S_FORBIDDEN' ? describeForbidden(te.message) ?? te.message : te.message;
+  }
+
+  async create(spec: Omit<DaemonSetSpec, 'name' | 'namespace' | 'session' | 'serviceAccount' | 'heartbeat'>): Promise<void> {
     const ns = this.ctx.namespace;
-    const full: DaemonSetSpec = { ...spec, name: this.name, namespace: ns, session: this.session, serviceAccount: this.name };
+    const full: DaemonSetSpec = {
+      ...spec, name: this.name, namespace: ns, session: this.session, serviceAccount: this.name,
+      heartbeat: { at: new Date(), intervalMs: this.heartbeatMs, startedBy: startedBy() },
+    };
     try {
       // why: as kubectl apply, creating objects in a namespace needs no right to read the namespace itself. A user who
       // may not get namespaces at cluster scope (an admin-prepared namespace) goes on with the namespace's Pod Security
@@ -161,10 +215,27 @@ class Deployment {
       });
       this.created.push('ds');
       this.createdAt = ds.metadata?.resourceVersion;
+      this.keepAlive();
     } catch (e) {
       await this.remove().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** Refreshes the DaemonSet's heartbeat every heartbeatMs until remove() (one at a time: a slow one delays the next). */
+  private keepAlive(): void {
+    this.beating = setTimeout(() => void this.beat().finally(() => this.beating && this.keepAlive()), this.heartbeatMs);
+    this.beating.unref();
+  }
+
+  private async beat(): Promise<void> {
+    const ns = this.ctx.namespace;
+    await this.apps.patchNamespacedDaemonSet({ name: this.name, namespace: ns, body: heartbeatPatch(new Date()) }).catch((e: unknown) => {
+      // why: a refusal stays (RBAC) and is said once; anything else (an API server restart) the next beat retries
+      if ((e as { code?: number }).code !== 403 || this.heartbeatRefused) return;
+      this.heartbeatRefused = true;
+      this.onHeartbeatRefused?.(this.why(e, `patch daemonsets.apps in namespace ${ns}`));
+    });
   }
 
   /**
@@ -175,19 +246,17 @@ class Deployment {
    */
   async remove(): Promise<string[]> {
     const ns = this.ctx.namespace;
+    if (this.beating) clearTimeout(this.beating);
+    this.beating = null;
     /** object ("serviceaccount ns/name") -> why its delete failed */
     const failed = new Map<string, string>();
-    const why = (e: unknown, what: string): string => {
-      const te = k8sError(e, what, this.ctx);
-      return te.code === 'E_K8S_FORBIDDEN' ? describeForbidden(te.message) ?? te.message : te.message;
-    };
     const del = async (object: string, what: string, run: () => Promise<unknown>): Promise<boolean> => {
       try {
         await run();
         return true;
       } catch (e) {
         if ((e as { code?: number }).code === 404) return true;
-        failed.set(object, why(e, what));
+        failed.set(object, this.why(e, what));
         return false;
       }
     };
@@ -210,7 +279,7 @@ class Deployment {
           nsDeleted = await del(`namespace ${ns}`, `delete namespaces (namespace ${ns})`, () => this.core.deleteNamespace({ name: ns }));
         }
       } catch (e) {
-        failed.set(`namespace ${ns}`, `could not check whether other sessions use it: ${why(e, `list daemonsets.apps in namespace ${ns}`)}`);
+        failed.set(`namespace ${ns}`, `could not check whether other sessions use it: ${this.why(e, `list daemonsets.apps in namespace ${ns}`)}`);
       }
     }
     const selector = `${SESSION_LABEL}=${this.session}`;
@@ -228,7 +297,7 @@ class Deployment {
         ]);
       } catch (e) {
         return [...failed].map(([o, w]) => `${o} (not deleted: ${w})`)
-          .concat(`(could not check that the session's objects are gone: ${why(e, `list the session's objects in namespace ${ns}`)})`);
+          .concat(`(could not check that the session's objects are gone: ${this.why(e, `list the session's objects in namespace ${ns}`)})`);
       }
       const [ds, sa, pods] = listed;
       for (const d of ds) remaining.push(`daemonset ${ns}/${d.metadata?.name}`);
@@ -243,26 +312,10 @@ class Deployment {
   }
 
   /** Calls `on` for every change of this session's pods until the returned function is called. */
-  async watchPods(on: (type: string, pod: V1Pod) => void): Promise<() => void> {
-    let stopped = false;
-    let ac: AbortController | null = null;
+  watchPods(on: (type: string, pod: V1Pod) => void): Promise<() => void> {
     // why: the first watch starts at the DaemonSet's creation, not "now": its pods may already be past a
-    // phase (pulling) by the time the watch is open. A re-opened watch takes the current state instead (an
-    // old resourceVersion may have been compacted away).
-    let from = this.createdAt;
-    const start = async () => {
-      if (stopped) return;
-      const query = { labelSelector: `${SESSION_LABEL}=${this.session}`, ...(from ? { resourceVersion: from } : {}) };
-      from = undefined;
-      ac = await new Watch(this.kc).watch(`/api/v1/namespaces/${this.ctx.namespace}/pods`, query, on, () => {
-        if (!stopped) setTimeout(() => void start().catch(() => undefined), 500).unref();
-      });
-    };
-    await start();
-    return () => {
-      stopped = true;
-      ac?.abort();
-    };
+    // phase (pulling) by the time the watch is open.
+    return keepWatching(this.kc, `/api/v1/namespaces/${this.ctx.namespace}/pods`, { labelSelector: `${SESSION_LABEL}=${this.session}` }, this.createdAt, on);
   }
 
   /** FailedCreate events of the DaemonSet (e.g. admission refusals at pod creation). */
@@ -295,6 +348,8 @@ class K8sCapture {
   private stopping = false;
   private stopPromise: Promise<void> | null = null;
   private unwatch: (() => void) | null = null;
+  /** The node watch of the start (see onNode). */
+  private unwatchNodes: (() => void) | null = null;
   private readonly index: PodIndex;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
@@ -346,6 +401,7 @@ class K8sCapture {
    */
   async begin(signal?: AbortSignal): Promise<void> {
     const aborted = abortedPromise(signal);
+    this.dep.onHeartbeatRefused = (why) => this.notes.push(`This capture cannot refresh its heartbeat on DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} (${why}): \`tapscope clean\` run meanwhile takes it for a leftover and removes it. Grant that permission to keep it safe.`);
     for (const n of this.nodes.values()) this.status(n, 'deploying', `creating DaemonSet ${this.dep.ctx.namespace}/${this.dep.name}`);
     // (not raced: what a create under way makes must be known, to be removed)
     await this.dep.create({ image: this.image, nodes: [...this.nodes.keys()] });
@@ -358,9 +414,13 @@ class K8sCapture {
     const allSettled = new Promise<void>((r) => (this.settled = r));
     try {
       const watching = this.dep.watchPods((type, pod) => this.onPod(type, pod));
+      // why: a node that goes NotReady while its pod waits ends that wait at once. Without the right to watch nodes the
+      // start goes on, and such a node waits out the ready timeout.
+      const nodeWatch = keepWatching<V1Node>(this.dep.kc, '/api/v1/nodes', {}, undefined, (type, node) => this.onNode(type, node)).catch(() => () => undefined);
       // (a watch that opens after a cancel is closed at once)
       void watching.then((unwatch) => (this.stopping ? unwatch() : (this.unwatch = unwatch)), () => undefined);
-      await Promise.race([Promise.all([this.index.start().then(() => this.notes.push(...this.index.problems)), watching]), aborted]);
+      void nodeWatch.then((unwatch) => (this.stopping ? unwatch() : (this.unwatchNodes = unwatch)));
+      await Promise.race([Promise.all([this.index.start().then(() => this.notes.push(...this.index.problems)), watching, nodeWatch]), aborted]);
     } catch (e) {
       if (signal?.aborted) throw await this.cancelStart();
       await this.stop();
@@ -381,6 +441,7 @@ class K8sCapture {
         for (const n of this.nodes.values()) if (!n.pod) this.fail(n, e);
       }
     }
+    this.unwatchNodes?.();
     for (const n of this.nodes.values()) {
       if (!n.done && n.phase !== 'streaming') {
         this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} did not get a running capture pod within ${Math.round(this.readyTimeoutMs / 1000)} s (last phase: ${n.phase}). Check \`kubectl -n ${this.dep.ctx.namespace} describe ds ${this.dep.name}\`.`));
@@ -405,10 +466,18 @@ class K8sCapture {
   }
 
   private onPod(type: string, pod: V1Pod): void {
-    const nodeName = pod.spec?.nodeName;
+    const nodeName = podNode(pod);
     const n = nodeName ? this.nodes.get(nodeName) : undefined;
     if (!n || n.done) return;
     const podName = pod.metadata?.name ?? '';
+    if (!pod.spec?.nodeName) {
+      // (not bound yet: only the scheduler's refusal says anything, and it is final for the start)
+      const refused = type !== 'DELETED' && unschedulable(pod);
+      if (refused && !n.deploying && !n.stream && !n.resuming) {
+        this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `The capture pod ${podName} cannot be scheduled on ${n.node}: ${refused}.`));
+      }
+      return;
+    }
     if (type === 'DELETED') {
       if (n.pod !== podName) return;
       n.pod = null;
@@ -435,6 +504,15 @@ class K8sCapture {
     } else if (n.phase !== 'scheduled') {
       this.status(n, 'scheduled', `pod ${podName}`);
     }
+  }
+
+  /** A node that goes NotReady or away before its pod runs: that node's start fails at once, with the node's reason. */
+  private onNode(type: string, node: V1Node): void {
+    const n = this.nodes.get(node.metadata?.name ?? '');
+    if (!n || n.done || n.deploying || n.stream || n.resuming) return;
+    const unready = type === 'DELETED' ? null : notReady(node);
+    const why = type === 'DELETED' ? 'was deleted' : unready ? `is ${unready}` : null;
+    if (why) this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} ${why}: its capture pod cannot start.`));
   }
 
   private async deployNode(n: NodeRun, pod: string): Promise<void> {
@@ -544,6 +622,7 @@ class K8sCapture {
       }
     }));
     this.unwatch?.();
+    this.unwatchNodes?.();
     this.index.stop();
     const remaining = await this.dep.remove().catch((e: unknown) => [`(could not remove the session's objects: ${k8sError(e, 'remove the session\'s objects', this.dep.ctx).message})`]);
     this.remaining = remaining;
@@ -567,6 +646,8 @@ export class K8sTarget implements CaptureTarget {
   private readonly nodeFilter: string | null;
   /** node name -> its kubelet API endpoints, from the last node listing (excluded from its capture). */
   private readonly kubelet = new Map<string, string[]>();
+  /** node name -> why it is not Ready ("NotReady (KubeletNotReady: ...)"), from the last node listing; Ready nodes are not here. */
+  private readonly unready = new Map<string, string>();
   private kcCache: { kc: KubeConfig; context: string; user: string | null } | null = null;
 
   constructor(uri: string, private readonly opts: K8sTargetOptions) {
@@ -599,7 +680,12 @@ export class K8sTarget implements CaptureTarget {
     const list = await kc.makeApiClient(CoreV1Api).listNode().catch((e: unknown) => {
       throw k8sError(e, 'list nodes', this.ctx());
     });
-    for (const n of list.items) this.kubelet.set(n.metadata?.name ?? '', kubeletEndpoints(n));
+    this.unready.clear();
+    for (const n of list.items) {
+      this.kubelet.set(n.metadata?.name ?? '', kubeletEndpoints(n));
+      const why = notReady(n);
+      if (why) this.unready.set(n.metadata?.name ?? '', why);
+    }
     const nodes = list.items.map(nodeInfo);
     if (this.nodeFilter) {
       const n = nodes.filter((x) => x.name === this.nodeFilter);
@@ -625,21 +711,36 @@ export class K8sTarget implements CaptureTarget {
       .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   }
 
-  private async chooseNodes(requested?: string[]): Promise<string[]> {
+  /** The nodes asked for (all there), or else every Ready one; with the listing they come from. */
+  private async chooseNodes(requested?: string[]): Promise<{ names: string[]; all: NodeInfo[] }> {
     const all = await this.listNodes();
     if (requested && requested.length > 0) {
       const unknown = requested.filter((r) => !all.some((n) => n.name === r));
       if (unknown.length) throw new TapscopeError('E_TARGET_INVALID', `Unknown node(s) ${unknown.join(', ')} in context "${this.ctx().context}". Nodes: ${all.map((n) => n.name).join(', ')}.`);
-      return requested;
+      return { names: requested, all };
     }
     const ready = all.filter((n) => n.ready).map((n) => n.name);
-    if (ready.length === 0) throw new TapscopeError('E_K8S_NODE_FAILED', `No ready node in context "${this.ctx().context}".`);
-    return ready;
+    if (ready.length === 0) {
+      throw new TapscopeError('E_K8S_NODE_FAILED', `No ready node in context "${this.ctx().context}"${all.length ? `: ${this.notReadySaid(all.map((n) => n.name))}` : ''}.`);
+    }
+    return { names: ready, all };
+  }
+
+  /** "node a is NotReady (KubeletNotReady: container runtime is down); node b is ...", for those of `names` that are not Ready. */
+  private notReadySaid(names: string[]): string {
+    return names.filter((n) => this.unready.has(n)).map((n) => `node ${n} is ${this.unready.get(n)}`).join('; ');
+  }
+
+  /** Refuses nodes asked for by name that are not Ready: no capture or shell pod would start there. */
+  private refuseNotReady(names: string[]): void {
+    const said = this.notReadySaid(names);
+    if (!said) return;
+    throw new TapscopeError('E_K8S_NODE_FAILED',
+      `${said.charAt(0).toUpperCase()}${said.slice(1)}: no pod starts on a node that is not Ready. Choose other nodes, or wait until \`kubectl get nodes\` shows ${said.includes('; ') ? 'them' : 'it'} Ready.`);
   }
 
   async preflight(nodes?: string[]): Promise<PreflightReport[]> {
-    const names = await this.chooseNodes(nodes);
-    const all = await this.listNodes();
+    const { names, all } = await this.chooseNodes(nodes);
     const { kc } = this.config();
     const authz = kc.makeApiClient(AuthorizationV1Api);
     const ns = this.namespace;
@@ -695,7 +796,7 @@ export class K8sTarget implements CaptureTarget {
       const built = builtHelper(n.arch, this.opts.helperPath);
       return {
         node: name, arch: n.arch, kernel: n.kernel, btf: null, privileged: problems.length ? 'none' : 'root', helperVersion: built ? versionOf(built) : null,
-        problems: [...(n.ready ? [] : ['Node is not Ready.']), ...(built ? [] : [`No helper is built for ${n.arch}.`]), ...problems],
+        problems: [...(n.ready ? [] : [`Node is ${this.unready.get(name) ?? 'not Ready'}.`]), ...(built ? [] : [`No helper is built for ${n.arch}.`]), ...problems],
       };
     });
   }
@@ -704,11 +805,17 @@ export class K8sTarget implements CaptureTarget {
     // chosen pods: their nodes, and a filter on their addresses (see pod-scope.ts)
     const scope = options.pods && options.pods.length > 0 ? await this.podScope(options.pods, options.filter) : null;
     if (scope) options = { ...options, filter: scope.filter };
-    const requested = scope?.nodes ?? options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined);
-    const chosen = await this.chooseNodes(requested);
+    const named = scope?.nodes ?? options.nodes ?? (this.nodeFilter ? [this.nodeFilter] : undefined);
+    // (an empty list asks for every node, as chooseNodes takes it)
+    const requested = named?.length ? named : undefined;
+    const { names: chosen, all: info } = await this.chooseNodes(requested);
+    // why: a node that is not Ready starts no capture pod: it is named now rather than waited for until the ready
+    // timeout. One asked for by name is an error (as an architecture without a helper, below); of every node, the
+    // Ready ones are captured and the others named in a note.
+    if (requested) this.refuseNotReady(chosen);
+    const unreadyNote = requested ? '' : this.notReadySaid(info.map((n) => n.name));
     // why: each node gets the helper of its architecture; a node of one this build has none for is named instead of
     // failing with "exec format error"
-    const info = await this.listNodes();
     const helpers = new HelperSet(this.opts.helperPath);
     const byNode = new Map<string, HelperBinary>();
     for (const n of chosen) {
@@ -721,12 +828,13 @@ export class K8sTarget implements CaptureTarget {
     if (nodes.length === 0 || (requested && foreign.length)) {
       throw new TapscopeError('E_KERNEL_UNSUPPORTED', `${foreignNote ?? 'No node to capture on.'} This build has the helper for ${helpers.architectures()} nodes only.`);
     }
-    const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'));
+    const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'), this.opts.heartbeatMs ?? HEARTBEAT_MS);
     const cap = new K8sCapture(dep, options, handlers, byNode, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
       { ...DEFAULT_RECONNECT, ...this.opts.reconnect });
     if (signal?.aborted) throw new StartCancelled(`k8s://${this.ctx().context}`, 'nothing had been created yet', []);
     await cap.begin(signal);
     const handle = cap.handle();
+    if (unreadyNote) handle.notes.push(`Not captured: ${unreadyNote}.`);
     if (foreignNote) handle.notes.push(foreignNote);
     if (scope) handle.notes.push(...scope.notes);
     return handle;
@@ -745,7 +853,8 @@ export class K8sTarget implements CaptureTarget {
 
   async openShell(node: string): Promise<ShellChannel> {
     await this.chooseNodes([node]);
-    const dep = new Deployment(this.config().kc, this.ctx(), `shell-${randomBytes(3).toString('hex')}`);
+    this.refuseNotReady([node]);
+    const dep = new Deployment(this.config().kc, this.ctx(), `shell-${randomBytes(3).toString('hex')}`, this.opts.heartbeatMs ?? HEARTBEAT_MS);
     await dep.create({ image: this.opts.image ?? DEFAULT_IMAGE, nodes: [node], shell: true });
     let pod: string | null = null;
     try {
@@ -806,37 +915,4 @@ const HOST_SHELL = [
 
 export function createK8sTarget(uri: string, opts: K8sTargetOptions = {}): K8sTarget {
   return new K8sTarget(uri, opts);
-}
-
-/** Removes everything Tapscope left in a cluster (crashed sessions), selected by the managed-by label. */
-export async function cleanK8s(context: string, opts: { kubeconfig?: string } = {}): Promise<{ removed: string[] }> {
-  const merged = mergeKubeconfigs(kubeconfigFiles(opts.kubeconfig));
-  const kc = kubeConfigFor(merged, context || null);
-  const ctx = { context: kc.getCurrentContext(), user: kc.getCurrentUser()?.name ?? null };
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const removed: string[] = [];
-  const wrap = <T>(p: Promise<T>, what: string) => p.catch((e: unknown) => {
-    throw k8sError(e, what, ctx);
-  });
-  // why: a session stopping at the same time may delete the object first; gone is what we want.
-  const gone = (p: Promise<unknown>, what: string) => wrap(p.catch((e: unknown) => {
-    if ((e as { code?: number }).code !== 404) throw e;
-  }), what);
-  const ds = await wrap(apps.listDaemonSetForAllNamespaces({ labelSelector: MANAGED_SELECTOR }), 'list daemonsets.apps');
-  for (const d of ds.items) {
-    await gone(apps.deleteNamespacedDaemonSet({ name: d.metadata?.name ?? '', namespace: d.metadata?.namespace ?? '', propagationPolicy: 'Background' }), 'delete daemonsets.apps');
-    removed.push(`daemonset ${d.metadata?.namespace}/${d.metadata?.name}`);
-  }
-  const sas = await wrap(core.listServiceAccountForAllNamespaces({ labelSelector: MANAGED_SELECTOR }), 'list serviceaccounts');
-  for (const s of sas.items) {
-    await gone(core.deleteNamespacedServiceAccount({ name: s.metadata?.name ?? '', namespace: s.metadata?.namespace ?? '' }), 'delete serviceaccounts');
-    removed.push(`serviceaccount ${s.metadata?.namespace}/${s.metadata?.name}`);
-  }
-  const nss = await wrap(core.listNamespace({ labelSelector: `${MANAGED_SELECTOR},${CREATED_NS_LABEL}=true` }), 'list namespaces');
-  for (const n of nss.items) {
-    await gone(core.deleteNamespace({ name: n.metadata?.name ?? '' }), 'delete namespaces');
-    removed.push(`namespace ${n.metadata?.name}`);
-  }
-  return { removed };
 }

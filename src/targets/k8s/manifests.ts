@@ -1,6 +1,8 @@
 // The objects Tapscope creates in a cluster: its namespace, a ServiceAccount without API rights, and a
 // DaemonSet of idle host-network pods restricted to the chosen nodes, into which the helper is delivered
-// and run through exec. All carry the managed-by and session labels that stop() and `clean` select on.
+// and run through exec. All carry the managed-by and session labels that stop() and `clean` select on; the
+// DaemonSet also carries the heartbeat its running session refreshes, by which `clean` tells a running session from
+// a leftover.
 import type { V1DaemonSet, V1Namespace, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import { PSA_LABEL } from './errors.js';
 
@@ -10,6 +12,14 @@ export const SESSION_LABEL = 'tapscope.dev/session';
 /** On namespaces Tapscope created (and so may delete). */
 export const CREATED_NS_LABEL = 'tapscope.dev/created-namespace';
 export const MANAGED_SELECTOR = `${MANAGED_BY}=${MANAGED_BY_VALUE}`;
+/** How often a running session refreshes its heartbeat, unless told otherwise (K8sTargetOptions.heartbeatMs). */
+export const HEARTBEAT_MS = 20_000;
+/** On a session's DaemonSet: when the session last said it is running (ISO 8601, its machine's clock). */
+export const HEARTBEAT_ANNOTATION = 'tapscope.dev/heartbeat';
+/** How often that session says so, in seconds: `clean` judges the heartbeat by the writer's interval, not its own. */
+export const HEARTBEAT_INTERVAL_ANNOTATION = 'tapscope.dev/heartbeat-interval-seconds';
+/** Who started the session (user@host), for the person deciding whether to remove it. */
+export const STARTED_BY_ANNOTATION = 'tapscope.dev/started-by';
 export const DEFAULT_IMAGE = 'busybox:1.36';
 export const CONTAINER = 'helper';
 
@@ -57,6 +67,7 @@ export interface DaemonSetSpec {
   nodes: string[];
   /** The host-shell variant: privileged, for nsenter into PID 1. */
   shell?: boolean;
+  heartbeat: { at: Date; intervalMs: number; startedBy: string };
 }
 
 function podSpec(o: DaemonSetSpec): NonNullable<V1Pod['spec']> {
@@ -96,12 +107,24 @@ export function daemonSetManifest(o: DaemonSetSpec): V1DaemonSet {
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
-    metadata: { name: o.name, namespace: o.namespace, labels },
+    metadata: {
+      name: o.name, namespace: o.namespace, labels,
+      annotations: {
+        [HEARTBEAT_ANNOTATION]: o.heartbeat.at.toISOString(),
+        [HEARTBEAT_INTERVAL_ANNOTATION]: String(o.heartbeat.intervalMs / 1000),
+        [STARTED_BY_ANNOTATION]: o.heartbeat.startedBy,
+      },
+    },
     spec: {
       selector: { matchLabels: { [SESSION_LABEL]: o.session, 'app.kubernetes.io/name': 'tapscope-helper' } },
       template: { metadata: { labels }, spec: podSpec(o) },
     },
   };
+}
+
+/** A JSON Patch that refreshes a session's heartbeat. */
+export function heartbeatPatch(at: Date): Array<{ op: 'add'; path: string; value: string }> {
+  return [{ op: 'add', path: `/metadata/annotations/${HEARTBEAT_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`, value: at.toISOString() }];
 }
 
 /** The pod a DaemonSet would create, for a dry-run admission check. */

@@ -1,0 +1,35 @@
+// Whether a capture pod can start, read as kubectl shows it: a node whose Ready condition is not True runs no new
+// pod, and a pod the scheduler refused (PodScheduled=False) never gets a node. Either ends that node's wait at once
+// with the cluster's own reason, instead of the ready timeout's guess.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+
+function reasonText(reason: string | undefined, message: string | undefined): string {
+  // (kubelet and scheduler messages may end in a period or span lines; they go inside a sentence here)
+  return [reason, message?.replace(/\s*[\r\n]+\s*/g, ' ').trim().replace(/\.$/, '')].filter(Boolean).join(': ');
+}
+
+/** "NotReady (KubeletNotReady: container runtime is down)" for a node whose Ready condition is not True; null when it is. */
+export function notReady(node: V1Node): string | null {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  if (ready?.status === 'True') return null;
+  if (!ready) return 'NotReady (it reports no Ready condition)';
+  return `NotReady (${reasonText(ready.reason, ready.message) || `Ready is ${ready.status}`})`;
+}
+
+/**
+ * The node a DaemonSet pod is for: the one it is bound to or, before the scheduler binds it, the one node its
+ * affinity names (the DaemonSet controller gives each pod a `metadata.name In [node]` term of its own).
+ */
+export function podNode(pod: V1Pod): string | null {
+  if (pod.spec?.nodeName) return pod.spec.nodeName;
+  const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  const names = new Set(terms.flatMap((t) => t.matchFields ?? [])
+    .filter((f) => f.key === 'metadata.name' && f.operator === 'In').flatMap((f) => f.values ?? []));
+  return names.size === 1 ? [...names][0]! : null;
+}
+
+/** The scheduler's refusal of a pod ("Unschedulable: 0/6 nodes are available: 1 Insufficient memory, ..."), or null. */
+export function unschedulable(pod: V1Pod): string | null {
+  const c = pod.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.status === 'False');
+  return c ? reasonText(c.reason, c.message) || 'not schedulable' : null;
+}
