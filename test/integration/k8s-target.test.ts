@@ -496,6 +496,9 @@ describe('clean', () => {
       expect(forced.removed[0]).toMatch(new RegExp(`^daemonset tapscope/tapscope-${session} \\(running: heartbeat \\d s ago, started by `));
       expect(forced.removed.slice(1)).toEqual([`serviceaccount tapscope/tapscope-${session}`, 'namespace tapscope']);
       await until('the pods gone', () => tapscopeObjects().length === 0);
+      // the capture is told: it does not wait out its resume budget (120 s) for pods that will not come back
+      const failed = await until('the node failed', () => rec.statuses.find((x) => x.phase === 'failed'));
+      expect(failed.message).toMatch(new RegExp(`the capture's DaemonSet tapscope/tapscope-${session} was deleted \\(\`tapscope clean --force\`, or kubectl delete\\): its pods are gone, so the capture cannot resume`));
     } finally {
       await handle.stop();
     }

@@ -228,6 +228,14 @@ class Deployment {
     this.beating.unref();
   }
 
+  /**
+   * Whether the DaemonSet is gone (deleted under the session: `tapscope clean --force`, kubectl delete); a check that
+   * fails otherwise says no, and the caller goes on as before.
+   */
+  async isDeleted(): Promise<boolean> {
+    return this.apps.readNamespacedDaemonSet({ name: this.name, namespace: this.ctx.namespace }).then(() => false, (e: unknown) => (e as { code?: number }).code === 404);
+  }
+
   private async beat(): Promise<void> {
     const ns = this.ctx.namespace;
     await this.apps.patchNamespacedDaemonSet({ name: this.name, namespace: ns, body: heartbeatPatch(new Date()) }).catch((e: unknown) => {
@@ -569,6 +577,10 @@ class K8sCapture {
     this.handlers.onGap?.({ node: n.node, fromMs, toMs: null, reason });
     const r = await retryWithBackoff(async () => {
       if (durationElapsed(this.options, this.startedAt)) return false;
+      // why: with its DaemonSet deleted the pods go and none comes back: retrying would only wait out the time budget
+      if (await this.dep.isDeleted()) {
+        throw new TapscopeError('E_K8S_NODE_FAILED', `the capture's DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} was deleted (\`tapscope clean --force\`, or kubectl delete): its pods are gone, so the capture cannot resume`, { deleted: true });
+      }
       const pod = n.podRunning ? n.pod : null;
       if (!pod) throw new TapscopeError('E_K8S_NODE_FAILED', `no running capture pod on ${n.node} yet`);
       await this.deployNode(n, pod).catch((e: unknown) => {
@@ -582,6 +594,7 @@ class K8sCapture {
       backoff: this.backoff,
       signal: this.stopSignal.signal,
       onWait: (ms, e) => this.status(n, 'reconnecting', `${reason}; retrying in ${(ms / 1000).toFixed(1)} s${e ? ` (last try: ${errorText(e)})` : ''}`),
+      fatal: (e) => isTapscopeError(e) && e.details?.deleted === true,
     });
     if (r.outcome === 'stopped' || this.stopping) return;
     if (r.outcome === 'failed') {
