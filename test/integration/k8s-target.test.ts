@@ -498,7 +498,7 @@ describe('clean', () => {
       await until('the pods gone', () => tapscopeObjects().length === 0);
       // the capture is told: it does not wait out its resume budget (120 s) for pods that will not come back
       const failed = await until('the node failed', () => rec.statuses.find((x) => x.phase === 'failed'));
-      expect(failed.message).toMatch(new RegExp(`the capture's DaemonSet tapscope/tapscope-${session} was deleted \\(\`tapscope clean --force\`, or kubectl delete\\): its pods are gone, so the capture cannot resume`));
+      expect(failed?.message).toMatch(new RegExp(`the capture's DaemonSet tapscope/tapscope-${session} was deleted \\(\`tapscope clean --force\`, or kubectl delete\\): its pods are gone, so the capture cannot resume`));
     } finally {
       await handle.stop();
     }
