@@ -1,6 +1,6 @@
 // The one typed API between the renderer and the core. Electron IPC (preload) and the web-mode
 // WebSocket both carry exactly these calls and events; payloads are validated at each boundary.
-import type { Flow, LibraryBreakdownRow, StreamReset, TcpState } from '../model/flow.js';
+import type { Flow, LibraryBreakdownRow, LibraryTotals, StreamReset, TcpState } from '../model/flow.js';
 import type { CaptureMode, NodeInfo, NodeStatus, PodChoice, Prompt } from '../targets/target.js';
 import type { CaptureFilterCheck } from '../targets/capture-filter.js';
 
@@ -154,10 +154,22 @@ export interface FlowPacketRow {
   offset: number;
 }
 
+/**
+ * The TLS libraries view (libraries): per library and side, the rows `tapscope libraries --json` prints (`sides`); and
+ * per library and in all, each flow counted once whichever side(s) its libraries are on (LibraryTotals), the counts
+ * the flows a library filter lists agree with.
+ */
+export interface LibraryBreakdown extends LibraryTotals {
+  sides: LibraryBreakdownRow[];
+}
+
 /** A flow's packet list (flowPackets): its first rows, and how many packets and records it has in all. */
 export interface FlowPackets {
   rows: FlowPacketRow[];
+  /** packets and records */
   total: number;
+  /** of `total`, the TLS hooks' decrypted records (not packets: the flow's `packets` does not count them) */
+  records: number;
   /** the flow has more than the rows given (10,000) */
   truncated: boolean;
 }
@@ -201,7 +213,8 @@ export interface ApiCalls {
   packetBytes(req: { sessionId: string; file: number; offset: number; record?: boolean }): Promise<{ hex: string; length: number }>;
   /** The session's TCP flows by how their connection went (flow.tcp.state): kept by the analyzer, no flow is read */
   tcpStates(req: { sessionId: string }): Promise<Record<TcpState, number>>;
-  libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]>;
+  /** The session's TLS flows (those `filter` matches) by library: per side, and each flow once (LibraryBreakdown) */
+  libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdown>;
   checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }>;
   /** A capture filter (tcpdump syntax) compiled by this machine's helper; ok null: not checked here (see capture-filter.ts). */
   checkCaptureFilter(req: { filter: string }): Promise<CaptureFilterCheck>;

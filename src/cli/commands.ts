@@ -676,6 +676,7 @@ async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<num
   if (typeof mod.startWebServer !== 'function') throw new TapscopeError('E_INTERNAL', 'web mode is not available in this build (src/server has no startWebServer)');
   const { CoreService } = await import('../service/core-service.js');
   const service = new CoreService();
+  service.store.removeOrphanUploads();
   if (c.session) {
     if (existsSync(c.session)) {
       const s = await service.openFile({ path: c.session });

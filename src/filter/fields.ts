@@ -86,6 +86,10 @@ export const FIELDS: Record<string, FieldDef> = {
   'process.exe': { type: 'string', get: (f) => f.process?.exe, help: 'executable path', resolved: true },
   'process.container': { type: 'string', get: (f) => f.process?.containerId, help: 'container id', resolved: true },
   'process.cgroup': { type: 'string', get: (f) => f.process?.cgroup, help: 'cgroup path', resolved: true },
+  'process.side': {
+    type: 'string', get: (f) => f.processSide, resolved: true,
+    help: 'whose end the process owns: client, or server when only the server\'s was found (absent without a process)',
+  },
   'peer.pid': { type: 'number', get: (f) => f.peerProcess?.pid, help: 'server-side process id', resolved: true },
   'peer.comm': { type: 'string', get: (f) => f.peerProcess?.comm, help: 'server-side process name', resolved: true },
   'peer.exe': { type: 'string', get: (f) => f.peerProcess?.exe, help: 'server-side executable path', resolved: true },

@@ -131,7 +131,10 @@ function lex(src: string): Token[] {
       i = j;
       continue;
     }
-    throw syntax(`unexpected "${c}" at ${pos}`, { pos, text: c });
+    // why the code point: a character outside the BMP (an emoji) is two UTF-16 units, and its first alone is no
+    // character to quote; the position stays in UTF-16 units, as the callers' marks count it
+    const ch = String.fromCodePoint(src.codePointAt(i)!);
+    throw syntax(`unexpected "${ch}" at ${pos}`, { pos, text: ch });
   }
   out.push({ kind: 'end', text: '', pos: src.length + 1 });
   return out;

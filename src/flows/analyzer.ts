@@ -1289,8 +1289,8 @@ export class Analyzer {
       this.chainEnds.set(base, id);
     }
     const flow: Flow = {
-      id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, peerProcess: null,
-      node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
+      id, transport, src: client, dst: server, firstSeen: ts, lastSeen: ts, packets: 0, bytes: 0, process: null, processSide: null,
+      peerProcess: null, node, pod: null, app: 'unknown', tls: null, http: NO_HTTP, seenBy: 'packets',
       tcp: transport === 'tcp' ? MIDSTREAM : null,
     };
     const fs: FlowState = {
@@ -2992,6 +2992,7 @@ export class Analyzer {
     const serverOwner = this.owner(fs, meta, false);
     const ref = (o: { pid: number; comm: string } | null): Flow['process'] => (o ? (meta ? meta.processRef(o.pid, o.comm) : { pid: o.pid, comm: o.comm, exe: null }) : null);
     f.process = clientOwner ? ref(clientOwner) : ref(serverOwner);
+    f.processSide = clientOwner ? 'client' : serverOwner ? 'server' : null;
     if (this.podLookup) {
       // why: the owning process's container is the most exact answer (hostNetwork pods share the node's IP)
       const cid = f.process?.containerId;

@@ -35,6 +35,7 @@ interface SeqState { base: number; next: number; whole: number; acked: number; /
 export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACKETS_LIMIT): Promise<FlowPackets> {
   const rows: FlowPacketRow[] = [];
   let total = 0;
+  let records = 0;
   const tcp: Record<'c2s' | 's2c', SeqState | null> = { c2s: null, s2c: null };
   const isClient = (ip: string, port: number): boolean => port === flow.src.port && ip === flow.src.ip;
   await readWithFlowIds(files, (b, id, file) => {
@@ -42,6 +43,7 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
     total++;
     const at = { file: files.indexOf(file), offset: b.offset };
     if (b.iface.linkType === LINKTYPE_WIRESHARK_UPPER_PDU) {
+      records++;
       if (rows.length >= limit) return;
       const pdu = parseExportedPdu(b.data);
       if (!pdu?.src) return;
@@ -68,7 +70,7 @@ export async function flowPackets(files: CaptureFile[], flow: Flow, limit = PACK
     // (past the limit the sequence state still follows the flow, for nothing but the count)
     if (rows.length < limit) rows.push(row);
   });
-  return { rows, total, truncated: total > rows.length };
+  return { rows, total, records, truncated: total > rows.length };
 }
 
 /**

@@ -353,7 +353,7 @@ const TCP = memoized(template<TcpSummary, keyof TcpSummary>(['state', 'resetBy',
 type FlowBase = Exclude<keyof Flow, 'httpOmitted' | 'httpStopped' | 'dns' | 'netns' | 'db' | 'proxy'>;
 
 const FLOW = template<Flow, FlowBase>(
-  ['id', 'transport', 'src', 'dst', 'firstSeen', 'lastSeen', 'packets', 'bytes', 'process', 'peerProcess', 'node', 'pod', 'app', 'tls', 'http', 'seenBy', 'tcp'],
+  ['id', 'transport', 'src', 'dst', 'firstSeen', 'lastSeen', 'packets', 'bytes', 'process', 'processSide', 'peerProcess', 'node', 'pod', 'app', 'tls', 'http', 'seenBy', 'tcp'],
   (w, o, k, d) => {
     w.lit(k.id); w.value(o.id, d);
     w.lit(k.transport); w.value(o.transport, d);
@@ -364,6 +364,7 @@ const FLOW = template<Flow, FlowBase>(
     w.lit(k.packets); w.value(o.packets, d);
     w.lit(k.bytes); w.value(o.bytes, d);
     w.lit(k.process); w.templated(o.process, PROCESS_MEMO, d);
+    w.lit(k.processSide); w.value(o.processSide, d);
     w.lit(k.peerProcess); w.templated(o.peerProcess, PEER_PROCESS_MEMO, d);
     w.lit(k.node); w.value(o.node, d);
     w.lit(k.pod); w.templated(o.pod, POD, d);

@@ -218,7 +218,14 @@ export interface Flow {
   lastSeen: number;
   packets: number;
   bytes: number;
+  /** The process owning the client's end of the connection; the server's when the client's is unknown (processSide says which). */
   process: ProcessRef | null;
+  /**
+   * Whose process `process` is: 'client', or 'server' when only the server's end was attributed (a client that exited
+   * before it was polled, or one on another machine). null without a process. Present on every analyzed flow (filter
+   * `process.side`).
+   */
+  processSide?: 'client' | 'server' | null;
   /** The process owning the other (server) end when it is on a captured node too. */
   peerProcess?: ProcessRef | null;
   node: string;
@@ -271,4 +278,25 @@ export interface LibraryBreakdownRow {
   plaintextFlows: number;
   /** reason -> number of flows without plaintext for that reason */
   reasons?: Record<string, number>;
+}
+
+/**
+ * One library's flows, each counted once whichever side(s) the library is on: the flows (and their bytes) that
+ * `tls.library == "X"` matches. A connection between two processes of the same library is one flow here, and one
+ * row per side in LibraryBreakdownRow.
+ */
+export interface LibraryTotal {
+  library: TlsLibrary;
+  flows: number;
+  bytes: number;
+  /** flows whose plaintext was captured on a side this library made */
+  plaintextFlows: number;
+}
+
+/** Every library's LibraryTotal, and the TLS flows with a library on either side, each counted once. */
+export interface LibraryTotals {
+  libraries: LibraryTotal[];
+  flows: number;
+  /** flows whose plaintext was captured on either side */
+  plaintextFlows: number;
 }

@@ -2,16 +2,17 @@
 // core through a WebSocket that carries the API contract. A random token gates the page, the assets and
 // the socket; Host and Origin are checked so other web pages (and DNS rebinding) cannot reach it.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { basename, extname, join, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { isApiCall, API_EVENTS } from '../api/channels.js';
 import { errorToWire } from '../api/client.js';
 import { TapscopeError } from '../errors.js';
+import { uploadsDir } from '../util/paths.js';
 import { createApiHost, type ApiService } from './api-host.js';
-import { rendererDir, uploadsDir } from './paths.js';
+import { rendererDir } from './paths.js';
+import { storeUpload } from './uploads.js';
 
 export type { ApiService } from './api-host.js';
 
@@ -23,7 +24,10 @@ export interface WebServerOptions {
   openSessionId?: string;
   /** Max upload size for drag-and-drop of a .pcapng in web mode (bytes). */
   maxUploadBytes?: number;
-  /** Where dropped captures are stored (default: Tapscope's data folder, uploads/). */
+  /**
+   * Where dropped captures are stored (default: Tapscope's data folder, uploads/): the service's SessionStore must have
+   * the same uploads folder for a session to own the upload it was opened from (deleted with it).
+   */
   uploadDir?: string;
 }
 
@@ -113,12 +117,9 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
 
   async function handleUpload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!originOk(req)) return deny(res, 403, 'Forbidden: wrong origin');
-    const name = basename(url.searchParams.get('name') ?? 'upload.pcapng').replace(/[^\w.-]/g, '_');
     const length = Number(req.headers['content-length'] ?? '0');
     if (length > maxUpload) return deny(res, 413, 'File too large for web-mode upload; open it by path instead.');
-    mkdirSync(uploadDir, { recursive: true, mode: 0o700 });
-    const path = join(uploadDir, `${Date.now()}-${name}`);
-    await pipeline(req, createWriteStream(path, { mode: 0o600 }));
+    const path = await storeUpload(req, uploadDir, url.searchParams.get('name'));
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify({ path }));
   }

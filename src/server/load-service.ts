@@ -3,6 +3,9 @@
 import { createCoreService, type CoreServiceOptions } from '../service/index.js';
 import type { ApiService } from './api-host.js';
 
+/** The service, once the uploads no session names are removed (see SessionStore.removeOrphanUploads). */
 export async function loadCoreService(opts: CoreServiceOptions = {}): Promise<ApiService & { close(): Promise<void> }> {
-  return createCoreService(opts);
+  const service = createCoreService(opts);
+  service.store.removeOrphanUploads();
+  return service;
 }

@@ -9,9 +9,9 @@ import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import type {
-  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowPackets, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
+  ApiCalls, ApiEventName, ApiEvents, FlowDetail, FlowPackets, LibraryBreakdown, FlowQuery, FlowStream, NodeCounters, SessionSummary, TargetChoice,
 } from '../api/contract.js';
-import type { Flow, LibraryBreakdownRow, PodRef, TcpState } from '../model/flow.js';
+import type { Flow, PodRef, TcpState } from '../model/flow.js';
 import type { CaptureHandle, CaptureMode, CaptureTarget, NodeInfo, NodeStatus, PodChoice, PreflightReport, Prompt, ShellChannel } from '../targets/target.js';
 import { MAX_NODE_KEY_LOGS } from '../targets/target.js';
 import { Analyzer } from '../flows/analyzer.js';
@@ -24,8 +24,9 @@ import { flowPackets } from '../flows/flow-packets.js';
 import { readPacketAt } from '../pcapng/block-at.js';
 import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { gunzipCapture, isGzip } from '../pcapng/compressed.js';
+import { captureFileError, directoryError } from '../pcapng/file-errors.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
-import { libraryBreakdown } from '../flows/libraries.js';
+import { libraryBreakdown, libraryTotals } from '../flows/libraries.js';
 import { distinctNotes, gapNote, lossNote, type NodeMeta } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
@@ -36,6 +37,7 @@ import { followCapture, type FollowOptions, type Follower, type GrowingFiles } f
 import { compileFilter, compileFilterPlan, checkFilter, type CompiledFilter } from '../filter/index.js';
 import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
 import { loadSshConfig } from '../targets/ssh/config.js';
+import { expandTilde } from '../util/paths.js';
 
 export interface CoreServiceOptions {
   store?: SessionStore;
@@ -133,7 +135,7 @@ export class CoreService implements ApiCalls {
   private readonly loaded = new Map<string, Loaded>();
   private readonly loading = new Map<string, Promise<Loaded>>();
   /** Library breakdowns per analyzer and filter, valid while the analyzer's version is unchanged. */
-  private readonly libraryCache = new WeakMap<Analyzer, Map<string, { version: number; rows: LibraryBreakdownRow[] }>>();
+  private readonly libraryCache = new WeakMap<Analyzer, Map<string, { version: number; breakdown: LibraryBreakdown }>>();
   /** Filter matches per analyzer and filter text, for filters that need no resolved flows (see matches()). */
   private readonly matchCache = new WeakMap<Analyzer, Map<string, MatchSet>>();
   private readonly prompts = new Map<string, (answer: string | boolean | null) => void>();
@@ -682,11 +684,19 @@ export class CoreService implements ApiCalls {
   /**
    * Opens a capture file as a session: an uncompressed one where it is, a gzip-compressed one (.pcapng.gz) through a
    * decompressed copy in the session's folder, made again each time the file is opened. Opening a file again opens its
-   * session again.
+   * session again. A file in the store's uploads folder (dropped in web mode) is the session's: deleted with it.
    */
   async openFile(req: { path: string }): Promise<SessionSummary> {
-    const path = resolve(req.path);
-    if (!existsSync(path) || !statSync(path).isFile()) throw new TapscopeError('E_FILE_NOT_FOUND', `no such file: ${path}`);
+    // (a path typed in the app is read as a shell reads it: "~/x.pcapng" is in the home folder)
+    const path = resolve(expandTilde(req.path));
+    let st;
+    try {
+      st = statSync(path);
+    } catch (e) {
+      throw captureFileError(e, path);
+    }
+    if (st.isDirectory()) throw directoryError(path);
+    if (!st.isFile()) throw new TapscopeError('E_FILE_UNREADABLE', `${path} is not a regular file (a pipe, a socket or a device), not a capture file`, { path });
     const gzip = isGzip(path);
     const existing = this.store.list().find((r) => r.target === 'file' && (gzip ? r.openedFrom === path : r.file === path && !r.openedFrom));
     const name = path.split('/').pop() ?? path;
@@ -921,7 +931,7 @@ export class CoreService implements ApiCalls {
     return { ...analyzer.tcpStates };
   }
 
-  async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdownRow[]> {
+  async libraries(req: { sessionId: string; filter?: string }): Promise<LibraryBreakdown> {
     const { analyzer } = await this.analyzerOf(req.sessionId);
     const pred = req.filter && req.filter.trim() ? compileFilter(req.filter) : null;
     let cache = this.libraryCache.get(analyzer);
@@ -931,13 +941,14 @@ export class CoreService implements ApiCalls {
     }
     const key = req.filter?.trim() ?? '';
     const hit = cache.get(key);
-    if (hit && hit.version === analyzer.version) return hit.rows;
+    if (hit && hit.version === analyzer.version) return hit.breakdown;
     // why: the breakdown counts TLS flows only; walking just those keeps it cheap among a million UDP/HTTP flows
-    const flows = analyzer.tlsFlows();
-    const rows = libraryBreakdown(pred ? flows.filter(pred) : flows);
-    cache.set(key, { version: analyzer.version, rows });
+    const all = analyzer.tlsFlows();
+    const flows = pred ? all.filter(pred) : all;
+    const breakdown = { sides: libraryBreakdown(flows), ...libraryTotals(flows) };
+    cache.set(key, { version: analyzer.version, breakdown });
     if (cache.size > 8) cache.delete(cache.keys().next().value as string);
-    return rows;
+    return breakdown;
   }
 
   async checkFilter(req: { filter: string }): Promise<{ ok: true } | { ok: false; message: string; position: number }> {

@@ -13,11 +13,13 @@
 // The folder's name is the session's id, and session.json names the files in its folder by their names: a copied or
 // renamed folder is a session of its own. A capture into a file the user named locks that file (capture-lock.ts) and
 // leaves it as it was until the capture's first bytes come (SessionRecord.pendingFile).
+// A file session opened from a file in the uploads folder (web mode's dropped files, src/server/uploads.ts) owns it:
+// it is deleted with the session, unless another session names it too.
 import {
-  accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, createReadStream,
-  createWriteStream,
+  accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync,
+  createReadStream, createWriteStream,
 } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
@@ -132,6 +134,13 @@ const podsSchema = z.record(z.string(), z.object({
   namespace: z.string(), name: z.string(), workload: z.string().nullable().optional(), node: z.string().nullable().optional(),
 }));
 
+/**
+ * Uploads no session names are removed only when older than this. why: an upload the browser is still sending, or one
+ * sent whose session is not made yet, is named by none, and another Tapscope (the app and `tapscope serve`) may be
+ * taking it while this one starts.
+ */
+const ORPHAN_UPLOAD_AGE_MS = 60 * 60 * 1000;
+
 /** A session id: a folder name of the sessions root, never `.`, `..` or a hidden name. */
 const SESSION_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 
@@ -196,9 +205,12 @@ function checkCaptureOut(file: string): void {
 
 export class SessionStore {
   readonly root: string;
+  /** web mode's dropped files (beside the sessions root by default, as uploadsDir() is beside sessionsRoot()) */
+  readonly uploads: string;
 
-  constructor(root: string = sessionsRoot()) {
+  constructor(root: string = sessionsRoot(), uploads: string = join(dirname(root), 'uploads')) {
     this.root = root;
+    this.uploads = uploads;
   }
 
   private dir(id: string): string {
@@ -369,6 +381,101 @@ export class SessionStore {
     }
     if (dirname(rec.file) !== dir) releaseCaptureLock(rec.file, id);
     rmSync(dir, { recursive: true, force: true });
+    // (a file opened from the uploads folder was copied there for the app: it goes with the last session naming it)
+    if (rec.target !== 'file') return;
+    const owned = [rec.file, rec.openedFrom].filter((f): f is string => f !== undefined && this.isUpload(f));
+    if (owned.length === 0) return;
+    const named = this.uploadsNamed();
+    for (const f of owned) if (!named(f)) this.removeUpload(f);
+  }
+
+  /** Whether `file` is in the uploads folder. */
+  private isUpload(file: string): boolean {
+    const rel = relative(this.uploads, file);
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  }
+
+  /**
+   * Whether a session names an upload: as its file or the file it was opened from, or, for a session whose session.json
+   * cannot be read, anywhere in its text (it may be its capture: kept until the record is fixed or removed).
+   */
+  private uploadsNamed(): (file: string) => boolean {
+    const files = new Set<string>();
+    const unread: string[] = [];
+    for (const s of this.scan()) {
+      if (s.rec) {
+        files.add(s.rec.file);
+        if (s.rec.openedFrom) files.add(s.rec.openedFrom);
+        continue;
+      }
+      try {
+        unread.push(readFileSync(join(this.root, s.id, SESSION_JSON), 'utf8'));
+      } catch {
+        // (gone meanwhile)
+      }
+    }
+    return (file) => files.has(file) || unread.some((text) => text.includes(JSON.stringify(file).slice(1, -1)));
+  }
+
+  /**
+   * Removes an upload, and its content's folder when that is left empty (see src/server/uploads.ts). false: it could
+   * not be (the next start's sweep tries again; a deleted session stays deleted).
+   */
+  private removeUpload(file: string): boolean {
+    try {
+      rmSync(file, { force: true });
+    } catch {
+      return false;
+    }
+    if (dirname(file) !== this.uploads) {
+      try {
+        rmdirSync(dirname(file));
+      } catch {
+        // (another name of the same content is still there)
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Removes the uploads no session names, once an hour old: the copies earlier versions left when their sessions were
+   * deleted (named `<ms>-<name>`, directly in the folder), and uploads that made no session (a key log, copied into its
+   * session; a server stopped while one came). Never throws: it runs as the app starts. Returns the files removed.
+   */
+  removeOrphanUploads(now: number = Date.now()): string[] {
+    let entries;
+    try {
+      entries = readdirSync(this.uploads, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+    const named = this.uploadsNamed();
+    const removed: string[] = [];
+    const sweep = (file: string): void => {
+      let st;
+      try {
+        st = statSync(file);
+      } catch {
+        return;
+      }
+      if (!st.isFile() || now - st.mtimeMs < ORPHAN_UPLOAD_AGE_MS || named(file)) return;
+      if (this.removeUpload(file)) removed.push(file);
+    };
+    for (const e of entries) {
+      const path = join(this.uploads, e.name);
+      if (!e.isDirectory()) {
+        sweep(path);
+        continue;
+      }
+      let inside: string[] = [];
+      try {
+        inside = readdirSync(path);
+      } catch {
+        // (not ours to read: left alone)
+      }
+      for (const name of inside) sweep(join(path, name));
+    }
+    return removed;
   }
 
   /**

@@ -1,5 +1,5 @@
 // Where things are: the package root (works from src/ under tsx and from dist/src/ after tsc), the app-data
-// folder for sessions, and the helper binary.
+// folder for sessions and uploads, the helper binary, and a user's `~` in a path.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -48,6 +48,18 @@ export function dataRoot(): string {
 
 export function sessionsRoot(): string {
   return join(dataRoot(), 'sessions');
+}
+
+/** Where web mode keeps the files dropped into the browser (src/server/uploads.ts): beside the sessions root. */
+export function uploadsDir(): string {
+  return join(dataRoot(), 'uploads');
+}
+
+/** A path as a shell reads a leading `~`: `~` and `~/...` are in the home directory; any other path is as it is. */
+export function expandTilde(p: string): string {
+  if (p === '~') return homedir();
+  if (p.startsWith('~/')) return join(homedir(), p.slice(2));
+  return p;
 }
 
 /**

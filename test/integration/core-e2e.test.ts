@@ -162,7 +162,7 @@ describe('live capture through the core with real TLS clients', () => {
   });
 
   it('breaks the flows down by library with reasons', async () => {
-    const rows = await svc.libraries({ sessionId: summary.id, filter: 'tls.sni contains "tapscope.test"' });
+    const rows = (await svc.libraries({ sessionId: summary.id, filter: 'tls.sni contains "tapscope.test"' })).sides;
     const lastFlows = clients.map((c) => flowOf(c)!);
     for (const lib of new Set(clients.map((c) => c.library))) {
       const row = rows.find((r) => r.library === lib && r.side === 'client');

@@ -22,11 +22,13 @@ const stream = new PassThrough();
 const b = new CaptureBuilder();
 const client = { ip: '10.44.0.1', port: 41000 };
 const server = { ip: '10.44.0.2', port: 443 };
+// (long enough that a narrow window cuts it short in the header)
+const CAPTURE_FILTER = 'tcp port 443 and not host 10.0.0.5 and not (udp port 53 or icmp)';
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'tsu-live-rows-'));
   service = new CoreService({ store: new SessionStore(join(home, 'sessions')), createTarget: () => t.target, countersIntervalMs: 200 });
-  const s = await service.startCapture({ target: 'local', mode: 'ebpf', ifaces: [] });
+  const s = await service.startCapture({ target: 'local', mode: 'ebpf', ifaces: [], captureFilter: CAPTURE_FILTER });
   t.handlers().onStream('node-1', stream);
   b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
   tcpConversation(b, client, server, [fixtureClientHello()], []);
@@ -151,6 +153,48 @@ describe('a 1024-pixel window', () => {
       await page.setViewportSize({ width: 1440, height: 900 });
       await page.getByText('Flows', { exact: true }).first().click();
     }
+  });
+});
+
+describe('a narrow window', () => {
+  it('wraps the header: nothing drawn over anything else, every button inside the window, the capture filter shown', async () => {
+    const { page } = ui;
+    const header = page.locator('header.topbar');
+    try {
+      for (const width of [1024, 800, 700]) {
+        await page.setViewportSize({ width, height: 800 });
+        await expect.poll(() => page.getByTestId('stop-capture').isVisible()).toBe(true);
+        // the header's items: the title's, the counters' and the buttons
+        const items = await header.locator('.title > *, .counters > :not(.actions), .actions > *').evaluateAll((els) => els.map((e) => {
+          const r = e.getBoundingClientRect();
+          return { text: e.textContent!.trim().replace(/\s+/g, ' '), left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+        }));
+        expect(items.length, `${width} px`).toBeGreaterThanOrEqual(9);
+        for (const [i, a] of items.entries()) {
+          expect(a.right, `${width} px: ${a.text}`).toBeLessThanOrEqual(width);
+          for (const b of items.slice(i + 1)) {
+            const apart = a.right <= b.left + 0.5 || b.right <= a.left + 0.5 || a.bottom <= b.top + 0.5 || b.bottom <= a.top + 0.5;
+            expect(apart, `${width} px: "${a.text}" and "${b.text}" overlap`).toBe(true);
+          }
+        }
+        // each button is the element at its middle: not covered, and takes the click
+        for (const id of ['stop-capture', 'open-wireshark', 'add-keylog']) {
+          const hit = await page.getByTestId(id).evaluate((el) => {
+            const r = el.getBoundingClientRect();
+            const at = el.ownerDocument.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+            return at !== null && (at === el || el.contains(at));
+          });
+          expect(hit, `${width} px: ${id}`).toBe(true);
+        }
+        // the capture filter: cut short when it must be, never to its label alone, and whole in the pill's title
+        const pill = page.getByTestId('capture-filter');
+        expect((await pill.boundingBox())!.width, `${width} px`).toBeGreaterThanOrEqual(120);
+        expect(await pill.getAttribute('title'), `${width} px`).toMatch(new RegExp(`^filter: ${CAPTURE_FILTER.replace(/[()]/g, '\\$&')}\n`));
+      }
+    } finally {
+      await page.setViewportSize({ width: 1440, height: 900 });
+    }
+    expect(ui.pageErrors).toEqual([]);
   });
 });
 

@@ -68,6 +68,10 @@ describe('the Packets tab', () => {
       '2|0.001000|→|TLS|||38|decrypted by SSL_write (openssl), curl pid 77',
     ]);
     expect(await page.locator('[data-testid="packet-row"].record').count()).toBe(1);
+    // the record is no packet: the list counts it apart, and its packets as the tab does
+    expect((await page.getByTestId('tab-packets').textContent())!.replace(/\s+/g, ' ').trim()).toBe('Packets 1');
+    expect((await page.getByTestId('packets-count').textContent())!.trim()).toBe('1 packet');
+    expect((await page.getByTestId('records-count').textContent())!.trim()).toBe(', 1 decrypted record');
     // (the other flow's list: the bytes shown before are gone until a row is picked)
     expect(await page.getByTestId('packet-bytes').count()).toBe(0);
     await page.locator('[data-testid="packet-row"].record').click();
@@ -97,6 +101,39 @@ describe('a TCP flow\'s connection state', () => {
     await expect.poll(async () => page.getByTestId('tcp-state').textContent(), { timeout: 10_000 }).toMatch(/^established — handshake completed/);
     // (its request was sent again)
     expect(await page.getByTestId('tcp-retransmissions').textContent()).toBe('1 segment sent again (retransmissions)');
+    expect(app.ui.pageErrors).toEqual([]);
+  });
+
+  it('keeps the marks in view as the table narrows: beside the detail, and in a small window', async () => {
+    const { page } = app.ui;
+    const shown = async (width: number, detail: boolean): Promise<string[]> => {
+      await page.setViewportSize({ width, height: 900 });
+      if (detail) await page.getByTestId('flow-row').nth(0).click();
+      else await page.keyboard.press('Escape');
+      await expect.poll(() => page.getByTestId('detail').count()).toBe(detail ? 1 : 0);
+      const table = (await page.getByTestId('flow-scroller').boundingBox())!;
+      const seen: string[] = [];
+      for (const m of await page.getByTestId('conn-state').all()) {
+        const box = await m.boundingBox();
+        // (drawn, inside the table, and ending before the next cell begins)
+        if (!(await m.isVisible()) || !box || box.width === 0 || box.x + box.width > table.x + table.width) continue;
+        const nextCell = await m.evaluate((el) => {
+          let cell = el.parentElement!.nextElementSibling;
+          while (cell && cell.getBoundingClientRect().width === 0) cell = cell.nextElementSibling;
+          return cell ? cell.getBoundingClientRect().left : Infinity;
+        });
+        if (box.x + box.width <= nextCell) seen.push((await m.textContent())!);
+      }
+      return seen;
+    };
+    try {
+      for (const [width, detail] of [[1440, true], [1280, true], [1024, true], [900, false], [700, false]] as const) {
+        expect(await shown(width, detail), `${width} px${detail ? ', detail open' : ''}`).toEqual(['no reply', 'refused']);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await page.keyboard.press('Escape');
+    }
     expect(app.ui.pageErrors).toEqual([]);
   });
 

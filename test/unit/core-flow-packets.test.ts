@@ -169,6 +169,20 @@ describe('a flow\'s packets', () => {
       [2, 'record', 'c2s', 27, null, 'decrypted by SSL_write (openssl), curl pid 321'],
       [3, 'record', 's2c', 27, null, 'decrypted by SSL_read (openssl), curl pid 321'],
     ]);
+    // (the records are counted apart: the packets are the flow's, as its Packets tab is labelled)
+    expect([p.total, p.records, p.total - p.records]).toEqual([3, 2, flow.packets]);
+  });
+
+  it('counts a hooked flow\'s packets apart from its records, as many packets as the flow has (both ends hooked, real capture)', async () => {
+    const path = join(FIX, 'ebpf-lo-hooks.pcapng');
+    const flows = await load(path);
+    expect(flows.length).toBe(11);
+    for (const flow of flows) {
+      const p = await flowPackets([{ path }], flow);
+      expect(p.total - p.records, flow.id).toBe(flow.packets);
+      expect(p.records, flow.id).toBe(p.rows.filter((r) => r.kind === 'record').length);
+    }
+    expect(flows.reduce((n, f) => n + f.packets, 0)).toBe(170);
   });
 
   it('lists UDP datagrams without TCP fields, and gives the first rows of a long flow with its total', async () => {
@@ -184,7 +198,7 @@ describe('a flow\'s packets', () => {
     expect(all.rows.map((r) => [r.dir, r.payload, r.flags, r.seq, r.ack])).toEqual(
       Array.from({ length: 7 }, (_, i) => [i % 2 === 0 ? 'c2s' : 's2c', 10 + i, null, null, null]));
     const some = await flowPackets([{ path }], flow!, 3);
-    expect([some.rows.length, some.total, some.truncated]).toEqual([3, 7, true]);
+    expect([some.rows.length, some.total, some.records, some.truncated]).toEqual([3, 7, 0, true]);
     expect(some.rows).toEqual(all.rows.slice(0, 3));
   });
 

@@ -532,6 +532,29 @@ describe('decrypted plaintext and process attribution', () => {
     expect(f.tls?.server?.reason).toMatch(/java-jsse has no hook/);
   });
 
+  it("says whose process a flow's process is: the client's, else the server's (a client gone before it was polled)", () => {
+    const flowOf = (owners: { client: boolean; server: boolean }): Flow => {
+      const b = new CaptureBuilder();
+      b.record({ t: 'capture', v: 1, mode: 'afpacket', requestedMode: 'afpacket', reason: 'requested', hostname: 'node-1' });
+      if (owners.client) b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 100, comm: 'curl' });
+      if (owners.server) b.record({ t: 'conn', proto: 'tcp', local: server, remote: client, role: 'server', pid: 200, comm: 'python3' });
+      tcpConversation(b, client, server, [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')], [Buffer.from('HTTP/1.1 204 No Content\r\n\r\n')]);
+      return analyze(b.build()).flows[0]!;
+    };
+    const both = flowOf({ client: true, server: true });
+    expect([both.process?.comm, both.processSide, both.peerProcess?.comm]).toEqual(['curl', 'client', 'python3']);
+    const clientOnly = flowOf({ client: true, server: false });
+    expect([clientOnly.process?.comm, clientOnly.processSide, clientOnly.peerProcess]).toEqual(['curl', 'client', null]);
+    // (the server in `process`, as before, but now told apart from a client)
+    const serverOnly = flowOf({ client: false, server: true });
+    expect([serverOnly.process?.comm, serverOnly.processSide, serverOnly.peerProcess]).toEqual(['python3', 'server', null]);
+    const none = flowOf({ client: false, server: false });
+    expect([none.process, none.processSide]).toEqual([null, null]);
+    const side = compileFilter('process.side == "server"');
+    expect([both, clientOnly, serverOnly, none].map((f) => side(f))).toEqual([false, false, true, false]);
+    expect([both, clientOnly, serverOnly, none].map((f) => compileFilter('process.side == "client"')(f))).toEqual([true, true, false, false]);
+  });
+
   it('tells the decrypted response parser each request method: a HEAD response with Content-Length has no body', () => {
     for (const pipelined of [false, true]) {
       const b = new CaptureBuilder();

@@ -219,7 +219,7 @@ describe('CoreService queries', () => {
     expect(d.clientBytesHex).toBe('160301000101');
     await expect(svc.flowDetail({ sessionId: s.id, flowId: 'nope' })).rejects.toMatchObject({ code: 'E_FLOW_NOT_FOUND' });
     const libs = await svc.libraries({ sessionId: s.id });
-    expect(libs.find((r) => r.side === 'client')).toMatchObject({ library: 'openssl', flows: 1, plaintextFlows: 1 });
+    expect(libs.sides.find((r) => r.side === 'client')).toMatchObject({ library: 'openssl', flows: 1, plaintextFlows: 1 });
     const progress: ApiEvents['exportProgress'][] = [];
     svc.on('exportProgress', (p) => progress.push(p));
     const out = join(tmp, 'q-export.pcapng');

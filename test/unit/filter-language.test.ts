@@ -4,6 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { compileFilter, compileFilterPlan, checkFilter, filterHelp, FIELDS } from '../../src/filter/index.js';
 import { isTapscopeError } from '../../src/errors.js';
+import { filterMark } from '../../src/cli/flows-output.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
 
 function side(library: TlsSideVerdict['library'], plaintext: boolean, via: TlsSideVerdict['via'] = 'process'): TlsSideVerdict {
@@ -180,6 +181,25 @@ describe('errors point at the bad token', () => {
       expect(checkFilter(expr)).toEqual({ ok: false, message: e.message, position: pos });
     });
   }
+  it('a character outside the BMP is quoted whole, at its UTF-16 position, and the CLI marks it one column wide', () => {
+    // (an emoji is two UTF-16 units: the message quoted the first alone, a lone surrogate shown as "\ufffd")
+    const cases: [string, number, string][] = [
+      ['tls.sni contains "a" && 😀', 25, '                          ^'],
+      ['tls.sni == "😀" && 😀x', 20, '                    ^'],
+    ];
+    for (const [expr, pos, caret] of cases) {
+      let err: unknown;
+      try {
+        compileFilter(expr);
+      } catch (e) {
+        err = e;
+      }
+      const e = err as Error & { details: { position: number; token: string } };
+      expect(e.message).toBe(`unexpected "😀" at ${pos}`);
+      expect(e.details).toMatchObject({ position: pos, token: '😀' });
+      expect(filterMark({ ...e.details, filter: expr })).toBe(`  ${expr}\n${caret}\n`);
+    }
+  });
   it('a valid filter checks ok', () => {
     expect(checkFilter('tls.sni contains "x" && port == 443')).toEqual({ ok: true });
   });

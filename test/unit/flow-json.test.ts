@@ -51,8 +51,9 @@ function generatedCapture(flowsOfEach: number): Buffer {
   for (let i = 0; i < flowsOfEach; i++) {
     const client = { ip: `10.1.${i >> 8}.${i & 255}`, port: 40000 + (i % 20000) };
     const server = { ip: '10.2.0.1', port: 443 };
-    b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 4242, comm: 'curl' });
-    if (i % 2 === 0) b.record({ t: 'conn', proto: 'tcp', local: server, remote: client, role: 'server', pid: 7, comm: 'nginx' });
+    // (every fourth odd one with the server's process only: processSide "server")
+    if (i % 4 !== 3) b.record({ t: 'conn', proto: 'tcp', local: client, remote: server, role: 'client', pid: 4242, comm: 'curl' });
+    if (i % 2 === 0 || i % 4 === 3) b.record({ t: 'conn', proto: 'tcp', local: server, remote: client, role: 'server', pid: 7, comm: 'nginx' });
     tcpConversation(b, client, server, [hello], [SERVER_HELLO]);
     if (i % 3 === 0) b.tls(client, server, 'out', Buffer.from(`GET /p/${i}?q="x" HTTP/1.1\r\nHost: h${i}.test\r\n\r\n`), { pid: 4242, comm: 'curl', lib: 'openssl' });
     const web = { ip: client.ip, port: client.port + 1 };
@@ -94,7 +95,8 @@ describe('flow records as JSON lines', () => {
     }
     // the generated capture has every kind of flow the analyzer makes; check it has the fields that matter
     const flows = (await analyzeFiles([{ path: generated }])).analyzer.flows();
-    expect(flows.some((f) => f.process?.containerId === 'c0ffee' && f.peerProcess?.comm === 'nginx: wörker')).toBe(true);
+    expect(flows.some((f) => f.process?.containerId === 'c0ffee' && f.processSide === 'client' && f.peerProcess?.comm === 'nginx: wörker')).toBe(true);
+    expect(flows.some((f) => f.process?.comm === 'nginx: wörker' && f.processSide === 'server' && f.peerProcess === null)).toBe(true);
     expect(flows.some((f) => f.tls?.client?.version === '3.0.2')).toBe(true);
     expect(flows.some((f) => f.dns?.[0]?.answers.length === 1)).toBe(true);
     expect(flows.some((f) => f.netns === 4026532999 && f.seenBy === 'hook-only')).toBe(true);

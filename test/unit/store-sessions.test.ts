@@ -2,14 +2,20 @@
 // session.json of the wrong shape is reported for that session while the others list; the index is a cache that a
 // read-only folder cannot break and that is rebuilt when the capture changed or the index is malformed; an id never
 // reaches outside the sessions folder; a killed capture is said to be one; a file that is no capture leaves no
-// session; a damaged keys.log costs the decryption, not the session. Real files, the real SessionStore and CoreService.
+// session; a damaged keys.log costs the decryption, not the session; a directory or "~/" given as a file is read as the
+// CLI and a shell read it; a file dropped in web mode is one session however often it is dropped, and goes with it.
+// Real files, the real SessionStore and CoreService.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
+import { storeUpload } from '../../src/server/uploads.js';
+import { loadCoreService } from '../../src/server/load-service.js';
 import { parseBuffer } from '../../src/pcapng/index.js';
 import { CaptureBuilder } from './core-packet-builder.js';
 
@@ -216,6 +222,28 @@ describe('opening files', () => {
     expect(store.list()).toEqual([]);
   });
 
+  it('a directory is said to be one, a missing file missing, and "~/" is the home folder, as a shell reads it', async () => {
+    const home = join(tmp, 'home');
+    mkdirSync(join(home, 'captures.pcapng'), { recursive: true });
+    writeFileSync(join(home, 'x.pcapng'), stream(3));
+    const svc = new CoreService({ store: new SessionStore(join(tmp, 'paths', 'sessions')) });
+    const was = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      await expect(svc.openFile({ path: join(home, 'captures.pcapng') })).rejects.toMatchObject({
+        code: 'E_FILE_UNREADABLE', message: `${join(home, 'captures.pcapng')} is a directory, not a capture file`,
+      });
+      await expect(svc.openFile({ path: '~' })).rejects.toMatchObject({ code: 'E_FILE_UNREADABLE', message: `${home} is a directory, not a capture file` });
+      await expect(svc.openFile({ path: join(home, 'y.pcapng') })).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND', message: `no such file: ${join(home, 'y.pcapng')}` });
+      const s = await svc.openFile({ path: '~/x.pcapng' });
+      expect([s.name, s.file, s.packets]).toEqual(['x.pcapng', join(home, 'x.pcapng'), 3]);
+      // (only a leading "~/": any other "~" is part of a name, relative to the working folder as before)
+      await expect(svc.openFile({ path: 'a~/x.pcapng' })).rejects.toMatchObject({ message: `no such file: ${join(process.cwd(), 'a~/x.pcapng')}` });
+    } finally {
+      process.env.HOME = was;
+    }
+  });
+
   it('a session whose keys.log is damaged opens without decryption, saying so', async () => {
     const store = new SessionStore(join(tmp, 'keys', 'sessions'));
     const id = await captured(store, 4);
@@ -224,5 +252,89 @@ describe('opening files', () => {
     expect((await svc.queryFlows({ sessionId: id, offset: 0, limit: 100 })).total).toBe(4);
     const s = await svc.openSession({ sessionId: id });
     expect(s.notes).toContainEqual(expect.stringMatching(/^the session's key log cannot be used \(.*keys\.log holds no TLS secrets.*\); its TLS connections are shown without decryption$/));
+  });
+});
+
+describe('files dropped in web mode (the uploads folder)', () => {
+  const upload = (store: SessionStore, bytes: Buffer, name: string): Promise<string> => storeUpload(Readable.from([bytes]), store.uploads, name);
+  const uploads = (store: SessionStore): string[] => readdirSync(store.uploads, { recursive: true, encoding: 'utf8' }).sort();
+
+  it('the same file dropped again opens its session, named as the file; deleting the session deletes the copy (only)', async () => {
+    const store = new SessionStore(join(tmp, 'drop', 'sessions'));
+    expect(store.uploads).toBe(join(tmp, 'drop', 'uploads'));
+    const svc = new CoreService({ store });
+    const first = await upload(store, stream(5), 'my capture (1).pcapng');
+    const again = await upload(store, stream(5), 'my capture (1).pcapng');
+    expect(again).toBe(first);
+    const s = await svc.openFile({ path: first });
+    expect((await svc.openFile({ path: again })).id).toBe(s.id);
+    expect([s.name, s.packets]).toEqual(['my capture (1).pcapng', 5]);
+    // another content under that name, and that content under another name: files (and sessions) of their own
+    const other = await upload(store, stream(6), 'my capture (1).pcapng');
+    const renamed = await upload(store, stream(5), 'copy.pcapng');
+    expect(new Set([first, other, renamed]).size).toBe(3);
+    const o = await svc.openFile({ path: other });
+    const r = await svc.openFile({ path: renamed });
+    expect(store.list()).toHaveLength(3);
+    expect(uploads(store)).toHaveLength(5);
+
+    await svc.deleteSession({ sessionId: s.id });
+    expect(existsSync(first)).toBe(false);
+    // (its content's folder stays while the other name of that content is in it)
+    expect(uploads(store).filter((f) => f.endsWith('.pcapng'))).toEqual([relative(store.uploads, other), relative(store.uploads, renamed)].sort());
+    await svc.deleteSession({ sessionId: r.id });
+    await svc.deleteSession({ sessionId: o.id });
+    expect(uploads(store)).toEqual([]);
+    // a file opened from anywhere else is the user's: its session goes, the file stays
+    const mine = join(tmp, 'drop', 'mine.pcapng');
+    writeFileSync(mine, stream(2));
+    await svc.deleteSession({ sessionId: (await svc.openFile({ path: mine })).id });
+    expect(existsSync(mine)).toBe(true);
+  });
+
+  it('a gzip-compressed upload goes with its session too, and one that is no capture goes at once', async () => {
+    const store = new SessionStore(join(tmp, 'drop-gz', 'sessions'));
+    const svc = new CoreService({ store });
+    const gz = await upload(store, gzipSync(stream(4)), 'c.pcapng.gz');
+    const s = await svc.openFile({ path: gz });
+    expect(store.get(s.id).openedFrom).toBe(gz);
+    await svc.deleteSession({ sessionId: s.id });
+    const text = await upload(store, Buffer.from('these are my notes, not a capture\n'), 'notes.pcapng');
+    await expect(svc.openFile({ path: text })).rejects.toMatchObject({ code: 'E_PCAPNG_MALFORMED' });
+    expect(uploads(store)).toEqual([]);
+  });
+
+  it('at start, uploads no session names and an hour old are removed: older versions\' copies of deleted sessions', async () => {
+    const store = new SessionStore(join(tmp, 'orphans', 'sessions'));
+    const svc = new CoreService({ store });
+    mkdirSync(store.uploads, { recursive: true });
+    // Tapscope 0.1 stored each drop as <ms>-<name> and left it when its session was deleted
+    const legacy = (name: string): string => {
+      const p = join(store.uploads, name);
+      writeFileSync(p, stream(2));
+      return p;
+    };
+    const orphan = legacy('1795958352862-capture.pcapng');
+    const kept = legacy('1795958354013-capture.pcapng');
+    const brokenOwn = legacy('1795958355000-other.pcapng');
+    const part = legacy('.0123456789abcdef.part');
+    const fresh = await upload(store, stream(3), 'fresh.pcapng');
+    const dropped = await upload(store, stream(4), 'dropped.pcapng');
+    await svc.openFile({ path: kept });
+    await svc.openFile({ path: dropped });
+    // a session whose session.json cannot be read, naming an upload as its capture: kept until it is fixed
+    const broken = await svc.openFile({ path: brokenOwn });
+    writeFileSync(join(store.root, broken.id, 'session.json'), `{"file": ${JSON.stringify(brokenOwn)}, "name": `);
+    const hourAgo = (Date.now() - 61 * 60_000) / 1000;
+    for (const f of [orphan, kept, brokenOwn, part, dropped]) utimesSync(f, hourAgo, hourAgo);
+
+    // (the app's service sweeps as it starts: Electron's and web mode's)
+    await (await loadCoreService({ store })).close();
+    for (const f of [orphan, part]) expect(existsSync(f), f).toBe(false);
+    for (const f of [kept, brokenOwn, fresh, dropped]) expect(existsSync(f), f).toBe(true);
+    expect(store.removeOrphanUploads()).toEqual([]);
+    // (one just uploaded, whose session is not made yet, goes once an hour old)
+    expect(store.removeOrphanUploads(Date.now() + 61 * 60_000)).toEqual([fresh]);
+    expect(existsSync(dirname(fresh))).toBe(false);
   });
 });

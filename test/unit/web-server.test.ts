@@ -1,8 +1,9 @@
 // Web mode's gatekeeping and carrier, end to end over real HTTP and WebSocket: the token, Host and
-// Origin checks, the call/response/event protocol, request validation, local pty shells, upload/download.
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Origin checks, the call/response/event protocol, request validation, local pty shells, upload/download, a dropped
+// file stored once and deleted with its session.
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -55,7 +56,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'assets', 'app.js'), 'console.log(1)');
   process.env.TAPSCOPE_RENDERER_DIR = dir;
   core = await openSyntheticSession(300);
-  server = await startWebServer({ service: core.service, uploadDir: join(dir, 'uploads') });
+  server = await startWebServer({ service: core.service, uploadDir: core.service.store.uploads });
 });
 
 afterAll(async () => {
@@ -176,11 +177,34 @@ describe('web server API carrier', () => {
     expect(up.status).toBe(200);
     const path = (JSON.parse(up.body) as { path: string }).path;
     expect(path).toMatch(/a\.pcapng$/);
-    expect(path.startsWith(join(dir, 'uploads') + '/')).toBe(true);
+    expect(path.startsWith(core.service.store.uploads + '/')).toBe(true);
     expect(path).not.toContain('..');
     expect(readFileSync(path, 'utf8')).toBe('pcapng-bytes');
     const dl = await get(`/api/download?token=${server.token}&path=${encodeURIComponent(path)}`);
     expect(dl.status).toBe(404);
-    rmSync(path);
+    rmSync(dirname(path), { recursive: true });
+  });
+
+  it('stores a dropped file once, by its own name: dropped again it opens the same session, whose deletion takes it', async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    const capture = readFileSync(core.session.file);
+    const drop = async (): Promise<string> => {
+      const up = await get(`/api/upload?token=${server.token}&name=${encodeURIComponent('my capture.pcapng')}`, { origin }, 'POST', capture);
+      return (JSON.parse(up.body) as { path: string }).path;
+    };
+    const first = await drop();
+    expect(await drop()).toBe(first);
+    expect(basename(first)).toBe('my capture.pcapng');
+    const ws = await openWs(`?token=${server.token}`, origin);
+    try {
+      const opened = await rpc(ws, 1, 'openFile', { path: first });
+      const again = await rpc(ws, 2, 'openFile', { path: await drop() });
+      const s = opened.result as { id: string; name: string; flows: number };
+      expect([s.name, s.flows, (again.result as { id: string }).id]).toEqual(['my capture.pcapng', 300, s.id]);
+      expect((await rpc(ws, 3, 'deleteSession', { sessionId: s.id })).ok).toBe(true);
+      expect(readdirSync(core.service.store.uploads)).toEqual([]);
+    } finally {
+      ws.close();
+    }
   });
 });

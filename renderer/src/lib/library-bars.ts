@@ -1,33 +1,30 @@
-// Per-library bars for the TLS libraries chart, merged from the core's per-side breakdown rows.
+// Per-library bars for the TLS libraries chart and table: each library's flows counted once (the core's totals), with
+// its per-side rows beside them and the reasons plaintext was not captured, by side.
+import type { LibraryBreakdown } from '../../../src/api/contract.js';
 import type { LibraryBreakdownRow, TlsLibrary } from '../../../src/model/flow.js';
 
 export interface LibraryBar {
   library: TlsLibrary;
+  /** flows with this library on either side, each once, their bytes, and those with plaintext on its side(s) */
   flows: number;
   bytes: number;
   plaintextFlows: number;
-  sides: ('client' | 'server')[];
-  reasons: [string, number][];
+  /** the library's client and server rows, as `tapscope libraries` lists them (a flow with it on both sides is in both) */
+  sides: LibraryBreakdownRow[];
+  /** why plaintext was not captured: side, reason, how many flows, most first */
+  reasons: [LibraryBreakdownRow['side'], string, number][];
 }
 
-/** Merges the client/server rows of each library, biggest first. */
-export function mergeRows(rows: LibraryBreakdownRow[]): LibraryBar[] {
-  const by = new Map<TlsLibrary, LibraryBar & { reasonMap: Map<string, number> }>();
-  for (const r of rows) {
-    let b = by.get(r.library);
-    if (!b) {
-      b = { library: r.library, flows: 0, bytes: 0, plaintextFlows: 0, sides: [], reasons: [], reasonMap: new Map() };
-      by.set(r.library, b);
-    }
-    b.flows += r.flows;
-    b.bytes += r.bytes;
-    b.plaintextFlows += r.plaintextFlows;
-    if (!b.sides.includes(r.side)) b.sides.push(r.side);
-    for (const [reason, n] of Object.entries(r.reasons ?? {})) b.reasonMap.set(reason, (b.reasonMap.get(reason) ?? 0) + n);
-  }
-  return [...by.values()]
-    .map(({ reasonMap, ...b }) => ({ ...b, reasons: [...reasonMap.entries()].sort((x, y) => y[1] - x[1]) }))
-    .sort((a, b) => b.flows - a.flows || a.library.localeCompare(b.library));
+/** One bar per library, in the core's order (most flows first). */
+export function libraryBars(breakdown: LibraryBreakdown | null): LibraryBar[] {
+  if (!breakdown) return [];
+  return breakdown.libraries.map((t) => {
+    const sides = breakdown.sides.filter((r) => r.library === t.library).sort((a, b) => a.side.localeCompare(b.side));
+    const reasons = sides
+      .flatMap((r) => Object.entries(r.reasons ?? {}).map(([reason, n]): LibraryBar['reasons'][number] => [r.side, reason, n]))
+      .sort((x, y) => y[2] - x[2]);
+    return { ...t, sides, reasons };
+  });
 }
 
 /** The flow filter that selects one library's flows (the core's filter language). */

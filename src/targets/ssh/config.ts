@@ -10,6 +10,7 @@ import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { dirname, join, isAbsolute, basename } from 'node:path';
 import { TapscopeError } from '../../errors.js';
+import { expandTilde } from '../../util/paths.js';
 
 export interface SshConfigEntry {
   /** Host patterns of the block; `null` for keywords before the first Host or Match line (they apply to all). */
@@ -164,12 +165,6 @@ function patternListMatches(patterns: string[], value: string, ignoreCase: boole
     }
   }
   return positive;
-}
-
-export function expandTilde(p: string): string {
-  if (p === '~') return homedir();
-  if (p.startsWith('~/')) return join(homedir(), p.slice(2));
-  return p;
 }
 
 /** Parses `[user@]host[:port]` or `ssh://[user@]host[:port]` (IPv6 in brackets). */

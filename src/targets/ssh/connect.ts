@@ -6,11 +6,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig, type NegotiatedAlgorithms, type ParsedKey, type ServerHostKeyAlgorithm } from 'ssh2';
 import { TapscopeError } from '../../errors.js';
+import { expandTilde } from '../../util/paths.js';
 import type { PromptFn } from '../target.js';
 
 // why: ssh2 is CommonJS; Node's ESM loader does not see its named exports, only the default one.
 const { Client: SshClient, utils } = ssh2;
-import { loadSshConfig, resolveHost, type ResolvedHost, expandTilde } from './config.js';
+import { loadSshConfig, resolveHost, type ResolvedHost } from './config.js';
 import { appendKnownHost, checkHostKey, fingerprintSha256, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, knownKeyTypes, loadKnownHosts, type KnownHosts } from './known-hosts.js';
 
 export interface SshConnectOptions {

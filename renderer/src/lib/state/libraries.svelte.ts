@@ -1,21 +1,18 @@
-// The TLS libraries view's state: the core's per-library breakdown, merged into one bar per library
-// (client and server sides summed) with the reasons plaintext was not captured.
-import type { LibraryBreakdownRow } from '../../../../src/model/flow.js';
-import { mergeRows } from '../library-bars.js';
+// The TLS libraries view's state: the core's per-library breakdown (each flow counted once per library, and the
+// per-side rows), one bar per library with the reasons plaintext was not captured.
+import type { LibraryBreakdown } from '../../../../src/api/contract.js';
+import { libraryBars } from '../library-bars.js';
 import { getApi } from '../api.js';
 import { ui } from './ui.svelte.js';
 
-export { libraryFilter, mergeRows, type LibraryBar } from '../library-bars.js';
+export { libraryBars, libraryFilter, type LibraryBar } from '../library-bars.js';
 
 export class LibrariesState {
-  rows = $state<LibraryBreakdownRow[]>([]);
+  breakdown = $state<LibraryBreakdown | null>(null);
   loading = $state(false);
-  bars = $derived(mergeRows(this.rows));
+  bars = $derived(libraryBars(this.breakdown));
   maxFlows = $derived(Math.max(1, ...this.bars.map((b) => b.flows)));
   maxBytes = $derived(Math.max(1, ...this.bars.map((b) => b.bytes)));
-  totals = $derived(
-    this.bars.reduce((t, b) => ({ flows: t.flows + b.flows, plaintext: t.plaintext + b.plaintextFlows }), { flows: 0, plaintext: 0 }),
-  );
 
   private reloadTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -30,12 +27,12 @@ export class LibrariesState {
 
   async load(sessionId: string | null, filter?: string): Promise<void> {
     if (!sessionId) {
-      this.rows = [];
+      this.breakdown = null;
       return;
     }
     this.loading = true;
     try {
-      this.rows = await getApi().libraries(filter ? { sessionId, filter } : { sessionId });
+      this.breakdown = await getApi().libraries(filter ? { sessionId, filter } : { sessionId });
     } catch (e) {
       ui.error(e);
     } finally {

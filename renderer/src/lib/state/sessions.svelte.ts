@@ -15,7 +15,8 @@ export class SessionsState {
   counters = $state<Record<string, LiveCounters>>({});
   nodeStatus = $state<Record<string, Record<string, NodeStatus>>>({});
   exportProgress = $state<Record<string, { done: number; total: number }>>({});
-  lastExport = $state<{ path: string; bytes: number; format: string } | null>(null);
+  /** the last export's file, and the filter that narrowed it (null: the whole session) */
+  lastExport = $state<{ path: string; bytes: number; format: string; filter: string | null } | null>(null);
   current = $derived(this.list.find((s) => s.id === this.currentId) ?? null);
   sorted = $derived([...this.list].sort((a, b) => b.createdAt - a.createdAt));
   /** Totals of the current session's live counters (drops summed over nodes). */
@@ -146,8 +147,8 @@ export class SessionsState {
     this.exportProgress[id] = { done: 0, total: 1 };
     try {
       const r = await getApi().exportSession(filter ? { sessionId: id, format, filter } : { sessionId: id, format });
-      this.lastExport = { ...r, format };
-      ui.notify('info', `Exported ${format.toUpperCase()} to ${r.path}`);
+      this.lastExport = { ...r, format, filter: filter ?? null };
+      ui.notify('info', `Exported ${format.toUpperCase()}${filter ? ` of the flows matching ${filter}` : ''} to ${r.path}`);
       return r;
     } catch (e) {
       ui.error(e);

@@ -12,7 +12,7 @@ import { openSyntheticSession, type CoreSession } from '../../../../test/ui/core
 import { createWsTransport } from '../ws-transport.js';
 import { ConnectState } from './connect.svelte.js';
 import { FlowsState, PAGE_SIZE } from './flows.svelte.js';
-import { LibrariesState, libraryFilter, mergeRows } from './libraries.svelte.js';
+import { LibrariesState, libraryFilter } from './libraries.svelte.js';
 import { PromptsState } from './prompts.svelte.js';
 import { SessionsState } from './sessions.svelte.js';
 import { TerminalsState } from './terminals.svelte.js';
@@ -126,21 +126,30 @@ describe('ConnectState', () => {
 });
 
 describe('LibrariesState', () => {
-  it('merges client and server sides per library with reasons, biggest first', () => {
-    const bars = mergeRows([
-      { library: 'openssl', side: 'client', flows: 3, bytes: 300, plaintextFlows: 3 },
-      { library: 'java-jsse', side: 'client', flows: 4, bytes: 10, plaintextFlows: 0, reasons: { 'no hook for JSSE': 4 } },
-      { library: 'openssl', side: 'server', flows: 2, bytes: 200, plaintextFlows: 1, reasons: { 'process started before capture': 1 } },
-    ]);
-    expect(bars.map((b) => [b.library, b.flows, b.plaintextFlows, b.sides.join('+')])).toEqual([
-      ['openssl', 5, 4, 'client+server'],
-      ['java-jsse', 4, 0, 'client'],
-    ]);
-    expect(bars[1]?.reasons).toEqual([['no hook for JSSE', 4]]);
+  it("shows each library's flows counted once, as the core totals them, with its sides and their reasons beside", () => {
+    // (openssl on both sides of 2 flows, on the server side only of a third: 3 flows, 5 flow sides)
     const l = new LibrariesState();
-    l.rows = [{ library: 'gnutls', side: 'client', flows: 2, bytes: 5, plaintextFlows: 1 }];
-    expect(l.maxFlows).toBe(2);
-    expect(l.totals).toEqual({ flows: 2, plaintext: 1 });
+    l.breakdown = {
+      sides: [
+        { library: 'openssl', side: 'server', flows: 3, bytes: 300, plaintextFlows: 2, reasons: { 'process started before capture': 1 } },
+        { library: 'java-jsse', side: 'client', flows: 4, bytes: 10, plaintextFlows: 0, reasons: { 'no hook for JSSE': 4 } },
+        { library: 'openssl', side: 'client', flows: 2, bytes: 200, plaintextFlows: 2 },
+      ],
+      libraries: [
+        { library: 'java-jsse', flows: 4, bytes: 10, plaintextFlows: 0 },
+        { library: 'openssl', flows: 3, bytes: 300, plaintextFlows: 2 },
+      ],
+      flows: 7,
+      plaintextFlows: 2,
+    };
+    expect(l.bars.map((b) => [b.library, b.flows, b.bytes, b.plaintextFlows, b.sides.map((r) => `${r.side} ${r.flows}`).join(', ')])).toEqual([
+      ['java-jsse', 4, 10, 0, 'client 4'],
+      ['openssl', 3, 300, 2, 'client 2, server 3'],
+    ]);
+    expect(l.bars.map((b) => b.reasons)).toEqual([[['client', 'no hook for JSSE', 4]], [['server', 'process started before capture', 1]]]);
+    expect([l.maxFlows, l.maxBytes]).toEqual([4, 300]);
+    l.breakdown = null;
+    expect(l.bars).toEqual([]);
     expect(libraryFilter('go-crypto-tls')).toBe('tls.library == "go-crypto-tls"');
   });
 });

@@ -1,0 +1,53 @@
+// Files dropped into the browser in web mode, stored where the core can open them: uploads/<size>-<sha256>/<name>, a
+// folder per content holding the file under its own name. The same file dropped again (same name, size and content)
+// is the same path, so the core opens the session it already has for it (openFile finds a session by its file), and
+// that session is named as the file is. A session opened from an upload owns it: deleting the session deletes it,
+// and uploads no session names are removed when the app starts (SessionStore.delete, removeOrphanUploads): a key log
+// chosen for a session comes this way too, and is copied into the session, so its upload is one of those.
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isFile } from '../util/paths.js';
+
+/**
+ * The name a dropped file is stored under: its own, without a folder or control characters. A name that is none ('',
+ * '.', '..') is upload.pcapng.
+ */
+function uploadName(raw: string | null): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is taken out
+  const name = basename(raw ?? '').replace(/[\x00-\x1f\x7f-\x9f]/g, '_');
+  return name === '' || name === '.' || name === '..' ? 'upload.pcapng' : name;
+}
+
+/**
+ * Stores the bytes of `body` in `dir` as the file named `name` (the browser's name of the dropped file), hashing them
+ * as they are written, and returns its path. A file of that name and content already there is kept as it is (a session
+ * may be reading it).
+ */
+export async function storeUpload(body: Readable, dir: string, name: string | null): Promise<string> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // (a dot name in the uploads folder: no upload's folder is one; a server killed while it comes leaves it for the sweep)
+  const part = join(dir, `.${randomBytes(8).toString('hex')}.part`);
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    await pipeline(body, async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+    }, createWriteStream(part, { mode: 0o600 }));
+    const folder = join(dir, `${size}-${hash.digest('hex')}`);
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const path = join(folder, uploadName(name));
+    if (isFile(path)) rmSync(part);
+    else renameSync(part, path);
+    return path;
+  } catch (e) {
+    rmSync(part, { force: true });
+    throw e;
+  }
+}
