@@ -34,7 +34,7 @@ interface Token {
   pos: number;
 }
 
-const OPS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '~'];
+const OPS = ['===', '!==', '==', '!=', '<=', '>=', '&&', '||', '~=', '<', '>', '!', '~'];
 const WORD = /[A-Za-z0-9_.:/\-*+]/;
 
 function syntax(message: string, tok: { pos: number; text: string }): TapscopeError {
@@ -140,9 +140,11 @@ function lex(src: string): Token[] {
   return out;
 }
 
-const COMPARE_OPS = new Set(['==', '!=', '<', '<=', '>', '>=', 'contains', 'matches', 'in']);
-/** Wireshark's other spellings of the comparisons */
-const OP_WORDS: Readonly<Record<string, string>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=', '~': 'matches' };
+const COMPARE_OPS = new Set(['==', '!=', '===', '!==', '<', '<=', '>', '>=', 'contains', 'matches', 'in']);
+/** Wireshark's other spellings of the comparisons (4.0's: any_eq is ==, all_ne !=, all_eq ===, any_ne !== and ~=) */
+const OP_WORDS: Readonly<Record<string, string>> = {
+  eq: '==', any_eq: '==', ne: '!=', all_ne: '!=', all_eq: '===', any_ne: '!==', '~=': '!==', lt: '<', le: '<=', gt: '>', ge: '>=', '~': 'matches',
+};
 
 /** parentheses and negations one inside another: far beyond any filter a person writes */
 const MAX_DEPTH = 200;
@@ -359,7 +361,13 @@ function anyOfObject(def: FieldDef, op: string, test: (v: NonNullable<FieldValue
   };
 }
 
-function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
+function compare(name: string, def: FieldDef, typedOp: string, v: Token): Pred {
+  // why: Wireshark 4.0's comparisons over a field's several values: `===` (all_eq) holds when values are present and every
+  // one equals, `!==` (any_ne) when some present value differs; each is the equality test negated under the other
+  // quantifier (== is "some equals", != "present and none equals")
+  const all = typedOp === '===' || typedOp === '!==';
+  const op = typedOp === '===' ? '==' : typedOp === '!==' ? '!=' : typedOp;
+  const quantified: typeof anyOf = all ? (d, o, test) => anyOf(d, o === '==' ? '!=' : '==', (x) => !test(x)) : anyOf;
   const bad = (what: string): TapscopeError => syntax(`${what} at ${v.pos}`, v);
   switch (def.type) {
     case 'string': {
@@ -370,9 +378,9 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
       switch (op) {
         case '==':
         case '!=':
-          return codes ? anyOf(def, op, (x) => text(x) === s) : anyOf(def, op, (x) => x === s);
+          return codes ? quantified(def, op, (x) => text(x) === s) : quantified(def, op, (x) => x === s);
         case 'contains':
-          return anyOf(def, op, (x) => text(x).includes(s));
+          return quantified(def, op, (x) => text(x).includes(s));
         case 'matches': {
           // why: as in Wireshark, the pattern is the string unescaped (lex): "\x2e" is a "." matching any character, "\\."
           // a dot; an escape Wireshark's strings lack reaches the regex as written, so "\." is a dot as well
@@ -397,7 +405,7 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
           }
           // (many flows share a value: a host, a method; short ones are answered once)
           const answers = new Map<string, boolean>();
-          return anyOf(def, op, (x) => {
+          return quantified(def, op, (x) => {
             const t = text(x);
             if (t.length > MATCH_CACHE_CHARS) return re.test(t);
             let r = answers.get(t);
@@ -420,7 +428,7 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
         '==': (x) => x === n, '!=': (x) => x === n, '<': (x) => x < n, '<=': (x) => x <= n, '>': (x) => x > n, '>=': (x) => x >= n,
       };
       const t = tests[op]!;
-      return anyOf(def, op, (x) => typeof x === 'number' && t(x));
+      return quantified(def, op, (x) => typeof x === 'number' && t(x));
     }
     case 'ip': {
       if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to address field "${name}"; use ==, != or in`);
@@ -431,14 +439,14 @@ function compare(name: string, def: FieldDef, op: string, v: Token): Pred {
       }
       const m: IpMatcher | null = parseIpOrCidr(v.text);
       if (!m) throw bad(`expected an IP address or CIDR for "${name}", got "${v.text}"`);
-      return anyOf(def, op, (x) => m(String(x)));
+      return quantified(def, op, (x) => m(String(x)));
     }
     case 'bool': {
       if (op !== '==' && op !== '!=') throw bad(`operator "${op}" does not apply to yes/no field "${name}"; use == true or == false`);
       const t = v.text.toLowerCase();
       if (!['true', 'false', '1', '0', 'yes', 'no'].includes(t)) throw bad(`expected true or false for "${name}", got "${v.text}"`);
       const want = t === 'true' || t === '1' || t === 'yes';
-      return anyOf(def, op, (x) => x === want);
+      return quantified(def, op, (x) => x === want);
     }
   }
 }
@@ -513,7 +521,8 @@ export function filterHelp(): string {
     '  in {a b c}  in {500..599}',
     '  (as Wireshark spells them too: eq ne lt le gt ge, ~ for matches; and, or, not)',
     '  a bare field tests presence: tls, http, !tls.client.plaintext',
-    '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match if any element does',
+    '  addresses take CIDR: ip == 10.0.0.0/8; list fields (ip, port, tls.alpn, http.*) match == if any element does,',
+    '    != if none does; === (all_eq) if all do, !== (any_ne, ~=) if any differs, as in Wireshark 4.0',
     ...wrap(`Wireshark's names work too: ${Object.entries(WIRESHARK_NAMES).map(([w, f]) => `${w} (${f})`).join(', ')}`, 110, '  ', '    '),
     'Examples:',
     '  tls.client.library == "java-jsse" && dst.port == 443',

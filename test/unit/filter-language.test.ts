@@ -121,6 +121,20 @@ describe('filter matching', () => {
     ['dst.port lt 443', ['curl', 'dns']],
     ['tls.sni ~ "^api\\."', ['java']],
     ['ip.addr eq 10.0.0.0/8 and not tls', ['curl', 'dns']],
+    // Wireshark 4.0's quantified comparisons over several values (curl's statuses are 200 and 503): != is "none equals",
+    // ~= (any_ne, !==) "some present value differs", === (all_eq) "values present and all equal"; a flow without the field
+    // matches none of them
+    ['http.status != 200', []],
+    ['http.status ~= 200', ['curl']],
+    ['http.status any_ne 200', ['curl']],
+    ['http.status !== 503', ['curl']],
+    ['http.status === 200', []],
+    ['http.status all_eq 200', []],
+    ['http.host === "api.internal"', ['curl']],
+    ['http.host all_ne "api.internal"', []],
+    ['http.host any_eq "api.internal" && dst.port === 80', ['curl']],
+    ['ip ~= 10.0.0.1', ['java', 'curl', 'dns', 'gnutls']],
+    ['tls.client.plaintext === true', ['gnutls']],
   ];
   for (const [expr, want] of cases) it(`${expr || '(empty)'} -> ${want.join(',') || 'none'}`, () => expect(ids(expr)).toEqual(want));
 });
