@@ -245,6 +245,8 @@ interface FlowExtra {
   quicKeys?: QuicDecryptor;
   /** a 101 Switching Protocols answered the connection's HTTP/1: to HTTP/2 (h2c), read as such, or to another protocol, not read */
   upgrade?: 'h2c' | 'other';
+  /** A proxy's tunnel opened (CONNECT answered): what it carries is classified, the flow staying http with its CONNECT */
+  tunnel?: true;
   /** a DTLS flow's handshake messages, each side's, while its hellos are read (null after) */
   dtls?: { c: DtlsHandshake; s: DtlsHandshake; datagrams: number } | null;
   /** an HTTP/1 request was read on the wire */
@@ -2058,7 +2060,7 @@ export class Analyzer {
 
   private setApp(fs: FlowState, app: App): void {
     fs.app = app;
-    fs.flow.app = app === 'classify' ? 'unknown' : app;
+    if (!fs.x?.tunnel) fs.flow.app = app === 'classify' ? 'unknown' : app;
     switch (app) {
       case 'tls':
         this.tlsHello(fs, true);
@@ -2421,15 +2423,13 @@ export class Analyzer {
       dir.http1 = null;
       dir.head = null;
     }
-    fs.app = 'tls';
-    if (c && c2s && c2s.length > 0) {
-      c.head = Buffer.from(c2s);
-      this.tlsHello(fs, true);
-    }
-    if (s && s2c.length > 0) {
-      s.head = s2c;
-      this.tlsHello(fs, false);
-    }
+    // why classified anew, not taken for TLS: a tunnel carries what its client sends, most often TLS, but plain HTTP too
+    // (`curl --proxytunnel -x proxy http://...`), whose requests were not read at all
+    fs.app = 'classify';
+    extra(fs).tunnel = true;
+    if (c && c2s && c2s.length > 0) c.head = Buffer.from(c2s);
+    if (s && s2c.length > 0) s.head = s2c;
+    this.classify(fs, true);
   }
 
   // ---- exchanges ----

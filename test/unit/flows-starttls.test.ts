@@ -217,6 +217,16 @@ describe('HTTPS through a proxy (CONNECT)', () => {
     expect(flows.map((f) => [f.app, f.tls, f.http.map((h) => h.status)])).toEqual([['http', null, [407]], ['http', null, [200]], ['websocket', null, [101]]]);
   });
 
+  it('plain HTTP through the tunnel is read as the proxy\'s client sent it (curl --proxytunnel to an http:// URL)', () => {
+    const [f] = flowsOf([{
+      port: 3128,
+      c2s: ['CONNECT api.example:80 HTTP/1.1\r\nHost: api.example:80\r\n\r\n', 'GET /v1/secret HTTP/1.1\r\nHost: api.example\r\n\r\n'],
+      s2c: [established, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+    }]);
+    expect([f!.app, f!.tls]).toEqual(['http', null]);
+    expect(f!.http.map((h) => [h.method, h.path, h.status])).toEqual([['CONNECT', 'api.example:80', 200], ['GET', '/v1/secret', 200]]);
+  });
+
   it('an interim answer (100 Continue) is not the request\'s status: the answer after it is', () => {
     const [f] = flowsOf([{
       port: 80,
