@@ -1,14 +1,21 @@
 // DNS message dissector over UDP or TCP (2-byte length prefix), using the dns-packet package; answers
-// are flattened to text so every consumer (CLI, filter, UI) shows the same thing.
+// are flattened to text so every consumer (CLI, filter, UI) shows the same thing. A message with a record that cannot
+// be read is read up to that record, as tshark does, and says so (malformed).
 import { createRequire } from 'node:module';
 import type DnsPacketLib from 'dns-packet';
 import type { DnsAnswer } from 'dns-packet';
+import type DnsTypes from 'dns-packet/types.js';
 
 // why require, on first use: imported as ESM, the CommonJS package is first scanned for its exports, a few ms
 // of every start-up, also of captures without DNS (as hpack.js in http2.ts)
 let dnsPacketLib: typeof DnsPacketLib | null = null;
 function dnsPacket(): typeof DnsPacketLib {
   return (dnsPacketLib ??= createRequire(import.meta.url)('dns-packet') as typeof DnsPacketLib);
+}
+let dnsTypes: typeof DnsTypes | null = null;
+/** A record type's name as dns-packet gives it ("A", "TYPE65280"). */
+function typeName(type: number): string {
+  return (dnsTypes ??= createRequire(import.meta.url)('dns-packet/types.js') as typeof DnsTypes).toString(type);
 }
 
 export interface DnsMessage {
@@ -19,9 +26,17 @@ export interface DnsMessage {
   rcode: string;
   /** the message was cut short in the capture (a snap length, the first fragment of a datagram): only its answers before the cut are listed */
   cut: boolean;
+  /**
+   * a question or record could not be read (a name whose compression pointers loop or lead out of the message, a bad
+   * label, data its type's reader refuses): only the questions and answers before it are listed
+   */
+  malformed: boolean;
 }
 
-/** Decode one DNS message; null when the payload is not a well-formed DNS message. */
+/**
+ * Decode one DNS message; null when the payload is not one (its counts or its names' lengths do not fit it). One with a
+ * question or record that cannot be read is read up to it (malformed).
+ */
 export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   let body = payload;
   if (overTcp) {
@@ -41,8 +56,9 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
   const shape = layout(body);
   if (shape === null) return null;
   const cut = !shape.whole;
+  const bytes = cut ? firstAnswers(body, shape.answers, shape.answersEnd) : body;
   try {
-    const p = dnsPacket().decode(cut ? firstAnswers(body, shape.answers, shape.answersEnd) : body);
+    const p = dnsPacket().decode(bytes);
     return {
       id: p.id ?? 0,
       qr: p.type === 'response',
@@ -50,28 +66,110 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
       answers: (p.answers ?? []).map((a) => ({ name: a.name, type: a.type, data: answerText(a) })),
       rcode: p.rcode ?? 'NOERROR',
       cut,
+      malformed: false,
     };
   } catch {
-    return null;
+    // why: dns-packet throws the whole message away for one bad record, its question too: a resolver, or someone on
+    // the path, could so hide what was asked
+    return recordByRecord(bytes, cut);
   }
 }
 
-/** Where the name at buf[at] ends (a pointer ends it), or -1 when it runs past `end` or is not a name. */
+/**
+ * The message `buf` (its layout checked) read one question and record at a time up to the first that cannot be read,
+ * as tshark reads one; malformed from there. Names are read by readName, so one whose pointer leads forward (tshark
+ * reads it, dns-packet refuses it) is read too, in questions and owner names.
+ */
+function recordByRecord(buf: Buffer, cut: boolean): DnsMessage {
+  const lib = dnsPacket();
+  // (the header as dns-packet reads it, from a copy whose counts are zero)
+  const header = lib.decode(Buffer.concat([buf.subarray(0, 4), Buffer.alloc(8)]));
+  const msg: DnsMessage = { id: header.id ?? 0, qr: header.type === 'response', questions: [], answers: [], rcode: header.rcode ?? 'NOERROR', cut, malformed: true };
+  try {
+    let at = 12;
+    for (let i = buf.readUInt16BE(4); i > 0; i--) {
+      const name = readName(buf, at);
+      msg.questions.push({ name: name.name, type: typeName(buf.readUInt16BE(name.end)) });
+      at = name.end + 4;
+    }
+    const answers = buf.readUInt16BE(6);
+    for (let i = 0, records = answers + buf.readUInt16BE(8) + buf.readUInt16BE(10); i < records; i++) {
+      const r = readRecord(lib, buf, at);
+      if (i < answers) msg.answers.push({ name: r.answer.name, type: r.answer.type, data: answerText(r.answer) });
+      at = r.end;
+    }
+    msg.malformed = false;
+  } catch {
+    // (the first question or record that cannot be read ends what is read)
+  }
+  return msg;
+}
+
+/** The record at buf[at] and where it ends: as dns-packet reads it, or, when its owner name is what it refuses, readName's. */
+function readRecord(lib: typeof DnsPacketLib, buf: Buffer, at: number): { answer: DnsAnswer; end: number } {
+  try {
+    const answer = lib.answer.decode(buf, at);
+    return { answer, end: at + lib.answer.decode.bytes };
+  } catch {
+    const name = readName(buf, at);
+    const type = typeName(buf.readUInt16BE(name.end));
+    const end = name.end + 10 + buf.readUInt16BE(name.end + 8);
+    if (end > buf.length) throw new RangeError('record past the message');
+    return { answer: { name: name.name, type, data: lib.record(type).decode(buf, name.end + 8) }, end };
+  }
+}
+
+// (a pointer leads to a label or to another pointer: more of them than a name has labels, 127, is a loop)
+const MAX_POINTERS = 128;
+
+/**
+ * The name at buf[at] and where it ends there, written as dns-packet writes names (its labels as UTF-8 joined by dots,
+ * the root "."). Its compression pointers are followed wherever they lead in the message; a loop of them, a pointer or
+ * label past its end, a bad label type or a name past 255 bytes throws.
+ */
+function readName(buf: Buffer, at: number): { name: string; end: number } {
+  const labels: string[] = [];
+  let end = -1;
+  let length = 1;
+  for (let pointers = 0; ;) {
+    const len = buf[at];
+    if (len === undefined) throw new RangeError('name past the message');
+    if (len === 0) break;
+    if ((len & 0xc0) === 0xc0) {
+      if (at + 2 > buf.length || ++pointers > MAX_POINTERS) throw new RangeError('bad compression pointer');
+      if (end < 0) end = at + 2;
+      at = buf.readUInt16BE(at) & 0x3fff;
+    } else {
+      length += len + 1;
+      if ((len & 0xc0) !== 0 || at + 1 + len > buf.length || length > 255) throw new RangeError('bad label');
+      labels.push(buf.toString('utf8', at + 1, at + 1 + len));
+      at += 1 + len;
+    }
+  }
+  return { name: labels.length === 0 ? '.' : labels.join('.'), end: end < 0 ? at + 1 : end };
+}
+
+/** nameEnd's and recordEnd's answer for a name that is none (a label of a reserved type, more than 127 labels). */
+const NO_NAME = -2;
+
+/** Where the name at buf[at] ends (a pointer ends it); -1 when it runs past `end`, NO_NAME when it is no name. */
 function nameEnd(buf: Buffer, at: number, end: number): number {
   // (a name has at most 127 labels)
-  for (let labels = 0; labels < 128 && at < end; labels++) {
+  let labels = 0;
+  for (; labels < 128 && at < end; labels++) {
     const len = buf[at]!;
     if (len === 0) return at + 1;
     if ((len & 0xc0) === 0xc0) return at + 2 <= end ? at + 2 : -1;
-    if ((len & 0xc0) !== 0) return -1;
+    if ((len & 0xc0) !== 0) return NO_NAME;
     at += 1 + len;
   }
-  return -1;
+  return labels === 128 ? NO_NAME : -1;
 }
 
-/** Where the record at `at` ends, or -1 when it runs past `end`. */
+/** Where the record at `at` ends; -1 when it runs past `end`, NO_NAME when its name is none. */
 function recordEnd(buf: Buffer, at: number, end: number): number {
   const n = nameEnd(buf, at, end);
+  if (n === NO_NAME) return n;
   if (n < 0 || n + 10 > end) return -1;
   const e = n + 10 + buf.readUInt16BE(n + 8);
   return e <= end ? e : -1;
@@ -79,12 +177,14 @@ function recordEnd(buf: Buffer, at: number, end: number): number {
 
 /**
  * The message `buf` as its lengths lay it out, in one walk: how many of its answers lie whole in it and where they end,
- * and whether every record does (not: the capture cut it); null when its questions do not.
+ * and whether every record does (not: the capture cut it); null when its questions do not. A name that is none (NO_NAME)
+ * ends the walk: the message is whole as far as can be told, and malformed there (parseDns reads it up to that name).
  */
 function layout(buf: Buffer): { answers: number; answersEnd: number; whole: boolean } | null {
   let at = 12;
   for (let i = buf.readUInt16BE(4); i > 0; i--) {
     const n = nameEnd(buf, at, buf.length);
+    if (n === NO_NAME) return { answers: 0, answersEnd: at, whole: true };
     if (n < 0 || n + 4 > buf.length) return null;
     at = n + 4;
   }
@@ -92,6 +192,7 @@ function layout(buf: Buffer): { answers: number; answersEnd: number; whole: bool
   let answers = 0;
   for (; answers < count; answers++) {
     const e = recordEnd(buf, at, buf.length);
+    if (e === NO_NAME) return { answers, answersEnd: at, whole: true };
     if (e < 0) break;
     at = e;
   }
@@ -99,6 +200,7 @@ function layout(buf: Buffer): { answers: number; answersEnd: number; whole: bool
   let whole = answers === count;
   for (let i = buf.readUInt16BE(8) + buf.readUInt16BE(10); whole && i > 0; i--) {
     at = recordEnd(buf, at, buf.length);
+    if (at === NO_NAME) break;
     whole = at >= 0;
   }
   return { answers, answersEnd, whole };
@@ -126,7 +228,8 @@ function countsFit(buf: Buffer, at: number, length: number): boolean {
  * Whether `buf`, a TCP direction's first bytes in a connection taken up in the middle, begins a DNS message after its
  * two-byte length: a query from the client (`response` false), an answer from the server. Its header must be one: the
  * length at least the header's, the QR bit the side's, a standard opcode (QUERY, IQUERY, STATUS, NOTIFY, UPDATE), the
- * reserved Z bit clear, at most one question, and counts the length can hold; a message already whole must decode.
+ * reserved Z bit clear, at most one question, and counts the length can hold; a message already whole must read whole
+ * (not malformed).
  * why this strict: a segment in the middle of a long answer would otherwise be read as messages of made-up lengths.
  */
 export function beginsDnsMessage(buf: Buffer, response: boolean): boolean {
@@ -137,7 +240,9 @@ export function beginsDnsMessage(buf: Buffer, response: boolean): boolean {
   if (len < 12 || (flags >> 15 === 1) !== response || opcode === 3 || opcode > 5 || (flags & 0x40) !== 0) return false;
   const qd = buf.readUInt16BE(6);
   if (qd > 1 || !countsFit(buf, 2, len)) return false;
-  return buf.length < 2 + len || parseDns(buf.subarray(0, 2 + len), true) !== null;
+  if (buf.length < 2 + len) return true;
+  const msg = parseDns(buf.subarray(0, 2 + len), true);
+  return msg !== null && !msg.malformed;
 }
 
 function answerText(a: DnsAnswer): string {

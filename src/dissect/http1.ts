@@ -1,8 +1,10 @@
 // Incremental HTTP/1.x parser for one direction of a TCP stream: requests or responses (detected from
 // the start line), Content-Length, chunked and keep-alive pipelines. Bodies are kept up to 64 KiB, except
 // binary ones: their bytes are never shown (only their size), so only their first BODY_SAMPLE bytes are kept.
-// Lines end in CRLF or a bare LF (see lineEnd).
-// After a gap in the stream it skips bytes until something that looks like the next message start.
+// Lines end in CRLF or a bare LF (see lineEnd); start lines are split on any run of whitespace, as servers read them.
+// A message that cannot be read whole (a garbled start line, a head past MAX_HEAD, a length that is no length) is still
+// returned, saying so (malformed), so that the responses after it answer the right requests.
+// After a gap in the stream, or such a message, it skips bytes until something that looks like the next message start.
 import { sharedLatin1 } from './latin1.js';
 
 export interface HttpMessage {
@@ -35,6 +37,14 @@ export interface HttpMessage {
   unfinished?: true;
   /** HTTP/2 only: the `:path` of a request whose content-type is application/grpc* */
   grpcMethod?: string;
+  /**
+   * HTTP/1: what of the message could not be read, and so was not (several: joined by "; "): a request line that is none
+   * (its method is its first word, its path unknown), a status line that is none (no status), header lines that are none,
+   * header lines past MAX_HEAD, a body whose length is unknown (a Content-Length that is no number, or two that differ)
+   * or whose chunked framing broke off. Absent: read whole. Such a message still takes its place among the side's
+   * requests or responses.
+   */
+  malformed?: string;
 }
 
 export const BODY_CAP = 64 * 1024;
@@ -80,19 +90,35 @@ export function looksBinary(body: Buffer): boolean {
 }
 // why: shared, never written to: a parser between messages holds no bytes and needs no allocation
 const EMPTY = Buffer.alloc(0);
-// why: a header section larger than this is not HTTP we can use; treating it as garbage keeps a
-// mis-detected binary stream from growing the buffer without bound.
+// why: no server reads a larger head (nginx, Node and Apache answer 431 well below it): of one, only the start line and
+// the header lines before this are read. It also keeps a binary stream taken for HTTP from growing the buffer without bound.
 const MAX_HEAD = 64 * 1024;
 
 /** HEAD and CONNECT requests a response side keeps unanswered (see expectResponseTo) */
 const MAX_SPECIAL = 1024;
 const RESYNC_TAIL = 8 * 1024;
+/** The methods a connection's first bytes are told HTTP by at once (looksLikeHttp1); any other token is a method too. */
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'PURGE'];
-// A message start anywhere in a buffer: used to resynchronise after a gap or garbage. (Its line may end in a bare LF,
-// as lineEnd's do.)
-const START_SCAN = new RegExp(`(?:${METHODS.join('|')}) [^\\s]+ HTTP/1\\.[01]\\r?\\n|HTTP/1\\.[01] \\d{3}[ \\r\\n]`, 'g');
+const KNOWN_METHODS = new Set(METHODS);
+/** The characters of a token (RFC 9110 §5.6.2): a method's. */
+const TOKEN_CHARS = "!#$%&'*+.^_`|~0-9A-Za-z-";
+/** The whitespace that splits a start line's words (RFC 9112 §3: SP, HTAB, VT, FF or a bare CR). */
+const SPLIT = '[ \\t\\v\\f\\r]';
+// A message start anywhere in a buffer: used to resynchronise after a gap, garbage or a message whose end is not known.
+// A known method may begin anywhere; any other token only at a line's start (after a gap, a line's tail would make one
+// up: "ST /a HTTP/1.1" of "POST"). (Its line may end in a bare LF, as lineEnd's do.)
+const START_SCAN = new RegExp(`(?:${METHODS.join('|')})${SPLIT}+[^\\s]+${SPLIT}+HTTP/1\\.[01]${SPLIT}*\\n|` +
+  `(?<=\\n)[${TOKEN_CHARS}]+${SPLIT}+[^\\s]+${SPLIT}+HTTP/1\\.\\d${SPLIT}*\\n|HTTP/1\\.[01]${SPLIT}+\\d{3}(?:${SPLIT}|\\n)`, 'g');
 
 const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)].map((t) => Buffer.from(t, 'latin1'));
+const HTTP_SLASH = Buffer.from('HTTP/', 'latin1');
+const HTTP1_VERSION = Buffer.from('HTTP/1.', 'latin1');
+/** 1 for the bytes of a token (TOKEN_CHARS) */
+const TOKEN = new Uint8Array(256);
+const TOKEN_CHAR = new RegExp(`[${TOKEN_CHARS}]`);
+for (let c = 0; c < 0x80; c++) if (TOKEN_CHAR.test(String.fromCharCode(c))) TOKEN[c] = 1;
+// why this bound on a request line of an unknown method (looksLikeHttp1 waits for its end): nginx's and Apache's default
+const MAX_REQUEST_LINE = 8 * 1024;
 
 /** The whitespace String.prototype.trim removes, as latin1 bytes. */
 function isTrimmed(b: number): boolean {
@@ -155,23 +181,74 @@ function startPrefixOk(buf: Buffer, len: number): boolean {
   return false;
 }
 
-/** True when the bytes start like an HTTP/1 request or response line. */
+/**
+ * True when the bytes start like an HTTP/1 request or response line: a known method's or a status line's first bytes, or
+ * (any other method: a token) a whole request line whose version is HTTP/1.x.
+ */
 export function looksLikeHttp1(firstBytes: Buffer): boolean {
   const len = Math.min(firstBytes.length, 16);
-  return len >= 3 && startPrefixOk(firstBytes, len);
+  if (len >= 3 && startPrefixOk(firstBytes, len)) return true;
+  // why the whole line for other methods (NOTIFY, SUBSCRIBE, MKCALENDAR, QUERY, ...: RFC 9110 §9.1 allows any token): a
+  // token and a space begin many protocols' lines, and it takes the version at the line's end to tell HTTP's
+  const lf = firstBytes.subarray(0, MAX_REQUEST_LINE).indexOf(0x0a);
+  return lf > 0 && requestLine(firstBytes, lineStop(firstBytes, 0, lf)) && firstBytes[LINE.version + 5] === 0x31 &&
+    visible(firstBytes, LINE.targetStart, LINE.targetEnd);
 }
 
-/** True when bytes too few for looksLikeHttp1 (one or two) could still grow into an HTTP/1 start line. */
+/**
+ * True when bytes too few for looksLikeHttp1 could still grow into an HTTP/1 start line: one or two of a known method's
+ * or a status line's, or a request line of another method whose line has not ended (within MAX_REQUEST_LINE).
+ */
 export function mayGrowIntoHttp1(firstBytes: Buffer): boolean {
-  return firstBytes.length > 0 && firstBytes.length < 3 && startPrefixOk(firstBytes, firstBytes.length);
+  const n = firstBytes.length;
+  if (n > 0 && n < 3 && startPrefixOk(firstBytes, n)) return true;
+  return n < MAX_REQUEST_LINE && requestLineBegun(firstBytes, n);
 }
 
-// The start lines, read from the bytes (latin1) exactly as these would match them:
-//   request /^([A-Z][A-Z-]{0,19}) (\S+) HTTP\/(\d)\.(\d)$/   status /^HTTP\/(\d)\.(\d) (\d{3})(?: .*)?$/
-const SP = 0x20;
+/**
+ * Whether buf[0, n) (not yet a line) begins a request line of HTTP/1.x: a token, whitespace, then as much of a target,
+ * whitespace, "HTTP/1." and a digit, and whitespace as is here.
+ */
+function requestLineBegun(buf: Buffer, n: number): boolean {
+  let i = 0;
+  while (i < n && TOKEN[buf[i]!] === 1) i++;
+  if (i === 0 || i === n || !isSplit(buf[i])) return false;
+  while (i < n && isSplit(buf[i])) i++;
+  const target = i;
+  while (i < n && !isSplit(buf[i])) i++;
+  if (!visible(buf, target, i)) return false;
+  while (i < n && isSplit(buf[i])) i++;
+  for (let v = 0; i < n && v < 8; i++, v++) {
+    if (v === 7 ? !isDigit(buf[i]) : buf[i] !== HTTP1_VERSION[v]) return false;
+  }
+  while (i < n && isSplit(buf[i])) i++;
+  return i === n;
+}
+
+/** Are the bytes of buf[start, end) all visible (a target's: no control characters)? */
+function visible(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i]! <= 0x20 || buf[i] === 0x7f) return false;
+  return true;
+}
+
+// The start lines, read from the bytes (latin1). Their words are split by runs of whitespace, which may also end the line
+// (RFC 9112 §3 lets a recipient do so; nginx and Python's http.server read "GET  /a HTTP/1.1" and "GET /a HTTP/1.1 "):
+//   request: method (a token), target, HTTP/d.d     status: HTTP/d.d, three digits, then nothing or a reason
+
+/** Of the start line read last (requestLine, statusLine): where its words lie. */
+const LINE = { methodEnd: 0, targetStart: 0, targetEnd: 0, version: 0, reason: 0 };
 
 function isDigit(b: number | undefined): boolean {
   return b !== undefined && b >= 0x30 && b <= 0x39;
+}
+
+/** 1 for the whitespace that splits a start line's words (SPLIT) */
+const SPLITS = new Uint8Array(256);
+for (const c of [0x20, 0x09, 0x0b, 0x0c, 0x0d]) SPLITS[c] = 1;
+
+/** Does the byte split a start line's words (SPLIT)? (A table: this runs over every byte of every start line.) */
+function isSplit(b: number | undefined): boolean {
+  return b !== undefined && SPLITS[b] === 1;
 }
 
 /** Does buf[at, at + 8) read "HTTP/d.d"? */
@@ -180,40 +257,100 @@ function versionAt(buf: Buffer, at: number): boolean {
     isDigit(buf[at + 5]) && buf[at + 6] === 0x2e && isDigit(buf[at + 7]);
 }
 
-/** Where the method ends (its space) when buf[0, end) is a request line; -1 when it is not one. */
-function requestLine(buf: Buffer, end: number): number {
-  let sp = 0;
-  while (sp < end && sp <= 20 && ((buf[sp]! >= 0x41 && buf[sp]! <= 0x5a) || (sp > 0 && buf[sp] === 0x2d))) sp++;
-  if (sp === 0 || sp > 20 || sp >= end || buf[sp] !== SP) return -1;
-  // the path runs to the first whitespace, which must be the space before the version, at the line's end
-  const pathEnd = end - 9;
-  if (pathEnd <= sp + 1 || buf[pathEnd] !== SP || !versionAt(buf, pathEnd + 1)) return -1;
-  for (let i = sp + 1; i < pathEnd; i++) if (isTrimmed(buf[i]!)) return -1;
-  return sp;
+/** Where the first word of buf[0, end) ends when it is a token followed by whitespace (a method, maybe); -1 otherwise. */
+function methodEnd(buf: Buffer, end: number): number {
+  let i = 0;
+  while (i < end && TOKEN[buf[i]!] === 1) i++;
+  return i > 0 && i < end && isSplit(buf[i]) ? i : -1;
 }
 
-/** The status code when buf[0, end) is a status line; -1 when it is not one. */
+/** Whether buf[0, end) is a request line (its words' places in LINE). */
+function requestLine(buf: Buffer, end: number): boolean {
+  let i = methodEnd(buf, end);
+  if (i < 0) return false;
+  LINE.methodEnd = i;
+  while (i < end && isSplit(buf[i])) i++;
+  LINE.targetStart = i;
+  while (i < end && !isSplit(buf[i])) i++;
+  LINE.targetEnd = i;
+  while (i < end && isSplit(buf[i])) i++;
+  if (LINE.targetEnd === LINE.targetStart || end - i < 8 || !versionAt(buf, i)) return false;
+  LINE.version = i;
+  for (i += 8; i < end; i++) if (!isSplit(buf[i])) return false;
+  return true;
+}
+
+/** The status code when buf[0, end) is a status line (where its reason begins in LINE); -1 when it is not one. */
 function statusLine(buf: Buffer, end: number): number {
-  if (end < 12 || !versionAt(buf, 0) || buf[8] !== SP || !isDigit(buf[9]) || !isDigit(buf[10]) || !isDigit(buf[11])) return -1;
-  if (end > 12) {
-    if (buf[12] !== SP) return -1;
-    for (let i = 13; i < end; i++) if (buf[i] === 0x0d || buf[i] === 0x0a) return -1;
-  }
-  return (buf[9]! - 0x30) * 100 + (buf[10]! - 0x30) * 10 + (buf[11]! - 0x30);
+  if (end < 12 || !versionAt(buf, 0) || !isSplit(buf[8])) return -1;
+  let i = 9;
+  while (i < end && isSplit(buf[i])) i++;
+  if (end - i < 3 || !isDigit(buf[i]) || !isDigit(buf[i + 1]) || !isDigit(buf[i + 2]) || (end > i + 3 && !isSplit(buf[i + 3]))) return -1;
+  const status = (buf[i]! - 0x30) * 100 + (buf[i + 1]! - 0x30) * 10 + (buf[i + 2]! - 0x30);
+  for (i += 3; i < end && isSplit(buf[i]);) i++;
+  LINE.reason = i;
+  return status;
 }
 
-/** The message a start line buf[0, end) begins; null when it is neither a request nor a status line. */
+/**
+ * Where the method ends when buf[0, end), no request line, is still one a client meant as one: a token and whitespace
+ * first, and a known method or a last word that begins "HTTP/" ("GET /a b HTTP/1.1", "NOTIFY * HTTP/1.12"); -1 otherwise.
+ */
+function garbledRequest(buf: Buffer, end: number): number {
+  const m = methodEnd(buf, end);
+  if (m < 0 || KNOWN_METHODS.has(buf.toString('latin1', 0, m))) return m;
+  let last = end;
+  while (last > m && isSplit(buf[last - 1])) last--;
+  let first = last;
+  while (first > m && !isSplit(buf[first - 1])) first--;
+  return last - first >= HTTP_SLASH.length && buf.subarray(first, first + HTTP_SLASH.length).equals(HTTP_SLASH) ? m : -1;
+}
+
+/** Whether buf[0, end), no status line, is still one a server meant as one: it begins "HTTP/". */
+function garbledStatus(buf: Buffer, end: number): boolean {
+  return end >= HTTP_SLASH.length && buf.subarray(0, HTTP_SLASH.length).equals(HTTP_SLASH);
+}
+
+/** Is buf[0, end) a start line, or one meant as one (garbledRequest, garbledStatus)? */
+function isStartLine(buf: Buffer, end: number): boolean {
+  return requestLine(buf, end) || statusLine(buf, end) >= 0 || garbledRequest(buf, end) >= 0 || garbledStatus(buf, end);
+}
+
+/**
+ * Could buf[0, n), no whole line yet, still grow into a start line (isStartLine)? "HTTP/" or a part of it, or a token that
+ * has not ended yet or is followed by whitespace.
+ */
+function mayBeStartLine(buf: Buffer, n: number): boolean {
+  let i = 0;
+  while (i < n && i < HTTP_SLASH.length && buf[i] === HTTP_SLASH[i]) i++;
+  if (i === n || i === HTTP_SLASH.length) return true;
+  for (i = 0; i < n && TOKEN[buf[i]!] === 1;) i++;
+  return i > 0 && (i === n || isSplit(buf[i]));
+}
+
+/**
+ * The message a start line buf[0, end) begins; null when it is neither a request nor a status line, nor one meant as one.
+ * One meant as one is returned malformed: a request with its method and no path, a response with no status.
+ */
 function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
-  const methodEnd = requestLine(buf, end);
-  if (methodEnd >= 0) {
-    const method = sharedLatin1(buf, 0, methodEnd);
-    const version = sharedLatin1(buf, end - 8, end);
-    return { kind: 'request', method, path: buf.toString('latin1', methodEnd + 1, end - 9), headers: [], body: EMPTY, bodyTruncated: false, ts, version };
+  if (requestLine(buf, end)) {
+    const method = sharedLatin1(buf, 0, LINE.methodEnd);
+    const version = sharedLatin1(buf, LINE.version, LINE.version + 8);
+    return { kind: 'request', method, path: buf.toString('latin1', LINE.targetStart, LINE.targetEnd), headers: [], body: EMPTY, bodyTruncated: false, ts, version };
   }
   const status = statusLine(buf, end);
-  if (status < 0) return null;
-  const reason = end > 13 ? sharedLatin1(buf, 13, end) : '';
-  return { kind: 'response', status, headers: [], body: EMPTY, bodyTruncated: false, ts, version: sharedLatin1(buf, 0, 8), reason };
+  if (status >= 0) {
+    const reason = sharedLatin1(buf, LINE.reason, end);
+    return { kind: 'response', status, headers: [], body: EMPTY, bodyTruncated: false, ts, version: sharedLatin1(buf, 0, 8), reason };
+  }
+  const m = garbledRequest(buf, end);
+  if (m >= 0) {
+    return { kind: 'request', method: sharedLatin1(buf, 0, m), headers: [], body: EMPTY, bodyTruncated: false, ts,
+      malformed: 'its request line is none (a method, a target and HTTP/d.d, split by spaces): its target and version were not read' };
+  }
+  if (!garbledStatus(buf, end)) return null;
+  return { kind: 'response', headers: [], body: EMPTY, bodyTruncated: false, ts,
+    malformed: 'its status line is none (HTTP/d.d, a three-digit status code and a reason, split by spaces): its status was not read' };
 }
 
 // (the byte counts of 'body-length' and 'chunk-data' are the parser's `left`)
@@ -282,20 +419,23 @@ export class Http1Parser {
    */
   private special: { at: number; method: string }[] | null = null;
   private specialAt = 0;
-  /** of the head read last: its length up to the end of its empty line */
+  /** of the head read last: its length up to the end of its empty line (of one not read whole: of the lines read) */
   private headLength = 0;
+  /** of the head read last: it was read whole (not cut at MAX_HEAD), so its framing headers say where its message ends */
+  private headWhole = true;
   /** of a head whose end has not arrived: how many of its bytes were searched for the end; 0 otherwise */
   private headSearched = 0;
-  /** of the head parsed last: its first Content-Length value, null when none */
+  // (a field's lines combine into one list, their values joined by commas in order: RFC 9110 §5.3)
+  /** of the head parsed last: its Content-Length lines' values as one list, null when none */
   private contentLength: string | null = null;
-  /** of the head parsed last: its first Transfer-Encoding value, null when none */
+  /** of the head parsed last: its Transfer-Encoding lines' values as one list, null when none */
   private transferEncoding: string | null = null;
   // Of the head being read, for a folded line (obsolete line folding continues the last header's value):
   /** its header lines so far, kept or not */
   private headerLines = 0;
   /** the last header line's kept name and value; null when it was not kept */
   private lastPair: [string, string] | null = null;
-  /** whether the last header line was the first Content-Length or Transfer-Encoding (or NOT_FRAMING) */
+  /** whether the last header line was a Content-Length or Transfer-Encoding (or NOT_FRAMING) */
   private lastFraming = NOT_FRAMING;
   /** the size line of the chunk being read ended in a bare LF (its data may then end in one too, see 'chunk-crlf') */
   private lfChunk = false;
@@ -541,33 +681,31 @@ export class Http1Parser {
         if (skip > 0) this.buf = this.buf.subarray(skip);
         if (this.buf.length === 0) return false;
         if (this.headTs === null) this.headTs = ts;
-        // why: a head that began in an earlier chunk is read once its end is here; until then only the new
-        // bytes are searched for the end (a large head in many segments stays linear)
-        const waiting = this.headSearched > 0 && headEnd(this.buf, this.headSearched) < 0;
+        // why: a head that began in an earlier chunk is read once its end is here (or it is past MAX_HEAD); until then
+        // only the new bytes are searched for the end (a large head in many segments stays linear)
+        const waiting = this.headSearched > 0 && this.buf.length < MAX_HEAD && headEnd(this.buf, this.headSearched) < 0;
         const msg = waiting ? undefined : this.readHead(this.buf, this.headTs);
-        if (msg === undefined) {
-          if (this.buf.length > MAX_HEAD || !this.plausibleStart()) {
-            this.headTs = null;
-            this.headSearched = 0;
-            this.state = 'resync';
-            this.buf = this.buf.subarray(1);
-            return true;
-          }
+        if (msg === undefined && this.plausibleStart()) {
           this.headSearched = this.buf.length;
           return false;
         }
         this.headTs = null;
         this.headSearched = 0;
         if (!msg) {
+          // (no message starts here: bytes between messages, or none begun yet)
           this.state = 'resync';
           this.buf = this.buf.subarray(1);
           return true;
         }
-        this.buf = this.headLength === this.buf.length ? EMPTY : this.buf.subarray(this.headLength);
         this.state = this.bodyState(msg);
+        // (a message whose end is not known is followed by a search for the next start from the LF that ends what of it
+        // was read: the search takes a line's start for one)
+        const next = this.state === 'resync' ? this.headLength - 1 : this.headLength;
+        this.buf = next === this.buf.length ? EMPTY : this.buf.subarray(next);
         this.begin(msg, this.state === 'body-length' ? this.left : -1);
-        // (a head with no body is the whole message; so is an answer that opens a tunnel, CONNECT's or 101's)
-        if (this.state === 'start' || this.state === 'tunnel' || this.state === 'connect') this.emit(this.finish());
+        // (a head with no body is the whole message; so is an answer that opens a tunnel, CONNECT's or 101's, and one
+        // whose end is not known)
+        if (this.state === 'start' || this.state === 'tunnel' || this.state === 'connect' || this.state === 'resync') this.emit(this.finish());
         return true;
       }
       case 'body-length': {
@@ -654,50 +792,61 @@ export class Http1Parser {
     }
   }
 
+  /** A chunked body's framing broke off: its message is returned as read so far, and the next one looked for. */
   private toResync(): boolean {
     if (this.msg) {
       this.msg.bodyTruncated = true;
-      this.finish();
+      markMalformed(this.msg, 'a chunk size line, or the CRLF after a chunk, is none: the rest of its body was not read');
+      this.emit(this.finish());
     }
     this.state = 'resync';
     return true;
   }
 
-  /** Could the buffered bytes still become a start line? */
+  /** Could the buffered bytes (a head whose end has not come) still begin with a start line? */
   private plausibleStart(): boolean {
     const nl = this.buf.indexOf(0x0a);
-    if (nl >= 0) {
-      const end = lineStop(this.buf, 0, nl);
-      return requestLine(this.buf, end) >= 0 || statusLine(this.buf, end) >= 0;
-    }
-    return startPrefixOk(this.buf, Math.min(this.buf.length, 32));
+    if (nl >= 0) return isStartLine(this.buf, lineStop(this.buf, 0, nl));
+    return mayBeStartLine(this.buf, this.buf.length);
   }
 
   /**
    * The head at the start of buf, read line by line from its bytes in one pass that also finds its end (the
-   * first empty line; headLength then says where the body starts). null when it is not an HTTP head,
-   * undefined while its end has not arrived. A path is its own string; header names and short values are
-   * shared (sharedLatin1).
+   * first empty line; headLength then says where the body starts). null when it is not an HTTP head (its first line
+   * is no start line, nor one meant as one), undefined while its end has not arrived within MAX_HEAD; one that runs
+   * past MAX_HEAD is its message as read up to there (headWhole false). A path is its own string; header names and
+   * short values are shared (sharedLatin1).
    */
   private readHead(buf: Buffer, ts: number): HttpMessage | null | undefined {
     const startLf = lineEnd(buf, 0, buf.length);
+    if (startLf >= MAX_HEAD) return null;
     if (startLf === buf.length) return undefined;
-    let msg = startLine(buf, lineStop(buf, 0, startLf), ts);
+    const msg = startLine(buf, lineStop(buf, 0, startLf), ts);
+    if (msg === null) return null;
+    this.headWhole = true;
     this.contentLength = null;
     this.transferEncoding = null;
     this.headerLines = 0;
     this.lastPair = null;
     this.lastFraming = NOT_FRAMING;
+    let skipped = 0;
     for (let at = startLf + 1; ;) {
       const lf = lineEnd(buf, at, buf.length);
+      if (lf >= MAX_HEAD) {
+        // (a server answers such a head 431 and reads none of it; its start line came first: the message is that)
+        markMalformed(msg, `its head runs past ${MAX_HEAD / 1024} KiB: its header lines from there and its body were not read`);
+        this.headWhole = false;
+        this.headLength = at;
+        return msg;
+      }
       if (lf === buf.length) return undefined;
       const eol = lineStop(buf, at, lf);
       if (eol === at) {
         this.headLength = lf + 1;
+        if (skipped > 0) markMalformed(msg, `${skipped} of its header lines ${skipped === 1 ? 'is' : 'are'} none (no colon, or no name): not read`);
         return msg;
       }
-      // why: after a line that is not HTTP only the end is looked for (whether to wait or resynchronise)
-      if (msg && !this.headerLine(msg, buf, at, eol)) msg = null;
+      if (!this.headerLine(msg, buf, at, eol)) skipped++;
       at = lf + 1;
     }
   }
@@ -721,14 +870,14 @@ export class Http1Parser {
     while (nameEnd > nameStart && isTrimmed(buf[nameEnd - 1]!)) nameEnd--;
     this.headerLines++;
     // why: the framing headers are found here, on the bytes, instead of lower-casing every name afterwards
-    this.lastFraming = this.contentLength === null && nameIs(buf, nameStart, nameEnd, 'content-length') ? CONTENT_LENGTH
-      : this.transferEncoding === null && nameIs(buf, nameStart, nameEnd, 'transfer-encoding') ? TRANSFER_ENCODING : NOT_FRAMING;
+    this.lastFraming = nameIs(buf, nameStart, nameEnd, 'content-length') ? CONTENT_LENGTH
+      : nameIs(buf, nameStart, nameEnd, 'transfer-encoding') ? TRANSFER_ENCODING : NOT_FRAMING;
     const keep = this.keeps(buf, nameStart, nameEnd);
     this.lastPair = null;
     if (!keep && this.lastFraming === NOT_FRAMING) return true;
     const value = sharedTrimmed(buf, colon + 1, end);
-    if (this.lastFraming === CONTENT_LENGTH) this.contentLength = value;
-    else if (this.lastFraming === TRANSFER_ENCODING) this.transferEncoding = value;
+    if (this.lastFraming === CONTENT_LENGTH) this.contentLength = listed(this.contentLength, value);
+    else if (this.lastFraming === TRANSFER_ENCODING) this.transferEncoding = listed(this.transferEncoding, value);
     if (keep) msg.headers.push(this.lastPair = [sharedLatin1(buf, nameStart, nameEnd), value]);
     return true;
   }
@@ -740,11 +889,20 @@ export class Http1Parser {
     return false;
   }
 
-  /** The state after msg's head; for a Content-Length body, `left` is its length. */
+  /**
+   * The state after msg's head; for a Content-Length body, `left` is its length. 'resync' when where the message ends is
+   * not known (its head was not read whole, its length is no length, or a response with no status has none).
+   */
   private bodyState(msg: HttpMessage): State {
+    if (!this.headWhole) {
+      // (a response still answers its request, so that the next one's is known: unless its status says it is interim)
+      const status = msg.status ?? 0;
+      if (msg.kind === 'response' && (status < 100 || status >= 200 || status === 101)) this.answering();
+      return 'resync';
+    }
     if (msg.kind === 'request' && msg.method === 'CONNECT') return 'connect';
     if (msg.kind === 'response') {
-      const status = msg.status!;
+      const status = msg.status ?? 0;
       if (status >= 100 && status < 200) {
         // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request; after 101 the
         // connection speaks the protocol it switched to, whose bytes are kept for takeTunnel (HTTP/2's, after h2c)
@@ -759,19 +917,53 @@ export class Http1Parser {
         return 'tunnel';
       }
     }
+    // (chunked as the last coding of the list, whatever the lines it came in)
     const te = this.transferEncoding ?? '';
     if (te && /(^|,)\s*chunked\s*$/i.test(te)) return 'chunk-size';
     if (this.contentLength !== null) {
-      // the first of a repeated value ("5, 5"); Number() ignores the whitespace around it
-      const cl = this.contentLength;
-      const comma = cl.indexOf(',');
-      const n = Number(comma < 0 ? cl : cl.slice(0, comma));
-      if (Number.isInteger(n) && n >= 0) {
-        this.left = n;
-        return n === 0 ? 'start' : 'body-length';
+      const n = contentLength(this.contentLength);
+      if (n === null) {
+        // why not a guess (Number() read "0x10" as 16 and "" as 0, a server refuses these): RFC 9112 §6.3 makes such a
+        // message's framing an unrecoverable error, so where it ends is not known; the next message is looked for instead
+        const value = this.contentLength.length > 40 ? `${this.contentLength.slice(0, 40)}...` : this.contentLength;
+        markMalformed(msg, `its Content-Length "${value}" is not one length (digits, the same in every value): its body was not read`);
+        return 'resync';
       }
+      this.left = n;
+      return n === 0 ? 'start' : 'body-length';
     }
-    // a request without length has no body; a response without length runs to connection close
-    return msg.kind === 'request' ? 'start' : 'body-close';
+    // a request without length has no body; a response without length runs to connection close (one with no status: it
+    // may have been one without a body)
+    return msg.kind === 'request' ? 'start' : msg.status === undefined ? 'resync' : 'body-close';
+  }
+}
+
+/** Says what of msg could not be read (HttpMessage.malformed), after what was said of it before. */
+function markMalformed(msg: HttpMessage, what: string): void {
+  msg.malformed = msg.malformed === undefined ? what : `${msg.malformed}; ${what}`;
+}
+
+/** A field's list so far (null: none) with one more line's value (RFC 9110 §5.3: joined by a comma). */
+function listed(list: string | null, value: string): string {
+  return list === null ? value : `${list}, ${value}`;
+}
+
+/**
+ * The length a Content-Length's value (its lines' values as one list) gives: digits only (RFC 9110 §8.6), a value
+ * repeated any number of times being one ("5, 5"); null when a member is not digits or two differ.
+ */
+function contentLength(value: string): number | null {
+  let n = -1;
+  for (let at = 0; ;) {
+    while (value.charCodeAt(at) === 0x20 || value.charCodeAt(at) === 0x09) at++;
+    const start = at;
+    let k = 0;
+    for (let c = value.charCodeAt(at); c >= 0x30 && c <= 0x39; c = value.charCodeAt(++at)) k = k * 10 + c - 0x30;
+    // (15 digits: a length past them, petabytes, would not be counted exactly)
+    if (at === start || at - start > 15 || (n >= 0 && k !== n)) return null;
+    n = k;
+    while (value.charCodeAt(at) === 0x20 || value.charCodeAt(at) === 0x09) at++;
+    if (at === value.length) return n;
+    if (value.charCodeAt(at++) !== 0x2c) return null;
   }
 }

@@ -5,10 +5,13 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { sharedLatin1 } from './latin1.js';
 
+// Of an extension a hello repeats (illegal, RFC 8446 §4.2, but a client can send it), its first counts: the fields below
+// are the first's (see readClientHello), but for supported_versions (every one's values), and only JA3 looks at the
+// repeats of supported_groups and ec_point_formats (groupsRepeated, ecPointFormatsRepeated).
 export interface ClientHello {
   /** legacy_version from the hello body */
   version: number;
-  /** supported_versions extension values in wire order (GREASE kept, as sent) */
+  /** the supported_versions extension's values in wire order (GREASE kept, as sent); of a repeated one, every one's */
   supportedVersions: readonly number[];
   /** cipher suites in wire order (GREASE kept, as sent) */
   ciphers: readonly number[];
@@ -27,6 +30,10 @@ export interface ClientHello {
   groups: readonly number[];
   ecPointFormats: readonly number[];
   signatureAlgorithms: readonly number[];
+  /** The lists of the supported_groups extensions after the first, when the hello repeats it; absent: none. */
+  groupsRepeated?: readonly (readonly number[])[];
+  /** The lists of the ec_point_formats extensions after the first, when the hello repeats it; absent: none. */
+  ecPointFormatsRepeated?: readonly (readonly number[])[];
   /**
    * The hello came in SSL 2.0's format (RFC 5246 Appendix E.2: a CLIENT-HELLO with a 2-byte record header, as old
    * clients and scanners send to reach a server of any version): no extensions (so no SNI or ALPN), and only its cipher
@@ -218,9 +225,11 @@ function alpnList(buf: Buffer, at: number, end: number): string[] {
 // A parsed hello's fingerprint fields are packed into one Uint16Array as they are read, in this order, each
 // list preceded by its length: version, flags (FLAG_SNI, FLAG_SSLV2), ciphers, extensions, supported
 // versions, groups, EC point formats, signature algorithms; then ALPN: the number of names and each name
-// as its length and its bytes. The analyzer hashes these fields to find a hello's fingerprints among those
-// it has already computed; the lists themselves are decoded from them only when asked for (JA3/JA4 of a
-// new fingerprint), so a hello costs two objects, not eight arrays and their readers.
+// as its length and its bytes; then the repeats of groups and of EC point formats (REPEATS_GROUPS,
+// REPEATS_EC_POINT_FORMATS): the number of repeated extensions and each one's list. The analyzer hashes
+// these fields to find a hello's fingerprints among those it has already computed; the lists themselves are
+// decoded from them only when asked for (JA3/JA4 of a new fingerprint), so a hello costs two objects, not
+// eight arrays and their readers.
 const LIST_CIPHERS = 0;
 const LIST_EXTENSIONS = 1;
 const LIST_SUPPORTED_VERSIONS = 2;
@@ -228,6 +237,8 @@ const LIST_GROUPS = 3;
 const LIST_EC_POINT_FORMATS = 4;
 const LIST_SIGNATURE_ALGORITHMS = 5;
 const FIRST_LIST = 2;
+const REPEATS_GROUPS = 0;
+const REPEATS_EC_POINT_FORMATS = 1;
 /** In the flags word: the hello has a server_name extension. */
 const FLAG_SNI = 1;
 /** In the flags word: the hello came in SSL 2.0's format (no JA3 for it, see ClientHello.sslv2 and Analyzer.applyClientHello). */
@@ -259,6 +270,12 @@ class PackedClientHello implements ClientHello {
   get signatureAlgorithms(): readonly number[] {
     return packedList(this.fields, LIST_SIGNATURE_ALGORITHMS);
   }
+  get groupsRepeated(): readonly (readonly number[])[] | undefined {
+    return packedRepeats(this.fields, REPEATS_GROUPS);
+  }
+  get ecPointFormatsRepeated(): readonly (readonly number[])[] | undefined {
+    return packedRepeats(this.fields, REPEATS_EC_POINT_FORMATS);
+  }
 }
 
 /** The k-th list of packed fields, as a new array. */
@@ -269,6 +286,20 @@ function packedList(fields: Uint16Array, k: number): number[] {
   const list = new Array<number>(fields[at]!);
   for (let i = 0; i < list.length; i++) list[i] = fields[at + 1 + i]!;
   return list;
+}
+
+/** The k-th block of repeated lists after the ALPN names (see PackedClientHello), as new arrays; undefined when empty. */
+function packedRepeats(fields: Uint16Array, k: number): number[][] | undefined {
+  let at = FIRST_LIST;
+  for (let i = 0; i <= LIST_SIGNATURE_ALGORITHMS; i++) at += 1 + fields[at]!;
+  for (let names = fields[at++]!; names > 0; names--) at += 1 + fields[at]!;
+  for (let i = 0; i < k; i++) for (let lists = fields[at++]!; lists > 0; lists--) at += 1 + fields[at]!;
+  const lists: number[][] = [];
+  for (let n = fields[at++]!; n > 0; n--) {
+    lists.push(Array.from(fields.subarray(at + 1, at + 1 + fields[at]!)));
+    at += 1 + fields[at]!;
+  }
+  return lists.length > 0 ? lists : undefined;
 }
 
 /**
@@ -282,6 +313,10 @@ export function helloFields(ch: ClientHello): Uint16Array {
   for (const list of lists) out.push(list.length, ...list);
   out.push(ch.alpn.length);
   for (const name of ch.alpn) out.push(name.length, ...Buffer.from(name, 'latin1'));
+  for (const repeats of [ch.groupsRepeated ?? [], ch.ecPointFormatsRepeated ?? []]) {
+    out.push(repeats.length);
+    for (const list of repeats) out.push(list.length, ...list);
+  }
   return Uint16Array.from(out);
 }
 
@@ -306,9 +341,6 @@ function putU16s(out: Uint16Array, w: number, buf: Buffer, at: number, end: numb
   for (let i = 0; i < n; i++, at += 2) out[w++] = u16(buf, at);
   return w;
 }
-
-// EC point formats read so far (the only list that several extensions add to), reused; as many as the hello has bytes
-let POINTS = new Uint8Array(256);
 
 export function parseClientHello(stream: Buffer): ClientHello | null | 'incomplete' {
   const msg = firstHandshakeMessage(stream);
@@ -344,9 +376,8 @@ export function parseClientHelloBody(buf: Buffer, start: number, end: number): C
 
 /** The hello body buf[start, end), its fields packed at block[blockUsed]. */
 function readClientHello(buf: Buffer, start: number, end: number): PackedClientHello {
-  // why this bound: each field but six count words takes at least one byte of the hello
-  reserve(end - start + 8);
-  if (POINTS.length < end - start) POINTS = new Uint8Array(end - start);
+  // why this bound: each field but ten (the flags and count words) takes at least one byte of the hello
+  reserve(end - start + 10);
   const out = block;
   const first = blockUsed;
   let at = vec8End(buf, fit(start, 34, end), end); // version, random, session id
@@ -357,12 +388,19 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
   at = vec8End(buf, ciphersEnd, end); // compression methods
   const typesAt = w++;
   let sni: string | null = null;
-  let alpn = NO_ALPN;
-  // where the last of each extension read whole later begins (-1: none)
+  let alpn: string[] | null = null;
+  // why the first of a repeated extension (and each one still checked): FoxIO's JA4 reference takes the first ALPN name
+  // (tshark's first tls.handshake.extensions_alpn_str) and the first signature_algorithms extension's list, as the JA4
+  // spec's "first ALPN value" says; a client repeating one must not shape its JA4 here unlike there. Of supported_versions
+  // it takes the highest of every tshark supported_version value, so every extension's are kept. Where each first one's
+  // data begins (-1: none), and where the repeats' do (null: none)
   let versions = -1;
+  let moreVersions: number[] | null = null;
   let groups = -1;
+  let points = -1;
   let signatures = -1;
-  let points = 0;
+  let moreGroups: number[] | null = null;
+  let morePoints: number[] | null = null;
   const extsEnd = at === end ? end : vec16End(buf, at, end);
   for (at = at === end ? end : at + 2; at < extsEnd;) {
     fit(at, 4, extsEnd);
@@ -376,23 +414,29 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
         if (sni === null) sni = name;
         break;
       }
-      case EXT_ALPN:
-        alpn = alpnList(buf, data, dataEnd);
+      case EXT_ALPN: {
+        const names = alpnList(buf, data, dataEnd);
+        alpn ??= names;
         break;
+      }
       case EXT_SUPPORTED_VERSIONS:
         vec8End(buf, data, dataEnd);
-        versions = data;
+        if (versions < 0) versions = data;
+        else (moreVersions ??= []).push(data);
         break;
       case EXT_SUPPORTED_GROUPS:
         vec16End(buf, data, dataEnd);
-        groups = data;
+        if (groups < 0) groups = data;
+        else (moreGroups ??= []).push(data);
         break;
       case EXT_EC_POINT_FORMATS:
-        for (let p = data + 1, pEnd = vec8End(buf, data, dataEnd); p < pEnd; p++) POINTS[points++] = buf[p]!;
+        vec8End(buf, data, dataEnd);
+        if (points < 0) points = data;
+        else (morePoints ??= []).push(data);
         break;
       case EXT_SIGNATURE_ALGORITHMS:
         vec16End(buf, data, dataEnd);
-        signatures = data;
+        if (signatures < 0) signatures = data;
         break;
       default:
         break;
@@ -401,19 +445,48 @@ function readClientHello(buf: Buffer, start: number, end: number): PackedClientH
   }
   out[typesAt] = w - typesAt - 1;
   out[first + 1] = sni === null ? 0 : FLAG_SNI;
-  w = versions < 0 ? putNone(out, w) : putU16s(out, w, buf, versions + 1, versions + 1 + buf[versions]!);
-  w = groups < 0 ? putNone(out, w) : putU16s(out, w, buf, groups + 2, groups + 2 + u16(buf, groups));
-  out[w++] = points;
-  for (let i = 0; i < points; i++) out[w++] = POINTS[i]!;
+  w = versions < 0 ? putNone(out, w) : putVersions(out, w, buf, versions, moreVersions);
+  w = groups < 0 ? putNone(out, w) : putGroups(out, w, buf, groups);
+  w = points < 0 ? putNone(out, w) : putPoints(out, w, buf, points);
   w = signatures < 0 ? putNone(out, w) : putU16s(out, w, buf, signatures + 2, signatures + 2 + u16(buf, signatures));
+  alpn ??= NO_ALPN;
   out[w++] = alpn.length;
   for (let k = 0; k < alpn.length; k++) {
     const name = alpn[k]!;
     out[w++] = name.length;
     for (let i = 0; i < name.length; i++) out[w++] = name.charCodeAt(i);
   }
+  out[w++] = moreGroups?.length ?? 0;
+  for (const at of moreGroups ?? []) w = putGroups(out, w, buf, at);
+  out[w++] = morePoints?.length ?? 0;
+  for (const at of morePoints ?? []) w = putPoints(out, w, buf, at);
   blockUsed = w;
   return new PackedClientHello(new Uint16Array(out.buffer, first * 2, w - first), sni, alpn);
+}
+
+/**
+ * The versions of the supported_versions extensions whose data begins at buf[first] and at each of `more` (as one list,
+ * their 16-bit values; a trailing odd byte skipped), at out[w]; returns the next w.
+ */
+function putVersions(out: Uint16Array, w: number, buf: Buffer, first: number, more: readonly number[] | null): number {
+  if (more === null) return putU16s(out, w, buf, first + 1, first + 1 + buf[first]!);
+  const countAt = w++;
+  for (const at of [first, ...more]) for (let v = at + 1, end = v + (buf[at]! & ~1); v < end; v += 2) out[w++] = u16(buf, v);
+  out[countAt] = w - countAt - 1;
+  return w;
+}
+
+/** The named groups of the supported_groups extension whose data begins at buf[at], at out[w]; returns the next w. */
+function putGroups(out: Uint16Array, w: number, buf: Buffer, at: number): number {
+  return putU16s(out, w, buf, at + 2, at + 2 + u16(buf, at));
+}
+
+/** The formats of the ec_point_formats extension whose data begins at buf[at] (a byte each), at out[w]; returns the next w. */
+function putPoints(out: Uint16Array, w: number, buf: Buffer, at: number): number {
+  const n = buf[at]!;
+  out[w++] = n;
+  for (let i = 1; i <= n; i++) out[w++] = buf[at + i]!;
+  return w;
 }
 
 /** An empty list at out[w]; returns the next w. */
@@ -455,7 +528,7 @@ function parseSslv2ClientHello(stream: Buffer): ClientHello | null | 'incomplete
   if (end === null || end === 'incomplete') return end;
   if (stream.length < end) return 'incomplete';
   const specs = u16(stream, 5);
-  reserve(specs / 3 + 10);
+  reserve(specs / 3 + 11);
   const out = block;
   const first = blockUsed;
   out[first] = u16(stream, 3);
@@ -465,8 +538,8 @@ function parseSslv2ClientHello(stream: Buffer): ClientHello | null | 'incomplete
   // (a spec whose first byte is 0 is the TLS suite of its other two; the others are SSL 2.0's own: no TLS suite, in no fingerprint)
   for (let at = SSLV2_HEADER + SSLV2_FIXED, specsEnd = at + specs; at < specsEnd; at += 3) if (stream[at] === 0) out[w++] = u16(stream, at + 1);
   out[ciphersAt] = w - ciphersAt - 1;
-  // extensions, supported versions, groups, EC point formats, signature algorithms, ALPN: none
-  for (let k = 0; k < 6; k++) w = putNone(out, w);
+  // extensions, supported versions, groups, EC point formats, signature algorithms, ALPN, repeats: none
+  for (let k = 0; k < 8; k++) w = putNone(out, w);
   blockUsed = w;
   return new PackedClientHello(new Uint16Array(out.buffer, first * 2, w - first), null, NO_ALPN);
 }
@@ -563,8 +636,11 @@ export function ja3(ch: ClientHello): { string: string; hash: string } {
     String(ch.version),
     listText(noGrease(ch.ciphers), false, 0x2d),
     listText(noGrease(ch.extensions), false, 0x2d),
-    listText(noGrease(ch.groups), false, 0x2d),
-    listText(ch.ecPointFormats, false, 0x2d),
+    // why each repeat of supported_groups or ec_point_formats as a field of its own, after a comma: tshark's
+    // tls.handshake.ja3 writes a hello that repeats one so ("29,24" for two groups extensions, "0-1-2,1" for two point
+    // format ones), and the same bytes are to give the same JA3 here as there (the Salesforce script takes the last)
+    [ch.groups, ...(ch.groupsRepeated ?? [])].map((list) => listText(noGrease(list), false, 0x2d)).join(','),
+    [ch.ecPointFormats, ...(ch.ecPointFormatsRepeated ?? [])].map((list) => listText(list, false, 0x2d)).join(','),
   ].join(',');
   return { string: s, hash: createHash('md5').update(s).digest('hex') };
 }

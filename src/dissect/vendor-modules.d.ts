@@ -37,6 +37,10 @@ declare module 'dns-packet' {
   }
   export function decode(buf: Buffer, offset?: number): DnsPacket;
   export function encode(packet: DnsPacket, buf?: Buffer, offset?: number): Buffer;
+  /** One resource record at buf[offset]; decode.bytes: how many bytes it took. */
+  export const answer: { decode: ((buf: Buffer, offset?: number) => DnsAnswer) & { bytes: number } };
+  /** The reader of a record type's data (given by name), from its 2-byte length at buf[offset]. */
+  export function record(type: string): { decode(buf: Buffer, offset?: number): unknown };
   export function streamEncode(packet: DnsPacket): Buffer;
   export function streamDecode(buf: Buffer): DnsPacket;
   export const TRUNCATED_RESPONSE: number;
@@ -44,7 +48,15 @@ declare module 'dns-packet' {
   export const RECURSION_AVAILABLE: number;
   const _default: {
     decode: typeof decode; encode: typeof encode; streamEncode: typeof streamEncode; streamDecode: typeof streamDecode;
+    answer: typeof answer; record: typeof record;
     TRUNCATED_RESPONSE: number; RECURSION_DESIRED: number; RECURSION_AVAILABLE: number;
   };
+  export default _default;
+}
+
+declare module 'dns-packet/types.js' {
+  /** A record type's name ("A", "AAAA"; "TYPE" and the number for one without a name). */
+  export function toString(type: number): string;
+  const _default: { toString: typeof toString };
   export default _default;
 }

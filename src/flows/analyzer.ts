@@ -678,6 +678,13 @@ function unfinishedBy(m: HttpMessage, a: { unfinished?: true } | undefined, b?: 
   if (b) b.unfinished = true;
 }
 
+/** An HTTP/1 message that could not be read whole (HttpMessage.malformed) says so, and what, on its exchange's summary. */
+function malformedBy(m: HttpMessage, s: HttpExchangeSummary | undefined): void {
+  if (m.malformed === undefined || !s) return;
+  const note = `${m.kind}: ${m.malformed}`;
+  s.malformed = s.malformed === undefined ? note : `${s.malformed}; ${note}`;
+}
+
 
 export class Analyzer {
   private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'onRecordSettled' | 'partition' | 'keyLog'>>;
@@ -1567,7 +1574,9 @@ export class Analyzer {
 
   private onUdp(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
     if ((fromClient ? fs.firstC : fs.firstS) === NO_BYTES && d.payloadEnd > d.payloadStart) this.keepFirst(fs, fromClient, d.data, d.payloadStart, d.payloadEnd);
-    if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353) {
+    // (DNS on 53, mDNS to 5353, LLMNR on 5355: RFC 4795, DNS's format; a querier's multicast query and the unicast answer
+    // from 5355 are two flows)
+    if (fs.flow.src.port !== 53 && fs.flow.dst.port !== 53 && fs.flow.dst.port !== 5353 && fs.flow.src.port !== 5355 && fs.flow.dst.port !== 5355) {
       if (fs.app === 'dtls' || (fs.app === 'classify' && fromClient && looksLikeDtlsClientHello(d.payload))) return this.onDtls(fs, d, fromClient);
       if (fs.app === 'classify' || fs.quic) this.onQuic(fs, d, fromClient);
       const qd = fs.x?.quicKeys;
@@ -1610,6 +1619,7 @@ export class Analyzer {
       e.rcode = msg.rcode;
       e.answers = answers[i]!;
       if (msg.cut) e.cut = true;
+      if (msg.malformed) e.malformed = true;
     });
   }
 
@@ -1971,7 +1981,8 @@ export class Analyzer {
     const db = dbPrelude(ch, sh);
     if (db === INCOMPLETE) return;
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
-    if (fs.flow.src.port === 53 || fs.flow.dst.port === 53) return this.setApp(fs, 'dns');
+    // (LLMNR over TCP, RFC 4795 §2.5, as DNS's)
+    if (fs.flow.src.port === 53 || fs.flow.dst.port === 53 || fs.flow.src.port === 5355 || fs.flow.dst.port === 5355) return this.setApp(fs, 'dns');
     if (this.recordsAnywhere(fs)) {
       const scan = midstreamScan(fs);
       if (midstreamRecords(ch, scan.c) >= 0 || (sh && midstreamRecords(sh, scan.s) >= 0)) return this.setRecordsTls(fs);
@@ -2514,6 +2525,7 @@ export class Analyzer {
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
       unfinishedBy(m, e, s);
+      malformedBy(m, s);
       return;
     }
     if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
@@ -2524,6 +2536,7 @@ export class Analyzer {
     const s: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
     fs.flow.http = add(fs.flow.http, s);
     unfinishedBy(m, s);
+    malformedBy(m, s);
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
       x.exchangesDropped++;
       if (m.streamId !== undefined) (x.summaryStreams ??= new Map()).set(m.streamId, fs.flow.http.length - 1);
@@ -2574,6 +2587,7 @@ export class Analyzer {
       const s = fs.flow.http[i];
       if (s) s.status = status;
       unfinishedBy(m, e, s);
+      malformedBy(m, s);
       if (status === 101) this.switched(fs, x, m, source, i);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
@@ -2605,6 +2619,7 @@ export class Analyzer {
       if (s) {
         s.status = status;
         unfinishedBy(m, s);
+        malformedBy(m, s);
         x.cursor++;
         return;
       }
@@ -2630,6 +2645,7 @@ export class Analyzer {
     this.keepMessage(x, m, e, 'response');
     x.exchanges = add(x.exchanges, e);
     unfinishedBy(m, s, e);
+    malformedBy(m, s);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 

@@ -162,6 +162,12 @@ export interface HttpExchangeSummary {
    * answer, or a gRPC call was cancelled; REFUSED_STREAM: the server did not take it up). Absent otherwise.
    */
   reset?: StreamReset;
+  /**
+   * HTTP/1: what of its request or response could not be read, and so was not ("request: ..." or "response: ...", both
+   * joined by "; "): a start line that is none (a request's method is its first word, its path null; a response's status
+   * 0), a head past 64 KiB, a Content-Length that is no length (its body, whose end is then unknown). Absent otherwise.
+   */
+  malformed?: string;
 }
 
 export interface StreamReset {
@@ -183,6 +189,11 @@ export interface DnsSummary {
    * reassembled): only the answers that came whole are listed
    */
   cut?: true;
+  /**
+   * A record of the response could not be read (a name whose compression pointers loop or lead out of the message, a
+   * bad label, data its type's reader refuses): only the answers before it are listed, as tshark lists them
+   */
+  malformed?: true;
 }
 
 /**

@@ -1,11 +1,13 @@
 // DNS dissector with real queries from Node's resolver (c-ares) to a tiny DNS server on loopback:
-// UDP, then TCP after a truncated UDP answer (2-byte length prefix), answers and rcodes.
+// UDP, then TCP after a truncated UDP answer (2-byte length prefix), answers and rcodes; then messages with a record
+// that cannot be read (compression pointers that loop, lead forward or out of the message), read up to it as tshark does.
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import dgram from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
-import { parseDns } from '../../src/dissect/dns.js';
+import { beginsDnsMessage, parseDns } from '../../src/dissect/dns.js';
+import { CaptureBuilder, analyzeCapture, tcpConversation } from './core-packet-builder.js';
 
 const seen: { transport: 'udp' | 'tcp'; payload: Buffer; reply: Buffer }[] = [];
 let udp: dgram.Socket;
@@ -140,5 +142,91 @@ describe('record types rendered as text', () => {
       ],
     } as never);
     expect(parseDns(buf, false)!.answers.map((a) => a.data)).toEqual(['10 mail.x.test', 'v=spf1 -all', 'fd00::1', '1 2 443 t.x.test']);
+  });
+});
+
+// A message written byte by byte: its header, questions and records as given (names as raw bytes, compression pointers too).
+const label = (...labels: string[]): Buffer => Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+const pointer = (to: number): Buffer => Buffer.from([0xc0 | (to >> 8), to & 0xff]);
+const u16s = (...v: number[]): Buffer => Buffer.concat(v.map((x) => Buffer.from([x >> 8, x & 0xff])));
+const header = (id: number, flags: number, qd: number, an: number, ns = 0, ar = 0): Buffer => u16s(id, flags, qd, an, ns, ar);
+const question = (name: Buffer, type = 1): Buffer => Buffer.concat([name, u16s(type, 1)]);
+const rr = (name: Buffer, type: number, data: Buffer): Buffer => Buffer.concat([name, u16s(type, 1, 0, 60, data.length), data]);
+const A = (...ip: number[]): Buffer => Buffer.from(ip);
+
+describe('a message with a record that cannot be read: its header, questions and the records before it, malformed', () => {
+  const loop = (): Buffer => {
+    // (a response to loop.test: a good A record, then one whose name points at itself)
+    const head = Buffer.concat([header(3, 0x8180, 1, 2), question(label('loop', 'test')), rr(pointer(12), 1, A(1, 2, 3, 4))]);
+    return Buffer.concat([head, rr(pointer(head.length), 1, A(5, 6, 7, 8))]);
+  };
+  it('a compression pointer that loops', () => {
+    expect(parseDns(loop(), false)).toEqual({
+      id: 3, qr: true, questions: [{ name: 'loop.test', type: 'A' }], answers: [{ name: 'loop.test', type: 'A', data: '1.2.3.4' }], rcode: 'NOERROR', cut: false, malformed: true,
+    });
+    // (over TCP too)
+    const msg = loop();
+    expect(parseDns(Buffer.concat([u16s(msg.length), msg]), true)).toMatchObject({ questions: [{ name: 'loop.test' }], malformed: true });
+  });
+  it('a pointer that leads forward is followed, as tshark does (dns-packet refuses it): the message is whole', () => {
+    // (the question's name points at the answer's data, a name)
+    const at = 12 + 2 + 4 + 2 + 10;
+    const msg = Buffer.concat([header(7, 0x8180, 1, 1), question(pointer(at), 5), rr(pointer(12), 5, label('target', 'test'))]);
+    expect(parseDns(msg, false)).toEqual({
+      id: 7, qr: true, questions: [{ name: 'target.test', type: 'CNAME' }], answers: [{ name: 'target.test', type: 'CNAME', data: 'target.test' }],
+      rcode: 'NOERROR', cut: false, malformed: false,
+    });
+  });
+  it('a pointer out of the message, a label of a reserved type, a name past 255 bytes, a bad name inside a record\'s data', () => {
+    const q = question(label('x', 'test'));
+    const good = rr(pointer(12), 1, A(9, 9, 9, 9));
+    const bad = [rr(pointer(0x3fff), 1, A(1, 1, 1, 1)), rr(Buffer.from([0x41, 0x61, 0]), 1, A(1, 1, 1, 1)),
+      rr(label(...Array.from({ length: 5 }, () => 'l'.repeat(60))), 1, A(1, 1, 1, 1)), rr(pointer(12), 5, pointer(0x3fff))];
+    for (const b of bad) {
+      const m = parseDns(Buffer.concat([header(4, 0x8180, 1, 3), q, good, b, good]), false);
+      // (not cut: every byte of it came)
+      expect(m).toMatchObject({ questions: [{ name: 'x.test' }], answers: [{ data: '9.9.9.9' }], cut: false, malformed: true });
+      expect(m!.answers).toHaveLength(1);
+    }
+    // (a bad question: the header alone)
+    for (const name of [pointer(12), Buffer.from([0x81, 0x61, 0])]) {
+      expect(parseDns(Buffer.concat([header(5, 0x0100, 1, 0), question(name)]), false)).toMatchObject({ id: 5, qr: false, questions: [], malformed: true });
+    }
+  });
+  it('a bad record after the answers (authority, additional): every answer, malformed', () => {
+    const msg = Buffer.concat([header(6, 0x8180, 1, 1, 0, 1), question(label('y', 'test')), rr(pointer(12), 1, A(2, 2, 2, 2)), rr(pointer(0x3fff), 1, A(3, 3, 3, 3))]);
+    expect(parseDns(msg, false)).toMatchObject({ answers: [{ data: '2.2.2.2' }], malformed: true });
+  });
+  it('a message taken for the first in a connection taken up in the middle must still read whole', () => {
+    const msg = loop();
+    expect(beginsDnsMessage(Buffer.concat([u16s(msg.length), msg]), true)).toBe(false);
+  });
+  it('the flow lists the question and the answers before the bad record', () => {
+    const b = new CaptureBuilder();
+    b.udp({ src: '10.63.0.53', dst: '10.63.0.1', sport: 53, dport: 41003, payload: loop() });
+    const [f] = analyzeCapture(b.build()).flows();
+    expect([f!.app, f!.dns]).toEqual(['dns', [{ id: 3, query: 'loop.test', type: 'A', rcode: 'NOERROR', answers: ['A 1.2.3.4'], malformed: true }]]);
+  });
+});
+
+describe('LLMNR (RFC 4795): DNS\'s format on port 5355', () => {
+  const query = Buffer.concat([header(9, 0x0000, 1, 0), question(label('winhost'))]);
+  const answer = Buffer.concat([header(9, 0x8000, 1, 1), question(label('winhost')), rr(pointer(12), 1, A(10, 0, 0, 7))]);
+  it('a query to the multicast group, and the unicast answer from 5355 (two flows), are read as DNS', () => {
+    const b = new CaptureBuilder();
+    b.udp({ src: '10.64.0.1', dst: '224.0.0.252', sport: 45009, dport: 5355, payload: query });
+    b.udp({ src: '10.64.0.7', dst: '10.64.0.1', sport: 5355, dport: 45009, payload: answer });
+    const flows = analyzeCapture(b.build()).flows();
+    expect(flows.map((f) => [f.app, f.dns])).toEqual([
+      ['dns', [{ id: 9, query: 'winhost', type: 'A', rcode: null, answers: [] }]],
+      ['dns', [{ id: 9, query: 'winhost', type: 'A', rcode: 'NOERROR', answers: ['A 10.0.0.7'] }]],
+    ]);
+  });
+  it('over TCP too (a length before each message, as DNS over TCP)', () => {
+    const b = new CaptureBuilder();
+    const framed = (m: Buffer): Buffer => Buffer.concat([u16s(m.length), m]);
+    tcpConversation(b, { ip: '10.64.0.1', port: 45010 }, { ip: '10.64.0.7', port: 5355 }, [framed(query)], [framed(answer)]);
+    const [f] = analyzeCapture(b.build(), { end: true }).flows();
+    expect([f!.app, f!.dns]).toEqual(['dns', [{ id: 9, query: 'winhost', type: 'A', rcode: 'NOERROR', answers: ['A 10.0.0.7'] }]]);
   });
 });

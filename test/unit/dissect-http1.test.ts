@@ -8,8 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Http1Parser, looksLikeHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage, type Http1Options } from '../../src/dissect/http1.js';
-import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+import { Http1Parser, looksLikeHttp1, mayGrowIntoHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage, type Http1Options } from '../../src/dissect/http1.js';
+import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const BIG = 100 * 1024;
 let server: http.Server;
@@ -312,13 +312,14 @@ describe('heads read byte by byte', () => {
     for (const m of methods) p.expectResponseTo(m);
     return [...p.push(Buffer.from(wire, 'latin1'), 1), ...p.end()];
   };
-  it('framing headers: any case, space before the colon, the first one counts, folding and lists', () => {
+  it('framing headers: any case, space before the colon, every line of one, folding and lists', () => {
     const bodies = (wire: string): string[] => parseWhole(wire).map((m) => m.body.toString('latin1'));
     expect(bodies('HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\n\r\nabcHTTP/1.1 200 OK\r\ncontent-length \t: 2\r\n\r\nxy')).toEqual(['abc', 'xy']);
-    expect(bodies('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nContent-Length: 5\r\n\r\nxyHTTP/1.1 204 No\r\n\r\n')).toEqual(['xy', '']);
+    // two lengths that differ: the first message's length is not known (its body not read), the next is looked for
+    expect(bodies('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nContent-Length: 5\r\n\r\nxyHTTP/1.1 204 No\r\n\r\n')).toEqual(['', '']);
     expect(bodies('HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\nabcd')).toEqual(['abcd']);
-    // a folded Content-Length is "2 3": not a number, so the body runs to the end of the stream
-    expect(bodies('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 3\r\n\r\nabcdef')).toEqual(['abcdef']);
+    // a folded Content-Length is "2 3": no length, so neither is its body's
+    expect(bodies('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n 3\r\n\r\nabcdef')).toEqual(['']);
     // near misses are other headers
     expect(bodies('HTTP/1.1 200 OK\r\nContent-Lengthy: 2\r\nXContent-Length: 2\r\n\r\nabcdef')).toEqual(['abcdef']);
     expect(bodies('HTTP/1.1 200 OK\r\nTRANSFER-encoding: gzip, chunked\r\nContent-Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n')).toEqual(['abc']);
@@ -329,31 +330,45 @@ describe('heads read byte by byte', () => {
     const long = 'v'.repeat(200);
     expect(parseWhole(`GET /x HTTP/1.1\r\nX-Long: ${long}\r\n\r\n`)[0]!.headers).toEqual([['X-Long', long]]);
   });
-  it('a head that is not HTTP is skipped up to the next message start', () => {
-    for (const bad of ['X-No-Colon', ':no-name', 'GET /a HTTP/1.1 trailing', 'HTTP/1.1 2000 OK']) {
-      const wire = bad.startsWith('GET') || bad.startsWith('HTTP') ? `${bad}\r\nHost: a\r\n\r\n` : `GET /bad HTTP/1.1\r\n${bad}\r\n\r\n`;
-      expect(parseWhole(`${wire}GET /next HTTP/1.1\r\n\r\n`).map((m) => m.path)).toEqual(['/next']);
+  it('a head with a header line that is none is still its message, saying so; its framing still counts', () => {
+    for (const bad of ['X-No-Colon', ':no-name']) {
+      const msgs = parseWhole(`POST /bad HTTP/1.1\r\n${bad}\r\nContent-Length: 2\r\n\r\nokGET /next HTTP/1.1\r\n\r\n`);
+      expect(msgs.map((m) => [m.path, m.body.toString(), m.malformed])).toEqual([
+        ['/bad', 'ok', '1 of its header lines is none (no colon, or no name): not read'], ['/next', '', undefined],
+      ]);
     }
   });
-  it('start lines: exactly the request and status line grammar', () => {
+  it('start lines: words split by any run of whitespace (RFC 9112 §3), as servers read them; lines meant as start lines are malformed messages', () => {
     const read = (line: string): string => {
       const p = new Http1Parser();
       const [m] = [...p.push(Buffer.from(`${line}\r\n\r\n`, 'latin1'), 1), ...p.end()];
       if (!m) return 'none';
-      return m.kind === 'request' ? `${m.method} ${m.path}` : `status ${m.status}`;
+      return (m.kind === 'request' ? `${m.method} ${m.path ?? '?'}` : `status ${m.status ?? '?'}`) + (m.malformed ? ' malformed' : '');
     };
     const lines: [string, string][] = [
       ['GET /a?b=c HTTP/1.1', 'GET /a?b=c'], ['M-SEARCH * HTTP/1.1', 'M-SEARCH *'], ['GET /a HTTP/2.0', 'GET /a'],
-      [`${'A'.repeat(20)} / HTTP/1.1`, `${'A'.repeat(20)} /`], [`${'A'.repeat(21)} / HTTP/1.1`, 'none'],
-      ['-GET / HTTP/1.1', 'GET /'], ['get / HTTP/1.1', 'none'], ['GET  HTTP/1.1', 'none'], ['GET /a b HTTP/1.1', 'none'],
-      ['GET /a\xa0b HTTP/1.1', 'none'], ['GET /\x85\xff HTTP/1.1', 'GET /\x85\xff'], ['GET /a HTTP/1.12', 'none'], ['GET /a HTTP/1.x', 'none'],
-      ['GET /a  HTTP/1.1', 'none'], ['GET\t/a HTTP/1.1', 'none'],
+      [`${'A'.repeat(20)} / HTTP/1.1`, `${'A'.repeat(20)} /`], [`${'A'.repeat(21)} / HTTP/1.1`, `${'A'.repeat(21)} /`],
+      // any token is a method (RFC 9110 §9.1)
+      ['-GET / HTTP/1.1', '-GET /'], ['get / HTTP/1.1', 'get /'], ['NOTIFY * HTTP/1.1', 'NOTIFY *'], ["M!#$%&'*+.^_`|~9 / HTTP/1.1", "M!#$%&'*+.^_`|~9 /"],
+      // nginx and Python's http.server read these as requests
+      ['GET  /admin HTTP/1.1', 'GET /admin'], ['GET /first HTTP/1.1 ', 'GET /first'], ['GET /a  HTTP/1.1', 'GET /a'], ['GET\t/a HTTP/1.1', 'GET /a'],
+      ['GET /a\x0bHTTP/1.1\x0c', 'GET /a'], ['GET\r/a HTTP/1.1', 'GET /a'],
+      ['GET /a\xa0b HTTP/1.1', 'GET /a\xa0b'], ['GET /\x85\xff HTTP/1.1', 'GET /\x85\xff'],
+      // a known method, or a last word "HTTP/...": meant as a request line; its method kept
+      ['GET  HTTP/1.1', 'GET ? malformed'], ['GET /a b HTTP/1.1', 'GET ? malformed'], ['GET /a HTTP/1.12', 'GET ? malformed'], ['GET /a HTTP/1.x', 'GET ? malformed'],
+      ['GET /a HTTP/1.1 trailing', 'GET ? malformed'], ['GET /noversion', 'GET ? malformed'], ['NOTIFY /a b HTTP/1.1', 'NOTIFY ? malformed'],
       ['HTTP/1.1 200 OK', 'status 200'], ['HTTP/1.0 007', 'status 7'], ['HTTP/1.1 404 ', 'status 404'], ['HTTP/1.1 200  a\xa0b', 'status 200'],
-      ['HTTP/1.1 200\tOK', 'none'], ['HTTP/1.1 2000', 'none'], ['HTTP/1.1 20', 'none'], ['HTTP/1.1 200 O\rK', 'none'], ['HTTP/1.1 200 O\nK', 'none'],
-      ['HTTP/11 200 OK', 'none'], ['http/1.1 200 OK', 'none'],
+      ['HTTP/1.1  404 Not Found', 'status 404'], ['HTTP/1.1 200\tOK', 'status 200'], ['HTTP/1.1\t200 OK', 'status 200'], ['HTTP/1.1 200 O\rK', 'status 200'],
+      // beginning "HTTP/": meant as a status line
+      ['HTTP/1.1 2000', 'status ? malformed'], ['HTTP/1.1 20', 'status ? malformed'], ['HTTP/11 200 OK', 'status ? malformed'], ['HTTP/1.1 OK', 'status ? malformed'],
+      // neither
+      ['http/1.1 200 OK', 'none'], ['G@T / HTTP/1.1', 'none'], ['hello world', 'none'], ['\x00\x01\x02', 'none'],
+      // (bytes before a known method's request line are skipped up to it; glued to it, they are a token with it)
+      [' GET / HTTP/1.1', 'GET /'], ['xGET / HTTP/1.1', 'xGET /'],
     ];
-    // (a line that is not a start line is skipped up to the next message start: in '-GET / HTTP/1.1', 'GET /')
     expect(lines.map(([line]) => read(line))).toEqual(lines.map(([, want]) => want));
+    const [ok] = parseWhole('HTTP/1.1  404  Not Found \r\n\r\n');
+    expect([ok!.version, ok!.status, ok!.reason]).toEqual(['HTTP/1.1', 404, 'Not Found ']);
   });
   it('a large head in many segments, and a gap in an unfinished head', () => {
     const lines = Array.from({ length: 500 }, (_, i) => `X-H${i}: ${'v'.repeat(40)}\r\n`).join('');
@@ -389,5 +404,180 @@ describe('looksBinary', () => {
     // only the sample counts: control bytes after it do not make a body binary
     expect(looksBinary(Buffer.concat([withCtl(BODY_SAMPLE, 0), withCtl(1000, 1000)]))).toBe(false);
     expect(looksBinary(Buffer.from('\t\r\n\x0b\x0c'.repeat(20)))).toBe(false);
+  });
+});
+
+describe('every message keeps its place in its side\'s sequence (responses pair with requests in order)', () => {
+  const R = (code: number): string => `HTTP/1.1 ${code} X\r\nContent-Length: 0\r\n\r\n`;
+  /** A direction's messages, the same in every chunk size: a line each (`method path` or `status`, `!` when malformed). */
+  const lines = (wire: string, methods: string[] = []): string[] => {
+    const read = (size: number): string[] => {
+      const p = new Http1Parser();
+      for (const m of methods) p.expectResponseTo(m);
+      const out: HttpMessage[] = [];
+      for (let o = 0; o < wire.length; o += size) out.push(...p.push(Buffer.from(wire.slice(o, o + size), 'latin1'), o));
+      out.push(...p.end());
+      return out.map((m) => (m.kind === 'request' ? `${m.method} ${m.path ?? '?'}` : String(m.status ?? '?')) + (m.malformed ? '!' : ''));
+    };
+    const whole = read(wire.length);
+    for (const size of [1, 7, 1400]) expect(read(size)).toEqual(whole);
+    return whole;
+  };
+  it('requests the old strict reader dropped are read, or returned malformed, in their place', () => {
+    expect(lines('GET  /admin HTTP/1.1\r\nHost: h\r\n\r\nGET /public HTTP/1.1\r\nHost: h\r\n\r\n')).toEqual(['GET /admin', 'GET /public']);
+    expect(lines('GET /first HTTP/1.1 \r\nHost: h\r\n\r\nGET /second HTTP/1.1\r\n\r\n')).toEqual(['GET /first', 'GET /second']);
+    expect(lines('GET /a b HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\n\r\n')).toEqual(['GET ?!', 'GET /next']);
+    // (after one, a request of any method is found at its line's start)
+    expect(lines('GET /a b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcNOTIFY /n HTTP/1.1\r\n\r\n')).toEqual(['GET ?!', 'NOTIFY /n']);
+  });
+  it('a response whose status line is none is one without a status, and the next answers the next request', () => {
+    expect(lines(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1  404 Not Found\r\nContent-Length: 0\r\n\r\n${R(201)}`)).toEqual(['200', '404', '201']);
+    expect(lines(`${R(200)}HTTP/1.1 2000 OK\r\nContent-Length: 3\r\n\r\nabc${R(201)}`)).toEqual(['200', '?!', '201']);
+    // (it answers its request: the HEAD after it still frames the response after)
+    expect(lines(`HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n${R(204)}`, ['GET', 'HEAD', 'GET'])).toEqual(['?!', '200', '204']);
+  });
+  it('a head past 64 KiB: its start line and the header lines before the limit are its message, its body unread; the next is found', () => {
+    const long = `GET /long HTTP/1.1\r\nHost: h\r\nCookie: ${'a'.repeat(70000)}\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n`;
+    expect(lines(long)).toEqual(['GET /long!', 'GET /after']);
+    const [m] = new Http1Parser().push(Buffer.from(long), 1);
+    expect([m!.headers, m!.malformed]).toEqual([[['Host', 'h']], 'its head runs past 64 KiB: its header lines from there and its body were not read']);
+    expect(lines(`HTTP/1.1 431 Too Large\r\nX-A: ${'b'.repeat(70000)}\r\n\r\n${R(200)}`)).toEqual(['431!', '200']);
+    // (just under the limit, a head is read whole)
+    const under = `GET /u HTTP/1.1\r\nX: ${'c'.repeat(64 * 1024 - 24)}\r\n\r\n`;
+    expect(under.length).toBe(64 * 1024);
+    expect(lines(`${under}GET /v HTTP/1.1\r\n\r\n`)).toEqual(['GET /u', 'GET /v']);
+  });
+  it('a chunked body whose framing breaks off still returns its message', () => {
+    expect(lines(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc${R(204)}`)).toEqual(['200!', '204']);
+  });
+  it('bytes between messages that are no start line are still skipped, not taken for a message', () => {
+    expect(lines(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok and more\r\n\r\n${R(204)}`)).toEqual(['200', '204']);
+    expect(lines('GET /a HTTP/1.1\r\n\r\n\x00\x01garbage\r\n\r\nGET /b HTTP/1.1\r\n\r\n')).toEqual(['GET /a', 'GET /b']);
+  });
+});
+
+describe('HTTP/1 told by a request line\'s shape: any method (looksLikeHttp1, mayGrowIntoHttp1)', () => {
+  const methods = ['NOTIFY /upnp/event HTTP/1.1', 'SUBSCRIBE /upnp/event HTTP/1.1', 'MKCALENDAR /cal/home/ HTTP/1.1', 'QUERY /contacts HTTP/1.1',
+    'MKACTIVITY /svn/!svn/act/1 HTTP/1.1', 'LINK /a HTTP/1.0', 'BIND  /b HTTP/1.1 '];
+  it('a whole request line of any token method and HTTP/1.x is HTTP; while its line has not ended it may become so', () => {
+    for (const line of methods) {
+      expect(looksLikeHttp1(Buffer.from(`${line}\r\nHost: h\r\n\r\n`))).toBe(true);
+      expect(looksLikeHttp1(Buffer.from(`${line}\n`))).toBe(true);
+      for (let n = 1; n < line.length; n++) {
+        const part = Buffer.from(line.slice(0, n));
+        // (a method's first bytes alone are no HTTP yet: a token and a space begin many protocols' lines)
+        if (line.indexOf(' ') < n) expect([n, mayGrowIntoHttp1(part)]).toEqual([n, true]);
+      }
+    }
+  });
+  it('other protocols\' lines and bytes are not', () => {
+    for (const s of ['INVITE sip:bob@b.test SIP/2.0\r\n', 'DESCRIBE rtsp://a/b RTSP/1.0\r\n', 'CAP LS 302\r\n', 'NOTIFY /a HTTP/2.0\r\n',
+      'NOTIFY /a b HTTP/1.1\r\n', 'NOTIFY /a\x01 HTTP/1.1\r\n', 'N@TIFY /a HTTP/1.1\r\n', 'hello world\r\n', '*1\r\n$4\r\nPING\r\n']) {
+      expect([s, looksLikeHttp1(Buffer.from(s, 'latin1')), mayGrowIntoHttp1(Buffer.from(s, 'latin1'))]).toEqual([s, false, false]);
+    }
+    for (const s of ['NOTIFY', 'NOTIFY /a HTTX', 'NOTIFY /a\x00', `NOTIFY /${'a'.repeat(9000)}`]) expect([s.slice(0, 20), mayGrowIntoHttp1(Buffer.from(s))]).toEqual([s.slice(0, 20), false]);
+  });
+  it('a parser reads such requests, also after a gap (at a line\'s start only: a line\'s tail is no method)', () => {
+    const wire = 'NOTIFY /upnp/event HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /next HTTP/1.1\r\n\r\n';
+    expect(new Http1Parser().push(Buffer.from(wire), 1).map((m) => `${m.method} ${m.path}`)).toEqual(['NOTIFY /upnp/event', 'GET /next']);
+    const p = new Http1Parser();
+    p.gap();
+    expect(p.push(Buffer.from('TIFY /lost HTTP/1.1\r\n\r\nSUBSCRIBE /s HTTP/1.1\r\n\r\n'), 2).map((m) => `${m.method} ${m.path}`)).toEqual(['SUBSCRIBE /s']);
+  });
+});
+
+describe('Transfer-Encoding and Content-Length over several lines (RFC 9110 §5.3: one list)', () => {
+  const statuses = (wire: string): [number | undefined, string, string | undefined][] =>
+    [...new Http1Parser().push(Buffer.from(wire, 'latin1'), 1)].map((m) => [m.status, m.body.toString('latin1'), m.malformed]);
+  it('Transfer-Encoding: gzip and chunked on two lines is chunked (its last coding), and the next response is read', () => {
+    const wire = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX-A: 1\r\ntransfer-encoding:  chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n';
+    expect(statuses(wire)).toEqual([[200, 'abc', undefined], [204, '', undefined]]);
+    const [m] = new Http1Parser().push(Buffer.from(wire), 1);
+    expect(m!.headers.filter(([k]) => k.toLowerCase() === 'transfer-encoding')).toEqual([['Transfer-Encoding', 'gzip'], ['transfer-encoding', 'chunked']]);
+    // (chunked then gzip: chunked is not the last coding, the body runs to the close)
+    expect(statuses('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n')).toEqual([]);
+  });
+  it('Content-Length: digits only (RFC 9110 §8.6); the same value repeated is one; otherwise the length is unknown, said so, and the next message looked for', () => {
+    const post = (cl: string): string[] => new Http1Parser().push(Buffer.from(`POST /p HTTP/1.1\r\n${cl}\r\n\r\nGET /hidden HTTP/1.1\r\n\r\n`, 'latin1'), 1)
+      .map((m) => `${m.method} ${m.path ?? '?'} ${m.body.length}${m.malformed ? '!' : ''}`);
+    for (const bad of ['0x10', '1e1', '0b1000', '+5', '', ' ', '5a', '-1', '1.0', '5,', ', 5', '5 5', '1234567890123456', '5\x0b5']) {
+      expect([bad, post(`Content-Length: ${bad}`)]).toEqual([bad, ['POST /p 0!', 'GET /hidden 0']]);
+    }
+    for (const differ of ['Content-Length: 0, 30', 'Content-Length: 0\r\nContent-Length: 30', 'Content-Length: 0\r\nContent-Length: x']) {
+      expect([differ, post(differ)]).toEqual([differ, ['POST /p 0!', 'GET /hidden 0']]);
+    }
+    // (one length, however often it is said: the body is read, and what follows it is read as the server would)
+    for (const one of ['Content-Length: 5, 5', 'Content-Length: 5\r\ncontent-length: 5', 'Content-Length: 005', 'Content-Length:\t5 ,\t5 ']) {
+      expect([one, post(one)]).toEqual([one, ['POST /p 5', 'hidden ? 0!']]);
+    }
+    const [m] = new Http1Parser().push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n'), 1);
+    expect(m!.malformed).toBe('its Content-Length "0x10" is not one length (digits, the same in every value): its body was not read');
+  });
+});
+
+describe('through the analyzer: each status on the request it answers, any method\'s connection HTTP', () => {
+  const R = (code: number): string => `HTTP/1.1 ${code} X\r\nContent-Length: 0\r\n\r\n`;
+  /** One connection to port 80 (its turns: the client's bytes, then the server's, cut in 1400-byte segments); its flow's exchanges. */
+  const exchanges = (turns: [string, string][]): [string, string | null, string | null, number | null][] => {
+    const seg = (s: string): Buffer[] => Array.from({ length: Math.ceil(s.length / 1400) }, (_, i) => Buffer.from(s.slice(i * 1400, (i + 1) * 1400), 'latin1'));
+    const c2s: (Buffer | null)[] = [];
+    const s2c: (Buffer | null)[] = [];
+    for (const [c, sv] of turns) {
+      const cs = seg(c);
+      const ss = seg(sv);
+      for (let i = 0; i < Math.max(cs.length, ss.length); i++) {
+        c2s.push(cs[i] ?? null);
+        s2c.push(i === Math.max(cs.length, ss.length) - 1 ? Buffer.concat(ss) : null);
+      }
+    }
+    const b = new CaptureBuilder();
+    tcpConversation(b, { ip: '10.208.0.1', port: 43000 }, { ip: '10.208.0.2', port: 80 }, c2s, s2c);
+    const [f] = analyzeCapture(b.build(), { end: true }).flows();
+    return f!.http.map((h) => [f!.app, h.method, h.path, h.status]);
+  };
+  it('a request or response the strict reader dropped no longer moves the statuses after it', () => {
+    expect(exchanges([['GET  /admin HTTP/1.1\r\nHost: h\r\n\r\nGET /public HTTP/1.1\r\nHost: h\r\n\r\n', R(403) + R(200)]]))
+      .toEqual([['http', 'GET', '/admin', 403], ['http', 'GET', '/public', 200]]);
+    expect(exchanges([['GET /first HTTP/1.1 \r\nHost: h\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n', R(404) + R(200)]]))
+      .toEqual([['http', 'GET', '/first', 404], ['http', 'GET', '/second', 200]]);
+    expect(exchanges([[`GET /long HTTP/1.1\r\nHost: h\r\nCookie: ${'a'.repeat(70000)}\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n`, R(431) + R(200)]]))
+      .toEqual([['http', 'GET', '/long', 431], ['http', 'GET', '/after', 200]]);
+    expect(exchanges([['GET /s HTTP/1.1\r\n\r\n', R(200)], ['GET /t HTTP/1.1\r\n\r\n', 'HTTP/1.1  404 Not Found\r\nContent-Length: 0\r\n\r\n'], ['GET /u HTTP/1.1\r\n\r\n', R(201)]]))
+      .toEqual([['http', 'GET', '/s', 200], ['http', 'GET', '/t', 404], ['http', 'GET', '/u', 201]]);
+    // (a message that cannot be read: in its place; a response without a status is one of status 0, answered)
+    expect(exchanges([['GET /a b HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n', R(400) + R(200)]])).toEqual([['http', 'GET', null, 400], ['http', 'GET', '/next', 200]]);
+    expect(exchanges([['GET /s HTTP/1.1\r\n\r\n', 'HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n'], ['GET /u HTTP/1.1\r\n\r\n', R(201)]]))
+      .toEqual([['http', 'GET', '/s', 0], ['http', 'GET', '/u', 201]]);
+  });
+  it('an exchange says what of its request or response could not be read', () => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, { ip: '10.208.0.1', port: 43100 }, { ip: '10.208.0.2', port: 80 },
+      [Buffer.from('GET /a b HTTP/1.1\r\n\r\nPOST /p HTTP/1.1\r\nContent-Length: 0x10\r\n\r\nGET /ok HTTP/1.1\r\n\r\n')],
+      [Buffer.from(`${R(400)}HTTP/1.1 2000 X\r\nContent-Length: 0\r\n\r\n${R(200)}`)]);
+    const [f] = analyzeCapture(b.build(), { end: true }).flows();
+    expect(f!.http).toEqual([
+      { method: 'GET', host: null, path: null, status: 400,
+        malformed: 'request: its request line is none (a method, a target and HTTP/d.d, split by spaces): its target and version were not read' },
+      { method: 'POST', host: null, path: '/p', status: 0, malformed: 'request: its Content-Length "0x10" is not one length (digits, the same in every value): its body was not read; ' +
+        'response: its status line is none (HTTP/d.d, a three-digit status code and a reason, split by spaces): its status was not read' },
+      { method: 'GET', host: null, path: '/ok', status: 200 },
+    ]);
+  });
+  it('a connection whose first request has a method outside the known ones is HTTP', () => {
+    for (const first of ['NOTIFY /upnp/event HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi', 'SUBSCRIBE /upnp/event HTTP/1.1\r\nHost: h\r\n\r\n',
+      'MKCALENDAR /cal/home/ HTTP/1.1\r\nHost: h\r\n\r\n', 'QUERY /contacts HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx',
+      'MKACTIVITY /svn/!svn/act/1 HTTP/1.1\r\nHost: h\r\n\r\n']) {
+      const [method, path] = first.split(' ');
+      expect(exchanges([[first, R(200)], ['GET /next HTTP/1.1\r\nHost: h\r\n\r\n', R(404)]])).toEqual([['http', method, path, 200], ['http', 'GET', '/next', 404]]);
+    }
+  });
+  it('Transfer-Encoding on two lines, and a Content-Length that is no number', () => {
+    expect(exchanges([['GET /t1 HTTP/1.1\r\nHost: h\r\n\r\nGET /t2 HTTP/1.1\r\nHost: h\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n']]))
+      .toEqual([['http', 'GET', '/t1', 200], ['http', 'GET', '/t2', 204]]);
+    for (const cl of ['0x10', '1e1', '0b1000']) {
+      expect(exchanges([[`POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: ${cl}\r\n\r\nGET /hidden HTTP/1.1\r\nHost: h\r\n\r\n`, R(400) + R(200)]]))
+        .toEqual([['http', 'POST', '/p', 400], ['http', 'GET', '/hidden', 200]]);
+    }
   });
 });

@@ -4,13 +4,16 @@
 // Node/OpenSSL server answering a captured ClientHello.
 import { describe, it, expect } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import {
   parseClientHello, parseServerHello, ja3, ja4, ja4Raw, helloFields, isGrease, tlsVersionName, cipherName, type ClientHello,
 } from '../../src/dissect/tls.js';
+import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const FIX = path.join(import.meta.dirname, '../fixtures/dissect');
 interface HelloFixture {
@@ -79,9 +82,14 @@ describe('packed hello fields (the analyzer\'s fingerprint-cache key)', () => {
   const plain = (ch: ClientHello): ClientHello => ({
     version: ch.version, supportedVersions: ch.supportedVersions, ciphers: ch.ciphers, extensions: ch.extensions, sni: ch.sni,
     alpn: ch.alpn, groups: ch.groups, ecPointFormats: ch.ecPointFormats, signatureAlgorithms: ch.signatureAlgorithms,
+    groupsRepeated: ch.groupsRepeated, ecPointFormatsRepeated: ch.ecPointFormatsRepeated,
   });
   it('a parsed hello packs as its fields do', () => {
     for (const ch of parsed) expect([...helloFields(ch)]).toEqual([...helloFields(plain(ch))]);
+    for (const [, wire] of repeating) {
+      const ch = must(parseClientHello(wire));
+      expect([...helloFields(ch)]).toEqual([...helloFields(plain(ch))]);
+    }
   });
   it('equal fields, equal JA3 and JA4; the SNI counts only as present or not', () => {
     const fpOf = new Map<string, string>();
@@ -96,6 +104,9 @@ describe('packed hello fields (the analyzer\'s fingerprint-cache key)', () => {
     expect(key({ ...specExample, sni: null })).not.toBe(key(specExample));
     expect(key({ ...specExample, alpn: ['h2'] })).not.toBe(key(specExample));
     expect(key({ ...specExample, ecPointFormats: [0, 1] })).not.toBe(key(specExample));
+    // (a repeated extension's list is in the key: it is in JA3)
+    expect(key({ ...specExample, ecPointFormats: [0], ecPointFormatsRepeated: [[1]] })).not.toBe(key({ ...specExample, ecPointFormats: [0, 1] }));
+    expect(key({ ...specExample, groupsRepeated: [[0x18]] })).not.toBe(key({ ...specExample, ecPointFormatsRepeated: [[0x18]] }));
   });
   it('a hello keeps its fields while thousands more are parsed (their fields are cut from shared blocks)', () => {
     const wires = golden.hellos.map((h) => Buffer.from(h.helloHex, 'hex'));
@@ -112,6 +123,80 @@ describe('packed hello fields (the analyzer\'s fingerprint-cache key)', () => {
     expect(b.alpn).toBe(a.alpn);
     expect(Object.isFrozen(a.alpn)).toBe(true);
     expect(must(parseClientHello(Buffer.from(golden.hellos.find((h) => h.alpn.length === 0)!.helloHex, 'hex'))).alpn).toEqual([]);
+  });
+});
+
+// ClientHellos that repeat an extension (illegal, RFC 8446 §4.2, but a client can send them), built byte by byte.
+const u16 = (v: number): Buffer => Buffer.from([v >> 8, v & 0xff]);
+const v8 = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length]), b]);
+const v16 = (b: Buffer): Buffer => Buffer.concat([u16(b.length), b]);
+const ext = (type: number, data: Buffer): Buffer => Buffer.concat([u16(type), v16(data)]);
+const sniExt = (name: string): Buffer => ext(0, v16(Buffer.concat([Buffer.from([0]), v16(Buffer.from(name))])));
+const groupsExt = (...g: number[]): Buffer => ext(10, v16(Buffer.concat(g.map(u16))));
+const pointsExt = (...p: number[]): Buffer => ext(11, v8(Buffer.from(p)));
+const sigalgsExt = (...a: number[]): Buffer => ext(13, v16(Buffer.concat(a.map(u16))));
+const alpnExt = (...names: string[]): Buffer => ext(16, v16(Buffer.concat(names.map((n) => v8(Buffer.from(n))))));
+const versionsExt = (...v: number[]): Buffer => ext(43, v8(Buffer.concat(v.map(u16))));
+/** A TLS record holding a ClientHello (legacy version TLS 1.2, three suites) with these extensions. */
+function helloRecord(exts: Buffer[]): Buffer {
+  const body = Buffer.concat([u16(0x0303), Buffer.alloc(32, 7), Buffer.from([0]), v16(Buffer.concat([0x1301, 0x1302, 0xc02b].map(u16))), Buffer.from([1, 0]), v16(Buffer.concat(exts))]);
+  const hs = Buffer.concat([Buffer.from([1, 0]), u16(body.length), body]);
+  return Buffer.concat([Buffer.from([0x16, 3, 1]), u16(hs.length), hs]);
+}
+const STD = [sniExt('a.example'), groupsExt(0x1d, 0x17), pointsExt(0), sigalgsExt(0x0403, 0x0804, 0x0401), versionsExt(0x0304, 0x0303)];
+// [name, hello, JA3 string as tshark 4.0.17's tls.handshake.ja3_full reads it]
+const repeating: [string, Buffer, string][] = [
+  ['two ALPN', helloRecord([...STD, alpnExt('h2'), alpnExt('zz')]), '771,4865-4866-49195,0-10-11-13-43-16-16,29-23,0'],
+  ['two signature_algorithms', helloRecord([...STD, sigalgsExt(0x0601)]), '771,4865-4866-49195,0-10-11-13-43-13,29-23,0'],
+  ['two supported_versions', helloRecord([...STD, versionsExt(0x0303)]), '771,4865-4866-49195,0-10-11-13-43-43,29-23,0'],
+  ['two ec_point_formats', helloRecord([sniExt('p.example'), pointsExt(0, 1, 2), pointsExt(1), groupsExt(0x1d)]), '771,4865-4866-49195,0-11-11-10,29,0-1-2,1'],
+  ['three ec_point_formats', helloRecord([sniExt('p.example'), pointsExt(0), pointsExt(1), pointsExt(2), groupsExt(0x1d)]), '771,4865-4866-49195,0-11-11-11-10,29,0,1,2'],
+  ['two supported_groups', helloRecord([sniExt('p.example'), pointsExt(0), groupsExt(0x1d, 0x17), groupsExt(0x18)]), '771,4865-4866-49195,0-11-10-10,29-23,24,0'],
+  ['two of both', helloRecord([sniExt('p.example'), groupsExt(0x1d), groupsExt(0x18), pointsExt(0), pointsExt(1)]), '771,4865-4866-49195,0-10-10-11-11,29,24,0,1'],
+  ['an empty repeat', helloRecord([sniExt('p.example'), pointsExt(0, 1, 2), pointsExt(), groupsExt(0x1d)]), '771,4865-4866-49195,0-11-11-10,29,0-1-2,'],
+  ['an empty first', helloRecord([sniExt('p.example'), groupsExt(), groupsExt(0x18), pointsExt(0)]), '771,4865-4866-49195,0-10-10-11,,24,0'],
+  ['GREASE in both', helloRecord([sniExt('p.example'), groupsExt(0x0a0a, 0x1d), groupsExt(0x1a1a, 0x18), pointsExt(0)]), '771,4865-4866-49195,0-10-10-11,29,24,0'],
+];
+
+describe('a ClientHello that repeats an extension', () => {
+  const ch = (name: string): ClientHello => must(parseClientHello(repeating.find(([n]) => n === name)![1]));
+  it('JA3 writes each repeat of supported_groups and ec_point_formats as its own field, as tshark does', () => {
+    for (const [name, wire, full] of repeating) {
+      const j3 = ja3(must(parseClientHello(wire)));
+      expect([name, j3.string, j3.hash]).toEqual([name, full, createHash('md5').update(full).digest('hex')]);
+    }
+  });
+  it('JA4 takes the first ALPN and signature_algorithms extension, and the highest version of every supported_versions (FoxIO\'s reference does)', () => {
+    // (the JA4 of these bytes from tshark's fields by FoxIO's reference rules)
+    expect(ja4(ch('two ALPN'), 'tcp')).toBe('t13d0307h2_5559582ccdc4_0d385148b956');
+    expect(ch('two ALPN').alpn).toEqual(['h2']);
+    expect(ja4(ch('two signature_algorithms'), 'tcp')).toBe('t13d030600_5559582ccdc4_2caa1505a287');
+    expect(ch('two signature_algorithms').signatureAlgorithms).toEqual([0x0403, 0x0804, 0x0401]);
+    expect(ja4(ch('two supported_versions'), 'tcp').slice(0, 4)).toBe('t13d');
+    expect(ch('two supported_versions').supportedVersions).toEqual([0x0304, 0x0303, 0x0303]);
+    const backwards = must(parseClientHello(helloRecord([sniExt('v.example'), versionsExt(0x0303), versionsExt(0x7a7a, 0x0304)])));
+    expect([backwards.supportedVersions, ja4(backwards, 'tcp').slice(0, 4)]).toEqual([[0x0303, 0x7a7a, 0x0304], 't13d']);
+  });
+  it('the first extension\'s lists are the hello\'s, the repeats\' lists come apart', () => {
+    const both = ch('two of both');
+    expect([both.groups, both.groupsRepeated, both.ecPointFormats, both.ecPointFormatsRepeated]).toEqual([[0x1d], [[0x18]], [0], [[1]]]);
+    const once = must(parseClientHello(helloRecord(STD)));
+    expect([once.groupsRepeated, once.ecPointFormatsRepeated]).toEqual([undefined, undefined]);
+  });
+  it.skipIf(spawnSync('tshark', ['--version']).status !== 0)('tshark reads the same JA3 from these hellos at test time', () => {
+    const cap = new CaptureBuilder();
+    repeating.forEach(([, wire], i) => tcpConversation(cap, { ip: '10.207.0.1', port: 41000 + i }, { ip: '10.207.0.2', port: 443 }, [wire], []));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsd-tls-rep-'));
+    try {
+      const file = path.join(dir, 'rep.pcapng');
+      fs.writeFileSync(file, cap.build());
+      const out = execFileSync('tshark', ['-r', file, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tls.handshake.ja3_full'],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const theirs = out.trim().split('\n').map((l) => l.split('\t')).sort((a, b) => Number(a[0]) - Number(b[0])).map((r) => r[1]);
+      expect(theirs).toEqual(repeating.map(([, wire]) => ja3(must(parseClientHello(wire))).string));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
