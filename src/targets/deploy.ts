@@ -237,14 +237,19 @@ export function runCommandLine(dir: string, args: string[], prefix: string[] = [
  * the helper outlived SIGTERM by 2 s and got SIGKILL, and `gone` when DIR is gone.
  * why the SIGKILL: a helper stuck (a hung write, a wedged kernel call) would otherwise run on, capturing, after the
  * session that started it has stopped.
+ * why only a process whose argv[0] is DIR's helper: the pid file outlives its process when the run script dies, and the
+ * pid may then be another's (in a Kubernetes capture pod, with the host's pids, any of the node's); and only a plain
+ * number (a pid file holding -1 would make `kill` signal every process).
  */
 export function killScript(dir: string): string {
   const d = shQuote(dir);
   return [
     `p=; [ -f ${d}/pid ] && p="$(cat ${d}/pid)"`,
-    '[ -n "$p" ] && kill -TERM "$p" 2>/dev/null',
+    `case "$p" in ''|*[!0-9]*|0|1) p= ;; esac`,
+    `ours() { [ -n "$p" ] && [ "$(tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | head -n 1)" = ${d}/tapscope-helper ]; }`,
+    'ours && kill -TERM "$p" 2>/dev/null',
     `for i in 1 2 3 4 5 6 7 8 9 10; do [ -e ${d} ] || break; sleep 0.2; done`,
-    'if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null; echo killed; fi',
+    'if ours; then kill -KILL "$p" 2>/dev/null; echo killed; fi',
     `rm -rf ${d}; [ ! -e ${d} ] && echo gone`,
   ].join('; ');
 }

@@ -4,7 +4,7 @@
 // Test/dev knob: TAPSCOPE_LOCAL_NETNS=NAME (or the `netns` option) runs the helper inside that network
 // namespace (`ip netns exec NAME helper ...`), so tests can capture a private lab without touching the host.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { arch, hostname, release } from 'node:os';
 import { TapscopeError, type TapscopeErrorCode } from '../errors.js';
@@ -80,6 +80,17 @@ export function findOnPath(name: string, pathVar = process.env.PATH ?? ''): stri
     }
   }
   return null;
+}
+
+/** The processes below `pid` (its children, theirs, ...), from /proc; none when they cannot be read. */
+function descendants(pid: number): number[] {
+  let children: number[];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  return children.flatMap((c) => [c, ...descendants(c)]);
 }
 
 export class LocalTarget implements CaptureTarget {
@@ -212,6 +223,11 @@ export class LocalTarget implements CaptureTarget {
       const timer = setTimeout(() => {
         if (exited) return;
         killed = true;
+        // why: under sudo the helper is root's, a child of sudo, which cannot relay a SIGKILL: killing sudo alone left the
+        // helper capturing, holding the output open, and the stop waiting for ever
+        if (via === 'sudo' && child.pid !== undefined) {
+          for (const pid of descendants(child.pid)) spawnSync('sudo', ['-n', 'kill', '-KILL', String(pid)], { stdio: 'ignore', timeout: 5000 });
+        }
         child.kill('SIGKILL');
       }, this.grace);
       stopPromise = done.then(() => clearTimeout(timer));

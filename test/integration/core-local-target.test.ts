@@ -3,6 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { LocalTarget } from '../../src/targets/local.js';
 import type { NodeStatus } from '../../src/targets/target.js';
@@ -91,6 +92,30 @@ describe('local target, a helper that does not stop', () => {
       expect(stopped?.error?.code).toBe('E_HELPER_EXITED');
       expect(stopped?.message).toMatch(/did not stop within 0.3 s of SIGINT and was killed: the packets it had not yet written and its final statistics are missing/);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+
+  it('kills it through sudo when it runs under sudo (a SIGKILL to sudo alone left it running, and the stop waiting)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-stubborn-'));
+    const helper = join(dir, 'helper');
+    // (-a: a name of its own, to find it by)
+    writeFileSync(helper, "#!/bin/bash\ntrap '' INT TERM\necho capturing >&2\nexec -a tsc-stubborn-under-sudo sleep 30\n", { mode: 0o755 });
+    try {
+      const t = new LocalTarget({ helperPath: helper, privilege: { via: 'sudo', prefix: ['sudo', '-n'] }, netns: null, stopGraceMs: 300 });
+      const statuses: NodeStatus[] = [];
+      let streaming!: () => void;
+      const started = new Promise<void>((r) => { streaming = r; });
+      const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, {
+        onStatus: (s) => { statuses.push(s); if (s.phase === 'streaming') streaming(); },
+        onStream: (_node, s) => { s.resume(); },
+      });
+      await started;
+      await h.stop();
+      expect(statuses.find((s) => s.phase === 'stopped')?.message).toMatch(/was killed/);
+      expect(spawnSync('pgrep', ['-f', 'tsc-stubborn-under-sudo']).status).toBe(1);
+    } finally {
+      spawnSync('pkill', ['-KILL', '-f', 'tsc-stubborn-under-sudo']);
       rmSync(dir, { recursive: true, force: true });
     }
   }, 20_000);

@@ -337,10 +337,10 @@ describe('stop', () => {
     trustAll();
     const n = lab.nodes[0] as SshNode;
     // (answers --version as the real helper, writes a capture, then ignores the stop's signals: `exec` keeps them ignored
-    // in the sleep)
+    // in the sleep, and -a keeps the helper's argv[0], by which the stop knows its process)
     const stub = `${lab.dir}/stubborn-helper`;
     const capture = resolve('test/fixtures/pcapng/lo-udp.pcapng');
-    writeFileSync(stub, `#!/bin/sh\nif [ "$1" = --version ]; then exec ${lab.helper} --version; fi\ntrap '' TERM INT\ncat ${capture}\nexec sleep 61.25\n`, { mode: 0o755 });
+    writeFileSync(stub, `#!/bin/bash\nif [ "$1" = --version ]; then exec ${lab.helper} --version; fi\ntrap '' TERM INT\ncat ${capture}\nexec -a "$0" sleep 61.25\n`, { mode: 0o755 });
     const before = tapscopeDirs();
     const t = createSshTarget(`ssh://root@${n.ip}`, opts({ helperPath: stub }));
     const rec = recorder();
