@@ -234,12 +234,6 @@ void pcapng_epb2(uint32_t ifid, uint64_t ts_ns, const void *head, uint32_t headl
 	put32(q, (uint32_t)len);
 }
 
-void pcapng_epb(uint32_t ifid, uint64_t ts_ns, const void *data, uint32_t caplen, uint32_t origlen,
-		uint32_t flags, const char *comment)
-{
-	pcapng_epb2(ifid, ts_ns, NULL, 0, data, caplen, origlen, flags, comment);
-}
-
 /* A block of `type` whose body is `nw` 32-bit words, then `n` bytes of data padded to 32 bits. */
 static void data_block(uint32_t type, const uint32_t *w, size_t nw, const void *data, size_t n)
 {

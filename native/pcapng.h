@@ -27,8 +27,6 @@ void pcapng_maybe_flush(size_t threshold);
 void pcapng_shb(const char *hardware, const char *os, const char *userappl);
 /* returns the new interface id */
 uint32_t pcapng_idb(uint16_t linktype, uint32_t snaplen, const char *name, const char *description);
-void pcapng_epb(uint32_t ifid, uint64_t ts_ns, const void *data, uint32_t caplen, uint32_t origlen,
-		uint32_t flags, const char *comment);
 /* two-part packet data: head then body (saves a copy for exported-PDU tags + plaintext) */
 void pcapng_epb2(uint32_t ifid, uint64_t ts_ns, const void *head, uint32_t headlen, const void *body,
 		 uint32_t bodylen, uint32_t origlen, uint32_t flags, const char *comment);
