@@ -674,9 +674,8 @@ async function serve(c: Extract<RunnableCommand, { cmd: 'serve' }>): Promise<num
   const spec = '../server/index.js';
   const mod = (await import(spec)) as { startWebServer?: (o: Record<string, unknown>) => Promise<{ url: string; close(): Promise<void> }> };
   if (typeof mod.startWebServer !== 'function') throw new TapscopeError('E_INTERNAL', 'web mode is not available in this build (src/server has no startWebServer)');
-  const { CoreService } = await import('../service/core-service.js');
-  const service = new CoreService();
-  service.store.removeOrphanUploads();
+  const { loadCoreService } = await import('../server/load-service.js');
+  const service = await loadCoreService();
   if (c.session) {
     if (existsSync(c.session)) {
       const s = await service.openFile({ path: c.session });

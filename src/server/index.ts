@@ -12,21 +12,23 @@ import { TapscopeError } from '../errors.js';
 import { uploadsDir } from '../util/paths.js';
 import { createApiHost, type ApiService } from './api-host.js';
 import { rendererDir } from './paths.js';
-import { storeUpload } from './uploads.js';
+import { storeUpload, UploadTooLarge } from './uploads.js';
 
 export type { ApiService } from './api-host.js';
 
 export interface WebServerOptions {
   port?: number;
   host?: '127.0.0.1';
-  service: ApiService;
+  /** the core; a CoreService's dropped files go into its store's uploads folder (its sessions own them: see uploadDir) */
+  service: ApiService & { readonly store?: { readonly uploads: string } };
   /** Session the page opens first (e.g. `tapscope serve SESSION`). */
   openSessionId?: string;
   /** Max upload size for drag-and-drop of a .pcapng in web mode (bytes). */
   maxUploadBytes?: number;
   /**
-   * Where dropped captures are stored (default: Tapscope's data folder, uploads/): the service's SessionStore must have
-   * the same uploads folder for a session to own the upload it was opened from (deleted with it).
+   * Where dropped files are stored for a service with no session store (a stand-in; default: Tapscope's uploads folder,
+   * uploadsDir()). A service with a store stores them in its store's uploads folder, whatever this says: a session owns
+   * the upload it was opened from (deleted with it, kept by the start-up sweep) only there.
    */
   uploadDir?: string;
 }
@@ -87,7 +89,8 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   const root = resolve(rendererDir());
   const api = createApiHost(opts.service);
   const exported = new Set<string>();
-  const uploadDir = opts.uploadDir ?? uploadsDir();
+  // (absolute: the path an upload is answered with is the one its session records, see SessionStore.removeOrphanUploads)
+  const uploadDir = opts.service.store?.uploads ?? resolve(opts.uploadDir ?? uploadsDir());
   const maxUpload = opts.maxUploadBytes ?? 4 * 1024 * 1024 * 1024;
   let port = 0;
 
@@ -98,8 +101,8 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   // origin must not drive the API even if it learned the port.
   const originOk = (req: IncomingMessage) => req.headers.origin === undefined ? false : allowedOrigins().has(req.headers.origin);
 
-  function deny(res: ServerResponse, status: number, message: string): void {
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  function deny(res: ServerResponse, status: number, message: string, extra: Record<string, string> = {}): void {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extra });
     res.end(message + '\n');
   }
 
@@ -117,9 +120,17 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
 
   async function handleUpload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!originOk(req)) return deny(res, 403, 'Forbidden: wrong origin');
-    const length = Number(req.headers['content-length'] ?? '0');
-    if (length > maxUpload) return deny(res, 413, 'File too large for web-mode upload; open it by path instead.');
-    const path = await storeUpload(req, uploadDir, url.searchParams.get('name'));
+    const tooLarge = (): void => deny(res, 413, 'File too large for web-mode upload; open it by path instead.', { connection: 'close' });
+    // (a body sent in chunks says no length: storeUpload counts what comes, and stops past the limit)
+    if (Number(req.headers['content-length'] ?? '0') > maxUpload) return tooLarge();
+    let path;
+    try {
+      // why not destroyed when the upload stops: the socket is the one the 413 goes back on (closed once it is sent)
+      path = await storeUpload(req.iterator({ destroyOnReturn: false }), uploadDir, url.searchParams.get('name'), maxUpload);
+    } catch (e) {
+      if (e instanceof UploadTooLarge) return tooLarge();
+      throw e;
+    }
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify({ path }));
   }

@@ -1,10 +1,9 @@
-// Builds the core's CoreService for the app shells (Electron main, `npm start` web fallback); the CLI
-// builds its own for `tapscope serve`.
-import { createCoreService, type CoreServiceOptions } from '../service/index.js';
-import type { ApiService } from './api-host.js';
+// Builds the core's CoreService for every shell that serves the app: Electron main, `npm start`'s web fallback and
+// `tapscope serve`, each through this one start-up (the uploads sweep now; any later start-up step here too).
+import { createCoreService, type CoreService, type CoreServiceOptions } from '../service/index.js';
 
 /** The service, once the uploads no session names are removed (see SessionStore.removeOrphanUploads). */
-export async function loadCoreService(opts: CoreServiceOptions = {}): Promise<ApiService & { close(): Promise<void> }> {
+export async function loadCoreService(opts: CoreServiceOptions = {}): Promise<CoreService> {
   const service = createCoreService(opts);
   service.store.removeOrphanUploads();
   return service;

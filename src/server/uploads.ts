@@ -7,26 +7,48 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { TapscopeError } from '../errors.js';
 import { isFile } from '../util/paths.js';
 
+/** The longest file name Linux file systems take (NAME_MAX), in bytes. */
+const NAME_MAX = 255;
+
+/** An upload past the size web mode takes (the server answers 413); nothing of it is kept. */
+export class UploadTooLarge extends TapscopeError {
+  constructor(maxBytes: number) {
+    super('E_USAGE', `the file is larger than web mode takes (${maxBytes} bytes); open it by its path instead`, { maxBytes });
+  }
+}
+
 /**
- * The name a dropped file is stored under: its own, without a folder or control characters. A name that is none ('',
- * '.', '..') is upload.pcapng.
+ * The name a dropped file is stored under: its own, without a folder or control characters, and cut to NAME_MAX bytes
+ * before its extension (".pcapng", ".pcapng.gz") when longer (why: a longer one cannot be made, ENAMETOOLONG). A name
+ * that is none ('', '.', '..') is upload.pcapng.
  */
 function uploadName(raw: string | null): string {
   // eslint-disable-next-line no-control-regex -- control characters are what is taken out
   const name = basename(raw ?? '').replace(/[\x00-\x1f\x7f-\x9f]/g, '_');
-  return name === '' || name === '.' || name === '..' ? 'upload.pcapng' : name;
+  if (name === '' || name === '.' || name === '..') return 'upload.pcapng';
+  if (Buffer.byteLength(name) <= NAME_MAX) return name;
+  const ext = /(?:\.[A-Za-z0-9]{1,10}){1,2}$/.exec(name)?.[0] ?? '';
+  let stem = '';
+  let room = NAME_MAX - ext.length;
+  // (whole characters only: a character's UTF-8 bytes are never split)
+  for (const ch of name.slice(0, name.length - ext.length)) {
+    room -= Buffer.byteLength(ch);
+    if (room < 0) break;
+    stem += ch;
+  }
+  return stem + ext;
 }
 
 /**
  * Stores the bytes of `body` in `dir` as the file named `name` (the browser's name of the dropped file), hashing them
- * as they are written, and returns its path. A file of that name and content already there is kept as it is (a session
- * may be reading it).
+ * as they are written, and returns its path. A file of that name and content already there is kept as it is
+ * (a session may be reading it). Past `maxBytes` it stops reading, keeps nothing and throws UploadTooLarge.
  */
-export async function storeUpload(body: Readable, dir: string, name: string | null): Promise<string> {
+export async function storeUpload(body: AsyncIterable<Buffer>, dir: string, name: string | null, maxBytes = Infinity): Promise<string> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // (a dot name in the uploads folder: no upload's folder is one; a server killed while it comes leaves it for the sweep)
   const part = join(dir, `.${randomBytes(8).toString('hex')}.part`);
@@ -37,6 +59,7 @@ export async function storeUpload(body: Readable, dir: string, name: string | nu
       for await (const chunk of chunks) {
         hash.update(chunk);
         size += chunk.length;
+        if (size > maxBytes) throw new UploadTooLarge(maxBytes);
         yield chunk;
       }
     }, createWriteStream(part, { mode: 0o600 }));

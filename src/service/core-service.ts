@@ -37,7 +37,7 @@ import { followCapture, type FollowOptions, type Follower, type GrowingFiles } f
 import { compileFilter, compileFilterPlan, checkFilter, type CompiledFilter } from '../filter/index.js';
 import { createTarget as defaultCreateTarget, type TargetOptions } from '../targets/index.js';
 import { loadSshConfig } from '../targets/ssh/config.js';
-import { expandTilde } from '../util/paths.js';
+import { userPath } from '../util/paths.js';
 
 export interface CoreServiceOptions {
   store?: SessionStore;
@@ -688,7 +688,7 @@ export class CoreService implements ApiCalls {
    */
   async openFile(req: { path: string }): Promise<SessionSummary> {
     // (a path typed in the app is read as a shell reads it: "~/x.pcapng" is in the home folder)
-    const path = resolve(expandTilde(req.path));
+    const path = userPath(req.path);
     let st;
     try {
       st = statSync(path);
@@ -737,7 +737,8 @@ export class CoreService implements ApiCalls {
    * clients write it (see followKeyLog).
    */
   async addKeyLog(req: { sessionId: string; path: string }): Promise<{ session: SessionSummary; secrets: number; decrypted: number }> {
-    const path = resolve(req.path);
+    // (typed as openFile's: "~/keys.log" is in the home folder)
+    const path = userPath(req.path);
     const ls = this.live.get(req.sessionId);
     if (ls) return this.followKeyLog(ls, path);
     const rec = this.store.get(req.sessionId);

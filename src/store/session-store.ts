@@ -16,15 +16,15 @@
 // A file session opened from a file in the uploads folder (web mode's dropped files, src/server/uploads.ts) owns it:
 // it is deleted with the session, unless another session names it too.
 import {
-  accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync,
-  createReadStream, createWriteStream,
+  accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, statSync,
+  writeFileSync, createReadStream, createWriteStream,
 } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { TapscopeError, isTapscopeError } from '../errors.js';
-import { isFile, sessionsRoot } from '../util/paths.js';
+import { isFile, sessionsRoot, uploadsDir } from '../util/paths.js';
 import { NodeFileWriter } from './node-writer.js';
 import { acquireCaptureLock, isRunning, releaseCaptureLock, thisProcess, type ProcessRef } from './capture-lock.js';
 import type { CaptureFile } from '../flows/load.js';
@@ -203,14 +203,34 @@ function checkCaptureOut(file: string): void {
   }
 }
 
+/**
+ * A path in one form however it was reached: through its links while it is there, else as resolved. why: an upload
+ * is a session's when the session names it, and a data folder reached through a symlink names it in another text.
+ */
+function canonical(path: string): string {
+  try {
+    return realpathSync.native(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** Whether `file` is below `dir` (both absolute). */
+function isBelow(dir: string, file: string): boolean {
+  const rel = relative(dir, file);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
 export class SessionStore {
+  /** the sessions folder, absolute */
   readonly root: string;
-  /** web mode's dropped files (beside the sessions root by default, as uploadsDir() is beside sessionsRoot()) */
+  /** web mode's dropped files, absolute (by default beside the sessions root: uploadsDir) */
   readonly uploads: string;
 
-  constructor(root: string = sessionsRoot(), uploads: string = join(dirname(root), 'uploads')) {
-    this.root = root;
-    this.uploads = uploads;
+  constructor(root: string = sessionsRoot(), uploads: string = uploadsDir(root)) {
+    // why resolved here, once: sessions record absolute paths, which the uploads sweep compares with this folder's
+    this.root = resolve(root);
+    this.uploads = resolve(uploads);
   }
 
   private dir(id: string): string {
@@ -389,10 +409,9 @@ export class SessionStore {
     for (const f of owned) if (!named(f)) this.removeUpload(f);
   }
 
-  /** Whether `file` is in the uploads folder. */
+  /** Whether `file` is in the uploads folder (by its path, or through links). */
   private isUpload(file: string): boolean {
-    const rel = relative(this.uploads, file);
-    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+    return isBelow(this.uploads, resolve(file)) || isBelow(canonical(this.uploads), canonical(file));
   }
 
   /**
@@ -400,12 +419,13 @@ export class SessionStore {
    * cannot be read, anywhere in its text (it may be its capture: kept until the record is fixed or removed).
    */
   private uploadsNamed(): (file: string) => boolean {
+    // (compared in one form, canonical: the same file named through a link or by its real path is the same)
     const files = new Set<string>();
     const unread: string[] = [];
     for (const s of this.scan()) {
       if (s.rec) {
-        files.add(s.rec.file);
-        if (s.rec.openedFrom) files.add(s.rec.openedFrom);
+        files.add(canonical(s.rec.file));
+        if (s.rec.openedFrom) files.add(canonical(s.rec.openedFrom));
         continue;
       }
       try {
@@ -414,7 +434,10 @@ export class SessionStore {
         // (gone meanwhile)
       }
     }
-    return (file) => files.has(file) || unread.some((text) => text.includes(JSON.stringify(file).slice(1, -1)));
+    return (file) => {
+      const real = canonical(file);
+      return files.has(real) || unread.some((text) => [resolve(file), real].some((f) => text.includes(JSON.stringify(f).slice(1, -1))));
+    };
   }
 
   /**
@@ -422,12 +445,13 @@ export class SessionStore {
    * not be (the next start's sweep tries again; a deleted session stays deleted).
    */
   private removeUpload(file: string): boolean {
+    const folder = canonical(dirname(file));
     try {
       rmSync(file, { force: true });
     } catch {
       return false;
     }
-    if (dirname(file) !== this.uploads) {
+    if (folder !== canonical(this.uploads)) {
       try {
         rmdirSync(dirname(file));
       } catch {

@@ -2,7 +2,7 @@
 // folder for sessions and uploads, the helper binary, and a user's `~` in a path.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let cachedRoot: string | null = null;
@@ -38,21 +38,30 @@ export function packageVersion(): string {
   }
 }
 
-/** Root of Tapscope's data: $TAPSCOPE_HOME, else $XDG_DATA_HOME/tapscope, else ~/.local/share/tapscope. */
+/**
+ * Root of Tapscope's data, absolute: $TAPSCOPE_HOME, else $XDG_DATA_HOME/tapscope, else ~/.local/share/tapscope. A
+ * relative one is taken from the working folder, and a leading `~` is the home folder (see userPath).
+ * why absolute: sessions record absolute paths (userPath), and whether an upload is a session's is told by its path
+ * (SessionStore.removeOrphanUploads); a relative root made every upload look like no session's.
+ */
 export function dataRoot(): string {
   const env = process.env.TAPSCOPE_HOME;
-  if (env) return env;
+  if (env) return userPath(env);
   const xdg = process.env.XDG_DATA_HOME;
-  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), '.local', 'share'), 'tapscope');
+  return join(xdg ? userPath(xdg) : join(homedir(), '.local', 'share'), 'tapscope');
 }
 
 export function sessionsRoot(): string {
   return join(dataRoot(), 'sessions');
 }
 
-/** Where web mode keeps the files dropped into the browser (src/server/uploads.ts): beside the sessions root. */
-export function uploadsDir(): string {
-  return join(dataRoot(), 'uploads');
+/**
+ * Where web mode keeps the files dropped into the browser (src/server/uploads.ts), absolute: `uploads` beside a
+ * sessions root, Tapscope's by default. The one place this is derived: a SessionStore's uploads folder is this of its
+ * root, and the web server stores into its service's store's folder.
+ */
+export function uploadsDir(sessions: string = sessionsRoot()): string {
+  return join(dirname(resolve(sessions)), 'uploads');
 }
 
 /** A path as a shell reads a leading `~`: `~` and `~/...` are in the home directory; any other path is as it is. */
@@ -60,6 +69,11 @@ export function expandTilde(p: string): string {
   if (p === '~') return homedir();
   if (p.startsWith('~/')) return join(homedir(), p.slice(2));
   return p;
+}
+
+/** A path a person typed or set, absolute: a leading `~` is the home folder (expandTilde), a relative one is from the working folder. */
+export function userPath(p: string): string {
+  return resolve(expandTilde(p));
 }
 
 /**

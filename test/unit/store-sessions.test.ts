@@ -3,10 +3,11 @@
 // read-only folder cannot break and that is rebuilt when the capture changed or the index is malformed; an id never
 // reaches outside the sessions folder; a killed capture is said to be one; a file that is no capture leaves no
 // session; a damaged keys.log costs the decryption, not the session; a directory or "~/" given as a file is read as the
-// CLI and a shell read it; a file dropped in web mode is one session however often it is dropped, and goes with it.
+// CLI and a shell read it; a file dropped in web mode is one session however often it is dropped, goes with it, and is
+// kept while a session names it, however the data folder is named (relative, "~/", through a link).
 // Real files, the real SessionStore and CoreService.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -336,5 +337,88 @@ describe('files dropped in web mode (the uploads folder)', () => {
     // (one just uploaded, whose session is not made yet, goes once an hour old)
     expect(store.removeOrphanUploads(Date.now() + 61 * 60_000)).toEqual([fresh]);
     expect(existsSync(dirname(fresh))).toBe(false);
+  });
+
+  /** `fn` with the environment variables `vars` set (undefined: unset), as they were after. */
+  const withEnv = async <T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> => {
+    const was = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    const set = (v: Record<string, string | undefined>): void => {
+      for (const [k, x] of Object.entries(v)) if (x === undefined) delete process.env[k]; else process.env[k] = x;
+    };
+    set(vars);
+    try {
+      return await fn();
+    } finally {
+      set(was);
+    }
+  };
+  const anHourOld = (f: string): void => {
+    const t = (Date.now() - 61 * 60_000) / 1000;
+    utimesSync(f, t, t);
+  };
+
+  it('a relative TAPSCOPE_HOME (e.g. ./data): the sweep keeps an hour-old upload its session opened', async () => {
+    const home = join(tmp, 'relative-home');
+    await withEnv({ TAPSCOPE_HOME: relative(process.cwd(), home) }, async () => {
+      const store = new SessionStore();
+      const svc = new CoreService({ store });
+      const dropped = await upload(store, stream(3), 'x.pcapng');
+      const s = await svc.openFile({ path: dropped });
+      anHourOld(dropped);
+      await (await loadCoreService({ store })).close();
+      expect(existsSync(dropped)).toBe(true);
+      // (the folders are absolute, and the session names the upload by the path it was stored at)
+      expect([store.root, store.uploads]).toEqual([join(home, 'sessions'), join(home, 'uploads')]);
+      expect(store.get(s.id).file).toBe(dropped);
+      // (and it still goes with its session)
+      await svc.deleteSession({ sessionId: s.id });
+      expect(existsSync(dropped)).toBe(false);
+    });
+  });
+
+  it('TAPSCOPE_HOME="~/th" is in the home folder: the path an upload is stored at is the one its session opens', async () => {
+    const home = join(tmp, 'tilde-home');
+    await withEnv({ HOME: home, TAPSCOPE_HOME: '~/th' }, async () => {
+      const store = new SessionStore();
+      expect(store.uploads).toBe(join(home, 'th', 'uploads'));
+      const dropped = await upload(store, stream(2), 'y.pcapng');
+      const s = await new CoreService({ store }).openFile({ path: dropped });
+      expect(dropped.startsWith(join(home, 'th', 'uploads') + '/')).toBe(true);
+      expect([s.file, s.packets]).toEqual([dropped, 2]);
+    });
+  });
+
+  it('a data folder reached through a link: an upload opened by its real path is kept by the sweep', async () => {
+    const real = join(tmp, 'linked-real');
+    const link = join(tmp, 'linked-home');
+    mkdirSync(real);
+    symlinkSync(real, link);
+    const store = new SessionStore(join(link, 'sessions'));
+    const dropped = await upload(store, stream(2), 'z.pcapng');
+    const s = await new CoreService({ store }).openFile({ path: realpathSync(dropped) });
+    expect(store.get(s.id).file).toBe(join(real, relative(link, dropped)));
+    anHourOld(dropped);
+    expect(store.removeOrphanUploads()).toEqual([]);
+    expect(existsSync(dropped)).toBe(true);
+  });
+});
+
+describe('a key log chosen for a session', () => {
+  it('"~/keys.log" is in the home folder, as openFile reads "~/"', async () => {
+    const home = join(tmp, 'keylog-home');
+    mkdirSync(home);
+    writeFileSync(join(home, 'keys.log'), `CLIENT_RANDOM ${'ab'.repeat(32)} ${'cd'.repeat(48)}\n`);
+    const store = new SessionStore(join(tmp, 'keylog', 'sessions'));
+    const id = await captured(store, 2);
+    const svc = new CoreService({ store });
+    const was = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      const added = await svc.addKeyLog({ sessionId: id, path: '~/keys.log' });
+      expect(added.secrets).toBe(1);
+      expect(readFileSync(store.keyLogPath(id), 'utf8')).toContain('ab'.repeat(32));
+    } finally {
+      process.env.HOME = was;
+    }
   });
 });

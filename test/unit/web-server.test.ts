@@ -1,18 +1,23 @@
 // Web mode's gatekeeping and carrier, end to end over real HTTP and WebSocket: the token, Host and
 // Origin checks, the call/response/event protocol, request validation, local pty shells, upload/download, a dropped
-// file stored once and deleted with its session.
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// file stored once (in its service's store, at an absolute path, under a name the disk takes, within the size limit
+// however it is sent) and deleted with its session.
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startWebServer, type WebServer } from '../../src/server/index.js';
+import { loadCoreService } from '../../src/server/load-service.js';
+import { CoreService } from '../../src/service/core-service.js';
+import { SessionStore } from '../../src/store/session-store.js';
 import { openSyntheticSession, type CoreSession } from '../ui/core-session.js';
 
 let server: WebServer;
 let dir: string;
 let core: CoreSession;
+let tapscopeHome: string | undefined;
 
 function get(path: string, headers: Record<string, string> = {}, method = 'GET', body?: Buffer): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -23,6 +28,20 @@ function get(path: string, headers: Record<string, string> = {}, method = 'GET',
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** A POST of `chunks` sent as they are, without a Content-Length (chunked, as a streamed browser upload is). */
+function postChunked(port: number, path: string, chunks: Buffer[], headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
+      const got: Buffer[] = [];
+      res.on('data', (c: Buffer) => got.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(got).toString() }));
+    });
+    req.on('error', reject);
+    for (const c of chunks) req.write(c);
+    req.end();
   });
 }
 
@@ -55,14 +74,19 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>t</title>');
   writeFileSync(join(dir, 'assets', 'app.js'), 'console.log(1)');
   process.env.TAPSCOPE_RENDERER_DIR = dir;
+  // (Tapscope's own data folder, which no upload here is to reach: a private one)
+  tapscopeHome = process.env.TAPSCOPE_HOME;
+  process.env.TAPSCOPE_HOME = join(dir, 'default-home');
   core = await openSyntheticSession(300);
-  server = await startWebServer({ service: core.service, uploadDir: core.service.store.uploads });
+  server = await startWebServer({ service: core.service });
 });
 
 afterAll(async () => {
   await server?.close();
   await core?.close();
   delete process.env.TAPSCOPE_RENDERER_DIR;
+  if (tapscopeHome === undefined) delete process.env.TAPSCOPE_HOME;
+  else process.env.TAPSCOPE_HOME = tapscopeHome;
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -205,6 +229,63 @@ describe('web server API carrier', () => {
       expect(readdirSync(core.service.store.uploads)).toEqual([]);
     } finally {
       ws.close();
+    }
+  });
+
+  it('stores a name longer than a file name can be cut to 255 bytes, keeping its extension', async () => {
+    const origin = `http://127.0.0.1:${server.port}`;
+    const long = `${'é'.repeat(150)}.pcapng.gz`;
+    const up = await get(`/api/upload?token=${server.token}&name=${encodeURIComponent(long)}`, { origin }, 'POST', Buffer.from('bytes'));
+    expect(up.status, up.body).toBe(200);
+    const path = (JSON.parse(up.body) as { path: string }).path;
+    const name = basename(path);
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+    // (245 bytes before the extension: 122 whole two-byte characters, none split)
+    expect(name).toBe(`${'é'.repeat(122)}.pcapng.gz`);
+    expect(readFileSync(path, 'utf8')).toBe('bytes');
+    rmSync(dirname(path), { recursive: true });
+  });
+
+  it('refuses an upload past the size limit however it is sent (a chunked one has no Content-Length), keeping nothing', async () => {
+    const small = await startWebServer({ service: core.service, maxUploadBytes: 1000 });
+    try {
+      const origin = `http://127.0.0.1:${small.port}`;
+      const path = `/api/upload?token=${small.token}&name=big.pcapng`;
+      const chunked = await postChunked(small.port, path, [Buffer.alloc(600, 1), Buffer.alloc(600, 2), Buffer.alloc(600, 3)], { origin });
+      expect(chunked.status).toBe(413);
+      expect(chunked.body).toMatch(/too large/);
+      const told = await postChunked(small.port, path, [Buffer.alloc(1001)], { origin, 'content-length': '1001' });
+      expect(told.status).toBe(413);
+      // (nothing of them is left, not even a part file); one within the limit is taken
+      expect(existsSync(core.service.store.uploads) ? readdirSync(core.service.store.uploads) : []).toEqual([]);
+      const fits = await postChunked(small.port, path, [Buffer.alloc(500, 1), Buffer.alloc(500, 2)], { origin });
+      expect(fits.status).toBe(200);
+      rmSync(dirname((JSON.parse(fits.body) as { path: string }).path), { recursive: true });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('with a relative data folder, answers an absolute path that the start-up sweep knows as its session\'s', async () => {
+    const home = join(dir, 'relative-home');
+    const store = new SessionStore(join(relative(process.cwd(), home), 'sessions'));
+    const service = new CoreService({ store });
+    const web = await startWebServer({ service });
+    try {
+      const origin = `http://127.0.0.1:${web.port}`;
+      const res = await postChunked(web.port, `/api/upload?token=${web.token}&name=x.pcapng`, [readFileSync(core.session.file)], { origin });
+      const path = (JSON.parse(res.body) as { path: string }).path;
+      expect(isAbsolute(path)).toBe(true);
+      expect(path.startsWith(join(home, 'uploads') + '/')).toBe(true);
+      const s = await service.openFile({ path });
+      expect(store.get(s.id).file).toBe(path);
+      const hourAgo = (Date.now() - 61 * 60_000) / 1000;
+      utimesSync(path, hourAgo, hourAgo);
+      await (await loadCoreService({ store })).close();
+      expect(existsSync(path)).toBe(true);
+    } finally {
+      await web.close();
+      await service.close();
     }
   });
 });
