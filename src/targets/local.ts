@@ -174,8 +174,12 @@ export class LocalTarget implements CaptureTarget {
     });
     let stopping = false;
     let exited = false;
-    // (set when the helper outlived the stop's grace and was killed)
+    // (set when the helper outlived the stop's grace and was killed before its output ended)
     let killed = false;
+    // why: the helper closes its output once its stream is whole, then detaches its eBPF probes, which takes seconds: a
+    // kill then loses nothing
+    let outputEnded = false;
+    child.stdout?.once('end', () => { outputEnded = true; });
     const done = new Promise<void>((resolve) => {
       child.on('error', (e) => {
         exited = true;
@@ -222,7 +226,7 @@ export class LocalTarget implements CaptureTarget {
       child.kill('SIGINT');
       const timer = setTimeout(() => {
         if (exited) return;
-        killed = true;
+        killed = !outputEnded;
         // why: under sudo the helper is root's, a child of sudo, which cannot relay a SIGKILL: killing sudo alone left the
         // helper capturing, holding the output open, and the stop waiting for ever
         if (via === 'sudo' && child.pid !== undefined) {

@@ -96,6 +96,29 @@ describe('local target, a helper that does not stop', () => {
     }
   }, 20_000);
 
+  it('says nothing of a helper killed after its output ended (its stream is whole: it was detaching its eBPF probes)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsc-detaching-'));
+    const helper = join(dir, 'helper');
+    writeFileSync(helper, "#!/bin/sh\ntrap '' INT\necho capturing >&2\nexec 1>&-\nexec sleep 30\n", { mode: 0o755 });
+    try {
+      const t = new LocalTarget({ helperPath: helper, privilege: { via: 'root', prefix: [] }, netns: null, stopGraceMs: 300 });
+      const statuses: NodeStatus[] = [];
+      let streaming!: () => void;
+      const started = new Promise<void>((r) => { streaming = r; });
+      const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, {
+        onStatus: (s) => { statuses.push(s); if (s.phase === 'streaming') streaming(); },
+        onStream: (_node, s) => { s.resume(); },
+      });
+      await started;
+      await h.stop();
+      const stopped = statuses.find((s) => s.phase === 'stopped');
+      expect(stopped).toBeDefined();
+      expect(stopped?.error).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+
   it('kills it through sudo when it runs under sudo (a SIGKILL to sudo alone left it running, and the stop waiting)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsc-stubborn-'));
     const helper = join(dir, 'helper');
