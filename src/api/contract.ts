@@ -69,6 +69,8 @@ export interface HttpExchangeDetail {
   unfinished?: true;
   /** its HTTP/2 stream was reset (see HttpExchangeSummary.reset); absent otherwise */
   reset?: StreamReset;
+  /** HTTP/1: what of its request or response could not be read (see HttpExchangeSummary.malformed); absent otherwise */
+  malformed?: string;
   /** With details: what the HAR export needs of the request and of the response beyond their heads; absent: not seen */
   requestInfo?: HttpMessageInfo;
   responseInfo?: HttpMessageInfo;

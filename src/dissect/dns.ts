@@ -78,7 +78,7 @@ export function parseDns(payload: Buffer, overTcp: boolean): DnsMessage | null {
 /**
  * The message `buf` (its layout checked) read one question and record at a time up to the first that cannot be read,
  * as tshark reads one; malformed from there. Names are read by readName, so one whose pointer leads forward (tshark
- * reads it, dns-packet refuses it) is read too, in questions and owner names.
+ * reads it, dns-packet refuses it) is read too, in questions and owner names; dns-packet reads only record data.
  */
 function recordByRecord(buf: Buffer, cut: boolean): DnsMessage {
   const lib = dnsPacket();
@@ -105,18 +105,20 @@ function recordByRecord(buf: Buffer, cut: boolean): DnsMessage {
   return msg;
 }
 
-/** The record at buf[at] and where it ends: as dns-packet reads it, or, when its owner name is what it refuses, readName's. */
+/**
+ * The record at buf[at] and where it ends: its owner name readName's, its type, class, TTL and data length read here, its
+ * data by dns-packet's reader of its type (an OPT's, its options, read too but not kept: dns-packet gives OPT no data).
+ * why not dns-packet's reader of the whole record first: in this fallback it mostly refuses the owner name, and each
+ * refusal, an Error with its stack, cost more than the rest of the record (a message of such records took 12 times as
+ * long as one without)
+ */
 function readRecord(lib: typeof DnsPacketLib, buf: Buffer, at: number): { answer: DnsAnswer; end: number } {
-  try {
-    const answer = lib.answer.decode(buf, at);
-    return { answer, end: at + lib.answer.decode.bytes };
-  } catch {
-    const name = readName(buf, at);
-    const type = typeName(buf.readUInt16BE(name.end));
-    const end = name.end + 10 + buf.readUInt16BE(name.end + 8);
-    if (end > buf.length) throw new RangeError('record past the message');
-    return { answer: { name: name.name, type, data: lib.record(type).decode(buf, name.end + 8) }, end };
-  }
+  const name = readName(buf, at);
+  const type = typeName(buf.readUInt16BE(name.end));
+  const end = name.end + 10 + buf.readUInt16BE(name.end + 8);
+  if (end > buf.length) throw new RangeError('record past the message');
+  const data: unknown = lib.record(type).decode(buf, name.end + 8);
+  return { answer: { name: name.name, type, data: type === 'OPT' ? undefined : data } as DnsAnswer, end };
 }
 
 // (a pointer leads to a label or to another pointer: more of them than a name has labels, 127, is a loop)
@@ -129,50 +131,52 @@ const MAX_POINTERS = 128;
  */
 function readName(buf: Buffer, at: number): { name: string; end: number } {
   const labels: string[] = [];
+  const end = walkName(buf, at, labels);
+  if (end < 0) throw new RangeError(end === NO_NAME ? 'bad label or compression pointer' : 'name past the message');
+  return { name: labels.length === 0 ? '.' : labels.join('.'), end };
+}
+
+/** walkName's answer for a name that runs past the message's end */
+const PAST_END = -1;
+/** walkName's and recordEnd's answer for a name that is none (a label of a reserved type, past 255 bytes; a bad pointer) */
+const NO_NAME = -2;
+
+/**
+ * Where the name at buf[at] ends there (after its first compression pointer, or its root label); PAST_END when it runs past
+ * the message, NO_NAME when it is none (a label of a reserved type, a name past 255 bytes). Given `labels`, its pointers
+ * are followed (a loop of them, or one that leads past the message, is NO_NAME) and its labels' text put there; without,
+ * it is only measured.
+ */
+function walkName(buf: Buffer, at: number, labels: string[] | null): number {
   let end = -1;
   let length = 1;
   for (let pointers = 0; ;) {
     const len = buf[at];
-    if (len === undefined) throw new RangeError('name past the message');
-    if (len === 0) break;
+    if (len === undefined) return end < 0 ? PAST_END : NO_NAME;
+    if (len === 0) return end < 0 ? at + 1 : end;
     if ((len & 0xc0) === 0xc0) {
-      if (at + 2 > buf.length || ++pointers > MAX_POINTERS) throw new RangeError('bad compression pointer');
+      if (at + 2 > buf.length) return end < 0 ? PAST_END : NO_NAME;
       if (end < 0) end = at + 2;
+      if (labels === null) return end;
+      if (++pointers > MAX_POINTERS) return NO_NAME;
       at = buf.readUInt16BE(at) & 0x3fff;
-    } else {
-      length += len + 1;
-      if ((len & 0xc0) !== 0 || at + 1 + len > buf.length || length > 255) throw new RangeError('bad label');
-      labels.push(buf.toString('utf8', at + 1, at + 1 + len));
-      at += 1 + len;
+      continue;
     }
-  }
-  return { name: labels.length === 0 ? '.' : labels.join('.'), end: end < 0 ? at + 1 : end };
-}
-
-/** nameEnd's and recordEnd's answer for a name that is none (a label of a reserved type, more than 127 labels). */
-const NO_NAME = -2;
-
-/** Where the name at buf[at] ends (a pointer ends it); -1 when it runs past `end`, NO_NAME when it is no name. */
-function nameEnd(buf: Buffer, at: number, end: number): number {
-  // (a name has at most 127 labels)
-  let labels = 0;
-  for (; labels < 128 && at < end; labels++) {
-    const len = buf[at]!;
-    if (len === 0) return at + 1;
-    if ((len & 0xc0) === 0xc0) return at + 2 <= end ? at + 2 : -1;
-    if ((len & 0xc0) !== 0) return NO_NAME;
+    length += len + 1;
+    if ((len & 0xc0) !== 0 || length > 255) return NO_NAME;
+    if (at + 1 + len > buf.length) return end < 0 ? PAST_END : NO_NAME;
+    labels?.push(buf.toString('utf8', at + 1, at + 1 + len));
     at += 1 + len;
   }
-  return labels === 128 ? NO_NAME : -1;
 }
 
-/** Where the record at `at` ends; -1 when it runs past `end`, NO_NAME when its name is none. */
-function recordEnd(buf: Buffer, at: number, end: number): number {
-  const n = nameEnd(buf, at, end);
-  if (n === NO_NAME) return n;
-  if (n < 0 || n + 10 > end) return -1;
+/** Where the record at `at` ends; PAST_END when it runs past the message, NO_NAME when its name is none. */
+function recordEnd(buf: Buffer, at: number): number {
+  const n = walkName(buf, at, null);
+  if (n < 0) return n;
+  if (n + 10 > buf.length) return PAST_END;
   const e = n + 10 + buf.readUInt16BE(n + 8);
-  return e <= end ? e : -1;
+  return e <= buf.length ? e : PAST_END;
 }
 
 /**
@@ -183,7 +187,7 @@ function recordEnd(buf: Buffer, at: number, end: number): number {
 function layout(buf: Buffer): { answers: number; answersEnd: number; whole: boolean } | null {
   let at = 12;
   for (let i = buf.readUInt16BE(4); i > 0; i--) {
-    const n = nameEnd(buf, at, buf.length);
+    const n = walkName(buf, at, null);
     if (n === NO_NAME) return { answers: 0, answersEnd: at, whole: true };
     if (n < 0 || n + 4 > buf.length) return null;
     at = n + 4;
@@ -191,7 +195,7 @@ function layout(buf: Buffer): { answers: number; answersEnd: number; whole: bool
   const count = buf.readUInt16BE(6);
   let answers = 0;
   for (; answers < count; answers++) {
-    const e = recordEnd(buf, at, buf.length);
+    const e = recordEnd(buf, at);
     if (e === NO_NAME) return { answers, answersEnd: at, whole: true };
     if (e < 0) break;
     at = e;
@@ -199,7 +203,7 @@ function layout(buf: Buffer): { answers: number; answersEnd: number; whole: bool
   const answersEnd = at;
   let whole = answers === count;
   for (let i = buf.readUInt16BE(8) + buf.readUInt16BE(10); whole && i > 0; i--) {
-    at = recordEnd(buf, at, buf.length);
+    at = recordEnd(buf, at);
     if (at === NO_NAME) break;
     whole = at >= 0;
   }

@@ -97,9 +97,15 @@ const MAX_HEAD = 64 * 1024;
 /** HEAD and CONNECT requests a response side keeps unanswered (see expectResponseTo) */
 const MAX_SPECIAL = 1024;
 const RESYNC_TAIL = 8 * 1024;
-/** The methods a connection's first bytes are told HTTP by at once (looksLikeHttp1); any other token is a method too. */
+/**
+ * The methods known by name (any other token is a method too): a connection's first bytes are told HTTP by them at once
+ * (looksLikeHttp1), a resync finds a request of one anywhere in a line (START_SCAN) and at the end of a token glued to it
+ * (resyncAt), and a start line that is none is still a request when its first word is one (garbledRequest).
+ */
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'PURGE'];
 const KNOWN_METHODS = new Set(METHODS);
+/** Registered methods (IANA's HTTP method registry) that end in a known one: a token that is one is kept whole (resyncAt). */
+const ENDING_IN_KNOWN = new Set(['ORDERPATCH']);
 /** The characters of a token (RFC 9110 §5.6.2): a method's. */
 const TOKEN_CHARS = "!#$%&'*+.^_`|~0-9A-Za-z-";
 /** The whitespace that splits a start line's words (RFC 9112 §3: SP, HTAB, VT, FF or a bare CR). */
@@ -112,7 +118,8 @@ const START_SCAN = new RegExp(`(?:${METHODS.join('|')})${SPLIT}+[^\\s]+${SPLIT}+
 
 const START_TOKENS = ['HTTP/1.', ...METHODS.map((m) => `${m} `)].map((t) => Buffer.from(t, 'latin1'));
 const HTTP_SLASH = Buffer.from('HTTP/', 'latin1');
-const HTTP1_VERSION = Buffer.from('HTTP/1.', 'latin1');
+/** a version's bytes ("HTTP/d.d": its digits are any) */
+const HTTP_VERSION = Buffer.from('HTTP/1.1', 'latin1');
 /** 1 for the bytes of a token (TOKEN_CHARS) */
 const TOKEN = new Uint8Array(256);
 const TOKEN_CHAR = new RegExp(`[${TOKEN_CHARS}]`);
@@ -170,14 +177,17 @@ export function headEnd(buf: Buffer, from = 0): number {
   return -1;
 }
 
+/** Do buf[0, len)'s first bytes agree with all of `token` (or, fewer than it, with its first bytes)? */
+function beginsWith(buf: Buffer, len: number, token: Buffer): boolean {
+  const n = Math.min(len, token.length);
+  let i = 0;
+  while (i < n && buf[i] === token[i]) i++;
+  return i === n;
+}
+
 /** Does buf[0, len) start with a start token ("GET ", "HTTP/1.") or could it still grow into one? */
 function startPrefixOk(buf: Buffer, len: number): boolean {
-  for (const token of START_TOKENS) {
-    const n = Math.min(len, token.length);
-    let i = 0;
-    while (i < n && buf[i] === token[i]) i++;
-    if (i === n) return true;
-  }
+  for (const token of START_TOKENS) if (beginsWith(buf, len, token)) return true;
   return false;
 }
 
@@ -191,38 +201,23 @@ export function looksLikeHttp1(firstBytes: Buffer): boolean {
   // why the whole line for other methods (NOTIFY, SUBSCRIBE, MKCALENDAR, QUERY, ...: RFC 9110 §9.1 allows any token): a
   // token and a space begin many protocols' lines, and it takes the version at the line's end to tell HTTP's
   const lf = firstBytes.subarray(0, MAX_REQUEST_LINE).indexOf(0x0a);
-  return lf > 0 && requestLine(firstBytes, lineStop(firstBytes, 0, lf)) && firstBytes[LINE.version + 5] === 0x31 &&
-    visible(firstBytes, LINE.targetStart, LINE.targetEnd);
+  return lf > 0 && walkRequestLine(firstBytes, lineStop(firstBytes, 0, lf), false) === WHOLE && http1Line(firstBytes, lf);
 }
 
 /**
  * True when bytes too few for looksLikeHttp1 could still grow into an HTTP/1 start line: one or two of a known method's
- * or a status line's, or a request line of another method whose line has not ended (within MAX_REQUEST_LINE).
+ * or a status line's, or a request line of another method whose line has not ended (within `limit` bytes, at most
+ * MAX_REQUEST_LINE: a caller that keeps fewer of a connection's first bytes gives its own).
  */
-export function mayGrowIntoHttp1(firstBytes: Buffer): boolean {
+export function mayGrowIntoHttp1(firstBytes: Buffer, limit = MAX_REQUEST_LINE): boolean {
   const n = firstBytes.length;
   if (n > 0 && n < 3 && startPrefixOk(firstBytes, n)) return true;
-  return n < MAX_REQUEST_LINE && requestLineBegun(firstBytes, n);
+  return n < Math.min(limit, MAX_REQUEST_LINE) && walkRequestLine(firstBytes, n, true) === BEGUN && http1Line(firstBytes, n);
 }
 
-/**
- * Whether buf[0, n) (not yet a line) begins a request line of HTTP/1.x: a token, whitespace, then as much of a target,
- * whitespace, "HTTP/1." and a digit, and whitespace as is here.
- */
-function requestLineBegun(buf: Buffer, n: number): boolean {
-  let i = 0;
-  while (i < n && TOKEN[buf[i]!] === 1) i++;
-  if (i === 0 || i === n || !isSplit(buf[i])) return false;
-  while (i < n && isSplit(buf[i])) i++;
-  const target = i;
-  while (i < n && !isSplit(buf[i])) i++;
-  if (!visible(buf, target, i)) return false;
-  while (i < n && isSplit(buf[i])) i++;
-  for (let v = 0; i < n && v < 8; i++, v++) {
-    if (v === 7 ? !isDigit(buf[i]) : buf[i] !== HTTP1_VERSION[v]) return false;
-  }
-  while (i < n && isSplit(buf[i])) i++;
-  return i === n;
+/** Of the request line walkRequestLine read last from buf[0, end): is its target visible and its version (so far) HTTP/1? */
+function http1Line(buf: Buffer, end: number): boolean {
+  return visible(buf, LINE.targetStart, LINE.targetEnd) && (LINE.version + 5 >= end || buf[LINE.version + 5] === 0x31);
 }
 
 /** Are the bytes of buf[start, end) all visible (a target's: no control characters)? */
@@ -235,7 +230,11 @@ function visible(buf: Buffer, start: number, end: number): boolean {
 // (RFC 9112 §3 lets a recipient do so; nginx and Python's http.server read "GET  /a HTTP/1.1" and "GET /a HTTP/1.1 "):
 //   request: method (a token), target, HTTP/d.d     status: HTTP/d.d, three digits, then nothing or a reason
 
-/** Of the start line read last (requestLine, statusLine): where its words lie. */
+/**
+ * Of the start line read last (walkRequestLine, statusLine): where its words lie. One record for all, filled by each such
+ * call: read it right after the call whose line it is (another call in between, isStartLine's statusLine after its
+ * requestLine, say, writes over it).
+ */
 const LINE = { methodEnd: 0, targetStart: 0, targetEnd: 0, version: 0, reason: 0 };
 
 function isDigit(b: number | undefined): boolean {
@@ -253,31 +252,59 @@ function isSplit(b: number | undefined): boolean {
 
 /** Does buf[at, at + 8) read "HTTP/d.d"? */
 function versionAt(buf: Buffer, at: number): boolean {
-  return buf[at] === 0x48 && buf[at + 1] === 0x54 && buf[at + 2] === 0x54 && buf[at + 3] === 0x50 && buf[at + 4] === 0x2f &&
-    isDigit(buf[at + 5]) && buf[at + 6] === 0x2e && isDigit(buf[at + 7]);
+  if (at + 8 > buf.length) return false;
+  for (let i = 0; i < 8; i++) if (!versionByte(buf[at + i]!, i)) return false;
+  return true;
+}
+
+/** Where the token run at buf[from] ends (before `end`). */
+function tokenEnd(buf: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && TOKEN[buf[i]!] === 1) i++;
+  return i;
 }
 
 /** Where the first word of buf[0, end) ends when it is a token followed by whitespace (a method, maybe); -1 otherwise. */
 function methodEnd(buf: Buffer, end: number): number {
-  let i = 0;
-  while (i < end && TOKEN[buf[i]!] === 1) i++;
+  const i = tokenEnd(buf, 0, end);
   return i > 0 && i < end && isSplit(buf[i]) ? i : -1;
 }
 
-/** Whether buf[0, end) is a request line (its words' places in LINE). */
-function requestLine(buf: Buffer, end: number): boolean {
+// what walkRequestLine finds
+const NONE = 0;
+const BEGUN = 1;
+const WHOLE = 2;
+
+/**
+ * buf[0, end) walked as a request line: a method (a token), whitespace, a target, whitespace, HTTP/d.d, then maybe
+ * whitespace; its words' places in LINE. WHOLE: the line (`open` false: all of it) is one. BEGUN: the line has not ended
+ * (`open`) and the bytes here begin one. NONE otherwise.
+ */
+function walkRequestLine(buf: Buffer, end: number, open: boolean): number {
   let i = methodEnd(buf, end);
-  if (i < 0) return false;
+  if (i < 0) return NONE;
   LINE.methodEnd = i;
   while (i < end && isSplit(buf[i])) i++;
   LINE.targetStart = i;
   while (i < end && !isSplit(buf[i])) i++;
   LINE.targetEnd = i;
   while (i < end && isSplit(buf[i])) i++;
-  if (LINE.targetEnd === LINE.targetStart || end - i < 8 || !versionAt(buf, i)) return false;
   LINE.version = i;
-  for (i += 8; i < end; i++) if (!isSplit(buf[i])) return false;
-  return true;
+  const v = Math.min(end, i + 8);
+  for (; i < v; i++) if (!versionByte(buf[i]!, i - LINE.version)) return NONE;
+  if (!open && (LINE.targetEnd === LINE.targetStart || v - LINE.version < 8)) return NONE;
+  while (i < end && isSplit(buf[i])) i++;
+  return i < end ? NONE : open ? BEGUN : WHOLE;
+}
+
+/** Is `b` what the byte at `at` of a version ("HTTP/d.d") may be? */
+function versionByte(b: number, at: number): boolean {
+  return at === 5 || at === 7 ? isDigit(b) : b === HTTP_VERSION[at];
+}
+
+/** Whether buf[0, end) is a request line (its words' places in LINE). */
+function requestLine(buf: Buffer, end: number): boolean {
+  return walkRequestLine(buf, end, false) === WHOLE;
 }
 
 /** The status code when buf[0, end) is a status line (where its reason begins in LINE); -1 when it is not one. */
@@ -316,16 +343,65 @@ function isStartLine(buf: Buffer, end: number): boolean {
   return requestLine(buf, end) || statusLine(buf, end) >= 0 || garbledRequest(buf, end) >= 0 || garbledStatus(buf, end);
 }
 
+// What mayBeStartLine says (and the parser's headJudged keeps) of a head whose line has not ended, besides a token's length
+/** "HTTP/", or a token and whitespace, begin it: only its line's end tells more */
+const START_BEGUN = -1;
+/** it cannot grow into a start line */
+const NO_START = -2;
+/** (headJudged only) its line ended, and is a start line */
+const START_LINE = -3;
+
 /**
- * Could buf[0, n), no whole line yet, still grow into a start line (isStartLine)? "HTTP/" or a part of it, or a token that
- * has not ended yet or is followed by whitespace.
+ * Could buf[0, n), no whole line yet, still grow into a start line (isStartLine)? START_BEGUN when "HTTP/" or a token and
+ * whitespace begin it; n when it is a token so far (the bytes after it will tell); NO_START when it cannot. `from`: the
+ * length of the token it was found to begin with before (0 at first), whose bytes are not looked at again.
+ * why laxer than walkRequestLine: a token and whitespace may still end as a start line meant as one (garbledRequest)
  */
-function mayBeStartLine(buf: Buffer, n: number): boolean {
-  let i = 0;
-  while (i < n && i < HTTP_SLASH.length && buf[i] === HTTP_SLASH[i]) i++;
-  if (i === n || i === HTTP_SLASH.length) return true;
-  for (i = 0; i < n && TOKEN[buf[i]!] === 1;) i++;
-  return i > 0 && (i === n || isSplit(buf[i]));
+function mayBeStartLine(buf: Buffer, from: number, n: number): number {
+  if (n >= HTTP_SLASH.length && beginsWith(buf, n, HTTP_SLASH)) return START_BEGUN;
+  const i = tokenEnd(buf, from, n);
+  if (i === n) return n;
+  return i > 0 && isSplit(buf[i]) ? START_BEGUN : NO_START;
+}
+
+/**
+ * Where a resync in buf may find a message start (resyncAt) now that bytes from `old` on came, the first `old` having held
+ * none; -1 when none can have come. A start line holds no LF but its last byte, so one that ends past `old` begins after
+ * the last LF before `old` (searched from that LF, which START_SCAN looks behind for). Without a new LF, only a status
+ * line's start can have come, at a whitespace after its code.
+ */
+function resyncFrom(buf: Buffer, old: number): number {
+  if (buf.indexOf(0x0a, old) >= 0) return Math.max(buf.lastIndexOf(0x0a, old - 1), 0);
+  for (let e = old; e < buf.length; e++) {
+    const s = isSplit(buf[e]) ? statusStartBefore(buf, e) : -1;
+    if (s >= 0) return s;
+  }
+  return -1;
+}
+
+/** Where the status line's start ("HTTP/1.x", whitespace, three digits) that the whitespace at buf[e] ends begins; -1: none. */
+function statusStartBefore(buf: Buffer, e: number): number {
+  if (e < 12 || !isDigit(buf[e - 1]) || !isDigit(buf[e - 2]) || !isDigit(buf[e - 3]) || !isSplit(buf[e - 4])) return -1;
+  let v = e - 4;
+  while (v > 8 && isSplit(buf[v - 1])) v--;
+  return versionAt(buf, v - 8) && buf[v - 3] === 0x31 && (buf[v - 1] === 0x30 || buf[v - 1] === 0x31) ? v - 8 : -1;
+}
+
+/**
+ * Where the first message start (START_SCAN) in buf from `from` is; -1 when there is none. A token that ends in a known
+ * method, not a method itself, is a body's tail glued to the next request ("okHEAD /big HTTP/1.1": bodies do not end in a
+ * newline): the request starts at its method.
+ */
+function resyncAt(buf: Buffer, from: number): number {
+  START_SCAN.lastIndex = 0;
+  const m = START_SCAN.exec(buf.toString('latin1', from));
+  if (!m) return -1;
+  const at = from + m.index;
+  const word = buf.toString('latin1', at, tokenEnd(buf, at, buf.length));
+  if (KNOWN_METHODS.has(word) || ENDING_IN_KNOWN.has(word)) return at;
+  let glued = 0;
+  for (const method of METHODS) if (method.length > glued && method.length < word.length && word.endsWith(method)) glued = method.length;
+  return glued === 0 ? at : at + word.length - glued;
 }
 
 /**
@@ -355,7 +431,8 @@ function startLine(buf: Buffer, end: number, ts: number): HttpMessage | null {
 
 // (the byte counts of 'body-length' and 'chunk-data' are the parser's `left`)
 // ('connect': a request side after a CONNECT, holding what follows until the answer says tunnel or not)
-type State = 'start' | 'resync' | 'body-length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'body-close' | 'tunnel' | 'connect';
+// ('head-rest': the rest of a head cut at MAX_HEAD, skipped up to its empty line; then `afterHead`)
+type State = 'start' | 'resync' | 'body-length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'body-close' | 'tunnel' | 'connect' | 'head-rest';
 
 // why: most pushes (body segments) complete no message; they all return this, not a new empty list
 const NO_MESSAGES: HttpMessage[] = Object.freeze([]) as unknown as HttpMessage[];
@@ -384,6 +461,9 @@ export class Http1Parser {
   /** the names of the headers kept, lower case; null: all */
   private readonly keepHeaders: readonly string[] | null;
   private buf: Buffer = EMPTY;
+  /** the store buf is a view of when pushes were joined (append), its bytes used up to storeEnd; null: none */
+  private store: Buffer | null = null;
+  private storeEnd = 0;
   private state: State = 'start';
   /** bytes left of the Content-Length body or of the chunk being read */
   private left = 0;
@@ -425,6 +505,15 @@ export class Http1Parser {
   private headWhole = true;
   /** of a head whose end has not arrived: how many of its bytes were searched for the end; 0 otherwise */
   private headSearched = 0;
+  /**
+   * of a head whose end has not arrived: how far its start line was judged (plausibleStart): START_LINE, START_BEGUN, or
+   * the length of the token it begins with; 0 otherwise
+   */
+  private headJudged = 0;
+  /** in 'resync': how many of buf's bytes were searched for a message start, none found (0: none yet) */
+  private resyncSearched = 0;
+  /** in 'head-rest': the state after the head (its start line decides it: 'tunnel', 'connect' or 'start') */
+  private afterHead: State = 'start';
   // (a field's lines combine into one list, their values joined by commas in order: RFC 9110 §5.3)
   /** of the head parsed last: its Content-Length lines' values as one list, null when none */
   private contentLength: string | null = null;
@@ -483,13 +572,48 @@ export class Http1Parser {
 
   /** The messages the bytes complete (a shared, frozen empty list when none). */
   push(chunk: Buffer, ts: number): HttpMessage[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.buf = this.buf.length === 0 ? chunk : this.append(chunk);
     this.lastTs = ts;
     let progressed = true;
     while (progressed && this.buf.length > 0) progressed = this.step(ts);
-    // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer)
-    if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
+    // why: never keep a view into the caller's chunk (it may be a slice of a large reader buffer), nor a few bytes' view
+    // into a large store
+    const b = this.buf;
+    const store = this.store;
+    if (store !== null && b.length > 0 && b.buffer === store.buffer) {
+      if (b.length * 4 < store.length) {
+        this.buf = Buffer.from(b);
+        this.store = null;
+      }
+    } else {
+      this.store = null;
+      if (b.length > 0 && b.buffer === chunk.buffer) this.buf = Buffer.from(b);
+    }
     return this.completed();
+  }
+
+  /**
+   * buf with `chunk` after it: written into the room after buf in its store when buf ends where the store's bytes do,
+   * else into a new store with as much room again.
+   * why: a head (or a resync's tail) that grows a few bytes a push was copied whole on each one
+   */
+  private append(chunk: Buffer): Buffer {
+    const buf = this.buf;
+    const store = this.store;
+    if (store !== null && buf.buffer === store.buffer && buf.byteOffset + buf.length === store.byteOffset + this.storeEnd &&
+      this.storeEnd + chunk.length <= store.length) {
+      chunk.copy(store, this.storeEnd);
+      this.storeEnd += chunk.length;
+      return store.subarray(buf.byteOffset - store.byteOffset, this.storeEnd);
+    }
+    const length = buf.length + chunk.length;
+    // (not from the shared pool: a store's buffer is its own, so a view of it is known by its buffer)
+    const next = Buffer.allocUnsafeSlow(2 * length);
+    buf.copy(next);
+    chunk.copy(next, buf.length);
+    this.store = next;
+    this.storeEnd = length;
+    return next.subarray(0, length);
   }
 
   private emit(m: HttpMessage): void {
@@ -517,6 +641,8 @@ export class Http1Parser {
     this.buf = EMPTY;
     this.headTs = null;
     this.headSearched = 0;
+    this.headJudged = 0;
+    this.resyncSearched = 0;
     this.state = 'resync';
     return this.completed();
   }
@@ -557,7 +683,8 @@ export class Http1Parser {
    * hello, when it did not wait for the answer), taken; the parser reads no more.
    */
   takeBuffered(): Buffer {
-    const b = this.buf;
+    // (still skipping the rest of its CONNECT's head: none of those bytes are the tunnel's)
+    const b = this.state === 'connect' ? this.buf : EMPTY;
     this.buf = EMPTY;
     this.state = 'tunnel';
     return b;
@@ -574,6 +701,7 @@ export class Http1Parser {
 
   /** A request side after a CONNECT that was refused: the bytes held since are requests again (the messages they complete). */
   resume(ts: number): HttpMessage[] {
+    if (this.state === 'head-rest' && this.afterHead === 'connect') this.afterHead = 'start';
     if (this.state !== 'connect') return NO_MESSAGES;
     this.state = 'start';
     let progressed = true;
@@ -662,15 +790,18 @@ export class Http1Parser {
   private step(ts: number): boolean {
     switch (this.state) {
       case 'resync': {
-        START_SCAN.lastIndex = 0;
-        const text = this.buf.toString('latin1');
-        const m = START_SCAN.exec(text);
-        if (!m) {
+        // why from where the last search could not go on (resyncFrom), not from the start: bytes that come a few at a
+        // time were each searched again on every push
+        const from = this.resyncSearched === 0 ? 0 : resyncFrom(this.buf, this.resyncSearched);
+        const at = from < 0 ? -1 : resyncAt(this.buf, from);
+        if (at < 0) {
           // keep a tail long enough to hold the beginning of a start line split across chunks
           if (this.buf.length > RESYNC_TAIL) this.buf = this.buf.subarray(this.buf.length - RESYNC_TAIL);
+          this.resyncSearched = this.buf.length;
           return false;
         }
-        this.buf = this.buf.subarray(m.index);
+        this.buf = this.buf.subarray(at);
+        this.resyncSearched = 0;
         this.state = 'start';
         return true;
       }
@@ -691,6 +822,7 @@ export class Http1Parser {
         }
         this.headTs = null;
         this.headSearched = 0;
+        this.headJudged = 0;
         if (!msg) {
           // (no message starts here: bytes between messages, or none begun yet)
           this.state = 'resync';
@@ -699,13 +831,26 @@ export class Http1Parser {
         }
         this.state = this.bodyState(msg);
         // (a message whose end is not known is followed by a search for the next start from the LF that ends what of it
-        // was read: the search takes a line's start for one)
-        const next = this.state === 'resync' ? this.headLength - 1 : this.headLength;
+        // was read: the search takes a line's start for one; so is the rest of a head cut short, for its empty line)
+        const next = this.state === 'resync' || this.state === 'head-rest' ? this.headLength - 1 : this.headLength;
         this.buf = next === this.buf.length ? EMPTY : this.buf.subarray(next);
         this.begin(msg, this.state === 'body-length' ? this.left : -1);
         // (a head with no body is the whole message; so is an answer that opens a tunnel, CONNECT's or 101's, and one
         // whose end is not known)
-        if (this.state === 'start' || this.state === 'tunnel' || this.state === 'connect' || this.state === 'resync') this.emit(this.finish());
+        if (this.state !== 'body-length' && this.state !== 'chunk-size' && this.state !== 'body-close') this.emit(this.finish());
+        return true;
+      }
+      case 'head-rest': {
+        // (from the LF before the line the head was cut at: the empty line may come first; two bytes kept between pushes
+        // let headEnd see one split across them)
+        const e = headEnd(this.buf, 1);
+        if (e < 0) {
+          if (this.buf.length > 2) this.buf = this.buf.subarray(this.buf.length - 2);
+          return false;
+        }
+        this.buf = e === this.buf.length ? EMPTY : this.buf.subarray(e);
+        this.state = this.afterHead;
+        if (this.state === 'tunnel') this.tunneled = EMPTY;
         return true;
       }
       case 'body-length': {
@@ -803,11 +948,21 @@ export class Http1Parser {
     return true;
   }
 
-  /** Could the buffered bytes (a head whose end has not come) still begin with a start line? */
+  /**
+   * Could the buffered bytes (a head whose end has not come) still begin with a start line? Judged on from where the last
+   * push left it (headJudged; headSearched: the bytes it saw), so that a head that comes a few bytes at a time has each
+   * byte looked at once.
+   */
   private plausibleStart(): boolean {
-    const nl = this.buf.indexOf(0x0a);
-    if (nl >= 0) return isStartLine(this.buf, lineStop(this.buf, 0, nl));
-    return mayBeStartLine(this.buf, this.buf.length);
+    const buf = this.buf;
+    if (this.headJudged === START_LINE) return true;
+    const nl = buf.indexOf(0x0a, this.headSearched);
+    if (nl >= 0) {
+      this.headJudged = START_LINE;
+      return isStartLine(buf, lineStop(buf, 0, nl));
+    }
+    if (this.headJudged !== START_BEGUN) this.headJudged = mayBeStartLine(buf, this.headJudged, buf.length);
+    return this.headJudged !== NO_START;
   }
 
   /**
@@ -891,32 +1046,21 @@ export class Http1Parser {
 
   /**
    * The state after msg's head; for a Content-Length body, `left` is its length. 'resync' when where the message ends is
-   * not known (its head was not read whole, its length is no length, or a response with no status has none).
+   * not known (its head was not read whole and its framing headers may be among the lines not read, its length is no
+   * length, or a response with no status has none). A head not read whole whose start line decides what follows (a
+   * tunnel, an upgrade, no body) is followed by the rest of the head, skipped ('head-rest'), then that.
    */
   private bodyState(msg: HttpMessage): State {
-    if (!this.headWhole) {
-      // (a response still answers its request, so that the next one's is known: unless its status says it is interim)
-      const status = msg.status ?? 0;
-      if (msg.kind === 'response' && (status < 100 || status >= 200 || status === 101)) this.answering();
-      return 'resync';
-    }
-    if (msg.kind === 'request' && msg.method === 'CONNECT') return 'connect';
-    if (msg.kind === 'response') {
-      const status = msg.status ?? 0;
-      if (status >= 100 && status < 200) {
-        // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request; after 101 the
-        // connection speaks the protocol it switched to, whose bytes are kept for takeTunnel (HTTP/2's, after h2c)
-        if (status !== 101) return 'start';
-        this.tunneled = EMPTY;
-        return 'tunnel';
+    const known = this.framedByStartLine(msg);
+    if (known !== null) {
+      if (!this.headWhole) {
+        this.afterHead = known;
+        return 'head-rest';
       }
-      const method = this.answering();
-      if (method === 'HEAD' || status === 204 || status === 304) return 'start';
-      if (method === 'CONNECT' && status >= 200 && status < 300) {
-        this.tunneled = EMPTY;
-        return 'tunnel';
-      }
+      if (known === 'tunnel') this.tunneled = EMPTY;
+      return known;
     }
+    if (!this.headWhole) return 'resync';
     // (chunked as the last coding of the list, whatever the lines it came in)
     const te = this.transferEncoding ?? '';
     if (te && /(^|,)\s*chunked\s*$/i.test(te)) return 'chunk-size';
@@ -935,6 +1079,21 @@ export class Http1Parser {
     // a request without length has no body; a response without length runs to connection close (one with no status: it
     // may have been one without a body)
     return msg.kind === 'request' ? 'start' : msg.status === undefined ? 'resync' : 'body-close';
+  }
+
+  /**
+   * The state after msg's head when its method or status decides it, whatever its headers say; null otherwise. A response
+   * that is not interim answers its request here (the next one's method is then known).
+   */
+  private framedByStartLine(msg: HttpMessage): State | null {
+    if (msg.kind === 'request') return msg.method === 'CONNECT' ? 'connect' : null;
+    const status = msg.status ?? 0;
+    // why: interim responses (100 Continue, 103 Early Hints) do not answer the pending request; after 101 the connection
+    // speaks the protocol it switched to, whose bytes are kept for takeTunnel (HTTP/2's, after h2c)
+    if (status >= 100 && status < 200) return status === 101 ? 'tunnel' : 'start';
+    const method = this.answering();
+    if (method === 'HEAD' || status === 204 || status === 304) return 'start';
+    return method === 'CONNECT' && status >= 200 && status < 300 ? 'tunnel' : null;
   }
 }
 

@@ -376,8 +376,10 @@ export function parseClientHelloBody(buf: Buffer, start: number, end: number): C
 
 /** The hello body buf[start, end), its fields packed at block[blockUsed]. */
 function readClientHello(buf: Buffer, start: number, end: number): PackedClientHello {
-  // why this bound: each field but ten (the flags and count words) takes at least one byte of the hello
-  reserve(end - start + 10);
+  // why this bound: each word but eleven (the version, the flags, and the nine counts: ciphers, extension types,
+  // versions, groups, point formats, signatures, ALPN, repeated groups, repeated points) takes at least one byte of the
+  // hello's own
+  reserve(end - start + 11);
   const out = block;
   const first = blockUsed;
   let at = vec8End(buf, fit(start, 34, end), end); // version, random, session id

@@ -113,6 +113,11 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.stopped': { type: 'string', get: (f) => f.httpStopped?.map((x) => `${x.side}: ${x.reason}`), help: 'why HTTP/2 decoding of a side stopped (an HPACK or framing error, bytes the capture lost), as "client: ..." or "server: ..."; its later messages are missing' },
   'http.reset': { type: 'string', get: (f) => (f.http.length > 0 ? f.http.flatMap((h) => (h.reset ? [`${h.reset.by} ${h.reset.error}`] : [])) : undefined), help: 'an exchange whose HTTP/2 stream was reset (RST_STREAM): "client CANCEL", "server REFUSED_STREAM", ...' },
   'http.unfinished': { type: 'bool', get: (f) => (f.http.length > 0 ? f.http.some((h) => h.unfinished === true) : undefined), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended)' },
+  'http.malformed': {
+    type: 'string', get: (f) => (f.http.length > 0 ? f.http.flatMap((h) => (h.malformed ? [h.malformed] : [])) : undefined),
+    some: (f, t) => f.http.some((h) => h.malformed !== undefined && t(h.malformed)),
+    help: 'what of an HTTP/1 exchange could not be read, as "request: ..." or "response: ..." (a start line that is none, a head past 64 KiB, a Content-Length that is no length); present only on such exchanges',
+  },
   'tcp.state': { type: 'string', get: (f) => f.tcp?.state, help: 'how the TCP connection went: no-reply, refused, established, closing, closed, reset, midstream' },
   'tcp.resetBy': { type: 'string', get: (f) => f.tcp?.resetBy, help: 'client | server: the side that sent the first RST' },
   'tcp.retransmissions': { type: 'number', get: (f) => f.tcp?.retransmissions, help: 'segments sent again (as Wireshark marks retransmissions; keep-alives not)' },
@@ -143,6 +148,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'dns.query': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.query), some: (f, t) => (f.dns ?? []).some((d) => t(d.query)), help: 'queried name of any question' },
   'dns.type': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.type), some: (f, t) => (f.dns ?? []).some((d) => t(d.type)), help: 'query type (A, AAAA, ...)' },
   'dns.rcode': { type: 'string', get: (f) => (f.dns ?? []).map((d) => d.rcode), some: (f, t) => (f.dns ?? []).some((d) => t(d.rcode)), help: 'response code (NOERROR, NXDOMAIN, ...)' },
+  'dns.malformed': { type: 'bool', get: (f) => (f.dns && f.dns.length > 0 ? f.dns.some((d) => d.malformed === true) : undefined), help: 'a DNS response had a question or record that could not be read (a bad compression pointer or label, data its type\'s reader refuses): only what came before it is listed' },
   'dns.answer': { type: 'string', get: (f) => (f.dns ?? []).flatMap((d) => d.answers), some: (f, t) => (f.dns ?? []).some((d) => d.answers.some(t)), help: 'any answer record, "TYPE data"' },
 };
 

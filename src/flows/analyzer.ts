@@ -678,11 +678,14 @@ function unfinishedBy(m: HttpMessage, a: { unfinished?: true } | undefined, b?: 
   if (b) b.unfinished = true;
 }
 
-/** An HTTP/1 message that could not be read whole (HttpMessage.malformed) says so, and what, on its exchange's summary. */
-function malformedBy(m: HttpMessage, s: HttpExchangeSummary | undefined): void {
-  if (m.malformed === undefined || !s) return;
+/**
+ * An HTTP/1 message that could not be read whole (HttpMessage.malformed) says so, and what, on its exchange's summary and
+ * detail (both given, or either).
+ */
+function malformedBy(m: HttpMessage, a: { malformed?: string } | undefined, b?: { malformed?: string }): void {
+  if (m.malformed === undefined) return;
   const note = `${m.kind}: ${m.malformed}`;
-  s.malformed = s.malformed === undefined ? note : `${s.malformed}; ${note}`;
+  for (const o of [a, b]) if (o) o.malformed = o.malformed === undefined ? note : `${o.malformed}; ${note}`;
 }
 
 
@@ -1586,7 +1589,7 @@ export class Analyzer {
     const msg = parseDns(d.payload, false);
     if (!msg) return;
     fs.app = 'dns';
-    fs.flow.app = 'dns';
+    this.nameApp(fs, 'dns');
     this.onDns(fs, msg);
   }
 
@@ -1630,7 +1633,7 @@ export class Analyzer {
   private onDtls(fs: FlowState, d: DecodedPacket, fromClient: boolean): void {
     if (fs.app !== 'dtls') {
       fs.app = 'dtls';
-      fs.flow.app = 'dtls';
+      this.nameApp(fs, 'dtls');
       this.ensureTls(fs);
     }
     const x = extra(fs);
@@ -1675,7 +1678,7 @@ export class Analyzer {
       // why: a capture can start after the client's first datagram; to port 443 wait for the next one. A server's
       // Version Negotiation (a long header of version 0) answers a client that tried a version the server lacks: the
       // client's next Initial, of another version, follows on the same ports
-      if (fs.app === 'classify' && fs.flow.dst.port !== QUIC_PORT && !(versionNegotiation(payload) && this.mayRetryVersion(fs))) { fs.app = 'unknown'; fs.flow.app = 'unknown'; }
+      if (fs.app === 'classify' && fs.flow.dst.port !== QUIC_PORT && !(versionNegotiation(payload) && this.mayRetryVersion(fs))) { fs.app = 'unknown'; this.nameApp(fs, 'unknown'); }
       return;
     }
     if (!q) {
@@ -1684,12 +1687,12 @@ export class Analyzer {
         // be of one it can, after the server's Version Negotiation)
         if (quicLongHeader(payload) && this.mayRetryVersion(fs)) return;
         fs.app = 'unknown';
-        fs.flow.app = 'unknown';
+        this.nameApp(fs, 'unknown');
         return;
       }
       q = fs.quic = { parser: new QuicInitialParser(), datagrams: 0, serverDatagrams: 0, helloDone: false, serverDone: false };
       fs.app = 'quic';
-      fs.flow.app = 'quic';
+      this.nameApp(fs, 'quic');
       this.ensureTls(fs);
       if ((this.keyLog !== null && this.keyLog.size > 0) || this.following) extra(fs).quicKeys = new QuicDecryptor(payload);
     }
@@ -1976,21 +1979,35 @@ export class Analyzer {
       if (ch.length >= 16 || ch.includes(0x20)) this.setApp(fs, 'http');
       return;
     }
-    // (a first segment of one or two bytes, "G" or "PO": too few to tell; HTTP/2's "PR" begins like PROPFIND)
-    if (mayGrowIntoHttp1(ch)) return;
     const db = dbPrelude(ch, sh);
     if (db === INCOMPLETE) return;
     if (db) return this.setPreludeApp(fs, db.app, db.tls);
     // (LLMNR over TCP, RFC 4795 §2.5, as DNS's)
     if (fs.flow.src.port === 53 || fs.flow.dst.port === 53 || fs.flow.src.port === 5355 || fs.flow.dst.port === 5355) return this.setApp(fs, 'dns');
-    if (this.recordsAnywhere(fs)) {
+    const anywhere = this.recordsAnywhere(fs);
+    if (anywhere) {
       const scan = midstreamScan(fs);
       if (midstreamRecords(ch, scan.c) >= 0 || (sh && midstreamRecords(sh, scan.s) >= 0)) return this.setRecordsTls(fs);
-      // (taken up inside a long record, the first whole one may begin past the bytes so far)
-      const limit = Math.min(this.opts.dissectLimit, MIDSTREAM_SCAN);
-      if (ch.length < limit && (sh?.length ?? 0) < limit) return;
     }
+    // (after what is told at once above: a first segment of one or two bytes, "G" or "PO", or a line not ended yet, too
+    // few to tell; HTTP/2's "PR" begins like PROPFIND)
+    if (this.mayBecomeHttp1(ch, sh)) return;
+    // (taken up inside a long record, the first whole one may begin past the bytes so far)
+    const limit = Math.min(this.opts.dissectLimit, MIDSTREAM_SCAN);
+    if (anywhere && ch.length < limit && (sh?.length ?? 0) < limit) return;
     this.setApp(fs, 'unknown');
+  }
+
+  /**
+   * Whether a connection's first bytes from its client, too few to tell, are worth waiting on as the beginning of an
+   * HTTP/1 request (mayGrowIntoHttp1): within the bytes a direction keeps (dissectLimit), and while its server has said
+   * nothing, or something that begins like HTTP/1 (a connection taken up in the middle: an answer to an earlier request).
+   * why: any text ("A B") may begin a request line; a client that sent a line's beginning and then waited for its
+   * server's answer (a prompt's) kept its flow unclassified, and every packet classifying it again, for its whole life
+   */
+  private mayBecomeHttp1(ch: Buffer, sh: Buffer | null): boolean {
+    if (sh !== null && sh.length > 0 && !looksLikeHttp1(sh)) return false;
+    return mayGrowIntoHttp1(ch, this.opts.dissectLimit);
   }
 
   /** A TCP connection taken up in the middle: no SYN of it seen (it was open before the capture began). */
@@ -2016,7 +2033,7 @@ export class Analyzer {
    */
   private setRecordsTls(fs: FlowState): void {
     fs.app = 'tls';
-    fs.flow.app = 'tls';
+    this.nameApp(fs, 'tls');
     fs.chDone = true;
     const midstream = this.midstream(fs);
     const tls = this.ensureTls(fs);
@@ -2033,7 +2050,7 @@ export class Analyzer {
   private prelude(fs: FlowState, ch: Buffer, sh: Buffer | null, up: UpgradePrelude | typeof INCOMPLETE): void {
     if (up === INCOMPLETE) return this.undecided(fs, ch, sh);
     if (up.tls !== 'pending') return this.setPreludeApp(fs, up.app, up.tls);
-    fs.flow.app = up.app;
+    this.nameApp(fs, up.app);
     this.undecided(fs, ch, sh, up.app);
   }
 
@@ -2056,7 +2073,7 @@ export class Analyzer {
     if (!tls) {
       // (a database client's login is read as its stream goes on; no other stream is needed)
       fs.app = app;
-      fs.flow.app = app;
+      this.nameApp(fs, app);
       this.stopDir(fs, false);
       if (LOGIN_APPS.has(app)) this.readPlainLogin(fs);
       else this.stopDir(fs, true);
@@ -2066,12 +2083,20 @@ export class Analyzer {
     x.tlsSkipC = tls.client;
     x.tlsSkipS = tls.server;
     this.setApp(fs, 'tls');
-    fs.flow.app = app;
+    this.nameApp(fs, app);
+  }
+
+  /**
+   * Names the flow's protocol (flow.app), as every writer of it does: in a proxy's tunnel (FlowExtra.tunnel) the flow stays
+   * 'http' with its CONNECT, whatever the tunnel carries (TLS, plain HTTP, a mail or database protocol, h2c).
+   */
+  private nameApp(fs: FlowState, app: string): void {
+    if (!fs.x?.tunnel) fs.flow.app = app;
   }
 
   private setApp(fs: FlowState, app: App): void {
     fs.app = app;
-    if (!fs.x?.tunnel) fs.flow.app = app === 'classify' ? 'unknown' : app;
+    this.nameApp(fs, app === 'classify' ? 'unknown' : app);
     switch (app) {
       case 'tls':
         this.tlsHello(fs, true);
@@ -2405,7 +2430,7 @@ export class Analyzer {
    */
   private toHttp2(fs: FlowState, s2c: Buffer, ts: number): void {
     fs.app = 'http2';
-    fs.flow.app = 'http2';
+    this.nameApp(fs, 'http2');
     const c = fs.c2s !== DONE ? fs.c2s : null;
     const s = fs.s2c !== DONE ? fs.s2c : null;
     if (c) {
@@ -2421,9 +2446,11 @@ export class Analyzer {
   }
 
   /**
-   * A proxy answered CONNECT: what follows in both directions is the client's tunnel to the server it named, TLS
-   * mostly, whose hellos are dissected (the flow stays 'http', its exchanges the CONNECT and, from the hooks, the
-   * decrypted requests). `s2c`: the tunnel's first bytes from the server side, after the answer's head.
+   * A proxy answered CONNECT: what follows in both directions is the client's tunnel to the server it named, classified
+   * as a connection's first bytes are (TLS mostly, whose hellos are then dissected; plain HTTP, whose requests are read;
+   * any other protocol). The flow stays 'http' whatever the tunnel carries (nameApp), its exchanges the CONNECT and the
+   * tunnel's requests (plain, or decrypted from the hooks). `s2c`: the tunnel's first bytes from the server side, after
+   * the answer's head.
    */
   private openTunnel(fs: FlowState, s2c: Buffer): void {
     const c = fs.c2s !== DONE ? fs.c2s : null;
@@ -2449,7 +2476,7 @@ export class Analyzer {
     if (msgs.length === 0) return;
     const x = extra(fs);
     for (const m of msgs) {
-      if (m.grpcMethod && (fs.app === 'http2' || fs.app === 'grpc')) { fs.app = 'grpc'; fs.flow.app = 'grpc'; }
+      if (m.grpcMethod && (fs.app === 'http2' || fs.app === 'grpc')) { fs.app = 'grpc'; this.nameApp(fs, 'grpc'); }
       if (m.kind === 'request') this.onRequest(fs, x, m, source);
       else this.onResponse(fs, x, m, source);
     }
@@ -2525,7 +2552,7 @@ export class Analyzer {
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
       unfinishedBy(m, e, s);
-      malformedBy(m, s);
+      malformedBy(m, e, s);
       return;
     }
     if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
@@ -2549,6 +2576,7 @@ export class Analyzer {
     this.keepMessage(x, m, e, 'request');
     x.exchanges = add(x.exchanges, e);
     unfinishedBy(m, e);
+    malformedBy(m, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
@@ -2587,7 +2615,7 @@ export class Analyzer {
       const s = fs.flow.http[i];
       if (s) s.status = status;
       unfinishedBy(m, e, s);
-      malformedBy(m, s);
+      malformedBy(m, e, s);
       if (status === 101) this.switched(fs, x, m, source, i);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
@@ -2665,7 +2693,7 @@ export class Analyzer {
       x.exchangeStreams[i] = 1;
       const s = fs.flow.http[i];
       if (s) s.status = null;
-    } else if (fs.flow.app === 'http' && to === 'websocket') fs.flow.app = 'websocket';
+    } else if (fs.flow.app === 'http' && to === 'websocket') this.nameApp(fs, 'websocket');
   }
 
   // ---- decrypted plaintext ----
@@ -2760,7 +2788,7 @@ export class Analyzer {
       // (a UDP one is named DTLS below, as a UDP flow its datagrams left unnamed is)
       if (tcp) {
         fs.app = 'tls';
-        fs.flow.app = 'tls';
+        this.nameApp(fs, 'tls');
         // (no packet tells how the connection went; its first packet, if one comes, does)
         this.tcpCounts[fs.tcpCode]!--;
         fs.tcpCode = -1;

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Http1Parser, looksLikeHttp1, mayGrowIntoHttp1, looksBinary, BODY_CAP, BODY_SAMPLE, type HttpMessage, type Http1Options } from '../../src/dissect/http1.js';
 import { analyzeCapture, CaptureBuilder, tcpConversation } from './core-packet-builder.js';
+import { compileFilter } from '../../src/filter/index.js';
 
 const BIG = 100 * 1024;
 let server: http.Server;
@@ -562,6 +563,13 @@ describe('through the analyzer: each status on the request it answers, any metho
         'response: its status line is none (HTTP/d.d, a three-digit status code and a reason, split by spaces): its status was not read' },
       { method: 'GET', host: null, path: '/ok', status: 200 },
     ]);
+    // (its detail says so too, for the app to show; a filter finds it: http.malformed, text)
+    const a = analyzeCapture(b.build(), { end: true });
+    expect(a.exchangesOf(f!.id).map((e) => e.malformed)).toEqual(f!.http.map((h) => h.malformed));
+    const others = [{ ...f!, id: 'whole', http: [{ method: 'GET', host: null, path: '/', status: 200 }] }, { ...f!, id: 'none', http: [] }];
+    const match = (expr: string): string[] => [f!, ...others].filter(compileFilter(expr)).map((x) => x.id);
+    expect([match('http.malformed'), match('http.malformed contains "Content-Length"'), match('http.malformed contains "chunk"'), match('!http.malformed')])
+      .toEqual([[f!.id], [f!.id], [], ['whole', 'none']]);
   });
   it('a connection whose first request has a method outside the known ones is HTTP', () => {
     for (const first of ['NOTIFY /upnp/event HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi', 'SUBSCRIBE /upnp/event HTTP/1.1\r\nHost: h\r\n\r\n',

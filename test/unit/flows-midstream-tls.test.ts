@@ -108,6 +108,19 @@ describe('TLS taken up in the middle (the connection was open before the capture
     expect(midstream(Buffer.alloc(0), answers).tls?.midstream).toBe(true);
   });
 
+  it('a client\'s bytes that could begin a request line ("Ab cd", its line not ended) do not hold back the server\'s records', () => {
+    // (a record's tail that reads so; HTTP/1 waited for such a line's end, whatever came from the server meanwhile)
+    for (const first of ['Ab cd', 'NOTIFY /a HT']) {
+      const f = midstream(Buffer.from(first), answers);
+      expect([first, f.app, f.tls?.midstream]).toEqual([first, 'tls', true]);
+    }
+    // (the server's answer to a request before the capture, a request line's end still to come: HTTP, waited for)
+    const http = midstream(Buffer.from('NOTIFY /a HT'), Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), {
+      after: (b) => b.tcp({ ...C, seq: 100_012, ack: 900_038, flags: 0x18, payload: Buffer.from('TP/1.1\r\nHost: a\r\n\r\n') }),
+    });
+    expect([http.app, http.http.map((h) => [h.path, h.status])]).toEqual(['http', [[null, 200], ['/a', null]]]);
+  });
+
   it('stays what it is when it is not TLS, or began with a SYN', () => {
     const noise = Buffer.alloc(3000);
     for (let i = 0; i < noise.length; i++) noise[i] = (i * 197 + (i >> 3)) & 0xff;

@@ -227,6 +227,44 @@ describe('HTTPS through a proxy (CONNECT)', () => {
     expect(f!.http.map((h) => [h.method, h.path, h.status])).toEqual([['CONNECT', 'api.example:80', 200], ['GET', '/v1/secret', 200]]);
   });
 
+  it('whatever the tunnel carries, the flow stays http with its CONNECT: a server that speaks first (SMTP), an h2c upgrade, a WebSocket', () => {
+    const flows = flowsOf([
+      { port: 3128, c2s: ['CONNECT mx.example:25 HTTP/1.1\r\nHost: mx.example:25\r\n\r\n', null, 'EHLO a\r\n'], s2c: [established, '220 mx.example ESMTP\r\n', '250 mx.example\r\n'] },
+      { port: 3128, c2s: ['CONNECT db.example:5432 HTTP/1.1\r\n\r\n', Buffer.concat([Buffer.from([0, 0, 0, 17, 0, 3, 0, 0]), Buffer.from('user\0bob\0\0')])], s2c: [established, 'R'] },
+      {
+        port: 3128,
+        c2s: ['CONNECT api.example:80 HTTP/1.1\r\n\r\n', 'GET / HTTP/1.1\r\nHost: api.example\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n'],
+        s2c: [established, 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n'],
+      },
+      {
+        port: 3128,
+        c2s: ['CONNECT ws.example:80 HTTP/1.1\r\n\r\n', 'GET /ws HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'],
+        s2c: [established, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'],
+      },
+    ]);
+    expect(flows.map((f) => [f.app, f.http[0]?.method])).toEqual([['http', 'CONNECT'], ['http', 'CONNECT'], ['http', 'CONNECT'], ['http', 'CONNECT']]);
+    expect(compileFilter('app == http && http.method == CONNECT')(flows[0]!)).toBe(true);
+    // (without a tunnel, each is what it carries)
+    const [smtp] = flowsOf([{ port: 25, c2s: [null, 'EHLO a\r\n'], s2c: ['220 mx.example ESMTP\r\n', '250 mx.example\r\n'] }]);
+    expect(smtp!.app).toBe('smtp');
+  });
+
+  it('an answer whose head runs past 64 KiB still opens the tunnel: its hellos are read, none of the head\'s bytes taken for them', () => {
+    const big = `X-Big: ${'b'.repeat(70 * 1024)}\r\n`;
+    // (in two segments each: a segment is at most 64 KiB)
+    const answer = `HTTP/1.1 200 Connection established\r\n${big}\r\n`;
+    const request = `CONNECT api.example:443 HTTP/1.1\r\n${big}\r\n`;
+    const flows = flowsOf([
+      { port: 3128, c2s: [connect, null, hello], s2c: [answer.slice(0, 40000), answer.slice(40000), serverHello()] },
+      { port: 3128, c2s: [request.slice(0, 40000), request.slice(40000), hello], s2c: [null, established, serverHello()] },
+    ]);
+    for (const f of flows) {
+      expect(f.app).toBe('http');
+      expect(f.http.map((h) => [h.method, h.status, h.malformed?.includes('64 KiB')])).toEqual([['CONNECT', 200, true]]);
+      expect(f.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' });
+    }
+  });
+
   it('an interim answer (100 Continue) is not the request\'s status: the answer after it is', () => {
     const [f] = flowsOf([{
       port: 80,
