@@ -234,7 +234,7 @@ export function runCommandLine(dir: string, args: string[], prefix: string[] = [
 
 /**
  * Signals a running helper through its pid file (used when stdin cannot be closed) and removes DIR; prints `killed` when
- * the helper outlived SIGTERM by 2 s and got SIGKILL, and `gone` when DIR is gone.
+ * the helper outlived SIGTERM by 2 s, its output still open, and got SIGKILL, and `gone` when DIR is gone.
  * why the SIGKILL: a helper stuck (a hung write, a wedged kernel call) would otherwise run on, capturing, after the
  * session that started it has stopped.
  * why only a process whose argv[0] is DIR's helper: the pid file outlives its process when the run script dies, and the
@@ -249,9 +249,22 @@ export function killScript(dir: string): string {
     `ours() { [ -n "$p" ] && [ "$(tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | head -n 1)" = ${d}/tapscope-helper ]; }`,
     'ours && kill -TERM "$p" 2>/dev/null',
     `for i in 1 2 3 4 5 6 7 8 9 10; do [ -e ${d} ] || break; sleep 0.2; done`,
-    'if ours; then kill -KILL "$p" 2>/dev/null; echo killed; fi',
+    // (a helper whose output is closed has sent its whole stream and is detaching its eBPF probes, which takes seconds:
+    // killed then, it loses nothing, and says nothing)
+    'if ours; then w=; [ -e /proc/$p/fd/1 ] && w=1; kill -KILL "$p" 2>/dev/null; [ -n "$w" ] && echo killed; fi',
     `rm -rf ${d}; [ ! -e ${d} ] && echo gone`,
   ].join('; ');
+}
+
+/**
+ * The note for a helper that did not exit within `graceMs` of its input closing and was killed with its output still
+ * open (killScript printed `killed`), so that such a capture does not read as a clean stop; null otherwise.
+ * why null for a slow exit without that: the helper closes its output once its stream is whole, then detaches its eBPF
+ * probes, which can take seconds; a stream that did end early is noted when its file is read (no final statistics).
+ */
+export function stopOverrunNote(node: string, graceMs: number, killOutput: string | null): string | null {
+  if (killOutput === null || !/^killed$/m.test(killOutput)) return null;
+  return `${node}: the helper did not stop within ${graceMs / 1000} s of its input closing and was killed (it ignored SIGTERM): the packets it had not yet sent and its final statistics are missing`;
 }
 
 /** Calls `cb` with each complete, non-empty line of a text stream (the helper's stderr), and keeps a tail. */

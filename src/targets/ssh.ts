@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines,
+  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines, stopOverrunNote,
   remainingDuration, runCommandLine, shQuote, tempDirNotes, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
@@ -596,20 +596,16 @@ class SshCapture {
     const closed = new Promise<void>((r) => ch.once('close', () => r()));
     ch.end();
     const stoppedInTime = await Promise.race([closed.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
-    let killed = false;
     if (dir) {
       // Signal through the pid file if still running, remove the dir, and confirm it is gone.
       const r = await this.privExec(conn.client, killScript(dir)).catch(() => null);
-      const said = r?.stdout.toString() ?? '';
-      killed = said.includes('killed');
-      if (!said.includes('gone')) {
+      const said = r?.stdout.toString() ?? null;
+      if (!said?.includes('gone')) {
         this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
       }
-    }
-    // why: what the helper wrote after the channel was given up never arrives: the capture is whole up to there, and must
-    // not read as a clean stop
-    if (!stoppedInTime) {
-      this.notes.push(`${this.node}: the helper did not stop within ${STOP_GRACE_MS / 1000} s of its input closing and was ${killed ? 'killed (it ignored SIGTERM)' : 'signalled again'}: the packets it had not yet sent and its final statistics are missing`);
+      // why: what the helper wrote after the channel was given up never arrives: the capture must not read as a clean stop
+      const note = stoppedInTime ? null : stopOverrunNote(this.node, STOP_GRACE_MS, said);
+      if (note) this.notes.push(note);
     }
     await this.removeLeftovers();
   }

@@ -505,6 +505,29 @@ describe('clean', () => {
     expect(api.rejected).toEqual([]);
   });
 
+  it('fails a lost node at once while its DaemonSet is being deleted (a finalizer holds it), and on stop says to clean in a minute or with --force', async () => {
+    const node = api.nodes[5]!;
+    // (a namespace the session does not create, so that it is not deleted, taking the held DaemonSet with it)
+    api.put('namespaces', { metadata: { name: 'tapscope', labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } }, status: { phase: 'Active' } });
+    const t = createK8sTarget('k8s://tsk-token', opts({ reconnect: { first: 200, max: 1000, giveUpMs: 60_000 } }));
+    const rec = recorder();
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, rec.handlers);
+    const ds = api.list('daemonsets', 'tapscope')[0]!;
+    try {
+      // kubectl delete --cascade=foreground: the DaemonSet stays, marked, until its pods are gone; they go first
+      api.put('daemonsets', { ...ds, metadata: { ...ds.metadata, finalizers: ['foregroundDeletion'], deletionTimestamp: new Date().toISOString() } });
+      for (const p of api.list('pods', 'tapscope')) api.remove('pods', 'tapscope', p.metadata.name);
+      const failed = await until('the node failed', () => rec.statuses.find((x) => x.phase === 'failed'), 50);
+      expect(failed?.message).toMatch(new RegExp(`the capture's DaemonSet tapscope/${ds.metadata.name} was deleted .*: its pods are gone, so the capture cannot resume`));
+    } finally {
+      await handle.stop();
+    }
+    expect(handle.notes, handle.notes.join('\n')).toContain(`Not removed yet: daemonset tapscope/${ds.metadata.name}. Run \`tapscope clean --target k8s://tsk-token\` in a minute, once the session's heartbeat has gone stale (or now with --force).`);
+    api.remove('daemonsets', 'tapscope', ds.metadata.name);
+    api.remove('namespaces', null, 'tapscope');
+    expect(tapscopeObjects()).toEqual([]);
+  }, 60_000);
+
   it('says when the capture may not refresh its heartbeat, and why', async () => {
     api.deny.push({ user: 'admin', verb: 'patch', resource: 'daemonsets.apps' });
     try {
@@ -528,21 +551,23 @@ describe('clean', () => {
 describe('nodes that cannot run the capture pod', () => {
   const phases = (rec: Recorder, node: string) => rec.statuses.filter((s) => s.node === node).map((s) => s.phase);
 
-  it('refuses a NotReady node asked for, at once and with its reason, and leaves it out of an every-node capture with a note', async () => {
+  it('refuses a node asked for whose kubelet is gone, at once and with its reason, and leaves it out of an every-node capture with a note', async () => {
     const down = api.nodes[3]!;
-    api.setNodeReady(down.name, { status: 'False', reason: 'KubeletNotReady', message: 'container runtime is down' });
+    api.setNodeReady(down.name, { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' });
     try {
-      const said = `node ${down.name} is NotReady (KubeletNotReady: container runtime is down)`;
+      const said = `node ${down.name} is NotReady (NodeStatusUnknown: Kubelet stopped posting node status)`;
       const t = createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 60_000 }));
       const seen = api.requests.length;
       for (const [target, nodes] of [[t, [api.nodes[2]!.name, down.name]], [createK8sTarget(`k8s://tsk-token/${down.name}`, opts({ readyTimeoutMs: 60_000 })), undefined]] as const) {
         const e = await target.start({ mode: 'afpacket', ifaces: [], ...(nodes ? { nodes: [...nodes] } : {}) }, recorder().handlers).then(() => null, (x: unknown) => x);
         expect(isTapscopeError(e, 'E_K8S_NODE_FAILED'), String(e)).toBe(true);
-        expect((e as Error).message).toBe(`N${said.slice(1)}: no pod starts on a node that is not Ready. Choose other nodes, or wait until \`kubectl get nodes\` shows it Ready.`);
+        expect((e as Error).message).toBe(`N${said.slice(1)}: its kubelet is not reporting, so no pod starts there. Choose other nodes, or wait until \`kubectl get nodes\` shows it Ready.`);
       }
+      const shell = await t.openShell(down.name).then(() => null, (x: unknown) => x);
+      expect((shell as Error).message).toMatch(/^Node tsk-node-3 is NotReady \(NodeStatusUnknown: .*\): its kubelet is not reporting/);
       // refused before anything was made
       expect(api.requests.slice(seen).filter((r) => r.startsWith('POST'))).toEqual([]);
-      expect((await t.preflight([down.name]))[0]?.problems).toContain(`Node is NotReady (KubeletNotReady: container runtime is down).`);
+      expect((await t.preflight([down.name]))[0]?.problems).toContain(`Node is NotReady (NodeStatusUnknown: Kubelet stopped posting node status).`);
 
       const rec = recorder();
       const handle = await t.start({ mode: 'afpacket', ifaces: [] }, rec.handlers);
@@ -580,6 +605,52 @@ describe('nodes that cannot run the capture pod', () => {
     } finally {
       api.stallKubelet(lost.name, false);
       api.setNodeReady(lost.name);
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
+  it('captures on a node NotReady only for its pod network, named or turning so while its pod waits, with a note; a shell opens there too', async () => {
+    const [netDown, flap] = [api.nodes[2]!, api.nodes[4]!];
+    const network: { status: 'False'; reason: string; message: string } = {
+      status: 'False', reason: 'KubeletNotReady',
+      message: 'container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized',
+    };
+    const said = (n: string) => `node ${n} is NotReady (KubeletNotReady: ${network.message})`;
+    api.setNodeReady(netDown.name, network);
+    api.stallKubelet(flap.name, true);
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 60_000 }));
+      const rec = recorder();
+      const seen = api.requests.length;
+      const starting = t.start({ mode: 'afpacket', ifaces: [], nodes: [netDown.name, flap.name] }, rec.handlers);
+      await until('the pod bound to the stalled node', () => phases(rec, flap.name).includes('scheduled'));
+      // the kubelet reports the CNI gone (not-ready taint, which the capture pod tolerates), then comes round
+      api.setNodeReady(flap.name, network);
+      await until('the node\'s reason as its status', () => rec.statuses.some((s) => s.node === flap.name && s.message?.startsWith(`the node is NotReady (KubeletNotReady: container runtime network not ready`)));
+      api.stallKubelet(flap.name, false);
+      const handle = await starting;
+      try {
+        expect(phases(rec, netDown.name)).toContain('streaming');
+        expect(phases(rec, flap.name)).toContain('streaming');
+        expect(rec.statuses.filter((s) => s.phase === 'failed')).toEqual([]);
+        // two nodes: one watch, from the listing they were chosen from (changes only, not every node again)
+        expect(api.requests.slice(seen).filter((r) => r.startsWith('GET /api/v1/nodes?watch'))).toEqual([expect.stringMatching(/^GET \/api\/v1\/nodes\?watch=true&resourceVersion=\d+$/)]);
+        expect(handle.notes).toContain(`Tried although not Ready: ${said(netDown.name)}. Its kubelet still runs, and starts host-network pods such as the capture pod while only the pod network is down.`);
+      } finally {
+        await handle.stop();
+      }
+      const shell = await t.openShell(netDown.name);
+      let out = '';
+      shell.onData((d) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => shell.onExit(r));
+      shell.write('echo tsk-$((6*7)); exit 0\n');
+      expect(await exited).toBe(0);
+      expect(out).toContain(`tapscope: ${said(netDown.name)}; the shell pod started there all the same.`);
+      expect(out).toContain('tsk-42');
+    } finally {
+      api.stallKubelet(flap.name, false);
+      api.setNodeReady(flap.name);
+      api.setNodeReady(netDown.name);
     }
     expect(tapscopeObjects()).toEqual([]);
   });
@@ -630,6 +701,71 @@ describe('shell', () => {
     expect(code).toBe(3);
     expect(out).toContain('30 100');
     expect(tapscopeObjects()).toEqual([]);
+  });
+});
+
+describe('shell, exec refused', () => {
+  it('removes the shell pod and stops its heartbeat when the exec into it fails', async () => {
+    api.deny.push({ user: 'admin', verb: 'create', resource: 'pods/exec' });
+    try {
+      const t = createK8sTarget('k8s://tsk-token', opts({ heartbeatMs: 200 }));
+      const e = await t.openShell(api.nodes[1]!.name).then(() => null, (x: unknown) => x);
+      expect(isTapscopeError(e, 'E_K8S_FORBIDDEN'), String(e)).toBe(true);
+      expect((e as Error).message).toMatch(/^Not allowed to create pods\/exec in namespace tapscope \(a shell in pod tapscope-shell-[0-9a-f]+-\w+\): /);
+      expect(tapscopeObjects()).toEqual([]);
+      const seen = api.requests.length;
+      await new Promise((r) => setTimeout(r, 700));
+      expect(api.requests.slice(seen).filter((r) => r.startsWith('PATCH'))).toEqual([]);
+    } finally {
+      api.deny.length = 0;
+    }
+  });
+
+  it('stops the heartbeat of a shell whose DaemonSet was deleted under it, its pod left running (kubectl delete --cascade=orphan)', async () => {
+    const t = createK8sTarget('k8s://tsk-token', opts({ heartbeatMs: 200 }));
+    const shell = await t.openShell(api.nodes[1]!.name);
+    const exited = new Promise<number | null>((r) => shell.onExit(r));
+    const ds = api.list('daemonsets', 'tapscope').find((d) => d.metadata.name.startsWith('tapscope-shell-'))!;
+    const pod = api.list('pods', 'tapscope').find((p) => p.metadata.name.startsWith(ds.metadata.name))!;
+    try {
+      await until('a heartbeat', () => api.requests.some((r) => r.startsWith(`PATCH /apis/apps/v1/namespaces/tapscope/daemonsets/${ds.metadata.name}`)));
+      // (an orphaning delete: the garbage collector takes the owner reference off the pod, then the DaemonSet goes)
+      api.put('pods', { ...pod, metadata: { ...pod.metadata, ownerReferences: [] } });
+      api.remove('daemonsets', 'tapscope', ds.metadata.name);
+      await new Promise((r) => setTimeout(r, 500));
+      const seen = api.requests.length;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(api.requests.slice(seen).filter((r) => r.startsWith('PATCH'))).toEqual([]);
+    } finally {
+      api.remove('pods', 'tapscope', pod.metadata.name);
+      await exited;
+    }
+    await until('the session\'s objects gone', () => tapscopeObjects().length === 0);
+  });
+});
+
+describe('stop', () => {
+  it('says so when a helper ignored SIGTERM and had to be killed: the end of its capture is missing', async () => {
+    // a "helper" that ignores SIGTERM and writes nothing, run as the real one is (exec of the uploaded file)
+    const src = join(dir, 'deaf-helper.c');
+    writeFileSync(src, '#include <signal.h>\n#include <unistd.h>\nint main(void) { signal(SIGTERM, SIG_IGN); for (;;) pause(); }\n');
+    const bin = join(dir, 'deaf-helper');
+    execFileSync('cc', ['-O2', '-o', bin, src]);
+    const node = api.nodes[3]!.name;
+    const t = createK8sTarget('k8s://tsk-token', opts({ helperPath: bin }));
+    const rec = recorder();
+    const seen = api.requests.length;
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node] }, rec.handlers);
+    // the one node is watched alone, from the listing it was chosen from: no other node's object is sent
+    expect(api.requests.slice(seen).filter((r) => r.startsWith('GET /api/v1/nodes?watch'))).toEqual([
+      expect.stringMatching(new RegExp(`^GET /api/v1/nodes\\?watch=true&fieldSelector=metadata\\.name%3D${node}&resourceVersion=\\d+$`)),
+    ]);
+    const t0 = Date.now();
+    await handle.stop();
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(handle.notes).toContain(`${node}: the helper did not stop within 5 s of its input closing and was killed (it ignored SIGTERM): the packets it had not yet sent and its final statistics are missing`);
+    expect(tapscopeObjects()).toEqual([]);
+    expect(podTempDirs()).toEqual([]);
   });
 });
 

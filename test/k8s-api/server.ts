@@ -1,11 +1,12 @@
 // A strict test stand-in for a Kubernetes API server: HTTPS with its own CA, authentication by bearer
 // token (static or issued to an exec credential plugin) and client certificate, discovery, nodes,
 // namespaces, pods (list/watch/dry-run create), services, serviceaccounts, daemonsets, events,
-// SelfSubjectAccessReview, JSON Patch of metadata, and pods/exec over WebSocket (v5/v4.channel.k8s.io). Every
+// SelfSubjectAccessReview, JSON Patch of metadata, deletes held by finalizers, and pods/exec over WebSocket (v5/v4.channel.k8s.io). Every
 // request body is validated against the real schemas with unknown fields rejected; RBAC denials and Pod Security
 // admission refusals use the real Status messages. A small DaemonSet controller makes a pod per node (with the
 // node's own affinity term, as the real one), a scheduler binds it or says why not (PodScheduled=False), and a
-// kubelet per Ready node starts it; each node is a network namespace and a pod's exec really runs there.
+// kubelet per node starts it once the node is Ready (or, with the pod network down, at once for a host-network pod);
+// each node is a network namespace and a pod's exec really runs there.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
@@ -84,7 +85,8 @@ export interface K8sApi {
   restart(downMs: number): Promise<void>;
   /**
    * Test hook: sets `node`'s Ready condition, with the taint the node controller adds (not-ready or unreachable,
-   * NoSchedule); a node that is not Ready starts no new pod. Default: Ready (KubeletReady).
+   * NoSchedule). A node that is not Ready starts no new pod, except a host-network one while Ready is False for the pod
+   * network only (a message with `NetworkReady=false`), as the kubelet does. Default: Ready (KubeletReady).
    */
   setNodeReady(node: string, ready?: ReadyCondition): void;
   /** Test hook: `node`'s kubelet starts no pod while the node still reports Ready (as in the node controller's grace period). */
@@ -421,9 +423,15 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     return store.get('nodes')?.get(name) as Obj;
   }
 
-  /** Whether the node's kubelet starts pods now: it reports Ready and is not stalled. */
-  function kubeletUp(n: FakeNode): boolean {
-    return !n.stalled && nodeObj(n.name)?.status?.conditions?.find((c: Obj) => c.type === 'Ready')?.status === 'True';
+  /**
+   * Whether the node's kubelet starts `pod` now: it is not stalled, and the node reports Ready or, for a host-network pod,
+   * is NotReady only because the pod network is (kubelet syncPod: "if the network plugin is not ready, only start the
+   * pod if it uses the host network").
+   */
+  function kubeletUp(n: FakeNode, pod: Obj): boolean {
+    const ready = nodeObj(n.name)?.status?.conditions?.find((c: Obj) => c.type === 'Ready');
+    const networkOnly = ready?.status === 'False' && /NetworkReady=false/.test(ready.message ?? '');
+    return !n.stalled && (ready?.status === 'True' || (networkOnly && pod.spec.hostNetwork === true));
   }
 
   function nsLevel(ns: string): string {
@@ -441,6 +449,8 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
 
   /** The DaemonSet controller plus a kubelet per node: pods go Pending → ContainerCreating → Running. */
   function reconcile(ds: Obj): void {
+    // (a DaemonSet being deleted gets no new pod)
+    if (ds.metadata.deletionTimestamp) return;
     const ns = ds.metadata.namespace;
     const tmpl = ds.spec.template;
     let desired = 0;
@@ -482,22 +492,27 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         put('pods', p);
         event(ns, pod, 'Scheduled', `Successfully assigned ${ns}/${podName} to ${n.name}`);
       });
-      later(20, () => {
+      // The kubelet: it takes the bound pod up, one step after the other, once it may (the node back, the kubelet
+      // unstalled), as long as the pod exists.
+      const kubelet = (ms: number, step: (p: Obj) => void) => later(ms, function tryStep() {
         const p = store.get('pods')?.get(key(ns, podName));
-        if (!p?.spec.nodeName || !kubeletUp(n)) return;
-        p.status = { ...p.status, hostIP: n.ip, containerStatuses: [{ name: cname, ready: false, restartCount: 0, image: tmpl.spec.containers[0].image, imageID: '', state: { waiting: { reason: 'ContainerCreating' } } }] };
-        put('pods', p);
-        event(ns, pod, 'Pulling', `Pulling image "${tmpl.spec.containers[0].image}"`);
+        if (!p?.spec.nodeName) return;
+        if (!kubeletUp(n, p)) return later(100, tryStep);
+        step(p);
       });
-      later(60, () => {
-        const p = store.get('pods')?.get(key(ns, podName));
-        if (!p?.spec.nodeName || !kubeletUp(n)) return;
+      const running = (p: Obj) => {
         p.status = {
           phase: 'Running', hostIP: n.ip, podIP: n.ip, podIPs: [{ ip: n.ip }], startTime: now(),
           conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'Ready', status: 'True' }],
           containerStatuses: [{ name: cname, ready: true, started: true, restartCount: 0, image: tmpl.spec.containers[0].image, imageID: 'sha256:0', state: { running: { startedAt: now() } } }],
         };
         put('pods', p);
+      };
+      kubelet(20, (p) => {
+        p.status = { ...p.status, hostIP: n.ip, containerStatuses: [{ name: cname, ready: false, restartCount: 0, image: tmpl.spec.containers[0].image, imageID: '', state: { waiting: { reason: 'ContainerCreating' } } }] };
+        put('pods', p);
+        event(ns, pod, 'Pulling', `Pulling image "${tmpl.spec.containers[0].image}"`);
+        kubelet(40, running);
       });
     }
     ds.status = { currentNumberScheduled: 0, desiredNumberScheduled: desired, numberMisscheduled: 0, numberReady: 0, observedGeneration: 1 };
@@ -666,6 +681,12 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         if (bad) return invalid(res, url.pathname, 'DeleteOptions', r.name ?? '', bad.causes);
       }
       if (!r.name) return send(res, 405, status(405, 'MethodNotAllowed', 'deletecollection is not supported by the test server'));
+      // (an object with finalizers is only marked for deletion; it goes when a test removes it, as a finalizer's controller would)
+      const held = m.get(key(r.ns, r.name));
+      if (held?.metadata.finalizers?.length) {
+        held.metadata.deletionTimestamp ??= now();
+        return send(res, 200, put(r.resource, held));
+      }
       const o = del(r.resource, r.ns, r.name);
       if (!o) return send(res, 404, status(404, 'NotFound', `${r.resource}${r.group ? `.${r.group}` : ''} "${r.name}" not found`, { name: r.name, group: r.group, kind: r.resource }));
       return send(res, 200, r.resource === 'namespaces' ? { ...o, status: { phase: 'Terminating' } } : { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name: r.name, group: r.group, kind: r.resource, uid: o.metadata.uid } });

@@ -2,7 +2,7 @@
 // node before it is bound, and the scheduler's refusal.
 import { describe, expect, it } from 'vitest';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { notReady, podNode, unschedulable } from '../../src/targets/k8s/readiness.js';
+import { kubeletGone, notReady, podNode, unschedulable } from '../../src/targets/k8s/readiness.js';
 
 const node = (ready?: { status: string; reason?: string; message?: string }): V1Node => ({
   metadata: { name: 'worker-2' },
@@ -18,6 +18,20 @@ describe('notReady', () => {
       .toBe('NotReady (KubeletNotReady: PLEG is not healthy: pleg was last seen active 3m0s ago)');
     expect(notReady(node({ status: 'Unknown' }))).toBe('NotReady (Ready is Unknown)');
     expect(notReady(node())).toBe('NotReady (it reports no Ready condition)');
+  });
+});
+
+describe('kubeletGone', () => {
+  it('is true only while the kubelet stops posting status (Ready=Unknown), not for a node NotReady with its kubelet up', () => {
+    expect(kubeletGone(node({ status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' }))).toBe(true);
+    // the pod network down: the kubelet still starts host-network pods, as the capture pod is
+    expect(kubeletGone(node({
+      status: 'False', reason: 'KubeletNotReady',
+      message: 'container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized',
+    }))).toBe(false);
+    expect(kubeletGone(node({ status: 'True', reason: 'KubeletReady' }))).toBe(false);
+    // (a node just registered, whose kubelet has not posted a condition yet)
+    expect(kubeletGone(node())).toBe(false);
   });
 });
 

@@ -8,13 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { PassThrough } from 'node:stream';
 import {
-  AppsV1Api, AuthorizationV1Api, CoreV1Api, Watch, type KubeConfig, type V1Node, type V1Pod,
+  AppsV1Api, AuthorizationV1Api, CoreV1Api, type KubeConfig, type V1Node, type V1Pod,
 } from '@kubernetes/client-node';
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
   CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript,
-  onLines, remainingDuration, runArgv, uploadScript, type HelperBinary,
+  onLines, remainingDuration, runArgv, stopOverrunNote, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
 import {
@@ -31,7 +31,8 @@ import {
 } from './manifests.js';
 import { PodIndex } from './pod-index.js';
 import { podAddresses, podScope, type PodScope } from './pod-scope.js';
-import { notReady, podNode, unschedulable } from './readiness.js';
+import { kubeletGone, notReady, podNode, unschedulable } from './readiness.js';
+import { keepWatching } from './watch.js';
 
 export { PodIndex } from './pod-index.js';
 export { cleanK8s, type CleanResult } from './clean.js';
@@ -52,6 +53,9 @@ export interface K8sTargetOptions {
 }
 
 const DEFAULT_RECONNECT: Required<Backoff> = { first: 500, max: 8000, giveUpMs: 120_000 };
+
+/** How long a helper has to exit once its stdin is closed, before the kill script signals it through its pid file. */
+const STOP_GRACE_MS = 5000;
 
 /** `k8s://CONTEXT[/NODE]`; an empty context means current-context. */
 export function parseK8sUri(uri: string): { context: string | null; node: string | null } {
@@ -97,28 +101,6 @@ function startedBy(): string {
     // (no passwd entry for this uid, as in a container run with a random one: $USER, if set, says who)
   }
   return `${user}@${hostname()}`;
-}
-
-/**
- * Watches `path` until the returned function is called, opening the watch again when the server ends it. `from`: the
- * resourceVersion the first watch starts at; a re-opened one takes the current state (an old version may have been
- * compacted away).
- */
-async function keepWatching<T>(kc: KubeConfig, path: string, query: Record<string, string>, from: string | undefined, on: (type: string, obj: T) => void): Promise<() => void> {
-  let stopped = false;
-  let ac: AbortController | null = null;
-  const start = async (rv: string | undefined) => {
-    if (stopped) return;
-    ac = await new Watch(kc).watch(path, { ...query, ...(rv ? { resourceVersion: rv } : {}) }, on, (e: unknown) => {
-      // (a refused watch stays refused: asking again every half second would only add to the API server's load)
-      if (!stopped && (e as { statusCode?: number } | null)?.statusCode !== 403) setTimeout(() => void start(undefined).catch(() => undefined), 500).unref();
-    });
-  };
-  await start(from);
-  return () => {
-    stopped = true;
-    ac?.abort();
-  };
 }
 
 /** Shared by capture and shell sessions: the objects of one session and how to remove them. */
@@ -229,18 +211,26 @@ class Deployment {
   }
 
   /**
-   * Whether the DaemonSet is gone (deleted under the session: `tapscope clean --force`, kubectl delete); a check that
-   * fails otherwise says no, and the caller goes on as before.
+   * Whether the DaemonSet is gone or going (deleted under the session: `tapscope clean --force`, kubectl delete; one with
+   * a deletionTimestamp waits only for its pods or a finalizer, and gets no new pod); a check that fails otherwise says
+   * no, and the caller goes on as before.
    */
   async isDeleted(): Promise<boolean> {
-    return this.apps.readNamespacedDaemonSet({ name: this.name, namespace: this.ctx.namespace }).then(() => false, (e: unknown) => (e as { code?: number }).code === 404);
+    return this.apps.readNamespacedDaemonSet({ name: this.name, namespace: this.ctx.namespace })
+      .then((ds) => !!ds.metadata?.deletionTimestamp, (e: unknown) => (e as { code?: number }).code === 404);
   }
 
   private async beat(): Promise<void> {
     const ns = this.ctx.namespace;
     await this.apps.patchNamespacedDaemonSet({ name: this.name, namespace: ns, body: heartbeatPatch(new Date()) }).catch((e: unknown) => {
+      const code = (e as { code?: number }).code;
+      // why: a deleted DaemonSet has nothing to keep alive; a heartbeat must not outlive its object
+      if (code === 404 && this.beating) {
+        clearTimeout(this.beating);
+        this.beating = null;
+      }
       // why: a refusal stays (RBAC) and is said once; anything else (an API server restart) the next beat retries
-      if ((e as { code?: number }).code !== 403 || this.heartbeatRefused) return;
+      if (code !== 403 || this.heartbeatRefused) return;
       this.heartbeatRefused = true;
       this.onHeartbeatRefused?.(this.why(e, `patch daemonsets.apps in namespace ${ns}`));
     });
@@ -347,6 +337,8 @@ interface NodeRun {
   resuming: Promise<void> | null;
   /** Temp dirs of helpers whose stream was lost: their run script removes them; make sure. */
   leftovers: Array<{ pod: string; dir: string }>;
+  /** Why the node is not Ready ("NotReady (KubeletNotReady: ...)") while its kubelet still runs, from the node watch; null when Ready. */
+  unready: string | null;
   error?: TapscopeError;
 }
 
@@ -378,9 +370,14 @@ class K8sCapture {
     nodeNames: string[],
     private readonly excludes: ReadonlyMap<string, string[]>,
     private readonly backoff: Backoff,
+    /** the node listing the nodes were chosen from: its resourceVersion (the node watch starts there), and why nodes were not Ready */
+    private readonly listing: { at: string | undefined; unready: ReadonlyMap<string, string> },
   ) {
     for (const n of nodeNames) {
-      this.nodes.set(n, { node: n, phase: 'deploying', pod: null, podRunning: false, deploying: false, stream: null, dir: null, done: false, resuming: null, leftovers: [] });
+      this.nodes.set(n, {
+        node: n, phase: 'deploying', pod: null, podRunning: false, deploying: false, stream: null, dir: null, done: false, resuming: null, leftovers: [],
+        unready: listing.unready.get(n) ?? null,
+      });
     }
     this.index = new PodIndex(dep.kc);
   }
@@ -422,9 +419,12 @@ class K8sCapture {
     const allSettled = new Promise<void>((r) => (this.settled = r));
     try {
       const watching = this.dep.watchPods((type, pod) => this.onPod(type, pod));
-      // why: a node that goes NotReady while its pod waits ends that wait at once. Without the right to watch nodes the
-      // start goes on, and such a node waits out the ready timeout.
-      const nodeWatch = keepWatching<V1Node>(this.dep.kc, '/api/v1/nodes', {}, undefined, (type, node) => this.onNode(type, node)).catch(() => () => undefined);
+      // why: a node whose kubelet goes away while its pod waits ends that wait at once. Without the right to watch nodes
+      // the start goes on, and such a node waits out the ready timeout. One node is watched alone (field selector);
+      // several in one watch from the listing they were chosen from, so it streams changes only, not every node again.
+      const names = [...this.nodes.keys()];
+      const nodeWatch = keepWatching<V1Node>(this.dep.kc, '/api/v1/nodes', names.length === 1 ? { fieldSelector: `metadata.name=${names[0]}` } : {},
+        this.listing.at, (type, node) => this.onNode(type, node)).catch(() => () => undefined);
       // (a watch that opens after a cancel is closed at once)
       void watching.then((unwatch) => (this.stopping ? unwatch() : (this.unwatch = unwatch)), () => undefined);
       void nodeWatch.then((unwatch) => (this.stopping ? unwatch() : (this.unwatchNodes = unwatch)));
@@ -452,7 +452,7 @@ class K8sCapture {
     this.unwatchNodes?.();
     for (const n of this.nodes.values()) {
       if (!n.done && n.phase !== 'streaming') {
-        this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} did not get a running capture pod within ${Math.round(this.readyTimeoutMs / 1000)} s (last phase: ${n.phase}). Check \`kubectl -n ${this.dep.ctx.namespace} describe ds ${this.dep.name}\`.`));
+        this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} did not get a running capture pod within ${Math.round(this.readyTimeoutMs / 1000)} s (last phase: ${n.phase}${n.unready ? `; the node is ${n.unready}` : ''}). Check \`kubectl -n ${this.dep.ctx.namespace} describe ds ${this.dep.name}\`.`));
       }
     }
     const runs = [...this.nodes.values()];
@@ -514,13 +514,22 @@ class K8sCapture {
     }
   }
 
-  /** A node that goes NotReady or away before its pod runs: that node's start fails at once, with the node's reason. */
+  /**
+   * A node whose kubelet goes away (Ready=Unknown) or that is deleted before its pod runs: that node's start fails at
+   * once, with the node's reason. One that turns Ready=False goes on waiting (see kubeletGone), with the reason as its status.
+   */
   private onNode(type: string, node: V1Node): void {
     const n = this.nodes.get(node.metadata?.name ?? '');
     if (!n || n.done || n.deploying || n.stream || n.resuming) return;
     const unready = type === 'DELETED' ? null : notReady(node);
-    const why = type === 'DELETED' ? 'was deleted' : unready ? `is ${unready}` : null;
-    if (why) this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} ${why}: its capture pod cannot start.`));
+    if (type === 'DELETED' || kubeletGone(node)) {
+      this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} ${type === 'DELETED' ? 'was deleted' : `is ${unready}`}: its capture pod cannot start.`));
+      return;
+    }
+    if (unready !== n.unready && unready) {
+      this.handlers.onStatus({ node: n.node, phase: n.phase, message: `the node is ${unready}; waiting for its capture pod (a host-network pod may still start there)` });
+    }
+    n.unready = unready;
   }
 
   private async deployNode(n: NodeRun, pod: string): Promise<void> {
@@ -628,11 +637,15 @@ class K8sCapture {
     await Promise.all(runs.map(async (n) => {
       if (!n.stream) return;
       n.stream.stdin.end();
-      const exited = await Promise.race([n.stream.exit.then(() => true), sleep(5000).then(() => false)]);
-      if (!exited && n.pod && n.dir) {
-        await execCollect(this.dep.kc, this.dep.ctx.namespace, n.pod, CONTAINER, ['sh', '-c', killScript(n.dir)]).catch(() => undefined);
-        n.stream.close();
-      }
+      const exited = await Promise.race([n.stream.exit.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+      if (exited) return;
+      const said = n.pod && n.dir
+        ? await execCollect(this.dep.kc, this.dep.ctx.namespace, n.pod, CONTAINER, ['sh', '-c', killScript(n.dir)]).then((r) => r.stdout.toString('utf8'), () => null)
+        : null;
+      n.stream.close();
+      // why: what the helper wrote after its stream was given up never arrives: the capture must not read as a clean stop
+      const note = stopOverrunNote(n.node, STOP_GRACE_MS, said);
+      if (note) this.notes.push(note);
     }));
     this.unwatch?.();
     this.unwatchNodes?.();
@@ -645,7 +658,7 @@ class K8sCapture {
       const clean = `\`tapscope clean --target k8s://${this.dep.ctx.context}\``;
       this.notes.push(refused
         ? `Could not remove everything this session created in the cluster: ${remaining.join('; ')}. Remove the rest with ${clean} using a context allowed to delete it (or ask a cluster admin).`
-        : `Not removed yet: ${remaining.join(', ')}. Run ${clean}.`);
+        : `Not removed yet: ${remaining.join(', ')}. Run ${clean} in a minute, once the session's heartbeat has gone stale (or now with --force).`);
     }
     for (const n of runs) if (!n.done) this.status(n, 'stopped');
     this.resolveDone();
@@ -661,6 +674,10 @@ export class K8sTarget implements CaptureTarget {
   private readonly kubelet = new Map<string, string[]>();
   /** node name -> why it is not Ready ("NotReady (KubeletNotReady: ...)"), from the last node listing; Ready nodes are not here. */
   private readonly unready = new Map<string, string>();
+  /** the nodes of the last listing whose kubelet is gone (Ready=Unknown: see kubeletGone) */
+  private readonly gone = new Set<string>();
+  /** the resourceVersion of the last node listing */
+  private listedAt: string | undefined;
   private kcCache: { kc: KubeConfig; context: string; user: string | null } | null = null;
 
   constructor(uri: string, private readonly opts: K8sTargetOptions) {
@@ -694,10 +711,13 @@ export class K8sTarget implements CaptureTarget {
       throw k8sError(e, 'list nodes', this.ctx());
     });
     this.unready.clear();
+    this.gone.clear();
+    this.listedAt = list.metadata?.resourceVersion;
     for (const n of list.items) {
       this.kubelet.set(n.metadata?.name ?? '', kubeletEndpoints(n));
       const why = notReady(n);
       if (why) this.unready.set(n.metadata?.name ?? '', why);
+      if (kubeletGone(n)) this.gone.add(n.metadata?.name ?? '');
     }
     const nodes = list.items.map(nodeInfo);
     if (this.nodeFilter) {
@@ -744,12 +764,17 @@ export class K8sTarget implements CaptureTarget {
     return names.filter((n) => this.unready.has(n)).map((n) => `node ${n} is ${this.unready.get(n)}`).join('; ');
   }
 
-  /** Refuses nodes asked for by name that are not Ready: no capture or shell pod would start there. */
-  private refuseNotReady(names: string[]): void {
-    const said = this.notReadySaid(names);
-    if (!said) return;
-    throw new TapscopeError('E_K8S_NODE_FAILED',
-      `${said.charAt(0).toUpperCase()}${said.slice(1)}: no pod starts on a node that is not Ready. Choose other nodes, or wait until \`kubectl get nodes\` shows ${said.includes('; ') ? 'them' : 'it'} Ready.`);
+  /**
+   * Refuses nodes asked for by name whose kubelet is gone (Ready=Unknown): no capture or shell pod would start there. Of
+   * the others, those that are not Ready are said (for a note): they are tried, and the pod wait says whether their pod starts.
+   */
+  private refuseGone(names: string[]): string {
+    const said = this.notReadySaid(names.filter((n) => this.gone.has(n)));
+    if (said) {
+      throw new TapscopeError('E_K8S_NODE_FAILED',
+        `${said.charAt(0).toUpperCase()}${said.slice(1)}: its kubelet is not reporting, so no pod starts there. Choose other nodes, or wait until \`kubectl get nodes\` shows ${said.includes('; ') ? 'them' : 'it'} Ready.`);
+    }
+    return this.notReadySaid(names);
   }
 
   async preflight(nodes?: string[]): Promise<PreflightReport[]> {
@@ -822,10 +847,11 @@ export class K8sTarget implements CaptureTarget {
     // (an empty list asks for every node, as chooseNodes takes it)
     const requested = named?.length ? named : undefined;
     const { names: chosen, all: info } = await this.chooseNodes(requested);
-    // why: a node that is not Ready starts no capture pod: it is named now rather than waited for until the ready
-    // timeout. One asked for by name is an error (as an architecture without a helper, below); of every node, the
-    // Ready ones are captured and the others named in a note.
-    if (requested) this.refuseNotReady(chosen);
+    // why: a node whose kubelet is gone starts no capture pod: one asked for by name is an error now (as an architecture
+    // without a helper, below) rather than waited for until the ready timeout. One that is only NotReady (Ready=False: a
+    // broken pod network) may still start the host-network capture pod: it is tried, with a note. Of every node, the Ready
+    // ones are captured and the others named in a note.
+    const tried = requested ? this.refuseGone(chosen) : '';
     const unreadyNote = requested ? '' : this.notReadySaid(info.map((n) => n.name));
     // why: each node gets the helper of its architecture; a node of one this build has none for is named instead of
     // failing with "exec format error"
@@ -843,11 +869,12 @@ export class K8sTarget implements CaptureTarget {
     }
     const dep = new Deployment(this.config().kc, this.ctx(), randomBytes(4).toString('hex'), this.opts.heartbeatMs ?? HEARTBEAT_MS);
     const cap = new K8sCapture(dep, options, handlers, byNode, this.opts.image ?? DEFAULT_IMAGE, this.opts.readyTimeoutMs ?? 120_000, nodes, this.kubelet,
-      { ...DEFAULT_RECONNECT, ...this.opts.reconnect });
+      { ...DEFAULT_RECONNECT, ...this.opts.reconnect }, { at: this.listedAt, unready: new Map(this.unready) });
     if (signal?.aborted) throw new StartCancelled(`k8s://${this.ctx().context}`, 'nothing had been created yet', []);
     await cap.begin(signal);
     const handle = cap.handle();
     if (unreadyNote) handle.notes.push(`Not captured: ${unreadyNote}.`);
+    if (tried) handle.notes.push(`Tried although not Ready: ${tried}. Its kubelet still runs, and starts host-network pods such as the capture pod while only the pod network is down.`);
     if (foreignNote) handle.notes.push(foreignNote);
     if (scope) handle.notes.push(...scope.notes);
     return handle;
@@ -866,25 +893,33 @@ export class K8sTarget implements CaptureTarget {
 
   async openShell(node: string): Promise<ShellChannel> {
     await this.chooseNodes([node]);
-    this.refuseNotReady([node]);
+    const unready = this.refuseGone([node]);
     const dep = new Deployment(this.config().kc, this.ctx(), `shell-${randomBytes(3).toString('hex')}`, this.opts.heartbeatMs ?? HEARTBEAT_MS);
     await dep.create({ image: this.opts.image ?? DEFAULT_IMAGE, nodes: [node], shell: true });
-    let pod: string | null = null;
+    // (a plain stream: the terminal's size goes on the resize channel from execStream, in order with the keys typed)
+    const out = new PassThrough();
+    let s: ExecStream;
+    // why: every failure from here on removes the shell's DaemonSet, and so stops its heartbeat: a failed exec (pods/exec
+    // refused, the pod restarted) must not leave a privileged pod that `tapscope clean` takes for a running shell
     try {
-      const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 120_000);
+      const timeoutMs = this.opts.readyTimeoutMs ?? 120_000;
+      const deadline = Date.now() + timeoutMs;
+      let pod: string | null = null;
       while (!pod && Date.now() < deadline) {
         const pods = await dep.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${SESSION_LABEL}=${dep.session}` });
         pod = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name ?? null;
         if (!pod) await sleep(200);
       }
-      if (!pod) throw new TapscopeError('E_K8S_NODE_FAILED', `The shell pod on ${node} did not start.`);
+      if (!pod) throw new TapscopeError('E_K8S_NODE_FAILED', `The shell pod on ${node} did not start within ${Math.round(timeoutMs / 1000)} s${unready ? ` (${unready})` : ''}.`);
+      if (unready) out.write(`tapscope: ${unready}; the shell pod started there all the same.\r\n`);
+      const shellPod = pod;
+      s = await execStream(dep.kc, this.namespace, pod, CONTAINER, ['sh', '-c', HOST_SHELL], true, out).catch((x: unknown) => {
+        throw k8sError(x, `create pods/exec in namespace ${this.namespace} (a shell in pod ${shellPod})`, this.ctx());
+      });
     } catch (e) {
       await dep.remove().catch(() => undefined);
       throw isTapscopeError(e) ? e : k8sError(e, 'start a shell pod', this.ctx());
     }
-    // (a plain stream: the terminal's size goes on the resize channel from execStream, in order with the keys typed)
-    const out = new PassThrough();
-    const s = await execStream(dep.kc, this.namespace, pod, CONTAINER, ['sh', '-c', HOST_SHELL], true, out);
     let cleaned: Promise<unknown> | null = null;
     const cleanup = () => (cleaned ??= dep.remove().catch(() => undefined));
     void s.exit.then(cleanup);

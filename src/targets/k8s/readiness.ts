@@ -1,6 +1,7 @@
-// Whether a capture pod can start, read as kubectl shows it: a node whose Ready condition is not True runs no new
-// pod, and a pod the scheduler refused (PodScheduled=False) never gets a node. Either ends that node's wait at once
-// with the cluster's own reason, instead of the ready timeout's guess.
+// Whether a capture pod can start, read as kubectl shows it: a node whose kubelet has stopped posting status
+// (Ready=Unknown) runs no new pod, and a pod the scheduler refused (PodScheduled=False) never gets a node. Either ends
+// that node's wait at once with the cluster's own reason, instead of the ready timeout's guess. A node that is Ready=False
+// may still start the capture pod: see kubeletGone.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 
 function reasonText(reason: string | undefined, message: string | undefined): string {
@@ -14,6 +15,17 @@ export function notReady(node: V1Node): string | null {
   if (ready?.status === 'True') return null;
   if (!ready) return 'NotReady (it reports no Ready condition)';
   return `NotReady (${reasonText(ready.reason, ready.message) || `Ready is ${ready.status}`})`;
+}
+
+/**
+ * Whether the node's kubelet is gone: Ready is Unknown (the node controller's "Kubelet stopped posting node status"), so
+ * nothing starts a pod there.
+ * why not Ready=False too: the kubelet is there and still starts host-network pods while the pod network is down
+ * (KubeletNotReady: container runtime network not ready, NetworkPluginNotReady), and the capture pod is one, tolerating
+ * every taint; a broken pod network is a main reason to capture on a node. Whether its pod starts, the pod wait says.
+ */
+export function kubeletGone(node: V1Node): boolean {
+  return node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'Unknown';
 }
 
 /**
