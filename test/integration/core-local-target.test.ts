@@ -71,14 +71,19 @@ describe('local target, the pkexec stop and failure paths', () => {
 });
 
 describe('local target, a helper that does not stop', () => {
-  it('kills it after the grace and says its last packets and statistics are missing, not a clean stop', async () => {
-    // why `exec`: the shell becomes the sleep, which keeps the ignored SIGINT; a child of the shell would hold the
-    // output pipe open after the shell's kill
+  /**
+   * Runs `script` as the helper (through `prefix`, sudo or none) with a stop grace of 0.3 s, stops it once it says it is
+   * capturing, and returns the node's 'stopped' status.
+   * why `exec` in the scripts: the shell becomes the sleep, which keeps the ignored signals; a child of the shell would
+   * hold the output pipe open after the shell's kill
+   */
+  async function stopStubborn(script: string, via: 'root' | 'sudo' = 'root'): Promise<NodeStatus | undefined> {
     const dir = mkdtempSync(join(tmpdir(), 'tsc-stubborn-'));
     const helper = join(dir, 'helper');
-    writeFileSync(helper, "#!/bin/sh\ntrap '' INT\necho capturing >&2\nexec sleep 30\n", { mode: 0o755 });
+    writeFileSync(helper, script, { mode: 0o755 });
     try {
-      const t = new LocalTarget({ helperPath: helper, privilege: { via: 'root', prefix: [] }, netns: null, stopGraceMs: 300 });
+      const prefix = via === 'sudo' ? ['sudo', '-n'] : [];
+      const t = new LocalTarget({ helperPath: helper, privilege: { via, prefix }, netns: null, stopGraceMs: 300 });
       const statuses: NodeStatus[] = [];
       let streaming!: () => void;
       const started = new Promise<void>((r) => { streaming = r; });
@@ -88,58 +93,32 @@ describe('local target, a helper that does not stop', () => {
       });
       await started;
       await h.stop();
-      const stopped = statuses.find((s) => s.phase === 'stopped');
-      expect(stopped?.error?.code).toBe('E_HELPER_EXITED');
-      expect(stopped?.message).toMatch(/did not stop within 0.3 s of SIGINT and was killed: the packets it had not yet written and its final statistics are missing/);
+      return statuses.find((s) => s.phase === 'stopped');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it('kills it after the grace and says its last packets and statistics are missing, not a clean stop', async () => {
+    const stopped = await stopStubborn("#!/bin/sh\ntrap '' INT\necho capturing >&2\nexec sleep 30\n");
+    expect(stopped?.error?.code).toBe('E_HELPER_EXITED');
+    expect(stopped?.message).toMatch(/did not stop within 0.3 s of SIGINT and was killed: the packets it had not yet written and its final statistics are missing/);
   }, 20_000);
 
   it('says nothing of a helper killed after its output ended (its stream is whole: it was detaching its eBPF probes)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tsc-detaching-'));
-    const helper = join(dir, 'helper');
-    writeFileSync(helper, "#!/bin/sh\ntrap '' INT\necho capturing >&2\nexec 1>&-\nexec sleep 30\n", { mode: 0o755 });
-    try {
-      const t = new LocalTarget({ helperPath: helper, privilege: { via: 'root', prefix: [] }, netns: null, stopGraceMs: 300 });
-      const statuses: NodeStatus[] = [];
-      let streaming!: () => void;
-      const started = new Promise<void>((r) => { streaming = r; });
-      const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, {
-        onStatus: (s) => { statuses.push(s); if (s.phase === 'streaming') streaming(); },
-        onStream: (_node, s) => { s.resume(); },
-      });
-      await started;
-      await h.stop();
-      const stopped = statuses.find((s) => s.phase === 'stopped');
-      expect(stopped).toBeDefined();
-      expect(stopped?.error).toBeUndefined();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const stopped = await stopStubborn("#!/bin/sh\ntrap '' INT\necho capturing >&2\nexec 1>&-\nexec sleep 30\n");
+    expect(stopped).toBeDefined();
+    expect(stopped?.error).toBeUndefined();
   }, 20_000);
 
   it('kills it through sudo when it runs under sudo (a SIGKILL to sudo alone left it running, and the stop waiting)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tsc-stubborn-'));
-    const helper = join(dir, 'helper');
-    // (-a: a name of its own, to find it by)
-    writeFileSync(helper, "#!/bin/bash\ntrap '' INT TERM\necho capturing >&2\nexec -a tsc-stubborn-under-sudo sleep 30\n", { mode: 0o755 });
     try {
-      const t = new LocalTarget({ helperPath: helper, privilege: { via: 'sudo', prefix: ['sudo', '-n'] }, netns: null, stopGraceMs: 300 });
-      const statuses: NodeStatus[] = [];
-      let streaming!: () => void;
-      const started = new Promise<void>((r) => { streaming = r; });
-      const h = await t.start({ mode: 'afpacket', ifaces: ['lo'] }, {
-        onStatus: (s) => { statuses.push(s); if (s.phase === 'streaming') streaming(); },
-        onStream: (_node, s) => { s.resume(); },
-      });
-      await started;
-      await h.stop();
-      expect(statuses.find((s) => s.phase === 'stopped')?.message).toMatch(/was killed/);
+      // (-a: a name of its own, to find it by)
+      const stopped = await stopStubborn("#!/bin/bash\ntrap '' INT TERM\necho capturing >&2\nexec -a tsc-stubborn-under-sudo sleep 30\n", 'sudo');
+      expect(stopped?.message).toMatch(/was killed/);
       expect(spawnSync('pgrep', ['-f', 'tsc-stubborn-under-sudo']).status).toBe(1);
     } finally {
       spawnSync('pkill', ['-KILL', '-f', 'tsc-stubborn-under-sudo']);
-      rmSync(dir, { recursive: true, force: true });
     }
   }, 20_000);
 });
