@@ -671,23 +671,25 @@ function keptBody(x: FlowExtra, m: HttpMessage, encoded: boolean): { text: strin
   return { text, body: 'base64', base64 };
 }
 
-/** Marks an exchange's summary and detail unfinished when the message `m` that made or completed them is (see endCapture). */
-function unfinishedBy(m: HttpMessage, a: { unfinished?: true } | undefined, b?: { unfinished?: true }): void {
-  if (!m.unfinished) return;
-  if (a) a.unfinished = true;
-  if (b) b.unfinished = true;
-}
-
 /**
- * An HTTP/1 message that could not be read whole (HttpMessage.malformed) says so, and what, on its exchange's summary and
- * detail (both given, or either).
+ * Marks an exchange's summary and detail (both given, or either) as the message `m` that made or completed them is:
+ * unfinished (see endCapture), and, for an HTTP/1 message not read whole (HttpMessage.malformed), what of it was not read.
  */
-function malformedBy(m: HttpMessage, a: { malformed?: string } | undefined, b?: { malformed?: string }): void {
+function markedBy(m: HttpMessage, a: ExchangeMarks | undefined, b?: ExchangeMarks): void {
+  if (m.unfinished) {
+    if (a) a.unfinished = true;
+    if (b) b.unfinished = true;
+  }
   if (m.malformed === undefined) return;
   const note = `${m.kind}: ${m.malformed}`;
   for (const o of [a, b]) if (o) o.malformed = o.malformed === undefined ? note : `${o.malformed}; ${note}`;
 }
 
+/** What markedBy sets on an exchange's summary or detail. */
+interface ExchangeMarks {
+  unfinished?: true;
+  malformed?: string;
+}
 
 export class Analyzer {
   private readonly opts: Required<Omit<AnalyzerOptions, 'onPacket' | 'onRecordSettled' | 'partition' | 'keyLog'>>;
@@ -2551,8 +2553,7 @@ export class Analyzer {
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
-      unfinishedBy(m, e, s);
-      malformedBy(m, e, s);
+      markedBy(m, e, s);
       return;
     }
     if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
@@ -2562,8 +2563,7 @@ export class Analyzer {
     }
     const s: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
     fs.flow.http = add(fs.flow.http, s);
-    unfinishedBy(m, s);
-    malformedBy(m, s);
+    markedBy(m, s);
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
       x.exchangesDropped++;
       if (m.streamId !== undefined) (x.summaryStreams ??= new Map()).set(m.streamId, fs.flow.http.length - 1);
@@ -2575,8 +2575,7 @@ export class Analyzer {
     };
     this.keepMessage(x, m, e, 'request');
     x.exchanges = add(x.exchanges, e);
-    unfinishedBy(m, e);
-    malformedBy(m, e);
+    markedBy(m, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
@@ -2614,8 +2613,7 @@ export class Analyzer {
       this.keepMessage(x, m, e, 'response');
       const s = fs.flow.http[i];
       if (s) s.status = status;
-      unfinishedBy(m, e, s);
-      malformedBy(m, e, s);
+      markedBy(m, e, s);
       if (status === 101) this.switched(fs, x, m, source, i);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
@@ -2632,7 +2630,7 @@ export class Analyzer {
       if (s && s.status === null) {
         x.summaryStreams!.delete(m.streamId);
         s.status = status;
-        unfinishedBy(m, s);
+        markedBy(m, s);
         return;
       }
       x.exchangesDropped++;
@@ -2646,8 +2644,7 @@ export class Analyzer {
       const s = list[x.cursor];
       if (s) {
         s.status = status;
-        unfinishedBy(m, s);
-        malformedBy(m, s);
+        markedBy(m, s);
         x.cursor++;
         return;
       }
@@ -2672,8 +2669,7 @@ export class Analyzer {
     };
     this.keepMessage(x, m, e, 'response');
     x.exchanges = add(x.exchanges, e);
-    unfinishedBy(m, s, e);
-    malformedBy(m, s);
+    markedBy(m, s, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 

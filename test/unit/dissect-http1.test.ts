@@ -571,6 +571,17 @@ describe('through the analyzer: each status on the request it answers, any metho
     expect([match('http.malformed'), match('http.malformed contains "Content-Length"'), match('http.malformed contains "chunk"'), match('!http.malformed')])
       .toEqual([[f!.id], [f!.id], [], ['whole', 'none']]);
   });
+  it('an answer no request was sent for, not read whole, says so on its detail as on its summary', () => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, { ip: '10.208.0.3', port: 43101 }, { ip: '10.208.0.2', port: 80 },
+      [Buffer.from('GET /a HTTP/1.1\r\n\r\n')], [Buffer.from(`${R(200)}HTTP/1.1 2000 X\r\nContent-Length: 0\r\n\r\n`)]);
+    const a = analyzeCapture(b.build(), { end: true });
+    const [f] = a.flows();
+    expect(f!.http.map((h) => [h.path, h.malformed])).toEqual([
+      ['/a', undefined], [null, 'response: its status line is none (HTTP/d.d, a three-digit status code and a reason, split by spaces): its status was not read'],
+    ]);
+    expect(a.exchangesOf(f!.id).map((e) => e.malformed)).toEqual(f!.http.map((h) => h.malformed));
+  });
   it('a connection whose first request has a method outside the known ones is HTTP', () => {
     for (const first of ['NOTIFY /upnp/event HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi', 'SUBSCRIBE /upnp/event HTTP/1.1\r\nHost: h\r\n\r\n',
       'MKCALENDAR /cal/home/ HTTP/1.1\r\nHost: h\r\n\r\n', 'QUERY /contacts HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx',
