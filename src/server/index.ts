@@ -9,7 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { isApiCall, API_EVENTS } from '../api/channels.js';
 import { errorToWire } from '../api/client.js';
 import { TapscopeError } from '../errors.js';
-import { uploadsDir } from '../util/paths.js';
+import { isFile, uploadsDir } from '../util/paths.js';
 import { createApiHost, type ApiService } from './api-host.js';
 import { rendererDir } from './paths.js';
 import { storeUpload, UploadTooLarge } from './uploads.js';
@@ -164,7 +164,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       if (!existsSync(join(root, 'index.html'))) {
         return deny(res, 503, `The renderer is not built (${root} is missing); run \`npm run build:renderer\`.`);
       }
-      if (!existsSync(file) || !statSync(file).isFile()) return deny(res, 404, 'Not found');
+      if (!isFile(file)) return deny(res, 404, 'Not found');
       const extra: Record<string, string> = {};
       if (file.endsWith('.html')) {
         extra['content-security-policy'] = contentSecurityPolicy(port);

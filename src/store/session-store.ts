@@ -473,7 +473,9 @@ export class SessionStore {
     } catch {
       return [];
     }
-    const named = this.uploadsNamed();
+    // (every session's record read and its files' real paths found only once an old upload is there to judge: most starts
+    // find none)
+    let named: ((file: string) => boolean) | null = null;
     const removed: string[] = [];
     const sweep = (file: string): void => {
       let st;
@@ -482,7 +484,7 @@ export class SessionStore {
       } catch {
         return;
       }
-      if (!st.isFile() || now - st.mtimeMs < ORPHAN_UPLOAD_AGE_MS || named(file)) return;
+      if (!st.isFile() || now - st.mtimeMs < ORPHAN_UPLOAD_AGE_MS || (named ??= this.uploadsNamed())(file)) return;
       if (this.removeUpload(file)) removed.push(file);
     };
     for (const e of entries) {
