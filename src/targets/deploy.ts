@@ -256,15 +256,18 @@ export function killScript(dir: string): string {
   ].join('; ');
 }
 
+/** How long a stopping helper has to end its stream after its input closes, before it is signalled through its pid file. */
+export const STOP_GRACE_MS = 5000;
+
 /**
- * The note for a helper that did not exit within `graceMs` of its input closing and was killed with its output still
+ * The note for a helper that did not exit within STOP_GRACE_MS of its input closing and was killed with its output still
  * open (killScript printed `killed`), so that such a capture does not read as a clean stop; null otherwise.
  * why null for a slow exit without that: the helper closes its output once its stream is whole, then detaches its eBPF
  * probes, which can take seconds; a stream that did end early is noted when its file is read (no final statistics).
  */
-export function stopOverrunNote(node: string, graceMs: number, killOutput: string | null): string | null {
+export function stopOverrunNote(node: string, killOutput: string | null): string | null {
   if (killOutput === null || !/^killed$/m.test(killOutput)) return null;
-  return `${node}: the helper did not stop within ${graceMs / 1000} s of its input closing and was killed (it ignored SIGTERM): the packets it had not yet sent and its final statistics are missing`;
+  return `${node}: the helper did not stop within ${STOP_GRACE_MS / 1000} s of its input closing and was killed (it ignored SIGTERM): the packets it had not yet sent and its final statistics are missing`;
 }
 
 /** Calls `cb` with each complete, non-empty line of a text stream (the helper's stderr), and keeps a tail. */

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
-  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines, stopOverrunNote,
+  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines, STOP_GRACE_MS, stopOverrunNote,
   remainingDuration, runCommandLine, shQuote, tempDirNotes, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
@@ -107,9 +107,6 @@ export function sudoRefusal(message: string, user: string, node: string): Tapsco
 
 /** sudo's answer to a wrong password (C locale). */
 const WRONG_PASSWORD = /Sorry, try again|incorrect password|no password was provided|Authentication failure|a password is required/i;
-
-/** How long a stopping helper has to end its stream after its input closes, before it is terminated. */
-const STOP_GRACE_MS = 5000;
 
 function privilegePrefix(p: Privilege): string[] {
   if (p.kind === 'root') return [];
@@ -604,7 +601,7 @@ class SshCapture {
         this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
       }
       // why: what the helper wrote after the channel was given up never arrives: the capture must not read as a clean stop
-      const note = stoppedInTime ? null : stopOverrunNote(this.node, STOP_GRACE_MS, said);
+      const note = stoppedInTime ? null : stopOverrunNote(this.node, said);
       if (note) this.notes.push(note);
     }
     await this.removeLeftovers();

@@ -35,7 +35,7 @@ export function describeForbidden(message: string): string | null {
 }
 
 /** A message in one line (no raw newline in the middle of an error), without its trailing period. */
-function oneLine(s: string): string {
+export function oneLine(s: string): string {
   return s.replace(/\s*[\r\n]+\s*/g, ' ').trim().replace(/\.$/, '');
 }
 

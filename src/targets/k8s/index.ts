@@ -14,7 +14,7 @@ import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
   CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript,
-  onLines, remainingDuration, runArgv, stopOverrunNote, uploadScript, type HelperBinary,
+  onLines, remainingDuration, runArgv, STOP_GRACE_MS, stopOverrunNote, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
 import {
@@ -53,9 +53,6 @@ export interface K8sTargetOptions {
 }
 
 const DEFAULT_RECONNECT: Required<Backoff> = { first: 500, max: 8000, giveUpMs: 120_000 };
-
-/** How long a helper has to exit once its stdin is closed, before the kill script signals it through its pid file. */
-const STOP_GRACE_MS = 5000;
 
 /** `k8s://CONTEXT[/NODE]`; an empty context means current-context. */
 export function parseK8sUri(uri: string): { context: string | null; node: string | null } {
@@ -644,7 +641,7 @@ class K8sCapture {
         : null;
       n.stream.close();
       // why: what the helper wrote after its stream was given up never arrives: the capture must not read as a clean stop
-      const note = stopOverrunNote(n.node, STOP_GRACE_MS, said);
+      const note = stopOverrunNote(n.node, said);
       if (note) this.notes.push(note);
     }));
     this.unwatch?.();

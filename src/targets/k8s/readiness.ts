@@ -3,10 +3,11 @@
 // that node's wait at once with the cluster's own reason, instead of the ready timeout's guess. A node that is Ready=False
 // may still start the capture pod: see kubeletGone.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { oneLine } from './errors.js';
 
 function reasonText(reason: string | undefined, message: string | undefined): string {
   // (kubelet and scheduler messages may end in a period or span lines; they go inside a sentence here)
-  return [reason, message?.replace(/\s*[\r\n]+\s*/g, ' ').trim().replace(/\.$/, '')].filter(Boolean).join(': ');
+  return [reason, message === undefined ? undefined : oneLine(message)].filter(Boolean).join(': ');
 }
 
 /** "NotReady (KubeletNotReady: container runtime is down)" for a node whose Ready condition is not True; null when it is. */
