@@ -97,9 +97,13 @@ describe('tapscope capture over SSH', () => {
       const flows = f.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Flow);
       const decrypted = flows.filter((x) => x.tls?.keylog?.status === 'decrypted');
       expect(decrypted.length, f.stdout).toBe(Number(said![1]));
+      // (the capture's end can cut the last connection after its answer's head: only a connection not seen closed may be
+      // unfinished, and at most one is)
+      expect(decrypted.filter((x) => x.tcp?.state !== 'closed').length, f.stdout).toBeLessThanOrEqual(1);
       for (const x of decrypted) {
         expect(x.node).toBe(node.ip);
-        expect(x.http).toEqual([{ method: 'GET', host: 'node.tapscope.test:8443', path: expect.stringMatching(/^\/nk\d+$/), status: 200 }]);
+        const cut = x.tcp?.state !== 'closed' && x.http[0]?.unfinished ? { unfinished: true } : {};
+        expect(x.http, JSON.stringify(x.tcp)).toEqual([{ method: 'GET', host: 'node.tapscope.test:8443', path: expect.stringMatching(/^\/nk\d+$/), status: 200, ...cut }]);
       }
       // a key log the node does not have: its helper refuses it before it captures, and the capture fails saying so
       const missing = await runCli(['capture', '--target', `ssh://root@${node.ip}`, '--duration', '2', '--node-keylog', join(dir, 'missing.log'), '--out', join(dir, 'never.pcapng')], env);
