@@ -1,7 +1,7 @@
 // The Kubernetes target against the strict test API server: token, client-certificate and exec-plugin
 // users, node listing, a capture on six nodes at once with the helper really running in each node's
 // network namespace, pod enrichment from watches, RBAC and Pod Security refusals, shell, and cleanup.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -12,6 +12,8 @@ import type { Readable } from 'node:stream';
 import { cleanK8s, createK8sTarget, type K8sTargetOptions } from '../../src/targets/k8s/index.js';
 import { execStream } from '../../src/targets/k8s/exec.js';
 import { kubeConfigFor, mergeKubeconfigs } from '../../src/targets/k8s/kubeconfig.js';
+import { claimPatch } from '../../src/targets/k8s/manifests.js';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { isTapscopeError } from '../../src/errors.js';
 import { NodeFileWriter } from '../../src/store/node-writer.js';
 import { LiveSectionMerger } from '../../src/pcapng/merge.js';
@@ -503,6 +505,118 @@ describe('clean', () => {
       await handle.stop();
     }
     expect(api.rejected).toEqual([]);
+  });
+
+  it('judges heartbeats by the API server\'s clock: a cleaner whose clock runs 10 min ahead leaves a running capture alone', async () => {
+    const node = api.nodes[4]!;
+    const t = createK8sTarget('k8s://tsk-token', opts({ heartbeatMs: 300 }));
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, recorder().handlers);
+    try {
+      const ds = api.list('daemonsets', 'tapscope')[0]!;
+      const first = ds.metadata.annotations[HEARTBEAT] as string;
+      await until('a heartbeat', () => api.list('daemonsets', 'tapscope')[0]?.metadata.annotations[HEARTBEAT] !== first);
+      // (this process's clock set 10 min ahead; the test API server, in this process too, kept on the real one)
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 600_000);
+      api.skewClock(-600_000);
+      let r: Awaited<ReturnType<typeof cleanK8s>>;
+      try {
+        r = await cleanK8s('tsk-token', { kubeconfig: kcToken });
+      } finally {
+        vi.useRealTimers();
+        api.skewClock(0);
+      }
+      expect(r.removed).toEqual([]);
+      expect(r.kept).toEqual([expect.stringMatching(new RegExp(`^running capture tapscope/${ds.metadata.name} \\(heartbeat \\d s ago, started by `))]);
+      expect(tapscopeObjects()).toContain(`daemonsets/${ds.metadata.name}`);
+    } finally {
+      await handle.stop();
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
+  it('keeps a session whose heartbeat comes while clean runs (the delete\'s precondition), with its ServiceAccount', async () => {
+    leftover('tapscope-late', 'late0001', { [HEARTBEAT]: minutesAgo(10), 'tapscope.dev/heartbeat-interval-seconds': '20' });
+    api.put('namespaces', { metadata: { name: 'tapscope-late', labels: { 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': 'late0001', 'tapscope.dev/created-namespace': 'true' }, creationTimestamp: minutesAgo(11) }, status: { phase: 'Active' } });
+    // (the session, stalled for a minute, refreshes its heartbeat just as clean deletes its DaemonSet)
+    api.holdRequests((method, path) => {
+      if (method !== 'DELETE' || path !== '/apis/apps/v1/namespaces/tapscope-late/daemonsets/tapscope-late0001') return;
+      const d = api.list('daemonsets', 'tapscope-late')[0]!;
+      api.put('daemonsets', { ...d, metadata: { ...d.metadata, annotations: { ...d.metadata.annotations, [HEARTBEAT]: new Date().toISOString() } } });
+    });
+    try {
+      const r = await cleanK8s('tsk-token', { kubeconfig: kcToken });
+      expect(r.kept).toEqual(['daemonset tapscope-late/tapscope-late0001 (changed while clean ran: its session is alive)']);
+      expect(r.removed).toEqual([]);
+      expect(tapscopeObjects().sort()).toEqual(['daemonsets/tapscope-late0001', 'namespaces/tapscope-late', 'serviceaccounts/tapscope-late0001']);
+    } finally {
+      api.holdRequests(null);
+      api.remove('namespaces', null, 'tapscope-late');
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
+  it('does not delete a namespace a session starts in while clean runs: the session claims it first, and clean\'s delete is refused', async () => {
+    const node = api.nodes[4]!;
+    api.put('namespaces', { metadata: { name: 'tapscope-reuse', labels: { 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': 'gone0001', 'tapscope.dev/created-namespace': 'true', 'pod-security.kubernetes.io/enforce': 'privileged' }, creationTimestamp: minutesAgo(11) }, status: { phase: 'Active' } });
+    const t = createK8sTarget('k8s://tsk-token', opts({ namespace: 'tapscope-reuse' }));
+    let starting: ReturnType<typeof t.start> | null = null;
+    // (clean has listed the namespace, empty and old, and is about to delete it: a session starts in it then)
+    api.holdRequests(async (method, path) => {
+      if (method !== 'DELETE' || path !== '/api/v1/namespaces/tapscope-reuse') return;
+      starting = t.start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, recorder().handlers);
+      await until('the session\'s claim', () => api.requests.some((x) => x.startsWith('PATCH /api/v1/namespaces/tapscope-reuse')));
+    });
+    try {
+      const r = await cleanK8s('tsk-token', { kubeconfig: kcToken });
+      expect(r.kept).toEqual(['namespace tapscope-reuse (changed while clean ran: a session claimed it)']);
+      expect(r.removed).toEqual([]);
+    } finally {
+      api.holdRequests(null);
+    }
+    const handle = await starting!;
+    const sa = api.list('serviceaccounts', 'tapscope-reuse')[0]!;
+    expect(api.list('namespaces').find((n) => n.metadata.name === 'tapscope-reuse')?.metadata.annotations).toEqual({ 'tapscope.dev/claimed-by': sa.metadata.labels['tapscope.dev/session'] });
+    // a clean now: the namespace is the running session's
+    const again = await cleanK8s('tsk-token', { kubeconfig: kcToken });
+    expect(again.removed).toEqual([]);
+    await handle.stop();
+    // (it did not make the namespace, so it leaves it, to clean)
+    expect(tapscopeObjects()).toEqual(['namespaces/tapscope-reuse']);
+    api.remove('namespaces', null, 'tapscope-reuse');
+  });
+
+  it('waits for a namespace being deleted to go, then makes it again and captures', async () => {
+    const node = api.nodes[4]!;
+    api.put('namespaces', { metadata: { name: 'tapscope-term', labels: { 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': 'gone0002', 'tapscope.dev/created-namespace': 'true' }, finalizers: ['kubernetes'], deletionTimestamp: new Date().toISOString() }, status: { phase: 'Terminating' } });
+    const t = createK8sTarget('k8s://tsk-token', opts({ namespace: 'tapscope-term' }));
+    // (the namespace controller done a second later)
+    const done = setTimeout(() => api.remove('namespaces', null, 'tapscope-term'), 1000);
+    try {
+      const rec = recorder();
+      const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, rec.handlers);
+      const made = api.list('namespaces').find((n) => n.metadata.name === 'tapscope-term')!;
+      expect(made.metadata.deletionTimestamp).toBeUndefined();
+      expect(rec.statuses.filter((x) => x.phase === 'failed')).toEqual([]);
+      await handle.stop();
+      // (it made the namespace, so it removes it)
+      expect(tapscopeObjects()).toEqual([]);
+    } finally {
+      clearTimeout(done);
+    }
+  });
+
+  it('the session that made a namespace leaves it when another session has just claimed it, its objects not made yet', async () => {
+    const node = api.nodes[4]!;
+    const t = createK8sTarget('k8s://tsk-token', opts({ namespace: 'tapscope-shared' }));
+    const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, recorder().handlers);
+    const ns = api.list('namespaces').find((n) => n.metadata.name === 'tapscope-shared')!;
+    // (another Tapscope claims it, as a session starting there does before it makes its ServiceAccount)
+    const core = kubeConfigFor(mergeKubeconfigs([kcToken]), null).makeApiClient(CoreV1Api);
+    await core.patchNamespace({ name: 'tapscope-shared', body: claimPatch(ns, 'b0b0b0b0') });
+    await handle.stop();
+    expect(tapscopeObjects()).toEqual(['namespaces/tapscope-shared']);
+    api.remove('namespaces', null, 'tapscope-shared');
   });
 
   it('fails a lost node at once while its DaemonSet is being deleted (a finalizer holds it), and on stop says to clean in a minute or with --force', async () => {

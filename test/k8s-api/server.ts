@@ -91,6 +91,10 @@ export interface K8sApi {
   setNodeReady(node: string, ready?: ReadyCondition): void;
   /** Test hook: `node`'s kubelet starts no pod while the node still reports Ready (as in the node controller's grace period). */
   stallKubelet(node: string, stalled: boolean): void;
+  /** Test hook: `fn` is awaited before each request (its method and path) is handled, holding it meanwhile; null: none. */
+  holdRequests(fn: ((method: string, path: string) => Promise<void> | void) | null): void;
+  /** Test hook: the server's clock runs `ms` ahead of this machine's (negative: behind); its times and Date headers follow it. */
+  skewClock(ms: number): void;
   /** Test hook: the scheduler finds no room for pods on `node` (true), or room again (false). */
   fillNode(node: string, full: boolean): void;
   close(): Promise<void>;
@@ -197,6 +201,50 @@ function changedFields(before: Obj, after: Obj): string[] {
   const diff = (a: Obj, b: Obj, prefix: string) => [...new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])]
     .filter((k) => JSON.stringify(a?.[k]) !== JSON.stringify(b?.[k])).map((k) => `${prefix}${k}`);
   return diff(before, after, '').flatMap((f) => (f === 'metadata' ? diff(before.metadata, after.metadata, 'metadata.') : [f]));
+}
+
+/** A fieldsV1 set of the fields of `o` (objects by their keys; a list or a value is a leaf), as managedFields records them. */
+function fieldsOf(o: Obj): Obj {
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(o ?? {})) out[`f:${k}`] = v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length ? fieldsOf(v) : {};
+  return out;
+}
+
+/**
+ * The managedFields of `after`, an Update by `manager` from `before` (null: a create), as the API server keeps them:
+ * the labels and annotations it added or changed become its own (and no other manager's), removed ones nobody's; its
+ * entry's time is the server's clock at a change of its fields, and an entry left with no fields goes. A create gives
+ * its manager every field of the object.
+ */
+function managed(before: Obj | null, after: Obj, manager: string, apiVersion: string, time: string): Obj[] {
+  if (!before) {
+    const { name: _n, namespace: _ns, managedFields: _m, uid: _u, resourceVersion: _r, creationTimestamp: _c, generation: _g, ...meta } = after.metadata;
+    const { metadata: _md, apiVersion: _a, kind: _k, status: _s, ...rest } = after;
+    return [{ manager, operation: 'Update', apiVersion, time, fieldsType: 'FieldsV1', fieldsV1: fieldsOf({ ...rest, ...(Object.keys(meta).length ? { metadata: meta } : {}) }) }];
+  }
+  const entries: Obj[] = structuredClone(before.metadata.managedFields ?? []);
+  let changed = false;
+  for (const map of ['labels', 'annotations']) {
+    const a: Obj = before.metadata[map] ?? {};
+    const b: Obj = after.metadata[map] ?? {};
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (a[k] === b[k]) continue;
+      changed = true;
+      for (const e of entries) {
+        const md = e.fieldsV1?.['f:metadata'];
+        if (!md?.[`f:${map}`]) continue;
+        delete md[`f:${map}`][`f:${k}`];
+        if (Object.keys(md[`f:${map}`]).length === 0) delete md[`f:${map}`];
+        if (Object.keys(md).length === 0) delete e.fieldsV1['f:metadata'];
+      }
+      if (!(k in b)) continue;
+      let mine = entries.find((e) => e.manager === manager && e.operation === 'Update');
+      if (!mine) entries.push(mine = { manager, operation: 'Update', apiVersion, time, fieldsType: 'FieldsV1', fieldsV1: {} });
+      ((mine.fieldsV1['f:metadata'] ??= {})[`f:${map}`] ??= {})[`f:${k}`] = {};
+    }
+  }
+  if (changed) for (const e of entries) if (e.manager === manager && e.operation === 'Update') e.time = time;
+  return entries.filter((e) => Object.keys(e.fieldsV1 ?? {}).length > 0);
 }
 
 function makePki(dir: string): { ca: string; caKey: string; cert: string; key: string; clientCert: string; clientKey: string } {
@@ -315,6 +363,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   const execSockets = new Map<string, Set<WebSocket>>();
   const execRefusals = new Map<string, number>();
   let watchDelayMs = 0;
+  let hold: ((method: string, path: string) => Promise<void> | void) | null = null;
   const requests: string[] = [];
   const rejected: K8sApi['rejected'] = [];
   const deny: RbacRule[] = [];
@@ -322,7 +371,10 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
 
   const key = (ns: string | null, name: string) => (ns ? `${ns}/${name}` : name);
   const podTmp = (pod: Obj) => join(dir, 'pods', String(pod.metadata.uid));
-  const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  /** the server's clock: this machine's, or skewed by a test (skewClock) */
+  let clockOffsetMs = 0;
+  const serverDate = () => new Date(Date.now() + clockOffsetMs);
+  const now = () => serverDate().toISOString().replace(/\.\d+Z$/, 'Z');
   function emit(kind: string, type: string, obj: Obj): void {
     log.push({ rv: Number(obj.metadata.resourceVersion), kind, type, obj: structuredClone(obj) });
     if (log.length > 5000) log.shift();
@@ -547,7 +599,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   }
 
   function send(res: ServerResponse, code: number, body: Obj, headers: Record<string, string> = {}): void {
-    res.writeHead(code, { 'Content-Type': 'application/json', ...headers });
+    res.writeHead(code, { 'Content-Type': 'application/json', Date: serverDate().toUTCString(), ...headers });
     res.end(JSON.stringify(body));
   }
 
@@ -585,9 +637,13 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://x');
     requests.push(`${req.method} ${url.pathname}${url.search}`);
+    await hold?.(req.method ?? 'GET', url.pathname);
     const user = authenticate(req);
     if (!user) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     const q = url.searchParams;
+    // (as the API server names the manager of a change: fieldManager, else the user agent's first part)
+    const manager = q.get('fieldManager') ?? String(req.headers['user-agent'] ?? 'unknown').split('/')[0]!;
+    if (manager.length > 128) return send(res, 422, status(422, 'Invalid', `fieldManager: Invalid value: "${manager}": must be no more than 128 characters`));
     if (url.pathname === '/version') return send(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-tsk', platform: 'linux/amd64' });
     if (url.pathname === '/api') return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.headers.host ?? '' }] });
     if (url.pathname === '/apis') {
@@ -614,6 +670,11 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     if (r.ns && r.resource !== 'events' && method === 'POST' && !store.get('namespaces')?.has(r.ns)) {
       return send(res, 404, status(404, 'NotFound', `namespaces "${r.ns}" not found`, { name: r.ns, kind: 'namespaces' }));
     }
+    // (as the NamespaceLifecycle admission plugin: a namespace being deleted takes no new objects, dry runs too)
+    if (r.ns && r.resource !== 'events' && method === 'POST' && store.get('namespaces')?.get(r.ns)?.metadata.deletionTimestamp) {
+      return send(res, 403, status(403, 'Forbidden', `${r.resource} is forbidden: unable to create new content in namespace ${r.ns} because it is being terminated`,
+        { kind: r.resource, causes: [{ reason: 'NamespaceTerminating', message: `namespace ${r.ns} is being terminated`, field: 'metadata.namespace' }] }));
+    }
     const m = store.get(r.resource) as Map<string, Obj>;
     if (method === 'GET' && r.name) {
       const o = m.get(key(r.ns, r.name));
@@ -626,7 +687,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       const sel = (o: Obj) => (!r.ns || o.metadata.namespace === r.ns) && matchLabels(label, o.metadata.labels) && matchFields(field, o);
       if (watch) {
         if (watchDelayMs) await new Promise((r) => setTimeout(r, watchDelayMs));
-        res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', Date: serverDate().toUTCString() });
         res.flushHeaders();
         const w: Watcher = { kind: r.resource, ns: r.ns, label, field, send: (type, o) => res.write(JSON.stringify({ type, object: o }) + '\n') };
         const from = Number(q.get('resourceVersion') ?? '0');
@@ -672,6 +733,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       const bad = validateBody(g.kind, patched);
       if (bad) return invalid(res, url.pathname, g.kind, r.name, bad.causes);
       if (q.get('dryRun') === 'All') return send(res, 200, patched);
+      patched.metadata.managedFields = managed(o, patched, manager, g.version, now());
       return send(res, 200, put(r.resource, patched));
     }
     if (method === 'DELETE') {
@@ -681,6 +743,16 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         if (bad) return invalid(res, url.pathname, 'DeleteOptions', r.name ?? '', bad.causes);
       }
       if (!r.name) return send(res, 405, status(405, 'MethodNotAllowed', 'deletecollection is not supported by the test server'));
+      const pre = (body as Obj | undefined)?.preconditions as { resourceVersion?: string; uid?: string } | undefined;
+      const current = m.get(key(r.ns, r.name));
+      if (current && pre) {
+        const what = pre.uid !== undefined && pre.uid !== current.metadata.uid ? ['UID', pre.uid, current.metadata.uid]
+          : pre.resourceVersion !== undefined && pre.resourceVersion !== current.metadata.resourceVersion ? ['ResourceVersion', pre.resourceVersion, current.metadata.resourceVersion] : null;
+        if (what) {
+          return send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on ${r.resource}${r.group ? `.${r.group}` : ''} "${r.name}": Precondition failed: ${what[0]} in precondition: ${what[1]}, ${what[0]} in object meta: ${what[2]}`,
+            { name: r.name, group: r.group, kind: r.resource }));
+        }
+      }
       // (an object with finalizers is only marked for deletion; it goes when a test removes it, as a finalizer's controller would)
       const held = m.get(key(r.ns, r.name));
       if (held?.metadata.finalizers?.length) {
@@ -727,6 +799,7 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         if (v.length) warning = { Warning: `299 - "would violate PodSecurity \\"${level}:latest\\": ${v.join(', ').replace(/"/g, '\\"')}"` };
         obj.metadata.generation = 1;
       }
+      obj.metadata.managedFields = managed(null, obj, manager, g.version, now());
       const saved = put(r.resource, obj);
       if (r.resource === 'daemonsets') later(5, () => reconcile(saved));
       return send(res, 201, saved, warning);
@@ -877,6 +950,12 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     },
     slowWatches(ms) {
       watchDelayMs = ms;
+    },
+    skewClock(ms) {
+      clockOffsetMs = ms;
+    },
+    holdRequests(fn) {
+      hold = fn;
     },
     dropExec(node) {
       const open = [...(execSockets.get(node) ?? [])];

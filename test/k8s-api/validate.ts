@@ -58,7 +58,8 @@ function unknownFields(ctor: ModelCtor, body: Record<string, unknown>): string[]
         }
       }
       if (!known) out.push(`.${[...path, key].join('.')}`);
-      else walk((node as Record<string, unknown>)[key], [...path, key]);
+      // (a managedFields entry's fieldsV1 is a free-form trie of field names: nothing in it is a field of the schema)
+      else if (key !== 'fieldsV1') walk((node as Record<string, unknown>)[key], [...path, key]);
     }
   };
   walk(body, []);

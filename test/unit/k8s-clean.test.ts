@@ -1,5 +1,5 @@
 // What `tapscope clean` removes and what it leaves alone, from the objects it lists: running sessions (by the
-// heartbeat on their DaemonSet, judged by the writer's interval), sessions starting now, crashed sessions, and an
+// heartbeat on their DaemonSet, judged by the writer's interval and the API server's clock), sessions starting now, crashed sessions, and an
 // older Tapscope's objects without a heartbeat.
 import { describe, expect, it } from 'vitest';
 import type { V1DaemonSet, V1Namespace, V1ServiceAccount } from '@kubernetes/client-node';
@@ -19,6 +19,15 @@ function ds(namespace: string, session: string, beat: { secondsAgo: number; inte
     ...(beat.by ? { 'tapscope.dev/started-by': beat.by } : {}),
   } : undefined;
   return { metadata: { name: `tapscope-${session}`, namespace, labels: labels(session), annotations, creationTimestamp: at(3600) } };
+}
+
+/** `o` as the API server keeps it when its heartbeat (or claim) annotation last changed `secondsAgo`, by its own clock. */
+function stamped<T extends V1DaemonSet | V1Namespace>(o: T, secondsAgo: number, key = 'tapscope.dev/heartbeat'): T {
+  o.metadata!.managedFields = [
+    { manager: 'node-fetch', operation: 'Update', time: at(3600), fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': {} } } },
+    { manager: 'tapscope-heartbeat', operation: 'Update', time: at(secondsAgo), fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:annotations': { [`f:${key}`]: {} } } } },
+  ];
+  return o;
 }
 
 function sa(namespace: string, session: string, secondsAgo = 3600): V1ServiceAccount {
@@ -44,7 +53,18 @@ describe('liveness', () => {
 
   it('takes a DaemonSet without a heartbeat for an older Tapscope\'s leftover, and one ahead of our clock for running', () => {
     expect(liveness(ds('t', 'a', null), NOW)).toEqual({ running: false, said: 'no heartbeat: made by a Tapscope from before heartbeats' });
-    expect(liveness(ds('t', 'a', { secondsAgo: -300, interval: '20' }), NOW)).toEqual({ running: true, said: 'heartbeat 5 min ahead of this machine\'s clock' });
+    expect(liveness(ds('t', 'a', { secondsAgo: -300, interval: '20' }), NOW)).toEqual({ running: true, said: 'heartbeat 5 min ahead of the API server\'s clock' });
+  });
+
+  it('judges the heartbeat by the API server\'s stamp of its last change, not by the clock of the machine that wrote it', () => {
+    // a writer whose clock runs 10 min behind, refreshing every 20 s: its last refresh, by the server, 5 s ago
+    expect(liveness(stamped(ds('t', 'a', { secondsAgo: 600, interval: '20' }), 5), NOW)).toEqual({ running: true, said: 'heartbeat 5 s ago' });
+    // a writer whose clock runs 10 min ahead, gone for 2 min
+    expect(liveness(stamped(ds('t', 'a', { secondsAgo: -600, interval: '20' }), 120), NOW)).toEqual({ running: false, said: 'last heartbeat 2 min ago' });
+    // the entry that owns the annotation is the one that counts, not the newest: another manager changed something else since
+    const d = stamped(ds('t', 'a', { secondsAgo: 0, interval: '20' }), 300);
+    d.metadata!.managedFields!.push({ manager: 'kubectl-label', operation: 'Update', time: at(1), fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:team': {} } } } });
+    expect(liveness(d, NOW)).toEqual({ running: false, said: 'last heartbeat 5 min ago' });
   });
 });
 
@@ -72,6 +92,24 @@ describe('planClean', () => {
       'namespace empty (made 4 s ago: a session may be starting in it)',
     ]);
     expect(removed(p)).toEqual(['serviceaccount new/tapscope-stale', 'namespace abandoned']);
+  });
+
+  it('keeps a namespace made long ago that a session claimed moments ago (by the server\'s stamp), its objects not made yet', () => {
+    const claimed = stamped(ns('reused', 3600), 10, 'tapscope.dev/claimed-by');
+    claimed.metadata!.annotations = { 'tapscope.dev/claimed-by': 'c0ffee01' };
+    const stale = stamped(ns('stale', 3600), 600, 'tapscope.dev/claimed-by');
+    const p = planClean([], [], [claimed, stale], NOW, false);
+    expect(p.kept).toEqual(['namespace reused (claimed by session c0ffee01 10 s ago: a session may be starting in it)']);
+    expect(removed(p)).toEqual(['namespace stale']);
+  });
+
+  it('deletes each object on the condition that it is as listed (its resourceVersion); with force, unconditionally', () => {
+    const d = { ...ds('t', 'dead', { secondsAgo: 900 }) };
+    d.metadata = { ...d.metadata, resourceVersion: '41' };
+    const n = ns('t');
+    n.metadata = { ...n.metadata, resourceVersion: '7' };
+    expect(planClean([d], [], [n], NOW, false).remove.map((r) => r.resourceVersion)).toEqual(['41', '7']);
+    expect(planClean([d], [], [n], NOW, true).remove.map((r) => r.resourceVersion)).toEqual([undefined, undefined]);
   });
 
   it('names a host shell as a shell', () => {

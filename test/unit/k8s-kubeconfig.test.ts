@@ -146,6 +146,11 @@ describe('URIs and errors', () => {
     const psa = k8sError({ code: 403, body: { message: 'pods "x" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' } }, 'create pods', { context: 'c', namespace: 'obs' });
     expect(psa.code).toBe('E_K8S_ADMISSION');
     expect(psa.message).toContain('kubectl label namespace obs pod-security.kubernetes.io/enforce=privileged');
+    // a namespace being deleted refuses new objects with 403 too: no permission is missing, and the message says what is
+    const terminating = k8sError({ code: 403, body: { message: 'serviceaccounts is forbidden: unable to create new content in namespace t because it is being terminated',
+      details: { causes: [{ reason: 'NamespaceTerminating', message: 'namespace t is being terminated', field: 'metadata.namespace' }] } } }, 'create serviceaccounts in namespace t', { context: 'c' });
+    expect(terminating.code).toBe('E_TARGET_INVALID');
+    expect(terminating.message).toMatch(/^Could not create serviceaccounts in namespace t: the namespace is being deleted \(`tapscope clean`, a session that made it ending, or kubectl\)\. Try again once it is gone/);
     expect(k8sError({ code: 401 }, 'list nodes', { context: 'c', user: 'u' }).code).toBe('E_AUTH_FAILED');
     expect(k8sError(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }), 'list nodes', { context: 'c' }).code).toBe('E_TARGET_UNREACHABLE');
   });

@@ -3,7 +3,7 @@
 // naming the namespace label that would allow the capture pods.
 import { TapscopeError } from '../../errors.js';
 
-interface StatusBody { message?: string; reason?: string; code?: number; details?: { kind?: string; group?: string; name?: string } }
+interface StatusBody { message?: string; reason?: string; code?: number; details?: { kind?: string; group?: string; name?: string; causes?: Array<{ reason?: string }> } }
 
 function statusOf(e: unknown): { code: number | null; body: StatusBody | null } {
   const any = e as { code?: unknown; body?: unknown };
@@ -55,6 +55,11 @@ export function k8sError(e: unknown, what: string, ctx: { context: string; names
   }
   if (code === 403 && /violates PodSecurity/.test(msg)) {
     return new TapscopeError('E_K8S_ADMISSION', `Pod Security admission refused the capture pods: ${msg}. ${psaAdvice(ctx.namespace ?? 'tapscope')}`, { status: body });
+  }
+  // (the NamespaceLifecycle admission plugin's refusal is no missing permission: the namespace is being deleted)
+  if (code === 403 && body?.details?.causes?.some((c) => c.reason === 'NamespaceTerminating')) {
+    return new TapscopeError('E_TARGET_INVALID',
+      `Could not ${what}: the namespace is being deleted (\`tapscope clean\`, a session that made it ending, or kubectl). Try again once it is gone, or choose another namespace with --namespace. (API server said: ${msg})`, { status: body });
   }
   if (code === 403) {
     const d = describeForbidden(msg);

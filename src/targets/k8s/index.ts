@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { PassThrough } from 'node:stream';
 import {
-  AppsV1Api, AuthorizationV1Api, CoreV1Api, type KubeConfig, type V1Node, type V1Pod,
+  AppsV1Api, AuthorizationV1Api, CoreV1Api, type KubeConfig, type V1Namespace, type V1Node, type V1Pod,
 } from '@kubernetes/client-node';
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
@@ -26,9 +26,11 @@ import { PSA_LABEL, describeForbidden, k8sError, psaAdvice } from './errors.js';
 import { execCollect, execStream, type ExecStream } from './exec.js';
 import { kubeConfigFor, kubeconfigFiles, mergeKubeconfigs } from './kubeconfig.js';
 import {
-  CONTAINER, DEFAULT_IMAGE, HEARTBEAT_MS, MANAGED_BY, MANAGED_BY_VALUE, MANAGED_SELECTOR, SESSION_LABEL, daemonSetManifest, dryRunPod, heartbeatPatch,
-  namespaceManifest, serviceAccountManifest, type DaemonSetSpec,
+  CONTAINER, CREATED_NS_LABEL, DEFAULT_IMAGE, HEARTBEAT_MANAGER, HEARTBEAT_MS, MANAGED_BY, MANAGED_BY_VALUE, MANAGED_SELECTOR, SESSION_LABEL, claimPatch,
+  daemonSetManifest, dryRunPod, heartbeatPatch, namespaceManifest, serviceAccountManifest, type DaemonSetSpec,
 } from './manifests.js';
+import { MISSED_BEATS, claimOf } from './clean.js';
+import { serverNow } from './server-time.js';
 import { PodIndex } from './pod-index.js';
 import { podAddresses, podScope, type PodScope } from './pod-scope.js';
 import { kubeletGone, notReady, podNode, unschedulable } from './readiness.js';
@@ -84,6 +86,9 @@ export function kubeletEndpoints(n: V1Node): string[] {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** How long a session starting waits for a namespace being deleted to go, before it makes it again. */
+const NAMESPACE_GONE_MS = 60_000;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -151,7 +156,7 @@ class Deployment {
       // may not get namespaces at cluster scope (an admin-prepared namespace) goes on with the namespace's Pod Security
       // level unknown: the dry-run pod below meets admission anyway.
       let readForbidden = false;
-      const existing = await this.core.readNamespace({ name: ns }).catch((e: unknown) => {
+      let existing = await this.core.readNamespace({ name: ns }).catch((e: unknown) => {
         const status = (e as { code?: number }).code;
         if (status === 404) return null;
         if (status === 403) {
@@ -165,7 +170,10 @@ class Deployment {
         if (level && level !== 'privileged') {
           throw new TapscopeError('E_K8S_ADMISSION', `Namespace "${ns}" enforces Pod Security level "${level}", which refuses the capture pods. ${psaAdvice(ns)}`);
         }
-      } else {
+        // (one another Tapscope made, which its maker or `clean` may be deleting: claimed first, see CLAIM_ANNOTATION)
+        if (existing.metadata?.labels?.[CREATED_NS_LABEL] === 'true') existing = await this.claim(existing);
+      }
+      if (!existing) {
         // (409 AlreadyExists: it is there, created meanwhile or unreadable to us; 403 after a refused read: we may
         // neither read nor create it, so it may be there: the ServiceAccount's creation says)
         const made = await this.core.createNamespace({ body: namespaceManifest(ns, this.session) }).then(() => true, (e: unknown) => {
@@ -201,6 +209,31 @@ class Deployment {
     }
   }
 
+  /**
+   * Claims namespace `ns`, which another session made, for this one (CLAIM_ANNOTATION); null when it is gone or going
+   * (deleted by its maker or `clean` before the claim: waited for, to be made again). Without the right to patch it,
+   * it is used unclaimed.
+   */
+  private async claim(ns: V1Namespace): Promise<V1Namespace | null> {
+    const name = ns.metadata?.name ?? '';
+    const claimed = ns.metadata?.deletionTimestamp ? ns : await this.core.patchNamespace({ name, body: claimPatch(ns, this.session) }).catch((e: unknown) => {
+      const status = (e as { code?: number }).code;
+      if (status === 404) return null;
+      if (status === 403) return ns;
+      throw this.err(e, `patch namespaces (namespace ${name})`);
+    });
+    if (!claimed?.metadata?.deletionTimestamp) return claimed;
+    for (const end = Date.now() + NAMESPACE_GONE_MS; Date.now() < end; await sleep(500)) {
+      const gone = await this.core.readNamespace({ name }).then(() => false, (e: unknown) => {
+        if ((e as { code?: number }).code === 404) return true;
+        throw this.err(e, `read namespace ${name}`);
+      });
+      if (gone) return null;
+    }
+    throw new TapscopeError('E_TARGET_INVALID',
+      `Namespace "${name}" is being deleted (\`tapscope clean\`, a session that made it ending, or kubectl), and was still there after ${NAMESPACE_GONE_MS / 1000} s. Try again once it is gone, or choose another namespace with --namespace.`);
+  }
+
   /** Refreshes the DaemonSet's heartbeat every heartbeatMs until remove() (one at a time: a slow one delays the next). */
   private keepAlive(): void {
     this.beating = setTimeout(() => void this.beat().finally(() => this.beating && this.keepAlive()), this.heartbeatMs);
@@ -219,7 +252,8 @@ class Deployment {
 
   private async beat(): Promise<void> {
     const ns = this.ctx.namespace;
-    await this.apps.patchNamespacedDaemonSet({ name: this.name, namespace: ns, body: heartbeatPatch(new Date()) }).catch((e: unknown) => {
+    // (its own field manager: the server stamps the heartbeat's every change in that entry, which `clean` reads)
+    await this.apps.patchNamespacedDaemonSet({ name: this.name, namespace: ns, body: heartbeatPatch(new Date()), fieldManager: HEARTBEAT_MANAGER }).catch((e: unknown) => {
       const code = (e as { code?: number }).code;
       // why: a deleted DaemonSet has nothing to keep alive; a heartbeat must not outlive its object
       if (code === 404 && this.beating) {
@@ -268,13 +302,9 @@ class Deployment {
     let nsDeleted = false;
     if (this.createdNs) {
       try {
-        const others = await this.apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: MANAGED_SELECTOR });
-        // why: another Tapscope session may be using the namespace we created; it will remove it.
-        if (!others.items.some((d) => d.metadata?.labels?.[SESSION_LABEL] !== this.session)) {
-          nsDeleted = await del(`namespace ${ns}`, `delete namespaces (namespace ${ns})`, () => this.core.deleteNamespace({ name: ns }));
-        }
+        nsDeleted = await this.removeNamespace(del);
       } catch (e) {
-        failed.set(`namespace ${ns}`, `could not check whether other sessions use it: ${this.why(e, `list daemonsets.apps in namespace ${ns}`)}`);
+        failed.set(`namespace ${ns}`, `could not check whether other sessions use it: ${this.why(e, `read namespace ${ns} and list its sessions`)}`);
       }
     }
     const selector = `${SESSION_LABEL}=${this.session}`;
@@ -304,6 +334,36 @@ class Deployment {
     // (the namespace is no session-labelled object the lists see; a refused delete of it is named too)
     for (const o of failed.keys()) if (o.startsWith('namespace ') && !remaining.includes(o)) remaining.push(o);
     return remaining.map((o) => (failed.has(o) ? `${o} (not deleted: ${failed.get(o)})` : o));
+  }
+
+  /**
+   * Deletes the namespace this session made, unless another session uses it: one with a DaemonSet or ServiceAccount in
+   * it, or one that claimed it within MISSED_BEATS heartbeats (starting, its objects not made yet). The delete's
+   * precondition is the namespace as read, so a claim after the read keeps it too. Whether it was deleted.
+   */
+  private async removeNamespace(del: (object: string, what: string, run: () => Promise<unknown>) => Promise<boolean>): Promise<boolean> {
+    const name = this.ctx.namespace;
+    const read = await this.core.readNamespaceWithHttpInfo({ name }).catch((e: unknown) => {
+      if ((e as { code?: number }).code === 404) return null;
+      throw e;
+    });
+    if (!read) return true;
+    const now = serverNow(read.headers) ?? Date.now();
+    const claim = claimOf(read.data);
+    if (claim.session !== this.session && now - claim.at <= MISSED_BEATS * HEARTBEAT_MS) return false;
+    const other = (l: { items: Array<{ metadata?: { labels?: Record<string, string> } }> }) => l.items.some((o) => o.metadata?.labels?.[SESSION_LABEL] !== this.session);
+    const [ds, sa] = await Promise.all([
+      this.apps.listNamespacedDaemonSet({ namespace: name, labelSelector: MANAGED_SELECTOR }),
+      this.core.listNamespacedServiceAccount({ namespace: name, labelSelector: MANAGED_SELECTOR }),
+    ]);
+    if (other(ds) || other(sa)) return false;
+    const body = { preconditions: { resourceVersion: read.data.metadata?.resourceVersion } };
+    let claimedMeanwhile = false;
+    const deleted = await del(`namespace ${name}`, `delete namespaces (namespace ${name})`, () => this.core.deleteNamespace({ name, body }).catch((e: unknown) => {
+      if ((e as { code?: number }).code !== 409) throw e;
+      claimedMeanwhile = true;
+    }));
+    return deleted && !claimedMeanwhile;
   }
 
   /** Calls `on` for every change of this session's pods until the returned function is called. */

@@ -2,7 +2,8 @@
 // DaemonSet of idle host-network pods restricted to the chosen nodes, into which the helper is delivered
 // and run through exec. All carry the managed-by and session labels that stop() and `clean` select on; the
 // DaemonSet also carries the heartbeat its running session refreshes, by which `clean` tells a running session from
-// a leftover.
+// a leftover. The heartbeat is judged by the API server's clock, which stamps each change of it (its managedFields
+// entry's time), not by the clocks of the machines that write and read it.
 import type { V1DaemonSet, V1Namespace, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import { PSA_LABEL } from './errors.js';
 
@@ -14,8 +15,20 @@ export const CREATED_NS_LABEL = 'tapscope.dev/created-namespace';
 export const MANAGED_SELECTOR = `${MANAGED_BY}=${MANAGED_BY_VALUE}`;
 /** How often a running session refreshes its heartbeat, unless told otherwise (K8sTargetOptions.heartbeatMs). */
 export const HEARTBEAT_MS = 20_000;
-/** On a session's DaemonSet: when the session last said it is running (ISO 8601, its machine's clock). */
+/**
+ * On a session's DaemonSet: when the session last said it is running (ISO 8601, its machine's clock). Each refresh
+ * changes it, so the server stamps the change in its own clock (server-time.ts): that stamp is what `clean` reads.
+ */
 export const HEARTBEAT_ANNOTATION = 'tapscope.dev/heartbeat';
+/** The field manager of heartbeat refreshes: the managedFields entry that owns the heartbeat names it. */
+export const HEARTBEAT_MANAGER = 'tapscope-heartbeat';
+/**
+ * On a namespace Tapscope made: the session that last chose to run in it (set at creation, or when a session takes up
+ * one another session made). A session starting there claims it before it makes its objects, so that `clean` or the
+ * session that made it does not delete it between: a recent claim keeps it, and a claim after they looked changes its
+ * resourceVersion, which their delete's precondition then refuses.
+ */
+export const CLAIM_ANNOTATION = 'tapscope.dev/claimed-by';
 /** How often that session says so, in seconds: `clean` judges the heartbeat by the writer's interval, not its own. */
 export const HEARTBEAT_INTERVAL_ANNOTATION = 'tapscope.dev/heartbeat-interval-seconds';
 /** Who started the session (user@host), for the person deciding whether to remove it. */
@@ -32,8 +45,20 @@ export function namespaceManifest(name: string, session: string): V1Namespace {
     apiVersion: 'v1',
     kind: 'Namespace',
     // why: the capture pods use host namespaces; in a namespace Tapscope owns, it says so to Pod Security admission.
-    metadata: { name, labels: { ...sessionLabels(session), [CREATED_NS_LABEL]: 'true', [PSA_LABEL]: 'privileged' } },
+    metadata: { name, labels: { ...sessionLabels(session), [CREATED_NS_LABEL]: 'true', [PSA_LABEL]: 'privileged' }, annotations: { [CLAIM_ANNOTATION]: session } },
   };
+}
+
+/** A JSON Patch by which `session` claims namespace `ns` (see CLAIM_ANNOTATION), keeping its other annotations. */
+export function claimPatch(ns: V1Namespace, session: string): Array<{ op: 'add'; path: string; value: unknown }> {
+  return ns.metadata?.annotations
+    ? [{ op: 'add', path: `/metadata/annotations/${pointer(CLAIM_ANNOTATION)}`, value: session }]
+    : [{ op: 'add', path: '/metadata/annotations', value: { [CLAIM_ANNOTATION]: session } }];
+}
+
+/** A JSON Pointer reference token (RFC 6901): `~` and `/` escaped. */
+function pointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 export function serviceAccountManifest(name: string, namespace: string, session: string): V1ServiceAccount {
@@ -124,7 +149,7 @@ export function daemonSetManifest(o: DaemonSetSpec): V1DaemonSet {
 
 /** A JSON Patch that refreshes a session's heartbeat. */
 export function heartbeatPatch(at: Date): Array<{ op: 'add'; path: string; value: string }> {
-  return [{ op: 'add', path: `/metadata/annotations/${HEARTBEAT_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`, value: at.toISOString() }];
+  return [{ op: 'add', path: `/metadata/annotations/${pointer(HEARTBEAT_ANNOTATION)}`, value: at.toISOString() }];
 }
 
 /** The pod a DaemonSet would create, for a dry-run admission check. */
