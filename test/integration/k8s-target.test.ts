@@ -769,12 +769,12 @@ describe('nodes that cannot run the capture pod', () => {
     expect(tapscopeObjects()).toEqual([]);
   });
 
-  it('ends the wait for a pod the scheduler cannot place, with the scheduler\'s message, and fails the start when no node is left', async () => {
+  it('ends the wait for a pod the scheduler refuses for good, with the scheduler\'s message, and fails the start when no node is left', async () => {
     const [full, ok] = [api.nodes[1]!, api.nodes[2]!];
-    api.fillNode(full.name, true);
+    api.fillNode(full.name, '0/6 nodes are available: 1 node(s) had volume node affinity conflict, 5 node(s) didn\'t match Pod\'s node affinity/selector. preemption: 0/6 nodes are available: 6 Preemption is not helpful for scheduling.');
     try {
       const t = createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 60_000 }));
-      const why = new RegExp(`^The capture pod tapscope-[0-9a-f]+-\\w+ cannot be scheduled on ${full.name}: Unschedulable: 0/6 nodes are available: 1 Insufficient memory, 5 node\\(s\\) didn't match Pod's node affinity/selector\\. preemption: .*[^.]\\.$`);
+      const why = new RegExp(`^The capture pod tapscope-[0-9a-f]+-\\w+ cannot be scheduled on ${full.name}: Unschedulable: 0/6 nodes are available: 1 node\\(s\\) had volume node affinity conflict, 5 node\\(s\\) didn't match Pod's node affinity/selector\\. preemption: .*[^.]\\.$`);
       const rec = recorder();
       const t0 = Date.now();
       const handle = await t.start({ mode: 'afpacket', ifaces: [], nodes: [full.name, ok.name] }, rec.handlers);
@@ -793,6 +793,46 @@ describe('nodes that cannot run the capture pod', () => {
       expect(Date.now() - t0).toBeLessThan(60_000);
     } finally {
       api.fillNode(full.name, false);
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+});
+
+describe('a node without room for the capture pod', () => {
+  const phases = (rec: Recorder, node: string) => rec.statuses.filter((s) => s.node === node).map((s) => s.phase);
+  const room = new RegExp('^no room for the capture pod on the node yet \\(Unschedulable: 0/6 nodes are available: 1 Insufficient memory, 5 node\\(s\\) didn\'t match Pod\'s node affinity/selector\\. preemption: .*\\); waiting, as the scheduler tries again when pods end$');
+
+  it('waits, saying why, while the scheduler finds no room, and captures once it places the pod', async () => {
+    const node = api.nodes[1]!;
+    api.fillNode(node.name, true);
+    const freed = setTimeout(() => api.fillNode(node.name, false), 2000);
+    try {
+      const rec = recorder();
+      const handle = await createK8sTarget('k8s://tsk-token', opts()).start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, rec.handlers);
+      try {
+        expect(rec.statuses.filter((s) => s.node === node.name && room.test(s.message ?? ''))).toHaveLength(1);
+        expect(phases(rec, node.name)).not.toContain('failed');
+        expect(phases(rec, node.name)).toContain('streaming');
+      } finally {
+        await handle.stop();
+      }
+    } finally {
+      clearTimeout(freed);
+      api.fillNode(node.name, false);
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
+  it('fails the node at the start timeout with the scheduler\'s reason when no room comes', async () => {
+    const node = api.nodes[1]!;
+    api.fillNode(node.name, true);
+    try {
+      const e = await createK8sTarget('k8s://tsk-token', opts({ readyTimeoutMs: 3000 })).start({ mode: 'afpacket', ifaces: [], nodes: [node.name] }, recorder().handlers)
+        .then(() => null, (x: unknown) => x);
+      expect(isTapscopeError(e, 'E_K8S_NODE_FAILED'), String(e)).toBe(true);
+      expect((e as Error).message).toMatch(new RegExp(`^Node ${node.name} did not get a running capture pod within 3 s \\(last phase: deploying; the scheduler found no room for it: Unschedulable: 0/6 nodes are available: 1 Insufficient memory, `));
+    } finally {
+      api.fillNode(node.name, false);
     }
     expect(tapscopeObjects()).toEqual([]);
   });

@@ -95,8 +95,11 @@ export interface K8sApi {
   holdRequests(fn: ((method: string, path: string) => Promise<void> | void) | null): void;
   /** Test hook: the server's clock runs `ms` ahead of this machine's (negative: behind); its times and Date headers follow it. */
   skewClock(ms: number): void;
-  /** Test hook: the scheduler finds no room for pods on `node` (true), or room again (false). */
-  fillNode(node: string, full: boolean): void;
+  /**
+   * Test hook: the scheduler finds no room for pods on `node` (true: Insufficient memory), refuses them for `reason` (a
+   * scheduler message), or places them again (false), the pods it refused too, as the scheduler retries them.
+   */
+  fillNode(node: string, full: boolean | string): void;
   close(): Promise<void>;
 }
 
@@ -363,6 +366,8 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
   const execSockets = new Map<string, Set<WebSocket>>();
   const execRefusals = new Map<string, number>();
   let watchDelayMs = 0;
+  /** node -> the scheduling of pods it refused, tried again when the node has room */
+  const retries = new Map<string, Array<() => void>>();
   let hold: ((method: string, path: string) => Promise<void> | void) | null = null;
   const requests: string[] = [];
   const rejected: K8sApi['rejected'] = [];
@@ -530,19 +535,22 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
       });
       event(ns, ds, 'SuccessfulCreate', `Created pod: ${podName}`);
       const cname = tmpl.spec.containers[0].name;
-      later(5, () => {
+      later(5, function schedule() {
         const p = store.get('pods')?.get(key(ns, podName));
         if (!p) return;
         if (n.full) {
           p.status = { ...p.status, conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: n.full, lastProbeTime: null, lastTransitionTime: now() }] };
           put('pods', p);
           event(ns, pod, 'FailedScheduling', n.full, 'Warning');
+          // (the scheduler tries an unschedulable pod again when the cluster changes: here, when the node has room)
+          (retries.get(n.name) ?? retries.set(n.name, []).get(n.name)!).push(schedule);
           return;
         }
         p.spec.nodeName = n.name;
         p.status = { ...p.status, conditions: [{ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: now() }] };
         put('pods', p);
         event(ns, pod, 'Scheduled', `Successfully assigned ${ns}/${podName} to ${n.name}`);
+        takeUp();
       });
       // The kubelet: it takes the bound pod up, one step after the other, once it may (the node back, the kubelet
       // unstalled), as long as the pod exists.
@@ -560,7 +568,8 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
         };
         put('pods', p);
       };
-      kubelet(20, (p) => {
+      // (once the pod is bound to the node)
+      const takeUp = () => kubelet(20, (p) => {
         p.status = { ...p.status, hostIP: n.ip, containerStatuses: [{ name: cname, ready: false, restartCount: 0, image: tmpl.spec.containers[0].image, imageID: '', state: { waiting: { reason: 'ContainerCreating' } } }] };
         put('pods', p);
         event(ns, pod, 'Pulling', `Pulling image "${tmpl.spec.containers[0].image}"`);
@@ -985,9 +994,10 @@ export async function startK8sApi(opts: K8sApiOptions): Promise<K8sApi> {
     fillNode(name, full) {
       const n = nodes.find((x) => x.name === name) as FakeNode;
       const others = nodes.length - 1;
-      n.full = full
+      n.full = typeof full === 'string' ? full : full
         ? `0/${nodes.length} nodes are available: 1 Insufficient memory${others ? `, ${others} node(s) didn't match Pod's node affinity/selector` : ''}. preemption: 0/${nodes.length} nodes are available: 1 No preemption victims found for incoming pod${others ? `, ${others} Preemption is not helpful for scheduling` : ''}.`
         : undefined;
+      if (!full) for (const retry of retries.get(name)?.splice(0) ?? []) later(5, retry);
     },
     async restart(downMs) {
       const port = (server.address() as AddressInfo).port;

@@ -2,7 +2,7 @@
 // node before it is bound, and the scheduler's refusal.
 import { describe, expect, it } from 'vitest';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { kubeletGone, notReady, podNode, unschedulable } from '../../src/targets/k8s/readiness.js';
+import { kubeletGone, notReady, podNode, unschedulable, waitsForRoom } from '../../src/targets/k8s/readiness.js';
 
 const node = (ready?: { status: string; reason?: string; message?: string }): V1Node => ({
   metadata: { name: 'worker-2' },
@@ -55,5 +55,23 @@ describe('unschedulable', () => {
       .toBe('Unschedulable: 0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn\'t match Pod\'s node affinity/selector');
     expect(unschedulable({ status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] } })).toBeNull();
     expect(unschedulable({ status: { phase: 'Pending' } })).toBeNull();
+  });
+});
+
+describe('waitsForRoom', () => {
+  it('is true for a refusal for want of room on the pod\'s node alone, which the scheduler retries; false for anything else', () => {
+    const pre = ' preemption: 0/6 nodes are available: 1 No preemption victims found for incoming pod, 5 Preemption is not helpful for scheduling.';
+    expect(waitsForRoom(`Unschedulable: 0/6 nodes are available: 1 Insufficient memory, 5 node(s) didn't match Pod's node affinity/selector.${pre}`)).toBe(true);
+    expect(waitsForRoom('Unschedulable: 0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 2 node(s) didn\'t match Pod\'s node affinity/selector.')).toBe(true);
+    expect(waitsForRoom('Unschedulable: 0/1 nodes are available: 1 Too many pods.')).toBe(true);
+    expect(waitsForRoom('Unschedulable: 0/2 nodes are available: 1 Insufficient ephemeral-storage, 1 node(s) didn\'t match Pod\'s node affinity/selector.')).toBe(true);
+    // the node it is pinned to is gone or renamed: every node fails the affinity
+    expect(waitsForRoom(`Unschedulable: 0/6 nodes are available: 6 node(s) didn't match Pod's node affinity/selector.${pre}`)).toBe(false);
+    // room and something no pod ending will change
+    expect(waitsForRoom('Unschedulable: 0/2 nodes are available: 1 Insufficient memory, 1 node(s) had volume node affinity conflict.')).toBe(false);
+    expect(waitsForRoom('Unschedulable: 0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) didn\'t match Pod\'s node affinity/selector.')).toBe(false);
+    // a message not read
+    expect(waitsForRoom('SchedulerError: binding rejected')).toBe(false);
+    expect(waitsForRoom('not schedulable')).toBe(false);
   });
 });

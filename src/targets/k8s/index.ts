@@ -33,7 +33,7 @@ import { MISSED_BEATS, claimOf } from './clean.js';
 import { serverNow } from './server-time.js';
 import { PodIndex } from './pod-index.js';
 import { podAddresses, podScope, type PodScope } from './pod-scope.js';
-import { kubeletGone, notReady, podNode, unschedulable } from './readiness.js';
+import { kubeletGone, notReady, podNode, unschedulable, waitsForRoom } from './readiness.js';
 import { keepWatching } from './watch.js';
 
 export { PodIndex } from './pod-index.js';
@@ -396,6 +396,8 @@ interface NodeRun {
   leftovers: Array<{ pod: string; dir: string }>;
   /** Why the node is not Ready ("NotReady (KubeletNotReady: ...)") while its kubelet still runs, from the node watch; null when Ready. */
   unready: string | null;
+  /** The scheduler's refusal of its pod for want of room (waitsForRoom), while it retries; null once placed, or never refused. */
+  unplaced: string | null;
   error?: TapscopeError;
 }
 
@@ -433,7 +435,7 @@ class K8sCapture {
     for (const n of nodeNames) {
       this.nodes.set(n, {
         node: n, phase: 'deploying', pod: null, podRunning: false, deploying: false, stream: null, dir: null, done: false, resuming: null, leftovers: [],
-        unready: listing.unready.get(n) ?? null,
+        unready: listing.unready.get(n) ?? null, unplaced: null,
       });
     }
     this.index = new PodIndex(dep.kc);
@@ -509,7 +511,7 @@ class K8sCapture {
     this.unwatchNodes?.();
     for (const n of this.nodes.values()) {
       if (!n.done && n.phase !== 'streaming') {
-        this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} did not get a running capture pod within ${Math.round(this.readyTimeoutMs / 1000)} s (last phase: ${n.phase}${n.unready ? `; the node is ${n.unready}` : ''}). Check \`kubectl -n ${this.dep.ctx.namespace} describe ds ${this.dep.name}\`.`));
+        this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `Node ${n.node} did not get a running capture pod within ${Math.round(this.readyTimeoutMs / 1000)} s (last phase: ${n.phase}${n.unready ? `; the node is ${n.unready}` : ''}${n.unplaced ? `; the scheduler found no room for it: ${n.unplaced}` : ''}). Check \`kubectl -n ${this.dep.ctx.namespace} describe ds ${this.dep.name}\`.`));
       }
     }
     const runs = [...this.nodes.values()];
@@ -536,13 +538,18 @@ class K8sCapture {
     if (!n || n.done) return;
     const podName = pod.metadata?.name ?? '';
     if (!pod.spec?.nodeName) {
-      // (not bound yet: only the scheduler's refusal says anything, and it is final for the start)
+      // (not bound yet: only the scheduler's refusal says anything; final unless it is for want of room, see waitsForRoom)
       const refused = type !== 'DELETED' && unschedulable(pod);
-      if (refused && !n.deploying && !n.stream && !n.resuming) {
+      if (!refused || n.deploying || n.stream || n.resuming) return;
+      if (!waitsForRoom(refused)) {
         this.fail(n, new TapscopeError('E_K8S_NODE_FAILED', `The capture pod ${podName} cannot be scheduled on ${n.node}: ${refused}.`));
+      } else if (refused !== n.unplaced) {
+        n.unplaced = refused;
+        this.handlers.onStatus({ node: n.node, phase: n.phase, message: `no room for the capture pod on the node yet (${refused}); waiting, as the scheduler tries again when pods end` });
       }
       return;
     }
+    n.unplaced = null;
     if (type === 'DELETED') {
       if (n.pod !== podName) return;
       n.pod = null;

@@ -1,7 +1,8 @@
 // Whether a capture pod can start, read as kubectl shows it: a node whose kubelet has stopped posting status
-// (Ready=Unknown) runs no new pod, and a pod the scheduler refused (PodScheduled=False) never gets a node. Either ends
-// that node's wait at once with the cluster's own reason, instead of the ready timeout's guess. A node that is Ready=False
-// may still start the capture pod: see kubeletGone.
+// (Ready=Unknown) runs no new pod, and a pod the scheduler refused (PodScheduled=False) for anything but room never
+// gets a node. Either ends that node's wait at once with the cluster's own reason, instead of the ready timeout's guess.
+// A pod refused for want of room (Insufficient memory) is retried by the scheduler as pods end, so its wait goes on,
+// saying why. A node that is Ready=False may still start the capture pod: see kubeletGone.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { oneLine } from './errors.js';
 
@@ -45,4 +46,16 @@ export function podNode(pod: V1Pod): string | null {
 export function unschedulable(pod: V1Pod): string | null {
   const c = pod.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.status === 'False');
   return c ? reasonText(c.reason, c.message) || 'not schedulable' : null;
+}
+
+/**
+ * Whether a scheduler refusal (unschedulable's) is for want of room on the pod's node alone ("1 Insufficient memory",
+ * "1 Too many pods"), which the scheduler retries as pods end and free it. Its other nodes' "didn't match Pod's node
+ * affinity/selector" are the DaemonSet's pinning, not a reason. Anything else, or a message not read, is final.
+ */
+export function waitsForRoom(refusal: string): boolean {
+  const m = /nodes are available: (.*?)(?:\.\s+preemption:|\.?$)/.exec(refusal);
+  if (!m) return false;
+  const reasons = m[1]!.split(/,\s*/).filter((r) => !/^\d+ node\(s\) didn't match Pod's node affinity\/selector$/.test(r));
+  return reasons.length > 0 && reasons.every((r) => /^\d+ (Insufficient [\w./-]+|Too many pods)$/.test(r));
 }
