@@ -11,7 +11,7 @@ import {
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
 import { parseJump } from './ssh/config.js';
-import { connectSsh, execCollect, type SecretCache, type SshConnectOptions, type SshConnection, type SshDestination } from './ssh/connect.js';
+import { connectSsh, execCollect, type ExecResult, type SecretCache, type SshConnectOptions, type SshConnection, type SshDestination } from './ssh/connect.js';
 import {
   StartCancelled, abortedPromise,
   type CaptureHandle, type CaptureHandlers, type CaptureOptions, type CaptureTarget, type NodeInfo, type NodePhase, type PreflightReport, type PromptFn,
@@ -104,6 +104,9 @@ export function sudoRefusal(message: string, user: string, node: string): Tapsco
   }
   return null;
 }
+
+/** The secret cache's key for the sudo password sudo took. */
+const SUDO_PASSWORD = 'sudo-password';
 
 /** sudo's answer to a wrong password (C locale). */
 const WRONG_PASSWORD = /Sorry, try again|incorrect password|no password was provided|Authentication failure|a password is required/i;
@@ -204,15 +207,18 @@ export class SshTarget implements CaptureTarget {
    * before, or the login password the connection was accepted with. The refusal, or null (allowed, or not known).
    */
   private async sudoWithKnownPassword(c: SshConnection, user: string): Promise<TapscopeError | null> {
-    const password = this.secrets.get('sudo-password') ?? this.secrets.get(`password:${user}@${c.resolved.hostName}`);
+    const password = this.secrets.get(SUDO_PASSWORD) ?? this.secrets.get(`password:${user}@${c.resolved.hostName}`);
     if (password === undefined) return null;
-    const r = await execCollect(c.client, 'LC_ALL=C sudo -k -S -p "" true', `${password}\n`).catch(() => null);
-    if (!r) return null;
-    if (r.code === 0) {
-      this.secrets.set('sudo-password', password);
-      return null;
-    }
+    const r = await this.trySudoPassword(c.client, password).catch(() => null);
+    if (!r || r.code === 0) return null;
     return sudoRefusal(r.stderr, user, this.nodeName);
+  }
+
+  /** Runs `sudo true` with the password and gives sudo's answer; a password sudo takes is kept for this target. */
+  private async trySudoPassword(client: Client, password: string): Promise<ExecResult> {
+    const r = await execCollect(client, 'LC_ALL=C sudo -k -S -p "" true', `${password}\n`);
+    if (r.code === 0) this.secrets.set(SUDO_PASSWORD, password);
+    return r;
   }
 
   /** Decides how to become root on this connection, asking for the sudo password once. */
@@ -225,9 +231,8 @@ export class SshTarget implements CaptureTarget {
     // (requiretty: no password helps, so none is asked for)
     const refused = sudoRefusal(facts.sudoMessage ?? '', user, this.nodeName);
     if (refused) throw refused;
-    const cacheKey = 'sudo-password';
     for (let attempt = 0; attempt < 3; attempt++) {
-      let password = attempt === 0 ? this.secrets.get(cacheKey) : undefined;
+      let password = attempt === 0 ? this.secrets.get(SUDO_PASSWORD) : undefined;
       if (password === undefined) {
         const a = this.opts.prompt
           ? await this.opts.prompt({ kind: 'sudo-password', message: `[sudo] password for ${user} on ${this.nodeName}:`, echo: false })
@@ -237,12 +242,9 @@ export class SshTarget implements CaptureTarget {
         }
         password = a;
       }
-      const r = await execCollect(client, 'LC_ALL=C sudo -k -S -p "" true', `${password}\n`);
-      if (r.code === 0) {
-        this.secrets.set(cacheKey, password);
-        return { kind: 'sudo-password', password };
-      }
-      this.secrets.delete(cacheKey);
+      const r = await this.trySudoPassword(client, password);
+      if (r.code === 0) return { kind: 'sudo-password', password };
+      this.secrets.delete(SUDO_PASSWORD);
       // why: only a wrong password is worth asking again; "not in the sudoers file" comes with the right one, and each
       // try is an incident sudo logs or mails
       const no = sudoRefusal(r.stderr, user, this.nodeName);

@@ -2,7 +2,7 @@
 // ProxyJump chains with user@host:port, quoting and key=value syntax, Include, Match blocks (each
 // criterion, negation, order, exec, the final pass), and `ssh -G` as the oracle for all of it.
 import { describe, it, expect } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -36,11 +36,20 @@ Host *
   IdentityFile %d/.ssh/id_%r
 `;
 
+/** Whether a process is running (a zombie has ended: it only waits to be reaped, which PID 1 of a container may never do). */
+function runs(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX] /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 describe('ssh_config', () => {
   const entries = parseSshConfig(CONFIG);
 
-  it('applies the first value per keyword across matching blocks and accumulates IdentityFile', () => {
-    const r = resolveHost(entries, 'web-01');
+  it('applies the first value per keyword across matching blocks and accumulates IdentityFile', async () => {
+    const r = await resolveHost(entries, 'web-01');
     expect(r.user).toBe('deploy');
     expect(r.port).toBe(2222);
     expect(r.hostName).toBe('web-01');
@@ -48,27 +57,27 @@ describe('ssh_config', () => {
     expect(r.serverAliveIntervalMs).toBe(7000);
   });
 
-  it('honours negated patterns', () => {
-    const r = resolveHost(entries, 'web-legacy');
+  it('honours negated patterns', async () => {
+    const r = await resolveHost(entries, 'web-legacy');
     expect(r.user).toBe('fallback');
     expect(r.port).toBe(22);
   });
 
-  it('lets the URI override user and port, as ssh -l/-p do', () => {
-    const r = resolveHost(entries, 'web-01', { user: 'alice', port: 22 });
+  it('lets the URI override user and port, as ssh -l/-p do', async () => {
+    const r = await resolveHost(entries, 'web-01', { user: 'alice', port: 22 });
     expect([r.user, r.port]).toEqual(['alice', 22]);
     expect(r.identityFiles).toContain(join(homedir(), '.ssh/id_alice'));
   });
 
-  it('parses ProxyJump chains with user@host:port', () => {
-    const r = resolveHost(entries, 'inner');
+  it('parses ProxyJump chains with user@host:port', async () => {
+    const r = await resolveHost(entries, 'inner');
     expect(r.hostName).toBe('10.0.0.5');
     expect(r.proxyJump).toEqual([
       { host: 'bastion', user: null, port: null },
       { host: 'hop2', user: 'admin', port: 2200 },
     ]);
     expect(r.strictHostKeyChecking).toBe('accept-new');
-    expect(resolveHost(entries, 'bastion')).toMatchObject({ hostName: '198.51.100.7', user: 'jump', proxyJump: [] });
+    expect(await resolveHost(entries, 'bastion')).toMatchObject({ hostName: '198.51.100.7', user: 'jump', proxyJump: [] });
   });
 
   it('matches ? as exactly one character and is case-insensitive on keywords', () => {
@@ -83,17 +92,17 @@ describe('ssh_config', () => {
     expect(() => tokenizeLine('User "x')).toThrow(/unbalanced/);
   });
 
-  it('follows Include files relative to ~/.ssh or absolute', () => {
+  it('follows Include files relative to ~/.ssh or absolute', async () => {
     const d = mkdtempSync(join(tmpdir(), 'tss-unit-'));
     writeFileSync(join(d, 'extra.conf'), 'Host included\n  HostName 192.0.2.9\n  Port 2022\n');
     const e = parseSshConfig(`Include ${d}/*.conf\nHost other\n  User o\n`);
-    expect(resolveHost(e, 'included')).toMatchObject({ hostName: '192.0.2.9', port: 2022 });
-    expect(resolveHost(e, 'other').user).toBe('o');
+    expect(await resolveHost(e, 'included')).toMatchObject({ hostName: '192.0.2.9', port: 2022 });
+    expect((await resolveHost(e, 'other')).user).toBe('o');
     rmSync(d, { recursive: true, force: true });
   });
 
-  it('reads GlobalKnownHostsFile (first line wins, several files, ~, none) and defaults to /etc/ssh/ssh_known_hosts{,2}', () => {
-    expect(resolveHost(entries, 'db').globalKnownHostsFiles).toEqual(['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
+  it('reads GlobalKnownHostsFile (first line wins, several files, ~, none) and defaults to /etc/ssh/ssh_known_hosts{,2}', async () => {
+    expect((await resolveHost(entries, 'db')).globalKnownHostsFiles).toEqual(['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
     const g = parseSshConfig([
       'Host fleet-*',
       '  GlobalKnownHostsFile ~/fleet_kh /srv/kh/%h',
@@ -104,13 +113,13 @@ describe('ssh_config', () => {
       '',
     ].join('\n'));
     // ssh(1) expands ~ in GlobalKnownHostsFile but no percent tokens (only UserKnownHostsFile takes them).
-    expect(resolveHost(g, 'fleet-1').globalKnownHostsFiles).toEqual([join(homedir(), 'fleet_kh'), '/srv/kh/%h']);
-    expect(resolveHost(g, 'off').globalKnownHostsFiles).toEqual([]);
-    expect(resolveHost(g, 'other').globalKnownHostsFiles).toEqual(['/ignored/because/first/wins']);
+    expect((await resolveHost(g, 'fleet-1')).globalKnownHostsFiles).toEqual([join(homedir(), 'fleet_kh'), '/srv/kh/%h']);
+    expect((await resolveHost(g, 'off')).globalKnownHostsFiles).toEqual([]);
+    expect((await resolveHost(g, 'other')).globalKnownHostsFiles).toEqual(['/ignored/because/first/wins']);
   });
 
-  it('reads UserKnownHostsFile as ssh(1) does: the first line wins (several files, ~, %h), none is none, unset is the default', () => {
-    expect(resolveHost(entries, 'db').userKnownHostsFiles).toBeNull();
+  it('reads UserKnownHostsFile as ssh(1) does: the first line wins (several files, ~, %h), none is none, unset is the default', async () => {
+    expect((await resolveHost(entries, 'db')).userKnownHostsFiles).toBeNull();
     const u = parseSshConfig([
       'Host fleet-*',
       '  UserKnownHostsFile ~/fleet_kh /srv/kh/%h',
@@ -121,9 +130,9 @@ describe('ssh_config', () => {
       '',
     ].join('\n'));
     // (a key found only in a later block's file is one ssh would not trust)
-    expect(resolveHost(u, 'fleet-1').userKnownHostsFiles).toEqual([join(homedir(), 'fleet_kh'), '/srv/kh/fleet-1']);
-    expect(resolveHost(u, 'off').userKnownHostsFiles).toEqual([]);
-    expect(resolveHost(u, 'other').userKnownHostsFiles).toEqual(['/not/read/for/fleet']);
+    expect((await resolveHost(u, 'fleet-1')).userKnownHostsFiles).toEqual([join(homedir(), 'fleet_kh'), '/srv/kh/fleet-1']);
+    expect((await resolveHost(u, 'off')).userKnownHostsFiles).toEqual([]);
+    expect((await resolveHost(u, 'other')).userKnownHostsFiles).toEqual(['/not/read/for/fleet']);
   });
 
   it('parses destinations and URIs, including IPv6', () => {
@@ -166,11 +175,11 @@ describe('ProxyCommand', () => {
       'Host cmd-first', '  ProxyCommand nc %h %p', '  ProxyJump bastion',
       'Host cmd-none', '  ProxyCommand none', '  ProxyJump bastion',
     ].join('\n'));
-    expect(resolveHost(e, 'via-cmd')).toMatchObject({ proxyCommand: 'ssh -W %h:%p bastion', proxyJump: [] });
-    expect(resolveHost(e, 'jump-first')).toMatchObject({ proxyCommand: null, proxyJump: [{ host: 'bastion' }] });
-    expect(resolveHost(e, 'cmd-first')).toMatchObject({ proxyCommand: 'nc %h %p', proxyJump: [] });
-    expect(resolveHost(e, 'cmd-none')).toMatchObject({ proxyCommand: null, proxyJump: [{ host: 'bastion' }] });
-    expect(resolveHost(e, 'other').proxyCommand).toBeNull();
+    expect(await resolveHost(e, 'via-cmd')).toMatchObject({ proxyCommand: 'ssh -W %h:%p bastion', proxyJump: [] });
+    expect(await resolveHost(e, 'jump-first')).toMatchObject({ proxyCommand: null, proxyJump: [{ host: 'bastion' }] });
+    expect(await resolveHost(e, 'cmd-first')).toMatchObject({ proxyCommand: 'nc %h %p', proxyJump: [] });
+    expect(await resolveHost(e, 'cmd-none')).toMatchObject({ proxyCommand: null, proxyJump: [{ host: 'bastion' }] });
+    expect((await resolveHost(e, 'other')).proxyCommand).toBeNull();
     const { connectSsh } = await import('../../src/targets/ssh/connect.js');
     const dir = mkdtempSync(join(tmpdir(), 'tsc-sshpc-'));
     try {
@@ -188,29 +197,29 @@ describe('Match', () => {
   const me = userInfo().username;
   const resolve = (lines: string[], alias: string, overrides: { user?: string; port?: number } = {}) =>
     resolveHost(parseSshConfig(lines.join('\n'), { file: '/cfg' }), alias, overrides);
-  const withDir = (fn: (dir: string) => void): void => {
+  const withDir = async (fn: (dir: string) => Promise<void>): Promise<void> => {
     const dir = mkdtempSync(join(tmpdir(), 'tss-match-'));
     try {
-      fn(dir);
+      await fn(dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   };
 
-  it('matches host against the HostName resolved so far (after %h), not the name typed', () => {
+  it('matches host against the HostName resolved so far (after %h), not the name typed', async () => {
     const lines = ['Host db', '  HostName db.internal', 'Match host db', '  Port 1', 'Match host *.internal', '  User svc', '  Port 2'];
-    expect(resolve(lines, 'db')).toMatchObject({ hostName: 'db.internal', user: 'svc', port: 2 });
-    expect(resolve(['Host *', '  HostName %h.corp', 'Match host web.corp', '  User w'], 'web').user).toBe('w');
+    expect(await resolve(lines, 'db')).toMatchObject({ hostName: 'db.internal', user: 'svc', port: 2 });
+    expect((await resolve(['Host *', '  HostName %h.corp', 'Match host web.corp', '  User w'], 'web')).user).toBe('w');
     // With no HostName, the host is the name typed.
-    expect(resolve(lines, 'x.INTERNAL').user).toBe('svc');
+    expect((await resolve(lines, 'x.INTERNAL')).user).toBe('svc');
   });
 
-  it('matches originalhost against the name typed', () => {
+  it('matches originalhost against the name typed', async () => {
     const lines = ['Host db', '  HostName 10.0.0.5', 'Match originalhost 10.0.0.5', '  User wrong', 'Match originalhost db', '  User typed'];
-    expect(resolve(lines, 'db').user).toBe('typed');
+    expect((await resolve(lines, 'db')).user).toBe('typed');
   });
 
-  it('matches user against the user resolved so far (the URI user first, as ssh -l), case-sensitively, and localuser against the local account', () => {
+  it('matches user against the user resolved so far (the URI user first, as ssh -l), case-sensitively, and localuser against the local account', async () => {
     const lines = [
       'Host ops', '  User admin',
       'Match user admin', '  Port 2200',
@@ -218,151 +227,211 @@ describe('Match', () => {
       `Match localuser ${me}`, '  IdentityFile /keys/mine',
       `Match localuser !${me}`, '  IdentityFile /keys/other',
     ];
-    expect(resolve(lines, 'ops')).toMatchObject({ user: 'admin', port: 2200, identityFiles: ['/keys/mine'] });
-    expect(resolve(lines, 'ops', { user: 'Admin' })).toMatchObject({ user: 'Admin', port: 9 });
+    expect(await resolve(lines, 'ops')).toMatchObject({ user: 'admin', port: 2200, identityFiles: ['/keys/mine'] });
+    expect(await resolve(lines, 'ops', { user: 'Admin' })).toMatchObject({ user: 'Admin', port: 9 });
   });
 
-  it('negates a criterion with ! and takes comma-separated pattern lists with * ? and !', () => {
+  it('negates a criterion with ! and takes comma-separated pattern lists with * ? and !', async () => {
     const lines = [
       'Match !host bastion-*', '  ProxyJump jump@bastion-1',
       'Match host web-??,!web-00', '  Port 2222',
       'Match !originalhost db', '  User notdb',
     ];
-    expect(resolve(lines, 'web-01')).toMatchObject({ port: 2222, user: 'notdb', proxyJump: [{ host: 'bastion-1', user: 'jump', port: null }] });
-    expect(resolve(lines, 'web-00').port).toBe(22);
-    expect(resolve(lines, 'web-001').port).toBe(22);
-    expect(resolve(lines, 'bastion-1').proxyJump).toEqual([]);
-    expect(resolve(lines, 'db').user).toBe(me);
+    expect(await resolve(lines, 'web-01')).toMatchObject({ port: 2222, user: 'notdb', proxyJump: [{ host: 'bastion-1', user: 'jump', port: null }] });
+    expect((await resolve(lines, 'web-00')).port).toBe(22);
+    expect((await resolve(lines, 'web-001')).port).toBe(22);
+    expect((await resolve(lines, 'bastion-1')).proxyJump).toEqual([]);
+    expect((await resolve(lines, 'db')).user).toBe(me);
   });
 
-  it('needs every criterion of a line to hold; `all` holds for any host and stands alone', () => {
+  it('needs every criterion of a line to hold; `all` holds for any host and stands alone', async () => {
     const lines = [
       'Match originalhost app user deploy', '  Port 2022',
       'Match originalhost app !user deploy', '  Port 3033',
       'Match !all', '  User never',
       'Match all', '  User everyone',
     ];
-    expect(resolve(lines, 'app', { user: 'deploy' }).port).toBe(2022);
-    expect(resolve(lines, 'app', { user: 'other' }).port).toBe(3033);
-    expect(resolve(lines, 'api', { user: 'deploy' }).port).toBe(22);
-    expect(resolve(lines, 'anything').user).toBe('everyone');
-    expect(() => resolve(['Match all host x', '  User u'], 'x')).toThrow(/\/cfg line 1: 'all' cannot be combined/);
+    expect((await resolve(lines, 'app', { user: 'deploy' })).port).toBe(2022);
+    expect((await resolve(lines, 'app', { user: 'other' })).port).toBe(3033);
+    expect((await resolve(lines, 'api', { user: 'deploy' })).port).toBe(22);
+    expect((await resolve(lines, 'anything')).user).toBe('everyone');
+    await expect(resolve(['Match all host x', '  User u'], 'x')).rejects.toThrow(/\/cfg line 1: 'all' cannot be combined/);
   });
 
-  it('applies in file order, first value winning, and sees only the values of the blocks above it', () => {
+  it('applies in file order, first value winning, and sees only the values of the blocks above it', async () => {
     const lines = [
       'Host a', '  User fromhost',
       'Match originalhost a', '  User frommatch', '  Port 1000',
       'Host *', '  Port 2000',
     ];
-    expect(resolve(lines, 'a')).toMatchObject({ user: 'fromhost', port: 1000 });
+    expect(await resolve(lines, 'a')).toMatchObject({ user: 'fromhost', port: 1000 });
     const middle = [
       'Match user early', '  Port 1111',
       'Match host real', '  IdentityFile /keys/too-early',
       'Host a', '  User early', '  HostName real',
       'Match user early host real', '  Port 2222',
     ];
-    const r = resolve(middle, 'a');
+    const r = await resolve(middle, 'a');
     expect(r).toMatchObject({ user: 'early', hostName: 'real', port: 2222 });
     expect(r.identityFiles).not.toContain('/keys/too-early');
   });
 
-  it('runs exec in the user\'s shell with the tokens expanded, and holds when it exits 0', () => {
+  it('runs exec in the user\'s shell with the tokens expanded, and holds when it exits 0', async () => {
     const lines = [
       'Host alias-a', '  HostName real.example', '  Port 2200', '  User bob',
       'Match exec "test %n = alias-a && test %h = real.example && test %p = 2200 && test %r = bob && test %u = \'' + me + '\' && test 100%% = 100%"',
       '  IdentityFile /keys/exec-true',
       'Match exec false', '  IdentityFile /keys/exec-false',
     ];
-    expect(resolve(lines, 'alias-a').identityFiles).toEqual(['/keys/exec-true']);
-    expect(resolve(lines, 'alias-b').identityFiles).toEqual(expect.not.arrayContaining(['/keys/exec-true', '/keys/exec-false']));
-    expect(() => resolve(['Match exec "echo %Z"', '  User u'], 'x')).toThrow(/\/cfg line 1: Match exec uses the token %Z/);
+    expect((await resolve(lines, 'alias-a')).identityFiles).toEqual(['/keys/exec-true']);
+    expect((await resolve(lines, 'alias-b')).identityFiles).toEqual(expect.not.arrayContaining(['/keys/exec-true', '/keys/exec-false']));
+    await expect(resolve(['Match exec "echo %Z"', '  User u'], 'x')).rejects.toThrow(/\/cfg line 1: Match exec uses the token %Z/);
   });
 
-  it('runs an exec only while the criteria before it on the line hold', () => {
-    withDir((dir) => {
+  it('runs an exec only while the criteria before it on the line hold', async () => {
+    await withDir(async (dir) => {
       const lines = [
         `Match originalhost other exec "touch ${dir}/skipped"`, '  User u1',
         `Match originalhost here exec "touch ${dir}/ran"`, '  User u2',
       ];
-      expect(resolve(lines, 'here').user).toBe('u2');
+      expect((await resolve(lines, 'here')).user).toBe('u2');
       expect(existsSync(join(dir, 'ran'))).toBe(true);
       expect(existsSync(join(dir, 'skipped'))).toBe(false);
     });
   });
 
-  const withShell = (shell: string | undefined, fn: () => void): void => {
+  const withShell = async (shell: string | undefined, fn: () => Promise<void>): Promise<void> => {
     const saved = process.env.SHELL;
     try {
       if (shell === undefined) delete process.env.SHELL;
       else process.env.SHELL = shell;
-      fn();
+      await fn();
     } finally {
       if (saved === undefined) delete process.env.SHELL;
       else process.env.SHELL = saved;
     }
   };
 
-  it('refuses to resolve, as ssh(1) does (fatal), when an exec cannot run or is killed by a signal, naming file, line and command', () => {
+  it('refuses to resolve, as ssh(1) does (fatal), when an exec cannot run or is killed by a signal, naming file, line and command', async () => {
     const failed = (why: string) => expect.objectContaining({
       code: 'E_TARGET_INVALID', message: expect.stringMatching(new RegExp(`^/cfg line 2: Match exec '.*' ${why}; tapscope does not resolve the host`)),
     });
     const lines = ['Host *', 'Match !exec "on-vpn-check"', '  ProxyJump bastion'];
-    withDir((dir) => {
-      withShell(join(dir, 'no-such-shell'), () => {
-        expect(() => resolve(lines, 'here')).toThrow(failed('cannot run: the shell .*no-such-shell did not start \\(ENOENT\\)'));
+    await withDir(async (dir) => {
+      await withShell(join(dir, 'no-such-shell'), async () => {
+        await expect(resolve(lines, 'here')).rejects.toThrow(failed('cannot run: the shell .*no-such-shell did not start \\(ENOENT\\)'));
         // An exec that is not run (a criterion before it fails) needs no shell.
-        expect(resolve(['Match originalhost other exec true', '  User u1'], 'here').user).toBe(me);
+        expect((await resolve(['Match originalhost other exec true', '  User u1'], 'here')).user).toBe(me);
       });
     });
-    withShell('', () => expect(() => resolve(lines, 'here')).toThrow(failed('cannot run: \\$SHELL is empty')));
-    withShell(undefined, () => expect(resolve(['Match exec "test -n \\"$0\\""', '  User sh'], 'here').user).toBe('sh'));
+    await withShell('', () => expect(resolve(lines, 'here')).rejects.toThrow(failed('cannot run: \\$SHELL is empty')));
+    await withShell(undefined, async () => expect((await resolve(['Match exec "test -n \\"$0\\""', '  User sh'], 'here')).user).toBe('sh'));
     for (const negation of ['', '!']) {
-      expect(() => resolve(['', `Match ${negation}exec "kill -TERM $$"`, '  User u'], 'here')).toThrow(failed('was killed by SIGTERM'));
+      await expect(resolve(['', `Match ${negation}exec "kill -TERM $$"`, '  User u'], 'here')).rejects.toThrow(failed('was killed by SIGTERM'));
     }
   });
 
-  it('refuses to resolve when an exec outlasts 10 s', () => {
+  it('refuses to resolve when an exec outlasts 10 s', async () => {
     const started = Date.now();
-    expect(() => resolve(['', 'Match exec "sleep 30"', '  User u'], 'here')).toThrow(/^\/cfg line 2: Match exec 'sleep 30' did not finish within 10 s/);
+    await expect(resolve(['', 'Match exec "sleep 30"', '  User u'], 'here')).rejects.toThrow(/^\/cfg line 2: Match exec 'sleep 30' did not finish within 10 s/);
     expect(Date.now() - started).toBeLessThan(20_000);
   }, 25_000);
 
-  it('does not run a Match exec with a host or user name a shell would read: resolving refuses the name first', () => {
-    withDir((dir) => {
+  it('keeps the event loop turning while an exec runs, and runs the execs of several lines one after the other, in file order', async () => {
+    await withDir(async (dir) => {
+      const lines = [
+        `Match exec "sleep 1; echo first >> ${dir}/order"`, '  User slept',
+        `Match exec "echo second >> ${dir}/order"`, '  Port 2200',
+      ];
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 50);
+      try {
+        expect(await resolve(lines, 'here')).toMatchObject({ user: 'slept', port: 2200 });
+      } finally {
+        clearInterval(ticker);
+      }
+      // (about 20 in the second the first exec sleeps; none if resolving held the event loop)
+      expect(ticks).toBeGreaterThanOrEqual(5);
+      expect(readFileSync(join(dir, 'order'), 'utf8')).toBe('first\nsecond\n');
+    });
+  });
+
+  it('kills an exec that outlasts its time with all it started in the background (its process group)', async () => {
+    await withDir(async (dir) => {
+      const config = parseSshConfig(['', `Match exec "sleep 30 & echo $! > ${dir}/child; sleep 30"`, '  User u'].join('\n'), { file: '/cfg' });
+      const started = Date.now();
+      await expect(resolveHost(config, 'here', {}, { execTimeoutMs: 1000 })).rejects.toThrow(/^\/cfg line 2: Match exec '.*' did not finish within 1 s/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      const child = Number(readFileSync(join(dir, 'child'), 'utf8'));
+      try {
+        await expect.poll(() => runs(child), { timeout: 2000 }).toBe(false);
+      } finally {
+        if (runs(child)) process.kill(child, 'SIGKILL');
+      }
+    });
+  });
+
+  it('kills an exec under way when tapscope quits (it runs in a session of its own, away from the terminal\'s Ctrl-C)', async () => {
+    await withDir(async (dir) => {
+      const pidFile = join(dir, 'pid');
+      const config = new URL('../../src/targets/ssh/config.ts', import.meta.url).href;
+      // (quits once the command has started, as capture's second Ctrl-C does with process.exit(130))
+      const script = `
+        import { readFileSync } from 'node:fs';
+        import { parseSshConfig, resolveHost } from ${JSON.stringify(config)};
+        void resolveHost(parseSshConfig(${JSON.stringify(`Match exec "echo $$ > ${pidFile}; sleep 30; true"
+  User u
+`)}), 'h');
+        setInterval(() => {
+          try { if (readFileSync(${JSON.stringify(pidFile)}, 'utf8').endsWith('\\n')) process.exit(130); } catch {}
+        }, 20);
+      `;
+      const quit = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+      expect(quit.status, quit.stderr).toBe(130);
+      const shell = Number(readFileSync(pidFile, 'utf8'));
+      try {
+        await expect.poll(() => runs(shell), { timeout: 2000 }).toBe(false);
+      } finally {
+        if (runs(shell)) process.kill(-shell, 'SIGKILL');
+      }
+    });
+  });
+
+  it('does not run a Match exec with a host or user name a shell would read: resolving refuses the name first', async () => {
+    await withDir(async (dir) => {
       const lines = ['Match exec "true %h %n %r"', '  User u'];
-      expect(() => resolve(lines, `x;touch\${IFS}${dir}/pwned-host`)).toThrow(/^The SSH host name "x;touch\$\{IFS\}.*" contains ";"/);
-      expect(() => resolve(lines, 'x', { user: `u;touch\${IFS}${dir}/pwned-user` })).toThrow(/^The SSH user name "u;touch/);
+      await expect(resolve(lines, `x;touch\${IFS}${dir}/pwned-host`)).rejects.toThrow(/^The SSH host name "x;touch\$\{IFS\}.*" contains ";"/);
+      await expect(resolve(lines, 'x', { user: `u;touch\${IFS}${dir}/pwned-user` })).rejects.toThrow(/^The SSH user name "u;touch/);
       // A ProxyJump host is checked as well: ssh(1) hands it to another ssh on the command line.
-      expect(() => resolve(['Host x', `  ProxyJump j;touch\${IFS}${dir}/pwned-jump`], 'x')).toThrow(/^The SSH host name "j;touch/);
+      await expect(resolve(['Host x', `  ProxyJump j;touch\${IFS}${dir}/pwned-jump`], 'x')).rejects.toThrow(/^The SSH host name "j;touch/);
       expect(existsSync(join(dir, 'pwned-host')) || existsSync(join(dir, 'pwned-user'))).toBe(false);
     });
   });
 
-  it('takes criterion=value in a Match line, as readconf.c does', () => {
+  it('takes criterion=value in a Match line, as readconf.c does', async () => {
     const lines = ['Match host=y', '  Port 3', 'Match host=y,z user=me', '  Port 4', 'Match originalhost=z exec="true"', '  User zed'];
-    expect(resolve(lines, 'y').port).toBe(3);
-    expect(resolve(lines, 'z', { user: 'me' })).toMatchObject({ port: 4, user: 'me' });
-    expect(resolve(lines, 'z')).toMatchObject({ port: 22, user: 'zed' });
+    expect((await resolve(lines, 'y')).port).toBe(3);
+    expect(await resolve(lines, 'z', { user: 'me' })).toMatchObject({ port: 4, user: 'me' });
+    expect(await resolve(lines, 'z')).toMatchObject({ port: 22, user: 'zed' });
     expect(tokenizeLine('IdentityFile=/a=b')).toEqual(['IdentityFile', '/a=b']);
   });
 
-  it('lower-cases the resolved host, as ssh(1) does after reading the config; the first pass sees it as written', () => {
-    withDir((dir) => {
+  it('lower-cases the resolved host, as ssh(1) does after reading the config; the first pass sees it as written', async () => {
+    await withDir(async (dir) => {
       const lines = [
         'Host x', '  HostName FOO.Example',
         `Match exec "echo pass %h %n >> ${dir}/seen"`, '  UserKnownHostsFile /kh/%h',
         `Match final exec "echo final %h %n >> ${dir}/seen"`, '  User u',
         'Host foo.example', '  Port 2',
       ];
-      expect(resolve(lines, 'x')).toMatchObject({ hostName: 'foo.example', port: 2, userKnownHostsFiles: ['/kh/foo.example'] });
+      expect(await resolve(lines, 'x')).toMatchObject({ hostName: 'foo.example', port: 2, userKnownHostsFiles: ['/kh/foo.example'] });
       expect(readFileSync(join(dir, 'seen'), 'utf8')).toBe('pass FOO.Example x\npass foo.example x\nfinal foo.example x\n');
-      expect(resolve(['Host y', '  HostName BAR.Example'], 'y').hostName).toBe('bar.example');
-      expect(resolve([], 'BAZ').hostName).toBe('baz');
+      expect((await resolve(['Host y', '  HostName BAR.Example'], 'y')).hostName).toBe('bar.example');
+      expect((await resolve([], 'BAZ')).hostName).toBe('baz');
     });
   });
 
-  it('reads the config again for `Match final` with the host resolved, as ssh(1) does; `canonical` holds only in that pass', () => {
+  it('reads the config again for `Match final` with the host resolved, as ssh(1) does; `canonical` holds only in that pass', async () => {
     const lines = [
       'Host alias', '  HostName real.example',
       'Match final host real.example', '  Port 2201',
@@ -371,15 +440,15 @@ describe('Match', () => {
       'Match !final', '  IdentityFile /keys/first-pass',
       'Match originalhost alias', '  IdentityFile /keys/both',
     ];
-    expect(resolve(lines, 'alias')).toMatchObject({
+    expect(await resolve(lines, 'alias')).toMatchObject({
       hostName: 'real.example', port: 2201, user: 'canon', identityFiles: ['/keys/first-pass', '/keys/both', '/keys/real'],
     });
     // Without a `final` criterion there is no second pass: neither canonical nor the Host line for the resolved name apply.
     const noFinal = lines.map((l) => l.replace('Match final host', 'Match host').replace('Match !final', 'Match all'));
-    expect(resolve(noFinal, 'alias')).toMatchObject({ port: 2201, user: me, identityFiles: ['/keys/first-pass', '/keys/both'] });
+    expect(await resolve(noFinal, 'alias')).toMatchObject({ port: 2201, user: me, identityFiles: ['/keys/first-pass', '/keys/both'] });
   });
 
-  it('reads the config again for `Match !final` too: any `final` criterion asks for the final pass, as in readconf.c', () => {
+  it('reads the config again for `Match !final` too: any `final` criterion asks for the final pass, as in readconf.c', async () => {
     const cases: Array<[string, { user: string; port: number }]> = [
       ['Match !final', { user: 'firstpass', port: 2222 }],
       ['Match final', { user: 'firstpass', port: 2222 }],
@@ -387,29 +456,29 @@ describe('Match', () => {
       ['Match originalhost nomatch', { user: me, port: 22 }],
     ];
     for (const [line, want] of cases) {
-      expect(resolve([line, '  User firstpass', 'Match canonical', '  Port 2222'], 'somehost')).toMatchObject(want);
+      expect(await resolve([line, '  User firstpass', 'Match canonical', '  Port 2222'], 'somehost')).toMatchObject(want);
     }
   });
 
-  it('refuses criteria it cannot evaluate, naming the file, the line and the criterion', () => {
+  it('refuses criteria it cannot evaluate, naming the file, the line and the criterion', async () => {
     for (const criterion of ['tagged prod', 'localnetwork 10.0.0.0/8', 'version 9', 'sessiontype shell', 'bogus x']) {
       const lines = ['Host a', `  Match ${criterion}`, '  User u'];
       const name = criterion.split(' ')[0] as string;
-      expect(() => resolve(lines, 'a')).toThrow(expect.objectContaining({
+      await expect(resolve(lines, 'a')).rejects.toThrow(expect.objectContaining({
         code: 'E_TARGET_INVALID', message: expect.stringMatching(new RegExp(`^/cfg line 2: tapscope cannot evaluate the Match criterion "${name}"`)),
       }));
     }
-    expect(() => resolve(['Match host', '  User u'], 'a')).toThrow(/\/cfg line 1: Match host needs an argument/);
-    expect(() => resolve(['', 'Match', '  User u'], 'a')).toThrow(/\/cfg line 2: Match needs at least one criterion/);
+    await expect(resolve(['Match host', '  User u'], 'a')).rejects.toThrow(/\/cfg line 1: Match host needs an argument/);
+    await expect(resolve(['', 'Match', '  User u'], 'a')).rejects.toThrow(/\/cfg line 2: Match needs at least one criterion/);
     // An unknown criterion in an Included file names that file.
-    withDir((dir) => {
+    await withDir(async (dir) => {
       writeFileSync(join(dir, 'inc.conf'), '# first line\nMatch tagged x\n  User u\n');
-      expect(() => resolveHost(parseSshConfig(`Include ${dir}/inc.conf\n`), 'a')).toThrow(`${join(dir, 'inc.conf')} line 2: tapscope cannot evaluate the Match criterion "tagged"`);
+      await expect(resolveHost(parseSshConfig(`Include ${dir}/inc.conf\n`), 'a')).rejects.toThrow(`${join(dir, 'inc.conf')} line 2: tapscope cannot evaluate the Match criterion "tagged"`);
     });
   });
 
-  it('applies an Include inside a Match block only when the Match holds, and evaluates the Match once', () => {
-    withDir((dir) => {
+  it('applies an Include inside a Match block only when the Match holds, and evaluates the Match once', async () => {
+    await withDir(async (dir) => {
       writeFileSync(join(dir, 'inc.conf'), 'User incuser\nHost *\n  IdentityFile /keys/inc\n');
       const text = [
         `Match originalhost inner exec "echo x >> ${dir}/count"`,
@@ -418,39 +487,39 @@ describe('Match', () => {
         'Host *', '  IdentityFile /keys/all',
       ].join('\n');
       const e = parseSshConfig(text);
-      expect(resolveHost(e, 'inner')).toMatchObject({ user: 'incuser', port: 2022, identityFiles: ['/keys/inc', '/keys/all'] });
+      expect(await resolveHost(e, 'inner')).toMatchObject({ user: 'incuser', port: 2022, identityFiles: ['/keys/inc', '/keys/all'] });
       expect(readFileSync(join(dir, 'count'), 'utf8')).toBe('x\n');
-      expect(resolveHost(e, 'outer')).toMatchObject({ user: me, port: 22, identityFiles: ['/keys/all'] });
+      expect(await resolveHost(e, 'outer')).toMatchObject({ user: me, port: 22, identityFiles: ['/keys/all'] });
     });
   });
 
-  it('applies the blocks of a file Included in a Host block only for that host, as ssh(1) does', () => {
-    withDir((dir) => {
+  it('applies the blocks of a file Included in a Host block only for that host, as ssh(1) does', async () => {
+    await withDir(async (dir) => {
       writeFileSync(join(dir, 'inc.conf'), 'User incuser\nHost b\n  Port 2002\n');
       const e = parseSshConfig(`Host zz\n  Include ${dir}/inc.conf\n  IdentityFile /keys/after\nHost *\n  Port 9\n`);
-      expect(resolveHost(e, 'b')).toMatchObject({ user: me, port: 9 });
-      expect(resolveHost(e, 'zz')).toMatchObject({ user: 'incuser', port: 9, identityFiles: ['/keys/after'] });
+      expect(await resolveHost(e, 'b')).toMatchObject({ user: me, port: 9 });
+      expect(await resolveHost(e, 'zz')).toMatchObject({ user: 'incuser', port: 9, identityFiles: ['/keys/after'] });
     });
   });
 });
 
 describe('${VAR} and %-tokens in path options', () => {
   const resolve = (lines: string[], alias: string) => resolveHost(parseSshConfig(lines.join('\n'), { file: '/cfg' }), alias);
-  const withEnv = (name: string, value: string | undefined, fn: () => void): void => {
+  const withEnv = async (name: string, value: string | undefined, fn: () => Promise<void>): Promise<void> => {
     const saved = process.env[name];
     try {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
-      fn();
+      await fn();
     } finally {
       if (saved === undefined) delete process.env[name];
       else process.env[name] = saved;
     }
   };
 
-  it('expands ${VAR} from the environment in UserKnownHostsFile, IdentityFile and IdentityAgent, with the tokens, in one pass', () => {
-    withEnv('TAPSCOPE_T_DIR', '/env/dir%h', () => {
-      const r = resolve([
+  it('expands ${VAR} from the environment in UserKnownHostsFile, IdentityFile and IdentityAgent, with the tokens, in one pass', async () => {
+    await withEnv('TAPSCOPE_T_DIR', '/env/dir%h', async () => {
+      const r = await resolve([
         'Host web', '  HostName Web.Example',
         '  UserKnownHostsFile ${TAPSCOPE_T_DIR}/kh-%h ~/kh2',
         '  IdentityFile ${TAPSCOPE_T_DIR}/id_%r',
@@ -462,13 +531,13 @@ describe('${VAR} and %-tokens in path options', () => {
       expect(r.identityFiles).toEqual(['/env/dir%h/id_ann']);
       expect(r.identityAgent).toBe('/env/dir%h/agent.sock');
     });
-    expect(resolve(['IdentityAgent $SSH_AUTH_SOCK'], 'h').identityAgent).toBe('$SSH_AUTH_SOCK');
-    expect(resolve(['IdentityAgent none'], 'h').identityAgent).toBe('none');
-    expect(resolve(['UserKnownHostsFile /kh/$HOME/100%%'], 'h').userKnownHostsFiles).toEqual(['/kh/$HOME/100%']);
+    expect((await resolve(['IdentityAgent $SSH_AUTH_SOCK'], 'h')).identityAgent).toBe('$SSH_AUTH_SOCK');
+    expect((await resolve(['IdentityAgent none'], 'h')).identityAgent).toBe('none');
+    expect((await resolve(['UserKnownHostsFile /kh/$HOME/100%%'], 'h')).userKnownHostsFiles).toEqual(['/kh/$HOME/100%']);
   });
 
-  it('refuses an unset variable, an unclosed ${ and an unknown token, as ssh(1) does (fatal)', () => {
-    withEnv('TAPSCOPE_T_UNSET', undefined, () => {
+  it('refuses an unset variable, an unclosed ${ and an unknown token, as ssh(1) does (fatal)', async () => {
+    await withEnv('TAPSCOPE_T_UNSET', undefined, async () => {
       const bad: Array<[string, RegExp]> = [
         ['UserKnownHostsFile ${TAPSCOPE_T_UNSET}/kh', /^ssh config: UserKnownHostsFile \$\{TAPSCOPE_T_UNSET\}\/kh: the environment variable TAPSCOPE_T_UNSET is not set/],
         ['IdentityFile /k/${HOME', /^ssh config: IdentityFile \/k\/\$\{HOME: \$\{HOME has no closing "\}"/],
@@ -479,7 +548,7 @@ describe('${VAR} and %-tokens in path options', () => {
         ['IdentityFile /k/%', /a "%" ends it/],
       ];
       for (const [line, message] of bad) {
-        expect(() => resolve([line], 'h')).toThrow(expect.objectContaining({ code: 'E_TARGET_INVALID', message: expect.stringMatching(message) }));
+        await expect(resolve([line], 'h')).rejects.toThrow(expect.objectContaining({ code: 'E_TARGET_INVALID', message: expect.stringMatching(message) }));
       }
     });
   });
@@ -495,7 +564,7 @@ describe('ssh -G as the oracle', () => {
     }
   })();
 
-  it.skipIf(!hasSsh)('agrees with `ssh -G` on !final, criterion=value, the host\'s case, ${VAR} in UserKnownHostsFile and IdentityAgent, and a killed exec', () => {
+  it.skipIf(!hasSsh)('agrees with `ssh -G` on !final, criterion=value, the host\'s case, ${VAR} in UserKnownHostsFile and IdentityAgent, and a killed exec', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tss-oracle2-'));
     const saved = process.env.TAPSCOPE_T_KH;
     process.env.TAPSCOPE_T_KH = join(dir, 'kh');
@@ -512,14 +581,14 @@ describe('ssh -G as the oracle', () => {
         writeFileSync(file, `${lines.join('\n')}\n`);
         const out = execFileSync('ssh', ['-G', '-F', file, alias], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
         const field = (k: string) => out.split('\n').find((l) => l.startsWith(`${k} `))?.slice(k.length + 1);
-        const r = resolveHost(parseSshConfig(lines.join('\n'), { file }), alias);
+        const r = await resolveHost(parseSshConfig(lines.join('\n'), { file }), alias);
         expect({ hostname: r.hostName, user: r.user, port: String(r.port), kh: r.userKnownHostsFiles?.join(' ') ?? field('userknownhostsfile'), agent: r.identityAgent ?? field('identityagent') })
           .toEqual({ hostname: field('hostname'), user: field('user'), port: field('port'), kh: field('userknownhostsfile'), agent: field('identityagent') });
       }
       const file = join(dir, 'config');
       writeFileSync(file, 'Host *\nMatch exec "kill -TERM $$"\n  User u\n');
       expect(() => execFileSync('ssh', ['-G', '-F', file, 'h'], { stdio: ['ignore', 'pipe', 'pipe'] })).toThrow(/line 2: match exec 'kill -TERM \$\$' error/);
-      expect(() => resolveHost(parseSshConfig('Host *\nMatch exec "kill -TERM $$"\n  User u\n', { file }), 'h')).toThrow(`${file} line 2: Match exec 'kill -TERM $$' was killed by SIGTERM`);
+      await expect(resolveHost(parseSshConfig('Host *\nMatch exec "kill -TERM $$"\n  User u\n', { file }), 'h')).rejects.toThrow(`${file} line 2: Match exec 'kill -TERM $$' was killed by SIGTERM`);
     } finally {
       if (saved === undefined) delete process.env.TAPSCOPE_T_KH;
       else process.env.TAPSCOPE_T_KH = saved;
@@ -527,7 +596,7 @@ describe('ssh -G as the oracle', () => {
     }
   });
 
-  it.skipIf(!hasSsh)('resolves hostname, user, port, identity files, ProxyJump and exec tokens as `ssh -G` does for a config using Match', () => {
+  it.skipIf(!hasSsh)('resolves hostname, user, port, identity files, ProxyJump and exec tokens as `ssh -G` does for a config using Match', async () => {
     const me = userInfo().username;
     const dir = mkdtempSync(join(tmpdir(), 'tss-oracle-'));
     try {
@@ -569,7 +638,7 @@ describe('ssh -G as the oracle', () => {
           const field = (k: string) => out.split('\n').filter((l) => l.startsWith(`${k} `)).map((l) => l.slice(k.length + 1));
           theirs.push({ alias: c.alias, hostname: field('hostname')[0], user: field('user')[0], port: Number(field('port')[0]), identityfile: field('identityfile'), proxyjump: field('proxyjump')[0] ?? null });
           process.env.TAPSCOPE_ORACLE_TOKENS = join(dir, 'tokens-tapscope');
-          const r = resolveHost(entries, c.alias, { user: c.user ?? null, port: c.port ?? null });
+          const r = await resolveHost(entries, c.alias, { user: c.user ?? null, port: c.port ?? null });
           const jump = r.proxyJump.map((j) => `${j.user ? `${j.user}@` : ''}${j.host}${j.port ? `:${j.port}` : ''}`).join(',');
           ours.push({ alias: c.alias, hostname: r.hostName, user: r.user, port: r.port, identityfile: r.identityFiles, proxyjump: jump || null });
         }

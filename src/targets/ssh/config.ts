@@ -5,7 +5,7 @@
 // config is read once more when a Match line names `final`), and the blocks of an Included file belong to
 // the block holding the Include line. Host and user names from outside the config are checked as OpenSSH 9.6
 // checks its command line, since they reach a shell through Match exec.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
@@ -296,8 +296,10 @@ export const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh
 const DEFAULT_IDENTITIES = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
 
 // why: ssh(1) waits for a Match exec however long it takes; tapscope resolves hosts in its own process, which a
-// hung command must not hang. After this it refuses to resolve, as ssh(1) does for a command killed by a signal.
-// Remaining differences: spawnSync blocks the event loop meanwhile, and the timeout kills the shell, not its children.
+// hung command must not hang. After this it kills the command's whole process group (what it started in the
+// background too) and refuses to resolve, as ssh(1) does for a command killed by a signal.
+// Remaining difference: the command runs in a session of its own (so that its group can be killed), without
+// tapscope's controlling terminal: it cannot open /dev/tty, and a Ctrl-C there does not reach it.
 const MATCH_EXEC_TIMEOUT_MS = 10_000;
 
 /** What was asked: the name typed, and the user and port given with it (ssh's -l and -p). */
@@ -305,6 +307,8 @@ interface Query {
   alias: string;
   user: string | null;
   port: number | null;
+  /** how long a Match exec may run */
+  execTimeoutMs: number;
 }
 
 /** The values obtained so far while reading the config. */
@@ -352,7 +356,7 @@ function addNew(list: string[], values: string[]): void {
  * Reads the entries once, in file order, taking the options of each block that applies; returns whether a Match
  * line asks for a final pass.
  */
-function readPass(entries: SshConfigEntry[], r: Resolution, q: Query, finalPass: boolean): boolean {
+async function readPass(entries: SshConfigEntry[], r: Resolution, q: Query, finalPass: boolean): Promise<boolean> {
   const applies = new Map<SshConfigEntry, boolean>();
   let wantsFinal = false;
   for (const e of entries) {
@@ -361,8 +365,9 @@ function readPass(entries: SshConfigEntry[], r: Resolution, q: Query, finalPass:
       on = applies.get(e.continues) === true;
     } else {
       // why: like ssh(1), a Match line is evaluated (an exec run) even inside an Include whose block does not apply.
+      // Awaited one at a time: the execs run in file order, one after the other, as ssh(1) runs them.
       const own = e.match
-        ? evaluateMatch(e.match, e.source, r, q, finalPass)
+        ? await evaluateMatch(e.match, e.source, r, q, finalPass)
         : { matches: hostLineMatches(e.patterns, r, q, finalPass), wantsFinal: false };
       wantsFinal ||= own.wantsFinal;
       on = own.matches && (e.includedBy === undefined || applies.get(e.includedBy) === true);
@@ -385,7 +390,7 @@ const MATCH_CRITERIA = 'all, host, originalhost, user, localuser, exec, canonica
  * alone, and an exec runs only while the criteria before it hold. `canonical` and `final` hold only in the final
  * pass: tapscope does not canonicalize host names, so that pass is the only re-read, and ssh(1) matches both in it.
  */
-function evaluateMatch(criteria: string[], source: SshConfigEntry['source'], r: Resolution, q: Query, finalPass: boolean): { matches: boolean; wantsFinal: boolean } {
+async function evaluateMatch(criteria: string[], source: SshConfigEntry['source'], r: Resolution, q: Query, finalPass: boolean): Promise<{ matches: boolean; wantsFinal: boolean }> {
   const at = source ? `${source.file} line ${source.line}` : 'ssh config';
   const invalid = (why: string) => new TapscopeError('E_TARGET_INVALID', `${at}: ${why}.`);
   let matches = true;
@@ -409,7 +414,7 @@ function evaluateMatch(criteria: string[], source: SshConfigEntry['source'], r: 
     } else {
       const arg = criteria[++i];
       if (!arg || arg.startsWith('#')) throw invalid(`Match ${word} needs an argument`);
-      holds = criterionHolds(name, arg, r, q, matches, invalid);
+      holds = await criterionHolds(name, arg, r, q, matches, invalid);
     }
     if (holds === negate) matches = false;
   }
@@ -417,7 +422,7 @@ function evaluateMatch(criteria: string[], source: SshConfigEntry['source'], r: 
   return { matches, wantsFinal };
 }
 
-function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runExec: boolean, invalid: (why: string) => TapscopeError): boolean {
+async function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runExec: boolean, invalid: (why: string) => TapscopeError): Promise<boolean> {
   switch (name) {
     case 'host': return hostMatches([arg], currentHost(r, q));
     case 'originalhost': return hostMatches([arg], q.alias);
@@ -429,7 +434,7 @@ function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runE
       const command = expandTokens(arg, tokens, (t) => {
         throw invalid(`Match exec uses the token %${t}, which tapscope cannot expand`);
       });
-      return runExec && exitsZero(command, invalid);
+      return runExec && exitsZero(command, q.execTimeoutMs, invalid);
     }
     default:
       // (tagged, localnetwork, version, sessiontype: newer OpenSSH has them; ignoring one would resolve another host than ssh)
@@ -443,35 +448,73 @@ function criterionHolds(name: string, arg: string, r: Resolution, q: Query, runE
  * Like ssh(1)'s fatal "match exec ... error" (and "Shell ... is not executable"), a shell that cannot start, a command
  * killed by a signal and one that outlasts the timeout throw.
  */
-function exitsZero(command: string, invalid: (why: string) => TapscopeError): boolean {
+function exitsZero(command: string, timeoutMs: number, invalid: (why: string) => TapscopeError): Promise<boolean> {
   const shell = process.env.SHELL ?? '/bin/sh';
   const failed = (why: string) => invalid(`Match exec '${command}' ${why}; tapscope does not resolve the host, as ssh(1) would not`);
-  if (!shell) throw failed('cannot run: $SHELL is empty');
-  const run = spawnSync(shell, ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'], timeout: MATCH_EXEC_TIMEOUT_MS });
-  const error = run.error as NodeJS.ErrnoException | undefined;
-  if (error?.code === 'ETIMEDOUT') throw failed(`did not finish within ${MATCH_EXEC_TIMEOUT_MS / 1000} s`);
-  if (error) throw failed(`cannot run: the shell ${shell} did not start (${error.code ?? error.message})`);
-  if (run.status === null) throw failed(`was killed by ${run.signal ?? 'a signal'}`);
-  return run.status === 0;
+  if (!shell) return Promise.reject(failed('cannot run: $SHELL is empty'));
+  return new Promise((resolve, reject) => {
+    // why detached: the shell leads a process group of its own, which the timeout kills with everything it started
+    const child = spawn(shell, ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+    // (no pid when the shell did not start: 'error' follows)
+    const group = child.pid;
+    if (group !== undefined) runningGroups.add(group);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (group !== undefined) killGroup(group);
+    }, timeoutMs);
+    const settle = (): void => {
+      clearTimeout(timer);
+      if (group !== undefined) runningGroups.delete(group);
+    };
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      settle();
+      reject(failed(`cannot run: the shell ${shell} did not start (${error.code ?? error.message})`));
+    });
+    child.once('exit', (code, signal) => {
+      settle();
+      if (timedOut) reject(failed(`did not finish within ${timeoutMs / 1000} s`));
+      else if (code === null) reject(failed(`was killed by ${signal ?? 'a signal'}`));
+      else resolve(code === 0);
+    });
+  });
 }
+
+/** The process groups of the Match exec commands under way. */
+const runningGroups = new Set<number>();
+
+function killGroup(leader: number): void {
+  try {
+    process.kill(-leader, 'SIGKILL');
+  } catch {
+    // (the group has ended already)
+  }
+}
+
+// why: in a session of its own, a command under way would outlive tapscope quitting (a second Ctrl-C while a capture
+// starts), where ssh(1)'s would get the terminal's SIGINT
+process.on('exit', () => {
+  for (const leader of runningGroups) killGroup(leader);
+});
 
 /**
  * Resolves an alias against parsed config. `overrides` are what the user typed in the URI (user, port);
- * as with `ssh -p`, command-line values beat the config file.
+ * as with `ssh -p`, command-line values beat the config file. `limits.execTimeoutMs` bounds each Match exec (10 s).
  */
-export function resolveHost(
+export async function resolveHost(
   entries: SshConfigEntry[],
   alias: string,
   overrides: { user?: string | null; port?: number | null } = {},
-): ResolvedHost {
+  limits: { execTimeoutMs?: number } = {},
+): Promise<ResolvedHost> {
   checkSshHostName(alias);
   if (overrides.user != null) checkSshUserName(overrides.user);
-  const q: Query = { alias, user: overrides.user ?? null, port: overrides.port ?? null };
+  const q: Query = { alias, user: overrides.user ?? null, port: overrides.port ?? null, execTimeoutMs: limits.execTimeoutMs ?? MATCH_EXEC_TIMEOUT_MS };
   const r: Resolution = { first: new Map(), identityFiles: [], proxyOrder: [], finalHost: null };
-  if (readPass(entries, r, q, false)) {
+  if (await readPass(entries, r, q, false)) {
     // why: for `Match final` ssh(1) reads the whole config again with the host fixed as resolved; values obtained stay.
     r.finalHost = currentHost(r, q).toLowerCase();
-    readPass(entries, r, q, true);
+    await readPass(entries, r, q, true);
   }
   return resolved(r, q);
 }

@@ -64,8 +64,10 @@ export type SecretCache = Map<string, string>;
 
 export async function connectSsh(dest: SshDestination, opts: SshConnectOptions, secrets: SecretCache = new Map()): Promise<SshConnection> {
   const config = loadSshConfig(opts.sshConfigPath);
-  const target = resolveHost(config, dest.host, { user: dest.user, port: dest.port });
-  const jumps = target.proxyJump.map((j) => resolveHost(config, j.host, { user: j.user, port: j.port }));
+  const target = await resolveHost(config, dest.host, { user: dest.user, port: dest.port });
+  // (one after the other: their Match exec commands run in order, as ssh(1) runs them)
+  const jumps: ResolvedHost[] = [];
+  for (const j of target.proxyJump) jumps.push(await resolveHost(config, j.host, { user: j.user, port: j.port }));
   // why refuse: dialling the host straight would go around the proxy the config says reaches it (a bastion)
   for (const hop of [target, ...jumps]) {
     if (hop.proxyCommand !== null) {

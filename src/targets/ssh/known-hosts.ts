@@ -106,17 +106,16 @@ export function checkHostKey(known: KnownHosts, names: string[], keyBlob: Buffer
   const revocation = known.revoked.find((r) => r.key.equals(keyBlob));
   if (revocation) return { status: 'revoked', file: revocation.file, line: revocation.line };
   let changed: HostKeyCheck | null = null;
-  const otherTypes = new Set<string>();
   for (const { file, lines } of known.files) {
     for (const l of lines) {
       if (l.marker !== null) continue;
       if (!names.some((n) => hostFieldMatches(l.hosts, n))) continue;
       if (l.key.equals(keyBlob)) return { status: 'known' };
       if (l.keyType === type) changed ??= { status: 'changed', keyType: type, file, line: l.lineNo };
-      else if (!isRevoked(known, l.key)) otherTypes.add(l.keyType);
     }
   }
-  return changed ?? { status: 'unknown', otherTypes: [...otherTypes] };
+  // (none of the known types is the presented key's: a line of that type would have made it `changed`)
+  return changed ?? { status: 'unknown', otherTypes: knownKeyTypes(known, names) };
 }
 
 /**
