@@ -2813,7 +2813,14 @@ export class Analyzer {
     this.ensureTls(fs);
     // (a connection upgrading in place, its protocol named while its TLS is awaited, is left to be read: the hooks
     // report its first writes before the server's hello packet may be in the stream)
-    if (tcp && fs.app === 'classify' && f.app === 'unknown') { fs.app = 'tls'; f.app = 'tls'; }
+    if (tcp && fs.app === 'classify' && f.app === 'unknown') {
+      f.app = 'tls';
+      // why: records come up to 50 ms before the packets of the same moment (see onPacket), so they can come between
+      // a connection's SYN and its first bytes; bytes seen from their start are classified as any connection's, as
+      // they may be another protocol's that switches to TLS in place (starttls.test on a loaded machine: FTP, whose
+      // AUTH is its client's first line, was 'tls' with no hello). Only bytes that may begin anywhere are read as TLS
+      if (this.recordsAnywhere(fs)) fs.app = 'tls';
+    }
     // (a UDP flow known from its records only, or one its datagrams left unnamed (the capture began after its hello, or
     // to port 443 QUIC was still possible): its records say DTLS. Datagrams that come after are still read for a hello
     // while none of the flow came before: the helper writes a record as its hook reports it, and the packets of the same

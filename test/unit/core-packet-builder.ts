@@ -196,26 +196,33 @@ export class CaptureBuilder {
 /** A handshake + request/response TCP conversation between client and server, with correct sequence numbers. */
 /** Segments in turns: client's i-th, then server's i-th (null: no segment that turn, as when the server speaks first). */
 /** `afterTurn`: called after each turn's segments (to put other blocks, such as decrypted records, between them). */
-export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, c2s: (Buffer | null)[], s2c: (Buffer | null)[], opts: { isnC?: number; isnS?: number; fin?: boolean; afterTurn?: (turn: number) => void } = {}): void {
+/** `afterSegment`: called after each segment, the handshake's and the FINs' too, numbered from 0 (the SYN). */
+export function tcpConversation(b: CaptureBuilder, client: { ip: string; port: number }, server: { ip: string; port: number }, c2s: (Buffer | null)[], s2c: (Buffer | null)[],
+  opts: { isnC?: number; isnS?: number; fin?: boolean; afterTurn?: (turn: number) => void; afterSegment?: (segment: number) => void } = {}): void {
   let cseq = opts.isnC ?? 1000;
   let sseq = opts.isnS ?? 5000;
   const C = { src: client.ip, dst: server.ip, sport: client.port, dport: server.port };
   const S = { src: server.ip, dst: client.ip, sport: server.port, dport: client.port };
-  b.tcp({ ...C, seq: cseq, flags: 0x02 });
-  b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x12 });
+  let segments = 0;
+  const tcp = (s: Seg): void => {
+    b.tcp(s);
+    opts.afterSegment?.(segments++);
+  };
+  tcp({ ...C, seq: cseq, flags: 0x02 });
+  tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x12 });
   cseq++; sseq++;
-  b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x10 });
+  tcp({ ...C, seq: cseq, ack: sseq, flags: 0x10 });
   const n = Math.max(c2s.length, s2c.length);
   for (let i = 0; i < n; i++) {
     const c = c2s[i];
-    if (c) { b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x18, payload: c }); cseq += c.length; }
+    if (c) { tcp({ ...C, seq: cseq, ack: sseq, flags: 0x18, payload: c }); cseq += c.length; }
     const s = s2c[i];
-    if (s) { b.tcp({ ...S, seq: sseq, ack: cseq, flags: 0x18, payload: s }); sseq += s.length; }
+    if (s) { tcp({ ...S, seq: sseq, ack: cseq, flags: 0x18, payload: s }); sseq += s.length; }
     opts.afterTurn?.(i);
   }
   if (opts.fin !== false) {
-    b.tcp({ ...C, seq: cseq, ack: sseq, flags: 0x11 });
-    b.tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x11 });
+    tcp({ ...C, seq: cseq, ack: sseq, flags: 0x11 });
+    tcp({ ...S, seq: sseq, ack: cseq + 1, flags: 0x11 });
   }
 }
 

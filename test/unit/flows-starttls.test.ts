@@ -8,7 +8,8 @@ import { conversationFlows, server } from './conversation-flows.js';
 import { ldapPrelude, textPrelude } from '../../src/dissect/starttls.js';
 import { tlsStartText } from '../../src/model/flow-target.js';
 import { compileFilter } from '../../src/filter/index.js';
-import { fixtureClientHello, tls12ServerHello } from './core-packet-builder.js';
+import { CaptureBuilder, analyzeCapture, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
+import type { Flow } from '../../src/model/flow.js';
 
 const S = server;
 
@@ -56,6 +57,37 @@ describe('mail and file transfer connections that switch to TLS', () => {
     expect(f!.app).toBe('smtp');
     expect(f!.tls).toMatchObject({ sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' });
     expect(f!.tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+  });
+
+  it('its hooks\' records anywhere among its packets (the helper hands packets over up to 50 ms later): still FTP, with its hello', () => {
+    // why: an eBPF capture of starttls.test on a loaded machine had FTP's flow 'tls', without hello: its records came
+    // after its SYN and before AUTH, its client's first line
+    const client = { ip: '10.9.4.1', port: 41500 };
+    const c2s = ['', 'AUTH SSL\r\n', hello, Buffer.from('170303001a' + '00'.repeat(26), 'hex')];
+    const s2c = ['220 lab ftp\r\n', '234 Proceed with negotiation.\r\n', serverHello(), ''];
+    const buf = (x: Buffer | string): Buffer | null => (x.length === 0 ? null : typeof x === 'string' ? Buffer.from(x) : x);
+    // (the records after the packets' segment `at` (-1: before them all), the connection's owner known to the helper or not)
+    const flow = (at: number, conn: boolean): Flow[] => {
+      const b = new CaptureBuilder();
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+      if (conn) b.record({ t: 'conn', proto: 'tcp', local: client, remote: S(21), role: 'client', pid: 100, tid: 100, comm: 'curl', via: 'tracepoint' });
+      const records = (): void => {
+        b.tls(client, S(21), 'out', Buffer.from('USER lab\r\n'), { pid: 100, comm: 'curl', lib: 'openssl' });
+        b.tls(S(21), client, 'in', Buffer.from('USER lab\r\n'), { pid: 200, comm: 'python3', lib: 'openssl' });
+      };
+      if (at < 0) records();
+      tcpConversation(b, client, S(21), c2s.map(buf), s2c.map(buf), { afterSegment: (n) => { if (n === at) records(); } });
+      return analyzeCapture(b.build(), { end: true }).flows();
+    };
+    const strip = (f: Flow) => ({ app: f.app, tls: f.tls, packets: f.packets, bytes: f.bytes, tcp: f.tcp, seenBy: f.seenBy });
+    // (11 segments, 0 to 10: the handshake's 3, 6 of data, the 2 FINs)
+    const last = flow(10, false);
+    expect(last).toHaveLength(1);
+    expect(last[0]).toMatchObject({ app: 'ftp', tls: { sni: plainTls.tls!.sni, ja4: plainTls.tls!.ja4, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' } });
+    expect(last[0]!.tls!.client).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+    for (const conn of [false, true]) {
+      for (let at = -1; at <= 10; at++) expect(flow(at, conn).map(strip), `records after segment ${at}, conn record ${conn}`).toEqual(last.map(strip));
+    }
   });
 
   it('IMAP (tagged STARTTLS), POP3 (STLS) and FTP (AUTH TLS)', () => {
