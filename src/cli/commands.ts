@@ -299,7 +299,7 @@ async function libraries(c: Extract<RunnableCommand, { cmd: 'libraries' }>): Pro
   const { libraryBreakdown } = await import('../flows/libraries.js');
   const src = await openSource(c.file, { ...SUMMARY, keyLog: await keyLogs(c.keylogs) });
   printNotes(src.notes);
-  const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows());
+  const rows: LibraryBreakdownRow[] = libraryBreakdown(src.analyzer.flows()).sides;
   if (c.json) {
     out(`${JSON.stringify(rows.map((r) => ({ library: r.library, side: r.side, flows: r.flows, bytes: r.bytes, plaintextFlows: r.plaintextFlows, reasons: r.reasons ?? {} })))}\n`);
   } else {

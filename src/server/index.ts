@@ -9,7 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { isApiCall, API_EVENTS } from '../api/channels.js';
 import { errorToWire } from '../api/client.js';
 import { TapscopeError } from '../errors.js';
-import { isFile, uploadsDir } from '../util/paths.js';
+import { isFile } from '../util/paths.js';
 import { createApiHost, type ApiService } from './api-host.js';
 import { rendererDir } from './paths.js';
 import { storeUpload, UploadTooLarge } from './uploads.js';
@@ -19,18 +19,15 @@ export type { ApiService } from './api-host.js';
 export interface WebServerOptions {
   port?: number;
   host?: '127.0.0.1';
-  /** the core; a CoreService's dropped files go into its store's uploads folder (its sessions own them: see uploadDir) */
-  service: ApiService & { readonly store?: { readonly uploads: string } };
+  /**
+   * the core; dropped files go into its store's uploads folder (absolute): a session owns the upload it was opened from
+   * (deleted with it, kept by the start-up sweep) only there
+   */
+  service: ApiService & { readonly store: { readonly uploads: string } };
   /** Session the page opens first (e.g. `tapscope serve SESSION`). */
   openSessionId?: string;
   /** Max upload size for drag-and-drop of a .pcapng in web mode (bytes). */
   maxUploadBytes?: number;
-  /**
-   * Where dropped files are stored for a service with no session store (a stand-in; default: Tapscope's uploads folder,
-   * uploadsDir()). A service with a store stores them in its store's uploads folder, whatever this says: a session owns
-   * the upload it was opened from (deleted with it, kept by the start-up sweep) only there.
-   */
-  uploadDir?: string;
 }
 
 export interface WebServer {
@@ -90,7 +87,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   const api = createApiHost(opts.service);
   const exported = new Set<string>();
   // (absolute: the path an upload is answered with is the one its session records, see SessionStore.removeOrphanUploads)
-  const uploadDir = opts.service.store?.uploads ?? resolve(opts.uploadDir ?? uploadsDir());
+  const uploadDir = opts.service.store.uploads;
   const maxUpload = opts.maxUploadBytes ?? 4 * 1024 * 1024 * 1024;
   let port = 0;
 

@@ -26,7 +26,7 @@ import { parseExportedPdu } from '../pcapng/exported-pdu.js';
 import { gunzipCapture, isGzip } from '../pcapng/compressed.js';
 import { captureFileError, directoryError } from '../pcapng/file-errors.js';
 import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '../flows/load.js';
-import { libraryBreakdown, libraryTotals } from '../flows/libraries.js';
+import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote, lossNote, type NodeMeta } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
 import { SessionStore, type SessionRecord } from '../store/session-store.js';
@@ -283,9 +283,8 @@ export class CoreService implements ApiCalls {
     };
     this.live.set(rec.id, ls);
     const cancel = new AbortController();
-    const forward = () => cancel.abort(opts.signal?.reason);
-    if (opts.signal?.aborted) forward();
-    else opts.signal?.addEventListener('abort', forward, { once: true });
+    // (the start is cancelled by the caller's signal, or by stopCapture and close() through `cancel`)
+    const signal = opts.signal ? AbortSignal.any([cancel.signal, opts.signal]) : cancel.signal;
     let startSettled!: () => void;
     ls.starting = { cancel, settled: new Promise<void>((r) => (startSettled = r)) };
     try {
@@ -303,7 +302,7 @@ export class CoreService implements ApiCalls {
           if (gap.toMs === null) ls.writers.get(gap.node)?.gapOpened(gap.fromMs, gap.reason);
           ls.notes.push(gapNote(gap.node, gap));
         },
-      }, cancel.signal);
+      }, signal);
     } catch (e) {
       this.live.delete(rec.id);
       for (const w of ls.writers.values()) w.close();
@@ -312,7 +311,6 @@ export class CoreService implements ApiCalls {
       this.store.delete(rec.id);
       throw e;
     } finally {
-      opts.signal?.removeEventListener('abort', forward);
       delete ls.starting;
       startSettled();
     }
@@ -946,7 +944,7 @@ export class CoreService implements ApiCalls {
     // why: the breakdown counts TLS flows only; walking just those keeps it cheap among a million UDP/HTTP flows
     const all = analyzer.tlsFlows();
     const flows = pred ? all.filter(pred) : all;
-    const breakdown = { sides: libraryBreakdown(flows), ...libraryTotals(flows) };
+    const breakdown = libraryBreakdown(flows);
     cache.set(key, { version: analyzer.version, breakdown });
     if (cache.size > 8) cache.delete(cache.keys().next().value as string);
     return breakdown;

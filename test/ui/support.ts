@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startWebServer, type ApiService, type WebServer } from '../../src/server/index.js';
+import { startWebServer, type WebServer, type WebServerOptions } from '../../src/server/index.js';
 import { launchBrowser } from './browser.js';
 
 /** The newest modification time of the files below `dir` (0 when there are none). */
@@ -34,10 +34,9 @@ export interface UiHarness {
   close(): Promise<void>;
 }
 
-export async function openUi(service: ApiService, opts: { colorScheme?: 'light' | 'dark'; openSessionId?: string } = {}): Promise<UiHarness> {
+export async function openUi(service: WebServerOptions['service'], opts: { colorScheme?: 'light' | 'dark'; openSessionId?: string } = {}): Promise<UiHarness> {
   ensureRendererBuilt();
-  const uploadDir = mkdtempSync(join(tmpdir(), 'tsu-uploads-'));
-  const server = await startWebServer(opts.openSessionId ? { service, uploadDir, openSessionId: opts.openSessionId } : { service, uploadDir });
+  const server = await startWebServer(opts.openSessionId ? { service, openSessionId: opts.openSessionId } : { service });
   const browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: opts.colorScheme ?? 'light', acceptDownloads: true });
   const page = await context.newPage();
@@ -53,7 +52,6 @@ export async function openUi(service: ApiService, opts: { colorScheme?: 'light' 
     async close() {
       await browser.close().catch(() => undefined);
       await server.close();
-      rmSync(uploadDir, { recursive: true, force: true });
     },
   };
 }

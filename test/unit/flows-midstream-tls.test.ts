@@ -232,7 +232,7 @@ describe('TLS whose ClientHello the capture lost (its first segment dropped), th
       expect([f.app, f.tls?.midstream, f.tls?.ja4, f.tls?.version, f.tls?.cipher], name).toEqual(['tls', undefined, null, version, cipher]);
       expect(f.tls!.client).toMatchObject({ library: 'unknown', plaintext: false, reason: expect.stringMatching(LOST) });
       expect(f.tls!.server).toMatchObject({ library: 'unknown', plaintext: false });
-      expect(libraryBreakdown([f]).map((r) => [r.side, r.flows])).toEqual([['client', 1], ['server', 1]]);
+      expect(libraryBreakdown([f]).sides.map((r) => [r.side, r.flows])).toEqual([['client', 1], ['server', 1]]);
     }
   });
 

@@ -1,11 +1,11 @@
-// Each TLS library's flows counted once (libraryTotals, and the `libraries` call the app's TLS libraries view makes):
+// Each TLS library's flows counted once (libraryBreakdown's totals, and the `libraries` call the app's TLS libraries view makes):
 // a flow with the library on both sides is one flow with its bytes once, as `tls.library == "X"` lists it, while the
 // per-side rows (`tapscope libraries --json`) keep counting it on each side.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { libraryBreakdown, libraryTotals } from '../../src/flows/libraries.js';
+import { libraryBreakdown } from '../../src/flows/libraries.js';
 import type { Flow, TlsSideVerdict } from '../../src/model/flow.js';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
@@ -23,7 +23,7 @@ function flow(bytes: number, client: TlsSideVerdict | null, server: TlsSideVerdi
   return { bytes, tls: { client, server } } as unknown as Flow;
 }
 
-describe('libraryTotals', () => {
+describe('libraryBreakdown: the totals', () => {
   it.each([
     {
       name: 'the same library on both sides: one flow, its bytes once',
@@ -47,15 +47,16 @@ describe('libraryTotals', () => {
       libraries: [{ library: 'gnutls', flows: 1, bytes: 7, plaintextFlows: 0 }], all: [1, 0],
     },
   ])('$name', ({ flows, libraries, all }) => {
-    const t = libraryTotals(flows);
+    const t = libraryBreakdown(flows);
     expect(t.libraries).toEqual(libraries);
     expect([t.flows, t.plaintextFlows]).toEqual(all);
   });
 
   it('keeps the per-side rows counting a both-sides flow on each side', () => {
     const flows = [flow(100, side('openssl', true), side('openssl', true))];
-    expect(libraryBreakdown(flows).map((r) => [r.side, r.flows, r.bytes])).toEqual([['client', 1, 100], ['server', 1, 100]]);
-    expect(libraryTotals(flows).libraries.map((t) => [t.flows, t.bytes])).toEqual([[1, 100]]);
+    const b = libraryBreakdown(flows);
+    expect(b.sides.map((r) => [r.side, r.flows, r.bytes])).toEqual([['client', 1, 100], ['server', 1, 100]]);
+    expect(b.libraries.map((t) => [t.flows, t.bytes])).toEqual([[1, 100]]);
   });
 });
 
@@ -81,7 +82,7 @@ describe('the libraries call', () => {
       expect(got.sides.filter((r) => r.library === 'openssl').map((r) => [r.side, r.flows])).toEqual([['server', 8], ['client', 7]]);
       const all = (await svc.queryFlows({ sessionId: s.id, filter: 'tls.library', offset: 0, limit: 10_000 })).rows;
       expect([got.flows, got.plaintextFlows]).toEqual([all.length, all.filter((f) => f.tls!.client?.plaintext || f.tls!.server?.plaintext).length]);
-      expect(got.sides).toEqual(libraryBreakdown((await svc.queryFlows({ sessionId: s.id, filter: 'tls', offset: 0, limit: 10_000 })).rows));
+      expect(got.sides).toEqual(libraryBreakdown((await svc.queryFlows({ sessionId: s.id, filter: 'tls', offset: 0, limit: 10_000 })).rows).sides);
     } finally {
       await svc.close();
     }

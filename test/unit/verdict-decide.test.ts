@@ -294,7 +294,7 @@ describe('reasons as the per-library breakdown counts them', () => {
     const flow = (reason: string, bytes: number): Flow => ({
       bytes, tls: { client: { library: 'openssl', via: 'process', confidence: 0.9, plaintext: false, reason, version: null }, server: null },
     }) as unknown as Flow;
-    const rows = libraryBreakdown([flow(late(3.2), 10), flow(late(45), 20), flow('java-jsse has no hook — x', 5)]);
+    const rows = libraryBreakdown([flow(late(3.2), 10), flow(late(45), 20), flow('java-jsse has no hook — x', 5)]).sides;
     expect(rows).toEqual([{ library: 'openssl', side: 'client', flows: 3, bytes: 35, plaintextFlows: 0, reasons: {
       [reasonGroup(late(1))]: 2, 'java-jsse has no hook — x': 1,
     } }]);
