@@ -82,6 +82,12 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'qui
 
 /** the databases whose login message names the user (and database), plain or decrypted */
 const LOGIN_APPS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'mssql']);
+/**
+ * The client's decrypted messages a connection keeps while its protocol is not named yet, for its database's login
+ * (FlowExtra.loginKept): a login is among a connection's first messages, and is small
+ */
+const LOGIN_KEPT_RECORDS = 4;
+const LOGIN_KEPT_BYTES = 8 * 1024;
 
 /** Where the look for TLS records in each direction of a connection taken up in the middle resumes (midstreamRecords). */
 function midstreamScan(fs: FlowState): { c: { from: number }; s: { from: number } } {
@@ -231,6 +237,13 @@ interface FlowExtra {
   loginDone: boolean;
   /** the server's reads of it so far */
   loginBuf: Buffer | null;
+  /**
+   * The client's decrypted messages that came while the connection's protocol was not named yet (the helper writes
+   * records before the packets of the same moment: see onPacket), in order, each with its feeder: read for a login
+   * when its prelude names it a database's (setPreludeApp), let go when it is named (setApp, setPreludeApp). At most
+   * LOGIN_KEPT_RECORDS of them, and none past LOGIN_KEPT_BYTES (`size`: the bytes of those that came)
+   */
+  loginKept?: { records: { feeder: Side | 'keys'; bytes: Buffer }[]; size: number } | null;
   /** a connection taken up in the middle: where the look for TLS records resumes in each direction */
   midstreamScan?: { c: { from: number }; s: { from: number } };
   /**
@@ -2072,6 +2085,8 @@ export class Analyzer {
    * direction) has its hellos dissected after its prelude.
    */
   private setPreludeApp(fs: FlowState, app: DbApp | UpgradeApp, tls: { client: number; server: number } | null): void {
+    const kept = fs.x?.loginKept;
+    if (kept) fs.x!.loginKept = null;
     if (!tls) {
       // (a database client's login is read as its stream goes on; no other stream is needed)
       fs.app = app;
@@ -2086,6 +2101,10 @@ export class Analyzer {
     x.tlsSkipS = tls.server;
     this.setApp(fs, 'tls');
     this.nameApp(fs, app);
+    // (its login, when the hooks' records of it came before its prelude's packets)
+    if (kept && LOGIN_APPS.has(fs.flow.app)) {
+      for (const r of kept.records) if (!x.loginDone) this.readDecryptedLogin(fs, x, r.feeder, r.bytes);
+    }
   }
 
   /**
@@ -2098,6 +2117,7 @@ export class Analyzer {
 
   private setApp(fs: FlowState, app: App): void {
     fs.app = app;
+    if (fs.x?.loginKept) fs.x.loginKept = null;
     this.nameApp(fs, app === 'classify' ? 'unknown' : app);
     switch (app) {
       case 'tls':
@@ -2974,18 +2994,16 @@ export class Analyzer {
     const f = fs.flow;
     const x = extra(fs);
     const h = hookState(x);
-    // a database's login, in the client's first decrypted message: whole in the client's write; the server reads it
-    // in pieces (a length, then the rest), which are put together until it is
-    if (c2s && !x.loginDone && LOGIN_APPS.has(f.app)) {
-      const bytes = data.subarray(start, end);
-      const whole = feeder !== 'server' ? bytes : Buffer.concat(x.loginBuf ? [x.loginBuf, bytes] : [bytes]);
-      const login = dbLogin(f.app, whole);
-      if (login === INCOMPLETE && whole.length < this.opts.dissectLimit) {
-        if (feeder === 'server') x.loginBuf = whole;
-      } else {
-        x.loginDone = true;
-        x.loginBuf = null;
-        if (login && login !== INCOMPLETE) f.db = login;
+    if (c2s && !x.loginDone) {
+      if (LOGIN_APPS.has(f.app)) this.readDecryptedLogin(fs, x, feeder, data.subarray(start, end));
+      // why: the helper writes records before the packets of the same moment, so a database's login can come before
+      // the plain prelude that names it (SSLRequest and 'S'), while its connection is still classified, or before any
+      // of its packets (its records made it, or were held for its first packet, whose SYN reopens classifying: see
+      // onPacket, joinHeld). A copy: the data is a view of the reader's buffer
+      else if (fs.app === 'classify' || f.packets === 0) {
+        const k = (x.loginKept ??= { records: [], size: 0 });
+        k.size += end - start;
+        if (k.records.length < LOGIN_KEPT_RECORDS && k.size <= LOGIN_KEPT_BYTES) k.records.push({ feeder, bytes: Buffer.from(data.subarray(start, end)) });
       }
     }
     const dk = c2s ? 'c2s' : 's2c';
@@ -3026,6 +3044,22 @@ export class Analyzer {
       this.onMessages(fs, dd.http2.push(payload ?? data.subarray(start, end), tsMs), 'decrypted', tsMs);
       if (truncated) this.onMessages(fs, dd.http2.gap(), 'decrypted', tsMs);
       this.afterHttp2(fs, c2s, dd.http2);
+    }
+  }
+
+  /**
+   * A database's login, in the client's first decrypted message: whole in the client's write; the server reads it in
+   * pieces (a length, then the rest), which are put together until it is.
+   */
+  private readDecryptedLogin(fs: FlowState, x: FlowExtra, feeder: Side | 'keys', bytes: Buffer): void {
+    const whole = feeder !== 'server' ? bytes : Buffer.concat(x.loginBuf ? [x.loginBuf, bytes] : [bytes]);
+    const login = dbLogin(fs.flow.app, whole);
+    if (login === INCOMPLETE && whole.length < this.opts.dissectLimit) {
+      if (feeder === 'server') x.loginBuf = whole;
+    } else {
+      x.loginDone = true;
+      x.loginBuf = null;
+      if (login && login !== INCOMPLETE) fs.flow.db = login;
     }
   }
 

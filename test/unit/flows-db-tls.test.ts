@@ -8,7 +8,7 @@ import { parseBuffer } from '../../src/pcapng/index.js';
 import { dbPrelude, mysqlGreeting, mysqlLogin, postgresLogin, INCOMPLETE } from '../../src/dissect/db-prelude.js';
 import { compileFilter } from '../../src/filter/index.js';
 import { FlowJsonLines } from '../../src/model/flow-json.js';
-import { CaptureBuilder, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
+import { CaptureBuilder, analyzeCapture, fixtureClientHello, tcpConversation, tls12ServerHello } from './core-packet-builder.js';
 import type { Flow } from '../../src/model/flow.js';
 
 const C = { ip: '10.9.0.1', port: 40000 };
@@ -175,5 +175,63 @@ describe('who a database connection logs in as', () => {
     const lines = new FlowJsonLines();
     lines.add(flows[3]!);
     expect(JSON.parse(lines.take().toString())).toEqual(JSON.parse(JSON.stringify(flows[3])));
+  });
+
+  it('its hooks\' records anywhere among its packets (the helper hands packets over up to 50 ms later): the same login, app and verdicts', () => {
+    // why: a login record that came before the prelude named the flow (SSLRequest and 'S', the MySQL greeting and SSL
+    // request) was read while the flow was unnamed, and its login never was
+    const hello = fixtureClientHello();
+    const plainTls = flowsOf([{ port: 443, c2s: [hello], s2c: [serverHello()] }])[0]!.tls!;
+    const appData = Buffer.from('170303001a' + '00'.repeat(26), 'hex');
+    const client = { ip: '10.9.4.1', port: 41600 };
+    const cases = [
+      {
+        port: 5432, c2s: [SSL_REQUEST, hello, appData], s2c: [Buffer.from('S'), serverHello(), appData],
+        login: pgStartup(Buffer.from('user\0billing\0database\0ledger\0application_name\0worker\0\0')),
+        // AuthenticationOk, ReadyForQuery
+        answer: Buffer.from('520000000800000000' + '5a0000000549', 'hex'),
+        db: { user: 'billing', database: 'ledger', application: 'worker' }, app: 'postgres', comm: { client: 'psql', server: 'postgres' },
+      },
+      {
+        port: 3306, c2s: [null, mysqlSslRequest(), hello, appData], s2c: [mysqlGreetingPacket(), null, serverHello(), appData],
+        login: mysqlHandshakeResponse('app', 'shop', 2),
+        // an OK packet
+        answer: Buffer.from('0700000300000002000000', 'hex'),
+        db: { user: 'app', database: 'shop', application: null }, app: 'mysql', comm: { client: 'mariadb', server: 'mariadbd' },
+      },
+    ];
+    // (the records after the packets' segment `at` (-1: before them all), of the hooked end, the connection's owner known
+    // to the helper or not; a server reads the login in pieces, its length first)
+    const flow = (c: (typeof cases)[number], at: number, hooked: 'client' | 'server', conn: boolean): Flow[] => {
+      const b = new CaptureBuilder();
+      const srv = S(c.port);
+      b.record({ t: 'capture', v: 1, mode: 'ebpf', requestedMode: 'auto', reason: 'auto', hostname: 'node-1' });
+      if (conn) b.record({ t: 'conn', proto: 'tcp', local: client, remote: srv, role: 'client', pid: 100, tid: 100, comm: c.comm.client, via: 'tracepoint' });
+      const records = (): void => {
+        if (hooked === 'client') {
+          b.tls(client, srv, 'out', c.login, { pid: 100, comm: c.comm.client, lib: 'openssl' });
+          b.tls(srv, client, 'in', c.answer, { pid: 100, comm: c.comm.client, lib: 'openssl' });
+          return;
+        }
+        for (const piece of [c.login.subarray(0, 4), c.login.subarray(4)]) b.tls(client, srv, 'in', piece, { pid: 200, comm: c.comm.server, lib: 'openssl' });
+        b.tls(srv, client, 'out', c.answer, { pid: 200, comm: c.comm.server, lib: 'openssl' });
+      };
+      if (at < 0) records();
+      tcpConversation(b, client, srv, c.c2s, c.s2c, { afterSegment: (n) => { if (n === at) records(); } });
+      return analyzeCapture(b.build(), { end: true }).flows();
+    };
+    const strip = (f: Flow) => ({ app: f.app, db: f.db, tls: f.tls, packets: f.packets, bytes: f.bytes, tcp: f.tcp, seenBy: f.seenBy });
+    for (const c of cases) {
+      for (const hooked of ['client', 'server'] as const) {
+        // (11 segments, 0 to 10: the handshake's 3, 6 of data, the 2 FINs)
+        const last = flow(c, 10, hooked, false);
+        expect(last).toHaveLength(1);
+        expect(last[0]).toMatchObject({ app: c.app, db: c.db, tls: { sni: plainTls.sni, ja4: plainTls.ja4, cipher: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256' } });
+        expect(last[0]!.tls![hooked]).toMatchObject({ library: 'openssl', via: 'hook', plaintext: true });
+        for (const conn of [false, true]) {
+          for (let at = -1; at <= 10; at++) expect(flow(c, at, hooked, conn).map(strip), `${c.port}: ${hooked}'s records after segment ${at}, conn record ${conn}`).toEqual(last.map(strip));
+        }
+      }
+    }
   });
 });
