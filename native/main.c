@@ -120,7 +120,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return vfprintf(stderr, fmt, ap);
 }
 
-static void write_stats(int final)
+static void write_stats(int final, uint64_t ts_ns)
 {
 	struct sbuf b = {0};
 
@@ -129,7 +129,7 @@ static void write_stats(int final)
 		  "\"ringbufDrops\":%llu,\"snaplenCuts\":%llu,\"excluded\":%llu,\"filtered\":%llu,\"tlsEvents\":%llu,\"tlsBytes\":%llu,"
 		  "\"tlsTruncated\":%llu,\"tlsConnUnknown\":%llu,\"tlsCallsLost\":%llu,\"tlsReadFails\":%llu,\"conns\":%llu,"
 		  "\"procs\":%llu,\"hooksAttached\":%llu,\"hooksFailed\":%llu,",
-		  final ? "true" : "false", (unsigned long long)now_realtime_ns(), (unsigned long long)ctr.packets,
+		  final ? "true" : "false", (unsigned long long)ts_ns, (unsigned long long)ctr.packets,
 		  (unsigned long long)ctr.bytes, (unsigned long long)ctr.ring_drops, (unsigned long long)ctr.ringbuf_drops,
 		  (unsigned long long)ctr.snaplen_cuts, (unsigned long long)ctr.excluded, (unsigned long long)ctr.filtered,
 		  (unsigned long long)ctr.tls_events, (unsigned long long)ctr.tls_bytes, (unsigned long long)ctr.tls_truncated,
@@ -146,13 +146,17 @@ static void write_stats(int final)
  * stats block. Each second, and once at the end (final). */
 static void write_counts(int use_ebpf, int final)
 {
+	/* (one moment for the ISBs and the stats block: the counts they carry were read together) */
+	uint64_t now;
+
 	afp_update_stats();
 	if (use_ebpf)
 		ebpf_update_stats();
-	afp_write_isbs(now_realtime_ns());
+	now = now_realtime_ns();
+	afp_write_isbs(now);
 	if (use_ebpf)
-		ebpf_write_isb(now_realtime_ns());
-	write_stats(final);
+		ebpf_write_isb(now);
+	write_stats(final, now);
 }
 
 /* Inode of the helper's network namespace: the one its packet sockets and /proc/net scans see. */

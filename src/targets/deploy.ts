@@ -167,9 +167,17 @@ export const MKTEMP_SCRIPT = [
   'exit 1',
 ].join('\n');
 
-/** The reasons MKTEMP_SCRIPT gave for the dirs it passed over (its stderr lines), for a note or an error. */
-export function tempDirNotes(stderr: string): string[] {
-  return stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('tapscope: ')).map((l) => l.slice('tapscope: '.length));
+/**
+ * The temp dir a run of MKTEMP_SCRIPT made, with why it passed dirs over (its stderr lines, for a note). When it made
+ * none, an error naming `where` ("on node-1", "in pod x") with those reasons and `advice`: what can be done there.
+ */
+export function madeTempDir(run: { code: number | null; stdout: Buffer; stderr: string }, where: string, advice: string): { dir: string; passedOver: string[] } {
+  const dir = run.stdout.toString('utf8').trim();
+  const passedOver = run.stderr.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('tapscope: ')).map((l) => l.slice('tapscope: '.length));
+  if (run.code === 0 && dir.startsWith('/')) return { dir, passedOver };
+  throw new TapscopeError('E_HELPER_MISSING', passedOver.length
+    ? `Could not find a temp dir ${where} the helper can run from: ${passedOver.join('; ')}. ${advice}`
+    : `Could not create a temp dir ${where}: ${run.stderr.trim() || (run.code === null ? 'mktemp was killed' : `exit ${run.code}`)}.`);
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import {
   CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, onLines, STOP_GRACE_MS, stopOverrunNote,
-  remainingDuration, runCommandLine, shQuote, tempDirNotes, uploadScript,
+  remainingDuration, runCommandLine, shQuote, madeTempDir, uploadScript,
 } from './deploy.js';
 import { retryWithBackoff, type Backoff } from './retry.js';
 import { parseJump } from './ssh/config.js';
@@ -389,8 +389,7 @@ class SshCapture {
     let left: string[] = [];
     if (this.channel) {
       // (the helper had started: stop it as stop() does)
-      await this.teardown();
-      left = this.notes.filter((n) => n.startsWith('Could not confirm removal'));
+      left = await this.teardown();
       await this.cleanupConnection();
     } else {
       left = await this.abandon();
@@ -446,15 +445,9 @@ class SshCapture {
     this.checkCancelled();
     this.status('deploying', `uploading helper (${helper.data.length} bytes)`);
     const mk = await execCollect(conn.client, ['sh', '-c', MKTEMP_SCRIPT].map(shQuote).join(' '));
-    const dir = mk.stdout.toString('utf8').trim();
-    if (mk.code !== 0 || !dir.startsWith('/')) {
-      const why = tempDirNotes(mk.stderr);
-      throw new TapscopeError('E_HELPER_MISSING', why.length
-        ? `Could not find a temp dir on ${this.node} the helper can run from: ${why.join('; ')}. Set TMPDIR for ${conn.resolved.user} there to a dir on a mount that allows programs (not noexec) and has room.`
-        : `Could not create a temp dir on ${this.node}: ${mk.stderr.trim() || 'mktemp failed'}.`);
-    }
+    const { dir, passedOver } = madeTempDir(mk, `on ${this.node}`,
+      `Set TMPDIR for ${conn.resolved.user} there to a dir on a mount that allows programs (not noexec) and has room.`);
     this.dir = dir;
-    const passedOver = tempDirNotes(mk.stderr);
     if (passedOver.length) this.notes.push(`${this.node}: the helper runs from ${dir}: ${passedOver.join('; ')}.`);
     this.checkCancelled();
     const up = await execCollect(conn.client, uploadScript(dir, helper.data.length), helper.data);
@@ -582,12 +575,16 @@ class SshCapture {
     await this.finish(null);
   }
 
-  /** Stops the current helper (closing its stdin makes the run script signal it), then makes sure its dir is gone. */
-  private async teardown(): Promise<void> {
+  /**
+   * Stops the current helper (closing its stdin makes the run script signal it), then makes sure its dir is gone; the
+   * dir when it could not confirm that (also said in a note).
+   */
+  private async teardown(): Promise<string[]> {
     const conn = this.conn;
     const ch = this.channel;
     const dir = this.dir;
-    if (!conn || !ch) return;
+    if (!conn || !ch) return [];
+    const left: string[] = [];
     // Claimed: a second teardown (stop racing a redeploy) finds nothing to do.
     this.channel = null;
     this.dir = null;
@@ -601,12 +598,14 @@ class SshCapture {
       const said = r?.stdout.toString() ?? null;
       if (!said?.includes('gone')) {
         this.notes.push(`Could not confirm removal of ${dir} on ${this.node}; remove it by hand.`);
+        left.push(dir);
       }
       // why: what the helper wrote after the channel was given up never arrives: the capture must not read as a clean stop
       const note = stoppedInTime ? null : stopOverrunNote(this.node, said);
       if (note) this.notes.push(note);
     }
     await this.removeLeftovers();
+    return left;
   }
 }
 

@@ -13,7 +13,7 @@ import {
 import { TapscopeError, isTapscopeError } from '../../errors.js';
 import type { PodRef } from '../../model/flow.js';
 import {
-  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript,
+  CompleteBlocks, HelperSet, MKTEMP_SCRIPT, builtHelper, checkUploadDigest, durationElapsed, helperArgs, helperVersion, killScript, madeTempDir,
   onLines, remainingDuration, runArgv, STOP_GRACE_MS, stopOverrunNote, uploadScript, type HelperBinary,
 } from '../deploy.js';
 import { retryWithBackoff, type Backoff } from '../retry.js';
@@ -602,8 +602,10 @@ class K8sCapture {
     const helper = this.helpers.get(n.node)!;
     if (!n.resuming) this.status(n, 'deploying', `uploading helper (${helper.data.length} bytes)`);
     const mk = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', MKTEMP_SCRIPT]);
-    const dir = mk.stdout.toString('utf8').trim();
-    if (mk.code !== 0 || !dir.startsWith('/')) throw new TapscopeError('E_HELPER_MISSING', `Could not create a temp dir in pod ${pod}: ${mk.stderr.trim() || `exit ${mk.code}`}.`);
+    const { dir, passedOver } = madeTempDir(mk, `in pod ${pod}`,
+      `The capture pod's image (--image) needs a writable /tmp, /var/tmp or /dev/shm on a mount that allows programs.`);
+    // (said once: a resumed stream's new temp dir passes the same dirs over)
+    if (passedOver.length && !n.resuming) this.notes.push(`${n.node}: the helper runs from ${dir} in pod ${pod}: ${passedOver.join('; ')}.`);
     n.dir = dir;
     const up = await execCollect(kc, ns, pod, CONTAINER, ['sh', '-c', uploadScript(dir, helper.data.length)], helper.data);
     checkUploadDigest(up.stdout.toString('utf8'), helper.sha256, `${n.node} (pod ${pod}):${dir}`);

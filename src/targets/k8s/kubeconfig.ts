@@ -139,12 +139,12 @@ function isPathCommand(command: string): boolean {
 }
 
 /**
- * Resolves an exec plugin command to an absolute path, or null when it is nowhere to be found. A relative path is
- * relative to `baseDir`, the directory of the kubeconfig that names it (mergeKubeconfigs has already made those absolute).
+ * Resolves an exec plugin command to an absolute path, or null when it is nowhere to be found. A path is taken as it
+ * is: mergeKubeconfigs has made a relative one absolute, against the directory of the kubeconfig that names it.
  */
-export function findExecPlugin(command: string, env: NodeJS.ProcessEnv = process.env, baseDir?: string): string | null {
+export function findExecPlugin(command: string, env: NodeJS.ProcessEnv = process.env): string | null {
   if (isPathCommand(command)) {
-    const p = isAbsolute(command) ? command : resolve(baseDir ?? process.cwd(), command);
+    const p = resolve(command);
     return isExecutable(p) ? p : null;
   }
   for (const d of pluginSearchDirs(env)) {
