@@ -606,6 +606,27 @@ describe('clean', () => {
     }
   });
 
+  it('says so when it may not claim a namespace another session made, and captures there unclaimed', async () => {
+    api.put('namespaces', { metadata: { name: 'tapscope-noclaim', labels: { 'app.kubernetes.io/managed-by': 'tapscope', 'tapscope.dev/session': 'gone0003', 'tapscope.dev/created-namespace': 'true' }, creationTimestamp: minutesAgo(11) }, status: { phase: 'Active' } });
+    api.deny.push({ user: 'admin', verb: 'patch', resource: 'namespaces' });
+    try {
+      const rec = recorder();
+      const handle = await createK8sTarget('k8s://tsk-token', opts({ namespace: 'tapscope-noclaim' })).start({ mode: 'afpacket', ifaces: [], nodes: [api.nodes[4]!.name] }, rec.handlers);
+      try {
+        expect(handle.notes.filter((n) => n.includes('without claiming'))).toEqual([
+          'This capture runs in namespace tapscope-noclaim, which another Tapscope session made, without claiming it (cannot patch namespaces at cluster scope): that session\'s end, or `tapscope clean`, may delete it, and this capture\'s pods with it. Grant that permission, or choose another namespace with --namespace.',
+        ]);
+        expect(rec.statuses.filter((x) => x.phase === 'failed')).toEqual([]);
+      } finally {
+        await handle.stop();
+      }
+    } finally {
+      api.deny.length = 0;
+      api.remove('namespaces', null, 'tapscope-noclaim');
+    }
+    expect(tapscopeObjects()).toEqual([]);
+  });
+
   it('the session that made a namespace leaves it when another session has just claimed it, its objects not made yet', async () => {
     const node = api.nodes[4]!;
     const t = createK8sTarget('k8s://tsk-token', opts({ namespace: 'tapscope-shared' }));

@@ -117,6 +117,8 @@ class Deployment {
   private heartbeatRefused = false;
   /** Told once, with why, when the heartbeat may not be refreshed (RBAC): `clean` would then take the session for a leftover. */
   onHeartbeatRefused: ((why: string) => void) | null = null;
+  /** Told, with why, when the namespace another session made may not be claimed (RBAC): see claim(). */
+  onClaimRefused: ((why: string) => void) | null = null;
 
   constructor(
     readonly kc: KubeConfig,
@@ -219,7 +221,10 @@ class Deployment {
     const claimed = ns.metadata?.deletionTimestamp ? ns : await this.core.patchNamespace({ name, body: claimPatch(ns, this.session) }).catch((e: unknown) => {
       const status = (e as { code?: number }).code;
       if (status === 404) return null;
-      if (status === 403) return ns;
+      if (status === 403) {
+        this.onClaimRefused?.(this.why(e, `patch namespaces (namespace ${name})`));
+        return ns;
+      }
       throw this.err(e, `patch namespaces (namespace ${name})`);
     });
     if (!claimed?.metadata?.deletionTimestamp) return claimed;
@@ -468,6 +473,7 @@ class K8sCapture {
     this.dep.onHeartbeatRefused = (why) => this.notes.push(`This capture cannot refresh its heartbeat on DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} (${why}): \`tapscope clean\` run meanwhile takes it for a leftover and removes it. Grant that permission to keep it safe.`);
     for (const n of this.nodes.values()) this.status(n, 'deploying', `creating DaemonSet ${this.dep.ctx.namespace}/${this.dep.name}`);
     // (not raced: what a create under way makes must be known, to be removed)
+    this.dep.onClaimRefused = (why) => this.notes.push(`This capture runs in namespace ${this.dep.ctx.namespace}, which another Tapscope session made, without claiming it (${why}): that session's end, or \`tapscope clean\`, may delete it, and this capture's pods with it. Grant that permission, or choose another namespace with --namespace.`);
     await this.dep.create({ image: this.image, nodes: [...this.nodes.keys()] });
     if (signal?.aborted) throw await this.cancelStart();
     this.notes.push(`Deployed DaemonSet ${this.dep.ctx.namespace}/${this.dep.name} (session ${this.dep.session}); it is removed on stop.`);
