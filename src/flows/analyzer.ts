@@ -84,10 +84,11 @@ type App = 'classify' | 'tls' | 'http' | 'http2' | 'grpc' | 'dns' | 'ssh' | 'qui
 const LOGIN_APPS: ReadonlySet<string> = new Set(['postgres', 'mysql', 'mssql']);
 /**
  * The client's decrypted messages a connection keeps while its protocol is not named yet, for its database's login
- * (FlowExtra.loginKept): a login is among a connection's first messages, and is small
+ * (FlowExtra.loginKept): a login is among a connection's first messages, and is small (a few hundred bytes). Small
+ * caps, since a connection whose packets never come (a capture filter leaving them out) keeps them to the end
  */
-const LOGIN_KEPT_RECORDS = 4;
-const LOGIN_KEPT_BYTES = 8 * 1024;
+const LOGIN_KEPT_RECORDS = 3;
+const LOGIN_KEPT_BYTES = 2048;
 
 /** Where the look for TLS records in each direction of a connection taken up in the middle resumes (midstreamRecords). */
 function midstreamScan(fs: FlowState): { c: { from: number }; s: { from: number } } {
