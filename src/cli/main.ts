@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `tapscope` command line: capture, flows, libraries, export, sessions, serve, clean.
-// Errors print as one line `tapscope: <message> (<code>)`; exit 1, or 2 for usage errors.
+// Errors print as one line `tapscope: <message> (<code>)`; exit 1, or 2 for usage errors (a filter that does not parse too).
 import { TapscopeError, isTapscopeError } from '../errors.js';
 import { packageVersion } from '../util/paths.js';
 import { USAGE, parseCommand } from './args.js';
@@ -51,7 +51,9 @@ function report(e: unknown): void {
   reported = true;
   const err = isTapscopeError(e) ? e : new TapscopeError('E_INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e));
   process.stderr.write(`tapscope: ${printable(err.message, 'newlines')} (${err.code})\n${err.code === 'E_FILTER_SYNTAX' ? filterMark(err.details) : ''}`);
-  process.exitCode = err.code === 'E_USAGE' ? 2 : 1;
+  // (a filter that does not parse is a usage error, as a bad --capture-filter is, and as tshark exits 2 for a bad -Y: a
+  // script tells a typo from a damaged capture, exit 1)
+  process.exitCode = err.code === 'E_USAGE' || err.code === 'E_FILTER_SYNTAX' ? 2 : 1;
 }
 
 main(process.argv.slice(2)).then(

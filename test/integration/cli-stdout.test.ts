@@ -158,9 +158,9 @@ describe('a reader that stops early', () => {
 });
 
 describe('a filter error', () => {
-  it('says what is wrong and where, then shows the filter with the bad token marked (exit 1, nothing on standard output)', async () => {
+  it('says what is wrong and where, then shows the filter with the bad token marked (exit 2, as tshark for a bad -Y; nothing on standard output)', async () => {
     const r = await runCli(['flows', FIXTURE, '--filter', 'dst.port == 443 && tls.sni contians "x"'], env);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe([
       'tapscope: unexpected "contians" at 28 (expected "&&", "||" or end of filter) (E_FILTER_SYNTAX)',
