@@ -65,8 +65,13 @@ export interface HttpExchangeDetail {
   /** 'keylog': a 'decrypted' exchange whose records were opened with a key log's secrets, not read from TLS hooks */
   decryptedWith?: 'keylog';
   startedAt: number;
-  /** the capture ended inside it (see HttpExchangeSummary.unfinished); absent otherwise */
+  /** its end was not seen (see HttpExchangeSummary.unfinished); absent otherwise */
   unfinished?: true;
+  /**
+   * With unfinished: what cut its request or response short ("response: the connection closed before its body's end";
+   * several joined by "; "): the capture's end, or its connection's close or reset before a body's end.
+   */
+  unfinishedReason?: string;
   /** its HTTP/2 stream was reset (see HttpExchangeSummary.reset); absent otherwise */
   reset?: StreamReset;
   /** HTTP/1: what of its request or response could not be read (see HttpExchangeSummary.malformed); absent otherwise */

@@ -33,8 +33,11 @@ export interface HttpMessage {
   streamId?: number;
   /** HTTP/2 and HTTP/3: how many headers (and trailers) past HEADER_BYTES_CAP were not kept */
   headersDropped?: number;
-  /** returned by the analyzer's end of capture: its end was not seen (see HttpExchangeSummary.unfinished) */
-  unfinished?: true;
+  /**
+   * Its end was not seen, and why: the capture ended before it (the analyzer's end of capture), or its connection closed
+   * or was reset before its body's end (end()). See HttpExchangeSummary.unfinished.
+   */
+  unfinished?: string;
   /** HTTP/2 only: the `:path` of a request whose content-type is application/grpc* */
   grpcMethod?: string;
   /**
@@ -647,13 +650,27 @@ export class Http1Parser {
     return this.completed();
   }
 
-  /** The stream ended: a response delimited by connection close is complete now. */
-  end(): HttpMessage[] {
-    if (this.msg && this.state === 'body-close') {
+  /**
+   * The stream ended, by its FIN or (`reset`) by a reset. A response delimited by the connection's close is complete at
+   * a FIN; a message whose body's end had not come (a Content-Length or chunked body cut short, or a close-delimited one
+   * at a reset: RFC 9112 §8 takes such an end for an error) is returned as far as it came, its body truncated and
+   * `unfinished` saying why, as tshark lists it: its head came.
+   */
+  end(reset = false): HttpMessage[] {
+    if (this.msg) {
+      if (reset || !this.readsToClose()) {
+        this.msg.bodyTruncated = true;
+        this.msg.unfinished = `the connection ${reset ? 'was reset' : 'closed'} before its body's end`;
+      }
       this.emit(this.finish());
       this.state = 'start';
     }
     return this.completed();
+  }
+
+  /** Is the message being read a response whose body runs to the connection's close (it has no length)? */
+  readsToClose(): boolean {
+    return this.msg !== null && this.state === 'body-close';
   }
 
   /**

@@ -112,7 +112,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'http.status': { type: 'number', get: (f) => f.http.map((h) => h.status), some: (f, t) => f.http.some((h) => t(h.status)), help: 'response status of any exchange' },
   'http.stopped': { type: 'string', get: (f) => f.httpStopped?.map((x) => `${x.side}: ${x.reason}`), help: 'why HTTP/2 decoding of a side stopped (an HPACK or framing error, bytes the capture lost), as "client: ..." or "server: ..."; its later messages are missing' },
   'http.reset': { type: 'string', get: (f) => (f.http.length > 0 ? f.http.flatMap((h) => (h.reset ? [`${h.reset.by} ${h.reset.error}`] : [])) : undefined), help: 'an exchange whose HTTP/2 stream was reset (RST_STREAM): "client CANCEL", "server REFUSED_STREAM", ...' },
-  'http.unfinished': { type: 'bool', get: (f) => (f.http.length > 0 ? f.http.some((h) => h.unfinished === true) : undefined), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended)' },
+  'http.unfinished': { type: 'bool', get: (f) => (f.http.length > 0 ? f.http.some((h) => h.unfinished === true) : undefined), help: 'an exchange was still going when the capture ended (its body, or its HTTP/2 or HTTP/3 stream, not ended), or its HTTP/1 connection closed or was reset before its body\'s end' },
   'http.malformed': {
     type: 'string', get: (f) => (f.http.length > 0 ? f.http.flatMap((h) => (h.malformed ? [h.malformed] : [])) : undefined),
     some: (f, t) => f.http.some((h) => h.malformed !== undefined && t(h.malformed)),

@@ -391,6 +391,14 @@ interface DecryptedDir {
   http2: Http2Parser | null;
 }
 
+/**
+ * Whether a direction's plaintext is what its receiving end's hooks read (records of reads), not its sender's writes or
+ * the key log's decryption of its records.
+ */
+function readByReceiver(dir: DecryptedDir, c2s: boolean): boolean {
+  return dir.feeder === (c2s ? 'server' : 'client');
+}
+
 interface FlowState {
   flow: Flow;
   /** The client's address in key form (IPv4 as a number) and port: orients each packet without strings. */
@@ -447,6 +455,12 @@ export function tcpBits(bits: number, flags: number, fromClient: boolean): numbe
   if (flags & TCP_FIN) bits |= fromClient ? TCP_SEEN_FIN_CLIENT : TCP_SEEN_FIN_SERVER;
   if (flags & TCP_RST && !(bits & (TCP_SEEN_RST_CLIENT | TCP_SEEN_RST_SERVER))) bits |= fromClient ? TCP_SEEN_RST_CLIENT : TCP_SEEN_RST_SERVER;
   return bits;
+}
+
+/** How a connection's direction ended, as the bits tell: by its FIN, by a reset (either side's), or not (null). */
+function endedBy(bits: number, c2s: boolean): 'fin' | 'reset' | null {
+  if (bits & (c2s ? TCP_SEEN_FIN_CLIENT : TCP_SEEN_FIN_SERVER)) return 'fin';
+  return bits & (TCP_SEEN_RST_CLIENT | TCP_SEEN_RST_SERVER) ? 'reset' : null;
 }
 
 /** The state and resetting side the bits tell (see TcpState): one shared, frozen object for each. */
@@ -687,22 +701,26 @@ function keptBody(x: FlowExtra, m: HttpMessage, encoded: boolean): { text: strin
 
 /**
  * Marks an exchange's summary and detail (both given, or either) as the message `m` that made or completed them is:
- * unfinished (see endCapture), and, for an HTTP/1 message not read whole (HttpMessage.malformed), what of it was not read.
+ * unfinished (see endCapture, Http1Parser.end; the detail says what cut it short), and, for an HTTP/1 message not read
+ * whole (HttpMessage.malformed), what of it was not read.
  */
-function markedBy(m: HttpMessage, a: ExchangeMarks | undefined, b?: ExchangeMarks): void {
-  if (m.unfinished) {
-    if (a) a.unfinished = true;
-    if (b) b.unfinished = true;
+function markedBy(m: HttpMessage, s: HttpExchangeSummary | undefined, e: HttpExchangeDetail | undefined): void {
+  if (m.unfinished !== undefined) {
+    if (s) s.unfinished = true;
+    if (e) {
+      e.unfinished = true;
+      e.unfinishedReason = noted(e.unfinishedReason, `${m.kind}: ${m.unfinished}`);
+    }
   }
   if (m.malformed === undefined) return;
   const note = `${m.kind}: ${m.malformed}`;
-  for (const o of [a, b]) if (o) o.malformed = o.malformed === undefined ? note : `${o.malformed}; ${note}`;
+  if (s) s.malformed = noted(s.malformed, note);
+  if (e) e.malformed = noted(e.malformed, note);
 }
 
-/** What markedBy sets on an exchange's summary or detail. */
-interface ExchangeMarks {
-  unfinished?: true;
-  malformed?: string;
+/** A list of notes (undefined: none yet) with one more, joined by "; ". */
+function noted(notes: string | undefined, note: string): string {
+  return notes === undefined ? note : `${notes}; ${note}`;
 }
 
 export class Analyzer {
@@ -1048,7 +1066,8 @@ export class Analyzer {
    * still open records): the HTTP messages in flight are taken as they are, each marked `unfinished`. An HTTP/1 message
    * whose head came and whose body had not ended (a download cut off, an upload still going), and HTTP/2 and HTTP/3
    * streams whose headers came without their end. Without this, a request whose response was still coming showed no
-   * status, and a request whose body was still coming did not show at all. Once; packets after it are not expected.
+   * status, and a request whose body was still coming did not show at all. (Plaintext its receiving end's hooks read ends
+   * here as its connection ended, if it did: see endDecrypted.) Once; packets after it are not expected.
    */
   endCapture(): void {
     if (this.ended) return;
@@ -1073,7 +1092,15 @@ export class Analyzer {
         if (dir?.http1) n += this.onUnfinished(fs, dir.http1.gap(), 'plain');
         if (dir?.http2) n += this.onUnfinished(fs, dir.http2.close(), 'plain');
         const dec = fs.x?.hook?.decrypted[c2s ? 'c2s' : 's2c'];
-        if (dec?.http1) n += this.onUnfinished(fs, dec.http1.gap(), 'decrypted');
+        if (dec?.http1) {
+          // (plaintext read by the receiving end ends here as its connection did: see endDecrypted)
+          const how = readByReceiver(dec, c2s) ? endedBy(fs.tcpBits, c2s) : null;
+          if (how) {
+            const msgs = dec.http1.end(how === 'reset');
+            this.onMessages(fs, msgs, 'decrypted', fs.flow.lastSeen);
+            n += msgs.length;
+          } else n += this.onUnfinished(fs, dec.http1.gap(), 'decrypted');
+        }
         if (dec?.http2) n += this.onUnfinished(fs, dec.http2.close(), 'decrypted');
       }
       const qd = fs.x?.quicKeys;
@@ -1088,7 +1115,7 @@ export class Analyzer {
   /** Messages the end of the capture cut, taken as the flow's; how many. */
   private onUnfinished(fs: FlowState, msgs: HttpMessage[], source: 'plain' | 'decrypted'): number {
     if (msgs.length === 0) return 0;
-    for (const m of msgs) m.unfinished = true;
+    for (const m of msgs) m.unfinished = 'the capture ended before its end';
     this.onMessages(fs, msgs, source, msgs[0]!.ts);
     return msgs.length;
   }
@@ -1498,10 +1525,14 @@ export class Analyzer {
         this.endDecrypted(fs, fromClient, fin, ts);
       }
       if (d.tcpFlags & TCP_RST) {
-        // (a reset ends the other direction as well: a FIN of it waiting for bytes, and its HTTP/2 streams, plain and decrypted)
+        // (a reset ends the other direction as well: a FIN of it waiting for bytes, its HTTP/1 message in progress and its
+        // HTTP/2 streams, plain and decrypted)
         this.finAfterGap(fs, !fromClient, ts);
         const other = fromClient ? fs.s2c : fs.c2s;
-        if (other && other !== DONE && other.http2 && (other.reasm?.buffered ?? 0) === 0) this.onMessages(fs, other.http2.close(), 'plain', ts);
+        if (other && other !== DONE && (other.reasm?.buffered ?? 0) === 0) {
+          if (other.http1) this.onMessages(fs, other.http1.end(true), 'plain', ts);
+          if (other.http2) this.onMessages(fs, other.http2.close(), 'plain', ts);
+        }
         this.endDecrypted(fs, !fromClient, false, ts);
       }
     }
@@ -1524,26 +1555,30 @@ export class Analyzer {
   }
 
   /**
-   * A direction's TCP stream ended (`fin`: by its FIN, else by a reset or the capture's end): an HTTP/1 body delimited by
-   * the close ends, HTTP/2 streams are returned, and its state is freed.
+   * A direction's TCP stream ended (`fin`: by its FIN, else by a reset): its HTTP/1 message in progress ends (complete
+   * when its body runs to the close, else unfinished: see Http1Parser.end), HTTP/2 streams are returned, and its state is
+   * freed.
    */
   private endDir(fs: FlowState, c2s: boolean, fin: boolean, ts: number): void {
     const dir = c2s ? fs.c2s : fs.s2c;
     if (!dir || dir === DONE) return;
     dir.finAt = null;
-    if (fin && dir.http1) this.onMessages(fs, dir.http1.end(), 'plain', ts);
+    if (dir.http1) this.onMessages(fs, dir.http1.end(!fin), 'plain', ts);
     if (dir.http2) this.onMessages(fs, dir.http2.close(), 'plain', ts);
     if (dir.http1 || dir.http2 || fs.app !== 'classify') this.stopDir(fs, c2s);
   }
 
   /**
-   * A direction's decrypted plaintext ends with its TCP stream (`fin`: by its FIN, else a reset): an HTTP/1 body
-   * delimited by the close ends, and its HTTP/2 streams are returned (an answer whose END_STREAM the close cut off still
-   * has its status, as Wireshark shows it).
+   * A direction's decrypted plaintext ends with its TCP stream (`fin`: by its FIN, else a reset): its HTTP/1 message in
+   * progress ends as a plain one does (endDir), and its HTTP/2 streams are returned (an answer whose END_STREAM the close
+   * cut off still has its status, as Wireshark shows it).
    */
   private endDecrypted(fs: FlowState, c2s: boolean, fin: boolean, ts: number): void {
     const dir = fs.x?.hook?.decrypted?.[c2s ? 'c2s' : 's2c'];
-    if (fin && dir?.http1) this.onMessages(fs, dir.http1.end(), 'decrypted', ts);
+    // why not plaintext the receiving end's hooks read, unless a FIN completes its response: a read returns after its
+    // bytes came, so its last records may come after the FIN or reset; its message ends at the capture's end
+    // (endCapture), as the connection did
+    if (dir?.http1 && (!readByReceiver(dir, c2s) || (fin && dir.http1.readsToClose()))) this.onMessages(fs, dir.http1.end(!fin), 'decrypted', ts);
     if (dir?.http2) this.onMessages(fs, dir.http2.close(), 'decrypted', ts);
   }
 
@@ -2279,11 +2314,9 @@ export class Analyzer {
     keys.c2s!.setKeys(made.c2s);
     keys.s2c!.setKeys(made.s2c);
     // (secrets from a followed key log can come after the connection closed: its records, read now, end as the close did)
-    const bits = fs.tcpBits;
-    const reset = (bits & (TCP_SEEN_RST_CLIENT | TCP_SEEN_RST_SERVER)) !== 0;
     for (const c2s of [true, false]) {
-      const fin = (bits & (c2s ? TCP_SEEN_FIN_CLIENT : TCP_SEEN_FIN_SERVER)) !== 0;
-      if (fin || reset) this.endDecrypted(fs, c2s, fin, fs.flow.lastSeen);
+      const how = endedBy(fs.tcpBits, c2s);
+      if (how) this.endDecrypted(fs, c2s, how === 'fin', fs.flow.lastSeen);
     }
     fs.version++;
     return true;
@@ -2574,7 +2607,7 @@ export class Analyzer {
       e.startedAt = Math.min(e.startedAt, m.ts);
       const s = fs.flow.http[i];
       if (s) { s.method = e.method; s.host = host; s.path = e.path; }
-      markedBy(m, e, s);
+      markedBy(m, s, e);
       return;
     }
     if (fs.flow.http.length >= MAX_HTTP_SUMMARIES) {
@@ -2584,7 +2617,7 @@ export class Analyzer {
     }
     const s: HttpExchangeSummary = { method: m.method ?? null, host, path: m.path ?? null, status: null };
     fs.flow.http = add(fs.flow.http, s);
-    markedBy(m, s);
+    markedBy(m, s, undefined);
     if (x.exchanges.length >= this.opts.maxExchangesPerFlow) {
       x.exchangesDropped++;
       if (m.streamId !== undefined) (x.summaryStreams ??= new Map()).set(m.streamId, fs.flow.http.length - 1);
@@ -2596,7 +2629,7 @@ export class Analyzer {
     };
     this.keepMessage(x, m, e, 'request');
     x.exchanges = add(x.exchanges, e);
-    markedBy(m, e);
+    markedBy(m, undefined, e);
     x.exchangeStreams = add(x.exchangeStreams, m.streamId);
   }
 
@@ -2634,7 +2667,7 @@ export class Analyzer {
       this.keepMessage(x, m, e, 'response');
       const s = fs.flow.http[i];
       if (s) s.status = status;
-      markedBy(m, e, s);
+      markedBy(m, s, e);
       if (status === 101) this.switched(fs, x, m, source, i);
       // a refused CONNECT: what the client sent since is requests again (a tunnel's answer opens the tunnel instead)
       if (e.method === 'CONNECT' && source === 'plain' && (status < 200 || status >= 300)) {
@@ -2651,7 +2684,7 @@ export class Analyzer {
       if (s && s.status === null) {
         x.summaryStreams!.delete(m.streamId);
         s.status = status;
-        markedBy(m, s);
+        markedBy(m, s, undefined);
         return;
       }
       x.exchangesDropped++;
@@ -2665,7 +2698,7 @@ export class Analyzer {
       const s = list[x.cursor];
       if (s) {
         s.status = status;
-        markedBy(m, s);
+        markedBy(m, s, undefined);
         x.cursor++;
         return;
       }

@@ -153,8 +153,9 @@ export interface HttpExchangeSummary {
   path: string | null;
   status: number | null;
   /**
-   * The capture ended inside this exchange: its request's or response's head came, its end did not (a body still
-   * coming, an HTTP/2 or HTTP/3 stream not ended). The status, if any, is the response head's. Absent otherwise.
+   * Its request's or response's head came, its end did not: the capture ended inside it (a body still coming, an
+   * HTTP/2 or HTTP/3 stream not ended), or its HTTP/1 connection closed or was reset before a body's end (a download
+   * cut off; the detail's unfinishedReason says which). The status, if any, is the response head's. Absent otherwise.
    */
   unfinished?: true;
   /**

@@ -7,12 +7,13 @@
 // section they would name the wrong node; the saved session keeps them. What the helper never writes is left out
 // with a note rather than rewritten: big-endian sections (the helper writes little-endian on every node it runs
 // on), simple and obsolete packet blocks.
-import { BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BLOCK_SPB, TAPSCOPE_PEN, type RawOption } from './types.js';
+import {
+  BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_OBSOLETE_PB, BLOCK_SHB, BLOCK_SPB, TAPSCOPE_PEN, type RawOption,
+} from './types.js';
 import { newFraming, wholeBlocks, type Framing } from './framing.js';
 import { encodeBlock, encodeShb } from './writer.js';
 import { utf8NoNul } from './bytes.js';
 
-const BLOCK_OBSOLETE_PB = 2;
 const OPT_IF_NAME = 2;
 
 interface Source {

@@ -4,7 +4,7 @@ import { TapscopeError } from '../errors.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
 import { be32, le32, LastText, utf8NoNul } from './bytes.js';
 import {
-  BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_DSB, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_SHB, BLOCK_SPB,
+  BLOCK_CB_COPY, BLOCK_CB_NOCOPY, BLOCK_DSB, BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_OBSOLETE_PB, BLOCK_SHB, BLOCK_SPB,
   BYTE_ORDER_MAGIC, LINKTYPE_WIRESHARK_UPPER_PDU, MAX_BLOCK_LENGTH, TAPSCOPE_PEN,
   type InterfaceInfo, type NameRecord, type PcapngBlock, type RawOption, type TapscopeRecord,
 } from './types.js';
@@ -296,14 +296,15 @@ export class PcapngParser {
     if (len < 12) throw malformed(`block length ${len} is less than 12`, offset);
     if (len % 4 !== 0) throw malformed(`block length ${len} is not a multiple of 4`, offset);
     if (len > MAX_BLOCK_LENGTH) throw malformed(`block length ${len} is absurd (> 256 MiB)`, offset);
-    if (type === BLOCK_EPB && len > MAX_EPB_OPTIONS) {
+    const packet = epbLike(type);
+    if (packet !== null && len > MAX_EPB_OPTIONS) {
       // why: a damaged length reaching past the end of the file would read as a capture cut off inside its last
       // block, everything after it ignored without a word of damage; a packet block's length must fit its packet
       const head = this.peek(28);
       if (!head) return false;
       const capLen = rd32(head, this.off + 20, le);
       const spare = len - 32 - pad4(capLen);
-      if (spare > MAX_EPB_OPTIONS) throw malformed(`enhanced packet block length ${len} leaves ${spare} bytes after its ${capLen}-byte packet (its length is damaged)`, offset);
+      if (spare > MAX_EPB_OPTIONS) throw malformed(`${packet} length ${len} leaves ${spare} bytes after its ${capLen}-byte packet (its length is damaged)`, offset);
     }
     const b = this.peek(len);
     if (!b) return false;
@@ -315,18 +316,23 @@ export class PcapngParser {
       st.section += 1;
       st.ifaces = [];
     }
-    const block = type === BLOCK_EPB
-      ? this.decodeEpb(b, o + 8, o + len - 4, offset, le, st)
+    const block = packet !== null
+      ? this.decodeEpb(b, o + 8, o + len - 4, offset, le, st, type)
       : this.decodeBlock(type, b.subarray(o + 8, o + len - 4), offset, le, st);
     this.consume(len);
     if (block) emit(block);
     return true;
   }
 
-  /** The hot path: an EPB read in place from the chunk (body is buf[bs..be)); null when the raw sink took it. */
-  private decodeEpb(buf: Buffer, bs: number, be: number, offset: number, le: boolean, st: { ifaces: InterfaceInfo[] }): PcapngBlock | null {
-    if (be - bs < 20) throw malformed(`enhanced packet block is too short (${be - bs + 12} bytes)`, offset);
-    const iface = ifaceOf(st.ifaces, rd32(buf, bs, le), 'enhanced packet block', offset);
+  /**
+   * The hot path: an EPB read in place from the chunk (body is buf[bs..be)); null when the raw sink took it. An obsolete
+   * Packet Block (`type`) is read as the EPB that replaced it: its 16-bit interface id (its drops count, the other half of
+   * the EPB's id, is not kept), then the same timestamp, lengths, data and options (pack_flags is epb_flags).
+   */
+  private decodeEpb(buf: Buffer, bs: number, be: number, offset: number, le: boolean, st: { ifaces: InterfaceInfo[] }, type: number): PcapngBlock | null {
+    const what = epbLike(type)!;
+    if (be - bs < 20) throw malformed(`${what} is too short (${be - bs + 12} bytes)`, offset);
+    const iface = ifaceOf(st.ifaces, type === BLOCK_OBSOLETE_PB ? rd16(buf, bs, le) : rd32(buf, bs, le), what, offset);
     const tsHigh = rd32(buf, bs + 4, le);
     const tsLow = rd32(buf, bs + 8, le);
     const capLen = rd32(buf, bs + 12, le);
@@ -463,6 +469,14 @@ function ifaceOf(ifaces: InterfaceInfo[], id: number, what: string, offset: numb
   const iface = ifaces[id];
   if (!iface) throw malformed(`${what} refers to interface ${id} but the section defines ${ifaces.length}`, offset);
   return iface;
+}
+
+/**
+ * What the errors call a block of `type` laid out as an EPB (an enhanced packet block, or the obsolete packet block it
+ * replaced, which differs in its interface id's width only: see decodeEpb); null for any other type.
+ */
+function epbLike(type: number): string | null {
+  return type === BLOCK_EPB ? 'enhanced packet block' : type === BLOCK_OBSOLETE_PB ? 'packet block' : null;
 }
 
 /** More option bytes than an enhanced packet block can plausibly carry (comments, flags, hashes): its length is damaged. */

@@ -3,6 +3,11 @@
 
 export const BLOCK_SHB = 0x0a0d0d0a;
 export const BLOCK_IDB = 0x00000001;
+/**
+ * The obsolete Packet Block (pcapng's appendix): an EPB's fields but a 16-bit interface id and a 16-bit drops count
+ * where the EPB's 32-bit id is. Early writers wrote it; tshark still reads it, and so does the parser (as an EPB).
+ */
+export const BLOCK_OBSOLETE_PB = 0x00000002;
 export const BLOCK_SPB = 0x00000003;
 export const BLOCK_NRB = 0x00000004;
 export const BLOCK_ISB = 0x00000005;
@@ -72,7 +77,7 @@ export interface IdbBlock {
 }
 
 export interface PacketBlock {
-  /** 'epb' for enhanced (and classic pcap records), 'spb' for simple packet blocks. */
+  /** 'epb' for enhanced (and obsolete packet blocks, and classic pcap records), 'spb' for simple packet blocks. */
   type: 'epb' | 'spb';
   offset: number;
   iface: InterfaceInfo;

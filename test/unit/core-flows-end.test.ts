@@ -110,6 +110,110 @@ describe('HTTP/1 in flight when the capture ended', () => {
   });
 });
 
+describe('HTTP/1 cut short by its connection\'s close or reset', () => {
+  // a download its client gave up on: the answer's head and 1000 of its 100000 bytes, then the connection ended
+  const get = Buffer.from('GET /slow HTTP/1.1\r\nHost: files.test\r\n\r\n');
+  const head = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: text/plain\r\n\r\n');
+  const part = Buffer.concat([head, Buffer.alloc(1000, 0x61)]);
+  const closed = 'response: the connection closed before its body\'s end';
+
+  it('a response whose body the close cut off has its status as it came, unfinished, before the capture ends', async () => {
+    const b = new CaptureBuilder();
+    tcpConversation(b, client, server, [get], [part]);
+    // (taken at the close, as a live capture shows it: the capture has not ended)
+    const live = analyzer(b.build());
+    const f = live.flows()[0]!;
+    expect(f.http).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200, unfinished: true }]);
+    expect(live.detail(f.id)!.exchanges[0]).toMatchObject({ status: 200, unfinished: true, unfinishedReason: closed, responseBody: 'a'.repeat(1000) });
+    const { analyzer: a } = await analyzeFiles([{ path: fileOf(b.build()) }]);
+    const g = a.flows()[0]!;
+    expect((await jsonLine(g)).http).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200, unfinished: true }]);
+    expect([g].filter(compileFilter('http.unfinished && http.status == 200'))).toHaveLength(1);
+    const entries = (har([g], (id) => a.exchangesOf(id), false) as { log: { entries: { response: { status: number; content: { text: string } } }[] } }).log.entries;
+    expect(entries.map((e) => [e.response.status, e.response.content.text.length])).toEqual([[200, 1000]]);
+  });
+
+  it('by a reset of either side the same, saying so', () => {
+    for (const by of [client, server]) {
+      const b = new CaptureBuilder();
+      tcpConversation(b, client, server, [get], [part], { fin: false });
+      const [src, dst] = by === client ? [client, server] : [server, client];
+      const seq = by === client ? 1001 + get.length : 5001 + part.length;
+      b.tcp({ src: src.ip, dst: dst.ip, sport: src.port, dport: dst.port, seq, ack: 0, flags: 0x14 });
+      const a = analyzer(b.build());
+      const f = a.flows()[0]!;
+      expect(f.http, `reset by ${by.port}`).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200, unfinished: true }]);
+      expect(a.detail(f.id)!.exchanges[0]!.unfinishedReason).toBe('response: the connection was reset before its body\'s end');
+    }
+  });
+
+  it('an upload the client\'s close cut off is listed, unfinished, without a status', () => {
+    const b = new CaptureBuilder();
+    const upload = Buffer.from('POST /upload HTTP/1.1\r\nHost: files.test\r\nContent-Length: 50000\r\n\r\n');
+    tcpConversation(b, client, server, [upload, Buffer.alloc(1400, 0x62)], []);
+    const a = analyzer(b.build());
+    const f = a.flows()[0]!;
+    expect(f.http).toEqual([{ method: 'POST', host: 'files.test', path: '/upload', status: null, unfinished: true }]);
+    expect(a.detail(f.id)!.exchanges[0]).toMatchObject({ requestBody: 'b'.repeat(1400), unfinishedReason: 'request: the connection closed before its body\'s end' });
+  });
+
+  describe('decrypted by the hooks', () => {
+    const tls = { ip: server.ip, port: 443 };
+    const curl = { pid: 100, comm: 'curl', lib: 'openssl' };
+    const node = { pid: 200, comm: 'node', lib: 'openssl' };
+    const serverHello = Buffer.from([0x16, 0x03, 0x03, 0x00, 0x01, 0x00]);
+    /**
+     * A TLS connection closed by both FINs, or reset by its server; `records` puts the hooks' records after the segment
+     * of that number (4: the server's hello; 6: the server's FIN).
+     */
+    function hooked(records: (b: CaptureBuilder, segment: number) => void, reset = false): Buffer {
+      const b = new CaptureBuilder();
+      tcpConversation(b, client, tls, [fixtureClientHello()], [serverHello], { fin: !reset, afterSegment: (n) => records(b, n) });
+      if (reset) b.tcp({ src: tls.ip, dst: client.ip, sport: tls.port, dport: client.port, seq: 5001 + serverHello.length, ack: 0, flags: 0x14 });
+      return b.build();
+    }
+
+    it('written by the server: cut at its FIN or reset, as on the wire', () => {
+      for (const reset of [false, true]) {
+        const buf = hooked((b, n) => {
+          if (n !== 4) return;
+          b.tls(client, tls, 'in', get, node);
+          b.tls(tls, client, 'out', part, node);
+        }, reset);
+        const a = analyzer(buf);
+        const f = a.flows()[0]!;
+        expect(f.http).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200, unfinished: true }]);
+        const why = reset ? 'response: the connection was reset before its body\'s end' : closed;
+        expect(a.detail(f.id)!.exchanges[0]).toMatchObject({ source: 'decrypted', unfinishedReason: why });
+      }
+    });
+
+    it('read by the client: its reads after the server\'s FIN still end the answer whole; one they never end ends as the connection did', async () => {
+      // (records of reads come when the client reads, after the bytes came: here the answer's last ones after both FINs)
+      const whole = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n');
+      const late = hooked((b, n) => {
+        if (n === 4) {
+          b.tls(client, tls, 'out', get, curl);
+          b.tls(tls, client, 'in', Buffer.concat([whole, Buffer.alloc(10, 0x61)]), curl);
+        } else if (n === 6) b.tls(tls, client, 'in', Buffer.alloc(10, 0x62), curl);
+      });
+      const { analyzer: a } = await analyzeFiles([{ path: fileOf(late) }]);
+      const f = a.flows()[0]!;
+      expect(f.http).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200 }]);
+      expect(a.detail(f.id)!.exchanges[0]!.responseBody).toBe(`${'a'.repeat(10)}${'b'.repeat(10)}`);
+      const cut = hooked((b, n) => {
+        if (n !== 4) return;
+        b.tls(client, tls, 'out', get, curl);
+        b.tls(tls, client, 'in', part, curl);
+      });
+      const { analyzer: c } = await analyzeFiles([{ path: fileOf(cut) }]);
+      const g = c.flows()[0]!;
+      expect(g.http).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200, unfinished: true }]);
+      expect(c.detail(g.id)!.exchanges[0]!.unfinishedReason).toBe(closed);
+    });
+  });
+});
+
 describe('HTTP/2 streams in flight when the capture ended', () => {
   const tls = { ip: server.ip, port: 443 };
   // stream 1 answered whole; stream 3's answer came without its END_STREAM (its body going on)

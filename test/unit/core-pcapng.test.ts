@@ -11,9 +11,15 @@ import { Writable } from 'node:stream';
 import {
   PcapngParser, PcapngReader, parseBuffer, readBlocks, encodeShb, encodeIdb, encodeEpb, encodeIsb, encodeTapscopeRecord,
   encodeNrb, encodeDsb, encodeCustom, buildExportedPdu, parseExportedPdu, parseTlsComment, tsFromMs,
-  type PcapngBlock, type PacketBlock,
+  type PcapngBlock, type PacketBlock, type RawPacketSink,
 } from '../../src/pcapng/index.js';
+import { newFraming, wholeBlocks } from '../../src/pcapng/framing.js';
+import { readPacketAt } from '../../src/pcapng/block-at.js';
+import { BLOCK_EPB, BLOCK_OBSOLETE_PB } from '../../src/pcapng/types.js';
+import { analyzeFiles } from '../../src/flows/load.js';
+import { exportCapture } from '../../src/export/index.js';
 import { isTapscopeError, TapscopeError } from '../../src/errors.js';
+import { CaptureBuilder, tcpConversation } from './core-packet-builder.js';
 
 const FIX = join(import.meta.dirname, '../fixtures/pcapng');
 const pcapng = readFileSync(join(FIX, 'lo-udp.pcapng'));
@@ -45,10 +51,11 @@ function ticksString(p: PacketBlock): string {
   return `${ns / per}.${frac}`;
 }
 
-function parseChunked(buf: Buffer, size: number): PcapngBlock[] {
+/** The blocks of `buf` pushed `size` bytes at a time; packets `packet` takes in place are not among them. */
+function parseChunked(buf: Buffer, size: number, packet: RawPacketSink | null = null): PcapngBlock[] {
   const out: PcapngBlock[] = [];
   const p = new PcapngParser();
-  for (let i = 0; i < buf.length; i += size) p.push(buf.subarray(i, i + size), (b) => out.push(b));
+  for (let i = 0; i < buf.length; i += size) p.push(buf.subarray(i, i + size), (b) => out.push(b), packet);
   p.end();
   return out;
 }
@@ -328,6 +335,113 @@ describe('pcapng reader: truncated and malformed input', () => {
     }
     expect(codes.has('E_PCAPNG_MALFORMED')).toBe(true);
     expect(codes.has('E_PCAPNG_TRUNCATED')).toBe(true);
+  });
+});
+
+describe('pcapng reader: obsolete packet blocks (type 2, as early writers wrote; tshark reads them)', () => {
+  /**
+   * The capture with each EPB written as the obsolete Packet Block it replaced, in its section's byte order: the same
+   * length, timestamp, data and options; the 32-bit interface id a 16-bit one and a 16-bit drops count.
+   */
+  function asObsolete(capture: Buffer, drops = 3): Buffer {
+    const out = Buffer.from(capture);
+    const f = newFraming();
+    wholeBlocks(out, 0, f, (start) => {
+      if ((f.le ? out.readUInt32LE(start) : out.readUInt32BE(start)) !== BLOCK_EPB) return;
+      const id = f.le ? out.readUInt32LE(start + 8) : out.readUInt32BE(start + 8);
+      if (f.le) {
+        out.writeUInt32LE(BLOCK_OBSOLETE_PB, start);
+        out.writeUInt16LE(id, start + 8);
+        out.writeUInt16LE(drops, start + 10);
+      } else {
+        out.writeUInt32BE(BLOCK_OBSOLETE_PB, start);
+        out.writeUInt16BE(id, start + 8);
+        out.writeUInt16BE(drops, start + 10);
+      }
+    });
+    return out;
+  }
+  const orders = { le: pcapng, be: pcapngBe };
+  /** The blocks and the packets taken in place when `buf` is pushed `size` bytes at a time, with and without a raw sink. */
+  const bothWays = (buf: Buffer, size: number): unknown => {
+    const inPlace: unknown[] = [];
+    const blocks = parseChunked(buf, size, (iface, b, start, capLen, origLen, tsMs, offset) => {
+      inPlace.push({ iface: iface.interfaceId, data: b.toString('hex', start, start + capLen), origLen, tsMs, offset });
+      return true;
+    });
+    return { objects: view(parseChunked(buf, size)), blocks: view(blocks), inPlace };
+  };
+
+  it('reads them as the EPBs they were, in both byte orders', () => {
+    for (const [order, epbs] of Object.entries(orders)) {
+      const pbs = asObsolete(epbs);
+      expect(pbs.equals(epbs), order).toBe(false);
+      const blocks = parseBuffer(pbs);
+      expect(blocks.filter((b) => b.type === 'epb'), order).toHaveLength(expected.packets.length);
+      expect(view(blocks), order).toEqual(view(parseBuffer(epbs)));
+    }
+  });
+
+  it('gives the same blocks, and packets in place, for every chunk size (stride test)', () => {
+    for (const [order, epbs] of Object.entries(orders)) {
+      const pbs = asObsolete(epbs);
+      const whole = bothWays(epbs, epbs.length);
+      for (let size = 1; size <= 97; size++) expect(bothWays(pbs, size), `${order} chunk ${size}`).toEqual(whole);
+    }
+  });
+
+  it('keeps their interface (its 16 bits, not the drops count beside them), flags and comments', () => {
+    const b = new CaptureBuilder();
+    b.iface('eth0', 1);
+    b.packet(Buffer.alloc(60, 1), { iface: 'eth1', flags: 1, comments: ['seen on eth1'] });
+    const [packet] = parseBuffer(asObsolete(b.build(), 0xffff)).filter((x) => x.type === 'epb');
+    expect(packet).toMatchObject({ iface: { interfaceId: 1, name: 'eth1' }, flags: 1, comments: ['seen on eth1'], capLen: 60 });
+  });
+
+  it('gives the flows, packet bytes and export its EPB twin gives', async () => {
+    const b = new CaptureBuilder();
+    const server = { ip: '10.61.0.2', port: 80 };
+    tcpConversation(b, { ip: '10.61.0.1', port: 40100 }, server, [Buffer.from('GET /old HTTP/1.1\r\nHost: pb.test\r\nAuthorization: Bearer PBSECRET\r\n\r\n')],
+      [Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')]);
+    // (a decrypted record: an exported PDU with its flags and comment)
+    b.tls({ ip: '10.61.0.1', port: 40101 }, { ...server, port: 443 }, 'out', Buffer.from('GET /tls HTTP/1.1\r\nHost: pb.test\r\n\r\n'), { pid: 9, comm: 'curl', lib: 'openssl' });
+    const epbs = b.build();
+    const paths = { epb: join(tmp, 'twin-epb.pcapng'), pb: join(tmp, 'twin-pb.pcapng') };
+    writeFileSync(paths.epb, epbs);
+    writeFileSync(paths.pb, asObsolete(epbs));
+    const flows = async (path: string): Promise<unknown> => (await analyzeFiles([{ path }])).analyzer.flows();
+    const got = await flows(paths.pb);
+    expect(got).toEqual(await flows(paths.epb));
+    expect((got as { http: { path: string; status: number | null }[] }[]).flatMap((f) => f.http.map((h) => [h.path, h.status]))).toEqual([['/old', 200], ['/tls', null]]);
+    // (a row of a flow's packet list opened for its bytes)
+    const offsets = parseBuffer(epbs).flatMap((x) => (x.type === 'epb' ? [x.offset] : []));
+    for (const at of offsets) expect(await readPacketAt(paths.pb, at), `offset ${at}`).toEqual(await readPacketAt(paths.epb, at));
+    // (exported as EPBs: the file the EPBs export to, redacted or not)
+    for (const includeSecrets of [false, true]) {
+      const out = (name: string): string => join(tmp, `twin-${name}-${includeSecrets}.out.pcapng`);
+      for (const [name, path] of Object.entries(paths)) {
+        const { analyzer } = await analyzeFiles([{ path }]);
+        await exportCapture([{ path }], analyzer, { format: 'pcapng', out: out(name), includeSecrets });
+      }
+      const exported = readFileSync(out('pb'));
+      expect(parseBuffer(exported).filter((x) => x.type === 'epb')).toHaveLength(offsets.length);
+      expect(exported.equals(readFileSync(out('epb'))), `includeSecrets ${includeSecrets}`).toBe(true);
+    }
+  });
+
+  it('names a damaged one and its offset', () => {
+    const pbs = asObsolete(pcapng);
+    const first = parseBuffer(pbs).find((x) => x.type === 'epb')!.offset;
+    const damaged = (edit: (b: Buffer) => void): Buffer => {
+      const b = Buffer.from(pbs);
+      edit(b);
+      return b;
+    };
+    expectMalformed(damaged((b) => b.writeUInt16LE(7, first + 8)), /^packet block refers to interface 7 but the section defines 1/, first);
+    expectMalformed(damaged((b) => b.writeUInt32LE(0xffff, first + 20)), /^packet captured length 65535 overruns its block/, first);
+    // (a 28-byte block: its fields cut before the lengths)
+    expectMalformed(damaged((b) => { b.writeUInt32LE(28, first + 4); b.writeUInt32LE(28, first + 24); }), /^packet block is too short \(28 bytes\)/, first);
+    expectMalformed(damaged((b) => b.writeUInt32LE(4 * 1024 * 1024, first + 4)), /^packet block length 4194304 leaves \d+ bytes after its \d+-byte packet/, first);
   });
 });
 

@@ -196,6 +196,28 @@ describe('HTTP/1 resynchronisation', () => {
     expect(p.push(Buffer.from('this'), 2)).toEqual([]);
     expect(p.end().map((m) => m.body.toString())).toEqual(['all of this']);
   });
+  it('a message whose body\'s end had not come when the stream ended is returned as far as it came, unfinished', () => {
+    const cut = (wire: string, reset = false): unknown[] => {
+      const p = new Http1Parser();
+      p.push(Buffer.from(wire, 'latin1'), 1);
+      return p.end(reset).map((m) => [m.kind, m.status ?? m.method, m.body.toString('latin1'), m.bodyTruncated, m.unfinished]);
+    };
+    const closed = 'the connection closed before its body\'s end';
+    // (a download cut off: its head came, a tenth of its Content-Length)
+    expect(cut(`HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`)).toEqual([['response', 200, 'a'.repeat(10), true, closed]]);
+    // (a chunked one inside a chunk, between chunks, and before its trailers' end)
+    expect(cut('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')).toEqual([['response', 200, 'ab', true, closed]]);
+    expect(cut('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n')).toEqual([['response', 200, 'ab', true, closed]]);
+    expect(cut('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX-T: 1\r\n')).toEqual([['response', 200, 'ab', true, closed]]);
+    // (an upload, and a head with no body yet)
+    expect(cut('POST /up HTTP/1.1\r\nContent-Length: 50\r\n\r\nxyz')).toEqual([['request', 'POST', 'xyz', true, closed]]);
+    expect(cut('HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n')).toEqual([['response', 200, '', true, closed]]);
+    // (by a reset: a body that runs to the close has not ended well either, RFC 9112 §8)
+    expect(cut('HTTP/1.0 200 OK\r\n\r\nuntil the', true)).toEqual([['response', 200, 'until the', true, 'the connection was reset before its body\'s end']]);
+    // (whole messages, and a head still coming, are none of this)
+    expect(cut('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Le')).toEqual([]);
+    expect(cut('HTTP/1.0 200 OK\r\n\r\nuntil the close')).toEqual([['response', 200, 'until the close', false, undefined]]);
+  });
   it('messages completed by one push are not returned again by the next; a push completing none returns a frozen empty list', () => {
     const p = new Http1Parser();
     const first = p.push(Buffer.from('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n'), 1);
