@@ -377,6 +377,9 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* why: a terminal or ssh session that closes sends its process group SIGHUP; stop as on SIGINT (final statistics,
+	 * probes detached), as tcpdump does, not die with the capture's end unsaid */
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	clock_sync();
 	capture_start_ns = now_realtime_ns();

@@ -519,11 +519,16 @@ async function capture(c: Extract<RunnableCommand, { cmd: 'capture' }>): Promise
       process.exit(130);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // why SIGHUP too: a terminal or ssh session that closes sends it, and its default kills the capture unsaved (tcpdump
+  // stops cleanly on it too). Node resets it to the default at start, so nohup's ignoring it does not reach here
+  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  // why: once the terminal is gone, what the capture says fails (EIO); unheard, it must not end the capture unsaved
+  const unheard = (): void => undefined;
+  process.stderr.on('error', unheard);
   const unlisten = (): void => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    process.stderr.off('error', unheard);
   };
   try {
     started = await svc.startCapture(

@@ -1,5 +1,6 @@
 // Whole blocks in a pcapng byte stream cut anywhere, by their length fields alone (no block is decoded): what
-// the transports pass on (only whole blocks, so a cut never tears one) and the live merge of node streams share.
+// the transports pass on and the node files are written in (only whole blocks, so a cut or a kill never tears one), and
+// what the live merge of node streams shares.
 import { BLOCK_SHB, BYTE_ORDER_MAGIC, MAX_BLOCK_LENGTH } from './types.js';
 
 /** Where a stream's framing stands between calls: the byte order of its current section. */
@@ -32,4 +33,36 @@ export function wholeBlocks(buf: Buffer, from: number, f: Framing, onBlock?: (st
     off += len;
   }
   return off;
+}
+
+/**
+ * A pcapng stream cut anywhere, handed on in whole blocks: push() returns the bytes up to the end of the last whole
+ * block and holds the rest until the chunks after it complete that block. From a length no block can have on, the
+ * bytes are not pcapng, and are handed on as they come (the parser that reads them says where they went wrong).
+ */
+export class WholeBlocks {
+  private pending = Buffer.alloc(0);
+  private framing = newFraming();
+  private raw = false;
+
+  /** The whole blocks `chunk` completes; onBlock(start, end) is called for each, at its offsets in what is returned. */
+  push(chunk: Buffer, onBlock?: (start: number, end: number) => void): Buffer {
+    if (this.raw) return chunk;
+    const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    let off = wholeBlocks(buf, 0, this.framing, onBlock);
+    if (off < 0) {
+      this.raw = true;
+      off = buf.length;
+    }
+    // (a copy: the held bytes outlive the chunk they came in)
+    this.pending = Buffer.from(buf.subarray(off));
+    return buf.subarray(0, off);
+  }
+
+  /** Drops the bytes held (a block the stream's end tore) and starts over, for a new stream. */
+  reset(): void {
+    this.pending = Buffer.alloc(0);
+    this.framing = newFraming();
+    this.raw = false;
+  }
 }

@@ -1,12 +1,15 @@
-// Writes one node's pcapng stream to disk as the bytes arrive: appended, fsynced about once a second, so a
-// killed capture leaves every complete block on disk. After the SHB of each stream it inserts a Tapscope
+// Writes one node's pcapng stream to disk as the bytes arrive, in whole blocks only (a block's bytes wait in memory
+// until it is whole, then go in one write with the others the chunk completed): appended, fsynced about once a second,
+// so a capture killed at any moment, or whose helper died inside a block, leaves a file of whole blocks that reads to
+// its end; a write the disk cuts short is cut back to its last whole block. After the SHB of each stream it inserts a Tapscope
 // `{"t":"node","node":NAME}` custom block, so a merged multi-node file still says which node each section is,
 // and after a resumed stream's SHB a `{"t":"gap",...}` block, so the file itself says where data is missing. A file the
 // user named is opened (and so replaced) only when the first bytes come: a capture that never delivers leaves it alone.
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DiskReserve } from '../util/spool-file.js';
 import { BLOCK_SHB, BYTE_ORDER_MAGIC } from '../pcapng/types.js';
+import { WholeBlocks } from '../pcapng/framing.js';
 import { encodeTapscopeRecord } from '../pcapng/writer.js';
 
 const FSYNC_INTERVAL_MS = 1000;
@@ -23,8 +26,10 @@ export class NodeFileWriter {
   private inserted: { at: number; length: number } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private dirty = false;
-  /** Bytes of the current stream's first block seen so far (until the SHB is complete). */
-  private shbPending: Buffer[] | null = null;
+  /** the current stream cut into whole blocks (the bytes of one not yet whole are held back) */
+  private readonly blocks = new WholeBlocks();
+  /** the current stream's first block, its SHB, is still to come */
+  private awaitingShb = false;
   /** A lost stream not yet resumed: recorded after the next stream's SHB (a block boundary by construction). */
   private openGap: { fromMs: number; reason: string } | null = null;
   bytesWritten = 0;
@@ -57,7 +62,9 @@ export class NodeFileWriter {
 
   /** A new helper stream begins (first start or a reconnect): its first block is an SHB. */
   beginStream(): void {
-    this.shbPending = [];
+    // why: the stream before may have ended inside a block; its bytes go, or the new SHB would follow a torn block
+    this.blocks.reset();
+    this.awaitingShb = true;
     this.streamBase = this.bytesWritten;
     this.streamStarts.push(this.bytesWritten);
     this.inserted = null;
@@ -77,42 +84,53 @@ export class NodeFileWriter {
   }
 
   write(chunk: Buffer): void {
-    if (this.ended) return;
-    if (this.shbPending) {
-      this.shbPending.push(chunk);
-      const joined = Buffer.concat(this.shbPending);
-      if (joined.length < 12) return;
-      const le = joined.readUInt32LE(8) === BYTE_ORDER_MAGIC;
-      const len = le ? joined.readUInt32LE(4) : joined.readUInt32BE(4);
-      // why: the node record is little-endian; only insert it into a little-endian section (the helper's).
-      const valid = joined.readUInt32LE(0) === BLOCK_SHB && le && len >= 28 && len % 4 === 0 && len <= 1024 * 1024;
-      if (valid && len > joined.length) {
-        this.shbPending = [joined];
-        return;
-      }
-      this.shbPending = null;
-      if (!valid) {
-        this.raw(joined);
-        return;
-      }
-      this.raw(joined.subarray(0, len));
-      const records = [encodeTapscopeRecord({ t: 'node', node: this.node })];
-      if (this.openGap) records.push(encodeTapscopeRecord({ t: 'gap', ...this.openGap, toMs: Date.now() }));
-      this.openGap = null;
-      for (const r of records) this.raw(r);
-      this.inserted = { at: len, length: records.reduce((n, r) => n + r.length, 0) };
-      this.raw(joined.subarray(len));
+    if (this.ended || this.stopped !== null) return;
+    const ends: number[] = [];
+    const whole = this.blocks.push(chunk, (_start, end) => ends.push(end));
+    if (whole.length === 0) return;
+    if (!this.awaitingShb) {
+      this.raw(whole, ends);
       return;
     }
-    this.raw(chunk);
+    this.awaitingShb = false;
+    const len = ends[0];
+    // why: the node record is little-endian; only insert it into a little-endian section (the helper's).
+    if (len === undefined || len < 28 || whole.readUInt32LE(0) !== BLOCK_SHB || whole.readUInt32LE(8) !== BYTE_ORDER_MAGIC) {
+      this.raw(whole, ends);
+      return;
+    }
+    const records = [encodeTapscopeRecord({ t: 'node', node: this.node })];
+    if (this.openGap) records.push(encodeTapscopeRecord({ t: 'gap', ...this.openGap, toMs: Date.now() }));
+    this.openGap = null;
+    let at = len;
+    const recordEnds = records.map((r) => (at += r.length));
+    const length = at - len;
+    this.inserted = { at: len, length };
+    this.raw(Buffer.concat([whole.subarray(0, len), ...records, whole.subarray(len)]), [len, ...recordEnds, ...ends.slice(1).map((e) => e + length)]);
   }
 
-  private raw(b: Buffer): void {
+  /**
+   * Writes `b` in one write: whole blocks, ending at `ends` (after the last, bytes that are not pcapng, as they came).
+   * A write the disk cut short (full, or failing) is cut back to the end of its last whole block.
+   */
+  private raw(b: Buffer, ends: number[]): void {
     if (this.ended || this.stopped !== null || b.length === 0) return;
     if (this.fd === null && !this.open(b.length)) return;
     const r = this.disk.write(this.fd!, b, this.bytesWritten);
-    this.bytesWritten += r.n;
-    if (r.n > 0) this.dirty = true;
+    let n = r.n;
+    const keep = ends.filter((e) => e <= n).at(-1) ?? 0;
+    if (n < b.length && keep < n) {
+      // why: a file ending inside a block is one tshark fails on ("cut short in the middle of a packet"); the file (maybe
+      // opened to append: its size, not this writer's count) ends where this write began, plus its whole blocks
+      try {
+        ftruncateSync(this.fd!, fstatSync(this.fd!).size - (n - keep));
+        n = keep;
+      } catch {
+        // (the torn block stays: reading the file says where it ends)
+      }
+    }
+    this.bytesWritten += n;
+    if (n > 0) this.dirty = true;
     if (r.full !== null || r.error !== null) this.stop(`stopped writing ${this.path} after ${this.bytesWritten} bytes: ${r.full ?? r.error!.message}`);
   }
 
@@ -168,8 +186,8 @@ export class NodeFileWriter {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (this.ended) return;
-    if (this.shbPending && this.shbPending.length > 0) this.raw(Buffer.concat(this.shbPending));
-    this.shbPending = null;
+    // (the bytes of a block the stream's end tore are dropped: the live analysis notes it)
+    this.blocks.reset();
     this.ended = true;
     this.sync();
     if (this.fd !== null) closeSync(this.fd);

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { TapscopeError } from '../errors.js';
-import { newFraming, wholeBlocks } from '../pcapng/framing.js';
+import { WholeBlocks } from '../pcapng/framing.js';
 import type { CaptureOptions } from './target.js';
 
 export interface HelperBinary {
@@ -302,25 +302,16 @@ export function onLines(stream: Readable, cb: (line: string) => void): { tail():
  * the whole file unreadable from there on. Bytes that are not pcapng are passed on unchanged.
  */
 export class CompleteBlocks extends Transform {
-  private pending = Buffer.alloc(0);
-  private readonly framing = newFraming();
-  private raw = false;
+  private readonly blocks = new WholeBlocks();
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.raw) return cb(null, chunk);
-    const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    let off = wholeBlocks(buf, 0, this.framing);
-    if (off < 0) {
-      this.raw = true;
-      off = buf.length;
-    }
-    if (off > 0) this.push(buf.subarray(0, off));
-    this.pending = Buffer.from(buf.subarray(off));
+    const whole = this.blocks.push(chunk);
+    if (whole.length > 0) this.push(whole);
     cb();
   }
 
   override _flush(cb: TransformCallback): void {
-    this.pending = Buffer.alloc(0);
+    this.blocks.reset();
     cb();
   }
 }

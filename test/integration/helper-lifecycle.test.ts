@@ -284,6 +284,15 @@ describe('helper lifecycle', () => {
     expect(h.stderr()).toMatch(/stopped: packets=\d+/);
   });
 
+  it('SIGHUP (its terminal or ssh session closed): stops as on SIGTERM, with the final stats', async () => {
+    const out = join(dir, 'hup.pcapng');
+    const h = await startHelper(lab.nodeNs, ['--mode', 'afpacket'], out);
+    expect(await h.stop('SIGHUP')).toBe(0);
+    const cap = readCapture(out);
+    expect(cap.records.at(-1)).toMatchObject({ t: 'stats', final: true });
+    expect(h.stderr()).toMatch(/stopped: packets=\d+/);
+  });
+
   it('streams: `helper | tshark -r -` shows a ClientHello while the capture is still running', async () => {
     // why: a shell pipe, because tshark refuses a socket on stdin (Node's child stdio 'pipe' is a socketpair)
     const sh = spawn('sh', ['-c', `ip netns exec ${lab.nodeNs} ${HELPER} --mode afpacket --duration 60 | ` +

@@ -1,7 +1,8 @@
 // A capture into a file the user named (`tapscope capture --out FILE`): a capture that fails before its first byte, or
-// is killed before it, leaves the file as it was and no session; one killed after it leaves a valid capture; a second
-// capture into a file another one writes is refused; an --out that cannot be written is a clear error before anything
-// starts; and a node stream that turns malformed is reported with the saved file's offset (what reading it says).
+// is killed before it, leaves the file as it was and no session; one killed after it, even while a block is half
+// received, leaves a valid capture; a second capture into a file another one writes is refused; an --out that cannot be
+// written is a clear error before anything starts; and a node stream that turns malformed is reported with the saved
+// file's offset (what reading it says).
 // Real files, the real CoreService and SessionStore; the targets are a stand-in whose streams the test writes, and the
 // real local target running fake helpers (shell scripts).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -223,6 +224,34 @@ describe('a capture killed with SIGKILL', () => {
     } finally {
       endHelper(pidA);
       endHelper(pidB);
+    }
+  }, 60_000);
+
+  it('while a block is half received leaves the blocks before it only: tshark reads the file without a warning', async () => {
+    const root = join(tmp, 'killed-midblock');
+    const out = join(tmp, 'killed-midblock.pcapng');
+    // (25 packets and half of a 26th, then the helper waits, as one whose next bytes have not come; a block's length is
+    // also its last 4 bytes)
+    const all = stream(26, 4444);
+    const last = all.readUInt32LE(all.length - 4);
+    const bytes = all.subarray(0, all.length - last);
+    const half = join(tmp, 'half-stream.bin');
+    writeFileSync(half, all.subarray(0, all.length - last / 2));
+    const pid = join(tmp, 'helper-half.pid');
+    const alive = 'kill -0 $PPID 2>/dev/null';
+    const h = helper('half.sh', `echo $$ > ${pid}\necho "tapscope-helper: capturing" >&2\ncat ${half}\nwhile ${alive}; do sleep 0.1; done`);
+    try {
+      const c = await captureInChild(root, h, out);
+      await until(() => existsSync(out) && statSync(out).size >= bytes.length);
+      // (the half block had time to come: its bytes are held, not written)
+      await new Promise((r) => setTimeout(r, 300));
+      c.kill();
+      await new Promise((r) => setTimeout(r, 300));
+      const t = spawnSync('tshark', ['-r', out, '-Y', 'udp', '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' });
+      expect([t.status, t.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Running as user'))]).toEqual([0, []]);
+      expect(t.stdout.split('\n').filter(Boolean)).toHaveLength(25);
+    } finally {
+      endHelper(pid);
     }
   }, 60_000);
 });
