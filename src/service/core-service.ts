@@ -29,7 +29,7 @@ import { analyzeFiles, damageNote, type CaptureFile, type DamagedFile } from '..
 import { libraryBreakdown } from '../flows/libraries.js';
 import { distinctNotes, gapNote, lossNote, type NodeMeta } from '../flows/node-meta.js';
 import { PcapngParser } from '../pcapng/parser.js';
-import { SessionStore, type SessionRecord } from '../store/session-store.js';
+import { SessionStore, capturer, type SessionRecord } from '../store/session-store.js';
 import type { NodeFileWriter } from '../store/node-writer.js';
 import { exportCapture } from '../export/index.js';
 import { findWireshark, followInWireshark, openFileInWireshark } from './wireshark.js';
@@ -53,6 +53,11 @@ export interface CoreServiceOptions {
 }
 
 interface Loaded {
+  /**
+   * what it was loaded from (stampOf): the record's end and writer (another process's capture that ended since is read
+   * again) and the capture files' size and time (files another process wrote on since are read again)
+   */
+  stamp: { record: string; files: string };
   analyzer: Analyzer;
   /** the load's notes, the damaged files' among them */
   notes: string[];
@@ -324,7 +329,8 @@ export class CoreService implements ApiCalls {
     }
     ls.timer = setInterval(() => this.emitCounters(ls), this.countersMs);
     ls.timer.unref();
-    void ls.handle.done.then(() => this.finishLive(ls));
+    // (how the end went, a failure too, is waitForCapture's and stopCapture's to tell)
+    void ls.handle.done.then(() => this.finishLive(ls)).catch(() => undefined);
     const summary = this.summaryOf(this.store.get(rec.id));
     this.emit('sessionChanged', summary);
     return summary;
@@ -434,9 +440,19 @@ export class CoreService implements ApiCalls {
       });
       const counted = [...ls.analyzer.nodes].map(([node, m]) => lossNote(node, m)).filter((n): n is string => n !== null);
       const losses = distinctNotes([...ls.notes, ...damaged.map(damageNote), ...counted]);
-      const rec = await this.store.finish(ls.id, {
-        notes: distinctNotes([...(ls.handle?.notes ?? []), ...losses, ...ls.keyLogNotes]), losses, mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null,
-      });
+      const notes = distinctNotes([...(ls.handle?.notes ?? []), ...losses, ...ls.keyLogNotes]);
+      let rec: SessionRecord;
+      try {
+        rec = await this.store.finish(ls.id, { notes, losses, mode: meta?.mode ?? null, modeReason: meta?.modeReason ?? null });
+      } catch (e) {
+        if (!isTapscopeError(e, 'E_DISK_FULL')) throw e;
+        // (the disk kept no end: the capture's summary is this process's, and the capture fails as one stopped by a
+        // full disk does, after it says what it saved)
+        const kept = this.store.get(ls.id);
+        rec = { ...kept, endedAt: Date.now(), notes: distinctNotes([...kept.notes, ...notes, e.message]), losses: distinctNotes([...kept.losses ?? [], ...losses, e.message]) };
+        delete rec.writer;
+        if (!this.diskStops.has(ls.id)) this.diskStops.set(ls.id, e.message);
+      }
       if (rec.pendingFile) {
         // why remove it: no node delivered a byte, and the file it names is the user's as it was, not this capture
         this.live.delete(ls.id);
@@ -448,18 +464,27 @@ export class CoreService implements ApiCalls {
       }
       // why: resolve every flow (and so its pod) while the cluster's pod index is still live, then keep the map.
       ls.analyzer.flows();
-      this.store.writePods(rec, ls.pods);
+      try {
+        this.store.writePods(rec, ls.pods);
+      } catch (e) {
+        // (the capture is saved without them: its flows name no pods when it is reopened)
+        rec.notes = distinctNotes([...rec.notes, `the pods its addresses belonged to could not be saved (${(e as Error).message}): reopened, its flows name no pods`]);
+      }
       this.indexFrom(rec, ls.analyzer, []);
       // (a capture that followed a key log is analyzed again with its keys.log when it is next looked at: its connections
       // from before the key log was added, and those whose secrets came too late, are decrypted then)
-      if (!followed) this.remember(ls.id, { analyzer: ls.analyzer, notes: [], damaged, files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
+      if (!followed) this.remember(ls.id, { stamp: this.stampOf(rec), analyzer: ls.analyzer, notes: [], damaged, files: this.store.captureFiles(rec), sorted: new Map(), keyLog: null });
       this.live.delete(ls.id);
       const summary = this.summaryOf(rec);
       this.emit('sessionChanged', summary);
       const end: CaptureEnd = { ...summary, damaged, saved: true };
       this.ends.set(ls.id, end);
       return end;
-    })();
+    })().catch((e: unknown) => {
+      // (a finish that failed leaves no live capture behind: the session is as the disk has it)
+      this.live.delete(ls.id);
+      throw e;
+    });
     return ls.finished;
   }
 
@@ -555,18 +580,21 @@ export class CoreService implements ApiCalls {
       id: rec.id, name: rec.name, target: rec.target, createdAt: rec.createdAt, endedAt: rec.endedAt, file: rec.file,
     };
     if (ls) {
-      const metas = [...ls.analyzer.nodes.values()];
-      const m = metas.find((x) => x.hasCaptureRecord);
       return {
-        ...base, live: true, mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, ...captureFilterOf(metas, rec), packets: ls.analyzer.counters.packets,
-        bytes: ls.analyzer.counters.bytes, flows: ls.analyzer.flowCount, drops: metas.reduce((n, x) => n + x.drops, 0),
-        nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])],
+        ...base, live: true, ...sofar(ls.analyzer, rec), nodes: [...new Set([...rec.nodes, ...ls.writers.keys()])],
         notes: distinctNotes([...(ls.handle?.notes ?? []), ...ls.notes, ...ls.damaged.map(damageNote), ...ls.keyLogNotes]),
         losses: distinctNotes([...ls.notes, ...ls.damaged.map(damageNote)]),
       };
     }
     const idx = this.store.readIndex(rec);
-    const loaded = this.loaded.get(rec.id);
+    const loaded = this.cachedLoad(rec);
+    const elsewhere = this.store.capturedElsewhere(rec);
+    if (elsewhere) {
+      // why not the load's notes: a file read while it is written ends inside a block, its helper's stream without final
+      // statistics, which are no losses; that capture's own notes come with its end, and the session is read again then
+      const note = `being captured by ${capturer(elsewhere)}: the counts are of what it had written when this was read`;
+      return { ...base, live: false, ...sofar(loaded?.analyzer ?? null, rec), nodes: rec.nodes, notes: distinctNotes([...rec.notes, note]), losses: rec.losses ?? [] };
+    }
     const killed = rec.endedAt === null && !this.store.capturing(rec) ? interruptedNote(rec, this.store.captureFiles(rec).length > 0) : null;
     return {
       ...base, live: false, mode: idx?.mode ?? rec.mode, modeReason: idx?.modeReason ?? rec.modeReason,
@@ -630,15 +658,16 @@ export class CoreService implements ApiCalls {
    * well (the CLI's --keylog), used when the session is not loaded yet.
    */
   async load(id: string, keyLog: KeyLog | null = null): Promise<Loaded> {
-    const cached = this.loaded.get(id);
-    if (cached) {
+    const pending = this.loading.get(id);
+    if (pending) return pending;
+    const rec = this.store.get(id);
+    const stamp = this.stampOf(rec);
+    const cached = this.cachedLoad(rec);
+    if (cached?.stamp.files === stamp.files) {
       this.remember(id, cached);
       return cached;
     }
-    const pending = this.loading.get(id);
-    if (pending) return pending;
     const p = (async () => {
-      const rec = this.store.get(id);
       const files = this.store.captureFiles(rec);
       if (files.length === 0) {
         const why = rec.pendingFile ? `no byte came before its capture ended, and ${rec.file} was left as it was`
@@ -660,9 +689,10 @@ export class CoreService implements ApiCalls {
       const notes = [...loadNotes, ...damaged.map(damageNote)];
       const pods = this.store.readPods(rec);
       if (pods) analyzer.podLookup = (ip) => pods.get(ip) ?? null;
-      const l: Loaded = { analyzer, notes: keyNote ? [...notes, keyNote] : notes, damaged, files, sorted: new Map(), keyLog: keys };
-      // (the index keeps what the capture files say; the key log's note is the load's, as the key log can be fixed)
-      this.indexFrom(rec, analyzer, notes);
+      const l: Loaded = { stamp, analyzer, notes: keyNote ? [...notes, keyNote] : notes, damaged, files, sorted: new Map(), keyLog: keys };
+      // (the index keeps what the capture files say; the key log's note is the load's, as the key log can be fixed. Not
+      // of a file another process is still writing: it would be stale at once, and that capture writes its own at its end)
+      if (!this.store.capturing(rec)) this.indexFrom(rec, analyzer, notes);
       this.remember(id, l);
       return l;
     })();
@@ -672,6 +702,26 @@ export class CoreService implements ApiCalls {
     } finally {
       this.loading.delete(id);
     }
+  }
+
+  /**
+   * What a load of the session depends on: its record's end and writer (another process's capture ends), and its capture
+   * files' size and time (another process writes them, e.g. a CLI capture seen from the app).
+   */
+  private stampOf(rec: SessionRecord): { record: string; files: string } {
+    const st = this.store.captureStat(rec);
+    return { record: JSON.stringify([rec.endedAt, rec.writer ?? null]), files: `${st.size}/${st.mtimeMs}` };
+  }
+
+  /**
+   * The session's cached load, unless its record changed since (a capture another process ran has ended: its load of the
+   * file half-way is dropped). Its files may have grown: load() reads them again, a summary counts what was read.
+   */
+  private cachedLoad(rec: SessionRecord): Loaded | undefined {
+    const l = this.loaded.get(rec.id);
+    if (!l || l.stamp.record === this.stampOf(rec).record) return l;
+    this.loaded.delete(rec.id);
+    return undefined;
   }
 
   async openSession(req: { sessionId: string }): Promise<SessionSummary> {
@@ -1114,6 +1164,19 @@ function nodeKeyLogPaths(paths: string[] | undefined): string[] {
   }
   if (out.length > MAX_NODE_KEY_LOGS) throw new TapscopeError('E_USAGE', `at most ${MAX_NODE_KEY_LOGS} key logs on the node (${out.length} given)`);
   return out;
+}
+
+/**
+ * A capture as its analysis so far has it (a live capture's, or the file another process is writing; null: none yet):
+ * its mode as its capture records say, its filter and its counters.
+ */
+function sofar(a: Analyzer | null, rec: SessionRecord): Pick<SessionSummary, 'mode' | 'modeReason' | 'captureFilter' | 'filtered' | 'packets' | 'bytes' | 'flows' | 'drops'> {
+  const metas = [...a?.nodes.values() ?? []];
+  const m = metas.find((x) => x.hasCaptureRecord);
+  return {
+    mode: m?.mode ?? null, modeReason: m?.modeReason ?? null, ...captureFilterOf(metas, rec), packets: a?.counters.packets ?? 0, bytes: a?.counters.bytes ?? 0,
+    flows: a?.flowCount ?? 0, drops: metas.reduce((n, x) => n + x.drops, 0),
+  };
 }
 
 /**

@@ -44,6 +44,11 @@ export function thisProcess(): ProcessRef {
   return { pid: process.pid, host: hostname(), start: processStart(process.pid) };
 }
 
+/** Whether `p` is this process. */
+export function isThisProcess(p: ProcessRef): boolean {
+  return p.pid === process.pid && p.host === hostname();
+}
+
 /** Whether the process is still running. One on another host (a shared folder) cannot be looked at: taken as running. */
 export function isRunning(p: ProcessRef): boolean {
   if (p.host !== hostname()) return true;
@@ -127,7 +132,7 @@ export function releaseCaptureLock(file: string, session: string): void {
   const path = lockPath(file);
   const lock = readLock(path);
   if (lock === null) return;
-  const mine = lock !== 'unwritten' && lock.session === session && lock.pid === process.pid && lock.host === hostname();
+  const mine = lock !== 'unwritten' && lock.session === session && isThisProcess(lock);
   if (!mine && held(path, lock)) return;
   try {
     rmSync(path, { force: true });

@@ -16,17 +16,18 @@
 // A file session opened from a file in the uploads folder (web mode's dropped files, src/server/uploads.ts) owns it:
 // it is deleted with the session, unless another session names it too.
 import {
-  accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, statSync,
-  writeFileSync, createReadStream, createWriteStream,
+  accessSync, appendFileSync, closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync,
+  rmdirSync, statSync, writeFileSync, writeSync, createReadStream, createWriteStream,
 } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { TapscopeError, isTapscopeError } from '../errors.js';
+import { TapscopeError, isTapscopeError, noRoomReason } from '../errors.js';
 import { isFile, sessionsRoot, uploadsDir } from '../util/paths.js';
 import { NodeFileWriter } from './node-writer.js';
-import { acquireCaptureLock, isRunning, releaseCaptureLock, thisProcess, type ProcessRef } from './capture-lock.js';
+import { acquireCaptureLock, isRunning, isThisProcess, releaseCaptureLock, thisProcess, type ProcessRef } from './capture-lock.js';
 import type { CaptureFile } from '../flows/load.js';
 import type { PodRef } from '../model/flow.js';
 
@@ -141,6 +142,9 @@ const podsSchema = z.record(z.string(), z.object({
  */
 const ORPHAN_UPLOAD_AGE_MS = 60 * 60 * 1000;
 
+/** The longest session name, in UTF-16 units (as JavaScript counts length): the API's schemas (api/schemas.ts) allow as many. */
+const MAX_SESSION_NAME = 256;
+
 /** A session id: a folder name of the sessions root, never `.`, `..` or a hidden name. */
 const SESSION_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 
@@ -149,13 +153,49 @@ function safeName(node: string): string {
 }
 
 function writeJsonAtomic(path: string, value: unknown): void {
+  const text = `${JSON.stringify(value, null, 1)}\n`;
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
+    writeFileSync(tmp, text);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    if (noRoomReason((e as NodeJS.ErrnoException).code) === null || !rewriteInPlace(path, text)) throw e;
+  }
+}
+
+/**
+ * Writes `text` over the file at `path` within the room it already has on its disk; false, the file left as it was, when
+ * it needs more (or is not there). why: a full disk has no room for the new copy writeJsonAtomic renames over the file,
+ * but a session's record fits in the blocks its last version holds, and a capture stopped by a full disk must still save
+ * why it stopped. (Not atomic: a crash in the middle of it leaves a broken record, which is listed as one.)
+ */
+function rewriteInPlace(path: string, text: string): boolean {
+  let fd: number;
+  let old: Buffer;
+  try {
+    old = readFileSync(path);
+    fd = openSync(path, 'r+');
+  } catch {
+    return false;
+  }
+  const put = (b: Buffer): void => {
+    for (let n = 0; n < b.length;) n += writeSync(fd, b, n, b.length - n, n);
+    ftruncateSync(fd, b.length);
+  };
+  try {
+    put(Buffer.from(text));
+    return true;
+  } catch {
+    try {
+      // (the old bytes fit where they were)
+      put(old);
+    } catch {
+      // (left as the failed write left it: listed as a broken record, saying where its capture is)
+    }
+    return false;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -166,15 +206,42 @@ function firstIssue(e: z.ZodError): string {
   return `${i.path.length > 0 ? i.path.join('.') : 'the record'}: ${i.message}`;
 }
 
-/** Why a capture cannot be written into `file` (the file system's error), as E_CAPTURE_OUT. */
-function cannotCapture(file: string, e: unknown): TapscopeError {
+/** What the file system's error means, as a person reads it (else its own message). */
+function fsWhy(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
-  const why = err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied'
+  return err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied'
     : err.code === 'EROFS' ? 'the file system is read-only'
       : err.code === 'ENOTDIR' ? 'a part of its path is not a folder'
         : err.code === 'EISDIR' ? 'it is a directory'
-          : err.message;
-  return new TapscopeError('E_CAPTURE_OUT', `cannot capture into ${file}: ${why}`, { path: file }, { cause: e });
+          : noRoomReason(err.code) ?? err.message;
+}
+
+/** Why a capture cannot be written into `file` (the file system's error), as E_CAPTURE_OUT. */
+function cannotCapture(file: string, e: unknown): TapscopeError {
+  return new TapscopeError('E_CAPTURE_OUT', `cannot capture into ${file}: ${fsWhy(e)}`, { path: file }, { cause: e });
+}
+
+/** Why no session can be made in the sessions folder `root` (the file system's error): E_DISK_FULL for want of room, else E_CAPTURE_OUT. */
+function cannotKeepSessions(root: string, e: unknown): TapscopeError {
+  if (isTapscopeError(e)) return e;
+  const full = noRoomReason((e as NodeJS.ErrnoException).code) !== null;
+  return new TapscopeError(full ? 'E_DISK_FULL' : 'E_CAPTURE_OUT', `cannot keep sessions in ${root}: ${fsWhy(e)} (TAPSCOPE_HOME chooses another folder for them)`, { path: root }, { cause: e });
+}
+
+/**
+ * Makes `dir` and the folders above it that are missing. why the nearest folder there is looked at when that fails: a
+ * recursive mkdir says only ENOENT when a folder cannot be made, e.g. on a read-only file system.
+ */
+function makeFolder(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    let up = dirname(dir);
+    while (!existsSync(up) && dirname(up) !== up) up = dirname(up);
+    accessSync(up, constants.W_OK);
+    throw e;
+  }
 }
 
 /**
@@ -195,7 +262,7 @@ function checkCaptureOut(file: string): void {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotCapture(file, e);
   }
   try {
-    mkdirSync(dirname(file), { recursive: true });
+    makeFolder(dirname(file));
     accessSync(dirname(file), constants.W_OK);
     if (exists) accessSync(file, constants.W_OK);
   } catch (e) {
@@ -219,6 +286,11 @@ function canonical(path: string): string {
 function isBelow(dir: string, file: string): boolean {
   const rel = relative(dir, file);
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
+/** The process `p`, as a message names it (its host when that is another). */
+export function capturer(p: ProcessRef): string {
+  return `process ${p.pid}${p.host !== hostname() ? ` on ${p.host}` : ''}`;
 }
 
 export class SessionStore {
@@ -246,7 +318,11 @@ export class SessionStore {
     const now = new Date();
     const named = init.file && !init.existing ? resolve(init.file) : null;
     if (named) checkCaptureOut(named);
-    mkdirSync(this.root, { recursive: true });
+    try {
+      makeFolder(this.root);
+    } catch (e) {
+      throw cannotKeepSessions(this.root, e);
+    }
     const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     let id = '';
     for (;;) {
@@ -255,7 +331,7 @@ export class SessionStore {
         mkdirSync(join(this.root, id));
         break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotKeepSessions(this.root, e);
       }
     }
     const dir = join(this.root, id);
@@ -274,7 +350,11 @@ export class SessionStore {
         ...(init.captureFilter ? { captureFilter: init.captureFilter } : {}), file: init.file ? resolve(init.file) : join(dir, CAPTURE_PCAPNG), nodeFiles: {},
         ...(init.openedFrom ? { openedFrom: init.openedFrom } : {}), ...(named ? { pendingFile: true as const } : {}), ...(live ? { writer: thisProcess() } : {}),
       };
-      this.save(rec);
+      try {
+        this.save(rec);
+      } catch (e) {
+        throw cannotKeepSessions(this.root, e);
+      }
       return rec;
     } catch (e) {
       if (named) releaseCaptureLock(named, id);
@@ -387,12 +467,20 @@ export class SessionStore {
   rename(id: string, name: string): SessionRecord {
     const trimmed = name.trim();
     if (!trimmed) throw new TapscopeError('E_USAGE', 'a session name cannot be empty');
-    return this.update(id, (r) => { r.name = trimmed.slice(0, 200); });
+    // why refused, not cut: a cut could split a character (an emoji is two UTF-16 units), and the name is the user's
+    if (trimmed.length > MAX_SESSION_NAME) throw new TapscopeError('E_USAGE', `a session name is at most ${MAX_SESSION_NAME} characters (an emoji counts as two); this one has ${trimmed.length}`);
+    return this.update(id, (r) => { r.name = trimmed; });
   }
 
+  /**
+   * Deletes the session: its folder, and its node files beside a capture file it does not own. Refused (E_USAGE) while
+   * another process captures into it: that capture would go on writing into a session that is gone, and fail at its end.
+   */
   delete(id: string): void {
     const rec = this.get(id);
     const dir = this.dir(id);
+    const by = this.capturedElsewhere(rec);
+    if (by) throw new TapscopeError('E_USAGE', `session '${id}' cannot be deleted while ${capturer(by)} captures into it; stop that capture first (Ctrl-C where it runs), then delete the session`);
     // why only the node files named after the capture file: a capture file the user named (outside the session folder)
     // is theirs, and so is anything else a record could name there; only our folder and the node files beside it go.
     const stem = `${basename(rec.file, '.pcapng')}.`;
@@ -553,6 +641,11 @@ export class SessionStore {
     return rec.endedAt === null && rec.writer !== undefined && isRunning(rec.writer);
   }
 
+  /** The other process capturing into the session now (a CLI capture, seen from the app), else null. */
+  capturedElsewhere(rec: SessionRecord): ProcessRef | null {
+    return this.capturing(rec) && rec.writer && !isThisProcess(rec.writer) ? rec.writer : null;
+  }
+
   /**
    * Appends the other nodes' files to the capture file (one section per stream) and removes them; returns where each
    * one's bytes now begin in the capture file. When the capture file is one the user named that never got a byte, it is
@@ -594,24 +687,43 @@ export class SessionStore {
 
   /**
    * Ends a capture: merges the other nodes' files into the capture file (see mergeNodeFiles), records the end time and
-   * notes, and gives up the lock on a file the user named. Safe to call on a session whose capture was killed.
+   * notes, and gives up the lock on a file the user named. Safe to call on a session whose capture was killed. On a disk
+   * without room for the record (E_DISK_FULL), the end is saved without the notes if that fits (saying so), else the
+   * error says the record could not be saved; the lock is given up either way.
    */
   async finish(id: string, extra: { notes?: string[]; losses?: string[]; endedAt?: number; mode?: string | null; modeReason?: string | null } = {}): Promise<SessionRecord> {
-    await this.mergeNodeFiles(id);
-    const rec = this.get(id);
-    const dir = this.dir(id);
-    // (a capture that got no byte still has its file, an empty one; never over a file the user named that is still theirs)
-    if (!rec.pendingFile && !existsSync(rec.file)) appendFileSync(rec.file, Buffer.alloc(0));
-    rec.nodeFiles = {};
-    rec.endedAt = extra.endedAt ?? rec.endedAt ?? Date.now();
-    delete rec.writer;
-    for (const n of extra.notes ?? []) if (!rec.notes.includes(n)) rec.notes.push(n);
-    if (extra.losses?.length) rec.losses = [...new Set([...(rec.losses ?? []), ...extra.losses])];
-    if (extra.mode !== undefined) rec.mode = extra.mode;
-    if (extra.modeReason !== undefined) rec.modeReason = extra.modeReason;
-    this.save(rec);
-    if (dirname(rec.file) !== dir) releaseCaptureLock(rec.file, id);
-    return rec;
+    let file: string | null = null;
+    try {
+      await this.mergeNodeFiles(id);
+      const rec = this.get(id);
+      file = rec.file;
+      // (a capture that got no byte still has its file, an empty one; never over a file the user named that is still theirs)
+      if (!rec.pendingFile && !existsSync(rec.file)) appendFileSync(rec.file, Buffer.alloc(0));
+      rec.nodeFiles = {};
+      rec.endedAt = extra.endedAt ?? rec.endedAt ?? Date.now();
+      delete rec.writer;
+      const kept = { notes: rec.notes, losses: rec.losses };
+      for (const n of extra.notes ?? []) if (!rec.notes.includes(n)) rec.notes = [...rec.notes, n];
+      if (extra.losses?.length) rec.losses = [...new Set([...(rec.losses ?? []), ...extra.losses])];
+      if (extra.mode !== undefined) rec.mode = extra.mode;
+      if (extra.modeReason !== undefined) rec.modeReason = extra.modeReason;
+      try {
+        this.save(rec);
+      } catch (e) {
+        const why = noRoomReason((e as NodeJS.ErrnoException).code);
+        if (why === null) throw e;
+        // (the end, and why its notes are missing, is what the disk may still hold: the session is then no killed one)
+        const note = `the disk was full (${why}) when the capture ended: its notes could not be saved; the capture file holds every packet saved before then`;
+        this.save({ ...rec, notes: [...kept.notes, note], ...(kept.losses || rec.losses ? { losses: [...(kept.losses ?? []), note] } : {}) });
+      }
+      return rec;
+    } catch (e) {
+      const why = noRoomReason((e as NodeJS.ErrnoException).code);
+      if (why === null) throw e;
+      throw new TapscopeError('E_DISK_FULL', `session '${id}' could not record its end: ${why}; its capture file${file ? ` ${file}` : ''} holds every packet saved before then, and the session will be listed as interrupted`, { errno: (e as NodeJS.ErrnoException).code }, { cause: e });
+    } finally {
+      if (file !== null && dirname(file) !== this.dir(id)) releaseCaptureLock(file, id);
+    }
   }
 
   /** The session's index when it is current: of the right shape, built from capture files of the same size and time. */
@@ -658,7 +770,7 @@ export class SessionStore {
   }
 
   /** The capture files' total size and latest modification time (what an index is checked against). */
-  private captureStat(rec: SessionRecord): { size: number; mtimeMs: number } {
+  captureStat(rec: SessionRecord): { size: number; mtimeMs: number } {
     let size = 0;
     let mtimeMs = 0;
     for (const f of this.captureFiles(rec)) {

@@ -1,9 +1,12 @@
 // A live capture whose disk would fill: each node file stops being written before the disk keeps less than
 // TAPSCOPE_KEEP_FREE free, the capture stops, its session says why and reads back every packet before the stop (a
-// write that failed, ENOSPC, took the process down from the stream's data handler before). The target is a stand-in
-// whose node stream the test writes.
+// write that failed, ENOSPC, took the process down from the stream's data handler before). A disk that is full when
+// the capture ends (a small tmpfs, filled): the session still records its end, and why, in the room its record has, or
+// says it could not (E_DISK_FULL), where the finish's ENOSPC used to crash the CLI and leave the session "interrupted".
+// The target is a stand-in whose node stream the test writes.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -11,6 +14,8 @@ import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { NodeFileWriter } from '../../src/store/node-writer.js';
 import { analyzeFiles } from '../../src/flows/load.js';
+import { lockPath } from '../../src/store/capture-lock.js';
+import type { CaptureTarget } from '../../src/targets/target.js';
 import { standInTarget } from '../lib/standin-target.js';
 import { CaptureBuilder } from './core-packet-builder.js';
 
@@ -82,5 +87,143 @@ describe('a live capture whose disk would fill', () => {
     expect(told).toEqual(['stopped writing /dev/full after 0 bytes: the disk of /dev is full']);
     expect(w.stopped).toBe(told[0]);
     w.close();
+  });
+});
+
+/** Runs `fn` with a 1 MiB tmpfs mounted at a new folder (unmounted after). */
+async function withSmallDisk<T>(fn: (mnt: string) => Promise<T>): Promise<T> {
+  const mnt = mkdtempSync(join(dir, 'small-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+  try {
+    return await fn(mnt);
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+}
+
+/** Fills the disk of `mnt` to its last page with a file of its own. */
+function fill(mnt: string): void {
+  const fd = openSync(join(mnt, `filler-${Date.now()}-${Math.random()}`), 'w');
+  try {
+    for (;;) writeSync(fd, Buffer.alloc(4096, 1));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Names the session so that its record is a little short of the page it takes on the tmpfs: its end, and a note, do
+ * not fit there. Returns the name.
+ */
+function fillPage(store: SessionStore, id: string): string {
+  const size = (): number => statSync(join(store.root, id, 'session.json')).size;
+  store.update(id, (r) => { r.name = ''; });
+  const name = 'n'.repeat(4096 - 4 - size());
+  store.update(id, (r) => { r.name = name; });
+  expect(size()).toBe(4092);
+  return name;
+}
+
+describe('a disk that is full when the capture ends', () => {
+  it('the capture stopped by it ends as one: its session records the end and why, and is no killed one', async () => {
+    await withSmallDisk(async (mnt) => withKeepFree('0', async () => {
+      const store = new SessionStore(join(mnt, 'sessions'));
+      const t = standInTarget();
+      // (whatever the node file's stop left free is taken too as the capture ends: no room for a new session.json)
+      const target = { ...t.target, close: async () => { fill(mnt); } };
+      const svc = new CoreService({ store, createTarget: () => target });
+      const started = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
+      const a = new PassThrough();
+      t.handlers().onStream('node-a', a);
+      const bytes = packets(2000, 1000);
+      for (let o = 0; o < bytes.length && svc.diskStop(started.id) === null; o += 1 << 16) a.write(bytes.subarray(o, o + (1 << 16)));
+      a.end();
+      const end = await svc.waitForCapture(started.id);
+      expect(end.saved).toBe(true);
+      expect(svc.diskStop(started.id)).toMatch(/^node-a: stopped writing .* the disk of .* is full$/);
+      const rec = store.get(started.id);
+      expect(rec.endedAt).not.toBeNull();
+      expect(rec.writer).toBeUndefined();
+      expect(rec.notes).toContainEqual(expect.stringMatching(/^node-a: stopped writing .* the disk of .* is full; the capture was stopped, and its file holds every packet before that$/));
+      const listed = (await new CoreService({ store }).listSessions()).find((s) => s.id === started.id)!;
+      // (a session whose end was not recorded is listed as one whose process was killed)
+      expect(listed.notes.filter((n) => /its process is gone/.test(n))).toEqual([]);
+      expect(listed.packets).toBeGreaterThanOrEqual(end.packets);
+      expect(end.packets).toBeGreaterThan(100);
+    }));
+  });
+
+  it('a capture whose end cannot be recorded at all still ends, and fails as a full disk\'s, saying its session will be listed as interrupted', async () => {
+    await withSmallDisk(async (mnt) => withKeepFree('0', async () => {
+      const store = new SessionStore(join(mnt, 'sessions'));
+      const t = standInTarget();
+      // (and a note of the capture's, which its end has to record)
+      const note = `node-a: ${'a note of the target '.repeat(20)}`;
+      const target: CaptureTarget = {
+        ...t.target, start: async (...args) => ({ ...(await t.target.start(...args)), notes: [note] }), close: async () => { fill(mnt); },
+      };
+      const svc = new CoreService({ store, createTarget: () => target });
+      const started = await svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] });
+      const a = new PassThrough();
+      t.handlers().onStream('node-a', a);
+      a.write(packets(20, 100));
+      fillPage(store, started.id);
+      a.end();
+      await svc.stopCapture({ sessionId: started.id });
+      const end = await svc.waitForCapture(started.id);
+      const why = `session '${started.id}' could not record its end: no space left on device; its capture file ${end.file} holds every packet saved before then, and the session will be listed as interrupted`;
+      expect(end.notes).toEqual([note, why]);
+      expect(end.endedAt).not.toBeNull();
+      expect(end.packets).toBe(20);
+      expect(svc.diskStop(started.id)).toBe(why);
+      expect(store.get(started.id).endedAt).toBeNull();
+    }));
+  });
+
+  it('a record whose notes do not fit keeps its end and says its notes are missing', async () => {
+    await withSmallDisk(async (mnt) => withKeepFree('0', async () => {
+      const store = new SessionStore(join(mnt, 'sessions'));
+      const rec = store.create({ target: 'local' });
+      const w = store.nodeWriter(rec.id, 'node-a');
+      w.beginStream();
+      w.write(packets(20, 100));
+      w.close();
+      expect(w.bytesWritten).toBeGreaterThan(2000);
+      fill(mnt);
+      // (a note longer than the page the record has)
+      await store.finish(rec.id, { notes: ['x'.repeat(5000)], losses: ['x'.repeat(5000)] });
+      const kept = store.get(rec.id);
+      expect(kept.endedAt).not.toBeNull();
+      expect(kept.writer).toBeUndefined();
+      const note = 'the disk was full (no space left on device) when the capture ended: its notes could not be saved; the capture file holds every packet saved before then';
+      expect(kept.notes).toEqual([note]);
+      expect(kept.losses).toEqual([note]);
+    }));
+  });
+
+  it('a record that cannot record its end at all: E_DISK_FULL saying what was saved; the lock on the file is given up', async () => {
+    await withSmallDisk(async (mnt) => withKeepFree('0', async () => {
+      const store = new SessionStore(join(mnt, 'sessions'));
+      const out = join(mnt, 'out', 'capture.pcapng');
+      mkdirSync(join(mnt, 'out'));
+      const rec = store.create({ target: 'local', file: out });
+      const w = store.nodeWriter(rec.id, 'node-a');
+      w.beginStream();
+      w.write(packets(20, 100));
+      w.close();
+      expect(store.get(rec.id).pendingFile).toBeUndefined();
+      expect(existsSync(lockPath(out))).toBe(true);
+      const name = fillPage(store, rec.id);
+      fill(mnt);
+      await expect(store.finish(rec.id, { notes: [`the capture stopped: ${'x'.repeat(200)}`] })).rejects.toMatchObject({
+        code: 'E_DISK_FULL',
+        message: `session '${rec.id}' could not record its end: no space left on device; its capture file ${out} holds every packet saved before then, and the session will be listed as interrupted`,
+      });
+      expect(existsSync(lockPath(out))).toBe(false);
+      // (the record as it was)
+      expect(store.get(rec.id)).toMatchObject({ name, endedAt: null, notes: [] });
+    }));
   });
 });

@@ -4,15 +4,18 @@
 // reaches outside the sessions folder; a killed capture is said to be one; a file that is no capture leaves no
 // session; a damaged keys.log costs the decryption, not the session; a directory or "~/" given as a file is read as the
 // CLI and a shell read it; a file dropped in web mode is one session however often it is dropped, goes with it, and is
-// kept while a session names it, however the data folder is named (relative, "~/", through a link).
-// Real files, the real SessionStore and CoreService.
+// kept while a session names it, however the data folder is named (relative, "~/", through a link). A capture another
+// process runs is said to be one (not cut off), read again as it grows and once it ends, and cannot be deleted under it;
+// a name is kept whole up to the API's limit, never cut inside a character; a sessions folder that cannot be written
+// is one clear error.
+// Real files, the real SessionStore and CoreService; the other process is a real one (sleep).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { CoreService } from '../../src/service/core-service.js';
 import { SessionStore } from '../../src/store/session-store.js';
 import { storeUpload } from '../../src/server/uploads.js';
@@ -419,6 +422,122 @@ describe('a key log chosen for a session', () => {
       expect(readFileSync(store.keyLogPath(id), 'utf8')).toContain('ab'.repeat(32));
     } finally {
       process.env.HOME = was;
+    }
+  });
+});
+
+describe('a capture another process runs (a CLI capture, seen from the app or a second CLI)', () => {
+  /** A stand-in for that process: one that runs, as the session's writer, until it is killed. */
+  function otherProcess(): { ref: { pid: number; host: string; start: null }; end(): Promise<void> } {
+    const child = spawn('sleep', ['120'], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    return { ref: { pid: child.pid!, host: hostname(), start: null }, end: async () => { child.kill(); await exited; } };
+  }
+
+  /** A helper's stream in parts of `counts` packets: statistics after each, the last ones final (its end). */
+  function parts(...counts: number[]): Buffer[] {
+    const b = new CaptureBuilder();
+    b.record({ t: 'capture', v: 1, mode: 'afpacket', reason: 'test', hostname: 'test-host' });
+    let sent = 0;
+    return counts.map((n, k) => {
+      for (let i = sent; i < sent + n; i++) b.udp({ src: '10.89.0.1', dst: '10.89.0.2', sport: 30000 + i, dport: 53, payload: Buffer.alloc(30, i) });
+      sent += n;
+      b.record({ t: 'stats', packets: sent, final: k === counts.length - 1 });
+      return b.take();
+    });
+  }
+
+  it('is listed as being captured by that process, not as cut off; read again as it grows, and once it ends, whole', async () => {
+    const store = new SessionStore(join(tmp, 'elsewhere', 'sessions'));
+    const other = otherProcess();
+    try {
+      const rec = store.create({ target: 'local', name: 'running elsewhere' });
+      store.update(rec.id, (r) => { r.writer = other.ref; });
+      const [first, more, rest] = parts(10, 10, 20);
+      const w = store.nodeWriter(rec.id, 'node-a');
+      w.beginStream();
+      w.write(first!);
+      const svc = new CoreService({ store });
+      const during = (await svc.listSessions()).find((s) => s.id === rec.id)!;
+      expect(during.notes).toEqual([`being captured by process ${other.ref.pid}: the counts are of what it had written when this was read`]);
+      expect(during.losses).toEqual([]);
+      expect(during).toMatchObject({ packets: 10, flows: 10, mode: 'afpacket', live: false, endedAt: null });
+      // (the app opens it half-way, and looks again as it grows)
+      expect((await svc.openSession({ sessionId: rec.id })).flows).toBe(10);
+      expect((await svc.queryFlows({ sessionId: rec.id, offset: 0, limit: 100 })).total).toBe(10);
+      w.write(more!);
+      expect((await svc.queryFlows({ sessionId: rec.id, offset: 0, limit: 100 })).total).toBe(20);
+      // (no index of a file still being written: stale at once, and it could pass for current if that capture is killed)
+      expect(existsSync(join(store.root, rec.id, 'index.json'))).toBe(false);
+      // (then that capture ends, and indexes its session, as a capture's end does)
+      w.write(rest!);
+      w.close();
+      await store.finish(rec.id);
+      await new CoreService({ store }).openSession({ sessionId: rec.id });
+      const after = (await svc.listSessions()).find((s) => s.id === rec.id)!;
+      expect(after.notes).toEqual([]);
+      expect(after.packets).toBe(40);
+      expect((await svc.openSession({ sessionId: rec.id })).flows).toBe(40);
+      expect((await svc.queryFlows({ sessionId: rec.id, offset: 0, limit: 100 })).total).toBe(40);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('is not deleted while that process runs (it would go on writing into a session that is gone); once it is gone, it is', async () => {
+    const store = new SessionStore(join(tmp, 'elsewhere-delete', 'sessions'));
+    const other = otherProcess();
+    const rec = store.create({ target: 'local' });
+    store.update(rec.id, (r) => { r.writer = other.ref; });
+    const svc = new CoreService({ store });
+    try {
+      await expect(svc.deleteSession({ sessionId: rec.id })).rejects.toMatchObject({
+        code: 'E_USAGE', message: `session '${rec.id}' cannot be deleted while process ${other.ref.pid} captures into it; stop that capture first (Ctrl-C where it runs), then delete the session`,
+      });
+      expect(store.exists(rec.id)).toBe(true);
+    } finally {
+      await other.end();
+    }
+    // (killed: its session is an interrupted one, which is the user's to delete)
+    await svc.deleteSession({ sessionId: rec.id });
+    expect(store.exists(rec.id)).toBe(false);
+  });
+});
+
+describe('session names', () => {
+  it('a name of up to 256 UTF-16 units (as the API allows) is kept whole, emoji and all; a longer one is refused, never cut', async () => {
+    const store = new SessionStore(join(tmp, 'names', 'sessions'));
+    const id = await captured(store, 1);
+    const svc = new CoreService({ store });
+    // (an emoji across where the name used to be cut, at 200 units)
+    const name = `${'a'.repeat(199)}\u{1F600}${'b'.repeat(10)}`;
+    expect((await svc.renameSession({ sessionId: id, name })).name).toBe(name);
+    expect(store.get(id).name).toBe(name);
+    const longest = `${'c'.repeat(254)}\u{1F600}`;
+    expect((await svc.renameSession({ sessionId: id, name: longest })).name).toBe(longest);
+    await expect(svc.renameSession({ sessionId: id, name: `${'d'.repeat(256)}\u{1F600}` })).rejects.toMatchObject({
+      code: 'E_USAGE', message: 'a session name is at most 256 characters (an emoji counts as two); this one has 258',
+    });
+    expect(store.get(id).name).toBe(longest);
+  });
+});
+
+describe('a sessions folder that cannot be written', () => {
+  it('is one line naming the folder and why, before anything starts (read-only, or a folder that cannot be made there)', async () => {
+    const ro = join(tmp, 'ro');
+    mkdirSync(ro);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', ro]);
+    try {
+      mkdirSync(join(ro, 'home', 'sessions'), { recursive: true });
+      execFileSync('mount', ['-o', 'remount,ro', ro]);
+      for (const root of [join(ro, 'home', 'sessions'), join(ro, 'new', 'sessions')]) {
+        const svc = new CoreService({ store: new SessionStore(root), createTarget: () => { throw new Error('not to be reached'); } });
+        await expect(svc.startCapture({ target: 'local', mode: 'afpacket', ifaces: [] })).rejects.toMatchObject({
+          code: 'E_CAPTURE_OUT', message: `cannot keep sessions in ${root}: the file system is read-only (TAPSCOPE_HOME chooses another folder for them)`,
+        });
+      }
+    } finally {
+      spawnSync('umount', [ro]);
     }
   });
 });
