@@ -391,16 +391,31 @@ async function exportCmd(c: Extract<RunnableCommand, { cmd: 'export' }>): Promis
   // why a file first for standard output: the exporter writes a file synchronously, and standard output may be a
   // non-blocking pipe that takes the finished file at its reader's pace
   const dir = toStdout ? mkdtempSync(join(tmpdir(), 'tapscope-export-')) : null;
+  // why: a Ctrl-C (or a kill) stops the export where it is, so that its temporary file (and standard output's folder)
+  // is removed as on an error; then the process ends by that signal, as it did before (exit status 130 for Ctrl-C)
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => stop.abort(sig);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const path = dir ? join(dir, `export.${c.format}`) : resolve(c.out);
     // (what the capture was read from, when not itself: a gzip file's original; and the key logs: none may be the output)
     const inputs = [...(c.file !== '-' && isFile(c.file) ? [c.file] : []), ...c.keylogs];
-    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets, keyLog, inputs });
-    if (dir) await pipeline(createReadStream(path), process.stdout, { end: false }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw stdoutError(e); });
+    const res = await exportCapture(src.files, src.analyzer, { format: c.format, out: path, flowIds, includeSecrets: c.includeSecrets, keyLog, inputs, signal: stop.signal });
+    if (dir) await pipeline(createReadStream(path), process.stdout, { end: false, signal: stop.signal }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw stdoutError(e); });
     if (keyLog && !c.includeSecrets && c.format === 'pcapng') err('tapscope: note: the key log\'s secrets are not embedded in the export (--include-secrets embeds those of its connections, for Wireshark to decrypt them)\n');
     err(`wrote ${dir ? 'standard output' : res.path} (${human(res.bytes)}${flowIds ? `, ${flowIds.size} flow${flowIds.size === 1 ? '' : 's'}` : ''}${c.includeSecrets ? ', secrets included' : ', secrets redacted'})\n`);
+  } catch (e) {
+    if (!stop.signal.aborted) throw e;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+  if (stop.signal.aborted) {
+    process.kill(process.pid, stop.signal.reason as NodeJS.Signals);
+    // (the signal ends the process; nothing after it runs)
+    await new Promise(() => {});
   }
   return damageFails(src.damaged);
 }

@@ -9,7 +9,7 @@ import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'n
 import { TapscopeError, isTapscopeError, noRoomReason } from '../errors.js';
 import type { Analyzer } from '../flows/analyzer.js';
 import { readWithFlowIds, type CaptureFile } from '../flows/load.js';
-import { DecodedPacket, PROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
+import { DecodedPacket, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decodePacket } from '../flows/decode.js';
 import type { Flow } from '../model/flow.js';
 import { FlowJsonLines } from '../model/flow-json.js';
 import { headersDroppedText } from '../model/http-text.js';
@@ -17,11 +17,12 @@ import type { HttpExchangeDetail, HttpMessageInfo } from '../api/contract.js';
 import { LINKTYPE_WIRESHARK_UPPER_PDU, SECRETS_TLS_KEYLOG, TAPSCOPE_PEN, type PcapngBlock, type TapscopeRecord } from '../pcapng/types.js';
 import { KeyLog } from '../dissect/tls-keylog.js';
 import { encodeCustom, encodeDsb, encodeEpb, encodeIdb, encodeIsb, encodeNrb, encodeShb } from '../pcapng/writer.js';
-import { parseExportedPdu, tlsAttrsOf } from '../pcapng/exported-pdu.js';
+import { parseExportedPdu, readPduHead, tlsAttrsOf } from '../pcapng/exported-pdu.js';
 import { packageVersion } from '../util/paths.js';
-import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, resyncRedact } from './redact.js';
-import { H2Stream, Http1Stream } from './redact-stream.js';
-import { H2Redactor } from './redact-h2.js';
+import { REDACTED, isSecretHeader, redactHeaders, redactRecordText, redactUnplaced, resyncRedact } from './redact.js';
+import { H2Stream, H2cUpgrade, Http1Stream } from './redact-stream.js';
+import { H2Redactor, readsAsFrames } from './redact-h2.js';
+import { tunnelOf } from './tunnels.js';
 import { H2_PREFACE } from '../dissect/http2.js';
 import { BODY_CAP, BODY_SAMPLE, contentCodings, headerValue, looksBinary, looksLikeHttp1, mayGrowIntoHttp1 } from '../dissect/http1.js';
 
@@ -44,6 +45,11 @@ export interface ExportRequest {
    * refused as its output.
    */
   inputs?: string[];
+  /**
+   * Stops the export (a Ctrl-C): it rejects with the signal's reason, and its temporary file is removed, as on any
+   * error (the file that was at `out` stays).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -214,7 +220,8 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
       const randoms = req.includeSecrets && req.flowIds ? new Set(analyzer.clientRandoms(req.flowIds)) : null;
       const keys = req.includeSecrets && req.keyLog ? req.keyLog.linesFor(randoms ?? analyzer.clientRandoms()) : '';
       const owners = req.flowIds ? new ExportedOwners(analyzer.flows().filter((f) => req.flowIds!.has(f.id))) : null;
-      await writePcapng(files, req, out, keys, randoms, owners);
+      const copies = await RecordCopies.of(files, analyzer, req.signal);
+      await writePcapng(files, req, out, keys, randoms, owners, copies);
     }
     else {
       const flows = analyzer.flows().filter((f) => !req.flowIds || req.flowIds.has(f.id));
@@ -225,6 +232,7 @@ export async function exportCapture(files: CaptureFile[], analyzer: Analyzer, re
       }
       req.onProgress?.(flows.length, flows.length);
     }
+    req.signal?.throwIfAborted();
   } catch (e) {
     out.abort();
     throw e;
@@ -280,12 +288,65 @@ class ExportedOwners {
 }
 
 /**
+ * Which copy of a decrypted direction a pcapng export keeps when both ends' hooks wrote it: the writer's and the
+ * reader's records of the same bytes, on the same exported-PDU addresses and ports. why: Wireshark reads every exported
+ * PDU of a conversation into one HTTP/2 state, so each header block read twice leaves its HPACK table wrong, and later
+ * blocks decode to other headers (the analysis, too, reads one copy of a direction). One copy per flow and direction is
+ * kept: the one that lost fewer bytes to the helper's record limit (trunc=1), the writer's when they lost as many (its
+ * records are the application's writes, whole frames each, and tshark does not join a frame across records). Every
+ * other block goes as it is.
+ */
+class RecordCopies {
+  /** flow and direction -> bytes each observer's copy lost (-1: no record of that observer) */
+  private readonly lost = new Map<string, { in: number; out: number }>();
+
+  private constructor(private readonly flows: ReadonlySet<string>) {}
+
+  /**
+   * Null when no flow has both ends' plaintext from hooks (nothing to choose); else the capture is read once more, for
+   * the records each observer has of each direction.
+   */
+  static async of(files: CaptureFile[], analyzer: Analyzer, signal?: AbortSignal): Promise<RecordCopies | null> {
+    const both = analyzer.flows().filter((f) => f.tls?.client?.plaintextFrom === 'hook' && f.tls.server?.plaintextFrom === 'hook');
+    if (both.length === 0) return null;
+    const copies = new RecordCopies(new Set(both.map((f) => f.id)));
+    await readWithFlowIds(files, (b, id) => {
+      signal?.throwIfAborted();
+      const k = copies.key(b, id);
+      if (k === null || b.type !== 'epb') return;
+      const c = copies.lost.get(k) ?? { in: -1, out: -1 };
+      const o = recordObserver(b);
+      c[o] = Math.max(c[o], 0) + Math.max(0, b.origLen - b.data.length);
+      copies.lost.set(k, c);
+    });
+    return copies;
+  }
+
+  /** Whether the block is written: any but a record of the copy of its direction not kept. */
+  keeps(b: PcapngBlock, id: string | null): boolean {
+    const k = this.key(b, id);
+    const c = k === null ? undefined : this.lost.get(k);
+    if (!c || c.in < 0 || c.out < 0 || b.type !== 'epb') return true;
+    return recordObserver(b) === (c.out <= c.in ? 'out' : 'in');
+  }
+
+  /** A decrypted record's flow and direction, when its flow is one of both ends hooked; else null. */
+  private key(b: PcapngBlock, id: string | null): string | null {
+    if (b.type !== 'epb' || id === null || b.iface.linkType !== LINKTYPE_WIRESHARK_UPPER_PDU || !this.flows.has(id)) return null;
+    const h = readPduHead(b.data);
+    return h?.src && h.dst ? `${id}|${h.src.ip}|${h.src.port}|${h.dst.ip}|${h.dst.port}` : null;
+  }
+}
+
+/**
  * `keys`: key log lines to embed after the first section header (a secrets block applies to the packets after it).
  * `randoms`: with a filter, the client randoms of the exported connections: the capture's own TLS secrets blocks keep
- * only their lines (the other connections' packets are not exported, and their secrets do not go either).
+ * only their lines (the other connections' packets are not exported, and their secrets do not go either). `copies`:
+ * the decrypted records of connections both of whose ends were hooked, one copy each way.
  */
 async function writePcapng(
   files: CaptureFile[], req: ExportRequest, out: OutFile, keys: string, randoms: ReadonlySet<string> | null, owners: ExportedOwners | null,
+  copies: RecordCopies | null,
 ): Promise<void> {
   const total = files.reduce((n, f) => n + safeSize(f.path), 0);
   let doneBefore = 0;
@@ -298,6 +359,7 @@ async function writePcapng(
   // damaged in the middle exports up to the damage, as its analysis read it (the session notes it)
   let wroteKeys = keys === '';
   await readWithFlowIds(files, (b: PcapngBlock, matchedId: string | null, f: CaptureFile) => {
+    req.signal?.throwIfAborted();
     if (b.type !== 'shb' && !wroteShb) {
       out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
       wroteShb = true;
@@ -323,6 +385,7 @@ async function writePcapng(
       case 'epb':
       case 'spb': {
         if (req.flowIds && (matchedId === null || !req.flowIds.has(matchedId))) break;
+        if (copies && !copies.keeps(b, matchedId)) break;
         const data = secrets ? b.data : redactor.packet(b.iface.linkType, b.data, `${f.path}#${b.iface.section}`, b.origLen, recordObserver(b));
         out.write(encodeEpb({ interfaceId: b.iface.interfaceId, tsHigh: b.tsHigh, tsLow: b.tsLow, data, origLen: b.origLen, flags: b.flags, comments: b.comments }));
         if (req.onProgress && b.offset - lastReport > 4 << 20) {
@@ -356,7 +419,7 @@ async function writePcapng(
     reading = f;
     lastReport = 0;
   }).catch((e: unknown) => {
-    if (isTapscopeError(e)) throw e;
+    if (isTapscopeError(e) || (req.signal?.aborted && e === req.signal.reason)) throw e;
     throw new TapscopeError('E_EXPORT', `export failed reading ${reading?.path ?? ''}: ${(e as Error).message}`);
   });
   if (!wroteShb) out.write(encodeShb({ userappl: `tapscope ${packageVersion()} export` }));
@@ -403,18 +466,19 @@ function safeSize(path: string): number {
  * redact-h2.ts). Stateful: each direction of each TCP connection and of each decrypted-record stream is
  * followed as a stream (HTTP/1 by TCP sequence number or record offset, HTTP/2 frame by frame in records and
  * in cleartext h2c), so a header split across packets is found. A TCP direction's state is dropped at its FIN
- * or RST (later retransmissions are scanned conservatively).
+ * or RST (later retransmissions are scanned conservatively) and starts again at a SYN. Packets inside tunnels
+ * (tunnels.ts) are read as their own connections.
  */
 export class PacketRedactor {
-  private readonly tcpDirs = new Map<string, Http1Stream | H2Stream>();
+  private readonly tcpDirs = new Map<string, TcpDir>();
   /** Reused for every packet (decodePacket fills it in). */
   private readonly scratch = new DecodedPacket(4, Buffer.alloc(0), 0);
-  /** TCP connections seen starting HTTP/2 in cleartext. */
-  private readonly h2cConns = new Map<string, true>();
+  /** TCP connections taken to speak HTTP/2 in cleartext -> whether seen from their start (see directionKind). */
+  private readonly h2cConns = new Map<string, boolean>();
   private readonly recordDirs = new Map<string, RecordDir>();
   /**
    * Connections of decrypted records taken to speak HTTP/2 -> whether a direction began with the client preface (else
-   * a record's label said so: a connection seen from its middle).
+   * a record's label or its frames said so: a connection seen from its middle).
    */
   private readonly h2Conns = new Map<string, boolean>();
 
@@ -425,39 +489,102 @@ export class PacketRedactor {
   packet(linkType: number, data: Buffer, scope: string, origLen = data.length, observer: 'in' | 'out' = 'out'): Buffer {
     if (linkType === LINKTYPE_WIRESHARK_UPPER_PDU) return this.record(data, scope, origLen, observer);
     const d = decodePacket(linkType, data, this.scratch);
-    // why: a later IP fragment carries no TCP header to place its bytes (documented limit; TCP sets DF)
-    if (!d || d.proto !== PROTO_TCP || (d.fragment && !d.firstFragment)) return data;
-    const syn = (d.tcpFlags & TCP_SYN) !== 0;
-    const end = (d.tcpFlags & (TCP_FIN | TCP_RST)) !== 0;
-    if (d.payloadLen === 0 && !syn && !end) return data;
-    const key = `${scope}|${endKey(d, true)}|${endKey(d, false)}`;
-    const seq = syn ? (d.seq + 1) >>> 0 : d.seq;
-    let dir = this.tcpDirs.get(key);
-    if (d.payloadLen > 0 && !(dir instanceof H2Stream)) dir = this.h2cStart(scope, d, seq) ?? dir;
-    if (!dir) dir = new Http1Stream();
-    touch(this.tcpDirs, key, dir);
-    if (syn && dir instanceof Http1Stream) dir.open(seq);
-    const red = d.payloadLen > 0 ? dir.push(seq, d.payload, d.payloadLen) : null;
-    if (end) this.tcpDirs.delete(key);
+    const red = d ? this.ipPayload(d, scope, 0) : null;
     if (!red) return data;
     const copy = Buffer.from(data);
-    red.copy(copy, d.payloadStart);
+    red.bytes.copy(copy, red.at);
     return copy;
   }
 
   /**
-   * Cleartext HTTP/2 (prior knowledge, or after an Upgrade): a segment that begins with the whole client
-   * preface turns its direction to HTTP/2 frames, and the other direction of that connection at its next data.
+   * The redacted bytes of a decoded packet's payload and where they go in its data; null when nothing changed. A
+   * tunnel's packet (tunnels.ts) is read for the packet it carries, whose connections are its own (`scope` names the
+   * tunnel), up to MAX_TUNNELS deep.
    */
-  private h2cStart(scope: string, d: DecodedPacket, seq: number): H2Stream | null {
-    const p = d.payload;
-    const preface = wholePreface(p);
-    if (!preface && this.h2cConns.size === 0) return null;
-    const ends = [endKey(d, true), endKey(d, false)].sort();
-    const connKey = `${scope}|${ends[0]}|${ends[1]}`;
-    if (preface) touch(this.h2cConns, connKey, true);
-    else if (!this.h2cConns.has(connKey)) return null;
-    return new H2Stream(seq, new H2Redactor(preface));
+  private ipPayload(d: DecodedPacket, scope: string, depth: number): { at: number; bytes: Buffer } | null {
+    // why: a later IP fragment carries no header to place its bytes (documented limit; TCP sets DF)
+    if (d.fragment && !d.firstFragment) return null;
+    if (d.proto === PROTO_TCP) {
+      const red = this.tcp(d, scope);
+      return red && { at: d.payloadStart, bytes: red };
+    }
+    const t = depth < MAX_TUNNELS ? tunnelOf(d) : null;
+    if (!t) return null;
+    const data = d.data;
+    // (the inner packet is decoded into the same scratch: `d` is not read after this)
+    const inner = t.linkType === null ? null : decodePacket(t.linkType, data, this.scratch, t.start, t.end);
+    if (inner && !(inner.fragment && !inner.firstFragment)) return this.ipPayload(inner, `${scope}|${t.tag}`, depth + 1);
+    // why: what a tunnel carries that cannot be read here (a protocol not decoded, a packet cut short, an inner fragment
+    // after the first) may still be HTTP, which Wireshark may show
+    const red = redactUnplaced(data.subarray(t.start, t.end));
+    return red && { at: t.start, bytes: red };
+  }
+
+  /** A TCP segment's redacted payload; null when nothing changed. */
+  private tcp(d: DecodedPacket, scope: string): Buffer | null {
+    const syn = (d.tcpFlags & TCP_SYN) !== 0;
+    const end = (d.tcpFlags & (TCP_FIN | TCP_RST)) !== 0;
+    if (d.payloadLen === 0 && !syn && !end) return null;
+    const key = `${scope}|${endKey(d, true)}|${endKey(d, false)}`;
+    const seq = syn ? (d.seq + 1) >>> 0 : d.seq;
+    let dir = this.tcpDirs.get(key);
+    if (syn) {
+      // (a connection opening on these ends: what was told of an earlier one on them is not this one's)
+      dir = new TcpHttp1(seq);
+      if (!(d.tcpFlags & TCP_ACK) && this.h2cConns.size > 0) this.h2cConns.delete(connKeyOf(scope, d));
+    }
+    let red: Buffer | null = null;
+    if (d.payloadLen > 0) {
+      const payload = d.payload;
+      dir = this.tcpDirection(dir, d, payload, scope, seq);
+      if (dir instanceof H2Stream) red = dir.push(seq, payload, d.payloadLen);
+      else {
+        red = dir.h1.push(seq, payload, d.payloadLen);
+        const at = dir.upgrade.feed(seq, payload, d.payloadLen);
+        if (at >= 0) {
+          // (h2c by Upgrade: the server's frames from the end of its 101's head; the connection is HTTP/2 from its start)
+          touch(this.h2cConns, connKeyOf(scope, d), true);
+          dir = new H2Stream((seq + at) >>> 0, new H2Redactor(false));
+          const frames = dir.push((seq + at) >>> 0, payload.subarray(at), d.payloadLen - at);
+          if (red || frames) {
+            const out = Buffer.from(red ?? payload);
+            (frames ?? payload.subarray(at)).copy(out, at);
+            red = out;
+          }
+        }
+      }
+    }
+    if (end) this.tcpDirs.delete(key);
+    else if (dir) touch(this.tcpDirs, key, dir);
+    return red;
+  }
+
+  /**
+   * How a TCP direction's segment at `seq` is read, and so the direction from it: as decrypted records' directions are
+   * (directionKind), from the bytes of a segment that begins them, with frames seen in the middle of a connection as the
+   * hint a record's label is. An HTTP/1 direction turns to HTTP/2 only at the client's preface (h2c's upgrade request,
+   * then the preface; its server turns at the 101, see tcp()); HTTP/2 turns to HTTP/1 as records' do (turnsHttp1).
+   */
+  private tcpDirection(dir: TcpDir | undefined, d: DecodedPacket, payload: Buffer, scope: string, seq: number): TcpDir {
+    if (dir instanceof H2Stream) {
+      if (!turnsHttp1(dir.framesStartAt(seq), payload)) return dir;
+      this.h2cConns.delete(connKeyOf(scope, d));
+      return new TcpHttp1(seq, true);
+    }
+    // (data with no SYN before it: a connection taken up in the middle)
+    dir ??= new TcpHttp1(null);
+    // (most segments: a connection's HTTP/1 or other bytes, nothing HTTP/2 known of it)
+    if (payload[0] !== H2_PREFACE[0] && (dir.http1 === true || (dir.http1 === false && this.h2cConns.size === 0))) return dir;
+    const connKey = (): string => connKeyOf(scope, d);
+    const kind = directionKind(this.h2cConns, connKey, payload, dir.midstream && readsAsFrames(payload));
+    if (kind === 'preface') return new H2Stream(seq, new H2Redactor(true));
+    // (a segment can end inside the preface; a connection already known for HTTP/2 then has its client's preface here)
+    if (kind === 'part' && this.h2cConns.get(connKey()) === true) return new H2Stream(seq, new H2Redactor(true));
+    if (dir.http1 === true) return dir;
+    if (typeof kind === 'object') return new H2Stream(seq, new H2Redactor(false, kind.fromStart, !kind.fromStart));
+    // why the first byte: looksLikeHttp1 reads a line; a message's start line begins with a method's or HTTP's capital
+    if (dir.http1 === null && kind !== 'part') dir.http1 = payload[0]! >= 0x41 && payload[0]! <= 0x5a && looksLikeHttp1(payload) ? true : dir.midstream ? null : false;
+    return dir;
   }
 
   private record(data: Buffer, scope: string, origLen: number, observer: 'in' | 'out'): Buffer {
@@ -481,11 +608,7 @@ export class PacketRedactor {
           return data;
         }
       } else if (dir instanceof H2Redactor) {
-        // why: a direction is known by its ends only, so the records of a later connection on the same ports (or of one
-        // labelled http2 from its middle) reach the HTTP/2 redactor, which would find no frame in HTTP/1 text and mask
-        // nothing. Between frames, text that begins an HTTP/1 message is none (as a frame header its length would be
-        // megabytes): the direction is HTTP/1 from it
-        if (dir.betweenFrames && looksLikeHttp1(pdu.payload)) {
+        if (turnsHttp1(dir.betweenFrames, pdu.payload)) {
           dir = { h1: new Http1Stream(), offset: 0 };
           this.h2Conns.delete(connKey);
         }
@@ -514,29 +637,16 @@ export class PacketRedactor {
   }
 
   /**
-   * How a direction of decrypted records is read, from its first bytes `head` (the bytes already held and this record's)
-   * and not from the records' labels alone: a label can be wrong (helpers before 88b3dce called an HTTP/1 server's
-   * records HTTP/2), and HTTP/2's redaction finds no frame in HTTP/1 text, so it would mask nothing. Bytes that begin
-   * with the client preface are HTTP/2 from its start; bytes that begin as an HTTP/1 request or response are HTTP/1;
-   * bytes still a part of the preface ("P" of a one-byte write, which "POST" begins with too) wait for more (a
-   * PrefacePart); anything else is HTTP/2 when its connection is (another direction's preface, or a label: frames of
-   * a connection seen from its middle), else HTTP/1.
+   * How a direction of decrypted records is read, from its first bytes `head` (the bytes already held and this record's;
+   * see directionKind), a record's http2 label or frames being the hint: bytes still a part of the preface ("P" of a
+   * one-byte write, which "POST" begins with too) wait for more (a PrefacePart), unless the capture cut the record.
    */
   private recordDir(head: Buffer, missing: number, labelledH2: boolean, connKey: string): RecordDir {
-    const n = Math.min(head.length, H2_PREFACE.length);
-    if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
-      if (n === H2_PREFACE.length) {
-        touch(this.h2Conns, connKey, true);
-        return new H2Redactor(true, true);
-      }
-      // (a copy: the record's bytes are in a read buffer used again)
-      if (missing === 0) return new PrefacePart(Buffer.from(head));
-    }
-    if (!looksLikeHttp1(head) && !mayGrowIntoHttp1(head)) {
-      if (labelledH2 && !this.h2Conns.has(connKey)) touch(this.h2Conns, connKey, false);
-      const fromStart = this.h2Conns.get(connKey);
-      if (fromStart !== undefined) return new H2Redactor(false, fromStart);
-    }
+    const kind = directionKind(this.h2Conns, () => connKey, head, labelledH2 || readsAsFrames(head));
+    if (kind === 'preface') return new H2Redactor(true, true);
+    // (a copy: the record's bytes are in a read buffer used again)
+    if (kind === 'part' && missing === 0) return new PrefacePart(Buffer.from(head));
+    if (typeof kind === 'object') return new H2Redactor(false, kind.fromStart);
     return { h1: new Http1Stream(), offset: 0 };
   }
 
@@ -554,6 +664,74 @@ export class PacketRedactor {
     return red;
   }
 }
+
+/** How many tunnels deep the redaction looks (VXLAN in GRE, say). */
+const MAX_TUNNELS = 4;
+
+/** A TCP connection's key, the same both ways. */
+function connKeyOf(scope: string, d: DecodedPacket): string {
+  const a = endKey(d, true);
+  const b = endKey(d, false);
+  return a < b ? `${scope}|${a}|${b}` : `${scope}|${b}|${a}`;
+}
+
+/**
+ * What a direction's first bytes `head` say it speaks (decrypted records' and cleartext TCP's alike), with what is
+ * known of its connection (`conns`: connections taken to speak HTTP/2 -> whether seen from their start) and `hint`:
+ * something besides its bytes says its connection is HTTP/2 (a record's label, or frames read from the middle of a
+ * connection, see readsAsFrames). Not from the labels alone: a label can be wrong (helpers before 88b3dce called an
+ * HTTP/1 server's records HTTP/2), and HTTP/2's redaction finds no frame in HTTP/1 text, so it would mask nothing.
+ * - 'preface': the whole client preface; the connection is HTTP/2 from its start
+ * - 'part': a part of the preface, so far
+ * - 'h1': an HTTP/1 request or response begins (or may), or nothing says HTTP/2
+ * - { fromStart }: HTTP/2 frames of a connection known to speak it (another direction's preface, or a hint: a
+ *   connection seen from its middle, whose HPACK table is not known)
+ */
+function directionKind(conns: Map<string, boolean>, connKey: () => string, head: Buffer, hint: boolean): 'preface' | 'part' | 'h1' | { fromStart: boolean } {
+  const n = Math.min(head.length, H2_PREFACE.length);
+  if (n > 0 && head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+    if (n < H2_PREFACE.length) return 'part';
+    touch(conns, connKey(), true);
+    return 'preface';
+  }
+  if ((!hint && conns.size === 0) || looksLikeHttp1(head) || mayGrowIntoHttp1(head)) return 'h1';
+  const key = connKey();
+  if (hint && !conns.has(key)) touch(conns, key, false);
+  const fromStart = conns.get(key);
+  return fromStart === undefined ? 'h1' : { fromStart };
+}
+
+/**
+ * Whether an HTTP/2 direction turns to HTTP/1 with `payload`, which comes between two of its frames. why: a direction is
+ * known by its ends only, so the bytes of a later connection on the same ports (or of one taken for HTTP/2 from its
+ * middle) reach the HTTP/2 redactor, which would find no frame in HTTP/1 text and mask nothing. Between frames, text
+ * that begins an HTTP/1 message is none (as a frame header its length would be megabytes): the direction is HTTP/1 from it.
+ */
+function turnsHttp1(betweenFrames: boolean, payload: Buffer): boolean {
+  return betweenFrames && looksLikeHttp1(payload);
+}
+
+/**
+ * A TCP direction read as HTTP/1 (its stream opened at a SYN's `seq`, or null: taken up in the middle), watched for a
+ * 101 that turns it to h2c. `http1`, what its bytes began as (see PacketRedactor.tcpDirection): true, an HTTP/1
+ * message, and it turns to HTTP/2 only at the client's preface; false, something else from its start, which turns to
+ * HTTP/2 frames when its connection is known to speak them (an h2c server speaks first); null, not told yet (taken up
+ * in the middle, its segments are looked at until one begins HTTP/1 or reads as frames).
+ */
+class TcpHttp1 {
+  readonly h1 = new Http1Stream();
+  readonly upgrade = new H2cUpgrade();
+  readonly midstream: boolean;
+  http1: boolean | null = null;
+
+  constructor(seq: number | null, http1: boolean | null = null) {
+    this.midstream = seq === null;
+    this.http1 = http1;
+    if (seq !== null) this.h1.open(seq);
+  }
+}
+
+type TcpDir = TcpHttp1 | H2Stream;
 
 /** Whether `buf` begins with the whole HTTP/2 client preface. */
 function wholePreface(buf: Buffer): boolean {
@@ -660,7 +838,10 @@ function decodeContent(bytes: Buffer, codings: string[]): Buffer {
   return b;
 }
 
-/** A HAR body: bodySize (bytes as received, -1: not known), and the content (decoded) with the notes on it. */
+/**
+ * A HAR body: bodySize (bytes as received, -1: not known), and the content (decoded) with the notes on it: its size
+ * (never -1, see harBody) and the bytes its content-coding saved.
+ */
 interface HarBody {
   bodySize: number;
   size: number;
@@ -674,11 +855,14 @@ interface HarBody {
  * What the exchange kept of one message's body, as HAR puts it. `bodySize` counts the bytes as they came (de-chunked,
  * still compressed); `size` the content's, after its content-coding is undone (when the whole body was kept); text that
  * is not UTF-8 goes as base64. A body cut short (a gap, the capture's end, the 64 KiB a message keeps) says so.
+ * why `size` is never -1: HAR 1.2 allows -1 for bodySize and headersSize only. A content whose coding was not undone
+ * (one not decoded here, bytes that are not what their coding says, a body not all kept) has the size of the body as
+ * it came, still coded, and a note says so; a body the capture cut, the bytes captured.
  */
 function harBody(seen: boolean, text: string | null, info: HttpMessageInfo | undefined, headers: [string, string][], unfinished: boolean): HarBody {
   if (!seen) return { bodySize: -1, size: 0, notes: [] };
   // (an analysis without details keeps neither a body nor its info)
-  if (!info) return { bodySize: -1, size: -1, notes: [] };
+  if (!info) return { bodySize: -1, size: 0, notes: [] };
   if (info.bodySize === 0) return { bodySize: 0, size: 0, notes: [] };
   const notes: string[] = [];
   let bodySize = info.bodySize;
@@ -698,19 +882,19 @@ function harBody(seen: boolean, text: string | null, info: HttpMessageInfo | und
   const whole = bytes !== null && !info.bodyTruncated && bytes.length === info.bodySize;
   const codings = contentCodings(headers);
   let content = bytes;
-  // (without a content-coding the content is the body)
-  let size = codings.length > 0 ? -1 : bodySize;
+  let size = bodySize >= 0 ? bodySize : info.bodySize;
   let compression: number | undefined;
   if (codings.length > 0) {
     content = null;
-    if (!whole) notes.push(`content-encoding ${codings.join(', ')}: not decoded, the body was not all kept`);
+    if (!whole) notes.push(`content-encoding ${codings.join(', ')}: not decoded, the body was not all kept; content.size is the body's, coded`);
     else {
       try {
         content = decodeContent(bytes!, codings);
         size = content.length;
-        compression = content.length - bytes!.length;
+        // (the bytes saved: a coding that made a short body longer saved none, and HAR leaves out what it cannot say)
+        if (content.length >= bytes!.length) compression = content.length - bytes!.length;
       } catch (err) {
-        notes.push(`content-encoding ${codings.join(', ')}: not decoded (${(err as Error).message})`);
+        notes.push(`content-encoding ${codings.join(', ')}: not decoded (${(err as Error).message}); content.size is the body's, coded`);
       }
     }
   }
@@ -786,8 +970,11 @@ export function har(flows: Flow[], exchangesOf: (id: string) => HttpExchangeDeta
       entries.push({
         sort: e.startedAt,
         startedDateTime: new Date(e.startedAt).toISOString(), time: ms(wait + receive), request, response, cache: {},
-        timings: { blocked: -1, dns: -1, connect: -1, send: 0, wait, receive, ssl: -1 }, serverIPAddress: f.dst.ip, connection: `${f.src.port}`,
-        comment: `flow ${f.id}, ${sourceText(e)}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}${unfinished ? '; unfinished: the capture ended before this exchange did, its bodies are as far as they came' : ''}`,
+        // why the server's port as `connection`: HAR 1.2 takes either end's, and Chromium's HAR importer reads it as the
+        // remote port (setRemoteAddress(serverIPAddress, connection)), so the client's showed a wrong Remote Address. The
+        // comment's flow id tells the connections apart
+        timings: { blocked: -1, dns: -1, connect: -1, send: 0, wait, receive, ssl: -1 }, serverIPAddress: f.dst.ip, connection: `${f.dst.port}`,
+        comment: `flow ${f.id}, ${sourceText(e)}${f.process ? `, process ${f.process.comm} (${f.process.pid})` : ''}${unfinished ? `; unfinished (${e.unfinishedReason ?? 'the capture ended before this exchange did'}): its bodies are as far as they came` : ''}`,
       });
     }
   }

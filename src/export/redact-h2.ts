@@ -17,7 +17,8 @@
 // value masked. A header block we cannot decode (bad integer or string, invalid Huffman name, a block ending
 // mid-field) is masked with 'x' from the field we could not decode to the block's end (tshark then reports
 // that block as undecodable). When frame boundaries are lost (bytes missing across a frame header), records
-// are masked whole until one starts with a plausible frame header.
+// are masked whole until one starts with a plausible frame header. A direction taken for HTTP/2 from its bytes
+// alone (a cleartext connection taken up in the middle) loses them at a frame header no sender would write too.
 import hpack from 'hpack.js';
 import { H2_PREFACE } from '../dissect/http2.js';
 import { MASK, isSecretHeader } from './redact.js';
@@ -424,6 +425,21 @@ function framesFromStart(buf: Buffer): boolean {
   return true;
 }
 
+/**
+ * Whether buf is plausible frames from its first byte to its last, the last one ending where buf does: what one write of
+ * an HTTP/2 sender looks like, which tells a connection taken up in the middle (no preface seen) for HTTP/2. why the
+ * exact end: a run of bytes of another protocol (TLS records cut anywhere, a body) whose first bytes happen to look like
+ * a frame header almost never goes on as frames that end with it.
+ */
+export function readsAsFrames(buf: Buffer): boolean {
+  let p = 0;
+  while (p < buf.length) {
+    if (!plausibleFrameHeader(buf, p)) return false;
+    p += 9 + buf.readUIntBE(p, 3);
+  }
+  return buf.length > 0 && p === buf.length;
+}
+
 /** Follows one direction of an HTTP/2 connection across decrypted records and redacts its header blocks. */
 export class H2Redactor {
   private prefaceLeft: number;
@@ -438,8 +454,12 @@ export class H2Redactor {
   /**
    * @param fromClient this direction starts with the client connection preface
    * @param fromStart the connection was seen from its start, so the HPACK dynamic table can be followed
+   * @param guessed the direction is taken for HTTP/2 from what its bytes look like (a TCP connection taken up in the
+   *   middle): a frame header no sender would write loses the frame boundaries (records are masked until one starts
+   *   with frames). why: bytes that are no frames (another protocol's, or a segment that began inside a frame) would
+   *   be skipped as one frame's payload, secrets and all
    */
-  constructor(fromClient: boolean, fromStart = true) {
+  constructor(fromClient: boolean, fromStart = true, private readonly guessed = false) {
     this.prefaceLeft = fromClient ? H2_PREFACE.length : 0;
     this.block = new BlockScanner(new DynamicNames(fromStart));
   }
@@ -466,7 +486,14 @@ export class H2Redactor {
         p = buf.length;
       }
     }
-    while (p < buf.length) p = this.step(buf, p, buf.length, out);
+    while (p < buf.length) {
+      p = this.step(buf, p, buf.length, out);
+      if (this.lost) {
+        // (a guessed direction's implausible frame header: it and everything after it, as far as this record goes)
+        out.fill(MASK, Math.max(0, p - 9));
+        p = buf.length;
+      }
+    }
     this.skipMissing(missing, out);
     return out.equals(buf) ? null : out;
   }
@@ -504,6 +531,10 @@ export class H2Redactor {
 
   private startFrame(out: Buffer): void {
     this.headFill = 0;
+    if (this.guessed && !plausibleFrameHeader(this.head, 0)) {
+      this.loseFrames();
+      return;
+    }
     const len = this.head.readUIntBE(0, 3);
     const type = this.head[3]!;
     const flags = this.head[4]!;
@@ -557,6 +588,14 @@ export class H2Redactor {
     }
   }
 
+  /** Frame boundaries are lost: the header block being read and the HPACK table with them. */
+  private loseFrames(): void {
+    this.lost = true;
+    this.headFill = 0;
+    this.block.lose();
+    this.blockOpen = false;
+  }
+
   /** Whether the next `n` bytes all lie inside the payload of the current frame, which is not a header block. */
   insideOtherFrame(n: number): boolean {
     return !this.lost && this.prefaceLeft === 0 && this.frame !== null && !this.frame.isBlock && this.frame.left >= n;
@@ -578,10 +617,7 @@ export class H2Redactor {
     while (missing > 0 && !this.lost) {
       const f = this.frame;
       if (!f) {
-        this.lost = true;
-        this.headFill = 0;
-        this.block.lose();
-        this.blockOpen = false;
+        this.loseFrames();
         return false;
       }
       const n = Math.min(f.left, missing);

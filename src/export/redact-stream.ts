@@ -1,11 +1,13 @@
 // One direction of a byte stream (a TCP direction by sequence number, or a direction of decrypted TLS records
 // by running offset) scanned for HTTP/1 secrets across packets (Http1Stream), or a TCP direction of cleartext
-// HTTP/2 (H2Stream). Http1Stream's state is bounded: the scan state at the highest byte seen so far plus a few
+// HTTP/2 (H2Stream); H2cUpgrade finds where a TCP direction read as HTTP/1 turns to HTTP/2 (h2c's 101).
+// Http1Stream's state is bounded: the scan state at the highest byte seen so far plus a few
 // checkpoints (scan state at recent packet starts and at the start of a gap), so a retransmission or the
 // packet filling a gap is scanned from where it really starts. Anything else behind or beyond a gap starts
 // from resyncState (conservative: see redact.ts).
 import { MASK, copyState, lineStartState, resyncState, scanHttp1, type Http1State } from './redact.js';
 import type { H2Redactor } from './redact-h2.js';
+import { headEnd } from '../dissect/http1.js';
 
 const CHECKPOINTS = 8;
 
@@ -106,6 +108,11 @@ export class H2Stream {
     this.next = seq >>> 0;
   }
 
+  /** Whether a segment at `seq` would begin a frame: it continues the stream, and no frame is being read. */
+  framesStartAt(seq: number): boolean {
+    return seq >>> 0 === this.next && this.held.length === 0 && this.h2.betweenFrames;
+  }
+
   push(seq: number, buf: Buffer, wireLen = buf.length): Buffer | null {
     seq >>>= 0;
     const ahead = seqDiff(seq, this.next);
@@ -179,4 +186,100 @@ export class H2Stream {
     list.push(item);
     if (list.length > RECENT) list.shift();
   }
+}
+
+const LF = 0x0a;
+/** A 101's status line, as far as its first bytes go (the held bytes of a head may stop inside it). */
+const STATUS_101 = 'HTTP/1.x 101 ';
+const HTTP_1 = Buffer.from('HTTP/1.', 'latin1');
+// (the version's minor digit is any; the status code is followed by its reason or the line's end)
+const SWITCHING = /^HTTP\/1\.\d 101[ \r\n]/;
+const UPGRADE_H2C = /\nupgrade[ \t]*:[ \t]*h2c[ \t]*\r?\n/i;
+/** At most this much of a 101's head is held across segments (a real one is under 100 bytes). */
+const HEAD_CAP = 2048;
+
+/**
+ * Watches a TCP direction read as HTTP/1 for h2c by Upgrade (RFC 7540 §3.2, `curl --http2 http://...`): a
+ * `101 Switching Protocols` whose `Upgrade` is h2c, after which the direction is HTTP/2 frames. The server writes its
+ * first frames (its SETTINGS, the answer to the upgraded request) right after the 101's head, often in the same segment,
+ * before the client's preface, so the switch is found in the server's bytes, where the head ends. feed() takes the
+ * direction's segments and returns the offset in the segment where the frames begin, -1 while none did. A 101's head
+ * split over segments is held (up to HEAD_CAP bytes); after a segment out of order or cut by the capture, the watch
+ * starts again at the next line start. why the SETTINGS check: a 101 found at a line start may be a body's text, and
+ * the server's first frame must be its SETTINGS (RFC 9113 §3.4).
+ */
+export class H2cUpgrade {
+  /** Sequence number just past the last segment looked into; null before the first. */
+  private next: number | null = null;
+  /** The next byte begins a line. */
+  private lineStart = true;
+  /** The bytes of a 101's head so far, from its status line. */
+  private held: Buffer | null = null;
+
+  feed(seq: number, buf: Buffer, wireLen = buf.length): number {
+    seq >>>= 0;
+    if (this.next !== null && seq !== this.next) {
+      // (a resend was looked into already; after a gap, where lines start is not known)
+      if (seqDiff(seq, this.next) < 0) return -1;
+      this.held = null;
+      this.lineStart = false;
+    }
+    this.next = (seq + wireLen) >>> 0;
+    const base = this.held?.length ?? 0;
+    const data = this.held ? Buffer.concat([this.held, buf]) : buf;
+    // (held bytes begin with their status line)
+    const startsLine = this.held !== null || this.lineStart;
+    this.held = null;
+    this.lineStart = buf.length > 0 ? buf[buf.length - 1] === LF : startsLine;
+    const at = this.switchIn(data, startsLine);
+    if (wireLen > buf.length) {
+      // (bytes the capture cut: what follows them is not known)
+      this.held = null;
+      this.lineStart = false;
+    }
+    return at < 0 ? -1 : at - base;
+  }
+
+  /** Where in data the frames after a 101 to h2c begin; -1 when they do not (a head cut short is held). */
+  private switchIn(data: Buffer, startsLine: boolean): number {
+    // (found by its version's bytes: a native search, as most segments hold none)
+    for (let at = data.indexOf(HTTP_1); at >= 0; at = data.indexOf(HTTP_1, at + 1)) {
+      if (at === 0 ? !startsLine : data[at - 1] !== LF) continue;
+      if (!SWITCHING.test(data.toString('latin1', at, Math.min(data.length, at + STATUS_101.length)))) continue;
+      const end = headEnd(data, at);
+      if (end < 0) {
+        this.hold(data, at);
+        return -1;
+      }
+      if (UPGRADE_H2C.test(data.toString('latin1', at, end)) && settingsMayStart(data, end)) return end;
+    }
+    // (a status line the segment's end cut: its rest comes next)
+    const last = data.lastIndexOf(LF) + 1;
+    if ((last > 0 || startsLine) && last < data.length && data.length - last < STATUS_101.length && isStatusPrefix(data.toString('latin1', last))) this.hold(data, last);
+    return -1;
+  }
+
+  private hold(data: Buffer, at: number): void {
+    if (data.length - at <= HEAD_CAP) this.held = Buffer.from(data.subarray(at));
+  }
+}
+
+/** Whether text, shorter than a 101's status line up to its code, begins one. */
+function isStatusPrefix(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const want = STATUS_101[i]!;
+    if (want === 'x' ? !/\d/.test(text[i]!) : text[i] !== want) return false;
+  }
+  return true;
+}
+
+/** Whether the bytes from `at` (as many as there are, up to a frame header's 9) can begin a SETTINGS frame on stream 0. */
+function settingsMayStart(data: Buffer, at: number): boolean {
+  for (let i = 0; i < 9 && at + i < data.length; i++) {
+    const b = data[at + i]!;
+    // (its length, under 16 KiB: a first byte 0; its type 4; bytes 5-8 its stream, 0)
+    if ((i === 0 || i >= 5) && b !== 0) return false;
+    if (i === 3 && b !== 4) return false;
+  }
+  return true;
 }

@@ -7,8 +7,9 @@
 // (out-of-order or retransmitted data without a checkpoint, bytes missing from the capture) the scan starts
 // conservatively, see resyncState. HTTP/2 header blocks, in decrypted records and in cleartext h2c on the wire,
 // are handled by redact-h2.ts. Header values in recorded process command lines are masked too.
-// Known limits: TCP in IP fragments after the first is not scanned; an h2c connection is recognised only by a
-// segment that begins with the whole client preface; bodies are not redacted (only header values).
+// Known limits: TCP in IP fragments after the first is not scanned; an h2c connection is recognised by a segment
+// that begins with the whole client preface, by the server's 101 to h2c, or (taken up in the middle) by segments
+// that read as whole frames; bodies are not redacted (only header values).
 
 export const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 export const REDACTED = '[redacted]';
@@ -267,4 +268,31 @@ export function redactCommandLine(cmd: string): string | null {
 /** Masks the secret header values in a buffer that belongs to no stream we can follow. */
 export function resyncRedact(buf: Buffer): Buffer | null {
   return scanHttp1(resyncState(buf), buf);
+}
+
+/** A run of text at the end of bytes read by redactUnplaced is masked from this long (shorter ones end binary bytes). */
+const TAIL_MIN = 8;
+
+/**
+ * Masks the secret header values in bytes that may carry HTTP somewhere after headers not read (what a tunnel carries
+ * that is not decoded here: where its HTTP begins is not known). Secret header lines are masked wherever a line starts.
+ * why the rest: the HTTP bytes may begin with the rest of a secret header whose start was in an earlier packet, which
+ * is text that no line end comes before: text after a byte of the headers, up to a CRLF, or to the end when at least
+ * TAIL_MIN long (a value running on into the next packet). Text that follows a line end is the scan's.
+ */
+export function redactUnplaced(buf: Buffer): Buffer | null {
+  let out = scanHttp1(lineStartState(), buf);
+  // (where the run of header-value bytes being read began)
+  let run = 0;
+  for (let i = 0; i <= buf.length; i++) {
+    if (i < buf.length && isValueByte(buf[i]!)) continue;
+    const unplaced = run === 0 || buf[run - 1] !== LF;
+    const ends = i === buf.length ? i - run >= TAIL_MIN : buf[i] === CR && buf[i + 1] === LF;
+    if (unplaced && ends && i > run) {
+      out ??= Buffer.from(buf);
+      out.fill(MASK, run, i);
+    }
+    run = i + 1;
+  }
+  return out;
 }

@@ -36,6 +36,12 @@ export class DecodedPacket {
   payloadStart = 0;
   payloadEnd = 0;
   /**
+   * Where the IP payload (the transport header on) lies in `data`, whatever the protocol: for the export's redaction,
+   * which reads tunnels (IP in IP, GRE) the flow table does not. 0 and 0 for a fragment after the first.
+   */
+  ipPayloadStart = 0;
+  ipPayloadEnd = 0;
+  /**
    * A fragment's (set only when `fragment`): the datagram's identification (IPv4's 16 bits, IPv6's 32), where its
    * fragmentable part lies in `data` and at which offset of the datagram's it goes, whether more follow, and (a first
    * fragment) where its transport header begins in that part.
@@ -73,6 +79,8 @@ export class DecodedPacket {
     this.firstFragment = false;
     this.payloadStart = 0;
     this.payloadEnd = 0;
+    this.ipPayloadStart = 0;
+    this.ipPayloadEnd = 0;
     return this;
   }
 
@@ -303,6 +311,8 @@ function decodeIpv6(data: Buffer, off: number, frameEnd: number, into?: DecodedP
 
 function transport(d: DecodedPacket, p: number, end: number, l4Len: number): void {
   const data = d.data;
+  d.ipPayloadStart = Math.min(p, end);
+  d.ipPayloadEnd = end;
   if (d.proto === PROTO_TCP) {
     if (p + 20 > d.frameEnd) return;
     const doff = ((data[p + 12] ?? 0) >> 4) * 4;

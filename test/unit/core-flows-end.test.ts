@@ -83,7 +83,7 @@ describe('HTTP/1 in flight when the capture ended', () => {
     expect([f].filter(compileFilter('http.status == 206'))).toHaveLength(1);
     expect([f].filter(compileFilter('http.unfinished'))).toHaveLength(1);
     const entries = (har([f], (id) => a.exchangesOf(id), false) as { log: { entries: { response: { status: number }; comment: string }[] } }).log.entries;
-    expect(entries.map((e) => [e.response.status, /unfinished: the capture ended/.test(e.comment)])).toEqual([[200, false], [206, true]]);
+    expect(entries.map((e) => [e.response.status, /; unfinished \(response: the capture ended before its end\): its bodies are as far as they came$/.test(e.comment)])).toEqual([[200, false], [206, true]]);
   });
 
   it('a request whose body was still coming (an upload) is listed, unfinished, without a status', async () => {
@@ -129,8 +129,10 @@ describe('HTTP/1 cut short by its connection\'s close or reset', () => {
     const g = a.flows()[0]!;
     expect((await jsonLine(g)).http).toEqual([{ method: 'GET', host: 'files.test', path: '/slow', status: 200, unfinished: true }]);
     expect([g].filter(compileFilter('http.unfinished && http.status == 200'))).toHaveLength(1);
-    const entries = (har([g], (id) => a.exchangesOf(id), false) as { log: { entries: { response: { status: number; content: { text: string } } }[] } }).log.entries;
+    const entries = (har([g], (id) => a.exchangesOf(id), false) as { log: { entries: { response: { status: number; content: { text: string } }; comment: string }[] } }).log.entries;
     expect(entries.map((e) => [e.response.status, e.response.content.text.length])).toEqual([[200, 1000]]);
+    // (the entry's comment says what cut it short)
+    expect(entries[0]!.comment).toMatch(/; unfinished \(response: the connection closed before its body's end\): its bodies are as far as they came$/);
   });
 
   it('by a reset of either side the same, saying so', () => {

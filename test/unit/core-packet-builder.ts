@@ -90,6 +90,12 @@ export function ipPacket(proto: 'tcp' | 'udp', s: Seg): Buffer {
   return checksumless(src.length === 16, src, dst, proto === 'tcp' ? 6 : 17, l4);
 }
 
+/** An IP packet (v4 or v6 from the address form) of protocol `proto` carrying `payload`: a tunnel's (IP in IP, GRE). */
+export function ipCarrying(proto: number, src: string, dst: string, payload: Buffer): Buffer {
+  const s = ipToBytes(src)!;
+  return checksumless(s.length === 16, s, ipToBytes(dst)!, proto, payload);
+}
+
 export function ethernet(ip: Buffer, vlan?: number): Buffer {
   const v6 = (ip[0] ?? 0) >> 4 === 6;
   const head = Buffer.alloc(vlan === undefined ? 14 : 18);

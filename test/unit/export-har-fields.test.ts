@@ -152,6 +152,12 @@ describe('HAR bodies: as received, content decoded, truncation said', () => {
     const post = Buffer.from([0, 1, 2, 3, 0xff, 0xfe, 0, 0, 9]);
     h1(b, Buffer.concat([Buffer.from(`POST /upload HTTP/1.1\r\nHost: body.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${post.length}\r\n\r\n`), post]),
       ['HTTP/1.1 204 No Content\r\n\r\n']);
+    // content-codings not undone here: a short gzip body (its coding made it longer), bytes that are no gzip, zstd
+    for (const [path, coding, body] of [['gz-small', 'gzip', gzipSync('ok')], ['gz-bad', 'gzip', Buffer.from('not gzip at all')], ['zstd', 'zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0x58, 0x11, 0, 0, 0x6f, 0x6b])]] as const) {
+      h1(b, `GET /${path} HTTP/1.1\r\nHost: body.test\r\n\r\n`, [Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\n\r\n`), body])]);
+    }
+    // a body the capture's end cut: 300 of its 1000 bytes came
+    tcpConversation(b, client(), SERVER, [Buffer.from('GET /cut HTTP/1.1\r\nHost: body.test\r\n\r\n')], [Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'y'.repeat(300)}`)], { fin: false });
     entries = await harOf(b);
   });
 
@@ -185,6 +191,19 @@ describe('HAR bodies: as received, content decoded, truncation said', () => {
     // (its Content-Length says what came; its text is the head the flow detail keeps)
     expect([huge.bodySize, huge.content.size, huge.content.text?.length, /^x+$/.test(huge.content.text ?? '')]).toEqual([70_000, 70_000, 16_384, true]);
     expect(huge.comment).toMatch(/truncated: only its first 65536 bytes were kept/);
+  });
+
+  it('content.size is never -1 (HAR allows it for bodySize only): a coding not undone gives the body\'s coded size; compression is left out when the coding saved nothing', () => {
+    const small = byUrl(entries, '/gz-small').response;
+    expect([small.content.size, small.content.compression, small.content.text]).toEqual([2, undefined, 'ok']);
+    for (const path of ['/gz-bad', '/zstd']) {
+      const r = byUrl(entries, path).response;
+      expect([path, r.content.size, r.content.compression, r.content.text]).toEqual([path, r.bodySize, undefined, undefined]);
+      expect(r.bodySize).toBeGreaterThan(0);
+      expect(r.comment).toMatch(/not decoded .*content\.size is the body's, coded/);
+    }
+    const cut = byUrl(entries, '/cut').response;
+    expect([cut.bodySize, cut.content.size, cut.content.text?.length]).toEqual([-1, 300, 300]);
   });
 
   it('a binary request body: postData base64, bodySize its bytes', () => {
@@ -225,6 +244,13 @@ describe('HAR statusText, timings, a response without its request, and where an 
     h1(b, 'GET /bare HTTP/1.1\r\nHost: s.test\r\n\r\n', ['HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n']);
     const entries = await harOf(b);
     expect(entries.map((e) => [e.response.status, e.response.statusText])).toEqual([[404, 'Not Found'], [301, 'Moved Permanently'], [200, '']]);
+  });
+
+  it('connection is the server\'s port, which Chromium\'s HAR importer shows with serverIPAddress as the Remote Address', async () => {
+    const b = new CaptureBuilder();
+    h1(b, 'GET /p HTTP/1.1\r\nHost: s.test\r\n\r\n', ['HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'], 0, { ip: SERVER.ip, port: 8081 });
+    const [e] = await harOf(b);
+    expect([e!.serverIPAddress, e!.connection]).toEqual([SERVER.ip, '8081']);
   });
 
   it('wait from the request\'s end to the answer\'s first bytes, receive to its last; time their sum', async () => {
@@ -320,6 +346,9 @@ function harProblems(har: Har): string[] {
     need(`${at}.response.content`, c, { size: 'number', mimeType: 'string' });
     only(`${at}.response.content`, c, ['size', 'compression', 'mimeType', 'text', 'encoding', 'comment']);
     if (c.encoding !== undefined && c.encoding !== 'base64') problems.push(`${at}.response.content.encoding: ${String(c.encoding)}`);
+    // (content.size is the content's length, -1 not allowed; compression the bytes saved, left out when not known)
+    if (!Number.isInteger(c.size) || (c.size as number) < 0) problems.push(`${at}.response.content.size: ${String(c.size)}`);
+    if (c.compression !== undefined && (!Number.isInteger(c.compression) || (c.compression as number) < 0)) problems.push(`${at}.response.content.compression: ${String(c.compression)}`);
     for (const side of [e.request.bodySize, e.response.bodySize]) if (!Number.isInteger(side) || side < -1) problems.push(`${at}: bodySize ${side}`);
     const t = e.timings;
     need(`${at}.timings`, t, { send: 'number', wait: 'number', receive: 'number' });
@@ -343,9 +372,13 @@ describe('HAR 1.2 structure', () => {
     delete (e.request as Partial<Entry['request']>).method;
     e.time += 5;
     e.encoding = 'x';
+    e.response.content.size = -1;
+    e.response.content.compression = -20;
     expect(harProblems(har)).toEqual([
       'entries[0].encoding: not a HAR field',
       'entries[0].request.method: not string',
+      'entries[0].response.content.size: -1',
+      'entries[0].response.content.compression: -20',
       `entries[0].time ${e.time} is not the sum of its timings (${e.time - 5})`,
     ]);
   });

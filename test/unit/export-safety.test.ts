@@ -4,11 +4,11 @@
 // exportSession both call), CoreService.exportSession, and the `tapscope` CLI.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import {
-  chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { exportCapture } from '../../src/export/index.js';
 import { analyzeFiles } from '../../src/flows/load.js';
@@ -167,6 +167,73 @@ describe('an export that cannot be written whole', () => {
     });
     expect(r.status).toBe(1);
     expect(oneLine(r.stderr, 'E_DISK_FULL')).toMatch(/standard output/);
+  });
+});
+
+describe('an export stopped by a signal (Ctrl-C)', () => {
+  /** A valid capture of about `mb` MiB: the fixture's sections one after another. */
+  function bigCapture(name: string, mb: number): string {
+    const one = readFileSync(FIXTURE);
+    const p = join(tmp, name);
+    writeFileSync(p, Buffer.concat(Array.from({ length: Math.ceil((mb << 20) / one.length) }, () => one)));
+    return p;
+  }
+
+  it('exportCapture stops at its signal: rejects with its reason, the file that was there kept, no temporary file left', async () => {
+    const input = bigCapture('abort.pcapng', 12);
+    const { analyzer } = await analyzeFiles([{ path: input }]);
+    const dir = join(tmp, 'aborted');
+    mkdirSync(dir);
+    const out = join(dir, 'x.pcapng');
+    writeFileSync(out, 'the previous export');
+    for (const format of ['pcapng', 'har'] as const) {
+      const stop = new AbortController();
+      let stoppedAt = 0;
+      let reportsAfter = 0;
+      // (for pcapng, at its first progress report, 4 MiB into the capture; HAR is written at once, and stops before it is put in place)
+      if (format === 'har') stop.abort('SIGINT');
+      const e = await rejection(exportCapture([{ path: input }], analyzer, { format, out, signal: stop.signal, onProgress: (done, total) => {
+        if (stop.signal.aborted) reportsAfter++;
+        else if (done < total) {
+          stoppedAt = done;
+          stop.abort('SIGINT');
+        }
+      } }));
+      expect([format, e]).toEqual([format, 'SIGINT']);
+      // (a pcapng export stops where it is: it reports no more progress, nor its end)
+      if (format === 'pcapng') expect([stoppedAt > 0, reportsAfter]).toEqual([true, 0]);
+      expect(readdirSync(dir)).toEqual(['x.pcapng']);
+      expect(readFileSync(out, 'utf8')).toBe('the previous export');
+    }
+  });
+
+  it('the CLI interrupted while it writes (to a file, or to standard output) removes what it was writing, and ends by the signal as before', async () => {
+    const input = bigCapture('ctrl-c.pcapng', 40);
+    for (const [toStdout, signal] of [[false, 'SIGINT'], [true, 'SIGTERM']] as const) {
+      const dir = join(tmp, `ctrl-c-${signal}`);
+      const scratch = join(dir, 'tmp');
+      mkdirSync(scratch, { recursive: true });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'export', input, '--format', 'pcapng', '--out', toStdout ? '-' : join(dir, 'x.pcapng')], {
+        cwd: ROOT, env: { ...process.env, TAPSCOPE_HOME: join(tmp, 'home'), HOME: tmp, TMPDIR: scratch }, stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      const closed = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (code, sig) => r([code, sig])));
+      // the export's files: its temporary file beside the output, or standard output's folder and the file in it
+      const exportFiles = (): string[] => [
+        ...readdirSync(dir).filter((n) => n.startsWith('.x.pcapng.tapscope-')).map((n) => join(dir, n)),
+        ...readdirSync(scratch).filter((n) => n.startsWith('tapscope-export-')).flatMap((n) => [join(scratch, n), ...readdirSync(join(scratch, n)).map((f) => join(scratch, n, f))]),
+      ];
+      const writing = (): boolean => exportFiles().some((f) => f.endsWith('.tmp') && statSync(f, { throwIfNoEntry: false })?.size);
+      for (let waited = 0; !writing(); waited += 50) {
+        if (waited > 120_000) throw new Error(`no export being written: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill(signal);
+      expect(await closed, stderr).toEqual([null, signal]);
+      expect(exportFiles()).toEqual([]);
+      expect(readdirSync(dir)).toEqual(['tmp']);
+    }
   });
 });
 
