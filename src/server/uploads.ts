@@ -54,6 +54,7 @@ export async function storeUpload(body: AsyncIterable<Buffer>, dir: string, name
   const part = join(dir, `.${randomBytes(8).toString('hex')}.part`);
   const hash = createHash('sha256');
   let size = 0;
+  const out = createWriteStream(part, { mode: 0o600 });
   try {
     await pipeline(body, async function* (chunks: AsyncIterable<Buffer>) {
       for await (const chunk of chunks) {
@@ -62,7 +63,7 @@ export async function storeUpload(body: AsyncIterable<Buffer>, dir: string, name
         if (size > maxBytes) throw new UploadTooLarge(maxBytes);
         yield chunk;
       }
-    }, createWriteStream(part, { mode: 0o600 }));
+    }, out);
     const folder = join(dir, `${size}-${hash.digest('hex')}`);
     mkdirSync(folder, { recursive: true, mode: 0o700 });
     const path = join(folder, uploadName(name));
@@ -70,6 +71,9 @@ export async function storeUpload(body: AsyncIterable<Buffer>, dir: string, name
     else renameSync(part, path);
     return path;
   } catch (e) {
+    // why wait for its close: a stream destroyed before its file was open still opens (creates) it, after the failure;
+    // removed before that, the part file came back (seen as a flaky 413 test that found one left)
+    if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
     rmSync(part, { force: true });
     throw e;
   }
